@@ -1,0 +1,1 @@
+"""finsync: keeps a SaaS finance stack in sync."""

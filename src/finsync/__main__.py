@@ -1,0 +1,3 @@
+from finsync.cli.main import main
+
+main()

@@ -1,0 +1,76 @@
+"""The HTTP API. Intake answers 202 only after the raw request is committed; a payload that
+cannot be mapped is kept too, and answered with a 4xx and a machine-readable code."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from finsync.api.errors import finsync_error_handler
+from finsync.domain.errors import FinsyncError
+from finsync.hub.service import Hub
+
+# Credentials are never stored with the raw event; signature headers are (for audit).
+_UNSTORED_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key"}
+
+
+def _stored_headers(request: Request) -> dict[str, str]:
+    return {k: v for k, v in request.headers.items() if k.lower() not in _UNSTORED_HEADERS}
+
+
+class PipelineThread(threading.Thread):
+    """Runs the hub until idle every `interval_s`, until the app stops."""
+
+    def __init__(self, hub: Hub, interval_s: float) -> None:
+        super().__init__(name="finsync-pipeline", daemon=True)
+        self.hub, self.interval_s, self.stopping = hub, interval_s, threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval_s):
+            self.hub.run_until_idle()
+
+
+def create_app(hub: Hub, *, worker_interval_s: float | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = PipelineThread(hub, worker_interval_s) if worker_interval_s else None
+        if worker:
+            worker.start()
+        yield
+        if worker:
+            worker.stopping.set()
+            worker.join(timeout=30)
+
+    app = FastAPI(title="finsync", version="0.1.0", lifespan=lifespan)
+    app.add_exception_handler(FinsyncError, finsync_error_handler)
+
+    @app.post("/v1/sources/{source}/events", status_code=202)
+    async def receive(source: str, request: Request) -> JSONResponse:
+        body = await request.body()
+        raw_id = hub.intake.receive(source, body, _stored_headers(request),
+                                    request.headers.get("content-type"))
+        return JSONResponse({"raw_event_id": raw_id, "status": "stored"}, status_code=202)
+
+    @app.get("/v1/status")
+    def status() -> dict[str, Any]:
+        return hub.status()
+
+    @app.get("/v1/exceptions")
+    def exceptions(status: str | None = "open", klass: str | None = None) -> dict[str, Any]:
+        rows = hub.exceptions(None if status == "all" else status, klass)
+        return {"exceptions": rows, "count": len(rows)}
+
+    @app.get("/v1/correlations/{correlation_id}/milestones")
+    def milestones(correlation_id: str) -> dict[str, Any]:
+        return {"correlation_id": correlation_id, "milestones": hub.timeline(correlation_id)}
+
+    @app.get("/healthz")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,1 @@
+"""Command line: parse -> command -> hub -> print (Rich, or one JSON object with --json)."""

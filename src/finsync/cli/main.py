@@ -1,0 +1,263 @@
+"""`finsync` commands. Each accepts `--json` and then prints exactly one JSON object."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from finsync.bootstrap import build_engine, build_hub
+from finsync.cli import output
+from finsync.config import DEFAULT_CONFIG, FinsyncConfig, load_config
+from finsync.domain.clock import parse_utc
+from finsync.domain.errors import FinsyncError
+from finsync.hub.replay import ReplayFilter
+from finsync.hub.service import Hub
+from finsync.storage.migrate import current_revision, upgrade
+from finsync.storage.raw_log import RawIn
+
+app = typer.Typer(help="finsync: every financial effect of a contract change, once, everywhere.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+exceptions_app = typer.Typer(help="The exception queue.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(exceptions_app, name="exceptions")
+
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+ConfigPath = Annotated[Path | None, typer.Option("--config", "-c", help="finsync.toml to use.")]
+
+
+@contextmanager
+def guarded(as_json: bool) -> Iterator[None]:
+    """Typed errors become a clear message (or JSON) and a non-zero exit."""
+    try:
+        yield
+    except FinsyncError as exc:
+        output.fail(str(exc), exc.code, as_json=as_json)
+
+
+def _hub(config: Path | None) -> Hub:
+    return build_hub(load_config(config))
+
+
+@app.command()
+def init(directory: Annotated[Path, typer.Argument()] = Path("."),
+         force: Annotated[bool, typer.Option(help="Overwrite finsync.toml.")] = False,
+         as_json: Json = False) -> None:
+    """Write finsync.toml in DIRECTORY and create the database."""
+    with guarded(as_json):
+        target = directory / "finsync.toml"
+        if target.exists() and not force:
+            output.fail(f"{target} exists (use --force to overwrite)", "config_exists",
+                        as_json=as_json)
+        directory.mkdir(parents=True, exist_ok=True)
+        target.write_text(DEFAULT_CONFIG.read_text())
+        config = load_config(target)
+        engine = build_engine(config)
+        upgrade(engine)
+        result = {"config": str(target.resolve()), "database": _safe_url(config),
+                  "revision": current_revision(engine)}
+        if as_json:
+            output.emit_json(result)
+        else:
+            output.console.print(f"wrote {result['config']}; database at revision "
+                                 f"{result['revision']}")
+
+
+def _safe_url(config: FinsyncConfig) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(config.database_url).render_as_string(hide_password=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigPath = None, as_json: Json = False) -> None:
+    """Apply the Alembic migrations up to the newest revision."""
+    with guarded(as_json):
+        loaded = load_config(config)
+        engine = build_engine(loaded)
+        before = current_revision(engine)
+        upgrade(engine)
+        result = {"database": _safe_url(loaded), "from": before,
+                  "to": current_revision(engine)}
+        if as_json:
+            output.emit_json(result)
+        else:
+            output.console.print(f"{result['database']}: {before or 'empty'} -> {result['to']}")
+
+
+def _read_lines(file: Path) -> list[bytes]:
+    data = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    return [line for line in data.splitlines() if line.strip()]
+
+
+@app.command()
+def ingest(file: Annotated[Path, typer.Argument(help="JSON lines; '-' reads stdin.")],
+           source: Annotated[str, typer.Option(help="Intake source name.")] = "canonical",
+           config: ConfigPath = None, as_json: Json = False) -> None:
+    """Store each line of FILE as a raw event of SOURCE (durably, in batches)."""
+    with guarded(as_json):
+        hub = _hub(config)
+        if not hub.mappers.knows(source):
+            output.fail(f"unknown source {source!r}; configured: see [sources]",
+                        "unknown_source", as_json=as_json)
+        if str(file) != "-" and not file.exists():
+            output.fail(f"no such file: {file}", "file_not_found", as_json=as_json)
+        lines = _read_lines(file)
+        batch = hub.settings.intake_batch_size
+        stored: list[int] = []
+        with output.progress_bar(not as_json) as progress:
+            for start in range(0, len(lines), batch):
+                chunk = lines[start:start + batch]
+                stored += hub.intake.store([RawIn(source, b, {"x-finsync-file": file.name})
+                                            for b in chunk])
+                progress("stored", len(stored), len(lines))
+        result = {"stored": len(stored), "source": source,
+                  "first_raw_id": stored[0] if stored else None}
+        if as_json:
+            output.emit_json(result)
+        else:
+            output.console.print(f"stored {len(stored)} raw events from {file} as {source}")
+
+
+@app.command()
+def run(loop: Annotated[bool, typer.Option(help="Keep polling until stopped.")] = False,
+        interval_s: Annotated[float, typer.Option(help="Poll interval with --loop.")] = 1.0,
+        config: ConfigPath = None, as_json: Json = False) -> None:
+    """Map, de-duplicate, sequence, route and deliver until nothing is left to do."""
+    with guarded(as_json):
+        hub = _hub(config)
+        while True:
+            with output.progress_bar(not as_json and not loop) as progress:
+                summary = hub.run_until_idle(progress)
+            if not loop:
+                break
+            time.sleep(interval_s)
+        result = {"run": asdict(summary), "status": hub.status()}
+        if as_json:
+            output.emit_json(result)
+        else:
+            output.counts_table("processed", {"raw events": summary.raw_processed,
+                                              **summary.outcomes,
+                                              "deliveries attempted":
+                                                  summary.deliveries_attempted})
+            _print_status(result["status"])
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    for name in ("raw_events", "events", "deliveries"):
+        output.counts_table(name.replace("_", " "), status[name])
+    output.console.print(f"duplicates ignored: {status['duplicates_ignored']}")
+    open_exceptions = status["exceptions"].get("open", {})
+    output.counts_table("open exceptions", open_exceptions or {"none": 0})
+
+
+@app.command()
+def status(config: ConfigPath = None, as_json: Json = False) -> None:
+    """Counts of raw events, events, deliveries, duplicates and exceptions."""
+    with guarded(as_json):
+        result = _hub(config).status()
+        if as_json:
+            output.emit_json(result)
+        else:
+            _print_status(result)
+
+
+@app.command()
+def timeline(correlation_id: str, config: ConfigPath = None, as_json: Json = False) -> None:
+    """The business milestones of one correlation id, in order."""
+    with guarded(as_json):
+        rows = _hub(config).timeline(correlation_id)
+        if as_json:
+            output.emit_json({"correlation_id": correlation_id, "milestones": rows})
+        else:
+            output.table(f"milestones of {correlation_id}", ["at", "milestone", "system", "event"],
+                         [[r["recorded_at"], r["name"], r["target"], r["event_id"]]
+                          for r in rows])
+
+
+def _aggregate(text: str | None) -> tuple[str, str] | None:
+    if text is None:
+        return None
+    kind, sep, ident = text.partition(":")
+    if not sep or not kind or not ident:
+        raise typer.BadParameter("use TYPE:ID, e.g. subscription_contract:con_1")
+    return kind, ident
+
+
+@app.command()
+def replay(correlation_id: Annotated[str | None, typer.Option()] = None,
+           aggregate: Annotated[str | None, typer.Option(help="TYPE:ID")] = None,
+           since: Annotated[str | None, typer.Option(help="ISO timestamp, inclusive")] = None,
+           until: Annotated[str | None, typer.Option(help="ISO timestamp, exclusive")] = None,
+           everything: Annotated[bool, typer.Option("--all")] = False,
+           config: ConfigPath = None, as_json: Json = False) -> None:
+    """Re-drive deliveries from the event log; effects that exist are not repeated."""
+    with guarded(as_json):
+        selection = ReplayFilter(correlation_id, _aggregate(aggregate),
+                                 parse_utc(since) if since else None,
+                                 parse_utc(until) if until else None, everything)
+        if selection.is_empty:
+            output.fail("say what to replay: --correlation-id, --aggregate, --since/--until "
+                        "or --all", "empty_selection", as_json=as_json, exit_code=2)
+        hub = _hub(config)
+        result = hub.replay(selection)
+        with output.progress_bar(not as_json) as progress:
+            summary = hub.run_until_idle(progress)
+        data = {"replay": asdict(result), "run": asdict(summary)}
+        if as_json:
+            output.emit_json(data)
+        else:
+            output.console.print(f"replayed {result.events} events: {result.requeued} "
+                                 f"deliveries re-sent, {result.added} new")
+
+
+@exceptions_app.command("list")
+def exceptions_list(status: Annotated[str | None, typer.Option()] = "open",
+                    klass: Annotated[str | None, typer.Option("--class")] = None,
+                    config: ConfigPath = None, as_json: Json = False) -> None:
+    """Exceptions by status and class (default: open ones)."""
+    with guarded(as_json):
+        rows = _hub(config).exceptions(None if status == "all" else status, klass)
+        if as_json:
+            output.emit_json({"exceptions": rows, "count": len(rows)})
+            return
+        output.table("exceptions", ["id", "class", "status", "at stake", "correlation", "summary"],
+                     [[r["id"], r["class"], r["status"], r["amount_at_stake"],
+                       r["correlation_id"], r["summary"]] for r in rows])
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8080,
+          interval_s: Annotated[float, typer.Option(help="Pipeline poll interval.")] = 1.0,
+          config: ConfigPath = None) -> None:
+    """Start the HTTP API with a background pipeline worker."""
+    import uvicorn
+
+    from finsync.api.app import create_app
+
+    with guarded(False):
+        hub = _hub(config)
+        uvicorn.run(create_app(hub, worker_interval_s=interval_s), host=host, port=port,
+                    log_level="info")
+
+
+@app.command()
+def demo(directory: Annotated[Path | None, typer.Option(help="Where to keep the demo's "
+                                                         "database and exports.")] = None,
+         as_json: Json = False) -> None:
+    """Run the reference workflow through the hub in a fresh SQLite database."""
+    from finsync.cli.demo import run_demo
+
+    with guarded(as_json):
+        run_demo(directory, as_json=as_json)
+
+
+def main() -> None:
+    app()

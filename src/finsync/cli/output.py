@@ -1,0 +1,61 @@
+"""Printing: one JSON object with `--json`, Rich tables otherwise; errors to stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def fail(message: str, code: str, *, as_json: bool, exit_code: int = 1) -> NoReturn:
+    if as_json:
+        emit_json({"error": {"code": code, "message": message}})
+    else:
+        errors.print(f"[bold red]error[/] ({code}): {message}")
+    raise typer.Exit(exit_code)
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    view = Table(title=title, title_justify="left")
+    for column in columns:
+        view.add_column(column)
+    for row in rows:
+        view.add_row(*("" if v is None else str(v) for v in row))
+    console.print(view)
+
+
+def counts_table(title: str, counts: Mapping[str, Any]) -> None:
+    table(title, ["", "count"], [[k, v] for k, v in sorted(counts.items())])
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Any]:
+    """A Rich progress bar (on stderr) whose `update(stage, done, total)` drives it."""
+    if not enabled:
+        yield lambda stage, done, total: None
+        return
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=errors, transient=False)
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=max(total, done))
+
+    with bar:
+        yield update

@@ -1,0 +1,118 @@
+"""Settings: `finsync.toml`, read and checked at start-up (pydantic at the edge).
+
+A configuration that names an unknown domain, event type, system or connector, or routes an
+event type to a system that cannot take it, is refused with a message that says which.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from finsync.domain.errors import FinsyncError
+from finsync.domain.event_type import EVENT_TYPES, BusinessDomain
+from finsync.hub.settings import DeliveryPolicy, HubSettings
+
+DEFAULT_CONFIG = Path(__file__).with_name("default_config.toml")
+
+
+class ConfigError(FinsyncError):
+    code = "config_error"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HubSection(_Strict):
+    database_url: str = "sqlite:///var/finsync.db"
+    gap_wait_s: float = Field(300, gt=0)
+    intake_batch_size: int = Field(500, ge=1, le=10_000)
+
+
+class DeliverySection(_Strict):
+    attempts_max: int = Field(8, ge=1, le=100)
+    backoff_base_s: float = Field(0.5, gt=0)
+    backoff_cap_s: float = Field(300, gt=0)
+    lease_s: float = Field(30, gt=0)
+    batch_size: int = Field(50, ge=1, le=1000)
+
+
+class SystemSection(_Strict):
+    role: Literal["ledger", "revenue"]
+    connector: Literal["filedrop"]
+    directory: str = "var/exports"
+
+
+class FinsyncConfig(_Strict):
+    hub: HubSection = HubSection()
+    delivery: DeliverySection = DeliverySection()
+    ownership: dict[BusinessDomain, str]
+    sources: dict[str, Literal["canonical"]] = {"canonical": "canonical"}
+    systems: dict[str, SystemSection] = {}
+    routes: dict[str, list[str]] = {}
+    base_dir: Path = Path(".")
+
+    def resolve(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def database_url(self) -> str:
+        url = os.environ.get("FINSYNC_DATABASE_URL") or self.hub.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.resolve(url[len(prefix):]).resolve())
+        return url
+
+    def hub_settings(self) -> HubSettings:
+        return HubSettings(
+            ownership=dict(self.ownership),
+            routes={t: tuple(targets) for t, targets in self.routes.items()},
+            delivery=DeliveryPolicy(**self.delivery.model_dump()),
+            gap_wait_s=self.hub.gap_wait_s,
+            intake_batch_size=self.hub.intake_batch_size,
+        )
+
+
+def _check(config: FinsyncConfig) -> None:
+    missing = set(BusinessDomain) - set(config.ownership)
+    if missing:
+        raise ConfigError(f"[ownership] must name an owner for: {', '.join(sorted(missing))}")
+    for event_type, targets in config.routes.items():
+        if event_type not in EVENT_TYPES:
+            raise ConfigError(f"[routes] unknown event type {event_type!r}")
+        for target in targets:
+            if target not in config.systems:
+                raise ConfigError(f"[routes] {event_type} goes to {target!r}, "
+                                  "which is not under [systems]")
+
+
+def parse_config(data: dict[str, Any], base_dir: Path) -> FinsyncConfig:
+    try:
+        config = FinsyncConfig(**data, base_dir=base_dir)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    _check(config)
+    return config
+
+
+def load_config(path: Path | None = None) -> FinsyncConfig:
+    """Read `path`, or `FINSYNC_CONFIG`, or `./finsync.toml`; the defaults if none exists."""
+    candidate = path or Path(os.environ.get("FINSYNC_CONFIG", "finsync.toml"))
+    source = candidate if candidate.exists() else None
+    if path is not None and source is None:
+        raise ConfigError(f"no configuration file at {path}")
+    text_path = source or DEFAULT_CONFIG
+    try:
+        data = tomllib.loads(text_path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{text_path} is not valid TOML: {exc}") from None
+    base = (source.parent if source else Path.cwd()).resolve()
+    return parse_config(data, base)

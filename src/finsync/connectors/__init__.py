@@ -1,0 +1,1 @@
+"""Connector ports (one Protocol per role) and their adapters."""

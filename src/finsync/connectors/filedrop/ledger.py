@@ -1,0 +1,124 @@
+"""A ledger port that writes each posting document to a JSON-lines file, as many ERPs
+import them (a nightly file drop). The file is also its own idempotency index.
+
+Rules:
+- One line per idempotency key, ever: the key is looked up under an exclusive file lock
+  before the line is appended and fsynced; a repeat returns the first receipt.
+- A torn last line (a crash mid-write) is cut off on the next open; it was never
+  acknowledged, so the hub sends it again.
+- External ids derive from the key, so a replay gets the same id.
+- A file drop has no accounting periods: it accepts any posting date and reports every
+  period as open; period control stays with the ERP that imports the file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from finsync.connectors.ports import DeliveryContext, Receipt, Reference
+from finsync.domain.codec import encode
+from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+from finsync.domain.invoice import CreditMemo, Invoice
+from finsync.domain.journal import JournalEntry, PeriodStatus
+from finsync.domain.payment import Payment, Refund
+
+
+class FileDropLedger:
+    def __init__(self, system: str, directory: Path) -> None:
+        self.system = system
+        self.path = Path(directory) / f"{system}.jsonl"
+        self._index: dict[str, dict[str, Any]] = {}
+        self._order: list[str] = []
+        self._offset = 0
+
+    @contextmanager
+    def _locked(self) -> Iterator[BinaryIO]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+b")  # noqa: SIM115 - closed below, after unlocking
+        except OSError as exc:
+            raise TransientError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield handle
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+    def _catch_up(self, handle: BinaryIO) -> None:
+        """Index the lines appended since we last looked (by us or another process)."""
+        handle.seek(self._offset)
+        data = handle.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        if len(complete) != len(data):
+            handle.truncate(self._offset + len(complete))  # a torn, never-acknowledged write
+        for raw in complete.splitlines():
+            line = json.loads(raw)
+            self._index[line["key"]] = line
+            self._order.append(line["key"])
+        self._offset += len(complete)
+
+    def _receipt(self, line: dict[str, Any]) -> Receipt:
+        refs = tuple(Reference(*r) for r in line["references"])
+        return Receipt(line["external_id"], refs)
+
+    def _write(self, kind: str, canonical_id: str, document: Any,
+               ctx: DeliveryContext) -> Receipt:
+        body = encode(document)
+        with self._locked() as handle:
+            self._catch_up(handle)
+            if (known := self._index.get(ctx.key)) is not None:
+                if known["document"] != body:
+                    raise PermanentError(f"key {ctx.key} was already used for another document",
+                                         exception_class=ExceptionClass.DUPLICATE_EVENT)
+                return self._receipt(known)
+            external_id = f"{kind}-{hashlib.sha256(ctx.key.encode()).hexdigest()[:16]}"
+            line = {"key": ctx.key, "kind": kind, "external_id": external_id,
+                    "correlation_id": ctx.correlation_id, "event_id": ctx.event_id,
+                    "references": [[canonical_id, kind, external_id]], "document": body}
+            handle.seek(0, os.SEEK_END)
+            handle.write(json.dumps(line, sort_keys=True).encode() + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+            self._catch_up(handle)
+            return self._receipt(line)
+
+    def post_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt:
+        return self._write("invoice", invoice.id, invoice, ctx)
+
+    def post_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt:
+        return self._write("credit_memo", memo.id, memo, ctx)
+
+    def post_payment(self, payment: Payment, ctx: DeliveryContext) -> Receipt:
+        return self._write("payment", payment.id, payment, ctx)
+
+    def post_refund(self, refund: Refund, ctx: DeliveryContext) -> Receipt:
+        return self._write("refund", refund.id, refund, ctx)
+
+    def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt:
+        return self._write("journal_entry", entry.id, entry, ctx)
+
+    def find_receipt(self, key: str) -> Receipt | None:
+        with self._locked() as handle:
+            self._catch_up(handle)
+        known = self._index.get(key)
+        return None if known is None else self._receipt(known)
+
+    def period_status(self, legal_entity: str, on: date) -> PeriodStatus:
+        return PeriodStatus.OPEN
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Every line written, in order (for reports and tests)."""
+        if not self.path.exists():
+            return []
+        with self._locked() as handle:
+            self._catch_up(handle)
+        return [self._index[key] for key in self._order]

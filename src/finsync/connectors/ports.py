@@ -1,0 +1,143 @@
+"""Ports: what the hub may ask of each role, whoever plays it (embedded, Stripe, Tryton, …).
+
+Rules every implementation keeps:
+- Every method that changes something takes a `DeliveryContext` whose `key` is the
+  delivery's idempotency key. Calling again with the same key returns the first `Receipt`
+  and changes nothing (read back before writing again after an uncertain outcome).
+- Errors leave as `TransientError` (a retry may help: timeouts, rate limits, lost connections)
+  or `PermanentError` with an `ExceptionClass` (closed period, unbalanced, unknown reference…).
+  Driver and SDK errors are translated inside the adapter.
+- Vendor names and shapes stay inside the adapter; the hub sees domain objects only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol, runtime_checkable
+
+from finsync.domain.clock import Period
+from finsync.domain.contract import ContractAmendment, SubscriptionContract
+from finsync.domain.invoice import CreditMemo, Invoice, UsageRecord
+from finsync.domain.journal import JournalEntry, PeriodStatus
+from finsync.domain.money import Money
+from finsync.domain.payment import Payment, Refund
+from finsync.domain.revenue import RevenueSchedule
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryContext:
+    key: str
+    event_id: str
+    correlation_id: str
+    causation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """`canonical_id` is known as `external_id` in the system that returned it."""
+
+    canonical_id: str
+    object_type: str
+    external_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a system answers to a change: its id for the document and any new references."""
+
+    external_id: str
+    references: tuple[Reference, ...] = ()
+    detail: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class LedgerPort(Protocol):
+    """The ERP: GL, AR and accounting periods. Owns posting rules and FX."""
+
+    system: str
+
+    def post_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt: ...
+    def post_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt: ...
+    def post_payment(self, payment: Payment, ctx: DeliveryContext) -> Receipt: ...
+    def post_refund(self, refund: Refund, ctx: DeliveryContext) -> Receipt: ...
+    def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt: ...
+    def find_receipt(self, key: str) -> Receipt | None: ...
+    def period_status(self, legal_entity: str, on: date) -> PeriodStatus: ...
+
+
+@runtime_checkable
+class RevenuePort(Protocol):
+    """The revenue engine: revenue contracts, allocation, schedules, period journals."""
+
+    system: str
+
+    def apply_contract(self, contract: SubscriptionContract, amendment: ContractAmendment | None,
+                       ctx: DeliveryContext) -> Receipt: ...
+    def record_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt: ...
+    def apply_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt: ...
+    def schedules(self, subscription_contract_id: str) -> Sequence[RevenueSchedule]: ...
+    def period_journals(self, legal_entity: str, period: Period,
+                        ctx: DeliveryContext) -> Sequence[JournalEntry]: ...
+    def find_receipt(self, key: str) -> Receipt | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEvent:
+    """One event as a source system tells it: its id, when, and the raw object."""
+
+    source_event_id: str
+    type: str
+    created: int
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePage:
+    events: tuple[SourceEvent, ...]
+    cursor: str | None
+    has_more: bool
+
+
+@runtime_checkable
+class BillingSourcePort(Protocol):
+    """A subscription/billing platform seen as a source of events (and of current objects)."""
+
+    system: str
+
+    def fetch(self, object_type: str, external_id: str) -> Mapping[str, Any]: ...
+    def events_after(self, cursor: str | None, limit: int) -> SourcePage: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TaxLine:
+    line_id: str
+    product_tax_code: str
+    amount: Money
+
+
+@dataclass(frozen=True, slots=True)
+class TaxQuote:
+    lines: tuple[tuple[str, Money], ...]  # (line_id, tax amount)
+    jurisdiction: str
+
+
+@runtime_checkable
+class TaxPort(Protocol):
+    """A tax engine; an unknown jurisdiction is a `PermanentError(tax_failure)`, never zero."""
+
+    system: str
+
+    def quote(self, legal_entity: str, country: str, on: date, lines: Sequence[TaxLine],
+              ctx: DeliveryContext) -> TaxQuote: ...
+
+
+@runtime_checkable
+class UsagePort(Protocol):
+    """Usage metering: records are idempotent by their own id."""
+
+    system: str
+
+    def record_usage(self, record: UsageRecord, ctx: DeliveryContext) -> Receipt: ...
+    def usage_total(self, contract_id: str, product_id: str, start: date, end: date) -> int: ...

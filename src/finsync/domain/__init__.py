@@ -1,0 +1,1 @@
+"""The canonical model: pure, standard library only, no I/O."""

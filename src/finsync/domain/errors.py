@@ -1,0 +1,95 @@
+"""Typed errors and the exception taxonomy (DESIGN §5).
+
+Rules:
+- One root, `FinsyncError`. `DomainError` is bad input or a broken rule and is never retried.
+- `ConnectorError` splits into `TransientError` (retry with bounded backoff) and
+  `PermanentError` (becomes a classified exception in the queue).
+- Every error that reaches the exception queue carries an `ExceptionClass`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ExceptionClass(StrEnum):
+    """Root-cause classes that finance works from; values are stable wire names."""
+
+    MASTER_DATA_MISMATCH = "master_data_mismatch"
+    SEQUENCING_ERROR = "sequencing_error"
+    CLOSED_PERIOD = "closed_period"
+    TAX_FAILURE = "tax_failure"
+    DUPLICATE_EVENT = "duplicate_event"
+    MISSING_REVREC_REFERENCE = "missing_revrec_reference"
+    MAPPING_ERROR = "mapping_error"
+    OWNERSHIP_VIOLATION = "ownership_violation"
+    TARGET_UNAVAILABLE = "target_unavailable"
+    RECONCILIATION_BREAK = "reconciliation_break"
+    # Not in the field list: a defect in finsync or a connector. Recorded, never swallowed.
+    INTERNAL_ERROR = "internal_error"
+
+
+class FinsyncError(Exception):
+    """Root of every error finsync raises on purpose."""
+
+    code: str = "finsync_error"
+
+
+class DomainError(FinsyncError):
+    """Bad input or a broken business rule; retrying cannot help."""
+
+    code = "domain_error"
+
+
+class CurrencyMismatchError(DomainError):
+    code = "currency_mismatch"
+
+
+class UnknownCurrencyError(DomainError):
+    code = "unknown_currency"
+
+
+class UnbalancedEntryError(DomainError):
+    code = "unbalanced_entry"
+
+
+class MappingError(DomainError):
+    """A payload that cannot become a canonical event."""
+
+    code = "mapping_error"
+
+    def __init__(self, message: str, *, code: str = "mapping_error") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ConnectorError(FinsyncError):
+    """A call to a system failed; the subclass says whether a retry can help."""
+
+    code = "connector_error"
+
+    def __init__(self, message: str, *, exception_class: ExceptionClass) -> None:
+        super().__init__(message)
+        self.exception_class = exception_class
+
+
+class TransientError(ConnectorError):
+    """Timeouts, rate limits, lost connections: retry with backoff."""
+
+    code = "transient"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        exception_class: ExceptionClass = ExceptionClass.TARGET_UNAVAILABLE,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, exception_class=exception_class)
+        self.retry_after_s = retry_after_s
+
+
+class PermanentError(ConnectorError):
+    """The target refused for a reason a retry will not change."""
+
+    code = "permanent"

@@ -1,0 +1,32 @@
+"""Identifiers.
+
+Rules:
+- Canonical ids are immutable strings with a type prefix (`inv_…`).
+- Ids that stand for something a source already named derive from that name (uuid5), so the
+  same source event always gets the same id, on every machine and every replay.
+- The delivery idempotency key is `event_id:target`, made before the first call.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+_NAMESPACE = uuid.UUID("5b0f3f0e-7f4b-4a53-9a0e-6d1c0b1f5e21")
+
+
+def derive_id(prefix: str, *parts: str) -> str:
+    """A stable id from the parts that name the thing in its source."""
+    digest = uuid.uuid5(_NAMESPACE, "\x1f".join(parts))
+    return f"{prefix}_{digest.hex}"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def event_id_for(source: str, source_event_id: str) -> str:
+    return derive_id("evt", source, source_event_id)
+
+
+def delivery_key(event_id: str, target: str) -> str:
+    return f"{event_id}:{target}"

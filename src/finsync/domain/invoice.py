@@ -1,0 +1,99 @@
+"""Invoices, credit memos and usage records.
+
+Rules:
+- An invoice's lines sum to its subtotal; subtotal + tax total = total (checked at build).
+- Every amount of a document is in the document's currency and at its minor-unit precision.
+- A credit memo names the invoice it credits and never exceeds it (checked by the owner).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from finsync.domain.errors import DomainError
+from finsync.domain.money import Money, total
+from finsync.domain.refs import ExternalRefs
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentLine:
+    line_id: str
+    product_id: str
+    description: str
+    quantity: int
+    amount: Money
+    tax_amount: Money
+    service_start: date
+    service_end: date
+    proration: bool = False
+
+
+def _check_document(doc_id: str, currency: str, lines: Sequence[DocumentLine],
+                    subtotal: Money, tax_total: Money, grand_total: Money) -> None:
+    for money in (subtotal, tax_total, grand_total):
+        if money.currency != currency or money.quantize() != money:
+            raise DomainError(f"{doc_id}: {money} is not a {currency} amount in minor units")
+    if total([line.amount for line in lines], currency) != subtotal:
+        raise DomainError(f"{doc_id}: lines do not sum to the subtotal {subtotal}")
+    if total([line.tax_amount for line in lines], currency) != tax_total:
+        raise DomainError(f"{doc_id}: line taxes do not sum to the tax total {tax_total}")
+    if subtotal + tax_total != grand_total:
+        raise DomainError(f"{doc_id}: subtotal + tax differs from total {grand_total}")
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    id: str
+    number: str
+    customer_id: str
+    contract_id: str | None
+    contract_version: int | None
+    legal_entity: str
+    currency: str
+    issue_date: date
+    due_date: date
+    lines: tuple[DocumentLine, ...]
+    subtotal: Money
+    tax_total: Money
+    total: Money
+    refs: ExternalRefs = field(default_factory=ExternalRefs)
+
+    def __post_init__(self) -> None:
+        _check_document(self.id, self.currency, self.lines, self.subtotal, self.tax_total,
+                        self.total)
+
+
+@dataclass(frozen=True, slots=True)
+class CreditMemo:
+    id: str
+    number: str
+    invoice_id: str
+    customer_id: str
+    legal_entity: str
+    currency: str
+    issue_date: date
+    reason: str
+    lines: tuple[DocumentLine, ...]
+    subtotal: Money
+    tax_total: Money
+    total: Money
+    refs: ExternalRefs = field(default_factory=ExternalRefs)
+
+    def __post_init__(self) -> None:
+        _check_document(self.id, self.currency, self.lines, self.subtotal, self.tax_total,
+                        self.total)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    id: str
+    contract_id: str
+    product_id: str
+    quantity: int
+    occurred_on: date
+
+    def __post_init__(self) -> None:
+        if self.quantity < 0:
+            raise DomainError(f"usage {self.id}: quantity cannot be negative")

@@ -1,0 +1,147 @@
+"""Money: a `Decimal` amount with an ISO 4217 currency.
+
+Rules:
+- Amounts come from `str`, `int` or `Decimal`, never `float`.
+- Arithmetic refuses mixed currencies.
+- Rounding happens only where a caller names it (`quantize`), half-even by default,
+  to the currency's minor unit from `CURRENCY_EXPONENTS`.
+- Storage uses integer minor units (`to_minor` / `from_minor`); JSON uses decimal strings.
+- `allocate` splits by largest remainder so the parts always sum exactly to the whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+from finsync.domain.errors import CurrencyMismatchError, DomainError, UnknownCurrencyError
+
+# ISO 4217 minor-unit exponents of the currencies finsync accepts.
+CURRENCY_EXPONENTS: dict[str, int] = {
+    "AED": 2, "AUD": 2, "BHD": 3, "BRL": 2, "CAD": 2, "CHF": 2, "CLP": 0, "CNY": 2,
+    "CZK": 2, "DKK": 2, "EUR": 2, "GBP": 2, "HKD": 2, "HUF": 2, "IDR": 2, "ILS": 2,
+    "INR": 2, "ISK": 0, "JOD": 3, "JPY": 0, "KRW": 0, "KWD": 3, "MXN": 2, "MYR": 2,
+    "NOK": 2, "NZD": 2, "OMR": 3, "PHP": 2, "PLN": 2, "SAR": 2, "SEK": 2, "SGD": 2,
+    "THB": 2, "TND": 3, "TRY": 2, "TWD": 2, "UGX": 0, "USD": 2, "VND": 0, "ZAR": 2,
+}
+
+
+def exponent(currency: str) -> int:
+    try:
+        return CURRENCY_EXPONENTS[currency]
+    except KeyError:
+        raise UnknownCurrencyError(f"unknown ISO 4217 currency {currency!r}") from None
+
+
+def to_decimal(value: str | int | Decimal) -> Decimal:
+    """The one way to make an amount; floats are refused because they are not exact."""
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise DomainError(f"amounts must be str, int or Decimal, not {type(value).__name__}")
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise DomainError(f"not a decimal amount: {value!r}") from None
+    if not amount.is_finite():
+        raise DomainError(f"amount must be finite: {value!r}")
+    return amount
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    amount: Decimal
+    currency: str
+
+    def __post_init__(self) -> None:
+        exponent(self.currency)
+        if not isinstance(self.amount, Decimal):
+            raise DomainError("Money.amount must be a Decimal; use Money.of()")
+
+    @classmethod
+    def of(cls, amount: str | int | Decimal, currency: str) -> Money:
+        return cls(to_decimal(amount), currency)
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        return cls(Decimal(0), currency)
+
+    @classmethod
+    def from_minor(cls, minor: int, currency: str) -> Money:
+        return cls(Decimal(minor).scaleb(-exponent(currency)), currency)
+
+    def to_minor(self) -> int:
+        """Integer minor units; the amount must already be at the currency's precision."""
+        scaled = self.amount.scaleb(exponent(self.currency))
+        if scaled != scaled.to_integral_value():
+            raise DomainError(f"{self} has more precision than {self.currency} minor units")
+        return int(scaled)
+
+    def quantize(self, rounding: str = ROUND_HALF_EVEN) -> Money:
+        quantum = Decimal(1).scaleb(-exponent(self.currency))
+        return Money(self.amount.quantize(quantum, rounding=rounding), self.currency)
+
+    def _same(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise CurrencyMismatchError(f"cannot combine {self.currency} with {other.currency}")
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.amount, self.currency)
+
+    def __mul__(self, factor: int | Decimal) -> Money:
+        if isinstance(factor, float):
+            raise DomainError("multiply Money by int or Decimal, not float")
+        return Money(self.amount * factor, self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount < other.amount
+
+    def __le__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount <= other.amount
+
+    @property
+    def is_zero(self) -> bool:
+        return self.amount == 0
+
+    def to_json(self) -> dict[str, str]:
+        return {"amount": str(self.amount), "currency": self.currency}
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency}"
+
+    def allocate(self, weights: Sequence[int | Decimal]) -> tuple[Money, ...]:
+        """Split by weights, in minor units, by largest remainder; parts sum to the whole.
+
+        Ties in remainder go to the earlier part, so the split is deterministic.
+        """
+        if not weights or any(w < 0 for w in weights):
+            raise DomainError("allocation needs at least one weight, none negative")
+        total_weight = sum(Decimal(w) for w in weights)
+        if total_weight == 0:
+            raise DomainError("allocation weights sum to zero")
+        whole = self.quantize().to_minor()
+        sign = -1 if whole < 0 else 1
+        exact = [Decimal(abs(whole)) * Decimal(w) / total_weight for w in weights]
+        floors = [int(x) for x in exact]
+        short = abs(whole) - sum(floors)
+        order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
+        for i in order[:short]:
+            floors[i] += 1
+        return tuple(Money.from_minor(sign * f, self.currency) for f in floors)
+
+
+def total(amounts: Sequence[Money], currency: str) -> Money:
+    """Sum in one currency; an empty sequence is zero in that currency."""
+    result = Money.zero(currency)
+    for amount in amounts:
+        result = result + amount
+    return result

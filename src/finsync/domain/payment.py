@@ -1,0 +1,53 @@
+"""Payments, their applications to invoices, and refunds.
+
+Rule: applications never exceed the payment, and share its currency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from finsync.domain.errors import DomainError
+from finsync.domain.money import Money, total
+from finsync.domain.refs import ExternalRefs
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentApplication:
+    invoice_id: str
+    amount: Money
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    id: str
+    customer_id: str
+    legal_entity: str
+    amount: Money
+    received_on: date
+    applications: tuple[PaymentApplication, ...]
+    refs: ExternalRefs = field(default_factory=ExternalRefs)
+
+    def __post_init__(self) -> None:
+        applied = total([a.amount for a in self.applications], self.amount.currency)
+        if self.amount.amount <= 0:
+            raise DomainError(f"payment {self.id}: amount must be positive")
+        if self.amount < applied:
+            raise DomainError(f"payment {self.id}: applications {applied} exceed {self.amount}")
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    id: str
+    payment_id: str
+    customer_id: str
+    legal_entity: str
+    amount: Money
+    issued_on: date
+    reason: str
+    refs: ExternalRefs = field(default_factory=ExternalRefs)
+
+    def __post_init__(self) -> None:
+        if self.amount.amount <= 0:
+            raise DomainError(f"refund {self.id}: amount must be positive")

@@ -1,0 +1,1 @@
+"""The service layer: intake, de-duplication, sequencing, routing, outbox, delivery, replay."""

@@ -1,0 +1,157 @@
+"""The delivery worker: takes due outbox rows and calls their targets.
+
+Rules:
+- The call carries the delivery's idempotency key; the outcome is recorded (delivery done,
+  cross-references, milestone) in one transaction after the call. If the worker dies in
+  between, the lease expires, the delivery goes out again under the same key and the target
+  answers with its first receipt: the effect happens once.
+- `TransientError`: retry with bounded exponential backoff and jitter; when attempts run out,
+  the delivery is `dead` and a `target_unavailable` exception opens.
+- `PermanentError`: the delivery is `failed` and an exception of the error's class opens.
+- Anything else is a defect: recorded as `internal_error`, never swallowed.
+- A failed or dead delivery holds back the later deliveries of its aggregate to that target.
+"""
+
+from __future__ import annotations
+
+import random
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from finsync.connectors.ports import DeliveryContext, Receipt
+from finsync.domain.codec import encode
+from finsync.domain.envelope import Envelope
+from finsync.domain.errors import (
+    DomainError,
+    ExceptionClass,
+    PermanentError,
+    TransientError,
+)
+from finsync.domain.event_type import event_type
+from finsync.domain.refs import ReferenceConflictError
+from finsync.domain.upcast import UPCASTERS
+from finsync.hub.backoff import delay_s
+from finsync.hub.settings import DeliveryPolicy
+from finsync.hub.target import Target, amount_at_stake
+from finsync.storage import cross_ref, event_log, exception_log, jsonutil, milestone_log, outbox
+from finsync.storage.db import reading, transaction
+from finsync.storage.exception_log import NewException
+from finsync.storage.outbox import Delivery
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    status: str  # failed | dead
+    exception_class: ExceptionClass
+    message: str
+    detail: str | None = None
+
+
+class DeliveryWorker:
+    def __init__(self, engine: Engine, targets: Mapping[str, Target], policy: DeliveryPolicy,
+                 clock: Callable[[], datetime], owner: str,
+                 rng: random.Random | None = None) -> None:
+        self._engine, self._targets, self._policy = engine, dict(targets), policy
+        self._clock, self._owner, self._rng = clock, owner, rng or random.Random()
+
+    def run_once(self) -> int:
+        """Deliver one batch of due deliveries; returns how many were attempted."""
+        with transaction(self._engine) as conn:
+            claimed = outbox.claim(conn, self._owner, self._clock(), self._policy.lease_s,
+                                   self._policy.batch_size)
+        for delivery in claimed:
+            self._deliver(delivery)
+        return len(claimed)
+
+    def _deliver(self, delivery: Delivery) -> None:
+        with reading(self._engine) as conn:
+            env = event_log.get(conn, delivery.event_id)
+        assert env is not None, "outbox rows reference stored events"
+        env = UPCASTERS.upcast(env)
+        document = event_type(env.type).decode(env)
+        ctx = DeliveryContext(delivery.idempotency_key, env.event_id, env.correlation_id,
+                              env.causation_id)
+        try:
+            receipt = self._call(delivery, env, document, ctx)
+        except TransientError as exc:
+            self._retry_or_give_up(delivery, env, document, exc)
+            return
+        except PermanentError as exc:
+            failure = _Failure("failed", exc.exception_class, str(exc))
+        except DomainError as exc:
+            failure = _Failure("failed", ExceptionClass.MAPPING_ERROR, str(exc))
+        except Exception as exc:
+            failure = _Failure("failed", ExceptionClass.INTERNAL_ERROR,
+                               f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        else:
+            self._record_success(delivery, env, receipt)
+            return
+        self._record_failure(delivery, env, document, failure)
+
+    def _call(self, delivery: Delivery, env: Envelope, document: Any,
+              ctx: DeliveryContext) -> Receipt:
+        target = self._targets.get(delivery.target)
+        if target is None:
+            raise PermanentError(f"no connector is configured for system {delivery.target!r}",
+                                 exception_class=ExceptionClass.TARGET_UNAVAILABLE)
+        if not target.handles(env.type):
+            raise PermanentError(f"{delivery.target} does not take {env.type} events",
+                                 exception_class=ExceptionClass.MAPPING_ERROR)
+        return target.deliver(env.type, document, ctx)
+
+    def _record_success(self, delivery: Delivery, env: Envelope, receipt: Receipt) -> None:
+        now = self._clock()
+        with transaction(self._engine) as conn:
+            result = jsonutil.dumps(encode(receipt))
+            if not outbox.complete(conn, delivery.id, self._owner, result, now):
+                return  # our lease ran out; the worker that took over records the outcome
+            conflict = None
+            for ref in receipt.references:
+                try:
+                    cross_ref.link(conn, ref.canonical_id, ref.object_type, delivery.target,
+                                   ref.external_id, env.event_id, now)
+                except ReferenceConflictError as exc:
+                    conflict = exc
+            target = self._targets[delivery.target]
+            if milestone := target.milestone(env.type):
+                milestone_log.record(conn, env.correlation_id, milestone, env.event_id,
+                                     delivery.target, now)
+            if conflict is not None:
+                exception_log.open_exception(conn, NewException(
+                    ExceptionClass.MASTER_DATA_MISMATCH, f"xref:{delivery.idempotency_key}",
+                    str(conflict), env.correlation_id, (f"event:{env.event_id}",),
+                    event_id=env.event_id, delivery_id=delivery.id), now)
+
+    def _retry_or_give_up(self, delivery: Delivery, env: Envelope, document: Any,
+                          exc: TransientError) -> None:
+        attempt = delivery.attempts + 1
+        if attempt >= self._policy.attempts_max:
+            self._record_failure(delivery, env, document, _Failure(
+                "dead", ExceptionClass.TARGET_UNAVAILABLE,
+                f"{delivery.target} still failing after {attempt} attempts: {exc}"))
+            return
+        wait = delay_s(attempt, self._policy.backoff_base_s, self._policy.backoff_cap_s,
+                       self._rng, exc.retry_after_s)
+        with transaction(self._engine) as conn:
+            outbox.reschedule(conn, delivery.id, self._owner, str(exc),
+                              self._clock() + timedelta(seconds=wait))
+
+    def _record_failure(self, delivery: Delivery, env: Envelope, document: Any,
+                        failure: _Failure) -> None:
+        now = self._clock()
+        with transaction(self._engine) as conn:
+            if not outbox.fail(conn, delivery.id, self._owner, failure.status, failure.message,
+                               now):
+                return
+            exception_log.open_exception(conn, NewException(
+                failure.exception_class, f"delivery:{delivery.idempotency_key}",
+                f"{env.type} to {delivery.target}: {failure.message}",
+                correlation_id=env.correlation_id,
+                objects=(f"{env.aggregate.type}:{env.aggregate.id}", f"event:{env.event_id}"),
+                amount=amount_at_stake(document), event_id=env.event_id,
+                delivery_id=delivery.id, detail=failure.detail), now)

@@ -1,0 +1,61 @@
+"""Mappers turn a raw event of one source into canonical envelopes.
+
+Rules:
+- A mapper is pure: same raw event, same envelopes; it raises `MappingError` for a payload
+  it cannot map, and the hub keeps that payload and opens a `mapping_error` exception.
+- The hub, not the source, sets `received_at` (the time the raw event was stored).
+- Old schema versions are upcast here, on read, so every later stage sees the current shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from finsync.domain.envelope import Envelope, envelope_from_json
+from finsync.domain.errors import MappingError
+from finsync.domain.event_type import event_type
+from finsync.domain.upcast import UPCASTERS
+from finsync.storage import jsonutil
+from finsync.storage.raw_log import RawEvent
+
+
+class Mapper(Protocol):
+    def map(self, raw: RawEvent) -> list[Envelope]: ...
+
+
+class CanonicalMapper:
+    """Source `canonical`: the body is one envelope, or a JSON array of envelopes."""
+
+    def map(self, raw: RawEvent) -> list[Envelope]:
+        try:
+            data = jsonutil.loads(raw.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MappingError(f"body is not JSON: {exc}", code="invalid_json") from exc
+        items = data if isinstance(data, list) else [data]
+        if not items:
+            raise MappingError("an empty array carries no event", code="empty_batch")
+        return [canonical(item, raw) for item in items]
+
+
+def canonical(item: Any, raw: RawEvent) -> Envelope:
+    """Parse, upcast and check one envelope against the event-type catalogue."""
+    if isinstance(item, Mapping):
+        item = {k: v for k, v in item.items() if k != "received_at"}
+    envelope = UPCASTERS.upcast(envelope_from_json(item, received_at=raw.received_at))
+    event_type(envelope.type).decode(envelope)
+    return envelope
+
+
+class MapperRegistry:
+    def __init__(self, mappers: Mapping[str, Mapper]) -> None:
+        self._mappers = dict(mappers)
+
+    def knows(self, source: str) -> bool:
+        return source in self._mappers
+
+    def map(self, raw: RawEvent) -> list[Envelope]:
+        mapper = self._mappers.get(raw.source)
+        if mapper is None:
+            raise MappingError(f"no mapper for source {raw.source!r}", code="unknown_source")
+        return mapper.map(raw)

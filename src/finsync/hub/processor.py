@@ -1,0 +1,55 @@
+"""The processor moves raw events to canonical events: map, then accept, batch by batch.
+
+One transaction per batch; each raw event inside it has a savepoint, so one bad event is
+rejected (and kept, with its exception) without holding back the others.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine
+
+from finsync.domain.errors import DomainError, MappingError
+from finsync.hub.acceptance import Acceptance, Outcome
+from finsync.hub.intake import reject_in
+from finsync.hub.mapping import MapperRegistry
+from finsync.storage import raw_log
+from finsync.storage.db import transaction
+from finsync.storage.raw_log import RawEvent
+
+
+class Processor:
+    def __init__(self, engine: Engine, mappers: MapperRegistry, acceptance: Acceptance,
+                 clock: Callable[[], datetime], batch_size: int = 500) -> None:
+        self._engine, self._mappers, self._acceptance = engine, mappers, acceptance
+        self._clock, self._batch_size = clock, batch_size
+
+    def process_batch(self) -> Counter[str]:
+        """Process up to one batch of stored raw events; returns outcomes counted."""
+        outcomes: Counter[str] = Counter()
+        with transaction(self._engine) as conn:
+            now = self._clock()
+            for raw in raw_log.pending(conn, self._batch_size):
+                outcomes.update(self._process_one(conn, raw, now))
+                outcomes["raw"] += 1
+        return outcomes
+
+    def _process_one(self, conn: Connection, raw: RawEvent, now: datetime) -> list[str]:
+        try:
+            envelopes = self._mappers.map(raw)
+            with conn.begin_nested():
+                results = [self._acceptance.accept(conn, env, raw.id, now) for env in envelopes]
+                raw_log.mark(conn, raw.id, "mapped", now)
+            return [r.value for r in results]
+        except MappingError as exc:
+            reject_in(conn, raw, exc, now)
+        except DomainError as exc:
+            reject_in(conn, raw, MappingError(str(exc), code=exc.code), now)
+        return [Outcome.REJECTED.value]
+
+    def flag_overdue(self) -> int:
+        with transaction(self._engine) as conn:
+            return self._acceptance.flag_overdue(conn, self._clock())

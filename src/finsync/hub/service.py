@@ -1,0 +1,95 @@
+"""The hub's service API: what the CLI, the HTTP API and the demo call."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from finsync.hub.acceptance import Acceptance
+from finsync.hub.delivery import DeliveryWorker
+from finsync.hub.intake import Intake
+from finsync.hub.mapping import MapperRegistry
+from finsync.hub.processor import Processor
+from finsync.hub.replay import ReplayFilter, ReplayResult, replay
+from finsync.hub.settings import HubSettings
+from finsync.hub.target import Target
+from finsync.storage import event_log, exception_log, milestone_log, outbox, raw_log
+from finsync.storage.db import reading, transaction
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    raw_processed: int
+    outcomes: Mapping[str, int]
+    deliveries_attempted: int
+    overdue_flagged: int
+
+
+class Hub:
+    def __init__(self, engine: Engine, settings: HubSettings, mappers: MapperRegistry,
+                 targets: Mapping[str, Target], clock: Callable[[], datetime],
+                 worker_id: str) -> None:
+        self.engine, self.settings, self.clock = engine, settings, clock
+        self.mappers = mappers
+        self.intake = Intake(engine, mappers, clock)
+        self.processor = Processor(engine, mappers, Acceptance(settings), clock,
+                                   settings.intake_batch_size)
+        self.worker = DeliveryWorker(engine, targets, settings.delivery, clock, worker_id)
+
+    def run_until_idle(self, progress: Progress | None = None) -> RunSummary:
+        """Process every stored raw event and deliver everything that is due now."""
+        outcomes: Counter[str] = Counter()
+        while batch := self.processor.process_batch():
+            outcomes.update(batch)
+            if progress:
+                progress("intake", outcomes["raw"], outcomes["raw"] + self._raw_waiting())
+        overdue = self.processor.flag_overdue()
+        attempted = 0
+        while sent := self.worker.run_once():
+            attempted += sent
+            if progress:
+                progress("delivery", attempted, attempted + self._deliveries_waiting())
+        return RunSummary(outcomes.pop("raw", 0), dict(outcomes), attempted, overdue)
+
+    def _raw_waiting(self) -> int:
+        with reading(self.engine) as conn:
+            return raw_log.counts(conn).get("received", 0)
+
+    def _deliveries_waiting(self) -> int:
+        with reading(self.engine) as conn:
+            return outbox.outstanding(conn)
+
+    def replay(self, selection: ReplayFilter) -> ReplayResult:
+        with transaction(self.engine) as conn:
+            return replay(conn, self.settings, selection, self.clock())
+
+    def status(self) -> dict[str, Any]:
+        with reading(self.engine) as conn:
+            return {
+                "raw_events": raw_log.counts(conn),
+                "events": event_log.counts(conn),
+                "duplicates_ignored": event_log.duplicate_count(conn),
+                "deliveries": outbox.counts(conn),
+                "exceptions": exception_log.counts(conn),
+                "next_retry_at": _iso(outbox.next_due_at(conn)),
+            }
+
+    def exceptions(self, status: str | None = "open",
+                   exception_class: str | None = None) -> list[dict[str, Any]]:
+        with reading(self.engine) as conn:
+            return exception_log.listing(conn, status=status, exception_class=exception_class)
+
+    def timeline(self, correlation_id: str) -> list[dict[str, Any]]:
+        with reading(self.engine) as conn:
+            return milestone_log.timeline(conn, correlation_id)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()

@@ -1,0 +1,1 @@
+"""The hub's tables (SQLAlchemy Core), the unit of work and the migrations."""

@@ -1,0 +1,46 @@
+"""Cross-references: a canonical id and the id it has in every system."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select
+
+from finsync.domain.refs import ReferenceConflictError
+from finsync.storage.schema import cross_refs
+
+
+def link(conn: Connection, canonical_id: str, object_type: str, system: str, external_id: str,
+         event_id: str | None, at: datetime) -> bool:
+    """Record a reference once; returns True when it is new. A different id is a conflict."""
+    known = conn.execute(select(cross_refs.c.external_id).where(
+        cross_refs.c.canonical_id == canonical_id, cross_refs.c.system == system)).first()
+    if known is not None:
+        if known[0] != external_id:
+            raise ReferenceConflictError(
+                f"{canonical_id} is {known[0]!r} in {system}; a new id {external_id!r} came back")
+        return False
+    conn.execute(insert(cross_refs).values(
+        canonical_id=canonical_id, object_type=object_type, system=system,
+        external_id=external_id, event_id=event_id, created_at=at))
+    return True
+
+
+def refs_of(conn: Connection, canonical_id: str) -> dict[str, str]:
+    rows = conn.execute(select(cross_refs.c.system, cross_refs.c.external_id)
+                        .where(cross_refs.c.canonical_id == canonical_id))
+    return {str(s): str(e) for s, e in rows}
+
+
+def resolve(conn: Connection, system: str, object_type: str, external_id: str) -> str | None:
+    row = conn.execute(select(cross_refs.c.canonical_id).where(
+        cross_refs.c.system == system, cross_refs.c.object_type == object_type,
+        cross_refs.c.external_id == external_id)).first()
+    return None if row is None else str(row[0])
+
+
+def all_rows(conn: Connection) -> list[tuple[str, str, str, str]]:
+    rows = conn.execute(select(cross_refs.c.canonical_id, cross_refs.c.object_type,
+                               cross_refs.c.system, cross_refs.c.external_id)
+                        .order_by(cross_refs.c.canonical_id, cross_refs.c.system))
+    return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]

@@ -1,0 +1,91 @@
+"""Engines and transactions for SQLite (WAL, the embedded default) and PostgreSQL.
+
+SQLite write transactions start with `BEGIN IMMEDIATE`, so two processes never both read
+and then fail to upgrade to a write lock; `synchronous=FULL` because an acknowledged raw
+event must survive a power cut, not only a process crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from finsync.domain.errors import FinsyncError
+
+
+class StorageError(FinsyncError):
+    code = "storage_error"
+
+
+class StorageUnavailableError(StorageError):
+    code = "storage_unavailable"
+
+
+def normalise_url(url: str) -> str:
+    """Plain `postgresql://` URLs use the psycopg 3 driver."""
+    parsed = make_url(url)
+    if parsed.drivername in {"postgresql", "postgres"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let the begin hook below control transactions
+        cursor = dbapi_conn.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000",
+                       "foreign_keys=ON"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        reading = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+
+
+_READ_ONLY = "finsync_read_only"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, **kwargs)
+        _sqlite_pragmas(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """One unit of work: commits on success, rolls back on any error."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except OperationalError as exc:
+        raise StorageUnavailableError(f"database unavailable: {exc.orig}") from exc
+    except DBAPIError as exc:
+        raise StorageError(f"database error: {exc.orig}") from exc
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A read-only unit of work; on SQLite it does not take the write lock."""
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(**{_READ_ONLY: True})
+            with conn.begin():
+                yield conn
+    except OperationalError as exc:
+        raise StorageUnavailableError(f"database unavailable: {exc.orig}") from exc

@@ -1,0 +1,143 @@
+"""The canonical event log, the per-aggregate version cursors and the duplicate record."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, select, update
+
+from finsync.domain.envelope import Envelope, envelope_from_json
+from finsync.storage import jsonutil
+from finsync.storage.schema import aggregate_cursors, duplicates, events
+
+
+def payload_hash(envelope: Envelope) -> str:
+    return jsonutil.digest(envelope.payload)
+
+
+def insert_event(conn: Connection, envelope: Envelope, raw_id: int | None, status: str,
+                 at: datetime) -> None:
+    conn.execute(insert(events).values(
+        event_id=envelope.event_id, type=envelope.type, schema_version=envelope.schema_version,
+        source=envelope.source, source_event_id=envelope.source_event_id,
+        idempotency_key=envelope.idempotency_key, occurred_at=envelope.occurred_at,
+        received_at=envelope.received_at, correlation_id=envelope.correlation_id,
+        causation_id=envelope.causation_id, aggregate_type=envelope.aggregate.type,
+        aggregate_id=envelope.aggregate.id, aggregate_version=envelope.aggregate.version,
+        payload=jsonutil.dumps(envelope.payload), payload_hash=payload_hash(envelope),
+        raw_event_id=raw_id, status=status, status_changed_at=at,
+    ))
+
+
+def find_existing(conn: Connection, envelope: Envelope) -> tuple[str, str] | None:
+    """The event this one duplicates, and why: same source id, same business key."""
+    row = conn.execute(select(events.c.event_id).where(
+        events.c.source == envelope.source,
+        events.c.source_event_id == envelope.source_event_id)).first()
+    if row is not None:
+        return str(row[0]), "source_event_id"
+    if envelope.idempotency_key is not None:
+        row = conn.execute(select(events.c.event_id).where(
+            events.c.idempotency_key == envelope.idempotency_key)).first()
+        if row is not None:
+            return str(row[0]), "idempotency_key"
+    return None
+
+
+def find_version(conn: Connection, envelope: Envelope) -> tuple[str, str] | None:
+    """`(event_id, payload_hash)` of the event already holding this aggregate version."""
+    row = conn.execute(select(events.c.event_id, events.c.payload_hash).where(
+        events.c.aggregate_type == envelope.aggregate.type,
+        events.c.aggregate_id == envelope.aggregate.id,
+        events.c.aggregate_version == envelope.aggregate.version,
+        events.c.status != "rejected")).first()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
+def record_duplicate(conn: Connection, envelope: Envelope, raw_id: int | None,
+                     duplicate_of: str, reason: str, at: datetime) -> None:
+    conn.execute(insert(duplicates).values(
+        raw_event_id=raw_id, source=envelope.source, source_event_id=envelope.source_event_id,
+        duplicate_of=duplicate_of, reason=reason, detected_at=at))
+
+
+def duplicate_count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(duplicates)).scalar_one())
+
+
+def applied_version(conn: Connection, aggregate_type: str, aggregate_id: str) -> int:
+    row = conn.execute(select(aggregate_cursors.c.applied_version).where(
+        aggregate_cursors.c.aggregate_type == aggregate_type,
+        aggregate_cursors.c.aggregate_id == aggregate_id)).first()
+    return 0 if row is None else int(row[0])
+
+
+def advance(conn: Connection, aggregate_type: str, aggregate_id: str, version: int) -> None:
+    key = and_(aggregate_cursors.c.aggregate_type == aggregate_type,
+               aggregate_cursors.c.aggregate_id == aggregate_id)
+    if conn.execute(update(aggregate_cursors).where(key).values(applied_version=version)).rowcount:
+        return
+    conn.execute(insert(aggregate_cursors).values(
+        aggregate_type=aggregate_type, aggregate_id=aggregate_id, applied_version=version))
+
+
+def parked_next(conn: Connection, aggregate_type: str, aggregate_id: str,
+                version: int) -> Envelope | None:
+    row = conn.execute(select(events).where(
+        events.c.aggregate_type == aggregate_type, events.c.aggregate_id == aggregate_id,
+        events.c.aggregate_version == version,
+        events.c.status.in_(("parked", "overdue")))).mappings().first()
+    return None if row is None else row_to_envelope(row)
+
+
+def parked_before(conn: Connection, cutoff: datetime) -> list[Envelope]:
+    rows = conn.execute(select(events).where(
+        events.c.status == "parked", events.c.status_changed_at < cutoff)
+        .order_by(events.c.position)).mappings()
+    return [row_to_envelope(r) for r in rows]
+
+
+def set_status(conn: Connection, event_id: str, status: str, at: datetime) -> None:
+    conn.execute(update(events).where(events.c.event_id == event_id)
+                 .values(status=status, status_changed_at=at))
+
+
+def row_to_envelope(row: Any) -> Envelope:
+    return envelope_from_json({
+        "event_id": row["event_id"], "type": row["type"],
+        "schema_version": row["schema_version"], "source": row["source"],
+        "source_event_id": row["source_event_id"], "occurred_at": row["occurred_at"].isoformat(),
+        "received_at": row["received_at"].isoformat(), "correlation_id": row["correlation_id"],
+        "causation_id": row["causation_id"], "idempotency_key": row["idempotency_key"],
+        "aggregate": {"type": row["aggregate_type"], "id": row["aggregate_id"],
+                      "version": row["aggregate_version"]},
+        "payload": jsonutil.loads(row["payload"]),
+    }, received_at=row["received_at"])
+
+
+def get(conn: Connection, event_id: str) -> Envelope | None:
+    row = conn.execute(select(events).where(events.c.event_id == event_id)).mappings().first()
+    return None if row is None else row_to_envelope(row)
+
+
+def select_ids(conn: Connection, *, correlation_id: str | None = None,
+               aggregate: tuple[str, str] | None = None, since: datetime | None = None,
+               until: datetime | None = None) -> Sequence[str]:
+    query = select(events.c.event_id).where(events.c.status == "accepted")
+    if correlation_id is not None:
+        query = query.where(events.c.correlation_id == correlation_id)
+    if aggregate is not None:
+        query = query.where(events.c.aggregate_type == aggregate[0],
+                            events.c.aggregate_id == aggregate[1])
+    if since is not None:
+        query = query.where(events.c.occurred_at >= since)
+    if until is not None:
+        query = query.where(events.c.occurred_at < until)
+    return [str(r[0]) for r in conn.execute(query.order_by(events.c.position))]
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(events.c.status, func.count()).group_by(events.c.status))
+    return {str(status): int(n) for status, n in rows}

@@ -1,0 +1,89 @@
+"""The exception queue's table: every problem finance must see, with money at stake.
+
+An exception has a fingerprint (what went wrong, where); opening the same fingerprint again
+updates the open exception instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from finsync.domain.errors import ExceptionClass
+from finsync.domain.money import Money
+from finsync.storage import jsonutil
+from finsync.storage.schema import exceptions
+
+
+@dataclass(frozen=True, slots=True)
+class NewException:
+    exception_class: ExceptionClass
+    fingerprint: str
+    summary: str
+    correlation_id: str | None = None
+    objects: Sequence[str] = ()
+    amount: Money | None = None
+    event_id: str | None = None
+    raw_event_id: int | None = None
+    delivery_id: int | None = None
+    detail: str | None = None
+
+
+def open_exception(conn: Connection, new: NewException, at: datetime) -> int:
+    row = conn.execute(select(exceptions.c.id, exceptions.c.status)
+                       .where(exceptions.c.fingerprint == new.fingerprint)).first()
+    values = {
+        "class": new.exception_class.value, "summary": new.summary, "detail": new.detail,
+        "correlation_id": new.correlation_id, "objects": jsonutil.dumps(list(new.objects)),
+        "amount_minor": None if new.amount is None else new.amount.quantize().to_minor(),
+        "currency": None if new.amount is None else new.amount.currency,
+        "event_id": new.event_id, "raw_event_id": new.raw_event_id,
+        "delivery_id": new.delivery_id, "updated_at": at, "status": "open",
+        "resolved_at": None,
+    }
+    if row is not None:
+        conn.execute(update(exceptions).where(exceptions.c.id == row[0]).values(values))
+        return int(row[0])
+    return int(conn.execute(insert(exceptions).returning(exceptions.c.id).values(
+        fingerprint=new.fingerprint, opened_at=at, **values)).scalar_one())
+
+
+def close(conn: Connection, exception_id: int, status: str, note: str, at: datetime) -> None:
+    conn.execute(update(exceptions).where(exceptions.c.id == exception_id).values(
+        status=status, resolution_note=note, resolved_at=at, updated_at=at))
+
+
+def resolve_by_fingerprint(conn: Connection, fingerprint: str, note: str, at: datetime) -> None:
+    conn.execute(update(exceptions).where(
+        exceptions.c.fingerprint == fingerprint, exceptions.c.status == "open").values(
+        status="resolved", resolution_note=note, resolved_at=at, updated_at=at))
+
+
+def listing(conn: Connection, *, status: str | None = None,
+            exception_class: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+    query = select(exceptions).order_by(exceptions.c.id).limit(limit)
+    if status is not None:
+        query = query.where(exceptions.c.status == status)
+    if exception_class is not None:
+        query = query.where(exceptions.c["class"] == exception_class)
+    return [_public(dict(r)) for r in conn.execute(query).mappings()]
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    row["objects"] = jsonutil.loads(row["objects"])
+    minor, currency = row.pop("amount_minor"), row.pop("currency")
+    row["amount_at_stake"] = None if minor is None else str(Money.from_minor(minor, currency))
+    return row
+
+
+def counts(conn: Connection) -> dict[str, dict[str, int]]:
+    rows = conn.execute(select(exceptions.c.status, exceptions.c["class"], func.count())
+                        .group_by(exceptions.c.status, exceptions.c["class"]))
+    result: dict[str, dict[str, int]] = {}
+    for status, klass, n in rows:
+        result.setdefault(str(status), {})[str(klass)] = int(n)
+    return result

@@ -1,0 +1,149 @@
+"""The outbox: one delivery per (event, target), written in the acceptance transaction.
+
+Claiming is a lease: a worker takes a due delivery by a conditional UPDATE (portable to
+SQLite and PostgreSQL); a worker that dies leaves a lease that expires, and another worker
+takes the delivery again. Per target, deliveries of one partition (one aggregate) go out in
+order: a delivery is due only when no earlier delivery of its partition is unfinished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, exists, func, insert, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from finsync.domain.ids import delivery_key
+from finsync.storage.schema import deliveries
+
+UNFINISHED = ("pending", "in_flight", "failed", "dead")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    event_id: str
+    target: str
+    idempotency_key: str
+    partition_key: str
+    correlation_id: str
+    status: str
+    attempts: int
+
+
+def enqueue(conn: Connection, event_id: str, targets: Iterable[str], partition_key: str,
+            correlation_id: str, at: datetime) -> int:
+    """Add the deliveries not already there; returns how many were added."""
+    wanted = {delivery_key(event_id, t): t for t in targets}
+    if not wanted:
+        return 0
+    have = set(conn.execute(select(deliveries.c.idempotency_key)
+                            .where(deliveries.c.idempotency_key.in_(wanted))).scalars())
+    rows = [{"event_id": event_id, "target": t, "idempotency_key": k,
+             "partition_key": partition_key, "correlation_id": correlation_id,
+             "status": "pending", "attempts": 0, "next_attempt_at": at, "created_at": at}
+            for k, t in wanted.items() if k not in have]
+    if rows:
+        conn.execute(insert(deliveries), rows)
+    return len(rows)
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    earlier = deliveries.alias("earlier")
+    blocked = exists().where(
+        earlier.c.target == deliveries.c.target,
+        earlier.c.partition_key == deliveries.c.partition_key,
+        earlier.c.id < deliveries.c.id,
+        earlier.c.status.in_(UNFINISHED),
+    )
+    leased_out = and_(deliveries.c.status == "in_flight", deliveries.c.lease_expires_at < now)
+    waiting = and_(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+    return and_(or_(waiting, leased_out), ~blocked)
+
+
+def claim(conn: Connection, owner: str, now: datetime, lease_s: float,
+          limit: int) -> list[Delivery]:
+    """Lease up to `limit` due deliveries to `owner` (the caller commits)."""
+    ids = conn.execute(select(deliveries.c.id).where(_due(now))
+                       .order_by(deliveries.c.id).limit(limit)).scalars().all()
+    claimed = []
+    expires = now + timedelta(seconds=lease_s)
+    for delivery_id in ids:
+        took = conn.execute(update(deliveries).where(deliveries.c.id == delivery_id, _due(now))
+                            .values(status="in_flight", lease_owner=owner,
+                                    lease_expires_at=expires)).rowcount
+        if took:
+            claimed.append(delivery_id)
+    return [_row(r) for r in conn.execute(
+        select(deliveries).where(deliveries.c.id.in_(claimed)).order_by(deliveries.c.id)
+    ).mappings()]
+
+
+def _row(r: Any) -> Delivery:
+    return Delivery(r["id"], r["event_id"], r["target"], r["idempotency_key"],
+                    r["partition_key"], r["correlation_id"], r["status"], r["attempts"])
+
+
+def _mine(delivery_id: int, owner: str) -> ColumnElement[bool]:
+    return and_(deliveries.c.id == delivery_id, deliveries.c.lease_owner == owner,
+                deliveries.c.status == "in_flight")
+
+
+def complete(conn: Connection, delivery_id: int, owner: str, result: str, at: datetime) -> bool:
+    """Mark done; False when the lease was lost (another worker owns the outcome)."""
+    return bool(conn.execute(update(deliveries).where(_mine(delivery_id, owner)).values(
+        status="done", result=result, completed_at=at, lease_owner=None, lease_expires_at=None,
+        attempts=deliveries.c.attempts + 1, last_error=None)).rowcount)
+
+
+def reschedule(conn: Connection, delivery_id: int, owner: str, error: str,
+               next_attempt_at: datetime) -> bool:
+    return bool(conn.execute(update(deliveries).where(_mine(delivery_id, owner)).values(
+        status="pending", next_attempt_at=next_attempt_at, last_error=error,
+        attempts=deliveries.c.attempts + 1, lease_owner=None, lease_expires_at=None)).rowcount)
+
+
+def fail(conn: Connection, delivery_id: int, owner: str, status: str, error: str,
+         at: datetime) -> bool:
+    """`failed` (permanent) or `dead` (retries exhausted); both wait for a person."""
+    return bool(conn.execute(update(deliveries).where(_mine(delivery_id, owner)).values(
+        status=status, last_error=error, completed_at=at, attempts=deliveries.c.attempts + 1,
+        lease_owner=None, lease_expires_at=None)).rowcount)
+
+
+def requeue(conn: Connection, event_ids: Sequence[str], at: datetime,
+            targets: Sequence[str] | None = None) -> int:
+    """Send deliveries of these events again (replay); keys stay, so targets dedupe."""
+    if not event_ids:
+        return 0
+    query = update(deliveries).where(deliveries.c.event_id.in_(event_ids),
+                                     deliveries.c.status != "in_flight")
+    if targets is not None:
+        query = query.where(deliveries.c.target.in_(targets))
+    return int(conn.execute(query.values(
+        status="pending", next_attempt_at=at, attempts=0, last_error=None,
+        completed_at=None)).rowcount)
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(deliveries.c.status, func.count()).group_by(deliveries.c.status))
+    return {str(status): int(n) for status, n in rows}
+
+
+def outstanding(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(deliveries).where(
+        deliveries.c.status.in_(("pending", "in_flight")))).scalar_one())
+
+
+def next_due_at(conn: Connection) -> datetime | None:
+    value = conn.execute(select(func.min(deliveries.c.next_attempt_at))
+                         .where(deliveries.c.status == "pending")).scalar_one()
+    return value  # type: ignore[no-any-return]
+
+
+def all_rows(conn: Connection) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(
+        select(deliveries).order_by(deliveries.c.idempotency_key)).mappings()]

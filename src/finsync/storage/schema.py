@@ -1,0 +1,169 @@
+"""The hub's tables. Money is stored as integer minor units plus the currency code.
+
+Uniqueness carries the guarantees: a source event is stored once per `(source,
+source_event_id)`, a business idempotency key once, a delivery once per `event_id:target`,
+a consumer's effect once per `(consumer, key)`, a cross-reference once per system.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from finsync.storage.types import Serial, UtcDateTime
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+raw_events = Table(
+    "raw_events", metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("content_type", String(128)),
+    Column("headers", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False),  # received | mapped | rejected
+    Column("error_code", String(64)),
+    Column("error_detail", Text),
+    Column("processed_at", UtcDateTime),
+    Index("ix_raw_events_status_id", "status", "id"),
+)
+
+events = Table(
+    "events", metadata,
+    Column("position", Serial, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("schema_version", Integer, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("source_event_id", String(255), nullable=False),
+    Column("idempotency_key", String(255), unique=True),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("correlation_id", String(255), nullable=False, index=True),
+    Column("causation_id", String(255)),
+    Column("aggregate_type", String(64), nullable=False),
+    Column("aggregate_id", String(255), nullable=False),
+    Column("aggregate_version", Integer),
+    Column("payload", Text, nullable=False),
+    Column("payload_hash", String(64), nullable=False),
+    Column("raw_event_id", BigInteger, ForeignKey("raw_events.id")),
+    # accepted | parked | rejected | expired
+    Column("status", String(16), nullable=False),
+    Column("status_changed_at", UtcDateTime, nullable=False),
+    UniqueConstraint("source", "source_event_id"),
+    Index("ix_events_aggregate", "aggregate_type", "aggregate_id", "aggregate_version"),
+    Index("ix_events_status", "status"),
+)
+
+aggregate_cursors = Table(
+    "aggregate_cursors", metadata,
+    Column("aggregate_type", String(64), nullable=False),
+    Column("aggregate_id", String(255), nullable=False),
+    Column("applied_version", Integer, nullable=False),
+    PrimaryKeyConstraint("aggregate_type", "aggregate_id"),
+)
+
+duplicates = Table(
+    "duplicates", metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("raw_event_id", BigInteger, ForeignKey("raw_events.id")),
+    Column("source", String(64), nullable=False),
+    Column("source_event_id", String(255), nullable=False),
+    Column("duplicate_of", String(64), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("detected_at", UtcDateTime, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), ForeignKey("events.event_id"), nullable=False, index=True),
+    Column("target", String(64), nullable=False),
+    Column("idempotency_key", String(255), nullable=False, unique=True),
+    Column("partition_key", String(255), nullable=False),
+    Column("correlation_id", String(255), nullable=False, index=True),
+    # pending | in_flight | done | failed | dead
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_expires_at", UtcDateTime),
+    Column("last_error", Text),
+    Column("result", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("completed_at", UtcDateTime),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_deliveries_partition", "target", "partition_key", "id"),
+)
+
+cross_refs = Table(
+    "cross_refs", metadata,
+    Column("canonical_id", String(255), nullable=False),
+    Column("object_type", String(64), nullable=False),
+    Column("system", String(64), nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("event_id", String(64)),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("canonical_id", "system"),
+    UniqueConstraint("system", "object_type", "external_id"),
+)
+
+consumer_tracking = Table(
+    "consumer_tracking", metadata,
+    Column("consumer", String(64), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("body_hash", String(64), nullable=False),
+    Column("result", Text, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("consumer", "key"),
+)
+
+exceptions = Table(
+    "exceptions", metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("class", String(32), nullable=False, index=True),
+    Column("status", String(16), nullable=False, index=True),  # open | resolved | ignored
+    Column("fingerprint", String(255), nullable=False, unique=True),
+    Column("amount_minor", BigInteger),
+    Column("currency", String(3)),
+    Column("correlation_id", String(255), index=True),
+    Column("objects", Text, nullable=False),
+    Column("event_id", String(64)),
+    Column("raw_event_id", BigInteger),
+    Column("delivery_id", BigInteger),
+    Column("summary", Text, nullable=False),
+    Column("detail", Text),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("resolved_at", UtcDateTime),
+    Column("resolution_note", Text),
+)
+
+milestones = Table(
+    "milestones", metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("correlation_id", String(255), nullable=False, index=True),
+    Column("name", String(64), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    UniqueConstraint("correlation_id", "name", "event_id", "target"),
+)

@@ -1,0 +1,112 @@
+"""Crash safety: workers killed with SIGKILL at random points lose no delivery and perform
+none twice once restarted. Real subprocesses, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from finsync.connectors.filedrop.ledger import FileDropLedger
+from finsync.domain.clock import utc_now
+from finsync.storage import outbox, raw_log
+from finsync.storage.db import transaction
+from finsync.storage.raw_log import RawIn
+from tests.builders import lifecycle_stream
+
+TRIALS = 20
+PER_TRIAL = 15  # customers per trial: 135 events, 90 postings
+CONFIG = """
+[hub]
+database_url = "{url}"
+intake_batch_size = 25
+
+[delivery]
+lease_s = 1
+batch_size = 5
+
+[ownership]
+customer = "billing"
+catalog = "billing"
+subscription = "billing"
+payments = "billing"
+usage = "billing"
+tax = "tax"
+ledger = "ledger"
+revenue = "revrec"
+
+[systems.ledger]
+role = "ledger"
+connector = "filedrop"
+directory = "exports"
+
+[routes]
+"invoice.issued" = ["ledger"]
+"payment.applied" = ["ledger"]
+"""
+
+
+def _worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as stderr:
+        return subprocess.Popen([sys.executable, "-m", "finsync", "run", "--json",
+                                 "--config", str(config)],
+                                stdout=subprocess.DEVNULL, stderr=stderr,
+                                env={**os.environ, "FINSYNC_DATABASE_URL": ""})
+
+
+def _progress(engine: Engine) -> tuple[int, int]:
+    """(deliveries done, raw events or deliveries still to do)."""
+    with transaction(engine) as conn:
+        counts = outbox.counts(conn)
+        waiting = raw_log.counts(conn).get("received", 0)
+    return counts.get("done", 0), waiting + sum(n for s, n in counts.items() if s != "done")
+
+
+def _wait_for_work_to_start(engine: Engine, done_before: int) -> None:
+    deadline = time.monotonic() + 30
+    while _progress(engine)[0] == done_before and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_sigkilled_workers_lose_nothing_and_post_nothing_twice(engine: Engine, db_url: str,
+                                                               tmp_path: Path) -> None:
+    config, log = tmp_path / "finsync.toml", tmp_path / "workers.log"
+    config.write_text(CONFIG.format(url=db_url))
+    rng = random.Random(20261127)
+    sent = 0
+    killed_mid_work = 0
+    for trial in range(TRIALS):
+        lines = lifecycle_stream(customers=PER_TRIAL, amendments=2, first=trial * PER_TRIAL).lines()
+        with transaction(engine) as conn:
+            raw_log.append(conn, [RawIn("canonical", line, {}) for line in lines], utc_now())
+        sent += len(lines)
+        done_before, _ = _progress(engine)
+        workers = [_worker(config, log) for _ in range(rng.choice((1, 2)))]
+        _wait_for_work_to_start(engine, done_before)
+        time.sleep(rng.uniform(0.0, 0.4))  # a random point inside the work
+        for proc in workers:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        done_after, left = _progress(engine)
+        killed_mid_work += done_after > done_before and left > 0
+    time.sleep(1.1)  # the dead workers' leases (1 s) expire
+    final = _worker(config, log)
+    assert final.wait(timeout=300) == 0, log.read_text()
+
+    assert killed_mid_work >= TRIALS * 3 // 4, f"only {killed_mid_work} kills landed mid-work"
+    postings = TRIALS * PER_TRIAL * 3 * 2  # customers x versions x (invoice + payment)
+    with transaction(engine) as conn:
+        assert raw_log.counts(conn) == {"mapped": sent}
+        assert outbox.counts(conn) == {"done": postings}
+    per_key = Counter(d["key"] for d in FileDropLedger("ledger", tmp_path / "exports").documents())
+    assert len(per_key) == postings
+    assert max(per_key.values()) == 1
