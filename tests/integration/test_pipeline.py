@@ -49,7 +49,8 @@ def test_stream_in_order_delivers_every_posting_once(engine: Engine, tmp_path: P
     assert len(result["cross_refs"]) == 12
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1), twice=st.booleans())
 def test_shuffled_and_duplicated_stream_leaves_identical_books(
         engine: Engine, tmp_path: Path, seed: int, twice: bool) -> None:
@@ -140,3 +141,32 @@ def test_change_from_a_non_owner_opens_ownership_violation(engine: Engine,
     (error,) = hub.exceptions()
     assert error["class"] == ExceptionClass.OWNERSHIP_VIOLATION
     assert hub.status()["deliveries"] == {}
+
+
+def test_source_supplied_event_id_is_ignored(engine: Engine, tmp_path: Path) -> None:
+    hub = make_hub(engine, tmp_path)
+    doc = {"payment": payment_doc("pay_1", "10.00", "inv_1")}
+    owner = envelope("payment.applied", "gw-1", ("payment", "pay_1", None), doc,
+                     correlation_id="c")
+    forged = {**owner, "source": "crm", "source_event_id": "crm-1", "event_id": "evt_taken"}
+    ingest(hub, [json.dumps({**owner, "event_id": "evt_taken"}).encode(),
+                 json.dumps(forged).encode()])
+    hub.run_until_idle()
+    assert hub.status()["events"] == {"accepted": 1, "rejected": 1}
+    (error,) = hub.exceptions()
+    assert error["class"] == ExceptionClass.OWNERSHIP_VIOLATION
+
+
+def test_non_owner_reusing_a_business_key_is_a_violation_not_a_duplicate(
+        engine: Engine, tmp_path: Path) -> None:
+    hub = make_hub(engine, tmp_path)
+    doc = {"payment": payment_doc("pay_1", "10.00", "inv_1")}
+    owner = envelope("payment.applied", "gw-1", ("payment", "pay_1", None), doc,
+                     correlation_id="c", idempotency_key="pay_1")
+    forged = {**owner, "source": "crm", "source_event_id": "crm-1"}
+    ingest(hub, [json.dumps(owner).encode(), json.dumps(forged).encode(),
+                 json.dumps(forged).encode()])
+    hub.run_until_idle()
+    assert hub.status()["duplicates_ignored"] == 1  # the forged copy sent twice
+    (error,) = hub.exceptions()
+    assert error["class"] == ExceptionClass.OWNERSHIP_VIOLATION

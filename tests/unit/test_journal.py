@@ -26,7 +26,8 @@ def test_entry_balances_per_currency() -> None:
 
 def test_reversal_flips_every_line_and_links_the_original() -> None:
     entry = JournalEntry("je1", "le_us", date(2026, 1, 31), "invoice",
-                         (_line("1200", Side.DEBIT, "100.00"), _line("2400", Side.CREDIT, "100.00")))
+                         (_line("1200", Side.DEBIT, "100.00"),
+                          _line("2400", Side.CREDIT, "100.00")))
     reversal = entry.reversal("je2", date(2026, 2, 1))
     assert reversal.reverses == "je1"
     assert [line.side for line in reversal.lines] == [Side.CREDIT, Side.DEBIT]

@@ -19,7 +19,7 @@ from typing import Any
 import finsync
 from finsync.bootstrap import build_hub
 from finsync.cli import output
-from finsync.config import DEFAULT_CONFIG, parse_config
+from finsync.config import DEFAULT_CONFIG, FinsyncConfig, parse_config
 from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.domain.errors import MappingError
 from finsync.hub.replay import ReplayFilter
@@ -64,6 +64,13 @@ def run_demo(directory: Path | None, *, as_json: bool) -> dict[str, Any]:
     shutil.rmtree(workdir / "var", ignore_errors=True)
     config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), workdir.resolve())
     hub = build_hub(config)
+    try:
+        return _drive(hub, config, workdir, as_json=as_json)
+    finally:
+        hub.engine.dispose()
+
+
+def _drive(hub: Hub, config: FinsyncConfig, workdir: Path, *, as_json: bool) -> dict[str, Any]:
     lines = [line for line in example_stream().read_bytes().splitlines() if line.strip()]
     refused = [code for body in [*_faulty_order(lines), b"{not json", _forged(lines)]
                if (code := _send(hub, body))]

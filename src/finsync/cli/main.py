@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy import Engine
 
 from finsync.bootstrap import build_engine, build_hub
 from finsync.cli import output
@@ -42,8 +43,22 @@ def guarded(as_json: bool) -> Iterator[None]:
         output.fail(str(exc), exc.code, as_json=as_json)
 
 
-def _hub(config: Path | None) -> Hub:
-    return build_hub(load_config(config))
+@contextmanager
+def _hub(config: Path | None) -> Iterator[Hub]:
+    hub = build_hub(load_config(config))
+    try:
+        yield hub
+    finally:
+        hub.engine.dispose()
+
+
+@contextmanager
+def _engine(config: FinsyncConfig) -> Iterator[Engine]:
+    engine = build_engine(config)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @app.command()
@@ -59,10 +74,11 @@ def init(directory: Annotated[Path, typer.Argument()] = Path("."),
         directory.mkdir(parents=True, exist_ok=True)
         target.write_text(DEFAULT_CONFIG.read_text())
         config = load_config(target)
-        engine = build_engine(config)
-        upgrade(engine)
+        with _engine(config) as engine:
+            upgrade(engine)
+            revision = current_revision(engine)
         result = {"config": str(target.resolve()), "database": _safe_url(config),
-                  "revision": current_revision(engine)}
+                  "revision": revision}
         if as_json:
             output.emit_json(result)
         else:
@@ -81,11 +97,11 @@ def db_upgrade(config: ConfigPath = None, as_json: Json = False) -> None:
     """Apply the Alembic migrations up to the newest revision."""
     with guarded(as_json):
         loaded = load_config(config)
-        engine = build_engine(loaded)
-        before = current_revision(engine)
-        upgrade(engine)
-        result = {"database": _safe_url(loaded), "from": before,
-                  "to": current_revision(engine)}
+        with _engine(loaded) as engine:
+            before = current_revision(engine)
+            upgrade(engine)
+            result = {"database": _safe_url(loaded), "from": before,
+                      "to": current_revision(engine)}
         if as_json:
             output.emit_json(result)
         else:
@@ -102,8 +118,7 @@ def ingest(file: Annotated[Path, typer.Argument(help="JSON lines; '-' reads stdi
            source: Annotated[str, typer.Option(help="Intake source name.")] = "canonical",
            config: ConfigPath = None, as_json: Json = False) -> None:
     """Store each line of FILE as a raw event of SOURCE (durably, in batches)."""
-    with guarded(as_json):
-        hub = _hub(config)
+    with guarded(as_json), _hub(config) as hub:
         if not hub.mappers.knows(source):
             output.fail(f"unknown source {source!r}; configured: see [sources]",
                         "unknown_source", as_json=as_json)
@@ -131,8 +146,7 @@ def run(loop: Annotated[bool, typer.Option(help="Keep polling until stopped.")] 
         interval_s: Annotated[float, typer.Option(help="Poll interval with --loop.")] = 1.0,
         config: ConfigPath = None, as_json: Json = False) -> None:
     """Map, de-duplicate, sequence, route and deliver until nothing is left to do."""
-    with guarded(as_json):
-        hub = _hub(config)
+    with guarded(as_json), _hub(config) as hub:
         while True:
             with output.progress_bar(not as_json and not loop) as progress:
                 summary = hub.run_until_idle(progress)
@@ -162,7 +176,8 @@ def _print_status(status: dict[str, Any]) -> None:
 def status(config: ConfigPath = None, as_json: Json = False) -> None:
     """Counts of raw events, events, deliveries, duplicates and exceptions."""
     with guarded(as_json):
-        result = _hub(config).status()
+        with _hub(config) as hub:
+            result = hub.status()
         if as_json:
             output.emit_json(result)
         else:
@@ -173,7 +188,8 @@ def status(config: ConfigPath = None, as_json: Json = False) -> None:
 def timeline(correlation_id: str, config: ConfigPath = None, as_json: Json = False) -> None:
     """The business milestones of one correlation id, in order."""
     with guarded(as_json):
-        rows = _hub(config).timeline(correlation_id)
+        with _hub(config) as hub:
+            rows = hub.timeline(correlation_id)
         if as_json:
             output.emit_json({"correlation_id": correlation_id, "milestones": rows})
         else:
@@ -206,9 +222,8 @@ def replay(correlation_id: Annotated[str | None, typer.Option()] = None,
         if selection.is_empty:
             output.fail("say what to replay: --correlation-id, --aggregate, --since/--until "
                         "or --all", "empty_selection", as_json=as_json, exit_code=2)
-        hub = _hub(config)
-        result = hub.replay(selection)
-        with output.progress_bar(not as_json) as progress:
+        with _hub(config) as hub, output.progress_bar(not as_json) as progress:
+            result = hub.replay(selection)
             summary = hub.run_until_idle(progress)
         data = {"replay": asdict(result), "run": asdict(summary)}
         if as_json:
@@ -224,7 +239,8 @@ def exceptions_list(status: Annotated[str | None, typer.Option()] = "open",
                     config: ConfigPath = None, as_json: Json = False) -> None:
     """Exceptions by status and class (default: open ones)."""
     with guarded(as_json):
-        rows = _hub(config).exceptions(None if status == "all" else status, klass)
+        with _hub(config) as hub:
+            rows = hub.exceptions(None if status == "all" else status, klass)
         if as_json:
             output.emit_json({"exceptions": rows, "count": len(rows)})
             return
@@ -238,14 +254,18 @@ def serve(host: str = "127.0.0.1", port: int = 8080,
           interval_s: Annotated[float, typer.Option(help="Pipeline poll interval.")] = 1.0,
           config: ConfigPath = None) -> None:
     """Start the HTTP API with a background pipeline worker."""
+    import os
+
     import uvicorn
 
-    from finsync.api.app import create_app
-
     with guarded(False):
-        hub = _hub(config)
-        uvicorn.run(create_app(hub, worker_interval_s=interval_s), host=host, port=port,
-                    log_level="info")
+        load_config(config)  # refuse a bad configuration before binding the port
+        if config is not None:
+            os.environ["FINSYNC_CONFIG"] = str(config.resolve())
+        os.environ["FINSYNC_WORKER_INTERVAL_S"] = str(interval_s)
+        # By name, so that the CLI does not import the API (entry points stay independent).
+        uvicorn.run("finsync.api.main:app_from_environment", factory=True, host=host,
+                    port=port, log_level="info")
 
 
 @app.command()

@@ -77,7 +77,10 @@ class Reader:
             raise MappingError(f"{self.path}.{key}: {exc}") from exc
 
     def flag(self, key: str) -> bool:
-        return bool(self.obj.get(key, False))
+        value = self.obj.get(key, False)
+        if not isinstance(value, bool):
+            raise MappingError(f"{self.path}.{key} must be true or false")
+        return value
 
     def child(self, key: str) -> Reader:
         return Reader(self._get(key), f"{self.path}.{key}")

@@ -84,6 +84,9 @@ class ContractAmendment:
     contract: SubscriptionContract
 
     def __post_init__(self) -> None:
+        if self.contract.id != self.contract_id:
+            raise DomainError(f"amendment {self.id} names {self.contract_id} but carries "
+                              f"{self.contract.id}")
         if self.version < 2 or self.contract.version != self.version:
             raise DomainError("an amendment makes version n+1 (>= 2) of its contract")
         if self.effective_date < self.contract.start_date:

@@ -13,8 +13,10 @@ from enum import StrEnum
 from typing import Any
 
 from finsync.domain import codec
+from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import MappingError
+from finsync.domain.party import CustomerAccount
 
 
 class BusinessDomain(StrEnum):
@@ -39,16 +41,29 @@ class EventType:
     decoder: Callable[[codec.Reader], Any]
 
     def decode(self, envelope: Envelope) -> Any:
-        """The typed document this event carries; checks it belongs to the stated aggregate."""
+        """The typed document this event carries; checks it is the aggregate it claims."""
         if envelope.aggregate.type != self.aggregate_type:
             raise MappingError(f"{self.name} must be on a {self.aggregate_type} aggregate, "
                                f"not {envelope.aggregate.type}")
         document = self.decoder(codec.Reader(envelope.payload.get(self.document_key),
                                              self.document_key))
-        if getattr(document, "id", envelope.aggregate.id) != envelope.aggregate.id and \
-                self.aggregate_type != "subscription_contract":
-            raise MappingError(f"{self.name}: {self.document_key}.id differs from aggregate.id")
+        doc_id, doc_version = _identity(document)
+        if doc_id != envelope.aggregate.id:
+            raise MappingError(f"{self.name}: the document is {doc_id}, "
+                               f"but aggregate.id is {envelope.aggregate.id}")
+        if doc_version is not None and doc_version != envelope.aggregate.version:
+            raise MappingError(f"{self.name}: the document is version {doc_version}, "
+                               f"but aggregate.version is {envelope.aggregate.version}")
         return document
+
+
+def _identity(document: Any) -> tuple[str, int | None]:
+    """The aggregate id a document belongs to, and its version where it carries one."""
+    if isinstance(document, ContractAmendment):
+        return document.contract_id, document.version
+    if isinstance(document, SubscriptionContract | CustomerAccount):
+        return document.id, document.version
+    return str(document.id), None
 
 
 _S = BusinessDomain.SUBSCRIPTION

@@ -32,7 +32,9 @@ class DocumentLine:
 
 def _check_document(doc_id: str, currency: str, lines: Sequence[DocumentLine],
                     subtotal: Money, tax_total: Money, grand_total: Money) -> None:
-    for money in (subtotal, tax_total, grand_total):
+    amounts = [subtotal, tax_total, grand_total]
+    amounts += [m for line in lines for m in (line.amount, line.tax_amount)]
+    for money in amounts:
         if money.currency != currency or money.quantize() != money:
             raise DomainError(f"{doc_id}: {money} is not a {currency} amount in minor units")
     if total([line.amount for line in lines], currency) != subtotal:

@@ -2,8 +2,9 @@
 with its outbox rows.
 
 Rules:
-- A duplicate is the same `(source, source_event_id)`, the same business idempotency key, or
-  the same aggregate version with the same payload. It is counted, never applied.
+- A duplicate is the same `(source, source_event_id)`, the same business idempotency key
+  (from the domain's owner), or the same aggregate version with the same payload. It is
+  counted, never applied.
 - The same aggregate version with a *different* payload is a `sequencing_error`.
 - Only the system that owns an event's domain may change it; otherwise `ownership_violation`.
 - Events of one aggregate apply in version order. A gap parks the later versions; once the
@@ -13,7 +14,7 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -47,14 +48,18 @@ class Acceptance:
 
     def accept(self, conn: Connection, env: Envelope, raw_id: int | None,
                at: datetime) -> Outcome:
-        existing = event_log.find_existing(conn, env)
-        if existing is not None:
-            event_log.record_duplicate(conn, env, raw_id, existing[0], existing[1], at)
+        # Order matters: a redelivered event is a duplicate whoever sent it; a non-owner
+        # reusing an owner's business key is a violation, not a duplicate.
+        if (same := event_log.find_by_source_id(conn, env)) is not None:
+            event_log.record_duplicate(conn, env, raw_id, same, "source_event_id", at)
             return Outcome.DUPLICATE
         if (owner := self.owner_of(env)) != env.source:
             self._reject(conn, env, raw_id, at, ExceptionClass.OWNERSHIP_VIOLATION,
                          f"{env.source} sent {env.type}, but {owner} owns that domain")
             return Outcome.REJECTED
+        if (same := event_log.find_by_idempotency_key(conn, env)) is not None:
+            event_log.record_duplicate(conn, env, raw_id, same, "idempotency_key", at)
+            return Outcome.DUPLICATE
         if env.aggregate.version is None:
             self._apply(conn, env, raw_id, at)
             return Outcome.ACCEPTED
@@ -113,7 +118,8 @@ class Acceptance:
 
     def _reject(self, conn: Connection, env: Envelope, raw_id: int | None, at: datetime,
                 exception_class: ExceptionClass, summary: str) -> None:
-        event_log.insert_event(conn, env, raw_id, "rejected", at)
+        # Kept for the record, but without the business key it has no right to hold.
+        event_log.insert_event(conn, replace(env, idempotency_key=None), raw_id, "rejected", at)
         exception_log.open_exception(conn, NewException(
             exception_class, f"{exception_class.value}:{env.event_id}", summary,
             correlation_id=env.correlation_id,

@@ -3,7 +3,8 @@
 Rules:
 - A mapper is pure: same raw event, same envelopes; it raises `MappingError` for a payload
   it cannot map, and the hub keeps that payload and opens a `mapping_error` exception.
-- The hub, not the source, sets `received_at` (the time the raw event was stored).
+- The hub, not the source, sets `received_at` (the time the raw event was stored) and
+  `event_id` (derived from `(source, source_event_id)`), whatever the payload says.
 - Old schema versions are upcast here, on read, so every later stage sees the current shape.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from finsync.domain.envelope import Envelope, envelope_from_json
-from finsync.domain.errors import MappingError
+from finsync.domain.errors import DomainError, MappingError
 from finsync.domain.event_type import event_type
 from finsync.domain.upcast import UPCASTERS
 from finsync.storage import jsonutil
@@ -41,10 +42,18 @@ class CanonicalMapper:
 def canonical(item: Any, raw: RawEvent) -> Envelope:
     """Parse, upcast and check one envelope against the event-type catalogue."""
     if isinstance(item, Mapping):
-        item = {k: v for k, v in item.items() if k != "received_at"}
-    envelope = UPCASTERS.upcast(envelope_from_json(item, received_at=raw.received_at))
-    event_type(envelope.type).decode(envelope)
+        item = {k: v for k, v in item.items() if k not in _HUB_FIELDS}
+    try:
+        envelope = UPCASTERS.upcast(envelope_from_json(item, received_at=raw.received_at))
+        event_type(envelope.type).decode(envelope)
+    except MappingError:
+        raise
+    except DomainError as exc:  # a broken rule in a payload is that payload's mapping error
+        raise MappingError(str(exc), code=exc.code) from exc
     return envelope
+
+
+_HUB_FIELDS = frozenset({"received_at", "event_id"})
 
 
 class MapperRegistry:

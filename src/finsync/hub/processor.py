@@ -1,7 +1,9 @@
 """The processor moves raw events to canonical events: map, then accept, batch by batch.
 
 One transaction per batch; each raw event inside it has a savepoint, so one bad event is
-rejected (and kept, with its exception) without holding back the others.
+rejected (and kept, with its exception) without holding back the others. A constraint
+violation there is a defect, not bad input: the raw event is parked as `internal_error`
+instead of jamming every later batch.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
-from finsync.domain.errors import DomainError, MappingError
+from finsync.domain.errors import DomainError, ExceptionClass, MappingError
 from finsync.hub.acceptance import Acceptance, Outcome
 from finsync.hub.intake import reject_in
 from finsync.hub.mapping import MapperRegistry
-from finsync.storage import raw_log
+from finsync.storage import exception_log, raw_log
 from finsync.storage.db import transaction
+from finsync.storage.exception_log import NewException
 from finsync.storage.raw_log import RawEvent
 
 
@@ -48,6 +52,12 @@ class Processor:
             reject_in(conn, raw, exc, now)
         except DomainError as exc:
             reject_in(conn, raw, MappingError(str(exc), code=exc.code), now)
+        except IntegrityError as exc:
+            raw_log.mark(conn, raw.id, "rejected", now, "internal_error", str(exc.orig))
+            exception_log.open_exception(conn, NewException(
+                ExceptionClass.INTERNAL_ERROR, f"internal:raw:{raw.id}",
+                f"{raw.source} event #{raw.id} broke a storage constraint: {exc.orig}",
+                objects=(f"raw_event:{raw.id}",), raw_event_id=raw.id), now)
         return [Outcome.REJECTED.value]
 
     def flag_overdue(self) -> int:

@@ -79,7 +79,11 @@ def revenue_target(port: RevenuePort) -> Target:
 
 
 def amount_at_stake(document: Any) -> Money | None:
-    """The money an undelivered document leaves unposted."""
+    """The money an undelivered document leaves unposted.
+
+    A contract event puts the whole (revised) contract value at stake: the revenue engine
+    reallocates all of it, not only the change.
+    """
     if isinstance(document, Invoice | CreditMemo):
         return document.total
     if isinstance(document, Payment | Refund):

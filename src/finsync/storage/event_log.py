@@ -31,19 +31,20 @@ def insert_event(conn: Connection, envelope: Envelope, raw_id: int | None, statu
     ))
 
 
-def find_existing(conn: Connection, envelope: Envelope) -> tuple[str, str] | None:
-    """The event this one duplicates, and why: same source id, same business key."""
+def find_by_source_id(conn: Connection, envelope: Envelope) -> str | None:
+    """The event already stored under this `(source, source_event_id)`."""
     row = conn.execute(select(events.c.event_id).where(
         events.c.source == envelope.source,
         events.c.source_event_id == envelope.source_event_id)).first()
-    if row is not None:
-        return str(row[0]), "source_event_id"
-    if envelope.idempotency_key is not None:
-        row = conn.execute(select(events.c.event_id).where(
-            events.c.idempotency_key == envelope.idempotency_key)).first()
-        if row is not None:
-            return str(row[0]), "idempotency_key"
-    return None
+    return None if row is None else str(row[0])
+
+
+def find_by_idempotency_key(conn: Connection, envelope: Envelope) -> str | None:
+    if envelope.idempotency_key is None:
+        return None
+    row = conn.execute(select(events.c.event_id).where(
+        events.c.idempotency_key == envelope.idempotency_key)).first()
+    return None if row is None else str(row[0])
 
 
 def find_version(conn: Connection, envelope: Envelope) -> tuple[str, str] | None:

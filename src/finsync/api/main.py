@@ -1,0 +1,17 @@
+"""The ASGI factory `finsync serve` (or any ASGI server) loads by name."""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+
+from finsync.api.app import create_app
+from finsync.bootstrap import build_hub
+from finsync.config import load_config
+
+
+def app_from_environment() -> FastAPI:
+    """The app for `FINSYNC_CONFIG`, with its pipeline worker every `FINSYNC_WORKER_INTERVAL_S`."""
+    interval_s = float(os.environ.get("FINSYNC_WORKER_INTERVAL_S", "1"))
+    return create_app(build_hub(load_config()), worker_interval_s=interval_s)

@@ -1,0 +1,78 @@
+"""HTTP intake: 202 only after the raw request is stored; bad input is kept and answered
+with a 4xx and a machine-readable code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from finsync.api.app import create_app
+from finsync.domain.errors import ExceptionClass
+from finsync.storage import raw_log
+from finsync.storage.db import transaction
+from tests.builders import envelope, payment_doc
+from tests.hubkit import make_hub
+
+PAYMENT = envelope("payment.applied", "gw-1", ("payment", "pay_1", None),
+                   {"payment": payment_doc("pay_1", "10.00", "inv_1")}, correlation_id="c1")
+
+
+@pytest.fixture
+def client(engine: Engine, tmp_path: Path) -> TestClient:
+    return TestClient(create_app(make_hub(engine, tmp_path)))
+
+
+def _raw(engine: Engine, raw_id: int) -> raw_log.RawEvent:
+    with transaction(engine) as conn:
+        raw = raw_log.get(conn, raw_id)
+    assert raw is not None
+    return raw
+
+
+def test_valid_event_is_stored_before_202(client: TestClient, engine: Engine) -> None:
+    response = client.post("/v1/sources/canonical/events", content=json.dumps(PAYMENT),
+                           headers={"content-type": "application/json",
+                                    "authorization": "Bearer secret-token",
+                                    "x-request-id": "r-1"})
+    assert response.status_code == 202
+    raw = _raw(engine, response.json()["raw_event_id"])
+    assert json.loads(raw.body) == PAYMENT
+    assert raw.headers["x-request-id"] == "r-1"
+    assert "authorization" not in raw.headers  # credentials are never stored
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    (b"{broken", 400, "invalid_json"),
+    (json.dumps({**PAYMENT, "type": "invoice.exploded"}).encode(), 422, "unknown_event_type"),
+    (json.dumps({**PAYMENT, "payload": {"payment": {"id": "pay_1"}}}).encode(), 422,
+     "mapping_error"),
+])
+def test_malformed_input_is_kept_and_refused_with_a_code(
+        client: TestClient, engine: Engine, body: bytes, status: int, code: str) -> None:
+    response = client.post("/v1/sources/canonical/events", content=body)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert _raw(engine, 1).body == body
+    exceptions = client.get("/v1/exceptions").json()["exceptions"]
+    assert [e["class"] for e in exceptions] == [ExceptionClass.MAPPING_ERROR]
+
+
+def test_unknown_source_is_kept_and_answered_404(client: TestClient, engine: Engine) -> None:
+    response = client.post("/v1/sources/netsuite/events", content=b"{}")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "unknown_source"
+    assert _raw(engine, 1).source == "netsuite"
+
+
+def test_status_and_milestones_after_processing(engine: Engine, tmp_path: Path) -> None:
+    hub = make_hub(engine, tmp_path)
+    client = TestClient(create_app(hub))
+    client.post("/v1/sources/canonical/events", content=json.dumps(PAYMENT))
+    hub.run_until_idle()
+    assert client.get("/v1/status").json()["deliveries"] == {"done": 1}
+    milestones = client.get("/v1/correlations/c1/milestones").json()["milestones"]
+    assert [m["name"] for m in milestones] == ["payment_applied"]

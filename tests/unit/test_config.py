@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finsync.config import DEFAULT_CONFIG, ConfigError, parse_config
+
+
+def _default() -> dict[str, Any]:
+    return tomllib.loads(DEFAULT_CONFIG.read_text())
+
+
+def test_default_configuration_is_valid(tmp_path: Path) -> None:
+    config = parse_config(_default(), tmp_path)
+    assert config.hub_settings().routes["invoice.issued"] == ("ledger",)
+    assert config.database_url == f"sqlite:///{tmp_path.resolve() / 'var/finsync.db'}"
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda c: c["ownership"].pop("payments"), "must name an owner for: payments"),
+    (lambda c: c["routes"].update({"invoice.exploded": ["ledger"]}), "unknown event type"),
+    (lambda c: c["routes"].update({"refund.issued": ["netsuite"]}), "not under \\[systems\\]"),
+    (lambda c: c["ownership"].update({"treasury": "bank"}), "ownership.treasury"),
+    (lambda c: c["delivery"].update({"attempts_max": 0}), "delivery.attempts_max"),
+])
+def test_invalid_configuration_is_refused_with_a_reason(tmp_path: Path, edit: Any,
+                                                        message: str) -> None:
+    data = _default()
+    edit(data)
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data, tmp_path)
+
+
+def test_database_url_from_environment_wins(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINSYNC_DATABASE_URL", "postgresql://u@h/db")
+    assert parse_config(_default(), tmp_path).database_url == "postgresql://u@h/db"
