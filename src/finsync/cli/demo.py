@@ -92,11 +92,32 @@ def _drive(hub: Hub, config: FinsyncConfig, workdir: Path, *, as_json: bool) -> 
                                for m in hub.timeline(amendment)],
         "exceptions": hub.exceptions(status=None),
     }
+    report["controls"] = _controls(report, posted_keys=len({d["key"] for d in
+                                                            ledger.documents()}))
     if as_json:
         output.emit_json(report)
     else:
         _print(report)
     return report
+
+
+def _controls(report: dict[str, Any], posted_keys: int) -> list[dict[str, Any]]:
+    """Each injected fault, the control that must catch it, and whether it did."""
+    classes = [e["class"] for e in report["exceptions"]]
+    status = report["status"]
+    return [
+        {"fault": "invoice webhook delivered twice", "control": "de-duplication",
+         "caught": status["duplicates_ignored"] == 1 and posted_keys == report["documents_posted"]},
+        {"fault": "amendment v2 before contract v1", "control": "per-aggregate sequencer",
+         "caught": report["outcomes"].get("parked") == 1 and "parked" not in status["events"]},
+        {"fault": "payload that is not JSON", "control": "kept raw + mapping_error",
+         "caught": "invalid_json" in report["refused_at_intake"]
+                   and "mapping_error" in classes and status["raw_events"].get("rejected") == 1},
+        {"fault": "payment sent by the CRM", "control": "ownership map",
+         "caught": "ownership_violation" in classes},
+        {"fault": "whole log replayed", "control": "idempotency keys at the target",
+         "caught": report["documents_after_replay"] == report["documents_posted"]},
+    ]
 
 
 def _print(report: dict[str, Any]) -> None:
@@ -112,5 +133,8 @@ def _print(report: dict[str, Any]) -> None:
     console.print(f"documents posted to the ledger: {report['documents_posted']}; after "
                   f"replaying all {report['replay']['events']} events: "
                   f"{report['documents_after_replay']}")
+    output.table("injected faults", ["fault", "control", "caught"],
+                 [[c["fault"], c["control"], "[green]yes[/]" if c["caught"] else "[red]NO[/]"]
+                  for c in report["controls"]])
     output.table("exceptions", ["class", "status", "summary"],
                  [[e["class"], e["status"], e["summary"]] for e in report["exceptions"]])
