@@ -206,12 +206,16 @@ class PostgresBackend:
         self._dbname = f"finsync_bench_{os.getpid()}"
         self._settings: dict[str, str] = {}
         self._checkpoint = "not tried"
-        with self._admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self._dbname}"'))
-            conn.execute(text(f'CREATE DATABASE "{self._dbname}"'))
-            for name in ("server_version", "fsync", "synchronous_commit", "wal_sync_method",
-                         "shared_buffers"):
-                self._settings[name] = str(conn.exec_driver_sql(f"SHOW {name}").scalar())
+        try:
+            with self._admin.connect() as conn:
+                for name in ("server_version", "fsync", "synchronous_commit",
+                             "wal_sync_method", "shared_buffers"):
+                    self._settings[name] = str(conn.exec_driver_sql(f"SHOW {name}").scalar())
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{self._dbname}"'))
+                conn.execute(text(f'CREATE DATABASE "{self._dbname}"'))
+        except DBAPIError:
+            self._admin.dispose()
+            raise
         self.url = self._admin.url.set(database=self._dbname).render_as_string(
             hide_password=False)
         self._db = create_engine(self.url, isolation_level="AUTOCOMMIT")
@@ -435,7 +439,7 @@ def spread(figures: Sequence[Figure]) -> str:
     rates = sorted(f.rate for f in figures)
     if len(rates) == 1:
         return "1 run"
-    return f"{len(rates)} runs, {rates[0]:,.0f} to {rates[-1]:,.0f}/s"
+    return f"median of {len(rates)} runs, {rates[0]:,.0f} to {rates[-1]:,.0f}/s"
 
 
 LEGEND = (
@@ -470,11 +474,11 @@ def report(console: Console, all_results: Sequence[Results], notes: list[tuple[s
         verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
         table.add_row(r.backend, "1 raw baseline",
                       f"{statistics.median(f.seconds for f in r.baseline):.3f}",
-                      f"{base:,.0f}", "100%", f"median of {spread(r.baseline)}")
+                      f"{base:,.0f}", "100%", spread(r.baseline))
         table.add_row("", "2 durable intake",
                       f"{statistics.median(f.seconds for f in r.intake):.3f}",
                       f"{intake:,.0f}", f"{ratio:.0%}",
-                      f"target ≥ {TARGET_RATIO:.0%}: {verdict}; median of {spread(r.intake)}")
+                      f"target ≥ {TARGET_RATIO:.0%}: {verdict}; {spread(r.intake)}")
         if r.pipeline is not None and r.hub_only is not None:
             p, h = r.pipeline, r.hub_only
             share = 1 - h.seconds / p.seconds
