@@ -447,7 +447,7 @@ LEGEND = (
      "headers JSON, body, status), pre-built, inserted into a plain copy of raw_events by a "
      f"bare SQLAlchemy executemany, one commit per {BATCH}: the limit"),
     ("2 durable intake", f"Intake.store, {BATCH} events per call, each call one committed "
-     "transaction (raw_log.append: INSERT .. RETURNING id, in parameter order)"),
+     "transaction (raw_log.append: one executemany INSERT, no ids returned)"),
     ("3a pipeline", "N payment.applied envelopes stored, then Hub.run_until_idle() until "
      "every delivery is done, to the default config's filedrop ledger, which flocks, "
      "appends and fsyncs each document; 'ledger' is the time inside the connector"),

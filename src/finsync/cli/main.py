@@ -126,19 +126,17 @@ def ingest(file: Annotated[Path, typer.Argument(help="JSON lines; '-' reads stdi
             output.fail(f"no such file: {file}", "file_not_found", as_json=as_json)
         lines = _read_lines(file)
         batch = hub.settings.intake_batch_size
-        stored: list[int] = []
+        stored = 0
         with output.progress_bar(not as_json) as progress:
             for start in range(0, len(lines), batch):
                 chunk = lines[start:start + batch]
                 stored += hub.intake.store([RawIn(source, b, {"x-finsync-file": file.name})
                                             for b in chunk])
-                progress("stored", len(stored), len(lines))
-        result = {"stored": len(stored), "source": source,
-                  "first_raw_id": stored[0] if stored else None}
+                progress("stored", stored, len(lines))
         if as_json:
-            output.emit_json(result)
+            output.emit_json({"stored": stored, "source": source})
         else:
-            output.console.print(f"stored {len(stored)} raw events from {file} as {source}")
+            output.console.print(f"stored {stored} raw events from {file} as {source}")
 
 
 @app.command()

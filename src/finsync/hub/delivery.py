@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from finsync.connectors.ports import DeliveryContext, Receipt
 from finsync.domain.codec import encode
@@ -52,6 +52,20 @@ class _Failure:
     detail: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    message: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    delivery: Delivery
+    env: Envelope
+    document: Any
+    outcome: Receipt | _Retry | _Failure
+
+
 class DeliveryWorker:
     def __init__(self, engine: Engine, targets: Mapping[str, Target], policy: DeliveryPolicy,
                  clock: Callable[[], datetime], owner: str,
@@ -60,38 +74,41 @@ class DeliveryWorker:
         self._clock, self._owner, self._rng = clock, owner, rng or random.Random()
 
     def run_once(self) -> int:
-        """Deliver one batch of due deliveries; returns how many were attempted."""
+        """Deliver one batch of due deliveries; returns how many were attempted.
+
+        Outcomes of the batch are recorded in one transaction after the calls: losing them
+        to a crash only means the calls are made again under the same keys.
+        """
         with transaction(self._engine) as conn:
             claimed = outbox.claim(conn, self._owner, self._clock(), self._policy.lease_s,
                                    self._policy.batch_size)
-        for delivery in claimed:
-            self._deliver(delivery)
+        if not claimed:
+            return 0
+        with reading(self._engine) as conn:
+            envelopes = event_log.get_many(conn, [d.event_id for d in claimed])
+        attempts = [self._attempt(d, UPCASTERS.upcast(envelopes[d.event_id])) for d in claimed]
+        with transaction(self._engine) as conn:
+            for attempt in attempts:
+                self._record(conn, attempt)
         return len(claimed)
 
-    def _deliver(self, delivery: Delivery) -> None:
-        with reading(self._engine) as conn:
-            env = event_log.get(conn, delivery.event_id)
-        assert env is not None, "outbox rows reference stored events"
-        env = UPCASTERS.upcast(env)
-        document = event_type(env.type).decode(env)
-        ctx = DeliveryContext(delivery.idempotency_key, env.event_id, env.correlation_id,
-                              env.causation_id)
+    def _attempt(self, delivery: Delivery, env: Envelope) -> _Attempt:
+        document: Any = None
         try:
-            receipt = self._call(delivery, env, document, ctx)
+            document = event_type(env.type).decode(env)
+            ctx = DeliveryContext(delivery.idempotency_key, env.event_id, env.correlation_id,
+                                  env.causation_id)
+            outcome: Receipt | _Retry | _Failure = self._call(delivery, env, document, ctx)
         except TransientError as exc:
-            self._retry_or_give_up(delivery, env, document, exc)
-            return
+            outcome = self._retry_or_give_up(delivery, exc)
         except PermanentError as exc:
-            failure = _Failure("failed", exc.exception_class, str(exc))
+            outcome = _Failure("failed", exc.exception_class, str(exc))
         except DomainError as exc:
-            failure = _Failure("failed", ExceptionClass.MAPPING_ERROR, str(exc))
+            outcome = _Failure("failed", ExceptionClass.MAPPING_ERROR, str(exc))
         except Exception as exc:
-            failure = _Failure("failed", ExceptionClass.INTERNAL_ERROR,
+            outcome = _Failure("failed", ExceptionClass.INTERNAL_ERROR,
                                f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        else:
-            self._record_success(delivery, env, receipt)
-            return
-        self._record_failure(delivery, env, document, failure)
+        return _Attempt(delivery, env, document, outcome)
 
     def _call(self, delivery: Delivery, env: Envelope, document: Any,
               ctx: DeliveryContext) -> Receipt:
@@ -104,54 +121,52 @@ class DeliveryWorker:
                                  exception_class=ExceptionClass.MAPPING_ERROR)
         return target.deliver(env.type, document, ctx)
 
-    def _record_success(self, delivery: Delivery, env: Envelope, receipt: Receipt) -> None:
-        now = self._clock()
-        with transaction(self._engine) as conn:
-            result = jsonutil.dumps(encode(receipt))
-            if not outbox.complete(conn, delivery.id, self._owner, result, now):
-                return  # our lease ran out; the worker that took over records the outcome
-            conflict = None
-            for ref in receipt.references:
-                try:
-                    cross_ref.link(conn, ref.canonical_id, ref.object_type, delivery.target,
-                                   ref.external_id, env.event_id, now)
-                except ReferenceConflictError as exc:
-                    conflict = exc
-            target = self._targets[delivery.target]
-            if milestone := target.milestone(env.type):
-                milestone_log.record(conn, env.correlation_id, milestone, env.event_id,
-                                     delivery.target, now)
-            if conflict is not None:
-                exception_log.open_exception(conn, NewException(
-                    ExceptionClass.MASTER_DATA_MISMATCH, f"xref:{delivery.idempotency_key}",
-                    str(conflict), env.correlation_id, (f"event:{env.event_id}",),
-                    event_id=env.event_id, delivery_id=delivery.id), now)
-
-    def _retry_or_give_up(self, delivery: Delivery, env: Envelope, document: Any,
-                          exc: TransientError) -> None:
+    def _retry_or_give_up(self, delivery: Delivery, exc: TransientError) -> _Retry | _Failure:
         attempt = delivery.attempts + 1
         if attempt >= self._policy.attempts_max:
-            self._record_failure(delivery, env, document, _Failure(
-                "dead", ExceptionClass.TARGET_UNAVAILABLE,
-                f"{delivery.target} still failing after {attempt} attempts: {exc}"))
-            return
+            return _Failure("dead", ExceptionClass.TARGET_UNAVAILABLE,
+                            f"{delivery.target} still failing after {attempt} attempts: {exc}")
         wait = delay_s(attempt, self._policy.backoff_base_s, self._policy.backoff_cap_s,
                        self._rng, exc.retry_after_s)
-        with transaction(self._engine) as conn:
-            outbox.reschedule(conn, delivery.id, self._owner, str(exc),
-                              self._clock() + timedelta(seconds=wait))
+        return _Retry(str(exc), self._clock() + timedelta(seconds=wait))
 
-    def _record_failure(self, delivery: Delivery, env: Envelope, document: Any,
-                        failure: _Failure) -> None:
+    def _record(self, conn: Connection, attempt: _Attempt) -> None:
+        outcome = attempt.outcome
+        if isinstance(outcome, Receipt):
+            self._record_success(conn, attempt.delivery, attempt.env, outcome)
+        elif isinstance(outcome, _Retry):
+            outbox.reschedule(conn, attempt.delivery.id, self._owner, outcome.message,
+                              outcome.at)
+        else:
+            self._record_failure(conn, attempt, outcome)
+
+    def _record_success(self, conn: Connection, delivery: Delivery, env: Envelope,
+                        receipt: Receipt) -> None:
         now = self._clock()
-        with transaction(self._engine) as conn:
-            if not outbox.fail(conn, delivery.id, self._owner, failure.status, failure.message,
-                               now):
-                return
-            exception_log.open_exception(conn, NewException(
-                failure.exception_class, f"delivery:{delivery.idempotency_key}",
-                f"{env.type} to {delivery.target}: {failure.message}",
-                correlation_id=env.correlation_id,
-                objects=(f"{env.aggregate.type}:{env.aggregate.id}", f"event:{env.event_id}"),
-                amount=amount_at_stake(document), event_id=env.event_id,
-                delivery_id=delivery.id, detail=failure.detail), now)
+        if not outbox.complete(conn, delivery.id, self._owner,
+                               jsonutil.dumps(encode(receipt)), now):
+            return  # our lease ran out; the worker that took over records the outcome
+        for ref in receipt.references:
+            try:
+                cross_ref.link(conn, ref.canonical_id, ref.object_type, delivery.target,
+                               ref.external_id, env.event_id, now)
+            except ReferenceConflictError as exc:
+                exception_log.open_exception(conn, NewException(
+                    ExceptionClass.MASTER_DATA_MISMATCH, f"xref:{delivery.idempotency_key}",
+                    str(exc), env.correlation_id, (f"event:{env.event_id}",),
+                    event_id=env.event_id, delivery_id=delivery.id), now)
+        if milestone := self._targets[delivery.target].milestone(env.type):
+            milestone_log.record(conn, env.correlation_id, milestone, env.event_id,
+                                 delivery.target, now)
+
+    def _record_failure(self, conn: Connection, attempt: _Attempt, failure: _Failure) -> None:
+        delivery, env, now = attempt.delivery, attempt.env, self._clock()
+        if not outbox.fail(conn, delivery.id, self._owner, failure.status, failure.message, now):
+            return
+        exception_log.open_exception(conn, NewException(
+            failure.exception_class, f"delivery:{delivery.idempotency_key}",
+            f"{env.type} to {delivery.target}: {failure.message}",
+            correlation_id=env.correlation_id,
+            objects=(f"{env.aggregate.type}:{env.aggregate.id}", f"event:{env.event_id}"),
+            amount=amount_at_stake(attempt.document), event_id=env.event_id,
+            delivery_id=delivery.id, detail=failure.detail), now)

@@ -23,15 +23,17 @@ class Intake:
                  clock: Callable[[], datetime]) -> None:
         self._engine, self._mappers, self._clock = engine, mappers, clock
 
-    def store(self, items: Sequence[RawIn]) -> list[int]:
-        """Durably store raw events in one transaction; ids come back only after commit."""
+    def store(self, items: Sequence[RawIn]) -> int:
+        """Durably store raw events in one transaction; returns only after commit."""
         with transaction(self._engine) as conn:
             return raw_log.append(conn, items, self._clock())
 
     def receive(self, source: str, body: bytes, headers: Mapping[str, str],
                 content_type: str | None = None) -> int:
         """Store one raw event, then check it maps; raises `MappingError` (still stored)."""
-        raw_id = self.store([RawIn(source, body, headers, content_type)])[0]
+        with transaction(self._engine) as conn:
+            raw_id = raw_log.append_one(conn, RawIn(source, body, headers, content_type),
+                                        self._clock())
         raw = RawEvent(raw_id, source, self._clock(), headers, body, "received")
         try:
             self._mappers.map(raw)

@@ -4,25 +4,30 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from finsync.domain.refs import ReferenceConflictError
 from finsync.storage.schema import cross_refs
+
+_KNOWN = select(cross_refs.c.external_id).where(
+    cross_refs.c.canonical_id == bindparam("b_canonical_id"),
+    cross_refs.c.system == bindparam("b_system"))
+_INSERT = insert(cross_refs)
 
 
 def link(conn: Connection, canonical_id: str, object_type: str, system: str, external_id: str,
          event_id: str | None, at: datetime) -> bool:
     """Record a reference once; returns True when it is new. A different id is a conflict."""
-    known = conn.execute(select(cross_refs.c.external_id).where(
-        cross_refs.c.canonical_id == canonical_id, cross_refs.c.system == system)).first()
+    known = conn.execute(_KNOWN, {"b_canonical_id": canonical_id, "b_system": system}
+                         ).scalar_one_or_none()
     if known is not None:
-        if known[0] != external_id:
+        if known != external_id:
             raise ReferenceConflictError(
-                f"{canonical_id} is {known[0]!r} in {system}; a new id {external_id!r} came back")
+                f"{canonical_id} is {known!r} in {system}; a new id {external_id!r} came back")
         return False
-    conn.execute(insert(cross_refs).values(
-        canonical_id=canonical_id, object_type=object_type, system=system,
-        external_id=external_id, event_id=event_id, created_at=at))
+    conn.execute(_INSERT, {"canonical_id": canonical_id, "object_type": object_type,
+                           "system": system, "external_id": external_id, "event_id": event_id,
+                           "created_at": at})
     return True
 
 

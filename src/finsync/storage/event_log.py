@@ -1,4 +1,8 @@
-"""The canonical event log, the per-aggregate version cursors and the duplicate record."""
+"""The canonical event log, the per-aggregate version cursors and the duplicate record.
+
+The statements on the acceptance path are built once, with bind parameters: building a
+statement with literal values per call costs more than running it (see bench/).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from finsync.domain.envelope import Envelope, envelope_from_json
 from finsync.storage import jsonutil
@@ -17,51 +21,67 @@ def payload_hash(envelope: Envelope) -> str:
     return jsonutil.digest(envelope.payload)
 
 
+_INSERT_EVENT = insert(events)
+_BY_SOURCE_ID = select(events.c.event_id).where(
+    events.c.source == bindparam("b_source"),
+    events.c.source_event_id == bindparam("b_source_event_id"))
+_BY_KEY = select(events.c.event_id).where(events.c.idempotency_key == bindparam("b_key"))
+_BY_VERSION = select(events.c.event_id, events.c.payload_hash).where(
+    events.c.aggregate_type == bindparam("b_type"), events.c.aggregate_id == bindparam("b_id"),
+    events.c.aggregate_version == bindparam("b_version"), events.c.status != "rejected")
+_INSERT_DUPLICATE = insert(duplicates)
+_CURSOR = select(aggregate_cursors.c.applied_version).where(
+    aggregate_cursors.c.aggregate_type == bindparam("b_type"),
+    aggregate_cursors.c.aggregate_id == bindparam("b_id"))
+_MOVE_CURSOR = update(aggregate_cursors).where(
+    aggregate_cursors.c.aggregate_type == bindparam("b_type"),
+    aggregate_cursors.c.aggregate_id == bindparam("b_id")).values(
+    applied_version=bindparam("b_version"))
+_INSERT_CURSOR = insert(aggregate_cursors)
+
+
 def insert_event(conn: Connection, envelope: Envelope, raw_id: int | None, status: str,
                  at: datetime) -> None:
-    conn.execute(insert(events).values(
-        event_id=envelope.event_id, type=envelope.type, schema_version=envelope.schema_version,
-        source=envelope.source, source_event_id=envelope.source_event_id,
-        idempotency_key=envelope.idempotency_key, occurred_at=envelope.occurred_at,
-        received_at=envelope.received_at, correlation_id=envelope.correlation_id,
-        causation_id=envelope.causation_id, aggregate_type=envelope.aggregate.type,
-        aggregate_id=envelope.aggregate.id, aggregate_version=envelope.aggregate.version,
-        payload=jsonutil.dumps(envelope.payload), payload_hash=payload_hash(envelope),
-        raw_event_id=raw_id, status=status, status_changed_at=at,
-    ))
+    conn.execute(_INSERT_EVENT, {
+        "event_id": envelope.event_id, "type": envelope.type,
+        "schema_version": envelope.schema_version, "source": envelope.source,
+        "source_event_id": envelope.source_event_id,
+        "idempotency_key": envelope.idempotency_key, "occurred_at": envelope.occurred_at,
+        "received_at": envelope.received_at, "correlation_id": envelope.correlation_id,
+        "causation_id": envelope.causation_id, "aggregate_type": envelope.aggregate.type,
+        "aggregate_id": envelope.aggregate.id, "aggregate_version": envelope.aggregate.version,
+        "payload": jsonutil.dumps(envelope.payload), "payload_hash": payload_hash(envelope),
+        "raw_event_id": raw_id, "status": status, "status_changed_at": at,
+    })
 
 
 def find_by_source_id(conn: Connection, envelope: Envelope) -> str | None:
     """The event already stored under this `(source, source_event_id)`."""
-    row = conn.execute(select(events.c.event_id).where(
-        events.c.source == envelope.source,
-        events.c.source_event_id == envelope.source_event_id)).first()
-    return None if row is None else str(row[0])
+    return conn.execute(_BY_SOURCE_ID, {"b_source": envelope.source,
+                                        "b_source_event_id": envelope.source_event_id}
+                        ).scalar_one_or_none()
 
 
 def find_by_idempotency_key(conn: Connection, envelope: Envelope) -> str | None:
     if envelope.idempotency_key is None:
         return None
-    row = conn.execute(select(events.c.event_id).where(
-        events.c.idempotency_key == envelope.idempotency_key)).first()
-    return None if row is None else str(row[0])
+    return conn.execute(_BY_KEY, {"b_key": envelope.idempotency_key}).scalar_one_or_none()
 
 
 def find_version(conn: Connection, envelope: Envelope) -> tuple[str, str] | None:
     """`(event_id, payload_hash)` of the event already holding this aggregate version."""
-    row = conn.execute(select(events.c.event_id, events.c.payload_hash).where(
-        events.c.aggregate_type == envelope.aggregate.type,
-        events.c.aggregate_id == envelope.aggregate.id,
-        events.c.aggregate_version == envelope.aggregate.version,
-        events.c.status != "rejected")).first()
+    row = conn.execute(_BY_VERSION, {"b_type": envelope.aggregate.type,
+                                     "b_id": envelope.aggregate.id,
+                                     "b_version": envelope.aggregate.version}).first()
     return None if row is None else (str(row[0]), str(row[1]))
 
 
 def record_duplicate(conn: Connection, envelope: Envelope, raw_id: int | None,
                      duplicate_of: str, reason: str, at: datetime) -> None:
-    conn.execute(insert(duplicates).values(
-        raw_event_id=raw_id, source=envelope.source, source_event_id=envelope.source_event_id,
-        duplicate_of=duplicate_of, reason=reason, detected_at=at))
+    conn.execute(_INSERT_DUPLICATE, {
+        "raw_event_id": raw_id, "source": envelope.source,
+        "source_event_id": envelope.source_event_id, "duplicate_of": duplicate_of,
+        "reason": reason, "detected_at": at})
 
 
 def duplicate_count(conn: Connection) -> int:
@@ -69,19 +89,17 @@ def duplicate_count(conn: Connection) -> int:
 
 
 def applied_version(conn: Connection, aggregate_type: str, aggregate_id: str) -> int:
-    row = conn.execute(select(aggregate_cursors.c.applied_version).where(
-        aggregate_cursors.c.aggregate_type == aggregate_type,
-        aggregate_cursors.c.aggregate_id == aggregate_id)).first()
-    return 0 if row is None else int(row[0])
+    version = conn.execute(_CURSOR, {"b_type": aggregate_type, "b_id": aggregate_id}
+                           ).scalar_one_or_none()
+    return 0 if version is None else int(version)
 
 
 def advance(conn: Connection, aggregate_type: str, aggregate_id: str, version: int) -> None:
-    key = and_(aggregate_cursors.c.aggregate_type == aggregate_type,
-               aggregate_cursors.c.aggregate_id == aggregate_id)
-    if conn.execute(update(aggregate_cursors).where(key).values(applied_version=version)).rowcount:
+    key = {"b_type": aggregate_type, "b_id": aggregate_id, "b_version": version}
+    if conn.execute(_MOVE_CURSOR, key).rowcount:
         return
-    conn.execute(insert(aggregate_cursors).values(
-        aggregate_type=aggregate_type, aggregate_id=aggregate_id, applied_version=version))
+    conn.execute(_INSERT_CURSOR, {"aggregate_type": aggregate_type,
+                                  "aggregate_id": aggregate_id, "applied_version": version})
 
 
 def parked_next(conn: Connection, aggregate_type: str, aggregate_id: str,
@@ -121,6 +139,11 @@ def row_to_envelope(row: Any) -> Envelope:
 def get(conn: Connection, event_id: str) -> Envelope | None:
     row = conn.execute(select(events).where(events.c.event_id == event_id)).mappings().first()
     return None if row is None else row_to_envelope(row)
+
+
+def get_many(conn: Connection, event_ids: Sequence[str]) -> dict[str, Envelope]:
+    rows = conn.execute(select(events).where(events.c.event_id.in_(event_ids))).mappings()
+    return {str(r["event_id"]): row_to_envelope(r) for r in rows}
 
 
 def select_ids(conn: Connection, *, correlation_id: str | None = None,

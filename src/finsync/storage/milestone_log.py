@@ -5,19 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from finsync.storage.schema import milestones
+
+_FIND = select(milestones.c.id).where(
+    milestones.c.correlation_id == bindparam("correlation_id"),
+    milestones.c.name == bindparam("name"), milestones.c.event_id == bindparam("event_id"),
+    milestones.c.target == bindparam("target"))
+_INSERT = insert(milestones)
 
 
 def record(conn: Connection, correlation_id: str, name: str, event_id: str, target: str,
            at: datetime) -> None:
-    exists = conn.execute(select(milestones.c.id).where(
-        milestones.c.correlation_id == correlation_id, milestones.c.name == name,
-        milestones.c.event_id == event_id, milestones.c.target == target)).first()
-    if exists is None:
-        conn.execute(insert(milestones).values(correlation_id=correlation_id, name=name,
-                                               event_id=event_id, target=target, recorded_at=at))
+    """Record a milestone once; recording it again (a replay) changes nothing."""
+    key = {"correlation_id": correlation_id, "name": name, "event_id": event_id,
+           "target": target}
+    if conn.execute(_FIND, key).first() is None:
+        conn.execute(_INSERT, {**key, "recorded_at": at})
 
 
 def timeline(conn: Connection, correlation_id: str) -> list[dict[str, Any]]:

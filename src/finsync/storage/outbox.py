@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from finsync.domain.ids import delivery_key
 from finsync.storage.schema import deliveries
 
 UNFINISHED = ("pending", "in_flight", "failed", "dead")
+_KNOWN_KEYS = select(deliveries.c.idempotency_key).where(
+    deliveries.c.idempotency_key.in_(bindparam("b_keys", expanding=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +42,7 @@ def enqueue(conn: Connection, event_id: str, targets: Iterable[str], partition_k
     wanted = {delivery_key(event_id, t): t for t in targets}
     if not wanted:
         return 0
-    have = set(conn.execute(select(deliveries.c.idempotency_key)
-                            .where(deliveries.c.idempotency_key.in_(wanted))).scalars())
+    have = set(conn.execute(_KNOWN_KEYS, {"b_keys": list(wanted)}).scalars())
     rows = [{"event_id": event_id, "target": t, "idempotency_key": k,
              "partition_key": partition_key, "correlation_id": correlation_id,
              "status": "pending", "attempts": 0, "next_attempt_at": at, "created_at": at}
@@ -66,20 +67,21 @@ def _due(now: datetime) -> ColumnElement[bool]:
 
 def claim(conn: Connection, owner: str, now: datetime, lease_s: float,
           limit: int) -> list[Delivery]:
-    """Lease up to `limit` due deliveries to `owner` (the caller commits)."""
-    ids = conn.execute(select(deliveries.c.id).where(_due(now))
-                       .order_by(deliveries.c.id).limit(limit)).scalars().all()
-    claimed = []
-    expires = now + timedelta(seconds=lease_s)
-    for delivery_id in ids:
-        took = conn.execute(update(deliveries).where(deliveries.c.id == delivery_id, _due(now))
-                            .values(status="in_flight", lease_owner=owner,
-                                    lease_expires_at=expires)).rowcount
-        if took:
-            claimed.append(delivery_id)
-    return [_row(r) for r in conn.execute(
-        select(deliveries).where(deliveries.c.id.in_(claimed)).order_by(deliveries.c.id)
-    ).mappings()]
+    """Lease up to `limit` due deliveries to `owner` in one statement (the caller commits).
+
+    The outer status test is re-checked on the locked row by PostgreSQL, so two workers
+    racing for the same row cannot both take it; SQLite has a single writer anyway.
+    """
+    due_ids = select(deliveries.c.id).where(_due(now)).order_by(deliveries.c.id).limit(limit)
+    still_due = or_(
+        and_(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now),
+        and_(deliveries.c.status == "in_flight", deliveries.c.lease_expires_at < now))
+    rows = conn.execute(
+        update(deliveries).where(deliveries.c.id.in_(due_ids.scalar_subquery()), still_due)
+        .values(status="in_flight", lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_s))
+        .returning(*deliveries.c)).mappings().all()
+    return sorted((_row(r) for r in rows), key=lambda d: d.id)
 
 
 def _row(r: Any) -> Delivery:
@@ -87,31 +89,40 @@ def _row(r: Any) -> Delivery:
                     r["partition_key"], r["correlation_id"], r["status"], r["attempts"])
 
 
-def _mine(delivery_id: int, owner: str) -> ColumnElement[bool]:
-    return and_(deliveries.c.id == delivery_id, deliveries.c.lease_owner == owner,
-                deliveries.c.status == "in_flight")
+# Settling a leased delivery: only its current lease owner may, and each try counts.
+_SETTLE = update(deliveries).where(
+    deliveries.c.id == bindparam("b_id"), deliveries.c.lease_owner == bindparam("b_owner"),
+    deliveries.c.status == "in_flight").values(
+    status=bindparam("b_status"), last_error=bindparam("b_error"),
+    result=bindparam("b_result"), completed_at=bindparam("b_completed_at"),
+    next_attempt_at=bindparam("b_next_attempt_at"), attempts=deliveries.c.attempts + 1,
+    lease_owner=None, lease_expires_at=None)
+
+
+def _settle(conn: Connection, delivery_id: int, owner: str, **values: Any) -> bool:
+    params = {"b_id": delivery_id, "b_owner": owner, "b_error": None, "b_result": None,
+              "b_completed_at": None, "b_next_attempt_at": values.pop("next_attempt_at")}
+    params.update({f"b_{k}": v for k, v in values.items()})
+    return bool(conn.execute(_SETTLE, params).rowcount)
 
 
 def complete(conn: Connection, delivery_id: int, owner: str, result: str, at: datetime) -> bool:
     """Mark done; False when the lease was lost (another worker owns the outcome)."""
-    return bool(conn.execute(update(deliveries).where(_mine(delivery_id, owner)).values(
-        status="done", result=result, completed_at=at, lease_owner=None, lease_expires_at=None,
-        attempts=deliveries.c.attempts + 1, last_error=None)).rowcount)
+    return _settle(conn, delivery_id, owner, status="done", result=result, completed_at=at,
+                   next_attempt_at=at)
 
 
 def reschedule(conn: Connection, delivery_id: int, owner: str, error: str,
                next_attempt_at: datetime) -> bool:
-    return bool(conn.execute(update(deliveries).where(_mine(delivery_id, owner)).values(
-        status="pending", next_attempt_at=next_attempt_at, last_error=error,
-        attempts=deliveries.c.attempts + 1, lease_owner=None, lease_expires_at=None)).rowcount)
+    return _settle(conn, delivery_id, owner, status="pending", error=error,
+                   next_attempt_at=next_attempt_at)
 
 
 def fail(conn: Connection, delivery_id: int, owner: str, status: str, error: str,
          at: datetime) -> bool:
     """`failed` (permanent) or `dead` (retries exhausted); both wait for a person."""
-    return bool(conn.execute(update(deliveries).where(_mine(delivery_id, owner)).values(
-        status=status, last_error=error, completed_at=at, attempts=deliveries.c.attempts + 1,
-        lease_owner=None, lease_expires_at=None)).rowcount)
+    return _settle(conn, delivery_id, owner, status=status, error=error, completed_at=at,
+                   next_attempt_at=at)
 
 
 def requeue(conn: Connection, event_ids: Sequence[str], at: datetime,
