@@ -1,5 +1,9 @@
 """The processor moves raw events to canonical events: map, then accept, batch by batch.
 
+Acceptance is serialised across processes (a database lock held for the batch): the
+sequencer must see every earlier version of an aggregate before it decides to park or
+apply the next one. Delivery, the slow part, scales out across workers.
+
 One transaction per batch; each raw event inside it has a savepoint, so one bad event is
 rejected (and kept, with its exception) without holding back the others. A constraint
 violation there is a defect, not bad input: the raw event is parked as `internal_error`
@@ -20,7 +24,7 @@ from finsync.hub.acceptance import Acceptance, Outcome
 from finsync.hub.intake import reject_in
 from finsync.hub.mapping import MapperRegistry
 from finsync.storage import exception_log, raw_log
-from finsync.storage.db import transaction
+from finsync.storage.db import serialize, transaction
 from finsync.storage.exception_log import NewException
 from finsync.storage.raw_log import RawEvent
 
@@ -35,6 +39,7 @@ class Processor:
         """Process up to one batch of stored raw events; returns outcomes counted."""
         outcomes: Counter[str] = Counter()
         with transaction(self._engine) as conn:
+            serialize(conn, "finsync.acceptance")
             now = self._clock()
             for raw in raw_log.pending(conn, self._batch_size):
                 outcomes.update(self._process_one(conn, raw, now))

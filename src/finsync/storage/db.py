@@ -7,11 +7,12 @@ event must survive a power cut, not only a process crash.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -65,6 +66,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def serialize(conn: Connection, name: str) -> None:
+    """Hold a database-wide lock named `name` until this transaction ends.
+
+    SQLite already has one writer at a time (`BEGIN IMMEDIATE`); PostgreSQL takes a
+    transaction-scoped advisory lock keyed by a stable hash of the name.
+    """
+    if conn.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 @contextmanager
