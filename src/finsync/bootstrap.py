@@ -7,7 +7,8 @@ import socket
 
 from sqlalchemy import Engine
 
-from finsync.config import FinsyncConfig
+from finsync.config import ConfigError, FinsyncConfig, SystemSection
+from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.domain.clock import utc_now
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry
@@ -15,15 +16,46 @@ from finsync.hub.service import Hub
 from finsync.hub.target import Target, ledger_target
 from finsync.storage.db import make_engine
 from finsync.storage.migrate import upgrade
+from finsync.systems.ledger.chart import DEFAULT_CHART, parse_chart
+from finsync.systems.ledger.fx import Rate
+from finsync.systems.ledger.governance import Governor
+from finsync.systems.ledger.migrate import upgrade as upgrade_ledger
+from finsync.systems.ledger.rules import AccountMap
+from finsync.systems.ledger.service import LedgerService
 
 
-def build_targets(config: FinsyncConfig) -> dict[str, Target]:
+def build_ledger_service(config: FinsyncConfig, engine: Engine,
+                         system: SystemSection | None = None) -> LedgerService:
+    """The embedded ledger on the hub's database, its books set up from `[ledger]`."""
+    upgrade_ledger(engine)
+    governor = Governor(system.calls_per_minute, system.concurrency) if system else None
+    service = LedgerService(engine, utc_now, governor)
+    for entity in config.ledger.entities:
+        if not service.has_entity(entity.id):
+            chart_text = config.resolve(entity.chart).read_text() if entity.chart \
+                else DEFAULT_CHART.read_text()
+            service.create_entity(entity.id, entity.name, entity.functional_currency,
+                                  parse_chart(chart_text),
+                                  AccountMap(entity.revenue_by_product,
+                                             frozenset(entity.recognised_on_invoice)))
+        for year in entity.fiscal_years:
+            service.open_year(entity.id, year)
+    for rate in config.ledger.rates:
+        service.set_rate(Rate(rate.base, rate.quote, rate.effective, rate.rate))
+    return service
+
+
+def build_targets(config: FinsyncConfig, engine: Engine) -> dict[str, Target]:
     targets: dict[str, Target] = {}
     for name, system in config.systems.items():
         if system.role == "ledger" and system.connector == "filedrop":
             targets[name] = ledger_target(FileDropLedger(name, config.resolve(system.directory)))
+        elif system.role == "ledger" and system.connector == "embedded":
+            service = build_ledger_service(config, engine, system)
+            targets[name] = ledger_target(EmbeddedLedger(name, service))
         else:
-            raise ValueError(f"no {system.connector} connector for role {system.role}")
+            raise ConfigError(f"[systems.{name}]: no {system.connector} connector for the "
+                              f"{system.role} role yet")
     return targets
 
 
@@ -48,5 +80,5 @@ def build_hub(config: FinsyncConfig, *, engine: Engine | None = None,
     engine = engine or build_engine(config)
     if migrate:
         upgrade(engine)
-    return Hub(engine, config.hub_settings(), build_mappers(config), build_targets(config),
-               utc_now, worker_id())
+    return Hub(engine, config.hub_settings(), build_mappers(config),
+               build_targets(config, engine), utc_now, worker_id())

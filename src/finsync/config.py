@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,8 +46,34 @@ class DeliverySection(_Strict):
 
 class SystemSection(_Strict):
     role: Literal["ledger", "revenue"]
-    connector: Literal["filedrop"]
-    directory: str = "var/exports"
+    connector: Literal["filedrop", "embedded"]
+    directory: str = "var/exports"  # filedrop
+    calls_per_minute: int | None = Field(None, ge=1)  # embedded: ERP-like call budget
+    concurrency: int | None = Field(None, ge=1)
+
+
+class LedgerEntitySection(_Strict):
+    id: str
+    name: str
+    functional_currency: str
+    fiscal_years: list[int] = Field(default_factory=list)
+    chart: str | None = None  # a chart-of-accounts TOML file; the default SaaS chart if unset
+    recognised_on_invoice: list[str] = Field(default_factory=list)
+    revenue_by_product: dict[str, str] = Field(default_factory=dict)
+
+
+class FxRateSection(_Strict):
+    base: str
+    quote: str
+    effective: date
+    rate: Decimal = Field(gt=0)
+
+
+class LedgerSection(_Strict):
+    """Books of the embedded ledger, created at start-up when missing."""
+
+    entities: list[LedgerEntitySection] = Field(default_factory=list)
+    rates: list[FxRateSection] = Field(default_factory=list)
 
 
 class FinsyncConfig(_Strict):
@@ -55,6 +83,7 @@ class FinsyncConfig(_Strict):
     sources: dict[str, Literal["canonical"]] = {"canonical": "canonical"}
     systems: dict[str, SystemSection] = {}
     routes: dict[str, list[str]] = {}
+    ledger: LedgerSection = LedgerSection()
     base_dir: Path = Path(".")
 
     def resolve(self, relative: str) -> Path:

@@ -19,7 +19,12 @@ def test_demo_catches_every_injected_fault(tmp_path: Path,
     assert all(c["caught"] for c in report["controls"]), report["controls"]
     assert [m["milestone"] for m in report["amendment_timeline"]] == \
         ["contract_accepted", "invoice_posted", "payment_applied"]
-    assert report["documents_posted"] == report["documents_after_replay"] == 6
+    assert len(report["journal_entries"]) == 6 and report["books_unchanged_by_replay"]
+    assert report["trial_balance"]["le_us"] == {
+        "1000": "97608.22 USD", "1200": "0.00 USD", "2300": "0.00 USD",
+        "2400": "-97608.22 USD"}  # cash in, all billed revenue still deferred
+    assert all(check["difference"] == "0.00"
+               for check in report["subledgers"]["le_us"].values())
 
 
 def test_demo_starts_from_a_fresh_database_each_time(tmp_path: Path,

@@ -1,10 +1,10 @@
 """`finsync demo`: the reference workflow's event stream through the hub, with faults.
 
-Until the embedded billing, ledger and revenue systems exist, the demo drives the hub with
-the canonical example stream (examples/reference-workflow.jsonl) and delivers to the
-file-drop ledger. It injects the faults the hub itself must catch: a duplicate webhook,
-amendment versions out of order, a payload that is not JSON and a change from a system
-that does not own it, then replays the whole log to show that nothing changes.
+Until the embedded billing and revenue systems exist, the demo drives the hub with the
+canonical example stream (examples/reference-workflow.jsonl) and posts to the embedded
+ledger. It injects the faults the hub itself must catch: a duplicate webhook, amendment
+versions out of order, a payload that is not JSON and a change from a system that does
+not own it, then replays the whole log to show that the books do not change.
 """
 
 from __future__ import annotations
@@ -13,17 +13,18 @@ import json
 import shutil
 import tempfile
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import finsync
-from finsync.bootstrap import build_hub
+from finsync.bootstrap import build_hub, build_ledger_service
 from finsync.cli import output
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, parse_config
-from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.domain.errors import MappingError
 from finsync.hub.replay import ReplayFilter
 from finsync.hub.service import Hub
+from finsync.systems.ledger.service import LedgerService
 
 
 def example_stream() -> Path:
@@ -75,16 +76,19 @@ def _drive(hub: Hub, config: FinsyncConfig, workdir: Path, *, as_json: bool) -> 
     refused = [code for body in [*_faulty_order(lines), b"{not json", _forged(lines)]
                if (code := _send(hub, body))]
     first = hub.run_until_idle()
-    ledger = FileDropLedger("ledger", config.resolve("var/exports"))
-    posted = len(ledger.documents())
+    ledger = build_ledger_service(config, hub.engine)
+    books_before = _books(ledger)
     replayed = hub.replay(ReplayFilter(everything=True))
     hub.run_until_idle()
+    books_after = _books(ledger)
     amendment = next(json.loads(line)["correlation_id"] for line in lines
                      if b'"contract.amended"' in line)
     report = {
         "workdir": str(workdir), "sent": len(lines) + 3, "refused_at_intake": refused,
         "outcomes": dict(first.outcomes), "status": hub.status(),
-        "documents_posted": posted, "documents_after_replay": len(ledger.documents()),
+        "journal_entries": books_after["entries"],
+        "books_unchanged_by_replay": books_before == books_after,
+        "trial_balance": books_after["trial_balance"], "subledgers": books_after["subledgers"],
         "replay": {"events": replayed.events, "deliveries_resent": replayed.requeued},
         "amendment_correlation_id": amendment,
         "amendment_timeline": [{"milestone": m["name"], "system": m["target"],
@@ -92,8 +96,7 @@ def _drive(hub: Hub, config: FinsyncConfig, workdir: Path, *, as_json: bool) -> 
                                for m in hub.timeline(amendment)],
         "exceptions": hub.exceptions(status=None),
     }
-    report["controls"] = _controls(report, posted_keys=len({d["key"] for d in
-                                                            ledger.documents()}))
+    report["controls"] = _controls(report)
     if as_json:
         output.emit_json(report)
     else:
@@ -101,13 +104,30 @@ def _drive(hub: Hub, config: FinsyncConfig, workdir: Path, *, as_json: bool) -> 
     return report
 
 
-def _controls(report: dict[str, Any], posted_keys: int) -> list[dict[str, Any]]:
+AS_OF = date(2026, 12, 31)
+
+
+def _books(ledger: LedgerService) -> dict[str, Any]:
+    """The ledger's state in a comparable form: entries, trial balance, subledger checks."""
+    entities = [e for e, _ in ledger.entities()]
+    return {
+        "entries": [{"id": e.id, "entity": e.legal_entity, "date": e.posting_date.isoformat(),
+                     "memo": e.memo, "correlation_id": e.correlation_id,
+                     "lines": [[ln.account, ln.side.value, str(ln.amount)] for ln in e.lines]}
+                    for e in ledger.entries()],
+        "trial_balance": {e: {r.account: str(r.balance) for r in ledger.trial_balance(e, AS_OF)}
+                          for e in entities},
+        "subledgers": {e: ledger.subledger_check(e, AS_OF) for e in entities},
+    }
+
+
+def _controls(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Each injected fault, the control that must catch it, and whether it did."""
     classes = [e["class"] for e in report["exceptions"]]
     status = report["status"]
     return [
         {"fault": "invoice webhook delivered twice", "control": "de-duplication",
-         "caught": status["duplicates_ignored"] == 1 and posted_keys == report["documents_posted"]},
+         "caught": status["duplicates_ignored"] == 1 and len(report["journal_entries"]) == 6},
         {"fault": "amendment v2 before contract v1", "control": "per-aggregate sequencer",
          "caught": report["outcomes"].get("parked") == 1 and "parked" not in status["events"]},
         {"fault": "payload that is not JSON", "control": "kept raw + mapping_error",
@@ -116,7 +136,7 @@ def _controls(report: dict[str, Any], posted_keys: int) -> list[dict[str, Any]]:
         {"fault": "payment sent by the CRM", "control": "ownership map",
          "caught": "ownership_violation" in classes},
         {"fault": "whole log replayed", "control": "idempotency keys at the target",
-         "caught": report["documents_after_replay"] == report["documents_posted"]},
+         "caught": report["books_unchanged_by_replay"]},
     ]
 
 
@@ -130,9 +150,15 @@ def _print(report: dict[str, Any]) -> None:
                  [[m["milestone"], m["system"], m["at"]] for m in report["amendment_timeline"]])
     output.counts_table("deliveries", report["status"]["deliveries"])
     console.print(f"duplicates ignored: {report['status']['duplicates_ignored']}")
-    console.print(f"documents posted to the ledger: {report['documents_posted']}; after "
-                  f"replaying all {report['replay']['events']} events: "
-                  f"{report['documents_after_replay']}")
+    output.table("journal entries (embedded ledger)", ["date", "memo", "lines"],
+                 [[e["date"], e["memo"], "\n".join(" ".join(ln) for ln in e["lines"])]
+                  for e in report["journal_entries"]])
+    for entity, rows in report["trial_balance"].items():
+        if rows:
+            output.table(f"trial balance {entity} at {AS_OF}", ["account", "balance"],
+                         [[a, b] for a, b in rows.items()])
+    console.print(f"replaying all {report['replay']['events']} events left the books "
+                  f"{'unchanged' if report['books_unchanged_by_replay'] else 'CHANGED'}")
     output.table("injected faults", ["fault", "control", "caught"],
                  [[c["fault"], c["control"], "[green]yes[/]" if c["caught"] else "[red]NO[/]"]
                   for c in report["controls"]])

@@ -52,6 +52,26 @@ class Receipt:
     detail: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class AccountBalance:
+    """An account's debit-positive balance in the entity's functional currency."""
+
+    account: str
+    name: str
+    type: str  # asset | liability | equity | revenue | expense
+    balance: Money
+
+
+@dataclass(frozen=True, slots=True)
+class Receivable:
+    """What a customer still owes on a document (credits are negative), as booked."""
+
+    customer_id: str
+    document_id: str
+    open_amount: Money
+    booked_open: Money
+
+
 @runtime_checkable
 class LedgerPort(Protocol):
     """The ERP: GL, AR and accounting periods. Owns posting rules and FX."""
@@ -65,6 +85,8 @@ class LedgerPort(Protocol):
     def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt: ...
     def find_receipt(self, key: str) -> Receipt | None: ...
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus: ...
+    def trial_balance(self, legal_entity: str, as_of: date) -> Sequence[AccountBalance]: ...
+    def receivables(self, legal_entity: str, as_of: date) -> Sequence[Receivable]: ...
 
 
 @runtime_checkable

@@ -26,15 +26,20 @@ class Side(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class JournalLine:
+    """`amount` is in the entity's functional currency; `transaction_amount`, when the
+    document was in another currency, is what the document said."""
+
     account: str
     side: Side
     amount: Money
     dimensions: tuple[tuple[str, str], ...] = ()
+    transaction_amount: Money | None = None
 
     def __post_init__(self) -> None:
-        if self.amount.amount <= 0 or self.amount.quantize() != self.amount:
-            raise DomainError(f"journal line on {self.account}: {self.amount} must be positive "
-                              "and in minor units")
+        for money in (self.amount, self.transaction_amount or self.amount):
+            if money.amount <= 0 or money.quantize() != money:
+                raise DomainError(f"journal line on {self.account}: {money} must be positive "
+                                  "and in minor units")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +67,7 @@ class JournalEntry:
     def reversal(self, entry_id: str, posting_date: date) -> JournalEntry:
         flipped = tuple(
             JournalLine(line.account, Side.CREDIT if line.side is Side.DEBIT else Side.DEBIT,
-                        line.amount, line.dimensions)
+                        line.amount, line.dimensions, line.transaction_amount)
             for line in self.lines
         )
         return JournalEntry(entry_id, self.legal_entity, posting_date, f"Reversal of {self.id}",

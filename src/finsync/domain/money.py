@@ -56,6 +56,8 @@ class Money:
         exponent(self.currency)
         if not isinstance(self.amount, Decimal):
             raise DomainError("Money.amount must be a Decimal; use Money.of()")
+        if self.amount.is_zero() and self.amount.is_signed():
+            object.__setattr__(self, "amount", -self.amount)  # no "-0.00" in the books
 
     @classmethod
     def of(cls, amount: str | int | Decimal, currency: str) -> Money:
@@ -63,7 +65,7 @@ class Money:
 
     @classmethod
     def zero(cls, currency: str) -> Money:
-        return cls(Decimal(0), currency)
+        return cls(Decimal(0).scaleb(-exponent(currency)), currency)
 
     @classmethod
     def from_minor(cls, minor: int, currency: str) -> Money:

@@ -124,7 +124,7 @@ class DeliveryWorker:
     def _retry_or_give_up(self, delivery: Delivery, exc: TransientError) -> _Retry | _Failure:
         attempt = delivery.attempts + 1
         if attempt >= self._policy.attempts_max:
-            return _Failure("dead", ExceptionClass.TARGET_UNAVAILABLE,
+            return _Failure("dead", exc.exception_class,
                             f"{delivery.target} still failing after {attempt} attempts: {exc}")
         wait = delay_s(attempt, self._policy.backoff_base_s, self._policy.backoff_cap_s,
                        self._rng, exc.retry_after_s)

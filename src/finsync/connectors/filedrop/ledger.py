@@ -17,13 +17,19 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from finsync.connectors.ports import DeliveryContext, Receipt, Reference
+from finsync.connectors.ports import (
+    AccountBalance,
+    DeliveryContext,
+    Receipt,
+    Receivable,
+    Reference,
+)
 from finsync.domain.codec import encode
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 from finsync.domain.invoice import CreditMemo, Invoice
@@ -114,6 +120,16 @@ class FileDropLedger:
 
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus:
         return PeriodStatus.OPEN
+
+    def trial_balance(self, legal_entity: str, as_of: date) -> Sequence[AccountBalance]:
+        raise self._no_books()
+
+    def receivables(self, legal_entity: str, as_of: date) -> Sequence[Receivable]:
+        raise self._no_books()
+
+    def _no_books(self) -> PermanentError:
+        return PermanentError("a file drop keeps no balances: reconcile against the ERP that "
+                              "imports it", exception_class=ExceptionClass.TARGET_UNAVAILABLE)
 
     def documents(self) -> list[dict[str, Any]]:
         """Every line written, in order (for reports and tests)."""

@@ -1,0 +1,1 @@
+"""Connectors to the embedded reference systems (systems/): error translation only."""

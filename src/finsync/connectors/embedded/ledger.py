@@ -1,0 +1,123 @@
+"""The embedded ledger behind the ledger port.
+
+The service already posts idempotently by key; this adapter only maps documents to calls,
+entries to receipts, and the ledger's errors to what the hub can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from typing import TypeVar
+
+from sqlalchemy.exc import OperationalError
+
+from finsync.connectors.ports import (
+    AccountBalance,
+    DeliveryContext,
+    Receipt,
+    Receivable,
+    Reference,
+)
+from finsync.domain.errors import (
+    DomainError,
+    ExceptionClass,
+    PermanentError,
+    TransientError,
+    UnbalancedEntryError,
+)
+from finsync.domain.invoice import CreditMemo, Invoice
+from finsync.domain.journal import JournalEntry, PeriodStatus
+from finsync.domain.payment import Payment, Refund
+from finsync.systems.ledger import errors as ledger_errors
+from finsync.systems.ledger.service import LedgerService, Posted, Source
+
+T = TypeVar("T")
+
+# What a person does about each refusal decides its class.
+_CLASSES: tuple[tuple[type[DomainError], ExceptionClass], ...] = (
+    (ledger_errors.ClosedPeriodError, ExceptionClass.CLOSED_PERIOD),
+    (ledger_errors.PeriodNotFoundError, ExceptionClass.CLOSED_PERIOD),
+    (ledger_errors.IdempotencyMismatchError, ExceptionClass.DUPLICATE_EVENT),
+    (UnbalancedEntryError, ExceptionClass.MAPPING_ERROR),
+    (DomainError, ExceptionClass.MASTER_DATA_MISMATCH),
+)
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except ledger_errors.LedgerBusyError as exc:
+        raise TransientError(str(exc), retry_after_s=exc.retry_after_s) from exc
+    except ledger_errors.UnknownDocumentError as exc:
+        # Documents of different aggregates are not ordered: the invoice may still come.
+        raise TransientError(str(exc), exception_class=ExceptionClass.SEQUENCING_ERROR) \
+            from exc
+    except OperationalError as exc:
+        raise TransientError(f"ledger database unavailable: {exc.orig}") from exc
+    except DomainError as exc:
+        klass = next(k for error, k in _CLASSES if isinstance(exc, error))
+        raise PermanentError(f"{exc.code}: {exc}", exception_class=klass) from exc
+
+
+class EmbeddedLedger:
+    def __init__(self, system: str, service: LedgerService) -> None:
+        self.system, self._service = system, service
+
+    def _receipt(self, kind: str, canonical_id: str, posted: Posted) -> Receipt:
+        return Receipt(posted.entry_id, (Reference(canonical_id, kind, posted.entry_id),),
+                       {"replayed": str(posted.replayed).lower()})
+
+    def _call(self, kind: str, canonical_id: str, post: Callable[[], Posted]) -> Receipt:
+        with _translated():
+            return self._receipt(kind, canonical_id, post())
+
+    @staticmethod
+    def _source(ctx: DeliveryContext, canonical_id: str) -> Source:
+        return Source(ctx.correlation_id, (("event", ctx.event_id), ("document", canonical_id)))
+
+    def post_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt:
+        return self._call("invoice", invoice.id, lambda: self._service.post_invoice(
+            invoice, ctx.key, self._source(ctx, invoice.id)))
+
+    def post_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt:
+        return self._call("credit_memo", memo.id, lambda: self._service.post_credit_memo(
+            memo, ctx.key, self._source(ctx, memo.id)))
+
+    def post_payment(self, payment: Payment, ctx: DeliveryContext) -> Receipt:
+        return self._call("payment", payment.id, lambda: self._service.post_payment(
+            payment, ctx.key, self._source(ctx, payment.id)))
+
+    def post_refund(self, refund: Refund, ctx: DeliveryContext) -> Receipt:
+        return self._call("refund", refund.id, lambda: self._service.post_refund(
+            refund, ctx.key, self._source(ctx, refund.id)))
+
+    def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt:
+        return self._call("journal_entry", entry.id, lambda: self._service.post_entry(
+            entry, ctx.key, self._source(ctx, entry.id)))
+
+    def find_receipt(self, key: str) -> Receipt | None:
+        with _translated():
+            posted = self._service.find(key)
+        return None if posted is None else Receipt(posted.entry_id)
+
+    def period_status(self, legal_entity: str, on: date) -> PeriodStatus:
+        return self._read(lambda: self._service.period_status(legal_entity, on))
+
+    def trial_balance(self, legal_entity: str, as_of: date) -> Sequence[AccountBalance]:
+        rows = self._read(lambda: self._service.trial_balance(legal_entity, as_of))
+        return [AccountBalance(r.account, r.name, r.type, r.balance) for r in rows]
+
+    def receivables(self, legal_entity: str, as_of: date) -> Sequence[Receivable]:
+        items = self._read(lambda: self._service.open_items(legal_entity, as_of))
+        return [Receivable(i.customer_id, i.document_id,
+                           -i.open if i.kind.value == "credit" else i.open,
+                           -i.booked_open if i.kind.value == "credit" else i.booked_open)
+                for i in items]
+
+    @staticmethod
+    def _read(call: Callable[[], T]) -> T:
+        with _translated():
+            return call()

@@ -1,0 +1,90 @@
+"""The AR subledger's open items, their settlement and aging.
+
+Rules:
+- An item is a receivable (invoice, refund beyond credit) under the AR control account, or a
+  customer credit (unapplied cash, a credit larger than what its invoice owed) under the
+  customer-credits account. Each subledger always equals its control account.
+- An item keeps its amount in the document's currency and its booked (functional) value;
+  settling part of it relieves the booked value pro rata, and settling the rest relieves
+  exactly what is left, so nothing is stranded by rounding.
+- Aging buckets by days past due: current, 1-30, 31-60, 61-90, over 90.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import date
+from enum import StrEnum
+
+from finsync.domain.errors import DomainError
+from finsync.domain.money import Money
+from finsync.systems.ledger.chart import Role
+
+
+class ItemKind(StrEnum):
+    INVOICE = "invoice"
+    CREDIT = "credit"
+    DEBIT = "debit"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenItem:
+    id: str
+    legal_entity: str
+    customer_id: str
+    kind: ItemKind
+    document_id: str
+    original: Money
+    open: Money
+    booked_open: Money
+    posting_date: date
+    due_date: date
+
+    @property
+    def role(self) -> Role:
+        return Role.CUSTOMER_CREDITS if self.kind is ItemKind.CREDIT else \
+            Role.ACCOUNTS_RECEIVABLE
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    item: OpenItem  # after settlement
+    applied: Money  # in the item's currency
+    relieved: Money  # booked (functional) value taken off the item
+
+
+def settle(item: OpenItem, amount: Money) -> Settlement:
+    if amount.currency != item.open.currency:
+        raise DomainError(f"{item.document_id} is in {item.open.currency}, not {amount.currency}")
+    if amount.amount <= 0 or item.open < amount:
+        raise DomainError(f"cannot apply {amount} to {item.document_id}: {item.open} is open")
+    if amount == item.open:
+        relieved = item.booked_open
+    else:
+        relieved = Money(item.booked_open.amount * amount.amount / item.open.amount,
+                         item.booked_open.currency).quantize()
+    after = replace(item, open=item.open - amount, booked_open=item.booked_open - relieved)
+    return Settlement(after, amount, relieved)
+
+
+BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
+
+
+def bucket(item: OpenItem, as_of: date) -> str:
+    late = (as_of - item.due_date).days
+    if late <= 0:
+        return "current"
+    for limit, name in ((30, "1-30"), (60, "31-60"), (90, "61-90")):
+        if late <= limit:
+            return name
+    return "90+"
+
+
+def aging(items: Iterable[OpenItem], as_of: date, functional: str) -> dict[str, Money]:
+    """Booked open receivables (credits negative) per bucket."""
+    result = {name: Money.zero(functional) for name in BUCKETS}
+    for item in items:
+        signed = -item.booked_open if item.kind is ItemKind.CREDIT else item.booked_open
+        result[bucket(item, as_of)] = result[bucket(item, as_of)] + signed
+    return result

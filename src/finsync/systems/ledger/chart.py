@@ -1,0 +1,90 @@
+"""Charts of accounts.
+
+Rules:
+- Account codes are unique within a chart; every account has one of five types.
+- Each control role (accounts receivable, deferred revenue, …) is held by exactly one
+  account; the posting rules find accounts by role, never by a hard-coded code.
+- A chart is text (TOML) so that a user can replace the default with their own.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from finsync.systems.ledger.errors import ChartError, UnknownAccountError
+
+DEFAULT_CHART = Path(__file__).with_name("default_chart.toml")
+
+
+class AccountType(StrEnum):
+    ASSET = "asset"
+    LIABILITY = "liability"
+    EQUITY = "equity"
+    REVENUE = "revenue"
+    EXPENSE = "expense"
+
+    @property
+    def debit_normal(self) -> bool:
+        return self in (AccountType.ASSET, AccountType.EXPENSE)
+
+
+class Role(StrEnum):
+    CASH = "cash"
+    ACCOUNTS_RECEIVABLE = "accounts_receivable"
+    CONTRACT_ASSET = "contract_asset"
+    UNBILLED_RECEIVABLE = "unbilled_receivable"
+    TAX_PAYABLE = "tax_payable"
+    CUSTOMER_CREDITS = "customer_credits"
+    REFUNDS_PAYABLE = "refunds_payable"
+    DEFERRED_REVENUE = "deferred_revenue"
+    RETAINED_EARNINGS = "retained_earnings"
+    REVENUE = "revenue"
+    SALES_ALLOWANCES = "sales_allowances"
+    FX_GAIN_LOSS = "fx_gain_loss"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    code: str
+    name: str
+    type: AccountType
+    role: Role | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    accounts: tuple[Account, ...]
+
+    def __post_init__(self) -> None:
+        codes = [a.code for a in self.accounts]
+        if len(set(codes)) != len(codes):
+            raise ChartError("account codes must be unique")
+        roles = [a.role for a in self.accounts if a.role is not None]
+        missing = set(Role) - set(roles)
+        if missing or len(set(roles)) != len(roles):
+            raise ChartError(f"each control role needs exactly one account; missing: "
+                             f"{', '.join(sorted(missing)) or 'none'}")
+
+    def get(self, code: str) -> Account:
+        for account in self.accounts:
+            if account.code == code:
+                return account
+        raise UnknownAccountError(f"no account {code!r} in the chart")
+
+    def code_for(self, role: Role) -> str:
+        return next(a.code for a in self.accounts if a.role is role)
+
+
+def parse_chart(text: str) -> Chart:
+    try:
+        rows = tomllib.loads(text).get("account", [])
+        accounts = tuple(
+            Account(str(r["code"]), str(r["name"]), AccountType(r["type"]),
+                    Role(r["role"]) if r.get("role") else None)
+            for r in rows)
+    except (tomllib.TOMLDecodeError, KeyError, ValueError) as exc:
+        raise ChartError(f"invalid chart of accounts: {exc}") from exc
+    return Chart(accounts)

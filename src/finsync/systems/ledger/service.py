@@ -1,0 +1,313 @@
+"""The embedded ledger's service API: set up books, post documents and entries, manage
+periods. One transaction per call; a refused call writes nothing.
+
+Idempotency: every posting carries the caller's key. The entry row holds the key (unique)
+and a hash of the body, in the same transaction as the lines and the AR changes: the same
+key again returns the first entry; the same key with another body is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from finsync.domain.codec import encode
+from finsync.domain.ids import derive_id
+from finsync.domain.invoice import CreditMemo, Invoice
+from finsync.domain.journal import AccountingPeriod, JournalEntry, PeriodStatus
+from finsync.domain.money import Money
+from finsync.domain.payment import Payment, Refund
+from finsync.systems.ledger import beancount, records, reports
+from finsync.systems.ledger import tables as t
+from finsync.systems.ledger.ar import OpenItem
+from finsync.systems.ledger.chart import Chart
+from finsync.systems.ledger.documents import (
+    Books,
+    Posting,
+    post_credit_memo,
+    post_invoice,
+    post_payment,
+    post_refund,
+)
+from finsync.systems.ledger.errors import (
+    IdempotencyMismatchError,
+    LedgerError,
+    PeriodNotFoundError,
+)
+from finsync.systems.ledger.fx import Rate
+from finsync.systems.ledger.governance import Governor
+from finsync.systems.ledger.periods import check_posting, check_transition, year_of_periods
+from finsync.systems.ledger.rules import AccountMap, Leg
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    entry_id: str
+    legal_entity: str
+    posting_date: date
+    replayed: bool  # True when the key had been posted before
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a posting comes from: the hub's correlation id and canonical references."""
+
+    correlation_id: str | None = None
+    refs: tuple[tuple[str, str], ...] = ()
+    approved: bool = False
+
+
+Build = Callable[[Connection, Books], Posting]
+
+
+class LedgerService:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime],
+                 governor: Governor | None = None) -> None:
+        self.engine, self._clock, self._governor = engine, clock, governor or Governor()
+
+    # -- set-up -------------------------------------------------------------------------
+    def create_entity(self, entity: str, name: str, functional_currency: str, chart: Chart,
+                      accounts: AccountMap | None = None) -> None:
+        accounts = accounts or AccountMap()
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.entities), {
+                "id": entity, "name": name, "functional_currency": functional_currency,
+                "account_map": json.dumps({
+                    "revenue_by_product": dict(accounts.revenue_by_product),
+                    "recognised_on_invoice": sorted(accounts.recognised_on_invoice),
+                    "credit_reason_roles": {k: v.value for k, v in
+                                            accounts.credit_reason_roles.items()}})})
+            conn.execute(insert(t.accounts), [
+                {"entity": entity, "code": a.code, "name": a.name, "type": a.type.value,
+                 "role": a.role.value if a.role else None} for a in chart.accounts])
+
+    def open_year(self, entity: str, year: int) -> None:
+        with self.engine.begin() as conn:
+            records.load_entity(conn, entity)
+            have = {p.name for p in records.list_periods(conn, entity)}
+            rows = [{"entity": entity, "name": p.name, "start": p.start, "end": p.end,
+                     "status": p.status.value}
+                    for p in year_of_periods(entity, year) if p.name not in have]
+            if rows:
+                conn.execute(insert(t.periods), rows)
+
+    def has_entity(self, entity: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.entities.c.id).where(t.entities.c.id == entity)
+                                ).first() is not None
+
+    def set_rate(self, rate: Rate) -> None:
+        """Record a rate; the same rate again is a no-op, a different one is refused
+        (entries already booked at it would no longer agree with the table)."""
+        with self.engine.begin() as conn:
+            known = conn.execute(select(t.fx_rates.c.rate).where(
+                t.fx_rates.c.base == rate.base, t.fx_rates.c.quote == rate.quote,
+                t.fx_rates.c.effective == rate.effective)).scalar_one_or_none()
+            if known is not None:
+                if Decimal(known) != rate.rate:
+                    raise LedgerError(f"{rate.base}/{rate.quote} on {rate.effective} is already "
+                                      f"{known}; add a rate for a later date instead")
+                return
+            conn.execute(insert(t.fx_rates), {"base": rate.base, "quote": rate.quote,
+                                              "effective": rate.effective,
+                                              "rate": str(rate.rate)})
+
+    # -- postings ---------------------------------------------------------------------
+    def post_invoice(self, invoice: Invoice, key: str, source: Source = Source()) -> Posted:
+        return self._post(key, "invoice", invoice.id, invoice, invoice.legal_entity,
+                          invoice.issue_date, f"Invoice {invoice.number}", source,
+                          lambda conn, books: post_invoice(invoice, books))
+
+    def post_credit_memo(self, memo: CreditMemo, key: str, source: Source = Source()) -> Posted:
+        return self._post(key, "credit_memo", memo.id, memo, memo.legal_entity,
+                          memo.issue_date, f"Credit memo {memo.number} ({memo.reason})", source,
+                          lambda conn, books: post_credit_memo(
+                              memo, books, records.open_item(conn, memo.legal_entity,
+                                                             memo.invoice_id)))
+
+    def post_payment(self, payment: Payment, key: str, source: Source = Source()) -> Posted:
+        def build(conn: Connection, books: Books) -> Posting:
+            found = {a.invoice_id: records.open_item(conn, payment.legal_entity, a.invoice_id)
+                     for a in payment.applications}
+            return post_payment(payment, books, {k: v for k, v in found.items() if v})
+
+        return self._post(key, "payment", payment.id, payment, payment.legal_entity,
+                          payment.received_on, f"Payment {payment.id}", source, build)
+
+    def post_refund(self, refund: Refund, key: str, source: Source = Source()) -> Posted:
+        return self._post(key, "refund", refund.id, refund, refund.legal_entity,
+                          refund.issued_on, f"Refund {refund.id}", source,
+                          lambda conn, books: post_refund(refund, books, records.customer_credits(
+                              conn, refund.legal_entity, refund.customer_id)))
+
+    def post_entry(self, entry: JournalEntry, key: str, source: Source = Source()) -> Posted:
+        """A journal entry as given (revenue journals, manual entries), in any currency."""
+        def build(conn: Connection, books: Books) -> Posting:
+            legs = [(Leg(line.account, line.amount, line.dimensions), line.side.value)
+                    for line in entry.lines]
+            return Posting(books.lines([leg for leg, side in legs if side == "debit"],
+                                       [leg for leg, side in legs if side == "credit"]))
+
+        return self._post(key, "journal_entry", entry.id, entry, entry.legal_entity,
+                          entry.posting_date, entry.memo,
+                          Source(source.correlation_id or entry.correlation_id,
+                                 source.refs or entry.source_refs, source.approved), build,
+                          reverses=entry.reverses)
+
+    def reverse(self, entry_id: str, on: date, key: str, source: Source = Source()) -> Posted:
+        """Fix a posted journal entry by a reversing entry linked to it."""
+        original = self.entry(entry_id)
+        if original.reverses is None and self._touches_items(entry_id):
+            raise LedgerError(f"{entry_id} settled or opened AR items: correct the document "
+                              "with a credit memo instead")
+        return self.post_entry(original.reversal(derive_id("je", key), on), key, source)
+
+    def _touches_items(self, entry_id: str) -> bool:
+        with self.engine.connect() as conn:
+            opened = conn.execute(select(t.items.c.id).where(t.items.c.entry_id == entry_id))
+            settled = conn.execute(select(t.settlements.c.id)
+                                   .where(t.settlements.c.entry_id == entry_id))
+            return opened.first() is not None or settled.first() is not None
+
+    def _post(self, key: str, kind: str, document_id: str, body: Any, entity: str, on: date,
+              memo: str, source: Source, build: Build, reverses: str | None = None) -> Posted:
+        body_hash = hashlib.sha256(json.dumps(encode(body), sort_keys=True).encode()).hexdigest()
+        with self._governor.call():
+            try:
+                with self.engine.begin() as conn:
+                    if (known := self._known(conn, key, body_hash)) is not None:
+                        return known
+                    entry, period, posting = self._book(conn, key, entity, on, memo, source,
+                                                        build, reverses)
+                    records.insert_entry(conn, entry, period=period.name, key=key,
+                                         body_hash=body_hash, kind=kind,
+                                         document_id=document_id, approved=source.approved,
+                                         at=self._clock())
+                    records.store_items(conn, posting.opened, posting.settled, entry)
+                    return Posted(entry.id, entity, on, replayed=False)
+            except IntegrityError:
+                with self.engine.begin() as conn:  # a concurrent call with the same key won
+                    if (known := self._known(conn, key, body_hash)) is not None:
+                        return known
+                raise
+
+    def _known(self, conn: Connection, key: str, body_hash: str) -> Posted | None:
+        row = records.entry_by_key(conn, key)
+        if row is None:
+            return None
+        if row["body_hash"] != body_hash:
+            raise IdempotencyMismatchError(f"key {key!r} was posted with another body "
+                                           f"(entry {row['id']})")
+        return Posted(row["id"], row["entity"], row["posting_date"], replayed=True)
+
+    def _book(self, conn: Connection, key: str, entity: str, on: date, memo: str,
+              source: Source, build: Build,
+              reverses: str | None) -> tuple[JournalEntry, AccountingPeriod, Posting]:
+        functional, accounts = records.load_entity(conn, entity)
+        period = records.period_for(conn, entity, on)
+        check_posting(period, source.approved)
+        chart = records.load_chart(conn, entity)
+        rates = records.rate_table(conn)
+
+        def convert(money: Money) -> Money:
+            return rates.convert(money, functional, on)
+
+        posting = build(conn, Books(entity, functional, chart, accounts, convert))
+        for line in posting.lines:
+            chart.get(line.account)  # an unknown account refuses the whole posting
+        entry = JournalEntry(derive_id("je", key), entity, on, memo, posting.lines,
+                             source.correlation_id, reverses, source.refs)
+        return entry, period, posting
+
+    # -- periods ------------------------------------------------------------------------
+    def set_period_status(self, entity: str, name: str, to: PeriodStatus, actor: str,
+                          reason: str | None = None) -> AccountingPeriod:
+        """Soft-close, close or reopen a period; every change is logged with who and why."""
+        with self.engine.begin() as conn:
+            period = next((p for p in records.list_periods(conn, entity) if p.name == name),
+                          None)
+            if period is None:
+                raise PeriodNotFoundError(f"{entity} has no period {name}")
+            check_transition(period, to, actor, reason)
+            conn.execute(update(t.periods).where(t.periods.c.entity == entity,
+                                                 t.periods.c.name == name)
+                         .values(status=to.value))
+            conn.execute(insert(t.period_log), {
+                "entity": entity, "period": name, "from_status": period.status.value,
+                "to_status": to.value, "actor": actor, "reason": reason, "at": self._clock()})
+            return replace(period, status=to)
+
+    def period_status(self, entity: str, on: date) -> PeriodStatus:
+        with self.engine.connect() as conn:
+            return records.period_for(conn, entity, on).status
+
+    def periods(self, entity: str | None = None) -> list[AccountingPeriod]:
+        with self.engine.connect() as conn:
+            return records.list_periods(conn, entity)
+
+    def period_log(self, entity: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.period_log).where(t.period_log.c.entity == entity)
+                                .order_by(t.period_log.c.id)).mappings()
+            return [dict(r) for r in rows]
+
+    # -- reading ------------------------------------------------------------------------
+    def find(self, key: str) -> Posted | None:
+        with self.engine.connect() as conn:
+            row = records.entry_by_key(conn, key)
+        return None if row is None else Posted(row["id"], row["entity"], row["posting_date"],
+                                               replayed=True)
+
+    def trial_balance(self, entity: str, as_of: date) -> list[reports.BalanceRow]:
+        with self.engine.connect() as conn:
+            return reports.trial_balance(conn, entity, as_of)
+
+    def general_ledger(self, entity: str, account: str,
+                       until: date | None = None) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            records.load_chart(conn, entity).get(account)
+            return reports.general_ledger(conn, entity, account, until)
+
+    def aging(self, entity: str, as_of: date) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return reports.aging(conn, entity, as_of)
+
+    def open_items(self, entity: str, as_of: date) -> list[OpenItem]:
+        with self.engine.connect() as conn:
+            return reports.items_as_of(conn, entity, as_of)
+
+    def subledger_check(self, entity: str, as_of: date) -> dict[str, dict[str, str]]:
+        with self.engine.connect() as conn:
+            return reports.subledger_check(conn, entity, as_of)
+
+    def entities(self) -> list[tuple[str, str]]:
+        with self.engine.connect() as conn:
+            return [(r.id, r.functional_currency) for r in conn.execute(
+                select(t.entities.c.id, t.entities.c.functional_currency)
+                .order_by(t.entities.c.id))]
+
+    def export_beancount(self) -> str:
+        with self.engine.connect() as conn:
+            return beancount.export(
+                (entity, currency, records.load_chart(conn, entity),
+                 records.entries(conn, entity=entity))
+                for entity, currency in self.entities())
+
+    def entries(self, entity: str | None = None) -> list[JournalEntry]:
+        with self.engine.connect() as conn:
+            return records.entries(conn, entity=entity)
+
+    def entry(self, entry_id: str) -> JournalEntry:
+        with self.engine.connect() as conn:
+            found = records.entries(conn, entry_ids=[entry_id])
+        if not found:
+            raise LedgerError(f"no journal entry {entry_id}")
+        return found[0]

@@ -1,0 +1,171 @@
+"""The ledger's own tables (prefix `ledger_`, own migrations and version table).
+
+Money is stored as integer minor units with its currency; an entry's idempotency key is
+unique, so the entry row is also the ledger's tracking row for that key.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+class Instant(TypeDecorator[datetime]):
+    """UTC-aware in and out, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Serial = BigInteger().with_variant(Integer(), "sqlite")
+
+entities = Table(
+    "ledger_entities", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("functional_currency", String(3), nullable=False),
+    Column("account_map", Text, nullable=False),
+)
+
+accounts = Table(
+    "ledger_accounts", metadata,
+    Column("entity", String(64), nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("role", String(32)),
+    PrimaryKeyConstraint("entity", "code"),
+)
+
+periods = Table(
+    "ledger_periods", metadata,
+    Column("entity", String(64), nullable=False),
+    Column("name", String(7), nullable=False),
+    Column("start", Date, nullable=False),
+    Column("end", Date, nullable=False),
+    Column("status", String(16), nullable=False),
+    PrimaryKeyConstraint("entity", "name"),
+)
+
+period_log = Table(
+    "ledger_period_log", metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("entity", String(64), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("from_status", String(16), nullable=False),
+    Column("to_status", String(16), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("reason", Text),
+    Column("at", Instant, nullable=False),
+)
+
+entries = Table(
+    "ledger_entries", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("entity", String(64), nullable=False),
+    Column("posting_date", Date, nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("memo", Text, nullable=False),
+    Column("idempotency_key", String(255), nullable=False, unique=True),
+    Column("body_hash", String(64), nullable=False),
+    Column("document_kind", String(32), nullable=False),
+    Column("document_id", String(255)),
+    Column("correlation_id", String(255), index=True),
+    Column("reverses", String(64)),
+    Column("source_refs", Text, nullable=False),
+    Column("approved", Boolean, nullable=False),
+    Column("posted_at", Instant, nullable=False),
+    Index("ix_ledger_entries_entity_date", "entity", "posting_date"),
+)
+
+lines = Table(
+    "ledger_lines", metadata,
+    Column("entry_id", String(64), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("entity", String(64), nullable=False),
+    Column("posting_date", Date, nullable=False),
+    Column("account", String(32), nullable=False),
+    Column("side", String(6), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("txn_amount_minor", BigInteger),
+    Column("txn_currency", String(3)),
+    Column("customer", String(255)),
+    Column("dimensions", Text, nullable=False),
+    PrimaryKeyConstraint("entry_id", "line_no"),
+    Index("ix_ledger_lines_account", "entity", "account", "posting_date"),
+)
+
+items = Table(
+    "ledger_items", metadata,
+    Column("entity", String(64), nullable=False),
+    Column("id", String(255), nullable=False),
+    Column("customer", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("document_id", String(255), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("original_minor", BigInteger, nullable=False),
+    Column("open_minor", BigInteger, nullable=False),
+    Column("booked_currency", String(3), nullable=False),
+    Column("booked_open_minor", BigInteger, nullable=False),
+    Column("posting_date", Date, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("entry_id", String(64), nullable=False),
+    PrimaryKeyConstraint("entity", "id"),
+    Index("ix_ledger_items_customer", "entity", "customer", "kind"),
+)
+
+settlements = Table(
+    "ledger_settlements", metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("entity", String(64), nullable=False),
+    Column("item_id", String(255), nullable=False),
+    Column("entry_id", String(64), nullable=False),
+    Column("applied_minor", BigInteger, nullable=False),
+    Column("relieved_minor", BigInteger, nullable=False),
+    Column("posting_date", Date, nullable=False),
+)
+
+fx_rates = Table(
+    "ledger_fx_rates", metadata,
+    Column("base", String(3), nullable=False),
+    Column("quote", String(3), nullable=False),
+    Column("effective", Date, nullable=False),
+    Column("rate", String(40), nullable=False),
+    PrimaryKeyConstraint("base", "quote", "effective"),
+)
