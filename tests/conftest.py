@@ -16,7 +16,6 @@ from sqlalchemy.exc import OperationalError
 
 from finsync.storage.db import make_engine, normalise_url
 from finsync.storage.migrate import upgrade
-from finsync.storage.schema import metadata
 
 PG_URL = os.environ.get("FINSYNC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("FINSYNC_REQUIRE_SERVICES") == "1"
@@ -62,8 +61,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return url
     url: str = request.getfixturevalue("pg_database")
     engine = make_engine(url)
-    with engine.begin() as conn:
-        tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with engine.begin() as conn:  # every table of every system, but not the schema versions
+        names = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = "
+                                  "current_schema() AND tablename NOT LIKE '%alembic_version'"))
+        tables = ", ".join(f'"{name}"' for (name,) in names)
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
     return url

@@ -14,10 +14,11 @@ import typer
 from sqlalchemy import Engine
 
 from finsync.bootstrap import build_engine, build_hub
+from finsync.cli import ledger as ledger_cli
 from finsync.cli import output
+from finsync.cli.common import ConfigPath, Json, guarded
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, load_config
 from finsync.domain.clock import parse_utc
-from finsync.domain.errors import FinsyncError
 from finsync.hub.replay import ReplayFilter
 from finsync.hub.service import Hub
 from finsync.storage.migrate import current_revision, upgrade
@@ -29,19 +30,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 exceptions_app = typer.Typer(help="The exception queue.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(exceptions_app, name="exceptions")
-
-Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-ConfigPath = Annotated[Path | None, typer.Option("--config", "-c", help="finsync.toml to use.")]
-
-
-@contextmanager
-def guarded(as_json: bool) -> Iterator[None]:
-    """Typed errors become a clear message (or JSON) and a non-zero exit."""
-    try:
-        yield
-    except FinsyncError as exc:
-        output.fail(str(exc), exc.code, as_json=as_json)
-
+app.add_typer(ledger_cli.app, name="ledger")
 
 @contextmanager
 def _hub(config: Path | None) -> Iterator[Hub]:

@@ -1,0 +1,205 @@
+"""`finsync ledger …`: the embedded ledger's reports and period control."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from finsync.bootstrap import build_engine, build_ledger_service
+from finsync.cli import output
+from finsync.cli.common import ConfigPath, Json, guarded
+from finsync.config import ConfigError, load_config
+from finsync.domain.journal import PeriodStatus
+from finsync.systems.ledger.fx import Rate
+from finsync.systems.ledger.periods import month_bounds
+from finsync.systems.ledger.service import LedgerService
+
+app = typer.Typer(help="The embedded ledger: reports, periods, rates, export.",
+                  no_args_is_help=True)
+
+Entity = Annotated[str | None, typer.Option("--entity", "-e", help="Legal entity id.")]
+AsOf = Annotated[str | None, typer.Option("--as-of", help="ISO date (default: today).")]
+
+
+@contextmanager
+def _ledger(config: Path | None) -> Iterator[LedgerService]:
+    loaded = load_config(config)
+    if not any(s.role == "ledger" and s.connector == "embedded"
+               for s in loaded.systems.values()):
+        raise ConfigError("no system in [systems] uses the embedded ledger")
+    engine = build_engine(loaded)
+    try:
+        yield build_ledger_service(loaded, engine)
+    finally:
+        engine.dispose()
+
+
+def _day(text: str | None) -> date:
+    try:
+        return date.fromisoformat(text) if text else datetime.now(UTC).date()
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO date: {text!r}") from None
+
+
+def _entities(ledger: LedgerService, entity: str | None) -> list[str]:
+    known = [e for e, _ in ledger.entities()]
+    if entity is not None and entity not in known:
+        raise ConfigError(f"unknown legal entity {entity!r}; known: {', '.join(known)}")
+    return [entity] if entity else known
+
+
+@app.command("trial-balance")
+def trial_balance(entity: Entity = None, as_of: AsOf = None, config: ConfigPath = None,
+                  as_json: Json = False) -> None:
+    """Debit, credit and balance per account; the balances sum to zero per entity."""
+    with guarded(as_json), _ledger(config) as ledger:
+        day = _day(as_of)
+        result: dict[str, Any] = {}
+        for e in _entities(ledger, entity):
+            rows = ledger.trial_balance(e, day)
+            result[e] = {"as_of": day.isoformat(), "accounts": [
+                {"account": r.account, "name": r.name, "type": r.type,
+                 "debit": str(r.debit.amount), "credit": str(r.credit.amount),
+                 "balance": str(r.balance.amount)} for r in rows],
+                "total": str(sum((r.balance.amount for r in rows), Decimal(0)))}
+        if as_json:
+            output.emit_json(result)
+            return
+        for e, data in result.items():
+            output.table(f"trial balance {e} at {data['as_of']} (total {data['total']})",
+                         ["account", "name", "debit", "credit", "balance"],
+                         [[a["account"], a["name"], a["debit"], a["credit"], a["balance"]]
+                          for a in data["accounts"]])
+
+
+@app.command()
+def gl(account: Annotated[str, typer.Option("--account", "-a")], entity: Entity = None,
+       config: ConfigPath = None, as_json: Json = False) -> None:
+    """Every line posted to ACCOUNT, with a running balance."""
+    with guarded(as_json), _ledger(config) as ledger:
+        result = {e: ledger.general_ledger(e, account) for e in _entities(ledger, entity)}
+        if as_json:
+            output.emit_json({"account": account, "entities": result})
+            return
+        for e, rows in result.items():
+            output.table(f"{e} account {account}", ["date", "memo", "side", "amount", "balance"],
+                         [[r["date"], r["memo"], r["side"], r["amount"], r["balance"]]
+                          for r in rows])
+
+
+@app.command()
+def aging(entity: Entity = None, as_of: AsOf = None, config: ConfigPath = None,
+          as_json: Json = False) -> None:
+    """Open receivables per customer by days past due; the subledgers beside their controls."""
+    with guarded(as_json), _ledger(config) as ledger:
+        day = _day(as_of)
+        result: dict[str, dict[str, Any]] = {
+            e: {"as_of": day.isoformat(), "customers": ledger.aging(e, day),
+                "subledgers": ledger.subledger_check(e, day)}
+            for e in _entities(ledger, entity)}
+        if as_json:
+            output.emit_json(result)
+            return
+        for e, data in result.items():
+            output.table(f"AR aging {e} at {data['as_of']}",
+                         ["customer", "current", "1-30", "31-60", "61-90", "90+", "credits",
+                          "total"],
+                         [[c["customer"], c["current"], c["1-30"], c["31-60"], c["61-90"],
+                           c["90+"], c["credits"], c["total"]] for c in data["customers"]])
+            output.table(f"subledgers {e}", ["control", "subledger", "GL", "difference"],
+                         [[k, v["subledger"], v["control"], v["difference"]]
+                          for k, v in data["subledgers"].items()])
+
+
+@app.command()
+def periods(entity: Entity = None, config: ConfigPath = None, as_json: Json = False) -> None:
+    """Accounting periods and their status."""
+    with guarded(as_json), _ledger(config) as ledger:
+        rows = [{**asdict(p), "start": p.start.isoformat(), "end": p.end.isoformat(),
+                 "status": p.status.value} for p in ledger.periods(entity)]
+        if as_json:
+            output.emit_json({"periods": rows})
+            return
+        output.table("accounting periods", ["entity", "period", "from", "until", "status"],
+                     [[r["legal_entity"], r["name"], r["start"], r["end"], r["status"]]
+                      for r in rows])
+
+
+def _change(entity: str, period: str, to: PeriodStatus, by: str | None, reason: str | None,
+            config: Path | None, as_json: bool) -> None:
+    with guarded(as_json), _ledger(config) as ledger:
+        month_bounds(period)
+        changed = ledger.set_period_status(entity, period, to, by or getpass.getuser(), reason)
+        result = {"entity": entity, "period": changed.name, "status": changed.status.value,
+                  "by": by or getpass.getuser()}
+        if as_json:
+            output.emit_json(result)
+        else:
+            output.console.print(f"{entity} {changed.name} is now {changed.status.value}")
+
+
+By = Annotated[str | None, typer.Option("--by", help="Who does it (default: you).")]
+Period = Annotated[str, typer.Option("--period", "-p", help="YYYY-MM")]
+EntityRequired = Annotated[str, typer.Option("--entity", "-e")]
+
+
+@app.command()
+def close(entity: EntityRequired, period: Period,
+          soft: Annotated[bool, typer.Option(help="Soft-close: approved postings only.")] = False,
+          by: By = None, config: ConfigPath = None, as_json: Json = False) -> None:
+    """Close (or soft-close) a period; no posting lands in a closed period."""
+    to = PeriodStatus.SOFT_CLOSED if soft else PeriodStatus.CLOSED
+    _change(entity, period, to, by, None, config, as_json)
+
+
+@app.command()
+def reopen(entity: EntityRequired, period: Period,
+           reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")],
+           by: By = None, config: ConfigPath = None, as_json: Json = False) -> None:
+    """Reopen a closed period: an audited action, with who and why."""
+    _change(entity, period, PeriodStatus.OPEN, by, reason, config, as_json)
+
+
+@app.command()
+def rate(base: Annotated[str, typer.Option()], quote: Annotated[str, typer.Option()],
+         on: Annotated[str, typer.Option(help="Effective from (ISO date).")],
+         value: Annotated[str, typer.Option("--rate", help="1 base = RATE quote.")],
+         config: ConfigPath = None, as_json: Json = False) -> None:
+    """Add an exchange rate to the table."""
+    with guarded(as_json), _ledger(config) as ledger:
+        try:
+            amount = Decimal(value)
+        except ArithmeticError:
+            raise typer.BadParameter(f"not a decimal rate: {value!r}") from None
+        ledger.set_rate(Rate(base, quote, _day(on), amount))
+        if as_json:
+            output.emit_json({"base": base, "quote": quote, "effective": on, "rate": value})
+        else:
+            output.console.print(f"1 {base} = {value} {quote} from {on}")
+
+
+@app.command()
+def export(file: Path,
+           fmt: Annotated[str, typer.Option("--format", help="beancount")] = "beancount",
+           config: ConfigPath = None, as_json: Json = False) -> None:
+    """Write the books in beancount's format (check them with `bean-check FILE`)."""
+    with guarded(as_json), _ledger(config) as ledger:
+        if fmt != "beancount":
+            output.fail(f"unknown export format {fmt!r}; known: beancount", "unknown_format",
+                        as_json=as_json, exit_code=2)
+        text = ledger.export_beancount()
+        file.write_text(text)
+        result = {"file": str(file), "format": fmt,
+                  "entries": sum(1 for e, _ in ledger.entities() for _ in ledger.entries(e))}
+        if as_json:
+            output.emit_json(result)
+        else:
+            output.console.print(f"wrote {result['entries']} entries to {file}")

@@ -1,0 +1,123 @@
+"""The ledger-port contract: what every ERP connector must do, whoever implements it.
+
+A test module runs it by defining a `harness` fixture (see `LedgerHarness`); the embedded
+ledger runs it in test_ledger_port.py, and the Tryton connector will run the very same
+suite against a real trytond.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from finsync.connectors.ports import DeliveryContext, LedgerPort
+from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+from finsync.domain.journal import JournalEntry, JournalLine, PeriodStatus, Side
+from finsync.domain.money import Money
+from tests.ledgerkit import credit_memo, invoice, payment
+
+AS_OF = date(2026, 12, 31)
+
+
+@dataclass
+class LedgerHarness:
+    """A port on fresh books for entity `le_us` (USD, 2026 open), and a way to close one
+    of its periods as finance would."""
+
+    port: LedgerPort
+    close_period: Callable[[str, str], None]
+    revenue_account: str
+    deferred_account: str
+
+
+def ctx(key: str) -> DeliveryContext:
+    return DeliveryContext(key, f"evt-{key}", "amd-1")
+
+
+def _total(harness: LedgerHarness) -> Decimal:
+    return sum((b.balance.amount for b in harness.port.trial_balance("le_us", AS_OF)),
+               Decimal(0))
+
+
+def _snapshot(harness: LedgerHarness) -> list[tuple[str, str]]:
+    return [(b.account, str(b.balance)) for b in harness.port.trial_balance("le_us", AS_OF)]
+
+
+class LedgerPortContract:
+    def test_posting_returns_a_reference_to_the_document(self, harness: LedgerHarness) -> None:
+        receipt = harness.port.post_invoice(invoice("inv_1", ["100.00"]), ctx("k1"))
+        assert [(r.canonical_id, r.object_type) for r in receipt.references] == \
+            [("inv_1", "invoice")]
+        assert receipt.references[0].external_id == receipt.external_id
+
+    def test_same_key_again_returns_the_first_receipt_and_changes_nothing(
+            self, harness: LedgerHarness) -> None:
+        first = harness.port.post_invoice(invoice("inv_1", ["100.00"]), ctx("k1"))
+        before = _snapshot(harness)
+        again = harness.port.post_invoice(invoice("inv_1", ["100.00"]), ctx("k1"))
+        assert again.external_id == first.external_id
+        assert _snapshot(harness) == before
+        found = harness.port.find_receipt("k1")
+        assert found is not None and found.external_id == first.external_id
+
+    def test_same_key_with_another_body_is_refused(self, harness: LedgerHarness) -> None:
+        harness.port.post_invoice(invoice("inv_1", ["100.00"]), ctx("k1"))
+        with pytest.raises(PermanentError) as caught:
+            harness.port.post_invoice(invoice("inv_1", ["999.00"]), ctx("k1"))
+        assert caught.value.exception_class is ExceptionClass.DUPLICATE_EVENT
+
+    def test_closed_period_is_refused_and_nothing_is_written(
+            self, harness: LedgerHarness) -> None:
+        harness.close_period("le_us", "2026-01")
+        assert harness.port.period_status("le_us", date(2026, 1, 15)) is PeriodStatus.CLOSED
+        with pytest.raises(PermanentError) as caught:
+            harness.port.post_invoice(invoice("inv_1", ["100.00"]), ctx("k1"))
+        assert caught.value.exception_class is ExceptionClass.CLOSED_PERIOD
+        assert harness.port.trial_balance("le_us", AS_OF) == []
+        assert harness.port.find_receipt("k1") is None
+
+    def test_payment_settles_the_receivable(self, harness: LedgerHarness) -> None:
+        harness.port.post_invoice(invoice("inv_1", ["100.00"]), ctx("k1"))
+        assert [(r.document_id, str(r.open_amount)) for r in
+                harness.port.receivables("le_us", AS_OF)] == [("inv_1", "100.00 USD")]
+        harness.port.post_payment(payment("pay_1", "100.00", {"inv_1": "100.00"}), ctx("k2"))
+        assert harness.port.receivables("le_us", AS_OF) == []
+        assert _total(harness) == 0
+
+    def test_credit_memo_reduces_what_is_owed(self, harness: LedgerHarness) -> None:
+        harness.port.post_invoice(invoice("inv_1", ["100.00"]), ctx("k1"))
+        harness.port.post_credit_memo(credit_memo("cm_1", "inv_1", "40.00"), ctx("k2"))
+        (owed,) = harness.port.receivables("le_us", AS_OF)
+        assert owed.open_amount == Money.of("60.00", "USD")
+
+    def test_payment_before_its_invoice_is_transient(self, harness: LedgerHarness) -> None:
+        with pytest.raises(TransientError) as caught:
+            harness.port.post_payment(payment("pay_1", "10.00", {"inv_9": "10.00"}), ctx("k1"))
+        assert caught.value.exception_class is ExceptionClass.SEQUENCING_ERROR
+
+    def test_revenue_journal_moves_deferred_revenue_to_revenue(
+            self, harness: LedgerHarness) -> None:
+        harness.port.post_invoice(invoice("inv_1", ["120.00"]), ctx("k1"))
+        amount = Money.of("10.00", "USD")
+        entry = JournalEntry("rev-2026-01", "le_us", date(2026, 1, 31), "Revenue 2026-01", (
+            JournalLine(harness.deferred_account, Side.DEBIT, amount),
+            JournalLine(harness.revenue_account, Side.CREDIT, amount)))
+        harness.port.post_journal_entry(entry, ctx("k2"))
+        balances = {b.account: b.balance for b in harness.port.trial_balance("le_us", AS_OF)}
+        assert balances[harness.revenue_account] == Money.of("-10.00", "USD")
+        assert balances[harness.deferred_account] == Money.of("-110.00", "USD")
+        assert _total(harness) == 0
+
+    def test_unknown_account_is_refused(self, harness: LedgerHarness) -> None:
+        amount = Money.of("10.00", "USD")
+        entry = JournalEntry("x", "le_us", date(2026, 1, 31), "bad", (
+            JournalLine("no-such-account", Side.DEBIT, amount),
+            JournalLine(harness.revenue_account, Side.CREDIT, amount)))
+        with pytest.raises(PermanentError) as caught:
+            harness.port.post_journal_entry(entry, ctx("k1"))
+        assert caught.value.exception_class is ExceptionClass.MASTER_DATA_MISMATCH
+        assert harness.port.trial_balance("le_us", AS_OF) == []

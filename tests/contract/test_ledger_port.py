@@ -1,0 +1,25 @@
+"""The ledger-port contract, run against the embedded ledger on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine
+
+from finsync.connectors.embedded.ledger import EmbeddedLedger
+from finsync.domain.journal import PeriodStatus
+from tests.contract.ledger_port import LedgerHarness, LedgerPortContract
+from tests.ledgerkit import ledger_service
+
+
+@pytest.fixture
+def harness(engine: Engine) -> LedgerHarness:
+    service = ledger_service(engine)
+    return LedgerHarness(
+        EmbeddedLedger("ledger", service),
+        lambda entity, period: service.set_period_status(entity, period, PeriodStatus.CLOSED,
+                                                         "controller"),
+        revenue_account="4000", deferred_account="2400")
+
+
+class TestEmbeddedLedger(LedgerPortContract):
+    pass
