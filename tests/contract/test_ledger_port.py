@@ -23,3 +23,18 @@ def harness(engine: Engine) -> LedgerHarness:
 
 class TestEmbeddedLedger(LedgerPortContract):
     pass
+
+
+def test_ledger_migrations_produce_exactly_its_declared_tables(engine: Engine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from finsync.systems.ledger.migrate import upgrade
+    from finsync.systems.ledger.tables import metadata
+
+    upgrade(engine)
+    ledger_tables = set(metadata.tables)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={
+            "include_name": lambda name, kind, _p: kind != "table" or name in ledger_tables})
+        assert compare_metadata(context, metadata) == []

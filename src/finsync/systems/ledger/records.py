@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, select, update
 
 from finsync.domain.journal import (
     AccountingPeriod,
@@ -65,9 +65,16 @@ def list_periods(conn: Connection, entity: str | None) -> list[AccountingPeriod]
     return [_period(r) for r in conn.execute(query).mappings()]
 
 
-def rate_table(conn: Connection) -> RateTable:
-    return RateTable(Rate(r.base, r.quote, r.effective, Decimal(r.rate))
-                     for r in conn.execute(select(t.fx_rates)))
+_RATE = select(t.fx_rates).where(
+    t.fx_rates.c.base == bindparam("b_base"), t.fx_rates.c.quote == bindparam("b_quote"),
+    t.fx_rates.c.effective <= bindparam("b_on")).order_by(t.fx_rates.c.effective.desc()).limit(1)
+
+
+def rates_for(conn: Connection, base: str, quote: str, on: date) -> RateTable:
+    """Only the rate a conversion on `on` needs (the whole table would grow with history)."""
+    row = conn.execute(_RATE, {"b_base": base, "b_quote": quote, "b_on": on}).first()
+    return RateTable([] if row is None else
+                     [Rate(row.base, row.quote, row.effective, Decimal(row.rate))])
 
 
 def insert_entry(conn: Connection, entry: JournalEntry, *, period: str, key: str,
@@ -128,10 +135,13 @@ def open_item(conn: Connection, entity: str, item_id: str) -> OpenItem | None:
     return None if row is None else _item(row)
 
 
-def customer_credits(conn: Connection, entity: str, customer: str) -> list[OpenItem]:
+def customer_credits(conn: Connection, entity: str, customer: str,
+                     currency: str) -> list[OpenItem]:
+    """The customer's open credits in one currency (a refund pays out in its own)."""
     rows = conn.execute(select(t.items).where(
         t.items.c.entity == entity, t.items.c.customer == customer,
-        t.items.c.kind == ItemKind.CREDIT.value, t.items.c.open_minor > 0)).mappings()
+        t.items.c.currency == currency, t.items.c.kind == ItemKind.CREDIT.value,
+        t.items.c.open_minor > 0)).mappings()
     return [_item(r) for r in rows]
 
 

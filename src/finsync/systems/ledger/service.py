@@ -72,6 +72,7 @@ class LedgerService:
     def __init__(self, engine: Engine, clock: Callable[[], datetime],
                  governor: Governor | None = None) -> None:
         self.engine, self._clock, self._governor = engine, clock, governor or Governor()
+        self._setups: dict[str, tuple[str, AccountMap, Chart]] = {}
 
     # -- set-up -------------------------------------------------------------------------
     def create_entity(self, entity: str, name: str, functional_currency: str, chart: Chart,
@@ -146,7 +147,8 @@ class LedgerService:
         return self._post(key, "refund", refund.id, refund, refund.legal_entity,
                           refund.issued_on, f"Refund {refund.id}", source,
                           lambda conn, books: post_refund(refund, books, records.customer_credits(
-                              conn, refund.legal_entity, refund.customer_id)))
+                              conn, refund.legal_entity, refund.customer_id,
+                              refund.amount.currency)))
 
     def post_entry(self, entry: JournalEntry, key: str, source: Source = Source()) -> Posted:
         """A journal entry as given (revenue journals, manual entries), in any currency."""
@@ -211,14 +213,15 @@ class LedgerService:
     def _book(self, conn: Connection, key: str, entity: str, on: date, memo: str,
               source: Source, build: Build,
               reverses: str | None) -> tuple[JournalEntry, AccountingPeriod, Posting]:
-        functional, accounts = records.load_entity(conn, entity)
+        functional, accounts, chart = self._setup(conn, entity)
         period = records.period_for(conn, entity, on)
         check_posting(period, source.approved)
-        chart = records.load_chart(conn, entity)
-        rates = records.rate_table(conn)
 
         def convert(money: Money) -> Money:
-            return rates.convert(money, functional, on)
+            if money.currency == functional:
+                return money
+            return records.rates_for(conn, money.currency, functional, on).convert(
+                money, functional, on)
 
         posting = build(conn, Books(entity, functional, chart, accounts, convert))
         for line in posting.lines:
@@ -226,6 +229,14 @@ class LedgerService:
         entry = JournalEntry(derive_id("je", key), entity, on, memo, posting.lines,
                              source.correlation_id, reverses, source.refs)
         return entry, period, posting
+
+    def _setup(self, conn: Connection, entity: str) -> tuple[str, AccountMap, Chart]:
+        """An entity's currency, account map and chart; they never change once created,
+        so they are read once per service."""
+        if entity not in self._setups:
+            functional, accounts = records.load_entity(conn, entity)
+            self._setups[entity] = (functional, accounts, records.load_chart(conn, entity))
+        return self._setups[entity]
 
     # -- periods ------------------------------------------------------------------------
     def set_period_status(self, entity: str, name: str, to: PeriodStatus, actor: str,

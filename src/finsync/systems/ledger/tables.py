@@ -145,7 +145,7 @@ items = Table(
     Column("booked_open_minor", BigInteger, nullable=False),
     Column("posting_date", Date, nullable=False),
     Column("due_date", Date, nullable=False),
-    Column("entry_id", String(64), nullable=False),
+    Column("entry_id", String(64), nullable=False, index=True),
     PrimaryKeyConstraint("entity", "id"),
     Index("ix_ledger_items_customer", "entity", "customer", "kind"),
 )
@@ -155,10 +155,11 @@ settlements = Table(
     Column("id", Serial, primary_key=True, autoincrement=True),
     Column("entity", String(64), nullable=False),
     Column("item_id", String(255), nullable=False),
-    Column("entry_id", String(64), nullable=False),
+    Column("entry_id", String(64), nullable=False, index=True),
     Column("applied_minor", BigInteger, nullable=False),
     Column("relieved_minor", BigInteger, nullable=False),
     Column("posting_date", Date, nullable=False),
+    Index("ix_ledger_settlements_item", "entity", "item_id", "posting_date"),
 )
 
 fx_rates = Table(

@@ -1,0 +1,702 @@
+#!/usr/bin/env python3
+"""Posting throughput of the embedded ledger, through the ledger port, on SQLite and PostgreSQL.
+
+A benchmark, not a test: it prints figures and asserts only that each run did the work it
+claims (every entry, line, open item and settlement stored; replays wrote nothing).
+
+    .venv/bin/python bench/ledger.py [--documents N] [--backends sqlite,postgresql]
+
+Figures, per backend:
+
+1. raw baseline: the very rows the ledger writes into `ledger_lines` for N invoices,
+   inserted into a plain copy of that table by a bare SQLAlchemy executemany, (a) one
+   commit per document's lines, (b) one commit per 500 lines;
+2. invoices: `EmbeddedLedger.post_invoice` for N invoices of 3 lines (+ tax), one call and
+   one committed transaction each, distinct idempotency keys;
+3. payments: `EmbeddedLedger.post_payment` for N payments, each settling one of them (the
+   AR settlement path);
+4. replay: the N invoices posted again with the same keys: nothing may be written.
+
+Figures 2 to 4 run in that order on one fresh database. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import sqlalchemy
+from rich.console import Console, JustifyMethod
+from rich.markup import escape
+from rich.table import Table as RichTable
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    create_engine,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import DBAPIError
+
+from finsync.connectors.embedded.ledger import EmbeddedLedger
+from finsync.connectors.ports import DeliveryContext, Receipt
+from finsync.domain.clock import utc_now
+from finsync.domain.ids import delivery_key, derive_id, event_id_for
+from finsync.domain.invoice import DocumentLine, Invoice
+from finsync.domain.money import Money, total
+from finsync.domain.payment import Payment, PaymentApplication
+from finsync.storage.db import make_engine, normalise_url
+from finsync.systems.ledger import tables as lt
+from finsync.systems.ledger.chart import DEFAULT_CHART, Chart, parse_chart
+from finsync.systems.ledger.documents import Books, Posting, post_invoice, post_payment
+from finsync.systems.ledger.fx import RateTable
+from finsync.systems.ledger.migrate import upgrade
+from finsync.systems.ledger.rules import AccountMap
+from finsync.systems.ledger.service import LedgerService
+
+BATCH = 500  # figure 1b: lines per executemany and commit
+ENTITY, CURRENCY, YEAR = "le_us", "USD", 2026
+SYSTEM = "ledger"  # the ledger system's name in delivery keys
+SOURCE = "billing"
+PG_URL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+TAX_RATE = Decimal("0.0825")
+PRODUCTS = ("prod_seats", "prod_usage", "prod_support")
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+
+# --------------------------------------------------------------------------------------
+# Workload: documents, delivery contexts, and the ledger rows they must produce
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One call through the port and the `ledger_lines` rows it must write."""
+
+    ctx: DeliveryContext
+    rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    invoices: tuple[tuple[Invoice, Document], ...]
+    payments: tuple[tuple[Payment, Document], ...]
+
+    @property
+    def invoice_lines(self) -> int:
+        return sum(len(d.rows) for _, d in self.invoices)
+
+    @property
+    def payment_lines(self) -> int:
+        return sum(len(d.rows) for _, d in self.payments)
+
+
+def cents(minor: int) -> Money:
+    return Money.from_minor(minor, CURRENCY)
+
+
+def make_invoice(i: int) -> Invoice:
+    """Three lines, all on deferred revenue; three invoices in four carry tax."""
+    issued = date(YEAR, 1, 1) + timedelta(days=i % 300)
+    lines = []
+    for n, product in enumerate(PRODUCTS, start=1):
+        amount = cents(1_000 + (i * 7919 + n * 104_729) % 250_000)
+        tax = Money.zero(CURRENCY) if i % 4 == 0 else (amount * TAX_RATE).quantize()
+        lines.append(DocumentLine(f"il_{i:07d}_{n}", product, f"{product} for {issued:%B}", 1,
+                                  amount, tax, issued, issued + timedelta(days=30)))
+    subtotal = total([ln.amount for ln in lines], CURRENCY)
+    tax_total = total([ln.tax_amount for ln in lines], CURRENCY)
+    return Invoice(f"inv_{i:07d}", f"INV-{i:07d}", f"cus_{i % 1000:04d}", f"ctr_{i % 1000:04d}",
+                   1, ENTITY, CURRENCY, issued, issued + timedelta(days=30), tuple(lines),
+                   subtotal, tax_total, subtotal + tax_total)
+
+
+def make_payment(i: int, invoice: Invoice) -> Payment:
+    """The invoice paid in full, 20 days after issue."""
+    return Payment(f"pay_{i:07d}", invoice.customer_id, ENTITY, invoice.total,
+                   invoice.issue_date + timedelta(days=20),
+                   (PaymentApplication(invoice.id, invoice.total),))
+
+
+def context(source_event_id: str, i: int) -> DeliveryContext:
+    """What the hub passes: the delivery key `event_id:target`, made from the source event."""
+    event_id = event_id_for(SOURCE, source_event_id)
+    return DeliveryContext(delivery_key(event_id, SYSTEM), event_id, f"corr_{i:07d}")
+
+
+def line_rows(entry_id: str, posting_date: date, posting: Posting) -> tuple[Row, ...]:
+    """The column values `records.insert_entry` writes into `ledger_lines` for a posting."""
+    return tuple({
+        "entry_id": entry_id, "line_no": n, "entity": ENTITY, "posting_date": posting_date,
+        "account": line.account, "side": line.side.value,
+        "amount_minor": line.amount.to_minor(), "currency": line.amount.currency,
+        "txn_amount_minor": line.transaction_amount.to_minor()
+        if line.transaction_amount else None,
+        "txn_currency": line.transaction_amount.currency if line.transaction_amount else None,
+        "customer": dict(line.dimensions).get("customer"),
+        "dimensions": json.dumps(list(line.dimensions)),
+    } for n, line in enumerate(posting.lines, start=1))
+
+
+def workload(n: int, chart: Chart) -> Workload:
+    """N invoices and N payments settling them, with the rows the ledger's own posting rules
+    (the pure `documents.post_*` functions) make of them; the benchmark later checks that the
+    ledger stored exactly these rows."""
+    rates = RateTable()
+
+    def books(on: date) -> Books:
+        return Books(ENTITY, CURRENCY, chart, AccountMap(),
+                     lambda money: rates.convert(money, CURRENCY, on))
+
+    invoices, payments = [], []
+    for i in range(n):
+        invoice = make_invoice(i)
+        ctx = context(f"{invoice.id}-finalized", i)
+        posting = post_invoice(invoice, books(invoice.issue_date))
+        entry_id = derive_id("je", ctx.key)
+        invoices.append((invoice, Document(ctx, line_rows(entry_id, invoice.issue_date,
+                                                          posting))))
+
+        payment = make_payment(i, invoice)
+        pctx = context(f"{payment.id}-applied", i)
+        paid = post_payment(payment, books(payment.received_on), {invoice.id: posting.opened[0]})
+        payments.append((payment, Document(pctx, line_rows(derive_id("je", pctx.key),
+                                                           payment.received_on, paid))))
+    return Workload(tuple(invoices), tuple(payments))
+
+
+def chunks(seq: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [seq[k:k + size] for k in range(0, len(seq), size)]
+
+
+# A plain copy of ledger_lines: same columns, types, primary key and index; only the names
+# differ, so it can live in the ledger's own database next to the real table.
+plain_metadata = MetaData()
+ledger_lines_plain = Table(
+    "bench_ledger_lines_plain", plain_metadata,
+    Column("entry_id", String(64), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("entity", String(64), nullable=False),
+    Column("posting_date", Date, nullable=False),
+    Column("account", String(32), nullable=False),
+    Column("side", String(6), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("txn_amount_minor", BigInteger),
+    Column("txn_currency", String(3)),
+    Column("customer", String(255)),
+    Column("dimensions", Text, nullable=False),
+    PrimaryKeyConstraint("entry_id", "line_no"),
+    Index("ix_bench_ledger_lines_plain_account", "entity", "account", "posting_date"),
+)
+if [(c.name, repr(c.type)) for c in ledger_lines_plain.columns] != \
+        [(c.name, repr(c.type)) for c in lt.lines.columns]:
+    raise SystemExit("bench: ledger_lines changed shape; update ledger_lines_plain to match")
+
+
+# --------------------------------------------------------------------------------------
+# Backends: each hands out an empty database for one measurement
+
+
+class Backend(Protocol):
+    name: str
+
+    def fresh(self) -> AbstractContextManager[str]: ...  # yields an empty database's URL
+
+    def settle(self) -> None: ...  # between two figures measured on the same database
+
+    def notes(self) -> list[tuple[str, str]]: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteBackend:
+    """A new database file per measurement in a temp directory (WAL, as make_engine sets)."""
+
+    name = "sqlite"
+
+    def __init__(self, workdir: Path) -> None:
+        self._dir, self._count = workdir, 0
+        self._pragmas: dict[str, str] = {}
+
+    @contextmanager
+    def fresh(self) -> Iterator[str]:
+        self._count += 1
+        path = self._dir / f"ledger-{self._count}.db"
+        url = f"sqlite:///{path}"
+        if not self._pragmas:
+            engine = make_engine(url)
+            with engine.connect() as conn:
+                for pragma in ("journal_mode", "synchronous"):
+                    value = conn.exec_driver_sql(f"PRAGMA {pragma}").scalar()
+                    self._pragmas[pragma] = str(value)
+            engine.dispose()
+        try:
+            yield url
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+    def settle(self) -> None:
+        pass
+
+    def notes(self) -> list[tuple[str, str]]:
+        sync = {"0": "OFF", "1": "NORMAL", "2": "FULL", "3": "EXTRA"}
+        return [("SQLite", f"{sqlite3.sqlite_version}, journal_mode="
+                 f"{self._pragmas.get('journal_mode', '?')}, synchronous="
+                 f"{sync.get(self._pragmas.get('synchronous', ''), '?')}; "
+                 f"file in {self._dir} ({filesystem_of(self._dir)})")]
+
+    def close(self) -> None:
+        pass
+
+
+class PostgresBackend:
+    """`CREATE DATABASE finsync_bench_<pid>` for the run; a fresh `public` schema per
+    measurement; the database is dropped at the end."""
+
+    name = "postgresql"
+
+    def __init__(self, admin_url: str) -> None:
+        self._admin = create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT",
+                                    connect_args={"connect_timeout": 5})
+        self._dbname = f"finsync_bench_{os.getpid()}"
+        self._settings: dict[str, str] = {}
+        self._checkpoint = "not tried"
+        try:
+            with self._admin.connect() as conn:
+                for name in ("server_version", "fsync", "synchronous_commit",
+                             "wal_sync_method", "shared_buffers"):
+                    self._settings[name] = str(conn.exec_driver_sql(f"SHOW {name}").scalar())
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{self._dbname}"'))
+                conn.execute(text(f'CREATE DATABASE "{self._dbname}"'))
+        except DBAPIError:
+            self._admin.dispose()
+            raise
+        self.url = self._admin.url.set(database=self._dbname).render_as_string(
+            hide_password=False)
+        self._db = create_engine(self.url, isolation_level="AUTOCOMMIT")
+
+    @contextmanager
+    def fresh(self) -> Iterator[str]:
+        with self._db.connect() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        self.settle()
+        yield self.url
+
+    def settle(self) -> None:
+        """CHECKPOINT, so no figure pays for the previous one's dirty pages."""
+        with self._db.connect() as conn:
+            try:
+                conn.execute(text("CHECKPOINT"))
+                self._checkpoint = "before each figure"
+            except DBAPIError:
+                self._checkpoint = "not permitted (no CHECKPOINT between figures)"
+
+    def notes(self) -> list[tuple[str, str]]:
+        s = self._settings
+        return [("PostgreSQL", f"{s['server_version']} at {self._admin.url.host}:"
+                 f"{self._admin.url.port}; fsync={s['fsync']}, synchronous_commit="
+                 f"{s['synchronous_commit']}, wal_sync_method={s['wal_sync_method']}, "
+                 f"shared_buffers={s['shared_buffers']}; CHECKPOINT {self._checkpoint}; "
+                 f"database {self._dbname} (dropped at the end)")]
+
+    def close(self) -> None:
+        self._db.dispose()
+        with self._admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self._dbname}" WITH (FORCE)'))
+        self._admin.dispose()
+
+
+def filesystem_of(path: Path) -> str:
+    """The filesystem type holding `path` (Linux, best effort): fsync on tmpfs is free."""
+    try:
+        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "filesystem unknown"
+    resolved = str(path.resolve())
+    best = max((m for m in mounts if resolved == m[0] or resolved.startswith(m[0].rstrip("/")
+                                                                            + "/")),
+               key=lambda m: len(m[0]), default=None)
+    return "filesystem unknown" if best is None else f"{best[1]} at {best[0]}"
+
+
+# --------------------------------------------------------------------------------------
+# Measurements
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    documents: int  # calls, or commits for the baseline's documents
+    lines: int  # journal lines written
+    seconds: float
+
+    @property
+    def line_rate(self) -> float:
+        return self.lines / self.seconds
+
+    @property
+    def doc_rate(self) -> float:
+        return self.documents / self.seconds
+
+
+def count(engine: Engine, table: Table) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def measure_baseline(url: str, work: Workload, *, per_document: bool) -> Figure:
+    """Bare executemany of the invoices' rows into a plain copy of ledger_lines."""
+    engine = make_engine(url)
+    try:
+        upgrade(engine)  # the ledger's database, with the plain table beside ledger_lines
+        plain_metadata.create_all(engine)
+        rows = [r for _, doc in work.invoices for r in doc.rows]
+        batches: list[Sequence[Row]] = [doc.rows for _, doc in work.invoices] if per_document \
+            else chunks(rows, BATCH)
+        statement = insert(ledger_lines_plain)
+        start = time.perf_counter()
+        for batch in batches:
+            with engine.begin() as conn:
+                conn.execute(statement, batch)
+        elapsed = time.perf_counter() - start
+        stored = count(engine, ledger_lines_plain)
+        assert stored == len(rows), f"baseline stored {stored} of {len(rows)} lines"
+    finally:
+        engine.dispose()
+    return Figure(len(work.invoices), len(rows), elapsed)
+
+
+@dataclass(frozen=True, slots=True)
+class PortFigures:
+    invoices: Figure
+    payments: Figure
+    replay: Figure
+
+
+def books_state(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        counts = {name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+                  for name, table in (("entries", lt.entries), ("lines", lt.lines),
+                                      ("items", lt.items), ("settlements", lt.settlements))}
+        counts["open_minor"] = int(conn.execute(
+            select(func.coalesce(func.sum(lt.items.c.open_minor), 0))).scalar_one())
+    return counts
+
+
+def stored_rows(engine: Engine) -> list[Row]:
+    with engine.connect() as conn:
+        result = conn.execute(select(lt.lines).order_by(lt.lines.c.entry_id,
+                                                        lt.lines.c.line_no)).mappings()
+        return [dict(r) for r in result]
+
+
+def expect_rows(engine: Engine, docs: Sequence[Document], what: str) -> None:
+    wanted = sorted((r for d in docs for r in d.rows),
+                    key=lambda r: (r["entry_id"], r["line_no"]))
+    got = stored_rows(engine)
+    assert len(got) == len(wanted), f"{what}: {len(got)} lines stored, {len(wanted)} expected"
+    for have, want in zip(got, wanted, strict=True):
+        assert have == want, f"{what}: stored {have}, expected {want}"
+
+
+def expect_receipts(receipts: Sequence[Receipt], docs: Sequence[Document], *,
+                    replayed: bool, what: str) -> None:
+    flag = str(replayed).lower()
+    for receipt, doc in zip(receipts, docs, strict=True):
+        assert receipt.external_id == doc.rows[0]["entry_id"], \
+            f"{what}: {doc.ctx.key} answered {receipt.external_id}"
+        assert receipt.detail.get("replayed") == flag, f"{what}: {receipt.detail}"
+
+
+def measure_port(url: str, work: Workload, settle: Callable[[], None]) -> PortFigures:
+    """Figures 2, 3 and 4 on one database: the books as `build_ledger_service` sets them up
+    (default chart, the year's periods open), then invoices, payments, replayed invoices."""
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        service = LedgerService(engine, utc_now)
+        service.create_entity(ENTITY, "Bench Inc. (US)", CURRENCY,
+                              parse_chart(DEFAULT_CHART.read_text()))
+        service.open_year(ENTITY, YEAR)
+        ledger = EmbeddedLedger(SYSTEM, service)
+        n = len(work.invoices)
+        invoice_docs = [d for _, d in work.invoices]
+        payment_docs = [d for _, d in work.payments]
+
+        # 2. invoices
+        settle()
+        receipts = []
+        start = time.perf_counter()
+        for invoice, doc in work.invoices:
+            receipts.append(ledger.post_invoice(invoice, doc.ctx))
+        elapsed = time.perf_counter() - start
+        after_invoices = books_state(engine)
+        expect_receipts(receipts, invoice_docs, replayed=False, what="invoices")
+        assert after_invoices == {"entries": n, "lines": work.invoice_lines, "items": n,
+                                  "settlements": 0, "open_minor": sum(
+                                      i.total.to_minor() for i, _ in work.invoices)}, \
+            f"after the invoices: {after_invoices}"
+        expect_rows(engine, invoice_docs, "invoices")
+        invoices = Figure(n, after_invoices["lines"], elapsed)
+
+        # 3. payments, each settling one invoice in full
+        settle()
+        receipts = []
+        start = time.perf_counter()
+        for payment, doc in work.payments:
+            receipts.append(ledger.post_payment(payment, doc.ctx))
+        elapsed = time.perf_counter() - start
+        after_payments = books_state(engine)
+        expect_receipts(receipts, payment_docs, replayed=False, what="payments")
+        written = after_payments["lines"] - after_invoices["lines"]
+        assert after_payments == {"entries": 2 * n, "lines": after_invoices["lines"]
+                                  + work.payment_lines, "items": n, "settlements": n,
+                                  "open_minor": 0}, f"after the payments: {after_payments}"
+        expect_rows(engine, invoice_docs + payment_docs, "payments")
+        payments = Figure(n, written, elapsed)
+
+        # 4. replay: the invoices again, same keys and bodies
+        settle()
+        receipts = []
+        start = time.perf_counter()
+        for invoice, doc in work.invoices:
+            receipts.append(ledger.post_invoice(invoice, doc.ctx))
+        elapsed = time.perf_counter() - start
+        after_replay = books_state(engine)
+        expect_receipts(receipts, invoice_docs, replayed=True, what="replay")
+        assert after_replay == after_payments, f"replay wrote: {after_replay}"
+        replay = Figure(n, after_replay["lines"] - after_payments["lines"], elapsed)
+    finally:
+        engine.dispose()
+    return PortFigures(invoices, payments, replay)
+
+
+# --------------------------------------------------------------------------------------
+# Running and reporting
+
+
+@dataclass
+class Results:
+    backend: str
+    per_document: list[Figure] = field(default_factory=list)
+    per_batch: list[Figure] = field(default_factory=list)
+    port: list[PortFigures] = field(default_factory=list)
+
+
+def run_backend(backend: Backend, work: Workload, repeat: int, port_repeat: int,
+                say: Callable[[str], None]) -> Results:
+    results = Results(backend.name)
+    rounds = max(repeat, port_repeat)
+    for round_ in range(1, rounds + 1):  # interleaved, so drift hits every figure alike
+        done = []
+        if round_ <= repeat:
+            with backend.fresh() as url:
+                results.per_document.append(measure_baseline(url, work, per_document=True))
+            with backend.fresh() as url:
+                results.per_batch.append(measure_baseline(url, work, per_document=False))
+            done.append(f"baseline {results.per_document[-1].line_rate:,.0f} lines/s "
+                        f"(commit per document), {results.per_batch[-1].line_rate:,.0f} "
+                        f"lines/s (per {BATCH})")
+        if round_ <= port_repeat:
+            with backend.fresh() as url:
+                results.port.append(measure_port(url, work, backend.settle))
+            p = results.port[-1]
+            done.append(f"invoices {p.invoices.line_rate:,.0f} lines/s, payments "
+                        f"{p.payments.line_rate:,.0f} lines/s, replay "
+                        f"{p.replay.doc_rate:,.0f} calls/s")
+        say(f"{backend.name}: round {round_}/{rounds}: {'; '.join(done)}")
+    return results
+
+
+def median_figure(figures: Sequence[Figure]) -> Figure:
+    """The run with the median time (the lower middle one for an even count)."""
+    ordered = sorted(figures, key=lambda f: f.seconds)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def spread(figures: Sequence[Figure], rate: Callable[[Figure], float], unit: str) -> str:
+    rates = sorted(rate(f) for f in figures)
+    if len(rates) == 1:
+        return "1 run"
+    return f"median of {len(rates)}, {rates[0]:,.0f} to {rates[-1]:,.0f} {unit}"
+
+
+LEGEND = (
+    ("1a baseline/doc", "the ledger_lines rows of the N invoices (the rows figure 2 must "
+     "store, checked there), pre-built, inserted into a plain copy of ledger_lines by a bare "
+     "SQLAlchemy executemany, one commit per document's lines: the limit for figure 2"),
+    ("1b baseline/500", f"the same rows, one executemany and commit per {BATCH} lines: what "
+     "the rows cost once commits are amortised"),
+    ("2 invoices", "EmbeddedLedger.post_invoice, one call and one committed transaction per "
+     "invoice (3 lines, + tax for 3 in 4): key lookup, entity, period, chart and rates "
+     "read, entry + lines + AR item written"),
+    ("3 payments", "EmbeddedLedger.post_payment, one per invoice, settling it in full "
+     "(Dr cash / Cr AR): the open item is read, updated and a settlement row written"),
+    ("4 replay", "figure 2's calls again with the same keys and bodies: the key is found, "
+     "the body hash compared, the first receipt returned; no row may change"),
+    ("vs 1a", "lines/s and documents/s as a share of figure 1a's (1a writes invoice lines, "
+     "so for figure 3, with fewer lines per document, compare documents/s)"),
+)
+
+
+def add_row(table: RichTable, label: str, name: str, figures: Sequence[Figure],
+            base: Figure, note: str, *, replay: bool = False) -> None:
+    """One figure's median run, with its rates as shares of the baseline `base`."""
+    f = median_figure(figures)
+    if replay:
+        lines, lines_ratio, unit = "—", "—", "calls/s"
+        spread_note = spread(figures, lambda g: g.doc_rate, unit)
+    else:
+        lines, lines_ratio, unit = (f"{f.line_rate:,.0f}", f"{f.line_rate / base.line_rate:.0%}",
+                                    "lines/s")
+        spread_note = spread(figures, lambda g: g.line_rate, unit)
+    table.add_row(label, name, f"{f.seconds:.2f}", lines, f"{f.doc_rate:,.0f}", lines_ratio,
+                  f"{f.doc_rate / base.doc_rate:.0%}",
+                  "; ".join(x for x in (note, spread_note) if x))
+
+
+def report(console: Console, all_results: Sequence[Results], notes: list[tuple[str, str]],
+           n: int, lines_per_invoice: float) -> None:
+    table = RichTable(title=f"finsync ledger benchmark: {n:,} documents per figure "
+                            f"({lines_per_invoice:.2f} lines per invoice)")
+    columns: list[tuple[str, JustifyMethod]] = [
+        ("backend", "left"), ("figure", "left"), ("seconds", "right"), ("lines/s", "right"),
+        ("docs/s", "right"), ("lines vs 1a", "right"), ("docs vs 1a", "right"),
+        ("notes", "left")]
+    for header, justify in columns:
+        table.add_column(header, justify=justify)
+    for r in all_results:
+        base = median_figure(r.per_document)
+        batch = median_figure(r.per_batch)
+        inv = [p.invoices for p in r.port]
+        pay = [p.payments for p in r.port]
+        add_row(table, r.backend, "1a baseline, commit/doc", r.per_document, base,
+                f"{base.lines:,} lines in {base.documents:,} commits")
+        add_row(table, "", "1b baseline, commit/500", r.per_batch, base,
+                f"the same lines in {-(-batch.lines // BATCH)} commits")
+        add_row(table, "", "2 invoices (port)", inv, base,
+                f"{median_figure(inv).lines:,} lines written")
+        add_row(table, "", "3 payments (port)", pay, base,
+                f"{median_figure(pay).lines:,} lines written, {n:,} invoices settled")
+        add_row(table, "", "4 replay (port)", [p.replay for p in r.port], base,
+                "0 lines written, every receipt replayed", replay=True)
+        table.add_section()
+    console.print(table)
+    for title, rows in (("figures", LEGEND), ("machine", tuple(notes))):
+        grid = RichTable(title=title, title_justify="left", show_header=False, box=None)
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column()
+        for key, value in rows:
+            grid.add_row(escape(key), escape(value))
+        console.print(grid)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--documents", type=int, default=2000,
+                        help="invoices (and payments) per figure; default 2000")
+    parser.add_argument("--backends", default="sqlite,postgresql",
+                        help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of figures 1a and 1b (the median is shown); default 3")
+    parser.add_argument("--port-repeat", type=int, default=1,
+                        help="runs of figures 2 to 4 (the median is shown); default 1")
+    parser.add_argument("--tmpdir", type=Path, default=None,
+                        help="where the SQLite files go (default: the system temp)")
+    args = parser.parse_args(argv)
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = set(args.backends) - {"sqlite", "postgresql"}
+    if unknown:
+        parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    if args.documents < 1 or args.repeat < 1 or args.port_repeat < 1:
+        parser.error("--documents, --repeat and --port-repeat must be positive")
+    return args
+
+
+def open_backend(name: str, workdir: Path) -> Backend | str:
+    """The backend, or why it is skipped."""
+    if name == "sqlite":
+        return SqliteBackend(workdir)
+    url = os.environ.get("FINSYNC_BENCH_PG_URL", PG_URL_DEFAULT)
+    try:
+        return PostgresBackend(url)
+    except DBAPIError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        return f"skipped: {reason} (FINSYNC_BENCH_PG_URL={url})"
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    console = Console(width=shutil.get_terminal_size((120, 24)).columns)
+
+    def say(message: str) -> None:
+        console.print(message, highlight=False)
+
+    work = workload(args.documents, parse_chart(DEFAULT_CHART.read_text()))
+    per_invoice = work.invoice_lines / args.documents
+    notes: list[tuple[str, str]] = [
+        ("Python", f"{platform.python_implementation()} {platform.python_version()} "
+                   f"on {platform.platform()}"),
+        ("CPU", f"{os.cpu_count()} logical CPUs, {platform.processor() or platform.machine()}"),
+        ("SQLAlchemy", sqlalchemy.__version__),
+        ("workload", f"{args.documents:,} {CURRENCY} invoices of {len(PRODUCTS)} lines for "
+                     f"{ENTITY} (default chart, {YEAR} periods open), {work.invoice_lines:,} "
+                     f"journal lines; {args.documents:,} payments settling them, "
+                     f"{work.payment_lines:,} lines; delivery keys event_id:{SYSTEM}"),
+    ]
+    all_results: list[Results] = []
+    with tempfile.TemporaryDirectory(prefix="finsync-bench-", dir=args.tmpdir) as tmp:
+        workdir = Path(tmp)
+        started = time.perf_counter()
+        for name in args.backends:
+            backend = open_backend(name, workdir)
+            if isinstance(backend, str):
+                say(f"[yellow]PostgreSQL {escape(backend)}[/yellow]")
+                notes.append(("PostgreSQL", backend))
+                continue
+            try:
+                all_results.append(run_backend(backend, work, args.repeat,
+                                               args.port_repeat, say))
+                notes.extend(backend.notes())
+            finally:
+                backend.close()
+        if "sqlite" not in args.backends:
+            notes.append(("SQLite", f"{sqlite3.sqlite_version} (not measured)"))
+        notes.append(("wall time", f"{time.perf_counter() - started:.1f} s in all"))
+    if not all_results:
+        say("nothing measured")
+        return 1
+    report(console, all_results, notes, args.documents, per_invoice)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
