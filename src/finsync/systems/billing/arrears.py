@@ -1,0 +1,115 @@
+"""Billing in arrears: recurring charges priced in arrears and usage, at each period end.
+
+Rules:
+- Arrears periods are laid on the subscription's anchor like cycles (by default the billing
+  frequency; monthly is common for overage) and clipped to the term end or cancellation.
+- At a period's end: recurring arrears lines are charged version by version (each contract
+  version prices the days it was in force), summed exactly and rounded once per line.
+- Usage is rated once per usage line and period: the quantity is the sum of the period's
+  usage records (each counted once, whatever the number of times it was sent), priced with
+  the version in force at the period end; the included quantity is free each period.
+- Usage first draws on the prepaid balance; what is left is invoiced as overage. Each rating
+  is a `UsageCharge` (event `usage.rated`), also when nothing is left to invoice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+from finsync.domain.clock import Period
+from finsync.domain.contract import ContractLine
+from finsync.domain.ids import derive_id
+from finsync.domain.money import Money
+from finsync.systems.billing.charge import pieces, rounded
+from finsync.systems.billing.cycle import Cycle, next_span
+from finsync.systems.billing.event import (
+    USAGE_RATED,
+    Emitted,
+    Outcome,
+    UsageCharge,
+    contract_ref,
+    document_ref,
+)
+from finsync.systems.billing.invoicing import DraftLine, IssueContext, issue_invoice
+from finsync.systems.billing.prepaid import draw
+from finsync.systems.billing.pricing import usage_rate
+from finsync.systems.billing.state import BillingState, Subscription, versions_over
+
+
+def bill_arrears(state: BillingState, sub: Subscription) -> Outcome:
+    """Rate and invoice the next arrears period of `sub`, and move arrears billing on."""
+    span, cycle = next_span(sub.anchor, sub.arrears_months, sub.arrears_through,
+                            sub.contract.end_date)
+    drafts = _recurring_drafts(state, sub, span, cycle)
+    charges, balance = _usage_charges(state, sub, span)
+    drafts += tuple(_usage_draft(state, c) for c in charges if not c.invoiced.is_zero)
+    invoice_id = state.next_invoice_number(sub.contract.legal_entity)[0] if any(
+        not d.amount.is_zero for d in drafts) else None
+    charges = tuple(replace(c, invoice_id=invoice_id if not c.invoiced.is_zero else None)
+                    for c in charges)
+    rated = tuple(Emitted(USAGE_RATED, document_ref("usage_charge", c.id), c,
+                          sub.correlation_id, contract_ref(sub.contract)) for c in charges)
+    moved = replace(sub, arrears_through=span.end, prepaid_balance=balance)
+    state = replace(state, usage_charges=state.usage_charges + charges).with_subscription(moved)
+    ctx = IssueContext(sub.contract, span.end, sub.correlation_id, contract_ref(sub.contract))
+    return Outcome(state, rated).then(issue_invoice(state, drafts, ctx))
+
+
+def _recurring_drafts(state: BillingState, sub: Subscription, span: Period,
+                      cycle: Cycle) -> tuple[DraftLine, ...]:
+    catalog, rule = state.config.catalog, state.config.proration
+    exact: dict[str, tuple[ContractLine, Decimal, bool]] = {}
+    for part, contract in versions_over(sub, span):
+        for line in contract.lines:
+            plan = catalog.plan(line.price_id)
+            if not plan.in_arrears or plan.is_usage:
+                continue
+            priced = pieces(line, plan, part, cycle, rule)
+            if priced:
+                _, before, _ = exact.get(line.line_id, (line, Decimal(0), True))
+                whole = len(priced) == 1 and priced[0].share.whole
+                exact[line.line_id] = (line, before + sum(p.amount for p in priced), whole)
+    return tuple(_arrears_draft(state, line, amount, span, whole, sub.contract.currency)
+                 for line, amount, whole in exact.values())
+
+
+def _arrears_draft(state: BillingState, line: ContractLine, amount: Decimal, span: Period,
+                   whole: bool, currency: str) -> DraftLine:
+    name = state.config.catalog.product(line.product_id).name
+    service = Period(max(span.start, line.start_date), min(span.end, line.end_date))
+    return DraftLine(line.line_id, line.product_id, f"{name} x{line.quantity} in arrears",
+                     line.quantity, rounded(amount, currency), service, not whole)
+
+
+def _usage_lines(state: BillingState, sub: Subscription, span: Period) -> tuple[ContractLine, ...]:
+    contract = list(versions_over(sub, span))[-1][1]
+    return tuple(line for line in contract.lines
+                 if state.config.catalog.plan(line.price_id).is_usage
+                 and line.start_date < span.end and line.end_date > span.start)
+
+
+def _usage_charges(state: BillingState, sub: Subscription,
+                   span: Period) -> tuple[tuple[UsageCharge, ...], Money]:
+    balance, charges = sub.prepaid_balance, []
+    for line in _usage_lines(state, sub, span):
+        plan = state.config.catalog.plan(line.price_id)
+        used = sum(r.quantity for r in state.usage if r.contract_id == sub.id
+                   and r.product_id == line.product_id and r.occurred_on in span)
+        billable, exact = usage_rate(plan, used, line.unit_price)
+        amount = rounded(exact, sub.contract.currency)
+        drawn, balance = draw(balance, amount)
+        charge_id = derive_id("uc", sub.id, line.line_id, span.start.isoformat())
+        charges.append(UsageCharge(charge_id, sub.id, line.line_id, line.product_id, span, used,
+                                   plan.price.included_quantity, billable, amount, drawn,
+                                   amount - drawn, None))
+    return tuple(charges), balance
+
+
+def _usage_draft(state: BillingState, charge: UsageCharge) -> DraftLine:
+    name = state.config.catalog.product(charge.product_id).name
+    note = f", {charge.drawn} from prepaid balance" if not charge.drawn.is_zero else ""
+    description = (f"{name}: {charge.used} used, {charge.included} included, "
+                   f"{charge.billable} billable{note}")
+    return DraftLine(charge.line_id, charge.product_id, description, charge.billable,
+                     charge.invoiced, charge.period)

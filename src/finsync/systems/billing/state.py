@@ -1,0 +1,204 @@
+"""The billing state: configuration, subscriptions and every document issued, immutable.
+
+Rules:
+- Commands never mutate a state; they return a new one (`dataclasses.replace`), so a command
+  that raises leaves the caller's state exactly as it was.
+- Issued documents are append-only: an invoice is never edited once issued; a correction is
+  a credit memo linked to it.
+- Numbers are gapless and sequential per legal entity and document kind:
+  `INV-<entity>-000001`, `CM-<entity>-000001`; document ids derive from the number.
+- An invoice's amount due = total - credit memos - payments applied + refunds of those
+  payments (a cash refund without a credit reopens the receivable, as AR does).
+- Each subscription keeps its versions with the dates they took effect (arrears charges are
+  rated version by version), its renewal baseline (the lines the next term starts from,
+  moved by every amendment) and how far it is billed in advance and in arrears.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import date
+from enum import StrEnum
+
+from finsync.domain.clock import Period
+from finsync.domain.contract import ContractAmendment, ContractLine, SubscriptionContract
+from finsync.domain.ids import derive_id
+from finsync.domain.invoice import CreditMemo, Invoice, UsageRecord
+from finsync.domain.money import Money, total
+from finsync.domain.party import CustomerAccount
+from finsync.domain.payment import Payment, Refund
+from finsync.systems.billing.catalog import Catalog
+from finsync.systems.billing.cycle import Cycle
+from finsync.systems.billing.errors import (
+    UnknownContractError,
+    UnknownCustomerError,
+    UnknownDocumentError,
+)
+from finsync.systems.billing.event import UsageCharge
+from finsync.systems.billing.proration import ProrationRule
+from finsync.systems.billing.tax import TaxEngine
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    CANCEL_AT_TERM_END = "cancel_at_term_end"
+    CANCELLED = "cancelled"
+
+
+class DowngradePolicy(StrEnum):
+    CREDIT_NOW = "credit_now"
+    AT_RENEWAL = "at_renewal"
+
+
+@dataclass(frozen=True, slots=True)
+class BillingConfig:
+    catalog: Catalog
+    tax_engine: TaxEngine
+    proration: ProrationRule = field(default_factory=ProrationRule)
+    downgrade_policy: DowngradePolicy = DowngradePolicy.CREDIT_NOW
+    payment_terms_days: int = 30
+    invoice_prefix: str = "INV"
+    credit_memo_prefix: str = "CM"
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInForce:
+    effective_date: date
+    contract: SubscriptionContract
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    contract: SubscriptionContract
+    correlation_id: str
+    anchor: date
+    term_months: int
+    auto_renew: bool
+    arrears_months: int
+    status: SubscriptionStatus
+    billed_through: date
+    cycle: Cycle | None
+    arrears_through: date
+    renewal_lines: tuple[ContractLine, ...]
+    prepaid_balance: Money
+    history: tuple[VersionInForce, ...]
+    amendments: tuple[ContractAmendment, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.contract.id
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRecord:
+    """An issued invoice, the change it belongs to, and the contract line of each line."""
+
+    invoice: Invoice
+    correlation_id: str
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeclinedPayment:
+    payment_id: str
+    invoice_id: str
+    amount: Money
+    attempted_on: date
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BillingState:
+    config: BillingConfig
+    customers: tuple[CustomerAccount, ...] = ()
+    subscriptions: tuple[Subscription, ...] = ()
+    invoices: tuple[InvoiceRecord, ...] = ()
+    credit_memos: tuple[CreditMemo, ...] = ()
+    payments: tuple[Payment, ...] = ()
+    declines: tuple[DeclinedPayment, ...] = ()
+    refunds: tuple[Refund, ...] = ()
+    usage: tuple[UsageRecord, ...] = ()
+    usage_charges: tuple[UsageCharge, ...] = ()
+
+    def customer(self, customer_id: str) -> CustomerAccount:
+        for customer in self.customers:
+            if customer.id == customer_id:
+                return customer
+        raise UnknownCustomerError(f"unknown customer {customer_id!r}")
+
+    def subscription(self, contract_id: str) -> Subscription:
+        for sub in self.subscriptions:
+            if sub.id == contract_id:
+                return sub
+        raise UnknownContractError(f"unknown subscription contract {contract_id!r}")
+
+    def invoice_record(self, invoice_id: str) -> InvoiceRecord:
+        for record in self.invoices:
+            if record.invoice.id == invoice_id:
+                return record
+        raise UnknownDocumentError(f"unknown invoice {invoice_id!r}")
+
+    def payment(self, payment_id: str) -> Payment:
+        for payment in self.payments:
+            if payment.id == payment_id:
+                return payment
+        raise UnknownDocumentError(f"unknown payment {payment_id!r}")
+
+    def with_subscription(self, sub: Subscription) -> BillingState:
+        others = tuple(s for s in self.subscriptions if s.id != sub.id)
+        if len(others) == len(self.subscriptions):
+            return replace(self, subscriptions=(*self.subscriptions, sub))
+        return replace(self, subscriptions=tuple(sub if s.id == sub.id else s
+                                                 for s in self.subscriptions))
+
+    def next_invoice_number(self, legal_entity: str) -> tuple[str, str]:
+        """(id, number) of the next invoice of `legal_entity`."""
+        count = sum(1 for r in self.invoices if r.invoice.legal_entity == legal_entity)
+        number = f"{self.config.invoice_prefix}-{legal_entity}-{count + 1:06d}"
+        return derive_id("inv", legal_entity, number), number
+
+    def next_credit_memo_number(self, legal_entity: str) -> tuple[str, str]:
+        count = sum(1 for m in self.credit_memos if m.legal_entity == legal_entity)
+        number = f"{self.config.credit_memo_prefix}-{legal_entity}-{count + 1:06d}"
+        return derive_id("cm", legal_entity, number), number
+
+
+def versions_over(sub: Subscription,
+                  span: Period) -> Iterator[tuple[Period, SubscriptionContract]]:
+    """Each contract version with the part of `span` it was in force."""
+    history = sub.history
+    for i, version in enumerate(history):
+        until = history[i + 1].effective_date if i + 1 < len(history) else span.end
+        start, end = max(span.start, version.effective_date), min(span.end, until)
+        if start < end:
+            yield Period(start, end), version.contract
+
+
+def memos_of(state: BillingState, invoice_id: str) -> tuple[CreditMemo, ...]:
+    return tuple(m for m in state.credit_memos if m.invoice_id == invoice_id)
+
+
+def credited(state: BillingState, invoice: Invoice) -> Money:
+    """Everything credited against `invoice`, tax included."""
+    return total([m.total for m in memos_of(state, invoice.id)], invoice.currency)
+
+
+def refunded(state: BillingState, payment: Payment) -> Money:
+    return total([r.amount for r in state.refunds if r.payment_id == payment.id],
+                 payment.amount.currency)
+
+
+def paid(state: BillingState, invoice: Invoice) -> Money:
+    """Payments applied to `invoice`, less refunds of those payments."""
+    result = Money.zero(invoice.currency)
+    for payment in state.payments:
+        applied = [a.amount for a in payment.applications if a.invoice_id == invoice.id]
+        if applied:
+            result = result + total(applied, invoice.currency) - refunded(state, payment)
+    return result
+
+
+def amount_due(state: BillingState, invoice_id: str) -> Money:
+    invoice = state.invoice_record(invoice_id).invoice
+    return invoice.total - credited(state, invoice) - paid(state, invoice)

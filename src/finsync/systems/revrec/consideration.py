@@ -1,0 +1,144 @@
+"""Consideration of contract lines and standalone selling prices of obligations.
+
+Rules:
+- A line is a step function of (quantity, unit price) over its service period: the line's
+  own quantity and price from its start date, then each ramp step from its `starts_on`.
+- A ratable line is priced per unit per billing period (DESIGN, events.md): its value over a
+  span is the sum, over the billing periods anchored on the contract start, of
+  quantity x unit price x (days of the span in the period / days of the period), exact,
+  rounded once to the currency's minor unit (half-even). A full year of an annual line is
+  quantity x unit price; 230 of 365 days is quantity x unit price x 230 / 365.
+- Every other line is priced once: quantity x unit price of its first step.
+- The standalone selling price (SSP) of an obligation is the same formula with the SSP
+  effective on the measurement date in place of the unit price; SSPs are effective-dated
+  inputs (`StandaloneSellingPrice`), and two that apply on one day are refused.
+- The difference of two lines (what a modification adds) exists only where the price of the
+  units is unchanged and no quantity falls; otherwise the change is not a pure addition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from itertools import pairwise
+
+from finsync.domain.catalog import StandaloneSellingPrice
+from finsync.domain.clock import Period
+from finsync.domain.contract import ContractLine, SubscriptionContract
+from finsync.domain.money import Money
+from finsync.systems.revrec.errors import MissingStandaloneSellingPriceError
+from finsync.systems.revrec.pattern import RecognitionPattern
+from finsync.systems.revrec.timegrid import billing_periods
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    span: Period
+    quantity: int
+    unit_price: Money
+
+
+@dataclass(frozen=True, slots=True)
+class PriceBook:
+    """How a contract prices time: its start (the anchor) and its billing period in months."""
+
+    anchor: date
+    months: int
+    currency: str
+
+    @classmethod
+    def of(cls, contract: SubscriptionContract) -> PriceBook:
+        return cls(contract.start_date, contract.billing_frequency.months, contract.currency)
+
+
+def line_steps(line: ContractLine) -> tuple[Step, ...]:
+    points = {line.start_date: (line.quantity, line.unit_price)}
+    for ramp in sorted(line.ramp, key=lambda r: r.starts_on):
+        if line.start_date <= ramp.starts_on < line.end_date:
+            points[ramp.starts_on] = (ramp.quantity, ramp.unit_price)
+    starts = sorted(points)
+    ends = [*starts[1:], line.end_date]
+    return tuple(Step(Period(s, e), *points[s]) for s, e in zip(starts, ends, strict=True))
+
+
+def steps_from(steps: Sequence[Step], day: date) -> tuple[Step, ...]:
+    """The part of the steps on or after `day`."""
+    kept = [s for s in steps if s.span.end > day]
+    return tuple(Step(Period(max(s.span.start, day), s.span.end), s.quantity, s.unit_price)
+                 for s in kept)
+
+
+def steps_before(steps: Sequence[Step], day: date) -> tuple[Step, ...]:
+    kept = [s for s in steps if s.span.start < day]
+    return tuple(Step(Period(s.span.start, min(s.span.end, day)), s.quantity, s.unit_price)
+                 for s in kept)
+
+
+def merge_history(old: Sequence[Step], new: Sequence[Step], day: date) -> tuple[Step, ...]:
+    """Old steps before `day`, new steps from it: what was delivered is not restated."""
+    return (*steps_before(old, day), *steps_from(new, day))
+
+
+def _step_on(steps: Sequence[Step], day: date) -> Step | None:
+    return next((s for s in steps if day in s.span), None)
+
+
+def difference(new: Sequence[Step], old: Sequence[Step]) -> tuple[Step, ...] | None:
+    """`new - old` as added units at unchanged prices, or None if it is not an addition."""
+    bounds = sorted({b for s in (*new, *old) for b in (s.span.start, s.span.end)})
+    added: list[Step] = []
+    for start, end in pairwise(bounds):
+        after, before = _step_on(new, start), _step_on(old, start)
+        qty_after = after.quantity if after else 0
+        qty_before = before.quantity if before else 0
+        if qty_after < qty_before:
+            return None
+        if after and before and before.quantity and after.unit_price != before.unit_price:
+            return None
+        if after and qty_after > qty_before:
+            added.append(Step(Period(start, end), qty_after - qty_before, after.unit_price))
+    return tuple(added)
+
+
+def exact_value(pattern: RecognitionPattern, steps: Sequence[Step], book: PriceBook,
+                price: Money | None = None) -> Decimal:
+    """Unrounded value of the steps (at `price` per unit instead of the steps' own if given)."""
+    if pattern.variable or not steps:
+        return Decimal(0)
+    if not pattern.priced_per_period:
+        first = steps[0]
+        return first.quantity * (price or first.unit_price).amount
+    value = Decimal(0)
+    for step in steps:
+        unit = (price or step.unit_price).amount
+        for period in billing_periods(book.anchor, book.months, step.span):
+            value += step.quantity * unit * period.overlap(step.span) / period.days
+    return value
+
+
+def value(pattern: RecognitionPattern, steps: Sequence[Step], book: PriceBook,
+          price: Money | None = None) -> Money:
+    return Money(exact_value(pattern, steps, book, price), book.currency).quantize()
+
+
+def find_ssp(ssps: Sequence[StandaloneSellingPrice], product_id: str,
+             on: date) -> StandaloneSellingPrice | None:
+    matches = [s for s in ssps if s.product_id == product_id and s.applies_on(on)]
+    if len(matches) > 1:
+        raise MissingStandaloneSellingPriceError(
+            f"{len(matches)} SSPs for {product_id} apply on {on}; expected one")
+    return matches[0] if matches else None
+
+
+def ssp_value(pattern: RecognitionPattern, product_id: str, steps: Sequence[Step],
+              book: PriceBook, ssps: Sequence[StandaloneSellingPrice], on: date,
+              required: bool) -> Money:
+    """The SSP of `steps` of a product measured on `on`; zero when not required and absent."""
+    ssp = find_ssp(ssps, product_id, on)
+    if ssp is None:
+        if required:
+            raise MissingStandaloneSellingPriceError(f"no SSP for {product_id} on {on}")
+        return Money.zero(book.currency)
+    return value(pattern, steps, book, ssp.amount)

@@ -1,0 +1,47 @@
+"""Typed errors of the revenue engine.
+
+Rules:
+- Every error is a `DomainError`: bad input or a broken ASC 606 rule, never retried.
+- Each names what a person can fix (a missing SSP, an unknown obligation, an impossible
+  allocation), so the service layer can class it without reading the message.
+"""
+
+from __future__ import annotations
+
+from finsync.domain.errors import DomainError
+
+
+class RevenueError(DomainError):
+    """Root of the revenue engine's errors."""
+
+    code = "revenue_error"
+
+
+class MissingStandaloneSellingPriceError(RevenueError):
+    code = "missing_standalone_selling_price"
+
+
+class AllocationError(RevenueError):
+    """The transaction price cannot be allocated as the inputs ask."""
+
+    code = "allocation_error"
+
+
+class ModificationError(RevenueError):
+    """A contract modification that the engine cannot account for as given."""
+
+    code = "modification_error"
+
+
+class UnknownObligationError(RevenueError):
+    code = "unknown_obligation"
+
+
+class ContractMismatchError(RevenueError):
+    """An event that names another contract, entity or currency than the state it meets."""
+
+    code = "contract_mismatch"
+
+
+class AccountMappingError(RevenueError):
+    code = "account_mapping_error"

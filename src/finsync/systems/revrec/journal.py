@@ -1,0 +1,110 @@
+"""Period-end revenue journals per legal entity and period.
+
+Rules:
+- Billings reach the GL from billing through the ledger as Dr receivable / Cr deferred
+  revenue (credit memos the reverse); the revenue engine posts the rest, so that at every
+  period end the GL holds the engine's balances.
+- For each contract, over the period `[start, end)` (movements = closing - opening):
+  Cr revenue (revenue recognised), Dr deferred revenue (billed - change in deferred
+  revenue), Dr contract asset (its change), Dr unbilled receivable (its change). A negative
+  movement goes on the other side. The identity in `balance` makes every entry balance by
+  construction; `JournalEntry` checks it again.
+- One entry per legal entity and period, one line per contract and account (dimension
+  `revenue_contract`), zero lines left out; no entry when nothing moved.
+- The entry id is derived from (entity, period), so re-running a close yields the same id;
+  its source references are the schedule references (`schedule_id@vN`) it was built from.
+- Account codes come in a small mapping with the keys `revenue`, `deferred_revenue`,
+  `contract_asset` and `unbilled_receivable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from finsync.domain.clock import Period
+from finsync.domain.ids import derive_id
+from finsync.domain.journal import JournalEntry, JournalLine, Side
+from finsync.domain.money import Money
+from finsync.systems.revrec.balance import balances
+from finsync.systems.revrec.errors import AccountMappingError, ContractMismatchError
+from finsync.systems.revrec.schedule import schedule_id_for
+from finsync.systems.revrec.state import RevenueContractState
+
+ACCOUNT_KEYS = ("revenue", "deferred_revenue", "contract_asset", "unbilled_receivable")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountMap:
+    revenue: str
+    deferred_revenue: str
+    contract_asset: str
+    unbilled_receivable: str
+
+    @classmethod
+    def of(cls, codes: Mapping[str, str]) -> AccountMap:
+        missing = [k for k in ACCOUNT_KEYS if not codes.get(k)]
+        if missing:
+            raise AccountMappingError(f"account codes missing for {missing}")
+        return cls(*(codes[k] for k in ACCOUNT_KEYS))
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """Debits positive; revenue is a credit, so it is kept as recognised (positive = Cr)."""
+
+    revenue: Money
+    deferred_revenue: Money
+    contract_asset: Money
+    unbilled_receivable: Money
+
+
+def movement(state: RevenueContractState, period: Period) -> Movement:
+    opening, closing = balances(state, period.start), balances(state, period.end)
+    return Movement(
+        closing.recognised - opening.recognised,
+        (closing.billed - opening.billed) - (closing.deferred_revenue - opening.deferred_revenue),
+        closing.contract_asset - opening.contract_asset,
+        closing.unbilled_receivable - opening.unbilled_receivable,
+    )
+
+
+def _line(account: str, debit: Money, contract_id: str) -> JournalLine:
+    side = Side.DEBIT if debit.amount > 0 else Side.CREDIT
+    amount = debit if debit.amount > 0 else -debit
+    return JournalLine(account, side, amount, (("revenue_contract", contract_id),))
+
+
+def _contract_lines(state: RevenueContractState, period: Period,
+                    accounts: AccountMap) -> list[JournalLine]:
+    move = movement(state, period)
+    debits = [(accounts.revenue, -move.revenue),
+              (accounts.deferred_revenue, move.deferred_revenue),
+              (accounts.contract_asset, move.contract_asset),
+              (accounts.unbilled_receivable, move.unbilled_receivable)]
+    return [_line(account, amount, state.revenue_contract_id)
+            for account, amount in debits if not amount.is_zero]
+
+
+def period_journal(states: Sequence[RevenueContractState], legal_entity: str, period: Period,
+                   accounts: Mapping[str, str] | AccountMap) -> JournalEntry | None:
+    """The period's revenue journal for one legal entity, or None if nothing moved."""
+    codes = accounts if isinstance(accounts, AccountMap) else AccountMap.of(accounts)
+    lines: list[JournalLine] = []
+    refs: list[tuple[str, str]] = []
+    for state in states:
+        if state.legal_entity != legal_entity:
+            raise ContractMismatchError(f"{state.revenue_contract_id} belongs to "
+                                        f"{state.legal_entity}, not {legal_entity}")
+        lines += _contract_lines(state, period, codes)
+        refs += [("revenue_schedule",
+                  f"{schedule_id_for(state.revenue_contract_id, ob.obligation_id)}"
+                  f"@v{ob.version}") for ob in state.obligations]
+    if not lines:
+        return None
+    entry_id = derive_id("je", "revrec", legal_entity, period.start.isoformat(),
+                         period.end.isoformat())
+    return JournalEntry(entry_id, legal_entity, period.end - timedelta(days=1),
+                        f"Revenue recognition {legal_entity} {period.start}..{period.end}",
+                        tuple(lines), source_refs=tuple(refs))

@@ -1,0 +1,168 @@
+"""Changes in the transaction price after inception, credit memos and refunds.
+
+Rules:
+- A change in transaction price (re-estimated variable consideration, a price concession
+  such as an SLA credit, a volume-discount true-up) is allocated on the same basis as at
+  inception (606-10-32-43): by the SSPs the obligations were last allocated with, across the
+  obligations of the contract's own allocation group (not usage, not separate contracts).
+- When the change relates wholly to some obligations (606-10-32-44, criteria of 32-40) it is
+  allocated to those only; to one distinct period of a series when a service period is named.
+- Already-satisfied parts are caught up on the effective date: the obligation's segment in
+  force gets the new total from that instant on (606-10-32-43: "recognised as revenue, or as
+  a reduction of revenue, in the period in which the transaction price changes").
+- Credit memos: a price concession (by treatment, or a concession reason) lowers the
+  transaction price of the obligation each line names (its line id, else its product) -
+  over the line's service period when that is a distinct part of the obligation - and lowers
+  the consideration billed; a billing correction lowers only the consideration billed, so it
+  moves deferred revenue (or unbilled receivable), never revenue.
+- A refund without an obligation pays out a credit balance: no effect on revenue or billings.
+  A refund naming an obligation is a concession paid in cash: price and billings both fall.
+- An obligation's allocated price may not fall below zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+
+from finsync.domain.clock import Period
+from finsync.domain.invoice import DocumentLine
+from finsync.domain.money import Money
+from finsync.systems.revrec.errors import AllocationError, ContractMismatchError
+from finsync.systems.revrec.event import (
+    CreditMemoApplied,
+    CreditTreatment,
+    RefundRecorded,
+    TransactionPriceChanged,
+)
+from finsync.systems.revrec.obligation import ObligationState, PeriodComponent
+from finsync.systems.revrec.state import Billing, RevenueContractState
+from finsync.systems.revrec.timegrid import at_midnight
+
+
+def apply_price_change(state: RevenueContractState,
+                       event: TransactionPriceChanged) -> RevenueContractState:
+    _same_currency(state, event.amount)
+    if event.service_period is not None:
+        if len(event.obligation_ids) != 1:
+            raise AllocationError("a change for one distinct period names exactly one "
+                                  "obligation")
+        (target,) = event.obligation_ids
+        changed = _to_period(state.obligation(target), event.event_id, event.amount,
+                             event.service_period, event.effective_date, event.kind.value)
+        return state.with_obligations((changed,)).applied(event.event_id)
+    changed_all = _spread(state, event.event_id, event.amount, event.effective_date,
+                          event.obligation_ids, event.kind.value)
+    return state.with_obligations(changed_all).applied(event.event_id)
+
+
+def _spread(state: RevenueContractState, event_id: str, amount: Money, on: date,
+            targets: frozenset[str], what: str) -> tuple[ObligationState, ...]:
+    if targets:
+        chosen = [state.obligation(i) for i in sorted(targets)]
+        cause = "606-10-32-44"
+    else:
+        chosen = [ob for ob in state.obligations
+                  if ob.group == state.contract.id and not ob.pattern.variable]
+        cause = "606-10-32-43"
+    weights = [ob.standalone_selling_price.amount for ob in chosen]
+    if len(chosen) == 1:
+        weights = [Decimal(1)]
+    if not chosen or sum(weights) <= 0:
+        raise AllocationError(f"no obligation with an SSP to take the change {amount}")
+    at = at_midnight(on)
+    changed = []
+    for ob, share in zip(chosen, amount.allocate(weights), strict=True):
+        segment = replace(ob.current, total=ob.current.total + share, effective=at)
+        ob = _not_negative(ob.with_segment(segment), share)
+        changed.append(ob.revised(event_id, cause, at, f"{what}: {share}"))
+    return tuple(changed)
+
+
+def _to_period(ob: ObligationState, event_id: str, amount: Money, period: Period,
+               on: date, what: str) -> ObligationState:
+    at = at_midnight(on)
+    ob = _not_negative(ob.with_component(PeriodComponent(event_id, amount, period, at)), amount)
+    return ob.revised(event_id, "606-10-32-44", at,
+                      f"{what}: {amount} for {period.start}..{period.end}")
+
+
+def _not_negative(ob: ObligationState, change: Money) -> ObligationState:
+    """A reduction may not take an obligation's allocated price below zero."""
+    if change.amount < 0 and ob.allocated_price.amount < 0:
+        raise AllocationError(f"{ob.obligation_id}: allocated price would be "
+                              f"{ob.allocated_price}")
+    return ob
+
+
+def _same_currency(state: RevenueContractState, amount: Money) -> None:
+    if amount.currency != state.currency:
+        raise ContractMismatchError(f"{amount} is not in the contract's {state.currency}")
+
+
+def obligation_for_line(state: RevenueContractState, line: DocumentLine) -> ObligationState:
+    """The obligation a billing document's line belongs to: by line id, else by product."""
+    for ob in state.obligations:
+        if ob.obligation_id == line.line_id:
+            return ob
+    by_product = [ob for ob in state.obligations
+                  if ob.product_id == line.product_id and ob.obligation_id == ob.line_id]
+    if len(by_product) != 1:
+        raise ContractMismatchError(f"document line {line.line_id} ({line.product_id}) matches "
+                                    f"{len(by_product)} obligations of "
+                                    f"{state.revenue_contract_id}")
+    return by_product[0]
+
+
+def apply_credit_memo(state: RevenueContractState,
+                      event: CreditMemoApplied) -> RevenueContractState:
+    memo = event.memo
+    _same_currency(state, memo.total)
+    treatment = event.treatment or (
+        CreditTreatment.PRICE_CONCESSION if memo.reason in state.terms.concession_reasons
+        else CreditTreatment.BILLING_CORRECTION)
+    billings: list[Billing] = []
+    for line in memo.lines:
+        ob = obligation_for_line(state, line)
+        billings.append(Billing(event.event_id, memo.id, ob.obligation_id, memo.issue_date,
+                                -line.amount))
+        if treatment is CreditTreatment.PRICE_CONCESSION:
+            state = state.with_obligations((_concession(ob, event.event_id, line,
+                                                        memo.issue_date, memo.reason),))
+    state = replace(state, billings=(*state.billings, *billings))
+    return state.applied(event.event_id)
+
+
+def _concession(ob: ObligationState, event_id: str, line: DocumentLine, on: date,
+                reason: str) -> ObligationState:
+    span = ob.current.basis.span
+    period = Period(line.service_start, line.service_end)
+    if period.start >= span.start and period.end <= span.end and period != span:
+        return _to_period(ob, f"{event_id}:{line.line_id}", -line.amount, period, on,
+                          f"credit memo ({reason})")
+    at = at_midnight(on)
+    segment = replace(ob.current, total=ob.current.total - line.amount, effective=at)
+    ob = _not_negative(ob.with_segment(segment), -line.amount)
+    return ob.revised(event_id, "606-10-32-44", at, f"credit memo ({reason}): {-line.amount}")
+
+
+def apply_refund(state: RevenueContractState, event: RefundRecorded) -> RevenueContractState:
+    refund = event.refund
+    _same_currency(state, refund.amount)
+    if event.obligation_id is None:
+        return state.applied(event.event_id)
+    changed = _spread(state, event.event_id, -refund.amount, refund.issued_on,
+                      frozenset({event.obligation_id}), f"refund ({refund.reason})")
+    billing = Billing(event.event_id, refund.id, event.obligation_id, refund.issued_on,
+                      -refund.amount)
+    state = state.with_obligations(changed)
+    return replace(state, billings=(*state.billings, billing)).applied(event.event_id)
+
+
+def record_billings(state: RevenueContractState, event_id: str, document_id: str,
+                    issued_on: date, lines: Sequence[DocumentLine]) -> RevenueContractState:
+    billings = [Billing(event_id, document_id, obligation_for_line(state, line).obligation_id,
+                        issued_on, line.amount) for line in lines if not line.amount.is_zero]
+    return replace(state, billings=(*state.billings, *billings)).applied(event_id)

@@ -1,0 +1,99 @@
+"""Measures of progress and cumulative revenue of one obligation at an instant.
+
+Rules:
+- Progress is a `Decimal` in [0, 1] (a reported percent may fall, never below 0 or above 1).
+- Ratable: quantity-weighted elapsed units / all units (unweighted if every quantity is 0).
+- Point in time: 0 until the transfer date (the start date) has begun, then 1.
+- Per unit: units delivered before t / units promised, capped at 1.
+- Progress: the latest percent reported before t.
+- Per unit and progress: 1 once the last service day has begun (forecast completion).
+- Usage: the main allocation is zero; usage lives in period components.
+- Cumulative revenue is exact (unrounded); `recognised` rounds it half-even to minor units,
+  which is the only rounding a schedule uses (cumulative rounding).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from finsync.domain.money import Money
+from finsync.systems.revrec.obligation import ObligationBasis, ObligationState, Segment
+from finsync.systems.revrec.pattern import Granularity, RecognitionPattern
+from finsync.systems.revrec.timegrid import at_midnight, elapsed, span_units
+
+_ONE = Decimal(1)
+
+
+def progress(ob: ObligationState, basis: ObligationBasis, granularity: Granularity,
+             at: datetime) -> Decimal:
+    pattern = basis.pattern
+    if pattern is RecognitionPattern.RATABLE:
+        return _ratable(basis, granularity, at)
+    begun = at > at_midnight(basis.start)
+    if pattern in (RecognitionPattern.POINT_IN_TIME, RecognitionPattern.USAGE):
+        return _ONE if begun else Decimal(0)
+    if at > at_midnight(basis.end - timedelta(days=1)):
+        return _ONE
+    if pattern is RecognitionPattern.PER_UNIT:
+        delivered = sum(q for day, q in ob.deliveries if at_midnight(day) < at)
+        if basis.units_total <= 0:
+            return Decimal(0)
+        return min(_ONE, Decimal(delivered) / Decimal(basis.units_total))
+    reports = [p for day, p in ob.progress_reports if at_midnight(day) < at]
+    return reports[-1] if reports else Decimal(0)
+
+
+def _ratable(basis: ObligationBasis, granularity: Granularity, at: datetime) -> Decimal:
+    weighted = any(step.quantity for step in basis.steps)
+    done = Decimal(0)
+    whole = Decimal(0)
+    for step in basis.steps:
+        weight = step.quantity if weighted else 1
+        done += weight * elapsed(step.span, at, granularity)
+        whole += weight * span_units(step.span, granularity)
+    return done / whole
+
+
+def segment_in_force(ob: ObligationState, at: datetime) -> Segment:
+    for segment in reversed(ob.segments):
+        if segment.effective is None or segment.effective < at:
+            return segment
+    return ob.segments[0]
+
+
+def main_cumulative(ob: ObligationState, granularity: Granularity, at: datetime) -> Decimal:
+    segment = segment_in_force(ob, at)
+    done = progress(ob, segment.basis, granularity, at)
+    if segment.anchor is None or segment.base is None:
+        return segment.total.amount * done
+    start = progress(ob, segment.basis, granularity, segment.anchor)
+    base = segment.base.amount
+    if start >= _ONE:
+        return segment.total.amount
+    return base + (segment.total.amount - base) * (done - start) / (_ONE - start)
+
+
+def components_cumulative(ob: ObligationState, granularity: Granularity,
+                          at: datetime) -> Decimal:
+    amount = Decimal(0)
+    for component in ob.components:
+        if component.effective is not None and component.effective >= at:
+            continue
+        share = elapsed(component.span, at, granularity) / span_units(component.span,
+                                                                        granularity)
+        amount += component.amount.amount * share
+    return amount
+
+
+def cumulative(ob: ObligationState, granularity: Granularity, at: datetime) -> Decimal:
+    return main_cumulative(ob, granularity, at) + components_cumulative(ob, granularity, at)
+
+
+def recognised(ob: ObligationState, granularity: Granularity, at: datetime) -> Money:
+    """Revenue recognised for `[start, at)`, rounded: round(cumulative)."""
+    return Money(cumulative(ob, granularity, at), ob.currency).quantize()
+
+
+def recognised_main(ob: ObligationState, granularity: Granularity, at: datetime) -> Money:
+    return Money(main_cumulative(ob, granularity, at), ob.currency).quantize()

@@ -1,0 +1,101 @@
+"""Time arithmetic of the engine: instants, months, billing periods, elapsed units.
+
+Rules:
+- Dates are business dates; an instant is a UTC `datetime`. A date D stands for the instant
+  D 00:00 UTC, and a fact at instant e counts in the cumulative at t only when e < t, so a
+  fact dated D lands in the period `[a, b)` with a <= D < b.
+- Periods are half-open `[start, end)` (`finsync.domain.clock.Period`).
+- Months add by calendar, clamped to the month's last day (Jan 31 + 1 month = Feb 28).
+- Billing periods are anchored on the contract start and counted from it (never chained), so
+  they do not drift.
+- Elapsed units of a span at an instant: whole days (`DAY`), whole seconds (`SECOND`), or
+  the sum over calendar months of (days elapsed in the month / days of the month) (`MONTH`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from finsync.domain.clock import Period
+from finsync.systems.revrec.errors import RevenueError
+from finsync.systems.revrec.pattern import Granularity
+
+PERIODS_MAX = 12_000  # bound on any generated sequence of periods (1000 years of months)
+_SECONDS_PER_DAY = 86_400
+
+
+def at_midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def just_after(moment: datetime) -> datetime:
+    """The first instant after `moment` at which a fact dated `moment` counts."""
+    return moment + timedelta(microseconds=1)
+
+
+def add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(day.day, _month_days(year, month + 1)))
+
+
+def _month_days(year: int, month: int) -> int:
+    first = date(year, month, 1)
+    following = date(year + month // 12, month % 12 + 1, 1)
+    return (following - first).days
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def month_periods(start: date, end: date) -> tuple[Period, ...]:
+    """Calendar months from the month of `start` to the month that holds `end - 1 day`."""
+    months: list[Period] = []
+    cursor = month_start(start)
+    while cursor < end:
+        if len(months) >= PERIODS_MAX:
+            raise RevenueError(f"more than {PERIODS_MAX} months from {start} to {end}")
+        following = add_months(cursor, 1)
+        months.append(Period(cursor, following))
+        cursor = following
+    return tuple(months)
+
+
+def billing_periods(anchor: date, months: int, span: Period) -> tuple[Period, ...]:
+    """Billing periods anchored on `anchor` that overlap `span`."""
+    if span.start < anchor:
+        raise RevenueError(f"service from {span.start} starts before the contract ({anchor})")
+    found: list[Period] = []
+    for k in range(PERIODS_MAX):
+        period = Period(add_months(anchor, k * months), add_months(anchor, (k + 1) * months))
+        if period.start >= span.end:
+            return tuple(found)
+        if period.overlap(span):
+            found.append(period)
+    raise RevenueError(f"more than {PERIODS_MAX} billing periods in {span}")
+
+
+def elapsed(span: Period, at: datetime, granularity: Granularity) -> Decimal:
+    """Units of `span` elapsed by instant `at` (see the module rules)."""
+    if granularity is Granularity.SECOND:
+        delta = at - at_midnight(span.start)
+        seconds = delta.days * _SECONDS_PER_DAY + delta.seconds
+        return Decimal(min(max(seconds, 0), span.days * _SECONDS_PER_DAY))
+    if granularity is Granularity.DAY:
+        return Decimal(_days_elapsed(span, at))
+    units = Decimal(0)
+    for month in month_periods(span.start, span.end):
+        part = Period(max(month.start, span.start), min(month.end, span.end))
+        units += Decimal(_days_elapsed(part, at)) / Decimal(month.days)
+    return units
+
+
+def span_units(span: Period, granularity: Granularity) -> Decimal:
+    """All the units of `span`, computed the same way as `elapsed`, so the ratio ends at 1."""
+    return elapsed(span, at_midnight(span.end), granularity)
+
+
+def _days_elapsed(span: Period, at: datetime) -> int:
+    return min(max((at.date() - span.start).days, 0), span.days)
