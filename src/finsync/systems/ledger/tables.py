@@ -6,16 +6,11 @@ unique, so the entry row is also the ledger's tracking row for that key.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
     Date,
-    DateTime,
-    Dialect,
     Index,
     Integer,
     MetaData,
@@ -24,7 +19,8 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.types import TypeDecorator
+
+from finsync.dbtypes import Serial, UtcDateTime
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -32,27 +28,6 @@ metadata = MetaData(naming_convention={
     "pk": "pk_%(table_name)s",
 })
 
-
-class Instant(TypeDecorator[datetime]):
-    """UTC-aware in and out, on SQLite as on PostgreSQL."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-Serial = BigInteger().with_variant(Integer(), "sqlite")
 
 entities = Table(
     "ledger_entities", metadata,
@@ -91,7 +66,7 @@ period_log = Table(
     Column("to_status", String(16), nullable=False),
     Column("actor", String(255), nullable=False),
     Column("reason", Text),
-    Column("at", Instant, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
 )
 
 entries = Table(
@@ -109,7 +84,7 @@ entries = Table(
     Column("reverses", String(64)),
     Column("source_refs", Text, nullable=False),
     Column("approved", Boolean, nullable=False),
-    Column("posted_at", Instant, nullable=False),
+    Column("posted_at", UtcDateTime, nullable=False),
     Index("ix_ledger_entries_entity_date", "entity", "posting_date"),
 )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import finsync.storage.types
+import finsync.dbtypes
 
 
 revision = '0001'
@@ -32,7 +32,7 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=255), nullable=False),
     sa.Column('body_hash', sa.String(length=64), nullable=False),
     sa.Column('result', sa.Text(), nullable=False),
-    sa.Column('recorded_at', finsync.storage.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('consumer', 'key', name=op.f('pk_consumer_tracking'))
     )
     op.create_table('cross_refs',
@@ -41,7 +41,7 @@ def upgrade() -> None:
     sa.Column('system', sa.String(length=64), nullable=False),
     sa.Column('external_id', sa.String(length=255), nullable=False),
     sa.Column('event_id', sa.String(length=64), nullable=True),
-    sa.Column('created_at', finsync.storage.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('canonical_id', 'system', name=op.f('pk_cross_refs')),
     sa.UniqueConstraint('system', 'object_type', 'external_id', name=op.f('uq_cross_refs_system_object_type_external_id'))
     )
@@ -59,9 +59,9 @@ def upgrade() -> None:
     sa.Column('delivery_id', sa.BigInteger(), nullable=True),
     sa.Column('summary', sa.Text(), nullable=False),
     sa.Column('detail', sa.Text(), nullable=True),
-    sa.Column('opened_at', finsync.storage.types.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', finsync.storage.types.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('resolved_at', finsync.storage.types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('opened_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('resolved_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=True),
     sa.Column('resolution_note', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_exceptions')),
     sa.UniqueConstraint('fingerprint', name=op.f('uq_exceptions_fingerprint'))
@@ -77,7 +77,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('event_id', sa.String(length=64), nullable=False),
     sa.Column('target', sa.String(length=64), nullable=False),
-    sa.Column('recorded_at', finsync.storage.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_milestones')),
     sa.UniqueConstraint('correlation_id', 'name', 'event_id', 'target', name=op.f('uq_milestones_correlation_id_name_event_id_target'))
     )
@@ -87,14 +87,14 @@ def upgrade() -> None:
     op.create_table('raw_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('source', sa.String(length=64), nullable=False),
-    sa.Column('received_at', finsync.storage.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=False),
     sa.Column('content_type', sa.String(length=128), nullable=True),
     sa.Column('headers', sa.Text(), nullable=False),
     sa.Column('body', sa.LargeBinary(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('error_code', sa.String(length=64), nullable=True),
     sa.Column('error_detail', sa.Text(), nullable=True),
-    sa.Column('processed_at', finsync.storage.types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('processed_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_raw_events'))
     )
     with op.batch_alter_table('raw_events', schema=None) as batch_op:
@@ -107,7 +107,7 @@ def upgrade() -> None:
     sa.Column('source_event_id', sa.String(length=255), nullable=False),
     sa.Column('duplicate_of', sa.String(length=64), nullable=False),
     sa.Column('reason', sa.String(length=32), nullable=False),
-    sa.Column('detected_at', finsync.storage.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('detected_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['raw_event_id'], ['raw_events.id'], name=op.f('fk_duplicates_raw_event_id_raw_events')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_duplicates'))
     )
@@ -119,8 +119,8 @@ def upgrade() -> None:
     sa.Column('source', sa.String(length=64), nullable=False),
     sa.Column('source_event_id', sa.String(length=255), nullable=False),
     sa.Column('idempotency_key', sa.String(length=255), nullable=True),
-    sa.Column('occurred_at', finsync.storage.types.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('received_at', finsync.storage.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('occurred_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=False),
     sa.Column('correlation_id', sa.String(length=255), nullable=False),
     sa.Column('causation_id', sa.String(length=255), nullable=True),
     sa.Column('aggregate_type', sa.String(length=64), nullable=False),
@@ -130,7 +130,7 @@ def upgrade() -> None:
     sa.Column('payload_hash', sa.String(length=64), nullable=False),
     sa.Column('raw_event_id', sa.BigInteger(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('status_changed_at', finsync.storage.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('status_changed_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['raw_event_id'], ['raw_events.id'], name=op.f('fk_events_raw_event_id_raw_events')),
     sa.PrimaryKeyConstraint('position', name=op.f('pk_events')),
     sa.UniqueConstraint('event_id', name=op.f('uq_events_event_id')),
@@ -151,13 +151,13 @@ def upgrade() -> None:
     sa.Column('correlation_id', sa.String(length=255), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', finsync.storage.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=False),
     sa.Column('lease_owner', sa.String(length=64), nullable=True),
-    sa.Column('lease_expires_at', finsync.storage.types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('lease_expires_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('result', sa.Text(), nullable=True),
-    sa.Column('created_at', finsync.storage.types.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('completed_at', finsync.storage.types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('completed_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['event_id'], ['events.event_id'], name=op.f('fk_deliveries_event_id_events')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_deliveries')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_deliveries_idempotency_key'))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import finsync.systems.ledger.tables
+import finsync.dbtypes
 
 
 revision = 'ledger_0001'
@@ -50,7 +50,7 @@ def upgrade() -> None:
     sa.Column('reverses', sa.String(length=64), nullable=True),
     sa.Column('source_refs', sa.Text(), nullable=False),
     sa.Column('approved', sa.Boolean(), nullable=False),
-    sa.Column('posted_at', finsync.systems.ledger.tables.Instant(timezone=True), nullable=False),
+    sa.Column('posted_at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_entries')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_ledger_entries_idempotency_key'))
     )
@@ -110,7 +110,7 @@ def upgrade() -> None:
     sa.Column('to_status', sa.String(length=16), nullable=False),
     sa.Column('actor', sa.String(length=255), nullable=False),
     sa.Column('reason', sa.Text(), nullable=True),
-    sa.Column('at', finsync.systems.ledger.tables.Instant(timezone=True), nullable=False),
+    sa.Column('at', finsync.dbtypes.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_period_log'))
     )
     op.create_table('ledger_periods',

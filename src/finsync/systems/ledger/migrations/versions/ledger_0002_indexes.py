@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import finsync.systems.ledger.tables
+import finsync.dbtypes
 
 
 revision = 'ledger_0002'

@@ -1,4 +1,5 @@
-"""Column types that behave the same on SQLite and PostgreSQL."""
+"""Column types that behave the same on SQLite and PostgreSQL, shared by the hub's
+storage and the embedded systems' own tables."""
 
 from __future__ import annotations
 
