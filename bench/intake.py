@@ -12,7 +12,7 @@ Figures, per backend, each measured on fresh tables:
    by a bare SQLAlchemy executemany, one commit per batch (the limit);
 2. durable intake: `Intake.store`, one committed batch of 500 at a time;
 3. pipeline: N `payment.applied` envelopes stored, then `Hub.run_until_idle()` until every
-   delivery to the default config's filedrop ledger is done; and the same with the routes
+   delivery to a file-drop ledger on the default routes is done; and the same with the routes
    emptied (the hub's own mapping, dedupe, sequencing and acceptance cost only).
 
 See bench/README.md.
@@ -22,24 +22,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
-import sqlalchemy
+# bench/ is not a package: put this script's folder first on sys.path, so that the shared
+# sibling module backends.py imports by name however the script is started.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import backends
 from rich.console import Console, JustifyMethod
-from rich.markup import escape
 from rich.table import Table as RichTable
 from sqlalchemy import (
     Column,
@@ -49,35 +49,28 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     func,
-    insert,
     select,
-    text,
 )
-from sqlalchemy.exc import DBAPIError
 
 from finsync.bootstrap import build_hub
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, parse_config
 from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.connectors.ports import DeliveryContext, Receipt
+from finsync.dbtypes import Serial, UtcDateTime
 from finsync.domain.payment import Payment
 from finsync.hub.service import Hub
 from finsync.storage import jsonutil
-from finsync.storage.db import make_engine, normalise_url
+from finsync.storage.db import make_engine
 from finsync.storage.migrate import upgrade
 from finsync.storage.raw_log import RawIn
 from finsync.storage.schema import raw_events
-from finsync.storage.types import Serial, UtcDateTime
 
 BATCH = 500  # Intake.store batch size, and the baseline's executemany/commit size
 SOURCE = "canonical"  # the default config's intake source (CanonicalMapper)
-LEDGER = "ledger"  # the default config's filedrop ledger system
-PG_URL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+LEDGER = "ledger"  # a file-drop ledger on the default routes system
 TARGET_RATIO = 0.5
 OCCURRED_AT = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
-
-T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------------------
@@ -117,10 +110,6 @@ def baseline_rows(items: Sequence[RawIn], received_at: datetime) -> list[dict[st
             for i in items]
 
 
-def chunks(seq: Sequence[T], size: int) -> list[Sequence[T]]:
-    return [seq[k:k + size] for k in range(0, len(seq), size)]
-
-
 # A plain copy of raw_events: same columns, types and (status, id) index; only the names
 # differ, so it can live in the hub's own database next to the real table.
 plain_metadata = MetaData()
@@ -143,124 +132,6 @@ if [c.name for c in raw_events_plain.columns] != [c.name for c in raw_events.col
 
 
 # --------------------------------------------------------------------------------------
-# Backends: each hands out an empty database for one measurement
-
-
-class Backend(Protocol):
-    name: str
-
-    def fresh(self) -> AbstractContextManager[str]: ...  # yields an empty database's URL
-
-    def notes(self) -> list[tuple[str, str]]: ...
-
-    def close(self) -> None: ...
-
-
-class SqliteBackend:
-    """A new database file per measurement in a temp directory (WAL, as make_engine sets)."""
-
-    name = "sqlite"
-
-    def __init__(self, workdir: Path) -> None:
-        self._dir, self._count = workdir, 0
-        self._pragmas: dict[str, str] = {}
-
-    @contextmanager
-    def fresh(self) -> Iterator[str]:
-        self._count += 1
-        path = self._dir / f"finsync-{self._count}.db"
-        url = f"sqlite:///{path}"
-        if not self._pragmas:
-            engine = make_engine(url)
-            with engine.connect() as conn:
-                for pragma in ("journal_mode", "synchronous"):
-                    value = conn.exec_driver_sql(f"PRAGMA {pragma}").scalar()
-                    self._pragmas[pragma] = str(value)
-            engine.dispose()
-        try:
-            yield url
-        finally:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-    def notes(self) -> list[tuple[str, str]]:
-        sync = {"0": "OFF", "1": "NORMAL", "2": "FULL", "3": "EXTRA"}
-        return [("SQLite", f"{sqlite3.sqlite_version}, journal_mode="
-                 f"{self._pragmas.get('journal_mode', '?')}, synchronous="
-                 f"{sync.get(self._pragmas.get('synchronous', ''), '?')}; "
-                 f"file in {self._dir} ({filesystem_of(self._dir)})")]
-
-    def close(self) -> None:
-        pass
-
-
-class PostgresBackend:
-    """`CREATE DATABASE finsync_bench_<pid>` for the run; a fresh `public` schema per
-    measurement; the database is dropped at the end."""
-
-    name = "postgresql"
-
-    def __init__(self, admin_url: str) -> None:
-        self._admin = create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT",
-                                    connect_args={"connect_timeout": 5})
-        self._dbname = f"finsync_bench_{os.getpid()}"
-        self._settings: dict[str, str] = {}
-        self._checkpoint = "not tried"
-        try:
-            with self._admin.connect() as conn:
-                for name in ("server_version", "fsync", "synchronous_commit",
-                             "wal_sync_method", "shared_buffers"):
-                    self._settings[name] = str(conn.exec_driver_sql(f"SHOW {name}").scalar())
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{self._dbname}"'))
-                conn.execute(text(f'CREATE DATABASE "{self._dbname}"'))
-        except DBAPIError:
-            self._admin.dispose()
-            raise
-        self.url = self._admin.url.set(database=self._dbname).render_as_string(
-            hide_password=False)
-        self._db = create_engine(self.url, isolation_level="AUTOCOMMIT")
-
-    @contextmanager
-    def fresh(self) -> Iterator[str]:
-        with self._db.connect() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-            try:  # start every measurement with no dirty buffers from the last one
-                conn.execute(text("CHECKPOINT"))
-                self._checkpoint = "before each measurement"
-            except DBAPIError:
-                self._checkpoint = "not permitted (no CHECKPOINT between measurements)"
-        yield self.url
-
-    def notes(self) -> list[tuple[str, str]]:
-        s = self._settings
-        return [("PostgreSQL", f"{s['server_version']} at {self._admin.url.host}:"
-                 f"{self._admin.url.port}; fsync={s['fsync']}, synchronous_commit="
-                 f"{s['synchronous_commit']}, wal_sync_method={s['wal_sync_method']}, "
-                 f"shared_buffers={s['shared_buffers']}; CHECKPOINT {self._checkpoint}; "
-                 f"database {self._dbname} (dropped at the end)")]
-
-    def close(self) -> None:
-        self._db.dispose()
-        with self._admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self._dbname}" WITH (FORCE)'))
-        self._admin.dispose()
-
-
-def filesystem_of(path: Path) -> str:
-    """The filesystem type holding `path` (Linux, best effort): fsync on tmpfs is free."""
-    try:
-        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
-    except OSError:
-        return "filesystem unknown"
-    resolved = str(path.resolve())
-    best = max((m for m in mounts if resolved == m[0] or resolved.startswith(m[0].rstrip("/")
-                                                                            + "/")),
-               key=lambda m: len(m[0]), default=None)
-    return "filesystem unknown" if best is None else f"{best[1]} at {best[0]}"
-
-
-# --------------------------------------------------------------------------------------
 # Measurements
 
 
@@ -278,6 +149,10 @@ class Figure:
 def hub_config(url: str, base_dir: Path, *, routes: bool) -> FinsyncConfig:
     data = tomllib.loads(DEFAULT_CONFIG.read_text())
     data["hub"]["database_url"] = url
+    # The hub's own cost is measured against a cheap, durable sink: the file-drop ledger
+    # (the embedded ledger has its own benchmark, bench/ledger.py).
+    data["systems"]["ledger"] = {"role": "ledger", "connector": "filedrop",
+                                 "directory": "exports"}
     if not routes:
         data["routes"] = {}
     config = parse_config(data, base_dir=base_dir)
@@ -291,13 +166,8 @@ def measure_baseline(url: str, items: Sequence[RawIn]) -> Figure:
     try:
         upgrade(engine)  # the hub's database, with the plain table beside raw_events
         plain_metadata.create_all(engine)
-        batches = chunks(baseline_rows(items, datetime.now(UTC)), BATCH)
-        statement = insert(raw_events_plain)
-        start = time.perf_counter()
-        for batch in batches:
-            with engine.begin() as conn:
-                conn.execute(statement, batch)
-        elapsed = time.perf_counter() - start
+        batches = backends.chunks(baseline_rows(items, datetime.now(UTC)), BATCH)
+        elapsed = backends.insert_batches(engine, raw_events_plain, batches)
         with engine.connect() as conn:
             stored = conn.execute(select(func.count()).select_from(raw_events_plain)).scalar()
         assert stored == len(items), f"baseline stored {stored} of {len(items)}"
@@ -310,7 +180,7 @@ def measure_intake(url: str, workdir: Path, items: Sequence[RawIn]) -> Figure:
     """`Intake.store` (raw_log.append + commit) one batch of 500 at a time."""
     hub = build_hub(hub_config(url, workdir, routes=True))
     try:
-        batches = chunks(items, BATCH)
+        batches = backends.chunks(items, BATCH)
         start = time.perf_counter()
         for batch in batches:
             hub.intake.store(batch)
@@ -370,7 +240,7 @@ def measure_pipeline(url: str, workdir: Path, items: Sequence[RawIn], *,
     with ledger_clock(phases):
         hub = build_hub(config)
         try:
-            batches = chunks(items, BATCH)
+            batches = backends.chunks(items, BATCH)
             start = time.perf_counter()
             for batch in batches:
                 hub.intake.store(batch)
@@ -407,7 +277,7 @@ def median_rate(figures: Sequence[Figure]) -> float:
     return statistics.median(f.rate for f in figures)
 
 
-def run_backend(backend: Backend, workdir: Path, items: Sequence[RawIn], repeat: int,
+def run_backend(backend: backends.Backend, workdir: Path, items: Sequence[RawIn], repeat: int,
                 say: Callable[[str], None]) -> Results:
     results = Results(backend.name)
     counter = 0
@@ -449,7 +319,7 @@ LEGEND = (
     ("2 durable intake", f"Intake.store, {BATCH} events per call, each call one committed "
      "transaction (raw_log.append: one executemany INSERT, no ids returned)"),
     ("3a pipeline", "N payment.applied envelopes stored, then Hub.run_until_idle() until "
-     "every delivery is done, to the default config's filedrop ledger, which flocks, "
+     "every delivery is done, to a file-drop ledger on the default routes, which flocks, "
      "appends and fsyncs each document; 'ledger' is the time inside the connector"),
     ("3b no routes", "the same with [routes] emptied: the hub's own mapping, dedupe, "
      "sequencing and acceptance cost, no deliveries"),
@@ -491,85 +361,46 @@ def report(console: Console, all_results: Sequence[Results], notes: list[tuple[s
                           f"store {h.phases['store']:.2f} s, drain {h.phases['drain']:.2f} s")
         table.add_section()
     console.print(table)
-    for title, rows in (("figures", LEGEND), ("machine", tuple(notes))):
-        grid = RichTable(title=title, title_justify="left", show_header=False, box=None)
-        grid.add_column(style="bold", no_wrap=True)
-        grid.add_column()
-        for key, value in rows:
-            grid.add_row(escape(key), escape(value))
-        console.print(grid)
+    backends.print_grids(console, (("figures", LEGEND), ("machine", tuple(notes))))
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=5000, help="events per measurement")
-    parser.add_argument("--backends", default="sqlite,postgresql",
-                        help="comma-separated: sqlite, postgresql")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs of figures 1 and 2 (the median is shown); default 3")
+    backends.add_run_options(parser, repeat_figures="1 and 2")
     parser.add_argument("--tmpdir", type=Path, default=None,
                         help="where SQLite files and the ledger go (default: the system temp)")
-    args = parser.parse_args(argv)
-    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = set(args.backends) - {"sqlite", "postgresql"}
-    if unknown:
-        parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    args = backends.parse_args(parser, argv)
     if args.events < 1 or args.repeat < 1:
         parser.error("--events and --repeat must be positive")
     return args
 
 
-def open_backend(name: str, workdir: Path) -> Backend | str:
-    """The backend, or why it is skipped."""
-    if name == "sqlite":
-        return SqliteBackend(workdir)
-    url = os.environ.get("FINSYNC_BENCH_PG_URL", PG_URL_DEFAULT)
-    try:
-        return PostgresBackend(url)
-    except DBAPIError as exc:
-        reason = str(exc.orig or exc).strip().splitlines()[0]
-        return f"skipped: {reason} (FINSYNC_BENCH_PG_URL={url})"
-
-
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
-    console = Console(width=shutil.get_terminal_size((120, 24)).columns)
-
-    def say(message: str) -> None:
-        console.print(message, highlight=False)
-
+    console, say = backends.make_console()
     if os.environ.pop("FINSYNC_DATABASE_URL", None):
         say("note: FINSYNC_DATABASE_URL is ignored here (it would override the bench database)")
     items = raw_items(args.events)
-    notes: list[tuple[str, str]] = [
-        ("Python", f"{platform.python_implementation()} {platform.python_version()} "
-                   f"on {platform.platform()}"),
-        ("CPU", f"{os.cpu_count()} logical CPUs, {platform.processor() or platform.machine()}"),
-        ("SQLAlchemy", sqlalchemy.__version__),
+    notes = [
+        *backends.machine_notes(),
         ("workload", f"{args.events:,} canonical payment.applied envelopes "
                      f"(~{sum(len(i.body) for i in items) // len(items)} B each), source "
                      f"{SOURCE!r}; fresh tables for every measurement"),
-        ("ledger", "the default config's filedrop ledger, in the temp dir: flock + append + "
+        ("ledger", "a file-drop ledger on the default routes, in the temp dir: flock + append + "
                    "fsync for every document"),
     ]
-    all_results: list[Results] = []
     with tempfile.TemporaryDirectory(prefix="finsync-bench-", dir=args.tmpdir) as tmp:
         workdir = Path(tmp)
         started = time.perf_counter()
-        for name in args.backends:
-            backend = open_backend(name, workdir)
-            if isinstance(backend, str):
-                say(f"[yellow]PostgreSQL {escape(backend)}[/yellow]")
-                notes.append(("PostgreSQL", backend))
-                continue
-            try:
-                all_results.append(run_backend(backend, workdir, items, args.repeat, say))
-                notes.extend(backend.notes())
-            finally:
-                backend.close()
+
+        def run(backend: backends.Backend) -> Results:
+            return run_backend(backend, workdir, items, args.repeat, say)
+
+        all_results = backends.run_backends(args.backends, workdir, run, notes, say,
+                                            sqlite_prefix="finsync", unit="measurement")
         if "sqlite" not in args.backends:
-            notes.append(("SQLite", f"{sqlite3.sqlite_version} (not measured)"))
-            notes.append(("temp dir", f"{workdir} ({filesystem_of(workdir)})"))
+            notes.append(("temp dir", f"{workdir} ({backends.filesystem_of(workdir)})"))
         notes.append(("wall time", f"{time.perf_counter() - started:.1f} s in all"))
     if not all_results:
         say("nothing measured")

@@ -24,24 +24,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shutil
-import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-import sqlalchemy
+# bench/ is not a package: put this script's folder first on sys.path, so that the shared
+# sibling module backends.py imports by name however the script is started.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import backends
 from rich.console import Console, JustifyMethod
-from rich.markup import escape
 from rich.table import Table as RichTable
 from sqlalchemy import (
     BigInteger,
@@ -55,13 +53,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     func,
-    insert,
     select,
-    text,
 )
-from sqlalchemy.exc import DBAPIError
 
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.ports import DeliveryContext, Receipt
@@ -70,7 +64,7 @@ from finsync.domain.ids import delivery_key, derive_id, event_id_for
 from finsync.domain.invoice import DocumentLine, Invoice
 from finsync.domain.money import Money, total
 from finsync.domain.payment import Payment, PaymentApplication
-from finsync.storage.db import make_engine, normalise_url
+from finsync.storage.db import make_engine
 from finsync.systems.ledger import tables as lt
 from finsync.systems.ledger.chart import DEFAULT_CHART, Chart, parse_chart
 from finsync.systems.ledger.documents import Books, Posting, post_invoice, post_payment
@@ -83,7 +77,6 @@ BATCH = 500  # figure 1b: lines per executemany and commit
 ENTITY, CURRENCY, YEAR = "le_us", "USD", 2026
 SYSTEM = "ledger"  # the ledger system's name in delivery keys
 SOURCE = "billing"
-PG_URL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 TAX_RATE = Decimal("0.0825")
 PRODUCTS = ("prod_seats", "prod_usage", "prod_support")
 
@@ -191,10 +184,6 @@ def workload(n: int, chart: Chart) -> Workload:
     return Workload(tuple(invoices), tuple(payments))
 
 
-def chunks(seq: Sequence[T], size: int) -> list[Sequence[T]]:
-    return [seq[k:k + size] for k in range(0, len(seq), size)]
-
-
 # A plain copy of ledger_lines: same columns, types, primary key and index; only the names
 # differ, so it can live in the ledger's own database next to the real table.
 plain_metadata = MetaData()
@@ -218,134 +207,6 @@ ledger_lines_plain = Table(
 if [(c.name, repr(c.type)) for c in ledger_lines_plain.columns] != \
         [(c.name, repr(c.type)) for c in lt.lines.columns]:
     raise SystemExit("bench: ledger_lines changed shape; update ledger_lines_plain to match")
-
-
-# --------------------------------------------------------------------------------------
-# Backends: each hands out an empty database for one measurement
-
-
-class Backend(Protocol):
-    name: str
-
-    def fresh(self) -> AbstractContextManager[str]: ...  # yields an empty database's URL
-
-    def settle(self) -> None: ...  # between two figures measured on the same database
-
-    def notes(self) -> list[tuple[str, str]]: ...
-
-    def close(self) -> None: ...
-
-
-class SqliteBackend:
-    """A new database file per measurement in a temp directory (WAL, as make_engine sets)."""
-
-    name = "sqlite"
-
-    def __init__(self, workdir: Path) -> None:
-        self._dir, self._count = workdir, 0
-        self._pragmas: dict[str, str] = {}
-
-    @contextmanager
-    def fresh(self) -> Iterator[str]:
-        self._count += 1
-        path = self._dir / f"ledger-{self._count}.db"
-        url = f"sqlite:///{path}"
-        if not self._pragmas:
-            engine = make_engine(url)
-            with engine.connect() as conn:
-                for pragma in ("journal_mode", "synchronous"):
-                    value = conn.exec_driver_sql(f"PRAGMA {pragma}").scalar()
-                    self._pragmas[pragma] = str(value)
-            engine.dispose()
-        try:
-            yield url
-        finally:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-    def settle(self) -> None:
-        pass
-
-    def notes(self) -> list[tuple[str, str]]:
-        sync = {"0": "OFF", "1": "NORMAL", "2": "FULL", "3": "EXTRA"}
-        return [("SQLite", f"{sqlite3.sqlite_version}, journal_mode="
-                 f"{self._pragmas.get('journal_mode', '?')}, synchronous="
-                 f"{sync.get(self._pragmas.get('synchronous', ''), '?')}; "
-                 f"file in {self._dir} ({filesystem_of(self._dir)})")]
-
-    def close(self) -> None:
-        pass
-
-
-class PostgresBackend:
-    """`CREATE DATABASE finsync_bench_<pid>` for the run; a fresh `public` schema per
-    measurement; the database is dropped at the end."""
-
-    name = "postgresql"
-
-    def __init__(self, admin_url: str) -> None:
-        self._admin = create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT",
-                                    connect_args={"connect_timeout": 5})
-        self._dbname = f"finsync_bench_{os.getpid()}"
-        self._settings: dict[str, str] = {}
-        self._checkpoint = "not tried"
-        try:
-            with self._admin.connect() as conn:
-                for name in ("server_version", "fsync", "synchronous_commit",
-                             "wal_sync_method", "shared_buffers"):
-                    self._settings[name] = str(conn.exec_driver_sql(f"SHOW {name}").scalar())
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{self._dbname}"'))
-                conn.execute(text(f'CREATE DATABASE "{self._dbname}"'))
-        except DBAPIError:
-            self._admin.dispose()
-            raise
-        self.url = self._admin.url.set(database=self._dbname).render_as_string(
-            hide_password=False)
-        self._db = create_engine(self.url, isolation_level="AUTOCOMMIT")
-
-    @contextmanager
-    def fresh(self) -> Iterator[str]:
-        with self._db.connect() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        self.settle()
-        yield self.url
-
-    def settle(self) -> None:
-        """CHECKPOINT, so no figure pays for the previous one's dirty pages."""
-        with self._db.connect() as conn:
-            try:
-                conn.execute(text("CHECKPOINT"))
-                self._checkpoint = "before each figure"
-            except DBAPIError:
-                self._checkpoint = "not permitted (no CHECKPOINT between figures)"
-
-    def notes(self) -> list[tuple[str, str]]:
-        s = self._settings
-        return [("PostgreSQL", f"{s['server_version']} at {self._admin.url.host}:"
-                 f"{self._admin.url.port}; fsync={s['fsync']}, synchronous_commit="
-                 f"{s['synchronous_commit']}, wal_sync_method={s['wal_sync_method']}, "
-                 f"shared_buffers={s['shared_buffers']}; CHECKPOINT {self._checkpoint}; "
-                 f"database {self._dbname} (dropped at the end)")]
-
-    def close(self) -> None:
-        self._db.dispose()
-        with self._admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self._dbname}" WITH (FORCE)'))
-        self._admin.dispose()
-
-
-def filesystem_of(path: Path) -> str:
-    """The filesystem type holding `path` (Linux, best effort): fsync on tmpfs is free."""
-    try:
-        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
-    except OSError:
-        return "filesystem unknown"
-    resolved = str(path.resolve())
-    best = max((m for m in mounts if resolved == m[0] or resolved.startswith(m[0].rstrip("/")
-                                                                            + "/")),
-               key=lambda m: len(m[0]), default=None)
-    return "filesystem unknown" if best is None else f"{best[1]} at {best[0]}"
 
 
 # --------------------------------------------------------------------------------------
@@ -380,13 +241,8 @@ def measure_baseline(url: str, work: Workload, *, per_document: bool) -> Figure:
         plain_metadata.create_all(engine)
         rows = [r for _, doc in work.invoices for r in doc.rows]
         batches: list[Sequence[Row]] = [doc.rows for _, doc in work.invoices] if per_document \
-            else chunks(rows, BATCH)
-        statement = insert(ledger_lines_plain)
-        start = time.perf_counter()
-        for batch in batches:
-            with engine.begin() as conn:
-                conn.execute(statement, batch)
-        elapsed = time.perf_counter() - start
+            else backends.chunks(rows, BATCH)
+        elapsed = backends.insert_batches(engine, ledger_lines_plain, batches)
         stored = count(engine, ledger_lines_plain)
         assert stored == len(rows), f"baseline stored {stored} of {len(rows)} lines"
     finally:
@@ -436,6 +292,18 @@ def expect_receipts(receipts: Sequence[Receipt], docs: Sequence[Document], *,
         assert receipt.detail.get("replayed") == flag, f"{what}: {receipt.detail}"
 
 
+def post_all(settle: Callable[[], None], post: Callable[[T, DeliveryContext], Receipt],
+             calls: Sequence[tuple[T, Document]]) -> tuple[list[Receipt], float]:
+    """One port figure's measured loop: settle the backend, then `post` every document in
+    turn; the receipts and the seconds the loop took."""
+    settle()
+    receipts = []
+    start = time.perf_counter()
+    for body, doc in calls:
+        receipts.append(post(body, doc.ctx))
+    return receipts, time.perf_counter() - start
+
+
 def measure_port(url: str, work: Workload, settle: Callable[[], None]) -> PortFigures:
     """Figures 2, 3 and 4 on one database: the books as `build_ledger_service` sets them up
     (default chart, the year's periods open), then invoices, payments, replayed invoices."""
@@ -452,12 +320,7 @@ def measure_port(url: str, work: Workload, settle: Callable[[], None]) -> PortFi
         payment_docs = [d for _, d in work.payments]
 
         # 2. invoices
-        settle()
-        receipts = []
-        start = time.perf_counter()
-        for invoice, doc in work.invoices:
-            receipts.append(ledger.post_invoice(invoice, doc.ctx))
-        elapsed = time.perf_counter() - start
+        receipts, elapsed = post_all(settle, ledger.post_invoice, work.invoices)
         after_invoices = books_state(engine)
         expect_receipts(receipts, invoice_docs, replayed=False, what="invoices")
         assert after_invoices == {"entries": n, "lines": work.invoice_lines, "items": n,
@@ -468,12 +331,7 @@ def measure_port(url: str, work: Workload, settle: Callable[[], None]) -> PortFi
         invoices = Figure(n, after_invoices["lines"], elapsed)
 
         # 3. payments, each settling one invoice in full
-        settle()
-        receipts = []
-        start = time.perf_counter()
-        for payment, doc in work.payments:
-            receipts.append(ledger.post_payment(payment, doc.ctx))
-        elapsed = time.perf_counter() - start
+        receipts, elapsed = post_all(settle, ledger.post_payment, work.payments)
         after_payments = books_state(engine)
         expect_receipts(receipts, payment_docs, replayed=False, what="payments")
         written = after_payments["lines"] - after_invoices["lines"]
@@ -484,12 +342,7 @@ def measure_port(url: str, work: Workload, settle: Callable[[], None]) -> PortFi
         payments = Figure(n, written, elapsed)
 
         # 4. replay: the invoices again, same keys and bodies
-        settle()
-        receipts = []
-        start = time.perf_counter()
-        for invoice, doc in work.invoices:
-            receipts.append(ledger.post_invoice(invoice, doc.ctx))
-        elapsed = time.perf_counter() - start
+        receipts, elapsed = post_all(settle, ledger.post_invoice, work.invoices)
         after_replay = books_state(engine)
         expect_receipts(receipts, invoice_docs, replayed=True, what="replay")
         assert after_replay == after_payments, f"replay wrote: {after_replay}"
@@ -511,7 +364,7 @@ class Results:
     port: list[PortFigures] = field(default_factory=list)
 
 
-def run_backend(backend: Backend, work: Workload, repeat: int, port_repeat: int,
+def run_backend(backend: backends.Backend, work: Workload, repeat: int, port_repeat: int,
                 say: Callable[[str], None]) -> Results:
     results = Results(backend.name)
     rounds = max(repeat, port_repeat)
@@ -610,86 +463,45 @@ def report(console: Console, all_results: Sequence[Results], notes: list[tuple[s
                 "0 lines written, every receipt replayed", replay=True)
         table.add_section()
     console.print(table)
-    for title, rows in (("figures", LEGEND), ("machine", tuple(notes))):
-        grid = RichTable(title=title, title_justify="left", show_header=False, box=None)
-        grid.add_column(style="bold", no_wrap=True)
-        grid.add_column()
-        for key, value in rows:
-            grid.add_row(escape(key), escape(value))
-        console.print(grid)
+    backends.print_grids(console, (("figures", LEGEND), ("machine", tuple(notes))))
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--documents", type=int, default=2000,
                         help="invoices (and payments) per figure; default 2000")
-    parser.add_argument("--backends", default="sqlite,postgresql",
-                        help="comma-separated: sqlite, postgresql")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs of figures 1a and 1b (the median is shown); default 3")
+    backends.add_run_options(parser, repeat_figures="1a and 1b")
     parser.add_argument("--port-repeat", type=int, default=1,
                         help="runs of figures 2 to 4 (the median is shown); default 1")
     parser.add_argument("--tmpdir", type=Path, default=None,
                         help="where the SQLite files go (default: the system temp)")
-    args = parser.parse_args(argv)
-    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = set(args.backends) - {"sqlite", "postgresql"}
-    if unknown:
-        parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    args = backends.parse_args(parser, argv)
     if args.documents < 1 or args.repeat < 1 or args.port_repeat < 1:
         parser.error("--documents, --repeat and --port-repeat must be positive")
     return args
 
 
-def open_backend(name: str, workdir: Path) -> Backend | str:
-    """The backend, or why it is skipped."""
-    if name == "sqlite":
-        return SqliteBackend(workdir)
-    url = os.environ.get("FINSYNC_BENCH_PG_URL", PG_URL_DEFAULT)
-    try:
-        return PostgresBackend(url)
-    except DBAPIError as exc:
-        reason = str(exc.orig or exc).strip().splitlines()[0]
-        return f"skipped: {reason} (FINSYNC_BENCH_PG_URL={url})"
-
-
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
-    console = Console(width=shutil.get_terminal_size((120, 24)).columns)
-
-    def say(message: str) -> None:
-        console.print(message, highlight=False)
-
+    console, say = backends.make_console()
     work = workload(args.documents, parse_chart(DEFAULT_CHART.read_text()))
     per_invoice = work.invoice_lines / args.documents
-    notes: list[tuple[str, str]] = [
-        ("Python", f"{platform.python_implementation()} {platform.python_version()} "
-                   f"on {platform.platform()}"),
-        ("CPU", f"{os.cpu_count()} logical CPUs, {platform.processor() or platform.machine()}"),
-        ("SQLAlchemy", sqlalchemy.__version__),
+    notes = [
+        *backends.machine_notes(),
         ("workload", f"{args.documents:,} {CURRENCY} invoices of {len(PRODUCTS)} lines for "
                      f"{ENTITY} (default chart, {YEAR} periods open), {work.invoice_lines:,} "
                      f"journal lines; {args.documents:,} payments settling them, "
                      f"{work.payment_lines:,} lines; delivery keys event_id:{SYSTEM}"),
     ]
-    all_results: list[Results] = []
     with tempfile.TemporaryDirectory(prefix="finsync-bench-", dir=args.tmpdir) as tmp:
         workdir = Path(tmp)
         started = time.perf_counter()
-        for name in args.backends:
-            backend = open_backend(name, workdir)
-            if isinstance(backend, str):
-                say(f"[yellow]PostgreSQL {escape(backend)}[/yellow]")
-                notes.append(("PostgreSQL", backend))
-                continue
-            try:
-                all_results.append(run_backend(backend, work, args.repeat,
-                                               args.port_repeat, say))
-                notes.extend(backend.notes())
-            finally:
-                backend.close()
-        if "sqlite" not in args.backends:
-            notes.append(("SQLite", f"{sqlite3.sqlite_version} (not measured)"))
+
+        def run(backend: backends.Backend) -> Results:
+            return run_backend(backend, work, args.repeat, args.port_repeat, say)
+
+        all_results = backends.run_backends(args.backends, workdir, run, notes, say,
+                                            sqlite_prefix="ledger", unit="figure")
         notes.append(("wall time", f"{time.perf_counter() - started:.1f} s in all"))
     if not all_results:
         say("nothing measured")

@@ -4,24 +4,33 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import date
 
 from sqlalchemy import Engine
 
 from finsync.config import ConfigError, FinsyncConfig, SystemSection
+from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
 from finsync.connectors.embedded.ledger import EmbeddedLedger
+from finsync.connectors.embedded.revenue import EmbeddedRevenue
 from finsync.connectors.filedrop.ledger import FileDropLedger
+from finsync.domain.catalog import StandaloneSellingPrice
 from finsync.domain.clock import utc_now
+from finsync.domain.money import Money
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry
-from finsync.hub.service import Hub
-from finsync.hub.target import Target, ledger_target
+from finsync.hub.service import Hub, SourcePump
+from finsync.hub.target import Target, ledger_target, revenue_target
 from finsync.storage.db import make_engine
 from finsync.storage.migrate import upgrade
+from finsync.systems.billing.catalog_file import load_billing_config
+from finsync.systems.billing.migrate import upgrade as upgrade_billing
 from finsync.systems.ledger.chart import DEFAULT_CHART, parse_chart
 from finsync.systems.ledger.fx import Rate
 from finsync.systems.ledger.governance import Governor
 from finsync.systems.ledger.migrate import upgrade as upgrade_ledger
 from finsync.systems.ledger.rules import AccountMap
 from finsync.systems.ledger.service import LedgerService
+from finsync.systems.revrec.migrate import upgrade as upgrade_revrec
+from finsync.systems.revrec.service import RevenueService
 
 
 def build_ledger_service(config: FinsyncConfig, engine: Engine,
@@ -45,6 +54,20 @@ def build_ledger_service(config: FinsyncConfig, engine: Engine,
     return service
 
 
+def build_revenue_service(config: FinsyncConfig, engine: Engine) -> RevenueService:
+    """The embedded revenue engine on the hub's database, SSPs from `[[revenue.ssp]]`."""
+    upgrade_revrec(engine)
+    prices = [StandaloneSellingPrice(s.product_id, Money.of(s.amount, s.currency),
+                                     s.effective_from, s.effective_to)
+              for s in config.revenue.ssp]
+
+    def ssp(product_id: str, on: date) -> StandaloneSellingPrice | None:
+        return next((p for p in prices if p.product_id == product_id and p.applies_on(on)),
+                    None)
+
+    return RevenueService(engine, ssp)
+
+
 def build_targets(config: FinsyncConfig, engine: Engine) -> dict[str, Target]:
     targets: dict[str, Target] = {}
     for name, system in config.systems.items():
@@ -53,10 +76,27 @@ def build_targets(config: FinsyncConfig, engine: Engine) -> dict[str, Target]:
         elif system.role == "ledger" and system.connector == "embedded":
             service = build_ledger_service(config, engine, system)
             targets[name] = ledger_target(EmbeddedLedger(name, service))
+        elif system.role == "billing":
+            continue  # a source, not a target: see build_pumps
+        elif system.role == "revenue" and system.connector == "embedded":
+            revenue = build_revenue_service(config, engine)
+            targets[name] = revenue_target(EmbeddedRevenue(name, revenue))
         else:
             raise ConfigError(f"[systems.{name}]: no {system.connector} connector for the "
                               f"{system.role} role yet")
     return targets
+
+
+def build_pumps(config: FinsyncConfig, engine: Engine) -> dict[str, SourcePump]:
+    """Embedded billing pushes its outbox of canonical events into the hub's intake."""
+    pumps: dict[str, SourcePump] = {}
+    for source, name in config.pumps.items():
+        system = config.systems[name]
+        upgrade_billing(engine)
+        catalog = config.resolve(system.catalog) if system.catalog else None
+        service = billing_service(engine, load_billing_config(catalog), utc_now)
+        pumps[source] = OutboxPublisher(service).publish
+    return pumps
 
 
 def build_mappers(config: FinsyncConfig) -> MapperRegistry:
@@ -81,4 +121,5 @@ def build_hub(config: FinsyncConfig, *, engine: Engine | None = None,
     if migrate:
         upgrade(engine)
     return Hub(engine, config.hub_settings(), build_mappers(config),
-               build_targets(config, engine), utc_now, worker_id())
+               build_targets(config, engine), utc_now, worker_id(),
+               build_pumps(config, engine))

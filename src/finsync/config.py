@@ -45,9 +45,10 @@ class DeliverySection(_Strict):
 
 
 class SystemSection(_Strict):
-    role: Literal["ledger", "revenue"]
+    role: Literal["ledger", "revenue", "billing"]
     connector: Literal["filedrop", "embedded"]
     directory: str = "var/exports"  # filedrop
+    catalog: str | None = None  # embedded billing: catalogue TOML (the shipped one if unset)
     calls_per_minute: int | None = Field(None, ge=1)  # embedded: ERP-like call budget
     concurrency: int | None = Field(None, ge=1)
 
@@ -69,6 +70,23 @@ class FxRateSection(_Strict):
     rate: Decimal = Field(gt=0)
 
 
+class SspSection(_Strict):
+    """A standalone selling price, effective `[effective_from, effective_to)`."""
+
+    product_id: str
+    amount: Decimal
+    currency: str
+    effective_from: date
+    effective_to: date | None = None
+
+
+class RevenueSection(_Strict):
+    """Inputs of the embedded revenue engine (SSPs belong to the catalog's owner; until the
+    billing catalog carries them they are configured here)."""
+
+    ssp: list[SspSection] = Field(default_factory=list)
+
+
 class LedgerSection(_Strict):
     """Books of the embedded ledger, created at start-up when missing."""
 
@@ -81,9 +99,11 @@ class FinsyncConfig(_Strict):
     delivery: DeliverySection = DeliverySection()
     ownership: dict[BusinessDomain, str]
     sources: dict[str, Literal["canonical"]] = {"canonical": "canonical"}
+    pumps: dict[str, str] = {}  # intake source -> the embedded system whose outbox it drains
     systems: dict[str, SystemSection] = {}
     routes: dict[str, list[str]] = {}
     ledger: LedgerSection = LedgerSection()
+    revenue: RevenueSection = RevenueSection()
     base_dir: Path = Path(".")
 
     def resolve(self, relative: str) -> Path:
@@ -108,7 +128,17 @@ class FinsyncConfig(_Strict):
         )
 
 
+def _check_pumps(config: FinsyncConfig) -> None:
+    for source, system in config.pumps.items():
+        if source not in config.sources:
+            raise ConfigError(f"[pumps] {source!r} is not an intake source under [sources]")
+        if system not in config.systems or config.systems[system].role != "billing":
+            raise ConfigError(f"[pumps] {source} drains {system!r}, which is not an embedded "
+                              "billing system under [systems]")
+
+
 def _check(config: FinsyncConfig) -> None:
+    _check_pumps(config)
     missing = set(BusinessDomain) - set(config.ownership)
     if missing:
         raise ConfigError(f"[ownership] must name an owner for: {', '.join(sorted(missing))}")

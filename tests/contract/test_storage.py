@@ -155,3 +155,10 @@ def test_exception_fingerprint_updates_instead_of_duplicating(engine: Engine) ->
     assert row["amount_at_stake"] == "1234.56 USD"
     assert row["objects"] == ["invoice:inv_1"]
     assert row["updated_at"] == NOW + timedelta(minutes=1)
+
+
+def test_an_external_id_stands_for_one_canonical_object(engine: Engine) -> None:
+    with transaction(engine) as conn:
+        cross_ref.link(conn, "inv_1", "invoice", "ledger", "JE-1", None, NOW)
+        with pytest.raises(ReferenceConflictError, match="already stands for inv_1"):
+            cross_ref.link(conn, "inv_2", "invoice", "ledger", "JE-1", None, NOW)

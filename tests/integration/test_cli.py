@@ -27,6 +27,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> Pat
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
     assert _json(["init"])["revision"] == "0001"
+    with (tmp_path / "finsync.toml").open("a") as config:  # the test stream's product
+        config.write('\n[[revenue.ssp]]\nproduct_id = "prod_seat"\namount = "120.00"\n'
+                     'currency = "USD"\neffective_from = 2025-01-01\n')
     return tmp_path
 
 
@@ -36,18 +39,18 @@ def test_ingest_run_status_replay_round_trip(workdir: Path) -> None:
     assert _json(["ingest", str(stream)])["stored"] == 19
     run = _json(["run"])
     assert run["run"]["raw_processed"] == 19
-    assert run["status"]["deliveries"] == {"done": 12}
+    assert run["status"]["deliveries"] == {"done": 18}  # 12 to the ledger, 6 to revrec
     assert run["status"]["exceptions"] == {"open": {"mapping_error": 1}}
     assert _json(["ingest", str(stream)])["stored"] == 19
     assert _json(["run"])["status"]["duplicates_ignored"] == 18
     replay = _json(["replay", "--all"])
-    assert replay["replay"]["requeued"] == 12
-    assert _json(["status"])["deliveries"] == {"done": 12}
+    assert replay["replay"]["requeued"] == 18
+    assert _json(["status"])["deliveries"] == {"done": 18}
     listed = _json(["exceptions", "list"])
     assert [e["class"] for e in listed["exceptions"]] == ["mapping_error"] * 2  # one per payload
     timeline = _json(["timeline", "con_0-v2"])
     assert [m["name"] for m in timeline["milestones"]] == \
-        ["contract_accepted", "invoice_posted", "payment_applied"]
+        ["contract_accepted", "invoice_posted", "payment_applied", "revenue_schedule_created"]
 
 
 def test_db_upgrade_is_idempotent(workdir: Path) -> None:

@@ -31,7 +31,7 @@ def books(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> Path:
     monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
     _json(["init"])
     _json(["ingest", str(EXAMPLE)])
-    assert _json(["run"])["status"]["deliveries"] == {"done": 6}
+    assert _json(["run"])["status"]["deliveries"] == {"done": 8}  # 6 ledger, 2 revrec
     return tmp_path
 
 

@@ -14,8 +14,10 @@ import typer
 from sqlalchemy import Engine
 
 from finsync.bootstrap import build_engine, build_hub
+from finsync.cli import billing as billing_cli
 from finsync.cli import ledger as ledger_cli
 from finsync.cli import output
+from finsync.cli import revrec as revrec_cli
 from finsync.cli.common import ConfigPath, Json, guarded
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, load_config
 from finsync.domain.clock import parse_utc
@@ -31,6 +33,8 @@ exceptions_app = typer.Typer(help="The exception queue.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(exceptions_app, name="exceptions")
 app.add_typer(ledger_cli.app, name="ledger")
+app.add_typer(billing_cli.app, name="billing")
+app.add_typer(revrec_cli.app, name="revrec")
 
 @contextmanager
 def _hub(config: Path | None) -> Iterator[Hub]:

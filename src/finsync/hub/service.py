@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,8 +20,12 @@ from finsync.hub.settings import HubSettings
 from finsync.hub.target import Target
 from finsync.storage import event_log, exception_log, milestone_log, outbox, raw_log
 from finsync.storage.db import reading, transaction
+from finsync.storage.raw_log import RawIn
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+# A source that pushes (an embedded system's outbox): called with a sender that returns only
+# after the hub committed the raw events; returns how many it sent.
+SourcePump = Callable[[Callable[[Sequence[bytes]], object]], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,17 +39,29 @@ class RunSummary:
 class Hub:
     def __init__(self, engine: Engine, settings: HubSettings, mappers: MapperRegistry,
                  targets: Mapping[str, Target], clock: Callable[[], datetime],
-                 worker_id: str) -> None:
+                 worker_id: str, pumps: Mapping[str, SourcePump] | None = None) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
         self.mappers = mappers
         self.intake = Intake(engine, mappers, clock)
         self.processor = Processor(engine, mappers, Acceptance(settings), clock,
                                    settings.intake_batch_size)
         self.worker = DeliveryWorker(engine, targets, settings.delivery, clock, worker_id)
+        self.pumps = dict(pumps or {})
+
+    def pump(self) -> int:
+        """Take in what push sources hold (their outbox), stored like any raw event."""
+        return sum(pump(self._sender(source)) for source, pump in self.pumps.items())
+
+    def _sender(self, source: str) -> Callable[[Sequence[bytes]], int]:
+        def send(bodies: Sequence[bytes]) -> int:
+            return self.intake.store([RawIn(source, body, {"x-finsync-pump": source})
+                                      for body in bodies])
+        return send
 
     def run_until_idle(self, progress: Progress | None = None) -> RunSummary:
         """Process every stored raw event and deliver everything that is due now."""
         outcomes: Counter[str] = Counter()
+        self.pump()
         while batch := self.processor.process_batch():
             outcomes.update(batch)
             if progress:

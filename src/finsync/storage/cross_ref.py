@@ -25,6 +25,11 @@ def link(conn: Connection, canonical_id: str, object_type: str, system: str, ext
             raise ReferenceConflictError(
                 f"{canonical_id} is {known!r} in {system}; a new id {external_id!r} came back")
         return False
+    owner = resolve(conn, system, object_type, external_id)
+    if owner is not None:
+        raise ReferenceConflictError(
+            f"{system} {object_type} {external_id!r} already stands for {owner}, "
+            f"not {canonical_id}")
     conn.execute(_INSERT, {"canonical_id": canonical_id, "object_type": object_type,
                            "system": system, "external_id": external_id, "event_id": event_id,
                            "created_at": at})

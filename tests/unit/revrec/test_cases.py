@@ -1,4 +1,5 @@
-"""Golden cases: each file in cases/ is a contract in and the figures out (docs/revrec/cases.md)."""
+"""Golden cases: each JSON case file in cases/ is a contract in and the figures out
+(docs/revrec/cases.md)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.revrec.casefile import CASES, check_case
+from tests.unit.revrec.casecheck import CASES, check_case
 
-CASE_FILES = sorted(CASES.glob("*.toml"))
+CASE_FILES = sorted(CASES.glob("*.json"))
 
 
 def test_golden_cases_cover_every_rule() -> None:

@@ -9,8 +9,13 @@ from finsync.storage.db import make_engine
 from finsync.storage.schema import metadata
 
 
+def _ours(name: str | None, kind: str, _parent: object) -> bool:
+    """Only the hub's tables: the embedded systems keep theirs under their own migrations."""
+    return kind != "table" or name in metadata.tables
+
+
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata,
+    context.configure(connection=connection, target_metadata=metadata, include_name=_ours,
                       render_as_batch=connection.dialect.name == "sqlite")
     with context.begin_transaction():
         context.run_migrations()

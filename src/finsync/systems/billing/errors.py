@@ -5,13 +5,20 @@ Rules:
   `ExceptionClass` it becomes when it reaches the exception queue.
 - Unknown references are master-data mismatches; a missing tax rate is a `tax_failure`, never
   a zero tax; a re-sent id with different content is a `duplicate_event`.
+- The one exception is `BillingStorageError` (the service's database failed): not a broken
+  rule, so not a `DomainError`; the command did not happen and may be retried.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from finsync.domain.errors import CurrencyMismatchError, DomainError, ExceptionClass
+from finsync.domain.errors import (
+    CurrencyMismatchError,
+    DomainError,
+    ExceptionClass,
+    FinsyncError,
+)
 
 
 class BillingError(DomainError):
@@ -118,3 +125,9 @@ class ClockLimitError(BillingError):
 
     code = "clock_limit"
     exception_class = ExceptionClass.INTERNAL_ERROR
+
+
+class BillingStorageError(FinsyncError):
+    """The billing database refused or lost a write; the command did not happen (retry it)."""
+
+    code = "billing_storage"

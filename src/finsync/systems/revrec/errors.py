@@ -45,3 +45,21 @@ class ContractMismatchError(RevenueError):
 
 class AccountMappingError(RevenueError):
     code = "account_mapping_error"
+
+
+class UnknownRevenueContractError(RevenueError):
+    """No revenue contract (yet) for the subscription contract or invoice a call names."""
+
+    code = "unknown_revenue_contract"
+
+
+class IdempotencyMismatchError(RevenueError):
+    """The same idempotency key came back with another body."""
+
+    code = "idempotency_mismatch"
+
+
+class RevenueBusyError(RevenueError):
+    """Another writer changed the revenue contract first; the call can be retried."""
+
+    code = "revenue_busy"

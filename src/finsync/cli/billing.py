@@ -1,0 +1,365 @@
+"""`finsync billing …`: the embedded subscription platform (customers, subscriptions,
+amendments, usage, payments, credits, refunds, the billing clock and invoices).
+
+Every command runs one billing command in one transaction (the state and the outbox of
+canonical events commit together) and prints what it issued: one JSON object with `--json`,
+Rich tables otherwise. A refused command prints its error and exits non-zero; nothing changes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from finsync.cli import output
+from finsync.cli.common import Json, guarded
+from finsync.connectors.embedded.billing import billing_service
+from finsync.domain import codec
+from finsync.domain.catalog import BillingFrequency
+from finsync.domain.clock import parse_date
+from finsync.domain.contract import ContractLine, SubscriptionContract
+from finsync.domain.invoice import CreditMemo, Invoice, UsageRecord
+from finsync.domain.money import Money
+from finsync.domain.party import CustomerAccount
+from finsync.storage.db import make_engine
+from finsync.systems.billing import payload
+from finsync.systems.billing.amendment import AmendSubscription
+from finsync.systems.billing.cancellation import CancelMode, CancelSubscription
+from finsync.systems.billing.catalog_file import load_billing_config
+from finsync.systems.billing.credit import CreditReason, IssueCreditMemo
+from finsync.systems.billing.cycle import add_months
+from finsync.systems.billing.edit import (
+    AddProduct,
+    AddSeats,
+    ChangeBillingFrequency,
+    Edit,
+    RemoveProduct,
+    RemoveSeats,
+)
+from finsync.systems.billing.errors import BillingStorageError, InvalidCommandError
+from finsync.systems.billing.event import Emitted, UsageCharge
+from finsync.systems.billing.handler import Command, RecordUsage, RegisterCustomer, RunClock
+from finsync.systems.billing.migrate import upgrade
+from finsync.systems.billing.payment import PayInvoice, PaymentResult, RefundPayment
+from finsync.systems.billing.service import Applied, BillingService, InvoiceSummary
+from finsync.systems.billing.subscription import CreateSubscription
+
+DEFAULT_DATABASE = "sqlite:///var/finsync.db"
+
+app = typer.Typer(help="The embedded billing platform: subscriptions, invoices, payments.",
+                  no_args_is_help=True)
+customer_app = typer.Typer(help="Billing customers.", no_args_is_help=True)
+app.add_typer(customer_app, name="customer")
+
+Database = Annotated[str | None, typer.Option(
+    "--database", help="Database URL (default: $FINSYNC_DATABASE_URL or "
+                       f"{DEFAULT_DATABASE}).")]
+CatalogFile = Annotated[Path | None, typer.Option(
+    "--catalog", help="Billing catalogue TOML (default: the shipped default_catalog.toml).")]
+On = Annotated[str, typer.Option("--on", help="Business date, ISO (2026-05-16).")]
+
+
+# -- plumbing -----------------------------------------------------------------------------
+@contextmanager
+def _service(database: str | None, catalog: Path | None) -> Iterator[BillingService]:
+    config = load_billing_config(catalog)
+    url = database or os.environ.get("FINSYNC_DATABASE_URL") or DEFAULT_DATABASE
+    try:
+        _sqlite_folder(url)
+        engine = make_engine(url)
+    except (SQLAlchemyError, ValueError, OSError) as exc:
+        raise BillingStorageError(f"cannot open billing database {url!r}: {exc}") from exc
+    try:
+        upgrade(engine)
+        yield billing_service(engine, config, lambda: datetime.now(UTC))
+    except SQLAlchemyError as exc:
+        raise BillingStorageError(f"billing database error: {exc}") from exc
+    finally:
+        engine.dispose()
+
+
+def _sqlite_folder(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _execute(name: str, database: str | None, catalog: Path | None, as_json: bool,
+             build: Callable[[BillingService], Command]) -> None:
+    with guarded(as_json), _service(database, catalog) as service:
+        applied = service.execute(build(service))
+        _report(name, applied, as_json)
+
+
+def _day(text: str) -> date:
+    return parse_date(text)
+
+
+def _money(amount: str, currency: str) -> Money:
+    return Money.of(amount, currency)
+
+
+def _split(text: str, sep: str, what: str) -> tuple[str, str]:
+    left, found, right = text.partition(sep)
+    if not found or not left or not right:
+        raise InvalidCommandError(f"{what} must look like {what.upper()}, not {text!r}")
+    return left, right
+
+
+def _count(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidCommandError(f"{what} must be a whole number, not {text!r}") from None
+
+
+def _line_spec(text: str) -> tuple[str, str, int]:
+    """`LINE=PRICE[:QTY]` (quantity 1 when left out)."""
+    line_id, rest = _split(text, "=", "line=price[:qty]")
+    price_id, _, quantity = rest.partition(":")
+    return line_id, price_id, _count(quantity, "quantity") if quantity else 1
+
+
+def _seats(text: str) -> tuple[str, int]:
+    line_id, seats = _split(text, ":", "line:seats")
+    return line_id, _count(seats, "seats")
+
+
+# -- output -------------------------------------------------------------------------------
+def _document(document: object) -> Any:
+    return codec.encode(document) if isinstance(document, UsageCharge) \
+        else payload.document(document)
+
+
+def _event(e: Emitted) -> dict[str, Any]:
+    return {"type": e.type, "correlation_id": e.correlation_id,
+            "aggregate": {"type": e.aggregate.type, "id": e.aggregate.id,
+                          "version": e.aggregate.version},
+            "document": _document(e.document)}
+
+
+def _report(name: str, applied: Applied, as_json: bool) -> None:
+    if as_json:
+        output.emit_json({"command": name, "revision": applied.revision,
+                          "outbox": len(applied.outbox_seqs),
+                          "events": [_event(e) for e in applied.emitted]})
+        return
+    if not applied.emitted:
+        output.console.print(f"{name}: done, nothing issued")
+        return
+    output.table(f"{name}: events", ["type", "object", "version", "correlation"],
+                 [[e.type, getattr(e.document, "number", e.aggregate.id), e.aggregate.version,
+                   e.correlation_id]
+                  for e in applied.emitted])
+    for e in applied.emitted:
+        if isinstance(e.document, Invoice | CreditMemo):
+            doc = e.document
+            output.table(f"{doc.number}  {doc.issue_date}  total {doc.total}",
+                         ["line", "description", "service", "amount", "tax"],
+                         [[x.line_id, x.description, f"[{x.service_start}, {x.service_end})",
+                           x.amount.amount, x.tax_amount.amount] for x in doc.lines])
+
+
+def _summary(s: InvoiceSummary) -> dict[str, Any]:
+    return {"id": s.id, "number": s.number, "customer_id": s.customer_id,
+            "contract_id": s.contract_id, "contract_version": s.contract_version,
+            "issue_date": s.issue_date.isoformat(), "due_date": s.due_date.isoformat(),
+            "correlation_id": s.correlation_id, "currency": s.total.currency,
+            "subtotal": str(s.subtotal.amount), "tax_total": str(s.tax_total.amount),
+            "total": str(s.total.amount), "credited": str(s.credited.amount),
+            "paid": str(s.paid.amount), "amount_due": str(s.amount_due.amount)}
+
+
+# -- commands -----------------------------------------------------------------------------
+@customer_app.command("add")
+def customer_add(customer_id: str, name: Annotated[str, typer.Option("--name")],
+                 legal_entity: Annotated[str, typer.Option("--legal-entity")] = "le_us",
+                 currency: Annotated[str, typer.Option("--currency")] = "USD",
+                 country: Annotated[str, typer.Option("--country")] = "US",
+                 database: Database = None, catalog: CatalogFile = None,
+                 as_json: Json = False) -> None:
+    """Register (or update) a customer: legal entity, currency, billing country."""
+    _execute("customer add", database, catalog, as_json, lambda _: RegisterCustomer(
+        CustomerAccount(customer_id, name, legal_entity, currency, country)))
+
+
+@app.command()
+def subscribe(contract_id: str, customer: Annotated[str, typer.Option("--customer")],
+              start: Annotated[str, typer.Option("--start", help="First day, ISO.")],
+              line: Annotated[list[str], typer.Option(
+                  "--line", help="LINE=PRICE[:QTY], repeatable.")],
+              months: Annotated[int, typer.Option("--months", help="Term length.")] = 12,
+              frequency: Annotated[BillingFrequency, typer.Option("--frequency")] =
+              BillingFrequency.ANNUAL,
+              currency: Annotated[str | None, typer.Option(
+                  "--currency", help="Default: the customer's.")] = None,
+              order: Annotated[str | None, typer.Option(
+                  "--order", help="Correlation id (the order).")] = None,
+              usage_frequency: Annotated[BillingFrequency | None, typer.Option(
+                  "--usage-frequency", help="Rating period of usage and arrears lines "
+                                            "(default: the billing frequency).")] = None,
+              auto_renew: Annotated[bool, typer.Option("--auto-renew/--no-auto-renew")] = True,
+              database: Database = None, catalog: CatalogFile = None,
+              as_json: Json = False) -> None:
+    """Create a subscription (contract version 1) and invoice its first cycle."""
+    def build(service: BillingService) -> Command:
+        first = _day(start)
+        end = add_months(first, months)
+        buyer = service.state().customer(customer)
+        code = currency or buyer.currency
+        lines = tuple(_contract_line(service, spec, code, first, end) for spec in line)
+        contract = SubscriptionContract(contract_id, buyer.id, buyer.legal_entity, code,
+                                        first, end, frequency, lines)
+        return CreateSubscription(contract, order, auto_renew, usage_frequency, months)
+
+    _execute("subscribe", database, catalog, as_json, build)
+
+
+def _contract_line(service: BillingService, spec: str, currency: str, start: date,
+                   end: date) -> ContractLine:
+    line_id, price_id, quantity = _line_spec(spec)
+    plan = service.config.catalog.plan(price_id)
+    unit = plan.price.unit_amount
+    return ContractLine(line_id, plan.price.product_id, price_id, quantity,
+                        Money(unit.amount, currency), start, end)
+
+
+@app.command()
+def amend(contract_id: str, amendment_id: Annotated[str, typer.Option("--id")], on: On,
+          add_seats: Annotated[list[str] | None, typer.Option(
+              "--add-seats", help="LINE:N")] = None,
+          remove_seats: Annotated[list[str] | None, typer.Option(
+              "--remove-seats", help="LINE:N")] = None,
+          add_product: Annotated[list[str] | None, typer.Option(
+              "--add-product", help="LINE=PRICE[:QTY], co-terminated.")] = None,
+          remove_product: Annotated[list[str] | None, typer.Option(
+              "--remove-product", help="LINE")] = None,
+          frequency: Annotated[BillingFrequency | None, typer.Option("--frequency")] = None,
+          reason: Annotated[str, typer.Option("--reason")] = "amendment",
+          database: Database = None, catalog: CatalogFile = None,
+          as_json: Json = False) -> None:
+    """Amend a subscription (version n+1): prorated invoice for upgrades, credit for
+    downgrades."""
+    edits: list[Edit] = [AddSeats(*_seats(x)) for x in add_seats or []]
+    edits += [RemoveSeats(*_seats(x)) for x in remove_seats or []]
+    for spec in add_product or []:
+        line_id, price_id, quantity = _line_spec(spec)
+        edits.append(AddProduct(line_id, price_id, quantity))
+    edits += [RemoveProduct(x) for x in remove_product or []]
+    if frequency is not None:
+        edits.append(ChangeBillingFrequency(frequency))
+    _execute("amend", database, catalog, as_json, lambda _: AmendSubscription(
+        amendment_id, contract_id, _day(on), tuple(edits), reason))
+
+
+@app.command()
+def cancel(contract_id: str, cancellation_id: Annotated[str, typer.Option("--id")], on: On,
+           mode: Annotated[CancelMode, typer.Option("--mode")] = CancelMode.AT_TERM_END,
+           database: Database = None, catalog: CatalogFile = None,
+           as_json: Json = False) -> None:
+    """Cancel a subscription at term end, or at once with or without a refund."""
+    _execute("cancel", database, catalog, as_json, lambda _: CancelSubscription(
+        cancellation_id, contract_id, _day(on), mode))
+
+
+@app.command()
+def usage(contract_id: str, record_id: Annotated[str, typer.Option("--id")],
+          product: Annotated[str, typer.Option("--product")],
+          quantity: Annotated[int, typer.Option("--quantity")], on: On,
+          database: Database = None, catalog: CatalogFile = None,
+          as_json: Json = False) -> None:
+    """Record usage (idempotent by its id); it is rated at the period end by `run`."""
+    _execute("usage", database, catalog, as_json, lambda _: RecordUsage(
+        UsageRecord(record_id, contract_id, product, quantity, _day(on))))
+
+
+def _invoice_id(service: BillingService, ref: str) -> str:
+    return service.find_invoice(ref) or ref  # unknown: the core names it in its error
+
+
+@app.command()
+def pay(invoice: Annotated[str, typer.Argument(help="Invoice id or number.")],
+        payment_id: Annotated[str, typer.Option("--id")],
+        amount: Annotated[str, typer.Option("--amount")], on: On,
+        currency: Annotated[str | None, typer.Option(
+            "--currency", help="Default: the invoice's.")] = None,
+        declined: Annotated[str | None, typer.Option(
+            "--declined", help="Record a declined attempt with this reason.")] = None,
+        database: Database = None, catalog: CatalogFile = None, as_json: Json = False) -> None:
+    """Apply a payment to an invoice (full or partial), or record a declined one."""
+    def build(service: BillingService) -> Command:
+        invoice_id = _invoice_id(service, invoice)
+        code = currency or service.state().invoice_record(invoice_id).invoice.currency
+        result = PaymentResult.DECLINED if declined else PaymentResult.SUCCEEDED
+        return PayInvoice(payment_id, invoice_id, _money(amount, code), _day(on), result,
+                          declined or "")
+
+    _execute("pay", database, catalog, as_json, build)
+
+
+@app.command()
+def credit(invoice: Annotated[str, typer.Argument(help="Invoice id or number.")],
+           reason: Annotated[CreditReason, typer.Option("--reason")], on: On,
+           amount: Annotated[str | None, typer.Option(
+               "--amount", help="Before tax; default: all that is left.")] = None,
+           correlation: Annotated[str | None, typer.Option(
+               "--correlation", help="Correlation id (e.g. the SLA case).")] = None,
+           database: Database = None, catalog: CatalogFile = None,
+           as_json: Json = False) -> None:
+    """Issue a credit memo on an invoice (SLA credit, goodwill, refund, downgrade)."""
+    def build(service: BillingService) -> Command:
+        invoice_id = _invoice_id(service, invoice)
+        code = service.state().invoice_record(invoice_id).invoice.currency
+        credit_amount = _money(amount, code) if amount is not None else None
+        return IssueCreditMemo(invoice_id, reason, _day(on), credit_amount, correlation)
+
+    _execute("credit", database, catalog, as_json, build)
+
+
+@app.command()
+def refund(payment: Annotated[str, typer.Argument(help="Payment id.")],
+           refund_id: Annotated[str, typer.Option("--id")],
+           amount: Annotated[str, typer.Option("--amount")], on: On,
+           reason: Annotated[str, typer.Option("--reason")] = "requested_by_customer",
+           database: Database = None, catalog: CatalogFile = None,
+           as_json: Json = False) -> None:
+    """Refund part or all of a payment."""
+    def build(service: BillingService) -> Command:
+        code = service.state().payment(payment).amount.currency
+        return RefundPayment(refund_id, payment, _money(amount, code), _day(on), reason)
+
+    _execute("refund", database, catalog, as_json, build)
+
+
+@app.command()
+def run(until: Annotated[str, typer.Option("--until", help="ISO date.")],
+        database: Database = None, catalog: CatalogFile = None, as_json: Json = False) -> None:
+    """Run the billing clock to DATE: cycles billed, usage rated, terms renewed."""
+    _execute("run", database, catalog, as_json, lambda _: RunClock(_day(until)))
+
+
+@app.command()
+def invoices(customer: Annotated[str | None, typer.Option("--customer")] = None,
+             contract: Annotated[str | None, typer.Option("--contract")] = None,
+             database: Database = None, catalog: CatalogFile = None,
+             as_json: Json = False) -> None:
+    """Issued invoices with what was credited, paid and is still due."""
+    with guarded(as_json), _service(database, catalog) as service:
+        rows = [_summary(s) for s in service.invoices(customer_id=customer,
+                                                       contract_id=contract)]
+        if as_json:
+            output.emit_json({"invoices": rows})
+            return
+        output.table("invoices", ["number", "contract", "issued", "total", "credited",
+                                  "paid", "due", "correlation"],
+                     [[r["number"], f"{r['contract_id']} v{r['contract_version']}",
+                       r["issue_date"], f"{r['total']} {r['currency']}", r["credited"],
+                       r["paid"], r["amount_due"], r["correlation_id"]] for r in rows])

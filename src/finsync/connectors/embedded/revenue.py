@@ -1,0 +1,123 @@
+"""The embedded revenue engine behind the revenue port.
+
+The service already applies events idempotently by key; this adapter maps the hub's calls
+to service calls, answers to receipts (with each schedule's versioned reference for the
+hub's cross-references) and the engine's errors to what the hub can act on.
+
+References in a receipt: the subscription contract is known in this system as its revenue
+contract (`rc_…`); each schedule revision `<contract id>/<obligation id>@v<n>` as
+`sch_…@v<n>`, so every ERP revenue journal line traces to a schedule version and back to
+the amendment that made it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TypeVar
+
+from sqlalchemy.exc import OperationalError
+
+from finsync.connectors.ports import DeliveryContext, Receipt, Reference
+from finsync.domain.clock import Period
+from finsync.domain.contract import ContractAmendment, SubscriptionContract
+from finsync.domain.errors import DomainError, ExceptionClass, PermanentError, TransientError
+from finsync.domain.invoice import CreditMemo, Invoice
+from finsync.domain.journal import JournalEntry
+from finsync.domain.revenue import RevenueSchedule
+from finsync.systems.revrec import errors as revenue_errors
+from finsync.systems.revrec.service import Applied, RevenueService
+
+T = TypeVar("T")
+
+# What a person does about each refusal decides its class.
+_CLASSES: tuple[tuple[type[DomainError], ExceptionClass], ...] = (
+    (revenue_errors.IdempotencyMismatchError, ExceptionClass.DUPLICATE_EVENT),
+    (revenue_errors.UnknownObligationError, ExceptionClass.MISSING_REVREC_REFERENCE),
+    (revenue_errors.MissingStandaloneSellingPriceError, ExceptionClass.MASTER_DATA_MISMATCH),
+    (revenue_errors.ContractMismatchError, ExceptionClass.MASTER_DATA_MISMATCH),
+    (revenue_errors.AccountMappingError, ExceptionClass.MAPPING_ERROR),
+    (DomainError, ExceptionClass.MASTER_DATA_MISMATCH),
+)
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except revenue_errors.RevenueBusyError as exc:
+        raise TransientError(str(exc)) from exc
+    except revenue_errors.UnknownRevenueContractError as exc:
+        # Events of different aggregates are not ordered: the contract or invoice may come.
+        raise TransientError(str(exc), exception_class=ExceptionClass.SEQUENCING_ERROR) \
+            from exc
+    except OperationalError as exc:
+        raise TransientError(f"revenue database unavailable: {exc.orig}") from exc
+    except DomainError as exc:
+        klass = next(k for error, k in _CLASSES if isinstance(exc, error))
+        raise PermanentError(f"{exc.code}: {exc}", exception_class=klass) from exc
+
+
+def _receipt(applied: Applied, document: Reference | None = None) -> Receipt:
+    contract = applied.subscription_contract_id
+    refs = [Reference(contract, "revenue_contract", applied.revenue_contract_id)]
+    refs += [Reference(f"{contract}/{ob}@v{ref.rsplit('@v', 1)[1]}", "revenue_schedule", ref)
+             for ob, ref in applied.references]
+    if document is not None:
+        refs.append(document)
+    return Receipt(applied.revenue_contract_id, tuple(refs),
+                   {"replayed": str(applied.replayed).lower(), "event_id": applied.event_id,
+                    **dict(applied.detail)})
+
+
+class EmbeddedRevenue:
+    def __init__(self, system: str, service: RevenueService) -> None:
+        self.system, self._service = system, service
+
+    def apply_contract(self, contract: SubscriptionContract, amendment: ContractAmendment | None,
+                       ctx: DeliveryContext) -> Receipt:
+        if amendment is None:
+            return self._call(lambda: self._service.book(contract, ctx.key, ctx.event_id))
+        return self._call(lambda: self._service.modify(amendment, ctx.key, ctx.event_id))
+
+    def record_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt:
+        return self._call(lambda: self._service.record_invoice(invoice, ctx.key, ctx.event_id),
+                          lambda a: Reference(invoice.id, "invoice",
+                                              f"{a.revenue_contract_id}/{invoice.id}"))
+
+    def apply_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt:
+        return self._call(lambda: self._service.apply_credit_memo(memo, ctx.key, ctx.event_id),
+                          lambda a: Reference(memo.id, "credit_memo",
+                                              f"{a.revenue_contract_id}/{memo.id}"))
+
+    def schedules(self, subscription_contract_id: str) -> Sequence[RevenueSchedule]:
+        found = self._read(lambda: self._service.schedules(subscription_contract_id))
+        return [s.to_revenue_schedule() for s in found]
+
+    def period_journals(self, legal_entity: str, period: Period,
+                        ctx: DeliveryContext) -> Sequence[JournalEntry]:
+        def journals() -> list[JournalEntry]:
+            entry = self._service.period_journal(legal_entity, period)
+            self._service.record_journal_request(ctx.key, legal_entity, period, entry)
+            return [] if entry is None else [entry]
+
+        return self._read(journals)
+
+    def find_receipt(self, key: str) -> Receipt | None:
+        applied = self._read(lambda: self._service.find(key))
+        if applied is None:
+            return None
+        if not applied.revenue_contract_id:  # a period-journal request
+            return Receipt(applied.event_id, (), {"replayed": "true", **dict(applied.detail)})
+        return _receipt(applied)
+
+    def _call(self, change: Callable[[], Applied],
+              document: Callable[[Applied], Reference] | None = None) -> Receipt:
+        with _translated():
+            applied = change()
+        return _receipt(applied, None if document is None else document(applied))
+
+    @staticmethod
+    def _read(call: Callable[[], T]) -> T:
+        with _translated():
+            return call()

@@ -1,0 +1,288 @@
+"""Billing state in the database: load it whole, write what a command changed.
+
+Rules:
+- `load` rebuilds the exact `BillingState` the core last returned: same documents, same order
+  (the `position` columns), same subscription positions and contract history.
+- `save` writes only the difference between the state before and after one command, in the
+  caller's transaction: issued documents are appended (the core never edits one; a changed
+  prefix is a programmer error), customers are upserted, a subscription's billing position
+  is updated and its new contract versions are inserted.
+- Money goes in as integer minor units; documents also keep their canonical JSON body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, insert, select, update
+
+from finsync.domain import codec
+from finsync.domain.clock import Period
+from finsync.domain.contract import ContractAmendment, ContractChange
+from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice, UsageRecord
+from finsync.domain.money import Money
+from finsync.domain.payment import Payment, Refund
+from finsync.systems.billing import payload
+from finsync.systems.billing import tables as t
+from finsync.systems.billing.cycle import Cycle
+from finsync.systems.billing.event import UsageCharge
+from finsync.systems.billing.state import (
+    BillingConfig,
+    BillingState,
+    DeclinedPayment,
+    InvoiceRecord,
+    Subscription,
+    SubscriptionStatus,
+    VersionInForce,
+)
+
+T = TypeVar("T")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _appended(old: tuple[T, ...], new: tuple[T, ...], what: str) -> tuple[T, ...]:
+    assert new[:len(old)] == old, f"billing {what} are append-only"
+    return new[len(old):]
+
+
+# -- save ---------------------------------------------------------------------------------
+def save(conn: Connection, old: BillingState, new: BillingState) -> None:
+    """Write the difference `old -> new` in the caller's transaction."""
+    _save_customers(conn, old, new)
+    _save_subscriptions(conn, old, new)
+    start = len(old.invoices)
+    for i, record in enumerate(_appended(old.invoices, new.invoices, "invoices"), start):
+        _insert_invoice(conn, i, record)
+    start = len(old.credit_memos)
+    for i, memo in enumerate(_appended(old.credit_memos, new.credit_memos, "memos"), start):
+        _insert_memo(conn, i, memo)
+    _insert_rows(conn, t.payments, len(old.payments),
+                 _appended(old.payments, new.payments, "payments"), _payment_row)
+    _insert_rows(conn, t.declines, len(old.declines),
+                 _appended(old.declines, new.declines, "declines"), _decline_row)
+    _insert_rows(conn, t.refunds, len(old.refunds),
+                 _appended(old.refunds, new.refunds, "refunds"), _refund_row)
+    _insert_rows(conn, t.usage_records, len(old.usage),
+                 _appended(old.usage, new.usage, "usage records"), _usage_row)
+    _insert_rows(conn, t.usage_charges, len(old.usage_charges),
+                 _appended(old.usage_charges, new.usage_charges, "usage charges"), _charge_row)
+
+
+def _insert_rows(conn: Connection, table: Any, start: int, items: Sequence[T],
+                 row: Any) -> None:
+    if items:
+        conn.execute(insert(table), [{"position": i, **row(item)}
+                                     for i, item in enumerate(items, start)])
+
+
+def _save_customers(conn: Connection, old: BillingState, new: BillingState) -> None:
+    before = {c.id: c for c in old.customers}
+    for customer in new.customers:
+        if before.get(customer.id) == customer:
+            continue
+        row = {"name": customer.name, "legal_entity": customer.legal_entity,
+               "currency": customer.currency, "billing_country": customer.billing_country,
+               "version": customer.version, "body": _dumps(payload.customer(customer))}
+        if customer.id in before:
+            conn.execute(update(t.customers).where(t.customers.c.id == customer.id), row)
+        else:
+            conn.execute(insert(t.customers), {"id": customer.id, **row})
+
+
+def _save_subscriptions(conn: Connection, old: BillingState, new: BillingState) -> None:
+    before = {s.id: s for s in old.subscriptions}
+    for position, sub in enumerate(new.subscriptions):
+        known = before.get(sub.id)
+        if known is sub:
+            continue
+        row = _subscription_row(sub)
+        if known is None:
+            conn.execute(insert(t.subscriptions), {"id": sub.id, "position": position, **row})
+        else:
+            conn.execute(update(t.subscriptions).where(t.subscriptions.c.id == sub.id), row)
+        history = _appended(known.history if known else (), sub.history, "contract versions")
+        if history:
+            amendments = {a.version: a for a in sub.amendments}
+            conn.execute(insert(t.contract_versions),
+                         [_version_row(v, amendments.get(v.contract.version)) for v in history])
+
+
+def _subscription_row(sub: Subscription) -> dict[str, Any]:
+    cycle = sub.cycle
+    return {
+        "customer_id": sub.contract.customer_id, "legal_entity": sub.contract.legal_entity,
+        "currency": sub.contract.currency, "version": sub.contract.version,
+        "status": sub.status.value, "correlation_id": sub.correlation_id, "anchor": sub.anchor,
+        "term_months": sub.term_months, "auto_renew": sub.auto_renew,
+        "arrears_months": sub.arrears_months, "billed_through": sub.billed_through,
+        "arrears_through": sub.arrears_through,
+        "cycle_start": cycle.period.start if cycle else None,
+        "cycle_end": cycle.period.end if cycle else None,
+        "cycle_months": cycle.months if cycle else None,
+        "prepaid_balance_minor": sub.prepaid_balance.to_minor(),
+        "renewal_lines": _dumps([payload.contract_line(x) for x in sub.renewal_lines]),
+    }
+
+
+def _version_row(version: VersionInForce, amendment: ContractAmendment | None) -> dict[str, Any]:
+    changes = [[c.op, c.line_id, c.before, c.after] for c in amendment.changes] if amendment \
+        else []
+    return {"contract_id": version.contract.id, "version": version.contract.version,
+            "effective_date": version.effective_date,
+            "amendment_id": amendment.id if amendment else None,
+            "reason": amendment.reason if amendment else None, "changes": _dumps(changes),
+            "contract": _dumps(payload.contract(version.contract))}
+
+
+def _line_row(line: DocumentLine) -> dict[str, Any]:
+    return {"product_id": line.product_id, "description": line.description,
+            "quantity": line.quantity, "currency": line.amount.currency,
+            "amount_minor": line.amount.to_minor(), "tax_amount_minor": line.tax_amount.to_minor(),
+            "service_start": line.service_start, "service_end": line.service_end,
+            "proration": line.proration}
+
+
+def _totals(doc: Invoice | CreditMemo) -> dict[str, Any]:
+    return {"customer_id": doc.customer_id, "legal_entity": doc.legal_entity,
+            "currency": doc.currency, "issue_date": doc.issue_date, "number": doc.number,
+            "subtotal_minor": doc.subtotal.to_minor(), "tax_total_minor": doc.tax_total.to_minor(),
+            "total_minor": doc.total.to_minor()}
+
+
+def _insert_invoice(conn: Connection, position: int, record: InvoiceRecord) -> None:
+    inv = record.invoice
+    conn.execute(insert(t.invoices), {
+        "id": inv.id, "position": position, **_totals(inv), "contract_id": inv.contract_id,
+        "contract_version": inv.contract_version, "due_date": inv.due_date,
+        "correlation_id": record.correlation_id, "sources": _dumps(list(record.sources)),
+        "body": _dumps(payload.invoice(inv))})
+    conn.execute(insert(t.invoice_lines), [
+        {"invoice_id": inv.id, "line_no": n, "line_id": line.line_id, "source_line_id": source,
+         **_line_row(line)}
+        for n, (line, source) in enumerate(zip(inv.lines, record.sources, strict=True), 1)])
+
+
+def _insert_memo(conn: Connection, position: int, memo: CreditMemo) -> None:
+    conn.execute(insert(t.credit_memos), {
+        "id": memo.id, "position": position, **_totals(memo), "invoice_id": memo.invoice_id,
+        "reason": memo.reason, "body": _dumps(payload.credit_memo(memo))})
+    conn.execute(insert(t.credit_memo_lines), [
+        {"credit_memo_id": memo.id, "line_no": n, "invoice_line_id": line.line_id,
+         **_line_row(line)} for n, line in enumerate(memo.lines, 1)])
+
+
+def _payment_row(p: Payment) -> dict[str, Any]:
+    return {"id": p.id, "invoice_id": p.applications[0].invoice_id, "customer_id": p.customer_id,
+            "legal_entity": p.legal_entity, "currency": p.amount.currency,
+            "amount_minor": p.amount.to_minor(), "received_on": p.received_on,
+            "body": _dumps(payload.payment(p))}
+
+
+def _decline_row(d: DeclinedPayment) -> dict[str, Any]:
+    return {"payment_id": d.payment_id, "invoice_id": d.invoice_id,
+            "currency": d.amount.currency, "amount_minor": d.amount.to_minor(),
+            "attempted_on": d.attempted_on, "reason": d.reason}
+
+
+def _refund_row(r: Refund) -> dict[str, Any]:
+    return {"id": r.id, "payment_id": r.payment_id, "customer_id": r.customer_id,
+            "legal_entity": r.legal_entity, "currency": r.amount.currency,
+            "amount_minor": r.amount.to_minor(), "issued_on": r.issued_on, "reason": r.reason,
+            "body": _dumps(payload.refund(r))}
+
+
+def _usage_row(u: UsageRecord) -> dict[str, Any]:
+    return {"id": u.id, "contract_id": u.contract_id, "product_id": u.product_id,
+            "quantity": u.quantity, "occurred_on": u.occurred_on}
+
+
+def _charge_row(c: UsageCharge) -> dict[str, Any]:
+    return {"id": c.id, "contract_id": c.contract_id, "line_id": c.line_id,
+            "product_id": c.product_id, "period_start": c.period.start,
+            "period_end": c.period.end, "used": c.used, "included": c.included,
+            "billable": c.billable, "currency": c.amount.currency,
+            "amount_minor": c.amount.to_minor(), "drawn_minor": c.drawn.to_minor(),
+            "invoiced_minor": c.invoiced.to_minor(), "invoice_id": c.invoice_id}
+
+
+# -- load ---------------------------------------------------------------------------------
+def load(conn: Connection, config: BillingConfig) -> BillingState:
+    """The whole billing state as the last committed command left it."""
+    def rows(table: Any, order: Any) -> list[Any]:
+        return list(conn.execute(select(table).order_by(order)).mappings())
+
+    def body(row: Any, key: str) -> codec.Reader:
+        return codec.Reader(json.loads(row["body"]), key)
+
+    return BillingState(
+        config,
+        customers=tuple(codec.decode_customer(body(r, "customer"))
+                        for r in rows(t.customers, t.customers.c.id)),
+        subscriptions=_load_subscriptions(conn),
+        invoices=tuple(InvoiceRecord(codec.decode_invoice(body(r, "invoice")),
+                                     r["correlation_id"], tuple(json.loads(r["sources"])))
+                       for r in rows(t.invoices, t.invoices.c.position)),
+        credit_memos=tuple(codec.decode_credit_memo(body(r, "credit_memo"))
+                           for r in rows(t.credit_memos, t.credit_memos.c.position)),
+        payments=tuple(codec.decode_payment(body(r, "payment"))
+                       for r in rows(t.payments, t.payments.c.position)),
+        declines=tuple(DeclinedPayment(r["payment_id"], r["invoice_id"],
+                                       Money.from_minor(r["amount_minor"], r["currency"]),
+                                       r["attempted_on"], r["reason"])
+                       for r in rows(t.declines, t.declines.c.position)),
+        refunds=tuple(codec.decode_refund(body(r, "refund"))
+                      for r in rows(t.refunds, t.refunds.c.position)),
+        usage=tuple(UsageRecord(r["id"], r["contract_id"], r["product_id"], r["quantity"],
+                                r["occurred_on"])
+                    for r in rows(t.usage_records, t.usage_records.c.position)),
+        usage_charges=tuple(_charge(r) for r in rows(t.usage_charges,
+                                                     t.usage_charges.c.position)),
+    )
+
+
+def _charge(r: Any) -> UsageCharge:
+    def minor(key: str) -> Money:
+        return Money.from_minor(r[key], r["currency"])
+
+    return UsageCharge(r["id"], r["contract_id"], r["line_id"], r["product_id"],
+                       Period(r["period_start"], r["period_end"]), r["used"], r["included"],
+                       r["billable"], minor("amount_minor"), minor("drawn_minor"),
+                       minor("invoiced_minor"), r["invoice_id"])
+
+
+def _load_subscriptions(conn: Connection) -> tuple[Subscription, ...]:
+    versions: dict[str, list[Any]] = {}
+    for row in conn.execute(select(t.contract_versions).order_by(
+            t.contract_versions.c.contract_id, t.contract_versions.c.version)).mappings():
+        versions.setdefault(row["contract_id"], []).append(row)
+    return tuple(_subscription(row, versions[row["id"]]) for row in conn.execute(
+        select(t.subscriptions).order_by(t.subscriptions.c.position)).mappings())
+
+
+def _subscription(row: Any, version_rows: list[Any]) -> Subscription:
+    history, amendments = [], []
+    for v in version_rows:
+        contract = codec.decode_contract(codec.Reader(json.loads(v["contract"]), "contract"))
+        history.append(VersionInForce(v["effective_date"], contract))
+        if v["amendment_id"] is not None:
+            changes = tuple(ContractChange(*c) for c in json.loads(v["changes"]))
+            amendments.append(ContractAmendment(v["amendment_id"], contract.id, contract.version,
+                                                v["effective_date"], v["reason"], changes,
+                                                contract))
+    current = history[-1].contract
+    currency = current.currency
+    cycle = None if row["cycle_start"] is None else Cycle(
+        Period(row["cycle_start"], row["cycle_end"]), row["cycle_months"])
+    renewal = tuple(payload.decode_line(codec.Reader(x, "renewal_lines"), currency)
+                    for x in json.loads(row["renewal_lines"]))
+    return Subscription(
+        current, row["correlation_id"], row["anchor"], row["term_months"], row["auto_renew"],
+        row["arrears_months"], SubscriptionStatus(row["status"]), row["billed_through"], cycle,
+        row["arrears_through"], renewal,
+        Money.from_minor(row["prepaid_balance_minor"], currency), tuple(history),
+        tuple(amendments))

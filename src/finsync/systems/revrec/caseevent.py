@@ -1,0 +1,221 @@
+"""Reading the dated events of a revenue case file into the engine's events.
+
+Rules:
+- Every event has `type`, `id` (unique in the file; the engine's idempotency id) and `date`,
+  and may carry a `note`. Events apply in file order.
+- `delivery` (obligation, quantity) and `progress` (obligation, percent_complete 0..100).
+- `modification`: `obligations` is the whole contract after the change (a line left out is
+  removed); optional `end` (new contract end), `reason`, `standalone_selling_prices` (in
+  force from the date) and `facts`; without `facts` they are derived (`facts.derive_facts`).
+- `price_change`: signed `amount`, `kind`, optional `obligations` (606-10-32-44) and `period`.
+- `invoice` and `credit_memo`: `lines` of (obligation, amount, optional from/to: default the
+  obligation's service period); a credit memo has a `reason`, an optional `treatment` and the
+  `invoice` it credits (a `document` id of an earlier invoice). Documents are numbered by
+  their `document` field, else the event id.
+- `usage` (obligation, quantity) and `refund` (amount, optional obligation and reason).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from finsync.domain.clock import Period
+from finsync.domain.contract import ContractAmendment, ContractLine, SubscriptionContract
+from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice, UsageRecord
+from finsync.domain.money import Money, total
+from finsync.domain.payment import Refund
+from finsync.systems.revrec.casecontract import CaseContract
+from finsync.systems.revrec.casereader import Node, built, opt_items, opt_strings
+from finsync.systems.revrec.event import (
+    CreditMemoApplied,
+    CreditTreatment,
+    InvoiceRecorded,
+    PriceChangeKind,
+    ProgressReported,
+    RefundRecorded,
+    RevenueEvent,
+    TransactionPriceChanged,
+    UnitsDelivered,
+    UsageRecorded,
+)
+from finsync.systems.revrec.modification import ModificationFacts
+
+EVENT_TYPES = ("delivery", "progress", "modification", "price_change", "invoice",
+               "credit_memo", "usage", "refund")
+_COMMON = ("type", "id", "date", "note")
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "delivery": ("obligation", "quantity"),
+    "progress": ("obligation", "percent_complete"),
+    "modification": ("obligations", "end", "reason", "standalone_selling_prices", "facts"),
+    "price_change": ("amount", "kind", "obligations", "period"),
+    "invoice": ("document", "lines"),
+    "credit_memo": ("document", "invoice", "reason", "treatment", "lines"),
+    "usage": ("obligation", "quantity"),
+    "refund": ("document", "amount", "obligation", "reason"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PendingModification:
+    """A modification whose SSPs (and perhaps facts) are known once the whole file is read."""
+
+    event_id: str
+    amendment: ContractAmendment
+    before: SubscriptionContract
+    facts: ModificationFacts | None
+
+
+class EventReader:
+    def __init__(self, case: CaseContract, booked: SubscriptionContract) -> None:
+        self.case, self.contract = case, booked
+        self.invoices: set[str] = set()
+        self.event_ids: set[str] = set()
+
+    def read(self, node: Node) -> RevenueEvent | PendingModification:
+        kind = node.field("type").choice(EVENT_TYPES)
+        node.only(*_COMMON, *_FIELDS[kind])
+        event_id = node.field("id").text()
+        if event_id in self.event_ids:
+            raise node.field("id").fail(f"event id {event_id!r} is used twice")
+        self.event_ids.add(event_id)
+        on = node.field("date").day()
+        if kind == "modification":
+            return self._modification(node, event_id, on)
+        return self._simple(kind, node, event_id, on)
+
+    def _simple(self, kind: str, node: Node, event_id: str, on: date) -> RevenueEvent:
+        if kind == "delivery":
+            return UnitsDelivered(event_id, self._obligation(node.field("obligation")), on,
+                                  node.field("quantity").integer())
+        if kind == "progress":
+            return ProgressReported(event_id, self._obligation(node.field("obligation")), on,
+                                    self._percent(node.field("percent_complete")))
+        if kind == "price_change":
+            return self._price_change(node, event_id, on)
+        if kind == "invoice":
+            return InvoiceRecorded(event_id, self._invoice(node, event_id, on))
+        if kind == "credit_memo":
+            return self._credit_memo(node, event_id, on)
+        if kind == "usage":
+            line = self._line(node.field("obligation"))
+            usage = UsageRecord(event_id, self.contract.id, line.product_id,
+                                node.field("quantity").integer(), on)
+            return UsageRecorded(event_id, usage)
+        return self._refund(node, event_id, on)
+
+    def _modification(self, node: Node, event_id: str, on: date) -> PendingModification:
+        end_node = node.opt("end")
+        end = self.contract.end_date if end_node is None else end_node.day()
+        for ssp in opt_items(node, "standalone_selling_prices"):
+            self.case.read_ssp(ssp, on)
+        lines = self.case.lines(node.field("obligations"), end, on)
+        before = self.contract
+        new = built(node.path, lambda: self.case.contract(lines, before.version + 1, end))
+        reason = node.opt("reason")
+        amendment = built(node.path, lambda: ContractAmendment(
+            f"amd_{event_id}", new.id, new.version, on,
+            "case" if reason is None else reason.text(), (), new))
+        self.contract = new
+        facts = node.opt("facts")
+        return PendingModification(event_id, amendment, before,
+                                   None if facts is None else self._facts(facts))
+
+    @staticmethod
+    def _facts(node: Node) -> ModificationFacts:
+        node.only("added_goods_distinct", "priced_at_standalone_selling_price",
+                  "remaining_not_distinct")
+        return ModificationFacts(node.field("added_goods_distinct").flag(),
+                                 node.field("priced_at_standalone_selling_price").flag(),
+                                 frozenset(opt_strings(node, "remaining_not_distinct")))
+
+    def _price_change(self, node: Node, event_id: str, on: date) -> TransactionPriceChanged:
+        kind = PriceChangeKind(node.field("kind").choice(k.value for k in PriceChangeKind))
+        named = frozenset(opt_strings(node, "obligations"))
+        period = node.opt("period")
+        span = None
+        if period is not None:
+            period.only("from", "to")
+            start, end = period.field("from").day(), period.field("to").day()
+            span = built(period.path, lambda: Period(start, end))
+        return TransactionPriceChanged(event_id, on, self.case.money(node.field("amount")),
+                                       kind, named, span)
+
+    def _document_lines(self, node: Node) -> tuple[DocumentLine, ...]:
+        items = node.field("lines").items()
+        if not items:
+            raise node.field("lines").fail("must hold at least one line")
+        return tuple(self._document_line(item) for item in items)
+
+    def _document_line(self, node: Node) -> DocumentLine:
+        node.only("obligation", "amount", "from", "to")
+        obligation = node.field("obligation")
+        line = self._line(obligation)
+        start, end = node.opt("from"), node.opt("to")
+        return DocumentLine(obligation.text(), line.product_id, "case", 1,
+                            self.case.money(node.field("amount")).quantize(),
+                            Money.zero(self.case.header.currency),
+                            line.start_date if start is None else start.day(),
+                            line.end_date if end is None else end.day())
+
+    def _invoice(self, node: Node, event_id: str, on: date) -> Invoice:
+        lines, h = self._document_lines(node), self.case.header
+        document = _document(node, event_id)
+        subtotal = total([li.amount for li in lines], h.currency)
+        self.invoices.add(document)
+        return built(node.path, lambda: Invoice(
+            document, document, h.customer_id, h.contract_id, self.contract.version,
+            h.legal_entity, h.currency, on, on, lines, subtotal, Money.zero(h.currency),
+            subtotal))
+
+    def _credit_memo(self, node: Node, event_id: str, on: date) -> CreditMemoApplied:
+        lines, h = self._document_lines(node), self.case.header
+        invoice = node.opt("invoice")
+        if invoice is not None and invoice.text() not in self.invoices:
+            raise invoice.fail(f"no earlier invoice {invoice.text()!r} in this case")
+        treatment = node.opt("treatment")
+        subtotal = total([li.amount for li in lines], h.currency)
+        memo = built(node.path, lambda: CreditMemo(
+            _document(node, event_id), _document(node, event_id),
+            "inv_case" if invoice is None else invoice.text(), h.customer_id,
+            h.legal_entity, h.currency, on, node.field("reason").text(), lines, subtotal,
+            Money.zero(h.currency), subtotal))
+        return CreditMemoApplied(event_id, memo, None if treatment is None else CreditTreatment(
+            treatment.choice(t.value for t in CreditTreatment)))
+
+    def _refund(self, node: Node, event_id: str, on: date) -> RefundRecorded:
+        h = self.case.header
+        obligation, reason = node.opt("obligation"), node.opt("reason")
+        named = None if obligation is None else self._obligation(obligation)
+        amount = self.case.money(node.field("amount"))
+        document = _document(node, event_id)
+        refund = built(node.path, lambda: Refund(
+            document, f"pay_{document}", h.customer_id, h.legal_entity, amount, on,
+            "refund" if reason is None else reason.text()))
+        return RefundRecorded(event_id, refund, named)
+
+    def _line(self, node: Node) -> ContractLine:
+        """The contract line an obligation id names (`<line>@v<n>` names its line too)."""
+        line_id = node.text().split("@", 1)[0]
+        for line in self.contract.lines:
+            if line.line_id == line_id:
+                return line
+        raise node.fail(f"no obligation {node.text()!r} in contract version "
+                        f"{self.contract.version}")
+
+    def _obligation(self, node: Node) -> str:
+        self._line(node)
+        return node.text()
+
+    @staticmethod
+    def _percent(node: Node) -> Decimal:
+        percent = node.decimal()
+        if not 0 <= percent <= 100:
+            raise node.fail("must be between 0 and 100")
+        return percent
+
+
+def _document(node: Node, event_id: str) -> str:
+    document = node.opt("document")
+    return event_id if document is None else document.text()

@@ -1,0 +1,327 @@
+"""The embedded revenue engine's service API: keep each revenue contract's state, apply
+events to it idempotently, and answer schedules, waterfall, RPO, balances and journals.
+
+Rules:
+- One transaction per call; a refused call writes nothing.
+- A revenue contract's state is stored as a serialised value (`serial`) with a row version;
+  each applied event also writes a tracking row (contract, event id) with a unique key, in
+  the same transaction, so a concurrent duplicate fails instead of applying twice.
+- Every change carries the caller's idempotency key. The receipt row holds the key (unique),
+  a hash of the body and the answer: the same key again returns the first answer and writes
+  nothing; the same key with another body is refused (`IdempotencyMismatchError`).
+- SSPs come from the SSP provider (the catalog owner): one per product of the contract, in
+  force on the contract start (booking) or the modification date.
+- Modification facts not supplied are derived by `facts.derive_facts` (documented there).
+- Recognition terms (patterns per product, granularity…) come from the terms provider given
+  at construction; the default is ratable by day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from finsync.domain.catalog import StandaloneSellingPrice
+from finsync.domain.clock import Period
+from finsync.domain.contract import ContractAmendment, ContractLine, SubscriptionContract
+from finsync.domain.invoice import CreditMemo, Invoice
+from finsync.domain.journal import JournalEntry
+from finsync.systems.revrec import tables as t
+from finsync.systems.revrec.balance import ContractBalances, balances
+from finsync.systems.revrec.booking import revenue_contract_id
+from finsync.systems.revrec.engine import apply_event, book_contract
+from finsync.systems.revrec.errors import (
+    IdempotencyMismatchError,
+    ModificationError,
+    RevenueBusyError,
+    UnknownRevenueContractError,
+)
+from finsync.systems.revrec.event import (
+    ContractBooked,
+    ContractModified,
+    CreditMemoApplied,
+    CreditTreatment,
+    InvoiceRecorded,
+    RevenueEvent,
+)
+from finsync.systems.revrec.facts import derive_facts
+from finsync.systems.revrec.journal import AccountMap, period_journal
+from finsync.systems.revrec.modification import ModificationFacts
+from finsync.systems.revrec.schedule import (
+    ObligationSchedule,
+    RemainingPerformanceObligations,
+    Waterfall,
+    remaining_performance_obligations,
+    schedule_id_for,
+    schedules,
+    waterfall,
+)
+from finsync.systems.revrec.serial import dumps_state, encode, loads_state
+from finsync.systems.revrec.state import RevenueContractState
+from finsync.systems.revrec.terms import RecognitionTerms
+
+SspProvider = Callable[[str, date], StandaloneSellingPrice | None]
+TermsProvider = Callable[[SubscriptionContract], RecognitionTerms]
+DEFAULT_ACCOUNTS = {"revenue": "4000", "deferred_revenue": "2400", "contract_asset": "1250",
+                    "unbilled_receivable": "1260"}
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The answer to a change: the revenue contract, its schedules' versioned references
+    (obligation id, `sch_…@vN`), details (treatment, paragraph, reason) and whether the key
+    had been seen before."""
+
+    key: str
+    subscription_contract_id: str
+    revenue_contract_id: str
+    event_id: str
+    references: tuple[tuple[str, str], ...] = ()
+    detail: tuple[tuple[str, str], ...] = ()
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    state: RevenueContractState
+    row_version: int
+
+
+Step = Callable[[_Loaded | None], RevenueContractState]
+
+
+class RevenueService:
+    def __init__(self, engine: Engine, ssp_provider: SspProvider,
+                 terms: TermsProvider | None = None,
+                 accounts: Mapping[str, str] | None = None) -> None:
+        self.engine, self._ssp = engine, ssp_provider
+        self._terms = terms or (lambda _contract: RecognitionTerms())
+        self._accounts = AccountMap.of(accounts or DEFAULT_ACCOUNTS)
+
+    # -- changes ------------------------------------------------------------------------
+    def book(self, contract: SubscriptionContract, key: str, event_id: str) -> Applied:
+        def step(loaded: _Loaded | None) -> RevenueContractState:
+            if loaded is None:
+                ssps = self._ssps(contract.lines, contract.start_date)
+                return book_contract(ContractBooked(event_id, contract, ssps,
+                                                    self._terms(contract)))
+            if event_id in loaded.state.applied_event_ids or loaded.state.contract == contract:
+                return loaded.state
+            raise ModificationError(f"{contract.id} is already booked at version "
+                                    f"{loaded.state.contract.version}; send an amendment")
+
+        return self._change(key, "contract", contract.id, contract, contract.id, step, event_id)
+
+    def modify(self, amendment: ContractAmendment, key: str, event_id: str,
+               facts: ModificationFacts | None = None) -> Applied:
+        def step(loaded: _Loaded | None) -> RevenueContractState:
+            state = self._require(loaded, amendment.contract_id)
+            ssps = self._ssps((*state.contract.lines, *amendment.contract.lines),
+                              amendment.effective_date)
+            chosen = facts or derive_facts(state.contract, amendment, ssps, state.terms)
+            return apply_event(state, ContractModified(event_id, amendment, chosen, ssps))
+
+        body = {"amendment": amendment, "facts": facts}
+        return self._change(key, "amendment", amendment.id, body, amendment.contract_id, step,
+                            event_id)
+
+    def record_invoice(self, invoice: Invoice, key: str, event_id: str) -> Applied:
+        if invoice.contract_id is None:
+            raise UnknownRevenueContractError(f"invoice {invoice.id} names no contract")
+        return self.apply(invoice.contract_id, InvoiceRecorded(event_id, invoice), key,
+                          document=invoice.id)
+
+    def apply_credit_memo(self, memo: CreditMemo, key: str, event_id: str,
+                          treatment: CreditTreatment | None = None) -> Applied:
+        with self.engine.connect() as conn:
+            rc_id = conn.execute(select(t.documents.c.revenue_contract_id).where(
+                t.documents.c.document_id == memo.invoice_id)).scalar_one_or_none()
+            sub_id = None if rc_id is None else conn.execute(
+                select(t.contracts.c.subscription_contract_id).where(
+                    t.contracts.c.id == rc_id)).scalar_one_or_none()
+        if sub_id is None:
+            raise UnknownRevenueContractError(f"credit memo {memo.id}: invoice "
+                                              f"{memo.invoice_id} is not known yet")
+        return self.apply(sub_id, CreditMemoApplied(event_id, memo, treatment), key)
+
+    def apply(self, subscription_contract_id: str, event: RevenueEvent, key: str,
+              document: str | None = None) -> Applied:
+        """Any other event (delivery, progress, usage, price change, refund…)."""
+        def step(loaded: _Loaded | None) -> RevenueContractState:
+            return apply_event(self._require(loaded, subscription_contract_id), event)
+
+        applied = self._change(key, type(event).__name__, event.event_id, event,
+                               subscription_contract_id, step, event.event_id)
+        if document is not None:
+            self._link_document(document, applied.revenue_contract_id)
+        return applied
+
+    # -- reads --------------------------------------------------------------------------
+    def find(self, key: str) -> Applied | None:
+        with self.engine.connect() as conn:
+            answer = conn.execute(select(t.receipts.c.answer).where(
+                t.receipts.c.idempotency_key == key)).scalar_one_or_none()
+        return None if answer is None else _answer(answer, replayed=True)
+
+    def state(self, subscription_contract_id: str) -> RevenueContractState | None:
+        with self.engine.connect() as conn:
+            loaded = _load(conn, subscription_contract_id)
+        return None if loaded is None else loaded.state
+
+    def schedules(self, subscription_contract_id: str) -> tuple[ObligationSchedule, ...]:
+        state = self.state(subscription_contract_id)
+        return () if state is None else schedules(state)
+
+    def waterfall(self, subscription_contract_id: str, start: date, end: date) -> Waterfall:
+        return waterfall(self._known(subscription_contract_id), start, end)
+
+    def remaining_performance_obligations(
+            self, subscription_contract_id: str, as_of: date) -> RemainingPerformanceObligations:
+        return remaining_performance_obligations(self._known(subscription_contract_id), as_of)
+
+    def balances(self, subscription_contract_id: str, day: date) -> ContractBalances:
+        return balances(self._known(subscription_contract_id), day)
+
+    def period_journal(self, legal_entity: str, period: Period) -> JournalEntry | None:
+        """The period's revenue journal over every revenue contract of the entity."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.contracts.c.state).where(
+                t.contracts.c.legal_entity == legal_entity).order_by(t.contracts.c.id))
+            states = [loads_state(text) for (text,) in rows]
+        return period_journal(states, legal_entity, period, self._accounts)
+
+    def record_journal_request(self, key: str, legal_entity: str, period: Period,
+                               entry: JournalEntry | None) -> None:
+        """Remember that `key` asked for the period's journals (the answer is recomputed)."""
+        answer = Applied(key, "", "", entry.id if entry else "",
+                         detail=(("legal_entity", legal_entity),
+                                 ("period", f"{period.start}..{period.end}")))
+        body = _hash({"legal_entity": legal_entity, "period": encode(period)})
+        with _guarded(), self.engine.begin() as conn:
+            if self._receipt(conn, key, body) is None:
+                self._store_receipt(conn, key, "period_journal", legal_entity, body, answer)
+
+    # -- internals ----------------------------------------------------------------------
+    def _ssps(self, lines: Iterable[ContractLine],
+              on: date) -> tuple[StandaloneSellingPrice, ...]:
+        products = sorted({li.product_id for li in lines})
+        found = (self._ssp(product, on) for product in products)
+        return tuple(ssp for ssp in found if ssp is not None)
+
+    def _known(self, subscription_contract_id: str) -> RevenueContractState:
+        return self._require(None if (s := self.state(subscription_contract_id)) is None
+                             else _Loaded(s, 0), subscription_contract_id)
+
+    @staticmethod
+    def _require(loaded: _Loaded | None, subscription_contract_id: str) -> RevenueContractState:
+        if loaded is None:
+            raise UnknownRevenueContractError(
+                f"no revenue contract for {subscription_contract_id} (not booked yet)")
+        return loaded.state
+
+    def _change(self, key: str, kind: str, subject: str, body: object,
+                subscription_contract_id: str, step: Step, event_id: str) -> Applied:
+        digest = _hash(encode(body))
+        with _guarded(), self.engine.begin() as conn:
+            known = self._receipt(conn, key, digest)
+            if known is not None:
+                return known
+            loaded = _load(conn, subscription_contract_id)
+            state = step(loaded)
+            if loaded is None or state is not loaded.state:
+                _save(conn, loaded, state, event_id)
+            applied = _applied(key, state, event_id)
+            self._store_receipt(conn, key, kind, subject, digest, applied)
+            return applied
+
+    @staticmethod
+    def _receipt(conn: Connection, key: str, digest: str) -> Applied | None:
+        row = conn.execute(select(t.receipts.c.body_hash, t.receipts.c.answer).where(
+            t.receipts.c.idempotency_key == key)).first()
+        if row is None:
+            return None
+        if row.body_hash != digest:
+            raise IdempotencyMismatchError(f"key {key!r} was used for another request")
+        return _answer(row.answer, replayed=True)
+
+    @staticmethod
+    def _store_receipt(conn: Connection, key: str, kind: str, subject: str, digest: str,
+                       applied: Applied) -> None:
+        conn.execute(insert(t.receipts), {
+            "idempotency_key": key, "kind": kind, "subject": subject, "body_hash": digest,
+            "answer": json.dumps(encode(applied), sort_keys=True)})
+
+    def _link_document(self, document: str, rc_id: str) -> None:
+        with _guarded(), self.engine.begin() as conn:
+            known = conn.execute(select(t.documents.c.revenue_contract_id).where(
+                t.documents.c.document_id == document)).scalar_one_or_none()
+            if known is None:
+                conn.execute(insert(t.documents), {"document_id": document,
+                                                   "revenue_contract_id": rc_id})
+
+
+@contextmanager
+def _guarded() -> Iterator[None]:
+    """A unique key hit by a concurrent writer: the caller retries and finds its answer."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise RevenueBusyError(f"concurrent write to the revenue engine: {exc.orig}") from exc
+
+
+def _hash(data: object) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _answer(text: str, replayed: bool) -> Applied:
+    data = json.loads(text)
+    return Applied(data["key"], data["subscription_contract_id"], data["revenue_contract_id"],
+                   data["event_id"], tuple((a, b) for a, b in data["references"]),
+                   tuple((a, b) for a, b in data["detail"]), replayed)
+
+
+def _applied(key: str, state: RevenueContractState, event_id: str) -> Applied:
+    refs = tuple((ob.obligation_id,
+                  f"{schedule_id_for(state.revenue_contract_id, ob.obligation_id)}@v{ob.version}")
+                 for ob in state.obligations)
+    detail: tuple[tuple[str, str], ...] = ()
+    decision = next((d for d in state.decisions if d.event_id == event_id), None)
+    if decision is not None:
+        detail = (("treatment", decision.treatment.value), ("paragraph", decision.paragraph),
+                  ("reason", decision.reason))
+    return Applied(key, state.contract.id, state.revenue_contract_id, event_id, refs, detail)
+
+
+def _load(conn: Connection, subscription_contract_id: str) -> _Loaded | None:
+    row = conn.execute(select(t.contracts.c.state, t.contracts.c.row_version).where(
+        t.contracts.c.subscription_contract_id == subscription_contract_id)).first()
+    return None if row is None else _Loaded(loads_state(row.state), row.row_version)
+
+
+def _save(conn: Connection, loaded: _Loaded | None, state: RevenueContractState,
+          event_id: str) -> None:
+    values = {"legal_entity": state.legal_entity, "currency": state.currency,
+              "contract_version": state.contract.version, "state": dumps_state(state)}
+    if loaded is None:
+        conn.execute(insert(t.contracts), {
+            "id": state.revenue_contract_id, "subscription_contract_id": state.contract.id,
+            "row_version": 1, **values})
+    else:
+        done = conn.execute(update(t.contracts).where(
+            t.contracts.c.id == state.revenue_contract_id,
+            t.contracts.c.row_version == loaded.row_version).values(
+            row_version=loaded.row_version + 1, **values))
+        if done.rowcount != 1:
+            raise RevenueBusyError(f"{state.revenue_contract_id} changed under this call")
+    conn.execute(insert(t.applied_events), {"revenue_contract_id": state.revenue_contract_id,
+                                            "event_id": event_id})
+
+
+__all__ = ["Applied", "RevenueService", "SspProvider", "TermsProvider", "revenue_contract_id"]

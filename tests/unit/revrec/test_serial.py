@@ -1,0 +1,22 @@
+"""A stored state reads back equal to itself, for every golden case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from finsync.systems.revrec import schedules
+from finsync.systems.revrec.serial import dumps_state, loads_state
+from tests.unit.revrec.casecheck import CASES, load
+
+CASE_FILES = sorted(CASES.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", CASE_FILES, ids=[p.stem for p in CASE_FILES])
+def test_serialised_state_round_trips_exactly(path: Path) -> None:
+    state = load(path).state()
+    again = loads_state(dumps_state(state))
+    assert again == state
+    assert schedules(again) == schedules(state)
+    assert dumps_state(again) == dumps_state(state)
