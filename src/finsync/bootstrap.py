@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from datetime import date
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -21,7 +22,11 @@ from finsync.hub.service import Hub, SourcePump
 from finsync.hub.target import Target, ledger_target, revenue_target
 from finsync.storage.db import make_engine
 from finsync.storage.migrate import upgrade
-from finsync.systems.billing.catalog_file import load_billing_config
+from finsync.systems.billing.catalog_file import (
+    DEFAULT_CATALOG,
+    load_billing_config,
+    load_standalone_selling_prices,
+)
 from finsync.systems.billing.migrate import upgrade as upgrade_billing
 from finsync.systems.ledger.chart import DEFAULT_CHART, parse_chart
 from finsync.systems.ledger.fx import Rate
@@ -30,7 +35,9 @@ from finsync.systems.ledger.migrate import upgrade as upgrade_ledger
 from finsync.systems.ledger.rules import AccountMap
 from finsync.systems.ledger.service import LedgerService
 from finsync.systems.revrec.migrate import upgrade as upgrade_revrec
+from finsync.systems.revrec.pattern import RecognitionPattern
 from finsync.systems.revrec.service import RevenueService
+from finsync.systems.revrec.terms import RecognitionTerms
 
 
 def build_ledger_service(config: FinsyncConfig, engine: Engine,
@@ -54,18 +61,32 @@ def build_ledger_service(config: FinsyncConfig, engine: Engine,
     return service
 
 
+def _billing_catalog(config: FinsyncConfig) -> Path | None:
+    """The embedded billing catalogue, when billing is embedded (the shipped one if unset)."""
+    for system in config.systems.values():
+        if system.role == "billing":
+            return config.resolve(system.catalog) if system.catalog else DEFAULT_CATALOG
+    return None
+
+
 def build_revenue_service(config: FinsyncConfig, engine: Engine) -> RevenueService:
-    """The embedded revenue engine on the hub's database, SSPs from `[[revenue.ssp]]`."""
+    """The embedded revenue engine on the hub's database. SSPs and recognition patterns come
+    from the billing catalogue (their owner); `[[revenue.ssp]]` entries take precedence."""
     upgrade_revrec(engine)
-    prices = [StandaloneSellingPrice(s.product_id, Money.of(s.amount, s.currency),
-                                     s.effective_from, s.effective_to)
-              for s in config.revenue.ssp]
+    catalog = _billing_catalog(config)
+    configured = [StandaloneSellingPrice(s.product_id, Money.of(s.amount, s.currency),
+                                         s.effective_from, s.effective_to)
+                  for s in config.revenue.ssp]
+    prices = configured + list(load_standalone_selling_prices(catalog) if catalog else ())
+    products = load_billing_config(catalog).catalog.products if catalog else ()
+    terms = RecognitionTerms(patterns=tuple((p.id, RecognitionPattern(p.revenue_pattern))
+                                            for p in products))
 
     def ssp(product_id: str, on: date) -> StandaloneSellingPrice | None:
         return next((p for p in prices if p.product_id == product_id and p.applies_on(on)),
                     None)
 
-    return RevenueService(engine, ssp)
+    return RevenueService(engine, ssp, lambda _contract: terms)
 
 
 def build_targets(config: FinsyncConfig, engine: Engine) -> dict[str, Target]:

@@ -80,3 +80,22 @@ def test_tiers_are_read_as_money() -> None:
         "price_seat")
     assert [t.up_to for t in plan.tiers] == [100, None]
     assert plan.tiers[1].flat_amount == Money.of("50.00", "USD")
+
+
+def test_catalogue_standalone_selling_prices_are_read_for_the_revenue_engine() -> None:
+    from finsync.systems.billing.catalog_file import load_standalone_selling_prices
+
+    ssps = {s.product_id: s for s in load_standalone_selling_prices()}
+    assert str(ssps["prod_premium_analytics"].amount) == "24000.00 USD"
+    assert ssps["prod_platform_seat"].applies_on(date(2026, 5, 16))
+
+
+def test_ssp_missing_a_key_is_named(tmp_path: Path) -> None:
+    from finsync.systems.billing.catalog_file import load_standalone_selling_prices
+    from finsync.systems.billing.errors import CatalogError
+
+    path = tmp_path / "catalog.toml"
+    path.write_text('[[standalone_selling_prices]]\nproduct = "p"\ncurrency = "USD"\n'
+                    "effective_from = 2026-01-01\n")
+    with pytest.raises(CatalogError, match="amount"):
+        load_standalone_selling_prices(path)

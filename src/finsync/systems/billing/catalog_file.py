@@ -17,7 +17,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from finsync.domain.catalog import BillingFrequency, Price, PriceModel, Product
+from finsync.domain.catalog import (
+    BillingFrequency,
+    Price,
+    PriceModel,
+    Product,
+    StandaloneSellingPrice,
+)
 from finsync.domain.errors import DomainError
 from finsync.domain.money import Money
 from finsync.systems.billing.catalog import Catalog
@@ -36,6 +42,8 @@ _KEYS = {
                "included_quantity", "timing", "tiers"},
     "tiers": {"up_to", "unit_amount", "flat_amount"},
     "tax_rates": {"country", "tax_code", "rate", "effective_from"},
+    "standalone_selling_prices": {"product", "amount", "currency", "effective_from",
+                                  "effective_to", "low", "high"},
 }
 
 
@@ -46,6 +54,37 @@ def load_billing_config(path: Path | None = None) -> BillingConfig:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise CatalogError(f"cannot read billing catalogue {target}: {exc}") from exc
     return parse_billing_config(data, str(target))
+
+
+def load_standalone_selling_prices(path: Path | None = None
+                                   ) -> tuple[StandaloneSellingPrice, ...]:
+    """The catalogue's SSPs (billing owns them; the revenue engine allocates by them)."""
+    target = path or DEFAULT_CATALOG
+    try:
+        data = tomllib.loads(target.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CatalogError(f"cannot read billing catalogue {target}: {exc}") from exc
+    entries = [_entry(e, "standalone_selling_prices", str(target))
+               for e in data.get("standalone_selling_prices", [])]
+    try:
+        return tuple(_ssp(e) for e in entries)
+    except KeyError as exc:
+        raise CatalogError(f"{target}: an SSP misses the key {exc}") from exc
+    except (DomainError, ValueError, TypeError) as exc:
+        raise CatalogError(f"{target}: {exc}") from exc
+
+
+def _ssp(entry: Mapping[str, Any]) -> StandaloneSellingPrice:
+    currency = str(entry["currency"])
+
+    def money(key: str) -> Money | None:
+        return None if entry.get(key) is None else Money.of(str(entry[key]), currency)
+
+    until = entry.get("effective_to")
+    return StandaloneSellingPrice(
+        str(entry["product"]), Money.of(str(entry["amount"]), currency),
+        date.fromisoformat(str(entry["effective_from"])),
+        None if until is None else date.fromisoformat(str(until)), money("low"), money("high"))
 
 
 def parse_billing_config(data: Mapping[str, Any], where: str = "catalogue") -> BillingConfig:
