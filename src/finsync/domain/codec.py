@@ -21,7 +21,7 @@ from finsync.domain.contract import (
     SubscriptionContract,
 )
 from finsync.domain.errors import DomainError, MappingError
-from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice, UsageRecord
+from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice, RatedUsage, UsageRecord
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment, PaymentApplication, Refund
@@ -192,6 +192,15 @@ def decode_usage(r: Reader) -> UsageRecord:
     return _build(r.path, lambda: UsageRecord(
         r.text("id"), r.text("contract_id"), r.text("product_id"), r.integer("quantity"),
         r.day("occurred_on")))
+
+
+def decode_rated_usage(r: Reader) -> RatedUsage:
+    c = r.text("currency")
+    return _build(r.path, lambda: RatedUsage(
+        r.text("id"), r.text("contract_id"), r.text("line_id"), r.text("product_id"),
+        r.day("period_start"), r.day("period_end"), r.integer("used"), r.integer("included"),
+        r.integer("billable"), r.money("amount", c), r.money("drawn", c),
+        r.money("invoiced", c), r.opt_text("invoice_id")))
 
 
 def encode(value: Any) -> Any:

@@ -84,6 +84,8 @@ EVENT_TYPES: dict[str, EventType] = {t.name: t for t in (
     EventType("refund.issued", BusinessDomain.PAYMENTS, "refund", "refund", codec.decode_refund),
     EventType("usage.recorded", BusinessDomain.USAGE, "usage_record", "usage",
               codec.decode_usage),
+    EventType("usage.rated", BusinessDomain.USAGE, "usage_charge", "usage_charge",
+              codec.decode_rated_usage),
 )}
 
 

@@ -99,3 +99,31 @@ class UsageRecord:
     def __post_init__(self) -> None:
         if self.quantity < 0:
             raise DomainError(f"usage {self.id}: quantity cannot be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class RatedUsage:
+    """Usage of one contract line rated for a period `[period_start, period_end)`: what was
+    used, what was included, what is billable, and how it was paid (prepaid drawdown and
+    the invoiced rest)."""
+
+    id: str
+    contract_id: str
+    line_id: str
+    product_id: str
+    period_start: date
+    period_end: date
+    used: int
+    included: int
+    billable: int
+    amount: Money
+    drawn: Money
+    invoiced: Money
+    invoice_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if min(self.used, self.included, self.billable) < 0:
+            raise DomainError(f"rated usage {self.id}: quantities cannot be negative")
+        if self.drawn + self.invoiced != self.amount:
+            raise DomainError(f"rated usage {self.id}: drawn + invoiced differs from "
+                              f"{self.amount}")

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from finsync.connectors.embedded.billing import (
-    NOT_IN_CATALOGUE,
     PUBLISHED_TYPES,
     SOURCE,
     envelope,
@@ -19,7 +18,7 @@ from finsync.domain.contract import ContractAmendment, ContractChange, RampStep
 from finsync.domain.errors import DomainError
 from finsync.domain.event_type import EVENT_TYPES, event_type
 from finsync.domain.ids import event_id_for
-from finsync.domain.invoice import UsageRecord
+from finsync.domain.invoice import RatedUsage, UsageRecord
 from finsync.domain.upcast import UPCASTERS
 from finsync.hub.mapping import canonical
 from finsync.storage.raw_log import RawEvent
@@ -28,7 +27,7 @@ from finsync.systems.billing.cancellation import CancelMode, CancelSubscription
 from finsync.systems.billing.clock import run
 from finsync.systems.billing.credit import CreditReason, IssueCreditMemo
 from finsync.systems.billing.edit import AddProduct, AddSeats, RemoveProduct
-from finsync.systems.billing.event import Emitted, Outcome
+from finsync.systems.billing.event import Emitted, Outcome, UsageCharge
 from finsync.systems.billing.handler import Command, RecordUsage, handle
 from finsync.systems.billing.payment import PayInvoice, RefundPayment
 from tests.unit.billing.support import (
@@ -79,7 +78,13 @@ EMITTED = _lifecycle()
 
 
 def _as_sent(document: Any) -> Any:
-    """What the wire carries for an amendment: contract-level ops and empty values."""
+    """What the wire carries: a rating as the canonical RatedUsage; for an amendment,
+    contract-level ops and empty values."""
+    if isinstance(document, UsageCharge):
+        return RatedUsage(document.id, document.contract_id, document.line_id,
+                          document.product_id, document.period.start, document.period.end,
+                          document.used, document.included, document.billable, document.amount,
+                          document.drawn, document.invoiced, document.invoice_id)
     if not isinstance(document, ContractAmendment):
         return document
     changes = tuple(ContractChange(c.op, c.line_id or "*", c.before or None, c.after or None)
@@ -88,7 +93,7 @@ def _as_sent(document: Any) -> Any:
 
 
 def test_lifecycle_emits_every_published_type() -> None:
-    assert {e.type for e in EMITTED} == PUBLISHED_TYPES | NOT_IN_CATALOGUE
+    assert {e.type for e in EMITTED} == PUBLISHED_TYPES
 
 
 @pytest.mark.parametrize("emitted", [e for e in EMITTED if e.type in PUBLISHED_TYPES],
@@ -117,13 +122,6 @@ def test_contract_level_change_travels_with_a_star_line_id() -> None:
     assert sent is not None
     ops = {c["op"]: c["line_id"] for c in sent["payload"]["amendment"]["changes"]}
     assert ops["cancelled"] == "*"
-
-
-def test_usage_rated_is_not_in_the_catalogue_and_not_sent() -> None:
-    rated = [e for e in EMITTED if e.type == "usage.rated"]
-    assert rated
-    assert "usage.rated" not in EVENT_TYPES
-    assert all(envelope(e, AT) is None for e in rated)
 
 
 def test_published_types_are_all_in_the_hub_catalogue() -> None:

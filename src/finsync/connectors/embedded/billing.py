@@ -9,8 +9,8 @@ Rules:
   `<aggregate type>:<id>:v<version>` (documents issued once are version 1). Each aggregate
   version is made by exactly one event, so the id is unique and the same on every replay,
   and `causation_id` is computed, not looked up: the event id of the version that caused it.
-- Types the hub's catalogue does not know (`usage.rated`) are not sent: the writer returns
-  None and the service stores nothing for them.
+- Only types of the hub's catalogue are sent (`PUBLISHED_TYPES`); for any other the writer
+  returns None and the service stores nothing.
 - The publisher sends unpublished envelopes in outbox order and marks them published only
   after `send` returned (the hub committed them). A crash in between sends them again; the
   hub counts those as duplicates by `(source, source_event_id)`.
@@ -41,8 +41,8 @@ PUBLISHED_TYPES = frozenset({
     billing_event.CONTRACT_RENEWED, billing_event.CONTRACT_CANCELLED,
     billing_event.INVOICE_ISSUED, billing_event.CREDIT_MEMO_ISSUED,
     billing_event.PAYMENT_APPLIED, billing_event.REFUND_ISSUED, billing_event.USAGE_RECORDED,
+    billing_event.USAGE_RATED,
 })
-NOT_IN_CATALOGUE = frozenset({billing_event.USAGE_RATED})
 
 Send = Callable[[Sequence[bytes]], object]
 

@@ -30,6 +30,7 @@ from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment, Refund
 from finsync.domain.refs import ExternalRefs
+from finsync.systems.billing.event import UsageCharge
 
 CONTRACT_LEVEL = "*"
 
@@ -139,6 +140,16 @@ def usage(value: UsageRecord) -> Json:
             "quantity": value.quantity, "occurred_on": value.occurred_on.isoformat()}
 
 
+def usage_charge(value: UsageCharge) -> Json:
+    return {"id": value.id, "contract_id": value.contract_id, "line_id": value.line_id,
+            "product_id": value.product_id, "period_start": value.period.start.isoformat(),
+            "period_end": value.period.end.isoformat(), "used": value.used,
+            "included": value.included, "billable": value.billable,
+            "currency": value.amount.currency, "amount": money(value.amount),
+            "drawn": money(value.drawn), "invoiced": money(value.invoiced),
+            "invoice_id": value.invoice_id}
+
+
 def document(value: object) -> Json:
     """Any document billing emits to the hub, in its canonical shape."""
     for kind, write in _WRITERS:
@@ -150,5 +161,5 @@ def document(value: object) -> Json:
 _WRITERS: tuple[tuple[type[Any], Callable[[Any], Json]], ...] = (
     (ContractAmendment, amendment), (SubscriptionContract, contract), (Invoice, invoice),
     (CreditMemo, credit_memo), (Payment, payment), (Refund, refund), (UsageRecord, usage),
-    (CustomerAccount, customer),
+    (CustomerAccount, customer), (UsageCharge, usage_charge),
 )
