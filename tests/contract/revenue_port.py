@@ -173,6 +173,16 @@ class RevenuePortContract:
         assert caught.value.exception_class is ExceptionClass.SEQUENCING_ERROR
         assert harness.port.find_receipt("k-amd") is None
 
+    def test_invoice_before_the_amendment_it_bills_is_a_missing_reference_until_then(
+            self, harness: RevenueHarness) -> None:
+        harness.port.apply_contract(contract(), None, ctx("k-book"))
+        upgrade = invoice("inv_2", UPGRADE, {SEAT: "22684.93", ANALYTICS: "15123.29"})
+        with pytest.raises(TransientError) as caught:
+            harness.port.record_invoice(upgrade, ctx("k-inv"))
+        assert caught.value.exception_class is ExceptionClass.MISSING_REVREC_REFERENCE
+        _upgraded(harness.port)
+        assert harness.port.record_invoice(upgrade, ctx("k-inv")).references
+
     def test_credit_memo_before_its_invoice_is_transient(self, harness: RevenueHarness) -> None:
         harness.port.apply_contract(contract(), None, ctx("k-book"))
         with pytest.raises(TransientError) as caught:

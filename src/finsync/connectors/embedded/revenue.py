@@ -33,7 +33,6 @@ T = TypeVar("T")
 # What a person does about each refusal decides its class.
 _CLASSES: tuple[tuple[type[DomainError], ExceptionClass], ...] = (
     (revenue_errors.IdempotencyMismatchError, ExceptionClass.DUPLICATE_EVENT),
-    (revenue_errors.UnknownObligationError, ExceptionClass.MISSING_REVREC_REFERENCE),
     (revenue_errors.MissingStandaloneSellingPriceError, ExceptionClass.MASTER_DATA_MISMATCH),
     (revenue_errors.ContractMismatchError, ExceptionClass.MASTER_DATA_MISMATCH),
     (revenue_errors.AccountMappingError, ExceptionClass.MAPPING_ERROR),
@@ -47,6 +46,11 @@ def _translated() -> Iterator[None]:
         yield
     except revenue_errors.RevenueBusyError as exc:
         raise TransientError(str(exc)) from exc
+    except revenue_errors.UnknownObligationError as exc:
+        # Billed before the amendment that creates the obligation reached the engine: the
+        # reference is missing for now; retried, and replayable once it exists.
+        raise TransientError(str(exc), exception_class=ExceptionClass.MISSING_REVREC_REFERENCE) \
+            from exc
     except revenue_errors.UnknownRevenueContractError as exc:
         # Events of different aggregates are not ordered: the contract or invoice may come.
         raise TransientError(str(exc), exception_class=ExceptionClass.SEQUENCING_ERROR) \

@@ -30,7 +30,11 @@ from decimal import Decimal
 from finsync.domain.clock import Period
 from finsync.domain.invoice import DocumentLine
 from finsync.domain.money import Money
-from finsync.systems.revrec.errors import AllocationError, ContractMismatchError
+from finsync.systems.revrec.errors import (
+    AllocationError,
+    ContractMismatchError,
+    UnknownObligationError,
+)
 from finsync.systems.revrec.event import (
     CreditMemoApplied,
     CreditTreatment,
@@ -109,7 +113,10 @@ def obligation_for_line(state: RevenueContractState, line: DocumentLine) -> Obli
             return ob
     by_product = [ob for ob in state.obligations
                   if ob.product_id == line.product_id and ob.obligation_id == ob.line_id]
-    if len(by_product) != 1:
+    if not by_product:  # billed before the engine knows the line (an amendment still to come)
+        raise UnknownObligationError(f"document line {line.line_id} ({line.product_id}) has "
+                                     f"no obligation in {state.revenue_contract_id} yet")
+    if len(by_product) > 1:
         raise ContractMismatchError(f"document line {line.line_id} ({line.product_id}) matches "
                                     f"{len(by_product)} obligations of "
                                     f"{state.revenue_contract_id}")
