@@ -9,6 +9,14 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, Dialect, Integer
 from sqlalchemy.types import TypeDecorator
 
+# Constraint and index names, the same in every finsync schema, so migrations can name them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid).
 Serial = BigInteger().with_variant(Integer(), "sqlite")
 

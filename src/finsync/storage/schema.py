@@ -22,14 +22,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from finsync.dbtypes import Serial, UtcDateTime
+from finsync.dbtypes import NAMING_CONVENTION, Serial, UtcDateTime
 
-metadata = MetaData(naming_convention={
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-})
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 raw_events = Table(
     "raw_events", metadata,

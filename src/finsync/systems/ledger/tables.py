@@ -20,13 +20,9 @@ from sqlalchemy import (
     Text,
 )
 
-from finsync.dbtypes import Serial, UtcDateTime
+from finsync.dbtypes import NAMING_CONVENTION, Serial, UtcDateTime
 
-metadata = MetaData(naming_convention={
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "pk": "pk_%(table_name)s",
-})
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 entities = Table(
