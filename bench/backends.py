@@ -23,7 +23,7 @@ import sqlalchemy
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
-from sqlalchemy import Engine, Table, create_engine, insert, text
+from sqlalchemy import Column, Engine, Index, MetaData, Table, create_engine, insert, text
 from sqlalchemy.exc import DBAPIError
 
 from finsync.storage.db import make_engine, normalise_url
@@ -37,6 +37,18 @@ Note = tuple[str, str]
 
 def chunks(seq: Sequence[T], size: int) -> list[Sequence[T]]:
     return [seq[k:k + size] for k in range(0, len(seq), size)]
+
+
+def plain_copy(table: Table, name: str) -> Table:
+    """`table`'s columns, types, primary key and indexes under another name (and index
+    names of its own), so the baseline writes the same rows beside the real table."""
+    copy = Table(name, MetaData(), *(
+        Column(c.name, c.type, nullable=c.nullable, primary_key=c.primary_key,
+               autoincrement=c.autoincrement) for c in table.columns))
+    for index in table.indexes:
+        columns = [c.name for c in index.columns]
+        Index(f"ix_{name}_{'_'.join(columns)}", *(copy.c[c] for c in columns))
+    return copy
 
 
 def insert_batches(engine: Engine, table: Table, batches: Sequence[Sequence[Any]]) -> float:

@@ -42,13 +42,6 @@ import backends
 from rich.console import Console, JustifyMethod
 from rich.table import Table as RichTable
 from sqlalchemy import (
-    Column,
-    Index,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    Text,
     func,
     select,
 )
@@ -57,7 +50,6 @@ from finsync.bootstrap import build_hub
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, parse_config
 from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.connectors.ports import DeliveryContext, Receipt
-from finsync.dbtypes import Serial, UtcDateTime
 from finsync.domain.payment import Payment
 from finsync.hub.service import Hub
 from finsync.storage import jsonutil
@@ -110,25 +102,7 @@ def baseline_rows(items: Sequence[RawIn], received_at: datetime) -> list[dict[st
             for i in items]
 
 
-# A plain copy of raw_events: same columns, types and (status, id) index; only the names
-# differ, so it can live in the hub's own database next to the real table.
-plain_metadata = MetaData()
-raw_events_plain = Table(
-    "bench_raw_events_plain", plain_metadata,
-    Column("id", Serial, primary_key=True, autoincrement=True),
-    Column("source", String(64), nullable=False),
-    Column("received_at", UtcDateTime, nullable=False),
-    Column("content_type", String(128)),
-    Column("headers", Text, nullable=False),
-    Column("body", LargeBinary, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("error_code", String(64)),
-    Column("error_detail", Text),
-    Column("processed_at", UtcDateTime),
-    Index("ix_bench_raw_events_plain_status_id", "status", "id"),
-)
-if [c.name for c in raw_events_plain.columns] != [c.name for c in raw_events.columns]:
-    raise SystemExit("bench: raw_events changed shape; update raw_events_plain to match")
+raw_events_plain = backends.plain_copy(raw_events, "bench_raw_events_plain")
 
 
 # --------------------------------------------------------------------------------------
@@ -165,7 +139,7 @@ def measure_baseline(url: str, items: Sequence[RawIn]) -> Figure:
     engine = make_engine(url)
     try:
         upgrade(engine)  # the hub's database, with the plain table beside raw_events
-        plain_metadata.create_all(engine)
+        raw_events_plain.create(engine)
         batches = backends.chunks(baseline_rows(items, datetime.now(UTC)), BATCH)
         elapsed = backends.insert_batches(engine, raw_events_plain, batches)
         with engine.connect() as conn:

@@ -42,17 +42,8 @@ import backends
 from rich.console import Console, JustifyMethod
 from rich.table import Table as RichTable
 from sqlalchemy import (
-    BigInteger,
-    Column,
-    Date,
     Engine,
-    Index,
-    Integer,
-    MetaData,
-    PrimaryKeyConstraint,
-    String,
     Table,
-    Text,
     func,
     select,
 )
@@ -184,29 +175,7 @@ def workload(n: int, chart: Chart) -> Workload:
     return Workload(tuple(invoices), tuple(payments))
 
 
-# A plain copy of ledger_lines: same columns, types, primary key and index; only the names
-# differ, so it can live in the ledger's own database next to the real table.
-plain_metadata = MetaData()
-ledger_lines_plain = Table(
-    "bench_ledger_lines_plain", plain_metadata,
-    Column("entry_id", String(64), nullable=False),
-    Column("line_no", Integer, nullable=False),
-    Column("entity", String(64), nullable=False),
-    Column("posting_date", Date, nullable=False),
-    Column("account", String(32), nullable=False),
-    Column("side", String(6), nullable=False),
-    Column("amount_minor", BigInteger, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("txn_amount_minor", BigInteger),
-    Column("txn_currency", String(3)),
-    Column("customer", String(255)),
-    Column("dimensions", Text, nullable=False),
-    PrimaryKeyConstraint("entry_id", "line_no"),
-    Index("ix_bench_ledger_lines_plain_account", "entity", "account", "posting_date"),
-)
-if [(c.name, repr(c.type)) for c in ledger_lines_plain.columns] != \
-        [(c.name, repr(c.type)) for c in lt.lines.columns]:
-    raise SystemExit("bench: ledger_lines changed shape; update ledger_lines_plain to match")
+ledger_lines_plain = backends.plain_copy(lt.lines, "bench_ledger_lines_plain")
 
 
 # --------------------------------------------------------------------------------------
@@ -238,7 +207,7 @@ def measure_baseline(url: str, work: Workload, *, per_document: bool) -> Figure:
     engine = make_engine(url)
     try:
         upgrade(engine)  # the ledger's database, with the plain table beside ledger_lines
-        plain_metadata.create_all(engine)
+        ledger_lines_plain.create(engine)
         rows = [r for _, doc in work.invoices for r in doc.rows]
         batches: list[Sequence[Row]] = [doc.rows for _, doc in work.invoices] if per_document \
             else backends.chunks(rows, BATCH)

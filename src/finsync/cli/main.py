@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from finsync.bootstrap import build_engine, build_hub
 from finsync.cli import billing as billing_cli
@@ -80,8 +81,6 @@ def init(directory: Annotated[Path, typer.Argument()] = Path("."),
 
 
 def _safe_url(config: FinsyncConfig) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(config.database_url).render_as_string(hide_password=True)
 
 
