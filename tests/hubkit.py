@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -72,3 +73,14 @@ def books(hub: Hub, exports: Path) -> dict[str, Any]:
         refs = cross_ref.all_rows(conn)
     return {"deliveries": deliveries, "cross_refs": refs,
             "documents": sorted(json.dumps(d, sort_keys=True) for d in documents)}
+
+
+def run_settled(call: Callable[[list[str]], Any], rounds: int = 40) -> Any:
+    """`finsync run` until no delivery is pending: invoices may reach the revenue engine
+    before the contract change they bill and are retried after a (real-time) back-off."""
+    for _ in range(rounds):
+        result = call(["run"])
+        if not result["status"]["deliveries"].get("pending"):
+            return result
+        time.sleep(0.25)
+    raise AssertionError(f"deliveries still pending: {result['status']}")

@@ -87,6 +87,14 @@ class RevenueSection(_Strict):
     ssp: list[SspSection] = Field(default_factory=list)
 
 
+class TriageSection(_Strict):
+    """Segregation of duties: a correction (re-route, resolve, ignore) whose money at stake
+    is above the threshold of its currency needs a second person's approval."""
+
+    approval_threshold: Decimal = Decimal("1000.00")
+    thresholds: dict[str, Decimal] = Field(default_factory=dict)  # per ISO 4217 currency
+
+
 class LedgerSection(_Strict):
     """Books of the embedded ledger, created at start-up when missing."""
 
@@ -104,6 +112,7 @@ class FinsyncConfig(_Strict):
     routes: dict[str, list[str]] = {}
     ledger: LedgerSection = LedgerSection()
     revenue: RevenueSection = RevenueSection()
+    triage: TriageSection = TriageSection()
     base_dir: Path = Path(".")
 
     def resolve(self, relative: str) -> Path:

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from finsync.cli.main import app
+from tests.hubkit import run_settled
 
 runner = CliRunner()
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "reference-workflow.jsonl"
@@ -31,7 +32,8 @@ def books(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> Path:
     monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
     _json(["init"])
     _json(["ingest", str(EXAMPLE)])
-    assert _json(["run"])["status"]["deliveries"] == {"done": 8}  # 6 ledger, 2 revrec
+    # 6 to the ledger; 2 contracts, 2 invoices and 1 credit memo to revrec
+    assert run_settled(_json)["status"]["deliveries"] == {"done": 11}
     return tmp_path
 
 

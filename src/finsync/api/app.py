@@ -4,12 +4,13 @@ cannot be mapped is kept too, and answered with a 4xx and a machine-readable cod
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import date, timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from finsync.api.errors import finsync_error_handler
 from finsync.domain.errors import FinsyncError
@@ -24,21 +25,31 @@ def _stored_headers(request: Request) -> dict[str, str]:
 
 
 class PipelineThread(threading.Thread):
-    """Runs the hub until idle every `interval_s`, until the app stops."""
+    """Runs the hub until idle every `interval_s`, and the daily job (reconciliation as of
+    yesterday) once per day of the hub's clock, until the app stops."""
 
-    def __init__(self, hub: Hub, interval_s: float) -> None:
+    def __init__(self, hub: Hub, interval_s: float,
+                 daily: Callable[[date], object] | None = None) -> None:
         super().__init__(name="finsync-pipeline", daemon=True)
         self.hub, self.interval_s, self.stopping = hub, interval_s, threading.Event()
+        self.daily = daily
+        self.last_daily: date | None = None
 
     def run(self) -> None:
         while not self.stopping.wait(self.interval_s):
             self.hub.run_until_idle()
+            today = self.hub.clock().date()
+            if self.daily is not None and self.last_daily != today:
+                self.daily(today - timedelta(days=1))
+                self.last_daily = today
 
 
-def create_app(hub: Hub, *, worker_interval_s: float | None = None) -> FastAPI:
+def create_app(hub: Hub, *, worker_interval_s: float | None = None,
+               metrics: Callable[[], str] | None = None,
+               daily: Callable[[date], object] | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        worker = PipelineThread(hub, worker_interval_s) if worker_interval_s else None
+        worker = PipelineThread(hub, worker_interval_s, daily) if worker_interval_s else None
         if worker:
             worker.start()
         yield
@@ -68,6 +79,12 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None) -> FastAPI:
     @app.get("/v1/correlations/{correlation_id}/milestones")
     def milestones(correlation_id: str) -> dict[str, Any]:
         return {"correlation_id": correlation_id, "milestones": hub.timeline(correlation_id)}
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def prometheus() -> str:
+        if metrics is None:
+            raise FinsyncError("metrics are not configured for this app")
+        return metrics()
 
     @app.get("/healthz")
     def health() -> dict[str, str]:

@@ -7,11 +7,20 @@ import os
 from fastapi import FastAPI
 
 from finsync.api.app import create_app
-from finsync.bootstrap import build_hub
+from finsync.bootstrap import build_finance
 from finsync.config import load_config
+from finsync.hub.metrics import render
 
 
 def app_from_environment() -> FastAPI:
     """The app for `FINSYNC_CONFIG`, with its pipeline worker every `FINSYNC_WORKER_INTERVAL_S`."""
     interval_s = float(os.environ.get("FINSYNC_WORKER_INTERVAL_S", "1"))
-    return create_app(build_hub(load_config()), worker_interval_s=interval_s)
+    finance = build_finance(load_config())
+    hub = finance.hub
+
+    def metrics() -> str:
+        return render(hub.engine, list(finance.ports.ledgers), list(finance.ports.revenues),
+                      hub.clock)
+
+    return create_app(hub, worker_interval_s=interval_s, metrics=metrics,
+                      daily=finance.recon.run)

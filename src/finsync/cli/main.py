@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from finsync.bootstrap import build_engine, build_hub
 from finsync.cli import billing as billing_cli
+from finsync.cli import finance as finance_cli
 from finsync.cli import ledger as ledger_cli
 from finsync.cli import output
 from finsync.cli import revrec as revrec_cli
@@ -36,6 +37,10 @@ app.add_typer(exceptions_app, name="exceptions")
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(billing_cli.app, name="billing")
 app.add_typer(revrec_cli.app, name="revrec")
+app.command()(finance_cli.close)
+app.command()(finance_cli.reconcile)
+app.command()(finance_cli.metrics)
+finance_cli.register(exceptions_app)
 
 @contextmanager
 def _hub(config: Path | None) -> Iterator[Hub]:

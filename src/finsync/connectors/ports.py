@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
-from finsync.domain.invoice import CreditMemo, Invoice, UsageRecord
+from finsync.domain.invoice import CreditMemo, Invoice, RatedUsage, UsageRecord
 from finsync.domain.journal import JournalEntry, PeriodStatus
 from finsync.domain.money import Money
 from finsync.domain.payment import Payment, Refund
@@ -32,6 +32,9 @@ class DeliveryContext:
     event_id: str
     correlation_id: str
     causation_id: str | None = None
+    # Set by an approved re-route: book on this date (the first open period) instead of the
+    # document's own date, which stays as it is on the document.
+    posting_date: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,16 @@ class Receivable:
     booked_open: Money
 
 
+@dataclass(frozen=True, slots=True)
+class Application:
+    """A settlement in the ERP: document `by` (a payment, a credit…) applied `amount` (in
+    the settled document's currency) to `document_id`."""
+
+    by: str
+    document_id: str
+    amount: Money
+
+
 @runtime_checkable
 class LedgerPort(Protocol):
     """The ERP: GL, AR and accounting periods. Owns posting rules and FX."""
@@ -85,8 +98,29 @@ class LedgerPort(Protocol):
     def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt: ...
     def find_receipt(self, key: str) -> Receipt | None: ...
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus: ...
+    def close_period(self, legal_entity: str, period: str, actor: str) -> None:
+        """Close the accounting period named `YYYY-MM` (finance's month-end)."""
+        ...
     def trial_balance(self, legal_entity: str, as_of: date) -> Sequence[AccountBalance]: ...
     def receivables(self, legal_entity: str, as_of: date) -> Sequence[Receivable]: ...
+    def applications(self, legal_entity: str, as_of: date) -> Sequence[Application]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RevenuePosition:
+    """One revenue contract's position before a day (00:00), in the contract's currency;
+    `credits` are the credit memos taken off its billings."""
+
+    subscription_contract_id: str
+    customer_id: str
+    currency: str
+    transaction_price: Money
+    billed: Money
+    recognised: Money
+    deferred_revenue: Money
+    contract_asset: Money
+    unbilled_receivable: Money
+    credits: tuple[tuple[str, Money], ...] = ()
 
 
 @runtime_checkable
@@ -99,9 +133,15 @@ class RevenuePort(Protocol):
                        ctx: DeliveryContext) -> Receipt: ...
     def record_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt: ...
     def apply_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt: ...
+    def record_usage(self, usage: RatedUsage, ctx: DeliveryContext) -> Receipt: ...
     def schedules(self, subscription_contract_id: str) -> Sequence[RevenueSchedule]: ...
     def period_journals(self, legal_entity: str, period: Period,
                         ctx: DeliveryContext) -> Sequence[JournalEntry]: ...
+    def positions(self, legal_entity: str, day: date) -> Sequence[RevenuePosition]: ...
+    def account_map(self) -> Mapping[str, str]:
+        """GL accounts of its journals: revenue, deferred_revenue, contract_asset,
+        unbilled_receivable."""
+        ...
     def find_receipt(self, key: str) -> Receipt | None: ...
 
 
@@ -120,6 +160,36 @@ class SourcePage:
     events: tuple[SourceEvent, ...]
     cursor: str | None
     has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ContractValue:
+    """What a contract is worth to billing: the net consideration billed under it (before
+    tax, credit memos deducted) plus the fixed fees its current term will still bill."""
+
+    contract_id: str
+    customer_id: str
+    value: Money
+
+
+@dataclass(frozen=True, slots=True)
+class BilledInvoice:
+    invoice: Invoice
+    open_amount: Money  # total - credits - payments applied, as of the day asked
+
+
+@runtime_checkable
+class BillingRecordsPort(Protocol):
+    """Billing's books as reconciliation reads them, by legal entity, documents dated up
+    to and including `as_of`."""
+
+    system: str
+
+    def invoices(self, legal_entity: str, as_of: date) -> Sequence[BilledInvoice]: ...
+    def credit_memos(self, legal_entity: str, as_of: date) -> Sequence[CreditMemo]: ...
+    def payments(self, legal_entity: str, as_of: date) -> Sequence[Payment]: ...
+    def refunds(self, legal_entity: str, as_of: date) -> Sequence[Refund]: ...
+    def contract_values(self, legal_entity: str) -> Sequence[ContractValue]: ...
 
 
 @runtime_checkable

@@ -22,6 +22,7 @@ from finsync.domain.contract import (
 )
 from finsync.domain.errors import DomainError, MappingError
 from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice, RatedUsage, UsageRecord
+from finsync.domain.journal import JournalEntry, JournalLine, Side
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment, PaymentApplication, Refund
@@ -186,6 +187,52 @@ def decode_refund(r: Reader) -> Refund:
     return _build(r.path, lambda: Refund(
         r.text("id"), r.text("payment_id"), r.text("customer_id"), r.text("legal_entity"),
         r.money("amount", c), r.day("issued_on"), r.text("reason"), r.refs()))
+
+
+def decode_journal_entry(r: Reader) -> JournalEntry:
+    def line(x: Reader) -> JournalLine:
+        moved = x.opt_text("transaction_currency")
+        return _build(x.path, lambda: JournalLine(
+            x.text("account"), _side(x), x.money("amount", x.text("currency")),
+            _pairs(x, "dimensions"),
+            None if moved is None else x.money("transaction_amount", moved)))
+
+    return _build(r.path, lambda: JournalEntry(
+        r.text("id"), r.text("legal_entity"), r.day("posting_date"), r.text("memo"),
+        r.items("lines", line), r.opt_text("correlation_id"), r.opt_text("reverses"),
+        _pairs(r, "source_refs")))
+
+
+def _side(r: Reader) -> Side:
+    try:
+        return Side(r.text("side"))
+    except ValueError:
+        raise MappingError(f"{r.path}.side must be debit or credit") from None
+
+
+def _pairs(r: Reader, key: str) -> tuple[tuple[str, str], ...]:
+    values = r.obj.get(key) or []
+    if not isinstance(values, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(v, str) for v in p)
+            for p in values):
+        raise MappingError(f"{r.path}.{key} must be a list of [name, value] pairs")
+    return tuple((k, v) for k, v in values)
+
+
+def journal_entry_payload(entry: JournalEntry) -> dict[str, Any]:
+    """The canonical wire shape `decode_journal_entry` reads."""
+    def line(ln: JournalLine) -> dict[str, Any]:
+        moved = ln.transaction_amount
+        return {"account": ln.account, "side": ln.side.value, "amount": str(ln.amount.amount),
+                "currency": ln.amount.currency, "dimensions": [list(d) for d in ln.dimensions],
+                "transaction_amount": None if moved is None else str(moved.amount),
+                "transaction_currency": None if moved is None else moved.currency}
+
+    return {"id": entry.id, "legal_entity": entry.legal_entity,
+            "posting_date": entry.posting_date.isoformat(), "memo": entry.memo,
+            "correlation_id": entry.correlation_id, "reverses": entry.reverses,
+            "source_refs": [list(p) for p in entry.source_refs],
+            "lines": [line(ln) for ln in entry.lines]}
 
 
 def decode_usage(r: Reader) -> UsageRecord:

@@ -84,6 +84,10 @@ EVENT_TYPES: dict[str, EventType] = {t.name: t for t in (
     EventType("refund.issued", BusinessDomain.PAYMENTS, "refund", "refund", codec.decode_refund),
     EventType("usage.recorded", BusinessDomain.USAGE, "usage_record", "usage",
               codec.decode_usage),
+    # A revenue engine's period journal (Dr deferred revenue / Cr revenue …), sent to the
+    # ERP at period close.
+    EventType("revenue.journal_recorded", BusinessDomain.REVENUE, "journal_entry",
+              "journal_entry", codec.decode_journal_entry),
     EventType("usage.rated", BusinessDomain.USAGE, "usage_charge", "usage_charge",
               codec.decode_rated_usage),
 )}

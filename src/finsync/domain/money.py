@@ -94,6 +94,9 @@ class Money:
         self._same(other)
         return Money(self.amount - other.amount, self.currency)
 
+    def __abs__(self) -> Money:
+        return self if self.amount >= 0 else -self
+
     def __neg__(self) -> Money:
         return Money(-self.amount, self.currency)
 

@@ -18,7 +18,7 @@ import random
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -56,6 +56,9 @@ class _Failure:
 class _Retry:
     message: str
     at: datetime
+    # A cause finance should see while the hub retries (e.g. missing_revrec_reference);
+    # None for plain unavailability, which only becomes an exception when retries run out.
+    exception_class: ExceptionClass | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +99,10 @@ class DeliveryWorker:
         document: Any = None
         try:
             document = event_type(env.type).decode(env)
+            posting_date = delivery.override.get("posting_date")
             ctx = DeliveryContext(delivery.idempotency_key, env.event_id, env.correlation_id,
-                                  env.causation_id)
+                                  env.causation_id,
+                                  date.fromisoformat(posting_date) if posting_date else None)
             outcome: Receipt | _Retry | _Failure = self._call(delivery, env, document, ctx)
         except TransientError as exc:
             outcome = self._retry_or_give_up(delivery, exc)
@@ -128,15 +133,19 @@ class DeliveryWorker:
                             f"{delivery.target} still failing after {attempt} attempts: {exc}")
         wait = delay_s(attempt, self._policy.backoff_base_s, self._policy.backoff_cap_s,
                        self._rng, exc.retry_after_s)
-        return _Retry(str(exc), self._clock() + timedelta(seconds=wait))
+        visible = exc.exception_class is not ExceptionClass.TARGET_UNAVAILABLE
+        return _Retry(str(exc), self._clock() + timedelta(seconds=wait),
+                      exc.exception_class if visible else None)
 
     def _record(self, conn: Connection, attempt: _Attempt) -> None:
         outcome = attempt.outcome
         if isinstance(outcome, Receipt):
             self._record_success(conn, attempt.delivery, attempt.env, outcome)
         elif isinstance(outcome, _Retry):
-            outbox.reschedule(conn, attempt.delivery.id, self._owner, outcome.message,
-                              outcome.at)
+            if outbox.reschedule(conn, attempt.delivery.id, self._owner, outcome.message,
+                                 outcome.at) and outcome.exception_class is not None:
+                self._open(conn, attempt, outcome.exception_class, outcome.message,
+                           status="retrying")
         else:
             self._record_failure(conn, attempt, outcome)
 
@@ -158,15 +167,27 @@ class DeliveryWorker:
         if milestone := self._targets[delivery.target].milestone(env.type):
             milestone_log.record(conn, env.correlation_id, milestone, env.event_id,
                                  delivery.target, now)
+        note = f"delivered to {delivery.target} (entry {receipt.external_id})"
+        if exception_log.resolve_by_fingerprint(conn, _fingerprint(delivery), note, now):
+            milestone_log.record(conn, env.correlation_id, "exception_resolved", env.event_id,
+                                 delivery.target, now)
 
     def _record_failure(self, conn: Connection, attempt: _Attempt, failure: _Failure) -> None:
-        delivery, env, now = attempt.delivery, attempt.env, self._clock()
-        if not outbox.fail(conn, delivery.id, self._owner, failure.status, failure.message, now):
-            return
+        if outbox.fail(conn, attempt.delivery.id, self._owner, failure.status, failure.message,
+                       self._clock()):
+            self._open(conn, attempt, failure.exception_class, failure.message,
+                       detail=failure.detail)
+
+    def _open(self, conn: Connection, attempt: _Attempt, klass: ExceptionClass, message: str,
+              *, status: str = "open", detail: str | None = None) -> None:
+        delivery, env = attempt.delivery, attempt.env
         exception_log.open_exception(conn, NewException(
-            failure.exception_class, f"delivery:{delivery.idempotency_key}",
-            f"{env.type} to {delivery.target}: {failure.message}",
+            klass, _fingerprint(delivery), f"{env.type} to {delivery.target}: {message}",
             correlation_id=env.correlation_id,
             objects=(f"{env.aggregate.type}:{env.aggregate.id}", f"event:{env.event_id}"),
             amount=amount_at_stake(attempt.document), event_id=env.event_id,
-            delivery_id=delivery.id, detail=failure.detail), now)
+            delivery_id=delivery.id, detail=detail, status=status), self._clock())
+
+
+def _fingerprint(delivery: Delivery) -> str:
+    return f"delivery:{delivery.idempotency_key}"

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from finsync.connectors.ports import DeliveryContext, LedgerPort, Receipt, RevenuePort
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.invoice import CreditMemo, Invoice
+from finsync.domain.journal import JournalEntry, Side
 from finsync.domain.money import Money
 from finsync.domain.payment import Payment, Refund
 
@@ -57,6 +58,7 @@ def ledger_target(port: LedgerPort) -> Target:
         "credit_memo.issued": _Route(port.post_credit_memo, "credit_memo_posted"),
         "payment.applied": _Route(port.post_payment, "payment_applied"),
         "refund.issued": _Route(port.post_refund, "refund_posted"),
+        "revenue.journal_recorded": _Route(port.post_journal_entry, "revenue_journal_posted"),
     }, port.find_receipt)
 
 
@@ -75,6 +77,7 @@ def revenue_target(port: RevenuePort) -> Target:
         "contract.cancelled": _Route(amendment, schedule),
         "invoice.issued": _Route(port.record_invoice, "invoice_linked_to_revenue"),
         "credit_memo.issued": _Route(port.apply_credit_memo, "revenue_adjusted"),
+        "usage.rated": _Route(port.record_usage, "usage_recognised"),
     }, port.find_receipt)
 
 
@@ -88,6 +91,9 @@ def amount_at_stake(document: Any) -> Money | None:
         return document.total
     if isinstance(document, Payment | Refund):
         return document.amount
+    if isinstance(document, JournalEntry):
+        return sum((ln.amount for ln in document.lines if ln.side is Side.DEBIT),
+                   Money.zero(document.lines[0].amount.currency))
     if isinstance(document, ContractAmendment):
         document = document.contract
     if isinstance(document, SubscriptionContract) and document.lines:

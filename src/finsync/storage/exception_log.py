@@ -31,6 +31,11 @@ class NewException:
     raw_event_id: int | None = None
     delivery_id: int | None = None
     detail: str | None = None
+    status: str = "open"  # or "retrying": a transient cause the hub is retrying by itself
+
+
+# Statuses in which an exception still needs something to happen.
+UNRESOLVED = ("open", "retrying", "awaiting_approval")
 
 
 def open_exception(conn: Connection, new: NewException, at: datetime) -> int:
@@ -42,7 +47,7 @@ def open_exception(conn: Connection, new: NewException, at: datetime) -> int:
         "amount_minor": None if new.amount is None else new.amount.quantize().to_minor(),
         "currency": None if new.amount is None else new.amount.currency,
         "event_id": new.event_id, "raw_event_id": new.raw_event_id,
-        "delivery_id": new.delivery_id, "updated_at": at, "status": "open",
+        "delivery_id": new.delivery_id, "updated_at": at, "status": new.status,
         "resolved_at": None,
     }
     if row is not None:
@@ -57,10 +62,28 @@ def close(conn: Connection, exception_id: int, status: str, note: str, at: datet
         status=status, resolution_note=note, resolved_at=at, updated_at=at))
 
 
-def resolve_by_fingerprint(conn: Connection, fingerprint: str, note: str, at: datetime) -> None:
-    conn.execute(update(exceptions).where(
-        exceptions.c.fingerprint == fingerprint, exceptions.c.status == "open").values(
-        status="resolved", resolution_note=note, resolved_at=at, updated_at=at))
+def resolve_by_fingerprint(conn: Connection, fingerprint: str, note: str,
+                           at: datetime) -> list[dict[str, Any]]:
+    """Resolve the unresolved exception with this fingerprint; returns what was resolved."""
+    found = conn.execute(select(exceptions.c.id, exceptions.c.correlation_id).where(
+        exceptions.c.fingerprint == fingerprint,
+        exceptions.c.status.in_(UNRESOLVED))).mappings().all()
+    if found:
+        conn.execute(update(exceptions).where(exceptions.c.id.in_([r["id"] for r in found]))
+                     .values(status="resolved", resolution_note=note, resolved_at=at,
+                             updated_at=at))
+    return [dict(r) for r in found]
+
+
+def set_status(conn: Connection, exception_id: int, status: str, at: datetime) -> None:
+    conn.execute(update(exceptions).where(exceptions.c.id == exception_id).values(
+        status=status, updated_at=at))
+
+
+def get(conn: Connection, exception_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(exceptions).where(exceptions.c.id == exception_id)).mappings() \
+        .first()
+    return None if row is None else _public(dict(row))
 
 
 def listing(conn: Connection, *, status: str | None = None,
@@ -87,3 +110,21 @@ def counts(conn: Connection) -> dict[str, dict[str, int]]:
     for status, klass, n in rows:
         result.setdefault(str(status), {})[str(klass)] = int(n)
     return result
+
+
+def unresolved_objects(conn: Connection) -> dict[str, str]:
+    """Object ref ("invoice:inv_1") → the unresolved exception that names it."""
+    rows = conn.execute(select(exceptions.c.id, exceptions.c["class"], exceptions.c.objects)
+                        .where(exceptions.c.status.in_(UNRESOLVED)))
+    named: dict[str, str] = {}
+    for exception_id, klass, objects in rows:
+        for ref in jsonutil.loads(objects):
+            named.setdefault(str(ref), f"exception {exception_id} ({klass})")
+    return named
+
+
+def unresolved_fingerprints(conn: Connection, prefix: str) -> list[str]:
+    rows = conn.execute(select(exceptions.c.fingerprint).where(
+        exceptions.c.fingerprint.startswith(prefix, autoescape=True),
+        exceptions.c.status.in_(UNRESOLVED)))
+    return [str(f) for (f,) in rows]

@@ -8,8 +8,8 @@ order: a delivery is due only when no earlier delivery of its partition is unfin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, s
 from sqlalchemy.sql.elements import ColumnElement
 
 from finsync.domain.ids import delivery_key
+from finsync.storage import jsonutil
 from finsync.storage.schema import deliveries
 
 UNFINISHED = ("pending", "in_flight", "failed", "dead")
@@ -34,6 +35,7 @@ class Delivery:
     correlation_id: str
     status: str
     attempts: int
+    override: Mapping[str, str] = field(default_factory=dict)
 
 
 def enqueue(conn: Connection, event_id: str, targets: Iterable[str], partition_key: str,
@@ -86,7 +88,8 @@ def claim(conn: Connection, owner: str, now: datetime, lease_s: float,
 
 def _row(r: Any) -> Delivery:
     return Delivery(r["id"], r["event_id"], r["target"], r["idempotency_key"],
-                    r["partition_key"], r["correlation_id"], r["status"], r["attempts"])
+                    r["partition_key"], r["correlation_id"], r["status"], r["attempts"],
+                    jsonutil.loads(r["override"]) if r["override"] else {})
 
 
 # Settling a leased delivery: only its current lease owner may, and each try counts.
@@ -137,6 +140,31 @@ def requeue(conn: Connection, event_ids: Sequence[str], at: datetime,
     return int(conn.execute(query.values(
         status="pending", next_attempt_at=at, attempts=0, last_error=None,
         completed_at=None)).rowcount)
+
+
+def retry_now(conn: Connection, delivery_id: int, at: datetime,
+              override: Mapping[str, str] | None = None) -> bool:
+    """Send a settled (failed, dead or pending) delivery again at once, with fresh attempts
+    and, for a re-route, what changes for the target. False when it is in flight or done."""
+    values: dict[str, Any] = {"status": "pending", "next_attempt_at": at, "attempts": 0,
+                              "last_error": None, "completed_at": None}
+    if override is not None:
+        values["override"] = jsonutil.dumps(dict(override))
+    return bool(conn.execute(update(deliveries).where(
+        deliveries.c.id == delivery_id,
+        deliveries.c.status.in_(("pending", "failed", "dead"))).values(values)).rowcount)
+
+
+def get(conn: Connection, delivery_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).mappings().first()
+    return None if row is None else dict(row)
+
+
+def statuses(conn: Connection, event_ids: Sequence[str]) -> dict[int, str]:
+    """Delivery id → status, for every delivery of these events."""
+    rows = conn.execute(select(deliveries.c.id, deliveries.c.status)
+                        .where(deliveries.c.event_id.in_(event_ids)))
+    return {int(i): str(status) for i, status in rows}
 
 
 def counts(conn: Connection) -> dict[str, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -103,6 +104,8 @@ deliveries = Table(
     Column("lease_expires_at", UtcDateTime),
     Column("last_error", Text),
     Column("result", Text),
+    # What triage changed for the next attempt (e.g. {"posting_date": "2026-04-01"}).
+    Column("override", Text),
     Column("created_at", UtcDateTime, nullable=False),
     Column("completed_at", UtcDateTime),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
@@ -135,7 +138,8 @@ exceptions = Table(
     "exceptions", metadata,
     Column("id", Serial, primary_key=True, autoincrement=True),
     Column("class", String(32), nullable=False, index=True),
-    Column("status", String(16), nullable=False, index=True),  # open | resolved | ignored
+    # open | retrying | awaiting_approval | resolved | ignored
+    Column("status", String(24), nullable=False, index=True),
     Column("fingerprint", String(255), nullable=False, unique=True),
     Column("amount_minor", BigInteger),
     Column("currency", String(3)),
@@ -161,4 +165,37 @@ milestones = Table(
     Column("target", String(64), nullable=False),
     Column("recorded_at", UtcDateTime, nullable=False),
     UniqueConstraint("correlation_id", "name", "event_id", "target"),
+)
+
+# Every action on an exception: who asked, why, who approved (never the same person for a
+# material correction), and when it was carried out.
+triage_actions = Table(
+    "triage_actions", metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("exception_id", BigInteger, ForeignKey("exceptions.id"), nullable=False, index=True),
+    Column("action", String(16), nullable=False),  # retry | replay | reroute | resolve | ignore
+    Column("params", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("requested_by", String(128), nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
+    # pending_approval | approved | rejected | done
+    Column("status", String(24), nullable=False),
+    Column("decided_by", String(128)),
+    Column("decided_at", UtcDateTime),
+    Column("decision_note", Text),
+)
+
+# One row per reconciliation run and entity; the items are kept as JSON (they are read
+# whole, per run), the variances as columns for trends and metrics.
+recon_runs = Table(
+    "recon_runs", metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("legal_entity", String(64), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("run_at", UtcDateTime, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total_variance_minor", BigInteger, nullable=False),
+    Column("breaks", Integer, nullable=False),
+    Column("checks", Text, nullable=False),
+    Index("ix_recon_runs_entity_as_of", "legal_entity", "as_of"),
 )

@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from finsync.connectors.ports import (
     AccountBalance,
+    Application,
     DeliveryContext,
     Receipt,
     Receivable,
@@ -76,7 +77,8 @@ class EmbeddedLedger:
 
     @staticmethod
     def _source(ctx: DeliveryContext, canonical_id: str) -> Source:
-        return Source(ctx.correlation_id, (("event", ctx.event_id), ("document", canonical_id)))
+        return Source(ctx.correlation_id, (("event", ctx.event_id), ("document", canonical_id)),
+                      posting_date=ctx.posting_date)
 
     def post_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt:
         return self._call("invoice", invoice.id, lambda: self._service.post_invoice(
@@ -106,6 +108,10 @@ class EmbeddedLedger:
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus:
         return self._read(lambda: self._service.period_status(legal_entity, on))
 
+    def close_period(self, legal_entity: str, period: str, actor: str) -> None:
+        self._read(lambda: self._service.set_period_status(legal_entity, period,
+                                                           PeriodStatus.CLOSED, actor))
+
     def trial_balance(self, legal_entity: str, as_of: date) -> Sequence[AccountBalance]:
         rows = self._read(lambda: self._service.trial_balance(legal_entity, as_of))
         return [AccountBalance(r.account, r.name, r.type, r.balance) for r in rows]
@@ -116,6 +122,10 @@ class EmbeddedLedger:
                            -i.open if i.kind.value == "credit" else i.open,
                            -i.booked_open if i.kind.value == "credit" else i.booked_open)
                 for i in items]
+
+    def applications(self, legal_entity: str, as_of: date) -> Sequence[Application]:
+        rows = self._read(lambda: self._service.applications(legal_entity, as_of))
+        return [Application(by, document, amount) for by, document, amount in rows]
 
     @staticmethod
     def _read(call: Callable[[], T]) -> T:

@@ -12,21 +12,26 @@ the amendment that made it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import date, timedelta
 from typing import TypeVar
 
 from sqlalchemy.exc import OperationalError
 
-from finsync.connectors.ports import DeliveryContext, Receipt, Reference
+from finsync.connectors.ports import DeliveryContext, Receipt, Reference, RevenuePosition
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.errors import DomainError, ExceptionClass, PermanentError, TransientError
-from finsync.domain.invoice import CreditMemo, Invoice
+from finsync.domain.invoice import CreditMemo, Invoice, RatedUsage, UsageRecord
 from finsync.domain.journal import JournalEntry
+from finsync.domain.money import Money
 from finsync.domain.revenue import RevenueSchedule
 from finsync.systems.revrec import errors as revenue_errors
+from finsync.systems.revrec.balance import balances
+from finsync.systems.revrec.event import UsageRecorded
 from finsync.systems.revrec.service import Applied, RevenueService
+from finsync.systems.revrec.state import RevenueContractState
 
 T = TypeVar("T")
 
@@ -94,6 +99,14 @@ class EmbeddedRevenue:
                           lambda a: Reference(memo.id, "credit_memo",
                                               f"{a.revenue_contract_id}/{memo.id}"))
 
+    def record_usage(self, usage: RatedUsage, ctx: DeliveryContext) -> Receipt:
+        """Billable usage of a rating period, as incurred on the period's last day (the
+        included quantity is part of the fixed fee, so only what is billable is variable)."""
+        record = UsageRecord(usage.id, usage.contract_id, usage.product_id, usage.billable,
+                             usage.period_end - timedelta(days=1))
+        return self._call(lambda: self._service.apply(
+            usage.contract_id, UsageRecorded(ctx.event_id, record), ctx.key))
+
     def schedules(self, subscription_contract_id: str) -> Sequence[RevenueSchedule]:
         found = self._read(lambda: self._service.schedules(subscription_contract_id))
         return [s.to_revenue_schedule() for s in found]
@@ -106,6 +119,16 @@ class EmbeddedRevenue:
             return [] if entry is None else [entry]
 
         return self._read(journals)
+
+    def positions(self, legal_entity: str, day: date) -> Sequence[RevenuePosition]:
+        return [_position(state, day)
+                for state in self._read(lambda: self._service.states(legal_entity))]
+
+    def account_map(self) -> Mapping[str, str]:
+        codes = self._service.accounts
+        return {"revenue": codes.revenue, "deferred_revenue": codes.deferred_revenue,
+                "contract_asset": codes.contract_asset,
+                "unbilled_receivable": codes.unbilled_receivable}
 
     def find_receipt(self, key: str) -> Receipt | None:
         applied = self._read(lambda: self._service.find(key))
@@ -125,3 +148,16 @@ class EmbeddedRevenue:
     def _read(call: Callable[[], T]) -> T:
         with _translated():
             return call()
+
+
+def _position(state: RevenueContractState, day: date) -> RevenuePosition:
+    at = balances(state, day)
+    credits: dict[str, Money] = {}
+    for billing in state.billings:
+        if billing.amount.amount < 0 and billing.issued_on < day:
+            credits[billing.document_id] = credits.get(
+                billing.document_id, Money.zero(state.currency)) - billing.amount
+    return RevenuePosition(state.contract.id, state.contract.customer_id, state.currency,
+                           state.transaction_price, at.billed, at.recognised,
+                           at.deferred_revenue, at.contract_asset, at.unbilled_receivable,
+                           tuple(sorted(credits.items())))

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 
 from finsync.connectors.ports import (
     AccountBalance,
+    Application,
     DeliveryContext,
     Receipt,
     Receivable,
@@ -120,6 +121,12 @@ class FileDropLedger:
 
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus:
         return PeriodStatus.OPEN
+
+    def close_period(self, legal_entity: str, period: str, actor: str) -> None:
+        raise self._no_books()
+
+    def applications(self, legal_entity: str, as_of: date) -> Sequence[Application]:
+        raise self._no_books()
 
     def trial_balance(self, legal_entity: str, as_of: date) -> Sequence[AccountBalance]:
         raise self._no_books()

@@ -181,3 +181,19 @@ def store_items(conn: Connection, opened: Sequence[OpenItem], settled: Sequence[
             "entity": s.item.legal_entity, "item_id": s.item.id, "entry_id": entry.id,
             "applied_minor": s.applied.to_minor(), "relieved_minor": s.relieved.to_minor(),
             "posting_date": entry.posting_date})
+
+
+def applications(conn: Connection, entity: str, as_of: date) -> list[tuple[str, str, Money]]:
+    """(settling document, settled document, amount in the item's currency) for every
+    settlement posted up to `as_of` (a payment applied to an invoice, a credit used…)."""
+    settling, item = t.entries.alias("settling"), t.items.alias("item")
+    rows = conn.execute(
+        select(settling.c.document_id, item.c.document_id, item.c.currency,
+               t.settlements.c.applied_minor)
+        .join(settling, settling.c.id == t.settlements.c.entry_id)
+        .join(item, (item.c.entity == t.settlements.c.entity)
+              & (item.c.id == t.settlements.c.item_id))
+        .where(t.settlements.c.entity == entity, t.settlements.c.posting_date <= as_of)
+        .order_by(t.settlements.c.id))
+    return [(str(by), str(doc), Money.from_minor(minor, currency))
+            for by, doc, currency, minor in rows]

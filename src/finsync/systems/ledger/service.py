@@ -63,6 +63,8 @@ class Source:
     correlation_id: str | None = None
     refs: tuple[tuple[str, str], ...] = ()
     approved: bool = False
+    # An approved re-route books the document on this date (the first open period).
+    posting_date: date | None = None
 
 
 Build = Callable[[Connection, Books], Posting]
@@ -161,7 +163,8 @@ class LedgerService:
         return self._post(key, "journal_entry", entry.id, entry, entry.legal_entity,
                           entry.posting_date, entry.memo,
                           Source(source.correlation_id or entry.correlation_id,
-                                 source.refs or entry.source_refs, source.approved), build,
+                                 source.refs or entry.source_refs, source.approved,
+                                 source.posting_date), build,
                           reverses=entry.reverses)
 
     def reverse(self, entry_id: str, on: date, key: str, source: Source = Source()) -> Posted:
@@ -182,6 +185,7 @@ class LedgerService:
     def _post(self, key: str, kind: str, document_id: str, body: Any, entity: str, on: date,
               memo: str, source: Source, build: Build, reverses: str | None = None) -> Posted:
         body_hash = hashlib.sha256(json.dumps(encode(body), sort_keys=True).encode()).hexdigest()
+        on = source.posting_date or on
         with self._governor.call():
             try:
                 with self.engine.begin() as conn:
@@ -294,6 +298,10 @@ class LedgerService:
     def open_items(self, entity: str, as_of: date) -> list[OpenItem]:
         with self.engine.connect() as conn:
             return reports.items_as_of(conn, entity, as_of)
+
+    def applications(self, entity: str, as_of: date) -> list[tuple[str, str, Money]]:
+        with self.engine.connect() as conn:
+            return records.applications(conn, entity, as_of)
 
     def subledger_check(self, entity: str, as_of: date) -> dict[str, dict[str, str]]:
         with self.engine.connect() as conn:

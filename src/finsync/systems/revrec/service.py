@@ -191,11 +191,18 @@ class RevenueService:
 
     def period_journal(self, legal_entity: str, period: Period) -> JournalEntry | None:
         """The period's revenue journal over every revenue contract of the entity."""
+        return period_journal(self.states(legal_entity), legal_entity, period, self._accounts)
+
+    def states(self, legal_entity: str) -> list[RevenueContractState]:
+        """Every revenue contract of the entity, in id order."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.contracts.c.state).where(
                 t.contracts.c.legal_entity == legal_entity).order_by(t.contracts.c.id))
-            states = [loads_state(text) for (text,) in rows]
-        return period_journal(states, legal_entity, period, self._accounts)
+            return [loads_state(text) for (text,) in rows]
+
+    @property
+    def accounts(self) -> AccountMap:
+        return self._accounts
 
     def record_journal_request(self, key: str, legal_entity: str, period: Period,
                                entry: JournalEntry | None) -> None:

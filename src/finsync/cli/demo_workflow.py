@@ -1,0 +1,282 @@
+"""The reference workflow (DESIGN §4) as a year of business on the embedded systems.
+
+A B2B customer on an annual per-seat subscription with usage overage upgrades mid-quarter
+from 500 to 800 seats and adds the premium analytics module; usage is billed monthly in
+arrears; an SLA breach yields a credit memo; payments and a refund; twelve month-ends, each
+closed. Billing's events reach the hub through a simulated webhook channel that injects
+the faults DESIGN §5 names:
+- the January payment's webhook is delivered twice (de-duplication counts it);
+- the upgrade's contract event (v2) is delayed behind a co-terminated add-on (v3) and the
+  invoices of both: v3 is parked by the sequencer, and the revenue engine gets the invoices
+  before the amendments they bill (`missing_revrec_reference`, retried until they exist);
+- a payment dated 30 March is recorded by billing after March was closed
+  (`closed_period`), re-routed to April by one person and approved by another;
+- a webhook whose body is not JSON (`mapping_error`), ignored by operations with a reason.
+Time is simulated: one clock drives billing, the hub and the ERP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from finsync.bootstrap import Finance
+from finsync.domain.catalog import BillingFrequency
+from finsync.domain.contract import ContractLine, SubscriptionContract
+from finsync.domain.invoice import UsageRecord
+from finsync.domain.money import Money
+from finsync.domain.party import CustomerAccount
+from finsync.storage.raw_log import RawIn
+from finsync.systems.billing.amendment import AmendSubscription
+from finsync.systems.billing.credit import CreditReason, IssueCreditMemo
+from finsync.systems.billing.cycle import add_months
+from finsync.systems.billing.edit import AddProduct, AddSeats
+from finsync.systems.billing.handler import Command, RecordUsage, RegisterCustomer, RunClock
+from finsync.systems.billing.payment import PayInvoice, PaymentResult, RefundPayment
+from finsync.systems.billing.service import BillingService
+from finsync.systems.billing.subscription import CreateSubscription
+from finsync.triage.service import SegregationOfDutiesError
+
+YEAR = 2026
+ENTITY = "le_us"
+CUSTOMER = "cus_acme"
+CONTRACT = "con_acme_2026"
+UPGRADE = "amd_acme_0002"
+ADD_ON = "amd_acme_0003"
+SLA_CASE = "sla_acme_0812"
+CLERK, CONTROLLER, OPS = "ar.clerk", "controller", "ops.engineer"
+# Monthly API calls; 1,000,000 a month are included, the rest costs 0.002 each.
+USAGE = (900_000, 3_000_000, 1_400_000, 1_800_000, 2_600_000, 2_200_000,
+         1_900_000, 2_400_000, 1_700_000, 2_900_000, 3_100_000, 1_200_000)
+
+
+class SimClock:
+    """Business time for the whole demo; it only moves forward."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def to(self, day: date, hour: int = 9) -> None:
+        self.now = max(self.now, datetime(day.year, day.month, day.day, hour, tzinfo=UTC))
+
+    def tick(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class Journal:
+    """What the demo did, for the report: faults injected, triage actions, closes."""
+
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    closes: list[dict[str, Any]] = field(default_factory=list)
+    parked: int = 0
+
+
+class Workflow:
+    def __init__(self, finance: Finance, billing: BillingService, clock: SimClock) -> None:
+        self.finance, self.billing, self.clock = finance, billing, clock
+        self.hub = finance.hub
+        self.log = Journal()
+        self._held: list[bytes] = []
+
+    # -- the year -------------------------------------------------------------------
+    def run(self) -> Journal:
+        self._january()
+        for month in range(1, 13):
+            self._business_of(month)
+            self._month_end(month)
+        return self.log
+
+    def _january(self) -> None:
+        start = date(YEAR, 1, 1)
+        self.clock.to(start)
+        self._do(RegisterCustomer(CustomerAccount(CUSTOMER, "Acme Analytics Customer Ltd",
+                                                  ENTITY, "USD", "US")))
+        contract = SubscriptionContract(CONTRACT, CUSTOMER, ENTITY, "USD", start,
+                                        add_months(start, 12), BillingFrequency.ANNUAL,
+                                        (self._line("ln_seats", "price_seat_annual", 500),
+                                         self._line("ln_usage", "price_usage_overage", 0)))
+        self._do(CreateSubscription(contract, "ord_acme_2026", True, BillingFrequency.MONTHLY,
+                                    12))
+        self._deliver()
+        self._pay_open(date(YEAR, 1, 20), "pay_acme_0120", duplicate=True)
+
+    def _business_of(self, month: int) -> None:
+        self._do(RecordUsage(UsageRecord(f"use_{month:02d}", CONTRACT, "prod_usage_overage",
+                                         USAGE[month - 1], date(YEAR, month, 15))))
+        if month == 3:
+            self._junk_webhook()  # and March's invoice is paid late: see _late_payment
+        if month == 5:
+            self._upgrade()
+        if month == 6:
+            self._pay_open(date(YEAR, 6, 10), "pay_acme_0610")
+        if month == 8:
+            self._sla_credit()
+        if month == 9:
+            self._refund()
+        if month not in (3, 5, 6):
+            self._pay_open(date(YEAR, month, 10), f"pay_acme_{month:02d}10")
+        self._deliver()
+
+    def _month_end(self, month: int) -> None:
+        next_month = add_months(date(YEAR, month, 1), 1)
+        self.clock.to(next_month, hour=0)
+        self._do(RunClock(next_month))  # rates the month's usage, invoiced on the 1st
+        self._deliver()
+        self._settle()
+        for entity in ("le_us", "le_eu"):
+            result = self.finance.close.close(entity, f"{YEAR}-{month:02d}", CONTROLLER)
+            self.log.closes.append({"entity": entity, "period": result.period,
+                                    "status": result.status,
+                                    "journals": [j.id for j in result.journals]})
+        if month == 3:
+            self._late_payment()
+
+    # -- the faults -------------------------------------------------------------------
+    def _upgrade(self) -> None:
+        """Upgrade on 15 May, a co-terminated add-on on 29 May; the upgrade's contract event
+        is delivered last."""
+        self.clock.to(date(YEAR, 5, 15))
+        self._do(AmendSubscription(UPGRADE, CONTRACT, date(YEAR, 5, 15), (
+            AddSeats("ln_seats", 300), AddProduct("ln_analytics", "price_analytics_annual", 1)),
+            "upgrade"))
+        self._hold("contract.amended")
+        self._deliver()
+        self.clock.to(date(YEAR, 5, 29))
+        self._do(AmendSubscription(ADD_ON, CONTRACT, date(YEAR, 5, 29),
+                                   (AddSeats("ln_seats", 20),), "co-terminated add-on"))
+        self._deliver()
+        self.log.faults.append({"fault": "amendment v2 delivered after v3 and both invoices",
+                                "control": "sequencer + missing_revrec_reference retry"})
+        self.clock.tick(120)
+        self._release()
+
+    def _late_payment(self) -> None:
+        """A payment dated 30 March reaches billing on 3 April, after March closed."""
+        self.clock.to(date(YEAR, 4, 3))
+        self._pay_open(date(YEAR, 3, 30), "pay_acme_0330")
+        self._settle()
+        found = self.finance.triage.listing(exception_class="closed_period")
+        self.log.faults.append({"fault": "payment dated in a closed period",
+                                "control": "closed_period + approved re-route"})
+        for row in found:
+            self._reroute_with_approval(row["id"])
+
+    def _reroute_with_approval(self, exception_id: int) -> None:
+        triage = self.finance.triage
+        asked = triage.reroute(exception_id, CLERK, "March is closed: book in April")
+        self.log.actions.append(_outcome(asked, CLERK))
+        try:
+            triage.approve(asked.action_id, CLERK, "approving my own request")
+        except SegregationOfDutiesError as exc:
+            self.log.actions.append({"action": "approve", "by": CLERK, "status": "refused",
+                                     "detail": str(exc)})
+        approved = triage.approve(asked.action_id, CONTROLLER, "late bank file; April is fine")
+        self.log.actions.append(_outcome(approved, CONTROLLER))
+        self._settle()
+
+    def _junk_webhook(self) -> None:
+        self.hub.intake.store([RawIn("billing", b"{not json", {"content-type": "text/plain"})])
+        self.hub.run_until_idle()
+        for row in self.finance.triage.listing(exception_class="mapping_error"):
+            outcome = self.finance.triage.ignore(row["id"], OPS, "truncated test webhook from "
+                                                 "the billing sandbox; nothing to book")
+            self.log.actions.append(_outcome(outcome, OPS))
+        self.log.faults.append({"fault": "webhook body that is not JSON",
+                                "control": "raw kept + mapping_error, ignored with a reason"})
+
+    # -- business steps -------------------------------------------------------------
+    def _sla_credit(self) -> None:
+        self.clock.to(date(YEAR, 8, 12))
+        first = self.billing.invoices(contract_id=CONTRACT)[0]
+        self._do(IssueCreditMemo(first.id, CreditReason.SLA_CREDIT, date(YEAR, 8, 12),
+                                 Money.of("5000.00", "USD"), SLA_CASE))
+
+    def _refund(self) -> None:
+        """The customer asks for the SLA credit in cash."""
+        self.clock.to(date(YEAR, 9, 5))
+        self._do(RefundPayment("ref_acme_0905", "pay_acme_0120", Money.of("5000.00", "USD"),
+                               date(YEAR, 9, 5), "sla_credit_paid_out"))
+
+    def _pay_open(self, day: date, payment_id: str, *, duplicate: bool = False) -> None:
+        self.clock.to(max(day, self.clock.now.date()))
+        due = [s for s in self.billing.invoices(contract_id=CONTRACT)
+               if s.amount_due.amount > 0 and s.issue_date <= day]
+        for n, summary in enumerate(due):
+            self._do(PayInvoice(f"{payment_id}_{n}" if n else payment_id, summary.id,
+                                summary.amount_due, day, PaymentResult.SUCCEEDED, ""))
+        self._deliver(duplicate_last=duplicate)
+        if duplicate:
+            self.log.faults.append({"fault": "payment webhook delivered twice",
+                                    "control": "de-duplication by source event id"})
+
+    def _line(self, line_id: str, price_id: str, quantity: int) -> ContractLine:
+        plan = self.billing.config.catalog.plan(price_id)
+        start = date(YEAR, 1, 1)
+        return ContractLine(line_id, plan.price.product_id, price_id, quantity,
+                            Money(plan.price.unit_amount.amount, "USD"), start,
+                            add_months(start, 12))
+
+    def _do(self, command: Command) -> None:
+        self.billing.execute(command)
+
+    # -- the webhook channel --------------------------------------------------------
+    def _hold(self, event_type: str) -> None:
+        """Take the pending events of this type out of the next deliveries."""
+        pending = self.billing.pending()
+        for item in pending:
+            if item.type == event_type:
+                self._held.append(item.envelope.encode())
+        self.billing.mark_published([i.seq for i in pending if i.type == event_type])
+
+    def _release(self) -> None:
+        self._send(self._held)
+        self._held = []
+        self._settle()
+
+    def _deliver(self, *, duplicate_last: bool = False) -> None:
+        while items := self.billing.pending():
+            bodies = [item.envelope.encode() for item in items]
+            self._send(bodies + bodies[-1:] if duplicate_last else bodies)
+            self.billing.mark_published([item.seq for item in items])
+        self.log.parked += self.hub.run_until_idle().outcomes.get("parked", 0)
+
+    def _send(self, bodies: Iterable[bytes]) -> None:
+        self.hub.intake.store([RawIn("billing", body, {"x-finsync-demo": "webhook"})
+                               for body in bodies])
+
+    def _settle(self, rounds: int = 50) -> None:
+        """Run the hub until nothing is due, letting retry back-off elapse on the clock."""
+        for _ in range(rounds):
+            self.hub.run_until_idle()
+            status = self.hub.status()
+            if not status["deliveries"].get("pending") and not status["deliveries"].get(
+                    "in_flight"):
+                return
+            self.clock.tick(300)
+        raise RuntimeError("the hub did not settle: deliveries are still pending")
+
+
+def _outcome(outcome: Any, actor: str) -> dict[str, Any]:
+    return {"action": outcome.action, "by": actor, "status": outcome.status,
+            "exception_id": outcome.exception_id, "detail": outcome.detail}
+
+
+def revenue_by_period(journals: Iterable[Any], account: str) -> dict[str, Decimal]:
+    """Credit minus debit on the revenue account, per posting month."""
+    totals: dict[str, Decimal] = {}
+    for entry in journals:
+        month = entry.posting_date.strftime("%Y-%m")
+        for line in entry.lines:
+            if line.account == account:
+                sign = 1 if line.side.value == "credit" else -1
+                totals[month] = totals.get(month, Decimal(0)) + sign * line.amount.amount
+    return totals
+

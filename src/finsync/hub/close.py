@@ -1,0 +1,125 @@
+"""Period close: cut-off, the revenue engine's period journals to the ERP, then the close.
+
+Rules:
+- The cut-off holds when everything that occurred before the period end is processed and
+  delivered, or sits in the exception queue (where finance sees it). Otherwise the close is
+  refused with the list of what is outstanding (`CutoffError`), and nothing changes.
+- The revenue engine's period journals travel like any other event: stored raw from source
+  `revrec` (the revenue domain's owner), accepted, routed to the ERP through the outbox,
+  traced by the correlation id `close:<entity>:<YYYY-MM>`. The journal's id is derived
+  from (entity, period), so a second close of the same period posts nothing twice.
+- The ERP period is closed only after every journal of the period is posted; a journal the
+  ERP refuses leaves the period open and its exception in the queue.
+- Late events for a closed period are refused by the ERP as `closed_period`; triage re-routes
+  them to the first open period with approval.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+
+from finsync.connectors.ports import DeliveryContext, LedgerPort, RevenuePort
+from finsync.domain.clock import Period
+from finsync.domain.codec import journal_entry_payload
+from finsync.domain.errors import DomainError
+from finsync.domain.event_type import EVENT_TYPES
+from finsync.domain.ids import event_id_for
+from finsync.domain.journal import JournalEntry, PeriodStatus
+from finsync.domain.upcast import UPCASTERS
+from finsync.hub.service import Hub
+from finsync.storage import cutoff, outbox
+from finsync.storage.db import reading
+from finsync.storage.raw_log import RawIn
+
+SOURCE = "revrec"
+EVENT_TYPE = "revenue.journal_recorded"
+
+
+class CutoffError(DomainError):
+    code = "cutoff_incomplete"
+
+    def __init__(self, message: str, outstanding: Sequence[dict[str, object]]) -> None:
+        super().__init__(message)
+        self.outstanding = list(outstanding)
+
+
+class JournalNotPostedError(DomainError):
+    code = "revenue_journal_not_posted"
+
+
+@dataclass(frozen=True, slots=True)
+class CloseResult:
+    legal_entity: str
+    period: str
+    journals: tuple[JournalEntry, ...]
+    status: str  # closed | already_closed
+
+
+def month(name: str) -> Period:
+    """`YYYY-MM` as the half-open period of that month."""
+    try:
+        year, number = (int(part) for part in name.split("-"))
+        start = date(year, number, 1)
+    except ValueError:
+        raise DomainError(f"period must be YYYY-MM, not {name!r}") from None
+    end = date(year + number // 12, number % 12 + 1, 1)
+    return Period(start, end)
+
+
+class PeriodClose:
+    def __init__(self, hub: Hub, ledger: LedgerPort, revenue: RevenuePort) -> None:
+        self._hub, self._ledger, self._revenue = hub, ledger, revenue
+
+    def close(self, legal_entity: str, period_name: str, actor: str) -> CloseResult:
+        period = month(period_name)
+        if self._ledger.period_status(legal_entity, period.start) is PeriodStatus.CLOSED:
+            return CloseResult(legal_entity, period_name, (), "already_closed")
+        self._hub.run_until_idle()
+        self._check_cutoff(period)
+        correlation = f"close:{legal_entity}:{period_name}"
+        ctx = DeliveryContext(correlation, correlation, correlation)
+        journals = tuple(self._revenue.period_journals(legal_entity, period, ctx))
+        self._post(journals, correlation)
+        self._ledger.close_period(legal_entity, period_name, actor)
+        return CloseResult(legal_entity, period_name, journals, "closed")
+
+    def _check_cutoff(self, period: Period) -> None:
+        end = datetime.combine(period.end, time(), UTC)
+        with reading(self._hub.engine) as conn:
+            outstanding = cutoff.unsettled(conn, end)
+        if outstanding:
+            raise CutoffError(f"{len(outstanding)} item(s) before {period.end} are neither "
+                              "settled nor in the exception queue", outstanding)
+
+    def _post(self, journals: Sequence[JournalEntry], correlation: str) -> None:
+        bodies = [json.dumps(_envelope(entry, correlation, self._hub.clock())).encode()
+                  for entry in journals]
+        self._hub.intake.store([RawIn(SOURCE, body, {"x-finsync-close": correlation})
+                                for body in bodies])
+        self._hub.run_until_idle()
+        event_ids = [event_id_for(SOURCE, _source_event_id(entry)) for entry in journals]
+        with reading(self._hub.engine) as conn:
+            states = outbox.statuses(conn, event_ids)
+        if any(status != "done" for status in states.values()) or len(states) < len(journals):
+            raise JournalNotPostedError(
+                f"the ERP has not taken every revenue journal of {correlation} "
+                f"({states or 'none delivered'}); see `finsync exceptions list`")
+
+
+def _source_event_id(entry: JournalEntry) -> str:
+    return f"journal_entry:{entry.id}:v1"
+
+
+def _envelope(entry: JournalEntry, correlation: str, now: datetime) -> dict[str, object]:
+    kind = EVENT_TYPES[EVENT_TYPE]
+    return {
+        "type": EVENT_TYPE, "schema_version": UPCASTERS.current_version(EVENT_TYPE),
+        "source": SOURCE, "source_event_id": _source_event_id(entry),
+        "occurred_at": now.isoformat(), "correlation_id": correlation, "causation_id": None,
+        "idempotency_key": None,
+        "aggregate": {"type": kind.aggregate_type, "id": entry.id, "version": 1},
+        "payload": {kind.document_key: journal_entry_payload(entry)},
+    }

@@ -1,0 +1,1 @@
+"""Reconciliation: billing, the ERP and the revenue engine compared, item by item."""

@@ -1,0 +1,133 @@
+"""Running the reconciliation: gather each system's figures, run the checks, keep the run,
+and put every unexplained break in the exception queue (and take fixed ones out).
+
+Rules:
+- Billing, the ERP and the revenue engine are read through their ports only, so the same
+  run works against the embedded systems, Stripe or Tryton.
+- Revenue per period is compared month by month over the year of `as_of`, up to the last
+  month that ends on or before it.
+- A break opens one `reconciliation_break` per (entity, check, item), with its variance as
+  the money at stake; a later run that finds the item agreeing resolves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Connection, Engine
+
+from finsync.connectors.ports import BillingRecordsPort, LedgerPort, RevenuePort
+from finsync.domain.clock import Period
+from finsync.domain.errors import ExceptionClass
+from finsync.domain.journal import PeriodStatus
+from finsync.domain.money import Money
+from finsync.recon.checks import CHECKS, PeriodRevenue, Snapshot
+from finsync.recon.model import CheckResult, Report
+from finsync.storage import exception_log, recon_log
+from finsync.storage.db import reading, transaction
+from finsync.storage.exception_log import NewException
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    id: str
+    currency: str
+
+
+class Reconciliation:
+    def __init__(self, engine: Engine, billing: BillingRecordsPort, ledger: LedgerPort,
+                 revenue: RevenuePort, entities: Sequence[Entity],
+                 clock: Callable[[], datetime]) -> None:
+        self._engine, self._billing, self._ledger = engine, billing, ledger
+        self._revenue, self._entities, self._clock = revenue, list(entities), clock
+
+    def run(self, as_of: date, *, record: bool = True) -> Report:
+        checks = tuple(check(snap) for entity in self._entities
+                       for snap in [self.snapshot(entity, as_of)] for check in CHECKS)
+        report = Report(as_of, checks)
+        if record:
+            self._record(report)
+        return report
+
+    def snapshot(self, entity: Entity, as_of: date) -> Snapshot:
+        day_after = as_of + timedelta(days=1)
+        year_start = date(as_of.year, 1, 1)
+        accounts = self._revenue.account_map()
+        with reading(self._engine) as conn:
+            explained = exception_log.unresolved_objects(conn)
+        return Snapshot(
+            entity.id, entity.currency, as_of,
+            self._billing.invoices(entity.id, as_of),
+            self._billing.credit_memos(entity.id, as_of),
+            self._billing.payments(entity.id, as_of),
+            self._billing.refunds(entity.id, as_of),
+            self._billing.contract_values(entity.id),
+            self._ledger.receivables(entity.id, as_of),
+            self._ledger.applications(entity.id, as_of),
+            self._revenue.positions(entity.id, year_start),
+            self._revenue.positions(entity.id, day_after),
+            self._periods(entity, year_start, day_after, accounts["revenue"]),
+            self._gl(entity, as_of), accounts, explained,
+            self._ledger.period_status(entity.id, as_of) is PeriodStatus.CLOSED)
+
+    def _gl(self, entity: Entity, as_of: date) -> dict[str, Money]:
+        return {b.account: b.balance for b in self._ledger.trial_balance(entity.id, as_of)}
+
+    def _periods(self, entity: Entity, start: date, end: date,
+                 revenue_account: str) -> list[PeriodRevenue]:
+        months: list[PeriodRevenue] = []
+        first = start
+        while (nxt := date(first.year + first.month // 12, first.month % 12 + 1, 1)) <= end:
+            months.append(self._month(entity, Period(first, nxt), revenue_account))
+            first = nxt
+        return months
+
+    def _month(self, entity: Entity, period: Period, account: str) -> PeriodRevenue:
+        def recognised(day: date) -> Money:
+            return sum((p.recognised for p in self._revenue.positions(entity.id, day)
+                        if p.currency == entity.currency), Money.zero(entity.currency))
+
+        def gl_credit(day: date) -> Money:
+            return -self._gl(entity, day - timedelta(days=1)).get(
+                account, Money.zero(entity.currency))
+
+        closed = self._ledger.period_status(entity.id, period.start) is PeriodStatus.CLOSED
+        return PeriodRevenue(period.start.strftime("%Y-%m"), period,
+                             recognised(period.end) - recognised(period.start),
+                             gl_credit(period.end) - gl_credit(period.start), closed)
+
+    def _record(self, report: Report) -> None:
+        now = self._clock()
+        with transaction(self._engine) as conn:
+            for entity in self._entities:
+                mine = [c for c in report.checks if c.legal_entity == entity.id]
+                variance = sum((c.variance for c in mine if c.currency == entity.currency),
+                               Money.zero(entity.currency))
+                recon_log.record(conn, entity.id, report.as_of, variance,
+                                 sum(len(c.breaks) for c in mine),
+                                 [c.as_dict() for c in mine], now)
+                self._sync_exceptions(conn, entity.id, mine, now)
+
+    @staticmethod
+    def _sync_exceptions(conn: Connection, entity: str, checks: Sequence[CheckResult],
+                         now: datetime) -> None:
+        breaking: set[str] = set()
+        for check in checks:
+            for item in check.breaks:
+                if item.explained_by:
+                    continue
+                fingerprint = f"recon:{entity}:{check.name}:{item.ref}"
+                breaking.add(fingerprint)
+                exception_log.open_exception(conn, NewException(
+                    ExceptionClass.RECONCILIATION_BREAK, fingerprint,
+                    f"{check.name} {item.ref}: {item.cause}, {item.actual.amount} against "
+                    f"{item.expected.amount} {item.expected.currency}",
+                    objects=(item.ref,) + ((f"customer:{item.customer_id}",)
+                                           if item.customer_id else ()),
+                    amount=abs(item.variance)), now)
+        for fingerprint in exception_log.unresolved_fingerprints(conn, f"recon:{entity}:"):
+            if fingerprint not in breaking:
+                exception_log.resolve_by_fingerprint(conn, fingerprint,
+                                                     "reconciles on the latest run", now)

@@ -1,0 +1,46 @@
+"""The figures behind the metrics of DESIGN §7, read from the store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from finsync.storage.exception_log import UNRESOLVED
+from finsync.storage.schema import deliveries, duplicates, events, exceptions, raw_events
+
+
+def delivery_counts(conn: Connection) -> list[tuple[str, str, str, int]]:
+    """(target, event type, status, count)."""
+    rows = conn.execute(
+        select(deliveries.c.target, events.c.type, deliveries.c.status, func.count())
+        .join(events, events.c.event_id == deliveries.c.event_id)
+        .group_by(deliveries.c.target, events.c.type, deliveries.c.status))
+    return [(str(t), str(k), str(s), int(n)) for t, k, s, n in rows]
+
+
+def posting_latencies(conn: Connection, targets: Sequence[str]) -> list[float]:
+    """Seconds from an event's occurrence to its posting, per done delivery to `targets`."""
+    rows = conn.execute(
+        select(events.c.occurred_at, deliveries.c.completed_at)
+        .join(events, events.c.event_id == deliveries.c.event_id)
+        .where(deliveries.c.status == "done", deliveries.c.target.in_(targets)))
+    return [max(0.0, (done - occurred).total_seconds()) for occurred, done in rows]
+
+
+def duplicates_and_raw(conn: Connection) -> tuple[int, int]:
+    dup = conn.execute(select(func.count()).select_from(duplicates)).scalar_one()
+    raw = conn.execute(select(func.count()).select_from(raw_events)).scalar_one()
+    return int(dup), int(raw)
+
+
+def unresolved_exceptions(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(select(exceptions.c["class"], exceptions.c.opened_at)
+                        .where(exceptions.c.status.in_(UNRESOLVED)))
+    return [{"class": str(k), "opened_at": at} for k, at in rows]
+
+
+def age_s(opened_at: datetime, now: datetime) -> float:
+    return max(0.0, (now - opened_at).total_seconds())

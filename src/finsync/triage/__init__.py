@@ -1,0 +1,1 @@
+"""The exception queue finance works from: actions, approvals and their audit trail."""

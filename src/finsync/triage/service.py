@@ -1,0 +1,252 @@
+"""The exception queue's actions.
+
+Rules:
+- Every action is a row in `triage_actions` with who asked, why and when; an action that
+  needs approval waits there (`pending_approval`, the exception `awaiting_approval`) until a
+  different person approves or rejects it (segregation of duties, `policy.py`).
+- retry: send the failed delivery again now with fresh attempts (or map a refused raw event
+  again); the exception becomes `retrying` and the delivery worker resolves it on success.
+- replay: retry every exception of a filtered set that has something to send again.
+- reroute (`closed_period` only): book the document in the first open period on or after
+  its own date; the document is not changed, only the ERP posting date.
+- resolve (with a note) and ignore (with a reason) take an exception off the queue; neither
+  changes the books, so above the threshold a second person must agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from finsync.connectors.ports import LedgerPort
+from finsync.domain.errors import DomainError, ExceptionClass
+from finsync.domain.event_type import event_type
+from finsync.domain.invoice import CreditMemo, Invoice
+from finsync.domain.journal import JournalEntry, PeriodStatus
+from finsync.domain.money import Money
+from finsync.domain.payment import Payment, Refund
+from finsync.domain.upcast import UPCASTERS
+from finsync.storage import event_log, exception_log, outbox, raw_log, triage_log
+from finsync.storage.db import reading, transaction
+from finsync.triage.policy import Action, ApprovalPolicy
+
+SEARCH_MONTHS = 24
+
+
+class TriageError(DomainError):
+    code = "triage_refused"
+
+
+class UnknownExceptionError(TriageError):
+    code = "unknown_exception"
+
+
+class NotApplicableError(TriageError):
+    code = "action_not_applicable"
+
+
+class SegregationOfDutiesError(TriageError):
+    code = "same_person"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    action_id: int
+    exception_id: int
+    action: str
+    status: str  # done | pending_approval | rejected
+    detail: str
+
+
+class Triage:
+    def __init__(self, engine: Engine, policy: ApprovalPolicy,
+                 ledgers: Callable[[str], LedgerPort | None],
+                 clock: Callable[[], datetime]) -> None:
+        self._engine, self._policy, self._ledgers, self._clock = engine, policy, ledgers, clock
+
+    # -- reading ----------------------------------------------------------------------
+    def listing(self, *, status: str | None = "open", exception_class: str | None = None,
+                correlation_id: str | None = None) -> list[dict[str, Any]]:
+        with reading(self._engine) as conn:
+            rows = exception_log.listing(conn, status=status, exception_class=exception_class)
+        now = self._clock()
+        return [_with_age(r, now) for r in rows
+                if correlation_id is None or r["correlation_id"] == correlation_id]
+
+    def show(self, exception_id: int) -> dict[str, Any]:
+        with reading(self._engine) as conn:
+            row = self._exception(conn, exception_id)
+            row["actions"] = triage_log.for_exception(conn, exception_id)
+            row["delivery"] = outbox.get(conn, row["delivery_id"]) if row["delivery_id"] else None
+        return _with_age(row, self._clock())
+
+    def pending_approvals(self) -> list[dict[str, Any]]:
+        with reading(self._engine) as conn:
+            return triage_log.pending(conn)
+
+    # -- actions ----------------------------------------------------------------------
+    def retry(self, exception_id: int, actor: str, reason: str) -> Outcome:
+        return self._request(exception_id, Action.RETRY, {}, actor, reason)
+
+    def replay(self, actor: str, reason: str, *, exception_class: str | None = None,
+               correlation_id: str | None = None) -> list[Outcome]:
+        """Retry every unresolved exception of the set that has something to send again."""
+        chosen = [row for status in ("open", "retrying")
+                  for row in self.listing(status=status, exception_class=exception_class,
+                                          correlation_id=correlation_id)
+                  if row["delivery_id"] or row["raw_event_id"]]
+        return [self._request(row["id"], Action.REPLAY, {}, actor, reason) for row in chosen]
+
+    def reroute(self, exception_id: int, actor: str, reason: str) -> Outcome:
+        with reading(self._engine) as conn:
+            row = self._exception(conn, exception_id)
+        if row["class"] != ExceptionClass.CLOSED_PERIOD.value or not row["delivery_id"]:
+            raise NotApplicableError(f"exception {exception_id} is {row['class']}: only a "
+                                     "closed_period delivery can be re-routed")
+        posting = self._first_open_day(row)
+        return self._request(exception_id, Action.REROUTE,
+                             {"posting_date": posting.isoformat()}, actor, reason)
+
+    def resolve(self, exception_id: int, actor: str, note: str) -> Outcome:
+        return self._request(exception_id, Action.RESOLVE, {}, actor, note)
+
+    def ignore(self, exception_id: int, actor: str, reason: str) -> Outcome:
+        return self._request(exception_id, Action.IGNORE, {}, actor, reason)
+
+    def approve(self, action_id: int, actor: str, note: str) -> Outcome:
+        return self._decide(action_id, actor, note, approve=True)
+
+    def reject(self, action_id: int, actor: str, note: str) -> Outcome:
+        return self._decide(action_id, actor, note, approve=False)
+
+    # -- internals --------------------------------------------------------------------
+    def _request(self, exception_id: int, action: Action, params: dict[str, str], actor: str,
+                 reason: str) -> Outcome:
+        if not actor.strip() or not reason.strip():
+            raise TriageError("every action needs who (actor) and why (reason or note)")
+        now = self._clock()
+        with transaction(self._engine) as conn:
+            row = self._exception(conn, exception_id)
+            if row["status"] not in exception_log.UNRESOLVED:
+                raise NotApplicableError(f"exception {exception_id} is already {row['status']}")
+            if row["status"] == "awaiting_approval":
+                raise NotApplicableError(f"exception {exception_id} has an action awaiting "
+                                         "approval; approve or reject it first")
+            at_stake = _at_stake(row)
+            if self._policy.needs_approval(action, at_stake):
+                action_id = triage_log.record(conn, exception_id, action.value, params, reason,
+                                              actor, "pending_approval", now)
+                exception_log.set_status(conn, exception_id, "awaiting_approval", now)
+                return Outcome(action_id, exception_id, action.value, "pending_approval",
+                               f"{at_stake} is above the approval threshold: another person "
+                               "must approve")
+            detail = self._carry_out(conn, row, action, params, actor, reason, now)
+            action_id = triage_log.record(conn, exception_id, action.value, params, reason,
+                                          actor, "done", now)
+        return Outcome(action_id, exception_id, action.value, "done", detail)
+
+    def _decide(self, action_id: int, actor: str, note: str, *, approve: bool) -> Outcome:
+        now = self._clock()
+        with transaction(self._engine) as conn:
+            pending = triage_log.get(conn, action_id)
+            if pending is None or pending["status"] != "pending_approval":
+                raise NotApplicableError(f"action {action_id} is not awaiting approval")
+            if pending["requested_by"] == actor:
+                raise SegregationOfDutiesError(
+                    f"{actor} asked for action {action_id}; a different person must decide")
+            row = self._exception(conn, pending["exception_id"])
+            exception_log.set_status(conn, row["id"], "open", now)
+            row["status"] = "open"
+            detail = "rejected: the exception stays open"
+            if approve:
+                detail = self._carry_out(conn, row, Action(pending["action"]),
+                                         pending["params"], pending["requested_by"],
+                                         pending["reason"], now)
+            triage_log.decide(conn, action_id, "done" if approve else "rejected", actor, note,
+                              now)
+        return Outcome(action_id, row["id"], pending["action"],
+                       "done" if approve else "rejected", detail)
+
+    def _carry_out(self, conn: Connection, row: dict[str, Any], action: Action,
+                   params: dict[str, str], actor: str, reason: str, now: datetime) -> str:
+        if action in (Action.RESOLVE, Action.IGNORE):
+            status = "resolved" if action is Action.RESOLVE else "ignored"
+            exception_log.close(conn, row["id"], status, f"{actor}: {reason}", now)
+            return status
+        if row["delivery_id"]:
+            override = params if action is Action.REROUTE else None
+            if not outbox.retry_now(conn, row["delivery_id"], now, override):
+                raise NotApplicableError(f"delivery {row['delivery_id']} is in flight or done")
+            exception_log.set_status(conn, row["id"], "retrying", now)
+            where = f" on {params['posting_date']}" if override else ""
+            return f"delivery {row['delivery_id']} sent again{where}"
+        if row["raw_event_id"]:
+            raw_log.mark(conn, row["raw_event_id"], "received", now)
+            exception_log.set_status(conn, row["id"], "retrying", now)
+            return f"raw event {row['raw_event_id']} will be mapped again"
+        raise NotApplicableError(f"exception {row['id']} ({row['class']}) has nothing to "
+                                 "send again; fix the cause, then resolve it")
+
+    def _first_open_day(self, row: dict[str, Any]) -> date:
+        with reading(self._engine) as conn:
+            delivery = outbox.get(conn, row["delivery_id"])
+            env = event_log.get(conn, delivery["event_id"]) if delivery else None
+        if delivery is None or env is None:
+            raise NotApplicableError(f"exception {row['id']} has no delivery to re-route")
+        ledger = self._ledgers(delivery["target"])
+        if ledger is None:
+            raise NotApplicableError(f"{delivery['target']} is not a ledger")
+        document = event_type(env.type).decode(UPCASTERS.upcast(env))
+        entity, day = _entity_and_date(document)
+        first = date(day.year, day.month, 1)
+        for step in range(1, SEARCH_MONTHS + 1):
+            month = date(first.year + (first.month - 1 + step) // 12,
+                         (first.month - 1 + step) % 12 + 1, 1)
+            if ledger.period_status(entity, month) is PeriodStatus.OPEN:
+                return month
+        raise NotApplicableError(f"{entity} has no open period within {SEARCH_MONTHS} "
+                                 f"months after {day}")
+
+    @staticmethod
+    def _exception(conn: Connection, exception_id: int) -> dict[str, Any]:
+        row = exception_log.get(conn, exception_id)
+        if row is None:
+            raise UnknownExceptionError(f"no exception {exception_id}")
+        return row
+
+
+def _at_stake(row: dict[str, Any]) -> Money | None:
+    text = row["amount_at_stake"]  # "1234.56 USD", as exception_log shows it
+    if text is None:
+        return None
+    amount, currency = text.split(" ")
+    return Money.of(amount, currency)
+
+
+def _entity_and_date(document: Any) -> tuple[str, date]:
+    if isinstance(document, Invoice | CreditMemo):
+        return document.legal_entity, document.issue_date
+    if isinstance(document, Payment):
+        return document.legal_entity, document.received_on
+    if isinstance(document, Refund):
+        return document.legal_entity, document.issued_on
+    if isinstance(document, JournalEntry):
+        return document.legal_entity, document.posting_date
+    raise NotApplicableError(f"{type(document).__name__} has no posting date to move")
+
+
+def _with_age(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    end = row["resolved_at"] or now
+    row["age_s"] = int((end - row["opened_at"]).total_seconds())
+    return row
+
+
+def summary(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["class"]] = counts.get(row["class"], 0) + 1
+    return counts
