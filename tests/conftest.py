@@ -60,14 +60,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         engine.dispose()
         return url
     url: str = request.getfixturevalue("pg_database")
+    empty_postgres(url)
+    return url
+
+
+def empty_postgres(url: str) -> None:
+    """Every table of every system emptied, the schema versions kept."""
     engine = make_engine(url)
-    with engine.begin() as conn:  # every table of every system, but not the schema versions
+    with engine.begin() as conn:
         names = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = "
                                   "current_schema() AND tablename NOT LIKE '%alembic_version'"))
         tables = ", ".join(f'"{name}"' for (name,) in names)
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
-    return url
 
 
 @pytest.fixture
