@@ -7,11 +7,14 @@ import os
 from fastapi import FastAPI
 
 from finsync.api.app import create_app
-from finsync.bootstrap import build_hub
+from finsync.bootstrap import build_hub, build_webhooks
 from finsync.config import load_config
 
 
 def app_from_environment() -> FastAPI:
     """The app for `FINSYNC_CONFIG`, with its pipeline worker every `FINSYNC_WORKER_INTERVAL_S`."""
     interval_s = float(os.environ.get("FINSYNC_WORKER_INTERVAL_S", "1"))
-    return create_app(build_hub(load_config()), worker_interval_s=interval_s)
+    config = load_config()
+    hub = build_hub(config)
+    return create_app(hub, worker_interval_s=interval_s,
+                      webhooks=build_webhooks(config, hub.engine))
