@@ -7,25 +7,33 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import Engine
 
-from finsync.config import ConfigError, FinsyncConfig, SystemSection
+from finsync.config import ConfigError, FinsyncConfig, StripeSection, SystemSection
 from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
 from finsync.connectors.embedded.billing_records import EmbeddedBillingRecords
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.embedded.revenue import EmbeddedRevenue
 from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.connectors.ports import BillingRecordsPort, LedgerPort, RevenuePort
+from finsync.connectors.stripe import signature as stripe_signature
+from finsync.connectors.stripe import state as stripe_state
+from finsync.connectors.stripe.client import ClientSettings, StripeClient
+from finsync.connectors.stripe.mapping import translate as stripe_translate
+from finsync.connectors.stripe.objects import SourceSettings
+from finsync.connectors.stripe.poller import Poller
 from finsync.domain.catalog import StandaloneSellingPrice
 from finsync.domain.clock import utc_now
 from finsync.domain.money import Money
 from finsync.hub.close import PeriodClose
-from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry
+from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry, TranslatingMapper
 from finsync.hub.service import Hub, SourcePump
 from finsync.hub.target import Target, ledger_target, revenue_target
+from finsync.hub.webhook import WebhookIntake
 from finsync.recon.service import Entity, Reconciliation
 from finsync.storage.db import make_engine
 from finsync.storage.migrate import upgrade
@@ -176,14 +184,72 @@ def _billing_service(config: FinsyncConfig, engine: Engine, system: SystemSectio
 def build_pumps(config: FinsyncConfig, engine: Engine,
                 clock: Callable[[], datetime] = utc_now) -> dict[str, SourcePump]:
     """Embedded billing pushes its outbox of canonical events into the hub's intake."""
-    return {source: OutboxPublisher(_billing_service(config, engine, config.systems[name],
-                                                     clock)).publish
-            for source, name in config.pumps.items()}
+    pumps: dict[str, SourcePump] = {
+        source: OutboxPublisher(_billing_service(config, engine, config.systems[name],
+                                                 clock)).publish
+        for source, name in config.pumps.items()}
+    for source, section in config.stripe.items():
+        if section.poll_on_run:  # catch-up of missed webhooks before every pipeline run
+            pumps[source] = build_stripe_poller(config, engine, source).pump
+    return pumps
 
 
 def build_mappers(config: FinsyncConfig) -> MapperRegistry:
-    kinds: dict[str, Mapper] = {"canonical": CanonicalMapper()}
-    return MapperRegistry({source: kinds[kind] for source, kind in config.sources.items()})
+    def mapper(source: str, kind: str) -> Mapper:
+        if kind == "stripe":
+            return TranslatingMapper(partial(stripe_translate,
+                                             _stripe_settings(config.stripe[source])))
+        return CanonicalMapper()
+    return MapperRegistry({source: mapper(source, kind)
+                           for source, kind in config.sources.items()})
+
+
+def _stripe_settings(section: StripeSection) -> SourceSettings:
+    return SourceSettings(section.legal_entity, section.default_country,
+                          section.default_currency, section.fallback_product)
+
+
+def _secret(source: str, env: str) -> str:
+    value = os.environ.get(env)
+    if not value:
+        raise ConfigError(f"[stripe.{source}]: environment variable {env} is not set")
+    return value
+
+
+def build_stripe_client(config: FinsyncConfig, source: str) -> StripeClient:
+    section = _stripe_section(config, source)
+    return StripeClient(source, ClientSettings(_secret(source, section.api_key_env),
+                                               section.base_url, section.api_version,
+                                               section.timeout_s))
+
+
+def build_stripe_poller(config: FinsyncConfig, engine: Engine, source: str) -> Poller:
+    stripe_state.upgrade(engine)
+    return Poller(build_stripe_client(config, source),
+                  stripe_state.PollState(engine, source, utc_now))
+
+
+def _stripe_section(config: FinsyncConfig, source: str) -> StripeSection:
+    if source not in config.stripe:
+        raise ConfigError(f"no Stripe source {source!r}; configured: "
+                          f"{', '.join(sorted(config.stripe)) or 'none'}")
+    return config.stripe[source]
+
+
+def build_webhooks(config: FinsyncConfig, engine: Engine) -> Mapping[str, WebhookIntake]:
+    """A signed-webhook intake per Stripe source, with every secret it names (rotation)."""
+    intakes: dict[str, WebhookIntake] = {}
+    for source, section in config.stripe.items():
+        secrets = [os.environ[e] for e in section.webhook_secret_envs if os.environ.get(e)]
+        if not secrets:
+            raise ConfigError(f"[stripe.{source}]: none of {section.webhook_secret_envs} is set")
+
+        def verify(body: bytes, headers: Mapping[str, str], secrets: list[str] = secrets,
+                   tolerance_s: int = section.tolerance_s) -> int:
+            return stripe_signature.verify(body, headers.get(stripe_signature.HEADER),
+                                           secrets, utc_now(), tolerance_s)
+        intakes[source] = WebhookIntake(engine, source, verify, utc_now)
+    return intakes
 
 
 def worker_id() -> str:

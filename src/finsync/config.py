@@ -102,11 +102,30 @@ class LedgerSection(_Strict):
     rates: list[FxRateSection] = Field(default_factory=list)
 
 
+class StripeSection(_Strict):
+    """One Stripe account as an intake source (`[stripe.<source>]`). Secrets are never in
+    the file: it names the environment variables that hold them."""
+
+    legal_entity: str
+    api_key_env: str = "STRIPE_API_KEY"
+    # Two names while a webhook secret is rotated: a request signed with either is accepted.
+    webhook_secret_envs: list[str] = Field(default_factory=lambda: ["STRIPE_WEBHOOK_SECRET"])
+    base_url: str = "https://api.stripe.com"
+    api_version: str | None = None
+    timeout_s: float = Field(10, gt=0)
+    tolerance_s: int = Field(300, ge=1)
+    default_country: str = "US"
+    default_currency: str = "USD"
+    fallback_product: str = "stripe_unpriced"
+    poll_on_run: bool = True  # poll /v1/events before every pipeline run
+
+
 class FinsyncConfig(_Strict):
     hub: HubSection = HubSection()
     delivery: DeliverySection = DeliverySection()
     ownership: dict[BusinessDomain, str]
-    sources: dict[str, Literal["canonical"]] = {"canonical": "canonical"}
+    sources: dict[str, Literal["canonical", "stripe"]] = {"canonical": "canonical"}
+    stripe: dict[str, StripeSection] = {}  # intake source of kind "stripe" -> its account
     pumps: dict[str, str] = {}  # intake source -> the embedded system whose outbox it drains
     systems: dict[str, SystemSection] = {}
     routes: dict[str, list[str]] = {}
@@ -146,8 +165,19 @@ def _check_pumps(config: FinsyncConfig) -> None:
                               "billing system under [systems]")
 
 
+def _check_stripe(config: FinsyncConfig) -> None:
+    for source, kind in config.sources.items():
+        if kind == "stripe" and source not in config.stripe:
+            raise ConfigError(f"[sources] {source} is a Stripe source without [stripe.{source}]")
+    for source in config.stripe:
+        if config.sources.get(source) != "stripe":
+            raise ConfigError(f"[stripe.{source}] is not a source of kind \"stripe\" under "
+                              "[sources]")
+
+
 def _check(config: FinsyncConfig) -> None:
     _check_pumps(config)
+    _check_stripe(config)
     missing = set(BusinessDomain) - set(config.ownership)
     if missing:
         raise ConfigError(f"[ownership] must name an owner for: {', '.join(sorted(missing))}")

@@ -4,7 +4,7 @@ cannot be mapped is kept too, and answered with a 4xx and a machine-readable cod
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from typing import Any
@@ -12,9 +12,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from finsync.api.errors import finsync_error_handler
+from finsync.api.errors import error_body, finsync_error_handler
 from finsync.domain.errors import FinsyncError
 from finsync.hub.service import Hub
+from finsync.hub.webhook import WebhookIntake
 
 # Credentials are never stored with the raw event; signature headers are (for audit).
 _UNSTORED_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key"}
@@ -46,7 +47,8 @@ class PipelineThread(threading.Thread):
 
 def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                metrics: Callable[[], str] | None = None,
-               daily: Callable[[date], object] | None = None) -> FastAPI:
+               daily: Callable[[date], object] | None = None,
+               webhooks: Mapping[str, WebhookIntake] | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker = PipelineThread(hub, worker_interval_s, daily) if worker_interval_s else None
@@ -66,6 +68,17 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
         raw_id = hub.intake.receive(source, body, _stored_headers(request),
                                     request.headers.get("content-type"))
         return JSONResponse({"raw_event_id": raw_id, "status": "stored"}, status_code=202)
+
+    @app.post("/v1/webhooks/stripe/{source}")
+    async def stripe_webhook(source: str, request: Request) -> JSONResponse:
+        """Stripe's webhook endpoint: verified, stored, then 200 as Stripe expects."""
+        intake = (webhooks or {}).get(source)
+        if intake is None:
+            return JSONResponse(error_body("unknown_source", f"no Stripe source {source!r}"),
+                                status_code=404)
+        raw_id = intake.receive(await request.body(), dict(request.headers),
+                                request.headers.get("content-type"))
+        return JSONResponse({"received": True, "raw_event_id": raw_id})
 
     @app.get("/v1/status")
     def status() -> dict[str, Any]:

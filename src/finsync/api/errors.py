@@ -9,10 +9,17 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from finsync.domain.errors import DomainError, FinsyncError, MappingError, TransientError
+from finsync.domain.errors import (
+    DomainError,
+    FinsyncError,
+    MappingError,
+    SignatureError,
+    TransientError,
+)
 from finsync.storage.db import StorageUnavailableError
 
 STATUS_BY_ERROR: dict[type[BaseException], int] = {
+    SignatureError: 400,
     MappingError: 422,
     DomainError: 422,
     TransientError: 503,
@@ -21,7 +28,7 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
 }
 
 # A few mapping errors deserve a more specific status than 422.
-STATUS_BY_CODE = {"invalid_json": 400, "unknown_source": 404}
+STATUS_BY_CODE = {"invalid_json": 400, "unknown_source": 404, "body_too_large": 413}
 
 
 def status_for(exc: FinsyncError) -> int:

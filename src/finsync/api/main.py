@@ -7,7 +7,7 @@ import os
 from fastapi import FastAPI
 
 from finsync.api.app import create_app
-from finsync.bootstrap import build_finance
+from finsync.bootstrap import build_finance, build_webhooks
 from finsync.config import load_config
 from finsync.hub.metrics import render
 
@@ -15,7 +15,8 @@ from finsync.hub.metrics import render
 def app_from_environment() -> FastAPI:
     """The app for `FINSYNC_CONFIG`, with its pipeline worker every `FINSYNC_WORKER_INTERVAL_S`."""
     interval_s = float(os.environ.get("FINSYNC_WORKER_INTERVAL_S", "1"))
-    finance = build_finance(load_config())
+    config = load_config()
+    finance = build_finance(config)
     hub = finance.hub
 
     def metrics() -> str:
@@ -23,4 +24,4 @@ def app_from_environment() -> FastAPI:
                       hub.clock)
 
     return create_app(hub, worker_interval_s=interval_s, metrics=metrics,
-                      daily=finance.recon.run)
+                      daily=finance.recon.run, webhooks=build_webhooks(config, hub.engine))

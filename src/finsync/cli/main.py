@@ -20,6 +20,7 @@ from finsync.cli import finance as finance_cli
 from finsync.cli import ledger as ledger_cli
 from finsync.cli import output
 from finsync.cli import revrec as revrec_cli
+from finsync.cli import stripe as stripe_cli
 from finsync.cli.common import ConfigPath, Json, guarded
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, load_config
 from finsync.domain.clock import parse_utc
@@ -41,6 +42,7 @@ app.command()(finance_cli.close)
 app.command()(finance_cli.reconcile)
 app.command()(finance_cli.metrics)
 finance_cli.register(exceptions_app)
+app.add_typer(stripe_cli.app, name="stripe")
 
 @contextmanager
 def _hub(config: Path | None) -> Iterator[Hub]:

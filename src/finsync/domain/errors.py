@@ -63,6 +63,20 @@ class MappingError(DomainError):
         self.code = code
 
 
+class SignatureError(FinsyncError):
+    """A webhook whose signature does not prove it came from the source it names.
+
+    `code` is one of `signature_missing`, `signature_malformed`, `signature_mismatch`,
+    `timestamp_outside_tolerance`.
+    """
+
+    code = "signature_error"
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class ConnectorError(FinsyncError):
     """A call to a system failed; the subclass says whether a retry can help."""
 

@@ -10,7 +10,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from finsync.domain.envelope import Envelope, envelope_from_json
@@ -37,6 +37,21 @@ class CanonicalMapper:
         if not items:
             raise MappingError("an empty array carries no event", code="empty_batch")
         return [canonical(item, raw) for item in items]
+
+
+# A vendor connector's pure translation: (source, raw body) -> canonical envelopes as JSON.
+Translate = Callable[[str, bytes], Sequence[Mapping[str, Any]]]
+
+
+class TranslatingMapper:
+    """A source whose connector translates its own payloads (Stripe, …); each envelope is
+    then checked exactly like a canonical one. No envelope is a deliberate acknowledgement."""
+
+    def __init__(self, translate: Translate) -> None:
+        self._translate = translate
+
+    def map(self, raw: RawEvent) -> list[Envelope]:
+        return [canonical(item, raw) for item in self._translate(raw.source, raw.body)]
 
 
 def canonical(item: Any, raw: RawEvent) -> Envelope:

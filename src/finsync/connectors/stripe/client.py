@@ -1,0 +1,178 @@
+"""Stripe's REST API as a billing source (`BillingSourcePort`), over the standard library.
+
+Rules:
+- Bearer secret key; base URL, API version and timeout are configuration. Nothing is
+  written to Stripe, so no call needs an `Idempotency-Key`.
+- Errors are translated here: 429, 5xx, timeouts and lost connections are `TransientError`
+  (with `Retry-After` when Stripe sends one); any other 4xx is a `PermanentError` carrying
+  Stripe's own message. A response that is not a JSON object is a `PermanentError`.
+- Lists are read to the end with `starting_after`, bounded by `pages_max`.
+- `events_after` reads `/v1/events` from a cursor `"<created>:<ids seen at that second>"`
+  and returns them oldest first, whatever order the server lists them in (Stripe lists
+  newest first; localstripe oldest first): events within one second keep the server's
+  relative order, reversed when the listing is newest first.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from finsync.connectors.ports import SourceEvent, SourcePage
+from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+
+Params = Sequence[tuple[str, str]]
+
+# object type -> (path of the object, list of its sub-list to complete, expansions)
+_OBJECTS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
+    "invoice": ("/v1/invoices/{id}", "/v1/invoices/{id}/lines", ()),
+    "credit_note": ("/v1/credit_notes/{id}", "/v1/credit_notes/{id}/lines", ()),
+    "subscription": ("/v1/subscriptions/{id}", "/v1/subscription_items?subscription={id}", ()),
+    "refund": ("/v1/refunds/{id}", None, ("charge",)),
+    "customer": ("/v1/customers/{id}", None, ()),
+    "payment_intent": ("/v1/payment_intents/{id}", None, ()),
+    "charge": ("/v1/charges/{id}", None, ()),
+}
+_SUBLIST_KEY = {"invoice": "lines", "credit_note": "lines", "subscription": "items"}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    api_key: str
+    base_url: str = "https://api.stripe.com"
+    api_version: str | None = None
+    timeout_s: float = 10.0
+    pages_max: int = 100
+
+
+class StripeClient:
+    def __init__(self, system: str, settings: ClientSettings) -> None:
+        if not settings.api_key:
+            raise ValueError("a Stripe client needs an API key")
+        self.system, self._settings = system, settings
+
+    # -- BillingSourcePort ------------------------------------------------------------------
+
+    def fetch(self, object_type: str, external_id: str) -> Mapping[str, Any]:
+        """The current object, with its line or item list complete."""
+        if object_type not in _OBJECTS:
+            raise PermanentError(f"cannot fetch Stripe {object_type} objects",
+                                 exception_class=ExceptionClass.MAPPING_ERROR)
+        path, sublist, expand = _OBJECTS[object_type]
+        quoted = urllib.parse.quote(external_id, safe="")
+        obj = dict(self.get(path.format(id=quoted), [("expand[]", e) for e in expand]))
+        if sublist is not None:
+            key = _SUBLIST_KEY[object_type]
+            listing = obj.get(key)
+            if not isinstance(listing, Mapping) or listing.get("has_more"):
+                items = self.list_all(sublist.format(id=quoted), [])
+                obj[key] = {"object": "list", "data": items, "has_more": False}
+        return obj
+
+    def events_after(self, cursor: str | None, limit: int) -> SourcePage:
+        created, seen = _parse_cursor(cursor)
+        params = [("created[gte]", str(created))] if created is not None else []
+        events = [e for e in _oldest_first(self.list_all("/v1/events", params))
+                  if not (e["created"] == created and e["id"] in seen)]
+        page = events[:limit]
+        if not page:
+            return SourcePage((), cursor, False)
+        last = page[-1]["created"]
+        ids = [e["id"] for e in page if e["created"] == last]
+        kept = list(seen) if last == created else []
+        return SourcePage(tuple(SourceEvent(e["id"], e["type"], e["created"], e) for e in page),
+                          f"{last}:{','.join(kept + ids)}", len(events) > limit)
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    def list_all(self, path: str, params: Params) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        after: str | None = None
+        for _ in range(self._settings.pages_max):
+            page = self.get(path, [*params, ("limit", "100"),
+                                   *((("starting_after", after),) if after else ())])
+            data = page.get("data")
+            if not isinstance(data, list):
+                raise PermanentError(f"{path} did not answer a list",
+                                     exception_class=ExceptionClass.MAPPING_ERROR)
+            items += [d for d in data if isinstance(d, dict)]
+            if not page.get("has_more") or not data:
+                return items
+            after = str(data[-1]["id"])
+        raise PermanentError(f"{path} has more than {self._settings.pages_max} pages; raise "
+                             "pages_max or narrow the window",
+                             exception_class=ExceptionClass.TARGET_UNAVAILABLE)
+
+    def get(self, path: str, params: Params) -> Mapping[str, Any]:
+        sep = "&" if "?" in path else "?"
+        query = f"{sep}{urllib.parse.urlencode(list(params))}" if params else ""
+        request = urllib.request.Request(self._settings.base_url.rstrip("/") + path + query,
+                                         headers=self._headers(), method="GET")
+        try:
+            with urllib.request.urlopen(request, timeout=self._settings.timeout_s) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            raise _http_error(path, exc) from exc
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            raise TransientError(f"Stripe unreachable at {path}: {exc}") from exc
+        return _json_object(path, body)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self._settings.api_key}",
+                   "Accept": "application/json", "User-Agent": "finsync-stripe/0.1"}
+        if self._settings.api_version:
+            headers["Stripe-Version"] = self._settings.api_version
+        return headers
+
+
+def _json_object(path: str, body: bytes) -> Mapping[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise PermanentError(f"Stripe answered {path} with non-JSON",
+                             exception_class=ExceptionClass.MAPPING_ERROR) from exc
+    if not isinstance(data, dict):
+        raise PermanentError(f"Stripe answered {path} with a non-object",
+                             exception_class=ExceptionClass.MAPPING_ERROR)
+    return data
+
+
+def _http_error(path: str, exc: urllib.error.HTTPError) -> TransientError | PermanentError:
+    try:
+        detail = json.loads(exc.read()).get("error", {})
+        message = str(detail.get("message") or exc.reason)
+    except (ValueError, AttributeError, OSError):
+        message = str(exc.reason)
+    text = f"Stripe {exc.code} on {path}: {message}"
+    if exc.code == 429 or exc.code >= 500:
+        return TransientError(text, retry_after_s=_retry_after(exc.headers.get("Retry-After")))
+    return PermanentError(text, exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int | None, frozenset[str]]:
+    if not cursor:
+        return None, frozenset()
+    created, _, ids = cursor.partition(":")
+    if not created.isdigit():
+        raise ValueError(f"not a Stripe events cursor: {cursor!r}")
+    return int(created), frozenset(i for i in ids.split(",") if i)
+
+
+def _oldest_first(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    valid = [e for e in events if isinstance(e.get("created"), int)
+             and isinstance(e.get("id"), str) and isinstance(e.get("type"), str)]
+    if len(valid) > 1 and valid[0]["created"] > valid[-1]["created"]:
+        valid.reverse()
+    return sorted(valid, key=lambda e: int(e["created"]))  # stable: keeps ties in order
