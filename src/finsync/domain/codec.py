@@ -150,7 +150,8 @@ def _document_line(currency: str) -> Callable[[Reader], DocumentLine]:
         return _build(r.path, lambda: DocumentLine(
             r.text("line_id"), r.text("product_id"), r.text("description"), r.integer("quantity"),
             r.money("amount", currency), r.money("tax_amount", currency),
-            r.day("service_start"), r.day("service_end"), r.flag("proration")))
+            r.day("service_start"), r.day("service_end"), r.flag("proration"),
+            r.opt_text("contract_line_id")))
     return decode
 
 
@@ -169,7 +170,8 @@ def decode_credit_memo(r: Reader) -> CreditMemo:
         r.text("id"), r.text("number"), r.text("invoice_id"), r.text("customer_id"),
         r.text("legal_entity"), c, r.day("issue_date"), r.text("reason"),
         r.items("lines", _document_line(c)), r.money("subtotal", c), r.money("tax_total", c),
-        r.money("total", c), r.refs()))
+        r.money("total", c), r.refs(),
+        None if r.obj.get("applied_to_invoice") is None else r.money("applied_to_invoice", c)))
 
 
 def decode_payment(r: Reader) -> Payment:
@@ -186,7 +188,9 @@ def decode_refund(r: Reader) -> Refund:
     c = r.text("currency")
     return _build(r.path, lambda: Refund(
         r.text("id"), r.text("payment_id"), r.text("customer_id"), r.text("legal_entity"),
-        r.money("amount", c), r.day("issued_on"), r.text("reason"), r.refs()))
+        r.money("amount", c), r.day("issued_on"), r.text("reason"), r.refs(),
+        None if r.obj.get("from_credit") is None else r.money("from_credit", c),
+        r.opt_text("reopens_invoice")))
 
 
 def decode_journal_entry(r: Reader) -> JournalEntry:

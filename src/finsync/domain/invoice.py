@@ -28,6 +28,9 @@ class DocumentLine:
     service_start: date
     service_end: date
     proration: bool = False
+    # The contract line this document line bills (several document lines may bill one:
+    # ramp pieces, versions); how a revenue engine finds the obligation it belongs to.
+    contract_line_id: str | None = None
 
 
 def _check_document(doc_id: str, currency: str, lines: Sequence[DocumentLine],
@@ -82,10 +85,19 @@ class CreditMemo:
     tax_total: Money
     total: Money
     refs: ExternalRefs = field(default_factory=ExternalRefs)
+    # How much of the total billing set against the invoice's open balance when it issued
+    # the memo (the rest became a customer credit). Given, the ERP follows it, so the books
+    # do not depend on whether the memo or a payment reaches the ERP first.
+    applied_to_invoice: Money | None = None
 
     def __post_init__(self) -> None:
         _check_document(self.id, self.currency, self.lines, self.subtotal, self.tax_total,
                         self.total)
+        applied = self.applied_to_invoice
+        if applied is not None and not (applied.currency == self.currency
+                                        and 0 <= applied.amount <= self.total.amount):
+            raise DomainError(f"credit memo {self.id}: applied_to_invoice {applied} must be "
+                              f"between 0 and {self.total}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,18 @@ class Refund:
     issued_on: date
     reason: str
     refs: ExternalRefs = field(default_factory=ExternalRefs)
+    # How much of the refund billing paid out of a credit the customer held (the rest gives
+    # back a payment, so billing re-opens what it paid). Given, the ERP follows it whatever
+    # the order documents reach it in.
+    from_credit: Money | None = None
+    # The invoice the rest re-opens (the one the payment paid).
+    reopens_invoice: str | None = None
 
     def __post_init__(self) -> None:
         if self.amount.amount <= 0:
             raise DomainError(f"refund {self.id}: amount must be positive")
+        credit = self.from_credit
+        if credit is not None and not (credit.currency == self.amount.currency
+                                       and 0 <= credit.amount <= self.amount.amount):
+            raise DomainError(f"refund {self.id}: from_credit {credit} must be between 0 and "
+                              f"{self.amount}")

@@ -19,18 +19,23 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
+from finsync.domain.catalog import PriceModel
 from finsync.domain.clock import require_utc
+from finsync.domain.contract import ContractAmendment, ContractLine, SubscriptionContract
 from finsync.domain.envelope import AggregateRef
 from finsync.domain.event_type import EVENT_TYPES
 from finsync.domain.ids import event_id_for
+from finsync.domain.money import Money
 from finsync.domain.upcast import UPCASTERS
 from finsync.systems.billing import event as billing_event
 from finsync.systems.billing import payload
+from finsync.systems.billing.catalog import Catalog
 from finsync.systems.billing.event import Emitted
 from finsync.systems.billing.service import BillingService
 from finsync.systems.billing.state import BillingConfig
@@ -51,10 +56,15 @@ def source_event_id(aggregate: AggregateRef) -> str:
     return f"{aggregate.type}:{aggregate.id}:v{aggregate.version or 1}"
 
 
-def envelope(emitted: Emitted, occurred_at: datetime) -> dict[str, Any] | None:
-    """The canonical envelope of one billing event, or None when the hub takes no such type."""
+def envelope(emitted: Emitted, occurred_at: datetime,
+             catalog: Catalog | None = None) -> dict[str, Any] | None:
+    """The canonical envelope of one billing event, or None when the hub takes no such type.
+    With the catalogue, contract prices are restated per billing period (see
+    `canonical_prices`)."""
     if emitted.type not in PUBLISHED_TYPES:
         return None
+    document = emitted.document if catalog is None else canonical_prices(emitted.document,
+                                                                         catalog)
     kind = EVENT_TYPES[emitted.type]
     aggregate = emitted.aggregate
     cause = emitted.causation
@@ -69,14 +79,44 @@ def envelope(emitted: Emitted, occurred_at: datetime) -> dict[str, Any] | None:
         "idempotency_key": None,
         "aggregate": {"type": aggregate.type, "id": aggregate.id,
                       "version": aggregate.version or 1},
-        "payload": {kind.document_key: payload.document(emitted.document)},
+        "payload": {kind.document_key: payload.document(document)},
     }
+
+
+def canonical_prices(document: object, catalog: Catalog) -> object:
+    """Billing keeps a contract line's unit price per its price's frequency (120.00 a seat a
+    year); the canonical contract carries it per unit per billing period (docs/events.md):
+    30.00 a quarter when billed quarterly. Usage prices are per unit and stay as they are.
+    The division is exact where it can be and otherwise carries 28 significant digits; the
+    revenue engine rounds once, at the line's value."""
+    if isinstance(document, ContractAmendment):
+        return replace(document, contract=_restated(document.contract, catalog))
+    if isinstance(document, SubscriptionContract):
+        return _restated(document, catalog)
+    return document
+
+
+def _restated(contract: SubscriptionContract, catalog: Catalog) -> SubscriptionContract:
+    def line(value: ContractLine) -> ContractLine:
+        price = catalog.plan(value.price_id).price
+        if price.model is PriceModel.USAGE:
+            return value
+        months, per = contract.billing_frequency.months, price.frequency.months
+
+        def per_period(money: Money) -> Money:
+            return Money(money.amount * months / per, money.currency)
+
+        return replace(value, unit_price=per_period(value.unit_price), ramp=tuple(
+            replace(step, unit_price=per_period(step.unit_price)) for step in value.ramp))
+
+    return replace(contract, lines=tuple(line(x) for x in contract.lines))
 
 
 def billing_service(engine: Engine, config: BillingConfig,
                     clock: Callable[[], datetime]) -> BillingService:
     """The billing service whose outbox holds this connector's envelopes."""
-    return BillingService(engine, config, clock, envelope)
+    return BillingService(engine, config, clock,
+                          lambda emitted, at: envelope(emitted, at, config.catalog))
 
 
 class OutboxPublisher:

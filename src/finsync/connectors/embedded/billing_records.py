@@ -43,13 +43,18 @@ class EmbeddedBillingRecords:
 
 
 def _open(state: BillingState, invoice_id: str, total: Money, as_of: date) -> Money:
-    """What the customer still owes on the invoice on `as_of`; never below zero (a credit
-    beyond what is due becomes a customer credit, as billing books it)."""
+    """What the customer still owes on the invoice on `as_of`, as billing counts it: total
+    - credits - payments applied to it + refunds of those payments; never below zero (a
+    credit beyond what is due is the customer's credit, not a negative invoice)."""
+    zero = Money.zero(total.currency)
     credited = sum((m.total for m in state.credit_memos
-                    if m.invoice_id == invoice_id and m.issue_date <= as_of),
-                   Money.zero(total.currency))
-    paid = sum((a.amount for p in state.payments if p.received_on <= as_of
-                for a in p.applications if a.invoice_id == invoice_id),
-               Money.zero(total.currency))
+                    if m.invoice_id == invoice_id and m.issue_date <= as_of), zero)
+    paid = zero
+    for payment in state.payments:
+        applied = [a.amount for a in payment.applications if a.invoice_id == invoice_id]
+        if applied and payment.received_on <= as_of:
+            paid = paid + sum(applied, zero) - sum(
+                (r.amount for r in state.refunds
+                 if r.payment_id == payment.id and r.issued_on <= as_of), zero)
     due = total - credited - paid
-    return due if due.amount > 0 else Money.zero(total.currency)
+    return due if due.amount > 0 else zero

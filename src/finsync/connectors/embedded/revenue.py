@@ -100,12 +100,13 @@ class EmbeddedRevenue:
                                               f"{a.revenue_contract_id}/{memo.id}"))
 
     def record_usage(self, usage: RatedUsage, ctx: DeliveryContext) -> Receipt:
-        """Billable usage of a rating period, as incurred on the period's last day (the
-        included quantity is part of the fixed fee, so only what is billable is variable)."""
+        """Billable usage of a rating period, as incurred on the period's last day, at the
+        amount billing rated (the included quantity is part of the fixed fee, so only what is
+        billable is variable consideration)."""
         record = UsageRecord(usage.id, usage.contract_id, usage.product_id, usage.billable,
                              usage.period_end - timedelta(days=1))
         return self._call(lambda: self._service.apply(
-            usage.contract_id, UsageRecorded(ctx.event_id, record), ctx.key))
+            usage.contract_id, UsageRecorded(ctx.event_id, record, usage.amount), ctx.key))
 
     def schedules(self, subscription_contract_id: str) -> Sequence[RevenueSchedule]:
         found = self._read(lambda: self._service.schedules(subscription_contract_id))

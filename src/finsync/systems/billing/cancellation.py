@@ -152,9 +152,11 @@ def _refund_overpaid(state: BillingState, invoice_ids: list[str],
             room = payment.amount - refunded(state, payment) - _pending(refunds, payment)
             part = over if over <= room else room
             if part.amount > 0:
+                # Paid out of the credit the cancellation left on the invoice.
                 refunds.append(Refund(derive_id("re", cmd.id, payment.id), payment.id,
                                       payment.customer_id, payment.legal_entity, part,
-                                      cmd.effective_date, cmd.reason))
+                                      cmd.effective_date, cmd.reason, from_credit=part,
+                                      reopens_invoice=invoice_id))
                 over = over - part
     emitted = tuple(Emitted(REFUND_ISSUED, document_ref("refund", r.id), r, cmd.id,
                             document_ref("payment", r.payment_id)) for r in refunds)

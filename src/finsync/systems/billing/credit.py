@@ -31,7 +31,7 @@ from finsync.systems.billing.errors import (
     InvalidCommandError,
 )
 from finsync.systems.billing.event import CREDIT_MEMO_ISSUED, Emitted, Outcome, document_ref
-from finsync.systems.billing.state import BillingState, InvoiceRecord, memos_of
+from finsync.systems.billing.state import BillingState, InvoiceRecord, amount_due, memos_of
 
 
 class CreditReason(StrEnum):
@@ -80,9 +80,12 @@ def credit_invoice(state: BillingState, record: InvoiceRecord,
     subtotal = total([x.amount for x in lines], currency)
     tax_total = total([x.tax_amount for x in lines], currency)
     memo_id, number = state.next_credit_memo_number(invoice.legal_entity)
+    due = amount_due(state, invoice.id)
+    memo_total = subtotal + tax_total
+    applied = Money.zero(currency) if due.amount <= 0 else min(due, memo_total)
     memo = CreditMemo(memo_id, number, invoice.id, invoice.customer_id, invoice.legal_entity,
                       currency, ctx.issue_date, ctx.reason.value, lines, subtotal, tax_total,
-                      subtotal + tax_total)
+                      memo_total, applied_to_invoice=applied)
     emitted = Emitted(CREDIT_MEMO_ISSUED, document_ref("credit_memo", memo_id), memo,
                       ctx.correlation_id, ctx.causation or document_ref("invoice", invoice.id))
     return Outcome(replace(state, credit_memos=(*state.credit_memos, memo)), (emitted,))
@@ -104,7 +107,7 @@ def _memo_line(state: BillingState, record: InvoiceRecord, request: CreditReques
     service = request.service or Period(line.service_start, line.service_end)
     return DocumentLine(line.line_id, line.product_id, request.description or line.description,
                         request.quantity, request.amount, tax, service.start, service.end,
-                        line.proration or request.service is not None)
+                        line.proration or request.service is not None, line.contract_line_id)
 
 
 def _proportional_tax(line: DocumentLine, request: CreditRequest, tax_left: Money) -> Money:

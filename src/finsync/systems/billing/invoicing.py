@@ -70,7 +70,7 @@ def _build(state: BillingState, drafts: tuple[DraftLine, ...], ctx: IssueContext
     taxes = checked_tax(state.config.tax_engine, country, ctx.issue_date, taxable)
     lines = tuple(
         DocumentLine(str(i), d.product_id, d.description, d.quantity, d.amount, tax,
-                     d.service.start, d.service.end, d.proration)
+                     d.service.start, d.service.end, d.proration, d.source_line_id or None)
         for i, (d, tax) in enumerate(zip(drafts, taxes, strict=True), start=1))
     subtotal = total([d.amount for d in drafts], contract.currency)
     tax_total = total(taxes, contract.currency)

@@ -97,7 +97,8 @@ def document_line(line: DocumentLine) -> Json:
             "description": line.description, "quantity": line.quantity,
             "amount": money(line.amount), "tax_amount": money(line.tax_amount),
             "service_start": line.service_start.isoformat(),
-            "service_end": line.service_end.isoformat(), "proration": line.proration}
+            "service_end": line.service_end.isoformat(), "proration": line.proration,
+            "contract_line_id": line.contract_line_id}
 
 
 def invoice(value: Invoice) -> Json:
@@ -116,7 +117,9 @@ def credit_memo(value: CreditMemo) -> Json:
             "currency": value.currency, "issue_date": value.issue_date.isoformat(),
             "reason": value.reason, "lines": [document_line(line) for line in value.lines],
             "subtotal": money(value.subtotal), "tax_total": money(value.tax_total),
-            "total": money(value.total), "external_refs": refs(value.refs)}
+            "total": money(value.total), "external_refs": refs(value.refs),
+            "applied_to_invoice": None if value.applied_to_invoice is None
+            else money(value.applied_to_invoice)}
 
 
 def payment(value: Payment) -> Json:
@@ -132,7 +135,9 @@ def refund(value: Refund) -> Json:
     return {"id": value.id, "payment_id": value.payment_id, "customer_id": value.customer_id,
             "legal_entity": value.legal_entity, "currency": value.amount.currency,
             "amount": money(value.amount), "issued_on": value.issued_on.isoformat(),
-            "reason": value.reason, "external_refs": refs(value.refs)}
+            "reason": value.reason, "external_refs": refs(value.refs),
+            "from_credit": None if value.from_credit is None else money(value.from_credit),
+            "reopens_invoice": value.reopens_invoice}
 
 
 def usage(value: UsageRecord) -> Json:

@@ -102,13 +102,18 @@ def refund_payment(state: BillingState, cmd: RefundPayment) -> Outcome:
     _positive(cmd.amount, payment.amount.currency, f"refund {cmd.refund_id}")
     refund = Refund(cmd.refund_id, payment.id, payment.customer_id, payment.legal_entity,
                     cmd.amount, cmd.issued_on, cmd.reason)
-    if _seen(state.refunds, refund):
+    known = next((r for r in state.refunds if r.id == refund.id), None)
+    if _seen(state.refunds, refund if known is None else replace(
+            refund, from_credit=known.from_credit, reopens_invoice=known.reopens_invoice)):
         return Outcome(state)
     room = payment.amount - refunded(state, payment)
     if room < cmd.amount:
         raise RefundExceedsPaymentError(f"refund {cmd.amount} exceeds the {room} left of "
                                         f"payment {payment.id}")
     invoice_id = payment.applications[0].invoice_id
+    owed = -amount_due(state, invoice_id)  # a credit the customer holds on that invoice
+    refund = replace(refund, from_credit=min(cmd.amount, owed) if owed.amount > 0
+                     else Money.zero(cmd.amount.currency), reopens_invoice=invoice_id)
     correlation = state.invoice_record(invoice_id).correlation_id
     emitted = Emitted(REFUND_ISSUED, document_ref("refund", refund.id), refund, correlation,
                       document_ref("payment", payment.id))

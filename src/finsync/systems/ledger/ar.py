@@ -68,6 +68,15 @@ def settle(item: OpenItem, amount: Money) -> Settlement:
     return Settlement(after, amount, relieved)
 
 
+def reopen(item: OpenItem, amount: Money, booked: Money) -> Settlement:
+    """Give back part of what was paid on an item (a refund of its payment): the item is
+    open again by `amount`, booked at `booked`; recorded as a negative settlement."""
+    if amount.currency != item.open.currency or amount.amount <= 0:
+        raise DomainError(f"cannot re-open {item.document_id} by {amount}")
+    after = replace(item, open=item.open + amount, booked_open=item.booked_open + booked)
+    return Settlement(after, -amount, -booked)
+
+
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 
 

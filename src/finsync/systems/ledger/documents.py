@@ -14,7 +14,7 @@ from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalLine
 from finsync.domain.money import Money, total
 from finsync.domain.payment import Payment, Refund
-from finsync.systems.ledger.ar import ItemKind, OpenItem, Settlement, settle
+from finsync.systems.ledger.ar import ItemKind, OpenItem, Settlement, reopen, settle
 from finsync.systems.ledger.chart import Chart, Role
 from finsync.systems.ledger.errors import UnknownDocumentError
 from finsync.systems.ledger.rules import AccountMap, Converter, Leg, balanced_lines
@@ -63,23 +63,84 @@ def post_invoice(invoice: Invoice, books: Books) -> Posting:
     return Posting(lines, opened=(item,))
 
 
-def post_credit_memo(memo: CreditMemo, books: Books, invoice: OpenItem | None) -> Posting:
+def post_credit_memo(memo: CreditMemo, books: Books, invoice: OpenItem | None,
+                     debits: Sequence[OpenItem] = ()) -> Posting:
     if invoice is None:
         raise UnknownDocumentError(f"credit memo {memo.id} credits {memo.invoice_id}, "
                                    "which the ledger has not posted")
     dims = _dims(customer=memo.customer_id, document=memo.id, invoice=memo.invoice_id)
-    debits = [Leg(books.accounts.credit_memo_account(books.chart, memo.reason), line.amount,
-                  (*dims, ("product", line.product_id))) for line in memo.lines]
-    debits.append(Leg(books.code(Role.TAX_PAYABLE), memo.tax_total, dims))
-    applied = min(memo.total, invoice.open, key=lambda m: m.amount)
+    legs = [Leg(books.accounts.credit_memo_account(books.chart, memo.reason), line.amount,
+                (*dims, ("product", line.product_id))) for line in memo.lines]
+    legs.append(Leg(books.code(Role.TAX_PAYABLE), memo.tax_total, dims))
+    applied = _applied(memo, invoice)
     settled = (settle(invoice, applied),) if not applied.is_zero else ()
+    offset, excess = _offset(memo.total - applied, debits)
+    settled = (*settled, *offset)
     credits = [Leg(books.code(Role.ACCOUNTS_RECEIVABLE), s.applied, dims, s.relieved)
                for s in settled]
-    excess = memo.total - applied
     credits.append(Leg(books.code(Role.CUSTOMER_CREDITS), excess, dims))
-    lines = books.lines(debits, credits)
+    lines = books.lines(legs, credits)
     opened = _credit_item(books, memo.id, memo.customer_id, excess, lines, memo.issue_date)
     return Posting(lines, opened=opened, settled=settled)
+
+
+def _apply(item: OpenItem, amount: Money, debits: list[OpenItem]) -> list[Settlement]:
+    """Settle `amount` on the invoice; what billing applies beyond what is open there went
+    back to the customer by a refund (billing re-opens the invoice, the ERP holds a debit
+    item), so it settles those debits. `debits` is updated in place."""
+    applied = min(amount, item.open, key=lambda m: m.amount)
+    settled = [settle(item, applied)] if not applied.is_zero else []
+    offset, short = _offset(amount - applied, debits)
+    if not short.is_zero:
+        # Documents of different aggregates arrive in any order: the refund that re-opened
+        # the invoice in billing (or the payment it repeats) may still be on its way.
+        raise UnknownDocumentError(f"cannot apply {amount} to {item.document_id}: only "
+                                   f"{item.open} is open and no refund explains the rest yet")
+    for s in offset:
+        debits[:] = [s.item if d.id == s.item.id else d for d in debits]
+    return settled + list(offset)
+
+
+def _reopening(refund: Refund, books: Books, settled: list[Settlement], amount: Money,
+               invoice: OpenItem | None) -> Posting:
+    """The part of a refund that gives back a payment re-opens the invoice it paid, as
+    billing does: Dr receivable (that invoice) / Cr cash. Whether the payment reached the
+    ERP yet does not matter: the invoice is open by that much more either way."""
+    if invoice is None:
+        raise UnknownDocumentError(f"refund {refund.id} re-opens {refund.reopens_invoice}, "
+                                   "which the ledger has not posted")
+    booked = books.convert(amount)
+    dims = _dims(customer=refund.customer_id, document=refund.id, payment=refund.payment_id)
+    debits = [Leg(books.code(Role.CUSTOMER_CREDITS), s.applied, dims, s.relieved)
+              for s in settled]
+    debits.append(Leg(books.code(Role.ACCOUNTS_RECEIVABLE), amount,
+                      (*dims, ("invoice", invoice.document_id)), booked))
+    lines = books.lines(debits, [Leg(books.code(Role.CASH), refund.amount, dims)])
+    return Posting(lines, settled=(*settled, reopen(invoice, amount, booked)))
+
+
+def _offset(credit: Money, debits: Sequence[OpenItem]) -> tuple[tuple[Settlement, ...], Money]:
+    """A new customer credit first settles the customer's open debits (a refund that
+    reached the ERP before the credit it pays out), oldest first; returns what is left."""
+    settled: list[Settlement] = []
+    for item in sorted(debits, key=lambda i: (i.posting_date, i.id)):
+        if credit.is_zero:
+            break
+        take = min(credit, item.open, key=lambda m: m.amount)
+        settled.append(settle(item, take))
+        credit = credit - take
+    return tuple(settled), credit
+
+
+def _applied(memo: CreditMemo, invoice: OpenItem) -> Money:
+    """What billing set against the invoice, when it says; otherwise all that is open."""
+    if memo.applied_to_invoice is None:
+        return min(memo.total, invoice.open, key=lambda m: m.amount)
+    if invoice.open < memo.applied_to_invoice:
+        # The payment refunded that re-opened it in billing may not have arrived yet.
+        raise UnknownDocumentError(f"credit memo {memo.id} applies {memo.applied_to_invoice} "
+                                   f"to {memo.invoice_id}, which has only {invoice.open} open")
+    return memo.applied_to_invoice
 
 
 def _booked(books: Books, lines: Sequence[JournalLine], role: Role) -> Money:
@@ -97,18 +158,23 @@ def _credit_item(books: Books, document_id: str, customer: str, amount: Money,
                      on, on),)
 
 
-def post_payment(payment: Payment, books: Books, items: Mapping[str, OpenItem]) -> Posting:
+def post_payment(payment: Payment, books: Books, items: Mapping[str, OpenItem],
+                 debits: Sequence[OpenItem] = ()) -> Posting:
     dims = _dims(customer=payment.customer_id, document=payment.id)
-    settled = []
+    settled: list[Settlement] = []
+    open_debits = list(debits)
     for application in payment.applications:
         item = items.get(application.invoice_id)
         if item is None:
             raise UnknownDocumentError(f"payment {payment.id} applies to "
                                        f"{application.invoice_id}, which is not open")
-        settled.append(settle(item, application.amount))
+        settled += _apply(item, application.amount, open_debits)
+    offset, unapplied = _offset(
+        payment.amount - total([s.applied for s in settled], payment.amount.currency),
+        open_debits)
+    settled += offset
     credits = [Leg(books.code(Role.ACCOUNTS_RECEIVABLE), s.applied,
                    (*dims, ("invoice", s.item.document_id)), s.relieved) for s in settled]
-    unapplied = payment.amount - total([s.applied for s in settled], payment.amount.currency)
     credits.append(Leg(books.code(Role.CUSTOMER_CREDITS), unapplied, dims))
     lines = books.lines([Leg(books.code(Role.CASH), payment.amount, dims)], credits)
     opened = _credit_item(books, payment.id, payment.customer_id, unapplied, lines,
@@ -116,16 +182,25 @@ def post_payment(payment: Payment, books: Books, items: Mapping[str, OpenItem]) 
     return Posting(lines, opened=opened, settled=tuple(settled))
 
 
-def post_refund(refund: Refund, books: Books, credits: Sequence[OpenItem]) -> Posting:
+def post_refund(refund: Refund, books: Books, credits: Sequence[OpenItem],
+                reopened: OpenItem | None = None) -> Posting:
     """A refund pays out the customer's credits, oldest first; beyond them it is a debit."""
     dims = _dims(customer=refund.customer_id, document=refund.id, payment=refund.payment_id)
-    remaining, settled = refund.amount, []
+    payout = refund.amount if refund.from_credit is None else refund.from_credit
+    held = total([c.open for c in credits], refund.amount.currency)
+    if refund.from_credit is not None and held < payout:
+        raise UnknownDocumentError(f"refund {refund.id} pays out {payout} of credit; the "
+                                   f"customer holds {held} so far")
+    settled = []
     for item in sorted(credits, key=lambda i: (i.posting_date, i.id)):
-        if remaining.is_zero:
+        if payout.is_zero:
             break
-        take = min(remaining, item.open, key=lambda m: m.amount)
+        take = min(payout, item.open, key=lambda m: m.amount)
         settled.append(settle(item, take))
-        remaining = remaining - take
+        payout = payout - take
+    remaining = refund.amount - total([s.applied for s in settled], refund.amount.currency)
+    if refund.from_credit is not None and not remaining.is_zero:
+        return _reopening(refund, books, settled, remaining, reopened)
     debits = [Leg(books.code(Role.CUSTOMER_CREDITS), s.applied, dims, s.relieved)
               for s in settled]
     debits.append(Leg(books.code(Role.ACCOUNTS_RECEIVABLE), remaining, dims))

@@ -138,9 +138,20 @@ def open_item(conn: Connection, entity: str, item_id: str) -> OpenItem | None:
 def customer_credits(conn: Connection, entity: str, customer: str,
                      currency: str) -> list[OpenItem]:
     """The customer's open credits in one currency (a refund pays out in its own)."""
+    return _open_of_kind(conn, entity, customer, currency, ItemKind.CREDIT)
+
+
+def customer_debits(conn: Connection, entity: str, customer: str,
+                    currency: str) -> list[OpenItem]:
+    """The customer's open debits in one currency (refunds paid beyond their credits)."""
+    return _open_of_kind(conn, entity, customer, currency, ItemKind.DEBIT)
+
+
+def _open_of_kind(conn: Connection, entity: str, customer: str, currency: str,
+                  kind: ItemKind) -> list[OpenItem]:
     rows = conn.execute(select(t.items).where(
         t.items.c.entity == entity, t.items.c.customer == customer,
-        t.items.c.currency == currency, t.items.c.kind == ItemKind.CREDIT.value,
+        t.items.c.currency == currency, t.items.c.kind == kind.value,
         t.items.c.open_minor > 0)).mappings()
     return [_item(r) for r in rows]
 

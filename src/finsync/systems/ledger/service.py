@@ -134,13 +134,18 @@ class LedgerService:
                           memo.issue_date, f"Credit memo {memo.number} ({memo.reason})", source,
                           lambda conn, books: post_credit_memo(
                               memo, books, records.open_item(conn, memo.legal_entity,
-                                                             memo.invoice_id)))
+                                                             memo.invoice_id),
+                              records.customer_debits(conn, memo.legal_entity,
+                                                      memo.customer_id, memo.currency)))
 
     def post_payment(self, payment: Payment, key: str, source: Source = Source()) -> Posted:
         def build(conn: Connection, books: Books) -> Posting:
             found = {a.invoice_id: records.open_item(conn, payment.legal_entity, a.invoice_id)
                      for a in payment.applications}
-            return post_payment(payment, books, {k: v for k, v in found.items() if v})
+            return post_payment(payment, books, {k: v for k, v in found.items() if v},
+                                records.customer_debits(conn, payment.legal_entity,
+                                                        payment.customer_id,
+                                                        payment.amount.currency))
 
         return self._post(key, "payment", payment.id, payment, payment.legal_entity,
                           payment.received_on, f"Payment {payment.id}", source, build)
@@ -150,7 +155,10 @@ class LedgerService:
                           refund.issued_on, f"Refund {refund.id}", source,
                           lambda conn, books: post_refund(refund, books, records.customer_credits(
                               conn, refund.legal_entity, refund.customer_id,
-                              refund.amount.currency)))
+                              refund.amount.currency),
+                              records.open_item(conn, refund.legal_entity,
+                                                refund.reopens_invoice)
+                              if refund.reopens_invoice else None))
 
     def post_entry(self, entry: JournalEntry, key: str, source: Source = Source()) -> Posted:
         """A journal entry as given (revenue journals, manual entries), in any currency."""

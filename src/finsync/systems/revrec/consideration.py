@@ -120,7 +120,42 @@ def exact_value(pattern: RecognitionPattern, steps: Sequence[Step], book: PriceB
 
 def value(pattern: RecognitionPattern, steps: Sequence[Step], book: PriceBook,
           price: Money | None = None) -> Money:
-    return Money(exact_value(pattern, steps, book, price), book.currency).quantize()
+    """The value rounded as billing rounds what it invoices: once per piece of a billing
+    period and step (a ramp step, a prorated stub), so that the transaction price of a
+    contract billed as agreed equals what billing invoices under it, to the cent."""
+    if pattern.variable or not steps or not pattern.priced_per_period:
+        return Money(exact_value(pattern, steps, book, price), book.currency).quantize()
+    pieces = (Money(step.quantity * (price or step.unit_price).amount
+                    * period.overlap(step.span) / period.days, book.currency).quantize()
+              for step in steps for period in billing_periods(book.anchor, book.months,
+                                                              step.span))
+    return sum(pieces, Money.zero(book.currency))
+
+
+def change_value(pattern: RecognitionPattern, new: Sequence[Step], old: Sequence[Step],
+                 book: PriceBook, on: date) -> Money:
+    """What a modification from `on` changes in consideration, rounded where billing rounds
+    it: the billing period `on` falls in (partly billed already) as one prorated delta,
+    rounded once; every later period as the new period's value less the old one's, each
+    rounded per piece (billing invoices them at the new version)."""
+    if pattern.variable or not pattern.priced_per_period or not (new or old):
+        return Money(exact_value(pattern, new, book) - exact_value(pattern, old, book),
+                     book.currency).quantize()
+    end = max(s.span.end for s in (*new, *old))
+    delta = Money.zero(book.currency)
+    for period in billing_periods(book.anchor, book.months, Period(on, end)):
+        window = Period(max(period.start, on), min(period.end, end))
+        new_part, old_part = _clip(new, window), _clip(old, window)
+        if window.start > period.start:
+            delta += Money(exact_value(pattern, new_part, book)
+                           - exact_value(pattern, old_part, book), book.currency).quantize()
+        else:
+            delta += value(pattern, new_part, book) - value(pattern, old_part, book)
+    return delta
+
+
+def _clip(steps: Sequence[Step], window: Period) -> tuple[Step, ...]:
+    return steps_before(steps_from(steps, window.start), window.end)
 
 
 def find_ssp(ssps: Sequence[StandaloneSellingPrice], product_id: str,

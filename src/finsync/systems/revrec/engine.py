@@ -98,16 +98,19 @@ def _usage(state: RevenueContractState, event: UsageRecorded) -> RevenueContract
     if usage.contract_id != state.contract.id:
         raise ContractMismatchError(f"usage {usage.id} is for {usage.contract_id}")
     ob = _usage_obligation(state, usage.product_id)
-    line = next(li for li in state.contract.lines if li.line_id == ob.line_id)
-    step = next((s for s in line_steps(line) if usage.occurred_on in s.span), None)
-    if step is None:
-        raise RevenueError(f"usage {usage.id} on {usage.occurred_on} is outside line "
-                           f"{line.line_id}")
-    amount = (step.unit_price * usage.quantity).quantize()
+    if event.amount is not None:
+        amount, how = event.amount.quantize(), f"rated at {event.amount}"
+    else:
+        line = next(li for li in state.contract.lines if li.line_id == ob.line_id)
+        step = next((s for s in line_steps(line) if usage.occurred_on in s.span), None)
+        if step is None:
+            raise RevenueError(f"usage {usage.id} on {usage.occurred_on} is outside line "
+                               f"{line.line_id}")
+        amount, how = (step.unit_price * usage.quantity).quantize(), f"x {step.unit_price}"
     day = Period(usage.occurred_on, date.fromordinal(usage.occurred_on.toordinal() + 1))
     ob = ob.with_component(PeriodComponent(usage.id, amount, day))
     ob = ob.revised(event.event_id, "606-10-32-40", at_midnight(usage.occurred_on),
-                    f"usage {usage.id}: {usage.quantity} x {step.unit_price}")
+                    f"usage {usage.id}: {usage.quantity} {how}")
     return state.with_obligations((ob,)).applied(event.event_id)
 
 

@@ -91,8 +91,14 @@ class RefundRecorded:
 
 @dataclass(frozen=True, slots=True)
 class UsageRecorded:
+    """Usage as incurred. `amount`, when given, is the usage as its owner rated it (billing's
+    rating: billable units x the price in force then); the engine then takes it as is, also
+    for a day the contract's current version no longer covers (usage of an earlier term
+    arriving after a renewal)."""
+
     event_id: str
     usage: UsageRecord
+    amount: Money | None = None
 
 
 @dataclass(frozen=True, slots=True)

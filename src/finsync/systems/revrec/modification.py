@@ -31,8 +31,8 @@ from finsync.domain.money import Money
 from finsync.systems.revrec.consideration import (
     PriceBook,
     Step,
+    change_value,
     difference,
-    exact_value,
     line_steps,
     steps_from,
 )
@@ -117,8 +117,7 @@ def _line_change(old: ContractLine | None, new: ContractLine | None, on: date,
     pattern = pattern_of(line.product_id)
     old_steps = _remaining(old, on, pattern)
     new_steps = _remaining(new, on, pattern)
-    delta = Money(exact_value(pattern, new_steps, book) - exact_value(pattern, old_steps, book),
-                  book.currency).quantize()
+    delta = change_value(pattern, new_steps, old_steps, book, on)
     if old is None:
         return LineChange(line.line_id, LineChangeKind.ADDED, delta, new_steps)
     if new is None and not old_steps:

@@ -107,9 +107,10 @@ def _same_currency(state: RevenueContractState, amount: Money) -> None:
 
 
 def obligation_for_line(state: RevenueContractState, line: DocumentLine) -> ObligationState:
-    """The obligation a billing document's line belongs to: by line id, else by product."""
+    """The obligation a billing document's line belongs to: by line id, by the contract line
+    it bills, else by product."""
     for ob in state.obligations:
-        if ob.obligation_id == line.line_id:
+        if ob.obligation_id in (line.line_id, line.contract_line_id):
             return ob
     by_product = [ob for ob in state.obligations
                   if ob.product_id == line.product_id and ob.obligation_id == ob.line_id]
