@@ -14,9 +14,11 @@ from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.embedded.revenue import EmbeddedRevenue
 from finsync.connectors.filedrop.ledger import FileDropLedger
+from finsync.connectors.ports import LedgerPort
 from finsync.domain.catalog import StandaloneSellingPrice
 from finsync.domain.clock import utc_now
 from finsync.domain.money import Money
+from finsync.hub.buffer import BufferPolicy
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry
 from finsync.hub.service import Hub, SourcePump
 from finsync.hub.target import Target, ledger_target, revenue_target
@@ -89,14 +91,28 @@ def build_revenue_service(config: FinsyncConfig, engine: Engine) -> RevenueServi
     return RevenueService(engine, ssp, lambda _contract: terms)
 
 
-def build_targets(config: FinsyncConfig, engine: Engine) -> dict[str, Target]:
+def _buffered(name: str, system: SystemSection, port: LedgerPort,
+              ledgers: dict[str, tuple[LedgerPort, BufferPolicy]] | None) -> Target:
+    """A ledger target; its port also goes to the posting buffer when one is wanted."""
+    if ledgers is not None:
+        ledgers[name] = (port, BufferPolicy(system.calls_per_minute, system.concurrency or 1,
+                                            system.batch_size, system.posting))
+    return ledger_target(port)
+
+
+def build_targets(config: FinsyncConfig, engine: Engine,
+                  ledgers: dict[str, tuple[LedgerPort, BufferPolicy]] | None = None
+                  ) -> dict[str, Target]:
+    """Targets by system; ledger ports are also put in `ledgers` (for the posting buffer)."""
     targets: dict[str, Target] = {}
     for name, system in config.systems.items():
         if system.role == "ledger" and system.connector == "filedrop":
-            targets[name] = ledger_target(FileDropLedger(name, config.resolve(system.directory)))
+            port: LedgerPort = FileDropLedger(name, config.resolve(system.directory))
+            targets[name] = _buffered(name, system, port, ledgers)
         elif system.role == "ledger" and system.connector == "embedded":
             service = build_ledger_service(config, engine, system)
-            targets[name] = ledger_target(EmbeddedLedger(name, service))
+            port = EmbeddedLedger(name, service, system.batch_size or 100)
+            targets[name] = _buffered(name, system, port, ledgers)
         elif system.role == "billing":
             continue  # a source, not a target: see build_pumps
         elif system.role == "revenue" and system.connector == "embedded":
@@ -141,6 +157,7 @@ def build_hub(config: FinsyncConfig, *, engine: Engine | None = None,
     engine = engine or build_engine(config)
     if migrate:
         upgrade(engine)
-    return Hub(engine, config.hub_settings(), build_mappers(config),
-               build_targets(config, engine), utc_now, worker_id(),
-               build_pumps(config, engine))
+    ledgers: dict[str, tuple[LedgerPort, BufferPolicy]] = {}
+    targets = build_targets(config, engine, ledgers)
+    return Hub(engine, config.hub_settings(), build_mappers(config), targets, utc_now,
+               worker_id(), build_pumps(config, engine), ledgers)
