@@ -69,6 +69,7 @@ def summarise(key: str, members: Sequence[Member]) -> JournalEntry:
         JournalLine(account, side, total(sums[slot], currency),
                     (*dims, ("documents", " ".join(sorted(documents[slot])))))
         for slot in sorted(sums) for account, side, dims in [slot])
+    count = f"{len(members)} document{'s' if len(members) > 1 else ''}"
     return JournalEntry(derive_id("sum", key), entity, on,
-                        f"Summary of {len(members)} documents, {entity} {on.isoformat()}",
-                        lines, source_refs=(("summary", key),))
+                        f"Summary of {count}, {entity} {on.isoformat()}", lines,
+                        source_refs=(("summary", key),))
