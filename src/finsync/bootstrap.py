@@ -91,12 +91,14 @@ def build_revenue_service(config: FinsyncConfig, engine: Engine) -> RevenueServi
     return RevenueService(engine, ssp, lambda _contract: terms)
 
 
-def _buffered(name: str, system: SystemSection, port: LedgerPort,
+def _buffered(config: FinsyncConfig, name: str, system: SystemSection, port: LedgerPort,
               ledgers: dict[str, tuple[LedgerPort, BufferPolicy]] | None) -> Target:
-    """A ledger target; its port also goes to the posting buffer when one is wanted."""
+    """A ledger target; its port also goes to the posting buffer when one is wanted
+    (documents per call: the system's `batch_size`, else the `[delivery]` one)."""
     if ledgers is not None:
-        ledgers[name] = (port, BufferPolicy(system.calls_per_minute, system.concurrency or 1,
-                                            system.batch_size, system.posting))
+        ledgers[name] = (port, BufferPolicy(
+            system.calls_per_minute, system.concurrency or 1,
+            system.batch_size or config.delivery.batch_size, system.posting))
     return ledger_target(port)
 
 
@@ -108,11 +110,11 @@ def build_targets(config: FinsyncConfig, engine: Engine,
     for name, system in config.systems.items():
         if system.role == "ledger" and system.connector == "filedrop":
             port: LedgerPort = FileDropLedger(name, config.resolve(system.directory))
-            targets[name] = _buffered(name, system, port, ledgers)
+            targets[name] = _buffered(config, name, system, port, ledgers)
         elif system.role == "ledger" and system.connector == "embedded":
             service = build_ledger_service(config, engine, system)
             port = EmbeddedLedger(name, service, system.batch_size or 100)
-            targets[name] = _buffered(name, system, port, ledgers)
+            targets[name] = _buffered(config, name, system, port, ledgers)
         elif system.role == "billing":
             continue  # a source, not a target: see build_pumps
         elif system.role == "revenue" and system.connector == "embedded":
