@@ -74,10 +74,14 @@ def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: in
     racing for the same row cannot both take it; SQLite has a single writer anyway.
     """
     due_ids = select(deliveries.c.id).where(_due(now))
+    # Targets are compared as an expression (`target || ''`): a plain `target = 'x'` lets
+    # PostgreSQL carry the constant into the ordering test and, on young statistics, plan
+    # it as a scan of every earlier delivery for each candidate (1 s instead of 10 ms).
+    target = deliveries.c.target + ""
     if only is not None:
-        due_ids = due_ids.where(deliveries.c.target.in_(list(only)))
+        due_ids = due_ids.where(target.in_(list(only)))
     if skip:
-        due_ids = due_ids.where(deliveries.c.target.not_in(list(skip)))
+        due_ids = due_ids.where(target.not_in(list(skip)))
     due_ids = due_ids.order_by(deliveries.c.id).limit(limit)
     still_due = or_(
         and_(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now),
@@ -159,7 +163,7 @@ def requeue(conn: Connection, event_ids: Sequence[str], at: datetime,
 def any_due(conn: Connection, now: datetime, only: Collection[str]) -> bool:
     """Whether a delivery to one of these targets could be claimed now."""
     return conn.execute(select(deliveries.c.id).where(
-        _due(now), deliveries.c.target.in_(list(only))).limit(1)).first() is not None
+        _due(now), (deliveries.c.target + "").in_(list(only))).limit(1)).first() is not None
 
 
 def statuses(conn: Connection, delivery_ids: Collection[int]) -> dict[int, str]:
