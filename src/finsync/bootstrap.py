@@ -29,6 +29,7 @@ from finsync.connectors.stripe.poller import Poller
 from finsync.domain.catalog import StandaloneSellingPrice
 from finsync.domain.clock import utc_now
 from finsync.domain.money import Money
+from finsync.hub.buffer import BufferPolicy
 from finsync.hub.close import PeriodClose
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry, TranslatingMapper
 from finsync.hub.service import Hub, SourcePump
@@ -142,7 +143,8 @@ def build_ports(config: FinsyncConfig, engine: Engine,
             ports.ledgers[name] = FileDropLedger(name, config.resolve(system.directory))
         elif system.role == "ledger" and system.connector == "embedded":
             ports.ledgers[name] = EmbeddedLedger(
-                name, build_ledger_service(config, engine, system, clock))
+                name, build_ledger_service(config, engine, system, clock),
+                system.batch_size or 100)
         elif system.role == "billing" and system.connector == "embedded":
             ports.billing[name] = EmbeddedBillingRecords(
                 name, _billing_service(config, engine, system, clock))
@@ -269,9 +271,21 @@ def build_hub(config: FinsyncConfig, *, engine: Engine | None = None,
     engine = engine or build_engine(config)
     if migrate:
         upgrade(engine)
+    ports = ports or build_ports(config, engine, clock)
     return Hub(engine, config.hub_settings(), build_mappers(config),
                build_targets(config, engine, clock, ports), clock, worker_id(),
-               build_pumps(config, engine, clock))
+               build_pumps(config, engine, clock), buffered_ledgers(config, ports))
+
+
+def buffered_ledgers(config: FinsyncConfig,
+                     ports: Ports) -> dict[str, tuple[LedgerPort, BufferPolicy]]:
+    """Every ledger goes through the posting buffer with its system's budget (documents per
+    call: the system's `batch_size`, else the `[delivery]` one)."""
+    return {name: (port, BufferPolicy(
+        system.calls_per_minute, system.concurrency or 1,
+        system.batch_size or config.delivery.batch_size, system.posting))
+        for name, port in ports.ledgers.items()
+        for system in [config.systems[name]]}
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,8 +49,10 @@ class SystemSection(_Strict):
     connector: Literal["filedrop", "embedded"]
     directory: str = "var/exports"  # filedrop
     catalog: str | None = None  # embedded billing: catalogue TOML (the shipped one if unset)
-    calls_per_minute: int | None = Field(None, ge=1)  # embedded: ERP-like call budget
-    concurrency: int | None = Field(None, ge=1)
+    calls_per_minute: int | None = Field(None, ge=1)  # the ERP's call budget (the hub
+    concurrency: int | None = Field(None, ge=1)       # keeps it; embedded ledgers enforce it)
+    batch_size: int | None = Field(None, ge=1, le=1000)  # ledger: documents per call
+    posting: Literal["detail", "daily_summary"] = "detail"  # ledger: see docs/erp-buffer.md
 
 
 class LedgerEntitySection(_Strict):
@@ -175,9 +177,18 @@ def _check_stripe(config: FinsyncConfig) -> None:
                               "[sources]")
 
 
+def _check_posting(config: FinsyncConfig) -> None:
+    for name, system in config.systems.items():
+        if system.posting == "daily_summary" and (system.role, system.connector) != \
+                ("ledger", "embedded"):
+            raise ConfigError(f"[systems.{name}] posting = \"daily_summary\" needs a ledger "
+                              "that previews its journals (connector = \"embedded\")")
+
+
 def _check(config: FinsyncConfig) -> None:
     _check_pumps(config)
     _check_stripe(config)
+    _check_posting(config)
     missing = set(BusinessDomain) - set(config.ownership)
     if missing:
         raise ConfigError(f"[ownership] must name an owner for: {', '.join(sorted(missing))}")

@@ -25,6 +25,11 @@ def test_default_configuration_is_valid(tmp_path: Path) -> None:
     (lambda c: c["routes"].update({"refund.issued": ["netsuite"]}), "not under \\[systems\\]"),
     (lambda c: c["ownership"].update({"treasury": "bank"}), "ownership.treasury"),
     (lambda c: c["delivery"].update({"attempts_max": 0}), "delivery.attempts_max"),
+    (lambda c: c["systems"]["ledger"].update({"posting": "weekly"}), "posting"),
+    (lambda c: c["systems"]["ledger"].update({"batch_size": 0}), "batch_size"),
+    (lambda c: c["systems"]["ledger"].update({"connector": "filedrop",
+                                              "posting": "daily_summary"}),
+     "previews its journals"),
 ])
 def test_invalid_configuration_is_refused_with_a_reason(tmp_path: Path, edit: Any,
                                                         message: str) -> None:
@@ -38,3 +43,12 @@ def test_database_url_from_environment_wins(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINSYNC_DATABASE_URL", "postgresql://u@h/db")
     assert parse_config(_default(), tmp_path).database_url == "postgresql://u@h/db"
+
+
+def test_ledger_posting_settings_are_read(tmp_path: Path) -> None:
+    data = _default()
+    data["systems"]["ledger"].update({"batch_size": 25, "posting": "daily_summary",
+                                      "calls_per_minute": 120, "concurrency": 4})
+    ledger = parse_config(data, tmp_path).systems["ledger"]
+    assert (ledger.batch_size, ledger.posting, ledger.calls_per_minute, ledger.concurrency) == \
+        (25, "daily_summary", 120, 4)

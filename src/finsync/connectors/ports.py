@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
+from finsync.domain.errors import FinsyncError
 from finsync.domain.invoice import CreditMemo, Invoice, RatedUsage, UsageRecord
 from finsync.domain.journal import JournalEntry, PeriodStatus
 from finsync.domain.money import Money
@@ -121,6 +122,41 @@ class RevenuePosition:
     contract_asset: Money
     unbilled_receivable: Money
     credits: tuple[tuple[str, Money], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One document for a batch call, with the context of its delivery."""
+
+    event_type: str  # invoice.issued | credit_memo.issued | payment.applied | refund.issued
+    #                  | journal_entry.posted
+    document: Any
+    ctx: DeliveryContext
+
+
+@runtime_checkable
+class BatchLedgerPort(LedgerPort, Protocol):
+    """An ERP that takes many documents in one call (one call of its budget).
+
+    The answer has one outcome per posting, in order: its `Receipt`, or the error for that
+    posting alone (`TransientError`, `PermanentError`, a `DomainError`); one refused posting
+    does not refuse the others. An error raised by the call itself concerns every posting.
+    (The outcomes are typed `FinsyncError`, the root of both `DomainError` and the connector
+    errors, so that every such answer type-checks.)
+    """
+
+    max_batch: int
+
+    def post_batch(self, postings: Sequence[Posting]) -> Sequence[Receipt | FinsyncError]: ...
+
+
+@runtime_checkable
+class JournalPreviewPort(LedgerPort, Protocol):
+    """An ERP that can show the journal entry its own posting rules would make for a
+    document, without posting it (summary posting aggregates these; the hub computes no
+    accounting of its own)."""
+
+    def preview_journal(self, event_type: str, document: Any) -> JournalEntry: ...
 
 
 @runtime_checkable

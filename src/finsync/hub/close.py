@@ -102,7 +102,7 @@ class PeriodClose:
         self._hub.run_until_idle()
         event_ids = [event_id_for(SOURCE, _source_event_id(entry)) for entry in journals]
         with reading(self._hub.engine) as conn:
-            states = outbox.statuses(conn, event_ids)
+            states = outbox.event_statuses(conn, event_ids)
         if any(status != "done" for status in states.values()) or len(states) < len(journals):
             raise JournalNotPostedError(
                 f"the ERP has not taken every revenue journal of {correlation} "

@@ -10,13 +10,15 @@ Rules:
 - `PermanentError`: the delivery is `failed` and an exception of the error's class opens.
 - Anything else is a defect: recorded as `internal_error`, never swallowed.
 - A failed or dead delivery holds back the later deliveries of its aggregate to that target.
+- Targets given to a posting buffer (`skip_targets`) are left to it; it records its outcomes
+  through `outcome_of` and `record_all`, so that both record alike.
 """
 
 from __future__ import annotations
 
 import random
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -45,7 +47,7 @@ from finsync.storage.outbox import Delivery
 
 
 @dataclass(frozen=True, slots=True)
-class _Failure:
+class Failure:
     status: str  # failed | dead
     exception_class: ExceptionClass
     message: str
@@ -53,7 +55,7 @@ class _Failure:
 
 
 @dataclass(frozen=True, slots=True)
-class _Retry:
+class Retry:
     message: str
     at: datetime
     # A cause finance should see while the hub retries (e.g. missing_revrec_reference);
@@ -62,19 +64,29 @@ class _Retry:
 
 
 @dataclass(frozen=True, slots=True)
-class _Attempt:
+class Attempt:
     delivery: Delivery
     env: Envelope
     document: Any
-    outcome: Receipt | _Retry | _Failure
+    outcome: Receipt | Retry | Failure
+
+
+def context(delivery: Delivery, env: Envelope) -> DeliveryContext:
+    """The context a target gets: the delivery's idempotency key, the event's lineage and
+    what an approved re-route changed (the posting date)."""
+    posting_date = delivery.override.get("posting_date")
+    return DeliveryContext(delivery.idempotency_key, env.event_id, env.correlation_id,
+                           env.causation_id,
+                           date.fromisoformat(posting_date) if posting_date else None)
 
 
 class DeliveryWorker:
     def __init__(self, engine: Engine, targets: Mapping[str, Target], policy: DeliveryPolicy,
                  clock: Callable[[], datetime], owner: str,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, skip_targets: Collection[str] = ()) -> None:
         self._engine, self._targets, self._policy = engine, dict(targets), policy
         self._clock, self._owner, self._rng = clock, owner, rng or random.Random()
+        self._skip = frozenset(skip_targets)
 
     def run_once(self) -> int:
         """Deliver one batch of due deliveries; returns how many were attempted.
@@ -84,36 +96,42 @@ class DeliveryWorker:
         """
         with transaction(self._engine) as conn:
             claimed = outbox.claim(conn, self._owner, self._clock(), self._policy.lease_s,
-                                   self._policy.batch_size)
+                                   self._policy.batch_size, skip=self._skip)
         if not claimed:
             return 0
         with reading(self._engine) as conn:
             envelopes = event_log.get_many(conn, [d.event_id for d in claimed])
-        attempts = [self._attempt(d, UPCASTERS.upcast(envelopes[d.event_id])) for d in claimed]
+        self.record_all([self._attempt(d, UPCASTERS.upcast(envelopes[d.event_id]))
+                         for d in claimed])
+        return len(claimed)
+
+    def record_all(self, attempts: Sequence[Attempt]) -> None:
+        """Record outcomes in one transaction (deliveries, cross-references, milestones,
+        exceptions)."""
         with transaction(self._engine) as conn:
             for attempt in attempts:
                 self._record(conn, attempt)
-        return len(claimed)
 
-    def _attempt(self, delivery: Delivery, env: Envelope) -> _Attempt:
+    def _attempt(self, delivery: Delivery, env: Envelope) -> Attempt:
         document: Any = None
         try:
             document = event_type(env.type).decode(env)
-            posting_date = delivery.override.get("posting_date")
-            ctx = DeliveryContext(delivery.idempotency_key, env.event_id, env.correlation_id,
-                                  env.causation_id,
-                                  date.fromisoformat(posting_date) if posting_date else None)
-            outcome: Receipt | _Retry | _Failure = self._call(delivery, env, document, ctx)
-        except TransientError as exc:
-            outcome = self._retry_or_give_up(delivery, exc)
-        except PermanentError as exc:
-            outcome = _Failure("failed", exc.exception_class, str(exc))
-        except DomainError as exc:
-            outcome = _Failure("failed", ExceptionClass.MAPPING_ERROR, str(exc))
+            outcome: Receipt | Retry | Failure = self._call(delivery, env, document,
+                                                            context(delivery, env))
         except Exception as exc:
-            outcome = _Failure("failed", ExceptionClass.INTERNAL_ERROR,
-                               f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        return _Attempt(delivery, env, document, outcome)
+            outcome = self.outcome_of(delivery, exc)
+        return Attempt(delivery, env, document, outcome)
+
+    def outcome_of(self, delivery: Delivery, exc: Exception) -> Retry | Failure:
+        """What an error means for a delivery: a retry later, or a failure for a person."""
+        if isinstance(exc, TransientError):
+            return self._retry_or_give_up(delivery, exc)
+        if isinstance(exc, PermanentError):
+            return Failure("failed", exc.exception_class, str(exc))
+        if isinstance(exc, DomainError):
+            return Failure("failed", ExceptionClass.MAPPING_ERROR, str(exc))
+        return Failure("failed", ExceptionClass.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}",
+                       "".join(traceback.format_exception(exc)))
 
     def _call(self, delivery: Delivery, env: Envelope, document: Any,
               ctx: DeliveryContext) -> Receipt:
@@ -126,22 +144,22 @@ class DeliveryWorker:
                                  exception_class=ExceptionClass.MAPPING_ERROR)
         return target.deliver(env.type, document, ctx)
 
-    def _retry_or_give_up(self, delivery: Delivery, exc: TransientError) -> _Retry | _Failure:
+    def _retry_or_give_up(self, delivery: Delivery, exc: TransientError) -> Retry | Failure:
         attempt = delivery.attempts + 1
         if attempt >= self._policy.attempts_max:
-            return _Failure("dead", exc.exception_class,
+            return Failure("dead", exc.exception_class,
                             f"{delivery.target} still failing after {attempt} attempts: {exc}")
         wait = delay_s(attempt, self._policy.backoff_base_s, self._policy.backoff_cap_s,
                        self._rng, exc.retry_after_s)
         visible = exc.exception_class is not ExceptionClass.TARGET_UNAVAILABLE
-        return _Retry(str(exc), self._clock() + timedelta(seconds=wait),
-                      exc.exception_class if visible else None)
+        return Retry(str(exc), self._clock() + timedelta(seconds=wait),
+                     exc.exception_class if visible else None)
 
-    def _record(self, conn: Connection, attempt: _Attempt) -> None:
+    def _record(self, conn: Connection, attempt: Attempt) -> None:
         outcome = attempt.outcome
         if isinstance(outcome, Receipt):
             self._record_success(conn, attempt.delivery, attempt.env, outcome)
-        elif isinstance(outcome, _Retry):
+        elif isinstance(outcome, Retry):
             if outbox.reschedule(conn, attempt.delivery.id, self._owner, outcome.message,
                                  outcome.at) and outcome.exception_class is not None:
                 self._open(conn, attempt, outcome.exception_class, outcome.message,
@@ -172,13 +190,13 @@ class DeliveryWorker:
             milestone_log.record(conn, env.correlation_id, "exception_resolved", env.event_id,
                                  delivery.target, now)
 
-    def _record_failure(self, conn: Connection, attempt: _Attempt, failure: _Failure) -> None:
+    def _record_failure(self, conn: Connection, attempt: Attempt, failure: Failure) -> None:
         if outbox.fail(conn, attempt.delivery.id, self._owner, failure.status, failure.message,
                        self._clock()):
             self._open(conn, attempt, failure.exception_class, failure.message,
                        detail=failure.detail)
 
-    def _open(self, conn: Connection, attempt: _Attempt, klass: ExceptionClass, message: str,
+    def _open(self, conn: Connection, attempt: Attempt, klass: ExceptionClass, message: str,
               *, status: str = "open", detail: str | None = None) -> None:
         delivery, env = attempt.delivery, attempt.env
         exception_log.open_exception(conn, NewException(

@@ -10,7 +10,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from finsync.connectors.ports import LedgerPort
 from finsync.hub.acceptance import Acceptance
+from finsync.hub.buffer import BufferPolicy, buffers_for
 from finsync.hub.delivery import DeliveryWorker
 from finsync.hub.intake import Intake
 from finsync.hub.mapping import MapperRegistry
@@ -39,13 +41,17 @@ class RunSummary:
 class Hub:
     def __init__(self, engine: Engine, settings: HubSettings, mappers: MapperRegistry,
                  targets: Mapping[str, Target], clock: Callable[[], datetime],
-                 worker_id: str, pumps: Mapping[str, SourcePump] | None = None) -> None:
+                 worker_id: str, pumps: Mapping[str, SourcePump] | None = None,
+                 ledgers: Mapping[str, tuple[LedgerPort, BufferPolicy]] | None = None) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
         self.mappers = mappers
         self.intake = Intake(engine, mappers, clock)
         self.processor = Processor(engine, mappers, Acceptance(settings), clock,
                                    settings.intake_batch_size)
-        self.worker = DeliveryWorker(engine, targets, settings.delivery, clock, worker_id)
+        self.worker = DeliveryWorker(engine, targets, settings.delivery, clock, worker_id,
+                                     skip_targets=set(ledgers or {}))
+        self.buffers = buffers_for(engine, targets, ledgers or {}, self.worker,
+                                   settings.delivery.lease_s, clock, worker_id)  # ERPs
         self.pumps = dict(pumps or {})
 
     def pump(self) -> int:
@@ -68,7 +74,7 @@ class Hub:
                 progress("intake", outcomes["raw"], outcomes["raw"] + self._raw_waiting())
         overdue = self.processor.flag_overdue()
         attempted = 0
-        while sent := self.worker.run_once():
+        while sent := self.worker.run_once() + sum(b.run_once() for b in self.buffers):
             attempted += sent
             if progress:
                 progress("delivery", attempted, attempted + self._deliveries_waiting())

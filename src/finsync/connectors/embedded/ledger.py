@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import OperationalError
 
@@ -17,13 +17,16 @@ from finsync.connectors.ports import (
     AccountBalance,
     Application,
     DeliveryContext,
+    Posting,
     Receipt,
     Receivable,
     Reference,
 )
 from finsync.domain.errors import (
+    ConnectorError,
     DomainError,
     ExceptionClass,
+    FinsyncError,
     PermanentError,
     TransientError,
     UnbalancedEntryError,
@@ -32,7 +35,7 @@ from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry, PeriodStatus
 from finsync.domain.payment import Payment, Refund
 from finsync.systems.ledger import errors as ledger_errors
-from finsync.systems.ledger.service import LedgerService, Posted, Source
+from finsync.systems.ledger.service import LedgerService, Posted, Request, Source
 
 T = TypeVar("T")
 
@@ -63,9 +66,33 @@ def _translated() -> Iterator[None]:
         raise PermanentError(f"{exc.code}: {exc}", exception_class=klass) from exc
 
 
+# The ledger's document kinds, by the canonical event that posts them.
+_KINDS = {"invoice.issued": "invoice", "credit_memo.issued": "credit_memo",
+          "payment.applied": "payment", "refund.issued": "refund",
+          "journal_entry.posted": "journal_entry", "revenue.journal_recorded": "journal_entry"}
+
+
+def _kind(event_type: str) -> str:
+    kind = _KINDS.get(event_type)
+    if kind is None:
+        raise PermanentError(f"the ledger posts no {event_type} events",
+                             exception_class=ExceptionClass.MAPPING_ERROR)
+    return kind
+
+
+def _one_error(error: DomainError) -> ConnectorError:
+    """A posting's own refusal inside a batch, classed as `_translated` would."""
+    try:
+        with _translated():
+            raise error
+    except ConnectorError as exc:
+        return exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class EmbeddedLedger:
-    def __init__(self, system: str, service: LedgerService) -> None:
-        self.system, self._service = system, service
+    def __init__(self, system: str, service: LedgerService, max_batch: int = 100) -> None:
+        self.system, self._service, self.max_batch = system, service, max_batch
 
     def _receipt(self, kind: str, canonical_id: str, posted: Posted) -> Receipt:
         return Receipt(posted.entry_id, (Reference(canonical_id, kind, posted.entry_id),),
@@ -99,6 +126,22 @@ class EmbeddedLedger:
     def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt:
         return self._call("journal_entry", entry.id, lambda: self._service.post_entry(
             entry, ctx.key, self._source(ctx, entry.id)))
+
+    def post_batch(self, postings: Sequence[Posting]) -> Sequence[Receipt | FinsyncError]:
+        """All postings in one ledger call and transaction; each keeps its own outcome."""
+        if len(postings) > self.max_batch:
+            raise PermanentError(f"{len(postings)} postings in one call; the ledger takes "
+                                 f"{self.max_batch}", exception_class=ExceptionClass.INTERNAL_ERROR)
+        requests = [Request(_kind(p.event_type), p.document, p.ctx.key,
+                            self._source(p.ctx, p.document.id)) for p in postings]
+        with _translated():
+            outcomes = self._service.post_many(requests)
+        return [self._receipt(r.kind, r.document.id, o) if isinstance(o, Posted)
+                else _one_error(o) for r, o in zip(requests, outcomes, strict=True)]
+
+    def preview_journal(self, event_type: str, document: Any) -> JournalEntry:
+        with _translated():
+            return self._service.preview(_kind(event_type), document)
 
     def find_receipt(self, key: str) -> Receipt | None:
         with _translated():

@@ -27,18 +27,25 @@ from finsync.connectors.ports import (
     AccountBalance,
     Application,
     DeliveryContext,
+    Posting,
     Receipt,
     Receivable,
     Reference,
 )
 from finsync.domain.codec import encode
-from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+from finsync.domain.errors import ExceptionClass, FinsyncError, PermanentError, TransientError
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry, PeriodStatus
 from finsync.domain.payment import Payment, Refund
 
+_KINDS = {"invoice.issued": "invoice", "credit_memo.issued": "credit_memo",
+          "payment.applied": "payment", "refund.issued": "refund",
+          "journal_entry.posted": "journal_entry", "revenue.journal_recorded": "journal_entry"}
+
 
 class FileDropLedger:
+    max_batch = 500
+
     def __init__(self, system: str, directory: Path) -> None:
         self.system = system
         self.path = Path(directory) / f"{system}.jsonl"
@@ -77,41 +84,61 @@ class FileDropLedger:
         refs = tuple(Reference(*r) for r in line["references"])
         return Receipt(line["external_id"], refs)
 
-    def _write(self, kind: str, canonical_id: str, document: Any,
-               ctx: DeliveryContext) -> Receipt:
-        body = encode(document)
+    def _write(self, kind: str, document: Any, ctx: DeliveryContext) -> Receipt:
+        outcome = self.post_batch([Posting(f"{kind}.any", document, ctx)], kind)[0]
+        if isinstance(outcome, Receipt):
+            return outcome
+        raise outcome
+
+    def post_batch(self, postings: Sequence[Posting],
+                   kind: str | None = None) -> Sequence[Receipt | FinsyncError]:
+        """Lines for every posting under one lock and one fsync; a key already used for
+        another document is refused alone."""
+        outcomes: list[Receipt | FinsyncError] = []
         with self._locked() as handle:
             self._catch_up(handle)
-            if (known := self._index.get(ctx.key)) is not None:
-                if known["document"] != body:
-                    raise PermanentError(f"key {ctx.key} was already used for another document",
-                                         exception_class=ExceptionClass.DUPLICATE_EVENT)
-                return self._receipt(known)
-            external_id = f"{kind}-{hashlib.sha256(ctx.key.encode()).hexdigest()[:16]}"
-            line = {"key": ctx.key, "kind": kind, "external_id": external_id,
-                    "correlation_id": ctx.correlation_id, "event_id": ctx.event_id,
-                    "references": [[canonical_id, kind, external_id]], "document": body}
-            handle.seek(0, os.SEEK_END)
-            handle.write(json.dumps(line, sort_keys=True).encode() + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-            self._catch_up(handle)
-            return self._receipt(line)
+            fresh: dict[str, dict[str, Any]] = {}
+            for posting in postings:
+                outcomes.append(self._line(kind or _KINDS.get(posting.event_type, "document"),
+                                           posting, fresh))
+            if fresh:
+                handle.seek(0, os.SEEK_END)
+                handle.write(b"".join(json.dumps(line, sort_keys=True).encode() + b"\n"
+                                      for line in fresh.values()))
+                handle.flush()
+                os.fsync(handle.fileno())
+                self._catch_up(handle)
+        return outcomes
+
+    def _line(self, kind: str, posting: Posting,
+              fresh: dict[str, dict[str, Any]]) -> Receipt | FinsyncError:
+        ctx, body = posting.ctx, encode(posting.document)
+        if (known := self._index.get(ctx.key) or fresh.get(ctx.key)) is not None:
+            if known["document"] != body:
+                return PermanentError(f"key {ctx.key} was already used for another document",
+                                      exception_class=ExceptionClass.DUPLICATE_EVENT)
+            return self._receipt(known)
+        external_id = f"{kind}-{hashlib.sha256(ctx.key.encode()).hexdigest()[:16]}"
+        fresh[ctx.key] = line = {
+            "key": ctx.key, "kind": kind, "external_id": external_id,
+            "correlation_id": ctx.correlation_id, "event_id": ctx.event_id,
+            "references": [[posting.document.id, kind, external_id]], "document": body}
+        return self._receipt(line)
 
     def post_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt:
-        return self._write("invoice", invoice.id, invoice, ctx)
+        return self._write("invoice", invoice, ctx)
 
     def post_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt:
-        return self._write("credit_memo", memo.id, memo, ctx)
+        return self._write("credit_memo", memo, ctx)
 
     def post_payment(self, payment: Payment, ctx: DeliveryContext) -> Receipt:
-        return self._write("payment", payment.id, payment, ctx)
+        return self._write("payment", payment, ctx)
 
     def post_refund(self, refund: Refund, ctx: DeliveryContext) -> Receipt:
-        return self._write("refund", refund.id, refund, ctx)
+        return self._write("refund", refund, ctx)
 
     def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt:
-        return self._write("journal_entry", entry.id, entry, ctx)
+        return self._write("journal_entry", entry, ctx)
 
     def find_receipt(self, key: str) -> Receipt | None:
         with self._locked() as handle:

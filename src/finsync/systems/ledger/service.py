@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from finsync.domain.codec import encode
+from finsync.domain.errors import DomainError
 from finsync.domain.ids import derive_id
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import AccountingPeriod, JournalEntry, PeriodStatus
@@ -27,8 +28,8 @@ from finsync.domain.money import Money
 from finsync.domain.payment import Payment, Refund
 from finsync.systems.ledger import beancount, records, reports
 from finsync.systems.ledger import tables as t
-from finsync.systems.ledger.ar import OpenItem
-from finsync.systems.ledger.chart import Chart
+from finsync.systems.ledger.ar import ItemKind, OpenItem
+from finsync.systems.ledger.chart import Chart, Role
 from finsync.systems.ledger.documents import (
     Books,
     Posting,
@@ -68,6 +69,118 @@ class Source:
 
 
 Build = Callable[[Connection, Books], Posting]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One posting of a batch (`post_many`)."""
+
+    kind: str  # invoice | credit_memo | payment | refund | journal_entry
+    document: Any
+    key: str
+    source: Source = Source()
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How one document posts: what it is, where and when, and how its lines are built."""
+
+    kind: str
+    document_id: str
+    body: Any
+    entity: str
+    on: date
+    memo: str
+    source: Source
+    build: Build
+    reverses: str | None = None
+
+    @property
+    def body_hash(self) -> str:
+        return hashlib.sha256(json.dumps(encode(self.body), sort_keys=True).encode()).hexdigest()
+
+
+def _assumed(books: Books, document_id: str, customer: str, kind: ItemKind, amount: Money,
+             on: date) -> OpenItem:
+    """The item a summary-posted document is assumed to meet (see `LedgerService.preview`)."""
+    return OpenItem(document_id, books.legal_entity, customer, kind, document_id, amount,
+                    amount, books.convert(amount), on, on)
+
+
+def _invoice_plan(invoice: Invoice, source: Source, _assumed_items: bool) -> _Plan:
+    return _Plan("invoice", invoice.id, invoice, invoice.legal_entity, invoice.issue_date,
+                 f"Invoice {invoice.number}", source,
+                 lambda conn, books: post_invoice(invoice, books))
+
+
+def _credit_memo_plan(memo: CreditMemo, source: Source, assumed_items: bool) -> _Plan:
+    def build(conn: Connection, books: Books) -> Posting:
+        invoice = _assumed(books, memo.invoice_id, memo.customer_id, ItemKind.INVOICE,
+                           memo.total, memo.issue_date) if assumed_items \
+            else records.open_item(conn, memo.legal_entity, memo.invoice_id)
+        debits = () if assumed_items else records.customer_debits(
+            conn, memo.legal_entity, memo.customer_id, memo.currency)
+        return post_credit_memo(memo, books, invoice, debits)
+
+    return _Plan("credit_memo", memo.id, memo, memo.legal_entity, memo.issue_date,
+                 f"Credit memo {memo.number} ({memo.reason})", source, build)
+
+
+def _payment_plan(payment: Payment, source: Source, assumed_items: bool) -> _Plan:
+    def build(conn: Connection, books: Books) -> Posting:
+        if assumed_items:
+            applied: dict[str, Money] = {}
+            for a in payment.applications:
+                applied[a.invoice_id] = applied[a.invoice_id] + a.amount \
+                    if a.invoice_id in applied else a.amount
+            found = {invoice: _assumed(books, invoice, payment.customer_id, ItemKind.INVOICE,
+                                       amount, payment.received_on)
+                     for invoice, amount in applied.items()}
+        else:
+            found = {a.invoice_id: item for a in payment.applications
+                     if (item := records.open_item(conn, payment.legal_entity, a.invoice_id))}
+        debits = () if assumed_items else records.customer_debits(
+            conn, payment.legal_entity, payment.customer_id, payment.amount.currency)
+        return post_payment(payment, books, found, debits)
+
+    return _Plan("payment", payment.id, payment, payment.legal_entity, payment.received_on,
+                 f"Payment {payment.id}", source, build)
+
+
+def _refund_plan(refund: Refund, source: Source, assumed_items: bool) -> _Plan:
+    def build(conn: Connection, books: Books) -> Posting:
+        credits = [_assumed(books, f"{refund.id}:credit", refund.customer_id, ItemKind.CREDIT,
+                            refund.amount, refund.issued_on)] if assumed_items \
+            else records.customer_credits(conn, refund.legal_entity, refund.customer_id,
+                                          refund.amount.currency)
+        reopened = None
+        if refund.reopens_invoice and assumed_items:
+            reopened = _assumed(books, refund.reopens_invoice, refund.customer_id,
+                                ItemKind.INVOICE, refund.amount, refund.issued_on)
+        elif refund.reopens_invoice:
+            reopened = records.open_item(conn, refund.legal_entity, refund.reopens_invoice)
+        return post_refund(refund, books, credits, reopened)
+
+    return _Plan("refund", refund.id, refund, refund.legal_entity, refund.issued_on,
+                 f"Refund {refund.id}", source, build)
+
+
+def _entry_plan(entry: JournalEntry, source: Source, _assumed_items: bool) -> _Plan:
+    def build(conn: Connection, books: Books) -> Posting:
+        legs = [(Leg(line.account, line.amount, line.dimensions), line.side.value)
+                for line in entry.lines]
+        return Posting(books.lines([leg for leg, side in legs if side == "debit"],
+                                   [leg for leg, side in legs if side == "credit"]))
+
+    return _Plan("journal_entry", entry.id, entry, entry.legal_entity, entry.posting_date,
+                 entry.memo, Source(source.correlation_id or entry.correlation_id,
+                                    source.refs or entry.source_refs, source.approved),
+                 build, reverses=entry.reverses)
+
+
+_PLANS: dict[str, Callable[[Any, Source, bool], _Plan]] = {
+    "invoice": _invoice_plan, "credit_memo": _credit_memo_plan, "payment": _payment_plan,
+    "refund": _refund_plan, "journal_entry": _entry_plan}
 
 
 class LedgerService:
@@ -125,55 +238,63 @@ class LedgerService:
 
     # -- postings ---------------------------------------------------------------------
     def post_invoice(self, invoice: Invoice, key: str, source: Source = Source()) -> Posted:
-        return self._post(key, "invoice", invoice.id, invoice, invoice.legal_entity,
-                          invoice.issue_date, f"Invoice {invoice.number}", source,
-                          lambda conn, books: post_invoice(invoice, books))
+        return self._post(key, self._plan("invoice", invoice, source))
 
     def post_credit_memo(self, memo: CreditMemo, key: str, source: Source = Source()) -> Posted:
-        return self._post(key, "credit_memo", memo.id, memo, memo.legal_entity,
-                          memo.issue_date, f"Credit memo {memo.number} ({memo.reason})", source,
-                          lambda conn, books: post_credit_memo(
-                              memo, books, records.open_item(conn, memo.legal_entity,
-                                                             memo.invoice_id),
-                              records.customer_debits(conn, memo.legal_entity,
-                                                      memo.customer_id, memo.currency)))
+        return self._post(key, self._plan("credit_memo", memo, source))
 
     def post_payment(self, payment: Payment, key: str, source: Source = Source()) -> Posted:
-        def build(conn: Connection, books: Books) -> Posting:
-            found = {a.invoice_id: records.open_item(conn, payment.legal_entity, a.invoice_id)
-                     for a in payment.applications}
-            return post_payment(payment, books, {k: v for k, v in found.items() if v},
-                                records.customer_debits(conn, payment.legal_entity,
-                                                        payment.customer_id,
-                                                        payment.amount.currency))
-
-        return self._post(key, "payment", payment.id, payment, payment.legal_entity,
-                          payment.received_on, f"Payment {payment.id}", source, build)
+        return self._post(key, self._plan("payment", payment, source))
 
     def post_refund(self, refund: Refund, key: str, source: Source = Source()) -> Posted:
-        return self._post(key, "refund", refund.id, refund, refund.legal_entity,
-                          refund.issued_on, f"Refund {refund.id}", source,
-                          lambda conn, books: post_refund(refund, books, records.customer_credits(
-                              conn, refund.legal_entity, refund.customer_id,
-                              refund.amount.currency),
-                              records.open_item(conn, refund.legal_entity,
-                                                refund.reopens_invoice)
-                              if refund.reopens_invoice else None))
+        return self._post(key, self._plan("refund", refund, source))
 
     def post_entry(self, entry: JournalEntry, key: str, source: Source = Source()) -> Posted:
         """A journal entry as given (revenue journals, manual entries), in any currency."""
-        def build(conn: Connection, books: Books) -> Posting:
-            legs = [(Leg(line.account, line.amount, line.dimensions), line.side.value)
-                    for line in entry.lines]
-            return Posting(books.lines([leg for leg, side in legs if side == "debit"],
-                                       [leg for leg, side in legs if side == "credit"]))
+        return self._post(key, self._plan("journal_entry", entry, source))
 
-        return self._post(key, "journal_entry", entry.id, entry, entry.legal_entity,
-                          entry.posting_date, entry.memo,
-                          Source(source.correlation_id or entry.correlation_id,
-                                 source.refs or entry.source_refs, source.approved,
-                                 source.posting_date), build,
-                          reverses=entry.reverses)
+    def post_many(self, requests: Sequence[Request]) -> list[Posted | DomainError]:
+        """Several postings in one call and one transaction, in order (a later one sees what
+        an earlier one opened). Each posting has its own savepoint: a refused posting is
+        answered with its error and writes nothing; the others still post."""
+        outcomes: list[Posted | DomainError] = []
+        with self._governor.call(), self.engine.begin() as conn:
+            for request in requests:
+                try:
+                    outcomes.append(self._post_nested(conn, request.key, self._plan(
+                        request.kind, request.document, request.source)))
+                except DomainError as exc:
+                    outcomes.append(exc)
+        return outcomes
+
+    def preview(self, kind: str, document: Any) -> JournalEntry:
+        """The entry the posting rules make for a document, without posting it.
+
+        A summary posting keeps no AR items per document, so the document is rendered
+        against the item it would normally meet: a credit memo or payment application
+        relieves receivables by its full amount, a refund pays out the customer's credits.
+        Lines on a subledger control account (receivables, customer credits) keep only the
+        `customer` dimension; the others keep none, so that a summary can add them up.
+        """
+        plan = self._plan(kind, document, Source(), assumed_items=True)
+        with self.engine.connect() as conn:
+            entry, _period, _posting = self._book(conn, f"preview:{kind}:{plan.document_id}",
+                                                  plan)
+            chart = self._setup(conn, plan.entity)[2]
+        controls = {chart.code_for(Role.ACCOUNTS_RECEIVABLE), chart.code_for(Role.CUSTOMER_CREDITS)}
+        return replace(entry, lines=tuple(
+            replace(line, dimensions=tuple((k, v) for k, v in line.dimensions
+                                           if k == "customer" and line.account in controls))
+            for line in entry.lines))
+
+    def _plan(self, kind: str, document: Any, source: Source,
+              assumed_items: bool = False) -> _Plan:
+        make = _PLANS.get(kind)
+        if make is None:
+            raise LedgerError(f"the ledger posts no {kind!r} documents")
+        plan = make(document, source, assumed_items)
+        # An approved re-route books the document in the first open period.
+        return replace(plan, on=source.posting_date) if source.posting_date else plan
 
     def reverse(self, entry_id: str, on: date, key: str, source: Source = Source()) -> Posted:
         """Fix a posted journal entry by a reversing entry linked to it."""
@@ -190,28 +311,36 @@ class LedgerService:
                                    .where(t.settlements.c.entry_id == entry_id))
             return opened.first() is not None or settled.first() is not None
 
-    def _post(self, key: str, kind: str, document_id: str, body: Any, entity: str, on: date,
-              memo: str, source: Source, build: Build, reverses: str | None = None) -> Posted:
-        body_hash = hashlib.sha256(json.dumps(encode(body), sort_keys=True).encode()).hexdigest()
-        on = source.posting_date or on
+    def _post(self, key: str, plan: _Plan) -> Posted:
         with self._governor.call():
             try:
                 with self.engine.begin() as conn:
-                    if (known := self._known(conn, key, body_hash)) is not None:
-                        return known
-                    entry, period, posting = self._book(conn, key, entity, on, memo, source,
-                                                        build, reverses)
-                    records.insert_entry(conn, entry, period=period.name, key=key,
-                                         body_hash=body_hash, kind=kind,
-                                         document_id=document_id, approved=source.approved,
-                                         at=self._clock())
-                    records.store_items(conn, posting.opened, posting.settled, entry)
-                    return Posted(entry.id, entity, on, replayed=False)
+                    return self._post_in(conn, key, plan)
             except IntegrityError:
                 with self.engine.begin() as conn:  # a concurrent call with the same key won
-                    if (known := self._known(conn, key, body_hash)) is not None:
+                    if (known := self._known(conn, key, plan.body_hash)) is not None:
                         return known
                 raise
+
+    def _post_nested(self, conn: Connection, key: str, plan: _Plan) -> Posted:
+        try:
+            with conn.begin_nested():
+                return self._post_in(conn, key, plan)
+        except IntegrityError:
+            if (known := self._known(conn, key, plan.body_hash)) is not None:
+                return known  # a concurrent call with the same key won
+            raise
+
+    def _post_in(self, conn: Connection, key: str, plan: _Plan) -> Posted:
+        if (known := self._known(conn, key, plan.body_hash)) is not None:
+            return known
+        entry, period, posting = self._book(conn, key, plan)
+        records.insert_entry(conn, entry, period=period.name, key=key,
+                             body_hash=plan.body_hash, kind=plan.kind,
+                             document_id=plan.document_id, approved=plan.source.approved,
+                             at=self._clock())
+        records.store_items(conn, posting.opened, posting.settled, entry)
+        return Posted(entry.id, plan.entity, plan.on, replayed=False)
 
     def _known(self, conn: Connection, key: str, body_hash: str) -> Posted | None:
         row = records.entry_by_key(conn, key)
@@ -222,24 +351,24 @@ class LedgerService:
                                            f"(entry {row['id']})")
         return Posted(row["id"], row["entity"], row["posting_date"], replayed=True)
 
-    def _book(self, conn: Connection, key: str, entity: str, on: date, memo: str,
-              source: Source, build: Build,
-              reverses: str | None) -> tuple[JournalEntry, AccountingPeriod, Posting]:
-        functional, accounts, chart = self._setup(conn, entity)
-        period = records.period_for(conn, entity, on)
-        check_posting(period, source.approved)
+    def _book(self, conn: Connection, key: str,
+              plan: _Plan) -> tuple[JournalEntry, AccountingPeriod, Posting]:
+        functional, accounts, chart = self._setup(conn, plan.entity)
+        period = records.period_for(conn, plan.entity, plan.on)
+        check_posting(period, plan.source.approved)
 
         def convert(money: Money) -> Money:
             if money.currency == functional:
                 return money
-            return records.rates_for(conn, money.currency, functional, on).convert(
-                money, functional, on)
+            return records.rates_for(conn, money.currency, functional, plan.on).convert(
+                money, functional, plan.on)
 
-        posting = build(conn, Books(entity, functional, chart, accounts, convert))
+        posting = plan.build(conn, Books(plan.entity, functional, chart, accounts, convert))
         for line in posting.lines:
             chart.get(line.account)  # an unknown account refuses the whole posting
-        entry = JournalEntry(derive_id("je", key), entity, on, memo, posting.lines,
-                             source.correlation_id, reverses, source.refs)
+        entry = JournalEntry(derive_id("je", key), plan.entity, plan.on, plan.memo,
+                             posting.lines, plan.source.correlation_id, plan.reverses,
+                             plan.source.refs)
         return entry, period, posting
 
     def _setup(self, conn: Connection, entity: str) -> tuple[str, AccountMap, Chart]:

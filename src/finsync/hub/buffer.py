@@ -1,0 +1,224 @@
+"""The ERP posting buffer: between the outbox and a ledger, it spends the ERP's call budget
+well and never loses or reorders a posting.
+
+Rules:
+- Per ERP target, each round claims due deliveries (only the head of each aggregate's
+  partition is ever due, see `storage.outbox`), groups them by legal entity into calls of
+  up to `batch_size` documents, and makes those calls in parallel, at most `concurrency`
+  at a time. A round never holds two deliveries of one aggregate: a later one is given
+  back untried, so parallel calls cannot reorder an aggregate.
+- The budget (calls per minute, `hub.budget`) is checked before claiming: while it is
+  spent, the buffer waits and the deliveries wait in the outbox, unleased. Calls a round
+  planned beyond the budget are given back untried (their tries do not count).
+- The ERP's own refusal with retry-after pauses the budget until then; the deliveries of
+  that call are retried with backoff like any transient error.
+- Outcomes are recorded by the delivery worker's code (`DeliveryWorker.record_all`):
+  receipts, cross-references, milestones and exceptions look the same either way. One
+  refused document in a batch fails alone.
+- `daily_summary` posting: see `hub.summary_posting`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import Engine
+
+from finsync.connectors.ports import BatchLedgerPort, LedgerPort, Posting, Receipt
+from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+from finsync.domain.event_type import event_type
+from finsync.domain.upcast import UPCASTERS
+from finsync.hub.budget import CallBudget
+from finsync.hub.delivery import Attempt, DeliveryWorker, context
+from finsync.hub.summary_posting import Item, Planned, SummaryPlanner
+from finsync.hub.target import Target
+from finsync.storage import event_log, outbox
+from finsync.storage.db import reading, transaction
+
+PostingMode = Literal["detail", "daily_summary"]
+_ENTITY_ROOM = 4
+
+
+@dataclass(frozen=True, slots=True)
+class BufferPolicy:
+    calls_per_minute: int | None = None
+    concurrency: int = 1
+    batch_size: int | None = None  # documents per call; the port's `max_batch` if unset
+    posting: PostingMode = "detail"
+    claim_max: int = 1000  # deliveries per round at most
+    wait_max_s: float = 60.0  # longest wait for the budget in one round
+
+
+@dataclass(slots=True)
+class _Call:
+    entity: str
+    planned: list[Planned] = field(default_factory=list)
+
+
+class PostingBuffer:
+    def __init__(self, engine: Engine, target: Target, port: LedgerPort,
+                 worker: DeliveryWorker, policy: BufferPolicy, clock: Callable[[], datetime],
+                 owner: str, lease_s: float, sleep: Callable[[float], None] = time.sleep) -> None:
+        if policy.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.system = target.system
+        self._engine, self._target, self._port, self._worker = engine, target, port, worker
+        self._policy, self._clock, self._owner, self._lease_s = policy, clock, owner, lease_s
+        self._sleep = sleep
+        self._budget = CallBudget(policy.calls_per_minute, lambda: clock().timestamp())
+        self._batch = self._batch_size()
+        self._planner = SummaryPlanner(engine, port, worker, clock, lease_s) \
+            if policy.posting == "daily_summary" else None
+
+    def _batch_size(self) -> int:
+        if not isinstance(self._port, BatchLedgerPort):
+            return 1
+        wanted = self._policy.batch_size or self._port.max_batch
+        return max(1, min(wanted, self._port.max_batch))
+
+    def run_once(self) -> int:
+        """One round; returns how many deliveries it settled (0: nothing due, or the budget
+        is spent for longer than `wait_max_s`)."""
+        calls_max = self._ready()
+        if calls_max == 0:
+            return 0
+        # Room for a few entities: a round's calls hold one entity each, and what does not
+        # fit the budget is given back untried.
+        limit = self._policy.claim_max if self._planner else \
+            min(self._policy.claim_max, calls_max * self._batch * _ENTITY_ROOM)
+        with transaction(self._engine) as conn:
+            claimed = outbox.claim(conn, self._owner, self._clock(), self._lease_s, limit,
+                                   only=(self.system,))
+        if not claimed:
+            return 0
+        items, settled, held = self._decode(claimed)
+        planned, more = self._planner.plan(items) if self._planner else \
+            ([Planned(self._posting(i), (i,)) for i in items], [])
+        calls = self._calls(planned)
+        sent = calls[:self._budget.available(len(calls))]
+        self._budget.take(len(sent))
+        settled += more + self._send(sent)
+        held += [i.delivery.id for call in calls[len(sent):] for p in call.planned
+                 for i in p.members]
+        self._worker.record_all(settled)
+        if held:
+            with transaction(self._engine) as conn:
+                outbox.release(conn, held, self._owner)
+        return len(settled)
+
+    def _ready(self) -> int:
+        """How many calls this round may make; waits while the budget is spent and
+        something is due (nothing is leased while waiting)."""
+        wanted = self._policy.concurrency
+        if calls := self._budget.available(wanted):
+            return calls
+        with reading(self._engine) as conn:
+            if not outbox.any_due(conn, self._clock(), (self.system,)):
+                return 0
+        waited = 0.0
+        while (calls := self._budget.available(wanted)) == 0 and waited < self._policy.wait_max_s:
+            pause = min(max(self._budget.wait_s(), 0.001), self._policy.wait_max_s - waited)
+            self._sleep(pause)
+            waited += pause
+        return calls
+
+    def _decode(self, claimed: Sequence[outbox.Delivery]) -> tuple[list[Item], list[Attempt],
+                                                                   list[int]]:
+        """Documents to send; attempts already settled (undecodable, not for this ERP);
+        deliveries given back (a second one of an aggregate in this round)."""
+        with reading(self._engine) as conn:
+            envelopes = event_log.get_many(conn, [d.event_id for d in claimed])
+        items: list[Item] = []
+        settled: list[Attempt] = []
+        held: list[int] = []
+        partitions: set[str] = set()
+        for delivery in claimed:
+            if delivery.partition_key in partitions:
+                held.append(delivery.id)
+                continue
+            partitions.add(delivery.partition_key)
+            env = UPCASTERS.upcast(envelopes[delivery.event_id])
+            try:
+                if not self._target.handles(env.type):
+                    raise PermanentError(f"{self.system} does not take {env.type} events",
+                                         exception_class=ExceptionClass.MAPPING_ERROR)
+                items.append(Item(delivery, env, event_type(env.type).decode(env)))
+            except Exception as exc:
+                settled.append(Attempt(delivery, env, None, self._worker.outcome_of(delivery,
+                                                                                    exc)))
+        return items, settled, held
+
+    @staticmethod
+    def _posting(item: Item) -> Posting:
+        return Posting(item.env.type, item.document, context(item.delivery, item.env))
+
+    def _calls(self, planned: Sequence[Planned]) -> list[_Call]:
+        """Calls of one legal entity each, up to the batch size, in delivery order."""
+        open_calls: dict[str, _Call] = {}
+        calls: list[_Call] = []
+        for p in sorted(planned, key=lambda p: p.members[0].delivery.id):
+            entity = str(getattr(p.posting.document, "legal_entity", ""))
+            call = open_calls.get(entity)
+            if call is None or len(call.planned) >= self._batch:
+                call = open_calls[entity] = _Call(entity)
+                calls.append(call)
+            call.planned.append(p)
+        return calls
+
+    def _send(self, calls: Sequence[_Call]) -> list[Attempt]:
+        if len(calls) <= 1:
+            answers = [self._answer(call) for call in calls]
+        else:
+            with ThreadPoolExecutor(min(self._policy.concurrency, len(calls)),
+                                    thread_name_prefix=f"post-{self.system}") as pool:
+                answers = list(pool.map(self._answer, calls))
+        attempts: list[Attempt] = []
+        for call, outcomes in zip(calls, answers, strict=True):
+            for planned, outcome in zip(call.planned, outcomes, strict=True):
+                if isinstance(outcome, TransientError) and outcome.retry_after_s:
+                    self._budget.pause(outcome.retry_after_s)
+                attempts += [self._attempt(item, planned, outcome) for item in planned.members]
+        return attempts
+
+    def _answer(self, call: _Call) -> list[Receipt | Exception]:
+        """One ERP call; an error of the call itself is every posting's outcome."""
+        postings = [p.posting for p in call.planned]
+        try:
+            if isinstance(self._port, BatchLedgerPort):
+                outcomes: list[Receipt | Exception] = list(self._port.post_batch(postings))
+            else:
+                outcomes = [self._post_one(p) for p in postings]
+        except Exception as exc:
+            return [exc] * len(postings)
+        if len(outcomes) != len(postings):
+            error = PermanentError(f"{self.system} answered {len(outcomes)} outcomes for "
+                                   f"{len(postings)} postings",
+                                   exception_class=ExceptionClass.INTERNAL_ERROR)
+            return [error] * len(postings)
+        return outcomes
+
+    def _post_one(self, posting: Posting) -> Receipt:
+        if posting.event_type == "journal_entry.posted":
+            return self._port.post_journal_entry(posting.document, posting.ctx)
+        return self._target.deliver(posting.event_type, posting.document, posting.ctx)
+
+    def _attempt(self, item: Item, planned: Planned, outcome: Receipt | Exception) -> Attempt:
+        if isinstance(outcome, Receipt):
+            return Attempt(item.delivery, item.env, item.document, planned.receipt_for(outcome))
+        return Attempt(item.delivery, item.env, item.document,
+                       self._worker.outcome_of(item.delivery, outcome))
+
+
+
+def buffers_for(engine: Engine, targets: Mapping[str, Target],
+                ledgers: Mapping[str, tuple[LedgerPort, BufferPolicy]], worker: DeliveryWorker,
+                lease_s: float, clock: Callable[[], datetime],
+                owner: str) -> list[PostingBuffer]:
+    """One buffer per ERP target (the worker must skip those targets)."""
+    return [PostingBuffer(engine, targets[name], port, worker, policy, clock, owner, lease_s)
+            for name, (port, policy) in ledgers.items()]

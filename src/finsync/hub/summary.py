@@ -1,0 +1,75 @@
+"""Summary journals: many documents' entries, as the ERP's own rules made them, added up.
+
+Rules:
+- The hub computes no accounting: it adds up the entries the ERP previewed for each
+  document (`JournalPreviewPort.preview_journal`), nothing else.
+- One summary per legal entity, posting date and currency; its lines are the sums per
+  account, side and the dimensions the ERP kept on the line (the customer on a subledger
+  control account, so receivables per customer still reconcile).
+- Each line names the documents it covers (dimension `documents`, ids sorted, space
+  separated); the summary is a balanced entry because each member entry is.
+- A document the ERP books in another currency (a line with a transaction amount) is not
+  summarised: it needs its own rate and its own realised FX when settled.
+- The summary's idempotency key derives from its members' keys: the same members always
+  make the same key and the same entry, so posting it again is answered by the first receipt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from finsync.domain.ids import derive_id
+from finsync.domain.journal import JournalEntry, JournalLine, Side
+from finsync.domain.money import Money, total
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One document in a summary: its delivery, its key, and the ERP's preview of it."""
+
+    delivery_id: int
+    key: str
+    document_id: str
+    preview: JournalEntry
+
+
+SummaryGroup = tuple[str, date, str]  # legal entity, posting date, currency
+
+
+def summarisable(preview: JournalEntry) -> bool:
+    return all(line.transaction_amount is None for line in preview.lines)
+
+
+def group_of(preview: JournalEntry) -> SummaryGroup:
+    return preview.legal_entity, preview.posting_date, preview.lines[0].amount.currency
+
+
+def summary_key(member_keys: Sequence[str]) -> str:
+    digest = hashlib.sha256("\n".join(sorted(member_keys)).encode()).hexdigest()
+    return f"summary:{digest}"
+
+
+def summarise(key: str, members: Sequence[Member]) -> JournalEntry:
+    """The summary entry of members of one group (see `group_of`)."""
+    groups = {group_of(m.preview) for m in members}
+    if len(groups) != 1:
+        raise ValueError(f"a summary takes one entity, date and currency, not {sorted(groups)}")
+    (entity, on, currency), = groups
+    sums: dict[tuple[str, Side, tuple[tuple[str, str], ...]], list[Money]] = {}
+    documents: dict[tuple[str, Side, tuple[tuple[str, str], ...]], set[str]] = {}
+    for member in members:
+        for line in member.preview.lines:
+            slot = (line.account, line.side, line.dimensions)
+            sums.setdefault(slot, []).append(line.amount)
+            documents.setdefault(slot, set()).add(member.document_id)
+    lines = tuple(
+        JournalLine(account, side, total(sums[slot], currency),
+                    (*dims, ("documents", " ".join(sorted(documents[slot])))))
+        for slot in sorted(sums) for account, side, dims in [slot])
+    count = f"{len(members)} document{'s' if len(members) > 1 else ''}"
+    return JournalEntry(derive_id("sum", key), entity, on,
+                        f"Summary of {count}, {entity} {on.isoformat()}", lines,
+                        source_refs=(("summary", key),))
