@@ -7,6 +7,8 @@ finsync never imports it).
   (modules activated, then `finsync tryton bootstrap` through a short-lived server), and
   each test gets a clone of it (`CREATE DATABASE … TEMPLATE`, well under a second). The
   server that serves the clones never opens the template, else cloning would be refused.
+- `FINSYNC_TRYTON_TEMPLATE=<db>` reuses a template made by an earlier session (kept, not
+  dropped): for iterating on one test, never in CI.
 - A database is loaded (`GET /<db>/r/x`) before the first login: a failed login to an
   unloaded database leaves it broken until the server restarts.
 
@@ -148,9 +150,10 @@ class TrytonServer:
             raise TrytonUnavailableError(f"trytond-admin failed: {result.stderr[-2000:]}")
 
     def start(self) -> None:
+        config = self.config  # makes the working folder too
         log = open(self.workdir / f"trytond-{self.port}.log", "ab")  # noqa: SIM115 - child's
         self.process = subprocess.Popen(
-            [str(self.home / "bin" / "trytond"), "-c", str(self.config)],
+            [str(self.home / "bin" / "trytond"), "-c", str(config)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -165,9 +168,15 @@ class TrytonServer:
         raise TrytonUnavailableError(f"trytond did not listen on {self.port}")
 
     def load(self, database: str) -> None:
-        """Make the server load `database` before anyone logs in to it (answers 404)."""
+        """Make the server load `database` before anyone logs in to it (answers 404).
+
+        trytond answers from a database list it caches per host name for the session
+        timeout (5 min), so a clone made after the first load would be "not found": a host
+        name of its own makes the server list the databases afresh."""
+        request = urllib.request.Request(f"{self.url}/{database}/r/x",
+                                         headers={"Host": f"h{uuid.uuid4().hex}.localhost"})
         try:
-            urllib.request.urlopen(f"{self.url}/{database}/r/x", timeout=60).close()
+            urllib.request.urlopen(request, timeout=60).close()
         except urllib.error.HTTPError as exc:
             if exc.code != 404:
                 raise
@@ -204,38 +213,40 @@ class TrytonSite:
         self.server.load(name)
         return name
 
-    def close(self) -> None:
+    def close(self, keep_template: bool = False) -> None:
         self.server.stop()
-        for name in (*self.clones, self.template):
+        for name in (*self.clones, *(() if keep_template else (self.template,))):
             with contextlib.suppress(psycopg.Error):
                 self.postgres.drop(name)
 
 
 @contextlib.contextmanager
-def tryton_site(workdir: Path, bootstrap: Callable[[str, str], object], postgres: Postgres | None = None,
-                ) -> Iterator[TrytonSite]:
+def tryton_site(workdir: Path, bootstrap: Callable[[str, str], object],
+                postgres: Postgres | None = None) -> Iterator[TrytonSite]:
     """A template database initialised and bootstrapped once, and a running server for its
     clones; everything dropped and stopped at the end. `bootstrap(url, database)` sets the
     books up (finsync's `tryton bootstrap`)."""
     postgres = postgres or Postgres()
     postgres.check()
     home = tryton_venv()
-    template = f"fs_tryton_{os.getpid()}"
-    postgres.drop(template)
-    postgres.create(template)
+    prebuilt = os.environ.get("FINSYNC_TRYTON_TEMPLATE")
+    template = prebuilt or f"fs_tryton_{os.getpid()}"
     setup = TrytonServer(home, postgres, workdir)
     site = TrytonSite(postgres, TrytonServer(home, postgres, workdir), template)
     try:
-        setup.admin(template)
-        setup.start()
-        setup.load(template)
-        bootstrap(setup.url, template)
-        setup.stop()  # the template is never opened again
+        if not prebuilt:
+            postgres.drop(template)
+            postgres.create(template)
+            setup.admin(template)
+            setup.start()
+            setup.load(template)
+            bootstrap(setup.url, template)
+            setup.stop()  # the template is never opened again
         site.server.start()
         yield site
     finally:
         setup.stop()
-        site.close()
+        site.close(keep_template=bool(prebuilt))
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
+from finsync.domain.errors import FinsyncError
 from finsync.domain.invoice import CreditMemo, Invoice, UsageRecord
 from finsync.domain.journal import JournalEntry, PeriodStatus
 from finsync.domain.money import Money
@@ -87,6 +88,41 @@ class LedgerPort(Protocol):
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus: ...
     def trial_balance(self, legal_entity: str, as_of: date) -> Sequence[AccountBalance]: ...
     def receivables(self, legal_entity: str, as_of: date) -> Sequence[Receivable]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One document for a batch call, with the context of its delivery."""
+
+    event_type: str  # invoice.issued | credit_memo.issued | payment.applied | refund.issued
+    #                  | journal_entry.posted
+    document: Any
+    ctx: DeliveryContext
+
+
+@runtime_checkable
+class BatchLedgerPort(LedgerPort, Protocol):
+    """An ERP that takes many documents in one call (one call of its budget).
+
+    The answer has one outcome per posting, in order: its `Receipt`, or the error for that
+    posting alone (`TransientError`, `PermanentError`, a `DomainError`); one refused posting
+    does not refuse the others. An error raised by the call itself concerns every posting.
+    (The outcomes are typed `FinsyncError`, the root of both `DomainError` and the connector
+    errors, so that every such answer type-checks.)
+    """
+
+    max_batch: int
+
+    def post_batch(self, postings: Sequence[Posting]) -> Sequence[Receipt | FinsyncError]: ...
+
+
+@runtime_checkable
+class JournalPreviewPort(LedgerPort, Protocol):
+    """An ERP that can show the journal entry its own posting rules would make for a
+    document, without posting it (summary posting aggregates these; the hub computes no
+    accounting of its own)."""
+
+    def preview_journal(self, event_type: str, document: Any) -> JournalEntry: ...
 
 
 @runtime_checkable

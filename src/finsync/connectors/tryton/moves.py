@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -151,9 +151,10 @@ class Mapper:
 
     def move(self, event_type: str, document: Any) -> Move:
         kind = KINDS.get(event_type)
-        build = {"invoice": self.invoice, "credit_memo": self.credit_memo,
-                 "payment": self.payment, "refund": self.refund,
-                 "journal_entry": self.journal_entry}.get(kind or "")
+        builders: dict[str, Callable[[Any], Move]] = {
+            "invoice": self.invoice, "credit_memo": self.credit_memo, "payment": self.payment,
+            "refund": self.refund, "journal_entry": self.journal_entry}
+        build = builders.get(kind or "")
         if build is None:
             raise PermanentError(f"the Tryton ledger does not post {event_type!r}",
                                  exception_class=ExceptionClass.MAPPING_ERROR)

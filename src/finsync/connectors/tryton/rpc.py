@@ -35,6 +35,8 @@ Context = Mapping[str, Any]
 # Tryton's English texts for a period that refuses the move (checked in the order given).
 _CLOSED_PERIOD_TEXTS = (
     'for field "Period"',  # DomainValidationError: a move in a closed period
+    "closed journal-period",  # lines in the journal of a closed period
+    "journal-period in closed period",  # the first move of a journal in a closed period
     "you must reopen the period",  # PeriodNotFoundError: no open period for the date
     "no period defined",  # PeriodNotFoundError of older series
 )
