@@ -149,11 +149,14 @@ class TrytonServer:
         if result.returncode != 0:
             raise TrytonUnavailableError(f"trytond-admin failed: {result.stderr[-2000:]}")
 
-    def start(self) -> None:
+    def start(self, databases: tuple[str, ...] = ()) -> None:
+        """Start; `databases` are loaded before the port opens (a restart mid-traffic must
+        not let a login reach an unloaded database)."""
         config = self.config  # makes the working folder too
         log = open(self.workdir / f"trytond-{self.port}.log", "ab")  # noqa: SIM115 - child's
         self.process = subprocess.Popen(
-            [str(self.home / "bin" / "trytond"), "-c", str(config)],
+            [str(self.home / "bin" / "trytond"), "-c", str(config),
+             *(("-d", *databases) if databases else ())],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -74,13 +74,12 @@ class Company:
         self.accounts = _classified(rows)
         self.journals = {j["code"]: j["id"] for j in client.model(
             "account.journal", "search_read", [], 0, None, None, ["code"], context=ctx)}
+        rows = client.model("account.period", "search_read",
+                            [("company", "=", self.id), ("type", "=", "standard")],
+                            0, None, [("start_date", "ASC")],
+                            ["name", "start_date", "end_date"], context=ctx)
         self.periods = [Period(p["id"], p["name"], p["start_date"], p["end_date"])
-                        for p in client.model("account.period", "search_read",
-                                              [("company", "=", self.id),
-                                               ("type", "=", "standard")],
-                                              0, None, [("start_date", "ASC")], ["name", "start_date",
-                                                                      "end_date"],
-                                              context=ctx)]
+                        for p in rows]
 
     def account(self, client: TrytonClient, code: str) -> Account:
         if code not in self.accounts:
