@@ -14,6 +14,10 @@ from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.embedded.revenue import EmbeddedRevenue
 from finsync.connectors.filedrop.ledger import FileDropLedger
+from finsync.connectors.tryton.accounts import AccountMap as TrytonAccountMap
+from finsync.connectors.tryton.accounts import Role as TrytonRole
+from finsync.connectors.tryton.ledger import Entity, TrytonLedger
+from finsync.connectors.tryton.rpc import TrytonClient
 from finsync.domain.catalog import StandaloneSellingPrice
 from finsync.domain.clock import utc_now
 from finsync.domain.money import Money
@@ -97,6 +101,8 @@ def build_targets(config: FinsyncConfig, engine: Engine) -> dict[str, Target]:
         elif system.role == "ledger" and system.connector == "embedded":
             service = build_ledger_service(config, engine, system)
             targets[name] = ledger_target(EmbeddedLedger(name, service))
+        elif system.role == "ledger" and system.connector == "tryton":
+            targets[name] = ledger_target(build_tryton_ledger(name, system))
         elif system.role == "billing":
             continue  # a source, not a target: see build_pumps
         elif system.role == "revenue" and system.connector == "embedded":
@@ -106,6 +112,26 @@ def build_targets(config: FinsyncConfig, engine: Engine) -> dict[str, Target]:
             raise ConfigError(f"[systems.{name}]: no {system.connector} connector for the "
                               f"{system.role} role yet")
     return targets
+
+
+def build_tryton_ledger(name: str, system: SystemSection) -> TrytonLedger:
+    """Tryton behind the ledger port, from `[systems.<name>]` (the password from the
+    environment variable the section names)."""
+    url, database = system.url, system.database
+    password = os.environ.get(system.password_env)
+    if not url or not database or not system.companies:
+        raise ConfigError(f"[systems.{name}]: a tryton ledger needs url, database, companies")
+    if password is None:
+        raise ConfigError(f"[systems.{name}]: set the password in ${system.password_env}")
+    try:
+        accounts = TrytonAccountMap(codes={TrytonRole(role): code
+                                           for role, code in system.accounts.items()})
+    except ValueError as exc:
+        raise ConfigError(f"[systems.{name}].accounts: {exc}; roles are "
+                          f"{', '.join(TrytonRole)}") from exc
+    entities = {entity: Entity(company, accounts) for entity, company in system.companies.items()}
+    return TrytonLedger(name, lambda: TrytonClient(url, database, system.user, password),
+                        entities, max_batch=system.max_batch)
 
 
 def build_pumps(config: FinsyncConfig, engine: Engine) -> dict[str, SourcePump]:

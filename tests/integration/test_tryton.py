@@ -3,6 +3,7 @@ refusals, batches, and bootstrap run twice."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -204,7 +205,19 @@ def test_killing_trytond_mid_stream_loses_and_duplicates_nothing(
                Decimal(0)) == 0
 
 
-def test_bootstrap_twice_changes_nothing(tryton_books: TrytonBooks) -> None:
-    client = tryton_books.client()
-    (report,) = bootstrap(client, [BookSpec(COMPANY)])
+def test_bootstrap_again_changes_nothing_and_adds_a_second_company(
+        tryton_books: TrytonBooks, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from finsync.cli.main import app
+
+    monkeypatch.setenv("FINSYNC_TRYTON_PASSWORD", "admin")
+    base = ["tryton", "bootstrap", "--url", tryton_books.site.server.url,
+            "--database", tryton_books.database, "--json"]
+    again = CliRunner().invoke(app, [*base, "--company", COMPANY])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["changed"] is False
+    (report,) = bootstrap(tryton_books.client(), [BookSpec("Acme EU", "EUR", (2026,))])
+    assert "company Acme EU" in report.created
+    (report,) = bootstrap(tryton_books.client(), [BookSpec("Acme EU", "EUR", (2026,))])
     assert report.created == []

@@ -19,6 +19,7 @@ from finsync.cli import billing as billing_cli
 from finsync.cli import ledger as ledger_cli
 from finsync.cli import output
 from finsync.cli import revrec as revrec_cli
+from finsync.cli import tryton as tryton_cli
 from finsync.cli.common import ConfigPath, Json, guarded
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, load_config
 from finsync.domain.clock import parse_utc
@@ -36,6 +37,7 @@ app.add_typer(exceptions_app, name="exceptions")
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(billing_cli.app, name="billing")
 app.add_typer(revrec_cli.app, name="revrec")
+app.add_typer(tryton_cli.app, name="tryton")
 
 @contextmanager
 def _hub(config: Path | None) -> Iterator[Hub]:
