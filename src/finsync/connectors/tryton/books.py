@@ -109,10 +109,17 @@ class Company:
         if customer_id not in self.parties:
             self.known_parties(client, [customer_id])
         if customer_id not in self.parties:
-            (created,) = client.model("party.party", "create",
-                                      [{"name": customer_id, "code": customer_id}],
-                                      context=self.context)
-            self._remember(customer_id, created)
+            try:
+                (created,) = client.model("party.party", "create",
+                                          [{"name": customer_id, "code": customer_id}],
+                                          context=self.context)
+            except PermanentError:
+                # Another worker made it first (the code is unique): use theirs.
+                self.known_parties(client, [customer_id])
+                if customer_id not in self.parties:
+                    raise
+            else:
+                self._remember(customer_id, created)
         return self.parties[customer_id]
 
     def known_parties(self, client: TrytonClient, customer_ids: list[str]) -> None:
