@@ -17,6 +17,8 @@ from sqlalchemy.exc import OperationalError
 from finsync.storage.db import make_engine, normalise_url
 from finsync.storage.migrate import upgrade
 
+pytest_plugins = ("tests.external.tryton_fixtures",)
+
 PG_URL = os.environ.get("FINSYNC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("FINSYNC_REQUIRE_SERVICES") == "1"
 

@@ -26,6 +26,11 @@ from finsync.connectors.stripe.client import ClientSettings, StripeClient
 from finsync.connectors.stripe.mapping import translate as stripe_translate
 from finsync.connectors.stripe.objects import SourceSettings
 from finsync.connectors.stripe.poller import Poller
+from finsync.connectors.tryton.accounts import AccountMap as TrytonAccountMap
+from finsync.connectors.tryton.accounts import Role as TrytonRole
+from finsync.connectors.tryton.ledger import Entity as TrytonEntity
+from finsync.connectors.tryton.ledger import TrytonLedger
+from finsync.connectors.tryton.rpc import TrytonClient
 from finsync.domain.catalog import StandaloneSellingPrice
 from finsync.domain.clock import utc_now
 from finsync.domain.money import Money
@@ -148,6 +153,8 @@ def build_ports(config: FinsyncConfig, engine: Engine,
         elif system.role == "billing" and system.connector == "embedded":
             ports.billing[name] = EmbeddedBillingRecords(
                 name, _billing_service(config, engine, system, clock))
+        elif system.role == "ledger" and system.connector == "tryton":
+            ports.ledgers[name] = build_tryton_ledger(name, system)
         elif system.role == "revenue" and system.connector == "embedded":
             ports.revenues[name] = EmbeddedRevenue(name, build_revenue_service(config, engine))
         else:
@@ -164,6 +171,27 @@ def build_targets(config: FinsyncConfig, engine: Engine,
     targets = {name: ledger_target(port) for name, port in ports.ledgers.items()}
     targets.update({name: revenue_target(port) for name, port in ports.revenues.items()})
     return targets
+
+
+def build_tryton_ledger(name: str, system: SystemSection) -> TrytonLedger:
+    """Tryton behind the ledger port, from `[systems.<name>]` (the password from the
+    environment variable the section names)."""
+    url, database = system.url, system.database
+    password = os.environ.get(system.password_env)
+    if not url or not database or not system.companies:
+        raise ConfigError(f"[systems.{name}]: a tryton ledger needs url, database, companies")
+    if password is None:
+        raise ConfigError(f"[systems.{name}]: set the password in ${system.password_env}")
+    try:
+        accounts = TrytonAccountMap(codes={TrytonRole(role): code
+                                           for role, code in system.accounts.items()})
+    except ValueError as exc:
+        raise ConfigError(f"[systems.{name}].accounts: {exc}; roles are "
+                          f"{', '.join(TrytonRole)}") from exc
+    entities = {entity: TrytonEntity(company, accounts)
+                for entity, company in system.companies.items()}
+    return TrytonLedger(name, lambda: TrytonClient(url, database, system.user, password),
+                        entities, max_batch=system.max_batch)
 
 
 def build_billing_service(config: FinsyncConfig, engine: Engine,

@@ -46,13 +46,23 @@ class DeliverySection(_Strict):
 
 class SystemSection(_Strict):
     role: Literal["ledger", "revenue", "billing"]
-    connector: Literal["filedrop", "embedded"]
+    connector: Literal["filedrop", "embedded", "tryton"]
     directory: str = "var/exports"  # filedrop
     catalog: str | None = None  # embedded billing: catalogue TOML (the shipped one if unset)
     calls_per_minute: int | None = Field(None, ge=1)  # the ERP's call budget (the hub
     concurrency: int | None = Field(None, ge=1)       # keeps it; embedded ledgers enforce it)
     batch_size: int | None = Field(None, ge=1, le=1000)  # ledger: documents per call
     posting: Literal["detail", "daily_summary"] = "detail"  # ledger: see docs/erp-buffer.md
+    # tryton: the server, its database, a user whose password is in the environment variable
+    # `password_env` (never in this file), the company of each legal entity, and the account
+    # code of each posting role (finsync's defaults match `finsync tryton bootstrap`).
+    url: str | None = None
+    database: str | None = None
+    user: str = "admin"
+    password_env: str = "FINSYNC_TRYTON_PASSWORD"
+    companies: dict[str, str] = Field(default_factory=dict)
+    accounts: dict[str, str] = Field(default_factory=dict)
+    max_batch: int = Field(25, ge=1, le=500)
 
 
 class LedgerEntitySection(_Strict):

@@ -21,6 +21,7 @@ from finsync.cli import ledger as ledger_cli
 from finsync.cli import output
 from finsync.cli import revrec as revrec_cli
 from finsync.cli import stripe as stripe_cli
+from finsync.cli import tryton as tryton_cli
 from finsync.cli.common import ConfigPath, Json, guarded
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, load_config
 from finsync.domain.clock import parse_utc
@@ -43,6 +44,7 @@ app.command()(finance_cli.reconcile)
 app.command()(finance_cli.metrics)
 finance_cli.register(exceptions_app)
 app.add_typer(stripe_cli.app, name="stripe")
+app.add_typer(tryton_cli.app, name="tryton")
 
 @contextmanager
 def _hub(config: Path | None) -> Iterator[Hub]:

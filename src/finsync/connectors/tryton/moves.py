@@ -1,0 +1,245 @@
+"""Canonical documents as Tryton account moves (pure: no I/O).
+
+Rules (the embedded ledger's, on Tryton accounts):
+- invoice → Dr receivable (total, the customer's party, tagged with the invoice) / Cr
+  deferred revenue, or revenue for products recognised on invoice (each line) / Cr tax;
+- credit memo → Dr the reason's account (deferred revenue by default; goodwill to sales
+  allowances) and tax / Cr receivable up to what the invoice still owes, Cr customer
+  credits (tagged with the memo) for the rest;
+- payment → Dr cash / Cr receivable per application / Cr customer credits for any
+  unapplied remainder (tagged with the payment);
+- refund → Dr customer credits, oldest first, up to the customer's credits / Dr receivable
+  for the rest (tagged with the refund) / Cr cash;
+- a journal entry posts as given, its codes resolved through the account map.
+- An open item is the sum of the subledger lines (receivable, customer credits) of one
+  customer and one tag: debit-positive, so credits are negative. A document that settles an
+  item not yet open is a sequencing problem (its invoice may still come); settling more
+  than is open is a master-data mismatch.
+- Documents must be in the company's currency (the connector books no FX yet).
+- The body hash is the document's, not the move's: a retry after the first attempt posted
+  would compute another move from the changed open items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from finsync.connectors.tryton.accounts import AccountMap, Journal, Role
+from finsync.domain.codec import encode
+from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+from finsync.domain.invoice import CreditMemo, Invoice
+from finsync.domain.journal import JournalEntry, Side
+from finsync.domain.money import Money
+from finsync.domain.payment import Payment, Refund
+
+ZERO = Decimal(0)
+Document = Invoice | CreditMemo | Payment | Refund | JournalEntry
+
+KINDS: Mapping[str, str] = {
+    "invoice.issued": "invoice", "credit_memo.issued": "credit_memo",
+    "payment.applied": "payment", "refund.issued": "refund",
+    "journal_entry.posted": "journal_entry"}
+
+
+@dataclass(frozen=True, slots=True)
+class MoveLine:
+    account: str  # Tryton account code
+    debit: Decimal
+    credit: Decimal
+    customer_id: str | None = None  # the party, on subledger lines
+    tag: str | None = None  # the open item (document id) a subledger line opens or settles
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    kind: str  # invoice | credit_memo | payment | refund | journal_entry
+    document_id: str
+    legal_entity: str
+    journal: Journal
+    date: date
+    description: str
+    lines: tuple[MoveLine, ...]
+    body_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    customer_id: str
+    tag: str
+    balance: Decimal  # debit-positive: receivables > 0, customer credits < 0
+    first: date
+
+
+@dataclass
+class Subledger:
+    """Open items of the customers a batch touches, kept current as moves are mapped."""
+
+    accounts: tuple[str, str]  # receivable code, customer-credits code
+    _balances: dict[tuple[str, str, str], Decimal] = field(default_factory=dict)
+    _first: dict[tuple[str, str, str], date] = field(default_factory=dict)
+
+    def add(self, account: str, customer_id: str, tag: str, amount: Decimal, on: date) -> None:
+        key = (account, customer_id, tag)
+        self._balances[key] = self._balances.get(key, ZERO) + amount
+        self._first[key] = min(on, self._first.get(key, on))
+
+    def apply(self, move: Move) -> None:
+        for line in move.lines:
+            if line.account in self.accounts and line.customer_id and line.tag:
+                self.add(line.account, line.customer_id, line.tag, line.debit - line.credit,
+                         move.date)
+
+    def booked(self, customer_id: str, tag: str) -> bool:
+        return (self.accounts[0], customer_id, tag) in self._balances
+
+    def receivable(self, customer_id: str, tag: str) -> Decimal:
+        return self._balances.get((self.accounts[0], customer_id, tag), ZERO)
+
+    def credits(self, customer_id: str) -> list[Item]:
+        """The customer's credits (positive amounts), oldest first."""
+        found = [Item(c, tag, -amount, self._first[(a, c, tag)])
+                 for (a, c, tag), amount in self._balances.items()
+                 if a == self.accounts[1] and c == customer_id and amount < 0]
+        return sorted(found, key=lambda i: (i.first, i.tag))
+
+    def items(self) -> list[Item]:
+        return [Item(c, tag, amount, self._first[(a, c, tag)])
+                for (a, c, tag), amount in sorted(self._balances.items()) if amount != 0]
+
+
+def body_hash(kind: str, document: Document) -> str:
+    body = json.dumps({"kind": kind, "document": encode(document)}, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _money(value: Money, currency: str, what: str) -> Decimal:
+    if value.currency != currency:
+        raise PermanentError(f"{what} is in {value.currency}; the Tryton company books "
+                             f"{currency} and the connector books no FX",
+                             exception_class=ExceptionClass.MAPPING_ERROR)
+    return value.amount
+
+
+def _dr(account: str, amount: Decimal, customer: str | None = None,
+        tag: str | None = None) -> MoveLine:
+    return MoveLine(account, amount, ZERO, customer, tag)
+
+
+def _cr(account: str, amount: Decimal, customer: str | None = None,
+        tag: str | None = None) -> MoveLine:
+    return MoveLine(account, ZERO, amount, customer, tag)
+
+
+def _nonzero(lines: Iterable[MoveLine]) -> tuple[MoveLine, ...]:
+    return tuple(ln for ln in lines if ln.debit or ln.credit)
+
+
+class Mapper:
+    """Builds each document's move from the account map and the current open items."""
+
+    def __init__(self, accounts: AccountMap, currency: str, ledger: Subledger) -> None:
+        self.accounts, self.currency, self.ledger = accounts, currency, ledger
+
+    def _code(self, role: Role) -> str:
+        return self.accounts.code(role)
+
+    def move(self, event_type: str, document: Any) -> Move:
+        kind = KINDS.get(event_type)
+        builders: dict[str, Callable[[Any], Move]] = {
+            "invoice": self.invoice, "credit_memo": self.credit_memo, "payment": self.payment,
+            "refund": self.refund, "journal_entry": self.journal_entry}
+        build = builders.get(kind or "")
+        if build is None:
+            raise PermanentError(f"the Tryton ledger does not post {event_type!r}",
+                                 exception_class=ExceptionClass.MAPPING_ERROR)
+        move: Move = build(document)
+        self.ledger.apply(move)
+        return move
+
+    def invoice(self, invoice: Invoice) -> Move:
+        c, customer = invoice.currency, invoice.customer_id
+        lines = [_dr(self._code(Role.RECEIVABLE), _money(invoice.total, self.currency,
+                                                          invoice.id), customer, invoice.id)]
+        lines += [_cr(self._code(self.accounts.invoice_credit(line.product_id)),
+                      _money(line.amount, c, invoice.id)) for line in invoice.lines]
+        lines.append(_cr(self._code(Role.TAX_PAYABLE), invoice.tax_total.amount))
+        return Move("invoice", invoice.id, invoice.legal_entity, Journal.REVENUE,
+                    invoice.issue_date, f"Invoice {invoice.number}", _nonzero(lines),
+                    body_hash("invoice", invoice))
+
+    def credit_memo(self, memo: CreditMemo) -> Move:
+        total = _money(memo.total, self.currency, memo.id)
+        owed = self.ledger.receivable(memo.customer_id, memo.invoice_id)
+        if not self.ledger.booked(memo.customer_id, memo.invoice_id):
+            raise TransientError(f"credit memo {memo.id} credits {memo.invoice_id}, which "
+                                 "Tryton has not booked",
+                                 exception_class=ExceptionClass.SEQUENCING_ERROR)
+        applied = min(total, max(owed, ZERO))
+        debit = self._code(self.accounts.credit_memo_debit(memo.reason))
+        lines = [_dr(debit, line.amount.amount) for line in memo.lines]
+        lines.append(_dr(self._code(Role.TAX_PAYABLE), memo.tax_total.amount))
+        lines.append(_cr(self._code(Role.RECEIVABLE), applied, memo.customer_id,
+                         memo.invoice_id))
+        lines.append(_cr(self._code(Role.CUSTOMER_CREDITS), total - applied, memo.customer_id,
+                         memo.id))
+        return Move("credit_memo", memo.id, memo.legal_entity, Journal.REVENUE,
+                    memo.issue_date, f"Credit memo {memo.number}", _nonzero(lines),
+                    body_hash("credit_memo", memo))
+
+    def payment(self, payment: Payment) -> Move:
+        amount = _money(payment.amount, self.currency, payment.id)
+        customer, lines = payment.customer_id, []
+        for application in payment.applications:
+            owed = self.ledger.receivable(customer, application.invoice_id)
+            if owed <= 0:
+                raise TransientError(f"payment {payment.id} applies to "
+                                     f"{application.invoice_id}, which is not open in Tryton",
+                                     exception_class=ExceptionClass.SEQUENCING_ERROR)
+            if application.amount.amount > owed:
+                raise PermanentError(f"payment {payment.id} applies {application.amount} to "
+                                     f"{application.invoice_id}, which owes {owed}",
+                                     exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
+            lines.append(_cr(self._code(Role.RECEIVABLE), application.amount.amount, customer,
+                             application.invoice_id))
+        applied = sum((ln.credit for ln in lines), ZERO)
+        lines.append(_cr(self._code(Role.CUSTOMER_CREDITS), amount - applied, customer,
+                         payment.id))
+        lines.insert(0, _dr(self._code(Role.CASH), amount))
+        return Move("payment", payment.id, payment.legal_entity, Journal.CASH,
+                    payment.received_on, f"Payment {payment.id}", _nonzero(lines),
+                    body_hash("payment", payment))
+
+    def refund(self, refund: Refund) -> Move:
+        remaining = _money(refund.amount, self.currency, refund.id)
+        customer, lines = refund.customer_id, []
+        for item in self.ledger.credits(customer):
+            if not remaining:
+                break
+            take = min(remaining, item.balance)
+            lines.append(_dr(self._code(Role.CUSTOMER_CREDITS), take, customer, item.tag))
+            remaining -= take
+        lines.append(_dr(self._code(Role.RECEIVABLE), remaining, customer, refund.id))
+        lines.append(_cr(self._code(Role.CASH), refund.amount.amount))
+        return Move("refund", refund.id, refund.legal_entity, Journal.CASH, refund.issued_on,
+                    f"Refund {refund.id} of {refund.payment_id}", _nonzero(lines),
+                    body_hash("refund", refund))
+
+    def journal_entry(self, entry: JournalEntry) -> Move:
+        lines = []
+        for line in entry.lines:
+            amount = _money(line.amount, self.currency, f"{entry.id} line {line.account}")
+            dims = dict(line.dimensions)
+            customer = dims.get("customer")
+            tag = dims.get("document") if customer else None
+            make = _dr if line.side is Side.DEBIT else _cr
+            lines.append(make(self.accounts.resolve(line.account), amount, customer, tag))
+        return Move("journal_entry", entry.id, entry.legal_entity, Journal.GENERAL,
+                    entry.posting_date, entry.memo, tuple(lines),
+                    body_hash("journal_entry", entry))
+

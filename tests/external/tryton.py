@@ -1,0 +1,261 @@
+"""A real trytond for tests and benchmarks, run as separate processes (Tryton is GPL-3:
+finsync never imports it).
+
+- The virtualenv comes from the pinned, hashed `tryton-requirements.txt`, built once under
+  `.cache/tryton-<hash>/` (gitignored), so a clean clone builds it once per run.
+- Initialising a database takes over a minute, so a session makes ONE template database
+  (modules activated, then `finsync tryton bootstrap` through a short-lived server), and
+  each test gets a clone of it (`CREATE DATABASE … TEMPLATE`, well under a second). The
+  server that serves the clones never opens the template, else cloning would be refused.
+- `FINSYNC_TRYTON_TEMPLATE=<db>` reuses a template made by an earlier session (kept, not
+  dropped): for iterating on one test, never in CI.
+- A database is loaded (`GET /<db>/r/x`) before the first login: a failed login to an
+  unloaded database leaves it broken until the server restarts.
+
+Stdlib and psycopg only, so that bench/tryton.py can use it without pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+import venv
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUIREMENTS = Path(__file__).with_name("tryton-requirements.txt")
+CACHE = ROOT / ".cache"
+MODULES = ("account_invoice", "account_product")
+ADMIN_PASSWORD = "admin"  # a throwaway test database's admin; never a real secret
+START_TIMEOUT_S = 60.0
+
+
+class TrytonUnavailableError(RuntimeError):
+    """Tryton cannot run here (no PostgreSQL, install failed, server did not start)."""
+
+
+def tryton_venv() -> Path:
+    """The cached virtualenv holding trytond, built on first use (hashes checked)."""
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]
+    home = CACHE / f"tryton-{digest}"
+    ready = home / ".ready"
+    if ready.exists():
+        return home
+    CACHE.mkdir(exist_ok=True)
+    with open(CACHE / f"tryton-{digest}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two sessions at once build it once
+        if ready.exists():
+            return home
+        shutil.rmtree(home, ignore_errors=True)
+        venv.create(home, with_pip=True)
+        result = subprocess.run(
+            [str(home / "bin" / "python"), "-m", "pip", "install", "-q",
+             "--disable-pip-version-check", "--require-hashes", "-r", str(REQUIREMENTS)],
+            capture_output=True, text=True)
+        if result.returncode != 0:
+            raise TrytonUnavailableError(f"installing trytond failed: {result.stderr[-2000:]}")
+        ready.write_text(digest)
+    return home
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Postgres:
+    """The PostgreSQL server Tryton stores its databases in (a role that may create them)."""
+
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+
+    @property
+    def uri(self) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/"
+
+    def _admin(self) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(host=self.host, port=self.port, user=self.user,
+                               dbname="postgres", autocommit=True, connect_timeout=5)
+
+    def check(self) -> None:
+        try:
+            self._admin().close()
+        except psycopg.OperationalError as exc:
+            raise TrytonUnavailableError(f"PostgreSQL is not reachable: {exc}") from exc
+
+    def create(self, name: str, template: str | None = None) -> None:
+        clause = f' TEMPLATE "{template}"' if template else ""
+        with self._admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"{clause}'.encode())
+
+    def drop(self, name: str) -> None:
+        with self._admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+@dataclass
+class TrytonServer:
+    """One trytond process on 127.0.0.1:`port`; `kill` and `start` again at will."""
+
+    home: Path
+    postgres: Postgres
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def config(self) -> Path:
+        path = self.workdir / f"trytond-{self.port}.conf"
+        if not path.exists():
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            (self.workdir / "data").mkdir(exist_ok=True)
+            path.write_text(f"[database]\nuri = {self.postgres.uri}\n"
+                            f"path = {self.workdir / 'data'}\n"
+                            f"[web]\nlisten = 127.0.0.1:{self.port}\n")
+        return path
+
+    def admin(self, database: str) -> None:
+        """Activate finsync's modules on an empty database (the slow part: about a minute)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        password = self.workdir / "admin-password"
+        password.write_text(ADMIN_PASSWORD)
+        env = {**os.environ, "TRYTONPASSFILE": str(password)}
+        result = subprocess.run(
+            [str(self.home / "bin" / "trytond-admin"), "-c", str(self.config), "-d", database,
+             "-u", *MODULES, "--activate-dependencies", "--email", "admin@example.com"],
+            env=env, capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            raise TrytonUnavailableError(f"trytond-admin failed: {result.stderr[-2000:]}")
+
+    def start(self, databases: tuple[str, ...] = ()) -> None:
+        """Start; `databases` are loaded before the port opens (a restart mid-traffic must
+        not let a login reach an unloaded database)."""
+        config = self.config  # makes the working folder too
+        log = open(self.workdir / f"trytond-{self.port}.log", "ab")  # noqa: SIM115 - child's
+        self.process = subprocess.Popen(
+            [str(self.home / "bin" / "trytond"), "-c", str(config),
+             *(("-d", *databases) if databases else ())],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise TrytonUnavailableError(f"trytond exited with {self.process.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", self.port), timeout=0.5):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise TrytonUnavailableError(f"trytond did not listen on {self.port}")
+
+    def load(self, database: str) -> None:
+        """Make the server load `database` before anyone logs in to it (answers 404).
+
+        trytond answers from a database list it caches per host name for the session
+        timeout (5 min), so a clone made after the first load would be "not found": a host
+        name of its own makes the server list the databases afresh."""
+        request = urllib.request.Request(f"{self.url}/{database}/r/x",
+                                         headers={"Host": f"h{uuid.uuid4().hex}.localhost"})
+        try:
+            urllib.request.urlopen(request, timeout=60).close()
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                raise
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, as when a machine dies."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.process = None
+
+
+@dataclass
+class TrytonSite:
+    """A template database and the server serving clones of it."""
+
+    postgres: Postgres
+    server: TrytonServer
+    template: str
+    clones: list[str] = field(default_factory=list)
+
+    def clone(self) -> str:
+        name = f"{self.template}_c{uuid.uuid4().hex[:8]}"
+        self.postgres.create(name, template=self.template)
+        self.clones.append(name)
+        self.server.load(name)
+        return name
+
+    def close(self, keep_template: bool = False) -> None:
+        self.server.stop()
+        for name in (*self.clones, *(() if keep_template else (self.template,))):
+            with contextlib.suppress(psycopg.Error):
+                self.postgres.drop(name)
+
+
+@contextlib.contextmanager
+def tryton_site(workdir: Path, bootstrap: Callable[[str, str], object],
+                postgres: Postgres | None = None) -> Iterator[TrytonSite]:
+    """A template database initialised and bootstrapped once, and a running server for its
+    clones; everything dropped and stopped at the end. `bootstrap(url, database)` sets the
+    books up (finsync's `tryton bootstrap`)."""
+    postgres = postgres or Postgres()
+    postgres.check()
+    home = tryton_venv()
+    prebuilt = os.environ.get("FINSYNC_TRYTON_TEMPLATE")
+    template = prebuilt or f"fs_tryton_{os.getpid()}"
+    setup = TrytonServer(home, postgres, workdir)
+    site = TrytonSite(postgres, TrytonServer(home, postgres, workdir), template)
+    try:
+        if not prebuilt:
+            postgres.drop(template)
+            postgres.create(template)
+            setup.admin(template)
+            setup.start()
+            setup.load(template)
+            bootstrap(setup.url, template)
+            setup.stop()  # the template is never opened again
+        site.server.start()
+        yield site
+    finally:
+        setup.stop()
+        site.close(keep_template=bool(prebuilt))
+
+
+def main() -> None:
+    """`python -m tests.external.tryton`: build the virtualenv (CI warm-up, debugging)."""
+    print(tryton_venv(), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

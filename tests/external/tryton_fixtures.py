@@ -1,0 +1,75 @@
+"""Pytest fixtures around tests/external/tryton.py: one bootstrapped template per session,
+one clone per test, a `TrytonLedger` on it. Registered in tests/conftest.py."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from finsync.connectors.tryton.bootstrap import BookSpec, bootstrap
+from finsync.connectors.tryton.ledger import Entity, TrytonLedger
+from finsync.connectors.tryton.rpc import TrytonClient
+from tests.conftest import _unavailable
+from tests.external.tryton import ADMIN_PASSWORD, TrytonSite, TrytonUnavailableError, tryton_site
+
+COMPANY = "Acme US"
+ENTITIES = {"le_us": Entity(COMPANY)}
+
+
+def _bootstrap(url: str, database: str) -> None:
+    client = TrytonClient(url, database, "admin", ADMIN_PASSWORD)
+    try:
+        bootstrap(client, [BookSpec(COMPANY)])
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def tryton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrytonSite]:
+    with contextlib.ExitStack() as stack:
+        try:
+            site = stack.enter_context(
+                tryton_site(tmp_path_factory.mktemp("tryton"), _bootstrap))
+        except TrytonUnavailableError as exc:
+            _unavailable("Tryton", exc)
+        yield site
+
+
+@dataclass
+class TrytonBooks:
+    """A fresh clone of the bootstrapped books, and how to reach it."""
+
+    site: TrytonSite
+    database: str
+
+    def connect(self, url: str | None = None) -> Callable[[], TrytonClient]:
+        target = url or self.site.server.url
+        return lambda: TrytonClient(target, self.database, "admin", ADMIN_PASSWORD)
+
+    def client(self) -> TrytonClient:
+        return self.connect()()
+
+    def ledger(self, url: str | None = None, max_batch: int = 25) -> TrytonLedger:
+        return TrytonLedger("tryton", self.connect(url), ENTITIES, max_batch=max_batch)
+
+    def close_period(self, entity: str, period: str) -> None:
+        assert entity in ENTITIES
+        client = self.client()
+        ids = client.model("account.period", "search", [("name", "=", period)], 0, None, None)
+        client.model("account.period", "close", ids)
+        client.close()
+
+    def moves(self) -> list[dict[str, object]]:
+        client = self.client()
+        rows: list[dict[str, object]] = client.model(
+            "account.move", "search_read", [], 0, None, [("id", "ASC")], ["description", "state"])
+        client.close()
+        return rows
+
+
+@pytest.fixture
+def tryton_books(tryton: TrytonSite) -> TrytonBooks:
+    return TrytonBooks(tryton, tryton.clone())

@@ -1,0 +1,96 @@
+"""The Tryton connector's pure parts: wire encoding, error classes, documents as moves."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from finsync.connectors.tryton.accounts import AccountMap
+from finsync.connectors.tryton.moves import Mapper, Subledger
+from finsync.connectors.tryton.rpc import classify, dumps, loads
+from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+from tests.ledgerkit import credit_memo, invoice, payment, refund
+
+ACCOUNTS = AccountMap()
+
+
+def _mapper() -> Mapper:
+    return Mapper(ACCOUNTS, "USD", Subledger(ACCOUNTS.subledger))
+
+
+def _lines(move: object) -> list[tuple[str, str, str, str | None]]:
+    return [(ln.account, str(ln.debit), str(ln.credit), ln.tag)
+            for ln in move.lines]  # type: ignore[attr-defined]
+
+
+def test_decimals_and_dates_travel_as_tryton_objects() -> None:
+    body = dumps([Decimal("42.00"), date(2026, 6, 30)])
+    assert loads(body) == [Decimal("42.00"), date(2026, 6, 30)]
+    assert b'{"__class__":"Decimal","decimal":"42.00"}' in body
+    stamp = loads(b'{"__class__":"datetime","year":2026,"month":1,"day":2,"hour":3,'
+                  b'"minute":4,"second":5}')
+    assert stamp == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with pytest.raises(TypeError):
+        dumps(1.5j)
+
+
+@pytest.mark.parametrize(("kind", "args", "klass"), [
+    ("UserError", ['The value "2026-02" for field "Period" in "Account Move" is not valid '
+                   "according to its domain.", "", None], ExceptionClass.CLOSED_PERIOD),
+    ("UserError", ['To continue, you must reopen the period "2026-05" of company "Acme" for '
+                   'the date "05/10/2026".', "", None], ExceptionClass.CLOSED_PERIOD),
+    ("UserError", ['To post move "(3)", you must balance all its lines debits and credits.',
+                   "", None], ExceptionClass.MAPPING_ERROR),
+    ("UserError", ['A value is required for field "Party".', "", None],
+     ExceptionClass.MASTER_DATA_MISMATCH),
+])
+def test_tryton_refusals_are_classified_by_what_a_person_can_do(
+        kind: str, args: list[object], klass: ExceptionClass) -> None:
+    error = classify(kind, args)
+    assert isinstance(error, PermanentError) and error.exception_class is klass
+    assert str(args[0]) in str(error)
+
+
+def test_conflicts_and_server_faults_are_transient() -> None:
+    assert isinstance(classify("ConcurrencyException", "Records were modified"),
+                      TransientError)
+    assert isinstance(classify("could not serialize access", "Traceback …"), TransientError)
+
+
+def test_invoice_debits_the_customers_receivable_and_credits_deferred_revenue() -> None:
+    move = _mapper().move("invoice.issued", invoice("inv_1", ["100.00", "20.00"], tax="5.00"))
+    assert _lines(move) == [("1.2.1", "130.00", "0", "inv_1"), ("2.2.2", "0", "100.00", None),
+                            ("2.2.2", "0", "20.00", None), ("2.2.3", "0", "10.00", None)]
+    assert move.lines[0].customer_id == "cus_1"
+
+
+def test_credit_memo_beyond_what_is_owed_becomes_a_customer_credit_refunded_later() -> None:
+    mapper = _mapper()
+    mapper.move("invoice.issued", invoice("inv_1", ["100.00"]))
+    mapper.move("payment.applied", payment("pay_1", "70.00", {"inv_1": "70.00"}))
+    memo = mapper.move("credit_memo.issued", credit_memo("cm_1", "inv_1", "50.00"))
+    assert _lines(memo) == [("2.2.2", "50.00", "0", None), ("1.2.1", "0", "30.00", "inv_1"),
+                            ("2.2.5", "0", "20.00", "cm_1")]
+    out = mapper.move("refund.issued", refund("re_1", "25.00"))
+    assert _lines(out) == [("2.2.5", "20.00", "0", "cm_1"), ("1.2.1", "5.00", "0", "re_1"),
+                           ("1.1.1", "0", "25.00", None)]
+    assert [(i.tag, str(i.balance)) for i in mapper.ledger.items()] == [("re_1", "5.00")]
+
+
+def test_a_payment_of_an_unknown_invoice_waits_and_an_overpayment_of_one_is_refused() -> None:
+    mapper = _mapper()
+    with pytest.raises(TransientError) as waiting:
+        mapper.move("payment.applied", payment("pay_1", "10.00", {"inv_1": "10.00"}))
+    assert waiting.value.exception_class is ExceptionClass.SEQUENCING_ERROR
+    mapper.move("invoice.issued", invoice("inv_1", ["10.00"]))
+    with pytest.raises(PermanentError) as refused:
+        mapper.move("payment.applied", payment("pay_2", "20.00", {"inv_1": "20.00"}))
+    assert refused.value.exception_class is ExceptionClass.MASTER_DATA_MISMATCH
+
+
+def test_a_document_in_another_currency_is_refused_not_misbooked() -> None:
+    with pytest.raises(PermanentError) as caught:
+        _mapper().move("invoice.issued", invoice("inv_1", ["10.00"], currency="EUR"))
+    assert caught.value.exception_class is ExceptionClass.MAPPING_ERROR
