@@ -165,3 +165,6 @@ class RecordingLedger:
 
     def applications(self, legal_entity: str, as_of: Any) -> Any:
         raise NotImplementedError
+
+    def resolve_account(self, code: str) -> str:
+        return code

@@ -54,7 +54,8 @@ class Reconciliation:
     def snapshot(self, entity: Entity, as_of: date) -> Snapshot:
         day_after = as_of + timedelta(days=1)
         year_start = date(as_of.year, 1, 1)
-        accounts = self._revenue.account_map()
+        accounts = {role: self._ledger.resolve_account(code)
+                    for role, code in self._revenue.account_map().items()}
         with reading(self._engine) as conn:
             explained = exception_log.unresolved_objects(conn)
         return Snapshot(

@@ -166,6 +166,9 @@ class EmbeddedLedger:
                            -i.booked_open if i.kind.value == "credit" else i.booked_open)
                 for i in items]
 
+    def resolve_account(self, code: str) -> str:
+        return code
+
     def applications(self, legal_entity: str, as_of: date) -> Sequence[Application]:
         rows = self._read(lambda: self._service.applications(legal_entity, as_of))
         return [Application(by, document, amount) for by, document, amount in rows]

@@ -152,6 +152,9 @@ class FileDropLedger:
     def close_period(self, legal_entity: str, period: str, actor: str) -> None:
         raise self._no_books()
 
+    def resolve_account(self, code: str) -> str:
+        return code
+
     def applications(self, legal_entity: str, as_of: date) -> Sequence[Application]:
         raise self._no_books()
 

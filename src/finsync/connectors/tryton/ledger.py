@@ -339,6 +339,10 @@ class TrytonLedger:
         if self.period_status(legal_entity, found.start) is PeriodStatus.OPEN:
             self.client.model("account.period", "close", [found.id], context=company.context)
 
+    def resolve_account(self, code: str) -> str:
+        """finsync's chart codes (a revenue journal's "2400") are aliases of Tryton's."""
+        return next(iter(self._entities.values())).accounts.resolve(code)
+
     def applications(self, legal_entity: str, as_of: date) -> Sequence[Application]:
         """Receivable lines a payment move credits, per invoice they settle (their tag)."""
         company = self._company(legal_entity)

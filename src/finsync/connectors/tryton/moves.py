@@ -44,7 +44,7 @@ Document = Invoice | CreditMemo | Payment | Refund | JournalEntry
 KINDS: Mapping[str, str] = {
     "invoice.issued": "invoice", "credit_memo.issued": "credit_memo",
     "payment.applied": "payment", "refund.issued": "refund",
-    "journal_entry.posted": "journal_entry"}
+    "journal_entry.posted": "journal_entry", "revenue.journal_recorded": "journal_entry"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,107 @@
+"""The reference workflow's postings land in a real Tryton: billing → hub → Tryton (through
+the posting buffer) and the revenue engine; month-ends closed in Tryton; the six
+reconciliation checks run against Tryton and show zero variance, and AR per customer in
+Tryton equals what billing says is open."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from finsync.bootstrap import Finance, build_billing_service, build_finance
+from finsync.cli.demo_workflow import SimClock
+from finsync.config import DEFAULT_CONFIG, SystemSection, parse_config
+from finsync.domain.catalog import BillingFrequency
+from finsync.domain.contract import ContractLine, SubscriptionContract
+from finsync.domain.money import Money
+from finsync.domain.party import CustomerAccount
+from finsync.storage.raw_log import RawIn
+from finsync.systems.billing.amendment import AmendSubscription
+from finsync.systems.billing.credit import CreditReason, IssueCreditMemo
+from finsync.systems.billing.edit import AddProduct, AddSeats
+from finsync.systems.billing.handler import RegisterCustomer
+from finsync.systems.billing.payment import PayInvoice, RefundPayment
+from finsync.systems.billing.service import BillingService
+from finsync.systems.billing.subscription import CreateSubscription
+from tests.external.tryton import ADMIN_PASSWORD
+from tests.external.tryton_fixtures import COMPANY, TrytonBooks
+
+START, END = date(2026, 1, 1), date(2027, 1, 1)
+
+
+@pytest.fixture
+def finance(tryton_books: TrytonBooks, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Finance, BillingService, SimClock]]:
+    monkeypatch.setenv("FINSYNC_DATABASE_URL", f"sqlite:///{tmp_path / 'hub.db'}")
+    monkeypatch.setenv("FINSYNC_TRYTON_PASSWORD", ADMIN_PASSWORD)
+    config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), tmp_path)
+    systems = dict(config.systems)
+    systems["ledger"] = SystemSection(
+        role="ledger", connector="tryton", url=tryton_books.site.server.url,
+        database=tryton_books.database, companies={"le_us": COMPANY}, batch_size=10)
+    ledger = config.ledger.model_copy(update={"entities": config.ledger.entities[:1]})
+    config = config.model_copy(update={"systems": systems, "ledger": ledger, "pumps": {}})
+    clock = SimClock(datetime(2026, 1, 1, tzinfo=UTC))
+    built = build_finance(config, clock=clock)
+    yield built, build_billing_service(config, built.hub.engine, clock), clock
+    built.hub.engine.dispose()
+
+
+def _deliver(finance: Finance, billing: BillingService, clock: SimClock) -> None:
+    items = billing.pending(limit=1000)
+    finance.hub.intake.store([RawIn("billing", i.envelope.encode(), {}) for i in items])
+    billing.mark_published([i.seq for i in items])
+    for _ in range(30):
+        finance.hub.run_until_idle()
+        if not finance.hub.status()["deliveries"].get("pending"):
+            return
+        clock.tick(600)
+
+
+def _pay_due(billing: BillingService, day: date, tag: str) -> None:
+    for n, s in enumerate(billing.invoices()):
+        if s.amount_due.amount > 0:
+            billing.execute(PayInvoice(f"{tag}_{n}", s.id, s.amount_due, day))
+
+
+def test_reference_workflow_reconciles_against_tryton(
+        finance: tuple[Finance, BillingService, SimClock]) -> None:
+    hub_finance, billing, clock = finance
+    usd = lambda amount: Money.of(amount, "USD")  # noqa: E731
+    billing.execute(RegisterCustomer(CustomerAccount("cus_acme", "Acme", "le_us", "USD", "US")))
+    billing.execute(CreateSubscription(SubscriptionContract(
+        "con_acme", "cus_acme", "le_us", "USD", START, END, BillingFrequency.ANNUAL,
+        (ContractLine("ln_seats", "prod_platform_seat", "price_seat_annual", 500,
+                      usd("120.00"), START, END),))))
+    _pay_due(billing, date(2026, 1, 20), "pay_jan")
+    clock.to(date(2026, 5, 15))
+    billing.execute(AmendSubscription("amd_acme_0002", "con_acme", date(2026, 5, 15), (
+        AddSeats("ln_seats", 300), AddProduct("ln_analytics", "price_analytics_annual", 1)),
+        "upgrade"))
+    _deliver(hub_finance, billing, clock)
+    for month in range(1, 6):
+        clock.to(date(2026, month + 1, 1))
+        hub_finance.close.close("le_us", f"2026-{month:02d}", "controller")
+    clock.to(date(2026, 6, 10))
+    _pay_due(billing, date(2026, 6, 10), "pay_jun")
+    first = billing.invoices()[0].id
+    billing.execute(IssueCreditMemo(first, CreditReason.SLA_CREDIT, date(2026, 6, 12),
+                                    usd("5000.00"), "sla_acme"))
+    billing.execute(RefundPayment("ref_acme", "pay_jan_0", usd("5000.00"), date(2026, 6, 20)))
+    _deliver(hub_finance, billing, clock)
+    clock.to(date(2026, 7, 1))
+    hub_finance.close.close("le_us", "2026-06", "controller")
+
+    assert hub_finance.triage.listing() == []
+    report = hub_finance.recon.run(date(2026, 6, 30))
+    assert {c.name: [i.as_dict() for i in c.breaks] for c in report.checks if c.breaks} == {}
+    assert report.total_variance()["USD"].is_zero
+    items = {c.name: len(c.items) for c in report.checks}
+    assert items["recognised_vs_gl_revenue"] == 6 and items["billing_vs_erp_ar"] >= 3
+    # What Tryton holds per customer is what billing says is open (all paid: zero).
+    receivables = hub_finance.ports.ledger().receivables("le_us", date(2026, 6, 30))
+    assert sum((r.open_amount.amount for r in receivables), Money.zero("USD").amount) == 0
