@@ -57,3 +57,17 @@ class Period:
     def overlap(self, other: Period) -> int:
         """Days the two periods share."""
         return max(0, (min(self.end, other.end) - max(self.start, other.start)).days)
+
+
+def first_of_next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def month_period(name: str) -> Period:
+    """`YYYY-MM` as the half-open period of that month."""
+    try:
+        year, month = (int(part) for part in name.split("-"))
+        start = date(year, month, 1)
+    except ValueError:
+        raise DomainError(f"a period is named YYYY-MM, not {name!r}") from None
+    return Period(start, first_of_next_month(start))

@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 
 from finsync.connectors.ports import DeliveryContext, LedgerPort, RevenuePort
-from finsync.domain.clock import Period
+from finsync.domain.clock import Period, month_period
 from finsync.domain.codec import journal_entry_payload
 from finsync.domain.errors import DomainError
 from finsync.domain.event_type import EVENT_TYPES
@@ -58,23 +58,12 @@ class CloseResult:
     status: str  # closed | already_closed
 
 
-def month(name: str) -> Period:
-    """`YYYY-MM` as the half-open period of that month."""
-    try:
-        year, number = (int(part) for part in name.split("-"))
-        start = date(year, number, 1)
-    except ValueError:
-        raise DomainError(f"period must be YYYY-MM, not {name!r}") from None
-    end = date(year + number // 12, number % 12 + 1, 1)
-    return Period(start, end)
-
-
 class PeriodClose:
     def __init__(self, hub: Hub, ledger: LedgerPort, revenue: RevenuePort) -> None:
         self._hub, self._ledger, self._revenue = hub, ledger, revenue
 
     def close(self, legal_entity: str, period_name: str, actor: str) -> CloseResult:
-        period = month(period_name)
+        period = month_period(period_name)
         if self._ledger.period_status(legal_entity, period.start) is PeriodStatus.CLOSED:
             return CloseResult(legal_entity, period_name, (), "already_closed")
         self._hub.run_until_idle()

@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Connection, Engine
 
 from finsync.connectors.ports import BillingRecordsPort, LedgerPort, RevenuePort
-from finsync.domain.clock import Period
+from finsync.domain.clock import Period, first_of_next_month
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.journal import PeriodStatus
 from finsync.domain.money import Money
@@ -80,7 +80,7 @@ class Reconciliation:
                  revenue_account: str) -> list[PeriodRevenue]:
         months: list[PeriodRevenue] = []
         first = start
-        while (nxt := date(first.year + first.month // 12, first.month % 12 + 1, 1)) <= end:
+        while (nxt := first_of_next_month(first)) <= end:
             months.append(self._month(entity, Period(first, nxt), revenue_account))
             first = nxt
         return months

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from finsync.connectors.ports import LedgerPort
+from finsync.domain.clock import first_of_next_month
 from finsync.domain.errors import DomainError, ExceptionClass
 from finsync.domain.event_type import event_type
 from finsync.domain.invoice import CreditMemo, Invoice
@@ -202,10 +203,9 @@ class Triage:
             raise NotApplicableError(f"{delivery['target']} is not a ledger")
         document = event_type(env.type).decode(UPCASTERS.upcast(env))
         entity, day = _entity_and_date(document)
-        first = date(day.year, day.month, 1)
-        for step in range(1, SEARCH_MONTHS + 1):
-            month = date(first.year + (first.month - 1 + step) // 12,
-                         (first.month - 1 + step) % 12 + 1, 1)
+        month = day
+        for _ in range(SEARCH_MONTHS):
+            month = first_of_next_month(month)
             if ledger.period_status(entity, month) is PeriodStatus.OPEN:
                 return month
         raise NotApplicableError(f"{entity} has no open period within {SEARCH_MONTHS} "

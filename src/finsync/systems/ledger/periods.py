@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from finsync.domain.clock import month_period
+from finsync.domain.errors import DomainError
 from finsync.domain.journal import AccountingPeriod, PeriodStatus
 from finsync.systems.ledger.errors import ClosedPeriodError, LedgerError
 
@@ -21,12 +23,10 @@ def period_name(on: date) -> str:
 
 def month_bounds(name: str) -> tuple[date, date]:
     try:
-        year, month = (int(part) for part in name.split("-"))
-        start = date(year, month, 1)
-    except ValueError:
-        raise LedgerError(f"a period is named YYYY-MM, not {name!r}") from None
-    end = date(year + month // 12, month % 12 + 1, 1)
-    return start, end
+        period = month_period(name)
+    except DomainError as exc:
+        raise LedgerError(str(exc)) from None
+    return period.start, period.end
 
 
 def year_of_periods(legal_entity: str, year: int) -> tuple[AccountingPeriod, ...]:
