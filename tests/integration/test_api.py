@@ -4,6 +4,7 @@ with a 4xx and a machine-readable code."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,28 @@ def test_status_and_milestones_after_processing(engine: Engine, tmp_path: Path) 
     assert client.get("/v1/status").json()["deliveries"] == {"done": 1}
     milestones = client.get("/v1/correlations/c1/milestones").json()["milestones"]
     assert [m["name"] for m in milestones] == ["payment_applied"]
+
+
+def test_metrics_and_daily_reconciliation_under_serve(
+        tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app `finsync serve` runs: /metrics in the Prometheus format, and the pipeline
+    worker reconciles once per day of the hub's clock."""
+    from finsync.api.main import app_from_environment
+
+    monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
+    monkeypatch.setenv("FINSYNC_WORKER_INTERVAL_S", "0.05")
+    monkeypatch.chdir(tmp_path)
+    with TestClient(app_from_environment()) as served:
+        body = served.get("/metrics")
+        assert body.status_code == 200
+        assert body.headers["content-type"].startswith("text/plain")
+        for name in ("finsync_invoice_posting_success_ratio",
+                     "finsync_event_to_posting_latency_seconds_count",
+                     "finsync_duplicate_event_ratio", "finsync_exceptions_unresolved"):
+            assert f"# TYPE {name.removesuffix('_count')}" in body.text
+        for _ in range(100):  # the worker's first round reconciles as of yesterday
+            if "finsync_reconciliation_variance{" in served.get("/metrics").text:
+                break
+            time.sleep(0.05)
+        assert 'finsync_reconciliation_variance{legal_entity="le_us",currency="USD"} 0.00' \
+            in served.get("/metrics").text
