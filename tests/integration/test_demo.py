@@ -63,3 +63,5 @@ def test_correlation_chains_are_complete_and_replay_changes_nothing(
     assert {"contract_accepted", "invoice_posted", "payment_applied",
             "revenue_schedule_created"} <= milestones
     assert report["books_unchanged_by_replay"] is True
+    assert report["amendment_status"]["technical"] == "delivered"
+    assert report["amendment_status"]["financial"] == "booked_and_recognised"

@@ -91,7 +91,8 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
 
     @app.get("/v1/correlations/{correlation_id}/milestones")
     def milestones(correlation_id: str) -> dict[str, Any]:
-        return {"correlation_id": correlation_id, "milestones": hub.timeline(correlation_id)}
+        return {"correlation_id": correlation_id, "milestones": hub.timeline(correlation_id),
+                **hub.transaction_status(correlation_id)}
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> str:

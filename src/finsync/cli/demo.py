@@ -85,6 +85,7 @@ def _drive(finance: Finance, config: FinsyncConfig, clock: SimClock,
         "amendment_correlation_id": UPGRADE,
         "amendment_timeline": [{"milestone": m["name"], "system": m["target"],
                                 "at": m["recorded_at"].isoformat()} for m in timeline],
+        "amendment_status": finance.hub.transaction_status(UPGRADE),
         "closes": log.closes,
         "triage_actions": log.actions,
         "books_unchanged_by_replay": books == _books(ledger),
@@ -177,6 +178,8 @@ def _print(report: dict[str, Any]) -> None:
     output.table(f"milestones of amendment {report['amendment_correlation_id']}",
                  ["milestone", "system", "at"],
                  [[m["milestone"], m["system"], m["at"]] for m in report["amendment_timeline"]])
+    console.print(f"technical status: {report['amendment_status']['technical']}, financial "
+                  f"status: {report['amendment_status']['financial']}")
     output.table("invoices (billing)", ["number", "issued", "v", "total", "credited", "paid",
                                         "due", "correlation"],
                  [[i["number"], i["issue_date"], i["contract_version"], i["total"],

@@ -189,12 +189,15 @@ def timeline(correlation_id: str, config: ConfigPath = None, as_json: Json = Fal
     with guarded(as_json):
         with _hub(config) as hub:
             rows = hub.timeline(correlation_id)
+            state = hub.transaction_status(correlation_id)
         if as_json:
-            output.emit_json({"correlation_id": correlation_id, "milestones": rows})
+            output.emit_json({"correlation_id": correlation_id, "milestones": rows, **state})
         else:
             output.table(f"milestones of {correlation_id}", ["at", "milestone", "system", "event"],
                          [[r["recorded_at"], r["name"], r["target"], r["event_id"]]
                           for r in rows])
+            output.console.print(f"technical status: {state['technical']}; financial status: "
+                                 f"{state['financial']}")
 
 
 def _aggregate(text: str | None) -> tuple[str, str] | None:

@@ -20,7 +20,7 @@ from finsync.hub.processor import Processor
 from finsync.hub.replay import ReplayFilter, ReplayResult, replay
 from finsync.hub.settings import HubSettings
 from finsync.hub.target import Target
-from finsync.storage import event_log, exception_log, milestone_log, outbox, raw_log
+from finsync.storage import event_log, exception_log, measures, milestone_log, outbox, raw_log
 from finsync.storage.db import reading, transaction
 from finsync.storage.raw_log import RawIn
 
@@ -111,6 +111,42 @@ class Hub:
     def timeline(self, correlation_id: str) -> list[dict[str, Any]]:
         with reading(self.engine) as conn:
             return milestone_log.timeline(conn, correlation_id)
+
+    def transaction_status(self, correlation_id: str) -> dict[str, Any]:
+        """Where one correlation id stands, technically (are its deliveries done?) and
+        financially (did its effects reach the books, and what is still at stake?)."""
+        with reading(self.engine) as conn:
+            deliveries = measures.correlation_deliveries(conn, correlation_id)
+            raised = measures.correlation_exceptions(conn, correlation_id)
+            milestones = {m["name"] for m in milestone_log.timeline(conn, correlation_id)}
+        return {"technical": _technical(deliveries), "deliveries": deliveries,
+                "financial": _financial(milestones, raised),
+                "unresolved_exceptions": [e["class"] for e in raised
+                                          if e["status"] in exception_log.UNRESOLVED]}
+
+
+def _technical(deliveries: Mapping[str, int]) -> str:
+    if not deliveries:
+        return "no_deliveries"
+    if deliveries.get("failed") or deliveries.get("dead"):
+        return "failed"
+    if deliveries.get("pending") or deliveries.get("in_flight"):
+        return "in_progress"
+    return "delivered"
+
+
+def _financial(milestones: set[str], raised: Sequence[Mapping[str, Any]]) -> str:
+    """`at_risk` while an exception of it is unresolved; `booked` once the ERP holds its
+    postings; `recognised` once the revenue engine has its schedule too."""
+    if any(e["status"] in exception_log.UNRESOLVED for e in raised):
+        return "at_risk"
+    booked = bool(milestones & {"invoice_posted", "payment_applied", "credit_memo_posted",
+                                "refund_posted", "revenue_journal_posted"})
+    scheduled = bool(milestones & {"revenue_schedule_created", "invoice_linked_to_revenue",
+                                   "revenue_adjusted"})
+    if booked and scheduled:
+        return "booked_and_recognised"
+    return "booked" if booked else "recognised" if scheduled else "pending"
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -44,3 +44,17 @@ def unresolved_exceptions(conn: Connection) -> list[dict[str, Any]]:
 
 def age_s(opened_at: datetime, now: datetime) -> float:
     return max(0.0, (now - opened_at).total_seconds())
+
+
+def correlation_deliveries(conn: Connection, correlation_id: str) -> dict[str, int]:
+    rows = conn.execute(select(deliveries.c.status, func.count())
+                        .where(deliveries.c.correlation_id == correlation_id)
+                        .group_by(deliveries.c.status))
+    return {str(status): int(n) for status, n in rows}
+
+
+def correlation_exceptions(conn: Connection, correlation_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(select(exceptions.c["class"], exceptions.c.status,
+                               exceptions.c.amount_minor, exceptions.c.currency)
+                        .where(exceptions.c.correlation_id == correlation_id))
+    return [dict(r) for r in rows.mappings()]
