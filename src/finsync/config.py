@@ -187,12 +187,15 @@ def _check_stripe(config: FinsyncConfig) -> None:
                               "[sources]")
 
 
+PREVIEWING = ("embedded", "tryton")  # ledger connectors that preview their journals
+
+
 def _check_posting(config: FinsyncConfig) -> None:
     for name, system in config.systems.items():
-        if system.posting == "daily_summary" and (system.role, system.connector) != \
-                ("ledger", "embedded"):
+        if system.posting == "daily_summary" and (system.role != "ledger" or
+                                                  system.connector not in PREVIEWING):
             raise ConfigError(f"[systems.{name}] posting = \"daily_summary\" needs a ledger "
-                              "that previews its journals (connector = \"embedded\")")
+                              f"that previews its journals (connector one of {PREVIEWING})")
 
 
 def _check(config: FinsyncConfig) -> None:

@@ -105,3 +105,62 @@ def test_reference_workflow_reconciles_against_tryton(
     # What Tryton holds per customer is what billing says is open (all paid: zero).
     receivables = hub_finance.ports.ledger().receivables("le_us", date(2026, 6, 30))
     assert sum((r.open_amount.amount for r in receivables), Money.zero("USD").amount) == 0
+
+
+def _summary_hub(books: TrytonBooks, directory: Path, posting: str) -> Finance:
+    """A hub whose ledger is this Tryton clone, posting detail or daily summaries."""
+    config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), directory)
+    systems = dict(config.systems)
+    systems["ledger"] = SystemSection(
+        role="ledger", connector="tryton", url=books.site.server.url, database=books.database,
+        companies={"le_us": COMPANY}, batch_size=25, posting=posting)  # type: ignore[arg-type]
+    routes = {"invoice.issued": ["ledger"], "payment.applied": ["ledger"]}
+    config = config.model_copy(update={"systems": systems, "routes": routes, "pumps": {}})
+    return build_finance(config)
+
+
+def _stream() -> list[bytes]:
+    from tests.builders import envelope, invoice_doc, payment_doc
+    events = []
+    for n in range(12):
+        doc = invoice_doc(f"inv_{n}", f"{100 + n}.00", customer=f"cus_{n % 3}")
+        events.append(envelope("invoice.issued", f"i{n}", ("invoice", f"inv_{n}", None),
+                               {"invoice": doc}, correlation_id=f"o{n}"))
+        if n % 2:
+            events.append(envelope(
+                "payment.applied", f"p{n}", ("payment", f"pay_{n}", None),
+                {"payment": payment_doc(f"pay_{n}", f"{100 + n}.00", f"inv_{n}",
+                                        customer=f"cus_{n % 3}")}, correlation_id=f"o{n}"))
+    import json
+    return [json.dumps(e).encode() for e in events]
+
+
+def test_daily_summaries_into_tryton_book_what_detail_books(
+        tryton: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.external.tryton_fixtures import TrytonBooks as Books
+
+    monkeypatch.setenv("FINSYNC_TRYTON_PASSWORD", ADMIN_PASSWORD)
+    balances = {}
+    for posting in ("detail", "daily_summary"):
+        books = Books(tryton, tryton.clone())  # type: ignore[attr-defined]
+        monkeypatch.setenv("FINSYNC_DATABASE_URL", f"sqlite:///{tmp_path / posting}.db")
+        hub_finance = _summary_hub(books, tmp_path, posting)
+        hub_finance.hub.intake.store([RawIn("canonical", b, {}) for b in _stream()])
+        hub_finance.hub.run_until_idle()
+        assert hub_finance.hub.status()["deliveries"] == {"done": 18}, posting
+        erp = hub_finance.ports.ledger()
+        balances[posting] = (
+            [(b.account, str(b.balance)) for b in erp.trial_balance("le_us", date(2026, 12, 31))],
+            _per_customer(erp.receivables("le_us", date(2026, 12, 31))))
+        hub_finance.hub.engine.dispose()
+        moves = len(books.moves())
+        # one move per document, or one per day (invoices on 1 Jan, payments on 15 Jan)
+        assert moves == (18 if posting == "detail" else 2), (posting, moves)
+    assert balances["detail"] == balances["daily_summary"]
+
+
+def _per_customer(receivables: object) -> dict[str, str]:
+    totals: dict[str, Money] = {}
+    for r in receivables:  # type: ignore[attr-defined]
+        totals[r.customer_id] = totals.get(r.customer_id, Money.zero("USD")) + r.open_amount
+    return {c: str(m) for c, m in sorted(totals.items())}

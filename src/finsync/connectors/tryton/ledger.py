@@ -49,7 +49,7 @@ from finsync.domain.errors import (
     TransientError,
 )
 from finsync.domain.invoice import CreditMemo, Invoice
-from finsync.domain.journal import JournalEntry, PeriodStatus
+from finsync.domain.journal import JournalEntry, JournalLine, PeriodStatus, Side
 from finsync.domain.money import Money
 from finsync.domain.payment import Payment, Refund
 
@@ -328,6 +328,27 @@ class TrytonLedger:
                                    context=company.context)
         return PeriodStatus.OPEN if row["state"] == "open" else PeriodStatus.CLOSED
 
+    def preview_journal(self, event_type: str, document: Any) -> JournalEntry:
+        """The move Tryton's mapping makes for a document, as a journal entry in Tryton's
+        codes, without posting it (summary posting adds these up). As the embedded ledger's
+        preview does, the document meets the item it normally meets: its invoice open for
+        what it applies or credits, the customer's credit for what a refund pays out.
+        Subledger lines keep only the customer."""
+        entity = self._entity(document.legal_entity)
+        currency = self._company(document.legal_entity).currency
+        ledger = Subledger(entity.accounts.subledger)
+        for account, tag, amount in _assumed_items(document, entity.accounts):
+            ledger.add(account, document.customer_id, tag, amount, date.min)
+        move = Mapper(entity.accounts, currency, ledger).move(event_type, document)
+        return JournalEntry(f"preview:{move.kind}:{move.document_id}", move.legal_entity,
+                            move.date, move.description, tuple(
+                                JournalLine(line.account,
+                                            Side.DEBIT if line.debit else Side.CREDIT,
+                                            Money(line.debit or line.credit, currency),
+                                            (("customer", line.customer_id),)
+                                            if line.customer_id else ())
+                                for line in move.lines))
+
     def close_period(self, legal_entity: str, period: str, actor: str) -> None:
         """Close Tryton's period of that month (Tryton refuses while drafts remain in it)."""
         company = self._company(legal_entity)
@@ -389,3 +410,15 @@ class TrytonLedger:
         return [Receivable(item.customer_id, item.tag, Money(item.balance, company.currency),
                            Money(item.balance, company.currency))
                 for item in ledger.items()]
+
+
+def _assumed_items(document: Any, accounts: AccountMap) -> list[tuple[str, str, Decimal]]:
+    """(account, tag, debit-positive balance) a previewed document is assumed to meet."""
+    receivable, credits = accounts.subledger
+    if isinstance(document, CreditMemo):
+        return [(receivable, document.invoice_id, document.total.amount)]
+    if isinstance(document, Payment):
+        return [(receivable, a.invoice_id, a.amount.amount) for a in document.applications]
+    if isinstance(document, Refund):
+        return [(credits, f"{document.id}:credit", -document.amount.amount)]
+    return []
