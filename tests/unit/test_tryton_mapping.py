@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ from finsync.connectors.tryton.accounts import AccountMap
 from finsync.connectors.tryton.moves import Mapper, Subledger
 from finsync.connectors.tryton.rpc import classify, dumps, loads
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+from finsync.domain.money import Money
 from tests.ledgerkit import credit_memo, invoice, payment, refund
 
 ACCOUNTS = AccountMap()
@@ -79,15 +81,44 @@ def test_credit_memo_beyond_what_is_owed_becomes_a_customer_credit_refunded_late
     assert [(i.tag, str(i.balance)) for i in mapper.ledger.items()] == [("re_1", "5.00")]
 
 
-def test_a_payment_of_an_unknown_invoice_waits_and_an_overpayment_of_one_is_refused() -> None:
+def test_a_payment_of_an_unknown_invoice_or_beyond_what_it_owes_waits() -> None:
+    """Beyond what is owed, the refund that re-opened the invoice in billing may still be
+    on its way: retried (and a sequencing_error for a person when retries run out)."""
     mapper = _mapper()
     with pytest.raises(TransientError) as waiting:
         mapper.move("payment.applied", payment("pay_1", "10.00", {"inv_1": "10.00"}))
     assert waiting.value.exception_class is ExceptionClass.SEQUENCING_ERROR
     mapper.move("invoice.issued", invoice("inv_1", ["10.00"]))
-    with pytest.raises(PermanentError) as refused:
+    with pytest.raises(TransientError) as beyond:
         mapper.move("payment.applied", payment("pay_2", "20.00", {"inv_1": "20.00"}))
-    assert refused.value.exception_class is ExceptionClass.MASTER_DATA_MISMATCH
+    assert beyond.value.exception_class is ExceptionClass.SEQUENCING_ERROR
+
+
+def test_billings_decisions_make_the_order_of_arrival_irrelevant() -> None:
+    """Billing: paid 100 on inv_1, refunded 10 of it (re-opening inv_1), repaid 10, then a
+    credit memo of 30 it set against nothing (the invoice was paid): a customer credit."""
+    repaid = payment("pay_2", "10.00", {"inv_1": "10.00"})
+    back = replace(refund("re_1", "10.00"), from_credit=Money.zero("USD"),
+                   reopens_invoice="inv_1")
+    memo = replace(credit_memo("cm_1", "inv_1", "30.00"),
+                   applied_to_invoice=Money.zero("USD"))
+    documents = [("invoice.issued", invoice("inv_1", ["100.00"])),
+                 ("payment.applied", payment("pay_1", "100.00", {"inv_1": "100.00"})),
+                 ("refund.issued", back), ("payment.applied", repaid),
+                 ("credit_memo.issued", memo)]
+    for order in ([0, 1, 2, 3, 4], [0, 3, 4, 2, 1], [0, 4, 3, 1, 2]):
+        mapper, waiting = _mapper(), [documents[i] for i in order]
+        for _ in range(len(waiting) ** 2):  # what waits is retried after the others
+            if not waiting:
+                break
+            event_type, document = waiting.pop(0)
+            try:
+                mapper.move(event_type, document)
+            except TransientError:
+                waiting.append((event_type, document))
+        assert not waiting, order
+        assert [(i.tag, str(i.balance)) for i in mapper.ledger.items()] == \
+            [("cm_1", "-30.00")], order
 
 
 def test_a_document_in_another_currency_is_refused_not_misbooked() -> None:

@@ -113,6 +113,11 @@ class Subledger:
                 for (a, c, tag), amount in sorted(self._balances.items()) if amount != 0]
 
 
+def _waiting(message: str) -> TransientError:
+    """A document that depends on another one not in Tryton yet: retried until it is."""
+    return TransientError(message, exception_class=ExceptionClass.SEQUENCING_ERROR)
+
+
 def body_hash(kind: str, document: Document) -> str:
     body = json.dumps({"kind": kind, "document": encode(document)}, sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()
@@ -181,6 +186,11 @@ class Mapper:
                                  "Tryton has not booked",
                                  exception_class=ExceptionClass.SEQUENCING_ERROR)
         applied = min(total, max(owed, ZERO))
+        if memo.applied_to_invoice is not None:  # billing's decision, whatever the order
+            applied = memo.applied_to_invoice.amount
+            if owed < applied:
+                raise _waiting(f"credit memo {memo.id} applies {applied} to {memo.invoice_id}, "
+                               f"which owes {owed} in Tryton so far")
         debit = self._code(self.accounts.credit_memo_debit(memo.reason))
         lines = [_dr(debit, line.amount.amount) for line in memo.lines]
         lines.append(_dr(self._code(Role.TAX_PAYABLE), memo.tax_total.amount))
@@ -202,9 +212,9 @@ class Mapper:
                                      f"{application.invoice_id}, which is not open in Tryton",
                                      exception_class=ExceptionClass.SEQUENCING_ERROR)
             if application.amount.amount > owed:
-                raise PermanentError(f"payment {payment.id} applies {application.amount} to "
-                                     f"{application.invoice_id}, which owes {owed}",
-                                     exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
+                # The refund that re-opened the invoice in billing may still be on its way.
+                raise _waiting(f"payment {payment.id} applies {application.amount} to "
+                               f"{application.invoice_id}, which owes {owed} in Tryton so far")
             lines.append(_cr(self._code(Role.RECEIVABLE), application.amount.amount, customer,
                              application.invoice_id))
         applied = sum((ln.credit for ln in lines), ZERO)
@@ -216,15 +226,28 @@ class Mapper:
                     body_hash("payment", payment))
 
     def refund(self, refund: Refund) -> Move:
-        remaining = _money(refund.amount, self.currency, refund.id)
+        """Pays out the customer's credits, oldest first. When billing says how much came
+        out of a credit, exactly that; the rest re-opens the invoice the payment paid."""
+        amount = _money(refund.amount, self.currency, refund.id)
         customer, lines = refund.customer_id, []
+        payout = amount if refund.from_credit is None else refund.from_credit.amount
+        held = sum((item.balance for item in self.ledger.credits(customer)), ZERO)
+        if refund.from_credit is not None and held < payout:
+            raise _waiting(f"refund {refund.id} pays out {payout} of credit; the customer "
+                           f"holds {held} in Tryton so far")
         for item in self.ledger.credits(customer):
-            if not remaining:
+            if not payout:
                 break
-            take = min(remaining, item.balance)
+            take = min(payout, item.balance)
             lines.append(_dr(self._code(Role.CUSTOMER_CREDITS), take, customer, item.tag))
-            remaining -= take
-        lines.append(_dr(self._code(Role.RECEIVABLE), remaining, customer, refund.id))
+            payout -= take
+        remaining = amount - sum((ln.debit for ln in lines), ZERO)
+        reopened = refund.reopens_invoice if refund.from_credit is not None else None
+        if reopened and remaining and not self.ledger.booked(customer, reopened):
+            raise _waiting(f"refund {refund.id} re-opens {reopened}, which Tryton has not "
+                           "booked")
+        lines.append(_dr(self._code(Role.RECEIVABLE), remaining, customer,
+                         reopened or refund.id))
         lines.append(_cr(self._code(Role.CASH), refund.amount.amount))
         return Move("refund", refund.id, refund.legal_entity, Journal.CASH, refund.issued_on,
                     f"Refund {refund.id} of {refund.payment_id}", _nonzero(lines),
