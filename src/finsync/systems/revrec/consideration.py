@@ -135,9 +135,10 @@ def value(pattern: RecognitionPattern, steps: Sequence[Step], book: PriceBook,
 def change_value(pattern: RecognitionPattern, new: Sequence[Step], old: Sequence[Step],
                  book: PriceBook, on: date) -> Money:
     """What a modification from `on` changes in consideration, rounded where billing rounds
-    it: the billing period `on` falls in (partly billed already) as one prorated delta,
-    rounded once; every later period as the new period's value less the old one's, each
-    rounded per piece (billing invoices them at the new version)."""
+    it: the billing period `on` falls in (billed in advance on its first day, so already
+    billed, even when `on` is that day) as one delta, rounded once; every later period as
+    the new period's value less the old one's, each rounded per piece (billing invoices
+    them at the new version)."""
     if pattern.variable or not pattern.priced_per_period or not (new or old):
         return Money(exact_value(pattern, new, book) - exact_value(pattern, old, book),
                      book.currency).quantize()
@@ -146,7 +147,7 @@ def change_value(pattern: RecognitionPattern, new: Sequence[Step], old: Sequence
     for period in billing_periods(book.anchor, book.months, Period(on, end)):
         window = Period(max(period.start, on), min(period.end, end))
         new_part, old_part = _clip(new, window), _clip(old, window)
-        if window.start > period.start:
+        if on in period:  # billed already when the change comes: one delta line
             delta += Money(exact_value(pattern, new_part, book)
                            - exact_value(pattern, old_part, book), book.currency).quantize()
         else:

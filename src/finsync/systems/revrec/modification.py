@@ -15,8 +15,8 @@ the caller supplies; the engine decides from them and reports the reason and par
 
 A line change is `added`, `removed`, `increased` (only more units or a longer term at unchanged
 prices), `changed` (anything else) or `unchanged`; its delta is the change in consideration
-from the effective date on (ratable lines) or in total (lines priced once), exact, rounded
-once.
+from the effective date on (ratable lines) or in total (lines priced once), rounded where
+billing rounds it (`consideration.change_value`).
 """
 
 from __future__ import annotations
