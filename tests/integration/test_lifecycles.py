@@ -17,7 +17,7 @@ import os
 import random
 import tomllib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -230,7 +230,7 @@ def test_random_lifecycles_reconcile_to_zero(backend: str, tmp_path: Path,
                                              lifecycle: tuple[list[Customer], random.Random],
                                              ) -> None:
     people, rng = lifecycle
-    people = [Customer(n, *list(c.__dict__.values())[1:]) for n, c in enumerate(people)]
+    people = [replace(c, n=n) for n, c in enumerate(people)]
     monkeypatch.setenv("FINSYNC_DATABASE_URL", _database(backend, tmp_path))
     config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), tmp_path)
     config = config.model_copy(update={"pumps": {}})

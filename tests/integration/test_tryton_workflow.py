@@ -5,8 +5,9 @@ Tryton equals what billing says is open."""
 
 from __future__ import annotations
 
+import json
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -15,10 +16,12 @@ import pytest
 from finsync.bootstrap import Finance, build_billing_service, build_finance
 from finsync.cli.demo_workflow import SimClock
 from finsync.config import DEFAULT_CONFIG, SystemSection, parse_config
+from finsync.connectors.ports import Receivable
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.contract import ContractLine, SubscriptionContract
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
+from finsync.hub.buffer import PostingMode
 from finsync.storage.raw_log import RawIn
 from finsync.systems.billing.amendment import AmendSubscription
 from finsync.systems.billing.credit import CreditReason, IssueCreditMemo
@@ -27,7 +30,8 @@ from finsync.systems.billing.handler import RegisterCustomer
 from finsync.systems.billing.payment import PayInvoice, RefundPayment
 from finsync.systems.billing.service import BillingService
 from finsync.systems.billing.subscription import CreateSubscription
-from tests.external.tryton import ADMIN_PASSWORD
+from tests.builders import envelope, invoice_doc, payment_doc
+from tests.external.tryton import ADMIN_PASSWORD, TrytonSite
 from tests.external.tryton_fixtures import COMPANY, TrytonBooks
 
 START, END = date(2026, 1, 1), date(2027, 1, 1)
@@ -107,20 +111,19 @@ def test_reference_workflow_reconciles_against_tryton(
     assert sum((r.open_amount.amount for r in receivables), Money.zero("USD").amount) == 0
 
 
-def _summary_hub(books: TrytonBooks, directory: Path, posting: str) -> Finance:
+def _summary_hub(books: TrytonBooks, directory: Path, posting: PostingMode) -> Finance:
     """A hub whose ledger is this Tryton clone, posting detail or daily summaries."""
     config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), directory)
     systems = dict(config.systems)
     systems["ledger"] = SystemSection(
         role="ledger", connector="tryton", url=books.site.server.url, database=books.database,
-        companies={"le_us": COMPANY}, batch_size=25, posting=posting)  # type: ignore[arg-type]
+        companies={"le_us": COMPANY}, batch_size=25, posting=posting)
     routes = {"invoice.issued": ["ledger"], "payment.applied": ["ledger"]}
     config = config.model_copy(update={"systems": systems, "routes": routes, "pumps": {}})
     return build_finance(config)
 
 
 def _stream() -> list[bytes]:
-    from tests.builders import envelope, invoice_doc, payment_doc
     events = []
     for n in range(12):
         doc = invoice_doc(f"inv_{n}", f"{100 + n}.00", customer=f"cus_{n % 3}")
@@ -131,18 +134,16 @@ def _stream() -> list[bytes]:
                 "payment.applied", f"p{n}", ("payment", f"pay_{n}", None),
                 {"payment": payment_doc(f"pay_{n}", f"{100 + n}.00", f"inv_{n}",
                                         customer=f"cus_{n % 3}")}, correlation_id=f"o{n}"))
-    import json
     return [json.dumps(e).encode() for e in events]
 
 
 def test_daily_summaries_into_tryton_book_what_detail_books(
-        tryton: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.external.tryton_fixtures import TrytonBooks as Books
-
+        tryton: TrytonSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINSYNC_TRYTON_PASSWORD", ADMIN_PASSWORD)
     balances = {}
-    for posting in ("detail", "daily_summary"):
-        books = Books(tryton, tryton.clone())  # type: ignore[attr-defined]
+    modes: tuple[PostingMode, ...] = ("detail", "daily_summary")
+    for posting in modes:
+        books = TrytonBooks(tryton, tryton.clone())
         monkeypatch.setenv("FINSYNC_DATABASE_URL", f"sqlite:///{tmp_path / posting}.db")
         hub_finance = _summary_hub(books, tmp_path, posting)
         hub_finance.hub.intake.store([RawIn("canonical", b, {}) for b in _stream()])
@@ -159,8 +160,8 @@ def test_daily_summaries_into_tryton_book_what_detail_books(
     assert balances["detail"] == balances["daily_summary"]
 
 
-def _per_customer(receivables: object) -> dict[str, str]:
+def _per_customer(receivables: Sequence[Receivable]) -> dict[str, str]:
     totals: dict[str, Money] = {}
-    for r in receivables:  # type: ignore[attr-defined]
+    for r in receivables:
         totals[r.customer_id] = totals.get(r.customer_id, Money.zero("USD")) + r.open_amount
     return {c: str(m) for c, m in sorted(totals.items())}

@@ -15,7 +15,11 @@ from typing import Any
 from finsync.bootstrap import Finance, build_billing_service, build_finance, build_ledger_service
 from finsync.cli import output
 from finsync.cli.demo_workflow import (
+    DUPLICATE,
     ENTITY,
+    LATE_PAYMENT,
+    NOT_JSON,
+    OUT_OF_ORDER,
     UPGRADE,
     YEAR,
     SimClock,
@@ -151,11 +155,11 @@ def _faults(report: dict[str, Any], injected: list[dict[str, Any]]) -> list[dict
             e["status"] in ("resolved", "ignored") for e in items if e["class"] == klass)
 
     caught = {
-        "payment webhook delivered twice": report["duplicates_ignored"] >= 1,
-        "amendment v2 delivered after v3 and both invoices":
-            report["parked_out_of_order"] >= 1 and settled("missing_revrec_reference"),
-        "payment dated in a closed period": settled("closed_period"),
-        "webhook body that is not JSON": settled("mapping_error"),
+        DUPLICATE: report["duplicates_ignored"] >= 1,
+        OUT_OF_ORDER: report["parked_out_of_order"] >= 1
+        and settled("missing_revrec_reference"),
+        LATE_PAYMENT: settled("closed_period"),
+        NOT_JSON: settled("mapping_error"),
     }
     return [{**f, "caught": caught.get(f["fault"], False)} for f in injected]
 

@@ -48,6 +48,11 @@ UPGRADE = "amd_acme_0002"
 ADD_ON = "amd_acme_0003"
 SLA_CASE = "sla_acme_0812"
 CLERK, CONTROLLER, OPS = "ar.clerk", "controller", "ops.engineer"
+# The faults the webhook channel injects (the report checks each against its control).
+DUPLICATE = "payment webhook delivered twice"
+OUT_OF_ORDER = "amendment v2 delivered after v3 and both invoices"
+LATE_PAYMENT = "payment dated in a closed period"
+NOT_JSON = "webhook body that is not JSON"
 # Monthly API calls; 1,000,000 a month are included, the rest costs 0.002 each.
 USAGE = (900_000, 3_000_000, 1_400_000, 1_800_000, 2_600_000, 2_200_000,
          1_900_000, 2_400_000, 1_700_000, 2_900_000, 3_100_000, 1_200_000)
@@ -153,7 +158,7 @@ class Workflow:
         self._do(AmendSubscription(ADD_ON, CONTRACT, date(YEAR, 5, 29),
                                    (AddSeats("ln_seats", 20),), "co-terminated add-on"))
         self._deliver()
-        self.log.faults.append({"fault": "amendment v2 delivered after v3 and both invoices",
+        self.log.faults.append({"fault": OUT_OF_ORDER,
                                 "control": "sequencer + missing_revrec_reference retry"})
         self.clock.tick(120)
         self._release()
@@ -164,7 +169,7 @@ class Workflow:
         self._pay_open(date(YEAR, 3, 30), "pay_acme_0330")
         self._settle()
         found = self.finance.triage.listing(exception_class="closed_period")
-        self.log.faults.append({"fault": "payment dated in a closed period",
+        self.log.faults.append({"fault": LATE_PAYMENT,
                                 "control": "closed_period + approved re-route"})
         for row in found:
             self._reroute_with_approval(row["id"])
@@ -189,7 +194,7 @@ class Workflow:
             outcome = self.finance.triage.ignore(row["id"], OPS, "truncated test webhook from "
                                                  "the billing sandbox; nothing to book")
             self.log.actions.append(_outcome(outcome, OPS))
-        self.log.faults.append({"fault": "webhook body that is not JSON",
+        self.log.faults.append({"fault": NOT_JSON,
                                 "control": "raw kept + mapping_error, ignored with a reason"})
 
     # -- business steps -------------------------------------------------------------
@@ -214,7 +219,7 @@ class Workflow:
                                 summary.amount_due, day, PaymentResult.SUCCEEDED, ""))
         self._deliver(duplicate_last=duplicate)
         if duplicate:
-            self.log.faults.append({"fault": "payment webhook delivered twice",
+            self.log.faults.append({"fault": DUPLICATE,
                                     "control": "de-duplication by source event id"})
 
     def _line(self, line_id: str, price_id: str, quantity: int) -> ContractLine:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 
 from sqlalchemy import Connection, Engine
 
@@ -78,26 +79,22 @@ class Reconciliation:
 
     def _periods(self, entity: Entity, start: date, end: date,
                  revenue_account: str) -> list[PeriodRevenue]:
-        months: list[PeriodRevenue] = []
-        first = start
-        while (nxt := first_of_next_month(first)) <= end:
-            months.append(self._month(entity, Period(first, nxt), revenue_account))
-            first = nxt
-        return months
-
-    def _month(self, entity: Entity, period: Period, account: str) -> PeriodRevenue:
-        def recognised(day: date) -> Money:
-            return sum((p.recognised for p in self._revenue.positions(entity.id, day)
-                        if p.currency == entity.currency), Money.zero(entity.currency))
-
-        def gl_credit(day: date) -> Money:
-            return -self._gl(entity, day - timedelta(days=1)).get(
-                account, Money.zero(entity.currency))
-
-        closed = self._ledger.period_status(entity.id, period.start) is PeriodStatus.CLOSED
-        return PeriodRevenue(period.start.strftime("%Y-%m"), period,
-                             recognised(period.end) - recognised(period.start),
-                             gl_credit(period.end) - gl_credit(period.start), closed)
+        """Each whole month from `start` to `end`: the engine's recognition and the GL's
+        revenue movement, each read once per month boundary."""
+        bounds = [start]
+        while (nxt := first_of_next_month(bounds[-1])) <= end:
+            bounds.append(nxt)
+        zero = Money.zero(entity.currency)
+        recognised = [sum((p.recognised for p in self._revenue.positions(entity.id, day)
+                           if p.currency == entity.currency), zero) for day in bounds]
+        gl_credit = [-self._gl(entity, day - timedelta(days=1)).get(revenue_account, zero)
+                     for day in bounds]
+        return [PeriodRevenue(first.strftime("%Y-%m"), Period(first, last),
+                              recognised[i + 1] - recognised[i],
+                              gl_credit[i + 1] - gl_credit[i],
+                              self._ledger.period_status(entity.id, first)
+                              is PeriodStatus.CLOSED)
+                for i, (first, last) in enumerate(pairwise(bounds))]
 
     def _record(self, report: Report) -> None:
         now = self._clock()

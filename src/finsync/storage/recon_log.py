@@ -30,12 +30,6 @@ def latest(conn: Connection) -> list[dict[str, Any]]:
     return [_public(dict(r)) for r in rows]
 
 
-def history(conn: Connection, entity: str, limit: int = 90) -> list[dict[str, Any]]:
-    rows = conn.execute(select(recon_runs).where(recon_runs.c.legal_entity == entity)
-                        .order_by(recon_runs.c.id.desc()).limit(limit)).mappings()
-    return [_public(dict(r)) for r in rows][::-1]
-
-
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     row["checks"] = jsonutil.loads(row["checks"])
     row["total_variance"] = str(Money.from_minor(row.pop("total_variance_minor"),

@@ -39,12 +39,6 @@ def for_exception(conn: Connection, exception_id: int) -> list[dict[str, Any]]:
     return [_public(dict(r)) for r in rows.mappings()]
 
 
-def pending(conn: Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(select(triage_actions).where(
-        triage_actions.c.status == "pending_approval").order_by(triage_actions.c.id))
-    return [_public(dict(r)) for r in rows.mappings()]
-
-
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     row["params"] = jsonutil.loads(row["params"])
     return row

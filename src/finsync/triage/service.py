@@ -15,7 +15,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -84,10 +84,6 @@ class Triage:
             row["actions"] = triage_log.for_exception(conn, exception_id)
             row["delivery"] = outbox.get(conn, row["delivery_id"]) if row["delivery_id"] else None
         return _with_age(row, self._clock())
-
-    def pending_approvals(self) -> list[dict[str, Any]]:
-        with reading(self._engine) as conn:
-            return triage_log.pending(conn)
 
     # -- actions ----------------------------------------------------------------------
     def retry(self, exception_id: int, actor: str, reason: str) -> Outcome:
@@ -244,9 +240,3 @@ def _with_age(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     row["age_s"] = int((end - row["opened_at"]).total_seconds())
     return row
 
-
-def summary(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["class"]] = counts.get(row["class"], 0) + 1
-    return counts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 
 from finsync.connectors.ports import BilledInvoice, ContractValue
@@ -10,7 +11,7 @@ from finsync.domain.invoice import CreditMemo
 from finsync.domain.money import Money
 from finsync.domain.payment import Payment, Refund
 from finsync.systems.billing.service import BillingService
-from finsync.systems.billing.state import BillingState
+from finsync.systems.billing.state import BillingState, amount_due
 from finsync.systems.billing.value import contract_value
 
 
@@ -19,8 +20,8 @@ class EmbeddedBillingRecords:
         self.system, self._service = system, service
 
     def invoices(self, legal_entity: str, as_of: date) -> Sequence[BilledInvoice]:
-        state = self._service.state()
-        return [BilledInvoice(r.invoice, _open(state, r.invoice.id, r.invoice.total, as_of))
+        state = _as_of(self._service.state(), as_of)
+        return [BilledInvoice(r.invoice, _open(state, r.invoice.id))
                 for r in state.invoices
                 if r.invoice.legal_entity == legal_entity and r.invoice.issue_date <= as_of]
 
@@ -42,19 +43,16 @@ class EmbeddedBillingRecords:
                 for s in state.subscriptions if s.contract.legal_entity == legal_entity]
 
 
-def _open(state: BillingState, invoice_id: str, total: Money, as_of: date) -> Money:
-    """What the customer still owes on the invoice on `as_of`, as billing counts it: total
-    - credits - payments applied to it + refunds of those payments; never below zero (a
-    credit beyond what is due is the customer's credit, not a negative invoice)."""
-    zero = Money.zero(total.currency)
-    credited = sum((m.total for m in state.credit_memos
-                    if m.invoice_id == invoice_id and m.issue_date <= as_of), zero)
-    paid = zero
-    for payment in state.payments:
-        applied = [a.amount for a in payment.applications if a.invoice_id == invoice_id]
-        if applied and payment.received_on <= as_of:
-            paid = paid + sum(applied, zero) - sum(
-                (r.amount for r in state.refunds
-                 if r.payment_id == payment.id and r.issued_on <= as_of), zero)
-    due = total - credited - paid
-    return due if due.amount > 0 else zero
+def _as_of(state: BillingState, as_of: date) -> BillingState:
+    """Billing's books as they stood at the end of `as_of` (later documents left out)."""
+    return replace(state,
+                   credit_memos=tuple(m for m in state.credit_memos if m.issue_date <= as_of),
+                   payments=tuple(p for p in state.payments if p.received_on <= as_of),
+                   refunds=tuple(r for r in state.refunds if r.issued_on <= as_of))
+
+
+def _open(state: BillingState, invoice_id: str) -> Money:
+    """What billing says is still due on the invoice; never below zero (a credit beyond what
+    is due is the customer's credit, not a negative invoice)."""
+    due = amount_due(state, invoice_id)
+    return due if due.amount > 0 else Money.zero(due.currency)
