@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 from sqlalchemy import Engine
 
@@ -71,15 +71,17 @@ class PostingBuffer:
         self._policy, self._clock, self._owner, self._lease_s = policy, clock, owner, lease_s
         self._sleep = sleep
         self._budget = CallBudget(policy.calls_per_minute, lambda: clock().timestamp())
+        # Decided once: a Protocol check tests every member, too dear for each call.
+        self._batched = isinstance(port, BatchLedgerPort)
         self._batch = self._batch_size()
         self._planner = SummaryPlanner(engine, port, worker, clock, lease_s) \
             if policy.posting == "daily_summary" else None
 
     def _batch_size(self) -> int:
-        if not isinstance(self._port, BatchLedgerPort):
+        if not self._batched:
             return 1
-        wanted = self._policy.batch_size or self._port.max_batch
-        return max(1, min(wanted, self._port.max_batch))
+        most = cast(BatchLedgerPort, self._port).max_batch
+        return max(1, min(self._policy.batch_size or most, most))
 
     def run_once(self) -> int:
         """One round; returns how many deliveries it settled (0: nothing due, or the budget
@@ -189,8 +191,9 @@ class PostingBuffer:
         """One ERP call; an error of the call itself is every posting's outcome."""
         postings = [p.posting for p in call.planned]
         try:
-            if isinstance(self._port, BatchLedgerPort):
-                outcomes: list[Receipt | Exception] = list(self._port.post_batch(postings))
+            if self._batched:
+                batch = cast(BatchLedgerPort, self._port)
+                outcomes: list[Receipt | Exception] = list(batch.post_batch(postings))
             else:
                 outcomes = [self._post_one(p) for p in postings]
         except Exception as exc:
