@@ -216,6 +216,13 @@ class TrytonSite:
         self.server.load(name)
         return name
 
+    def discard(self, name: str) -> None:
+        """Drop a clone once its test is done: trytond keeps a pool of connections to every
+        database it served, and a session's clones would exhaust PostgreSQL's clients."""
+        with contextlib.suppress(psycopg.Error):
+            self.postgres.drop(name)
+        self.clones.remove(name)
+
     def close(self, keep_template: bool = False) -> None:
         self.server.stop()
         for name in (*self.clones, *(() if keep_template else (self.template,))):

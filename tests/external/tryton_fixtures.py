@@ -71,5 +71,7 @@ class TrytonBooks:
 
 
 @pytest.fixture
-def tryton_books(tryton: TrytonSite) -> TrytonBooks:
-    return TrytonBooks(tryton, tryton.clone())
+def tryton_books(tryton: TrytonSite) -> Iterator[TrytonBooks]:
+    books = TrytonBooks(tryton, tryton.clone())
+    yield books
+    tryton.discard(books.database)

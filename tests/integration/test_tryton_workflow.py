@@ -155,6 +155,7 @@ def test_daily_summaries_into_tryton_book_what_detail_books(
             _per_customer(erp.receivables("le_us", date(2026, 12, 31))))
         hub_finance.hub.engine.dispose()
         moves = len(books.moves())
+        tryton.discard(books.database)
         # one move per document, or one per day (invoices on 1 Jan, payments on 15 Jan)
         assert moves == (18 if posting == "detail" else 2), (posting, moves)
     assert balances["detail"] == balances["daily_summary"]
