@@ -40,9 +40,11 @@ from rich.console import Console
 from rich.table import Table
 
 from finsync.connectors.embedded.ledger import EmbeddedLedger
-from finsync.connectors.ports import Posting, Receipt
+from finsync.connectors.ports import LedgerEvent, Posting, Receipt
+from finsync.domain.codec import draft_to_json
+from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.errors import FinsyncError
-from finsync.domain.event_type import BusinessDomain
+from finsync.domain.events import BusinessDomain, EventType, InvoiceIssued, PaymentApplied
 from finsync.domain.invoice import DocumentLine, Invoice
 from finsync.domain.journal import JournalEntry
 from finsync.domain.money import Money
@@ -56,7 +58,6 @@ from finsync.storage import outbox
 from finsync.storage.db import make_engine, reading
 from finsync.storage.migrate import upgrade
 from finsync.storage.raw_log import RawIn
-from finsync.systems.billing import payload
 from finsync.systems.ledger.chart import DEFAULT_CHART, parse_chart
 from finsync.systems.ledger.governance import Governor
 from finsync.systems.ledger.migrate import upgrade as upgrade_ledger
@@ -84,8 +85,8 @@ class SlowErp:
         self._cost(len(postings))
         return self._inner.post_batch(postings)
 
-    def preview_journal(self, event_type: str, document: Any) -> JournalEntry:
-        return self._inner.preview_journal(event_type, document)
+    def preview_journal(self, event: LedgerEvent) -> JournalEntry:
+        return self._inner.preview_journal(event)
 
     def __getattr__(self, name: str) -> Any:  # the rest of the ledger port, unslowed
         return getattr(self._inner, name)
@@ -107,20 +108,17 @@ def _payment(inv: Invoice) -> Payment:
                    (PaymentApplication(inv.id, inv.total),))
 
 
-def _event(type_: str, kind: str, document: Any) -> bytes:
-    return json.dumps({
-        "type": type_, "schema_version": 2 if type_ == "invoice.issued" else 1,
-        "source": "billing", "source_event_id": f"{type_}:{document.id}",
-        "occurred_at": "2026-01-05T09:00:00+00:00", "correlation_id": f"c-{document.id}",
-        "causation_id": None, "idempotency_key": None,
-        "aggregate": {"type": kind, "id": document.id, "version": None},
-        "payload": {kind: payload.document(document)}}).encode()
+def _event(event: LedgerEvent) -> bytes:
+    document = event.document
+    draft = DraftEnvelope(event, "billing", f"{event.name}:{document.id}",
+                          datetime(2026, 1, 5, 9, tzinfo=UTC), f"c-{document.id}")
+    return json.dumps(draft_to_json(draft)).encode()
 
 
 def _waves(documents: int) -> list[list[bytes]]:
     invoices = [_invoice(n) for n in range(documents)]
-    return [[_event("invoice.issued", "invoice", i) for i in invoices],
-            [_event("payment.applied", "payment", _payment(i)) for i in invoices[::2]]]
+    return [[_event(InvoiceIssued(i)) for i in invoices],
+            [_event(PaymentApplied(_payment(i))) for i in invoices[::2]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +157,7 @@ def run(scenario: Scenario, waves: list[list[bytes]], args: argparse.Namespace,
     erp = SlowErp(EmbeddedLedger("ledger", ledger, max_batch=max(scenario.batch_size, 1)),
                   args.latency_ms / 1000, args.per_doc_ms / 1000)
     ownership = {d: "billing" for d in BusinessDomain}
-    routes = {"invoice.issued": ("ledger",), "payment.applied": ("ledger",)}
+    routes = {EventType.INVOICE_ISSUED: ("ledger",), EventType.PAYMENT_APPLIED: ("ledger",)}
     policy = BufferPolicy(args.calls_per_minute, scenario.concurrency, scenario.batch_size,
                           scenario.posting)
     hub = Hub(engine, HubSettings(ownership, routes, DeliveryPolicy(backoff_base_s=0.05,

@@ -163,14 +163,14 @@ def workload(n: int, chart: Chart) -> Workload:
         invoice = make_invoice(i)
         ctx = context(f"{invoice.id}-finalized", i)
         posting = post_invoice(invoice, books(invoice.issue_date))
-        entry_id = derive_id("je", ctx.key)
+        entry_id = derive_id("je", ctx.delivery_key)
         invoices.append((invoice, Document(ctx, line_rows(entry_id, invoice.issue_date,
                                                           posting))))
 
         payment = make_payment(i, invoice)
         pctx = context(f"{payment.id}-applied", i)
         paid = post_payment(payment, books(payment.received_on), {invoice.id: posting.opened[0]})
-        payments.append((payment, Document(pctx, line_rows(derive_id("je", pctx.key),
+        payments.append((payment, Document(pctx, line_rows(derive_id("je", pctx.delivery_key),
                                                            payment.received_on, paid))))
     return Workload(tuple(invoices), tuple(payments))
 
@@ -257,7 +257,7 @@ def expect_receipts(receipts: Sequence[Receipt], docs: Sequence[Document], *,
     flag = str(replayed).lower()
     for receipt, doc in zip(receipts, docs, strict=True):
         assert receipt.external_id == doc.rows[0]["entry_id"], \
-            f"{what}: {doc.ctx.key} answered {receipt.external_id}"
+            f"{what}: {doc.ctx.delivery_key} answered {receipt.external_id}"
         assert receipt.detail.get("replayed") == flag, f"{what}: {receipt.detail}"
 
 

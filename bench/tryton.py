@@ -38,8 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from finsync.connectors.ports import DeliveryContext, Posting, Receipt
 from finsync.connectors.tryton.ledger import TrytonLedger
+from finsync.domain.codec import draft_to_json
+from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.errors import FinsyncError
-from finsync.domain.event_type import BusinessDomain
+from finsync.domain.events import BusinessDomain, EventType, InvoiceIssued
 from finsync.domain.invoice import DocumentLine, Invoice
 from finsync.domain.money import Money
 from finsync.hub.buffer import BufferPolicy, PostingMode
@@ -51,7 +53,6 @@ from finsync.storage import outbox
 from finsync.storage.db import make_engine, reading
 from finsync.storage.migrate import upgrade
 from finsync.storage.raw_log import RawIn
-from finsync.systems.billing import payload
 from tests.external.tryton import TrytonSite, tryton_site
 from tests.external.tryton_fixtures import TrytonBooks, _bootstrap
 
@@ -68,8 +69,13 @@ def make_invoice(i: int, days: int = 300) -> Invoice:
 
 
 def postings(n: int) -> list[Posting]:
-    return [Posting("invoice.issued", make_invoice(i),
+    return [Posting(InvoiceIssued(make_invoice(i)),
                     DeliveryContext(f"bench-{i}", f"evt-{i}", f"cor-{i}")) for i in range(n)]
+
+
+def invoice_of(posting: Posting) -> Invoice:
+    assert isinstance(posting.event, InvoiceIssued)
+    return posting.event.invoice
 
 
 def fresh(site: TrytonSite) -> tuple[TrytonBooks, TrytonLedger]:
@@ -85,12 +91,13 @@ def fresh(site: TrytonSite) -> tuple[TrytonBooks, TrytonLedger]:
 def check(books: TrytonBooks, work: list[Posting]) -> None:
     keys = sorted(str(m["description"]).split(":")[1] for m in books.moves()
                   if m["state"] == "posted")
-    assert keys == sorted(p.ctx.key for p in work), "Tryton does not hold one move per key"
+    expected = sorted(p.ctx.delivery_key for p in work)
+    assert keys == expected, "Tryton does not hold one move per key"
 
 
 def one_by_one(ledger: TrytonLedger, work: list[Posting]) -> None:
     for p in work:
-        ledger.post_invoice(p.document, p.ctx)
+        ledger.post_invoice(invoice_of(p), p.ctx)
 
 
 def batched(size: int) -> Callable[[TrytonLedger, list[Posting]], None]:
@@ -104,7 +111,7 @@ def batched(size: int) -> Callable[[TrytonLedger, list[Posting]], None]:
 def concurrent(threads: int) -> Callable[[TrytonLedger, list[Posting]], None]:
     def run(ledger: TrytonLedger, work: list[Posting]) -> None:
         with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda p: ledger.post_invoice(p.document, p.ctx), work))
+            list(pool.map(lambda p: ledger.post_invoice(invoice_of(p), p.ctx), work))
     return run
 
 
@@ -132,14 +139,15 @@ def through_hub(site: TrytonSite, n: int, batch: int, concurrency: int, director
     engine = make_engine(f"sqlite:///{directory / f'hub-{batch}-{concurrency}-{posting}.db'}")
     upgrade(engine)
     name = port.system  # the buffer claims the deliveries of its own system
-    routes = {"invoice.issued": (name,)}
+    routes = {EventType.INVOICE_ISSUED: (name,)}
     hub = Hub(engine, HubSettings({d: "billing" for d in BusinessDomain}, routes,
                                   DeliveryPolicy(backoff_base_s=0.05, backoff_cap_s=0.5)),
               MapperRegistry({"canonical": CanonicalMapper()}),
               {name: ledger_target(port)}, lambda: datetime.now(UTC), "bench",
               ledgers={name: (port, BufferPolicy(None, concurrency, batch, posting))})
-    work = [replace(p, document=make_invoice(i, days=5)) for i, p in enumerate(postings(n))]
-    hub.intake.store([RawIn("canonical", _event(p.document), {}) for p in work])
+    work = [replace(p, event=InvoiceIssued(make_invoice(i, days=5)))
+            for i, p in enumerate(postings(n))]
+    hub.intake.store([RawIn("canonical", _event(invoice_of(p)), {}) for p in work])
     while hub.processor.process_batch():
         pass
     start = time.perf_counter()
@@ -149,7 +157,7 @@ def through_hub(site: TrytonSite, n: int, batch: int, concurrency: int, director
         rows = outbox.all_rows(conn)
         assert outbox.counts(conn) == {"done": n}, (outbox.counts(conn), rows[0]["last_error"])
     engine.dispose()
-    billed = sum((p.document.total.amount for p in work), Decimal(0))
+    billed = sum((invoice_of(p).total.amount for p in work), Decimal(0))
     receivable = sum((r.open_amount.amount for r in ledger.receivables("le_us",
                                                                        date(2026, 12, 31))),
                      Decimal(0))
@@ -158,12 +166,9 @@ def through_hub(site: TrytonSite, n: int, batch: int, concurrency: int, director
 
 
 def _event(invoice: Invoice) -> bytes:
-    return json.dumps({
-        "type": "invoice.issued", "schema_version": 2, "source": "billing",
-        "source_event_id": f"invoice:{invoice.id}", "occurred_at": "2026-01-05T09:00:00+00:00",
-        "correlation_id": f"c-{invoice.id}", "causation_id": None, "idempotency_key": None,
-        "aggregate": {"type": "invoice", "id": invoice.id, "version": None},
-        "payload": {"invoice": payload.document(invoice)}}).encode()
+    draft = DraftEnvelope(InvoiceIssued(invoice), "billing", f"invoice:{invoice.id}",
+                          datetime(2026, 1, 5, 9, tzinfo=UTC), f"c-{invoice.id}")
+    return json.dumps(draft_to_json(draft)).encode()
 
 
 def main() -> None:

@@ -7,35 +7,61 @@ import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 
-from finsync.connectors.ports import LedgerPort, Posting, Receipt
+from finsync.connectors.ports import (
+    AccountBalance,
+    Application,
+    DeliveryContext,
+    LedgerEvent,
+    LedgerPort,
+    Posting,
+    Receipt,
+    Receivable,
+)
+from finsync.domain.aggregate import AggregateRef
+from finsync.domain.codec import draft_to_json
+from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.errors import FinsyncError
+from finsync.domain.events import (
+    CreditMemoIssued,
+    EventType,
+    InvoiceIssued,
+    JournalEntrySummarised,
+    PaymentApplied,
+    RefundIssued,
+)
+from finsync.domain.invoice import CreditMemo, Invoice
+from finsync.domain.journal import JournalEntry, PeriodStatus
+from finsync.domain.payment import Payment, Refund
 from finsync.hub.buffer import BufferPolicy, PostingBuffer
 from finsync.hub.service import Hub
 from finsync.hub.target import ledger_target
 from finsync.storage import outbox
 from finsync.storage.db import reading
-from finsync.systems.billing import payload
-from tests.builders import envelope
+from tests.builders import T0
 from tests.hubkit import Clock, make_hub, settings
 
-KEYS = {"invoice.issued": "invoice", "credit_memo.issued": "credit_memo",
-        "payment.applied": "payment", "refund.issued": "refund"}
+# The events the buffered ledgers are routed.
+ROUTED = (EventType.INVOICE_ISSUED, EventType.CREDIT_MEMO_ISSUED, EventType.PAYMENT_APPLIED,
+          EventType.REFUND_ISSUED)
 
 
-def event(type_: str, document: Any, version: int | None = None,
+def event(ledger_event: LedgerEvent, version: int | None = None,
           event_id: str | None = None) -> bytes:
-    """A canonical event carrying a domain document."""
-    kind = KEYS[type_]
-    source_id = event_id or f"{document.id}-{type_}-v{version}"
-    return json.dumps(envelope(type_, source_id, (kind, document.id, version),
-                               {kind: payload.document(document)},
-                               correlation_id=f"corr-{document.id}")).encode()
+    """A canonical event as billing sends it; `version` orders events of one document (by
+    default, version 1 of a document issued once)."""
+    document = ledger_event.document
+    source_id = event_id or f"{document.id}-{ledger_event.name}-v{version}"
+    aggregate = None
+    if version is not None:
+        aggregate = AggregateRef(ledger_event.aggregate_type, document.id, version)
+    draft = DraftEnvelope(ledger_event, "billing", source_id, T0, f"corr-{document.id}",
+                          aggregate=aggregate)
+    return json.dumps(draft_to_json(draft)).encode()
 
 
 def buffered_hub(engine: Engine, ledgers: Mapping[str, tuple[LedgerPort, BufferPolicy]],
@@ -44,7 +70,7 @@ def buffered_hub(engine: Engine, ledgers: Mapping[str, tuple[LedgerPort, BufferP
     names = tuple(ledgers)
     targets = {name: ledger_target(port) for name, (port, _) in ledgers.items()}
     hub = make_hub(engine, Path("unused"), targets=targets, clock=clock,
-                   hub_settings=settings(routes or {t: names for t in KEYS}, attempts_max=8))
+                   hub_settings=settings(routes or {t: names for t in ROUTED}, attempts_max=8))
     hub.worker._skip = frozenset(names)
     hub.buffers = [PostingBuffer(engine, targets[name], port, hub.worker, policy, clock,
                                  "test-worker", 30, sleep=clock.advance)
@@ -94,7 +120,7 @@ class RecordingLedger:
     _failed: set[str] = field(default_factory=set)
 
     def post_batch(self, postings: Sequence[Posting]) -> Sequence[Receipt | FinsyncError]:
-        ids = [str(p.document.id) for p in postings]
+        ids = [p.event.document.id for p in postings]
         with self._lock:
             self.calls.append(Call(self.clock(), tuple(postings)))
             self.overlap += [i for i in ids if i in self.in_flight]
@@ -115,35 +141,36 @@ class RecordingLedger:
                 self.calls_in_flight -= 1
 
     def _outcome(self, posting: Posting) -> Receipt | FinsyncError:
-        doc_id = str(posting.document.id)
+        doc_id = posting.event.document.id
         with self._lock:
             if doc_id in self.fail and doc_id not in self._failed:
                 self._failed.add(doc_id)
                 return self.fail[doc_id]
-        return Receipt(f"ext-{posting.ctx.key}")
+        return Receipt(f"ext-{posting.ctx.delivery_key}")
 
     def posted(self) -> list[tuple[str, str]]:
         """(document id, delivery key) in the order they were answered."""
-        return [(str(p.document.id), p.ctx.key) for c in self.calls for p in c.postings]
+        return [(p.event.document.id, p.ctx.delivery_key) for c in self.calls
+                for p in c.postings]
 
     # the rest of the ledger port (not used by the buffer's calls)
-    def post_invoice(self, document: Any, ctx: Any) -> Receipt:
-        return self._single(document, ctx, "invoice.issued")
+    def post_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt:
+        return self._single(Posting(InvoiceIssued(invoice), ctx))
 
-    def post_credit_memo(self, document: Any, ctx: Any) -> Receipt:
-        return self._single(document, ctx, "credit_memo.issued")
+    def post_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt:
+        return self._single(Posting(CreditMemoIssued(memo), ctx))
 
-    def post_payment(self, document: Any, ctx: Any) -> Receipt:
-        return self._single(document, ctx, "payment.applied")
+    def post_payment(self, payment: Payment, ctx: DeliveryContext) -> Receipt:
+        return self._single(Posting(PaymentApplied(payment), ctx))
 
-    def post_refund(self, document: Any, ctx: Any) -> Receipt:
-        return self._single(document, ctx, "refund.issued")
+    def post_refund(self, refund: Refund, ctx: DeliveryContext) -> Receipt:
+        return self._single(Posting(RefundIssued(refund), ctx))
 
-    def post_journal_entry(self, document: Any, ctx: Any) -> Receipt:
-        return self._single(document, ctx, "journal_entry.posted")
+    def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt:
+        return self._single(Posting(JournalEntrySummarised(entry), ctx))
 
-    def _single(self, document: Any, ctx: Any, type_: str) -> Receipt:
-        outcome = self.post_batch([Posting(type_, document, ctx)])[0]
+    def _single(self, posting: Posting) -> Receipt:
+        outcome = self.post_batch([posting])[0]
         if isinstance(outcome, Receipt):
             return outcome
         raise outcome
@@ -151,19 +178,19 @@ class RecordingLedger:
     def find_receipt(self, key: str) -> Receipt | None:
         return None
 
-    def period_status(self, legal_entity: str, on: Any) -> Any:
+    def period_status(self, legal_entity: str, on: date) -> PeriodStatus:
         raise NotImplementedError
 
-    def trial_balance(self, legal_entity: str, as_of: Any) -> Any:
+    def trial_balance(self, legal_entity: str, as_of: date) -> Sequence[AccountBalance]:
         raise NotImplementedError
 
-    def receivables(self, legal_entity: str, as_of: Any) -> Any:
+    def receivables(self, legal_entity: str, as_of: date) -> Sequence[Receivable]:
         raise NotImplementedError
 
     def close_period(self, legal_entity: str, period: str, actor: str) -> None:
         raise NotImplementedError
 
-    def applications(self, legal_entity: str, as_of: Any) -> Any:
+    def applications(self, legal_entity: str, as_of: date) -> Sequence[Application]:
         raise NotImplementedError
 
     def resolve_account(self, code: str) -> str:

@@ -14,12 +14,12 @@ T0 = datetime.fromisoformat("2026-01-01T09:00:00+00:00")
 def envelope(type_: str, source_event_id: str, aggregate: tuple[str, str, int | None],
              payload: dict[str, Any], *, correlation_id: str, source: str = "billing",
              at: datetime = T0, causation_id: str | None = None,
-             idempotency_key: str | None = None) -> dict[str, Any]:
+             business_key: str | None = None) -> dict[str, Any]:
     return {
         "type": type_, "schema_version": 2 if type_ == "invoice.issued" else 1,
         "source": source, "source_event_id": source_event_id,
         "occurred_at": at.isoformat(), "correlation_id": correlation_id,
-        "causation_id": causation_id, "idempotency_key": idempotency_key,
+        "causation_id": causation_id, "business_key": business_key,
         "aggregate": {"type": aggregate[0], "id": aggregate[1], "version": aggregate[2]},
         "payload": payload,
     }

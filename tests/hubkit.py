@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from finsync.connectors.filedrop.ledger import FileDropLedger
-from finsync.domain.event_type import BusinessDomain
+from finsync.domain.events import BusinessDomain
 from finsync.hub.mapping import CanonicalMapper, MapperRegistry
 from finsync.hub.service import Hub
 from finsync.hub.settings import DeliveryPolicy, HubSettings
@@ -68,7 +68,7 @@ def books(hub: Hub, exports: Path) -> dict[str, Any]:
     """Everything a delivery leaves behind, in a comparable form."""
     documents = FileDropLedger("ledger", exports).documents()
     with transaction(hub.engine) as conn:
-        deliveries = [(d["idempotency_key"], d["status"], d["result"])
+        deliveries = [(d["delivery_key"], d["status"], d["result"])
                       for d in outbox.all_rows(conn)]
         refs = cross_ref.all_rows(conn)
     return {"deliveries": deliveries, "cross_refs": refs,

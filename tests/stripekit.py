@@ -28,7 +28,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from finsync.config import FinsyncConfig, parse_config
-from finsync.domain.event_type import BusinessDomain
+from finsync.domain.events import BusinessDomain, EventType
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "tests" / "external" / "localstripe-requirements.txt"
@@ -149,8 +149,10 @@ def stripe_config(db_url: str, base_url: str, *, poll_on_run: bool = False,
                               "webhook_secret_envs": list(secret_envs),
                               "poll_on_run": poll_on_run}},
         "systems": {"ledger": {"role": "ledger", "connector": "embedded"}},
-        "routes": {t: ["ledger"] for t in ("invoice.issued", "credit_memo.issued",
-                                           "payment.applied", "refund.issued")},
+        "routes": {t.value: ["ledger"] for t in (EventType.INVOICE_ISSUED,
+                                                 EventType.CREDIT_MEMO_ISSUED,
+                                                 EventType.PAYMENT_APPLIED,
+                                                 EventType.REFUND_ISSUED)},
         "ledger": {"entities": [{"id": "le_us", "name": "Acme US", "functional_currency": "USD",
                                  "fiscal_years": [year - 1, year, year + 1]}]},
     }, ROOT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from finsync.config import ConfigError, FinsyncConfig, StripeSection, SystemSection
 from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
@@ -28,6 +29,8 @@ from finsync.connectors.stripe.objects import SourceSettings
 from finsync.connectors.stripe.poller import Poller
 from finsync.connectors.tryton.accounts import AccountMap as TrytonAccountMap
 from finsync.connectors.tryton.accounts import Role as TrytonRole
+from finsync.connectors.tryton.bootstrap import BookSpec, BootstrapReport
+from finsync.connectors.tryton.bootstrap import bootstrap as bootstrap_tryton
 from finsync.connectors.tryton.ledger import Entity as TrytonEntity
 from finsync.connectors.tryton.ledger import TrytonLedger
 from finsync.connectors.tryton.rpc import TrytonClient
@@ -37,12 +40,14 @@ from finsync.domain.money import Money
 from finsync.hub.buffer import BufferPolicy
 from finsync.hub.close import PeriodClose
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry, TranslatingMapper
+from finsync.hub.metrics import render
 from finsync.hub.service import Hub, SourcePump
 from finsync.hub.target import Target, ledger_target, revenue_target
 from finsync.hub.webhook import WebhookIntake
 from finsync.recon.service import Entity, Reconciliation
 from finsync.storage.db import make_engine
-from finsync.storage.migrate import upgrade
+from finsync.storage.migrate import current_revision, upgrade
+from finsync.storage.raw_log import RawIn
 from finsync.systems.billing.catalog_file import (
     DEFAULT_CATALOG,
     load_billing_config,
@@ -140,26 +145,58 @@ def _only(systems: Mapping[str, T], role: str) -> T:
     return next(iter(systems.values()))
 
 
+@dataclass(frozen=True, slots=True)
+class _Build:
+    """What a connector factory builds with."""
+
+    config: FinsyncConfig
+    engine: Engine
+    clock: Callable[[], datetime]
+
+
+def _filedrop_ledger(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
+    ports.ledgers[name] = FileDropLedger(name, build.config.resolve(system.directory))
+
+
+def _embedded_ledger(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
+    service = build_ledger_service(build.config, build.engine, system, build.clock)
+    ports.ledgers[name] = EmbeddedLedger(name, service, system.batch_size or 100)
+
+
+def _tryton_ledger(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
+    ports.ledgers[name] = build_tryton_ledger(name, system)
+
+
+def _embedded_billing(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
+    service = _billing_service(build.config, build.engine, system, build.clock)
+    ports.billing[name] = EmbeddedBillingRecords(name, service)
+
+
+def _embedded_revenue(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
+    ports.revenues[name] = EmbeddedRevenue(name, build_revenue_service(build.config,
+                                                                       build.engine))
+
+
+# Which adapter plays each (role, connector) of `[systems.<name>]`.
+_FACTORIES: Mapping[tuple[str, str], Callable[[_Build, str, SystemSection, Ports], None]] = {
+    ("ledger", "embedded"): _embedded_ledger,
+    ("ledger", "filedrop"): _filedrop_ledger,
+    ("ledger", "tryton"): _tryton_ledger,
+    ("billing", "embedded"): _embedded_billing,
+    ("revenue", "embedded"): _embedded_revenue,
+}
+
+
 def build_ports(config: FinsyncConfig, engine: Engine,
                 clock: Callable[[], datetime] = utc_now) -> Ports:
     ports = Ports()
+    build = _Build(config, engine, clock)
     for name, system in config.systems.items():
-        if system.role == "ledger" and system.connector == "filedrop":
-            ports.ledgers[name] = FileDropLedger(name, config.resolve(system.directory))
-        elif system.role == "ledger" and system.connector == "embedded":
-            ports.ledgers[name] = EmbeddedLedger(
-                name, build_ledger_service(config, engine, system, clock),
-                system.batch_size or 100)
-        elif system.role == "billing" and system.connector == "embedded":
-            ports.billing[name] = EmbeddedBillingRecords(
-                name, _billing_service(config, engine, system, clock))
-        elif system.role == "ledger" and system.connector == "tryton":
-            ports.ledgers[name] = build_tryton_ledger(name, system)
-        elif system.role == "revenue" and system.connector == "embedded":
-            ports.revenues[name] = EmbeddedRevenue(name, build_revenue_service(config, engine))
-        else:
+        factory = _FACTORIES.get((system.role, system.connector))
+        if factory is None:
             raise ConfigError(f"[systems.{name}]: no {system.connector} connector for the "
                               f"{system.role} role yet")
+        factory(build, name, system, ports)
     return ports
 
 
@@ -206,9 +243,10 @@ def build_billing_service(config: FinsyncConfig, engine: Engine,
 
 def _billing_service(config: FinsyncConfig, engine: Engine, system: SystemSection,
                      clock: Callable[[], datetime]) -> BillingService:
-    upgrade_billing(engine)
     catalog = config.resolve(system.catalog) if system.catalog else None
-    return billing_service(engine, load_billing_config(catalog), clock)
+    billing_config = load_billing_config(catalog)  # a bad catalogue touches no database
+    upgrade_billing(engine)
+    return billing_service(engine, billing_config, clock)
 
 
 def build_pumps(config: FinsyncConfig, engine: Engine,
@@ -286,8 +324,9 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def build_engine(config: FinsyncConfig) -> Engine:
-    url = config.database_url
+def build_engine(config: FinsyncConfig, url: str | None = None) -> Engine:
+    """The database of `config` (or `url`, when a command names one explicitly)."""
+    url = url or config.database_url
     if url.startswith("sqlite:///") and ":memory:" not in url:
         config.resolve(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return make_engine(url)
@@ -342,3 +381,53 @@ def build_finance(config: FinsyncConfig, *, engine: Engine | None = None,
                        entities, clock),
         Triage(engine, ApprovalPolicy(config.triage.approval_threshold, config.triage.thresholds),
                ports.ledgers.get, clock))
+
+
+def build_metrics(finance: Finance) -> Callable[[], str]:
+    """The metrics of DESIGN §7 in the Prometheus text format, read when called."""
+    hub = finance.hub
+
+    def metrics() -> str:
+        return render(hub.engine, list(finance.ports.ledgers), list(finance.ports.revenues),
+                      hub.clock)
+    return metrics
+
+
+def store_raw(hub: Hub, source: str, bodies: Sequence[bytes],
+              headers: Mapping[str, str]) -> int:
+    """Store bodies as raw events of `source` in one transaction; returns after the commit."""
+    return hub.intake.store([RawIn(source, body, headers) for body in bodies])
+
+
+@dataclass(frozen=True, slots=True)
+class Migrated:
+    """The hub's schema before and after an upgrade; `database` hides the password."""
+
+    database: str
+    before: str | None
+    after: str | None
+
+
+def migrate_database(config: FinsyncConfig) -> Migrated:
+    """Apply the hub's migrations up to the newest revision."""
+    engine = build_engine(config)
+    try:
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+    finally:
+        engine.dispose()
+    database = make_url(config.database_url).render_as_string(hide_password=True)
+    return Migrated(database, before, after)
+
+
+def set_up_tryton_books(url: str, database: str, user: str, password: str,
+                        companies: Sequence[str], currency: str,
+                        years: tuple[int, ...]) -> list[BootstrapReport]:
+    """Create in Tryton what finsync posts to, for each company, if missing; one report per
+    company, in order."""
+    client = TrytonClient(url, database, user, password)
+    try:
+        return bootstrap_tryton(client, [BookSpec(name, currency, years) for name in companies])
+    finally:
+        client.close()

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from finsync.domain.errors import FinsyncError
-from finsync.domain.event_type import EVENT_TYPES, BusinessDomain
+from finsync.domain.events import BusinessDomain, EventType
 from finsync.hub.settings import DeliveryPolicy, HubSettings
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_config.toml")
@@ -161,7 +161,7 @@ class FinsyncConfig(_Strict):
     def hub_settings(self) -> HubSettings:
         return HubSettings(
             ownership=dict(self.ownership),
-            routes={t: tuple(targets) for t, targets in self.routes.items()},
+            routes={EventType(t): tuple(targets) for t, targets in self.routes.items()},
             delivery=DeliveryPolicy(**self.delivery.model_dump()),
             gap_wait_s=self.hub.gap_wait_s,
             intake_batch_size=self.hub.intake_batch_size,
@@ -206,7 +206,7 @@ def _check(config: FinsyncConfig) -> None:
     if missing:
         raise ConfigError(f"[ownership] must name an owner for: {', '.join(sorted(missing))}")
     for event_type, targets in config.routes.items():
-        if event_type not in EVENT_TYPES:
+        if event_type not in set(EventType):
             raise ConfigError(f"[routes] unknown event type {event_type!r}")
         for target in targets:
             if target not in config.systems:

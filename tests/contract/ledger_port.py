@@ -14,8 +14,17 @@ from decimal import Decimal
 
 import pytest
 
-from finsync.connectors.ports import DeliveryContext, LedgerPort
+from finsync.connectors.ports import (
+    BatchLedgerPort,
+    DeliveryContext,
+    JournalPreviewPort,
+    LedgerPort,
+    Posting,
+    Receipt,
+)
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+from finsync.domain.events import InvoiceIssued, UsageRecorded
+from finsync.domain.invoice import UsageRecord
 from finsync.domain.journal import JournalEntry, JournalLine, PeriodStatus, Side
 from finsync.domain.money import Money
 from tests.ledgerkit import credit_memo, invoice, payment
@@ -121,3 +130,24 @@ class LedgerPortContract:
             harness.port.post_journal_entry(entry, ctx("k1"))
         assert caught.value.exception_class is ExceptionClass.MASTER_DATA_MISMATCH
         assert harness.port.trial_balance("le_us", AS_OF) == []
+
+    def test_an_event_it_does_not_post_is_a_mapping_error_alone_in_its_batch(
+            self, harness: LedgerHarness) -> None:
+        """Types are no proof at run time: usage sent to an ERP is refused as a mapping
+        error, and the invoice beside it in the batch still posts."""
+        port = harness.port
+        if not isinstance(port, BatchLedgerPort | JournalPreviewPort):
+            pytest.skip("the port takes no batches and previews nothing")
+        usage = UsageRecorded(UsageRecord("use_1", "con_1", "prod_usage", 10, date(2026, 1, 5)))
+        if isinstance(port, BatchLedgerPort):
+            wrong = Posting(usage, ctx("k1"))  # type: ignore[arg-type]
+            right = Posting(InvoiceIssued(invoice("inv_1", ["100.00"])), ctx("k2"))
+            refused, posted = port.post_batch([wrong, right])
+            assert isinstance(refused, PermanentError)
+            assert refused.exception_class is ExceptionClass.MAPPING_ERROR
+            assert isinstance(posted, Receipt)
+            assert harness.port.find_receipt("k1") is None
+        if isinstance(port, JournalPreviewPort):
+            with pytest.raises(PermanentError) as caught:
+                port.preview_journal(usage)  # type: ignore[arg-type]
+            assert caught.value.exception_class is ExceptionClass.MAPPING_ERROR

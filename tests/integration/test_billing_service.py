@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
-from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from finsync.connectors.embedded.billing import envelope
-from finsync.domain.contract import ContractLine
+from finsync.domain import codec
+from finsync.domain.contract import CONTRACT_LEVEL, ContractLine
 from finsync.domain.errors import DomainError
-from finsync.domain.event_type import event_type
+from finsync.domain.events import ContractAmended, InvoiceIssued
 from finsync.domain.ids import derive_id
 from finsync.domain.invoice import Invoice, UsageRecord
 from finsync.domain.money import Money
-from finsync.hub.mapping import canonical
-from finsync.storage.raw_log import RawEvent
 from finsync.systems.billing import tables
 from finsync.systems.billing.amendment import AmendSubscription
 from finsync.systems.billing.cancellation import CancelMode, CancelSubscription
@@ -31,8 +29,9 @@ from finsync.systems.billing.errors import (
     InvalidQuantityError,
     UnknownPriceError,
 )
-from finsync.systems.billing.event import Emitted, Outcome
+from finsync.systems.billing.event import Emitted
 from finsync.systems.billing.handler import Command, RecordUsage, RunClock, handle
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.payment import PayInvoice, RefundPayment
 from finsync.systems.billing.state import BillingState
 from tests.unit.billing.servicekit import (
@@ -54,7 +53,7 @@ NOW = datetime(2026, 5, 16, tzinfo=UTC)
 
 
 def _invoices(emitted: tuple[Emitted, ...]) -> list[Invoice]:
-    return [e.document for e in emitted if isinstance(e.document, Invoice)]
+    return [e.event.invoice for e in emitted if isinstance(e.event, InvoiceIssued)]
 
 
 def test_reference_amendment_invoices_the_documented_proration(engine: Engine) -> None:
@@ -64,7 +63,7 @@ def test_reference_amendment_invoices_the_documented_proration(engine: Engine) -
     billing.execute(REGISTER)
     billing.execute(create())
     applied = billing.execute(UPGRADE)
-    assert [e.type for e in applied.emitted] == ["contract.amended", "invoice.issued"]
+    assert [type(e.event) for e in applied.emitted] == [ContractAmended, InvoiceIssued]
     [invoice] = _invoices(applied.emitted)
     assert [x.amount for x in invoice.lines] == [usd("22684.93"), usd("15123.29")]
     assert invoice.total == usd("37808.22")
@@ -98,12 +97,9 @@ def test_reference_amendment_envelopes_map_cleanly_in_order(engine: Engine) -> N
     sent = envelopes(engine)
     assert [e["type"] for e in sent] == ["contract.created", "invoice.issued",
                                          "contract.amended", "invoice.issued"]
-    raw = RawEvent(1, "canonical", NOW, {}, b"", "received")
-    for item in sent:
-        mapped = canonical(item, raw)
-        event_type(mapped.type).decode(mapped)
+    read = [codec.draft_from_json(item) for item in sent]
     assert sent[3]["correlation_id"] == "amd_acme_0002"
-    assert sent[3]["causation_id"] == canonical(sent[2], raw).event_id
+    assert sent[3]["causation_id"] == read[2].stamp(NOW).event_id
 
 
 def _lifecycle() -> list[Command]:
@@ -143,9 +139,29 @@ def test_stored_state_equals_the_state_the_core_returned(engine: Engine) -> None
         [e["source_event_id"] for e in _pure_envelopes(pure)]
 
 
-def _pure_envelopes(outcome: Outcome) -> list[dict[str, Any]]:
-    return [s for s in (envelope(e, NOW) for e in outcome.emitted) if s]
+def _pure_envelopes(outcome: Outcome) -> list[codec.JsonObject]:
+    return [envelope(e, NOW) for e in outcome.emitted]
 
+
+
+def test_a_diff_stored_with_empty_contract_level_line_ids_reads_the_same(engine: Engine) -> None:
+    # rows written before CONTRACT_LEVEL existed spell a contract-level change's line id ""
+    billing = service(engine)
+    for command in (REGISTER, create(), CancelSubscription("can_1", "con_acme_2026", MAY_16,
+                                                           CancelMode.AT_TERM_END)):
+        billing.execute(command)
+    before = billing.state()
+    [change] = before.subscription("con_acme_2026").amendments[-1].changes
+    assert change.line_id == CONTRACT_LEVEL
+    versions = tables.contract_versions
+    with engine.begin() as conn:
+        second = versions.c.version == 2
+        stored = conn.execute(select(versions.c.changes).where(second)).scalar_one()
+        old = [[op, "" if line_id == CONTRACT_LEVEL else line_id, was, now]
+               for op, line_id, was, now in json.loads(stored)]
+        assert old == [["cancel_at_term_end", "", "renews", "ends 2027-01-01"]]
+        conn.execute(update(versions).where(second).values(changes=json.dumps(old)))
+    assert billing.state() == before
 
 BAD: dict[str, tuple[Command, type[DomainError]]] = {
     "negative_seats": (AmendSubscription("amd_bad", "con_acme_2026", MAY_16,

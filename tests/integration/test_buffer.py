@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+from finsync.domain.events import InvoiceIssued
+from finsync.domain.invoice import Invoice
 from finsync.hub.buffer import BufferPolicy
 from finsync.storage import outbox
 from finsync.storage.db import reading
@@ -19,8 +21,8 @@ from tests.ledgerkit import invoice
 
 
 def _invoices(n: int, entities: tuple[str, ...] = ("le_us",), prefix: str = "inv") -> list[bytes]:
-    return [event("invoice.issued", invoice(f"{prefix}_{i}", ["100.00"],
-                                            entity=entities[i % len(entities)]), 1)
+    return [event(InvoiceIssued(invoice(f"{prefix}_{i}", ["100.00"],
+                                        entity=entities[i % len(entities)])), 1)
             for i in range(n)]
 
 
@@ -59,7 +61,8 @@ def test_calls_hold_one_entity_and_up_to_the_batch_size(engine: Engine) -> None:
     drain(hub, clock)
     assert statuses(hub) == {"done": 18}
     assert all(1 <= len(c.postings) <= 4 for c in port.calls)
-    assert all(len({p.document.legal_entity for p in c.postings}) == 1 for c in port.calls)
+    assert all(len({p.event.document.legal_entity for p in c.postings}) == 1
+               for c in port.calls)
     assert len(port.calls) == 6  # 9 per entity: 4 + 4 + 1, twice
 
 
@@ -137,13 +140,14 @@ def test_aggregate_order_holds_under_batching_and_concurrency(
     fail = {f"{run}_inv_{a}": TransientError("busy") for a in failing}
     port = RecordingLedger(clock, max_batch=3, hold_s=0.002, fail=fail)
     hub = buffered_hub(engine, {"ledger": (port, BufferPolicy(concurrency=3))}, clock)
-    ingest(hub, [event("invoice.issued", docs[a, v], v, f"{run}-{a}-{v}") for a, v, _ in stream])
+    ingest(hub, [event(InvoiceIssued(docs[a, v]), v, f"{run}-{a}-{v}") for a, v, _ in stream])
     drain(hub, clock)
     assert port.overlap == []  # never two postings of one aggregate in flight at once
     versions: dict[str, list[int]] = {}  # per aggregate, the versions in the order sent
     for posting in (p for c in port.calls for p in c.postings):
-        versions.setdefault(posting.document.id, []).append(
-            int(posting.document.total.amount) // 100)
+        sent = posting.event.document
+        assert isinstance(sent, Invoice)
+        versions.setdefault(sent.id, []).append(int(sent.total.amount) // 100)
     for doc_id, seen in versions.items():
         delivered = [v for i, v in enumerate(seen) if i == len(seen) - 1 or seen[i + 1] != v]
         assert delivered == sorted(delivered), (doc_id, seen)

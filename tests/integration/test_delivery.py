@@ -12,6 +12,8 @@ from sqlalchemy import Engine
 from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.connectors.ports import DeliveryContext, Receipt
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+from finsync.domain.events import AnyEvent, EventType
+from finsync.hub.milestone import Milestone
 from finsync.hub.target import Target, ledger_target
 from tests.builders import envelope, invoice_doc
 from tests.hubkit import Clock, ingest, make_hub, settings
@@ -24,16 +26,16 @@ class Faulty:
         self.inner: Target = ledger_target(FileDropLedger("ledger", exports))
         self.system, self.failures, self.calls = "ledger", failures, 0
 
-    def handles(self, event_type: str) -> bool:
+    def handles(self, event_type: EventType) -> bool:
         return self.inner.handles(event_type)
 
-    def deliver(self, event_type: str, document: Any, ctx: DeliveryContext) -> Receipt:
+    def deliver(self, event: AnyEvent, ctx: DeliveryContext) -> Receipt:
         self.calls += 1
         if self.failures:
             raise self.failures.pop(0)
-        return self.inner.deliver(event_type, document, ctx)
+        return self.inner.deliver(event, ctx)
 
-    def milestone(self, event_type: str) -> str | None:
+    def milestone(self, event_type: EventType) -> Milestone | None:
         return self.inner.milestone(event_type)
 
     def find_receipt(self, key: str) -> Receipt | None:

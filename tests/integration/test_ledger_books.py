@@ -215,6 +215,17 @@ def test_same_key_other_body_refuses_and_writes_nothing(service: LedgerService) 
              lambda: service.post_invoice(invoice("inv_1", ["11.00"]), "k1"))
 
 
+def test_the_body_hash_kept_beside_a_key_never_changes(service: LedgerService) -> None:
+    """Books already hold a digest for every key: a replay compares against it. This one was
+    computed by the code that posted the first entries (before the canonical codec changed);
+    another would refuse every replay of an old posting."""
+    service.post_invoice(invoice("inv_1", ["100.00", "20.00"], tax="5.00"), "k1")
+    with service.engine.connect() as conn:
+        stored = conn.execute(select(t.entries.c.body_hash)
+                              .where(t.entries.c.idempotency_key == "k1")).scalar_one()
+    assert stored == "dd621a1fab9d3a910e54548c258109b33dd3909c9899771afacd5d0afd7b9f33"
+
+
 def test_reopening_needs_a_reason_and_is_logged(service: LedgerService) -> None:
     from finsync.systems.ledger.errors import LedgerError
 

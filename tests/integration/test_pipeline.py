@@ -86,7 +86,7 @@ def test_business_idempotency_key_dedupes_a_resent_event(engine: Engine,
     hub = make_hub(engine, tmp_path)
     doc = {"payment": payment_doc("pay_9", "10.00", "inv_9")}
     a = envelope("payment.applied", "gw-1", ("payment", "pay_9", None), doc,
-                 correlation_id="c", idempotency_key="pay_9")
+                 correlation_id="c", business_key="pay_9")
     b = {**a, "source_event_id": "gw-1-retry"}
     ingest(hub, [json.dumps(a).encode(), json.dumps(b).encode()])
     hub.run_until_idle()
@@ -162,7 +162,7 @@ def test_non_owner_reusing_a_business_key_is_a_violation_not_a_duplicate(
     hub = make_hub(engine, tmp_path)
     doc = {"payment": payment_doc("pay_1", "10.00", "inv_1")}
     owner = envelope("payment.applied", "gw-1", ("payment", "pay_1", None), doc,
-                     correlation_id="c", idempotency_key="pay_1")
+                     correlation_id="c", business_key="pay_1")
     forged = {**owner, "source": "crm", "source_event_id": "crm-1"}
     ingest(hub, [json.dumps(owner).encode(), json.dumps(forged).encode(),
                  json.dumps(forged).encode()])

@@ -63,11 +63,10 @@ def test_deliveries_go_out_in_version_order(engine: Engine, tmp_path: Path) -> N
         def handles(self, event_type: str) -> bool:
             return True
 
-        def deliver(self, event_type, document, ctx):  # type: ignore[no-untyped-def]
-            self.seen.append(document.version if event_type == "contract.created"
-                             else document.contract.version)
+        def deliver(self, event, ctx):  # type: ignore[no-untyped-def]
+            self.seen.append(event.aggregate().version)
             from finsync.connectors.ports import Receipt
-            return Receipt(f"x-{ctx.key}")
+            return Receipt(f"x-{ctx.delivery_key}")
 
         def milestone(self, event_type: str) -> None:
             return None

@@ -23,9 +23,11 @@ from finsync.connectors.stripe.poller import Poller
 from finsync.connectors.stripe.signature import header_for
 from finsync.connectors.stripe.state import PollState
 from finsync.domain.clock import utc_now
+from finsync.domain.events import EventType
 from finsync.hub.service import Hub
 from finsync.storage.raw_log import RawIn
 from finsync.storage.schema import events
+from finsync.storage.status import DeliveryStatus, EventStatus
 from tests.stripekit import Localstripe, stripe_config
 from tests.unit.stripe.payloads import DAY, T0, delivered, event, price, subscription
 
@@ -49,7 +51,7 @@ def accepted(hub: Hub) -> list[tuple[str, str, int | None]]:
     with hub.engine.connect() as conn:
         rows = conn.execute(select(events.c.type, events.c.aggregate_id,
                                    events.c.aggregate_version)
-                            .where(events.c.status == "accepted")
+                            .where(events.c.status == EventStatus.ACCEPTED)
                             .order_by(events.c.position)).all()
     return [(str(t), str(i), v) for t, i, v in rows]
 
@@ -63,9 +65,11 @@ def test_missed_webhooks_are_caught_up_once(localstripe: Localstripe, config: Fi
     poller = build_stripe_poller(config, engine, "stripe")
     assert poller.poll(send_to(hub)).events == len(listed)
     hub.run_until_idle()
-    assert {t for t, _, _ in accepted(hub)} == {"customer.upserted", "contract.created",
-                                                "invoice.issued", "payment.applied"}
-    assert hub.status()["deliveries"] == {"done": 2}
+    assert {t for t, _, _ in accepted(hub)} == {EventType.CUSTOMER_UPSERTED,
+                                                EventType.CONTRACT_CREATED,
+                                                EventType.INVOICE_ISSUED,
+                                                EventType.PAYMENT_APPLIED}
+    assert hub.status()["deliveries"] == {DeliveryStatus.DONE: 2}
 
     # A webhook that arrives late is the same Stripe event: a duplicate, applied once.
     late = json.dumps(next(e for e in listed if e["type"] == "invoice.payment_succeeded"))
@@ -117,7 +121,7 @@ def test_partial_invoices_are_fetched_before_mapping(localstripe: Localstripe,
     assert ("invoice", sub["latest_invoice"]) in source.fetched
     hub.run_until_idle()
     assert hub.status()["exceptions"] == {}
-    invoices = [i for t, i, _ in accepted(hub) if t == "invoice.issued"]
+    invoices = [i for t, i, _ in accepted(hub) if t == EventType.INVOICE_ISSUED]
     assert invoices == [sub["latest_invoice"]]
 
 
@@ -133,11 +137,11 @@ def test_out_of_order_subscription_versions_are_sequenced_by_the_hub(
     hub = build_hub(config, engine=engine)
     send_to(hub)([delivered(updated, version=2)])
     hub.run_until_idle()
-    assert accepted(hub) == [] and hub.status()["events"] == {"parked": 1}
+    assert accepted(hub) == [] and hub.status()["events"] == {EventStatus.PARKED: 1}
     send_to(hub)([delivered(created, version=1), delivered(created, version=1)])
     hub.run_until_idle()
     assert sorted(accepted(hub), key=lambda row: row[2] or 0) == [
-        ("contract.created", "sub_1", 1), ("contract.amended", "sub_1", 2)]
+        (EventType.CONTRACT_CREATED, "sub_1", 1), (EventType.CONTRACT_AMENDED, "sub_1", 2)]
     assert hub.status()["duplicates_ignored"] == 1
 
 

@@ -19,8 +19,10 @@ from finsync.api.app import create_app
 from finsync.bootstrap import build_hub, build_ledger_service, build_webhooks
 from finsync.config import FinsyncConfig
 from finsync.connectors.stripe.signature import header_for
+from finsync.domain.events import EventType
 from finsync.hub.service import Hub
 from finsync.storage.schema import events, raw_events
+from finsync.storage.status import DeliveryStatus, EventStatus, RawStatus
 from tests.stripekit import ApiServer, Localstripe, stripe_config, wait_for
 
 SECRET, OLD_SECRET = "whsec_finsync_current", "whsec_finsync_previous"
@@ -63,7 +65,8 @@ def posted_invoice_total(config: FinsyncConfig, engine: Engine) -> dict[str, Dec
 
 def accepted_types(hub: Hub) -> list[str]:
     with hub.engine.connect() as conn:
-        rows = conn.execute(select(events.c.type).where(events.c.status == "accepted")).all()
+        rows = conn.execute(select(events.c.type)
+                            .where(events.c.status == EventStatus.ACCEPTED)).all()
     return sorted(str(r[0]) for r in rows)
 
 
@@ -78,9 +81,9 @@ def test_signed_webhooks_reach_the_ledger_once(
     hub.run_until_idle()
     status = hub.status()
     assert status["exceptions"] == {}, hub.exceptions()
-    assert accepted_types(hub) == ["contract.created", "customer.upserted", "invoice.issued",
-                                   "payment.applied"]
-    assert status["deliveries"] == {"done": 2}  # invoice.issued and payment.applied
+    assert accepted_types(hub) == [EventType.CONTRACT_CREATED, EventType.CUSTOMER_UPSERTED,
+                                   EventType.INVOICE_ISSUED, EventType.PAYMENT_APPLIED]
+    assert status["deliveries"] == {DeliveryStatus.DONE: 2}  # the invoice and its payment
     balances = posted_invoice_total(config, engine)
     assert balances["asset"] == Decimal("37.50")  # cash; receivable settled
     assert sum(balances.values()) == 0
@@ -96,7 +99,7 @@ def test_signed_webhooks_reach_the_ledger_once(
         assert (code, answer["received"]) == (200, True)
     hub.run_until_idle()
     after = hub.status()
-    assert after["deliveries"] == {"done": 2} and after["exceptions"] == {}
+    assert after["deliveries"] == {DeliveryStatus.DONE: 2} and after["exceptions"] == {}
     assert after["duplicates_ignored"] > duplicates
     assert posted_invoice_total(config, engine) == balances
 
@@ -123,7 +126,7 @@ def test_refused_webhooks_are_400_and_recorded_and_rotation_accepts_the_old_secr
         assert (status, answer["error"]["code"]) == (400, code)
     recorded = hub.exceptions(exception_class="ownership_violation")
     assert sorted(e["detail"] for e in recorded) == sorted(refusals)
-    assert hub.status()["raw_events"] == {"rejected": 4}
+    assert hub.status()["raw_events"] == {RawStatus.REJECTED: 4}
 
     status, answer = server.post("/v1/webhooks/stripe/stripe", body, _signed(body, OLD_SECRET))
     assert (status, answer["received"]) == (200, True)

@@ -15,13 +15,15 @@ import pytest
 from sqlalchemy import Engine, select
 
 from finsync.connectors.embedded.ledger import EmbeddedLedger
+from finsync.connectors.ports import LedgerEvent
 from finsync.domain.errors import TransientError
+from finsync.domain.events import CreditMemoIssued, InvoiceIssued, PaymentApplied, RefundIssued
 from finsync.domain.journal import JournalEntry, Side
 from finsync.hub.buffer import BufferPolicy
 from finsync.hub.replay import ReplayFilter
 from finsync.storage import outbox
 from finsync.storage.db import make_engine, reading
-from finsync.storage.summary_log import summary_members
+from finsync.storage.schema import summary_members
 from finsync.systems.ledger.chart import Role
 from finsync.systems.ledger.service import LedgerService
 from tests.bufferkit import buffered_hub, drain, event, statuses
@@ -32,37 +34,36 @@ AS_OF = date(2026, 12, 31)
 ENTITIES = ("le_us", "le_eu")
 
 
-def _stream() -> list[list[tuple[str, Any]]]:
+def _stream() -> list[list[LedgerEvent]]:
     """Three waves (what is paid or credited was invoiced in an earlier wave)."""
-    invoices = [
-        invoice("inv_1", ["100.00", "50.00"], tax="5.00", customer="cus_1",
-                products=["prod_seat", "prod_services"], on=date(2026, 1, 10)),
-        invoice("inv_2", ["200.00"], customer="cus_2", on=date(2026, 1, 10)),
-        invoice("inv_3", ["80.00"], customer="cus_1", on=date(2026, 1, 11)),
-        invoice("inv_4", ["300.00"], currency="EUR", customer="cus_3", entity="le_eu",
-                on=date(2026, 1, 10)),
-        invoice("inv_5", ["90.00"], currency="EUR", customer="cus_4", entity="le_eu",
-                on=date(2026, 1, 10)),
-        invoice("inv_fx", ["1000.00"], currency="EUR", customer="cus_2",
-                on=date(2026, 1, 12)),  # booked in USD at a rate: posted on its own
+    invoices: list[LedgerEvent] = [
+        InvoiceIssued(invoice("inv_1", ["100.00", "50.00"], tax="5.00", customer="cus_1",
+                              products=["prod_seat", "prod_services"], on=date(2026, 1, 10))),
+        InvoiceIssued(invoice("inv_2", ["200.00"], customer="cus_2", on=date(2026, 1, 10))),
+        InvoiceIssued(invoice("inv_3", ["80.00"], customer="cus_1", on=date(2026, 1, 11))),
+        InvoiceIssued(invoice("inv_4", ["300.00"], currency="EUR", customer="cus_3",
+                              entity="le_eu", on=date(2026, 1, 10))),
+        InvoiceIssued(invoice("inv_5", ["90.00"], currency="EUR", customer="cus_4",
+                              entity="le_eu", on=date(2026, 1, 10))),
+        InvoiceIssued(invoice("inv_fx", ["1000.00"], currency="EUR", customer="cus_2",
+                              on=date(2026, 1, 12))),  # booked in USD at a rate: posted alone
     ]
-    settlements = [
-        payment("pay_1", "160.00", {"inv_1": "160.00"}, customer="cus_1",
-                on=date(2026, 1, 20)),
-        payment("pay_2", "250.00", {"inv_2": "200.00"}, customer="cus_2",
-                on=date(2026, 1, 20)),  # 50.00 unapplied: a customer credit
-        payment("pay_3", "100.00", {"inv_4": "100.00"}, currency="EUR", customer="cus_3",
-                entity="le_eu", on=date(2026, 1, 21)),
-        payment("pay_fx", "1000.00", {"inv_fx": "1000.00"}, currency="EUR", customer="cus_2",
-                on=date(2026, 3, 5)),  # realised FX, in both ledgers alike
-        credit_memo("cm_1", "inv_3", "30.00", customer="cus_1"),
-        credit_memo("cm_2", "inv_5", "40.00", currency="EUR", customer="cus_4",
-                    entity="le_eu"),
+    settlements: list[LedgerEvent] = [
+        PaymentApplied(payment("pay_1", "160.00", {"inv_1": "160.00"}, customer="cus_1",
+                               on=date(2026, 1, 20))),
+        PaymentApplied(payment("pay_2", "250.00", {"inv_2": "200.00"}, customer="cus_2",
+                               on=date(2026, 1, 20))),  # 50.00 unapplied: a customer credit
+        PaymentApplied(payment("pay_3", "100.00", {"inv_4": "100.00"}, currency="EUR",
+                               customer="cus_3", entity="le_eu", on=date(2026, 1, 21))),
+        PaymentApplied(payment("pay_fx", "1000.00", {"inv_fx": "1000.00"}, currency="EUR",
+                               customer="cus_2",
+                               on=date(2026, 3, 5))),  # realised FX, in both ledgers alike
+        CreditMemoIssued(credit_memo("cm_1", "inv_3", "30.00", customer="cus_1")),
+        CreditMemoIssued(credit_memo("cm_2", "inv_5", "40.00", currency="EUR",
+                                     customer="cus_4", entity="le_eu")),
     ]
-    refunds = [refund("ref_1", "20.00", customer="cus_2")]
-    kinds = {"inv": "invoice.issued", "pay": "payment.applied", "cm_": "credit_memo.issued",
-             "ref": "refund.issued"}
-    return [[(kinds[d.id[:3]], d) for d in wave] for wave in (invoices, settlements, refunds)]
+    refunds: list[LedgerEvent] = [RefundIssued(refund("ref_1", "20.00", customer="cus_2"))]
+    return [invoices, settlements, refunds]
 
 
 def _run(engine: Engine, tmp_path: Path) -> tuple[Any, LedgerService, LedgerService, Clock]:
@@ -74,7 +75,7 @@ def _run(engine: Engine, tmp_path: Path) -> tuple[Any, LedgerService, LedgerServ
         "summary": (EmbeddedLedger("summary", summary),
                     BufferPolicy(posting="daily_summary"))}, clock)
     for wave in _stream():
-        ingest(hub, [event(t, d, None) for t, d in wave])
+        ingest(hub, [event(e) for e in wave])
         drain(hub, clock)
     return hub, detail, summary, clock
 
@@ -108,7 +109,7 @@ def test_summaries_agree_with_detail_and_list_their_documents(engine: Engine,
 def _each_line_lists_its_documents(hub: Any, ledger: LedgerService,
                                    summaries: list[JournalEntry]) -> None:
     port = EmbeddedLedger("summary", ledger)
-    documents = {d.id: (t, d) for wave in _stream() for t, d in wave}
+    documents = {e.document.id: e for wave in _stream() for e in wave}
     with reading(hub.engine) as conn:
         rows = conn.execute(select(summary_members)).mappings().all()
     members: dict[str, set[str]] = defaultdict(set)
@@ -121,7 +122,7 @@ def _each_line_lists_its_documents(hub: Any, ledger: LedgerService,
         expected: dict[tuple[str, Side, tuple[tuple[str, str], ...]], set[str]] = \
             defaultdict(set)
         for doc_id in covered:
-            for line in port.preview_journal(*documents[doc_id]).lines:
+            for line in port.preview_journal(documents[doc_id]).lines:
                 expected[line.account, line.side, line.dimensions].add(doc_id)
         listed = {(ln.account, ln.side, tuple(d for d in ln.dimensions if d[0] != "documents")):
                   set(dict(ln.dimensions)["documents"].split()) for ln in entry.lines}
@@ -154,7 +155,7 @@ def test_a_refused_document_fails_alone_in_an_embedded_batch(
                        clock)
     docs = [invoice("inv_1", ["10.00"]), invoice("inv_2", ["20.00"], entity="le_nowhere"),
             invoice("inv_3", ["30.00"])]
-    ingest(hub, [event("invoice.issued", d, None) for d in docs])
+    ingest(hub, [event(InvoiceIssued(d)) for d in docs])
     hub.run_until_idle()
     assert statuses(hub) == {"done": 2, "failed": 1}
     assert [e["class"] for e in hub.exceptions()] == ["master_data_mismatch"]
@@ -179,8 +180,7 @@ def test_a_lost_answer_is_found_again_not_posted_twice(engine: Engine) -> None:
     clock = Clock()
     port = _LostAnswer("ledger", ledger)
     hub = buffered_hub(engine, {"ledger": (port, BufferPolicy(posting="daily_summary"))}, clock)
-    ingest(hub, [event("invoice.issued", invoice(f"inv_{i}", ["10.00"]), None)
-                 for i in range(3)])
+    ingest(hub, [event(InvoiceIssued(invoice(f"inv_{i}", ["10.00"]))) for i in range(3)])
     hub.run_until_idle()
     assert statuses(hub) == {"pending": 3} and len(ledger.entries()) == 1
     drain(hub, clock)

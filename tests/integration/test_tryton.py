@@ -18,6 +18,7 @@ from finsync.connectors.tryton.bootstrap import BookSpec, bootstrap
 from finsync.connectors.tryton.ledger import TrytonLedger
 from finsync.connectors.tryton.rpc import TrytonClient
 from finsync.domain.errors import ExceptionClass, FinsyncError, PermanentError, TransientError
+from finsync.domain.events import InvoiceIssued, PaymentApplied, RevenueJournalRecorded
 from finsync.domain.journal import JournalEntry, JournalLine, Side
 from finsync.domain.money import Money
 from tests.contract.ledger_port import AS_OF, ctx
@@ -102,11 +103,11 @@ def _entry(entry_id: str, account: str) -> JournalEntry:
 def test_a_batch_posts_each_document_once_and_isolates_a_refusal(
         tryton_books: TrytonBooks) -> None:
     ledger = tryton_books.ledger()
-    postings = [Posting("invoice.issued", invoice(f"inv_{n}", ["50.00"]), ctx(f"i{n}"))
+    postings = [Posting(InvoiceIssued(invoice(f"inv_{n}", ["50.00"])), ctx(f"i{n}"))
                 for n in range(4)]
-    postings.append(Posting("payment.applied", payment("pay_1", "50.00", {"inv_0": "50.00"}),
+    postings.append(Posting(PaymentApplied(payment("pay_1", "50.00", {"inv_0": "50.00"})),
                             ctx("p1")))  # settles an invoice of the same batch
-    postings.append(Posting("journal_entry.posted", _entry("je_1", "4.2.2"), ctx("j1")))
+    postings.append(Posting(RevenueJournalRecorded(_entry("je_1", "4.2.2")), ctx("j1")))
     first = ledger.post_batch(postings)
     assert all(isinstance(o, Receipt) for o in first)
     again = ledger.post_batch(postings)
@@ -115,8 +116,8 @@ def test_a_batch_posts_each_document_once_and_isolates_a_refusal(
     assert {r.document_id for r in ledger.receivables("le_us", AS_OF)} == \
         {"inv_1", "inv_2", "inv_3"}
     # Tryton refuses the whole post of a batch when one line is on a view account.
-    mixed = [Posting("invoice.issued", invoice("inv_9", ["10.00"]), ctx("i9")),
-             Posting("journal_entry.posted", _entry("je_2", "4.2.0"), ctx("j2"))]
+    mixed = [Posting(InvoiceIssued(invoice("inv_9", ["10.00"])), ctx("i9")),
+             Posting(RevenueJournalRecorded(_entry("je_2", "4.2.0")), ctx("j2"))]
     outcome = ledger.post_batch(mixed)
     assert isinstance(outcome[0], Receipt)
     assert isinstance(outcome[1], PermanentError)
@@ -130,12 +131,12 @@ def _stream(n: int) -> list[Posting]:
     postings = []
     for i in range(n):
         if i % 3 == 2:
-            document: Any = payment(f"pay_{i}", "30.00", {f"inv_{i - 2}": "30.00"},
-                                    customer=f"cus_{(i - 2) % 4}")
-            postings.append(Posting("payment.applied", document, ctx(f"k{i}")))
+            paid = payment(f"pay_{i}", "30.00", {f"inv_{i - 2}": "30.00"},
+                           customer=f"cus_{(i - 2) % 4}")
+            postings.append(Posting(PaymentApplied(paid), ctx(f"k{i}")))
         else:
-            document = invoice(f"inv_{i}", ["30.00"], customer=f"cus_{i % 4}")
-            postings.append(Posting("invoice.issued", document, ctx(f"k{i}")))
+            billed = invoice(f"inv_{i}", ["30.00"], customer=f"cus_{i % 4}")
+            postings.append(Posting(InvoiceIssued(billed), ctx(f"k{i}")))
     return postings
 
 
@@ -194,12 +195,12 @@ def test_killing_trytond_mid_stream_loses_and_duplicates_nothing(
         thread.join()
         server.stop()
     assert len(kills) == 2 and failures > 0
-    assert _keys(tryton_books) == Counter({p.ctx.key: 1 for p in postings})
+    assert _keys(tryton_books) == Counter({p.ctx.delivery_key: 1 for p in postings})
     reader = tryton_books.ledger()
     open_ids = {r.document_id for r in reader.receivables("le_us", AS_OF)}
-    paid = {a.invoice_id for p in postings if p.event_type == "payment.applied"
-            for a in p.document.applications}
-    invoiced = {p.document.id for p in postings if p.event_type == "invoice.issued"}
+    paid = {a.invoice_id for p in postings if isinstance(p.event, PaymentApplied)
+            for a in p.event.payment.applications}
+    invoiced = {p.event.invoice.id for p in postings if isinstance(p.event, InvoiceIssued)}
     assert open_ids == invoiced - paid
     assert sum((b.balance.amount for b in reader.trial_balance("le_us", AS_OF)),
                Decimal(0)) == 0

@@ -5,9 +5,8 @@ from typing import Any
 
 import pytest
 
-from finsync.domain.envelope import envelope_from_json
+from finsync.domain import codec
 from finsync.domain.errors import MappingError
-from finsync.domain.event_type import event_type
 from finsync.domain.invoice import Invoice
 from tests.builders import contract_doc, envelope, invoice_doc
 
@@ -15,9 +14,8 @@ NOW = datetime(2026, 11, 27, tzinfo=UTC)
 
 
 def _decode(doc: dict[str, Any]) -> Any:
-    env = envelope_from_json(envelope("invoice.issued", "e1", ("invoice", doc["id"], 1),
-                                      {"invoice": doc}, correlation_id="c"), received_at=NOW)
-    return event_type("invoice.issued").decode(env)
+    return codec.draft_from_json(envelope("invoice.issued", "e1", ("invoice", doc["id"], 1),
+                                          {"invoice": doc}, correlation_id="c")).event.document
 
 
 def test_invoice_payload_decodes_to_the_domain_object() -> None:
@@ -39,11 +37,10 @@ def test_bad_invoice_payload_names_the_problem(change: dict[str, Any], message: 
 
 
 def test_document_id_must_match_the_aggregate() -> None:
-    env = envelope_from_json(envelope("invoice.issued", "e1", ("invoice", "inv_other", 1),
-                                      {"invoice": invoice_doc("inv_1", "1.00")},
-                                      correlation_id="c"), received_at=NOW)
+    sent = envelope("invoice.issued", "e1", ("invoice", "inv_other", 1),
+                    {"invoice": invoice_doc("inv_1", "1.00")}, correlation_id="c")
     with pytest.raises(MappingError, match=r"but aggregate\.id is inv_other"):
-        event_type("invoice.issued").decode(env)
+        codec.draft_from_json(sent)
 
 
 def test_line_amounts_must_be_in_minor_units() -> None:
@@ -70,8 +67,7 @@ def test_amendment_must_be_the_aggregate_and_version_it_claims(
     amendment = {"id": "amd_2", "contract_id": "con_1", "version": 2,
                  "effective_date": "2026-05-16", "reason": "upgrade", "changes": [],
                  "contract": contract_doc("con_1", 2, 800, "120.00")}
-    env = envelope_from_json(envelope("contract.amended", "e2", aggregate,
-                                      {"amendment": amendment}, correlation_id="c"),
-                             received_at=NOW)
+    sent = envelope("contract.amended", "e2", aggregate, {"amendment": amendment},
+                    correlation_id="c")
     with pytest.raises(MappingError, match=message):
-        event_type("contract.amended").decode(env)
+        codec.draft_from_json(sent)

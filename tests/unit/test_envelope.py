@@ -6,10 +6,9 @@ from typing import Any
 
 import pytest
 
-from finsync.domain.envelope import envelope_from_json, envelope_from_text
+from finsync.domain import codec
 from finsync.domain.errors import MappingError
 from finsync.domain.ids import event_id_for
-from finsync.domain.upcast import UPCASTERS
 from tests.builders import envelope, invoice_doc
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
@@ -21,7 +20,7 @@ def _invoice_v2() -> dict[str, Any]:
 
 
 def test_event_id_derives_from_source_and_source_event_id() -> None:
-    env = envelope_from_json(_invoice_v2(), received_at=NOW)
+    env = codec.draft_from_json(_invoice_v2()).stamp(NOW)
     assert env.event_id == event_id_for("billing", "e1")
     assert env.received_at == NOW
 
@@ -34,12 +33,12 @@ def test_event_id_derives_from_source_and_source_event_id() -> None:
 ])
 def test_malformed_envelope_is_a_mapping_error(change: dict[str, Any], message: str) -> None:
     with pytest.raises(MappingError, match=message):
-        envelope_from_json({**_invoice_v2(), **change}, received_at=NOW)
+        codec.draft_from_json({**_invoice_v2(), **change})
 
 
 def test_text_that_is_not_json_has_code_invalid_json() -> None:
     with pytest.raises(MappingError) as caught:
-        envelope_from_text(b"\xff{", received_at=NOW)
+        codec.draft_from_text(b"\xff{")
     assert caught.value.code == "invalid_json"
 
 
@@ -53,17 +52,16 @@ def test_invoice_v1_minor_units_upcast_to_v2_decimal_strings() -> None:
                                             "amount_minor": 123450, "tax_amount_minor": 0}]}}
     for line in v1["payload"]["invoice"]["lines"]:
         line.pop("amount"), line.pop("tax_amount")
-    upcast = UPCASTERS.upcast(envelope_from_json(v1, received_at=NOW))
+    upcast = codec.draft_from_json(v1).stamp(NOW)
+    payload = codec.encode_event(upcast.event)
     assert upcast.schema_version == 2
-    assert upcast.payload["invoice"]["total"] == "1234.50"
-    assert upcast.payload["invoice"]["lines"][0]["amount"] == "1234.50"
-    current = UPCASTERS.upcast(envelope_from_json(_invoice_v2(), received_at=NOW))
-    assert json.dumps(upcast.payload, sort_keys=True) == json.dumps(current.payload,
-                                                                    sort_keys=True)
+    assert payload["invoice"]["total"] == "1234.50"
+    assert payload["invoice"]["lines"][0]["amount"] == "1234.50"
+    current = codec.encode_event(codec.draft_from_json(_invoice_v2()).event)
+    assert json.dumps(payload, sort_keys=True) == json.dumps(current, sort_keys=True)
 
 
 def test_schema_newer_than_known_is_refused() -> None:
     with pytest.raises(MappingError) as caught:
-        UPCASTERS.upcast(envelope_from_json({**_invoice_v2(), "schema_version": 3},
-                                            received_at=NOW))
+        codec.draft_from_json({**_invoice_v2(), "schema_version": 3})
     assert caught.value.code == "unknown_schema_version"

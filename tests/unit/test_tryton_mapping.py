@@ -8,10 +8,19 @@ from decimal import Decimal
 
 import pytest
 
+from finsync.connectors.ports import LedgerEvent
 from finsync.connectors.tryton.accounts import AccountMap
-from finsync.connectors.tryton.moves import Mapper, Subledger
+from finsync.connectors.tryton.moves import Mapper, Subledger, body_hash
 from finsync.connectors.tryton.rpc import classify, dumps, loads
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+from finsync.domain.events import (
+    CreditMemoIssued,
+    InvoiceIssued,
+    PaymentApplied,
+    RefundIssued,
+    UsageRecorded,
+)
+from finsync.domain.invoice import UsageRecord
 from finsync.domain.money import Money
 from tests.ledgerkit import credit_memo, invoice, payment, refund
 
@@ -62,7 +71,7 @@ def test_conflicts_and_server_faults_are_transient() -> None:
 
 
 def test_invoice_debits_the_customers_receivable_and_credits_deferred_revenue() -> None:
-    move = _mapper().move("invoice.issued", invoice("inv_1", ["100.00", "20.00"], tax="5.00"))
+    move = _mapper().move(InvoiceIssued(invoice("inv_1", ["100.00", "20.00"], tax="5.00")))
     assert _lines(move) == [("1.2.1", "130.00", "0", "inv_1"), ("2.2.2", "0", "100.00", None),
                             ("2.2.2", "0", "20.00", None), ("2.2.3", "0", "10.00", None)]
     assert move.lines[0].customer_id == "cus_1"
@@ -70,12 +79,12 @@ def test_invoice_debits_the_customers_receivable_and_credits_deferred_revenue() 
 
 def test_credit_memo_beyond_what_is_owed_becomes_a_customer_credit_refunded_later() -> None:
     mapper = _mapper()
-    mapper.move("invoice.issued", invoice("inv_1", ["100.00"]))
-    mapper.move("payment.applied", payment("pay_1", "70.00", {"inv_1": "70.00"}))
-    memo = mapper.move("credit_memo.issued", credit_memo("cm_1", "inv_1", "50.00"))
+    mapper.move(InvoiceIssued(invoice("inv_1", ["100.00"])))
+    mapper.move(PaymentApplied(payment("pay_1", "70.00", {"inv_1": "70.00"})))
+    memo = mapper.move(CreditMemoIssued(credit_memo("cm_1", "inv_1", "50.00")))
     assert _lines(memo) == [("2.2.2", "50.00", "0", None), ("1.2.1", "0", "30.00", "inv_1"),
                             ("2.2.5", "0", "20.00", "cm_1")]
-    out = mapper.move("refund.issued", refund("re_1", "25.00"))
+    out = mapper.move(RefundIssued(refund("re_1", "25.00")))
     assert _lines(out) == [("2.2.5", "20.00", "0", "cm_1"), ("1.2.1", "5.00", "0", "re_1"),
                            ("1.1.1", "0", "25.00", None)]
     assert [(i.tag, str(i.balance)) for i in mapper.ledger.items()] == [("re_1", "5.00")]
@@ -86,11 +95,11 @@ def test_a_payment_of_an_unknown_invoice_or_beyond_what_it_owes_waits() -> None:
     on its way: retried (and a sequencing_error for a person when retries run out)."""
     mapper = _mapper()
     with pytest.raises(TransientError) as waiting:
-        mapper.move("payment.applied", payment("pay_1", "10.00", {"inv_1": "10.00"}))
+        mapper.move(PaymentApplied(payment("pay_1", "10.00", {"inv_1": "10.00"})))
     assert waiting.value.exception_class is ExceptionClass.SEQUENCING_ERROR
-    mapper.move("invoice.issued", invoice("inv_1", ["10.00"]))
+    mapper.move(InvoiceIssued(invoice("inv_1", ["10.00"])))
     with pytest.raises(TransientError) as beyond:
-        mapper.move("payment.applied", payment("pay_2", "20.00", {"inv_1": "20.00"}))
+        mapper.move(PaymentApplied(payment("pay_2", "20.00", {"inv_1": "20.00"})))
     assert beyond.value.exception_class is ExceptionClass.SEQUENCING_ERROR
 
 
@@ -102,20 +111,20 @@ def test_billings_decisions_make_the_order_of_arrival_irrelevant() -> None:
                    reopens_invoice="inv_1")
     memo = replace(credit_memo("cm_1", "inv_1", "30.00"),
                    applied_to_invoice=Money.zero("USD"))
-    documents = [("invoice.issued", invoice("inv_1", ["100.00"])),
-                 ("payment.applied", payment("pay_1", "100.00", {"inv_1": "100.00"})),
-                 ("refund.issued", back), ("payment.applied", repaid),
-                 ("credit_memo.issued", memo)]
+    documents: list[LedgerEvent] = [
+        InvoiceIssued(invoice("inv_1", ["100.00"])),
+        PaymentApplied(payment("pay_1", "100.00", {"inv_1": "100.00"})),
+        RefundIssued(back), PaymentApplied(repaid), CreditMemoIssued(memo)]
     for order in ([0, 1, 2, 3, 4], [0, 3, 4, 2, 1], [0, 4, 3, 1, 2]):
         mapper, waiting = _mapper(), [documents[i] for i in order]
         for _ in range(len(waiting) ** 2):  # what waits is retried after the others
             if not waiting:
                 break
-            event_type, document = waiting.pop(0)
+            event = waiting.pop(0)
             try:
-                mapper.move(event_type, document)
+                mapper.move(event)
             except TransientError:
-                waiting.append((event_type, document))
+                waiting.append(event)
         assert not waiting, order
         assert [(i.tag, str(i.balance)) for i in mapper.ledger.items()] == \
             [("cm_1", "-30.00")], order
@@ -123,5 +132,20 @@ def test_billings_decisions_make_the_order_of_arrival_irrelevant() -> None:
 
 def test_a_document_in_another_currency_is_refused_not_misbooked() -> None:
     with pytest.raises(PermanentError) as caught:
-        _mapper().move("invoice.issued", invoice("inv_1", ["10.00"], currency="EUR"))
+        _mapper().move(InvoiceIssued(invoice("inv_1", ["10.00"], currency="EUR")))
     assert caught.value.exception_class is ExceptionClass.MAPPING_ERROR
+
+
+def test_an_event_the_ledger_does_not_post_is_a_mapping_error() -> None:
+    usage = UsageRecorded(UsageRecord("use_1", "con_1", "prod_usage", 10, date(2026, 1, 5)))
+    with pytest.raises(PermanentError) as caught:
+        _mapper().move(usage)  # type: ignore[arg-type]
+    assert caught.value.exception_class is ExceptionClass.MAPPING_ERROR
+
+
+def test_the_body_hash_in_every_move_never_changes() -> None:
+    """Tryton keeps it in each move's description: a replay compares against it. This
+    digest was computed by the code that posted the first moves (before the canonical
+    codec changed); a different one would refuse every replay as a duplicate event."""
+    first = "f3835b28bb6c2b81de6761e72cccbcbb98d0b47c8474057b80757fa33745c02a"
+    assert body_hash("invoice", invoice("inv_1", ["100.00", "20.00"], tax="5.00")) == first

@@ -1,5 +1,10 @@
 """The HTTP API. Intake answers 202 only after the raw request is committed; a payload that
-cannot be mapped is kept too, and answered with a 4xx and a machine-readable code."""
+cannot be mapped is kept too, and answered with a 4xx and a machine-readable code.
+
+Handlers that touch the database are plain `def`: FastAPI runs them in its thread pool, so a
+slow commit never blocks the event loop. The one async step, reading the request body, is
+the `_body` dependency, which FastAPI awaits before the handler runs.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,9 @@ import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from finsync.api.errors import error_body, finsync_error_handler
@@ -23,6 +28,13 @@ _UNSTORED_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-ke
 
 def _stored_headers(request: Request) -> dict[str, str]:
     return {k: v for k, v in request.headers.items() if k.lower() not in _UNSTORED_HEADERS}
+
+
+async def _body(request: Request) -> bytes:
+    return await request.body()
+
+
+Body = Annotated[bytes, Depends(_body)]
 
 
 class PipelineThread(threading.Thread):
@@ -63,20 +75,19 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     app.add_exception_handler(FinsyncError, finsync_error_handler)
 
     @app.post("/v1/sources/{source}/events", status_code=202)
-    async def receive(source: str, request: Request) -> JSONResponse:
-        body = await request.body()
+    def receive(source: str, request: Request, body: Body) -> JSONResponse:
         raw_id = hub.intake.receive(source, body, _stored_headers(request),
                                     request.headers.get("content-type"))
         return JSONResponse({"raw_event_id": raw_id, "status": "stored"}, status_code=202)
 
     @app.post("/v1/webhooks/stripe/{source}")
-    async def stripe_webhook(source: str, request: Request) -> JSONResponse:
+    def stripe_webhook(source: str, request: Request, body: Body) -> JSONResponse:
         """Stripe's webhook endpoint: verified, stored, then 200 as Stripe expects."""
         intake = (webhooks or {}).get(source)
         if intake is None:
             return JSONResponse(error_body("unknown_source", f"no Stripe source {source!r}"),
                                 status_code=404)
-        raw_id = intake.receive(await request.body(), dict(request.headers),
+        raw_id = intake.receive(body, dict(request.headers),
                                 request.headers.get("content-type"))
         return JSONResponse({"received": True, "raw_event_id": raw_id})
 

@@ -16,19 +16,19 @@ from finsync.domain.errors import (
     SignatureError,
     TransientError,
 )
-from finsync.storage.db import StorageUnavailableError
 
 STATUS_BY_ERROR: dict[type[BaseException], int] = {
     SignatureError: 400,
     MappingError: 422,
     DomainError: 422,
     TransientError: 503,
-    StorageUnavailableError: 503,
     FinsyncError: 500,
 }
 
-# A few mapping errors deserve a more specific status than 422.
-STATUS_BY_CODE = {"invalid_json": 400, "unknown_source": 404, "body_too_large": 413}
+# A few errors deserve a more specific status than their class's. The database being
+# unavailable is known by its code: the entry points do not import storage.
+STATUS_BY_CODE = {"invalid_json": 400, "unknown_source": 404, "body_too_large": 413,
+                  "storage_unavailable": 503}
 
 
 def status_for(exc: FinsyncError) -> int:

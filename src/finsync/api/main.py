@@ -7,9 +7,8 @@ import os
 from fastapi import FastAPI
 
 from finsync.api.app import create_app
-from finsync.bootstrap import build_finance, build_webhooks
+from finsync.bootstrap import build_finance, build_metrics, build_webhooks
 from finsync.config import load_config
-from finsync.hub.metrics import render
 
 
 def app_from_environment() -> FastAPI:
@@ -18,10 +17,5 @@ def app_from_environment() -> FastAPI:
     config = load_config()
     finance = build_finance(config)
     hub = finance.hub
-
-    def metrics() -> str:
-        return render(hub.engine, list(finance.ports.ledgers), list(finance.ports.revenues),
-                      hub.clock)
-
-    return create_app(hub, worker_interval_s=interval_s, metrics=metrics,
+    return create_app(hub, worker_interval_s=interval_s, metrics=build_metrics(finance),
                       daily=finance.recon.run, webhooks=build_webhooks(config, hub.engine))

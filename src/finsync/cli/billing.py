@@ -2,26 +2,28 @@
 amendments, usage, payments, credits, refunds, the billing clock and invoices).
 
 Every command runs one billing command in one transaction (the state and the outbox of
-canonical events commit together) and prints what it issued: one JSON object with `--json`,
-Rich tables otherwise. A refused command prints its error and exits non-zero; nothing changes.
+canonical events commit together) and prints what it issued: one JSON object with `--json`
+(each document in its canonical shape, as the hub reads it), Rich tables otherwise. A refused
+command prints its error and exits non-zero; nothing changes. The billing service comes from
+the configuration (`--config`), with `--database` and `--catalog` put in place of its own.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from finsync.bootstrap import build_billing_service, build_engine
 from finsync.cli import output
-from finsync.cli.common import Json, guarded
-from finsync.connectors.embedded.billing import billing_service
+from finsync.cli.common import ConfigPath, Json, guarded
+from finsync.config import FinsyncConfig, load_config
 from finsync.domain import codec
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.clock import parse_date
@@ -29,11 +31,8 @@ from finsync.domain.contract import ContractLine, SubscriptionContract
 from finsync.domain.invoice import CreditMemo, Invoice, UsageRecord
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
-from finsync.storage.db import make_engine
-from finsync.systems.billing import payload
 from finsync.systems.billing.amendment import AmendSubscription
 from finsync.systems.billing.cancellation import CancelMode, CancelSubscription
-from finsync.systems.billing.catalog_file import load_billing_config
 from finsync.systems.billing.credit import CreditReason, IssueCreditMemo
 from finsync.systems.billing.cycle import add_months
 from finsync.systems.billing.edit import (
@@ -45,14 +44,11 @@ from finsync.systems.billing.edit import (
     RemoveSeats,
 )
 from finsync.systems.billing.errors import BillingStorageError, InvalidCommandError
-from finsync.systems.billing.event import Emitted, UsageCharge
+from finsync.systems.billing.event import Emitted
 from finsync.systems.billing.handler import Command, RecordUsage, RegisterCustomer, RunClock
-from finsync.systems.billing.migrate import upgrade
 from finsync.systems.billing.payment import PayInvoice, PaymentResult, RefundPayment
 from finsync.systems.billing.service import Applied, BillingService, InvoiceSummary
 from finsync.systems.billing.subscription import CreateSubscription
-
-DEFAULT_DATABASE = "sqlite:///var/finsync.db"
 
 app = typer.Typer(help="The embedded billing platform: subscriptions, invoices, payments.",
                   no_args_is_help=True)
@@ -60,41 +56,53 @@ customer_app = typer.Typer(help="Billing customers.", no_args_is_help=True)
 app.add_typer(customer_app, name="customer")
 
 Database = Annotated[str | None, typer.Option(
-    "--database", help="Database URL (default: $FINSYNC_DATABASE_URL or "
-                       f"{DEFAULT_DATABASE}).")]
+    "--database", help="Database URL (default: the configuration's).")]
 CatalogFile = Annotated[Path | None, typer.Option(
-    "--catalog", help="Billing catalogue TOML (default: the shipped default_catalog.toml).")]
+    "--catalog", help="Billing catalogue TOML (default: the configuration's, else the "
+                      "shipped default_catalog.toml).")]
 On = Annotated[str, typer.Option("--on", help="Business date, ISO (2026-05-16).")]
 
 
 # -- plumbing -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Which configuration, database and catalogue a command runs on."""
+
+    config: Path | None
+    database: str | None
+    catalog: Path | None
+
+
+def _configured(where: Where) -> FinsyncConfig:
+    """The configuration with this command's `--catalog` in place."""
+    config = load_config(where.config)
+    if where.catalog is not None:
+        catalog = str(where.catalog.resolve())  # a path on the command line: from here
+        systems = {name: system.model_copy(update={"catalog": catalog})
+                   if system.role == "billing" else system
+                   for name, system in config.systems.items()}
+        config = config.model_copy(update={"systems": systems})
+    return config
+
+
 @contextmanager
-def _service(database: str | None, catalog: Path | None) -> Iterator[BillingService]:
-    config = load_billing_config(catalog)
-    url = database or os.environ.get("FINSYNC_DATABASE_URL") or DEFAULT_DATABASE
+def _service(where: Where) -> Iterator[BillingService]:
+    config = _configured(where)
     try:
-        _sqlite_folder(url)
-        engine = make_engine(url)
+        engine = build_engine(config, where.database)
     except (SQLAlchemyError, ValueError, OSError) as exc:
-        raise BillingStorageError(f"cannot open billing database {url!r}: {exc}") from exc
+        raise BillingStorageError(f"cannot open billing database: {exc}") from exc
     try:
-        upgrade(engine)
-        yield billing_service(engine, config, lambda: datetime.now(UTC))
+        yield build_billing_service(config, engine)
     except SQLAlchemyError as exc:
         raise BillingStorageError(f"billing database error: {exc}") from exc
     finally:
         engine.dispose()
 
 
-def _sqlite_folder(url: str) -> None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
-
-
-def _execute(name: str, database: str | None, catalog: Path | None, as_json: bool,
+def _execute(name: str, where: Where, as_json: bool,
              build: Callable[[BillingService], Command]) -> None:
-    with guarded(as_json), _service(database, catalog) as service:
+    with guarded(as_json), _service(where) as service:
         applied = service.execute(build(service))
         _report(name, applied, as_json)
 
@@ -134,16 +142,11 @@ def _seats(text: str) -> tuple[str, int]:
 
 
 # -- output -------------------------------------------------------------------------------
-def _document(document: object) -> Any:
-    return codec.encode(document) if isinstance(document, UsageCharge) \
-        else payload.document(document)
-
-
 def _event(e: Emitted) -> dict[str, Any]:
-    return {"type": e.type, "correlation_id": e.correlation_id,
+    return {"type": e.event.name.value, "correlation_id": e.correlation_id,
             "aggregate": {"type": e.aggregate.type, "id": e.aggregate.id,
                           "version": e.aggregate.version},
-            "document": _document(e.document)}
+            "document": codec.encode(e.event.document)}
 
 
 def _report(name: str, applied: Applied, as_json: bool) -> None:
@@ -156,12 +159,12 @@ def _report(name: str, applied: Applied, as_json: bool) -> None:
         output.console.print(f"{name}: done, nothing issued")
         return
     output.table(f"{name}: events", ["type", "object", "version", "correlation"],
-                 [[e.type, getattr(e.document, "number", e.aggregate.id), e.aggregate.version,
-                   e.correlation_id]
+                 [[e.event.name.value, getattr(e.event.document, "number", e.aggregate.id),
+                   e.aggregate.version, e.correlation_id]
                   for e in applied.emitted])
     for e in applied.emitted:
-        if isinstance(e.document, Invoice | CreditMemo):
-            doc = e.document
+        doc = e.event.document
+        if isinstance(doc, Invoice | CreditMemo):
             output.table(f"{doc.number}  {doc.issue_date}  total {doc.total}",
                          ["line", "description", "service", "amount", "tax"],
                          [[x.line_id, x.description, f"[{x.service_start}, {x.service_end})",
@@ -184,10 +187,10 @@ def customer_add(customer_id: str, name: Annotated[str, typer.Option("--name")],
                  legal_entity: Annotated[str, typer.Option("--legal-entity")] = "le_us",
                  currency: Annotated[str, typer.Option("--currency")] = "USD",
                  country: Annotated[str, typer.Option("--country")] = "US",
-                 database: Database = None, catalog: CatalogFile = None,
+                 database: Database = None, catalog: CatalogFile = None, config: ConfigPath = None,
                  as_json: Json = False) -> None:
     """Register (or update) a customer: legal entity, currency, billing country."""
-    _execute("customer add", database, catalog, as_json, lambda _: RegisterCustomer(
+    _execute("customer add", Where(config, database, catalog), as_json, lambda _: RegisterCustomer(
         CustomerAccount(customer_id, name, legal_entity, currency, country)))
 
 
@@ -207,7 +210,7 @@ def subscribe(contract_id: str, customer: Annotated[str, typer.Option("--custome
                   "--usage-frequency", help="Rating period of usage and arrears lines "
                                             "(default: the billing frequency).")] = None,
               auto_renew: Annotated[bool, typer.Option("--auto-renew/--no-auto-renew")] = True,
-              database: Database = None, catalog: CatalogFile = None,
+              database: Database = None, catalog: CatalogFile = None, config: ConfigPath = None,
               as_json: Json = False) -> None:
     """Create a subscription (contract version 1) and invoice its first cycle."""
     def build(service: BillingService) -> Command:
@@ -220,7 +223,7 @@ def subscribe(contract_id: str, customer: Annotated[str, typer.Option("--custome
                                         first, end, frequency, lines)
         return CreateSubscription(contract, order, auto_renew, usage_frequency, months)
 
-    _execute("subscribe", database, catalog, as_json, build)
+    _execute("subscribe", Where(config, database, catalog), as_json, build)
 
 
 def _contract_line(service: BillingService, spec: str, currency: str, start: date,
@@ -244,7 +247,7 @@ def amend(contract_id: str, amendment_id: Annotated[str, typer.Option("--id")], 
               "--remove-product", help="LINE")] = None,
           frequency: Annotated[BillingFrequency | None, typer.Option("--frequency")] = None,
           reason: Annotated[str, typer.Option("--reason")] = "amendment",
-          database: Database = None, catalog: CatalogFile = None,
+          database: Database = None, catalog: CatalogFile = None, config: ConfigPath = None,
           as_json: Json = False) -> None:
     """Amend a subscription (version n+1): prorated invoice for upgrades, credit for
     downgrades."""
@@ -256,17 +259,17 @@ def amend(contract_id: str, amendment_id: Annotated[str, typer.Option("--id")], 
     edits += [RemoveProduct(x) for x in remove_product or []]
     if frequency is not None:
         edits.append(ChangeBillingFrequency(frequency))
-    _execute("amend", database, catalog, as_json, lambda _: AmendSubscription(
+    _execute("amend", Where(config, database, catalog), as_json, lambda _: AmendSubscription(
         amendment_id, contract_id, _day(on), tuple(edits), reason))
 
 
 @app.command()
 def cancel(contract_id: str, cancellation_id: Annotated[str, typer.Option("--id")], on: On,
            mode: Annotated[CancelMode, typer.Option("--mode")] = CancelMode.AT_TERM_END,
-           database: Database = None, catalog: CatalogFile = None,
+           database: Database = None, catalog: CatalogFile = None, config: ConfigPath = None,
            as_json: Json = False) -> None:
     """Cancel a subscription at term end, or at once with or without a refund."""
-    _execute("cancel", database, catalog, as_json, lambda _: CancelSubscription(
+    _execute("cancel", Where(config, database, catalog), as_json, lambda _: CancelSubscription(
         cancellation_id, contract_id, _day(on), mode))
 
 
@@ -274,10 +277,10 @@ def cancel(contract_id: str, cancellation_id: Annotated[str, typer.Option("--id"
 def usage(contract_id: str, record_id: Annotated[str, typer.Option("--id")],
           product: Annotated[str, typer.Option("--product")],
           quantity: Annotated[int, typer.Option("--quantity")], on: On,
-          database: Database = None, catalog: CatalogFile = None,
+          database: Database = None, catalog: CatalogFile = None, config: ConfigPath = None,
           as_json: Json = False) -> None:
     """Record usage (idempotent by its id); it is rated at the period end by `run`."""
-    _execute("usage", database, catalog, as_json, lambda _: RecordUsage(
+    _execute("usage", Where(config, database, catalog), as_json, lambda _: RecordUsage(
         UsageRecord(record_id, contract_id, product, quantity, _day(on))))
 
 
@@ -293,7 +296,8 @@ def pay(invoice: Annotated[str, typer.Argument(help="Invoice id or number.")],
             "--currency", help="Default: the invoice's.")] = None,
         declined: Annotated[str | None, typer.Option(
             "--declined", help="Record a declined attempt with this reason.")] = None,
-        database: Database = None, catalog: CatalogFile = None, as_json: Json = False) -> None:
+        database: Database = None, catalog: CatalogFile = None, config: ConfigPath = None,
+        as_json: Json = False) -> None:
     """Apply a payment to an invoice (full or partial), or record a declined one."""
     def build(service: BillingService) -> Command:
         invoice_id = _invoice_id(service, invoice)
@@ -302,7 +306,7 @@ def pay(invoice: Annotated[str, typer.Argument(help="Invoice id or number.")],
         return PayInvoice(payment_id, invoice_id, _money(amount, code), _day(on), result,
                           declined or "")
 
-    _execute("pay", database, catalog, as_json, build)
+    _execute("pay", Where(config, database, catalog), as_json, build)
 
 
 @app.command()
@@ -312,7 +316,7 @@ def credit(invoice: Annotated[str, typer.Argument(help="Invoice id or number.")]
                "--amount", help="Before tax; default: all that is left.")] = None,
            correlation: Annotated[str | None, typer.Option(
                "--correlation", help="Correlation id (e.g. the SLA case).")] = None,
-           database: Database = None, catalog: CatalogFile = None,
+           database: Database = None, catalog: CatalogFile = None, config: ConfigPath = None,
            as_json: Json = False) -> None:
     """Issue a credit memo on an invoice (SLA credit, goodwill, refund, downgrade)."""
     def build(service: BillingService) -> Command:
@@ -321,7 +325,7 @@ def credit(invoice: Annotated[str, typer.Argument(help="Invoice id or number.")]
         credit_amount = _money(amount, code) if amount is not None else None
         return IssueCreditMemo(invoice_id, reason, _day(on), credit_amount, correlation)
 
-    _execute("credit", database, catalog, as_json, build)
+    _execute("credit", Where(config, database, catalog), as_json, build)
 
 
 @app.command()
@@ -329,30 +333,31 @@ def refund(payment: Annotated[str, typer.Argument(help="Payment id.")],
            refund_id: Annotated[str, typer.Option("--id")],
            amount: Annotated[str, typer.Option("--amount")], on: On,
            reason: Annotated[str, typer.Option("--reason")] = "requested_by_customer",
-           database: Database = None, catalog: CatalogFile = None,
+           database: Database = None, catalog: CatalogFile = None, config: ConfigPath = None,
            as_json: Json = False) -> None:
     """Refund part or all of a payment."""
     def build(service: BillingService) -> Command:
         code = service.state().payment(payment).amount.currency
         return RefundPayment(refund_id, payment, _money(amount, code), _day(on), reason)
 
-    _execute("refund", database, catalog, as_json, build)
+    _execute("refund", Where(config, database, catalog), as_json, build)
 
 
 @app.command()
 def run(until: Annotated[str, typer.Option("--until", help="ISO date.")],
-        database: Database = None, catalog: CatalogFile = None, as_json: Json = False) -> None:
+        database: Database = None, catalog: CatalogFile = None, config: ConfigPath = None,
+        as_json: Json = False) -> None:
     """Run the billing clock to DATE: cycles billed, usage rated, terms renewed."""
-    _execute("run", database, catalog, as_json, lambda _: RunClock(_day(until)))
+    _execute("run", Where(config, database, catalog), as_json, lambda _: RunClock(_day(until)))
 
 
 @app.command()
 def invoices(customer: Annotated[str | None, typer.Option("--customer")] = None,
              contract: Annotated[str | None, typer.Option("--contract")] = None,
-             database: Database = None, catalog: CatalogFile = None,
+             database: Database = None, catalog: CatalogFile = None, config: ConfigPath = None,
              as_json: Json = False) -> None:
     """Issued invoices with what was credited, paid and is still due."""
-    with guarded(as_json), _service(database, catalog) as service:
+    with guarded(as_json), _service(Where(config, database, catalog)) as service:
         rows = [_summary(s) for s in service.invoices(customer_id=customer,
                                                        contract_id=contract)]
         if as_json:

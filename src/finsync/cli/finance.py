@@ -13,12 +13,11 @@ from typing import Annotated, Any
 
 import typer
 
-from finsync.bootstrap import Finance, build_finance
+from finsync.bootstrap import Finance, build_finance, build_metrics
 from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, guarded
 from finsync.config import load_config
 from finsync.domain.clock import parse_date
-from finsync.hub.metrics import render
 
 Actor = Annotated[str | None, typer.Option("--as", help="Who acts (default: $FINSYNC_USER "
                                                           "or the login name).")]
@@ -77,7 +76,7 @@ def reconcile(as_of: Annotated[str, typer.Option("--as-of", help="ISO date.")],
 def metrics(config: ConfigPath = None) -> None:
     """The metrics of DESIGN §7 in the Prometheus text format."""
     with guarded(False), finance(config) as f:
-        text = render(f.hub.engine, list(f.ports.ledgers), list(f.ports.revenues), f.hub.clock)
+        text = build_metrics(f)()
     typer.echo(text, nl=False)
 
 

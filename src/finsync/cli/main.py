@@ -11,10 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
-from finsync.bootstrap import build_engine, build_hub
+from finsync.bootstrap import build_hub, migrate_database, store_raw
 from finsync.cli import billing as billing_cli
 from finsync.cli import finance as finance_cli
 from finsync.cli import ledger as ledger_cli
@@ -23,12 +21,10 @@ from finsync.cli import revrec as revrec_cli
 from finsync.cli import stripe as stripe_cli
 from finsync.cli import tryton as tryton_cli
 from finsync.cli.common import ConfigPath, Json, guarded
-from finsync.config import DEFAULT_CONFIG, FinsyncConfig, load_config
+from finsync.config import DEFAULT_CONFIG, load_config
 from finsync.domain.clock import parse_utc
 from finsync.hub.replay import ReplayFilter
 from finsync.hub.service import Hub
-from finsync.storage.migrate import current_revision, upgrade
-from finsync.storage.raw_log import RawIn
 
 app = typer.Typer(help="finsync: every financial effect of a contract change, once, everywhere.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -55,15 +51,6 @@ def _hub(config: Path | None) -> Iterator[Hub]:
         hub.engine.dispose()
 
 
-@contextmanager
-def _engine(config: FinsyncConfig) -> Iterator[Engine]:
-    engine = build_engine(config)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
 @app.command()
 def init(directory: Annotated[Path, typer.Argument()] = Path("."),
          force: Annotated[bool, typer.Option(help="Overwrite finsync.toml.")] = False,
@@ -76,12 +63,9 @@ def init(directory: Annotated[Path, typer.Argument()] = Path("."),
                         as_json=as_json)
         directory.mkdir(parents=True, exist_ok=True)
         target.write_text(DEFAULT_CONFIG.read_text())
-        config = load_config(target)
-        with _engine(config) as engine:
-            upgrade(engine)
-            revision = current_revision(engine)
-        result = {"config": str(target.resolve()), "database": _safe_url(config),
-                  "revision": revision}
+        migrated = migrate_database(load_config(target))
+        result = {"config": str(target.resolve()), "database": migrated.database,
+                  "revision": migrated.after}
         if as_json:
             output.emit_json(result)
         else:
@@ -89,24 +73,17 @@ def init(directory: Annotated[Path, typer.Argument()] = Path("."),
                                  f"{result['revision']}")
 
 
-def _safe_url(config: FinsyncConfig) -> str:
-    return make_url(config.database_url).render_as_string(hide_password=True)
-
-
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigPath = None, as_json: Json = False) -> None:
     """Apply the Alembic migrations up to the newest revision."""
     with guarded(as_json):
-        loaded = load_config(config)
-        with _engine(loaded) as engine:
-            before = current_revision(engine)
-            upgrade(engine)
-            result = {"database": _safe_url(loaded), "from": before,
-                      "to": current_revision(engine)}
+        migrated = migrate_database(load_config(config))
+        result = {"database": migrated.database, "from": migrated.before, "to": migrated.after}
         if as_json:
             output.emit_json(result)
         else:
-            output.console.print(f"{result['database']}: {before or 'empty'} -> {result['to']}")
+            output.console.print(f"{migrated.database}: {migrated.before or 'empty'} -> "
+                                 f"{migrated.after}")
 
 
 def _read_lines(file: Path) -> list[bytes]:
@@ -131,8 +108,7 @@ def ingest(file: Annotated[Path, typer.Argument(help="JSON lines; '-' reads stdi
         with output.progress_bar(not as_json) as progress:
             for start in range(0, len(lines), batch):
                 chunk = lines[start:start + batch]
-                stored += hub.intake.store([RawIn(source, b, {"x-finsync-file": file.name})
-                                            for b in chunk])
+                stored += store_raw(hub, source, chunk, {"x-finsync-file": file.name})
                 progress("stored", stored, len(lines))
         if as_json:
             output.emit_json({"stored": stored, "source": source})

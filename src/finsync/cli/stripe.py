@@ -12,11 +12,10 @@ from typing import Annotated
 
 import typer
 
-from finsync.bootstrap import build_hub, build_stripe_poller
+from finsync.bootstrap import build_hub, build_stripe_poller, store_raw
 from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, guarded
 from finsync.config import load_config
-from finsync.storage.raw_log import RawIn
 
 app = typer.Typer(help="Stripe as a billing source: catch-up polling.", no_args_is_help=True)
 
@@ -31,8 +30,8 @@ def poll(source: Annotated[str, typer.Option(help="Stripe intake source.")] = "s
         hub = build_hub(loaded)
         try:
             poller = build_stripe_poller(loaded, hub.engine, source)
-            result = poller.poll(lambda bodies: hub.intake.store(
-                [RawIn(source, body, {"x-finsync-poll": source}) for body in bodies]))
+            result = poller.poll(lambda bodies: store_raw(hub, source, bodies,
+                                                          {"x-finsync-poll": source}))
             summary = asdict(hub.run_until_idle()) if run else None
         finally:
             hub.engine.dispose()

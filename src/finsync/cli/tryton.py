@@ -13,11 +13,10 @@ from typing import Annotated
 
 import typer
 
+from finsync.bootstrap import set_up_tryton_books
 from finsync.cli import output
 from finsync.cli.common import Json, guarded
 from finsync.config import ConfigError
-from finsync.connectors.tryton.bootstrap import BookSpec, bootstrap
-from finsync.connectors.tryton.rpc import TrytonClient
 
 app = typer.Typer(help="Tryton as finsync's ERP: set up its books.", no_args_is_help=True)
 
@@ -45,20 +44,15 @@ def bootstrap_command(
         password = os.environ.get(password_env)
         if password is None:
             raise ConfigError(f"set the Tryton password in ${password_env}")
-        client = TrytonClient(url, database, user, password)
-        specs = [BookSpec(name, currency, tuple(year or (2026, 2027)))
-                 for name in company or ["Acme US"]]
-        try:
-            reports = bootstrap(client, specs)
-        finally:
-            client.close()
-        companies = [{"company": spec.company, "id": report.company_id,
-                      "created": report.created}
-                     for spec, report in zip(specs, reports, strict=True)]
+        names = company or ["Acme US"]
+        reports = set_up_tryton_books(url, database, user, password, names, currency,
+                                      tuple(year or (2026, 2027)))
+        companies = [{"company": name, "id": report.company_id, "created": report.created}
+                     for name, report in zip(names, reports, strict=True)]
         if as_json:
             output.emit_json({"database": database, "changed": any(r.changed for r in reports),
                               "companies": companies})
             return
-        for spec, report in zip(specs, reports, strict=True):
-            output.table(f"{spec.company} (company {report.company_id}) in {database}",
+        for name, report in zip(names, reports, strict=True):
+            output.table(f"{name} (company {report.company_id}) in {database}",
                          ["created"], [[c] for c in report.created] or [["nothing: all there"]])

@@ -1,9 +1,10 @@
 """Ports: what the hub may ask of each role, whoever plays it (embedded, Stripe, Tryton, …).
 
 Rules every implementation keeps:
-- Every method that changes something takes a `DeliveryContext` whose `key` is the
-  delivery's idempotency key. Calling again with the same key returns the first `Receipt`
-  and changes nothing (read back before writing again after an uncertain outcome).
+- Every method that changes something takes a `DeliveryContext` whose `delivery_key` is the
+  delivery's idempotency key (`event_id:target`). Calling again with the same key returns
+  the first `Receipt` and changes nothing (read back before writing again after an
+  uncertain outcome).
 - Errors leave as `TransientError` (a retry may help: timeouts, rate limits, lost connections)
   or `PermanentError` with an `ExceptionClass` (closed period, unbalanced, unknown reference…).
   Driver and SDK errors are translated inside the adapter.
@@ -15,11 +16,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.errors import FinsyncError
+from finsync.domain.events import (
+    CreditMemoIssued,
+    InvoiceIssued,
+    JournalEntrySummarised,
+    PaymentApplied,
+    RefundIssued,
+    RevenueJournalRecorded,
+)
 from finsync.domain.invoice import CreditMemo, Invoice, RatedUsage, UsageRecord
 from finsync.domain.journal import JournalEntry, PeriodStatus
 from finsync.domain.money import Money
@@ -29,7 +38,7 @@ from finsync.domain.revenue import RevenueSchedule
 
 @dataclass(frozen=True, slots=True)
 class DeliveryContext:
-    key: str
+    delivery_key: str
     event_id: str
     correlation_id: str
     causation_id: str | None = None
@@ -128,13 +137,18 @@ class RevenuePosition:
     credits: tuple[tuple[str, Money], ...] = ()
 
 
+# The events an ERP posts; each names its ledger document kind (`aggregate_type`).
+LedgerEvent = (InvoiceIssued | CreditMemoIssued | PaymentApplied | RefundIssued
+               | RevenueJournalRecorded | JournalEntrySummarised)
+LEDGER_EVENTS = (InvoiceIssued, CreditMemoIssued, PaymentApplied, RefundIssued,
+                 RevenueJournalRecorded, JournalEntrySummarised)
+
+
 @dataclass(frozen=True, slots=True)
 class Posting:
-    """One document for a batch call, with the context of its delivery."""
+    """One event for a batch call, with the context of its delivery."""
 
-    event_type: str  # invoice.issued | credit_memo.issued | payment.applied | refund.issued
-    #                  | journal_entry.posted
-    document: Any
+    event: LedgerEvent
     ctx: DeliveryContext
 
 
@@ -160,7 +174,7 @@ class JournalPreviewPort(LedgerPort, Protocol):
     document, without posting it (summary posting aggregates these; the hub computes no
     accounting of its own)."""
 
-    def preview_journal(self, event_type: str, document: Any) -> JournalEntry: ...
+    def preview_journal(self, event: LedgerEvent) -> JournalEntry: ...
 
 
 @runtime_checkable
@@ -176,7 +190,10 @@ class RevenuePort(Protocol):
     def record_usage(self, usage: RatedUsage, ctx: DeliveryContext) -> Receipt: ...
     def schedules(self, subscription_contract_id: str) -> Sequence[RevenueSchedule]: ...
     def period_journals(self, legal_entity: str, period: Period,
-                        ctx: DeliveryContext) -> Sequence[JournalEntry]: ...
+                        request_id: str) -> Sequence[JournalEntry]:
+        """The period's revenue journals; asking again under the same `request_id` (the
+        close's correlation) answers the same journals."""
+        ...
     def positions(self, legal_entity: str, day: date) -> Sequence[RevenuePosition]: ...
     def account_map(self) -> Mapping[str, str]:
         """GL accounts of its journals: revenue, deferred_revenue, contract_asset,
@@ -192,7 +209,7 @@ class SourceEvent:
     source_event_id: str
     type: str
     created: int
-    body: Mapping[str, Any]
+    body: Mapping[str, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +255,7 @@ class BillingSourcePort(Protocol):
 
     system: str
 
-    def fetch(self, object_type: str, external_id: str) -> Mapping[str, Any]: ...
+    def fetch(self, object_type: str, external_id: str) -> Mapping[str, object]: ...
     def events_after(self, cursor: str | None, limit: int) -> SourcePage: ...
 
 

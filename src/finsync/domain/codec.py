@@ -1,105 +1,279 @@
-"""Decoding canonical payloads (JSON objects) into domain objects.
+"""The one codec of canonical events: domain objects to JSON and back, exactly.
 
-Rules: money is a decimal string in the document's currency; dates are ISO dates; any
-missing or malformed field is a `MappingError` naming its path, never a default.
+Rules (docs/events.md §2-3):
+- Type-driven: a frozen dataclass is an object of its fields, read back through its type
+  hints, so `decode(type(x), encode(x)) == x` for every canonical document and event (a
+  hypothesis test proves it per event class). Each wire rule below is written once, its
+  writer beside its reader.
+- Money is a decimal string in the currency in scope: the `currency` field of the object
+  (or of an enclosing one). An object with money and no currency in scope carries its own
+  `currency` key (payments, refunds, rated usage). A journal line names the currency of
+  each amount (`currency`, `transaction_currency`).
+- Dates are ISO dates; enums travel by value; tuples as lists; `ExternalRefs` as the object
+  `external_refs` (system -> id). Strings are non-empty; integers are never booleans.
+- A field with a default may be absent or null; a tuple absent is empty; anything else
+  missing or malformed is a `MappingError` naming its path, never a default. A domain rule
+  that a payload breaks is that payload's mapping error.
+- Old payload versions are upcast on read (each event class lists its steps), so every later
+  stage sees the current shape; a newer version than finsync knows is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import types
+import typing
 from collections.abc import Callable, Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Any, TypeVar
+from enum import Enum
+from typing import Any, TypeVar, cast
 
-from finsync.domain.catalog import BillingFrequency
-from finsync.domain.clock import parse_date
-from finsync.domain.contract import (
-    ContractAmendment,
-    ContractChange,
-    ContractLine,
-    RampStep,
-    SubscriptionContract,
-)
+from finsync.domain.aggregate import AggregateRef
+from finsync.domain.clock import parse_date, parse_utc
+from finsync.domain.envelope import DraftEnvelope, Envelope
 from finsync.domain.errors import DomainError, MappingError
-from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice, RatedUsage, UsageRecord
-from finsync.domain.journal import JournalEntry, JournalLine, Side
+from finsync.domain.events import AnyEvent, event_class
+from finsync.domain.journal import JournalLine, Side
 from finsync.domain.money import Money
-from finsync.domain.party import CustomerAccount
-from finsync.domain.payment import Payment, PaymentApplication, Refund
 from finsync.domain.refs import ExternalRefs
 
+JsonValue = dict[str, "JsonValue"] | list["JsonValue"] | str | int | bool | None
+JsonObject = dict[str, JsonValue]
 T = TypeVar("T")
 
+_REFS_KEY = "external_refs"
 
-class Reader:
-    """Typed access to one JSON object, with the path for error messages."""
 
-    def __init__(self, obj: Any, path: str) -> None:
-        if not isinstance(obj, Mapping):
-            raise MappingError(f"{path} must be an object")
-        self.obj, self.path = obj, path
+# -- values ---------------------------------------------------------------------------------
 
-    def _get(self, key: str) -> Any:
-        if key not in self.obj or self.obj[key] is None:
-            raise MappingError(f"{self.path}.{key} is required")
-        return self.obj[key]
-
-    def text(self, key: str) -> str:
-        value = self._get(key)
-        if not isinstance(value, str) or not value:
-            raise MappingError(f"{self.path}.{key} must be a non-empty string")
+def encode(value: object, currency: str | None = None) -> JsonValue:
+    """A domain value as JSON data (`currency` is the one in scope for its money)."""
+    if isinstance(value, Money):
+        return _write_money(value, currency)
+    if isinstance(value, ExternalRefs):
+        return dict(value.pairs)
+    if isinstance(value, JournalLine):
+        return _write_journal_line(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _write_object(value, currency)
+    if isinstance(value, Enum):
+        return cast(JsonValue, value.value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, tuple | list):
+        return [encode(v, currency) for v in value]
+    if value is None or isinstance(value, str | int | bool):
         return value
+    raise TypeError(f"the codec has no wire shape for {type(value).__name__}")
 
-    def opt_text(self, key: str) -> str | None:
-        return None if self.obj.get(key) is None else self.text(key)
 
-    def integer(self, key: str) -> int:
-        value = self._get(key)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise MappingError(f"{self.path}.{key} must be an integer")
-        return value
+def decode(tp: type[T], data: object, path: str, currency: str | None = None) -> T:
+    """The value of type `tp` that `encode` wrote; `path` names it in errors."""
+    return cast(T, _read(tp, data, path, currency))
 
-    def opt_integer(self, key: str) -> int | None:
-        return None if self.obj.get(key) is None else self.integer(key)
 
-    def day(self, key: str) -> date:
+def _read(tp: Any, data: object, path: str, currency: str | None) -> object:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (types.UnionType, typing.Union):
+        if data is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _read(inner, data, path, currency)
+    if origin is tuple:
+        return _read_tuple(args, data, path, currency)
+    if tp is Money:
+        return _read_money(data, path, currency)
+    if tp is ExternalRefs:
+        return _read_refs(data, path)
+    if tp is JournalLine:
+        return _read_journal_line(data, path)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _read_object(tp, data, path, currency)
+    return _read_scalar(tp, data, path)
+
+
+def _read_tuple(args: tuple[Any, ...], data: object, path: str,
+                currency: str | None) -> tuple[object, ...]:
+    if not isinstance(data, list):
+        raise MappingError(f"{path} must be a list")
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_read(args[0], v, f"{path}[{i}]", currency) for i, v in enumerate(data))
+    if len(data) != len(args):
+        raise MappingError(f"{path} must be a list of {len(args)} items")
+    return tuple(_read(a, v, f"{path}[{i}]", currency)
+                 for i, (a, v) in enumerate(zip(args, data, strict=True)))
+
+
+def _read_scalar(tp: Any, data: object, path: str) -> object:
+    if isinstance(tp, type) and issubclass(tp, Enum):
         try:
-            return parse_date(self.text(key))
-        except DomainError as exc:
-            raise MappingError(f"{self.path}.{key}: {exc}") from exc
-
-    def money(self, key: str, currency: str) -> Money:
-        value = self._get(key)
-        if not isinstance(value, str):
-            raise MappingError(f"{self.path}.{key} must be a decimal string, not {value!r}")
+            return tp(data)
+        except ValueError:
+            known = ", ".join(str(m.value) for m in tp)
+            raise MappingError(f"{path} {data!r} is not known (one of: {known})") from None
+    if tp is bool:
+        if not isinstance(data, bool):
+            raise MappingError(f"{path} must be true or false")
+        return data
+    if tp is int:
+        if not isinstance(data, int) or isinstance(data, bool):
+            raise MappingError(f"{path} must be an integer")
+        return data
+    if tp is str:
+        if not isinstance(data, str) or not data:
+            raise MappingError(f"{path} must be a non-empty string")
+        return data
+    if tp is date:
         try:
-            return Money.of(value, currency)
+            return parse_date(str(_read_scalar(str, data, path)))
         except DomainError as exc:
-            raise MappingError(f"{self.path}.{key}: {exc}") from exc
-
-    def flag(self, key: str) -> bool:
-        value = self.obj.get(key, False)
-        if not isinstance(value, bool):
-            raise MappingError(f"{self.path}.{key} must be true or false")
-        return value
-
-    def child(self, key: str) -> Reader:
-        return Reader(self._get(key), f"{self.path}.{key}")
-
-    def items(self, key: str, decode: Callable[[Reader], T]) -> tuple[T, ...]:
-        values = self.obj.get(key) or []
-        if not isinstance(values, list):
-            raise MappingError(f"{self.path}.{key} must be a list")
-        return tuple(decode(Reader(v, f"{self.path}.{key}[{i}]")) for i, v in enumerate(values))
-
-    def refs(self) -> ExternalRefs:
-        refs = self.obj.get("external_refs") or {}
-        if not isinstance(refs, Mapping) or not all(isinstance(v, str) for v in refs.values()):
-            raise MappingError(f"{self.path}.external_refs must map system to id")
-        return ExternalRefs.of(refs)
+            raise MappingError(f"{path}: {exc}") from exc
+    if tp is Decimal:
+        return Decimal(str(_read_scalar(str, data, path)))
+    raise TypeError(f"the codec cannot read {tp!r}")
 
 
-def _build(path: str, factory: Callable[[], T]) -> T:
+# -- money ---------------------------------------------------------------------------------
+
+def _write_money(value: Money, currency: str | None) -> str:
+    if currency is not None and value.currency != currency:
+        raise TypeError(f"{value} is not in {currency}, the currency in scope")
+    return str(value.amount)
+
+
+def _read_money(data: object, path: str, currency: str | None) -> Money:
+    if currency is None:
+        raise TypeError(f"{path}: no currency in scope")
+    if not isinstance(data, str):
+        raise MappingError(f"{path} must be a decimal string, not {data!r}")
+    try:
+        return Money.of(data, currency)
+    except DomainError as exc:
+        raise MappingError(f"{path}: {exc}") from exc
+
+
+def _read_refs(data: object, path: str) -> ExternalRefs:
+    if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
+        raise MappingError(f"{path} must map system to id")
+    return ExternalRefs.of(data)
+
+
+def _write_journal_line(line: JournalLine) -> JsonObject:
+    moved = line.transaction_amount
+    return {"account": line.account, "side": line.side.value, "amount": str(line.amount.amount),
+            "currency": line.amount.currency, "dimensions": encode(line.dimensions),
+            "transaction_amount": None if moved is None else str(moved.amount),
+            "transaction_currency": None if moved is None else moved.currency}
+
+
+def _read_journal_line(data: object, path: str) -> JournalLine:
+    obj = _object(data, path)
+    moved = _field(obj, "transaction_currency", str | None, path, None)
+    return built(path, lambda: JournalLine(
+        _field(obj, "account", str, path, None),
+        _field(obj, "side", Side, path, None),
+        _field(obj, "amount", Money, path, _field(obj, "currency", str, path, None)),
+        _field(obj, "dimensions", tuple[tuple[str, str], ...], path, None),
+        None if moved is None else _field(obj, "transaction_amount", Money, path, moved)))
+
+
+# -- objects -------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Slot:
+    name: str
+    key: str
+    tp: Any
+    default: Callable[[], object] | None
+
+
+_SLOTS: dict[type, tuple[_Slot, ...]] = {}
+
+
+def _slots(cls: type) -> tuple[_Slot, ...]:
+    """A dataclass's fields as the wire has them (worked out once per class)."""
+    found = _SLOTS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = _SLOTS[cls] = tuple(
+            _Slot(f.name, _REFS_KEY if hints[f.name] is ExternalRefs else f.name,
+                  hints[f.name], _default_of(f))
+            for f in dataclasses.fields(cls) if f.init)
+    return found
+
+
+def _default_of(f: dataclasses.Field[Any]) -> Callable[[], object] | None:
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+        return lambda: value
+    if f.default_factory is not dataclasses.MISSING:
+        return cast(Callable[[], object], f.default_factory)
+    return None
+
+
+def _carries_currency(cls: type) -> bool:
+    """Whether this object's money needs a `currency` key of its own (none in scope)."""
+    slots = _slots(cls)
+    if any(s.name == "currency" for s in slots):
+        return False
+    return any(s.tp in (Money, Money | None) for s in slots)
+
+
+def _own_currency(value: object) -> str:
+    first = next(getattr(value, s.name) for s in _slots(type(value))
+                 if isinstance(getattr(value, s.name), Money))
+    return cast(Money, first).currency
+
+
+def _write_object(value: object, currency: str | None) -> JsonObject:
+    cls = type(value)
+    written: JsonObject = {}
+    own = getattr(value, "currency", None)
+    if isinstance(own, str):
+        currency = own
+    elif currency is None and _carries_currency(cls):
+        currency = written["currency"] = _own_currency(value)
+    for slot in _slots(cls):
+        written[slot.key] = encode(getattr(value, slot.name), currency)
+    return written
+
+
+def _read_object(cls: type[T], data: object, path: str, currency: str | None) -> T:
+    obj = _object(data, path)
+    names = {s.name for s in _slots(cls)}
+    if "currency" in names or (currency is None and _carries_currency(cls)):
+        currency = _field(obj, "currency", str, path, None)
+    values = {s.name: _field(obj, s.key, s.tp, path, currency, s.default) for s in _slots(cls)}
+    return built(path, lambda: cls(**values))
+
+
+def _field(obj: Mapping[str, object], key: str, tp: Any, path: str, currency: str | None,
+           default: Callable[[], object] | None = None) -> Any:
+    """One field: absent or null is its default, an empty tuple or None where the type
+    allows, and otherwise a mapping error naming it."""
+    value = obj.get(key)
+    if value is None:
+        if default is not None:
+            return default()
+        if typing.get_origin(tp) is tuple:
+            return ()
+        if type(None) in typing.get_args(tp):
+            return None
+        raise MappingError(f"{path}.{key} is required")
+    return _read(tp, value, f"{path}.{key}", currency)
+
+
+def _object(data: object, path: str) -> Mapping[str, object]:
+    if not isinstance(data, Mapping):
+        raise MappingError(f"{path} must be an object")
+    return data
+
+
+def built(path: str, factory: Callable[[], T]) -> T:
     """Domain rules broken by a payload are mapping errors of that payload."""
     try:
         return factory()
@@ -109,165 +283,133 @@ def _build(path: str, factory: Callable[[], T]) -> T:
         raise MappingError(f"{path}: {exc}") from exc
 
 
-def decode_customer(r: Reader) -> CustomerAccount:
-    return _build(r.path, lambda: CustomerAccount(
-        r.text("id"), r.text("name"), r.text("legal_entity"), r.text("currency"),
-        r.text("billing_country"), r.opt_integer("version") or 1, r.refs()))
+# -- events --------------------------------------------------------------------------------
+
+def encode_event(event: AnyEvent) -> JsonObject:
+    """The payload of an event: its document under the document's key."""
+    return _write_object(event, None)
 
 
-def _contract_line(currency: str) -> Callable[[Reader], ContractLine]:
-    def decode(r: Reader) -> ContractLine:
-        ramp = r.items("ramp", lambda s: RampStep(s.day("starts_on"), s.integer("quantity"),
-                                                    s.money("unit_price", currency)))
-        return _build(r.path, lambda: ContractLine(
-            r.text("line_id"), r.text("product_id"), r.text("price_id"), r.integer("quantity"),
-            r.money("unit_price", currency), r.day("start_date"), r.day("end_date"), ramp))
-    return decode
+def decode_event(name: str, schema_version: int, payload: object) -> AnyEvent:
+    """The typed event a payload of this type and version carries (upcast first)."""
+    cls = event_class(name)
+    current = cls.schema_version()
+    if schema_version > current:
+        raise MappingError(f"{name} schema v{schema_version} is newer than v{current}",
+                           code="unknown_schema_version")
+    if schema_version < 1:
+        raise MappingError(f"{name} schema v{schema_version} does not exist",
+                           code="unknown_schema_version")
+    data = _object(payload, "payload")
+    for step in cls.upcasters[schema_version - 1:]:
+        data = step(data)
+    values = {s.name: _top(data, s) for s in _slots(cls)}
+    return built(name, lambda: cls(**values))
 
 
-def decode_contract(r: Reader) -> SubscriptionContract:
-    currency = r.text("currency")
-    frequency = r.text("billing_frequency")
-    if frequency not in BillingFrequency.__members__.values():
-        raise MappingError(f"{r.path}.billing_frequency {frequency!r} is not known")
-    return _build(r.path, lambda: SubscriptionContract(
-        r.text("id"), r.text("customer_id"), r.text("legal_entity"), currency,
-        r.day("start_date"), r.day("end_date"), BillingFrequency(frequency),
-        r.items("lines", _contract_line(currency)), r.integer("version"), r.refs()))
+def _top(payload: Mapping[str, object], slot: _Slot) -> object:
+    """A payload's document, named by its key alone in errors (`invoice.total`)."""
+    if payload.get(slot.key) is None:
+        raise MappingError(f"payload.{slot.key} is required")
+    return _read(slot.tp, payload[slot.key], slot.key, None)
 
 
-def decode_amendment(r: Reader) -> ContractAmendment:
-    contract = decode_contract(r.child("contract"))
-    changes = r.items("changes", lambda c: ContractChange(
-        c.text("op"), c.text("line_id"), c.opt_text("before"), c.opt_text("after")))
-    return _build(r.path, lambda: ContractAmendment(
-        r.text("id"), r.text("contract_id"), r.integer("version"), r.day("effective_date"),
-        r.text("reason"), changes, contract))
+# -- envelopes -----------------------------------------------------------------------------
+
+def draft_to_json(draft: DraftEnvelope) -> JsonObject:
+    """A source's envelope on the wire (the hub adds `event_id` and `received_at`)."""
+    aggregate = draft.claimed
+    return {
+        "type": draft.event.name.value,
+        "schema_version": draft.event.schema_version(),
+        "source": draft.source,
+        "source_event_id": draft.source_event_id,
+        "occurred_at": draft.occurred_at.isoformat(),
+        "correlation_id": draft.correlation_id,
+        "causation_id": draft.causation_id,
+        "business_key": draft.business_key,
+        "aggregate": {"type": aggregate.type, "id": aggregate.id, "version": aggregate.version},
+        "payload": encode_event(draft.event),
+    }
 
 
-def _document_line(currency: str) -> Callable[[Reader], DocumentLine]:
-    def decode(r: Reader) -> DocumentLine:
-        return _build(r.path, lambda: DocumentLine(
-            r.text("line_id"), r.text("product_id"), r.text("description"), r.integer("quantity"),
-            r.money("amount", currency), r.money("tax_amount", currency),
-            r.day("service_start"), r.day("service_end"), r.flag("proration"),
-            r.opt_text("contract_line_id")))
-    return decode
+def envelope_to_json(envelope: Envelope) -> JsonObject:
+    """An envelope as the hub keeps it, with its hub fields."""
+    aggregate = envelope.aggregate
+    return {
+        "event_id": envelope.event_id,
+        "type": envelope.type.value,
+        "schema_version": envelope.schema_version,
+        "source": envelope.source,
+        "source_event_id": envelope.source_event_id,
+        "occurred_at": envelope.occurred_at.isoformat(),
+        "received_at": envelope.received_at.isoformat(),
+        "correlation_id": envelope.correlation_id,
+        "causation_id": envelope.causation_id,
+        "business_key": envelope.business_key,
+        "aggregate": {"type": aggregate.type, "id": aggregate.id, "version": aggregate.version},
+        "payload": encode_event(envelope.event),
+    }
 
 
-def decode_invoice(r: Reader) -> Invoice:
-    c = r.text("currency")
-    return _build(r.path, lambda: Invoice(
-        r.text("id"), r.text("number"), r.text("customer_id"), r.opt_text("contract_id"),
-        r.opt_integer("contract_version"), r.text("legal_entity"), c, r.day("issue_date"),
-        r.day("due_date"), r.items("lines", _document_line(c)), r.money("subtotal", c),
-        r.money("tax_total", c), r.money("total", c), r.refs()))
-
-
-def decode_credit_memo(r: Reader) -> CreditMemo:
-    c = r.text("currency")
-    return _build(r.path, lambda: CreditMemo(
-        r.text("id"), r.text("number"), r.text("invoice_id"), r.text("customer_id"),
-        r.text("legal_entity"), c, r.day("issue_date"), r.text("reason"),
-        r.items("lines", _document_line(c)), r.money("subtotal", c), r.money("tax_total", c),
-        r.money("total", c), r.refs(),
-        None if r.obj.get("applied_to_invoice") is None else r.money("applied_to_invoice", c)))
-
-
-def decode_payment(r: Reader) -> Payment:
-    c = r.text("currency")
-    return _build(r.path, lambda: Payment(
-        r.text("id"), r.text("customer_id"), r.text("legal_entity"), r.money("amount", c),
-        r.day("received_on"),
-        r.items("applications", lambda a: PaymentApplication(a.text("invoice_id"),
-                                                              a.money("amount", c))),
-        r.refs()))
-
-
-def decode_refund(r: Reader) -> Refund:
-    c = r.text("currency")
-    return _build(r.path, lambda: Refund(
-        r.text("id"), r.text("payment_id"), r.text("customer_id"), r.text("legal_entity"),
-        r.money("amount", c), r.day("issued_on"), r.text("reason"), r.refs(),
-        None if r.obj.get("from_credit") is None else r.money("from_credit", c),
-        r.opt_text("reopens_invoice")))
-
-
-def decode_journal_entry(r: Reader) -> JournalEntry:
-    def line(x: Reader) -> JournalLine:
-        moved = x.opt_text("transaction_currency")
-        return _build(x.path, lambda: JournalLine(
-            x.text("account"), _side(x), x.money("amount", x.text("currency")),
-            _pairs(x, "dimensions"),
-            None if moved is None else x.money("transaction_amount", moved)))
-
-    return _build(r.path, lambda: JournalEntry(
-        r.text("id"), r.text("legal_entity"), r.day("posting_date"), r.text("memo"),
-        r.items("lines", line), r.opt_text("correlation_id"), r.opt_text("reverses"),
-        _pairs(r, "source_refs")))
-
-
-def _side(r: Reader) -> Side:
+def draft_from_text(text: str | bytes) -> DraftEnvelope:
     try:
-        return Side(r.text("side"))
-    except ValueError:
-        raise MappingError(f"{r.path}.side must be debit or credit") from None
+        obj = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MappingError(f"not JSON: {exc}", code="invalid_json") from exc
+    return draft_from_json(obj)
 
 
-def _pairs(r: Reader, key: str) -> tuple[tuple[str, str], ...]:
-    values = r.obj.get(key) or []
-    if not isinstance(values, list) or not all(
-            isinstance(p, list) and len(p) == 2 and all(isinstance(v, str) for v in p)
-            for p in values):
-        raise MappingError(f"{r.path}.{key} must be a list of [name, value] pairs")
-    return tuple((k, v) for k, v in values)
+def draft_from_json(obj: object) -> DraftEnvelope:
+    """A canonical envelope as a source sent it: header checked, payload upcast and decoded,
+    the aggregate checked against the document. `event_id` and `received_at` in it are the
+    hub's to set and are ignored."""
+    env = _envelope_object(obj)
+    version = env.get("schema_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise MappingError("schema_version must be an integer", code="invalid_envelope")
+    if not isinstance(env.get("payload"), Mapping):
+        raise MappingError("envelope field 'payload' must be an object", code="invalid_envelope")
+    try:
+        occurred_at = parse_utc(_header(env, "occurred_at"))
+    except DomainError as exc:
+        raise MappingError(str(exc), code="invalid_envelope") from exc
+    name, source = _header(env, "type"), _header(env, "source")
+    source_event_id = _header(env, "source_event_id")
+    correlation_id = _header(env, "correlation_id")
+    causation_id = _header(env, "causation_id", required=False) or None
+    # The previous version called the business key `idempotency_key`.
+    legacy_key = _header(env, "idempotency_key", required=False)
+    key = _header(env, "business_key", required=False) or legacy_key or None
+    aggregate = _aggregate(env)
+    event = decode_event(name, version, env["payload"])
+    return built("envelope", lambda: DraftEnvelope(
+        event, source, source_event_id, occurred_at, correlation_id, causation_id, key,
+        aggregate))
 
 
-def journal_entry_payload(entry: JournalEntry) -> dict[str, Any]:
-    """The canonical wire shape `decode_journal_entry` reads."""
-    def line(ln: JournalLine) -> dict[str, Any]:
-        moved = ln.transaction_amount
-        return {"account": ln.account, "side": ln.side.value, "amount": str(ln.amount.amount),
-                "currency": ln.amount.currency, "dimensions": [list(d) for d in ln.dimensions],
-                "transaction_amount": None if moved is None else str(moved.amount),
-                "transaction_currency": None if moved is None else moved.currency}
-
-    return {"id": entry.id, "legal_entity": entry.legal_entity,
-            "posting_date": entry.posting_date.isoformat(), "memo": entry.memo,
-            "correlation_id": entry.correlation_id, "reverses": entry.reverses,
-            "source_refs": [list(p) for p in entry.source_refs],
-            "lines": [line(ln) for ln in entry.lines]}
+def _envelope_object(obj: object) -> Mapping[str, object]:
+    if not isinstance(obj, Mapping):
+        raise MappingError("an envelope must be a JSON object", code="invalid_envelope")
+    return obj
 
 
-def decode_usage(r: Reader) -> UsageRecord:
-    return _build(r.path, lambda: UsageRecord(
-        r.text("id"), r.text("contract_id"), r.text("product_id"), r.integer("quantity"),
-        r.day("occurred_on")))
-
-
-def decode_rated_usage(r: Reader) -> RatedUsage:
-    c = r.text("currency")
-    return _build(r.path, lambda: RatedUsage(
-        r.text("id"), r.text("contract_id"), r.text("line_id"), r.text("product_id"),
-        r.day("period_start"), r.day("period_end"), r.integer("used"), r.integer("included"),
-        r.integer("billable"), r.money("amount", c), r.money("drawn", c),
-        r.money("invoiced", c), r.opt_text("invoice_id")))
-
-
-def encode(value: Any) -> Any:
-    """A domain object as JSON data: decimal strings, ISO dates, lists for tuples."""
-    if isinstance(value, Money):
-        return value.to_json()
-    if isinstance(value, ExternalRefs):
-        return dict(value.pairs)
-    if hasattr(value, "__dataclass_fields__"):
-        return {name: encode(getattr(value, name)) for name in value.__dataclass_fields__}
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, tuple | list):
-        return [encode(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): encode(v) for k, v in value.items()}
-    if isinstance(value, Decimal):
-        return str(value)
+def _header(env: Mapping[str, object], key: str, *, required: bool = True) -> str:
+    value = env.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value:
+        raise MappingError(f"envelope field {key!r} must be a non-empty string",
+                           code="invalid_envelope")
     return value
+
+
+def _aggregate(env: Mapping[str, object]) -> AggregateRef:
+    agg = env.get("aggregate")
+    if not isinstance(agg, Mapping):
+        raise MappingError("envelope field 'aggregate' must be an object", code="invalid_envelope")
+    version = agg.get("version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)
+                                or version < 1):
+        raise MappingError("aggregate.version must be a positive integer", code="invalid_envelope")
+    return AggregateRef(_header(agg, "type"), _header(agg, "id"), version)

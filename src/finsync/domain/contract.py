@@ -4,12 +4,16 @@ Rules:
 - A contract is versioned; every amendment makes version n+1 with an effective date.
 - Versions only move forward by one; an amendment dated before the contract starts is refused.
 - Lines have a service period `[start_date, end_date)`.
+- A change names its op (`ChangeOp`); a contract-level change has `line_id` `CONTRACT_LEVEL`
+  ("*"), and an empty `before`/`after` (a ramp that had no steps) is None, so every change
+  has one spelling on the wire and in memory.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
 
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.errors import DomainError
@@ -63,14 +67,60 @@ class SubscriptionContract:
                 raise DomainError(f"line {line.line_id} is not in {self.currency}")
 
 
+CONTRACT_LEVEL = "*"
+
+
+class ChangeOp(StrEnum):
+    """What one change did. `renewal_*` ops move only the renewal baseline (a downgrade
+    deferred to renewal), so a reader can tell today's contract from next term's."""
+
+    LINE_ADDED = "line_added"
+    LINE_REMOVED = "line_removed"
+    QUANTITY_CHANGED = "quantity_changed"
+    UNIT_PRICE_CHANGED = "unit_price_changed"
+    SERVICE_START_CHANGED = "service_start_changed"
+    SERVICE_END_CHANGED = "service_end_changed"
+    RAMP_CHANGED = "ramp_changed"
+    PRICE_CHANGED = "price_changed"
+    BILLING_FREQUENCY_CHANGED = "billing_frequency_changed"
+    TERM_CHANGED = "term_changed"
+    RENEWAL_LINE_ADDED = "renewal_line_added"
+    RENEWAL_LINE_REMOVED = "renewal_line_removed"
+    RENEWAL_QUANTITY_CHANGED = "renewal_quantity_changed"
+    RENEWAL_UNIT_PRICE_CHANGED = "renewal_unit_price_changed"
+    RENEWAL_SERVICE_START_CHANGED = "renewal_service_start_changed"
+    RENEWAL_SERVICE_END_CHANGED = "renewal_service_end_changed"
+    RENEWAL_RAMP_CHANGED = "renewal_ramp_changed"
+    RENEWAL_PRICE_CHANGED = "renewal_price_changed"
+    RENEWAL_BILLING_FREQUENCY_CHANGED = "renewal_billing_frequency_changed"
+    RENEWAL_TERM_CHANGED = "renewal_term_changed"
+    CANCEL_AT_TERM_END = "cancel_at_term_end"
+    CANCELLED = "cancelled"
+    # A source that reports changed attributes rather than a diff (Stripe's
+    # `previous_attributes`): `attribute` names which one.
+    ATTRIBUTE_CHANGED = "attribute_changed"
+    # A source that told the new state only.
+    STATE_REPLACED = "state_replaced"
+
+    def at_renewal(self) -> ChangeOp:
+        """The same change, made to the renewal baseline only."""
+        return ChangeOp(f"renewal_{self.value}")
+
+
 @dataclass(frozen=True, slots=True)
 class ContractChange:
     """One machine-readable difference between two versions (`op` names what changed)."""
 
-    op: str
-    line_id: str
+    op: ChangeOp
+    line_id: str = CONTRACT_LEVEL
     before: str | None = None
     after: str | None = None
+    attribute: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "line_id", self.line_id or CONTRACT_LEVEL)
+        object.__setattr__(self, "before", self.before or None)
+        object.__setattr__(self, "after", self.after or None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from finsync.domain.clock import Period
 from finsync.domain.errors import DomainError
 from finsync.domain.money import Money, total
 from finsync.domain.refs import ExternalRefs
@@ -134,8 +135,14 @@ class RatedUsage:
     invoice_id: str | None = None
 
     def __post_init__(self) -> None:
+        if self.period_end <= self.period_start:
+            raise DomainError(f"rated usage {self.id}: the period must end after it starts")
         if min(self.used, self.included, self.billable) < 0:
             raise DomainError(f"rated usage {self.id}: quantities cannot be negative")
         if self.drawn + self.invoiced != self.amount:
             raise DomainError(f"rated usage {self.id}: drawn + invoiced differs from "
                               f"{self.amount}")
+
+    @property
+    def period(self) -> Period:
+        return Period(self.period_start, self.period_end)

@@ -1,59 +1,34 @@
-"""Schema upcasting: old payload versions are upgraded on read, so a year-old event replays.
+"""Schema upcasters: pure steps that lift an old payload shape one version, so a year-old
+event replays today.
 
 Rules:
-- Each upcaster lifts one event type from version n to n+1 and is pure.
-- `upcast` applies them in a chain up to the current version; a version newer than finsync
-  knows, or a missing step, is a mapping error (never a guess).
+- A step takes the payload (a JSON object) of version n and returns version n+1; it never
+  guesses: a value it cannot lift is a `MappingError`.
+- Each event class lists its steps in order (`CanonicalEvent.upcasters`); the codec applies
+  them on read, up to the class's current version.
 
-The registered change: `invoice.issued` v1 carried integer minor units (`total_minor`,
-`amount_minor`…) beside a currency code; v2 carries decimal strings, as every current payload.
+The changes registered:
+- invoice issued, v1 -> v2: integer minor units (`total_minor`, `amount_minor`…) beside a
+  currency code became decimal strings, as every current payload.
+- contract amended / renewed / cancelled, v1 -> v2: a change's `op` became one of the
+  `ChangeOp` values. `cancel` is `cancelled`, `replace_state` is `state_replaced`,
+  `add_line` and `remove_line` are `line_added` and `line_removed`. Any other v1 op that is
+  not a `ChangeOp` named what changed in free form (Stripe's `set_<attribute>`, a CPQ's
+  `quantity`): it is `attribute_changed` with that name as `attribute` (without `set_`),
+  so nothing a source said is lost. A contract-level change's empty `line_id` is `*`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from finsync.domain.envelope import Envelope, JsonObject
+from finsync.domain.contract import CONTRACT_LEVEL, ChangeOp
 from finsync.domain.errors import MappingError
 from finsync.domain.money import Money
 
-Upcaster = Callable[[JsonObject], JsonObject]
-
-
-class UpcasterRegistry:
-    def __init__(self) -> None:
-        self._steps: dict[tuple[str, int], Upcaster] = {}
-        self._current: dict[str, int] = {}
-
-    def register(self, event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
-        def add(step: Upcaster) -> Upcaster:
-            self._steps[(event_type, from_version)] = step
-            self._current[event_type] = max(self._current.get(event_type, 1), from_version + 1)
-            return step
-        return add
-
-    def current_version(self, event_type: str) -> int:
-        return self._current.get(event_type, 1)
-
-    def upcast(self, envelope: Envelope) -> Envelope:
-        target = self.current_version(envelope.type)
-        if envelope.schema_version > target:
-            raise MappingError(
-                f"{envelope.type} schema v{envelope.schema_version} is newer than v{target}",
-                code="unknown_schema_version",
-            )
-        payload, version = envelope.payload, envelope.schema_version
-        while version < target:
-            step = self._steps.get((envelope.type, version))
-            if step is None:
-                raise MappingError(f"no upcaster for {envelope.type} v{version}",
-                                   code="unknown_schema_version")
-            payload, version = step(payload), version + 1
-        return envelope if payload is envelope.payload else envelope.with_payload(version, payload)
-
-
-UPCASTERS = UpcasterRegistry()
+Payload = Mapping[str, Any]
+Upcaster = Callable[[Payload], Payload]
 
 
 def _minor_to_text(minor: Any, currency: str) -> str:
@@ -62,8 +37,7 @@ def _minor_to_text(minor: Any, currency: str) -> str:
     return str(Money.from_minor(minor, currency).amount)
 
 
-@UPCASTERS.register("invoice.issued", from_version=1)
-def _invoice_v1_to_v2(payload: JsonObject) -> JsonObject:
+def invoice_v1_to_v2(payload: Payload) -> Payload:
     invoice = dict(payload.get("invoice") or {})
     currency = str(invoice.get("currency", ""))
     for name in ("subtotal", "tax_total", "total"):
@@ -76,3 +50,30 @@ def _invoice_v1_to_v2(payload: JsonObject) -> JsonObject:
         lines.append(moved)
     invoice["lines"] = lines
     return {**payload, "invoice": invoice}
+
+
+_RENAMED_OPS = {"cancel": "cancelled", "replace_state": "state_replaced",
+                "add_line": "line_added", "remove_line": "line_removed"}
+
+
+def _change_v2(change: Any) -> Any:
+    if not isinstance(change, Mapping):
+        return change  # the reader names the malformed item
+    moved = dict(change)
+    op = moved.get("op")
+    if isinstance(op, str):
+        op = _RENAMED_OPS.get(op, op)
+        known = op in set(ChangeOp) and not op.startswith("set_")
+        moved["op"] = op if known else ChangeOp.ATTRIBUTE_CHANGED.value
+        if not known:
+            moved["attribute"] = op.removeprefix("set_")
+    moved["line_id"] = moved.get("line_id") or CONTRACT_LEVEL
+    return moved
+
+
+def amendment_v1_to_v2(payload: Payload) -> Payload:
+    amendment = payload.get("amendment")
+    if not isinstance(amendment, Mapping) or not isinstance(amendment.get("changes"), list):
+        return payload  # nothing to lift; the reader names what is missing
+    changes = [_change_v2(c) for c in amendment["changes"]]
+    return {**payload, "amendment": {**amendment, "changes": changes}}

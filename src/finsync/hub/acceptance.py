@@ -2,8 +2,8 @@
 with its outbox rows.
 
 Rules:
-- A duplicate is the same `(source, source_event_id)`, the same business idempotency key
-  (from the domain's owner), or the same aggregate version with the same payload. It is
+- A duplicate is the same `(source, source_event_id)`, the same business key (from the
+  domain's owner), or the same aggregate version with the same payload. It is
   counted, never applied.
 - The same aggregate version with a *different* payload is a `sequencing_error`.
 - Only the system that owns an event's domain may change it; otherwise `ownership_violation`.
@@ -14,7 +14,7 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -22,17 +22,19 @@ from sqlalchemy import Connection
 
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import ExceptionClass
-from finsync.domain.event_type import event_type
+from finsync.domain.events import (
+    ContractAmended,
+    ContractCancelled,
+    ContractCreated,
+    ContractRenewed,
+)
+from finsync.hub.milestone import Milestone
 from finsync.hub.settings import HubSettings
 from finsync.storage import event_log, exception_log, milestone_log, outbox
 from finsync.storage.exception_log import NewException
+from finsync.storage.status import EventStatus
 
-MILESTONE_ON_ACCEPT = {
-    "contract.created": "contract_accepted",
-    "contract.amended": "contract_accepted",
-    "contract.renewed": "contract_accepted",
-    "contract.cancelled": "contract_accepted",
-}
+_CONTRACT_EVENTS = (ContractCreated, ContractAmended, ContractRenewed, ContractCancelled)
 
 
 class Outcome(StrEnum):
@@ -57,8 +59,8 @@ class Acceptance:
             self._reject(conn, env, raw_id, at, ExceptionClass.OWNERSHIP_VIOLATION,
                          f"{env.source} sent {env.type}, but {owner} owns that domain")
             return Outcome.REJECTED
-        if (same := event_log.find_by_idempotency_key(conn, env)) is not None:
-            event_log.record_duplicate(conn, env, raw_id, same, "idempotency_key", at)
+        if (same := event_log.find_by_business_key(conn, env)) is not None:
+            event_log.record_duplicate(conn, env, raw_id, same, "business_key", at)
             return Outcome.DUPLICATE
         if env.aggregate.version is None:
             self._apply(conn, env, raw_id, at)
@@ -66,7 +68,7 @@ class Acceptance:
         return self._sequence(conn, env, raw_id, at)
 
     def owner_of(self, env: Envelope) -> str | None:
-        return self.settings.ownership.get(event_type(env.type).domain)
+        return self.settings.ownership.get(env.event.domain)
 
     def _sequence(self, conn: Connection, env: Envelope, raw_id: int | None,
                   at: datetime) -> Outcome:
@@ -74,7 +76,7 @@ class Acceptance:
         assert version is not None
         held = event_log.find_version(conn, env)
         if held is not None:
-            if held[1] == event_log.payload_hash(env):
+            if held[1] == event_log.event_hash(env):
                 event_log.record_duplicate(conn, env, raw_id, held[0], "aggregate_version", at)
                 return Outcome.DUPLICATE
             self._reject(conn, env, raw_id, at, ExceptionClass.SEQUENCING_ERROR,
@@ -87,7 +89,7 @@ class Acceptance:
                          f"version {applied}")
             return Outcome.REJECTED
         if version > applied + 1:
-            event_log.insert_event(conn, env, raw_id, "parked", at)
+            event_log.insert_event(conn, env, raw_id, EventStatus.PARKED, at)
             return Outcome.PARKED
         self._apply(conn, env, raw_id, at)
         self._release_parked(conn, env, at)
@@ -96,15 +98,16 @@ class Acceptance:
     def _apply(self, conn: Connection, env: Envelope, raw_id: int | None, at: datetime,
                *, stored: bool = False) -> None:
         if stored:
-            event_log.set_status(conn, env.event_id, "accepted", at)
+            event_log.set_status(conn, env.event_id, EventStatus.ACCEPTED, at)
         else:
-            event_log.insert_event(conn, env, raw_id, "accepted", at)
+            event_log.insert_event(conn, env, raw_id, EventStatus.ACCEPTED, at)
         if env.aggregate.version is not None:
             event_log.advance(conn, env.aggregate.type, env.aggregate.id, env.aggregate.version)
         outbox.enqueue(conn, env.event_id, self.settings.routes.get(env.type, ()),
                        partition_key(env), env.correlation_id, at)
-        if milestone := MILESTONE_ON_ACCEPT.get(env.type):
-            milestone_log.record(conn, env.correlation_id, milestone, env.event_id, "hub", at)
+        if isinstance(env.event, _CONTRACT_EVENTS):
+            milestone_log.record(conn, env.correlation_id, Milestone.CONTRACT_ACCEPTED,
+                                 env.event_id, "hub", at)
 
     def _release_parked(self, conn: Connection, env: Envelope, at: datetime) -> None:
         version = env.aggregate.version
@@ -119,7 +122,8 @@ class Acceptance:
     def _reject(self, conn: Connection, env: Envelope, raw_id: int | None, at: datetime,
                 exception_class: ExceptionClass, summary: str) -> None:
         # Kept for the record, but without the business key it has no right to hold.
-        event_log.insert_event(conn, replace(env, idempotency_key=None), raw_id, "rejected", at)
+        event_log.insert_event(conn, env, raw_id, EventStatus.REJECTED, at,
+                               keep_business_key=False)
         exception_log.open_exception(conn, NewException(
             exception_class, f"{exception_class.value}:{env.event_id}", summary,
             correlation_id=env.correlation_id,
@@ -132,7 +136,7 @@ class Acceptance:
         late = event_log.parked_before(conn, cutoff)
         for env in late:
             applied = event_log.applied_version(conn, env.aggregate.type, env.aggregate.id)
-            event_log.set_status(conn, env.event_id, "overdue", now)
+            event_log.set_status(conn, env.event_id, EventStatus.OVERDUE, now)
             exception_log.open_exception(conn, NewException(
                 ExceptionClass.SEQUENCING_ERROR, _gap_fingerprint(env),
                 f"{env.aggregate.type} {env.aggregate.id} v{env.aggregate.version} waits for "

@@ -12,6 +12,8 @@ Rules:
   planned beyond the budget are given back untried (their tries do not count).
 - The ERP's own refusal with retry-after pauses the budget until then; the deliveries of
   that call are retried with backoff like any transient error.
+- An event this ERP does not post (not a ledger event, or no route for it) is refused as a
+  mapping error without a call.
 - Outcomes are recorded by the delivery worker's code (`DeliveryWorker.record_all`):
   receipts, cross-references, milestones and exceptions look the same either way. One
   refused document in a batch fails alone.
@@ -29,10 +31,15 @@ from typing import Literal, cast
 
 from sqlalchemy import Engine
 
-from finsync.connectors.ports import BatchLedgerPort, LedgerPort, Posting, Receipt
+from finsync.connectors.ports import (
+    LEDGER_EVENTS,
+    BatchLedgerPort,
+    LedgerPort,
+    Posting,
+    Receipt,
+)
+from finsync.domain.envelope import Envelope
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
-from finsync.domain.event_type import event_type
-from finsync.domain.upcast import UPCASTERS
 from finsync.hub.budget import CallBudget
 from finsync.hub.delivery import Attempt, DeliveryWorker, context
 from finsync.hub.summary_posting import Item, Planned, SummaryPlanner
@@ -74,8 +81,9 @@ class PostingBuffer:
         # Decided once: a Protocol check tests every member, too dear for each call.
         self._batched = isinstance(port, BatchLedgerPort)
         self._batch = self._batch_size()
-        self._planner = SummaryPlanner(engine, port, worker, clock, lease_s) \
-            if policy.posting == "daily_summary" else None
+        self._planner: SummaryPlanner | None = None
+        if policy.posting == "daily_summary":
+            self._planner = SummaryPlanner(engine, port, worker, clock, lease_s)
 
     def _batch_size(self) -> int:
         if not self._batched:
@@ -91,16 +99,16 @@ class PostingBuffer:
             return 0
         # Room for a few entities: a round's calls hold one entity each, and what does not
         # fit the budget is given back untried.
-        limit = self._policy.claim_max if self._planner else \
-            min(self._policy.claim_max, calls_max * self._batch * _ENTITY_ROOM)
+        limit = self._policy.claim_max
+        if self._planner is None:
+            limit = min(limit, calls_max * self._batch * _ENTITY_ROOM)
         with transaction(self._engine) as conn:
             claimed = outbox.claim(conn, self._owner, self._clock(), self._lease_s, limit,
                                    only=(self.system,))
         if not claimed:
             return 0
-        items, settled, held = self._decode(claimed)
-        planned, more = self._planner.plan(items) if self._planner else \
-            ([Planned(self._posting(i), (i,)) for i in items], [])
+        items, settled, held = self._items(claimed)
+        planned, more = self._plan(items)
         calls = self._calls(planned)
         sent = calls[:self._budget.available(len(calls))]
         self._budget.take(len(sent))
@@ -112,6 +120,12 @@ class PostingBuffer:
             with transaction(self._engine) as conn:
                 outbox.release(conn, held, self._owner)
         return len(settled)
+
+    def _plan(self, items: Sequence[Item]) -> tuple[list[Planned], list[Attempt]]:
+        """What to post for the round's items, and the attempts settled without a call."""
+        if self._planner is not None:
+            return self._planner.plan(items)
+        return [Planned(self._posting(i), (i,)) for i in items], []
 
     def _ready(self) -> int:
         """How many calls this round may make; waits while the budget is spent and
@@ -129,9 +143,9 @@ class PostingBuffer:
             waited += pause
         return calls
 
-    def _decode(self, claimed: Sequence[outbox.Delivery]) -> tuple[list[Item], list[Attempt],
-                                                                   list[int]]:
-        """Documents to send; attempts already settled (undecodable, not for this ERP);
+    def _items(self, claimed: Sequence[outbox.Delivery]) -> tuple[list[Item], list[Attempt],
+                                                                  list[int]]:
+        """Events to send; attempts already settled (events this ERP does not post);
         deliveries given back (a second one of an aggregate in this round)."""
         with reading(self._engine) as conn:
             envelopes = event_log.get_many(conn, [d.event_id for d in claimed])
@@ -144,27 +158,28 @@ class PostingBuffer:
                 held.append(delivery.id)
                 continue
             partitions.add(delivery.partition_key)
-            env = UPCASTERS.upcast(envelopes[delivery.event_id])
-            try:
-                if not self._target.handles(env.type):
-                    raise PermanentError(f"{self.system} does not take {env.type} events",
-                                         exception_class=ExceptionClass.MAPPING_ERROR)
-                items.append(Item(delivery, env, event_type(env.type).decode(env)))
-            except Exception as exc:
-                settled.append(Attempt(delivery, env, None, self._worker.outcome_of(delivery,
-                                                                                    exc)))
+            env = envelopes[delivery.event_id]
+            if isinstance(env.event, LEDGER_EVENTS) and self._target.handles(env.type):
+                items.append(Item(delivery, env, env.event))
+            else:
+                settled.append(self._refused(delivery, env))
         return items, settled, held
+
+    def _refused(self, delivery: outbox.Delivery, env: Envelope) -> Attempt:
+        error = PermanentError(f"{self.system} does not take {env.type} events",
+                               exception_class=ExceptionClass.MAPPING_ERROR)
+        return Attempt(delivery, env, env.event, self._worker.outcome_of(delivery, error))
 
     @staticmethod
     def _posting(item: Item) -> Posting:
-        return Posting(item.env.type, item.document, context(item.delivery, item.env))
+        return Posting(item.event, context(item.delivery, item.env))
 
     def _calls(self, planned: Sequence[Planned]) -> list[_Call]:
         """Calls of one legal entity each, up to the batch size, in delivery order."""
         open_calls: dict[str, _Call] = {}
         calls: list[_Call] = []
         for p in sorted(planned, key=lambda p: p.members[0].delivery.id):
-            entity = str(getattr(p.posting.document, "legal_entity", ""))
+            entity = p.posting.event.document.legal_entity
             call = open_calls.get(entity)
             if call is None or len(call.planned) >= self._batch:
                 call = open_calls[entity] = _Call(entity)
@@ -195,7 +210,7 @@ class PostingBuffer:
                 batch = cast(BatchLedgerPort, self._port)
                 outcomes: list[Receipt | Exception] = list(batch.post_batch(postings))
             else:
-                outcomes = [self._post_one(p) for p in postings]
+                outcomes = [self._target.deliver(p.event, p.ctx) for p in postings]
         except Exception as exc:
             return [exc] * len(postings)
         if len(outcomes) != len(postings):
@@ -205,17 +220,11 @@ class PostingBuffer:
             return [error] * len(postings)
         return outcomes
 
-    def _post_one(self, posting: Posting) -> Receipt:
-        if posting.event_type == "journal_entry.posted":
-            return self._port.post_journal_entry(posting.document, posting.ctx)
-        return self._target.deliver(posting.event_type, posting.document, posting.ctx)
-
     def _attempt(self, item: Item, planned: Planned, outcome: Receipt | Exception) -> Attempt:
         if isinstance(outcome, Receipt):
-            return Attempt(item.delivery, item.env, item.document, planned.receipt_for(outcome))
-        return Attempt(item.delivery, item.env, item.document,
+            return Attempt(item.delivery, item.env, item.event, planned.receipt_for(outcome))
+        return Attempt(item.delivery, item.env, item.event,
                        self._worker.outcome_of(item.delivery, outcome))
-
 
 
 def buffers_for(engine: Engine, targets: Mapping[str, Target],

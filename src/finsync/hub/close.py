@@ -4,10 +4,12 @@ Rules:
 - The cut-off holds when everything that occurred before the period end is processed and
   delivered, or sits in the exception queue (where finance sees it). Otherwise the close is
   refused with the list of what is outstanding (`CutoffError`), and nothing changes.
-- The revenue engine's period journals travel like any other event: stored raw from source
-  `revrec` (the revenue domain's owner), accepted, routed to the ERP through the outbox,
-  traced by the correlation id `close:<entity>:<YYYY-MM>`. The journal's id is derived
-  from (entity, period), so a second close of the same period posts nothing twice.
+- The revenue engine's period journals travel like any other event: typed
+  `RevenueJournalRecorded` events from source `revrec` (the revenue domain's owner), stored
+  raw, accepted, routed to the ERP through the outbox, traced by the correlation id
+  `close:<entity>:<YYYY-MM>`, which is also the request id the revenue engine answers by.
+  The journal's id is derived from (entity, period), so a second close of the same period
+  posts nothing twice.
 - The ERP period is closed only after every journal of the period is posted; a journal the
   ERP refuses leaves the period open and its exception in the queue.
 - Late events for a closed period are refused by the ERP as `closed_period`; triage re-routes
@@ -16,26 +18,25 @@ Rules:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 
-from finsync.connectors.ports import DeliveryContext, LedgerPort, RevenuePort
+from finsync.connectors.ports import LedgerPort, RevenuePort
+from finsync.domain import codec
 from finsync.domain.clock import Period, month_period
-from finsync.domain.codec import journal_entry_payload
+from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.errors import DomainError
-from finsync.domain.event_type import EVENT_TYPES
+from finsync.domain.events import RevenueJournalRecorded
 from finsync.domain.ids import event_id_for
 from finsync.domain.journal import JournalEntry, PeriodStatus
-from finsync.domain.upcast import UPCASTERS
 from finsync.hub.service import Hub
-from finsync.storage import cutoff, outbox
+from finsync.storage import cutoff, jsonutil, outbox
 from finsync.storage.db import reading
 from finsync.storage.raw_log import RawIn
+from finsync.storage.status import DeliveryStatus
 
 SOURCE = "revrec"
-EVENT_TYPE = "revenue.journal_recorded"
 
 
 class CutoffError(DomainError):
@@ -69,8 +70,7 @@ class PeriodClose:
         self._hub.run_until_idle()
         self._check_cutoff(period)
         correlation = f"close:{legal_entity}:{period_name}"
-        ctx = DeliveryContext(correlation, correlation, correlation)
-        journals = tuple(self._revenue.period_journals(legal_entity, period, ctx))
+        journals = tuple(self._revenue.period_journals(legal_entity, period, correlation))
         self._post(journals, correlation)
         self._ledger.close_period(legal_entity, period_name, actor)
         return CloseResult(legal_entity, period_name, journals, "closed")
@@ -84,7 +84,8 @@ class PeriodClose:
                               "settled nor in the exception queue", outstanding)
 
     def _post(self, journals: Sequence[JournalEntry], correlation: str) -> None:
-        bodies = [json.dumps(_envelope(entry, correlation, self._hub.clock())).encode()
+        now = self._hub.clock()
+        bodies = [jsonutil.dumps(codec.draft_to_json(_draft(entry, correlation, now))).encode()
                   for entry in journals]
         self._hub.intake.store([RawIn(SOURCE, body, {"x-finsync-close": correlation})
                                 for body in bodies])
@@ -92,7 +93,8 @@ class PeriodClose:
         event_ids = [event_id_for(SOURCE, _source_event_id(entry)) for entry in journals]
         with reading(self._hub.engine) as conn:
             states = outbox.event_statuses(conn, event_ids)
-        if any(status != "done" for status in states.values()) or len(states) < len(journals):
+        undelivered = [s for s in states.values() if s is not DeliveryStatus.DONE]
+        if undelivered or len(states) < len(journals):
             raise JournalNotPostedError(
                 f"the ERP has not taken every revenue journal of {correlation} "
                 f"({states or 'none delivered'}); see `finsync exceptions list`")
@@ -102,13 +104,6 @@ def _source_event_id(entry: JournalEntry) -> str:
     return f"journal_entry:{entry.id}:v1"
 
 
-def _envelope(entry: JournalEntry, correlation: str, now: datetime) -> dict[str, object]:
-    kind = EVENT_TYPES[EVENT_TYPE]
-    return {
-        "type": EVENT_TYPE, "schema_version": UPCASTERS.current_version(EVENT_TYPE),
-        "source": SOURCE, "source_event_id": _source_event_id(entry),
-        "occurred_at": now.isoformat(), "correlation_id": correlation, "causation_id": None,
-        "idempotency_key": None,
-        "aggregate": {"type": kind.aggregate_type, "id": entry.id, "version": 1},
-        "payload": {kind.document_key: journal_entry_payload(entry)},
-    }
+def _draft(entry: JournalEntry, correlation: str, now: datetime) -> DraftEnvelope:
+    return DraftEnvelope(RevenueJournalRecorded(entry), SOURCE, _source_event_id(entry), now,
+                         correlation)

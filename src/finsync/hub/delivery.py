@@ -1,7 +1,7 @@
 """The delivery worker: takes due outbox rows and calls their targets.
 
 Rules:
-- The call carries the delivery's idempotency key; the outcome is recorded (delivery done,
+- The call carries the delivery key (`event_id:target`); the outcome is recorded (delivery done,
   cross-references, milestone) in one transaction after the call. If the worker dies in
   between, the lease expires, the delivery goes out again under the same key and the target
   answers with its first receipt: the effect happens once.
@@ -21,12 +21,10 @@ import traceback
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from finsync.connectors.ports import DeliveryContext, Receipt
-from finsync.domain.codec import encode
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import (
     DomainError,
@@ -34,21 +32,23 @@ from finsync.domain.errors import (
     PermanentError,
     TransientError,
 )
-from finsync.domain.event_type import event_type
+from finsync.domain.events import AnyEvent
+from finsync.domain.fingerprint import plain
 from finsync.domain.refs import ReferenceConflictError
-from finsync.domain.upcast import UPCASTERS
 from finsync.hub.backoff import delay_s
+from finsync.hub.milestone import Milestone
 from finsync.hub.settings import DeliveryPolicy
 from finsync.hub.target import Target, amount_at_stake
 from finsync.storage import cross_ref, event_log, exception_log, jsonutil, milestone_log, outbox
 from finsync.storage.db import reading, transaction
 from finsync.storage.exception_log import NewException
 from finsync.storage.outbox import Delivery
+from finsync.storage.status import DeliveryStatus, ExceptionStatus
 
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    status: str  # failed | dead
+    status: DeliveryStatus  # FAILED (refused) or DEAD (retries exhausted)
     exception_class: ExceptionClass
     message: str
     detail: str | None = None
@@ -67,15 +67,15 @@ class Retry:
 class Attempt:
     delivery: Delivery
     env: Envelope
-    document: Any
+    event: AnyEvent | None  # None: the event never reached a target (not routable here)
     outcome: Receipt | Retry | Failure
 
 
 def context(delivery: Delivery, env: Envelope) -> DeliveryContext:
-    """The context a target gets: the delivery's idempotency key, the event's lineage and
-    what an approved re-route changed (the posting date)."""
+    """The context a target gets: the delivery key, the event's lineage and what an approved
+    re-route changed (the posting date)."""
     posting_date = delivery.override.get("posting_date")
-    return DeliveryContext(delivery.idempotency_key, env.event_id, env.correlation_id,
+    return DeliveryContext(delivery.delivery_key, env.event_id, env.correlation_id,
                            env.causation_id,
                            date.fromisoformat(posting_date) if posting_date else None)
 
@@ -101,8 +101,7 @@ class DeliveryWorker:
             return 0
         with reading(self._engine) as conn:
             envelopes = event_log.get_many(conn, [d.event_id for d in claimed])
-        self.record_all([self._attempt(d, UPCASTERS.upcast(envelopes[d.event_id]))
-                         for d in claimed])
+        self.record_all([self._attempt(d, envelopes[d.event_id]) for d in claimed])
         return len(claimed)
 
     def record_all(self, attempts: Sequence[Attempt]) -> None:
@@ -113,28 +112,26 @@ class DeliveryWorker:
                 self._record(conn, attempt)
 
     def _attempt(self, delivery: Delivery, env: Envelope) -> Attempt:
-        document: Any = None
         try:
-            document = event_type(env.type).decode(env)
-            outcome: Receipt | Retry | Failure = self._call(delivery, env, document,
+            outcome: Receipt | Retry | Failure = self._call(delivery, env,
                                                             context(delivery, env))
         except Exception as exc:
             outcome = self.outcome_of(delivery, exc)
-        return Attempt(delivery, env, document, outcome)
+        return Attempt(delivery, env, env.event, outcome)
 
     def outcome_of(self, delivery: Delivery, exc: Exception) -> Retry | Failure:
         """What an error means for a delivery: a retry later, or a failure for a person."""
         if isinstance(exc, TransientError):
             return self._retry_or_give_up(delivery, exc)
         if isinstance(exc, PermanentError):
-            return Failure("failed", exc.exception_class, str(exc))
+            return Failure(DeliveryStatus.FAILED, exc.exception_class, str(exc))
         if isinstance(exc, DomainError):
-            return Failure("failed", ExceptionClass.MAPPING_ERROR, str(exc))
-        return Failure("failed", ExceptionClass.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}",
+            return Failure(DeliveryStatus.FAILED, ExceptionClass.MAPPING_ERROR, str(exc))
+        return Failure(DeliveryStatus.FAILED, ExceptionClass.INTERNAL_ERROR,
+                       f"{type(exc).__name__}: {exc}",
                        "".join(traceback.format_exception(exc)))
 
-    def _call(self, delivery: Delivery, env: Envelope, document: Any,
-              ctx: DeliveryContext) -> Receipt:
+    def _call(self, delivery: Delivery, env: Envelope, ctx: DeliveryContext) -> Receipt:
         target = self._targets.get(delivery.target)
         if target is None:
             raise PermanentError(f"no connector is configured for system {delivery.target!r}",
@@ -142,12 +139,12 @@ class DeliveryWorker:
         if not target.handles(env.type):
             raise PermanentError(f"{delivery.target} does not take {env.type} events",
                                  exception_class=ExceptionClass.MAPPING_ERROR)
-        return target.deliver(env.type, document, ctx)
+        return target.deliver(env.event, ctx)
 
     def _retry_or_give_up(self, delivery: Delivery, exc: TransientError) -> Retry | Failure:
         attempt = delivery.attempts + 1
         if attempt >= self._policy.attempts_max:
-            return Failure("dead", exc.exception_class,
+            return Failure(DeliveryStatus.DEAD, exc.exception_class,
                             f"{delivery.target} still failing after {attempt} attempts: {exc}")
         wait = delay_s(attempt, self._policy.backoff_base_s, self._policy.backoff_cap_s,
                        self._rng, exc.retry_after_s)
@@ -163,7 +160,7 @@ class DeliveryWorker:
             if outbox.reschedule(conn, attempt.delivery.id, self._owner, outcome.message,
                                  outcome.at) and outcome.exception_class is not None:
                 self._open(conn, attempt, outcome.exception_class, outcome.message,
-                           status="retrying")
+                           status=ExceptionStatus.RETRYING)
         else:
             self._record_failure(conn, attempt, outcome)
 
@@ -171,7 +168,7 @@ class DeliveryWorker:
                         receipt: Receipt) -> None:
         now = self._clock()
         if not outbox.complete(conn, delivery.id, self._owner,
-                               jsonutil.dumps(encode(receipt)), now):
+                               jsonutil.dumps(plain(receipt)), now):
             return  # our lease ran out; the worker that took over records the outcome
         for ref in receipt.references:
             try:
@@ -179,7 +176,7 @@ class DeliveryWorker:
                                ref.external_id, env.event_id, now)
             except ReferenceConflictError as exc:
                 exception_log.open_exception(conn, NewException(
-                    ExceptionClass.MASTER_DATA_MISMATCH, f"xref:{delivery.idempotency_key}",
+                    ExceptionClass.MASTER_DATA_MISMATCH, f"xref:{delivery.delivery_key}",
                     str(exc), env.correlation_id, (f"event:{env.event_id}",),
                     event_id=env.event_id, delivery_id=delivery.id), now)
         if milestone := self._targets[delivery.target].milestone(env.type):
@@ -187,8 +184,8 @@ class DeliveryWorker:
                                  delivery.target, now)
         note = f"delivered to {delivery.target} (entry {receipt.external_id})"
         if exception_log.resolve_by_fingerprint(conn, _fingerprint(delivery), note, now):
-            milestone_log.record(conn, env.correlation_id, "exception_resolved", env.event_id,
-                                 delivery.target, now)
+            milestone_log.record(conn, env.correlation_id, Milestone.EXCEPTION_RESOLVED,
+                                 env.event_id, delivery.target, now)
 
     def _record_failure(self, conn: Connection, attempt: Attempt, failure: Failure) -> None:
         if outbox.fail(conn, attempt.delivery.id, self._owner, failure.status, failure.message,
@@ -197,15 +194,16 @@ class DeliveryWorker:
                        detail=failure.detail)
 
     def _open(self, conn: Connection, attempt: Attempt, klass: ExceptionClass, message: str,
-              *, status: str = "open", detail: str | None = None) -> None:
+              *, status: ExceptionStatus = ExceptionStatus.OPEN,
+              detail: str | None = None) -> None:
         delivery, env = attempt.delivery, attempt.env
         exception_log.open_exception(conn, NewException(
             klass, _fingerprint(delivery), f"{env.type} to {delivery.target}: {message}",
             correlation_id=env.correlation_id,
             objects=(f"{env.aggregate.type}:{env.aggregate.id}", f"event:{env.event_id}"),
-            amount=amount_at_stake(attempt.document), event_id=env.event_id,
+            amount=amount_at_stake(attempt.event), event_id=env.event_id,
             delivery_id=delivery.id, detail=detail, status=status), self._clock())
 
 
 def _fingerprint(delivery: Delivery) -> str:
-    return f"delivery:{delivery.idempotency_key}"
+    return f"delivery:{delivery.delivery_key}"

@@ -3,22 +3,26 @@
 Rules:
 - A mapper is pure: same raw event, same envelopes; it raises `MappingError` for a payload
   it cannot map, and the hub keeps that payload and opens a `mapping_error` exception.
-- The hub, not the source, sets `received_at` (the time the raw event was stored) and
-  `event_id` (derived from `(source, source_event_id)`), whatever the payload says.
-- Old schema versions are upcast here, on read, so every later stage sees the current shape.
+- Sources say what happened (`DraftEnvelope`); the hub stamps what only it knows: the time
+  the raw event was stored (`received_at`) and the event id derived from `(source,
+  source_event_id)`, whatever the payload says.
+- Old schema versions are upcast here, on read (`domain.codec`), so every later stage sees
+  the current, typed event.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from functools import partial
+from typing import Protocol, TypeVar
 
-from finsync.domain.envelope import Envelope, envelope_from_json
+from finsync.domain import codec
+from finsync.domain.envelope import DraftEnvelope, Envelope
 from finsync.domain.errors import DomainError, MappingError
-from finsync.domain.event_type import event_type
-from finsync.domain.upcast import UPCASTERS
 from finsync.storage import jsonutil
 from finsync.storage.raw_log import RawEvent
+
+T = TypeVar("T")
 
 
 class Mapper(Protocol):
@@ -36,39 +40,34 @@ class CanonicalMapper:
         items = data if isinstance(data, list) else [data]
         if not items:
             raise MappingError("an empty array carries no event", code="empty_batch")
-        return [canonical(item, raw) for item in items]
+        drafts = [_checked(partial(codec.draft_from_json, item)) for item in items]
+        return [draft.stamp(raw.received_at) for draft in drafts]
 
 
-# A vendor connector's pure translation: (source, raw body) -> canonical envelopes as JSON.
-Translate = Callable[[str, bytes], Sequence[Mapping[str, Any]]]
+# A vendor connector's pure translation: (source, raw body) -> what the source said.
+Translate = Callable[[str, bytes], Sequence[DraftEnvelope]]
 
 
 class TranslatingMapper:
-    """A source whose connector translates its own payloads (Stripe, …); each envelope is
-    then checked exactly like a canonical one. No envelope is a deliberate acknowledgement."""
+    """A source whose connector translates its own payloads (Stripe, …). No envelope is a
+    deliberate acknowledgement."""
 
     def __init__(self, translate: Translate) -> None:
         self._translate = translate
 
     def map(self, raw: RawEvent) -> list[Envelope]:
-        return [canonical(item, raw) for item in self._translate(raw.source, raw.body)]
+        drafts = _checked(lambda: list(self._translate(raw.source, raw.body)))
+        return [draft.stamp(raw.received_at) for draft in drafts]
 
 
-def canonical(item: Any, raw: RawEvent) -> Envelope:
-    """Parse, upcast and check one envelope against the event-type catalogue."""
-    if isinstance(item, Mapping):
-        item = {k: v for k, v in item.items() if k not in _HUB_FIELDS}
+def _checked(read: Callable[[], T]) -> T:
+    """A broken domain rule in a payload is that payload's mapping error."""
     try:
-        envelope = UPCASTERS.upcast(envelope_from_json(item, received_at=raw.received_at))
-        event_type(envelope.type).decode(envelope)
+        return read()
     except MappingError:
         raise
-    except DomainError as exc:  # a broken rule in a payload is that payload's mapping error
+    except DomainError as exc:
         raise MappingError(str(exc), code=exc.code) from exc
-    return envelope
-
-
-_HUB_FIELDS = frozenset({"received_at", "event_id"})
 
 
 class MapperRegistry:

@@ -8,10 +8,21 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from finsync.domain.events import (
+    ContractAmended,
+    ContractCancelled,
+    ContractCreated,
+    ContractRenewed,
+    InvoiceIssued,
+)
 from finsync.storage import measures, recon_log
 from finsync.storage.db import reading
+from finsync.storage.status import DeliveryStatus
 
 QUANTILES = (0.5, 0.9, 0.99)
+_CONTRACT_TYPES = frozenset(c.name for c in (ContractCreated, ContractAmended, ContractRenewed,
+                                             ContractCancelled))
+_GAVE_UP = (DeliveryStatus.FAILED, DeliveryStatus.DEAD)
 
 
 def render(engine: Engine, ledgers: Sequence[str], revenues: Sequence[str],
@@ -30,8 +41,7 @@ def render(engine: Engine, ledgers: Sequence[str], revenues: Sequence[str],
                      "AR items that billing and the ERP disagree on, latest reconciliation",
                      ((f'legal_entity="{r["legal_entity"]}"', _breaks(r)) for r in runs))
     failures = sum(n for target, kind, status, n in counts
-                   if target in revenues and kind.startswith("contract.")
-                   and status in ("failed", "dead"))
+                   if target in revenues and kind in _CONTRACT_TYPES and status in _GAVE_UP)
     lines += _family("finsync_revenue_schedule_failures", "gauge",
                      "Contract changes the revenue engine refused or never took",
                      [("", failures)])
@@ -56,10 +66,11 @@ def _breaks(run: dict[str, object]) -> int:
 
 def _posting_success(counts: list[tuple[str, str, str, int]],
                      ledgers: Sequence[str]) -> list[str]:
-    done = sum(n for t, k, s, n in counts if t in ledgers and k == "invoice.issued"
-               and s == "done")
-    refused = sum(n for t, k, s, n in counts if t in ledgers and k == "invoice.issued"
-                  and s in ("failed", "dead"))
+    invoices = InvoiceIssued.name
+    done = sum(n for t, k, s, n in counts if t in ledgers and k == invoices
+               and s == DeliveryStatus.DONE)
+    refused = sum(n for t, k, s, n in counts if t in ledgers and k == invoices
+                  and s in _GAVE_UP)
     ratio = done / (done + refused) if done + refused else 1.0
     lines = _family("finsync_invoice_posting_success_ratio", "gauge",
                     "Invoices posted to the ERP over invoices posted or refused", [("", ratio)])

@@ -21,19 +21,22 @@ from sqlalchemy.exc import IntegrityError
 
 from finsync.domain.errors import DomainError, ExceptionClass, MappingError
 from finsync.hub.acceptance import Acceptance, Outcome
-from finsync.hub.intake import reject_in
+from finsync.hub.intake import Mapped, reject_in
 from finsync.hub.mapping import MapperRegistry
 from finsync.storage import exception_log, raw_log
 from finsync.storage.db import serialize, transaction
 from finsync.storage.exception_log import NewException
 from finsync.storage.raw_log import RawEvent
+from finsync.storage.status import RawStatus
 
 
 class Processor:
     def __init__(self, engine: Engine, mappers: MapperRegistry, acceptance: Acceptance,
-                 clock: Callable[[], datetime], batch_size: int = 500) -> None:
+                 clock: Callable[[], datetime], batch_size: int = 500,
+                 mapped: Mapped | None = None) -> None:
         self._engine, self._mappers, self._acceptance = engine, mappers, acceptance
         self._clock, self._batch_size = clock, batch_size
+        self._mapped = mapped or Mapped()
 
     def process_batch(self) -> Counter[str]:
         """Process up to one batch of stored raw events; returns outcomes counted."""
@@ -48,17 +51,19 @@ class Processor:
 
     def _process_one(self, conn: Connection, raw: RawEvent, now: datetime) -> list[str]:
         try:
-            envelopes = self._mappers.map(raw)
+            envelopes = self._mapped.take(raw.id)
+            if envelopes is None:
+                envelopes = self._mappers.map(raw)
             with conn.begin_nested():
                 results = [self._acceptance.accept(conn, env, raw.id, now) for env in envelopes]
-                raw_log.mark(conn, raw.id, "mapped", now)
+                raw_log.mark(conn, raw.id, RawStatus.MAPPED, now)
             return [r.value for r in results]
         except MappingError as exc:
             reject_in(conn, raw, exc, now)
         except DomainError as exc:
             reject_in(conn, raw, MappingError(str(exc), code=exc.code), now)
         except IntegrityError as exc:
-            raw_log.mark(conn, raw.id, "rejected", now, "internal_error", str(exc.orig))
+            raw_log.mark(conn, raw.id, RawStatus.REJECTED, now, "internal_error", str(exc.orig))
             exception_log.open_exception(conn, NewException(
                 ExceptionClass.INTERNAL_ERROR, f"internal:raw:{raw.id}",
                 f"{raw.source} event #{raw.id} broke a storage constraint: {exc.orig}",

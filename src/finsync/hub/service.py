@@ -14,8 +14,9 @@ from finsync.connectors.ports import LedgerPort
 from finsync.hub.acceptance import Acceptance
 from finsync.hub.buffer import BufferPolicy, buffers_for
 from finsync.hub.delivery import DeliveryWorker
-from finsync.hub.intake import Intake
+from finsync.hub.intake import Intake, Mapped
 from finsync.hub.mapping import MapperRegistry
+from finsync.hub.milestone import BOOKED, SCHEDULED
 from finsync.hub.processor import Processor
 from finsync.hub.replay import ReplayFilter, ReplayResult, replay
 from finsync.hub.settings import HubSettings
@@ -23,6 +24,7 @@ from finsync.hub.target import Target
 from finsync.storage import event_log, exception_log, measures, milestone_log, outbox, raw_log
 from finsync.storage.db import reading, transaction
 from finsync.storage.raw_log import RawIn
+from finsync.storage.status import UNRESOLVED, DeliveryStatus, ExceptionStatus, RawStatus
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 # A source that pushes (an embedded system's outbox): called with a sender that returns only
@@ -45,9 +47,10 @@ class Hub:
                  ledgers: Mapping[str, tuple[LedgerPort, BufferPolicy]] | None = None) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
         self.mappers = mappers
-        self.intake = Intake(engine, mappers, clock)
+        mapped = Mapped()  # what intake mapped, handed to the processor
+        self.intake = Intake(engine, mappers, clock, mapped)
         self.processor = Processor(engine, mappers, Acceptance(settings), clock,
-                                   settings.intake_batch_size)
+                                   settings.intake_batch_size, mapped)
         self.worker = DeliveryWorker(engine, targets, settings.delivery, clock, worker_id,
                                      skip_targets=set(ledgers or {}))
         self.buffers = buffers_for(engine, targets, ledgers or {}, self.worker,
@@ -82,7 +85,7 @@ class Hub:
 
     def _raw_waiting(self) -> int:
         with reading(self.engine) as conn:
-            return raw_log.counts(conn).get("received", 0)
+            return raw_log.counts(conn).get(RawStatus.RECEIVED, 0)
 
     def _deliveries_waiting(self) -> int:
         with reading(self.engine) as conn:
@@ -103,7 +106,7 @@ class Hub:
                 "next_retry_at": _iso(outbox.next_due_at(conn)),
             }
 
-    def exceptions(self, status: str | None = "open",
+    def exceptions(self, status: str | None = ExceptionStatus.OPEN,
                    exception_class: str | None = None) -> list[dict[str, Any]]:
         with reading(self.engine) as conn:
             return exception_log.listing(conn, status=status, exception_class=exception_class)
@@ -122,15 +125,15 @@ class Hub:
         return {"technical": _technical(deliveries), "deliveries": deliveries,
                 "financial": _financial(milestones, raised),
                 "unresolved_exceptions": [e["class"] for e in raised
-                                          if e["status"] in exception_log.UNRESOLVED]}
+                                          if e["status"] in UNRESOLVED]}
 
 
 def _technical(deliveries: Mapping[str, int]) -> str:
     if not deliveries:
         return "no_deliveries"
-    if deliveries.get("failed") or deliveries.get("dead"):
+    if deliveries.get(DeliveryStatus.FAILED) or deliveries.get(DeliveryStatus.DEAD):
         return "failed"
-    if deliveries.get("pending") or deliveries.get("in_flight"):
+    if deliveries.get(DeliveryStatus.PENDING) or deliveries.get(DeliveryStatus.IN_FLIGHT):
         return "in_progress"
     return "delivered"
 
@@ -138,12 +141,10 @@ def _technical(deliveries: Mapping[str, int]) -> str:
 def _financial(milestones: set[str], raised: Sequence[Mapping[str, Any]]) -> str:
     """`at_risk` while an exception of it is unresolved; `booked` once the ERP holds its
     postings; `recognised` once the revenue engine has its schedule too."""
-    if any(e["status"] in exception_log.UNRESOLVED for e in raised):
+    if any(e["status"] in UNRESOLVED for e in raised):
         return "at_risk"
-    booked = bool(milestones & {"invoice_posted", "payment_applied", "credit_memo_posted",
-                                "refund_posted", "revenue_journal_posted"})
-    scheduled = bool(milestones & {"revenue_schedule_created", "invoice_linked_to_revenue",
-                                   "revenue_adjusted"})
+    booked = bool(milestones & BOOKED)
+    scheduled = bool(milestones & SCHEDULED)
     if booked and scheduled:
         return "booked_and_recognised"
     return "booked" if booked else "recognised" if scheduled else "pending"

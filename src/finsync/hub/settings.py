@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from finsync.domain.event_type import BusinessDomain
+from finsync.domain.events import BusinessDomain, EventType
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +20,7 @@ class DeliveryPolicy:
 @dataclass(frozen=True, slots=True)
 class HubSettings:
     ownership: Mapping[BusinessDomain, str]
-    routes: Mapping[str, tuple[str, ...]]
+    routes: Mapping[EventType, tuple[str, ...]]
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     gap_wait_s: float = 300.0
     intake_batch_size: int = 500

@@ -10,8 +10,9 @@ Rules:
   separated); the summary is a balanced entry because each member entry is.
 - A document the ERP books in another currency (a line with a transaction amount) is not
   summarised: it needs its own rate and its own realised FX when settled.
-- The summary's idempotency key derives from its members' keys: the same members always
-  make the same key and the same entry, so posting it again is answered by the first receipt.
+- The summary's idempotency key derives from its members' delivery keys: the same members
+  always make the same key and the same entry, so posting it again is answered by the first
+  receipt.
 """
 
 from __future__ import annotations
@@ -28,15 +29,16 @@ from finsync.domain.money import Money, total
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """One document in a summary: its delivery, its key, and the ERP's preview of it."""
+    """One document in a summary: its delivery, and the ERP's preview of it."""
 
     delivery_id: int
-    key: str
+    delivery_key: str
     document_id: str
     preview: JournalEntry
 
 
 SummaryGroup = tuple[str, date, str]  # legal entity, posting date, currency
+Slot = tuple[str, Side, tuple[tuple[str, str], ...]]  # account, side, dimensions
 
 
 def summarisable(preview: JournalEntry) -> bool:
@@ -47,8 +49,8 @@ def group_of(preview: JournalEntry) -> SummaryGroup:
     return preview.legal_entity, preview.posting_date, preview.lines[0].amount.currency
 
 
-def summary_key(member_keys: Sequence[str]) -> str:
-    digest = hashlib.sha256("\n".join(sorted(member_keys)).encode()).hexdigest()
+def summary_key(delivery_keys: Sequence[str]) -> str:
+    digest = hashlib.sha256("\n".join(sorted(delivery_keys)).encode()).hexdigest()
     return f"summary:{digest}"
 
 
@@ -58,18 +60,22 @@ def summarise(key: str, members: Sequence[Member]) -> JournalEntry:
     if len(groups) != 1:
         raise ValueError(f"a summary takes one entity, date and currency, not {sorted(groups)}")
     (entity, on, currency), = groups
-    sums: dict[tuple[str, Side, tuple[tuple[str, str], ...]], list[Money]] = {}
-    documents: dict[tuple[str, Side, tuple[tuple[str, str], ...]], set[str]] = {}
+    sums: dict[Slot, list[Money]] = {}
+    documents: dict[Slot, set[str]] = {}
     for member in members:
         for line in member.preview.lines:
             slot = (line.account, line.side, line.dimensions)
             sums.setdefault(slot, []).append(line.amount)
             documents.setdefault(slot, set()).add(member.document_id)
-    lines = tuple(
-        JournalLine(account, side, total(sums[slot], currency),
-                    (*dims, ("documents", " ".join(sorted(documents[slot])))))
-        for slot in sorted(sums) for account, side, dims in [slot])
+    lines = tuple(_line(slot, total(sums[slot], currency), documents[slot])
+                  for slot in sorted(sums))
     count = f"{len(members)} document{'s' if len(members) > 1 else ''}"
     return JournalEntry(derive_id("sum", key), entity, on,
                         f"Summary of {count}, {entity} {on.isoformat()}", lines,
                         source_refs=(("summary", key),))
+
+
+def _line(slot: Slot, amount: Money, documents: set[str]) -> JournalLine:
+    account, side, dimensions = slot
+    return JournalLine(account, side, amount,
+                       (*dimensions, ("documents", " ".join(sorted(documents)))))

@@ -13,7 +13,9 @@ Rules:
   - otherwise no one can be sending it and it never reached the ERP: it is dissolved and
     its claimed members are summarised afresh.
 - A document whose preview fails fails alone, with the preview's error; a document the ERP
-  books in another currency, and any other event type, is posted on its own.
+  books in another currency, and any event not in `SUMMARISED`, is posted on its own.
+- A summary posts as the typed event `JournalEntrySummarised`, through the ERP's journal
+  entry call like any journal.
 """
 
 from __future__ import annotations
@@ -21,35 +23,42 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Engine
 
 from finsync.connectors.ports import (
     DeliveryContext,
     JournalPreviewPort,
+    LedgerEvent,
     LedgerPort,
     Posting,
     Receipt,
 )
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import ExceptionClass, PermanentError
-from finsync.domain.journal import JournalEntry
+from finsync.domain.events import (
+    CreditMemoIssued,
+    InvoiceIssued,
+    JournalEntrySummarised,
+    PaymentApplied,
+    RefundIssued,
+)
 from finsync.hub.delivery import Attempt, DeliveryWorker, Retry, context
 from finsync.hub.summary import Member, SummaryGroup, group_of, summarisable, summarise, summary_key
 from finsync.storage import outbox, summary_log
 from finsync.storage.db import reading, transaction
 from finsync.storage.outbox import Delivery
+from finsync.storage.status import DeliveryStatus
 
-SUMMARISED = frozenset({"invoice.issued", "credit_memo.issued", "payment.applied",
-                        "refund.issued"})
+# The documents a summary adds up (journals post as they are).
+SUMMARISED = (InvoiceIssued, CreditMemoIssued, PaymentApplied, RefundIssued)
 
 
 @dataclass(frozen=True, slots=True)
 class Item:
     delivery: Delivery
     env: Envelope
-    document: Any
+    event: LedgerEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +74,16 @@ class Planned:
         cannot be the external id of many documents)."""
         if self.summary is None:
             return receipt
-        return Receipt(receipt.external_id, (), {"summary": self.summary,
-                                                 "replayed": receipt.detail.get("replayed",
-                                                                                "false")})
+        return _member_receipt(self.summary, receipt)
+
+
+def _member_receipt(summary: str, receipt: Receipt) -> Receipt:
+    return Receipt(receipt.external_id, (), {"summary": summary,
+                                             "replayed": receipt.detail.get("replayed", "false")})
 
 
 def _detail(item: Item) -> Planned:
-    return Planned(Posting(item.env.type, item.document, context(item.delivery, item.env)),
-                   (item,))
+    return Planned(Posting(item.event, context(item.delivery, item.env)), (item,))
 
 
 class SummaryPlanner:
@@ -87,8 +98,8 @@ class SummaryPlanner:
 
     def plan(self, items: Sequence[Item]) -> tuple[list[Planned], list[Attempt]]:
         """Postings for a round's items, and the attempts already settled without a call."""
-        planned = [_detail(i) for i in items if i.env.type not in SUMMARISED]
-        wanted = [i for i in items if i.env.type in SUMMARISED]
+        planned = [_detail(i) for i in items if not isinstance(i.event, SUMMARISED)]
+        wanted = [i for i in items if isinstance(i.event, SUMMARISED)]
         with reading(self._engine) as conn:
             known = summary_log.summaries_of(conn, [i.delivery.id for i in wanted])
         resumed, settled, fresh = self._resume(
@@ -117,14 +128,13 @@ class SummaryPlanner:
                 continue
             siblings = [elsewhere[d] for d, _ in recorded[key] if d in elsewhere]
             if receipt is not None:
-                done = Planned(Posting("journal_entry.posted", None, _ctx(key)), (), key)
-                settled += [Attempt(i.delivery, i.env, i.document, done.receipt_for(receipt))
+                settled += [Attempt(i.delivery, i.env, i.event, _member_receipt(key, receipt))
                             for i in claimed]
             elif not siblings and (again := self._rebuild(key, claimed)) is not None:
                 planned.append(again)
-            elif "in_flight" in siblings:
+            elif DeliveryStatus.IN_FLIGHT in siblings:
                 later = self._clock() + timedelta(seconds=self._lease_s)
-                settled += [Attempt(i.delivery, i.env, i.document, Retry(
+                settled += [Attempt(i.delivery, i.env, i.event, Retry(
                     f"summary {key} may still be in flight", later)) for i in claimed]
             else:
                 dissolved.append(key)
@@ -140,8 +150,9 @@ class SummaryPlanner:
             members = [self._member(i) for i in claimed]
         except Exception:
             return None  # dissolved, and each member fails on its own when summarised afresh
-        if not all(summarisable(m.preview) for m in members) or \
-                len({group_of(m.preview) for m in members}) != 1:
+        if not all(summarisable(m.preview) for m in members):
+            return None
+        if len({group_of(m.preview) for m in members}) != 1:
             return None
         return self._planned(key, members, claimed)
 
@@ -159,26 +170,29 @@ class SummaryPlanner:
                 groups.setdefault(group_of(member.preview), []).append((member, item))
             else:
                 planned.append(_detail(item))
-        fresh = [self._planned(summary_key([m.key for m, _ in pairs]), [m for m, _ in pairs],
-                               [i for _, i in pairs]) for pairs in groups.values()]
+        fresh: list[Planned] = []
+        for pairs in groups.values():
+            members = [m for m, _ in pairs]
+            key = summary_key([m.delivery_key for m in members])
+            fresh.append(self._planned(key, members, [i for _, i in pairs]))
         if fresh:
             with transaction(self._engine) as conn:
                 for p in fresh:
                     summary_log.record(conn, str(p.summary), [
-                        (i.delivery.id, str(i.document.id)) for i in p.members])
+                        (i.delivery.id, i.event.document.id) for i in p.members])
         return planned + fresh, failed
 
     def _member(self, item: Item) -> Member:
-        preview: JournalEntry = self._port.preview_journal(item.env.type, item.document)
-        return Member(item.delivery.id, item.delivery.idempotency_key, str(item.document.id),
+        preview = self._port.preview_journal(item.event)
+        return Member(item.delivery.id, item.delivery.delivery_key, item.event.document.id,
                       preview)
 
     def _planned(self, key: str, members: Sequence[Member], items: Sequence[Item]) -> Planned:
         entry = summarise(key, members)
-        return Planned(Posting("journal_entry.posted", entry, _ctx(key)), tuple(items), key)
+        return Planned(Posting(JournalEntrySummarised(entry), _ctx(key)), tuple(items), key)
 
     def _failed(self, item: Item, exc: Exception) -> Attempt:
-        return Attempt(item.delivery, item.env, item.document,
+        return Attempt(item.delivery, item.env, item.event,
                        self._worker.outcome_of(item.delivery, exc))
 
 

@@ -1,65 +1,100 @@
 """Targets: how a canonical event becomes a call on a role's port.
 
-Each target names the event types it takes, the port method each one calls, and the
-milestone a success records (invoice posted, payment applied, revenue schedule created…).
+Each target declares its routes, one per event class it takes: the port method the event's
+document goes to and the milestone a success records (invoice posted, payment applied,
+revenue schedule created…).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
 from finsync.connectors.ports import DeliveryContext, LedgerPort, Receipt, RevenuePort
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
+from finsync.domain.events import (
+    AnyEvent,
+    CanonicalEvent,
+    ContractAmended,
+    ContractCancelled,
+    ContractCreated,
+    ContractRenewed,
+    CreditMemoIssued,
+    EventType,
+    Identified,
+    InvoiceIssued,
+    JournalEntrySummarised,
+    PaymentApplied,
+    RefundIssued,
+    RevenueJournalRecorded,
+    UsageRated,
+)
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry, Side
 from finsync.domain.money import Money
 from finsync.domain.payment import Payment, Refund
+from finsync.hub.milestone import Milestone
+
+D = TypeVar("D", bound=Identified)
 
 
 class Target(Protocol):
     system: str
 
-    def handles(self, event_type: str) -> bool: ...
-    def deliver(self, event_type: str, document: Any, ctx: DeliveryContext) -> Receipt: ...
-    def milestone(self, event_type: str) -> str | None: ...
-    def find_receipt(self, key: str) -> Receipt | None: ...
+    def handles(self, event_type: EventType) -> bool: ...
+    def deliver(self, event: AnyEvent, ctx: DeliveryContext) -> Receipt: ...
+    def milestone(self, event_type: EventType) -> Milestone | None: ...
+    def find_receipt(self, delivery_key: str) -> Receipt | None: ...
 
 
 @dataclass(frozen=True, slots=True)
-class _Route:
-    call: Callable[[Any, DeliveryContext], Receipt]
-    milestone: str | None
+class Route:
+    event_class: type[AnyEvent]
+    call: Callable[[AnyEvent, DeliveryContext], Receipt]
+    milestone: Milestone | None
 
 
-class _PortTarget:
-    def __init__(self, system: str, routes: Mapping[str, _Route],
+def route(event_class: type[CanonicalEvent[D]], call: Callable[[D, DeliveryContext], Receipt],
+          milestone: Milestone | None) -> Route:
+    """Send the document of `event_class` events to `call`."""
+    def deliver(event: AnyEvent, ctx: DeliveryContext) -> Receipt:
+        if not isinstance(event, event_class):
+            raise TypeError(f"a {event_class.__name__} route got {type(event).__name__}")
+        return call(event.document, ctx)
+    return Route(event_class, deliver, milestone)
+
+
+class PortTarget:
+    def __init__(self, system: str, routes: tuple[Route, ...],
                  find: Callable[[str], Receipt | None]) -> None:
-        self.system, self._routes, self._find = system, dict(routes), find
+        self.system, self._find = system, find
+        self._routes: Mapping[EventType, Route] = {r.event_class.name: r for r in routes}
 
-    def handles(self, event_type: str) -> bool:
+    def handles(self, event_type: EventType) -> bool:
         return event_type in self._routes
 
-    def deliver(self, event_type: str, document: Any, ctx: DeliveryContext) -> Receipt:
-        return self._routes[event_type].call(document, ctx)
+    def deliver(self, event: AnyEvent, ctx: DeliveryContext) -> Receipt:
+        return self._routes[event.name].call(event, ctx)
 
-    def milestone(self, event_type: str) -> str | None:
-        route = self._routes.get(event_type)
-        return None if route is None else route.milestone
+    def milestone(self, event_type: EventType) -> Milestone | None:
+        found = self._routes.get(event_type)
+        return None if found is None else found.milestone
 
-    def find_receipt(self, key: str) -> Receipt | None:
-        return self._find(key)
+    def find_receipt(self, delivery_key: str) -> Receipt | None:
+        return self._find(delivery_key)
 
 
 def ledger_target(port: LedgerPort) -> Target:
-    return _PortTarget(port.system, {
-        "invoice.issued": _Route(port.post_invoice, "invoice_posted"),
-        "credit_memo.issued": _Route(port.post_credit_memo, "credit_memo_posted"),
-        "payment.applied": _Route(port.post_payment, "payment_applied"),
-        "refund.issued": _Route(port.post_refund, "refund_posted"),
-        "revenue.journal_recorded": _Route(port.post_journal_entry, "revenue_journal_posted"),
-    }, port.find_receipt)
+    return PortTarget(port.system, (
+        route(InvoiceIssued, port.post_invoice, Milestone.INVOICE_POSTED),
+        route(CreditMemoIssued, port.post_credit_memo, Milestone.CREDIT_MEMO_POSTED),
+        route(PaymentApplied, port.post_payment, Milestone.PAYMENT_APPLIED),
+        route(RefundIssued, port.post_refund, Milestone.REFUND_POSTED),
+        route(RevenueJournalRecorded, port.post_journal_entry,
+              Milestone.REVENUE_JOURNAL_POSTED),
+        route(JournalEntrySummarised, port.post_journal_entry, None),
+    ), port.find_receipt)
 
 
 def revenue_target(port: RevenuePort) -> Target:
@@ -69,24 +104,25 @@ def revenue_target(port: RevenuePort) -> Target:
     def amendment(document: ContractAmendment, ctx: DeliveryContext) -> Receipt:
         return port.apply_contract(document.contract, document, ctx)
 
-    schedule = "revenue_schedule_created"
-    return _PortTarget(port.system, {
-        "contract.created": _Route(contract, schedule),
-        "contract.amended": _Route(amendment, schedule),
-        "contract.renewed": _Route(amendment, schedule),
-        "contract.cancelled": _Route(amendment, schedule),
-        "invoice.issued": _Route(port.record_invoice, "invoice_linked_to_revenue"),
-        "credit_memo.issued": _Route(port.apply_credit_memo, "revenue_adjusted"),
-        "usage.rated": _Route(port.record_usage, "usage_recognised"),
-    }, port.find_receipt)
+    schedule = Milestone.REVENUE_SCHEDULE_CREATED
+    return PortTarget(port.system, (
+        route(ContractCreated, contract, schedule),
+        route(ContractAmended, amendment, schedule),
+        route(ContractRenewed, amendment, schedule),
+        route(ContractCancelled, amendment, schedule),
+        route(InvoiceIssued, port.record_invoice, Milestone.INVOICE_LINKED_TO_REVENUE),
+        route(CreditMemoIssued, port.apply_credit_memo, Milestone.REVENUE_ADJUSTED),
+        route(UsageRated, port.record_usage, Milestone.USAGE_RECOGNISED),
+    ), port.find_receipt)
 
 
-def amount_at_stake(document: Any) -> Money | None:
-    """The money an undelivered document leaves unposted.
+def amount_at_stake(event: AnyEvent | None) -> Money | None:
+    """The money an undelivered event leaves unposted.
 
     A contract event puts the whole (revised) contract value at stake: the revenue engine
     reallocates all of it, not only the change.
     """
+    document = None if event is None else event.document
     if isinstance(document, Invoice | CreditMemo):
         return document.total
     if isinstance(document, Payment | Refund):

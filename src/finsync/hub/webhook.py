@@ -25,6 +25,7 @@ from finsync.storage import exception_log, raw_log
 from finsync.storage.db import transaction
 from finsync.storage.exception_log import NewException
 from finsync.storage.raw_log import RawIn
+from finsync.storage.status import RawStatus
 
 # (raw body, request headers with lower-case names) -> None, or raises SignatureError
 Verify = Callable[[bytes, Mapping[str, str]], object]
@@ -61,7 +62,7 @@ class WebhookIntake:
         at = self._clock()
         with transaction(self._engine) as conn:
             raw_id = raw_log.append_one(conn, RawIn(self.source, kept, headers, content_type), at)
-            raw_log.mark(conn, raw_id, "rejected", at, error.code, str(error))
+            raw_log.mark(conn, raw_id, RawStatus.REJECTED, at, error.code, str(error))
             exception_log.open_exception(conn, NewException(
                 ExceptionClass.OWNERSHIP_VIOLATION,
                 f"webhook:{self.source}:{error.code}:{digest}",

@@ -8,24 +8,25 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, exists, select
 
-from finsync.storage.exception_log import UNRESOLVED
 from finsync.storage.schema import deliveries, events, exceptions, raw_events
+from finsync.storage.status import UNRESOLVED, DeliveryStatus, EventStatus, RawStatus
 
 
 def unsettled(conn: Connection, before: datetime, limit: int = 100) -> list[dict[str, Any]]:
     """Raw events not yet processed, events still parked, and deliveries of earlier events
     neither done nor held by an unresolved exception (a retrying one counts as held)."""
     raw = conn.execute(select(raw_events.c.id, raw_events.c.source).where(
-        raw_events.c.status == "received").limit(limit))
+        raw_events.c.status == RawStatus.RECEIVED).limit(limit))
     parked = conn.execute(select(events.c.event_id, events.c.type).where(
-        events.c.status == "parked", events.c.occurred_at < before).limit(limit))
+        events.c.status == EventStatus.PARKED, events.c.occurred_at < before).limit(limit))
     held = exists().where(exceptions.c.delivery_id == deliveries.c.id,
                           exceptions.c.status.in_(UNRESOLVED))
     open_deliveries = conn.execute(
         select(deliveries.c.id, deliveries.c.target, deliveries.c.status, events.c.event_id,
                events.c.type)
         .join(events, events.c.event_id == deliveries.c.event_id)
-        .where(and_(events.c.occurred_at < before, deliveries.c.status != "done", ~held))
+        .where(and_(events.c.occurred_at < before, deliveries.c.status != DeliveryStatus.DONE,
+                    ~held))
         .order_by(deliveries.c.id).limit(limit))
     return ([{"kind": "raw_event_unprocessed", "raw_event_id": r.id, "source": r.source}
              for r in raw]

@@ -12,23 +12,32 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
-from finsync.domain.envelope import Envelope, envelope_from_json
+from finsync.domain import codec
+from finsync.domain.aggregate import AggregateRef
+from finsync.domain.envelope import Envelope
 from finsync.storage import jsonutil
 from finsync.storage.schema import aggregate_cursors, duplicates, events
+from finsync.storage.status import EventStatus
 
 
-def payload_hash(envelope: Envelope) -> str:
-    return jsonutil.digest(envelope.payload)
+def payload_hash(payload: codec.JsonObject) -> str:
+    return jsonutil.digest(payload)
+
+
+def event_hash(envelope: Envelope) -> str:
+    """The hash `insert_event` stores for this envelope's payload."""
+    return payload_hash(codec.encode_event(envelope.event))
 
 
 _INSERT_EVENT = insert(events)
 _BY_SOURCE_ID = select(events.c.event_id).where(
     events.c.source == bindparam("b_source"),
     events.c.source_event_id == bindparam("b_source_event_id"))
-_BY_KEY = select(events.c.event_id).where(events.c.idempotency_key == bindparam("b_key"))
+_BY_KEY = select(events.c.event_id).where(events.c.business_key == bindparam("b_key"))
 _BY_VERSION = select(events.c.event_id, events.c.payload_hash).where(
     events.c.aggregate_type == bindparam("b_type"), events.c.aggregate_id == bindparam("b_id"),
-    events.c.aggregate_version == bindparam("b_version"), events.c.status != "rejected")
+    events.c.aggregate_version == bindparam("b_version"),
+    events.c.status != EventStatus.REJECTED)
 _INSERT_DUPLICATE = insert(duplicates)
 _CURSOR = select(aggregate_cursors.c.applied_version).where(
     aggregate_cursors.c.aggregate_type == bindparam("b_type"),
@@ -40,17 +49,20 @@ _MOVE_CURSOR = update(aggregate_cursors).where(
 _INSERT_CURSOR = insert(aggregate_cursors)
 
 
-def insert_event(conn: Connection, envelope: Envelope, raw_id: int | None, status: str,
-                 at: datetime) -> None:
+def insert_event(conn: Connection, envelope: Envelope, raw_id: int | None,
+                 status: EventStatus, at: datetime, *, keep_business_key: bool = True) -> None:
+    """Store an event in its current schema version (the payload is its encoding)."""
+    payload = codec.encode_event(envelope.event)
     conn.execute(_INSERT_EVENT, {
-        "event_id": envelope.event_id, "type": envelope.type,
+        "event_id": envelope.event_id, "type": envelope.type.value,
         "schema_version": envelope.schema_version, "source": envelope.source,
         "source_event_id": envelope.source_event_id,
-        "idempotency_key": envelope.idempotency_key, "occurred_at": envelope.occurred_at,
+        "business_key": envelope.business_key if keep_business_key else None,
+        "occurred_at": envelope.occurred_at,
         "received_at": envelope.received_at, "correlation_id": envelope.correlation_id,
         "causation_id": envelope.causation_id, "aggregate_type": envelope.aggregate.type,
         "aggregate_id": envelope.aggregate.id, "aggregate_version": envelope.aggregate.version,
-        "payload": jsonutil.dumps(envelope.payload), "payload_hash": payload_hash(envelope),
+        "payload": jsonutil.dumps(payload), "payload_hash": payload_hash(payload),
         "raw_event_id": raw_id, "status": status, "status_changed_at": at,
     })
 
@@ -62,10 +74,10 @@ def find_by_source_id(conn: Connection, envelope: Envelope) -> str | None:
                         ).scalar_one_or_none()
 
 
-def find_by_idempotency_key(conn: Connection, envelope: Envelope) -> str | None:
-    if envelope.idempotency_key is None:
+def find_by_business_key(conn: Connection, envelope: Envelope) -> str | None:
+    if envelope.business_key is None:
         return None
-    return conn.execute(_BY_KEY, {"b_key": envelope.idempotency_key}).scalar_one_or_none()
+    return conn.execute(_BY_KEY, {"b_key": envelope.business_key}).scalar_one_or_none()
 
 
 def find_version(conn: Connection, envelope: Envelope) -> tuple[str, str] | None:
@@ -107,33 +119,31 @@ def parked_next(conn: Connection, aggregate_type: str, aggregate_id: str,
     row = conn.execute(select(events).where(
         events.c.aggregate_type == aggregate_type, events.c.aggregate_id == aggregate_id,
         events.c.aggregate_version == version,
-        events.c.status.in_(("parked", "overdue")))).mappings().first()
+        events.c.status.in_((EventStatus.PARKED, EventStatus.OVERDUE)))).mappings().first()
     return None if row is None else row_to_envelope(row)
 
 
 def parked_before(conn: Connection, cutoff: datetime) -> list[Envelope]:
     rows = conn.execute(select(events).where(
-        events.c.status == "parked", events.c.status_changed_at < cutoff)
+        events.c.status == EventStatus.PARKED, events.c.status_changed_at < cutoff)
         .order_by(events.c.position)).mappings()
     return [row_to_envelope(r) for r in rows]
 
 
-def set_status(conn: Connection, event_id: str, status: str, at: datetime) -> None:
+def set_status(conn: Connection, event_id: str, status: EventStatus, at: datetime) -> None:
     conn.execute(update(events).where(events.c.event_id == event_id)
                  .values(status=status, status_changed_at=at))
 
 
 def row_to_envelope(row: Any) -> Envelope:
-    return envelope_from_json({
-        "event_id": row["event_id"], "type": row["type"],
-        "schema_version": row["schema_version"], "source": row["source"],
-        "source_event_id": row["source_event_id"], "occurred_at": row["occurred_at"].isoformat(),
-        "received_at": row["received_at"].isoformat(), "correlation_id": row["correlation_id"],
-        "causation_id": row["causation_id"], "idempotency_key": row["idempotency_key"],
-        "aggregate": {"type": row["aggregate_type"], "id": row["aggregate_id"],
-                      "version": row["aggregate_version"]},
-        "payload": jsonutil.loads(row["payload"]),
-    }, received_at=row["received_at"])
+    """A stored event, typed: its payload upcast from the version it was stored in."""
+    event = codec.decode_event(row["type"], row["schema_version"],
+                               jsonutil.loads(row["payload"]))
+    return Envelope(event, row["source"], row["source_event_id"], row["occurred_at"],
+                    row["received_at"], row["correlation_id"],
+                    AggregateRef(row["aggregate_type"], row["aggregate_id"],
+                                 row["aggregate_version"]),
+                    row["causation_id"], row["business_key"], row["event_id"])
 
 
 def get(conn: Connection, event_id: str) -> Envelope | None:
@@ -149,7 +159,7 @@ def get_many(conn: Connection, event_ids: Sequence[str]) -> dict[str, Envelope]:
 def select_ids(conn: Connection, *, correlation_id: str | None = None,
                aggregate: tuple[str, str] | None = None, since: datetime | None = None,
                until: datetime | None = None) -> Sequence[str]:
-    query = select(events.c.event_id).where(events.c.status == "accepted")
+    query = select(events.c.event_id).where(events.c.status == EventStatus.ACCEPTED)
     if correlation_id is not None:
         query = query.where(events.c.correlation_id == correlation_id)
     if aggregate is not None:

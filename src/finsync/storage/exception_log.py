@@ -17,6 +17,7 @@ from finsync.domain.errors import ExceptionClass
 from finsync.domain.money import Money
 from finsync.storage import jsonutil
 from finsync.storage.schema import exceptions
+from finsync.storage.status import UNRESOLVED, ExceptionStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +32,8 @@ class NewException:
     raw_event_id: int | None = None
     delivery_id: int | None = None
     detail: str | None = None
-    status: str = "open"  # or "retrying": a transient cause the hub is retrying by itself
-
-
-# Statuses in which an exception still needs something to happen.
-UNRESOLVED = ("open", "retrying", "awaiting_approval")
+    # Or RETRYING: a transient cause the hub is retrying by itself.
+    status: ExceptionStatus = ExceptionStatus.OPEN
 
 
 def open_exception(conn: Connection, new: NewException, at: datetime) -> int:
@@ -57,7 +55,8 @@ def open_exception(conn: Connection, new: NewException, at: datetime) -> int:
         fingerprint=new.fingerprint, opened_at=at, **values)).scalar_one())
 
 
-def close(conn: Connection, exception_id: int, status: str, note: str, at: datetime) -> None:
+def close(conn: Connection, exception_id: int, status: ExceptionStatus, note: str,
+          at: datetime) -> None:
     conn.execute(update(exceptions).where(exceptions.c.id == exception_id).values(
         status=status, resolution_note=note, resolved_at=at, updated_at=at))
 
@@ -70,12 +69,13 @@ def resolve_by_fingerprint(conn: Connection, fingerprint: str, note: str,
         exceptions.c.status.in_(UNRESOLVED))).mappings().all()
     if found:
         conn.execute(update(exceptions).where(exceptions.c.id.in_([r["id"] for r in found]))
-                     .values(status="resolved", resolution_note=note, resolved_at=at,
+                     .values(status=ExceptionStatus.RESOLVED, resolution_note=note, resolved_at=at,
                              updated_at=at))
     return [dict(r) for r in found]
 
 
-def set_status(conn: Connection, exception_id: int, status: str, at: datetime) -> None:
+def set_status(conn: Connection, exception_id: int, status: ExceptionStatus,
+               at: datetime) -> None:
     conn.execute(update(exceptions).where(exceptions.c.id == exception_id).values(
         status=status, updated_at=at))
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from finsync.storage.exception_log import UNRESOLVED
 from finsync.storage.schema import deliveries, duplicates, events, exceptions, raw_events
+from finsync.storage.status import UNRESOLVED, DeliveryStatus
 
 
 def delivery_counts(conn: Connection) -> list[tuple[str, str, str, int]]:
@@ -26,7 +26,7 @@ def posting_latencies(conn: Connection, targets: Sequence[str]) -> list[float]:
     rows = conn.execute(
         select(events.c.occurred_at, deliveries.c.completed_at)
         .join(events, events.c.event_id == deliveries.c.event_id)
-        .where(deliveries.c.status == "done", deliveries.c.target.in_(targets)))
+        .where(deliveries.c.status == DeliveryStatus.DONE, deliveries.c.target.in_(targets)))
     return [max(0.0, (done - occurred).total_seconds()) for occurred, done in rows]
 
 

@@ -7,14 +7,12 @@ from pathlib import Path
 from sqlalchemy import Engine, inspect
 
 from finsync import migration
-from finsync.storage import summary_log
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     migration.upgrade(engine, MIGRATIONS, revision)
-    summary_log.upgrade(engine)  # the posting buffer's table: own chain and version table
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -19,10 +19,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from finsync.domain.ids import delivery_key
 from finsync.storage import jsonutil
 from finsync.storage.schema import deliveries
+from finsync.storage.status import UNFINISHED, DeliveryStatus
 
-UNFINISHED = ("pending", "in_flight", "failed", "dead")
-_KNOWN_KEYS = select(deliveries.c.idempotency_key).where(
-    deliveries.c.idempotency_key.in_(bindparam("b_keys", expanding=True)))
+_KNOWN_KEYS = select(deliveries.c.delivery_key).where(
+    deliveries.c.delivery_key.in_(bindparam("b_keys", expanding=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +30,10 @@ class Delivery:
     id: int
     event_id: str
     target: str
-    idempotency_key: str
+    delivery_key: str
     partition_key: str
     correlation_id: str
-    status: str
+    status: DeliveryStatus
     attempts: int
     override: Mapping[str, str] = field(default_factory=dict)
 
@@ -45,9 +45,10 @@ def enqueue(conn: Connection, event_id: str, targets: Iterable[str], partition_k
     if not wanted:
         return 0
     have = set(conn.execute(_KNOWN_KEYS, {"b_keys": list(wanted)}).scalars())
-    rows = [{"event_id": event_id, "target": t, "idempotency_key": k,
+    rows = [{"event_id": event_id, "target": t, "delivery_key": k,
              "partition_key": partition_key, "correlation_id": correlation_id,
-             "status": "pending", "attempts": 0, "next_attempt_at": at, "created_at": at}
+             "status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": at,
+             "created_at": at}
             for k, t in wanted.items() if k not in have]
     if rows:
         conn.execute(insert(deliveries), rows)
@@ -62,8 +63,10 @@ def _due(now: datetime) -> ColumnElement[bool]:
         earlier.c.id < deliveries.c.id,
         earlier.c.status.in_(UNFINISHED),
     )
-    leased_out = and_(deliveries.c.status == "in_flight", deliveries.c.lease_expires_at < now)
-    waiting = and_(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+    leased_out = and_(deliveries.c.status == DeliveryStatus.IN_FLIGHT,
+                      deliveries.c.lease_expires_at < now)
+    waiting = and_(deliveries.c.status == DeliveryStatus.PENDING,
+                   deliveries.c.next_attempt_at <= now)
     return and_(or_(waiting, leased_out), ~blocked)
 
 
@@ -86,26 +89,29 @@ def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: in
         due_ids = due_ids.where(target.not_in(list(skip)))
     due_ids = due_ids.order_by(deliveries.c.id).limit(limit)
     still_due = or_(
-        and_(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now),
-        and_(deliveries.c.status == "in_flight", deliveries.c.lease_expires_at < now))
+        and_(deliveries.c.status == DeliveryStatus.PENDING,
+             deliveries.c.next_attempt_at <= now),
+        and_(deliveries.c.status == DeliveryStatus.IN_FLIGHT,
+             deliveries.c.lease_expires_at < now))
     rows = conn.execute(
         update(deliveries).where(deliveries.c.id.in_(due_ids.scalar_subquery()), still_due)
-        .values(status="in_flight", lease_owner=owner,
+        .values(status=DeliveryStatus.IN_FLIGHT, lease_owner=owner,
                 lease_expires_at=now + timedelta(seconds=lease_s))
         .returning(*deliveries.c)).mappings().all()
     return sorted((_row(r) for r in rows), key=lambda d: d.id)
 
 
 def _row(r: Any) -> Delivery:
-    return Delivery(r["id"], r["event_id"], r["target"], r["idempotency_key"],
-                    r["partition_key"], r["correlation_id"], r["status"], r["attempts"],
+    return Delivery(r["id"], r["event_id"], r["target"], r["delivery_key"],
+                    r["partition_key"], r["correlation_id"], DeliveryStatus(r["status"]),
+                    r["attempts"],
                     jsonutil.loads(r["override"]) if r["override"] else {})
 
 
 # Settling a leased delivery: only its current lease owner may, and each try counts.
 _SETTLE = update(deliveries).where(
     deliveries.c.id == bindparam("b_id"), deliveries.c.lease_owner == bindparam("b_owner"),
-    deliveries.c.status == "in_flight").values(
+    deliveries.c.status == DeliveryStatus.IN_FLIGHT).values(
     status=bindparam("b_status"), last_error=bindparam("b_error"),
     result=bindparam("b_result"), completed_at=bindparam("b_completed_at"),
     next_attempt_at=bindparam("b_next_attempt_at"), attempts=deliveries.c.attempts + 1,
@@ -121,17 +127,18 @@ def _settle(conn: Connection, delivery_id: int, owner: str, **values: Any) -> bo
 
 def complete(conn: Connection, delivery_id: int, owner: str, result: str, at: datetime) -> bool:
     """Mark done; False when the lease was lost (another worker owns the outcome)."""
-    return _settle(conn, delivery_id, owner, status="done", result=result, completed_at=at,
+    return _settle(conn, delivery_id, owner, status=DeliveryStatus.DONE, result=result,
+                   completed_at=at,
                    next_attempt_at=at)
 
 
 def reschedule(conn: Connection, delivery_id: int, owner: str, error: str,
                next_attempt_at: datetime) -> bool:
-    return _settle(conn, delivery_id, owner, status="pending", error=error,
+    return _settle(conn, delivery_id, owner, status=DeliveryStatus.PENDING, error=error,
                    next_attempt_at=next_attempt_at)
 
 
-def fail(conn: Connection, delivery_id: int, owner: str, status: str, error: str,
+def fail(conn: Connection, delivery_id: int, owner: str, status: DeliveryStatus, error: str,
          at: datetime) -> bool:
     """`failed` (permanent) or `dead` (retries exhausted); both wait for a person."""
     return _settle(conn, delivery_id, owner, status=status, error=error, completed_at=at,
@@ -145,8 +152,8 @@ def release(conn: Connection, delivery_ids: Collection[int], owner: str) -> int:
         return 0
     return int(conn.execute(update(deliveries).where(
         deliveries.c.id.in_(list(delivery_ids)), deliveries.c.lease_owner == owner,
-        deliveries.c.status == "in_flight").values(
-        status="pending", lease_owner=None, lease_expires_at=None)).rowcount)
+        deliveries.c.status == DeliveryStatus.IN_FLIGHT).values(
+        status=DeliveryStatus.PENDING, lease_owner=None, lease_expires_at=None)).rowcount)
 
 
 def requeue(conn: Connection, event_ids: Sequence[str], at: datetime,
@@ -155,11 +162,11 @@ def requeue(conn: Connection, event_ids: Sequence[str], at: datetime,
     if not event_ids:
         return 0
     query = update(deliveries).where(deliveries.c.event_id.in_(event_ids),
-                                     deliveries.c.status != "in_flight")
+                                     deliveries.c.status != DeliveryStatus.IN_FLIGHT)
     if targets is not None:
         query = query.where(deliveries.c.target.in_(targets))
     return int(conn.execute(query.values(
-        status="pending", next_attempt_at=at, attempts=0, last_error=None,
+        status=DeliveryStatus.PENDING, next_attempt_at=at, attempts=0, last_error=None,
         completed_at=None)).rowcount)
 
 
@@ -167,13 +174,15 @@ def retry_now(conn: Connection, delivery_id: int, at: datetime,
               override: Mapping[str, str] | None = None) -> bool:
     """Send a settled (failed, dead or pending) delivery again at once, with fresh attempts
     and, for a re-route, what changes for the target. False when it is in flight or done."""
-    values: dict[str, Any] = {"status": "pending", "next_attempt_at": at, "attempts": 0,
+    values: dict[str, Any] = {"status": DeliveryStatus.PENDING, "next_attempt_at": at,
+                              "attempts": 0,
                               "last_error": None, "completed_at": None}
     if override is not None:
         values["override"] = jsonutil.dumps(dict(override))
     return bool(conn.execute(update(deliveries).where(
         deliveries.c.id == delivery_id,
-        deliveries.c.status.in_(("pending", "failed", "dead"))).values(values)).rowcount)
+        deliveries.c.status.in_((DeliveryStatus.PENDING, DeliveryStatus.FAILED,
+                                 DeliveryStatus.DEAD))).values(values)).rowcount)
 
 
 def get(conn: Connection, delivery_id: int) -> dict[str, Any] | None:
@@ -181,11 +190,11 @@ def get(conn: Connection, delivery_id: int) -> dict[str, Any] | None:
     return None if row is None else dict(row)
 
 
-def event_statuses(conn: Connection, event_ids: Sequence[str]) -> dict[int, str]:
+def event_statuses(conn: Connection, event_ids: Sequence[str]) -> dict[int, DeliveryStatus]:
     """Delivery id → status, for every delivery of these events."""
     rows = conn.execute(select(deliveries.c.id, deliveries.c.status)
                         .where(deliveries.c.event_id.in_(event_ids)))
-    return {int(i): str(status) for i, status in rows}
+    return {int(i): DeliveryStatus(status) for i, status in rows}
 
 
 def any_due(conn: Connection, now: datetime, only: Collection[str]) -> bool:
@@ -194,10 +203,10 @@ def any_due(conn: Connection, now: datetime, only: Collection[str]) -> bool:
         _due(now), (deliveries.c.target + "").in_(list(only))).limit(1)).first() is not None
 
 
-def statuses(conn: Connection, delivery_ids: Collection[int]) -> dict[int, str]:
+def statuses(conn: Connection, delivery_ids: Collection[int]) -> dict[int, DeliveryStatus]:
     if not delivery_ids:
         return {}
-    return {int(i): str(s) for i, s in conn.execute(
+    return {int(i): DeliveryStatus(s) for i, s in conn.execute(
         select(deliveries.c.id, deliveries.c.status).where(
             deliveries.c.id.in_(list(delivery_ids))))}
 
@@ -209,15 +218,15 @@ def counts(conn: Connection) -> dict[str, int]:
 
 def outstanding(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(deliveries).where(
-        deliveries.c.status.in_(("pending", "in_flight")))).scalar_one())
+        deliveries.c.status.in_((DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT)))).scalar_one())
 
 
 def next_due_at(conn: Connection) -> datetime | None:
     value = conn.execute(select(func.min(deliveries.c.next_attempt_at))
-                         .where(deliveries.c.status == "pending")).scalar_one()
+                         .where(deliveries.c.status == DeliveryStatus.PENDING)).scalar_one()
     return value  # type: ignore[no-any-return]
 
 
 def all_rows(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(
-        select(deliveries).order_by(deliveries.c.idempotency_key)).mappings()]
+        select(deliveries).order_by(deliveries.c.delivery_key)).mappings()]

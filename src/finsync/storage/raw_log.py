@@ -10,6 +10,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from finsync.storage import jsonutil
 from finsync.storage.schema import raw_events
+from finsync.storage.status import RawStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +20,7 @@ class RawEvent:
     received_at: datetime
     headers: Mapping[str, str]
     body: bytes
-    status: str
+    status: RawStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,7 @@ class RawIn:
 def _row(item: RawIn, received_at: datetime) -> dict[str, object]:
     return {"source": item.source, "received_at": received_at, "content_type": item.content_type,
             "headers": jsonutil.dumps(dict(item.headers)), "body": item.body,
-            "status": "received"}
+            "status": RawStatus.RECEIVED}
 
 
 def append(conn: Connection, items: Sequence[RawIn], received_at: datetime) -> int:
@@ -55,11 +56,11 @@ def append_one(conn: Connection, item: RawIn, received_at: datetime) -> int:
 
 def pending(conn: Connection, limit: int) -> list[RawEvent]:
     rows = conn.execute(
-        select(raw_events).where(raw_events.c.status == "received")
+        select(raw_events).where(raw_events.c.status == RawStatus.RECEIVED)
         .order_by(raw_events.c.id).limit(limit)
     ).mappings()
     return [RawEvent(r["id"], r["source"], r["received_at"], jsonutil.loads(r["headers"]),
-                     r["body"], r["status"]) for r in rows]
+                     r["body"], RawStatus(r["status"])) for r in rows]
 
 
 _MARK = update(raw_events).where(raw_events.c.id == bindparam("b_id")).values(
@@ -67,7 +68,7 @@ _MARK = update(raw_events).where(raw_events.c.id == bindparam("b_id")).values(
     error_code=bindparam("b_code"), error_detail=bindparam("b_detail"))
 
 
-def mark(conn: Connection, raw_id: int, status: str, at: datetime,
+def mark(conn: Connection, raw_id: int, status: RawStatus, at: datetime,
          error_code: str | None = None, error_detail: str | None = None) -> None:
     conn.execute(_MARK, {"b_id": raw_id, "b_status": status, "b_at": at, "b_code": error_code,
                          "b_detail": error_detail})
@@ -78,7 +79,7 @@ def get(conn: Connection, raw_id: int) -> RawEvent | None:
     if r is None:
         return None
     return RawEvent(r["id"], r["source"], r["received_at"], jsonutil.loads(r["headers"]),
-                    r["body"], r["status"])
+                    r["body"], RawStatus(r["status"]))
 
 
 def counts(conn: Connection) -> dict[str, int]:

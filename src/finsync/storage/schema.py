@@ -1,7 +1,7 @@
 """The hub's tables. Money is stored as integer minor units plus the currency code.
 
 Uniqueness carries the guarantees: a source event is stored once per `(source,
-source_event_id)`, a business idempotency key once, a delivery once per `event_id:target`,
+source_event_id)`, a business key once, a delivery once per delivery key (`event_id:target`),
 a consumer's effect once per `(consumer, key)`, a cross-reference once per system.
 """
 
@@ -35,7 +35,7 @@ raw_events = Table(
     Column("content_type", String(128)),
     Column("headers", Text, nullable=False),
     Column("body", LargeBinary, nullable=False),
-    Column("status", String(16), nullable=False),  # received | mapped | rejected
+    Column("status", String(16), nullable=False),  # status.RawStatus
     Column("error_code", String(64)),
     Column("error_detail", Text),
     Column("processed_at", UtcDateTime),
@@ -50,7 +50,7 @@ events = Table(
     Column("schema_version", Integer, nullable=False),
     Column("source", String(64), nullable=False),
     Column("source_event_id", String(255), nullable=False),
-    Column("idempotency_key", String(255), unique=True),
+    Column("business_key", String(255), unique=True),
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
     Column("correlation_id", String(255), nullable=False, index=True),
@@ -61,8 +61,7 @@ events = Table(
     Column("payload", Text, nullable=False),
     Column("payload_hash", String(64), nullable=False),
     Column("raw_event_id", BigInteger, ForeignKey("raw_events.id")),
-    # accepted | parked | rejected | expired
-    Column("status", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # status.EventStatus
     Column("status_changed_at", UtcDateTime, nullable=False),
     UniqueConstraint("source", "source_event_id"),
     Index("ix_events_aggregate", "aggregate_type", "aggregate_id", "aggregate_version"),
@@ -93,11 +92,10 @@ deliveries = Table(
     Column("id", Serial, primary_key=True, autoincrement=True),
     Column("event_id", String(64), ForeignKey("events.event_id"), nullable=False, index=True),
     Column("target", String(64), nullable=False),
-    Column("idempotency_key", String(255), nullable=False, unique=True),
+    Column("delivery_key", String(255), nullable=False, unique=True),
     Column("partition_key", String(255), nullable=False),
     Column("correlation_id", String(255), nullable=False, index=True),
-    # pending | in_flight | done | failed | dead
-    Column("status", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # status.DeliveryStatus
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UtcDateTime, nullable=False),
     Column("lease_owner", String(64)),
@@ -138,8 +136,7 @@ exceptions = Table(
     "exceptions", metadata,
     Column("id", Serial, primary_key=True, autoincrement=True),
     Column("class", String(32), nullable=False, index=True),
-    # open | retrying | awaiting_approval | resolved | ignored
-    Column("status", String(24), nullable=False, index=True),
+    Column("status", String(24), nullable=False, index=True),  # status.ExceptionStatus
     Column("fingerprint", String(255), nullable=False, unique=True),
     Column("amount_minor", BigInteger),
     Column("currency", String(3)),
@@ -198,4 +195,13 @@ recon_runs = Table(
     Column("breaks", Integer, nullable=False),
     Column("checks", Text, nullable=False),
     Index("ix_recon_runs_entity_as_of", "legal_entity", "as_of"),
+)
+
+# Which deliveries a summary journal covers (the posting buffer's daily summaries), written
+# before the summary goes to the ERP; a delivery belongs to one summary at a time.
+summary_members = Table(
+    "summary_members", metadata,
+    Column("summary_key", String(200), nullable=False, index=True),
+    Column("delivery_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("document_id", String(200), nullable=False),
 )

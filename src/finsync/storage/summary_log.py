@@ -6,45 +6,15 @@ Rules:
   crash the same members rebuild the same summary under the same key.
 - A summary that never reached the ERP may be dissolved (its rows deleted) so that its
   members can join another; one that did stays, and its members' receipts point at it.
-- The table has its own migrations and version table (`summary_alembic_version`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from pathlib import Path
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Connection,
-    Engine,
-    MetaData,
-    String,
-    Table,
-    delete,
-    insert,
-    select,
-)
+from sqlalchemy import Connection, delete, insert, select
 
-from finsync import migration
-from finsync.dbtypes import NAMING_CONVENTION
-
-MIGRATIONS = Path(__file__).with_name("summary_migrations")
-VERSION_TABLE = "summary_alembic_version"
-
-metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-summary_members = Table(
-    "summary_members", metadata,
-    Column("summary_key", String(200), nullable=False, index=True),
-    Column("delivery_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("document_id", String(200), nullable=False),
-)
-
-
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    migration.upgrade(engine, MIGRATIONS, revision)
+from finsync.storage.schema import summary_members
 
 
 def record(conn: Connection, key: str, members: Sequence[tuple[int, str]]) -> None:

@@ -10,20 +10,21 @@ from sqlalchemy import Connection, insert, select, update
 
 from finsync.storage import jsonutil
 from finsync.storage.schema import triage_actions
+from finsync.storage.status import ActionStatus
 
 
 def record(conn: Connection, exception_id: int, action: str, params: Mapping[str, Any],
-           reason: str, actor: str, status: str, at: datetime) -> int:
+           reason: str, actor: str, status: ActionStatus, at: datetime) -> int:
     return int(conn.execute(insert(triage_actions).returning(triage_actions.c.id).values(
         exception_id=exception_id, action=action, params=jsonutil.dumps(dict(params)),
         reason=reason, requested_by=actor, requested_at=at, status=status)).scalar_one())
 
 
-def decide(conn: Connection, action_id: int, status: str, actor: str, note: str,
+def decide(conn: Connection, action_id: int, status: ActionStatus, actor: str, note: str,
            at: datetime) -> bool:
     """Approve or reject a pending action; False if it was no longer pending."""
     return bool(conn.execute(update(triage_actions).where(
-        triage_actions.c.id == action_id, triage_actions.c.status == "pending_approval")
+        triage_actions.c.id == action_id, triage_actions.c.status == ActionStatus.PENDING_APPROVAL)
         .values(status=status, decided_by=actor, decided_at=at, decision_note=note)).rowcount)
 
 

@@ -25,14 +25,14 @@ from sqlalchemy import Connection, Engine
 from finsync.connectors.ports import LedgerPort
 from finsync.domain.clock import first_of_next_month
 from finsync.domain.errors import DomainError, ExceptionClass
-from finsync.domain.event_type import event_type
+from finsync.domain.events import AnyEvent
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry, PeriodStatus
 from finsync.domain.money import Money
 from finsync.domain.payment import Payment, Refund
-from finsync.domain.upcast import UPCASTERS
 from finsync.storage import event_log, exception_log, outbox, raw_log, triage_log
 from finsync.storage.db import reading, transaction
+from finsync.storage.status import UNRESOLVED, ActionStatus, ExceptionStatus, RawStatus
 from finsync.triage.policy import Action, ApprovalPolicy
 
 SEARCH_MONTHS = 24
@@ -59,7 +59,7 @@ class Outcome:
     action_id: int
     exception_id: int
     action: str
-    status: str  # done | pending_approval | rejected
+    status: ActionStatus
     detail: str
 
 
@@ -70,7 +70,8 @@ class Triage:
         self._engine, self._policy, self._ledgers, self._clock = engine, policy, ledgers, clock
 
     # -- reading ----------------------------------------------------------------------
-    def listing(self, *, status: str | None = "open", exception_class: str | None = None,
+    def listing(self, *, status: str | None = ExceptionStatus.OPEN,
+                exception_class: str | None = None,
                 correlation_id: str | None = None) -> list[dict[str, Any]]:
         with reading(self._engine) as conn:
             rows = exception_log.listing(conn, status=status, exception_class=exception_class)
@@ -92,7 +93,7 @@ class Triage:
     def replay(self, actor: str, reason: str, *, exception_class: str | None = None,
                correlation_id: str | None = None) -> list[Outcome]:
         """Retry every unresolved exception of the set that has something to send again."""
-        chosen = [row for status in ("open", "retrying")
+        chosen = [row for status in (ExceptionStatus.OPEN, ExceptionStatus.RETRYING)
                   for row in self.listing(status=status, exception_class=exception_class,
                                           correlation_id=correlation_id)
                   if row["delivery_id"] or row["raw_event_id"]]
@@ -128,62 +129,65 @@ class Triage:
         now = self._clock()
         with transaction(self._engine) as conn:
             row = self._exception(conn, exception_id)
-            if row["status"] not in exception_log.UNRESOLVED:
+            if row["status"] not in UNRESOLVED:
                 raise NotApplicableError(f"exception {exception_id} is already {row['status']}")
-            if row["status"] == "awaiting_approval":
+            if row["status"] == ExceptionStatus.AWAITING_APPROVAL:
                 raise NotApplicableError(f"exception {exception_id} has an action awaiting "
                                          "approval; approve or reject it first")
             at_stake = _at_stake(row)
             if self._policy.needs_approval(action, at_stake):
                 action_id = triage_log.record(conn, exception_id, action.value, params, reason,
-                                              actor, "pending_approval", now)
-                exception_log.set_status(conn, exception_id, "awaiting_approval", now)
-                return Outcome(action_id, exception_id, action.value, "pending_approval",
+                                              actor, ActionStatus.PENDING_APPROVAL, now)
+                exception_log.set_status(conn, exception_id, ExceptionStatus.AWAITING_APPROVAL,
+                                         now)
+                return Outcome(action_id, exception_id, action.value,
+                               ActionStatus.PENDING_APPROVAL,
                                f"{at_stake} is above the approval threshold: another person "
                                "must approve")
             detail = self._carry_out(conn, row, action, params, actor, reason, now)
             action_id = triage_log.record(conn, exception_id, action.value, params, reason,
-                                          actor, "done", now)
-        return Outcome(action_id, exception_id, action.value, "done", detail)
+                                          actor, ActionStatus.DONE, now)
+        return Outcome(action_id, exception_id, action.value, ActionStatus.DONE, detail)
 
     def _decide(self, action_id: int, actor: str, note: str, *, approve: bool) -> Outcome:
         now = self._clock()
         with transaction(self._engine) as conn:
             pending = triage_log.get(conn, action_id)
-            if pending is None or pending["status"] != "pending_approval":
+            if pending is None or pending["status"] != ActionStatus.PENDING_APPROVAL:
                 raise NotApplicableError(f"action {action_id} is not awaiting approval")
             if pending["requested_by"] == actor:
                 raise SegregationOfDutiesError(
                     f"{actor} asked for action {action_id}; a different person must decide")
             row = self._exception(conn, pending["exception_id"])
-            exception_log.set_status(conn, row["id"], "open", now)
-            row["status"] = "open"
+            exception_log.set_status(conn, row["id"], ExceptionStatus.OPEN, now)
+            row["status"] = ExceptionStatus.OPEN
             detail = "rejected: the exception stays open"
             if approve:
                 detail = self._carry_out(conn, row, Action(pending["action"]),
                                          pending["params"], pending["requested_by"],
                                          pending["reason"], now)
-            triage_log.decide(conn, action_id, "done" if approve else "rejected", actor, note,
-                              now)
-        return Outcome(action_id, row["id"], pending["action"],
-                       "done" if approve else "rejected", detail)
+            decision = ActionStatus.DONE if approve else ActionStatus.REJECTED
+            triage_log.decide(conn, action_id, decision, actor, note, now)
+        return Outcome(action_id, row["id"], pending["action"], decision, detail)
 
     def _carry_out(self, conn: Connection, row: dict[str, Any], action: Action,
                    params: dict[str, str], actor: str, reason: str, now: datetime) -> str:
         if action in (Action.RESOLVE, Action.IGNORE):
-            status = "resolved" if action is Action.RESOLVE else "ignored"
+            status = ExceptionStatus.IGNORED
+            if action is Action.RESOLVE:
+                status = ExceptionStatus.RESOLVED
             exception_log.close(conn, row["id"], status, f"{actor}: {reason}", now)
-            return status
+            return status.value
         if row["delivery_id"]:
             override = params if action is Action.REROUTE else None
             if not outbox.retry_now(conn, row["delivery_id"], now, override):
                 raise NotApplicableError(f"delivery {row['delivery_id']} is in flight or done")
-            exception_log.set_status(conn, row["id"], "retrying", now)
+            exception_log.set_status(conn, row["id"], ExceptionStatus.RETRYING, now)
             where = f" on {params['posting_date']}" if override else ""
             return f"delivery {row['delivery_id']} sent again{where}"
         if row["raw_event_id"]:
-            raw_log.mark(conn, row["raw_event_id"], "received", now)
-            exception_log.set_status(conn, row["id"], "retrying", now)
+            raw_log.mark(conn, row["raw_event_id"], RawStatus.RECEIVED, now)
+            exception_log.set_status(conn, row["id"], ExceptionStatus.RETRYING, now)
             return f"raw event {row['raw_event_id']} will be mapped again"
         raise NotApplicableError(f"exception {row['id']} ({row['class']}) has nothing to "
                                  "send again; fix the cause, then resolve it")
@@ -197,8 +201,7 @@ class Triage:
         ledger = self._ledgers(delivery["target"])
         if ledger is None:
             raise NotApplicableError(f"{delivery['target']} is not a ledger")
-        document = event_type(env.type).decode(UPCASTERS.upcast(env))
-        entity, day = _entity_and_date(document)
+        entity, day = _entity_and_date(env.event)
         month = day
         for _ in range(SEARCH_MONTHS):
             month = first_of_next_month(month)
@@ -223,7 +226,8 @@ def _at_stake(row: dict[str, Any]) -> Money | None:
     return Money.of(amount, currency)
 
 
-def _entity_and_date(document: Any) -> tuple[str, date]:
+def _entity_and_date(event: AnyEvent) -> tuple[str, date]:
+    document = event.document
     if isinstance(document, Invoice | CreditMemo):
         return document.legal_entity, document.issue_date
     if isinstance(document, Payment):

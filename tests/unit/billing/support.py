@@ -8,11 +8,13 @@ from decimal import Decimal
 
 from finsync.domain.catalog import BillingFrequency, Price, PriceModel, Product
 from finsync.domain.contract import ContractLine, RampStep, SubscriptionContract
+from finsync.domain.events import AnyEvent, InvoiceIssued
 from finsync.domain.invoice import Invoice
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
 from finsync.systems.billing.catalog import Catalog
-from finsync.systems.billing.event import Emitted, Outcome
+from finsync.systems.billing.event import Emitted
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.pricing import PricePlan, Tier
 from finsync.systems.billing.state import BillingConfig, BillingState, DowngradePolicy
 from finsync.systems.billing.subscription import (
@@ -96,8 +98,8 @@ def subscribed(*lines: ContractLine, frequency: BillingFrequency = ANNUAL,
 
 
 def invoices(emitted: tuple[Emitted, ...]) -> list[Invoice]:
-    return [e.document for e in emitted if isinstance(e.document, Invoice)]
+    return [e.event.invoice for e in emitted if isinstance(e.event, InvoiceIssued)]
 
 
-def types(emitted: tuple[Emitted, ...]) -> list[str]:
-    return [e.type for e in emitted]
+def types(emitted: tuple[Emitted, ...]) -> list[type[AnyEvent]]:
+    return [type(e.event) for e in emitted]

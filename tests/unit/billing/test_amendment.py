@@ -7,8 +7,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from finsync.domain.contract import ContractAmendment, ContractChange, ContractLine, RampStep
-from finsync.domain.envelope import AggregateRef
+from finsync.domain.aggregate import AggregateRef
+from finsync.domain.contract import ChangeOp, ContractChange, ContractLine, RampStep
+from finsync.domain.events import ContractAmended, CreditMemoIssued, InvoiceIssued
 from finsync.domain.invoice import CreditMemo
 from finsync.domain.money import Money
 from finsync.systems.billing.amendment import AmendSubscription, amend_subscription
@@ -30,7 +31,7 @@ from finsync.systems.billing.errors import (
     UnknownLineError,
     UnknownPriceError,
 )
-from finsync.systems.billing.event import Outcome
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.proration import ProrationRule, ProrationUnit
 from finsync.systems.billing.state import BillingState, DowngradePolicy
 from tests.unit.billing.support import (
@@ -55,7 +56,7 @@ def amend(state: BillingState, *edits: Edit, on: date = MAY_16, amendment_id: st
 
 
 def memos(outcome: Outcome) -> list[CreditMemo]:
-    return [e.document for e in outcome.emitted if isinstance(e.document, CreditMemo)]
+    return [e.event.credit_memo for e in outcome.emitted if isinstance(e.event, CreditMemoIssued)]
 
 
 def test_upgrade_invoices_prorated_seats_and_cotermed_module_at_once() -> None:
@@ -65,7 +66,7 @@ def test_upgrade_invoices_prorated_seats_and_cotermed_module_at_once() -> None:
     # subtotal 37808.22 + tax 1890.41 = 39698.63
     outcome = amend(subscribed().state, AddSeats("ln_seats", 300),
                     AddProduct("ln_analytics", "price_analytics", 800))
-    assert types(outcome.emitted) == ["contract.amended", "invoice.issued"]
+    assert types(outcome.emitted) == [ContractAmended, InvoiceIssued]
     [invoice] = invoices(outcome.emitted)
     assert [line.amount for line in invoice.lines] == [usd("22684.93"), usd("15123.29")]
     assert [line.tax_amount for line in invoice.lines] == [usd("1134.25"), usd("756.16")]
@@ -77,13 +78,13 @@ def test_upgrade_invoices_prorated_seats_and_cotermed_module_at_once() -> None:
 
 def test_upgrade_invoice_is_correlated_to_its_amendment() -> None:
     amended, issued = amend(subscribed().state, AddSeats("ln_seats", 300)).emitted
-    assert isinstance(amended.document, ContractAmendment)
+    assert isinstance(amended.event, ContractAmended)
     assert amended.aggregate == AggregateRef("subscription_contract", "sub_1", 2)
     assert amended.causation == AggregateRef("subscription_contract", "sub_1", 1)
     assert issued.correlation_id == amended.correlation_id == "amd_1"
     assert issued.causation == amended.aggregate
-    assert amended.document.changes == (ContractChange("quantity_changed", "ln_seats", "500",
-                                                       "800"),)
+    assert amended.event.amendment.changes == (
+        ContractChange(ChangeOp.QUANTITY_CHANGED, "ln_seats", "500", "800"),)
 
 
 def test_downgrade_credit_now_issues_credit_memo_on_the_billing_invoice() -> None:
@@ -91,7 +92,7 @@ def test_downgrade_credit_now_issues_credit_memo_on_the_billing_invoice() -> Non
     # tax reversed in proportion: 3000.00 x 7561.64 / 60000.00 = 378.08 (378.082); 7939.72
     start = subscribed()
     outcome = amend(start.state, RemoveSeats("ln_seats", 100))
-    assert types(outcome.emitted) == ["contract.amended", "credit_memo.issued"]
+    assert types(outcome.emitted) == [ContractAmended, CreditMemoIssued]
     [memo] = memos(outcome)
     assert (memo.subtotal, memo.tax_total, memo.total) == (
         usd("7561.64"), usd("378.08"), usd("7939.72"))
@@ -107,10 +108,10 @@ def test_downgrade_at_renewal_changes_nothing_now_and_renews_lower() -> None:
     start = subscribed(policy=DowngradePolicy.AT_RENEWAL)
     outcome = amend(start.state, RemoveSeats("ln_seats", 100))
     [amended] = outcome.emitted
-    assert isinstance(amended.document, ContractAmendment)
-    assert amended.document.contract.lines[0].quantity == 500
-    assert amended.document.changes == (
-        ContractChange("renewal_quantity_changed", "ln_seats", "500", "400"),)
+    assert isinstance(amended.event, ContractAmended)
+    assert amended.event.amendment.contract.lines[0].quantity == 500
+    assert amended.event.amendment.changes == (
+        ContractChange(ChangeOp.RENEWAL_QUANTITY_CHANGED, "ln_seats", "500", "400"),)
     [invoice] = invoices(run(outcome.state, until=END).emitted)
     assert (invoice.lines[0].quantity, invoice.total) == (400, usd("50400.00"))
 
@@ -134,8 +135,8 @@ def test_cotermination_prorates_add_on_to_cycle_and_ends_with_main_term() -> Non
     outcome = amend(subscribed(frequency=QUARTERLY).state,
                     AddProduct("ln_analytics", "price_analytics", 100), on=date(2025, 2, 15))
     [amended, _] = outcome.emitted
-    assert isinstance(amended.document, ContractAmendment)
-    added = amended.document.contract.lines[1]
+    assert isinstance(amended.event, ContractAmended)
+    added = amended.event.amendment.contract.lines[1]
     assert (added.start_date, added.end_date) == (date(2025, 2, 15), END)
     assert invoices(outcome.emitted)[0].subtotal == usd("375.00")
     [q2] = invoices(run(outcome.state, until=date(2025, 4, 1)).emitted)
@@ -173,8 +174,8 @@ def test_remove_product_credits_the_rest_of_the_cycle() -> None:
     removed = amend(outcome.state, RemoveProduct("ln_analytics"))
     [memo] = memos(removed)
     assert memo.subtotal == usd("15123.29")
-    [amended] = [e.document for e in removed.emitted if isinstance(e.document,
-                                                                   ContractAmendment)]
+    [amended] = [e.event.amendment for e in removed.emitted
+                 if isinstance(e.event, ContractAmended)]
     assert amended.contract.lines[1].end_date == MAY_16
 
 
@@ -187,7 +188,7 @@ def test_price_change_up_invoices_the_difference() -> None:
 def test_billing_frequency_change_applies_from_the_next_boundary() -> None:
     # annual -> monthly on 2025-05-16: nothing prorated; from 2026-01-01 monthly 500 x 10.00
     outcome = amend(subscribed().state, ChangeBillingFrequency(MONTHLY))
-    assert types(outcome.emitted) == ["contract.amended"]
+    assert types(outcome.emitted) == [ContractAmended]
     later = run(outcome.state, until=date(2026, 2, 1))
     assert [i.subtotal for i in invoices(later.emitted)] == [usd("5000.00"), usd("5000.00")]
 
@@ -251,7 +252,7 @@ def test_amendment_dated_after_what_is_billed_splits_the_next_cycle() -> None:
     # February (28 days): 500 x 10.00 x 14/28 = 2500.00, then 600 x 10.00 x 14/28 = 3000.00
     outcome = amend(subscribed(frequency=MONTHLY).state, AddSeats("ln_seats", 100),
                     on=date(2025, 2, 15))
-    assert types(outcome.emitted) == ["contract.amended"]
+    assert types(outcome.emitted) == [ContractAmended]
     [february] = invoices(run(outcome.state, until=date(2025, 2, 1)).emitted)
     assert [(x.quantity, x.amount) for x in february.lines] == [(500, usd("2500.00")),
                                                                 (600, usd("3000.00"))]

@@ -6,7 +6,8 @@ from datetime import date
 
 import pytest
 
-from finsync.domain.contract import ContractAmendment
+from finsync.domain.contract import CONTRACT_LEVEL, ChangeOp
+from finsync.domain.events import ContractCancelled, CreditMemoIssued, RefundIssued
 from finsync.domain.invoice import CreditMemo
 from finsync.domain.payment import Refund
 from finsync.systems.billing.cancellation import (
@@ -16,7 +17,7 @@ from finsync.systems.billing.cancellation import (
 )
 from finsync.systems.billing.clock import run
 from finsync.systems.billing.errors import AmendmentDateError, ContractStateError
-from finsync.systems.billing.event import Outcome
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.payment import PayInvoice, pay_invoice
 from finsync.systems.billing.state import BillingState, SubscriptionStatus, amount_due
 from tests.unit.billing.support import START, invoices, subscribed, types, usd
@@ -38,17 +39,18 @@ def paid_subscription() -> BillingState:
 def test_cancel_at_term_end_bills_the_term_and_does_not_renew() -> None:
     outcome = cancel(subscribed().state, CancelMode.AT_TERM_END)
     [cancelled] = outcome.emitted
-    assert cancelled.type == "contract.cancelled"
-    assert isinstance(cancelled.document, ContractAmendment)
-    assert cancelled.document.version == 2
-    assert cancelled.document.changes[0].op == "cancel_at_term_end"
+    assert isinstance(cancelled.event, ContractCancelled)
+    amendment = cancelled.event.amendment
+    assert amendment.version == 2
+    assert amendment.changes[0].op is ChangeOp.CANCEL_AT_TERM_END
+    assert amendment.changes[0].line_id == CONTRACT_LEVEL
     assert outcome.state.subscription("sub_1").status is SubscriptionStatus.CANCEL_AT_TERM_END
     assert run(outcome.state, until=date(2026, 6, 1)).emitted == ()
 
 
 def test_cancel_immediately_without_refund_ends_the_contract_and_credits_nothing() -> None:
     outcome = cancel(subscribed().state, CancelMode.IMMEDIATE_NO_REFUND)
-    assert types(outcome.emitted) == ["contract.cancelled"]
+    assert types(outcome.emitted) == [ContractCancelled]
     sub = outcome.state.subscription("sub_1")
     assert (sub.status, sub.contract.end_date) == (SubscriptionStatus.CANCELLED, MAY_16)
     assert sub.contract.lines[0].end_date == MAY_16
@@ -60,10 +62,10 @@ def test_cancel_immediately_with_refund_credits_unused_time_and_refunds_payment(
     # tax reversed: 3000.00 x 37808.22/60000.00 = 1890.41 (1890.411) -> memo 39698.63
     # overpaid by the memo: refund 39698.63 to pay_1; the invoice then owes 0.00
     outcome = cancel(paid_subscription(), CancelMode.IMMEDIATE_WITH_REFUND)
-    assert types(outcome.emitted) == ["contract.cancelled", "credit_memo.issued",
-                                      "refund.issued"]
+    assert types(outcome.emitted) == [ContractCancelled, CreditMemoIssued,
+                                      RefundIssued]
     _, memo_event, refund_event = outcome.emitted
-    memo, refund = memo_event.document, refund_event.document
+    memo, refund = memo_event.event.document, refund_event.event.document
     assert isinstance(memo, CreditMemo) and isinstance(refund, Refund)
     assert (memo.reason, memo.subtotal, memo.total) == ("refund", usd("37808.22"),
                                                         usd("39698.63"))
@@ -75,8 +77,8 @@ def test_cancel_immediately_with_refund_credits_unused_time_and_refunds_payment(
 def test_cancel_immediately_with_refund_of_unpaid_invoice_only_credits() -> None:
     # unpaid: the memo reduces what is due to 63000.00 - 39698.63 = 23301.37; no cash back
     outcome = cancel(subscribed().state, CancelMode.IMMEDIATE_WITH_REFUND)
-    assert types(outcome.emitted) == ["contract.cancelled", "credit_memo.issued"]
-    memo = outcome.emitted[1].document
+    assert types(outcome.emitted) == [ContractCancelled, CreditMemoIssued]
+    memo = outcome.emitted[1].event.document
     assert isinstance(memo, CreditMemo)
     assert amount_due(outcome.state, memo.invoice_id) == usd("23301.37")
 

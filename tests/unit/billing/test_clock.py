@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from datetime import date
 
+from finsync.domain.events import ContractRenewed
 from finsync.systems.billing.clock import run
 from finsync.systems.billing.handler import RunClock, handle
-from tests.unit.billing.support import MONTHLY, invoices, seat_line, subscribed, usd
+from tests.unit.billing.support import MONTHLY, invoices, seat_line, subscribed, types, usd
 
 
 def test_monthly_subscription_runs_two_years_with_renewal_in_order() -> None:
@@ -20,7 +21,7 @@ def test_monthly_subscription_runs_two_years_with_renewal_in_order() -> None:
     assert {i.subtotal for i in issued} == {usd("5000.00")}
     assert [i.number for i in issued] == [f"INV-le_us-{n:06d}" for n in range(1, 25)]
     assert [i.issue_date for i in issued] == sorted(i.issue_date for i in issued)
-    assert [e.type for e in outcome.emitted].count("contract.renewed") == 1
+    assert types(outcome.emitted).count(ContractRenewed) == 1
     assert time.perf_counter() - started < 5
 
 

@@ -10,7 +10,7 @@ from finsync.domain.contract import ContractLine
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.systems.billing.credit import CreditReason, IssueCreditMemo, issue_credit_memo
 from finsync.systems.billing.errors import CreditExceedsInvoiceError
-from finsync.systems.billing.event import Outcome
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.state import BillingState, amount_due
 from tests.unit.billing.support import END, START, invoices, seat_line, subscribed, usd
 
@@ -29,7 +29,7 @@ def test_sla_credit_reverses_tax_in_proportion() -> None:
     [invoice] = invoices(start.emitted)
     outcome = credit(start.state, invoice, "6000.00")
     [event] = outcome.emitted
-    memo = event.document
+    memo = event.event.document
     assert isinstance(memo, CreditMemo)
     assert (memo.invoice_id, memo.reason) == (invoice.id, "sla_credit")
     assert (memo.subtotal, memo.tax_total, memo.total) == (
@@ -47,7 +47,7 @@ def test_credit_spreads_over_lines_by_largest_remainder_and_rounds_half_even() -
     start = subscribed(seat_line(), platform)
     [invoice] = invoices(start.emitted)
     [event] = credit(start.state, invoice, "1000.00", CreditReason.GOODWILL).emitted
-    memo = event.document
+    memo = event.event.document
     assert isinstance(memo, CreditMemo)
     assert [x.amount for x in memo.lines] == [usd("980.39"), usd("19.61")]
     assert [x.tax_amount for x in memo.lines] == [usd("49.02"), usd("0.98")]

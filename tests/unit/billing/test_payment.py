@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 
+from finsync.domain.events import PaymentApplied, RefundIssued
 from finsync.domain.payment import Payment
 from finsync.systems.billing.errors import (
     DuplicateIdError,
@@ -34,8 +35,8 @@ def test_payment_in_full_settles_the_invoice() -> None:
     state, invoice_id = first_invoice()
     outcome = pay_invoice(state, PayInvoice("pay_1", invoice_id, usd("63000.00"), ON))
     [event] = outcome.emitted
-    assert event.type == "payment.applied"
-    assert isinstance(event.document, Payment)
+    assert isinstance(event.event, PaymentApplied)
+    assert isinstance(event.event.document, Payment)
     assert event.correlation_id == "order_1"
     assert amount_due(outcome.state, invoice_id) == usd("0.00")
 
@@ -77,7 +78,7 @@ def test_refund_returns_cash_and_reopens_the_receivable() -> None:
     state, invoice_id = first_invoice()
     state = pay_invoice(state, PayInvoice("pay_1", invoice_id, usd("63000.00"), ON)).state
     outcome = refund_payment(state, RefundPayment("re_1", "pay_1", usd("1000.00"), ON))
-    assert [e.type for e in outcome.emitted] == ["refund.issued"]
+    assert [type(e.event) for e in outcome.emitted] == [RefundIssued]
     assert amount_due(outcome.state, invoice_id) == usd("1000.00")
     with pytest.raises(RefundExceedsPaymentError):
         refund_payment(outcome.state, RefundPayment("re_2", "pay_1", usd("62000.01"), ON))

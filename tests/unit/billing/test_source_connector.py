@@ -1,38 +1,48 @@
-"""Billing's events as canonical envelopes: every one maps back through the hub's canonical
-mapper to the very document billing issued."""
+"""Billing's events as canonical envelopes: every one reads back through the one codec (as
+the hub reads it) to the very event billing emitted."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
 from datetime import UTC, date, datetime
-from typing import Any
 
 import pytest
 
-from finsync.connectors.embedded.billing import (
-    PUBLISHED_TYPES,
-    SOURCE,
-    envelope,
-)
-from finsync.domain.contract import ContractAmendment, ContractChange, RampStep
+from finsync.connectors.embedded.billing import SOURCE, canonical_prices, envelope
+from finsync.domain import codec
+from finsync.domain.contract import CONTRACT_LEVEL, RampStep
+from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.errors import DomainError
-from finsync.domain.event_type import EVENT_TYPES, event_type
+from finsync.domain.events import (
+    CATALOGUE,
+    AnyEvent,
+    ContractAmended,
+    ContractCancelled,
+    ContractCreated,
+    ContractRenewed,
+    CreditMemoIssued,
+    InvoiceIssued,
+    PaymentApplied,
+    RefundIssued,
+    UsageRated,
+    UsageRecorded,
+)
 from finsync.domain.ids import event_id_for
-from finsync.domain.invoice import RatedUsage, UsageRecord
-from finsync.domain.upcast import UPCASTERS
-from finsync.hub.mapping import canonical
-from finsync.storage.raw_log import RawEvent
+from finsync.domain.invoice import UsageRecord
 from finsync.systems.billing.amendment import AmendSubscription
 from finsync.systems.billing.cancellation import CancelMode, CancelSubscription
 from finsync.systems.billing.clock import run
 from finsync.systems.billing.credit import CreditReason, IssueCreditMemo
 from finsync.systems.billing.edit import AddProduct, AddSeats, RemoveProduct
-from finsync.systems.billing.event import Emitted, Outcome, UsageCharge
+from finsync.systems.billing.event import Emitted
 from finsync.systems.billing.handler import Command, RecordUsage, handle
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.payment import PayInvoice, RefundPayment
 from tests.unit.billing.support import (
     END,
     MONTHLY,
+    QUARTERLY,
+    catalog,
     invoices,
     seat_line,
     subscribed,
@@ -41,7 +51,10 @@ from tests.unit.billing.support import (
 )
 
 AT = datetime(2025, 5, 16, 12, 0, tzinfo=UTC)
-RAW = RawEvent(1, "canonical", AT, {}, b"", "received")
+BILLING_EVENTS: frozenset[type[AnyEvent]] = frozenset({
+    ContractCreated, ContractAmended, ContractRenewed, ContractCancelled, InvoiceIssued,
+    CreditMemoIssued, PaymentApplied, RefundIssued, UsageRecorded, UsageRated,
+})
 
 
 def _lifecycle() -> tuple[Emitted, ...]:
@@ -77,79 +90,75 @@ def _ending(outcome: Outcome) -> Outcome:
 EMITTED = _lifecycle()
 
 
-def _as_sent(document: Any) -> Any:
-    """What the wire carries: a rating as the canonical RatedUsage; for an amendment,
-    contract-level ops and empty values."""
-    if isinstance(document, UsageCharge):
-        return RatedUsage(document.id, document.contract_id, document.line_id,
-                          document.product_id, document.period.start, document.period.end,
-                          document.used, document.included, document.billable, document.amount,
-                          document.drawn, document.invoiced, document.invoice_id)
-    if not isinstance(document, ContractAmendment):
-        return document
-    changes = tuple(ContractChange(c.op, c.line_id or "*", c.before or None, c.after or None)
-                    for c in document.changes)
-    return replace(document, changes=changes)
+def _read_back(emitted: Emitted) -> DraftEnvelope:
+    """The envelope as the outbox stores it (JSON text) and the hub reads it."""
+    return codec.draft_from_text(json.dumps(envelope(emitted, AT), sort_keys=True))
 
 
-def test_lifecycle_emits_every_published_type() -> None:
-    assert {e.type for e in EMITTED} == PUBLISHED_TYPES
+def test_lifecycle_emits_every_billing_event_type() -> None:
+    assert {type(e.event) for e in EMITTED} == BILLING_EVENTS
 
 
-@pytest.mark.parametrize("emitted", [e for e in EMITTED if e.type in PUBLISHED_TYPES],
-                         ids=lambda e: e.type)
-def test_envelope_maps_back_to_the_issued_document(emitted: Emitted) -> None:
+@pytest.mark.parametrize("emitted", EMITTED, ids=lambda e: e.event.name.value)
+def test_envelope_reads_back_to_the_emitted_event(emitted: Emitted) -> None:
     sent = envelope(emitted, AT)
-    assert sent is not None
-    mapped = canonical(sent, RAW)
-    assert (mapped.type, mapped.source, mapped.correlation_id) == \
-        (emitted.type, SOURCE, emitted.correlation_id)
-    assert mapped.schema_version == UPCASTERS.current_version(emitted.type)
-    assert event_type(mapped.type).decode(mapped) == _as_sent(emitted.document)
+    read = _read_back(emitted)
+    assert (read.event.name, read.source, read.correlation_id) == \
+        (emitted.event.name, SOURCE, emitted.correlation_id)
+    assert sent["schema_version"] == emitted.event.schema_version()
+    assert read.event == emitted.event
 
 
 def test_renewal_diff_maps_although_it_has_contract_level_ops() -> None:
-    renewed = next(e for e in EMITTED if e.type == "contract.renewed")
-    assert any(c.line_id == "" for c in renewed.document.changes)  # type: ignore[union-attr]
-    sent = envelope(renewed, AT)
-    assert sent is not None
-    assert canonical(sent, RAW).aggregate.version == 3  # created, amd_1, renewal
+    renewed = next(e for e in EMITTED if isinstance(e.event, ContractRenewed))
+    assert isinstance(renewed.event, ContractRenewed)
+    assert any(c.line_id == CONTRACT_LEVEL for c in renewed.event.amendment.changes)
+    assert _read_back(renewed).claimed.version == 3  # created, amd_1, renewal
 
 
 def test_contract_level_change_travels_with_a_star_line_id() -> None:
-    cancelled = next(e for e in EMITTED if e.type == "contract.cancelled")
+    cancelled = next(e for e in EMITTED if isinstance(e.event, ContractCancelled))
     sent = envelope(cancelled, AT)
-    assert sent is not None
     ops = {c["op"]: c["line_id"] for c in sent["payload"]["amendment"]["changes"]}
     assert ops["cancelled"] == "*"
 
 
-def test_published_types_are_all_in_the_hub_catalogue() -> None:
-    assert EVENT_TYPES.keys() >= PUBLISHED_TYPES
+def test_billing_events_are_all_in_the_hub_catalogue() -> None:
+    assert set(CATALOGUE.values()) >= BILLING_EVENTS
 
 
 def test_source_event_ids_are_unique_and_stable() -> None:
-    sent = [envelope(e, AT) for e in EMITTED]
-    ids = [s["source_event_id"] for s in sent if s]
+    ids = [envelope(e, AT)["source_event_id"] for e in EMITTED]
     assert len(ids) == len(set(ids))
-    assert ids == [s["source_event_id"] for s in (envelope(e, AT) for e in EMITTED) if s]
+    assert ids == [envelope(e, AT)["source_event_id"] for e in EMITTED]
 
 
 def test_causation_is_the_event_id_of_the_version_that_caused_it() -> None:
-    sent = [s for s in (envelope(e, AT) for e in EMITTED[:4]) if s]
-    created, first_invoice = sent[0], sent[1]
+    created, first_invoice = (envelope(e, AT) for e in EMITTED[:2])
     assert created["causation_id"] is None
-    assert first_invoice["causation_id"] == event_id_for("billing", created["source_event_id"])
+    assert first_invoice["causation_id"] == event_id_for("billing", str(created["source_event_id"]))
     assert created["source_event_id"] == "subscription_contract:sub_1:v1"
 
 
 def test_documents_issued_once_are_aggregate_version_1() -> None:
-    invoice = next(e for e in EMITTED if e.type == "invoice.issued")
-    sent = envelope(invoice, AT)
-    assert sent is not None and sent["aggregate"]["version"] == 1
+    invoice = next(e for e in EMITTED if isinstance(e.event, InvoiceIssued))
+    assert envelope(invoice, AT)["aggregate"] == \
+        {"type": "invoice", "id": invoice.event.document.id, "version": 1}
 
 
 def test_naive_occurred_at_is_refused() -> None:
     with pytest.raises(DomainError, match="timezone-aware"):
         envelope(EMITTED[0], datetime(2025, 1, 1))  # noqa: DTZ001
 
+
+def test_contract_prices_are_restated_per_billing_period() -> None:
+    # 120.00 a seat a year, billed quarterly: 30.00 a seat a quarter on the wire; the usage
+    # price (0.002 a call) stays per unit; billing's own event is left as it was
+    created = subscribed(seat_line(), usage_line(), frequency=QUARTERLY).emitted[0]
+    assert isinstance(created.event, ContractCreated)
+    restated = canonical_prices(created.event, catalog())
+    assert isinstance(restated, ContractCreated)
+    assert [x.unit_price for x in restated.contract.lines] == [usd("30.00"), usd("0.002")]
+    assert created.event.contract.lines[0].unit_price == usd("120.00")
+    sent = envelope(created, AT, catalog())
+    assert sent["payload"]["contract"]["lines"][0]["unit_price"] == "30.00"

@@ -7,9 +7,9 @@ from datetime import date
 
 import pytest
 
-from finsync.domain.contract import ContractAmendment, SubscriptionContract
-from finsync.domain.envelope import AggregateRef
+from finsync.domain.aggregate import AggregateRef
 from finsync.domain.errors import ExceptionClass
+from finsync.domain.events import ContractCreated, ContractRenewed, InvoiceIssued
 from finsync.systems.billing.clock import run
 from finsync.systems.billing.errors import (
     BillingCurrencyError,
@@ -35,7 +35,7 @@ from tests.unit.billing.support import (
 def test_new_subscription_invoices_first_cycle_at_once() -> None:
     # 500 seats x 120.00 a year, billed annually: 60000.00; US tax 5% = 3000.00
     outcome = subscribed()
-    assert types(outcome.emitted) == ["contract.created", "invoice.issued"]
+    assert types(outcome.emitted) == [ContractCreated, InvoiceIssued]
     [invoice] = invoices(outcome.emitted)
     assert invoice.number == "INV-le_us-000001"
     assert (invoice.subtotal, invoice.tax_total, invoice.total) == (
@@ -48,7 +48,7 @@ def test_new_subscription_invoices_first_cycle_at_once() -> None:
 
 def test_new_subscription_emits_contract_then_invoice_with_correlation() -> None:
     created, issued = subscribed().emitted
-    assert isinstance(created.document, SubscriptionContract)
+    assert isinstance(created.event, ContractCreated)
     assert created.aggregate == AggregateRef("subscription_contract", "sub_1", 1)
     assert issued.correlation_id == created.correlation_id == "order_1"
     assert issued.causation == created.aggregate
@@ -57,15 +57,16 @@ def test_new_subscription_emits_contract_then_invoice_with_correlation() -> None
 def test_renewal_at_term_end_makes_next_version_and_invoices_it() -> None:
     # term end 2026-01-01: version 2 runs [2026-01-01, 2027-01-01), 500 x 120.00 = 60000.00
     outcome = run(subscribed().state, until=END)
-    assert types(outcome.emitted) == ["contract.renewed", "invoice.issued"]
+    assert types(outcome.emitted) == [ContractRenewed, InvoiceIssued]
     renewed, issued = outcome.emitted
-    assert isinstance(renewed.document, ContractAmendment)
-    assert renewed.document.version == 2
-    assert renewed.document.contract.start_date == END
-    assert renewed.document.contract.end_date == date(2027, 1, 1)
+    assert isinstance(renewed.event, ContractRenewed)
+    amendment = renewed.event.amendment
+    assert amendment.version == 2
+    assert amendment.contract.start_date == END
+    assert amendment.contract.end_date == date(2027, 1, 1)
     [invoice] = invoices(outcome.emitted)
     assert (invoice.number, invoice.total) == ("INV-le_us-000002", usd("63000.00"))
-    assert issued.correlation_id == renewed.correlation_id == renewed.document.id
+    assert issued.correlation_id == renewed.correlation_id == amendment.id
     assert issued.causation == AggregateRef("subscription_contract", "sub_1", 2)
 
 

@@ -8,14 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finsync.domain.invoice import UsageRecord
+from finsync.domain.events import InvoiceIssued, UsageRated
+from finsync.domain.invoice import RatedUsage, UsageRecord
 from finsync.systems.billing.clock import run
 from finsync.systems.billing.errors import (
     DuplicateIdError,
     UnknownLineError,
     UsagePeriodClosedError,
 )
-from finsync.systems.billing.event import Emitted, UsageCharge
+from finsync.systems.billing.event import Emitted
 from finsync.systems.billing.prepaid import PurchasePrepaid, purchase_prepaid
 from finsync.systems.billing.state import BillingState
 from finsync.systems.billing.usage import record_usage
@@ -39,8 +40,8 @@ def use(state: BillingState, record_id: str, quantity: int,
     return record_usage(state, record).state
 
 
-def charges(emitted: tuple[Emitted, ...]) -> list[UsageCharge]:
-    return [e.document for e in emitted if isinstance(e.document, UsageCharge)]
+def charges(emitted: tuple[Emitted, ...]) -> list[RatedUsage]:
+    return [e.event.usage_charge for e in emitted if isinstance(e.event, UsageRated)]
 
 
 def test_fixed_plus_usage_bills_seats_in_advance_and_overage_in_arrears() -> None:
@@ -50,7 +51,7 @@ def test_fixed_plus_usage_bills_seats_in_advance_and_overage_in_arrears() -> Non
     assert [i.subtotal for i in invoices(start.emitted)] == [usd("60000.00")]
     state = use(use(start.state, "u1", 20_000), "u2", 5_000, date(2025, 1, 31))
     outcome = run(state, until=FEB_1)
-    assert types(outcome.emitted) == ["usage.rated", "invoice.issued"]
+    assert types(outcome.emitted) == [UsageRated, InvoiceIssued]
     [charge] = charges(outcome.emitted)
     assert (charge.used, charge.included, charge.billable) == (25_000, 10_000, 15_000)
     [invoice] = invoices(outcome.emitted)
@@ -63,7 +64,7 @@ def test_fixed_plus_usage_bills_seats_in_advance_and_overage_in_arrears() -> Non
 def test_usage_within_the_included_quantity_is_rated_but_not_invoiced() -> None:
     start = subscribed(seat_line(), usage_line(), arrears=MONTHLY)
     outcome = run(use(start.state, "u1", 8_000), until=FEB_1)
-    assert types(outcome.emitted) == ["usage.rated"]
+    assert types(outcome.emitted) == [UsageRated]
     [charge] = charges(outcome.emitted)
     assert (charge.billable, charge.amount, charge.invoice_id) == (0, usd("0.00"), None)
 
@@ -78,7 +79,7 @@ def test_prepaid_drawdown_consumes_the_balance_before_invoicing_overage() -> Non
     assert [i.total for i in invoices(bought.emitted)] == [usd("525.00")]
     state = use(bought.state, "u1", 30_000)
     january = run(state, until=FEB_1)
-    assert types(january.emitted) == ["usage.rated"]
+    assert types(january.emitted) == [UsageRated]
     [jan] = charges(january.emitted)
     assert (jan.amount, jan.drawn, jan.invoiced) == (usd("300.00"), usd("300.00"), usd("0.00"))
     february = run(use(january.state, "u2", 35_000, date(2025, 2, 14)), until=MAR_1)

@@ -9,7 +9,7 @@ import pytest
 
 from finsync.bootstrap import build_mappers, build_stripe_client, build_webhooks
 from finsync.config import ConfigError, parse_config
-from finsync.domain.event_type import BusinessDomain
+from finsync.domain.events import BusinessDomain
 from finsync.storage.db import make_engine
 
 

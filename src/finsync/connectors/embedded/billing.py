@@ -2,15 +2,14 @@
 publisher that hands its outbox to the hub.
 
 Rules:
-- Every event billing emits becomes one envelope exactly as the hub reads it
-  (docs/events.md): source `billing`, the catalogue's current schema version, the document
-  under the type's payload key in its canonical shape (`systems.billing.payload`).
+- Every event billing emits becomes one canonical envelope (docs/events.md): a
+  `DraftEnvelope` of the typed event from source `billing`, written by the one codec
+  (`codec.draft_to_json`: the catalogue's current schema version, the document under its
+  key in its canonical shape).
 - `source_event_id` names the aggregate version the event made:
   `<aggregate type>:<id>:v<version>` (documents issued once are version 1). Each aggregate
   version is made by exactly one event, so the id is unique and the same on every replay,
   and `causation_id` is computed, not looked up: the event id of the version that caused it.
-- Only types of the hub's catalogue are sent (`PUBLISHED_TYPES`); for any other the writer
-  returns None and the service stores nothing.
 - The publisher sends unpublished envelopes in outbox order and marks them published only
   after `send` returned (the hub committed them). A crash in between sends them again; the
   hub counts those as duplicates by `(source, source_event_id)`.
@@ -21,33 +20,29 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Engine
 
+from finsync.domain import codec
+from finsync.domain.aggregate import AggregateRef
 from finsync.domain.catalog import PriceModel
-from finsync.domain.clock import require_utc
-from finsync.domain.contract import ContractAmendment, ContractLine, SubscriptionContract
-from finsync.domain.envelope import AggregateRef
-from finsync.domain.event_type import EVENT_TYPES
+from finsync.domain.contract import ContractLine, SubscriptionContract
+from finsync.domain.envelope import DraftEnvelope
+from finsync.domain.events import (
+    AnyEvent,
+    ContractAmended,
+    ContractCancelled,
+    ContractCreated,
+    ContractRenewed,
+)
 from finsync.domain.ids import event_id_for
 from finsync.domain.money import Money
-from finsync.domain.upcast import UPCASTERS
-from finsync.systems.billing import event as billing_event
-from finsync.systems.billing import payload
 from finsync.systems.billing.catalog import Catalog
 from finsync.systems.billing.event import Emitted
 from finsync.systems.billing.service import BillingService
 from finsync.systems.billing.state import BillingConfig
 
 SOURCE = "billing"
-PUBLISHED_TYPES = frozenset({
-    billing_event.CONTRACT_CREATED, billing_event.CONTRACT_AMENDED,
-    billing_event.CONTRACT_RENEWED, billing_event.CONTRACT_CANCELLED,
-    billing_event.INVOICE_ISSUED, billing_event.CREDIT_MEMO_ISSUED,
-    billing_event.PAYMENT_APPLIED, billing_event.REFUND_ISSUED, billing_event.USAGE_RECORDED,
-    billing_event.USAGE_RATED,
-})
 
 Send = Callable[[Sequence[bytes]], object]
 
@@ -56,44 +51,39 @@ def source_event_id(aggregate: AggregateRef) -> str:
     return f"{aggregate.type}:{aggregate.id}:v{aggregate.version or 1}"
 
 
-def envelope(emitted: Emitted, occurred_at: datetime,
-             catalog: Catalog | None = None) -> dict[str, Any] | None:
-    """The canonical envelope of one billing event, or None when the hub takes no such type.
-    With the catalogue, contract prices are restated per billing period (see
-    `canonical_prices`)."""
-    if emitted.type not in PUBLISHED_TYPES:
-        return None
-    document = emitted.document if catalog is None else canonical_prices(emitted.document,
-                                                                         catalog)
-    kind = EVENT_TYPES[emitted.type]
+def draft(emitted: Emitted, occurred_at: datetime,
+          catalog: Catalog | None = None) -> DraftEnvelope:
+    """The canonical envelope of one billing event. With the catalogue, contract prices are
+    restated per billing period (see `canonical_prices`)."""
+    event = emitted.event if catalog is None else canonical_prices(emitted.event, catalog)
     aggregate = emitted.aggregate
     cause = emitted.causation
-    return {
-        "type": emitted.type,
-        "schema_version": UPCASTERS.current_version(emitted.type),
-        "source": SOURCE,
-        "source_event_id": source_event_id(aggregate),
-        "occurred_at": require_utc(occurred_at).isoformat(),
-        "correlation_id": emitted.correlation_id,
-        "causation_id": event_id_for(SOURCE, source_event_id(cause)) if cause else None,
-        "idempotency_key": None,
-        "aggregate": {"type": aggregate.type, "id": aggregate.id,
-                      "version": aggregate.version or 1},
-        "payload": {kind.document_key: payload.document(document)},
-    }
+    return DraftEnvelope(
+        event, SOURCE, source_event_id(aggregate), occurred_at, emitted.correlation_id,
+        causation_id=event_id_for(SOURCE, source_event_id(cause)) if cause else None,
+        aggregate=AggregateRef(aggregate.type, aggregate.id, aggregate.version or 1))
 
 
-def canonical_prices(document: object, catalog: Catalog) -> object:
+def envelope(emitted: Emitted, occurred_at: datetime,
+             catalog: Catalog | None = None) -> codec.JsonObject:
+    """`draft` as the JSON the outbox keeps and the hub reads."""
+    return codec.draft_to_json(draft(emitted, occurred_at, catalog))
+
+
+def canonical_prices(event: AnyEvent, catalog: Catalog) -> AnyEvent:
     """Billing keeps a contract line's unit price per its price's frequency (120.00 a seat a
     year); the canonical contract carries it per unit per billing period (docs/events.md):
     30.00 a quarter when billed quarterly. Usage prices are per unit and stay as they are.
     The division is exact where it can be and otherwise carries 28 significant digits; the
-    revenue engine rounds once, at the line's value."""
-    if isinstance(document, ContractAmendment):
-        return replace(document, contract=_restated(document.contract, catalog))
-    if isinstance(document, SubscriptionContract):
-        return _restated(document, catalog)
-    return document
+    revenue engine rounds once, at the line's value. Events without a contract are as
+    they were."""
+    if isinstance(event, ContractCreated):
+        return replace(event, contract=_restated(event.contract, catalog))
+    if isinstance(event, ContractAmended | ContractRenewed | ContractCancelled):
+        amendment = event.amendment
+        return replace(event, amendment=replace(
+            amendment, contract=_restated(amendment.contract, catalog)))
+    return event
 
 
 def _restated(contract: SubscriptionContract, catalog: Catalog) -> SubscriptionContract:

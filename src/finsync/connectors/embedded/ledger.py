@@ -9,14 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.exc import OperationalError
 
 from finsync.connectors.ports import (
+    LEDGER_EVENTS,
     AccountBalance,
     Application,
     DeliveryContext,
+    LedgerEvent,
     Posting,
     Receipt,
     Receivable,
@@ -31,6 +33,7 @@ from finsync.domain.errors import (
     TransientError,
     UnbalancedEntryError,
 )
+from finsync.domain.events import AnyEvent
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry, PeriodStatus
 from finsync.domain.payment import Payment, Refund
@@ -57,8 +60,8 @@ def _translated() -> Iterator[None]:
         raise TransientError(str(exc), retry_after_s=exc.retry_after_s) from exc
     except ledger_errors.UnknownDocumentError as exc:
         # Documents of different aggregates are not ordered: the invoice may still come.
-        raise TransientError(str(exc), exception_class=ExceptionClass.SEQUENCING_ERROR) \
-            from exc
+        waiting = TransientError(str(exc), exception_class=ExceptionClass.SEQUENCING_ERROR)
+        raise waiting from exc
     except OperationalError as exc:
         raise TransientError(f"ledger database unavailable: {exc.orig}") from exc
     except DomainError as exc:
@@ -66,18 +69,21 @@ def _translated() -> Iterator[None]:
         raise PermanentError(f"{exc.code}: {exc}", exception_class=klass) from exc
 
 
-# The ledger's document kinds, by the canonical event that posts them.
-_KINDS = {"invoice.issued": "invoice", "credit_memo.issued": "credit_memo",
-          "payment.applied": "payment", "refund.issued": "refund",
-          "journal_entry.posted": "journal_entry", "revenue.journal_recorded": "journal_entry"}
+def _source(ctx: DeliveryContext, canonical_id: str) -> Source:
+    return Source(ctx.correlation_id, (("event", ctx.event_id), ("document", canonical_id)),
+                  posting_date=ctx.posting_date)
 
 
-def _kind(event_type: str) -> str:
-    kind = _KINDS.get(event_type)
-    if kind is None:
-        raise PermanentError(f"the ledger posts no {event_type} events",
-                             exception_class=ExceptionClass.MAPPING_ERROR)
-    return kind
+def _request(event: LedgerEvent, ctx: DeliveryContext) -> Request:
+    """The ledger's request for a posting: its document kind is the event's aggregate type."""
+    return Request(event.aggregate_type, event.document, ctx.delivery_key,
+                   _source(ctx, event.document.id))
+
+
+def _not_posted(event: AnyEvent) -> PermanentError:
+    """An event the ledger does not post (the hub's types are no proof at run time)."""
+    return PermanentError(f"the ledger posts no {event.name} events",
+                          exception_class=ExceptionClass.MAPPING_ERROR)
 
 
 def _one_error(error: DomainError) -> ConnectorError:
@@ -102,46 +108,53 @@ class EmbeddedLedger:
         with _translated():
             return self._receipt(kind, canonical_id, post())
 
-    @staticmethod
-    def _source(ctx: DeliveryContext, canonical_id: str) -> Source:
-        return Source(ctx.correlation_id, (("event", ctx.event_id), ("document", canonical_id)),
-                      posting_date=ctx.posting_date)
-
     def post_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt:
         return self._call("invoice", invoice.id, lambda: self._service.post_invoice(
-            invoice, ctx.key, self._source(ctx, invoice.id)))
+            invoice, ctx.delivery_key, _source(ctx, invoice.id)))
 
     def post_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt:
         return self._call("credit_memo", memo.id, lambda: self._service.post_credit_memo(
-            memo, ctx.key, self._source(ctx, memo.id)))
+            memo, ctx.delivery_key, _source(ctx, memo.id)))
 
     def post_payment(self, payment: Payment, ctx: DeliveryContext) -> Receipt:
         return self._call("payment", payment.id, lambda: self._service.post_payment(
-            payment, ctx.key, self._source(ctx, payment.id)))
+            payment, ctx.delivery_key, _source(ctx, payment.id)))
 
     def post_refund(self, refund: Refund, ctx: DeliveryContext) -> Receipt:
         return self._call("refund", refund.id, lambda: self._service.post_refund(
-            refund, ctx.key, self._source(ctx, refund.id)))
+            refund, ctx.delivery_key, _source(ctx, refund.id)))
 
     def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt:
         return self._call("journal_entry", entry.id, lambda: self._service.post_entry(
-            entry, ctx.key, self._source(ctx, entry.id)))
+            entry, ctx.delivery_key, _source(ctx, entry.id)))
 
     def post_batch(self, postings: Sequence[Posting]) -> Sequence[Receipt | FinsyncError]:
         """All postings in one ledger call and transaction; each keeps its own outcome."""
         if len(postings) > self.max_batch:
             raise PermanentError(f"{len(postings)} postings in one call; the ledger takes "
                                  f"{self.max_batch}", exception_class=ExceptionClass.INTERNAL_ERROR)
-        requests = [Request(_kind(p.event_type), p.document, p.ctx.key,
-                            self._source(p.ctx, p.document.id)) for p in postings]
+        requests = [_request(p.event, p.ctx) for p in postings
+                    if isinstance(p.event, LEDGER_EVENTS)]
         with _translated():
-            outcomes = self._service.post_many(requests)
-        return [self._receipt(r.kind, r.document.id, o) if isinstance(o, Posted)
-                else _one_error(o) for r, o in zip(requests, outcomes, strict=True)]
+            outcomes = iter(self._service.post_many(requests))
+        answers: list[Receipt | FinsyncError] = []
+        for posting in postings:
+            event = posting.event
+            if not isinstance(event, LEDGER_EVENTS):
+                answers.append(_not_posted(event))
+                continue
+            outcome = next(outcomes)
+            if isinstance(outcome, Posted):
+                answers.append(self._receipt(event.aggregate_type, event.document.id, outcome))
+            else:
+                answers.append(_one_error(outcome))
+        return answers
 
-    def preview_journal(self, event_type: str, document: Any) -> JournalEntry:
+    def preview_journal(self, event: LedgerEvent) -> JournalEntry:
+        if not isinstance(event, LEDGER_EVENTS):
+            raise _not_posted(event)
         with _translated():
-            return self._service.preview(_kind(event_type), document)
+            return self._service.preview(event.aggregate_type, event.document)
 
     def find_receipt(self, key: str) -> Receipt | None:
         with _translated():

@@ -86,16 +86,16 @@ class EmbeddedRevenue:
     def apply_contract(self, contract: SubscriptionContract, amendment: ContractAmendment | None,
                        ctx: DeliveryContext) -> Receipt:
         if amendment is None:
-            return self._call(lambda: self._service.book(contract, ctx.key, ctx.event_id))
-        return self._call(lambda: self._service.modify(amendment, ctx.key, ctx.event_id))
+            return self._call(lambda: self._service.book(contract, ctx.delivery_key, ctx.event_id))
+        return self._call(lambda: self._service.modify(amendment, ctx.delivery_key, ctx.event_id))
 
     def record_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt:
-        return self._call(lambda: self._service.record_invoice(invoice, ctx.key, ctx.event_id),
+        return self._call(lambda: self._service.record_invoice(invoice, ctx.delivery_key, ctx.event_id),
                           lambda a: Reference(invoice.id, "invoice",
                                               f"{a.revenue_contract_id}/{invoice.id}"))
 
     def apply_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt:
-        return self._call(lambda: self._service.apply_credit_memo(memo, ctx.key, ctx.event_id),
+        return self._call(lambda: self._service.apply_credit_memo(memo, ctx.delivery_key, ctx.event_id),
                           lambda a: Reference(memo.id, "credit_memo",
                                               f"{a.revenue_contract_id}/{memo.id}"))
 
@@ -106,17 +106,17 @@ class EmbeddedRevenue:
         record = UsageRecord(usage.id, usage.contract_id, usage.product_id, usage.billable,
                              usage.period_end - timedelta(days=1))
         return self._call(lambda: self._service.apply(
-            usage.contract_id, UsageRecorded(ctx.event_id, record, usage.amount), ctx.key))
+            usage.contract_id, UsageRecorded(ctx.event_id, record, usage.amount), ctx.delivery_key))
 
     def schedules(self, subscription_contract_id: str) -> Sequence[RevenueSchedule]:
         found = self._read(lambda: self._service.schedules(subscription_contract_id))
         return [s.to_revenue_schedule() for s in found]
 
     def period_journals(self, legal_entity: str, period: Period,
-                        ctx: DeliveryContext) -> Sequence[JournalEntry]:
+                        request_id: str) -> Sequence[JournalEntry]:
         def journals() -> list[JournalEntry]:
             entry = self._service.period_journal(legal_entity, period)
-            self._service.record_journal_request(ctx.key, legal_entity, period, entry)
+            self._service.record_journal_request(request_id, legal_entity, period, entry)
             return [] if entry is None else [entry]
 
         return self._read(journals)

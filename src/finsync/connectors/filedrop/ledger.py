@@ -9,6 +9,9 @@ Rules:
 - External ids derive from the key, so a replay gets the same id.
 - A file drop has no accounting periods: it accepts any posting date and reports every
   period as open; period control stays with the ERP that imports the file.
+- The line's `document` is the document in `fingerprint`'s frozen shape (money as
+  `{amount, currency}`): it is the import format of the ERPs that read the file, and it
+  does not change with the canonical wire format. `kind` is the event's aggregate type.
 """
 
 from __future__ import annotations
@@ -24,23 +27,28 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from finsync.connectors.ports import (
+    LEDGER_EVENTS,
     AccountBalance,
     Application,
     DeliveryContext,
+    LedgerEvent,
     Posting,
     Receipt,
     Receivable,
     Reference,
 )
-from finsync.domain.codec import encode
 from finsync.domain.errors import ExceptionClass, FinsyncError, PermanentError, TransientError
+from finsync.domain.events import (
+    CreditMemoIssued,
+    InvoiceIssued,
+    JournalEntrySummarised,
+    PaymentApplied,
+    RefundIssued,
+)
+from finsync.domain.fingerprint import plain
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry, PeriodStatus
 from finsync.domain.payment import Payment, Refund
-
-_KINDS = {"invoice.issued": "invoice", "credit_memo.issued": "credit_memo",
-          "payment.applied": "payment", "refund.issued": "refund",
-          "journal_entry.posted": "journal_entry", "revenue.journal_recorded": "journal_entry"}
 
 
 class FileDropLedger:
@@ -84,14 +92,13 @@ class FileDropLedger:
         refs = tuple(Reference(*r) for r in line["references"])
         return Receipt(line["external_id"], refs)
 
-    def _write(self, kind: str, document: Any, ctx: DeliveryContext) -> Receipt:
-        outcome = self.post_batch([Posting(f"{kind}.any", document, ctx)], kind)[0]
+    def _write(self, event: LedgerEvent, ctx: DeliveryContext) -> Receipt:
+        outcome = self.post_batch([Posting(event, ctx)])[0]
         if isinstance(outcome, Receipt):
             return outcome
         raise outcome
 
-    def post_batch(self, postings: Sequence[Posting],
-                   kind: str | None = None) -> Sequence[Receipt | FinsyncError]:
+    def post_batch(self, postings: Sequence[Posting]) -> Sequence[Receipt | FinsyncError]:
         """Lines for every posting under one lock and one fsync; a key already used for
         another document is refused alone."""
         outcomes: list[Receipt | FinsyncError] = []
@@ -99,8 +106,7 @@ class FileDropLedger:
             self._catch_up(handle)
             fresh: dict[str, dict[str, Any]] = {}
             for posting in postings:
-                outcomes.append(self._line(kind or _KINDS.get(posting.event_type, "document"),
-                                           posting, fresh))
+                outcomes.append(self._line(posting, fresh))
             if fresh:
                 handle.seek(0, os.SEEK_END)
                 handle.write(b"".join(json.dumps(line, sort_keys=True).encode() + b"\n"
@@ -110,35 +116,40 @@ class FileDropLedger:
                 self._catch_up(handle)
         return outcomes
 
-    def _line(self, kind: str, posting: Posting,
+    def _line(self, posting: Posting,
               fresh: dict[str, dict[str, Any]]) -> Receipt | FinsyncError:
-        ctx, body = posting.ctx, encode(posting.document)
-        if (known := self._index.get(ctx.key) or fresh.get(ctx.key)) is not None:
+        event, ctx = posting.event, posting.ctx
+        if not isinstance(event, LEDGER_EVENTS):
+            return PermanentError(f"a file drop ledger takes no {event.name} events",
+                                  exception_class=ExceptionClass.MAPPING_ERROR)
+        key, kind, body = ctx.delivery_key, event.aggregate_type, plain(event.document)
+        if (known := self._index.get(key) or fresh.get(key)) is not None:
             if known["document"] != body:
-                return PermanentError(f"key {ctx.key} was already used for another document",
+                return PermanentError(f"key {key} was already used for another document",
                                       exception_class=ExceptionClass.DUPLICATE_EVENT)
             return self._receipt(known)
-        external_id = f"{kind}-{hashlib.sha256(ctx.key.encode()).hexdigest()[:16]}"
-        fresh[ctx.key] = line = {
-            "key": ctx.key, "kind": kind, "external_id": external_id,
+        external_id = f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        fresh[key] = line = {
+            "key": key, "kind": kind, "external_id": external_id,
             "correlation_id": ctx.correlation_id, "event_id": ctx.event_id,
-            "references": [[posting.document.id, kind, external_id]], "document": body}
+            "references": [[event.document.id, kind, external_id]], "document": body}
         return self._receipt(line)
 
     def post_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt:
-        return self._write("invoice", invoice, ctx)
+        return self._write(InvoiceIssued(invoice), ctx)
 
     def post_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt:
-        return self._write("credit_memo", memo, ctx)
+        return self._write(CreditMemoIssued(memo), ctx)
 
     def post_payment(self, payment: Payment, ctx: DeliveryContext) -> Receipt:
-        return self._write("payment", payment, ctx)
+        return self._write(PaymentApplied(payment), ctx)
 
     def post_refund(self, refund: Refund, ctx: DeliveryContext) -> Receipt:
-        return self._write("refund", refund, ctx)
+        return self._write(RefundIssued(refund), ctx)
 
     def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt:
-        return self._write("journal_entry", entry, ctx)
+        # Every journal event writes the same line (kind `journal_entry`).
+        return self._write(JournalEntrySummarised(entry), ctx)
 
     def find_receipt(self, key: str) -> Receipt | None:
         with self._locked() as handle:

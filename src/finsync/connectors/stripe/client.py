@@ -58,7 +58,7 @@ class StripeClient:
 
     # -- BillingSourcePort ------------------------------------------------------------------
 
-    def fetch(self, object_type: str, external_id: str) -> Mapping[str, Any]:
+    def fetch(self, object_type: str, external_id: str) -> Mapping[str, object]:
         """The current object, with its line or item list complete."""
         if object_type not in _OBJECTS:
             raise PermanentError(f"cannot fetch Stripe {object_type} objects",

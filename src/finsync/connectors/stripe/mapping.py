@@ -1,4 +1,4 @@
-"""Stripe events to canonical envelopes (pure: the same raw body gives the same envelopes).
+"""Stripe events to canonical draft envelopes (pure: the same raw body gives the same drafts).
 
 A raw body of a Stripe source is either
 - a Stripe event as a webhook delivered it, or
@@ -7,14 +7,18 @@ A raw body of a Stripe source is either
 
 Rules:
 - Every envelope's `source_event_id` is the Stripe event id (a second envelope from the same
-  event adds `/<type>:<id>`), so the webhook copy and the polled copy of one event are one
-  event to the hub's de-duplication.
+  event adds `/<aggregate type>:<aggregate id>`, e.g. `/payment:pi_1`), so the webhook copy
+  and the polled copy of one event are one event to the hub's de-duplication. It occurred
+  at the event's `created`.
+- A handler turns one Stripe event into typed canonical events; `translate` puts each in its
+  draft envelope. The aggregate is the event's document, at version 1 for documents issued
+  once and at the delivery's sequenced version for customers and subscriptions.
 - Customers and subscriptions are versioned aggregates. Stripe gives no per-object counter,
   so their versions are assigned by the poller, which reads `/v1/events` oldest first
   (`version` in the delivery); a webhook copy of such an event is acknowledged and maps to
-  nothing (its sequenced copy follows). Version 1 of a subscription is `contract.created`
-  whatever the event (the first state finsync saw); later versions are `contract.amended`,
-  or `contract.cancelled` for `customer.subscription.deleted`.
+  nothing (its sequenced copy follows). Version 1 of a subscription is `ContractCreated`
+  whatever the event (the first state finsync saw); later versions are `ContractAmended`,
+  or `ContractCancelled` for `customer.subscription.deleted`.
 - An event whose object is partial (a list page with `has_more`, a thin event, a refund
   without its charge) is mapped only from a delivery that carries the fetched object.
 - Types with no financial effect are acknowledged and ignored (`IGNORED`); a type that has
@@ -28,14 +32,23 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from finsync.connectors.stripe import objects
 from finsync.connectors.stripe.objects import Obj, SourceSettings
+from finsync.domain.aggregate import AggregateRef
+from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.errors import MappingError
-from finsync.domain.event_type import EVENT_TYPES
-from finsync.domain.upcast import UPCASTERS
-from finsync.systems.billing import payload
+from finsync.domain.events import (
+    AnyEvent,
+    ContractAmended,
+    ContractCancelled,
+    ContractCreated,
+    CreditMemoIssued,
+    CustomerUpserted,
+    InvoiceIssued,
+    PaymentApplied,
+    RefundIssued,
+)
 
 DELIVERY = "finsync.stripe_delivery"
 
@@ -141,8 +154,8 @@ def fetch_target(event: Obj) -> tuple[str, str] | None:
     return None
 
 
-def translate(settings: SourceSettings, source: str, body: bytes) -> list[dict[str, Any]]:
-    """The canonical envelopes (JSON) of one raw body of a Stripe source."""
+def translate(settings: SourceSettings, source: str, body: bytes) -> list[DraftEnvelope]:
+    """The canonical draft envelopes of one raw body of a Stripe source."""
     delivery = parse(body)
     kind = delivery.type
     if kind in IGNORED or kind.startswith(IGNORED_PREFIXES):
@@ -156,36 +169,37 @@ def translate(settings: SourceSettings, source: str, body: bytes) -> list[dict[s
         raise MappingError(f"Stripe event type {kind!r} has a financial effect finsync does "
                            "not map" if kind in UNSUPPORTED else
                            f"unknown Stripe event type {kind!r}", code="unsupported_event")
-    return [envelope(source, delivery, doc_type, aggregate_id, version, document, suffix)
-            for doc_type, aggregate_id, version, document, suffix
-            in handler(delivery, settings)]
+    version = _version(delivery) if kind in VERSIONED else ISSUED_ONCE
+    return [draft(source, delivery, event, version, index)
+            for index, event in enumerate(handler(delivery, settings))]
 
 
 UNSUPPORTED = frozenset({"invoice.voided", "invoice.marked_uncollectible", "credit_note.voided",
                          "charge.dispute.created", "charge.dispute.closed",
                          "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated"})
 
-# (canonical type, aggregate id, aggregate version, document, source_event_id suffix)
-Mapped = tuple[str, str, int, object, str]
+# The aggregate version of a document issued once (invoices, credit memos, payments, refunds).
+ISSUED_ONCE = 1
+
+Handler = Callable[[Delivery, SourceSettings], list[AnyEvent]]
 
 
-def _customer(d: Delivery, settings: SourceSettings) -> list[Mapped]:
-    version = _version(d)
-    doc = objects.customer(d.object, settings, version)
-    return [("customer.upserted", doc.id, version, doc, "")]
+def _customer(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
+    return [CustomerUpserted(objects.customer(d.object, settings, _version(d)))]
 
 
-def _subscription(d: Delivery, settings: SourceSettings) -> list[Mapped]:
+def _subscription(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
     version = _version(d)
     current = objects.contract(d.object, settings, version)
     if version == 1:
-        return [("contract.created", current.id, 1, current, "")]
+        return [ContractCreated(current)]
     cancelled = d.type == "customer.subscription.deleted"
     previous = objects.child(objects.child(d.event, "data"), "previous_attributes")
-    doc = objects.amendment(d.id, d.type, objects.day(d.created, "event.created"), previous,
-                            current, cancelled)
-    kind = "contract.cancelled" if cancelled else "contract.amended"
-    return [(kind, current.id, version, doc, "")]
+    amendment = objects.amendment(d.id, d.type, objects.day(d.created, "event.created"),
+                                  previous, current, cancelled)
+    if cancelled:
+        return [ContractCancelled(amendment)]
+    return [ContractAmended(amendment)]
 
 
 def _version(d: Delivery) -> int:
@@ -194,48 +208,43 @@ def _version(d: Delivery) -> int:
     return d.version
 
 
-def _invoice(d: Delivery, settings: SourceSettings) -> list[Mapped]:
+def _invoice(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
     obj = d.object
     if obj.get("status") == "draft":
         return []  # not issued yet: invoice.finalized follows
-    doc = objects.invoice(obj, settings)
-    mapped: list[Mapped] = [("invoice.issued", doc.id, 1, doc, "")]
+    issued: list[AnyEvent] = [InvoiceIssued(objects.invoice(obj, settings))]
     if d.type in INVOICE_PAID and (paid := objects.invoice_payment(obj, settings)):
-        mapped.append(("payment.applied", paid.id, 1, paid, f"/payment:{paid.id}"))
-    return mapped
+        issued.append(PaymentApplied(paid))
+    return issued
 
 
-def _credit_note(d: Delivery, settings: SourceSettings) -> list[Mapped]:
-    doc = objects.credit_memo(d.object, settings)
-    return [("credit_memo.issued", doc.id, 1, doc, "")]
+def _credit_note(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
+    return [CreditMemoIssued(objects.credit_memo(d.object, settings))]
 
 
-def _intent(d: Delivery, settings: SourceSettings) -> list[Mapped]:
+def _intent(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
     if objects.id_of(d.object.get("invoice")):
         return []  # an invoice's payment: invoice.paid carries it with its application
-    doc = objects.intent_payment(d.object, settings)
-    return [("payment.applied", doc.id, 1, doc, "")]
+    return [PaymentApplied(objects.intent_payment(d.object, settings))]
 
 
-def _charge_refunded(d: Delivery, settings: SourceSettings) -> list[Mapped]:
+def _charge_refunded(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
     charge = d.object
     customer = objects.ref(charge, "customer", "charge")
-    return [("refund.issued", r.id, 1, r, "" if n == 0 else f"/refund:{r.id}")
-            for n, r in enumerate(objects.refund(dict(item), customer, settings)
-                                  for item in objects.listed(charge, "refunds", "charge")
-                                  if item.get("status") in (None, "succeeded"))]
+    return [RefundIssued(objects.refund(item, customer, settings))
+            for item in objects.listed(charge, "refunds", "charge")
+            if item.get("status") in (None, "succeeded")]
 
 
-def _refund(d: Delivery, settings: SourceSettings) -> list[Mapped]:
+def _refund(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
     obj = d.object
     if obj.get("status") not in (None, "succeeded"):
         return []  # pending, failed or cancelled refunds move no money yet
     customer = objects.ref(objects.child(obj, "charge"), "customer", "refund.charge")
-    doc = objects.refund(obj, customer, settings)
-    return [("refund.issued", doc.id, 1, doc, "")]
+    return [RefundIssued(objects.refund(obj, customer, settings))]
 
 
-_HANDLERS: dict[str, Callable[[Delivery, SourceSettings], list[Mapped]]] = {
+_HANDLERS: dict[str, Handler] = {
     **{t: _customer for t in CUSTOMER_EVENTS},
     **{t: _subscription for t in SUBSCRIPTION_EVENTS},
     **{t: _invoice for t in INVOICE_ISSUED | INVOICE_PAID},
@@ -255,19 +264,12 @@ def correlation_of(obj: Obj) -> str:
     return f"stripe:{sub or obj.get('id') or 'unknown'}"
 
 
-def envelope(source: str, d: Delivery, doc_type: str, aggregate_id: str, version: int,
-             document: object, suffix: str) -> dict[str, Any]:
-    kind = EVENT_TYPES[doc_type]
-    occurred = datetime.fromtimestamp(d.created, UTC)
-    return {
-        "type": doc_type,
-        "schema_version": UPCASTERS.current_version(doc_type),
-        "source": source,
-        "source_event_id": d.id + suffix,
-        "occurred_at": occurred.isoformat(),
-        "correlation_id": correlation_of(d.object),
-        "causation_id": None,
-        "idempotency_key": None,
-        "aggregate": {"type": kind.aggregate_type, "id": aggregate_id, "version": version},
-        "payload": {kind.document_key: payload.document(document)},
-    }
+def draft(source: str, d: Delivery, event: AnyEvent, version: int,
+          index: int) -> DraftEnvelope:
+    """Event number `index` (from 0) of one Stripe event in its envelope, its aggregate at
+    `version`."""
+    own = event.aggregate()
+    suffix = "" if index == 0 else f"/{own.type}:{own.id}"
+    return DraftEnvelope(
+        event, source, d.id + suffix, datetime.fromtimestamp(d.created, UTC),
+        correlation_of(d.object), aggregate=AggregateRef(event.aggregate_type, own.id, version))

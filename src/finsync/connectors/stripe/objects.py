@@ -28,8 +28,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
+from finsync.domain import codec
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.contract import (
+    CONTRACT_LEVEL,
+    ChangeOp,
     ContractAmendment,
     ContractChange,
     ContractLine,
@@ -143,13 +146,16 @@ def refs(stripe_id: str) -> ExternalRefs:
 
 
 def built(path: str, factory: Callable[[], T]) -> T:
-    """Domain rules broken by a Stripe object are that object's mapping errors."""
+    """`codec.built` (a domain rule a Stripe object breaks is its mapping error), keeping the
+    broken rule's own code (`unknown_currency`, `currency_mismatch`, …) instead of the generic
+    `mapping_error`: the code is what the exception queue shows finance."""
     try:
-        return factory()
-    except MappingError:
-        raise
-    except DomainError as exc:
-        raise MappingError(f"{path}: {exc}", code=exc.code) from exc
+        return codec.built(path, factory)
+    except MappingError as exc:
+        rule = exc.__cause__
+        if exc.code != MappingError.code or not isinstance(rule, DomainError):
+            raise
+        raise MappingError(str(exc), code=rule.code) from rule
 
 
 # -- customers ------------------------------------------------------------------------------
@@ -250,12 +256,13 @@ def amendment(event_id: str, event_type: str, occurred: date, previous: Obj,
               current: SubscriptionContract, cancelled: bool) -> ContractAmendment:
     """Version n+1 of a contract. Stripe's `previous_attributes` name what changed."""
     if cancelled:
-        changes: tuple[ContractChange, ...] = (ContractChange("cancel", "*", None, None),)
+        changes: tuple[ContractChange, ...] = (ContractChange(ChangeOp.CANCELLED),)
     elif previous:
-        changes = tuple(ContractChange(f"set_{key}", "*", _short(value), None)
+        changes = tuple(ContractChange(ChangeOp.ATTRIBUTE_CHANGED, CONTRACT_LEVEL,
+                                       before=_short(value), attribute=key)
                         for key, value in sorted(previous.items()))
     else:
-        changes = (ContractChange("replace_state", "*", None, None),)
+        changes = (ContractChange(ChangeOp.STATE_REPLACED),)
     effective = min(max(occurred, current.start_date), current.end_date)
     return built("amendment", lambda: ContractAmendment(
         event_id, current.id, current.version, effective, event_type, changes, current))

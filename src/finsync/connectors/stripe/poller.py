@@ -21,7 +21,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from finsync.connectors.ports import SourceEvent, SourcePage
 from finsync.connectors.stripe import mapping
@@ -34,7 +34,7 @@ Send = Callable[[Sequence[bytes]], object]
 
 
 class EventSource(Protocol):
-    def fetch(self, object_type: str, external_id: str) -> Mapping[str, Any]: ...
+    def fetch(self, object_type: str, external_id: str) -> Mapping[str, object]: ...
     def events_after(self, cursor: str | None, limit: int) -> SourcePage: ...
 
 
@@ -99,7 +99,7 @@ class Poller:
         return bodies, fetched
 
 
-def delivery(event: Mapping[str, Any], current: Mapping[str, Any] | None,
+def delivery(event: Mapping[str, object], current: Mapping[str, object] | None,
              version: int | None) -> bytes:
     return json.dumps({"object": mapping.DELIVERY, "event": event, "current": current,
                        "version": version}, sort_keys=True, separators=(",", ":")).encode()

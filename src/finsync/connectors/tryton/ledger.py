@@ -28,9 +28,11 @@ from decimal import Decimal
 from typing import Any
 
 from finsync.connectors.ports import (
+    LEDGER_EVENTS,
     AccountBalance,
     Application,
     DeliveryContext,
+    LedgerEvent,
     Posting,
     Receipt,
     Receivable,
@@ -38,7 +40,7 @@ from finsync.connectors.ports import (
 )
 from finsync.connectors.tryton.accounts import AccountMap, Role
 from finsync.connectors.tryton.books import Company
-from finsync.connectors.tryton.moves import KINDS, Mapper, Move, Subledger, body_hash
+from finsync.connectors.tryton.moves import Document, Mapper, Move, Subledger, body_hash
 from finsync.connectors.tryton.rpc import TrytonClient
 from finsync.domain.errors import (
     ConnectorError,
@@ -47,6 +49,14 @@ from finsync.domain.errors import (
     FinsyncError,
     PermanentError,
     TransientError,
+)
+from finsync.domain.events import (
+    AnyEvent,
+    CreditMemoIssued,
+    InvoiceIssued,
+    JournalEntrySummarised,
+    PaymentApplied,
+    RefundIssued,
 )
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry, JournalLine, PeriodStatus, Side
@@ -122,19 +132,20 @@ class TrytonLedger:
     # -- the port: posting -----------------------------------------------------------
 
     def post_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt:
-        return self._post_one(Posting("invoice.issued", invoice, ctx))
+        return self._post_one(Posting(InvoiceIssued(invoice), ctx))
 
     def post_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt:
-        return self._post_one(Posting("credit_memo.issued", memo, ctx))
+        return self._post_one(Posting(CreditMemoIssued(memo), ctx))
 
     def post_payment(self, payment: Payment, ctx: DeliveryContext) -> Receipt:
-        return self._post_one(Posting("payment.applied", payment, ctx))
+        return self._post_one(Posting(PaymentApplied(payment), ctx))
 
     def post_refund(self, refund: Refund, ctx: DeliveryContext) -> Receipt:
-        return self._post_one(Posting("refund.issued", refund, ctx))
+        return self._post_one(Posting(RefundIssued(refund), ctx))
 
     def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt:
-        return self._post_one(Posting("journal_entry.posted", entry, ctx))
+        # Any journal entry posts alike; the move's kind is the same for every journal event.
+        return self._post_one(Posting(JournalEntrySummarised(entry), ctx))
 
     def _post_one(self, posting: Posting) -> Receipt:
         (outcome,) = self._post_group([posting])
@@ -147,9 +158,12 @@ class TrytonLedger:
         for start in range(0, len(postings), self.max_batch):
             chunk = postings[start:start + self.max_batch]
             by_entity: dict[str, list[int]] = {}
-            for i, posting in enumerate(chunk):
-                by_entity.setdefault(posting.document.legal_entity, []).append(i)
             results: dict[int, Receipt | FinsyncError] = {}
+            for i, posting in enumerate(chunk):
+                if isinstance(posting.event, LEDGER_EVENTS):
+                    by_entity.setdefault(posting.event.document.legal_entity, []).append(i)
+                else:
+                    results[i] = _not_posted(posting.event)
             for indexes in by_entity.values():
                 group = self._post_group([chunk[i] for i in indexes])
                 results.update(zip(indexes, group, strict=True))
@@ -159,8 +173,8 @@ class TrytonLedger:
     def _post_group(self, postings: Sequence[Posting]) -> list[Receipt | FinsyncError]:
         """Postings of one legal entity: read back, map, create all, post all."""
         try:
-            company = self._company(postings[0].document.legal_entity)
-            found = self._search(k.ctx.key for k in postings)
+            company = self._company(postings[0].event.document.legal_entity)
+            found = self._search(p.ctx.delivery_key for p in postings)
             mapper = self._mapper(company, postings)
         except FinsyncError as exc:
             return [exc] * len(postings)
@@ -168,19 +182,19 @@ class TrytonLedger:
         new: list[tuple[int, Move]] = []
         drafts: list[tuple[int, int]] = []
         for i, posting in enumerate(postings):
-            kind = KINDS.get(posting.event_type, posting.event_type)
-            known = found.get(posting.ctx.key)
+            event, key = posting.event, posting.ctx.delivery_key
+            known = found.get(key)
             if known is None:
                 try:
-                    move = mapper.move(posting.event_type, posting.document)
+                    move = mapper.move(event)
                     if posting.ctx.posting_date is not None:  # an approved re-route
                         move = replace(move, date=posting.ctx.posting_date)
                     new.append((i, move))
                 except (DomainError, ConnectorError) as exc:
                     outcomes[i] = exc
-            elif known.body_hash != body_hash(kind, posting.document):
+            elif known.body_hash != body_hash(event.aggregate_type, event.document):
                 outcomes[i] = PermanentError(
-                    f"key {posting.ctx.key} already posted move {known.move_id} with another "
+                    f"key {key} already posted move {known.move_id} with another "
                     "body", exception_class=ExceptionClass.DUPLICATE_EVENT)
             elif known.state == "posted":
                 outcomes[i] = self._receipt(posting, known.move_id, known.number, True)
@@ -195,7 +209,8 @@ class TrytonLedger:
         if not new and not drafts:
             return
         try:
-            values = [self._values(company, postings[i].ctx.key, move) for i, move in new]
+            values = [self._values(company, postings[i].ctx.delivery_key, move)
+                      for i, move in new]
             created: list[int] = self.client.model(
                 "account.move", "create", values, context=company.context) if values else []
             ids = [*created, *(move_id for _, move_id in drafts)]
@@ -261,14 +276,15 @@ class TrytonLedger:
 
     @staticmethod
     def _receipt(posting: Posting, move_id: int, number: str, replayed: bool) -> Receipt:
-        external, kind = str(move_id), KINDS.get(posting.event_type, posting.event_type)
-        return Receipt(external, (Reference(posting.document.id, kind, external),),
+        external, event = str(move_id), posting.event
+        return Receipt(external, (Reference(event.document.id, event.aggregate_type, external),),
                        {"number": number, "replayed": str(replayed).lower()})
 
     def _mapper(self, company: Company, postings: Sequence[Posting]) -> Mapper:
-        accounts = self._entity(postings[0].document.legal_entity).accounts
-        customers = sorted({p.document.customer_id for p in postings
-                            if hasattr(p.document, "customer_id")})
+        accounts = self._entity(postings[0].event.document.legal_entity).accounts
+        customers = sorted({p.event.document.customer_id for p in postings
+                            if isinstance(p.event.document, Invoice | CreditMemo | Payment
+                                          | Refund)})
         ledger = Subledger(accounts.subledger)
         if customers:
             for line in self._subledger_lines(company, accounts, customers, as_of=None):
@@ -328,18 +344,21 @@ class TrytonLedger:
                                    context=company.context)
         return PeriodStatus.OPEN if row["state"] == "open" else PeriodStatus.CLOSED
 
-    def preview_journal(self, event_type: str, document: Any) -> JournalEntry:
+    def preview_journal(self, event: LedgerEvent) -> JournalEntry:
         """The move Tryton's mapping makes for a document, as a journal entry in Tryton's
         codes, without posting it (summary posting adds these up). As the embedded ledger's
         preview does, the document meets the item it normally meets: its invoice open for
         what it applies or credits, the customer's credit for what a refund pays out.
         Subledger lines keep only the customer."""
-        entity = self._entity(document.legal_entity)
-        currency = self._company(document.legal_entity).currency
+        if not isinstance(event, LEDGER_EVENTS):
+            raise _not_posted(event)
+        legal_entity = event.document.legal_entity
+        entity = self._entity(legal_entity)
+        currency = self._company(legal_entity).currency
         ledger = Subledger(entity.accounts.subledger)
-        for account, tag, amount in _assumed_items(document, entity.accounts):
-            ledger.add(account, document.customer_id, tag, amount, date.min)
-        move = Mapper(entity.accounts, currency, ledger).move(event_type, document)
+        for account, customer, tag, amount in _assumed_items(event.document, entity.accounts):
+            ledger.add(account, customer, tag, amount, date.min)
+        move = Mapper(entity.accounts, currency, ledger).move(event)
         return JournalEntry(f"preview:{move.kind}:{move.document_id}", move.legal_entity,
                             move.date, move.description, tuple(
                                 JournalLine(line.account,
@@ -412,13 +431,23 @@ class TrytonLedger:
                 for item in ledger.items()]
 
 
-def _assumed_items(document: Any, accounts: AccountMap) -> list[tuple[str, str, Decimal]]:
-    """(account, tag, debit-positive balance) a previewed document is assumed to meet."""
+def _not_posted(event: AnyEvent) -> PermanentError:
+    return PermanentError(f"the Tryton ledger does not post {event.name} events",
+                          exception_class=ExceptionClass.MAPPING_ERROR)
+
+
+def _assumed_items(document: Document, accounts: AccountMap,
+                   ) -> list[tuple[str, str, str, Decimal]]:
+    """(account, customer, tag, debit-positive balance) a previewed document is assumed to
+    meet."""
     receivable, credits = accounts.subledger
     if isinstance(document, CreditMemo):
-        return [(receivable, document.invoice_id, document.total.amount)]
+        return [(receivable, document.customer_id, document.invoice_id,
+                 document.total.amount)]
     if isinstance(document, Payment):
-        return [(receivable, a.invoice_id, a.amount.amount) for a in document.applications]
+        return [(receivable, document.customer_id, a.invoice_id, a.amount.amount)
+                for a in document.applications]
     if isinstance(document, Refund):
-        return [(credits, f"{document.id}:credit", -document.amount.amount)]
+        return [(credits, document.customer_id, f"{document.id}:credit",
+                 -document.amount.amount)]
     return []

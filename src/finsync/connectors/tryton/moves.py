@@ -24,15 +24,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any
 
+from finsync.connectors.ports import LedgerEvent
 from finsync.connectors.tryton.accounts import AccountMap, Journal, Role
-from finsync.domain.codec import encode
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+from finsync.domain.events import (
+    CreditMemoIssued,
+    InvoiceIssued,
+    JournalEntrySummarised,
+    PaymentApplied,
+    RefundIssued,
+    RevenueJournalRecorded,
+)
+from finsync.domain.fingerprint import plain
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry, Side
 from finsync.domain.money import Money
@@ -40,11 +48,6 @@ from finsync.domain.payment import Payment, Refund
 
 ZERO = Decimal(0)
 Document = Invoice | CreditMemo | Payment | Refund | JournalEntry
-
-KINDS: Mapping[str, str] = {
-    "invoice.issued": "invoice", "credit_memo.issued": "credit_memo",
-    "payment.applied": "payment", "refund.issued": "refund",
-    "journal_entry.posted": "journal_entry", "revenue.journal_recorded": "journal_entry"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +122,9 @@ def _waiting(message: str) -> TransientError:
 
 
 def body_hash(kind: str, document: Document) -> str:
-    body = json.dumps({"kind": kind, "document": encode(document)}, sort_keys=True)
+    """Frozen: Tryton keeps it in every move's description (`fingerprint`'s shape, with the
+    kind beside the document)."""
+    body = json.dumps({"kind": kind, "document": plain(document)}, sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -154,18 +159,25 @@ class Mapper:
     def _code(self, role: Role) -> str:
         return self.accounts.code(role)
 
-    def move(self, event_type: str, document: Any) -> Move:
-        kind = KINDS.get(event_type)
-        builders: dict[str, Callable[[Any], Move]] = {
-            "invoice": self.invoice, "credit_memo": self.credit_memo, "payment": self.payment,
-            "refund": self.refund, "journal_entry": self.journal_entry}
-        build = builders.get(kind or "")
-        if build is None:
-            raise PermanentError(f"the Tryton ledger does not post {event_type!r}",
-                                 exception_class=ExceptionClass.MAPPING_ERROR)
-        move: Move = build(document)
+    def move(self, event: LedgerEvent) -> Move:
+        """The event's document as a move; the open items now include it."""
+        move = self._build(event)
         self.ledger.apply(move)
         return move
+
+    def _build(self, event: LedgerEvent) -> Move:
+        if isinstance(event, InvoiceIssued):
+            return self.invoice(event.invoice)
+        if isinstance(event, CreditMemoIssued):
+            return self.credit_memo(event.credit_memo)
+        if isinstance(event, PaymentApplied):
+            return self.payment(event.payment)
+        if isinstance(event, RefundIssued):
+            return self.refund(event.refund)
+        if isinstance(event, RevenueJournalRecorded | JournalEntrySummarised):
+            return self.journal_entry(event.journal_entry)
+        raise PermanentError(f"the Tryton ledger does not post {event.name} events",
+                             exception_class=ExceptionClass.MAPPING_ERROR)
 
     def invoice(self, invoice: Invoice) -> Move:
         c, customer = invoice.currency, invoice.customer_id

@@ -18,8 +18,9 @@ from finsync.domain.clock import Period
 from finsync.domain.contract import ContractLine
 from finsync.systems.billing.charge import Piece, pieces, rounded
 from finsync.systems.billing.cycle import Cycle, next_span
-from finsync.systems.billing.event import Outcome, contract_ref
+from finsync.systems.billing.event import contract_ref
 from finsync.systems.billing.invoicing import DraftLine, IssueContext, issue_invoice
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.state import BillingState, Subscription, versions_over
 
 

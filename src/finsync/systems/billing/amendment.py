@@ -4,8 +4,8 @@ Rules:
 - An amendment takes effect on a date inside the current term, not before the contract
   starts, not before the cycle billed last (no backdating across a billed cycle) and not
   before the previous version's effective date; it must change something.
-- Its diff (`ContractChange` ops) is machine-readable; changes that only move the renewal
-  baseline carry `renewal_` ops.
+- Its diff (`ContractChange`, op a `ChangeOp`) is machine-readable; changes that only move
+  the renewal baseline carry the `renewal_*` op (`ChangeOp.at_renewal`).
 - Proration: for each in-advance line, the charge over what is already billed from the
   effective date, `[effective, billed through)`, is priced under the old and the new version
   (ramp pieces included); the difference, rounded once per line, is the line's delta.
@@ -27,6 +27,7 @@ from decimal import Decimal
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, ContractChange, ContractLine
 from finsync.domain.contract import SubscriptionContract as Contract
+from finsync.domain.events import ContractAmended
 from finsync.systems.billing.advance import is_advance
 from finsync.systems.billing.charge import exact_total, pieces, rounded
 from finsync.systems.billing.credit import (
@@ -49,8 +50,9 @@ from finsync.systems.billing.errors import (
     DuplicateIdError,
     InvalidCommandError,
 )
-from finsync.systems.billing.event import CONTRACT_AMENDED, Emitted, Outcome, contract_ref
+from finsync.systems.billing.event import contract_ref, emit
 from finsync.systems.billing.invoicing import DraftLine, IssueContext, issue_invoice
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.state import (
     BillingState,
     DowngradePolicy,
@@ -122,8 +124,8 @@ def amend_subscription(state: BillingState, cmd: AmendSubscription) -> Outcome:
     amended = replace(sub, contract=new, correlation_id=cmd.id, renewal_lines=baseline,
                       history=(*sub.history, VersionInForce(cmd.effective_date, new)),
                       amendments=(*sub.amendments, amendment))
-    outcome = Outcome(state.with_subscription(amended), (
-        Emitted(CONTRACT_AMENDED, contract_ref(new), amendment, cmd.id, contract_ref(old)),))
+    emitted = emit(ContractAmended(amendment), cmd.id, contract_ref(old))
+    outcome = Outcome(state.with_subscription(amended), (emitted,))
     kept = tuple(d for d in deltas if d.line_id not in deferred)
     return outcome.then(_settle(outcome.state, new, kept, span, cmd))
 
@@ -172,7 +174,7 @@ def _changes(sub: Subscription, new: Contract,
              baseline: tuple[ContractLine, ...]) -> tuple[ContractChange, ...]:
     now = contract_diff(sub.contract, new)
     line_changes = lines_diff(sub.contract.lines, new.lines)
-    later = tuple(replace(c, op="renewal_" + c.op)
+    later = tuple(replace(c, op=c.op.at_renewal())
                   for c in lines_diff(sub.renewal_lines, baseline) if c not in line_changes)
     return now + later
 

@@ -9,7 +9,7 @@ Rules:
   usage records (each counted once, whatever the number of times it was sent), priced with
   the version in force at the period end; the included quantity is free each period.
 - Usage first draws on the prepaid balance; what is left is invoiced as overage. Each rating
-  is a `UsageCharge` (event `usage.rated`), also when nothing is left to invoice.
+  is a `RatedUsage` (event `UsageRated`), also when nothing is left to invoice.
 """
 
 from __future__ import annotations
@@ -19,19 +19,15 @@ from decimal import Decimal
 
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractLine
+from finsync.domain.events import UsageRated
 from finsync.domain.ids import derive_id
+from finsync.domain.invoice import RatedUsage
 from finsync.domain.money import Money
 from finsync.systems.billing.charge import pieces, rounded
 from finsync.systems.billing.cycle import Cycle, next_span
-from finsync.systems.billing.event import (
-    USAGE_RATED,
-    Emitted,
-    Outcome,
-    UsageCharge,
-    contract_ref,
-    document_ref,
-)
+from finsync.systems.billing.event import contract_ref, emit
 from finsync.systems.billing.invoicing import DraftLine, IssueContext, issue_invoice
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.prepaid import draw
 from finsync.systems.billing.pricing import usage_rate
 from finsync.systems.billing.state import BillingState, Subscription, versions_over
@@ -48,8 +44,8 @@ def bill_arrears(state: BillingState, sub: Subscription) -> Outcome:
         not d.amount.is_zero for d in drafts) else None
     charges = tuple(replace(c, invoice_id=invoice_id if not c.invoiced.is_zero else None)
                     for c in charges)
-    rated = tuple(Emitted(USAGE_RATED, document_ref("usage_charge", c.id), c,
-                          sub.correlation_id, contract_ref(sub.contract)) for c in charges)
+    rated = tuple(emit(UsageRated(c), sub.correlation_id, contract_ref(sub.contract))
+                  for c in charges)
     moved = replace(sub, arrears_through=span.end, prepaid_balance=balance)
     state = replace(state, usage_charges=state.usage_charges + charges).with_subscription(moved)
     ctx = IssueContext(sub.contract, span.end, sub.correlation_id, contract_ref(sub.contract))
@@ -90,7 +86,7 @@ def _usage_lines(state: BillingState, sub: Subscription, span: Period) -> tuple[
 
 
 def _usage_charges(state: BillingState, sub: Subscription,
-                   span: Period) -> tuple[tuple[UsageCharge, ...], Money]:
+                   span: Period) -> tuple[tuple[RatedUsage, ...], Money]:
     balance, charges = sub.prepaid_balance, []
     for line in _usage_lines(state, sub, span):
         plan = state.config.catalog.plan(line.price_id)
@@ -100,13 +96,13 @@ def _usage_charges(state: BillingState, sub: Subscription,
         amount = rounded(exact, sub.contract.currency)
         drawn, balance = draw(balance, amount)
         charge_id = derive_id("uc", sub.id, line.line_id, span.start.isoformat())
-        charges.append(UsageCharge(charge_id, sub.id, line.line_id, line.product_id, span, used,
-                                   plan.price.included_quantity, billable, amount, drawn,
-                                   amount - drawn, None))
+        charges.append(RatedUsage(charge_id, sub.id, line.line_id, line.product_id, span.start,
+                                  span.end, used, plan.price.included_quantity, billable,
+                                  amount, drawn, amount - drawn))
     return tuple(charges), balance
 
 
-def _usage_draft(state: BillingState, charge: UsageCharge) -> DraftLine:
+def _usage_draft(state: BillingState, charge: RatedUsage) -> DraftLine:
     name = state.config.catalog.product(charge.product_id).name
     note = f", {charge.drawn} from prepaid balance" if not charge.drawn.is_zero else ""
     description = (f"{name}: {charge.used} used, {charge.included} included, "

@@ -1,14 +1,15 @@
 """Cancellation: at term end, or immediately with or without a refund.
 
 Rules:
-- Every cancellation is an amendment (version n+1, event `contract.cancelled`), with the
+- Every cancellation is an amendment (version n+1, event `ContractCancelled`), with the
   same date rules as any amendment.
 - At term end: the contract keeps running and is billed to its end, then does not renew
-  (op `cancel_at_term_end`). It can still be cancelled immediately later.
-- Immediately: the contract and its lines end on the effective date (a line not started is
-  dropped); advance billing stops and usage is rated one last time up to that date by the
-  clock. It cannot take effect on the start date (void the invoice instead) nor before
-  usage already rated.
+  (op `ChangeOp.CANCEL_AT_TERM_END`, contract-level). It can still be cancelled immediately
+  later.
+- Immediately: the contract and its lines end on the effective date (op `ChangeOp.CANCELLED`,
+  contract-level, then the diff of the lines; a line not started is dropped); advance billing
+  stops and usage is rated one last time up to that date by the clock. It cannot take effect
+  on the start date (void the invoice instead) nor before usage already rated.
 - With refund: what was billed in advance for `[effective, billed through)` is credited per
   line (credit memo, reason refund, rounded once per line), and whatever those credits leave
   overpaid on an invoice is refunded to its payments, newest first. Without refund: neither.
@@ -20,14 +21,17 @@ from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 
+from finsync.domain.aggregate import AggregateRef
 from finsync.domain.contract import (
+    CONTRACT_LEVEL,
+    ChangeOp,
     ContractAmendment,
     ContractChange,
     ContractLine,
     SubscriptionContract,
 )
+from finsync.domain.events import ContractCancelled, CreditMemoIssued, PaymentApplied, RefundIssued
 from finsync.domain.ids import derive_id
-from finsync.domain.invoice import CreditMemo
 from finsync.domain.money import Money, total
 from finsync.domain.payment import Payment, Refund
 from finsync.systems.billing.amendment import check_effective, line_deltas, prorated_span
@@ -40,14 +44,8 @@ from finsync.systems.billing.credit import (
 )
 from finsync.systems.billing.diff import contract_diff
 from finsync.systems.billing.errors import AmendmentDateError
-from finsync.systems.billing.event import (
-    CONTRACT_CANCELLED,
-    REFUND_ISSUED,
-    Emitted,
-    Outcome,
-    contract_ref,
-    document_ref,
-)
+from finsync.systems.billing.event import contract_ref, emit
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.state import (
     BillingState,
     Subscription,
@@ -89,7 +87,7 @@ def cancel_subscription(state: BillingState, cmd: CancelSubscription) -> Outcome
 def _at_term_end(state: BillingState, sub: Subscription, cmd: CancelSubscription) -> Outcome:
     old = sub.contract
     new = replace(old, version=old.version + 1)
-    change = ContractChange("cancel_at_term_end", "", "renews",
+    change = ContractChange(ChangeOp.CANCEL_AT_TERM_END, CONTRACT_LEVEL, "renews",
                             f"ends {old.end_date.isoformat()}")
     return _record(state, sub, cmd, new, (change,), SubscriptionStatus.CANCEL_AT_TERM_END)
 
@@ -98,7 +96,8 @@ def _immediately(state: BillingState, sub: Subscription, cmd: CancelSubscription
     old, day = sub.contract, cmd.effective_date
     lines = tuple(_ended(line, day) for line in old.lines if line.start_date < day)
     new = replace(old, end_date=day, lines=lines, version=old.version + 1)
-    changes = (ContractChange("cancelled", "", old.end_date.isoformat(), day.isoformat()),
+    changes = (ContractChange(ChangeOp.CANCELLED, CONTRACT_LEVEL, old.end_date.isoformat(),
+                              day.isoformat()),
                *contract_diff(old, new))
     outcome = _record(state, sub, cmd, new, changes, SubscriptionStatus.CANCELLED)
     if cmd.mode is CancelMode.IMMEDIATE_NO_REFUND:
@@ -121,8 +120,7 @@ def _record(state: BillingState, sub: Subscription, cmd: CancelSubscription,
                         auto_renew=False, renewal_lines=baseline,
                         history=(*sub.history, VersionInForce(cmd.effective_date, new)),
                         amendments=(*sub.amendments, amendment))
-    emitted = Emitted(CONTRACT_CANCELLED, contract_ref(new), amendment, cmd.id,
-                      contract_ref(sub.contract))
+    emitted = emit(ContractCancelled(amendment), cmd.id, contract_ref(sub.contract))
     return Outcome(state.with_subscription(cancelled), (emitted,))
 
 
@@ -137,8 +135,8 @@ def _refund_unused(state: BillingState, sub: Subscription, new: SubscriptionCont
                     for d in deltas if span is not None and d.amount < 0)
     ctx = CreditContext(CreditReason.REFUND, cmd.effective_date, cmd.id, contract_ref(new))
     outcome = credit_contract_lines(state, new.id, credits, ctx)
-    invoice_ids = [e.document.invoice_id for e in outcome.emitted
-                   if isinstance(e.document, CreditMemo)]
+    invoice_ids = [e.event.credit_memo.invoice_id for e in outcome.emitted
+                   if isinstance(e.event, CreditMemoIssued)]
     return outcome.then(_refund_overpaid(outcome.state, invoice_ids, cmd))
 
 
@@ -158,8 +156,9 @@ def _refund_overpaid(state: BillingState, invoice_ids: list[str],
                                       cmd.effective_date, cmd.reason, from_credit=part,
                                       reopens_invoice=invoice_id))
                 over = over - part
-    emitted = tuple(Emitted(REFUND_ISSUED, document_ref("refund", r.id), r, cmd.id,
-                            document_ref("payment", r.payment_id)) for r in refunds)
+    emitted = tuple(emit(RefundIssued(r), cmd.id,
+                         AggregateRef(PaymentApplied.aggregate_type, r.payment_id))
+                    for r in refunds)
     return Outcome(replace(state, refunds=state.refunds + tuple(refunds)), emitted)
 
 

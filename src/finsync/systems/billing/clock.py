@@ -21,7 +21,7 @@ from finsync.systems.billing.advance import bill_next_span
 from finsync.systems.billing.arrears import bill_arrears
 from finsync.systems.billing.cycle import next_span
 from finsync.systems.billing.errors import ClockLimitError
-from finsync.systems.billing.event import Outcome
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.state import BillingState, Subscription, SubscriptionStatus
 from finsync.systems.billing.subscription import RenewSubscription, renew_subscription
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 
+from finsync.domain.aggregate import AggregateRef
 from finsync.domain.clock import Period
-from finsync.domain.envelope import AggregateRef
+from finsync.domain.events import CreditMemoIssued, InvoiceIssued
 from finsync.domain.invoice import CreditMemo, DocumentLine
 from finsync.domain.money import Money, total
 from finsync.systems.billing.errors import (
@@ -30,7 +31,8 @@ from finsync.systems.billing.errors import (
     CreditExceedsInvoiceError,
     InvalidCommandError,
 )
-from finsync.systems.billing.event import CREDIT_MEMO_ISSUED, Emitted, Outcome, document_ref
+from finsync.systems.billing.event import emit
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.state import BillingState, InvoiceRecord, amount_due, memos_of
 
 
@@ -86,8 +88,8 @@ def credit_invoice(state: BillingState, record: InvoiceRecord,
     memo = CreditMemo(memo_id, number, invoice.id, invoice.customer_id, invoice.legal_entity,
                       currency, ctx.issue_date, ctx.reason.value, lines, subtotal, tax_total,
                       memo_total, applied_to_invoice=applied)
-    emitted = Emitted(CREDIT_MEMO_ISSUED, document_ref("credit_memo", memo_id), memo,
-                      ctx.correlation_id, ctx.causation or document_ref("invoice", invoice.id))
+    emitted = emit(CreditMemoIssued(memo), ctx.correlation_id,
+                   ctx.causation or AggregateRef(InvoiceIssued.aggregate_type, invoice.id))
     return Outcome(replace(state, credit_memos=(*state.credit_memos, memo)), (emitted,))
 
 

@@ -1,12 +1,14 @@
 """The machine-readable difference between two contract versions.
 
 Rules:
-- Each difference is one `ContractChange(op, line_id, before, after)`; values are strings
-  (dates ISO, money as "amount CUR"), contract-level ops have `line_id == ""`.
+- Each difference is one `ContractChange(op, line_id, before, after)` with a `ChangeOp`;
+  values are strings (dates ISO, money as "amount CUR"), and contract-level ops (billing
+  frequency, term) have `line_id == CONTRACT_LEVEL`.
 - Ops: line_added, line_removed, quantity_changed, unit_price_changed, service_start_changed,
   service_end_changed, ramp_changed, price_changed, billing_frequency_changed, term_changed.
 - A change that only moves the renewal baseline (a downgrade deferred to renewal) carries the
-  same op prefixed `renewal_`, so a reader can tell today's contract from next term's.
+  same op at renewal (`ChangeOp.at_renewal`: `renewal_*`), so a reader can tell today's
+  contract from next term's; the amendment makes those.
 - Ops come out in a stable order: contract-level first, then lines by id.
 """
 
@@ -14,15 +16,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from finsync.domain.contract import ContractChange, ContractLine, SubscriptionContract
+from finsync.domain.contract import (
+    CONTRACT_LEVEL,
+    ChangeOp,
+    ContractChange,
+    ContractLine,
+    SubscriptionContract,
+)
 
-_LINE_FIELDS: tuple[tuple[str, Callable[[ContractLine], str]], ...] = (
-    ("price_changed", lambda line: line.price_id),
-    ("quantity_changed", lambda line: str(line.quantity)),
-    ("unit_price_changed", lambda line: str(line.unit_price)),
-    ("service_start_changed", lambda line: line.start_date.isoformat()),
-    ("service_end_changed", lambda line: line.end_date.isoformat()),
-    ("ramp_changed", lambda line: _ramp(line)),
+_LINE_FIELDS: tuple[tuple[ChangeOp, Callable[[ContractLine], str]], ...] = (
+    (ChangeOp.PRICE_CHANGED, lambda line: line.price_id),
+    (ChangeOp.QUANTITY_CHANGED, lambda line: str(line.quantity)),
+    (ChangeOp.UNIT_PRICE_CHANGED, lambda line: str(line.unit_price)),
+    (ChangeOp.SERVICE_START_CHANGED, lambda line: line.start_date.isoformat()),
+    (ChangeOp.SERVICE_END_CHANGED, lambda line: line.end_date.isoformat()),
+    (ChangeOp.RAMP_CHANGED, lambda line: _ramp(line)),
 )
 
 
@@ -40,11 +48,12 @@ def contract_diff(before: SubscriptionContract,
                   after: SubscriptionContract) -> tuple[ContractChange, ...]:
     changes: list[ContractChange] = []
     if before.billing_frequency != after.billing_frequency:
-        changes.append(ContractChange("billing_frequency_changed", "",
+        changes.append(ContractChange(ChangeOp.BILLING_FREQUENCY_CHANGED, CONTRACT_LEVEL,
                                       before.billing_frequency.value,
                                       after.billing_frequency.value))
     if (before.start_date, before.end_date) != (after.start_date, after.end_date):
-        changes.append(ContractChange("term_changed", "", _term(before), _term(after)))
+        changes.append(ContractChange(ChangeOp.TERM_CHANGED, CONTRACT_LEVEL, _term(before),
+                                      _term(after)))
     return tuple(changes) + lines_diff(before.lines, after.lines)
 
 
@@ -52,24 +61,23 @@ def _term(contract: SubscriptionContract) -> str:
     return f"[{contract.start_date.isoformat()}, {contract.end_date.isoformat()})"
 
 
-def lines_diff(before: tuple[ContractLine, ...], after: tuple[ContractLine, ...],
-               prefix: str = "") -> tuple[ContractChange, ...]:
+def lines_diff(before: tuple[ContractLine, ...],
+               after: tuple[ContractLine, ...]) -> tuple[ContractChange, ...]:
     old = {line.line_id: line for line in before}
     new = {line.line_id: line for line in after}
     changes: list[ContractChange] = []
     for line_id in sorted(old.keys() | new.keys()):
         if line_id not in new:
-            changes.append(ContractChange(prefix + "line_removed", line_id,
+            changes.append(ContractChange(ChangeOp.LINE_REMOVED, line_id,
                                           describe(old[line_id]), None))
         elif line_id not in old:
-            changes.append(ContractChange(prefix + "line_added", line_id, None,
+            changes.append(ContractChange(ChangeOp.LINE_ADDED, line_id, None,
                                           describe(new[line_id])))
         else:
-            changes.extend(_line_changes(old[line_id], new[line_id], prefix))
+            changes.extend(_line_changes(old[line_id], new[line_id]))
     return tuple(changes)
 
 
-def _line_changes(before: ContractLine, after: ContractLine,
-                  prefix: str) -> tuple[ContractChange, ...]:
-    return tuple(ContractChange(prefix + op, before.line_id, read(before), read(after))
+def _line_changes(before: ContractLine, after: ContractLine) -> tuple[ContractChange, ...]:
+    return tuple(ContractChange(op, before.line_id, read(before), read(after))
                  for op, read in _LINE_FIELDS if read(before) != read(after))

@@ -19,7 +19,7 @@ from finsync.systems.billing import clock
 from finsync.systems.billing.amendment import AmendSubscription, amend_subscription
 from finsync.systems.billing.cancellation import CancelSubscription, cancel_subscription
 from finsync.systems.billing.credit import IssueCreditMemo, issue_credit_memo
-from finsync.systems.billing.event import Outcome
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.payment import PayInvoice, RefundPayment, pay_invoice, refund_payment
 from finsync.systems.billing.prepaid import PurchasePrepaid, purchase_prepaid
 from finsync.systems.billing.state import BillingState

@@ -17,12 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
+from finsync.domain.aggregate import AggregateRef
 from finsync.domain.clock import Period
 from finsync.domain.contract import SubscriptionContract
-from finsync.domain.envelope import AggregateRef
+from finsync.domain.events import InvoiceIssued
 from finsync.domain.invoice import DocumentLine, Invoice
 from finsync.domain.money import Money, total
-from finsync.systems.billing.event import INVOICE_ISSUED, Emitted, Outcome, document_ref
+from finsync.systems.billing.event import emit
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.state import BillingState, InvoiceRecord
 from finsync.systems.billing.tax import TaxableLine, checked_tax
 
@@ -57,8 +59,7 @@ def issue_invoice(state: BillingState, drafts: tuple[DraftLine, ...],
         return Outcome(state)
     invoice = _build(state, kept, ctx)
     record = InvoiceRecord(invoice, ctx.correlation_id, tuple(d.source_line_id for d in kept))
-    emitted = Emitted(INVOICE_ISSUED, document_ref("invoice", invoice.id), invoice,
-                      ctx.correlation_id, ctx.causation)
+    emitted = emit(InvoiceIssued(invoice), ctx.correlation_id, ctx.causation)
     return Outcome(replace(state, invoices=(*state.invoices, record)), (emitted,))
 
 

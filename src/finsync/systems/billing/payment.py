@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 
+from finsync.domain.aggregate import AggregateRef
+from finsync.domain.events import InvoiceIssued, PaymentApplied, RefundIssued
 from finsync.domain.money import Money
 from finsync.domain.payment import Payment, PaymentApplication, Refund
 from finsync.systems.billing.errors import (
@@ -27,13 +29,8 @@ from finsync.systems.billing.errors import (
     OverpaymentError,
     RefundExceedsPaymentError,
 )
-from finsync.systems.billing.event import (
-    PAYMENT_APPLIED,
-    REFUND_ISSUED,
-    Emitted,
-    Outcome,
-    document_ref,
-)
+from finsync.systems.billing.event import emit
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.state import BillingState, DeclinedPayment, amount_due, refunded
 
 
@@ -83,8 +80,8 @@ def pay_invoice(state: BillingState, cmd: PayInvoice) -> Outcome:
     due = amount_due(state, invoice.id)
     if due < cmd.amount:
         raise OverpaymentError(f"payment {cmd.amount} exceeds the {due} due on {invoice.number}")
-    emitted = Emitted(PAYMENT_APPLIED, document_ref("payment", payment.id), payment,
-                      record.correlation_id, document_ref("invoice", invoice.id))
+    emitted = emit(PaymentApplied(payment), record.correlation_id,
+                   AggregateRef(InvoiceIssued.aggregate_type, invoice.id))
     return Outcome(replace(state, payments=(*state.payments, payment)), (emitted,))
 
 
@@ -115,6 +112,6 @@ def refund_payment(state: BillingState, cmd: RefundPayment) -> Outcome:
     refund = replace(refund, from_credit=min(cmd.amount, owed) if owed.amount > 0
                      else Money.zero(cmd.amount.currency), reopens_invoice=invoice_id)
     correlation = state.invoice_record(invoice_id).correlation_id
-    emitted = Emitted(REFUND_ISSUED, document_ref("refund", refund.id), refund, correlation,
-                      document_ref("payment", payment.id))
+    emitted = emit(RefundIssued(refund), correlation,
+                   AggregateRef(PaymentApplied.aggregate_type, payment.id))
     return Outcome(replace(state, refunds=(*state.refunds, refund)), (emitted,))

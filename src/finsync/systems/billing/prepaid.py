@@ -21,8 +21,9 @@ from finsync.systems.billing.errors import (
     ContractStateError,
     InvalidCommandError,
 )
-from finsync.systems.billing.event import Outcome, contract_ref
+from finsync.systems.billing.event import contract_ref
 from finsync.systems.billing.invoicing import DraftLine, IssueContext, issue_invoice
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.state import BillingState, SubscriptionStatus
 
 

@@ -3,11 +3,11 @@
 Rules:
 - `execute` takes the writers' lock (the `billing_head` row), loads the state, applies the
   command through the pure `handle`, and in the same transaction writes what changed and
-  appends one canonical envelope per published event to `billing_outbox`. So a crash never
+  appends one canonical envelope per emitted event to `billing_outbox`. So a crash never
   loses an event, and never emits one for a command that did not commit.
 - A refused command (`BillingError`, any `DomainError`) rolls back: nothing is written.
-- Which events become envelopes, and how, is the source connector's business: the service is
-  given an `EnvelopeWriter` (None = not sent to the hub) and stores what it returns.
+- How an event becomes an envelope is the source connector's business: the service is given
+  an `EnvelopeWriter` and stores the JSON object it returns.
 - The catalogue in force is stored with the state (`billing_products`, `billing_prices`),
   rewritten whenever the configured catalogue differs from the stored one.
 - Driver errors become `BillingStorageError`; a lost race for the very first head row is
@@ -36,7 +36,7 @@ from finsync.systems.billing.event import Emitted
 from finsync.systems.billing.handler import Command, handle
 from finsync.systems.billing.state import BillingConfig, BillingState, amount_due, credited, paid
 
-EnvelopeWriter = Callable[[Emitted, datetime], Mapping[str, Any] | None]
+EnvelopeWriter = Callable[[Emitted, datetime], Mapping[str, object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +124,6 @@ class BillingService:
         now, seqs = self._clock(), []
         for event in emitted:
             envelope = self._envelopes(event, now)
-            if envelope is None:
-                continue
             seq = conn.execute(insert(t.outbox).returning(t.outbox.c.seq), {
                 "source_event_id": envelope["source_event_id"], "type": envelope["type"],
                 "correlation_id": envelope["correlation_id"],

@@ -24,7 +24,7 @@ from enum import StrEnum
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, ContractLine, SubscriptionContract
 from finsync.domain.ids import derive_id
-from finsync.domain.invoice import CreditMemo, Invoice, UsageRecord
+from finsync.domain.invoice import CreditMemo, Invoice, RatedUsage, UsageRecord
 from finsync.domain.money import Money, total
 from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment, Refund
@@ -35,7 +35,6 @@ from finsync.systems.billing.errors import (
     UnknownCustomerError,
     UnknownDocumentError,
 )
-from finsync.systems.billing.event import UsageCharge
 from finsync.systems.billing.proration import ProrationRule
 from finsync.systems.billing.tax import TaxEngine
 
@@ -119,7 +118,7 @@ class BillingState:
     declines: tuple[DeclinedPayment, ...] = ()
     refunds: tuple[Refund, ...] = ()
     usage: tuple[UsageRecord, ...] = ()
-    usage_charges: tuple[UsageCharge, ...] = ()
+    usage_charges: tuple[RatedUsage, ...] = ()
 
     def customer(self, customer_id: str) -> CustomerAccount:
         for customer in self.customers:

@@ -7,7 +7,10 @@ Rules:
   caller's transaction: issued documents are appended (the core never edits one; a changed
   prefix is a programmer error), customers are upserted, a subscription's billing position
   is updated and its new contract versions are inserted.
-- Money goes in as integer minor units; documents also keep their canonical JSON body.
+- Money goes in as integer minor units; documents also keep their canonical JSON body, written
+  and read by the one codec (`domain.codec`), so a body is exactly what the hub reads.
+- A version's diff is stored as a list of `[op, line_id, before, after]`; rows written
+  before contract-level changes were spelled `CONTRACT_LEVEL` have "" there, and read the same.
 """
 
 from __future__ import annotations
@@ -20,14 +23,19 @@ from sqlalchemy import Connection, insert, select, update
 
 from finsync.domain import codec
 from finsync.domain.clock import Period
-from finsync.domain.contract import ContractAmendment, ContractChange
-from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice, UsageRecord
+from finsync.domain.contract import (
+    ChangeOp,
+    ContractAmendment,
+    ContractChange,
+    ContractLine,
+    SubscriptionContract,
+)
+from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice, RatedUsage, UsageRecord
 from finsync.domain.money import Money
+from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment, Refund
-from finsync.systems.billing import payload
 from finsync.systems.billing import tables as t
 from finsync.systems.billing.cycle import Cycle
-from finsync.systems.billing.event import UsageCharge
 from finsync.systems.billing.state import (
     BillingConfig,
     BillingState,
@@ -43,6 +51,11 @@ T = TypeVar("T")
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _body(value: object, currency: str | None = None) -> str:
+    """A document (or a tuple of them) in its canonical JSON shape."""
+    return _dumps(codec.encode(value, currency))
 
 
 def _appended(old: tuple[T, ...], new: tuple[T, ...], what: str) -> tuple[T, ...]:
@@ -87,7 +100,7 @@ def _save_customers(conn: Connection, old: BillingState, new: BillingState) -> N
             continue
         row = {"name": customer.name, "legal_entity": customer.legal_entity,
                "currency": customer.currency, "billing_country": customer.billing_country,
-               "version": customer.version, "body": _dumps(payload.customer(customer))}
+               "version": customer.version, "body": _body(customer)}
         if customer.id in before:
             conn.execute(update(t.customers).where(t.customers.c.id == customer.id), row)
         else:
@@ -125,18 +138,18 @@ def _subscription_row(sub: Subscription) -> dict[str, Any]:
         "cycle_end": cycle.period.end if cycle else None,
         "cycle_months": cycle.months if cycle else None,
         "prepaid_balance_minor": sub.prepaid_balance.to_minor(),
-        "renewal_lines": _dumps([payload.contract_line(x) for x in sub.renewal_lines]),
+        "renewal_lines": _body(sub.renewal_lines, sub.contract.currency),
     }
 
 
 def _version_row(version: VersionInForce, amendment: ContractAmendment | None) -> dict[str, Any]:
-    changes = [[c.op, c.line_id, c.before, c.after] for c in amendment.changes] if amendment \
-        else []
+    changes = [[c.op.value, c.line_id, c.before, c.after] for c in amendment.changes] \
+        if amendment else []
     return {"contract_id": version.contract.id, "version": version.contract.version,
             "effective_date": version.effective_date,
             "amendment_id": amendment.id if amendment else None,
             "reason": amendment.reason if amendment else None, "changes": _dumps(changes),
-            "contract": _dumps(payload.contract(version.contract))}
+            "contract": _body(version.contract)}
 
 
 def _line_row(line: DocumentLine) -> dict[str, Any]:
@@ -160,7 +173,7 @@ def _insert_invoice(conn: Connection, position: int, record: InvoiceRecord) -> N
         "id": inv.id, "position": position, **_totals(inv), "contract_id": inv.contract_id,
         "contract_version": inv.contract_version, "due_date": inv.due_date,
         "correlation_id": record.correlation_id, "sources": _dumps(list(record.sources)),
-        "body": _dumps(payload.invoice(inv))})
+        "body": _body(inv)})
     conn.execute(insert(t.invoice_lines), [
         {"invoice_id": inv.id, "line_no": n, "line_id": line.line_id, "source_line_id": source,
          **_line_row(line)}
@@ -170,7 +183,7 @@ def _insert_invoice(conn: Connection, position: int, record: InvoiceRecord) -> N
 def _insert_memo(conn: Connection, position: int, memo: CreditMemo) -> None:
     conn.execute(insert(t.credit_memos), {
         "id": memo.id, "position": position, **_totals(memo), "invoice_id": memo.invoice_id,
-        "reason": memo.reason, "body": _dumps(payload.credit_memo(memo))})
+        "reason": memo.reason, "body": _body(memo)})
     conn.execute(insert(t.credit_memo_lines), [
         {"credit_memo_id": memo.id, "line_no": n, "invoice_line_id": line.line_id,
          **_line_row(line)} for n, line in enumerate(memo.lines, 1)])
@@ -180,7 +193,7 @@ def _payment_row(p: Payment) -> dict[str, Any]:
     return {"id": p.id, "invoice_id": p.applications[0].invoice_id, "customer_id": p.customer_id,
             "legal_entity": p.legal_entity, "currency": p.amount.currency,
             "amount_minor": p.amount.to_minor(), "received_on": p.received_on,
-            "body": _dumps(payload.payment(p))}
+            "body": _body(p)}
 
 
 def _decline_row(d: DeclinedPayment) -> dict[str, Any]:
@@ -193,7 +206,7 @@ def _refund_row(r: Refund) -> dict[str, Any]:
     return {"id": r.id, "payment_id": r.payment_id, "customer_id": r.customer_id,
             "legal_entity": r.legal_entity, "currency": r.amount.currency,
             "amount_minor": r.amount.to_minor(), "issued_on": r.issued_on, "reason": r.reason,
-            "body": _dumps(payload.refund(r))}
+            "body": _body(r)}
 
 
 def _usage_row(u: UsageRecord) -> dict[str, Any]:
@@ -201,10 +214,10 @@ def _usage_row(u: UsageRecord) -> dict[str, Any]:
             "quantity": u.quantity, "occurred_on": u.occurred_on}
 
 
-def _charge_row(c: UsageCharge) -> dict[str, Any]:
+def _charge_row(c: RatedUsage) -> dict[str, Any]:
     return {"id": c.id, "contract_id": c.contract_id, "line_id": c.line_id,
-            "product_id": c.product_id, "period_start": c.period.start,
-            "period_end": c.period.end, "used": c.used, "included": c.included,
+            "product_id": c.product_id, "period_start": c.period_start,
+            "period_end": c.period_end, "used": c.used, "included": c.included,
             "billable": c.billable, "currency": c.amount.currency,
             "amount_minor": c.amount.to_minor(), "drawn_minor": c.drawn.to_minor(),
             "invoiced_minor": c.invoiced.to_minor(), "invoice_id": c.invoice_id}
@@ -216,26 +229,23 @@ def load(conn: Connection, config: BillingConfig) -> BillingState:
     def rows(table: Any, order: Any) -> list[Any]:
         return list(conn.execute(select(table).order_by(order)).mappings())
 
-    def body(row: Any, key: str) -> codec.Reader:
-        return codec.Reader(json.loads(row["body"]), key)
-
     return BillingState(
         config,
-        customers=tuple(codec.decode_customer(body(r, "customer"))
+        customers=tuple(_read(CustomerAccount, r["body"], "customer")
                         for r in rows(t.customers, t.customers.c.id)),
         subscriptions=_load_subscriptions(conn),
-        invoices=tuple(InvoiceRecord(codec.decode_invoice(body(r, "invoice")),
+        invoices=tuple(InvoiceRecord(_read(Invoice, r["body"], "invoice"),
                                      r["correlation_id"], tuple(json.loads(r["sources"])))
                        for r in rows(t.invoices, t.invoices.c.position)),
-        credit_memos=tuple(codec.decode_credit_memo(body(r, "credit_memo"))
+        credit_memos=tuple(_read(CreditMemo, r["body"], "credit_memo")
                            for r in rows(t.credit_memos, t.credit_memos.c.position)),
-        payments=tuple(codec.decode_payment(body(r, "payment"))
+        payments=tuple(_read(Payment, r["body"], "payment")
                        for r in rows(t.payments, t.payments.c.position)),
         declines=tuple(DeclinedPayment(r["payment_id"], r["invoice_id"],
                                        Money.from_minor(r["amount_minor"], r["currency"]),
                                        r["attempted_on"], r["reason"])
                        for r in rows(t.declines, t.declines.c.position)),
-        refunds=tuple(codec.decode_refund(body(r, "refund"))
+        refunds=tuple(_read(Refund, r["body"], "refund")
                       for r in rows(t.refunds, t.refunds.c.position)),
         usage=tuple(UsageRecord(r["id"], r["contract_id"], r["product_id"], r["quantity"],
                                 r["occurred_on"])
@@ -245,14 +255,25 @@ def load(conn: Connection, config: BillingConfig) -> BillingState:
     )
 
 
-def _charge(r: Any) -> UsageCharge:
+def _read(tp: type[T], text: str, path: str, currency: str | None = None) -> T:
+    """A JSON column as `_body` wrote it."""
+    return codec.decode(tp, json.loads(text), path, currency)
+
+
+def _charge(r: Any) -> RatedUsage:
     def minor(key: str) -> Money:
         return Money.from_minor(r[key], r["currency"])
 
-    return UsageCharge(r["id"], r["contract_id"], r["line_id"], r["product_id"],
-                       Period(r["period_start"], r["period_end"]), r["used"], r["included"],
-                       r["billable"], minor("amount_minor"), minor("drawn_minor"),
-                       minor("invoiced_minor"), r["invoice_id"])
+    return RatedUsage(r["id"], r["contract_id"], r["line_id"], r["product_id"],
+                      r["period_start"], r["period_end"], r["used"], r["included"],
+                      r["billable"], minor("amount_minor"), minor("drawn_minor"),
+                      minor("invoiced_minor"), r["invoice_id"])
+
+
+def _change(stored: list[Any]) -> ContractChange:
+    """One `[op, line_id, before, after]` of a stored diff (billing's ops name no attribute)."""
+    op, line_id, before, after = stored
+    return ContractChange(ChangeOp(op), line_id, before, after)
 
 
 def _load_subscriptions(conn: Connection) -> tuple[Subscription, ...]:
@@ -267,10 +288,10 @@ def _load_subscriptions(conn: Connection) -> tuple[Subscription, ...]:
 def _subscription(row: Any, version_rows: list[Any]) -> Subscription:
     history, amendments = [], []
     for v in version_rows:
-        contract = codec.decode_contract(codec.Reader(json.loads(v["contract"]), "contract"))
+        contract = _read(SubscriptionContract, v["contract"], "contract")
         history.append(VersionInForce(v["effective_date"], contract))
         if v["amendment_id"] is not None:
-            changes = tuple(ContractChange(*c) for c in json.loads(v["changes"]))
+            changes = tuple(_change(c) for c in json.loads(v["changes"]))
             amendments.append(ContractAmendment(v["amendment_id"], contract.id, contract.version,
                                                 v["effective_date"], v["reason"], changes,
                                                 contract))
@@ -278,8 +299,7 @@ def _subscription(row: Any, version_rows: list[Any]) -> Subscription:
     currency = current.currency
     cycle = None if row["cycle_start"] is None else Cycle(
         Period(row["cycle_start"], row["cycle_end"]), row["cycle_months"])
-    renewal = tuple(payload.decode_line(codec.Reader(x, "renewal_lines"), currency)
-                    for x in json.loads(row["renewal_lines"]))
+    renewal = _read(tuple[ContractLine, ...], row["renewal_lines"], "renewal_lines", currency)
     return Subscription(
         current, row["correlation_id"], row["anchor"], row["term_months"], row["auto_renew"],
         row["arrears_months"], SubscriptionStatus(row["status"]), row["billed_through"], cycle,

@@ -3,7 +3,7 @@
 Rules:
 - A new subscription is version 1 of its contract; every line must sell a catalogue product
   in the contract's currency, which must be the customer's currency.
-- Creating a subscription emits `contract.created` and, as Stripe does, invoices the first
+- Creating a subscription emits `ContractCreated` and, as Stripe does, invoices the first
   cycle of its in-advance lines at once (dated on the start date).
 - The term length is the contract's whole months (or given); renewal repeats it.
 - Renewal makes version n+1 for the next term from the renewal baseline: the lines as every
@@ -20,6 +20,7 @@ from datetime import date, timedelta
 
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.contract import ContractAmendment, ContractLine, SubscriptionContract
+from finsync.domain.events import ContractCreated, ContractRenewed
 from finsync.domain.ids import derive_id
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
@@ -34,13 +35,8 @@ from finsync.systems.billing.errors import (
     DuplicateIdError,
     InvalidCommandError,
 )
-from finsync.systems.billing.event import (
-    CONTRACT_CREATED,
-    CONTRACT_RENEWED,
-    Emitted,
-    Outcome,
-    contract_ref,
-)
+from finsync.systems.billing.event import contract_ref, emit
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.state import (
     BillingState,
     Subscription,
@@ -83,7 +79,7 @@ def create_subscription(state: BillingState, cmd: CreateSubscription) -> Outcome
         arrears.months, SubscriptionStatus.ACTIVE, contract.start_date, None,
         contract.start_date, contract.lines, Money.zero(contract.currency),
         (VersionInForce(contract.start_date, contract),))
-    created = Emitted(CONTRACT_CREATED, contract_ref(contract), contract, correlation_id)
+    created = emit(ContractCreated(contract), correlation_id)
     state = state.with_subscription(sub)
     return Outcome(state, (created,)).then(bill_next_span(state, sub))
 
@@ -119,8 +115,7 @@ def renew_subscription(state: BillingState, cmd: RenewSubscription) -> Outcome:
     renewed = replace(sub, contract=new, correlation_id=amendment_id, renewal_lines=lines,
                       history=(*sub.history, VersionInForce(start, new)),
                       amendments=(*sub.amendments, amendment))
-    emitted = Emitted(CONTRACT_RENEWED, contract_ref(new), amendment, amendment_id,
-                      contract_ref(old))
+    emitted = emit(ContractRenewed(amendment), amendment_id, contract_ref(old))
     return Outcome(state.with_subscription(renewed), (emitted,))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from finsync.domain.events import UsageRecorded
 from finsync.domain.invoice import UsageRecord
 from finsync.systems.billing.errors import (
     DuplicateIdError,
@@ -21,13 +22,8 @@ from finsync.systems.billing.errors import (
     UnknownLineError,
     UsagePeriodClosedError,
 )
-from finsync.systems.billing.event import (
-    USAGE_RECORDED,
-    Emitted,
-    Outcome,
-    contract_ref,
-    document_ref,
-)
+from finsync.systems.billing.event import contract_ref, emit
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.state import BillingState
 
 
@@ -49,6 +45,5 @@ def record_usage(state: BillingState, record: UsageRecord) -> Outcome:
     if record.occurred_on >= contract.end_date:
         raise InvalidCommandError(f"usage {record.id} on {record.occurred_on} is after "
                                   f"{contract.id} ends on {contract.end_date}")
-    emitted = Emitted(USAGE_RECORDED, document_ref("usage_record", record.id), record,
-                      sub.correlation_id, contract_ref(contract))
+    emitted = emit(UsageRecorded(record), sub.correlation_id, contract_ref(contract))
     return Outcome(replace(state, usage=(*state.usage, record)), (emitted,))

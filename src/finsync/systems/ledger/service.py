@@ -8,7 +8,6 @@ key again returns the first entry; the same key with another body is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -19,8 +18,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from finsync.domain.codec import encode
 from finsync.domain.errors import DomainError
+from finsync.domain.fingerprint import fingerprint
 from finsync.domain.ids import derive_id
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import AccountingPeriod, JournalEntry, PeriodStatus
@@ -97,7 +96,7 @@ class _Plan:
 
     @property
     def body_hash(self) -> str:
-        return hashlib.sha256(json.dumps(encode(self.body), sort_keys=True).encode()).hexdigest()
+        return fingerprint(self.body)
 
 
 def _assumed(books: Books, document_id: str, customer: str, kind: ItemKind, amount: Money,

@@ -63,6 +63,7 @@ from finsync.systems.revrec.schedule import (
     schedules,
     waterfall,
 )
+from finsync.systems.revrec.legacy import old_bodies
 from finsync.systems.revrec.serial import dumps_state, encode, loads_state
 from finsync.systems.revrec.state import RevenueContractState
 from finsync.systems.revrec.terms import RecognitionTerms
@@ -235,9 +236,10 @@ class RevenueService:
 
     def _change(self, key: str, kind: str, subject: str, body: object,
                 subscription_contract_id: str, step: Step, event_id: str) -> Applied:
-        digest = _hash(encode(body))
+        encoded = encode(body)
+        digest = _hash(encoded)
         with _guarded(), self.engine.begin() as conn:
-            known = self._receipt(conn, key, digest)
+            known = self._receipt(conn, key, digest, encoded)
             if known is not None:
                 return known
             loaded = _load(conn, subscription_contract_id)
@@ -249,12 +251,15 @@ class RevenueService:
             return applied
 
     @staticmethod
-    def _receipt(conn: Connection, key: str, digest: str) -> Applied | None:
+    def _receipt(conn: Connection, key: str, digest: str,
+                 encoded: object = None) -> Applied | None:
         row = conn.execute(select(t.receipts.c.body_hash, t.receipts.c.answer).where(
             t.receipts.c.idempotency_key == key)).first()
         if row is None:
             return None
-        if row.body_hash != digest:
+        same = row.body_hash == digest or (isinstance(encoded, Mapping) and row.body_hash in {
+            _hash(old) for old in old_bodies(encoded)})
+        if not same:
             raise IdempotencyMismatchError(f"key {key!r} was used for another request")
         return _answer(row.answer, replayed=True)
 

@@ -1,0 +1,51 @@
+"""A stable digest of a domain value: what a target stores beside an idempotency key to
+tell "the same request again" from "another request under the same key".
+
+Rule: the shape hashed is frozen. Ledgers and ERPs keep these digests for every posting, so
+a change here would make every replay look like a different request. It is not a wire
+format (nothing reads it back): money is `{amount, currency}`, dataclasses are objects of
+their fields, enums their values, dates ISO, tuples lists, `ExternalRefs` a plain object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+from enum import Enum
+
+from finsync.domain.money import Money
+from finsync.domain.refs import ExternalRefs
+
+Plain = dict[str, "Plain"] | list["Plain"] | str | int | bool | None
+
+
+def plain(value: object) -> Plain:
+    """The value in the frozen shape that `fingerprint` hashes."""
+    if isinstance(value, Money):
+        return {"amount": str(value.amount), "currency": value.currency}
+    if isinstance(value, ExternalRefs):
+        return dict(value.pairs)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return plain(value.value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, Decimal):
+        return str(value)
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    raise TypeError(f"cannot fingerprint {type(value).__name__}")
+
+
+def fingerprint(value: object) -> str:
+    """sha256 of the value's frozen shape (sorted keys)."""
+    return hashlib.sha256(json.dumps(plain(value), sort_keys=True).encode()).hexdigest()

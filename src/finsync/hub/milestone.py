@@ -1,0 +1,28 @@
+"""Business milestones per correlation id (DESIGN §7): what finance sees happen to a
+commercial change, stored by value in the milestone log."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Milestone(StrEnum):
+    CONTRACT_ACCEPTED = "contract_accepted"
+    INVOICE_POSTED = "invoice_posted"
+    CREDIT_MEMO_POSTED = "credit_memo_posted"
+    PAYMENT_APPLIED = "payment_applied"
+    REFUND_POSTED = "refund_posted"
+    REVENUE_JOURNAL_POSTED = "revenue_journal_posted"
+    REVENUE_SCHEDULE_CREATED = "revenue_schedule_created"
+    INVOICE_LINKED_TO_REVENUE = "invoice_linked_to_revenue"
+    REVENUE_ADJUSTED = "revenue_adjusted"
+    USAGE_RECOGNISED = "usage_recognised"
+    EXCEPTION_RESOLVED = "exception_resolved"
+
+
+# What each milestone says about the books (a correlation's financial status).
+BOOKED = frozenset({Milestone.INVOICE_POSTED, Milestone.PAYMENT_APPLIED,
+                    Milestone.CREDIT_MEMO_POSTED, Milestone.REFUND_POSTED,
+                    Milestone.REVENUE_JOURNAL_POSTED})
+SCHEDULED = frozenset({Milestone.REVENUE_SCHEDULE_CREATED, Milestone.INVOICE_LINKED_TO_REVENUE,
+                       Milestone.REVENUE_ADJUSTED})

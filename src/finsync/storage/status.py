@@ -1,0 +1,60 @@
+"""The status sets of the hub's tables, each named once; stored by value."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RawStatus(StrEnum):
+    """A raw event: stored, mapped into canonical events, or rejected (kept, with why)."""
+
+    RECEIVED = "received"
+    MAPPED = "mapped"
+    REJECTED = "rejected"
+
+
+class EventStatus(StrEnum):
+    """A canonical event: applied, waiting for an earlier version (overdue once the bounded
+    wait is over), or refused (kept for the record)."""
+
+    ACCEPTED = "accepted"
+    PARKED = "parked"
+    OVERDUE = "overdue"
+    REJECTED = "rejected"
+
+
+class DeliveryStatus(StrEnum):
+    """An outbox delivery: due, leased to a worker, done, refused (`failed`) or out of
+    retries (`dead`); both of the last wait for a person."""
+
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    DONE = "done"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT, DeliveryStatus.FAILED,
+              DeliveryStatus.DEAD)
+
+
+class ExceptionStatus(StrEnum):
+    """An exception in finance's queue; `retrying` is a transient cause the hub retries by
+    itself, `awaiting_approval` a correction that needs a second person."""
+
+    OPEN = "open"
+    RETRYING = "retrying"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RESOLVED = "resolved"
+    IGNORED = "ignored"
+
+
+UNRESOLVED = (ExceptionStatus.OPEN, ExceptionStatus.RETRYING, ExceptionStatus.AWAITING_APPROVAL)
+
+
+class ActionStatus(StrEnum):
+    """A triage action: carried out, waiting for a second person, or refused by them."""
+
+    DONE = "done"
+    PENDING_APPROVAL = "pending_approval"
+    REJECTED = "rejected"
