@@ -77,7 +77,7 @@ def payment_envelope(i: int) -> dict[str, Any]:
         "type": "payment.applied", "schema_version": 1,
         "source": "billing", "source_event_id": f"{pay}-applied",
         "occurred_at": OCCURRED_AT.isoformat(), "correlation_id": f"corr_{i:07d}",
-        "causation_id": None, "idempotency_key": None,
+        "causation_id": None, "business_key": None,
         "aggregate": {"type": "payment", "id": pay, "version": None},
         "payload": {"payment": {
             "id": pay, "customer_id": f"cus_{i % 1000:04d}", "legal_entity": "le_us",

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from finsync.connectors.filedrop.ledger import FileDropLedger
-from finsync.domain.events import BusinessDomain
+from finsync.domain.events import BusinessDomain, EventType
 from finsync.hub.mapping import CanonicalMapper, MapperRegistry
 from finsync.hub.service import Hub
 from finsync.hub.settings import DeliveryPolicy, HubSettings
@@ -43,7 +43,8 @@ class Clock:
 
 def settings(routes: Mapping[str, tuple[str, ...]] | None = None, *, gap_wait_s: float = 300,
              attempts_max: int = 5) -> HubSettings:
-    return HubSettings(OWNERSHIP, routes if routes is not None else LEDGER_ROUTES,
+    chosen = routes if routes is not None else LEDGER_ROUTES
+    return HubSettings(OWNERSHIP, {EventType(t): targets for t, targets in chosen.items()},
                        DeliveryPolicy(attempts_max=attempts_max, backoff_base_s=1,
                                       backoff_cap_s=60, lease_s=30, batch_size=20),
                        gap_wait_s=gap_wait_s, intake_batch_size=50)

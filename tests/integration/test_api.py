@@ -3,11 +3,13 @@ with a 4xx and a machine-readable code."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from pathlib import Path
 
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -102,3 +104,11 @@ def test_metrics_and_daily_reconciliation_under_serve(
             time.sleep(0.05)
         assert 'finsync_reconciliation_variance{legal_entity="le_us",currency="USD"} 0.00' \
             in served.get("/metrics").text
+
+
+def test_handlers_are_plain_functions(engine: Engine, tmp_path: Path) -> None:
+    """FastAPI runs `def` handlers in its thread pool: a slow commit never blocks the loop."""
+    app = create_app(make_hub(engine, tmp_path), metrics=lambda: "", webhooks={})
+    routes = [r for r in app.routes if isinstance(r, APIRoute)]
+    assert routes
+    assert [r.path for r in routes if inspect.iscoroutinefunction(r.endpoint)] == []

@@ -15,6 +15,7 @@ from tests.builders import lifecycle_stream
 from tests.hubkit import run_settled
 
 DONE = 24
+HEAD = "0003"  # the newest migration of the hub's schema
 
 runner = CliRunner()
 
@@ -29,7 +30,7 @@ def _json(args: list[str], code: int = 0) -> Any:
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
-    assert _json(["init"])["revision"] == "0002"
+    assert _json(["init"])["revision"] == HEAD
     with (tmp_path / "finsync.toml").open("a") as config:  # the test stream's product
         config.write('\n[[revenue.ssp]]\nproduct_id = "prod_seat"\namount = "120.00"\n'
                      'currency = "USD"\neffective_from = 2025-01-01\n')
@@ -60,7 +61,7 @@ def test_ingest_run_status_replay_round_trip(workdir: Path) -> None:
 
 def test_db_upgrade_is_idempotent(workdir: Path) -> None:
     assert _json(["db", "upgrade"]) | {"database": None} == \
-        {"database": None, "from": "0002", "to": "0002"}
+        {"database": None, "from": HEAD, "to": HEAD}
 
 
 def test_unknown_source_is_refused_with_exit_code(workdir: Path) -> None:

@@ -8,20 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
-from finsync.cli.demo import run_demo
+from finsync.cli.main import app
+from finsync.demo.run import run_demo
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return run_demo(tmp_path_factory.mktemp("demo"), as_json=True)
+    return run_demo(tmp_path_factory.mktemp("demo"))
 
 
-def test_the_json_report_has_what_finance_reads(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
-    capsys.readouterr()
-    run_demo(tmp_path, as_json=True)
-    printed = json.loads(capsys.readouterr().out)
+def test_the_json_report_has_what_finance_reads(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "--directory", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
     for key in ("invoices", "journal_entries", "revenue_recognized", "reconciliation",
                 "exceptions", "duplicates_ignored", "correlation_chains_complete"):
         assert key in printed

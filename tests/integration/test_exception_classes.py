@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from finsync.bootstrap import Finance, build_finance, build_ledger_service
-from finsync.cli.demo_workflow import SimClock
 from finsync.config import DEFAULT_CONFIG, parse_config
+from finsync.demo.clock import SimClock
 from finsync.storage.raw_log import RawIn
 from finsync.systems.ledger.chart import DEFAULT_CHART, parse_chart
 from tests.builders import contract_doc, envelope, invoice_doc, payment_doc

@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from finsync.bootstrap import build_billing_service, build_finance, build_ledger_service
-from finsync.cli.demo_workflow import SimClock
 from finsync.config import DEFAULT_CONFIG, parse_config
+from finsync.demo.clock import SimClock
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.contract import ContractLine, RampStep, SubscriptionContract
 from finsync.domain.errors import DomainError

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from finsync.bootstrap import Finance, build_billing_service, build_finance
-from finsync.cli.demo_workflow import SimClock
 from finsync.config import DEFAULT_CONFIG, SystemSection, parse_config
 from finsync.connectors.ports import Receivable
+from finsync.demo.clock import SimClock
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.contract import ContractLine, SubscriptionContract
 from finsync.domain.money import Money

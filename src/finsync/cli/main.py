@@ -251,10 +251,10 @@ def demo(directory: Annotated[Path | None, typer.Option(help="Where to keep the 
                                                          "database and exports.")] = None,
          as_json: Json = False) -> None:
     """Run the reference workflow through the hub in a fresh SQLite database."""
-    from finsync.cli.demo import run_demo
+    from finsync.cli import demo as demo_cli
 
     with guarded(as_json):
-        run_demo(directory, as_json=as_json)
+        demo_cli.run(directory, as_json=as_json)
 
 
 def main() -> None:

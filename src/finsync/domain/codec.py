@@ -8,7 +8,8 @@ Rules (docs/events.md §2-3):
 - Money is a decimal string in the currency in scope: the `currency` field of the object
   (or of an enclosing one). An object with money and no currency in scope carries its own
   `currency` key (payments, refunds, rated usage). A journal line names the currency of
-  each amount (`currency`, `transaction_currency`).
+  each amount (`currency`, `transaction_currency`). A bare amount, outside any object, is
+  `{amount, currency}`.
 - Dates are ISO dates; enums travel by value; tuples as lists; `ExternalRefs` as the object
   `external_refs` (system -> id). Strings are non-empty; integers are never booleans.
 - A field with a default may be absent or null; a tuple absent is empty; anything else
@@ -139,15 +140,20 @@ def _read_scalar(tp: Any, data: object, path: str) -> object:
 
 # -- money ---------------------------------------------------------------------------------
 
-def _write_money(value: Money, currency: str | None) -> str:
-    if currency is not None and value.currency != currency:
+def _write_money(value: Money, currency: str | None) -> JsonValue:
+    if currency is None:  # a bare amount: it carries its own currency
+        return {"amount": str(value.amount), "currency": value.currency}
+    if value.currency != currency:
         raise TypeError(f"{value} is not in {currency}, the currency in scope")
     return str(value.amount)
 
 
 def _read_money(data: object, path: str, currency: str | None) -> Money:
     if currency is None:
-        raise TypeError(f"{path}: no currency in scope")
+        obj = _object(data, path)
+        currency = _field(obj, "currency", str, path, None)
+        data = obj.get("amount")
+        path = f"{path}.amount"
     if not isinstance(data, str):
         raise MappingError(f"{path} must be a decimal string, not {data!r}")
     try:

@@ -20,10 +20,6 @@ def derive_id(prefix: str, *parts: str) -> str:
     return f"{prefix}_{digest.hex}"
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
-
-
 def event_id_for(source: str, source_event_id: str) -> str:
     return derive_id("evt", source, source_event_id)
 

@@ -117,9 +117,6 @@ class Money:
     def is_zero(self) -> bool:
         return self.amount == 0
 
-    def to_json(self) -> dict[str, str]:
-        return {"amount": str(self.amount), "currency": self.currency}
-
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"
 

@@ -1,4 +1,4 @@
-"""Customers and legal entities."""
+"""Customer accounts."""
 
 from __future__ import annotations
 
@@ -6,18 +6,6 @@ from dataclasses import dataclass, field
 
 from finsync.domain.money import exponent
 from finsync.domain.refs import ExternalRefs
-
-
-@dataclass(frozen=True, slots=True)
-class LegalEntity:
-    id: str
-    name: str
-    functional_currency: str
-    country: str
-    refs: ExternalRefs = field(default_factory=ExternalRefs)
-
-    def __post_init__(self) -> None:
-        exponent(self.functional_currency)
 
 
 @dataclass(frozen=True, slots=True)

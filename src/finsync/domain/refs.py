@@ -24,15 +24,6 @@ class ExternalRefs(Mapping[str, str]):
     def of(cls, refs: Mapping[str, str] | None = None) -> ExternalRefs:
         return cls(tuple(sorted((refs or {}).items())))
 
-    def with_ref(self, system: str, external_id: str) -> ExternalRefs:
-        known = dict(self.pairs)
-        if system in known and known[system] != external_id:
-            raise ReferenceConflictError(
-                f"{system} id is {known[system]!r}; refusing to change it to {external_id!r}"
-            )
-        known[system] = external_id
-        return ExternalRefs.of(known)
-
     def __getitem__(self, system: str) -> str:
         return dict(self.pairs)[system]
 

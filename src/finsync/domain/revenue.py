@@ -1,4 +1,4 @@
-"""Revenue contracts, performance obligations and revenue schedules (ASC 606 / IFRS 15).
+"""Revenue schedules (ASC 606 / IFRS 15): what a performance obligation recognises when.
 
 Rules:
 - A schedule's lines sum exactly to the obligation's allocated price (cumulative rounding
@@ -8,35 +8,11 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 from finsync.domain.errors import DomainError
 from finsync.domain.money import Money, total
-from finsync.domain.refs import ExternalRefs
-
-
-@dataclass(frozen=True, slots=True)
-class PerformanceObligation:
-    id: str
-    product_id: str
-    pattern: str
-    standalone_selling_price: Money
-    allocated_price: Money
-    start_date: date
-    end_date: date
-
-
-@dataclass(frozen=True, slots=True)
-class RevenueContract:
-    id: str
-    subscription_contract_id: str
-    contract_version: int
-    customer_id: str
-    legal_entity: str
-    transaction_price: Money
-    obligations: tuple[PerformanceObligation, ...]
-    refs: ExternalRefs = field(default_factory=ExternalRefs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,10 +64,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def serialize(conn: Connection, name: str) -> None:
     """Hold a database-wide lock named `name` until this transaction ends.
 

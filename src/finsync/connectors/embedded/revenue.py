@@ -90,12 +90,14 @@ class EmbeddedRevenue:
         return self._call(lambda: self._service.modify(amendment, ctx.delivery_key, ctx.event_id))
 
     def record_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt:
-        return self._call(lambda: self._service.record_invoice(invoice, ctx.delivery_key, ctx.event_id),
+        return self._call(lambda: self._service.record_invoice(invoice, ctx.delivery_key,
+                                                               ctx.event_id),
                           lambda a: Reference(invoice.id, "invoice",
                                               f"{a.revenue_contract_id}/{invoice.id}"))
 
     def apply_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt:
-        return self._call(lambda: self._service.apply_credit_memo(memo, ctx.delivery_key, ctx.event_id),
+        return self._call(lambda: self._service.apply_credit_memo(memo, ctx.delivery_key,
+                                                                  ctx.event_id),
                           lambda a: Reference(memo.id, "credit_memo",
                                               f"{a.revenue_contract_id}/{memo.id}"))
 

@@ -53,6 +53,7 @@ from finsync.systems.revrec.event import (
 )
 from finsync.systems.revrec.facts import derive_facts
 from finsync.systems.revrec.journal import AccountMap, period_journal
+from finsync.systems.revrec.legacy import old_bodies
 from finsync.systems.revrec.modification import ModificationFacts
 from finsync.systems.revrec.schedule import (
     ObligationSchedule,
@@ -63,7 +64,6 @@ from finsync.systems.revrec.schedule import (
     schedules,
     waterfall,
 )
-from finsync.systems.revrec.legacy import old_bodies
 from finsync.systems.revrec.serial import dumps_state, encode, loads_state
 from finsync.systems.revrec.state import RevenueContractState
 from finsync.systems.revrec.terms import RecognitionTerms

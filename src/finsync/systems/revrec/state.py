@@ -16,7 +16,6 @@ from datetime import date
 
 from finsync.domain.contract import SubscriptionContract
 from finsync.domain.money import Money, total
-from finsync.domain.revenue import PerformanceObligation, RevenueContract
 from finsync.systems.revrec.allocation import AllocatedShare
 from finsync.systems.revrec.errors import UnknownObligationError
 from finsync.systems.revrec.modification import ModificationDecision
@@ -78,14 +77,3 @@ class RevenueContractState:
 
     def applied(self, event_id: str) -> RevenueContractState:
         return replace(self, applied_event_ids=self.applied_event_ids | {event_id})
-
-    def to_revenue_contract(self) -> RevenueContract:
-        """The canonical `RevenueContract` (DESIGN §2) of this state."""
-        obligations = tuple(
-            PerformanceObligation(ob.obligation_id, ob.product_id, ob.pattern.value,
-                                  ob.standalone_selling_price, ob.allocated_price,
-                                  ob.current.basis.start, ob.current.basis.end)
-            for ob in self.obligations)
-        return RevenueContract(self.revenue_contract_id, self.contract.id, self.contract.version,
-                               self.contract.customer_id, self.legal_entity,
-                               self.transaction_price, obligations)

@@ -12,24 +12,27 @@ the faults DESIGN §5 names:
 - a payment dated 30 March is recorded by billing after March was closed
   (`closed_period`), re-routed to April by one person and approved by another;
 - a webhook whose body is not JSON (`mapping_error`), ignored by operations with a reason.
-Time is simulated: one clock drives billing, the hub and the ERP.
+Time is simulated: one clock (`clock.SimClock`) drives billing, the hub and the ERP.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import date
 from typing import Any
 
-from finsync.bootstrap import Finance
+from finsync.bootstrap import Finance, store_raw
+from finsync.demo.clock import SimClock
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.contract import ContractLine, SubscriptionContract
+from finsync.domain.errors import ExceptionClass
+from finsync.domain.events import EventType
 from finsync.domain.invoice import UsageRecord
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
-from finsync.storage.raw_log import RawIn
+from finsync.hub.acceptance import Outcome
+from finsync.storage.status import DeliveryStatus
 from finsync.systems.billing.amendment import AmendSubscription
 from finsync.systems.billing.credit import CreditReason, IssueCreditMemo
 from finsync.systems.billing.cycle import add_months
@@ -58,22 +61,6 @@ USAGE = (900_000, 3_000_000, 1_400_000, 1_800_000, 2_600_000, 2_200_000,
          1_900_000, 2_400_000, 1_700_000, 2_900_000, 3_100_000, 1_200_000)
 
 
-class SimClock:
-    """Business time for the whole demo; it only moves forward."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def to(self, day: date, hour: int = 9) -> None:
-        self.now = max(self.now, datetime(day.year, day.month, day.day, hour, tzinfo=UTC))
-
-    def tick(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @dataclass
 class Journal:
     """What the demo did, for the report: faults injected, triage actions, closes."""
@@ -85,6 +72,8 @@ class Journal:
 
 
 class Workflow:
+    """The year, played on billing; its events reach the hub through a faulty channel."""
+
     def __init__(self, finance: Finance, billing: BillingService, clock: SimClock) -> None:
         self.finance, self.billing, self.clock = finance, billing, clock
         self.hub = finance.hub
@@ -152,7 +141,7 @@ class Workflow:
         self._do(AmendSubscription(UPGRADE, CONTRACT, date(YEAR, 5, 15), (
             AddSeats("ln_seats", 300), AddProduct("ln_analytics", "price_analytics_annual", 1)),
             "upgrade"))
-        self._hold("contract.amended")
+        self._hold(EventType.CONTRACT_AMENDED)
         self._deliver()
         self.clock.to(date(YEAR, 5, 29))
         self._do(AmendSubscription(ADD_ON, CONTRACT, date(YEAR, 5, 29),
@@ -168,7 +157,7 @@ class Workflow:
         self.clock.to(date(YEAR, 4, 3))
         self._pay_open(date(YEAR, 3, 30), "pay_acme_0330")
         self._settle()
-        found = self.finance.triage.listing(exception_class="closed_period")
+        found = self.finance.triage.listing(exception_class=ExceptionClass.CLOSED_PERIOD)
         self.log.faults.append({"fault": LATE_PAYMENT,
                                 "control": "closed_period + approved re-route"})
         for row in found:
@@ -188,9 +177,9 @@ class Workflow:
         self._settle()
 
     def _junk_webhook(self) -> None:
-        self.hub.intake.store([RawIn("billing", b"{not json", {"content-type": "text/plain"})])
+        store_raw(self.hub, "billing", [b"{not json"], {"content-type": "text/plain"})
         self.hub.run_until_idle()
-        for row in self.finance.triage.listing(exception_class="mapping_error"):
+        for row in self.finance.triage.listing(exception_class=ExceptionClass.MAPPING_ERROR):
             outcome = self.finance.triage.ignore(row["id"], OPS, "truncated test webhook from "
                                                  "the billing sandbox; nothing to book")
             self.log.actions.append(_outcome(outcome, OPS))
@@ -233,7 +222,7 @@ class Workflow:
         self.billing.execute(command)
 
     # -- the webhook channel --------------------------------------------------------
-    def _hold(self, event_type: str) -> None:
+    def _hold(self, event_type: EventType) -> None:
         """Take the pending events of this type out of the next deliveries."""
         pending = self.billing.pending()
         for item in pending:
@@ -251,19 +240,18 @@ class Workflow:
             bodies = [item.envelope.encode() for item in items]
             self._send(bodies + bodies[-1:] if duplicate_last else bodies)
             self.billing.mark_published([item.seq for item in items])
-        self.log.parked += self.hub.run_until_idle().outcomes.get("parked", 0)
+        self.log.parked += self.hub.run_until_idle().outcomes.get(Outcome.PARKED, 0)
 
-    def _send(self, bodies: Iterable[bytes]) -> None:
-        self.hub.intake.store([RawIn("billing", body, {"x-finsync-demo": "webhook"})
-                               for body in bodies])
+    def _send(self, bodies: Sequence[bytes]) -> None:
+        store_raw(self.hub, "billing", bodies, {"x-finsync-demo": "webhook"})
 
     def _settle(self, rounds: int = 50) -> None:
         """Run the hub until nothing is due, letting retry back-off elapse on the clock."""
         for _ in range(rounds):
             self.hub.run_until_idle()
-            status = self.hub.status()
-            if not status["deliveries"].get("pending") and not status["deliveries"].get(
-                    "in_flight"):
+            deliveries = self.hub.status()["deliveries"]
+            if not deliveries.get(DeliveryStatus.PENDING) and not deliveries.get(
+                    DeliveryStatus.IN_FLIGHT):
                 return
             self.clock.tick(300)
         raise RuntimeError("the hub did not settle: deliveries are still pending")
@@ -272,16 +260,4 @@ class Workflow:
 def _outcome(outcome: Any, actor: str) -> dict[str, Any]:
     return {"action": outcome.action, "by": actor, "status": outcome.status,
             "exception_id": outcome.exception_id, "detail": outcome.detail}
-
-
-def revenue_by_period(journals: Iterable[Any], account: str) -> dict[str, Decimal]:
-    """Credit minus debit on the revenue account, per posting month."""
-    totals: dict[str, Decimal] = {}
-    for entry in journals:
-        month = entry.posting_date.strftime("%Y-%m")
-        for line in entry.lines:
-            if line.account == account:
-                sign = 1 if line.side.value == "credit" else -1
-                totals[month] = totals.get(month, Decimal(0)) + sign * line.amount.amount
-    return totals
 
