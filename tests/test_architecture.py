@@ -15,7 +15,7 @@ def test_import_contracts_are_kept() -> None:
     assert lint is not None, "import-linter is a test dependency"
     result = subprocess.run([lint, "--no-cache"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 8 kept, 0 broken" in result.stdout
+    assert "Contracts: 7 kept, 0 broken" in result.stdout
 
 
 def test_domain_imports_no_io_at_import_time() -> None:

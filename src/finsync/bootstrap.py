@@ -47,7 +47,6 @@ from finsync.hub.webhook import WebhookIntake
 from finsync.recon.service import Entity, Reconciliation
 from finsync.storage.db import make_engine
 from finsync.storage.migrate import current_revision, upgrade
-from finsync.storage.raw_log import RawIn
 from finsync.systems.billing.catalog_file import (
     DEFAULT_CATALOG,
     load_billing_config,
@@ -391,12 +390,6 @@ def build_metrics(finance: Finance) -> Callable[[], str]:
         return render(hub.engine, list(finance.ports.ledgers), list(finance.ports.revenues),
                       hub.clock)
     return metrics
-
-
-def store_raw(hub: Hub, source: str, bodies: Sequence[bytes],
-              headers: Mapping[str, str]) -> int:
-    """Store bodies as raw events of `source` in one transaction; returns after the commit."""
-    return hub.intake.store([RawIn(source, body, headers) for body in bodies])
 
 
 @dataclass(frozen=True, slots=True)

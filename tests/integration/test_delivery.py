@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.connectors.ports import DeliveryContext, Receipt
@@ -15,6 +15,7 @@ from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 from finsync.domain.events import AnyEvent, EventType
 from finsync.hub.milestone import Milestone
 from finsync.hub.target import Target, ledger_target
+from finsync.storage.schema import events
 from tests.builders import envelope, invoice_doc
 from tests.hubkit import Clock, ingest, make_hub, settings
 
@@ -128,3 +129,21 @@ def test_route_to_an_unconfigured_system_opens_target_unavailable(engine: Engine
     (error,) = hub.exceptions()
     assert error["class"] == ExceptionClass.TARGET_UNAVAILABLE
     assert "no connector" in error["summary"]
+
+
+def test_a_stored_event_that_no_longer_reads_fails_alone(engine: Engine,
+                                                          tmp_path: Path) -> None:
+    clock = Clock()
+    target = Faulty(tmp_path, [TransientError("down"), TransientError("down")])
+    hub = make_hub(engine, tmp_path, targets={"ledger": target}, clock=clock)
+    ingest(hub, [_invoice(1), _invoice(2)])
+    hub.run_until_idle()
+    assert hub.status()["deliveries"] == {"pending": 2}
+    with engine.begin() as conn:  # a payload no upcaster lifts (hand-edited, say)
+        conn.execute(update(events).where(events.c.aggregate_id == "inv_1")
+                     .values(payload='{"invoice": {"id": 5}}'))
+    _run_retries(hub, clock, 3)
+    assert hub.status()["deliveries"] == {"failed": 1, "done": 1}
+    (error,) = hub.exceptions()
+    assert error["class"] == ExceptionClass.MAPPING_ERROR
+    assert "does not read" in error["summary"] and error["correlation_id"] == "amd-1"

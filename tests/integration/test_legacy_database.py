@@ -72,12 +72,12 @@ from finsync.domain.events import (
     event_class,
 )
 from finsync.domain.money import Money
+from finsync.domain.status import DeliveryStatus, EventStatus
 from finsync.hub.replay import ReplayFilter
 from finsync.storage import event_log, jsonutil, raw_log
 from finsync.storage.db import make_engine, reading
 from finsync.storage.raw_log import RawIn
 from finsync.storage.schema import deliveries, duplicates, events, exceptions, raw_events
-from finsync.storage.status import DeliveryStatus, EventStatus
 
 LEGACY = Path(__file__).resolve().parent.parent / "fixtures" / "legacy"
 COMMIT = "d9a1aea"

@@ -24,10 +24,10 @@ from finsync.connectors.stripe.signature import header_for
 from finsync.connectors.stripe.state import PollState
 from finsync.domain.clock import utc_now
 from finsync.domain.events import EventType
+from finsync.domain.status import DeliveryStatus, EventStatus
 from finsync.hub.service import Hub
 from finsync.storage.raw_log import RawIn
 from finsync.storage.schema import events
-from finsync.storage.status import DeliveryStatus, EventStatus
 from tests.stripekit import Localstripe, stripe_config
 from tests.unit.stripe.payloads import DAY, T0, delivered, event, price, subscription
 

@@ -20,9 +20,9 @@ from finsync.bootstrap import build_hub, build_ledger_service, build_webhooks
 from finsync.config import FinsyncConfig
 from finsync.connectors.stripe.signature import header_for
 from finsync.domain.events import EventType
+from finsync.domain.status import DeliveryStatus, EventStatus, RawStatus
 from finsync.hub.service import Hub
 from finsync.storage.schema import events, raw_events
-from finsync.storage.status import DeliveryStatus, EventStatus, RawStatus
 from tests.stripekit import ApiServer, Localstripe, stripe_config, wait_for
 
 SECRET, OLD_SECRET = "whsec_finsync_current", "whsec_finsync_previous"

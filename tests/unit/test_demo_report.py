@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from finsync.demo.delivered import DeliveredPosting
 from finsync.demo.report import (
     CHAIN,
     chains_complete,
@@ -17,6 +16,7 @@ from finsync.demo.report import (
 from finsync.demo.workflow import DUPLICATE, LATE_PAYMENT
 from finsync.domain.journal import JournalEntry, JournalLine, Side
 from finsync.domain.money import Money
+from finsync.hub.service import Delivered
 
 
 def _entry(entry_id: str, day: date, revenue: str, side: Side, correlation: str
@@ -63,7 +63,7 @@ def test_a_fault_is_caught_only_when_its_class_is_settled() -> None:
 def test_a_chain_breaks_when_an_entry_has_no_delivery() -> None:
     entry = _entry("je_1", date(2026, 1, 31), "100.00", Side.CREDIT, "c1")
     stray = _entry("je_2", date(2026, 1, 31), "100.00", Side.CREDIT, "c2")
-    postings = [DeliveredPosting("c1", "je_1")]
+    postings = [Delivered("c1", "ledger", "je_1")]
     assert chains_complete(postings, [entry], CHAIN) is True
     assert chains_complete(postings, [entry, stray], CHAIN) is False
     assert chains_complete(postings, [entry], CHAIN[:-1]) is False

@@ -22,9 +22,9 @@ from finsync.domain.events import event_class
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.money import Money, total
 from finsync.domain.payment import Payment, Refund
+from finsync.domain.status import RawStatus
 from finsync.hub.mapping import CanonicalMapper
 from finsync.storage.raw_log import RawEvent
-from finsync.storage.status import RawStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 STREAM = ROOT / "examples" / "reference-workflow.jsonl"

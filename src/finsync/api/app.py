@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from finsync.api.errors import error_body, finsync_error_handler
 from finsync.domain.errors import FinsyncError
+from finsync.domain.status import ExceptionStatus
 from finsync.hub.service import Hub
 from finsync.hub.webhook import WebhookIntake
 
@@ -96,7 +97,8 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
         return hub.status()
 
     @app.get("/v1/exceptions")
-    def exceptions(status: str | None = "open", klass: str | None = None) -> dict[str, Any]:
+    def exceptions(status: str | None = ExceptionStatus.OPEN.value,
+                   klass: str | None = None) -> dict[str, Any]:
         rows = hub.exceptions(None if status == "all" else status, klass)
         return {"exceptions": rows, "count": len(rows)}
 

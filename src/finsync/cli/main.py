@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from finsync.bootstrap import build_hub, migrate_database, store_raw
+from finsync.bootstrap import build_hub, migrate_database
 from finsync.cli import billing as billing_cli
 from finsync.cli import finance as finance_cli
 from finsync.cli import ledger as ledger_cli
@@ -23,6 +23,7 @@ from finsync.cli import tryton as tryton_cli
 from finsync.cli.common import ConfigPath, Json, guarded
 from finsync.config import DEFAULT_CONFIG, load_config
 from finsync.domain.clock import parse_utc
+from finsync.domain.status import ExceptionStatus
 from finsync.hub.replay import ReplayFilter
 from finsync.hub.service import Hub
 
@@ -108,7 +109,7 @@ def ingest(file: Annotated[Path, typer.Argument(help="JSON lines; '-' reads stdi
         with output.progress_bar(not as_json) as progress:
             for start in range(0, len(lines), batch):
                 chunk = lines[start:start + batch]
-                stored += store_raw(hub, source, chunk, {"x-finsync-file": file.name})
+                stored += hub.store(source, chunk, {"x-finsync-file": file.name})
                 progress("stored", stored, len(lines))
         if as_json:
             output.emit_json({"stored": stored, "source": source})
@@ -143,7 +144,7 @@ def _print_status(status: dict[str, Any]) -> None:
     for name in ("raw_events", "events", "deliveries"):
         output.counts_table(name.replace("_", " "), status[name])
     output.console.print(f"duplicates ignored: {status['duplicates_ignored']}")
-    open_exceptions = status["exceptions"].get("open", {})
+    open_exceptions = status["exceptions"].get(ExceptionStatus.OPEN, {})
     output.counts_table("open exceptions", open_exceptions or {"none": 0})
 
 
@@ -212,7 +213,7 @@ def replay(correlation_id: Annotated[str | None, typer.Option()] = None,
 
 
 @exceptions_app.command("list")
-def exceptions_list(status: Annotated[str | None, typer.Option()] = "open",
+def exceptions_list(status: Annotated[str | None, typer.Option()] = ExceptionStatus.OPEN.value,
                     klass: Annotated[str | None, typer.Option("--class")] = None,
                     config: ConfigPath = None, as_json: Json = False) -> None:
     """Exceptions by status and class (default: open ones)."""

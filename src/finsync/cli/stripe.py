@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from finsync.bootstrap import build_hub, build_stripe_poller, store_raw
+from finsync.bootstrap import build_hub, build_stripe_poller
 from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, guarded
 from finsync.config import load_config
@@ -30,7 +30,7 @@ def poll(source: Annotated[str, typer.Option(help="Stripe intake source.")] = "s
         hub = build_hub(loaded)
         try:
             poller = build_stripe_poller(loaded, hub.engine, source)
-            result = poller.poll(lambda bodies: store_raw(hub, source, bodies,
+            result = poller.poll(lambda bodies: hub.store(source, bodies,
                                                           {"x-finsync-poll": source}))
             summary = asdict(hub.run_until_idle()) if run else None
         finally:

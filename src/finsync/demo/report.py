@@ -23,13 +23,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from finsync.demo.delivered import DeliveredPosting
 from finsync.demo.workflow import DUPLICATE, LATE_PAYMENT, NOT_JSON, OUT_OF_ORDER
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.journal import JournalEntry, Side
+from finsync.domain.status import ExceptionStatus
 from finsync.hub.milestone import Milestone
+from finsync.hub.service import Delivered
 from finsync.recon.model import Report
-from finsync.storage.status import ExceptionStatus
 from finsync.systems.billing.service import InvoiceSummary
 from finsync.systems.ledger.service import LedgerService
 
@@ -122,10 +122,10 @@ def faults(report: Mapping[str, Any], injected: Sequence[Mapping[str, Any]]
     return [{**f, "caught": caught.get(f["fault"], False)} for f in injected]
 
 
-def chains_complete(postings: Sequence[DeliveredPosting], entries: Iterable[JournalEntry],
+def chains_complete(postings: Sequence[Delivered], entries: Iterable[JournalEntry],
                     milestones: Iterable[str]) -> bool:
     by_id = {e.id: e for e in entries}
-    forward = all(by_id[p.entry_id].correlation_id == p.correlation_id for p in postings)
+    forward = all(by_id[p.external_id].correlation_id == p.correlation_id for p in postings)
     backward = {e.correlation_id for e in by_id.values()} <= {p.correlation_id
                                                               for p in postings}
     whole = set(CHAIN) <= set(milestones)

@@ -18,7 +18,6 @@ from finsync.bootstrap import Finance, build_billing_service, build_finance, bui
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, parse_config
 from finsync.demo import report
 from finsync.demo.clock import SimClock
-from finsync.demo.delivered import delivered_postings
 from finsync.demo.workflow import ENTITY, UPGRADE, YEAR, Workflow
 from finsync.hub.replay import ReplayFilter
 
@@ -51,7 +50,7 @@ def _drive(finance: Finance, config: FinsyncConfig, clock: SimClock) -> dict[str
     hub.run_until_idle()
     status = hub.status()
     timeline = hub.timeline(UPGRADE)
-    postings = delivered_postings(hub, finance.ports.ledgers)
+    postings = hub.delivered(finance.ports.ledgers)
     revenue_account = finance.ports.revenue().account_map()["revenue"]
     result: dict[str, Any] = {
         "invoices": [report.invoice(s) for s in billing.invoices()],

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from finsync.bootstrap import Finance, store_raw
+from finsync.bootstrap import Finance
 from finsync.demo.clock import SimClock
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.contract import ContractLine, SubscriptionContract
@@ -31,8 +31,8 @@ from finsync.domain.events import EventType
 from finsync.domain.invoice import UsageRecord
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
+from finsync.domain.status import DeliveryStatus
 from finsync.hub.acceptance import Outcome
-from finsync.storage.status import DeliveryStatus
 from finsync.systems.billing.amendment import AmendSubscription
 from finsync.systems.billing.credit import CreditReason, IssueCreditMemo
 from finsync.systems.billing.cycle import add_months
@@ -177,7 +177,7 @@ class Workflow:
         self._settle()
 
     def _junk_webhook(self) -> None:
-        store_raw(self.hub, "billing", [b"{not json"], {"content-type": "text/plain"})
+        self.hub.store("billing", [b"{not json"], {"content-type": "text/plain"})
         self.hub.run_until_idle()
         for row in self.finance.triage.listing(exception_class=ExceptionClass.MAPPING_ERROR):
             outcome = self.finance.triage.ignore(row["id"], OPS, "truncated test webhook from "
@@ -243,7 +243,7 @@ class Workflow:
         self.log.parked += self.hub.run_until_idle().outcomes.get(Outcome.PARKED, 0)
 
     def _send(self, bodies: Sequence[bytes]) -> None:
-        store_raw(self.hub, "billing", bodies, {"x-finsync-demo": "webhook"})
+        self.hub.store("billing", bodies, {"x-finsync-demo": "webhook"})
 
     def _settle(self, rounds: int = 50) -> None:
         """Run the hub until nothing is due, letting retry back-off elapse on the clock."""

@@ -16,9 +16,9 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import ClassVar, Generic, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar, cast
 
 from finsync.domain.aggregate import AggregateRef
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
@@ -84,7 +84,8 @@ class CanonicalEvent(Generic[D]):
 
     @property
     def document(self) -> D:
-        raise NotImplementedError  # each event class names its document
+        """The one document the event carries (its only field)."""
+        return cast(D, getattr(self, _document_field(type(self))))
 
     def aggregate(self) -> AggregateRef:
         """What this event changes; documents issued once have no version."""
@@ -105,6 +106,15 @@ class CanonicalEvent(Generic[D]):
 
 
 AnyEvent = CanonicalEvent[Identified]
+_DOCUMENT_FIELDS: dict[type, str] = {}
+
+
+def _document_field(cls: type) -> str:
+    name = _DOCUMENT_FIELDS.get(cls)
+    if name is None:
+        (only,) = fields(cls)  # an event class has exactly one field: its document
+        name = _DOCUMENT_FIELDS[cls] = only.name
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +123,6 @@ class CustomerUpserted(CanonicalEvent[CustomerAccount]):
     domain: ClassVar = BusinessDomain.CUSTOMER
     aggregate_type: ClassVar = "customer_account"
     customer: CustomerAccount
-
-    @property
-    def document(self) -> CustomerAccount:
-        return self.customer
 
     def aggregate(self) -> AggregateRef:
         return AggregateRef(self.aggregate_type, self.customer.id, self.customer.version)
@@ -128,10 +134,6 @@ class ContractCreated(CanonicalEvent[SubscriptionContract]):
     domain: ClassVar = BusinessDomain.SUBSCRIPTION
     aggregate_type: ClassVar = "subscription_contract"
     contract: SubscriptionContract
-
-    @property
-    def document(self) -> SubscriptionContract:
-        return self.contract
 
     def aggregate(self) -> AggregateRef:
         return AggregateRef(self.aggregate_type, self.contract.id, self.contract.version)
@@ -145,10 +147,6 @@ class _ContractChanged(CanonicalEvent[ContractAmendment]):
     aggregate_type: ClassVar = "subscription_contract"
     upcasters: ClassVar = (amendment_v1_to_v2,)
     amendment: ContractAmendment
-
-    @property
-    def document(self) -> ContractAmendment:
-        return self.amendment
 
     def aggregate(self) -> AggregateRef:
         return AggregateRef(self.aggregate_type, self.amendment.contract_id,
@@ -178,9 +176,6 @@ class InvoiceIssued(CanonicalEvent[Invoice]):
     upcasters: ClassVar = (invoice_v1_to_v2,)
     invoice: Invoice
 
-    @property
-    def document(self) -> Invoice:
-        return self.invoice
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,9 +185,6 @@ class CreditMemoIssued(CanonicalEvent[CreditMemo]):
     aggregate_type: ClassVar = "credit_memo"
     credit_memo: CreditMemo
 
-    @property
-    def document(self) -> CreditMemo:
-        return self.credit_memo
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,9 +194,6 @@ class PaymentApplied(CanonicalEvent[Payment]):
     aggregate_type: ClassVar = "payment"
     payment: Payment
 
-    @property
-    def document(self) -> Payment:
-        return self.payment
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,9 +203,6 @@ class RefundIssued(CanonicalEvent[Refund]):
     aggregate_type: ClassVar = "refund"
     refund: Refund
 
-    @property
-    def document(self) -> Refund:
-        return self.refund
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,9 +212,6 @@ class UsageRecorded(CanonicalEvent[UsageRecord]):
     aggregate_type: ClassVar = "usage_record"
     usage: UsageRecord
 
-    @property
-    def document(self) -> UsageRecord:
-        return self.usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,9 +221,6 @@ class UsageRated(CanonicalEvent[RatedUsage]):
     aggregate_type: ClassVar = "usage_charge"
     usage_charge: RatedUsage
 
-    @property
-    def document(self) -> RatedUsage:
-        return self.usage_charge
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,9 +233,6 @@ class RevenueJournalRecorded(CanonicalEvent[JournalEntry]):
     aggregate_type: ClassVar = "journal_entry"
     journal_entry: JournalEntry
 
-    @property
-    def document(self) -> JournalEntry:
-        return self.journal_entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,9 +245,6 @@ class JournalEntrySummarised(CanonicalEvent[JournalEntry]):
     aggregate_type: ClassVar = "journal_entry"
     journal_entry: JournalEntry
 
-    @property
-    def document(self) -> JournalEntry:
-        return self.journal_entry
 
 
 CATALOGUE: Mapping[EventType, type[AnyEvent]] = {cls.name: cls for cls in (

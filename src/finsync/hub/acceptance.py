@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from sqlalchemy import Connection
 
+from finsync.domain.aggregate import AggregateRef
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.events import (
@@ -28,11 +29,11 @@ from finsync.domain.events import (
     ContractCreated,
     ContractRenewed,
 )
+from finsync.domain.status import EventStatus
 from finsync.hub.milestone import Milestone
 from finsync.hub.settings import HubSettings
 from finsync.storage import event_log, exception_log, milestone_log, outbox
 from finsync.storage.exception_log import NewException
-from finsync.storage.status import EventStatus
 
 _CONTRACT_EVENTS = (ContractCreated, ContractAmended, ContractRenewed, ContractCancelled)
 
@@ -104,7 +105,7 @@ class Acceptance:
         if env.aggregate.version is not None:
             event_log.advance(conn, env.aggregate.type, env.aggregate.id, env.aggregate.version)
         outbox.enqueue(conn, env.event_id, self.settings.routes.get(env.type, ()),
-                       partition_key(env), env.correlation_id, at)
+                       partition_key(env.aggregate), env.correlation_id, at)
         if isinstance(env.event, _CONTRACT_EVENTS):
             milestone_log.record(conn, env.correlation_id, Milestone.CONTRACT_ACCEPTED,
                                  env.event_id, "hub", at)
@@ -147,8 +148,9 @@ class Acceptance:
         return len(late)
 
 
-def partition_key(env: Envelope) -> str:
-    return f"{env.aggregate.type}:{env.aggregate.id}"
+def partition_key(aggregate: AggregateRef) -> str:
+    """Deliveries of one aggregate go out in order, per target (`storage.outbox`)."""
+    return f"{aggregate.type}:{aggregate.id}"
 
 
 def _gap_fingerprint(env: Envelope) -> str:

@@ -41,11 +41,12 @@ from finsync.connectors.ports import (
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 from finsync.hub.budget import CallBudget
-from finsync.hub.delivery import Attempt, DeliveryWorker, context
+from finsync.hub.delivery import Attempt, DeliveryWorker, context, unreadable
 from finsync.hub.summary_posting import Item, Planned, SummaryPlanner
 from finsync.hub.target import Target
 from finsync.storage import event_log, outbox
 from finsync.storage.db import reading, transaction
+from finsync.storage.event_log import UnreadableEvent
 
 PostingMode = Literal["detail", "daily_summary"]
 _ENTITY_ROOM = 4
@@ -159,7 +160,9 @@ class PostingBuffer:
                 continue
             partitions.add(delivery.partition_key)
             env = envelopes[delivery.event_id]
-            if isinstance(env.event, LEDGER_EVENTS) and self._target.handles(env.type):
+            if isinstance(env, UnreadableEvent):
+                settled.append(unreadable(delivery, env))
+            elif isinstance(env.event, LEDGER_EVENTS) and self._target.handles(env.type):
                 items.append(Item(delivery, env, env.event))
             else:
                 settled.append(self._refused(delivery, env))

@@ -30,11 +30,10 @@ from finsync.domain.errors import DomainError
 from finsync.domain.events import RevenueJournalRecorded
 from finsync.domain.ids import event_id_for
 from finsync.domain.journal import JournalEntry, PeriodStatus
+from finsync.domain.status import DeliveryStatus
 from finsync.hub.service import Hub
 from finsync.storage import cutoff, jsonutil, outbox
 from finsync.storage.db import reading
-from finsync.storage.raw_log import RawIn
-from finsync.storage.status import DeliveryStatus
 
 SOURCE = "revrec"
 
@@ -87,8 +86,7 @@ class PeriodClose:
         now = self._hub.clock()
         bodies = [jsonutil.dumps(codec.draft_to_json(_draft(entry, correlation, now))).encode()
                   for entry in journals]
-        self._hub.intake.store([RawIn(SOURCE, body, {"x-finsync-close": correlation})
-                                for body in bodies])
+        self._hub.store(SOURCE, bodies, {"x-finsync-close": correlation})
         self._hub.run_until_idle()
         event_ids = [event_id_for(SOURCE, _source_event_id(entry)) for entry in journals]
         with reading(self._hub.engine) as conn:

@@ -35,15 +35,16 @@ from finsync.domain.errors import (
 from finsync.domain.events import AnyEvent
 from finsync.domain.fingerprint import plain
 from finsync.domain.refs import ReferenceConflictError
+from finsync.domain.status import DeliveryStatus, ExceptionStatus
 from finsync.hub.backoff import delay_s
 from finsync.hub.milestone import Milestone
 from finsync.hub.settings import DeliveryPolicy
 from finsync.hub.target import Target, amount_at_stake
 from finsync.storage import cross_ref, event_log, exception_log, jsonutil, milestone_log, outbox
 from finsync.storage.db import reading, transaction
+from finsync.storage.event_log import UnreadableEvent
 from finsync.storage.exception_log import NewException
 from finsync.storage.outbox import Delivery
-from finsync.storage.status import DeliveryStatus, ExceptionStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +67,8 @@ class Retry:
 @dataclass(frozen=True, slots=True)
 class Attempt:
     delivery: Delivery
-    env: Envelope
-    event: AnyEvent | None  # None: the event never reached a target (not routable here)
+    env: Envelope | UnreadableEvent
+    event: AnyEvent | None  # None: the stored event no longer reads
     outcome: Receipt | Retry | Failure
 
 
@@ -111,7 +112,9 @@ class DeliveryWorker:
             for attempt in attempts:
                 self._record(conn, attempt)
 
-    def _attempt(self, delivery: Delivery, env: Envelope) -> Attempt:
+    def _attempt(self, delivery: Delivery, env: Envelope | UnreadableEvent) -> Attempt:
+        if isinstance(env, UnreadableEvent):
+            return unreadable(delivery, env)
         try:
             outcome: Receipt | Retry | Failure = self._call(delivery, env,
                                                             context(delivery, env))
@@ -155,6 +158,7 @@ class DeliveryWorker:
     def _record(self, conn: Connection, attempt: Attempt) -> None:
         outcome = attempt.outcome
         if isinstance(outcome, Receipt):
+            assert isinstance(attempt.env, Envelope)  # only an event that reads is ever sent
             self._record_success(conn, attempt.delivery, attempt.env, outcome)
         elif isinstance(outcome, Retry):
             if outbox.reschedule(conn, attempt.delivery.id, self._owner, outcome.message,
@@ -203,6 +207,13 @@ class DeliveryWorker:
             objects=(f"{env.aggregate.type}:{env.aggregate.id}", f"event:{env.event_id}"),
             amount=amount_at_stake(attempt.event), event_id=env.event_id,
             delivery_id=delivery.id, detail=detail, status=status), self._clock())
+
+
+def unreadable(delivery: Delivery, env: UnreadableEvent) -> Attempt:
+    """A delivery of an event that no longer reads fails alone, as a mapping error."""
+    return Attempt(delivery, env, None, Failure(
+        DeliveryStatus.FAILED, ExceptionClass.MAPPING_ERROR,
+        f"stored event {env.event_id} does not read: {env.error}"))
 
 
 def _fingerprint(delivery: Delivery) -> str:

@@ -19,11 +19,11 @@ from sqlalchemy import Connection, Engine
 
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import ExceptionClass, MappingError
+from finsync.domain.status import RawStatus
 from finsync.hub.mapping import MapperRegistry
 from finsync.storage import exception_log, raw_log
 from finsync.storage.db import transaction
 from finsync.storage.raw_log import RawEvent, RawIn
-from finsync.storage.status import RawStatus
 
 MAPPED_MAX = 10_000
 

@@ -15,9 +15,9 @@ from finsync.domain.events import (
     ContractRenewed,
     InvoiceIssued,
 )
+from finsync.domain.status import DeliveryStatus
 from finsync.storage import measures, recon_log
 from finsync.storage.db import reading
-from finsync.storage.status import DeliveryStatus
 
 QUANTILES = (0.5, 0.9, 0.99)
 _CONTRACT_TYPES = frozenset(c.name for c in (ContractCreated, ContractAmended, ContractRenewed,

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from finsync.domain.errors import DomainError, ExceptionClass, MappingError
+from finsync.domain.status import RawStatus
 from finsync.hub.acceptance import Acceptance, Outcome
 from finsync.hub.intake import Mapped, reject_in
 from finsync.hub.mapping import MapperRegistry
@@ -27,7 +28,6 @@ from finsync.storage import exception_log, raw_log
 from finsync.storage.db import serialize, transaction
 from finsync.storage.exception_log import NewException
 from finsync.storage.raw_log import RawEvent
-from finsync.storage.status import RawStatus
 
 
 class Processor:

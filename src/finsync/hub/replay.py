@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from finsync.domain.events import EventType
 from finsync.hub.acceptance import partition_key
 from finsync.hub.settings import HubSettings
 from finsync.storage import event_log, outbox
@@ -45,9 +46,10 @@ def replay(conn: Connection, settings: HubSettings, selection: ReplayFilter,
                                until=selection.until)
     added = 0
     for event_id in ids:
-        env = event_log.get(conn, event_id)
-        assert env is not None
-        added += outbox.enqueue(conn, event_id, settings.routes.get(env.type, ()),
-                                partition_key(env), env.correlation_id, at)
+        found = event_log.routing(conn, event_id)
+        assert found is not None  # selected from the log a moment ago, in this transaction
+        event_type, correlation_id, aggregate = found
+        added += outbox.enqueue(conn, event_id, settings.routes.get(EventType(event_type), ()),
+                                partition_key(aggregate), correlation_id, at)
     requeued = outbox.requeue(conn, ids, at)
     return ReplayResult(len(ids), requeued - added, added)

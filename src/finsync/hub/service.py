@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from finsync.connectors.ports import LedgerPort
+from finsync.domain.status import UNRESOLVED, DeliveryStatus, ExceptionStatus, RawStatus
 from finsync.hub.acceptance import Acceptance
 from finsync.hub.buffer import BufferPolicy, buffers_for
 from finsync.hub.delivery import DeliveryWorker
@@ -21,15 +22,32 @@ from finsync.hub.processor import Processor
 from finsync.hub.replay import ReplayFilter, ReplayResult, replay
 from finsync.hub.settings import HubSettings
 from finsync.hub.target import Target
-from finsync.storage import event_log, exception_log, measures, milestone_log, outbox, raw_log
+from finsync.storage import (
+    event_log,
+    exception_log,
+    jsonutil,
+    measures,
+    milestone_log,
+    outbox,
+    raw_log,
+)
 from finsync.storage.db import reading, transaction
 from finsync.storage.raw_log import RawIn
-from finsync.storage.status import UNRESOLVED, DeliveryStatus, ExceptionStatus, RawStatus
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 # A source that pushes (an embedded system's outbox): called with a sender that returns only
 # after the hub committed the raw events; returns how many it sent.
 SourcePump = Callable[[Callable[[Sequence[bytes]], object]], int]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A delivery done: the correlation it belongs to, where it went and the id the target
+    gave its effect (a ledger's journal entry, a revenue contract)."""
+
+    correlation_id: str
+    target: str
+    external_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +81,13 @@ class Hub:
 
     def _sender(self, source: str) -> Callable[[Sequence[bytes]], int]:
         def send(bodies: Sequence[bytes]) -> int:
-            return self.intake.store([RawIn(source, body, {"x-finsync-pump": source})
-                                      for body in bodies])
+            return self.store(source, bodies, {"x-finsync-pump": source})
         return send
+
+    def store(self, source: str, bodies: Sequence[bytes], headers: Mapping[str, str]) -> int:
+        """Store bodies as raw events of `source` in one transaction; returns after the
+        commit (files, pollers, pushed outboxes: they are mapped when the pipeline runs)."""
+        return self.intake.store([RawIn(source, body, headers) for body in bodies])
 
     def run_until_idle(self, progress: Progress | None = None) -> RunSummary:
         """Process every stored raw event and deliver everything that is due now."""
@@ -94,6 +116,13 @@ class Hub:
     def replay(self, selection: ReplayFilter) -> ReplayResult:
         with transaction(self.engine) as conn:
             return replay(conn, self.settings, selection, self.clock())
+
+    def delivered(self, targets: Collection[str]) -> list[Delivered]:
+        """Every delivery done to one of `targets`, in delivery order."""
+        with reading(self.engine) as conn:
+            rows = outbox.done_results(conn, targets)
+        return [Delivered(c, t, str(jsonutil.loads(result)["external_id"]))
+                for c, t, result in rows]
 
     def status(self) -> dict[str, Any]:
         with reading(self.engine) as conn:

@@ -43,12 +43,12 @@ from finsync.domain.events import (
     PaymentApplied,
     RefundIssued,
 )
+from finsync.domain.status import DeliveryStatus
 from finsync.hub.delivery import Attempt, DeliveryWorker, Retry, context
 from finsync.hub.summary import Member, SummaryGroup, group_of, summarisable, summarise, summary_key
 from finsync.storage import outbox, summary_log
 from finsync.storage.db import reading, transaction
 from finsync.storage.outbox import Delivery
-from finsync.storage.status import DeliveryStatus
 
 # The documents a summary adds up (journals post as they are).
 SUMMARISED = (InvoiceIssued, CreditMemoIssued, PaymentApplied, RefundIssued)

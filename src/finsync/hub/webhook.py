@@ -21,11 +21,11 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from finsync.domain.errors import ExceptionClass, SignatureError
+from finsync.domain.status import RawStatus
 from finsync.storage import exception_log, raw_log
 from finsync.storage.db import transaction
 from finsync.storage.exception_log import NewException
 from finsync.storage.raw_log import RawIn
-from finsync.storage.status import RawStatus
 
 # (raw body, request headers with lower-case names) -> None, or raises SignatureError
 Verify = Callable[[bytes, Mapping[str, str]], object]

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, exists, select
 
+from finsync.domain.status import UNRESOLVED, DeliveryStatus, EventStatus, RawStatus
 from finsync.storage.schema import deliveries, events, exceptions, raw_events
-from finsync.storage.status import UNRESOLVED, DeliveryStatus, EventStatus, RawStatus
 
 
 def unsettled(conn: Connection, before: datetime, limit: int = 100) -> list[dict[str, Any]]:

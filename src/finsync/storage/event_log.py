@@ -7,6 +7,7 @@ statement with literal values per call costs more than running it (see bench/).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,9 +16,22 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from finsync.domain import codec
 from finsync.domain.aggregate import AggregateRef
 from finsync.domain.envelope import Envelope
+from finsync.domain.errors import DomainError
+from finsync.domain.status import EventStatus
 from finsync.storage import jsonutil
 from finsync.storage.schema import aggregate_cursors, duplicates, events
-from finsync.storage.status import EventStatus
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableEvent:
+    """A stored event whose payload no longer reads (a shape no upcaster lifts): kept as it
+    is, and each of its deliveries fails alone with `error` instead of stopping the rest."""
+
+    event_id: str
+    type: str
+    correlation_id: str
+    aggregate: AggregateRef
+    error: str
 
 
 def payload_hash(payload: codec.JsonObject) -> str:
@@ -140,9 +154,7 @@ def row_to_envelope(row: Any) -> Envelope:
     event = codec.decode_event(row["type"], row["schema_version"],
                                jsonutil.loads(row["payload"]))
     return Envelope(event, row["source"], row["source_event_id"], row["occurred_at"],
-                    row["received_at"], row["correlation_id"],
-                    AggregateRef(row["aggregate_type"], row["aggregate_id"],
-                                 row["aggregate_version"]),
+                    row["received_at"], row["correlation_id"], _aggregate(row),
                     row["causation_id"], row["business_key"], row["event_id"])
 
 
@@ -151,9 +163,31 @@ def get(conn: Connection, event_id: str) -> Envelope | None:
     return None if row is None else row_to_envelope(row)
 
 
-def get_many(conn: Connection, event_ids: Sequence[str]) -> dict[str, Envelope]:
+def get_many(conn: Connection,
+             event_ids: Sequence[str]) -> dict[str, Envelope | UnreadableEvent]:
+    """The stored events, each typed, or unreadable on its own."""
     rows = conn.execute(select(events).where(events.c.event_id.in_(event_ids))).mappings()
-    return {str(r["event_id"]): row_to_envelope(r) for r in rows}
+    return {str(r["event_id"]): _read_row(r) for r in rows}
+
+
+def _read_row(row: Any) -> Envelope | UnreadableEvent:
+    try:
+        return row_to_envelope(row)
+    except DomainError as exc:
+        return UnreadableEvent(row["event_id"], row["type"], row["correlation_id"],
+                               _aggregate(row), f"{exc.code}: {exc}")
+
+
+def _aggregate(row: Any) -> AggregateRef:
+    return AggregateRef(row["aggregate_type"], row["aggregate_id"], row["aggregate_version"])
+
+
+def routing(conn: Connection, event_id: str) -> tuple[str, str, AggregateRef] | None:
+    """`(type, correlation id, aggregate)` of a stored event, without reading its payload."""
+    row = conn.execute(select(events.c.type, events.c.correlation_id, events.c.aggregate_type,
+                              events.c.aggregate_id, events.c.aggregate_version)
+                       .where(events.c.event_id == event_id)).mappings().first()
+    return None if row is None else (row["type"], row["correlation_id"], _aggregate(row))
 
 
 def select_ids(conn: Connection, *, correlation_id: str | None = None,

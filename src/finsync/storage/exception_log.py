@@ -15,9 +15,9 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.money import Money
+from finsync.domain.status import UNRESOLVED, ExceptionStatus
 from finsync.storage import jsonutil
 from finsync.storage.schema import exceptions
-from finsync.storage.status import UNRESOLVED, ExceptionStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from finsync.domain.status import UNRESOLVED, DeliveryStatus
 from finsync.storage.schema import deliveries, duplicates, events, exceptions, raw_events
-from finsync.storage.status import UNRESOLVED, DeliveryStatus
 
 
 def delivery_counts(conn: Connection) -> list[tuple[str, str, str, int]]:

@@ -17,9 +17,9 @@ from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, s
 from sqlalchemy.sql.elements import ColumnElement
 
 from finsync.domain.ids import delivery_key
+from finsync.domain.status import UNFINISHED, DeliveryStatus
 from finsync.storage import jsonutil
 from finsync.storage.schema import deliveries
-from finsync.storage.status import UNFINISHED, DeliveryStatus
 
 _KNOWN_KEYS = select(deliveries.c.delivery_key).where(
     deliveries.c.delivery_key.in_(bindparam("b_keys", expanding=True)))
@@ -225,6 +225,15 @@ def next_due_at(conn: Connection) -> datetime | None:
     value = conn.execute(select(func.min(deliveries.c.next_attempt_at))
                          .where(deliveries.c.status == DeliveryStatus.PENDING)).scalar_one()
     return value  # type: ignore[no-any-return]
+
+
+def done_results(conn: Connection, targets: Collection[str]) -> list[tuple[str, str, str]]:
+    """`(correlation id, target, result JSON)` of every delivery done to these targets."""
+    rows = conn.execute(select(deliveries.c.correlation_id, deliveries.c.target,
+                               deliveries.c.result).where(
+        deliveries.c.status == DeliveryStatus.DONE, deliveries.c.target.in_(list(targets)))
+        .order_by(deliveries.c.id))
+    return [(str(c), str(t), str(r)) for c, t, r in rows]
 
 
 def all_rows(conn: Connection) -> list[dict[str, Any]]:

@@ -8,9 +8,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
+from finsync.domain.status import RawStatus
 from finsync.storage import jsonutil
 from finsync.storage.schema import raw_events
-from finsync.storage.status import RawStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from finsync.domain.status import ActionStatus
 from finsync.storage import jsonutil
 from finsync.storage.schema import triage_actions
-from finsync.storage.status import ActionStatus
 
 
 def record(conn: Connection, exception_id: int, action: str, params: Mapping[str, Any],

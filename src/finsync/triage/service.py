@@ -30,9 +30,9 @@ from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry, PeriodStatus
 from finsync.domain.money import Money
 from finsync.domain.payment import Payment, Refund
+from finsync.domain.status import UNRESOLVED, ActionStatus, ExceptionStatus, RawStatus
 from finsync.storage import event_log, exception_log, outbox, raw_log, triage_log
 from finsync.storage.db import reading, transaction
-from finsync.storage.status import UNRESOLVED, ActionStatus, ExceptionStatus, RawStatus
 from finsync.triage.policy import Action, ApprovalPolicy
 
 SEARCH_MONTHS = 24

@@ -120,7 +120,7 @@ class OutboxPublisher:
 
     def publish(self, send: Send) -> int:
         """Send every unpublished envelope; `send` must return only after the hub committed
-        them (e.g. `lambda bodies: intake.store([RawIn("canonical", b, {}) for b in bodies])`).
+        them (e.g. `lambda bodies: hub.store("billing", bodies, {})`).
         Returns how many were sent."""
         sent = 0
         for _ in range(self._batches_max):

@@ -1,4 +1,5 @@
-"""The status sets of the hub's tables, each named once; stored by value."""
+"""The status sets of the hub's records (raw events, events, deliveries, exceptions, triage
+actions), each named once: the hub stores them by value and its read API reports them."""
 
 from __future__ import annotations
 
