@@ -3,7 +3,8 @@
 
     python3 dev.py demo      the reference workflow on the embedded defaults
     python3 dev.py test      lint, type checks and the whole test suite (import rules included)
-    python3 dev.py finsync … any finsync command inside the project's environment
+    python3 dev.py finsync … any finsync command inside the project's environment, in the
+                             folder you call it from (`init` writes finsync.toml there)
 
 It creates `.venv/` on first use and installs the pinned dependencies from
 `requirements.lock` (hashes checked), then the project itself in editable mode.
@@ -41,8 +42,10 @@ def _ensure_env() -> None:
     STAMP.write_text(digest)
 
 
-def _run(*argv: str) -> int:
-    return subprocess.run([str(BIN / argv[0]), *argv[1:]], cwd=ROOT).returncode
+def _run(*argv: str, cwd: Path | None = None) -> int:
+    """Run a tool of the environment; in the caller's folder unless `cwd` says otherwise
+    (`finsync init` writes finsync.toml where you are, not in the project)."""
+    return subprocess.run([str(BIN / argv[0]), *argv[1:]], cwd=cwd).returncode
 
 
 def main(args: list[str]) -> int:
@@ -57,9 +60,9 @@ def main(args: list[str]) -> int:
         return _run("finsync", *rest)
     for step in (("ruff", "check", "src", "tests", "bench", "dev.py"),
                  ("mypy",)):
-        if code := _run(*step):
+        if code := _run(*step, cwd=ROOT):
             return code
-    return _run("pytest", *rest)
+    return _run("pytest", *rest, cwd=ROOT)
 
 
 if __name__ == "__main__":

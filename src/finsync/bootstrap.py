@@ -263,10 +263,11 @@ def build_pumps(config: FinsyncConfig, engine: Engine,
 
 def build_mappers(config: FinsyncConfig) -> MapperRegistry:
     def mapper(source: str, kind: str) -> Mapper:
+        limits = config.limits_for(source)
         if kind == "stripe":
             return TranslatingMapper(partial(stripe_translate,
-                                             _stripe_settings(config.stripe[source])))
-        return CanonicalMapper()
+                                             _stripe_settings(config.stripe[source])), limits)
+        return CanonicalMapper(limits)
     return MapperRegistry({source: mapper(source, kind)
                            for source, kind in config.sources.items()})
 

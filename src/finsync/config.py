@@ -6,6 +6,7 @@ event type to a system that cannot take it, is refused with a message that says 
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from datetime import date
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from finsync.domain.errors import FinsyncError
 from finsync.domain.events import BusinessDomain, EventType
+from finsync.domain.limits import InputLimits
 from finsync.hub.settings import DeliveryPolicy, HubSettings
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_config.toml")
@@ -42,6 +44,7 @@ class DeliverySection(_Strict):
     backoff_cap_s: float = Field(300, gt=0)
     lease_s: float = Field(30, gt=0)
     batch_size: int = Field(50, ge=1, le=1000)
+    lease_expiries_max: int = Field(3, ge=1, le=100)
 
 
 class SystemSection(_Strict):
@@ -114,6 +117,25 @@ class LedgerSection(_Strict):
     rates: list[FxRateSection] = Field(default_factory=list)
 
 
+class LimitsSection(_Strict):
+    """Limits on one intake source's input (`[limits.<source>]`, or `[limits.default]` for
+    every source that names none); see `finsync.domain.limits`."""
+
+    body_max_bytes: int = Field(1 << 20, ge=1024, le=1 << 30)
+    json_depth_max: int = Field(32, ge=2, le=200)  # stored JSON is read at depth 200
+    json_items_max: int = Field(20_000, ge=1, le=10_000_000)
+    id_max_chars: int = Field(255, ge=8, le=255)
+    text_max_chars: int = Field(4_000, ge=16, le=1_000_000)
+    amount_max: Decimal = Field(Decimal("1000000000000"), gt=0)
+    years_back: int = Field(30, ge=0, le=200)
+    years_ahead: int = Field(30, ge=0, le=200)
+    requests_per_s: float = Field(100.0, gt=0)
+    burst: int = Field(200, ge=1)
+
+    def to_limits(self) -> InputLimits:
+        return InputLimits(**self.model_dump())
+
+
 class StripeSection(_Strict):
     """One Stripe account as an intake source (`[stripe.<source>]`). Secrets are never in
     the file: it names the environment variables that hold them."""
@@ -144,7 +166,13 @@ class FinsyncConfig(_Strict):
     ledger: LedgerSection = LedgerSection()
     revenue: RevenueSection = RevenueSection()
     triage: TriageSection = TriageSection()
+    limits: dict[str, LimitsSection] = {}  # intake source (or "default") -> its limits
     base_dir: Path = Path(".")
+
+    def limits_for(self, source: str) -> InputLimits:
+        """The limits of one intake source: its own section, else `[limits.default]`."""
+        section = self.limits.get(source) or self.limits.get("default") or LimitsSection()
+        return section.to_limits()
 
     def resolve(self, relative: str) -> Path:
         path = Path(relative)
@@ -200,6 +228,10 @@ def _check_posting(config: FinsyncConfig) -> None:
 
 def _check(config: FinsyncConfig) -> None:
     _check_pumps(config)
+    for name in config.limits:
+        if name != "default" and name not in config.sources:
+            raise ConfigError(f"[limits.{name}] is neither \"default\" nor an intake source "
+                              "under [sources]")
     _check_stripe(config)
     _check_posting(config)
     missing = set(BusinessDomain) - set(config.ownership)
@@ -225,12 +257,28 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> FinsyncConfig:
     return config
 
 
+class ConfigNotFoundError(ConfigError):
+    code = "config_not_found"
+
+
 def load_config(path: Path | None = None) -> FinsyncConfig:
-    """Read `path`, or `FINSYNC_CONFIG`, or `./finsync.toml`; the defaults if none exists."""
-    candidate = path or Path(os.environ.get("FINSYNC_CONFIG", "finsync.toml"))
-    source = candidate if candidate.exists() else None
-    if path is not None and source is None:
-        raise ConfigError(f"no configuration file at {path}")
+    """Read the configuration named by `path`, else by `FINSYNC_CONFIG`; a named file that
+    does not exist is an error (`config_not_found`), never a reason to fall back. With none
+    named, `./finsync.toml`; only when that does not exist either, the built-in defaults
+    rooted in the current folder, and a warning (logger `finsync.config`) says so."""
+    from_env = os.environ.get("FINSYNC_CONFIG") or None
+    named = path or (Path(from_env) if from_env else None)
+    if named is not None and not named.is_file():
+        how = "--config" if path is not None else "FINSYNC_CONFIG"
+        raise ConfigNotFoundError(f"no configuration file at {named} (named by {how}); "
+                                  "`finsync init` writes one")
+    local = Path("finsync.toml")
+    source = named or (local if local.is_file() else None)
+    if source is None:
+        logging.getLogger(__name__).warning(
+            "no finsync.toml in %s and none named (--config, FINSYNC_CONFIG): using the "
+            "built-in defaults here; `finsync init` writes them to finsync.toml",
+            Path.cwd())
     text_path = source or DEFAULT_CONFIG
     try:
         data = tomllib.loads(text_path.read_text())

@@ -32,6 +32,7 @@ intake_batch_size = 25
 
 [delivery]
 lease_s = 1
+lease_expiries_max = 10  # every worker is SIGKILLed: innocent deliveries lose leases too
 batch_size = 5
 
 [ownership]

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from finsync.connectors.stripe import state
 from finsync.domain.errors import SignatureError
+from finsync.hub.intake import BodyTooLargeError
 from finsync.hub.webhook import WebhookIntake
 from finsync.storage import exception_log, raw_log
 from finsync.storage.db import reading
@@ -44,21 +45,22 @@ def _refuse(body: bytes, headers: dict[str, str]) -> None:
         raise SignatureError("bad", code="signature_mismatch")
 
 
-def test_refusals_are_kept_with_one_exception_per_distinct_request(engine: Engine) -> None:
+def test_refusals_are_kept_once_with_one_exception_per_cause(engine: Engine) -> None:
+    """Issue 12, finding 3: identical refused bodies are stored once and counted; a body over
+    the limit is not stored at all; one exception per source and cause."""
     intake = WebhookIntake(engine, "stripe", _refuse, now, body_max=64)
     for _ in range(2):
         with pytest.raises(SignatureError):
             intake.receive(b'{"id": "evt_forged"}', {"Stripe-Signature": "forged"})
-    with pytest.raises(SignatureError) as caught:
+    with pytest.raises(BodyTooLargeError):
         intake.receive(b"x" * 65, {"Stripe-Signature": "good"})
-    assert caught.value.code == "body_too_large"
     stored = intake.receive(b'{"id": "evt_ok"}', {"Stripe-Signature": "good"})
     with reading(engine) as conn:
         rows = exception_log.listing(conn)
-        assert raw_log.counts(conn) == {"rejected": 3, "received": 1}
+        assert raw_log.counts(conn) == {"rejected": 1, "received": 1}
         kept = raw_log.get(conn, stored)
-        too_large = raw_log.get(conn, rows[1]["raw_event_id"])
-    assert [(r["class"], r["detail"]) for r in rows] == [
-        ("ownership_violation", "signature_mismatch"), ("ownership_violation", "body_too_large")]
+    assert [(r["class"], r["detail"], r["occurrences"]) for r in rows] == [
+        ("ownership_violation", "signature_mismatch", 2),
+        ("ownership_violation", "body_too_large", 1)]
+    assert rows[1]["raw_event_id"] is None  # not kept: it could fill the disk
     assert kept is not None and kept.body == b'{"id": "evt_ok"}'
-    assert too_large is not None and too_large.body == b""  # not kept: could fill the disk

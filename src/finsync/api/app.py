@@ -2,25 +2,42 @@
 cannot be mapped is kept too, and answered with a 4xx and a machine-readable code.
 
 Handlers that touch the database are plain `def`: FastAPI runs them in its thread pool, so a
-slow commit never blocks the event loop. The one async step, reading the request body, is
-the `_body` dependency, which FastAPI awaits before the handler runs.
+slow commit never blocks the event loop. The one async step is the `_admitted` dependency,
+which FastAPI awaits before the handler runs: the source's rate limit (429 `rate_limited`,
+with `Retry-After`), then its body, read while counting and no further than the source's
+`body_max_bytes` (413 `body_too_large`; the refusal is recorded by the handler, the body
+never). Limits are per source (`limits_for`, from the configuration).
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
-from datetime import date, timedelta
-from typing import Annotated, Any
+from contextlib import asynccontextmanager, suppress
+from datetime import date
+from typing import Annotated, Any, NoReturn
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException
 
-from finsync.api.errors import error_body, finsync_error_handler
-from finsync.domain.errors import FinsyncError
-from finsync.domain.status import ExceptionStatus
-from finsync.hub.service import Hub
+from finsync.api.errors import (
+    finsync_error_handler,
+    http_error_handler,
+    validation_error_handler,
+)
+from finsync.domain.errors import ExceptionClass, FinsyncError, MappingError, SignatureError
+from finsync.domain.limits import InputLimits
+from finsync.hub.intake import (
+    UNKNOWN_SOURCES,
+    BodyTooLargeError,
+    Intake,
+    RateLimiter,
+    Refusal,
+)
+from finsync.hub.pipeline import Supervisor, hub_pipeline
+from finsync.hub.service import UNRESOLVED_FILTER, Hub
 from finsync.hub.webhook import WebhookIntake
 
 # Credentials are never stored with the raw event; signature headers are (for audit).
@@ -31,65 +48,130 @@ def _stored_headers(request: Request) -> dict[str, str]:
     return {k: v for k, v in request.headers.items() if k.lower() not in _UNSTORED_HEADERS}
 
 
-async def _body(request: Request) -> bytes:
-    return await request.body()
+LimitsFor = Callable[[str], InputLimits]
 
 
-Body = Annotated[bytes, Depends(_body)]
+def _default_limits(_source: str) -> InputLimits:
+    return InputLimits()
 
 
-class PipelineThread(threading.Thread):
-    """Runs the hub until idle every `interval_s`, and the daily job (reconciliation as of
-    yesterday) once per day of the hub's clock, until the app stops."""
+async def _read_within(request: Request, limit: int) -> bytes | BodyTooLargeError:
+    """The body, counted as it streams in; the rest is not read once `limit` is passed (none
+    of it when Content-Length already says it is too large)."""
+    declared = request.headers.get("content-length", "")
+    plausible = declared.isascii() and declared.isdigit() and len(declared) < 19
+    if plausible and int(declared) > limit:
+        return BodyTooLargeError(limit, int(declared), declared=True)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return BodyTooLargeError(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
-    def __init__(self, hub: Hub, interval_s: float,
-                 daily: Callable[[date], object] | None = None) -> None:
-        super().__init__(name="finsync-pipeline", daemon=True)
-        self.hub, self.interval_s, self.stopping = hub, interval_s, threading.Event()
-        self.daily = daily
-        self.last_daily: date | None = None
 
-    def run(self) -> None:
-        while not self.stopping.wait(self.interval_s):
-            self.hub.run_until_idle()
-            today = self.hub.clock().date()
-            if self.daily is not None and self.last_daily != today:
-                self.daily(today - timedelta(days=1))
-                self.last_daily = today
+class Admission:
+    """The source's rate limit, then its body within limits. Known sources have a bucket
+    each; every unknown name shares one."""
+
+    def __init__(self, limits_for: LimitsFor, known: Callable[[str], bool]) -> None:
+        self.limits_for, self.known, self.limiter = limits_for, known, RateLimiter()
+
+    async def admit(self, source: str, request: Request) -> bytes | BodyTooLargeError:
+        limits = self.limits_for(source)
+        self.limiter.take(source if self.known(source) else UNKNOWN_SOURCES, limits)
+        return await _read_within(request, limits.body_max_bytes)
+
+
+async def _admitted(source: str, request: Request) -> bytes | BodyTooLargeError:
+    admission: Admission = request.app.state.admission
+    return await admission.admit(source, request)
+
+
+Body = Annotated[bytes | BodyTooLargeError, Depends(_admitted)]
+# The body is read by `_admitted`, not declared as a parameter: say in the OpenAPI what it is.
+_ANY_JSON_BODY = {"requestBody": {"required": True,
+                                  "content": {"application/json": {"schema": {}}}}}
+
+
+def _refuse(intake: Intake, refusal: Refusal) -> NoReturn:
+    intake.refuse(refusal)
+    raise refusal.error
+
+
+async def _supervise(pipeline: Supervisor) -> None:
+    """Restart dead pipeline threads every `check_s`: recovery never waits for a probe to
+    ask `/healthz`, which stays a plain report."""
+    while True:
+        await asyncio.sleep(pipeline.check_s)
+        pipeline.check()
 
 
 def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                metrics: Callable[[], str] | None = None,
                daily: Callable[[date], object] | None = None,
-               webhooks: Mapping[str, WebhookIntake] | None = None) -> FastAPI:
+               webhooks: Mapping[str, WebhookIntake] | None = None,
+               limits_for: LimitsFor | None = None) -> FastAPI:
+    signed = dict(webhooks or {})
+    limits = limits_for or _default_limits
+
+    # The pipeline (and the daily job, in a thread of its own), supervised: `finsync serve`.
+    pipeline = hub_pipeline(hub, worker_interval_s, daily) if worker_interval_s else None
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        worker = PipelineThread(hub, worker_interval_s, daily) if worker_interval_s else None
-        if worker:
-            worker.start()
-        yield
-        if worker:
-            worker.stopping.set()
-            worker.join(timeout=30)
+        if pipeline is None:
+            yield
+            return
+        pipeline.start()
+        supervising = asyncio.create_task(_supervise(pipeline))
+        try:
+            yield
+        finally:
+            supervising.cancel()
+            with suppress(asyncio.CancelledError):
+                await supervising
+            pipeline.stop()
 
     app = FastAPI(title="finsync", version="0.1.0", lifespan=lifespan)
+    app.state.pipeline = pipeline  # None when this process runs no pipeline
     app.add_exception_handler(FinsyncError, finsync_error_handler)
+    app.add_exception_handler(HTTPException, http_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.state.admission = Admission(limits, lambda s: hub.mappers.knows(s) or s in signed)
 
-    @app.post("/v1/sources/{source}/events", status_code=202)
+    @app.post("/v1/sources/{source}/events", status_code=202, openapi_extra=_ANY_JSON_BODY)
     def receive(source: str, request: Request, body: Body) -> JSONResponse:
-        raw_id = hub.intake.receive(source, body, _stored_headers(request),
-                                    request.headers.get("content-type"))
+        """A source's event(s). A signed source is taken only at its signed endpoint."""
+        headers, content_type = _stored_headers(request), request.headers.get("content-type")
+        if isinstance(body, BodyTooLargeError):
+            _refuse(hub.intake, Refusal(source, body, ExceptionClass.MAPPING_ERROR, None,
+                                        headers, content_type))
+        if source in signed:
+            unsigned = SignatureError(f"source {source!r} takes signed requests only, at "
+                                      f"/v1/webhooks/stripe/{source}", code="signature_missing")
+            signed[source].refuse(unsigned, body, headers, content_type)
+            raise unsigned
+        raw_id = hub.intake.receive(source, body, headers, content_type, limits(source))
         return JSONResponse({"raw_event_id": raw_id, "status": "stored"}, status_code=202)
 
-    @app.post("/v1/webhooks/stripe/{source}")
+    @app.post("/v1/webhooks/stripe/{source}", openapi_extra=_ANY_JSON_BODY)
     def stripe_webhook(source: str, request: Request, body: Body) -> JSONResponse:
         """Stripe's webhook endpoint: verified, stored, then 200 as Stripe expects."""
-        intake = (webhooks or {}).get(source)
+        headers, content_type = _stored_headers(request), request.headers.get("content-type")
+        intake = signed.get(source)
         if intake is None:
-            return JSONResponse(error_body("unknown_source", f"no Stripe source {source!r}"),
-                                status_code=404)
-        raw_id = intake.receive(body, dict(request.headers),
-                                request.headers.get("content-type"))
+            unknown = MappingError(f"no Stripe source named {source[:64]!r}",
+                                   code="unknown_source")
+            kept = None if isinstance(body, BodyTooLargeError) else body
+            _refuse(hub.intake, Refusal(source, unknown, ExceptionClass.MAPPING_ERROR, kept,
+                                        headers, content_type))
+        if isinstance(body, BodyTooLargeError):
+            intake.refuse(body, None, headers, content_type)
+            raise body
+        raw_id = intake.receive(body, headers, content_type, limits(source))
         return JSONResponse({"received": True, "raw_event_id": raw_id})
 
     @app.get("/v1/status")
@@ -97,10 +179,9 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
         return hub.status()
 
     @app.get("/v1/exceptions")
-    def exceptions(status: str | None = ExceptionStatus.OPEN.value,
-                   klass: str | None = None) -> dict[str, Any]:
-        rows = hub.exceptions(None if status == "all" else status, klass)
-        return {"exceptions": rows, "count": len(rows)}
+    def exceptions(status: str = UNRESOLVED_FILTER, klass: str | None = None) -> dict[str, Any]:
+        """Every unresolved exception by default (`status`: unresolved, a status, or all)."""
+        return hub.exception_listing(status, klass).as_json()
 
     @app.get("/v1/correlations/{correlation_id}/milestones")
     def milestones(correlation_id: str) -> dict[str, Any]:
@@ -114,7 +195,11 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
         return metrics()
 
     @app.get("/healthz")
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    def health() -> JSONResponse:
+        """503 with the reasons while a pipeline thread is dead or stalled, else 200."""
+        if pipeline is None:
+            return JSONResponse({"status": "ok", "pipeline": "not run by this process"})
+        report = pipeline.health()
+        return JSONResponse(report.as_json(), status_code=200 if report.healthy else 503)
 
     return app

@@ -1,13 +1,18 @@
 """Typed errors to HTTP responses: one table, walked along the error's MRO.
 
 Only this module knows HTTP status codes. Every error body is
-`{"error": {"code": <machine-readable>, "message": <for a person>}}`.
+`{"error": {"code": <machine-readable>, "message": <for a person>}}`; an error that says when
+to come back (a rate limit, a transient failure) adds `Retry-After` in whole seconds.
 """
 
 from __future__ import annotations
 
+import math
+
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from finsync.domain.errors import (
     DomainError,
@@ -16,6 +21,7 @@ from finsync.domain.errors import (
     SignatureError,
     TransientError,
 )
+from finsync.hub.intake import RateLimitedError
 
 STATUS_BY_ERROR: dict[type[BaseException], int] = {
     SignatureError: 400,
@@ -28,7 +34,12 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
 # A few errors deserve a more specific status than their class's. The database being
 # unavailable is known by its code: the entry points do not import storage.
 STATUS_BY_CODE = {"invalid_json": 400, "unknown_source": 404, "body_too_large": 413,
-                  "storage_unavailable": 503}
+                  "rate_limited": 429, "storage_unavailable": 503, "unknown_status": 400,
+                  "unknown_exception_class": 400}
+
+# The framework's own refusals (no such route, a method not allowed, a malformed query
+# parameter), coded like ours: a client never gets an uncoded error.
+CODE_BY_HTTP_STATUS = {404: "not_found", 405: "method_not_allowed"}
 
 
 def status_for(exc: FinsyncError) -> int:
@@ -41,9 +52,36 @@ def status_for(exc: FinsyncError) -> int:
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    return {"error": {"code": code, "message": message}}
+    # A message may quote what the sender sent: a lone surrogate there cannot be encoded as
+    # UTF-8, so it is written as its escape.
+    printable = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return {"error": {"code": code, "message": printable}}
+
+
+def headers_for(exc: FinsyncError) -> dict[str, str]:
+    retry_after_s: float | None = None
+    if isinstance(exc, RateLimitedError | TransientError):
+        retry_after_s = exc.retry_after_s
+    if retry_after_s is None:
+        return {}
+    return {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
 
 
 async def finsync_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FinsyncError)
-    return JSONResponse(error_body(exc.code, str(exc)), status_code=status_for(exc))
+    return JSONResponse(error_body(exc.code, str(exc)), status_code=status_for(exc),
+                        headers=headers_for(exc))
+
+
+async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = CODE_BY_HTTP_STATUS.get(exc.status_code, "http_error")
+    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                        headers=exc.headers)
+
+
+async def validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                         for e in exc.errors())
+    return JSONResponse(error_body("invalid_request", problems), status_code=422)

@@ -12,10 +12,12 @@ from finsync.config import load_config
 
 
 def app_from_environment() -> FastAPI:
-    """The app for `FINSYNC_CONFIG`, with its pipeline worker every `FINSYNC_WORKER_INTERVAL_S`."""
+    """The app for `FINSYNC_CONFIG`, with its pipeline worker every `FINSYNC_WORKER_INTERVAL_S`
+    and each intake source's input limits (`[limits]`)."""
     interval_s = float(os.environ.get("FINSYNC_WORKER_INTERVAL_S", "1"))
     config = load_config()
     finance = build_finance(config)
     hub = finance.hub
     return create_app(hub, worker_interval_s=interval_s, metrics=build_metrics(finance),
-                      daily=finance.recon.run, webhooks=build_webhooks(config, hub.engine))
+                      daily=finance.recon.run, webhooks=build_webhooks(config, hub.engine),
+                      limits_for=config.limits_for)

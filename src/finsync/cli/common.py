@@ -1,13 +1,28 @@
-"""What every command shares: `--json`, `--config`, and typed errors as clean exits."""
+"""What every command shares: `--json`, `--config`, and every error as a coded exit.
+
+Rules:
+- Every way a command can fail ends in `output.fail`: a message, a machine-readable code
+  (JSON on stdout with `--json`) and a non-zero exit; never a bare traceback.
+- Typed errors keep their own code. What the libraries raise is named here: an unreachable
+  database is `storage_unavailable` (the code storage itself and the HTTP API use), a missing
+  file or folder `file_not_found` / `directory_not_found`, a bad option `invalid_argument`
+  (exit 2). Anything else is a defect: `internal_error`, with its traceback on stderr.
+- Notices (the built-in defaults in use, for one) go to stderr, so `--json` stays one object.
+"""
 
 from __future__ import annotations
 
+import errno
+import logging
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from sqlalchemy.exc import OperationalError
 
 from finsync.cli import output
 from finsync.domain.errors import FinsyncError
@@ -15,11 +30,68 @@ from finsync.domain.errors import FinsyncError
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 ConfigPath = Annotated[Path | None, typer.Option("--config", "-c", help="finsync.toml to use.")]
 
+USAGE_EXIT = 2  # a bad argument or option, as click exits for its own usage errors
+
 
 @contextmanager
 def guarded(as_json: bool) -> Iterator[None]:
-    """Typed errors become a clear message (or JSON) and a non-zero exit."""
+    """Every error becomes a clear message (or JSON), a code and a non-zero exit."""
+    _show_notices()
     try:
         yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except typer.BadParameter as exc:
+        output.fail(exc.format_message(), "invalid_argument", as_json=as_json,
+                    exit_code=USAGE_EXIT)
+    except typer.TyperException:  # click's own usage errors: it prints and exits 2
+        raise
     except FinsyncError as exc:
         output.fail(str(exc), exc.code, as_json=as_json)
+    except OperationalError as exc:
+        # Raised before any unit of work (a migration at start-up): storage translates the
+        # same failure inside one into StorageUnavailableError, with this code.
+        output.fail(f"database unavailable: {exc.orig}", "storage_unavailable",
+                    as_json=as_json)
+    except OSError as exc:
+        output.fail(_os_message(exc), _os_code(exc), as_json=as_json)
+    except Exception as exc:  # a defect: say so with a code, and keep the traceback
+        output.errors.print(escape(traceback.format_exc()), highlight=False)
+        output.fail(f"{type(exc).__name__}: {exc}", "internal_error", as_json=as_json)
+
+
+def _os_code(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        missing_parent = exc.filename is not None and not Path(exc.filename).parent.is_dir()
+        return "directory_not_found" if missing_parent else "file_not_found"
+    if isinstance(exc, NotADirectoryError):
+        return "directory_not_found"
+    if isinstance(exc, IsADirectoryError):
+        return "is_a_directory"
+    if isinstance(exc, FileExistsError):
+        return "file_exists"
+    if isinstance(exc, PermissionError):
+        return "permission_denied"
+    return "no_space" if exc.errno == errno.ENOSPC else "os_error"
+
+
+def _os_message(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {exc.filename}" if exc.filename is not None else reason
+
+
+class _Notice(logging.Handler):
+    """Warnings (and worse) of finsync's own modules, printed on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.ERROR:
+            output.note(self.format(record))
+        else:
+            output.errors.print(f"[bold red]{record.levelname.lower()}[/]: "
+                                f"{escape(self.format(record))}", highlight=False)
+
+
+def _show_notices() -> None:
+    logger = logging.getLogger("finsync")
+    if not any(isinstance(h, _Notice) for h in logger.handlers):
+        logger.addHandler(_Notice(logging.WARNING))

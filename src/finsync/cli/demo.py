@@ -12,8 +12,8 @@ from finsync.cli import output
 from finsync.demo.run import run_demo
 
 
-def run(directory: Path | None, *, as_json: bool) -> dict[str, Any]:
-    report = run_demo(directory)
+def run(directory: Path | None, *, keep: bool, as_json: bool) -> dict[str, Any]:
+    report = run_demo(directory, keep=keep)
     if as_json:
         output.emit_json(report)
     else:
@@ -24,7 +24,8 @@ def run(directory: Path | None, *, as_json: bool) -> dict[str, Any]:
 def _print(report: dict[str, Any]) -> None:
     console = output.console
     console.rule("[bold]finsync demo: one year of the reference workflow")
-    console.print(f"work folder: {report['workdir']}")
+    kept = "" if report["workdir_kept"] else " (removed; --keep keeps it)"
+    console.print(f"work folder: {report['workdir']}{kept}")
     output.table(f"milestones of amendment {report['amendment_correlation_id']}",
                  ["milestone", "system", "at"],
                  [[m["milestone"], m["system"], m["at"]] for m in report["amendment_timeline"]])

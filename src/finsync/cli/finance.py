@@ -18,6 +18,7 @@ from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, guarded
 from finsync.config import load_config
 from finsync.domain.clock import parse_date
+from finsync.triage.service import Keep
 
 Actor = Annotated[str | None, typer.Option("--as", help="Who acts (default: $FINSYNC_USER "
                                                           "or the login name).")]
@@ -37,31 +38,73 @@ def finance(config: Path | None) -> Iterator[Finance]:
         built.hub.engine.dispose()
 
 
+IntoOpenPeriod = Annotated[bool, typer.Option(
+    "--into-open-period", help="The ERP period is closed already: send its revenue journals "
+    "anyway, to be re-routed to the first open period (`finsync exceptions reroute`).")]
+
+
 def close(entity: Annotated[str, typer.Option("--entity", "-e")],
           period: Annotated[str, typer.Option("--period", "-p", help="YYYY-MM")],
-          who: Actor = None, config: ConfigPath = None, as_json: Json = False) -> None:
-    """Close a month: check the cut-off, post the revenue journals, close the ERP period."""
+          into_open_period: IntoOpenPeriod = False, who: Actor = None,
+          config: ConfigPath = None, as_json: Json = False) -> None:
+    """Close a month: check the cut-off, post the revenue journals, close the ERP period.
+
+    A period already closed in the ERP is `already_closed` only when its
+    revenue journals are posted; otherwise the close is refused with the
+    code `revenue_not_posted` and the way out (reopen the period, or
+    --into-open-period and re-route).
+    """
     with guarded(as_json), finance(config) as f:
-        result = f.close.close(entity, period, actor(who))
+        result = f.close.close(entity, period, actor(who), into_open_period=into_open_period)
     body = {"legal_entity": result.legal_entity, "period": result.period,
-            "status": result.status, "journals": [j.id for j in result.journals]}
+            "status": result.status, "journals": [j.id for j in result.journals],
+            "awaiting_reroute": list(result.awaiting_reroute)}
     if as_json:
         output.emit_json(body)
+    elif result.awaiting_reroute:
+        output.console.print(f"{entity} {period}: {result.status} "
+                             f"({len(result.journals)} revenue journal(s) in "
+                             f"{', '.join(result.awaiting_reroute)}; re-route with "
+                             "`finsync exceptions reroute ID --reason ...`)")
     else:
         output.console.print(f"{entity} {period}: {result.status} "
                              f"({len(result.journals)} revenue journal(s) posted)")
 
 
+UNEXPLAINED_BREAKS_EXIT = 3  # code `unexplained_breaks` (docs/finance-operations.md)
+
+
 def reconcile(as_of: Annotated[str, typer.Option("--as-of", help="ISO date.")],
               config: ConfigPath = None, as_json: Json = False) -> None:
-    """Run the six reconciliation checks for every entity as of a date."""
+    """Run the six reconciliation checks for every entity as of a date.
+
+    Exits 0 when every item agrees or every break is explained (an exception
+    of another class names its object, or its period is not closed yet), and
+    3 with the code `unexplained_breaks` when a break is unexplained: each
+    is a reconciliation_break in `finsync exceptions list` until a run finds
+    it agreeing.
+    """
     with guarded(as_json), finance(config) as f:
         report = f.recon.run(parse_date(as_of))
     checks = [c.as_dict() for c in report.checks]
     totals = {k: str(v.amount) for k, v in report.total_variance().items()}
-    if as_json:
-        output.emit_json({"as_of": as_of, "checks": checks, "total_variance": totals})
+    unexplained = len(report.unexplained)
+    message = (f"{unexplained} unexplained break(s) as of {as_of}; each is a "
+               "reconciliation_break in `finsync exceptions list`")
+    if not as_json:
+        _render_report(as_of, checks)
+        if unexplained:
+            output.fail(message, "unexplained_breaks", as_json=False,
+                        exit_code=UNEXPLAINED_BREAKS_EXIT)
         return
+    error = {"error": {"code": "unexplained_breaks", "message": message}}
+    output.emit_json({"as_of": as_of, "checks": checks, "total_variance": totals,
+                      "unexplained_breaks": unexplained, **(error if unexplained else {})})
+    if unexplained:
+        raise typer.Exit(UNEXPLAINED_BREAKS_EXIT)
+
+
+def _render_report(as_of: str, checks: list[dict[str, Any]]) -> None:
     output.table(f"reconciliation as of {as_of}", ["check", "entity", "items", "breaks",
                                                    "variance"],
                  [[c["name"], c["legal_entity"], c["items"], len(c["breaks"]),
@@ -70,7 +113,7 @@ def reconcile(as_of: Annotated[str, typer.Option("--as-of", help="ISO date.")],
         for item in check["breaks"]:
             output.console.print(f"[red]break[/] {check['name']} {item['ref']}: "
                                  f"{item['cause']} ({item['variance']} {item['currency']})"
-                                 f"{' — ' + item['explained_by'] if item['explained_by'] else ''}")
+                                 f" — {item['explained_by'] or 'unexplained'}")
 
 
 def metrics(config: ConfigPath = None) -> None:
@@ -90,7 +133,7 @@ def register(exceptions_app: typer.Typer) -> None:
             output.emit_json(row)
             return
         for key in ("id", "class", "status", "amount_at_stake", "correlation_id", "objects",
-                    "age_s", "summary", "resolution_note"):
+                    "age_s", "summary", "detail", "resolution_note"):
             output.console.print(f"[bold]{key}[/]: {row[key]}")
         output.table("actions", ["id", "action", "by", "status", "decided by", "reason"],
                      [[a["id"], a["action"], a["requested_by"], a["status"], a["decided_by"],
@@ -152,4 +195,15 @@ def register(exceptions_app: typer.Typer) -> None:
                as_json: Json = False) -> None:
         """Take an exception off the queue without a fix, with a reason."""
         act(as_json, config, lambda f: f.triage.ignore(exception_id, actor(who), reason))
+
+    @exceptions_app.command("resolve-duplicate")
+    def resolve_duplicate(exception_id: int,
+                          keep: Annotated[Keep, typer.Option(
+                              "--keep", help="stored: the stored event stands; received: "
+                              "the received body takes its place (refused once posted).")],
+                          reason: Reason, who: Actor = None, config: ConfigPath = None,
+                          as_json: Json = False) -> None:
+        """Choose which body of a duplicate_event stands (may need approval)."""
+        act(as_json, config, lambda f: f.triage.resolve_duplicate(exception_id, keep,
+                                                                  actor(who), reason))
 

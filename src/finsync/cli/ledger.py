@@ -195,6 +195,9 @@ def export(file: Path,
         if fmt != "beancount":
             output.fail(f"unknown export format {fmt!r}; known: beancount", "unknown_format",
                         as_json=as_json, exit_code=2)
+        if not file.parent.is_dir():
+            output.fail(f"no such directory: {file.parent} (for {file})",
+                        "directory_not_found", as_json=as_json)
         text = ledger.export_beancount()
         file.write_text(text)
         result = {"file": str(file), "format": fmt,

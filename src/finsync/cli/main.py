@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -23,9 +23,8 @@ from finsync.cli import tryton as tryton_cli
 from finsync.cli.common import ConfigPath, Json, guarded
 from finsync.config import DEFAULT_CONFIG, load_config
 from finsync.domain.clock import parse_utc
-from finsync.domain.status import ExceptionStatus
 from finsync.hub.replay import ReplayFilter
-from finsync.hub.service import Hub
+from finsync.hub.service import STATUS_FILTERS, UNRESOLVED_FILTER, Hub, HubStatus, Waiting
 
 app = typer.Typer(help="finsync: every financial effect of a contract change, once, everywhere.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -120,44 +119,86 @@ def ingest(file: Annotated[Path, typer.Argument(help="JSON lines; '-' reads stdi
 @app.command()
 def run(loop: Annotated[bool, typer.Option(help="Keep polling until stopped.")] = False,
         interval_s: Annotated[float, typer.Option(help="Poll interval with --loop.")] = 1.0,
+        wait: Annotated[bool, typer.Option(help="Wait for retries that fall due within "
+                                           "--wait-max-s (--no-wait: return once idle).")]
+        = True,
+        wait_max_s: Annotated[float, typer.Option(min=0, help="The longest wait for a "
+                                                  "retry, in seconds.")] = 120.0,
         config: ConfigPath = None, as_json: Json = False) -> None:
-    """Map, de-duplicate, sequence, route and deliver until nothing is left to do."""
+    """Map, de-duplicate, sequence, route and deliver until nothing is left to do, waiting for
+    retries that fall due soon; then say what is still waiting."""
     with guarded(as_json), _hub(config) as hub:
+        budget_s = wait_max_s if wait and not loop else 0.0
+        announce = None if as_json else _announce_wait
         while True:
             with output.progress_bar(not as_json and not loop) as progress:
-                summary = hub.run_until_idle(progress)
+                summary, _ = hub.run_until_settled(budget_s, progress, on_wait=announce)
             if not loop:
                 break
             time.sleep(interval_s)
-        result = {"run": asdict(summary), "status": hub.status()}
+        status = hub.status_report()
         if as_json:
-            output.emit_json(result)
-        else:
-            output.counts_table("processed", {"raw events": summary.raw_processed,
-                                              **summary.outcomes,
-                                              "deliveries attempted":
-                                                  summary.deliveries_attempted})
-            _print_status(result["status"])
+            output.emit_json({"run": asdict(summary), "status": status.as_json()})
+            return
+        output.counts_table("processed", {"raw events": summary.raw_processed,
+                                          **summary.outcomes,
+                                          "deliveries attempted": summary.deliveries_attempted})
+        _print_status(status)
 
 
-def _print_status(status: dict[str, Any]) -> None:
-    for name in ("raw_events", "events", "deliveries"):
-        output.counts_table(name.replace("_", " "), status[name])
-    output.console.print(f"duplicates ignored: {status['duplicates_ignored']}")
-    open_exceptions = status["exceptions"].get(ExceptionStatus.OPEN, {})
-    output.counts_table("open exceptions", open_exceptions or {"none": 0})
+def _announce_wait(waiting: Waiting, delay_s: float) -> None:
+    output.note(f"waiting {delay_s:.1f} s for {waiting.retrying} deliveries to retry and "
+                f"{waiting.due} due ones (--no-wait returns at once)")
+
+
+def _print_status(status: HubStatus) -> None:
+    output.counts_table("raw events", status.raw_events)
+    output.counts_table("events", status.events)
+    output.counts_table("deliveries", status.deliveries)
+    output.console.print(f"duplicates ignored: {status.duplicates_ignored}")
+    _print_unresolved(status)
+    _print_waiting(status.waiting)
+
+
+def _print_unresolved(status: HubStatus) -> None:
+    if not status.unresolved:
+        output.console.print("unresolved exceptions: none")
+        return
+    output.table(f"unresolved exceptions: {status.unresolved_count}, at stake "
+                 f"{output.money(status.at_stake)}", ["status", "class", "count", "at stake"],
+                 [[g.status.value, g.exception_class, g.count, output.money(g.amounts)]
+                  for g in status.unresolved])
+    output.console.print("see them with `finsync exceptions list`")
+
+
+def _print_waiting(waiting: Waiting) -> None:
+    if waiting.nothing:
+        output.console.print("waiting to be delivered: nothing")
+        return
+    parts = []
+    if waiting.retrying:
+        when = waiting.next_retry_at
+        at = when.isoformat(timespec="seconds") if when else "?"
+        parts.append(f"{waiting.retrying} to retry (the next at {at})")
+    if waiting.due:
+        parts.append(f"{waiting.due} due and not delivered yet (waiting for a run, a "
+                     "call budget, or an earlier delivery of their aggregate that failed)")
+    if waiting.in_flight:
+        parts.append(f"{waiting.in_flight} in flight")
+    output.console.print("waiting to be delivered: " + "; ".join(parts))
 
 
 @app.command()
 def status(config: ConfigPath = None, as_json: Json = False) -> None:
-    """Counts of raw events, events, deliveries, duplicates and exceptions."""
+    """Counts of raw events, events, deliveries and duplicates; every unresolved exception
+    with its money at stake; what still waits to be delivered."""
     with guarded(as_json):
         with _hub(config) as hub:
-            result = hub.status()
+            report = hub.status_report()
         if as_json:
-            output.emit_json(result)
+            output.emit_json(report.as_json())
         else:
-            _print_status(result)
+            _print_status(report)
 
 
 @app.command()
@@ -213,19 +254,25 @@ def replay(correlation_id: Annotated[str | None, typer.Option()] = None,
 
 
 @exceptions_app.command("list")
-def exceptions_list(status: Annotated[str | None, typer.Option()] = ExceptionStatus.OPEN.value,
+def exceptions_list(status: Annotated[str, typer.Option(
+                        help=f"One of: {', '.join(STATUS_FILTERS)}.")] = UNRESOLVED_FILTER,
                     klass: Annotated[str | None, typer.Option("--class")] = None,
                     config: ConfigPath = None, as_json: Json = False) -> None:
-    """Exceptions by status and class (default: open ones)."""
+    """Exceptions by status and class (default: every unresolved one: open, retrying,
+    awaiting approval), with the money at stake."""
     with guarded(as_json):
         with _hub(config) as hub:
-            rows = hub.exceptions(None if status == "all" else status, klass)
+            listing = hub.exception_listing(status, klass)
         if as_json:
-            output.emit_json({"exceptions": rows, "count": len(rows)})
+            output.emit_json(listing.as_json())
             return
         output.table("exceptions", ["id", "class", "status", "at stake", "correlation", "summary"],
                      [[r["id"], r["class"], r["status"], r["amount_at_stake"],
-                       r["correlation_id"], r["summary"]] for r in rows])
+                       r["correlation_id"], r["summary"]] for r in listing.rows])
+        complete = listing.count == len(listing.rows)
+        shown = "" if complete else f" (the first {len(listing.rows)} shown)"
+        output.console.print(f"{listing.count} exception(s), status {status}{shown}; "
+                             f"unresolved money at stake: {output.money(listing.at_stake)}")
 
 
 @app.command()
@@ -250,12 +297,14 @@ def serve(host: str = "127.0.0.1", port: int = 8080,
 @app.command()
 def demo(directory: Annotated[Path | None, typer.Option(help="Where to keep the demo's "
                                                          "database and exports.")] = None,
+         keep: Annotated[bool, typer.Option(help="Keep the temporary work folder.")] = False,
          as_json: Json = False) -> None:
-    """Run the reference workflow through the hub in a fresh SQLite database."""
+    """Run the reference workflow through the hub in a fresh SQLite database (in a temporary
+    folder, removed afterwards unless --keep or --directory)."""
     from finsync.cli import demo as demo_cli
 
     with guarded(as_json):
-        demo_cli.run(directory, as_json=as_json)
+        demo_cli.run(directory, keep=keep, as_json=as_json)
 
 
 def main() -> None:

@@ -10,8 +10,11 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from finsync.domain.money import Money
 
 console = Console()
 errors = Console(stderr=True)
@@ -25,8 +28,20 @@ def fail(message: str, code: str, *, as_json: bool, exit_code: int = 1) -> NoRet
     if as_json:
         emit_json({"error": {"code": code, "message": message}})
     else:
-        errors.print(f"[bold red]error[/] ({code}): {message}")
+        errors.print(f"[bold red]error[/] ({code}): {escape(message)}")
     raise typer.Exit(exit_code)
+
+
+def note(message: str) -> None:
+    """Something a person should know that is not the command's result (on stderr)."""
+    errors.print(f"[yellow]note[/]: {escape(message)}")
+
+
+def money(amounts: Mapping[str, Money]) -> str:
+    """Amounts per currency as a person reads them: `37,808.22 USD, 120.00 EUR`."""
+    if not amounts:
+        return "-"
+    return ", ".join(f"{m.amount:,} {m.currency}" for _, m in sorted(amounts.items()))
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:

@@ -7,6 +7,7 @@ After the year it reconciles, replays every event and checks that the books did 
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import tomllib
@@ -24,17 +25,36 @@ from finsync.hub.replay import ReplayFilter
 AS_OF = date(YEAR, 12, 31)
 
 
-def run_demo(directory: Path | None = None) -> dict[str, Any]:
-    """The year of the reference workflow, in `directory` (a new temporary folder if None);
-    returns the report as JSON values."""
+def run_demo(directory: Path | None = None, *, keep: bool = False) -> dict[str, Any]:
+    """The year of the reference workflow, in `directory` (kept), or in a new temporary
+    folder that is removed afterwards, even on failure, unless `keep`; returns the report
+    as JSON values."""
+    temporary = directory is None
     workdir = directory or Path(tempfile.mkdtemp(prefix="finsync-demo-"))
+    try:
+        return {"workdir": str(workdir), "workdir_kept": keep or not temporary,
+                **_year(workdir)}
+    finally:
+        if temporary and not keep:
+            _remove(workdir)
+
+
+def _remove(workdir: Path) -> None:
+    try:
+        shutil.rmtree(workdir)
+    except OSError as exc:  # the report stands; say what was left behind
+        logging.getLogger(__name__).warning("could not remove the demo's folder %s: %s",
+                                            workdir, exc)
+
+
+def _year(workdir: Path) -> dict[str, Any]:
     shutil.rmtree(workdir / "var", ignore_errors=True)
     config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), workdir.resolve())
     config = config.model_copy(update={"pumps": {}})
     clock = SimClock(datetime(YEAR, 1, 1, tzinfo=UTC))
     finance = build_finance(config, clock=clock)
     try:
-        return {"workdir": str(workdir), **_drive(finance, config, clock)}
+        return _drive(finance, config, clock)
     finally:
         finance.hub.engine.dispose()
 

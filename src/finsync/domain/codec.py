@@ -10,6 +10,10 @@ Rules (docs/events.md §2-3):
   `currency` key (payments, refunds, rated usage). A journal line names the currency of
   each amount (`currency`, `transaction_currency`). A bare amount, outside any object, is
   `{amount, currency}`.
+- The amount string is strict (`domain.amount`): a document amount is at its currency's
+  minor units; a contract price (`_PRICES`) may be finer (billing restates annual prices
+  per quarter). Money is written in the same plain notation. The configured `amount_max`
+  is checked later, on the typed event (`domain.limits`).
 - Dates are ISO dates; enums travel by value; tuples as lists; `ExternalRefs` as the object
   `external_refs` (system -> id). Strings are non-empty; integers are never booleans.
 - A field with a default may be absent or null; a tuple absent is empty; anything else
@@ -25,19 +29,26 @@ import dataclasses
 import json
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from decimal import Decimal
 from enum import Enum
 from typing import Any, TypeVar, cast
 
 from finsync.domain.aggregate import AggregateRef
+from finsync.domain.amount import (
+    check_document_amount,
+    check_price_digits,
+    parse_amount,
+    plain,
+)
 from finsync.domain.clock import parse_date, parse_utc
+from finsync.domain.contract import ContractLine, RampStep
 from finsync.domain.envelope import DraftEnvelope, Envelope
 from finsync.domain.errors import DomainError, MappingError
 from finsync.domain.events import AnyEvent, event_class
 from finsync.domain.journal import JournalLine, Side
-from finsync.domain.money import Money
+from finsync.domain.money import Money, exponent
 from finsync.domain.refs import ExternalRefs
 
 JsonValue = dict[str, "JsonValue"] | list["JsonValue"] | str | int | bool | None
@@ -45,6 +56,8 @@ JsonObject = dict[str, JsonValue]
 T = TypeVar("T")
 
 _REFS_KEY = "external_refs"
+# Money fields that are prices, not document amounts: they may be finer than minor units.
+_PRICES = frozenset({(ContractLine, "unit_price"), (RampStep, "unit_price")})
 
 
 # -- values ---------------------------------------------------------------------------------
@@ -77,17 +90,18 @@ def decode(tp: type[T], data: object, path: str, currency: str | None = None) ->
     return cast(T, _read(tp, data, path, currency))
 
 
-def _read(tp: Any, data: object, path: str, currency: str | None) -> object:
+def _read(tp: Any, data: object, path: str, currency: str | None,
+          price: bool = False) -> object:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (types.UnionType, typing.Union):
         if data is None and type(None) in args:
             return None
         (inner,) = [a for a in args if a is not type(None)]
-        return _read(inner, data, path, currency)
+        return _read(inner, data, path, currency, price)
     if origin is tuple:
         return _read_tuple(args, data, path, currency)
     if tp is Money:
-        return _read_money(data, path, currency)
+        return _read_money(data, path, currency, price)
     if tp is ExternalRefs:
         return _read_refs(data, path)
     if tp is JournalLine:
@@ -142,24 +156,28 @@ def _read_scalar(tp: Any, data: object, path: str) -> object:
 
 def _write_money(value: Money, currency: str | None) -> JsonValue:
     if currency is None:  # a bare amount: it carries its own currency
-        return {"amount": str(value.amount), "currency": value.currency}
+        return {"amount": plain(value.amount), "currency": value.currency}
     if value.currency != currency:
         raise TypeError(f"{value} is not in {currency}, the currency in scope")
-    return str(value.amount)
+    return plain(value.amount)
 
 
-def _read_money(data: object, path: str, currency: str | None) -> Money:
+def _read_money(data: object, path: str, currency: str | None, price: bool) -> Money:
     if currency is None:
         obj = _object(data, path)
         currency = _field(obj, "currency", str, path, None)
         data = obj.get("amount")
         path = f"{path}.amount"
-    if not isinstance(data, str):
-        raise MappingError(f"{path} must be a decimal string, not {data!r}")
+    amount = parse_amount(data, path)
     try:
-        return Money.of(data, currency)
+        places = exponent(currency)
     except DomainError as exc:
         raise MappingError(f"{path}: {exc}") from exc
+    if price:
+        check_price_digits(amount, path)
+    else:
+        check_document_amount(amount, path, currency, places)
+    return Money(amount, currency)
 
 
 def _read_refs(data: object, path: str) -> ExternalRefs:
@@ -170,9 +188,9 @@ def _read_refs(data: object, path: str) -> ExternalRefs:
 
 def _write_journal_line(line: JournalLine) -> JsonObject:
     moved = line.transaction_amount
-    return {"account": line.account, "side": line.side.value, "amount": str(line.amount.amount),
+    return {"account": line.account, "side": line.side.value, "amount": plain(line.amount.amount),
             "currency": line.amount.currency, "dimensions": encode(line.dimensions),
-            "transaction_amount": None if moved is None else str(moved.amount),
+            "transaction_amount": None if moved is None else plain(moved.amount),
             "transaction_currency": None if moved is None else moved.currency}
 
 
@@ -195,6 +213,7 @@ class _Slot:
     key: str
     tp: Any
     default: Callable[[], object] | None
+    price: bool  # a contract price, finer than minor units (`_PRICES`)
 
 
 _SLOTS: dict[type, tuple[_Slot, ...]] = {}
@@ -207,9 +226,16 @@ def _slots(cls: type) -> tuple[_Slot, ...]:
         hints = typing.get_type_hints(cls)
         found = _SLOTS[cls] = tuple(
             _Slot(f.name, _REFS_KEY if hints[f.name] is ExternalRefs else f.name,
-                  hints[f.name], _default_of(f))
+                  hints[f.name], _default_of(f), (cls, f.name) in _PRICES)
             for f in dataclasses.fields(cls) if f.init)
     return found
+
+
+def fields(value: object) -> Iterator[tuple[str, object]]:
+    """A domain object's fields as the wire names them (`external_refs`), with their
+    values: the one walk of an object's fields, for checks that must see every value."""
+    for slot in _slots(type(value)):
+        yield slot.key, getattr(value, slot.name)
 
 
 def _default_of(f: dataclasses.Field[Any]) -> Callable[[], object] | None:
@@ -253,12 +279,13 @@ def _read_object(cls: type[T], data: object, path: str, currency: str | None) ->
     names = {s.name for s in _slots(cls)}
     if "currency" in names or (currency is None and _carries_currency(cls)):
         currency = _field(obj, "currency", str, path, None)
-    values = {s.name: _field(obj, s.key, s.tp, path, currency, s.default) for s in _slots(cls)}
+    values = {s.name: _field(obj, s.key, s.tp, path, currency, s.default, s.price)
+              for s in _slots(cls)}
     return built(path, lambda: cls(**values))
 
 
 def _field(obj: Mapping[str, object], key: str, tp: Any, path: str, currency: str | None,
-           default: Callable[[], object] | None = None) -> Any:
+           default: Callable[[], object] | None = None, price: bool = False) -> Any:
     """One field: absent or null is its default, an empty tuple or None where the type
     allows, and otherwise a mapping error naming it."""
     value = obj.get(key)
@@ -270,7 +297,7 @@ def _field(obj: Mapping[str, object], key: str, tp: Any, path: str, currency: st
         if type(None) in typing.get_args(tp):
             return None
         raise MappingError(f"{path}.{key} is required")
-    return _read(tp, value, f"{path}.{key}", currency)
+    return _read(tp, value, f"{path}.{key}", currency, price)
 
 
 def _object(data: object, path: str) -> Mapping[str, object]:

@@ -6,6 +6,9 @@ Rules:
 - Rounding happens only where a caller names it (`quantize`), half-even by default,
   to the currency's minor unit from `CURRENCY_EXPONENTS`.
 - Storage uses integer minor units (`to_minor` / `from_minor`); JSON uses decimal strings.
+  An amount from outside must be below `AMOUNT_CEILING` in absolute value, so its minor
+  units fit the database's signed 64-bit integers in every currency here (exponent <= 3)
+  and it quantizes exactly in 28-digit decimal arithmetic.
 - `allocate` splits by largest remainder so the parts always sum exactly to the whole.
 """
 
@@ -25,6 +28,9 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     "NOK": 2, "NZD": 2, "OMR": 3, "PHP": 2, "PLN": 2, "SAR": 2, "SEK": 2, "SGD": 2,
     "THB": 2, "TND": 3, "TRY": 2, "TWD": 2, "UGX": 0, "USD": 2, "VND": 0, "ZAR": 2,
 }
+
+# Major units, exclusive: 10**15 with 3 decimal places is 10**18 minor units < 2**63.
+AMOUNT_CEILING = Decimal(10) ** 15
 
 
 def exponent(currency: str) -> int:

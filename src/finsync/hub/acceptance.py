@@ -3,8 +3,16 @@ with its outbox rows.
 
 Rules:
 - A duplicate is the same `(source, source_event_id)`, the same business key (from the
-  domain's owner), or the same aggregate version with the same payload. It is
-  counted, never applied.
+  domain's owner), or the same aggregate version with the same payload. A byte-identical
+  resend (the same payload hash) is counted, never applied.
+- The same source event id or business key with a *different* payload is a
+  `duplicate_event`: the stored event stands unchanged, and the received one is kept beside
+  it as a rejected event (under its own id; a reused source event id gets `<id>#<hash>`,
+  the hash of its payload), with an exception that holds both raw event ids, the
+  field-level diff (`domain.diff`) and the larger of the two amounts at stake. The same
+  changed body sent again is counted as a duplicate of the kept one.
+- Finance chooses which stands (`triage`): the stored one (the exception closes), or the
+  received one, which then takes the stored event's place (`supersede`).
 - The same aggregate version with a *different* payload is a `sequencing_error`.
 - Only the system that owns an event's domain may change it; otherwise `ownership_violation`.
 - Events of one aggregate apply in version order. A gap parks the later versions; once the
@@ -14,12 +22,13 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import Connection
 
+from finsync.domain import codec, diff
 from finsync.domain.aggregate import AggregateRef
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import ExceptionClass
@@ -29,18 +38,27 @@ from finsync.domain.events import (
     ContractCreated,
     ContractRenewed,
 )
+from finsync.domain.ids import derive_id
+from finsync.domain.money import Money
 from finsync.domain.status import EventStatus
 from finsync.hub.milestone import Milestone
 from finsync.hub.settings import HubSettings
+from finsync.hub.target import amount_at_stake
 from finsync.storage import event_log, exception_log, milestone_log, outbox
+from finsync.storage.event_log import StoredEvent
 from finsync.storage.exception_log import NewException
 
 _CONTRACT_EVENTS = (ContractCreated, ContractAmended, ContractRenewed, ContractCancelled)
+_SOURCE_EVENT_ID_MAX = 255  # the events table's column
+# Held by whoever accepts or supersedes events (`storage.db.serialize`): the sequencer must
+# see every earlier version of an aggregate before it parks or applies the next one.
+LOCK = "finsync.acceptance"
 
 
 class Outcome(StrEnum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
+    HELD = "held"  # a changed body, kept for finance to choose (`duplicate_event`)
     PARKED = "parked"
     REJECTED = "rejected"
 
@@ -54,15 +72,13 @@ class Acceptance:
         # Order matters: a redelivered event is a duplicate whoever sent it; a non-owner
         # reusing an owner's business key is a violation, not a duplicate.
         if (same := event_log.find_by_source_id(conn, env)) is not None:
-            event_log.record_duplicate(conn, env, raw_id, same, "source_event_id", at)
-            return Outcome.DUPLICATE
+            return self._again(conn, env, raw_id, same, "source_event_id", at)
         if (owner := self.owner_of(env)) != env.source:
             self._reject(conn, env, raw_id, at, ExceptionClass.OWNERSHIP_VIOLATION,
                          f"{env.source} sent {env.type}, but {owner} owns that domain")
             return Outcome.REJECTED
         if (same := event_log.find_by_business_key(conn, env)) is not None:
-            event_log.record_duplicate(conn, env, raw_id, same, "business_key", at)
-            return Outcome.DUPLICATE
+            return self._again(conn, env, raw_id, same, "business_key", at)
         if env.aggregate.version is None:
             self._apply(conn, env, raw_id, at)
             return Outcome.ACCEPTED
@@ -70,6 +86,31 @@ class Acceptance:
 
     def owner_of(self, env: Envelope) -> str | None:
         return self.settings.ownership.get(env.event.domain)
+
+    def _again(self, conn: Connection, env: Envelope, raw_id: int | None, same: StoredEvent,
+               reason: str, at: datetime) -> Outcome:
+        """An event already stored under this id or key: counted when its payload is the
+        same; otherwise kept beside it for finance, once per distinct changed body."""
+        received_hash = event_log.event_hash(env)
+        if received_hash == same.payload_hash:
+            event_log.record_duplicate(conn, env, raw_id, same.event_id, reason, at)
+            return Outcome.DUPLICATE
+        stored = event_log.get(conn, same.event_id)
+        assert stored is not None  # found by id or key above, in this transaction
+        # Stored in an older schema version: the same body, once upcast, is a duplicate too.
+        if event_log.event_hash(stored) == received_hash:
+            event_log.record_duplicate(conn, env, raw_id, stored.event_id, reason, at)
+            return Outcome.DUPLICATE
+        held = _held(env, received_hash) if reason == "source_event_id" else env
+        if event_log.find(conn, held.event_id) is not None:  # this changed body came before
+            event_log.record_duplicate(conn, env, raw_id, held.event_id, reason, at)
+            return Outcome.DUPLICATE
+        # Kept for finance's choice, without the business key the stored event holds.
+        event_log.insert_event(conn, held, raw_id, EventStatus.REJECTED, at,
+                               keep_business_key=False)
+        exception_log.open_exception(conn, _duplicate_event(stored, same.raw_event_id, held,
+                                                            raw_id, reason), at)
+        return Outcome.HELD
 
     def _sequence(self, conn: Connection, env: Envelope, raw_id: int | None,
                   at: datetime) -> Outcome:
@@ -146,6 +187,76 @@ class Acceptance:
                 objects=(f"{env.aggregate.type}:{env.aggregate.id}", f"event:{env.event_id}"),
                 event_id=env.event_id), now)
         return len(late)
+
+
+def supersede(conn: Connection, stored: Envelope, stored_status: EventStatus,
+              received: Envelope, note: str, at: datetime) -> str | None:
+    """Finance chose the received body of a `duplicate_event`: it takes the stored event's
+    place. The stored event is kept, rejected; the received one stands in its aggregate
+    version with its business key, and goes out through the stored event's unfinished
+    deliveries (same targets, same order), or waits in its place if the stored one was
+    parked. The caller checks that the two are the same document and that nothing of the
+    stored one is delivered or in flight; if a delivery was taken or settled since, nothing
+    is done and None comes back. Returns what was done."""
+    parked = stored_status in (EventStatus.PARKED, EventStatus.OVERDUE)
+    status = EventStatus.PARKED if parked else EventStatus.ACCEPTED
+    handed = event_log.supersede(conn, stored, received, status, at)
+    if handed is None:
+        return None
+    # The exceptions of the stored event's deliveries (named as hub.delivery names them).
+    for key in handed:
+        exception_log.resolve_by_fingerprint(conn, f"delivery:{key}", note, at)
+    exception_log.resolve_by_fingerprint(conn, _gap_fingerprint(stored), note, at)
+    if not parked and isinstance(received.event, _CONTRACT_EVENTS):
+        milestone_log.record(conn, received.correlation_id, Milestone.CONTRACT_ACCEPTED,
+                             received.event_id, "hub", at)
+    where = ("waits in its place for the earlier version" if parked
+             else f"{len(handed)} delivery(ies) will send it")
+    return f"event {received.event_id} stands in place of {stored.event_id}; {where}"
+
+
+def duplicate_pair(event_id: str, objects: list[str]) -> tuple[str, str]:
+    """`(stored, received)` event ids of a `duplicate_event` exception, from the objects
+    `_duplicate_event` wrote."""
+    received = [o.removeprefix("event:") for o in objects
+                if o.startswith("event:") and o != f"event:{event_id}"]
+    if len(received) != 1:
+        raise ValueError(f"a duplicate_event names one received event, not {received}")
+    return event_id, received[0]
+
+
+def _duplicate_event(stored: Envelope, stored_raw_id: int | None, held: Envelope,
+                     raw_id: int | None, reason: str) -> NewException:
+    found = diff.changes(codec.encode_event(stored.event), codec.encode_event(held.event))
+    named = stored.source_event_id if reason == "source_event_id" else stored.business_key
+    return NewException(
+        ExceptionClass.DUPLICATE_EVENT, f"duplicate_event:{held.event_id}",
+        f"{held.source} sent {reason.replace('_', ' ')} {named} again with a different body "
+        f"({len(found)} field(s) changed): {stored.event_id} stands until finance chooses "
+        "which one does",
+        correlation_id=stored.correlation_id,
+        objects=(f"{stored.aggregate.type}:{stored.aggregate.id}", f"event:{stored.event_id}",
+                 f"event:{held.event_id}",
+                 *(f"raw_event:{i}" for i in (stored_raw_id, raw_id) if i is not None)),
+        amount=_larger(amount_at_stake(stored.event), amount_at_stake(held.event)),
+        event_id=stored.event_id, raw_event_id=raw_id, detail=diff.describe(found))
+
+
+def _held(env: Envelope, body_hash: str) -> Envelope:
+    """The id a changed body under a source event id already taken is kept under."""
+    suffix = f"#{body_hash[:12]}"
+    source_event_id = env.source_event_id[:_SOURCE_EVENT_ID_MAX - len(suffix)] + suffix
+    event_id = derive_id("evt", env.source, env.source_event_id, body_hash)
+    return replace(env, source_event_id=source_event_id, event_id=event_id)
+
+
+def _larger(a: Money | None, b: Money | None) -> Money | None:
+    """The larger amount at stake; the stored one's if the currencies differ."""
+    if a is None or b is None:
+        return a or b
+    if a.currency != b.currency:
+        return a
+    return b if abs(a) < abs(b) else a
 
 
 def partition_key(aggregate: AggregateRef) -> str:

@@ -17,11 +17,17 @@ Rules:
 - Outcomes are recorded by the delivery worker's code (`DeliveryWorker.record_all`):
   receipts, cross-references, milestones and exceptions look the same either way. One
   refused document in a batch fails alone.
+- A call of several documents that fails with anything but a transient error (a value the
+  ERP's database refuses in one of them, say) is made again document by document, so only
+  the bad one fails; those calls are taken from the budget afterwards (later rounds wait).
+- Claims go through the delivery worker (`DeliveryWorker.claim`): a delivery whose lease
+  keeps running out is left to the worker, which makes it `dead`.
 - `daily_summary` posting: see `hub.summary_posting`.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,11 +48,14 @@ from finsync.domain.envelope import Envelope
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 from finsync.hub.budget import CallBudget
 from finsync.hub.delivery import Attempt, DeliveryWorker, context, unreadable
+from finsync.hub.pipeline import describe
 from finsync.hub.summary_posting import Item, Planned, SummaryPlanner
 from finsync.hub.target import Target
 from finsync.storage import event_log, outbox
 from finsync.storage.db import reading, transaction
 from finsync.storage.event_log import UnreadableEvent
+
+log = logging.getLogger(__name__)
 
 PostingMode = Literal["detail", "daily_summary"]
 _ENTITY_ROOM = 4
@@ -66,6 +75,7 @@ class BufferPolicy:
 class _Call:
     entity: str
     planned: list[Planned] = field(default_factory=list)
+    made: int = 1  # ERP calls it took: more when a failed call was made again one by one
 
 
 class PostingBuffer:
@@ -104,8 +114,7 @@ class PostingBuffer:
         if self._planner is None:
             limit = min(limit, calls_max * self._batch * _ENTITY_ROOM)
         with transaction(self._engine) as conn:
-            claimed = outbox.claim(conn, self._owner, self._clock(), self._lease_s, limit,
-                                   only=(self.system,))
+            claimed = self._worker.claim(conn, self._lease_s, limit, only=(self.system,))
         if not claimed:
             return 0
         items, settled, held = self._items(claimed)
@@ -197,6 +206,7 @@ class PostingBuffer:
             with ThreadPoolExecutor(min(self._policy.concurrency, len(calls)),
                                     thread_name_prefix=f"post-{self.system}") as pool:
                 answers = list(pool.map(self._answer, calls))
+        self._budget.take(sum(call.made - 1 for call in calls))  # the next rounds wait
         attempts: list[Attempt] = []
         for call, outcomes in zip(calls, answers, strict=True):
             for planned, outcome in zip(call.planned, outcomes, strict=True):
@@ -206,22 +216,39 @@ class PostingBuffer:
         return attempts
 
     def _answer(self, call: _Call) -> list[Receipt | Exception]:
-        """One ERP call; an error of the call itself is every posting's outcome."""
+        """One ERP call. A transient error of the call itself is every posting's outcome;
+        any other error of a call of several postings may come from one of them (a value
+        the ERP's database refuses), so each is posted again alone and gets its own."""
         postings = [p.posting for p in call.planned]
         try:
-            if self._batched:
-                batch = cast(BatchLedgerPort, self._port)
-                outcomes: list[Receipt | Exception] = list(batch.post_batch(postings))
-            else:
-                outcomes = [self._target.deliver(p.event, p.ctx) for p in postings]
-        except Exception as exc:
+            outcomes = self._post(postings)
+        except TransientError as exc:
             return [exc] * len(postings)
+        except Exception as exc:
+            if len(postings) == 1:
+                return [exc]
+            log.warning("%s: a call of %d postings failed (%s); posting them one by one",
+                        self.system, len(postings), describe(exc))
+            call.made += len(postings)
+            return [self._post_alone(p) for p in postings]
         if len(outcomes) != len(postings):
             error = PermanentError(f"{self.system} answered {len(outcomes)} outcomes for "
                                    f"{len(postings)} postings",
                                    exception_class=ExceptionClass.INTERNAL_ERROR)
             return [error] * len(postings)
         return outcomes
+
+    def _post(self, postings: Sequence[Posting]) -> list[Receipt | Exception]:
+        if self._batched:
+            return list(cast(BatchLedgerPort, self._port).post_batch(postings))
+        return [self._target.deliver(p.event, p.ctx) for p in postings]
+
+    def _post_alone(self, posting: Posting) -> Receipt | Exception:
+        try:
+            (outcome,) = self._post([posting])
+        except Exception as exc:
+            return exc
+        return outcome
 
     def _attempt(self, item: Item, planned: Planned, outcome: Receipt | Exception) -> Attempt:
         if isinstance(outcome, Receipt):

@@ -12,6 +12,12 @@ Rules:
   posts nothing twice.
 - The ERP period is closed only after every journal of the period is posted; a journal the
   ERP refuses leaves the period open and its exception in the queue.
+- A period the ERP already holds closed (closed there, not by this close) is `already_closed`
+  only when the revenue engine's journals for it are posted. Otherwise the close is refused
+  (`revenue_not_posted`), naming the way out: reopen the period in the ERP (audited) and
+  close again, or send the journals with `into_open_period`; the closed period refuses them
+  as `closed_period`, and triage re-routes them to the first open period (approved by a
+  second person above the threshold).
 - Late events for a closed period are refused by the ERP as `closed_period`; triage re-routes
   them to the first open period with approval.
 """
@@ -29,10 +35,11 @@ from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.errors import DomainError
 from finsync.domain.events import RevenueJournalRecorded
 from finsync.domain.ids import event_id_for
-from finsync.domain.journal import JournalEntry, PeriodStatus
+from finsync.domain.journal import JournalEntry, PeriodStatus, Side
+from finsync.domain.money import Money
 from finsync.domain.status import DeliveryStatus
 from finsync.hub.service import Hub
-from finsync.storage import cutoff, jsonutil, outbox
+from finsync.storage import cutoff, exception_log, jsonutil, outbox
 from finsync.storage.db import reading
 
 SOURCE = "revrec"
@@ -50,29 +57,95 @@ class JournalNotPostedError(DomainError):
     code = "revenue_journal_not_posted"
 
 
+class RevenueNotPostedError(DomainError):
+    code = "revenue_not_posted"
+
+
 @dataclass(frozen=True, slots=True)
 class CloseResult:
     legal_entity: str
     period: str
     journals: tuple[JournalEntry, ...]
-    status: str  # closed | already_closed
+    status: str  # closed | already_closed | awaiting_reroute
+    awaiting_reroute: tuple[str, ...] = ()  # "exception 7 (closed_period)", one per journal
 
 
 class PeriodClose:
     def __init__(self, hub: Hub, ledger: LedgerPort, revenue: RevenuePort) -> None:
         self._hub, self._ledger, self._revenue = hub, ledger, revenue
 
-    def close(self, legal_entity: str, period_name: str, actor: str) -> CloseResult:
+    def close(self, legal_entity: str, period_name: str, actor: str, *,
+              into_open_period: bool = False) -> CloseResult:
+        """`into_open_period` only matters when the ERP period is closed already: the
+        journals not posted yet are sent, to be re-routed to the first open period."""
         period = month_period(period_name)
-        if self._ledger.period_status(legal_entity, period.start) is PeriodStatus.CLOSED:
-            return CloseResult(legal_entity, period_name, (), "already_closed")
-        self._hub.run_until_idle()
-        self._check_cutoff(period)
         correlation = f"close:{legal_entity}:{period_name}"
+        self._hub.run_until_idle()
+        if self._ledger.period_status(legal_entity, period.start) is PeriodStatus.CLOSED:
+            return self._closed_already(legal_entity, period_name, correlation,
+                                        into_open_period)
+        self._check_cutoff(period)
         journals = tuple(self._revenue.period_journals(legal_entity, period, correlation))
         self._post(journals, correlation)
         self._ledger.close_period(legal_entity, period_name, actor)
         return CloseResult(legal_entity, period_name, journals, "closed")
+
+    def _closed_already(self, legal_entity: str, period_name: str, correlation: str,
+                        into_open_period: bool) -> CloseResult:
+        period = month_period(period_name)
+        journals = tuple(self._revenue.period_journals(legal_entity, period, correlation))
+        unposted = self._unposted(journals)
+        if not unposted:
+            return CloseResult(legal_entity, period_name, journals, "already_closed")
+        if not into_open_period or any(unposted.values()):
+            raise RevenueNotPostedError(self._way_out(legal_entity, period_name, unposted))
+        self._check_cutoff(period)
+        self._send(tuple(unposted), correlation)
+        queued = self._unposted(tuple(unposted))
+        if not all(queued.values()):
+            raise JournalNotPostedError(f"the ERP has neither taken nor refused every revenue "
+                                        f"journal of {correlation}; see `finsync exceptions "
+                                        "list`")
+        return CloseResult(legal_entity, period_name, tuple(unposted), "awaiting_reroute",
+                           tuple(str(e) for e in queued.values()))
+
+    def _unposted(self, journals: Sequence[JournalEntry]) -> dict[JournalEntry, str | None]:
+        """Each journal the ERP has not taken -> what holds it: its unresolved exception, or
+        its delivery (None: never sent)."""
+        with reading(self._hub.engine) as conn:
+            named = exception_log.unresolved_objects(conn)
+            unposted: dict[JournalEntry, str | None] = {}
+            for entry in journals:
+                event_id = event_id_for(SOURCE, _source_event_id(entry))
+                states = outbox.event_statuses(conn, [event_id])
+                waiting = {d: s for d, s in states.items() if s is not DeliveryStatus.DONE}
+                if not states:
+                    unposted[entry] = None
+                elif waiting:
+                    unposted[entry] = named.get(f"event:{event_id}") or ", ".join(
+                        f"delivery {d} ({s.value})" for d, s in sorted(waiting.items()))
+        return unposted
+
+    def _way_out(self, legal_entity: str, period_name: str,
+                 unposted: dict[JournalEntry, str | None]) -> str:
+        revenue = self._revenue.account_map()["revenue"]
+        amounts = ", ".join(f"{entry.id}: revenue {_credited(entry, revenue)}"
+                            for entry in unposted)
+        held = sorted({e for e in unposted.values() if e is not None})
+        command = f"--entity {legal_entity} --period {period_name}"
+        if held:
+            send = (f"or re-route them to the first open period: they wait in {', '.join(held)}"
+                    "; `finsync exceptions reroute ID --reason ...` (approved by a second "
+                    "person above the threshold)")
+        else:
+            send = (f"or post them to the first open period: `finsync close {command} "
+                    "--into-open-period`, then `finsync exceptions reroute ID --reason ...` "
+                    "for each closed_period exception it opens (approved by a second person "
+                    "above the threshold)")
+        return (f"{legal_entity} {period_name} is closed in the ERP, but the revenue engine's "
+                f"journals for it are not posted ({amounts}). Reopen the period (`finsync "
+                f"ledger reopen {command} --reason ...`, audited) and run `finsync close` "
+                f"again, {send}")
 
     def _check_cutoff(self, period: Period) -> None:
         end = datetime.combine(period.end, time(), UTC)
@@ -82,12 +155,15 @@ class PeriodClose:
             raise CutoffError(f"{len(outstanding)} item(s) before {period.end} are neither "
                               "settled nor in the exception queue", outstanding)
 
-    def _post(self, journals: Sequence[JournalEntry], correlation: str) -> None:
+    def _send(self, journals: Sequence[JournalEntry], correlation: str) -> None:
         now = self._hub.clock()
         bodies = [jsonutil.dumps(codec.draft_to_json(_draft(entry, correlation, now))).encode()
                   for entry in journals]
         self._hub.store(SOURCE, bodies, {"x-finsync-close": correlation})
         self._hub.run_until_idle()
+
+    def _post(self, journals: Sequence[JournalEntry], correlation: str) -> None:
+        self._send(journals, correlation)
         event_ids = [event_id_for(SOURCE, _source_event_id(entry)) for entry in journals]
         with reading(self._hub.engine) as conn:
             states = outbox.event_statuses(conn, event_ids)
@@ -96,6 +172,13 @@ class PeriodClose:
             raise JournalNotPostedError(
                 f"the ERP has not taken every revenue journal of {correlation} "
                 f"({states or 'none delivered'}); see `finsync exceptions list`")
+
+
+def _credited(entry: JournalEntry, account: str) -> Money:
+    """What the entry credits to `account`, net of its debits there."""
+    currency = entry.lines[0].amount.currency
+    return sum((line.amount if line.side is Side.CREDIT else -line.amount
+                for line in entry.lines if line.account == account), Money.zero(currency))
 
 
 def _source_event_id(entry: JournalEntry) -> str:

@@ -8,7 +8,16 @@ Rules:
 - `TransientError`: retry with bounded exponential backoff and jitter; when attempts run out,
   the delivery is `dead` and a `target_unavailable` exception opens.
 - `PermanentError`: the delivery is `failed` and an exception of the error's class opens.
-- Anything else is a defect: recorded as `internal_error`, never swallowed.
+- Anything else is a defect: recorded as `internal_error` (a short summary, the traceback in
+  the detail), never swallowed.
+- Each attempt's outcome is recorded in a savepoint of its own: one that cannot be written
+  (an amount too large for the column, a text the database refuses) settles that attempt
+  alone as `internal_error`, and the batch's other outcomes stand. If the batch's
+  transaction fails as a whole, its outcomes are recorded one transaction each.
+- No delivery stays `in_flight` past its lease: an expired lease is taken back and counted,
+  and a delivery whose lease runs out `lease_expiries_max` times (a worker that dies or hangs
+  on it each time) becomes `dead` with an `internal_error` exception instead of being
+  claimed again.
 - A failed or dead delivery holds back the later deliveries of its aggregate to that target.
 - Targets given to a posting buffer (`skip_targets`) are left to it; it records its outcomes
   through `outcome_of` and `record_all`, so that both record alike.
@@ -16,13 +25,14 @@ Rules:
 
 from __future__ import annotations
 
+import logging
 import random
-import traceback
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 from finsync.connectors.ports import DeliveryContext, Receipt
 from finsync.domain.envelope import Envelope
@@ -34,17 +44,24 @@ from finsync.domain.errors import (
 )
 from finsync.domain.events import AnyEvent
 from finsync.domain.fingerprint import plain
+from finsync.domain.money import Money
 from finsync.domain.refs import ReferenceConflictError
 from finsync.domain.status import DeliveryStatus, ExceptionStatus
 from finsync.hub.backoff import delay_s
 from finsync.hub.milestone import Milestone
+from finsync.hub.pipeline import describe, trace
 from finsync.hub.settings import DeliveryPolicy
 from finsync.hub.target import Target, amount_at_stake
 from finsync.storage import cross_ref, event_log, exception_log, jsonutil, milestone_log, outbox
-from finsync.storage.db import reading, transaction
+from finsync.storage.db import StorageUnavailableError, reading, transaction
 from finsync.storage.event_log import UnreadableEvent
 from finsync.storage.exception_log import NewException
 from finsync.storage.outbox import Delivery
+from finsync.storage.text import storable
+
+log = logging.getLogger(__name__)
+
+_MINOR_MAX = 2**63  # amounts are stored as 64-bit integer minor units
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +105,7 @@ class DeliveryWorker:
         self._engine, self._targets, self._policy = engine, dict(targets), policy
         self._clock, self._owner, self._rng = clock, owner, rng or random.Random()
         self._skip = frozenset(skip_targets)
+        self.lease_expiries_max = policy.lease_expiries_max
 
     def run_once(self) -> int:
         """Deliver one batch of due deliveries; returns how many were attempted.
@@ -96,21 +114,100 @@ class DeliveryWorker:
         to a crash only means the calls are made again under the same keys.
         """
         with transaction(self._engine) as conn:
-            claimed = outbox.claim(conn, self._owner, self._clock(), self._policy.lease_s,
-                                   self._policy.batch_size, skip=self._skip)
+            buried = self.bury_expired(conn)
+            claimed = self.claim(conn, self._policy.lease_s, self._policy.batch_size,
+                                 skip=self._skip)
         if not claimed:
-            return 0
+            return buried
         with reading(self._engine) as conn:
             envelopes = event_log.get_many(conn, [d.event_id for d in claimed])
         self.record_all([self._attempt(d, envelopes[d.event_id]) for d in claimed])
-        return len(claimed)
+        return buried + len(claimed)
+
+    def claim(self, conn: Connection, lease_s: float, limit: int, *,
+              only: Collection[str] | None = None,
+              skip: Collection[str] = ()) -> list[Delivery]:
+        """Lease due deliveries to this worker (the posting buffer claims through here too,
+        so that both leave a delivery whose leases keep running out to `bury_expired`)."""
+        return outbox.claim(conn, self._owner, self._clock(), lease_s, limit, only=only,
+                            skip=skip, lease_expiries_max=self.lease_expiries_max)
+
+    def bury_expired(self, conn: Connection) -> int:
+        """Make `dead` the deliveries (to any target) whose lease ran out for the
+        `lease_expiries_max`-th time, each with an `internal_error` exception; returns how
+        many.
+
+        `internal_error`, not `target_unavailable`: connectors time their calls out and
+        raise `TransientError`, which is retried as `target_unavailable`. A lease that runs
+        out means the worker itself died or hung on this delivery, again and again: a defect
+        (a poison delivery) for engineering, not an outage to wait out. The target may have
+        applied it; a retry sends it again under the same key, so it happens once."""
+        now = self._clock()
+        message = (f"its lease ran out {self.lease_expiries_max} times before an outcome was "
+                   "recorded: the worker died or hung on it each time; the target may have "
+                   "applied it, and a retry sends it again under the same key")
+        buried = outbox.bury_expired(conn, now, self.lease_expiries_max, message)
+        if not buried:
+            return 0
+        envelopes = event_log.get_many(conn, [d.event_id for d in buried])
+        for delivery in buried:
+            log.error("delivery %s is dead: %s", delivery.delivery_key, message)
+            env = envelopes[delivery.event_id]
+            attempt = Attempt(delivery, env, None if isinstance(env, UnreadableEvent)
+                              else env.event,
+                              Failure(DeliveryStatus.DEAD, ExceptionClass.INTERNAL_ERROR, message))
+            with conn.begin_nested():
+                self._open(conn, attempt, ExceptionClass.INTERNAL_ERROR, message)
+        return len(buried)
 
     def record_all(self, attempts: Sequence[Attempt]) -> None:
-        """Record outcomes in one transaction (deliveries, cross-references, milestones,
-        exceptions)."""
-        with transaction(self._engine) as conn:
-            for attempt in attempts:
+        """Record outcomes (deliveries, cross-references, milestones, exceptions): in one
+        transaction, each attempt in a savepoint; if that transaction fails, one each."""
+        try:
+            with transaction(self._engine) as conn:
+                for attempt in attempts:
+                    self._record_alone(conn, attempt)
+            return
+        except StorageUnavailableError:
+            raise
+        except Exception as exc:
+            if len(attempts) == 1:
+                self._record_defect(attempts[0], exc)
+                return
+            log.warning("recording %d outcomes together failed (%s); recording them one by "
+                        "one", len(attempts), describe(exc))
+        for attempt in attempts:
+            try:
+                with transaction(self._engine) as conn:
+                    self._record_alone(conn, attempt)
+            except StorageUnavailableError:
+                raise
+            except Exception as exc:
+                self._record_defect(attempt, exc)
+
+    def _record_alone(self, conn: Connection, attempt: Attempt) -> None:
+        """One attempt's outcome in a savepoint; if it cannot be written, the attempt fails
+        as `internal_error` instead (the other outcomes of the batch stand)."""
+        try:
+            with conn.begin_nested():
                 self._record(conn, attempt)
+        except OperationalError:
+            raise  # the database, not this outcome
+        except Exception as exc:
+            with conn.begin_nested():
+                self._record_unrecordable(conn, attempt, exc)
+
+    def _record_defect(self, attempt: Attempt, exc: Exception) -> None:
+        """An outcome whose own transaction failed: settled as `internal_error` in another."""
+        with transaction(self._engine) as conn:
+            self._record_unrecordable(conn, attempt, exc)
+
+    def _record_unrecordable(self, conn: Connection, attempt: Attempt,
+                             exc: Exception) -> None:
+        message = f"its outcome could not be recorded: {describe(exc)}"
+        log.error("delivery %s: %s", attempt.delivery.delivery_key, message)
+        self._record_failure(conn, attempt, Failure(
+            DeliveryStatus.FAILED, ExceptionClass.INTERNAL_ERROR, message, trace(exc)))
 
     def _attempt(self, delivery: Delivery, env: Envelope | UnreadableEvent) -> Attempt:
         if isinstance(env, UnreadableEvent):
@@ -124,15 +221,18 @@ class DeliveryWorker:
 
     def outcome_of(self, delivery: Delivery, exc: Exception) -> Retry | Failure:
         """What an error means for a delivery: a retry later, or a failure for a person."""
-        if isinstance(exc, TransientError):
-            return self._retry_or_give_up(delivery, exc)
-        if isinstance(exc, PermanentError):
-            return Failure(DeliveryStatus.FAILED, exc.exception_class, str(exc))
-        if isinstance(exc, DomainError):
-            return Failure(DeliveryStatus.FAILED, ExceptionClass.MAPPING_ERROR, str(exc))
-        return Failure(DeliveryStatus.FAILED, ExceptionClass.INTERNAL_ERROR,
-                       f"{type(exc).__name__}: {exc}",
-                       "".join(traceback.format_exception(exc)))
+        try:
+            if isinstance(exc, TransientError):
+                return self._retry_or_give_up(delivery, exc)
+            if isinstance(exc, PermanentError):
+                return Failure(DeliveryStatus.FAILED, exc.exception_class, storable(str(exc)))
+            if isinstance(exc, DomainError):
+                return Failure(DeliveryStatus.FAILED, ExceptionClass.MAPPING_ERROR,
+                               storable(str(exc)))
+        except Exception as defect:  # e.g. a retry-after too far away for a datetime
+            exc = defect
+        return Failure(DeliveryStatus.FAILED, ExceptionClass.INTERNAL_ERROR, describe(exc),
+                       trace(exc))
 
     def _call(self, delivery: Delivery, env: Envelope, ctx: DeliveryContext) -> Receipt:
         target = self._targets.get(delivery.target)
@@ -205,7 +305,7 @@ class DeliveryWorker:
             klass, _fingerprint(delivery), f"{env.type} to {delivery.target}: {message}",
             correlation_id=env.correlation_id,
             objects=(f"{env.aggregate.type}:{env.aggregate.id}", f"event:{env.event_id}"),
-            amount=amount_at_stake(attempt.event), event_id=env.event_id,
+            amount=_amount_at_stake(attempt.event), event_id=env.event_id,
             delivery_id=delivery.id, detail=detail, status=status), self._clock())
 
 
@@ -214,6 +314,19 @@ def unreadable(delivery: Delivery, env: UnreadableEvent) -> Attempt:
     return Attempt(delivery, env, None, Failure(
         DeliveryStatus.FAILED, ExceptionClass.MAPPING_ERROR,
         f"stored event {env.event_id} does not read: {env.error}"))
+
+
+def _amount_at_stake(event: AnyEvent | None) -> Money | None:
+    """The money at stake, or None when it cannot be told (an amount past what the
+    exception queue stores, say): the exception opens either way."""
+    try:
+        amount = amount_at_stake(event)
+        if amount is not None and abs(amount.quantize().to_minor()) >= _MINOR_MAX:
+            raise OverflowError(f"{amount} is past the exception queue's column")
+    except Exception as exc:
+        log.warning("the amount at stake cannot be recorded: %s", describe(exc))
+        return None
+    return amount
 
 
 def _fingerprint(delivery: Delivery) -> str:

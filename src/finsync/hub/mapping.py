@@ -8,6 +8,10 @@ Rules:
   source_event_id)`, whatever the payload says.
 - Old schema versions are upcast here, on read (`domain.codec`), so every later stage sees
   the current, typed event.
+- Every draft, canonical or translated from a vendor's payload, is checked against its
+  source's `InputLimits` (`domain.limits.check_draft`) before it is stamped: amounts, dates
+  (against the day the raw event was received), string lengths and characters. One value
+  out of bounds refuses the raw event, with the limit's own code.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Protocol, TypeVar
 from finsync.domain import codec
 from finsync.domain.envelope import DraftEnvelope, Envelope
 from finsync.domain.errors import DomainError, MappingError
+from finsync.domain.limits import InputLimits, check_draft
 from finsync.storage import jsonutil
 from finsync.storage.raw_log import RawEvent
 
@@ -32,16 +37,19 @@ class Mapper(Protocol):
 class CanonicalMapper:
     """Source `canonical`: the body is one envelope, or a JSON array of envelopes."""
 
+    def __init__(self, limits: InputLimits | None = None) -> None:
+        self._limits = limits or InputLimits()
+
     def map(self, raw: RawEvent) -> list[Envelope]:
         try:
-            data = jsonutil.loads(raw.body)
+            data = jsonutil.loads(raw.body, self._limits)
         except (ValueError, UnicodeDecodeError) as exc:
             raise MappingError(f"body is not JSON: {exc}", code="invalid_json") from exc
         items = data if isinstance(data, list) else [data]
         if not items:
             raise MappingError("an empty array carries no event", code="empty_batch")
         drafts = [_checked(partial(codec.draft_from_json, item)) for item in items]
-        return [draft.stamp(raw.received_at) for draft in drafts]
+        return _stamped(drafts, raw, self._limits)
 
 
 # A vendor connector's pure translation: (source, raw body) -> what the source said.
@@ -52,12 +60,22 @@ class TranslatingMapper:
     """A source whose connector translates its own payloads (Stripe, …). No envelope is a
     deliberate acknowledgement."""
 
-    def __init__(self, translate: Translate) -> None:
+    def __init__(self, translate: Translate, limits: InputLimits | None = None) -> None:
         self._translate = translate
+        self._limits = limits or InputLimits()
 
     def map(self, raw: RawEvent) -> list[Envelope]:
         drafts = _checked(lambda: list(self._translate(raw.source, raw.body)))
-        return [draft.stamp(raw.received_at) for draft in drafts]
+        return _stamped(drafts, raw, self._limits)
+
+
+def _stamped(drafts: Sequence[DraftEnvelope], raw: RawEvent,
+             limits: InputLimits) -> list[Envelope]:
+    """The drafts within the source's limits, stamped as received with the raw event."""
+    received_on = raw.received_at.date()
+    for draft in drafts:
+        check_draft(draft, limits, received_on)
+    return [draft.stamp(raw.received_at) for draft in drafts]
 
 
 def _checked(read: Callable[[], T]) -> T:

@@ -4,30 +4,45 @@ Acceptance is serialised across processes (a database lock held for the batch): 
 sequencer must see every earlier version of an aggregate before it decides to park or
 apply the next one. Delivery, the slow part, scales out across workers.
 
-One transaction per batch; each raw event inside it has a savepoint, so one bad event is
-rejected (and kept, with its exception) without holding back the others. A constraint
-violation there is a defect, not bad input: the raw event is parked as `internal_error`
-instead of jamming every later batch.
+Rules:
+- One transaction per batch; each raw event inside it has a savepoint, so one bad event is
+  rejected (and kept, with its exception) without holding back the others.
+- Bad input (a `DomainError`) is a `mapping_error`. Anything else raised while mapping or
+  accepting one raw event (a recursion too deep, an overflow, a value the database refuses,
+  a broken constraint) is a defect: that raw event alone is quarantined as `internal_error`,
+  with a short summary and the traceback in the detail, and the batch goes on.
+- The database itself failing (`OperationalError`: connection lost, lock timeout) is not the
+  event's fault: the batch fails and is done again later, nothing is rejected for it.
+- If the batch's own transaction fails (its commit, or a quarantine that could not be
+  written), the batch is done again one raw event per transaction; a raw event whose own
+  transaction fails is quarantined in another, with that failure.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import OperationalError
 
 from finsync.domain.errors import DomainError, ExceptionClass, MappingError
 from finsync.domain.status import RawStatus
-from finsync.hub.acceptance import Acceptance, Outcome
+from finsync.hub.acceptance import LOCK, Acceptance, Outcome
 from finsync.hub.intake import Mapped, reject_in
 from finsync.hub.mapping import MapperRegistry
+from finsync.hub.pipeline import describe, trace
 from finsync.storage import exception_log, raw_log
-from finsync.storage.db import serialize, transaction
+from finsync.storage.db import StorageUnavailableError, serialize, transaction
 from finsync.storage.exception_log import NewException
 from finsync.storage.raw_log import RawEvent
+from finsync.storage.text import storable
+
+log = logging.getLogger(__name__)
+
+_REJECTED = Outcome.REJECTED.value
 
 
 class Processor:
@@ -40,35 +55,97 @@ class Processor:
 
     def process_batch(self) -> Counter[str]:
         """Process up to one batch of stored raw events; returns outcomes counted."""
+        try:
+            return self._batch(self._batch_size)
+        except StorageUnavailableError:
+            raise
+        except Exception as exc:
+            log.warning("a batch of raw events failed as a whole (%s); processing it one "
+                        "raw event at a time", describe(exc))
+        return self._one_by_one(self._batch_size)
+
+    def _batch(self, size: int) -> Counter[str]:
         outcomes: Counter[str] = Counter()
         with transaction(self._engine) as conn:
-            serialize(conn, "finsync.acceptance")
+            serialize(conn, LOCK)
             now = self._clock()
-            for raw in raw_log.pending(conn, self._batch_size):
+            for raw in raw_log.pending(conn, size):
                 outcomes.update(self._process_one(conn, raw, now))
                 outcomes["raw"] += 1
         return outcomes
 
+    def _one_by_one(self, count: int) -> Counter[str]:
+        outcomes: Counter[str] = Counter()
+        for _ in range(count):
+            try:
+                done = self._batch(1)
+            except StorageUnavailableError:
+                raise
+            except Exception as exc:
+                done = self._quarantine_next(exc)
+            if not done:
+                break
+            outcomes.update(done)
+        return outcomes
+
+    def _quarantine_next(self, exc: Exception) -> Counter[str]:
+        """The next raw event failed in a transaction of its own: quarantine it, with that
+        failure, in another."""
+        with transaction(self._engine) as conn:
+            serialize(conn, LOCK)
+            pending = raw_log.pending(conn, 1)
+            if not pending:
+                return Counter()
+            self._quarantine(conn, pending[0], exc, self._clock())
+        return Counter({_REJECTED: 1, "raw": 1})
+
     def _process_one(self, conn: Connection, raw: RawEvent, now: datetime) -> list[str]:
         try:
-            envelopes = self._mapped.take(raw.id)
-            if envelopes is None:
-                envelopes = self._mappers.map(raw)
             with conn.begin_nested():
-                results = [self._acceptance.accept(conn, env, raw.id, now) for env in envelopes]
-                raw_log.mark(conn, raw.id, RawStatus.MAPPED, now)
-            return [r.value for r in results]
-        except MappingError as exc:
-            reject_in(conn, raw, exc, now)
+                return self._accept(conn, raw, now)
+        except OperationalError:
+            raise  # the database, not this event: the batch is done again later
         except DomainError as exc:
-            reject_in(conn, raw, MappingError(str(exc), code=exc.code), now)
-        except IntegrityError as exc:
-            raw_log.mark(conn, raw.id, RawStatus.REJECTED, now, "internal_error", str(exc.orig))
+            self._reject(conn, raw, exc, now)
+        except Exception as exc:
+            self._quarantine(conn, raw, exc, now)
+        return [_REJECTED]
+
+    def _accept(self, conn: Connection, raw: RawEvent, now: datetime) -> list[str]:
+        envelopes = self._mapped.take(raw.id)
+        if envelopes is None:
+            envelopes = self._mappers.map(raw)
+        results = [self._acceptance.accept(conn, env, raw.id, now) for env in envelopes]
+        raw_log.mark(conn, raw.id, RawStatus.MAPPED, now)
+        return [r.value for r in results]
+
+    def _reject(self, conn: Connection, raw: RawEvent, exc: DomainError,
+                now: datetime) -> None:
+        """Bad input: a `mapping_error` on the raw event (quarantined if even that cannot be
+        written)."""
+        error = MappingError(storable(str(exc)), code=exc.code)
+        try:
+            with conn.begin_nested():
+                reject_in(conn, raw, error, now)
+        except OperationalError:
+            raise
+        except Exception as defect:
+            self._quarantine(conn, raw, defect, now)
+
+    def _quarantine(self, conn: Connection, raw: RawEvent, exc: Exception,
+                    now: datetime) -> None:
+        """A defect met on one raw event: rejected as `internal_error`, the traceback in the
+        exception's detail."""
+        brief = describe(exc)
+        log.error("raw event #%s quarantined as internal_error: %s", raw.id, brief)
+        with conn.begin_nested():
+            raw_log.mark(conn, raw.id, RawStatus.REJECTED, now,
+                         ExceptionClass.INTERNAL_ERROR.value, brief)
             exception_log.open_exception(conn, NewException(
                 ExceptionClass.INTERNAL_ERROR, f"internal:raw:{raw.id}",
-                f"{raw.source} event #{raw.id} broke a storage constraint: {exc.orig}",
-                objects=(f"raw_event:{raw.id}",), raw_event_id=raw.id), now)
-        return [Outcome.REJECTED.value]
+                f"{storable(raw.source)} event #{raw.id} could not be processed: {brief}",
+                objects=(f"raw_event:{raw.id}",), raw_event_id=raw.id, detail=trace(exc)),
+                now)
 
     def flag_overdue(self) -> int:
         with transaction(self._engine) as conn:

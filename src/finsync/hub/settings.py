@@ -15,6 +15,9 @@ class DeliveryPolicy:
     backoff_cap_s: float = 300.0
     lease_s: float = 30.0
     batch_size: int = 50
+    # A lease that runs out this many times (a worker died or hung on the delivery) makes
+    # the delivery dead, with an exception, instead of being taken again.
+    lease_expiries_max: int = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,32 +4,34 @@ Rules:
 - A request whose signature verifies is stored as a raw event of its source (committed
   before the caller answers 2xx); mapping happens later in the pipeline, so a payload that
   cannot be mapped is a `mapping_error` there, never a reason for the sender to retry.
-- A refused request is kept too: its raw body is stored with status `rejected` and the
-  signature error's code, and an `ownership_violation` exception is opened. The class fits:
-  the request claims to come from the system of record of billing and payments and cannot
-  prove it. Repeats of the same refusal (same source, code and body) update one exception.
-- Bodies larger than `body_max` are refused before anything else and recorded without
-  their body (a forged request must not be able to fill the database).
+- A refused request is an `ownership_violation`: it claims to come from the system of record
+  of billing and payments and cannot prove it. Refusals aggregate as intake's do
+  (`intake.record_refusal`): its body is kept once per body and code, with status
+  `rejected` and a count, and one exception per source and code counts the occurrences.
+  Such a body is never mapped by a retry: the exception names it but has no raw event to
+  send again.
+- A body over the source's `body_max_bytes` is refused before its signature is checked and
+  is never stored (a forged request must not be able to fill the database). The HTTP
+  boundary refuses it while streaming; this check is for callers that hold the bytes.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from sqlalchemy import Engine
 
-from finsync.domain.errors import ExceptionClass, SignatureError
-from finsync.domain.status import RawStatus
-from finsync.storage import exception_log, raw_log
+from finsync.domain.errors import ExceptionClass, FinsyncError, SignatureError
+from finsync.domain.limits import InputLimits
+from finsync.hub.intake import BodyTooLargeError, Refusal, record_refusal
+from finsync.storage import raw_log
 from finsync.storage.db import transaction
-from finsync.storage.exception_log import NewException
 from finsync.storage.raw_log import RawIn
 
 # (raw body, request headers with lower-case names) -> None, or raises SignatureError
 Verify = Callable[[bytes, Mapping[str, str]], object]
-BODY_MAX = 1 << 20
+BODY_MAX = InputLimits().body_max_bytes
 
 
 class WebhookIntake:
@@ -39,32 +41,28 @@ class WebhookIntake:
         self._engine, self._verify, self._clock, self._body_max = engine, verify, clock, body_max
 
     def receive(self, body: bytes, headers: Mapping[str, str],
-                content_type: str | None = None) -> int:
+                content_type: str | None = None, limits: InputLimits | None = None) -> int:
         """Store a verified request and return its raw event id; raises `SignatureError`
-        after recording a refused one."""
+        (or `BodyTooLargeError`) after recording a refused one. `limits` are the source's
+        (else `body_max` bounds the body)."""
         lowered = {k.lower(): v for k, v in headers.items()}
+        limit = self._body_max if limits is None else limits.body_max_bytes
+        if len(body) > limit:
+            too_large = BodyTooLargeError(limit, len(body))
+            self.refuse(too_large, None, lowered, content_type)
+            raise too_large
         try:
-            if len(body) > self._body_max:
-                raise SignatureError(f"body of {len(body)} bytes exceeds {self._body_max}",
-                                     code="body_too_large")
             self._verify(body, lowered)
         except SignatureError as exc:
-            self._record_refusal(body, lowered, content_type, exc)
+            self.refuse(exc, body, lowered, content_type)
             raise
         with transaction(self._engine) as conn:
             return raw_log.append_one(conn, RawIn(self.source, body, lowered, content_type),
                                       self._clock())
 
-    def _record_refusal(self, body: bytes, headers: Mapping[str, str],
-                        content_type: str | None, error: SignatureError) -> None:
-        kept = b"" if error.code == "body_too_large" else body
-        digest = hashlib.sha256(body).hexdigest()
-        at = self._clock()
-        with transaction(self._engine) as conn:
-            raw_id = raw_log.append_one(conn, RawIn(self.source, kept, headers, content_type), at)
-            raw_log.mark(conn, raw_id, RawStatus.REJECTED, at, error.code, str(error))
-            exception_log.open_exception(conn, NewException(
-                ExceptionClass.OWNERSHIP_VIOLATION,
-                f"webhook:{self.source}:{error.code}:{digest}",
-                f"{self.source} webhook refused ({error.code}): {error}",
-                objects=(f"raw_event:{raw_id}",), raw_event_id=raw_id, detail=error.code), at)
+    def refuse(self, error: FinsyncError, body: bytes | None, headers: Mapping[str, str],
+               content_type: str | None = None) -> None:
+        """Record a refused request of this source (`body` None: not kept)."""
+        record_refusal(self._engine, Refusal(self.source, error,
+                                             ExceptionClass.OWNERSHIP_VIOLATION, body,
+                                             headers, content_type), self._clock())

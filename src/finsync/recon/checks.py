@@ -3,9 +3,12 @@
 Conventions:
 - `expected` is the system of record's figure (billing for documents and payments, the
   revenue engine for revenue), `actual` the other system's; variance = actual - expected.
+- Each document counts once per check: a customer line is context (both balances), and its
+  variance is only what its documents' items do not already count.
 - GL balances are debit-positive in the entity's functional currency; revenue and deferred
   revenue are compared as credits (sign flipped).
-- A break is explained when an unresolved exception already names its object, or when the
+- A break is explained when an unresolved exception of another class names its object (its
+  delivery failure, a mapping error…), never by its own `reconciliation_break`, or when the
   period it falls in is not closed yet (the revenue journal is posted at close); explained
   breaks still count in the variance, they only open no new exception.
 """
@@ -13,7 +16,7 @@ Conventions:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from finsync.connectors.ports import (
@@ -56,7 +59,7 @@ class Snapshot:
     periods: Sequence[PeriodRevenue]
     gl: Mapping[str, Money]
     accounts: Mapping[str, str]
-    explained: Mapping[str, str]
+    explained: Mapping[str, str]  # object ref -> the exception (not a break) that names it
     as_of_closed: bool
 
     def zero(self) -> Money:
@@ -71,15 +74,42 @@ def _sum(values: Iterable[Money], zero: Money) -> Money:
 
 
 def _item(snap: Snapshot, ref: str, expected: Money, actual: Money, cause: str,
-          customer: str | None = None, explained: str | None = None) -> Item:
-    agreed = (actual - expected).is_zero
-    return Item(ref, expected, actual, customer, None if agreed else cause,
-                None if agreed else (explained or snap.explained.get(ref)))
+          customer: str | None = None, explained: str | None = None,
+          counted_elsewhere: Money | None = None) -> Item:
+    item = Item(ref, expected, actual, customer, counted_elsewhere=counted_elsewhere)
+    if not item.is_break:
+        return item
+    return replace(item, cause=cause, explained_by=explained or snap.explained.get(ref))
 
 
 def billing_vs_erp_ar(snap: Snapshot) -> CheckResult:
-    """Per invoice: what billing says is still due vs the ERP's open item; per customer:
-    billing's balance (invoices - credits - payments + refunds) vs the ERP's receivables."""
+    """Per invoice: what billing says is still due vs the ERP's open item. Per customer, as
+    context: billing's balance (invoices - credits - payments + refunds) vs the ERP's
+    receivables; its variance is only what the invoices' items do not already count (cash or
+    a credit that one side holds unapplied, a document booked to another customer)."""
+    documents = _document_items(snap)
+    on_documents: dict[str, Money] = {}
+    for item in documents:
+        if item.customer_id is not None:
+            on_documents[item.customer_id] = on_documents.get(
+                item.customer_id, snap.zero()) + item.variance
+    customers = _customer_balances(snap)
+    erp_by_customer: dict[str, Money] = {}
+    for r in snap.receivables:
+        if r.open_amount.currency == snap.currency:
+            erp_by_customer[r.customer_id] = erp_by_customer.get(
+                r.customer_id, snap.zero()) + r.open_amount
+    lines = [_item(snap, f"customer:{customer}", customers.get(customer, snap.zero()),
+                   erp_by_customer.get(customer, snap.zero()), "customer_balance_differs",
+                   customer, counted_elsewhere=on_documents.get(customer, snap.zero()))
+             for customer in sorted(set(customers) | set(erp_by_customer))]
+    return CheckResult("billing_vs_erp_ar", snap.legal_entity, snap.currency,
+                       (*documents, *lines))
+
+
+def _document_items(snap: Snapshot) -> list[Item]:
+    """One item per invoice: billing's open amount vs the ERP's open item, and one per open
+    ERP debit billing does not know."""
     erp = {r.document_id: r.open_amount for r in snap.receivables}
     items = [_item(snap, f"invoice:{b.invoice.id}", b.open_amount,
                    erp.get(b.invoice.id, snap.zero()),
@@ -91,17 +121,7 @@ def billing_vs_erp_ar(snap: Snapshot) -> CheckResult:
                     "not_in_billing", r.customer_id)
               for r in snap.receivables if r.document_id not in billed
               and r.open_amount.amount > 0 and r.open_amount.currency == snap.currency]
-    customers = _customer_balances(snap)
-    erp_by_customer: dict[str, Money] = {}
-    for r in snap.receivables:
-        if r.open_amount.currency == snap.currency:
-            erp_by_customer[r.customer_id] = erp_by_customer.get(
-                r.customer_id, snap.zero()) + r.open_amount
-    for customer in sorted(set(customers) | set(erp_by_customer)):
-        items.append(_item(snap, f"customer:{customer}", customers.get(customer, snap.zero()),
-                           erp_by_customer.get(customer, snap.zero()),
-                           "customer_balance_differs", customer))
-    return CheckResult("billing_vs_erp_ar", snap.legal_entity, snap.currency, tuple(items))
+    return items
 
 
 def _customer_balances(snap: Snapshot) -> dict[str, Money]:

@@ -1,5 +1,13 @@
 """Reconciliation results as values: a check is a list of items, each with what one system
-says, what the other says, the variance and, for a break, its cause."""
+says, what the other says, the variance and, for a break, its cause.
+
+Rules:
+- Each document counts once in its check. A line that sums documents other items already
+  compare (a customer's balance) reports both balances as context and counts as variance
+  only the part its documents' items do not (`counted_elsewhere`).
+- A break is explained when `explained_by` names something other than the break itself (an
+  exception of another class, or a period not closed yet); the rest are unexplained.
+"""
 
 from __future__ import annotations
 
@@ -19,10 +27,18 @@ class Item:
     customer_id: str | None = None
     cause: str | None = None  # None when they agree
     explained_by: str | None = None  # an open exception or a state that explains the break
+    counted_elsewhere: Money | None = None  # the part of the difference other items count
+
+    @property
+    def difference(self) -> Money:
+        return self.actual - self.expected
 
     @property
     def variance(self) -> Money:
-        return self.actual - self.expected
+        """What this item adds to its check: the difference less what other items count."""
+        if self.counted_elsewhere is None:
+            return self.difference
+        return self.difference - self.counted_elsewhere
 
     @property
     def is_break(self) -> bool:
@@ -32,6 +48,8 @@ class Item:
         return {"ref": self.ref, "customer_id": self.customer_id,
                 "expected": str(self.expected.amount), "actual": str(self.actual.amount),
                 "currency": self.expected.currency, "variance": str(self.variance.amount),
+                "counted_elsewhere": None if self.counted_elsewhere is None
+                else str(self.counted_elsewhere.amount),
                 "cause": self.cause, "explained_by": self.explained_by}
 
 
@@ -48,6 +66,10 @@ class CheckResult:
         return tuple(i for i in self.items if i.is_break)
 
     @property
+    def unexplained(self) -> tuple[Item, ...]:
+        return tuple(i for i in self.breaks if i.explained_by is None)
+
+    @property
     def variance(self) -> Money:
         """The sum of absolute item variances: breaks in opposite directions never net."""
         total = sum((abs(i.variance.amount) for i in self.breaks), Decimal(0))
@@ -57,13 +79,18 @@ class CheckResult:
         return {"name": self.name, "legal_entity": self.legal_entity,
                 "variance": str(self.variance.amount), "currency": self.currency,
                 "items": len(self.items), "breaks": [i.as_dict() for i in self.breaks],
-                "notes": list(self.notes)}
+                "unexplained": len(self.unexplained), "notes": list(self.notes)}
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
     as_of: date
     checks: tuple[CheckResult, ...] = field(default=())
+
+    @property
+    def unexplained(self) -> tuple[tuple[CheckResult, Item], ...]:
+        """Every break nothing explains but its own reconciliation_break."""
+        return tuple((check, item) for check in self.checks for item in check.unexplained)
 
     def total_variance(self) -> dict[str, Money]:
         totals: dict[str, Money] = {}

@@ -6,8 +6,8 @@ Rules:
   run works against the embedded systems, Stripe or Tryton.
 - Revenue per period is compared month by month over the year of `as_of`, up to the last
   month that ends on or before it.
-- A break opens one `reconciliation_break` per (entity, check, item), with its variance as
-  the money at stake; a later run that finds the item agreeing resolves it.
+- Breaks go to the exception queue as `recon/queue.py` says: one `reconciliation_break` per
+  unexplained break, open until a run finds its item agreeing.
 """
 
 from __future__ import annotations
@@ -17,18 +17,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from finsync.connectors.ports import BillingRecordsPort, LedgerPort, RevenuePort
 from finsync.domain.clock import Period, first_of_next_month
-from finsync.domain.errors import ExceptionClass
 from finsync.domain.journal import PeriodStatus
 from finsync.domain.money import Money
+from finsync.recon import queue
 from finsync.recon.checks import CHECKS, PeriodRevenue, Snapshot
-from finsync.recon.model import CheckResult, Report
-from finsync.storage import exception_log, recon_log
+from finsync.recon.model import Report
+from finsync.storage import recon_log
 from finsync.storage.db import reading, transaction
-from finsync.storage.exception_log import NewException
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +57,7 @@ class Reconciliation:
         accounts = {role: self._ledger.resolve_account(code)
                     for role, code in self._revenue.account_map().items()}
         with reading(self._engine) as conn:
-            explained = exception_log.unresolved_objects(conn)
+            explained = queue.explanations(conn)
         return Snapshot(
             entity.id, entity.currency, as_of,
             self._billing.invoices(entity.id, as_of),
@@ -106,26 +105,4 @@ class Reconciliation:
                 recon_log.record(conn, entity.id, report.as_of, variance,
                                  sum(len(c.breaks) for c in mine),
                                  [c.as_dict() for c in mine], now)
-                self._sync_exceptions(conn, entity.id, mine, now)
-
-    @staticmethod
-    def _sync_exceptions(conn: Connection, entity: str, checks: Sequence[CheckResult],
-                         now: datetime) -> None:
-        breaking: set[str] = set()
-        for check in checks:
-            for item in check.breaks:
-                if item.explained_by:
-                    continue
-                fingerprint = f"recon:{entity}:{check.name}:{item.ref}"
-                breaking.add(fingerprint)
-                exception_log.open_exception(conn, NewException(
-                    ExceptionClass.RECONCILIATION_BREAK, fingerprint,
-                    f"{check.name} {item.ref}: {item.cause}, {item.actual.amount} against "
-                    f"{item.expected.amount} {item.expected.currency}",
-                    objects=(item.ref,) + ((f"customer:{item.customer_id}",)
-                                           if item.customer_id else ()),
-                    amount=abs(item.variance)), now)
-        for fingerprint in exception_log.unresolved_fingerprints(conn, f"recon:{entity}:"):
-            if fingerprint not in breaking:
-                exception_log.resolve_by_fingerprint(conn, fingerprint,
-                                                     "reconciles on the latest run", now)
+                queue.sync(conn, entity.id, report.as_of, mine, now)

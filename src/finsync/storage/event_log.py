@@ -2,6 +2,10 @@
 
 The statements on the acceptance path are built once, with bind parameters: building a
 statement with literal values per call costs more than running it (see bench/).
+
+An event is superseded only by finance's choice (a `duplicate_event` resolved with the
+received body): the stored event is kept, rejected, and the one that replaces it takes its
+business key and its unfinished deliveries (`supersede`).
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from finsync.domain import codec
 from finsync.domain.aggregate import AggregateRef
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import DomainError
-from finsync.domain.status import EventStatus
+from finsync.domain.ids import delivery_key
+from finsync.domain.status import DeliveryStatus, EventStatus
 from finsync.storage import jsonutil
-from finsync.storage.schema import aggregate_cursors, duplicates, events
+from finsync.storage.schema import aggregate_cursors, deliveries, duplicates, events
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,16 @@ class UnreadableEvent:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """What acceptance compares a repeated event with, without reading its payload."""
+
+    event_id: str
+    payload_hash: str
+    status: EventStatus
+    raw_event_id: int | None
+
+
 def payload_hash(payload: codec.JsonObject) -> str:
     return jsonutil.digest(payload)
 
@@ -44,10 +59,12 @@ def event_hash(envelope: Envelope) -> str:
 
 
 _INSERT_EVENT = insert(events)
-_BY_SOURCE_ID = select(events.c.event_id).where(
+_STORED = (events.c.event_id, events.c.payload_hash, events.c.status, events.c.raw_event_id)
+_BY_SOURCE_ID = select(*_STORED).where(
     events.c.source == bindparam("b_source"),
     events.c.source_event_id == bindparam("b_source_event_id"))
-_BY_KEY = select(events.c.event_id).where(events.c.business_key == bindparam("b_key"))
+_BY_KEY = select(*_STORED).where(events.c.business_key == bindparam("b_key"))
+_BY_ID = select(*_STORED).where(events.c.event_id == bindparam("b_event_id"))
 _BY_VERSION = select(events.c.event_id, events.c.payload_hash).where(
     events.c.aggregate_type == bindparam("b_type"), events.c.aggregate_id == bindparam("b_id"),
     events.c.aggregate_version == bindparam("b_version"),
@@ -81,17 +98,27 @@ def insert_event(conn: Connection, envelope: Envelope, raw_id: int | None,
     })
 
 
-def find_by_source_id(conn: Connection, envelope: Envelope) -> str | None:
+def find_by_source_id(conn: Connection, envelope: Envelope) -> StoredEvent | None:
     """The event already stored under this `(source, source_event_id)`."""
-    return conn.execute(_BY_SOURCE_ID, {"b_source": envelope.source,
-                                        "b_source_event_id": envelope.source_event_id}
-                        ).scalar_one_or_none()
+    return _stored(conn.execute(_BY_SOURCE_ID, {
+        "b_source": envelope.source, "b_source_event_id": envelope.source_event_id}).first())
 
 
-def find_by_business_key(conn: Connection, envelope: Envelope) -> str | None:
+def find_by_business_key(conn: Connection, envelope: Envelope) -> StoredEvent | None:
     if envelope.business_key is None:
         return None
-    return conn.execute(_BY_KEY, {"b_key": envelope.business_key}).scalar_one_or_none()
+    return _stored(conn.execute(_BY_KEY, {"b_key": envelope.business_key}).first())
+
+
+def find(conn: Connection, event_id: str) -> StoredEvent | None:
+    return _stored(conn.execute(_BY_ID, {"b_event_id": event_id}).first())
+
+
+def _stored(row: Any) -> StoredEvent | None:
+    if row is None:
+        return None
+    return StoredEvent(str(row[0]), str(row[1]), EventStatus(row[2]),
+                       None if row[3] is None else int(row[3]))
 
 
 def find_version(conn: Connection, envelope: Envelope) -> tuple[str, str] | None:
@@ -147,6 +174,40 @@ def parked_before(conn: Connection, cutoff: datetime) -> list[Envelope]:
 def set_status(conn: Connection, event_id: str, status: EventStatus, at: datetime) -> None:
     conn.execute(update(events).where(events.c.event_id == event_id)
                  .values(status=status, status_changed_at=at))
+
+
+_HANDED_OVER = (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.DEAD)
+
+
+def supersede(conn: Connection, stored: Envelope, replacement: Envelope,
+              status: EventStatus, at: datetime) -> list[str] | None:
+    """`replacement` (a kept, rejected event) takes `stored`'s place: `stored` becomes
+    rejected and gives up its business key; `replacement` takes that key and `status`; each
+    delivery of `stored` is handed over, under the replacement's delivery key, due now with
+    fresh attempts, keeping its place in its partition's order.
+
+    Only while no delivery of `stored` is done or in flight: the deliveries are locked first,
+    and if one was taken or settled meanwhile nothing is written and None comes back.
+    Returns the delivery keys handed over (exceptions opened under them are `stored`'s)."""
+    rows = conn.execute(select(deliveries.c.id, deliveries.c.target, deliveries.c.delivery_key,
+                               deliveries.c.status)
+                        .where(deliveries.c.event_id == stored.event_id)
+                        .order_by(deliveries.c.id).with_for_update()).all()
+    if any(DeliveryStatus(r.status) not in _HANDED_OVER for r in rows):
+        return None
+    conn.execute(update(events).where(events.c.event_id == stored.event_id).values(
+        status=EventStatus.REJECTED, business_key=None, status_changed_at=at))
+    conn.execute(update(events).where(events.c.event_id == replacement.event_id).values(
+        status=status, business_key=stored.business_key, status_changed_at=at))
+    for row in rows:
+        conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(
+            event_id=replacement.event_id,
+            delivery_key=delivery_key(replacement.event_id, row.target),
+            correlation_id=replacement.correlation_id, status=DeliveryStatus.PENDING,
+            attempts=0, lease_expiries=0, next_attempt_at=at, lease_owner=None,
+            lease_expires_at=None, last_error=None, result=None, override=None,
+            completed_at=None))
+    return [str(row.delivery_key) for row in rows]
 
 
 def row_to_envelope(row: Any) -> Envelope:

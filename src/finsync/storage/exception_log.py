@@ -2,6 +2,11 @@
 
 An exception has a fingerprint (what went wrong, where); opening the same fingerprint again
 updates the open exception instead of adding a second one.
+
+Refusals aggregate (`open_aggregated`): one exception per source and cause counts its
+`occurrences` and names at most `OBJECTS_MAX` of the raw events it stands for; once resolved
+or ignored, the next occurrence reopens it as a new episode (count and objects start again).
+A NUL in a summary or detail (PostgreSQL's text cannot hold it) is escaped.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from finsync.domain.money import Money
 from finsync.domain.status import UNRESOLVED, ExceptionStatus
 from finsync.storage import jsonutil
 from finsync.storage.schema import exceptions
+from finsync.storage.text import storable_or_none
+
+OBJECTS_MAX = 100  # object refs an aggregated exception names; `occurrences` counts them all
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +48,8 @@ def open_exception(conn: Connection, new: NewException, at: datetime) -> int:
     row = conn.execute(select(exceptions.c.id, exceptions.c.status)
                        .where(exceptions.c.fingerprint == new.fingerprint)).first()
     values = {
-        "class": new.exception_class.value, "summary": new.summary, "detail": new.detail,
+        "class": new.exception_class.value, "summary": storable_or_none(new.summary),
+        "detail": storable_or_none(new.detail),
         "correlation_id": new.correlation_id, "objects": jsonutil.dumps(list(new.objects)),
         "amount_minor": None if new.amount is None else new.amount.quantize().to_minor(),
         "currency": None if new.amount is None else new.amount.currency,
@@ -53,6 +62,35 @@ def open_exception(conn: Connection, new: NewException, at: datetime) -> int:
         return int(row[0])
     return int(conn.execute(insert(exceptions).returning(exceptions.c.id).values(
         fingerprint=new.fingerprint, opened_at=at, **values)).scalar_one())
+
+
+def open_aggregated(conn: Connection, new: NewException, at: datetime) -> int:
+    """Open the exception of `new.fingerprint`, or count one more occurrence of it: the
+    summary, detail and raw event become `new`'s, its objects are added (up to
+    `OBJECTS_MAX`). An occurrence reopens a retrying exception (something new to look at)
+    but leaves one awaiting approval as it is; a resolved or ignored one opens afresh."""
+    row = conn.execute(select(exceptions.c.id, exceptions.c.status, exceptions.c.objects)
+                       .where(exceptions.c.fingerprint == new.fingerprint)).first()
+    if row is None or row.status not in UNRESOLVED:
+        exception_id = open_exception(conn, new, at)
+        conn.execute(update(exceptions).where(exceptions.c.id == exception_id)
+                     .values(occurrences=1))
+        return exception_id
+    named = [str(ref) for ref in jsonutil.loads(row.objects)]
+    named += [ref for ref in new.objects if ref not in named]
+    status = row.status
+    if status == ExceptionStatus.RETRYING:
+        status = ExceptionStatus.OPEN
+    values: dict[str, Any] = {
+        "summary": storable_or_none(new.summary), "detail": storable_or_none(new.detail),
+        "updated_at": at,
+        "objects": jsonutil.dumps(named[:OBJECTS_MAX]), "status": status,
+        "occurrences": exceptions.c.occurrences + 1}
+    if new.raw_event_id is not None:
+        values["raw_event_id"] = new.raw_event_id
+    conn.execute(update(exceptions).where(exceptions.c.id == row.id).values(values))
+    return int(row.id)
+
 
 
 def close(conn: Connection, exception_id: int, status: ExceptionStatus, note: str,

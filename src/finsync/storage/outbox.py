@@ -4,6 +4,12 @@ Claiming is a lease: a worker takes a due delivery by a conditional UPDATE (port
 SQLite and PostgreSQL); a worker that dies leaves a lease that expires, and another worker
 takes the delivery again. Per target, deliveries of one partition (one aggregate) go out in
 order: a delivery is due only when no earlier delivery of its partition is unfinished.
+
+An expired lease is taken back when nothing else is due or in flight, alone, and counted
+(`lease_expiries`). A delivery whose lease runs out for the `lease_expiries_max`-th time is
+not claimed again: `bury_expired` makes it `dead` (a worker that dies on it every time must
+not hold its aggregate, nor stay `in_flight`, for ever). A person's retry or a replay starts
+the count again.
 """
 
 from __future__ import annotations
@@ -13,7 +19,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from finsync.domain.ids import delivery_key
@@ -36,6 +53,7 @@ class Delivery:
     status: DeliveryStatus
     attempts: int
     override: Mapping[str, str] = field(default_factory=dict)
+    lease_expiries: int = 0
 
 
 def enqueue(conn: Connection, event_id: str, targets: Iterable[str], partition_key: str,
@@ -55,6 +73,11 @@ def enqueue(conn: Connection, event_id: str, targets: Iterable[str], partition_k
     return len(rows)
 
 
+def _expired(now: datetime) -> ColumnElement[bool]:
+    return and_(deliveries.c.status == DeliveryStatus.IN_FLIGHT,
+                deliveries.c.lease_expires_at < now)
+
+
 def _due(now: datetime) -> ColumnElement[bool]:
     earlier = deliveries.alias("earlier")
     blocked = exists().where(
@@ -63,20 +86,24 @@ def _due(now: datetime) -> ColumnElement[bool]:
         earlier.c.id < deliveries.c.id,
         earlier.c.status.in_(UNFINISHED),
     )
-    leased_out = and_(deliveries.c.status == DeliveryStatus.IN_FLIGHT,
-                      deliveries.c.lease_expires_at < now)
+    leased_out = _expired(now)
     waiting = and_(deliveries.c.status == DeliveryStatus.PENDING,
                    deliveries.c.next_attempt_at <= now)
     return and_(or_(waiting, leased_out), ~blocked)
 
 
 def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: int,
-          only: Collection[str] | None = None, skip: Collection[str] = ()) -> list[Delivery]:
-    """Lease up to `limit` due deliveries to `owner` in one statement (the caller commits);
-    `only` and `skip` choose targets (the posting buffer claims its ERP's deliveries).
+          only: Collection[str] | None = None, skip: Collection[str] = (),
+          lease_expiries_max: int | None = None) -> list[Delivery]:
+    """Lease up to `limit` due deliveries to `owner` (the caller commits); `only` and `skip`
+    choose targets (the posting buffer claims its ERP's deliveries).
 
-    The outer status test is re-checked on the locked row by PostgreSQL, so two workers
-    racing for the same row cannot both take it; SQLite has a single writer anyway.
+    A delivery whose lease ran out is a suspect: it is taken back only when nothing else is
+    due nor in flight (under a live lease), alone, and counted in `lease_expiries`. A worker
+    that died on one delivery of its batch must not take the others down with it again, nor
+    die on it first thing in every round while the rest waits; and if a worker dies while a
+    suspect is the only delivery out, the suspect is the one to blame. One that would reach
+    `lease_expiries_max` is left to `bury_expired` (None: no limit).
     """
     due_ids = select(deliveries.c.id).where(_due(now))
     # Targets are compared as an expression (`target || ''`): a plain `target = 'x'` lets
@@ -87,16 +114,44 @@ def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: in
         due_ids = due_ids.where(target.in_(list(only)))
     if skip:
         due_ids = due_ids.where(target.not_in(list(skip)))
-    due_ids = due_ids.order_by(deliveries.c.id).limit(limit)
-    still_due = or_(
-        and_(deliveries.c.status == DeliveryStatus.PENDING,
-             deliveries.c.next_attempt_at <= now),
-        and_(deliveries.c.status == DeliveryStatus.IN_FLIGHT,
-             deliveries.c.lease_expires_at < now))
+    waiting = and_(deliveries.c.status == DeliveryStatus.PENDING,
+                   deliveries.c.next_attempt_at <= now)
+    leased = _lease(conn, due_ids.where(waiting), limit, waiting, owner, now, lease_s)
+    if leased:
+        return leased
+    expired = _expired(now)
+    if lease_expiries_max is not None:
+        expired = and_(expired, deliveries.c.lease_expiries + 1 < lease_expiries_max)
+    live = deliveries.alias("live")
+    quiet = ~exists().where(live.c.status == DeliveryStatus.IN_FLIGHT,
+                            live.c.lease_expires_at >= now)
+    return _lease(conn, due_ids.where(expired, quiet), 1, expired, owner, now, lease_s,
+                  lease_expiries=deliveries.c.lease_expiries + 1)
+
+
+def _lease(conn: Connection, due_ids: Select[tuple[int]], limit: int,
+           still_due: ColumnElement[bool], owner: str, now: datetime, lease_s: float,
+           **values: Any) -> list[Delivery]:
+    """One conditional UPDATE. PostgreSQL re-checks `still_due` on the locked row, so two
+    workers racing for the same row cannot both take it; SQLite has a single writer."""
+    chosen = due_ids.order_by(deliveries.c.id).limit(limit).scalar_subquery()
     rows = conn.execute(
-        update(deliveries).where(deliveries.c.id.in_(due_ids.scalar_subquery()), still_due)
+        update(deliveries).where(deliveries.c.id.in_(chosen), still_due)
         .values(status=DeliveryStatus.IN_FLIGHT, lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_s))
+                lease_expires_at=now + timedelta(seconds=lease_s), **values)
+        .returning(*deliveries.c)).mappings().all()
+    return sorted((_row(r) for r in rows), key=lambda d: d.id)
+
+
+def bury_expired(conn: Connection, now: datetime, lease_expiries_max: int,
+                 error: str) -> list[Delivery]:
+    """Make `dead` every delivery whose lease ran out for the `lease_expiries_max`-th time,
+    with `error`; returns them (the caller opens their exceptions)."""
+    rows = conn.execute(
+        update(deliveries).where(
+            _expired(now), deliveries.c.lease_expiries + 1 >= lease_expiries_max)
+        .values(status=DeliveryStatus.DEAD, lease_expiries=deliveries.c.lease_expiries + 1,
+                lease_owner=None, lease_expires_at=None, last_error=error, completed_at=now)
         .returning(*deliveries.c)).mappings().all()
     return sorted((_row(r) for r in rows), key=lambda d: d.id)
 
@@ -105,7 +160,8 @@ def _row(r: Any) -> Delivery:
     return Delivery(r["id"], r["event_id"], r["target"], r["delivery_key"],
                     r["partition_key"], r["correlation_id"], DeliveryStatus(r["status"]),
                     r["attempts"],
-                    jsonutil.loads(r["override"]) if r["override"] else {})
+                    jsonutil.loads(r["override"]) if r["override"] else {},
+                    r["lease_expiries"])
 
 
 # Settling a leased delivery: only its current lease owner may, and each try counts.
@@ -166,8 +222,8 @@ def requeue(conn: Connection, event_ids: Sequence[str], at: datetime,
     if targets is not None:
         query = query.where(deliveries.c.target.in_(targets))
     return int(conn.execute(query.values(
-        status=DeliveryStatus.PENDING, next_attempt_at=at, attempts=0, last_error=None,
-        completed_at=None)).rowcount)
+        status=DeliveryStatus.PENDING, next_attempt_at=at, attempts=0, lease_expiries=0,
+        last_error=None, completed_at=None)).rowcount)
 
 
 def retry_now(conn: Connection, delivery_id: int, at: datetime,
@@ -175,7 +231,7 @@ def retry_now(conn: Connection, delivery_id: int, at: datetime,
     """Send a settled (failed, dead or pending) delivery again at once, with fresh attempts
     and, for a re-route, what changes for the target. False when it is in flight or done."""
     values: dict[str, Any] = {"status": DeliveryStatus.PENDING, "next_attempt_at": at,
-                              "attempts": 0,
+                              "attempts": 0, "lease_expiries": 0,
                               "last_error": None, "completed_at": None}
     if override is not None:
         values["override"] = jsonutil.dumps(dict(override))
@@ -197,10 +253,12 @@ def event_statuses(conn: Connection, event_ids: Sequence[str]) -> dict[int, Deli
     return {int(i): DeliveryStatus(status) for i, status in rows}
 
 
-def any_due(conn: Connection, now: datetime, only: Collection[str]) -> bool:
-    """Whether a delivery to one of these targets could be claimed now."""
-    return conn.execute(select(deliveries.c.id).where(
-        _due(now), (deliveries.c.target + "").in_(list(only))).limit(1)).first() is not None
+def any_due(conn: Connection, now: datetime, only: Collection[str] | None = None) -> bool:
+    """Whether a delivery (to one of `only`, if given) could be claimed now."""
+    query = select(deliveries.c.id).where(_due(now))
+    if only is not None:
+        query = query.where((deliveries.c.target + "").in_(list(only)))
+    return conn.execute(query.limit(1)).first() is not None
 
 
 def statuses(conn: Connection, delivery_ids: Collection[int]) -> dict[int, DeliveryStatus]:

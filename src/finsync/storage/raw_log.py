@@ -1,7 +1,17 @@
-"""The raw event log: every payload a source sent, stored before it is acknowledged."""
+"""The raw event log: every payload a source sent, stored before it is acknowledged.
+
+Rules:
+- A refused body is stored once per (source, body, refusal code): the same refused request
+  again counts one more refusal on that row (`refusals`) instead of adding a copy. Its
+  `body_sha256` finds it; only rows still `rejected` are counted on (a body mapped again by
+  triage is no longer a refusal).
+- What is not bounded by the HTTP server is bounded here: the content type is cut to its
+  column, and a NUL (which PostgreSQL's text cannot hold) in an error detail is escaped.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +21,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from finsync.domain.status import RawStatus
 from finsync.storage import jsonutil
 from finsync.storage.schema import raw_events
+from finsync.storage.text import storable_or_none
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +42,15 @@ class RawIn:
     content_type: str | None = None
 
 
+CONTENT_TYPE_MAX = 128  # raw_events.content_type
+
+
 def _row(item: RawIn, received_at: datetime) -> dict[str, object]:
-    return {"source": item.source, "received_at": received_at, "content_type": item.content_type,
+    content_type = None if item.content_type is None else item.content_type[:CONTENT_TYPE_MAX]
+    return {"source": item.source, "received_at": received_at, "content_type": content_type,
             "headers": jsonutil.dumps(dict(item.headers)), "body": item.body,
             "status": RawStatus.RECEIVED}
+
 
 
 def append(conn: Connection, items: Sequence[RawIn], received_at: datetime) -> int:
@@ -71,7 +87,38 @@ _MARK = update(raw_events).where(raw_events.c.id == bindparam("b_id")).values(
 def mark(conn: Connection, raw_id: int, status: RawStatus, at: datetime,
          error_code: str | None = None, error_detail: str | None = None) -> None:
     conn.execute(_MARK, {"b_id": raw_id, "b_status": status, "b_at": at, "b_code": error_code,
-                         "b_detail": error_detail})
+                         "b_detail": storable_or_none(error_detail)})
+
+
+def append_refused(conn: Connection, item: RawIn, at: datetime, error_code: str,
+                   error_detail: str) -> int:
+    """Keep a refused body once per (source, body, code) and count this refusal; returns the
+    id of the raw event that holds it. The caller serialises refusals of one source, so two
+    identical refusals at once cannot both insert."""
+    digest = hashlib.sha256(item.body).hexdigest()
+    found = conn.execute(select(raw_events.c.id).where(
+        raw_events.c.source == item.source, raw_events.c.body_sha256 == digest,
+        raw_events.c.error_code == error_code, raw_events.c.status == RawStatus.REJECTED)
+        .order_by(raw_events.c.id).limit(1)).scalar()
+    if found is not None:
+        conn.execute(update(raw_events).where(raw_events.c.id == found).values(
+            refusals=raw_events.c.refusals + 1, processed_at=at,
+            error_detail=storable_or_none(error_detail)))
+        return int(found)
+    row = _row(item, at) | {"status": RawStatus.REJECTED, "body_sha256": digest, "refusals": 1,
+                            "error_code": error_code,
+                            "error_detail": storable_or_none(error_detail), "processed_at": at}
+    return int(conn.execute(insert(raw_events).returning(raw_events.c.id), row).scalar_one())
+
+
+def refused_ids(conn: Connection, source: str, error_code: str) -> list[int]:
+    """The raw events of `source` still refused with `error_code`, oldest first (what an
+    aggregated refusal exception stands for)."""
+    rows = conn.execute(select(raw_events.c.id).where(
+        raw_events.c.source == source, raw_events.c.error_code == error_code,
+        raw_events.c.status == RawStatus.REJECTED, raw_events.c.refusals > 0)
+        .order_by(raw_events.c.id))
+    return [int(i) for (i,) in rows]
 
 
 def get(conn: Connection, raw_id: int) -> RawEvent | None:

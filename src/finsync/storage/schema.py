@@ -39,7 +39,11 @@ raw_events = Table(
     Column("error_code", String(64)),
     Column("error_detail", Text),
     Column("processed_at", UtcDateTime),
+    # sha256 of the body: identical refused bodies are stored once and counted (`refusals`).
+    Column("body_sha256", String(64)),
+    Column("refusals", Integer, nullable=False, server_default="0"),
     Index("ix_raw_events_status_id", "status", "id"),
+    Index("ix_raw_events_source_body_sha256", "source", "body_sha256"),
 )
 
 events = Table(
@@ -97,6 +101,8 @@ deliveries = Table(
     Column("correlation_id", String(255), nullable=False, index=True),
     Column("status", String(16), nullable=False),  # status.DeliveryStatus
     Column("attempts", Integer, nullable=False),
+    # Leases that ran out before an outcome was recorded (a worker that died mid-call).
+    Column("lease_expiries", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", UtcDateTime, nullable=False),
     Column("lease_owner", String(64)),
     Column("lease_expires_at", UtcDateTime),
@@ -151,6 +157,8 @@ exceptions = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Column("resolved_at", UtcDateTime),
     Column("resolution_note", Text),
+    # How many times the same problem was seen (refusals aggregate per source and cause).
+    Column("occurrences", Integer, nullable=False, server_default="1"),
 )
 
 milestones = Table(

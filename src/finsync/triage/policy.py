@@ -1,7 +1,9 @@
 """Which actions need a second person.
 
 A correction changes what reaches the books or takes an item off the queue without the
-system fixing it: re-route, resolve, ignore. Above the configured amount (per currency) it
+system fixing it: re-route, resolve, ignore, and choosing which body of a `duplicate_event`
+stands (`choose_body`: keeping the stored one closes the item, keeping the received
+one replaces what the books get). Above the configured amount (per currency) it
 needs approval by someone other than who asked (segregation of duties). Retry and replay
 only redo what was asked before, so they never wait for approval.
 """
@@ -17,14 +19,18 @@ from finsync.domain.money import Money
 
 
 class Action(StrEnum):
+    """Values are stored in `triage_actions.action` (16 characters at most)."""
+
     RETRY = "retry"
     REPLAY = "replay"
     REROUTE = "reroute"
     RESOLVE = "resolve"
     IGNORE = "ignore"
+    CHOOSE_BODY = "choose_body"  # which body of a duplicate_event stands
 
 
-CORRECTIONS = frozenset({Action.REROUTE, Action.RESOLVE, Action.IGNORE})
+CORRECTIONS = frozenset({Action.REROUTE, Action.RESOLVE, Action.IGNORE,
+                         Action.CHOOSE_BODY})
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,12 @@ Rules:
   its own date; the document is not changed, only the ERP posting date.
 - resolve (with a note) and ignore (with a reason) take an exception off the queue; neither
   changes the books, so above the threshold a second person must agree.
+- resolve-duplicate (`duplicate_event` only) chooses which body stands. `stored`: the stored
+  event stands and the exception closes. `received`: the received body takes the stored
+  event's place (`hub.acceptance.supersede`), only while no delivery of the stored event is
+  done (nor known to its ledger) or in flight; once posted it is refused (`already_posted`):
+  a posted document is corrected by a correction document in the source system. Both are
+  corrections (approval above the threshold); a duplicate_event has nothing to retry.
 """
 
 from __future__ import annotations
@@ -18,21 +24,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from finsync.connectors.ports import LedgerPort
 from finsync.domain.clock import first_of_next_month
+from finsync.domain.envelope import Envelope
 from finsync.domain.errors import DomainError, ExceptionClass
 from finsync.domain.events import AnyEvent
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry, PeriodStatus
 from finsync.domain.money import Money
 from finsync.domain.payment import Payment, Refund
-from finsync.domain.status import UNRESOLVED, ActionStatus, ExceptionStatus, RawStatus
+from finsync.domain.status import (
+    UNRESOLVED,
+    ActionStatus,
+    DeliveryStatus,
+    EventStatus,
+    ExceptionStatus,
+    RawStatus,
+)
+from finsync.hub import acceptance
+from finsync.hub.intake import REFUSED
 from finsync.storage import event_log, exception_log, outbox, raw_log, triage_log
-from finsync.storage.db import reading, transaction
+from finsync.storage.db import reading, serialize, transaction
 from finsync.triage.policy import Action, ApprovalPolicy
 
 SEARCH_MONTHS = 24
@@ -52,6 +69,19 @@ class NotApplicableError(TriageError):
 
 class SegregationOfDutiesError(TriageError):
     code = "same_person"
+
+
+class AlreadyPostedError(TriageError):
+    """The stored event of a `duplicate_event` reached the books: it is never replaced."""
+
+    code = "already_posted"
+
+
+class Keep(StrEnum):
+    """Which body of a `duplicate_event` stands."""
+
+    STORED = "stored"
+    RECEIVED = "received"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +126,8 @@ class Triage:
         chosen = [row for status in (ExceptionStatus.OPEN, ExceptionStatus.RETRYING)
                   for row in self.listing(status=status, exception_class=exception_class,
                                           correlation_id=correlation_id)
-                  if row["delivery_id"] or row["raw_event_id"]]
+                  if (row["delivery_id"] or row["raw_event_id"])
+                  and row["class"] != ExceptionClass.DUPLICATE_EVENT]
         return [self._request(row["id"], Action.REPLAY, {}, actor, reason) for row in chosen]
 
     def reroute(self, exception_id: int, actor: str, reason: str) -> Outcome:
@@ -115,7 +146,27 @@ class Triage:
     def ignore(self, exception_id: int, actor: str, reason: str) -> Outcome:
         return self._request(exception_id, Action.IGNORE, {}, actor, reason)
 
+    def resolve_duplicate(self, exception_id: int, keep: Keep, actor: str,
+                          note: str) -> Outcome:
+        """Choose which body of a `duplicate_event` stands. Keeping the received body is
+        refused at once when the stored event is already posted, not after an approval."""
+        with reading(self._engine) as conn:
+            row = self._exception(conn, exception_id)
+        if row["class"] != ExceptionClass.DUPLICATE_EVENT:
+            raise NotApplicableError(f"exception {exception_id} is {row['class']}: only a "
+                                     "duplicate_event has two bodies to choose from")
+        if keep is Keep.RECEIVED and row["status"] in (ExceptionStatus.OPEN,
+                                                       ExceptionStatus.RETRYING):
+            self._check_replaceable(exception_id)
+        return self._request(exception_id, Action.CHOOSE_BODY, {"keep": keep.value},
+                             actor, note)
+
     def approve(self, action_id: int, actor: str, note: str) -> Outcome:
+        with reading(self._engine) as conn:
+            pending = triage_log.get(conn, action_id)
+        if (pending is not None and pending["action"] == Action.CHOOSE_BODY
+                and pending["params"].get("keep") == Keep.RECEIVED):
+            self._check_replaceable(pending["exception_id"])
         return self._decide(action_id, actor, note, approve=True)
 
     def reject(self, action_id: int, actor: str, note: str) -> Outcome:
@@ -178,6 +229,12 @@ class Triage:
                 status = ExceptionStatus.RESOLVED
             exception_log.close(conn, row["id"], status, f"{actor}: {reason}", now)
             return status.value
+        if action is Action.CHOOSE_BODY:
+            return self._keep(conn, row, Keep(params["keep"]), actor, reason, now)
+        if row["class"] == ExceptionClass.DUPLICATE_EVENT:
+            raise NotApplicableError(f"exception {row['id']} is a duplicate_event: nothing to "
+                                     "send again; choose which body stands "
+                                     "(resolve-duplicate --keep stored|received)")
         if row["delivery_id"]:
             override = params if action is Action.REROUTE else None
             if not outbox.retry_now(conn, row["delivery_id"], now, override):
@@ -185,12 +242,89 @@ class Triage:
             exception_log.set_status(conn, row["id"], ExceptionStatus.RETRYING, now)
             where = f" on {params['posting_date']}" if override else ""
             return f"delivery {row['delivery_id']} sent again{where}"
+        refused = _refused(row)
+        if refused is not None:
+            return self._remap_refused(conn, row, refused, actor, reason, now)
         if row["raw_event_id"]:
             raw_log.mark(conn, row["raw_event_id"], RawStatus.RECEIVED, now)
             exception_log.set_status(conn, row["id"], ExceptionStatus.RETRYING, now)
             return f"raw event {row['raw_event_id']} will be mapped again"
         raise NotApplicableError(f"exception {row['id']} ({row['class']}) has nothing to "
                                  "send again; fix the cause, then resolve it")
+
+    @staticmethod
+    def _remap_refused(conn: Connection, row: dict[str, Any], refused: tuple[str, str],
+                       actor: str, reason: str, now: datetime) -> str:
+        """Every raw event an aggregated refusal stands for is mapped again; the refusal is
+        resolved, and a body that fails again opens its own `mapping_error` in the
+        pipeline."""
+        ids = raw_log.refused_ids(conn, *refused)
+        for raw_id in ids:
+            raw_log.mark(conn, raw_id, RawStatus.RECEIVED, now)
+        note = f"{actor}: {len(ids)} refused raw event(s) sent to be mapped again: {reason}"
+        exception_log.close(conn, row["id"], ExceptionStatus.RESOLVED, note, now)
+        return f"{len(ids)} refused raw event(s) will be mapped again"
+
+    def _keep(self, conn: Connection, row: dict[str, Any], keep: Keep, actor: str,
+              reason: str, now: datetime) -> str:
+        stored_id, received_id = acceptance.duplicate_pair(row["event_id"], row["objects"])
+        if keep is Keep.STORED:
+            note = f"{actor}: kept the stored event {stored_id}: {reason}"
+            exception_log.close(conn, row["id"], ExceptionStatus.RESOLVED, note, now)
+            return f"{stored_id} stands; the received body stays rejected ({received_id})"
+        serialize(conn, acceptance.LOCK)  # no event is accepted or released meanwhile
+        stored, status, received = self._replaceable(conn, row)
+        note = f"{actor}: kept the received body {received_id} in place of {stored_id}: {reason}"
+        detail = acceptance.supersede(conn, stored, status, received, note, now)
+        if detail is None:
+            raise NotApplicableError(f"a delivery of {stored_id} was taken or settled just now; "
+                                     "try again")
+        exception_log.close(conn, row["id"], ExceptionStatus.RESOLVED, note, now)
+        return detail
+
+    def _replaceable(self, conn: Connection,
+                     row: dict[str, Any]) -> tuple[Envelope, EventStatus, Envelope]:
+        """The stored event, its status and the received one, if the received body may take
+        the stored event's place: the same document, and nothing of it posted or in flight."""
+        stored_id, received_id = acceptance.duplicate_pair(row["event_id"], row["objects"])
+        found = event_log.find(conn, stored_id)
+        stored, received = event_log.get(conn, stored_id), event_log.get(conn, received_id)
+        if found is None or stored is None or received is None:
+            raise NotApplicableError(f"exception {row['id']}: event {stored_id} or "
+                                     f"{received_id} is no longer stored")
+        if found.status is EventStatus.REJECTED:
+            raise NotApplicableError(f"event {stored_id} was rejected: nothing stands for the "
+                                     "received body to replace; close this exception with "
+                                     "--keep stored")
+        if (stored.type, stored.aggregate) != (received.type, received.aggregate):
+            raise NotApplicableError(
+                f"the received body is {received.type} of {received.aggregate.type} "
+                f"{received.aggregate.id} v{received.aggregate.version}, the stored one "
+                f"{stored.type} of {stored.aggregate.type} {stored.aggregate.id} "
+                f"v{stored.aggregate.version}: another document cannot take its place; have "
+                "the source send it under an id of its own")
+        for delivery in _deliveries(conn, stored_id):
+            if delivery["status"] == DeliveryStatus.DONE:
+                raise _already_posted(stored, delivery)
+            if delivery["status"] == DeliveryStatus.IN_FLIGHT:
+                raise NotApplicableError(
+                    f"delivery {delivery['id']} of {stored.event_id} to {delivery['target']} "
+                    "is in flight; try again once it has settled")
+        return stored, found.status, received
+
+    def _check_replaceable(self, exception_id: int) -> None:
+        """`_replaceable`, and ask each ledger a delivery was tried with whether it holds a
+        receipt under its key (the outcome may have been lost). Before, not inside, the
+        action's transaction: the ledger may share the database, and a writer holds it."""
+        with reading(self._engine) as conn:
+            stored, _status, _received = self._replaceable(
+                conn, self._exception(conn, exception_id))
+            tried = [d for d in _deliveries(conn, stored.event_id)
+                     if d["attempts"] or d["lease_expiries"]]
+        for delivery in tried:
+            ledger = self._ledgers(delivery["target"])
+            if ledger is not None and ledger.find_receipt(delivery["delivery_key"]) is not None:
+                raise _already_posted(stored, delivery)
 
     def _first_open_day(self, row: dict[str, Any]) -> date:
         with reading(self._engine) as conn:
@@ -216,6 +350,30 @@ class Triage:
         if row is None:
             raise UnknownExceptionError(f"no exception {exception_id}")
         return row
+
+
+def _deliveries(conn: Connection, event_id: str) -> list[dict[str, Any]]:
+    found = [outbox.get(conn, i) for i in sorted(outbox.event_statuses(conn, [event_id]))]
+    return [d for d in found if d is not None]
+
+
+def _already_posted(stored: Envelope, delivery: dict[str, Any]) -> AlreadyPostedError:
+    return AlreadyPostedError(
+        f"{stored.aggregate.type} {stored.aggregate.id} (event {stored.event_id}) is already "
+        f"posted to {delivery['target']} (delivery {delivery['id']}); a posted document is "
+        "never replaced. Correct it in the source system with a correction document for the "
+        "difference (a credit memo, or a reversal of the posting), then close this exception "
+        "with --keep stored")
+
+
+def _refused(row: dict[str, Any]) -> tuple[str, str] | None:
+    """`(source, code)` of an aggregated mapping refusal at intake, else None (signature
+    refusals are never mapped: their bodies were not proven to come from the source)."""
+    fingerprint = str(row["fingerprint"])
+    if row["class"] != ExceptionClass.MAPPING_ERROR or not fingerprint.startswith(REFUSED):
+        return None
+    source, code = fingerprint.removeprefix(REFUSED).rsplit(":", 1)
+    return source, code
 
 
 def _at_stake(row: dict[str, Any]) -> Money | None:

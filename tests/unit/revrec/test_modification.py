@@ -8,9 +8,10 @@ from finsync.systems.revrec import (
     apply_event,
     book_contract,
     obligation_schedule,
+    schedules,
 )
 from finsync.systems.revrec.modification import LineChange, LineChangeKind, decide
-from tests.unit.revrec.builders import booked, line, modified, usd
+from tests.unit.revrec.builders import booked, line, modified, ssp, usd
 
 MAY16 = date(2026, 5, 16)
 
@@ -82,3 +83,70 @@ def test_separate_contract_leaves_existing_schedules_untouched() -> None:
     assert obligation_schedule(state, "ln_seats") == before
     assert state.obligation("ln_seats@v2").allocated_price == usd("22684.93")
     assert state.obligation("ln_seats@v2").group == "amd_evt_up"
+
+
+def test_change_to_a_line_without_obligation_is_an_addition_not_an_orphan_delta() -> None:
+    # The minimal history hypothesis found (test_properties), SSP 400.00 for every product.
+    # Booked: ln1, 1 x 1.00 a year, for 1 Jan 2026 only: 1 x 1.00 x 1/365 = 0.0027 -> 0.00.
+    ssps = tuple(ssp(f"prod_{i}", "400") for i in range(2))
+    jan1, jan2 = date(2026, 1, 1), date(2026, 1, 2)
+    state = book_contract(booked(line("ln1", 1, "1.00", "prod_1", jan1, jan2), ssps=ssps))
+    # v2 on 2 Jan adds ln0, 3 x 1.00 a year for 1 Jan only: nothing of it remains on 2 Jan,
+    # so its change is 0.00 and it gets no performance obligation.
+    state = apply_event(state, modified(
+        "evt_m2", jan2, line("ln0", 3, "1.00", "prod_0", jan1, jan2),
+        line("ln1", 1, "1.00", "prod_1", jan1, jan2), version=2,
+        facts=ModificationFacts(False, False), ssps=ssps))
+    assert [ob.obligation_id for ob in state.obligations] == ["ln1"]
+    # v3 dated 1 Jan cuts ln0 to 1 unit and removes ln1 (not distinct: caught up). Measured
+    # from ln0's 3 stated units, ln0 changed by round((1 - 3) x 1.00 x 1/365) = -0.01, which
+    # no obligation carried (AllocationError). ln0 holds no consideration, so it is measured
+    # from nothing: an added line, 1 x 1.00 x 1/365 = 0.0027 -> 0.00, SSP 400 x 1/365 = 1.10.
+    state = apply_event(state, modified(
+        "evt_m3", jan1, line("ln0", 1, "1.00", "prod_0", jan1, jan2), version=3,
+        facts=ModificationFacts(False, False, frozenset({"ln1"})), ssps=ssps))
+    decision = state.decisions[-1]
+    assert decision.treatment is ModificationTreatment.CUMULATIVE_CATCH_UP
+    assert {c.line_id: (c.kind, c.delta) for c in decision.changes} == {
+        "ln0": (LineChangeKind.ADDED, usd("0.00")),
+        "ln1": (LineChangeKind.REMOVED, usd("0.00"))}
+    assert state.obligation("ln0").standalone_selling_price == usd("1.10")
+    assert state.transaction_price == usd("0.00")
+    for sched in schedules(state):
+        assert sum(li.amount.amount for li in sched.lines) == sched.allocated_price.amount
+
+
+def test_extending_a_line_without_obligation_gives_it_an_obligation() -> None:
+    state = book_contract(booked(line("ln_a", 10, "365.00")))  # 3,650.00 for 2026
+    # v2 on 1 March adds ln_b for January only: nothing remains, no obligation.
+    state = apply_event(state, modified(
+        "evt_m2", date(2026, 3, 1), line("ln_a", 10, "365.00"),
+        line("ln_b", 1, "365.00", end=date(2026, 2, 1)), version=2))
+    # v3 on 1 April extends ln_b to 1 May, ln_a not distinct (caught up). ln_b's remaining
+    # service is 30 days: 1 x 365.00 x 30/365 = 30.00. Before, it was an increase of a line
+    # with no obligation: 30.00 with nowhere to go (AllocationError).
+    state = apply_event(state, modified(
+        "evt_m3", date(2026, 4, 1), line("ln_a", 10, "365.00"),
+        line("ln_b", 1, "365.00", end=date(2026, 5, 1)), version=3,
+        facts=ModificationFacts(remaining_not_distinct=frozenset({"ln_a"}))))
+    assert state.decisions[-1].treatment is ModificationTreatment.CUMULATIVE_CATCH_UP
+    assert state.obligation("ln_b").allocated_price == usd("30.00")
+    assert state.transaction_price == usd("3680.00")  # 3,650.00 + 30.00
+    april = obligation_schedule(state, "ln_b").lines
+    assert [(li.period.start, li.amount) for li in april] == [(date(2026, 4, 1), usd("30.00"))]
+
+
+def test_extending_a_line_without_obligation_prospectively_allocates_it_a_share() -> None:
+    state = book_contract(booked(line("ln_a", 10, "365.00")))
+    state = apply_event(state, modified(
+        "evt_m2", date(2026, 3, 1), line("ln_a", 10, "365.00"),
+        line("ln_b", 1, "365.00", end=date(2026, 2, 1)), version=2))
+    state = apply_event(state, modified(
+        "evt_m3", date(2026, 4, 1), line("ln_a", 10, "365.00"),
+        line("ln_b", 1, "365.00", end=date(2026, 5, 1)), version=3))
+    # 606-10-25-13(a): pool = ln_a unrecognised 3,650 - 3,650 x 90/365 = 2,750.00, plus
+    # ln_b's 30.00 = 2,780.00; remaining SSPs 2,750.00 and 30.00, so each keeps its own.
+    # Before, ln_b had no obligation and its 30.00 went to ln_a.
+    assert state.decisions[-1].treatment is ModificationTreatment.TERMINATION_AND_NEW_CONTRACT
+    assert state.obligation("ln_a").allocated_price == usd("3650.00")
+    assert state.obligation("ln_b").allocated_price == usd("30.00")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from finsync.domain.clock import Period
@@ -101,8 +101,26 @@ def histories(draw: st.DrawFn) -> tuple[ContractBooked, list[RevenueEvent]]:
     return book, events
 
 
+def _line_added_after_its_service() -> tuple[ContractBooked, list[RevenueEvent]]:
+    """The minimal failing history once found: v2 adds ln0 after its only day, so it gets no
+    obligation; v3, dated before v2, changes ln0 and removes ln1 (caught up). ln0's change
+    (-0.01 measured from its stated units) had no obligation to go to
+    (test_modification.test_change_to_a_line_without_obligation_is_an_addition_...)."""
+    jan1, jan2 = date(2026, 1, 1), date(2026, 1, 2)
+    ssps = tuple(ssp(f"prod_{i}", "400") for i in range(4))
+    patterns = {f"prod_{i}": RecognitionPattern.RATABLE for i in range(4)}
+    ln1 = line("ln1", 1, "1.00", "prod_1", jan1, jan2)
+    events: list[RevenueEvent] = [
+        modified("evt_m2", jan2, line("ln0", 3, "1.00", "prod_0", jan1, jan2), ln1,
+                 version=2, facts=ModificationFacts(False, False), ssps=ssps),
+        modified("evt_m3", jan1, line("ln0", 1, "1.00", "prod_0", jan1, jan2), version=3,
+                 facts=ModificationFacts(False, False, frozenset({"ln1"})), ssps=ssps)]
+    return booked(ln1, ssps=ssps, patterns=patterns), events
+
+
 @SETTINGS
 @given(histories())
+@example(_line_added_after_its_service())
 def test_every_schedule_sums_exactly_to_its_allocated_price(
         history: tuple[ContractBooked, list[RevenueEvent]]) -> None:
     state = replay(*history)

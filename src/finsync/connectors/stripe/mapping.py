@@ -31,10 +31,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from finsync.connectors.stripe import objects
 from finsync.connectors.stripe.objects import Obj, SourceSettings
+from finsync.domain import json_limits
 from finsync.domain.aggregate import AggregateRef
 from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.errors import MappingError
@@ -117,6 +117,7 @@ def snapshot(event: Obj) -> Obj:
 
 def parse(body: bytes) -> Delivery:
     try:
+        json_limits.check_body(body)  # depth and size before the parser sees it
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MappingError(f"body is not JSON: {exc}", code="invalid_json") from exc
@@ -271,5 +272,5 @@ def draft(source: str, d: Delivery, event: AnyEvent, version: int,
     own = event.aggregate()
     suffix = "" if index == 0 else f"/{own.type}:{own.id}"
     return DraftEnvelope(
-        event, source, d.id + suffix, datetime.fromtimestamp(d.created, UTC),
+        event, source, d.id + suffix, objects.instant(d.created, "event.created"),
         correlation_of(d.object), aggregate=AggregateRef(event.aggregate_type, own.id, version))

@@ -10,11 +10,16 @@ Shapes read:
 
 Rules:
 - Amounts are integer minor units in the object's currency, made `Money` with that
-  currency's exponent; a float, a missing amount or an unknown currency is a `MappingError`.
+  currency's exponent; a float, a missing amount or an unknown currency is a `MappingError`,
+  and so is an amount at or above `AMOUNT_CEILING` (`amount_out_of_range`), before any
+  document is built from it. A price's `unit_amount_decimal` is a decimal string of the
+  codec's strict grammar (`invalid_amount`). The source's own limits are checked on the
+  typed event afterwards, as for every source (`domain.limits`).
 - A line's canonical `amount` is net of its discounts and of any tax included in the price;
   its `tax_amount` is all the tax on it. The lines must add up to Stripe's `total`, or the
   document is refused (`totals_mismatch`) rather than posted wrong.
-- Unix timestamps become UTC dates. A service period is `[period.start, period.end)`.
+- Unix timestamps become UTC dates (one no calendar holds is `date_out_of_range`). A service
+  period is `[period.start, period.end)`.
 - Canonical ids are Stripe's own ids (unique, stable); each document carries
   `external_refs = {"stripe": id}`.
 """
@@ -25,10 +30,10 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TypeVar
 
-from finsync.domain import codec
+from finsync.domain import amount, codec
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.contract import (
     CONTRACT_LEVEL,
@@ -40,7 +45,7 @@ from finsync.domain.contract import (
 )
 from finsync.domain.errors import DomainError, MappingError
 from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice
-from finsync.domain.money import Money, exponent, total
+from finsync.domain.money import AMOUNT_CEILING, Money, exponent, total
 from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment, PaymentApplication, Refund
 from finsync.domain.refs import ExternalRefs
@@ -131,14 +136,36 @@ def currency_of(obj: Obj, path: str) -> str:
 
 
 def minor(obj: Obj, key: str, currency: str, path: str) -> Money:
-    return Money.from_minor(integer(obj, key, path), currency)
+    money = Money.from_minor(integer(obj, key, path), currency)
+    if abs(money.amount) >= AMOUNT_CEILING:
+        shown = amount.shown(amount.plain(money.amount))
+        raise MappingError(f"{path}.{key} {shown} {currency} is out of range: amounts must be "
+                           f"below {AMOUNT_CEILING:,f} (AMOUNT_CEILING)",
+                           code="amount_out_of_range")
+    return money
 
 
 def day(timestamp: Any, path: str) -> date:
+    return instant(timestamp, path).date()
+
+
+def instant(timestamp: Any, path: str) -> datetime:
+    """A unix timestamp as a UTC instant; one no calendar holds is a mapping error."""
     if not isinstance(timestamp, int) or isinstance(timestamp, bool):
-        raise MappingError(f"{path} must be a unix timestamp, not {timestamp!r}",
+        raise MappingError(f"{path} must be a unix timestamp, not {amount.shown(timestamp)}",
                            code="invalid_field")
-    return datetime.fromtimestamp(timestamp, UTC).date()
+    try:
+        return datetime.fromtimestamp(timestamp, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise MappingError(f"{path} {amount.shown(timestamp)} is no date a calendar holds",
+                           code="date_out_of_range") from None
+
+
+def count(obj: Obj, key: str, path: str, absent: int) -> int:
+    """A quantity Stripe may leave out or null (`absent` then)."""
+    if obj.get(key) is None:
+        return absent
+    return integer(obj, key, path)
 
 
 def refs(stripe_id: str) -> ExternalRefs:
@@ -198,11 +225,10 @@ def _unit_price(price: Obj, currency: str, path: str) -> Money:
         raw = price.get("unit_amount", price.get("amount"))
     if isinstance(raw, bool) or not isinstance(raw, int | str):
         raise MappingError(f"{path}: the price has no unit amount", code="unsupported_price")
-    try:
+    if isinstance(raw, str):
+        units = amount.parse_amount(raw, f"{path}.unit_amount_decimal")
+    else:
         units = Decimal(raw)
-    except InvalidOperation:
-        raise MappingError(f"{path}: unit amount {raw!r} is not a number",
-                           code="invalid_field") from None
     return Money(units.scaleb(-exponent(currency)), currency)
 
 
@@ -248,7 +274,7 @@ def _contract_line(item: Obj, currency: str, start: date, end: date,
     product = id_of(price.get("product")) or id_of(item.get("product"))
     return built(path, lambda: ContractLine(
         text(item, "id", path), product or ref(price, "product", path + ".price"),
-        text(price, "id", path + ".price"), int(item.get("quantity") or 0),
+        text(price, "id", path + ".price"), count(item, "quantity", path, 0),
         _unit_price(price, currency, path + ".price"), start, end))
 
 
@@ -314,7 +340,7 @@ def _document_line(line: Obj, currency: str, settings: SourceSettings, fallback_
     return DocumentLine(
         text(line, "id", path), _line_product(line, settings),
         str(line.get("description") or _line_product(line, settings)),
-        int(line.get("quantity") or 1), gross - discounts - inclusive, inclusive + exclusive,
+        count(line, "quantity", path, 1), gross - discounts - inclusive, inclusive + exclusive,
         start, end, _line_proration(line))
 
 

@@ -16,6 +16,9 @@ Rules (the treatment comes from `modification.decide`):
   in cumulative revenue is recognised on the modification date.
 - Mixed (25-13(c)): catch-up for the obligations named not distinct, prospective for the rest.
 - Ratable measures keep their history: units before the modification date stay as they were.
+- Line changes are measured against what the revenue contract holds: a line with no
+  performance obligation (added after its service had ended) carries no consideration, so
+  once changed it is an added line, measured from nothing, and gets its own obligation.
 - Every decision is kept with its reason, paragraph, line changes and catch-up per obligation.
 """
 
@@ -57,8 +60,8 @@ def apply_modification(state: RevenueContractState,
     amendment = event.amendment
     _check(state, event)
     at = at_midnight(amendment.effective_date)
-    changes = line_changes(state.contract, amendment.contract, amendment.effective_date,
-                           state.terms.pattern_of)
+    changes = line_changes(_held(state, amendment.contract), amendment.contract,
+                           amendment.effective_date, state.terms.pattern_of)
     remaining = [ob.obligation_id for ob in state.obligations
                  if not ob.pattern.variable
                  and progress(ob, ob.current.basis, state.granularity, at) < 1]
@@ -88,6 +91,18 @@ def _check(state: RevenueContractState, event: ContractModified) -> None:
         raise ContractMismatchError(f"amendment {event.amendment.id} makes version "
                                     f"{contract.version}; {state.contract.id} is at version "
                                     f"{state.contract.version}")
+
+
+def _held(state: RevenueContractState,
+          new: SubscriptionContract) -> SubscriptionContract:
+    """The contract as the revenue contract holds it, to measure the change against.
+
+    A line added after its service had ended got no performance obligation: it carries no
+    consideration. Once the amendment changes or removes it, it is measured from nothing (an
+    added line), so its change cannot move consideration the transaction price never held."""
+    held = {ob.line_id for ob in state.obligations}
+    lines = tuple(li for li in state.contract.lines if li.line_id in held or li in new.lines)
+    return replace(state.contract, lines=lines)
 
 
 def _new_lines(contract: SubscriptionContract) -> dict[str, tuple[Step, ...]]:

@@ -1,0 +1,16 @@
+"""Text as every database the hub runs on stores it.
+
+Rule: PostgreSQL refuses NUL in text, and no UTF-8 column holds a lone surrogate (a JSON
+escape such as `\\ud800` can spell one). Messages and details that quote what a sender sent
+are made storable here: NUL as `\\x00`, a lone surrogate as its `\\udXXX` escape.
+"""
+
+from __future__ import annotations
+
+
+def storable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def storable_or_none(text: str | None) -> str | None:
+    return None if text is None else storable(text)

@@ -1,0 +1,59 @@
+"""The fuzz suite's database (one per backend and module, so a campaign's tests share it)
+and the counts it reports at the end of the run (the closing note of issue 12 quotes them).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from finsync.storage.db import make_engine
+from finsync.storage.migrate import upgrade
+from tests.conftest import empty_postgres
+
+REPORT = pytest.StashKey[list[str]]()
+SHM = Path("/dev/shm")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def fuzz_db_url(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Like `db_url` in tests/conftest.py, once per module: a campaign's tests read what
+    one campaign left behind. SQLite lives in memory-backed /dev/shm where there is one:
+    the campaign commits some 20,000 times, and durability is not what it tests."""
+    if request.param == "postgresql":
+        pg_url: str = request.getfixturevalue("pg_database")
+        empty_postgres(pg_url)
+        yield pg_url
+        return
+    in_memory = SHM.is_dir()
+    if in_memory:
+        folder = Path(tempfile.mkdtemp(prefix="finsync-fuzz-", dir=SHM))
+    else:
+        folder = tmp_path_factory.mktemp("fuzz")
+    url = f"sqlite:///{folder / 'finsync.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    if in_memory:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def fuzz_report(request: pytest.FixtureRequest) -> list[str]:
+    """Lines printed after the run's summary (see `pytest_terminal_summary`)."""
+    return request.config.stash.setdefault(REPORT, [])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    lines = config.stash.get(REPORT, [])
+    if lines:
+        terminalreporter.section("finsync fuzz suite")
+        for line in lines:
+            terminalreporter.write_line(line)
