@@ -37,7 +37,8 @@ from finsync.hub.intake import (
     Refusal,
 )
 from finsync.hub.pipeline import Supervisor, hub_pipeline
-from finsync.hub.service import UNRESOLVED_FILTER, Hub
+from finsync.hub.service import Hub
+from finsync.hub.status import UNRESOLVED_FILTER
 from finsync.hub.webhook import WebhookIntake
 
 # Credentials are never stored with the raw event; signature headers are (for audit).

@@ -24,7 +24,8 @@ from finsync.cli.common import ConfigPath, Json, guarded
 from finsync.config import DEFAULT_CONFIG, load_config
 from finsync.domain.clock import parse_utc
 from finsync.hub.replay import ReplayFilter
-from finsync.hub.service import STATUS_FILTERS, UNRESOLVED_FILTER, Hub, HubStatus, Waiting
+from finsync.hub.service import Hub
+from finsync.hub.status import STATUS_FILTERS, UNRESOLVED_FILTER, HubStatus, Waiting
 
 app = typer.Typer(help="finsync: every financial effect of a contract change, once, everywhere.",
                   no_args_is_help=True, pretty_exceptions_enable=False)

@@ -1,10 +1,8 @@
 """The hub's service API: what the CLI, the HTTP API and the demo call.
 
 Rules:
-- Status is honest: every exception that is not resolved (open, retrying, awaiting approval)
-  is counted with its money at stake per currency; no caller picks one status to show.
-- A filter value that names no status or class is refused with the allowed values; it never
-  means "nothing matches".
+- Status is honest (`hub.status`): every unresolved exception is counted with its money at
+  stake; an unknown filter value is refused.
 - Waiting for retries is bounded: `run_until_settled` sleeps only until the next retry that
   falls within its budget, and says what is still waiting when it returns.
 """
@@ -14,15 +12,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Engine
 
 from finsync.connectors.ports import LedgerPort
-from finsync.domain.errors import DomainError, ExceptionClass
-from finsync.domain.money import Money
 from finsync.domain.status import UNRESOLVED, DeliveryStatus, ExceptionStatus, RawStatus
 from finsync.hub.acceptance import Acceptance
 from finsync.hub.buffer import BufferPolicy, buffers_for
@@ -33,6 +29,17 @@ from finsync.hub.milestone import BOOKED, SCHEDULED
 from finsync.hub.processor import Processor
 from finsync.hub.replay import ReplayFilter, ReplayResult, replay
 from finsync.hub.settings import HubSettings
+from finsync.hub.status import (
+    LISTING_MAX,
+    UNRESOLVED_FILTER,
+    ExceptionListing,
+    HubStatus,
+    Waiting,
+    at_stake_groups,
+    at_stake_total,
+    parse_class_filter,
+    parse_status_filter,
+)
 from finsync.hub.target import Target
 from finsync.storage import (
     event_log,
@@ -45,7 +52,6 @@ from finsync.storage import (
 )
 from finsync.storage.db import reading, transaction
 from finsync.storage.raw_log import RawIn
-from finsync.storage.schema import deliveries, exceptions
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 # A source that pushes (an embedded system's outbox): called with a sender that returns only
@@ -76,154 +82,6 @@ class RunSummary:
         return RunSummary(self.raw_processed + other.raw_processed, dict(outcomes),
                           self.deliveries_attempted + other.deliveries_attempted,
                           self.overdue_flagged + other.overdue_flagged)
-
-
-class UnknownFilterError(DomainError):
-    """A filter value that names no exception status or class; the message lists the
-    allowed values (`unknown_status`, `unknown_exception_class`)."""
-
-    def __init__(self, message: str, *, code: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-# What `status=` of an exception listing accepts besides one ExceptionStatus.
-UNRESOLVED_FILTER = "unresolved"
-ALL_FILTER = "all"
-STATUS_FILTERS = (UNRESOLVED_FILTER, *(s.value for s in ExceptionStatus), ALL_FILTER)
-LISTING_MAX = 500  # rows of one listing; its count and money at stake cover every match
-
-
-def parse_status_filter(status: str | None) -> tuple[ExceptionStatus, ...]:
-    """The statuses a filter value selects: one status, `unresolved` (open, retrying,
-    awaiting approval) or `all` (None too)."""
-    if status is None or status == ALL_FILTER:
-        return tuple(ExceptionStatus)
-    if status == UNRESOLVED_FILTER:
-        return UNRESOLVED
-    if status in set(ExceptionStatus):
-        return (ExceptionStatus(status),)
-    raise UnknownFilterError(f"unknown exception status {status!r}; allowed: "
-                             f"{', '.join(STATUS_FILTERS)}", code="unknown_status")
-
-
-def parse_class_filter(name: str | None) -> ExceptionClass | None:
-    """The class a filter value names (None: every class)."""
-    if name is None:
-        return None
-    if name in set(ExceptionClass):
-        return ExceptionClass(name)
-    raise UnknownFilterError(f"unknown exception class {name!r}; allowed: "
-                             f"{', '.join(c.value for c in ExceptionClass)}",
-                             code="unknown_exception_class")
-
-
-@dataclass(frozen=True, slots=True)
-class AtStake:
-    """The exceptions of one status and class: how many, and their money at stake per
-    currency (an exception without an amount is counted and adds nothing)."""
-
-    status: ExceptionStatus
-    exception_class: str
-    count: int
-    amounts: Mapping[str, Money] = field(default_factory=dict)
-
-
-def at_stake_total(groups: Collection[AtStake]) -> dict[str, Money]:
-    """Money at stake per currency over `groups`."""
-    total: dict[str, Money] = {}
-    for group in groups:
-        for currency, amount in group.amounts.items():
-            total[currency] = total.get(currency, Money.zero(currency)) + amount
-    return dict(sorted(total.items()))
-
-
-def _money_json(amounts: Mapping[str, Money]) -> dict[str, str]:
-    return {currency: str(m.amount) for currency, m in sorted(amounts.items())}
-
-
-def _totals_json(groups: Sequence[AtStake], key: Callable[[AtStake], str]
-                 ) -> dict[str, dict[str, Any]]:
-    result: dict[str, dict[str, Any]] = {}
-    for name in sorted({key(g) for g in groups}):
-        chosen = [g for g in groups if key(g) == name]
-        result[name] = {"count": sum(g.count for g in chosen),
-                        "at_stake": _money_json(at_stake_total(chosen))}
-    return result
-
-
-@dataclass(frozen=True, slots=True)
-class Waiting:
-    """Deliveries not settled yet: `retrying` wait for a later attempt (the first at
-    `next_retry_at`); `due` are due now but not delivered (no run since, an earlier delivery
-    of their aggregate that failed, or a target's call budget); `in_flight` are leased."""
-
-    retrying: int = 0
-    next_retry_at: datetime | None = None
-    due: int = 0
-    in_flight: int = 0
-
-    @property
-    def nothing(self) -> bool:
-        return not (self.retrying or self.due or self.in_flight)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"retrying": self.retrying, "next_retry_at": _iso(self.next_retry_at),
-                "due": self.due, "in_flight": self.in_flight}
-
-
-@dataclass(frozen=True, slots=True)
-class HubStatus:
-    """Counts of every record, the unresolved exceptions with their money at stake, and
-    what is still waiting to be delivered."""
-
-    raw_events: Mapping[str, int]
-    events: Mapping[str, int]
-    deliveries: Mapping[str, int]
-    duplicates_ignored: int
-    exceptions: Mapping[str, Mapping[str, int]]  # status -> class -> count, every status
-    unresolved: tuple[AtStake, ...]  # one per (status, class) not resolved
-    waiting: Waiting
-
-    @property
-    def unresolved_count(self) -> int:
-        return sum(g.count for g in self.unresolved)
-
-    @property
-    def at_stake(self) -> dict[str, Money]:
-        return at_stake_total(self.unresolved)
-
-    def as_json(self) -> dict[str, Any]:
-        unresolved = {
-            "count": self.unresolved_count,
-            "at_stake": _money_json(self.at_stake),
-            "by_status": _totals_json(self.unresolved, lambda g: g.status.value),
-            "by_class": _totals_json(self.unresolved, lambda g: g.exception_class),
-            "items": [{"status": g.status.value, "class": g.exception_class,
-                       "count": g.count, "at_stake": _money_json(g.amounts)}
-                      for g in self.unresolved],
-        }
-        return {"raw_events": dict(self.raw_events), "events": dict(self.events),
-                "deliveries": dict(self.deliveries),
-                "duplicates_ignored": self.duplicates_ignored,
-                "exceptions": {k: dict(v) for k, v in self.exceptions.items()},
-                "unresolved_exceptions": unresolved,
-                "waiting": self.waiting.as_json(),
-                "next_retry_at": _iso(self.waiting.next_retry_at)}
-
-
-@dataclass(frozen=True, slots=True)
-class ExceptionListing:
-    """Exceptions chosen by status and class, oldest first (at most `LISTING_MAX` rows);
-    `count` and `at_stake` (unresolved ones only, per currency) cover every match."""
-
-    rows: list[dict[str, Any]]
-    count: int
-    at_stake: Mapping[str, Money]
-
-    def as_json(self) -> dict[str, Any]:
-        return {"exceptions": self.rows, "count": self.count,
-                "at_stake": _money_json(self.at_stake)}
 
 
 class Hub:
@@ -315,7 +173,7 @@ class Hub:
     def waiting(self) -> Waiting:
         """What is not delivered yet: retries to come, due ones not taken, leased ones."""
         with reading(self.engine) as conn:
-            return _waiting(conn, self.clock())
+            return Waiting(*outbox.waiting_counts(conn, self.clock()))
 
     def _raw_waiting(self) -> int:
         with reading(self.engine) as conn:
@@ -346,8 +204,8 @@ class Hub:
                 duplicates_ignored=event_log.duplicate_count(conn),
                 deliveries=outbox.counts(conn),
                 exceptions=exception_log.counts(conn),
-                unresolved=_exception_groups(conn, UNRESOLVED, None),
-                waiting=_waiting(conn, self.clock()),
+                unresolved=at_stake_groups(exception_log.at_stake_rows(conn, UNRESOLVED)),
+                waiting=Waiting(*outbox.waiting_counts(conn, self.clock())),
             )
 
     def status(self) -> dict[str, Any]:
@@ -370,7 +228,7 @@ class Hub:
             rows = [row for chosen in ((None,) if every else statuses)
                     for row in exception_log.listing(conn, status=chosen, exception_class=klass,
                                                      limit=LISTING_MAX)]
-            groups = _exception_groups(conn, statuses, klass)
+            groups = at_stake_groups(exception_log.at_stake_rows(conn, statuses, klass))
         rows.sort(key=lambda row: int(row["id"]))
         unresolved = [g for g in groups if g.status in UNRESOLVED]
         return ExceptionListing(rows[:LISTING_MAX], sum(g.count for g in groups),
@@ -417,45 +275,3 @@ def _financial(milestones: set[str], raised: Sequence[Mapping[str, Any]]) -> str
 
 POLL_S = 1.0  # how soon to look again at a delivery held back by a call budget
 
-# The two reads below would sit in storage/exception_log.py and storage/outbox.py; they are
-# here while those modules change under other work of the same issue.
-
-
-def _exception_groups(conn: Connection, statuses: Collection[ExceptionStatus],
-                      klass: ExceptionClass | None) -> tuple[AtStake, ...]:
-    """Exceptions of `statuses` (and `klass`), counted per status and class, with their
-    money at stake summed per currency in the database (no listing limit applies)."""
-    query = (select(exceptions.c.status, exceptions.c["class"], exceptions.c.currency,
-                    func.count(), func.sum(exceptions.c.amount_minor))
-             .where(exceptions.c.status.in_([s.value for s in statuses]))
-             .group_by(exceptions.c.status, exceptions.c["class"], exceptions.c.currency))
-    if klass is not None:
-        query = query.where(exceptions.c["class"] == klass.value)
-    counts: Counter[tuple[ExceptionStatus, str]] = Counter()
-    amounts: dict[tuple[ExceptionStatus, str], dict[str, Money]] = {}
-    for status, name, currency, n, minor in conn.execute(query):
-        key = (ExceptionStatus(status), str(name))
-        counts[key] += int(n)
-        if currency is not None and minor is not None:
-            amounts.setdefault(key, {})[str(currency)] = Money.from_minor(int(minor),
-                                                                         str(currency))
-    order = list(ExceptionStatus)
-    keys = sorted(counts, key=lambda k: (order.index(k[0]), k[1]))
-    return tuple(AtStake(s, k, counts[(s, k)], amounts.get((s, k), {})) for s, k in keys)
-
-
-def _waiting(conn: Connection, now: datetime) -> Waiting:
-    pending = deliveries.c.status == DeliveryStatus.PENDING
-    retrying, next_at = conn.execute(
-        select(func.count(), func.min(deliveries.c.next_attempt_at))
-        .where(pending, deliveries.c.next_attempt_at > now)).one()
-    due = conn.execute(select(func.count()).select_from(deliveries)
-                       .where(pending, deliveries.c.next_attempt_at <= now)).scalar_one()
-    in_flight = conn.execute(select(func.count()).select_from(deliveries)
-                             .where(deliveries.c.status == DeliveryStatus.IN_FLIGHT)
-                             ).scalar_one()
-    return Waiting(int(retrying), next_at, int(due), int(in_flight))
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()

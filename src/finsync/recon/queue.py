@@ -23,14 +23,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from finsync.domain.errors import ExceptionClass
-from finsync.domain.status import UNRESOLVED, ExceptionStatus
+from finsync.domain.status import ExceptionStatus
 from finsync.recon.model import CheckResult, Item
 from finsync.storage import exception_log, jsonutil
 from finsync.storage.exception_log import NewException
-from finsync.storage.schema import exceptions
 
 BREAK = ExceptionClass.RECONCILIATION_BREAK
 RESOLVED_NOTE = "reconciles on the latest run"
@@ -44,24 +43,13 @@ class OpenBreak:
 
 def explanations(conn: Connection) -> dict[str, str]:
     """Object ref ("invoice:inv_1") -> the unresolved exception, not a break, naming it."""
-    rows = conn.execute(select(exceptions.c.id, exceptions.c["class"], exceptions.c.objects)
-                        .where(exceptions.c.status.in_(UNRESOLVED),
-                               exceptions.c["class"] != BREAK.value)
-                        .order_by(exceptions.c.id))
-    named: dict[str, str] = {}
-    for exception_id, klass, objects in rows:
-        for ref in jsonutil.loads(objects):
-            named.setdefault(str(ref), f"exception {exception_id} ({klass})")
-    return named
+    return exception_log.unresolved_objects(conn, excluding=BREAK)
 
 
 def open_breaks(conn: Connection, entity: str) -> dict[str, OpenBreak]:
     """Fingerprint -> the entity's unresolved reconciliation_break."""
-    rows = conn.execute(select(exceptions.c.fingerprint, exceptions.c.status,
-                               exceptions.c.detail).where(
-        exceptions.c.fingerprint.startswith(f"recon:{entity}:", autoescape=True),
-        exceptions.c["class"] == BREAK.value, exceptions.c.status.in_(UNRESOLVED)))
-    return {str(fingerprint): OpenBreak(ExceptionStatus(status), _seen_as_of(detail))
+    rows = exception_log.unresolved_by_prefix(conn, BREAK, f"recon:{entity}:")
+    return {fingerprint: OpenBreak(status, _seen_as_of(detail))
             for fingerprint, status, detail in rows}
 
 

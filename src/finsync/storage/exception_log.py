@@ -11,7 +11,7 @@ A NUL in a summary or detail (PostgreSQL's text cannot hold it) is escaped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -150,10 +150,15 @@ def counts(conn: Connection) -> dict[str, dict[str, int]]:
     return result
 
 
-def unresolved_objects(conn: Connection) -> dict[str, str]:
-    """Object ref ("invoice:inv_1") → the unresolved exception that names it."""
-    rows = conn.execute(select(exceptions.c.id, exceptions.c["class"], exceptions.c.objects)
-                        .where(exceptions.c.status.in_(UNRESOLVED)))
+def unresolved_objects(conn: Connection,
+                       excluding: ExceptionClass | None = None) -> dict[str, str]:
+    """Object ref ("invoice:inv_1") → the oldest unresolved exception that names it (of
+    any class but `excluding`)."""
+    query = select(exceptions.c.id, exceptions.c["class"], exceptions.c.objects).where(
+        exceptions.c.status.in_(UNRESOLVED)).order_by(exceptions.c.id)
+    if excluding is not None:
+        query = query.where(exceptions.c["class"] != excluding.value)
+    rows = conn.execute(query)
     named: dict[str, str] = {}
     for exception_id, klass, objects in rows:
         for ref in jsonutil.loads(objects):
@@ -166,3 +171,30 @@ def unresolved_fingerprints(conn: Connection, prefix: str) -> list[str]:
         exceptions.c.fingerprint.startswith(prefix, autoescape=True),
         exceptions.c.status.in_(UNRESOLVED)))
     return [str(f) for (f,) in rows]
+
+
+def at_stake_rows(conn: Connection, statuses: Collection[ExceptionStatus],
+                  exception_class: ExceptionClass | None = None
+                  ) -> list[tuple[str, str, str | None, int, int | None]]:
+    """`(status, class, currency, count, minor units at stake)` of the exceptions in
+    `statuses` (and of one class), summed in the database: no listing limit applies."""
+    query = (select(exceptions.c.status, exceptions.c["class"], exceptions.c.currency,
+                    func.count(), func.sum(exceptions.c.amount_minor))
+             .where(exceptions.c.status.in_([s.value for s in statuses]))
+             .group_by(exceptions.c.status, exceptions.c["class"], exceptions.c.currency))
+    if exception_class is not None:
+        query = query.where(exceptions.c["class"] == exception_class.value)
+    return [(str(status), str(name), None if currency is None else str(currency), int(n),
+             None if minor is None else int(minor))
+            for status, name, currency, n, minor in conn.execute(query)]
+
+
+def unresolved_by_prefix(conn: Connection, exception_class: ExceptionClass,
+                         prefix: str) -> list[tuple[str, ExceptionStatus, str | None]]:
+    """`(fingerprint, status, detail)` of the unresolved exceptions of a class whose
+    fingerprint starts with `prefix`."""
+    rows = conn.execute(select(exceptions.c.fingerprint, exceptions.c.status,
+                               exceptions.c.detail).where(
+        exceptions.c.fingerprint.startswith(prefix, autoescape=True),
+        exceptions.c["class"] == exception_class.value, exceptions.c.status.in_(UNRESOLVED)))
+    return [(str(f), ExceptionStatus(status), detail) for f, status, detail in rows]

@@ -297,3 +297,18 @@ def done_results(conn: Connection, targets: Collection[str]) -> list[tuple[str, 
 def all_rows(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(
         select(deliveries).order_by(deliveries.c.delivery_key)).mappings()]
+
+
+def waiting_counts(conn: Connection, now: datetime) -> tuple[int, datetime | None, int, int]:
+    """`(retrying, next retry at, due now, in flight)`: pending deliveries whose next
+    attempt is later, the earliest of those, pending ones due now, and leased ones."""
+    pending = deliveries.c.status == DeliveryStatus.PENDING
+    retrying, next_at = conn.execute(
+        select(func.count(), func.min(deliveries.c.next_attempt_at))
+        .where(pending, deliveries.c.next_attempt_at > now)).one()
+    due = conn.execute(select(func.count()).select_from(deliveries)
+                       .where(pending, deliveries.c.next_attempt_at <= now)).scalar_one()
+    in_flight = conn.execute(select(func.count()).select_from(deliveries)
+                             .where(deliveries.c.status == DeliveryStatus.IN_FLIGHT)
+                             ).scalar_one()
+    return int(retrying), next_at, int(due), int(in_flight)
