@@ -137,6 +137,13 @@ class Ports:
     def billing_records(self) -> BillingRecordsPort:
         return _only(self.billing, "billing")
 
+    def close(self) -> None:
+        """Release the connections that remote systems' adapters hold open."""
+        for port in [*self.ledgers.values(), *self.revenues.values(), *self.billing.values()]:
+            close = getattr(port, "close", None)
+            if callable(close):
+                close()
+
 
 def _only(systems: Mapping[str, T], role: str) -> T:
     if not systems:
@@ -366,6 +373,11 @@ class Finance:
     recon: Reconciliation
     triage: Triage
 
+    def dispose(self) -> None:
+        """Release the remote systems' connections and the database pool."""
+        self.ports.close()
+        self.hub.engine.dispose()
+
 
 def build_finance(config: FinsyncConfig, *, engine: Engine | None = None,
                   clock: Callable[[], datetime] = utc_now) -> Finance:
@@ -420,8 +432,5 @@ def set_up_tryton_books(url: str, database: str, user: str, password: str,
                         years: tuple[int, ...]) -> list[BootstrapReport]:
     """Create in Tryton what finsync posts to, for each company, if missing; one report per
     company, in order."""
-    client = TrytonClient(url, database, user, password)
-    try:
+    with TrytonClient(url, database, user, password) as client:
         return bootstrap_tryton(client, [BookSpec(name, currency, years) for name in companies])
-    finally:
-        client.close()

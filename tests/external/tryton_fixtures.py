@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -20,11 +20,8 @@ ENTITIES = {"le_us": Entity(COMPANY)}
 
 
 def _bootstrap(url: str, database: str) -> None:
-    client = TrytonClient(url, database, "admin", ADMIN_PASSWORD)
-    try:
+    with TrytonClient(url, database, "admin", ADMIN_PASSWORD) as client:
         bootstrap(client, [BookSpec(COMPANY)])
-    finally:
-        client.close()
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +41,7 @@ class TrytonBooks:
 
     site: TrytonSite
     database: str
+    _ledgers: list[TrytonLedger] = field(default_factory=list)
 
     def connect(self, url: str | None = None) -> Callable[[], TrytonClient]:
         target = url or self.site.server.url
@@ -53,20 +51,29 @@ class TrytonBooks:
         return self.connect()()
 
     def ledger(self, url: str | None = None, max_batch: int = 25) -> TrytonLedger:
-        return TrytonLedger("tryton", self.connect(url), ENTITIES, max_batch=max_batch)
+        return self.own(TrytonLedger("tryton", self.connect(url), ENTITIES, max_batch=max_batch))
+
+    def own(self, ledger: TrytonLedger) -> TrytonLedger:
+        """Close this ledger's connections when the test ends."""
+        self._ledgers.append(ledger)
+        return ledger
+
+    def close(self) -> None:
+        for ledger in self._ledgers:
+            ledger.close()
 
     def close_period(self, entity: str, period: str) -> None:
         assert entity in ENTITIES
-        client = self.client()
-        ids = client.model("account.period", "search", [("name", "=", period)], 0, None, None)
-        client.model("account.period", "close", ids)
-        client.close()
+        with self.client() as client:
+            ids = client.model("account.period", "search", [("name", "=", period)],
+                               0, None, None)
+            client.model("account.period", "close", ids)
 
     def moves(self) -> list[dict[str, object]]:
-        client = self.client()
-        rows: list[dict[str, object]] = client.model(
-            "account.move", "search_read", [], 0, None, [("id", "ASC")], ["description", "state"])
-        client.close()
+        with self.client() as client:
+            rows: list[dict[str, object]] = client.model(
+                "account.move", "search_read", [], 0, None, [("id", "ASC")],
+                ["description", "state"])
         return rows
 
 
@@ -74,4 +81,5 @@ class TrytonBooks:
 def tryton_books(tryton: TrytonSite) -> Iterator[TrytonBooks]:
     books = TrytonBooks(tryton, tryton.clone())
     yield books
+    books.close()
     tryton.discard(books.database)

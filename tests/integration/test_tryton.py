@@ -45,7 +45,7 @@ def _losing_ledger(books: TrytonBooks, method: str) -> TrytonLedger:
         client = LosingClient(books.site.server.url, books.database, "admin", "admin")
         client.lose = method
         return client
-    return TrytonLedger("tryton", connect, ENTITIES)
+    return books.own(TrytonLedger("tryton", connect, ENTITIES))
 
 
 def _keys(books: TrytonBooks) -> Counter[str]:
@@ -218,7 +218,8 @@ def test_bootstrap_again_changes_nothing_and_adds_a_second_company(
     again = CliRunner().invoke(app, [*base, "--company", COMPANY])
     assert again.exit_code == 0, again.output
     assert json.loads(again.output)["changed"] is False
-    (report,) = bootstrap(tryton_books.client(), [BookSpec("Acme EU", "EUR", (2026,))])
-    assert "company Acme EU" in report.created
-    (report,) = bootstrap(tryton_books.client(), [BookSpec("Acme EU", "EUR", (2026,))])
-    assert report.created == []
+    with tryton_books.client() as client:
+        (report,) = bootstrap(client, [BookSpec("Acme EU", "EUR", (2026,))])
+        assert "company Acme EU" in report.created
+        (report,) = bootstrap(client, [BookSpec("Acme EU", "EUR", (2026,))])
+        assert report.created == []

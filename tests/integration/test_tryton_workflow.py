@@ -52,7 +52,7 @@ def finance(tryton_books: TrytonBooks, tmp_path: Path,
     clock = SimClock(datetime(2026, 1, 1, tzinfo=UTC))
     built = build_finance(config, clock=clock)
     yield built, build_billing_service(config, built.hub.engine, clock), clock
-    built.hub.engine.dispose()
+    built.dispose()
 
 
 def _deliver(finance: Finance, billing: BillingService, clock: SimClock) -> None:
@@ -153,7 +153,7 @@ def test_daily_summaries_into_tryton_book_what_detail_books(
         balances[posting] = (
             [(b.account, str(b.balance)) for b in erp.trial_balance("le_us", date(2026, 12, 31))],
             _per_customer(erp.receivables("le_us", date(2026, 12, 31))))
-        hub_finance.hub.engine.dispose()
+        hub_finance.dispose()
         moves = len(books.moves())
         tryton.discard(books.database)
         # one move per document, or one per day (invoices on 1 Jan, payments on 15 Jan)

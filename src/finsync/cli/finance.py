@@ -35,7 +35,7 @@ def finance(config: Path | None) -> Iterator[Finance]:
     try:
         yield built
     finally:
-        built.hub.engine.dispose()
+        built.dispose()
 
 
 IntoOpenPeriod = Annotated[bool, typer.Option(

@@ -105,6 +105,8 @@ class TrytonLedger:
         self._local = threading.local()
         self._companies: dict[str, Company] = {}
         self._lock = threading.Lock()
+        self._clients: list[TrytonClient] = []
+        self._clients_lock = threading.Lock()  # apart: `client` is read under `_lock`
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -114,7 +116,16 @@ class TrytonLedger:
         client: TrytonClient | None = getattr(self._local, "client", None)
         if client is None:
             client = self._local.client = self._connect()
+            with self._clients_lock:
+                self._clients.append(client)
         return client
+
+    def close(self) -> None:
+        """Close every thread's connection: a worker thread that ended cannot close its own."""
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
 
     def _entity(self, legal_entity: str) -> Entity:
         if legal_entity not in self._entities:

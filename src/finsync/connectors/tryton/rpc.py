@@ -153,6 +153,12 @@ class TrytonClient:
         with self._lock:
             self._drop_connection()
 
+    def __enter__(self) -> TrytonClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- protocol --------------------------------------------------------------------
 
     def _login(self) -> None:
