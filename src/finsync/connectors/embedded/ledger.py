@@ -47,6 +47,7 @@ _CLASSES: tuple[tuple[type[DomainError], ExceptionClass], ...] = (
     (ledger_errors.ClosedPeriodError, ExceptionClass.CLOSED_PERIOD),
     (ledger_errors.PeriodNotFoundError, ExceptionClass.CLOSED_PERIOD),
     (ledger_errors.IdempotencyMismatchError, ExceptionClass.DUPLICATE_EVENT),
+    (ledger_errors.DuplicateDocumentError, ExceptionClass.DUPLICATE_EVENT),
     (UnbalancedEntryError, ExceptionClass.MAPPING_ERROR),
     (DomainError, ExceptionClass.MASTER_DATA_MISMATCH),
 )

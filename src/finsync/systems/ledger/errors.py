@@ -33,6 +33,12 @@ class IdempotencyMismatchError(LedgerError):
     code = "idempotency_mismatch"
 
 
+class DuplicateDocumentError(LedgerError):
+    """The document is already in the books under another idempotency key."""
+
+    code = "duplicate_document"
+
+
 class UnknownDocumentError(LedgerError):
     code = "unknown_document"
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, select
 
 from finsync.domain.journal import (
     AccountingPeriod,
@@ -19,10 +18,9 @@ from finsync.domain.journal import (
 )
 from finsync.domain.money import Money
 from finsync.systems.ledger import tables as t
-from finsync.systems.ledger.ar import ItemKind, OpenItem, Settlement
+from finsync.systems.ledger.ar import ItemKind, OpenItem
 from finsync.systems.ledger.chart import Account, AccountType, Chart, Role
 from finsync.systems.ledger.errors import PeriodNotFoundError, UnknownEntityError
-from finsync.systems.ledger.fx import Rate, RateTable
 from finsync.systems.ledger.rules import AccountMap
 
 
@@ -50,10 +48,10 @@ def period_for(conn: Connection, entity: str, on: date) -> AccountingPeriod:
     ).mappings().first()
     if row is None:
         raise PeriodNotFoundError(f"{entity} has no accounting period for {on}")
-    return _period(row)
+    return period_of(row)
 
 
-def _period(row: Any) -> AccountingPeriod:
+def period_of(row: Any) -> AccountingPeriod:
     return AccountingPeriod(row["entity"], row["name"], row["start"], row["end"],
                             PeriodStatus(row["status"]))
 
@@ -62,32 +60,22 @@ def list_periods(conn: Connection, entity: str | None) -> list[AccountingPeriod]
     query = select(t.periods).order_by(t.periods.c.entity, t.periods.c.start)
     if entity is not None:
         query = query.where(t.periods.c.entity == entity)
-    return [_period(r) for r in conn.execute(query).mappings()]
+    return [period_of(r) for r in conn.execute(query).mappings()]
 
 
-_RATE = select(t.fx_rates).where(
-    t.fx_rates.c.base == bindparam("b_base"), t.fx_rates.c.quote == bindparam("b_quote"),
-    t.fx_rates.c.effective <= bindparam("b_on")).order_by(t.fx_rates.c.effective.desc()).limit(1)
-
-
-def rates_for(conn: Connection, base: str, quote: str, on: date) -> RateTable:
-    """Only the rate a conversion on `on` needs (the whole table would grow with history)."""
-    row = conn.execute(_RATE, {"b_base": base, "b_quote": quote, "b_on": on}).first()
-    return RateTable([] if row is None else
-                     [Rate(row.base, row.quote, row.effective, Decimal(row.rate))])
-
-
-def insert_entry(conn: Connection, entry: JournalEntry, *, period: str, key: str,
-                 body_hash: str, kind: str, document_id: str | None, approved: bool,
-                 at: Any) -> None:
-    conn.execute(insert(t.entries), {
+def entry_row(entry: JournalEntry, *, period: str, key: str, body_hash: str, kind: str,
+              document_id: str | None, approved: bool, at: Any) -> dict[str, Any]:
+    return {
         "id": entry.id, "entity": entry.legal_entity, "posting_date": entry.posting_date,
         "period": period, "memo": entry.memo, "idempotency_key": key, "body_hash": body_hash,
         "document_kind": kind, "document_id": document_id,
         "correlation_id": entry.correlation_id, "reverses": entry.reverses,
         "source_refs": json.dumps(list(entry.source_refs)), "approved": approved,
-        "posted_at": at})
-    conn.execute(insert(t.lines), [{
+        "posted_at": at}
+
+
+def line_rows(entry: JournalEntry) -> list[dict[str, Any]]:
+    return [{
         "entry_id": entry.id, "line_no": n, "entity": entry.legal_entity,
         "posting_date": entry.posting_date, "account": line.account, "side": line.side.value,
         "amount_minor": line.amount.to_minor(), "currency": line.amount.currency,
@@ -96,7 +84,7 @@ def insert_entry(conn: Connection, entry: JournalEntry, *, period: str, key: str
         "txn_currency": line.transaction_amount.currency if line.transaction_amount else None,
         "customer": dict(line.dimensions).get("customer"),
         "dimensions": json.dumps(list(line.dimensions)),
-    } for n, line in enumerate(entry.lines, start=1)])
+    } for n, line in enumerate(entry.lines, start=1)]
 
 
 def entries(conn: Connection, *, entity: str | None = None,
@@ -129,33 +117,6 @@ def entry_by_key(conn: Connection, key: str) -> Any | None:
                         ).mappings().first()
 
 
-def open_item(conn: Connection, entity: str, item_id: str) -> OpenItem | None:
-    row = conn.execute(select(t.items).where(t.items.c.entity == entity,
-                                             t.items.c.id == item_id)).mappings().first()
-    return None if row is None else _item(row)
-
-
-def customer_credits(conn: Connection, entity: str, customer: str,
-                     currency: str) -> list[OpenItem]:
-    """The customer's open credits in one currency (a refund pays out in its own)."""
-    return _open_of_kind(conn, entity, customer, currency, ItemKind.CREDIT)
-
-
-def customer_debits(conn: Connection, entity: str, customer: str,
-                    currency: str) -> list[OpenItem]:
-    """The customer's open debits in one currency (refunds paid beyond their credits)."""
-    return _open_of_kind(conn, entity, customer, currency, ItemKind.DEBIT)
-
-
-def _open_of_kind(conn: Connection, entity: str, customer: str, currency: str,
-                  kind: ItemKind) -> list[OpenItem]:
-    rows = conn.execute(select(t.items).where(
-        t.items.c.entity == entity, t.items.c.customer == customer,
-        t.items.c.currency == currency, t.items.c.kind == kind.value,
-        t.items.c.open_minor > 0)).mappings()
-    return [_item(r) for r in rows]
-
-
 def items(conn: Connection, entity: str | None = None,
           only_open: bool = True) -> list[OpenItem]:
     query = select(t.items).order_by(t.items.c.entity, t.items.c.posting_date, t.items.c.id)
@@ -163,10 +124,10 @@ def items(conn: Connection, entity: str | None = None,
         query = query.where(t.items.c.entity == entity)
     if only_open:
         query = query.where(t.items.c.open_minor != 0)
-    return [_item(r) for r in conn.execute(query).mappings()]
+    return [item_of(r) for r in conn.execute(query).mappings()]
 
 
-def _item(r: Any) -> OpenItem:
+def item_of(r: Any) -> OpenItem:
     return OpenItem(r["id"], r["entity"], r["customer"], ItemKind(r["kind"]), r["document_id"],
                     Money.from_minor(r["original_minor"], r["currency"]),
                     Money.from_minor(r["open_minor"], r["currency"]),
@@ -174,24 +135,14 @@ def _item(r: Any) -> OpenItem:
                     r["posting_date"], r["due_date"])
 
 
-def store_items(conn: Connection, opened: Sequence[OpenItem], settled: Sequence[Settlement],
-                entry: JournalEntry) -> None:
-    if opened:
-        conn.execute(insert(t.items), [{
-            "entity": i.legal_entity, "id": i.id, "customer": i.customer_id,
-            "kind": i.kind.value, "document_id": i.document_id, "currency": i.open.currency,
-            "original_minor": i.original.to_minor(), "open_minor": i.open.to_minor(),
-            "booked_currency": i.booked_open.currency,
-            "booked_open_minor": i.booked_open.to_minor(), "posting_date": i.posting_date,
-            "due_date": i.due_date, "entry_id": entry.id} for i in opened])
-    for s in settled:
-        conn.execute(update(t.items).where(and_(
-            t.items.c.entity == s.item.legal_entity, t.items.c.id == s.item.id)).values(
-            open_minor=s.item.open.to_minor(), booked_open_minor=s.item.booked_open.to_minor()))
-        conn.execute(insert(t.settlements), {
-            "entity": s.item.legal_entity, "item_id": s.item.id, "entry_id": entry.id,
-            "applied_minor": s.applied.to_minor(), "relieved_minor": s.relieved.to_minor(),
-            "posting_date": entry.posting_date})
+def item_row(item: OpenItem, entry_id: str) -> dict[str, Any]:
+    return {
+        "entity": item.legal_entity, "id": item.id, "customer": item.customer_id,
+        "kind": item.kind.value, "document_id": item.document_id, "currency": item.open.currency,
+        "original_minor": item.original.to_minor(), "open_minor": item.open.to_minor(),
+        "booked_currency": item.booked_open.currency,
+        "booked_open_minor": item.booked_open.to_minor(), "posting_date": item.posting_date,
+        "due_date": item.due_date, "entry_id": entry_id}
 
 
 def applications(conn: Connection, entity: str, as_of: date) -> list[tuple[str, str, Money]]:

@@ -1,0 +1,313 @@
+"""Posting a batch of documents in one transaction, with set-based reads and writes.
+
+Rules:
+- Everything a batch needs is read before any document is booked, one statement per kind
+  of row: the idempotency keys, the periods of its entities, the AR items its documents
+  name or would open, the open credits and debits of its customers; rates once per
+  currency pair. Items are read `FOR UPDATE` (PostgreSQL), so two batches that touch the
+  same items take turns.
+- Documents are then booked in order against that snapshot, which each booking updates: a
+  later document sees what an earlier one opened or settled (an invoice and its payment
+  may share a batch), exactly as if they had posted one by one.
+- Each document is validated alone: a refused one is answered with its `DomainError`,
+  changes nothing in the snapshot, and the others still post. A key seen earlier (in the
+  books or the batch) answers the first entry, or is refused if the body differs.
+- The writes are one executemany per table: entries, lines, new items, the items' final
+  open amounts, settlements. Entries of one batch keep their order (`posted_at` rises).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+
+from finsync.domain.errors import DomainError
+from finsync.domain.ids import derive_id
+from finsync.domain.journal import AccountingPeriod, JournalEntry
+from finsync.domain.money import Money
+from finsync.systems.ledger import records
+from finsync.systems.ledger import tables as t
+from finsync.systems.ledger.ar import ItemKind, OpenItem
+from finsync.systems.ledger.chart import Chart
+from finsync.systems.ledger.documents import Books, Posting
+from finsync.systems.ledger.errors import (
+    DuplicateDocumentError,
+    IdempotencyMismatchError,
+    PeriodNotFoundError,
+)
+from finsync.systems.ledger.fx import Rate, RateTable
+from finsync.systems.ledger.periods import check_posting
+from finsync.systems.ledger.plans import ItemReader, Plan
+from finsync.systems.ledger.rules import AccountMap
+
+IN_LIST_MAX = 500  # values per IN (...) list: well inside every driver's parameter limit
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    entry_id: str
+    legal_entity: str
+    posting_date: date
+    replayed: bool  # True when the key had been posted before
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """What never changes about an entity once created."""
+
+    functional: str
+    accounts: AccountMap
+    chart: Chart
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One document of a batch: its key and plan, or why it could not even be planned."""
+
+    key: str
+    plan: Plan | DomainError
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), IN_LIST_MAX):
+        yield values[start:start + IN_LIST_MAX]
+
+
+def _known_keys(conn: Connection, keys: Sequence[str]) -> dict[str, Any]:
+    known: dict[str, Any] = {}
+    for chunk in _chunks(sorted(set(keys))):
+        rows = conn.execute(select(t.entries.c.id, t.entries.c.idempotency_key,
+                                   t.entries.c.body_hash, t.entries.c.entity,
+                                   t.entries.c.posting_date)
+                            .where(t.entries.c.idempotency_key.in_(chunk))).mappings()
+        known.update((r["idempotency_key"], r) for r in rows)
+    return known
+
+
+def periods_of(conn: Connection, entities: Iterable[str]) -> dict[str, list[AccountingPeriod]]:
+    found: dict[str, list[AccountingPeriod]] = {}
+    wanted = sorted(set(entities))
+    if not wanted:
+        return found
+    rows = conn.execute(select(t.periods).where(t.periods.c.entity.in_(wanted))
+                        .order_by(t.periods.c.entity, t.periods.c.start)).mappings()
+    for r in rows:
+        found.setdefault(r["entity"], []).append(records.period_of(r))
+    return found
+
+
+class Rates:
+    """Rates of one batch: per currency pair, the series from the rate in force on the
+    batch's first day to its last day, read once on first use."""
+
+    def __init__(self, conn: Connection, first: date, last: date) -> None:
+        self._conn, self._first, self._last = conn, first, last
+        self._tables: dict[tuple[str, str], RateTable] = {}
+
+    def convert(self, money: Money, quote: str, on: date) -> Money:
+        pair = (money.currency, quote)
+        if pair not in self._tables:
+            self._tables[pair] = self._load(*pair)
+        return self._tables[pair].convert(money, quote, on)
+
+    def _load(self, base: str, quote: str) -> RateTable:
+        r = t.fx_rates.c
+        pair = and_(r.base == base, r.quote == quote)
+        floor = select(func.max(r.effective)).where(pair, r.effective <= self._first)
+        rows = self._conn.execute(select(r.base, r.quote, r.effective, r.rate).where(
+            pair, r.effective <= self._last,
+            r.effective >= func.coalesce(floor.scalar_subquery(), self._first)))
+        return RateTable(Rate(row.base, row.quote, row.effective, Decimal(row.rate))
+                         for row in rows)
+
+
+@dataclass
+class Subledger:
+    """The AR items a batch reads, as its bookings change them; what to write at the end."""
+
+    items: dict[tuple[str, str], OpenItem] = field(default_factory=dict)
+    by_customer: dict[tuple[str, str], dict[str, None]] = field(default_factory=dict)
+    opened: dict[tuple[str, str], tuple[OpenItem, str]] = field(default_factory=dict)
+    changed: dict[tuple[str, str], OpenItem] = field(default_factory=dict)
+    settlements: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, item: OpenItem) -> None:
+        self.items[(item.legal_entity, item.id)] = item
+        if item.kind is not ItemKind.INVOICE:
+            self.by_customer.setdefault((item.legal_entity, item.customer_id), {})[item.id] = None
+
+    def open_item(self, entity: str, item_id: str) -> OpenItem | None:
+        return self.items.get((entity, item_id))
+
+    def customer_items(self, entity: str, customer: str, currency: str,
+                       kind: ItemKind) -> list[OpenItem]:
+        found = (self.items[(entity, i)] for i in self.by_customer.get((entity, customer), {}))
+        return [i for i in found
+                if i.kind is kind and i.open.currency == currency and i.open.amount > 0]
+
+    def check_new(self, posting: Posting) -> None:
+        for item in posting.opened:
+            if (item.legal_entity, item.id) in self.items:
+                raise DuplicateDocumentError(
+                    f"{item.document_id} is already in the books under another key")
+
+    def apply(self, posting: Posting, entry: JournalEntry) -> None:
+        for item in posting.opened:
+            self.add(item)
+            self.opened[(item.legal_entity, item.id)] = (item, entry.id)
+        for s in posting.settled:
+            key = (s.item.legal_entity, s.item.id)
+            self.items[key] = s.item
+            if key in self.opened:
+                self.opened[key] = (s.item, self.opened[key][1])
+            else:
+                self.changed[key] = s.item
+            self.settlements.append({
+                "entity": s.item.legal_entity, "item_id": s.item.id, "entry_id": entry.id,
+                "applied_minor": s.applied.to_minor(), "relieved_minor": s.relieved.to_minor(),
+                "posting_date": entry.posting_date})
+
+
+def _subledger(conn: Connection, plans: Sequence[Plan]) -> Subledger:
+    """The items the plans name or would open, and their customers' open credits and
+    debits, locked until the batch commits."""
+    ids: dict[str, set[str]] = {}
+    customers: dict[str, set[str]] = {}
+    for plan in plans:
+        ids.setdefault(plan.entity, set()).update((*plan.item_ids, *plan.opens))
+        if plan.customer is not None:
+            customers.setdefault(plan.entity, set()).add(plan.customer)
+    book = Subledger()
+    i = t.items.c
+    for entity, wanted in sorted(ids.items()):
+        for chunk in _chunks(sorted(wanted)):
+            for row in conn.execute(select(t.items).where(i.entity == entity, i.id.in_(chunk))
+                                    .with_for_update()).mappings():
+                book.add(records.item_of(row))
+    for entity, who in sorted(customers.items()):
+        for chunk in _chunks(sorted(who)):
+            for row in conn.execute(select(t.items).where(
+                    i.entity == entity, i.customer.in_(chunk),
+                    i.kind.in_((ItemKind.CREDIT.value, ItemKind.DEBIT.value)),
+                    i.open_minor > 0).with_for_update()).mappings():
+                book.add(records.item_of(row))
+    return book
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    entry: JournalEntry
+    period: AccountingPeriod
+    posting: Posting
+
+
+def book(plan: Plan, key: str, setup: Setup, periods: Sequence[AccountingPeriod],
+         items: ItemReader, rates: Callable[[Money, str, date], Money]) -> Booking:
+    """One document's entry, period and AR changes (pure once its inputs are read)."""
+    period = next((p for p in periods if p.start <= plan.on < p.end), None)
+    if period is None:
+        raise PeriodNotFoundError(f"{plan.entity} has no accounting period for {plan.on}")
+    check_posting(period, plan.source.approved)
+    functional = setup.functional
+
+    def convert(money: Money) -> Money:
+        return money if money.currency == functional else rates(money, functional, plan.on)
+
+    posting = plan.build(items, Books(plan.entity, functional, setup.chart, setup.accounts,
+                                      convert))
+    for line in posting.lines:
+        setup.chart.get(line.account)  # an unknown account refuses the whole posting
+    entry = JournalEntry(derive_id("je", key), plan.entity, plan.on, plan.memo, posting.lines,
+                         plan.source.correlation_id, plan.reverses, plan.source.refs)
+    return Booking(entry, period, posting)
+
+
+@dataclass
+class Writes:
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    last_at: datetime | None = None
+
+    def add(self, booking: Booking, plan: Plan, key: str, body_hash: str,
+            now: datetime) -> None:
+        # Later in the batch is later in the books, whatever the clock's resolution.
+        at = now if self.last_at is None or now > self.last_at \
+            else self.last_at + timedelta(microseconds=1)
+        self.last_at = at
+        self.entries.append(records.entry_row(
+            booking.entry, period=booking.period.name, key=key, body_hash=body_hash,
+            kind=plan.kind, document_id=plan.document_id, approved=plan.source.approved,
+            at=at))
+        self.lines.extend(records.line_rows(booking.entry))
+
+
+def replayed(known: Any, key: str, body_hash: str) -> Posted:
+    if known["body_hash"] != body_hash:
+        raise IdempotencyMismatchError(f"key {key!r} was posted with another body "
+                                       f"(entry {known['id']})")
+    return Posted(known["id"], known["entity"], known["posting_date"], replayed=True)
+
+
+def post_batch(conn: Connection, batch: Sequence[Item], setup: Callable[[str], Setup],
+               clock: Callable[[], datetime]) -> list[Posted | DomainError]:
+    """Book and write every document of `batch` inside the caller's transaction."""
+    plans = [item.plan for item in batch if isinstance(item.plan, Plan)]
+    known = _known_keys(conn, [item.key for item in batch])
+    periods = periods_of(conn, (plan.entity for plan in plans))
+    days = [plan.on for plan in plans] or [date.min]
+    rates = Rates(conn, min(days), max(days))
+    subledger = _subledger(conn, plans)
+    writes = Writes()
+    outcomes: list[Posted | DomainError] = []
+    for item in batch:
+        try:
+            outcomes.append(_post_one(item, known, periods, rates, subledger, writes, setup,
+                                      clock))
+        except DomainError as exc:
+            outcomes.append(exc)
+    _write(conn, writes, subledger)
+    return outcomes
+
+
+def _post_one(item: Item, known: dict[str, Any], periods: dict[str, list[AccountingPeriod]],
+              rates: Rates, subledger: Subledger, writes: Writes,
+              setup: Callable[[str], Setup], clock: Callable[[], datetime]) -> Posted:
+    plan = item.plan
+    if isinstance(plan, DomainError):
+        raise plan
+    body_hash = plan.body_hash
+    if item.key in known:
+        return replayed(known[item.key], item.key, body_hash)
+    booking = book(plan, item.key, setup(plan.entity), periods.get(plan.entity, ()),
+                   subledger, rates.convert)
+    subledger.check_new(booking.posting)
+    subledger.apply(booking.posting, booking.entry)
+    writes.add(booking, plan, item.key, body_hash, clock())
+    known[item.key] = {"id": booking.entry.id, "body_hash": body_hash, "entity": plan.entity,
+                       "posting_date": plan.on}
+    return Posted(booking.entry.id, plan.entity, plan.on, replayed=False)
+
+
+def _write(conn: Connection, writes: Writes, subledger: Subledger) -> None:
+    if writes.entries:
+        conn.execute(insert(t.entries), writes.entries)
+        conn.execute(insert(t.lines), writes.lines)
+    if subledger.opened:
+        conn.execute(insert(t.items), [records.item_row(item, entry_id)
+                                       for item, entry_id in subledger.opened.values()])
+    if subledger.changed:
+        i = t.items.c
+        conn.execute(update(t.items).where(i.entity == bindparam("b_entity"),
+                                           i.id == bindparam("b_id"))
+                     .values(open_minor=bindparam("b_open"),
+                             booked_open_minor=bindparam("b_booked")),
+                     [{"b_entity": item.legal_entity, "b_id": item.id,
+                       "b_open": item.open.to_minor(), "b_booked": item.booked_open.to_minor()}
+                      for item in subledger.changed.values()])
+    if subledger.settlements:
+        conn.execute(insert(t.settlements), subledger.settlements)
