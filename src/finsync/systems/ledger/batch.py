@@ -257,11 +257,13 @@ def post_batch(conn: Connection, batch: Sequence[Item], setup: Callable[[str], S
                clock: Callable[[], datetime]) -> list[Posted | DomainError]:
     """Book and write every document of `batch` inside the caller's transaction."""
     plans = [item.plan for item in batch if isinstance(item.plan, Plan)]
+    # Items before keys: a concurrent call that commits in between shows its key too, so
+    # its document is answered as a replay rather than refused as a duplicate.
+    subledger = _subledger(conn, plans)
     known = _known_keys(conn, [item.key for item in batch])
     periods = periods_of(conn, (plan.entity for plan in plans))
     days = [plan.on for plan in plans] or [date.min]
     rates = Rates(conn, min(days), max(days))
-    subledger = _subledger(conn, plans)
     writes = Writes()
     outcomes: list[Posted | DomainError] = []
     for item in batch:
