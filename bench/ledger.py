@@ -1,21 +1,27 @@
 #!/usr/bin/env python3
-"""Posting throughput of the embedded ledger, through the ledger port, on SQLite and PostgreSQL.
+"""Posting throughput of the embedded ledger through the ledger port, and its close-time
+reports, on SQLite and PostgreSQL.
 
 A benchmark, not a test: it prints figures and asserts only that each run did the work it
-claims (every entry, line, open item and settlement stored; replays wrote nothing).
+claims (every entry, line, open item and settlement stored; replays wrote nothing; the SQL
+aging equals the previous in-Python aging).
 
-    .venv/bin/python bench/ledger.py [--documents N] [--backends sqlite,postgresql]
+    .venv/bin/python bench/ledger.py [--documents N] [--batch-sizes 100,500]
+                                     [--report-documents 10000,100000] [--backends ...]
 
-Figures, per backend:
+Figures, per backend and batch size B:
 
-1. raw baseline: the very rows the ledger writes into `ledger_lines` for N invoices,
-   inserted into a plain copy of that table by a bare SQLAlchemy executemany, (a) one
-   commit per document's lines, (b) one commit per 500 lines;
-2. invoices: `EmbeddedLedger.post_invoice` for N invoices of 3 lines (+ tax), one call and
-   one committed transaction each, distinct idempotency keys;
-3. payments: `EmbeddedLedger.post_payment` for N payments, each settling one of them (the
-   AR settlement path);
-4. replay: the N invoices posted again with the same keys: nothing may be written.
+1. baseline: the very rows the ledger writes into `ledger_lines` for N invoices, inserted
+   into a plain copy of that table by a bare SQLAlchemy executemany, one commit per B
+   invoices' lines (the limit);
+2. invoices: `EmbeddedLedger.post_batch`, B invoices of 3 lines (+ tax) per call, each call
+   one committed transaction;
+3. payments: `post_batch`, B payments per call, each settling one invoice (the AR path);
+4. replay: figure 2's calls again with the same keys: nothing may be written.
+
+And once per backend: 5. one `post_invoice` call per invoice, against 1 with B = 1; and 6.
+close-time reports (AR aging, trial balance) on books of M invoices and their payments,
+against a plain SQL read of the rows each report covers.
 
 Figures 2 to 4 run in that order on one fresh database. See bench/README.md.
 """
@@ -39,18 +45,16 @@ from typing import Any, TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import backends
-from rich.console import Console, JustifyMethod
+from rich.console import JustifyMethod
 from rich.table import Table as RichTable
-from sqlalchemy import (
-    Engine,
-    Table,
-    func,
-    select,
-)
+from sqlalchemy import Engine, Table, func, select
 
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.ports import DeliveryContext, Receipt
+from finsync.connectors.ports import Posting as PortPosting
 from finsync.domain.clock import utc_now
+from finsync.domain.errors import FinsyncError
+from finsync.domain.events import InvoiceIssued, PaymentApplied
 from finsync.domain.ids import delivery_key, derive_id, event_id_for
 from finsync.domain.invoice import DocumentLine, Invoice
 from finsync.domain.money import Money, total
@@ -64,7 +68,9 @@ from finsync.systems.ledger.migrate import upgrade
 from finsync.systems.ledger.rules import AccountMap
 from finsync.systems.ledger.service import LedgerService
 
-BATCH = 500  # figure 1b: lines per executemany and commit
+BATCH_SIZES = (100, 500)  # documents per post_batch call, and per baseline commit
+TARGET_RATIO = 0.5  # batched posting vs the bare batched insert of its lines
+REPORT_BATCH = 500  # documents per call when the report figures' books are built
 ENTITY, CURRENCY, YEAR = "le_us", "USD", 2026
 SYSTEM = "ledger"  # the ledger system's name in delivery keys
 SOURCE = "billing"
@@ -179,7 +185,7 @@ ledger_lines_plain = backends.plain_copy(lt.lines, "bench_ledger_lines_plain")
 
 
 # --------------------------------------------------------------------------------------
-# Measurements
+# Posting figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,21 +208,21 @@ def count(engine: Engine, table: Table) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
-def measure_baseline(url: str, work: Workload, *, per_document: bool) -> Figure:
-    """Bare executemany of the invoices' rows into a plain copy of ledger_lines."""
+def measure_baseline(url: str, work: Workload, size: int) -> Figure:
+    """Bare executemany of the invoices' rows into a plain copy of ledger_lines, one commit
+    per `size` invoices' lines."""
     engine = make_engine(url)
     try:
         upgrade(engine)  # the ledger's database, with the plain table beside ledger_lines
         ledger_lines_plain.create(engine)
-        rows = [r for _, doc in work.invoices for r in doc.rows]
-        batches: list[Sequence[Row]] = [doc.rows for _, doc in work.invoices] if per_document \
-            else backends.chunks(rows, BATCH)
+        docs = [doc for _, doc in work.invoices]
+        batches = [[r for doc in chunk for r in doc.rows] for chunk in backends.chunks(docs, size)]
         elapsed = backends.insert_batches(engine, ledger_lines_plain, batches)
         stored = count(engine, ledger_lines_plain)
-        assert stored == len(rows), f"baseline stored {stored} of {len(rows)} lines"
+        assert stored == work.invoice_lines, f"baseline stored {stored} of {work.invoice_lines}"
     finally:
         engine.dispose()
-    return Figure(len(work.invoices), len(rows), elapsed)
+    return Figure(len(docs), work.invoice_lines, elapsed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,46 +258,60 @@ def expect_rows(engine: Engine, docs: Sequence[Document], what: str) -> None:
         assert have == want, f"{what}: stored {have}, expected {want}"
 
 
-def expect_receipts(receipts: Sequence[Receipt], docs: Sequence[Document], *,
+def expect_receipts(outcomes: Sequence[Receipt | FinsyncError], docs: Sequence[Document], *,
                     replayed: bool, what: str) -> None:
     flag = str(replayed).lower()
-    for receipt, doc in zip(receipts, docs, strict=True):
-        assert receipt.external_id == doc.rows[0]["entry_id"], \
-            f"{what}: {doc.ctx.delivery_key} answered {receipt.external_id}"
-        assert receipt.detail.get("replayed") == flag, f"{what}: {receipt.detail}"
+    for outcome, doc in zip(outcomes, docs, strict=True):
+        assert isinstance(outcome, Receipt), f"{what}: {doc.ctx.delivery_key}: {outcome!r}"
+        assert outcome.external_id == doc.rows[0]["entry_id"], \
+            f"{what}: {doc.ctx.delivery_key} answered {outcome.external_id}"
+        assert outcome.detail.get("replayed") == flag, f"{what}: {outcome.detail}"
 
 
-def post_all(settle: Callable[[], None], post: Callable[[T, DeliveryContext], Receipt],
-             calls: Sequence[tuple[T, Document]]) -> tuple[list[Receipt], float]:
-    """One port figure's measured loop: settle the backend, then `post` every document in
-    turn; the receipts and the seconds the loop took."""
+def invoice_postings(work: Workload) -> list[PortPosting]:
+    return [PortPosting(InvoiceIssued(invoice), doc.ctx) for invoice, doc in work.invoices]
+
+
+def payment_postings(work: Workload) -> list[PortPosting]:
+    return [PortPosting(PaymentApplied(payment), doc.ctx) for payment, doc in work.payments]
+
+
+def post_batches(settle: Callable[[], None], ledger: EmbeddedLedger,
+                 postings: Sequence[PortPosting]) -> tuple[list[Receipt | FinsyncError], float]:
+    """One port figure's measured loop: settle the backend, then post every `max_batch`
+    postings in one call; the outcomes and the seconds the loop took."""
     settle()
-    receipts = []
+    outcomes: list[Receipt | FinsyncError] = []
     start = time.perf_counter()
-    for body, doc in calls:
-        receipts.append(post(body, doc.ctx))
-    return receipts, time.perf_counter() - start
+    for chunk in backends.chunks(postings, ledger.max_batch):
+        outcomes.extend(ledger.post_batch(chunk))
+    return outcomes, time.perf_counter() - start
 
 
-def measure_port(url: str, work: Workload, settle: Callable[[], None]) -> PortFigures:
-    """Figures 2, 3 and 4 on one database: the books as `build_ledger_service` sets them up
-    (default chart, the year's periods open), then invoices, payments, replayed invoices."""
+def new_books(url: str) -> tuple[Engine, LedgerService]:
+    """The books as `build_ledger_service` sets them up: default chart, the year open."""
     engine = make_engine(url)
+    upgrade(engine)
+    service = LedgerService(engine, utc_now)
+    service.create_entity(ENTITY, "Bench Inc. (US)", CURRENCY,
+                          parse_chart(DEFAULT_CHART.read_text()))
+    service.open_year(ENTITY, YEAR)
+    return engine, service
+
+
+def measure_port(url: str, work: Workload, size: int, settle: Callable[[], None]) -> PortFigures:
+    """Figures 2, 3 and 4 on one database: invoices, payments, replayed invoices."""
+    engine, service = new_books(url)
     try:
-        upgrade(engine)
-        service = LedgerService(engine, utc_now)
-        service.create_entity(ENTITY, "Bench Inc. (US)", CURRENCY,
-                              parse_chart(DEFAULT_CHART.read_text()))
-        service.open_year(ENTITY, YEAR)
-        ledger = EmbeddedLedger(SYSTEM, service)
+        ledger = EmbeddedLedger(SYSTEM, service, max_batch=size)
         n = len(work.invoices)
         invoice_docs = [d for _, d in work.invoices]
         payment_docs = [d for _, d in work.payments]
 
         # 2. invoices
-        receipts, elapsed = post_all(settle, ledger.post_invoice, work.invoices)
+        outcomes, elapsed = post_batches(settle, ledger, invoice_postings(work))
         after_invoices = books_state(engine)
-        expect_receipts(receipts, invoice_docs, replayed=False, what="invoices")
+        expect_receipts(outcomes, invoice_docs, replayed=False, what="invoices")
         assert after_invoices == {"entries": n, "lines": work.invoice_lines, "items": n,
                                   "settlements": 0, "open_minor": sum(
                                       i.total.to_minor() for i, _ in work.invoices)}, \
@@ -300,9 +320,9 @@ def measure_port(url: str, work: Workload, settle: Callable[[], None]) -> PortFi
         invoices = Figure(n, after_invoices["lines"], elapsed)
 
         # 3. payments, each settling one invoice in full
-        receipts, elapsed = post_all(settle, ledger.post_payment, work.payments)
+        outcomes, elapsed = post_batches(settle, ledger, payment_postings(work))
         after_payments = books_state(engine)
-        expect_receipts(receipts, payment_docs, replayed=False, what="payments")
+        expect_receipts(outcomes, payment_docs, replayed=False, what="payments")
         written = after_payments["lines"] - after_invoices["lines"]
         assert after_payments == {"entries": 2 * n, "lines": after_invoices["lines"]
                                   + work.payment_lines, "items": n, "settlements": n,
@@ -311,14 +331,148 @@ def measure_port(url: str, work: Workload, settle: Callable[[], None]) -> PortFi
         payments = Figure(n, written, elapsed)
 
         # 4. replay: the invoices again, same keys and bodies
-        receipts, elapsed = post_all(settle, ledger.post_invoice, work.invoices)
+        outcomes, elapsed = post_batches(settle, ledger, invoice_postings(work))
         after_replay = books_state(engine)
-        expect_receipts(receipts, invoice_docs, replayed=True, what="replay")
+        expect_receipts(outcomes, invoice_docs, replayed=True, what="replay")
         assert after_replay == after_payments, f"replay wrote: {after_replay}"
         replay = Figure(n, after_replay["lines"] - after_payments["lines"], elapsed)
     finally:
         engine.dispose()
     return PortFigures(invoices, payments, replay)
+
+
+def measure_single(url: str, work: Workload, settle: Callable[[], None]) -> Figure:
+    """Figure 5: one `post_invoice` call, and one committed transaction, per invoice."""
+    engine, service = new_books(url)
+    try:
+        ledger = EmbeddedLedger(SYSTEM, service)
+        settle()
+        receipts: list[Receipt | FinsyncError] = []
+        start = time.perf_counter()
+        for invoice, doc in work.invoices:
+            receipts.append(ledger.post_invoice(invoice, doc.ctx))
+        elapsed = time.perf_counter() - start
+        expect_receipts(receipts, [d for _, d in work.invoices], replayed=False,
+                        what="single")
+        lines = count(engine, lt.lines)
+        assert lines == work.invoice_lines, f"single: {lines} lines"
+    finally:
+        engine.dispose()
+    return Figure(len(work.invoices), lines, elapsed)
+
+
+# --------------------------------------------------------------------------------------
+# Report figures: close-time reports on books of M invoices
+
+
+REPORT_AS_OF = date(YEAR, 6, 30)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFigures:
+    invoices: int
+    documents: int  # invoices + payments in the books
+    items: int  # AR items in the books
+    lines: int  # journal lines in the books
+    aging_s: float
+    items_read_s: float  # plain read of every AR item row (+ settlements after as_of)
+    python_aging_s: float  # the previous implementation: items into Python, bucketed there
+    trial_balance_s: float
+    lines_read_s: float  # plain read of the lines up to as_of
+    customers: int  # rows of the aging
+
+
+def report_workload(m: int) -> list[PortPosting]:
+    """M invoices over the year and their payments, in posting order: nine in ten paid 20
+    days after issue (some after the as-of day), one in ten left open."""
+    postings: list[tuple[date, int, PortPosting]] = []
+    for i in range(m):
+        invoice = make_invoice(i)
+        postings.append((invoice.issue_date, 0, PortPosting(
+            InvoiceIssued(invoice), context(f"{invoice.id}-finalized", i))))
+        if i % 10:
+            payment = make_payment(i, invoice)
+            postings.append((payment.received_on, 1, PortPosting(
+                PaymentApplied(payment), context(f"{payment.id}-applied", i))))
+    postings.sort(key=lambda p: (p[0], p[1]))
+    return [p for _, _, p in postings]
+
+
+def timed(call: Callable[[], T], repeat: int) -> tuple[T, float]:
+    """The result of `call` and the median of `repeat` timings."""
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = call()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return result, times[(len(times) - 1) // 2]  # type: ignore[return-value]
+
+
+def python_aging(engine: Engine, as_of: date) -> list[dict[str, str]]:
+    """The previous implementation, kept as the reference: every item and every later
+    settlement read into Python, added back and bucketed there."""
+    from collections import defaultdict
+
+    from finsync.systems.ledger import records
+    from finsync.systems.ledger.ar import BUCKETS, ItemKind, bucket
+
+    with engine.connect() as conn:
+        later: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for r in conn.execute(select(lt.settlements).where(
+                lt.settlements.c.entity == ENTITY, lt.settlements.c.posting_date > as_of)):
+            later[r.item_id][0] += r.applied_minor
+            later[r.item_id][1] += r.relieved_minor
+        rows: dict[str, dict[str, Money]] = {}
+        zero = Money.zero(CURRENCY)
+        for item in records.items(conn, ENTITY, only_open=False):
+            if item.posting_date > as_of:
+                continue
+            applied, relieved = later.get(item.id, (0, 0))
+            if (item.open + Money.from_minor(applied, CURRENCY)).is_zero:
+                continue
+            row = rows.setdefault(item.customer_id, {**{b: zero for b in BUCKETS},
+                                                     "credits": zero})
+            key = "credits" if item.kind is ItemKind.CREDIT else bucket(item, as_of)
+            row[key] = row[key] + item.booked_open + Money.from_minor(relieved, CURRENCY)
+    return [{"customer": c, **{k: str(v.amount) for k, v in row.items()},
+             "total": str(sum((row[b] for b in BUCKETS), zero).amount)}
+            for c, row in sorted(rows.items())]
+
+
+def plain_read(engine: Engine, query: Any) -> int:
+    with engine.connect() as conn:
+        return len(conn.execute(query).all())
+
+
+def measure_reports(url: str, m: int, repeat: int, say: Callable[[str], None]) -> ReportFigures:
+    engine, service = new_books(url)
+    try:
+        ledger = EmbeddedLedger(SYSTEM, service, max_batch=REPORT_BATCH)
+        postings = report_workload(m)
+        built = time.perf_counter()
+        for chunk in backends.chunks(postings, REPORT_BATCH):
+            for outcome in ledger.post_batch(chunk):
+                assert isinstance(outcome, Receipt), outcome
+        say(f"  books of {m:,} invoices built in {time.perf_counter() - built:.1f} s")
+        if engine.dialect.name == "postgresql":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE")  # as autovacuum would, after a load
+        state = books_state(engine)
+        aging, aging_s = timed(lambda: service.aging(ENTITY, REPORT_AS_OF), repeat)
+        reference, python_s = timed(lambda: python_aging(engine, REPORT_AS_OF), repeat)
+        assert aging == reference, "the SQL aging differs from the in-Python aging"
+        items_query = select(lt.items).where(lt.items.c.entity == ENTITY)
+        _, items_s = timed(lambda: plain_read(engine, items_query), repeat)
+        balances, tb_s = timed(lambda: service.trial_balance(ENTITY, REPORT_AS_OF), repeat)
+        assert sum((b.balance.amount for b in balances), Decimal(0)) == 0
+        lines_query = select(lt.lines).where(lt.lines.c.entity == ENTITY,
+                                             lt.lines.c.posting_date <= REPORT_AS_OF)
+        _, lines_s = timed(lambda: plain_read(engine, lines_query), repeat)
+    finally:
+        engine.dispose()
+    return ReportFigures(m, len(postings), state["items"], state["lines"], aging_s, items_s,
+                         python_s, tb_s, lines_s, len(aging))
 
 
 # --------------------------------------------------------------------------------------
@@ -328,33 +482,48 @@ def measure_port(url: str, work: Workload, settle: Callable[[], None]) -> PortFi
 @dataclass
 class Results:
     backend: str
-    per_document: list[Figure] = field(default_factory=list)
-    per_batch: list[Figure] = field(default_factory=list)
-    port: list[PortFigures] = field(default_factory=list)
+    baseline: dict[int, list[Figure]] = field(default_factory=dict)
+    port: dict[int, list[PortFigures]] = field(default_factory=dict)
+    single: list[Figure] = field(default_factory=list)
+    single_base: list[Figure] = field(default_factory=list)
+    reports: list[ReportFigures] = field(default_factory=list)
 
 
-def run_backend(backend: backends.Backend, work: Workload, repeat: int, port_repeat: int,
+def run_backend(backend: backends.Backend, work: Workload, args: argparse.Namespace,
                 say: Callable[[str], None]) -> Results:
     results = Results(backend.name)
-    rounds = max(repeat, port_repeat)
+    rounds = max(args.repeat, args.port_repeat)
     for round_ in range(1, rounds + 1):  # interleaved, so drift hits every figure alike
-        done = []
-        if round_ <= repeat:
-            with backend.fresh() as url:
-                results.per_document.append(measure_baseline(url, work, per_document=True))
-            with backend.fresh() as url:
-                results.per_batch.append(measure_baseline(url, work, per_document=False))
-            done.append(f"baseline {results.per_document[-1].line_rate:,.0f} lines/s "
-                        f"(commit per document), {results.per_batch[-1].line_rate:,.0f} "
-                        f"lines/s (per {BATCH})")
-        if round_ <= port_repeat:
-            with backend.fresh() as url:
-                results.port.append(measure_port(url, work, backend.settle))
-            p = results.port[-1]
-            done.append(f"invoices {p.invoices.line_rate:,.0f} lines/s, payments "
-                        f"{p.payments.line_rate:,.0f} lines/s, replay "
-                        f"{p.replay.doc_rate:,.0f} calls/s")
-        say(f"{backend.name}: round {round_}/{rounds}: {'; '.join(done)}")
+        for size in args.batch_sizes:
+            done = []
+            if round_ <= args.repeat:
+                with backend.fresh() as url:
+                    results.baseline.setdefault(size, []).append(
+                        measure_baseline(url, work, size))
+                done.append(f"baseline {results.baseline[size][-1].doc_rate:,.0f} docs/s")
+            if round_ <= args.port_repeat:
+                with backend.fresh() as url:
+                    results.port.setdefault(size, []).append(
+                        measure_port(url, work, size, backend.settle))
+                p = results.port[size][-1]
+                done.append(f"invoices {p.invoices.doc_rate:,.0f} docs/s, payments "
+                            f"{p.payments.doc_rate:,.0f} docs/s, replay "
+                            f"{p.replay.doc_rate:,.0f} calls/s")
+            say(f"{backend.name}: batch {size}, round {round_}/{rounds}: {'; '.join(done)}")
+    if args.single_documents:
+        single = Workload(work.invoices[:args.single_documents], ())
+        with backend.fresh() as url:
+            results.single_base.append(measure_baseline(url, single, 1))
+        with backend.fresh() as url:
+            results.single.append(measure_single(url, single, backend.settle))
+        say(f"{backend.name}: one call per invoice {results.single[-1].doc_rate:,.0f} docs/s "
+            f"(baseline, commit per invoice: {results.single_base[-1].doc_rate:,.0f})")
+    for m in args.report_documents:
+        with backend.fresh() as url:
+            results.reports.append(measure_reports(url, m, args.repeat, say))
+        r = results.reports[-1]
+        say(f"{backend.name}: reports on {m:,} invoices: aging {r.aging_s * 1000:,.0f} ms, "
+            f"trial balance {r.trial_balance_s * 1000:,.0f} ms")
     return results
 
 
@@ -364,88 +533,130 @@ def median_figure(figures: Sequence[Figure]) -> Figure:
     return ordered[(len(ordered) - 1) // 2]
 
 
-def spread(figures: Sequence[Figure], rate: Callable[[Figure], float], unit: str) -> str:
-    rates = sorted(rate(f) for f in figures)
+def spread(figures: Sequence[Figure]) -> str:
+    rates = sorted(f.doc_rate for f in figures)
     if len(rates) == 1:
         return "1 run"
-    return f"median of {len(rates)}, {rates[0]:,.0f} to {rates[-1]:,.0f} {unit}"
+    return f"median of {len(rates)}, {rates[0]:,.0f} to {rates[-1]:,.0f} docs/s"
 
 
 LEGEND = (
-    ("1a baseline/doc", "the ledger_lines rows of the N invoices (the rows figure 2 must "
-     "store, checked there), pre-built, inserted into a plain copy of ledger_lines by a bare "
-     "SQLAlchemy executemany, one commit per document's lines: the limit for figure 2"),
-    ("1b baseline/500", f"the same rows, one executemany and commit per {BATCH} lines: what "
-     "the rows cost once commits are amortised"),
-    ("2 invoices", "EmbeddedLedger.post_invoice, one call and one committed transaction per "
-     "invoice (3 lines, + tax for 3 in 4): key lookup, entity, period, chart and rates "
-     "read, entry + lines + AR item written"),
-    ("3 payments", "EmbeddedLedger.post_payment, one per invoice, settling it in full "
-     "(Dr cash / Cr AR): the open item is read, updated and a settlement row written"),
-    ("4 replay", "figure 2's calls again with the same keys and bodies: the key is found, "
-     "the body hash compared, the first receipt returned; no row may change"),
-    ("vs 1a", "lines/s and documents/s as a share of figure 1a's (1a writes invoice lines, "
-     "so for figure 3, with fewer lines per document, compare documents/s)"),
+    ("1 baseline", "the ledger_lines rows of the N invoices (the rows figure 2 must store, "
+     "checked there), pre-built, inserted into a plain copy of ledger_lines by a bare "
+     "SQLAlchemy executemany, one commit per batch of B invoices' lines: the limit"),
+    ("2 invoices", "EmbeddedLedger.post_batch, B invoices (3 lines, + tax for 3 in 4) per "
+     "call, one transaction each: keys, periods, items read for the batch; entries, lines "
+     "and AR items written by one executemany per table"),
+    ("3 payments", "post_batch, B payments per call, each settling one invoice in full "
+     "(Dr cash / Cr AR): the open items read for the batch, updated, settlement rows written"),
+    ("4 replay", "figure 2's calls again with the same keys and bodies: keys found, body "
+     "hashes compared, first receipts returned; no row may change"),
+    ("5 one call each", "EmbeddedLedger.post_invoice per invoice, each its own transaction, "
+     "against the baseline with one commit per invoice's lines"),
+    ("vs baseline", f"docs/s as a share of the same run's baseline (target "
+     f"{TARGET_RATIO:.0%} for figure 2); payments write 2 lines, not 4.75"),
+    ("6 reports", f"books of M invoices over {YEAR} and their payments (nine in ten, 20 days "
+     f"after issue), as of {REPORT_AS_OF}: LedgerService.aging (SQL, per customer and "
+     "bucket) against a plain read of every AR item row, and against the previous "
+     "implementation (items and later settlements read into Python, bucketed there; its "
+     "result must equal the SQL one); LedgerService.trial_balance against a plain read of "
+     "the lines up to the as-of day. Medians of --repeat runs"),
 )
 
 
 def add_row(table: RichTable, label: str, name: str, figures: Sequence[Figure],
-            base: Figure, note: str, *, replay: bool = False) -> None:
-    """One figure's median run, with its rates as shares of the baseline `base`."""
+            base: Figure, note: str) -> None:
     f = median_figure(figures)
-    if replay:
-        lines, lines_ratio, unit = "—", "—", "calls/s"
-        spread_note = spread(figures, lambda g: g.doc_rate, unit)
-    else:
-        lines, lines_ratio, unit = (f"{f.line_rate:,.0f}", f"{f.line_rate / base.line_rate:.0%}",
-                                    "lines/s")
-        spread_note = spread(figures, lambda g: g.line_rate, unit)
-    table.add_row(label, name, f"{f.seconds:.2f}", lines, f"{f.doc_rate:,.0f}", lines_ratio,
+    table.add_row(label, name, f"{f.seconds:.2f}", f"{f.line_rate:,.0f}", f"{f.doc_rate:,.0f}",
                   f"{f.doc_rate / base.doc_rate:.0%}",
-                  "; ".join(x for x in (note, spread_note) if x))
+                  "; ".join(x for x in (note, spread(figures)) if x))
 
 
-def report(console: Console, all_results: Sequence[Results], notes: list[tuple[str, str]],
-           n: int, lines_per_invoice: float) -> None:
-    table = RichTable(title=f"finsync ledger benchmark: {n:,} documents per figure "
-                            f"({lines_per_invoice:.2f} lines per invoice)")
+def posting_table(all_results: Sequence[Results], n: int, per_invoice: float) -> RichTable:
+    table = RichTable(title=f"finsync ledger posting: {n:,} documents per figure "
+                            f"({per_invoice:.2f} lines per invoice)")
     columns: list[tuple[str, JustifyMethod]] = [
         ("backend", "left"), ("figure", "left"), ("seconds", "right"), ("lines/s", "right"),
-        ("docs/s", "right"), ("lines vs 1a", "right"), ("docs vs 1a", "right"),
-        ("notes", "left")]
+        ("docs/s", "right"), ("vs baseline", "right"), ("notes", "left")]
     for header, justify in columns:
         table.add_column(header, justify=justify)
     for r in all_results:
-        base = median_figure(r.per_document)
-        batch = median_figure(r.per_batch)
-        inv = [p.invoices for p in r.port]
-        pay = [p.payments for p in r.port]
-        add_row(table, r.backend, "1a baseline, commit/doc", r.per_document, base,
-                f"{base.lines:,} lines in {base.documents:,} commits")
-        add_row(table, "", "1b baseline, commit/500", r.per_batch, base,
-                f"the same lines in {-(-batch.lines // BATCH)} commits")
-        add_row(table, "", "2 invoices (port)", inv, base,
-                f"{median_figure(inv).lines:,} lines written")
-        add_row(table, "", "3 payments (port)", pay, base,
-                f"{median_figure(pay).lines:,} lines written, {n:,} invoices settled")
-        add_row(table, "", "4 replay (port)", [p.replay for p in r.port], base,
-                "0 lines written, every receipt replayed", replay=True)
+        label = r.backend
+        for size, baselines in r.baseline.items():
+            base = median_figure(baselines)
+            add_row(table, label, f"1 baseline, B={size}", baselines, base,
+                    f"{base.lines:,} lines in {-(-base.documents // size)} commits")
+            label = ""
+            ports = r.port.get(size, [])
+            if not ports:
+                continue
+            inv = [p.invoices for p in ports]
+            ratio = median_figure(inv).doc_rate / base.doc_rate
+            verdict = "meets" if ratio >= TARGET_RATIO else "below"
+            add_row(table, "", f"2 invoices, post_batch B={size}", inv, base,
+                    f"{verdict} the {TARGET_RATIO:.0%} target")
+            add_row(table, "", f"3 payments, post_batch B={size}", [p.payments for p in ports],
+                    base, f"{n:,} invoices settled")
+            add_row(table, "", f"4 replay, post_batch B={size}", [p.replay for p in ports],
+                    base, "0 lines written, every receipt replayed")
+        if r.single:
+            base = median_figure(r.single_base)
+            add_row(table, label, "1 baseline, commit/invoice", r.single_base, base,
+                    f"{base.documents:,} invoices")
+            add_row(table, "", "5 invoices, one call each", r.single, base, "")
         table.add_section()
-    console.print(table)
-    backends.print_grids(console, (("figures", LEGEND), ("machine", tuple(notes))))
+    return table
+
+
+def reports_table(all_results: Sequence[Results]) -> RichTable:
+    table = RichTable(title=f"finsync ledger close-time reports, as of {REPORT_AS_OF}")
+    columns: list[tuple[str, JustifyMethod]] = [
+        ("backend", "left"), ("invoices", "right"), ("documents", "right"),
+        ("items", "right"), ("lines", "right"), ("aging ms", "right"),
+        ("items read ms", "right"), ("vs read", "right"), ("in Python ms", "right"),
+        ("trial balance ms", "right"), ("lines read ms", "right"), ("vs read", "right")]
+    for header, justify in columns:
+        table.add_column(header, justify=justify)
+    for r in all_results:
+        label = r.backend
+        for f in r.reports:
+            table.add_row(label, f"{f.invoices:,}", f"{f.documents:,}", f"{f.items:,}",
+                          f"{f.lines:,}", f"{f.aging_s * 1000:,.1f}",
+                          f"{f.items_read_s * 1000:,.1f}", f"{f.aging_s / f.items_read_s:.2f}",
+                          f"{f.python_aging_s * 1000:,.1f}",
+                          f"{f.trial_balance_s * 1000:,.1f}", f"{f.lines_read_s * 1000:,.1f}",
+                          f"{f.trial_balance_s / f.lines_read_s:.2f}")
+            label = ""
+        table.add_section()
+    return table
+
+
+def sizes(text: str) -> list[int]:
+    """Comma-separated sizes; 0 alone measures none."""
+    values = [int(v) for v in text.split(",") if v.strip()]
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError("sizes must not be negative")
+    return [v for v in values if v > 0]
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--documents", type=int, default=2000,
-                        help="invoices (and payments) per figure; default 2000")
-    backends.add_run_options(parser, repeat_figures="1a and 1b")
+    parser.add_argument("--documents", type=int, default=5000,
+                        help="invoices (and payments) per posting figure; default 5000")
+    parser.add_argument("--batch-sizes", type=sizes, default=list(BATCH_SIZES),
+                        help="documents per post_batch call; default 100,500")
+    parser.add_argument("--single-documents", type=int, default=1000,
+                        help="invoices for figure 5, one call each (0 skips it); default 1000")
+    parser.add_argument("--report-documents", type=sizes, default=[10_000, 100_000],
+                        help="invoices in the books of figure 6 (0 skips it); default 10000,100000")
+    backends.add_run_options(parser, repeat_figures="1 and 6")
     parser.add_argument("--port-repeat", type=int, default=1,
                         help="runs of figures 2 to 4 (the median is shown); default 1")
     parser.add_argument("--tmpdir", type=Path, default=None,
                         help="where the SQLite files go (default: the system temp)")
     args = backends.parse_args(parser, argv)
-    if args.documents < 1 or args.repeat < 1 or args.port_repeat < 1:
+    if args.documents < 1 or args.repeat < 1 or args.port_repeat < 1 \
+            or args.single_documents < 0:
         parser.error("--documents, --repeat and --port-repeat must be positive")
     return args
 
@@ -463,19 +674,21 @@ def main(argv: Sequence[str]) -> int:
                      f"{work.payment_lines:,} lines; delivery keys event_id:{SYSTEM}"),
     ]
     with tempfile.TemporaryDirectory(prefix="finsync-bench-", dir=args.tmpdir) as tmp:
-        workdir = Path(tmp)
         started = time.perf_counter()
 
         def run(backend: backends.Backend) -> Results:
-            return run_backend(backend, work, args.repeat, args.port_repeat, say)
+            return run_backend(backend, work, args, say)
 
-        all_results = backends.run_backends(args.backends, workdir, run, notes, say,
+        all_results = backends.run_backends(args.backends, Path(tmp), run, notes, say,
                                             sqlite_prefix="ledger", unit="figure")
         notes.append(("wall time", f"{time.perf_counter() - started:.1f} s in all"))
     if not all_results:
         say("nothing measured")
         return 1
-    report(console, all_results, notes, args.documents, per_invoice)
+    console.print(posting_table(all_results, args.documents, per_invoice))
+    if args.report_documents:
+        console.print(reports_table(all_results))
+    backends.print_grids(console, (("figures", LEGEND), ("machine", tuple(notes))))
     return 0
 
 

@@ -23,14 +23,27 @@ from finsync.domain.refs import ExternalRefs
 Plain = dict[str, "Plain"] | list["Plain"] | str | int | bool | None
 
 
+# The field names of each dataclass met so far: asking `dataclasses` every time is most of
+# the cost of a fingerprint, and ledgers take one per posting.
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def plain(value: object) -> Plain:
     """The value in the frozen shape that `fingerprint` hashes."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value  # type: ignore[return-value]
+    names = _FIELDS.get(kind)
+    if names is not None:
+        return {name: plain(getattr(value, name)) for name in names}
     if isinstance(value, Money):
         return {"amount": str(value.amount), "currency": value.currency}
     if isinstance(value, ExternalRefs):
         return dict(value.pairs)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        names = tuple(f.name for f in dataclasses.fields(value))
+        _FIELDS[kind] = names
+        return {name: plain(getattr(value, name)) for name in names}
     if isinstance(value, Enum):
         return plain(value.value)
     if isinstance(value, date):

@@ -66,7 +66,16 @@ def _side_functional(legs: Sequence[Leg], functional: str,
     """Booked values of one side: fixed legs keep theirs; the others share one conversion."""
     free = [i for i, leg in enumerate(legs) if leg.functional is None]
     values = [leg.functional or Money.zero(functional) for leg in legs]
-    if free:
+    if not free:
+        return values
+    in_functional = all(legs[i].amount.currency == functional for i in free)
+    minors = [legs[i].amount.to_minor() for i in free] if in_functional else []
+    if minors and all(m >= 0 for m in minors):
+        # Already in the functional currency: converting the total and splitting it back
+        # by the legs' own amounts gives each leg its amount, so skip the arithmetic.
+        for i, minor in zip(free, minors, strict=True):
+            values[i] = Money.from_minor(minor, functional)
+    else:
         free_total = total([legs[i].amount for i in free], legs[free[0]].amount.currency)
         parts = convert(free_total).allocate([legs[i].amount.to_minor() for i in free]) \
             if not free_total.is_zero else [Money.zero(functional)] * len(free)
