@@ -3,17 +3,16 @@ that each subledger equals its control account. Balances are debit-positive."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, Subquery, case, func, select, union_all
 
 from finsync.domain.money import Money
 from finsync.systems.ledger import records
 from finsync.systems.ledger import tables as t
-from finsync.systems.ledger.ar import BUCKETS, ItemKind, OpenItem, bucket
+from finsync.systems.ledger.ar import BUCKETS, ItemKind, OpenItem
 from finsync.systems.ledger.chart import Role
 
 
@@ -46,6 +45,47 @@ def trial_balance(conn: Connection, entity: str, as_of: date) -> list[BalanceRow
             for a in chart.accounts if a.code in sums]
 
 
+@dataclass(frozen=True, slots=True)
+class RollForwardRow:
+    """An account from `start` to `end`: opening balance (debit-positive, before `start`),
+    debits and credits posted in between, closing balance."""
+
+    account: str
+    name: str
+    type: str
+    opening: Money
+    debit: Money
+    credit: Money
+
+    @property
+    def closing(self) -> Money:
+        return self.opening + self.debit - self.credit
+
+
+def roll_forward(conn: Connection, entity: str, start: date,
+                 end: date) -> list[RollForwardRow]:
+    """Every account with a balance or a movement, added up in one pass over the account
+    index (entity, account, date, side, amount)."""
+    functional, _ = records.load_entity(conn, entity)
+    line = t.lines.c
+    signed = case((line.side == "debit", line.amount_minor), else_=-line.amount_minor)
+    before = line.posting_date < start
+    sums = {row.account: (int(row.opening), int(row.debit), int(row.credit))
+            for row in conn.execute(
+                select(line.account,
+                       func.sum(case((before, signed), else_=0)).label("opening"),
+                       func.sum(case(((~before) & (line.side == "debit"), line.amount_minor),
+                                     else_=0)).label("debit"),
+                       func.sum(case(((~before) & (line.side == "credit"), line.amount_minor),
+                                     else_=0)).label("credit"))
+                .where(line.entity == entity, line.posting_date <= end)
+                .group_by(line.account))}
+    chart = records.load_chart(conn, entity)
+    return [RollForwardRow(a.code, a.name, a.type.value,
+                           *(Money.from_minor(v, functional) for v in sums[a.code]))
+            for a in chart.accounts if a.code in sums and sums[a.code] != (0, 0, 0)]
+
+
 def general_ledger(conn: Connection, entity: str, account: str,
                    until: date | None = None) -> list[dict[str, Any]]:
     query = (select(t.lines, t.entries.c.memo, t.entries.c.correlation_id)
@@ -67,40 +107,76 @@ def general_ledger(conn: Connection, entity: str, account: str,
     return rows
 
 
+def _items_at(entity: str, as_of: date) -> Subquery:
+    """The items open at the end of `as_of`, with what was open then (`open_at`) and its
+    booked value (`booked_at`): what is open now, plus what settlements posted later took.
+
+    Two branches, each on its own index: the items open now (partial index on open items),
+    and the items settled since whose settlements are later than `as_of` (settlements by
+    date). Most items of a company are paid, so neither reads the whole subledger."""
+    s, i = t.settlements.c, t.items.c
+    later = (select(s.item_id, func.sum(s.applied_minor).label("applied"),
+                    func.sum(s.relieved_minor).label("relieved"))
+             .where(s.entity == entity, s.posting_date > as_of)
+             .group_by(s.item_id).subquery("later"))
+    columns = (i.id, i.customer, i.kind, i.document_id, i.currency, i.original_minor,
+               i.booked_currency, i.posting_date, i.due_date)
+    open_now = (select(*columns, (i.open_minor + func.coalesce(later.c.applied, 0))
+                       .label("open_at"),
+                       (i.booked_open_minor + func.coalesce(later.c.relieved, 0))
+                       .label("booked_at"))
+                .select_from(t.items.outerjoin(later, later.c.item_id == i.id))
+                .where(i.entity == entity, i.open_minor != 0, i.posting_date <= as_of))
+    closed_since = (select(*columns, (i.open_minor + later.c.applied).label("open_at"),
+                           (i.booked_open_minor + later.c.relieved).label("booked_at"))
+                    .select_from(t.items.join(later, later.c.item_id == i.id))
+                    .where(i.entity == entity, i.open_minor == 0, i.posting_date <= as_of))
+    both = union_all(open_now, closed_since).subquery("both")
+    return select(both).where(both.c.open_at != 0).subquery("at")
+
+
 def items_as_of(conn: Connection, entity: str, as_of: date) -> list[OpenItem]:
     """Open items as they stood at the end of `as_of` (later settlements added back)."""
-    later: dict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
-    for r in conn.execute(select(t.settlements).where(t.settlements.c.entity == entity,
-                                                      t.settlements.c.posting_date > as_of)):
-        applied, relieved = later[r.item_id]
-        later[r.item_id] = (applied + r.applied_minor, relieved + r.relieved_minor)
-    result = []
-    for item in records.items(conn, entity, only_open=False):
-        if item.posting_date > as_of:
-            continue
-        applied, relieved = later[item.id]
-        open_ = item.open + Money.from_minor(applied, item.open.currency)
-        booked = item.booked_open + Money.from_minor(relieved, item.booked_open.currency)
-        if not open_.is_zero:
-            result.append(OpenItem(item.id, item.legal_entity, item.customer_id, item.kind,
-                                   item.document_id, item.original, open_, booked,
-                                   item.posting_date, item.due_date))
-    return result
+    at = _items_at(entity, as_of)
+    rows = conn.execute(select(at).order_by(at.c.posting_date, at.c.id))
+    return [OpenItem(r.id, entity, r.customer, ItemKind(r.kind), r.document_id,
+                     Money.from_minor(r.original_minor, r.currency),
+                     Money.from_minor(r.open_at, r.currency),
+                     Money.from_minor(r.booked_at, r.booked_currency),
+                     r.posting_date, r.due_date) for r in rows]
+
+
+def _bucket(at: Subquery, as_of: date) -> Any:
+    """`ar.bucket` in SQL, by due date: late <= 0 days is current, and so on."""
+    due = at.c.due_date
+    return case((at.c.kind == ItemKind.CREDIT.value, "credits"),
+                (due >= as_of, BUCKETS[0]),
+                (due >= as_of - timedelta(days=30), BUCKETS[1]),
+                (due >= as_of - timedelta(days=60), BUCKETS[2]),
+                (due >= as_of - timedelta(days=90), BUCKETS[3]),
+                else_=BUCKETS[4])
 
 
 def aging(conn: Connection, entity: str, as_of: date) -> list[dict[str, Any]]:
-    """Per customer, booked open receivables per bucket (customer credits shown apart)."""
+    """Per customer, booked open receivables per bucket (customer credits shown apart),
+    added up in the database: one row per customer and bucket comes back."""
     functional, _ = records.load_entity(conn, entity)
-    zero = Money.zero(functional)
-    by_customer: dict[str, dict[str, Money]] = {}
-    for item in items_as_of(conn, entity, as_of):
-        row = by_customer.setdefault(item.customer_id,
-                                     {**{b: zero for b in BUCKETS}, "credits": zero})
-        key = "credits" if item.kind is ItemKind.CREDIT else bucket(item, as_of)
-        row[key] = row[key] + item.booked_open
-    return [{"customer": c, **{k: str(v.amount) for k, v in row.items()},
-             "total": str(sum((row[b] for b in BUCKETS), zero).amount)}
-            for c, row in sorted(by_customer.items())]
+    at = _items_at(entity, as_of)
+    bucket_of = _bucket(at, as_of).label("bucket")
+    rows = conn.execute(select(at.c.customer, bucket_of,
+                               func.sum(at.c.booked_at).label("booked"))
+                        .group_by(at.c.customer, bucket_of).order_by(at.c.customer))
+    by_customer: dict[str, dict[str, int]] = {}
+    for r in rows:
+        by_customer.setdefault(r.customer, {})[r.bucket] = int(r.booked)
+
+    def money(minor: int) -> str:
+        return str(Money.from_minor(minor, functional).amount)
+
+    return [{"customer": customer,
+             **{b: money(sums.get(b, 0)) for b in (*BUCKETS, "credits")},
+             "total": money(sum(sums.get(b, 0) for b in BUCKETS))}
+            for customer, sums in sorted(by_customer.items())]
 
 
 def subledger_check(conn: Connection, entity: str, as_of: date) -> dict[str, dict[str, str]]:
@@ -108,11 +184,13 @@ def subledger_check(conn: Connection, entity: str, as_of: date) -> dict[str, dic
     functional, _ = records.load_entity(conn, entity)
     chart = records.load_chart(conn, entity)
     balances = {r.account: r.balance for r in trial_balance(conn, entity, as_of)}
-    items = items_as_of(conn, entity, as_of)
+    at = _items_at(entity, as_of)
+    booked = {r.kind: int(r.booked) for r in conn.execute(
+        select(at.c.kind, func.sum(at.c.booked_at).label("booked")).group_by(at.c.kind))}
     result = {}
     for role, kinds, sign in ((Role.ACCOUNTS_RECEIVABLE, (ItemKind.INVOICE, ItemKind.DEBIT), 1),
                               (Role.CUSTOMER_CREDITS, (ItemKind.CREDIT,), -1)):
-        sub = sum((i.booked_open for i in items if i.kind in kinds), Money.zero(functional))
+        sub = Money.from_minor(sum(booked.get(k.value, 0) for k in kinds), functional)
         control = balances.get(chart.code_for(role), Money.zero(functional)) * sign
         result[role.value] = {"subledger": str(sub.amount), "control": str(control.amount),
                               "difference": str((sub - control).amount)}

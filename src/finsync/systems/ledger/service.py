@@ -255,6 +255,12 @@ class LedgerService:
         with self.engine.connect() as conn:
             return reports.trial_balance(conn, entity, as_of)
 
+    def roll_forward(self, entity: str, start: date,
+                     end: date) -> list[reports.RollForwardRow]:
+        """Opening balance, debits, credits and closing balance of every account."""
+        with self.engine.connect() as conn:
+            return reports.roll_forward(conn, entity, start, end)
+
     def general_ledger(self, entity: str, account: str,
                        until: date | None = None) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from finsync.dbtypes import NAMING_CONVENTION, Serial, UtcDateTime
@@ -99,7 +100,10 @@ lines = Table(
     Column("customer", String(255)),
     Column("dimensions", Text, nullable=False),
     PrimaryKeyConstraint("entry_id", "line_no"),
-    Index("ix_ledger_lines_account", "entity", "account", "posting_date"),
+    # Side and amount too, so that balances (trial balance, roll-forward) add up from the
+    # index alone, never reading the lines' dimensions.
+    Index("ix_ledger_lines_account", "entity", "account", "posting_date", "side",
+          "amount_minor"),
 )
 
 items = Table(
@@ -119,6 +123,10 @@ items = Table(
     Column("entry_id", String(64), nullable=False, index=True),
     PrimaryKeyConstraint("entity", "id"),
     Index("ix_ledger_items_customer", "entity", "customer", "kind"),
+    # Aging reads what is open now (few of all items, once most are paid) by this index,
+    # and what was open on an earlier day through the settlements posted since.
+    Index("ix_ledger_items_open", "entity", "posting_date",
+          sqlite_where=text("open_minor <> 0"), postgresql_where=text("open_minor <> 0")),
 )
 
 settlements = Table(
@@ -131,6 +139,7 @@ settlements = Table(
     Column("relieved_minor", BigInteger, nullable=False),
     Column("posting_date", Date, nullable=False),
     Index("ix_ledger_settlements_item", "entity", "item_id", "posting_date"),
+    Index("ix_ledger_settlements_date", "entity", "posting_date"),
 )
 
 fx_rates = Table(
