@@ -24,7 +24,19 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    String,
+    and_,
+    bindparam,
+    column,
+    func,
+    insert,
+    select,
+    update,
+    values,
+)
 
 from finsync.domain.errors import DomainError
 from finsync.domain.ids import derive_id
@@ -303,13 +315,28 @@ def _write(conn: Connection, writes: Writes, subledger: Subledger) -> None:
         conn.execute(insert(t.items), [records.item_row(item, entry_id)
                                        for item, entry_id in subledger.opened.values()])
     if subledger.changed:
-        i = t.items.c
-        conn.execute(update(t.items).where(i.entity == bindparam("b_entity"),
-                                           i.id == bindparam("b_id"))
-                     .values(open_minor=bindparam("b_open"),
-                             booked_open_minor=bindparam("b_booked")),
-                     [{"b_entity": item.legal_entity, "b_id": item.id,
-                       "b_open": item.open.to_minor(), "b_booked": item.booked_open.to_minor()}
-                      for item in subledger.changed.values()])
+        _update_items(conn, list(subledger.changed.values()))
     if subledger.settlements:
         conn.execute(insert(t.settlements), subledger.settlements)
+
+
+def _update_items(conn: Connection, changed: Sequence[OpenItem]) -> None:
+    """The items' new open amounts: on PostgreSQL one UPDATE ... FROM (VALUES ...) per
+    `IN_LIST_MAX` items (one statement, not one per item); SQLite runs in-process, where an
+    executemany costs no round trips (and it names no columns of a VALUES list)."""
+    i = t.items.c
+    if conn.dialect.name == "postgresql":
+        for start in range(0, len(changed), IN_LIST_MAX):
+            rows = [(item.legal_entity, item.id, item.open.to_minor(),
+                     item.booked_open.to_minor()) for item in changed[start:start + IN_LIST_MAX]]
+            new = values(column("entity", String), column("id", String),
+                         column("open_minor", BigInteger), column("booked", BigInteger),
+                         name="new").data(rows)
+            conn.execute(update(t.items).where(i.entity == new.c.entity, i.id == new.c.id)
+                         .values(open_minor=new.c.open_minor, booked_open_minor=new.c.booked))
+        return
+    conn.execute(update(t.items).where(i.entity == bindparam("b_entity"),
+                                       i.id == bindparam("b_id"))
+                 .values(open_minor=bindparam("b_open"), booked_open_minor=bindparam("b_booked")),
+                 [{"b_entity": item.legal_entity, "b_id": item.id, "b_open": item.open.to_minor(),
+                   "b_booked": item.booked_open.to_minor()} for item in changed])

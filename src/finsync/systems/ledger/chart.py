@@ -10,7 +10,7 @@ Rules:
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -57,6 +57,9 @@ class Account:
 @dataclass(frozen=True, slots=True)
 class Chart:
     accounts: tuple[Account, ...]
+    # Look-ups by code and by role (every posted line asks), made once from `accounts`.
+    _by_code: dict[str, Account] = field(init=False, repr=False, compare=False, hash=False)
+    _by_role: dict[Role, str] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         codes = [a.code for a in self.accounts]
@@ -67,15 +70,18 @@ class Chart:
         if missing or len(set(roles)) != len(roles):
             raise ChartError(f"each control role needs exactly one account; missing: "
                              f"{', '.join(sorted(missing)) or 'none'}")
+        object.__setattr__(self, "_by_code", {a.code: a for a in self.accounts})
+        object.__setattr__(self, "_by_role", {a.role: a.code for a in self.accounts
+                                              if a.role is not None})
 
     def get(self, code: str) -> Account:
-        for account in self.accounts:
-            if account.code == code:
-                return account
-        raise UnknownAccountError(f"no account {code!r} in the chart")
+        account = self._by_code.get(code)
+        if account is None:
+            raise UnknownAccountError(f"no account {code!r} in the chart")
+        return account
 
     def code_for(self, role: Role) -> str:
-        return next(a.code for a in self.accounts if a.role is role)
+        return self._by_role[role]
 
 
 def parse_chart(text: str) -> Chart:

@@ -65,23 +65,24 @@ def _side_functional(legs: Sequence[Leg], functional: str,
                      convert: Converter) -> list[Money]:
     """Booked values of one side: fixed legs keep theirs; the others share one conversion."""
     free = [i for i, leg in enumerate(legs) if leg.functional is None]
-    values = [leg.functional or Money.zero(functional) for leg in legs]
+    fixed = {i: leg.functional for i, leg in enumerate(legs) if leg.functional is not None}
     if not free:
-        return values
+        return [fixed[i] for i in range(len(legs))]
     in_functional = all(legs[i].amount.currency == functional for i in free)
     minors = [legs[i].amount.to_minor() for i in free] if in_functional else []
     if minors and all(m >= 0 for m in minors):
         # Already in the functional currency: converting the total and splitting it back
         # by the legs' own amounts gives each leg its amount, so skip the arithmetic.
-        for i, minor in zip(free, minors, strict=True):
-            values[i] = Money.from_minor(minor, functional)
+        parts = [Money.from_minor(minor, functional) for minor in minors]
     else:
         free_total = total([legs[i].amount for i in free], legs[free[0]].amount.currency)
-        parts = convert(free_total).allocate([legs[i].amount.to_minor() for i in free]) \
-            if not free_total.is_zero else [Money.zero(functional)] * len(free)
-        for i, part in zip(free, parts, strict=True):
-            values[i] = part
-    return values
+        if free_total.is_zero:
+            parts = [Money.zero(functional)] * len(free)
+        else:
+            weights = [legs[i].amount.to_minor() for i in free]
+            parts = list(convert(free_total).allocate(weights))
+    fixed.update(zip(free, parts, strict=True))
+    return [fixed[i] for i in range(len(legs))]
 
 
 def balanced_lines(debits: Sequence[Leg], credits: Sequence[Leg], functional: str,
