@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from enum import Enum
+from typing import cast
 
 from finsync.domain.money import Money
 from finsync.domain.refs import ExternalRefs
@@ -33,11 +34,15 @@ def plain(value: object) -> Plain:
     kind = type(value)
     if kind is str or kind is int or kind is bool or value is None:
         return value  # type: ignore[return-value]
+    if isinstance(value, Money):
+        return {"amount": str(value.amount), "currency": value.currency}
+    if kind is tuple:  # the commonest others by exact type, ahead of the general checks
+        return [plain(v) for v in cast(tuple[object, ...], value)]
+    if kind is date:
+        return cast(date, value).isoformat()
     names = _FIELDS.get(kind)
     if names is not None:
         return {name: plain(getattr(value, name)) for name in names}
-    if isinstance(value, Money):
-        return {"amount": str(value.amount), "currency": value.currency}
     if isinstance(value, ExternalRefs):
         return dict(value.pairs)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

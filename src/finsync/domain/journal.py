@@ -36,8 +36,10 @@ class JournalLine:
     transaction_amount: Money | None = None
 
     def __post_init__(self) -> None:
-        for money in (self.amount, self.transaction_amount or self.amount):
-            if money.amount <= 0 or money.quantize() != money:
+        for money in (self.amount, self.transaction_amount):
+            if money is None:
+                continue
+            if money.amount <= 0 or money.amount != money.quantize().amount:
                 raise DomainError(f"journal line on {self.account}: {money} must be positive "
                                   "and in minor units")
 
