@@ -118,7 +118,7 @@ def _items_at(entity: str, as_of: date) -> Subquery:
     later = (select(s.item_id, func.sum(s.applied_minor).label("applied"),
                     func.sum(s.relieved_minor).label("relieved"))
              .where(s.entity == entity, s.posting_date > as_of)
-             .group_by(s.item_id).subquery("later"))
+             .group_by(s.item_id).cte("later"))  # one CTE: both branches read it
     columns = (i.id, i.customer, i.kind, i.document_id, i.currency, i.original_minor,
                i.booked_currency, i.posting_date, i.due_date)
     open_now = (select(*columns, (i.open_minor + func.coalesce(later.c.applied, 0))
