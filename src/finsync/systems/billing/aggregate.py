@@ -1,0 +1,135 @@
+"""What one billing command reads and locks: its customer and subscription, with their own
+documents, never the whole company.
+
+Rules:
+- Each command names its aggregate: a customer (`RegisterCustomer`), a subscription
+  (create, amend, cancel, renew, prepaid purchase, usage), an invoice (payment, credit memo)
+  or a payment (refund). The clock (`RunClock`) names the subscriptions due by its date
+  (`next_step_on`), no others.
+- The ids a command names are resolved to their customer first (that link never changes);
+  then the customer rows and the subscription rows are read `FOR UPDATE`, customers before
+  subscriptions, each in a fixed order, so two commands never wait on each other in a
+  cycle; every other row is read after those locks. On SQLite the write transaction
+  (`BEGIN IMMEDIATE`) already serialises writers and `FOR UPDATE` is left out.
+- Documents come with their aggregate: a subscription's invoices when the command may
+  credit them (amendments, cancellations: a credit takes the newest lines that billed a
+  contract line), or the one invoice a payment or credit names; each invoice with its credit
+  memos, payments and those payments' refunds (what is due). The usage record, payment or
+  refund carrying the command's own id comes too, looked up by its key: that is the
+  command's idempotency, decided by the database's unique key, not by scanning records.
+  A clock run reads the usage its subscriptions have not rated yet.
+- A state read this way is a part of the whole state, in the same order; the pure core runs
+  on it unchanged, and finds what it needs there (anything else is unknown, as before).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from sqlalchemy import Connection, false, or_, select, update
+
+from finsync.systems.billing import store
+from finsync.systems.billing import tables as t
+from finsync.systems.billing.amendment import AmendSubscription
+from finsync.systems.billing.cancellation import CancelSubscription
+from finsync.systems.billing.clock import next_step_on
+from finsync.systems.billing.credit import IssueCreditMemo
+from finsync.systems.billing.handler import Command, RecordUsage, RegisterCustomer, RunClock
+from finsync.systems.billing.payment import PayInvoice, RefundPayment
+from finsync.systems.billing.prepaid import PurchasePrepaid
+from finsync.systems.billing.state import BillingConfig, BillingState
+from finsync.systems.billing.store import Selection, Where
+from finsync.systems.billing.subscription import CreateSubscription, RenewSubscription
+
+
+def load_for(conn: Connection, config: BillingConfig, command: Command) -> BillingState:
+    """The part of the state `command` reads, its customer and subscription rows locked."""
+    return store.load(conn, config, _selection(conn, command))
+
+
+def after(conn: Connection, command: Command, before: BillingState,
+          applied: BillingState) -> None:
+    """A clock run read every subscription whose stored next step is due; those it left
+    unchanged had a stale (early) day stored: store their exact next step, so the next run
+    does not read them again."""
+    if not isinstance(command, RunClock):
+        return
+    for sub, was in zip(applied.subscriptions, before.subscriptions, strict=True):
+        if sub is was:  # the clock keeps the subscriptions in order
+            conn.execute(update(t.subscriptions).where(t.subscriptions.c.id == sub.id)
+                         .values(next_step_on=next_step_on(sub)))
+
+
+def _selection(conn: Connection, command: Command) -> Selection:
+    match command:
+        case RegisterCustomer():
+            return _select(customers=t.customers.c.id == command.customer.id)
+        case CreateSubscription():
+            contract = command.contract
+            return _select(customers=t.customers.c.id == contract.customer_id,
+                           subscriptions=t.subscriptions.c.id == contract.id)
+        case AmendSubscription() | CancelSubscription():
+            return _of_contract(conn, command.contract_id, with_invoices=True)
+        case RenewSubscription() | PurchasePrepaid():
+            return _of_contract(conn, command.contract_id)
+        case RecordUsage():
+            return _of_contract(conn, command.record.contract_id, usage=(command.record.id,))
+        case PayInvoice():
+            return _of_invoice(conn, command.invoice_id, payments=(command.payment_id,))
+        case IssueCreditMemo():
+            return _of_invoice(conn, command.invoice_id)
+        case RefundPayment():
+            invoice = conn.execute(select(t.payments.c.invoice_id).where(
+                t.payments.c.id == command.payment_id)).scalar_one_or_none()
+            return _of_invoice(conn, invoice, payments=(command.payment_id,),
+                               refunds=(command.refund_id,))
+        case RunClock():
+            due = t.subscriptions.c.next_step_on <= command.until
+            return _select(customers=t.customers.c.id.in_(
+                select(t.subscriptions.c.customer_id).where(due)), subscriptions=due,
+                unrated=True)
+    raise AssertionError(f"no aggregate for {command!r}")  # every command is matched above
+
+
+def _of_contract(conn: Connection, contract_id: str, *, with_invoices: bool = False,
+                 usage: Collection[str] = ()) -> Selection:
+    customer = conn.execute(select(t.subscriptions.c.customer_id).where(
+        t.subscriptions.c.id == contract_id)).scalar_one_or_none()
+    return _select(customers=t.customers.c.id == customer if customer else false(),
+                   subscriptions=t.subscriptions.c.id == contract_id,
+                   invoices=t.invoices.c.contract_id == contract_id if with_invoices
+                   else false(), usage=usage)
+
+
+def _of_invoice(conn: Connection, invoice_id: str | None, *, payments: Collection[str] = (),
+                refunds: Collection[str] = ()) -> Selection:
+    customer = None if invoice_id is None else conn.execute(
+        select(t.invoices.c.customer_id).where(t.invoices.c.id == invoice_id)
+    ).scalar_one_or_none()
+    return _select(customers=t.customers.c.id == customer if customer else false(),
+                   invoices=t.invoices.c.id == invoice_id if invoice_id else false(),
+                   payments=payments, refunds=refunds)
+
+
+def _select(*, customers: Where, subscriptions: Where | None = None,
+            invoices: Where | None = None, payments: Collection[str] = (),
+            refunds: Collection[str] = (), usage: Collection[str] = (),
+            unrated: bool = False) -> Selection:
+    subscriptions = false() if subscriptions is None else subscriptions
+    invoice_ids = select(t.invoices.c.id).where(false() if invoices is None else invoices)
+    payment_ids = select(t.payments.c.id).where(t.payments.c.invoice_id.in_(invoice_ids))
+    records = t.usage_records.c
+    return Selection(
+        customers=customers,
+        subscriptions=subscriptions,
+        invoices=t.invoices.c.id.in_(invoice_ids),
+        credit_memos=t.credit_memos.c.invoice_id.in_(invoice_ids),
+        payments=or_(t.payments.c.invoice_id.in_(invoice_ids), t.payments.c.id.in_(payments)),
+        declines=false(),  # only ever appended
+        refunds=or_(t.refunds.c.payment_id.in_(payment_ids), t.refunds.c.id.in_(refunds)),
+        usage=or_(records.id.in_(usage), records.id.in_(
+            select(records.id).join(t.subscriptions, t.subscriptions.c.id == records.contract_id)
+            .where(subscriptions, records.occurred_on >= t.subscriptions.c.arrears_through)
+        ) if unrated else false()),
+        usage_charges=false(),  # only ever appended
+        lock=True)
