@@ -147,8 +147,9 @@ def seed(engine: Engine, config: BillingConfig, n: int, say: Callable[[str], Non
         {"kind": kind, "legal_entity": entity, "last_number": last}
         for kind, entity, last in numbering.last)
     flush()
-    if engine.dialect.name == "postgresql":  # the outbox's seq was given, not drawn
-        with engine.begin() as conn:
+    with engine.begin() as conn:  # positions and the outbox's seq were given, not drawn
+        store.sync_positions(conn)
+        if engine.dialect.name == "postgresql":
             conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('billing_outbox', "
                                  f"'seq'), {seq})")
             conn.exec_driver_sql("ANALYZE")

@@ -18,6 +18,10 @@ Rules:
   refund carrying the command's own id comes too, looked up by its key: that is the
   command's idempotency, decided by the database's unique key, not by scanning records.
   A clock run reads the usage its subscriptions have not rated yet.
+- A command that may issue a document (creation, amendment, cancellation, prepaid purchase,
+  credit memo, clock run) also locks the document numbers of its customers' legal entities,
+  last: numbers are gapless, so issuing is one at a time per entity, while usage, payments
+  and refunds never wait for it.
 - A state read this way is a part of the whole state, in the same order; the pure core runs
   on it unchanged, and finds what it needs there (anything else is unknown, as before).
 """
@@ -25,6 +29,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 
 from sqlalchemy import Connection, false, or_, select, update
 
@@ -41,10 +46,16 @@ from finsync.systems.billing.state import BillingConfig, BillingState
 from finsync.systems.billing.store import Selection, Where
 from finsync.systems.billing.subscription import CreateSubscription, RenewSubscription
 
+ISSUING = (CreateSubscription, AmendSubscription, CancelSubscription, PurchasePrepaid,
+           IssueCreditMemo, RunClock)
+
 
 def load_for(conn: Connection, config: BillingConfig, command: Command) -> BillingState:
     """The part of the state `command` reads, its customer and subscription rows locked."""
-    return store.load(conn, config, _selection(conn, command))
+    selection = _selection(conn, command)
+    if isinstance(command, ISSUING):
+        selection = replace(selection, lock_numbers=True)
+    return store.load(conn, config, selection)
 
 
 def after(conn: Connection, command: Command, before: BillingState,

@@ -7,7 +7,8 @@ Rules:
   numbers. With a `Selection` it rebuilds the part of it those rows make, in the same order.
 - `save` writes only the difference between the state before and after one command, in the
   caller's transaction: issued documents are appended (the core never edits one; a changed
-  prefix is a programmer error) after every stored one (`position` = max + 1), customers are
+  prefix is a programmer error) after every stored one (`position`: max + 1 on SQLite, the
+  column's sequence on PostgreSQL, so concurrent writers never race for it), customers are
   upserted, a subscription's billing position is updated and its new contract versions are
   inserted, and the document numbers taken are moved on only from the value that was read
   (`StaleNumberError` otherwise: a concurrent command took them; run it again).
@@ -25,7 +26,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Table, false, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    false,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from finsync.domain import codec
 from finsync.domain.clock import Period
@@ -116,6 +127,16 @@ def changes(old: BillingState, new: BillingState) -> Changes:
         for kind, entity, n in new.numbering.last if before.get((kind, entity), 0) != n))
 
 
+def sync_positions(conn: Connection) -> None:
+    """After a bulk load that gave positions itself: PostgreSQL's position sequences start
+    after the rows stored (SQLite needs nothing)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for table in POSITIONED:
+        conn.execute(text(f"SELECT setval('{table.name}_position_seq', "
+                          f"(SELECT coalesce(max(position) + 1, 0) FROM {table.name}), false)"))
+
+
 class StaleNumberError(Exception):
     """Another transaction took a document number first: run the command again."""
 
@@ -126,8 +147,9 @@ def save(conn: Connection, old: BillingState, new: BillingState) -> None:
 
 
 def write(conn: Connection, out: Changes) -> None:
+    drawn = conn.dialect.name == "postgresql"  # positions from the column's sequence
     for table, rows in out.inserts.items():
-        if table in POSITIONED:
+        if table in POSITIONED and not drawn:
             start = conn.execute(select(func.coalesce(func.max(table.c.position), -1) + 1)
                                  ).scalar_one()
             rows = [{**row, "position": i} for i, row in enumerate(rows, int(start))]
@@ -287,8 +309,9 @@ Where = ColumnElement[bool]
 @dataclass(frozen=True, slots=True)
 class Selection:
     """Which rows of each table a state is made of (None: all of them). Customers and
-    subscriptions are read `FOR UPDATE` when `lock` (a no-op on SQLite, whose write
-    transaction already holds the database)."""
+    subscriptions are read `FOR UPDATE` when `lock`, and so are the document numbers of
+    their legal entities when `lock_numbers` (the command may issue a document); `FOR
+    UPDATE` is left out on SQLite, whose write transaction already holds the database."""
 
     customers: Where | None = None
     subscriptions: Where | None = None
@@ -300,6 +323,7 @@ class Selection:
     usage: Where | None = None
     usage_charges: Where | None = None
     lock: bool = False
+    lock_numbers: bool = False
 
 
 NOTHING = Selection(false(), false(), false(), false(), false(), false(), false(), false(),
@@ -315,13 +339,14 @@ def load(conn: Connection, config: BillingConfig,
         return list(conn.execute(query if where is None else query.where(where)).mappings())
 
     sel = selection or Selection()
-    customers = select(t.customers).order_by(t.customers.c.id)
+    query = select(t.customers).order_by(t.customers.c.id)
     if sel.customers is not None:
-        customers = customers.where(sel.customers)
+        query = query.where(sel.customers)
+    customers = tuple(_read(CustomerAccount, r["body"], "customer") for r in conn.execute(
+        query.with_for_update() if sel.lock else query).mappings())
     return BillingState(
         config,
-        customers=tuple(_read(CustomerAccount, r["body"], "customer") for r in conn.execute(
-            customers.with_for_update() if sel.lock else customers).mappings()),
+        customers=customers,
         subscriptions=_load_subscriptions(conn, sel.subscriptions, sel.lock),
         invoices=tuple(InvoiceRecord(_read(Invoice, r["body"], "invoice"),
                                      r["correlation_id"], tuple(json.loads(r["sources"])))
@@ -341,10 +366,19 @@ def load(conn: Connection, config: BillingConfig,
                     for r in rows(t.usage_records, sel.usage, t.usage_records.c.position)),
         usage_charges=tuple(_charge(r) for r in rows(t.usage_charges, sel.usage_charges,
                                                      t.usage_charges.c.position)),
-        numbering=Numbering(tuple(sorted(
-            (r.kind, r.legal_entity, int(r.last_number))
-            for r in conn.execute(select(t.document_numbers))))),
+        numbering=_numbering(conn, {c.legal_entity for c in customers}
+                             if sel.lock_numbers else None),
     )
+
+
+def _numbering(conn: Connection, locked: set[str] | None) -> Numbering:
+    """Every entity's last numbers; only `locked` entities', `FOR UPDATE`, when given."""
+    numbers = t.document_numbers
+    query = select(numbers).order_by(numbers.c.kind, numbers.c.legal_entity)
+    if locked is not None:
+        query = query.where(numbers.c.legal_entity.in_(sorted(locked))).with_for_update()
+    return Numbering(tuple(sorted((r.kind, r.legal_entity, int(r.last_number))
+                                  for r in conn.execute(query))))
 
 
 def _read(tp: type[T], text: str, path: str, currency: str | None = None) -> T:

@@ -5,7 +5,8 @@ Rules:
   be finer than a minor unit (a usage price of 0.0025), are decimal strings.
 - Issued documents (invoices, credit memos, payments, refunds, usage) are inserted once and
   never updated; `position` keeps the order the core issued them in, which the core relies on
-  (numbering, newest-first crediting).
+  (numbering, newest-first crediting). On PostgreSQL it defaults to a sequence of its own
+  (migration billing_0002; not declared here, as SQLite has none).
 - Each document row keeps its canonical JSON `body` (read back with the domain's decoders);
   the other columns are there to query by.
 - A subscription's mutable billing position is one row; every contract version, with the

@@ -14,12 +14,19 @@ Create Date: 2026-12-06 00:45:00
 - `(contract_id, line_id, period_start)` becomes unique in `billing_usage_charges`: a usage
   line is rated once per period (the id already derives from those three, so existing
   rows comply).
+- PostgreSQL only: each `position` column draws its default from a sequence of its own
+  (starting after the rows stored), so concurrent commands on different customers never
+  race for the same position; SQLite, one writer at a time, takes max + 1.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+POSITIONED = ('billing_subscriptions', 'billing_invoices', 'billing_credit_memos',
+              'billing_payments', 'billing_payment_declines', 'billing_refunds',
+              'billing_usage_records', 'billing_usage_charges')
 
 revision = 'billing_0002'
 down_revision = 'billing_0001'
@@ -50,9 +57,21 @@ def upgrade() -> None:
     with op.batch_alter_table('billing_usage_charges', schema=None) as batch_op:
         batch_op.create_index('ux_billing_usage_charges_line_period',
                               ['contract_id', 'line_id', 'period_start'], unique=True)
+    if op.get_bind().dialect.name == 'postgresql':
+        for table in POSITIONED:
+            op.execute(f"CREATE SEQUENCE {table}_position_seq MINVALUE 0 START 0 "
+                       f"OWNED BY {table}.position")
+            op.execute(f"SELECT setval('{table}_position_seq', "
+                       f"(SELECT coalesce(max(position) + 1, 0) FROM {table}), false)")
+            op.execute(f"ALTER TABLE {table} ALTER COLUMN position "
+                       f"SET DEFAULT nextval('{table}_position_seq')")
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == 'postgresql':
+        for table in POSITIONED:
+            op.execute(f"ALTER TABLE {table} ALTER COLUMN position DROP DEFAULT")
+            op.execute(f"DROP SEQUENCE {table}_position_seq")
     with op.batch_alter_table('billing_usage_charges', schema=None) as batch_op:
         batch_op.drop_index('ux_billing_usage_charges_line_period')
     with op.batch_alter_table('billing_subscriptions', schema=None) as batch_op:
