@@ -177,17 +177,18 @@ class BillingService:
 
     def customer(self, customer_id: str) -> CustomerAccount:
         """One customer (`UnknownCustomerError` when there is none)."""
-        return self._read(_only(customers=t.customers.c.id == customer_id)).customer(
+        return self._read(replace(NOTHING, customers=t.customers.c.id == customer_id)).customer(
             customer_id)
 
     def invoice_record(self, invoice_id: str) -> InvoiceRecord:
         """One issued invoice (`UnknownDocumentError` when there is none)."""
-        return self._read(_only(invoices=t.invoices.c.id == invoice_id)).invoice_record(
+        return self._read(replace(NOTHING, invoices=t.invoices.c.id == invoice_id)).invoice_record(
             invoice_id)
 
     def payment(self, payment_id: str) -> Payment:
         """One payment (`UnknownDocumentError` when there is none)."""
-        return self._read(_only(payments=t.payments.c.id == payment_id)).payment(payment_id)
+        return self._read(replace(NOTHING, payments=t.payments.c.id == payment_id)).payment(
+            payment_id)
 
     def _read(self, selection: Selection) -> BillingState:
         with self._transaction() as conn:
@@ -228,19 +229,14 @@ class BillingService:
         return {"published": counts.get(True, 0), "pending": counts.get(False, 0)}
 
 
-def _only(**where: ColumnElement[bool]) -> Selection:
-    """Just the rows `where` names (every other table: none)."""
-    return replace(NOTHING, **where)  # type: ignore[arg-type]  # only the clause fields
-
-
 def _documents_of(*where: ColumnElement[bool]) -> Selection:
     """Invoices matching `where`, with their credit memos, payments and those refunds."""
     ids = select(t.invoices.c.id).where(*where)
     paid = select(t.payments.c.id).where(t.payments.c.invoice_id.in_(ids))
-    return _only(invoices=t.invoices.c.id.in_(ids),
-                 credit_memos=t.credit_memos.c.invoice_id.in_(ids),
-                 payments=t.payments.c.invoice_id.in_(ids),
-                 refunds=t.refunds.c.payment_id.in_(paid))
+    return replace(NOTHING, invoices=t.invoices.c.id.in_(ids),
+                   credit_memos=t.credit_memos.c.invoice_id.in_(ids),
+                   payments=t.payments.c.invoice_id.in_(ids),
+                   refunds=t.refunds.c.payment_id.in_(paid))
 
 
 def _summary(record: InvoiceRecord, balance: InvoiceBalance) -> InvoiceSummary:
