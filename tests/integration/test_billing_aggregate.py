@@ -132,3 +132,16 @@ def test_one_pass_balances_equal_amount_due(engine: Engine) -> None:
     due = balances(state)
     assert due and all(due[r.invoice.id].due == amount_due(state, r.invoice.id)
                        for r in state.invoices)
+
+
+def test_numbers_follow_the_contracts_entity_not_the_customers(engine: Engine) -> None:
+    billing = service(engine)
+    _customer(billing, 1)
+    for n in (2, 3):  # customers of le_us whose contracts are booked by le_eu
+        billing.execute(RegisterCustomer(CustomerAccount(f"cus_{n}", f"Customer {n}", "le_us",
+                                                         "USD", "US")))
+        contract = SubscriptionContract(f"con_{n}", f"cus_{n}", "le_eu", "USD", START, END,
+                                        BillingFrequency.MONTHLY, (seats(10),))
+        billing.execute(CreateSubscription(contract, f"ord_{n}"))
+    assert [s.number for s in billing.invoices()] == \
+        ["INV-le_us-000001", "INV-le_eu-000001", "INV-le_eu-000002"]

@@ -19,9 +19,9 @@ Rules:
   command's idempotency, decided by the database's unique key, not by scanning records.
   A clock run reads the usage its subscriptions have not rated yet.
 - A command that may issue a document (creation, amendment, cancellation, prepaid purchase,
-  credit memo, clock run) also locks the document numbers of its customers' legal entities,
-  last: numbers are gapless, so issuing is one at a time per entity, while usage, payments
-  and refunds never wait for it.
+  credit memo, clock run) also locks the document numbers (a few rows), last: numbers are
+  gapless, so documents are issued one command at a time, while usage, payments and
+  refunds never wait for it.
 - A state read this way is a part of the whole state, in the same order; the pure core runs
   on it unchanged, and finds what it needs there (anything else is unknown, as before).
 """

@@ -309,8 +309,8 @@ Where = ColumnElement[bool]
 @dataclass(frozen=True, slots=True)
 class Selection:
     """Which rows of each table a state is made of (None: all of them). Customers and
-    subscriptions are read `FOR UPDATE` when `lock`, and so are the document numbers of
-    their legal entities when `lock_numbers` (the command may issue a document); `FOR
+    subscriptions are read `FOR UPDATE` when `lock`, and so are the document numbers when
+    `lock_numbers` (the command may issue a document); `FOR
     UPDATE` is left out on SQLite, whose write transaction already holds the database."""
 
     customers: Where | None = None
@@ -366,19 +366,18 @@ def load(conn: Connection, config: BillingConfig,
                     for r in rows(t.usage_records, sel.usage, t.usage_records.c.position)),
         usage_charges=tuple(_charge(r) for r in rows(t.usage_charges, sel.usage_charges,
                                                      t.usage_charges.c.position)),
-        numbering=_numbering(conn, {c.legal_entity for c in customers}
-                             if sel.lock_numbers else None),
+        numbering=_numbering(conn, sel.lock_numbers),
     )
 
 
-def _numbering(conn: Connection, locked: set[str] | None) -> Numbering:
-    """Every entity's last numbers; only `locked` entities', `FOR UPDATE`, when given."""
+def _numbering(conn: Connection, lock: bool) -> Numbering:
+    """Every legal entity's last numbers (a few rows), `FOR UPDATE` when `lock`: a document
+    may be numbered in the contract's entity, which need not be its customer's."""
     numbers = t.document_numbers
     query = select(numbers).order_by(numbers.c.kind, numbers.c.legal_entity)
-    if locked is not None:
-        query = query.where(numbers.c.legal_entity.in_(sorted(locked))).with_for_update()
     return Numbering(tuple(sorted((r.kind, r.legal_entity, int(r.last_number))
-                                  for r in conn.execute(query))))
+                                  for r in conn.execute(
+                                      query.with_for_update() if lock else query))))
 
 
 def _read(tp: type[T], text: str, path: str, currency: str | None = None) -> T:
