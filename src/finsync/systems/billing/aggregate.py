@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import replace
 
-from sqlalchemy import Connection, false, or_, select, update
+from sqlalchemy import Connection, false, select, union, update
 
 from finsync.systems.billing import store
 from finsync.systems.billing import tables as t
@@ -126,21 +126,26 @@ def _select(*, customers: Where, subscriptions: Where | None = None,
             invoices: Where | None = None, payments: Collection[str] = (),
             refunds: Collection[str] = (), usage: Collection[str] = (),
             unrated: bool = False) -> Selection:
+    # Documents found two ways are named by one `IN (… UNION …)`, never `… OR …`: PostgreSQL
+    # turns a lone IN into an index join, but filters every row of the table for an OR.
     subscriptions = false() if subscriptions is None else subscriptions
     invoice_ids = select(t.invoices.c.id).where(false() if invoices is None else invoices)
-    payment_ids = select(t.payments.c.id).where(t.payments.c.invoice_id.in_(invoice_ids))
-    records = t.usage_records.c
+    pay, refund, records = t.payments.c, t.refunds.c, t.usage_records.c
+    paid = select(pay.id).where(pay.invoice_id.in_(invoice_ids))
+    unrated_ids = select(records.id).join(
+        t.subscriptions, t.subscriptions.c.id == records.contract_id).where(
+        subscriptions, records.occurred_on >= t.subscriptions.c.arrears_through)
     return Selection(
         customers=customers,
         subscriptions=subscriptions,
         invoices=t.invoices.c.id.in_(invoice_ids),
         credit_memos=t.credit_memos.c.invoice_id.in_(invoice_ids),
-        payments=or_(t.payments.c.invoice_id.in_(invoice_ids), t.payments.c.id.in_(payments)),
+        payments=pay.id.in_(union(paid, select(pay.id).where(pay.id.in_(payments)))),
         declines=false(),  # only ever appended
-        refunds=or_(t.refunds.c.payment_id.in_(payment_ids), t.refunds.c.id.in_(refunds)),
-        usage=or_(records.id.in_(usage), records.id.in_(
-            select(records.id).join(t.subscriptions, t.subscriptions.c.id == records.contract_id)
-            .where(subscriptions, records.occurred_on >= t.subscriptions.c.arrears_through)
-        ) if unrated else false()),
+        refunds=refund.id.in_(union(
+            select(refund.id).where(refund.payment_id.in_(paid)),
+            select(refund.id).where(refund.id.in_(refunds)))),
+        usage=records.id.in_(union(select(records.id).where(records.id.in_(usage)),
+                                   unrated_ids)) if unrated else records.id.in_(usage),
         usage_charges=false(),  # only ever appended
         lock=True)
