@@ -55,7 +55,14 @@ def load_for(conn: Connection, config: BillingConfig, command: Command) -> Billi
     selection = _selection(conn, command)
     if isinstance(command, ISSUING):
         selection = replace(selection, lock_numbers=True)
-    return store.load(conn, config, selection)
+    state = store.load(conn, config, selection)
+    if isinstance(command, RunClock):
+        # A subscription that fell due between the customers' read and its own (a commit
+        # in between, PostgreSQL) is left to the next run: its customer is not locked here.
+        locked = {customer.id for customer in state.customers}
+        state = replace(state, subscriptions=tuple(
+            s for s in state.subscriptions if s.contract.customer_id in locked))
+    return state
 
 
 def after(conn: Connection, command: Command, before: BillingState,
