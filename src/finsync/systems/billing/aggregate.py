@@ -5,7 +5,8 @@ Rules:
 - Each command names its aggregate: a customer (`RegisterCustomer`), a subscription
   (create, amend, cancel, renew, prepaid purchase, usage), an invoice (payment, credit memo)
   or a payment (refund). The clock (`RunClock`) names the subscriptions due by its date
-  (`next_step_on`), no others.
+  (`next_step_on`), no others; one that falls due while the run reads (a concurrent commit)
+  waits for the next run.
 - The ids a command names are resolved to their customer first (that link never changes);
   then the customer rows and the subscription rows are read `FOR UPDATE`, customers before
   subscriptions, each in a fixed order, so two commands never wait on each other in a
