@@ -216,7 +216,7 @@ def subscribe(contract_id: str, customer: Annotated[str, typer.Option("--custome
     def build(service: BillingService) -> Command:
         first = _day(start)
         end = add_months(first, months)
-        buyer = service.state().customer(customer)
+        buyer = service.customer(customer)
         code = currency or buyer.currency
         lines = tuple(_contract_line(service, spec, code, first, end) for spec in line)
         contract = SubscriptionContract(contract_id, buyer.id, buyer.legal_entity, code,
@@ -301,7 +301,7 @@ def pay(invoice: Annotated[str, typer.Argument(help="Invoice id or number.")],
     """Apply a payment to an invoice (full or partial), or record a declined one."""
     def build(service: BillingService) -> Command:
         invoice_id = _invoice_id(service, invoice)
-        code = currency or service.state().invoice_record(invoice_id).invoice.currency
+        code = currency or service.invoice_record(invoice_id).invoice.currency
         result = PaymentResult.DECLINED if declined else PaymentResult.SUCCEEDED
         return PayInvoice(payment_id, invoice_id, _money(amount, code), _day(on), result,
                           declined or "")
@@ -321,7 +321,7 @@ def credit(invoice: Annotated[str, typer.Argument(help="Invoice id or number.")]
     """Issue a credit memo on an invoice (SLA credit, goodwill, refund, downgrade)."""
     def build(service: BillingService) -> Command:
         invoice_id = _invoice_id(service, invoice)
-        code = service.state().invoice_record(invoice_id).invoice.currency
+        code = service.invoice_record(invoice_id).invoice.currency
         credit_amount = _money(amount, code) if amount is not None else None
         return IssueCreditMemo(invoice_id, reason, _day(on), credit_amount, correlation)
 
@@ -337,7 +337,7 @@ def refund(payment: Annotated[str, typer.Argument(help="Payment id.")],
            as_json: Json = False) -> None:
     """Refund part or all of a payment."""
     def build(service: BillingService) -> Command:
-        code = service.state().payment(payment).amount.currency
+        code = service.payment(payment).amount.currency
         return RefundPayment(refund_id, payment, _money(amount, code), _day(on), reason)
 
     _execute("refund", Where(config, database, catalog), as_json, build)

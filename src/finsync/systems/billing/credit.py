@@ -17,7 +17,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
@@ -90,7 +90,7 @@ def credit_invoice(state: BillingState, record: InvoiceRecord,
                       memo_total, applied_to_invoice=applied)
     emitted = emit(CreditMemoIssued(memo), ctx.correlation_id,
                    ctx.causation or AggregateRef(InvoiceIssued.aggregate_type, invoice.id))
-    return Outcome(replace(state, credit_memos=(*state.credit_memos, memo)), (emitted,))
+    return Outcome(state.with_credit_memo(memo), (emitted,))
 
 
 def _memo_line(state: BillingState, record: InvoiceRecord, request: CreditRequest) -> DocumentLine:

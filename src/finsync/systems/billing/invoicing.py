@@ -14,7 +14,7 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from finsync.domain.aggregate import AggregateRef
@@ -60,7 +60,7 @@ def issue_invoice(state: BillingState, drafts: tuple[DraftLine, ...],
     invoice = _build(state, kept, ctx)
     record = InvoiceRecord(invoice, ctx.correlation_id, tuple(d.source_line_id for d in kept))
     emitted = emit(InvoiceIssued(invoice), ctx.correlation_id, ctx.causation)
-    return Outcome(replace(state, invoices=(*state.invoices, record)), (emitted,))
+    return Outcome(state.with_invoice(record), (emitted,))
 
 
 def _build(state: BillingState, drafts: tuple[DraftLine, ...], ctx: IssueContext) -> Invoice:

@@ -1,17 +1,22 @@
 """The billing platform's service API: one command, one transaction.
 
 Rules:
-- `execute` takes the writers' lock (the `billing_head` row), loads the state, applies the
-  command through the pure `handle`, and in the same transaction writes what changed and
-  appends one canonical envelope per emitted event to `billing_outbox`. So a crash never
-  loses an event, and never emits one for a command that did not commit.
+- `execute` loads and locks only the command's own aggregate (its customer and subscription
+  rows, with their documents: see `aggregate`), applies the command through the pure
+  `handle`, and in the same transaction writes what changed and appends one canonical
+  envelope per emitted event to `billing_outbox`. So a crash never loses an event, and never
+  emits one for a command that did not commit; commands on other customers never wait.
 - A refused command (`BillingError`, any `DomainError`) rolls back: nothing is written.
 - How an event becomes an envelope is the source connector's business: the service is given
   an `EnvelopeWriter` and stores the JSON object it returns.
 - The catalogue in force is stored with the state (`billing_products`, `billing_prices`),
   rewritten whenever the configured catalogue differs from the stored one.
-- Driver errors become `BillingStorageError`; a lost race for the very first head row is
-  retried once.
+- Driver errors become `BillingStorageError`. A lost race (another transaction took the same
+  document number, the same position or the same first row) rolls back and runs the command
+  again on what that transaction committed, at most `ATTEMPTS_MAX` times in all.
+- `Applied.revision` is the stored catalogue's revision (it moves when the configured
+  catalogue changes); there is no company-wide counter of commands, as that would be a lock
+  every command shares.
 """
 
 from __future__ import annotations
@@ -20,23 +25,29 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from finsync.domain.money import Money
-from finsync.systems.billing import store
+from finsync.domain.party import CustomerAccount
+from finsync.domain.payment import Payment
+from finsync.systems.billing import aggregate, store
 from finsync.systems.billing import tables as t
+from finsync.systems.billing.balance import InvoiceBalance, balances
 from finsync.systems.billing.catalog import Catalog
 from finsync.systems.billing.errors import BillingStorageError
 from finsync.systems.billing.event import Emitted
 from finsync.systems.billing.handler import Command, handle
-from finsync.systems.billing.state import BillingConfig, BillingState, amount_due, credited, paid
+from finsync.systems.billing.state import BillingConfig, BillingState, InvoiceRecord
+from finsync.systems.billing.store import NOTHING, Selection, StaleNumberError
 
 EnvelopeWriter = Callable[[Emitted, datetime], Mapping[str, object]]
+
+ATTEMPTS_MAX = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,36 +99,40 @@ class BillingService:
     # -- commands ------------------------------------------------------------------------
     def execute(self, command: Command) -> Applied:
         """Apply one command and commit its state and outbox together; refused = unchanged."""
-        try:
-            return self._execute(command)
-        except IntegrityError:  # two first-ever commands raced for the head row
-            pass
+        for _ in range(ATTEMPTS_MAX - 1):
+            try:
+                return self._execute(command)
+            except (IntegrityError, StaleNumberError):  # lost a race: run on what won
+                pass
         try:
             return self._execute(command)
         except IntegrityError as exc:
             raise BillingStorageError(f"billing database refused a write: {exc.orig}") from exc
+        except StaleNumberError as exc:
+            raise BillingStorageError(f"billing lost {ATTEMPTS_MAX} races: {exc}") from exc
 
     def _execute(self, command: Command) -> Applied:
         with self._transaction() as conn:
-            revision = self._lock(conn)
-            before = store.load(conn, self._config)
+            revision = self._check_catalog(conn)
+            before = aggregate.load_for(conn, self._config, command)
             outcome = handle(before, command)
             store.save(conn, before, outcome.state)
+            aggregate.after(conn, command, before, outcome.state)
             seqs = self._append_outbox(conn, outcome.emitted)
             return Applied(outcome.emitted, seqs, revision)
 
-    def _lock(self, conn: Connection) -> int:
-        """Serialise writers on the head row; keep the stored catalogue current."""
-        bumped = conn.execute(update(t.head).where(t.head.c.id == 1)
-                              .values(revision=t.head.c.revision + 1))
-        if bumped.rowcount == 0:
-            conn.execute(insert(t.head), {"id": 1, "revision": 1, "catalog_hash": ""})
-        revision, stored_hash = conn.execute(
-            select(t.head.c.revision, t.head.c.catalog_hash).where(t.head.c.id == 1)).one()
+    def _check_catalog(self, conn: Connection) -> int:
+        """Keep the stored catalogue current; the head row is written only when it changes."""
+        head = conn.execute(select(t.head.c.revision, t.head.c.catalog_hash)
+                            .where(t.head.c.id == 1)).one_or_none()
+        revision, stored_hash = (0, "") if head is None else (int(head[0]), str(head[1]))
+        if head is None:  # a concurrent first command fails on the key and is retried
+            conn.execute(insert(t.head), {"id": 1, "revision": 0, "catalog_hash": ""})
         if stored_hash != self._catalog_hash:
+            conn.execute(update(t.head).where(t.head.c.id == 1).values(
+                revision=t.head.c.revision + 1, catalog_hash=self._catalog_hash))
             _store_catalog(conn, self._config.catalog)
-            conn.execute(update(t.head).where(t.head.c.id == 1)
-                         .values(catalog_hash=self._catalog_hash))
+            revision += 1
         return int(revision)
 
     def _append_outbox(self, conn: Connection, emitted: Sequence[Emitted]) -> tuple[int, ...]:
@@ -144,16 +159,40 @@ class BillingService:
 
     # -- reads ---------------------------------------------------------------------------
     def state(self) -> BillingState:
+        """The whole company's state (reconciliation and tests; commands never read it)."""
         with self._transaction() as conn:
             return store.load(conn, self._config)
 
     def invoices(self, *, customer_id: str | None = None,
                  contract_id: str | None = None) -> list[InvoiceSummary]:
         """Issued invoices in issue order, with what was credited, paid and is still due."""
-        state = self.state()
-        return [_summary(state, r.invoice.id) for r in state.invoices
+        t_inv = t.invoices.c
+        where = [c == v for c, v in ((t_inv.customer_id, customer_id),
+                                     (t_inv.contract_id, contract_id)) if v is not None]
+        state = self._read(_documents_of(*where) if where else Selection())
+        due = balances(state)
+        return [_summary(r, due[r.invoice.id]) for r in state.invoices
                 if customer_id in (None, r.invoice.customer_id)
                 and contract_id in (None, r.invoice.contract_id)]
+
+    def customer(self, customer_id: str) -> CustomerAccount:
+        """One customer (`UnknownCustomerError` when there is none)."""
+        return self._read(replace(NOTHING, customers=t.customers.c.id == customer_id)).customer(
+            customer_id)
+
+    def invoice_record(self, invoice_id: str) -> InvoiceRecord:
+        """One issued invoice (`UnknownDocumentError` when there is none)."""
+        return self._read(replace(NOTHING, invoices=t.invoices.c.id == invoice_id)).invoice_record(
+            invoice_id)
+
+    def payment(self, payment_id: str) -> Payment:
+        """One payment (`UnknownDocumentError` when there is none)."""
+        return self._read(replace(NOTHING, payments=t.payments.c.id == payment_id)).payment(
+            payment_id)
+
+    def _read(self, selection: Selection) -> BillingState:
+        with self._transaction() as conn:
+            return store.load(conn, self._config, selection)
 
     def find_invoice(self, id_or_number: str) -> str | None:
         with self._transaction() as conn:
@@ -190,13 +229,22 @@ class BillingService:
         return {"published": counts.get(True, 0), "pending": counts.get(False, 0)}
 
 
-def _summary(state: BillingState, invoice_id: str) -> InvoiceSummary:
-    record = state.invoice_record(invoice_id)
+def _documents_of(*where: ColumnElement[bool]) -> Selection:
+    """Invoices matching `where`, with their credit memos, payments and those refunds."""
+    ids = select(t.invoices.c.id).where(*where)
+    paid = select(t.payments.c.id).where(t.payments.c.invoice_id.in_(ids))
+    return replace(NOTHING, invoices=t.invoices.c.id.in_(ids),
+                   credit_memos=t.credit_memos.c.invoice_id.in_(ids),
+                   payments=t.payments.c.invoice_id.in_(ids),
+                   refunds=t.refunds.c.payment_id.in_(paid))
+
+
+def _summary(record: InvoiceRecord, balance: InvoiceBalance) -> InvoiceSummary:
     inv = record.invoice
     return InvoiceSummary(inv.id, inv.number, inv.customer_id, inv.contract_id,
                           inv.contract_version, inv.issue_date, inv.due_date,
                           record.correlation_id, inv.subtotal, inv.tax_total, inv.total,
-                          credited(state, inv), paid(state, inv), amount_due(state, inv.id))
+                          balance.credited, balance.paid, balance.due)
 
 
 def _catalog_rows(catalog: Catalog) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -6,7 +6,9 @@ Rules:
 - Issued documents are append-only: an invoice is never edited once issued; a correction is
   a credit memo linked to it.
 - Numbers are gapless and sequential per legal entity and document kind:
-  `INV-<entity>-000001`, `CM-<entity>-000001`; document ids derive from the number.
+  `INV-<entity>-000001`, `CM-<entity>-000001`; document ids derive from the number. The
+  state carries the last number of each (kind, entity) in `numbering`, bumped by every
+  document issued, so a state holding only some customers' documents numbers correctly.
 - An invoice's amount due = total - credit memos - payments applied + refunds of those
   payments (a cash refund without a credit reopens the receivable, as AR does).
 - Each subscription keeps its versions with the dates they took effect (arrears charges are
@@ -107,6 +109,27 @@ class DeclinedPayment:
     reason: str
 
 
+INVOICE, CREDIT_MEMO = "invoice", "credit_memo"
+
+
+@dataclass(frozen=True, slots=True)
+class Numbering:
+    """The last number each legal entity gave each kind of document (0: none yet)."""
+
+    last: tuple[tuple[str, str, int], ...] = ()  # (kind, legal entity, last), sorted
+
+    def of(self, kind: str, legal_entity: str) -> int:
+        for k, entity, number in self.last:
+            if (k, entity) == (kind, legal_entity):
+                return number
+        return 0
+
+    def bumped(self, kind: str, legal_entity: str) -> Numbering:
+        others = [x for x in self.last if (x[0], x[1]) != (kind, legal_entity)]
+        bumped = (kind, legal_entity, self.of(kind, legal_entity) + 1)
+        return Numbering(tuple(sorted([*others, bumped])))
+
+
 @dataclass(frozen=True, slots=True)
 class BillingState:
     config: BillingConfig
@@ -119,6 +142,7 @@ class BillingState:
     refunds: tuple[Refund, ...] = ()
     usage: tuple[UsageRecord, ...] = ()
     usage_charges: tuple[RatedUsage, ...] = ()
+    numbering: Numbering = field(default_factory=Numbering)
 
     def customer(self, customer_id: str) -> CustomerAccount:
         for customer in self.customers:
@@ -153,14 +177,23 @@ class BillingState:
 
     def next_invoice_number(self, legal_entity: str) -> tuple[str, str]:
         """(id, number) of the next invoice of `legal_entity`."""
-        count = sum(1 for r in self.invoices if r.invoice.legal_entity == legal_entity)
+        count = self.numbering.of(INVOICE, legal_entity)
         number = f"{self.config.invoice_prefix}-{legal_entity}-{count + 1:06d}"
         return derive_id("inv", legal_entity, number), number
 
     def next_credit_memo_number(self, legal_entity: str) -> tuple[str, str]:
-        count = sum(1 for m in self.credit_memos if m.legal_entity == legal_entity)
+        count = self.numbering.of(CREDIT_MEMO, legal_entity)
         number = f"{self.config.credit_memo_prefix}-{legal_entity}-{count + 1:06d}"
         return derive_id("cm", legal_entity, number), number
+
+    def with_invoice(self, record: InvoiceRecord) -> BillingState:
+        """`record` issued: appended, and its number taken."""
+        numbering = self.numbering.bumped(INVOICE, record.invoice.legal_entity)
+        return replace(self, invoices=(*self.invoices, record), numbering=numbering)
+
+    def with_credit_memo(self, memo: CreditMemo) -> BillingState:
+        numbering = self.numbering.bumped(CREDIT_MEMO, memo.legal_entity)
+        return replace(self, credit_memos=(*self.credit_memos, memo), numbering=numbering)
 
 
 def versions_over(sub: Subscription,

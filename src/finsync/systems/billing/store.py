@@ -1,12 +1,18 @@
-"""Billing state in the database: load it whole, write what a command changed.
+"""Billing state in the database: load it (whole, or the rows a selection names), write what
+a command changed.
 
 Rules:
 - `load` rebuilds the exact `BillingState` the core last returned: same documents, same order
-  (the `position` columns), same subscription positions and contract history.
+  (the `position` columns), same subscription positions and contract history, same document
+  numbers. With a `Selection` it rebuilds the part of it those rows make, in the same order.
 - `save` writes only the difference between the state before and after one command, in the
   caller's transaction: issued documents are appended (the core never edits one; a changed
-  prefix is a programmer error), customers are upserted, a subscription's billing position
-  is updated and its new contract versions are inserted.
+  prefix is a programmer error) after every stored one (`position`: max + 1 on SQLite, the
+  column's sequence on PostgreSQL, so concurrent writers never race for it), customers are
+  upserted, a subscription's billing position is updated and its new contract versions are
+  inserted, and the document numbers taken are moved on only from the value that was read
+  (`StaleNumberError` otherwise: a concurrent command took them; run it again).
+- `changes` builds those rows without writing them (bulk loaders reuse it).
 - Money goes in as integer minor units; documents also keep their canonical JSON body, written
   and read by the one codec (`domain.codec`), so a body is exactly what the hub reads.
 - A version's diff is stored as a list of `[op, line_id, before, after]`; rows written
@@ -17,9 +23,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    false,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from finsync.domain import codec
 from finsync.domain.clock import Period
@@ -35,12 +52,14 @@ from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment, Refund
 from finsync.systems.billing import tables as t
+from finsync.systems.billing.clock import next_step_on
 from finsync.systems.billing.cycle import Cycle
 from finsync.systems.billing.state import (
     BillingConfig,
     BillingState,
     DeclinedPayment,
     InvoiceRecord,
+    Numbering,
     Subscription,
     SubscriptionStatus,
     VersionInForce,
@@ -64,68 +83,127 @@ def _appended(old: tuple[T, ...], new: tuple[T, ...], what: str) -> tuple[T, ...
 
 
 # -- save ---------------------------------------------------------------------------------
+POSITIONED = (t.subscriptions, t.invoices, t.credit_memos, t.payments, t.declines, t.refunds,
+              t.usage_records, t.usage_charges)
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """The rows one state change writes. Rows of the `POSITIONED` tables get their `position`
+    when written (after every row already stored), so the issue order holds across loads."""
+
+    inserts: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+    updates: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)  # by "id"
+    numbers: tuple[tuple[str, str, int, int], ...] = ()  # kind, entity, last before, after
+
+    def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.inserts.setdefault(table, []).extend(rows)
+
+
+def changes(old: BillingState, new: BillingState) -> Changes:
+    """Every row `old -> new` writes: documents appended (a changed prefix is a programmer
+    error), customers upserted, subscriptions' positions updated with their new versions."""
+    out = Changes()
+    _customer_changes(out, old, new)
+    _subscription_changes(out, old, new)
+    for record in _appended(old.invoices, new.invoices, "invoices"):
+        _invoice_rows(out, record)
+    for memo in _appended(old.credit_memos, new.credit_memos, "memos"):
+        _memo_rows(out, memo)
+    out.insert(t.payments, [_payment_row(x) for x in
+                            _appended(old.payments, new.payments, "payments")])
+    out.insert(t.declines, [_decline_row(x) for x in
+                            _appended(old.declines, new.declines, "declines")])
+    out.insert(t.refunds, [_refund_row(x) for x in
+                           _appended(old.refunds, new.refunds, "refunds")])
+    out.insert(t.usage_records, [_usage_row(x) for x in
+                                 _appended(old.usage, new.usage, "usage records")])
+    out.insert(t.usage_charges, [_charge_row(x) for x in _appended(
+        old.usage_charges, new.usage_charges, "usage charges")])
+    before = {(kind, entity): n for kind, entity, n in old.numbering.last}
+    return replace(out, numbers=tuple(
+        (kind, entity, before.get((kind, entity), 0), n)
+        for kind, entity, n in new.numbering.last if before.get((kind, entity), 0) != n))
+
+
+def sync_positions(conn: Connection) -> None:
+    """After a bulk load that gave positions itself: PostgreSQL's position sequences start
+    after the rows stored (SQLite needs nothing)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for table in POSITIONED:
+        conn.execute(text(f"SELECT setval('{table.name}_position_seq', "
+                          f"(SELECT coalesce(max(position) + 1, 0) FROM {table.name}), false)"))
+
+
+class StaleNumberError(Exception):
+    """Another transaction took a document number first: run the command again."""
+
+
 def save(conn: Connection, old: BillingState, new: BillingState) -> None:
     """Write the difference `old -> new` in the caller's transaction."""
-    _save_customers(conn, old, new)
-    _save_subscriptions(conn, old, new)
-    start = len(old.invoices)
-    for i, record in enumerate(_appended(old.invoices, new.invoices, "invoices"), start):
-        _insert_invoice(conn, i, record)
-    start = len(old.credit_memos)
-    for i, memo in enumerate(_appended(old.credit_memos, new.credit_memos, "memos"), start):
-        _insert_memo(conn, i, memo)
-    _insert_rows(conn, t.payments, len(old.payments),
-                 _appended(old.payments, new.payments, "payments"), _payment_row)
-    _insert_rows(conn, t.declines, len(old.declines),
-                 _appended(old.declines, new.declines, "declines"), _decline_row)
-    _insert_rows(conn, t.refunds, len(old.refunds),
-                 _appended(old.refunds, new.refunds, "refunds"), _refund_row)
-    _insert_rows(conn, t.usage_records, len(old.usage),
-                 _appended(old.usage, new.usage, "usage records"), _usage_row)
-    _insert_rows(conn, t.usage_charges, len(old.usage_charges),
-                 _appended(old.usage_charges, new.usage_charges, "usage charges"), _charge_row)
+    write(conn, changes(old, new))
 
 
-def _insert_rows(conn: Connection, table: Any, start: int, items: Sequence[T],
-                 row: Any) -> None:
-    if items:
-        conn.execute(insert(table), [{"position": i, **row(item)}
-                                     for i, item in enumerate(items, start)])
+def write(conn: Connection, out: Changes) -> None:
+    drawn = conn.dialect.name == "postgresql"  # positions from the column's sequence
+    for table, rows in out.inserts.items():
+        if table in POSITIONED and not drawn:
+            start = conn.execute(select(func.coalesce(func.max(table.c.position), -1) + 1)
+                                 ).scalar_one()
+            rows = [{**row, "position": i} for i, row in enumerate(rows, int(start))]
+        conn.execute(insert(table), rows)
+    for table, rows in out.updates.items():
+        for row in rows:
+            conn.execute(update(table).where(table.c.id == row["id"]), row)
+    numbers = t.document_numbers
+    for kind, entity, before, after in out.numbers:
+        if before == 0:  # a concurrent first number fails on the key and is retried
+            conn.execute(insert(numbers), {"kind": kind, "legal_entity": entity,
+                                           "last_number": after})
+            continue
+        moved = conn.execute(update(numbers).where(
+            numbers.c.kind == kind, numbers.c.legal_entity == entity,
+            numbers.c.last_number == before).values(last_number=after))
+        if moved.rowcount != 1:
+            raise StaleNumberError(f"{kind} numbers of {entity} moved on")
 
 
-def _save_customers(conn: Connection, old: BillingState, new: BillingState) -> None:
+def _customer_changes(out: Changes, old: BillingState, new: BillingState) -> None:
     before = {c.id: c for c in old.customers}
     for customer in new.customers:
         if before.get(customer.id) == customer:
             continue
-        row = {"name": customer.name, "legal_entity": customer.legal_entity,
-               "currency": customer.currency, "billing_country": customer.billing_country,
-               "version": customer.version, "body": _body(customer)}
+        row = {"id": customer.id, "name": customer.name,
+               "legal_entity": customer.legal_entity, "currency": customer.currency,
+               "billing_country": customer.billing_country, "version": customer.version,
+               "body": _body(customer)}
         if customer.id in before:
-            conn.execute(update(t.customers).where(t.customers.c.id == customer.id), row)
+            out.updates.setdefault(t.customers, []).append(row)
         else:
-            conn.execute(insert(t.customers), {"id": customer.id, **row})
+            out.insert(t.customers, [row])
 
 
-def _save_subscriptions(conn: Connection, old: BillingState, new: BillingState) -> None:
+def _subscription_changes(out: Changes, old: BillingState, new: BillingState) -> None:
     before = {s.id: s for s in old.subscriptions}
-    for position, sub in enumerate(new.subscriptions):
+    for sub in new.subscriptions:
         known = before.get(sub.id)
         if known is sub:
             continue
-        row = _subscription_row(sub)
+        row = {"id": sub.id, **subscription_row(sub)}
         if known is None:
-            conn.execute(insert(t.subscriptions), {"id": sub.id, "position": position, **row})
+            out.insert(t.subscriptions, [row])
         else:
-            conn.execute(update(t.subscriptions).where(t.subscriptions.c.id == sub.id), row)
+            out.updates.setdefault(t.subscriptions, []).append(row)
         history = _appended(known.history if known else (), sub.history, "contract versions")
-        if history:
-            amendments = {a.version: a for a in sub.amendments}
-            conn.execute(insert(t.contract_versions),
-                         [_version_row(v, amendments.get(v.contract.version)) for v in history])
+        amendments = {a.version: a for a in sub.amendments}
+        out.insert(t.contract_versions,
+                   [_version_row(v, amendments.get(v.contract.version)) for v in history])
 
 
-def _subscription_row(sub: Subscription) -> dict[str, Any]:
+def subscription_row(sub: Subscription) -> dict[str, Any]:
+    """The mutable columns of a subscription's row."""
     cycle = sub.cycle
     return {
         "customer_id": sub.contract.customer_id, "legal_entity": sub.contract.legal_entity,
@@ -139,6 +217,7 @@ def _subscription_row(sub: Subscription) -> dict[str, Any]:
         "cycle_months": cycle.months if cycle else None,
         "prepaid_balance_minor": sub.prepaid_balance.to_minor(),
         "renewal_lines": _body(sub.renewal_lines, sub.contract.currency),
+        "next_step_on": next_step_on(sub),
     }
 
 
@@ -167,24 +246,24 @@ def _totals(doc: Invoice | CreditMemo) -> dict[str, Any]:
             "total_minor": doc.total.to_minor()}
 
 
-def _insert_invoice(conn: Connection, position: int, record: InvoiceRecord) -> None:
+def _invoice_rows(out: Changes, record: InvoiceRecord) -> None:
     inv = record.invoice
-    conn.execute(insert(t.invoices), {
-        "id": inv.id, "position": position, **_totals(inv), "contract_id": inv.contract_id,
+    out.insert(t.invoices, [{
+        "id": inv.id, **_totals(inv), "contract_id": inv.contract_id,
         "contract_version": inv.contract_version, "due_date": inv.due_date,
         "correlation_id": record.correlation_id, "sources": _dumps(list(record.sources)),
-        "body": _body(inv)})
-    conn.execute(insert(t.invoice_lines), [
+        "body": _body(inv)}])
+    out.insert(t.invoice_lines, [
         {"invoice_id": inv.id, "line_no": n, "line_id": line.line_id, "source_line_id": source,
          **_line_row(line)}
         for n, (line, source) in enumerate(zip(inv.lines, record.sources, strict=True), 1)])
 
 
-def _insert_memo(conn: Connection, position: int, memo: CreditMemo) -> None:
-    conn.execute(insert(t.credit_memos), {
-        "id": memo.id, "position": position, **_totals(memo), "invoice_id": memo.invoice_id,
-        "reason": memo.reason, "body": _body(memo)})
-    conn.execute(insert(t.credit_memo_lines), [
+def _memo_rows(out: Changes, memo: CreditMemo) -> None:
+    out.insert(t.credit_memos, [{
+        "id": memo.id, **_totals(memo), "invoice_id": memo.invoice_id,
+        "reason": memo.reason, "body": _body(memo)}])
+    out.insert(t.credit_memo_lines, [
         {"credit_memo_id": memo.id, "line_no": n, "invoice_line_id": line.line_id,
          **_line_row(line)} for n, line in enumerate(memo.lines, 1)])
 
@@ -224,35 +303,81 @@ def _charge_row(c: RatedUsage) -> dict[str, Any]:
 
 
 # -- load ---------------------------------------------------------------------------------
-def load(conn: Connection, config: BillingConfig) -> BillingState:
-    """The whole billing state as the last committed command left it."""
-    def rows(table: Any, order: Any) -> list[Any]:
-        return list(conn.execute(select(table).order_by(order)).mappings())
+Where = ColumnElement[bool]
 
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which rows of each table a state is made of (None: all of them). Customers and
+    subscriptions are read `FOR UPDATE` when `lock`, and so are the document numbers when
+    `lock_numbers` (the command may issue a document); `FOR
+    UPDATE` is left out on SQLite, whose write transaction already holds the database."""
+
+    customers: Where | None = None
+    subscriptions: Where | None = None
+    invoices: Where | None = None
+    credit_memos: Where | None = None
+    payments: Where | None = None
+    declines: Where | None = None
+    refunds: Where | None = None
+    usage: Where | None = None
+    usage_charges: Where | None = None
+    lock: bool = False
+    lock_numbers: bool = False
+
+
+NOTHING = Selection(false(), false(), false(), false(), false(), false(), false(), false(),
+                    false())  # no row at all: `replace` it to name a few
+
+
+def load(conn: Connection, config: BillingConfig,
+         selection: Selection | None = None) -> BillingState:
+    """The billing state as the last committed command left it; with a selection, only the
+    rows it names, in the same order as the whole state has them."""
+    def rows(table: Table, where: Where | None, order: Any) -> list[Any]:
+        query = select(table).order_by(order)
+        return list(conn.execute(query if where is None else query.where(where)).mappings())
+
+    sel = selection or Selection()
+    query = select(t.customers).order_by(t.customers.c.id)
+    if sel.customers is not None:
+        query = query.where(sel.customers)
+    customers = tuple(_read(CustomerAccount, r["body"], "customer") for r in conn.execute(
+        query.with_for_update() if sel.lock else query).mappings())
     return BillingState(
         config,
-        customers=tuple(_read(CustomerAccount, r["body"], "customer")
-                        for r in rows(t.customers, t.customers.c.id)),
-        subscriptions=_load_subscriptions(conn),
+        customers=customers,
+        subscriptions=_load_subscriptions(conn, sel.subscriptions, sel.lock),
         invoices=tuple(InvoiceRecord(_read(Invoice, r["body"], "invoice"),
                                      r["correlation_id"], tuple(json.loads(r["sources"])))
-                       for r in rows(t.invoices, t.invoices.c.position)),
-        credit_memos=tuple(_read(CreditMemo, r["body"], "credit_memo")
-                           for r in rows(t.credit_memos, t.credit_memos.c.position)),
+                       for r in rows(t.invoices, sel.invoices, t.invoices.c.position)),
+        credit_memos=tuple(_read(CreditMemo, r["body"], "credit_memo") for r in rows(
+            t.credit_memos, sel.credit_memos, t.credit_memos.c.position)),
         payments=tuple(_read(Payment, r["body"], "payment")
-                       for r in rows(t.payments, t.payments.c.position)),
+                       for r in rows(t.payments, sel.payments, t.payments.c.position)),
         declines=tuple(DeclinedPayment(r["payment_id"], r["invoice_id"],
                                        Money.from_minor(r["amount_minor"], r["currency"]),
                                        r["attempted_on"], r["reason"])
-                       for r in rows(t.declines, t.declines.c.position)),
+                       for r in rows(t.declines, sel.declines, t.declines.c.position)),
         refunds=tuple(_read(Refund, r["body"], "refund")
-                      for r in rows(t.refunds, t.refunds.c.position)),
+                      for r in rows(t.refunds, sel.refunds, t.refunds.c.position)),
         usage=tuple(UsageRecord(r["id"], r["contract_id"], r["product_id"], r["quantity"],
                                 r["occurred_on"])
-                    for r in rows(t.usage_records, t.usage_records.c.position)),
-        usage_charges=tuple(_charge(r) for r in rows(t.usage_charges,
+                    for r in rows(t.usage_records, sel.usage, t.usage_records.c.position)),
+        usage_charges=tuple(_charge(r) for r in rows(t.usage_charges, sel.usage_charges,
                                                      t.usage_charges.c.position)),
+        numbering=_numbering(conn, sel.lock_numbers),
     )
+
+
+def _numbering(conn: Connection, lock: bool) -> Numbering:
+    """Every legal entity's last numbers (a few rows), `FOR UPDATE` when `lock`: a document
+    may be numbered in the contract's entity, which need not be its customer's."""
+    numbers = t.document_numbers
+    query = select(numbers).order_by(numbers.c.kind, numbers.c.legal_entity)
+    return Numbering(tuple(sorted((r.kind, r.legal_entity, int(r.last_number))
+                                  for r in conn.execute(
+                                      query.with_for_update() if lock else query))))
 
 
 def _read(tp: type[T], text: str, path: str, currency: str | None = None) -> T:
@@ -276,13 +401,22 @@ def _change(stored: list[Any]) -> ContractChange:
     return ContractChange(ChangeOp(op), line_id, before, after)
 
 
-def _load_subscriptions(conn: Connection) -> tuple[Subscription, ...]:
+def _load_subscriptions(conn: Connection, where: Where | None,
+                        lock: bool) -> tuple[Subscription, ...]:
+    subs = select(t.subscriptions).order_by(t.subscriptions.c.position)
+    if where is not None:
+        subs = subs.where(where)
+    rows = list(conn.execute(subs.with_for_update() if lock else subs).mappings())
+    if not rows:
+        return ()
+    query = select(t.contract_versions).order_by(t.contract_versions.c.contract_id,
+                                                 t.contract_versions.c.version)
+    if where is not None:
+        query = query.where(t.contract_versions.c.contract_id.in_([r["id"] for r in rows]))
     versions: dict[str, list[Any]] = {}
-    for row in conn.execute(select(t.contract_versions).order_by(
-            t.contract_versions.c.contract_id, t.contract_versions.c.version)).mappings():
+    for row in conn.execute(query).mappings():
         versions.setdefault(row["contract_id"], []).append(row)
-    return tuple(_subscription(row, versions[row["id"]]) for row in conn.execute(
-        select(t.subscriptions).order_by(t.subscriptions.c.position)).mappings())
+    return tuple(_subscription(row, versions[row["id"]]) for row in rows)
 
 
 def _subscription(row: Any, version_rows: list[Any]) -> Subscription:

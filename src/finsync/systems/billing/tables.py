@@ -5,12 +5,21 @@ Rules:
   be finer than a minor unit (a usage price of 0.0025), are decimal strings.
 - Issued documents (invoices, credit memos, payments, refunds, usage) are inserted once and
   never updated; `position` keeps the order the core issued them in, which the core relies on
-  (numbering, newest-first crediting).
+  (numbering, newest-first crediting). On PostgreSQL it defaults to a sequence of its own
+  (migration billing_0002; not declared here, as SQLite has none).
 - Each document row keeps its canonical JSON `body` (read back with the domain's decoders);
   the other columns are there to query by.
 - A subscription's mutable billing position is one row; every contract version, with the
   amendment that made it and its machine-readable diff, is a row of its own.
-- `billing_head` is a single row every command updates first: it serialises writers.
+- A command locks only the rows of the customer and subscription it changes (see
+  `aggregate`); `billing_head` is a single row that keeps the catalogue's hash, written
+  only when the configured catalogue changes.
+- `billing_document_numbers` holds the last number of each (kind, legal entity): gapless
+  numbering without counting documents.
+- `next_step_on` is the day the billing clock next has something to do for a subscription
+  (NULL: nothing, ever), so a clock run reads only the subscriptions that are due.
+- Usage is rated once per usage line and period: `(contract_id, line_id, period_start)` is
+  unique in `billing_usage_charges`.
 - `billing_outbox` holds the canonical envelopes, written in the transaction of the change.
 """
 
@@ -106,6 +115,15 @@ subscriptions = Table(
     Column("cycle_months", Integer),
     Column("prepaid_balance_minor", BigInteger, nullable=False),
     Column("renewal_lines", Text, nullable=False),
+    Column("next_step_on", Date, index=True),
+)
+
+document_numbers = Table(
+    "billing_document_numbers", metadata,
+    Column("kind", String(16), nullable=False),
+    Column("legal_entity", String(64), nullable=False),
+    Column("last_number", BigInteger, nullable=False),
+    PrimaryKeyConstraint("kind", "legal_entity"),
 )
 
 contract_versions = Table(
@@ -257,6 +275,8 @@ usage_charges = Table(
     Column("drawn_minor", BigInteger, nullable=False),
     Column("invoiced_minor", BigInteger, nullable=False),
     _id("invoice_id"),
+    Index("ux_billing_usage_charges_line_period", "contract_id", "line_id", "period_start",
+          unique=True),
 )
 
 outbox = Table(
