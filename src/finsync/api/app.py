@@ -2,7 +2,10 @@
 cannot be mapped is kept too, and answered with a 4xx and a machine-readable code.
 
 Handlers that touch the database are plain `def`: FastAPI runs them in its thread pool, so a
-slow commit never blocks the event loop. The one async step is the `_admitted` dependency,
+slow commit never blocks the event loop. Intake group-commits (`hub.group_commit`): each
+request is mapped in its own thread, then stored with the requests that arrived with it in
+one transaction by the app's writer thread, and answered after that commit; each committed
+batch wakes the pipeline (`wake`, and this process's pipeline worker when it runs one). The one async step is the `_admitted` dependency,
 which FastAPI awaits before the handler runs: the source's rate limit (429 `rate_limited`,
 with `Retry-After`), then its body, read while counting and no further than the source's
 `body_max_bytes` (413 `body_too_large`; the refusal is recorded by the handler, the body
@@ -29,6 +32,7 @@ from finsync.api.errors import (
 )
 from finsync.domain.errors import ExceptionClass, FinsyncError, MappingError, SignatureError
 from finsync.domain.limits import InputLimits
+from finsync.hub.group_commit import BATCH_MAX, LINGER_S, GroupCommit
 from finsync.hub.intake import (
     UNKNOWN_SOURCES,
     BodyTooLargeError,
@@ -36,7 +40,7 @@ from finsync.hub.intake import (
     RateLimiter,
     Refusal,
 )
-from finsync.hub.pipeline import Supervisor, hub_pipeline
+from finsync.hub.pipeline import PIPELINE, Supervisor, hub_pipeline
 from finsync.hub.service import Hub
 from finsync.hub.status import UNRESOLVED_FILTER
 from finsync.hub.webhook import WebhookIntake
@@ -102,6 +106,20 @@ def _refuse(intake: Intake, refusal: Refusal) -> NoReturn:
     raise refusal.error
 
 
+def _waker(pipeline: Supervisor | None,
+           wake: Callable[[], None] | None) -> Callable[[], None] | None:
+    """What a committed intake batch calls: this process's pipeline worker, then `wake`."""
+    local = pipeline.worker(PIPELINE).wake if pipeline is not None else None
+    calls = [call for call in (local, wake) if call is not None]
+    if not calls:
+        return None
+
+    def wake_all() -> None:
+        for call in calls:
+            call()
+    return wake_all
+
+
 async def _supervise(pipeline: Supervisor) -> None:
     """Restart dead pipeline threads every `check_s`: recovery never waits for a probe to
     ask `/healthz`, which stays a plain report."""
@@ -114,17 +132,27 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                metrics: Callable[[], str] | None = None,
                daily: Callable[[date], object] | None = None,
                webhooks: Mapping[str, WebhookIntake] | None = None,
-               limits_for: LimitsFor | None = None) -> FastAPI:
+               limits_for: LimitsFor | None = None,
+               wake: Callable[[], None] | None = None,
+               batch_max: int = BATCH_MAX, linger_s: float = LINGER_S) -> FastAPI:
+    """The app. `worker_interval_s` runs the pipeline in this process (None: another process
+    runs it); `wake` is called after every committed intake batch, to wake a pipeline that
+    may run elsewhere (in this process its worker is woken anyway)."""
     signed = dict(webhooks or {})
     limits = limits_for or _default_limits
 
     # The pipeline (and the daily job, in a thread of its own), supervised: `finsync serve`.
     pipeline = hub_pipeline(hub, worker_interval_s, daily) if worker_interval_s else None
+    writer = GroupCommit(hub.intake, batch_max=batch_max, linger_s=linger_s,
+                         on_commit=_waker(pipeline, wake))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if pipeline is None:
-            yield
+            try:
+                yield
+            finally:
+                writer.close()
             return
         pipeline.start()
         supervising = asyncio.create_task(_supervise(pipeline))
@@ -134,10 +162,12 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
             supervising.cancel()
             with suppress(asyncio.CancelledError):
                 await supervising
+            writer.close()
             pipeline.stop()
 
     app = FastAPI(title="finsync", version="0.1.0", lifespan=lifespan)
     app.state.pipeline = pipeline  # None when this process runs no pipeline
+    app.state.intake_writer = writer
     app.add_exception_handler(FinsyncError, finsync_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
@@ -155,7 +185,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                                       f"/v1/webhooks/stripe/{source}", code="signature_missing")
             signed[source].refuse(unsigned, body, headers, content_type)
             raise unsigned
-        raw_id = hub.intake.receive(source, body, headers, content_type, limits(source))
+        raw_id = writer.receive(source, body, headers, content_type, limits(source))
         return JSONResponse({"raw_event_id": raw_id, "status": "stored"}, status_code=202)
 
     @app.post("/v1/webhooks/stripe/{source}", openapi_extra=_ANY_JSON_BODY)
