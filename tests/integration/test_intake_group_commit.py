@@ -33,7 +33,7 @@ def test_requests_queued_during_a_commit_share_the_next_batch(engine: Engine,
     hub = make_hub(engine, tmp_path)
     first_committed, release = threading.Event(), threading.Event()
 
-    def on_commit() -> None:  # holds the writer after its first batch
+    def on_commit(_count: int) -> None:  # holds the writer after its first batch
         first_committed.set()
         release.wait(30)
 
@@ -74,7 +74,7 @@ def test_a_refused_item_fails_alone(engine: Engine, tmp_path: Path) -> None:
 def test_the_app_answers_each_request_and_wakes_after_each_batch(engine: Engine,
                                                                    tmp_path: Path) -> None:
     woken: list[int] = []
-    app = create_app(make_hub(engine, tmp_path), wake=lambda: woken.append(1))
+    app = create_app(make_hub(engine, tmp_path), wake=woken.append)
     with TestClient(app) as client, ThreadPoolExecutor(8) as pool:
         bodies = [_payment(n) if n % 4 else b"[]" for n in range(16)]
         responses = list(pool.map(
@@ -87,4 +87,5 @@ def test_the_app_answers_each_request_and_wakes_after_each_batch(engine: Engine,
         "empty_batch"}
     assert len({r.json()["raw_event_id"] for r in responses if r.status_code == 202}) == 12
     assert writer.items == 12
-    assert len(woken) == batches >= 1  # one wake-up per committed batch
+    assert len(woken) == batches >= 1  # one wake-up per committed batch, with its count
+    assert sum(woken) == 12

@@ -5,11 +5,13 @@ Handlers that touch the database are plain `def`: FastAPI runs them in its threa
 slow commit never blocks the event loop. Intake group-commits (`hub.group_commit`): each
 request is mapped in its own thread, then stored with the requests that arrived with it in
 one transaction by the app's writer thread, and answered after that commit; each committed
-batch wakes the pipeline (`wake`, and this process's pipeline worker when it runs one). The one async step is the `_admitted` dependency,
-which FastAPI awaits before the handler runs: the source's rate limit (429 `rate_limited`,
-with `Retry-After`), then its body, read while counting and no further than the source's
-`body_max_bytes` (413 `body_too_large`; the refusal is recorded by the handler, the body
-never). Limits are per source (`limits_for`, from the configuration).
+batch wakes the pipeline (`wake`, and this process's pipeline worker when it runs one).
+
+The one async step is the `_admitted` dependency, which FastAPI awaits before the handler
+runs: the source's rate limit (429 `rate_limited`, with `Retry-After`), then its body, read
+while counting and no further than the source's `body_max_bytes` (413 `body_too_large`; the
+refusal is recorded by the handler, the body never). Limits are per source (`limits_for`,
+from the configuration).
 """
 
 from __future__ import annotations
@@ -107,17 +109,30 @@ def _refuse(intake: Intake, refusal: Refusal) -> NoReturn:
 
 
 def _waker(pipeline: Supervisor | None,
-           wake: Callable[[], None] | None) -> Callable[[], None] | None:
-    """What a committed intake batch calls: this process's pipeline worker, then `wake`."""
-    local = pipeline.worker(PIPELINE).wake if pipeline is not None else None
-    calls = [call for call in (local, wake) if call is not None]
+           wake: Callable[[int], None] | None) -> Callable[[int], None] | None:
+    """What a committed intake batch of `count` raw events calls: the pipeline's wake-up,
+    then `wake`."""
+    calls = [call for call in (_pipeline_wakeup(pipeline), wake) if call is not None]
     if not calls:
         return None
 
-    def wake_all() -> None:
+    def wake_all(count: int) -> None:
         for call in calls:
-            call()
+            call(count)
     return wake_all
+
+
+def _pipeline_wakeup(pipeline: Supervisor | None) -> Callable[[int], None] | None:
+    """The one call site of the pipeline's wake-up. Here: this process's pipeline worker.
+    With i19-pipeline's `hub.wakeup` merged this becomes `hub.wakeup.notify` (which also
+    reaches pipelines in other processes on PostgreSQL, via migration 0005's trigger)."""
+    if pipeline is None:
+        return None
+    worker = pipeline.worker(PIPELINE)
+
+    def wake(_count: int) -> None:
+        worker.wake()
+    return wake
 
 
 async def _supervise(pipeline: Supervisor) -> None:
@@ -133,11 +148,11 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                daily: Callable[[date], object] | None = None,
                webhooks: Mapping[str, WebhookIntake] | None = None,
                limits_for: LimitsFor | None = None,
-               wake: Callable[[], None] | None = None,
+               wake: Callable[[int], None] | None = None,
                batch_max: int = BATCH_MAX, linger_s: float = LINGER_S) -> FastAPI:
     """The app. `worker_interval_s` runs the pipeline in this process (None: another process
-    runs it); `wake` is called after every committed intake batch, to wake a pipeline that
-    may run elsewhere (in this process its worker is woken anyway)."""
+    runs it); `wake(count)` is called after every committed intake batch of `count` raw
+    events (the pipeline of this process is woken anyway)."""
     signed = dict(webhooks or {})
     limits = limits_for or _default_limits
 

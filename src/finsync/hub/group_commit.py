@@ -8,8 +8,8 @@ Rules:
   and never joins a batch (per-item results).
 - One writer thread forms batches: everything already queued, then up to `linger_s` more
   for stragglers, at most `batch_max` items; it stores them with one multi-row insert in one
-  transaction, hands what intake mapped to the processor, calls `on_commit` (wake the
-  pipeline), then answers every request with its own raw event id.
+  transaction, hands what intake mapped to the processor, calls `on_commit(count)` (wake
+  the pipeline), then answers every request with its own raw event id.
 - A batch that fails for a reason other than the database being unavailable is stored again
   item by item, so that one item that cannot be stored fails alone. When the database is
   unavailable, every request of the batch gets that error (503).
@@ -55,7 +55,7 @@ class GroupCommit:
     """Stores concurrent `receive`s in shared transactions by a writer thread of its own."""
 
     def __init__(self, intake: Intake, *, batch_max: int = BATCH_MAX,
-                 linger_s: float = LINGER_S, on_commit: Callable[[], None] | None = None,
+                 linger_s: float = LINGER_S, on_commit: Callable[[int], None] | None = None,
                  idle_exit_s: float = IDLE_EXIT_S) -> None:
         if batch_max < 1 or linger_s < 0:
             raise ValueError("batch_max must be at least 1 and linger_s not negative")
@@ -160,14 +160,14 @@ class GroupCommit:
             return
         self.batches += 1
         self.items += len(batch)
-        self._wake()
+        self._wake(len(batch))
         for item, raw_id in zip(batch, ids, strict=True):
             item.future.set_result(raw_id)
 
-    def _wake(self) -> None:
+    def _wake(self, count: int) -> None:
         if self._on_commit is None:
             return
         try:
-            self._on_commit()
+            self._on_commit(count)
         except Exception:  # the pipeline still polls: a lost wake-up only delays it
             _log.exception("waking the pipeline after a committed batch failed")
