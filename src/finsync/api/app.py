@@ -42,9 +42,10 @@ from finsync.hub.intake import (
     RateLimiter,
     Refusal,
 )
-from finsync.hub.pipeline import PIPELINE, Supervisor, hub_pipeline
+from finsync.hub.pipeline import PIPELINE, PipelineWorker, Supervisor, hub_pipeline
 from finsync.hub.service import Hub
 from finsync.hub.status import UNRESOLVED_FILTER
+from finsync.hub.usage import UsageIntake
 from finsync.hub.webhook import WebhookIntake
 
 # Credentials are never stored with the raw event; signature headers are (for audit).
@@ -108,6 +109,9 @@ def _refuse(intake: Intake, refusal: Refusal) -> NoReturn:
     raise refusal.error
 
 
+USAGE = "finsync-usage"
+
+
 def _waker(pipeline: Supervisor | None,
            wake: Callable[[int], None] | None) -> Callable[[int], None] | None:
     """What a committed intake batch of `count` raw events calls: the pipeline's wake-up,
@@ -149,7 +153,8 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                webhooks: Mapping[str, WebhookIntake] | None = None,
                limits_for: LimitsFor | None = None,
                wake: Callable[[int], None] | None = None,
-               batch_max: int = BATCH_MAX, linger_s: float = LINGER_S) -> FastAPI:
+               batch_max: int = BATCH_MAX, linger_s: float = LINGER_S,
+               usage: UsageIntake | None = None, usage_interval_s: float = 10.0) -> FastAPI:
     """The app. `worker_interval_s` runs the pipeline in this process (None: another process
     runs it); `wake(count)` is called after every committed intake batch of `count` raw
     events (the pipeline of this process is woken anyway)."""
@@ -158,6 +163,9 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
 
     # The pipeline (and the daily job, in a thread of its own), supervised: `finsync serve`.
     pipeline = hub_pipeline(hub, worker_interval_s, daily) if worker_interval_s else None
+    if pipeline is not None and usage is not None:  # meter events totalled for billing
+        pipeline = Supervisor([*pipeline.workers, PipelineWorker(
+            USAGE, usage.step, hub.clock, usage_interval_s)], pipeline.check_s)
     writer = GroupCommit(hub.intake, batch_max=batch_max, linger_s=linger_s,
                          on_commit=_waker(pipeline, wake))
 
@@ -186,7 +194,8 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     app.add_exception_handler(FinsyncError, finsync_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.state.admission = Admission(limits, lambda s: hub.mappers.knows(s) or s in signed)
+    app.state.admission = Admission(limits, lambda s: hub.mappers.knows(s) or s in signed
+                                    or (usage is not None and usage.knows(s)))
 
     @app.post("/v1/sources/{source}/events", status_code=202, openapi_extra=_ANY_JSON_BODY)
     def receive(source: str, request: Request, body: Body) -> JSONResponse:
@@ -219,6 +228,21 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
             raise body
         raw_id = intake.receive(body, headers, content_type, limits(source))
         return JSONResponse({"received": True, "raw_event_id": raw_id})
+
+    @app.post("/v1/usage/{source}/events", status_code=202, openapi_extra=_ANY_JSON_BODY)
+    def usage_events(source: str, request: Request, body: Body) -> JSONResponse:
+        """A batch of meter events (a JSON array, or JSON lines), stored before 202; each
+        refused item is listed with its index and code, the others are kept."""
+        if usage is None or not usage.knows(source):
+            unknown = MappingError(f"no usage source named {source[:64]!r}",
+                                   code="unknown_source")
+            kept = None if isinstance(body, BodyTooLargeError) else body
+            _refuse(hub.intake, Refusal(source, unknown, ExceptionClass.MAPPING_ERROR, kept,
+                                        _stored_headers(request)))
+        if isinstance(body, BodyTooLargeError):
+            _refuse(hub.intake, Refusal(source, body, ExceptionClass.MAPPING_ERROR, None))
+        receipt = usage.receive(source, body)
+        return JSONResponse(receipt.as_json(), status_code=202)
 
     @app.get("/v1/status")
     def status() -> dict[str, Any]:
