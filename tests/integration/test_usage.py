@@ -74,6 +74,12 @@ def test_a_batch_keeps_good_items_refuses_bad_ones_and_stores_each_id_once(
     assert (again.stored, again.duplicates) == (0, 2)
     with reading(engine) as conn:
         assert usage_log.counts(conn)["events"] == 2
+        row = conn.execute(select(usage_log.usage_events).where(
+            usage_log.usage_events.c.event_id == "m2")).one()
+    # the bulk path binds by the columns' types: the row reads back as it was sent
+    assert (row.occurred_at, row.usage_day, row.received_at, row.quantity) == (
+        datetime(2026, 3, 1, 2, tzinfo=UTC), date(2026, 3, 1), NOW, 5)
+    with reading(engine) as conn:
         refusals = [r for r in exception_log.listing(conn, status=None, exception_class=None,
                                                      limit=100)
                     if r["class"] == ExceptionClass.MAPPING_ERROR]

@@ -120,27 +120,38 @@ def _read(items: list[tuple[int, object]], limits: InputLimits,
 
 def read_event(item: object, limits: InputLimits, first_day: date,
                last_day: date) -> MeterEvent:
-    """One meter event, checked; raises `MappingError` with the item's code."""
+    """One meter event, checked; raises `MappingError` with the item's code. (The common
+    case, a good item, takes one pass; the slow path finds out which field is wrong.)"""
     if not isinstance(item, dict):
         raise MappingError("a meter event is a JSON object", code="invalid_meter_event")
-    missing = [name for name in FIELDS if name not in item]
-    if missing:
-        raise MappingError(f"meter event lacks {', '.join(missing)}", code="missing_field")
-    for name in _IDS:
-        _check_id(name, item[name], limits)
-    quantity = item["quantity"]
-    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
+    try:
+        ids = (item["id"], item["subscription"], item["product"])
+        quantity = item["quantity"]
+        stamp = item["timestamp"]
+    except KeyError:
+        missing = [name for name in FIELDS if name not in item]
+        raise MappingError(f"meter event lacks {', '.join(missing)}",
+                           code="missing_field") from None
+    event_id, subscription, product = ids
+    if (type(event_id) is not str or type(subscription) is not str
+            or type(product) is not str
+            or max(len(event_id), len(subscription), len(product)) > limits.id_max_chars
+            or not (event_id and subscription and product)
+            or _CONTROL.search(event_id + subscription + product)):
+        for name, value in zip(_IDS, ids, strict=True):
+            _check_id(name, value, limits)
+    if type(quantity) is not int or quantity < 0:
         raise MappingError(f"quantity {str(quantity)[:40]} is not a whole number of units "
                            "of 0 or more", code="invalid_quantity")
     if quantity > COUNT_MAX:
         raise MappingError(f"quantity {quantity} is out of range: at most {COUNT_MAX:,} "
                            "(COUNT_MAX)", code="integer_out_of_range")
-    occurred_at = _timestamp(item["timestamp"])
+    occurred_at = _timestamp(stamp)
     if not first_day <= occurred_at.date() <= last_day:
         raise MappingError(f"timestamp {occurred_at.isoformat()} is outside {first_day} .. "
                            f"{last_day} (years_back {limits.years_back}, years_ahead "
                            f"{limits.years_ahead})", code="date_out_of_range")
-    return MeterEvent(item["id"], item["subscription"], item["product"], quantity, occurred_at)
+    return MeterEvent(event_id, subscription, product, quantity, occurred_at)
 
 
 def _check_id(name: str, value: object, limits: InputLimits) -> None:

@@ -3,7 +3,8 @@ handed to billing.
 
 Rules:
 - A meter event is stored once per (source, event id): the unique key does the
-  de-duplication (`ON CONFLICT DO NOTHING`), in the same statement as the insert; the first
+  de-duplication (`ON CONFLICT DO NOTHING`), in the statement that
+  inserts; the first
   one stored wins, and those sent again are counted as duplicates, never stored twice.
 - An aggregation run claims every event not yet counted whose usage day is before its
   `through` day (`run_id` set), and totals them per (source, subscription, product, day) with
@@ -16,10 +17,12 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import psycopg
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -27,7 +30,6 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Index,
-    Insert,
     Integer,
     String,
     Table,
@@ -39,10 +41,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from finsync.dbtypes import Serial, UtcDateTime
 from finsync.domain.meter import MeterEvent
+from finsync.storage.db import StorageError
 from finsync.storage.schema import metadata
 from finsync.storage.text import storable_or_none
 
@@ -109,23 +111,71 @@ def record_id(total: UsageTotal) -> str:
     return f"usage_total_{total.id}"
 
 
-def _insert_ignoring_duplicates(conn: Connection) -> Insert:
-    keys = ["source", "event_id"]
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(usage_events).on_conflict_do_nothing(index_elements=keys)
-    return sqlite.insert(usage_events).on_conflict_do_nothing(index_elements=keys)
+_COLUMNS = ("source", "event_id", "subscription_id", "product_id", "quantity", "occurred_at",
+            "usage_day", "received_at")
+_STAGE = "usage_events_in"  # PostgreSQL: the session's staging table for COPY
 
 
 def append(conn: Connection, source: str, events: Sequence[MeterEvent],
            received_at: datetime) -> int:
-    """Store meter events not stored before; returns how many were new."""
+    """Store meter events not stored before, in the caller's transaction; returns how many
+    were new. The bulk path of each driver (COPY on PostgreSQL, the driver's executemany on
+    SQLite), de-duplicated by the unique key in the same statement; values are bound by the
+    columns' own SQLAlchemy types, so they read back as any other row."""
     if not events:
         return 0
-    rows = [{"source": source, "event_id": e.id, "subscription_id": e.subscription_id,
-             "product_id": e.product_id, "quantity": e.quantity, "occurred_at": e.occurred_at,
-             "usage_day": e.occurred_at.date(), "received_at": received_at} for e in events]
-    statement = _insert_ignoring_duplicates(conn).returning(usage_events.c.id)
-    return len(conn.execute(statement, rows).all())
+    try:
+        if conn.dialect.name == "postgresql":
+            return _copy_postgresql(conn, source, events, received_at)
+        return _insert_sqlite(conn, source, events, received_at)
+    except (sqlite3.Error, psycopg.Error) as exc:  # the driver's own, below SQLAlchemy
+        raise StorageError(f"database error storing meter events: {exc}") from exc
+
+
+def _rows(conn: Connection, source: str, events: Sequence[MeterEvent],
+          received_at: datetime) -> Iterator[tuple[object, ...]]:
+    dialect = conn.dialect
+    at = usage_events.c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
+    day = usage_events.c.usage_day.type.dialect_impl(dialect).bind_processor(dialect)
+    received = at(received_at) if at else received_at
+    for e in events:
+        moment = e.occurred_at
+        yield (source, e.id, e.subscription_id, e.product_id, e.quantity,
+               at(moment) if at else moment, day(moment.date()) if day else moment.date(),
+               received)
+
+
+def _insert_sqlite(conn: Connection, source: str, events: Sequence[MeterEvent],
+                   received_at: datetime) -> int:
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    before = raw.total_changes
+    raw.executemany(f"INSERT INTO usage_events ({', '.join(_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+                    "ON CONFLICT (source, event_id) DO NOTHING",
+                    _rows(conn, source, events, received_at))
+    return raw.total_changes - before
+
+
+def _copy_postgresql(conn: Connection, source: str, events: Sequence[MeterEvent],
+                     received_at: datetime) -> int:
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    columns = ", ".join(_COLUMNS)
+    with raw.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (source varchar(64), "
+            "event_id varchar(255), subscription_id varchar(255), product_id varchar(255), "
+            "quantity bigint, occurred_at timestamptz, usage_day date, "
+            "received_at timestamptz) ON COMMIT DELETE ROWS")
+        with cursor.copy(f"COPY {_STAGE} ({columns}) FROM STDIN") as copy:
+            for row in _rows(conn, source, events, received_at):
+                copy.write_row(row)
+        cursor.execute(f"INSERT INTO usage_events ({columns}) SELECT {columns} FROM {_STAGE} "
+                       "ON CONFLICT (source, event_id) DO NOTHING")
+        stored = cursor.rowcount
+        cursor.execute(f"DELETE FROM {_STAGE}")  # the transaction may go on
+    return int(stored)
 
 
 def aggregate(conn: Connection, through_day: date, at: datetime) -> tuple[int, int, int]:
