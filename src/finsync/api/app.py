@@ -112,6 +112,20 @@ def _refuse(intake: Intake, refusal: Refusal) -> NoReturn:
 USAGE = "finsync-usage"
 
 
+def pipeline_supervisor(hub: Hub, interval_s: float,
+                        daily: Callable[[date], object] | None = None,
+                        usage: UsageIntake | None = None,
+                        usage_interval_s: float = 10.0) -> Supervisor:
+    """The pipeline's threads: the hub, the daily reconciliation (a thread of its own, never
+    inside the delivery loop) and, with usage intake, the totals of settled days handed to
+    billing every `usage_interval_s`."""
+    pipeline = hub_pipeline(hub, interval_s, daily)
+    if usage is None:
+        return pipeline
+    return Supervisor([*pipeline.workers, PipelineWorker(
+        USAGE, usage.step, hub.clock, usage_interval_s)], pipeline.check_s)
+
+
 def _waker(pipeline: Supervisor | None,
            wake: Callable[[int], None] | None) -> Callable[[int], None] | None:
     """What a committed intake batch of `count` raw events calls: the pipeline's wake-up,
@@ -162,10 +176,9 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     limits = limits_for or _default_limits
 
     # The pipeline (and the daily job, in a thread of its own), supervised: `finsync serve`.
-    pipeline = hub_pipeline(hub, worker_interval_s, daily) if worker_interval_s else None
-    if pipeline is not None and usage is not None:  # meter events totalled for billing
-        pipeline = Supervisor([*pipeline.workers, PipelineWorker(
-            USAGE, usage.step, hub.clock, usage_interval_s)], pipeline.check_s)
+    pipeline = None
+    if worker_interval_s:
+        pipeline = pipeline_supervisor(hub, worker_interval_s, daily, usage, usage_interval_s)
     writer = GroupCommit(hub.intake, batch_max=batch_max, linger_s=linger_s,
                          on_commit=_waker(pipeline, wake))
 

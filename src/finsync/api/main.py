@@ -1,53 +1,65 @@
-"""The ASGI factory `finsync serve` (or any ASGI server) loads by name.
+"""The ASGI factory `finsync serve` (or any ASGI server) loads by name, and the pipeline's
+own process for `serve --workers N`.
 
-`FINSYNC_PIPELINE` says whether this process runs the pipeline: `on` (the default), `off`
-(HTTP only), or `elect:<lock file>` when `serve --workers N` starts several processes: the
-one that takes the lock file's exclusive lock runs it, the others serve HTTP only. A process
-that ends releases its lock, and the process started in its place takes it.
+`FINSYNC_PIPELINE` says whether the app's process runs the pipeline too: `on` (the default,
+one process) or `off` (HTTP only). `serve --workers N` (N > 1) runs N HTTP-only processes and
+the pipeline in one process of its own (`run_pipeline`), so that deliveries and HTTP never
+share an interpreter lock. HTTP processes wake it after each committed batch through the
+database (PostgreSQL's notification); otherwise it polls every `FINSYNC_WORKER_INTERVAL_S`.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-from typing import IO
+import signal
+import threading
+from types import FrameType
 
 from fastapi import FastAPI
 
-from finsync.api.app import create_app
+from finsync.api.app import create_app, pipeline_supervisor
 from finsync.bootstrap import build_finance, build_metrics, build_usage, build_webhooks
 from finsync.config import load_config
 
-_held: list[IO[bytes]] = []  # the elected process keeps its lock file open while it lives
+
+def _interval_s() -> float:
+    return float(os.environ.get("FINSYNC_WORKER_INTERVAL_S", "1"))
 
 
 def app_from_environment() -> FastAPI:
     """The app for `FINSYNC_CONFIG`, with its pipeline worker every `FINSYNC_WORKER_INTERVAL_S`
-    when this process runs the pipeline (`FINSYNC_PIPELINE`), and each intake source's input
-    limits (`[limits]`)."""
-    interval_s = float(os.environ.get("FINSYNC_WORKER_INTERVAL_S", "1"))
+    unless `FINSYNC_PIPELINE` is `off`, and each intake source's input limits (`[limits]`)."""
+    mode = os.environ.get("FINSYNC_PIPELINE", "on")
+    if mode not in {"on", "off"}:
+        raise ValueError(f"FINSYNC_PIPELINE must be on or off, not {mode!r}")
     config = load_config()
     finance = build_finance(config)
     hub = finance.hub
-    runs_pipeline = _runs_pipeline(os.environ.get("FINSYNC_PIPELINE", "on"))
-    return create_app(hub, worker_interval_s=interval_s if runs_pipeline else None,
+    return create_app(hub, worker_interval_s=_interval_s() if mode == "on" else None,
                       metrics=build_metrics(finance),
                       daily=finance.recon.run, webhooks=build_webhooks(config, hub.engine),
                       limits_for=config.limits_for,
                       usage=build_usage(config, hub.engine, hub.clock))
 
 
-def _runs_pipeline(mode: str) -> bool:
-    if mode in {"on", "off"}:
-        return mode == "on"
-    kind, _, path = mode.partition(":")
-    if kind != "elect" or not path:
-        raise ValueError(f"FINSYNC_PIPELINE must be on, off or elect:<lock file>, not {mode!r}")
-    lock = open(path, "ab")  # noqa: SIM115 - held open for the life of the process
+def run_pipeline() -> None:
+    """The pipeline alone, supervised, until SIGTERM or SIGINT."""
+    config = load_config()
+    finance = build_finance(config)
+    hub = finance.hub
+    supervisor = pipeline_supervisor(hub, _interval_s(), finance.recon.run,
+                                     build_usage(config, hub.engine, hub.clock))
+    stopping = threading.Event()
+
+    def stop(_signal: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    supervisor.start()
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        return False
-    _held.append(lock)
-    return True
+        while not stopping.wait(supervisor.check_s):
+            supervisor.check()
+    finally:
+        supervisor.stop()
+        finance.dispose()

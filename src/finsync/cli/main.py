@@ -281,30 +281,30 @@ def exceptions_list(status: Annotated[str, typer.Option(
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8080,
           interval_s: Annotated[float, typer.Option(help="Pipeline poll interval.")] = 1.0,
-          workers: Annotated[int, typer.Option(min=1, help="HTTP processes; the pipeline "
-                                               "runs in exactly one of them.")] = 1,
-          pipeline: Annotated[bool, typer.Option(help="Run the pipeline here (--no-pipeline: "
-                                                 "HTTP only, e.g. beside `run --loop`).")]
-          = True,
+          workers: Annotated[int, typer.Option(min=1, help="HTTP processes; with more than "
+                                               "one, the pipeline runs in a process of its "
+                                               "own.")] = 1,
+          pipeline: Annotated[bool, typer.Option(help="Run the pipeline (--no-pipeline: HTTP "
+                                                 "only, e.g. beside `run --loop`).")] = True,
           config: ConfigPath = None) -> None:
     """Start the HTTP API with a background pipeline worker."""
     import os
-    import tempfile
 
     import uvicorn
+
+    from finsync.cli import serving
 
     with guarded(False):
         load_config(config)  # refuse a bad configuration before binding the port
         if config is not None:
             os.environ["FINSYNC_CONFIG"] = str(config.resolve())
         os.environ["FINSYNC_WORKER_INTERVAL_S"] = str(interval_s)
-        # Several processes elect the pipeline's by a lock file only this serve knows.
-        lock = Path(tempfile.gettempdir()) / f"finsync-serve-{os.getpid()}.pipeline.lock"
-        os.environ["FINSYNC_PIPELINE"] = ("off" if not pipeline else
-                                          "on" if workers == 1 else f"elect:{lock}")
-        # By name, so that the CLI does not import the API (entry points stay independent).
-        uvicorn.run("finsync.api.main:app_from_environment", factory=True, host=host,
-                    port=port, log_level="info", workers=workers)
+        own_process = pipeline and workers > 1
+        os.environ["FINSYNC_PIPELINE"] = "on" if pipeline and not own_process else "off"
+        with serving.pipeline_process(own_process):
+            # By name, so that the CLI does not import the API (entry points stay apart).
+            uvicorn.run("finsync.api.main:app_from_environment", factory=True, host=host,
+                        port=port, log_level="info", workers=workers)
 
 
 @app.command()
