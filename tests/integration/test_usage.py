@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects import sqlite
 
 from finsync.api.app import create_app
 from finsync.connectors.embedded.usage import EmbeddedUsage
@@ -84,6 +85,15 @@ def test_a_batch_keeps_good_items_refuses_bad_ones_and_stores_each_id_once(
                                                      limit=100)
                     if r["class"] == ExceptionClass.MAPPING_ERROR]
     assert len(refusals) == 6  # one per source and code, counted, not one per item
+
+
+def test_the_sqlite_text_is_what_sqlalchemy_would_bind() -> None:
+    dialect = sqlite.dialect()
+    at = usage_log.usage_events.c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
+    assert at is not None
+    for moment in (NOW, datetime(2026, 3, 1, 2, 3, 4, 567, tzinfo=UTC),
+                   datetime(2026, 3, 1, 2, tzinfo=timezone(timedelta(hours=-5)))):
+        assert usage_log.sqlite_datetime(moment) == at(moment)
 
 
 @pytest.mark.parametrize(("body", "code"), [

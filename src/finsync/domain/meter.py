@@ -20,6 +20,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import NamedTuple
 
 from finsync.domain.errors import MappingError
 from finsync.domain.limits import COUNT_MAX, InputLimits
@@ -29,8 +30,11 @@ _IDS = ("id", "subscription", "product")
 _CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
-@dataclass(frozen=True, slots=True)
-class MeterEvent:
+class MeterEvent(NamedTuple):
+    """One meter event, `occurred_at` in UTC. A named tuple rather than a frozen dataclass:
+    it is built once per meter event, at tens of thousands a second, and a tuple is built
+    several times faster; it is as immutable."""
+
     id: str
     subscription_id: str
     product_id: str
