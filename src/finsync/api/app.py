@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager, suppress
 from datetime import date
 from typing import Annotated, Any, NoReturn
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -110,6 +111,15 @@ def _refuse(intake: Intake, refusal: Refusal) -> NoReturn:
 
 
 USAGE = "finsync-usage"
+HANDLER_THREADS_MIN = 128
+
+
+def _allow_waiting_threads(batch_max: int) -> None:
+    """Intake handlers spend their thread waiting for a shared commit: allow enough of
+    them (anyio's default is 40) that a slow commit queues requests in the batch, not in
+    front of the thread pool."""
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = max(limiter.total_tokens, HANDLER_THREADS_MIN, batch_max)
 
 
 def pipeline_supervisor(hub: Hub, interval_s: float,
@@ -184,6 +194,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        _allow_waiting_threads(batch_max)
         if pipeline is None:
             try:
                 yield
