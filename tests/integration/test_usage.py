@@ -64,13 +64,14 @@ def test_a_batch_keeps_good_items_refuses_bad_ones_and_stores_each_id_once(
     items = [_event(1), _event(2), {"id": "m3", "subscription": "con_acme_2026"},
              {**_event(4), "quantity": -1}, {**_event(5), "timestamp": "2026-03-01"},
              _event(1), {**_event(6), "quantity": 2.5}, "not an object",
-             {**_event(7), "id": "x" * 300}, {**_event(8), "timestamp": "1900-01-01T00:00Z"}]
+             {**_event(7), "id": "x" * 300}, {**_event(8), "timestamp": "1900-01-01T00:00Z"},
+             {**_event(9), "timestamp": "9999-12-31T23:00:00-05:00"}]
     receipt = usage.receive("metering", json.dumps(items).encode())
     assert (receipt.stored, receipt.duplicates) == (2, 1)  # m1 twice in one batch
     assert [(r.index, r.code) for r in receipt.refused] == [
         (2, "missing_field"), (3, "invalid_quantity"), (4, "invalid_timestamp"),
         (6, "invalid_quantity"), (7, "invalid_meter_event"), (8, "string_too_long"),
-        (9, "date_out_of_range")]
+        (9, "date_out_of_range"), (10, "date_out_of_range")]
     again = usage.receive("metering", json.dumps(items[:2]).encode())
     assert (again.stored, again.duplicates) == (0, 2)
     with reading(engine) as conn:

@@ -179,7 +179,11 @@ def _timestamp(value: object) -> datetime:
                            code="invalid_timestamp") from None
     if moment.tzinfo is None:
         raise MappingError(f"timestamp {value!r} needs a UTC offset", code="invalid_timestamp")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 has no UTC moment
+        raise MappingError(f"timestamp {value!r} is out of range in UTC",
+                           code="date_out_of_range") from None
 
 
 def _shifted(day: date, years: int) -> date:
