@@ -4,15 +4,18 @@ delivery; usage totals have a worker of their own; an HTTP-only app runs no pipe
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from datetime import date
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from finsync.api.app import USAGE, create_app, pipeline_supervisor
+from finsync.cli import serving
 from finsync.domain.limits import InputLimits
 from finsync.hub.pipeline import DAILY, PIPELINE
 from finsync.hub.usage import UsageIntake
@@ -76,3 +79,15 @@ def test_an_http_only_app_runs_no_pipeline_and_still_stores(engine: Engine,
     assert response.status_code == 202 and app.state.pipeline is None
     assert health["pipeline"] == "not run by this process"
     assert woken == [1]  # the pipeline elsewhere is told about the committed batch
+
+
+def test_the_pipeline_process_is_started_again_when_it_ends_and_stopped_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    starts = tmp_path / "starts"
+    # Each start appends a line; the first two end at once, the third runs until stopped.
+    script = (f"import time; p = {str(starts)!r}; open(p, 'a').write('x\\n'); "
+              "n = len(open(p).read().split()); time.sleep(0 if n < 3 else 60)")
+    monkeypatch.setattr(serving, "RESTART_PAUSE_S", 0.01)
+    with serving.pipeline_process(True, [sys.executable, "-c", script]):
+        assert _wait(lambda: starts.exists() and len(starts.read_text().split()) >= 3)
+    assert len(starts.read_text().split()) == 3  # the third was stopped, not restarted

@@ -7,7 +7,7 @@ import logging
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
@@ -19,18 +19,22 @@ _COMMAND = [sys.executable, "-c", "from finsync.api.main import run_pipeline; ru
 
 
 @contextmanager
-def pipeline_process(wanted: bool) -> Iterator[None]:
-    """While the block runs, the pipeline runs in a child process (when `wanted`)."""
+def pipeline_process(wanted: bool, command: Sequence[str] = _COMMAND) -> Iterator[None]:
+    """While the block runs, the pipeline (`command`) runs in a child process (when
+    `wanted`), started again whenever it ends by itself; it is stopped after the block."""
     if not wanted:
         yield
         return
-    stopping = threading.Event()
+    stopping, lock = threading.Event(), threading.Lock()
     current: list[subprocess.Popen[bytes]] = []
 
     def keep_running() -> None:
-        while not stopping.is_set():
-            child = subprocess.Popen(_COMMAND)
-            current[:] = [child]
+        while True:
+            with lock:  # never start one after the block has ended
+                if stopping.is_set():
+                    return
+                child = subprocess.Popen(list(command))
+                current[:] = [child]
             code = child.wait()
             if not stopping.is_set():
                 log.error("the pipeline process ended (exit %s); starting it again", code)
@@ -42,7 +46,8 @@ def pipeline_process(wanted: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        stopping.set()
+        with lock:
+            stopping.set()
         for child in current:
             child.terminate()
             try:
