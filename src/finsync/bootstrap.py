@@ -19,6 +19,7 @@ from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
 from finsync.connectors.embedded.billing_records import EmbeddedBillingRecords
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.embedded.revenue import EmbeddedRevenue
+from finsync.connectors.embedded.usage import EmbeddedUsage
 from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.connectors.ports import BillingRecordsPort, LedgerPort, RevenuePort
 from finsync.connectors.stripe import signature as stripe_signature
@@ -43,6 +44,7 @@ from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry, Transla
 from finsync.hub.metrics import render
 from finsync.hub.service import Hub, SourcePump
 from finsync.hub.target import Target, ledger_target, revenue_target
+from finsync.hub.usage import UsageIntake
 from finsync.hub.webhook import WebhookIntake
 from finsync.recon.service import Entity, Reconciliation
 from finsync.storage.db import make_engine
@@ -403,6 +405,23 @@ def build_metrics(finance: Finance) -> Callable[[], str]:
         return render(hub.engine, list(finance.ports.ledgers), list(finance.ports.revenues),
                       hub.clock)
     return metrics
+
+
+def build_usage(config: FinsyncConfig, engine: Engine | None = None,
+                clock: Callable[[], datetime] = utc_now) -> UsageIntake:
+    """Usage intake for the `[usage]` sources; totals go to the embedded billing platform
+    (none configured: they wait, pending). Without `engine`, the configured database,
+    migrated."""
+    if engine is None:
+        engine = build_engine(config)
+        upgrade(engine)
+    name = next((n for n, s in config.systems.items()
+                 if s.role == "billing" and s.connector == "embedded"), None)
+    port = None
+    if name is not None:
+        port = EmbeddedUsage(name, _billing_service(config, engine, config.systems[name], clock))
+    return UsageIntake(engine, clock, port, config.usage.sources, config.limits_for,
+                       settle_s=config.usage.settle_s)
 
 
 @dataclass(frozen=True, slots=True)

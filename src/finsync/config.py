@@ -136,6 +136,15 @@ class LimitsSection(_Strict):
         return InputLimits(**self.model_dump())
 
 
+class UsageSection(_Strict):
+    """Usage at volume (`finsync.hub.usage`): the metering sources whose meter events are
+    taken at `/v1/usage/<source>/events` and by `finsync usage load`, and how long after a
+    day ends its meter events are totalled for billing."""
+
+    sources: list[str] = Field(default_factory=list)
+    settle_s: float = Field(3600.0, ge=0)
+
+
 class StripeSection(_Strict):
     """One Stripe account as an intake source (`[stripe.<source>]`). Secrets are never in
     the file: it names the environment variables that hold them."""
@@ -167,6 +176,7 @@ class FinsyncConfig(_Strict):
     revenue: RevenueSection = RevenueSection()
     triage: TriageSection = TriageSection()
     limits: dict[str, LimitsSection] = {}  # intake source (or "default") -> its limits
+    usage: UsageSection = UsageSection()
     base_dir: Path = Path(".")
 
     def limits_for(self, source: str) -> InputLimits:
@@ -228,10 +238,11 @@ def _check_posting(config: FinsyncConfig) -> None:
 
 def _check(config: FinsyncConfig) -> None:
     _check_pumps(config)
+    named = {"default", *config.sources, *config.usage.sources}
     for name in config.limits:
-        if name != "default" and name not in config.sources:
+        if name not in named:
             raise ConfigError(f"[limits.{name}] is neither \"default\" nor an intake source "
-                              "under [sources]")
+                              "under [sources] or [usage]")
     _check_stripe(config)
     _check_posting(config)
     missing = set(BusinessDomain) - set(config.ownership)

@@ -2,11 +2,16 @@
 cannot be mapped is kept too, and answered with a 4xx and a machine-readable code.
 
 Handlers that touch the database are plain `def`: FastAPI runs them in its thread pool, so a
-slow commit never blocks the event loop. The one async step is the `_admitted` dependency,
-which FastAPI awaits before the handler runs: the source's rate limit (429 `rate_limited`,
-with `Retry-After`), then its body, read while counting and no further than the source's
-`body_max_bytes` (413 `body_too_large`; the refusal is recorded by the handler, the body
-never). Limits are per source (`limits_for`, from the configuration).
+slow commit never blocks the event loop. Intake group-commits (`hub.group_commit`): each
+request is mapped in its own thread, then stored with the requests that arrived with it in
+one transaction by the app's writer thread, and answered after that commit; each committed
+batch wakes the pipeline (`wake`, and this process's pipeline worker when it runs one).
+
+The one async step is the `_admitted` dependency, which FastAPI awaits before the handler
+runs: the source's rate limit (429 `rate_limited`, with `Retry-After`), then its body, read
+while counting and no further than the source's `body_max_bytes` (413 `body_too_large`; the
+refusal is recorded by the handler, the body never). Limits are per source (`limits_for`,
+from the configuration).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from contextlib import asynccontextmanager, suppress
 from datetime import date
 from typing import Annotated, Any, NoReturn
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -29,6 +35,7 @@ from finsync.api.errors import (
 )
 from finsync.domain.errors import ExceptionClass, FinsyncError, MappingError, SignatureError
 from finsync.domain.limits import InputLimits
+from finsync.hub.group_commit import BATCH_MAX, LINGER_S, GroupCommit
 from finsync.hub.intake import (
     UNKNOWN_SOURCES,
     BodyTooLargeError,
@@ -36,9 +43,10 @@ from finsync.hub.intake import (
     RateLimiter,
     Refusal,
 )
-from finsync.hub.pipeline import Supervisor, hub_pipeline
+from finsync.hub.pipeline import PIPELINE, PipelineWorker, Supervisor, hub_pipeline
 from finsync.hub.service import Hub
 from finsync.hub.status import UNRESOLVED_FILTER
+from finsync.hub.usage import UsageIntake
 from finsync.hub.webhook import WebhookIntake
 
 # Credentials are never stored with the raw event; signature headers are (for audit).
@@ -102,6 +110,59 @@ def _refuse(intake: Intake, refusal: Refusal) -> NoReturn:
     raise refusal.error
 
 
+USAGE = "finsync-usage"
+HANDLER_THREADS_MIN = 128
+
+
+def _allow_waiting_threads(batch_max: int) -> None:
+    """Intake handlers spend their thread waiting for a shared commit: allow enough of
+    them (anyio's default is 40) that a slow commit queues requests in the batch, not in
+    front of the thread pool."""
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = max(limiter.total_tokens, HANDLER_THREADS_MIN, batch_max)
+
+
+def pipeline_supervisor(hub: Hub, interval_s: float,
+                        daily: Callable[[date], object] | None = None,
+                        usage: UsageIntake | None = None,
+                        usage_interval_s: float = 10.0) -> Supervisor:
+    """The pipeline's threads: the hub, the daily reconciliation (a thread of its own, never
+    inside the delivery loop) and, with usage intake, the totals of settled days handed to
+    billing every `usage_interval_s`."""
+    pipeline = hub_pipeline(hub, interval_s, daily)
+    if usage is None:
+        return pipeline
+    return Supervisor([*pipeline.workers, PipelineWorker(
+        USAGE, usage.step, hub.clock, usage_interval_s)], pipeline.check_s)
+
+
+def _waker(pipeline: Supervisor | None,
+           wake: Callable[[int], None] | None) -> Callable[[int], None] | None:
+    """What a committed intake batch of `count` raw events calls: the pipeline's wake-up,
+    then `wake`."""
+    calls = [call for call in (_pipeline_wakeup(pipeline), wake) if call is not None]
+    if not calls:
+        return None
+
+    def wake_all(count: int) -> None:
+        for call in calls:
+            call(count)
+    return wake_all
+
+
+def _pipeline_wakeup(pipeline: Supervisor | None) -> Callable[[int], None] | None:
+    """The one call site of the pipeline's wake-up. Here: this process's pipeline worker.
+    With i19-pipeline's `hub.wakeup` merged this becomes `hub.wakeup.notify` (which also
+    reaches pipelines in other processes on PostgreSQL, via migration 0005's trigger)."""
+    if pipeline is None:
+        return None
+    worker = pipeline.worker(PIPELINE)
+
+    def wake(_count: int) -> None:
+        worker.wake()
+    return wake
+
+
 async def _supervise(pipeline: Supervisor) -> None:
     """Restart dead pipeline threads every `check_s`: recovery never waits for a probe to
     ask `/healthz`, which stays a plain report."""
@@ -114,17 +175,31 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                metrics: Callable[[], str] | None = None,
                daily: Callable[[date], object] | None = None,
                webhooks: Mapping[str, WebhookIntake] | None = None,
-               limits_for: LimitsFor | None = None) -> FastAPI:
+               limits_for: LimitsFor | None = None,
+               wake: Callable[[int], None] | None = None,
+               batch_max: int = BATCH_MAX, linger_s: float = LINGER_S,
+               usage: UsageIntake | None = None, usage_interval_s: float = 10.0) -> FastAPI:
+    """The app. `worker_interval_s` runs the pipeline in this process (None: another process
+    runs it); `wake(count)` is called after every committed intake batch of `count` raw
+    events (the pipeline of this process is woken anyway)."""
     signed = dict(webhooks or {})
     limits = limits_for or _default_limits
 
     # The pipeline (and the daily job, in a thread of its own), supervised: `finsync serve`.
-    pipeline = hub_pipeline(hub, worker_interval_s, daily) if worker_interval_s else None
+    pipeline = None
+    if worker_interval_s:
+        pipeline = pipeline_supervisor(hub, worker_interval_s, daily, usage, usage_interval_s)
+    writer = GroupCommit(hub.intake, batch_max=batch_max, linger_s=linger_s,
+                         on_commit=_waker(pipeline, wake))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        _allow_waiting_threads(batch_max)
         if pipeline is None:
-            yield
+            try:
+                yield
+            finally:
+                writer.close()
             return
         pipeline.start()
         supervising = asyncio.create_task(_supervise(pipeline))
@@ -134,14 +209,17 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
             supervising.cancel()
             with suppress(asyncio.CancelledError):
                 await supervising
+            writer.close()
             pipeline.stop()
 
     app = FastAPI(title="finsync", version="0.1.0", lifespan=lifespan)
     app.state.pipeline = pipeline  # None when this process runs no pipeline
+    app.state.intake_writer = writer
     app.add_exception_handler(FinsyncError, finsync_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.state.admission = Admission(limits, lambda s: hub.mappers.knows(s) or s in signed)
+    app.state.admission = Admission(limits, lambda s: hub.mappers.knows(s) or s in signed
+                                    or (usage is not None and usage.knows(s)))
 
     @app.post("/v1/sources/{source}/events", status_code=202, openapi_extra=_ANY_JSON_BODY)
     def receive(source: str, request: Request, body: Body) -> JSONResponse:
@@ -155,7 +233,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                                       f"/v1/webhooks/stripe/{source}", code="signature_missing")
             signed[source].refuse(unsigned, body, headers, content_type)
             raise unsigned
-        raw_id = hub.intake.receive(source, body, headers, content_type, limits(source))
+        raw_id = writer.receive(source, body, headers, content_type, limits(source))
         return JSONResponse({"raw_event_id": raw_id, "status": "stored"}, status_code=202)
 
     @app.post("/v1/webhooks/stripe/{source}", openapi_extra=_ANY_JSON_BODY)
@@ -174,6 +252,21 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
             raise body
         raw_id = intake.receive(body, headers, content_type, limits(source))
         return JSONResponse({"received": True, "raw_event_id": raw_id})
+
+    @app.post("/v1/usage/{source}/events", status_code=202, openapi_extra=_ANY_JSON_BODY)
+    def usage_events(source: str, request: Request, body: Body) -> JSONResponse:
+        """A batch of meter events (a JSON array, or JSON lines), stored before 202; each
+        refused item is listed with its index and code, the others are kept."""
+        if usage is None or not usage.knows(source):
+            unknown = MappingError(f"no usage source named {source[:64]!r}",
+                                   code="unknown_source")
+            kept = None if isinstance(body, BodyTooLargeError) else body
+            _refuse(hub.intake, Refusal(source, unknown, ExceptionClass.MAPPING_ERROR, kept,
+                                        _stored_headers(request)))
+        if isinstance(body, BodyTooLargeError):
+            _refuse(hub.intake, Refusal(source, body, ExceptionClass.MAPPING_ERROR, None))
+        receipt = usage.receive(source, body)
+        return JSONResponse(receipt.as_json(), status_code=202)
 
     @app.get("/v1/status")
     def status() -> dict[str, Any]:

@@ -1,23 +1,65 @@
-"""The ASGI factory `finsync serve` (or any ASGI server) loads by name."""
+"""The ASGI factory `finsync serve` (or any ASGI server) loads by name, and the pipeline's
+own process for `serve --workers N`.
+
+`FINSYNC_PIPELINE` says whether the app's process runs the pipeline too: `on` (the default,
+one process) or `off` (HTTP only). `serve --workers N` (N > 1) runs N HTTP-only processes and
+the pipeline in one process of its own (`run_pipeline`), so that deliveries and HTTP never
+share an interpreter lock. HTTP processes wake it after each committed batch through the
+database (PostgreSQL's notification); otherwise it polls every `FINSYNC_WORKER_INTERVAL_S`.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
+from types import FrameType
 
 from fastapi import FastAPI
 
-from finsync.api.app import create_app
-from finsync.bootstrap import build_finance, build_metrics, build_webhooks
+from finsync.api.app import create_app, pipeline_supervisor
+from finsync.bootstrap import build_finance, build_metrics, build_usage, build_webhooks
 from finsync.config import load_config
+
+
+def _interval_s() -> float:
+    return float(os.environ.get("FINSYNC_WORKER_INTERVAL_S", "1"))
 
 
 def app_from_environment() -> FastAPI:
     """The app for `FINSYNC_CONFIG`, with its pipeline worker every `FINSYNC_WORKER_INTERVAL_S`
-    and each intake source's input limits (`[limits]`)."""
-    interval_s = float(os.environ.get("FINSYNC_WORKER_INTERVAL_S", "1"))
+    unless `FINSYNC_PIPELINE` is `off`, and each intake source's input limits (`[limits]`)."""
+    mode = os.environ.get("FINSYNC_PIPELINE", "on")
+    if mode not in {"on", "off"}:
+        raise ValueError(f"FINSYNC_PIPELINE must be on or off, not {mode!r}")
     config = load_config()
     finance = build_finance(config)
     hub = finance.hub
-    return create_app(hub, worker_interval_s=interval_s, metrics=build_metrics(finance),
+    return create_app(hub, worker_interval_s=_interval_s() if mode == "on" else None,
+                      metrics=build_metrics(finance),
                       daily=finance.recon.run, webhooks=build_webhooks(config, hub.engine),
-                      limits_for=config.limits_for)
+                      limits_for=config.limits_for,
+                      usage=build_usage(config, hub.engine, hub.clock))
+
+
+def run_pipeline() -> None:
+    """The pipeline alone, supervised, until SIGTERM or SIGINT."""
+    config = load_config()
+    finance = build_finance(config)
+    hub = finance.hub
+    supervisor = pipeline_supervisor(hub, _interval_s(), finance.recon.run,
+                                     build_usage(config, hub.engine, hub.clock))
+    stopping = threading.Event()
+
+    def stop(_signal: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    supervisor.start()
+    try:
+        while not stopping.wait(supervisor.check_s):
+            supervisor.check()
+    finally:
+        supervisor.stop()
+        finance.dispose()

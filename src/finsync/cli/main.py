@@ -20,6 +20,7 @@ from finsync.cli import output
 from finsync.cli import revrec as revrec_cli
 from finsync.cli import stripe as stripe_cli
 from finsync.cli import tryton as tryton_cli
+from finsync.cli import usage as usage_cli
 from finsync.cli.common import ConfigPath, Json, guarded
 from finsync.config import DEFAULT_CONFIG, load_config
 from finsync.domain.clock import parse_utc
@@ -42,6 +43,7 @@ app.command()(finance_cli.metrics)
 finance_cli.register(exceptions_app)
 app.add_typer(stripe_cli.app, name="stripe")
 app.add_typer(tryton_cli.app, name="tryton")
+app.add_typer(usage_cli.app, name="usage")
 
 @contextmanager
 def _hub(config: Path | None) -> Iterator[Hub]:
@@ -279,20 +281,30 @@ def exceptions_list(status: Annotated[str, typer.Option(
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8080,
           interval_s: Annotated[float, typer.Option(help="Pipeline poll interval.")] = 1.0,
+          workers: Annotated[int, typer.Option(min=1, help="HTTP processes; with more than "
+                                               "one, the pipeline runs in a process of its "
+                                               "own.")] = 1,
+          pipeline: Annotated[bool, typer.Option(help="Run the pipeline (--no-pipeline: HTTP "
+                                                 "only, e.g. beside `run --loop`).")] = True,
           config: ConfigPath = None) -> None:
     """Start the HTTP API with a background pipeline worker."""
     import os
 
     import uvicorn
 
+    from finsync.cli import serving
+
     with guarded(False):
         load_config(config)  # refuse a bad configuration before binding the port
         if config is not None:
             os.environ["FINSYNC_CONFIG"] = str(config.resolve())
         os.environ["FINSYNC_WORKER_INTERVAL_S"] = str(interval_s)
-        # By name, so that the CLI does not import the API (entry points stay independent).
-        uvicorn.run("finsync.api.main:app_from_environment", factory=True, host=host,
-                    port=port, log_level="info")
+        own_process = pipeline and workers > 1
+        os.environ["FINSYNC_PIPELINE"] = "on" if pipeline and not own_process else "off"
+        with serving.pipeline_process(own_process):
+            # By name, so that the CLI does not import the API (entry points stay apart).
+            uvicorn.run("finsync.api.main:app_from_environment", factory=True, host=host,
+                        port=port, log_level="info", workers=workers)
 
 
 @app.command()

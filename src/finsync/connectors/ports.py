@@ -284,9 +284,10 @@ class TaxPort(Protocol):
 
 @runtime_checkable
 class UsagePort(Protocol):
-    """Usage metering: records are idempotent by their own id."""
+    """Where usage is rated (billing): records are idempotent by their own id. A refusal is
+    a `PermanentError` (its `code` and `exception_class` those of the refusing rule); a
+    failure a retry may cure is a `TransientError`."""
 
     system: str
 
     def record_usage(self, record: UsageRecord, ctx: DeliveryContext) -> Receipt: ...
-    def usage_total(self, contract_id: str, product_id: str, start: date, end: date) -> int: ...

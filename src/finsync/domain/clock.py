@@ -20,7 +20,10 @@ def parse_utc(text: str) -> datetime:
         raise DomainError(f"not an ISO 8601 timestamp: {text!r}") from None
     if moment.tzinfo is None:
         raise DomainError(f"timestamp needs a UTC offset: {text!r}")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is after the last UTC moment there is
+        raise DomainError(f"timestamp out of range in UTC: {text!r}") from None
 
 
 def require_utc(moment: datetime) -> datetime:

@@ -165,8 +165,22 @@ class Intake:
 
     def receive(self, source: str, body: bytes, headers: Mapping[str, str],
                 content_type: str | None = None, limits: InputLimits | None = None) -> int:
-        """Check that one payload maps, then store it; returns its raw event id after the
-        commit. Raises `MappingError` once the refusal is recorded."""
+        """Check that one payload maps, then store it in a transaction of its own; returns
+        its raw event id after the commit. Raises `MappingError` once the refusal is
+        recorded. (The HTTP API stores through `GroupCommit` instead.)"""
+        envelopes, at = self.check(source, body, headers, content_type, limits)
+        with transaction(self._engine) as conn:
+            raw_id = raw_log.append_one(conn, RawIn(source, body, headers, content_type), at)
+        if envelopes is not None:
+            self.mapped.put(raw_id, envelopes)
+        return raw_id
+
+    def check(self, source: str, body: bytes, headers: Mapping[str, str],
+              content_type: str | None = None, limits: InputLimits | None = None
+              ) -> tuple[list[Envelope] | None, datetime]:
+        """Map one payload before it is stored: its envelopes (None: the mapper failed by a
+        defect, the pipeline quarantines it) and the moment it was received. A payload that
+        does not map is refused: the refusal is recorded, then `MappingError` raised."""
         at = self._clock()
         try:
             envelopes = self._map(source, body, headers, at, limits or InputLimits())
@@ -174,11 +188,17 @@ class Intake:
             self.refuse(Refusal(source, exc, ExceptionClass.MAPPING_ERROR, body, headers,
                                 content_type))
             raise
+        return envelopes, at
+
+    def store_mapped(self, items: Sequence[tuple[RawIn, list[Envelope] | None]]) -> list[int]:
+        """Store checked payloads in one transaction; their raw event ids, in order, after
+        the commit. What intake mapped is handed to the processor."""
         with transaction(self._engine) as conn:
-            raw_id = raw_log.append_one(conn, RawIn(source, body, headers, content_type), at)
-        if envelopes is not None:
-            self.mapped.put(raw_id, envelopes)
-        return raw_id
+            ids = raw_log.append_ids(conn, [item for item, _ in items], self._clock())
+        for raw_id, (_, envelopes) in zip(ids, items, strict=True):
+            if envelopes is not None:
+                self.mapped.put(raw_id, envelopes)
+        return ids
 
     def refuse(self, refusal: Refusal) -> int | None:
         """Record a refusal (see `record_refusal`)."""

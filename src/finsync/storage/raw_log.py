@@ -70,6 +70,16 @@ def append_one(conn: Connection, item: RawIn, received_at: datetime) -> int:
     return int(result.scalar_one())
 
 
+def append_ids(conn: Connection, items: Sequence[RawIn], received_at: datetime) -> list[int]:
+    """Insert raw events in one multi-row statement and return their ids in the order of
+    `items` (group commit answers each request with its own id)."""
+    if not items:
+        return []
+    statement = insert(raw_events).returning(raw_events.c.id, sort_by_parameter_order=True)
+    result = conn.execute(statement, [_row(i, received_at) for i in items])
+    return [int(i) for i in result.scalars()]
+
+
 def pending(conn: Connection, limit: int) -> list[RawEvent]:
     rows = conn.execute(
         select(raw_events).where(raw_events.c.status == RawStatus.RECEIVED)

@@ -1,0 +1,57 @@
+"""`serve --workers N`: the pipeline's own process, started beside the HTTP processes and
+started again when it ends by itself (the HTTP processes are uvicorn's to supervise)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
+
+RESTART_PAUSE_S = 1.0
+STOP_WAIT_S = 30.0
+# By name: the CLI does not import the API.
+_COMMAND = [sys.executable, "-c", "from finsync.api.main import run_pipeline; run_pipeline()"]
+
+
+@contextmanager
+def pipeline_process(wanted: bool, command: Sequence[str] = _COMMAND) -> Iterator[None]:
+    """While the block runs, the pipeline (`command`) runs in a child process (when
+    `wanted`), started again whenever it ends by itself; it is stopped after the block."""
+    if not wanted:
+        yield
+        return
+    stopping, lock = threading.Event(), threading.Lock()
+    current: list[subprocess.Popen[bytes]] = []
+
+    def keep_running() -> None:
+        while True:
+            with lock:  # never start one after the block has ended
+                if stopping.is_set():
+                    return
+                child = subprocess.Popen(list(command))
+                current[:] = [child]
+            code = child.wait()
+            if not stopping.is_set():
+                log.error("the pipeline process ended (exit %s); starting it again", code)
+                stopping.wait(RESTART_PAUSE_S)
+
+    watcher = threading.Thread(target=keep_running, name="finsync-pipeline-process",
+                               daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        with lock:
+            stopping.set()
+        for child in current:
+            child.terminate()
+            try:
+                child.wait(STOP_WAIT_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        watcher.join(STOP_WAIT_S)

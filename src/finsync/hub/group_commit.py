@@ -1,0 +1,173 @@
+"""Group commit for HTTP intake: concurrent requests share one transaction.
+
+Rules:
+- Durability before acknowledgement stays: a request is answered only after the batch that
+  holds its payload committed. `receive` blocks its caller (a request thread) until then.
+- Each request is checked (mapped, within its source's limits) in its own thread before it
+  joins a batch; a payload that does not map is refused there with its own error and code,
+  and never joins a batch (per-item results).
+- One writer thread forms batches: everything already queued, then up to `linger_s` more
+  for stragglers, at most `batch_max` items; it stores them with one multi-row insert in one
+  transaction, hands what intake mapped to the processor, calls `on_commit(count)` (wake
+  the pipeline), then answers every request with its own raw event id.
+- A batch that fails for a reason other than the database being unavailable is stored again
+  item by item, so that one item that cannot be stored fails alone. When the database is
+  unavailable, every request of the batch gets that error (503).
+- The writer thread starts on the first request and ends after `idle_exit_s` without work
+  (or on `close`); a wake-up that fails is logged and never fails the batch (the pipeline
+  polls anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from finsync.domain.envelope import Envelope
+from finsync.domain.limits import InputLimits
+from finsync.hub.intake import Intake
+from finsync.storage.db import StorageUnavailableError
+from finsync.storage.raw_log import RawIn
+
+_log = logging.getLogger(__name__)
+
+BATCH_MAX = 256
+LINGER_S = 0.001
+IDLE_EXIT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    raw: RawIn
+    envelopes: list[Envelope] | None
+    future: Future[int] = field(default_factory=Future)
+
+
+_STOP = object()
+
+
+class GroupCommit:
+    """Stores concurrent `receive`s in shared transactions by a writer thread of its own."""
+
+    def __init__(self, intake: Intake, *, batch_max: int = BATCH_MAX,
+                 linger_s: float = LINGER_S, on_commit: Callable[[int], None] | None = None,
+                 idle_exit_s: float = IDLE_EXIT_S) -> None:
+        if batch_max < 1 or linger_s < 0:
+            raise ValueError("batch_max must be at least 1 and linger_s not negative")
+        self._intake, self.batch_max, self.linger_s = intake, batch_max, linger_s
+        self._on_commit, self._idle_exit_s = on_commit, idle_exit_s
+        self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.batches = self.items = 0  # committed so far (for tests and benchmarks)
+
+    def receive(self, source: str, body: bytes, headers: Mapping[str, str],
+                content_type: str | None = None, limits: InputLimits | None = None) -> int:
+        """Check one payload, then store it with its neighbours; its raw event id after the
+        commit. Raises `MappingError` (refusal recorded) or the batch's storage error."""
+        envelopes, _at = self._intake.check(source, body, headers, content_type, limits)
+        item = _Item(RawIn(source, body, headers, content_type), envelopes)
+        with self._lock:
+            self._queue.put(item)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="finsync-intake-writer",
+                                                 daemon=True)
+                self._thread.start()
+        return item.future.result()
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Store what is queued, then end the writer thread."""
+        with self._lock:
+            thread = self._thread
+            if thread is None:
+                return
+            self._queue.put(_STOP)
+        thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            if batch:
+                self._commit(batch)
+
+    def _next_batch(self) -> list[_Item] | None:
+        """The next batch; None when the thread is to end; empty: nothing came in time."""
+        try:
+            first = self._queue.get(timeout=self._idle_exit_s)
+        except queue.Empty:
+            with self._lock:
+                if self._queue.empty():
+                    self._thread = None
+                    return None
+            return []
+        if first is _STOP:
+            self._stop()
+            return None
+        assert isinstance(first, _Item)
+        batch = [first]
+        deadline = time.monotonic() + self.linger_s
+        while len(batch) < self.batch_max:
+            try:
+                got = self._queue.get_nowait()
+            except queue.Empty:
+                remaining_s = deadline - time.monotonic()
+                if remaining_s <= 0:
+                    break
+                try:
+                    got = self._queue.get(timeout=remaining_s)
+                except queue.Empty:
+                    break
+            if got is _STOP:
+                self._queue.put(_STOP)  # after this batch
+                break
+            assert isinstance(got, _Item)
+            batch.append(got)
+        return batch
+
+    def _stop(self) -> None:
+        with self._lock:
+            self._thread = None
+        leftovers: list[_Item] = []
+        while not self._queue.empty():
+            got = self._queue.get_nowait()
+            if isinstance(got, _Item):
+                leftovers.append(got)
+        if leftovers:
+            self._commit(leftovers)
+
+    def _commit(self, batch: list[_Item]) -> None:
+        try:
+            ids = self._intake.store_mapped([(i.raw, i.envelopes) for i in batch])
+        except StorageUnavailableError as exc:
+            for item in batch:
+                item.future.set_exception(exc)
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+                return
+            _log.warning("a batch of %d raw events failed (%s); storing them one by one",
+                         len(batch), type(exc).__name__)
+            for item in batch:
+                self._commit([item])
+            return
+        self.batches += 1
+        self.items += len(batch)
+        self._wake(len(batch))
+        for item, raw_id in zip(batch, ids, strict=True):
+            item.future.set_result(raw_id)
+
+    def _wake(self, count: int) -> None:
+        if self._on_commit is None:
+            return
+        try:
+            self._on_commit(count)
+        except Exception:  # the pipeline still polls: a lost wake-up only delays it
+            _log.exception("waking the pipeline after a committed batch failed")

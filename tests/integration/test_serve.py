@@ -1,0 +1,93 @@
+"""`serve`'s threads: the daily reconciliation in a thread of its own never holds back a
+delivery; usage totals have a worker of their own; an HTTP-only app runs no pipeline."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from finsync.api.app import USAGE, create_app, pipeline_supervisor
+from finsync.cli import serving
+from finsync.domain.limits import InputLimits
+from finsync.hub.pipeline import DAILY, PIPELINE
+from finsync.hub.usage import UsageIntake
+from tests.builders import envelope, payment_doc
+from tests.hubkit import make_hub
+
+PAYMENT = json.dumps(envelope("payment.applied", "gw-1", ("payment", "pay_1", None),
+                              {"payment": payment_doc("pay_1", "10.00", "inv_1")},
+                              correlation_id="c1")).encode()
+
+
+def _wait(condition: object, timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_long_reconciliation_never_holds_back_a_delivery(engine: Engine,
+                                                          tmp_path: Path) -> None:
+    hub = make_hub(engine, tmp_path)
+    started, release = threading.Event(), threading.Event()
+
+    def reconcile(_as_of: date) -> None:  # runs until the test lets it go
+        started.set()
+        release.wait(60)
+
+    app = create_app(hub, worker_interval_s=0.05, daily=reconcile)
+    try:
+        with TestClient(app) as client:
+            assert started.wait(30)  # the daily run is in progress …
+            response = client.post("/v1/sources/canonical/events", content=PAYMENT)
+            assert response.status_code == 202
+            # … and the payment is delivered all the same
+            assert _wait(lambda: hub.delivered(["ledger"]))
+            assert not release.is_set()
+            pipeline = app.state.pipeline
+            assert {w.name for w in pipeline.workers} == {PIPELINE, DAILY}
+            release.set()
+    finally:
+        release.set()
+
+
+def test_usage_has_a_worker_of_its_own(engine: Engine, tmp_path: Path) -> None:
+    hub = make_hub(engine, tmp_path)
+    usage = UsageIntake(engine, hub.clock, None, ["metering"], lambda _s: InputLimits())
+    supervisor = pipeline_supervisor(hub, 1.0, None, usage, usage_interval_s=5.0)
+    assert [w.name for w in supervisor.workers] == [PIPELINE, USAGE]
+    assert supervisor.worker(USAGE).interval_s == 5.0
+
+
+def test_an_http_only_app_runs_no_pipeline_and_still_stores(engine: Engine,
+                                                             tmp_path: Path) -> None:
+    woken: list[int] = []
+    app = create_app(make_hub(engine, tmp_path), wake=woken.append)
+    with TestClient(app) as client:
+        response = client.post("/v1/sources/canonical/events", content=PAYMENT)
+        health = client.get("/healthz").json()
+    assert response.status_code == 202 and app.state.pipeline is None
+    assert health["pipeline"] == "not run by this process"
+    assert woken == [1]  # the pipeline elsewhere is told about the committed batch
+
+
+def test_the_pipeline_process_is_started_again_when_it_ends_and_stopped_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    starts = tmp_path / "starts"
+    # Each start appends a line; the first two end at once, the third runs until stopped.
+    script = (f"import time; p = {str(starts)!r}; open(p, 'a').write('x\\n'); "
+              "n = len(open(p).read().split()); time.sleep(0 if n < 3 else 60)")
+    monkeypatch.setattr(serving, "RESTART_PAUSE_S", 0.01)
+    with serving.pipeline_process(True, [sys.executable, "-c", script]):
+        assert _wait(lambda: starts.exists() and len(starts.read_text().split()) >= 3)
+    assert len(starts.read_text().split()) == 3  # the third was stopped, not restarted

@@ -1,0 +1,197 @@
+"""Usage at volume: meter events stored once by id, bad items refused alone with codes,
+totals per subscription, product and day in SQL, one billing usage record per total, late
+events as delta totals of their own."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects import sqlite
+
+from finsync.api.app import create_app
+from finsync.connectors.embedded.usage import EmbeddedUsage
+from finsync.connectors.ports import DeliveryContext, Receipt
+from finsync.domain.errors import ExceptionClass, MappingError, PermanentError, TransientError
+from finsync.domain.events import UsageRated
+from finsync.domain.invoice import UsageRecord
+from finsync.domain.limits import InputLimits
+from finsync.hub.usage import UsageIntake
+from finsync.storage import exception_log, usage_log
+from finsync.storage.db import reading
+from finsync.storage.migrate import upgrade
+from finsync.systems.billing.handler import RunClock
+from tests.hubkit import make_hub
+from tests.unit.billing.servicekit import REGISTER, create, overage, seats, service
+
+NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
+
+
+def _event(n: int, day: int = 1, quantity: int = 5, sub: str = "con_acme_2026",
+           product: str = "prod_usage_overage") -> dict[str, object]:
+    return {"id": f"m{n}", "subscription": sub, "product": product, "quantity": quantity,
+            "timestamp": f"2026-03-{day:02d}T{n % 24:02d}:00:00Z"}
+
+
+@dataclass
+class FakeUsagePort:
+    system: str = "billing"
+    recorded: list[UsageRecord] = field(default_factory=list)
+    fail: Exception | None = None
+
+    def record_usage(self, record: UsageRecord, ctx: DeliveryContext) -> Receipt:
+        if self.fail is not None:
+            raise self.fail
+        self.recorded.append(record)
+        return Receipt(record.id)
+
+
+def _usage(engine: Engine, port: object = None, limits: InputLimits | None = None,
+           now: datetime = NOW) -> UsageIntake:
+    upgrade(engine)
+    return UsageIntake(engine, lambda: now, port, ["metering"],  # type: ignore[arg-type]
+                       lambda _s: limits or InputLimits(), settle_s=0)
+
+
+def test_a_batch_keeps_good_items_refuses_bad_ones_and_stores_each_id_once(
+        engine: Engine) -> None:
+    usage = _usage(engine)
+    items = [_event(1), _event(2), {"id": "m3", "subscription": "con_acme_2026"},
+             {**_event(4), "quantity": -1}, {**_event(5), "timestamp": "2026-03-01"},
+             _event(1), {**_event(6), "quantity": 2.5}, "not an object",
+             {**_event(7), "id": "x" * 300}, {**_event(8), "timestamp": "1900-01-01T00:00Z"},
+             {**_event(9), "timestamp": "9999-12-31T23:00:00-05:00"}]
+    receipt = usage.receive("metering", json.dumps(items).encode())
+    assert (receipt.stored, receipt.duplicates) == (2, 1)  # m1 twice in one batch
+    assert [(r.index, r.code) for r in receipt.refused] == [
+        (2, "missing_field"), (3, "invalid_quantity"), (4, "invalid_timestamp"),
+        (6, "invalid_quantity"), (7, "invalid_meter_event"), (8, "string_too_long"),
+        (9, "date_out_of_range"), (10, "date_out_of_range")]
+    again = usage.receive("metering", json.dumps(items[:2]).encode())
+    assert (again.stored, again.duplicates) == (0, 2)
+    with reading(engine) as conn:
+        assert usage_log.counts(conn)["events"] == 2
+        row = conn.execute(select(usage_log.usage_events).where(
+            usage_log.usage_events.c.event_id == "m2")).one()
+    # the bulk path binds by the columns' types: the row reads back as it was sent
+    assert (row.occurred_at, row.usage_day, row.received_at, row.quantity) == (
+        datetime(2026, 3, 1, 2, tzinfo=UTC), date(2026, 3, 1), NOW, 5)
+    with reading(engine) as conn:
+        refusals = [r for r in exception_log.listing(conn, status=None, exception_class=None,
+                                                     limit=100)
+                    if r["class"] == ExceptionClass.MAPPING_ERROR]
+    assert len(refusals) == 6  # one per source and code, counted, not one per item
+
+
+def test_the_sqlite_text_is_what_sqlalchemy_would_bind() -> None:
+    dialect = sqlite.dialect()
+    at = usage_log.usage_events.c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
+    assert at is not None
+    for moment in (NOW, datetime(2026, 3, 1, 2, 3, 4, 567, tzinfo=UTC),
+                   datetime(2026, 3, 1, 2, tzinfo=timezone(timedelta(hours=-5)))):
+        assert usage_log.sqlite_datetime(moment) == at(moment)
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    (b"[{broken", "invalid_json"), (b"\xff\xfe\x00", "invalid_json"),
+    (b"[" * 100 + b"]" * 100, "json_too_deep")])
+def test_an_unreadable_body_is_refused_whole(engine: Engine, body: bytes, code: str) -> None:
+    usage = _usage(engine)
+    with pytest.raises(MappingError) as refused:
+        usage.receive("metering", body)
+    assert refused.value.code == code
+
+
+def test_json_lines_refuse_a_bad_line_by_its_index(engine: Engine) -> None:
+    usage = _usage(engine)
+    lines = [json.dumps(_event(1)), "", "{nope", json.dumps(_event(2))]
+    receipt = usage.load("metering", lines)
+    assert receipt.stored == 2
+    assert [(r.index, r.code) for r in receipt.refused] == [(2, "invalid_json")]
+    with pytest.raises(MappingError, match="no usage source"):
+        usage.load("elsewhere", lines)
+
+
+def test_totals_per_item_and_day_and_a_late_event_is_a_delta_of_its_own(
+        engine: Engine) -> None:
+    port = FakeUsagePort()
+    usage = _usage(engine, port)
+    events = [_event(n, day=1 + n % 2, quantity=n) for n in range(1, 7)]
+    events.append(_event(7, day=1, quantity=100, product="prod_other"))
+    events.append(_event(8, day=9, quantity=1))  # not settled: 2026-03-10 is the cut-off
+    usage.receive("metering", json.dumps(events).encode())
+    run = usage.aggregate(date(2026, 3, 9))
+    assert (run.events, run.totals) == (7, 3)
+    handed = usage.hand_over()
+    assert (handed.recorded, handed.refused, handed.waiting) == (3, 0, 0)
+    got = {(r.product_id, r.occurred_on): r.quantity for r in port.recorded}
+    # day 1: m2 + m4 + m6 = 12; day 2: m1 + m3 + m5 = 9; the other product alone
+    assert got == {("prod_usage_overage", date(2026, 3, 1)): 2 + 4 + 6,
+                   ("prod_usage_overage", date(2026, 3, 2)): 1 + 3 + 5,
+                   ("prod_other", date(2026, 3, 1)): 100}
+    usage.receive("metering", json.dumps([_event(9, day=1, quantity=7)]).encode())
+    late = usage.aggregate(date(2026, 3, 9))
+    assert (late.events, late.totals) == (1, 1)
+    usage.hand_over()
+    delta = port.recorded[-1]
+    assert (delta.occurred_on, delta.quantity) == (date(2026, 3, 1), 7)
+    assert delta.id not in {r.id for r in port.recorded[:-1]}  # a key of its own
+    assert usage.hand_over() == type(handed)(0, 0, 0)  # nothing handed twice
+
+
+def test_a_refused_total_opens_an_exception_and_a_transient_one_waits(
+        engine: Engine) -> None:
+    port = FakeUsagePort(fail=TransientError("billing is down"))
+    usage = _usage(engine, port)
+    usage.receive("metering", json.dumps([_event(1), _event(2, day=2)]).encode())
+    usage.aggregate(date(2026, 3, 9))
+    assert usage.hand_over().waiting == 2
+    closed = PermanentError("rated through 2026-04-01",
+                            exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
+    closed.code = "usage_period_closed"
+    port.fail = closed
+    assert usage.hand_over().refused == 2
+    with reading(engine) as conn:
+        opened = exception_log.listing(conn, status=None, exception_class=None, limit=10)
+        assert usage_log.counts(conn)["totals_refused"] == 2
+    assert {r["class"] for r in opened} == {ExceptionClass.CLOSED_PERIOD}
+
+
+def test_meter_events_reach_billing_as_one_record_per_day_and_one_rating_per_period(
+        engine: Engine) -> None:
+    billing = service(engine)
+    billing.execute(REGISTER)
+    billing.execute(create(seats(), overage()))
+    usage = _usage(engine, EmbeddedUsage("billing", billing))
+    events = [_event(n, day=1 + n % 3, quantity=1_000) for n in range(300)]
+    receipt = usage.receive("metering", json.dumps(events).encode())
+    assert receipt.stored == 300
+    usage.aggregate(date(2026, 3, 9))
+    assert usage.hand_over().recorded == 3  # 300 meter events, 3 days: 3 commands
+    rated = billing.execute(RunClock(date(2026, 4, 1))).emitted
+    ratings = [e.event for e in rated if isinstance(e.event, UsageRated)]
+    march = [r for r in ratings if r.usage_charge.period_start == date(2026, 3, 1)]
+    assert len(march) == 1 and march[0].usage_charge.used == 300_000  # one event for the period
+
+
+def test_the_http_batch_endpoint_answers_per_item(engine: Engine, tmp_path: Path) -> None:
+    usage = _usage(engine, now=datetime.now(UTC))
+    app = create_app(make_hub(engine, tmp_path), usage=usage)
+    today = datetime.now(UTC).date() - timedelta(days=1)
+    good = {**_event(1), "timestamp": f"{today}T10:00:00+00:00"}
+    lines = "\n".join([json.dumps(good), json.dumps({**good, "id": "m2", "quantity": -4})])
+    with TestClient(app) as client:
+        response = client.post("/v1/usage/metering/events", content=lines)
+        unknown = client.post("/v1/usage/nobody/events", content=lines)
+    assert response.status_code == 202
+    assert response.json()["stored"] == 1
+    assert [r["code"] for r in response.json()["refused"]] == ["invalid_quantity"]
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_source"
+    with reading(engine) as conn:
+        assert conn.execute(select(func.count()).select_from(usage_log.usage_events)
+                            ).scalar_one() == 1
