@@ -15,6 +15,7 @@ import typer
 from finsync.bootstrap import build_hub, migrate_database
 from finsync.cli import billing as billing_cli
 from finsync.cli import finance as finance_cli
+from finsync.cli import generate as generate_cli
 from finsync.cli import ledger as ledger_cli
 from finsync.cli import output
 from finsync.cli import revrec as revrec_cli
@@ -39,6 +40,7 @@ app.add_typer(revrec_cli.app, name="revrec")
 app.command()(finance_cli.close)
 app.command()(finance_cli.reconcile)
 app.command()(finance_cli.metrics)
+app.command("generate")(generate_cli.command)
 finance_cli.register(exceptions_app)
 app.add_typer(stripe_cli.app, name="stripe")
 app.add_typer(tryton_cli.app, name="tryton")
