@@ -246,7 +246,7 @@ def replay(correlation_id: Annotated[str | None, typer.Option()] = None,
             output.fail("say what to replay: --correlation-id, --aggregate, --since/--until "
                         "or --all", "empty_selection", as_json=as_json, exit_code=2)
         with _hub(config) as hub, output.progress_bar(not as_json) as progress:
-            result = hub.replay(selection)
+            result = hub.replay(selection, progress)
             summary = hub.run_until_idle(progress)
         data = {"replay": asdict(result), "run": asdict(summary)}
         if as_json:

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
 
 from finsync.domain import codec
 from finsync.domain.aggregate import AggregateRef
@@ -243,27 +243,71 @@ def _aggregate(row: Any) -> AggregateRef:
     return AggregateRef(row["aggregate_type"], row["aggregate_id"], row["aggregate_version"])
 
 
-def routing(conn: Connection, event_id: str) -> tuple[str, str, AggregateRef] | None:
-    """`(type, correlation id, aggregate)` of a stored event, without reading its payload."""
-    row = conn.execute(select(events.c.type, events.c.correlation_id, events.c.aggregate_type,
-                              events.c.aggregate_id, events.c.aggregate_version)
-                       .where(events.c.event_id == event_id)).mappings().first()
-    return None if row is None else (row["type"], row["correlation_id"], _aggregate(row))
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """What a replay re-drives of a stored event: where it sits in the log and how it is
+    routed, without its payload."""
+
+    position: int
+    event_id: str
+    type: str
+    correlation_id: str
+    aggregate: AggregateRef
+
+
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Accepted events, narrowed by correlation, aggregate `(type, id)` and occurrence
+    `[since, until)`; `upto` is the last log position taken (a replay's snapshot)."""
+
+    correlation_id: str | None = None
+    aggregate: tuple[str, str] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    upto: int | None = None
+
+    def narrow(self, query: _Query) -> _Query:
+        query = query.where(events.c.status == EventStatus.ACCEPTED)
+        if self.correlation_id is not None:
+            query = query.where(events.c.correlation_id == self.correlation_id)
+        if self.aggregate is not None:
+            query = query.where(events.c.aggregate_type == self.aggregate[0],
+                                events.c.aggregate_id == self.aggregate[1])
+        if self.since is not None:
+            query = query.where(events.c.occurred_at >= self.since)
+        if self.until is not None:
+            query = query.where(events.c.occurred_at < self.until)
+        if self.upto is not None:
+            query = query.where(events.c.position <= self.upto)
+        return query
+
+
+def extent(conn: Connection, selection: Selection) -> tuple[int, int]:
+    """(how many events the selection holds, the last log position among them; 0 if none)."""
+    count, last = conn.execute(selection.narrow(
+        select(func.count(), func.max(events.c.position)))).one()
+    return int(count), int(last or 0)
+
+
+def routed_page(conn: Connection, selection: Selection, after: int,
+                limit: int) -> list[Routed]:
+    """The next `limit` selected events after log position `after`, in log order (keyset
+    pagination: each page costs the same however far into the log it starts)."""
+    rows = conn.execute(selection.narrow(
+        select(events.c.position, events.c.event_id, events.c.type, events.c.correlation_id,
+               events.c.aggregate_type, events.c.aggregate_id, events.c.aggregate_version))
+        .where(events.c.position > after).order_by(events.c.position).limit(limit)).mappings()
+    return [Routed(int(r["position"]), str(r["event_id"]), str(r["type"]),
+                   str(r["correlation_id"]), _aggregate(r)) for r in rows]
 
 
 def select_ids(conn: Connection, *, correlation_id: str | None = None,
                aggregate: tuple[str, str] | None = None, since: datetime | None = None,
                until: datetime | None = None) -> Sequence[str]:
-    query = select(events.c.event_id).where(events.c.status == EventStatus.ACCEPTED)
-    if correlation_id is not None:
-        query = query.where(events.c.correlation_id == correlation_id)
-    if aggregate is not None:
-        query = query.where(events.c.aggregate_type == aggregate[0],
-                            events.c.aggregate_id == aggregate[1])
-    if since is not None:
-        query = query.where(events.c.occurred_at >= since)
-    if until is not None:
-        query = query.where(events.c.occurred_at < until)
+    query = Selection(correlation_id, aggregate, since, until).narrow(select(events.c.event_id))
     return [str(r[0]) for r in conn.execute(query.order_by(events.c.position))]
 
 
