@@ -5,7 +5,7 @@ Rules:
   events reach the ledger and the revenue engine through the hub (its outbox is stored as
   raw events of source `billing`, then the pipeline maps, sequences and delivers them).
 - Each day, in this order: the billing clock runs to the day (advance invoices, usage
-  rating, renewals); the customers that start that day subscribe; the planned changes of
+  rating, renewals) when a subscription's cycle can fall on it; the customers that start that day subscribe; the planned changes of
   the day happen; the instalments due that day are paid; billing's events are delivered.
 - Each month is closed in every legal entity once the billing clock ran to the 1st of the
   next month (so the month's usage is rated) and every delivery settled.
@@ -81,6 +81,10 @@ class Driver:
         self.tally = Tally()
         self._due: list[tuple[date, int, str, Money | None]] = []  # the instalments heap
         self._customers = {c.n: c for c in plan.customers}
+        # Billing cycles, usage periods and terms all fall on a subscription's start day of
+        # the month (start days are 1..28, so never clamped): on other days its clock has
+        # nothing to do, and is not run.
+        self._anchor_days: set[int] = set()
 
     def run(self, entities: list[str]) -> Tally:
         starts: dict[date, list[CustomerPlan]] = {}
@@ -103,10 +107,12 @@ class Driver:
     # -- a day -----------------------------------------------------------------------
     def _business_day(self, day: date, starting: list[CustomerPlan], steps: list[Step]) -> None:
         self.clock.to(day, hour=0)
-        self._do(RunClock(day), "clock")
+        if day.day in self._anchor_days:
+            self._do(RunClock(day), "clock")
         self.clock.to(day, hour=9)
         for customer in starting:
             self._subscribe(customer)
+            self._anchor_days.add(customer.start.day)
         for step in steps:
             command = self._command(step, day)
             if command is None:
