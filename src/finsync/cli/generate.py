@@ -11,14 +11,15 @@ import typer
 from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, guarded
 from finsync.config import load_config
-from finsync.generator.run import Request, generate
+from finsync.generator.run import CUSTOMERS_MAX, Request, generate
 
 _SHOWN = ("customers", "subscriptions", "amendments", "renewals", "cancellations", "invoices",
           "credit_memos", "payments", "refunds", "usage_records", "billing_commands", "events",
           "unresolved_exceptions")
 
 
-def command(customers: Annotated[int, typer.Option(min=1, help="How many customers.")],
+def command(customers: Annotated[int, typer.Option(min=1, max=CUSTOMERS_MAX,
+                                                  help="How many customers.")],
             months: Annotated[int, typer.Option(min=1, help="Months of business, each "
                                                 "closed.")],
             seed: Annotated[int, typer.Option(help="Same seed, same company.")] = 1,

@@ -5,8 +5,9 @@ Rules:
   events reach the ledger and the revenue engine through the hub (its outbox is stored as
   raw events of source `billing`, then the pipeline maps, sequences and delivers them).
 - Each day, in this order: the billing clock runs to the day (advance invoices, usage
-  rating, renewals) when a subscription's cycle can fall on it; the customers that start that day subscribe; the planned changes of
-  the day happen; the instalments due that day are paid; billing's events are delivered.
+  rating, renewals) when a subscription's cycle can fall on it; the customers that start
+  that day subscribe; the planned changes of the day happen; the instalments due that day
+  are paid; billing's events are delivered.
 - Each month is closed in every legal entity once the billing clock ran to the 1st of the
   next month (so the month's usage is rated) and every delivery settled.
 - A change billing refuses (its rules, not a defect) is counted under `refused` by change

@@ -67,7 +67,10 @@ def generate(config: FinsyncConfig, request: Request,
         raise ConfigError(f"customers must be 1..{CUSTOMERS_MAX} and months at least 1")
     start = horizon(config, request.months)
     entities = [(e.id, e.functional_currency) for e in config.ledger.entities]
-    plan = plan_company(request.seed, request.customers, request.months, start, entities)
+    try:
+        plan = plan_company(request.seed, request.customers, request.months, start, entities)
+    except ValueError as exc:  # the entities cannot hold the plan's markets
+        raise ConfigError(str(exc)) from exc
     config = config.model_copy(update={"pumps": {}})
     clock = SimClock(datetime(start.year, start.month, start.day, tzinfo=UTC))
     began = time.perf_counter()
