@@ -65,6 +65,7 @@ class Result:
     scan_s: float
     redeliver_s: float
     max_rss_mib: float
+    parts: dict[str, float]  # the generator's seconds: billing, hub, close
 
     @property
     def replay_s(self) -> float:
@@ -128,18 +129,20 @@ def measure(backend: backends.Backend, customers: int, months: int, seed: int,
             finance.dispose()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return Result(backend.name, customers, months, rows, replayed.requeued, made["seconds"],
-                  made["billing_commands"], baseline_s, scanned - start, done - scanned, rss)
+                  made["billing_commands"], baseline_s, scanned - start, done - scanned, rss,
+                  made["seconds_by_part"])
 
 
 def report(console: Any, results: Sequence[Result]) -> None:
     made = RichTable(title="0. the generator (finsync generate)", title_justify="left")
     for column in ("backend", "customers x months", "events", "billing commands", "seconds",
-                   "events/s", "commands/s"):
+                   "events/s", "commands/s", "billing s", "hub s", "close s"):
         made.add_column(column, justify="left" if column == "backend" else "right")
     for r in results:
         made.add_row(r.backend, f"{r.customers} x {r.months}", f"{r.events:,}",
                      f"{r.commands:,}", f"{r.generate_s:.1f}",
-                     f"{r.events / r.generate_s:,.1f}", f"{r.commands / r.generate_s:,.1f}")
+                     f"{r.events / r.generate_s:,.1f}", f"{r.commands / r.generate_s:,.1f}",
+                     *(f"{r.parts.get(part, 0.0):.1f}" for part in ("billing", "hub", "close")))
     console.print(made)
     table = RichTable(title="1-4. replay --all", title_justify="left")
     for column in ("backend", "size", "events", "deliveries", "1 baseline s", "2 scan s",

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import heapq
 import logging
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -71,6 +73,15 @@ class Tally:
     skipped: Counter[str] = field(default_factory=Counter)
     closes: Counter[str] = field(default_factory=Counter)  # by close status
     commands: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # billing, hub, close
+
+    @contextmanager
+    def timed(self, part: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
 
 
 class Driver:
@@ -130,12 +141,14 @@ class Driver:
         self._settle()
         month = add_months(first, -1)
         for entity in entities:
-            result = self.finance.close.close(entity, f"{month:%Y-%m}", ACTOR)
+            with self.tally.timed("close"):
+                result = self.finance.close.close(entity, f"{month:%Y-%m}", ACTOR)
             self.tally.closes[result.status] += 1
 
     def _do(self, command: Command, what: str) -> None:
         try:
-            applied = self.billing.execute(command)
+            with self.tally.timed("billing"):
+                applied = self.billing.execute(command)
         except DomainError as exc:  # billing's rules refused it: it did not happen
             self.tally.refused[what] += 1
             log.debug("billing refused %s: %s", what, exc)
@@ -244,17 +257,19 @@ class Driver:
     # -- the hub -----------------------------------------------------------------------
     def _deliver(self) -> None:
         hub = self.finance.hub
-        while items := self.billing.pending(hub.settings.intake_batch_size):
-            hub.store("billing", [item.envelope.encode() for item in items],
-                      {"x-finsync-generator": "billing outbox"})
-            self.billing.mark_published([item.seq for item in items])
-        hub.run_until_idle()
+        with self.tally.timed("hub"):
+            while items := self.billing.pending(hub.settings.intake_batch_size):
+                hub.store("billing", [item.envelope.encode() for item in items],
+                          {"x-finsync-generator": "billing outbox"})
+                self.billing.mark_published([item.seq for item in items])
+            hub.run_until_idle()
 
     def _settle(self) -> None:
         """Run the hub until nothing waits, letting retry back-off elapse on the clock."""
         hub = self.finance.hub
         for _ in range(SETTLE_ROUNDS):
-            hub.run_until_idle()
+            with self.tally.timed("hub"):
+                hub.run_until_idle()
             if hub.waiting().nothing:
                 return
             self.clock.tick(SETTLE_TICK_S)

@@ -105,5 +105,7 @@ def summary(config: FinsyncConfig, plan: CompanyPlan, tally: Tally, status: dict
         "closes": dict(tally.closes),
         "refused": dict(tally.refused), "skipped": dict(tally.skipped),
         "seconds": round(seconds, 2),
+        # where they went: billing's commands, the hub's pipeline and deliveries, the closes
+        "seconds_by_part": {part: round(s, 2) for part, s in sorted(tally.seconds.items())},
         "events_per_s": round(events / seconds, 1) if seconds else None,
     }
