@@ -11,8 +11,8 @@ Per backend and company size, on a fresh database:
 
 0. generate: `finsync generate`'s work (`finsync.generator.run.generate`), N customers over
    M months, every month closed; events/s and billing commands/s.
-1. baseline, the limit: a plain keyset-paged read of the same event rows (every column, in
-   pages of the replay's size, one transaction per page), nothing done with them.
+1. baseline, the limit: a plain read of the same event rows (every column, in the replay's
+   pages of log positions, one transaction per page), nothing done with them.
 2. replay scan: `Hub.replay(everything)`: the log streamed in pages, the deliveries of each
    page looked up, any missing one enqueued, all sent again (one update per page).
 3. re-delivery: `Hub.run_until_idle()` until every delivery is done again; each target
@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import backends
 from rich.table import Table as RichTable
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from finsync.bootstrap import build_finance, build_hub, build_ledger_service
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, parse_config
@@ -85,19 +85,20 @@ def config_for(url: str, workdir: Path) -> FinsyncConfig:
 
 
 def plain_read(url: str) -> tuple[int, float]:
-    """Figure 1: every accepted event row, paged by position as the replay pages."""
+    """Figure 1: every accepted event row, paged by log position as the replay pages."""
     engine = make_engine(url)
+    with engine.connect() as conn:
+        last = int(conn.execute(select(func.max(events.c.position))).scalar_one() or 0)
     rows, after = 0, 0
     start = time.perf_counter()
-    while True:
+    while after < last:
+        upto = min(after + BATCH_SIZE, last)
         with engine.connect() as conn, conn.begin():
             page = conn.execute(select(events).where(
-                events.c.status == EventStatus.ACCEPTED, events.c.position > after)
-                .order_by(events.c.position).limit(BATCH_SIZE)).all()
-        if not page:
-            break
+                events.c.status == EventStatus.ACCEPTED, events.c.position > after,
+                events.c.position <= upto).order_by(events.c.position)).all()
         rows += len(page)
-        after = page[-1].position
+        after = upto
     seconds = time.perf_counter() - start
     engine.dispose()
     return rows, seconds

@@ -5,9 +5,10 @@ any delivery a newer route now asks for). Targets answer a known key with their 
 receipt, so where an effect already exists nothing changes.
 
 Rules:
-- The log streams in pages of `batch_size` events, by log position (keyset pagination),
-  each page one transaction: memory and each transaction stay bounded however long the log,
-  and a page costs the same wherever it starts.
+- The log streams in pages of `batch_size` log positions (keyset pagination on the
+  position: a range, see `event_log.routed_page`), each page one transaction: memory and
+  each transaction stay bounded however long the log, and a page costs the same wherever
+  it starts.
 - A replay takes the events selected when it starts (up to the last log position then);
   events accepted meanwhile are not part of it.
 - Per page: one read of the events' routing (no payload), one read of the delivery keys
@@ -63,22 +64,21 @@ def replay(engine: Engine, settings: HubSettings, selection: ReplayFilter, at: d
     chosen = event_log.Selection(selection.correlation_id, selection.aggregate,
                                  selection.since, selection.until)
     with reading(engine) as conn:
-        total, last = event_log.extent(conn, chosen)
-    chosen = event_log.Selection(chosen.correlation_id, chosen.aggregate, chosen.since,
-                                 chosen.until, upto=last)
+        total, first, last = event_log.extent(conn, chosen)
     events = requeued = added = 0
-    after = 0
-    while events < total:
+    after = first - 1  # a narrow selection walks only the stretch of the log it spans
+    while after < last:
+        upto = min(after + batch_size, last)
         with transaction(engine) as conn:
-            page = event_log.routed_page(conn, chosen, after, batch_size)
-            if not page:
-                break  # events rejected since the count (a superseded duplicate)
+            page = event_log.routed_page(conn, chosen, after, upto)
             page_added = _enqueue_missing(conn, settings, page, at)
             page_sent = outbox.requeue(conn, [e.event_id for e in page], at)
+        after = upto
+        if not page:
+            continue  # a stretch of the log outside the selection (or rejected since)
         events += len(page)
         added += page_added
         requeued += page_sent - page_added
-        after = page[-1].position
         if progress:
             progress("replay", events, max(total, events))
     return ReplayResult(events, requeued, added)

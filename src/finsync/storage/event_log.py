@@ -261,13 +261,12 @@ _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 @dataclass(frozen=True, slots=True)
 class Selection:
     """Accepted events, narrowed by correlation, aggregate `(type, id)` and occurrence
-    `[since, until)`; `upto` is the last log position taken (a replay's snapshot)."""
+    `[since, until)`."""
 
     correlation_id: str | None = None
     aggregate: tuple[str, str] | None = None
     since: datetime | None = None
     until: datetime | None = None
-    upto: int | None = None
 
     def narrow(self, query: _Query) -> _Query:
         query = query.where(events.c.status == EventStatus.ACCEPTED)
@@ -280,26 +279,30 @@ class Selection:
             query = query.where(events.c.occurred_at >= self.since)
         if self.until is not None:
             query = query.where(events.c.occurred_at < self.until)
-        if self.upto is not None:
-            query = query.where(events.c.position <= self.upto)
         return query
 
 
-def extent(conn: Connection, selection: Selection) -> tuple[int, int]:
-    """(how many events the selection holds, the last log position among them; 0 if none)."""
-    count, last = conn.execute(selection.narrow(
-        select(func.count(), func.max(events.c.position)))).one()
-    return int(count), int(last or 0)
+def extent(conn: Connection, selection: Selection) -> tuple[int, int, int]:
+    """(how many events the selection holds, the first and the last log position among
+    them; 0, 0, 0 if none)."""
+    count, first, last = conn.execute(selection.narrow(
+        select(func.count(), func.min(events.c.position), func.max(events.c.position)))).one()
+    return int(count), int(first or 0), int(last or 0)
 
 
 def routed_page(conn: Connection, selection: Selection, after: int,
-                limit: int) -> list[Routed]:
-    """The next `limit` selected events after log position `after`, in log order (keyset
-    pagination: each page costs the same however far into the log it starts)."""
+                upto: int) -> list[Routed]:
+    """The selected events at log positions `(after, upto]`, in log order.
+
+    A page is a range of positions, not `> after … LIMIT n`: the range is an index range
+    scan on the primary key whatever the planner believes about the table (PostgreSQL with
+    stale statistics turned the LIMIT form into a scan and sort of the rest of the log for
+    every page), so each page costs the same wherever it starts."""
     rows = conn.execute(selection.narrow(
         select(events.c.position, events.c.event_id, events.c.type, events.c.correlation_id,
                events.c.aggregate_type, events.c.aggregate_id, events.c.aggregate_version))
-        .where(events.c.position > after).order_by(events.c.position).limit(limit)).mappings()
+        .where(events.c.position > after, events.c.position <= upto)
+        .order_by(events.c.position)).mappings()
     return [Routed(int(r["position"]), str(r["event_id"]), str(r["type"]),
                    str(r["correlation_id"]), _aggregate(r)) for r in rows]
 
