@@ -15,6 +15,7 @@ import typer
 from finsync.bootstrap import build_hub, migrate_database
 from finsync.cli import billing as billing_cli
 from finsync.cli import finance as finance_cli
+from finsync.cli import generate as generate_cli
 from finsync.cli import ledger as ledger_cli
 from finsync.cli import output
 from finsync.cli import revrec as revrec_cli
@@ -40,6 +41,7 @@ app.add_typer(revrec_cli.app, name="revrec")
 app.command()(finance_cli.close)
 app.command()(finance_cli.reconcile)
 app.command()(finance_cli.metrics)
+app.command("generate")(generate_cli.command)
 finance_cli.register(exceptions_app)
 app.add_typer(stripe_cli.app, name="stripe")
 app.add_typer(tryton_cli.app, name="tryton")
@@ -246,7 +248,7 @@ def replay(correlation_id: Annotated[str | None, typer.Option()] = None,
             output.fail("say what to replay: --correlation-id, --aggregate, --since/--until "
                         "or --all", "empty_selection", as_json=as_json, exit_code=2)
         with _hub(config) as hub, output.progress_bar(not as_json) as progress:
-            result = hub.replay(selection)
+            result = hub.replay(selection, progress)
             summary = hub.run_until_idle(progress)
         data = {"replay": asdict(result), "run": asdict(summary)}
         if as_json:

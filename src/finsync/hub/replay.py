@@ -3,19 +3,37 @@
 Selected events get their deliveries sent again under their original idempotency keys (and
 any delivery a newer route now asks for). Targets answer a known key with their first
 receipt, so where an effect already exists nothing changes.
+
+Rules:
+- The log streams in pages of `batch_size` log positions (keyset pagination on the
+  position: a range, see `event_log.routed_page`), each page one transaction: memory and
+  each transaction stay bounded however long the log, and a page costs the same wherever
+  it starts.
+- A replay takes the events selected when it starts (up to the last log position then);
+  events accepted meanwhile are not part of it.
+- Per page: one read of the events' routing (no payload), one read of the delivery keys
+  they have, the missing deliveries enqueued, one update that sends them all again.
+- A replay stopped half-way has re-sent the pages it committed; running it again is
+  harmless (keys stay, targets dedupe).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from finsync.domain.events import EventType
+from finsync.domain.ids import delivery_key
 from finsync.hub.acceptance import partition_key
 from finsync.hub.settings import HubSettings
 from finsync.storage import event_log, outbox
+from finsync.storage.db import reading, transaction
+
+BATCH_SIZE = 1000  # events per page (and per transaction)
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,17 +57,40 @@ class ReplayResult:
     added: int
 
 
-def replay(conn: Connection, settings: HubSettings, selection: ReplayFilter,
-           at: datetime) -> ReplayResult:
-    ids = event_log.select_ids(conn, correlation_id=selection.correlation_id,
-                               aggregate=selection.aggregate, since=selection.since,
-                               until=selection.until)
-    added = 0
-    for event_id in ids:
-        found = event_log.routing(conn, event_id)
-        assert found is not None  # selected from the log a moment ago, in this transaction
-        event_type, correlation_id, aggregate = found
-        added += outbox.enqueue(conn, event_id, settings.routes.get(EventType(event_type), ()),
-                                partition_key(aggregate), correlation_id, at)
-    requeued = outbox.requeue(conn, ids, at)
-    return ReplayResult(len(ids), requeued - added, added)
+def replay(engine: Engine, settings: HubSettings, selection: ReplayFilter, at: datetime, *,
+           batch_size: int = BATCH_SIZE, progress: Progress | None = None) -> ReplayResult:
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, not {batch_size}")
+    chosen = event_log.Selection(selection.correlation_id, selection.aggregate,
+                                 selection.since, selection.until)
+    with reading(engine) as conn:
+        total, first, last = event_log.extent(conn, chosen)
+    events = requeued = added = 0
+    after = first - 1  # a narrow selection walks only the stretch of the log it spans
+    while after < last:
+        upto = min(after + batch_size, last)
+        with transaction(engine) as conn:
+            page = event_log.routed_page(conn, chosen, after, upto)
+            page_added = _enqueue_missing(conn, settings, page, at)
+            page_sent = outbox.requeue(conn, [e.event_id for e in page], at)
+        after = upto
+        if not page:
+            continue  # a stretch of the log outside the selection (or rejected since)
+        events += len(page)
+        added += page_added
+        requeued += page_sent - page_added
+        if progress:
+            progress("replay", events, max(total, events))
+    return ReplayResult(events, requeued, added)
+
+
+def _enqueue_missing(conn: Connection, settings: HubSettings, page: Sequence[event_log.Routed],
+                     at: datetime) -> int:
+    """Add the deliveries the routes ask for that the page's events do not have yet."""
+    wanted = {delivery_key(e.event_id, target): e for e in page
+              for target in settings.routes.get(EventType(e.type), ())}
+    have = outbox.known_keys(conn, wanted)
+    lacking = dict.fromkeys(e for key, e in wanted.items() if key not in have)
+    return sum(outbox.enqueue(conn, e.event_id, settings.routes.get(EventType(e.type), ()),
+                              partition_key(e.aggregate), e.correlation_id, at)
+               for e in lacking)

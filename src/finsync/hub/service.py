@@ -50,7 +50,7 @@ from finsync.storage import (
     outbox,
     raw_log,
 )
-from finsync.storage.db import reading, transaction
+from finsync.storage.db import reading
 from finsync.storage.raw_log import RawIn
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -183,9 +183,9 @@ class Hub:
         with reading(self.engine) as conn:
             return outbox.outstanding(conn)
 
-    def replay(self, selection: ReplayFilter) -> ReplayResult:
-        with transaction(self.engine) as conn:
-            return replay(conn, self.settings, selection, self.clock())
+    def replay(self, selection: ReplayFilter, progress: Progress | None = None) -> ReplayResult:
+        """Send the selected events' deliveries again, streaming the log in pages."""
+        return replay(self.engine, self.settings, selection, self.clock(), progress=progress)
 
     def delivered(self, targets: Collection[str]) -> list[Delivered]:
         """Every delivery done to one of `targets`, in delivery order."""

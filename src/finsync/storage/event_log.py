@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
 
 from finsync.domain import codec
 from finsync.domain.aggregate import AggregateRef
@@ -243,27 +243,74 @@ def _aggregate(row: Any) -> AggregateRef:
     return AggregateRef(row["aggregate_type"], row["aggregate_id"], row["aggregate_version"])
 
 
-def routing(conn: Connection, event_id: str) -> tuple[str, str, AggregateRef] | None:
-    """`(type, correlation id, aggregate)` of a stored event, without reading its payload."""
-    row = conn.execute(select(events.c.type, events.c.correlation_id, events.c.aggregate_type,
-                              events.c.aggregate_id, events.c.aggregate_version)
-                       .where(events.c.event_id == event_id)).mappings().first()
-    return None if row is None else (row["type"], row["correlation_id"], _aggregate(row))
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """What a replay re-drives of a stored event: where it sits in the log and how it is
+    routed, without its payload."""
+
+    position: int
+    event_id: str
+    type: str
+    correlation_id: str
+    aggregate: AggregateRef
+
+
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Accepted events, narrowed by correlation, aggregate `(type, id)` and occurrence
+    `[since, until)`."""
+
+    correlation_id: str | None = None
+    aggregate: tuple[str, str] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def narrow(self, query: _Query) -> _Query:
+        query = query.where(events.c.status == EventStatus.ACCEPTED)
+        if self.correlation_id is not None:
+            query = query.where(events.c.correlation_id == self.correlation_id)
+        if self.aggregate is not None:
+            query = query.where(events.c.aggregate_type == self.aggregate[0],
+                                events.c.aggregate_id == self.aggregate[1])
+        if self.since is not None:
+            query = query.where(events.c.occurred_at >= self.since)
+        if self.until is not None:
+            query = query.where(events.c.occurred_at < self.until)
+        return query
+
+
+def extent(conn: Connection, selection: Selection) -> tuple[int, int, int]:
+    """(how many events the selection holds, the first and the last log position among
+    them; 0, 0, 0 if none)."""
+    count, first, last = conn.execute(selection.narrow(
+        select(func.count(), func.min(events.c.position), func.max(events.c.position)))).one()
+    return int(count), int(first or 0), int(last or 0)
+
+
+def routed_page(conn: Connection, selection: Selection, after: int,
+                upto: int) -> list[Routed]:
+    """The selected events at log positions `(after, upto]`, in log order.
+
+    A page is a range of positions, not `> after … LIMIT n`: the range is an index range
+    scan on the primary key whatever the planner believes about the table (PostgreSQL with
+    stale statistics turned the LIMIT form into a scan and sort of the rest of the log for
+    every page), so each page costs the same wherever it starts."""
+    rows = conn.execute(selection.narrow(
+        select(events.c.position, events.c.event_id, events.c.type, events.c.correlation_id,
+               events.c.aggregate_type, events.c.aggregate_id, events.c.aggregate_version))
+        .where(events.c.position > after, events.c.position <= upto)
+        .order_by(events.c.position)).mappings()
+    return [Routed(int(r["position"]), str(r["event_id"]), str(r["type"]),
+                   str(r["correlation_id"]), _aggregate(r)) for r in rows]
 
 
 def select_ids(conn: Connection, *, correlation_id: str | None = None,
                aggregate: tuple[str, str] | None = None, since: datetime | None = None,
                until: datetime | None = None) -> Sequence[str]:
-    query = select(events.c.event_id).where(events.c.status == EventStatus.ACCEPTED)
-    if correlation_id is not None:
-        query = query.where(events.c.correlation_id == correlation_id)
-    if aggregate is not None:
-        query = query.where(events.c.aggregate_type == aggregate[0],
-                            events.c.aggregate_id == aggregate[1])
-    if since is not None:
-        query = query.where(events.c.occurred_at >= since)
-    if until is not None:
-        query = query.where(events.c.occurred_at < until)
+    query = Selection(correlation_id, aggregate, since, until).narrow(select(events.c.event_id))
     return [str(r[0]) for r in conn.execute(query.order_by(events.c.position))]
 
 

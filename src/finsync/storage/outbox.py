@@ -73,6 +73,13 @@ def enqueue(conn: Connection, event_id: str, targets: Iterable[str], partition_k
     return len(rows)
 
 
+def known_keys(conn: Connection, keys: Collection[str]) -> set[str]:
+    """Which of these delivery keys the outbox holds already (one statement)."""
+    if not keys:
+        return set()
+    return set(conn.execute(_KNOWN_KEYS, {"b_keys": list(keys)}).scalars())
+
+
 def _expired(now: datetime) -> ColumnElement[bool]:
     return and_(deliveries.c.status == DeliveryStatus.IN_FLIGHT,
                 deliveries.c.lease_expires_at < now)
