@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -42,30 +43,30 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import backends  # noqa: E402
-from sqlalchemy import Engine, insert, select  # noqa: E402
+import backends
+from sqlalchemy import Engine, insert, select
 
-from finsync.connectors.embedded.revenue import EmbeddedRevenue  # noqa: E402
-from finsync.domain.catalog import BillingFrequency, StandaloneSellingPrice  # noqa: E402
-from finsync.domain.clock import Period  # noqa: E402
-from finsync.domain.contract import ContractLine, SubscriptionContract  # noqa: E402
-from finsync.domain.ids import derive_id  # noqa: E402
-from finsync.domain.invoice import DocumentLine, Invoice  # noqa: E402
-from finsync.domain.money import Money  # noqa: E402
-from finsync.storage.db import make_engine  # noqa: E402
-from finsync.systems.revrec import ContractBooked, InvoiceRecorded  # noqa: E402
-from finsync.systems.revrec import tables as t  # noqa: E402
-from finsync.systems.revrec.engine import apply_event, book_contract  # noqa: E402
-from finsync.systems.revrec.migrate import upgrade  # noqa: E402
-from finsync.systems.revrec.position import (  # noqa: E402
+from finsync.connectors.embedded.revenue import EmbeddedRevenue
+from finsync.domain.catalog import BillingFrequency, StandaloneSellingPrice
+from finsync.domain.clock import Period
+from finsync.domain.contract import ContractLine, SubscriptionContract
+from finsync.domain.ids import derive_id
+from finsync.domain.invoice import DocumentLine, Invoice
+from finsync.domain.money import Money
+from finsync.storage.db import make_engine
+from finsync.systems.revrec import ContractBooked, InvoiceRecorded
+from finsync.systems.revrec import tables as t
+from finsync.systems.revrec.engine import apply_event, book_contract
+from finsync.systems.revrec.migrate import upgrade
+from finsync.systems.revrec.position import (
     ContractPositions,
     contract_positions,
     position_of,
 )
-from finsync.systems.revrec.serial import dumps_state, loads_state  # noqa: E402
-from finsync.systems.revrec.service import RevenueService  # noqa: E402
-from finsync.systems.revrec.state import RevenueContractState  # noqa: E402
-from finsync.systems.revrec.timegrid import add_months  # noqa: E402
+from finsync.systems.revrec.serial import dumps_state, loads_state
+from finsync.systems.revrec.service import RevenueService
+from finsync.systems.revrec.state import RevenueContractState
+from finsync.systems.revrec.timegrid import add_months
 
 ENTITY, PRICE, DAY = "le_us", Money.of("120.00", "USD"), date(2027, 7, 1)
 JUNE = Period(date(2027, 6, 1), date(2027, 7, 1))
@@ -200,15 +201,13 @@ def main(argv: list[str]) -> int:
     backends.add_run_options(parser, repeat_figures="1 to 4")
     args = backends.parse_args(parser, argv)
     sizes = [int(x) for x in args.contracts.split(",")]
-    console, say = backends.make_console()
+    _console, say = backends.make_console()
     began = time.perf_counter()
     templates = {s * 12 + m: _template(s + 1, m, args.months)
                  for s in range(50) for m in range(12)}
     say(f"600 template contracts booked and invoiced in {time.perf_counter() - began:.1f} s")
     notes = backends.machine_notes()
     results: list[tuple[str, int, dict[str, float]]] = []
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="finsync-bench-", dir=args.tmpdir) as tmp:
         def run(backend: backends.Backend) -> None:
             for n in sizes:
@@ -229,7 +228,6 @@ def main(argv: list[str]) -> int:
                   f"{base / seconds:>10.3f}")
     for key, value in notes:
         print(f"{key}: {value}")
-    del console
     return 0
 
 
