@@ -61,13 +61,12 @@ class Movement:
 
 
 @dataclass(frozen=True, slots=True)
-class HeldBalances:
-    """One contract's balances at a period's start and end, and its schedule references
-    (`schedule_id@vN`), whether computed from its state or read from position rows."""
+class ContractMovement:
+    """One contract's movement over a period and its schedule references (`schedule_id@vN`),
+    whether computed from its state or read from position rows."""
 
     revenue_contract_id: str
-    opening: ContractBalances
-    closing: ContractBalances
+    movement: Movement
     references: tuple[str, ...]
 
 
@@ -90,8 +89,8 @@ def _line(account: str, debit: Money, contract_id: str) -> JournalLine:
     return JournalLine(account, side, amount, (("revenue_contract", contract_id),))
 
 
-def _contract_lines(held: HeldBalances, accounts: AccountMap) -> list[JournalLine]:
-    move = movement_between(held.opening, held.closing)
+def _contract_lines(held: ContractMovement, accounts: AccountMap) -> list[JournalLine]:
+    move = held.movement
     debits = [(accounts.revenue, -move.revenue),
               (accounts.deferred_revenue, move.deferred_revenue),
               (accounts.contract_asset, move.contract_asset),
@@ -100,11 +99,10 @@ def _contract_lines(held: HeldBalances, accounts: AccountMap) -> list[JournalLin
             for account, amount in debits if not amount.is_zero]
 
 
-def held_balances(state: RevenueContractState, period: Period) -> HeldBalances:
+def contract_movement(state: RevenueContractState, period: Period) -> ContractMovement:
     refs = tuple(f"{schedule_id_for(state.revenue_contract_id, ob.obligation_id)}"
                  f"@v{ob.version}" for ob in state.obligations)
-    return HeldBalances(state.revenue_contract_id, balances(state, period.start),
-                        balances(state, period.end), refs)
+    return ContractMovement(state.revenue_contract_id, movement(state, period), refs)
 
 
 def period_journal(states: Sequence[RevenueContractState], legal_entity: str, period: Period,
@@ -114,13 +112,13 @@ def period_journal(states: Sequence[RevenueContractState], legal_entity: str, pe
         if state.legal_entity != legal_entity:
             raise ContractMismatchError(f"{state.revenue_contract_id} belongs to "
                                         f"{state.legal_entity}, not {legal_entity}")
-    return journal_of([held_balances(state, period) for state in states], legal_entity, period,
+    return journal_of([contract_movement(state, period) for state in states], legal_entity, period,
                       accounts)
 
 
-def journal_of(contracts: Sequence[HeldBalances], legal_entity: str, period: Period,
+def journal_of(contracts: Sequence[ContractMovement], legal_entity: str, period: Period,
                accounts: Mapping[str, str] | AccountMap) -> JournalEntry | None:
-    """The journal from each contract's balances (in revenue contract id order)."""
+    """The journal from each contract's movement (in revenue contract id order)."""
     codes = accounts if isinstance(accounts, AccountMap) else AccountMap.of(accounts)
     lines: list[JournalLine] = []
     refs: list[tuple[str, str]] = []

@@ -26,7 +26,13 @@ from finsync.domain.money import Money
 from finsync.systems.revrec import position_store as store
 from finsync.systems.revrec.balance import ContractBalances, balances
 from finsync.systems.revrec.errors import UnknownRevenueContractError
-from finsync.systems.revrec.journal import AccountMap, HeldBalances, held_balances, journal_of
+from finsync.systems.revrec.journal import (
+    AccountMap,
+    ContractMovement,
+    Movement,
+    contract_movement,
+    journal_of,
+)
 from finsync.systems.revrec.position import Position, balances_of, position_of
 from finsync.systems.revrec.schedule import (
     RemainingPerformanceObligations,
@@ -66,25 +72,20 @@ class PositionReports:
     def period_journal(self, legal_entity: str, period: Period,
                        accounts: Mapping[str, str] | AccountMap) -> JournalEntry | None:
         with self.engine.connect() as conn:
-            opening = {s.revenue_contract_id: s
-                       for s in store.stored_at(conn, legal_entity, period.start)}
-            closing = {s.revenue_contract_id: s
-                       for s in store.stored_at(conn, legal_entity, period.end)}
+            moved = store.movements(conn, legal_entity, period.start, period.end)
             refs = store.references(conn, legal_entity)
-            ids = sorted(opening.keys() | closing.keys())
-            unheld = [rc for rc in ids if rc not in opening or rc not in closing
-                      or not opening[rc].held(period.start) or not closing[rc].held(period.end)]
-            states = store.states(conn, unheld)
-        held: list[HeldBalances] = []
-        for rc in ids:
-            if rc in states:
-                held.append(held_balances(states[rc], period))
-            elif rc not in unheld:
-                first, last = opening[rc], closing[rc]
-                held.append(HeldBalances(rc, balances_of(first.row, period.start, first.currency),
-                                         balances_of(last.row, period.end, last.currency),
-                                         refs.get(rc, ())))
-        return journal_of(held, legal_entity, period, accounts)
+            states = store.states(conn, [m.revenue_contract_id for m in moved if not m.held])
+        found: list[ContractMovement] = []
+        for m in moved:
+            if m.held:
+                cur = m.currency
+                move = Movement(*(Money.from_minor(v, cur) for v in (
+                    m.revenue, m.deferred_revenue, m.contract_asset, m.unbilled_receivable)))
+                found.append(ContractMovement(m.revenue_contract_id, move,
+                                              refs.get(m.revenue_contract_id, ())))
+            elif m.revenue_contract_id in states:
+                found.append(contract_movement(states[m.revenue_contract_id], period))
+        return journal_of(found, legal_entity, period, accounts)
 
     def revenue_by_month(self, legal_entity: str, start: date, end: date) -> EntityWaterfall:
         months = month_periods(start, end)
