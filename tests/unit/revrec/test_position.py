@@ -12,7 +12,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 
 from finsync.domain.clock import Period, first_of_next_month
 from finsync.domain.money import Money
@@ -28,6 +28,7 @@ from finsync.systems.revrec.position import (
 )
 from finsync.systems.revrec.progress import recognised
 from finsync.systems.revrec.schedule import waterfall
+from finsync.systems.revrec.serial import dumps_state
 from finsync.systems.revrec.service import RevenueService
 from finsync.systems.revrec.state import RevenueContractState
 from finsync.systems.revrec.timegrid import add_months, at_midnight
@@ -172,3 +173,27 @@ def test_each_change_rewrites_the_contract_rows(engine: Engine) -> None:
     held = [h for s in states if (h := contract_positions(s)) is not None]
     assert count == sum(len(h.positions) for h in held)
     assert service is not None
+
+
+def test_upgrade_computes_the_rows_of_every_stored_state(engine: Engine) -> None:
+    states = _renamed([_state(p) for p in CASE_FILES])
+    upgrade(engine, "revrec_0001")
+    with engine.begin() as conn:  # as revrec_0001 stored them: the state only
+        for state in states:
+            conn.execute(text(
+                "INSERT INTO revrec_contracts (id, subscription_contract_id, legal_entity, "
+                "currency, contract_version, row_version, state) VALUES (:id, :sub, :le, "
+                ":cur, 1, 1, :state)"), {
+                "id": state.revenue_contract_id, "sub": state.contract.id,
+                "le": state.legal_entity, "cur": state.currency, "state": dumps_state(state)})
+    upgrade(engine)
+    service = RevenueService(engine, lambda _p, _d: None)
+    for entity in {s.legal_entity for s in states}:
+        mine = sorted((s for s in states if s.legal_entity == entity),
+                      key=lambda s: s.revenue_contract_id)
+        for day in _days(states)[::4]:
+            assert service.positions(entity, day) == [position_of(s, day) for s in mine]
+    with engine.connect() as conn:
+        unheld = conn.execute(select(func.count()).select_from(t.contracts).where(
+            t.contracts.c.positions_from.is_(None))).scalar_one()
+    assert unheld == 0

@@ -20,7 +20,19 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, Date, and_, case, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Date,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 
 from finsync.systems.revrec import tables as t
 from finsync.systems.revrec.position import ContractPositions, PositionRow, is_month_start
@@ -84,7 +96,7 @@ def write(conn: Connection, revenue_contract_id: str, held: ContractPositions | 
             "amount_minor": b.amount_minor} for b in held.billings])
 
 
-def _target(day: date):  # type: ignore[no-untyped-def]
+def _target(day: date) -> ColumnElement[Any]:
     """The row day that answers `day`: the day itself, or the span's last if it ended."""
     return case((c.c.positions_to < day, c.c.positions_to), else_=literal(day, Date))
 
