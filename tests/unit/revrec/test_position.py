@@ -108,6 +108,8 @@ def test_stored_positions_and_journals_equal_the_states(engine: Engine) -> None:
     for entity, mine in by_entity.items():
         for day in days:
             assert service.positions(entity, day) == [position_of(s, day) for s in mine], day
+        over = list(service.positions_over(entity, days))
+        assert over == [[position_of(s, day) for day in days] for s in mine]
         for start, end in pairwise(days):
             period = Period(start, end)
             want = period_journal(mine, entity, period, ACCOUNTS)
@@ -161,8 +163,11 @@ def test_contract_without_rows_is_read_from_its_state(engine: Engine) -> None:
     entity = states[0].legal_entity
     mine = sorted((s for s in states if s.legal_entity == entity),
                   key=lambda s: s.revenue_contract_id)
-    for day in _days(states)[::5]:
+    days = _days(states)[::5]
+    for day in days:
         assert service.positions(entity, day) == [position_of(s, day) for s in mine]
+    assert list(service.positions_over(entity, days)) == [
+        [position_of(s, day) for day in days] for s in mine]
 
 
 def test_each_change_rewrites_the_contract_rows(engine: Engine) -> None:

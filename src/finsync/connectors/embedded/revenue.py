@@ -125,6 +125,14 @@ class EmbeddedRevenue:
         return [_position(found)
                 for found in self._read(lambda: self._service.positions(legal_entity, day))]
 
+    def positions_over(self, legal_entity: str,
+                       days: Sequence[date]) -> Iterator[Sequence[RevenuePosition]]:
+        """Per revenue contract, its positions before each of `days` (in that order), read
+        from the engine's position rows a chunk of contracts at a time."""
+        with _translated():
+            for found in self._service.positions_over(legal_entity, days):
+                yield [_position(p) for p in found]
+
     def account_map(self) -> Mapping[str, str]:
         codes = self._service.accounts
         return {"revenue": codes.revenue, "deferred_revenue": codes.deferred_revenue,

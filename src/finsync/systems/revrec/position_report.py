@@ -13,7 +13,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from itertools import pairwise
@@ -45,6 +45,8 @@ from finsync.systems.revrec.schedule import (
 from finsync.systems.revrec.state import RevenueContractState
 from finsync.systems.revrec.timegrid import add_months, month_periods
 
+CHUNK = 1_000  # contracts per read of `positions_over`
+
 
 @dataclass(frozen=True, slots=True)
 class EntityWaterfall:
@@ -68,6 +70,26 @@ class PositionReports:
         return [_position(s, day, credits.get(s.revenue_contract_id, ())) if s.held(day)
                 else position_of(states[s.revenue_contract_id], day) for s in stored
                 if s.held(day) or s.revenue_contract_id in states]
+
+    def positions_over(self, legal_entity: str,
+                       days: Sequence[date]) -> Iterator[list[Position]]:
+        """Per revenue contract (in id order), its positions at each of `days`, read a chunk
+        of contracts at a time (memory does not grow with the book)."""
+        with self.engine.connect() as conn:
+            ids = store.contract_ids(conn, legal_entity)
+            for i in range(0, len(ids), CHUNK):
+                chunk = ids[i:i + CHUNK]
+                stored = store.stored_over(conn, chunk, days)
+                credits = store.credits_of(conn, chunk)
+                unheld = [rc for rc, per in stored.items()
+                          if not all(per[d].held(d) for d in days)]
+                states = store.states(conn, unheld)
+                for rc in chunk:
+                    if rc in states:
+                        yield [position_of(states[rc], d) for d in days]
+                    elif rc in stored:
+                        yield [_position(stored[rc][d], d, _credits_before(credits.get(rc, []), d))
+                               for d in days]
 
     def period_journal(self, legal_entity: str, period: Period,
                        accounts: Mapping[str, str] | AccountMap) -> JournalEntry | None:
@@ -184,6 +206,16 @@ class PositionReports:
     @staticmethod
     def _state(conn: Connection, found: store.Stored) -> RevenueContractState:
         return store.states(conn, [found.revenue_contract_id])[found.revenue_contract_id]
+
+
+def _credits_before(credits: list[tuple[str, date, int]],
+                    day: date) -> tuple[tuple[str, int], ...]:
+    """Credits issued before `day`, summed per document, in document order."""
+    summed: dict[str, int] = {}
+    for document, issued_on, amount in credits:
+        if issued_on < day:
+            summed[document] = summed.get(document, 0) - amount
+    return tuple(sorted(summed.items()))
 
 
 def _position(found: store.Stored, day: date,

@@ -30,6 +30,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     update,
 )
@@ -170,6 +171,57 @@ def movements(conn: Connection, legal_entity: str, start: date,
             continue
         found.append(StoredMovement(r.id, r.currency, True, int(r.revenue), int(r.deferred),
                                     int(r.asset), int(r.unbilled)))
+    return found
+
+
+def contract_ids(conn: Connection, legal_entity: str) -> list[str]:
+    return list(conn.execute(select(c.c.id).where(c.c.legal_entity == legal_entity)
+                             .order_by(c.c.id)).scalars())
+
+
+def stored_over(conn: Connection, ids: Sequence[str],
+                days: Sequence[date]) -> dict[str, dict[date, Stored]]:
+    """The named contracts with their rows at each of `days`, in one read: the rows at
+    those days and at each span's end (which answers every day after it)."""
+    wanted = sorted(set(days))
+    on = and_(p.c.revenue_contract_id == c.c.id,
+              or_(p.c.day.in_(wanted), p.c.day == c.c.positions_to))
+    query = select(
+        c.c.id, c.c.subscription_contract_id, c.c.customer_id, c.c.currency,
+        c.c.transaction_price_minor, c.c.positions_from, c.c.positions_to, p.c.day,
+        p.c.billed_minor, p.c.recognised_minor, p.c.deferred_revenue_minor,
+        p.c.contract_asset_minor, p.c.unbilled_receivable_minor,
+    ).select_from(c.outerjoin(p, on)).where(c.c.id.in_(list(ids)))
+    rows: dict[str, dict[date, PositionRow]] = defaultdict(dict)
+    heads: dict[str, Any] = {}
+    for r in conn.execute(query):
+        heads[r.id] = r
+        if r.day is not None:
+            rows[r.id][r.day] = PositionRow(
+                r.day, r.billed_minor, r.recognised_minor, r.deferred_revenue_minor,
+                r.contract_asset_minor, r.unbilled_receivable_minor, ())
+    found: dict[str, dict[date, Stored]] = {}
+    for rc, r in heads.items():
+        first, last = r.positions_from, r.positions_to
+        mine = rows.get(rc, {})
+        found[rc] = {day: Stored(
+            rc, r.subscription_contract_id, r.customer_id or "", r.currency,
+            r.transaction_price_minor, first, last,
+            None if first is None or last is None or day < first else mine.get(min(day, last)))
+            for day in wanted}
+    return found
+
+
+def credits_of(conn: Connection, ids: Sequence[str]
+               ) -> dict[str, list[tuple[str, date, int]]]:
+    """The named contracts' credits (negative billings): (document, issued on, minor)."""
+    b = t.billings
+    found: dict[str, list[tuple[str, date, int]]] = defaultdict(list)
+    for rc, document, issued_on, amount in conn.execute(
+            select(b.c.revenue_contract_id, b.c.document_id, b.c.issued_on, b.c.amount_minor)
+            .where(b.c.revenue_contract_id.in_(list(ids)), b.c.amount_minor < 0)
+            .order_by(b.c.revenue_contract_id, b.c.seq)):
+        found[rc].append((document, issued_on, amount))
     return found
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -195,6 +195,11 @@ class RevenueService:
     def positions(self, legal_entity: str, day: date) -> list[Position]:
         """Every revenue contract of the entity at 00:00 of `day`, in id order."""
         return self._reports.positions(legal_entity, day)
+
+    def positions_over(self, legal_entity: str,
+                       days: Sequence[date]) -> Iterator[list[Position]]:
+        """Per revenue contract of the entity (in id order), its positions at each day."""
+        return self._reports.positions_over(legal_entity, days)
 
     def period_journal(self, legal_entity: str, period: Period) -> JournalEntry | None:
         """The period's revenue journal over every revenue contract of the entity."""
