@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cache
 
 from finsync.domain.clock import first_of_next_month
 from finsync.domain.errors import DomainError
@@ -132,14 +133,28 @@ def _row(held: ContractBalances, obligations: tuple[int, ...]) -> PositionRow:
                        held.unbilled_receivable.to_minor(), obligations)
 
 
+def money(minor: int, currency: str) -> Money:
+    """`Money.from_minor`, sharing one zero per currency (Money is immutable): most rows
+    hold zeros, and reports build millions of amounts."""
+    if minor == 0:
+        return _zero(currency)
+    return Money.from_minor(minor, currency)
+
+
+@cache
+def _zero(currency: str) -> Money:
+    return Money.zero(currency)
+
+
 def balances_of(row: PositionRow | None, day: date, currency: str) -> ContractBalances:
     """A stored row as balances at `day` (zero when there is no row: before the first)."""
     if row is None:
-        zero = Money.zero(currency)
+        zero = _zero(currency)
         return ContractBalances(day, zero, zero, zero, zero, zero)
-    return ContractBalances(day, *(Money.from_minor(v, currency) for v in (
-        row.billed, row.recognised, row.deferred_revenue, row.contract_asset,
-        row.unbilled_receivable)))
+    return ContractBalances(day, money(row.billed, currency), money(row.recognised, currency),
+                            money(row.deferred_revenue, currency),
+                            money(row.contract_asset, currency),
+                            money(row.unbilled_receivable, currency))
 
 
 @dataclass(frozen=True, slots=True)

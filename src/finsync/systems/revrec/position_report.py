@@ -33,7 +33,7 @@ from finsync.systems.revrec.journal import (
     contract_movement,
     journal_of,
 )
-from finsync.systems.revrec.position import Position, balances_of, position_of
+from finsync.systems.revrec.position import Position, balances_of, money, position_of
 from finsync.systems.revrec.schedule import (
     RemainingPerformanceObligations,
     Waterfall,
@@ -223,6 +223,6 @@ def _position(found: store.Stored, day: date,
     cur = found.currency
     assert found.transaction_price_minor is not None  # held rows always have a price
     return Position(found.revenue_contract_id, found.subscription_contract_id,
-                    found.customer_id, cur, Money.from_minor(found.transaction_price_minor, cur),
+                    found.customer_id, cur, money(found.transaction_price_minor, cur),
                     balances_of(found.row, day, cur),
-                    tuple((doc, Money.from_minor(v, cur)) for doc, v in credits))
+                    tuple((doc, money(v, cur)) for doc, v in credits))
