@@ -12,6 +12,8 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Engine, func, select, text, update
 
 from finsync.domain.clock import Period, first_of_next_month
@@ -19,7 +21,7 @@ from finsync.domain.money import Money
 from finsync.systems.revrec import balances, period_journal, remaining_performance_obligations
 from finsync.systems.revrec import service as service_module
 from finsync.systems.revrec import tables as t
-from finsync.systems.revrec.migrate import upgrade
+from finsync.systems.revrec.migrate import MIGRATIONS, upgrade
 from finsync.systems.revrec.position import (
     ContractPositions,
     balances_of,
@@ -182,7 +184,12 @@ def test_each_change_rewrites_the_contract_rows(engine: Engine) -> None:
 
 def test_upgrade_computes_the_rows_of_every_stored_state(engine: Engine) -> None:
     states = _renamed([_state(p) for p in CASE_FILES])
-    upgrade(engine, "revrec_0001")
+    upgrade(engine)  # then back to revrec_0001 (the PostgreSQL test database stays at head)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "revrec_0001")
     with engine.begin() as conn:  # as revrec_0001 stored them: the state only
         for state in states:
             conn.execute(text(
