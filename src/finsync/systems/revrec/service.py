@@ -6,6 +6,9 @@ Rules:
 - A revenue contract's state is stored as a serialised value (`serial`) with a row version;
   each applied event also writes a tracking row (contract, event id) with a unique key, in
   the same transaction, so a concurrent duplicate fails instead of applying twice.
+- Each saved state also rewrites the contract's position rows (`position_store`) in the same
+  transaction; positions, journals, waterfalls and RPO are read from those rows
+  (`position_report`), never by decoding every state.
 - Every change carries the caller's idempotency key. The receipt row holds the key (unique),
   a hash of the body and the answer: the same key again returns the first answer and writes
   nothing; the same key with another body is refused (`IdempotencyMismatchError`).
@@ -242,10 +245,6 @@ class RevenueService:
         products = sorted({li.product_id for li in lines})
         found = (self._ssp(product, on) for product in products)
         return tuple(ssp for ssp in found if ssp is not None)
-
-    def _known(self, subscription_contract_id: str) -> RevenueContractState:
-        return self._require(None if (s := self.state(subscription_contract_id)) is None
-                             else _Loaded(s, 0), subscription_contract_id)
 
     @staticmethod
     def _require(loaded: _Loaded | None, subscription_contract_id: str) -> RevenueContractState:
