@@ -1,15 +1,24 @@
-"""`finsync revrec run CASE.json` as a deal desk uses it (the app invoked directly)."""
+"""`finsync revrec run CASE.json` as a deal desk uses it (the app invoked directly), and the
+book's reports `finsync revrec waterfall` and `rpo` after the reference workflow."""
 
 from __future__ import annotations
 
 import json
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
+from finsync.cli.main import app as main_app
 from finsync.cli.revrec import app
+from finsync.domain.clock import first_of_next_month
+from finsync.storage.db import make_engine
+from finsync.systems.revrec.schedule import remaining_performance_obligations, waterfall
+from finsync.systems.revrec.service import RevenueService
+from tests.hubkit import run_settled
 
 runner = CliRunner()
 CASES = Path(__file__).resolve().parents[1] / "unit" / "revrec" / "cases"
@@ -75,3 +84,48 @@ def test_run_bad_case_file_names_the_field(tmp_path: Path) -> None:
 def test_run_missing_file_is_a_clean_error(tmp_path: Path) -> None:
     data = _json([str(tmp_path / "nope.json")], code=1)
     assert data["error"]["code"] == "case_file_error"
+
+
+# -- the book's reports: `finsync revrec waterfall` and `rpo` over the engine's rows ---------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "reference-workflow.jsonl"
+
+
+def _cli(args: list[str], code: int = 0) -> Any:
+    result = runner.invoke(main_app, [*args, "--json"])
+    assert result.exit_code == code, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def book(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> list[Any]:
+    """The reference workflow through the hub; the revenue engine's states, read directly."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
+    _cli(["init"])
+    _cli(["ingest", str(EXAMPLE)])
+    run_settled(_cli)
+    engine = make_engine(db_url)
+    try:
+        return RevenueService(engine, lambda _p, _d: None).states("le_us")
+    finally:
+        engine.dispose()
+
+
+def test_waterfall_sums_each_month_of_every_contract(book: list[Any]) -> None:
+    data = _cli(["revrec", "waterfall", "-e", "le_us", "--from", "2026-01", "--to", "2026-12"])
+    assert data["months"][0] == "2026-01" and len(data["months"]) == 12
+    for i, month in enumerate(data["months"]):
+        start = date(2026, i + 1, 1)
+        want = sum((a.amount for state in book
+                    for row in waterfall(state, start, first_of_next_month(start)).rows
+                    for a in row.amounts), Decimal(0))
+        assert Decimal(data["revenue"]["USD"][month]) == want, month
+
+
+def test_rpo_adds_up_the_contracts_mid_month(book: list[Any]) -> None:
+    for day in ("2026-01-01", "2026-05-20", "2026-09-01"):
+        (row,) = _cli(["revrec", "rpo", "-e", "le_us", "--as-of", day])["rpo"]
+        each = [remaining_performance_obligations(s, date.fromisoformat(day)) for s in book]
+        assert Decimal(row["current"]) == sum((r.current.amount for r in each), Decimal(0))
+        assert Decimal(row["total"]) == sum((r.total.amount for r in each), Decimal(0))

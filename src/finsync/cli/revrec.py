@@ -4,20 +4,31 @@
 each modification's treatment with its reason and ASC 606 paragraph, revenue per obligation
 per period (month, quarter or year) and the contract balances at each period end. Nothing
 is stored: the engine is pure, the case file is the whole input (docs/revrec/case-files.md).
+
+`waterfall` and `rpo` report the embedded engine's book (the configured database): revenue
+per month and remaining performance obligations of a legal entity, summed in SQL over the
+engine's position rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from finsync.bootstrap import build_engine, build_revenue_service
 from finsync.cli import output
-from finsync.cli.common import Json, guarded
+from finsync.cli.common import ConfigPath, Json, guarded
+from finsync.config import ConfigError, load_config
+from finsync.domain.clock import month_period
 from finsync.systems.revrec import Granularity
 from finsync.systems.revrec.casefile import CaseFileError, load_case
 from finsync.systems.revrec.report import ContractReport, ReportingPeriod, contract_report
+from finsync.systems.revrec.service import RevenueService
 
 app = typer.Typer(help="The revenue engine: run revenue case files (what-if).",
                   no_args_is_help=True)
@@ -116,3 +127,66 @@ def run(case: CaseArg, period: PeriodOpt = ReportingPeriod.MONTH,
             output.emit_json(data)
         else:
             _print(data)
+
+
+EntityOpt = Annotated[str, typer.Option("--entity", "-e", help="Legal entity id.")]
+
+
+@contextmanager
+def _service(config: Path | None) -> Iterator[RevenueService]:
+    loaded = load_config(config)
+    if not any(s.role == "revenue" and s.connector == "embedded"
+               for s in loaded.systems.values()):
+        raise ConfigError("no system in [systems] uses the embedded revenue engine")
+    engine = build_engine(loaded)
+    try:
+        yield build_revenue_service(loaded, engine)
+    finally:
+        engine.dispose()
+
+
+def _day(text: str | None) -> date:
+    try:
+        return date.fromisoformat(text) if text else datetime.now(UTC).date()
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO date: {text!r}") from None
+
+
+@app.command("waterfall")
+def waterfall_report(
+        entity: EntityOpt,
+        first: Annotated[str, typer.Option("--from", help="First month, YYYY-MM.")],
+        last: Annotated[str, typer.Option("--to", help="Last month, YYYY-MM.")],
+        config: ConfigPath = None, as_json: Json = False) -> None:
+    """Revenue recognised per month and currency over the entity's revenue contracts."""
+    with guarded(as_json), _service(config) as service:
+        start, end = month_period(first).start, month_period(last).end
+        report = service.revenue_by_month(entity, start, end)
+        labels = [f"{m.start:%Y-%m}" for m in report.months]
+        revenue = {currency: dict(zip(labels, (str(a.amount) for a in amounts), strict=True))
+                   for currency, amounts in report.amounts}
+        if as_json:
+            output.emit_json({"legal_entity": entity, "months": labels, "revenue": revenue})
+            return
+        output.table(f"revenue per month, {entity}", ["currency", *labels],
+                     [[cur, *(row[k] for k in labels)] for cur, row in revenue.items()])
+
+
+@app.command("rpo")
+def rpo_report(entity: EntityOpt,
+               as_of: Annotated[str | None, typer.Option(
+                   "--as-of", help="ISO date (default: today).")] = None,
+               config: ConfigPath = None, as_json: Json = False) -> None:
+    """Remaining performance obligations of the entity: within 12 months and after."""
+    with guarded(as_json), _service(config) as service:
+        day = _day(as_of)
+        found = service.entity_remaining_performance_obligations(entity, day)
+        rows = [{"currency": cur, "current": str(r.current.amount),
+                 "non_current": str(r.non_current.amount), "total": str(r.total.amount)}
+                for cur, r in found.items()]
+        if as_json:
+            output.emit_json({"legal_entity": entity, "as_of": day.isoformat(), "rpo": rows})
+            return
+        cols = ["currency", "current", "non_current", "total"]
+        output.table(f"remaining performance obligations, {entity}, {day}", cols,
+                     [[r[c] for c in cols] for r in rows])

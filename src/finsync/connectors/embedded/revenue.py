@@ -25,13 +25,11 @@ from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.errors import DomainError, ExceptionClass, PermanentError, TransientError
 from finsync.domain.invoice import CreditMemo, Invoice, RatedUsage, UsageRecord
 from finsync.domain.journal import JournalEntry
-from finsync.domain.money import Money
 from finsync.domain.revenue import RevenueSchedule
 from finsync.systems.revrec import errors as revenue_errors
-from finsync.systems.revrec.balance import balances
 from finsync.systems.revrec.event import UsageRecorded
+from finsync.systems.revrec.position import Position
 from finsync.systems.revrec.service import Applied, RevenueService
-from finsync.systems.revrec.state import RevenueContractState
 
 T = TypeVar("T")
 
@@ -124,8 +122,16 @@ class EmbeddedRevenue:
         return self._read(journals)
 
     def positions(self, legal_entity: str, day: date) -> Sequence[RevenuePosition]:
-        return [_position(state, day)
-                for state in self._read(lambda: self._service.states(legal_entity))]
+        return [_position(found)
+                for found in self._read(lambda: self._service.positions(legal_entity, day))]
+
+    def positions_over(self, legal_entity: str,
+                       days: Sequence[date]) -> Iterator[Sequence[RevenuePosition]]:
+        """Per revenue contract, its positions before each of `days` (in that order), read
+        from the engine's position rows a chunk of contracts at a time."""
+        with _translated():
+            for found in self._service.positions_over(legal_entity, days):
+                yield [_position(p) for p in found]
 
     def account_map(self) -> Mapping[str, str]:
         codes = self._service.accounts
@@ -153,14 +159,9 @@ class EmbeddedRevenue:
             return call()
 
 
-def _position(state: RevenueContractState, day: date) -> RevenuePosition:
-    at = balances(state, day)
-    credits: dict[str, Money] = {}
-    for billing in state.billings:
-        if billing.amount.amount < 0 and billing.issued_on < day:
-            credits[billing.document_id] = credits.get(
-                billing.document_id, Money.zero(state.currency)) - billing.amount
-    return RevenuePosition(state.contract.id, state.contract.customer_id, state.currency,
-                           state.transaction_price, at.billed, at.recognised,
+def _position(found: Position) -> RevenuePosition:
+    at = found.balances
+    return RevenuePosition(found.subscription_contract_id, found.customer_id, found.currency,
+                           found.transaction_price, at.billed, at.recognised,
                            at.deferred_revenue, at.contract_asset, at.unbilled_receivable,
-                           tuple(sorted(credits.items())))
+                           found.credits)

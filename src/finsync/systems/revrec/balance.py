@@ -53,8 +53,12 @@ def _invoiceable(state: RevenueContractState, ob: ObligationState, day: date) ->
 
 
 def balances(state: RevenueContractState, day: date) -> ContractBalances:
+    return balances_given(state, day, recognised_to(state, day))
+
+
+def balances_given(state: RevenueContractState, day: date, revenue: Money) -> ContractBalances:
+    """`balances` when the revenue recognised before `day` is already known."""
     billed = billed_to(state, day)
-    revenue = recognised_to(state, day)
     net = revenue - billed
     zero = Money.zero(state.currency)
     if net.amount <= 0:

@@ -27,7 +27,7 @@ from finsync.domain.clock import Period
 from finsync.domain.ids import derive_id
 from finsync.domain.journal import JournalEntry, JournalLine, Side
 from finsync.domain.money import Money
-from finsync.systems.revrec.balance import balances
+from finsync.systems.revrec.balance import ContractBalances, balances
 from finsync.systems.revrec.errors import AccountMappingError, ContractMismatchError
 from finsync.systems.revrec.schedule import schedule_id_for
 from finsync.systems.revrec.state import RevenueContractState
@@ -60,8 +60,21 @@ class Movement:
     unbilled_receivable: Money
 
 
+@dataclass(frozen=True, slots=True)
+class ContractMovement:
+    """One contract's movement over a period and its schedule references (`schedule_id@vN`),
+    whether computed from its state or read from position rows."""
+
+    revenue_contract_id: str
+    movement: Movement
+    references: tuple[str, ...]
+
+
 def movement(state: RevenueContractState, period: Period) -> Movement:
-    opening, closing = balances(state, period.start), balances(state, period.end)
+    return movement_between(balances(state, period.start), balances(state, period.end))
+
+
+def movement_between(opening: ContractBalances, closing: ContractBalances) -> Movement:
     return Movement(
         closing.recognised - opening.recognised,
         (closing.billed - opening.billed) - (closing.deferred_revenue - opening.deferred_revenue),
@@ -76,31 +89,42 @@ def _line(account: str, debit: Money, contract_id: str) -> JournalLine:
     return JournalLine(account, side, amount, (("revenue_contract", contract_id),))
 
 
-def _contract_lines(state: RevenueContractState, period: Period,
-                    accounts: AccountMap) -> list[JournalLine]:
-    move = movement(state, period)
+def _contract_lines(held: ContractMovement, accounts: AccountMap) -> list[JournalLine]:
+    move = held.movement
     debits = [(accounts.revenue, -move.revenue),
               (accounts.deferred_revenue, move.deferred_revenue),
               (accounts.contract_asset, move.contract_asset),
               (accounts.unbilled_receivable, move.unbilled_receivable)]
-    return [_line(account, amount, state.revenue_contract_id)
+    return [_line(account, amount, held.revenue_contract_id)
             for account, amount in debits if not amount.is_zero]
+
+
+def contract_movement(state: RevenueContractState, period: Period) -> ContractMovement:
+    refs = tuple(f"{schedule_id_for(state.revenue_contract_id, ob.obligation_id)}"
+                 f"@v{ob.version}" for ob in state.obligations)
+    return ContractMovement(state.revenue_contract_id, movement(state, period), refs)
 
 
 def period_journal(states: Sequence[RevenueContractState], legal_entity: str, period: Period,
                    accounts: Mapping[str, str] | AccountMap) -> JournalEntry | None:
     """The period's revenue journal for one legal entity, or None if nothing moved."""
-    codes = accounts if isinstance(accounts, AccountMap) else AccountMap.of(accounts)
-    lines: list[JournalLine] = []
-    refs: list[tuple[str, str]] = []
     for state in states:
         if state.legal_entity != legal_entity:
             raise ContractMismatchError(f"{state.revenue_contract_id} belongs to "
                                         f"{state.legal_entity}, not {legal_entity}")
-        lines += _contract_lines(state, period, codes)
-        refs += [("revenue_schedule",
-                  f"{schedule_id_for(state.revenue_contract_id, ob.obligation_id)}"
-                  f"@v{ob.version}") for ob in state.obligations]
+    return journal_of([contract_movement(state, period) for state in states], legal_entity, period,
+                      accounts)
+
+
+def journal_of(contracts: Sequence[ContractMovement], legal_entity: str, period: Period,
+               accounts: Mapping[str, str] | AccountMap) -> JournalEntry | None:
+    """The journal from each contract's movement (in revenue contract id order)."""
+    codes = accounts if isinstance(accounts, AccountMap) else AccountMap.of(accounts)
+    lines: list[JournalLine] = []
+    refs: list[tuple[str, str]] = []
+    for held in contracts:
+        lines += _contract_lines(held, codes)
+        refs += [("revenue_schedule", ref) for ref in held.references]
     if not lines:
         return None
     entry_id = derive_id("je", "revrec", legal_entity, period.start.isoformat(),

@@ -15,9 +15,10 @@ Rules:
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
+from functools import cache
 
-from finsync.domain.money import Money
+from finsync.domain.money import Money, exponent
 from finsync.systems.revrec.obligation import ObligationBasis, ObligationState, Segment
 from finsync.systems.revrec.pattern import Granularity, RecognitionPattern
 from finsync.systems.revrec.timegrid import at_midnight, elapsed, span_units
@@ -91,8 +92,16 @@ def cumulative(ob: ObligationState, granularity: Granularity, at: datetime) -> D
 
 
 def recognised(ob: ObligationState, granularity: Granularity, at: datetime) -> Money:
-    """Revenue recognised for `[start, at)`, rounded: round(cumulative)."""
-    return Money(cumulative(ob, granularity, at), ob.currency).quantize()
+    """Revenue recognised for `[start, at)`, rounded: round(cumulative), half-even to minor
+    units (what `Money.quantize` does, without building the unrounded Money first)."""
+    currency = ob.currency
+    amount = cumulative(ob, granularity, at).quantize(_quantum(currency), ROUND_HALF_EVEN)
+    return Money(amount, currency)
+
+
+@cache
+def _quantum(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-exponent(currency))
 
 
 def recognised_main(ob: ObligationState, granularity: Granularity, at: datetime) -> Money:

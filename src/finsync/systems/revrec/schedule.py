@@ -106,6 +106,8 @@ def obligation_span(ob: ObligationState) -> Period:
 
 
 def _traced(revisions: Sequence[Revision], end: date) -> Revision:
+    if len(revisions) == 1:  # most obligations: booked and never revised
+        return revisions[0]
     at = at_midnight(end)
     found = [r for r in revisions if r.effective is None or r.effective < at]
     return found[-1] if found else revisions[0]

@@ -6,6 +6,9 @@ Rules:
 - A revenue contract's state is stored as a serialised value (`serial`) with a row version;
   each applied event also writes a tracking row (contract, event id) with a unique key, in
   the same transaction, so a concurrent duplicate fails instead of applying twice.
+- Each saved state also rewrites the contract's position rows (`position_store`) in the same
+  transaction; positions, journals, waterfalls and RPO are read from those rows
+  (`position_report`), never by decoding every state.
 - Every change carries the caller's idempotency key. The receipt row holds the key (unique),
   a hash of the body and the answer: the same key again returns the first answer and writes
   nothing; the same key with another body is refused (`IdempotencyMismatchError`).
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -33,8 +36,9 @@ from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, ContractLine, SubscriptionContract
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry
+from finsync.systems.revrec import position_store
 from finsync.systems.revrec import tables as t
-from finsync.systems.revrec.balance import ContractBalances, balances
+from finsync.systems.revrec.balance import ContractBalances
 from finsync.systems.revrec.booking import revenue_contract_id
 from finsync.systems.revrec.engine import apply_event, book_contract
 from finsync.systems.revrec.errors import (
@@ -52,17 +56,17 @@ from finsync.systems.revrec.event import (
     RevenueEvent,
 )
 from finsync.systems.revrec.facts import derive_facts
-from finsync.systems.revrec.journal import AccountMap, period_journal
+from finsync.systems.revrec.journal import AccountMap
 from finsync.systems.revrec.legacy import old_bodies
 from finsync.systems.revrec.modification import ModificationFacts
+from finsync.systems.revrec.position import Position, contract_positions
+from finsync.systems.revrec.position_report import EntityWaterfall, PositionReports
 from finsync.systems.revrec.schedule import (
     ObligationSchedule,
     RemainingPerformanceObligations,
     Waterfall,
-    remaining_performance_obligations,
     schedule_id_for,
     schedules,
-    waterfall,
 )
 from finsync.systems.revrec.serial import dumps_state, encode, loads_state
 from finsync.systems.revrec.state import RevenueContractState
@@ -105,6 +109,7 @@ class RevenueService:
         self.engine, self._ssp = engine, ssp_provider
         self._terms = terms or (lambda _contract: RecognitionTerms())
         self._accounts = AccountMap.of(accounts or DEFAULT_ACCOUNTS)
+        self._reports = PositionReports(engine)
 
     # -- changes ------------------------------------------------------------------------
     def book(self, contract: SubscriptionContract, key: str, event_id: str) -> Applied:
@@ -181,18 +186,36 @@ class RevenueService:
         return () if state is None else schedules(state)
 
     def waterfall(self, subscription_contract_id: str, start: date, end: date) -> Waterfall:
-        return waterfall(self._known(subscription_contract_id), start, end)
+        return self._reports.waterfall(subscription_contract_id, start, end)
 
     def remaining_performance_obligations(
             self, subscription_contract_id: str, as_of: date) -> RemainingPerformanceObligations:
-        return remaining_performance_obligations(self._known(subscription_contract_id), as_of)
+        return self._reports.remaining_performance_obligations(subscription_contract_id, as_of)
 
     def balances(self, subscription_contract_id: str, day: date) -> ContractBalances:
-        return balances(self._known(subscription_contract_id), day)
+        return self._reports.balances(subscription_contract_id, day)
+
+    def positions(self, legal_entity: str, day: date) -> list[Position]:
+        """Every revenue contract of the entity at 00:00 of `day`, in id order."""
+        return self._reports.positions(legal_entity, day)
+
+    def positions_over(self, legal_entity: str,
+                       days: Sequence[date]) -> Iterator[list[Position]]:
+        """Per revenue contract of the entity (in id order), its positions at each day."""
+        return self._reports.positions_over(legal_entity, days)
 
     def period_journal(self, legal_entity: str, period: Period) -> JournalEntry | None:
         """The period's revenue journal over every revenue contract of the entity."""
-        return period_journal(self.states(legal_entity), legal_entity, period, self._accounts)
+        return self._reports.period_journal(legal_entity, period, self._accounts)
+
+    def revenue_by_month(self, legal_entity: str, start: date, end: date) -> EntityWaterfall:
+        """Revenue of the entity per calendar month and currency (the waterfall's total)."""
+        return self._reports.revenue_by_month(legal_entity, start, end)
+
+    def entity_remaining_performance_obligations(
+            self, legal_entity: str, as_of: date) -> dict[str, RemainingPerformanceObligations]:
+        """RPO of the entity at `as_of`, per currency."""
+        return self._reports.remaining_by_currency(legal_entity, as_of)
 
     def states(self, legal_entity: str) -> list[RevenueContractState]:
         """Every revenue contract of the entity, in id order."""
@@ -222,10 +245,6 @@ class RevenueService:
         products = sorted({li.product_id for li in lines})
         found = (self._ssp(product, on) for product in products)
         return tuple(ssp for ssp in found if ssp is not None)
-
-    def _known(self, subscription_contract_id: str) -> RevenueContractState:
-        return self._require(None if (s := self.state(subscription_contract_id)) is None
-                             else _Loaded(s, 0), subscription_contract_id)
 
     @staticmethod
     def _require(loaded: _Loaded | None, subscription_contract_id: str) -> RevenueContractState:
@@ -320,6 +339,7 @@ def _load(conn: Connection, subscription_contract_id: str) -> _Loaded | None:
 def _save(conn: Connection, loaded: _Loaded | None, state: RevenueContractState,
           event_id: str) -> None:
     values = {"legal_entity": state.legal_entity, "currency": state.currency,
+              "customer_id": state.contract.customer_id,
               "contract_version": state.contract.version, "state": dumps_state(state)}
     if loaded is None:
         conn.execute(insert(t.contracts), {
@@ -334,6 +354,7 @@ def _save(conn: Connection, loaded: _Loaded | None, state: RevenueContractState,
             raise RevenueBusyError(f"{state.revenue_contract_id} changed under this call")
     conn.execute(insert(t.applied_events), {"revenue_contract_id": state.revenue_contract_id,
                                             "event_id": event_id})
+    position_store.write(conn, state.revenue_contract_id, contract_positions(state))
 
 
 __all__ = ["Applied", "RevenueService", "SspProvider", "TermsProvider", "revenue_contract_id"]

@@ -8,11 +8,30 @@
   the answer given, so the same key again returns the first answer.
 - `revrec_documents`: which revenue contract an invoice belongs to (credit memos name only
   their invoice).
+- Positions (`position`), rewritten with the state in the same transaction, so that reports
+  aggregate rows in SQL and never decode a state: `revrec_positions` (the contract's
+  balances at each month start of its span, minor units), `revrec_obligation_positions`
+  (each obligation's recognised revenue there), `revrec_obligations` (schedule id, version
+  and allocated price of each obligation, by its place in the state) and `revrec_billings`
+  (every billing and credit). The contract row holds the span (`positions_from`,
+  `positions_to`) and the transaction price; a NULL span marks a contract without rows
+  (read from its state).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
 
 from finsync.dbtypes import NAMING_CONVENTION
 
@@ -27,6 +46,10 @@ contracts = Table(
     Column("contract_version", Integer, nullable=False),
     Column("row_version", Integer, nullable=False),
     Column("state", Text, nullable=False),
+    Column("customer_id", String(255)),
+    Column("positions_from", Date),
+    Column("positions_to", Date),
+    Column("transaction_price_minor", BigInteger),
     Index(None, "legal_entity"),
 )
 
@@ -50,4 +73,48 @@ documents = Table(
     "revrec_documents", metadata,
     Column("document_id", String(255), primary_key=True),
     Column("revenue_contract_id", String(64), nullable=False),
+)
+
+positions = Table(
+    "revrec_positions", metadata,
+    Column("revenue_contract_id", String(64), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("billed_minor", BigInteger, nullable=False),
+    Column("recognised_minor", BigInteger, nullable=False),
+    Column("deferred_revenue_minor", BigInteger, nullable=False),
+    Column("contract_asset_minor", BigInteger, nullable=False),
+    Column("unbilled_receivable_minor", BigInteger, nullable=False),
+    PrimaryKeyConstraint("revenue_contract_id", "day"),
+    Index(None, "day"),  # the entity waterfall reads a range of month starts
+)
+
+obligation_positions = Table(
+    "revrec_obligation_positions", metadata,
+    Column("revenue_contract_id", String(64), nullable=False),
+    Column("ordinal", Integer, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("recognised_minor", BigInteger, nullable=False),
+    PrimaryKeyConstraint("revenue_contract_id", "ordinal", "day"),
+)
+
+obligations = Table(
+    "revrec_obligations", metadata,
+    Column("revenue_contract_id", String(64), nullable=False),
+    Column("ordinal", Integer, nullable=False),
+    Column("obligation_id", String(255), nullable=False),
+    Column("schedule_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("allocated_minor", BigInteger, nullable=False),
+    PrimaryKeyConstraint("revenue_contract_id", "ordinal"),
+)
+
+billings = Table(
+    "revrec_billings", metadata,
+    Column("revenue_contract_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("document_id", String(255), nullable=False),
+    Column("obligation_id", String(255), nullable=False),
+    Column("issued_on", Date, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    PrimaryKeyConstraint("revenue_contract_id", "seq"),
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from finsync.domain.clock import Period
 from finsync.systems.revrec.errors import RevenueError
@@ -25,6 +26,7 @@ PERIODS_MAX = 12_000  # bound on any generated sequence of periods (1000 years o
 _SECONDS_PER_DAY = 86_400
 
 
+@lru_cache(maxsize=8192)
 def at_midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
@@ -50,8 +52,10 @@ def month_start(day: date) -> date:
     return day.replace(day=1)
 
 
+@lru_cache(maxsize=1024)
 def month_periods(start: date, end: date) -> tuple[Period, ...]:
-    """Calendar months from the month of `start` to the month that holds `end - 1 day`."""
+    """Calendar months from the month of `start` to the month that holds `end - 1 day`.
+    Cached (an immutable tuple): every schedule of a book asks for the same few spans."""
     months: list[Period] = []
     cursor = month_start(start)
     while cursor < end:
@@ -63,8 +67,9 @@ def month_periods(start: date, end: date) -> tuple[Period, ...]:
     return tuple(months)
 
 
+@lru_cache(maxsize=4096)
 def billing_periods(anchor: date, months: int, span: Period) -> tuple[Period, ...]:
-    """Billing periods anchored on `anchor` that overlap `span`."""
+    """Billing periods anchored on `anchor` that overlap `span` (cached, immutable)."""
     if span.start < anchor:
         raise RevenueError(f"service from {span.start} starts before the contract ({anchor})")
     found: list[Period] = []
@@ -92,8 +97,10 @@ def elapsed(span: Period, at: datetime, granularity: Granularity) -> Decimal:
     return units
 
 
+@lru_cache(maxsize=4096)
 def span_units(span: Period, granularity: Granularity) -> Decimal:
-    """All the units of `span`, computed the same way as `elapsed`, so the ratio ends at 1."""
+    """All the units of `span`, computed the same way as `elapsed`, so the ratio ends at 1.
+    Cached: a schedule asks it for the same spans at every month end (values are immutable)."""
     return elapsed(span, at_midnight(span.end), granularity)
 
 

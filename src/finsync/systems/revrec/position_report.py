@@ -1,0 +1,228 @@
+"""The revenue engine's reports over its position rows: positions, period journals, the
+waterfall and remaining performance obligations, per contract and per legal entity.
+
+Rules:
+- Each report reads the rows `position_store` keeps and aggregates them in SQL; it gives
+  exactly what the same report computed from the states gives (`balance`, `schedule`,
+  `journal`).
+- What the rows do not answer (a day that is not a month start inside a contract's span, a
+  contract without rows) is computed from that contract's state alone, loaded by id: the
+  others are never decoded.
+- One connection per report, so a report reads its rows together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from itertools import pairwise
+
+from sqlalchemy import Connection, Engine
+
+from finsync.domain.clock import Period
+from finsync.domain.journal import JournalEntry
+from finsync.domain.money import Money
+from finsync.systems.revrec import position_store as store
+from finsync.systems.revrec.balance import ContractBalances, balances
+from finsync.systems.revrec.errors import UnknownRevenueContractError
+from finsync.systems.revrec.journal import (
+    AccountMap,
+    ContractMovement,
+    Movement,
+    contract_movement,
+    journal_of,
+)
+from finsync.systems.revrec.position import Position, balances_of, money, position_of
+from finsync.systems.revrec.schedule import (
+    RemainingPerformanceObligations,
+    Waterfall,
+    WaterfallRow,
+    recognised_to,
+    remaining_performance_obligations,
+    waterfall,
+)
+from finsync.systems.revrec.state import RevenueContractState
+from finsync.systems.revrec.timegrid import add_months, month_periods
+
+CHUNK = 1_000  # contracts per read of `positions_over`
+
+
+@dataclass(frozen=True, slots=True)
+class EntityWaterfall:
+    """Revenue per calendar month of one legal entity, per currency."""
+
+    months: tuple[Period, ...]
+    amounts: tuple[tuple[str, tuple[Money, ...]], ...]  # (currency, one per month)
+
+
+class PositionReports:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- per legal entity ---------------------------------------------------------------
+    def positions(self, legal_entity: str, day: date) -> list[Position]:
+        with self.engine.connect() as conn:
+            stored = store.stored_at(conn, legal_entity, day)
+            credits = store.credits(conn, legal_entity, day)
+            states = store.states(conn, [s.revenue_contract_id for s in stored
+                                         if not s.held(day)])
+        return [_position(s, day, credits.get(s.revenue_contract_id, ())) if s.held(day)
+                else position_of(states[s.revenue_contract_id], day) for s in stored
+                if s.held(day) or s.revenue_contract_id in states]
+
+    def positions_over(self, legal_entity: str,
+                       days: Sequence[date]) -> Iterator[list[Position]]:
+        """Per revenue contract (in id order), its positions at each of `days`, read a chunk
+        of contracts at a time (memory does not grow with the book)."""
+        with self.engine.connect() as conn:
+            ids = store.contract_ids(conn, legal_entity)
+            for i in range(0, len(ids), CHUNK):
+                chunk = ids[i:i + CHUNK]
+                stored = store.stored_over(conn, chunk, days)
+                credits = store.credits_of(conn, chunk)
+                unheld = [rc for rc, per in stored.items()
+                          if not all(per[d].held(d) for d in days)]
+                states = store.states(conn, unheld)
+                for rc in chunk:
+                    if rc in states:
+                        yield [position_of(states[rc], d) for d in days]
+                    elif rc in stored:
+                        yield [_position(stored[rc][d], d, _credits_before(credits.get(rc, []), d))
+                               for d in days]
+
+    def period_journal(self, legal_entity: str, period: Period,
+                       accounts: Mapping[str, str] | AccountMap) -> JournalEntry | None:
+        with self.engine.connect() as conn:
+            moved = store.movements(conn, legal_entity, period.start, period.end)
+            refs = store.references(conn, legal_entity)
+            states = store.states(conn, [m.revenue_contract_id for m in moved if not m.held])
+        found: list[ContractMovement] = []
+        for m in moved:
+            if m.held:
+                cur = m.currency
+                move = Movement(*(Money.from_minor(v, cur) for v in (
+                    m.revenue, m.deferred_revenue, m.contract_asset, m.unbilled_receivable)))
+                found.append(ContractMovement(m.revenue_contract_id, move,
+                                              refs.get(m.revenue_contract_id, ())))
+            elif m.revenue_contract_id in states:
+                found.append(contract_movement(states[m.revenue_contract_id], period))
+        return journal_of(found, legal_entity, period, accounts)
+
+    def revenue_by_month(self, legal_entity: str, start: date, end: date) -> EntityWaterfall:
+        months = month_periods(start, end)
+        if not months:
+            return EntityWaterfall((), ())
+        days = [months[0].start, *(m.end for m in months)]
+        with self.engine.connect() as conn:
+            sums = store.recognised_by_month(conn, legal_entity, days)
+            states = store.states(conn, store.unheld(conn, legal_entity, days[0]))
+        for state in states.values():
+            for day in days:
+                sums[day][state.currency] = (sums[day].get(state.currency, 0)
+                                             + recognised_to(state, day).to_minor())
+        currencies = sorted({cur for per in sums.values() for cur in per})
+        amounts = tuple((cur, tuple(Money.from_minor(sums[b].get(cur, 0) - sums[a].get(cur, 0),
+                                                     cur) for a, b in pairwise(days)))
+                        for cur in currencies)
+        return EntityWaterfall(months, amounts)
+
+    def remaining_by_currency(self, legal_entity: str,
+                              as_of: date) -> dict[str, RemainingPerformanceObligations]:
+        later = add_months(as_of, 12)
+        with self.engine.connect() as conn:
+            prices = store.transaction_prices(conn, legal_entity)
+            now = store.recognised_by_currency(conn, legal_entity, as_of)
+            ahead = store.recognised_by_currency(conn, legal_entity, later)
+            unheld_now = set(store.unheld(conn, legal_entity, as_of))
+            unheld_later = set(store.unheld(conn, legal_entity, later))
+            unmaterialised = set(store.unheld(conn, legal_entity, date(as_of.year, 1, 1)))
+            states = store.states(conn, unheld_now | unheld_later | unmaterialised)
+        for rc, state in states.items():
+            cur = state.currency
+            if rc in unmaterialised:
+                prices[cur] = prices.get(cur, 0) + state.transaction_price.to_minor()
+            if rc in unheld_now:
+                now[cur] = now.get(cur, 0) + recognised_to(state, as_of).to_minor()
+            if rc in unheld_later:
+                ahead[cur] = ahead.get(cur, 0) + recognised_to(state, later).to_minor()
+        found = {}
+        for cur in sorted(prices.keys() | now.keys() | ahead.keys()):
+            remaining = prices.get(cur, 0) - now.get(cur, 0)
+            current = ahead.get(cur, 0) - now.get(cur, 0)
+            found[cur] = RemainingPerformanceObligations(
+                as_of, Money.from_minor(current, cur), Money.from_minor(remaining - current, cur))
+        return found
+
+    # -- per contract -------------------------------------------------------------------
+    def balances(self, subscription_contract_id: str, day: date) -> ContractBalances:
+        with self.engine.connect() as conn:
+            found = self._stored(conn, subscription_contract_id, day)
+            if found.held(day):
+                return balances_of(found.row, day, found.currency)
+            return balances(self._state(conn, found), day)
+
+    def waterfall(self, subscription_contract_id: str, start: date, end: date) -> Waterfall:
+        months = month_periods(start, end)
+        with self.engine.connect() as conn:
+            found = self._stored(conn, subscription_contract_id, start)
+            if found.positions_from is None or found.positions_to is None or not months:
+                return waterfall(self._state(conn, found), start, end)
+            ids, per = store.obligation_rows(conn, found.revenue_contract_id)
+        first, last = found.positions_from, found.positions_to
+        days = [months[0].start, *(m.end for m in months)]
+        rows = []
+        for ordinal, obligation_id in enumerate(ids):
+            held = per.get(ordinal, {})
+            cumulative = [held[min(d, last)] if d >= first else 0 for d in days]
+            rows.append(WaterfallRow(obligation_id, tuple(
+                Money.from_minor(b - a, found.currency) for a, b in pairwise(cumulative))))
+        return Waterfall(months, tuple(rows))
+
+    def remaining_performance_obligations(
+            self, subscription_contract_id: str, as_of: date) -> RemainingPerformanceObligations:
+        later = add_months(as_of, 12)
+        with self.engine.connect() as conn:
+            now = self._stored(conn, subscription_contract_id, as_of)
+            ahead = self._stored(conn, subscription_contract_id, later)
+            if (not now.held(as_of) or not ahead.held(later)
+                    or now.transaction_price_minor is None):
+                return remaining_performance_obligations(self._state(conn, now), as_of)
+        cur = now.currency
+        done = balances_of(now.row, as_of, cur).recognised
+        within = balances_of(ahead.row, later, cur).recognised
+        remaining = Money.from_minor(now.transaction_price_minor, cur) - done
+        return RemainingPerformanceObligations(as_of, within - done,
+                                               remaining - (within - done))
+
+    @staticmethod
+    def _stored(conn: Connection, subscription_contract_id: str, day: date) -> store.Stored:
+        found = store.stored_at(conn, "", day, subscription_contract_id)
+        if not found:
+            raise UnknownRevenueContractError(
+                f"no revenue contract for {subscription_contract_id} (not booked yet)")
+        return found[0]
+
+    @staticmethod
+    def _state(conn: Connection, found: store.Stored) -> RevenueContractState:
+        return store.states(conn, [found.revenue_contract_id])[found.revenue_contract_id]
+
+
+def _credits_before(credits: list[tuple[str, date, int]],
+                    day: date) -> tuple[tuple[str, int], ...]:
+    """Credits issued before `day`, summed per document, in document order."""
+    summed: dict[str, int] = {}
+    for document, issued_on, amount in credits:
+        if issued_on < day:
+            summed[document] = summed.get(document, 0) - amount
+    return tuple(sorted(summed.items()))
+
+
+def _position(found: store.Stored, day: date,
+              credits: tuple[tuple[str, int], ...]) -> Position:
+    cur = found.currency
+    assert found.transaction_price_minor is not None  # held rows always have a price
+    return Position(found.revenue_contract_id, found.subscription_contract_id,
+                    found.customer_id, cur, money(found.transaction_price_minor, cur),
+                    balances_of(found.row, day, cur),
+                    tuple((doc, money(v, cur)) for doc, v in credits))
