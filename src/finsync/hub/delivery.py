@@ -10,7 +10,9 @@ Rules:
 - `PermanentError`: the delivery is `failed` and an exception of the error's class opens.
 - Anything else is a defect: recorded as `internal_error` (a short summary, the traceback in
   the detail), never swallowed.
-- Each attempt's outcome is recorded in a savepoint of its own: one that cannot be written
+- Plain receipts (done, nothing to resolve, no cross-reference in question) are recorded a
+  set at a time, one statement per table (`hub.receipt_batch`); every other outcome is
+  recorded in a savepoint of its own: one that cannot be written
   (an amount too large for the column, a text the database refuses) settles that attempt
   alone as `internal_error`, and the batch's other outcomes stand. If the batch's
   transaction fails as a whole, its outcomes are recorded one transaction each.
@@ -50,6 +52,7 @@ from finsync.domain.status import DeliveryStatus, ExceptionStatus
 from finsync.hub.backoff import delay_s
 from finsync.hub.milestone import Milestone
 from finsync.hub.pipeline import describe, trace
+from finsync.hub.receipt_batch import ReceiptBatch
 from finsync.hub.settings import DeliveryPolicy
 from finsync.hub.target import Target, amount_at_stake
 from finsync.storage import cross_ref, event_log, exception_log, jsonutil, milestone_log, outbox
@@ -165,8 +168,7 @@ class DeliveryWorker:
         transaction, each attempt in a savepoint; if that transaction fails, one each."""
         try:
             with transaction(self._engine) as conn:
-                for attempt in attempts:
-                    self._record_alone(conn, attempt)
+                self._record_many(conn, attempts)
             return
         except StorageUnavailableError:
             raise
@@ -184,6 +186,19 @@ class DeliveryWorker:
                 raise
             except Exception as exc:
                 self._record_defect(attempt, exc)
+
+    def _record_many(self, conn: Connection, attempts: Sequence[Attempt]) -> None:
+        """Plain receipts a set at a time (`ReceiptBatch`); every other outcome alone, in
+        its savepoint, in order, after the plain ones before it are written."""
+        receipts = ReceiptBatch(conn, self._owner, self._clock(), self._targets)
+        chosen = receipts.look_up(attempts)
+        for attempt, is_plain in zip(attempts, chosen, strict=True):
+            if is_plain:
+                receipts.take(attempt)
+                continue
+            receipts.flush()
+            self._record_alone(conn, attempt)
+        receipts.flush()
 
     def _record_alone(self, conn: Connection, attempt: Attempt) -> None:
         """One attempt's outcome in a savepoint; if it cannot be written, the attempt fails

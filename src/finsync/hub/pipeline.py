@@ -258,8 +258,10 @@ class PipelineWorker:
 class Supervisor:
     """The app's pipeline threads: started and stopped together, restarted when dead."""
 
-    def __init__(self, workers: Sequence[PipelineWorker], check_s: float = 5.0) -> None:
+    def __init__(self, workers: Sequence[PipelineWorker], check_s: float = 5.0,
+                 on_stop: Sequence[Callable[[], None]] = ()) -> None:
         self.workers, self.check_s = tuple(workers), check_s
+        self._on_stop = tuple(on_stop)  # what the workers held open (the wake-up listener)
 
     def worker(self, name: str) -> PipelineWorker:
         return next(w for w in self.workers if w.name == name)
@@ -273,6 +275,8 @@ class Supervisor:
             worker.stop()
         for worker in self.workers:
             worker.join(timeout_s)
+        for release in self._on_stop:
+            release()
 
     def check(self) -> list[str]:
         """Start a new thread for each dead one; returns their names."""
@@ -332,7 +336,7 @@ def hub_pipeline(hub: Hub, interval_s: float, daily: Callable[[date], object] | 
     if daily is not None:
         workers.append(PipelineWorker(DAILY, DailyJob(daily, hub.clock), hub.clock,
                                       interval_s, stall_s=stall_s))
-    return Supervisor(workers, check_s)
+    return Supervisor(workers, check_s, on_stop=(hub.wakeup.close,))
 
 
 def work_waiting(hub: Hub) -> list[str]:

@@ -12,9 +12,10 @@ Rules:
   items were notified, or `linger_s` after the first one.
 - On PostgreSQL, other processes' work wakes this one too: the hub migration 0005 has
   `raw_events` notify channel `CHANNEL` once per inserting statement, with its row count as
-  the payload (a hint: PostgreSQL folds equal notifications of one transaction), and `PostgresWakeup` listens on its own connection, in a thread, and turns
-  each notification into a local `notify`. If the listening connection breaks it is opened
-  again, and a wake-up is given in case something was missed meanwhile.
+  the payload (a hint: PostgreSQL folds equal notifications of one transaction).
+  `PostgresWakeup` listens on its own connection, in a thread, and turns each notification
+  into a local `notify`. If the listening connection breaks it is opened again, and a
+  wake-up is given in case something was missed meanwhile.
 - SQLite has no cross-process signal: another process's work is found by the fallback poll.
 """
 
