@@ -11,8 +11,8 @@ Rules:
 - Batches form by size or linger, whichever comes first: `wait_batch` returns once `size`
   items were notified, or `linger_s` after the first one.
 - On PostgreSQL, other processes' work wakes this one too: the hub migration 0005 has
-  `raw_events` notify channel `CHANNEL` once per inserting statement, with its row count as
-  the payload (a hint: PostgreSQL folds equal notifications of one transaction).
+  `raw_events` notify channel `CHANNEL` once per inserting statement (folded into one per
+  transaction), which counts as one item here: the in-process `notify` gives counts.
   `PostgresWakeup` listens on its own connection, in a thread, and turns each notification
   into a local `notify`. If the listening connection breaks it is opened again, and a
   wake-up is given in case something was missed meanwhile.
@@ -125,8 +125,8 @@ class PostgresWakeup(LocalWakeup):
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.notify()  # anything committed while we were not listening
                     while not self._stopping.is_set():
-                        for note in conn.notifies(timeout=_LISTEN_TICK_S):
-                            self.notify(_count(note.payload))
+                        for _ in conn.notifies(timeout=_LISTEN_TICK_S):
+                            self.notify()
             except Exception as exc:  # the listener lives on; the fallback poll covers
                 log.warning("wake-up listener: %s; listening again in %.0f s",
                             type(exc).__name__, _RECONNECT_S)
@@ -140,13 +140,6 @@ class PostgresWakeup(LocalWakeup):
             thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(_LISTEN_TICK_S * 4)
-
-
-def _count(payload: str) -> int:
-    try:
-        return int(payload)
-    except ValueError:
-        return 1
 
 
 def wakeup_for(engine: Engine) -> LocalWakeup:

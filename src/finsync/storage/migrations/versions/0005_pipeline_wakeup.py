@@ -5,10 +5,11 @@ Revises: 0004
 Create Date: 2026-12-06 00:40:00
 
 On PostgreSQL, every statement that inserts into `raw_events` notifies channel
-`finsync_work` (`hub.wakeup.CHANNEL`) with its row count, once, at commit (NOTIFY is
-transactional), so a pipeline in any process wakes on work committed by any other. A
-statement-level trigger costs one notification per batch, not one per row. SQLite has no
-such signal: nothing to do there.
+`finsync_work` (`hub.wakeup.CHANNEL`), delivered once at commit (NOTIFY is transactional,
+and equal notifications of one transaction fold into one), so a pipeline in any process
+wakes on work committed by any other. The trigger is per statement, without a transition
+table, so that it costs intake as little as can be. SQLite has no such signal: nothing to do
+there.
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ depends_on = None
 _FUNCTION = """
 CREATE OR REPLACE FUNCTION finsync_raw_events_notify() RETURNS trigger AS $$
 BEGIN
-    PERFORM pg_notify('finsync_work', (SELECT count(*) FROM inserted)::text);
+    PERFORM pg_notify('finsync_work', '');
     RETURN NULL;
 END;
 $$ LANGUAGE plpgsql
 """
 _TRIGGER = """
 CREATE TRIGGER raw_events_notify AFTER INSERT ON raw_events
-REFERENCING NEW TABLE AS inserted
 FOR EACH STATEMENT EXECUTE FUNCTION finsync_raw_events_notify()
 """
 
