@@ -168,3 +168,21 @@ def test_a_batch_writes_each_table_once(engine: Engine, tmp_path: Path) -> None:
     assert count("UPDATE RAW_EVENTS") == 1
     assert count("INSERT INTO CROSS_REFS") == 2  # receipts in two claims of 20 (batch_size)
     assert count("SAVEPOINT") == 0
+
+
+def test_handed_over_envelopes_are_the_stored_events(engine: Engine, tmp_path: Path) -> None:
+    """Delivery takes what acceptance handed over instead of decoding the stored event: it
+    must be the very event the log holds (contracts, amendments, invoices, payments)."""
+    from finsync.storage import event_log
+    from tests.builders import lifecycle_stream
+
+    hub = make_hub(engine, tmp_path, hub_settings=settings({}))
+    ingest(hub, lifecycle_stream(customers=2).lines())
+    hub.run_until_idle()
+    with reading(engine) as conn:
+        ids = [str(i) for (i,) in conn.execute(select(events.c.event_id))]
+        stored = event_log.get_many(conn, ids)
+    handed = hub.handover.get_many(ids)
+    assert handed and len(handed) == len(ids)
+    for event_id, env in handed.items():
+        assert stored[event_id] == env

@@ -55,6 +55,7 @@ class BatchAcceptance:
     def __init__(self, acceptance: Acceptance, conn: Connection, at: datetime) -> None:
         self._acceptance, self._conn, self._at = acceptance, conn, at
         self._pending = _Pending()
+        self.accepted: list[Envelope] = []  # every envelope taken, for the hand-over
         self._source_ids: set[tuple[str, str]] = set()
         self._keys: set[str] = set()
         self._state = event_log.AggregateState({}, set(), set())
@@ -103,6 +104,7 @@ class BatchAcceptance:
         self._state.held.update(versions.items())
         for env, row in zip(envelopes, rows, strict=True):
             self._stage(env, row)
+        self.accepted.extend(envelopes)
         self._pending.raw_ids.append(raw_id)
         return True
 

@@ -35,6 +35,7 @@ from finsync.domain.errors import DomainError, ExceptionClass, MappingError
 from finsync.domain.status import RawStatus
 from finsync.hub.acceptance import LOCK, Acceptance, Outcome
 from finsync.hub.batch_acceptance import BatchAcceptance
+from finsync.hub.handover import Handover
 from finsync.hub.intake import Mapped, reject_in
 from finsync.hub.mapping import MapperRegistry
 from finsync.hub.pipeline import describe, trace
@@ -53,10 +54,11 @@ _ACCEPTED = Outcome.ACCEPTED.value
 class Processor:
     def __init__(self, engine: Engine, mappers: MapperRegistry, acceptance: Acceptance,
                  clock: Callable[[], datetime], batch_size: int = 500,
-                 mapped: Mapped | None = None) -> None:
+                 mapped: Mapped | None = None, handover: Handover | None = None) -> None:
         self._engine, self._mappers, self._acceptance = engine, mappers, acceptance
         self._clock, self._batch_size = clock, batch_size
         self._mapped = mapped or Mapped()
+        self._handover = handover  # accepted envelopes, for delivery (`hub.handover`)
 
     def process_batch(self) -> Counter[str]:
         """Process up to one batch of stored raw events; returns outcomes counted."""
@@ -88,6 +90,8 @@ class Processor:
                 outcomes.update(self._process_one(conn, raw, now, envelopes))
                 plain.look_up([e for _, later in mapped[index + 1:] for e in later or ()])
             plain.flush()
+        if self._handover is not None:  # committed
+            self._handover.put_many(plain.accepted)
         return outcomes
 
     def _map(self, raw: RawEvent) -> list[Envelope] | None:

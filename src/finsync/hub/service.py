@@ -23,6 +23,7 @@ from finsync.domain.status import UNRESOLVED, DeliveryStatus, ExceptionStatus, R
 from finsync.hub.acceptance import Acceptance
 from finsync.hub.buffer import BufferPolicy, buffers_for
 from finsync.hub.delivery import DeliveryWorker
+from finsync.hub.handover import Handover
 from finsync.hub.intake import Intake, Mapped
 from finsync.hub.mapping import MapperRegistry
 from finsync.hub.milestone import BOOKED, SCHEDULED
@@ -93,11 +94,12 @@ class Hub:
         self.engine, self.settings, self.clock = engine, settings, clock
         self.mappers = mappers
         mapped = Mapped()  # what intake mapped, handed to the processor
+        self.handover = handover = Handover()  # what the processor accepted, to delivery
         self.intake = Intake(engine, mappers, clock, mapped)
         self.processor = Processor(engine, mappers, Acceptance(settings), clock,
-                                   settings.intake_batch_size, mapped)
+                                   settings.intake_batch_size, mapped, handover)
         self.worker = DeliveryWorker(engine, targets, settings.delivery, clock, worker_id,
-                                     skip_targets=set(ledgers or {}))
+                                     skip_targets=set(ledgers or {}), handover=handover)
         self.buffers = buffers_for(engine, targets, ledgers or {}, self.worker,
                                    settings.delivery.lease_s, clock, worker_id)  # ERPs
         self.pumps = dict(pumps or {})
