@@ -34,7 +34,8 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,10 +48,12 @@ import backends
 import intake
 from rich.console import Console
 from rich.table import Table as RichTable
-from sqlalchemy import Engine, MetaData, Table, func, insert, select
+from sqlalchemy import Column, Engine, Index, MetaData, Table, func, insert, select
 
 from finsync.bootstrap import Finance, build_finance
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, parse_config
+from finsync.connectors.embedded.ledger import EmbeddedLedger
+from finsync.connectors.ports import Posting
 from finsync.hub.pipeline import hub_pipeline
 from finsync.storage import jsonutil
 from finsync.storage.db import make_engine
@@ -130,10 +133,40 @@ def drained(finance: Finance, expected: int) -> bool:
             and counts.get("pending", 0) + counts.get("in_flight", 0) == 0)
 
 
+@contextmanager
+def ledger_clock(phases: dict[str, float]) -> Iterator[None]:
+    """Add the time spent inside `EmbeddedLedger.post_batch` (the ledger's own work) to
+    `phases["ledger"]`, for this run only."""
+    original = EmbeddedLedger.post_batch
+
+    def timed(self: EmbeddedLedger, postings: Sequence[Posting]) -> Sequence[Any]:
+        start = time.perf_counter()
+        try:
+            return original(self, postings)
+        finally:
+            phases["ledger"] += time.perf_counter() - start
+
+    phases["ledger"] = 0.0
+    setattr(EmbeddedLedger, "post_batch", timed)  # noqa: B010 - instrumentation only
+    try:
+        yield
+    finally:
+        setattr(EmbeddedLedger, "post_batch", original)  # noqa: B010
+
+
 def measure_pipeline(url: str, workdir: Path, items: Sequence[RawIn],
                      profile: bool) -> tuple[Figure, Finance]:
     """Store every envelope, then drain the hub; returns the finance (still open) so that
     the baseline can read what it wrote."""
+    phases: dict[str, float] = {}
+    with ledger_clock(phases):
+        figure, finance = _pipeline(url, workdir, items, profile)
+    figure.phases.update(phases)
+    return figure, finance
+
+
+def _pipeline(url: str, workdir: Path, items: Sequence[RawIn],
+              profile: bool) -> tuple[Figure, Finance]:
     finance = build_finance(config_for(url, workdir))
     hub = finance.hub
     profiler = cProfile.Profile() if profile else None
@@ -182,9 +215,7 @@ def measure_baseline(engine: Engine, events_n: int, before: dict[str, int]) -> F
             if before.get(table.name, 0):
                 continue  # set-up rows (accounts, periods): not the pipeline's
             rows = [dict(r) for r in conn.execute(select(table)).mappings()]
-            copy = backends.plain_copy(table, f"bench_plain_{table.name}")
-            copy = copy.to_metadata(copies)
-            loads.append((copy, rows))
+            loads.append((plain_copy(table, copies), rows))
     copies.create_all(engine)
     commits = max(1, math.ceil(events_n / BATCH))
     start = time.perf_counter()
@@ -202,6 +233,18 @@ def measure_baseline(engine: Engine, events_n: int, before: dict[str, int]) -> F
             assert stored == len(rows), f"{table.name}: {stored} of {len(rows)}"
     phases = {table.name.removeprefix("bench_plain_"): float(len(rows)) for table, rows in loads}
     return Figure(events_n, elapsed, phases)
+
+
+def plain_copy(table: Table, into: MetaData) -> Table:
+    """`table`'s columns, types, primary key and indexes (numbered names, which stay
+    within PostgreSQL's 63 characters), under `bench_plain_<name>`."""
+    name = f"bench_plain_{table.name}"
+    copy = Table(name, into, *(
+        Column(c.name, c.type, nullable=c.nullable, primary_key=c.primary_key,
+               autoincrement=c.autoincrement) for c in table.columns))
+    for number, index in enumerate(table.indexes):
+        Index(f"ix_bp_{number}_{table.name}"[:63], *(copy.c[c.name] for c in index.columns))
+    return copy
 
 
 def row_counts(engine: Engine) -> dict[str, int]:
@@ -332,8 +375,12 @@ def report(console: Console, all_results: Sequence[Results], notes: list[backend
         assert r.pipeline is not None and r.baseline is not None
         phases = r.pipeline.phases
         rows = ", ".join(f"{name} {int(n):,}" for name, n in r.baseline.phases.items())
+        hub_s = r.pipeline.seconds - phases["ledger"]
         notes.append((f"{r.backend} split", f"store {phases['store']:.2f} s, drain "
-                      f"{phases['drain']:.2f} s; rows copied for the baseline: {rows}"))
+                      f"{phases['drain']:.2f} s, of which inside the ledger's post_batch "
+                      f"{phases['ledger']:.2f} s; the hub's own part {hub_s:.2f} s = "
+                      f"{r.pipeline.events / hub_s:,.0f} events/s; rows copied for the "
+                      f"baseline: {rows}"))
     backends.print_grids(console, [("Notes", notes)])
     for r in all_results:
         if r.pipeline is not None and r.pipeline.profile:

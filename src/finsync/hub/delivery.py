@@ -130,10 +130,10 @@ class DeliveryWorker:
         return buried + len(claimed)
 
     def envelopes(self, event_ids: Sequence[str]) -> dict[str, Envelope | UnreadableEvent]:
-        """The events to deliver: handed over by acceptance in this process, else read
-        from the event log (each typed, or unreadable on its own)."""
+        """The events to deliver: handed over by acceptance in this process (a first
+        attempt), else read from the event log (each typed, or unreadable on its own)."""
         found: dict[str, Envelope | UnreadableEvent] = {}
-        found.update(self._handover.get_many(event_ids))
+        found.update(self._handover.take_many(event_ids))
         missing = [i for i in event_ids if i not in found]
         if missing:
             with reading(self._engine) as conn:

@@ -2,10 +2,11 @@
 
 Rules:
 - The processor puts the envelopes it accepted a set at a time, after their transaction
-  commits (a rolled-back batch hands nothing over). Delivery takes an event's envelope from
-  here instead of reading and decoding the stored event again; what is not here (another
-  process accepted it, a restart, an event released from parking, a replay) is read from
-  the event log as before.
+  commits (a rolled-back batch hands nothing over). The first delivery attempt of an event
+  takes its envelope from here instead of reading and decoding the stored event again;
+  everything else (a retry, a second target, another process, a restart, an event released
+  from parking, a replay) reads the event log as before, so a stored event that no longer
+  reads is found on its next attempt.
 - Stored events never change, so a handed-over envelope is the stored one: the event log
   stores the envelope's own encoding, and decoding that gives the same event back.
 - Bounded: past `size_max` the oldest are dropped (they are read from the log instead).
@@ -34,8 +35,8 @@ class Handover:
             while len(self._items) > self._size_max:
                 self._items.popitem(last=False)
 
-    def get_many(self, event_ids: Sequence[str]) -> dict[str, Envelope]:
-        """The envelopes held for these ids (an event may have several deliveries, so
-        they stay until pushed out)."""
+    def take_many(self, event_ids: Sequence[str]) -> dict[str, Envelope]:
+        """The envelopes held for these ids, taken out: only a first attempt uses the
+        hand-over; a retry, or an event's delivery to a second target, reads the log."""
         with self._lock:
-            return {i: self._items[i] for i in event_ids if i in self._items}
+            return {i: self._items.pop(i) for i in event_ids if i in self._items}
