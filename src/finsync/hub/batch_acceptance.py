@@ -10,7 +10,8 @@ Rules:
 - Every other raw event (a mapping error, a duplicate, a changed body, an ownership
   violation, a gap, a version that releases parked ones) goes through `Acceptance`, alone
   in its savepoint, as before. What is pending is written first, so that it sees every
-  earlier event of the batch; the look-ups are read again after it.
+  earlier event of the batch; later events that share its source id, business key or
+  aggregate go through `Acceptance` too.
 - Look-ups are set-based, one statement each, made before any write (validate, then
   write). The batch's own plain events count as stored for the ones after them: a second
   copy of an event in the same batch is a duplicate, a second version is sequenced after
@@ -72,6 +73,17 @@ class BatchAcceptance:
             conn, {(e.aggregate.type, e.aggregate.id) for e in envelopes
                    if e.aggregate.version is not None})
         self._cursor_rows = set(self._state.applied)
+
+    def decided_alone(self, envelopes: Sequence[Envelope] | None) -> None:
+        """A raw event went through `Acceptance`: what it may have stored or moved (its
+        source ids, business keys and aggregates) is no longer plain for the rest of the
+        batch, which `Acceptance` then decides too. Conservative, and no look-up again: a
+        batch of many duplicates stays linear."""
+        for env in envelopes or ():
+            self._source_ids.add((env.source, env.source_event_id))
+            if env.business_key is not None:
+                self._keys.add(env.business_key)
+            self._state.parked.add((env.aggregate.type, env.aggregate.id))
 
     def take(self, raw_id: int, envelopes: Sequence[Envelope]) -> bool:
         """Take a plain raw event into the pending writes; False (nothing taken) when it

@@ -81,14 +81,14 @@ class Processor:
             mapped = [(raw, self._map(raw)) for raw in raw_log.pending(conn, size)]
             plain = BatchAcceptance(self._acceptance, conn, now)
             plain.look_up([e for _, envelopes in mapped for e in envelopes or ()])
-            for index, (raw, envelopes) in enumerate(mapped):
+            for raw, envelopes in mapped:
                 outcomes["raw"] += 1
                 if envelopes is not None and plain.take(raw.id, envelopes):
                     outcomes[_ACCEPTED] += len(envelopes)
                     continue
                 plain.flush()
                 outcomes.update(self._process_one(conn, raw, now, envelopes))
-                plain.look_up([e for _, later in mapped[index + 1:] for e in later or ()])
+                plain.decided_alone(envelopes)
             plain.flush()
         if self._handover is not None:  # committed
             self._handover.put_many(plain.accepted)
