@@ -56,20 +56,25 @@ def test_hub_store_notifies(engine: Engine, tmp_path: Path) -> None:
         hub.wakeup.close()
 
 
-def test_another_connections_intake_wakes_the_listener(db_url: str, tmp_path: Path) -> None:
+def test_another_processes_intake_wakes_the_listener(db_url: str, tmp_path: Path) -> None:
+    """On PostgreSQL, intake in another process (another `application_name`) wakes the
+    listener; this process's own intake does not (its writers notify directly)."""
     engine = make_engine(db_url)
     upgrade(engine)
     wakeup = wakeup_for(engine)
-    other = make_hub(make_engine(db_url), tmp_path)  # another process, as far as we know
+    if not isinstance(wakeup, PostgresWakeup):
+        engine.dispose()
+        return  # SQLite: another process is found by the fallback poll
+    other = make_hub(make_engine(db_url, connect_args={"application_name": "finsync-other"}),
+                     tmp_path)
     try:
-        if not isinstance(wakeup, PostgresWakeup):
-            return  # SQLite: another process is found by the fallback poll
         assert wakeup.wait(LONG_S)  # the listener's first wake-up: it is listening now
         wakeup.take()
         other.intake.store([RawIn("canonical", b"{}", {}) for _ in range(3)])
         assert wakeup.wait(LONG_S)
-        # A hint, not a count: PostgreSQL folds equal notifications of one transaction.
         assert wakeup.take() >= 1
+        make_hub(engine, tmp_path).intake.store([RawIn("canonical", b"{}", {})])
+        assert not wakeup.wait(1.0)
     finally:
         wakeup.close()
         other.engine.dispose()

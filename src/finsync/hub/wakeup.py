@@ -12,7 +12,9 @@ Rules:
   items were notified, or `linger_s` after the first one.
 - On PostgreSQL, other processes' work wakes this one too: the hub migration 0005 has
   `raw_events` notify channel `CHANNEL` once per inserting statement (folded into one per
-  transaction), which counts as one item here: the in-process `notify` gives counts.
+  transaction), with the writer's `application_name` as the payload; the listener ignores
+  its own process's (its writers call `notify`, with counts), so that only another
+  process's work wakes it that way.
   `PostgresWakeup` listens on its own connection, in a thread, and turns each notification
   into a local `notify`. If the listening connection breaks it is opened again, and a
   wake-up is given in case something was missed meanwhile.
@@ -27,6 +29,8 @@ import time
 from typing import Protocol
 
 from sqlalchemy import Engine
+
+from finsync.storage.db import process_name
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,7 @@ class PostgresWakeup(LocalWakeup):
         super().__init__()
         url = engine.url.set(drivername="postgresql")
         self._dsn = url.render_as_string(hide_password=False)
+        self._own = process_name()  # this process's writers notify us directly
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._starting = threading.Lock()
@@ -125,8 +130,9 @@ class PostgresWakeup(LocalWakeup):
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.notify()  # anything committed while we were not listening
                     while not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=_LISTEN_TICK_S):
-                            self.notify()
+                        for note in conn.notifies(timeout=_LISTEN_TICK_S):
+                            if note.payload != self._own:
+                                self.notify()
             except Exception as exc:  # the listener lives on; the fallback poll covers
                 log.warning("wake-up listener: %s; listening again in %.0f s",
                             type(exc).__name__, _RECONNECT_S)

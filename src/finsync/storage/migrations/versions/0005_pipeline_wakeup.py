@@ -7,8 +7,10 @@ Create Date: 2026-12-06 00:40:00
 On PostgreSQL, every statement that inserts into `raw_events` notifies channel
 `finsync_work` (`hub.wakeup.CHANNEL`), delivered once at commit (NOTIFY is transactional,
 and equal notifications of one transaction fold into one), so a pipeline in any process
-wakes on work committed by any other. The trigger is per statement, without a transition
-table, so that it costs intake as little as can be. SQLite has no such signal: nothing to do
+wakes on work committed by any other. The payload is the writer's `application_name`
+(`storage.db.process_name`), so that a process can ignore its own (its writers notify it
+directly). The trigger is per statement, without a transition table, so that it costs
+intake as little as can be. SQLite has no such signal: nothing to do
 there.
 """
 
@@ -24,7 +26,7 @@ depends_on = None
 _FUNCTION = """
 CREATE OR REPLACE FUNCTION finsync_raw_events_notify() RETURNS trigger AS $$
 BEGIN
-    PERFORM pg_notify('finsync_work', '');
+    PERFORM pg_notify('finsync_work', current_setting('application_name'));
     RETURN NULL;
 END;
 $$ LANGUAGE plpgsql
