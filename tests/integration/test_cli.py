@@ -18,9 +18,6 @@ DONE = 24
 HEAD = "0006"  # the newest migration of the hub's schema
 
 
-
-
-
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> Path:
     monkeypatch.chdir(tmp_path)

@@ -43,7 +43,7 @@ from finsync.hub.intake import (
     RateLimiter,
     Refusal,
 )
-from finsync.hub.pipeline import PIPELINE, PipelineWorker, Supervisor, hub_pipeline
+from finsync.hub.pipeline import PipelineWorker, Supervisor, hub_pipeline
 from finsync.hub.service import Hub
 from finsync.hub.status import UNRESOLVED_FILTER
 from finsync.hub.usage import UsageIntake
@@ -136,11 +136,11 @@ def pipeline_supervisor(hub: Hub, interval_s: float,
         USAGE, usage.step, hub.clock, usage_interval_s)], pipeline.check_s)
 
 
-def _waker(pipeline: Supervisor | None,
+def _waker(hub: Hub,
            wake: Callable[[int], None] | None) -> Callable[[int], None] | None:
     """What a committed intake batch of `count` raw events calls: the pipeline's wake-up,
     then `wake`."""
-    calls = [call for call in (_pipeline_wakeup(pipeline), wake) if call is not None]
+    calls = [call for call in (_pipeline_wakeup(hub), wake) if call is not None]
     if not calls:
         return None
 
@@ -150,17 +150,9 @@ def _waker(pipeline: Supervisor | None,
     return wake_all
 
 
-def _pipeline_wakeup(pipeline: Supervisor | None) -> Callable[[int], None] | None:
-    """The one call site of the pipeline's wake-up. Here: this process's pipeline worker.
-    With i19-pipeline's `hub.wakeup` merged this becomes `hub.wakeup.notify` (which also
-    reaches pipelines in other processes on PostgreSQL, via migration 0005's trigger)."""
-    if pipeline is None:
-        return None
-    worker = pipeline.worker(PIPELINE)
-
-    def wake(_count: int) -> None:
-        worker.wake()
-    return wake
+def _pipeline_wakeup(hub: Hub) -> Callable[[int], None]:
+    """The one call site of the pipeline's wake-up."""
+    return hub.wakeup.notify
 
 
 async def _supervise(pipeline: Supervisor) -> None:
@@ -190,7 +182,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     if worker_interval_s:
         pipeline = pipeline_supervisor(hub, worker_interval_s, daily, usage, usage_interval_s)
     writer = GroupCommit(hub.intake, batch_max=batch_max, linger_s=linger_s,
-                         on_commit=_waker(pipeline, wake))
+                         on_commit=_waker(hub, wake))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -48,7 +48,7 @@ from finsync.storage import event_log, exception_log, milestone_log, outbox
 from finsync.storage.event_log import StoredEvent
 from finsync.storage.exception_log import NewException
 
-_CONTRACT_EVENTS = (ContractCreated, ContractAmended, ContractRenewed, ContractCancelled)
+CONTRACT_EVENTS = (ContractCreated, ContractAmended, ContractRenewed, ContractCancelled)
 _SOURCE_EVENT_ID_MAX = 255  # the events table's column
 # Held by whoever accepts or supersedes events (`storage.db.serialize`): the sequencer must
 # see every earlier version of an aggregate before it parks or applies the next one.
@@ -147,7 +147,7 @@ class Acceptance:
             event_log.advance(conn, env.aggregate.type, env.aggregate.id, env.aggregate.version)
         outbox.enqueue(conn, env.event_id, self.settings.routes.get(env.type, ()),
                        partition_key(env.aggregate), env.correlation_id, at)
-        if isinstance(env.event, _CONTRACT_EVENTS):
+        if isinstance(env.event, CONTRACT_EVENTS):
             milestone_log.record(conn, env.correlation_id, Milestone.CONTRACT_ACCEPTED,
                                  env.event_id, "hub", at)
 
@@ -207,7 +207,7 @@ def supersede(conn: Connection, stored: Envelope, stored_status: EventStatus,
     for key in handed:
         exception_log.resolve_by_fingerprint(conn, f"delivery:{key}", note, at)
     exception_log.resolve_by_fingerprint(conn, _gap_fingerprint(stored), note, at)
-    if not parked and isinstance(received.event, _CONTRACT_EVENTS):
+    if not parked and isinstance(received.event, CONTRACT_EVENTS):
         milestone_log.record(conn, received.correlation_id, Milestone.CONTRACT_ACCEPTED,
                              received.event_id, "hub", at)
     where = ("waits in its place for the earlier version" if parked

@@ -51,7 +51,7 @@ from finsync.hub.delivery import Attempt, DeliveryWorker, context, unreadable
 from finsync.hub.pipeline import describe
 from finsync.hub.summary_posting import Item, Planned, SummaryPlanner
 from finsync.hub.target import Target
-from finsync.storage import event_log, outbox
+from finsync.storage import outbox
 from finsync.storage.db import reading, transaction
 from finsync.storage.event_log import UnreadableEvent
 
@@ -157,8 +157,7 @@ class PostingBuffer:
                                                                   list[int]]:
         """Events to send; attempts already settled (events this ERP does not post);
         deliveries given back (a second one of an aggregate in this round)."""
-        with reading(self._engine) as conn:
-            envelopes = event_log.get_many(conn, [d.event_id for d in claimed])
+        envelopes = self._worker.envelopes([d.event_id for d in claimed])
         items: list[Item] = []
         settled: list[Attempt] = []
         held: list[int] = []

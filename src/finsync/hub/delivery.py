@@ -10,7 +10,9 @@ Rules:
 - `PermanentError`: the delivery is `failed` and an exception of the error's class opens.
 - Anything else is a defect: recorded as `internal_error` (a short summary, the traceback in
   the detail), never swallowed.
-- Each attempt's outcome is recorded in a savepoint of its own: one that cannot be written
+- Plain receipts (done, nothing to resolve, no cross-reference in question) are recorded a
+  set at a time, one statement per table (`hub.receipt_batch`); every other outcome is
+  recorded in a savepoint of its own: one that cannot be written
   (an amount too large for the column, a text the database refuses) settles that attempt
   alone as `internal_error`, and the batch's other outcomes stand. If the batch's
   transaction fails as a whole, its outcomes are recorded one transaction each.
@@ -48,8 +50,10 @@ from finsync.domain.money import Money
 from finsync.domain.refs import ReferenceConflictError
 from finsync.domain.status import DeliveryStatus, ExceptionStatus
 from finsync.hub.backoff import delay_s
+from finsync.hub.handover import Handover
 from finsync.hub.milestone import Milestone
 from finsync.hub.pipeline import describe, trace
+from finsync.hub.receipt_batch import ReceiptBatch, exception_fingerprint
 from finsync.hub.settings import DeliveryPolicy
 from finsync.hub.target import Target, amount_at_stake
 from finsync.storage import cross_ref, event_log, exception_log, jsonutil, milestone_log, outbox
@@ -101,10 +105,12 @@ def context(delivery: Delivery, env: Envelope) -> DeliveryContext:
 class DeliveryWorker:
     def __init__(self, engine: Engine, targets: Mapping[str, Target], policy: DeliveryPolicy,
                  clock: Callable[[], datetime], owner: str,
-                 rng: random.Random | None = None, skip_targets: Collection[str] = ()) -> None:
+                 rng: random.Random | None = None, skip_targets: Collection[str] = (),
+                 handover: Handover | None = None) -> None:
         self._engine, self._targets, self._policy = engine, dict(targets), policy
         self._clock, self._owner, self._rng = clock, owner, rng or random.Random()
         self._skip = frozenset(skip_targets)
+        self._handover = handover or Handover(0)
         self.lease_expiries_max = policy.lease_expiries_max
 
     def run_once(self) -> int:
@@ -119,10 +125,20 @@ class DeliveryWorker:
                                  skip=self._skip)
         if not claimed:
             return buried
-        with reading(self._engine) as conn:
-            envelopes = event_log.get_many(conn, [d.event_id for d in claimed])
+        envelopes = self.envelopes([d.event_id for d in claimed])
         self.record_all([self._attempt(d, envelopes[d.event_id]) for d in claimed])
         return buried + len(claimed)
+
+    def envelopes(self, event_ids: Sequence[str]) -> dict[str, Envelope | UnreadableEvent]:
+        """The events to deliver: handed over by acceptance in this process (a first
+        attempt), else read from the event log (each typed, or unreadable on its own)."""
+        found: dict[str, Envelope | UnreadableEvent] = {}
+        found.update(self._handover.take_many(event_ids))
+        missing = [i for i in event_ids if i not in found]
+        if missing:
+            with reading(self._engine) as conn:
+                found.update(event_log.get_many(conn, missing))
+        return found
 
     def claim(self, conn: Connection, lease_s: float, limit: int, *,
               only: Collection[str] | None = None,
@@ -165,8 +181,7 @@ class DeliveryWorker:
         transaction, each attempt in a savepoint; if that transaction fails, one each."""
         try:
             with transaction(self._engine) as conn:
-                for attempt in attempts:
-                    self._record_alone(conn, attempt)
+                self._record_many(conn, attempts)
             return
         except StorageUnavailableError:
             raise
@@ -184,6 +199,19 @@ class DeliveryWorker:
                 raise
             except Exception as exc:
                 self._record_defect(attempt, exc)
+
+    def _record_many(self, conn: Connection, attempts: Sequence[Attempt]) -> None:
+        """Plain receipts a set at a time (`ReceiptBatch`); every other outcome alone, in
+        its savepoint, in order, after the plain ones before it are written."""
+        receipts = ReceiptBatch(conn, self._owner, self._clock(), self._targets)
+        chosen = receipts.look_up(attempts)
+        for attempt, is_plain in zip(attempts, chosen, strict=True):
+            if is_plain:
+                receipts.take(attempt)
+                continue
+            receipts.flush()
+            self._record_alone(conn, attempt)
+        receipts.flush()
 
     def _record_alone(self, conn: Connection, attempt: Attempt) -> None:
         """One attempt's outcome in a savepoint; if it cannot be written, the attempt fails
@@ -330,4 +358,4 @@ def _amount_at_stake(event: AnyEvent | None) -> Money | None:
 
 
 def _fingerprint(delivery: Delivery) -> str:
-    return f"delivery:{delivery.delivery_key}"
+    return exception_fingerprint(delivery.delivery_key)

@@ -5,8 +5,10 @@ sequencer must see every earlier version of an aggregate before it decides to pa
 apply the next one. Delivery, the slow part, scales out across workers.
 
 Rules:
-- One transaction per batch; each raw event inside it has a savepoint, so one bad event is
-  rejected (and kept, with its exception) without holding back the others.
+- One transaction per batch. Plain raw events (new events, in version order, from their
+  owner) are written a set at a time (`hub.batch_acceptance`); every other raw event has a
+  savepoint of its own, so one bad event is rejected (and kept, with its exception) without
+  holding back the others.
 - Bad input (a `DomainError`) is a `mapping_error`. Anything else raised while mapping or
   accepting one raw event (a recursion too deep, an overflow, a value the database refuses,
   a broken constraint) is a defect: that raw event alone is quarantined as `internal_error`,
@@ -28,9 +30,12 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from finsync.domain.envelope import Envelope
 from finsync.domain.errors import DomainError, ExceptionClass, MappingError
 from finsync.domain.status import RawStatus
 from finsync.hub.acceptance import LOCK, Acceptance, Outcome
+from finsync.hub.batch_acceptance import BatchAcceptance
+from finsync.hub.handover import Handover
 from finsync.hub.intake import Mapped, reject_in
 from finsync.hub.mapping import MapperRegistry
 from finsync.hub.pipeline import describe, trace
@@ -43,15 +48,17 @@ from finsync.storage.text import storable
 log = logging.getLogger(__name__)
 
 _REJECTED = Outcome.REJECTED.value
+_ACCEPTED = Outcome.ACCEPTED.value
 
 
 class Processor:
     def __init__(self, engine: Engine, mappers: MapperRegistry, acceptance: Acceptance,
                  clock: Callable[[], datetime], batch_size: int = 500,
-                 mapped: Mapped | None = None) -> None:
+                 mapped: Mapped | None = None, handover: Handover | None = None) -> None:
         self._engine, self._mappers, self._acceptance = engine, mappers, acceptance
         self._clock, self._batch_size = clock, batch_size
         self._mapped = mapped or Mapped()
+        self._handover = handover  # accepted envelopes, for delivery (`hub.handover`)
 
     def process_batch(self) -> Counter[str]:
         """Process up to one batch of stored raw events; returns outcomes counted."""
@@ -65,14 +72,38 @@ class Processor:
         return self._one_by_one(self._batch_size)
 
     def _batch(self, size: int) -> Counter[str]:
+        """Plain raw events a set at a time (`BatchAcceptance`); each other one alone, in
+        its savepoint, after what came before it is written."""
         outcomes: Counter[str] = Counter()
         with transaction(self._engine) as conn:
             serialize(conn, LOCK)
             now = self._clock()
-            for raw in raw_log.pending(conn, size):
-                outcomes.update(self._process_one(conn, raw, now))
+            mapped = [(raw, self._map(raw)) for raw in raw_log.pending(conn, size)]
+            plain = BatchAcceptance(self._acceptance, conn, now)
+            plain.look_up([e for _, envelopes in mapped for e in envelopes or ()])
+            for raw, envelopes in mapped:
                 outcomes["raw"] += 1
+                if envelopes is not None and plain.take(raw.id, envelopes):
+                    outcomes[_ACCEPTED] += len(envelopes)
+                    continue
+                plain.flush()
+                outcomes.update(self._process_one(conn, raw, now, envelopes))
+                plain.decided_alone(envelopes)
+            plain.flush()
+        if self._handover is not None:  # committed
+            self._handover.put_many(plain.accepted)
         return outcomes
+
+    def _map(self, raw: RawEvent) -> list[Envelope] | None:
+        """The raw event's envelopes (as intake mapped them, else mapped now); None when it
+        does not map: `_process_one` maps it again, and rejects or quarantines it."""
+        envelopes = self._mapped.take(raw.id)
+        if envelopes is not None:
+            return envelopes
+        try:
+            return self._mappers.map(raw)
+        except Exception:
+            return None
 
     def _one_by_one(self, count: int) -> Counter[str]:
         outcomes: Counter[str] = Counter()
@@ -99,10 +130,11 @@ class Processor:
             self._quarantine(conn, pending[0], exc, self._clock())
         return Counter({_REJECTED: 1, "raw": 1})
 
-    def _process_one(self, conn: Connection, raw: RawEvent, now: datetime) -> list[str]:
+    def _process_one(self, conn: Connection, raw: RawEvent, now: datetime,
+                     envelopes: list[Envelope] | None = None) -> list[str]:
         try:
             with conn.begin_nested():
-                return self._accept(conn, raw, now)
+                return self._accept(conn, raw, now, envelopes)
         except OperationalError:
             raise  # the database, not this event: the batch is done again later
         except DomainError as exc:
@@ -111,8 +143,10 @@ class Processor:
             self._quarantine(conn, raw, exc, now)
         return [_REJECTED]
 
-    def _accept(self, conn: Connection, raw: RawEvent, now: datetime) -> list[str]:
-        envelopes = self._mapped.take(raw.id)
+    def _accept(self, conn: Connection, raw: RawEvent, now: datetime,
+                envelopes: list[Envelope] | None = None) -> list[str]:
+        if envelopes is None:
+            envelopes = self._mapped.take(raw.id)
         if envelopes is None:
             envelopes = self._mappers.map(raw)
         results = [self._acceptance.accept(conn, env, raw.id, now) for env in envelopes]

@@ -23,6 +23,7 @@ from finsync.domain.status import UNRESOLVED, DeliveryStatus, ExceptionStatus, R
 from finsync.hub.acceptance import Acceptance
 from finsync.hub.buffer import BufferPolicy, buffers_for
 from finsync.hub.delivery import DeliveryWorker
+from finsync.hub.handover import Handover
 from finsync.hub.intake import Intake, Mapped
 from finsync.hub.mapping import MapperRegistry
 from finsync.hub.milestone import BOOKED, SCHEDULED
@@ -41,6 +42,7 @@ from finsync.hub.status import (
     parse_status_filter,
 )
 from finsync.hub.target import Target
+from finsync.hub.wakeup import Wakeup, wakeup_for
 from finsync.storage import (
     event_log,
     exception_log,
@@ -92,15 +94,19 @@ class Hub:
         self.engine, self.settings, self.clock = engine, settings, clock
         self.mappers = mappers
         mapped = Mapped()  # what intake mapped, handed to the processor
+        self.handover = handover = Handover()  # what the processor accepted, to delivery
         self.intake = Intake(engine, mappers, clock, mapped)
         self.processor = Processor(engine, mappers, Acceptance(settings), clock,
-                                   settings.intake_batch_size, mapped)
+                                   settings.intake_batch_size, mapped, handover)
         self.worker = DeliveryWorker(engine, targets, settings.delivery, clock, worker_id,
-                                     skip_targets=set(ledgers or {}))
+                                     skip_targets=set(ledgers or {}), handover=handover)
         self.buffers = buffers_for(engine, targets, ledgers or {}, self.worker,
                                    settings.delivery.lease_s, clock, worker_id)  # ERPs
         self.pumps = dict(pumps or {})
         self._targets = frozenset(targets) | frozenset(ledgers or {})
+        # Whoever commits raw events calls `wakeup.notify(count)` after the commit; the
+        # pipeline worker sleeps on it (`hub.pipeline`, `hub.wakeup`).
+        self.wakeup: Wakeup = wakeup_for(engine)
 
     def pump(self) -> int:
         """Take in what push sources hold (their outbox), stored like any raw event."""
@@ -114,23 +120,42 @@ class Hub:
     def store(self, source: str, bodies: Sequence[bytes], headers: Mapping[str, str]) -> int:
         """Store bodies as raw events of `source` in one transaction; returns after the
         commit (files, pollers, pushed outboxes: they are mapped when the pipeline runs)."""
-        return self.intake.store([RawIn(source, body, headers) for body in bodies])
+        stored = self.intake.store([RawIn(source, body, headers) for body in bodies])
+        if stored:
+            self.wakeup.notify(stored)
+        return stored
 
     def run_until_idle(self, progress: Progress | None = None) -> RunSummary:
-        """Process every stored raw event and deliver everything that is due now."""
+        """Process every stored raw event and deliver everything that is due now.
+
+        Acceptance and delivery take turns, one bounded batch each: under a backlog of raw
+        events, deliveries go out as the events are accepted instead of after all of
+        them, so an event's lag does not grow with the backlog behind it."""
         outcomes: Counter[str] = Counter()
         self.pump()
-        while batch := self.processor.process_batch():
-            outcomes.update(batch)
-            if progress:
-                progress("intake", outcomes["raw"], outcomes["raw"] + self._raw_waiting())
-        overdue = self.processor.flag_overdue()
         attempted = 0
-        while sent := self.worker.run_once() + sum(b.run_once() for b in self.buffers):
-            attempted += sent
-            if progress:
-                progress("delivery", attempted, attempted + self._deliveries_waiting())
-        return RunSummary(outcomes.pop("raw", 0), dict(outcomes), attempted, overdue)
+        overdue: int | None = None  # flagged once, when intake first runs dry
+        while True:
+            batch = self.processor.process_batch()
+            if batch:
+                outcomes.update(batch)
+                if progress:
+                    progress("intake", outcomes["raw"], outcomes["raw"] + self._raw_waiting())
+            elif overdue is None:
+                overdue = self.processor.flag_overdue()
+            sent = self.deliver_once()
+            if sent:
+                attempted += sent
+                if progress:
+                    progress("delivery", attempted, attempted + self._deliveries_waiting())
+            if not batch and not sent:
+                return RunSummary(outcomes.pop("raw", 0), dict(outcomes), attempted,
+                                  overdue or 0)
+
+    def deliver_once(self) -> int:
+        """One round of every delivery path (the worker, each ERP's buffer); returns how
+        many deliveries it settled."""
+        return self.worker.run_once() + sum(b.run_once() for b in self.buffers)
 
     def run_until_settled(self, wait_max_s: float, progress: Progress | None = None, *,
                           sleep: Callable[[float], None] = time.sleep,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select
 
 from finsync.domain.refs import ReferenceConflictError
 from finsync.storage.schema import cross_refs
@@ -34,6 +36,56 @@ def link(conn: Connection, canonical_id: str, object_type: str, system: str, ext
                            "system": system, "external_id": external_id, "event_id": event_id,
                            "created_at": at})
     return True
+
+
+Link = tuple[str, str, str, str, str | None]  # canonical id, object type, system, external
+#                                             id, event id
+
+
+def conflicts(conn: Connection, links: Sequence[Link]) -> tuple[set[int], set[int]]:
+    """For a batch of `link`s, with two set-based look-ups: the indexes of links that need
+    `link` itself (it would refuse them with `ReferenceConflictError`, or the batch holds
+    another link of the same canonical id and system, or of the same external id), and the
+    indexes of the others that are new (to insert; the rest are recorded already)."""
+    if not links:
+        return set(), set()
+    known = {(str(c), str(sy)): str(e) for c, sy, e in conn.execute(
+        select(cross_refs.c.canonical_id, cross_refs.c.system, cross_refs.c.external_id)
+        .where(cross_refs.c.canonical_id.in_(sorted({ln[0] for ln in links}))))}
+    groups: dict[tuple[str, str], set[str]] = {}
+    for _, object_type, system, external_id, _ in links:
+        groups.setdefault((system, object_type), set()).add(external_id)
+    # Per (system, object type), so that the unique index on the three serves it.
+    owners = {(str(sy), str(t), str(e)): str(c) for c, t, sy, e in conn.execute(
+        select(cross_refs.c.canonical_id, cross_refs.c.object_type, cross_refs.c.system,
+               cross_refs.c.external_id)
+        .where(or_(*(and_(cross_refs.c.system == system, cross_refs.c.object_type == kind,
+                          cross_refs.c.external_id.in_(sorted(ids)))
+                     for (system, kind), ids in sorted(groups.items())))))}
+    by_canonical = Counter((ln[0], ln[2]) for ln in links)
+    by_external = Counter((ln[2], ln[1], ln[3]) for ln in links)
+    alone: set[int] = set()
+    new: set[int] = set()
+    for index, (canonical_id, object_type, system, external_id, _) in enumerate(links):
+        repeated = (by_canonical[(canonical_id, system)] > 1
+                    or by_external[(system, object_type, external_id)] > 1)
+        found = known.get((canonical_id, system))
+        owner = owners.get((system, object_type, external_id))
+        if repeated:
+            alone.add(index)
+        elif found is None:
+            (new if owner is None else alone).add(index)
+        elif found != external_id:
+            alone.add(index)
+    return alone, new
+
+
+def insert_many(conn: Connection, links: Sequence[Link], at: datetime) -> None:
+    """Insert links `conflicts` found new, with one executemany."""
+    if links:
+        conn.execute(_INSERT, [{"canonical_id": c, "object_type": t, "system": sy,
+                                "external_id": e, "event_id": ev, "created_at": at}
+                               for c, t, sy, e, ev in links])
 
 
 def refs_of(conn: Connection, canonical_id: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ event must survive a power cut, not only a process crash.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -61,7 +62,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         _sqlite_pragmas(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # The session's name says which process wrote: the pipeline's wake-up ignores the
+    # notifications of its own process, whose writers notify it directly (`hub.wakeup`).
+    kwargs.setdefault("connect_args", {}).setdefault("application_name", process_name())
     return create_engine(url, **kwargs)
+
+
+def process_name() -> str:
+    """This process's PostgreSQL `application_name`."""
+    return f"finsync-{os.getpid()}"
 
 
 def serialize(conn: Connection, name: str) -> None:

@@ -10,12 +10,13 @@ business key and its unfinished deliveries (`supersede`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from finsync.domain import codec
 from finsync.domain.aggregate import AggregateRef
@@ -83,8 +84,21 @@ _INSERT_CURSOR = insert(aggregate_cursors)
 def insert_event(conn: Connection, envelope: Envelope, raw_id: int | None,
                  status: EventStatus, at: datetime, *, keep_business_key: bool = True) -> None:
     """Store an event in its current schema version (the payload is its encoding)."""
+    conn.execute(_INSERT_EVENT, event_row(envelope, raw_id, status, at,
+                                          keep_business_key=keep_business_key))
+
+
+def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Store many `event_row`s with one executemany, in order (positions follow it)."""
+    if rows:
+        conn.execute(_INSERT_EVENT, list(rows))
+
+
+def event_row(envelope: Envelope, raw_id: int | None, status: EventStatus, at: datetime, *,
+              keep_business_key: bool = True) -> dict[str, Any]:
+    """The `events` row of an envelope, in its current schema version."""
     payload = codec.encode_event(envelope.event)
-    conn.execute(_INSERT_EVENT, {
+    return {
         "event_id": envelope.event_id, "type": envelope.type.value,
         "schema_version": envelope.schema_version, "source": envelope.source,
         "source_event_id": envelope.source_event_id,
@@ -95,7 +109,7 @@ def insert_event(conn: Connection, envelope: Envelope, raw_id: int | None,
         "aggregate_id": envelope.aggregate.id, "aggregate_version": envelope.aggregate.version,
         "payload": jsonutil.dumps(payload), "payload_hash": payload_hash(payload),
         "raw_event_id": raw_id, "status": status, "status_changed_at": at,
-    })
+    }
 
 
 def find_by_source_id(conn: Connection, envelope: Envelope) -> StoredEvent | None:
@@ -135,6 +149,87 @@ def record_duplicate(conn: Connection, envelope: Envelope, raw_id: int | None,
         "raw_event_id": raw_id, "source": envelope.source,
         "source_event_id": envelope.source_event_id, "duplicate_of": duplicate_of,
         "reason": reason, "detected_at": at})
+
+
+# Set-based look-ups for a batch of envelopes (`hub.batch_acceptance`): one statement each.
+AggregateKey = tuple[str, str]  # (aggregate type, aggregate id)
+
+
+def known_source_ids(conn: Connection,
+                     pairs: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which `(source, source_event_id)` pairs an event is stored under already."""
+    if not pairs:
+        return set()
+    rows = conn.execute(select(events.c.source, events.c.source_event_id).where(
+        _grouped(events.c.source, events.c.source_event_id, pairs)))
+    return {(str(source), str(sid)) for source, sid in rows} & set(pairs)
+
+
+def _grouped(outer: ColumnElement[Any], inner: ColumnElement[Any],
+             pairs: Collection[tuple[str, str]]) -> ColumnElement[bool]:
+    """`(outer, inner) IN pairs`, written as `outer = a AND inner IN (…) OR …` per distinct
+    `outer`, so that a two-column index (outer, inner) serves it on both databases."""
+    groups: dict[str, set[str]] = {}
+    for first, second in pairs:
+        groups.setdefault(first, set()).add(second)
+    return or_(*(and_(outer == first, inner.in_(sorted(seconds)))
+                 for first, seconds in sorted(groups.items())))
+
+
+def known_business_keys(conn: Connection, keys: Collection[str]) -> set[str]:
+    """Which business keys an event holds already."""
+    if not keys:
+        return set()
+    rows = conn.execute(select(events.c.business_key).where(
+        events.c.business_key.in_(sorted(keys))))
+    return {str(key) for (key,) in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateState:
+    """What sequencing needs of a batch's aggregates: applied versions (cursors), the
+    versions a live event holds, and which aggregates have parked events."""
+
+    applied: dict[AggregateKey, int]
+    held: set[tuple[AggregateKey, int]]
+    parked: set[AggregateKey]
+
+
+def aggregate_state(conn: Connection, aggregates: Collection[AggregateKey]) -> AggregateState:
+    if not aggregates:
+        return AggregateState({}, set(), set())
+    applied = {(str(t), str(i)): int(v) for t, i, v in conn.execute(
+        select(aggregate_cursors.c.aggregate_type, aggregate_cursors.c.aggregate_id,
+               aggregate_cursors.c.applied_version)
+        .where(_grouped(aggregate_cursors.c.aggregate_type, aggregate_cursors.c.aggregate_id,
+                        aggregates)))}
+    held: set[tuple[AggregateKey, int]] = set()
+    parked: set[AggregateKey] = set()
+    for t, i, version, status in conn.execute(
+            select(events.c.aggregate_type, events.c.aggregate_id, events.c.aggregate_version,
+                   events.c.status)
+            .where(_grouped(events.c.aggregate_type, events.c.aggregate_id, aggregates),
+                   events.c.aggregate_version.is_not(None),
+                   events.c.status != EventStatus.REJECTED)):
+        key = (str(t), str(i))
+        held.add((key, int(version)))
+        if status in (EventStatus.PARKED, EventStatus.OVERDUE):
+            parked.add(key)
+    return AggregateState(applied, held, parked)
+
+
+def advance_many(conn: Connection, versions: Mapping[AggregateKey, int],
+                 existing: Collection[AggregateKey]) -> None:
+    """Move the cursors of `versions`: an executemany UPDATE for those in `existing` (a
+    cursor row is there), one executemany INSERT for the others."""
+    moves = [{"b_type": t, "b_id": i, "b_version": v} for (t, i), v in versions.items()
+             if (t, i) in existing]
+    new = [{"aggregate_type": t, "aggregate_id": i, "applied_version": v}
+           for (t, i), v in versions.items() if (t, i) not in existing]
+    if moves:
+        conn.execute(_MOVE_CURSOR, moves)
+    if new:
+        conn.execute(_INSERT_CURSOR, new)
 
 
 def duplicate_count(conn: Connection) -> int:

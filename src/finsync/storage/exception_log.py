@@ -112,6 +112,16 @@ def resolve_by_fingerprint(conn: Connection, fingerprint: str, note: str,
     return [dict(r) for r in found]
 
 
+def unresolved_among(conn: Connection, fingerprints: Collection[str]) -> set[str]:
+    """Which of these fingerprints have an unresolved exception (one look-up)."""
+    if not fingerprints:
+        return set()
+    rows = conn.execute(select(exceptions.c.fingerprint).where(
+        exceptions.c.fingerprint.in_(sorted(fingerprints)),
+        exceptions.c.status.in_(UNRESOLVED)))
+    return {str(f) for (f,) in rows}
+
+
 def set_status(conn: Connection, exception_id: int, status: ExceptionStatus,
                at: datetime) -> None:
     conn.execute(update(exceptions).where(exceptions.c.id == exception_id).values(

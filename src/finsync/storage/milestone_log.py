@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,23 @@ def record(conn: Connection, correlation_id: str, name: str, event_id: str, targ
            "target": target}
     if conn.execute(_FIND, key).first() is None:
         conn.execute(_INSERT, {**key, "recorded_at": at})
+
+
+Milestone = tuple[str, str, str, str]  # (correlation id, name, event id, target)
+
+
+def record_many(conn: Connection, wanted: Sequence[Milestone], at: datetime) -> None:
+    """`record` for many: one look-up by correlation id, one executemany of the new ones."""
+    if not wanted:
+        return
+    found = conn.execute(select(milestones.c.correlation_id, milestones.c.name,
+                                milestones.c.event_id, milestones.c.target).where(
+        milestones.c.correlation_id.in_(sorted({m[0] for m in wanted}))))
+    have = {(str(c), str(n), str(e), str(t)) for c, n, e, t in found}
+    rows = [{"correlation_id": c, "name": n, "event_id": e, "target": t, "recorded_at": at}
+            for c, n, e, t in dict.fromkeys(wanted) if (c, n, e, t) not in have]
+    if rows:
+        conn.execute(_INSERT, rows)
 
 
 def timeline(conn: Connection, correlation_id: str) -> list[dict[str, Any]]:

@@ -73,6 +73,34 @@ def enqueue(conn: Connection, event_id: str, targets: Iterable[str], partition_k
     return len(rows)
 
 
+@dataclass(frozen=True, slots=True)
+class NewDeliveries:
+    """What `enqueue` takes for one event, for `enqueue_many`."""
+
+    event_id: str
+    targets: tuple[str, ...]
+    partition_key: str
+    correlation_id: str
+
+
+def enqueue_many(conn: Connection, wanted: Sequence[NewDeliveries], at: datetime) -> int:
+    """`enqueue` for many events: one look-up of the keys already there, one executemany
+    of the others, in the order given (delivery ids keep each partition's order)."""
+    rows = [{"event_id": w.event_id, "target": t, "delivery_key": delivery_key(w.event_id, t),
+             "partition_key": w.partition_key, "correlation_id": w.correlation_id,
+             "status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": at,
+             "created_at": at}
+            for w in wanted for t in dict.fromkeys(w.targets)]
+    if not rows:
+        return 0
+    have = set(conn.execute(_KNOWN_KEYS, {"b_keys": [r["delivery_key"] for r in rows]})
+               .scalars())
+    rows = [r for r in rows if r["delivery_key"] not in have]
+    if rows:
+        conn.execute(insert(deliveries), rows)
+    return len(rows)
+
+
 def known_keys(conn: Connection, keys: Collection[str]) -> set[str]:
     """Which of these delivery keys the outbox holds already (one statement)."""
     if not keys:
@@ -186,6 +214,26 @@ def _settle(conn: Connection, delivery_id: int, owner: str, **values: Any) -> bo
               "b_completed_at": None, "b_next_attempt_at": values.pop("next_attempt_at")}
     params.update({f"b_{k}": v for k, v in values.items()})
     return bool(conn.execute(_SETTLE, params).rowcount)
+
+
+def complete_many(conn: Connection, results: Mapping[int, str], owner: str,
+                  at: datetime) -> set[int]:
+    """`complete` for many deliveries: the ids still leased to `owner` are locked by one
+    look-up and settled by one executemany; returns them (the others' leases were lost)."""
+    if not results:
+        return set()
+    held = select(deliveries.c.id).where(
+        deliveries.c.id.in_(list(results)), deliveries.c.lease_owner == owner,
+        deliveries.c.status == DeliveryStatus.IN_FLIGHT)
+    if conn.dialect.name == "postgresql":
+        held = held.with_for_update()
+    ours = {int(i) for i in conn.execute(held).scalars()}
+    if ours:
+        conn.execute(_SETTLE, [
+            {"b_id": i, "b_owner": owner, "b_status": DeliveryStatus.DONE, "b_error": None,
+             "b_result": results[i], "b_completed_at": at, "b_next_attempt_at": at}
+            for i in sorted(ours)])
+    return ours
 
 
 def complete(conn: Connection, delivery_id: int, owner: str, result: str, at: datetime) -> bool:

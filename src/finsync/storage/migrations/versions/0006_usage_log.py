@@ -2,7 +2,7 @@
 the totals per subscription, product and day handed to billing
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-06 00:40:00
 
 Chained after 0004 on branch i19-serve; re-chained after 0005 (i19-pipeline) when merged.
@@ -16,7 +16,7 @@ from alembic import op
 from finsync.dbtypes import Serial, UtcDateTime
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
