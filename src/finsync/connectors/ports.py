@@ -203,6 +203,17 @@ class RevenuePort(Protocol):
     def find_receipt(self, key: str) -> Receipt | None: ...
 
 
+@runtime_checkable
+class RevenueBooksPort(RevenuePort, Protocol):
+    """A revenue engine that answers many days in one read (reconciliation asks for every
+    month boundary of a year): one pass over its contracts, not one per day."""
+
+    def positions_over(self, legal_entity: str,
+                       days: Sequence[date]) -> Iterator[Sequence[RevenuePosition]]:
+        """Per revenue contract, its positions before each of `days` (in that order)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SourceEvent:
     """One event as a source system tells it: its id, when, and the raw object."""

@@ -34,6 +34,7 @@ from finsync.connectors.ports import (
     LedgerBooks,
     LedgerBooksPort,
     LedgerPort,
+    RevenueBooksPort,
     RevenuePort,
     RevenuePosition,
 )
@@ -114,23 +115,30 @@ class Reconciliation:
         id, and the recognised total in the functional currency at each month boundary."""
         zero = Money.zero(entity.currency)
         day_after = as_of + timedelta(days=1)
-        recognised = []
         opening: list[RevenuePosition] = []
         closing: list[RevenuePosition] = []
-        for day in [*bounds, day_after] if bounds[-1] != day_after else bounds:
-            positions = self._revenue.positions(entity.id, day)
-            if day == bounds[0]:
-                opening = _by_contract(positions)
-            if day == day_after:
-                closing = _by_contract(positions)
-            if day not in bounds:
-                continue
-            total = zero
-            for p in positions:
+        days = [*bounds, day_after]
+        totals = [zero for _ in days]
+        for row in self._positions_over(entity.id, days):
+            for n, p in enumerate(row):
                 if p.currency == entity.currency:
-                    total = total + p.recognised
-            recognised.append(total)
+                    totals[n] = totals[n] + p.recognised
+            opening.append(row[0])
+            closing.append(row[-1])
+        recognised = totals[:len(bounds)]
+        opening = _by_contract(opening)
+        closing = _by_contract(closing)
         return opening, closing, recognised
+
+    def _positions_over(self, entity: str,
+                        days: Sequence[date]) -> Iterator[Sequence[RevenuePosition]]:
+        if isinstance(self._revenue, RevenueBooksPort):
+            yield from self._revenue.positions_over(entity, days)
+            return
+        by_day = [{p.subscription_contract_id: p for p in self._revenue.positions(entity, day)}
+                  for day in days]
+        for contract in sorted(set().union(*by_day)):
+            yield [d[contract] for d in by_day if contract in d]
 
     @staticmethod
     def _periods(ledger: LedgerBooks, entity: Entity, bounds: list[date],

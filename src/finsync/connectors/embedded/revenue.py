@@ -127,6 +127,12 @@ class EmbeddedRevenue:
         return [_position(state, day)
                 for state in self._read(lambda: self._service.states(legal_entity))]
 
+    def positions_over(self, legal_entity: str,
+                       days: Sequence[date]) -> Iterator[Sequence[RevenuePosition]]:
+        """Each contract's state decoded once for all `days` (reconciliation's month ends)."""
+        for state in self._read(lambda: self._service.states(legal_entity)):
+            yield [_position(state, day) for day in days]
+
     def account_map(self) -> Mapping[str, str]:
         codes = self._service.accounts
         return {"revenue": codes.revenue, "deferred_revenue": codes.deferred_revenue,
