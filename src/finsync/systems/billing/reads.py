@@ -15,6 +15,7 @@ Rules:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -26,8 +27,8 @@ from finsync.dbsnapshot import code_point_order, stream
 from finsync.domain.money import Money
 from finsync.systems.billing import store
 from finsync.systems.billing import tables as t
-from finsync.systems.billing.state import BillingConfig
-from finsync.systems.billing.value import contract_value
+from finsync.systems.billing.state import BillingConfig, SubscriptionStatus
+from finsync.systems.billing.value import bills_nothing_more, contract_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +132,25 @@ def contract_values(conn: Connection, config: BillingConfig, entity: str) -> Ite
             while pending is not None and pending[0] < row["id"]:
                 pending = next(billed, None)
             net = pending[1] if pending is not None and pending[0] == row["id"] else 0
+            billed_net = Money.from_minor(net, row["currency"])
+            if _billed_in_full(config, row, versions):
+                yield ValueRow(row["id"], row["customer_id"], billed_net)
+                continue
             sub = store.subscription_from_rows(row, versions)
-            value = contract_value(config, sub, Money.from_minor(net, sub.contract.currency))
+            value = contract_value(config, sub, billed_net)
             yield ValueRow(sub.id, sub.contract.customer_id, value)
     finally:
         billed.close()
+
+
+def _billed_in_full(config: BillingConfig, row: Any, versions: list[dict[str, Any]]) -> bool:
+    """`value.bills_nothing_more`, read from the rows: the versions' contracts are parsed
+    as plain JSON (end date, prices), not decoded, which is what costs in a large book."""
+    contracts = [json.loads(v["contract"]) for v in versions]
+    prices = [line["price_id"] for c in contracts for line in c["lines"]]
+    return bills_nothing_more(config, SubscriptionStatus(row["status"]), row["billed_through"],
+                              row["arrears_through"],
+                              date.fromisoformat(contracts[-1]["end_date"]), prices)
 
 
 def _subscriptions(conn: Connection,
