@@ -281,8 +281,8 @@ def main() -> None:
                   f"{seeded['payments']:>8,} contracts {seeded['subscriptions']:>7,} | "
                   f"seed {seeded['seed_s']:7.1f} s | baseline {figures['baseline_s']:6.2f} s "
                   f"({figures['baseline_rows']:,} rows) | reconcile {figures['recon_s']:6.2f} s"
-                  f" = {figures['recon_s'] / figures['baseline_s']:5.1f}x baseline (revenue engine's "
-                  f"positions {figures['revenue_s']:5.2f} s) | "
+                  f" = {figures['recon_s'] / figures['baseline_s']:5.1f}x baseline "
+                  f"(revenue positions {figures['revenue_s']:5.2f} s) | "
                   f"max RSS {figures['maxrss_mib']:6.1f} MiB | unexplained "
                   f"{figures['unexplained']}", flush=True)
 
