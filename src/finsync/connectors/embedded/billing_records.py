@@ -38,8 +38,8 @@ class BillingSnapshot:
         self._conn, self._config = conn, config
 
     def open_invoices(self, legal_entity: str, as_of: date) -> Iterator[DocumentAmount]:
-        for r in reads.open_invoices(self._conn, legal_entity, as_of):
-            yield DocumentAmount(r.key, r.customer_id, r.currency, r.amount_minor)
+        for row in reads.open_invoices(self._conn, legal_entity, as_of):
+            yield DocumentAmount(*row)
 
     def customer_balances(self, legal_entity: str, currency: str,
                           as_of: date) -> Iterator[CustomerAmount]:
@@ -48,14 +48,12 @@ class BillingSnapshot:
             yield CustomerAmount(customer, amount)
 
     def payments_applied(self, legal_entity: str, as_of: date) -> Iterator[DocumentAmount]:
-        for r in reads.payments(self._conn, legal_entity, as_of):
-            yield DocumentAmount(r.key, r.customer_id, r.currency, r.amount_minor)
+        for row in reads.payments(self._conn, legal_entity, as_of):
+            yield DocumentAmount(*row)
 
     def credit_memos(self, legal_entity: str, as_of: date) -> Iterator[ContractDocument]:
-        for r in reads.credit_memos(self._conn, legal_entity, as_of):
-            memo = r.memo
-            yield ContractDocument(r.contract_id, DocumentAmount(
-                memo.key, memo.customer_id, memo.currency, memo.amount_minor))
+        for contract_id, row in reads.credit_memos(self._conn, legal_entity, as_of):
+            yield ContractDocument(contract_id, DocumentAmount(*row))
 
     def contract_values(self, legal_entity: str) -> Iterator[ContractValue]:
         for r in reads.contract_values(self._conn, self._config, legal_entity):

@@ -30,19 +30,9 @@ from finsync.systems.billing import tables as t
 from finsync.systems.billing.state import BillingConfig, SubscriptionStatus
 from finsync.systems.billing.value import bills_nothing_more, contract_value
 
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    key: str
-    customer_id: str
-    currency: str
-    amount_minor: int
-
-
-@dataclass(frozen=True, slots=True)
-class MemoRow:
-    contract_id: str
-    memo: Row
+# A document row: (id, customer id, currency, amount in minor units); plain tuples, as the
+# database returns them, since a large book streams millions.
+Row = tuple[str, str, str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +43,7 @@ class ValueRow:
 
 
 def open_invoices(conn: Connection, entity: str, as_of: date) -> Iterator[Row]:
+    """Each invoice's open amount, never below zero; by invoice id."""
     inv, cm, pay, ref = t.invoices, t.credit_memos, t.payments, t.refunds
     credited = (select(cm.c.invoice_id.label("id"), func.sum(cm.c.total_minor).label("m"))
                 .where(cm.c.legal_entity == entity, cm.c.issue_date <= as_of)
@@ -74,7 +65,7 @@ def open_invoices(conn: Connection, entity: str, as_of: date) -> Iterator[Row]:
              .where(inv.c.legal_entity == entity, inv.c.issue_date <= as_of)
              .order_by(code_point_order(conn, inv.c.id)))
     for key, customer, currency, amount in stream(conn, query):
-        yield Row(key, customer, currency, max(int(amount), 0))
+        yield key, customer, currency, max(int(amount), 0)
 
 
 def customer_balances(conn: Connection, entity: str, currency: str,
@@ -107,10 +98,11 @@ def payments(conn: Connection, entity: str, as_of: date) -> Iterator[Row]:
              .where(pay.c.legal_entity == entity, pay.c.received_on <= as_of)
              .order_by(code_point_order(conn, pay.c.id)))
     for key, customer, currency, amount in stream(conn, query):
-        yield Row(key, customer, currency, int(amount))
+        yield key, customer, currency, int(amount)
 
 
-def credit_memos(conn: Connection, entity: str, as_of: date) -> Iterator[MemoRow]:
+def credit_memos(conn: Connection, entity: str, as_of: date) -> Iterator[tuple[str, Row]]:
+    """(contract id or "", memo row with its subtotal) by contract id, then memo id."""
     cm, inv = t.credit_memos, t.invoices
     contract = func.coalesce(inv.c.contract_id, literal(""))
     query = (select(contract, cm.c.id, cm.c.customer_id, cm.c.currency, cm.c.subtotal_minor)
@@ -118,7 +110,7 @@ def credit_memos(conn: Connection, entity: str, as_of: date) -> Iterator[MemoRow
              .where(cm.c.legal_entity == entity, cm.c.issue_date <= as_of)
              .order_by(code_point_order(conn, contract), code_point_order(conn, cm.c.id)))
     for contract_id, key, customer, currency, amount in stream(conn, query):
-        yield MemoRow(contract_id, Row(key, customer, currency, int(amount)))
+        yield contract_id, (key, customer, currency, int(amount))
 
 
 def contract_values(conn: Connection, config: BillingConfig, entity: str) -> Iterator[ValueRow]:
