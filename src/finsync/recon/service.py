@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 
@@ -111,22 +111,24 @@ class Reconciliation:
 
     def _positions(self, entity: Entity, bounds: list[date], as_of: date,
                    ) -> tuple[list[RevenuePosition], list[RevenuePosition], list[Money]]:
-        """Opening (start of year) and closing (day after `as_of`) positions by contract
-        id, and the recognised total in the functional currency at each month boundary."""
+        """Opening positions (start of year) summed per currency, closing positions (day
+        after `as_of`) by contract id, and the recognised total in the functional currency
+        at each month boundary."""
         zero = Money.zero(entity.currency)
         day_after = as_of + timedelta(days=1)
-        opening: list[RevenuePosition] = []
         closing: list[RevenuePosition] = []
         days = [*bounds, day_after]
         totals = [zero for _ in days]
+        summed: dict[str, RevenuePosition] = {}
         for row in self._positions_over(entity.id, days):
             for n, p in enumerate(row):
                 if p.currency == entity.currency:
                     totals[n] = totals[n] + p.recognised
-            opening.append(row[0])
+            summed[row[0].currency] = _add(summed.get(row[0].currency), row[0])
             closing.append(row[-1])
         recognised = totals[:len(bounds)]
-        opening = _by_contract(opening)
+        # The opening is only ever summed (the roll-forward): one position per currency.
+        opening = list(summed.values())
         closing = _by_contract(closing)
         return opening, closing, recognised
 
@@ -171,6 +173,20 @@ def _month_bounds(start: date, end: date) -> list[date]:
     while (nxt := first_of_next_month(bounds[-1])) <= end:
         bounds.append(nxt)
     return bounds
+
+
+def _add(total: RevenuePosition | None, p: RevenuePosition) -> RevenuePosition:
+    """Two positions summed into one (same currency), credits as one sum."""
+    credited = sum((amount for _, amount in p.credits), Money.zero(p.currency))
+    if total is None:
+        return replace(p, subscription_contract_id="*", customer_id="*",
+                       credits=(("*", credited),))
+    return RevenuePosition(
+        "*", "*", p.currency, total.transaction_price + p.transaction_price,
+        total.billed + p.billed, total.recognised + p.recognised,
+        total.deferred_revenue + p.deferred_revenue, total.contract_asset + p.contract_asset,
+        total.unbilled_receivable + p.unbilled_receivable,
+        (("*", total.credits[0][1] + credited),))
 
 
 def _by_contract(positions: Sequence[RevenuePosition]) -> list[RevenuePosition]:
