@@ -43,27 +43,30 @@ class ValueRow:
 
 
 def open_invoices(conn: Connection, entity: str, as_of: date) -> Iterator[Row]:
-    """Each invoice's open amount, never below zero; by invoice id."""
+    """Each invoice's open amount, never below zero; by invoice id.
+
+    A UNION ALL of the invoices and what moves them, then one GROUP BY, never a join to
+    grouped subqueries: with stale planner statistics (right after a bulk load) PostgreSQL
+    can re-run such a subquery once per invoice."""
     inv, cm, pay, ref = t.invoices, t.credit_memos, t.payments, t.refunds
-    credited = (select(cm.c.invoice_id.label("id"), func.sum(cm.c.total_minor).label("m"))
-                .where(cm.c.legal_entity == entity, cm.c.issue_date <= as_of)
-                .group_by(cm.c.invoice_id).subquery())
-    paid = (select(pay.c.invoice_id.label("id"), func.sum(pay.c.amount_minor).label("m"))
-            .where(pay.c.legal_entity == entity, pay.c.received_on <= as_of)
-            .group_by(pay.c.invoice_id).subquery())
-    refunded = (select(pay.c.invoice_id.label("id"), func.sum(ref.c.amount_minor).label("m"))
-                .join(pay, pay.c.id == ref.c.payment_id)
-                .where(ref.c.legal_entity == entity, ref.c.issued_on <= as_of,
-                       pay.c.received_on <= as_of)
-                .group_by(pay.c.invoice_id).subquery())
-    due = (inv.c.total_minor - func.coalesce(credited.c.m, 0) - func.coalesce(paid.c.m, 0)
-           + func.coalesce(refunded.c.m, 0))
-    query = (select(inv.c.id, inv.c.customer_id, inv.c.currency, due)
-             .outerjoin(credited, credited.c.id == inv.c.id)
-             .outerjoin(paid, paid.c.id == inv.c.id)
-             .outerjoin(refunded, refunded.c.id == inv.c.id)
-             .where(inv.c.legal_entity == entity, inv.c.issue_date <= as_of)
-             .order_by(code_point_order(conn, inv.c.id)))
+    parts = union_all(
+        select(inv.c.id.label("id"), inv.c.customer_id.label("customer"),
+               inv.c.currency.label("currency"), inv.c.total_minor.label("amount"),
+               literal(1).label("invoice"))
+        .where(inv.c.legal_entity == entity, inv.c.issue_date <= as_of),
+        select(cm.c.invoice_id, literal(""), literal(""), -cm.c.total_minor, literal(0))
+        .where(cm.c.legal_entity == entity, cm.c.issue_date <= as_of),
+        select(pay.c.invoice_id, literal(""), literal(""), -pay.c.amount_minor, literal(0))
+        .where(pay.c.legal_entity == entity, pay.c.received_on <= as_of),
+        select(pay.c.invoice_id, literal(""), literal(""), ref.c.amount_minor, literal(0))
+        .join(pay, pay.c.id == ref.c.payment_id)
+        .where(ref.c.legal_entity == entity, ref.c.issued_on <= as_of,
+               pay.c.received_on <= as_of),
+    ).subquery()
+    query = (select(parts.c.id, func.max(parts.c.customer), func.max(parts.c.currency),
+                    func.sum(parts.c.amount))
+             .group_by(parts.c.id).having(func.sum(parts.c.invoice) > 0)
+             .order_by(code_point_order(conn, parts.c.id)))
     for key, customer, currency, amount in stream(conn, query):
         yield key, customer, currency, max(int(amount), 0)
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, case, func, select, union_all
 
 from finsync.dbsnapshot import code_point_order, stream
 from finsync.domain.journal import PeriodStatus
@@ -28,18 +28,24 @@ from finsync.systems.ledger.ar import ItemKind
 
 
 def _open_as_of(entity: str, as_of: date) -> Any:
-    """Per item: (document, customer, currency, signed open minor) at the end of `as_of`."""
+    """Per item and per later settlement: (document, customer, currency, signed minor);
+    summed per document they give each item's open amount at the end of `as_of`.
+
+    A UNION ALL then one GROUP BY, never a join to a grouped subquery: with stale planner
+    statistics (right after a bulk load) PostgreSQL re-ran such a subquery once per item."""
     s, i = t.settlements, t.items
-    later = (select(s.c.item_id.label("item_id"), func.sum(s.c.applied_minor).label("m"))
-             .where(s.c.entity == entity, s.c.posting_date > as_of)
-             .group_by(s.c.item_id).subquery())
-    open_ = i.c.open_minor + func.coalesce(later.c.m, 0)
-    signed = case((i.c.kind == ItemKind.CREDIT.value, -open_), else_=open_)
-    return (select(i.c.document_id.label("document"), i.c.customer.label("customer"),
-                   i.c.currency.label("currency"), signed.label("open"))
-            .outerjoin(later, later.c.item_id == i.c.id)
-            .where(i.c.entity == entity, i.c.posting_date <= as_of)
-            .subquery())
+
+    def signed(amount: Any) -> Any:
+        return case((i.c.kind == ItemKind.CREDIT.value, -amount), else_=amount)
+
+    return union_all(
+        select(i.c.document_id.label("document"), i.c.customer.label("customer"),
+               i.c.currency.label("currency"), signed(i.c.open_minor).label("open"))
+        .where(i.c.entity == entity, i.c.posting_date <= as_of),
+        select(i.c.document_id, i.c.customer, i.c.currency, signed(s.c.applied_minor))
+        .join(i, (i.c.entity == s.c.entity) & (i.c.id == s.c.item_id))
+        .where(s.c.entity == entity, s.c.posting_date > as_of, i.c.posting_date <= as_of),
+    ).subquery()
 
 
 def open_items(conn: Connection, entity: str,
