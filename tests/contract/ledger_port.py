@@ -18,6 +18,7 @@ from finsync.connectors.ports import (
     BatchLedgerPort,
     DeliveryContext,
     JournalPreviewPort,
+    LedgerBooksPort,
     LedgerPort,
     Posting,
     Receipt,
@@ -56,7 +57,57 @@ def _snapshot(harness: LedgerHarness) -> list[tuple[str, str]]:
     return [(b.account, str(b.balance)) for b in harness.port.trial_balance("le_us", AS_OF)]
 
 
+def _books_world(port: LedgerPort) -> None:
+    """cus_2: inv_b (300.00 on 15 Jan, 120.00 paid on 20 Jan, 30.00 credited on 1 Feb);
+    cus_1: inv_a (80.00 on 1 Mar, 50.00 paid on 25 Mar)."""
+    port.post_invoice(invoice("inv_b", ["300.00"], customer="cus_2"), ctx("b1"))
+    port.post_invoice(invoice("inv_a", ["80.00"], on=date(2026, 3, 1)), ctx("b2"))
+    port.post_payment(payment("pay_1", "120.00", {"inv_b": "120.00"}, customer="cus_2"),
+                      ctx("b3"))
+    port.post_credit_memo(credit_memo("cm_1", "inv_b", "30.00", customer="cus_2"), ctx("b4"))
+    port.post_payment(payment("pay_2", "50.00", {"inv_a": "50.00"}, on=date(2026, 3, 25)),
+                      ctx("b5"))
+
+
 class LedgerPortContract:
+    def test_books_agree_with_the_lists_on_every_day(self, harness: LedgerHarness) -> None:
+        """Reconciliation's set-based reads (`books()`) say what the lists say, at any day:
+        open items per document (credits negative), per customer, applications summed per
+        settling document, balances at day ends; streams in code-point order."""
+        port = harness.port
+        if not isinstance(port, LedgerBooksPort):
+            pytest.skip("this ERP is read through its lists")
+        _books_world(port)
+        for day in (date(2026, 1, 19), date(2026, 1, 31), date(2026, 3, 1), AS_OF):
+            with port.books() as books:
+                items = [(d.document_id, d.customer_id, d.amount_minor)
+                         for d in books.open_items("le_us", day)]
+                customers = [(c.customer_id, c.amount_minor)
+                             for c in books.customer_open("le_us", "USD", day)]
+                applied = [(d.document_id, d.amount_minor)
+                           for d in books.applied_by("le_us", day)]
+                [balances] = books.balances("le_us", [harness.revenue_account,
+                                                      harness.deferred_account, "1100"], [day])
+            listed = sorted((r.document_id, r.customer_id, r.open_amount.to_minor())
+                            for r in port.receivables("le_us", day))
+            assert items == listed
+            by_customer: dict[str, int] = {}
+            for _, customer, minor in listed:
+                by_customer[customer] = by_customer.get(customer, 0) + minor
+            assert [c for c in customers if c[1]] == sorted(
+                (c, m) for c, m in by_customer.items() if m)
+            summed: dict[str, int] = {}
+            for a in port.applications("le_us", day):
+                summed[a.by] = summed.get(a.by, 0) + a.amount.to_minor()
+            assert applied == sorted(summed.items())
+            trial = {b.account: b.balance for b in port.trial_balance("le_us", day)}
+            assert {a: m for a, m in balances.items() if not m.is_zero} == {
+                a: m for a, m in trial.items() if a in balances and not m.is_zero}
+        # 31 Mar: inv_b 300 - 120 - 30 = 150.00 open; inv_a 80 - 50 = 30.00
+        with port.books() as books:
+            assert [(d.document_id, d.amount_minor) for d in books.open_items("le_us", AS_OF)] \
+                == [("inv_a", 3000), ("inv_b", 15000)]
+
     def test_posting_returns_a_reference_to_the_document(self, harness: LedgerHarness) -> None:
         receipt = harness.port.post_invoice(invoice("inv_1", ["100.00"]), ctx("k1"))
         assert [(r.canonical_id, r.object_type) for r in receipt.references] == \

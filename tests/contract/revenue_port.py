@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import pytest
 
-from finsync.connectors.ports import DeliveryContext, Receipt, RevenuePort
+from finsync.connectors.ports import DeliveryContext, Receipt, RevenueBooksPort, RevenuePort
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, ContractLine, SubscriptionContract
@@ -96,6 +96,22 @@ def _upgraded(port: RevenuePort) -> Receipt:
 
 
 class RevenuePortContract:
+    def test_positions_over_many_days_are_the_positions_of_each_day(
+            self, harness: RevenueHarness) -> None:
+        """Reconciliation's one-pass read (`positions_over`) answers, per contract, what
+        `positions(day)` answers for each day, in the order of the days asked."""
+        port = harness.port
+        if not isinstance(port, RevenueBooksPort):
+            pytest.skip("this engine is read one day at a time")
+        _upgraded(port)
+        port.apply_credit_memo(sla_credit("cm_0001", "inv_0002", "200.00"), ctx("k-cm"))
+        days = [START, UPGRADE, date(2026, 7, 1), END]
+        rows = list(port.positions_over("le_us", days))
+        assert [[p.subscription_contract_id for p in row] for row in rows] == [["con_acme"] * 4]
+        for n, day in enumerate(days):
+            assert [row[n] for row in rows] == list(port.positions("le_us", day))
+        assert list(port.positions_over("le_eu", days)) == []
+
     def test_booking_returns_versioned_schedule_references(
             self, harness: RevenueHarness) -> None:
         receipt = harness.port.apply_contract(contract(), None, ctx("k-book"))

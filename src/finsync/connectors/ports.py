@@ -13,7 +13,8 @@ Rules every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol, runtime_checkable
@@ -202,6 +203,17 @@ class RevenuePort(Protocol):
     def find_receipt(self, key: str) -> Receipt | None: ...
 
 
+@runtime_checkable
+class RevenueBooksPort(RevenuePort, Protocol):
+    """A revenue engine that answers many days in one read (reconciliation asks for every
+    month boundary of a year): one pass over its contracts, not one per day."""
+
+    def positions_over(self, legal_entity: str,
+                       days: Sequence[date]) -> Iterator[Sequence[RevenuePosition]]:
+        """Per revenue contract, its positions before each of `days` (in that order)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SourceEvent:
     """One event as a source system tells it: its id, when, and the raw object."""
@@ -235,18 +247,104 @@ class BilledInvoice:
     open_amount: Money  # total - credits - payments applied, as of the day asked
 
 
+# -- set-based reads (reconciliation) -------------------------------------------------------
+# A book of a million documents is read as streams of small rows, each in integer minor
+# units of its currency, ordered by its key in code-point order (Python's string order) so
+# that reconciliation can merge two systems' streams in one pass without holding either.
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentAmount:
+    """One document's amount, in minor units of its currency."""
+
+    document_id: str
+    customer_id: str
+    currency: str
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerAmount:
+    """One customer's balance, in minor units of the currency asked."""
+
+    customer_id: str
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContractDocument:
+    """A document with the contract it belongs to ("" for none)."""
+
+    contract_id: str
+    document: DocumentAmount
+
+
+class BillingBooks(Protocol):
+    """Billing's books inside one consistent read, per legal entity, documents dated up to
+    and including `as_of`. Every stream is ordered by its key, in code-point order."""
+
+    def open_invoices(self, legal_entity: str, as_of: date) -> Iterator[DocumentAmount]:
+        """Each invoice: total - credit memos - payments applied + refunds of those
+        payments, never below zero (a credit beyond what is due is the customer's).
+        Every currency; by invoice id."""
+        ...
+    def customer_balances(self, legal_entity: str, currency: str,
+                          as_of: date) -> Iterator[CustomerAmount]:
+        """Per customer, invoices - credit memos - payments + refunds in `currency`."""
+        ...
+    def payments_applied(self, legal_entity: str, as_of: date) -> Iterator[DocumentAmount]:
+        """Each payment with the sum of its applications; by payment id."""
+        ...
+    def credit_memos(self, legal_entity: str, as_of: date) -> Iterator[ContractDocument]:
+        """Each credit memo's subtotal (before tax) with its invoice's contract; by
+        (contract id, credit memo id)."""
+        ...
+    def contract_values(self, legal_entity: str) -> Iterator[ContractValue]:
+        """Each contract's value (see `ContractValue`); by contract id."""
+        ...
+
+
 @runtime_checkable
 class BillingRecordsPort(Protocol):
-    """Billing's books as reconciliation reads them, by legal entity, documents dated up
-    to and including `as_of`."""
+    """Billing's books as reconciliation reads them."""
 
     system: str
 
-    def invoices(self, legal_entity: str, as_of: date) -> Sequence[BilledInvoice]: ...
-    def credit_memos(self, legal_entity: str, as_of: date) -> Sequence[CreditMemo]: ...
-    def payments(self, legal_entity: str, as_of: date) -> Sequence[Payment]: ...
-    def refunds(self, legal_entity: str, as_of: date) -> Sequence[Refund]: ...
-    def contract_values(self, legal_entity: str) -> Sequence[ContractValue]: ...
+    def books(self) -> AbstractContextManager[BillingBooks]:
+        """One consistent read of the books (a snapshot), for as long as it is open."""
+        ...
+
+
+class LedgerBooks(Protocol):
+    """The ERP's books inside one consistent read, per legal entity, as they stood at the
+    end of `as_of`. Every stream is ordered by its key, in code-point order."""
+
+    def open_items(self, legal_entity: str, as_of: date) -> Iterator[DocumentAmount]:
+        """Each document's open amount in its currency (credits negative), documents with
+        nothing open left out; by document id."""
+        ...
+    def customer_open(self, legal_entity: str, currency: str,
+                      as_of: date) -> Iterator[CustomerAmount]:
+        """Per customer, the open amounts of its items in `currency` (credits negative)."""
+        ...
+    def applied_by(self, legal_entity: str, as_of: date) -> Iterator[DocumentAmount]:
+        """Per settling document and currency, the sum it applied (see `Application`);
+        by settling document id. `customer_id` is ""."""
+        ...
+    def balances(self, legal_entity: str, accounts: Sequence[str],
+                 days: Sequence[date]) -> Sequence[Mapping[str, Money]]:
+        """The debit-positive balance of each account at the end of each day, in the
+        entity's functional currency (accounts without postings left out)."""
+        ...
+    def period_status(self, legal_entity: str, on: date) -> PeriodStatus: ...
+
+
+@runtime_checkable
+class LedgerBooksPort(LedgerPort, Protocol):
+    """An ERP that answers reconciliation's reads in sets (others are read through
+    `LedgerPort`'s lists)."""
+
+    def books(self) -> AbstractContextManager[LedgerBooks]: ...
 
 
 @runtime_checkable

@@ -82,7 +82,7 @@ def revenue_by_period(journals: Iterable[JournalEntry], account: str) -> dict[st
 def reconciliation(report: Report) -> dict[str, Any]:
     checks = [{"name": c.name, "legal_entity": c.legal_entity,
                "variance": str(c.variance.amount), "currency": c.currency,
-               "items": len(c.items), "breaks": len(c.breaks), "notes": list(c.notes)}
+               "items": c.item_count, "breaks": len(c.breaks), "notes": list(c.notes)}
               for c in report.checks]
     variance = sum((abs(c.variance.amount) for c in report.checks), Decimal("0.00"))
     return {"as_of": report.as_of.isoformat(), "checks": checks,

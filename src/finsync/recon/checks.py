@@ -1,4 +1,4 @@
-"""The six reconciliation checks of DESIGN §6, as pure functions of a `Snapshot`.
+"""The six reconciliation checks of DESIGN §6, each one pass over one entity's `Books`.
 
 Conventions:
 - `expected` is the system of record's figure (billing for documents and payments, the
@@ -11,234 +11,258 @@ Conventions:
   delivery failure, a mapping error…), never by its own `reconciliation_break`, or when the
   period it falls in is not closed yet (the revenue journal is posted at close); explained
   breaks still count in the variance, they only open no new exception.
+- Two systems' documents are paired by merging their ordered streams (`merge`): memory is
+  a check's kept items (`Collector`) and per-customer sums of breaking documents, never
+  the documents themselves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import date
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 
-from finsync.connectors.ports import (
-    Application,
-    BilledInvoice,
-    ContractValue,
-    Receivable,
-    RevenuePosition,
-)
-from finsync.domain.clock import Period
-from finsync.domain.invoice import CreditMemo
+from finsync.connectors.ports import ContractDocument, DocumentAmount, RevenuePosition
 from finsync.domain.money import Money
-from finsync.domain.payment import Payment, Refund
-from finsync.recon.model import CheckResult, Item
+from finsync.recon.books import Books, PeriodRevenue, Snapshot
+from finsync.recon.merge import merge
+from finsync.recon.model import CheckResult, Collector, Item
+
+__all__ = ["CHECKS", "PeriodRevenue", "Snapshot"]
 
 
-@dataclass(frozen=True, slots=True)
-class PeriodRevenue:
-    name: str
-    period: Period
-    recognised: Money  # by the revenue engine
-    gl_revenue: Money  # credit movement of the revenue account in the ERP
-    closed: bool
+def _books(source: Books | Snapshot) -> Books:
+    return source.books() if isinstance(source, Snapshot) else source
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    legal_entity: str
-    currency: str
-    as_of: date
-    invoices: Sequence[BilledInvoice]
-    credit_memos: Sequence[CreditMemo]
-    payments: Sequence[Payment]
-    refunds: Sequence[Refund]
-    contract_values: Sequence[ContractValue]
-    receivables: Sequence[Receivable]
-    applications: Sequence[Application]
-    opening: Sequence[RevenuePosition]
-    closing: Sequence[RevenuePosition]
-    periods: Sequence[PeriodRevenue]
-    gl: Mapping[str, Money]
-    accounts: Mapping[str, str]
-    explained: Mapping[str, str]  # object ref -> the exception (not a break) that names it
-    as_of_closed: bool
-
-    def zero(self) -> Money:
-        return Money.zero(self.currency)
-
-    def gl_balance(self, role: str) -> Money:
-        return self.gl.get(self.accounts[role], self.zero())
-
-
-def _sum(values: Iterable[Money], zero: Money) -> Money:
-    return sum(values, zero)
-
-
-def _item(snap: Snapshot, ref: str, expected: Money, actual: Money, cause: str,
+def _item(books: Books, ref: str, expected: Money, actual: Money, cause: str,
           customer: str | None = None, explained: str | None = None,
           counted_elsewhere: Money | None = None) -> Item:
     item = Item(ref, expected, actual, customer, counted_elsewhere=counted_elsewhere)
     if not item.is_break:
         return item
-    return replace(item, cause=cause, explained_by=explained or snap.explained.get(ref))
+    return replace(item, cause=cause, explained_by=explained or books.explained.get(ref))
 
 
-def billing_vs_erp_ar(snap: Snapshot) -> CheckResult:
+def _compare(out: Collector, books: Books, ref: str, expected_minor: int, actual_minor: int,
+             currency: str, cause: str, customer: str | None) -> Item | None:
+    """Compare two amounts in minor units; the item if the collector keeps it."""
+    if not out.wants(ref, expected_minor != actual_minor):
+        return None
+    item = _item(books, ref, Money.from_minor(expected_minor, currency),
+                 Money.from_minor(actual_minor, currency), cause, customer)
+    out.keep(item)
+    return item
+
+
+def billing_vs_erp_ar(source: Books | Snapshot) -> CheckResult:
     """Per invoice: what billing says is still due vs the ERP's open item. Per customer, as
     context: billing's balance (invoices - credits - payments + refunds) vs the ERP's
     receivables; its variance is only what the invoices' items do not already count (cash or
     a credit that one side holds unapplied, a document booked to another customer)."""
-    documents = _document_items(snap)
-    on_documents: dict[str, Money] = {}
-    for item in documents:
-        if item.customer_id is not None:
-            on_documents[item.customer_id] = on_documents.get(
-                item.customer_id, snap.zero()) + item.variance
-    customers = _customer_balances(snap)
-    erp_by_customer: dict[str, Money] = {}
-    for r in snap.receivables:
-        if r.open_amount.currency == snap.currency:
-            erp_by_customer[r.customer_id] = erp_by_customer.get(
-                r.customer_id, snap.zero()) + r.open_amount
-    lines = [_item(snap, f"customer:{customer}", customers.get(customer, snap.zero()),
-                   erp_by_customer.get(customer, snap.zero()), "customer_balance_differs",
-                   customer, counted_elsewhere=on_documents.get(customer, snap.zero()))
-             for customer in sorted(set(customers) | set(erp_by_customer))]
-    return CheckResult("billing_vs_erp_ar", snap.legal_entity, snap.currency,
-                       (*documents, *lines))
+    books = _books(source)
+    out = Collector(books.watched)
+    on_documents = _document_items(books, out)
+    customers = merge(books.billing_customers(), books.erp_customers(),
+                      lambda c: c.customer_id, lambda c: c.customer_id)
+    for customer, billed, erp in customers:
+        expected = billed.amount_minor if billed else 0
+        actual = erp.amount_minor if erp else 0
+        counted = on_documents.get(customer, 0)
+        ref = f"customer:{customer}"
+        if out.wants(ref, actual - expected != counted):
+            out.keep(_item(books, ref, Money.from_minor(expected, books.currency),
+                           Money.from_minor(actual, books.currency),
+                           "customer_balance_differs", customer,
+                           counted_elsewhere=Money.from_minor(counted, books.currency)))
+    return CheckResult("billing_vs_erp_ar", books.legal_entity, books.currency,
+                       tuple(out.items), compared=out.compared)
 
 
-def _document_items(snap: Snapshot) -> list[Item]:
+def _document_items(books: Books, out: Collector) -> dict[str, int]:
     """One item per invoice: billing's open amount vs the ERP's open item, and one per open
-    ERP debit billing does not know."""
-    erp = {r.document_id: r.open_amount for r in snap.receivables}
-    items = [_item(snap, f"invoice:{b.invoice.id}", b.open_amount,
-                   erp.get(b.invoice.id, snap.zero()),
-                   "not_in_erp" if b.invoice.id not in erp and not b.open_amount.is_zero
-                   else "open_amount_differs", b.invoice.customer_id)
-             for b in snap.invoices if b.invoice.currency == snap.currency]
-    billed = {b.invoice.id for b in snap.invoices}
-    items += [_item(snap, f"invoice:{r.document_id}", snap.zero(), r.open_amount,
-                    "not_in_billing", r.customer_id)
-              for r in snap.receivables if r.document_id not in billed
-              and r.open_amount.amount > 0 and r.open_amount.currency == snap.currency]
-    return items
+    ERP debit billing does not know. Returns each customer's sum of breaking variances."""
+    on_documents: dict[str, int] = {}
+    pairs = merge(books.open_invoices(), books.erp_open_items(),
+                  lambda d: d.document_id, lambda d: d.document_id)
+    currency = books.currency
+    for document, billed, erp in pairs:
+        if billed is not None:
+            if billed.currency != currency:
+                continue
+            actual = erp.amount_minor if erp is not None else 0
+            cause = ("not_in_erp" if erp is None and billed.amount_minor != 0
+                     else "open_amount_differs")
+            customer, expected = billed.customer_id, billed.amount_minor
+        elif erp is not None and erp.amount_minor > 0 and erp.currency == currency:
+            cause, customer, expected, actual = ("not_in_billing", erp.customer_id, 0,
+                                                 erp.amount_minor)
+        else:
+            continue
+        _compare(out, books, f"invoice:{document}", expected, actual, currency, cause,
+                 customer)
+        if actual != expected:
+            on_documents[customer] = on_documents.get(customer, 0) + actual - expected
+    return on_documents
 
 
-def _customer_balances(snap: Snapshot) -> dict[str, Money]:
-    balances: dict[str, Money] = {}
-
-    def add(customer: str, amount: Money) -> None:
-        if amount.currency == snap.currency:
-            balances[customer] = balances.get(customer, snap.zero()) + amount
-
-    for b in snap.invoices:
-        add(b.invoice.customer_id, b.invoice.total)
-    for memo in snap.credit_memos:
-        add(memo.customer_id, -memo.total)
-    for payment in snap.payments:
-        add(payment.customer_id, -payment.amount)
-    for refund in snap.refunds:
-        add(refund.customer_id, refund.amount)
-    return balances
+def contract_value_vs_transaction_price(source: Books | Snapshot) -> CheckResult:
+    books = _books(source)
+    out, notes = Collector(books.watched), _Foreign(books)
+    pairs = merge(books.contract_values(), books.closing(),
+                  lambda c: c.contract_id, lambda p: p.subscription_contract_id)
+    for contract, value, position in pairs:
+        if value is None:
+            continue
+        actual = (position.transaction_price if position is not None
+                  else Money.zero(value.value.currency))
+        cause = "not_in_revenue_engine" if position is None else "transaction_price_differs"
+        notes.compare(out, _item(books, f"subscription_contract:{contract}", value.value,
+                                 actual, cause, value.customer_id))
+    return notes.result("contract_value_vs_transaction_price", out)
 
 
-def contract_value_vs_transaction_price(snap: Snapshot) -> CheckResult:
-    revenue = {p.subscription_contract_id: p.transaction_price for p in snap.closing}
-    items = [_item(snap, f"subscription_contract:{c.contract_id}", c.value,
-                   revenue.get(c.contract_id, Money.zero(c.value.currency)),
-                   "not_in_revenue_engine" if c.contract_id not in revenue
-                   else "transaction_price_differs", c.customer_id)
-             for c in snap.contract_values]
-    return _by_currency("contract_value_vs_transaction_price", snap, items)
+def credit_memos_vs_deferred_adjustments(source: Books | Snapshot) -> CheckResult:
+    books = _books(source)
+    out, notes = Collector(books.watched), _Foreign(books)
+    memos = _grouped(books.credit_memos())
+    pairs = merge(memos, books.closing(), lambda g: g[0], lambda p: p.subscription_contract_id)
+    for _, group, position in pairs:
+        if group is None:
+            continue
+        taken = dict(position.credits) if position is not None else {}
+        for memo in group[1]:
+            zero = Money.zero(memo.currency)
+            expected = Money.from_minor(memo.amount_minor, memo.currency)
+            actual = taken.get(memo.document_id, zero)
+            cause = ("not_in_revenue_engine" if memo.document_id not in taken
+                     else "adjustment_differs")
+            notes.compare(out, _item(books, f"credit_memo:{memo.document_id}", expected,
+                                     actual, cause, memo.customer_id))
+    return notes.result("credit_memos_vs_deferred_adjustments", out)
 
 
-def credit_memos_vs_deferred_adjustments(snap: Snapshot) -> CheckResult:
-    taken = {memo_id: amount for p in snap.closing for memo_id, amount in p.credits}
-    items = [_item(snap, f"credit_memo:{m.id}", m.subtotal,
-                   taken.get(m.id, Money.zero(m.currency)),
-                   "not_in_revenue_engine" if m.id not in taken else "adjustment_differs",
-                   m.customer_id)
-             for m in snap.credit_memos]
-    return _by_currency("credit_memos_vs_deferred_adjustments", snap, items)
+def _grouped(memos: Iterable[ContractDocument]) -> Iterable[tuple[str, list[DocumentAmount]]]:
+    """Consecutive memos of one contract, as (contract id, memos)."""
+    current: str | None = None
+    group: list[DocumentAmount] = []
+    for memo in memos:
+        if current is not None and memo.contract_id != current:
+            yield current, group
+            group = []
+        current = memo.contract_id
+        group.append(memo.document)
+    if current is not None:
+        yield current, group
 
 
-def payments_vs_ar_applications(snap: Snapshot) -> CheckResult:
-    applied: dict[str, Money] = {}
-    for a in snap.applications:
-        applied[a.by] = applied.get(a.by, Money.zero(a.amount.currency)) + a.amount
-    items = []
-    for p in snap.payments:
-        expected = _sum((a.amount for a in p.applications), Money.zero(p.amount.currency))
-        items.append(_item(snap, f"payment:{p.id}", expected,
-                           applied.get(p.id, Money.zero(p.amount.currency)),
-                           "not_applied_in_erp" if p.id not in applied
-                           else "application_differs", p.customer_id))
-    return _by_currency("payments_vs_ar_applications", snap, items)
+def payments_vs_ar_applications(source: Books | Snapshot) -> CheckResult:
+    books = _books(source)
+    out, notes = Collector(books.watched), _Foreign(books)
+    pairs = merge(books.payments(), books.erp_applied(),
+                  lambda d: d.document_id, lambda d: d.document_id)
+    for payment_id, payment, applied in pairs:
+        if payment is None:
+            continue
+        actual = applied.amount_minor if applied is not None else 0
+        ref = f"payment:{payment_id}"
+        cause = "not_applied_in_erp" if applied is None else "application_differs"
+        if payment.currency != books.currency:
+            if actual != payment.amount_minor:
+                notes.compare(out, _item(books, ref, Money.from_minor(
+                    payment.amount_minor, payment.currency), Money.from_minor(
+                    actual, payment.currency), cause, payment.customer_id))
+            continue
+        _compare(out, books, ref, payment.amount_minor, actual, payment.currency, cause,
+                 payment.customer_id)
+    return notes.result("payments_vs_ar_applications", out)
 
 
-def recognised_vs_gl_revenue(snap: Snapshot) -> CheckResult:
-    items = [_item(snap, f"period:{p.name}", p.recognised, p.gl_revenue,
+class _Foreign:
+    """Items in the functional currency are compared; others' breaks go to the notes."""
+
+    def __init__(self, books: Books) -> None:
+        self._books, self.notes = books, list[str]()
+
+    def compare(self, out: Collector, item: Item) -> None:
+        if item.expected.currency != self._books.currency:
+            if item.is_break:
+                self.notes.append(f"{item.ref}: {item.variance} ({item.cause})")
+            return
+        if out.wants(item.ref, item.is_break):
+            out.keep(item)
+
+    def result(self, name: str, out: Collector) -> CheckResult:
+        books = self._books
+        return CheckResult(name, books.legal_entity, books.currency, tuple(out.items),
+                           tuple(self.notes), compared=out.compared)
+
+
+def recognised_vs_gl_revenue(source: Books | Snapshot) -> CheckResult:
+    books = _books(source)
+    items = [_item(books, f"period:{p.name}", p.recognised, p.gl_revenue,
                    "revenue_journal_missing_or_differs",
                    explained=None if p.closed else "period_not_closed")
-             for p in snap.periods]
-    return CheckResult("recognised_vs_gl_revenue", snap.legal_entity, snap.currency,
-                       tuple(items), _foreign_note(snap))
+             for p in books.periods]
+    return CheckResult("recognised_vs_gl_revenue", books.legal_entity, books.currency,
+                       tuple(items), _foreign_note(books))
 
 
-def deferred_revenue_rollforward(snap: Snapshot) -> CheckResult:
+def _totals(books: Books, positions: Iterable[RevenuePosition],
+            *picks: Callable[[RevenuePosition], Money]) -> list[Money]:
+    """One pass: the sum of each pick over the positions in the functional currency."""
+    sums = [books.zero() for _ in picks]
+    for p in positions:
+        if p.currency == books.currency:
+            for n, pick in enumerate(picks):
+                sums[n] = sums[n] + pick(p)
+    return sums
+
+
+def _credited(p: RevenuePosition) -> Money:
+    return sum((amount for _, amount in p.credits), Money.zero(p.currency))
+
+
+def deferred_revenue_rollforward(source: Books | Snapshot) -> CheckResult:
     """Opening + billings - recognised ± adjustments = closing (the engine's identity), and
     closing = the GL balance, for deferred revenue and for contract assets."""
-    def total(positions: Sequence[RevenuePosition],
-              pick: Callable[[RevenuePosition], Money]) -> Money:
-        return _sum((pick(p) for p in positions if p.currency == snap.currency), snap.zero())
-
-    credits = _sum((amount for p in snap.closing if p.currency == snap.currency
-                    for _, amount in p.credits), snap.zero()) - _sum(
-        (amount for p in snap.opening if p.currency == snap.currency
-         for _, amount in p.credits), snap.zero())
-    opening = total(snap.opening, lambda p: p.deferred_revenue - p.contract_asset
-                    - p.unbilled_receivable)
-    billings = total(snap.closing, lambda p: p.billed) - total(snap.opening, lambda p: p.billed)
-    recognised = total(snap.closing, lambda p: p.recognised) - total(
-        snap.opening, lambda p: p.recognised)
-    computed = opening + (billings + credits) - credits - recognised
-    closing_deferred = total(snap.closing, lambda p: p.deferred_revenue)
-    closing_asset = total(snap.closing, lambda p: p.contract_asset + p.unbilled_receivable)
-    explained = None if snap.as_of_closed else "period_not_closed"
+    books = _books(source)
+    o_credits, o_net, o_billed, o_recognised = _totals(
+        books, books.opening(), _credited,
+        lambda p: p.deferred_revenue - p.contract_asset - p.unbilled_receivable,
+        lambda p: p.billed, lambda p: p.recognised)
+    c_credits, c_billed, c_recognised, closing_deferred, closing_asset = _totals(
+        books, books.closing(), _credited, lambda p: p.billed, lambda p: p.recognised,
+        lambda p: p.deferred_revenue, lambda p: p.contract_asset + p.unbilled_receivable)
+    credits = c_credits - o_credits
+    billings = c_billed - o_billed
+    recognised = c_recognised - o_recognised
+    computed = o_net + (billings + credits) - credits - recognised
+    explained = None if books.as_of_closed else "period_not_closed"
     items = [
-        _item(snap, "rollforward:identity", closing_deferred - closing_asset, computed,
+        _item(books, "rollforward:identity", closing_deferred - closing_asset, computed,
               "rollforward_does_not_foot"),
-        _item(snap, "gl:deferred_revenue", closing_deferred, -snap.gl_balance("deferred_revenue"),
-              "gl_deferred_differs", explained=explained),
-        _item(snap, "gl:contract_asset", closing_asset, snap.gl_balance("contract_asset")
-              + snap.gl_balance("unbilled_receivable"), "gl_contract_asset_differs",
+        _item(books, "gl:deferred_revenue", closing_deferred,
+              -books.gl_balance("deferred_revenue"), "gl_deferred_differs", explained=explained),
+        _item(books, "gl:contract_asset", closing_asset, books.gl_balance("contract_asset")
+              + books.gl_balance("unbilled_receivable"), "gl_contract_asset_differs",
               explained=explained),
     ]
-    notes = (f"opening {opening.amount}, billings {(billings + credits).amount}, "
+    notes = (f"opening {o_net.amount}, billings {(billings + credits).amount}, "
              f"adjustments {(-credits).amount}, recognised {recognised.amount}, "
-             f"closing {computed.amount}", *_foreign_note(snap))
-    return CheckResult("deferred_revenue_rollforward", snap.legal_entity, snap.currency,
+             f"closing {computed.amount}", *_foreign_note(books))
+    return CheckResult("deferred_revenue_rollforward", books.legal_entity, books.currency,
                        tuple(items), notes)
 
 
-def _foreign_note(snap: Snapshot) -> tuple[str, ...]:
-    foreign = sorted({p.subscription_contract_id for p in snap.closing
-                      if p.currency != snap.currency})
+def _foreign_note(books: Books) -> tuple[str, ...]:
+    foreign = sum(1 for p in books.closing() if p.currency != books.currency)
     if not foreign:
         return ()
-    return (f"{len(foreign)} contract(s) not in {snap.currency} are left out of the GL "
+    return (f"{foreign} contract(s) not in {books.currency} are left out of the GL "
             "comparison (the GL holds them converted)",)
 
 
-def _by_currency(name: str, snap: Snapshot, items: list[Item]) -> CheckResult:
-    """Items in the functional currency are compared; others are reported in notes."""
-    kept = tuple(i for i in items if i.expected.currency == snap.currency)
-    others = [i for i in items if i.expected.currency != snap.currency and i.is_break]
-    notes = tuple(f"{i.ref}: {i.variance} ({i.cause})" for i in others)
-    return CheckResult(name, snap.legal_entity, snap.currency, kept, notes)
-
-
-CHECKS: tuple[Callable[[Snapshot], CheckResult], ...] = (
+CHECKS: tuple[Callable[[Books | Snapshot], CheckResult], ...] = (
     billing_vs_erp_ar,
     contract_value_vs_transaction_price,
     credit_memos_vs_deferred_adjustments,

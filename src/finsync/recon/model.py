@@ -7,10 +7,15 @@ Rules:
   only the part its documents' items do not (`counted_elsewhere`).
 - A break is explained when `explained_by` names something other than the break itself (an
   exception of another class, or a period not closed yet); the rest are unexplained.
+- A check compares every item but keeps only some (`Collector`): every break, every item an
+  open break watches (so the queue can resolve it), and the first `AGREEING_KEPT_MAX`
+  agreeing items in key order. A small company's report lists everything; a company of a
+  million invoices keeps its breaks and its counts, never a million items.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -53,13 +58,44 @@ class Item:
                 "cause": self.cause, "explained_by": self.explained_by}
 
 
+AGREEING_KEPT_MAX = 1_000
+
+
+class Collector:
+    """The items one check keeps (see the rules above) and how many it compared."""
+
+    def __init__(self, watched: Collection[str] = (),
+                 agreeing_max: int = AGREEING_KEPT_MAX) -> None:
+        self.items: list[Item] = []
+        self.compared = 0
+        self._watched, self._agreeing_left = watched, agreeing_max
+
+    def wants(self, ref: str, breaks: bool) -> bool:
+        """Count one compared item; True if it is to be built and kept."""
+        self.compared += 1
+        if breaks or ref in self._watched:
+            return True
+        if self._agreeing_left > 0:
+            self._agreeing_left -= 1
+            return True
+        return False
+
+    def keep(self, item: Item) -> None:
+        self.items.append(item)
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     name: str
     legal_entity: str
     currency: str
-    items: tuple[Item, ...]
+    items: tuple[Item, ...]  # what the check kept (see `Collector`)
     notes: tuple[str, ...] = ()
+    compared: int | None = None  # items compared; None: all are in `items`
+
+    @property
+    def item_count(self) -> int:
+        return len(self.items) if self.compared is None else self.compared
 
     @property
     def breaks(self) -> tuple[Item, ...]:
@@ -78,7 +114,7 @@ class CheckResult:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "legal_entity": self.legal_entity,
                 "variance": str(self.variance.amount), "currency": self.currency,
-                "items": len(self.items), "breaks": [i.as_dict() for i in self.breaks],
+                "items": self.item_count, "breaks": [i.as_dict() for i in self.breaks],
                 "unexplained": len(self.unexplained), "notes": list(self.notes)}
 
 

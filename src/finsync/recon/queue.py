@@ -53,6 +53,12 @@ def open_breaks(conn: Connection, entity: str) -> dict[str, OpenBreak]:
             for fingerprint, status, detail in rows}
 
 
+def watched_refs(conn: Connection, entity: str) -> set[str]:
+    """The refs of the entity's open breaks: a run keeps their items even when they agree,
+    so that `sync` can resolve them."""
+    return {_ref(fingerprint) for fingerprint in open_breaks(conn, entity)}
+
+
 def sync(conn: Connection, entity: str, as_of: date, checks: Sequence[CheckResult],
          now: datetime) -> None:
     """Open, keep and resolve the entity's breaks after a run as of `as_of`."""

@@ -1,31 +1,51 @@
-"""Running the reconciliation: gather each system's figures, run the checks, keep the run,
-and put every unexplained break in the exception queue (and take fixed ones out).
+"""Running the reconciliation: open one snapshot of each system, run the checks over each
+entity's books, keep the run, and put every unexplained break in the exception queue (and
+take fixed ones out).
 
 Rules:
 - Billing, the ERP and the revenue engine are read through their ports only, so the same
-  run works against the embedded systems, Stripe or Tryton.
+  run works against the embedded systems, Stripe or Tryton. Billing and the ERP are read in
+  sets inside one snapshot each (`books()`); an ERP that offers no snapshot is read through
+  its lists (`port_books.ListLedgerBooks`).
 - Revenue per period is compared month by month over the year of `as_of`, up to the last
-  month that ends on or before it.
+  month that ends on or before it; the revenue engine's positions are read once per month
+  boundary, and only their sums are kept.
 - Breaks go to the exception queue as `recon/queue.py` says: one `reconciliation_break` per
-  unexplained break, open until a run finds its item agreeing.
+  unexplained break, open until a run finds its item agreeing; the refs of open breaks are
+  watched, so a check keeps them even when they agree.
+- A run holds no state between calls and shares nothing but the engines and ports (each
+  read opens its own connection): it may run in its own thread or process while the
+  pipeline delivers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 
 from sqlalchemy import Engine
 
-from finsync.connectors.ports import BillingRecordsPort, LedgerPort, RevenuePort
+from finsync.connectors.ports import (
+    BillingBooks,
+    BillingRecordsPort,
+    LedgerBooks,
+    LedgerBooksPort,
+    LedgerPort,
+    RevenueBooksPort,
+    RevenuePort,
+    RevenuePosition,
+)
 from finsync.domain.clock import Period, first_of_next_month
 from finsync.domain.journal import PeriodStatus
 from finsync.domain.money import Money
 from finsync.recon import queue
-from finsync.recon.checks import CHECKS, PeriodRevenue, Snapshot
-from finsync.recon.model import Report
+from finsync.recon.books import Books, PeriodRevenue
+from finsync.recon.checks import CHECKS
+from finsync.recon.model import CheckResult, Report
+from finsync.recon.port_books import ListLedgerBooks
 from finsync.storage import recon_log
 from finsync.storage.db import reading, transaction
 
@@ -44,55 +64,95 @@ class Reconciliation:
         self._revenue, self._entities, self._clock = revenue, list(entities), clock
 
     def run(self, as_of: date, *, record: bool = True) -> Report:
-        checks = tuple(check(snap) for entity in self._entities
-                       for snap in [self.snapshot(entity, as_of)] for check in CHECKS)
-        report = Report(as_of, checks)
+        with reading(self._engine) as conn:
+            explained = queue.explanations(conn)
+            watched = {e.id: frozenset(queue.watched_refs(conn, e.id)) for e in self._entities}
+        accounts = {role: self._ledger.resolve_account(code)
+                    for role, code in self._revenue.account_map().items()}
+        checks: list[CheckResult] = []
+        with self._billing.books() as billing, self._ledger_books() as ledger:
+            for entity in self._entities:
+                books = self._entity_books(billing, ledger, entity, as_of, accounts,
+                                           explained, watched[entity.id])
+                checks.extend(check(books) for check in CHECKS)
+        report = Report(as_of, tuple(checks))
         if record:
             self._record(report)
         return report
 
-    def snapshot(self, entity: Entity, as_of: date) -> Snapshot:
-        day_after = as_of + timedelta(days=1)
-        year_start = date(as_of.year, 1, 1)
-        accounts = {role: self._ledger.resolve_account(code)
-                    for role, code in self._revenue.account_map().items()}
-        with reading(self._engine) as conn:
-            explained = queue.explanations(conn)
-        return Snapshot(
-            entity.id, entity.currency, as_of,
-            self._billing.invoices(entity.id, as_of),
-            self._billing.credit_memos(entity.id, as_of),
-            self._billing.payments(entity.id, as_of),
-            self._billing.refunds(entity.id, as_of),
-            self._billing.contract_values(entity.id),
-            self._ledger.receivables(entity.id, as_of),
-            self._ledger.applications(entity.id, as_of),
-            self._revenue.positions(entity.id, year_start),
-            self._revenue.positions(entity.id, day_after),
-            self._periods(entity, year_start, day_after, accounts["revenue"]),
-            self._gl(entity, as_of), accounts, explained,
-            self._ledger.period_status(entity.id, as_of) is PeriodStatus.CLOSED)
+    def _ledger_books(self) -> AbstractContextManager[LedgerBooks]:
+        if isinstance(self._ledger, LedgerBooksPort):
+            return self._ledger.books()
+        return _plain(ListLedgerBooks(self._ledger))
 
-    def _gl(self, entity: Entity, as_of: date) -> dict[str, Money]:
-        return {b.account: b.balance for b in self._ledger.trial_balance(entity.id, as_of)}
+    def _entity_books(self, billing: BillingBooks, ledger: LedgerBooks, entity: Entity,
+                      as_of: date, accounts: Mapping[str, str], explained: Mapping[str, str],
+                      watched: frozenset[str]) -> Books:
+        e, currency = entity.id, entity.currency
+        bounds = _month_bounds(date(as_of.year, 1, 1), as_of + timedelta(days=1))
+        opening, closing, recognised = self._positions(entity, bounds, as_of)
+        gl_days = [day - timedelta(days=1) for day in bounds]
+        gl_accounts = sorted(set(accounts.values()))
+        balances = ledger.balances(e, gl_accounts, [*gl_days, as_of])
+        return Books(
+            e, currency, as_of,
+            lambda: billing.open_invoices(e, as_of),
+            lambda: billing.customer_balances(e, currency, as_of),
+            lambda: billing.payments_applied(e, as_of),
+            lambda: billing.credit_memos(e, as_of),
+            lambda: billing.contract_values(e),
+            lambda: ledger.open_items(e, as_of),
+            lambda: ledger.customer_open(e, currency, as_of),
+            lambda: ledger.applied_by(e, as_of),
+            lambda: opening, lambda: closing,
+            self._periods(ledger, entity, bounds, recognised, balances, accounts["revenue"]),
+            balances[-1], accounts, explained,
+            ledger.period_status(e, as_of) is PeriodStatus.CLOSED, watched)
 
-    def _periods(self, entity: Entity, start: date, end: date,
-                 revenue_account: str) -> list[PeriodRevenue]:
-        """Each whole month from `start` to `end`: the engine's recognition and the GL's
-        revenue movement, each read once per month boundary."""
-        bounds = [start]
-        while (nxt := first_of_next_month(bounds[-1])) <= end:
-            bounds.append(nxt)
+    def _positions(self, entity: Entity, bounds: list[date], as_of: date,
+                   ) -> tuple[list[RevenuePosition], list[RevenuePosition], list[Money]]:
+        """Opening positions (start of year) summed per currency, closing positions (day
+        after `as_of`) by contract id, and the recognised total in the functional currency
+        at each month boundary."""
         zero = Money.zero(entity.currency)
-        recognised = [sum((p.recognised for p in self._revenue.positions(entity.id, day)
-                           if p.currency == entity.currency), zero) for day in bounds]
-        gl_credit = [-self._gl(entity, day - timedelta(days=1)).get(revenue_account, zero)
-                     for day in bounds]
+        day_after = as_of + timedelta(days=1)
+        closing: list[RevenuePosition] = []
+        days = [*bounds, day_after]
+        totals = [zero for _ in days]
+        summed: dict[str, RevenuePosition] = {}
+        for row in self._positions_over(entity.id, days):
+            for n, p in enumerate(row):
+                if p.currency == entity.currency:
+                    totals[n] = totals[n] + p.recognised
+            summed[row[0].currency] = _add(summed.get(row[0].currency), row[0])
+            closing.append(row[-1])
+        recognised = totals[:len(bounds)]
+        # The opening is only ever summed (the roll-forward): one position per currency.
+        opening = list(summed.values())
+        closing = _by_contract(closing)
+        return opening, closing, recognised
+
+    def _positions_over(self, entity: str,
+                        days: Sequence[date]) -> Iterator[Sequence[RevenuePosition]]:
+        if isinstance(self._revenue, RevenueBooksPort):
+            yield from self._revenue.positions_over(entity, days)
+            return
+        by_day = [{p.subscription_contract_id: p for p in self._revenue.positions(entity, day)}
+                  for day in days]
+        for contract in sorted(set().union(*by_day)):
+            yield [d[contract] for d in by_day if contract in d]
+
+    @staticmethod
+    def _periods(ledger: LedgerBooks, entity: Entity, bounds: list[date],
+                 recognised: list[Money], balances: Sequence[Mapping[str, Money]],
+                 revenue_account: str) -> list[PeriodRevenue]:
+        """Each whole month: the engine's recognition and the GL's revenue movement."""
+        zero = Money.zero(entity.currency)
+        gl_credit = [-balances[n].get(revenue_account, zero) for n in range(len(bounds))]
         return [PeriodRevenue(first.strftime("%Y-%m"), Period(first, last),
                               recognised[i + 1] - recognised[i],
                               gl_credit[i + 1] - gl_credit[i],
-                              self._ledger.period_status(entity.id, first)
-                              is PeriodStatus.CLOSED)
+                              ledger.period_status(entity.id, first) is PeriodStatus.CLOSED)
                 for i, (first, last) in enumerate(pairwise(bounds))]
 
     def _record(self, report: Report) -> None:
@@ -106,3 +166,33 @@ class Reconciliation:
                                  sum(len(c.breaks) for c in mine),
                                  [c.as_dict() for c in mine], now)
                 queue.sync(conn, entity.id, report.as_of, mine, now)
+
+
+def _month_bounds(start: date, end: date) -> list[date]:
+    bounds = [start]
+    while (nxt := first_of_next_month(bounds[-1])) <= end:
+        bounds.append(nxt)
+    return bounds
+
+
+def _add(total: RevenuePosition | None, p: RevenuePosition) -> RevenuePosition:
+    """Two positions summed into one (same currency), credits as one sum."""
+    credited = sum((amount for _, amount in p.credits), Money.zero(p.currency))
+    if total is None:
+        return replace(p, subscription_contract_id="*", customer_id="*",
+                       credits=(("*", credited),))
+    return RevenuePosition(
+        "*", "*", p.currency, total.transaction_price + p.transaction_price,
+        total.billed + p.billed, total.recognised + p.recognised,
+        total.deferred_revenue + p.deferred_revenue, total.contract_asset + p.contract_asset,
+        total.unbilled_receivable + p.unbilled_receivable,
+        (("*", total.credits[0][1] + credited),))
+
+
+def _by_contract(positions: Sequence[RevenuePosition]) -> list[RevenuePosition]:
+    return sorted(positions, key=lambda p: p.subscription_contract_id)
+
+
+@contextmanager
+def _plain(books: LedgerBooks) -> Iterator[LedgerBooks]:
+    yield books

@@ -7,12 +7,13 @@ entries to receipts, and the ledger's errors to what the hub can act on.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date
 from typing import TypeVar
 
 from sqlalchemy.exc import OperationalError
 
+from finsync.connectors.embedded.ledger_books import LedgerSnapshot, ledger_books
 from finsync.connectors.ports import (
     LEDGER_EVENTS,
     AccountBalance,
@@ -186,6 +187,10 @@ class EmbeddedLedger:
     def applications(self, legal_entity: str, as_of: date) -> Sequence[Application]:
         rows = self._read(lambda: self._service.applications(legal_entity, as_of))
         return [Application(by, document, amount) for by, document, amount in rows]
+
+    def books(self) -> AbstractContextManager[LedgerSnapshot]:
+        """Reconciliation's set-based reads, in one snapshot (`ledger_books`)."""
+        return ledger_books(self._service.engine)
 
     @staticmethod
     def _read(call: Callable[[], T]) -> T:

@@ -96,6 +96,11 @@ class BillingService:
     def config(self) -> BillingConfig:
         return self._config
 
+    @property
+    def engine(self) -> Engine:
+        """The billing database (reconciliation reads it in sets, `reads.BillingReads`)."""
+        return self._engine
+
     # -- commands ------------------------------------------------------------------------
     def execute(self, command: Command) -> Applied:
         """Apply one command and commit its state and outbox together; refused = unchanged."""

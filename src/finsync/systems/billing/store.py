@@ -440,3 +440,9 @@ def _subscription(row: Any, version_rows: list[Any]) -> Subscription:
         row["arrears_through"], renewal,
         Money.from_minor(row["prepaid_balance_minor"], currency), tuple(history),
         tuple(amendments))
+
+
+def subscription_from_rows(row: Any, version_rows: Sequence[Any]) -> Subscription:
+    """One subscription from its `billing_subscriptions` row and its `contract_versions`
+    rows in version order (mappings), for reads that stream subscriptions."""
+    return _subscription(row, list(version_rows))

@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""`reconcile` over companies of N invoices, beside a plain SQL read of the same rows.
+
+A benchmark, not a test: it prints figures and asserts only that each run did the work it
+claims (the company reconciles with zero unexplained breaks, every invoice compared).
+
+    .venv/bin/python bench/recon.py [--invoices 2000,5000,10000] [--backends sqlite,postgresql]
+
+The company: customers on the packaged catalogue's annual seat price, one subscription
+each from 2026-01-01 for a year, one in four billed annually (1 invoice) and three in four
+monthly (12 invoices), every invoice of four customers in five paid. Billing's rows are
+written through billing's own core (each customer's commands on a state of its own, with
+its own invoice prefix so numbers stay unique) and billing's row builders
+(`systems/billing/store.py`), in bulk; every event billing emitted goes to the ledger
+(`EmbeddedLedger.post_batch`) and the revenue engine (`EmbeddedRevenue`) as the hub's
+routes send them, with the canonical prices the hub sees. Periods stay open, so revenue
+breaks are explained (`period_not_closed`).
+
+Figures, each size in a fresh subprocess (max RSS is that process's `ru_maxrss`):
+1. baseline: one plain SQL read of the rows reconciliation compares (billing invoices,
+   payments, credit memos and subscriptions; ledger open items and settlements), every row
+   fetched into Python and dropped;
+2. reconcile: `Finance.recon.run(as_of=2026-12-31, record=False)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+from finsync.bootstrap import build_billing_service, build_finance
+from finsync.config import DEFAULT_CONFIG, parse_config
+from finsync.connectors.embedded.billing import draft
+from finsync.connectors.ports import DeliveryContext, Posting
+from finsync.domain.catalog import BillingFrequency
+from finsync.domain.contract import ContractLine, SubscriptionContract
+from finsync.domain.events import ContractCreated, InvoiceIssued, PaymentApplied
+from finsync.domain.money import Money
+from finsync.domain.party import CustomerAccount
+from finsync.storage.db import normalise_url
+from finsync.systems.billing import store
+from finsync.systems.billing import tables as bt
+from finsync.systems.billing.handler import RegisterCustomer, RunClock, handle
+from finsync.systems.billing.payment import PayInvoice
+from finsync.systems.billing.state import BillingState
+from finsync.systems.billing.subscription import CreateSubscription
+
+START, END, AS_OF = date(2026, 1, 1), date(2027, 1, 1), date(2026, 12, 31)
+PG_URL = os.environ.get("FINSYNC_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+NOW = datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def _config(url: str, workdir: Path) -> Any:
+    os.environ["FINSYNC_DATABASE_URL"] = url
+    return parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), workdir)
+
+
+def _customer_state(config: Any, i: int) -> BillingState:
+    """One customer's year on billing's own core, in a state of its own."""
+    base = replace(config, invoice_prefix=f"INV{i}", credit_memo_prefix=f"CM{i}")
+    customer = CustomerAccount(f"cus_{i:07d}", f"Customer {i}", "le_us", "USD", "US")
+    monthly = i % 4 != 0
+    line = ContractLine("ln_seats", "prod_platform_seat", "price_seat_annual", 1 + i % 50,
+                        Money.of("120.00", "USD"), START, END)
+    contract = SubscriptionContract(
+        f"con_{i:07d}", customer.id, "le_us", "USD", START, END,
+        BillingFrequency.MONTHLY if monthly else BillingFrequency.ANNUAL, (line,))
+    state = BillingState(base)
+    outcome = handle(state, RegisterCustomer(customer))
+    outcome = outcome.then(handle(outcome.state, CreateSubscription(
+        contract, correlation_id=f"order_{i}", auto_renew=False)))
+    outcome = outcome.then(handle(outcome.state, RunClock(AS_OF)))
+    if i % 5 != 0:
+        for n, record in enumerate(outcome.state.invoices):
+            invoice = record.invoice
+            outcome = outcome.then(handle(outcome.state, PayInvoice(
+                f"pay_{i:07d}_{n:02d}", invoice.id, invoice.total, invoice.issue_date)))
+    return outcome
+
+
+def seed(url: str, workdir: Path, invoices: int) -> dict[str, Any]:
+    config = _config(url, workdir)
+    finance = build_finance(config, clock=lambda: NOW)
+    billing = build_billing_service(config, finance.hub.engine, lambda: NOW)
+    ledger, revenue = finance.ports.ledger(), finance.ports.revenue()
+    catalog = billing.config.catalog
+    made = {"invoices": 0, "payments": 0, "subscriptions": 0}
+    positions = {"invoices": 0, "payments": 0, "subscriptions": 0}
+    postings: list[Posting] = []
+    i = 0
+    started = time.perf_counter()
+    while made["invoices"] < invoices:
+        i += 1
+        outcome = _customer_state(billing.config, i)
+        state = outcome.state
+        with finance.hub.engine.begin() as conn:
+            _write_billing(conn, state, positions)
+        for emitted in outcome.emitted:
+            event = draft(emitted, NOW, catalog).event
+            key = f"{emitted.aggregate.type}:{emitted.aggregate.id}:{type(event).__name__}"
+            ctx = DeliveryContext(key, key, emitted.correlation_id)
+            if isinstance(event, ContractCreated):
+                revenue.apply_contract(event.contract, None, ctx)
+            elif isinstance(event, InvoiceIssued):
+                revenue.record_invoice(event.invoice, ctx)
+                postings.append(Posting(event, ctx))
+            elif isinstance(event, PaymentApplied):
+                postings.append(Posting(event, ctx))
+        if len(postings) >= 90:
+            _post(ledger, postings)
+            postings = []
+        made["invoices"] += len(state.invoices)
+        made["payments"] += len(state.payments)
+        made["subscriptions"] += 1
+    _post(ledger, postings)
+    finance.dispose()
+    return {**made, "seed_s": time.perf_counter() - started}
+
+
+def _post(ledger: Any, postings: list[Posting]) -> None:
+    for start in range(0, len(postings), ledger.max_batch):
+        for answer in ledger.post_batch(postings[start:start + ledger.max_batch]):
+            assert not isinstance(answer, Exception), answer
+
+
+def _write_billing(conn: Any, state: BillingState, positions: dict[str, int]) -> None:
+    """The rows `store.save` writes for this customer, at the company's next positions."""
+    empty = BillingState(state.config)
+    store._save_customers(conn, empty, state)
+    for sub in state.subscriptions:
+        conn.execute(bt.subscriptions.insert(), {"id": sub.id,
+                                                 "position": positions["subscriptions"],
+                                                 **store._subscription_row(sub)})
+        amendments = {a.version: a for a in sub.amendments}
+        conn.execute(bt.contract_versions.insert(),
+                     [store._version_row(v, amendments.get(v.contract.version))
+                      for v in sub.history])
+        positions["subscriptions"] += 1
+    for record in state.invoices:
+        store._insert_invoice(conn, positions["invoices"], record)
+        positions["invoices"] += 1
+    store._insert_rows(conn, bt.payments, positions["payments"], state.payments,
+                       store._payment_row)
+    positions["payments"] += len(state.payments)
+
+
+BASELINE = (
+    "SELECT id, customer_id, currency, total_minor, issue_date FROM billing_invoices",
+    "SELECT id, invoice_id, customer_id, currency, amount_minor FROM billing_payments",
+    "SELECT id, invoice_id, subtotal_minor FROM billing_credit_memos",
+    "SELECT s.id, v.contract FROM billing_subscriptions s "
+    "JOIN billing_contract_versions v ON v.contract_id = s.id",
+    "SELECT document_id, customer, currency, open_minor, posting_date FROM ledger_items",
+    "SELECT item_id, entry_id, applied_minor, posting_date FROM ledger_settlements",
+)
+
+
+def measure(url: str, workdir: Path) -> dict[str, Any]:
+    config = _config(url, workdir)
+    engine = create_engine(normalise_url(url))
+    started = time.perf_counter()
+    rows = 0
+    with engine.connect() as conn:
+        for query in BASELINE:
+            for _ in conn.execution_options(yield_per=5000).execute(text(query)):
+                rows += 1
+    baseline = time.perf_counter() - started
+    engine.dispose()
+    finance = build_finance(config, clock=lambda: NOW)
+    revenue = finance.ports.revenue()
+    inside = _timed(revenue, "positions_over")
+    started = time.perf_counter()
+    report = finance.recon.run(AS_OF, record=False)
+    seconds = time.perf_counter() - started
+    finance.dispose()
+    unexplained = len(report.unexplained)
+    ar = next(c for c in report.checks if c.name == "billing_vs_erp_ar"
+              and c.legal_entity == "le_us")
+    return {"baseline_s": baseline, "baseline_rows": rows, "recon_s": seconds,
+            "revenue_s": inside[0],
+            "unexplained": unexplained, "ar_compared": ar.item_count,
+            "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _timed(port: Any, method: str) -> list[float]:
+    """Wrap `port.method` (a generator) for this run only; [seconds spent inside it]."""
+    spent = [0.0]
+    inner = getattr(port, method)
+
+    def wrapped(*args: Any) -> Any:
+        rows = inner(*args)
+        while True:
+            started = time.perf_counter()
+            try:
+                row = next(rows)
+            except StopIteration:
+                spent[0] += time.perf_counter() - started
+                return
+            spent[0] += time.perf_counter() - started
+            yield row
+
+    setattr(port, method, wrapped)
+    return spent
+
+
+def _child(args: argparse.Namespace) -> None:
+    workdir = Path(args.workdir)
+    if args.child == "seed":
+        print(json.dumps(seed(args.url, workdir, args.n)))
+    else:
+        print(json.dumps(measure(args.url, workdir)))
+
+
+def _run_child(kind: str, url: str, workdir: Path, n: int) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, "--child", kind, "--url", url,
+                          "--workdir", str(workdir), "--n", str(n)],
+                         check=True, capture_output=True, text=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _database(backend: str, workdir: Path, n: int) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{workdir / f'recon_{n}.db'}"
+    name = f"finsync_bench_recon_{os.getpid()}_{n}"
+    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return PG_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop(backend: str, url: str) -> None:
+    if backend != "postgresql":
+        return
+    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}"'))
+    admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--invoices", default="1000,3000,10000")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--child")
+    parser.add_argument("--url")
+    parser.add_argument("--workdir")
+    parser.add_argument("--n", type=int, default=0)
+    args = parser.parse_args()
+    if args.child:
+        _child(args)
+        return
+    rows = []
+    for backend in args.backends.split(","):
+        for n in (int(x) for x in args.invoices.split(",")):
+            with tempfile.TemporaryDirectory() as tmp:
+                url = _database(backend, Path(tmp), n)
+                try:
+                    seeded = _run_child("seed", url, Path(tmp), n)
+                    figures = _run_child("measure", url, Path(tmp), n)
+                finally:
+                    _drop(backend, url)
+            assert figures["unexplained"] == 0, figures
+            assert figures["ar_compared"] >= seeded["invoices"], (figures, seeded)
+            rows.append((backend, seeded, figures))
+            print(f"{backend:10} invoices {seeded['invoices']:>8,} payments "
+                  f"{seeded['payments']:>8,} contracts {seeded['subscriptions']:>7,} | "
+                  f"seed {seeded['seed_s']:7.1f} s | baseline {figures['baseline_s']:6.2f} s "
+                  f"({figures['baseline_rows']:,} rows) | reconcile {figures['recon_s']:6.2f} s"
+                  f" = {figures['recon_s'] / figures['baseline_s']:5.1f}x baseline "
+                  f"(revenue positions {figures['revenue_s']:5.2f} s) | "
+                  f"max RSS {figures['maxrss_mib']:6.1f} MiB | unexplained "
+                  f"{figures['unexplained']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

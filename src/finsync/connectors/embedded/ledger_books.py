@@ -1,0 +1,50 @@
+"""The embedded ledger's books as reconciliation reads them (`LedgerBooks`): set-based SQL
+reads (`systems/ledger/recon_reads.py`) inside one read snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import date
+
+from sqlalchemy import Connection, Engine
+
+from finsync.connectors.ports import CustomerAmount, DocumentAmount
+from finsync.dbsnapshot import read_snapshot
+from finsync.domain.journal import PeriodStatus
+from finsync.domain.money import Money
+from finsync.systems.ledger import recon_reads
+
+
+@contextmanager
+def ledger_books(engine: Engine) -> Iterator[LedgerSnapshot]:
+    with read_snapshot(engine) as conn:
+        yield LedgerSnapshot(conn)
+
+
+class LedgerSnapshot:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def open_items(self, legal_entity: str, as_of: date) -> Iterator[DocumentAmount]:
+        for document, customer, currency, amount in recon_reads.open_items(
+                self._conn, legal_entity, as_of):
+            yield DocumentAmount(document, customer, currency, amount)
+
+    def customer_open(self, legal_entity: str, currency: str,
+                      as_of: date) -> Iterator[CustomerAmount]:
+        for customer, amount in recon_reads.customer_open(self._conn, legal_entity, currency,
+                                                          as_of):
+            yield CustomerAmount(customer, amount)
+
+    def applied_by(self, legal_entity: str, as_of: date) -> Iterator[DocumentAmount]:
+        for document, currency, amount in recon_reads.applied_by(self._conn, legal_entity,
+                                                                 as_of):
+            yield DocumentAmount(document, "", currency, amount)
+
+    def balances(self, legal_entity: str, accounts: Sequence[str],
+                 days: Sequence[date]) -> Sequence[Mapping[str, Money]]:
+        return recon_reads.balances(self._conn, legal_entity, accounts, days)
+
+    def period_status(self, legal_entity: str, on: date) -> PeriodStatus:
+        return recon_reads.period_status(self._conn, legal_entity, on)

@@ -1,0 +1,160 @@
+"""What the checks read: one entity's books as ordered streams (`Books`), from the ports'
+snapshots or from in-memory lists (`Snapshot`, for tests and small what-ifs).
+
+Rules:
+- Every stream is ordered by its key in code-point order, each key once (`merge`).
+- Amounts travel as integer minor units with their currency; a `Money` is made only for an
+  item a check keeps.
+- `Snapshot` turns lists into the same streams with the same rules as the ports' SQL (an
+  invoice's open amount as given; ERP open items summed per document, nothing-open left
+  out; applications summed per settling document), so the checks have one code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from finsync.connectors.ports import (
+    Application,
+    BilledInvoice,
+    ContractDocument,
+    ContractValue,
+    CustomerAmount,
+    DocumentAmount,
+    Receivable,
+    RevenuePosition,
+)
+from finsync.domain.clock import Period
+from finsync.domain.invoice import CreditMemo
+from finsync.domain.money import Money
+from finsync.domain.payment import Payment, Refund
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodRevenue:
+    name: str
+    period: Period
+    recognised: Money  # by the revenue engine
+    gl_revenue: Money  # credit movement of the revenue account in the ERP
+    closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Books:
+    legal_entity: str
+    currency: str
+    as_of: date
+    open_invoices: Callable[[], Iterable[DocumentAmount]]  # billing, every currency
+    billing_customers: Callable[[], Iterable[CustomerAmount]]  # in `currency`
+    payments: Callable[[], Iterable[DocumentAmount]]  # billing: applications summed
+    credit_memos: Callable[[], Iterable[ContractDocument]]
+    contract_values: Callable[[], Iterable[ContractValue]]
+    erp_open_items: Callable[[], Iterable[DocumentAmount]]
+    erp_customers: Callable[[], Iterable[CustomerAmount]]  # in `currency`
+    erp_applied: Callable[[], Iterable[DocumentAmount]]
+    opening: Callable[[], Iterable[RevenuePosition]]  # by contract id
+    closing: Callable[[], Iterable[RevenuePosition]]  # by contract id
+    periods: Sequence[PeriodRevenue]
+    gl: Mapping[str, Money]
+    accounts: Mapping[str, str]
+    explained: Mapping[str, str]  # object ref -> the exception (not a break) that names it
+    as_of_closed: bool
+    watched: Collection[str] = ()  # refs of open breaks: kept even when they agree
+
+    def zero(self) -> Money:
+        return Money.zero(self.currency)
+
+    def gl_balance(self, role: str) -> Money:
+        return self.gl.get(self.accounts[role], self.zero())
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One entity's books as lists (any order)."""
+
+    legal_entity: str
+    currency: str
+    as_of: date
+    invoices: Sequence[BilledInvoice]
+    credit_memos: Sequence[CreditMemo]
+    payments: Sequence[Payment]
+    refunds: Sequence[Refund]
+    contract_values: Sequence[ContractValue]
+    receivables: Sequence[Receivable]
+    applications: Sequence[Application]
+    opening: Sequence[RevenuePosition]
+    closing: Sequence[RevenuePosition]
+    periods: Sequence[PeriodRevenue]
+    gl: Mapping[str, Money]
+    accounts: Mapping[str, str]
+    explained: Mapping[str, str]
+    as_of_closed: bool
+    watched: Collection[str] = field(default=())
+
+    def books(self) -> Books:
+        return Books(
+            self.legal_entity, self.currency, self.as_of, self._open_invoices,
+            self._billing_customers, self._payments, self._credit_memos,
+            lambda: sorted(self.contract_values, key=lambda c: c.contract_id),
+            self._erp_open_items, self._erp_customers, self._erp_applied,
+            lambda: _by_contract(self.opening), lambda: _by_contract(self.closing),
+            self.periods, self.gl, self.accounts, self.explained, self.as_of_closed,
+            self.watched)
+
+    def _open_invoices(self) -> list[DocumentAmount]:
+        return sorted((DocumentAmount(b.invoice.id, b.invoice.customer_id, b.invoice.currency,
+                                      b.open_amount.to_minor()) for b in self.invoices),
+                      key=lambda d: d.document_id)
+
+    def _billing_customers(self) -> list[CustomerAmount]:
+        balances: dict[str, Money] = {}
+        signed: list[tuple[str, Money]] = [(b.invoice.customer_id, b.invoice.total)
+                                           for b in self.invoices]
+        signed += [(m.customer_id, -m.total) for m in self.credit_memos]
+        signed += [(p.customer_id, -p.amount) for p in self.payments]
+        signed += [(r.customer_id, r.amount) for r in self.refunds]
+        for customer, amount in signed:
+            if amount.currency == self.currency:
+                balances[customer] = balances.get(customer, Money.zero(self.currency)) + amount
+        return [CustomerAmount(c, m.to_minor()) for c, m in sorted(balances.items())]
+
+    def _payments(self) -> list[DocumentAmount]:
+        return sorted((DocumentAmount(p.id, p.customer_id, p.amount.currency, sum(
+            (a.amount.to_minor() for a in p.applications), 0)) for p in self.payments),
+            key=lambda d: d.document_id)
+
+    def _credit_memos(self) -> list[ContractDocument]:
+        contract = {b.invoice.id: b.invoice.contract_id or "" for b in self.invoices}
+        return sorted((ContractDocument(contract.get(m.invoice_id, ""), DocumentAmount(
+            m.id, m.customer_id, m.currency, m.subtotal.to_minor())) for m in self.credit_memos),
+            key=lambda c: (c.contract_id, c.document.document_id))
+
+    def _erp_open_items(self) -> list[DocumentAmount]:
+        by_document: dict[str, DocumentAmount] = {}
+        for r in self.receivables:
+            known = by_document.get(r.document_id)
+            minor = r.open_amount.to_minor() + (known.amount_minor if known else 0)
+            by_document[r.document_id] = DocumentAmount(r.document_id, r.customer_id,
+                                                        r.open_amount.currency, minor)
+        return [d for _, d in sorted(by_document.items()) if d.amount_minor != 0]
+
+    def _erp_customers(self) -> list[CustomerAmount]:
+        totals: dict[str, int] = {}
+        for r in self.receivables:
+            if r.open_amount.currency == self.currency:
+                totals[r.customer_id] = totals.get(r.customer_id, 0) + r.open_amount.to_minor()
+        return [CustomerAmount(c, m) for c, m in sorted(totals.items())]
+
+    def _erp_applied(self) -> list[DocumentAmount]:
+        totals: dict[str, DocumentAmount] = {}
+        for a in self.applications:
+            known = totals.get(a.by)
+            minor = a.amount.to_minor() + (known.amount_minor if known else 0)
+            totals[a.by] = DocumentAmount(a.by, "", a.amount.currency, minor)
+        return [d for _, d in sorted(totals.items())]
+
+
+def _by_contract(positions: Iterable[RevenuePosition]) -> list[RevenuePosition]:
+    return sorted(positions, key=lambda p: p.subscription_contract_id)

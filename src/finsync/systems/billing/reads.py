@@ -1,0 +1,188 @@
+"""Billing's books read in sets, for reconciliation: one SQL statement per figure, streamed.
+
+Rules:
+- Every figure is computed by the database over billing's own tables (grouped sums joined
+  on the document they belong to), never by loading the billing state: the cost is one
+  pass over the rows asked for, and the memory one batch of rows.
+- Figures follow the billing core's rules exactly (`state.amount_due`, `value`): an
+  invoice's open amount = total - credit memos - payments applied + refunds of those
+  payments, dated up to the day asked, never below zero. A payment applies its whole
+  amount to the one invoice it names (`payment.pay_invoice`), so its applications sum to
+  its amount.
+- Streams are ordered by their key in code-point order (`dbsnapshot.code_point_order`).
+- Reads run on the caller's connection, so that one snapshot covers them all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, func, literal, select, union_all
+
+from finsync.dbsnapshot import code_point_order, stream
+from finsync.domain.money import Money
+from finsync.systems.billing import store
+from finsync.systems.billing import tables as t
+from finsync.systems.billing.state import BillingConfig, SubscriptionStatus
+from finsync.systems.billing.value import bills_nothing_more, contract_value
+
+# A document row: (id, customer id, currency, amount in minor units); plain tuples, as the
+# database returns them, since a large book streams millions.
+Row = tuple[str, str, str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRow:
+    contract_id: str
+    customer_id: str
+    value: Money
+
+
+def open_invoices(conn: Connection, entity: str, as_of: date) -> Iterator[Row]:
+    """Each invoice's open amount, never below zero; by invoice id.
+
+    A UNION ALL of the invoices and what moves them, then one GROUP BY, never a join to
+    grouped subqueries: with stale planner statistics (right after a bulk load) PostgreSQL
+    can re-run such a subquery once per invoice."""
+    inv, cm, pay, ref = t.invoices, t.credit_memos, t.payments, t.refunds
+    parts = union_all(
+        select(inv.c.id.label("id"), inv.c.customer_id.label("customer"),
+               inv.c.currency.label("currency"), inv.c.total_minor.label("amount"),
+               literal(1).label("invoice"))
+        .where(inv.c.legal_entity == entity, inv.c.issue_date <= as_of),
+        select(cm.c.invoice_id, literal(""), literal(""), -cm.c.total_minor, literal(0))
+        .where(cm.c.legal_entity == entity, cm.c.issue_date <= as_of),
+        select(pay.c.invoice_id, literal(""), literal(""), -pay.c.amount_minor, literal(0))
+        .where(pay.c.legal_entity == entity, pay.c.received_on <= as_of),
+        select(pay.c.invoice_id, literal(""), literal(""), ref.c.amount_minor, literal(0))
+        .join(pay, pay.c.id == ref.c.payment_id)
+        .where(ref.c.legal_entity == entity, ref.c.issued_on <= as_of,
+               pay.c.received_on <= as_of),
+    ).subquery()
+    query = (select(parts.c.id, func.max(parts.c.customer), func.max(parts.c.currency),
+                    func.sum(parts.c.amount))
+             .group_by(parts.c.id).having(func.sum(parts.c.invoice) > 0)
+             .order_by(code_point_order(conn, parts.c.id)))
+    for key, customer, currency, amount in stream(conn, query):
+        yield key, customer, currency, max(int(amount), 0)
+
+
+def customer_balances(conn: Connection, entity: str, currency: str,
+                      as_of: date) -> Iterator[tuple[str, int]]:
+    """Per customer: invoices - credit memos - payments + refunds, in `currency`."""
+    inv, cm, pay, ref = t.invoices, t.credit_memos, t.payments, t.refunds
+    parts = union_all(
+        select(inv.c.customer_id.label("customer"), inv.c.total_minor.label("amount"))
+        .where(inv.c.legal_entity == entity, inv.c.currency == currency,
+               inv.c.issue_date <= as_of),
+        select(cm.c.customer_id, -cm.c.total_minor)
+        .where(cm.c.legal_entity == entity, cm.c.currency == currency,
+               cm.c.issue_date <= as_of),
+        select(pay.c.customer_id, -pay.c.amount_minor)
+        .where(pay.c.legal_entity == entity, pay.c.currency == currency,
+               pay.c.received_on <= as_of),
+        select(ref.c.customer_id, ref.c.amount_minor)
+        .where(ref.c.legal_entity == entity, ref.c.currency == currency,
+               ref.c.issued_on <= as_of),
+    ).subquery()
+    query = (select(parts.c.customer, func.sum(parts.c.amount))
+             .group_by(parts.c.customer).order_by(code_point_order(conn, parts.c.customer)))
+    for customer, amount in stream(conn, query):
+        yield customer, int(amount)
+
+
+def payments(conn: Connection, entity: str, as_of: date) -> Iterator[Row]:
+    pay = t.payments
+    query = (select(pay.c.id, pay.c.customer_id, pay.c.currency, pay.c.amount_minor)
+             .where(pay.c.legal_entity == entity, pay.c.received_on <= as_of)
+             .order_by(code_point_order(conn, pay.c.id)))
+    for key, customer, currency, amount in stream(conn, query):
+        yield key, customer, currency, int(amount)
+
+
+def credit_memos(conn: Connection, entity: str, as_of: date) -> Iterator[tuple[str, Row]]:
+    """(contract id or "", memo row with its subtotal) by contract id, then memo id."""
+    cm, inv = t.credit_memos, t.invoices
+    contract = func.coalesce(inv.c.contract_id, literal(""))
+    query = (select(contract, cm.c.id, cm.c.customer_id, cm.c.currency, cm.c.subtotal_minor)
+             .outerjoin(inv, inv.c.id == cm.c.invoice_id)
+             .where(cm.c.legal_entity == entity, cm.c.issue_date <= as_of)
+             .order_by(code_point_order(conn, contract), code_point_order(conn, cm.c.id)))
+    for contract_id, key, customer, currency, amount in stream(conn, query):
+        yield contract_id, (key, customer, currency, int(amount))
+
+
+def contract_values(conn: Connection, config: BillingConfig, entity: str) -> Iterator[ValueRow]:
+    """Each subscription's value (`value.contract_value`): billed net from SQL sums, the
+    fees still to come from its own terms; by contract id. Two ordered streams merged: the
+    subscriptions with their versions, and each contract's billed net."""
+    billed = _billed_net(conn, entity)
+    try:
+        pending = next(billed, None)
+        for row, versions in _subscriptions(conn, entity):
+            while pending is not None and pending[0] < row["id"]:
+                pending = next(billed, None)
+            net = pending[1] if pending is not None and pending[0] == row["id"] else 0
+            billed_net = Money.from_minor(net, row["currency"])
+            if _billed_in_full(config, row, versions):
+                yield ValueRow(row["id"], row["customer_id"], billed_net)
+                continue
+            sub = store.subscription_from_rows(row, versions)
+            value = contract_value(config, sub, billed_net)
+            yield ValueRow(sub.id, sub.contract.customer_id, value)
+    finally:
+        billed.close()
+
+
+def _billed_in_full(config: BillingConfig, row: Any, versions: list[dict[str, Any]]) -> bool:
+    """`value.bills_nothing_more`, read from the rows: the versions' contracts are parsed
+    as plain JSON (end date, prices), not decoded, which is what costs in a large book."""
+    contracts = [json.loads(v["contract"]) for v in versions]
+    prices = [line["price_id"] for c in contracts for line in c["lines"]]
+    return bills_nothing_more(config, SubscriptionStatus(row["status"]), row["billed_through"],
+                              row["arrears_through"],
+                              date.fromisoformat(contracts[-1]["end_date"]), prices)
+
+
+def _subscriptions(conn: Connection,
+                   entity: str) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+    sub, ver = t.subscriptions, t.contract_versions
+    query = (select(sub, ver.c.version.label("v_version"),
+                    ver.c.effective_date.label("v_effective_date"),
+                    ver.c.amendment_id.label("v_amendment_id"),
+                    ver.c.reason.label("v_reason"), ver.c.changes.label("v_changes"),
+                    ver.c.contract.label("v_contract"))
+             .join(ver, ver.c.contract_id == sub.c.id)
+             .where(sub.c.legal_entity == entity)
+             .order_by(code_point_order(conn, sub.c.id), ver.c.version))
+    current: Any = None
+    versions: list[dict[str, Any]] = []
+    for record in stream(conn, query):
+        row = record._mapping
+        if current is not None and row["id"] != current["id"]:
+            yield current, versions
+            versions = []
+        current = row
+        versions.append({k[2:]: row[k] for k in row if k.startswith("v_")})
+    if current is not None:
+        yield current, versions
+
+
+def _billed_net(conn: Connection, entity: str) -> Generator[tuple[str, int], None, None]:
+    """Per contract, invoice subtotals less credit memo subtotals on its invoices."""
+    inv, cm = t.invoices, t.credit_memos
+    parts = union_all(
+        select(inv.c.contract_id.label("contract"), inv.c.subtotal_minor.label("amount"))
+        .where(inv.c.legal_entity == entity, inv.c.contract_id.is_not(None)),
+        select(inv.c.contract_id, -cm.c.subtotal_minor)
+        .join(inv, inv.c.id == cm.c.invoice_id)
+        .where(cm.c.legal_entity == entity, inv.c.contract_id.is_not(None)),
+    ).subquery()
+    query = (select(parts.c.contract, func.sum(parts.c.amount))
+             .group_by(parts.c.contract).order_by(code_point_order(conn, parts.c.contract)))
+    for contract, amount in stream(conn, query):
+        yield contract, int(amount)

@@ -1,0 +1,115 @@
+"""The ledger's books read in sets, for reconciliation: one SQL statement per figure,
+streamed, on the caller's connection (so one snapshot covers them all).
+
+Rules:
+- An item's open amount at the end of a day = its open amount now + what settlements
+  posted after that day took off it (as `reports.items_as_of`); items posted after the day
+  are left out. Credits (customer credits) count negative.
+- Open amounts are summed per document (a document has one item; a sum keeps a stream's
+  keys unique if one ever has two); documents with nothing open are left out.
+- Streams are ordered by their key in code-point order (`dbsnapshot.code_point_order`).
+- Balances are debit-positive, in the entity's functional currency, at the end of each day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, case, func, select, union_all
+
+from finsync.dbsnapshot import code_point_order, stream
+from finsync.domain.journal import PeriodStatus
+from finsync.domain.money import Money
+from finsync.systems.ledger import records
+from finsync.systems.ledger import tables as t
+from finsync.systems.ledger.ar import ItemKind
+
+
+def _open_as_of(entity: str, as_of: date) -> Any:
+    """Per item and per later settlement: (document, customer, currency, signed minor);
+    summed per document they give each item's open amount at the end of `as_of`.
+
+    A UNION ALL then one GROUP BY, never a join to a grouped subquery: with stale planner
+    statistics (right after a bulk load) PostgreSQL re-ran such a subquery once per item."""
+    s, i = t.settlements, t.items
+
+    def signed(amount: Any) -> Any:
+        return case((i.c.kind == ItemKind.CREDIT.value, -amount), else_=amount)
+
+    return union_all(
+        select(i.c.document_id.label("document"), i.c.customer.label("customer"),
+               i.c.currency.label("currency"), signed(i.c.open_minor).label("open"))
+        .where(i.c.entity == entity, i.c.posting_date <= as_of),
+        select(i.c.document_id, i.c.customer, i.c.currency, signed(s.c.applied_minor))
+        .join(i, (i.c.entity == s.c.entity) & (i.c.id == s.c.item_id))
+        .where(s.c.entity == entity, s.c.posting_date > as_of, i.c.posting_date <= as_of),
+    ).subquery()
+
+
+def open_items(conn: Connection, entity: str,
+               as_of: date) -> Iterator[tuple[str, str, str, int]]:
+    """(document, customer, currency, signed open minor) per document with something open."""
+    items = _open_as_of(entity, as_of)
+    total = func.sum(items.c.open)
+    query = (select(items.c.document, func.min(items.c.customer), func.min(items.c.currency),
+                    total)
+             .group_by(items.c.document).having(total != 0)
+             .order_by(code_point_order(conn, items.c.document)))
+    for document, customer, currency, amount in stream(conn, query):
+        yield document, customer, currency, int(amount)
+
+
+def customer_open(conn: Connection, entity: str, currency: str,
+                  as_of: date) -> Iterator[tuple[str, int]]:
+    """(customer, signed open minor in `currency`) per customer with an item."""
+    items = _open_as_of(entity, as_of)
+    query = (select(items.c.customer, func.sum(items.c.open))
+             .where(items.c.currency == currency)
+             .group_by(items.c.customer).order_by(code_point_order(conn, items.c.customer)))
+    for customer, amount in stream(conn, query):
+        yield customer, int(amount)
+
+
+def applied_by(conn: Connection, entity: str,
+               as_of: date) -> Iterator[tuple[str, str, int]]:
+    """(settling document, currency, applied minor) per settling document, for settlements
+    posted up to `as_of`, in the settled items' currency (as `records.applications`)."""
+    s = t.settlements
+    settling, item = t.entries.alias("settling"), t.items.alias("item")
+    query = (select(settling.c.document_id, func.min(item.c.currency),
+                    func.sum(s.c.applied_minor))
+             .join(settling, settling.c.id == s.c.entry_id)
+             .join(item, (item.c.entity == s.c.entity) & (item.c.id == s.c.item_id))
+             .where(s.c.entity == entity, s.c.posting_date <= as_of,
+                    settling.c.document_id.is_not(None))
+             .group_by(settling.c.document_id)
+             .order_by(code_point_order(conn, settling.c.document_id)))
+    for document, currency, amount in stream(conn, query):
+        yield document, currency, int(amount)
+
+
+def balances(conn: Connection, entity: str, accounts: Sequence[str],
+             days: Sequence[date]) -> list[Mapping[str, Money]]:
+    """Each account's debit-positive balance at the end of each day, in one pass over the
+    accounts' lines (the (entity, account, posting_date) index)."""
+    if not days or not accounts:
+        return [{} for _ in days]
+    functional, _ = records.load_entity(conn, entity)
+    lines = t.lines
+    signed = case((lines.c.side == "debit", lines.c.amount_minor), else_=-lines.c.amount_minor)
+    columns = [func.sum(case((lines.c.posting_date <= day, signed), else_=0)) for day in days]
+    query = (select(lines.c.account, func.count(), *columns)
+             .where(lines.c.entity == entity, lines.c.account.in_(list(accounts)),
+                    lines.c.posting_date <= max(days))
+             .group_by(lines.c.account))
+    result: list[dict[str, Money]] = [{} for _ in days]
+    for account, _count, *sums in stream(conn, query):
+        for n, amount in enumerate(sums):
+            result[n][account] = Money.from_minor(int(amount or 0), functional)
+    return list(result)
+
+
+def period_status(conn: Connection, entity: str, on: date) -> PeriodStatus:
+    return records.period_for(conn, entity, on).status
