@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.domain.journal import PeriodStatus
-from tests.contract.ledger_port import LedgerHarness, LedgerPortContract
+from tests.contract.ledger_port import LedgerBooksContract, LedgerHarness, LedgerPortContract
 from tests.ledgerkit import ledger_service
 
 
@@ -21,7 +21,7 @@ def harness(engine: Engine) -> LedgerHarness:
         revenue_account="4000", deferred_account="2400")
 
 
-class TestEmbeddedLedger(LedgerPortContract):
+class TestEmbeddedLedger(LedgerPortContract, LedgerBooksContract):
     pass
 
 
