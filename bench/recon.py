@@ -52,7 +52,6 @@ from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
 from finsync.storage.db import normalise_url
 from finsync.systems.billing import store
-from finsync.systems.billing import tables as bt
 from finsync.systems.billing.handler import RegisterCustomer, RunClock, handle
 from finsync.systems.billing.payment import PayInvoice
 from finsync.systems.billing.state import BillingState
@@ -137,23 +136,12 @@ def _post(ledger: Any, postings: list[Posting]) -> None:
 
 
 def _write_billing(conn: Any, state: BillingState, positions: dict[str, int]) -> None:
-    """The rows `store.save` writes for this customer, at the company's next positions."""
-    empty = BillingState(state.config)
-    store._save_customers(conn, empty, state)
-    for sub in state.subscriptions:
-        conn.execute(bt.subscriptions.insert(), {"id": sub.id,
-                                                 "position": positions["subscriptions"],
-                                                 **store._subscription_row(sub)})
-        amendments = {a.version: a for a in sub.amendments}
-        conn.execute(bt.contract_versions.insert(),
-                     [store._version_row(v, amendments.get(v.contract.version))
-                      for v in sub.history])
-        positions["subscriptions"] += 1
-    for record in state.invoices:
-        store._insert_invoice(conn, positions["invoices"], record)
-        positions["invoices"] += 1
-    store._insert_rows(conn, bt.payments, positions["payments"], state.payments,
-                       store._payment_row)
+    """The rows `store.save` writes for this customer (each customer's documents are numbered
+    on their own here, so the entity's number counters are left alone)."""
+    out = store.changes(BillingState(state.config), state)
+    store.write(conn, replace(out, numbers=()))
+    positions["subscriptions"] += len(state.subscriptions)
+    positions["invoices"] += len(state.invoices)
     positions["payments"] += len(state.payments)
 
 
