@@ -15,22 +15,49 @@ from __future__ import annotations
 import errno
 import logging
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.markup import escape
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from finsync.bootstrap import build_engine
 from finsync.cli import output
+from finsync.config import ConfigError, FinsyncConfig, load_config
 from finsync.domain.errors import FinsyncError
 
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 ConfigPath = Annotated[Path | None, typer.Option("--config", "-c", help="finsync.toml to use.")]
 
 USAGE_EXIT = 2  # a bad argument or option, as click exits for its own usage errors
+
+S = TypeVar("S")
+
+
+@contextmanager
+def embedded(config: Path | None, role: str, what: str,
+             build: Callable[[FinsyncConfig, Engine], S]) -> Iterator[S]:
+    """An embedded system's service on the configured database, for its own reports."""
+    loaded = load_config(config)
+    if not any(s.role == role and s.connector == "embedded" for s in loaded.systems.values()):
+        raise ConfigError(f"no system in [systems] uses the embedded {what}")
+    engine = build_engine(loaded)
+    try:
+        yield build(loaded, engine)
+    finally:
+        engine.dispose()
+
+
+def day_or_today(text: str | None) -> date:
+    try:
+        return date.fromisoformat(text) if text else datetime.now(UTC).date()
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO date: {text!r}") from None
 
 
 @contextmanager

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict
-from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from finsync.bootstrap import build_engine, build_ledger_service
+from finsync.bootstrap import build_ledger_service
 from finsync.cli import output
-from finsync.cli.common import ConfigPath, Json, guarded
-from finsync.config import ConfigError, load_config
+from finsync.cli.common import ConfigPath, Json, day_or_today, embedded, guarded
+from finsync.config import ConfigError
 from finsync.domain.journal import PeriodStatus
 from finsync.systems.ledger.fx import Rate
 from finsync.systems.ledger.periods import month_bounds
@@ -29,24 +27,8 @@ Entity = Annotated[str | None, typer.Option("--entity", "-e", help="Legal entity
 AsOf = Annotated[str | None, typer.Option("--as-of", help="ISO date (default: today).")]
 
 
-@contextmanager
-def _ledger(config: Path | None) -> Iterator[LedgerService]:
-    loaded = load_config(config)
-    if not any(s.role == "ledger" and s.connector == "embedded"
-               for s in loaded.systems.values()):
-        raise ConfigError("no system in [systems] uses the embedded ledger")
-    engine = build_engine(loaded)
-    try:
-        yield build_ledger_service(loaded, engine)
-    finally:
-        engine.dispose()
-
-
-def _day(text: str | None) -> date:
-    try:
-        return date.fromisoformat(text) if text else datetime.now(UTC).date()
-    except ValueError:
-        raise typer.BadParameter(f"not an ISO date: {text!r}") from None
+def _ledger(config: Path | None) -> AbstractContextManager[LedgerService]:
+    return embedded(config, "ledger", "ledger", build_ledger_service)
 
 
 def _entities(ledger: LedgerService, entity: str | None) -> list[str]:
@@ -61,7 +43,7 @@ def trial_balance(entity: Entity = None, as_of: AsOf = None, config: ConfigPath 
                   as_json: Json = False) -> None:
     """Debit, credit and balance per account; the balances sum to zero per entity."""
     with guarded(as_json), _ledger(config) as ledger:
-        day = _day(as_of)
+        day = day_or_today(as_of)
         result: dict[str, Any] = {}
         for e in _entities(ledger, entity):
             rows = ledger.trial_balance(e, day)
@@ -100,7 +82,7 @@ def aging(entity: Entity = None, as_of: AsOf = None, config: ConfigPath = None,
           as_json: Json = False) -> None:
     """Open receivables per customer by days past due; the subledgers beside their controls."""
     with guarded(as_json), _ledger(config) as ledger:
-        day = _day(as_of)
+        day = day_or_today(as_of)
         result: dict[str, dict[str, Any]] = {
             e: {"as_of": day.isoformat(), "customers": ledger.aging(e, day),
                 "subledgers": ledger.subledger_check(e, day)}
@@ -179,7 +161,7 @@ def rate(base: Annotated[str, typer.Option()], quote: Annotated[str, typer.Optio
             amount = Decimal(value)
         except ArithmeticError:
             raise typer.BadParameter(f"not a decimal rate: {value!r}") from None
-        ledger.set_rate(Rate(base, quote, _day(on), amount))
+        ledger.set_rate(Rate(base, quote, day_or_today(on), amount))
         if as_json:
             output.emit_json({"base": base, "quote": quote, "effective": on, "rate": value})
         else:

@@ -12,18 +12,15 @@ engine's position rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from finsync.bootstrap import build_engine, build_revenue_service
+from finsync.bootstrap import build_revenue_service
 from finsync.cli import output
-from finsync.cli.common import ConfigPath, Json, guarded
-from finsync.config import ConfigError, load_config
+from finsync.cli.common import ConfigPath, Json, day_or_today, embedded, guarded
 from finsync.domain.clock import month_period
 from finsync.systems.revrec import Granularity
 from finsync.systems.revrec.casefile import CaseFileError, load_case
@@ -132,24 +129,8 @@ def run(case: CaseArg, period: PeriodOpt = ReportingPeriod.MONTH,
 EntityOpt = Annotated[str, typer.Option("--entity", "-e", help="Legal entity id.")]
 
 
-@contextmanager
-def _service(config: Path | None) -> Iterator[RevenueService]:
-    loaded = load_config(config)
-    if not any(s.role == "revenue" and s.connector == "embedded"
-               for s in loaded.systems.values()):
-        raise ConfigError("no system in [systems] uses the embedded revenue engine")
-    engine = build_engine(loaded)
-    try:
-        yield build_revenue_service(loaded, engine)
-    finally:
-        engine.dispose()
-
-
-def _day(text: str | None) -> date:
-    try:
-        return date.fromisoformat(text) if text else datetime.now(UTC).date()
-    except ValueError:
-        raise typer.BadParameter(f"not an ISO date: {text!r}") from None
+def _service(config: Path | None) -> AbstractContextManager[RevenueService]:
+    return embedded(config, "revenue", "revenue engine", build_revenue_service)
 
 
 @app.command("waterfall")
@@ -179,7 +160,7 @@ def rpo_report(entity: EntityOpt,
                config: ConfigPath = None, as_json: Json = False) -> None:
     """Remaining performance obligations of the entity: within 12 months and after."""
     with guarded(as_json), _service(config) as service:
-        day = _day(as_of)
+        day = day_or_today(as_of)
         found = service.entity_remaining_performance_obligations(entity, day)
         rows = [{"currency": cur, "current": str(r.current.amount),
                  "non_current": str(r.non_current.amount), "total": str(r.total.amount)}
