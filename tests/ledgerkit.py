@@ -22,6 +22,16 @@ RATES = (Rate("EUR", "USD", date(2026, 1, 1), Decimal("1.10")),
          Rate("USD", "EUR", date(2026, 1, 1), Decimal("0.90")))
 
 
+def wipe_books(engine: Engine) -> None:
+    """Empty every ledger table (fresh books for each hypothesis example)."""
+    from finsync.systems.ledger import tables
+
+    with engine.begin() as conn:
+        for table in reversed(tables.metadata.sorted_tables):
+            if conn.dialect.has_table(conn, table.name):
+                conn.execute(table.delete())
+
+
 def ledger_service(engine: Engine, **governance: int) -> LedgerService:
     from finsync.systems.ledger.governance import Governor
 

@@ -31,18 +31,11 @@ from finsync.systems.ledger.errors import (
 )
 from finsync.systems.ledger.service import LedgerService, Posted, Request
 from tests.integration.test_ledger_books import Life
-from tests.ledgerkit import credit_memo, invoice, ledger_service, payment, refund
+from tests.ledgerkit import credit_memo, invoice, ledger_service, payment, refund, wipe_books
 
 FEB = date(2026, 2, 1)
 KINDS = {"post_invoice": "invoice", "post_credit_memo": "credit_memo",
          "post_payment": "payment", "post_refund": "refund", "post_entry": "journal_entry"}
-
-
-def _wipe(engine: Engine) -> None:
-    with engine.begin() as conn:
-        for table in reversed(t.metadata.sorted_tables):
-            if conn.dialect.has_table(conn, table.name):
-                conn.execute(table.delete())
 
 
 def _books(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
@@ -97,18 +90,18 @@ def _in_batches(service: LedgerService, requests: Sequence[Request],
 @given(data=st.data())
 def test_random_lives_in_batches_leave_the_books_one_by_one_leaves(
         engine: Engine, data: st.DataObject) -> None:
-    _wipe(engine)
+    wipe_books(engine)
     life = _Quiet(ledger_service(engine), data)
     for _ in range(data.draw(st.integers(1, 16))):
         life.step()
     requests = [Request(KINDS[method.__name__], document, key)
                 for method, document, key in life.calls]
     requests += requests[:data.draw(st.integers(0, len(requests)))]  # replays, same keys
-    _wipe(engine)
+    wipe_books(engine)
     service = ledger_service(engine)
     first = _one_by_one(service, requests)
     expected = _books(engine)
-    _wipe(engine)
+    wipe_books(engine)
     service = ledger_service(engine)
     assert _in_batches(service, requests, data.draw(st.integers(1, len(requests)))) == first
     assert _books(engine) == expected
@@ -157,7 +150,7 @@ def test_a_mixed_batch_refuses_each_bad_document_alone(engine: Engine) -> None:
     assert isinstance(outcomes[0], Posted) and outcomes[5].entry_id == outcomes[0].entry_id
     batched = _books(engine)
 
-    _wipe(engine)
+    wipe_books(engine)
     service = ledger_service(engine)
     service.set_period_status("le_us", "2026-01", PeriodStatus.CLOSED, "controller")
     assert [o[1] if o[0] == "refused" else None for o in _one_by_one(

@@ -26,7 +26,7 @@ from finsync.systems.ledger.errors import (
     UnknownAccountError,
 )
 from finsync.systems.ledger.service import LedgerService
-from tests.ledgerkit import CHART, credit_memo, invoice, ledger_service, payment, refund
+from tests.ledgerkit import CHART, credit_memo, invoice, ledger_service, payment, refund, wipe_books
 
 AS_OF = date(2026, 12, 31)
 CURRENCIES = ("USD", "EUR")
@@ -147,10 +147,7 @@ def _counts(engine: Engine) -> tuple[int, ...]:
 @given(data=st.data())
 def test_random_lives_keep_the_books_balanced_and_reconciled(engine: Engine,
                                                              data: st.DataObject) -> None:
-    with engine.begin() as conn:  # fresh books for every example
-        for table in reversed(t.metadata.sorted_tables):
-            if conn.dialect.has_table(conn, table.name):
-                conn.execute(table.delete())
+    wipe_books(engine)  # fresh books for every example
     service = ledger_service(engine)
     life = Life(service, data)
     for _ in range(data.draw(st.integers(1, 14))):

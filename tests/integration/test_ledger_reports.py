@@ -18,7 +18,7 @@ from finsync.systems.ledger import tables as t
 from finsync.systems.ledger.ar import BUCKETS, ItemKind, OpenItem, bucket
 from finsync.systems.ledger.service import LedgerService
 from tests.integration.test_ledger_books import Life
-from tests.ledgerkit import invoice, ledger_service, payment
+from tests.ledgerkit import invoice, ledger_service, payment, wipe_books
 
 DAYS = st.dates(date(2026, 1, 1), date(2027, 3, 31))
 
@@ -77,10 +77,7 @@ def _balances_in_python(service: LedgerService, entity: str, start: date,
 @given(data=st.data())
 def test_reports_in_sql_equal_the_reports_in_python(engine: Engine,
                                                     data: st.DataObject) -> None:
-    with engine.begin() as conn:  # fresh books for every example
-        for table in reversed(t.metadata.sorted_tables):
-            if conn.dialect.has_table(conn, table.name):
-                conn.execute(table.delete())
+    wipe_books(engine)  # fresh books for every example
     service = ledger_service(engine)
     life = Life(service, data)
     for _ in range(data.draw(st.integers(1, 20))):
