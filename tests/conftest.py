@@ -14,13 +14,20 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from finsync.audit.migrate import upgrade as upgrade_audit
 from finsync.storage.db import make_engine, normalise_url
-from finsync.storage.migrate import upgrade
+from finsync.storage.migrate import upgrade as upgrade_hub
 
 pytest_plugins = ("tests.external.tryton_fixtures",)
 
 PG_URL = os.environ.get("FINSYNC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("FINSYNC_REQUIRE_SERVICES") == "1"
+
+
+def upgrade(engine: Engine) -> None:
+    """The schemas every hub database holds: the hub's and the audit trail's."""
+    upgrade_hub(engine)
+    upgrade_audit(engine)
 
 
 def _unavailable(what: str, exc: Exception) -> None:

@@ -14,6 +14,7 @@ from typing import TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from finsync.audit.migrate import upgrade as upgrade_audit
 from finsync.config import ConfigError, FinsyncConfig, StripeSection, SystemSection
 from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
 from finsync.connectors.embedded.billing_records import EmbeddedBillingRecords
@@ -329,6 +330,12 @@ def build_webhooks(config: FinsyncConfig, engine: Engine) -> Mapping[str, Webhoo
     return intakes
 
 
+def _upgrade_hub(engine: Engine) -> None:
+    """The hub's schema and the audit trail's, which every hub database holds."""
+    upgrade(engine)
+    upgrade_audit(engine)
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -346,7 +353,7 @@ def build_hub(config: FinsyncConfig, *, engine: Engine | None = None,
               ports: Ports | None = None) -> Hub:
     engine = engine or build_engine(config)
     if migrate:
-        upgrade(engine)
+        _upgrade_hub(engine)
     ports = ports or build_ports(config, engine, clock)
     return Hub(engine, config.hub_settings(), build_mappers(config),
                build_targets(config, engine, clock, ports), clock, worker_id(),
@@ -384,7 +391,7 @@ class Finance:
 def build_finance(config: FinsyncConfig, *, engine: Engine | None = None,
                   clock: Callable[[], datetime] = utc_now) -> Finance:
     engine = engine or build_engine(config)
-    upgrade(engine)
+    _upgrade_hub(engine)
     ports = build_ports(config, engine, clock)
     hub = build_hub(config, engine=engine, migrate=False, clock=clock, ports=ports)
     entities = [Entity(e.id, e.functional_currency) for e in config.ledger.entities]
@@ -414,7 +421,7 @@ def build_usage(config: FinsyncConfig, engine: Engine | None = None,
     migrated."""
     if engine is None:
         engine = build_engine(config)
-        upgrade(engine)
+        _upgrade_hub(engine)
     name = next((n for n, s in config.systems.items()
                  if s.role == "billing" and s.connector == "embedded"), None)
     port = None
@@ -438,7 +445,7 @@ def migrate_database(config: FinsyncConfig) -> Migrated:
     engine = build_engine(config)
     try:
         before = current_revision(engine)
-        upgrade(engine)
+        _upgrade_hub(engine)
         after = current_revision(engine)
     finally:
         engine.dispose()

@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from finsync.domain.errors import FinsyncError
+from finsync.auth.principal import check_scope, normalise
+from finsync.domain.errors import DomainError, FinsyncError
 from finsync.domain.events import BusinessDomain, EventType
 from finsync.domain.limits import InputLimits
 from finsync.hub.settings import DeliveryPolicy, HubSettings
@@ -110,6 +111,21 @@ class TriageSection(_Strict):
     thresholds: dict[str, Decimal] = Field(default_factory=dict)  # per ISO 4217 currency
 
 
+class PrincipalSection(_Strict):
+    """A principal the configuration names: the scopes it holds when it acts through the
+    CLI as a mapped OS user (`[auth.os_users]`). Tokens carry their own scopes."""
+
+    scopes: list[str] = Field(default_factory=list)
+
+
+class AuthSection(_Strict):
+    """Who the CLI acts as: `os_users` maps an OS login to a principal under `principals`
+    (`"*"` maps every login not named; use it only where one person owns the machine)."""
+
+    principals: dict[str, PrincipalSection] = Field(default_factory=dict)
+    os_users: dict[str, str] = Field(default_factory=dict)
+
+
 class LedgerSection(_Strict):
     """Books of the embedded ledger, created at start-up when missing."""
 
@@ -177,6 +193,7 @@ class FinsyncConfig(_Strict):
     triage: TriageSection = TriageSection()
     limits: dict[str, LimitsSection] = {}  # intake source (or "default") -> its limits
     usage: UsageSection = UsageSection()
+    auth: AuthSection = AuthSection()
     base_dir: Path = Path(".")
 
     def limits_for(self, source: str) -> InputLimits:
@@ -236,8 +253,25 @@ def _check_posting(config: FinsyncConfig) -> None:
                               f"that previews its journals (connector one of {PREVIEWING})")
 
 
+def _check_auth(auth: AuthSection) -> None:
+    for name, principal in auth.principals.items():
+        try:
+            if normalise(name) != name:
+                raise ConfigError(f"[auth.principals] {name!r} is not normalised: write "
+                                  f"{normalise(name)!r}")
+            for scope in principal.scopes:
+                check_scope(scope)
+        except DomainError as exc:
+            raise ConfigError(f"[auth.principals.{name}]: {exc}") from None
+    for login, name in auth.os_users.items():
+        if name not in auth.principals:
+            raise ConfigError(f"[auth.os_users] {login} acts as {name!r}, which is not under "
+                              "[auth.principals]")
+
+
 def _check(config: FinsyncConfig) -> None:
     _check_pumps(config)
+    _check_auth(config.auth)
     named = {"default", *config.sources, *config.usage.sources}
     for name in config.limits:
         if name not in named:

@@ -10,7 +10,6 @@ from sqlalchemy import Engine, select
 
 from finsync.audit import trail
 from finsync.audit.chain import GENESIS, Entry, record_hash, timestamp
-from finsync.audit.migrate import upgrade
 from finsync.audit.tables import trail as table
 from finsync.storage.db import reading, transaction
 
@@ -24,7 +23,6 @@ def _entry(n: int) -> Entry:
 
 
 def test_records_chain_in_order_and_rehash_from_their_stored_fields(engine: Engine) -> None:
-    upgrade(engine)
     for n in range(3):
         with transaction(engine) as conn:
             assert trail.append(conn, _entry(n), AT) == n + 1
@@ -39,7 +37,6 @@ def test_records_chain_in_order_and_rehash_from_their_stored_fields(engine: Engi
 
 
 def test_a_rolled_back_change_leaves_no_record(engine: Engine) -> None:
-    upgrade(engine)
     with pytest.raises(RuntimeError), transaction(engine) as conn:
         trail.append(conn, _entry(1), AT)
         raise RuntimeError("the change failed")
