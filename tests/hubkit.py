@@ -53,7 +53,8 @@ def settings(routes: Mapping[str, tuple[str, ...]] | None = None, *, gap_wait_s:
 def make_hub(engine: Engine, exports: Path, *, targets: Mapping[str, Target] | None = None,
              hub_settings: HubSettings | None = None, clock: Clock | None = None) -> Hub:
     hub = Hub(engine, hub_settings or settings(),
-              MapperRegistry({"canonical": CanonicalMapper()}),
+              # `billing` for HTTP intake, where events must say the source they are sent as
+              MapperRegistry({"canonical": CanonicalMapper(), "billing": CanonicalMapper()}),
               targets if targets is not None else {
                   "ledger": ledger_target(FileDropLedger("ledger", exports))},
               clock or Clock(), "test-worker")

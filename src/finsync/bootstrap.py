@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from finsync.audit.migrate import upgrade as upgrade_audit
+from finsync.auth.migrate import upgrade as upgrade_auth
 from finsync.config import ConfigError, FinsyncConfig, StripeSection, SystemSection
 from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
 from finsync.connectors.embedded.billing_records import EmbeddedBillingRecords
@@ -331,9 +332,11 @@ def build_webhooks(config: FinsyncConfig, engine: Engine) -> Mapping[str, Webhoo
 
 
 def _upgrade_hub(engine: Engine) -> None:
-    """The hub's schema and the audit trail's, which every hub database holds."""
+    """The hub's schema, the audit trail's and the API tokens', which every hub database
+    holds."""
     upgrade(engine)
     upgrade_audit(engine)
+    upgrade_auth(engine)
 
 
 def worker_id() -> str:

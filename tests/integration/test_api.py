@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 from finsync.api.app import create_app
 from finsync.domain.errors import ExceptionClass
 from finsync.storage import raw_log
-from finsync.storage.db import transaction
+from finsync.storage.db import make_engine, transaction
+from tests import authkit
 from tests.builders import envelope, payment_doc
 from tests.hubkit import make_hub
 
@@ -26,7 +27,7 @@ PAYMENT = envelope("payment.applied", "gw-1", ("payment", "pay_1", None),
 
 @pytest.fixture
 def client(engine: Engine, tmp_path: Path) -> TestClient:
-    return TestClient(create_app(make_hub(engine, tmp_path)))
+    return authkit.client(create_app(make_hub(engine, tmp_path)), engine)
 
 
 def _raw(engine: Engine, raw_id: int) -> raw_log.RawEvent:
@@ -37,9 +38,8 @@ def _raw(engine: Engine, raw_id: int) -> raw_log.RawEvent:
 
 
 def test_valid_event_is_stored_before_202(client: TestClient, engine: Engine) -> None:
-    response = client.post("/v1/sources/canonical/events", content=json.dumps(PAYMENT),
+    response = client.post("/v1/sources/billing/events", content=json.dumps(PAYMENT),
                            headers={"content-type": "application/json",
-                                    "authorization": "Bearer secret-token",
                                     "x-request-id": "r-1"})
     assert response.status_code == 202
     raw = _raw(engine, response.json()["raw_event_id"])
@@ -56,7 +56,7 @@ def test_valid_event_is_stored_before_202(client: TestClient, engine: Engine) ->
 ])
 def test_malformed_input_is_kept_and_refused_with_a_code(
         client: TestClient, engine: Engine, body: bytes, status: int, code: str) -> None:
-    response = client.post("/v1/sources/canonical/events", content=body)
+    response = client.post("/v1/sources/billing/events", content=body)
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
     assert _raw(engine, 1).body == body
@@ -73,8 +73,8 @@ def test_unknown_source_is_kept_and_answered_404(client: TestClient, engine: Eng
 
 def test_status_and_milestones_after_processing(engine: Engine, tmp_path: Path) -> None:
     hub = make_hub(engine, tmp_path)
-    client = TestClient(create_app(hub))
-    client.post("/v1/sources/canonical/events", content=json.dumps(PAYMENT))
+    client = authkit.client(create_app(hub), engine)
+    client.post("/v1/sources/billing/events", content=json.dumps(PAYMENT))
     hub.run_until_idle()
     assert client.get("/v1/status").json()["deliveries"] == {"done": 1}
     milestones = client.get("/v1/correlations/c1/milestones").json()["milestones"]
@@ -90,7 +90,8 @@ def test_metrics_and_daily_reconciliation_under_serve(
     monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
     monkeypatch.setenv("FINSYNC_WORKER_INTERVAL_S", "0.05")
     monkeypatch.chdir(tmp_path)
-    with TestClient(app_from_environment()) as served:
+    app = app_from_environment()
+    with authkit.client(app, make_engine(db_url)) as served:
         body = served.get("/metrics")
         assert body.status_code == 200
         assert body.headers["content-type"].startswith("text/plain")

@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from finsync.api.app import create_app
@@ -18,6 +17,7 @@ from finsync.domain.status import RawStatus
 from finsync.hub.group_commit import GroupCommit
 from finsync.storage import raw_log
 from finsync.storage.db import reading
+from tests import authkit
 from tests.builders import envelope, payment_doc
 from tests.hubkit import make_hub
 
@@ -75,10 +75,10 @@ def test_the_app_answers_each_request_and_wakes_after_each_batch(engine: Engine,
                                                                    tmp_path: Path) -> None:
     woken: list[int] = []
     app = create_app(make_hub(engine, tmp_path), wake=woken.append)
-    with TestClient(app) as client, ThreadPoolExecutor(8) as pool:
+    with authkit.client(app, engine) as client, ThreadPoolExecutor(8) as pool:
         bodies = [_payment(n) if n % 4 else b"[]" for n in range(16)]
         responses = list(pool.map(
-            lambda b: client.post("/v1/sources/canonical/events", content=b), bodies))
+            lambda b: client.post("/v1/sources/billing/events", content=b), bodies))
         writer = app.state.intake_writer
         batches = writer.batches
     codes = [r.status_code for r in responses]

@@ -26,6 +26,7 @@ from finsync.hub.webhook import WebhookIntake
 from finsync.storage import exception_log, raw_log
 from finsync.storage.db import reading, transaction
 from finsync.storage.schema import exceptions, raw_events
+from tests import authkit
 from tests.builders import envelope, payment_doc
 from tests.hubkit import make_hub
 
@@ -33,7 +34,7 @@ SECRET = "whsec_limits"
 MIB = 1 << 20
 # Generous rates, so that only the rate-limit tests meet the limiter.
 LIMITS = InputLimits(requests_per_s=10_000, burst=10_000)
-EVENTS = "/v1/sources/canonical/events"
+EVENTS = "/v1/sources/billing/events"
 STRIPE = "/v1/webhooks/stripe/stripe"
 
 
@@ -65,7 +66,7 @@ def _app(hub: Hub, limits: InputLimits = LIMITS) -> FastAPI:
 
 @pytest.fixture
 def client(hub: Hub) -> TestClient:
-    return TestClient(_app(hub))
+    return authkit.client(_app(hub), hub.engine)
 
 
 def _refused(response: Any, status: int, code: str) -> None:
@@ -115,7 +116,7 @@ def test_nested_json_intake_refused_with_a_code(
     [raw] = _raw_rows(hub.engine)
     assert (raw["status"], raw["error_code"], raw["size"]) == ("rejected", code, len(body))
     [error] = _exception_rows(hub.engine)
-    assert error["fingerprint"] == f"refused:canonical:{code}"
+    assert error["fingerprint"] == f"refused:billing:{code}"
     _good_event_is_delivered(client, hub)
 
 
@@ -178,20 +179,21 @@ def test_50mb_body_refused_without_reading_it_whole(
     """Finding 3: a 50 MB body was stored whole (sources) or read whole before its 413
     (Stripe). Now reading stops just past the limit and nothing of it is stored."""
     app = _app(hub)
+    token = authkit.bearer(authkit.issue(hub.engine))
     body = CountingBody(50 * 1000 * 1000)
-    status, answer = _post_streamed(app, path, body)
+    status, answer = _post_streamed(app, path, body, token)
     assert (status, answer["error"]["code"]) == (413, "body_too_large")
     assert "limit of 1,048,576 (body_max_bytes)" in answer["error"]["message"]
     assert body.consumed <= MIB + body.chunk  # one chunk past the limit, not 50 MB
     declared = CountingBody(50 * 1000 * 1000)
     status, answer = _post_streamed(app, path, declared,
-                                    {"content-length": str(declared.total)})
+                                    {"content-length": str(declared.total), **token})
     assert (status, answer["error"]["code"]) == (413, "body_too_large")
     assert declared.consumed == 0  # Content-Length said enough
     assert "50,000,000 bytes (Content-Length)" in answer["error"]["message"]
     assert _raw_rows(hub.engine) == []  # over the limit: never stored
     [error] = _exception_rows(hub.engine)
-    source = "canonical" if path == EVENTS else "stripe"
+    source = "billing" if path == EVENTS else "stripe"
     assert (error["fingerprint"], error["occurrences"]) == (
         f"refused:{source}:body_too_large", 2)
     _good_event_is_delivered(client, hub)
@@ -270,7 +272,7 @@ def test_mapping_refusals_aggregate_and_name_their_raw_events(
     assert json.loads(error["objects"]) == [f"raw_event:{r['id']}" for r in rows]
     assert error["raw_event_id"] == rows[-1]["id"]  # the latest, what triage maps again
     with reading(hub.engine) as conn:
-        assert raw_log.refused_ids(conn, "canonical", "invalid_json") == [r["id"]
+        assert raw_log.refused_ids(conn, "billing", "invalid_json") == [r["id"]
                                                                            for r in rows]
 
 
@@ -298,7 +300,7 @@ def test_a_signed_source_is_refused_unsigned_at_the_source_route(
 # -- rate limits ---------------------------------------------------------------------------
 
 def test_rate_limited_source_answered_429_with_retry_after(hub: Hub) -> None:
-    client = TestClient(_app(hub, InputLimits(requests_per_s=0.25, burst=2)))
+    client = authkit.client(_app(hub, InputLimits(requests_per_s=0.25, burst=2)), hub.engine)
     assert client.post(EVENTS, content=_payment(1)).status_code == 202
     assert client.post(EVENTS, content=_payment(2)).status_code == 202
     limited = client.post(EVENTS, content=_payment(3))

@@ -11,7 +11,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from finsync.api.app import USAGE, create_app, pipeline_supervisor
@@ -19,6 +18,7 @@ from finsync.cli import serving
 from finsync.domain.limits import InputLimits
 from finsync.hub.pipeline import DAILY, PIPELINE
 from finsync.hub.usage import UsageIntake
+from tests import authkit
 from tests.builders import envelope, payment_doc
 from tests.hubkit import make_hub
 
@@ -47,9 +47,9 @@ def test_a_long_reconciliation_never_holds_back_a_delivery(engine: Engine,
 
     app = create_app(hub, worker_interval_s=0.05, daily=reconcile)
     try:
-        with TestClient(app) as client:
+        with authkit.client(app, engine) as client:
             assert started.wait(30)  # the daily run is in progress …
-            response = client.post("/v1/sources/canonical/events", content=PAYMENT)
+            response = client.post("/v1/sources/billing/events", content=PAYMENT)
             assert response.status_code == 202
             # … and the payment is delivered all the same
             assert _wait(lambda: hub.delivered(["ledger"]))
@@ -73,8 +73,8 @@ def test_an_http_only_app_runs_no_pipeline_and_still_stores(engine: Engine,
                                                              tmp_path: Path) -> None:
     woken: list[int] = []
     app = create_app(make_hub(engine, tmp_path), wake=woken.append)
-    with TestClient(app) as client:
-        response = client.post("/v1/sources/canonical/events", content=PAYMENT)
+    with authkit.client(app, engine) as client:
+        response = client.post("/v1/sources/billing/events", content=PAYMENT)
         health = client.get("/healthz").json()
     assert response.status_code == 202 and app.state.pipeline is None
     assert health["pipeline"] == "not run by this process"

@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import sqlite
 
@@ -26,6 +25,7 @@ from finsync.storage import exception_log, usage_log
 from finsync.storage.db import reading
 from finsync.storage.migrate import upgrade
 from finsync.systems.billing.handler import RunClock
+from tests import authkit
 from tests.hubkit import make_hub
 from tests.unit.billing.servicekit import REGISTER, create, overage, seats, service
 
@@ -185,7 +185,7 @@ def test_the_http_batch_endpoint_answers_per_item(engine: Engine, tmp_path: Path
     today = datetime.now(UTC).date() - timedelta(days=1)
     good = {**_event(1), "timestamp": f"{today}T10:00:00+00:00"}
     lines = "\n".join([json.dumps(good), json.dumps({**good, "id": "m2", "quantity": -4})])
-    with TestClient(app) as client:
+    with authkit.client(app, engine) as client:
         response = client.post("/v1/usage/metering/events", content=lines)
         unknown = client.post("/v1/usage/nobody/events", content=lines)
     assert response.status_code == 202

@@ -12,6 +12,10 @@ runs: the source's rate limit (429 `rate_limited`, with `Retry-After`), then its
 while counting and no further than the source's `body_max_bytes` (413 `body_too_large`; the
 refusal is recorded by the handler, the body never). Limits are per source (`limits_for`,
 from the configuration).
+
+Every route is authenticated before anything else runs (`security`: a bearer token with the
+route's scope, deny by default); an intake request's source is the one its token may write
+as, and the events it carries must say that source.
 """
 
 from __future__ import annotations
@@ -28,11 +32,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException
 
+from finsync.api import security
 from finsync.api.errors import (
     finsync_error_handler,
     http_error_handler,
     validation_error_handler,
 )
+from finsync.auth.principal import FINANCE_READ, Principal, events_write
+from finsync.auth.tokens import principal_for
+from finsync.domain.clock import utc_now
 from finsync.domain.errors import ExceptionClass, FinsyncError, MappingError, SignatureError
 from finsync.domain.limits import InputLimits
 from finsync.hub.group_commit import BATCH_MAX, LINGER_S, GroupCommit
@@ -103,6 +111,9 @@ Body = Annotated[bytes | BodyTooLargeError, Depends(_admitted)]
 # The body is read by `_admitted`, not declared as a parameter: say in the OpenAPI what it is.
 _ANY_JSON_BODY = {"requestBody": {"required": True,
                                   "content": {"application/json": {"schema": {}}}}}
+# What an intake route needs: a token that may write as the path's source.
+_WRITES_AS_SOURCE = {**_ANY_JSON_BODY, **security.needs(events_write("{source}"))}
+_READS_FINANCE = security.needs(FINANCE_READ)
 
 
 def _refuse(intake: Intake, refusal: Refusal) -> NoReturn:
@@ -163,6 +174,12 @@ async def _supervise(pipeline: Supervisor) -> None:
         pipeline.check()
 
 
+def _tokens_of(hub: Hub) -> security.Authenticate:
+    def authenticate(token: str) -> Principal:
+        return principal_for(hub.engine, token, utc_now())
+    return authenticate
+
+
 def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                metrics: Callable[[], str] | None = None,
                daily: Callable[[date], object] | None = None,
@@ -170,10 +187,13 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                limits_for: LimitsFor | None = None,
                wake: Callable[[int], None] | None = None,
                batch_max: int = BATCH_MAX, linger_s: float = LINGER_S,
-               usage: UsageIntake | None = None, usage_interval_s: float = 10.0) -> FastAPI:
+               usage: UsageIntake | None = None, usage_interval_s: float = 10.0,
+               authenticate: security.Authenticate | None = None) -> FastAPI:
     """The app. `worker_interval_s` runs the pipeline in this process (None: another process
     runs it); `wake(count)` is called after every committed intake batch of `count` raw
-    events (the pipeline of this process is woken anyway)."""
+    events (the pipeline of this process is woken anyway). `authenticate(token)` is the
+    principal a bearer token stands for (default: the API tokens in the hub's database,
+    at the wall clock's time)."""
     signed = dict(webhooks or {})
     limits = limits_for or _default_limits
 
@@ -204,7 +224,17 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
             writer.close()
             pipeline.stop()
 
-    app = FastAPI(title="finsync", version="0.1.0", lifespan=lifespan)
+    # The documents FastAPI serves by itself would be routes without a scope: /openapi.json
+    # is served below, authenticated like every route; the HTML viewers are not served.
+    app = FastAPI(title="finsync", version="0.1.0", lifespan=lifespan,
+                  dependencies=[Depends(security.authenticated)],
+                  openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.authenticate = authenticate or _tokens_of(hub)
+    generated = app.openapi
+
+    def documented() -> dict[str, Any]:
+        return security.document(generated())
+    app.openapi = documented  # type: ignore[method-assign]
     app.state.pipeline = pipeline  # None when this process runs no pipeline
     app.state.intake_writer = writer
     app.add_exception_handler(FinsyncError, finsync_error_handler)
@@ -213,7 +243,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     app.state.admission = Admission(limits, lambda s: hub.mappers.knows(s) or s in signed
                                     or (usage is not None and usage.knows(s)))
 
-    @app.post("/v1/sources/{source}/events", status_code=202, openapi_extra=_ANY_JSON_BODY)
+    @app.post("/v1/sources/{source}/events", status_code=202, openapi_extra=_WRITES_AS_SOURCE)
     def receive(source: str, request: Request, body: Body) -> JSONResponse:
         """A source's event(s). A signed source is taken only at its signed endpoint."""
         headers, content_type = _stored_headers(request), request.headers.get("content-type")
@@ -225,10 +255,12 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                                       f"/v1/webhooks/stripe/{source}", code="signature_missing")
             signed[source].refuse(unsigned, body, headers, content_type)
             raise unsigned
-        raw_id = writer.receive(source, body, headers, content_type, limits(source))
+        raw_id = writer.receive(source, body, headers, content_type, limits(source),
+                                authenticated=True)
         return JSONResponse({"raw_event_id": raw_id, "status": "stored"}, status_code=202)
 
-    @app.post("/v1/webhooks/stripe/{source}", openapi_extra=_ANY_JSON_BODY)
+    @app.post("/v1/webhooks/stripe/{source}",
+              openapi_extra={**_ANY_JSON_BODY, **security.SIGNED})
     def stripe_webhook(source: str, request: Request, body: Body) -> JSONResponse:
         """Stripe's webhook endpoint: verified, stored, then 200 as Stripe expects."""
         headers, content_type = _stored_headers(request), request.headers.get("content-type")
@@ -245,7 +277,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
         raw_id = intake.receive(body, headers, content_type, limits(source))
         return JSONResponse({"received": True, "raw_event_id": raw_id})
 
-    @app.post("/v1/usage/{source}/events", status_code=202, openapi_extra=_ANY_JSON_BODY)
+    @app.post("/v1/usage/{source}/events", status_code=202, openapi_extra=_WRITES_AS_SOURCE)
     def usage_events(source: str, request: Request, body: Body) -> JSONResponse:
         """A batch of meter events (a JSON array, or JSON lines), stored before 202; each
         refused item is listed with its index and code, the others are kept."""
@@ -260,27 +292,31 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
         receipt = usage.receive(source, body)
         return JSONResponse(receipt.as_json(), status_code=202)
 
-    @app.get("/v1/status")
+    @app.get("/v1/status", openapi_extra=_READS_FINANCE)
     def status() -> dict[str, Any]:
         return hub.status()
 
-    @app.get("/v1/exceptions")
+    @app.get("/v1/exceptions", openapi_extra=_READS_FINANCE)
     def exceptions(status: str = UNRESOLVED_FILTER, klass: str | None = None) -> dict[str, Any]:
         """Every unresolved exception by default (`status`: unresolved, a status, or all)."""
         return hub.exception_listing(status, klass).as_json()
 
-    @app.get("/v1/correlations/{correlation_id}/milestones")
+    @app.get("/v1/correlations/{correlation_id}/milestones", openapi_extra=_READS_FINANCE)
     def milestones(correlation_id: str) -> dict[str, Any]:
         return {"correlation_id": correlation_id, "milestones": hub.timeline(correlation_id),
                 **hub.transaction_status(correlation_id)}
 
-    @app.get("/metrics", response_class=PlainTextResponse)
+    @app.get("/metrics", response_class=PlainTextResponse, openapi_extra=_READS_FINANCE)
     def prometheus() -> str:
         if metrics is None:
             raise FinsyncError("metrics are not configured for this app")
         return metrics()
 
-    @app.get("/healthz")
+    @app.get("/openapi.json", include_in_schema=False, openapi_extra=security.ANY_TOKEN)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/healthz", openapi_extra=security.PUBLIC)
     def health() -> JSONResponse:
         """503 with the reasons while a pipeline thread is dead or stalled, else 200."""
         if pipeline is None:

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from finsync.auth.local import ForbiddenError, NotAuthenticatedError
 from finsync.domain.errors import (
     DomainError,
     FinsyncError,
@@ -24,6 +25,8 @@ from finsync.domain.errors import (
 from finsync.hub.intake import RateLimitedError
 
 STATUS_BY_ERROR: dict[type[BaseException], int] = {
+    NotAuthenticatedError: 401,
+    ForbiddenError: 403,
     SignatureError: 400,
     MappingError: 422,
     DomainError: 422,
@@ -35,7 +38,7 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
 # unavailable is known by its code: the entry points do not import storage.
 STATUS_BY_CODE = {"invalid_json": 400, "unknown_source": 404, "body_too_large": 413,
                   "rate_limited": 429, "storage_unavailable": 503, "unknown_status": 400,
-                  "unknown_exception_class": 400}
+                  "unknown_exception_class": 400, "ownership_violation": 403}
 
 # The framework's own refusals (no such route, a method not allowed, a malformed query
 # parameter), coded like ours: a client never gets an uncoded error.
@@ -59,6 +62,8 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
 
 
 def headers_for(exc: FinsyncError) -> dict[str, str]:
+    if isinstance(exc, NotAuthenticatedError):
+        return {"WWW-Authenticate": "Bearer"}
     retry_after_s: float | None = None
     if isinstance(exc, RateLimitedError | TransientError):
         retry_after_s = exc.retry_after_s

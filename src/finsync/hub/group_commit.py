@@ -67,10 +67,13 @@ class GroupCommit:
         self.batches = self.items = 0  # committed so far (for tests and benchmarks)
 
     def receive(self, source: str, body: bytes, headers: Mapping[str, str],
-                content_type: str | None = None, limits: InputLimits | None = None) -> int:
-        """Check one payload, then store it with its neighbours; its raw event id after the
-        commit. Raises `MappingError` (refusal recorded) or the batch's storage error."""
-        envelopes, _at = self._intake.check(source, body, headers, content_type, limits)
+                content_type: str | None = None, limits: InputLimits | None = None, *,
+                authenticated: bool = False) -> int:
+        """Check one payload (`Intake.check`), then store it with its neighbours; its raw
+        event id after the commit. Raises `MappingError` (refusal recorded) or the batch's
+        storage error."""
+        envelopes, _at = self._intake.check(source, body, headers, content_type, limits,
+                                            authenticated=authenticated)
         item = _Item(RawIn(source, body, headers, content_type), envelopes)
         with self._lock:
             self._queue.put(item)

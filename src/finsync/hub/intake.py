@@ -49,6 +49,7 @@ _log = logging.getLogger(__name__)
 
 MAPPED_MAX = 10_000
 SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # fits raw_events.source
+OWNERSHIP_VIOLATION = ExceptionClass.OWNERSHIP_VIOLATION.value  # the refusal's code
 NO_SOURCE = "?"  # what a refusal is filed under when the name it gave cannot be a source
 UNKNOWN_SOURCES = "?unknown"  # the one rate-limit bucket every unknown source shares
 
@@ -176,11 +177,18 @@ class Intake:
         return raw_id
 
     def check(self, source: str, body: bytes, headers: Mapping[str, str],
-              content_type: str | None = None, limits: InputLimits | None = None
-              ) -> tuple[list[Envelope] | None, datetime]:
+              content_type: str | None = None, limits: InputLimits | None = None, *,
+              authenticated: bool = False) -> tuple[list[Envelope] | None, datetime]:
         """Map one payload before it is stored: its envelopes (None: the mapper failed by a
         defect, the pipeline quarantines it) and the moment it was received. A payload that
-        does not map is refused: the refusal is recorded, then `MappingError` raised."""
+        does not map is refused: the refusal is recorded, then `MappingError` raised.
+
+        `authenticated`: the sender proved it is `source` (an API token's
+        `events:write:<source>`), so every envelope must say `source`: one that names
+        another source is refused as an `ownership_violation` (the ownership check then
+        trusts an authenticated name, never the body's). A mapper is pure, so a payload
+        whose mapping failed by a defect here fails again in the pipeline and is never
+        accepted unchecked."""
         at = self._clock()
         try:
             envelopes = self._map(source, body, headers, at, limits or InputLimits())
@@ -188,6 +196,14 @@ class Intake:
             self.refuse(Refusal(source, exc, ExceptionClass.MAPPING_ERROR, body, headers,
                                 content_type))
             raise
+        claimed = sorted({e.source for e in envelopes or () if e.source != source})
+        if authenticated and claimed:
+            forged = MappingError(f"a request authenticated as source {source!r} carries "
+                                  f"events of {', '.join(repr(c[:64]) for c in claimed)}",
+                                  code=OWNERSHIP_VIOLATION)
+            self.refuse(Refusal(source, forged, ExceptionClass.OWNERSHIP_VIOLATION, body,
+                                headers, content_type))
+            raise forged
         return envelopes, at
 
     def store_mapped(self, items: Sequence[tuple[RawIn, list[Envelope] | None]]) -> list[int]:
