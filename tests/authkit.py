@@ -20,15 +20,22 @@ ISSUER = Principal.of("test.issuer", [ADMIN])
 SECOND = Principal.of("test.second", [ADMIN])
 
 
+def issued(engine: Engine, scopes: Iterable[str] = EVERY_SCOPE, *,
+           principal: str = "test.client", now: datetime | None = None,
+           lifetime: timedelta = tokens.DEFAULT_LIFETIME) -> tokens.Issued:
+    """A working token (an admin one approved by a second admin) holding `scopes`."""
+    at = now or utc_now()
+    made = tokens.create(engine, ISSUER, "test", principal, scopes, at, lifetime)
+    if made.token.status == tokens.PENDING:
+        tokens.approve(engine, SECOND, made.token.id, at)
+    return made
+
+
 def issue(engine: Engine, scopes: Iterable[str] = EVERY_SCOPE, *,
           principal: str = "test.client", now: datetime | None = None,
           lifetime: timedelta = tokens.DEFAULT_LIFETIME) -> str:
-    """A working token (an admin one approved by a second admin) holding `scopes`."""
-    at = now or utc_now()
-    issued = tokens.create(engine, ISSUER, "test", principal, scopes, at, lifetime)
-    if issued.token.status == tokens.PENDING:
-        tokens.approve(engine, SECOND, issued.token.id, at)
-    return issued.secret
+    """The secret of `issued`."""
+    return issued(engine, scopes, principal=principal, now=now, lifetime=lifetime).secret
 
 
 def bearer(token: str) -> dict[str, str]:
