@@ -351,6 +351,14 @@ def build_engine(config: FinsyncConfig, url: str | None = None) -> Engine:
     return make_engine(url)
 
 
+def build_token_store(config: FinsyncConfig) -> Engine:
+    """The database that holds the API tokens (the hub's), with its schemas up to date:
+    a token change is recorded in the audit trail there."""
+    engine = build_engine(config)
+    _upgrade_hub(engine)
+    return engine
+
+
 def build_hub(config: FinsyncConfig, *, engine: Engine | None = None,
               migrate: bool = True, clock: Callable[[], datetime] = utc_now,
               ports: Ports | None = None) -> Hub:

@@ -20,6 +20,7 @@ from finsync.cli import ledger as ledger_cli
 from finsync.cli import output
 from finsync.cli import revrec as revrec_cli
 from finsync.cli import stripe as stripe_cli
+from finsync.cli import tokens as tokens_cli
 from finsync.cli import tryton as tryton_cli
 from finsync.cli import usage as usage_cli
 from finsync.cli.common import ConfigPath, Json, guarded
@@ -46,6 +47,7 @@ finance_cli.register(exceptions_app)
 app.add_typer(stripe_cli.app, name="stripe")
 app.add_typer(tryton_cli.app, name="tryton")
 app.add_typer(usage_cli.app, name="usage")
+app.add_typer(tokens_cli.app, name="tokens")
 
 @contextmanager
 def _hub(config: Path | None) -> Iterator[Hub]:
