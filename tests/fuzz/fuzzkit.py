@@ -39,6 +39,7 @@ from finsync.domain.events import BusinessDomain, EventType
 from finsync.domain.status import DeliveryStatus, RawStatus
 from finsync.hub.intake import refusal_fingerprint
 from finsync.storage.schema import deliveries, exceptions, raw_events
+from tests import authkit
 from tests.hubkit import Clock
 
 SECRET_ENV, SECRET = "FINSYNC_FUZZ_WHSEC", "whsec_fuzz_current"
@@ -100,7 +101,9 @@ class Served:
         """The same hub served with its supervised pipeline (`finsync serve`). Call no
         `run_until_idle` of your own meanwhile: the pipeline thread is running it."""
         app = compose(self.config, self.finance, interval_s)
-        with TestClient(app, raise_server_exceptions=False) as client:
+        with TestClient(app, raise_server_exceptions=False,
+                        headers=authkit.bearer(authkit.issue(self.finance.hub.engine))
+                        ) as client:
             yield client
 
 
@@ -111,7 +114,10 @@ def serve(config: FinsyncConfig, engine: Engine) -> Iterator[Served]:
     clock = Clock(CLOCK_AT)
     finance = build_finance(config, engine=engine, clock=clock)
     app = compose(config, finance)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    # A token with every scope (events:write:* relays for the `stripe` events the canonical
+    # source carries): the fuzz is of what an authenticated sender can send.
+    token = authkit.bearer(authkit.issue(engine))
+    with TestClient(app, raise_server_exceptions=False, headers=token) as client:
         yield Served(app, config, finance, client, clock)
 
 

@@ -14,8 +14,10 @@ refusal is recorded by the handler, the body never). Limits are per source (`lim
 from the configuration).
 
 Every route is authenticated before anything else runs (`security`: a bearer token with the
-route's scope, deny by default); an intake request's source is the one its token may write
-as, and the events it carries must say that source.
+route's scope, deny by default). An intake request's path names a source its token may
+write as, and each event it carries must say a source the token may write as (in practice
+the path's; only an `events:write:*` token relays for others): the ownership check never
+trusts a body's claim alone.
 """
 
 from __future__ import annotations
@@ -174,6 +176,14 @@ async def _supervise(pipeline: Supervisor) -> None:
         pipeline.check()
 
 
+def _writes_as(principal: Principal) -> Callable[[str], bool]:
+    """Whether `principal` may send events that say a source: its token holds
+    `events:write:<source>` (`events:write:*` relays for every source)."""
+    def may(source: str) -> bool:
+        return principal.can(events_write(source))
+    return may
+
+
 def _tokens_of(hub: Hub) -> security.Authenticate:
     def authenticate(token: str) -> Principal:
         return principal_for(hub.engine, token, utc_now())
@@ -256,7 +266,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
             signed[source].refuse(unsigned, body, headers, content_type)
             raise unsigned
         raw_id = writer.receive(source, body, headers, content_type, limits(source),
-                                authenticated=True)
+                                writes_as=_writes_as(request.state.principal))
         return JSONResponse({"raw_event_id": raw_id, "status": "stored"}, status_code=202)
 
     @app.post("/v1/webhooks/stripe/{source}",

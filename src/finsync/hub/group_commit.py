@@ -68,12 +68,12 @@ class GroupCommit:
 
     def receive(self, source: str, body: bytes, headers: Mapping[str, str],
                 content_type: str | None = None, limits: InputLimits | None = None, *,
-                authenticated: bool = False) -> int:
+                writes_as: Callable[[str], bool] | None = None) -> int:
         """Check one payload (`Intake.check`), then store it with its neighbours; its raw
         event id after the commit. Raises `MappingError` (refusal recorded) or the batch's
         storage error."""
         envelopes, _at = self._intake.check(source, body, headers, content_type, limits,
-                                            authenticated=authenticated)
+                                            writes_as=writes_as)
         item = _Item(RawIn(source, body, headers, content_type), envelopes)
         with self._lock:
             self._queue.put(item)

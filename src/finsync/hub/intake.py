@@ -178,15 +178,16 @@ class Intake:
 
     def check(self, source: str, body: bytes, headers: Mapping[str, str],
               content_type: str | None = None, limits: InputLimits | None = None, *,
-              authenticated: bool = False) -> tuple[list[Envelope] | None, datetime]:
+              writes_as: Callable[[str], bool] | None = None
+              ) -> tuple[list[Envelope] | None, datetime]:
         """Map one payload before it is stored: its envelopes (None: the mapper failed by a
         defect, the pipeline quarantines it) and the moment it was received. A payload that
         does not map is refused: the refusal is recorded, then `MappingError` raised.
 
-        `authenticated`: the sender proved it is `source` (an API token's
-        `events:write:<source>`), so every envelope must say `source`: one that names
-        another source is refused as an `ownership_violation` (the ownership check then
-        trusts an authenticated name, never the body's). A mapper is pure, so a payload
+        `writes_as(name)`: whether the authenticated sender may write as source `name` (an
+        API token's `events:write:<name>`). An envelope that says a source its sender may
+        not write as is refused as an `ownership_violation`: the ownership check then relies
+        on a name the sender proved, never on the body alone. A mapper is pure, so a payload
         whose mapping failed by a defect here fails again in the pipeline and is never
         accepted unchecked."""
         at = self._clock()
@@ -196,14 +197,15 @@ class Intake:
             self.refuse(Refusal(source, exc, ExceptionClass.MAPPING_ERROR, body, headers,
                                 content_type))
             raise
-        claimed = sorted({e.source for e in envelopes or () if e.source != source})
-        if authenticated and claimed:
-            forged = MappingError(f"a request authenticated as source {source!r} carries "
-                                  f"events of {', '.join(repr(c[:64]) for c in claimed)}",
-                                  code=OWNERSHIP_VIOLATION)
-            self.refuse(Refusal(source, forged, ExceptionClass.OWNERSHIP_VIOLATION, body,
-                                headers, content_type))
-            raise forged
+        if writes_as is not None:
+            claimed = sorted({e.source for e in envelopes or () if not writes_as(e.source)})
+            if claimed:
+                forged = MappingError(
+                    f"the sender may write as source {source!r}, not as "
+                    f"{', '.join(repr(c[:64]) for c in claimed)}", code=OWNERSHIP_VIOLATION)
+                self.refuse(Refusal(source, forged, ExceptionClass.OWNERSHIP_VIOLATION, body,
+                                    headers, content_type))
+                raise forged
         return envelopes, at
 
     def store_mapped(self, items: Sequence[tuple[RawIn, list[Envelope] | None]]) -> list[int]:
