@@ -55,14 +55,19 @@ import backends
 from rich.table import Table as RichTable
 from sqlalchemy import Engine, func, select
 
+from finsync.auth import tokens
+from finsync.auth.principal import ADMIN, Principal, events_write
 from finsync.bootstrap import build_hub
 from finsync.config import DEFAULT_CONFIG, parse_config
+from finsync.domain.clock import utc_now
 from finsync.storage.db import make_engine
 from finsync.storage.schema import deliveries, events, raw_events
 
 HTTP_P99_TARGET_MS = 20.0
 LAG_P99_TARGET_MS = 100.0
-PATH = "/v1/sources/canonical/events"
+SOURCE = "billing"  # the payments say they come from billing: posted as billing
+PATH = f"/v1/sources/{SOURCE}/events"
+BENCH_ADMIN = Principal.of("bench.admin", [ADMIN])
 
 
 def payment(i: int, run: str) -> bytes:
@@ -82,11 +87,11 @@ def payment(i: int, run: str) -> bytes:
 
 
 def write_config(directory: Path, url: str) -> Path:
-    """The packaged configuration on `url`, with the canonical source's rate limit above the
+    """The packaged configuration on `url`, with the billing source's rate limit above the
     offered load (the limit is what is measured, not the rate limiter)."""
     text = DEFAULT_CONFIG.read_text()
     text = text.replace('database_url = "sqlite:///var/finsync.db"', f'database_url = "{url}"')
-    text += ("\n[limits.canonical]\nrequests_per_s = 1000000\nburst = 1000000\n")
+    text += (f"\n[limits.{SOURCE}]\nrequests_per_s = 1000000\nburst = 1000000\n")
     path = directory / "finsync.toml"
     path.write_text(text)
     parse_config(tomllib.loads(text), directory)  # refuse a broken file here, not in serve
@@ -104,7 +109,7 @@ def receive_loop_rate(config_path: Path, n: int) -> float:
         bodies = [payment(i, "limit") for i in range(n)]
         start = time.perf_counter()
         for body in bodies:
-            hub.intake.receive("canonical", body, {"content-type": "application/json"})
+            hub.intake.receive(SOURCE, body, {"content-type": "application/json"})
         return n / (time.perf_counter() - start)
     finally:
         hub.engine.dispose()
@@ -123,8 +128,9 @@ class Load:
     seconds: float = 0.0
 
 
-def _request(body: bytes, port: int) -> bytes:
+def _request(body: bytes, port: int, token: str) -> bytes:
     return (f"POST {PATH} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n"
+            f"authorization: Bearer {token}\r\n"
             f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
             ).encode() + body
 
@@ -144,7 +150,7 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def offer(port: int, rate: float, seconds: float, connections: int,
-                run: str) -> Load:
+                run: str, token: str) -> Load:
     """Open-loop: request i is due at t0 + i/rate; free connections take due requests."""
     load = Load()
     total = int(rate * seconds)
@@ -157,7 +163,7 @@ async def offer(port: int, rate: float, seconds: float, connections: int,
                 i, due = await queue.get()
                 if i < 0:
                     return
-                writer.write(_request(payment(i, run), port))
+                writer.write(_request(payment(i, run), port, token))
                 try:
                     status = await _read_response(reader)
                 except (asyncio.IncompleteReadError, ConnectionError):
@@ -304,7 +310,10 @@ def run_backend(backend: backends.Backend, args: argparse.Namespace, workdir: Pa
     with backend.fresh() as url:
         directory = Path(tempfile.mkdtemp(dir=workdir))
         config = write_config(directory, url)
-        build_hub(parse_config(tomllib.loads(config.read_text()), directory)).engine.dispose()
+        hub = build_hub(parse_config(tomllib.loads(config.read_text()), directory))
+        token = tokens.create(hub.engine, BENCH_ADMIN, "bench", "billing",
+                              [events_write(SOURCE)], utc_now()).secret
+        hub.engine.dispose()
         port = free_port()
         server = start_server(config, port, args.workers, args.interval_s,
                               directory / "serve.log")
@@ -315,7 +324,8 @@ def run_backend(backend: backends.Backend, args: argparse.Namespace, workdir: Pa
             async def measured() -> Load:
                 stop = asyncio.Event()
                 sampler = asyncio.create_task(sample_backlog(engine, stop, samples))
-                load = await offer(port, args.rate, args.seconds, args.connections, "run")
+                load = await offer(port, args.rate, args.seconds, args.connections, "run",
+                                   token)
                 stop.set()
                 await sampler
                 return load

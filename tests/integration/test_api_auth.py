@@ -180,6 +180,8 @@ def test_a_refused_request_is_not_read_or_stored(served: Served) -> None:
     for _ in range(3):
         assert served.client.post("/v1/sources/billing/events",
                                   content=PAYMENT).status_code == 401
+    too_large = served.client.post("/v1/sources/billing/events", content=b"x" * (2 << 20))
+    assert too_large.status_code == 401  # not 413: the body was never read
     with reading(served.engine) as conn:
         assert raw_log.pending(conn, 10) == []
 
