@@ -91,7 +91,10 @@ def test_metrics_and_daily_reconciliation_under_serve(
     monkeypatch.setenv("FINSYNC_WORKER_INTERVAL_S", "0.05")
     monkeypatch.chdir(tmp_path)
     app = app_from_environment()
-    with authkit.client(app, make_engine(db_url)) as served:
+    engine = make_engine(db_url)  # the app's database, to issue the client's token
+    client = authkit.client(app, engine)
+    engine.dispose()
+    with client as served:
         body = served.get("/metrics")
         assert body.status_code == 200
         assert body.headers["content-type"].startswith("text/plain")

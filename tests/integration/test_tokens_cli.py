@@ -106,6 +106,7 @@ def test_an_unmapped_login_or_a_bad_token_is_not_authenticated(
     forbidden = cli_json(["tokens", "create", "x", "--principal", "x", "--scope",
                           FINANCE_READ], code=1)
     assert forbidden["error"]["code"] == "forbidden"
+    assert cli_json(["tokens", "list"], code=1)["error"]["code"] == "forbidden"
     monkeypatch.setenv("FINSYNC_TOKEN", "fsk_" + "A" * 43)
     assert cli_json(["tokens", "list"], code=1)["error"]["code"] == "not_authenticated"
     bad = cli_json(["tokens", "create", "x", "--principal", "x", "--scope", "finance:reed"],

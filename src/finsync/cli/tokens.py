@@ -22,8 +22,8 @@ import typer
 from sqlalchemy import Engine
 
 from finsync.auth import tokens
-from finsync.auth.local import mapped_principal
-from finsync.auth.principal import Principal
+from finsync.auth.local import mapped_principal, require
+from finsync.auth.principal import ADMIN, Principal
 from finsync.bootstrap import build_token_store
 from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, guarded
@@ -103,7 +103,8 @@ def create(name: Annotated[str, typer.Argument(help="What the token is for.")],
 @app.command("list")
 def list_tokens(config: ConfigPath = None, as_json: Json = False) -> None:
     """Every token, without its secret: owner, scopes, state, expiry, last use."""
-    with guarded(as_json), _store(config) as (engine, _actor):
+    with guarded(as_json), _store(config) as (engine, actor):
+        require(actor, ADMIN)
         now = utc_now()
         listed = [t.as_json(now) for t in tokens.listing(engine)]
         if as_json:
