@@ -182,3 +182,23 @@ def test_a_hash_edited_in_the_database_matches_nothing(engine: Engine) -> None:
         conn.execute(text("UPDATE auth_tokens SET secret_hash = :h"), {"h": "0" * 64})
     with pytest.raises(NotAuthenticatedError, match="unknown"):
         tokens.principal_for(engine, issued.secret, NOW)
+
+
+def test_two_admins_rotating_at_once_leave_one_successor(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second rotation read the token before the first committed (as it can on
+    PostgreSQL): its conditional update finds the token already rotated, and its
+    transaction, successor included, rolls back."""
+    old = tokens.create(engine, ALICE, "billing", "billing.system", [FINANCE_READ], NOW)
+    stale = old.token
+    tokens.rotate(engine, ALICE, old.token.id, NOW, HOUR)
+    reads = iter([stale])
+    real_get = tokens._get
+    monkeypatch.setattr(tokens, "_get", lambda conn, token_id: next(reads, None)
+                        or real_get(conn, token_id))
+    with pytest.raises(tokens.TokenStateError, match="changed meanwhile"):
+        tokens.rotate(engine, BOB, old.token.id, NOW, HOUR)
+    monkeypatch.undo()
+    assert len(tokens.listing(engine)) == 2
+    assert [r["action"] for r in _trail(engine)] == ["token.create", "token.rotate",
+                                                    "token.create"]

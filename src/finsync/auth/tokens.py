@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
+from sqlalchemy import Connection, Engine, RowMapping, Update, insert, select, update
 
 from finsync.audit import trail
 from finsync.audit.chain import Entry, timestamp
@@ -161,8 +161,9 @@ def approve(engine: Engine, actor: Principal, token_id: str, now: datetime,
         if actor.same_person(before.principal):
             raise SamePersonError(f"token {token_id} is for {actor.id}: another admin must "
                                   "approve it")
-        conn.execute(update(tokens).where(tokens.c.id == token_id)
-                     .values(status=ACTIVE, approved_at=now, approved_by=actor.id))
+        _changed(conn, update(tokens).where(tokens.c.id == token_id)
+                 .where(tokens.c.status == PENDING)
+                 .values(status=ACTIVE, approved_at=now, approved_by=actor.id), token_id)
         after = _get(conn, token_id)
         _audit(conn, actor, "token.approve", before, after, now,
                reason or f"admin token for {after.principal} approved")
@@ -187,8 +188,10 @@ def rotate(engine: Engine, actor: Principal, token_id: str, now: datetime,
         issued = _insert(conn, old.name, old.principal, old.scopes, actor.id, now,
                          now + (old.expires_at - old.created_at), pending=False,
                          rotated_from=old.id)
-        conn.execute(update(tokens).where(tokens.c.id == token_id).values(
-            expires_at=min(old.expires_at, now + overlap), rotated_to=issued.token.id))
+        _changed(conn, update(tokens).where(tokens.c.id == token_id)
+                 .where(tokens.c.rotated_to.is_(None)).where(tokens.c.revoked_at.is_(None))
+                 .values(expires_at=min(old.expires_at, now + overlap),
+                         rotated_to=issued.token.id), token_id)
         after = _get(conn, token_id)
         _audit(conn, actor, "token.rotate", old, after, now,
                reason or f"rotated to {issued.token.id}", extra={"successor": issued.token.id})
@@ -205,8 +208,9 @@ def revoke(engine: Engine, actor: Principal, token_id: str, now: datetime,
         before = _get(conn, token_id)
         if before.revoked_at is not None:
             raise TokenStateError(f"token {token_id} is already revoked")
-        conn.execute(update(tokens).where(tokens.c.id == token_id)
-                     .values(revoked_at=now, revoked_by=actor.id))
+        _changed(conn, update(tokens).where(tokens.c.id == token_id)
+                 .where(tokens.c.revoked_at.is_(None))
+                 .values(revoked_at=now, revoked_by=actor.id), token_id)
         after = _get(conn, token_id)
         _audit(conn, actor, "token.revoke", before, after, now, reason or "revoked")
     return after
@@ -235,6 +239,14 @@ def principal_for(engine: Engine, token: str, now: datetime) -> Principal:
     if found.last_used_at is None or found.last_used_at <= now - LAST_USED_GRAIN:
         _touch(engine, found.id, now)
     return Principal.of(found.principal, found.scopes)
+
+
+def _changed(conn: Connection, statement: Update, token_id: str) -> None:
+    """Run a conditional update of one token. Two admins acting on it at once (PostgreSQL
+    reads committed rows) cannot both win: the loser's transaction rolls back."""
+    if conn.execute(statement).rowcount != 1:
+        raise TokenStateError(f"token {token_id} changed meanwhile: look again "
+                              "(finsync tokens list)")
 
 
 def _touch(engine: Engine, token_id: str, now: datetime) -> None:
