@@ -173,6 +173,16 @@ def test_scope_matrix(served: Served, case: str) -> None:
             assert response.json()["error"]["code"] == code, (key, case)
         if status == 401:
             assert response.headers["www-authenticate"] == "Bearer"
+    # The routes no token opens or closes: /healthz, and the webhook (its signature).
+    token = _token_for(served.engine, case, AUTHENTICATED["GET", "/v1/status"])
+    credential = {} if token is None else authkit.bearer(token)
+    assert served.client.get("/healthz", headers=credential).status_code == 200
+    body = json.dumps({"id": f"evt_{case.replace(' ', '_')}", "type": "customer.created",
+                       "data": {"object": {"id": "cus_1"}}}).encode()
+    signed = {signature.HEADER: signature.header_for(SECRET, int(utc_now().timestamp()), body)}
+    webhook = served.client.post("/v1/webhooks/stripe/stripe", content=body,
+                                 headers={**credential, **signed})
+    assert webhook.status_code == 200, (case, webhook.text)
 
 
 def test_a_refused_request_is_not_read_or_stored(served: Served) -> None:
