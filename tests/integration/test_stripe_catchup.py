@@ -171,8 +171,9 @@ stripe = "stripe"
 legal_entity = "le_us"
 base_url = "{localstripe.base_url}"
 api_key_env = "FINSYNC_TEST_STRIPE_KEY"
-webhook_secret_envs = ["FINSYNC_TEST_WHSEC"]
 poll_on_run = false
+[[stripe.stripe.webhook_secrets]]
+env = "FINSYNC_TEST_WHSEC"
 ''')
     result = CliRunner().invoke(app, ["stripe", "poll", "--run", "--json", "-c", str(toml)])
     assert result.exit_code == 0, result.output

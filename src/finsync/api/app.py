@@ -34,7 +34,9 @@ from finsync.api.errors import (
     validation_error_handler,
 )
 from finsync.domain.errors import ExceptionClass, FinsyncError, MappingError, SignatureError
+from finsync.domain.headers import stored_headers
 from finsync.domain.limits import InputLimits
+from finsync.hub import logfilter
 from finsync.hub.group_commit import BATCH_MAX, LINGER_S, GroupCommit
 from finsync.hub.intake import (
     UNKNOWN_SOURCES,
@@ -49,12 +51,11 @@ from finsync.hub.status import UNRESOLVED_FILTER
 from finsync.hub.usage import UsageIntake
 from finsync.hub.webhook import WebhookIntake
 
-# Credentials are never stored with the raw event; signature headers are (for audit).
-_UNSTORED_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key"}
-
 
 def _stored_headers(request: Request) -> dict[str, str]:
-    return {k: v for k, v in request.headers.items() if k.lower() not in _UNSTORED_HEADERS}
+    """The allowlisted headers (`domain.headers`): credentials never go further than here;
+    the signature header does (verified, and kept for audit)."""
+    return stored_headers(request.headers)
 
 
 LimitsFor = Callable[[str], InputLimits]
@@ -174,6 +175,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     """The app. `worker_interval_s` runs the pipeline in this process (None: another process
     runs it); `wake(count)` is called after every committed intake batch of `count` raw
     events (the pipeline of this process is woken anyway)."""
+    logfilter.install()  # no secret nor e-mail address in this process's finsync logs
     signed = dict(webhooks or {})
     limits = limits_for or _default_limits
 
@@ -267,7 +269,8 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     @app.get("/v1/exceptions")
     def exceptions(status: str = UNRESOLVED_FILTER, klass: str | None = None) -> dict[str, Any]:
         """Every unresolved exception by default (`status`: unresolved, a status, or all)."""
-        return hub.exception_listing(status, klass).as_json()
+        # The auth helper's principal decides: `can_read_pii=principal.can(PII_READ)`.
+        return hub.exception_listing(status, klass, can_read_pii=False).as_json()
 
     @app.get("/v1/correlations/{correlation_id}/milestones")
     def milestones(correlation_id: str) -> dict[str, Any]:
