@@ -100,7 +100,7 @@ PUBLIC_FIELDS: frozenset[str] = frozenset({
     "invoice_id", "payment_id", "number", "product_id", "price_id", "line_id", "account",
     "transaction_currency", "correlation_id", "reverses", "reopens_invoice",
     "applied_to_invoice", "schedule_id", "obligation_id", "before", "after", "attribute",
-    "subscription_id", "period",
+    "subscription_id", "period", "contract_line_id",
 })
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
