@@ -13,7 +13,8 @@ Rules:
   object with an e-mail, or a Stripe object of type `customer`).
 - A view of a payload for a caller without `pii:read` replaces each sensitive value (a
   whole sub-object for an address or a payment method) by `[redacted: <class>]`
-  (`redact`); the keys stay, so the reader sees what was there.
+  (`redact`); the keys stay, so the reader sees what was there. Any other string loses its
+  e-mail addresses and credentials (a value sent in the wrong field).
 - Text built from a payload (an error summary, a log line) is scrubbed of that payload's
   sensitive values (`sensitive_values`, then `redact_text`), of e-mail addresses and of
   everything that looks like a credential (`domain.secret`), whoever reads it.
@@ -146,9 +147,13 @@ def placeholder(sensitivity: Sensitivity) -> str:
 
 
 def redact(data: Any, parent_key: str | None = None) -> Any:
-    """A copy of JSON data with every sensitive value replaced by its placeholder."""
+    """A copy of JSON data with every sensitive value replaced by its placeholder; a string
+    anywhere else loses its e-mail addresses and credentials (a value sent in the wrong
+    field is still personal)."""
     if isinstance(data, list):
         return [redact(item, parent_key) for item in data]
+    if isinstance(data, str):
+        return redact_text(data)
     if not isinstance(data, dict):
         return data
     out: dict[str, Any] = {}
