@@ -385,10 +385,10 @@ def read_secret(what: str, env: str | None, file: Path | None) -> Secret:
         if not value:
             raise ConfigError(f"{what}: the secret file {file} is empty")
         return Secret(value)
-    value = os.environ.get(env) if env else None
-    if not value:
+    from_env = os.environ.get(env) if env else None
+    if not from_env:
         raise ConfigError(f"{what}: the environment variable {env} is not set")
-    return Secret(value)
+    return Secret(from_env)
 
 
 class ConfigNotFoundError(ConfigError):
