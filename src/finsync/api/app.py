@@ -272,6 +272,12 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
         # The auth helper's principal decides: `can_read_pii=principal.can(PII_READ)`.
         return hub.exception_listing(status, klass, can_read_pii=False).as_json()
 
+    @app.get("/v1/exceptions/{exception_id}")
+    def exception(exception_id: int) -> dict[str, Any]:
+        """One exception and the payload it is about; personal data only with pii:read."""
+        # The auth helper's principal decides: `can_read_pii=principal.can(PII_READ)`.
+        return hub.exception_detail(exception_id, can_read_pii=False)
+
     @app.get("/v1/correlations/{correlation_id}/milestones")
     def milestones(correlation_id: str) -> dict[str, Any]:
         return {"correlation_id": correlation_id, "milestones": hub.timeline(correlation_id),

@@ -22,10 +22,25 @@ from sqlalchemy import Connection
 from finsync.domain import codec
 from finsync.domain.errors import DomainError
 from finsync.domain.sensitive import redact, redact_text
-from finsync.storage import event_log, raw_log
+from finsync.storage import event_log, exception_log, raw_log
 
 TEXT_FIELDS = ("summary", "detail", "resolution_note")
+
+
+class UnknownExceptionError(DomainError):
+    code = "unknown_exception"
+
 BODY_VIEW_MAX_BYTES = 1 << 20
+
+
+def detail(conn: Connection, exception_id: int, can_read_pii: bool) -> dict[str, Any]:
+    """One exception with the payload it is about, as this reader may see it."""
+    row = exception_log.get(conn, exception_id)
+    if row is None:
+        raise UnknownExceptionError(f"no exception {exception_id}")
+    shown = texts(row, can_read_pii)
+    shown["payload"] = payload(conn, row, can_read_pii)
+    return shown
 
 
 def texts(row: dict[str, Any], can_read_pii: bool) -> dict[str, Any]:

@@ -263,6 +263,13 @@ class Hub:
         return ExceptionListing(rows[:LISTING_MAX], sum(g.count for g in groups),
                                 at_stake_total(unresolved))
 
+    def exception_detail(self, exception_id: int, *,
+                         can_read_pii: bool = False) -> dict[str, Any]:
+        """One exception and the payload it is about, its personal data only for a reader
+        who may see it (`exception_view`); `UnknownExceptionError` for an unknown id."""
+        with reading(self.engine) as conn:
+            return exception_view.detail(conn, exception_id, can_read_pii)
+
     def timeline(self, correlation_id: str) -> list[dict[str, Any]]:
         with reading(self.engine) as conn:
             return milestone_log.timeline(conn, correlation_id)

@@ -59,7 +59,7 @@ class TriageError(DomainError):
     code = "triage_refused"
 
 
-class UnknownExceptionError(TriageError):
+class UnknownExceptionError(TriageError, exception_view.UnknownExceptionError):
     code = "unknown_exception"
 
 
@@ -113,11 +113,11 @@ class Triage:
         """One exception with its actions, its delivery and the payload it is about; its
         personal data only for a reader who may see it (`hub.exception_view`)."""
         with reading(self._engine) as conn:
-            row = exception_view.texts(self._exception(conn, exception_id), can_read_pii)
+            self._exception(conn, exception_id)  # triage's own error for an unknown id
+            row = exception_view.detail(conn, exception_id, can_read_pii)
             row["actions"] = [exception_view.texts(a, can_read_pii)
                               for a in triage_log.for_exception(conn, exception_id)]
             row["delivery"] = outbox.get(conn, row["delivery_id"]) if row["delivery_id"] else None
-            row["payload"] = exception_view.payload(conn, row, can_read_pii)
         return _with_age(row, self._clock())
 
     # -- actions ----------------------------------------------------------------------
