@@ -132,6 +132,33 @@ def append_refused(conn: Connection, item: RawIn, at: datetime, error_code: str,
     return int(conn.execute(insert(raw_events).returning(raw_events.c.id), row).scalar_one())
 
 
+SCRUB_BATCH = 1000
+
+
+def scrub_headers(conn: Connection, batch: int = SCRUB_BATCH) -> int:
+    """Rewrite the headers of raw events stored before the allowlist (`domain.headers`)
+    through it, `batch` rows at a time in id order; returns how many rows changed. For a
+    data migration: rows written since hold nothing else."""
+    changed = 0
+    after = 0
+    while True:
+        rows = conn.execute(select(raw_events.c.id, raw_events.c.headers)
+                            .where(raw_events.c.id > after).order_by(raw_events.c.id)
+                            .limit(batch)).all()
+        if not rows:
+            return changed
+        updates = []
+        for row_id, text in rows:
+            kept = jsonutil.dumps(stored_headers(jsonutil.loads(text)))
+            if kept != text:
+                updates.append({"b_id": row_id, "b_headers": kept})
+        if updates:
+            conn.execute(update(raw_events).where(raw_events.c.id == bindparam("b_id"))
+                         .values(headers=bindparam("b_headers")), updates)
+            changed += len(updates)
+        after = rows[-1][0]
+
+
 def refused_ids(conn: Connection, source: str, error_code: str) -> list[int]:
     """The raw events of `source` still refused with `error_code`, oldest first (what an
     aggregated refusal exception stands for)."""
