@@ -38,9 +38,8 @@ SECRET = "whsec_catchup"
 def config(db_url: str, localstripe: Localstripe,
            monkeypatch: pytest.MonkeyPatch) -> FinsyncConfig:
     monkeypatch.setenv("FINSYNC_TEST_WHSEC", SECRET)
-    monkeypatch.delenv("FINSYNC_TEST_WHSEC_OLD", raising=False)
     monkeypatch.setenv("FINSYNC_TEST_STRIPE_KEY", "sk_test_finsync")
-    return stripe_config(db_url, localstripe.base_url)
+    return stripe_config(db_url, localstripe.base_url, secret_envs=("FINSYNC_TEST_WHSEC",))
 
 
 def send_to(hub: Hub) -> Any:
