@@ -160,3 +160,9 @@ def test_json_lines_and_non_json_bodies() -> None:
     assert payload_values(lines) == {"a1@example.org", "Planted Person"}
     assert payload_values(b"\xff\xfe not text") == set()
     assert payload_values(b"{broken") == set()
+
+
+def test_the_user_of_a_url_is_not_an_email_address() -> None:
+    for url in ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://app@db.example/x"):
+        assert redact_text(url) == url
+    assert redact_text("mail ZELDA.P@EXAMPLE.ORG now") == "mail [redacted: email] now"

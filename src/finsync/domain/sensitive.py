@@ -104,7 +104,10 @@ PUBLIC_FIELDS: frozenset[str] = frozenset({
     "subscription_id", "period", "contract_line_id",
 })
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+# An address ends in a top-level domain of letters; the user part of a URL
+# (`postgresql://postgres@db.example`) follows a slash and is not an address.
+_EMAIL = re.compile(r"(?<![\w.%+/-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*"
+                    r"\.[A-Za-z]{2,}\b")
 _INDEX = re.compile(r"\[\d+\]")
 MASKED_VALUE = "[redacted]"
 VALUE_CHARS_MIN = 4  # shorter values ("US", "1") would scrub ordinary words from a text
