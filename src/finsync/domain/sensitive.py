@@ -94,8 +94,9 @@ KEYS: Mapping[str, Sensitivity] = {
 # Objects whose `name` is a person's (or a company's, which is as personal to a customer).
 _PERSON_KEYS = frozenset({"customer", "billing_details", "shipping", "owner", "individual"})
 
-# The string fields of canonical documents that are not sensitive: ids, codes, currencies,
-# countries, product and price ids, statuses. (Type, field) pairs, checked by a test.
+# The names of the string fields of canonical documents that are not sensitive: ids, codes,
+# currencies, countries, statuses. A test checks that every string field of every canonical
+# document is here or in CANONICAL_FIELDS.
 PUBLIC_FIELDS: frozenset[str] = frozenset({
     "id", "legal_entity", "currency", "billing_country", "customer_id", "contract_id",
     "invoice_id", "payment_id", "number", "product_id", "price_id", "line_id", "account",
