@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,17 @@ def test_webhook_secrets_rotate_with_an_overlap(tmp_path: Path,
     engine = make_engine("sqlite://")
     assert set(build_webhooks(config, engine)) == {"stripe"}
     engine.dispose()
+
+
+def test_tryton_bootstrap_reads_its_password_from_a_file_or_says_which(
+        tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from finsync.cli.main import app
+
+    result = CliRunner().invoke(app, [
+        "tryton", "bootstrap", "--url", "http://127.0.0.1:9", "--database", "books",
+        "--password-file", str(tmp_path / "absent"), "--json"])
+    assert result.exit_code != 0
+    assert json.loads(result.output)["error"]["code"] == "config_error"
+    assert "absent" in result.output
