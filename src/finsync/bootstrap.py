@@ -39,7 +39,9 @@ from finsync.connectors.tryton.ledger import TrytonLedger
 from finsync.connectors.tryton.rpc import TrytonClient
 from finsync.domain.catalog import StandaloneSellingPrice
 from finsync.domain.clock import utc_now
+from finsync.domain.errors import SignatureError
 from finsync.domain.money import Money
+from finsync.domain.secret import RotatingSecret, valid_at
 from finsync.hub.buffer import BufferPolicy
 from finsync.hub.close import PeriodClose
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry, TranslatingMapper
@@ -174,7 +176,7 @@ def _embedded_ledger(build: _Build, name: str, system: SystemSection, ports: Por
 
 
 def _tryton_ledger(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
-    ports.ledgers[name] = build_tryton_ledger(name, system)
+    ports.ledgers[name] = build_tryton_ledger(build.config, name, system)
 
 
 def _embedded_billing(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
@@ -220,15 +222,15 @@ def build_targets(config: FinsyncConfig, engine: Engine,
     return targets
 
 
-def build_tryton_ledger(name: str, system: SystemSection) -> TrytonLedger:
+def build_tryton_ledger(config: FinsyncConfig, name: str,
+                        system: SystemSection) -> TrytonLedger:
     """Tryton behind the ledger port, from `[systems.<name>]` (the password from the
-    environment variable the section names)."""
+    secret file or the environment variable the section names)."""
     url, database = system.url, system.database
-    password = os.environ.get(system.password_env)
     if not url or not database or not system.companies:
         raise ConfigError(f"[systems.{name}]: a tryton ledger needs url, database, companies")
-    if password is None:
-        raise ConfigError(f"[systems.{name}]: set the password in ${system.password_env}")
+    password = config.secret(f"[systems.{name}] password", system.password_env,
+                             system.password_file).reveal()
     try:
         accounts = TrytonAccountMap(codes={TrytonRole(role): code
                                            for role, code in system.accounts.items()})
@@ -288,18 +290,12 @@ def _stripe_settings(section: StripeSection) -> SourceSettings:
                           section.default_currency, section.fallback_product)
 
 
-def _secret(source: str, env: str) -> str:
-    value = os.environ.get(env)
-    if not value:
-        raise ConfigError(f"[stripe.{source}]: environment variable {env} is not set")
-    return value
-
-
 def build_stripe_client(config: FinsyncConfig, source: str) -> StripeClient:
     section = _stripe_section(config, source)
-    return StripeClient(source, ClientSettings(_secret(source, section.api_key_env),
-                                               section.base_url, section.api_version,
-                                               section.timeout_s))
+    api_key = config.secret(f"[stripe.{source}] api key", section.api_key_env,
+                            section.api_key_file)
+    return StripeClient(source, ClientSettings(api_key.reveal(), section.base_url,
+                                               section.api_version, section.timeout_s))
 
 
 def build_stripe_poller(config: FinsyncConfig, engine: Engine, source: str) -> Poller:
@@ -315,19 +311,34 @@ def _stripe_section(config: FinsyncConfig, source: str) -> StripeSection:
     return config.stripe[source]
 
 
-def build_webhooks(config: FinsyncConfig, engine: Engine) -> Mapping[str, WebhookIntake]:
-    """A signed-webhook intake per Stripe source, with every secret it names (rotation)."""
+def webhook_secrets(config: FinsyncConfig, source: str) -> list[RotatingSecret]:
+    """Every webhook secret `[stripe.<source>]` names, each valid until its `not_after`.
+    Each must be readable, even one past its `not_after` (remove it from the file then)."""
+    section = _stripe_section(config, source)
+    return [RotatingSecret(config.secret(f"[stripe.{source}].webhook_secrets[{i}]",
+                                         named.env, named.file), named.not_after)
+            for i, named in enumerate(section.webhook_secrets)]
+
+
+def build_webhooks(config: FinsyncConfig, engine: Engine,
+                   clock: Callable[[], datetime] = utc_now) -> Mapping[str, WebhookIntake]:
+    """A signed-webhook intake per Stripe source. Rotation: a request signed with any secret
+    valid at the time it is received is accepted; an expired one verifies nothing."""
     intakes: dict[str, WebhookIntake] = {}
     for source, section in config.stripe.items():
-        secrets = [os.environ[e] for e in section.webhook_secret_envs if os.environ.get(e)]
-        if not secrets:
-            raise ConfigError(f"[stripe.{source}]: none of {section.webhook_secret_envs} is set")
+        secrets = webhook_secrets(config, source)
 
-        def verify(body: bytes, headers: Mapping[str, str], secrets: list[str] = secrets,
+        def verify(body: bytes, headers: Mapping[str, str],
+                   secrets: list[RotatingSecret] = secrets,
                    tolerance_s: int = section.tolerance_s) -> int:
+            now = clock()
+            current = valid_at(secrets, now)
+            if not current:
+                raise SignatureError("every webhook secret of this source is past its "
+                                     "not_after", code="no_current_secret")
             return stripe_signature.verify(body, headers.get(stripe_signature.HEADER),
-                                           secrets, utc_now(), tolerance_s)
-        intakes[source] = WebhookIntake(engine, source, verify, utc_now)
+                                           current, now, tolerance_s)
+        intakes[source] = WebhookIntake(engine, source, verify, clock)
     return intakes
 
 

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tomllib
-from datetime import date
+from collections.abc import Mapping
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from finsync.auth.principal import check_scope, normalise
 from finsync.domain.errors import DomainError, FinsyncError
 from finsync.domain.events import BusinessDomain, EventType
 from finsync.domain.limits import InputLimits
+from finsync.domain.secret import Secret, looks_secret
 from finsync.hub.settings import DeliveryPolicy, HubSettings
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_config.toml")
@@ -58,12 +61,14 @@ class SystemSection(_Strict):
     batch_size: int | None = Field(None, ge=1, le=1000)  # ledger: documents per call
     posting: Literal["detail", "daily_summary"] = "detail"  # ledger: see docs/erp-buffer.md
     # tryton: the server, its database, a user whose password is in the environment variable
-    # `password_env` (never in this file), the company of each legal entity, and the account
-    # code of each posting role (finsync's defaults match `finsync tryton bootstrap`).
+    # `password_env` or the file `password_file` (never in this file), the company of each
+    # legal entity, and the account code of each posting role (finsync's defaults match
+    # `finsync tryton bootstrap`).
     url: str | None = None
     database: str | None = None
     user: str = "admin"
     password_env: str = "FINSYNC_TRYTON_PASSWORD"
+    password_file: str | None = None  # a secret file; when given, read instead of the env
     companies: dict[str, str] = Field(default_factory=dict)
     accounts: dict[str, str] = Field(default_factory=dict)
     max_batch: int = Field(25, ge=1, le=500)
@@ -161,14 +166,35 @@ class UsageSection(_Strict):
     settle_s: float = Field(3600.0, ge=0)
 
 
+class SecretSection(_Strict):
+    """Where one secret is: an environment variable (`env`) or a secret file (`file`,
+    relative to the configuration's folder), never the value itself. A webhook secret may
+    say until when it is valid (`not_after`, exclusive): while an old and a new one are
+    both valid, a request signed with either is accepted (rotation with an overlap)."""
+
+    env: str | None = None
+    file: str | None = None
+    not_after: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_place(self) -> SecretSection:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("name exactly one of env or file")
+        if self.not_after is not None and self.not_after.utcoffset() is None:
+            raise ValueError("not_after needs a time zone (e.g. 2026-12-31T00:00:00Z)")
+        return self
+
+
 class StripeSection(_Strict):
     """One Stripe account as an intake source (`[stripe.<source>]`). Secrets are never in
-    the file: it names the environment variables that hold them."""
+    the file: it names the environment variables or secret files that hold them."""
 
     legal_entity: str
     api_key_env: str = "STRIPE_API_KEY"
-    # Two names while a webhook secret is rotated: a request signed with either is accepted.
-    webhook_secret_envs: list[str] = Field(default_factory=lambda: ["STRIPE_WEBHOOK_SECRET"])
+    api_key_file: str | None = None  # a secret file; when given, read instead of the env
+    # Several while a webhook secret is rotated: each valid until its `not_after`.
+    webhook_secrets: list[SecretSection] = Field(
+        default_factory=lambda: [SecretSection(env="STRIPE_WEBHOOK_SECRET")], min_length=1)
     base_url: str = "https://api.stripe.com"
     api_version: str | None = None
     timeout_s: float = Field(10, gt=0)
@@ -200,6 +226,11 @@ class FinsyncConfig(_Strict):
         """The limits of one intake source: its own section, else `[limits.default]`."""
         section = self.limits.get(source) or self.limits.get("default") or LimitsSection()
         return section.to_limits()
+
+    def secret(self, what: str, env: str | None, file: str | None) -> Secret:
+        """The secret in the file `file` (when given) else in the environment variable
+        `env`; `what` names the setting in errors, which never show the value."""
+        return read_secret(what, env, None if file is None else self.resolve(file))
 
     def resolve(self, relative: str) -> Path:
         path = Path(relative)
@@ -292,6 +323,7 @@ def _check(config: FinsyncConfig) -> None:
 
 
 def parse_config(data: dict[str, Any], base_dir: Path) -> FinsyncConfig:
+    refuse_clear_secrets(data)
     try:
         config = FinsyncConfig(**data, base_dir=base_dir)
     except ValidationError as exc:
@@ -300,6 +332,63 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> FinsyncConfig:
         raise ConfigError(f"invalid configuration: {problems}") from None
     _check(config)
     return config
+
+
+# A setting whose name says it holds a secret (`password`, `api_key`, `webhook_secret`,
+# `signing_key`, ...); `<name>_env` and `<name>_file` name where the secret is instead.
+_SECRET_NAME = re.compile(r"(^|_)(password|passwd|secret|api_key|apikey|token|private_key|"
+                          r"signing_key|credential|credentials)$")
+
+
+def refuse_clear_secrets(data: Mapping[str, Any], path: str = "") -> None:
+    """Refuse a configuration that holds a secret in clear: a setting named like a secret
+    with a value, or any value that looks like a credential (`domain.secret`: a Stripe key,
+    a webhook secret, an API token, a private key, a URL with a password). The error names
+    the setting, never its value."""
+    for key, value in data.items():
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(value, Mapping):
+            refuse_clear_secrets(value, here)
+            continue
+        items = value if isinstance(value, list) else [value]
+        for index, item in enumerate(items):
+            where = f"{here}[{index}]" if isinstance(value, list) else here
+            if isinstance(item, Mapping):
+                refuse_clear_secrets(item, where)
+            elif isinstance(item, str) and (_SECRET_NAME.search(str(key).lower())
+                                            or looks_secret(item)):
+                raise ConfigError(_clear_secret_message(where))
+
+
+def _clear_secret_message(where: str) -> str:
+    if where == "hub.database_url":
+        return ("hub.database_url holds a password: a secret is never written in "
+                "finsync.toml; set the whole URL in the environment variable "
+                "FINSYNC_DATABASE_URL instead")
+    return (f"{where} holds a secret in clear: a secret is never written in finsync.toml; "
+            "name the environment variable or the secret file that holds it (the "
+            "setting's `_env` or `_file` form, see docs/security.md)")
+
+
+def read_secret(what: str, env: str | None, file: Path | None) -> Secret:
+    """A secret from a file (its content, without the final line break) or else from an
+    environment variable; a missing or empty one is a `ConfigError` that names where it was
+    looked for, never a value."""
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"{what}: the secret file {file} cannot be read ({reason})"
+                              ) from None
+        value = text.rstrip("\r\n")
+        if not value:
+            raise ConfigError(f"{what}: the secret file {file} is empty")
+        return Secret(value)
+    from_env = os.environ.get(env) if env else None
+    if not from_env:
+        raise ConfigError(f"{what}: the environment variable {env} is not set")
+    return Secret(from_env)
 
 
 class ConfigNotFoundError(ConfigError):

@@ -63,7 +63,7 @@ def fuzz_config(db_url: str, base_dir: Path, **limits: Any) -> FinsyncConfig:
         "ownership": {d.value: "stripe" for d in BusinessDomain} | {
             "ledger": "ledger", "revenue": "revrec", "tax": "tax"},
         "sources": {"canonical": "canonical", "stripe": "stripe"},
-        "stripe": {"stripe": {"legal_entity": "le_us", "webhook_secret_envs": [SECRET_ENV],
+        "stripe": {"stripe": {"legal_entity": "le_us", "webhook_secrets": [{"env": SECRET_ENV}],
                               "poll_on_run": False}},
         "limits": {"default": {"body_max_bytes": BODY_MAX_BYTES, "json_depth_max": 32,
                                "json_items_max": 2_000, "requests_per_s": 1_000_000,

@@ -75,6 +75,9 @@ AUTHENTICATED = {
         "metering"),
     ("GET", "/v1/status"): Call("GET", "/v1/status", FINANCE_READ),
     ("GET", "/v1/exceptions"): Call("GET", "/v1/exceptions", FINANCE_READ),
+    # The right scope gets past authentication to the handler: no exception 1 here.
+    ("GET", "/v1/exceptions/{exception_id}"): Call("GET", "/v1/exceptions/1", FINANCE_READ,
+                                                   404),
     ("GET", "/v1/correlations/{correlation_id}/milestones"): Call(
         "GET", "/v1/correlations/c1/milestones", FINANCE_READ),
     ("GET", "/metrics"): Call("GET", "/metrics", FINANCE_READ),

@@ -438,5 +438,5 @@ def test_description_keeps_no_statement_and_no_credentials() -> None:
     unreachable = RuntimeError("cannot reach postgresql://finsync:s3cret@db:5432/finsync\n"
                                "more")
     assert describe(unreachable) == \
-        "RuntimeError: cannot reach postgresql://finsync:***@db:5432/finsync"
+        "RuntimeError: cannot reach postgresql://finsync:[redacted]@db:5432/finsync"
     assert describe(ValueError("a\u0000b\ud800")) == "ValueError: a\\x00b\\ud800"

@@ -38,9 +38,8 @@ SECRET = "whsec_catchup"
 def config(db_url: str, localstripe: Localstripe,
            monkeypatch: pytest.MonkeyPatch) -> FinsyncConfig:
     monkeypatch.setenv("FINSYNC_TEST_WHSEC", SECRET)
-    monkeypatch.delenv("FINSYNC_TEST_WHSEC_OLD", raising=False)
     monkeypatch.setenv("FINSYNC_TEST_STRIPE_KEY", "sk_test_finsync")
-    return stripe_config(db_url, localstripe.base_url)
+    return stripe_config(db_url, localstripe.base_url, secret_envs=("FINSYNC_TEST_WHSEC",))
 
 
 def send_to(hub: Hub) -> Any:
@@ -171,8 +170,9 @@ stripe = "stripe"
 legal_entity = "le_us"
 base_url = "{localstripe.base_url}"
 api_key_env = "FINSYNC_TEST_STRIPE_KEY"
-webhook_secret_envs = ["FINSYNC_TEST_WHSEC"]
 poll_on_run = false
+[[stripe.stripe.webhook_secrets]]
+env = "FINSYNC_TEST_WHSEC"
 ''')
     result = CliRunner().invoke(app, ["stripe", "poll", "--run", "--json", "-c", str(toml)])
     assert result.exit_code == 0, result.output

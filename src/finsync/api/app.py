@@ -40,11 +40,13 @@ from finsync.api.errors import (
     http_error_handler,
     validation_error_handler,
 )
-from finsync.auth.principal import FINANCE_READ, Principal, events_write
+from finsync.auth.principal import FINANCE_READ, PII_READ, Principal, events_write
 from finsync.auth.tokens import principal_for
 from finsync.domain.clock import utc_now
 from finsync.domain.errors import ExceptionClass, FinsyncError, MappingError, SignatureError
+from finsync.domain.headers import stored_headers
 from finsync.domain.limits import InputLimits
+from finsync.hub import logfilter
 from finsync.hub.group_commit import BATCH_MAX, LINGER_S, GroupCommit
 from finsync.hub.intake import (
     UNKNOWN_SOURCES,
@@ -59,12 +61,11 @@ from finsync.hub.status import UNRESOLVED_FILTER
 from finsync.hub.usage import UsageIntake
 from finsync.hub.webhook import WebhookIntake
 
-# Credentials are never stored with the raw event; signature headers are (for audit).
-_UNSTORED_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key"}
-
 
 def _stored_headers(request: Request) -> dict[str, str]:
-    return {k: v for k, v in request.headers.items() if k.lower() not in _UNSTORED_HEADERS}
+    """The allowlisted headers (`domain.headers`): credentials never go further than here;
+    the signature header does (verified, and kept for audit)."""
+    return stored_headers(request.headers)
 
 
 LimitsFor = Callable[[str], InputLimits]
@@ -116,6 +117,12 @@ _ANY_JSON_BODY = {"requestBody": {"required": True,
 # What an intake route needs: a token that may write as the path's source.
 _WRITES_AS_SOURCE = {**_ANY_JSON_BODY, **security.needs(events_write("{source}"))}
 _READS_FINANCE = security.needs(FINANCE_READ)
+
+
+def _reads_pii(request: Request) -> bool:
+    """Whether the caller may see personal data (`pii:read`)."""
+    principal: Principal = request.state.principal
+    return principal.can(PII_READ)
 
 
 def _refuse(intake: Intake, refusal: Refusal) -> NoReturn:
@@ -204,6 +211,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     events (the pipeline of this process is woken anyway). `authenticate(token)` is the
     principal a bearer token stands for (default: the API tokens in the hub's database,
     at the wall clock's time)."""
+    logfilter.install()  # no secret nor e-mail address in this process's finsync logs
     signed = dict(webhooks or {})
     limits = limits_for or _default_limits
 
@@ -307,9 +315,17 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
         return hub.status()
 
     @app.get("/v1/exceptions", openapi_extra=_READS_FINANCE)
-    def exceptions(status: str = UNRESOLVED_FILTER, klass: str | None = None) -> dict[str, Any]:
-        """Every unresolved exception by default (`status`: unresolved, a status, or all)."""
-        return hub.exception_listing(status, klass).as_json()
+    def exceptions(request: Request, status: str = UNRESOLVED_FILTER,
+                   klass: str | None = None) -> dict[str, Any]:
+        """Every unresolved exception by default (`status`: unresolved, a status, or all);
+        personal data only with pii:read."""
+        return hub.exception_listing(status, klass,
+                                     can_read_pii=_reads_pii(request)).as_json()
+
+    @app.get("/v1/exceptions/{exception_id}", openapi_extra=_READS_FINANCE)
+    def exception(request: Request, exception_id: int) -> dict[str, Any]:
+        """One exception and the payload it is about; personal data only with pii:read."""
+        return hub.exception_detail(exception_id, can_read_pii=_reads_pii(request))
 
     @app.get("/v1/correlations/{correlation_id}/milestones", openapi_extra=_READS_FINANCE)
     def milestones(correlation_id: str) -> dict[str, Any]:

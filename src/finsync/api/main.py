@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from finsync.api.app import create_app, pipeline_supervisor
 from finsync.bootstrap import build_finance, build_metrics, build_usage, build_webhooks
 from finsync.config import load_config
+from finsync.hub import logfilter
 
 
 def _interval_s() -> float:
@@ -44,6 +45,7 @@ def app_from_environment() -> FastAPI:
 
 def run_pipeline() -> None:
     """The pipeline alone, supervised, until SIGTERM or SIGINT."""
+    logfilter.install()
     config = load_config()
     finance = build_finance(config)
     hub = finance.hub

@@ -30,6 +30,7 @@ from finsync.bootstrap import build_engine
 from finsync.cli import output
 from finsync.config import ConfigError, FinsyncConfig, load_config
 from finsync.domain.errors import FinsyncError
+from finsync.hub import logfilter
 
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 ConfigPath = Annotated[Path | None, typer.Option("--config", "-c", help="finsync.toml to use.")]
@@ -119,6 +120,7 @@ class _Notice(logging.Handler):
 
 
 def _show_notices() -> None:
+    logfilter.install()  # what the CLI logs carries no secret nor e-mail address
     logger = logging.getLogger("finsync")
     if not any(isinstance(h, _Notice) for h in logger.handlers):
         logger.addHandler(_Notice(logging.WARNING))

@@ -4,6 +4,7 @@ actions. Every action names who does it (`--as`, default $FINSYNC_USER or the lo
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ import typer
 from finsync.bootstrap import Finance, build_finance, build_metrics
 from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, guarded
+from finsync.cli.pii import reads_pii
 from finsync.config import load_config
 from finsync.domain.clock import parse_date
 from finsync.triage.service import Keep
@@ -128,13 +130,16 @@ def register(exceptions_app: typer.Typer) -> None:
     def show(exception_id: int, config: ConfigPath = None, as_json: Json = False) -> None:
         """One exception with its delivery, its actions and who took them."""
         with guarded(as_json), finance(config) as f:
-            row = f.triage.show(exception_id)
+            row = f.triage.show(exception_id, can_read_pii=reads_pii(load_config(config)))
         if as_json:
             output.emit_json(row)
             return
         for key in ("id", "class", "status", "amount_at_stake", "correlation_id", "objects",
                     "age_s", "summary", "detail", "resolution_note"):
             output.console.print(f"[bold]{key}[/]: {row[key]}")
+        if row["payload"] is not None:
+            output.console.print("[bold]payload[/]:")
+            output.console.print_json(json.dumps(row["payload"], default=str))
         output.table("actions", ["id", "action", "by", "status", "decided by", "reason"],
                      [[a["id"], a["action"], a["requested_by"], a["status"], a["decided_by"],
                        a["reason"]] for a in row["actions"]])

@@ -14,7 +14,8 @@ import typer
 from finsync.bootstrap import build_ledger_service
 from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, day_or_today, embedded, guarded
-from finsync.config import ConfigError
+from finsync.cli.pii import reads_pii
+from finsync.config import ConfigError, load_config
 from finsync.domain.journal import PeriodStatus
 from finsync.systems.ledger.fx import Rate
 from finsync.systems.ledger.periods import month_bounds
@@ -180,7 +181,7 @@ def export(file: Path,
         if not file.parent.is_dir():
             output.fail(f"no such directory: {file.parent} (for {file})",
                         "directory_not_found", as_json=as_json)
-        text = ledger.export_beancount()
+        text = ledger.export_beancount(can_read_pii=reads_pii(load_config(config)))
         file.write_text(text)
         result = {"file": str(file), "format": fmt,
                   "entries": sum(1 for e, _ in ledger.entities() for _ in ledger.entries(e))}

@@ -24,6 +24,7 @@ from finsync.cli import tokens as tokens_cli
 from finsync.cli import tryton as tryton_cli
 from finsync.cli import usage as usage_cli
 from finsync.cli.common import ConfigPath, Json, guarded
+from finsync.cli.pii import reads_pii
 from finsync.config import DEFAULT_CONFIG, load_config
 from finsync.domain.clock import parse_utc
 from finsync.hub.replay import ReplayFilter
@@ -268,8 +269,9 @@ def exceptions_list(status: Annotated[str, typer.Option(
     """Exceptions by status and class (default: every unresolved one: open, retrying,
     awaiting approval), with the money at stake."""
     with guarded(as_json):
+        can_read_pii = reads_pii(load_config(config))
         with _hub(config) as hub:
-            listing = hub.exception_listing(status, klass)
+            listing = hub.exception_listing(status, klass, can_read_pii=can_read_pii)
         if as_json:
             output.emit_json(listing.as_json())
             return

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from finsync.domain.money import Money
+from finsync.domain.secret import mask_secrets
 
 console = Console()
 errors = Console(stderr=True)
@@ -25,6 +26,7 @@ def emit_json(data: Any) -> None:
 
 
 def fail(message: str, code: str, *, as_json: bool, exit_code: int = 1) -> NoReturn:
+    message = mask_secrets(message)  # an error may quote what it was given: never a secret
     if as_json:
         emit_json({"error": {"code": code, "message": message}})
     else:

@@ -8,7 +8,7 @@ periods. It only adds what is missing: running it again changes nothing and says
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,7 +16,7 @@ import typer
 from finsync.bootstrap import set_up_tryton_books
 from finsync.cli import output
 from finsync.cli.common import Json, guarded
-from finsync.config import ConfigError
+from finsync.config import read_secret
 
 app = typer.Typer(help="Tryton as finsync's ERP: set up its books.", no_args_is_help=True)
 
@@ -38,12 +38,13 @@ def bootstrap_command(
         password_env: Annotated[str, typer.Option(
             "--password-env", help="Environment variable holding the password.")] =
         "FINSYNC_TRYTON_PASSWORD",
+        password_file: Annotated[Path | None, typer.Option(
+            "--password-file", help="A secret file holding the password (read instead of "
+            "the environment variable when given).")] = None,
         as_json: Json = False) -> None:
     """Create what finsync posts to, if missing; idempotent."""
     with guarded(as_json):
-        password = os.environ.get(password_env)
-        if password is None:
-            raise ConfigError(f"set the Tryton password in ${password_env}")
+        password = read_secret("the Tryton password", password_env, password_file).reveal()
         names = company or ["Acme US"]
         reports = set_up_tryton_books(url, database, user, password, names, currency,
                                       tuple(year or (2026, 2027)))

@@ -40,6 +40,7 @@ from finsync.domain.events import (
 )
 from finsync.domain.ids import derive_id
 from finsync.domain.money import Money
+from finsync.domain.sensitive import classify_path, placeholder
 from finsync.domain.status import EventStatus
 from finsync.hub.milestone import Milestone
 from finsync.hub.settings import HubSettings
@@ -227,7 +228,8 @@ def duplicate_pair(event_id: str, objects: list[str]) -> tuple[str, str]:
 
 def _duplicate_event(stored: Envelope, stored_raw_id: int | None, held: Envelope,
                      raw_id: int | None, reason: str) -> NewException:
-    found = diff.changes(codec.encode_event(stored.event), codec.encode_event(held.event))
+    found = tuple(_told(change) for change in diff.changes(codec.encode_event(stored.event),
+                                                              codec.encode_event(held.event)))
     named = stored.source_event_id if reason == "source_event_id" else stored.business_key
     return NewException(
         ExceptionClass.DUPLICATE_EVENT, f"duplicate_event:{held.event_id}",
@@ -240,6 +242,17 @@ def _duplicate_event(stored: Envelope, stored_raw_id: int | None, held: Envelope
                  *(f"raw_event:{i}" for i in (stored_raw_id, raw_id) if i is not None)),
         amount=_larger(amount_at_stake(stored.event), amount_at_stake(held.event)),
         event_id=stored.event_id, raw_event_id=raw_id, detail=diff.describe(found))
+
+
+def _told(change: diff.Change) -> diff.Change:
+    """A change as the exception's detail shows it: a sensitive field says that it changed,
+    never what it held (`domain.sensitive`)."""
+    found = classify_path(change.path)
+    if found is None:
+        return change
+    shown = placeholder(found)
+    return diff.Change(change.path, diff.ABSENT if change.before == diff.ABSENT else shown,
+                       diff.ABSENT if change.after == diff.ABSENT else shown)
 
 
 def _held(env: Envelope, body_hash: str) -> Envelope:

@@ -39,6 +39,7 @@ from finsync.domain import json_limits
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import DomainError, ExceptionClass, FinsyncError, MappingError
 from finsync.domain.limits import InputLimits
+from finsync.domain.sensitive import payload_values, redact_text
 from finsync.domain.status import RawStatus
 from finsync.hub.mapping import MapperRegistry
 from finsync.storage import exception_log, raw_log
@@ -113,20 +114,27 @@ def record_refusal(engine: Engine, refusal: Refusal, at: datetime) -> int | None
     """
     named = refusal.source if SOURCE_NAME.fullmatch(refusal.source) else NO_SOURCE
     code = refusal.error.code
+    told = _told(str(refusal.error), refusal.body)
     with transaction(engine) as conn:
         serialize(conn, f"finsync.refusal:{named}")
         raw_id = None
         if refusal.body is not None and named != NO_SOURCE:
             raw_id = raw_log.append_refused(conn, RawIn(named, refusal.body, refusal.headers,
                                                         refusal.content_type),
-                                            at, code, str(refusal.error))
+                                            at, code, told)
         retried = refusal.exception_class is ExceptionClass.MAPPING_ERROR
         exception_log.open_aggregated(conn, exception_log.NewException(
             refusal.exception_class, refusal_fingerprint(named, code),
-            f"requests of {_shown(refusal.source)} refused ({code}): {refusal.error}",
+            f"requests of {_shown(refusal.source)} refused ({code}): {told}",
             objects=() if raw_id is None else (f"raw_event:{raw_id}",),
             raw_event_id=raw_id if retried else None, detail=code), at)
     return raw_id
+
+
+def _told(message: str, body: bytes | None) -> str:
+    """An error about a body as finance reads it: without the body's personal data (an
+    error may quote a value) nor anything that looks like a credential."""
+    return redact_text(message, payload_values(body) if body else ())
 
 
 def _shown(source: str) -> str:
@@ -247,10 +255,11 @@ class Intake:
 
 def reject_in(conn: Connection, raw: RawEvent, error: MappingError, at: datetime) -> None:
     """Mark a raw event rejected and open its `mapping_error`, in the caller's transaction."""
-    raw_log.mark(conn, raw.id, RawStatus.REJECTED, at, error.code, str(error))
+    told = _told(str(error), raw.body)
+    raw_log.mark(conn, raw.id, RawStatus.REJECTED, at, error.code, told)
     exception_log.open_exception(conn, exception_log.NewException(
         ExceptionClass.MAPPING_ERROR, f"mapping:raw:{raw.id}",
-        f"{raw.source} event #{raw.id} could not be mapped: {error}",
+        f"{raw.source} event #{raw.id} could not be mapped: {told}",
         objects=(f"raw_event:{raw.id}",), raw_event_id=raw.id, detail=error.code), at)
 
 

@@ -26,7 +26,6 @@ Rules:
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import traceback
 from collections.abc import Callable, Sequence
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import StatementError
 
+from finsync.domain.secret import mask_secrets
 from finsync.hub.wakeup import Wakeup
 from finsync.storage import outbox, raw_log
 from finsync.storage.db import reading
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 SUMMARY_MAX_CHARS = 300
 DETAIL_MAX_CHARS = 20_000
-_CREDENTIALS_IN_URL = re.compile(r"(\w[\w+.-]*://[^:/@\s]+:)[^@\s]+@")
 
 # An iteration: called with `progressed` (to report work done mid-way); returns how much it
 # did (0: nothing to do).
@@ -64,7 +63,7 @@ def describe(exc: BaseException) -> str:
         message = str(exc.orig)  # the driver's words, without SQLAlchemy's [SQL: ...] block
     first = message.strip().splitlines()[0] if message.strip() else ""
     text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    text = storable(_CREDENTIALS_IN_URL.sub(r"\1***@", text))
+    text = storable(mask_secrets(text))
     if len(text) > SUMMARY_MAX_CHARS:
         text = text[:SUMMARY_MAX_CHARS - 1] + "…"
     return text

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from finsync.connectors.ports import LedgerPort
 from finsync.domain.status import UNRESOLVED, DeliveryStatus, ExceptionStatus, RawStatus
+from finsync.hub import exception_view
 from finsync.hub.acceptance import Acceptance
 from finsync.hub.buffer import BufferPolicy, buffers_for
 from finsync.hub.delivery import DeliveryWorker
@@ -243,9 +244,11 @@ class Hub:
         return self.exception_listing(status, exception_class).rows
 
     def exception_listing(self, status: str | None = UNRESOLVED_FILTER,
-                          exception_class: str | None = None) -> ExceptionListing:
+                          exception_class: str | None = None, *,
+                          can_read_pii: bool = False) -> ExceptionListing:
         """Exceptions by status (one status, `unresolved` or `all`) and class; an unknown
-        value is refused (`UnknownFilterError`) with the allowed ones."""
+        value is refused (`UnknownFilterError`) with the allowed ones. Their texts hold
+        personal data only for a reader who may see it (`exception_view`)."""
         statuses = parse_status_filter(status)
         klass = parse_class_filter(exception_class)
         every = len(statuses) == len(ExceptionStatus)
@@ -255,9 +258,17 @@ class Hub:
                                                      limit=LISTING_MAX)]
             groups = at_stake_groups(exception_log.at_stake_rows(conn, statuses, klass))
         rows.sort(key=lambda row: int(row["id"]))
+        rows = [exception_view.texts(row, can_read_pii) for row in rows]
         unresolved = [g for g in groups if g.status in UNRESOLVED]
         return ExceptionListing(rows[:LISTING_MAX], sum(g.count for g in groups),
                                 at_stake_total(unresolved))
+
+    def exception_detail(self, exception_id: int, *,
+                         can_read_pii: bool = False) -> dict[str, Any]:
+        """One exception and the payload it is about, its personal data only for a reader
+        who may see it (`exception_view`); `UnknownExceptionError` for an unknown id."""
+        with reading(self.engine) as conn:
+            return exception_view.detail(conn, exception_id, can_read_pii)
 
     def timeline(self, correlation_id: str) -> list[dict[str, Any]]:
         with reading(self.engine) as conn:

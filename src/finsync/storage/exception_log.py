@@ -23,7 +23,7 @@ from finsync.domain.money import Money
 from finsync.domain.status import UNRESOLVED, ExceptionStatus
 from finsync.storage import jsonutil
 from finsync.storage.schema import exceptions
-from finsync.storage.text import storable_or_none
+from finsync.storage.text import error_text
 
 OBJECTS_MAX = 100  # object refs an aggregated exception names; `occurrences` counts them all
 
@@ -48,8 +48,8 @@ def open_exception(conn: Connection, new: NewException, at: datetime) -> int:
     row = conn.execute(select(exceptions.c.id, exceptions.c.status)
                        .where(exceptions.c.fingerprint == new.fingerprint)).first()
     values = {
-        "class": new.exception_class.value, "summary": storable_or_none(new.summary),
-        "detail": storable_or_none(new.detail),
+        "class": new.exception_class.value, "summary": error_text(new.summary),
+        "detail": error_text(new.detail),
         "correlation_id": new.correlation_id, "objects": jsonutil.dumps(list(new.objects)),
         "amount_minor": None if new.amount is None else new.amount.quantize().to_minor(),
         "currency": None if new.amount is None else new.amount.currency,
@@ -82,7 +82,7 @@ def open_aggregated(conn: Connection, new: NewException, at: datetime) -> int:
     if status == ExceptionStatus.RETRYING:
         status = ExceptionStatus.OPEN
     values: dict[str, Any] = {
-        "summary": storable_or_none(new.summary), "detail": storable_or_none(new.detail),
+        "summary": error_text(new.summary), "detail": error_text(new.detail),
         "updated_at": at,
         "objects": jsonutil.dumps(named[:OBJECTS_MAX]), "status": status,
         "occurrences": exceptions.c.occurrences + 1}

@@ -37,6 +37,7 @@ from finsync.domain.ids import delivery_key
 from finsync.domain.status import UNFINISHED, DeliveryStatus
 from finsync.storage import jsonutil
 from finsync.storage.schema import deliveries
+from finsync.storage.text import error_text
 
 _KNOWN_KEYS = select(deliveries.c.delivery_key).where(
     deliveries.c.delivery_key.in_(bindparam("b_keys", expanding=True)))
@@ -186,7 +187,8 @@ def bury_expired(conn: Connection, now: datetime, lease_expiries_max: int,
         update(deliveries).where(
             _expired(now), deliveries.c.lease_expiries + 1 >= lease_expiries_max)
         .values(status=DeliveryStatus.DEAD, lease_expiries=deliveries.c.lease_expiries + 1,
-                lease_owner=None, lease_expires_at=None, last_error=error, completed_at=now)
+                lease_owner=None, lease_expires_at=None, last_error=error_text(error),
+                completed_at=now)
         .returning(*deliveries.c)).mappings().all()
     return sorted((_row(r) for r in rows), key=lambda d: d.id)
 
@@ -213,6 +215,7 @@ def _settle(conn: Connection, delivery_id: int, owner: str, **values: Any) -> bo
     params = {"b_id": delivery_id, "b_owner": owner, "b_error": None, "b_result": None,
               "b_completed_at": None, "b_next_attempt_at": values.pop("next_attempt_at")}
     params.update({f"b_{k}": v for k, v in values.items()})
+    params["b_error"] = error_text(params["b_error"])
     return bool(conn.execute(_SETTLE, params).rowcount)
 
 

@@ -5,6 +5,8 @@ Rules:
   again counts one more refusal on that row (`refusals`) instead of adding a copy. Its
   `body_sha256` finds it; only rows still `rejected` are counted on (a body mapped again by
   triage is no longer a refusal).
+- Only the allowlisted headers are stored (`domain.headers`), whoever calls: a credential
+  in a request header never reaches this table.
 - What is not bounded by the HTTP server is bounded here: the content type is cut to its
   column, and a NUL (which PostgreSQL's text cannot hold) in an error detail is escaped.
 """
@@ -18,10 +20,11 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
+from finsync.domain.headers import stored_headers
 from finsync.domain.status import RawStatus
 from finsync.storage import jsonutil
 from finsync.storage.schema import raw_events
-from finsync.storage.text import storable_or_none
+from finsync.storage.text import error_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +51,7 @@ CONTENT_TYPE_MAX = 128  # raw_events.content_type
 def _row(item: RawIn, received_at: datetime) -> dict[str, object]:
     content_type = None if item.content_type is None else item.content_type[:CONTENT_TYPE_MAX]
     return {"source": item.source, "received_at": received_at, "content_type": content_type,
-            "headers": jsonutil.dumps(dict(item.headers)), "body": item.body,
+            "headers": jsonutil.dumps(stored_headers(item.headers)), "body": item.body,
             "status": RawStatus.RECEIVED}
 
 
@@ -97,7 +100,7 @@ _MARK = update(raw_events).where(raw_events.c.id == bindparam("b_id")).values(
 def mark(conn: Connection, raw_id: int, status: RawStatus, at: datetime,
          error_code: str | None = None, error_detail: str | None = None) -> None:
     conn.execute(_MARK, {"b_id": raw_id, "b_status": status, "b_at": at, "b_code": error_code,
-                         "b_detail": storable_or_none(error_detail)})
+                         "b_detail": error_text(error_detail)})
 
 
 def mark_many(conn: Connection, raw_ids: Sequence[int], status: RawStatus,
@@ -121,12 +124,39 @@ def append_refused(conn: Connection, item: RawIn, at: datetime, error_code: str,
     if found is not None:
         conn.execute(update(raw_events).where(raw_events.c.id == found).values(
             refusals=raw_events.c.refusals + 1, processed_at=at,
-            error_detail=storable_or_none(error_detail)))
+            error_detail=error_text(error_detail)))
         return int(found)
     row = _row(item, at) | {"status": RawStatus.REJECTED, "body_sha256": digest, "refusals": 1,
                             "error_code": error_code,
-                            "error_detail": storable_or_none(error_detail), "processed_at": at}
+                            "error_detail": error_text(error_detail), "processed_at": at}
     return int(conn.execute(insert(raw_events).returning(raw_events.c.id), row).scalar_one())
+
+
+SCRUB_BATCH = 1000
+
+
+def scrub_headers(conn: Connection, batch: int = SCRUB_BATCH) -> int:
+    """Rewrite the headers of raw events stored before the allowlist (`domain.headers`)
+    through it, `batch` rows at a time in id order; returns how many rows changed. For a
+    data migration: rows written since hold nothing else."""
+    changed = 0
+    after = 0
+    while True:
+        rows = conn.execute(select(raw_events.c.id, raw_events.c.headers)
+                            .where(raw_events.c.id > after).order_by(raw_events.c.id)
+                            .limit(batch)).all()
+        if not rows:
+            return changed
+        updates = []
+        for row_id, text in rows:
+            kept = jsonutil.dumps(stored_headers(jsonutil.loads(text)))
+            if kept != text:
+                updates.append({"b_id": row_id, "b_headers": kept})
+        if updates:
+            conn.execute(update(raw_events).where(raw_events.c.id == bindparam("b_id"))
+                         .values(headers=bindparam("b_headers")), updates)
+            changed += len(updates)
+        after = rows[-1][0]
 
 
 def refused_ids(conn: Connection, source: str, error_code: str) -> list[int]:

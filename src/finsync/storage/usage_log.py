@@ -46,7 +46,7 @@ from finsync.dbtypes import Serial, UtcDateTime
 from finsync.domain.meter import MeterEvent
 from finsync.storage.db import StorageError
 from finsync.storage.schema import metadata
-from finsync.storage.text import storable_or_none
+from finsync.storage.text import error_text
 
 usage_events = Table(
     "usage_events", metadata,
@@ -224,7 +224,7 @@ def mark(conn: Connection, total_id: int, status: str, at: datetime,
          error_code: str | None = None, error_detail: str | None = None) -> None:
     conn.execute(update(usage_totals).where(usage_totals.c.id == total_id).values(
         status=status, recorded_at=at, error_code=error_code,
-        error_detail=storable_or_none(error_detail)))
+        error_detail=error_text(error_detail)))
 
 
 def counts(conn: Connection) -> dict[str, int]:

@@ -46,7 +46,7 @@ from finsync.domain.status import (
     ExceptionStatus,
     RawStatus,
 )
-from finsync.hub import acceptance
+from finsync.hub import acceptance, exception_view
 from finsync.hub.intake import REFUSED
 from finsync.storage import event_log, exception_log, outbox, raw_log, triage_log
 from finsync.storage.db import reading, serialize, transaction
@@ -59,7 +59,7 @@ class TriageError(DomainError):
     code = "triage_refused"
 
 
-class UnknownExceptionError(TriageError):
+class UnknownExceptionError(TriageError, exception_view.UnknownExceptionError):
     code = "unknown_exception"
 
 
@@ -109,10 +109,14 @@ class Triage:
         return [_with_age(r, now) for r in rows
                 if correlation_id is None or r["correlation_id"] == correlation_id]
 
-    def show(self, exception_id: int) -> dict[str, Any]:
+    def show(self, exception_id: int, *, can_read_pii: bool = False) -> dict[str, Any]:
+        """One exception with its actions, its delivery and the payload it is about; its
+        personal data only for a reader who may see it (`hub.exception_view`)."""
         with reading(self._engine) as conn:
-            row = self._exception(conn, exception_id)
-            row["actions"] = triage_log.for_exception(conn, exception_id)
+            self._exception(conn, exception_id)  # triage's own error for an unknown id
+            row = exception_view.detail(conn, exception_id, can_read_pii)
+            row["actions"] = [exception_view.texts(a, can_read_pii)
+                              for a in triage_log.for_exception(conn, exception_id)]
             row["delivery"] = outbox.get(conn, row["delivery_id"]) if row["delivery_id"] else None
         return _with_age(row, self._clock())
 

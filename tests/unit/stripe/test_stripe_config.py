@@ -18,7 +18,8 @@ def data(**overrides: Any) -> dict[str, Any]:
         "ownership": {d.value: "stripe" for d in BusinessDomain},
         "sources": {"stripe": "stripe"},
         "stripe": {"stripe": {"legal_entity": "le_us", "api_key_env": "T_STRIPE_KEY",
-                              "webhook_secret_envs": ["T_WHSEC", "T_WHSEC_OLD"]}},
+                              "webhook_secrets": [{"env": "T_WHSEC"},
+                                                  {"env": "T_WHSEC_OLD"}]}},
     }
     return base | overrides
 
@@ -41,7 +42,10 @@ def test_secrets_come_from_the_environment_and_missing_ones_are_refused(
     engine = make_engine("sqlite://")
     with pytest.raises(ConfigError, match="T_WHSEC"):
         build_webhooks(config, engine)
-    monkeypatch.setenv("T_WHSEC_OLD", "whsec_old")  # one of the two is enough
+    monkeypatch.setenv("T_WHSEC_OLD", "whsec_old")  # every secret named must be there
+    with pytest.raises(ConfigError, match=r"webhook_secrets\[0\].*T_WHSEC "):
+        build_webhooks(config, engine)
+    monkeypatch.setenv("T_WHSEC", "whsec_new")
     assert set(build_webhooks(config, engine)) == {"stripe"}
     assert build_mappers(config).knows("stripe")
     engine.dispose()

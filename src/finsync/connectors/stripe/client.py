@@ -20,7 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from finsync.connectors.ports import SourceEvent, SourcePage
@@ -43,7 +43,7 @@ _SUBLIST_KEY = {"invoice": "lines", "credit_note": "lines", "subscription": "ite
 
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
-    api_key: str
+    api_key: str = field(repr=False)  # a secret: never in a repr, a log line or a traceback
     base_url: str = "https://api.stripe.com"
     api_version: str | None = None
     timeout_s: float = 10.0

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 
 from finsync.domain.journal import JournalEntry, Side
+from finsync.domain.sensitive import Sensitivity, placeholder
 from finsync.systems.ledger.chart import AccountType, Chart
 
 _TYPE_ROOT = {AccountType.ASSET: "Assets", AccountType.LIABILITY: "Liabilities",
@@ -36,8 +37,11 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def export(books: Iterable[tuple[str, str, Chart, Sequence[JournalEntry]]]) -> str:
-    """`books`: (entity, functional currency, chart, entries) for each legal entity."""
+def export(books: Iterable[tuple[str, str, Chart, Sequence[JournalEntry]]], *,
+           memos: bool = True) -> str:
+    """`books`: (entity, functional currency, chart, entries) for each legal entity. Without
+    `memos` each narration is the placeholder of free text (`domain.sensitive`): the entry
+    id and correlation id still name it."""
     out = ['option "title" "finsync ledger export"', ""]
     for entity, currency, chart, entries in books:
         opened = min((e.posting_date for e in entries), default=date(2000, 1, 1))
@@ -46,12 +50,13 @@ def export(books: Iterable[tuple[str, str, Chart, Sequence[JournalEntry]]]) -> s
                        f"{currency}")
         out.append("")
         for entry in entries:
-            out.extend(_transaction(entity, chart, entry))
+            out.extend(_transaction(entity, chart, entry, memos))
     return "\n".join(out) + "\n"
 
 
-def _transaction(entity: str, chart: Chart, entry: JournalEntry) -> list[str]:
-    head = f"{entry.posting_date.isoformat()} * {_quote(entry.memo)}"
+def _transaction(entity: str, chart: Chart, entry: JournalEntry, memos: bool) -> list[str]:
+    narration = entry.memo if memos else placeholder(Sensitivity.FREE_TEXT)
+    head = f"{entry.posting_date.isoformat()} * {_quote(narration)}"
     meta = [f'  entry: {_quote(entry.id)}']
     if entry.correlation_id:
         meta.append(f"  correlation: {_quote(entry.correlation_id)}")

@@ -289,12 +289,14 @@ class LedgerService:
                 select(t.entities.c.id, t.entities.c.functional_currency)
                 .order_by(t.entities.c.id))]
 
-    def export_beancount(self) -> str:
+    def export_beancount(self, *, can_read_pii: bool = False) -> str:
+        """The books in beancount's format; a journal entry's memo (free text: a credit
+        memo's carries its reason) only for a reader with `pii:read`."""
         with self.engine.connect() as conn:
             return beancount.export(
-                (entity, currency, records.load_chart(conn, entity),
-                 records.entries(conn, entity=entity))
-                for entity, currency in self.entities())
+                ((entity, currency, records.load_chart(conn, entity),
+                  records.entries(conn, entity=entity))
+                 for entity, currency in self.entities()), memos=can_read_pii)
 
     def entries(self, entity: str | None = None) -> list[JournalEntry]:
         with self.engine.connect() as conn:

@@ -1,0 +1,50 @@
+"""An exception's payload view: redacted for a reader without pii:read, whole with it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from finsync.api.app import create_app
+from finsync.auth.principal import PII_READ
+from tests import authkit
+from tests.builders import envelope, payment_doc
+from tests.hubkit import make_hub
+
+EMAIL = "view.planted@example.org"
+
+
+def test_a_refused_payload_is_shown_redacted_and_whole_only_with_pii_read(
+        engine: Engine, tmp_path: Path) -> None:
+    hub = make_hub(engine, tmp_path)
+    app = create_app(hub)
+    client = authkit.client(app, engine, [s for s in authkit.EVERY_SCOPE if s != PII_READ])
+    document = payment_doc("pay_v", "10.00", "inv_v")
+    document["amount"] = EMAIL  # a value in the wrong field: a mapping error quotes it
+    document["billing_details"] = {"name": "Vera Planted", "address": {"city": "Oslo"}}
+    body = envelope("payment.applied", "gw-v", ("payment", "pay_v", None),
+                    {"payment": document}, correlation_id="c-v")
+    assert client.post("/v1/sources/canonical/events", content=json.dumps(body)).status_code \
+        == 422
+    [row] = hub.exceptions("all")
+    assert EMAIL not in row["summary"]
+
+    shown = client.get(f"/v1/exceptions/{row['id']}").json()
+    payment = shown["payload"]["payload"]["payment"]
+    assert payment["billing_details"] == "[redacted: payment_method]"
+    assert payment["amount"] == "[redacted: email]"
+    assert payment["customer_id"] == "cus_1"
+    assert EMAIL not in json.dumps(shown)
+
+    whole = authkit.client(app, engine).get(f"/v1/exceptions/{row['id']}").json()
+    assert whole["payload"]["payload"]["payment"]["amount"] == EMAIL
+    assert whole["payload"]["payload"]["payment"]["billing_details"]["name"] == "Vera Planted"
+
+
+def test_an_unknown_exception_is_a_coded_404(engine: Engine, tmp_path: Path) -> None:
+    client = authkit.client(create_app(make_hub(engine, tmp_path)), engine)
+    response = client.get("/v1/exceptions/999")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "unknown_exception"
