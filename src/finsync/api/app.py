@@ -23,7 +23,7 @@ from datetime import date
 from typing import Annotated, Any, NoReturn
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException
@@ -33,6 +33,8 @@ from finsync.api.errors import (
     http_error_handler,
     validation_error_handler,
 )
+from finsync.audit.service import PAGE_MAX, AuditTrail
+from finsync.audit.signing import Keyring
 from finsync.domain.errors import ExceptionClass, FinsyncError, MappingError, SignatureError
 from finsync.domain.limits import InputLimits
 from finsync.hub.group_commit import BATCH_MAX, LINGER_S, GroupCommit
@@ -170,10 +172,13 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                limits_for: LimitsFor | None = None,
                wake: Callable[[int], None] | None = None,
                batch_max: int = BATCH_MAX, linger_s: float = LINGER_S,
-               usage: UsageIntake | None = None, usage_interval_s: float = 10.0) -> FastAPI:
+               usage: UsageIntake | None = None, usage_interval_s: float = 10.0,
+               audit: AuditTrail | None = None) -> FastAPI:
     """The app. `worker_interval_s` runs the pipeline in this process (None: another process
     runs it); `wake(count)` is called after every committed intake batch of `count` raw
-    events (the pipeline of this process is woken anyway)."""
+    events (the pipeline of this process is woken anyway). Without `audit`, the trail is
+    read and verified with no trusted key (signed checkpoints then fail verification)."""
+    trail = audit or AuditTrail(hub.engine, Keyring.of(None), hub.clock)
     signed = dict(webhooks or {})
     limits = limits_for or _default_limits
 
@@ -273,6 +278,20 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     def milestones(correlation_id: str) -> dict[str, Any]:
         return {"correlation_id": correlation_id, "milestones": hub.timeline(correlation_id),
                 **hub.transaction_status(correlation_id)}
+
+    @app.get("/v1/audit")
+    def audit_records(after: Annotated[int, Query(ge=0, description="Records after this seq.")]
+                      = 0,
+                      limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100) -> dict[str, Any]:
+        """The audit trail's records in seq order, a page at a time: pass the answer's
+        `next_after` as `after` for the next page (null: the last page)."""
+        return trail.records(after, limit)
+
+    @app.get("/v1/audit/verify")
+    def audit_verify() -> dict[str, Any]:
+        """The chain walked, the checkpoints checked, the legacy logs covered; `ok` says
+        whether anything was found (the answer is 200 either way: it is a report)."""
+        return trail.verify().as_json()
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> str:
