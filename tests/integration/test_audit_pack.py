@@ -134,7 +134,7 @@ def test_a_changed_pack_fails(audit: tuple[AuditTrail, Clock], tmp_path: Path, f
 
 def test_a_pack_re_signed_with_another_key_fails_the_pinned_key(
         audit: tuple[AuditTrail, Clock], tmp_path: Path, engine: Engine) -> None:
-    service, clock = audit
+    _, clock = audit
     forger = AuditTrail(engine, Keyring.of(Ed25519PrivateKey.generate()), clock)
     forger.checkpoint("daily")
     pack = forger.export(date(2026, 11, 30), date(2026, 12, 2), tmp_path / "pack")

@@ -14,7 +14,8 @@ from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 from finsync.audit import checkpoint, trail
 from finsync.audit.chain import Entry, record_hash
 from finsync.audit.signing import Keyring
-from finsync.audit.tables import checkpoints, trail as table
+from finsync.audit.tables import checkpoints
+from finsync.audit.tables import trail as table
 from finsync.audit.verify import Verdict, records, verify
 from finsync.storage.db import reading, transaction
 
@@ -61,7 +62,7 @@ def _move(conn: Connection, where: str, by: int) -> None:
     conn.execute(text(f"UPDATE audit_trail SET seq = -seq + {by} WHERE seq < 0"))
 
 
-def _tamper(engine: Engine, change: Callable[[Connection], None]) -> tuple[str, int]:
+def _tamper(engine: Engine, change: Callable[[Connection], object]) -> tuple[str, int]:
     with engine.begin() as conn:
         change(conn)
     return _named(engine)
