@@ -122,6 +122,7 @@ def _rewrite(path: Path, change: Any) -> None:
     ("records.jsonl", lambda rows: rows.pop(0), "record 1"),
     ("records.jsonl", lambda rows: rows.reverse(), "record 1"),
     ("checkpoints.jsonl", lambda rows: rows[0].update(reason="manual"), "signature"),
+    ("records.jsonl", lambda rows: rows[1].pop("hash"), "cannot be read"),
 ])
 def test_a_changed_pack_fails(audit: tuple[AuditTrail, Clock], tmp_path: Path, file: str,
                               change: Any, named: str) -> None:
@@ -148,3 +149,17 @@ def test_export_refuses_a_folder_that_holds_files(audit: tuple[AuditTrail, Clock
     (tmp_path / "pack" / "notes.txt").write_text("mine")
     with pytest.raises(ExportError, match="not an empty folder"):
         audit[0].export(date(2026, 11, 30), date(2026, 11, 30), tmp_path / "pack")
+
+
+def test_the_verifier_speaks_plainly_without_json(audit: tuple[AuditTrail, Clock],
+                                                  tmp_path: Path) -> None:
+    pack = audit[0].export(date(2026, 11, 30), date(2026, 11, 30), tmp_path / "pack")
+    done = subprocess.run([PLAIN_PYTHON, "-I", "verify.py"], capture_output=True, text=True,
+                          cwd=pack.directory, timeout=60, check=False)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "VERIFIED", done.stdout
+    _rewrite(pack.directory / "records.jsonl", lambda rows: rows[1].update(reason="x"))
+    done = subprocess.run([PLAIN_PYTHON, "-I", "verify.py"], capture_output=True, text=True,
+                          cwd=pack.directory, timeout=60, check=False)
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[0] == "FAILED: record 2: its fields do not match its " \
+        "hash (edited)"

@@ -60,6 +60,9 @@ def _stored_headers(request: Request) -> dict[str, str]:
 
 
 LimitsFor = Callable[[str], InputLimits]
+SEQ_MAX = 2**63 - 1  # the audit trail's seq is a BIGINT
+AfterSeq = Annotated[int, Query(ge=0, le=SEQ_MAX, description="Records after this seq.")]
+PageSize = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Records in the page.")]
 
 
 def _default_limits(_source: str) -> InputLimits:
@@ -280,9 +283,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                 **hub.transaction_status(correlation_id)}
 
     @app.get("/v1/audit")
-    def audit_records(after: Annotated[int, Query(ge=0, description="Records after this seq.")]
-                      = 0,
-                      limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100) -> dict[str, Any]:
+    def audit_records(after: AfterSeq = 0, limit: PageSize = 100) -> dict[str, Any]:
         """The audit trail's records in seq order, a page at a time: pass the answer's
         `next_after` as `after` for the next page (null: the last page)."""
         return trail.records(after, limit)

@@ -221,16 +221,21 @@ def main(argv: list[str] | None = None) -> int:
                         "you were given out of band; only it is trusted")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    result = verify(args.pack, args.public_key)
+    try:
+        result = verify(args.pack, args.public_key)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        result = {"pack": str(args.pack), "verified": False, "unsigned_records": None,
+                  "problems": [f"the pack cannot be read ({type(exc).__name__}: {exc})"]}
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
         for problem in result["problems"]:
             print(f"FAILED: {problem}")
-        print(f"{result['records']} record(s), seq {result['first_seq']} to "
-              f"{result['last_seq']}; {result['checkpoints']} checkpoint(s); signed through "
-              f"seq {result['signed_through_seq']}; {result['unsigned_records']} record(s) "
-              "after the last checkpoint")
+        if result["unsigned_records"] is not None:
+            print(f"{result['records']} record(s), seq {result['first_seq']} to "
+                  f"{result['last_seq']}; {result['checkpoints']} checkpoint(s); signed "
+                  f"through seq {result['signed_through_seq']}; "
+                  f"{result['unsigned_records']} record(s) after the last checkpoint")
         print("VERIFIED" if result["verified"] else "NOT VERIFIED")
     if not result["verified"]:
         return 1
