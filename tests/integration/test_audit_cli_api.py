@@ -80,6 +80,12 @@ def test_the_signing_key_may_come_from_the_environment(
     assert cli_json(["audit", "checkpoint"])["seq"] == 0
 
 
+def test_adopt_records_nothing_on_a_new_database(workdir: Path) -> None:
+    assert cli_json(["audit", "adopt"]) == {
+        "adopted": {"triage_actions": 0, "ledger_period_log": 0}}
+    assert cli_json(["audit", "verify"])["ok"]
+
+
 def test_export_refuses_dates_out_of_order(workdir: Path) -> None:
     refused = cli_json(["audit", "export", "pack", "--from", "2026-12-02", "--to",
                         "2026-12-01"], code=1)["error"]

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, insert, update
 
 from finsync.audit import trail
 from finsync.audit.chain import Entry
-from finsync.audit.coverage import period_entry, triage_action_state
+from finsync.audit.coverage import AlreadyAdoptedError, adopt, period_entry, triage_action_state
 from finsync.audit.signing import Keyring
 from finsync.audit.verify import Verdict, verify
 from finsync.domain.errors import ExceptionClass
@@ -142,3 +142,30 @@ def test_a_period_change_without_its_record_is_named(ledger: Engine) -> None:
         _change(conn, "2026-11", "open", "closed", "gl.accountant", None)
         quiet = _change(conn, "2026-11", "closed", "open", "mallory", "oops", recorded=False)
     assert [r for _, r, _ in _uncovered(ledger)] == [quiet]
+
+
+def test_rows_older_than_the_trail_are_adopted_once(ledger: Engine) -> None:
+    """A database upgraded to the trail: its earlier rows are recorded once by adopt; a
+    row written after the trail began without its record is not adopted, nor is an edited
+    one, and a second adoption is refused."""
+    earlier = AT.replace(year=2025)
+    with transaction(ledger) as conn:
+        exception_id = exception_log.open_exception(conn, NewException(
+            ExceptionClass.OWNERSHIP_VIOLATION, "own:old", "not the owner"), earlier)
+        old_action = triage_log.record(conn, exception_id, "ignore", {}, "old", "ar.clerk",
+                                       ActionStatus.DONE, earlier)
+        old_change = conn.execute(insert(period_log).returning(period_log.c.id).values(
+            entity="le_us", period="2025-11", from_status="open", to_status="closed",
+            actor="gl.accountant", reason=None, at=earlier)).scalar_one()
+    edited = _action(ledger)  # the trail's first record, at AT
+    with transaction(ledger) as conn:
+        quiet = _change(conn, "2026-11", "closed", "open", "mallory", "x", recorded=False)
+    with ledger.begin() as conn:
+        conn.execute(update(triage_actions).where(triage_actions.c.id == edited)
+                     .values(reason="rewritten"))
+    assert {r for _, r, _ in _uncovered(ledger)} == {old_action, old_change, quiet, edited}
+    with transaction(ledger) as conn:
+        assert adopt(conn, AT) == {"triage_actions": 1, "ledger_period_log": 1}
+    assert {r for _, r, _ in _uncovered(ledger)} == {quiet, edited}
+    with pytest.raises(AlreadyAdoptedError), transaction(ledger) as conn:
+        adopt(conn, AT)

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from finsync.audit import checkpoint, export, verify
+from finsync.audit import checkpoint, coverage, export, verify
 from finsync.audit.checkpoint import Checkpoint
 from finsync.audit.signing import Keyring
-from finsync.storage.db import reading
+from finsync.storage.db import reading, transaction
 
 PAGE_MAX = 1_000
 
@@ -54,3 +54,8 @@ class AuditTrail:
     def export(self, start: date, end: date, directory: Path) -> export.Pack:
         with reading(self.engine) as conn:
             return export.export(conn, self.keys, start, end, directory, self._clock())
+
+    def adopt(self) -> dict[str, int]:
+        """Record, once, the legacy log rows written before the trail (`coverage.adopt`)."""
+        with transaction(self.engine) as conn:
+            return coverage.adopt(conn, self._clock())

@@ -121,6 +121,19 @@ def export(directory: Annotated[Path, typer.Argument(help="An empty or new folde
 
 
 @app.command()
+def adopt(config: ConfigPath = None, as_json: Json = False) -> None:
+    """Once, after upgrading a database that has history: record the triage actions and
+    period changes written before the audit trail existed, so that verify covers them."""
+    with guarded(as_json), _trail(config) as trail:
+        adopted = trail.adopt()
+    if as_json:
+        output.emit_json({"adopted": adopted})
+    else:
+        output.console.print(f"adopted {adopted['triage_actions']} triage action(s) and "
+                             f"{adopted['ledger_period_log']} period change(s)")
+
+
+@app.command()
 def keygen(file: Annotated[Path, typer.Argument(help="Where to write the private key (a new "
                                                 "file, readable by its owner only).")],
            as_json: Json = False) -> None:
