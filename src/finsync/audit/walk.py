@@ -12,7 +12,9 @@ Rules:
     to it, or that links to an earlier record than its neighbour: **inserted**;
   - a record that links to a later record, or whose hash verifies at another seq: **reordered**;
   - otherwise its fields (or its link) changed: **edited**. A record whose own hash was
-    recomputed after an edit is found by its successor, whose `prev_hash` no record holds.
+    recomputed after an edit is found by its successor, whose `prev_hash` no record holds
+    (when that successor is the last record, it may as well have been appended with a
+    made-up link: the message says so).
 - What the walk cannot see: records appended at the end with hashes computed by the
   published rule, or a whole tail rewritten from some record on. The signed checkpoints
   (`checkpoint.py`) catch a rewrite of any record up to the last checkpoint, and a deletion
@@ -102,8 +104,11 @@ def _classify(records: Sequence[Record], i: int, previous: str, sound: bool, lin
         return Break(Tamper.REORDERED, seq, f"record {seq} holds record {moved}: records were "
                      "reordered")
     if sound and i >= 1:
+        # At the end of the trail this is ambiguous: the last record may have been appended
+        # with a made-up link instead. The earlier record is named; the message says both.
+        last = "" if following is not None else f" (or record {seq} was inserted)"
         return Break(Tamper.EDITED, seq - 1, f"record {seq - 1} was edited and rehashed: "
-                     f"record {seq} links to a hash no record has")
+                     f"record {seq} links to a hash no record has{last}")
     if not linked and following is None:
         return Break(Tamper.INSERTED, seq, f"record {seq} was inserted: it links to a hash no "
                      "record has")
