@@ -258,3 +258,10 @@ def test_an_empty_trail_can_be_signed_and_verifies(engine: Engine) -> None:
     signed = _sign(engine)
     assert (signed.seq, signed.hash) == (0, "0" * 64)
     assert _verify(engine).ok
+
+
+def test_moving_any_record_past_the_end_names_it(engine: Engine) -> None:
+    for seq in range(1, SIZE):
+        _fresh(engine)
+        assert _tamper(engine, lambda c, s=seq: c.execute(  # type: ignore[misc]
+            update(table).where(table.c.seq == s).values(seq=SIZE + 10))) == ("reordered", seq)

@@ -49,6 +49,7 @@ class Verdict:
     tamper: Break | None
     checkpoints: tuple[Checkpoint, ...]
     checkpoint_problems: tuple[CheckpointProblem, ...]
+    unsigned_records: int  # records after the last checkpoint's seq (all without one)
     uncovered: tuple[coverage.Uncovered, ...] = field(default=())
     uncovered_count: int = 0
 
@@ -56,11 +57,6 @@ class Verdict:
     def ok(self) -> bool:
         return (self.tamper is None and not self.checkpoint_problems
                 and self.uncovered_count == 0)
-
-    @property
-    def unsigned_records(self) -> int:
-        last = self.checkpoints[-1].seq if self.checkpoints else 0
-        return max(0, self.head_seq - last)
 
     def as_json(self) -> dict[str, Any]:
         last = self.checkpoints[-1].as_json() if self.checkpoints else None
@@ -106,7 +102,9 @@ def verify(conn: Connection, keys: Keyring) -> Verdict:
     signed = tuple(every(conn))
     problems = tuple(_check_checkpoints(signed, chain, keys))
     uncovered, count = coverage.check(conn)
-    return Verdict(len(chain), head_seq, head_hash, tamper, signed, problems,
+    signed_to = max((c.seq for c in signed), default=0)
+    unsigned = sum(1 for r in chain if int(r["seq"]) > signed_to)
+    return Verdict(len(chain), head_seq, head_hash, tamper, signed, problems, unsigned,
                    tuple(uncovered), count)
 
 

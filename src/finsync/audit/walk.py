@@ -7,7 +7,8 @@ Rules:
 - The walk stops at the first record that breaks one of these, and says what happened from
   the stored hashes, which the usual tampering leaves in place:
   - a gap in `seq`, or a record renumbered down whose predecessor's hash is nowhere in the
-    trail: the record at that seq was **deleted**;
+    trail: the record at that seq was **deleted** (unless it sits later under another seq:
+    moved, so **reordered**);
   - a record that copies another's hash, that sits between a record and the one that links
     to it, or that links to an earlier record than its neighbour: **inserted**;
   - a record that links to a later record, or whose hash verifies at another seq: **reordered**;
@@ -63,9 +64,7 @@ def first_break(records: Sequence[Record]) -> Break | None:
         expected = i + 1
         seq = int(record["seq"])
         if seq != expected:
-            return Break(Tamper.DELETED, expected,
-                         f"record {expected} is missing: the trail goes from {expected - 1} "
-                         f"to {seq}")
+            return _gap(records[i:], expected, seq)
         sound = record_hash(record) == record["hash"]
         linked = record["prev_hash"] == previous
         if not (sound and linked):
@@ -115,6 +114,16 @@ def _classify(records: Sequence[Record], i: int, previous: str, sound: bool, lin
     what = "fields no longer match its hash" if not sound else "link to the record before"
     return Break(Tamper.EDITED, seq, f"record {seq} was edited: its {what}"
                  + (" was changed" if sound else ""))
+
+
+def _gap(rest: Sequence[Record], expected: int, seq: int) -> Break:
+    """No record at seq `expected`: deleted, unless it sits later under another seq."""
+    for record in rest:
+        if record_hash({**record, "seq": expected}) == record["hash"]:
+            return Break(Tamper.REORDERED, expected, f"record {expected} was moved to seq "
+                         f"{int(record['seq'])}")
+    return Break(Tamper.DELETED, expected, f"record {expected} is missing: the trail goes "
+                 f"from {expected - 1} to {seq}")
 
 
 def _hash_before(records: Sequence[Record], i: int) -> str:

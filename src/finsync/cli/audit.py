@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from finsync.audit.service import AuditTrail
 from finsync.audit.signing import new_key_pem
@@ -73,15 +74,16 @@ def _render(verdict: Verdict) -> None:
                          f"({verdict.head_hash[:16]}…)")
     if verdict.tamper is not None:
         output.console.print(f"[red]{verdict.tamper.kind.value}[/] record "
-                             f"{verdict.tamper.seq}: {verdict.tamper.message}")
+                             f"{verdict.tamper.seq}: {escape(verdict.tamper.message)}")
     for problem in verdict.checkpoint_problems:
-        output.console.print(f"[red]{problem.kind}[/]: {problem.message}")
+        output.console.print(f"[red]{problem.kind}[/]: {escape(problem.message)}")
     for item in verdict.uncovered:
-        output.console.print(f"[red]uncovered[/] {item.log} row {item.row_id}: {item.message}")
+        output.console.print(f"[red]uncovered[/] {item.log} row {item.row_id}: "
+                             f"{escape(item.message)}")
     if verdict.checkpoints:
         last = verdict.checkpoints[-1]
         output.console.print(f"{len(verdict.checkpoints)} checkpoint(s); the last signs seq "
-                             f"{last.seq} ({last.reason}); {verdict.unsigned_records} "
+                             f"{last.seq} ({escape(last.reason)}); {verdict.unsigned_records} "
                              "record(s) after it")
     else:
         output.note("no signed checkpoint yet: configure [audit] signing_key_file or "
@@ -100,7 +102,7 @@ def checkpoint(reason: Annotated[str, typer.Option(help="Recorded with the check
         output.emit_json(signed.as_json())
     else:
         output.console.print(f"signed seq {signed.seq} ({signed.hash[:16]}…) with key "
-                             f"{signed.public_key}")
+                             f"{signed.public_key}", soft_wrap=True)
 
 
 @app.command()
@@ -117,7 +119,8 @@ def export(directory: Annotated[Path, typer.Argument(help="An empty or new folde
     else:
         output.console.print(f"wrote {pack.records} record(s) (seq {pack.first_seq} to "
                              f"{pack.last_seq}) and {pack.checkpoints} checkpoint(s) to "
-                             f"{directory}; check it with `python3 {directory}/verify.py`")
+                             f"{escape(str(directory))}; check it with `python3 "
+                             f"{escape(str(directory))}/verify.py`", soft_wrap=True)
 
 
 @app.command()
@@ -146,5 +149,5 @@ def keygen(file: Annotated[Path, typer.Argument(help="Where to write the private
     if as_json:
         output.emit_json({"file": str(file), "public_key": public})
     else:
-        output.console.print(f"wrote {file}; public key {public}\nin finsync.toml:\n"
-                             f"[audit]\nsigning_key_file = \"{file}\"")
+        output.console.print(escape(f"wrote {file}; public key {public}\nin finsync.toml:\n"
+                                    f"[audit]\nsigning_key_file = \"{file}\""), soft_wrap=True)
