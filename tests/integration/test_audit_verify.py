@@ -265,3 +265,17 @@ def test_moving_any_record_past_the_end_names_it(engine: Engine) -> None:
         _fresh(engine)
         assert _tamper(engine, lambda c, s=seq: c.execute(  # type: ignore[misc]
             update(table).where(table.c.seq == s).values(seq=SIZE + 10))) == ("reordered", seq)
+
+
+def test_verify_reads_one_snapshot(engine: Engine) -> None:
+    """A record and a checkpoint committed while verify reads are not seen half: the
+    snapshot read sees neither (else the checkpoint would name a record not read yet)."""
+    _fresh(engine)
+    with reading(engine, snapshot=True) as conn:
+        seen = len(list(records(conn)))
+        with transaction(engine) as other:
+            trail.append(other, _entry(9), T0 + timedelta(hours=2))
+        _sign(engine)
+        verdict = verify(conn, KEYS)
+    assert seen == SIZE
+    assert verdict.ok and (verdict.records, verdict.checkpoints) == (SIZE, ())

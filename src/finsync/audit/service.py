@@ -36,7 +36,9 @@ class AuditTrail:
         return {"records": page, "next_after": int(page[-1]["seq"]) if more else None}
 
     def verify(self) -> verify.Verdict:
-        with reading(self.engine) as conn:
+        # One snapshot: a checkpoint or a triage action committed during the walk must not
+        # be read against records read before it.
+        with reading(self.engine, snapshot=True) as conn:
             return verify.verify(conn, self.keys)
 
     def checkpoint(self, reason: str) -> Checkpoint:
@@ -52,7 +54,7 @@ class AuditTrail:
         return self.checkpoint_if_signing(checkpoint.DAILY)
 
     def export(self, start: date, end: date, directory: Path) -> export.Pack:
-        with reading(self.engine) as conn:
+        with reading(self.engine, snapshot=True) as conn:
             return export.export(conn, self.keys, start, end, directory, self._clock())
 
     def adopt(self) -> dict[str, int]:
