@@ -123,7 +123,7 @@ when, hash-chained and signed. You can check it without finsync and without its 
 
     python3 verify.py --public-key <the 64-hex-digit key you were given>
 
-`verify.py` uses the Python standard library only (3.8 or later is enough; no package to
+`verify.py` uses the Python standard library only (3.9 or later is enough; no package to
 install). It prints `VERIFIED` and exits 0 when every check passes and a signed checkpoint
 covers every record; exit 2 means verified, but the last records came after the last
 checkpoint (not signed yet); exit 1 means a check failed, and the lines above say which
