@@ -111,9 +111,11 @@ def _classify(records: Sequence[Record], i: int, previous: str, sound: bool, lin
     if not linked and following is None:
         return Break(Tamper.INSERTED, seq, f"record {seq} was inserted: it links to a hash no "
                      "record has")
-    what = "fields no longer match its hash" if not sound else "link to the record before"
-    return Break(Tamper.EDITED, seq, f"record {seq} was edited: its {what}"
-                 + (" was changed" if sound else ""))
+    if sound:  # the first record, its link changed and its hash recomputed
+        return Break(Tamper.EDITED, seq, f"record {seq} was edited: it no longer links to the "
+                     "start of the trail")
+    return Break(Tamper.EDITED, seq, f"record {seq} was edited: its fields no longer match "
+                 "its hash")
 
 
 def _gap(rest: Sequence[Record], expected: int, seq: int) -> Break:
