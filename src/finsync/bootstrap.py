@@ -15,6 +15,8 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from finsync.audit.migrate import upgrade as upgrade_audit
+from finsync.audit.service import AuditTrail
+from finsync.audit.signing import Keyring, load_signer
 from finsync.auth.migrate import upgrade as upgrade_auth
 from finsync.config import ConfigError, FinsyncConfig, StripeSection, SystemSection
 from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
@@ -403,6 +405,7 @@ class Finance:
     close: PeriodClose
     recon: Reconciliation
     triage: Triage
+    audit: AuditTrail
 
     def dispose(self) -> None:
         """Release the remote systems' connections and the database pool."""
@@ -417,13 +420,54 @@ def build_finance(config: FinsyncConfig, *, engine: Engine | None = None,
     ports = build_ports(config, engine, clock)
     hub = build_hub(config, engine=engine, migrate=False, clock=clock, ports=ports)
     entities = [Entity(e.id, e.functional_currency) for e in config.ledger.entities]
+    audit = build_audit(config, engine, clock)
     return Finance(
         hub, ports,
-        PeriodClose(hub, ports.ledger(), ports.revenue()),
+        PeriodClose(hub, ports.ledger(), ports.revenue(), audit.checkpoint_if_signing),
         Reconciliation(engine, ports.billing_records(), ports.ledger(), ports.revenue(),
                        entities, clock),
         Triage(engine, ApprovalPolicy(config.triage.approval_threshold, config.triage.thresholds),
-               ports.ledgers.get, clock))
+               ports.ledgers.get, clock),
+        audit)
+
+
+def build_keyring(config: FinsyncConfig) -> Keyring:
+    """The audit signing key named by `[audit]` (read now) and the trusted public keys."""
+    section = config.audit
+    file = config.resolve(section.signing_key_file) if section.signing_key_file else None
+    return Keyring.of(load_signer(file, section.signing_key_env), tuple(section.public_keys))
+
+
+def build_audit(config: FinsyncConfig, engine: Engine,
+                clock: Callable[[], datetime] = utc_now) -> AuditTrail:
+    return AuditTrail(engine, build_keyring(config), clock)
+
+
+def open_audit(config: FinsyncConfig) -> AuditTrail:
+    """The configured database's audit trail, migrated; the caller disposes its engine."""
+    engine = build_engine(config)
+    try:
+        _upgrade_hub(engine)
+        return build_audit(config, engine)
+    except BaseException:
+        engine.dispose()
+        raise
+
+
+def build_daily(finance: Finance) -> Callable[[date], object]:
+    """The daily job: reconciliation as of the day, then the audit checkpoint. Each runs
+    even when the other fails; the first failure is raised afterwards, so that the job is
+    tried again."""
+    def daily(day: date) -> None:
+        failures: list[Exception] = []
+        for job in (finance.recon.run, finance.audit.daily):
+            try:
+                job(day)
+            except Exception as exc:  # re-raised below, after the other job
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+    return daily
 
 
 def build_metrics(finance: Finance) -> Callable[[], str]:

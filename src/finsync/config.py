@@ -131,6 +131,17 @@ class AuthSection(_Strict):
     os_users: dict[str, str] = Field(default_factory=dict)
 
 
+class AuditSection(_Strict):
+    """The key that signs the audit trail's checkpoints: the file or the environment
+    variable that holds it (the key itself is never written here), and the public keys
+    (hex) that verification trusts besides the signer's own: earlier keys after a rotation,
+    or the only key of a host that verifies without signing."""
+
+    signing_key_file: str | None = None
+    signing_key_env: str | None = None
+    public_keys: list[str] = Field(default_factory=list)
+
+
 class LedgerSection(_Strict):
     """Books of the embedded ledger, created at start-up when missing."""
 
@@ -220,6 +231,7 @@ class FinsyncConfig(_Strict):
     limits: dict[str, LimitsSection] = {}  # intake source (or "default") -> its limits
     usage: UsageSection = UsageSection()
     auth: AuthSection = AuthSection()
+    audit: AuditSection = AuditSection()
     base_dir: Path = Path(".")
 
     def limits_for(self, source: str) -> InputLimits:
@@ -300,8 +312,14 @@ def _check_auth(auth: AuthSection) -> None:
                               "[auth.principals]")
 
 
+def _check_audit(audit: AuditSection) -> None:
+    if audit.signing_key_file and audit.signing_key_env:
+        raise ConfigError("[audit] names both signing_key_file and signing_key_env: keep one")
+
+
 def _check(config: FinsyncConfig) -> None:
     _check_pumps(config)
+    _check_audit(config.audit)
     _check_auth(config.auth)
     named = {"default", *config.sources, *config.usage.sources}
     for name in config.limits:

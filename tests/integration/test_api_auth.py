@@ -81,6 +81,8 @@ AUTHENTICATED = {
     ("GET", "/v1/correlations/{correlation_id}/milestones"): Call(
         "GET", "/v1/correlations/c1/milestones", FINANCE_READ),
     ("GET", "/metrics"): Call("GET", "/metrics", FINANCE_READ),
+    ("GET", "/v1/audit"): Call("GET", "/v1/audit", AUDIT_READ),
+    ("GET", "/v1/audit/verify"): Call("GET", "/v1/audit/verify", AUDIT_READ),
     ("GET", "/openapi.json"): Call("GET", "/openapi.json", None),
 }
 PUBLIC = {("GET", "/healthz")}

@@ -29,7 +29,7 @@ from datetime import date
 from typing import Annotated, Any, NoReturn
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException
@@ -40,7 +40,9 @@ from finsync.api.errors import (
     http_error_handler,
     validation_error_handler,
 )
-from finsync.auth.principal import FINANCE_READ, PII_READ, Principal, events_write
+from finsync.audit.service import PAGE_MAX, AuditTrail
+from finsync.audit.signing import Keyring
+from finsync.auth.principal import AUDIT_READ, FINANCE_READ, PII_READ, Principal, events_write
 from finsync.auth.tokens import principal_for
 from finsync.domain.clock import utc_now
 from finsync.domain.errors import ExceptionClass, FinsyncError, MappingError, SignatureError
@@ -69,6 +71,9 @@ def _stored_headers(request: Request) -> dict[str, str]:
 
 
 LimitsFor = Callable[[str], InputLimits]
+SEQ_MAX = 2**63 - 1  # the audit trail's seq is a BIGINT
+AfterSeq = Annotated[int, Query(ge=0, le=SEQ_MAX, description="Records after this seq.")]
+PageSize = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Records in the page.")]
 
 
 def _default_limits(_source: str) -> InputLimits:
@@ -117,6 +122,7 @@ _ANY_JSON_BODY = {"requestBody": {"required": True,
 # What an intake route needs: a token that may write as the path's source.
 _WRITES_AS_SOURCE = {**_ANY_JSON_BODY, **security.needs(events_write("{source}"))}
 _READS_FINANCE = security.needs(FINANCE_READ)
+_READS_AUDIT = security.needs(AUDIT_READ)
 
 
 def _reads_pii(request: Request) -> bool:
@@ -205,13 +211,16 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                wake: Callable[[int], None] | None = None,
                batch_max: int = BATCH_MAX, linger_s: float = LINGER_S,
                usage: UsageIntake | None = None, usage_interval_s: float = 10.0,
-               authenticate: security.Authenticate | None = None) -> FastAPI:
+               authenticate: security.Authenticate | None = None,
+               audit: AuditTrail | None = None) -> FastAPI:
     """The app. `worker_interval_s` runs the pipeline in this process (None: another process
     runs it); `wake(count)` is called after every committed intake batch of `count` raw
     events (the pipeline of this process is woken anyway). `authenticate(token)` is the
     principal a bearer token stands for (default: the API tokens in the hub's database,
-    at the wall clock's time)."""
+    at the wall clock's time). Without `audit`, the trail is read and verified with no
+    trusted key (signed checkpoints then fail verification)."""
     logfilter.install()  # no secret nor e-mail address in this process's finsync logs
+    trail = audit or AuditTrail(hub.engine, Keyring.of(None), hub.clock)
     signed = dict(webhooks or {})
     limits = limits_for or _default_limits
 
@@ -331,6 +340,18 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     def milestones(correlation_id: str) -> dict[str, Any]:
         return {"correlation_id": correlation_id, "milestones": hub.timeline(correlation_id),
                 **hub.transaction_status(correlation_id)}
+
+    @app.get("/v1/audit", openapi_extra=_READS_AUDIT)
+    def audit_records(after: AfterSeq = 0, limit: PageSize = 100) -> dict[str, Any]:
+        """The audit trail's records in seq order, a page at a time: pass the answer's
+        `next_after` as `after` for the next page (null: the last page)."""
+        return trail.records(after, limit)
+
+    @app.get("/v1/audit/verify", openapi_extra=_READS_AUDIT)
+    def audit_verify() -> dict[str, Any]:
+        """The chain walked, the checkpoints checked, the legacy logs covered; `ok` says
+        whether anything was found (the answer is 200 either way: it is a report)."""
+        return trail.verify().as_json()
 
     @app.get("/metrics", response_class=PlainTextResponse, openapi_extra=_READS_FINANCE)
     def prometheus() -> str:

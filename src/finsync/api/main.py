@@ -18,7 +18,13 @@ from types import FrameType
 from fastapi import FastAPI
 
 from finsync.api.app import create_app, pipeline_supervisor
-from finsync.bootstrap import build_finance, build_metrics, build_usage, build_webhooks
+from finsync.bootstrap import (
+    build_daily,
+    build_finance,
+    build_metrics,
+    build_usage,
+    build_webhooks,
+)
 from finsync.config import load_config
 from finsync.hub import logfilter
 
@@ -38,7 +44,8 @@ def app_from_environment() -> FastAPI:
     hub = finance.hub
     return create_app(hub, worker_interval_s=_interval_s() if mode == "on" else None,
                       metrics=build_metrics(finance),
-                      daily=finance.recon.run, webhooks=build_webhooks(config, hub.engine),
+                      daily=build_daily(finance), audit=finance.audit,
+                      webhooks=build_webhooks(config, hub.engine),
                       limits_for=config.limits_for,
                       usage=build_usage(config, hub.engine, hub.clock))
 
@@ -49,7 +56,7 @@ def run_pipeline() -> None:
     config = load_config()
     finance = build_finance(config)
     hub = finance.hub
-    supervisor = pipeline_supervisor(hub, _interval_s(), finance.recon.run,
+    supervisor = pipeline_supervisor(hub, _interval_s(), build_daily(finance),
                                      build_usage(config, hub.engine, hub.clock))
     stopping = threading.Event()
 

@@ -5,6 +5,9 @@ field but `hash` itself, `prev_hash` and `seq` included. Changing any field chan
 a removed, inserted or swapped record no longer links to its neighbour. The evidence pack's
 standalone `verify.py` computes the same bytes with the standard library only, so this
 definition is a published format: change it only with a new `CHAIN_VERSION`.
+
+A checkpoint states "the record at `seq` has hash `hash`" (seq 0 and `GENESIS`: the empty
+trail); its signature covers the canonical JSON of `checkpoint_body`, published alike.
 """
 
 from __future__ import annotations
@@ -51,3 +54,13 @@ def record_hash(record: Mapping[str, Any]) -> str:
     `before` and `after` already canonical JSON text or None)."""
     body = canonical({name: record[name] for name in FIELDS})
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+CHECKPOINT_FORMAT = "finsync-audit-checkpoint/1"
+
+
+def checkpoint_message(seq: int, head_hash: str, signed_at: str, reason: str) -> bytes:
+    """The bytes a checkpoint's Ed25519 signature covers (`signed_at` a `timestamp`)."""
+    body = {"format": CHECKPOINT_FORMAT, "seq": seq, "hash": head_hash,
+            "signed_at": signed_at, "reason": reason}
+    return canonical(body).encode()

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from finsync.bootstrap import build_hub, migrate_database
+from finsync.cli import audit as audit_cli
 from finsync.cli import billing as billing_cli
 from finsync.cli import finance as finance_cli
 from finsync.cli import generate as generate_cli
@@ -49,6 +50,7 @@ app.add_typer(stripe_cli.app, name="stripe")
 app.add_typer(tryton_cli.app, name="tryton")
 app.add_typer(usage_cli.app, name="usage")
 app.add_typer(tokens_cli.app, name="tokens")
+app.add_typer(audit_cli.app, name="audit")
 
 @contextmanager
 def _hub(config: Path | None) -> Iterator[Hub]:

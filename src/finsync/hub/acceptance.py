@@ -28,6 +28,7 @@ from enum import StrEnum
 
 from sqlalchemy import Connection
 
+from finsync.audit import correction
 from finsync.domain import codec, diff
 from finsync.domain.aggregate import AggregateRef
 from finsync.domain.envelope import Envelope
@@ -158,8 +159,8 @@ class Acceptance:
         while (nxt := event_log.parked_next(conn, env.aggregate.type, env.aggregate.id,
                                             version + 1)) is not None:
             self._apply(conn, nxt, None, at, stored=True)
-            exception_log.resolve_by_fingerprint(
-                conn, _gap_fingerprint(nxt), "gap filled: applied in version order", at)
+            correction.resolve(conn, "sequencing", _gap_fingerprint(nxt),
+                               "gap filled: applied in version order", at)
             version += 1
 
     def _reject(self, conn: Connection, env: Envelope, raw_id: int | None, at: datetime,

@@ -18,16 +18,20 @@ Rules:
   close again, or send the journals with `into_open_period`; the closed period refuses them
   as `closed_period`, and triage re-routes them to the first open period (approved by a
   second person above the threshold).
+- Each close the ERP confirms ends with a signed checkpoint of the audit trail's head
+  (`checkpoint`, given the reason `close:<entity>:<YYYY-MM>`), so that the records of the
+  period, its close included, are signed when it closes.
 - Late events for a closed period are refused by the ERP as `closed_period`; triage re-routes
   them to the first open period with approval.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 
+from finsync.audit.checkpoint import close_reason
 from finsync.connectors.ports import LedgerPort, RevenuePort
 from finsync.domain import codec
 from finsync.domain.clock import Period, month_period
@@ -71,8 +75,10 @@ class CloseResult:
 
 
 class PeriodClose:
-    def __init__(self, hub: Hub, ledger: LedgerPort, revenue: RevenuePort) -> None:
+    def __init__(self, hub: Hub, ledger: LedgerPort, revenue: RevenuePort,
+                 checkpoint: Callable[[str], object] | None = None) -> None:
         self._hub, self._ledger, self._revenue = hub, ledger, revenue
+        self._checkpoint = checkpoint
 
     def close(self, legal_entity: str, period_name: str, actor: str, *,
               into_open_period: bool = False) -> CloseResult:
@@ -88,6 +94,8 @@ class PeriodClose:
         journals = tuple(self._revenue.period_journals(legal_entity, period, correlation))
         self._post(journals, correlation)
         self._ledger.close_period(legal_entity, period_name, actor)
+        if self._checkpoint is not None:
+            self._checkpoint(close_reason(legal_entity, period_name))
         return CloseResult(legal_entity, period_name, journals, "closed")
 
     def _closed_already(self, legal_entity: str, period_name: str, correlation: str,

@@ -36,6 +36,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from finsync.audit import correction
 from finsync.connectors.ports import DeliveryContext, Receipt
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import (
@@ -315,7 +316,7 @@ class DeliveryWorker:
             milestone_log.record(conn, env.correlation_id, milestone, env.event_id,
                                  delivery.target, now)
         note = f"delivered to {delivery.target} (entry {receipt.external_id})"
-        if exception_log.resolve_by_fingerprint(conn, _fingerprint(delivery), note, now):
+        if correction.resolve(conn, "delivery", _fingerprint(delivery), note, now):
             milestone_log.record(conn, env.correlation_id, Milestone.EXCEPTION_RESOLVED,
                                  env.event_id, delivery.target, now)
 

@@ -25,6 +25,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection
 
+from finsync.audit import correction
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.status import ExceptionStatus
 from finsync.recon.model import CheckResult, Item
@@ -33,6 +34,7 @@ from finsync.storage.exception_log import NewException
 
 BREAK = ExceptionClass.RECONCILIATION_BREAK
 RESOLVED_NOTE = "reconciles on the latest run"
+COMPONENT = "recon"  # the actor of a break it resolves: system:recon
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +78,11 @@ def sync(conn: Connection, entity: str, as_of: date, checks: Sequence[CheckResul
             elif item.is_break:
                 _open(conn, fingerprint, check.name, item, as_of, found.status, now)
             else:
-                exception_log.resolve_by_fingerprint(conn, fingerprint, RESOLVED_NOTE, now)
+                correction.resolve(conn, COMPONENT, fingerprint, RESOLVED_NOTE, now)
     for fingerprint, found in held.items():
         if (fingerprint not in compared and _may_decide(found, as_of)
                 and not _ref(fingerprint).startswith("period:")):
-            exception_log.resolve_by_fingerprint(conn, fingerprint, RESOLVED_NOTE, now)
+            correction.resolve(conn, COMPONENT, fingerprint, RESOLVED_NOTE, now)
 
 
 def _open(conn: Connection, fingerprint: str, check: str, item: Item, as_of: date,

@@ -97,11 +97,17 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
-def reading(engine: Engine) -> Iterator[Connection]:
-    """A read-only unit of work; on SQLite it does not take the write lock."""
+def reading(engine: Engine, *, snapshot: bool = False) -> Iterator[Connection]:
+    """A read-only unit of work; on SQLite it does not take the write lock. With
+    `snapshot`, every read sees the database as of the first one (REPEATABLE READ on
+    PostgreSQL; a SQLite read transaction already does), for reports that read several
+    tables that must agree."""
+    options: dict[str, Any] = {_READ_ONLY: True}
+    if snapshot and engine.dialect.name == "postgresql":
+        options["isolation_level"] = "REPEATABLE READ"
     try:
         with engine.connect() as conn:
-            conn = conn.execution_options(**{_READ_ONLY: True})
+            conn = conn.execution_options(**options)
             with conn.begin():
                 yield conn
     except OperationalError as exc:

@@ -102,7 +102,8 @@ def close(conn: Connection, exception_id: int, status: ExceptionStatus, note: st
 def resolve_by_fingerprint(conn: Connection, fingerprint: str, note: str,
                            at: datetime) -> list[dict[str, Any]]:
     """Resolve the unresolved exception with this fingerprint; returns what was resolved."""
-    found = conn.execute(select(exceptions.c.id, exceptions.c.correlation_id).where(
+    found = conn.execute(select(exceptions.c.id, exceptions.c.correlation_id,
+                                exceptions.c.status).where(
         exceptions.c.fingerprint == fingerprint,
         exceptions.c.status.in_(UNRESOLVED))).mappings().all()
     if found:
