@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 
 from finsync.api.app import create_app
-from finsync.auth.principal import AUDIT_READ, Principal
 from finsync.audit import trail
 from finsync.audit.chain import Entry
 from finsync.audit.service import AuditTrail
 from finsync.audit.signing import Keyring
 from finsync.audit.tables import trail as table
+from finsync.auth.principal import AUDIT_READ, Principal
 from finsync.storage.db import transaction
 from tests.clikit import cli_json
 from tests.hubkit import make_hub
