@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -16,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from finsync.audit.migrate import upgrade as upgrade_audit
 from finsync.config import ConfigError, FinsyncConfig, StripeSection, SystemSection
+from finsync.connectors.calls import NO_RECORDER, CallRecorder
 from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
 from finsync.connectors.embedded.billing_records import EmbeddedBillingRecords
 from finsync.connectors.embedded.ledger import EmbeddedLedger
@@ -48,6 +50,7 @@ from finsync.hub.target import Target, ledger_target, revenue_target
 from finsync.hub.usage import UsageIntake
 from finsync.hub.webhook import WebhookIntake
 from finsync.recon.service import Entity, Reconciliation
+from finsync.storage.call_log import CallLog
 from finsync.storage.db import make_engine
 from finsync.storage.migrate import current_revision, upgrade
 from finsync.systems.billing.catalog_file import (
@@ -71,6 +74,8 @@ from finsync.triage.policy import ApprovalPolicy
 from finsync.triage.service import Triage
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 def build_ledger_service(config: FinsyncConfig, engine: Engine,
@@ -161,19 +166,28 @@ class _Build:
     config: FinsyncConfig
     engine: Engine
     clock: Callable[[], datetime]
+    recorder: CallRecorder
+
+
+def build_call_log(config: FinsyncConfig, engine: Engine,
+                   clock: Callable[[], datetime] = utc_now) -> CallLog:
+    """The external-call log on the hub's database, kept `[calls] retention_days`."""
+    return CallLog(engine, timedelta(days=config.calls.retention_days), clock)
 
 
 def _filedrop_ledger(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
-    ports.ledgers[name] = FileDropLedger(name, build.config.resolve(system.directory))
+    ports.ledgers[name] = FileDropLedger(name, build.config.resolve(system.directory),
+                                         recorder=build.recorder)
 
 
 def _embedded_ledger(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
     service = build_ledger_service(build.config, build.engine, system, build.clock)
-    ports.ledgers[name] = EmbeddedLedger(name, service, system.batch_size or 100)
+    ports.ledgers[name] = EmbeddedLedger(name, service, system.batch_size or 100,
+                                         recorder=build.recorder)
 
 
 def _tryton_ledger(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
-    ports.ledgers[name] = build_tryton_ledger(name, system)
+    ports.ledgers[name] = build_tryton_ledger(name, system, build.recorder)
 
 
 def _embedded_billing(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
@@ -183,7 +197,8 @@ def _embedded_billing(build: _Build, name: str, system: SystemSection, ports: Po
 
 def _embedded_revenue(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
     ports.revenues[name] = EmbeddedRevenue(name, build_revenue_service(build.config,
-                                                                       build.engine))
+                                                                       build.engine),
+                                           recorder=build.recorder)
 
 
 # Which adapter plays each (role, connector) of `[systems.<name>]`.
@@ -199,7 +214,7 @@ _FACTORIES: Mapping[tuple[str, str], Callable[[_Build, str, SystemSection, Ports
 def build_ports(config: FinsyncConfig, engine: Engine,
                 clock: Callable[[], datetime] = utc_now) -> Ports:
     ports = Ports()
-    build = _Build(config, engine, clock)
+    build = _Build(config, engine, clock, build_call_log(config, engine, clock))
     for name, system in config.systems.items():
         factory = _FACTORIES.get((system.role, system.connector))
         if factory is None:
@@ -219,9 +234,10 @@ def build_targets(config: FinsyncConfig, engine: Engine,
     return targets
 
 
-def build_tryton_ledger(name: str, system: SystemSection) -> TrytonLedger:
+def build_tryton_ledger(name: str, system: SystemSection,
+                        recorder: CallRecorder | None = None) -> TrytonLedger:
     """Tryton behind the ledger port, from `[systems.<name>]` (the password from the
-    environment variable the section names)."""
+    environment variable the section names); its requests go to `recorder`, if any."""
     url, database = system.url, system.database
     password = os.environ.get(system.password_env)
     if not url or not database or not system.companies:
@@ -236,8 +252,11 @@ def build_tryton_ledger(name: str, system: SystemSection) -> TrytonLedger:
                           f"{', '.join(TrytonRole)}") from exc
     entities = {entity: TrytonEntity(company, accounts)
                 for entity, company in system.companies.items()}
-    return TrytonLedger(name, lambda: TrytonClient(url, database, system.user, password),
-                        entities, max_batch=system.max_batch)
+    def connect() -> TrytonClient:
+        return TrytonClient(url, database, system.user, password,
+                            recorder=recorder or NO_RECORDER, system=name)
+
+    return TrytonLedger(name, connect, entities, max_batch=system.max_batch)
 
 
 def build_billing_service(config: FinsyncConfig, engine: Engine,
@@ -294,16 +313,18 @@ def _secret(source: str, env: str) -> str:
     return value
 
 
-def build_stripe_client(config: FinsyncConfig, source: str) -> StripeClient:
+def build_stripe_client(config: FinsyncConfig, source: str,
+                        recorder: CallRecorder | None = None) -> StripeClient:
+    """Stripe's API for `source`; its requests go to `recorder`, if any."""
     section = _stripe_section(config, source)
-    return StripeClient(source, ClientSettings(_secret(source, section.api_key_env),
-                                               section.base_url, section.api_version,
-                                               section.timeout_s))
+    settings = ClientSettings(_secret(source, section.api_key_env), section.base_url,
+                              section.api_version, section.timeout_s)
+    return StripeClient(source, settings, recorder=recorder or NO_RECORDER)
 
 
 def build_stripe_poller(config: FinsyncConfig, engine: Engine, source: str) -> Poller:
     stripe_state.upgrade(engine)
-    return Poller(build_stripe_client(config, source),
+    return Poller(build_stripe_client(config, source, build_call_log(config, engine)),
                   stripe_state.PollState(engine, source, utc_now))
 
 
@@ -381,6 +402,15 @@ class Finance:
     close: PeriodClose
     recon: Reconciliation
     triage: Triage
+    calls: CallLog
+
+    def daily(self, day: date) -> object:
+        """The daily job: the call log's purge past its retention, then reconciliation as
+        of `day` (yesterday)."""
+        purged = self.calls.purge()
+        if purged:
+            log.info("call log: %d calls older than %s purged", purged, self.calls.retention)
+        return self.recon.run(day)
 
     def dispose(self) -> None:
         """Release the remote systems' connections and the database pool."""
@@ -401,7 +431,8 @@ def build_finance(config: FinsyncConfig, *, engine: Engine | None = None,
         Reconciliation(engine, ports.billing_records(), ports.ledger(), ports.revenue(),
                        entities, clock),
         Triage(engine, ApprovalPolicy(config.triage.approval_threshold, config.triage.thresholds),
-               ports.ledgers.get, clock))
+               ports.ledgers.get, clock),
+        build_call_log(config, engine, clock))
 
 
 def build_metrics(finance: Finance) -> Callable[[], str]:

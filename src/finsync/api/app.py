@@ -274,6 +274,14 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
         return {"correlation_id": correlation_id, "milestones": hub.timeline(correlation_id),
                 **hub.transaction_status(correlation_id)}
 
+    @app.get("/v1/correlations/{correlation_id}/calls")
+    def calls(correlation_id: str) -> dict[str, Any]:
+        """Every external call made for one correlation id, to every system, oldest first
+        (the call log: method, endpoint, status, duration, idempotency keys, redacted
+        excerpts)."""
+        return {"correlation_id": correlation_id,
+                "calls": [c.as_json() for c in hub.calls(correlation_id)]}
+
     @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> str:
         if metrics is None:

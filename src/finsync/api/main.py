@@ -37,7 +37,7 @@ def app_from_environment() -> FastAPI:
     hub = finance.hub
     return create_app(hub, worker_interval_s=_interval_s() if mode == "on" else None,
                       metrics=build_metrics(finance),
-                      daily=finance.recon.run, webhooks=build_webhooks(config, hub.engine),
+                      daily=finance.daily, webhooks=build_webhooks(config, hub.engine),
                       limits_for=config.limits_for,
                       usage=build_usage(config, hub.engine, hub.clock))
 
@@ -47,7 +47,7 @@ def run_pipeline() -> None:
     config = load_config()
     finance = build_finance(config)
     hub = finance.hub
-    supervisor = pipeline_supervisor(hub, _interval_s(), finance.recon.run,
+    supervisor = pipeline_supervisor(hub, _interval_s(), finance.daily,
                                      build_usage(config, hub.engine, hub.clock))
     stopping = threading.Event()
 
