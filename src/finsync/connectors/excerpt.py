@@ -44,18 +44,14 @@ _IDENTIFIER = re.compile(r"[A-Za-z0-9_.:/#+=-]{1,64}")
 def redacted(value: object) -> str:
     """`value` (JSON-ready, or JSON text/bytes) as a redacted JSON excerpt."""
     if isinstance(value, bytes | bytearray):
-        value = _parsed(bytes(value))
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return json.dumps(f"<{len(value)} bytes, not JSON>")
     text = json.dumps(_shape(value, None, 0), separators=(",", ":"), ensure_ascii=False)
     if len(text) > EXCERPT_MAX:
         return text[:EXCERPT_MAX - 1] + "…"
     return text
-
-
-def _parsed(body: bytes) -> object:
-    try:
-        return json.loads(body)
-    except ValueError:
-        return f"<{len(body)} bytes, not JSON>"
 
 
 def _shape(value: object, key: str | None, depth: int) -> Any:

@@ -1,0 +1,77 @@
+"""The call recorder's plumbing: who a call is for (the delivery's context variable), its
+status whatever the outcome, and its duration."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from finsync.connectors.calls import Channel, Subject, current_subjects, delivering, recorded
+from finsync.domain.call import Call
+from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+
+
+class Calls(list[Call]):
+    def record(self, call: Call) -> None:
+        self.append(call)
+
+
+def test_a_call_inside_a_delivery_is_filed_under_it_and_timed() -> None:
+    calls = Calls()
+    with delivering([Subject("amd_1", "evt_1:ledger")]), \
+            recorded(calls, "ledger", Channel.PORT, "post_invoice", "LedgerPort") as exchange:
+        time.sleep(0.002)
+        exchange.request({"document": "inv_1"}, 10)
+    (call,) = calls
+    assert call.subjects == (Subject("amd_1", "evt_1:ledger"),)
+    assert call.status == "ok" and call.error is None
+    assert call.duration_us >= 2000 and call.started_at.tzinfo is not None
+    assert call.request_excerpt == '{"document":"inv_1"}' and call.request_bytes == 10
+    assert current_subjects() == ()  # the delivery's scope ended with it
+
+
+def test_the_deliverys_subjects_win_over_the_adapters_own() -> None:
+    calls = Calls()
+    with recorded(calls, "drop", Channel.FILE, "append", "/x", [Subject("c0", "k0")]):
+        pass
+    with delivering([Subject("c1", "k1"), Subject("c2", "k2")]), \
+            recorded(calls, "drop", Channel.FILE, "append", "/x", [Subject("c0", "k0")]):
+        pass
+    assert [c.subjects for c in calls] == [(Subject("c0", "k0"),),
+                                           (Subject("c1", "k1"), Subject("c2", "k2"))]
+
+
+@pytest.mark.parametrize(("error", "status", "named"), [
+    (TransientError("x"), "transient", "transient:target_unavailable"),
+    (PermanentError("x", exception_class=ExceptionClass.CLOSED_PERIOD), "permanent",
+     "permanent:closed_period"),
+    (KeyError("secret detail"), "error", "KeyError"),
+])
+def test_a_failed_call_is_recorded_with_its_class_and_the_error_goes_on(
+        error: Exception, status: str, named: str) -> None:
+    calls = Calls()
+    with pytest.raises(type(error)), recorded(calls, "s", Channel.HTTP, "GET", "/v1/x"):
+        raise error
+    assert (calls[0].status, calls[0].error) == (status, named)
+    assert "secret detail" not in repr(calls[0])
+
+
+def test_an_http_status_set_by_the_adapter_stays_when_it_raises() -> None:
+    calls = Calls()
+    with pytest.raises(PermanentError), \
+            recorded(calls, "stripe", Channel.HTTP, "GET", "/v1/invoices/in_x") as exchange:
+        exchange.status, exchange.error = "404", "invalid_request_error"
+        raise PermanentError("404", exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
+    assert (calls[0].status, calls[0].error) == ("404", "invalid_request_error")
+
+
+def test_the_subjects_do_not_leak_into_other_threads() -> None:
+    seen: list[tuple[Subject, ...]] = []
+    with delivering([Subject("amd_1")]):
+        worker = threading.Thread(target=lambda: seen.append(current_subjects()))
+        worker.start()
+        worker.join()
+        assert current_subjects() == (Subject("amd_1"),)
+    assert seen == [()]
