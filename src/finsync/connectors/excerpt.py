@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 EXCERPT_MAX = 2000
-DEPTH_MAX = 6
+DEPTH_MAX = 10
 ITEMS_MAX = 5
 
 SAFE_KEYS = frozenset({
