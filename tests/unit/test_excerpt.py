@@ -67,7 +67,7 @@ def test_lists_depth_and_size_are_bounded() -> None:
     for _ in range(20):
         deep = {"a": deep}
     assert '"…"' in redacted(deep)
-    wide = {f"k{n}": n for n in range(2000)}
+    wide = [{f"key_{n:04}": n for n in range(40)} for _ in range(5)]
     assert len(redacted(wide)) == EXCERPT_MAX
 
 
@@ -91,3 +91,8 @@ def test_no_string_under_a_personal_key_survives(value: object) -> None:
         return []
 
     assert all(s.startswith("<") or s.startswith("+") or s == "…" for s in strings(text))
+
+
+def test_an_object_keeps_its_first_keys_and_counts_the_rest() -> None:
+    shown = json.loads(redacted({f"k{n}": n for n in range(100)}))
+    assert len(shown) == 41 and shown["k0"] == 0 and shown["…"] == "+60 more keys"

@@ -119,10 +119,12 @@ class StripeClient:
         query = f"{sep}{urllib.parse.urlencode(list(params))}" if params else ""
         with recorded(self._recorder, self.system, Channel.HTTP, "GET",
                       path + query) as exchange:
-            return _json_object(path, self._get(path + query, exchange))
+            body = self._get(path, path + query, exchange)
+            answer = _json_object(path, body)
+            exchange.response(answer, len(body))
+            return answer
 
-    def _get(self, target: str, exchange: Exchange) -> bytes:
-        path = target.split("?", 1)[0]
+    def _get(self, path: str, target: str, exchange: Exchange) -> bytes:
         request = urllib.request.Request(self._settings.base_url.rstrip("/") + target,
                                          headers=self._headers(), method="GET")
         try:
@@ -137,7 +139,6 @@ class StripeClient:
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             exchange.status, exchange.error = "unreachable", exc.__class__.__name__
             raise TransientError(f"Stripe unreachable at {path}: {exc}") from exc
-        exchange.response(body, len(body))
         return body
 
     def _headers(self) -> dict[str, str]:
