@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from finsync.config import ConfigError, parse_config
 from finsync.connectors.calls import Channel, Subject, current_subjects, delivering, recorded
 from finsync.domain.call import Call
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+from finsync.domain.events import BusinessDomain
 
 
 class Calls(list[Call]):
@@ -75,3 +78,13 @@ def test_the_subjects_do_not_leak_into_other_threads() -> None:
         worker.join()
         assert current_subjects() == (Subject("amd_1"),)
     assert seen == [()]
+
+
+def test_the_retention_is_configured_in_days_and_must_be_positive() -> None:
+    base = {"ownership": {d.value: "billing" for d in BusinessDomain}}
+    assert parse_config(base, Path(".")).calls.retention_days == 2557  # seven years
+    assert parse_config({**base, "calls": {"retention_days": 90}},
+                        Path(".")).calls.retention_days == 90
+    for bad in (0, -1, "forever"):
+        with pytest.raises(ConfigError, match="retention_days"):
+            parse_config({**base, "calls": {"retention_days": bad}}, Path("."))
