@@ -23,8 +23,8 @@ class Calls(list[Call]):
 
 def test_a_call_inside_a_delivery_is_filed_under_it_and_timed() -> None:
     calls = Calls()
-    with delivering([Subject("amd_1", "evt_1:ledger")]), \
-            recorded(calls, "ledger", Channel.PORT, "post_invoice", "LedgerPort") as exchange:
+    with (delivering([Subject("amd_1", "evt_1:ledger")]),
+          recorded(calls, "ledger", Channel.PORT, "post_invoice", "LedgerPort") as exchange):
         time.sleep(0.002)
         exchange.request({"document": "inv_1"}, 10)
     (call,) = calls
@@ -39,8 +39,8 @@ def test_the_deliverys_subjects_win_over_the_adapters_own() -> None:
     calls = Calls()
     with recorded(calls, "drop", Channel.FILE, "append", "/x", [Subject("c0", "k0")]):
         pass
-    with delivering([Subject("c1", "k1"), Subject("c2", "k2")]), \
-            recorded(calls, "drop", Channel.FILE, "append", "/x", [Subject("c0", "k0")]):
+    with (delivering([Subject("c1", "k1"), Subject("c2", "k2")]),
+          recorded(calls, "drop", Channel.FILE, "append", "/x", [Subject("c0", "k0")])):
         pass
     assert [c.subjects for c in calls] == [(Subject("c0", "k0"),),
                                            (Subject("c1", "k1"), Subject("c2", "k2"))]
@@ -63,8 +63,8 @@ def test_a_failed_call_is_recorded_with_its_class_and_the_error_goes_on(
 
 def test_an_http_status_set_by_the_adapter_stays_when_it_raises() -> None:
     calls = Calls()
-    with pytest.raises(PermanentError), \
-            recorded(calls, "stripe", Channel.HTTP, "GET", "/v1/invoices/in_x") as exchange:
+    with (pytest.raises(PermanentError),
+          recorded(calls, "stripe", Channel.HTTP, "GET", "/v1/invoices/in_x") as exchange):
         exchange.status, exchange.error = "404", "invalid_request_error"
         raise PermanentError("404", exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
     assert (calls[0].status, calls[0].error) == ("404", "invalid_request_error")

@@ -110,8 +110,9 @@ def recorded(recorder: CallRecorder, system: str, channel: Channel, method: str,
     """Time the call made inside and record it, whatever its outcome; an error raised
     inside sets the status (unless the caller already set an HTTP one) and leaves as it
     came."""
-    exchange = Exchange() if subjects is None or current_subjects() else \
-        Exchange(subjects=tuple(subjects))
+    exchange = Exchange()
+    if subjects is not None and not exchange.subjects:  # outside a delivery: the caller's
+        exchange.subjects = tuple(subjects)
     started_at = datetime.now(UTC)
     started = time.perf_counter()
     try:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -151,7 +151,7 @@ def for_correlation(conn: Connection, correlation_id: str) -> list[LoggedCall]:
             keys[call_id].append(str(row["idempotency_key"]))
         if call_id not in found:
             found[call_id] = _logged(row, correlation_id)
-    return [_with_keys(call, tuple(keys[call.id])) for call in found.values()]
+    return [replace(call, idempotency_keys=tuple(keys[call.id])) for call in found.values()]
 
 
 def _logged(row: Any, correlation_id: str) -> LoggedCall:
@@ -160,13 +160,6 @@ def _logged(row: Any, correlation_id: str) -> LoggedCall:
         row["endpoint"], row["status"], row["error"], int(row["duration_us"]),
         row["request_bytes"], row["response_bytes"], row["request_excerpt"],
         row["response_excerpt"], correlation_id, ())
-
-
-def _with_keys(call: LoggedCall, keys: tuple[str, ...]) -> LoggedCall:
-    return LoggedCall(call.id, call.started_at, call.system, call.channel, call.method,
-                      call.endpoint, call.status, call.error, call.duration_us,
-                      call.request_bytes, call.response_bytes, call.request_excerpt,
-                      call.response_excerpt, call.correlation_id, keys)
 
 
 def purge_before(conn: Connection, before: datetime, limit: int = PURGE_BATCH) -> int:
