@@ -11,9 +11,12 @@ import pytest
 
 from finsync.config import ConfigError, parse_config
 from finsync.connectors.calls import Channel, Subject, current_subjects, delivering, recorded
+from finsync.connectors.filedrop.ledger import FileDropLedger
+from finsync.connectors.ports import DeliveryContext, Posting
 from finsync.domain.call import Call
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
-from finsync.domain.events import BusinessDomain
+from finsync.domain.events import BusinessDomain, InvoiceIssued
+from tests.ledgerkit import invoice
 
 
 class Calls(list[Call]):
@@ -88,3 +91,22 @@ def test_the_retention_is_configured_in_days_and_must_be_positive() -> None:
     for bad in (0, -1, "forever"):
         with pytest.raises(ConfigError, match="retention_days"):
             parse_config({**base, "calls": {"retention_days": bad}}, Path("."))
+
+
+def test_a_file_drop_write_is_one_call_for_every_posting_it_carries(tmp_path: Path) -> None:
+    calls = Calls()
+    drop = FileDropLedger("drop", tmp_path, recorder=calls)
+    first = DeliveryContext("evt_1:drop", "evt_1", "amd_1")
+    second = DeliveryContext("evt_2:drop", "evt_2", "con_9")
+    postings = [Posting(InvoiceIssued(invoice("inv_1", ["100.00"])), first),
+                Posting(InvoiceIssued(invoice("inv_2", ["50.00"])), second)]
+    drop.post_batch(postings)
+    drop.post_batch(postings[:1])  # a repeat writes nothing, and is a call all the same
+    written, repeated = calls
+    assert (written.system, written.channel, written.method) == ("drop", "file", "append")
+    assert written.endpoint == str(tmp_path / "drop.jsonl")
+    assert written.subjects == (Subject("amd_1", "evt_1:drop"), Subject("con_9", "evt_2:drop"))
+    assert written.response_excerpt == '{"written":2,"postings":2}'
+    assert written.request_bytes == (tmp_path / "drop.jsonl").stat().st_size
+    assert repeated.response_excerpt == '{"written":0,"postings":1}'
+    assert repeated.subjects == (Subject("amd_1", "evt_1:drop"),)
