@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -19,6 +20,7 @@ from finsync.audit.service import AuditTrail
 from finsync.audit.signing import Keyring, load_signer
 from finsync.auth.migrate import upgrade as upgrade_auth
 from finsync.config import ConfigError, FinsyncConfig, StripeSection, SystemSection
+from finsync.connectors.calls import NO_RECORDER, CallRecorder
 from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
 from finsync.connectors.embedded.billing_records import EmbeddedBillingRecords
 from finsync.connectors.embedded.ledger import EmbeddedLedger
@@ -53,6 +55,7 @@ from finsync.hub.target import Target, ledger_target, revenue_target
 from finsync.hub.usage import UsageIntake
 from finsync.hub.webhook import WebhookIntake
 from finsync.recon.service import Entity, Reconciliation
+from finsync.storage.call_log import CallLog
 from finsync.storage.db import make_engine
 from finsync.storage.migrate import current_revision, upgrade
 from finsync.systems.billing.catalog_file import (
@@ -76,6 +79,8 @@ from finsync.triage.policy import ApprovalPolicy
 from finsync.triage.service import Triage
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 def build_ledger_service(config: FinsyncConfig, engine: Engine,
@@ -166,19 +171,28 @@ class _Build:
     config: FinsyncConfig
     engine: Engine
     clock: Callable[[], datetime]
+    recorder: CallRecorder
+
+
+def build_call_log(config: FinsyncConfig, engine: Engine,
+                   clock: Callable[[], datetime] = utc_now) -> CallLog:
+    """The external-call log on the hub's database, kept `[calls] retention_days`."""
+    return CallLog(engine, timedelta(days=config.calls.retention_days), clock)
 
 
 def _filedrop_ledger(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
-    ports.ledgers[name] = FileDropLedger(name, build.config.resolve(system.directory))
+    ports.ledgers[name] = FileDropLedger(name, build.config.resolve(system.directory),
+                                         recorder=build.recorder)
 
 
 def _embedded_ledger(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
     service = build_ledger_service(build.config, build.engine, system, build.clock)
-    ports.ledgers[name] = EmbeddedLedger(name, service, system.batch_size or 100)
+    ports.ledgers[name] = EmbeddedLedger(name, service, system.batch_size or 100,
+                                         recorder=build.recorder)
 
 
 def _tryton_ledger(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
-    ports.ledgers[name] = build_tryton_ledger(build.config, name, system)
+    ports.ledgers[name] = build_tryton_ledger(build.config, name, system, build.recorder)
 
 
 def _embedded_billing(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
@@ -188,7 +202,8 @@ def _embedded_billing(build: _Build, name: str, system: SystemSection, ports: Po
 
 def _embedded_revenue(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
     ports.revenues[name] = EmbeddedRevenue(name, build_revenue_service(build.config,
-                                                                       build.engine))
+                                                                       build.engine),
+                                           recorder=build.recorder)
 
 
 # Which adapter plays each (role, connector) of `[systems.<name>]`.
@@ -204,7 +219,7 @@ _FACTORIES: Mapping[tuple[str, str], Callable[[_Build, str, SystemSection, Ports
 def build_ports(config: FinsyncConfig, engine: Engine,
                 clock: Callable[[], datetime] = utc_now) -> Ports:
     ports = Ports()
-    build = _Build(config, engine, clock)
+    build = _Build(config, engine, clock, build_call_log(config, engine, clock))
     for name, system in config.systems.items():
         factory = _FACTORIES.get((system.role, system.connector))
         if factory is None:
@@ -224,10 +239,11 @@ def build_targets(config: FinsyncConfig, engine: Engine,
     return targets
 
 
-def build_tryton_ledger(config: FinsyncConfig, name: str,
-                        system: SystemSection) -> TrytonLedger:
+def build_tryton_ledger(config: FinsyncConfig, name: str, system: SystemSection,
+                        recorder: CallRecorder | None = None) -> TrytonLedger:
     """Tryton behind the ledger port, from `[systems.<name>]` (the password from the
-    secret file or the environment variable the section names)."""
+    secret file or the environment variable the section names); its requests go to
+    `recorder`, if any."""
     url, database = system.url, system.database
     if not url or not database or not system.companies:
         raise ConfigError(f"[systems.{name}]: a tryton ledger needs url, database, companies")
@@ -241,8 +257,11 @@ def build_tryton_ledger(config: FinsyncConfig, name: str,
                           f"{', '.join(TrytonRole)}") from exc
     entities = {entity: TrytonEntity(company, accounts)
                 for entity, company in system.companies.items()}
-    return TrytonLedger(name, lambda: TrytonClient(url, database, system.user, password),
-                        entities, max_batch=system.max_batch)
+    def connect() -> TrytonClient:
+        return TrytonClient(url, database, system.user, password,
+                            recorder=recorder or NO_RECORDER, system=name)
+
+    return TrytonLedger(name, connect, entities, max_batch=system.max_batch)
 
 
 def build_billing_service(config: FinsyncConfig, engine: Engine,
@@ -292,17 +311,20 @@ def _stripe_settings(section: StripeSection) -> SourceSettings:
                           section.default_currency, section.fallback_product)
 
 
-def build_stripe_client(config: FinsyncConfig, source: str) -> StripeClient:
+def build_stripe_client(config: FinsyncConfig, source: str,
+                        recorder: CallRecorder | None = None) -> StripeClient:
+    """Stripe's API for `source`; its requests go to `recorder`, if any."""
     section = _stripe_section(config, source)
     api_key = config.secret(f"[stripe.{source}] api key", section.api_key_env,
                             section.api_key_file)
-    return StripeClient(source, ClientSettings(api_key.reveal(), section.base_url,
-                                               section.api_version, section.timeout_s))
+    settings = ClientSettings(api_key.reveal(), section.base_url, section.api_version,
+                              section.timeout_s)
+    return StripeClient(source, settings, recorder=recorder or NO_RECORDER)
 
 
 def build_stripe_poller(config: FinsyncConfig, engine: Engine, source: str) -> Poller:
     stripe_state.upgrade(engine)
-    return Poller(build_stripe_client(config, source),
+    return Poller(build_stripe_client(config, source, build_call_log(config, engine)),
                   stripe_state.PollState(engine, source, utc_now))
 
 
@@ -406,6 +428,7 @@ class Finance:
     recon: Reconciliation
     triage: Triage
     audit: AuditTrail
+    calls: CallLog
 
     def dispose(self) -> None:
         """Release the remote systems' connections and the database pool."""
@@ -428,7 +451,7 @@ def build_finance(config: FinsyncConfig, *, engine: Engine | None = None,
                        entities, clock),
         Triage(engine, ApprovalPolicy(config.triage.approval_threshold, config.triage.thresholds),
                ports.ledgers.get, clock),
-        audit)
+        audit, build_call_log(config, engine, clock))
 
 
 def build_keyring(config: FinsyncConfig) -> Keyring:
@@ -455,12 +478,18 @@ def open_audit(config: FinsyncConfig) -> AuditTrail:
 
 
 def build_daily(finance: Finance) -> Callable[[date], object]:
-    """The daily job: reconciliation as of the day, then the audit checkpoint. Each runs
-    even when the other fails; the first failure is raised afterwards, so that the job is
-    tried again."""
+    """The daily job: the call log's purge past its retention, reconciliation as of the
+    day, then the audit checkpoint. Each runs even when another fails; the first failure is
+    raised afterwards, so that the job is tried again."""
+    def purge(_day: date) -> None:
+        purged = finance.calls.purge()
+        if purged:
+            log.info("call log: %d calls older than %s purged", purged,
+                     finance.calls.retention)
+
     def daily(day: date) -> None:
         failures: list[Exception] = []
-        for job in (finance.recon.run, finance.audit.daily):
+        for job in (purge, finance.recon.run, finance.audit.daily):
             try:
                 job(day)
             except Exception as exc:  # re-raised below, after the other job

@@ -116,6 +116,13 @@ class TriageSection(_Strict):
     thresholds: dict[str, Decimal] = Field(default_factory=dict)  # per ISO 4217 currency
 
 
+class CallsSection(_Strict):
+    """The external-call log: how long its entries are kept (the daily job purges older
+    ones). Seven years by default, the span SOX evidence is usually kept for."""
+
+    retention_days: int = Field(default=2557, ge=1, le=36500)
+
+
 class PrincipalSection(_Strict):
     """A principal the configuration names: the scopes it holds when it acts through the
     CLI as a mapped OS user (`[auth.os_users]`). Tokens carry their own scopes."""
@@ -232,6 +239,7 @@ class FinsyncConfig(_Strict):
     usage: UsageSection = UsageSection()
     auth: AuthSection = AuthSection()
     audit: AuditSection = AuditSection()
+    calls: CallsSection = CallsSection()
     base_dir: Path = Path(".")
 
     def limits_for(self, source: str) -> InputLimits:

@@ -83,6 +83,8 @@ AUTHENTICATED = {
     ("GET", "/metrics"): Call("GET", "/metrics", FINANCE_READ),
     ("GET", "/v1/audit"): Call("GET", "/v1/audit", AUDIT_READ),
     ("GET", "/v1/audit/verify"): Call("GET", "/v1/audit/verify", AUDIT_READ),
+    ("GET", "/v1/correlations/{correlation_id}/calls"): Call(
+        "GET", "/v1/correlations/c1/calls", AUDIT_READ),
     ("GET", "/openapi.json"): Call("GET", "/openapi.json", None),
 }
 PUBLIC = {("GET", "/healthz")}

@@ -353,6 +353,14 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
         whether anything was found (the answer is 200 either way: it is a report)."""
         return trail.verify().as_json()
 
+    @app.get("/v1/correlations/{correlation_id}/calls", openapi_extra=_READS_AUDIT)
+    def calls(correlation_id: str) -> dict[str, Any]:
+        """Every external call made for one correlation id, to every system, oldest first
+        (the call log: method, endpoint, status, duration, idempotency keys, redacted
+        excerpts)."""
+        return {"correlation_id": correlation_id,
+                "calls": [c.as_json() for c in hub.calls(correlation_id)]}
+
     @app.get("/metrics", response_class=PlainTextResponse, openapi_extra=_READS_FINANCE)
     def prometheus() -> str:
         if metrics is None:

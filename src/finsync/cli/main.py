@@ -228,6 +228,26 @@ def timeline(correlation_id: str, config: ConfigPath = None, as_json: Json = Fal
                                  f"{state['financial']}")
 
 
+@app.command()
+def calls(correlation_id: str, config: ConfigPath = None, as_json: Json = False) -> None:
+    """Every external call made for one correlation id (to every system), oldest first:
+    method, endpoint, status, duration and idempotency key, from the call log."""
+    with guarded(as_json):
+        with _hub(config) as hub:
+            found = hub.calls(correlation_id)
+        if as_json:
+            output.emit_json({"correlation_id": correlation_id,
+                              "calls": [c.as_json() for c in found]})
+        else:
+            output.table(f"external calls of {correlation_id}",
+                         ["at", "system", "method", "endpoint", "status", "ms",
+                          "idempotency key"],
+                         [[c.started_at.isoformat(), c.system, c.method, c.endpoint,
+                           c.status if c.error is None else f"{c.status} {c.error}",
+                           f"{c.duration_us / 1000:.1f}", ", ".join(c.idempotency_keys)]
+                          for c in found])
+
+
 def _aggregate(text: str | None) -> tuple[str, str] | None:
     if text is None:
         return None

@@ -23,6 +23,9 @@ Rules:
 - Claims go through the delivery worker (`DeliveryWorker.claim`): a delivery whose lease
   keeps running out is left to the worker, which makes it `dead`.
 - `daily_summary` posting: see `hub.summary_posting`.
+- Each ERP call is made for the deliveries it carries (`connectors.calls.delivering`): their
+  correlation ids and delivery keys (a daily summary's members', not the summary's own key),
+  so that the external-call log lists the call under each of them.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Literal, cast
 
 from sqlalchemy import Engine
 
+from finsync.connectors.calls import Subject, delivering
 from finsync.connectors.ports import (
     LEDGER_EVENTS,
     BatchLedgerPort,
@@ -220,7 +224,8 @@ class PostingBuffer:
         the ERP's database refuses), so each is posted again alone and gets its own."""
         postings = [p.posting for p in call.planned]
         try:
-            outcomes = self._post(postings)
+            with delivering(_subjects(call.planned)):
+                outcomes = self._post(postings)
         except TransientError as exc:
             return [exc] * len(postings)
         except Exception as exc:
@@ -229,7 +234,7 @@ class PostingBuffer:
             log.warning("%s: a call of %d postings failed (%s); posting them one by one",
                         self.system, len(postings), describe(exc))
             call.made += len(postings)
-            return [self._post_alone(p) for p in postings]
+            return [self._post_alone(p) for p in call.planned]
         if len(outcomes) != len(postings):
             error = PermanentError(f"{self.system} answered {len(outcomes)} outcomes for "
                                    f"{len(postings)} postings",
@@ -242,9 +247,10 @@ class PostingBuffer:
             return list(cast(BatchLedgerPort, self._port).post_batch(postings))
         return [self._target.deliver(p.event, p.ctx) for p in postings]
 
-    def _post_alone(self, posting: Posting) -> Receipt | Exception:
+    def _post_alone(self, planned: Planned) -> Receipt | Exception:
         try:
-            (outcome,) = self._post([posting])
+            with delivering(_subjects((planned,))):
+                (outcome,) = self._post([planned.posting])
         except Exception as exc:
             return exc
         return outcome
@@ -254,6 +260,12 @@ class PostingBuffer:
             return Attempt(item.delivery, item.env, item.event, planned.receipt_for(outcome))
         return Attempt(item.delivery, item.env, item.event,
                        self._worker.outcome_of(item.delivery, outcome))
+
+
+def _subjects(planned: Sequence[Planned]) -> list[Subject]:
+    """The deliveries a call carries: each member of each planned posting."""
+    return [Subject(item.env.correlation_id, item.delivery.delivery_key)
+            for p in planned for item in p.members]
 
 
 def buffers_for(engine: Engine, targets: Mapping[str, Target],

@@ -23,6 +23,9 @@ Rules:
 - A failed or dead delivery holds back the later deliveries of its aggregate to that target.
 - Targets given to a posting buffer (`skip_targets`) are left to it; it records its outcomes
   through `outcome_of` and `record_all`, so that both record alike.
+- Each call to a target is made for its delivery (`connectors.calls.delivering`): the
+  connector files every request it makes under the event's correlation id and the
+  delivery key, in the external-call log.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from finsync.audit import correction
+from finsync.connectors.calls import Subject, delivering
 from finsync.connectors.ports import DeliveryContext, Receipt
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import (
@@ -271,7 +275,8 @@ class DeliveryWorker:
         if not target.handles(env.type):
             raise PermanentError(f"{delivery.target} does not take {env.type} events",
                                  exception_class=ExceptionClass.MAPPING_ERROR)
-        return target.deliver(env.event, ctx)
+        with delivering((Subject(ctx.correlation_id, ctx.delivery_key),)):
+            return target.deliver(env.event, ctx)
 
     def _retry_or_give_up(self, delivery: Delivery, exc: TransientError) -> Retry | Failure:
         attempt = delivery.attempts + 1

@@ -45,6 +45,7 @@ from finsync.hub.status import (
 from finsync.hub.target import Target
 from finsync.hub.wakeup import Wakeup, wakeup_for
 from finsync.storage import (
+    call_log,
     event_log,
     exception_log,
     jsonutil,
@@ -53,6 +54,7 @@ from finsync.storage import (
     outbox,
     raw_log,
 )
+from finsync.storage.call_log import LoggedCall
 from finsync.storage.db import reading
 from finsync.storage.raw_log import RawIn
 
@@ -273,6 +275,11 @@ class Hub:
     def timeline(self, correlation_id: str) -> list[dict[str, Any]]:
         with reading(self.engine) as conn:
             return milestone_log.timeline(conn, correlation_id)
+
+    def calls(self, correlation_id: str) -> list[LoggedCall]:
+        """Every external call made for `correlation_id`, to every system, oldest first."""
+        with reading(self.engine) as conn:
+            return call_log.for_correlation(conn, correlation_id)
 
     def transaction_status(self, correlation_id: str) -> dict[str, Any]:
         """Where one correlation id stands, technically (are its deliveries done?) and

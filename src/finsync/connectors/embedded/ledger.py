@@ -2,6 +2,10 @@
 
 The service already posts idempotently by key; this adapter only maps documents to calls,
 entries to receipts, and the ledger's errors to what the hub can act on.
+
+Its postings are calls across the ERP's port, in process: each goes to the call log
+(`connectors.calls`) as a `port` call, like a remote ERP's requests, so the evidence of a
+correlation does not depend on which ERP plays the role.
 """
 
 from __future__ import annotations
@@ -13,6 +17,14 @@ from typing import TypeVar
 
 from sqlalchemy.exc import OperationalError
 
+from finsync.connectors.calls import (
+    NO_RECORDER,
+    CallRecorder,
+    Channel,
+    Exchange,
+    Subject,
+    recorded,
+)
 from finsync.connectors.embedded.ledger_books import LedgerSnapshot, ledger_books
 from finsync.connectors.ports import (
     LEDGER_EVENTS,
@@ -99,36 +111,53 @@ def _one_error(error: DomainError) -> ConnectorError:
 
 
 class EmbeddedLedger:
-    def __init__(self, system: str, service: LedgerService, max_batch: int = 100) -> None:
+    def __init__(self, system: str, service: LedgerService, max_batch: int = 100, *,
+                 recorder: CallRecorder = NO_RECORDER) -> None:
         self.system, self._service, self.max_batch = system, service, max_batch
+        self._recorder = recorder
 
     def _receipt(self, kind: str, canonical_id: str, posted: Posted) -> Receipt:
         return Receipt(posted.entry_id, (Reference(canonical_id, kind, posted.entry_id),),
                        {"replayed": str(posted.replayed).lower()})
 
-    def _call(self, kind: str, canonical_id: str, post: Callable[[], Posted]) -> Receipt:
-        with _translated():
-            return self._receipt(kind, canonical_id, post())
+    def _call(self, method: str, kind: str, canonical_id: str, ctx: DeliveryContext,
+              post: Callable[[], Posted]) -> Receipt:
+        with self._recorded(method, (ctx,)) as exchange:
+            exchange.request({"kind": kind, "document": canonical_id, "key": ctx.delivery_key})
+            with _translated():
+                receipt = self._receipt(kind, canonical_id, post())
+            exchange.response({"external_id": receipt.external_id, **receipt.detail})
+            return receipt
+
+    def _recorded(self, method: str,
+                  contexts: Sequence[DeliveryContext]) -> AbstractContextManager[Exchange]:
+        return recorded(self._recorder, self.system, Channel.PORT, method, "LedgerPort",
+                        [Subject(c.correlation_id, c.delivery_key) for c in contexts])
 
     def post_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt:
-        return self._call("invoice", invoice.id, lambda: self._service.post_invoice(
-            invoice, ctx.delivery_key, _source(ctx, invoice.id)))
+        return self._call("post_invoice", "invoice", invoice.id, ctx,
+                          lambda: self._service.post_invoice(invoice, ctx.delivery_key,
+                                                             _source(ctx, invoice.id)))
 
     def post_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt:
-        return self._call("credit_memo", memo.id, lambda: self._service.post_credit_memo(
-            memo, ctx.delivery_key, _source(ctx, memo.id)))
+        return self._call("post_credit_memo", "credit_memo", memo.id, ctx,
+                          lambda: self._service.post_credit_memo(memo, ctx.delivery_key,
+                                                                 _source(ctx, memo.id)))
 
     def post_payment(self, payment: Payment, ctx: DeliveryContext) -> Receipt:
-        return self._call("payment", payment.id, lambda: self._service.post_payment(
-            payment, ctx.delivery_key, _source(ctx, payment.id)))
+        return self._call("post_payment", "payment", payment.id, ctx,
+                          lambda: self._service.post_payment(payment, ctx.delivery_key,
+                                                             _source(ctx, payment.id)))
 
     def post_refund(self, refund: Refund, ctx: DeliveryContext) -> Receipt:
-        return self._call("refund", refund.id, lambda: self._service.post_refund(
-            refund, ctx.delivery_key, _source(ctx, refund.id)))
+        return self._call("post_refund", "refund", refund.id, ctx,
+                          lambda: self._service.post_refund(refund, ctx.delivery_key,
+                                                            _source(ctx, refund.id)))
 
     def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt:
-        return self._call("journal_entry", entry.id, lambda: self._service.post_entry(
-            entry, ctx.delivery_key, _source(ctx, entry.id)))
+        return self._call("post_journal_entry", "journal_entry", entry.id, ctx,
+                          lambda: self._service.post_entry(entry, ctx.delivery_key,
+                                                           _source(ctx, entry.id)))
 
     def post_batch(self, postings: Sequence[Posting]) -> Sequence[Receipt | FinsyncError]:
         """All postings in one ledger call and transaction; each keeps its own outcome."""
@@ -137,8 +166,13 @@ class EmbeddedLedger:
                                  f"{self.max_batch}", exception_class=ExceptionClass.INTERNAL_ERROR)
         requests = [_request(p.event, p.ctx) for p in postings
                     if isinstance(p.event, LEDGER_EVENTS)]
-        with _translated():
-            outcomes = iter(self._service.post_many(requests))
+        with self._recorded("post_batch", [p.ctx for p in postings]) as exchange:
+            exchange.request([{"kind": r.kind, "key": r.key} for r in requests])
+            with _translated():
+                found = self._service.post_many(requests)
+            exchange.response({"posted": sum(isinstance(o, Posted) for o in found),
+                               "refused": sum(not isinstance(o, Posted) for o in found)})
+        outcomes = iter(found)
         answers: list[Receipt | FinsyncError] = []
         for posting in postings:
             event = posting.event

@@ -8,6 +8,9 @@ References in a receipt: the subscription contract is known in this system as it
 contract (`rc_…`); each schedule revision `<contract id>/<obligation id>@v<n>` as
 `sch_…@v<n>`, so every ERP revenue journal line traces to a schedule version and back to
 the amendment that made it.
+
+Its changes are calls across the revenue port, in process: each goes to the call log
+(`connectors.calls`) as a `port` call, like a remote engine's requests would.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import TypeVar
 
 from sqlalchemy.exc import OperationalError
 
+from finsync.connectors.calls import NO_RECORDER, CallRecorder, Channel, Subject, recorded
 from finsync.connectors.ports import DeliveryContext, Receipt, Reference, RevenuePosition
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
@@ -78,23 +82,29 @@ def _receipt(applied: Applied, document: Reference | None = None) -> Receipt:
 
 
 class EmbeddedRevenue:
-    def __init__(self, system: str, service: RevenueService) -> None:
-        self.system, self._service = system, service
+    def __init__(self, system: str, service: RevenueService, *,
+                 recorder: CallRecorder = NO_RECORDER) -> None:
+        self.system, self._service, self._recorder = system, service, recorder
 
     def apply_contract(self, contract: SubscriptionContract, amendment: ContractAmendment | None,
                        ctx: DeliveryContext) -> Receipt:
         if amendment is None:
-            return self._call(lambda: self._service.book(contract, ctx.delivery_key, ctx.event_id))
-        return self._call(lambda: self._service.modify(amendment, ctx.delivery_key, ctx.event_id))
+            return self._call("apply_contract", contract.id, ctx,
+                              lambda: self._service.book(contract, ctx.delivery_key,
+                                                         ctx.event_id))
+        return self._call("apply_contract", contract.id, ctx,
+                          lambda: self._service.modify(amendment, ctx.delivery_key, ctx.event_id))
 
     def record_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt:
-        return self._call(lambda: self._service.record_invoice(invoice, ctx.delivery_key,
+        return self._call("record_invoice", invoice.id, ctx,
+                          lambda: self._service.record_invoice(invoice, ctx.delivery_key,
                                                                ctx.event_id),
                           lambda a: Reference(invoice.id, "invoice",
                                               f"{a.revenue_contract_id}/{invoice.id}"))
 
     def apply_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt:
-        return self._call(lambda: self._service.apply_credit_memo(memo, ctx.delivery_key,
+        return self._call("apply_credit_memo", memo.id, ctx,
+                          lambda: self._service.apply_credit_memo(memo, ctx.delivery_key,
                                                                   ctx.event_id),
                           lambda a: Reference(memo.id, "credit_memo",
                                               f"{a.revenue_contract_id}/{memo.id}"))
@@ -105,7 +115,7 @@ class EmbeddedRevenue:
         billable is variable consideration)."""
         record = UsageRecord(usage.id, usage.contract_id, usage.product_id, usage.billable,
                              usage.period_end - timedelta(days=1))
-        return self._call(lambda: self._service.apply(
+        return self._call("record_usage", usage.id, ctx, lambda: self._service.apply(
             usage.contract_id, UsageRecorded(ctx.event_id, record, usage.amount), ctx.delivery_key))
 
     def schedules(self, subscription_contract_id: str) -> Sequence[RevenueSchedule]:
@@ -147,10 +157,16 @@ class EmbeddedRevenue:
             return Receipt(applied.event_id, (), {"replayed": "true", **dict(applied.detail)})
         return _receipt(applied)
 
-    def _call(self, change: Callable[[], Applied],
+    def _call(self, method: str, document_id: str, ctx: DeliveryContext,
+              change: Callable[[], Applied],
               document: Callable[[Applied], Reference] | None = None) -> Receipt:
-        with _translated():
-            applied = change()
+        with recorded(self._recorder, self.system, Channel.PORT, method, "RevenuePort",
+                      (Subject(ctx.correlation_id, ctx.delivery_key),)) as exchange:
+            exchange.request({"document": document_id, "key": ctx.delivery_key})
+            with _translated():
+                applied = change()
+            exchange.response({"external_id": applied.revenue_contract_id,
+                               "replayed": applied.replayed})
         return _receipt(applied, None if document is None else document(applied))
 
     @staticmethod

@@ -12,6 +12,9 @@ Rules:
 - The line's `document` is the document in `fingerprint`'s frozen shape (money as
   `{amount, currency}`): it is the import format of the ERPs that read the file, and it
   does not change with the canonical wire format. `kind` is the event's aggregate type.
+- Each write (one lock, one fsync) goes to the call log (`connectors.calls`) as an `append`
+  to the file, for the deliveries it carries, with how many lines it wrote and a redacted
+  excerpt of them.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from finsync.connectors.calls import NO_RECORDER, CallRecorder, Channel, Subject, recorded
 from finsync.connectors.ports import (
     LEDGER_EVENTS,
     AccountBalance,
@@ -54,8 +58,9 @@ from finsync.domain.payment import Payment, Refund
 class FileDropLedger:
     max_batch = 500
 
-    def __init__(self, system: str, directory: Path) -> None:
-        self.system = system
+    def __init__(self, system: str, directory: Path, *,
+                 recorder: CallRecorder = NO_RECORDER) -> None:
+        self.system, self._recorder = system, recorder
         self.path = Path(directory) / f"{system}.jsonl"
         self._index: dict[str, dict[str, Any]] = {}
         self._order: list[str] = []
@@ -102,18 +107,23 @@ class FileDropLedger:
         """Lines for every posting under one lock and one fsync; a key already used for
         another document is refused alone."""
         outcomes: list[Receipt | FinsyncError] = []
-        with self._locked() as handle:
+        subjects = [Subject(p.ctx.correlation_id, p.ctx.delivery_key) for p in postings]
+        with recorded(self._recorder, self.system, Channel.FILE, "append", str(self.path),
+                      subjects) as exchange, self._locked() as handle:
             self._catch_up(handle)
             fresh: dict[str, dict[str, Any]] = {}
             for posting in postings:
                 outcomes.append(self._line(posting, fresh))
+            data = b"".join(json.dumps(line, sort_keys=True).encode() + b"\n"
+                            for line in fresh.values())
+            exchange.request(list(fresh.values()), len(data))
             if fresh:
                 handle.seek(0, os.SEEK_END)
-                handle.write(b"".join(json.dumps(line, sort_keys=True).encode() + b"\n"
-                                      for line in fresh.values()))
+                handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
                 self._catch_up(handle)
+            exchange.response({"written": len(fresh), "postings": len(postings)})
         return outcomes
 
     def _line(self, posting: Posting,

@@ -11,6 +11,10 @@ Rules:
   and returns them oldest first, whatever order the server lists them in (Stripe lists
   newest first; localstripe oldest first): events within one second keep the server's
   relative order, reversed when the listing is newest first.
+- Every request goes to the call log (`connectors.calls`): GET, the path and query (ids and
+  cursors only), the HTTP status, Stripe's error type and code, the duration and a redacted
+  excerpt of the answer (objects hold names, emails and addresses: only their shape and
+  ids are kept). Headers are not recorded: the secret key never is.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from finsync.connectors.calls import NO_RECORDER, CallRecorder, Channel, Exchange, recorded
 from finsync.connectors.ports import SourceEvent, SourcePage
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 
@@ -51,10 +56,11 @@ class ClientSettings:
 
 
 class StripeClient:
-    def __init__(self, system: str, settings: ClientSettings) -> None:
+    def __init__(self, system: str, settings: ClientSettings, *,
+                 recorder: CallRecorder = NO_RECORDER) -> None:
         if not settings.api_key:
             raise ValueError("a Stripe client needs an API key")
-        self.system, self._settings = system, settings
+        self.system, self._settings, self._recorder = system, settings, recorder
 
     # -- BillingSourcePort ------------------------------------------------------------------
 
@@ -111,16 +117,29 @@ class StripeClient:
     def get(self, path: str, params: Params) -> Mapping[str, Any]:
         sep = "&" if "?" in path else "?"
         query = f"{sep}{urllib.parse.urlencode(list(params))}" if params else ""
-        request = urllib.request.Request(self._settings.base_url.rstrip("/") + path + query,
+        with recorded(self._recorder, self.system, Channel.HTTP, "GET",
+                      path + query) as exchange:
+            body = self._get(path, path + query, exchange)
+            answer = _json_object(path, body)
+            exchange.response(answer, len(body))
+            return answer
+
+    def _get(self, path: str, target: str, exchange: Exchange) -> bytes:
+        request = urllib.request.Request(self._settings.base_url.rstrip("/") + target,
                                          headers=self._headers(), method="GET")
         try:
             with urllib.request.urlopen(request, timeout=self._settings.timeout_s) as response:
-                body = response.read()
+                body: bytes = response.read()
+                exchange.status = str(response.status)
         except urllib.error.HTTPError as exc:
-            raise _http_error(path, exc) from exc
+            answer = _read(exc)
+            exchange.status, exchange.error = str(exc.code), _error_kind(answer)
+            exchange.response(answer, len(answer))
+            raise _http_error(path, exc, answer) from exc
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            exchange.status, exchange.error = "unreachable", exc.__class__.__name__
             raise TransientError(f"Stripe unreachable at {path}: {exc}") from exc
-        return _json_object(path, body)
+        return body
 
     def _headers(self) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self._settings.api_key}",
@@ -142,11 +161,29 @@ def _json_object(path: str, body: bytes) -> Mapping[str, Any]:
     return data
 
 
-def _http_error(path: str, exc: urllib.error.HTTPError) -> TransientError | PermanentError:
+def _read(exc: urllib.error.HTTPError) -> bytes:
     try:
-        detail = json.loads(exc.read()).get("error", {})
+        return exc.read()
+    except OSError:
+        return b""
+
+
+def _error_kind(answer: bytes) -> str | None:
+    """Stripe's error type and code (never its message, which may quote what was sent)."""
+    try:
+        detail = json.loads(answer).get("error", {})
+        kind = ":".join(str(detail[k]) for k in ("type", "code") if detail.get(k))
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return kind[:64] or None
+
+
+def _http_error(path: str, exc: urllib.error.HTTPError,
+                answer: bytes) -> TransientError | PermanentError:
+    try:
+        detail = json.loads(answer).get("error", {})
         message = str(detail.get("message") or exc.reason)
-    except (ValueError, AttributeError, OSError):
+    except (ValueError, AttributeError):
         message = str(exc.reason)
     text = f"Stripe {exc.code} on {path}: {message}"
     if exc.code == 429 or exc.code >= 500:

@@ -13,6 +13,9 @@ Rules:
 - Run as a pump before each pipeline run, a poll that fails (Stripe down) is logged and
   retried at the next run: the cursor has not moved, Stripe keeps events for 30 days.
   `finsync stripe poll` raises the error instead.
+- An object fetched for an event is fetched for that event's commercial thread: the call log
+  files the fetch under the correlation id the hub will give the event (`mapping.
+  correlation_of` of the event's object; a thin event names only its own object).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from finsync.connectors.calls import Subject, delivering
 from finsync.connectors.ports import SourceEvent, SourcePage
 from finsync.connectors.stripe import mapping
 from finsync.connectors.stripe.state import PollState
@@ -93,7 +97,9 @@ class Poller:
         for event in events:
             current = None
             if (target := mapping.fetch_target(event.body)) is not None:
-                current = dict(self._client.fetch(*target))
+                thread = mapping.correlation_of(mapping.snapshot(event.body))
+                with delivering((Subject(thread),)):
+                    current = dict(self._client.fetch(*target))
                 fetched += 1
             bodies.append(delivery(event.body, current, numbered.get(event.source_event_id)))
         return bodies, fetched

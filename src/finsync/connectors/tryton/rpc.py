@@ -13,6 +13,9 @@ Rules:
   Concurrency conflicts, 429, 5xx, timeouts and lost connections are transient: whether a
   write happened is then unknown, so the caller reads back by key before writing again.
 - A client is not shared between threads: one per worker.
+- Every request on the wire goes to the call log (`connectors.calls`): the RPC method, the
+  URL, the HTTP status (and Tryton's error kind), the duration and redacted excerpts; the
+  login's parameters and answer (password, session token) are never excerpted.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from finsync.connectors.calls import NO_RECORDER, CallRecorder, Channel, Exchange, recorded
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 
 Context = Mapping[str, Any]
@@ -106,6 +110,14 @@ def classify(kind: str, args: Any) -> PermanentError | TransientError:
     return TransientError(f"Tryton server error: {kind}: {message}"[:2000])
 
 
+def _error_kind(answer: Any) -> str | None:
+    """Tryton's kind of error in an answer (its message may quote a party: not kept)."""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if error is None:
+        return None
+    return str(error[0])[:64] if isinstance(error, list) and error else "error"
+
+
 def _message(args: Any) -> str:
     if isinstance(args, list | tuple):
         parts = [str(a) for a in args[:2] if isinstance(a, str) and a]
@@ -117,7 +129,8 @@ class TrytonClient:
     """Calls to one Tryton database as one user."""
 
     def __init__(self, url: str, database: str, user: str, password: str,
-                 timeout_s: float = 30.0, language: str = "en") -> None:
+                 timeout_s: float = 30.0, language: str = "en", *,
+                 recorder: CallRecorder = NO_RECORDER, system: str = "tryton") -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -131,6 +144,8 @@ class TrytonClient:
         self._conn: http.client.HTTPConnection | None = None
         self._ids = 0
         self._lock = threading.Lock()
+        self._recorder, self.system = recorder, system
+        self._endpoint = f"{self._scheme}://{self._host}:{self._port}{self._path}"
 
     # -- model calls -----------------------------------------------------------------
 
@@ -189,8 +204,16 @@ class TrytonClient:
 
     def _post(self, method: str, params: list[Any], session: str | None
               ) -> tuple[int, Any]:
+        with recorded(self._recorder, self.system, Channel.JSON_RPC, method,
+                      self._endpoint) as exchange:
+            return self._exchange(method, params, session, exchange)
+
+    def _exchange(self, method: str, params: list[Any], session: str | None,
+                  exchange: Exchange) -> tuple[int, Any]:
         self._ids += 1
         body = dumps({"id": self._ids, "method": method, "params": params})
+        secret = method == "common.db.login"  # the password out, the session token back
+        exchange.request(None if secret else params, len(body))
         headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
         if session is not None:
             headers["Authorization"] = f"Session {session}"
@@ -202,14 +225,19 @@ class TrytonClient:
         except (OSError, http.client.HTTPException) as exc:
             # Refused, reset, timed out or cut mid-answer: the call may or may not have run.
             self._drop_connection()
+            exchange.status, exchange.error = "unreachable", exc.__class__.__name__
             raise TransientError(f"Tryton unreachable during {method}: "
                                  f"{exc.__class__.__name__}: {exc}") from exc
         if response.getheader("Connection", "").lower() == "close":
             self._drop_connection()
+        exchange.status = str(response.status)
         try:
-            return response.status, loads(data) if data else None
+            answer = loads(data) if data else None
         except ValueError:
-            return response.status, None
+            answer = None
+        exchange.response(None if secret else answer, len(data))
+        exchange.error = _error_kind(answer)
+        return response.status, answer
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
