@@ -126,6 +126,13 @@ class AuthSection(_Strict):
     os_users: dict[str, str] = Field(default_factory=dict)
 
 
+class ControlsSection(_Strict):
+    """Two-person controls: how long a request (a period reopen, a configuration change)
+    waits for its second principal before it expires."""
+
+    pending_ttl_h: float = Field(72.0, gt=0, le=24 * 90)
+
+
 class LedgerSection(_Strict):
     """Books of the embedded ledger, created at start-up when missing."""
 
@@ -194,6 +201,7 @@ class FinsyncConfig(_Strict):
     limits: dict[str, LimitsSection] = {}  # intake source (or "default") -> its limits
     usage: UsageSection = UsageSection()
     auth: AuthSection = AuthSection()
+    controls: ControlsSection = ControlsSection()
     base_dir: Path = Path(".")
 
     def limits_for(self, source: str) -> InputLimits:
