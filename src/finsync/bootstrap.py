@@ -406,7 +406,8 @@ def build_finance(config: FinsyncConfig, *, engine: Engine | None = None,
         PeriodClose(hub, ports.ledger(), ports.revenue()),
         Reconciliation(engine, ports.billing_records(), ports.ledger(), ports.revenue(),
                        entities, clock),
-        Triage(engine, ApprovalPolicy(config.triage.approval_threshold, config.triage.thresholds),
+        Triage(engine, ApprovalPolicy(config.triage.approval_threshold, config.triage.thresholds,
+                                      timedelta(hours=config.controls.pending_ttl_h)),
                ports.ledgers.get, clock))
 
 

@@ -3,7 +3,9 @@
 Rules:
 - Every action is a row in `triage_actions` with who asked, why and when; an action that
   needs approval waits there (`pending_approval`, the exception `awaiting_approval`) until a
-  different person approves or rejects it (segregation of duties, `policy.py`).
+  different person approves or rejects it (segregation of duties, `policy.py`), or until
+  it expires undecided (`pending_ttl`): the action becomes `expired`, the exception `open`
+  again (audited as `approval.expire` by `system:triage`), and it must be asked for again.
 - Who acts is an authenticated principal, never a typed name: asking needs
   `exceptions:act`, deciding `exceptions:approve`. Ids are compared normalised, so a
   request of `ar.clerk` cannot be approved as `AR.CLERK`.
@@ -64,6 +66,7 @@ from finsync.storage.db import reading, serialize, transaction
 from finsync.triage.policy import Action, ApprovalPolicy
 
 SEARCH_MONTHS = 24
+EXPIRER = "system:triage"
 
 
 class TriageError(DomainError):
@@ -80,6 +83,10 @@ class NotApplicableError(TriageError):
 
 class SegregationOfDutiesError(TriageError):
     code = "same_person"
+
+
+class ApprovalExpiredError(TriageError):
+    code = "approval_expired"
 
 
 class AlreadyPostedError(TriageError):
@@ -194,6 +201,7 @@ class Triage:
         if not reason.strip():
             raise TriageError("every action needs why (reason or note)")
         actor = principal.id
+        self.expire_due()  # an expired request no longer blocks its exception
         now = self._clock()
         with transaction(self._engine) as conn:
             row = self._exception(conn, exception_id)
@@ -221,15 +229,44 @@ class Triage:
                           ActionStatus.DONE, now)
         return Outcome(action_id, exception_id, action.value, ActionStatus.DONE, detail)
 
+    def expire_due(self) -> list[int]:
+        """Expire every action that waited for approval longer than the policy allows; the
+        ids of those expired now."""
+        now = self._clock()
+        with transaction(self._engine) as conn:
+            due = triage_log.pending_before(conn, now - self._policy.pending_ttl)
+            for pending in due:
+                triage_log.decide(conn, pending["id"], ActionStatus.EXPIRED, EXPIRER,
+                                  "not decided in time", now)
+                exception_log.set_status(conn, pending["exception_id"], ExceptionStatus.OPEN,
+                                         now)
+                row = self._exception(conn, pending["exception_id"])
+                trail.append(conn, Entry(
+                    EXPIRER, "approval.expire", "triage_action", str(pending["id"]),
+                    f"not decided within {self._policy.pending_ttl}",
+                    before={"status": ActionStatus.PENDING_APPROVAL.value},
+                    after={"status": ActionStatus.EXPIRED.value,
+                           "exception_id": pending["exception_id"],
+                           "action": pending["action"],
+                           "requested_by": pending["requested_by"],
+                           "exception_status": ExceptionStatus.OPEN.value},
+                    correlation_id=row["correlation_id"]), now)
+        return [int(p["id"]) for p in due]
+
     def _decide(self, action_id: int, principal: Principal, note: str, *,
                 approve: bool) -> Outcome:
         require(principal, EXCEPTIONS_APPROVE)
         if not note.strip():
             raise TriageError("every decision needs why (reason or note)")
         actor = principal.id
+        self.expire_due()
         now = self._clock()
         with transaction(self._engine) as conn:
             pending = triage_log.get(conn, action_id)
+            if pending is not None and pending["status"] == ActionStatus.EXPIRED:
+                raise ApprovalExpiredError(
+                    f"action {action_id} was not decided within {self._policy.pending_ttl} "
+                    "and expired; the exception is open again: ask again")
             if pending is None or pending["status"] != ActionStatus.PENDING_APPROVAL:
                 raise NotApplicableError(f"action {action_id} is not awaiting approval")
             if _same_person(principal, pending["requested_by"]):
