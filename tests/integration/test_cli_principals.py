@@ -113,7 +113,6 @@ def test_a_changed_threshold_needs_a_second_principal_before_run(
     login_as(monkeypatch, "controller")
     approved = cli_json(["config", "approve", str(proposal["id"]), "--note", "agreed"])
     assert (approved["status"], approved["decided_by"]) == ("approved", "controller")
-    # a second person's finsync.toml now has the approved sections, so the run goes on
+    login_as(monkeypatch, os_login())  # the operator again: the run goes on
     assert cli_json(["config", "show"])["approved"] is True
-    login_as(monkeypatch, os_login())
     assert "run" in cli_json(["run", "--no-wait"])
