@@ -170,7 +170,7 @@ def periods(tmp_path: Path, engine: Engine) -> tuple[PeriodControl, SimClock]:
 
 
 def _period_status(control: PeriodControl, name: str) -> PeriodStatus:
-    ledger = control._ledger  # noqa: SLF001 - the ledger the control changes
+    ledger = control._ledger
     return next(p.status for p in ledger.periods("le_us") if p.name == name)
 
 
@@ -190,7 +190,7 @@ def test_a_reopen_waits_for_a_second_principal(periods: tuple[PeriodControl, Sim
     done = control.decide_reopen(CONTROLLER, asked.id, "agreed", approve=True)
     assert (done.status, done.decided_by) == (RequestStatus.APPROVED, "controller")
     assert _period_status(control, "2026-01") is PeriodStatus.OPEN
-    log = control._ledger.period_log("le_us")  # noqa: SLF001
+    log = control._ledger.period_log("le_us")
     assert [(e["to_status"], e["actor"], e["reason"]) for e in log] == [
         ("closed", "controller", None), ("open", "ar.clerk", "late invoice")]
     # each period-log row has its audit record, and so has the approval

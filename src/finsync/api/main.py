@@ -18,7 +18,13 @@ from types import FrameType
 from fastapi import FastAPI
 
 from finsync.api.app import create_app, pipeline_supervisor
-from finsync.bootstrap import build_finance, build_metrics, build_usage, build_webhooks
+from finsync.bootstrap import (
+    approved_config,
+    build_finance,
+    build_metrics,
+    build_usage,
+    build_webhooks,
+)
 from finsync.config import load_config
 
 
@@ -35,6 +41,7 @@ def app_from_environment() -> FastAPI:
     config = load_config()
     finance = build_finance(config)
     hub = finance.hub
+    approved_config(config, hub.engine, hub.clock)  # routes, ownership, thresholds approved
     return create_app(hub, worker_interval_s=_interval_s() if mode == "on" else None,
                       metrics=build_metrics(finance),
                       daily=finance.recon.run, webhooks=build_webhooks(config, hub.engine),
@@ -47,6 +54,7 @@ def run_pipeline() -> None:
     config = load_config()
     finance = build_finance(config)
     hub = finance.hub
+    approved_config(config, hub.engine, hub.clock)
     supervisor = pipeline_supervisor(hub, _interval_s(), finance.recon.run,
                                      build_usage(config, hub.engine, hub.clock))
     stopping = threading.Event()
