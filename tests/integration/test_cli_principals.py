@@ -9,11 +9,14 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from finsync.audit.tables import trail
 from finsync.auth.principal import normalise
 from finsync.cli.common import os_login
 from finsync.cli.main import OPERATOR_SCOPES
 from finsync.cli.main import app as cli_app
+from finsync.storage.db import make_engine, reading
 from tests.clikit import add_person, cli_json, login_as, runner
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "reference-workflow.jsonl"
@@ -116,3 +119,22 @@ def test_a_changed_threshold_needs_a_second_principal_before_run(
     login_as(monkeypatch, os_login())  # the operator again: the run goes on
     assert cli_json(["config", "show"])["approved"] is True
     assert "run" in cli_json(["run", "--no-wait"])
+
+
+def test_a_replay_is_audited_as_its_principal(workdir: Path, db_url: str) -> None:
+    cli_json(["ingest", str(EXAMPLE)])
+    cli_json(["run", "--no-wait"])
+    assert cli_json(["replay", "--all"], code=2)["error"]["code"] == "reason_required"
+    cli_json(["replay", "--all", "--reason", "books check after the ERP outage"])
+    engine = make_engine(db_url)
+    try:
+        with reading(engine) as conn:
+            rows = conn.execute(select(trail.c.actor, trail.c.action, trail.c.object_id,
+                                       trail.c.reason).order_by(trail.c.seq)).all()
+    finally:
+        engine.dispose()
+    me = normalise(os_login())
+    assert rows[0] == ("system:controls", "config.adopt", rows[0][2],
+                       "the first configuration this database saw")  # by `init`
+    assert [tuple(r) for r in rows if r[1] == "replay.run"] == [
+        (me, "replay.run", "all", "books check after the ERP outage")]
