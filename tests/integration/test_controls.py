@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import Engine, select
 
 from finsync.audit.tables import trail
@@ -41,6 +43,7 @@ from finsync.controls.request import (
     SamePersonError,
     TwoPerson,
 )
+from finsync.controls.tables import metadata as controls_metadata
 from finsync.demo.clock import SimClock
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.contract import ContractLine, SubscriptionContract
@@ -281,3 +284,14 @@ def test_a_request_needs_a_reason_and_a_decision_a_note(engine: Engine) -> None:
                              "why")
     with pytest.raises(Exception, match="note"):
         requests.decide(asked.id, CONTROLLER, "", approve=True)
+
+
+def test_the_controls_migrations_produce_exactly_the_declared_schema(engine: Engine) -> None:
+    ours = set(controls_metadata.tables)
+
+    def include(name: str | None, kind: str, _parent: object) -> bool:
+        return kind != "table" or name in ours
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"include_name": include})
+        assert compare_metadata(context, controls_metadata) == []
