@@ -14,8 +14,9 @@ from sqlalchemy import select
 from finsync.audit.tables import trail
 from finsync.auth.principal import normalise
 from finsync.cli.common import os_login
-from finsync.cli.main import OPERATOR_SCOPES
+from finsync.cli.main import OPERATOR_SCOPES, auth_section
 from finsync.cli.main import app as cli_app
+from finsync.config import DEFAULT_CONFIG, parse_config
 from finsync.storage.db import make_engine, reading
 from tests.clikit import add_person, cli_json, login_as, runner
 
@@ -138,3 +139,14 @@ def test_a_replay_is_audited_as_its_principal(workdir: Path, db_url: str) -> Non
                        "the first configuration this database saw")  # by `init`
     assert [tuple(r) for r in rows if r[1] == "replay.run"] == [
         (me, "replay.run", "all", "books check after the ERP outage")]
+
+
+@pytest.mark.parametrize("login", ["jane", "Jane.Doe", 'o"brien', "back\\slash", "émile",
+                                   "has space"])
+def test_the_init_section_maps_any_login(login: str, tmp_path: Path) -> None:
+    text = DEFAULT_CONFIG.read_text() + auth_section(login)
+    config = parse_config(tomllib.loads(text), tmp_path)
+    principal = config.auth.os_users[login]
+    assert principal in config.auth.principals  # `operator` when no id can be made of it
+    assert principal == ("operator" if login in ("émile", "has space", 'o"brien', "back\\slash")
+                         else login.casefold())
