@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from finsync.audit.migrate import upgrade as upgrade_audit
 from finsync.auth.migrate import upgrade as upgrade_auth
+from finsync.controls.migrate import upgrade as upgrade_controls
 from finsync.storage.db import make_engine, normalise_url
 from finsync.storage.migrate import upgrade as upgrade_hub
 
@@ -26,10 +27,12 @@ REQUIRE_SERVICES = os.environ.get("FINSYNC_REQUIRE_SERVICES") == "1"
 
 
 def upgrade(engine: Engine) -> None:
-    """The schemas every hub database holds: the hub's, the audit trail's, the tokens'."""
+    """The schemas every hub database holds: the hub's, the audit trail's, the tokens' and
+    the two-person controls'."""
     upgrade_hub(engine)
     upgrade_audit(engine)
     upgrade_auth(engine)
+    upgrade_controls(engine)
 
 
 def _unavailable(what: str, exc: Exception) -> None:

@@ -41,6 +41,10 @@ from finsync.connectors.tryton.bootstrap import bootstrap as bootstrap_tryton
 from finsync.connectors.tryton.ledger import Entity as TrytonEntity
 from finsync.connectors.tryton.ledger import TrytonLedger
 from finsync.connectors.tryton.rpc import TrytonClient
+from finsync.controls.configuration import ConfigControl
+from finsync.controls.migrate import upgrade as upgrade_controls
+from finsync.controls.period import PeriodControl, record_change
+from finsync.controls.request import TwoPerson
 from finsync.domain.catalog import StandaloneSellingPrice
 from finsync.domain.clock import utc_now
 from finsync.domain.errors import SignatureError
@@ -89,7 +93,7 @@ def build_ledger_service(config: FinsyncConfig, engine: Engine,
     """The embedded ledger on the hub's database, its books set up from `[ledger]`."""
     upgrade_ledger(engine)
     governor = Governor(system.calls_per_minute, system.concurrency) if system else None
-    service = LedgerService(engine, clock, governor)
+    service = LedgerService(engine, clock, governor, witness=record_change)
     for entity in config.ledger.entities:
         if not service.has_entity(entity.id):
             chart_text = config.resolve(entity.chart).read_text() if entity.chart \
@@ -367,11 +371,12 @@ def build_webhooks(config: FinsyncConfig, engine: Engine,
 
 
 def _upgrade_hub(engine: Engine) -> None:
-    """The hub's schema, the audit trail's and the API tokens', which every hub database
-    holds."""
+    """The schemas every hub database holds: the hub's, the audit trail's, the API
+    tokens' and the two-person controls'."""
     upgrade(engine)
     upgrade_audit(engine)
     upgrade_auth(engine)
+    upgrade_controls(engine)
 
 
 def worker_id() -> str:
@@ -449,7 +454,8 @@ def build_finance(config: FinsyncConfig, *, engine: Engine | None = None,
         PeriodClose(hub, ports.ledger(), ports.revenue(), audit.checkpoint_if_signing),
         Reconciliation(engine, ports.billing_records(), ports.ledger(), ports.revenue(),
                        entities, clock),
-        Triage(engine, ApprovalPolicy(config.triage.approval_threshold, config.triage.thresholds),
+        Triage(engine, ApprovalPolicy(config.triage.approval_threshold, config.triage.thresholds,
+                                      timedelta(hours=config.controls.pending_ttl_h)),
                ports.ledgers.get, clock),
         audit, build_call_log(config, engine, clock))
 
@@ -497,6 +503,35 @@ def build_daily(finance: Finance) -> Callable[[date], object]:
         if failures:
             raise failures[0]
     return daily
+
+
+def build_two_person(config: FinsyncConfig, engine: Engine,
+                     clock: Callable[[], datetime] = utc_now) -> TwoPerson:
+    """The two-person request store (the database is migrated by whoever built `engine`)."""
+    return TwoPerson(engine, clock, timedelta(hours=config.controls.pending_ttl_h))
+
+
+def build_config_control(config: FinsyncConfig, engine: Engine,
+                         clock: Callable[[], datetime] = utc_now) -> ConfigControl:
+    return ConfigControl(engine, build_two_person(config, engine, clock), clock)
+
+
+def approved_config(config: FinsyncConfig, engine: Engine,
+                    clock: Callable[[], datetime] = utc_now) -> str:
+    """The fingerprint of `config`'s controlled sections, if approved for this database
+    (`serve`, `run`, the pipeline and finance's actions call it before they use
+    `config`), else `ConfigNotApprovedError`."""
+    return build_config_control(config, engine, clock).check(config)
+
+
+def build_period_control(config: FinsyncConfig, engine: Engine,
+                         clock: Callable[[], datetime] = utc_now) -> PeriodControl:
+    """Period close and the two-person reopen of the embedded ledger (each change is
+    audited, so the database holds the audit and controls schemas first)."""
+    upgrade_audit(engine)
+    upgrade_controls(engine)
+    return PeriodControl(build_two_person(config, engine, clock),
+                         build_ledger_service(config, engine, clock=clock))
 
 
 def build_metrics(finance: Finance) -> Callable[[], str]:

@@ -149,6 +149,13 @@ class AuditSection(_Strict):
     public_keys: list[str] = Field(default_factory=list)
 
 
+class ControlsSection(_Strict):
+    """Two-person controls: how long a request (a period reopen, a configuration change)
+    waits for its second principal before it expires."""
+
+    pending_ttl_h: float = Field(72.0, gt=0, le=24 * 90)
+
+
 class LedgerSection(_Strict):
     """Books of the embedded ledger, created at start-up when missing."""
 
@@ -240,6 +247,7 @@ class FinsyncConfig(_Strict):
     auth: AuthSection = AuthSection()
     audit: AuditSection = AuditSection()
     calls: CallsSection = CallsSection()
+    controls: ControlsSection = ControlsSection()
     base_dir: Path = Path(".")
 
     def limits_for(self, source: str) -> InputLimits:

@@ -4,6 +4,7 @@ amendment round trip, the lifecycle commands, and refused commands that change n
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,9 +12,18 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from finsync.cli.billing import app
+from tests.clikit import with_auth
 from tests.unit.billing.servicekit import snapshot
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _authorised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped configuration with a principal for the current login (the database is
+    each test's `--database`)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "finsync.toml").write_text(with_auth())
 
 
 def _call(db_url: str, args: list[str], code: int = 0) -> Any:

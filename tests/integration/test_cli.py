@@ -40,7 +40,7 @@ def test_ingest_run_status_replay_round_trip(workdir: Path) -> None:
     assert run["status"]["exceptions"] == {"open": {"mapping_error": 1}}
     assert _json(["ingest", str(stream)])["stored"] == 19
     assert _json(["run"])["status"]["duplicates_ignored"] == 18
-    replay = _json(["replay", "--all"])
+    replay = _json(["replay", "--all", "--reason", "re-drive after the fix"])
     assert replay["replay"]["requeued"] == DONE
     assert run_settled(_json)["status"]["deliveries"] == {"done": DONE}
     listed = _json(["exceptions", "list"])

@@ -20,9 +20,8 @@ import pytest
 import finsync.cli.main as cli_main
 import finsync.demo.run as demo_run
 from finsync.cli.main import app
-from finsync.config import DEFAULT_CONFIG
 from tests.clikit import cli_json as _json
-from tests.clikit import runner
+from tests.clikit import runner, with_auth
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "examples" / "reference-workflow.jsonl"
@@ -74,7 +73,7 @@ def test_unreachable_database_exits_with_storage_unavailable(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Finding 10: an unreachable database printed a raw traceback. It is the code the
     storage layer and the HTTP API already use for it, `storage_unavailable`."""
-    (empty_dir / "finsync.toml").write_text(DEFAULT_CONFIG.read_text())
+    (empty_dir / "finsync.toml").write_text(with_auth())
     monkeypatch.setenv("FINSYNC_DATABASE_URL", unreachable_url)
     error = _json(command, code=1)["error"]
     assert error["code"] == "storage_unavailable"
@@ -109,17 +108,20 @@ def test_named_config_that_does_not_exist_is_config_not_found(
     error = _json(args, code=1)["error"]
     assert error["code"] == "config_not_found" and "nope.toml" in error["message"]
     assert list(empty_dir.iterdir()) == []  # no database was created
-    (empty_dir / "finsync.toml").write_text(DEFAULT_CONFIG.read_text())
+    (empty_dir / "finsync.toml").write_text(with_auth())
     assert _json(args, code=1)["error"]["code"] == "config_not_found"
     assert not (empty_dir / "var").exists()
 
 
 def test_no_config_anywhere_uses_the_defaults_and_says_so(empty_dir: Path) -> None:
-    """Finding 10: with no finsync.toml and none named, the defaults were used silently."""
+    """Finding 10: with no finsync.toml and none named, the defaults were used silently.
+    The defaults map no login to a principal, so nobody may act on them (deny by default)."""
     result = runner.invoke(app, ["status", "--json"])
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["raw_events"] == {}  # stdout stays one JSON object
+    assert result.exit_code == 1, result.output
+    error = json.loads(result.stdout)["error"]  # stdout stays one JSON object
+    assert error["code"] == "not_authenticated" and "[auth.os_users]" in error["message"]
     assert "built-in defaults" in result.stderr and "finsync init" in result.stderr
+    assert not (empty_dir / "var").exists()  # refused before any database was made
 
 
 def test_a_bad_option_value_is_invalid_argument(empty_dir: Path) -> None:
@@ -133,6 +135,7 @@ def test_a_defect_is_internal_error_with_its_traceback(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(cli_main, "build_hub", broken)
+    (empty_dir / "finsync.toml").write_text(with_auth())
     result = runner.invoke(app, ["status", "--json"])
     assert result.exit_code == 1
     assert json.loads(result.stdout)["error"] == {"code": "internal_error",

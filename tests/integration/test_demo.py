@@ -54,6 +54,9 @@ def test_the_reroute_needed_a_second_person(report: dict[str, Any]) -> None:
     steps = [(a["action"], a["by"], a["status"]) for a in report["triage_actions"]]
     assert ("reroute", "ar.clerk", "pending_approval") in steps
     assert ("approve", "ar.clerk", "refused") in steps
+    refusals = [a["code"] for a in report["triage_actions"] if a["status"] == "refused"]
+    # without the approve scope; then with it, as the same person spelled in capitals
+    assert refusals == ["forbidden", "same_person"]
     assert ("reroute", "controller", "done") in steps
 
 

@@ -30,6 +30,7 @@ from finsync.triage.service import AlreadyPostedError, Keep
 from tests.builders import contract_doc, envelope, invoice_doc, payment_doc
 from tests.clikit import cli_json as _cli
 from tests.clikit import runner
+from tests.people import ALICE, BOB
 
 ROUTES = {"invoice.issued": ["ledger"], "payment.applied": ["ledger"]}
 HOW = ["source_event_id", "business_key"]
@@ -144,10 +145,10 @@ def test_keep_stored_closes_it_and_the_books_are_unchanged(
     _send(finance, _payment("59999.00", how, again=True))
     books = (_applied(finance), finance.hub.status()["deliveries"])
     [row] = _duplicate_events(finance)
-    asked = finance.triage.resolve_duplicate(int(row["id"]), Keep.STORED, "alice",
+    asked = finance.triage.resolve_duplicate(int(row["id"]), Keep.STORED, ALICE,
                                              "the gateway resent a draft; 60,000 is right")
     assert asked.status == "pending_approval"  # 60,000.00 at stake is above the threshold
-    done = finance.triage.approve(asked.action_id, "bob", "agreed")
+    done = finance.triage.approve(asked.action_id, BOB, "agreed")
     assert done.status == "done"
     finance.hub.run_until_idle()
     shown = finance.triage.show(int(row["id"]))
@@ -167,10 +168,10 @@ def test_keep_received_before_delivery_posts_only_the_received_amount(
     assert finance.hub.status()["deliveries"] == {"pending": 1}
     _send(finance, _payment("59999.00", how, again=True))
     [row] = _duplicate_events(finance)
-    asked = finance.triage.resolve_duplicate(int(row["id"]), Keep.RECEIVED, "alice",
+    asked = finance.triage.resolve_duplicate(int(row["id"]), Keep.RECEIVED, ALICE,
                                              "the gateway corrected the amount")
     assert asked.status == "pending_approval"
-    done = finance.triage.approve(asked.action_id, "bob", "agreed")
+    done = finance.triage.approve(asked.action_id, BOB, "agreed")
     assert done.status == "done" and "stands in place of" in done.detail
     _send(finance, _invoice())
     _settle(finance, clock)
@@ -190,7 +191,7 @@ def test_keep_received_after_delivery_is_refused_already_posted(
     _send(finance, _payment("59999.00", how, again=True))
     [row] = _duplicate_events(finance)
     with pytest.raises(AlreadyPostedError) as refused:
-        finance.triage.resolve_duplicate(int(row["id"]), Keep.RECEIVED, "alice", "fix it")
+        finance.triage.resolve_duplicate(int(row["id"]), Keep.RECEIVED, ALICE, "fix it")
     assert refused.value.code == "already_posted"
     assert "credit memo" in str(refused.value) and "--keep stored" in str(refused.value)
     assert finance.triage.show(int(row["id"]))["status"] == "open"
@@ -203,12 +204,12 @@ def test_keep_received_posted_while_awaiting_approval_is_refused_on_approval(
     _send(finance, _payment("60000.00"))
     _send(finance, _payment("59999.00", again=True))
     [row] = _duplicate_events(finance)
-    asked = finance.triage.resolve_duplicate(int(row["id"]), Keep.RECEIVED, "alice", "fix")
+    asked = finance.triage.resolve_duplicate(int(row["id"]), Keep.RECEIVED, ALICE, "fix")
     _send(finance, _invoice())
     _settle(finance, clock)  # the stored 60,000.00 is posted meanwhile
     with pytest.raises(AlreadyPostedError):
-        finance.triage.approve(asked.action_id, "bob", "agreed")
-    assert finance.triage.reject(asked.action_id, "bob", "posted already").status == "rejected"
+        finance.triage.approve(asked.action_id, BOB, "agreed")
+    assert finance.triage.reject(asked.action_id, BOB, "posted already").status == "rejected"
     assert finance.triage.show(int(row["id"]))["status"] == "open"
     assert _applied(finance) == [("pay_1", "inv_1", "60000.00 USD")]
 
@@ -231,8 +232,8 @@ def test_keep_received_for_a_parked_event_waits_in_its_place(
     _send(finance, _amendment(13))
     [row] = _duplicate_events(finance)
     assert row["amount_at_stake"] == "1560.00 USD"  # 13 x 120.00, the larger contract value
-    asked = finance.triage.resolve_duplicate(int(row["id"]), Keep.RECEIVED, "alice", "13")
-    finance.triage.approve(asked.action_id, "bob", "agreed")
+    asked = finance.triage.resolve_duplicate(int(row["id"]), Keep.RECEIVED, ALICE, "13")
+    finance.triage.approve(asked.action_id, BOB, "agreed")
     _send(finance, json.dumps(envelope(
         "contract.created", "con-v1", ("subscription_contract", "con_1", 1),
         {"contract": contract_doc("con_1", 1, 10, "120.00")}, correlation_id="ord_1")).encode())
@@ -245,7 +246,7 @@ def test_keep_received_for_a_parked_event_waits_in_its_place(
 
 
 def test_duplicate_event_is_chosen_from_the_cli(workdir: Path) -> None:
-    """`finsync exceptions resolve-duplicate N --keep stored|received --note --as`."""
+    """`finsync exceptions resolve-duplicate N --keep stored|received --note`."""
     stream = workdir / "payments.jsonl"
     stream.write_bytes(_payment("100.00") + b"\n" + _payment("99.99", again=True) + b"\n")
     _cli(["ingest", str(stream)])
@@ -253,10 +254,10 @@ def test_duplicate_event_is_chosen_from_the_cli(workdir: Path) -> None:
     [row] = _cli(["exceptions", "list", "--class", "duplicate_event"])["exceptions"]
     assert row["amount_at_stake"] == "100.00 USD"
     bad = runner.invoke(app, ["exceptions", "resolve-duplicate", str(row["id"]), "--keep",
-                              "both", "--note", "x", "--as", "alice"])
+                              "both", "--note", "x"])
     assert bad.exit_code == 2
     [outcome] = _cli(["exceptions", "resolve-duplicate", str(row["id"]), "--keep", "received",
-                      "--note", "gateway corrected it", "--as", "alice"])["outcomes"]
+                      "--note", "gateway corrected it"])["outcomes"]
     assert (outcome["action"], outcome["status"]) == ("choose_body", "done")
     shown = _cli(["exceptions", "show", str(row["id"])])
     assert shown["status"] == "resolved" and "kept the received body" in \

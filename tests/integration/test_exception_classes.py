@@ -20,6 +20,7 @@ from finsync.demo.clock import SimClock
 from finsync.storage.raw_log import RawIn
 from finsync.systems.ledger.chart import DEFAULT_CHART, parse_chart
 from tests.builders import contract_doc, envelope, invoice_doc, payment_doc
+from tests.people import ALICE, BOB
 
 LEDGER_ONLY = {"invoice.issued": ["ledger"], "payment.applied": ["ledger"],
                "contract.created": ["revrec"], "contract.amended": ["revrec"]}
@@ -54,7 +55,7 @@ def test_ownership_violation_is_kept_and_resolved_with_a_note(
                             {"payment": payment_doc("pay_crm", "10.00", "inv_x")},
                             correlation_id="c1", source="crm"))
     row = _one(finance, "ownership_violation")
-    done = finance.triage.resolve(int(str(row["id"])), "alice",
+    done = finance.triage.resolve(int(str(row["id"])), ALICE,
                                   "CRM sandbox sent a payment; billing owns payments")
     assert done.status == "done"
     shown = finance.triage.show(int(str(row["id"])))
@@ -96,7 +97,7 @@ def test_a_payment_that_outlived_its_retries_posts_on_manual_retry(
     _send(finance, envelope("invoice.issued", "inv-1", ("invoice", "inv_1", None),
                             {"invoice": invoice_doc("inv_1", "100.00")},
                             correlation_id="ord_1"))
-    outcome = finance.triage.retry(int(str(row["id"])), "bob", "invoice INV_1 is in now")
+    outcome = finance.triage.retry(int(str(row["id"])), BOB, "invoice INV_1 is in now")
     assert outcome.status == "done"
     finance.hub.run_until_idle()
     assert _one(finance, "sequencing_error", status="resolved")
@@ -115,7 +116,7 @@ def test_master_data_mismatch_fixed_in_the_erp_then_retried(
     books = build_ledger_service(config, finance.hub.engine, clock=clock)
     books.create_entity("le_ca", "Acme Canada", "USD", parse_chart(DEFAULT_CHART.read_text()))
     books.open_year("le_ca", 2026)
-    finance.triage.retry(int(str(row["id"])), "bob", "le_ca set up in the ERP")
+    finance.triage.retry(int(str(row["id"])), BOB, "le_ca set up in the ERP")
     finance.hub.run_until_idle()
     assert _one(finance, "master_data_mismatch", status="resolved")
     assert books.trial_balance("le_ca", date(2026, 12, 31))

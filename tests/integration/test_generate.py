@@ -17,7 +17,7 @@ import pytest
 from finsync.bootstrap import Finance, build_finance, build_ledger_service
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, parse_config
 from finsync.generator.run import DatabaseNotEmptyError, Request, generate
-from tests.clikit import cli_json
+from tests.clikit import cli_json, with_auth
 
 AS_OF = date(2026, 5, 31)
 SMALL = Request(customers=12, months=5, seed=11)
@@ -103,7 +103,7 @@ def test_a_second_company_in_the_same_database_is_refused(tmp_path: Path) -> Non
 def test_cli_prints_one_summary_and_refuses_a_horizon_outside_the_fiscal_years(
         tmp_path: Path) -> None:
     target = tmp_path / "finsync.toml"
-    target.write_text(DEFAULT_CONFIG.read_text())
+    target.write_text(with_auth())
     made = cli_json(["generate", "--customers", "2", "--months", "1", "--config", str(target)])
     assert made["customers"] == 2 and made["events"] > 0 and made["seconds"] >= 0
     refused = cli_json(["generate", "--customers", "2", "--months", "36", "--config",

@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from finsync.auth.principal import normalise
+from finsync.cli.common import os_login
 from finsync.cli.main import app
+from tests.clikit import add_person, login_as
 from tests.hubkit import run_settled
 
 runner = CliRunner()
@@ -56,17 +59,25 @@ def test_gl_runs_a_balance_per_line(books: Path) -> None:
     assert [line["balance"] for line in lines] == ["60000.00", "0.00", "37808.22", "0.00"]
 
 
-def test_close_then_reopen_is_audited_and_needs_a_reason(books: Path) -> None:
-    assert _json(["ledger", "close", "-e", "le_us", "-p", "2026-01", "--by", "alice"]
-                 )["status"] == "closed"
+def test_close_then_reopen_is_audited_and_needs_a_reason(
+        books: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    closed = _json(["ledger", "close", "-e", "le_us", "-p", "2026-01"])
+    assert (closed["status"], closed["by"]) == ("closed", normalise(os_login()))
     periods = _json(["ledger", "periods", "-e", "le_us"])["periods"]
     assert periods[0] | {"start": None, "end": None} == {
         "legal_entity": "le_us", "name": "2026-01", "start": None, "end": None,
         "status": "closed"}
     result = runner.invoke(app, ["ledger", "reopen", "-e", "le_us", "-p", "2026-01"])
     assert result.exit_code == 2 and "--reason" in result.output
-    assert _json(["ledger", "reopen", "-e", "le_us", "-p", "2026-01", "--by", "bob",
-                  "--reason", "late invoice"])["status"] == "open"
+    asked = _json(["ledger", "reopen", "-e", "le_us", "-p", "2026-01",
+                   "--reason", "late invoice"])
+    assert asked["status"] == "pending"  # a second principal opens it
+    add_person(books / "finsync.toml", "controller", "controller",
+               ["finance:read", "periods:manage", "exceptions:approve"])
+    login_as(monkeypatch, "controller")
+    assert _json(["ledger", "reopen-approve", str(asked["id"]), "--note", "ok"]
+                 )["status"] == "approved"
+    assert _json(["ledger", "periods", "-e", "le_us"])["periods"][0]["status"] == "open"
 
 
 def test_unknown_entity_is_a_clear_error(books: Path) -> None:

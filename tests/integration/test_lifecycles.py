@@ -26,8 +26,17 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
-from finsync.bootstrap import build_billing_service, build_finance, build_ledger_service
+from finsync.audit.tables import trail
+from finsync.auth.local import mapped_principal, require
+from finsync.auth.principal import EXCEPTIONS_APPROVE, PERIODS_MANAGE
+from finsync.bootstrap import (
+    approved_config,
+    build_billing_service,
+    build_finance,
+    build_ledger_service,
+)
 from finsync.config import DEFAULT_CONFIG, parse_config
 from finsync.demo.clock import SimClock
 from finsync.domain.catalog import BillingFrequency
@@ -37,6 +46,7 @@ from finsync.domain.invoice import UsageRecord
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
 from finsync.hub.replay import ReplayFilter
+from finsync.storage.db import reading
 from finsync.storage.raw_log import RawIn
 from finsync.systems.billing.amendment import AmendSubscription
 from finsync.systems.billing.cancellation import CancelMode, CancelSubscription
@@ -216,6 +226,9 @@ def backend(request: pytest.FixtureRequest) -> str:
     return "sqlite"
 
 
+AUTH = {"principals": {"controller": {"scopes": [PERIODS_MANAGE, EXCEPTIONS_APPROVE]}},
+        "os_users": {"controller": "controller"}}
+
 # Derandomized so CI sees the same lifecycles every run; FINSYNC_LIFECYCLES=200 explores
 # further (random, more examples) on a workstation.
 EXPLORE = int(os.environ.get("FINSYNC_LIFECYCLES", "0"))
@@ -232,10 +245,16 @@ def test_random_lifecycles_reconcile_to_zero(backend: str, tmp_path: Path,
     people, rng = lifecycle
     people = [replace(c, n=n) for n, c in enumerate(people)]
     monkeypatch.setenv("FINSYNC_DATABASE_URL", _database(backend, tmp_path))
-    config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), tmp_path)
+    config = parse_config({**tomllib.loads(DEFAULT_CONFIG.read_text()), "auth": AUTH}, tmp_path)
     config = config.model_copy(update={"pumps": {}})
     clock = SimClock(datetime(2026, 1, 1, tzinfo=UTC))
     finance = build_finance(config, clock=clock)
+    # The year is closed by the controller, authenticated as the login mapped in [auth],
+    # under the configuration approved for this database.
+    controller = require(mapped_principal("controller", config.auth.os_users,
+                                          {n: p.scopes for n, p in
+                                           config.auth.principals.items()}), PERIODS_MANAGE)
+    approved_config(config, finance.hub.engine, clock)
     try:
         billing = build_billing_service(config, finance.hub.engine, clock)
         Year(billing, clock).play(people)
@@ -246,7 +265,11 @@ def test_random_lifecycles_reconcile_to_zero(backend: str, tmp_path: Path,
         assert refused == [], people
         for month in range(1, 13):
             for entity in ("le_us", "le_eu"):
-                finance.close.close(entity, f"2026-{month:02d}", "controller")
+                finance.close.close(entity, f"2026-{month:02d}", controller.id)
+        with reading(finance.hub.engine) as conn:  # each close audited as the controller
+            closes = conn.execute(select(trail.c.actor, trail.c.object_id)
+                                  .where(trail.c.action == "period.close")).all()
+        assert len(closes) == 24 and {actor for actor, _ in closes} == {"controller"}
         report = finance.recon.run(date(2026, 12, 31))
         breaks = {c.name: [i.as_dict() for i in c.breaks] for c in report.checks if c.breaks}
         assert breaks == {}, people

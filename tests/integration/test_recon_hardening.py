@@ -9,6 +9,7 @@ import json
 import shlex
 import tomllib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +32,7 @@ from finsync.recon.model import Report
 from finsync.systems.billing.handler import RegisterCustomer
 from finsync.systems.billing.service import BillingService
 from finsync.systems.billing.subscription import CreateSubscription
+from tests.clikit import add_person, login_as
 from tests.ledgerkit import credit_memo, invoice, payment
 
 REPO = Path(__file__).resolve().parents[2]
@@ -207,7 +209,6 @@ def _readme_commands() -> list[list[str]]:
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
-    monkeypatch.setenv("FINSYNC_USER", "alice")
     monkeypatch.delenv("FINSYNC_CONFIG", raising=False)
     return tmp_path
 
@@ -237,6 +238,18 @@ def test_readme_commands_in_order_book_january_revenue(workdir: Path) -> None:
     assert report["total_variance"] == {"USD": "0.00", "EUR": "0.00"}
 
 
+@contextmanager
+def _as_controller(workdir: Path) -> Iterator[None]:
+    """A second person, with exceptions:approve, logged in while the block runs."""
+    config = workdir / "finsync.toml"
+    if '"controller" = "controller"' not in config.read_text():
+        add_person(config, "controller", "controller",
+                   ["finance:read", "exceptions:approve", "periods:manage"])
+    with pytest.MonkeyPatch.context() as patch:
+        login_as(patch, "controller")
+        yield
+
+
 def _january_closed_first(workdir: Path) -> None:
     """The README as it was: `ledger close` January before billing's January invoice."""
     commands = [c for c in _readme_commands() if c[0] not in ("close", "reconcile", "ledger")]
@@ -262,9 +275,13 @@ def test_close_refuses_a_closed_period_whose_revenue_is_not_posted(workdir: Path
     revenue = [c for c in report["checks"] if c["name"] == "recognised_vs_gl_revenue"
                and c["legal_entity"] == "le_us"]
     assert revenue[0]["variance"] == JANUARY_REVENUE
-    # way out 1: reopen, send the refused invoice again, close
-    _cli(["ledger", "reopen", "--entity", "le_us", "--period", "2026-01",
-          "--reason", "January's revenue was never booked"])
+    # way out 1: reopen (asked by one principal, approved by another), send the refused
+    # invoice again, close
+    asked = _cli(["ledger", "reopen", "--entity", "le_us", "--period", "2026-01",
+                  "--reason", "January's revenue was never booked"])
+    assert asked["status"] == "pending"
+    with _as_controller(workdir):
+        _cli(["ledger", "reopen-approve", str(asked["id"]), "--note", "agreed"])
     [refused] = _cli(["exceptions", "list", "--class", "closed_period"])["exceptions"]
     _cli(["exceptions", "retry", str(refused["id"]), "--reason", "January is open again"])
     closed = _cli(["close", "--entity", "le_us", "--period", "2026-01"])
@@ -287,10 +304,11 @@ def test_close_into_open_period_waits_for_an_approved_reroute(workdir: Path) -> 
     error = _cli(["close", "--entity", "le_us", "--period", "2026-01"], code=1)["error"]
     assert error["code"] == "revenue_not_posted" and held in error["message"]
     asked = _cli(["exceptions", "reroute", exception_id, "--reason", "January is closed",
-                  "--as", "alice"])["outcomes"][0]
+                  ])["outcomes"][0]
     assert asked["status"] == "pending_approval"  # 10,191.78 is above 1,000.00
-    done = _cli(["exceptions", "approve", str(asked["action_id"]), "--note", "agreed",
-                 "--as", "bob"])["outcomes"][0]
+    with _as_controller(workdir):
+        done = _cli(["exceptions", "approve", str(asked["action_id"]), "--note", "agreed",
+                     ])["outcomes"][0]
     assert done["status"] == "done" and "2026-02-01" in done["detail"]
     _cli(["run"])
     after = _cli(["close", "--entity", "le_us", "--period", "2026-01"])

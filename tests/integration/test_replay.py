@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import Engine
 
 from finsync.bootstrap import build_finance, build_ledger_service
-from finsync.config import DEFAULT_CONFIG, parse_config
+from finsync.config import parse_config
 from finsync.hub.replay import ReplayFilter, ReplayResult, replay
 from finsync.hub.service import Hub
 from tests.builders import lifecycle_stream
-from tests.clikit import cli_json
+from tests.clikit import cli_json, with_auth
 from tests.hubkit import LEDGER_ROUTES, books, ingest, make_hub, settings
 
 STREAM = lifecycle_stream(customers=3, amendments=2)  # 3 x 3 versions x 3 events
@@ -95,11 +95,11 @@ def test_replay_all_of_a_generated_company_leaves_its_books_unchanged(
         db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
     target = tmp_path / "finsync.toml"
-    target.write_text(DEFAULT_CONFIG.read_text())
+    target.write_text(with_auth())
     made = cli_json(["generate", "--customers", "5", "--months", "2", "--seed", "4",
                      "--config", str(target)])
     before = _ledger_books(target, tmp_path)
-    replayed = cli_json(["replay", "--all", "--config", str(target)])
+    replayed = cli_json(["replay", "--all", "--reason", "books check", "--config", str(target)])
     assert replayed["replay"]["events"] == made["events"]
     assert replayed["replay"]["added"] == 0
     assert replayed["run"]["deliveries_attempted"] == replayed["replay"]["requeued"] > 0

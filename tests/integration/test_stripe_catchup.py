@@ -28,6 +28,7 @@ from finsync.domain.status import DeliveryStatus, EventStatus
 from finsync.hub.service import Hub
 from finsync.storage.raw_log import RawIn
 from finsync.storage.schema import events
+from tests.clikit import auth_section
 from tests.stripekit import Localstripe, stripe_config
 from tests.unit.stripe.payloads import DAY, T0, delivered, event, price, subscription
 
@@ -173,7 +174,7 @@ api_key_env = "FINSYNC_TEST_STRIPE_KEY"
 poll_on_run = false
 [[stripe.stripe.webhook_secrets]]
 env = "FINSYNC_TEST_WHSEC"
-''')
+''' + auth_section())
     result = CliRunner().invoke(app, ["stripe", "poll", "--run", "--json", "-c", str(toml)])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)

@@ -25,6 +25,7 @@ from finsync.systems.billing.service import BillingService
 from finsync.systems.billing.subscription import CreateSubscription
 from finsync.triage.service import SegregationOfDutiesError
 from tests.ledgerkit import credit_memo, invoice
+from tests.people import ALICE, BOB
 
 
 @pytest.fixture
@@ -66,12 +67,12 @@ def test_a_material_reroute_needs_a_second_person(
         world: tuple[Finance, BillingService, SimClock]) -> None:
     finance, billing, clock = world
     exception_id = _late_payment(finance, billing, clock, seats=50)  # 6000.00 at stake
-    asked = finance.triage.reroute(exception_id, "alice", "January is closed")
+    asked = finance.triage.reroute(exception_id, ALICE, "January is closed")
     assert asked.status == "pending_approval"
     assert finance.triage.show(exception_id)["status"] == "awaiting_approval"
     with pytest.raises(SegregationOfDutiesError):
-        finance.triage.approve(asked.action_id, "alice", "mine")
-    done = finance.triage.approve(asked.action_id, "bob", "fine")
+        finance.triage.approve(asked.action_id, ALICE, "mine")
+    done = finance.triage.approve(asked.action_id, BOB, "fine")
     assert done.status == "done" and "2026-02-01" in done.detail
     finance.hub.run_until_idle()
     shown = finance.triage.show(exception_id)
@@ -87,7 +88,7 @@ def test_a_small_reroute_goes_through_at_once(
         world: tuple[Finance, BillingService, SimClock]) -> None:
     finance, billing, clock = world
     exception_id = _late_payment(finance, billing, clock, seats=5)  # 600.00 at stake
-    assert finance.triage.reroute(exception_id, "alice", "January is closed").status == "done"
+    assert finance.triage.reroute(exception_id, ALICE, "January is closed").status == "done"
     finance.hub.run_until_idle()
     assert finance.triage.show(exception_id)["status"] == "resolved"
 

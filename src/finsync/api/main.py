@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from finsync.api.app import create_app, pipeline_supervisor
 from finsync.bootstrap import (
+    approved_config,
     build_daily,
     build_finance,
     build_metrics,
@@ -42,6 +43,7 @@ def app_from_environment() -> FastAPI:
     config = load_config()
     finance = build_finance(config)
     hub = finance.hub
+    approved_config(config, hub.engine, hub.clock)  # routes, ownership, thresholds approved
     return create_app(hub, worker_interval_s=_interval_s() if mode == "on" else None,
                       metrics=build_metrics(finance),
                       daily=build_daily(finance), audit=finance.audit,
@@ -56,6 +58,7 @@ def run_pipeline() -> None:
     config = load_config()
     finance = build_finance(config)
     hub = finance.hub
+    approved_config(config, hub.engine, hub.clock)
     supervisor = pipeline_supervisor(hub, _interval_s(), build_daily(finance),
                                      build_usage(config, hub.engine, hub.clock))
     stopping = threading.Event()

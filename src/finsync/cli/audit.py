@@ -15,9 +15,10 @@ from rich.markup import escape
 from finsync.audit.service import AuditTrail
 from finsync.audit.signing import new_key_pem
 from finsync.audit.verify import Verdict
+from finsync.auth.principal import ADMIN, AUDIT_READ
 from finsync.bootstrap import open_audit
 from finsync.cli import output
-from finsync.cli.common import ConfigPath, Json, guarded
+from finsync.cli.common import ConfigPath, Json, authorised, guarded
 from finsync.config import load_config
 
 app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
@@ -26,8 +27,11 @@ VERIFY_FAILED_EXIT = 4  # code `audit_verify_failed` (docs/security.md)
 
 
 @contextmanager
-def _trail(config: Path | None) -> Iterator[AuditTrail]:
-    trail = open_audit(load_config(config))
+def _trail(config: Path | None, scope: str) -> Iterator[AuditTrail]:
+    """The audit trail, for a principal holding `scope`."""
+    loaded = load_config(config)
+    authorised(loaded, scope)
+    trail = open_audit(loaded)
     try:
         yield trail
     finally:
@@ -45,7 +49,7 @@ def _day(text: str, option: str) -> date:
 def verify(config: ConfigPath = None, as_json: Json = False) -> None:
     """Walk the chain, check every signed checkpoint and the legacy logs' coverage; name the
     first record edited, deleted, inserted or reordered. Exits 4 when anything is found."""
-    with guarded(as_json), _trail(config) as trail:
+    with guarded(as_json), _trail(config, AUDIT_READ) as trail:
         verdict = trail.verify()
     message = _failure(verdict)
     if as_json:
@@ -96,7 +100,7 @@ def _render(verdict: Verdict) -> None:
 def checkpoint(reason: Annotated[str, typer.Option(help="Recorded with the checkpoint.")]
                = "manual", config: ConfigPath = None, as_json: Json = False) -> None:
     """Sign the trail's head now (the daily job and each `finsync close` do it too)."""
-    with guarded(as_json), _trail(config) as trail:
+    with guarded(as_json), _trail(config, ADMIN) as trail:
         signed = trail.checkpoint(reason)
     if as_json:
         output.emit_json(signed.as_json())
@@ -112,7 +116,7 @@ def export(directory: Annotated[Path, typer.Argument(help="An empty or new folde
            config: ConfigPath = None, as_json: Json = False) -> None:
     """Write an evidence pack an auditor verifies without finsync: records, checkpoints,
     public keys, README and verify.py (Python's standard library only)."""
-    with guarded(as_json), _trail(config) as trail:
+    with guarded(as_json), _trail(config, AUDIT_READ) as trail:
         pack = trail.export(_day(start, "--from"), _day(end, "--to"), directory)
     if as_json:
         output.emit_json(pack.as_json())
@@ -127,7 +131,7 @@ def export(directory: Annotated[Path, typer.Argument(help="An empty or new folde
 def adopt(config: ConfigPath = None, as_json: Json = False) -> None:
     """Once, after upgrading a database that has history: record the triage actions and
     period changes written before the audit trail existed, so that verify covers them."""
-    with guarded(as_json), _trail(config) as trail:
+    with guarded(as_json), _trail(config, ADMIN) as trail:
         adopted = trail.adopt()
     if as_json:
         output.emit_json({"adopted": adopted})

@@ -20,9 +20,10 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from finsync.auth.principal import FINANCE_READ, events_write
 from finsync.bootstrap import build_billing_service, build_engine
 from finsync.cli import output
-from finsync.cli.common import ConfigPath, Json, guarded
+from finsync.cli.common import ConfigPath, Json, authorised, guarded
 from finsync.config import FinsyncConfig, load_config
 from finsync.domain import codec
 from finsync.domain.catalog import BillingFrequency
@@ -64,6 +65,11 @@ On = Annotated[str, typer.Option("--on", help="Business date, ISO (2026-05-16)."
 
 
 # -- plumbing -----------------------------------------------------------------------------
+# Changing the embedded billing platform makes the events source `billing` sends: the same
+# scope as posting them. Reading invoices needs finance:read.
+WRITE = events_write("billing")
+
+
 @dataclass(frozen=True, slots=True)
 class Where:
     """Which configuration, database and catalogue a command runs on."""
@@ -73,9 +79,11 @@ class Where:
     catalog: Path | None
 
 
-def _configured(where: Where) -> FinsyncConfig:
-    """The configuration with this command's `--catalog` in place."""
+def _configured(where: Where, scope: str) -> FinsyncConfig:
+    """The configuration with this command's `--catalog` in place, for a principal holding
+    `scope`."""
     config = load_config(where.config)
+    authorised(config, scope)
     if where.catalog is not None:
         catalog = str(where.catalog.resolve())  # a path on the command line: from here
         systems = {name: system.model_copy(update={"catalog": catalog})
@@ -86,8 +94,8 @@ def _configured(where: Where) -> FinsyncConfig:
 
 
 @contextmanager
-def _service(where: Where) -> Iterator[BillingService]:
-    config = _configured(where)
+def _service(where: Where, scope: str = WRITE) -> Iterator[BillingService]:
+    config = _configured(where, scope)
     try:
         engine = build_engine(config, where.database)
     except (SQLAlchemyError, ValueError, OSError) as exc:
@@ -357,7 +365,8 @@ def invoices(customer: Annotated[str | None, typer.Option("--customer")] = None,
              database: Database = None, catalog: CatalogFile = None, config: ConfigPath = None,
              as_json: Json = False) -> None:
     """Issued invoices with what was credited, paid and is still due."""
-    with guarded(as_json), _service(Where(config, database, catalog)) as service:
+    with guarded(as_json), _service(Where(config, database, catalog),
+                                    FINANCE_READ) as service:
         rows = [_summary(s) for s in service.invoices(customer_id=customer,
                                                        contract_id=contract)]
         if as_json:

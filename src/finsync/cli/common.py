@@ -8,12 +8,18 @@ Rules:
   file or folder `file_not_found` / `directory_not_found`, a bad option `invalid_argument`
   (exit 2). Anything else is a defect: `internal_error`, with its traceback on stderr.
 - Notices (the built-in defaults in use, for one) go to stderr, so `--json` stays one object.
+- Every command acts as a principal (`acting`), never as a name typed on the command line:
+  the owner of `FINSYNC_TOKEN` when it is set, else the OS login mapped under
+  `[auth.os_users]`. Each command names the scope it needs (`authorised`); without it the
+  command is refused (`forbidden`) before it touches anything.
 """
 
 from __future__ import annotations
 
 import errno
+import getpass
 import logging
+import os
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,9 +32,13 @@ from rich.markup import escape
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from finsync.bootstrap import build_engine
+from finsync.auth.local import mapped_principal, require
+from finsync.auth.principal import Principal
+from finsync.auth.tokens import principal_for
+from finsync.bootstrap import build_engine, build_token_store
 from finsync.cli import output
 from finsync.config import ConfigError, FinsyncConfig, load_config
+from finsync.domain.clock import utc_now
 from finsync.domain.errors import FinsyncError
 from finsync.hub import logfilter
 
@@ -40,11 +50,52 @@ USAGE_EXIT = 2  # a bad argument or option, as click exits for its own usage err
 S = TypeVar("S")
 
 
+TOKEN_ENV = "FINSYNC_TOKEN"
+
+
+def os_login() -> str:
+    """The login of the process's effective user, from the system's user database (not
+    from $USER or $LOGNAME, which anyone can set)."""
+    try:
+        import pwd
+    except ImportError:  # not a POSIX system
+        return getpass.getuser()
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def token_principal(config: FinsyncConfig, token: str) -> Principal:
+    """The principal an API token stands for, now (`not_authenticated` if it is unknown,
+    pending, revoked or expired): a set FINSYNC_TOKEN is never ignored in favour of the
+    login, since a token meant to narrow what a command may do must not widen it."""
+    engine = build_token_store(config)
+    try:
+        return principal_for(engine, token, utc_now())
+    finally:
+        engine.dispose()
+
+
+def acting(config: FinsyncConfig) -> Principal:
+    """Who this command acts as: the owner of `FINSYNC_TOKEN`, else the OS login mapped
+    in `[auth]`; `NotAuthenticatedError` (with what to configure) otherwise."""
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        return token_principal(config, token)
+    principals = {name: p.scopes for name, p in config.auth.principals.items()}
+    return mapped_principal(os_login(), config.auth.os_users, principals)
+
+
+def authorised(config: FinsyncConfig, scope: str) -> Principal:
+    """The acting principal, if it holds `scope` (else `ForbiddenError`)."""
+    return require(acting(config), scope)
+
+
 @contextmanager
 def embedded(config: Path | None, role: str, what: str,
-             build: Callable[[FinsyncConfig, Engine], S]) -> Iterator[S]:
-    """An embedded system's service on the configured database, for its own reports."""
+             build: Callable[[FinsyncConfig, Engine], S], scope: str) -> Iterator[S]:
+    """An embedded system's service on the configured database, for a principal holding
+    `scope`."""
     loaded = load_config(config)
+    authorised(loaded, scope)
     if not any(s.role == role and s.connector == "embedded" for s in loaded.systems.values()):
         raise ConfigError(f"no system in [systems] uses the embedded {what}")
     engine = build_engine(loaded)

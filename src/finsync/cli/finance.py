@@ -1,11 +1,12 @@
 """Finance's commands: period close, reconciliation, metrics and the exception queue's
-actions. Every action names who does it (`--as`, default $FINSYNC_USER or the login)."""
+actions. Each acts as the authenticated principal (`common.acting`) and needs its scope:
+reading `finance:read`, the queue's actions `exceptions:act`, approving or rejecting them
+`exceptions:approve`, closing a period `periods:manage`. Those that run the pipeline refuse
+a controlled configuration that is not approved (`config_not_approved`)."""
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -14,28 +15,36 @@ from typing import Annotated, Any
 
 import typer
 
-from finsync.bootstrap import Finance, build_finance, build_metrics
+from finsync.auth.principal import (
+    EXCEPTIONS_ACT,
+    EXCEPTIONS_APPROVE,
+    FINANCE_READ,
+    PERIODS_MANAGE,
+    PII_READ,
+    Principal,
+)
+from finsync.bootstrap import Finance, approved_config, build_finance, build_metrics
 from finsync.cli import output
-from finsync.cli.common import ConfigPath, Json, guarded
-from finsync.cli.pii import reads_pii
+from finsync.cli.common import ConfigPath, Json, authorised, guarded
 from finsync.config import load_config
 from finsync.domain.clock import parse_date
 from finsync.triage.service import Keep
 
-Actor = Annotated[str | None, typer.Option("--as", help="Who acts (default: $FINSYNC_USER "
-                                                          "or the login name).")]
 Reason = Annotated[str, typer.Option("--reason", "--note", help="Why (recorded).")]
 
 
-def actor(name: str | None) -> str:
-    return name or os.environ.get("FINSYNC_USER") or getpass.getuser()
-
-
 @contextmanager
-def finance(config: Path | None) -> Iterator[Finance]:
-    built = build_finance(load_config(config))
+def finance(config: Path | None, scope: str, *,
+            controlled: bool = False) -> Iterator[tuple[Finance, Principal]]:
+    """Finance for a principal holding `scope`; `controlled`: the command uses the routes,
+    ownership map or thresholds, which must be the approved ones."""
+    loaded = load_config(config)
+    principal = authorised(loaded, scope)
+    built = build_finance(loaded)
     try:
-        yield built
+        if controlled:
+            approved_config(loaded, built.hub.engine, built.hub.clock)
+        yield built, principal
     finally:
         built.dispose()
 
@@ -47,7 +56,7 @@ IntoOpenPeriod = Annotated[bool, typer.Option(
 
 def close(entity: Annotated[str, typer.Option("--entity", "-e")],
           period: Annotated[str, typer.Option("--period", "-p", help="YYYY-MM")],
-          into_open_period: IntoOpenPeriod = False, who: Actor = None,
+          into_open_period: IntoOpenPeriod = False,
           config: ConfigPath = None, as_json: Json = False) -> None:
     """Close a month: check the cut-off, post the revenue journals, close the ERP period.
 
@@ -56,8 +65,8 @@ def close(entity: Annotated[str, typer.Option("--entity", "-e")],
     code `revenue_not_posted` and the way out (reopen the period, or
     --into-open-period and re-route).
     """
-    with guarded(as_json), finance(config) as f:
-        result = f.close.close(entity, period, actor(who), into_open_period=into_open_period)
+    with guarded(as_json), finance(config, PERIODS_MANAGE, controlled=True) as (f, who):
+        result = f.close.close(entity, period, who.id, into_open_period=into_open_period)
     body = {"legal_entity": result.legal_entity, "period": result.period,
             "status": result.status, "journals": [j.id for j in result.journals],
             "awaiting_reroute": list(result.awaiting_reroute)}
@@ -86,7 +95,7 @@ def reconcile(as_of: Annotated[str, typer.Option("--as-of", help="ISO date.")],
     is a reconciliation_break in `finsync exceptions list` until a run finds
     it agreeing.
     """
-    with guarded(as_json), finance(config) as f:
+    with guarded(as_json), finance(config, FINANCE_READ) as (f, _who):
         report = f.recon.run(parse_date(as_of))
     checks = [c.as_dict() for c in report.checks]
     totals = {k: str(v.amount) for k, v in report.total_variance().items()}
@@ -120,7 +129,7 @@ def _render_report(as_of: str, checks: list[dict[str, Any]]) -> None:
 
 def metrics(config: ConfigPath = None) -> None:
     """The metrics of DESIGN §7 in the Prometheus text format."""
-    with guarded(False), finance(config) as f:
+    with guarded(False), finance(config, FINANCE_READ) as (f, _who):
         text = build_metrics(f)()
     typer.echo(text, nl=False)
 
@@ -129,8 +138,8 @@ def register(exceptions_app: typer.Typer) -> None:
     @exceptions_app.command("show")
     def show(exception_id: int, config: ConfigPath = None, as_json: Json = False) -> None:
         """One exception with its delivery, its actions and who took them."""
-        with guarded(as_json), finance(config) as f:
-            row = f.triage.show(exception_id, can_read_pii=reads_pii(load_config(config)))
+        with guarded(as_json), finance(config, FINANCE_READ) as (f, who):
+            row = f.triage.show(exception_id, can_read_pii=who.can(PII_READ))
         if as_json:
             output.emit_json(row)
             return
@@ -144,9 +153,10 @@ def register(exceptions_app: typer.Typer) -> None:
                      [[a["id"], a["action"], a["requested_by"], a["status"], a["decided_by"],
                        a["reason"]] for a in row["actions"]])
 
-    def act(as_json: bool, config: Path | None, call: Any) -> None:
-        with guarded(as_json), finance(config) as f:
-            outcomes = call(f)
+    def act(as_json: bool, config: Path | None, call: Any,
+            scope: str = EXCEPTIONS_ACT) -> None:
+        with guarded(as_json), finance(config, scope, controlled=True) as (f, who):
+            outcomes = call(f, who)
             f.hub.run_until_idle()
         rows = [asdict(o) for o in (outcomes if isinstance(outcomes, list) else [outcomes])]
         if as_json:
@@ -157,58 +167,60 @@ def register(exceptions_app: typer.Typer) -> None:
                                  f"{row['detail']} (action {row['action_id']})")
 
     @exceptions_app.command("retry")
-    def retry(exception_id: int, reason: Reason, who: Actor = None, config: ConfigPath = None,
+    def retry(exception_id: int, reason: Reason, config: ConfigPath = None,
               as_json: Json = False) -> None:
         """Send the failed delivery again now (or map the refused payload again)."""
-        act(as_json, config, lambda f: f.triage.retry(exception_id, actor(who), reason))
+        act(as_json, config, lambda f, who: f.triage.retry(exception_id, who, reason))
 
     @exceptions_app.command("replay")
     def replay(reason: Reason, klass: Annotated[str | None, typer.Option("--class")] = None,
                correlation: Annotated[str | None, typer.Option("--correlation")] = None,
-               who: Actor = None, config: ConfigPath = None, as_json: Json = False) -> None:
+               config: ConfigPath = None, as_json: Json = False) -> None:
         """Retry every unresolved exception of a class or correlation id at once."""
-        act(as_json, config, lambda f: f.triage.replay(actor(who), reason,
+        act(as_json, config, lambda f, who: f.triage.replay(who, reason,
                                                        exception_class=klass,
                                                        correlation_id=correlation))
 
     @exceptions_app.command("reroute")
-    def reroute(exception_id: int, reason: Reason, who: Actor = None,
-                config: ConfigPath = None, as_json: Json = False) -> None:
+    def reroute(exception_id: int, reason: Reason, config: ConfigPath = None,
+                as_json: Json = False) -> None:
         """Book a closed_period posting in the first open period (may need approval)."""
-        act(as_json, config, lambda f: f.triage.reroute(exception_id, actor(who), reason))
+        act(as_json, config, lambda f, who: f.triage.reroute(exception_id, who, reason))
 
     @exceptions_app.command("approve")
-    def approve(action_id: int, reason: Reason, who: Actor = None, config: ConfigPath = None,
+    def approve(action_id: int, reason: Reason, config: ConfigPath = None,
                 as_json: Json = False) -> None:
         """Approve an action someone else asked for, and carry it out."""
-        act(as_json, config, lambda f: f.triage.approve(action_id, actor(who), reason))
+        act(as_json, config, lambda f, who: f.triage.approve(action_id, who, reason),
+            EXCEPTIONS_APPROVE)
 
     @exceptions_app.command("reject")
-    def reject(action_id: int, reason: Reason, who: Actor = None, config: ConfigPath = None,
+    def reject(action_id: int, reason: Reason, config: ConfigPath = None,
                as_json: Json = False) -> None:
         """Reject an action someone else asked for."""
-        act(as_json, config, lambda f: f.triage.reject(action_id, actor(who), reason))
+        act(as_json, config, lambda f, who: f.triage.reject(action_id, who, reason),
+            EXCEPTIONS_APPROVE)
 
     @exceptions_app.command("resolve")
-    def resolve(exception_id: int, reason: Reason, who: Actor = None,
-                config: ConfigPath = None, as_json: Json = False) -> None:
+    def resolve(exception_id: int, reason: Reason, config: ConfigPath = None,
+                as_json: Json = False) -> None:
         """Resolve with a note (the fix was made elsewhere)."""
-        act(as_json, config, lambda f: f.triage.resolve(exception_id, actor(who), reason))
+        act(as_json, config, lambda f, who: f.triage.resolve(exception_id, who, reason))
 
     @exceptions_app.command("ignore")
-    def ignore(exception_id: int, reason: Reason, who: Actor = None, config: ConfigPath = None,
+    def ignore(exception_id: int, reason: Reason, config: ConfigPath = None,
                as_json: Json = False) -> None:
         """Take an exception off the queue without a fix, with a reason."""
-        act(as_json, config, lambda f: f.triage.ignore(exception_id, actor(who), reason))
+        act(as_json, config, lambda f, who: f.triage.ignore(exception_id, who, reason))
 
     @exceptions_app.command("resolve-duplicate")
     def resolve_duplicate(exception_id: int,
                           keep: Annotated[Keep, typer.Option(
                               "--keep", help="stored: the stored event stands; received: "
                               "the received body takes its place (refused once posted).")],
-                          reason: Reason, who: Actor = None, config: ConfigPath = None,
+                          reason: Reason, config: ConfigPath = None,
                           as_json: Json = False) -> None:
         """Choose which body of a duplicate_event stands (may need approval)."""
-        act(as_json, config, lambda f: f.triage.resolve_duplicate(exception_id, keep,
-                                                                  actor(who), reason))
+        act(as_json, config, lambda f, who: f.triage.resolve_duplicate(exception_id, keep,
+                                                                  who, reason))
 

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
+from finsync.auth.principal import ADMIN
 from finsync.cli import output
-from finsync.cli.common import ConfigPath, Json, guarded
+from finsync.cli.common import ConfigPath, Json, authorised, guarded
 from finsync.config import load_config
 from finsync.generator.run import CUSTOMERS_MAX, Request, generate
 
@@ -29,6 +30,7 @@ def command(customers: Annotated[int, typer.Option(min=1, max=CUSTOMERS_MAX,
     through billing and the hub, closing every month."""
     with guarded(as_json):
         settings = load_config(config)
+        authorised(settings, ADMIN)
         with output.progress_bar(not as_json) as progress:
             result = generate(settings, Request(customers, months, seed), progress)
         if as_json:

@@ -1,24 +1,31 @@
-"""`finsync ledger …`: the embedded ledger's reports and period control."""
+"""`finsync ledger …`: the embedded ledger's reports and period control.
+
+Reports need `finance:read`; closing a period and the exchange-rate table `periods:manage`.
+Reopening a period takes two people (`finsync.controls.period`): `ledger reopen` asks,
+`ledger reopen-approve ID` (another principal, with `periods:manage` and
+`exceptions:approve`) opens it.
+"""
 
 from __future__ import annotations
 
-import getpass
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy import Engine
 
-from finsync.bootstrap import build_ledger_service
+from finsync.auth.principal import FINANCE_READ, PERIODS_MANAGE, PII_READ, Principal
+from finsync.bootstrap import build_ledger_service, build_period_control
 from finsync.cli import output
-from finsync.cli.common import ConfigPath, Json, day_or_today, embedded, guarded
-from finsync.cli.pii import reads_pii
-from finsync.config import ConfigError, load_config
-from finsync.domain.journal import PeriodStatus
+from finsync.cli.common import ConfigPath, Json, acting, day_or_today, embedded, guarded
+from finsync.config import ConfigError, FinsyncConfig, load_config
+from finsync.controls.period import PeriodControl
+from finsync.controls.request import Request
 from finsync.systems.ledger.fx import Rate
-from finsync.systems.ledger.periods import month_bounds
 from finsync.systems.ledger.service import LedgerService
 
 app = typer.Typer(help="The embedded ledger: reports, periods, rates, export.",
@@ -28,8 +35,20 @@ Entity = Annotated[str | None, typer.Option("--entity", "-e", help="Legal entity
 AsOf = Annotated[str | None, typer.Option("--as-of", help="ISO date (default: today).")]
 
 
-def _ledger(config: Path | None) -> AbstractContextManager[LedgerService]:
-    return embedded(config, "ledger", "ledger", build_ledger_service)
+def _ledger(config: Path | None,
+            scope: str = FINANCE_READ) -> AbstractContextManager[LedgerService]:
+    return embedded(config, "ledger", "ledger", build_ledger_service, scope)
+
+
+@contextmanager
+def _periods(config: Path | None) -> Iterator[tuple[PeriodControl, Principal]]:
+    """Period control on the embedded ledger, and who acts (each call checks its scope)."""
+    with embedded(config, "ledger", "ledger", _with_principal, PERIODS_MANAGE) as pair:
+        yield pair
+
+
+def _with_principal(config: FinsyncConfig, engine: Engine) -> tuple[PeriodControl, Principal]:
+    return build_period_control(config, engine), acting(config)
 
 
 def _entities(ledger: LedgerService, entity: str | None) -> list[str]:
@@ -116,39 +135,77 @@ def periods(entity: Entity = None, config: ConfigPath = None, as_json: Json = Fa
                       for r in rows])
 
 
-def _change(entity: str, period: str, to: PeriodStatus, by: str | None, reason: str | None,
-            config: Path | None, as_json: bool) -> None:
-    with guarded(as_json), _ledger(config) as ledger:
-        month_bounds(period)
-        changed = ledger.set_period_status(entity, period, to, by or getpass.getuser(), reason)
+Period = Annotated[str, typer.Option("--period", "-p", help="YYYY-MM")]
+EntityRequired = Annotated[str, typer.Option("--entity", "-e")]
+Note = Annotated[str, typer.Option("--note", "--reason", help="Why (recorded in the audit "
+                                                            "trail).")]
+
+
+@app.command()
+def close(entity: EntityRequired, period: Period,
+          soft: Annotated[bool, typer.Option(help="Soft-close: approved postings only.")] = False,
+          config: ConfigPath = None, as_json: Json = False) -> None:
+    """Close (or soft-close) a period; no posting lands in a closed period."""
+    with guarded(as_json), _periods(config) as (control, principal):
+        changed = control.close(principal, entity, period, soft=soft)
         result = {"entity": entity, "period": changed.name, "status": changed.status.value,
-                  "by": by or getpass.getuser()}
+                  "by": principal.id}
         if as_json:
             output.emit_json(result)
         else:
             output.console.print(f"{entity} {changed.name} is now {changed.status.value}")
 
 
-By = Annotated[str | None, typer.Option("--by", help="Who does it (default: you).")]
-Period = Annotated[str, typer.Option("--period", "-p", help="YYYY-MM")]
-EntityRequired = Annotated[str, typer.Option("--entity", "-e")]
-
-
-@app.command()
-def close(entity: EntityRequired, period: Period,
-          soft: Annotated[bool, typer.Option(help="Soft-close: approved postings only.")] = False,
-          by: By = None, config: ConfigPath = None, as_json: Json = False) -> None:
-    """Close (or soft-close) a period; no posting lands in a closed period."""
-    to = PeriodStatus.SOFT_CLOSED if soft else PeriodStatus.CLOSED
-    _change(entity, period, to, by, None, config, as_json)
-
-
 @app.command()
 def reopen(entity: EntityRequired, period: Period,
-           reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")],
-           by: By = None, config: ConfigPath = None, as_json: Json = False) -> None:
-    """Reopen a closed period: an audited action, with who and why."""
-    _change(entity, period, PeriodStatus.OPEN, by, reason, config, as_json)
+           reason: Annotated[str, typer.Option(help="Why (recorded in the audit trail).")],
+           config: ConfigPath = None, as_json: Json = False) -> None:
+    """Ask to reopen a closed period; it opens once another principal approves
+    (`ledger reopen-approve ID`)."""
+    with guarded(as_json), _periods(config) as (control, principal):
+        asked = control.request_reopen(principal, entity, period, reason)
+        _print_request(asked, as_json, f"{entity} {period} opens once another principal "
+                       f"approves: `finsync ledger reopen-approve {asked.id} --note ...`")
+
+
+@app.command("reopen-approve")
+def reopen_approve(request_id: int, note: Note, config: ConfigPath = None,
+                   as_json: Json = False) -> None:
+    """Approve another principal's request to reopen a period: it opens now."""
+    with guarded(as_json), _periods(config) as (control, principal):
+        decided = control.decide_reopen(principal, request_id, note, approve=True)
+        _print_request(decided, as_json, f"{decided.subject} is open")
+
+
+@app.command("reopen-reject")
+def reopen_reject(request_id: int, note: Note, config: ConfigPath = None,
+                  as_json: Json = False) -> None:
+    """Reject another principal's request to reopen a period: it stays closed."""
+    with guarded(as_json), _periods(config) as (control, principal):
+        decided = control.decide_reopen(principal, request_id, note, approve=False)
+        _print_request(decided, as_json, f"{decided.subject} stays closed")
+
+
+@app.command("reopen-requests")
+def reopen_requests(config: ConfigPath = None, as_json: Json = False) -> None:
+    """Requests to reopen a period that wait for a second principal."""
+    with guarded(as_json), _periods(config) as (control, _principal):
+        waiting = control.pending()
+        if as_json:
+            output.emit_json({"requests": [r.as_json() for r in waiting]})
+            return
+        output.table("requests to reopen a period", ["id", "period", "by", "reason",
+                                                     "expires"],
+                     [[r.id, r.subject, r.requested_by, r.reason, r.expires_at.isoformat()]
+                      for r in waiting])
+
+
+def _print_request(request: Request, as_json: bool, message: str) -> None:
+    if as_json:
+        output.emit_json(request.as_json())
+    else:
+        output.console.print(f"request {request.id} ({request.kind} {request.subject}): "
+                             f"{request.status.value}; {message}")
 
 
 @app.command()
@@ -157,7 +214,7 @@ def rate(base: Annotated[str, typer.Option()], quote: Annotated[str, typer.Optio
          value: Annotated[str, typer.Option("--rate", help="1 base = RATE quote.")],
          config: ConfigPath = None, as_json: Json = False) -> None:
     """Add an exchange rate to the table."""
-    with guarded(as_json), _ledger(config) as ledger:
+    with guarded(as_json), _ledger(config, PERIODS_MANAGE) as ledger:
         try:
             amount = Decimal(value)
         except ArithmeticError:
@@ -181,7 +238,8 @@ def export(file: Path,
         if not file.parent.is_dir():
             output.fail(f"no such directory: {file.parent} (for {file})",
                         "directory_not_found", as_json=as_json)
-        text = ledger.export_beancount(can_read_pii=reads_pii(load_config(config)))
+        text = ledger.export_beancount(
+            can_read_pii=acting(load_config(config)).can(PII_READ))
         file.write_text(text)
         result = {"file": str(file), "format": fmt,
                   "entries": sum(1 for e, _ in ledger.entities() for _ in ledger.entries(e))}

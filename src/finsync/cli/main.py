@@ -1,7 +1,14 @@
-"""`finsync` commands. Each accepts `--json` and then prints exactly one JSON object."""
+"""`finsync` commands. Each accepts `--json` and then prints exactly one JSON object.
+
+Each acts as the authenticated principal (`common.acting`) and needs its scope: `ingest`
+`events:write:<source>`; `run`, `serve` and `db upgrade` `admin`; `replay` `exceptions:act`;
+the reports `finance:read`. `init` writes the configuration, with an `[auth]` section that
+maps the current OS login to a principal with an operator's scopes; `demo` works in a
+database of its own."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -12,9 +19,22 @@ from typing import Annotated
 
 import typer
 
-from finsync.bootstrap import build_hub, migrate_database
+from finsync.auth.principal import (
+    ADMIN,
+    AUDIT_READ,
+    EXCEPTIONS_ACT,
+    FINANCE_READ,
+    PERIODS_MANAGE,
+    PII_READ,
+    Principal,
+    PrincipalError,
+    events_write,
+    normalise,
+)
+from finsync.bootstrap import approved_config, build_engine, build_hub, migrate_database
 from finsync.cli import audit as audit_cli
 from finsync.cli import billing as billing_cli
+from finsync.cli import controls as controls_cli
 from finsync.cli import finance as finance_cli
 from finsync.cli import generate as generate_cli
 from finsync.cli import ledger as ledger_cli
@@ -24,9 +44,8 @@ from finsync.cli import stripe as stripe_cli
 from finsync.cli import tokens as tokens_cli
 from finsync.cli import tryton as tryton_cli
 from finsync.cli import usage as usage_cli
-from finsync.cli.common import ConfigPath, Json, guarded
-from finsync.cli.pii import reads_pii
-from finsync.config import DEFAULT_CONFIG, load_config
+from finsync.cli.common import ConfigPath, Json, acting, authorised, guarded, os_login
+from finsync.config import DEFAULT_CONFIG, FinsyncConfig, load_config
 from finsync.domain.clock import parse_utc
 from finsync.hub.replay import ReplayFilter
 from finsync.hub.service import Hub
@@ -51,14 +70,63 @@ app.add_typer(tryton_cli.app, name="tryton")
 app.add_typer(usage_cli.app, name="usage")
 app.add_typer(tokens_cli.app, name="tokens")
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(controls_cli.app, name="config")
+
 
 @contextmanager
-def _hub(config: Path | None) -> Iterator[Hub]:
-    hub = build_hub(load_config(config))
+def _hub(config: Path | None, scope: str | None, *,
+         controlled: bool = False) -> Iterator[tuple[Hub, Principal]]:
+    """The hub for a principal holding `scope` (None: the command checks it itself);
+    `controlled`: the command runs the pipeline, whose routes, ownership map and thresholds
+    must be the approved ones."""
+    loaded = load_config(config)
+    principal = _principal(loaded, scope)
+    hub = build_hub(loaded)
     try:
-        yield hub
+        if controlled:
+            approved_config(loaded, hub.engine, hub.clock)
+        yield hub, principal
     finally:
         hub.engine.dispose()
+
+
+def _principal(config: FinsyncConfig, scope: str | None) -> Principal:
+    return acting(config) if scope is None else authorised(config, scope)
+
+
+# What `finsync init` maps the current login to: what an operator needs day to day. Approving
+# (`exceptions:approve`) is left to a second person on purpose, and so is `pii:read`.
+OPERATOR_SCOPES = (events_write("*"), FINANCE_READ, EXCEPTIONS_ACT, PERIODS_MANAGE, ADMIN,
+                   AUDIT_READ)
+
+
+_AUTH_SECTION = """
+# Who the CLI acts as (docs/security.md): the OS login is mapped to a principal, never a name
+# typed on the command line (with FINSYNC_TOKEN set, the CLI acts as the token's principal).
+# What needs two people (corrections above the threshold, reopening a period, changes to
+# [ownership], [routes] and [triage]) is approved by a second principal that holds
+# "exceptions:approve" (and "admin" for configuration): add one and map its login, e.g.
+#   [auth.principals.controller]
+#   scopes = ["finance:read", "exceptions:approve", "periods:manage", "admin"]
+# and under [auth.os_users]: jane = "controller"
+[auth.principals.{principal}]
+scopes = [{scopes}]
+
+[auth.os_users]
+{login} = {principal}
+"""
+
+
+def auth_section(login: str) -> str:
+    """The `[auth]` section `finsync init` writes: `login` acts as a principal of its own
+    name (normalised; `operator` when the login cannot be a principal id)."""
+    try:
+        principal = normalise(login)
+    except PrincipalError:
+        principal = "operator"
+    # JSON strings are TOML basic strings: quoted keys and values, whatever the login holds.
+    return _AUTH_SECTION.format(principal=json.dumps(principal), login=json.dumps(login),
+                                scopes=", ".join(json.dumps(s) for s in OPERATOR_SCOPES))
 
 
 @app.command()
@@ -72,22 +140,33 @@ def init(directory: Annotated[Path, typer.Argument()] = Path("."),
             output.fail(f"{target} exists (use --force to overwrite)", "config_exists",
                         as_json=as_json)
         directory.mkdir(parents=True, exist_ok=True)
-        target.write_text(DEFAULT_CONFIG.read_text())
-        migrated = migrate_database(load_config(target))
+        login = os_login()
+        target.write_text(DEFAULT_CONFIG.read_text() + auth_section(login))
+        loaded = load_config(target)
+        migrated = migrate_database(loaded)
+        engine = build_engine(loaded)
+        try:
+            fingerprint = approved_config(loaded, engine)
+        finally:
+            engine.dispose()
         result = {"config": str(target.resolve()), "database": migrated.database,
-                  "revision": migrated.after}
+                  "revision": migrated.after, "login": login,
+                  "principal": loaded.auth.os_users[login], "config_fingerprint": fingerprint}
         if as_json:
             output.emit_json(result)
         else:
             output.console.print(f"wrote {result['config']}; database at revision "
-                                 f"{result['revision']}")
+                                 f"{result['revision']}; {login} acts as "
+                                 f"{result['principal']}")
 
 
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigPath = None, as_json: Json = False) -> None:
     """Apply the Alembic migrations up to the newest revision."""
     with guarded(as_json):
-        migrated = migrate_database(load_config(config))
+        loaded = load_config(config)
+        authorised(loaded, ADMIN)
+        migrated = migrate_database(loaded)
         result = {"database": migrated.database, "from": migrated.before, "to": migrated.after}
         if as_json:
             output.emit_json(result)
@@ -106,7 +185,7 @@ def ingest(file: Annotated[Path, typer.Argument(help="JSON lines; '-' reads stdi
            source: Annotated[str, typer.Option(help="Intake source name.")] = "canonical",
            config: ConfigPath = None, as_json: Json = False) -> None:
     """Store each line of FILE as a raw event of SOURCE (durably, in batches)."""
-    with guarded(as_json), _hub(config) as hub:
+    with guarded(as_json), _hub(config, events_write(source)) as (hub, _who):
         if not hub.mappers.knows(source):
             output.fail(f"unknown source {source!r}; configured: see [sources]",
                         "unknown_source", as_json=as_json)
@@ -137,7 +216,7 @@ def run(loop: Annotated[bool, typer.Option(help="Keep polling until stopped.")] 
         config: ConfigPath = None, as_json: Json = False) -> None:
     """Map, de-duplicate, sequence, route and deliver until nothing is left to do, waiting for
     retries that fall due soon; then say what is still waiting."""
-    with guarded(as_json), _hub(config) as hub:
+    with guarded(as_json), _hub(config, ADMIN, controlled=True) as (hub, _who):
         budget_s = wait_max_s if wait and not loop else 0.0
         announce = None if as_json else _announce_wait
         while True:
@@ -203,7 +282,7 @@ def status(config: ConfigPath = None, as_json: Json = False) -> None:
     """Counts of raw events, events, deliveries and duplicates; every unresolved exception
     with its money at stake; what still waits to be delivered."""
     with guarded(as_json):
-        with _hub(config) as hub:
+        with _hub(config, FINANCE_READ) as (hub, _who):
             report = hub.status_report()
         if as_json:
             output.emit_json(report.as_json())
@@ -215,7 +294,7 @@ def status(config: ConfigPath = None, as_json: Json = False) -> None:
 def timeline(correlation_id: str, config: ConfigPath = None, as_json: Json = False) -> None:
     """The business milestones of one correlation id, in order."""
     with guarded(as_json):
-        with _hub(config) as hub:
+        with _hub(config, FINANCE_READ) as (hub, _who):
             rows = hub.timeline(correlation_id)
             state = hub.transaction_status(correlation_id)
         if as_json:
@@ -233,7 +312,7 @@ def calls(correlation_id: str, config: ConfigPath = None, as_json: Json = False)
     """Every external call made for one correlation id (to every system), oldest first:
     method, endpoint, status, duration and idempotency key, from the call log."""
     with guarded(as_json):
-        with _hub(config) as hub:
+        with _hub(config, AUDIT_READ) as (hub, _who):
             found = hub.calls(correlation_id)
         if as_json:
             output.emit_json({"correlation_id": correlation_id,
@@ -263,6 +342,8 @@ def replay(correlation_id: Annotated[str | None, typer.Option()] = None,
            since: Annotated[str | None, typer.Option(help="ISO timestamp, inclusive")] = None,
            until: Annotated[str | None, typer.Option(help="ISO timestamp, exclusive")] = None,
            everything: Annotated[bool, typer.Option("--all")] = False,
+           reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit "
+                                               "trail).")] = "",
            config: ConfigPath = None, as_json: Json = False) -> None:
     """Re-drive deliveries from the event log; effects that exist are not repeated."""
     with guarded(as_json):
@@ -272,8 +353,12 @@ def replay(correlation_id: Annotated[str | None, typer.Option()] = None,
         if selection.is_empty:
             output.fail("say what to replay: --correlation-id, --aggregate, --since/--until "
                         "or --all", "empty_selection", as_json=as_json, exit_code=2)
-        with _hub(config) as hub, output.progress_bar(not as_json) as progress:
-            result = hub.replay(selection, progress)
+        if not reason.strip():
+            output.fail("say why (--reason): a replay is recorded in the audit trail",
+                        "reason_required", as_json=as_json, exit_code=2)
+        with _hub(config, EXCEPTIONS_ACT, controlled=True) as (hub, who), \
+                output.progress_bar(not as_json) as progress:
+            result = hub.replay(selection, progress, actor=who.id, reason=reason)
             summary = hub.run_until_idle(progress)
         data = {"replay": asdict(result), "run": asdict(summary)}
         if as_json:
@@ -291,9 +376,8 @@ def exceptions_list(status: Annotated[str, typer.Option(
     """Exceptions by status and class (default: every unresolved one: open, retrying,
     awaiting approval), with the money at stake."""
     with guarded(as_json):
-        can_read_pii = reads_pii(load_config(config))
-        with _hub(config) as hub:
-            listing = hub.exception_listing(status, klass, can_read_pii=can_read_pii)
+        with _hub(config, FINANCE_READ) as (hub, who):
+            listing = hub.exception_listing(status, klass, can_read_pii=who.can(PII_READ))
         if as_json:
             output.emit_json(listing.as_json())
             return
@@ -323,7 +407,10 @@ def serve(host: str = "127.0.0.1", port: int = 8080,
     from finsync.cli import serving
 
     with guarded(False):
-        load_config(config)  # refuse a bad configuration before binding the port
+        # Refuse a bad configuration, a principal without `admin` and a controlled change
+        # nobody approved before binding the port.
+        with _hub(config, ADMIN, controlled=True):
+            pass
         if config is not None:
             os.environ["FINSYNC_CONFIG"] = str(config.resolve())
         os.environ["FINSYNC_WORKER_INTERVAL_S"] = str(interval_s)

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from finsync.auth.principal import FINANCE_READ
 from finsync.bootstrap import build_revenue_service
 from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, day_or_today, embedded, guarded
@@ -130,7 +131,7 @@ EntityOpt = Annotated[str, typer.Option("--entity", "-e", help="Legal entity id.
 
 
 def _service(config: Path | None) -> AbstractContextManager[RevenueService]:
-    return embedded(config, "revenue", "revenue engine", build_revenue_service)
+    return embedded(config, "revenue", "revenue engine", build_revenue_service, FINANCE_READ)
 
 
 @app.command("waterfall")

@@ -12,9 +12,10 @@ from typing import Annotated
 
 import typer
 
-from finsync.bootstrap import build_hub, build_stripe_poller
+from finsync.auth.principal import ADMIN, events_write
+from finsync.bootstrap import approved_config, build_hub, build_stripe_poller
 from finsync.cli import output
-from finsync.cli.common import ConfigPath, Json, guarded
+from finsync.cli.common import ConfigPath, Json, authorised, guarded
 from finsync.config import load_config
 
 app = typer.Typer(help="Stripe as a billing source: catch-up polling.", no_args_is_help=True)
@@ -27,12 +28,18 @@ def poll(source: Annotated[str, typer.Option(help="Stripe intake source.")] = "s
     """Store every Stripe event after the cursor (missed webhooks included)."""
     with guarded(as_json):
         loaded = load_config(config)
+        authorised(loaded, events_write(source))
+        if run:
+            authorised(loaded, ADMIN)
         hub = build_hub(loaded)
         try:
             poller = build_stripe_poller(loaded, hub.engine, source)
             result = poller.poll(lambda bodies: hub.store(source, bodies,
                                                           {"x-finsync-poll": source}))
-            summary = asdict(hub.run_until_idle()) if run else None
+            summary = None
+            if run:
+                approved_config(loaded, hub.engine, hub.clock)
+                summary = asdict(hub.run_until_idle())
         finally:
             hub.engine.dispose()
         data = {"source": source, "poll": asdict(result), "run": summary}

@@ -2,15 +2,13 @@
 
 Rules:
 - The acting principal is never a name typed here: it is the principal of `FINSYNC_TOKEN`
-  when set, else the OS login mapped in `[auth]` (`_acting`). Every command needs `admin`.
+  when set, else the OS login mapped in `[auth]` (`cli.common.acting`). Every command needs `admin`.
 - A token's secret is printed once, by `create` and `rotate`; `list` never shows it.
 - Durations are a whole number and a unit: `90d`, `12h`, `30m`.
 """
 
 from __future__ import annotations
 
-import getpass
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,12 +20,12 @@ import typer
 from sqlalchemy import Engine
 
 from finsync.auth import tokens
-from finsync.auth.local import mapped_principal, require
+from finsync.auth.local import require
 from finsync.auth.principal import ADMIN, Principal
 from finsync.bootstrap import build_token_store
 from finsync.cli import output
-from finsync.cli.common import ConfigPath, Json, guarded
-from finsync.config import FinsyncConfig, load_config
+from finsync.cli.common import ConfigPath, Json, acting, guarded
+from finsync.config import load_config
 from finsync.domain.clock import utc_now
 
 app = typer.Typer(help="API tokens: create, list, rotate, revoke, approve (admin).",
@@ -47,22 +45,12 @@ def duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[matched[2]]: int(matched[1])})
 
 
-def _acting(config: FinsyncConfig, engine: Engine) -> Principal:
-    """Who runs this command. (The `cli` branch builds the same rule for every command in
-    `cli.common`; at merge, this is replaced by that one function.)"""
-    token = os.environ.get(TOKEN_ENV)
-    if token:
-        return tokens.principal_for(engine, token, utc_now())
-    principals = {name: section.scopes for name, section in config.auth.principals.items()}
-    return mapped_principal(getpass.getuser(), config.auth.os_users, principals)
-
-
 @contextmanager
 def _store(config: Path | None) -> Iterator[tuple[Engine, Principal]]:
     loaded = load_config(config)
     engine = build_token_store(loaded)
     try:
-        yield engine, _acting(loaded, engine)
+        yield engine, acting(loaded)
     finally:
         engine.dispose()
 

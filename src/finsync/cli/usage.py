@@ -10,9 +10,10 @@ from typing import Annotated
 
 import typer
 
+from finsync.auth.principal import ADMIN, events_write
 from finsync.bootstrap import build_usage
 from finsync.cli import output
-from finsync.cli.common import ConfigPath, Json, guarded
+from finsync.cli.common import ConfigPath, Json, authorised, guarded
 from finsync.config import load_config
 from finsync.domain.clock import parse_date
 from finsync.hub.usage import UsageIntake
@@ -24,8 +25,10 @@ REFUSED_SHOWN = 20
 
 
 @contextmanager
-def _usage(config: Path | None) -> Iterator[UsageIntake]:
-    usage = build_usage(load_config(config))
+def _usage(config: Path | None, scope: str) -> Iterator[UsageIntake]:
+    loaded = load_config(config)
+    authorised(loaded, scope)
+    usage = build_usage(loaded)
     try:
         yield usage
     finally:
@@ -48,7 +51,7 @@ def load(file: Annotated[Path, typer.Argument(help="Meter events as JSON lines; 
          config: ConfigPath = None, as_json: Json = False) -> None:
     """Store FILE's meter events durably (de-duplicated by event id); refused lines are
     listed with their line index and code, the others are kept."""
-    with guarded(as_json), _usage(config) as usage:
+    with guarded(as_json), _usage(config, events_write(source)) as usage:
         if not usage.knows(source):
             output.fail(f"unknown usage source {source!r}; configured: see [usage] sources",
                         "unknown_source", as_json=as_json)
@@ -73,7 +76,7 @@ def aggregate(through: Annotated[str | None, typer.Option(
               config: ConfigPath = None, as_json: Json = False) -> None:
     """Total meter events per subscription, product and day, and hand each total to billing
     as one usage record."""
-    with guarded(as_json), _usage(config) as usage:
+    with guarded(as_json), _usage(config, ADMIN) as usage:
         run = usage.aggregate(parse_date(through) if through else None)
         handed = usage.hand_over()
         result = {"run": run.run_id, "through": run.through_day.isoformat(),

@@ -1,7 +1,8 @@
 """Run the demo's year in a fresh SQLite database and gather the report finance reads.
 
 The configuration is the shipped default (`finsync.toml` of `finsync init`) rooted in the
-work folder, with no pumps: the demo plays billing's webhooks itself, to inject faults.
+work folder, with no pumps (the demo plays billing's webhooks itself, to inject faults) and
+an `[auth]` section for its people: each acts as the principal its login is mapped to.
 After the year it reconciles, replays every event and checks that the books did not move.
 """
 
@@ -15,14 +16,43 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from finsync.auth.local import mapped_principal, require
+from finsync.auth.principal import (
+    EXCEPTIONS_ACT,
+    EXCEPTIONS_APPROVE,
+    FINANCE_READ,
+    PERIODS_MANAGE,
+    Principal,
+)
 from finsync.bootstrap import Finance, build_billing_service, build_finance, build_ledger_service
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, parse_config
 from finsync.demo import report
 from finsync.demo.clock import SimClock
-from finsync.demo.workflow import ENTITY, UPGRADE, YEAR, Workflow
+from finsync.demo.workflow import (
+    CLERK_LOGIN,
+    CONTROLLER_LOGIN,
+    ENTITY,
+    OPS_LOGIN,
+    UPGRADE,
+    YEAR,
+    People,
+    Workflow,
+)
 from finsync.hub.replay import ReplayFilter
 
 AS_OF = date(YEAR, 12, 31)
+# The demo's people: the AR clerk asks, the controller approves and closes, operations
+# clears junk from the queue.
+AUTH = {
+    "principals": {
+        "ar.clerk": {"scopes": [FINANCE_READ, EXCEPTIONS_ACT]},
+        "controller": {"scopes": [FINANCE_READ, EXCEPTIONS_ACT, EXCEPTIONS_APPROVE,
+                                  PERIODS_MANAGE]},
+        "ops.engineer": {"scopes": [FINANCE_READ, EXCEPTIONS_ACT]},
+    },
+    "os_users": {CLERK_LOGIN: "ar.clerk", CONTROLLER_LOGIN: "controller",
+                 OPS_LOGIN: "ops.engineer"},
+}
 
 
 def run_demo(directory: Path | None = None, *, keep: bool = False) -> dict[str, Any]:
@@ -49,7 +79,8 @@ def _remove(workdir: Path) -> None:
 
 def _year(workdir: Path) -> dict[str, Any]:
     shutil.rmtree(workdir / "var", ignore_errors=True)
-    config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), workdir.resolve())
+    data = tomllib.loads(DEFAULT_CONFIG.read_text())
+    config = parse_config({**data, "auth": AUTH}, workdir.resolve())
     config = config.model_copy(update={"pumps": {}})
     clock = SimClock(datetime(YEAR, 1, 1, tzinfo=UTC))
     finance = build_finance(config, clock=clock)
@@ -59,11 +90,20 @@ def _year(workdir: Path) -> dict[str, Any]:
         finance.hub.engine.dispose()
 
 
+def people(config: FinsyncConfig) -> People:
+    """The demo's people, each authenticated as the principal its login is mapped to."""
+    def login(name: str, scope: str) -> Principal:
+        principals = {n: p.scopes for n, p in config.auth.principals.items()}
+        return require(mapped_principal(name, config.auth.os_users, principals), scope)
+    return People(login(CLERK_LOGIN, EXCEPTIONS_ACT), login(CONTROLLER_LOGIN, PERIODS_MANAGE),
+                  login(OPS_LOGIN, EXCEPTIONS_ACT))
+
+
 def _drive(finance: Finance, config: FinsyncConfig, clock: SimClock) -> dict[str, Any]:
     hub = finance.hub
     billing = build_billing_service(config, hub.engine, clock)
     ledger = build_ledger_service(config, hub.engine, clock=clock)
-    log = Workflow(finance, billing, clock).run()
+    log = Workflow(finance, billing, clock, people(config)).run()
     recon = finance.recon.run(AS_OF)
     books = report.books(ledger, AS_OF)
     replayed = hub.replay(ReplayFilter(everything=True))

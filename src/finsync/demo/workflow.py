@@ -12,6 +12,8 @@ the faults DESIGN §5 names:
 - a payment dated 30 March is recorded by billing after March was closed
   (`closed_period`), re-routed to April by one person and approved by another;
 - a webhook whose body is not JSON (`mapping_error`), ignored by operations with a reason.
+Every person acts as an authenticated principal: an OS login mapped in the demo's `[auth]`
+(`run.py`), with the scopes of the job (the clerk may not approve; the controller may).
 Time is simulated: one clock (`clock.SimClock`) drives billing, the hub and the ERP.
 """
 
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from finsync.auth.local import ForbiddenError
+from finsync.auth.principal import EXCEPTIONS_APPROVE, Principal
 from finsync.bootstrap import Finance
 from finsync.demo.clock import SimClock
 from finsync.domain.catalog import BillingFrequency
@@ -50,7 +54,8 @@ CONTRACT = "con_acme_2026"
 UPGRADE = "amd_acme_0002"
 ADD_ON = "amd_acme_0003"
 SLA_CASE = "sla_acme_0812"
-CLERK, CONTROLLER, OPS = "ar.clerk", "controller", "ops.engineer"
+# The logins of the demo's people; run.py maps each to a principal under [auth].
+CLERK_LOGIN, CONTROLLER_LOGIN, OPS_LOGIN = "clerk", "controller", "ops"
 # The faults the webhook channel injects (the report checks each against its control).
 DUPLICATE = "payment webhook delivered twice"
 OUT_OF_ORDER = "amendment v2 delivered after v3 and both invoices"
@@ -71,11 +76,22 @@ class Journal:
     parked: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class People:
+    """Who acts in the demo, as authenticated principals."""
+
+    clerk: Principal
+    controller: Principal
+    ops: Principal
+
+
 class Workflow:
     """The year, played on billing; its events reach the hub through a faulty channel."""
 
-    def __init__(self, finance: Finance, billing: BillingService, clock: SimClock) -> None:
+    def __init__(self, finance: Finance, billing: BillingService, clock: SimClock,
+                 people: People) -> None:
         self.finance, self.billing, self.clock = finance, billing, clock
+        self.people = people
         self.hub = finance.hub
         self.log = Journal()
         self._held: list[bytes] = []
@@ -126,7 +142,8 @@ class Workflow:
         self._deliver()
         self._settle()
         for entity in ("le_us", "le_eu"):
-            result = self.finance.close.close(entity, f"{YEAR}-{month:02d}", CONTROLLER)
+            result = self.finance.close.close(entity, f"{YEAR}-{month:02d}",
+                                              self.people.controller.id)
             self.log.closes.append({"entity": entity, "period": result.period,
                                     "status": result.status,
                                     "journals": [j.id for j in result.journals]})
@@ -165,24 +182,30 @@ class Workflow:
 
     def _reroute_with_approval(self, exception_id: int) -> None:
         triage = self.finance.triage
-        asked = triage.reroute(exception_id, CLERK, "March is closed: book in April")
-        self.log.actions.append(_outcome(asked, CLERK))
-        try:
-            triage.approve(asked.action_id, CLERK, "approving my own request")
-        except SegregationOfDutiesError as exc:
-            self.log.actions.append({"action": "approve", "by": CLERK, "status": "refused",
-                                     "detail": str(exc)})
-        approved = triage.approve(asked.action_id, CONTROLLER, "late bank file; April is fine")
-        self.log.actions.append(_outcome(approved, CONTROLLER))
+        clerk, controller = self.people.clerk, self.people.controller
+        asked = triage.reroute(exception_id, clerk, "March is closed: book in April")
+        self.log.actions.append(_outcome(asked, clerk))
+        # The clerk may not approve: neither without the scope, nor as the same person in
+        # capitals holding it (ids are normalised).
+        for attempt in (clerk, Principal.of(clerk.id.upper(), [EXCEPTIONS_APPROVE])):
+            try:
+                triage.approve(asked.action_id, attempt, "approving my own request")
+            except (SegregationOfDutiesError, ForbiddenError) as exc:
+                self.log.actions.append({"action": "approve", "by": attempt.id,
+                                         "status": "refused", "code": exc.code,
+                                         "detail": str(exc)})
+        approved = triage.approve(asked.action_id, controller, "late bank file; April is fine")
+        self.log.actions.append(_outcome(approved, controller))
         self._settle()
 
     def _junk_webhook(self) -> None:
         self.hub.store("billing", [b"{not json"], {"content-type": "text/plain"})
         self.hub.run_until_idle()
         for row in self.finance.triage.listing(exception_class=ExceptionClass.MAPPING_ERROR):
-            outcome = self.finance.triage.ignore(row["id"], OPS, "truncated test webhook from "
-                                                 "the billing sandbox; nothing to book")
-            self.log.actions.append(_outcome(outcome, OPS))
+            outcome = self.finance.triage.ignore(row["id"], self.people.ops,
+                                                 "truncated test webhook from the billing "
+                                                 "sandbox; nothing to book")
+            self.log.actions.append(_outcome(outcome, self.people.ops))
         self.log.faults.append({"fault": NOT_JSON,
                                 "control": "raw kept + mapping_error, ignored with a reason"})
 
@@ -257,7 +280,7 @@ class Workflow:
         raise RuntimeError("the hub did not settle: deliveries are still pending")
 
 
-def _outcome(outcome: Any, actor: str) -> dict[str, Any]:
-    return {"action": outcome.action, "by": actor, "status": outcome.status,
+def _outcome(outcome: Any, actor: Principal) -> dict[str, Any]:
+    return {"action": outcome.action, "by": actor.id, "status": outcome.status,
             "exception_id": outcome.exception_id, "detail": outcome.detail}
 

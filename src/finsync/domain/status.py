@@ -54,8 +54,10 @@ UNRESOLVED = (ExceptionStatus.OPEN, ExceptionStatus.RETRYING, ExceptionStatus.AW
 
 
 class ActionStatus(StrEnum):
-    """A triage action: carried out, waiting for a second person, or refused by them."""
+    """A triage action: carried out, waiting for a second person, refused by them, or not
+    decided in time."""
 
     DONE = "done"
     PENDING_APPROVAL = "pending_approval"
     REJECTED = "rejected"
+    EXPIRED = "expired"

@@ -49,7 +49,8 @@ from finsync.systems.billing.service import BillingService
 from finsync.systems.billing.subscription import CreateSubscription
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-ACTOR = "controller"
+# The generator closes its synthetic months itself: an automatic action, audited as such.
+ACTOR = "system:generator"
 SETTLE_ROUNDS = 80
 SETTLE_TICK_S = 600
 SEAT_PRICES = {"USD": "price_seat_annual", "EUR": "price_seat_annual_eur"}

@@ -152,7 +152,8 @@ class PeriodClose:
                     "above the threshold)")
         return (f"{legal_entity} {period_name} is closed in the ERP, but the revenue engine's "
                 f"journals for it are not posted ({amounts}). Reopen the period (`finsync "
-                f"ledger reopen {command} --reason ...`, audited) and run `finsync close` "
+                f"ledger reopen {command} --reason ...`, approved by a second principal with "
+                f"`finsync ledger reopen-approve ID`) and run `finsync close` "
                 f"again, {send}")
 
     def _check_cutoff(self, period: Period) -> None:

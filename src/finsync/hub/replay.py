@@ -25,6 +25,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
+from finsync.audit import trail
+from finsync.audit.chain import Entry
 from finsync.domain.events import EventType
 from finsync.domain.ids import delivery_key
 from finsync.hub.acceptance import partition_key
@@ -44,6 +46,21 @@ class ReplayFilter:
     until: datetime | None = None
     everything: bool = False
 
+    def describe(self) -> str:
+        """The selection as the audit trail names it, e.g. `correlation_id=amd_1`."""
+        parts = []
+        if self.everything:
+            parts.append("all")
+        if self.correlation_id is not None:
+            parts.append(f"correlation_id={self.correlation_id}")
+        if self.aggregate is not None:
+            parts.append(f"aggregate={self.aggregate[0]}:{self.aggregate[1]}")
+        if self.since is not None:
+            parts.append(f"since={self.since.isoformat()}")
+        if self.until is not None:
+            parts.append(f"until={self.until.isoformat()}")
+        return " ".join(parts)[:255]
+
     @property
     def is_empty(self) -> bool:
         return not self.everything and self.correlation_id is None and \
@@ -58,7 +75,10 @@ class ReplayResult:
 
 
 def replay(engine: Engine, settings: HubSettings, selection: ReplayFilter, at: datetime, *,
-           batch_size: int = BATCH_SIZE, progress: Progress | None = None) -> ReplayResult:
+           batch_size: int = BATCH_SIZE, progress: Progress | None = None,
+           actor: str | None = None, reason: str = "") -> ReplayResult:
+    """With `actor` (a person's replay), each page's transaction appends a `replay.run`
+    record to the audit trail: the selection, the stretch of the log and what it sent."""
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, not {batch_size}")
     chosen = event_log.Selection(selection.correlation_id, selection.aggregate,
@@ -73,6 +93,11 @@ def replay(engine: Engine, settings: HubSettings, selection: ReplayFilter, at: d
             page = event_log.routed_page(conn, chosen, after, upto)
             page_added = _enqueue_missing(conn, settings, page, at)
             page_sent = outbox.requeue(conn, [e.event_id for e in page], at)
+            if actor is not None and page:
+                trail.append(conn, Entry(
+                    actor, "replay.run", "replay", selection.describe(), reason,
+                    after={"positions": [after + 1, upto], "events": len(page),
+                           "requeued": page_sent - page_added, "added": page_added}), at)
         after = upto
         if not page:
             continue  # a stretch of the log outside the selection (or rejected since)

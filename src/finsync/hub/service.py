@@ -211,9 +211,12 @@ class Hub:
         with reading(self.engine) as conn:
             return outbox.outstanding(conn)
 
-    def replay(self, selection: ReplayFilter, progress: Progress | None = None) -> ReplayResult:
-        """Send the selected events' deliveries again, streaming the log in pages."""
-        return replay(self.engine, self.settings, selection, self.clock(), progress=progress)
+    def replay(self, selection: ReplayFilter, progress: Progress | None = None, *,
+               actor: str | None = None, reason: str = "") -> ReplayResult:
+        """Send the selected events' deliveries again, streaming the log in pages; a
+        person's replay (`actor`, a principal id) is audited page by page."""
+        return replay(self.engine, self.settings, selection, self.clock(), progress=progress,
+                      actor=actor, reason=reason)
 
     def delivered(self, targets: Collection[str]) -> list[Delivered]:
         """Every delivery done to one of `targets`, in delivery order."""

@@ -28,6 +28,14 @@ def decide(conn: Connection, action_id: int, status: ActionStatus, actor: str, n
         .values(status=status, decided_by=actor, decided_at=at, decision_note=note)).rowcount)
 
 
+def pending_before(conn: Connection, cutoff: datetime) -> list[dict[str, Any]]:
+    """Actions still awaiting approval that were asked for before `cutoff`."""
+    rows = conn.execute(select(triage_actions).where(
+        triage_actions.c.status == ActionStatus.PENDING_APPROVAL,
+        triage_actions.c.requested_at < cutoff).order_by(triage_actions.c.id))
+    return [_public(dict(r)) for r in rows.mappings()]
+
+
 def get(conn: Connection, action_id: int) -> dict[str, Any] | None:
     row = conn.execute(select(triage_actions).where(triage_actions.c.id == action_id)) \
         .mappings().first()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -37,6 +38,7 @@ CORRECTIONS = frozenset({Action.REROUTE, Action.RESOLVE, Action.IGNORE,
 class ApprovalPolicy:
     default_threshold: Decimal = Decimal("1000.00")
     thresholds: Mapping[str, Decimal] = field(default_factory=dict)
+    pending_ttl: timedelta = timedelta(hours=72)  # then the request expires, undecided
 
     def threshold(self, currency: str) -> Decimal:
         return self.thresholds.get(currency, self.default_threshold)

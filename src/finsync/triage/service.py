@@ -3,7 +3,16 @@
 Rules:
 - Every action is a row in `triage_actions` with who asked, why and when; an action that
   needs approval waits there (`pending_approval`, the exception `awaiting_approval`) until a
-  different person approves or rejects it (segregation of duties, `policy.py`).
+  different person approves or rejects it (segregation of duties, `policy.py`), or until
+  it expires undecided (`pending_ttl`): the action becomes `expired`, the exception `open`
+  again (audited as `approval.expire` by `system:triage`), and it must be asked for again.
+- Who acts is an authenticated principal, never a typed name: asking needs
+  `exceptions:act`, deciding `exceptions:approve`. Ids are compared normalised, so a
+  request of `ar.clerk` cannot be approved as `AR.CLERK`.
+- Every action and decision is a record of the audit trail in its transaction: an action
+  `exception.<action>` on object `exception` `<id>` (before and after the exception's
+  status, and the action's id, status and parameters); a decision `approval.approve` or
+  `approval.reject` on object `triage_action` `<action id>`.
 - retry: send the failed delivery again now with fresh attempts (or map a refused raw event
   again); the exception becomes `retrying` and the delivery worker resolves it on success.
 - replay: retry every exception of a filtered set that has something to send again.
@@ -29,6 +38,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from finsync.audit import trail
+from finsync.audit.chain import Entry
+from finsync.auth.local import require
+from finsync.auth.principal import EXCEPTIONS_ACT, EXCEPTIONS_APPROVE, Principal
 from finsync.connectors.ports import LedgerPort
 from finsync.domain.clock import first_of_next_month
 from finsync.domain.envelope import Envelope
@@ -53,6 +66,7 @@ from finsync.storage.db import reading, serialize, transaction
 from finsync.triage.policy import Action, ApprovalPolicy
 
 SEARCH_MONTHS = 24
+EXPIRER = "system:triage"
 
 
 class TriageError(DomainError):
@@ -69,6 +83,10 @@ class NotApplicableError(TriageError):
 
 class SegregationOfDutiesError(TriageError):
     code = "same_person"
+
+
+class ApprovalExpiredError(TriageError):
+    code = "approval_expired"
 
 
 class AlreadyPostedError(TriageError):
@@ -121,12 +139,13 @@ class Triage:
         return _with_age(row, self._clock())
 
     # -- actions ----------------------------------------------------------------------
-    def retry(self, exception_id: int, actor: str, reason: str) -> Outcome:
+    def retry(self, exception_id: int, actor: Principal, reason: str) -> Outcome:
         return self._request(exception_id, Action.RETRY, {}, actor, reason)
 
-    def replay(self, actor: str, reason: str, *, exception_class: str | None = None,
+    def replay(self, actor: Principal, reason: str, *, exception_class: str | None = None,
                correlation_id: str | None = None) -> list[Outcome]:
         """Retry every unresolved exception of the set that has something to send again."""
+        require(actor, EXCEPTIONS_ACT)
         chosen = [row for status in (ExceptionStatus.OPEN, ExceptionStatus.RETRYING)
                   for row in self.listing(status=status, exception_class=exception_class,
                                           correlation_id=correlation_id)
@@ -134,7 +153,8 @@ class Triage:
                   and row["class"] != ExceptionClass.DUPLICATE_EVENT]
         return [self._request(row["id"], Action.REPLAY, {}, actor, reason) for row in chosen]
 
-    def reroute(self, exception_id: int, actor: str, reason: str) -> Outcome:
+    def reroute(self, exception_id: int, actor: Principal, reason: str) -> Outcome:
+        require(actor, EXCEPTIONS_ACT)
         with reading(self._engine) as conn:
             row = self._exception(conn, exception_id)
         if row["class"] != ExceptionClass.CLOSED_PERIOD.value or not row["delivery_id"]:
@@ -144,16 +164,17 @@ class Triage:
         return self._request(exception_id, Action.REROUTE,
                              {"posting_date": posting.isoformat()}, actor, reason)
 
-    def resolve(self, exception_id: int, actor: str, note: str) -> Outcome:
+    def resolve(self, exception_id: int, actor: Principal, note: str) -> Outcome:
         return self._request(exception_id, Action.RESOLVE, {}, actor, note)
 
-    def ignore(self, exception_id: int, actor: str, reason: str) -> Outcome:
+    def ignore(self, exception_id: int, actor: Principal, reason: str) -> Outcome:
         return self._request(exception_id, Action.IGNORE, {}, actor, reason)
 
-    def resolve_duplicate(self, exception_id: int, keep: Keep, actor: str,
+    def resolve_duplicate(self, exception_id: int, keep: Keep, actor: Principal,
                           note: str) -> Outcome:
         """Choose which body of a `duplicate_event` stands. Keeping the received body is
         refused at once when the stored event is already posted, not after an approval."""
+        require(actor, EXCEPTIONS_ACT)
         with reading(self._engine) as conn:
             row = self._exception(conn, exception_id)
         if row["class"] != ExceptionClass.DUPLICATE_EVENT:
@@ -165,7 +186,8 @@ class Triage:
         return self._request(exception_id, Action.CHOOSE_BODY, {"keep": keep.value},
                              actor, note)
 
-    def approve(self, action_id: int, actor: str, note: str) -> Outcome:
+    def approve(self, action_id: int, actor: Principal, note: str) -> Outcome:
+        require(actor, EXCEPTIONS_APPROVE)
         with reading(self._engine) as conn:
             pending = triage_log.get(conn, action_id)
         if (pending is not None and pending["action"] == Action.CHOOSE_BODY
@@ -173,14 +195,17 @@ class Triage:
             self._check_replaceable(pending["exception_id"])
         return self._decide(action_id, actor, note, approve=True)
 
-    def reject(self, action_id: int, actor: str, note: str) -> Outcome:
+    def reject(self, action_id: int, actor: Principal, note: str) -> Outcome:
         return self._decide(action_id, actor, note, approve=False)
 
     # -- internals --------------------------------------------------------------------
-    def _request(self, exception_id: int, action: Action, params: dict[str, str], actor: str,
-                 reason: str) -> Outcome:
-        if not actor.strip() or not reason.strip():
-            raise TriageError("every action needs who (actor) and why (reason or note)")
+    def _request(self, exception_id: int, action: Action, params: dict[str, str],
+                 principal: Principal, reason: str) -> Outcome:
+        require(principal, EXCEPTIONS_ACT)
+        if not reason.strip():
+            raise TriageError("every action needs why (reason or note)")
+        actor = principal.id
+        self.expire_due()  # an expired request no longer blocks its exception
         now = self._clock()
         with transaction(self._engine) as conn:
             row = self._exception(conn, exception_id)
@@ -195,6 +220,8 @@ class Triage:
                                               actor, ActionStatus.PENDING_APPROVAL, now)
                 exception_log.set_status(conn, exception_id, ExceptionStatus.AWAITING_APPROVAL,
                                          now)
+                _audit_action(conn, row, action, params, actor, reason, action_id,
+                              ActionStatus.PENDING_APPROVAL, now)
                 return Outcome(action_id, exception_id, action.value,
                                ActionStatus.PENDING_APPROVAL,
                                f"{at_stake} is above the approval threshold: another person "
@@ -202,17 +229,54 @@ class Triage:
             detail = self._carry_out(conn, row, action, params, actor, reason, now)
             action_id = triage_log.record(conn, exception_id, action.value, params, reason,
                                           actor, ActionStatus.DONE, now)
+            _audit_action(conn, row, action, params, actor, reason, action_id,
+                          ActionStatus.DONE, now)
         return Outcome(action_id, exception_id, action.value, ActionStatus.DONE, detail)
 
-    def _decide(self, action_id: int, actor: str, note: str, *, approve: bool) -> Outcome:
+    def expire_due(self) -> list[int]:
+        """Expire every action that waited for approval longer than the policy allows; the
+        ids of those expired now."""
+        now = self._clock()
+        with transaction(self._engine) as conn:
+            due = triage_log.pending_before(conn, now - self._policy.pending_ttl)
+            for pending in due:
+                triage_log.decide(conn, pending["id"], ActionStatus.EXPIRED, EXPIRER,
+                                  "not decided in time", now)
+                exception_log.set_status(conn, pending["exception_id"], ExceptionStatus.OPEN,
+                                         now)
+                row = self._exception(conn, pending["exception_id"])
+                trail.append(conn, Entry(
+                    EXPIRER, "approval.expire", "triage_action", str(pending["id"]),
+                    f"not decided within {self._policy.pending_ttl}",
+                    before={"status": ActionStatus.PENDING_APPROVAL.value},
+                    after={"status": ActionStatus.EXPIRED.value,
+                           "exception_id": pending["exception_id"],
+                           "action": pending["action"],
+                           "requested_by": pending["requested_by"],
+                           "exception_status": ExceptionStatus.OPEN.value},
+                    correlation_id=row["correlation_id"]), now)
+        return [int(p["id"]) for p in due]
+
+    def _decide(self, action_id: int, principal: Principal, note: str, *,
+                approve: bool) -> Outcome:
+        require(principal, EXCEPTIONS_APPROVE)
+        if not note.strip():
+            raise TriageError("every decision needs why (reason or note)")
+        actor = principal.id
+        self.expire_due()
         now = self._clock()
         with transaction(self._engine) as conn:
             pending = triage_log.get(conn, action_id)
+            if pending is not None and pending["status"] == ActionStatus.EXPIRED:
+                raise ApprovalExpiredError(
+                    f"action {action_id} was not decided within {self._policy.pending_ttl} "
+                    "and expired; the exception is open again: ask again")
             if pending is None or pending["status"] != ActionStatus.PENDING_APPROVAL:
                 raise NotApplicableError(f"action {action_id} is not awaiting approval")
-            if pending["requested_by"] == actor:
+            if _same_person(principal, pending["requested_by"]):
                 raise SegregationOfDutiesError(
-                    f"{actor} asked for action {action_id}; a different person must decide")
+                    f"{pending['requested_by']} asked for action {action_id}; a different "
+                    f"person must decide (not {actor})")
             row = self._exception(conn, pending["exception_id"])
             exception_log.set_status(conn, row["id"], ExceptionStatus.OPEN, now)
             row["status"] = ExceptionStatus.OPEN
@@ -223,6 +287,15 @@ class Triage:
                                          pending["reason"], now)
             decision = ActionStatus.DONE if approve else ActionStatus.REJECTED
             triage_log.decide(conn, action_id, decision, actor, note, now)
+            after = exception_log.get(conn, row["id"])
+            trail.append(conn, Entry(
+                actor, f"approval.{'approve' if approve else 'reject'}", "triage_action",
+                str(action_id), note,
+                before={"status": ActionStatus.PENDING_APPROVAL.value},
+                after={"status": decision.value, "exception_id": row["id"],
+                       "action": pending["action"], "requested_by": pending["requested_by"],
+                       "exception_status": after["status"] if after else None},
+                correlation_id=row["correlation_id"]), now)
         return Outcome(action_id, row["id"], pending["action"], decision, detail)
 
     def _carry_out(self, conn: Connection, row: dict[str, Any], action: Action,
@@ -354,6 +427,27 @@ class Triage:
         if row is None:
             raise UnknownExceptionError(f"no exception {exception_id}")
         return row
+
+
+def _same_person(principal: Principal, requested_by: str) -> bool:
+    """Whether `requested_by` (as stored; a row written before principals may hold a free-text
+    name that is no principal id) names `principal`."""
+    try:
+        return principal.same_person(requested_by)
+    except DomainError:
+        return requested_by.strip().casefold() == principal.id
+
+
+def _audit_action(conn: Connection, row: dict[str, Any], action: Action,
+                  params: dict[str, str], actor: str, reason: str, action_id: int,
+                  status: ActionStatus, now: datetime) -> None:
+    after = exception_log.get(conn, row["id"])
+    trail.append(conn, Entry(
+        actor, f"exception.{action.value}", "exception", str(row["id"]), reason,
+        before={"status": str(row["status"])},
+        after={"status": str(after["status"]) if after else None, "action_id": action_id,
+               "action_status": status.value, "params": dict(params)},
+        correlation_id=row["correlation_id"]), now)
 
 
 def _deliveries(conn: Connection, event_id: str) -> list[dict[str, Any]]:

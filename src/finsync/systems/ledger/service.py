@@ -47,10 +47,17 @@ def _planned(request: Request) -> Plan | DomainError:
         return exc
 
 
+# Told of every period change inside its transaction, with the period-log row it wrote
+# (the composition root records it in the audit trail, which the ledger does not know).
+PeriodWitness = Callable[[Connection, dict[str, Any]], None]
+
+
 class LedgerService:
     def __init__(self, engine: Engine, clock: Callable[[], datetime],
-                 governor: Governor | None = None) -> None:
+                 governor: Governor | None = None,
+                 witness: PeriodWitness | None = None) -> None:
         self.engine, self._clock, self._governor = engine, clock, governor or Governor()
+        self._witness = witness
         self._setups: dict[str, Setup] = {}
 
     # -- set-up -------------------------------------------------------------------------
@@ -214,21 +221,31 @@ class LedgerService:
 
     # -- periods ------------------------------------------------------------------------
     def set_period_status(self, entity: str, name: str, to: PeriodStatus, actor: str,
-                          reason: str | None = None) -> AccountingPeriod:
-        """Soft-close, close or reopen a period; every change is logged with who and why."""
-        with self.engine.begin() as conn:
-            period = next((p for p in records.list_periods(conn, entity) if p.name == name),
-                          None)
-            if period is None:
-                raise PeriodNotFoundError(f"{entity} has no period {name}")
-            check_transition(period, to, actor, reason)
-            conn.execute(update(t.periods).where(t.periods.c.entity == entity,
-                                                 t.periods.c.name == name)
-                         .values(status=to.value))
-            conn.execute(insert(t.period_log), {
-                "entity": entity, "period": name, "from_status": period.status.value,
-                "to_status": to.value, "actor": actor, "reason": reason, "at": self._clock()})
-            return replace(period, status=to)
+                          reason: str | None = None, *,
+                          conn: Connection | None = None) -> AccountingPeriod:
+        """Soft-close, close or reopen a period; every change is logged with who and why.
+        In `conn`'s transaction when given (a change a second person approved commits with
+        the approval), else in one of its own."""
+        if conn is not None:
+            return self._set_period_status(conn, entity, name, to, actor, reason)
+        with self.engine.begin() as own:
+            return self._set_period_status(own, entity, name, to, actor, reason)
+
+    def _set_period_status(self, conn: Connection, entity: str, name: str, to: PeriodStatus,
+                           actor: str, reason: str | None) -> AccountingPeriod:
+        period = next((p for p in records.list_periods(conn, entity) if p.name == name), None)
+        if period is None:
+            raise PeriodNotFoundError(f"{entity} has no period {name}")
+        check_transition(period, to, actor, reason)
+        conn.execute(update(t.periods).where(t.periods.c.entity == entity,
+                                             t.periods.c.name == name)
+                     .values(status=to.value))
+        row = {"entity": entity, "period": name, "from_status": period.status.value,
+               "to_status": to.value, "actor": actor, "reason": reason, "at": self._clock()}
+        conn.execute(insert(t.period_log), row)
+        if self._witness is not None:
+            self._witness(conn, row)
+        return replace(period, status=to)
 
     def period_status(self, entity: str, on: date) -> PeriodStatus:
         with self.engine.connect() as conn:
