@@ -129,12 +129,15 @@ def test_the_requester_cannot_approve_even_in_other_letter_case(
     assert done.status == "done"
     [request] = _trail(finance.hub.engine, "exception.reroute")
     assert (request["actor"], request["object_type"], request["object_id"],
-            request["reason"]) == ("ar.clerk", "exception", str(exception_id),
+            request["reason"]) == ("ar.clerk", "triage_action", str(asked.action_id),
                                    "January is closed")
-    assert '"action_status":"pending_approval"' in request["after"]
+    assert '"status":"pending_approval"' in request["after"]
+    assert f'"exception_id":{exception_id}' in request["after"]
     [decision] = _trail(finance.hub.engine, "approval.approve")
     assert (decision["actor"], decision["object_type"], decision["object_id"]) == (
         "controller", "triage_action", str(asked.action_id))
+    # The trail covers the triage log: each action's row agrees with its latest record.
+    assert finance.audit.verify().ok
 
 
 def test_an_undecided_correction_expires_and_reopens_its_exception(

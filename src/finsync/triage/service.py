@@ -40,6 +40,7 @@ from sqlalchemy import Connection, Engine
 
 from finsync.audit import trail
 from finsync.audit.chain import Entry
+from finsync.audit.coverage import triage_action_state
 from finsync.auth.local import require
 from finsync.auth.principal import EXCEPTIONS_ACT, EXCEPTIONS_APPROVE, Principal
 from finsync.connectors.ports import LedgerPort
@@ -220,8 +221,7 @@ class Triage:
                                               actor, ActionStatus.PENDING_APPROVAL, now)
                 exception_log.set_status(conn, exception_id, ExceptionStatus.AWAITING_APPROVAL,
                                          now)
-                _audit_action(conn, row, action, params, actor, reason, action_id,
-                              ActionStatus.PENDING_APPROVAL, now)
+                _audit_action(conn, row, action, params, actor, reason, action_id, now)
                 return Outcome(action_id, exception_id, action.value,
                                ActionStatus.PENDING_APPROVAL,
                                f"{at_stake} is above the approval threshold: another person "
@@ -229,8 +229,7 @@ class Triage:
             detail = self._carry_out(conn, row, action, params, actor, reason, now)
             action_id = triage_log.record(conn, exception_id, action.value, params, reason,
                                           actor, ActionStatus.DONE, now)
-            _audit_action(conn, row, action, params, actor, reason, action_id,
-                          ActionStatus.DONE, now)
+            _audit_action(conn, row, action, params, actor, reason, action_id, now)
         return Outcome(action_id, exception_id, action.value, ActionStatus.DONE, detail)
 
     def expire_due(self) -> list[int]:
@@ -249,11 +248,7 @@ class Triage:
                     EXPIRER, "approval.expire", "triage_action", str(pending["id"]),
                     f"not decided within {self._policy.pending_ttl}",
                     before={"status": ActionStatus.PENDING_APPROVAL.value},
-                    after={"status": ActionStatus.EXPIRED.value,
-                           "exception_id": pending["exception_id"],
-                           "action": pending["action"],
-                           "requested_by": pending["requested_by"],
-                           "exception_status": ExceptionStatus.OPEN.value},
+                    after=_action_state(conn, int(pending["id"]), row["id"]),
                     correlation_id=row["correlation_id"]), now)
         return [int(p["id"]) for p in due]
 
@@ -287,14 +282,11 @@ class Triage:
                                          pending["reason"], now)
             decision = ActionStatus.DONE if approve else ActionStatus.REJECTED
             triage_log.decide(conn, action_id, decision, actor, note, now)
-            after = exception_log.get(conn, row["id"])
             trail.append(conn, Entry(
                 actor, f"approval.{'approve' if approve else 'reject'}", "triage_action",
                 str(action_id), note,
                 before={"status": ActionStatus.PENDING_APPROVAL.value},
-                after={"status": decision.value, "exception_id": row["id"],
-                       "action": pending["action"], "requested_by": pending["requested_by"],
-                       "exception_status": after["status"] if after else None},
+                after=_action_state(conn, action_id, row["id"]),
                 correlation_id=row["correlation_id"]), now)
         return Outcome(action_id, row["id"], pending["action"], decision, detail)
 
@@ -440,14 +432,23 @@ def _same_person(principal: Principal, requested_by: str) -> bool:
 
 def _audit_action(conn: Connection, row: dict[str, Any], action: Action,
                   params: dict[str, str], actor: str, reason: str, action_id: int,
-                  status: ActionStatus, now: datetime) -> None:
-    after = exception_log.get(conn, row["id"])
+                  now: datetime) -> None:
+    """The trail record of an action asked for: on the triage action (the row the
+    coverage check compares), with the exception's status before and after."""
     trail.append(conn, Entry(
-        actor, f"exception.{action.value}", "exception", str(row["id"]), reason,
-        before={"status": str(row["status"])},
-        after={"status": str(after["status"]) if after else None, "action_id": action_id,
-               "action_status": status.value, "params": dict(params)},
+        actor, f"exception.{action.value}", "triage_action", str(action_id), reason,
+        before={"exception_status": str(row["status"])},
+        after={**_action_state(conn, action_id, row["id"]), "params": dict(params)},
         correlation_id=row["correlation_id"]), now)
+
+
+def _action_state(conn: Connection, action_id: int, exception_id: int) -> dict[str, Any]:
+    """A triage action's row as the trail holds it (`coverage.triage_action_state`), and
+    its exception's status now."""
+    state = triage_action_state(triage_log.get(conn, action_id) or {})
+    after = exception_log.get(conn, exception_id)
+    state["exception_status"] = str(after["status"]) if after else None
+    return state
 
 
 def _deliveries(conn: Connection, event_id: str) -> list[dict[str, Any]]:
