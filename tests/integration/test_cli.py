@@ -15,7 +15,7 @@ from tests.clikit import runner
 from tests.hubkit import run_settled
 
 DONE = 24
-HEAD = "0007"  # the newest migration of the hub's schema
+HEAD = "0008"  # the newest migration of the hub's schema
 
 
 @pytest.fixture

@@ -110,6 +110,16 @@ def new_key_pem() -> tuple[str, str]:
     return pem, public_hex(key)
 
 
+def write_new_key(path: Path) -> str:
+    """A new key in a new file `path`, readable by its owner only (an existing file is
+    never overwritten: `FileExistsError`); the public key, hex."""
+    pem, public = new_key_pem()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(pem)
+    return public
+
+
 def _checked_public(text: str) -> str:
     value = text.strip().lower()
     try:

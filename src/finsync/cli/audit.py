@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -13,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from finsync.audit.service import AuditTrail
-from finsync.audit.signing import new_key_pem
+from finsync.audit.signing import write_new_key
 from finsync.audit.verify import Verdict
 from finsync.auth.principal import ADMIN, AUDIT_READ
 from finsync.bootstrap import open_audit
@@ -146,10 +145,7 @@ def keygen(file: Annotated[Path, typer.Argument(help="Where to write the private
            as_json: Json = False) -> None:
     """Make an Ed25519 signing key; name FILE in [audit] signing_key_file."""
     with guarded(as_json):
-        pem, public = new_key_pem()
-        descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(pem)
+        public = write_new_key(file)
     if as_json:
         output.emit_json({"file": str(file), "public_key": public})
     else:

@@ -57,6 +57,10 @@ def _print(report: dict[str, Any]) -> None:
                   f"complete: {report['correlation_chains_complete']}; replaying "
                   f"{report['replay']['events']} events left the books "
                   f"{'unchanged' if report['books_unchanged_by_replay'] else 'CHANGED'}")
+    audit = report["audit"]
+    console.print(f"audit trail: {audit['records']} records, {audit['checkpoints']} signed "
+                  f"checkpoints, {'verified' if audit['ok'] else 'DOES NOT VERIFY'} "
+                  "(`finsync audit verify`)")
 
 
 def _waterfall(revenue: dict[str, str]) -> None:

@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from finsync.audit.signing import parse_private, public_hex, write_new_key
 from finsync.auth.principal import (
     ADMIN,
     AUDIT_READ,
@@ -129,6 +130,24 @@ def auth_section(login: str) -> str:
                                 scopes=", ".join(json.dumps(s) for s in OPERATOR_SCOPES))
 
 
+SIGNING_KEY = "var/audit-signing.pem"
+_AUDIT_SECTION = """
+# Written by `finsync init`: the key that signs the audit trail's checkpoints (daily and at
+# each close), readable by its owner only. Keep a copy of its public key with the auditors.
+[audit]
+signing_key_file = {file}
+"""
+
+
+def _signing_key(directory: Path) -> str:
+    """The public key of `directory`'s audit signing key, made now if it has none."""
+    path = directory / SIGNING_KEY
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return public_hex(parse_private(path.read_text(), f"the file {path}"))
+    return write_new_key(path)
+
+
 @app.command()
 def init(directory: Annotated[Path, typer.Argument()] = Path("."),
          force: Annotated[bool, typer.Option(help="Overwrite finsync.toml.")] = False,
@@ -141,7 +160,9 @@ def init(directory: Annotated[Path, typer.Argument()] = Path("."),
                         as_json=as_json)
         directory.mkdir(parents=True, exist_ok=True)
         login = os_login()
-        target.write_text(DEFAULT_CONFIG.read_text() + auth_section(login))
+        key = _signing_key(directory)
+        target.write_text(DEFAULT_CONFIG.read_text() + auth_section(login)
+                          + _AUDIT_SECTION.format(file=json.dumps(SIGNING_KEY)))
         loaded = load_config(target)
         migrated = migrate_database(loaded)
         engine = build_engine(loaded)
@@ -150,7 +171,7 @@ def init(directory: Annotated[Path, typer.Argument()] = Path("."),
         finally:
             engine.dispose()
         result = {"config": str(target.resolve()), "database": migrated.database,
-                  "revision": migrated.after, "login": login,
+                  "revision": migrated.after, "login": login, "audit_public_key": key,
                   "principal": loaded.auth.os_users[login], "config_fingerprint": fingerprint}
         if as_json:
             output.emit_json(result)

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from finsync.audit.signing import write_new_key
 from finsync.auth.local import mapped_principal, require
 from finsync.auth.principal import (
     EXCEPTIONS_ACT,
@@ -41,6 +42,7 @@ from finsync.demo.workflow import (
 from finsync.hub.replay import ReplayFilter
 
 AS_OF = date(YEAR, 12, 31)
+SIGNING_KEY = "var/audit-signing.pem"
 # The demo's people: the AR clerk asks, the controller approves and closes, operations
 # clears junk from the queue.
 AUTH = {
@@ -79,8 +81,11 @@ def _remove(workdir: Path) -> None:
 
 def _year(workdir: Path) -> dict[str, Any]:
     shutil.rmtree(workdir / "var", ignore_errors=True)
+    (workdir / "var").mkdir(parents=True)
+    write_new_key(workdir / SIGNING_KEY)  # each close signs the trail's head with it
     data = tomllib.loads(DEFAULT_CONFIG.read_text())
-    config = parse_config({**data, "auth": AUTH}, workdir.resolve())
+    config = parse_config({**data, "auth": AUTH, "audit": {"signing_key_file": SIGNING_KEY}},
+                          workdir.resolve())
     config = config.model_copy(update={"pumps": {}})
     clock = SimClock(datetime(YEAR, 1, 1, tzinfo=UTC))
     finance = build_finance(config, clock=clock)
@@ -133,6 +138,7 @@ def _drive(finance: Finance, config: FinsyncConfig, clock: SimClock) -> dict[str
         "replay": {"events": replayed.events, "deliveries_resent": replayed.requeued},
         "trial_balance": books["trial_balance"],
         "status": status,
+        "audit": finance.audit.verify().as_json(),
     }
     result["faults"] = report.faults(result, log.faults)
     return result
