@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from finsync.storage.migrate import upgrade as upgrade_hub
 
 pytest_plugins = ("tests.external.tryton_fixtures",)
 
+LISTENER = "finsync-wakeup"  # the thread of hub.wakeup.PostgresWakeup
+LISTENER_STOP_S = 5.0  # a closed listener ends within its tick (0.5 s); slack for a busy CI
+
 PG_URL = os.environ.get("FINSYNC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("FINSYNC_REQUIRE_SERVICES") == "1"
 
@@ -29,6 +33,21 @@ def upgrade(engine: Engine) -> None:
     """The schemas every hub database holds: the hub's and the audit trail's."""
     upgrade_hub(engine)
     upgrade_audit(engine)
+
+
+@pytest.fixture(autouse=True)
+def _no_listener_outlives_its_test() -> Iterator[None]:
+    """A PostgreSQL wake-up listener left running outlives the test database: at the end of
+    the session it reports "wake-up listener: OperationalError" and holds a connection. The
+    test that starts one (a served pipeline) must stop it: stop the supervisor, leave the
+    TestClient's `with`, or call `hub.wakeup.close()`."""
+    before = {t for t in threading.enumerate() if t.name == LISTENER}
+    yield
+    left = [t for t in threading.enumerate() if t.name == LISTENER and t not in before]
+    for thread in left:
+        thread.join(LISTENER_STOP_S)
+    running = [t for t in left if t.is_alive()]
+    assert not running, "a PostgreSQL wake-up listener (hub.wakeup) still runs after the test"
 
 
 def _unavailable(what: str, exc: Exception) -> None:
