@@ -63,10 +63,14 @@ def test_a_long_reconciliation_never_holds_back_a_delivery(engine: Engine,
 
 def test_usage_has_a_worker_of_its_own(engine: Engine, tmp_path: Path) -> None:
     hub = make_hub(engine, tmp_path)
+    closed: list[bool] = []
+    hub.wakeup.close = lambda: closed.append(True)  # type: ignore[method-assign]
     usage = UsageIntake(engine, hub.clock, None, ["metering"], lambda _s: InputLimits())
     supervisor = pipeline_supervisor(hub, 1.0, None, usage, usage_interval_s=5.0)
     assert [w.name for w in supervisor.workers] == [PIPELINE, USAGE]
     assert supervisor.worker(USAGE).interval_s == 5.0
+    supervisor.stop()  # the pipeline's wake-up listener (PostgreSQL) is closed with it
+    assert closed == [True]
 
 
 def test_an_http_only_app_runs_no_pipeline_and_still_stores(engine: Engine,

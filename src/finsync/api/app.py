@@ -159,7 +159,8 @@ def pipeline_supervisor(hub: Hub, interval_s: float,
     if usage is None:
         return pipeline
     return Supervisor([*pipeline.workers, PipelineWorker(
-        USAGE, usage.step, hub.clock, usage_interval_s)], pipeline.check_s)
+        USAGE, usage.step, hub.clock, usage_interval_s)], pipeline.check_s,
+        on_stop=(hub.wakeup.close,))  # the listener of `hub_pipeline`, closed with usage too
 
 
 def _waker(hub: Hub,
