@@ -26,6 +26,7 @@ from finsync.storage import outbox, raw_log
 from finsync.storage.db import transaction
 from finsync.storage.raw_log import RawIn
 from tests.builders import lifecycle_stream
+from tests.clikit import auth_section
 
 TRIALS = 20
 PER_TRIAL = 25  # customers per trial: 225 events, 150 postings
@@ -90,9 +91,15 @@ def _progress(engine: Engine) -> tuple[int, int]:
     return counts.get("done", 0), waiting + sum(n for s, n in counts.items() if s != "done")
 
 
-def _wait_for_work_to_start(engine: Engine, done_before: int) -> None:
+def _wait_for_work_to_start(engine: Engine, done_before: int,
+                            workers: list[multiprocessing.process.BaseProcess],
+                            log: Path) -> None:
+    """Until a delivery is done; a worker that failed (a refused configuration, say) fails
+    the test at once, with its log."""
     deadline = time.monotonic() + 30
     while _progress(engine)[0] == done_before and time.monotonic() < deadline:
+        failed = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+        assert not failed, f"a worker exited with {failed}: {log.read_text()}"
         time.sleep(0.02)
 
 
@@ -100,7 +107,7 @@ def _wait_for_work_to_start(engine: Engine, done_before: int) -> None:
 def test_sigkilled_workers_lose_nothing_and_post_nothing_twice(engine: Engine, db_url: str,
                                                                tmp_path: Path) -> None:
     config, log = tmp_path / "finsync.toml", tmp_path / "workers.log"
-    config.write_text(CONFIG.format(url=db_url))
+    config.write_text(CONFIG.format(url=db_url) + auth_section())
     rng = random.Random(20261127)
     sent = 0
     killed_mid_work = 0
@@ -114,7 +121,7 @@ def test_sigkilled_workers_lose_nothing_and_post_nothing_twice(engine: Engine, d
         sent += len(lines)
         done_before, _ = _progress(engine)
         workers = [_worker(config, log) for _ in range(rng.choice((1, 2)))]
-        _wait_for_work_to_start(engine, done_before)
+        _wait_for_work_to_start(engine, done_before, workers, log)
         time.sleep(rng.uniform(0.0, 0.15))  # a random point inside the work
         for proc in workers:
             proc.kill()  # SIGKILL
