@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Mapping
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 
+from finsync.bootstrap import Finance, build_finance
+from finsync.config import DEFAULT_CONFIG, parse_config
 from finsync.connectors.filedrop.ledger import FileDropLedger
+from finsync.demo.clock import SimClock
 from finsync.domain.events import BusinessDomain, EventType
 from finsync.hub.mapping import CanonicalMapper, MapperRegistry
 from finsync.hub.service import Hub
@@ -86,3 +91,27 @@ def run_settled(call: Callable[[list[str]], Any], rounds: int = 40) -> Any:
             return result
         time.sleep(0.25)
     raise AssertionError(f"deliveries still pending: {result['status']}")
+
+
+# Ledger postings only; contracts to the revenue engine (which revrec needs to know them).
+LEDGER_ONLY = {"invoice.issued": ["ledger"], "payment.applied": ["ledger"],
+               "contract.created": ["revrec"], "contract.amended": ["revrec"]}
+
+
+def ledger_world(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+                 ) -> Iterator[tuple[Finance, SimClock]]:
+    """Finance on the shipped configuration (routes `LEDGER_ONLY`, no pumps) on `db_url`,
+    with a simulated clock from 2026-01-01 09:00 UTC; for a fixture to yield from."""
+    monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
+    config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), tmp_path)
+    config = config.model_copy(update={"routes": LEDGER_ONLY, "pumps": {}})
+    clock = SimClock(datetime(2026, 1, 1, 9, tzinfo=UTC))
+    finance = build_finance(config, clock=clock)
+    yield finance, clock
+    finance.hub.engine.dispose()
+
+
+def send_events(finance: Finance, *events: dict[str, object]) -> None:
+    """`events` stored as raw events of the canonical source, then the hub run until idle."""
+    finance.hub.intake.store([RawIn("canonical", json.dumps(e).encode(), {}) for e in events])
+    finance.hub.run_until_idle()

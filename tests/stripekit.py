@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from finsync.config import FinsyncConfig, parse_config
+from finsync.connectors.ports import SourceEvent, SourcePage
 from finsync.domain.events import BusinessDomain, EventType
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,3 +198,29 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 15, what: str = "
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+class TruncatingSource:
+    """localstripe's real events, with invoice lines cut to a partial page (as Stripe does
+    past ten lines), so that the poller has to fetch the invoice from localstripe."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.fetched: list[tuple[str, str]] = []
+
+    def fetch(self, object_type: str, external_id: str) -> Mapping[str, Any]:
+        self.fetched.append((object_type, external_id))
+        return self.inner.fetch(object_type, external_id)  # type: ignore[no-any-return]
+
+    def events_after(self, cursor: str | None, limit: int) -> SourcePage:
+        page = self.inner.events_after(cursor, limit)
+        return SourcePage(tuple(self._cut(e) for e in page.events), page.cursor, page.has_more)
+
+    @staticmethod
+    def _cut(item: SourceEvent) -> SourceEvent:
+        obj = item.body["data"]["object"]
+        if obj.get("object") != "invoice":
+            return item
+        partial = dict(obj, lines={"object": "list", "data": [], "has_more": True})
+        return SourceEvent(item.source_event_id, item.type, item.created,
+                           dict(item.body, data={"object": partial}))

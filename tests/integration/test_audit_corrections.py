@@ -5,8 +5,6 @@ gap once it fills (system:sequencing), reconciliation resolving a break that agr
 
 from __future__ import annotations
 
-import json
-import tomllib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,8 +16,7 @@ from sqlalchemy import Engine, select
 from finsync.audit.signing import Keyring
 from finsync.audit.tables import trail
 from finsync.audit.verify import verify
-from finsync.bootstrap import Finance, build_finance
-from finsync.config import DEFAULT_CONFIG, parse_config
+from finsync.bootstrap import Finance
 from finsync.demo.clock import SimClock
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.money import Money
@@ -27,29 +24,16 @@ from finsync.recon import queue
 from finsync.recon.model import CheckResult, Item
 from finsync.storage import exception_log
 from finsync.storage.db import reading, transaction
-from finsync.storage.raw_log import RawIn
 from tests.builders import contract_doc, envelope, invoice_doc, payment_doc
+from tests.hubkit import ledger_world, send_events
 
-LEDGER_ONLY = {"invoice.issued": ["ledger"], "payment.applied": ["ledger"],
-               "contract.created": ["revrec"], "contract.amended": ["revrec"]}
 AT = datetime(2026, 2, 1, 9, tzinfo=UTC)
 
 
 @pytest.fixture
 def world(tmp_path: Path, db_url: str,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Finance, SimClock]]:
-    monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
-    config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), tmp_path)
-    config = config.model_copy(update={"routes": LEDGER_ONLY, "pumps": {}})
-    clock = SimClock(datetime(2026, 1, 1, 9, tzinfo=UTC))
-    finance = build_finance(config, clock=clock)
-    yield finance, clock
-    finance.hub.engine.dispose()
-
-
-def _send(finance: Finance, *events: dict[str, object]) -> None:
-    finance.hub.intake.store([RawIn("canonical", json.dumps(e).encode(), {}) for e in events])
-    finance.hub.run_until_idle()
+    yield from ledger_world(tmp_path, db_url, monkeypatch)
 
 
 def _records(engine: Engine) -> list[dict[str, Any]]:
@@ -75,14 +59,14 @@ def test_a_retry_that_succeeds_is_recorded_as_system_delivery(
     """The payment waits for its invoice (a sequencing_error the hub retries); the invoice
     comes, the next retry posts the payment and the hub resolves the exception itself."""
     finance, clock = world
-    _send(finance, envelope("payment.applied", "pay-1", ("payment", "pay_1", None),
-                            {"payment": payment_doc("pay_1", "100.00", "inv_1")},
-                            correlation_id="ord_1"))
+    send_events(finance, envelope("payment.applied", "pay-1", ("payment", "pay_1", None),
+                                  {"payment": payment_doc("pay_1", "100.00", "inv_1")},
+                                  correlation_id="ord_1"))
     retrying = _exception(finance, "sequencing_error")
     assert retrying["status"] == "retrying" and _records(finance.hub.engine) == []
-    _send(finance, envelope("invoice.issued", "inv-1", ("invoice", "inv_1", None),
-                            {"invoice": invoice_doc("inv_1", "100.00")},
-                            correlation_id="ord_1"))
+    send_events(finance, envelope("invoice.issued", "inv-1", ("invoice", "inv_1", None),
+                                  {"invoice": invoice_doc("inv_1", "100.00")},
+                                  correlation_id="ord_1"))
     clock.tick(600)
     finance.hub.run_until_idle()
     assert _exception(finance, "sequencing_error")["status"] == "resolved"
@@ -105,13 +89,14 @@ def test_a_filled_version_gap_is_recorded_as_system_sequencing(
                                                    "before": "10", "after": "12"}],
                                       "contract": contract_doc("con_1", 2, 12, "120.00")}},
                        correlation_id="amd_1")
-    _send(finance, amended)
+    send_events(finance, amended)
     clock.tick(finance.hub.settings.gap_wait_s + 1)
     finance.hub.run_until_idle()
     gap = _exception(finance, "sequencing_error")
-    _send(finance, envelope("contract.created", "con-v1", ("subscription_contract", "con_1", 1),
-                            {"contract": contract_doc("con_1", 1, 10, "120.00")},
-                            correlation_id="ord_1"))
+    send_events(finance, envelope("contract.created", "con-v1",
+                                  ("subscription_contract", "con_1", 1),
+                                  {"contract": contract_doc("con_1", 1, 10, "120.00")},
+                                  correlation_id="ord_1"))
     assert _corrections(finance.hub.engine) == [
         ("system:sequencing", "exception.auto_resolve", "exception", str(gap["id"]),
          '{"status":"open"}', '{"status":"resolved"}')]

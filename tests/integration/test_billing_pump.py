@@ -3,23 +3,17 @@ intake, and each effect lands once in the ledger and the revenue engine."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from finsync.cli.main import app
-
-runner = CliRunner()
+from tests.clikit import cli_json
 
 
 def _json(*args: str) -> Any:
-    result = runner.invoke(app, [*args, "--json"])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return cli_json(list(args))
 
 
 @pytest.fixture

@@ -22,15 +22,14 @@ from finsync.config import load_config
 from finsync.storage.db import reading
 from finsync.storage.schema import deliveries
 from tests import authkit
+from tests.clikit import cli_json
 
 runner = CliRunner()
 AMENDMENT = "amd_1"
 
 
 def _json(*args: str) -> Any:
-    result = runner.invoke(app, [*args, "--json"])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return cli_json(list(args))
 
 
 @pytest.fixture

@@ -4,15 +4,11 @@ under the event's commercial thread, beside the ledger calls the hub makes for i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import pytest
 from sqlalchemy import Engine
 
 from finsync.bootstrap import build_hub, build_stripe_poller
 from finsync.config import FinsyncConfig
-from finsync.connectors.ports import SourceEvent, SourcePage
 from finsync.connectors.stripe.client import ClientSettings, StripeClient
 from finsync.connectors.stripe.poller import Poller
 from finsync.connectors.stripe.state import PollState
@@ -20,7 +16,7 @@ from finsync.domain.call import Call
 from finsync.domain.clock import utc_now
 from finsync.domain.errors import PermanentError
 from finsync.storage.raw_log import RawIn
-from tests.stripekit import API_KEY, Localstripe, stripe_config
+from tests.stripekit import API_KEY, Localstripe, TruncatingSource, stripe_config
 
 PLANTED = ("Acme Analytics", "ap@acme.example", API_KEY)
 
@@ -58,30 +54,6 @@ def test_each_request_is_logged_with_its_status_and_a_redacted_answer(
     assert all(planted not in repr(c) for c in calls for planted in PLANTED)
 
 
-class PartialInvoices:
-    """localstripe's events with invoice lines cut to a partial page, so that the poller
-    fetches the invoice (as it does past ten lines on Stripe)."""
-
-    def __init__(self, inner: StripeClient) -> None:
-        self.inner = inner
-
-    def fetch(self, object_type: str, external_id: str) -> Mapping[str, Any]:
-        return self.inner.fetch(object_type, external_id)
-
-    def events_after(self, cursor: str | None, limit: int) -> SourcePage:
-        page = self.inner.events_after(cursor, limit)
-        return SourcePage(tuple(self._cut(e) for e in page.events), page.cursor, page.has_more)
-
-    @staticmethod
-    def _cut(item: SourceEvent) -> SourceEvent:
-        obj = item.body["data"]["object"]
-        if obj.get("object") != "invoice":
-            return item
-        partial = dict(obj, lines={"object": "list", "data": [], "has_more": True})
-        return SourceEvent(item.source_event_id, item.type, item.created,
-                           dict(item.body, data={"object": partial}))
-
-
 def test_a_fetch_for_an_event_is_listed_with_the_ledger_calls_of_its_thread(
         localstripe: Localstripe, config: FinsyncConfig, engine: Engine) -> None:
     localstripe.reset(None)
@@ -89,7 +61,7 @@ def test_a_fetch_for_an_event_is_listed_with_the_ledger_calls_of_its_thread(
     hub = build_hub(config, engine=engine)
     client = build_stripe_poller(config, engine, "stripe")._client
     assert isinstance(client, StripeClient)
-    Poller(PartialInvoices(client), PollState(engine, "stripe", utc_now)).poll(
+    Poller(TruncatingSource(client), PollState(engine, "stripe", utc_now)).poll(
         lambda bodies: hub.intake.store([RawIn("stripe", b, {}) for b in bodies]))
     hub.run_until_idle()
     thread = f"stripe:{sub['id']}"

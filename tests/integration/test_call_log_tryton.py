@@ -5,16 +5,12 @@ revenue engine are listed by its correlation id."""
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Iterator
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import date
 
 import pytest
 from sqlalchemy import select
 
-from finsync.bootstrap import Finance, build_billing_service, build_finance
-from finsync.config import DEFAULT_CONFIG, SystemSection, parse_config
+from finsync.bootstrap import Finance
 from finsync.connectors.calls import Subject, delivering
 from finsync.connectors.tryton.ledger import TrytonLedger
 from finsync.connectors.tryton.rpc import TrytonClient
@@ -26,7 +22,6 @@ from finsync.domain.errors import ExceptionClass, PermanentError
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
 from finsync.storage.db import reading
-from finsync.storage.raw_log import RawIn
 from finsync.storage.schema import deliveries
 from finsync.systems.billing.amendment import AmendSubscription
 from finsync.systems.billing.edit import AddSeats
@@ -35,7 +30,7 @@ from finsync.systems.billing.service import BillingService
 from finsync.systems.billing.subscription import CreateSubscription
 from tests.contract.ledger_port import ctx
 from tests.external.tryton import ADMIN_PASSWORD
-from tests.external.tryton_fixtures import COMPANY, ENTITIES, TrytonBooks
+from tests.external.tryton_fixtures import ENTITIES, TrytonBooks, deliver_billing
 from tests.ledgerkit import invoice
 
 START, END = date(2026, 1, 1), date(2027, 1, 1)
@@ -98,34 +93,6 @@ def test_a_refusal_is_filed_with_its_kind_and_not_its_text(tryton_books: TrytonB
     assert not any(message in (c.response_excerpt or "") for c in refused)
 
 
-@pytest.fixture
-def tryton_finance(tryton_books: TrytonBooks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                   ) -> Iterator[tuple[Finance, BillingService, SimClock]]:
-    monkeypatch.setenv("FINSYNC_DATABASE_URL", f"sqlite:///{tmp_path / 'hub.db'}")
-    monkeypatch.setenv("FINSYNC_TRYTON_PASSWORD", ADMIN_PASSWORD)
-    config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), tmp_path)
-    systems = dict(config.systems)
-    systems["ledger"] = SystemSection(
-        role="ledger", connector="tryton", url=tryton_books.site.server.url,
-        database=tryton_books.database, companies={"le_us": COMPANY}, batch_size=10)
-    ledger = config.ledger.model_copy(update={"entities": config.ledger.entities[:1]})
-    config = config.model_copy(update={"systems": systems, "ledger": ledger, "pumps": {}})
-    clock = SimClock(datetime(2026, 1, 1, tzinfo=UTC))
-    built = build_finance(config, clock=clock)
-    yield built, build_billing_service(config, built.hub.engine, clock), clock
-    built.dispose()
-
-
-def _deliver(finance: Finance, billing: BillingService, clock: SimClock) -> None:
-    items = billing.pending(limit=1000)
-    finance.hub.intake.store([RawIn("billing", i.envelope.encode(), {}) for i in items])
-    billing.mark_published([i.seq for i in items])
-    for _ in range(30):
-        finance.hub.run_until_idle()
-        if not finance.hub.status()["deliveries"].get("pending"):
-            return
-        clock.tick(600)
-    raise AssertionError("deliveries still pending")
 
 
 def test_an_amendments_calls_to_tryton_and_the_revenue_engine_are_listed_by_its_correlation(
@@ -138,11 +105,11 @@ def test_an_amendments_calls_to_tryton_and_the_revenue_engine_are_listed_by_its_
         "con_acme", "cus_acme", "le_us", "USD", START, END, BillingFrequency.ANNUAL,
         (ContractLine("ln_seats", "prod_platform_seat", "price_seat_annual", 500,
                       usd("120.00"), START, END),))))
-    _deliver(finance, billing, clock)
+    deliver_billing(finance, billing, clock)
     clock.to(date(2026, 5, 15))
     billing.execute(AmendSubscription(AMENDMENT, "con_acme", date(2026, 5, 15),
                                       (AddSeats("ln_seats", 300),), "upgrade"))
-    _deliver(finance, billing, clock)
+    deliver_billing(finance, billing, clock)
 
     calls = finance.hub.calls(AMENDMENT)
     with reading(finance.hub.engine) as conn:

@@ -6,7 +6,6 @@ updates)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from typer.testing import CliRunner
 from finsync.bootstrap import build_hub, build_stripe_poller, build_webhooks
 from finsync.cli.main import app
 from finsync.config import FinsyncConfig
-from finsync.connectors.ports import SourceEvent, SourcePage
 from finsync.connectors.stripe.poller import Poller
 from finsync.connectors.stripe.signature import header_for
 from finsync.connectors.stripe.state import PollState
@@ -29,7 +27,7 @@ from finsync.hub.service import Hub
 from finsync.storage.raw_log import RawIn
 from finsync.storage.schema import events
 from tests.clikit import auth_section
-from tests.stripekit import Localstripe, stripe_config
+from tests.stripekit import Localstripe, TruncatingSource, stripe_config
 from tests.unit.stripe.payloads import DAY, T0, delivered, event, price, subscription
 
 SECRET = "whsec_catchup"
@@ -81,32 +79,6 @@ def test_missed_webhooks_are_caught_up_once(localstripe: Localstripe, config: Fi
     hub.run_until_idle()
     assert hub.status()["duplicates_ignored"] == before + 2  # invoice and its payment
     assert poller.poll(send_to(hub)).events == 0  # the cursor is past everything
-
-
-class TruncatingSource:
-    """localstripe's real events, with invoice lines cut to a partial page (as Stripe does
-    past ten lines), so that the poller has to fetch the invoice from localstripe."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.fetched: list[tuple[str, str]] = []
-
-    def fetch(self, object_type: str, external_id: str) -> Mapping[str, Any]:
-        self.fetched.append((object_type, external_id))
-        return self.inner.fetch(object_type, external_id)  # type: ignore[no-any-return]
-
-    def events_after(self, cursor: str | None, limit: int) -> SourcePage:
-        page = self.inner.events_after(cursor, limit)
-        return SourcePage(tuple(self._cut(e) for e in page.events), page.cursor, page.has_more)
-
-    @staticmethod
-    def _cut(item: SourceEvent) -> SourceEvent:
-        obj = item.body["data"]["object"]
-        if obj.get("object") != "invoice":
-            return item
-        partial = dict(obj, lines={"object": "list", "data": [], "has_more": True})
-        return SourceEvent(item.source_event_id, item.type, item.created,
-                           dict(item.body, data={"object": partial}))
 
 
 def test_partial_invoices_are_fetched_before_mapping(localstripe: Localstripe,

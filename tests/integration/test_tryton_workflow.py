@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from finsync.bootstrap import Finance, build_billing_service, build_finance
+from finsync.bootstrap import Finance, build_finance
 from finsync.config import DEFAULT_CONFIG, SystemSection, parse_config
 from finsync.connectors.ports import Receivable
 from finsync.demo.clock import SimClock
@@ -32,38 +32,9 @@ from finsync.systems.billing.service import BillingService
 from finsync.systems.billing.subscription import CreateSubscription
 from tests.builders import envelope, invoice_doc, payment_doc
 from tests.external.tryton import ADMIN_PASSWORD, TrytonSite
-from tests.external.tryton_fixtures import COMPANY, TrytonBooks
+from tests.external.tryton_fixtures import COMPANY, TrytonBooks, deliver_billing
 
 START, END = date(2026, 1, 1), date(2027, 1, 1)
-
-
-@pytest.fixture
-def finance(tryton_books: TrytonBooks, tmp_path: Path,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Finance, BillingService, SimClock]]:
-    monkeypatch.setenv("FINSYNC_DATABASE_URL", f"sqlite:///{tmp_path / 'hub.db'}")
-    monkeypatch.setenv("FINSYNC_TRYTON_PASSWORD", ADMIN_PASSWORD)
-    config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), tmp_path)
-    systems = dict(config.systems)
-    systems["ledger"] = SystemSection(
-        role="ledger", connector="tryton", url=tryton_books.site.server.url,
-        database=tryton_books.database, companies={"le_us": COMPANY}, batch_size=10)
-    ledger = config.ledger.model_copy(update={"entities": config.ledger.entities[:1]})
-    config = config.model_copy(update={"systems": systems, "ledger": ledger, "pumps": {}})
-    clock = SimClock(datetime(2026, 1, 1, tzinfo=UTC))
-    built = build_finance(config, clock=clock)
-    yield built, build_billing_service(config, built.hub.engine, clock), clock
-    built.dispose()
-
-
-def _deliver(finance: Finance, billing: BillingService, clock: SimClock) -> None:
-    items = billing.pending(limit=1000)
-    finance.hub.intake.store([RawIn("billing", i.envelope.encode(), {}) for i in items])
-    billing.mark_published([i.seq for i in items])
-    for _ in range(30):
-        finance.hub.run_until_idle()
-        if not finance.hub.status()["deliveries"].get("pending"):
-            return
-        clock.tick(600)
 
 
 def _pay_due(billing: BillingService, day: date, tag: str) -> None:
@@ -73,8 +44,8 @@ def _pay_due(billing: BillingService, day: date, tag: str) -> None:
 
 
 def test_reference_workflow_reconciles_against_tryton(
-        finance: tuple[Finance, BillingService, SimClock]) -> None:
-    hub_finance, billing, clock = finance
+        tryton_finance: tuple[Finance, BillingService, SimClock]) -> None:
+    hub_finance, billing, clock = tryton_finance
     usd = lambda amount: Money.of(amount, "USD")  # noqa: E731
     billing.execute(RegisterCustomer(CustomerAccount("cus_acme", "Acme", "le_us", "USD", "US")))
     billing.execute(CreateSubscription(SubscriptionContract(
@@ -86,7 +57,7 @@ def test_reference_workflow_reconciles_against_tryton(
     billing.execute(AmendSubscription("amd_acme_0002", "con_acme", date(2026, 5, 15), (
         AddSeats("ln_seats", 300), AddProduct("ln_analytics", "price_analytics_annual", 1)),
         "upgrade"))
-    _deliver(hub_finance, billing, clock)
+    deliver_billing(hub_finance, billing, clock)
     for month in range(1, 6):
         clock.to(date(2026, month + 1, 1))
         hub_finance.close.close("le_us", f"2026-{month:02d}", "controller")
@@ -96,7 +67,7 @@ def test_reference_workflow_reconciles_against_tryton(
     billing.execute(IssueCreditMemo(first, CreditReason.SLA_CREDIT, date(2026, 6, 12),
                                     usd("5000.00"), "sla_acme"))
     billing.execute(RefundPayment("ref_acme", "pay_jan_0", usd("5000.00"), date(2026, 6, 20)))
-    _deliver(hub_finance, billing, clock)
+    deliver_billing(hub_finance, billing, clock)
     clock.to(date(2026, 7, 1))
     hub_finance.close.close("le_us", "2026-06", "controller")
 
