@@ -31,7 +31,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from finsync.api.app import create_app
-from finsync.bootstrap import Finance, build_finance, build_metrics, build_usage, build_webhooks
+from finsync.bootstrap import (
+    Finance,
+    build_daily,
+    build_finance,
+    build_metrics,
+    build_usage,
+    build_webhooks,
+)
 from finsync.config import FinsyncConfig, parse_config
 from finsync.connectors.stripe.signature import header_for
 from finsync.domain.errors import ExceptionClass
@@ -82,8 +89,8 @@ def compose(config: FinsyncConfig, finance: Finance,
     """The app as `finsync.api.main.app_from_environment` composes it; with a worker
     interval it runs the supervised pipeline, as `finsync serve` does."""
     return create_app(finance.hub, worker_interval_s=worker_interval_s,
-                      metrics=build_metrics(finance), daily=finance.recon.run,
-                      webhooks=build_webhooks(config, finance.hub.engine),
+                      metrics=build_metrics(finance), daily=build_daily(finance),
+                      audit=finance.audit, webhooks=build_webhooks(config, finance.hub.engine),
                       limits_for=config.limits_for,
                       usage=build_usage(config, finance.hub.engine, finance.hub.clock))
 

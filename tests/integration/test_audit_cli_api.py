@@ -19,6 +19,7 @@ from finsync.audit.service import AuditTrail
 from finsync.audit.signing import Keyring
 from finsync.audit.tables import trail as table
 from finsync.auth.principal import AUDIT_READ, Principal
+from finsync.cli.main import SIGNING_KEY
 from finsync.storage.db import transaction
 from tests.clikit import cli_json
 from tests.hubkit import make_hub
@@ -33,6 +34,14 @@ def _append(engine: Engine, count: int) -> None:
                                      "duplicate of another"), AT)
 
 
+def _audit_key(workdir: Path, setting: str) -> None:
+    """The `[audit]` key that `init` wrote, replaced by `setting`."""
+    config = workdir / "finsync.toml"
+    written = f"signing_key_file = {json.dumps(SIGNING_KEY)}"
+    assert written in config.read_text()
+    config.write_text(config.read_text().replace(written, setting))
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> Path:
     monkeypatch.chdir(tmp_path)
@@ -45,14 +54,14 @@ def test_keygen_checkpoint_verify_export(workdir: Path, engine: Engine) -> None:
     made = cli_json(["audit", "keygen", "audit.key"])
     assert (workdir / "audit.key").stat().st_mode & 0o777 == 0o600
     assert "PRIVATE KEY" not in json.dumps(made)
-    with (workdir / "finsync.toml").open("a") as config:
-        config.write('\n[audit]\nsigning_key_file = "audit.key"\n')
+    _audit_key(workdir, 'signing_key_file = "audit.key"')
     _append(engine, 3)
     signed = cli_json(["audit", "checkpoint"])
+    # init recorded the adoption of its configuration: the trail holds 1 + 3 records.
     assert (signed["seq"], signed["public_key"], signed["reason"]) == \
-        (3, made["public_key"], "manual")
+        (4, made["public_key"], "manual")
     verdict = cli_json(["audit", "verify"])
-    assert (verdict["ok"], verdict["records"], verdict["unsigned_records"]) == (True, 3, 0)
+    assert (verdict["ok"], verdict["records"], verdict["unsigned_records"]) == (True, 4, 0)
     pack = cli_json(["audit", "export", "pack", "--from", "2026-12-01", "--to", "2026-12-01"])
     assert (pack["records"], pack["checkpoints"], pack["unsigned_records"]) == (3, 1, 0)
     assert (workdir / "pack" / "verify.py").is_file()
@@ -70,15 +79,14 @@ def test_verify_names_the_record_and_exits_4(workdir: Path, engine: Engine) -> N
 
 def test_the_signing_key_may_come_from_the_environment(
         workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with (workdir / "finsync.toml").open("a") as config:
-        config.write('\n[audit]\nsigning_key_env = "FINSYNC_AUDIT_KEY"\n')
+    _audit_key(workdir, 'signing_key_env = "FINSYNC_AUDIT_KEY"')
     missing = cli_json(["audit", "checkpoint"], code=1)["error"]
     assert missing["code"] == "audit_key_error" and "FINSYNC_AUDIT_KEY" in missing["message"]
     monkeypatch.setenv("FINSYNC_AUDIT_KEY", "not a key")
     refused = cli_json(["audit", "checkpoint"], code=1)["error"]
     assert refused["code"] == "audit_key_error" and "not a key" not in refused["message"]
     monkeypatch.setenv("FINSYNC_AUDIT_KEY", "11" * 32)
-    assert cli_json(["audit", "checkpoint"])["seq"] == 0
+    assert cli_json(["audit", "checkpoint"])["seq"] == 1  # init's adoption of its config
 
 
 def test_adopt_records_nothing_on_a_new_database(workdir: Path) -> None:

@@ -60,12 +60,18 @@ def test_the_free_text_actor_options_are_gone(workdir: Path,
     assert error["code"] == "forbidden" and "exceptions:approve" in error["message"]
 
 
-def test_a_set_token_is_refused_until_tokens_are_checked(
+def test_a_set_token_narrows_and_never_falls_back_to_the_login(
         workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FINSYNC_TOKEN", "fsk_not_checked_here")
+    reader = cli_json(["tokens", "create", "reader", "--principal", "dashboard",
+                       "--scope", "finance:read"])
+    monkeypatch.setenv("FINSYNC_TOKEN", reader["token"])
+    assert "deliveries" in cli_json(["status"])  # acts as the token's principal
+    error = cli_json(["replay", "--all", "--reason", "x"], code=1)["error"]
+    assert error["code"] == "forbidden" and error["message"].startswith("dashboard ")
+    monkeypatch.setenv("FINSYNC_TOKEN", "fsk_not_a_token_here")
     error = cli_json(["status"], code=1)["error"]
-    assert error["code"] == "not_authenticated" and "FINSYNC_TOKEN" in error["message"]
-    assert "fsk_not_checked_here" not in error["message"]
+    assert error["code"] == "not_authenticated"  # not the mapped login's scopes instead
+    assert "fsk_not_a_token_here" not in error["message"]
 
 
 def test_each_command_checks_its_scope(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

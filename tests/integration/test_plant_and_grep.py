@@ -112,6 +112,13 @@ functional_currency = "USD"
 fiscal_years = [2026, 2027]
 {auth}
 """
+# Who runs the CLI here: an operator who may read finance but not personal data.
+OPERATOR = f"""
+[auth.principals.operator]
+scopes = ["finance:read", "exceptions:act", "periods:manage"]
+[auth.os_users]
+"{getpass.getuser()}" = "operator"
+"""
 PII_READER = f"""
 [auth.principals.auditor]
 scopes = ["pii:read", "finance:read"]
@@ -163,7 +170,7 @@ def captured_log() -> Iterator[io.StringIO]:
     logger.setLevel(level)
 
 
-def _write_config(path: Path, db_url: str, auth: str = "") -> Path:
+def _write_config(path: Path, db_url: str, auth: str = OPERATOR) -> Path:
     path.write_text(CONFIG.format(db_url=db_url, auth=auth))
     return path
 
@@ -201,8 +208,10 @@ def _intake(client: TestClient) -> list[str]:
     return answers
 
 
-def _cli(args: list[str], config: Path) -> str:
+def _cli(args: list[str], config: Path, code: int = 0) -> str:
+    """What the command printed; it must exit with `code` (1: refused)."""
     result = CliRunner().invoke(cli_app, [*args, "--config", str(config)])
+    assert result.exit_code == code, result.output
     return f"$ finsync {' '.join(args)}\n{result.output}"
 
 
@@ -219,7 +228,7 @@ def _cli_outputs(config: Path, tmp_path: Path, exception_ids: list[int]) -> list
     for index, (setting, clear) in enumerate(in_clear):
         path = tmp_path / f"clear{index}.toml"
         path.write_text(config.read_text().replace(setting, clear))
-        refused = _cli(["status", "--json"], path)
+        refused = _cli(["status", "--json"], path, code=1)
         assert "config_error" in refused, refused
         outputs.append(refused)
     return outputs

@@ -73,6 +73,7 @@ def test_create_list_rotate_revoke(workdir: Path, db_url: str,
         assert revoked["state"] == "revoked"
         with reading(engine) as conn:
             actions = conn.execute(select(trail.c.actor, trail.c.action)
+                                   .where(trail.c.object_type == "token")
                                    .order_by(trail.c.seq)).all()
     finally:
         engine.dispose()
