@@ -107,6 +107,34 @@ def test_an_unreadable_body_is_refused_whole(engine: Engine, body: bytes, code: 
     assert refused.value.code == code
 
 
+def test_an_id_sent_again_with_other_values_is_refused_not_counted_as_a_duplicate(
+        engine: Engine) -> None:
+    usage = _usage(engine)
+    first = usage.receive("metering", json.dumps([_event(1), _event(2)]).encode())
+    assert (first.stored, first.duplicates, first.refused) == (2, 0, ())
+    # m1 again as it was (a duplicate), m2 again with another quantity, m3 new and then
+    # again in the same batch at another time: the first of each stands.
+    again = [_event(1), _event(2, quantity=7), _event(3), {**_event(3), "timestamp":
+                                                           "2026-03-02T03:00:00Z"}]
+    receipt = usage.receive("metering", json.dumps(again).encode())
+    assert (receipt.stored, receipt.duplicates) == (1, 1)
+    assert [(r.index, r.event_id, r.code) for r in receipt.refused] == [
+        (1, "m2", "duplicate_event"), (3, "m3", "duplicate_event")]
+    assert "quantity 5" in receipt.refused[0].message
+    assert "this one says 7" in receipt.refused[0].message
+    lines = ["", json.dumps(_event(1, quantity=9))]  # JSON lines: the index is the line's
+    loaded = usage.load("metering", lines)
+    assert [(r.index, r.code) for r in loaded.refused] == [(1, "duplicate_event")]
+    with reading(engine) as conn:
+        quantities = dict(conn.execute(select(usage_log.usage_events.c.event_id,
+                                              usage_log.usage_events.c.quantity)).all())
+        refusals = [r for r in exception_log.listing(conn, status=None, exception_class=None,
+                                                     limit=100)
+                    if r["fingerprint"].endswith(":duplicate_event")]
+    assert quantities == {"m1": 5, "m2": 5, "m3": 5}
+    assert len(refusals) == 1 and refusals[0]["occurrences"] == 2  # per request
+
+
 def test_json_lines_refuse_a_bad_line_by_its_index(engine: Engine) -> None:
     usage = _usage(engine)
     lines = [json.dumps(_event(1)), "", "{nope", json.dumps(_event(2))]

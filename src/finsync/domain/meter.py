@@ -62,8 +62,16 @@ class RefusedItem:
 
 @dataclass(frozen=True, slots=True)
 class MeterBatch:
+    """The good events of a batch, the index each had in it (`indexes`, parallel to
+    `events`), and the refused items."""
+
     events: tuple[MeterEvent, ...]
     refused: tuple[RefusedItem, ...]
+    indexes: tuple[int, ...] = ()
+
+    def index_of(self, position: int) -> int:
+        """The batch index of `events[position]`."""
+        return self.indexes[position] if self.indexes else position
 
 
 def parse_batch(text: str, limits: InputLimits, received_on: date) -> MeterBatch:
@@ -95,7 +103,7 @@ def read_lines(lines: list[str], limits: InputLimits, received_on: date,
                                           f"not JSON: {exc}"))
     batch = _read(items, limits, received_on)
     return MeterBatch(batch.events, tuple(sorted((*batch.refused, *unreadable),
-                                                 key=lambda r: r.index)))
+                                                 key=lambda r: r.index)), batch.indexes)
 
 
 def read_items(items: object, limits: InputLimits, received_on: date) -> MeterBatch:
@@ -111,15 +119,17 @@ def _read(items: list[tuple[int, object]], limits: InputLimits,
     first_day = _shifted(received_on, -limits.years_back)
     last_day = _shifted(received_on, limits.years_ahead)
     events: list[MeterEvent] = []
+    indexes: list[int] = []
     refused: list[RefusedItem] = []
     for index, item in items:
         try:
             events.append(read_event(item, limits, first_day, last_day))
+            indexes.append(index)
         except MappingError as exc:
             event_id = item.get("id") if isinstance(item, dict) else None
             shown = event_id[:limits.id_max_chars] if isinstance(event_id, str) else None
             refused.append(RefusedItem(index, shown, exc.code, str(exc)))
-    return MeterBatch(tuple(events), tuple(refused))
+    return MeterBatch(tuple(events), tuple(refused), tuple(indexes))
 
 
 def read_event(item: object, limits: InputLimits, first_day: date,

@@ -4,9 +4,11 @@ Rules:
 - Intake (`receive`, `load`): a batch of meter events (`domain.meter`) is checked item by
   item within its source's limits, and its good items are stored durably in one transaction
   before the call returns; events sent again (same source and event id) are counted as
-  duplicates, never stored twice (the unique key, `storage.usage_log`). Refused items are
-  answered with their index and code, and recorded as refusals aggregated per source and
-  code (one exception each, counted; their items kept once as a JSON array).
+  duplicates, never stored twice (the unique key, `storage.usage_log`); one sent again with
+  other values (quantity, product, subscription, time) is refused as `duplicate_event`,
+  naming both: the first stands, and the difference is never dropped unseen. Refused items
+  are answered with their index and code, and recorded as refusals aggregated per source
+  and code (one exception each, counted; their items kept once as a JSON array).
 - Only configured usage sources are taken (`unknown_source` otherwise).
 - Aggregation (`aggregate`): days before `through` are totalled in SQL, per source,
   subscription, product and day. `step` (the `serve` worker) totals the days that ended at
@@ -43,7 +45,7 @@ from finsync.domain.errors import (
 )
 from finsync.domain.invoice import UsageRecord
 from finsync.domain.limits import InputLimits
-from finsync.domain.meter import MeterBatch, RefusedItem
+from finsync.domain.meter import MeterBatch, MeterEvent, RefusedItem
 from finsync.hub.intake import Refusal, record_refusal
 from finsync.storage import exception_log, usage_log
 from finsync.storage.db import reading, serialize, transaction
@@ -51,6 +53,7 @@ from finsync.storage.db import reading, serialize, transaction
 LOAD_CHUNK = 10_000  # meter events per transaction when a file is loaded
 HAND_OVER_BATCH = 200  # totals read per round of the hand-over
 REFUSED_KEPT_MAX = 1_000  # refused items kept per request and code
+DUPLICATE_EVENT = "duplicate_event"  # an id sent again with other values
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +150,7 @@ class UsageIntake:
             checked.append(line)
         batch = meter.read_lines(checked, limits, at.date(), first)
         refused = tuple(sorted((*batch.refused, *too_big), key=lambda r: r.index))
-        return self._store(source, MeterBatch(batch.events, refused), at)
+        return self._store(source, MeterBatch(batch.events, refused, batch.indexes), at)
 
     def _require_source(self, source: str) -> None:
         if source not in self.sources:
@@ -156,9 +159,14 @@ class UsageIntake:
     def _store(self, source: str, batch: MeterBatch, at: datetime) -> UsageReceipt:
         with transaction(self.engine) as conn:
             stored = usage_log.append(conn, source, batch.events, at)
-        if batch.refused:
-            self._record_refused(source, batch.refused, at)
-        return UsageReceipt(stored, len(batch.events) - stored, batch.refused)
+            differing = []
+            if stored < len(batch.events):  # some were sent before: with the same values?
+                differing = usage_log.differing(conn, source, batch.events)
+        changed = tuple(_changed(batch, position, first) for position, first in differing)
+        refused = tuple(sorted((*batch.refused, *changed), key=lambda r: r.index))
+        if refused:
+            self._record_refused(source, refused, at)
+        return UsageReceipt(stored, len(batch.events) - stored - len(changed), refused)
 
     def _record_refused(self, source: str, refused: tuple[RefusedItem, ...],
                         at: datetime) -> None:
@@ -249,6 +257,19 @@ class UsageIntake:
             progressed()
         handed = self.hand_over()
         return run.events + handed.recorded + handed.refused
+
+
+def _changed(batch: MeterBatch, position: int, first: MeterEvent) -> RefusedItem:
+    """A meter event sent again under a stored id with other values: refused, never
+    counted as a duplicate (the usage it claims would be lost without a word)."""
+    sent = batch.events[position]
+    return RefusedItem(
+        batch.index_of(position), sent.id, DUPLICATE_EVENT,
+        f"meter event {sent.id} is stored with quantity {first.quantity} of "
+        f"{first.product_id} on {first.subscription_id} at {first.occurred_at.isoformat()}; "
+        f"this one says {sent.quantity} of {sent.product_id} on {sent.subscription_id} at "
+        f"{sent.occurred_at.isoformat()}: the first stands (send a correction under an id "
+        "of its own)")
 
 
 def _text(body: bytes) -> str:

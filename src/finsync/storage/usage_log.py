@@ -3,9 +3,9 @@ handed to billing.
 
 Rules:
 - A meter event is stored once per (source, event id): the unique key does the
-  de-duplication (`ON CONFLICT DO NOTHING`), in the statement that
-  inserts; the first
-  one stored wins, and those sent again are counted as duplicates, never stored twice.
+  de-duplication (`ON CONFLICT DO NOTHING`), in the statement that inserts; the first one
+  stored wins, and those sent again are never stored twice (`differing` finds those sent
+  again with other values, for intake to refuse).
 - An aggregation run claims every event not yet counted whose usage day is before its
   `through` day (`run_id` set), and totals them per (source, subscription, product, day) with
   one `INSERT … SELECT … GROUP BY`, in the same transaction: each event is in exactly one
@@ -114,6 +114,7 @@ def record_id(total: UsageTotal) -> str:
 _COLUMNS = ("source", "event_id", "subscription_id", "product_id", "quantity", "occurred_at",
             "usage_day", "received_at")
 _STAGE = "usage_events_in"  # PostgreSQL: the session's staging table for COPY
+LOOKUP_CHUNK = 500  # event ids per look-up of stored duplicates
 
 
 def append(conn: Connection, source: str, events: Sequence[MeterEvent],
@@ -130,6 +131,27 @@ def append(conn: Connection, source: str, events: Sequence[MeterEvent],
         return _insert_sqlite(conn, source, events, received_at)
     except (sqlite3.Error, psycopg.Error) as exc:  # the driver's own, below SQLAlchemy
         raise StorageError(f"database error storing meter events: {exc}") from exc
+
+
+def differing(conn: Connection, source: str,
+              events: Sequence[MeterEvent]) -> list[tuple[int, MeterEvent]]:
+    """The positions of `events` whose id is stored with other values (subscription,
+    product, quantity or time), each with the stored event: the first one stored stands.
+    (Read after `append`, in its transaction: an event stored just now equals itself.)"""
+    positions: dict[str, list[int]] = {}
+    for position, event in enumerate(events):
+        positions.setdefault(event.id, []).append(position)
+    found: list[tuple[int, MeterEvent]] = []
+    ids = list(positions)
+    t = usage_events
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        rows = conn.execute(select(t.c.event_id, t.c.subscription_id, t.c.product_id,
+                                   t.c.quantity, t.c.occurred_at).where(
+            t.c.source == source, t.c.event_id.in_(ids[start:start + LOOKUP_CHUNK])))
+        for row in rows:
+            stored = MeterEvent(*row)
+            found += [(p, stored) for p in positions[stored.id] if events[p] != stored]
+    return sorted(found, key=lambda pair: pair[0])
 
 
 def _rows(conn: Connection, source: str, events: Sequence[MeterEvent],
