@@ -37,6 +37,18 @@ def contract_doc(contract_id: str, version: int, seats: int, unit_price: str,
     }
 
 
+def seats_amendment(seats: int) -> dict[str, Any]:
+    """con_1 v2 (amd_1, effective 2026-03-01): the seats go from 10 to `seats`."""
+    return envelope(
+        "contract.amended", "con-v2", ("subscription_contract", "con_1", 2),
+        {"amendment": {"id": "amd_1", "contract_id": "con_1", "version": 2,
+                       "effective_date": "2026-03-01", "reason": "upgrade",
+                       "changes": [{"op": "quantity", "line_id": "ln_seats", "before": "10",
+                                    "after": str(seats)}],
+                       "contract": contract_doc("con_1", 2, seats, "120.00")}},
+        correlation_id="amd_1")
+
+
 def invoice_doc(invoice_id: str, amount: str, contract_id: str | None = None,
                 customer: str = "cus_1", version: int | None = None) -> dict[str, Any]:
     return {

@@ -24,7 +24,7 @@ from finsync.recon import queue
 from finsync.recon.model import CheckResult, Item
 from finsync.storage import exception_log
 from finsync.storage.db import reading, transaction
-from tests.builders import contract_doc, envelope, invoice_doc, payment_doc
+from tests.builders import contract_doc, envelope, invoice_doc, payment_doc, seats_amendment
 from tests.hubkit import ledger_world, send_events
 
 AT = datetime(2026, 2, 1, 9, tzinfo=UTC)
@@ -82,13 +82,7 @@ def test_a_retry_that_succeeds_is_recorded_as_system_delivery(
 def test_a_filled_version_gap_is_recorded_as_system_sequencing(
         world: tuple[Finance, SimClock]) -> None:
     finance, clock = world
-    amended = envelope("contract.amended", "con-v2", ("subscription_contract", "con_1", 2),
-                       {"amendment": {"id": "amd_1", "contract_id": "con_1", "version": 2,
-                                      "effective_date": "2026-03-01", "reason": "upgrade",
-                                      "changes": [{"op": "quantity", "line_id": "ln_seats",
-                                                   "before": "10", "after": "12"}],
-                                      "contract": contract_doc("con_1", 2, 12, "120.00")}},
-                       correlation_id="amd_1")
+    amended = seats_amendment(12)
     send_events(finance, amended)
     clock.tick(finance.hub.settings.gap_wait_s + 1)
     finance.hub.run_until_idle()

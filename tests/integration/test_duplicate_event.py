@@ -27,7 +27,7 @@ from finsync.storage import event_log
 from finsync.storage.db import reading
 from finsync.storage.raw_log import RawIn
 from finsync.triage.service import AlreadyPostedError, Keep
-from tests.builders import contract_doc, envelope, invoice_doc, payment_doc
+from tests.builders import contract_doc, envelope, invoice_doc, payment_doc, seats_amendment
 from tests.clikit import cli_json as _cli
 from tests.clikit import runner
 from tests.people import ALICE, BOB
@@ -215,14 +215,7 @@ def test_keep_received_posted_while_awaiting_approval_is_refused_on_approval(
 
 
 def _amendment(seats: int) -> bytes:
-    return json.dumps(envelope(
-        "contract.amended", "con-v2", ("subscription_contract", "con_1", 2),
-        {"amendment": {"id": "amd_1", "contract_id": "con_1", "version": 2,
-                       "effective_date": "2026-03-01", "reason": "upgrade",
-                       "changes": [{"op": "quantity", "line_id": "ln_seats", "before": "10",
-                                    "after": str(seats)}],
-                       "contract": contract_doc("con_1", 2, seats, "120.00")}},
-        correlation_id="amd_1")).encode()
+    return json.dumps(seats_amendment(seats)).encode()
 
 
 def test_keep_received_for_a_parked_event_waits_in_its_place(

@@ -17,7 +17,7 @@ from finsync.bootstrap import Finance, build_ledger_service
 from finsync.config import DEFAULT_CONFIG, parse_config
 from finsync.demo.clock import SimClock
 from finsync.systems.ledger.chart import DEFAULT_CHART, parse_chart
-from tests.builders import contract_doc, envelope, invoice_doc, payment_doc
+from tests.builders import contract_doc, envelope, invoice_doc, payment_doc, seats_amendment
 from tests.hubkit import ledger_world, send_events
 from tests.people import ALICE, BOB
 
@@ -50,13 +50,7 @@ def test_ownership_violation_is_kept_and_resolved_with_a_note(
 def test_a_version_gap_opens_sequencing_error_and_resolves_when_filled(
         world: tuple[Finance, SimClock]) -> None:
     finance, clock = world
-    v2 = envelope("contract.amended", "con-v2", ("subscription_contract", "con_1", 2),
-                  {"amendment": {"id": "amd_1", "contract_id": "con_1", "version": 2,
-                                 "effective_date": "2026-03-01", "reason": "upgrade",
-                                 "changes": [{"op": "quantity", "line_id": "ln_seats",
-                                              "before": "10", "after": "12"}],
-                                 "contract": contract_doc("con_1", 2, 12, "120.00")}},
-                  correlation_id="amd_1")
+    v2 = seats_amendment(12)
     send_events(finance, v2)
     clock.tick(finance.hub.settings.gap_wait_s + 1)
     finance.hub.run_until_idle()
