@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 from sqlalchemy import Engine
+from typer.testing import CliRunner
 
 from finsync.api.app import create_app
 from finsync.auth.principal import PII_READ
+from finsync.cli.main import app as cli_app
 from tests import authkit
 from tests.builders import envelope, payment_doc
 from tests.hubkit import make_hub
@@ -48,3 +50,16 @@ def test_an_unknown_exception_is_a_coded_404(engine: Engine, tmp_path: Path) -> 
     response = client.get("/v1/exceptions/999")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "unknown_exception"
+
+
+def test_ids_out_of_range_are_coded_422_never_a_driver_error(engine: Engine,
+                                                             tmp_path: Path) -> None:
+    client = authkit.client(create_app(make_hub(engine, tmp_path)), engine)
+    for url in ("/v1/exceptions/99999999999999999999999", "/v1/exceptions/0",
+                f"/v1/correlations/{'x' * 256}/calls",
+                f"/v1/correlations/{'x' * 256}/milestones"):
+        response = client.get(url)
+        assert response.status_code == 422, (url, response.text)
+        assert response.json()["error"]["code"] == "invalid_request"
+    shown = CliRunner().invoke(cli_app, ["exceptions", "show", "99999999999999999999999"])
+    assert shown.exit_code == 2 and "less than or equal" in shown.output

@@ -29,7 +29,7 @@ from datetime import date
 from typing import Annotated, Any, NoReturn
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException
@@ -71,9 +71,13 @@ def _stored_headers(request: Request) -> dict[str, str]:
 
 
 LimitsFor = Callable[[str], InputLimits]
-SEQ_MAX = 2**63 - 1  # the audit trail's seq is a BIGINT
-AfterSeq = Annotated[int, Query(ge=0, le=SEQ_MAX, description="Records after this seq.")]
+BIGINT_MAX = 2**63 - 1  # seq and ids are BIGINT columns
+AfterSeq = Annotated[int, Query(ge=0, le=BIGINT_MAX, description="Records after this seq.")]
 PageSize = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Records in the page.")]
+# Ids in paths within what the database holds: a 422 with its code, never a driver error.
+ExceptionId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="The exception's id.")]
+CorrelationId = Annotated[str, Path(min_length=1, max_length=InputLimits().id_max_chars,
+                                    description="A correlation id.")]
 
 
 def _default_limits(_source: str) -> InputLimits:
@@ -333,12 +337,12 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                                      can_read_pii=_reads_pii(request)).as_json()
 
     @app.get("/v1/exceptions/{exception_id}", openapi_extra=_READS_FINANCE)
-    def exception(request: Request, exception_id: int) -> dict[str, Any]:
+    def exception(request: Request, exception_id: ExceptionId) -> dict[str, Any]:
         """One exception and the payload it is about; personal data only with pii:read."""
         return hub.exception_detail(exception_id, can_read_pii=_reads_pii(request))
 
     @app.get("/v1/correlations/{correlation_id}/milestones", openapi_extra=_READS_FINANCE)
-    def milestones(correlation_id: str) -> dict[str, Any]:
+    def milestones(correlation_id: CorrelationId) -> dict[str, Any]:
         return {"correlation_id": correlation_id, "milestones": hub.timeline(correlation_id),
                 **hub.transaction_status(correlation_id)}
 
@@ -355,7 +359,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
         return trail.verify().as_json()
 
     @app.get("/v1/correlations/{correlation_id}/calls", openapi_extra=_READS_AUDIT)
-    def calls(correlation_id: str) -> dict[str, Any]:
+    def calls(correlation_id: CorrelationId) -> dict[str, Any]:
         """Every external call made for one correlation id, to every system, oldest first
         (the call log: method, endpoint, status, duration, idempotency keys, redacted
         excerpts)."""

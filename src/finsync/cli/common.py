@@ -45,6 +45,10 @@ from finsync.hub import logfilter
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 ConfigPath = Annotated[Path | None, typer.Option("--config", "-c", help="finsync.toml to use.")]
 
+# A row id (an exception, an action, a request): within what the BIGINT column holds, so a
+# mistyped id is a usage error, never a driver's overflow.
+RowId = Annotated[int, typer.Argument(min=1, max=2**63 - 1, show_default=False)]
+
 USAGE_EXIT = 2  # a bad argument or option, as click exits for its own usage errors
 
 S = TypeVar("S")

@@ -18,7 +18,7 @@ import typer
 from finsync.auth.principal import ADMIN, FINANCE_READ, Principal
 from finsync.bootstrap import build_config_control, build_engine, migrate_database
 from finsync.cli import output
-from finsync.cli.common import ConfigPath, Json, authorised, guarded
+from finsync.cli.common import ConfigPath, Json, RowId, authorised, guarded
 from finsync.config import FinsyncConfig, load_config
 from finsync.controls.configuration import ConfigControl
 from finsync.controls.request import Request
@@ -76,7 +76,7 @@ def propose(reason: Note, config: ConfigPath = None, as_json: Json = False) -> N
 
 
 @app.command()
-def approve(request_id: int, note: Note, config: ConfigPath = None,
+def approve(request_id: RowId, note: Note, config: ConfigPath = None,
             as_json: Json = False) -> None:
     """Approve another principal's proposal: its sections are in force from now on."""
     with guarded(as_json), _control(config, ADMIN) as (control, _loaded, who):
@@ -85,7 +85,7 @@ def approve(request_id: int, note: Note, config: ConfigPath = None,
 
 
 @app.command()
-def reject(request_id: int, note: Note, config: ConfigPath = None,
+def reject(request_id: RowId, note: Note, config: ConfigPath = None,
            as_json: Json = False) -> None:
     """Reject another principal's proposal."""
     with guarded(as_json), _control(config, ADMIN) as (control, _loaded, who):

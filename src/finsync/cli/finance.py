@@ -25,7 +25,7 @@ from finsync.auth.principal import (
 )
 from finsync.bootstrap import Finance, approved_config, build_finance, build_metrics
 from finsync.cli import output
-from finsync.cli.common import ConfigPath, Json, authorised, guarded
+from finsync.cli.common import ConfigPath, Json, RowId, authorised, guarded
 from finsync.config import load_config
 from finsync.domain.clock import parse_date
 from finsync.triage.service import Keep
@@ -136,7 +136,7 @@ def metrics(config: ConfigPath = None) -> None:
 
 def register(exceptions_app: typer.Typer) -> None:
     @exceptions_app.command("show")
-    def show(exception_id: int, config: ConfigPath = None, as_json: Json = False) -> None:
+    def show(exception_id: RowId, config: ConfigPath = None, as_json: Json = False) -> None:
         """One exception with its delivery, its actions and who took them."""
         with guarded(as_json), finance(config, FINANCE_READ) as (f, who):
             row = f.triage.show(exception_id, can_read_pii=who.can(PII_READ))
@@ -167,7 +167,7 @@ def register(exceptions_app: typer.Typer) -> None:
                                  f"{row['detail']} (action {row['action_id']})")
 
     @exceptions_app.command("retry")
-    def retry(exception_id: int, reason: Reason, config: ConfigPath = None,
+    def retry(exception_id: RowId, reason: Reason, config: ConfigPath = None,
               as_json: Json = False) -> None:
         """Send the failed delivery again now (or map the refused payload again)."""
         act(as_json, config, lambda f, who: f.triage.retry(exception_id, who, reason))
@@ -182,39 +182,39 @@ def register(exceptions_app: typer.Typer) -> None:
                                                        correlation_id=correlation))
 
     @exceptions_app.command("reroute")
-    def reroute(exception_id: int, reason: Reason, config: ConfigPath = None,
+    def reroute(exception_id: RowId, reason: Reason, config: ConfigPath = None,
                 as_json: Json = False) -> None:
         """Book a closed_period posting in the first open period (may need approval)."""
         act(as_json, config, lambda f, who: f.triage.reroute(exception_id, who, reason))
 
     @exceptions_app.command("approve")
-    def approve(action_id: int, reason: Reason, config: ConfigPath = None,
+    def approve(action_id: RowId, reason: Reason, config: ConfigPath = None,
                 as_json: Json = False) -> None:
         """Approve an action someone else asked for, and carry it out."""
         act(as_json, config, lambda f, who: f.triage.approve(action_id, who, reason),
             EXCEPTIONS_APPROVE)
 
     @exceptions_app.command("reject")
-    def reject(action_id: int, reason: Reason, config: ConfigPath = None,
+    def reject(action_id: RowId, reason: Reason, config: ConfigPath = None,
                as_json: Json = False) -> None:
         """Reject an action someone else asked for."""
         act(as_json, config, lambda f, who: f.triage.reject(action_id, who, reason),
             EXCEPTIONS_APPROVE)
 
     @exceptions_app.command("resolve")
-    def resolve(exception_id: int, reason: Reason, config: ConfigPath = None,
+    def resolve(exception_id: RowId, reason: Reason, config: ConfigPath = None,
                 as_json: Json = False) -> None:
         """Resolve with a note (the fix was made elsewhere)."""
         act(as_json, config, lambda f, who: f.triage.resolve(exception_id, who, reason))
 
     @exceptions_app.command("ignore")
-    def ignore(exception_id: int, reason: Reason, config: ConfigPath = None,
+    def ignore(exception_id: RowId, reason: Reason, config: ConfigPath = None,
                as_json: Json = False) -> None:
         """Take an exception off the queue without a fix, with a reason."""
         act(as_json, config, lambda f, who: f.triage.ignore(exception_id, who, reason))
 
     @exceptions_app.command("resolve-duplicate")
-    def resolve_duplicate(exception_id: int,
+    def resolve_duplicate(exception_id: RowId,
                           keep: Annotated[Keep, typer.Option(
                               "--keep", help="stored: the stored event stands; received: "
                               "the received body takes its place (refused once posted).")],

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from finsync.auth.principal import FINANCE_READ, PERIODS_MANAGE, PII_READ, Principal
 from finsync.bootstrap import build_ledger_service, build_period_control
 from finsync.cli import output
-from finsync.cli.common import ConfigPath, Json, acting, day_or_today, embedded, guarded
+from finsync.cli.common import ConfigPath, Json, RowId, acting, day_or_today, embedded, guarded
 from finsync.config import ConfigError, FinsyncConfig, load_config
 from finsync.controls.period import PeriodControl
 from finsync.controls.request import Request
@@ -169,7 +169,7 @@ def reopen(entity: EntityRequired, period: Period,
 
 
 @app.command("reopen-approve")
-def reopen_approve(request_id: int, note: Note, config: ConfigPath = None,
+def reopen_approve(request_id: RowId, note: Note, config: ConfigPath = None,
                    as_json: Json = False) -> None:
     """Approve another principal's request to reopen a period: it opens now."""
     with guarded(as_json), _periods(config) as (control, principal):
@@ -178,7 +178,7 @@ def reopen_approve(request_id: int, note: Note, config: ConfigPath = None,
 
 
 @app.command("reopen-reject")
-def reopen_reject(request_id: int, note: Note, config: ConfigPath = None,
+def reopen_reject(request_id: RowId, note: Note, config: ConfigPath = None,
                   as_json: Json = False) -> None:
     """Reject another principal's request to reopen a period: it stays closed."""
     with guarded(as_json), _periods(config) as (control, principal):
