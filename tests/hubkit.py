@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine
 
 from finsync.bootstrap import Finance, build_finance
-from finsync.config import DEFAULT_CONFIG, parse_config
+from finsync.config import DEFAULT_CONFIG, FinsyncConfig, parse_config
 from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.demo.clock import SimClock
 from finsync.domain.events import BusinessDomain, EventType
@@ -98,13 +98,18 @@ LEDGER_ONLY = {"invoice.issued": ["ledger"], "payment.applied": ["ledger"],
                "contract.created": ["revrec"], "contract.amended": ["revrec"]}
 
 
+def shipped_config(base: Path) -> FinsyncConfig:
+    """The shipped configuration (`finsync init`'s), rooted in `base`, without pumps."""
+    config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), base)
+    return config.model_copy(update={"pumps": {}})
+
+
 def ledger_world(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
                  ) -> Iterator[tuple[Finance, SimClock]]:
     """Finance on the shipped configuration (routes `LEDGER_ONLY`, no pumps) on `db_url`,
     with a simulated clock from 2026-01-01 09:00 UTC; for a fixture to yield from."""
     monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
-    config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), tmp_path)
-    config = config.model_copy(update={"routes": LEDGER_ONLY, "pumps": {}})
+    config = shipped_config(tmp_path).model_copy(update={"routes": LEDGER_ONLY})
     clock = SimClock(datetime(2026, 1, 1, 9, tzinfo=UTC))
     finance = build_finance(config, clock=clock)
     yield finance, clock

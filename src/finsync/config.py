@@ -156,6 +156,14 @@ class ControlsSection(_Strict):
     pending_ttl_h: float = Field(72.0, gt=0, le=24 * 90)
 
 
+class ConsoleSection(_Strict):
+    """The web console's sessions (`finsync serve`, at `/`): a session ends after
+    `idle_timeout_min` without a request, and `session_max_h` after log-in at the latest."""
+
+    idle_timeout_min: float = Field(30.0, gt=0, le=24 * 60)
+    session_max_h: float = Field(12.0, gt=0, le=24 * 7)
+
+
 class LedgerSection(_Strict):
     """Books of the embedded ledger, created at start-up when missing."""
 
@@ -248,6 +256,7 @@ class FinsyncConfig(_Strict):
     audit: AuditSection = AuditSection()
     calls: CallsSection = CallsSection()
     controls: ControlsSection = ControlsSection()
+    console: ConsoleSection = ConsoleSection()
     base_dir: Path = Path(".")
 
     def limits_for(self, source: str) -> InputLimits:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from finsync.api.app import create_app
 from finsync.api.security import SCHEME, declared
 from finsync.auth import tokens
 from finsync.auth.principal import ADMIN, AUDIT_READ, FINANCE_READ, events_write
+from finsync.bootstrap import build_finance
 from finsync.connectors.stripe import signature
 from finsync.domain.clock import utc_now
 from finsync.domain.errors import ExceptionClass
@@ -31,9 +32,12 @@ from finsync.hub.webhook import WebhookIntake
 from finsync.storage import raw_log
 from finsync.storage.db import reading
 from finsync.storage.schema import exceptions
+from finsync.views.services import build_services
 from tests import authkit
 from tests.builders import envelope, payment_doc
-from tests.hubkit import make_hub
+from tests.hubkit import make_hub, shipped_config
+from tests.routes import Call, close, console, overview, recon, revenue
+from tests.routes import exceptions as exceptions_routes
 
 SECRET = "whsec_matrix"
 PAYMENT = json.dumps(envelope("payment.applied", "gw-1", ("payment", "pay_1", None),
@@ -43,25 +47,6 @@ YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).date()
 METER = json.dumps({"id": "m1", "subscription": "con_acme_2026", "quantity": 5,
                     "product": "prod_usage_overage",
                     "timestamp": f"{YESTERDAY}T10:00:00+00:00"}).encode()
-
-
-@dataclass(frozen=True)
-class Call:
-    """A request that succeeds with the right credential; the scope its route declares
-    (None: any valid token), `{source}` standing for the path's `source`."""
-
-    method: str
-    url: str
-    declared: str | None
-    ok: int = 200
-    body: bytes | None = None
-    source: str = ""
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def scope(self) -> str | None:
-        """The scope this request needs."""
-        return None if self.declared is None else self.declared.format(source=self.source)
 
 
 # Every route the app has, by (method, path template). A route missing here fails
@@ -86,8 +71,10 @@ AUTHENTICATED = {
     ("GET", "/v1/correlations/{correlation_id}/calls"): Call(
         "GET", "/v1/correlations/c1/calls", AUDIT_READ),
     ("GET", "/openapi.json"): Call("GET", "/openapi.json", None),
+    **console.CALLS, **overview.CALLS, **exceptions_routes.CALLS, **recon.CALLS,
+    **revenue.CALLS, **close.CALLS,
 }
-PUBLIC = {("GET", "/healthz")}
+PUBLIC = {("GET", "/healthz"), *console.PUBLIC}
 SIGNED = {("POST", "/v1/webhooks/stripe/{source}")}
 CASES = ("no token", "expired", "revoked", "wrong scope", "right scope")
 
@@ -106,13 +93,16 @@ class Served:
 @pytest.fixture
 def served(engine: Engine, tmp_path: Path) -> Iterator[Served]:
     hub = make_hub(engine, tmp_path)
+    config = shipped_config(tmp_path)
+    finance = build_finance(config, engine=engine)
 
     def verify(body: bytes, headers: Mapping[str, str]) -> int:
         return signature.verify(body, headers.get(signature.HEADER), [SECRET], utc_now())
     usage = UsageIntake(engine, utc_now, None, ["metering"], lambda _s: InputLimits(),
                         settle_s=0)
     app = create_app(hub, metrics=lambda: "", usage=usage,
-                     webhooks={"stripe": WebhookIntake(engine, "stripe", verify, utc_now)})
+                     webhooks={"stripe": WebhookIntake(engine, "stripe", verify, utc_now)},
+                     services=build_services(config, finance))
     with TestClient(app) as client:
         yield Served(app, hub, client)
 
@@ -267,7 +257,8 @@ def test_openapi_declares_the_scheme_and_each_routes_scope(served: Served) -> No
         if path == "/openapi.json":
             continue
         operation = document["paths"][path][method.lower()]
-        assert operation["security"] == [{SCHEME: [call.declared]}], path
+        expected = [] if call.declared is None else [call.declared]
+        assert operation["security"] == [{SCHEME: expected}], path
         assert {"401", "403"} <= set(operation["responses"])
     assert document["paths"]["/healthz"]["get"]["security"] == []
     assert document["paths"]["/v1/webhooks/stripe/{source}"]["post"]["security"] == []

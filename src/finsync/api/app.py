@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Any, NoReturn
 
 import anyio.to_thread
@@ -34,7 +34,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException
 
-from finsync.api import security
+from finsync.api import (
+    close_routes,
+    console_shell,
+    exception_routes,
+    job_routes,
+    overview_routes,
+    recon_routes,
+    revenue_routes,
+    security,
+)
 from finsync.api.errors import (
     finsync_error_handler,
     http_error_handler,
@@ -43,6 +52,7 @@ from finsync.api.errors import (
 from finsync.audit.service import PAGE_MAX, AuditTrail
 from finsync.audit.signing import Keyring
 from finsync.auth.principal import AUDIT_READ, FINANCE_READ, PII_READ, Principal, events_write
+from finsync.auth.sessions import ABSOLUTE_LIFETIME, IDLE_TIMEOUT, Session, session_for
 from finsync.auth.tokens import principal_for
 from finsync.domain.clock import utc_now
 from finsync.domain.errors import ExceptionClass, FinsyncError, MappingError, SignatureError
@@ -62,6 +72,11 @@ from finsync.hub.service import Hub
 from finsync.hub.status import UNRESOLVED_FILTER
 from finsync.hub.usage import UsageIntake
 from finsync.hub.webhook import WebhookIntake
+from finsync.views.services import Services
+
+# The console's pages: each registers its JSON reads and actions over `Services`.
+CONSOLE_PAGES = (job_routes, overview_routes, exception_routes, recon_routes, revenue_routes,
+                 close_routes)
 
 
 def _stored_headers(request: Request) -> dict[str, str]:
@@ -208,6 +223,12 @@ def _tokens_of(hub: Hub) -> security.Authenticate:
     return authenticate
 
 
+def _sessions_of(hub: Hub) -> security.Sessions:
+    def session(secret: str) -> Session:
+        return session_for(hub.engine, secret, utc_now())
+    return session
+
+
 def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                metrics: Callable[[], str] | None = None,
                daily: Callable[[date], object] | None = None,
@@ -217,13 +238,17 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                batch_max: int = BATCH_MAX, linger_s: float = LINGER_S,
                usage: UsageIntake | None = None, usage_interval_s: float = 10.0,
                authenticate: security.Authenticate | None = None,
-               audit: AuditTrail | None = None) -> FastAPI:
+               audit: AuditTrail | None = None, services: Services | None = None,
+               idle_timeout: timedelta = IDLE_TIMEOUT,
+               session_lifetime: timedelta = ABSOLUTE_LIFETIME) -> FastAPI:
     """The app. `worker_interval_s` runs the pipeline in this process (None: another process
     runs it); `wake(count)` is called after every committed intake batch of `count` raw
     events (the pipeline of this process is woken anyway). `authenticate(token)` is the
     principal a bearer token stands for (default: the API tokens in the hub's database,
     at the wall clock's time). Without `audit`, the trail is read and verified with no
-    trusted key (signed checkpoints then fail verification)."""
+    trusted key (signed checkpoints then fail verification). With `services`, the console
+    is served at `/` with its JSON API (`CONSOLE_PAGES`); its sessions end after
+    `idle_timeout` without a request, `session_lifetime` after log-in at the latest."""
     logfilter.install()  # no secret nor e-mail address in this process's finsync logs
     trail = audit or AuditTrail(hub.engine, Keyring.of(None), hub.clock)
     signed = dict(webhooks or {})
@@ -262,6 +287,10 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                   dependencies=[Depends(security.authenticated)],
                   openapi_url=None, docs_url=None, redoc_url=None)
     app.state.authenticate = authenticate or _tokens_of(hub)
+    app.state.sessions = _sessions_of(hub)
+    console_shell.register(app, hub.engine, utc_now, idle_timeout, session_lifetime)
+    for page in CONSOLE_PAGES if services is not None else ():
+        page.register(app, services)
     generated = app.openapi
 
     def documented() -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from datetime import timedelta
 from types import FrameType
 
 from fastapi import FastAPI
@@ -28,6 +29,7 @@ from finsync.bootstrap import (
 )
 from finsync.config import load_config
 from finsync.hub import logfilter
+from finsync.views.services import build_services
 
 
 def _interval_s() -> float:
@@ -49,7 +51,10 @@ def app_from_environment() -> FastAPI:
                       daily=build_daily(finance), audit=finance.audit,
                       webhooks=build_webhooks(config, hub.engine),
                       limits_for=config.limits_for,
-                      usage=build_usage(config, hub.engine, hub.clock))
+                      usage=build_usage(config, hub.engine, hub.clock),
+                      services=build_services(config, finance),
+                      idle_timeout=timedelta(minutes=config.console.idle_timeout_min),
+                      session_lifetime=timedelta(hours=config.console.session_max_h))
 
 
 def run_pipeline() -> None:

@@ -12,10 +12,17 @@ Rules:
 - No or a malformed `Authorization` header, or a token that is unknown, pending, revoked or
   expired: 401 `not_authenticated` (with `WWW-Authenticate: Bearer`). A valid token without
   the route's scope: 403 `forbidden`. The principal is on `request.state.principal`.
+- The console's browser sends no bearer token: its session cookie (`SESSION_COOKIE`, opened
+  by `POST /v1/session` with a token, `auth.sessions`) stands for the token's principal
+  instead, with the same scopes. A request with a cookie that changes anything (any method
+  but GET, HEAD, OPTIONS) must also carry the session's CSRF token in `X-CSRF-Token`, else
+  403 `csrf_failed`: the cookie is sent by the browser on its own, the header only by the
+  console's script. An `Authorization` header always wins over a cookie.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from typing import Any
 
@@ -24,11 +31,17 @@ from fastapi.routing import APIRoute
 
 from finsync.auth.local import ForbiddenError, NotAuthenticatedError
 from finsync.auth.principal import Principal
+from finsync.auth.sessions import Session
 
 SCHEME = "bearer"
 PUBLIC: dict[str, Any] = {"security": []}
 SIGNED: dict[str, Any] = {"security": [], "x-finsync-authentication": "signature"}
 ANY_TOKEN: dict[str, Any] = {"security": [{SCHEME: []}]}
+# The console's log-in: the API token is in the body (exchanged for a session cookie).
+LOGIN: dict[str, Any] = {"security": [], "x-finsync-authentication": "token-in-body"}
+SESSION_COOKIE = "finsync_session"
+CSRF_HEADER = "x-csrf-token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SECURITY_SCHEMES = {SCHEME: {
     "type": "http", "scheme": "bearer", "bearerFormat": "finsync API token (fsk_…)",
     "description": "`finsync tokens create`; the operation's list names the scope it needs "
@@ -37,11 +50,25 @@ _REFUSALS = {"401": {"description": "not_authenticated: no valid bearer token"},
              "403": {"description": "forbidden: the token lacks the scope"}}
 
 Authenticate = Callable[[str], Principal]
+Sessions = Callable[[str], Session]
+
+
+class CsrfError(ForbiddenError):
+    """A cookie-authenticated request that changes something, without the session's CSRF
+    token."""
+
+    code = "csrf_failed"
 
 
 def needs(scope: str) -> dict[str, Any]:
     """The `openapi_extra` of a route that needs a token holding `scope`."""
     return {"security": [{SCHEME: [scope]}], "responses": _REFUSALS}
+
+
+def needs_session() -> dict[str, Any]:
+    """The `openapi_extra` of a route about the caller's own console session (any valid
+    credential; the handler needs the session itself)."""
+    return {**ANY_TOKEN, "responses": _REFUSALS}
 
 
 def declared(route: object) -> list[str] | None:
@@ -62,14 +89,30 @@ def authenticated(request: Request) -> Principal | None:
     scopes = declared(request.scope.get("route"))
     if scopes is None:
         return None
-    authenticate: Authenticate = request.app.state.authenticate
-    principal = authenticate(_bearer(request.headers.get("authorization")))
+    principal = _caller(request)
     for template in scopes:
         scope = template.format_map(request.path_params)
         if not principal.can(scope):
             raise ForbiddenError(f"{principal.id}'s token lacks the scope {scope!r}")
     request.state.principal = principal
     return principal
+
+
+def _caller(request: Request) -> Principal:
+    """The bearer token's principal, else the console session's (CSRF-checked)."""
+    header = request.headers.get("authorization")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    sessions: Sessions | None = getattr(request.app.state, "sessions", None)
+    if header or not cookie or sessions is None:
+        authenticate: Authenticate = request.app.state.authenticate
+        return authenticate(_bearer(header))
+    session = sessions(cookie)
+    if request.method not in _SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), session.csrf.encode()):
+            raise CsrfError(f"this action needs the session's CSRF token in {CSRF_HEADER}")
+    request.state.session = session
+    return session.principal
 
 
 def _bearer(header: str | None) -> str:

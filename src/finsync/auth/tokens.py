@@ -228,17 +228,23 @@ def principal_for(engine: Engine, token: str, now: datetime) -> Principal:
     if not _SHAPE.fullmatch(token):
         raise NotAuthenticatedError(f"not a finsync API token ({PREFIX}…)")
     with reading(engine) as conn:
-        row = conn.execute(select(tokens).where(tokens.c.secret_hash == digest(token))
-                           ).mappings().first()
-    if row is None:
-        raise NotAuthenticatedError("unknown API token")
-    found = _token(row)
+        found = token_of(conn, digest(token))
     state = found.state(now)
     if state != ACTIVE:
         raise NotAuthenticatedError(f"API token {found.id} is {state}")
     if found.last_used_at is None or found.last_used_at <= now - LAST_USED_GRAIN:
         _touch(engine, found.id, now)
     return Principal.of(found.principal, found.scopes)
+
+
+def token_of(conn: Connection, key: str, *, by_id: bool = False) -> Token:
+    """The token whose secret hashes to `key` (by its id with `by_id`);
+    `NotAuthenticatedError` when there is none."""
+    column = tokens.c.id if by_id else tokens.c.secret_hash
+    row = conn.execute(select(tokens).where(column == key)).mappings().first()
+    if row is None:
+        raise NotAuthenticatedError("unknown API token")
+    return _token(row)
 
 
 def _changed(conn: Connection, statement: Update, token_id: str) -> None:

@@ -1,0 +1,54 @@
+"""What the console's JSON API reads from and acts through: the same services the CLI uses,
+composed once per process (`build_services`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from finsync.bootstrap import Finance, build_ledger_service, build_revenue_service
+from finsync.config import FinsyncConfig, SystemSection
+from finsync.domain.clock import utc_now
+from finsync.recon.service import Entity
+from finsync.systems.ledger.service import LedgerService
+from finsync.systems.revrec.service import RevenueService
+from finsync.views.jobs import Jobs
+
+
+@dataclass(frozen=True)
+class Services:
+    """`finance`: the hub, reconciliation, triage, close, audit and call log. `ledger` and
+    `revenue`: the embedded ERP's and revenue engine's own reports (AR aging, roll-forward,
+    waterfall, RPO), None when that role is played by an external system (its reports are
+    then that system's). `entities`: the legal entities and their functional currencies.
+    `config`: the configuration the process runs on (thresholds, ownership)."""
+
+    finance: Finance
+    ledger: LedgerService | None
+    revenue: RevenueService | None
+    entities: tuple[Entity, ...]
+    jobs: Jobs
+    config: FinsyncConfig
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self.finance.hub.clock
+
+
+def _embedded(config: FinsyncConfig, role: str) -> SystemSection | None:
+    return next((s for s in config.systems.values()
+                 if s.role == role and s.connector == "embedded"), None)
+
+
+def build_services(config: FinsyncConfig, finance: Finance) -> Services:
+    """What the console reads and acts through: `finance`, and the embedded ledger's and
+    revenue engine's own reports when they are the configured ERP and revenue engine."""
+    engine, clock = finance.hub.engine, finance.hub.clock
+    ledger_system = _embedded(config, "ledger")
+    ledger = None if ledger_system is None else build_ledger_service(config, engine,
+                                                                      ledger_system, clock)
+    revenue = (None if _embedded(config, "revenue") is None
+               else build_revenue_service(config, engine))
+    entities = tuple(Entity(e.id, e.functional_currency) for e in config.ledger.entities)
+    return Services(finance, ledger, revenue, entities, Jobs(utc_now), config)
