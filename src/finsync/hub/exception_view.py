@@ -65,6 +65,22 @@ def payload(conn: Connection, row: dict[str, Any], can_read_pii: bool) -> Any:
     return redact(data)
 
 
+def raw_and_document(conn: Connection, row: dict[str, Any],
+                     can_read_pii: bool) -> tuple[Any, Any]:
+    """`(raw, document)` of an exception, as this reader may see them: the body the source
+    sent (the exception's raw event, else its event's), and the canonical document it was
+    mapped to (None: it names no event, or it was never mapped)."""
+    document = _event_payload(conn, row["event_id"]) if row.get("event_id") else None
+    raw_id = row.get("raw_event_id")
+    if raw_id is None and row.get("event_id"):
+        stored = event_log.find(conn, row["event_id"])
+        raw_id = None if stored is None else stored.raw_event_id
+    raw = None if raw_id is None else _raw_payload(conn, int(raw_id), can_read_pii)
+    if can_read_pii:
+        return raw, document
+    return redact(raw), redact(document)
+
+
 def _event_payload(conn: Connection, event_id: str) -> Any:
     try:
         envelope = event_log.get(conn, event_id)

@@ -412,3 +412,41 @@ def select_ids(conn: Connection, *, correlation_id: str | None = None,
 def counts(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(events.c.status, func.count()).group_by(events.c.status))
     return {str(status): int(n) for status, n in rows}
+
+
+CHAIN_MAX = 200  # events of one correlation id shown with an exception
+
+
+def chain(conn: Connection, correlation_id: str,
+          limit: int = CHAIN_MAX) -> list[dict[str, Any]]:
+    """The events of one correlation id in the order they were stored (at most `limit`),
+    without their payloads: what caused what (`causation_id`) and where each stands."""
+    c = events.c
+    rows = conn.execute(select(
+        c.event_id, c.type, c.source, c.source_event_id, c.occurred_at, c.received_at,
+        c.causation_id, c.aggregate_type, c.aggregate_id, c.aggregate_version, c.status,
+        c.raw_event_id).where(c.correlation_id == correlation_id)
+        .order_by(c.position).limit(limit)).mappings()
+    return [dict(r) for r in rows]
+
+
+def document_entities(conn: Connection, event_ids: Collection[str]) -> dict[str, str]:
+    """Event id → the legal entity its document names (events whose document names none,
+    or whose payload does not read, are left out)."""
+    if not event_ids:
+        return {}
+    rows = conn.execute(select(events.c.event_id, events.c.payload)
+                        .where(events.c.event_id.in_(sorted(event_ids))))
+    found: dict[str, str] = {}
+    for event_id, payload in rows:
+        try:
+            data = jsonutil.loads(payload)
+        except (DomainError, ValueError):
+            continue
+        values = data.values() if isinstance(data, dict) else ()
+        documents = [v for v in values if isinstance(v, dict)]
+        entity = next((d["legal_entity"] for d in documents
+                       if isinstance(d.get("legal_entity"), str)), None)
+        if entity is not None:
+            found[str(event_id)] = entity
+    return found

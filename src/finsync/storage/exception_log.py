@@ -14,15 +14,27 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from finsync.domain.errors import ExceptionClass
-from finsync.domain.money import Money
+from finsync.domain.money import CURRENCY_EXPONENTS, Money
 from finsync.domain.status import UNRESOLVED, ExceptionStatus
 from finsync.storage import jsonutil
-from finsync.storage.schema import exceptions
+from finsync.storage.schema import events, exceptions
 from finsync.storage.text import error_text
 
 OBJECTS_MAX = 100  # object refs an aggregated exception names; `occurrences` counts them all
@@ -209,3 +221,95 @@ def unresolved_by_prefix(conn: Connection, exception_class: ExceptionClass,
         exceptions.c.fingerprint.startswith(prefix, autoescape=True),
         exceptions.c["class"] == exception_class.value, exceptions.c.status.in_(UNRESOLVED)))
     return [(str(f), ExceptionStatus(status), detail) for f, status, detail in rows]
+
+
+# -- the queue: filtered, sorted by money at stake ---------------------------------------
+# Amounts of every currency compared in thousandths of their major unit (the largest
+# exponent here is 3): nominal amounts, never converted between currencies.
+MILLI_EXPONENT = 3
+
+
+@dataclass(frozen=True, slots=True)
+class QueueQuery:
+    """What the exception queue is filtered by. `entity`: a legal entity named by the
+    exception's event (its document's `legal_entity`) or reconciliation break; `opened_*`:
+    bounds of when it opened (its age); `amount_*`: bounds of the absolute money at stake
+    in its own currency (an exception without an amount matches no amount bound)."""
+
+    statuses: tuple[ExceptionStatus, ...]
+    exception_class: ExceptionClass | None = None
+    entity: str | None = None
+    currency: str | None = None
+    opened_before: datetime | None = None
+    opened_after: datetime | None = None
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+
+
+def _magnitude() -> ColumnElement[Any]:
+    """|money at stake| in thousandths of its currency's major unit (NULL: no amount)."""
+    by_exponent: dict[int, list[str]] = {}
+    for currency, places in CURRENCY_EXPONENTS.items():
+        by_exponent.setdefault(places, []).append(currency)
+    minor = func.abs(exceptions.c.amount_minor)
+    whens = [(exceptions.c.currency.in_(sorted(names)),
+              minor * 10 ** (MILLI_EXPONENT - places))
+             for places, names in sorted(by_exponent.items())]
+    return case(*whens, else_=minor)
+
+
+def _milli(amount: Decimal, rounding: str) -> int:
+    return int(amount.scaleb(MILLI_EXPONENT).to_integral_value(rounding))
+
+
+def _queue_where(query: QueueQuery) -> list[ColumnElement[bool]]:
+    c = exceptions.c
+    where: list[ColumnElement[bool]] = [c.status.in_([s.value for s in query.statuses])]
+    if query.exception_class is not None:
+        where.append(c["class"] == query.exception_class.value)
+    if query.currency is not None:
+        where.append(c.currency == query.currency)
+    if query.opened_before is not None:
+        where.append(c.opened_at <= query.opened_before)
+    if query.opened_after is not None:
+        where.append(c.opened_at >= query.opened_after)
+    if query.amount_min is not None:
+        where.append(_magnitude() >= _milli(query.amount_min, ROUND_CEILING))
+    if query.amount_max is not None:
+        where.append(_magnitude() <= _milli(query.amount_max, ROUND_FLOOR))
+    if query.entity is not None:
+        where.append(_of_entity(query.entity))
+    return where
+
+
+def _of_entity(entity: str) -> ColumnElement[bool]:
+    """A break of the entity (`recon:<entity>:...`), or an exception whose event's document
+    names it (the stored payload is canonical JSON: sorted keys, no spaces)."""
+    named = f'"legal_entity":{jsonutil.dumps(entity)}'
+    return or_(exceptions.c.fingerprint.startswith(f"recon:{entity}:", autoescape=True),
+               exists(select(events.c.position).where(and_(
+                   events.c.event_id == exceptions.c.event_id,
+                   events.c.payload.contains(named, autoescape=True)))))
+
+
+def queue(conn: Connection, query: QueueQuery, limit: int) -> list[dict[str, Any]]:
+    """The exceptions `query` chooses, the most money at stake first (those without an
+    amount last), then the oldest; at most `limit`."""
+    magnitude = _magnitude()
+    rows = conn.execute(select(exceptions).where(*_queue_where(query)).order_by(
+        case((exceptions.c.amount_minor.is_(None), 1), else_=0), magnitude.desc(),
+        exceptions.c.opened_at, exceptions.c.id).limit(limit)).mappings()
+    return [_public(dict(r)) for r in rows]
+
+
+def queue_totals(conn: Connection, query: QueueQuery
+                 ) -> list[tuple[str, str, str | None, int, int | None]]:
+    """`(status, class, currency, count, minor units at stake)` of every exception `query`
+    chooses, summed in the database (no limit)."""
+    c = exceptions.c
+    rows = conn.execute(select(c.status, c["class"], c.currency, func.count(),
+                               func.sum(c.amount_minor))
+                        .where(*_queue_where(query)).group_by(c.status, c["class"], c.currency))
+    return [(str(status), str(name), None if currency is None else str(currency), int(n),
+             None if minor is None else int(minor))
+            for status, name, currency, n, minor in rows]

@@ -51,3 +51,11 @@ def for_exception(conn: Connection, exception_id: int) -> list[dict[str, Any]]:
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     row["params"] = jsonutil.loads(row["params"])
     return row
+
+
+def pending(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    """Actions awaiting approval, the oldest first (at most `limit`)."""
+    rows = conn.execute(select(triage_actions).where(
+        triage_actions.c.status == ActionStatus.PENDING_APPROVAL)
+        .order_by(triage_actions.c.id).limit(limit))
+    return [_public(dict(r)) for r in rows.mappings()]

@@ -30,7 +30,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -119,6 +119,15 @@ class Triage:
         self._engine, self._policy, self._ledgers, self._clock = engine, policy, ledgers, clock
 
     # -- reading ----------------------------------------------------------------------
+    @property
+    def policy(self) -> ApprovalPolicy:
+        """Which actions wait for a second person, and how long."""
+        return self._policy
+
+    def needs_approval(self, action: Action, row: dict[str, Any]) -> bool:
+        """Whether `action` on the exception `row` would wait for a second person."""
+        return self._policy.needs_approval(action, _at_stake(row))
+
     def listing(self, *, status: str | None = ExceptionStatus.OPEN,
                 exception_class: str | None = None,
                 correlation_id: str | None = None) -> list[dict[str, Any]]:
@@ -144,14 +153,17 @@ class Triage:
         return self._request(exception_id, Action.RETRY, {}, actor, reason)
 
     def replay(self, actor: Principal, reason: str, *, exception_class: str | None = None,
-               correlation_id: str | None = None) -> list[Outcome]:
-        """Retry every unresolved exception of the set that has something to send again."""
+               correlation_id: str | None = None,
+               exception_ids: Collection[int] | None = None) -> list[Outcome]:
+        """Retry every unresolved exception of the set that has something to send again
+        (of `exception_ids` only, when given: the console's filtered queue)."""
         require(actor, EXCEPTIONS_ACT)
         chosen = [row for status in (ExceptionStatus.OPEN, ExceptionStatus.RETRYING)
                   for row in self.listing(status=status, exception_class=exception_class,
                                           correlation_id=correlation_id)
                   if (row["delivery_id"] or row["raw_event_id"])
-                  and row["class"] != ExceptionClass.DUPLICATE_EVENT]
+                  and row["class"] != ExceptionClass.DUPLICATE_EVENT
+                  and (exception_ids is None or row["id"] in exception_ids)]
         return [self._request(row["id"], Action.REPLAY, {}, actor, reason) for row in chosen]
 
     def reroute(self, exception_id: int, actor: Principal, reason: str) -> Outcome:
