@@ -31,11 +31,16 @@ from finsync.bootstrap import approved_config, build_config_control, build_two_p
 from finsync.controls.configuration import CHANGE
 from finsync.controls.period import REOPEN, PeriodControl
 from finsync.controls.request import ControlError, Request, RequestStatus, TwoPerson
-from finsync.domain.errors import DomainError
+from finsync.domain.errors import DomainError, ExceptionClass
 from finsync.domain.money import Money
 from finsync.domain.status import ExceptionStatus
 from finsync.hub.exception_view import texts
-from finsync.hub.status import UnknownFilterError, parse_class_filter, parse_status_filter
+from finsync.hub.status import (
+    STATUS_FILTERS,
+    UnknownFilterError,
+    parse_class_filter,
+    parse_status_filter,
+)
 from finsync.triage.policy import Action
 from finsync.triage.queue import QUEUE_MAX, QueueQuery, QueueReader, offered
 from finsync.triage.service import Keep, Outcome, TriageError
@@ -115,24 +120,31 @@ def _money(text: str | None) -> dict[str, str] | None:
 
 @dataclass(frozen=True, slots=True)
 class Queue:
+    """One page of the queue; `choices`: what each filter accepts (for the page's form)."""
+
     chosen: QueueFilter
     rows: list[dict[str, Any]]
     count: int
     at_stake: dict[str, str]
+    entities: tuple[str, ...]
 
     def as_json(self) -> dict[str, Any]:
         rows = [{**_json(r), "at_stake": _money(r["amount_at_stake"])} for r in self.rows]
         return {"filter": self.chosen.as_json(), "count": self.count,
                 "shown": len(rows), "limit": QUEUE_MAX,
                 "at_stake": [{"amount": a, "currency": c} for c, a in self.at_stake.items()],
-                "exceptions": rows}
+                "exceptions": rows,
+                "choices": {"status": list(STATUS_FILTERS),
+                            "class": [c.value for c in ExceptionClass],
+                            "entity": list(self.entities)}}
 
 
 def queue(services: Services, chosen: QueueFilter, principal: Principal) -> Queue:
     """The exceptions of `chosen`, the most money at stake first (`triage.queue`)."""
     page = _reader(services).queue(_query(services, chosen),
                                    can_read_pii=principal.can(PII_READ))
-    return Queue(chosen, page.rows, page.count, page.at_stake())
+    return Queue(chosen, page.rows, page.count, page.at_stake(),
+                 tuple(e.id for e in services.entities))
 
 
 def detail(services: Services, exception_id: int, principal: Principal) -> dict[str, Any]:
