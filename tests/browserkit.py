@@ -57,7 +57,7 @@ WIDTHS = (1280, 390)
 HEIGHT = 900
 START_TIMEOUT_S = 30.0
 RENDER_TIMEOUT_MS = 15_000
-_CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"]
 
@@ -144,7 +144,7 @@ def browser() -> Iterator[Any]:
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=_CHROMIUM_ARGS)
+                                              args=CHROMIUM_ARGS)
         yield launched
         launched.close()
 
