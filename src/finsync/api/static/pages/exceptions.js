@@ -99,7 +99,7 @@ function replayForm(query) {
     }));
     return `replay ${job.id} started`;
   });
-  return h("div", {}, form, box);
+  return h("div", { "data-testid": "replay" }, form, box);
 }
 
 async function renderQueue(body, query) {
@@ -166,7 +166,7 @@ function actionsSection(x, rerender) {
     form.dataset.action = action;
     return form;
   });
-  return section("Actions", forms);
+  return section("Actions", ...forms);
 }
 
 async function renderDetail(body, id, flash) {
@@ -184,8 +184,9 @@ async function renderDetail(body, id, flash) {
     ["Objects", (x.objects || []).join(", ")], ["Summary", x.summary],
     ["Detail", x.detail || ""], ["Resolution", x.resolution_note || ""],
   ];
-  const card = h("dl", { class: "facts", "data-testid": "exception-detail", "data-status": x.status },
-                 facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+  const card = h("dl", { class: "facts", "data-testid": "exception-detail", "data-id": x.id,
+                                 "data-status": x.status },
+                 facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
   body.append(section(`Exception #${x.id}`, card));
   const acts = actionsSection(x, rerender);
   if (acts) body.append(acts);
@@ -272,13 +273,14 @@ async function renderInbox(body, flash) {
   body.dataset.count = String(inbox.count);
   if (flash) body.append(h("p", { class: "action-status ok", role: "status", "data-testid": "outcome" }, flash));
   const refresh = (message) => renderInbox(body, message);
-  body.append(section("Exception actions awaiting approval", inbox.actions.length
+  body.append(section("Exception actions awaiting approval", ...(inbox.actions.length
     ? inbox.actions.map((a) => approvalCard("triage_action", a, refresh))
-    : empty("No exception action awaits approval.",
-            "Corrections above the threshold asked for on the Exceptions page appear here.")));
-  body.append(section("Two-person requests", inbox.requests.length
+    : [empty("No exception action awaits approval.",
+            "Corrections above the threshold asked for on the Exceptions page appear here.")])));
+  body.append(section("Two-person requests", ...(inbox.requests.length
     ? inbox.requests.map((r) => approvalCard("request", r, refresh))
-    : empty("No request awaits approval.", "Period reopens and configuration changes appear here.")));
+    : [empty("No request awaits approval.",
+             "Period reopens and configuration changes appear here.")])));
 }
 
 register({
