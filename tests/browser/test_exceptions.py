@@ -89,16 +89,31 @@ def _submit(form: Any, reason: str) -> None:
     form.locator("button[type=submit]").click()
 
 
-def test_an_exception_is_worked_from_open_to_resolved(browser: Any, site: Site, shots: Path,
-                                                      finance: Finance, late: Late) -> None:
-    exception_id = late("pay_console_1", "5000.00")
+@pytest.fixture(scope="module")
+def opened(late: Late) -> int:
+    """A 5,000.00 USD late payment: above the approval threshold."""
+    return late("pay_console_1", "5000.00")
+
+
+def test_the_queue_shows_the_clis_figures(browser: Any, site: Site, shots: Path,
+                                          opened: int) -> None:
     page = logged_in(browser, site, "controller")
-    open_page(page, "exceptions?class=closed_period")
-    # The queue's figures are the CLI's for the same filter.
-    listed = cli_json(site, "controller", ["exceptions", "list", "--class", "closed_period"])
+    open_page(page, "exceptions")
+    listed = cli_json(site, "controller", ["exceptions", "list"])
     assert page.get_attribute(".page-body", "data-count") == str(listed["count"])
-    assert page.locator(f'[data-testid=exception-row][data-id="{exception_id}"]').count() == 1
+    summary = page.inner_text("[data-testid=queue-summary]")
+    for currency, amount in listed["at_stake"].items():
+        whole, _, cents = amount.partition(".")
+        assert f"{int(whole):,}.{cents} {currency}" in summary
+    assert page.locator(f'[data-testid=exception-row][data-id="{opened}"]').count() == 1
     shot(page, shots, "exceptions")
+    page.context.close()
+
+
+def test_an_exception_is_worked_from_open_to_resolved(browser: Any, site: Site, shots: Path,
+                                                      finance: Finance, opened: int) -> None:
+    exception_id = opened
+    page = logged_in(browser, site, "controller")
     assert _detail(page, exception_id) == "open"
     shot(page, shots, "exception-detail")
     _submit(page.locator("form.action[data-action=reroute]"), "December is closed")

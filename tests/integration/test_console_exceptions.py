@@ -157,7 +157,11 @@ def test_the_queue_filters(world: World, query: str, classes: list[str]) -> None
 
 @pytest.mark.parametrize(("query", "code"), [
     ("entity=le_nowhere", "unknown_entity"), ("class=nothing", "unknown_exception_class"),
-    ("status=lost", "unknown_status"), ("currency=XXX", "unknown_currency")])
+    ("status=lost", "unknown_status"), ("currency=XXX", "unknown_currency"),
+    ("amount_min=10&amount_max=1", "invalid_filter"),
+    ("age_min_s=10&age_max_s=1", "invalid_filter"),
+    ("amount_min=1e999", "invalid_request"), ("amount_min=NaN", "invalid_request"),
+    ("amount_min=1.2345", "invalid_request"), ("age_min_s=-1", "invalid_request")])
 def test_a_filter_that_names_nothing_is_refused(world: World, query: str, code: str) -> None:
     response = world.client.get(f"/v1/exceptions/queue?{query}",
                                 headers=world.as_("auditor", READER))

@@ -41,7 +41,8 @@ STATUS_BY_CODE = {"invalid_json": 400, "unknown_source": 404, "body_too_large": 
                   "unknown_exception_class": 400, "ownership_violation": 403,
                   "unknown_exception": 404, "not_found": 404,
                   # The exception queue and its approvals (the console's exceptions page).
-                  "unknown_entity": 400, "unknown_request": 404, "same_person": 403,
+                  "unknown_entity": 400, "invalid_filter": 400, "unknown_request": 404,
+                  "same_person": 403,
                   "action_not_applicable": 409, "request_not_pending": 409,
                   "approval_expired": 409, "already_posted": 409, "external_system": 409}
 

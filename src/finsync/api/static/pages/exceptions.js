@@ -166,7 +166,7 @@ function actionsSection(x, rerender) {
     form.dataset.action = action;
     return form;
   });
-  return section("Actions", ...forms);
+  return section("Actions", h("div", { class: "action-grid" }, forms));
 }
 
 async function renderDetail(body, id, flash) {
