@@ -236,7 +236,7 @@ register({
   },
 });
 
-// -- the approvals inbox -----------------------------------------------------------------
+// -- the approvals inbox (listed for approvers: exceptions:approve) ---------------------
 function decideForms(kind, item, refresh) {
   if (!can(APPROVE)) return null;
   const path = kind === "triage_action" ? `actions/${item.id}` : `requests/${item.id}`;
@@ -284,7 +284,7 @@ async function renderInbox(body, flash) {
 }
 
 register({
-  path: "approvals", title: "Approvals", order: 2.5, scope: "finance:read",
+  path: "approvals", title: "Approvals", order: 2.5, scope: APPROVE,
   async render(body) {
     await renderInbox(body);
   },
