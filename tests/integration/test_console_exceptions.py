@@ -237,21 +237,30 @@ def test_an_action_that_does_not_apply_is_refused_with_its_code(world: World) ->
              409, "action_not_applicable")
 
 
+def _finished(w: World, job: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    for _ in range(200):
+        job = _ok(w.client.get(f"/v1/jobs/{job['id']}", headers=headers))
+        if job["status"] != "running":
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job['id']} still running")
+
+
 def test_bulk_replay_of_a_filtered_queue_is_a_job(world: World) -> None:
+    _stray_break(world)  # nothing to send again: listed, not replayed
     late = _late_payment(world, seats=5)
+    [stray] = world.finance.triage.listing(exception_class="reconciliation_break")
     clerk = world.as_("ar.clerk", CLERK)
     job = _ok(world.client.post("/v1/exceptions/replay", headers=clerk,
                                 json={"reason": "after the fix",
-                                      "filter": {"class": "closed_period"}}), 202)
-    for _ in range(200):
-        job = _ok(world.client.get(f"/v1/jobs/{job['id']}", headers=clerk))
-        if job["status"] != "running":
-            break
-        time.sleep(0.05)
+                                      "filter": {"entity": "le_us"}}), 202)
+    job = _finished(world, job, clerk)
     assert job["status"] == "done", job
-    assert job["result"]["chosen"] == 1
+    assert (job["result"]["matching"], job["result"]["chosen"]) == (2, 2)
     assert [(o["exception_id"], o["action"]) for o in job["result"]["replayed"]] == \
         [(late, "replay")]
+    assert [(r["exception_id"], r["code"]) for r in job["result"]["refused"]] == \
+        [(stray["id"], "nothing_to_send")]
     trail = world.finance.audit.records(0, 500)["records"]
     assert ("ar.clerk", "exception.replay") in [(r["actor"], r["action"]) for r in trail]
 

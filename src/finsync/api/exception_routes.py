@@ -20,6 +20,7 @@ from finsync.auth.principal import (
 )
 from finsync.domain.money import AMOUNT_CEILING
 from finsync.hub.status import STATUS_FILTERS, UNRESOLVED_FILTER
+from finsync.triage.queue import QUEUE_MAX
 from finsync.triage.service import Keep
 from finsync.views import exceptions as view
 from finsync.views.services import Services
@@ -111,11 +112,13 @@ def register(app: FastAPI, services: Services) -> None:
     """This page's routes on `app`, reading through `services`."""
 
     @app.get("/v1/exceptions/queue", openapi_extra=_READS)
-    def exception_queue(request: Request, chosen: QueueFilter) -> dict[str, Any]:
+    def exception_queue(request: Request, chosen: QueueFilter,
+                        limit: Annotated[int, Query(ge=1, le=QUEUE_MAX)] = QUEUE_MAX
+                        ) -> dict[str, Any]:
         """The exceptions a filter chooses, the most money at stake first (amounts of
         different currencies compare as numbers: filter by currency to compare like with
         like); `count` and `at_stake` cover every match, the rows at most `limit`."""
-        return view.queue(services, chosen, _who(request)).as_json()
+        return view.queue(services, chosen, _who(request), limit=limit).as_json()
 
     @app.get("/v1/exceptions/{exception_id}/detail", openapi_extra=_READS)
     def exception_detail(request: Request, exception_id: ExceptionId) -> dict[str, Any]:

@@ -158,12 +158,19 @@ class Triage:
         """Retry every unresolved exception of the set that has something to send again
         (of `exception_ids` only, when given: the console's filtered queue)."""
         require(actor, EXCEPTIONS_ACT)
-        chosen = [row for status in (ExceptionStatus.OPEN, ExceptionStatus.RETRYING)
-                  for row in self.listing(status=status, exception_class=exception_class,
-                                          correlation_id=correlation_id)
-                  if (row["delivery_id"] or row["raw_event_id"])
+        replayable = (ExceptionStatus.OPEN, ExceptionStatus.RETRYING)
+        if exception_ids is None:
+            rows = [row for status in replayable
+                    for row in self.listing(status=status, exception_class=exception_class,
+                                            correlation_id=correlation_id)]
+        else:
+            rows = self._rows(exception_ids)
+        chosen = [row for row in rows
+                  if row["status"] in replayable
+                  and (row["delivery_id"] or row["raw_event_id"])
                   and row["class"] != ExceptionClass.DUPLICATE_EVENT
-                  and (exception_ids is None or row["id"] in exception_ids)]
+                  and exception_class in (None, row["class"])
+                  and correlation_id in (None, row["correlation_id"])]
         return [self._request(row["id"], Action.REPLAY, {}, actor, reason) for row in chosen]
 
     def reroute(self, exception_id: int, actor: Principal, reason: str) -> Outcome:
@@ -424,6 +431,12 @@ class Triage:
                 return month
         raise NotApplicableError(f"{entity} has no open period within {SEARCH_MONTHS} "
                                  f"months after {day}")
+
+    def _rows(self, exception_ids: Collection[int]) -> list[dict[str, Any]]:
+        """The exceptions of `exception_ids` that exist, in id order."""
+        with reading(self._engine) as conn:
+            found = [exception_log.get(conn, i) for i in sorted(exception_ids)]
+        return [row for row in found if row is not None]
 
     @staticmethod
     def _exception(conn: Connection, exception_id: int) -> dict[str, Any]:

@@ -10,8 +10,9 @@ Rules:
   followed by `hub.run_until_idle()` as `finsync exceptions …` does: what the action sent
   is delivered before the answer.
 - Bulk replay of a filtered queue is a job (`Jobs`): the unresolved exceptions of the
-  filter with something to send again, each replayed on its own (one refused does not
-  stop the others: it is listed with its code), then the pipeline run until idle.
+  filter with something to send again (the `QUEUE_MAX` with the most at stake; the result
+  says how many matched), each replayed on its own (one refused does not stop the others:
+  it is listed with its code), then the pipeline run until idle.
 - The approvals inbox lists the triage actions awaiting approval and the two-person
   requests (`controls`: a period reopen, a configuration change) still pending. Deciding
   checks segregation of duties in the service: approving your own request is refused
@@ -21,7 +22,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -48,6 +49,7 @@ from finsync.views.jobs import Job, Progress
 from finsync.views.services import Services
 
 REPLAY_JOB = "replay"
+REPLAYABLE = (ExceptionStatus.OPEN, ExceptionStatus.RETRYING)
 
 
 class ExternalSystemError(DomainError):
@@ -132,11 +134,12 @@ class Queue:
     count: int
     at_stake: dict[str, str]
     entities: tuple[str, ...]
+    limit: int
 
     def as_json(self) -> dict[str, Any]:
         rows = [{**_json(r), "at_stake": _money(r["amount_at_stake"])} for r in self.rows]
         return {"filter": self.chosen.as_json(), "count": self.count,
-                "shown": len(rows), "limit": QUEUE_MAX,
+                "shown": len(rows), "limit": self.limit,
                 "at_stake": [{"amount": a, "currency": c} for c, a in self.at_stake.items()],
                 "exceptions": rows,
                 "choices": {"status": list(STATUS_FILTERS),
@@ -144,12 +147,14 @@ class Queue:
                             "entity": list(self.entities)}}
 
 
-def queue(services: Services, chosen: QueueFilter, principal: Principal) -> Queue:
-    """The exceptions of `chosen`, the most money at stake first (`triage.queue`)."""
-    page = _reader(services).queue(_query(services, chosen),
+def queue(services: Services, chosen: QueueFilter, principal: Principal, *,
+          limit: int = QUEUE_MAX) -> Queue:
+    """The exceptions of `chosen`, the most money at stake first (`triage.queue`), at most
+    `limit` of them (and `QUEUE_MAX`)."""
+    page = _reader(services).queue(_query(services, chosen), limit=limit,
                                    can_read_pii=principal.can(PII_READ))
     return Queue(chosen, page.rows, page.count, page.at_stake(),
-                 tuple(e.id for e in services.entities))
+                 tuple(e.id for e in services.entities), min(limit, QUEUE_MAX))
 
 
 def detail(services: Services, exception_id: int, principal: Principal) -> dict[str, Any]:
@@ -227,27 +232,33 @@ def start_replay(services: Services, chosen: QueueFilter, who: Principal,
     finance = services.finance
     if not reason.strip():
         raise TriageError("every action needs why (reason or note)")
-    unresolved = QueueFilter(**{**asdict(chosen), "status": "unresolved"})
-    query = _query(services, unresolved)
+    # What a replay can send again: open and retrying (not awaiting approval).
+    query = replace(_query(services, chosen), statuses=REPLAYABLE)
     approved_config(services.config, finance.hub.engine, finance.hub.clock)
 
     def work(progress: Progress) -> dict[str, Any]:
         progress("choosing", 0, 0)
-        rows = _reader(services).queue(query).rows
-        ids = [r["id"] for r in rows if r["status"] in (ExceptionStatus.OPEN,
-                                                         ExceptionStatus.RETRYING)]
+        page = _reader(services).queue(query)
+        ids = [r["id"] for r in page.rows]
         replayed, refused = [], []
         for done, exception_id in enumerate(ids):
             progress("replaying", done, len(ids))
             try:
-                replayed += finance.triage.replay(who, reason, exception_ids=[exception_id])
+                outcomes = finance.triage.replay(who, reason, exception_ids=[exception_id])
             except DomainError as exc:
                 refused.append({"exception_id": exception_id, "code": exc.code,
                                 "message": str(exc)})
+                continue
+            if not outcomes:  # a duplicate_event, or nothing stored to send again
+                refused.append({"exception_id": exception_id, "code": "nothing_to_send",
+                                "message": "nothing to send again: resolve or ignore it"})
+            replayed += outcomes
         progress("delivering", len(ids), len(ids))
         summary = finance.hub.run_until_idle()
-        return {"chosen": len(ids), "replayed": [{**asdict(o), "status": o.status.value}
-                                                 for o in replayed],
+        # At most QUEUE_MAX per job, the most at stake first: `matching` says how many
+        # the filter chose, so a partial replay is never mistaken for a whole one.
+        return {"matching": page.count, "chosen": len(ids),
+                "replayed": [{**asdict(o), "status": o.status.value} for o in replayed],
                 "refused": refused,
                 "deliveries_attempted": summary.deliveries_attempted}
     return services.jobs.start(REPLAY_JOB, who.id, work)

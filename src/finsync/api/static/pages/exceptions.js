@@ -18,6 +18,8 @@ const AGES = [
   ["30-90", "30–90 d", 30 * 86400, 90 * 86400],
   ["90-", "90+ d", 90 * 86400, null],
 ];
+const PAGE_ROWS = 100;  // rows drawn at first; the API gives at most QUEUE_MAX
+const QUEUE_MAX = 500;
 const FILTERS = ["status", "class", "entity", "currency", "age", "amount_min", "amount_max"];
 const LABELS = {
   retry: "Retry", reroute: "Re-route to the first open period", resolve: "Resolve",
@@ -44,6 +46,12 @@ function apiQuery(query) {
     }
   }
   return out;
+}
+
+function withLimit(query) {
+  const more = new URLSearchParams(query);
+  more.set("limit", String(QUEUE_MAX));
+  return more.toString();
 }
 
 function filterForm(query, choices) {
@@ -95,6 +103,7 @@ function replayForm(query) {
       const r = done.result;
       box.append(h("p", { role: "status", "data-testid": "replay-result" }, r
         ? `${r.replayed.length} of ${r.chosen} replayed, ${r.refused.length} refused`
+          + (r.matching > r.chosen ? ` (${r.matching} match: replay again for the rest)` : "")
         : `failed: ${done.error && done.error.message}`));
     }));
     return `replay ${job.id} started`;
@@ -103,13 +112,17 @@ function replayForm(query) {
 }
 
 async function renderQueue(body, query) {
-  const shown = await api(`/v1/exceptions/queue?${apiQuery(query)}`);
+  const wanted = apiQuery(query);
+  wanted.set("limit", query.get("limit") === String(QUEUE_MAX) ? QUEUE_MAX : PAGE_ROWS);
+  const shown = await api(`/v1/exceptions/queue?${wanted}`);
   body.dataset.count = String(shown.count);
   const totals = shown.at_stake.map((m) => money(m.amount, m.currency)).join(", ") || "nothing";
   body.append(section("Filter", filterForm(query, shown.choices)));
   const summary = h("p", { "data-testid": "queue-summary" },
                     `${shown.count} exception(s); money at stake (unresolved): ${totals}`,
-                    shown.count > shown.shown ? ` — showing the ${shown.shown} with the most at stake` : "");
+                    shown.count > shown.shown ? ` — showing the ${shown.shown} with the most at stake ` : "",
+                    shown.count > shown.shown && shown.limit < QUEUE_MAX
+                      ? h("a", { href: `#/exceptions?${withLimit(query)}` }, `show ${QUEUE_MAX}`) : null);
   const rows = table({
     caption: "Exceptions, the most money at stake first", csv: "exceptions",
     rows: shown.exceptions,
