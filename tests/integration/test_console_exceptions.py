@@ -6,6 +6,7 @@ two-person request is decided from the approvals inbox."""
 
 from __future__ import annotations
 
+import json
 import time
 import tomllib
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from finsync.api.app import create_app
 from finsync.auth.principal import (
@@ -32,6 +34,7 @@ from finsync.bootstrap import (
     build_finance,
     build_period_control,
 )
+from finsync.cli.main import app as cli
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, parse_config
 from finsync.connectors.ports import DeliveryContext
 from finsync.demo.clock import SimClock
@@ -133,6 +136,25 @@ def test_the_queue_is_sorted_by_money_at_stake_and_its_figures_are_the_services(
     assert shown["count"] == listing["count"] == 2
     assert {a["currency"]: a["amount"] for a in shown["at_stake"]} == listing["at_stake"] \
         == {"USD": "6250.00"}
+
+
+def test_the_cli_shows_the_same_queue(world: World, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    _stray_break(world)
+    _late_payment(world, seats=50)
+    config = tmp_path / "finsync.toml"
+    config.write_text(DEFAULT_CONFIG.read_text())
+    monkeypatch.setenv("FINSYNC_TOKEN", authkit.issue(world.finance.hub.engine, READER,
+                                                      principal="auditor"))
+    done = CliRunner().invoke(cli, ["exceptions", "queue", "--entity", "le_us",
+                                    "--amount-min", "100", "--json", "--config", str(config)])
+    assert done.exit_code == 0, done.output
+    printed = json.loads(done.output)
+    shown = _ok(world.client.get("/v1/exceptions/queue?entity=le_us&amount_min=100",
+                                 headers=world.as_("auditor", READER)))
+    for key in ("count", "at_stake", "filter"):
+        assert printed[key] == shown[key]
+    assert [e["id"] for e in printed["exceptions"]] == [e["id"] for e in shown["exceptions"]]
 
 
 @pytest.mark.parametrize(("query", "classes"), [

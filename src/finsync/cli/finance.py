@@ -28,7 +28,11 @@ from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, RowId, authorised, guarded
 from finsync.config import load_config
 from finsync.domain.clock import parse_date
+from finsync.domain.money import to_decimal
+from finsync.hub.status import STATUS_FILTERS, UNRESOLVED_FILTER
 from finsync.triage.service import Keep
+from finsync.views import exceptions as exceptions_view
+from finsync.views.services import build_services
 
 Reason = Annotated[str, typer.Option("--reason", "--note", help="Why (recorded).")]
 
@@ -134,7 +138,46 @@ def metrics(config: ConfigPath = None) -> None:
     typer.echo(text, nl=False)
 
 
+SUMMARY_CHARS = 60  # of each summary in the terminal's table (--json has them whole)
+Bound = Annotated[str | None, typer.Option(help="Absolute money at stake, in its own "
+                                              "currency (a decimal).")]
+
+
+def queue(status: Annotated[str, typer.Option(
+              help=f"One of: {', '.join(STATUS_FILTERS)}.")] = UNRESOLVED_FILTER,
+          klass: Annotated[str | None, typer.Option("--class")] = None,
+          entity: Annotated[str | None, typer.Option("--entity", "-e")] = None,
+          currency: Annotated[str | None, typer.Option("--currency")] = None,
+          amount_min: Bound = None, amount_max: Bound = None,
+          config: ConfigPath = None, as_json: Json = False) -> None:
+    """The queue as the console shows it: filtered by status, class, entity, currency and
+    amount, the most money at stake first (the 500 with the most)."""
+    with guarded(as_json):
+        loaded = load_config(config)
+        who = authorised(loaded, FINANCE_READ)
+        built = build_finance(loaded)
+        try:
+            chosen = exceptions_view.QueueFilter(
+                status, klass, entity, currency, None, None,
+                None if amount_min is None else to_decimal(amount_min),
+                None if amount_max is None else to_decimal(amount_max))
+            shown = exceptions_view.queue(build_services(loaded, built), chosen, who).as_json()
+        finally:
+            built.dispose()
+    if as_json:
+        output.emit_json(shown)
+        return
+    totals = ", ".join(f"{m['amount']} {m['currency']}" for m in shown["at_stake"]) or "none"
+    output.table(f"{shown['count']} exception(s), the most at stake first; at stake: {totals}",
+                 ["id", "class", "status", "entity", "at stake", "age", "summary"],
+                 [[e["id"], e["class"], e["status"], e["entity"], e["amount_at_stake"],
+                   f"{e['age_s'] // 86400} d", e["summary"][:SUMMARY_CHARS]]
+                  for e in shown["exceptions"]])
+
+
 def register(exceptions_app: typer.Typer) -> None:
+    exceptions_app.command("queue")(queue)
+
     @exceptions_app.command("show")
     def show(exception_id: RowId, config: ConfigPath = None, as_json: Json = False) -> None:
         """One exception with its delivery, its actions and who took them."""
