@@ -42,6 +42,7 @@ from finsync.domain.catalog import BillingFrequency
 from finsync.domain.contract import ContractLine, SubscriptionContract
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
+from finsync.storage.raw_log import RawIn
 from finsync.systems.billing.handler import RegisterCustomer
 from finsync.systems.billing.payment import PayInvoice
 from finsync.systems.billing.service import BillingService
@@ -211,6 +212,20 @@ def test_the_detail_shows_the_document_chain_and_attempts_redacted_by_scope(
     full = _ok(world.client.get(f"/v1/exceptions/{late}/detail",
                                 headers=world.as_("controller", APPROVER)))
     assert isinstance(full["calls"], list)
+
+
+def test_the_raw_payload_shows_personal_data_only_with_pii_read(world: World) -> None:
+    body = {"type": "no.such.event", "customer": {"email": "jane@example.com"}}
+    world.finance.hub.intake.store([RawIn("canonical", json.dumps(body).encode(), {})])
+    world.finance.hub.run_until_idle()
+    [row] = world.finance.triage.listing(exception_class="mapping_error")
+    path = f"/v1/exceptions/{row['id']}/detail"
+    reader = _ok(world.client.get(path, headers=world.as_("auditor", READER)))
+    assert "jane@example.com" not in json.dumps(reader)
+    assert reader["raw_payload"]["type"] == "no.such.event"
+    assert reader["document"] is None  # never mapped
+    full = _ok(world.client.get(path, headers=world.as_("controller", APPROVER)))
+    assert full["raw_payload"]["customer"]["email"] == "jane@example.com"
 
 
 def test_an_exception_is_worked_from_open_to_resolved_by_two_people(world: World) -> None:
