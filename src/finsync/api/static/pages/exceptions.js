@@ -159,9 +159,12 @@ function describe(result) {
 function actionsSection(x, rerender) {
   if (!can(ACT)) return null;
   if (!x.offered.length) {
-    return section("Actions", empty(x.status === "awaiting_approval"
-      ? "An action awaits a second person's approval: see Approvals."
-      : "Nothing to do: this exception is closed."));
+    if (x.status !== "awaiting_approval") {
+      return section("Actions", empty("Nothing to do: this exception is closed."));
+    }
+    return section("Actions", empty("An action awaits a second person's approval.",
+      can(APPROVE) ? h("a", { href: "#/approvals" }, "Decide it in Approvals")
+        : "A person with exceptions:approve decides it."));
   }
   const forms = x.offered.map(({ action, needs_approval: needsApproval }) => {
     const label = LABELS[action] || action;
