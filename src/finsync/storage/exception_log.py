@@ -286,10 +286,12 @@ def _of_entity(entity: str) -> ColumnElement[bool]:
     """A break of the entity (`recon:<entity>:...`), or an exception whose event's document
     names it (the stored payload is canonical JSON: sorted keys, no spaces)."""
     named = f'"legal_entity":{jsonutil.dumps(entity)}'
+    # The event is looked up only for an exception that names one (no probe per break).
     return or_(exceptions.c.fingerprint.startswith(f"recon:{entity}:", autoescape=True),
-               exists(select(events.c.position).where(and_(
-                   events.c.event_id == exceptions.c.event_id,
-                   events.c.payload.contains(named, autoescape=True)))))
+               and_(exceptions.c.event_id.is_not(None),
+                    exists(select(events.c.position).where(and_(
+                        events.c.event_id == exceptions.c.event_id,
+                        events.c.payload.contains(named, autoescape=True))))))
 
 
 def queue(conn: Connection, query: QueueQuery, limit: int) -> list[dict[str, Any]]:
