@@ -35,3 +35,18 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     row["total_variance"] = str(Money.from_minor(row.pop("total_variance_minor"),
                                                  row["currency"]).amount)
     return row
+
+
+def trend(conn: Connection, since: date) -> list[dict[str, Any]]:
+    """The latest run of each entity for each as-of date from `since` on, oldest date
+    first: `legal_entity`, `as_of`, `run_at`, `currency`, `total_variance_minor`, `breaks`
+    (the checks themselves are not read)."""
+    newest = (select(func.max(recon_runs.c.id).label("id"))
+              .where(recon_runs.c.as_of >= since)
+              .group_by(recon_runs.c.legal_entity, recon_runs.c.as_of).subquery())
+    rows = conn.execute(
+        select(recon_runs.c.legal_entity, recon_runs.c.as_of, recon_runs.c.run_at,
+               recon_runs.c.currency, recon_runs.c.total_variance_minor, recon_runs.c.breaks)
+        .join(newest, newest.c.id == recon_runs.c.id)
+        .order_by(recon_runs.c.as_of, recon_runs.c.legal_entity)).mappings()
+    return [dict(r) for r in rows]
