@@ -103,7 +103,7 @@ function byAge(data) {
        table({ caption: "Unresolved exceptions by age since opened", columns, rows,
                csv: "at-stake-by-age", rowAttrs: (row) => ({ "data-age": row.age }) })]
     : [empty("Nothing is waiting: no unresolved exception of any age.")];
-  return section("Money at stake by age", body);
+  return section("Money at stake by age", ...body);
 }
 
 function reconciliation(data) {
@@ -137,7 +137,7 @@ function reconciliation(data) {
                      "Run one from the Reconciliation page (or `finsync reconcile --as-of DATE`); `finsync serve` runs one each day."));
   }
   parts.push(trend(recon));
-  return section("Reconciliation variance", parts);
+  return section("Reconciliation variance", ...parts);
 }
 
 function trend(recon) {
@@ -168,7 +168,10 @@ function trend(recon) {
 // The seven metrics of DESIGN §7, one row each, as text a controller reads.
 function metricRows(m) {
   const latency = m.event_to_posting_latency_s;
-  const seconds = (v) => (v === undefined || v === null ? "no posting yet" : `${Number(v).toFixed(3)} s`);
+  const seconds = (v) => {
+    if (v === undefined || v === null) return "no posting yet";
+    return Number(v) < 60 ? `${Number(v).toFixed(3)} s` : age(v);
+  };
   const variance = m.reconciliation_variance.map(
     (r) => `${r.legal_entity} ${money(r.variance.amount, r.variance.currency)}`).join("; ");
   const aging = m.exception_aging;
