@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import insert
 
 from finsync.api.app import create_app
 from finsync.auth.principal import FINANCE_READ
@@ -27,6 +28,7 @@ from finsync.hub.pipeline import PIPELINE
 from finsync.storage import exception_log, recon_log
 from finsync.storage.db import transaction
 from finsync.storage.exception_log import NewException
+from finsync.storage.schema import deliveries, events
 from finsync.views.services import build_services
 from tests import authkit
 from tests.clikit import cli_json, with_auth
@@ -208,3 +210,33 @@ def test_the_pipeline_run_by_this_process_reports_its_health(
     assert pipeline["runs_here"] is True
     assert pipeline["status"] == "ok" and pipeline["reasons"] == []
     assert pipeline["workers"][PIPELINE]["alive"] is True
+
+
+def _posted(finance: Finance, n: int, occurred: datetime, completed: datetime) -> None:
+    """Invoice `n` accepted at `occurred` and posted to the ledger at `completed`."""
+    at = occurred
+    with transaction(finance.hub.engine) as conn:
+        conn.execute(insert(events).values(
+            event_id=f"evt_{n}", type="invoice.issued", schema_version=1, source="billing",
+            source_event_id=f"inv_{n}-issued", occurred_at=at, received_at=at,
+            correlation_id=f"c{n}", aggregate_type="invoice", aggregate_id=f"inv_{n}",
+            payload="{}", payload_hash=f"{n:064d}", status="accepted", status_changed_at=at))
+        conn.execute(insert(deliveries).values(
+            event_id=f"evt_{n}", target="ledger", delivery_key=f"evt_{n}:ledger",
+            partition_key=f"invoice:inv_{n}", correlation_id=f"c{n}", status="done",
+            attempts=1, next_attempt_at=at, created_at=at, completed_at=completed))
+
+
+def test_posting_latency_quantiles_are_read_from_the_database(world: World) -> None:
+    for n, seconds in enumerate((7200, 60, 3600)):
+        _posted(world.finance, n, NOW - timedelta(seconds=seconds), NOW)
+    metrics = world.client.get("/v1/metrics").json()
+    # Sorted 60, 3600, 7200: p50 the value at index int(0.5 * 3) = 1, p90 and p99 at
+    # min(2, int(q * 3)) = 2; the sum 60 + 3600 + 7200 = 10860.
+    latency = metrics["event_to_posting_latency_s"]
+    assert latency["count"] == 3
+    assert [round(latency[p], 2) for p in ("p50", "p90", "p99")] == [3600, 7200, 7200]
+    assert round(latency["sum"], 2) == 10860
+    assert metrics["invoice_posting_success"] == {"ratio": 1.0, "posted": 3, "refused": 0}
+    text = world.client.get("/metrics").text
+    assert "finsync_event_to_posting_latency_seconds_count 3" in text
