@@ -31,33 +31,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine
 
-from finsync.auth.principal import (
-    AUDIT_READ,
-    EXCEPTIONS_ACT,
-    EXCEPTIONS_APPROVE,
-    FINANCE_READ,
-    PERIODS_MANAGE,
-    PII_READ,
-)
-from finsync.demo.run import run_demo
-from tests import authkit
+from finsync.demo.run import CONSOLE_ROLES, run_demo
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE_SERVICES = os.environ.get("FINSYNC_REQUIRE_SERVICES") == "1"
-# Each person of the issue, with the scopes that person's token holds.
-ROLES = {
-    "ar.clerk": [FINANCE_READ, EXCEPTIONS_ACT],
-    "revenue.accountant": [FINANCE_READ],
-    "controller": [FINANCE_READ, EXCEPTIONS_ACT, EXCEPTIONS_APPROVE, PERIODS_MANAGE, PII_READ],
-    "auditor": [FINANCE_READ, AUDIT_READ],
-}
+# Each person of the issue, with the scopes that person's token holds (a kept demo's).
+ROLES = CONSOLE_ROLES
 WIDTHS = (1280, 390)
 HEIGHT = 900
 START_TIMEOUT_S = 30.0
 RENDER_TIMEOUT_MS = 15_000
-_CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"]
 
@@ -116,12 +101,10 @@ def serve(workdir: Path, database_url: str) -> tuple[str, subprocess.Popen[bytes
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     workdir = tmp_path_factory.mktemp("console-demo")
-    run_demo(workdir, keep=True)
+    report = run_demo(workdir, keep=True)
     database_url = f"sqlite:///{workdir / 'var' / 'finsync.db'}"
-    engine = create_engine(database_url)
-    tokens = {role: authkit.issue(engine, scopes, principal=role)
-              for role, scopes in ROLES.items()}
-    engine.dispose()
+    lines = Path(report["console_tokens"]).read_text().splitlines()
+    tokens = dict(line.split("\t") for line in lines)
     url, process = serve(workdir, database_url)
     try:
         yield Site(url, workdir, workdir / "finsync.toml", database_url, tokens, process)
@@ -144,7 +127,7 @@ def browser() -> Iterator[Any]:
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=_CHROMIUM_ARGS)
+                                              args=CHROMIUM_ARGS)
         yield launched
         launched.close()
 
