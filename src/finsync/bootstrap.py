@@ -53,7 +53,7 @@ from finsync.domain.secret import RotatingSecret, valid_at
 from finsync.hub.buffer import BufferPolicy
 from finsync.hub.close import PeriodClose
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry, TranslatingMapper
-from finsync.hub.metrics import Metrics, measure, prometheus
+from finsync.hub.metrics import Metrics, measure
 from finsync.hub.service import Hub, SourcePump
 from finsync.hub.target import Target, ledger_target, revenue_target
 from finsync.hub.usage import UsageIntake
@@ -545,7 +545,7 @@ def measure_metrics(finance: Finance) -> Metrics:
 def build_metrics(finance: Finance) -> Callable[[], str]:
     """The metrics of DESIGN §7 in the Prometheus text format, read when called."""
     def metrics() -> str:
-        return prometheus(measure_metrics(finance))
+        return measure_metrics(finance).as_prometheus()
     return metrics
 
 

@@ -151,8 +151,8 @@ def test_variance_trend_keeps_the_latest_run_of_each_date_within_the_window(
     assert body["trend_since"] == "2026-04-01"  # 2026-06-30 - 90 days
     assert [(p["legal_entity"], p["as_of"], p["variance"], p["currency"], p["breaks"])
             for p in body["trend"]] == [
-        ("le_us", "2026-05-01", "12.50", "USD", 2),
         ("le_eu", "2026-06-29", "0.00", "EUR", 0),
+        ("le_us", "2026-05-01", "12.50", "USD", 2),
         ("le_us", "2026-06-29", "3.25", "USD", 2)]
     latest = {e["legal_entity"]: e["latest"] for e in body["entities"]}
     assert latest["le_us"]["variance"] == {"amount": "3.25", "currency": "USD"}

@@ -28,7 +28,6 @@ from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, RowId, authorised, guarded
 from finsync.config import load_config
 from finsync.domain.clock import parse_date
-from finsync.hub.metrics import prometheus
 from finsync.triage.service import Keep
 
 Reason = Annotated[str, typer.Option("--reason", "--note", help="Why (recorded).")]
@@ -136,7 +135,7 @@ def metrics(config: ConfigPath = None, as_json: Json = False) -> None:
     if as_json:
         output.emit_json(measured.as_json())
     else:
-        typer.echo(prometheus(measured), nl=False)
+        typer.echo(measured.as_prometheus(), nl=False)
 
 
 def register(exceptions_app: typer.Typer) -> None:

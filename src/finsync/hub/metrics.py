@@ -1,6 +1,7 @@
 """The seven metrics of DESIGN §7, computed from the store each time they are asked for (no
 process state, so every worker reports the same): one computation (`measure`), shown in the
-Prometheus text format (`prometheus`) and as JSON (`Metrics.as_json`, the console's).
+Prometheus text format (`Metrics.as_prometheus`) and as JSON (`Metrics.as_json`, the
+console's).
 
 Rules:
 - Exception aging counts every unresolved exception (open, retrying, awaiting approval) by
@@ -28,7 +29,7 @@ from finsync.domain.events import (
 )
 from finsync.domain.money import Money
 from finsync.domain.status import DeliveryStatus
-from finsync.storage import exception_log, measures, recon_log
+from finsync.storage import measures, recon_log
 from finsync.storage.db import reading
 
 QUANTILES = (0.5, 0.9, 0.99)
@@ -104,6 +105,10 @@ class Metrics:
     def duplicate_ratio(self) -> float:
         return self.duplicates / self.raw_events if self.raw_events else 0.0
 
+    def as_prometheus(self) -> str:
+        """The Prometheus text format (`GET /metrics`, `finsync metrics`)."""
+        return _prometheus(self)
+
     def as_json(self) -> dict[str, Any]:
         oldest = max((a.oldest_age_s for a in self.aging), default=None)
         return {
@@ -140,7 +145,7 @@ def measure(engine: Engine, ledgers: Sequence[str], revenues: Sequence[str],
         latencies = sorted(measures.posting_latencies(conn, ledgers))
         dup, raw = measures.duplicates_and_raw(conn)
         unresolved = measures.unresolved_exceptions(conn)
-        exposure = exception_log.at_stake_by_age(conn, _bucket_bounds(now))
+        exposure = measures.at_stake_by_age(conn, _bucket_bounds(now))
         runs = recon_log.latest(conn)
     invoices = [(s, n) for t, k, s, n in counts if t in ledgers and k == InvoiceIssued.name]
     failures = sum(n for target, kind, status, n in counts
@@ -199,8 +204,7 @@ def _money(amount: Money) -> dict[str, str]:
     return {"amount": str(amount.amount), "currency": amount.currency}
 
 
-def prometheus(metrics: Metrics) -> str:
-    """`metrics` in the Prometheus text format."""
+def _prometheus(metrics: Metrics) -> str:
     m = metrics
     lines: list[str] = []
     lines += _family("finsync_invoice_posting_success_ratio", "gauge",

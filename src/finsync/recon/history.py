@@ -33,11 +33,11 @@ class VariancePoint:
                 "currency": self.variance.currency, "breaks": self.breaks}
 
 
-def variance_trend(engine: Engine, since: date) -> tuple[VariancePoint, ...]:
-    """Each entity's variance for every as-of date from `since` on that has a recorded run,
-    oldest date first."""
+def variance_trend(engine: Engine, since: date, until: date) -> tuple[VariancePoint, ...]:
+    """Each entity's variance for every as-of date in [`since`, `until`] that has a recorded
+    run, by entity then date."""
     with reading(engine) as conn:
-        rows = recon_log.trend(conn, since)
+        rows = recon_log.trend(conn, since, until)
     return tuple(VariancePoint(r["legal_entity"], r["as_of"], r["run_at"],
-                               Money.from_minor(r["total_variance_minor"], r["currency"]),
-                               int(r["breaks"])) for r in rows)
+                               Money.of(r["total_variance"], r["currency"]), int(r["breaks"]))
+                 for r in rows)

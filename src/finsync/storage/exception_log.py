@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.money import Money
@@ -198,27 +198,6 @@ def at_stake_rows(conn: Connection, statuses: Collection[ExceptionStatus],
     return [(str(status), str(name), None if currency is None else str(currency), int(n),
              None if minor is None else int(minor))
             for status, name, currency, n, minor in conn.execute(query)]
-
-
-def at_stake_by_age(conn: Connection, opened_before: Sequence[datetime]
-                    ) -> list[tuple[str, int, str | None, int, int | None]]:
-    """`(class, age bucket, currency, count, minor units at stake)` of the unresolved
-    exceptions, summed in the database. `opened_before` are the buckets' bounds, newest
-    first: bucket 0 was opened after `opened_before[0]`, bucket n at or before
-    `opened_before[n - 1]` and after `opened_before[n]`, the last at or before the last."""
-    opened = exceptions.c.opened_at
-    bucket = case(*((opened > bound, n) for n, bound in enumerate(opened_before)),
-                  else_=len(opened_before))
-    # Grouped over a subquery: the bucket's bound parameters are written once.
-    aged = (select(exceptions.c["class"].label("name"), bucket.label("bucket"),
-                   exceptions.c.currency, exceptions.c.amount_minor)
-            .where(exceptions.c.status.in_([s.value for s in UNRESOLVED])).subquery())
-    query = (select(aged.c.name, aged.c.bucket, aged.c.currency, func.count(),
-                    func.sum(aged.c.amount_minor))
-             .group_by(aged.c.name, aged.c.bucket, aged.c.currency))
-    return [(str(name), int(n), None if currency is None else str(currency), int(count),
-             None if minor is None else int(minor))
-            for name, n, currency, count, minor in conn.execute(query)]
 
 
 def unresolved_by_prefix(conn: Connection, exception_class: ExceptionClass,

@@ -6,7 +6,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Float, cast, func, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Float,
+    case,
+    cast,
+    func,
+    select,
+    type_coerce,
+)
 
 from finsync.domain.status import UNRESOLVED, DeliveryStatus
 from finsync.storage.schema import deliveries, duplicates, events, exceptions, raw_events
@@ -53,6 +62,27 @@ def unresolved_exceptions(conn: Connection) -> list[dict[str, Any]]:
     rows = conn.execute(select(exceptions.c["class"], exceptions.c.opened_at)
                         .where(exceptions.c.status.in_(UNRESOLVED)))
     return [{"class": str(k), "opened_at": at} for k, at in rows]
+
+
+def at_stake_by_age(conn: Connection, opened_before: Sequence[datetime]
+                    ) -> list[tuple[str, int, str | None, int, int | None]]:
+    """`(class, age bucket, currency, count, minor units at stake)` of the unresolved
+    exceptions, summed in the database. `opened_before` are the buckets' bounds, newest
+    first: bucket 0 was opened after `opened_before[0]`, bucket n at or before
+    `opened_before[n - 1]` and after `opened_before[n]`, the last at or before the last."""
+    opened = exceptions.c.opened_at
+    bucket = case(*((opened > bound, n) for n, bound in enumerate(opened_before)),
+                  else_=len(opened_before))
+    # Grouped over a subquery: the bucket's bound parameters are written once.
+    aged = (select(exceptions.c["class"].label("name"), bucket.label("bucket"),
+                   exceptions.c.currency, exceptions.c.amount_minor)
+            .where(exceptions.c.status.in_(UNRESOLVED)).subquery())
+    query = (select(aged.c.name, aged.c.bucket, aged.c.currency, func.count(),
+                    func.sum(aged.c.amount_minor))
+             .group_by(aged.c.name, aged.c.bucket, aged.c.currency))
+    return [(str(name), int(n), None if currency is None else str(currency), int(count),
+             None if minor is None else int(minor))
+            for name, n, currency, count, minor in conn.execute(query)]
 
 
 def age_s(opened_at: datetime, now: datetime) -> float:

@@ -5,7 +5,8 @@ Rules:
   currency, by class and by age bucket (`hub.metrics.AGE_BUCKETS`); the by-class figures
   equal `finsync status`'s, and every bucket is listed, empty ones with nothing at stake.
 - Each configured entity has its reconciliation line, the latest recorded run's (none yet:
-  `latest` is null), and the variance of its runs over the last `days` days (`TREND_DAYS`).
+  `latest` is null), and the variance of its runs as of the last `days` days up to today
+  (`TREND_DAYS`).
 - The metrics are the seven of DESIGN §7, the same computation as `finsync metrics`.
 - The pipeline's health is this process's supervisor's (null when this process runs no
   pipeline: another one does), with what still waits to be delivered.
@@ -27,7 +28,7 @@ from finsync.recon.history import VariancePoint, variance_trend
 from finsync.views.services import Services
 
 TREND_DAYS = 90
-TREND_DAYS_MAX = 366
+TREND_DAYS_MAX = 366  # within what `recon_log.trend` reads at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +132,8 @@ def overview(services: Services, pipeline: Supervisor | None,
     measured = metrics(services)
     latest = {r.legal_entity: r for r in measured.reconciliation}
     entities = tuple(EntityLine(e.id, e.currency, latest.get(e.id)) for e in services.entities)
-    since = measured.measured_at.date() - timedelta(days=days)
-    trend = variance_trend(services.finance.hub.engine, since)
+    today = measured.measured_at.date()
+    since = today - timedelta(days=days)
+    trend = variance_trend(services.finance.hub.engine, since, today)
     health = None if pipeline is None else pipeline.health()
     return Overview(measured, entities, since, trend, health, services.finance.hub.waiting())
