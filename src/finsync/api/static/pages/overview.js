@@ -235,7 +235,10 @@ function pipeline(data) {
 register({
   path: "overview", title: "Overview", order: 1, scope: "finance:read",
   async render(body) {
+    const loading = h("p", { class: "loading", role: "status" }, "Reading the overview…");
+    body.append(loading);
     const data = await api("/v1/overview");
+    loading.remove();
     body.dataset.unresolved = String(data.at_stake.count);
     body.append(
       h("p", { class: "hint" }, `Measured at ${iso(data.measured_at)}. Money at stake is every unresolved exception's (open, retrying, awaiting approval).`),
