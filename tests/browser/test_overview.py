@@ -58,9 +58,7 @@ def test_time_to_first_render_and_a_reader_sees_no_action(browser: Any, site: Si
     page.reload()
     page.wait_for_selector('main[data-rendered="overview"]', timeout=RENDER_TIMEOUT_MS)
     rendered = time.monotonic() - started
-    page.wait_for_function(DRAWN, timeout=RENDER_TIMEOUT_MS)
-    drawn = time.monotonic() - started
-    print(f"overview: first render {rendered * 1000:.0f} ms, charts drawn {drawn * 1000:.0f} ms")
+    print(f"overview: first render {rendered * 1000:.0f} ms (bench/overview.py: at scale)")
     # No action control (the charts' own tool buttons aside).
     assert page.locator("main form, main button:not(.chart *)").count() == 0
     assert page.inner_text('[data-testid="pipeline-health"]') == "healthy"
