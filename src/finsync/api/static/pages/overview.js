@@ -136,11 +136,11 @@ function reconciliation(data) {
     parts.push(empty("No reconciliation has been run yet.",
                      "Run one from the Reconciliation page (or `finsync reconcile --as-of DATE`); `finsync serve` runs one each day."));
   }
-  parts.push(trend(recon));
+  parts.push(trend(recon, data.measured_at.slice(0, 10)));
   return section("Reconciliation variance", ...parts);
 }
 
-function trend(recon) {
+function trend(recon, today) {
   const points = recon.trend;
   const title = `Variance since ${recon.trend_since}`;
   if (!points.length) {
@@ -161,7 +161,10 @@ function trend(recon) {
     { key: "currency", label: "Currency" },
     { key: "breaks", label: "Breaks", numeric: true },
   ];
-  return chart({ title, traces, layout: { xaxis: { type: "date" }, yaxis: { title: "variance" } },
+  // The whole window on the axis: one run must not be stretched to fill it.
+  const xaxis = { type: "date", range: [recon.trend_since, today] };
+  return chart({ title, traces, layout: { xaxis, yaxis: { title: "variance" },
+                                          legend: { orientation: "h", y: -0.25 } },
                  data: { caption: title, columns, rows: points, csv: "variance-trend" } });
 }
 
