@@ -216,6 +216,18 @@ def test_the_http_batch_endpoint_answers_per_item(engine: Engine, tmp_path: Path
     with authkit.client(app, engine) as client:
         response = client.post("/v1/usage/metering/events", content=lines)
         unknown = client.post("/v1/usage/nobody/events", content=lines)
+        all_bad = client.post("/v1/usage/metering/events",
+                              content=json.dumps([{**good, "id": "m3", "quantity": -1}]))
+        resent = client.post("/v1/usage/metering/events", content=json.dumps([good]))
+        empty = [client.post("/v1/usage/metering/events", content=body)
+                 for body in (b"[]", b"\n\n", b"")]
+    # Nothing kept is not an acceptance: 422 with the same per-item list, or empty_batch.
+    assert all_bad.status_code == 422
+    assert all_bad.json()["error"]["code"] == "every_item_refused"
+    assert [r["code"] for r in all_bad.json()["refused"]] == ["invalid_quantity"]
+    assert (resent.status_code, resent.json()["duplicates"]) == (202, 1)
+    assert [(r.status_code, r.json()["error"]["code"]) for r in empty] == \
+        [(422, "empty_batch")] * 3
     assert response.status_code == 202
     assert response.json()["stored"] == 1
     assert [r["code"] for r in response.json()["refused"]] == ["invalid_quantity"]
