@@ -165,6 +165,7 @@ def detail(services: Services, exception_id: int, principal: Principal) -> dict[
     can_read_pii = principal.can(PII_READ)
     row = triage.show(exception_id, can_read_pii=can_read_pii)
     row.pop("payload", None)  # shown as raw_payload and document
+    row.pop("delivery", None)  # shown in deliveries, its last error redacted by scope
     context = _reader(services).context(row, can_read_pii=can_read_pii)
     actions = [{"action": name, "needs_approval": _needs_approval(services, name, row)}
                for name in offered(row)]
