@@ -146,6 +146,22 @@ def items_as_of(conn: Connection, entity: str, as_of: date) -> list[OpenItem]:
                      r.posting_date, r.due_date) for r in rows]
 
 
+def credits_as_of(conn: Connection, entity: str, as_of: date,
+                  limit: int) -> tuple[list[OpenItem], int]:
+    """Customer credits (unapplied cash, over-credits) open at the end of `as_of`, largest
+    booked value first, at most `limit`; and how many there are."""
+    at = _items_at(entity, as_of)
+    credit = at.c.kind == ItemKind.CREDIT.value
+    count = int(conn.execute(select(func.count()).select_from(at).where(credit)).scalar_one())
+    rows = conn.execute(select(at).where(credit)
+                        .order_by(at.c.booked_at.desc(), at.c.id).limit(limit))
+    return [OpenItem(r.id, entity, r.customer, ItemKind(r.kind), r.document_id,
+                     Money.from_minor(r.original_minor, r.currency),
+                     Money.from_minor(r.open_at, r.currency),
+                     Money.from_minor(r.booked_at, r.booked_currency),
+                     r.posting_date, r.due_date) for r in rows], count
+
+
 def _bucket(at: Subquery, as_of: date) -> Any:
     """`ar.bucket` in SQL, by due date: late <= 0 days is current, and so on."""
     due = at.c.due_date
