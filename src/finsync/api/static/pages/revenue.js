@@ -190,7 +190,7 @@ async function contractSection(contractId, state) {
       parts.push(errorBox(error));
     }
   }
-  return section("Contract schedule", parts);
+  return section("Contract schedule", ...parts);
 }
 
 register({
