@@ -9,6 +9,7 @@ import dataclasses
 import itertools
 import json
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from finsync.auth.principal import FINANCE_READ
 from finsync.bootstrap import build_finance
 from finsync.cli.main import app as cli_app
 from finsync.config import load_config
+from finsync.domain.clock import first_of_next_month
+from finsync.systems.revrec.balance import balances
 from finsync.views.services import Services, build_services
 from tests import authkit
 from tests.hubkit import run_settled
@@ -103,6 +106,32 @@ def test_roll_forward_foots_and_chains(served: tuple[TestClient, Services]) -> N
     assert sum(Decimal(r["billed"]) for r in rows) > 0
 
 
+def test_roll_forward_is_each_contracts_balances_added_up(
+        served: tuple[TestClient, Services]) -> None:
+    """The sums read in SQL from the position rows equal each contract's balances computed
+    from its state (`balance.balances`), added up."""
+    client, services = served
+    assert services.revenue is not None
+    states = services.revenue.states("le_us")
+    data = _get(client, "/v1/revenue/roll-forward?entity=le_us&from=2025-12&to=2027-02")
+    for row in data["rows"]:
+        start = date.fromisoformat(f"{row['month']}-01")
+        end = first_of_next_month(start)
+        opening = [balances(s, start) for s in states]
+        closing = [balances(s, end) for s in states]
+        assert Decimal(row["opening_deferred_revenue"]) == sum(
+            (b.deferred_revenue.amount for b in opening), Decimal(0)), row
+        assert Decimal(row["closing_contract_asset"]) == sum(
+            (b.contract_asset.amount + b.unbilled_receivable.amount for b in closing),
+            Decimal(0)), row
+        assert Decimal(row["billed"]) == sum(
+            (c.billed.amount - o.billed.amount for o, c in zip(opening, closing, strict=True)),
+            Decimal(0)), row
+        assert Decimal(row["credited"]) == -sum(
+            (b.amount.amount for s in states for b in s.billings
+             if b.amount.amount < 0 and start <= b.issued_on < end), Decimal(0)), row
+
+
 def test_contract_schedule_shows_the_amendment_and_its_reason(
         served: tuple[TestClient, Services]) -> None:
     client, _ = served
@@ -141,6 +170,12 @@ def test_aging_subledgers_and_credits_are_the_clis(
         assert credits["total"] == cli["subledgers"]["customer_credits"]["subledger"]
         assert Decimal(credits["total"]) == sum(
             (Decimal(c["booked"]["amount"]) for c in credits["credits"]), Decimal(0))
+    # Between the credit memo (2026-08-05) and its refund (2026-08-12) the customer holds
+    # a credit: the credits list shows it, adding up to the customer-credits subledger.
+    held = _get(client, "/v1/ar/credits?entity=le_us&as_of=2026-08-10")
+    assert held["count"] == len(held["credits"]) >= 1
+    assert Decimal(held["total"]) == sum(
+        (Decimal(c["booked"]["amount"]) for c in held["credits"]), Decimal(0)) > 0
 
 
 REFUSED = [

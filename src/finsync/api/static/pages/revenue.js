@@ -207,7 +207,10 @@ register({
                     to: fall.months[fall.months.length - 1], as_of: rpo.as_of };
     body.dataset.entity = shown.entity;
     body.append(filters(shown, fall.entities, (next) => navigate(`revenue?${query(next)}`)));
-    body.append(waterfallSection(fall), rollForwardSection(rolled), rpoSection(rpo));
-    body.append(await contractSection(params[0] ? params[0] : "", shown));
+    const contract = await contractSection(params[0] || "", shown);
+    const figures = [waterfallSection(fall), rollForwardSection(rolled), rpoSection(rpo)];
+    // A contract asked for by its address comes first; the entity's figures follow.
+    if (params[0]) body.append(contract, ...figures);
+    else body.append(...figures, contract);
   },
 });
