@@ -5,8 +5,9 @@ embedded ledger's own reports (`LedgerService`).
 Rules:
 - Aging is what `finsync ledger aging` prints (the same `LedgerService.aging` call): per
   customer, booked open receivables per bucket of days past due, customer credits apart.
-  The page shows the largest customers first, at most `limit` of them; the bucket totals
-  and the customer count are over every customer, so nothing is hidden by the cut.
+  The page shows the largest customers first, at most `limit` of them (the chart
+  `CHART_CUSTOMERS`, and the others added up); the bucket totals and the customer count
+  are over every customer, so nothing is hidden by the cut.
 - A subledger that differs from its control account is flagged (`agrees` false), never
   rounded away.
 - Amounts are in the entity's functional currency, as decimal strings with that currency.
@@ -25,6 +26,7 @@ from finsync.systems.ledger.service import LedgerService
 from finsync.views.revenue import SystemExternalError
 
 CUSTOMERS_MAX = 1_000
+CHART_CUSTOMERS = 10  # one bar segment each in the chart; the rest as one
 CREDITS_MAX = 1_000
 COLUMNS = (*BUCKETS, "credits")
 
@@ -48,11 +50,17 @@ class Aging:
         totals = {b: sum((Decimal(c[b]) for c in self.customers), Decimal(0))
                   for b in (*COLUMNS, "total")}
         largest = sorted(self.customers, key=lambda c: (-Decimal(c["total"]), c["customer"]))
+        charted = largest[:CHART_CUSTOMERS]
+        others = {b: str(totals[b] - sum((Decimal(c[b]) for c in charted), Decimal(0)))
+                  for b in (*COLUMNS, "total")}
         return {"legal_entity": self.legal_entity, "currency": self.currency,
                 "as_of": self.as_of.isoformat(), "buckets": list(COLUMNS),
                 "totals": {b: str(v) for b, v in totals.items()},
                 "customers_count": len(self.customers),
-                "customers": largest[:self.limit]}
+                "customers": largest[:self.limit],
+                # The chart: the largest customers one by one, the rest added up.
+                "chart": {"customers": charted, "others_count": len(largest) - len(charted),
+                          "others": others}}
 
 
 def aging(ledger: LedgerService, entity: Entity, as_of: date, limit: int) -> Aging:

@@ -5,7 +5,6 @@
 import { api, navigate, register } from "/console/console.js";
 import { h, chart, field, money, section, select, table } from "/console/ui.js";
 
-const CHART_CUSTOMERS = 10;  // the largest; the rest is one "other customers" trace
 const LABELS = { current: "Current", "1-30": "1–30 d", "31-60": "31–60 d", "61-90": "61–90 d",
                  "90+": "90+ d", credits: "Credits", total: "Total" };
 
@@ -30,25 +29,23 @@ function filters(state, entities) {
 }
 
 function agingChart(data) {
+  // The largest customers, one trace each, and the others added up (the API's `chart`).
   const buckets = data.buckets.filter((b) => b !== "credits");
-  const top = data.customers.slice(0, CHART_CUSTOMERS);
-  const traces = top.map((c) => ({
+  const rows = [...data.chart.customers];
+  if (data.chart.others_count) {
+    rows.push({ ...data.chart.others, customer: `${data.chart.others_count} other customers` });
+  }
+  const traces = rows.map((c) => ({
     type: "bar", name: c.customer, x: buckets.map((b) => LABELS[b]),
     y: buckets.map((b) => Number(c[b])),
   }));
-  if (data.customers_count > top.length) {
-    traces.push({ type: "bar", name: "other customers", x: buckets.map((b) => LABELS[b]),
-      y: buckets.map((b) => Number(data.totals[b]) -
-        top.reduce((sum, c) => sum + Number(c[b]), 0)) });
-  }
-  const rows = buckets.map((b) => ({ bucket: LABELS[b], amount: data.totals[b] }));
+  const columns = [{ key: "customer", label: "Customer" }, ...buckets.map((b) => ({
+    key: b, label: LABELS[b], numeric: true, render: (r) => money(r[b], data.currency) }))];
   return chart({
-    title: `Open receivables by days past due, ${data.legal_entity} at ${data.as_of}`,
-    traces, layout: { barmode: "stack", yaxis: { title: data.currency } },
-    data: { columns: [{ key: "bucket", label: "Bucket" },
-      { key: "amount", label: `Amount (${data.currency})`, numeric: true,
-        render: (r) => money(r.amount, data.currency) }],
-    rows, csv: `aging-buckets-${data.legal_entity}-${data.as_of}` },
+    title: `Open receivables by days past due and customer, ${data.legal_entity} at ` +
+      data.as_of,
+    traces, layout: { barmode: "stack", showlegend: true, yaxis: { title: data.currency } },
+    data: { columns, rows, csv: `aging-chart-${data.legal_entity}-${data.as_of}` },
   });
 }
 
