@@ -91,6 +91,8 @@ def test_roll_forward_foots_and_chains(served: tuple[TestClient, Services]) -> N
     fall = _get(client, "/v1/revenue/waterfall?entity=le_us&from=2026-01&to=2026-12")
     rows = data["rows"]
     assert [r["month"] for r in rows] == fall["months"]
+    assert data == _cli(["revrec", "roll-forward", "-e", "le_us", "--from", "2026-01",
+                         "--to", "2026-12"])
     assert data["foots"] and data["not_footing"] == 0
     for row in rows:
         opening, billed, recognised, closing = (Decimal(row[k]) for k in (

@@ -5,9 +5,10 @@ each modification's treatment with its reason and ASC 606 paragraph, revenue per
 per period (month, quarter or year) and the contract balances at each period end. Nothing
 is stored: the engine is pure, the case file is the whole input (docs/revrec/case-files.md).
 
-`waterfall` and `rpo` report the embedded engine's book (the configured database): revenue
-per month and remaining performance obligations of a legal entity, summed in SQL over the
-engine's position rows.
+`waterfall`, `rpo` and `roll-forward` report the embedded engine's book (the configured
+database): revenue per month, remaining performance obligations and the deferred revenue
+roll-forward of a legal entity, summed in SQL over the engine's position rows (the figures
+the console's Revenue page shows, through the same `finsync.views.revenue` functions).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from finsync.systems.revrec import Granularity
 from finsync.systems.revrec.casefile import CaseFileError, load_case
 from finsync.systems.revrec.report import ReportingPeriod, contract_report
 from finsync.systems.revrec.service import RevenueService
-from finsync.views.revenue import report_json, rpo, waterfall
+from finsync.views.revenue import report_json, roll_forward, rpo, waterfall
 
 app = typer.Typer(help="The revenue engine: run revenue case files (what-if).",
                   no_args_is_help=True)
@@ -88,6 +89,7 @@ def run(case: CaseArg, period: PeriodOpt = ReportingPeriod.MONTH,
 
 
 EntityOpt = Annotated[str, typer.Option("--entity", "-e", help="Legal entity id.")]
+NOT_FOOTING_EXIT = 3  # a month of the roll-forward does not foot (its row shows by how much)
 
 
 def _service(config: Path | None) -> AbstractContextManager[RevenueService]:
@@ -125,3 +127,24 @@ def rpo_report(entity: EntityOpt,
         cols = ["currency", "current", "non_current", "total"]
         output.table(f"remaining performance obligations, {entity}, {data['as_of']}", cols,
                      [[r[c] for c in cols] for r in data["rpo"]])
+
+
+@app.command("roll-forward")
+def roll_forward_report(
+        entity: EntityOpt,
+        first: Annotated[str, typer.Option("--from", help="First month, YYYY-MM.")],
+        last: Annotated[str, typer.Option("--to", help="Last month, YYYY-MM.")],
+        config: ConfigPath = None, as_json: Json = False) -> None:
+    """Deferred revenue per month and currency: opening + billed - recognised = closing,
+    checked (exit 3 when a month does not foot)."""
+    with guarded(as_json), _service(config) as service:
+        data = roll_forward(service, entity, first, last).as_json()
+        if as_json:
+            output.emit_json(data)
+        else:
+            cols = ["month", "currency", "opening", "invoiced", "credited", "recognised",
+                    "closing", "difference"]
+            output.table(f"deferred revenue roll-forward, {entity}", cols,
+                         [[r[c] for c in cols] for r in data["rows"]])
+        if not data["foots"]:
+            raise typer.Exit(NOT_FOOTING_EXIT)
