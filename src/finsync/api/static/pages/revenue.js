@@ -169,8 +169,9 @@ function scheduleView(data) {
       rows: data.balances }));
 }
 
-async function contractSection(contractId, state) {
-  const listed = await api(`/v1/revenue/contracts?${query({ entity: state.entity, limit: 200 })}`);
+// The contract section, from the answers asked for with the page's others: the entity's
+// contracts (a picker) and, when the address names one, that contract's schedule.
+function contractSection(contractId, state, listed, schedule) {
   const parts = [contractPicker(listed, contractId, state)];
   if (!listed.contracts.length) {
     parts.push(empty(`No revenue contract booked for ${listed.legal_entity}.`,
@@ -182,13 +183,7 @@ async function contractSection(contractId, state) {
     period.addEventListener("change", () => navigate(
       `revenue/${encodeURIComponent(contractId)}?${query({ ...state, period: period.value })}`));
     parts.push(field("Reporting period", period));
-    try {
-      const data = await api(`/v1/revenue/contracts/${encodeURIComponent(contractId)}?` +
-                             query({ period: state.period || "month" }));
-      parts.push(scheduleView(data));
-    } catch (error) {
-      parts.push(errorBox(error));
-    }
+    parts.push(schedule.error ? errorBox(schedule.error) : scheduleView(schedule.data));
   }
   return section("Contract schedule", ...parts);
 }
@@ -200,17 +195,25 @@ register({
                     to: q.get("to") || "", as_of: q.get("as_of") || "",
                     period: q.get("period") || "" };
     const range = query({ entity: state.entity, from: state.from, to: state.to });
-    const [fall, rolled, rpo] = await Promise.all([
+    const contractId = params[0] || "";
+    // Every read at once; a contract that cannot be read is shown as its refusal.
+    const schedule = contractId
+      ? api(`/v1/revenue/contracts/${encodeURIComponent(contractId)}?` +
+            query({ period: state.period || "month" })).then((data) => ({ data }),
+                                                          (error) => ({ error }))
+      : Promise.resolve(null);
+    const [fall, rolled, rpo, listed, scheduled] = await Promise.all([
       api(`/v1/revenue/waterfall?${range}`), api(`/v1/revenue/roll-forward?${range}`),
-      api(`/v1/revenue/rpo?${query({ entity: state.entity, as_of: state.as_of })}`)]);
+      api(`/v1/revenue/rpo?${query({ entity: state.entity, as_of: state.as_of })}`),
+      api(`/v1/revenue/contracts?${query({ entity: state.entity, limit: 200 })}`), schedule]);
     const shown = { ...state, entity: fall.legal_entity, from: fall.months[0],
                     to: fall.months[fall.months.length - 1], as_of: rpo.as_of };
     body.dataset.entity = shown.entity;
     body.append(filters(shown, fall.entities, (next) => navigate(`revenue?${query(next)}`)));
-    const contract = await contractSection(params[0] || "", shown);
+    const contract = contractSection(contractId, shown, listed, scheduled);
     const figures = [waterfallSection(fall), rollForwardSection(rolled), rpoSection(rpo)];
     // A contract asked for by its address comes first; the entity's figures follow.
-    if (params[0]) body.append(contract, ...figures);
+    if (contractId) body.append(contract, ...figures);
     else body.append(...figures, contract);
   },
 });
