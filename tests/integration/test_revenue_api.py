@@ -194,6 +194,13 @@ REFUSED = [
     ("/v1/revenue/rpo?as_of=9999-12-31", 422, "domain_error"),
     ("/v1/ar/credits?limit=0", 422, "invalid_request"),
     ("/v1/revenue/contracts/con_acme_2026?period=fortnight", 422, "invalid_request"),
+    # What PostgreSQL's text cannot hold is refused before any query, on both databases.
+    ("/v1/revenue/contracts/con%00acme", 422, "invalid_request"),
+    ("/v1/revenue/contracts?after=%00", 422, "invalid_request"),
+    ("/v1/revenue/waterfall?entity=le%00us", 422, "invalid_request"),
+    ("/v1/revenue/contracts/" + "c" * 256, 422, "invalid_request"),
+    ("/v1/ar/aging?as_of=0001-01-01", 422, "domain_error"),
+    ("/v1/revenue/rpo?as_of=2026-02-30", 422, "invalid_request"),
 ]
 
 

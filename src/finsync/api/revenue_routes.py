@@ -37,10 +37,13 @@ LastMonth = Annotated[str | None, Query(
     alias="to", pattern=MONTH, description="Last month, YYYY-MM (default: this month).")]
 AsOf = Annotated[date | None, Query(description="ISO date (default: today).")]
 Limit = Annotated[int, Query(ge=1, le=1_000, description="Rows at most.")]
-After = Annotated[str, Query(max_length=InputLimits().id_max_chars,
+# Ids are printable: a control character (NUL, which PostgreSQL's text cannot hold) is a
+# 422 here, never a driver error.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+After = Annotated[str, Query(max_length=InputLimits().id_max_chars, pattern=PRINTABLE,
                              description="List the contracts after this revenue contract id.")]
 ContractId = Annotated[str, Path(min_length=1, max_length=InputLimits().id_max_chars,
-                                 description="A subscription contract id.")]
+                                 pattern=PRINTABLE, description="A subscription contract id.")]
 PeriodQuery = Annotated[ReportingPeriod, Query(description="Reporting period.")]
 
 
