@@ -189,6 +189,7 @@ REFUSED = [
     ("/v1/ar/aging?entity=le_nowhere", 404, "unknown_entity"),
     ("/v1/revenue/contracts/con_nowhere", 404, "unknown_revenue_contract"),
     ("/v1/revenue/waterfall?from=2026-13", 422, "invalid_request"),
+    ("/v1/revenue/waterfall?to=0000-01", 422, "invalid_request"),
     ("/v1/revenue/waterfall?from=2010-01&to=2026-12", 422, "domain_error"),  # > 120 months
     ("/v1/revenue/roll-forward?from=2026-05&to=2026-01", 422, "domain_error"),
     ("/v1/revenue/rpo?as_of=9999-12-31", 422, "domain_error"),

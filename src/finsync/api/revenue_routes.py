@@ -26,7 +26,7 @@ from finsync.views.services import Services
 
 _READS = security.needs(FINANCE_READ)
 YEAR_MIN, YEAR_MAX = 1900, 2999  # dates a report is asked about; later ones add months
-MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+MONTH = r"^(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])$"  # YYYY-MM within YEAR_MIN..YEAR_MAX
 EntityQuery = Annotated[str | None, Query(
     min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
     description="A legal entity id (default: the first configured).")]
