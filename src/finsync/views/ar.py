@@ -96,8 +96,8 @@ def _credit(item: OpenItem) -> dict[str, Any]:
 def credits(ledger: LedgerService, entity: Entity, as_of: date, limit: int) -> dict[str, Any]:
     """Unapplied cash and over-credits open at `as_of`, largest first; their count and
     booked total over all of them."""
-    shown, count = ledger.customer_credits(entity.id, as_of, min(limit, CREDITS_MAX))
-    total = ledger.subledger_check(entity.id, as_of)["customer_credits"]["subledger"]
+    found = ledger.customer_credits(entity.id, as_of, min(limit, CREDITS_MAX))
     return {"legal_entity": entity.id, "currency": entity.currency,
-            "as_of": as_of.isoformat(), "count": count, "total": total,
-            "credits": [_credit(item) for item in shown]}
+            "as_of": as_of.isoformat(), "count": found.count,
+            "total": str(found.booked_total.amount),
+            "credits": [_credit(item) for item in found.items]}

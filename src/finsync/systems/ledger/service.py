@@ -292,10 +292,9 @@ class LedgerService:
         with self.engine.connect() as conn:
             return reports.items_as_of(conn, entity, as_of)
 
-    def customer_credits(self, entity: str, as_of: date,
-                         limit: int) -> tuple[list[OpenItem], int]:
+    def customer_credits(self, entity: str, as_of: date, limit: int) -> reports.Credits:
         """Unapplied cash and over-credits open at `as_of`, largest first (at most `limit`),
-        and their count."""
+        with their count and booked total."""
         with self.engine.connect() as conn:
             return reports.credits_as_of(conn, entity, as_of, limit)
 
