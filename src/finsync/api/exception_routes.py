@@ -27,8 +27,13 @@ from finsync.views.services import Services
 
 BIGINT_MAX = 2**63 - 1
 AGE_MAX_S = 10 * 366 * 86400  # ten years: older than anything the queue holds
-REASON_MAX = 2000
 ExceptionId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="The exception's id.")]
+# No control character (C0 or DEL) in a name or code.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+REASON_MAX = 2000
+# Free text: no control character but tab, line feed and carriage return (PostgreSQL's text
+# cannot hold a NUL: a 422 naming the rule, never a driver error).
+TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 ActionId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="A triage action's id.")]
 RequestId = Annotated[int, Path(ge=1, le=BIGINT_MAX,
                                 description="A two-person request's id.")]
@@ -36,8 +41,8 @@ Amount = Annotated[Decimal | None, Field(
     ge=0, lt=AMOUNT_CEILING, max_digits=21, decimal_places=3,
     description="Absolute money at stake in its own currency (a decimal string).")]
 Age = Annotated[int | None, Field(ge=0, le=AGE_MAX_S, description="Seconds since it opened.")]
-Name = Annotated[str | None, Field(min_length=1, max_length=64)]
-Status = Annotated[str, Field(min_length=1, max_length=24,
+Name = Annotated[str | None, Field(min_length=1, max_length=64, pattern=PRINTABLE)]
+Status = Annotated[str, Field(min_length=1, max_length=24, pattern=PRINTABLE,
                               description=f"One of {', '.join(STATUS_FILTERS)}.")]
 
 _READS = security.needs(FINANCE_READ)
@@ -54,7 +59,7 @@ class Filter(BaseModel):
     status: Status = UNRESOLVED_FILTER
     exception_class: Annotated[Name, Field(alias="class")] = None
     entity: Name = None
-    currency: Annotated[str | None, Field(min_length=3, max_length=3)] = None
+    currency: Annotated[str | None, Field(min_length=3, max_length=3, pattern=PRINTABLE)] = None
     age_min_s: Age = None
     age_max_s: Age = None
     amount_min: Amount = None
@@ -66,11 +71,14 @@ class Filter(BaseModel):
                                 self.amount_max)
 
 
-def _filter(status: Annotated[str, Query(min_length=1, max_length=24)] = UNRESOLVED_FILTER,
-            klass: Annotated[str | None, Query(alias="class", min_length=1,
+def _filter(status: Annotated[str, Query(min_length=1, max_length=24,
+                                         pattern=PRINTABLE)] = UNRESOLVED_FILTER,
+            klass: Annotated[str | None, Query(alias="class", min_length=1, pattern=PRINTABLE,
                                                max_length=64)] = None,
-            entity: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-            currency: Annotated[str | None, Query(min_length=3, max_length=3)] = None,
+            entity: Annotated[str | None, Query(min_length=1, max_length=64,
+                                                pattern=PRINTABLE)] = None,
+            currency: Annotated[str | None, Query(min_length=3, max_length=3,
+                                                  pattern=PRINTABLE)] = None,
             age_min_s: Annotated[int | None, Query(ge=0, le=AGE_MAX_S)] = None,
             age_max_s: Annotated[int | None, Query(ge=0, le=AGE_MAX_S)] = None,
             amount_min: Annotated[Decimal | None, Query(ge=0, lt=AMOUNT_CEILING,
@@ -85,7 +93,7 @@ def _filter(status: Annotated[str, Query(min_length=1, max_length=24)] = UNRESOL
 
 
 QueueFilter = Annotated[view.QueueFilter, Depends(_filter)]
-Reason = Annotated[str, Field(min_length=1, max_length=REASON_MAX,
+Reason = Annotated[str, Field(min_length=1, max_length=REASON_MAX, pattern=TEXT,
                               description="Why (recorded in the audit trail).")]
 
 

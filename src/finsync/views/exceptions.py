@@ -46,16 +46,11 @@ from finsync.triage.policy import Action
 from finsync.triage.queue import QUEUE_MAX, QueueQuery, QueueReader, offered
 from finsync.triage.service import Keep, Outcome, TriageError
 from finsync.views.jobs import Job, Progress
+from finsync.views.revenue import SystemExternalError
 from finsync.views.services import Services
 
 REPLAY_JOB = "replay"
 REPLAYABLE = (ExceptionStatus.OPEN, ExceptionStatus.RETRYING)
-
-
-class ExternalSystemError(DomainError):
-    """What the page asks of is kept by an external system (the ERP is not embedded)."""
-
-    code = "external_system"
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +317,7 @@ def decide_request(services: Services, request_id: int, who: Principal, note: st
     kind = requests.get(request_id).kind
     if kind == REOPEN:
         if services.ledger is None:
-            raise ExternalSystemError("periods are kept by the external ERP: reopen them "
+            raise SystemExternalError("periods are kept by the external ERP: reopen them "
                                       "there")
         control = PeriodControl(requests, services.ledger)
         return control.decide_reopen(who, request_id, note, approve=approve)
