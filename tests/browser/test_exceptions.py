@@ -1,7 +1,8 @@
 """The exception queue in chromium, on the demo's year: the queue's figures are the CLI's; a
-late payment into a closed period is worked from open to resolved (the controller's own
-approval refused with its reason shown, a second person's approval carrying it out); a
-bulk replay shows its progress; an auditor sees no action and is refused one."""
+late payment into a closed period is worked from open to resolved (the controller asks for
+a re-route, their own approval is refused with its reason shown, a second person's approval
+carries it out); a bulk replay shows its progress; an auditor sees no action and is refused
+one."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from finsync.auth.principal import EXCEPTIONS_ACT, EXCEPTIONS_APPROVE, FINANCE_READ
+from finsync.auth.principal import EXCEPTIONS_ACT, EXCEPTIONS_APPROVE, FINANCE_READ, Principal
 from finsync.bootstrap import Finance, build_billing_service, build_finance
 from finsync.config import load_config
+from finsync.demo.run import CONSOLE_ROLES
 from finsync.storage.raw_log import RawIn
 from tests import authkit
 from tests.browserkit import RENDER_TIMEOUT_MS, Site, cli_json, logged_in, open_page, shot
@@ -114,34 +116,48 @@ def test_the_queue_shows_the_clis_figures(browser: Any, site: Site, shots: Path,
     page.context.close()
 
 
-def test_an_exception_is_worked_from_open_to_resolved(browser: Any, site: Site, shots: Path,
-                                                      finance: Finance, opened: int) -> None:
-    exception_id = opened
+def test_your_own_approval_is_refused_with_its_reason(browser: Any, site: Site, shots: Path,
+                                                      opened: int) -> None:
     page = logged_in(browser, site, "controller")
-    assert _detail(page, exception_id) == "open"
+    assert _detail(page, opened) == "open"
     shot(page, shots, "exception-detail")
     _submit(page.locator("form.action[data-action=reroute]"), "December is closed")
     page.wait_for_selector("[data-testid=outcome]:has-text('pending_approval')",
                            timeout=RENDER_TIMEOUT_MS)
     # The controller asked: approving it is refused, and the page says why.
     open_page(page, "approvals")
-    card = page.locator(f"[data-testid=approval]:has-text('#{exception_id}')")
+    card = page.locator(f"[data-testid=approval]:has-text('#{opened}')")
     assert "asked by you" in card.inner_text()
     _submit(card.locator("form.action").first, "looks right to me")
     card.locator(".action-status.refused").wait_for(timeout=RENDER_TIMEOUT_MS)
     assert "same_person" in card.locator(".action-status.refused").inner_text()
     shot(page, shots, "approvals")
     page.context.close()
-    # A second person approves: the payment is booked in the first open period.
+
+
+@pytest.fixture
+def asked(finance: Finance, opened: int) -> int:
+    """The re-route of `opened` awaiting approval: the controller asked for it in the test
+    above (or here, when this test runs alone)."""
+    if finance.triage.show(opened)["status"] == "open":
+        finance.triage.reroute(opened, Principal.of("controller", CONSOLE_ROLES["controller"]),
+                               "December is closed")
+    return opened
+
+
+def test_a_second_person_approves_and_it_is_resolved(browser: Any, site: Site,
+                                                     finance: Finance, asked: int) -> None:
     second = authkit.issue(finance.hub.engine, (FINANCE_READ, EXCEPTIONS_ACT,
                                                 EXCEPTIONS_APPROVE), principal="cfo")
     other = logged_in(browser, dataclasses.replace(site, tokens={**site.tokens,
                                                                  "cfo": second}), "cfo")
     open_page(other, "approvals")
-    card = other.locator(f"[data-testid=approval]:has-text('#{exception_id}')")
+    card = other.locator(f"[data-testid=approval]:has-text('#{asked}')")
+    assert "asked by you" not in card.inner_text()
     _submit(card.locator("form.action").first, "checked the remittance")
     other.wait_for_selector("[data-testid=outcome]:has-text('done')", timeout=RENDER_TIMEOUT_MS)
-    assert _status_becomes(other, exception_id, "resolved")
+    # The payment is booked in the first open period: the exception is resolved.
+    assert _status_becomes(other, asked, "resolved")
     other.context.close()
 
 
