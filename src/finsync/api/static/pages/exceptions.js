@@ -114,8 +114,15 @@ function replayForm(query) {
 async function renderQueue(body, query) {
   const wanted = apiQuery(query);
   wanted.set("limit", query.get("limit") === String(QUEUE_MAX) ? QUEUE_MAX : PAGE_ROWS);
-  const shown = await api(`/v1/exceptions/queue?${wanted}`);
+  const [shown, inbox] = await Promise.all([
+    api(`/v1/exceptions/queue?${wanted}`),
+    can(APPROVE) ? api("/v1/approvals") : Promise.resolve(null)]);
   body.dataset.count = String(shown.count);
+  if (inbox && inbox.count) {
+    body.append(h("p", { class: "action-status", role: "status", "data-testid": "waiting" },
+                  `${inbox.count} request(s) await a second person's approval: `,
+                  h("a", { href: "#/approvals" }, "open Approvals")));
+  }
   const totals = shown.at_stake.map((m) => money(m.amount, m.currency)).join(", ") || "nothing";
   body.append(section("Filter", filterForm(query, shown.choices)));
   const summary = h("p", { "data-testid": "queue-summary" },
