@@ -156,6 +156,7 @@ def _refuse(intake: Intake, refusal: Refusal) -> NoReturn:
 
 
 USAGE = "finsync-usage"
+JOBS_WAIT_S = 60.0  # how long a stopping process waits for the console's running jobs
 HANDLER_THREADS_MIN = 128
 
 
@@ -261,6 +262,11 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     writer = GroupCommit(hub.intake, batch_max=batch_max, linger_s=linger_s,
                          on_commit=_waker(hub, wake))
 
+    def stop_jobs() -> None:
+        """The console's running jobs finish before the process lets go of the database."""
+        if services is not None:
+            services.jobs.wait(JOBS_WAIT_S)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         _allow_waiting_threads(batch_max)
@@ -268,6 +274,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
             try:
                 yield
             finally:
+                await anyio.to_thread.run_sync(stop_jobs)
                 writer.close()
             return
         pipeline.start()
@@ -278,6 +285,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
             supervising.cancel()
             with suppress(asyncio.CancelledError):
                 await supervising
+            await anyio.to_thread.run_sync(stop_jobs)
             writer.close()
             pipeline.stop()
 
