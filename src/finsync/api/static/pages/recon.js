@@ -40,8 +40,10 @@ function sourceNote(view, entity) {
 }
 
 function dayForm(asOf) {
-  const input = h("input", { type: "date", name: "as_of", value: asOf, required: true,
-                             "data-testid": "recon-as-of" });
+  // A text field, not type=date: the browser would show the day in its locale's order.
+  const input = h("input", { type: "text", name: "as_of", value: asOf, required: true,
+                             pattern: "\\d{4}-\\d{2}-\\d{2}", placeholder: "YYYY-MM-DD",
+                             inputmode: "numeric", size: 10, "data-testid": "recon-as-of" });
   const form = h("form", { class: "inline", role: "search" }, field("As of", input),
                  h("button", { type: "submit" }, "Show"));
   form.addEventListener("submit", (event) => {
@@ -53,7 +55,7 @@ function dayForm(asOf) {
 
 function runForm(asOf) {
   const area = h("div", { class: "recon-run" });
-  const form = actionForm("Run reconciliation now", async () => {
+  const form = actionForm(`Run reconciliation as of ${asOf} now`, async () => {
     const job = await api("/v1/reconciliation/runs", { method: "POST", body: { as_of: asOf } });
     area.replaceChildren(jobProgress(api, job, (finished) => {
       area.dataset.finished = finished.status;
@@ -113,7 +115,9 @@ function trendChart(trend) {
   });
   return chart({
     title: `Reconciliation variance per entity, ${trend.since} to ${trend.until}`,
-    traces, layout: { xaxis: { type: "date" }, yaxis: { title: "variance" } },
+    traces, layout: { xaxis: { type: "date", tickformat: "%Y-%m-%d",
+                               range: [trend.since, trend.until] },
+                      yaxis: { title: { text: "variance" } } },
     data: {
       columns: [
         { key: "legal_entity", label: "Entity" },
@@ -151,7 +155,8 @@ async function renderChecks(body, queryParams) {
 function breakColumns(entity, check, asOf) {
   return [
     { key: "ref", label: "Item", render: (b) => h("a", {
-      href: breaksHref(entity, check, asOf, b.ref), "data-testid": `item-${b.ref}` }, b.ref) },
+      href: breaksHref(entity, check, asOf, b.ref), class: "ref",
+      "data-testid": `item-${b.ref}` }, b.ref), csv: (b) => b.ref },
     { key: "customer_id", label: "Customer" },
     { key: "cause", label: "Cause" },
     { key: "explained_by", label: "Explained by", render: (b) => b.explained_by || "unexplained" },
@@ -180,7 +185,8 @@ function documentsSection(docs) {
       { key: "type", label: "Event" },
       { key: "occurred_at", label: "Occurred", render: (e) => iso(e.occurred_at) },
       { key: "correlation_id", label: "Correlation (timeline)", render: (e) => h("a", {
-        href: `#/timeline/${encodeURIComponent(e.correlation_id)}` }, e.correlation_id) },
+        href: `#/timeline/${encodeURIComponent(e.correlation_id)}`, class: "ref" },
+        e.correlation_id) },
       { key: "contract_id", label: "Subscription contract", render: (e) => (e.contract_id
         ? h("a", { href: `#/revenue${query({ contract: e.contract_id })}` }, e.contract_id)
         : "") },
@@ -191,7 +197,8 @@ function documentsSection(docs) {
   });
   const systems = table({
     caption: "Its id in each system (the ERP's journal entry, the revenue engine's contract)",
-    columns: [{ key: "system", label: "System" }, { key: "id", label: "Id in that system" }],
+    columns: [{ key: "system", label: "System" }, { key: "id", label: "Id in that system",
+                render: (r) => h("span", { class: "ref" }, r.id) }],
     rows: docs.in_systems,
     empty: "No system has acknowledged it yet: see its deliveries on the timeline.",
   });
@@ -230,6 +237,7 @@ async function renderBreaks(body, [entity, check], queryParams) {
 register({
   path: "recon", title: "Reconciliation", order: 3, scope: "finance:read",
   async render(body, { params, query: queryParams }) {
+    body.classList.add("recon-page");
     if (params.length >= 2) await renderBreaks(body, params, queryParams);
     else await renderChecks(body, queryParams);
   },
