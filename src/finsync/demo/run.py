@@ -8,6 +8,8 @@ After the year it reconciles, replays every event and checks that the books did 
 
 from __future__ import annotations
 
+import getpass
+import json
 import logging
 import shutil
 import tempfile
@@ -17,16 +19,26 @@ from pathlib import Path
 from typing import Any
 
 from finsync.audit.signing import write_new_key
+from finsync.auth import tokens
 from finsync.auth.local import mapped_principal, require
 from finsync.auth.principal import (
+    ADMIN,
+    AUDIT_READ,
     EXCEPTIONS_ACT,
     EXCEPTIONS_APPROVE,
     FINANCE_READ,
     PERIODS_MANAGE,
+    PII_READ,
     Principal,
 )
-from finsync.bootstrap import Finance, build_billing_service, build_finance, build_ledger_service
-from finsync.config import DEFAULT_CONFIG, FinsyncConfig, parse_config
+from finsync.bootstrap import (
+    Finance,
+    build_billing_service,
+    build_finance,
+    build_ledger_service,
+    build_token_store,
+)
+from finsync.config import DEFAULT_CONFIG, FinsyncConfig, load_config, parse_config
 from finsync.demo import report
 from finsync.demo.clock import SimClock
 from finsync.demo.workflow import (
@@ -39,22 +51,31 @@ from finsync.demo.workflow import (
     People,
     Workflow,
 )
+from finsync.domain.clock import utc_now
 from finsync.hub.replay import ReplayFilter
 
 AS_OF = date(YEAR, 12, 31)
 SIGNING_KEY = "var/audit-signing.pem"
+CONFIG_FILE = "finsync.toml"
 # The demo's people: the AR clerk asks, the controller approves and closes, operations
 # clears junk from the queue.
-AUTH = {
-    "principals": {
-        "ar.clerk": {"scopes": [FINANCE_READ, EXCEPTIONS_ACT]},
-        "controller": {"scopes": [FINANCE_READ, EXCEPTIONS_ACT, EXCEPTIONS_APPROVE,
-                                  PERIODS_MANAGE]},
-        "ops.engineer": {"scopes": [FINANCE_READ, EXCEPTIONS_ACT]},
-    },
-    "os_users": {CLERK_LOGIN: "ar.clerk", CONTROLLER_LOGIN: "controller",
-                 OPS_LOGIN: "ops.engineer"},
+PRINCIPALS = {
+    "ar.clerk": [FINANCE_READ, EXCEPTIONS_ACT],
+    "controller": [FINANCE_READ, EXCEPTIONS_ACT, EXCEPTIONS_APPROVE, PERIODS_MANAGE],
+    "ops.engineer": [FINANCE_READ, EXCEPTIONS_ACT],
 }
+OS_USERS = {CLERK_LOGIN: "ar.clerk", CONTROLLER_LOGIN: "controller", OPS_LOGIN: "ops.engineer"}
+# Who runs the demo administers the kept folder (`finsync serve`, `finsync tokens`).
+ADMIN_PRINCIPAL = "demo.admin"
+# The console's people of a kept demo, each with a token of these scopes
+# (`console-tokens.txt`): the issue's AR clerk, revenue accountant, controller and auditor.
+CONSOLE_ROLES = {
+    "ar.clerk": [FINANCE_READ, EXCEPTIONS_ACT],
+    "revenue.accountant": [FINANCE_READ],
+    "controller": [FINANCE_READ, EXCEPTIONS_ACT, EXCEPTIONS_APPROVE, PERIODS_MANAGE, PII_READ],
+    "auditor": [FINANCE_READ, AUDIT_READ],
+}
+TOKENS_FILE = "console-tokens.txt"
 
 
 def run_demo(directory: Path | None = None, *, keep: bool = False) -> dict[str, Any]:
@@ -63,12 +84,32 @@ def run_demo(directory: Path | None = None, *, keep: bool = False) -> dict[str, 
     as JSON values."""
     temporary = directory is None
     workdir = directory or Path(tempfile.mkdtemp(prefix="finsync-demo-"))
+    kept = keep or not temporary
     try:
-        return {"workdir": str(workdir), "workdir_kept": keep or not temporary,
-                **_year(workdir)}
+        report = {"workdir": str(workdir), "workdir_kept": kept, **_year(workdir)}
+        if kept:
+            report["console_tokens"] = str(console_tokens(workdir))
+        return report
     finally:
         if temporary and not keep:
             _remove(workdir)
+
+
+def console_tokens(workdir: Path) -> Path:
+    """A token for each of `CONSOLE_ROLES` on the demo's database, written (owner-only) to
+    `console-tokens.txt` in the folder: log in to `finsync serve`'s console with one."""
+    engine = build_token_store(load_config(workdir / CONFIG_FILE))
+    admin = Principal.of(ADMIN_PRINCIPAL, [ADMIN])
+    try:
+        made = {role: tokens.create(engine, admin, f"demo console: {role}", role, scopes,
+                                    utc_now(), reason="the kept demo's console").secret
+                for role, scopes in CONSOLE_ROLES.items()}
+    finally:
+        engine.dispose()
+    target = workdir / TOKENS_FILE
+    target.touch(mode=0o600)
+    target.write_text("".join(f"{role}\t{secret}\n" for role, secret in made.items()))
+    return target
 
 
 def _remove(workdir: Path) -> None:
@@ -79,14 +120,35 @@ def _remove(workdir: Path) -> None:
                                             workdir, exc)
 
 
+PUMPED = '[pumps]\nbilling = "billing"\n'
+
+
+def config_text() -> str:
+    """The demo's `finsync.toml`: the shipped configuration without pumps (the demo plays
+    billing's webhooks itself, to inject faults), its people under `[auth]`, and the audit
+    key. Written in the work folder, so that a kept demo can be served and explored:
+    `finsync serve --config <folder>/finsync.toml`."""
+    shipped = DEFAULT_CONFIG.read_text()
+    if PUMPED not in shipped:
+        raise ValueError("the shipped configuration's [pumps] changed: update the demo's")
+    lines = [shipped.replace(PUMPED, "[pumps]\n# none: the demo plays billing's webhooks\n")]
+    for name, scopes in PRINCIPALS.items():
+        lines.append(f"\n[auth.principals.{json.dumps(name)}]\nscopes = {json.dumps(scopes)}\n")
+    lines.append(f"\n[auth.principals.{json.dumps(ADMIN_PRINCIPAL)}]\n"
+                 f"scopes = {json.dumps([ADMIN, FINANCE_READ])}\n")
+    lines.append("\n[auth.os_users]\n")
+    users = {getpass.getuser(): ADMIN_PRINCIPAL, **OS_USERS}
+    lines.extend(f"{json.dumps(login)} = {json.dumps(name)}\n" for login, name in users.items())
+    lines.append(f"\n[audit]\nsigning_key_file = {json.dumps(SIGNING_KEY)}\n")
+    return "".join(lines)
+
+
 def _year(workdir: Path) -> dict[str, Any]:
     shutil.rmtree(workdir / "var", ignore_errors=True)
     (workdir / "var").mkdir(parents=True)
     write_new_key(workdir / SIGNING_KEY)  # each close signs the trail's head with it
-    data = tomllib.loads(DEFAULT_CONFIG.read_text())
-    config = parse_config({**data, "auth": AUTH, "audit": {"signing_key_file": SIGNING_KEY}},
-                          workdir.resolve())
-    config = config.model_copy(update={"pumps": {}})
+    (workdir / CONFIG_FILE).write_text(config_text())
+    config = parse_config(tomllib.loads(config_text()), workdir.resolve())
     clock = SimClock(datetime(YEAR, 1, 1, tzinfo=UTC))
     finance = build_finance(config, clock=clock)
     try:
