@@ -84,8 +84,6 @@ function checkColumns(entity, asOf) {
     { key: "unexplained", label: "Unexplained", numeric: true },
     { key: "variance", label: "Variance", numeric: true, render: (c) => amount(c.variance),
       csv: (c) => c.variance.amount },
-    { key: "notes", label: "Notes", render: (c) => c.notes.join("; "),
-      csv: (c) => c.notes.join("; ") },
   ];
 }
 
@@ -98,8 +96,18 @@ function entitySection(view, entity) {
     caption: `The six checks of ${entity.legal_entity} as of ${view.as_of}`,
     columns: checkColumns(entity, view.as_of), rows: entity.checks,
     csv: `recon-${entity.legal_entity}-${view.as_of}`,
+    rowAttrs: (c) => ({ "data-check": `${entity.legal_entity}/${c.name}` }),
     empty: "No checks for this entity: is it in the configuration's [ledger] entities?",
-  }));
+  }), notesList(entity.checks));
+}
+
+// The checks' notes (the roll-forward's arithmetic, what is left out) under the table:
+// a column of them would make every row tall on a phone.
+function notesList(checks) {
+  const noted = checks.filter((c) => c.notes.length);
+  if (!noted.length) return null;
+  return h("dl", { class: "recon-notes" }, noted.flatMap((c) => [
+    h("dt", {}, c.name), ...c.notes.map((n) => h("dd", {}, n))]));
 }
 
 function trendChart(trend) {
@@ -220,7 +228,7 @@ async function renderBreaks(body, [entity, check], queryParams) {
     drill.breaks_shown < drill.breaks_total
       ? h("p", { role: "note" }, `The ${drill.breaks_shown} largest of ${drill.breaks_total} breaks.`)
       : null,
-    c.notes.length ? h("ul", {}, c.notes.map((n) => h("li", {}, n))) : null,
+    notesList([c]),
     table({ caption: "Breaks, largest variance first", columns: breakColumns(entity, check, drill.as_of),
             rows: drill.breaks, csv: `recon-${entity}-${check}-${drill.as_of}`,
             empty: "This check has no break on this day.",
