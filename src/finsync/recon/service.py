@@ -107,8 +107,7 @@ class Reconciliation:
     def last_as_of(self) -> date | None:
         """The as-of day of the latest recorded run (None: none yet)."""
         with reading(self._engine) as conn:
-            latest = recon_log.latest(conn)
-        return max((r["as_of"] for r in latest), default=None)
+            return recon_log.last_as_of(conn)
 
     def stored(self, as_of: date) -> list[dict[str, Any]]:
         """The latest recorded run of each entity as of `as_of` (`recon_log` rows, checks
