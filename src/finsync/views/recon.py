@@ -153,34 +153,44 @@ def default_as_of(services: Services) -> date:
     return services.finance.recon.last_as_of() or services.clock().date()
 
 
-def _checks(services: Services, as_of: date) -> tuple[str, dict[str, tuple[str | None,
-                                                                           list[Any]]]]:
-    """(source, entity -> (run_at, checks as `CheckResult.as_dict`))."""
+RunChecks = tuple[str | None, list[dict[str, Any]]]  # (run_at or None, `CheckResult.as_dict`s)
+
+
+def _checks(services: Services, as_of: date) -> tuple[str, dict[str, RunChecks]]:
+    """(source, entity -> its run's checks)."""
     recon = services.finance.recon
     stored = {r["legal_entity"]: r for r in recon.stored(as_of)}
     if stored and all(e.id in stored for e in services.entities):
         return "stored", {e: (r["run_at"].isoformat(), list(r["checks"]))
                           for e, r in stored.items()}
     report = recon.run(as_of, record=False)
-    by_entity: dict[str, tuple[str | None, list[Any]]] = {}
+    by_entity: dict[str, RunChecks] = {}
     for check in report.checks:
         by_entity.setdefault(check.legal_entity, (None, []))[1].append(check.as_dict())
     return "computed", by_entity
 
 
 def _summary(check: dict[str, Any]) -> CheckSummary:
-    return CheckSummary(check["name"], int(check["items"]), len(check["breaks"]),
-                        int(check["unexplained"]), str(check["variance"]),
-                        str(check["currency"]), tuple(check["notes"]))
+    """A check's counts; a run recorded before `unexplained` and `notes` were kept counts
+    its unexplained breaks from the breaks themselves."""
+    breaks = check["breaks"]
+    unexplained = check.get("unexplained")
+    if unexplained is None:
+        unexplained = sum(1 for b in breaks if b.get("explained_by") is None)
+    return CheckSummary(check["name"], int(check["items"]), len(breaks), int(unexplained),
+                        str(check["variance"]), str(check["currency"]),
+                        tuple(check.get("notes", ())))
 
 
 def reconciliation(services: Services, as_of: date) -> ReconView:
     """The six checks of every entity as of `as_of`."""
     source, by_entity = _checks(services, as_of)
-    entities = tuple(EntityRecon(e.id, e.currency, by_entity.get(e.id, (None, []))[0],
-                                 tuple(_summary(c) for c in by_entity.get(e.id, (None, []))[1]))
-                     for e in services.entities)
-    return ReconView(as_of, source, entities)
+    entities = []
+    for entity in services.entities:
+        run_at, checks = by_entity.get(entity.id, (None, []))
+        entities.append(EntityRecon(entity.id, entity.currency, run_at,
+                                    tuple(_summary(c) for c in checks)))
+    return ReconView(as_of, source, tuple(entities))
 
 
 def check_breaks(services: Services, as_of: date, entity: str, check: str) -> CheckDrill:
@@ -192,7 +202,10 @@ def check_breaks(services: Services, as_of: date, entity: str, check: str) -> Ch
         raise UnknownReconciliationError(f"no check {check[:64]!r}; the checks are "
                                          f"{', '.join(CHECK_NAMES)}")
     source, by_entity = _checks(services, as_of)
-    found = next(c for c in by_entity[entity][1] if c["name"] == check)
+    found = next((c for c in by_entity.get(entity, (None, []))[1] if c["name"] == check), None)
+    if found is None:
+        raise UnknownReconciliationError(f"the run as of {as_of.isoformat()} has no check "
+                                         f"{check} for {entity}")
     items = sorted(found["breaks"], key=lambda i: (-abs(Decimal(i["variance"])), i["ref"]))
     shown = items[:BREAKS_MAX]
     exceptions = services.finance.recon.break_exceptions(entity, check,
