@@ -36,13 +36,6 @@ def latest(conn: Connection) -> list[dict[str, Any]]:
     return [_public(dict(r)) for r in rows]
 
 
-def last_as_of(conn: Connection) -> date | None:
-    """The as-of day of the latest run recorded (None: no run yet), without its checks."""
-    day = conn.execute(select(recon_runs.c.as_of).order_by(recon_runs.c.id.desc())
-                       .limit(1)).scalar_one_or_none()
-    return None if day is None else date.fromisoformat(str(day))
-
-
 def latest_as_of(conn: Connection, as_of: date) -> list[dict[str, Any]]:
     """The latest run of each entity as of the day `as_of` (none: the day was not run)."""
     newest = _newest().where(recon_runs.c.as_of == as_of).subquery()
@@ -84,3 +77,10 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     row["total_variance"] = str(Money.from_minor(row.pop("total_variance_minor"),
                                                  row["currency"]).amount)
     return row
+
+
+def last_as_of(conn: Connection) -> date | None:
+    """The as-of day of the latest run recorded (None: no run yet), without its checks."""
+    day = conn.execute(select(recon_runs.c.as_of).order_by(recon_runs.c.id.desc())
+                       .limit(1)).scalar_one_or_none()
+    return None if day is None else date.fromisoformat(str(day))
