@@ -89,5 +89,6 @@ def test_drill_into_a_break_down_to_its_documents(browser: Any, site: Site,
     assert timeline.first.inner_text() == "ord_acme_2026"
     systems = documents.locator("tbody tr td:first-child").all_inner_texts()
     assert {"ledger", "revrec"} <= set(systems)
+    assert documents.locator("caption", has_text="The ERP's journal entry").count() == 1
     shot(page, shots, "recon-drill")
     page.context.close()

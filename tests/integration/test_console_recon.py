@@ -10,6 +10,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +150,14 @@ def test_an_items_documents_name_its_correlation_and_its_id_in_each_system(
     [correlation] = body["correlation_ids"]
     assert world.finance.hub.timeline(correlation)  # the timeline page has it
     assert body["contract_ids"] == ["con_t"]
-    systems = {s["system"] for s in body["in_systems"]}
-    assert {"ledger", "revrec"} <= systems
+    systems = {s["system"]: s["id"] for s in body["in_systems"]}
+    assert {"ledger", "revrec"} <= set(systems)
+    # The embedded ERP's journal entry for it: receivable debited with the invoice's total.
+    [entry] = body["erp_entries"]
+    assert (entry["system"], entry["id"]) == ("ledger", systems["ledger"])
+    debits = [line["amount"]["amount"] for line in entry["lines"] if line["side"] == "debit"]
+    credits = [line["amount"]["amount"] for line in entry["lines"] if line["side"] == "credit"]
+    assert sum(map(Decimal, debits)) == sum(map(Decimal, credits)) == Decimal("600.00")
     # A line that sums many documents has none of its own.
     customer = world.get("/v1/reconciliation/documents?ref=customer:cus_t")
     assert (customer["has_documents"], customer["events"]) == (False, [])

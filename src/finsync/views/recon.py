@@ -25,9 +25,11 @@ from typing import Any
 
 from finsync.auth.principal import Principal
 from finsync.domain.errors import DomainError
+from finsync.domain.journal import JournalLine
 from finsync.domain.limits import InputLimits
 from finsync.recon.checks import CHECKS
 from finsync.recon.documents import ItemDocuments
+from finsync.systems.ledger.errors import LedgerError
 from finsync.views.jobs import Job, Progress
 from finsync.views.services import Services
 
@@ -214,10 +216,52 @@ def check_breaks(services: Services, as_of: date, entity: str, check: str) -> Ch
     return CheckDrill(as_of, source, entity, _summary(found), rows)
 
 
-def item_documents(services: Services, ref: str) -> ItemDocuments:
+@dataclass(frozen=True, slots=True)
+class ErpEntry:
+    """A journal entry of the embedded ERP, as posted (its memo, free text, is left out)."""
+
+    system: str
+    id: str
+    posting_date: date
+    lines: tuple[JournalLine, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"system": self.system, "id": self.id,
+                "posting_date": self.posting_date.isoformat(),
+                "lines": [{"account": line.account, "side": line.side.value,
+                           "amount": {"amount": str(line.amount.amount),
+                                      "currency": line.amount.currency}}
+                          for line in self.lines]}
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    documents: ItemDocuments
+    erp_entries: tuple[ErpEntry, ...]  # empty when the ERP is not the embedded one
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.documents.as_json(), "erp_entries": [e.as_json()
+                                                            for e in self.erp_entries]}
+
+
+def item_documents(services: Services, ref: str) -> ItemView:
     """The documents behind one item: the hub's events (with their correlation ids, for the
-    timeline) and the object's id in each system."""
-    return services.finance.recon.documents(ref)
+    timeline), the object's id in each system and, when the ERP is the embedded one, the
+    journal entry it posted."""
+    found = services.finance.recon.documents(ref)
+    ledger = services.ledger
+    embedded = {name for name, s in services.config.systems.items()
+                if s.role == "ledger" and s.connector == "embedded"}
+    entries = []
+    for system, entry_id in found.in_systems:
+        if ledger is None or system not in embedded:
+            continue
+        try:
+            entry = ledger.entry(entry_id)
+        except LedgerError:  # an id the ERP does not hold: its id is listed, no entry
+            continue
+        entries.append(ErpEntry(system, entry.id, entry.posting_date, entry.lines))
+    return ItemView(found, tuple(entries))
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,7 +196,7 @@ function documentsSection(docs) {
         href: `#/timeline/${encodeURIComponent(e.correlation_id)}`, class: "ref" },
         e.correlation_id) },
       { key: "contract_id", label: "Subscription contract", render: (e) => (e.contract_id
-        ? h("a", { href: `#/revenue${query({ contract: e.contract_id })}` }, e.contract_id)
+        ? h("a", { href: `#/revenue/${encodeURIComponent(e.contract_id)}` }, e.contract_id)
         : "") },
     ],
     rows: docs.events,
@@ -210,7 +210,20 @@ function documentsSection(docs) {
     rows: docs.in_systems,
     empty: "No system has acknowledged it yet: see its deliveries on the timeline.",
   });
-  return section(`Documents of ${docs.ref}`, events, systems);
+  const entries = docs.erp_entries.map((entry) => table({
+    caption: `The ERP's journal entry ${entry.id} (${entry.system}), posted ${entry.posting_date}`,
+    columns: [
+      { key: "account", label: "Account" },
+      { key: "debit", label: "Debit", numeric: true,
+        render: (l) => (l.side === "debit" ? amount(l.amount) : ""),
+        csv: (l) => (l.side === "debit" ? l.amount.amount : "") },
+      { key: "credit", label: "Credit", numeric: true,
+        render: (l) => (l.side === "credit" ? amount(l.amount) : ""),
+        csv: (l) => (l.side === "credit" ? l.amount.amount : "") },
+    ],
+    rows: entry.lines,
+  }));
+  return section(`Documents of ${docs.ref}`, events, systems, entries);
 }
 
 async function renderBreaks(body, [entity, check], queryParams) {
