@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -32,9 +31,13 @@ from typing import Any
 
 import pytest
 
+import finsync
 from finsync.demo.run import CONSOLE_ROLES, run_demo
 
 CHROMIUM = Path("/usr/bin/chromium")
+# The finsync these tests import, first on the children's path: a `finsync serve` or CLI
+# child started in another folder runs the same code (a worktree's, not an installed one's).
+SOURCE_ROOT = Path(finsync.__file__).resolve().parents[1]
 REQUIRE_SERVICES = os.environ.get("FINSYNC_REQUIRE_SERVICES") == "1"
 # Each person of the issue, with the scopes that person's token holds (a kept demo's).
 ROLES = CONSOLE_ROLES
@@ -55,6 +58,11 @@ class Site:
     database_url: str
     tokens: dict[str, str]
     process: subprocess.Popen[bytes]
+
+
+def _child_environment() -> dict[str, str]:
+    paths = [str(SOURCE_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def _free_port() -> int:
@@ -81,7 +89,7 @@ def serve(workdir: Path, database_url: str) -> tuple[str, subprocess.Popen[bytes
     """`finsync serve`'s app (the same factory, uvicorn) on the folder's configuration."""
     port = _free_port()
     log = workdir / "serve.log"
-    env = {**os.environ, "FINSYNC_CONFIG": str(workdir / "finsync.toml"),
+    env = {**_child_environment(), "FINSYNC_CONFIG": str(workdir / "finsync.toml"),
            "FINSYNC_WORKER_INTERVAL_S": "0.2", "FINSYNC_DATABASE_URL": database_url}
     with log.open("wb") as output:  # the child has its own copy of the descriptor
         process = subprocess.Popen(
@@ -182,10 +190,10 @@ def shot(page: Any, folder: Path, name: str) -> list[Path]:
 
 def cli_json(site: Site, role: str, args: Sequence[str], code: int = 0) -> Any:
     """`finsync ARGS --json` on the site's configuration, acting as `role`'s token."""
-    env = {**os.environ, "FINSYNC_TOKEN": site.tokens[role],
+    env = {**_child_environment(), "FINSYNC_TOKEN": site.tokens[role],
            "FINSYNC_DATABASE_URL": site.database_url}
-    finsync = shutil.which("finsync", path=str(Path(sys.executable).parent)) or "finsync"
-    done = subprocess.run([finsync, *args, "--json", "--config", str(site.config)],
+    done = subprocess.run([sys.executable, "-m", "finsync", *args, "--json", "--config",
+                           str(site.config)],
                           cwd=site.workdir, env=env, capture_output=True, timeout=120)
     assert done.returncode == code, done.stderr.decode()[-2000:] + done.stdout.decode()[-2000:]
     return json.loads(done.stdout)

@@ -15,7 +15,7 @@ Rules:
   watched, so a check keeps them even when they agree.
 - A run says how far it has got (`progress(stage, done, total)`, optional): one step per
   entity and check, and one for recording; `total` is known from the start.
-- Stored runs are read back as they were recorded (`stored`, `trend`): the console shows
+- Stored runs are read back as they were recorded (`stored`; trends: `history`): the console shows
   what a run found, and computes (without recording) only a day nobody ran.
 - A run holds no state between calls and shares nothing but the engines and ports (each
   read opens its own connection): it may run in its own thread or process while the
@@ -114,11 +114,6 @@ class Reconciliation:
         as `CheckResult.as_dict`); empty when nobody ran that day."""
         with reading(self._engine) as conn:
             return recon_log.latest_as_of(conn, as_of)
-
-    def trend(self, since: date, until: date) -> list[dict[str, Any]]:
-        """Each entity's recorded variance and breaks per as-of day in [since, until]."""
-        with reading(self._engine) as conn:
-            return recon_log.trend(conn, since, until)
 
     def documents(self, ref: str) -> ItemDocuments:
         """The hub's events and cross-references for the object an item names."""

@@ -27,6 +27,7 @@ from finsync.auth.principal import Principal
 from finsync.domain.errors import DomainError
 from finsync.domain.journal import JournalLine
 from finsync.domain.limits import InputLimits
+from finsync.recon import history
 from finsync.recon.checks import CHECKS
 from finsync.recon.documents import ItemDocuments
 from finsync.systems.ledger.errors import LedgerError
@@ -265,24 +266,10 @@ def item_documents(services: Services, ref: str) -> ItemView:
 
 
 @dataclass(frozen=True, slots=True)
-class TrendPoint:
-    legal_entity: str
-    as_of: date
-    variance: str
-    currency: str
-    breaks: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {"legal_entity": self.legal_entity, "as_of": self.as_of.isoformat(),
-                "variance": {"amount": self.variance, "currency": self.currency},
-                "breaks": self.breaks}
-
-
-@dataclass(frozen=True, slots=True)
 class Trend:
     since: date
     until: date
-    points: tuple[TrendPoint, ...]
+    points: tuple[history.VariancePoint, ...]
 
     def as_json(self) -> dict[str, Any]:
         return {"since": self.since.isoformat(), "until": self.until.isoformat(),
@@ -292,10 +279,8 @@ class Trend:
 def variance_trend(services: Services, until: date, days: int = TREND_DAYS) -> Trend:
     """Each entity's recorded variance per as-of day over the `days` up to `until`."""
     since = until - timedelta(days=days - 1)
-    rows = services.finance.recon.trend(since, until)
-    return Trend(since, until, tuple(
-        TrendPoint(r["legal_entity"], r["as_of"], r["total_variance"], r["currency"],
-                   int(r["breaks"])) for r in rows))
+    return Trend(since, until, history.variance_trend(services.finance.hub.engine, since,
+                                                      until))
 
 
 def start_run(services: Services, principal: Principal, as_of: date) -> Job:

@@ -118,8 +118,8 @@ function trendChart(trend) {
   const entities = [...new Set(trend.points.map((p) => p.legal_entity))];
   const traces = entities.map((e) => {
     const mine = trend.points.filter((p) => p.legal_entity === e);
-    return { type: "scatter", mode: "lines+markers", name: `${e} (${mine[0].variance.currency})`,
-             x: mine.map((p) => p.as_of), y: mine.map((p) => p.variance.amount) };
+    return { type: "scatter", mode: "lines+markers", name: `${e} (${mine[0].currency})`,
+             x: mine.map((p) => p.as_of), y: mine.map((p) => p.variance) };
   });
   return chart({
     title: `Reconciliation variance per entity, ${trend.since} to ${trend.until}`,
@@ -131,9 +131,8 @@ function trendChart(trend) {
         { key: "legal_entity", label: "Entity" },
         { key: "as_of", label: "As of" },
         { key: "variance", label: "Variance", numeric: true,
-          render: (p) => amount(p.variance), csv: (p) => p.variance.amount },
-        { key: "currency", label: "Currency", render: (p) => p.variance.currency,
-          csv: (p) => p.variance.currency },
+          render: (p) => money(p.variance, p.currency), csv: (p) => p.variance },
+        { key: "currency", label: "Currency" },
         { key: "breaks", label: "Breaks", numeric: true },
       ],
       rows: trend.points, csv: `recon-variance-trend-${trend.until}`,
