@@ -134,13 +134,17 @@ def test_a_break_drills_down_to_its_cause_and_its_exception(world: World) -> Non
 def test_a_drill_down_of_an_unknown_entity_or_check_is_refused_with_its_code(
         world: World) -> None:
     unknown = world.get("/v1/reconciliation/le_xx/billing_vs_erp_ar?as_of=2026-01-31", 404)
-    assert unknown["error"]["code"] == "not_found" and "le_xx" in unknown["error"]["message"]
+    assert unknown["error"]["code"] == "unknown_entity"
+    assert "le_xx" in unknown["error"]["message"]
     check = world.get("/v1/reconciliation/le_us/no_such_check?as_of=2026-01-31", 404)
     assert check["error"]["code"] == "not_found"
     far = world.get("/v1/reconciliation?as_of=1900-01-31", 422)
     assert far["error"]["code"] == "date_out_of_range"
     bad = world.get("/v1/reconciliation?as_of=31.01.2026", 422)
     assert bad["error"]["code"] == "invalid_request"
+    # A NUL never reaches the database (PostgreSQL's text cannot hold it).
+    nul = world.get("/v1/reconciliation/documents?ref=invoice:inv%00x", 422)
+    assert nul["error"]["code"] == "invalid_request"
 
 
 def test_an_items_documents_name_its_correlation_and_its_id_in_each_system(

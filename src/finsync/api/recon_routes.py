@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from finsync.api import security
+from finsync.api.params import PRINTABLE
 from finsync.auth.principal import EXCEPTIONS_ACT, FINANCE_READ, Principal
 from finsync.views import recon
 from finsync.views.services import Services
@@ -22,7 +23,7 @@ EntityId = Annotated[str, PathParam(min_length=1, max_length=64,
                                     description="A legal entity's id.")]
 CheckName = Annotated[str, PathParam(min_length=1, max_length=64,
                                      description="One of the six checks.")]
-ItemRef = Annotated[str, Query(min_length=3, max_length=300,
+ItemRef = Annotated[str, Query(min_length=3, max_length=300, pattern=PRINTABLE,
                                description="An item's ref, e.g. invoice:inv_1.")]
 TrendDays = Annotated[int, Query(ge=1, le=366, description="Days of as-of dates.")]
 _READS = security.needs(FINANCE_READ)

@@ -41,9 +41,13 @@ CHECK_NAMES = tuple(check.__name__ for check in CHECKS)
 
 
 class UnknownReconciliationError(DomainError):
-    """An entity or check the configuration does not have."""
+    """A check there is not, or a run that has no such check."""
 
     code = "not_found"
+
+
+class UnknownEntityError(DomainError):
+    code = "unknown_entity"
 
 
 class AsOfOutOfRangeError(DomainError):
@@ -199,8 +203,7 @@ def reconciliation(services: Services, as_of: date) -> ReconView:
 def check_breaks(services: Services, as_of: date, entity: str, check: str) -> CheckDrill:
     """One check's breaks for one entity, largest variance first, with their exceptions."""
     if entity not in {e.id for e in services.entities}:
-        raise UnknownReconciliationError(f"no legal entity {entity[:64]!r} in the "
-                                         "configuration")
+        raise UnknownEntityError(f"no legal entity {entity[:64]!r} in the configuration")
     if check not in CHECK_NAMES:
         raise UnknownReconciliationError(f"no check {check[:64]!r}; the checks are "
                                          f"{', '.join(CHECK_NAMES)}")
