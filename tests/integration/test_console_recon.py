@@ -198,7 +198,7 @@ def test_a_run_from_the_console_is_a_job_with_progress_audited_as_the_caller(
     assert started.status_code == 202, started.text
     job = _finished(world, started.json()["id"])
     assert (job["status"], job["kind"], job["started_by"]) == ("done", "reconcile", "alice")
-    assert job["done"] == job["total"] == 2 * 6 + 1  # each entity's six checks, the record
+    assert job["done"] == job["total"] == 2 * (6 + 1)  # each entity's six checks, its record
     assert job["result"]["unexplained_breaks"] == 1
     computed = world.finance.recon.run(JAN_31, record=False).total_variance()
     assert job["result"]["total_variance"] == [

@@ -14,7 +14,8 @@ Rules:
   unexplained break, open until a run finds its item agreeing; the refs of open breaks are
   watched, so a check keeps them even when they agree.
 - A run says how far it has got (`progress(stage, done, total)`, optional): one step per
-  entity and check, and one for recording; `total` is known from the start.
+  entity and check, and one per entity recorded (its run kept, its breaks synced with the
+  queue, in the one transaction of the record); `total` is known from the start.
 - Stored runs are read back as they were recorded (`stored`; trends: `history`): the console shows
   what a run found, and computes (without recording) only a day nobody ran.
 - A run holds no state between calls and shares nothing but the engines and ports (each
@@ -82,7 +83,7 @@ class Reconciliation:
         """The six checks of every entity as of `as_of`; with `record`, the run is kept and
         the exception queue synced, and, with `actor`, the run is in the audit trail as
         theirs (`RUN_ACTION`)."""
-        total = len(self._entities) * len(CHECKS) + (1 if record else 0)
+        total = len(self._entities) * (len(CHECKS) + (1 if record else 0))
         progress("reading", 0, total)
         with reading(self._engine) as conn:
             explained = queue.explanations(conn)
@@ -99,9 +100,7 @@ class Reconciliation:
                     progress(f"{entity.id} {check.__name__}", len(checks), total)
         report = Report(as_of, tuple(checks))
         if record:
-            progress("recording", len(checks), total)
-            self._record(report, actor)
-            progress("recorded", total, total)
+            self._record(report, actor, progress, total)
         return report
 
     def last_as_of(self) -> date | None:
@@ -203,12 +202,15 @@ class Reconciliation:
                               ledger.period_status(entity.id, first) is PeriodStatus.CLOSED)
                 for i, (first, last) in enumerate(pairwise(bounds))]
 
-    def _record(self, report: Report, actor: str | None) -> None:
+    def _record(self, report: Report, actor: str | None, progress: Progress,
+                total: int) -> None:
         now = self._clock()
+        done = len(report.checks)
         with transaction(self._engine) as conn:
             if actor is not None:
                 trail.append(conn, _run_entry(actor, report), now)
             for entity in self._entities:
+                progress(f"recording {entity.id}", done, total)
                 mine = [c for c in report.checks if c.legal_entity == entity.id]
                 variance = sum((c.variance for c in mine if c.currency == entity.currency),
                                Money.zero(entity.currency))
@@ -216,6 +218,8 @@ class Reconciliation:
                                  sum(len(c.breaks) for c in mine),
                                  [c.as_dict() for c in mine], now)
                 queue.sync(conn, entity.id, report.as_of, mine, now)
+                done += 1
+        progress("recorded", done, total)
 
 
 RUN_ACTION = "reconciliation.run"

@@ -13,7 +13,7 @@ Rules:
   `breaks_total` says how many there are.
 - Running reconciliation from the console is the CLI's call (`Reconciliation.run`),
   recorded in the audit trail as the principal who started it, in a background job whose
-  progress is one step per entity and check.
+  progress is one step per entity and check, then one per entity recorded.
 """
 
 from __future__ import annotations
