@@ -55,7 +55,25 @@ def test_the_checks_are_the_cli_report_and_a_reader_cannot_run(browser: Any,
     except urllib.error.HTTPError as refused:
         assert refused.code == 403
         assert json.loads(refused.read())["error"]["code"] == "forbidden"
+    # The CLI's run is in the audit trail as the person who ran it.
+    assert ("revenue.accountant", YEAR_END) in _runs_audited(site)
     page.context.close()
+
+
+def _runs_audited(site: Site) -> set[tuple[str, str]]:
+    """(actor, as-of day) of every reconciliation run in the audit trail."""
+    found: set[tuple[str, str]] = set()
+    after: int | None = 0
+    while after is not None:
+        request = urllib.request.Request(
+            f"{site.url}/v1/audit?after={after}&limit=500",
+            headers={"authorization": f"Bearer {site.tokens['auditor']}"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            page = json.loads(answer.read())
+        found |= {(r["actor"], r["object_id"]) for r in page["records"]
+                  if r["action"] == "reconciliation.run"}
+        after = page["next_after"]
+    return found
 
 
 def test_run_reconciliation_shows_its_progress(browser: Any, site: Site, shots: Path) -> None:
@@ -65,6 +83,7 @@ def test_run_reconciliation_shows_its_progress(browser: Any, site: Site, shots: 
     page.wait_for_selector("[data-testid=recon-run-result]", timeout=RENDER_TIMEOUT_MS)
     assert page.get_attribute(".job", "data-finished") == "done"
     assert "0 unexplained" in page.inner_text("[data-testid=recon-run-result]")
+    assert ("ar.clerk", YEAR_END) in _runs_audited(site)
     shot(page, shots, "recon")
     page.context.close()
 
