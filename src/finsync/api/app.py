@@ -29,7 +29,7 @@ from datetime import date, timedelta
 from typing import Annotated, Any, NoReturn
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException
@@ -49,6 +49,7 @@ from finsync.api.errors import (
     http_error_handler,
     validation_error_handler,
 )
+from finsync.api.params import BIGINT_MAX, CorrelationId, ExceptionId
 from finsync.audit.service import PAGE_MAX, AuditTrail
 from finsync.audit.signing import Keyring
 from finsync.auth.principal import AUDIT_READ, FINANCE_READ, PII_READ, Principal, events_write
@@ -86,13 +87,8 @@ def _stored_headers(request: Request) -> dict[str, str]:
 
 
 LimitsFor = Callable[[str], InputLimits]
-BIGINT_MAX = 2**63 - 1  # seq and ids are BIGINT columns
 AfterSeq = Annotated[int, Query(ge=0, le=BIGINT_MAX, description="Records after this seq.")]
 PageSize = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Records in the page.")]
-# Ids in paths within what the database holds: a 422 with its code, never a driver error.
-ExceptionId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="The exception's id.")]
-CorrelationId = Annotated[str, Path(min_length=1, max_length=InputLimits().id_max_chars,
-                                    description="A correlation id.")]
 
 
 def _default_limits(_source: str) -> InputLimits:
@@ -156,6 +152,7 @@ def _refuse(intake: Intake, refusal: Refusal) -> NoReturn:
 
 
 USAGE = "finsync-usage"
+JOBS_WAIT_S = 60.0  # how long a stopping process waits for the console's running jobs
 HANDLER_THREADS_MIN = 128
 
 
@@ -261,6 +258,11 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     writer = GroupCommit(hub.intake, batch_max=batch_max, linger_s=linger_s,
                          on_commit=_waker(hub, wake))
 
+    def stop_jobs() -> None:
+        """The console's running jobs finish before the process lets go of the database."""
+        if services is not None:
+            services.jobs.wait(JOBS_WAIT_S)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         _allow_waiting_threads(batch_max)
@@ -268,6 +270,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
             try:
                 yield
             finally:
+                await anyio.to_thread.run_sync(stop_jobs)
                 writer.close()
             return
         pipeline.start()
@@ -278,6 +281,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
             supervising.cancel()
             with suppress(asyncio.CancelledError):
                 await supervising
+            await anyio.to_thread.run_sync(stop_jobs)
             writer.close()
             pipeline.stop()
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from finsync.api import security
+from finsync.api.params import BIGINT_MAX, PRINTABLE, ExceptionId
 from finsync.auth.principal import (
     EXCEPTIONS_ACT,
     EXCEPTIONS_APPROVE,
@@ -25,11 +26,7 @@ from finsync.triage.service import Keep
 from finsync.views import exceptions as view
 from finsync.views.services import Services
 
-BIGINT_MAX = 2**63 - 1
 AGE_MAX_S = 10 * 366 * 86400  # ten years: older than anything the queue holds
-ExceptionId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="The exception's id.")]
-# No control character (C0 or DEL) in a name or code.
-PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 REASON_MAX = 2000
 # Free text: no control character but tab, line feed and carriage return (PostgreSQL's text
 # cannot hold a NUL: a 422 naming the rule, never a driver error).

@@ -15,9 +15,9 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Path, Query
 
 from finsync.api import security
+from finsync.api.params import ID_MAX_CHARS, PRINTABLE
 from finsync.auth.principal import FINANCE_READ
 from finsync.domain.errors import DomainError
-from finsync.domain.limits import InputLimits
 from finsync.recon.service import Entity
 from finsync.systems.revrec.report import ReportingPeriod
 from finsync.systems.revrec.timegrid import add_months
@@ -37,12 +37,9 @@ LastMonth = Annotated[str | None, Query(
     alias="to", pattern=MONTH, description="Last month, YYYY-MM (default: this month).")]
 AsOf = Annotated[date | None, Query(description="ISO date (default: today).")]
 Limit = Annotated[int, Query(ge=1, le=1_000, description="Rows at most.")]
-# Ids are printable: a control character (NUL, which PostgreSQL's text cannot hold) is a
-# 422 here, never a driver error.
-PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
-After = Annotated[str, Query(max_length=InputLimits().id_max_chars, pattern=PRINTABLE,
+After = Annotated[str, Query(max_length=ID_MAX_CHARS, pattern=PRINTABLE,
                              description="List the contracts after this revenue contract id.")]
-ContractId = Annotated[str, Path(min_length=1, max_length=InputLimits().id_max_chars,
+ContractId = Annotated[str, Path(min_length=1, max_length=ID_MAX_CHARS,
                                  pattern=PRINTABLE, description="A subscription contract id.")]
 PeriodQuery = Annotated[ReportingPeriod, Query(description="Reporting period.")]
 

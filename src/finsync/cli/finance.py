@@ -97,10 +97,10 @@ def reconcile(as_of: Annotated[str, typer.Option("--as-of", help="ISO date.")],
     of another class names its object, or its period is not closed yet), and
     3 with the code `unexplained_breaks` when a break is unexplained: each
     is a reconciliation_break in `finsync exceptions list` until a run finds
-    it agreeing.
+    it agreeing. The run is in the audit trail as yours.
     """
-    with guarded(as_json), finance(config, FINANCE_READ) as (f, _who):
-        report = f.recon.run(parse_date(as_of))
+    with guarded(as_json), finance(config, FINANCE_READ) as (f, who):
+        report = f.recon.run(parse_date(as_of), actor=who.id)
     checks = [c.as_dict() for c in report.checks]
     totals = {k: str(v.amount) for k, v in report.total_variance().items()}
     unexplained = len(report.unexplained)

@@ -68,7 +68,7 @@ def sync(conn: Connection, entity: str, as_of: date, checks: Sequence[CheckResul
     compared: set[str] = set()
     for check in checks:
         for item in check.items:
-            fingerprint = _fingerprint(entity, check.name, item.ref)
+            fingerprint = break_fingerprint(entity, check.name, item.ref)
             compared.add(fingerprint)
             found = held.get(fingerprint)
             if item.is_break and found is None and item.explained_by is None:
@@ -109,7 +109,7 @@ def _seen_as_of(detail: str | None) -> date | None:
     return date.fromisoformat(jsonutil.loads(detail)["as_of"])
 
 
-def _fingerprint(entity: str, check: str, ref: str) -> str:
+def break_fingerprint(entity: str, check: str, ref: str) -> str:
     return f"recon:{entity}:{check}:{ref}"
 
 

@@ -13,6 +13,11 @@ Rules:
 - Breaks go to the exception queue as `recon/queue.py` says: one `reconciliation_break` per
   unexplained break, open until a run finds its item agreeing; the refs of open breaks are
   watched, so a check keeps them even when they agree.
+- A run says how far it has got (`progress(stage, done, total)`, optional): one step per
+  entity and check, and one per entity recorded (its run kept, its breaks synced with the
+  queue, in the one transaction of the record); `total` is known from the start.
+- Stored runs are read back as they were recorded (`stored`; trends: `history`): the console shows
+  what a run found, and computes (without recording) only a day nobody ran.
 - A run holds no state between calls and shares nothing but the engines and ports (each
   read opens its own connection): it may run in its own thread or process while the
   pipeline delivers.
@@ -25,9 +30,12 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 from sqlalchemy import Engine
 
+from finsync.audit import trail
+from finsync.audit.chain import Entry
 from finsync.connectors.ports import (
     BillingBooks,
     BillingRecordsPort,
@@ -44,10 +52,17 @@ from finsync.domain.money import Money
 from finsync.recon import queue
 from finsync.recon.books import Books, PeriodRevenue
 from finsync.recon.checks import CHECKS
+from finsync.recon.documents import ItemDocuments, documents_of
 from finsync.recon.model import CheckResult, Report
 from finsync.recon.port_books import ListLedgerBooks
-from finsync.storage import recon_log
+from finsync.storage import exception_log, recon_log
 from finsync.storage.db import reading, transaction
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def _quiet(_stage: str, _done: int, _total: int) -> None:
+    """No one is watching the run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +78,13 @@ class Reconciliation:
         self._engine, self._billing, self._ledger = engine, billing, ledger
         self._revenue, self._entities, self._clock = revenue, list(entities), clock
 
-    def run(self, as_of: date, *, record: bool = True) -> Report:
+    def run(self, as_of: date, *, record: bool = True, progress: Progress = _quiet,
+            actor: str | None = None) -> Report:
+        """The six checks of every entity as of `as_of`; with `record`, the run is kept and
+        the exception queue synced, and, with `actor`, the run is in the audit trail as
+        theirs (`RUN_ACTION`)."""
+        total = len(self._entities) * (len(CHECKS) + (1 if record else 0))
+        progress("reading", 0, total)
         with reading(self._engine) as conn:
             explained = queue.explanations(conn)
             watched = {e.id: frozenset(queue.watched_refs(conn, e.id)) for e in self._entities}
@@ -74,11 +95,37 @@ class Reconciliation:
             for entity in self._entities:
                 books = self._entity_books(billing, ledger, entity, as_of, accounts,
                                            explained, watched[entity.id])
-                checks.extend(check(books) for check in CHECKS)
+                for check in CHECKS:
+                    checks.append(check(books))
+                    progress(f"{entity.id} {check.__name__}", len(checks), total)
         report = Report(as_of, tuple(checks))
         if record:
-            self._record(report)
+            self._record(report, actor, progress, total)
         return report
+
+    def last_as_of(self) -> date | None:
+        """The as-of day of the latest recorded run (None: none yet)."""
+        with reading(self._engine) as conn:
+            return recon_log.last_as_of(conn)
+
+    def stored(self, as_of: date) -> list[dict[str, Any]]:
+        """The latest recorded run of each entity as of `as_of` (`recon_log` rows, checks
+        as `CheckResult.as_dict`); empty when nobody ran that day."""
+        with reading(self._engine) as conn:
+            return recon_log.latest_as_of(conn, as_of)
+
+    def documents(self, ref: str) -> ItemDocuments:
+        """The hub's events and cross-references for the object an item names."""
+        with reading(self._engine) as conn:
+            return documents_of(conn, ref)
+
+    def break_exceptions(self, entity: str, check: str, refs: Sequence[str],
+                         ) -> dict[str, tuple[int, str]]:
+        """Ref -> (id, status) of the latest reconciliation_break of each item of a check."""
+        fingerprints = {queue.break_fingerprint(entity, check, ref): ref for ref in refs}
+        with reading(self._engine) as conn:
+            found = exception_log.latest_by_fingerprint(conn, fingerprints)
+        return {fingerprints[f]: (i, str(status)) for f, (i, status) in found.items()}
 
     def _ledger_books(self) -> AbstractContextManager[LedgerBooks]:
         if isinstance(self._ledger, LedgerBooksPort):
@@ -155,10 +202,15 @@ class Reconciliation:
                               ledger.period_status(entity.id, first) is PeriodStatus.CLOSED)
                 for i, (first, last) in enumerate(pairwise(bounds))]
 
-    def _record(self, report: Report) -> None:
+    def _record(self, report: Report, actor: str | None, progress: Progress,
+                total: int) -> None:
         now = self._clock()
+        done = len(report.checks)
         with transaction(self._engine) as conn:
+            if actor is not None:
+                trail.append(conn, _run_entry(actor, report), now)
             for entity in self._entities:
+                progress(f"recording {entity.id}", done, total)
                 mine = [c for c in report.checks if c.legal_entity == entity.id]
                 variance = sum((c.variance for c in mine if c.currency == entity.currency),
                                Money.zero(entity.currency))
@@ -166,6 +218,21 @@ class Reconciliation:
                                  sum(len(c.breaks) for c in mine),
                                  [c.as_dict() for c in mine], now)
                 queue.sync(conn, entity.id, report.as_of, mine, now)
+                done += 1
+        progress("recorded", done, total)
+
+
+RUN_ACTION = "reconciliation.run"
+
+
+def _run_entry(actor: str, report: Report) -> Entry:
+    """A recorded run in the audit trail: who ran it, as of when, and what it found."""
+    return Entry(actor, RUN_ACTION, "reconciliation", report.as_of.isoformat(),
+                 f"reconciliation as of {report.as_of.isoformat()}",
+                 after={"unexplained_breaks": len(report.unexplained),
+                        "breaks": sum(len(c.breaks) for c in report.checks),
+                        "total_variance": {c: str(m.amount) for c, m
+                                           in sorted(report.total_variance().items())}})
 
 
 def _month_bounds(start: date, end: date) -> list[date]:

@@ -212,6 +212,18 @@ def at_stake_rows(conn: Connection, statuses: Collection[ExceptionStatus],
             for status, name, currency, n, minor in conn.execute(query)]
 
 
+def latest_by_fingerprint(conn: Connection, fingerprints: Collection[str]
+                          ) -> dict[str, tuple[int, ExceptionStatus]]:
+    """Fingerprint -> (id, status) of its latest exception, for the fingerprints given."""
+    wanted = sorted(set(fingerprints))
+    if not wanted:
+        return {}
+    rows = conn.execute(select(exceptions.c.fingerprint, exceptions.c.id, exceptions.c.status)
+                        .where(exceptions.c.fingerprint.in_(wanted))
+                        .order_by(exceptions.c.id))
+    return {str(f): (int(i), ExceptionStatus(s)) for f, i, s in rows}
+
+
 def unresolved_by_prefix(conn: Connection, exception_class: ExceptionClass,
                          prefix: str) -> list[tuple[str, ExceptionStatus, str | None]]:
     """`(fingerprint, status, detail)` of the unresolved exceptions of a class whose

@@ -77,3 +77,10 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     row["total_variance"] = str(Money.from_minor(row.pop("total_variance_minor"),
                                                  row["currency"]).amount)
     return row
+
+
+def last_as_of(conn: Connection) -> date | None:
+    """The as-of day of the latest run recorded (None: no run yet), without its checks."""
+    day = conn.execute(select(recon_runs.c.as_of).order_by(recon_runs.c.id.desc())
+                       .limit(1)).scalar_one_or_none()
+    return None if day is None else date.fromisoformat(str(day))

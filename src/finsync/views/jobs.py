@@ -8,6 +8,8 @@ Rules:
 - A job's progress is the stage it is in and `done` of `total` (total 0: not known yet).
 - Jobs live in the process that runs them, and the last `KEPT` finished jobs are kept for
   reading; what they changed is in the database and the audit trail like any other run.
+- A process that stops waits for its running jobs (`wait`, bounded) before it lets go of
+  the database, so a job never loses its connection half-way.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -67,6 +70,7 @@ class Jobs:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._threads: dict[str, threading.Thread] = {}
 
     def start(self, kind: str, started_by: str, work: Work) -> Job:
         """Run `work` in a thread of its own; the running job of `kind` if there is one."""
@@ -78,9 +82,21 @@ class Jobs:
             job = Job(f"job_{next(self._ids)}", kind, started_by, self.clock())
             self._jobs[job.id] = job
             self._trim()
-        threading.Thread(target=self._run, args=(job.id, work), name=f"finsync-{job.id}",
-                         daemon=True).start()
+        thread = threading.Thread(target=self._run, args=(job.id, work),
+                                  name=f"finsync-{job.id}", daemon=True)
+        with self._lock:
+            self._threads[job.id] = thread
+        thread.start()
         return job
+
+    def wait(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` in all for the running jobs; True if none is left."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            threads = list(self._threads.values())
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads)
 
     def get(self, job_id: str) -> Job:
         with self._lock:
@@ -103,6 +119,9 @@ class Jobs:
                          error={"code": "internal_error", "message": type(exc).__name__})
         else:
             self._update(job_id, status=DONE, finished_at=self.clock(), result=result)
+        finally:
+            with self._lock:
+                self._threads.pop(job_id, None)
 
     def _update(self, job_id: str, **changes: Any) -> None:
         with self._lock:
