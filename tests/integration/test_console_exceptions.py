@@ -261,6 +261,21 @@ def test_an_exception_is_worked_from_open_to_resolved_by_two_people(world: World
     assert _ok(world.client.get("/v1/approvals", headers=second))["count"] == 0
 
 
+def test_a_request_past_its_time_leaves_the_inbox_and_cannot_be_approved(
+        world: World) -> None:
+    late = _late_payment(world, seats=50)
+    controller = world.as_("controller", APPROVER)
+    asked = _ok(world.client.post(f"/v1/exceptions/{late}/resolve", headers=controller,
+                                  json={"reason": "paid elsewhere"}))["outcomes"][0]
+    assert _ok(world.client.get("/v1/approvals", headers=controller))["count"] == 1
+    world.clock.tick(73 * 3600)  # past [controls] pending_ttl_h (72)
+    assert _ok(world.client.get("/v1/approvals", headers=controller))["count"] == 0
+    _refused(world.client.post(f"/v1/approvals/actions/{asked['action_id']}/approve",
+                               headers=world.as_("cfo", APPROVER), json={"reason": "late"}),
+             409, "approval_expired")
+    assert world.finance.triage.show(late)["status"] == "open"
+
+
 def test_an_action_that_does_not_apply_is_refused_with_its_code(world: World) -> None:
     _stray_break(world)
     [row] = world.finance.triage.listing(exception_class="reconciliation_break")

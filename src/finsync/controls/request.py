@@ -198,9 +198,13 @@ class TwoPerson:
         return due
 
     def listing(self, *, kind: str | None = None,
-                status: RequestStatus | None = RequestStatus.PENDING) -> list[Request]:
-        """Requests (pending by default, the oldest first), after expiring what is due."""
-        self.expire_due()
+                status: RequestStatus | None = RequestStatus.PENDING,
+                expire: bool = True) -> list[Request]:
+        """Requests (pending by default, the oldest first), after expiring what is due
+        (`expire=False`: read only, no write lock; a pending request past `expires_at` is
+        then still listed as pending, and the caller tells it apart)."""
+        if expire:
+            self.expire_due()
         query = select(t.requests).order_by(t.requests.c.id).limit(LISTED_MAX)
         if kind is not None:
             query = query.where(t.requests.c.kind == kind)

@@ -263,13 +263,16 @@ def start_replay(services: Services, chosen: QueueFilter, who: Principal,
 # -- approvals ----------------------------------------------------------------------------
 def inbox(services: Services, principal: Principal) -> dict[str, Any]:
     """What waits for a second person: triage actions and two-person requests, each with
-    whether the caller asked for it (then approving it is refused: `same_person`)."""
-    triage = services.finance.triage
-    triage.expire_due()
-    ttl = triage.policy.pending_ttl
+    whether the caller asked for it (then approving it is refused: `same_person`). Read
+    only (no write lock behind the pipeline's postings): what is past its time is left out
+    here, and expired by the next action or decision."""
+    ttl = services.finance.triage.policy.pending_ttl
+    now = services.clock()
     can_read_pii = principal.can(PII_READ)
     actions = []
     for pending in _reader(services).pending():
+        if pending["requested_at"] + ttl <= now:
+            continue  # expired undecided: deciding it is refused (approval_expired)
         exception = pending.pop("exception") or {}
         shown = _json(texts(pending, can_read_pii))
         actions.append({**shown, "kind": "triage_action",
@@ -281,7 +284,9 @@ def inbox(services: Services, principal: Principal) -> dict[str, Any]:
                                       "summary": texts(exception, can_read_pii).get("summary"),
                                       "at_stake": _money(exception.get("amount_at_stake"))}})
     requests = [{**r.as_json(), "mine": _mine(principal, r.requested_by)}
-                for r in _two_person(services).listing(status=RequestStatus.PENDING)]
+                for r in _two_person(services).listing(status=RequestStatus.PENDING,
+                                                        expire=False)
+                if r.expires_at > now]
     return {"actions": actions, "requests": requests,
             "count": len(actions) + len(requests)}
 
