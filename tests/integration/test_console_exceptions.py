@@ -49,6 +49,7 @@ from finsync.systems.billing.service import BillingService
 from finsync.systems.billing.subscription import CreateSubscription
 from finsync.views.services import build_services
 from tests import authkit
+from tests.builders import envelope, payment_doc
 from tests.ledgerkit import invoice
 from tests.people import ALICE
 
@@ -274,6 +275,28 @@ def test_a_request_past_its_time_leaves_the_inbox_and_cannot_be_approved(
                                headers=world.as_("cfo", APPROVER), json={"reason": "late"}),
              409, "approval_expired")
     assert world.finance.triage.show(late)["status"] == "open"
+
+
+def test_the_standing_version_of_a_changed_resend_is_chosen(world: World) -> None:
+    def payment(amount: str) -> RawIn:
+        return RawIn("canonical", json.dumps(envelope(
+            "payment.applied", "pay-1", ("payment", "pay_1", None),
+            {"payment": payment_doc("pay_1", amount, "inv_1")},
+            correlation_id="ord_1")).encode(), {})
+    world.finance.hub.intake.store([payment("500.00")])
+    world.finance.hub.run_until_idle()
+    world.finance.hub.intake.store([payment("499.00")])
+    world.finance.hub.run_until_idle()
+    [row] = world.finance.triage.listing(exception_class="duplicate_event")
+    clerk = world.as_("ar.clerk", CLERK)
+    shown = _ok(world.client.get(f"/v1/exceptions/{row['id']}/detail", headers=clerk))
+    assert [a["action"] for a in shown["offered"]] == ["resolve_duplicate", "resolve", "ignore"]
+    kept = _ok(world.client.post(f"/v1/exceptions/{row['id']}/resolve-duplicate",
+                                 headers=clerk, json={"reason": "the first one was right",
+                                                      "keep": "stored"}))
+    assert (kept["outcomes"][0]["action"], kept["outcomes"][0]["status"]) == \
+        ("choose_body", "done")
+    assert world.finance.triage.show(row["id"])["status"] == "resolved"
 
 
 def test_an_action_that_does_not_apply_is_refused_with_its_code(world: World) -> None:
