@@ -485,17 +485,23 @@ def open_audit(config: FinsyncConfig) -> AuditTrail:
 
 def build_daily(finance: Finance) -> Callable[[date], object]:
     """The daily job: the call log's purge past its retention, reconciliation as of the
-    day, then the audit checkpoint. Each runs even when another fails; the first failure is
-    raised afterwards, so that the job is tried again."""
+    day (unless a run as of that day is recorded already), then the audit checkpoint. Each
+    runs even when another fails; the first failure is raised afterwards, so that the job is
+    tried again."""
     def purge(_day: date) -> None:
         purged = finance.calls.purge()
         if purged:
             log.info("call log: %d calls older than %s purged", purged,
                      finance.calls.retention)
 
+    def reconcile(day: date) -> None:
+        if finance.recon.stored(day):  # a restart on the same day does not run it again
+            return
+        finance.recon.run(day)
+
     def daily(day: date) -> None:
         failures: list[Exception] = []
-        for job in (purge, finance.recon.run, finance.audit.daily):
+        for job in (purge, reconcile, finance.audit.daily):
             try:
                 job(day)
             except Exception as exc:  # re-raised below, after the other job
