@@ -67,11 +67,8 @@ def close(entity: Annotated[str, typer.Option("--entity", "-e")],
     """
     with guarded(as_json), finance(config, PERIODS_MANAGE, controlled=True) as (f, who):
         result = f.close.close(entity, period, who.id, into_open_period=into_open_period)
-    body = {"legal_entity": result.legal_entity, "period": result.period,
-            "status": result.status, "journals": [j.id for j in result.journals],
-            "awaiting_reroute": list(result.awaiting_reroute)}
     if as_json:
-        output.emit_json(body)
+        output.emit_json(result.as_json())
     elif result.awaiting_reroute:
         output.console.print(f"{entity} {period}: {result.status} "
                              f"({len(result.journals)} revenue journal(s) in "
