@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from finsync.domain.events import BusinessDomain, EventType
 from finsync.domain.status import DeliveryStatus, RawStatus
 from finsync.hub.intake import refusal_fingerprint
 from finsync.storage.schema import deliveries, exceptions, raw_events
+from finsync.views.services import build_services
 from tests import authkit
 from tests.hubkit import Clock
 
@@ -92,7 +93,10 @@ def compose(config: FinsyncConfig, finance: Finance,
                       metrics=build_metrics(finance), daily=build_daily(finance),
                       audit=finance.audit, webhooks=build_webhooks(config, finance.hub.engine),
                       limits_for=config.limits_for,
-                      usage=build_usage(config, finance.hub.engine, finance.hub.clock))
+                      usage=build_usage(config, finance.hub.engine, finance.hub.clock),
+                      services=build_services(config, finance),
+                      idle_timeout=timedelta(minutes=config.console.idle_timeout_min),
+                      session_lifetime=timedelta(hours=config.console.session_max_h))
 
 
 @dataclass

@@ -8,6 +8,7 @@ After the year it reconciles, replays every event and checks that the books did 
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
@@ -43,18 +44,15 @@ from finsync.hub.replay import ReplayFilter
 
 AS_OF = date(YEAR, 12, 31)
 SIGNING_KEY = "var/audit-signing.pem"
+CONFIG_FILE = "finsync.toml"
 # The demo's people: the AR clerk asks, the controller approves and closes, operations
 # clears junk from the queue.
-AUTH = {
-    "principals": {
-        "ar.clerk": {"scopes": [FINANCE_READ, EXCEPTIONS_ACT]},
-        "controller": {"scopes": [FINANCE_READ, EXCEPTIONS_ACT, EXCEPTIONS_APPROVE,
-                                  PERIODS_MANAGE]},
-        "ops.engineer": {"scopes": [FINANCE_READ, EXCEPTIONS_ACT]},
-    },
-    "os_users": {CLERK_LOGIN: "ar.clerk", CONTROLLER_LOGIN: "controller",
-                 OPS_LOGIN: "ops.engineer"},
+PRINCIPALS = {
+    "ar.clerk": [FINANCE_READ, EXCEPTIONS_ACT],
+    "controller": [FINANCE_READ, EXCEPTIONS_ACT, EXCEPTIONS_APPROVE, PERIODS_MANAGE],
+    "ops.engineer": [FINANCE_READ, EXCEPTIONS_ACT],
 }
+OS_USERS = {CLERK_LOGIN: "ar.clerk", CONTROLLER_LOGIN: "controller", OPS_LOGIN: "ops.engineer"}
 
 
 def run_demo(directory: Path | None = None, *, keep: bool = False) -> dict[str, Any]:
@@ -79,14 +77,33 @@ def _remove(workdir: Path) -> None:
                                             workdir, exc)
 
 
+PUMPED = '[pumps]\nbilling = "billing"\n'
+
+
+def config_text() -> str:
+    """The demo's `finsync.toml`: the shipped configuration without pumps (the demo plays
+    billing's webhooks itself, to inject faults), its people under `[auth]`, and the audit
+    key. Written in the work folder, so that a kept demo can be served and explored:
+    `finsync serve --config <folder>/finsync.toml`."""
+    shipped = DEFAULT_CONFIG.read_text()
+    if PUMPED not in shipped:
+        raise ValueError("the shipped configuration's [pumps] changed: update the demo's")
+    lines = [shipped.replace(PUMPED, "[pumps]\n# none: the demo plays billing's webhooks\n")]
+    for name, scopes in PRINCIPALS.items():
+        lines.append(f"\n[auth.principals.{json.dumps(name)}]\nscopes = {json.dumps(scopes)}\n")
+    lines.append("\n[auth.os_users]\n")
+    lines.extend(f"{json.dumps(login)} = {json.dumps(name)}\n"
+                 for login, name in OS_USERS.items())
+    lines.append(f"\n[audit]\nsigning_key_file = {json.dumps(SIGNING_KEY)}\n")
+    return "".join(lines)
+
+
 def _year(workdir: Path) -> dict[str, Any]:
     shutil.rmtree(workdir / "var", ignore_errors=True)
     (workdir / "var").mkdir(parents=True)
     write_new_key(workdir / SIGNING_KEY)  # each close signs the trail's head with it
-    data = tomllib.loads(DEFAULT_CONFIG.read_text())
-    config = parse_config({**data, "auth": AUTH, "audit": {"signing_key_file": SIGNING_KEY}},
-                          workdir.resolve())
-    config = config.model_copy(update={"pumps": {}})
+    (workdir / CONFIG_FILE).write_text(config_text())
+    config = parse_config(tomllib.loads(config_text()), workdir.resolve())
     clock = SimClock(datetime(YEAR, 1, 1, tzinfo=UTC))
     finance = build_finance(config, clock=clock)
     try:

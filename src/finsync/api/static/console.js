@@ -80,6 +80,7 @@ async function route() {
   const page = pages.find((p) => p.path === name) || pages[0];
   drawNav(page.path);
   const main = document.getElementById("page");
+  delete main.dataset.rendered;
   clear(main);
   document.title = `${page.title} — finsync`;
   main.append(h("h1", {}, page.title));
@@ -100,6 +101,7 @@ async function route() {
 function showLogin(message) {
   session = null;
   document.getElementById("who").hidden = true;
+  document.querySelector(".menu-toggle").hidden = true;
   clear(document.getElementById("nav"));
   const main = document.getElementById("page");
   clear(main);
@@ -124,6 +126,7 @@ function showLogin(message) {
 async function start(who) {
   session = who;
   document.getElementById("who").hidden = false;
+  document.querySelector(".menu-toggle").hidden = false;
   document.getElementById("who-name").textContent =
     `${who.principal} (${who.scopes.join(", ")})`;
   await route();

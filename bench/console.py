@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Time to first render of each console page, in chromium, on the demo's data and on a store
+of N invoices.
+
+A benchmark, not a test: it prints figures. Each page is opened by navigating to its address
+in a logged-in browser tab; its time is `performance.now()` when the page has rendered
+(`main[data-rendered]`, and every chart drawn): the page's script, its session check, every
+JSON API call it makes and the drawing, from the start of the navigation. The limit measured
+in the same run is the console's shell alone: the log-in page, which loads the same script
+and asks for nothing.
+
+    .venv/bin/python bench/console.py [--invoices 100000] [--repeats 3]
+
+The store of N invoices is the demo's year and N synthetic invoices of three lines, three in
+four paid, posted to the demo's embedded ledger in batches through the ledger
+port (`bench/ledger.py`'s documents), into its 2026 periods (reopened for the load, closed
+again after, each change logged). The revenue, reconciliation and exception pages read the
+demo's contracts and runs on both stores; AR, aging and the ERP's figures read every invoice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(ROOT)]
+
+import ledger as documents  # noqa: E402 - bench/ledger.py, by name (bench/README.md)
+from rich.console import Console  # noqa: E402
+from rich.progress import Progress  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from finsync.bootstrap import build_finance, build_ledger_service  # noqa: E402
+from finsync.config import load_config  # noqa: E402
+from finsync.connectors.ports import Posting  # noqa: E402
+from finsync.demo.run import run_demo  # noqa: E402
+from finsync.demo.workflow import UPGRADE  # noqa: E402
+from finsync.domain.events import InvoiceIssued, PaymentApplied  # noqa: E402
+from finsync.systems.ledger.periods import PeriodStatus  # noqa: E402
+from tests import authkit  # noqa: E402
+from tests.browserkit import CHROMIUM, CHROMIUM_ARGS, ROLES, serve  # noqa: E402
+
+console = Console()
+PAGES = ("overview", "exceptions", "recon", f"timeline/{UPGRADE}", "revenue", "ar", "close")
+BATCH = 100  # the embedded ledger port's batch_size in the shipped configuration
+ACTOR = "bench.loader"
+
+
+def grow(workdir: Path, invoices: int) -> int:
+    """Post `invoices` synthetic invoices (and payments for three in four) to the demo's
+    ERP; the number posted."""
+    config = load_config(workdir / "finsync.toml")
+    finance = build_finance(config)
+    service = build_ledger_service(config, finance.hub.engine)
+    port = finance.ports.ledger()
+    closed = [p for p in service.periods(documents.ENTITY) if p.status is PeriodStatus.CLOSED]
+    for period in closed:
+        service.set_period_status(documents.ENTITY, period.name, PeriodStatus.OPEN, ACTOR,
+                                  "bench/console.py loads a large store")
+    wanted = invoices
+    try:
+        with Progress(console=console) as progress:
+            task = progress.add_task("posting invoices and payments", total=wanted)
+            for start in range(0, wanted, BATCH):
+                batch = [documents.make_invoice(i)
+                         for i in range(start, min(wanted, start + BATCH))]
+                _post(port, [Posting(InvoiceIssued(inv), documents.context(f"bi_{inv.id}", 0))
+                             for inv in batch])
+                _post(port, [Posting(PaymentApplied(documents.make_payment(k, inv)),
+                                     documents.context(f"bp_{inv.id}", 0))
+                             for k, inv in enumerate(batch, start) if k % 4])
+                progress.advance(task, len(batch))
+    finally:
+        for period in closed:
+            service.set_period_status(documents.ENTITY, period.name, PeriodStatus.CLOSED,
+                                      ACTOR, "loaded")
+        finance.dispose()
+    return wanted
+
+
+def _post(port: Any, postings: list[Posting]) -> None:
+    for outcome in port.post_batch(postings):
+        if isinstance(outcome, Exception):
+            raise outcome
+
+
+def first_render(browser: Any, url: str, token: str, repeats: int) -> dict[str, list[float]]:
+    """Per page (and the shell alone), the ms to first render of each visit."""
+    from playwright.sync_api import Page
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    shell: list[float] = []
+
+    def timed(page: Page, address: str, selector: str) -> float:
+        page.goto(address, wait_until="commit")
+        page.wait_for_selector(selector, timeout=120_000)
+        page.wait_for_function("() => [...document.querySelectorAll('.chart')]"
+                               ".every(c => c.dataset.drawn === 'true')", timeout=120_000)
+        return float(page.evaluate("() => performance.now()"))
+
+    login = context.new_page()
+    for _ in range(repeats):
+        shell.append(timed(login, url + "/", 'main[data-rendered="login"]'))
+    login.fill("#login-token", token)
+    login.click("#login-form button[type=submit]")
+    login.wait_for_selector('main[data-rendered="overview"]', timeout=120_000)
+    times = {"(shell: the log-in page)": shell}
+    for path in PAGES:
+        name = path.split("/")[0]
+        page = context.new_page()
+        times[path] = [timed(page, f"{url}/#/{path}", f'main[data-rendered="{name}"]')
+                       for _ in range(repeats)]
+        page.close()
+    context.close()
+    return times
+
+
+def measure(workdir: Path, browser: Any, repeats: int) -> dict[str, list[float]]:
+    from sqlalchemy import create_engine
+
+    database = f"sqlite:///{workdir / 'var' / 'finsync.db'}"
+    engine = create_engine(database)
+    token = authkit.issue(engine, ROLES["controller"] + ROLES["auditor"], principal="bench")
+    engine.dispose()
+    url, process = serve(workdir, database)
+    try:
+        return first_render(browser, url, token, repeats)
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--invoices", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    results: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as folder, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        demo = Path(folder) / "demo"
+        run_demo(demo, keep=True)
+        results["demo"] = measure(demo, browser, args.repeats)
+        started = time.perf_counter()
+        posted = grow(demo, args.invoices)
+        console.print(f"posted {posted} invoices (and payments) in "
+                      f"{time.perf_counter() - started:.0f} s")
+        results["large"] = measure(demo, browser, args.repeats)
+        browser.close()
+    _print(results, args.invoices)
+
+
+def _print(results: dict[str, dict[str, list[float]]], invoices: int) -> None:
+    table = Table(title="console: ms to first render (median of visits; first visit in "
+                  "brackets), and the ratio to the shell alone")
+    for column in ("page", "demo", "ratio", f"{invoices:,} invoices", "ratio"):
+        table.add_column(column, justify="left" if column == "page" else "right")
+    shells = {store: statistics.median(times["(shell: the log-in page)"])
+              for store, times in results.items()}
+    for page in results["demo"]:
+        row = [page]
+        for store in ("demo", "large"):
+            visits = results[store][page]
+            median = statistics.median(visits)
+            row += [f"{median:,.0f} ({visits[0]:,.0f})", f"{median / shells[store]:.1f}x"]
+        table.add_row(*row)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

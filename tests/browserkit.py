@@ -1,0 +1,208 @@
+"""The console in a real browser: the demo's year served by `finsync serve`'s app in a
+process of its own, logged in to by role, in Debian's chromium driven by Playwright.
+
+- `site` (session): the demo run once into a folder (its `finsync.toml` beside its database),
+  served on a free port with the pipeline running, and an API token per role in `ROLES`.
+- `browser` (session): headless chromium (`/usr/bin/chromium`). Without it the browser tests
+  skip, saying so, unless FINSYNC_REQUIRE_SERVICES=1 makes that a failure (CI installs it).
+- `logged_in(browser, site, role)`: a page of a new browser context, logged in as `role`
+  through the log-in form (a real session cookie), showing the overview.
+- `open_page(page, "exceptions/12")`: navigate the console and wait until the page has
+  rendered (`main[data-rendered]`).
+- `shot(page, name)`: full-page screenshots at 1280 and 390 px wide, into
+  FINSYNC_SCREENSHOT_DIR (`docs/console/` to refresh the documentation's) or a temporary folder.
+- `cli_json(site, role, args)`: a finsync command on the same configuration, acting as the
+  role's token, its JSON answer: what the browser shows is compared with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine
+
+from finsync.auth.principal import (
+    AUDIT_READ,
+    EXCEPTIONS_ACT,
+    EXCEPTIONS_APPROVE,
+    FINANCE_READ,
+    PERIODS_MANAGE,
+    PII_READ,
+)
+from finsync.demo.run import run_demo
+from tests import authkit
+
+CHROMIUM = Path("/usr/bin/chromium")
+REQUIRE_SERVICES = os.environ.get("FINSYNC_REQUIRE_SERVICES") == "1"
+# Each person of the issue, with the scopes that person's token holds.
+ROLES = {
+    "ar.clerk": [FINANCE_READ, EXCEPTIONS_ACT],
+    "revenue.accountant": [FINANCE_READ],
+    "controller": [FINANCE_READ, EXCEPTIONS_ACT, EXCEPTIONS_APPROVE, PERIODS_MANAGE, PII_READ],
+    "auditor": [FINANCE_READ, AUDIT_READ],
+}
+WIDTHS = (1280, 390)
+HEIGHT = 900
+START_TIMEOUT_S = 30.0
+RENDER_TIMEOUT_MS = 15_000
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]
+
+
+@dataclass(frozen=True)
+class Site:
+    url: str
+    workdir: Path
+    config: Path
+    database_url: str
+    tokens: dict[str, str]
+    process: subprocess.Popen[bytes]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"finsync serve ended: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"finsync serve did not become healthy: {log.read_text()[-2000:]}")
+
+
+def serve(workdir: Path, database_url: str) -> tuple[str, subprocess.Popen[bytes]]:
+    """`finsync serve`'s app (the same factory, uvicorn) on the folder's configuration."""
+    port = _free_port()
+    log = workdir / "serve.log"
+    env = {**os.environ, "FINSYNC_CONFIG": str(workdir / "finsync.toml"),
+           "FINSYNC_WORKER_INTERVAL_S": "0.2", "FINSYNC_DATABASE_URL": database_url}
+    with log.open("wb") as output:  # the child has its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory",
+             "finsync.api.main:app_from_environment", "--host", "127.0.0.1", "--port",
+             str(port), "--log-level", "warning"],
+            cwd=workdir, env=env, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, log)
+    except RuntimeError:
+        process.kill()
+        raise
+    return url, process
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    workdir = tmp_path_factory.mktemp("console-demo")
+    run_demo(workdir, keep=True)
+    database_url = f"sqlite:///{workdir / 'var' / 'finsync.db'}"
+    engine = create_engine(database_url)
+    tokens = {role: authkit.issue(engine, scopes, principal=role)
+              for role, scopes in ROLES.items()}
+    engine.dispose()
+    url, process = serve(workdir, database_url)
+    try:
+        yield Site(url, workdir, workdir / "finsync.toml", database_url, tokens, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is not installed (apt-get install chromium)"
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{message}; FINSYNC_REQUIRE_SERVICES=1 makes this a failure")
+        pytest.skip(f"{message}: the browser tests need it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                              args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def open_page(page: Any, path: str) -> None:
+    """Navigate the console to `#/path` and wait until that page has rendered."""
+    name = path.split("?")[0].split("/")[0] or "overview"
+    page.evaluate("path => { location.hash = '#/' + path; }", path)
+    page.wait_for_selector(f'main[data-rendered="{name}"]', timeout=RENDER_TIMEOUT_MS)
+
+
+def logged_in(browser: Any, site: Site, role: str, width: int = WIDTHS[0]) -> Any:
+    """A new page logged in as `role` through the log-in form."""
+    context = browser.new_context(viewport={"width": width, "height": HEIGHT})
+    page = context.new_page()
+    page.goto(site.url + "/")
+    page.wait_for_selector('main[data-rendered="login"]', timeout=RENDER_TIMEOUT_MS)
+    page.fill("#login-token", site.tokens[role])
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector('main[data-rendered="overview"]', timeout=RENDER_TIMEOUT_MS)
+    return page
+
+
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    configured = os.environ.get("FINSYNC_SCREENSHOT_DIR")
+    folder = Path(configured) if configured else tmp_path_factory.getbasetemp() / "screens"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return screenshot_dir(tmp_path_factory)
+
+
+def shot(page: Any, folder: Path, name: str) -> list[Path]:
+    """Full-page screenshots of what `page` shows at each width of `WIDTHS`; charts are
+    waited for, so they are in the picture."""
+    taken = []
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": HEIGHT})
+        page.wait_for_function("() => [...document.querySelectorAll('.chart')]"
+                               ".every(c => c.dataset.drawn === 'true')",
+                               timeout=RENDER_TIMEOUT_MS)
+        page.wait_for_timeout(150)  # plotly's responsive relayout after the resize
+        path = folder / f"{name}-{width}.png"
+        page.screenshot(path=str(path), full_page=True)
+        taken.append(path)
+    page.set_viewport_size({"width": WIDTHS[0], "height": HEIGHT})
+    return taken
+
+
+def cli_json(site: Site, role: str, args: Sequence[str], code: int = 0) -> Any:
+    """`finsync ARGS --json` on the site's configuration, acting as `role`'s token."""
+    env = {**os.environ, "FINSYNC_TOKEN": site.tokens[role],
+           "FINSYNC_DATABASE_URL": site.database_url}
+    finsync = shutil.which("finsync", path=str(Path(sys.executable).parent)) or "finsync"
+    done = subprocess.run([finsync, *args, "--json", "--config", str(site.config)],
+                          cwd=site.workdir, env=env, capture_output=True, timeout=120)
+    assert done.returncode == code, done.stderr.decode()[-2000:] + done.stdout.decode()[-2000:]
+    return json.loads(done.stdout)
