@@ -29,6 +29,8 @@ from finsync.cli.common import ConfigPath, Json, RowId, authorised, guarded
 from finsync.config import load_config
 from finsync.domain.clock import parse_date
 from finsync.triage.service import Keep
+from finsync.views.close import period_view
+from finsync.views.services import build_services
 
 Reason = Annotated[str, typer.Option("--reason", "--note", help="Why (recorded).")]
 
@@ -77,6 +79,27 @@ def close(entity: Annotated[str, typer.Option("--entity", "-e")],
     else:
         output.console.print(f"{entity} {period}: {result.status} "
                              f"({len(result.journals)} revenue journal(s) posted)")
+
+
+def close_check(entity: Annotated[str, typer.Option("--entity", "-e")],
+                period: Annotated[str, typer.Option("--period", "-p", help="YYYY-MM")],
+                config: ConfigPath = None, as_json: Json = False) -> None:
+    """The close's checklist for one period, read without changing anything: each item's
+    state (`outstanding` items make `finsync close` refuse), the revenue journals."""
+    with guarded(as_json), finance(config, FINANCE_READ) as (f, _who):
+        view = period_view(build_services(load_config(config), f), entity, period).as_json()
+    if as_json:
+        output.emit_json(view)
+        return
+    output.table(f"{entity} {period}: {view['status']}"
+                 f"{' (the close would be refused)' if view['blocks'] else ''}",
+                 ["check", "state", "items"],
+                 [[i["label"], i["state"], f"{i['count']}{'+' if i['more'] else ''}"]
+                  for i in view["checklist"]])
+    output.table("revenue journals", ["journal", "posting date", "state", "total"],
+                 [[j["id"], j["posting_date"], j["state"],
+                   f"{j['total']['amount']} {j['total']['currency']}"]
+                  for j in view["journals"]])
 
 
 UNEXPLAINED_BREAKS_EXIT = 3  # code `unexplained_breaks` (docs/finance-operations.md)

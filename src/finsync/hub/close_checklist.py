@@ -125,7 +125,7 @@ def checklist_of(outstanding: Sequence[dict[str, Any]], held: Sequence[dict[str,
                            CheckState.IN_QUEUE if held else CheckState.DONE,
                            tuple(_with_money(h) for h in held), len(held) >= LISTED_MAX))
     items.append(CheckItem("revenue_journals", _LABELS["revenue_journals"],
-                           _journals_state(journals),
+                           _journals_state(journals, period_status),
                            tuple({"id": j.entry.id, "state": j.state.value,
                                   "held_by": j.held_by} for j in journals)))
     closed = period_status is PeriodStatus.CLOSED
@@ -140,9 +140,12 @@ def _cutoff_item(key: str, found: list[dict[str, Any]]) -> CheckItem:
     return CheckItem(key, _LABELS[key], state, tuple(found), len(found) >= LISTED_MAX)
 
 
-def _journals_state(journals: Sequence[SentJournal]) -> CheckState:
+def _journals_state(journals: Sequence[SentJournal], period_status: PeriodStatus) -> CheckState:
+    """None to post in a closed period is done; in an open one the close asks for them."""
     states = {j.state for j in journals}
-    if not journals or JournalState.NOT_SENT in states:
+    if not journals:
+        return CheckState.DONE if period_status is PeriodStatus.CLOSED else CheckState.TO_DO
+    if JournalState.NOT_SENT in states:
         return CheckState.TO_DO
     if JournalState.HELD in states:
         return CheckState.IN_QUEUE

@@ -59,31 +59,36 @@ function picker(board, entity, period) {
   return form;
 }
 
-function requestsTable(requests, onDecided) {
+function requestsBlock(requests, onDecided) {
   const decide = (request, approve) => actionForm(approve ? "Approve reopen" : "Reject reopen",
     async (reason) => {
-      const decided = await api(`/v1/close/reopen-requests/${request.id}/${approve ? "approve" : "reject"}`,
-                             { method: "POST", body: { reason } });
+      const verb = approve ? "approve" : "reject";
+      const decided = await api(`/v1/close/reopen-requests/${request.id}/${verb}`,
+                                { method: "POST", body: { reason } });
       return done(`request ${decided.id} (${decided.subject}) ${decided.status} by ` +
                   decided.decided_by, onDecided);
     });
-  const columns = [
-    { key: "id", label: "Request", numeric: true },
-    { key: "subject", label: "Period" },
-    { key: "requested_by", label: "Asked by" },
-    { key: "reason", label: "Reason" },
-    { key: "requested_at", label: "Asked at", render: (r) => iso(r.requested_at) },
-    { key: "expires_at", label: "Expires", render: (r) => iso(r.expires_at) },
-  ];
-  if (can("exceptions:approve")) {
-    columns.push({ key: "decide", label: "Decide", csv: () => "", render: (r) =>
-      r.requested_by === principal()
-        ? h("span", { class: "hint" }, "You asked: another person decides (same_person).")
-        : h("div", { "data-testid": `decide-${r.id}` }, decide(r, true), decide(r, false)) });
-  }
-  return table({ caption: "Requests to reopen a period, waiting for a second person",
-                 columns, rows: requests, csv: "reopen-requests",
-                 empty: "No request to reopen a period is waiting." });
+  const listed = table({
+    caption: "Requests to reopen a period, waiting for a second person",
+    columns: [
+      { key: "id", label: "Request", numeric: true },
+      { key: "subject", label: "Period" },
+      { key: "requested_by", label: "Asked by" },
+      { key: "reason", label: "Reason" },
+      { key: "requested_at", label: "Asked at", render: (r) => iso(r.requested_at) },
+      { key: "expires_at", label: "Expires", render: (r) => iso(r.expires_at) },
+    ],
+    rows: requests, csv: "reopen-requests",
+    empty: "No request to reopen a period is waiting.",
+  });
+  if (!can("exceptions:approve")) return [listed];
+  // Shown to the person who asked too: the API refuses them (same_person), and says why.
+  return [listed, ...requests.map((r) => h("div", { class: "decide",
+                                                   "data-testid": `decide-${r.id}` },
+    h("h3", {}, `Request ${r.id}: reopen ${r.subject}`),
+    r.requested_by === principal()
+      ? h("p", { class: "hint" }, "You asked for it: another person must decide.") : null,
+    decide(r, true), decide(r, false)))];
 }
 
 async function renderBoard(body) {
@@ -111,8 +116,8 @@ async function renderBoard(body) {
       rowAttrs: (p) => ({ "data-period": `${p.legal_entity}:${p.period}` }),
     })));
   }
-  body.append(section("Reopen requests", requestsTable(board.reopen_requests,
-                                                       () => navigate("close"))));
+  body.append(section("Reopen requests", ...requestsBlock(board.reopen_requests,
+                                                          () => navigate("close"))));
 }
 
 function checklistBlock(view) {
@@ -220,7 +225,7 @@ async function renderPeriod(body, entity, period) {
     verdict, checklistBlock(view)));
   body.append(section("Revenue journals", journalsBlock(view)));
   body.append(section("Close and reopen", ...actionsBlock(view, reload),
-                      requestsTable(view.reopen_requests, reload)));
+                      ...requestsBlock(view.reopen_requests, reload)));
   body.append(section("Period log", table({
     caption: "Who closed or reopened the period, and why",
     columns: [
