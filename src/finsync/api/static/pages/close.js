@@ -101,14 +101,22 @@ async function renderBoard(body) {
   }
   for (const entity of board.entities) {
     const rows = board.periods.filter((p) => p.legal_entity === entity.id);
-    body.append(section(`${entity.id} (${entity.functional_currency})`, table({
+    const closed = rows.filter((p) => p.status === "closed");
+    const next = rows.find((p) => p.status !== "closed");
+    const summary = h("p", { "data-testid": `next-${entity.id}` },
+      closed.length ? `Last closed: ${closed[closed.length - 1].period}. ` : "Nothing closed yet. ",
+      next ? h("span", {}, "Next to close: ",
+                h("a", { href: `#/${periodPath(entity.id, next.period)}` }, next.period))
+        : "Every period is closed.");
+    body.append(section(`${entity.id} (${entity.functional_currency})`, summary, table({
       caption: `Accounting periods of ${entity.id}`,
       columns: [
         { key: "period", label: "Period", render: (p) =>
-          h("a", { href: `#/${periodPath(p.legal_entity, p.period)}` }, p.period) },
-        { key: "start", label: "From" },
-        { key: "end", label: "Until (exclusive)" },
+          h("a", { href: `#/${periodPath(p.legal_entity, p.period)}`, class: "nowrap" },
+            p.period) },
         { key: "status", label: "Status", render: (p) => badge(p.status) },
+        { key: "start", label: "From", csv: (p) => p.start, render: (p) => p.start },
+        { key: "end", label: "Until (exclusive)" },
       ],
       rows, csv: `periods-${entity.id}`,
       empty: "No period is open for this entity yet: the ERP opens a year when its first " +
