@@ -167,6 +167,8 @@ def test_refusals_are_coded(world: World) -> None:
     manager = world.as_("controller", MANAGER)
     unknown = world.client.get("/v1/close/le_xx/2026-01", headers=manager)
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "unknown_entity")
+    never = world.client.post("/v1/close/le_us/1999-01", json={}, headers=manager)
+    assert (never.status_code, never.json()["error"]["code"]) == (404, "unknown_period")
     for bad in ("2026-13", "26-01", "2026-1"):
         response = world.client.get(f"/v1/close/le_us/{bad}", headers=manager)
         assert (response.status_code, response.json()["error"]["code"]) == (

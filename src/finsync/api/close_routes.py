@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from finsync.api import security
 from finsync.auth.principal import (
@@ -56,7 +56,7 @@ class CloseRequest(BaseModel):
     anyway, to be re-routed to the first open period (`finsync close --into-open-period`)."""
 
     model_config = ConfigDict(extra="forbid")
-    into_open_period: bool = False
+    into_open_period: StrictBool = False
 
 
 def _principal(request: Request) -> Principal:

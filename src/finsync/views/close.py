@@ -38,6 +38,10 @@ class UnknownEntityError(DomainError):
     code = "unknown_entity"
 
 
+class UnknownPeriodError(DomainError):
+    code = "unknown_period"
+
+
 class LedgerExternalError(DomainError):
     code = "ledger_external"
 
@@ -104,7 +108,7 @@ def close_board(services: Services) -> CloseBoard:
 
 
 def period_view(services: Services, legal_entity: str, period_name: str) -> PeriodView:
-    _known(services, legal_entity)
+    _known(services, legal_entity, period_name)
     period = month_period(period_name)
     checklist = services.finance.close.checklist(legal_entity, period_name,
                                                  _unsent(services, legal_entity, period_name))
@@ -123,8 +127,7 @@ def close_period(services: Services, principal: Principal, legal_entity: str,
                  period_name: str, *, into_open_period: bool = False) -> CloseResult:
     """`finsync close`: the cut-off, the revenue journals to the ERP, the ERP period closed,
     acting as `principal`."""
-    _known(services, legal_entity)
-    month_period(period_name)
+    _known(services, legal_entity, period_name)
     return services.finance.close.close(legal_entity, period_name, principal.id,
                                         into_open_period=into_open_period)
 
@@ -132,7 +135,7 @@ def close_period(services: Services, principal: Principal, legal_entity: str,
 def request_reopen(services: Services, principal: Principal, legal_entity: str,
                    period_name: str, reason: str) -> Request:
     """`finsync ledger reopen`: a request another person approves."""
-    _known(services, legal_entity)
+    _known(services, legal_entity, period_name)
     return _control(services).request_reopen(principal, legal_entity, period_name, reason)
 
 
@@ -151,11 +154,20 @@ def _control(services: Services) -> PeriodControl:
                                           services.clock), ledger)
 
 
-def _known(services: Services, legal_entity: str) -> None:
+def _known(services: Services, legal_entity: str, period_name: str) -> None:
+    """An entity of the configuration, and a period the embedded ledger holds (an external
+    ERP answers for its own periods)."""
     known = [e.id for e in services.entities]
     if legal_entity not in known:
         raise UnknownEntityError(f"unknown legal entity {legal_entity[:64]!r}; known: "
                                  f"{', '.join(known)}")
+    month_period(period_name)
+    if services.ledger is None:
+        return
+    if not any(p.name == period_name for p in services.ledger.periods(legal_entity)):
+        raise UnknownPeriodError(f"{legal_entity} has no accounting period {period_name}: "
+                                 "the ERP opens a year's periods when its first document "
+                                 "arrives")
 
 
 def _unsent(services: Services, legal_entity: str, period_name: str) -> list[JournalEntry]:
