@@ -46,7 +46,8 @@ async function renderSearch(body, text) {
     caption: `What ${found.query} names`,
     columns: [
       { key: "correlation_id", label: "Correlation id", render: (r) =>
-        h("a", { href: `#/timeline/${encodeURIComponent(r.correlation_id)}` }, r.correlation_id) },
+        h("a", { href: `#/timeline/${encodeURIComponent(r.correlation_id)}`, class: "break" },
+          r.correlation_id) },
       { key: "object_type", label: "Found as", render: (r) => r.object_type || "correlation id" },
       { key: "events", label: "Events", numeric: true },
       { key: "first_at", label: "First", render: (r) => iso(r.first_at) },
@@ -87,7 +88,7 @@ function callsBlock(t) {
       { key: "error", label: "Error" },
       { key: "duration_ms", label: "ms", numeric: true },
       { key: "idempotency_keys", label: "Idempotency keys",
-        render: (c) => (c.idempotency_keys || []).join(" "),
+        render: (c) => h("span", { class: "break" }, (c.idempotency_keys || []).join(" ")),
         csv: (c) => (c.idempotency_keys || []).join(" ") },
     ],
     rows: t.calls, csv: `calls-${t.correlation_id}`,
@@ -106,7 +107,8 @@ async function renderTimeline(body, correlationId) {
       { key: "at", label: "At", render: (m) => iso(m.at) },
       { key: "milestone", label: "Milestone" },
       { key: "system", label: "System" },
-      { key: "event_id", label: "Event" },
+      { key: "event_id", label: "Event", render: (m) => h("span", { class: "break" },
+                                                           m.event_id) },
     ],
     rows: t.milestones, csv: `milestones-${t.correlation_id}`,
     empty: "No milestone yet: its events have not reached a system. Search for the id, or " +
