@@ -8,7 +8,7 @@ external calls; an invoice's id finds its correlation id."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -213,3 +213,23 @@ def test_a_timeline_is_the_hubs_and_calls_need_audit_read(world: World) -> None:
     assert (corr["correlation_id"], corr["object_type"], corr["events"]) == ("ord_1", None, 3)
     nothing = world.client.get("/v1/correlations", params={"q": "nope"}, headers=reader)
     assert nothing.json()["correlations"] == []
+
+
+def test_with_an_external_erp_the_months_are_the_erps_and_reopen_is_refused(
+        world: World) -> None:
+    """The ERP's role played elsewhere (`Services.ledger` None): the months come from the
+    ERP port, and reopening is the ERP's own business (409 ledger_external)."""
+    services = replace(world.services, ledger=None)
+    with TestClient(create_app(world.finance.hub, services=services)) as client:
+        manager = world.as_("controller", MANAGER)
+        board = client.get("/v1/close", headers=manager).json()
+        assert board["ledger"] == "external" and board["reopen_requests"] == []
+        months = [p for p in board["periods"] if p["legal_entity"] == "le_us"]
+        # The clock is at 2026-01-01: the ERP holds 2026's periods only.
+        assert [(p["period"], p["status"]) for p in months] == [("2026-01", "open")]
+        view = client.get("/v1/close/le_us/2026-01", headers=manager).json()
+        assert (view["status"], view["log"], view["reopen_requests"]) == ("open", [], [])
+        refused = client.post("/v1/close/le_us/2026-01/reopen", json={"reason": "late"},
+                              headers=manager)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (
+            409, "ledger_external")

@@ -24,7 +24,7 @@ from finsync.bootstrap import build_two_person
 from finsync.controls.period import PeriodControl
 from finsync.controls.request import Request
 from finsync.domain.clock import first_of_next_month, month_period
-from finsync.domain.errors import DomainError
+from finsync.domain.errors import DomainError, PermanentError
 from finsync.domain.journal import JournalEntry, PeriodStatus
 from finsync.hub.close import CloseResult
 from finsync.hub.close_checklist import Checklist
@@ -180,14 +180,20 @@ def _unsent(services: Services, legal_entity: str, period_name: str) -> list[Jou
 
 
 def _recent_months(services: Services, legal_entity: str) -> list[PeriodRow]:
+    """The last `MONTHS_SHOWN` months up to the current one that the ERP holds a period
+    for, oldest first, with the status it answers."""
     ledger = services.finance.ports.ledger()
     today = services.clock().date()
     start = date(today.year, today.month, 1)
     rows: list[PeriodRow] = []
     for _ in range(MONTHS_SHOWN):
         end = first_of_next_month(start)
-        rows.append(PeriodRow(legal_entity, f"{start:%Y-%m}", start, end,
-                              ledger.period_status(legal_entity, start)))
+        try:
+            status = ledger.period_status(legal_entity, start)
+        except PermanentError:  # a month the ERP holds no period for: not listed
+            status = None
+        if status is not None:
+            rows.append(PeriodRow(legal_entity, f"{start:%Y-%m}", start, end, status))
         start = date(start.year - 1, 12, 1) if start.month == 1 else date(
             start.year, start.month - 1, 1)
     return rows[::-1]

@@ -42,10 +42,12 @@ function picker(board, entity, period) {
   const entitySelect = select("entity", entities, entity || (entities[0] || [""])[0]);
   const periodSelect = select("period", [], "");
   const fill = () => {
-    const names = board.periods.filter((p) => p.legal_entity === entitySelect.value)
-      .map((p) => [p.period, `${p.period} (${p.status})`]);
-    periodSelect.replaceChildren(...names.map(([v, text]) =>
-      h("option", { value: v, selected: v === period }, text)));
+    const rows = board.periods.filter((p) => p.legal_entity === entitySelect.value);
+    const next = rows.find((p) => p.status !== "closed");
+    const chosen = period || (next ? next.period : "");
+    periodSelect.replaceChildren(...rows.map((p) =>
+      h("option", { value: p.period, selected: p.period === chosen },
+        `${p.period} (${p.status})`)));
   };
   entitySelect.addEventListener("change", fill);
   fill();
@@ -99,6 +101,8 @@ async function renderBoard(body) {
     body.append(empty("The ERP is an external system: the months below are its statuses; " +
                       "reopening a period is done in the ERP."));
   }
+  const entities = h("div", { class: "grid" });
+  body.append(entities);
   for (const entity of board.entities) {
     const rows = board.periods.filter((p) => p.legal_entity === entity.id);
     const closed = rows.filter((p) => p.status === "closed");
@@ -108,7 +112,7 @@ async function renderBoard(body) {
       next ? h("span", {}, "Next to close: ",
                 h("a", { href: `#/${periodPath(entity.id, next.period)}` }, next.period))
         : "Every period is closed.");
-    body.append(section(`${entity.id} (${entity.functional_currency})`, summary, table({
+    entities.append(section(`${entity.id} (${entity.functional_currency})`, summary, table({
       caption: `Accounting periods of ${entity.id}`,
       columns: [
         { key: "period", label: "Period", render: (p) =>
