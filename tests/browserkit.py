@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,28 +30,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine
 
-from finsync.auth.principal import (
-    AUDIT_READ,
-    EXCEPTIONS_ACT,
-    EXCEPTIONS_APPROVE,
-    FINANCE_READ,
-    PERIODS_MANAGE,
-    PII_READ,
-)
-from finsync.demo.run import run_demo
-from tests import authkit
+import finsync
+from finsync.demo.run import CONSOLE_ROLES, run_demo
 
 CHROMIUM = Path("/usr/bin/chromium")
+# The finsync these tests import, first on the children's path: a `finsync serve` or CLI
+# child started in another folder runs the same code (a worktree's, not an installed one's).
+SOURCE_ROOT = Path(finsync.__file__).resolve().parents[1]
 REQUIRE_SERVICES = os.environ.get("FINSYNC_REQUIRE_SERVICES") == "1"
-# Each person of the issue, with the scopes that person's token holds.
-ROLES = {
-    "ar.clerk": [FINANCE_READ, EXCEPTIONS_ACT],
-    "revenue.accountant": [FINANCE_READ],
-    "controller": [FINANCE_READ, EXCEPTIONS_ACT, EXCEPTIONS_APPROVE, PERIODS_MANAGE, PII_READ],
-    "auditor": [FINANCE_READ, AUDIT_READ],
-}
+# Each person of the issue, with the scopes that person's token holds (a kept demo's).
+ROLES = CONSOLE_ROLES
 WIDTHS = (1280, 390)
 HEIGHT = 900
 START_TIMEOUT_S = 30.0
@@ -70,6 +58,11 @@ class Site:
     database_url: str
     tokens: dict[str, str]
     process: subprocess.Popen[bytes]
+
+
+def _child_environment() -> dict[str, str]:
+    paths = [str(SOURCE_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def _free_port() -> int:
@@ -96,7 +89,7 @@ def serve(workdir: Path, database_url: str) -> tuple[str, subprocess.Popen[bytes
     """`finsync serve`'s app (the same factory, uvicorn) on the folder's configuration."""
     port = _free_port()
     log = workdir / "serve.log"
-    env = {**os.environ, "FINSYNC_CONFIG": str(workdir / "finsync.toml"),
+    env = {**_child_environment(), "FINSYNC_CONFIG": str(workdir / "finsync.toml"),
            "FINSYNC_WORKER_INTERVAL_S": "0.2", "FINSYNC_DATABASE_URL": database_url}
     with log.open("wb") as output:  # the child has its own copy of the descriptor
         process = subprocess.Popen(
@@ -116,12 +109,10 @@ def serve(workdir: Path, database_url: str) -> tuple[str, subprocess.Popen[bytes
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     workdir = tmp_path_factory.mktemp("console-demo")
-    run_demo(workdir, keep=True)
+    report = run_demo(workdir, keep=True)
     database_url = f"sqlite:///{workdir / 'var' / 'finsync.db'}"
-    engine = create_engine(database_url)
-    tokens = {role: authkit.issue(engine, scopes, principal=role)
-              for role, scopes in ROLES.items()}
-    engine.dispose()
+    lines = Path(report["console_tokens"]).read_text().splitlines()
+    tokens = dict(line.split("\t") for line in lines)
     url, process = serve(workdir, database_url)
     try:
         yield Site(url, workdir, workdir / "finsync.toml", database_url, tokens, process)
@@ -199,10 +190,10 @@ def shot(page: Any, folder: Path, name: str) -> list[Path]:
 
 def cli_json(site: Site, role: str, args: Sequence[str], code: int = 0) -> Any:
     """`finsync ARGS --json` on the site's configuration, acting as `role`'s token."""
-    env = {**os.environ, "FINSYNC_TOKEN": site.tokens[role],
+    env = {**_child_environment(), "FINSYNC_TOKEN": site.tokens[role],
            "FINSYNC_DATABASE_URL": site.database_url}
-    finsync = shutil.which("finsync", path=str(Path(sys.executable).parent)) or "finsync"
-    done = subprocess.run([finsync, *args, "--json", "--config", str(site.config)],
+    done = subprocess.run([sys.executable, "-m", "finsync", *args, "--json", "--config",
+                           str(site.config)],
                           cwd=site.workdir, env=env, capture_output=True, timeout=120)
     assert done.returncode == code, done.stderr.decode()[-2000:] + done.stdout.decode()[-2000:]
     return json.loads(done.stdout)

@@ -53,7 +53,7 @@ from finsync.domain.secret import RotatingSecret, valid_at
 from finsync.hub.buffer import BufferPolicy
 from finsync.hub.close import PeriodClose
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry, TranslatingMapper
-from finsync.hub.metrics import render
+from finsync.hub.metrics import Metrics, measure
 from finsync.hub.service import Hub, SourcePump
 from finsync.hub.target import Target, ledger_target, revenue_target
 from finsync.hub.usage import UsageIntake
@@ -534,13 +534,18 @@ def build_period_control(config: FinsyncConfig, engine: Engine,
                          build_ledger_service(config, engine, clock=clock))
 
 
+def measure_metrics(finance: Finance) -> Metrics:
+    """The metrics of DESIGN §7 as the store holds them now (the console's JSON and the
+    Prometheus text are both this)."""
+    hub = finance.hub
+    return measure(hub.engine, list(finance.ports.ledgers), list(finance.ports.revenues),
+                   hub.clock())
+
+
 def build_metrics(finance: Finance) -> Callable[[], str]:
     """The metrics of DESIGN §7 in the Prometheus text format, read when called."""
-    hub = finance.hub
-
     def metrics() -> str:
-        return render(hub.engine, list(finance.ports.ledgers), list(finance.ports.revenues),
-                      hub.clock)
+        return measure_metrics(finance).as_prometheus()
     return metrics
 
 

@@ -39,6 +39,7 @@ from tests.fuzz.fuzzkit import (
     Tally,
     error_code,
     exception_classes,
+    get,
     largest_stored_body,
     post,
     raw_event_count,
@@ -58,6 +59,8 @@ from tests.fuzz.mutants import (
 )
 
 RUN_EVERY = 1_000
+# Positive and negative cases per JSON read route (the console's API), each.
+READ_EXAMPLES = 12
 SETTLE_STEPS = 6
 SETTLE_STEP_S = 3_600  # past every lease (30 s) and back-off (60 s at most)
 UNKNOWN_SOURCES = ("netsuite", "Canonical", "canonical ", "..", "stripe", "a" * 300, "%00",
@@ -90,6 +93,7 @@ class Outcome:
     raw_events: int = 0
     changed_duplicates: int = 0
     phase_s: dict[str, float] = field(default_factory=dict)  # wall-clock seconds per phase
+    reads: Counter[str] = field(default_factory=Counter)  # GET route -> requests answered
 
     def lines(self) -> list[str]:
         classes = ", ".join(f"{k} {n} ({o} seen)" for k, (n, o) in self.classes.items())
@@ -213,6 +217,18 @@ class Campaign:
                 headers = {**headers, **signed(body, SECRET)}
             self.send(WEBHOOK, target, body, headers, label)
 
+    def reads(self) -> None:
+        """Every JSON read of the API (the console's), on what the campaign has stored:
+        positive and negative cases of each GET route from the app's OpenAPI document."""
+        app = self.served.app
+        for path in openapi.reads(app):
+            for label, target, _body, headers in openapi.generated(
+                    app, path, self.scaled(READ_EXAMPLES), method="GET"):
+                response = get(self.served.client, self.outcome.tally, path, target, headers,
+                               label)
+                if response is not None:
+                    self.outcome.reads[path] += 1
+
     def mutants(self) -> None:
         """Each drawn mutant breaks every base payload of its route the same way."""
         @settings(MUTANT_SETTINGS, max_examples=self.scaled(2_300))
@@ -252,8 +268,8 @@ class Campaign:
     def run(self) -> Outcome:
         started = time.monotonic()
         for phase in (self.corpus, self.unknown_sources, self.sweep, self.schemathesis,
-                      self.mutants, self.duplicates, self.settle, self.after_fuzz,
-                      self.read_back):
+                      self.mutants, self.duplicates, self.settle, self.reads,
+                      self.after_fuzz, self.read_back):
             begun = time.monotonic()
             phase()
             self.outcome.phase_s[phase.__name__] = time.monotonic() - begun

@@ -18,7 +18,7 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -169,8 +169,8 @@ class Tally:
             return
         code = error_code(response)
         path = response.request.url.raw_path.decode("ascii", "replace")  # as sent
-        sample = (f"{status} {label} POST {path} body[{len(body)}]={body[:120]!r} -> "
-                  f"{response.text[:300]!r}")
+        sample = (f"{status} {label} {response.request.method} {path} "
+                  f"body[{len(body)}]={body[:120]!r} -> {response.text[:300]!r}")
         if status >= 500 or status < 400:
             _keep(self.server_errors, sample)
         elif code is None:
@@ -192,8 +192,19 @@ def _keep(samples: list[str], sample: str) -> None:
 
 def post(client: TestClient, tally: Tally, route: str, path: str, body: bytes,
          headers: Mapping[str, str] | None = None, label: str = "") -> httpx2.Response | None:
+    return _sent(tally, route, label, body,
+                 lambda: client.post(path, content=body, headers=dict(headers or {})))
+
+
+def get(client: TestClient, tally: Tally, route: str, path: str,
+        headers: Mapping[str, str] | None = None, label: str = "") -> httpx2.Response | None:
+    return _sent(tally, route, label, b"", lambda: client.get(path, headers=dict(headers or {})))
+
+
+def _sent(tally: Tally, route: str, label: str, body: bytes,
+          send: Callable[[], httpx2.Response]) -> httpx2.Response | None:
     try:
-        response = client.post(path, content=body, headers=dict(headers or {}))
+        response = send()
     except (httpx2.HTTPError, httpx2.InvalidURL, ValueError, UnicodeError):
         tally.unsendable += 1  # e.g. a header the client cannot encode
         return None

@@ -16,7 +16,7 @@ import pytest
 
 from finsync.domain.errors import ExceptionClass
 from finsync.storage.db import make_engine
-from tests.fuzz.campaign import Campaign, Outcome
+from tests.fuzz.campaign import READ_EXAMPLES, Campaign, Outcome
 from tests.fuzz.fuzzkit import BODY_MAX_BYTES, SECRET, SECRET_ENV, fuzz_config, serve
 
 pytestmark = pytest.mark.fuzz
@@ -149,3 +149,11 @@ def test_changed_duplicates_open_duplicate_event(outcome: Outcome) -> None:
     counted as a duplicate and dropped. Each such resend opens a `duplicate_event`."""
     opened, _seen = outcome.classes.get(ExceptionClass.DUPLICATE_EVENT, (0, 0))
     assert opened >= outcome.changed_duplicates
+
+
+def test_every_json_read_was_fuzzed(outcome: Outcome) -> None:
+    """The console's JSON read API is in the campaign: every GET route of the OpenAPI
+    document got schemathesis's cases (no 5xx and coded refusals: the tests above)."""
+    assert len(outcome.reads) >= 10, dict(outcome.reads)
+    assert all(sent >= 1 for sent in outcome.reads.values()), dict(outcome.reads)
+    assert sum(outcome.reads.values()) >= len(outcome.reads) * min(2, READ_EXAMPLES) // 2

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from finsync.api.app import create_app
-from finsync.auth.principal import PII_READ
+from finsync.auth.principal import FINANCE_READ, PII_READ
 from finsync.cli.main import app as cli_app
 from tests import authkit
 from tests.builders import envelope, payment_doc
@@ -43,6 +43,27 @@ def test_a_refused_payload_is_shown_redacted_and_whole_only_with_pii_read(
     whole = authkit.client(app, engine).get(f"/v1/exceptions/{row['id']}").json()
     assert whole["payload"]["payload"]["payment"]["amount"] == EMAIL
     assert whole["payload"]["payload"]["payment"]["billing_details"]["name"] == "Vera Planted"
+
+
+def test_a_refused_lone_surrogate_is_shown_as_a_replacement_character(
+        engine: Engine, tmp_path: Path) -> None:
+    """The fuzz campaign's read phase found it: a stored body escaping a lone surrogate
+    (refused `unpaired_surrogate`) parsed into a string no UTF-8 answer can carry, and the
+    exception's view answered 500."""
+    hub = make_hub(engine, tmp_path)
+    app = create_app(hub)
+    body = json.dumps(envelope("payment.applied", "gw-s", ("payment", "pay_s", None),
+                               {"payment": payment_doc("pay_s", "10.00", "inv_s")},
+                               correlation_id="c-s")).replace('"cus_1"', '"cus_\\ud800"')
+    client = authkit.client(app, engine)
+    refused = client.post("/v1/sources/canonical/events", content=body)
+    assert refused.json()["error"]["code"] == "unpaired_surrogate"
+    [row] = hub.exceptions("all")
+    for reader in (client, authkit.client(app, engine, [FINANCE_READ])):
+        shown = reader.get(f"/v1/exceptions/{row['id']}")
+        assert shown.status_code == 200, shown.text
+    payment = client.get(f"/v1/exceptions/{row['id']}").json()["payload"]["payload"]["payment"]
+    assert payment["customer_id"] == "cus_\ufffd"
 
 
 def test_an_unknown_exception_is_a_coded_404(engine: Engine, tmp_path: Path) -> None:

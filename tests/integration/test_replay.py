@@ -15,9 +15,11 @@ from finsync.bootstrap import build_finance, build_ledger_service
 from finsync.config import parse_config
 from finsync.hub.replay import ReplayFilter, ReplayResult, replay
 from finsync.hub.service import Hub
+from finsync.storage import measures
+from finsync.storage.db import reading
 from tests.builders import lifecycle_stream
 from tests.clikit import cli_json, with_auth
-from tests.hubkit import LEDGER_ROUTES, books, ingest, make_hub, settings
+from tests.hubkit import LEDGER_ROUTES, Clock, books, ingest, make_hub, settings
 
 STREAM = lifecycle_stream(customers=3, amendments=2)  # 3 x 3 versions x 3 events
 LINES = STREAM.lines()
@@ -117,3 +119,21 @@ def _ledger_books(target: Path, folder: Path) -> Any:
                          for entity, _ in ledger.entities()}
     finally:
         finance.dispose()
+
+
+def test_a_replay_leaves_the_event_to_posting_latency_as_it_was(engine: Engine,
+                                                                 tmp_path: Path) -> None:
+    """The latency metric measures to an event's first posting: a replay a month later
+    re-sends the deliveries without making every event look a month late."""
+    clock = Clock()
+    hub = make_hub(engine, tmp_path, hub_settings=settings(), clock=clock)
+    ingest(hub, LINES)
+    hub.run_until_idle()
+    with reading(engine) as conn:
+        before = sorted(measures.posting_latencies(conn, ["ledger"]))
+    clock.advance(30 * 86_400)
+    replayed = replay(hub.engine, hub.settings, EVERYTHING, hub.clock(), batch_size=100)
+    hub.run_until_idle()
+    assert replayed.requeued > 0 and before
+    with reading(engine) as conn:
+        assert sorted(measures.posting_latencies(conn, ["ledger"])) == before

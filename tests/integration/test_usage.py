@@ -209,17 +209,32 @@ def test_meter_events_reach_billing_as_one_record_per_day_and_one_rating_per_per
 
 def test_the_http_batch_endpoint_answers_per_item(engine: Engine, tmp_path: Path) -> None:
     usage = _usage(engine, now=datetime.now(UTC))
-    app = create_app(make_hub(engine, tmp_path), usage=usage)
+    hub = make_hub(engine, tmp_path)
+    app = create_app(hub, usage=usage)
     today = datetime.now(UTC).date() - timedelta(days=1)
     good = {**_event(1), "timestamp": f"{today}T10:00:00+00:00"}
     lines = "\n".join([json.dumps(good), json.dumps({**good, "id": "m2", "quantity": -4})])
     with authkit.client(app, engine) as client:
         response = client.post("/v1/usage/metering/events", content=lines)
         unknown = client.post("/v1/usage/nobody/events", content=lines)
+        all_bad = client.post("/v1/usage/metering/events",
+                              content=json.dumps([{**good, "id": "m3", "quantity": -1}]))
+        resent = client.post("/v1/usage/metering/events", content=json.dumps([good]))
+        empty = [client.post("/v1/usage/metering/events", content=body)
+                 for body in (b"[]", b"\n\n", b"")]
+    # Nothing kept is not an acceptance: 422 with the same per-item list, or empty_batch.
+    assert all_bad.status_code == 422
+    assert all_bad.json()["error"]["code"] == "every_item_refused"
+    assert [r["code"] for r in all_bad.json()["refused"]] == ["invalid_quantity"]
+    assert (resent.status_code, resent.json()["duplicates"]) == (202, 1)
+    assert [(r.status_code, r.json()["error"]["code"]) for r in empty] == \
+        [(422, "empty_batch")] * 3
     assert response.status_code == 202
     assert response.json()["stored"] == 1
     assert [r["code"] for r in response.json()["refused"]] == ["invalid_quantity"]
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_source"
+    # `finsync status` (and /v1/status) show the usage backlog: stored, not yet totalled.
+    assert hub.status()["usage"] == {"events": 1, "events_waiting": 1}
     with reading(engine) as conn:
         assert conn.execute(select(func.count()).select_from(usage_log.usage_events)
                             ).scalar_one() == 1

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
-from tests.routes import Calls
+from finsync.auth.principal import FINANCE_READ
+from tests.routes import Call, Calls
 
-CALLS: Calls = {}
+CALLS: Calls = {
+    ("GET", "/v1/overview"): Call("GET", "/v1/overview?days=30", FINANCE_READ),
+    ("GET", "/v1/metrics"): Call("GET", "/v1/metrics", FINANCE_READ),
+}

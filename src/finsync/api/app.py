@@ -341,7 +341,9 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     @app.post("/v1/usage/{source}/events", status_code=202, openapi_extra=_WRITES_AS_SOURCE)
     def usage_events(source: str, request: Request, body: Body) -> JSONResponse:
         """A batch of meter events (a JSON array, or JSON lines), stored before 202; each
-        refused item is listed with its index and code, the others are kept."""
+        refused item is listed with its index and code, the others are kept. A batch whose
+        every item is refused answers 422 `every_item_refused` (the same list); one with no
+        item, 422 `empty_batch`."""
         if usage is None or not usage.knows(source):
             unknown = MappingError(f"no usage source named {source[:64]!r}",
                                    code="unknown_source")
@@ -351,7 +353,12 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
         if isinstance(body, BodyTooLargeError):
             _refuse(hub.intake, Refusal(source, body, ExceptionClass.MAPPING_ERROR, None))
         receipt = usage.receive(source, body)
-        return JSONResponse(receipt.as_json(), status_code=202)
+        if receipt.stored or receipt.duplicates:
+            return JSONResponse(receipt.as_json(), status_code=202)
+        error = {"code": "every_item_refused",
+                 "message": f"all {len(receipt.refused)} meter events were refused: see "
+                            "`refused` (each refusal is an exception finance can see)"}
+        return JSONResponse({**receipt.as_json(), "error": error}, status_code=422)
 
     @app.get("/v1/status", openapi_extra=_READS_FINANCE)
     def status() -> dict[str, Any]:

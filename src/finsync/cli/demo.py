@@ -61,6 +61,11 @@ def _print(report: dict[str, Any]) -> None:
     console.print(f"audit trail: {audit['records']} records, {audit['checkpoints']} signed "
                   f"checkpoints, {'verified' if audit['ok'] else 'DOES NOT VERIFY'} "
                   "(`finsync audit verify`)")
+    if report.get("console_tokens"):
+        config = Path(report["workdir"]) / "finsync.toml"
+        console.print(f"explore it in the console: `finsync serve --config {config}`, open "
+                      f"http://127.0.0.1:8080/ and log in with a token of "
+                      f"{report['console_tokens']} (one per role)")
 
 
 def _waterfall(revenue: dict[str, str]) -> None:

@@ -23,7 +23,7 @@ from finsync.auth.principal import (
     PII_READ,
     Principal,
 )
-from finsync.bootstrap import Finance, approved_config, build_finance, build_metrics
+from finsync.bootstrap import Finance, approved_config, build_finance, measure_metrics
 from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, RowId, authorised, guarded
 from finsync.config import load_config
@@ -147,11 +147,15 @@ def _render_report(as_of: str, checks: list[dict[str, Any]]) -> None:
                                  f" — {item['explained_by'] or 'unexplained'}")
 
 
-def metrics(config: ConfigPath = None) -> None:
-    """The metrics of DESIGN §7 in the Prometheus text format."""
-    with guarded(False), finance(config, FINANCE_READ) as (f, _who):
-        text = build_metrics(f)()
-    typer.echo(text, nl=False)
+def metrics(config: ConfigPath = None, as_json: Json = False) -> None:
+    """The metrics of DESIGN §7 in the Prometheus text format (--json: as the console's
+    `GET /v1/metrics` shows them; one computation)."""
+    with guarded(as_json), finance(config, FINANCE_READ) as (f, _who):
+        measured = measure_metrics(f)
+    if as_json:
+        output.emit_json(measured.as_json())
+    else:
+        typer.echo(measured.as_prometheus(), nl=False)
 
 
 def register(exceptions_app: typer.Typer) -> None:

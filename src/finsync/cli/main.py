@@ -269,6 +269,8 @@ def _print_status(status: HubStatus) -> None:
     output.console.print(f"duplicates ignored: {status.duplicates_ignored}")
     _print_unresolved(status)
     _print_waiting(status.waiting)
+    if status.usage.get("events"):
+        output.counts_table("usage (meter events and their totals for billing)", status.usage)
 
 
 def _print_unresolved(status: HubStatus) -> None:

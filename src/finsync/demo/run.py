@@ -8,6 +8,7 @@ After the year it reconciles, replays every event and checks that the books did 
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import shutil
@@ -18,16 +19,26 @@ from pathlib import Path
 from typing import Any
 
 from finsync.audit.signing import write_new_key
+from finsync.auth import tokens
 from finsync.auth.local import mapped_principal, require
 from finsync.auth.principal import (
+    ADMIN,
+    AUDIT_READ,
     EXCEPTIONS_ACT,
     EXCEPTIONS_APPROVE,
     FINANCE_READ,
     PERIODS_MANAGE,
+    PII_READ,
     Principal,
 )
-from finsync.bootstrap import Finance, build_billing_service, build_finance, build_ledger_service
-from finsync.config import DEFAULT_CONFIG, FinsyncConfig, parse_config
+from finsync.bootstrap import (
+    Finance,
+    build_billing_service,
+    build_finance,
+    build_ledger_service,
+    build_token_store,
+)
+from finsync.config import DEFAULT_CONFIG, FinsyncConfig, load_config, parse_config
 from finsync.demo import report
 from finsync.demo.clock import SimClock
 from finsync.demo.workflow import (
@@ -40,6 +51,7 @@ from finsync.demo.workflow import (
     People,
     Workflow,
 )
+from finsync.domain.clock import utc_now
 from finsync.hub.replay import ReplayFilter
 
 AS_OF = date(YEAR, 12, 31)
@@ -53,6 +65,17 @@ PRINCIPALS = {
     "ops.engineer": [FINANCE_READ, EXCEPTIONS_ACT],
 }
 OS_USERS = {CLERK_LOGIN: "ar.clerk", CONTROLLER_LOGIN: "controller", OPS_LOGIN: "ops.engineer"}
+# Who runs the demo administers the kept folder (`finsync serve`, `finsync tokens`).
+ADMIN_PRINCIPAL = "demo.admin"
+# The console's people of a kept demo, each with a token of these scopes
+# (`console-tokens.txt`): the issue's AR clerk, revenue accountant, controller and auditor.
+CONSOLE_ROLES = {
+    "ar.clerk": [FINANCE_READ, EXCEPTIONS_ACT],
+    "revenue.accountant": [FINANCE_READ],
+    "controller": [FINANCE_READ, EXCEPTIONS_ACT, EXCEPTIONS_APPROVE, PERIODS_MANAGE, PII_READ],
+    "auditor": [FINANCE_READ, AUDIT_READ],
+}
+TOKENS_FILE = "console-tokens.txt"
 
 
 def run_demo(directory: Path | None = None, *, keep: bool = False) -> dict[str, Any]:
@@ -61,12 +84,32 @@ def run_demo(directory: Path | None = None, *, keep: bool = False) -> dict[str, 
     as JSON values."""
     temporary = directory is None
     workdir = directory or Path(tempfile.mkdtemp(prefix="finsync-demo-"))
+    kept = keep or not temporary
     try:
-        return {"workdir": str(workdir), "workdir_kept": keep or not temporary,
-                **_year(workdir)}
+        report = {"workdir": str(workdir), "workdir_kept": kept, **_year(workdir)}
+        if kept:
+            report["console_tokens"] = str(console_tokens(workdir))
+        return report
     finally:
         if temporary and not keep:
             _remove(workdir)
+
+
+def console_tokens(workdir: Path) -> Path:
+    """A token for each of `CONSOLE_ROLES` on the demo's database, written (owner-only) to
+    `console-tokens.txt` in the folder: log in to `finsync serve`'s console with one."""
+    engine = build_token_store(load_config(workdir / CONFIG_FILE))
+    admin = Principal.of(ADMIN_PRINCIPAL, [ADMIN])
+    try:
+        made = {role: tokens.create(engine, admin, f"demo console: {role}", role, scopes,
+                                    utc_now(), reason="the kept demo's console").secret
+                for role, scopes in CONSOLE_ROLES.items()}
+    finally:
+        engine.dispose()
+    target = workdir / TOKENS_FILE
+    target.touch(mode=0o600)
+    target.write_text("".join(f"{role}\t{secret}\n" for role, secret in made.items()))
+    return target
 
 
 def _remove(workdir: Path) -> None:
@@ -91,9 +134,11 @@ def config_text() -> str:
     lines = [shipped.replace(PUMPED, "[pumps]\n# none: the demo plays billing's webhooks\n")]
     for name, scopes in PRINCIPALS.items():
         lines.append(f"\n[auth.principals.{json.dumps(name)}]\nscopes = {json.dumps(scopes)}\n")
+    lines.append(f"\n[auth.principals.{json.dumps(ADMIN_PRINCIPAL)}]\n"
+                 f"scopes = {json.dumps([ADMIN, FINANCE_READ])}\n")
     lines.append("\n[auth.os_users]\n")
-    lines.extend(f"{json.dumps(login)} = {json.dumps(name)}\n"
-                 for login, name in OS_USERS.items())
+    users = {getpass.getuser(): ADMIN_PRINCIPAL, **OS_USERS}
+    lines.extend(f"{json.dumps(login)} = {json.dumps(name)}\n" for login, name in users.items())
     lines.append(f"\n[audit]\nsigning_key_file = {json.dumps(SIGNING_KEY)}\n")
     return "".join(lines)
 

@@ -76,15 +76,20 @@ class MeterBatch:
 
 def parse_batch(text: str, limits: InputLimits, received_on: date) -> MeterBatch:
     """The meter events of a body (a JSON array, or JSON lines). Raises `MappingError` when
-    the body as a whole is unreadable; refuses bad items one by one."""
+    the body as a whole is unreadable, or carries no item (`empty_batch`); refuses bad items
+    one by one."""
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:
             items = json.loads(text)
         except ValueError as exc:
             raise MappingError(f"body is not valid JSON: {exc}", code="invalid_json") from None
-        return read_items(items, limits, received_on)
-    return read_lines(text.splitlines(), limits, received_on)
+        batch = read_items(items, limits, received_on)
+    else:
+        batch = read_lines(text.splitlines(), limits, received_on)
+    if not batch.events and not batch.refused:
+        raise MappingError("the batch carries no meter event", code="empty_batch")
+    return batch
 
 
 def read_lines(lines: list[str], limits: InputLimits, received_on: date,

@@ -9,12 +9,15 @@ Rules:
 - With `pii:read` the texts and the payload are shown as stored (credentials were never
   stored: `storage.text.error_text`, `domain.headers`).
 - The payload is the canonical event's (the codec's encoding) when the exception names an
-  event, else the raw body it names, at most `BODY_VIEW_MAX_BYTES` of it.
+  event, else the raw body it names, at most `BODY_VIEW_MAX_BYTES` of it. A raw body may
+  be JSON that no UTF-8 document can carry (an escaped lone surrogate, `"\\ud800"`, which
+  intake refused as `unpaired_surrogate`): such a character is shown as U+FFFD.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from sqlalchemy import Connection
@@ -31,6 +34,7 @@ class UnknownExceptionError(DomainError):
     code = "unknown_exception"
 
 BODY_VIEW_MAX_BYTES = 1 << 20
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def detail(conn: Connection, exception_id: int, can_read_pii: bool) -> dict[str, Any]:
@@ -79,9 +83,37 @@ def _raw_payload(conn: Connection, raw_id: int, can_read_pii: bool) -> Any:
         return None
     body = raw.body[:BODY_VIEW_MAX_BYTES]
     try:
-        return json.loads(body)
+        return _encodable(json.loads(body))
     except (ValueError, RecursionError):
         pass
     if not can_read_pii:
         return {"not_json": f"{len(raw.body):,} bytes, shown only with pii:read"}
     return body.decode("utf-8", "replace")
+
+
+def _encodable(data: Any) -> Any:
+    """`data` (parsed JSON) that UTF-8 can carry: lone surrogates become U+FFFD. Walked
+    without recursion, as deep as the parser went."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+        return data
+    except UnicodeEncodeError:
+        pass
+    root: list[Any] = [data]
+    stack: list[tuple[list[Any] | dict[str, Any], Any]] = [(root, 0)]
+    while stack:
+        parent, key = stack.pop()
+        value = parent[key]
+        if isinstance(value, str):
+            parent[key] = _text(value)
+        elif isinstance(value, list):
+            stack.extend((value, i) for i in range(len(value)))
+        elif isinstance(value, dict):
+            items = {_text(k): v for k, v in value.items()}
+            parent[key] = items
+            stack.extend((items, k) for k in items)
+    return root[0]
+
+
+def _text(value: str) -> str:
+    return _SURROGATE.sub("\ufffd", value)

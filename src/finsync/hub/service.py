@@ -54,6 +54,7 @@ from finsync.storage import (
     milestone_log,
     outbox,
     raw_log,
+    usage_log,
 )
 from finsync.storage.call_log import LoggedCall
 from finsync.storage.db import reading
@@ -238,6 +239,7 @@ class Hub:
                 exceptions=exception_log.counts(conn),
                 unresolved=at_stake_groups(exception_log.at_stake_rows(conn, UNRESOLVED)),
                 waiting=Waiting(*outbox.waiting_counts(conn, self.clock())),
+                usage=usage_log.counts(conn),
             )
 
     def status(self) -> dict[str, Any]:

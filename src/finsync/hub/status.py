@@ -128,6 +128,9 @@ class HubStatus:
     exceptions: Mapping[str, Mapping[str, int]]  # status -> class -> count, every status
     unresolved: tuple[AtStake, ...]  # one per (status, class) not resolved
     waiting: Waiting
+    # Usage at volume: meter events stored, those not yet totalled (`events_waiting`), and
+    # the totals by hand-over status (`totals_pending` still wait for billing).
+    usage: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def unresolved_count(self) -> int:
@@ -153,7 +156,8 @@ class HubStatus:
                 "exceptions": {k: dict(v) for k, v in self.exceptions.items()},
                 "unresolved_exceptions": unresolved,
                 "waiting": self.waiting.as_json(),
-                "next_retry_at": iso(self.waiting.next_retry_at)}
+                "next_retry_at": iso(self.waiting.next_retry_at),
+                "usage": dict(self.usage)}
 
 
 @dataclass(frozen=True, slots=True)

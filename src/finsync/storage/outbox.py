@@ -23,6 +23,7 @@ from sqlalchemy import (
     Connection,
     Select,
     and_,
+    case,
     bindparam,
     exists,
     func,
@@ -206,7 +207,10 @@ _SETTLE = update(deliveries).where(
     deliveries.c.id == bindparam("b_id"), deliveries.c.lease_owner == bindparam("b_owner"),
     deliveries.c.status == DeliveryStatus.IN_FLIGHT).values(
     status=bindparam("b_status"), last_error=bindparam("b_error"),
-    result=bindparam("b_result"), completed_at=bindparam("b_completed_at"),
+    # A delivery posted before keeps its first completion (a replay sends it again): the
+    # event-to-posting latency is measured to the first posting.
+    result=bindparam("b_result"),
+    completed_at=func.coalesce(deliveries.c.completed_at, bindparam("b_completed_at")),
     next_attempt_at=bindparam("b_next_attempt_at"), attempts=deliveries.c.attempts + 1,
     lease_owner=None, lease_expires_at=None)
 
@@ -279,9 +283,11 @@ def requeue(conn: Connection, event_ids: Sequence[str], at: datetime,
                                      deliveries.c.status != DeliveryStatus.IN_FLIGHT)
     if targets is not None:
         query = query.where(deliveries.c.target.in_(targets))
+    done_before = deliveries.c.status == DeliveryStatus.DONE
     return int(conn.execute(query.values(
         status=DeliveryStatus.PENDING, next_attempt_at=at, attempts=0, lease_expiries=0,
-        last_error=None, completed_at=None)).rowcount)
+        last_error=None,
+        completed_at=case((done_before, deliveries.c.completed_at), else_=None))).rowcount)
 
 
 def retry_now(conn: Connection, delivery_id: int, at: datetime,
