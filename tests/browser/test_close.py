@@ -66,6 +66,12 @@ def test_a_period_shows_what_the_cli_reports(browser: Any, site: Site, shots: Pa
     assert f"{float(journal['total']['amount']):,.2f} USD" in page.locator(
         f'tr[data-journal="{journal["id"]}"]').inner_text()
     shot(page, shots, "close-period")
+    # From the journals to their way to the ERP: the close's own correlation id.
+    page.click("a[href='#/timeline/close%3Ale_us%3A2026-03']")
+    page.wait_for_selector(".page-body[data-correlation='close:le_us:2026-03']",
+                           timeout=RENDER_TIMEOUT_MS)
+    assert page.locator("tr[data-milestone=revenue_journal_posted]").count() == 1
+    assert page.locator("tr[data-system=ledger]").get_attribute("data-state") == "delivered"
     page.context.close()
 
 

@@ -305,6 +305,14 @@ class Hub:
         return ([itself] if itself is not None else []) + [
             f for f in found if f["correlation_id"] != object_id]
 
+    def systems_status(self, correlation_id: str) -> list[dict[str, Any]]:
+        """Per system the correlation id's deliveries went to: their technical status (as
+        `transaction_status` says it for all of them) and counts by status."""
+        with reading(self.engine) as conn:
+            found = measures.correlation_deliveries_by_target(conn, correlation_id)
+        return [{"system": system, "technical": _technical(counts), "deliveries": counts}
+                for system, counts in sorted(found.items())]
+
     def transaction_status(self, correlation_id: str) -> dict[str, Any]:
         """Where one correlation id stands, technically (are its deliveries done?) and
         financially (did its effects reach the books, and what is still at stake?)."""

@@ -4,7 +4,8 @@ Rules:
 - The milestones (contract accepted, invoice posted, payment applied, revenue schedule
   created, exception resolved, …) are the hub's milestone log, oldest first; the technical
   status (are its deliveries done?) and the financial one (did its effects reach the books?)
-  are `Hub.transaction_status`, the figures of `finsync timeline --json`.
+  are `Hub.transaction_status`, the figures of `finsync timeline --json`; the technical
+  status is also given per system its deliveries went to.
 - The exceptions raised for it are listed resolved or not, their texts as the reader may see
   them (personal data only with `pii:read`).
 - The external calls made for it (the call log) are shown only to a reader holding
@@ -29,6 +30,7 @@ class Timeline:
     correlation_id: str
     milestones: tuple[dict[str, Any], ...]
     status: dict[str, Any]  # technical, deliveries, financial, unresolved_exceptions
+    systems: tuple[dict[str, Any], ...]  # per target system: technical, deliveries
     exceptions: tuple[dict[str, Any], ...]
     calls: tuple[dict[str, Any], ...] | None  # None: withheld (no audit:read)
 
@@ -36,7 +38,7 @@ class Timeline:
         withheld = None if self.calls is not None else (
             f"the external calls need {AUDIT_READ}")
         return {"correlation_id": self.correlation_id, **self.status,
-                "milestones": list(self.milestones),
+                "systems": list(self.systems), "milestones": list(self.milestones),
                 "exceptions": list(self.exceptions),
                 "calls": None if self.calls is None else list(self.calls),
                 "calls_withheld": withheld}
@@ -62,7 +64,7 @@ def timeline(services: Services, correlation_id: str, *, can_read_pii: bool,
     calls = (tuple(c.as_json() for c in hub.calls(correlation_id)) if can_read_audit
              else None)
     return Timeline(correlation_id, milestones, hub.transaction_status(correlation_id),
-                    exceptions, calls)
+                    tuple(hub.systems_status(correlation_id)), exceptions, calls)
 
 
 def search(services: Services, text: str) -> CorrelationSearch:

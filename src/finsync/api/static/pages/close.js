@@ -235,7 +235,11 @@ async function renderPeriod(body, entity, period) {
     h("p", {}, "Status: ", h("span", { "data-testid": "period-status" }, badge(view.status)),
       ` — ${view.start} to ${view.end} (exclusive)`),
     verdict, checklistBlock(view)));
-  body.append(section("Revenue journals", journalsBlock(view)));
+  const correlation = `close:${view.legal_entity}:${view.period}`;
+  body.append(section("Revenue journals", journalsBlock(view),
+    view.journals.some((j) => j.event_id) ? h("p", {}, "Their way to the ERP: ",
+      h("a", { href: `#/timeline/${encodeURIComponent(correlation)}` },
+        `the timeline of ${correlation}`)) : null));
   body.append(section("Close and reopen", ...actionsBlock(view, reload),
                       ...requestsBlock(view.reopen_requests, reload)));
   body.append(section("Period log", table({

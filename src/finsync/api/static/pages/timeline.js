@@ -101,7 +101,20 @@ async function renderTimeline(body, correlationId) {
   body.append(section("Find a timeline", searchForm(correlationId)));
   const t = await api(`/v1/correlations/${encodeURIComponent(correlationId)}/timeline`);
   body.dataset.correlation = t.correlation_id;
-  body.append(section(t.correlation_id, summary(t), table({
+  const systems = table({
+    caption: "Technical status per system",
+    columns: [
+      { key: "system", label: "System" },
+      { key: "technical", label: "Status", render: (r) => badge(r.technical) },
+      { key: "deliveries", label: "Deliveries",
+        render: (r) => Object.entries(r.deliveries).map(([s, n]) => `${n} ${s}`).join(", "),
+        csv: (r) => Object.entries(r.deliveries).map(([s, n]) => `${n} ${s}`).join(" ") },
+    ],
+    rows: t.systems, csv: `systems-${t.correlation_id}`,
+    empty: "Nothing was sent to another system for it (yet).",
+    rowAttrs: (r) => ({ "data-system": r.system, "data-state": r.technical }),
+  });
+  body.append(section(t.correlation_id, summary(t), systems, table({
     caption: "Milestones across the systems",
     columns: [
       { key: "at", label: "At", render: (m) => iso(m.at) },
