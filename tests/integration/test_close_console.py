@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -236,3 +237,18 @@ def test_with_an_external_erp_the_months_are_the_erps_and_reopen_is_refused(
                               headers=manager)
         assert (refused.status_code, refused.json()["error"]["code"]) == (
             409, "ledger_external")
+
+
+def test_hostile_ids_are_answered_not_crashed_on(world: World) -> None:
+    """What a careless or hostile caller sends: NUL and control characters, the longest id,
+    a period a date cannot end; every answer coded, none a 5xx."""
+    reader = world.as_("revenue.accountant", [FINANCE_READ])
+    for text in ("\x00", "a\x00b", "\n", "é" * 255, "' OR 1=1 --", "%", "_"):
+        found = world.client.get("/v1/correlations", params={"q": text}, headers=reader)
+        assert found.status_code in (200, 422), (text, found.text)
+        shown = world.client.get(f"/v1/correlations/{quote(text, safe='')}/timeline",
+                                 headers=reader)
+        assert shown.status_code in (200, 404, 422), (text, shown.text)
+    for period in ("9999-12", "0000-01"):
+        answer = world.client.get(f"/v1/close/le_us/{period}", headers=reader)
+        assert answer.status_code == 422 and answer.json()["error"]["code"], period

@@ -37,9 +37,11 @@ EntityId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Z
 PeriodName = Annotated[str, PathParam(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
                                       description="An accounting period, YYYY-MM.")]
 RequestId = Annotated[int, PathParam(ge=1, le=BIGINT_MAX, description="A request's id.")]
-CorrelationId = Annotated[str, PathParam(min_length=1, max_length=ID_MAX,
+# Printable text only: no id holds a control character, and PostgreSQL's text cannot hold NUL.
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+CorrelationId = Annotated[str, PathParam(min_length=1, max_length=ID_MAX, pattern=PRINTABLE,
                                          description="A correlation id.")]
-SearchText = Annotated[str, Query(min_length=1, max_length=ID_MAX,
+SearchText = Annotated[str, Query(min_length=1, max_length=ID_MAX, pattern=PRINTABLE,
                                   description="A correlation id, or an invoice, contract, "
                                               "payment, credit memo or refund id.")]
 

@@ -88,7 +88,7 @@ function callsBlock(t) {
       { key: "error", label: "Error" },
       { key: "duration_ms", label: "ms", numeric: true },
       { key: "idempotency_keys", label: "Idempotency keys",
-        render: (c) => h("span", { class: "break" }, (c.idempotency_keys || []).join(" ")),
+        render: (c) => (c.idempotency_keys || []).join(" "),
         csv: (c) => (c.idempotency_keys || []).join(" ") },
     ],
     rows: t.calls, csv: `calls-${t.correlation_id}`,
@@ -120,8 +120,7 @@ async function renderTimeline(body, correlationId) {
       { key: "at", label: "At", render: (m) => iso(m.at) },
       { key: "milestone", label: "Milestone" },
       { key: "system", label: "System" },
-      { key: "event_id", label: "Event", render: (m) => h("span", { class: "break" },
-                                                           m.event_id) },
+      { key: "event_id", label: "Event" },
     ],
     rows: t.milestones, csv: `milestones-${t.correlation_id}`,
     empty: "No milestone yet: its events have not reached a system. Search for the id, or " +
