@@ -252,3 +252,23 @@ def test_hostile_ids_are_answered_not_crashed_on(world: World) -> None:
     for period in ("9999-12", "0000-01"):
         answer = world.client.get(f"/v1/close/le_us/{period}", headers=reader)
         assert answer.status_code == 422 and answer.json()["error"]["code"], period
+
+
+def test_a_request_past_its_time_is_not_shown_and_the_page_writes_nothing(
+        world: World) -> None:
+    _january(world)
+    world.clock.to(date(2026, 2, 1))
+    alice = world.as_("alice", MANAGER)
+    assert world.client.post("/v1/close/le_us/2026-01", json={},
+                             headers=alice).status_code == 200
+    asked = world.client.post("/v1/close/le_us/2026-01/reopen", json={"reason": "late"},
+                              headers=alice).json()
+    world.clock.to(date(2026, 3, 1))  # past `[controls] pending_ttl_h`
+    view = world.client.get("/v1/close/le_us/2026-01", headers=alice).json()
+    board = world.client.get("/v1/close", headers=alice).json()
+    assert view["reopen_requests"] == [] == board["reopen_requests"]
+    assert _actions(world, "approval.expire") == []  # reading records nothing
+    late = world.client.post(f"/v1/close/reopen-requests/{asked['id']}/approve",
+                             json={"reason": "ok"}, headers=world.as_("bob", MANAGER))
+    assert (late.status_code, late.json()["error"]["code"]) == (422, "approval_expired")
+    assert _actions(world, "approval.expire") == [("system:controls", str(asked["id"]))]

@@ -9,6 +9,9 @@ Rules:
 - The actions are the CLI's: `finsync close` (`PeriodClose.close`, acting as the principal),
   `finsync ledger reopen` / `reopen-approve` / `reopen-reject` (`PeriodControl`). Each is
   audited by the service it calls, with the principal.
+- A page reads and never writes: the reopen requests shown are those still waiting and not
+  past their time (`TwoPerson.waiting`); their expiry is recorded by the CLI's listing and by
+  any decision.
 - Reopening needs the embedded ledger's period control: with an external ERP it is refused
   as `ledger_external` (reopen it in the ERP). An unknown entity is `unknown_entity`.
 """
@@ -104,7 +107,7 @@ def close_board(services: Services) -> CloseBoard:
         return CloseBoard(entities, rows, (), "external")
     rows = tuple(PeriodRow(p.legal_entity, p.name, p.start, p.end, p.status)
                  for p in services.ledger.periods())
-    return CloseBoard(entities, rows, tuple(_control(services).pending()), "embedded")
+    return CloseBoard(entities, rows, tuple(_control(services).waiting()), "embedded")
 
 
 def period_view(services: Services, legal_entity: str, period_name: str) -> PeriodView:
@@ -117,7 +120,7 @@ def period_view(services: Services, legal_entity: str, period_name: str) -> Peri
     if services.ledger is None:
         return PeriodView(row, checklist, (), ())
     subject = f"{legal_entity}:{period_name}"
-    waiting = tuple(r for r in _control(services).pending() if r.subject == subject)
+    waiting = tuple(r for r in _control(services).waiting() if r.subject == subject)
     log = tuple(_log_row(r) for r in services.ledger.period_log(legal_entity)
                 if r["period"] == period_name)
     return PeriodView(row, checklist, waiting, log)
