@@ -222,7 +222,7 @@ def test_a_timeline_is_the_hubs_and_calls_need_audit_read(world: World) -> None:
 def test_with_an_external_erp_the_months_are_the_erps_and_reopen_is_refused(
         world: World) -> None:
     """The ERP's role played elsewhere (`Services.ledger` None): the months come from the
-    ERP port, and reopening is the ERP's own business (409 ledger_external)."""
+    ERP port, and reopening is the ERP's own business (409 system_external)."""
     services = replace(world.services, ledger=None)
     with TestClient(create_app(world.finance.hub, services=services)) as client:
         manager = world.as_("controller", MANAGER)
@@ -236,7 +236,7 @@ def test_with_an_external_erp_the_months_are_the_erps_and_reopen_is_refused(
         refused = client.post("/v1/close/le_us/2026-01/reopen", json={"reason": "late"},
                               headers=manager)
         assert (refused.status_code, refused.json()["error"]["code"]) == (
-            409, "ledger_external")
+            409, "system_external")
 
 
 def test_hostile_ids_are_answered_not_crashed_on(world: World) -> None:

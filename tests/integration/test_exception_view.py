@@ -78,7 +78,9 @@ def test_ids_out_of_range_are_coded_422_never_a_driver_error(engine: Engine,
     client = authkit.client(create_app(make_hub(engine, tmp_path)), engine)
     for url in ("/v1/exceptions/99999999999999999999999", "/v1/exceptions/0",
                 f"/v1/correlations/{'x' * 256}/calls",
-                f"/v1/correlations/{'x' * 256}/milestones"):
+                f"/v1/correlations/{'x' * 256}/milestones",
+                # a NUL, which PostgreSQL's text cannot hold (was a 500 there)
+                "/v1/correlations/a%00b/milestones", "/v1/correlations/a%1fb/calls"):
         response = client.get(url)
         assert response.status_code == 422, (url, response.text)
         assert response.json()["error"]["code"] == "invalid_request"

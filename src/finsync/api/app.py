@@ -29,7 +29,7 @@ from datetime import date, timedelta
 from typing import Annotated, Any, NoReturn
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException
@@ -49,6 +49,7 @@ from finsync.api.errors import (
     http_error_handler,
     validation_error_handler,
 )
+from finsync.api.params import BIGINT_MAX, CorrelationId, ExceptionId
 from finsync.audit.service import PAGE_MAX, AuditTrail
 from finsync.audit.signing import Keyring
 from finsync.auth.principal import AUDIT_READ, FINANCE_READ, PII_READ, Principal, events_write
@@ -86,13 +87,8 @@ def _stored_headers(request: Request) -> dict[str, str]:
 
 
 LimitsFor = Callable[[str], InputLimits]
-BIGINT_MAX = 2**63 - 1  # seq and ids are BIGINT columns
 AfterSeq = Annotated[int, Query(ge=0, le=BIGINT_MAX, description="Records after this seq.")]
 PageSize = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Records in the page.")]
-# Ids in paths within what the database holds: a 422 with its code, never a driver error.
-ExceptionId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="The exception's id.")]
-CorrelationId = Annotated[str, Path(min_length=1, max_length=InputLimits().id_max_chars,
-                                    description="A correlation id.")]
 
 
 def _default_limits(_source: str) -> InputLimits:

@@ -5,9 +5,10 @@ each modification's treatment with its reason and ASC 606 paragraph, revenue per
 per period (month, quarter or year) and the contract balances at each period end. Nothing
 is stored: the engine is pure, the case file is the whole input (docs/revrec/case-files.md).
 
-`waterfall` and `rpo` report the embedded engine's book (the configured database): revenue
-per month and remaining performance obligations of a legal entity, summed in SQL over the
-engine's position rows.
+`waterfall`, `rpo` and `roll-forward` report the embedded engine's book (the configured
+database): revenue per month, remaining performance obligations and the deferred revenue
+roll-forward of a legal entity, summed in SQL over the engine's position rows (the figures
+the console's Revenue page shows, through the same `finsync.views.revenue` functions).
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from finsync.auth.principal import FINANCE_READ
 from finsync.bootstrap import build_revenue_service
 from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, day_or_today, embedded, guarded
-from finsync.domain.clock import month_period
 from finsync.systems.revrec import Granularity
 from finsync.systems.revrec.casefile import CaseFileError, load_case
-from finsync.systems.revrec.report import ContractReport, ReportingPeriod, contract_report
+from finsync.systems.revrec.report import ReportingPeriod, contract_report
 from finsync.systems.revrec.service import RevenueService
+from finsync.views.revenue import report_json, roll_forward, rpo, waterfall
 
 app = typer.Typer(help="The revenue engine: run revenue case files (what-if).",
                   no_args_is_help=True)
@@ -35,46 +36,6 @@ app = typer.Typer(help="The revenue engine: run revenue case files (what-if).",
 @app.callback()
 def _group() -> None:
     """The revenue engine: run revenue case files (what-if)."""
-
-
-def _json(report: ContractReport, title: str) -> dict[str, Any]:
-    """The report as JSON: amounts as decimal strings in the contract's currency."""
-    labels = [p.label for p in report.revenue.periods]
-    return {
-        "title": title, "contract": report.contract_id,
-        "revenue_contract": report.revenue_contract_id, "currency": report.currency,
-        "legal_entity": report.legal_entity, "granularity": report.granularity.value,
-        "period": report.reporting_period.value,
-        "transaction_price": str(report.transaction_price.amount),
-        "allocation": [{
-            "obligation": r.obligation_id, "product": r.product_id,
-            "pattern": r.pattern.value, "ssp": str(r.standalone_selling_price.amount),
-            "stated_price": str(r.stated_price.amount),
-            "inception_method": r.inception_method,
-            "inception_paragraph": r.inception_paragraph,
-            "allocated": str(r.allocated_price.amount), "schedule": r.schedule_reference}
-            for r in report.allocation],
-        "modifications": [{
-            "event": d.event_id, "amendment": d.amendment_id,
-            "contract_version": d.contract_version,
-            "effective_date": d.effective_date.isoformat(), "treatment": d.treatment.value,
-            "paragraph": d.paragraph, "reason": d.reason,
-            "catch_up": {ob: str(m.amount) for ob, m in d.catch_up}}
-            for d in report.modifications],
-        "revenue": {
-            "periods": [{"period": p.label, "end": p.end.isoformat()}
-                        for p in report.revenue.periods],
-            "rows": [{"obligation": r.obligation_id,
-                      "amounts": {k: str(v) for k, v in zip(labels, r.amounts, strict=True)},
-                      "total": str(r.total)} for r in report.revenue.rows]},
-        "balances": [{
-            "as_of": b.as_of.isoformat(), "billed": str(b.billed.amount),
-            "recognised": str(b.recognised.amount),
-            "deferred_revenue": str(b.deferred_revenue.amount),
-            "contract_asset": str(b.contract_asset.amount),
-            "unbilled_receivable": str(b.unbilled_receivable.amount)}
-            for b in report.balances],
-    }
 
 
 def _print(data: dict[str, Any]) -> None:
@@ -120,7 +81,7 @@ def run(case: CaseArg, period: PeriodOpt = ReportingPeriod.MONTH,
         loaded = load_case(text)
         if granularity is not None:
             loaded = loaded.with_granularity(granularity)
-        data = _json(contract_report(loaded.state(), period), loaded.title)
+        data = report_json(contract_report(loaded.state(), period), loaded.title)
         if as_json:
             output.emit_json(data)
         else:
@@ -128,6 +89,7 @@ def run(case: CaseArg, period: PeriodOpt = ReportingPeriod.MONTH,
 
 
 EntityOpt = Annotated[str, typer.Option("--entity", "-e", help="Legal entity id.")]
+NOT_FOOTING_EXIT = 3  # a month of the roll-forward does not foot (its row shows by how much)
 
 
 def _service(config: Path | None) -> AbstractContextManager[RevenueService]:
@@ -142,16 +104,13 @@ def waterfall_report(
         config: ConfigPath = None, as_json: Json = False) -> None:
     """Revenue recognised per month and currency over the entity's revenue contracts."""
     with guarded(as_json), _service(config) as service:
-        start, end = month_period(first).start, month_period(last).end
-        report = service.revenue_by_month(entity, start, end)
-        labels = [f"{m.start:%Y-%m}" for m in report.months]
-        revenue = {currency: dict(zip(labels, (str(a.amount) for a in amounts), strict=True))
-                   for currency, amounts in report.amounts}
+        data = waterfall(service, entity, first, last).as_json()
         if as_json:
-            output.emit_json({"legal_entity": entity, "months": labels, "revenue": revenue})
+            output.emit_json({k: data[k] for k in ("legal_entity", "months", "revenue")})
             return
+        labels = data["months"]
         output.table(f"revenue per month, {entity}", ["currency", *labels],
-                     [[cur, *(row[k] for k in labels)] for cur, row in revenue.items()])
+                     [[cur, *(row[k] for k in labels)] for cur, row in data["revenue"].items()])
 
 
 @app.command("rpo")
@@ -161,14 +120,31 @@ def rpo_report(entity: EntityOpt,
                config: ConfigPath = None, as_json: Json = False) -> None:
     """Remaining performance obligations of the entity: within 12 months and after."""
     with guarded(as_json), _service(config) as service:
-        day = day_or_today(as_of)
-        found = service.entity_remaining_performance_obligations(entity, day)
-        rows = [{"currency": cur, "current": str(r.current.amount),
-                 "non_current": str(r.non_current.amount), "total": str(r.total.amount)}
-                for cur, r in found.items()]
+        data = rpo(service, entity, day_or_today(as_of)).as_json()
         if as_json:
-            output.emit_json({"legal_entity": entity, "as_of": day.isoformat(), "rpo": rows})
+            output.emit_json(data)
             return
         cols = ["currency", "current", "non_current", "total"]
-        output.table(f"remaining performance obligations, {entity}, {day}", cols,
-                     [[r[c] for c in cols] for r in rows])
+        output.table(f"remaining performance obligations, {entity}, {data['as_of']}", cols,
+                     [[r[c] for c in cols] for r in data["rpo"]])
+
+
+@app.command("roll-forward")
+def roll_forward_report(
+        entity: EntityOpt,
+        first: Annotated[str, typer.Option("--from", help="First month, YYYY-MM.")],
+        last: Annotated[str, typer.Option("--to", help="Last month, YYYY-MM.")],
+        config: ConfigPath = None, as_json: Json = False) -> None:
+    """Deferred revenue per month and currency: opening + billed - recognised = closing,
+    checked (exit 3 when a month does not foot)."""
+    with guarded(as_json), _service(config) as service:
+        data = roll_forward(service, entity, first, last).as_json()
+        if as_json:
+            output.emit_json(data)
+        else:
+            cols = ["month", "currency", "opening", "invoiced", "credited", "recognised",
+                    "closing", "difference"]
+            output.table(f"deferred revenue roll-forward, {entity}", cols,
+                         [[r[c] for c in cols] for r in data["rows"]])
+        if not data["foots"]:
+            raise typer.Exit(NOT_FOOTING_EXIT)

@@ -13,7 +13,7 @@ Rules:
   past their time (`TwoPerson.waiting`); their expiry is recorded by the CLI's listing and by
   any decision.
 - Reopening needs the embedded ledger's period control: with an external ERP it is refused
-  as `ledger_external` (reopen it in the ERP). An unknown entity is `unknown_entity`.
+  as `system_external` (reopen it in the ERP). An unknown entity is `unknown_entity`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class UnknownPeriodError(DomainError):
 
 
 class LedgerExternalError(DomainError):
-    code = "ledger_external"
+    code = "system_external"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, delete, func, select, text, update
 
 from finsync.domain.clock import Period, first_of_next_month
 from finsync.domain.money import Money
@@ -170,6 +170,53 @@ def test_contract_without_rows_is_read_from_its_state(engine: Engine) -> None:
         assert service.positions(entity, day) == [position_of(s, day) for s in mine]
     assert list(service.positions_over(entity, days)) == [
         [position_of(s, day) for day in days] for s in mine]
+
+
+@pytest.mark.parametrize("unheld", [False, True], ids=["rows", "one_from_its_state"])
+def test_entity_balances_by_month_add_up_the_contracts(engine: Engine, unheld: bool) -> None:
+    """The roll-forward's sums (`balances_by_month`) are each contract's balances at each
+    month start added up per currency, and the credits issued in each month; a contract
+    without rows counts from its state."""
+    states = _renamed([_state(p) for p in CASE_FILES])
+    service = _store(engine, states)
+    if unheld:  # as `position_store.write` leaves a contract whose amounts do not fit
+        with engine.begin() as conn:
+            conn.execute(update(t.contracts).where(t.contracts.c.id == "rc_00").values(
+                positions_from=None, positions_to=None, transaction_price_minor=None))
+            for table in (t.positions, t.obligation_positions, t.obligations, t.billings):
+                conn.execute(delete(table).where(table.c.revenue_contract_id == "rc_00"))
+    days = _days(states)
+    start, end = days[0], days[-1]
+    for entity in {s.legal_entity for s in states}:
+        found = service.balances_by_month(entity, start, end)
+        assert found.days[0] == start.replace(day=1) and len(found.days) > 2
+        credited = dict(found.credited)
+        for currency, per_day in found.balances:
+            of = [s for s in states if s.legal_entity == entity and s.currency == currency]
+            for day, got in zip(found.days, per_day, strict=True):
+                each = [balances(s, day) for s in of]
+                for field in ("billed", "recognised", "deferred_revenue", "contract_asset",
+                              "unbilled_receivable"):
+                    want = sum((getattr(b, field).amount for b in each), Decimal(0))
+                    assert getattr(got, field).amount == want, (currency, day, field)
+            for i, (a, b) in enumerate(pairwise(found.days)):
+                want = -sum((x.amount.amount for s in of for x in s.billings
+                             if x.amount.amount < 0 and a <= x.issued_on < b), Decimal(0))
+                assert credited[currency][i].amount == want, (currency, a)
+
+
+def test_contract_heads_page_through_the_entity(engine: Engine) -> None:
+    states = _renamed([_state(p) for p in CASE_FILES])
+    service = _store(engine, states)
+    entity = states[0].legal_entity
+    mine = sorted(s.revenue_contract_id for s in states if s.legal_entity == entity)
+    seen: list[str] = []
+    after = ""
+    while page := service.contract_heads(entity, after, 2):
+        assert len(page) <= 2
+        seen += [rc for rc, *_ in page]
+        after = page[-1][0]
+    assert seen == mine
 
 
 def test_each_change_rewrites_the_contract_rows(engine: Engine) -> None:

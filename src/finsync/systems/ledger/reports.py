@@ -146,6 +146,34 @@ def items_as_of(conn: Connection, entity: str, as_of: date) -> list[OpenItem]:
                      r.posting_date, r.due_date) for r in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class Credits:
+    """Customer credits open at a day: the largest (`items`), how many there are and their
+    booked (functional) total over all of them."""
+
+    items: tuple[OpenItem, ...]
+    count: int
+    booked_total: Money
+
+
+def credits_as_of(conn: Connection, entity: str, as_of: date, limit: int) -> Credits:
+    """Customer credits (unapplied cash, over-credits) open at the end of `as_of`, largest
+    booked value first, at most `limit`; with their count and booked total."""
+    functional, _ = records.load_entity(conn, entity)
+    at = _items_at(entity, as_of)
+    credit = at.c.kind == ItemKind.CREDIT.value
+    count, booked = conn.execute(select(func.count(), func.coalesce(func.sum(at.c.booked_at), 0))
+                                 .select_from(at).where(credit)).one()
+    rows = conn.execute(select(at).where(credit)
+                        .order_by(at.c.booked_at.desc(), at.c.id).limit(limit))
+    items = tuple(OpenItem(r.id, entity, r.customer, ItemKind(r.kind), r.document_id,
+                           Money.from_minor(r.original_minor, r.currency),
+                           Money.from_minor(r.open_at, r.currency),
+                           Money.from_minor(r.booked_at, r.booked_currency),
+                           r.posting_date, r.due_date) for r in rows)
+    return Credits(items, int(count), Money.from_minor(int(booked), functional))
+
+
 def _bucket(at: Subquery, as_of: date) -> Any:
     """`ar.bucket` in SQL, by due date: late <= 0 days is current, and so on."""
     due = at.c.due_date

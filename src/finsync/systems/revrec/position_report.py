@@ -56,6 +56,16 @@ class EntityWaterfall:
     amounts: tuple[tuple[str, tuple[Money, ...]], ...]  # (currency, one per month)
 
 
+@dataclass(frozen=True, slots=True)
+class EntityBalances:
+    """One legal entity's contract balances summed per currency at each month start of
+    `days` (00:00, as `balance`), and the credits issued in each month (positive)."""
+
+    days: tuple[date, ...]
+    balances: tuple[tuple[str, tuple[ContractBalances, ...]], ...]  # (currency, per day)
+    credited: tuple[tuple[str, tuple[Money, ...]], ...]  # (currency, one per month)
+
+
 class PositionReports:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -126,6 +136,37 @@ class PositionReports:
                                                      cur) for a, b in pairwise(days)))
                         for cur in currencies)
         return EntityWaterfall(months, amounts)
+
+    def balances_by_month(self, legal_entity: str, start: date, end: date) -> EntityBalances:
+        """The entity's balances at the start of each month from `start`'s to `end`'s and at
+        the end of the last, per currency, and the credits issued in each month."""
+        months = month_periods(start, end)
+        if not months:
+            return EntityBalances((), (), ())
+        days = (months[0].start, *(m.end for m in months))
+        with self.engine.connect() as conn:
+            sums = store.balances_by_day(conn, legal_entity, days)
+            issued = store.credits_issued(conn, legal_entity, days[0], days[-1])
+            states = store.states(conn, store.unheld(conn, legal_entity, days[0]))
+        width = len(store.BALANCE_COLUMNS)
+        held = {d: {cur: list(v) for cur, v in per.items()} for d, per in sums.items()}
+        for state in states.values():
+            for day in days:
+                at = balances(state, day)
+                amounts = held[day].setdefault(state.currency, [0] * width)
+                for i, money_at in enumerate((at.billed, at.recognised, at.deferred_revenue,
+                                              at.contract_asset, at.unbilled_receivable)):
+                    amounts[i] += money_at.to_minor()
+            for billing in state.billings:
+                if billing.amount.amount < 0 and days[0] <= billing.issued_on < days[-1]:
+                    issued.append((billing.issued_on, state.currency,
+                                   -billing.amount.to_minor()))
+        currencies = sorted({cur for per in held.values() for cur in per})
+        zero = [0] * width
+        totals = tuple((cur, tuple(ContractBalances(day, *(
+            Money.from_minor(v, cur) for v in held[day].get(cur, zero))) for day in days))
+            for cur in currencies)
+        return EntityBalances(days, totals, _credited_per_month(months, currencies, issued))
 
     def remaining_by_currency(self, legal_entity: str,
                               as_of: date) -> dict[str, RemainingPerformanceObligations]:
@@ -206,6 +247,17 @@ class PositionReports:
     @staticmethod
     def _state(conn: Connection, found: store.Stored) -> RevenueContractState:
         return store.states(conn, [found.revenue_contract_id])[found.revenue_contract_id]
+
+
+def _credited_per_month(months: Sequence[Period], currencies: Sequence[str],
+                        issued: Sequence[tuple[date, str, int]]
+                        ) -> tuple[tuple[str, tuple[Money, ...]], ...]:
+    sums = {cur: [0] * len(months) for cur in currencies}
+    for day, currency, amount in issued:
+        at = next(i for i, m in enumerate(months) if day in m)
+        sums.setdefault(currency, [0] * len(months))[at] += amount
+    return tuple((cur, tuple(Money.from_minor(v, cur) for v in sums[cur]))
+                 for cur in sorted(sums))
 
 
 def _credits_before(credits: list[tuple[str, date, int]],

@@ -316,6 +316,70 @@ def recognised_by_month(conn: Connection, legal_entity: str,
     return {d: dict(v) for d, v in sums.items()}
 
 
+BALANCE_COLUMNS = ("billed_minor", "recognised_minor", "deferred_revenue_minor",
+                   "contract_asset_minor", "unbilled_receivable_minor")
+
+
+def balances_by_day(conn: Connection, legal_entity: str,
+                    days: Sequence[date]) -> dict[date, dict[str, tuple[int, ...]]]:
+    """The held contracts' balances (`BALANCE_COLUMNS`) summed per currency at each month
+    start of `days` (ascending), as `recognised_by_month` sums revenue: the rows at those
+    days, and each ended contract's last row carried forward."""
+    final = days[-1]
+    columns = [func.sum(p.c[name]) for name in BALANCE_COLUMNS]
+    sums: dict[date, dict[str, list[int]]] = {d: {} for d in days}
+
+    def add(day: date, currency: str, amounts: Sequence[Any]) -> None:
+        held = sums[day].setdefault(currency, [0] * len(BALANCE_COLUMNS))
+        for i, amount in enumerate(amounts):
+            held[i] += int(amount)
+
+    for day, currency, *amounts in conn.execute(
+            select(p.c.day, c.c.currency, *columns)
+            .join(c, c.c.id == p.c.revenue_contract_id)
+            .where(c.c.legal_entity == legal_entity, p.c.day.in_(list(days)))
+            .group_by(p.c.day, c.c.currency)):
+        add(day, currency, amounts)
+    ended = conn.execute(
+        select(c.c.positions_to, c.c.currency, *columns)
+        .select_from(c.join(p, and_(p.c.revenue_contract_id == c.c.id,
+                                    p.c.day == c.c.positions_to)))
+        .where(c.c.legal_entity == legal_entity, c.c.positions_to < final)
+        .group_by(c.c.positions_to, c.c.currency))
+    for last, currency, *amounts in ended:
+        for day in days:
+            if last < day:
+                add(day, currency, amounts)
+    return {d: {cur: tuple(v) for cur, v in per.items()} for d, per in sums.items()}
+
+
+def credits_issued(conn: Connection, legal_entity: str, start: date,
+                   end: date) -> list[tuple[date, str, int]]:
+    """Credits (negative billings) of the held contracts issued in `[start, end)`: (day,
+    currency, positive minor units) per day and currency."""
+    b = t.billings
+    rows = conn.execute(
+        select(b.c.issued_on, c.c.currency, func.sum(b.c.amount_minor))
+        .join(c, c.c.id == b.c.revenue_contract_id)
+        .where(c.c.legal_entity == legal_entity, b.c.amount_minor < 0,
+               b.c.issued_on >= start, b.c.issued_on < end)
+        .group_by(b.c.issued_on, c.c.currency))
+    return [(day, currency, -int(amount)) for day, currency, amount in rows]
+
+
+def contract_heads(conn: Connection, legal_entity: str, after: str,
+                   limit: int) -> list[tuple[str, str, str, str, int]]:
+    """The entity's contracts in id order after `after`, at most `limit`, without their
+    states: (revenue contract, subscription contract, customer, currency, version)."""
+    rows = conn.execute(
+        select(c.c.id, c.c.subscription_contract_id, c.c.customer_id, c.c.currency,
+               c.c.contract_version)
+        .where(c.c.legal_entity == legal_entity, c.c.id > after)
+        .order_by(c.c.id).limit(limit))
+    return [(r.id, r.subscription_contract_id, r.customer_id or "", r.currency,
+             int(r.contract_version)) for r in rows]
+
+
 def unheld(conn: Connection, legal_entity: str, day: date) -> list[str]:
     """Ids of the entity's contracts that the rows do not answer at `day`."""
     inside = and_(c.c.positions_from < day, c.c.positions_to > day)

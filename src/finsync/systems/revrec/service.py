@@ -60,7 +60,11 @@ from finsync.systems.revrec.journal import AccountMap
 from finsync.systems.revrec.legacy import old_bodies
 from finsync.systems.revrec.modification import ModificationFacts
 from finsync.systems.revrec.position import Position, contract_positions
-from finsync.systems.revrec.position_report import EntityWaterfall, PositionReports
+from finsync.systems.revrec.position_report import (
+    EntityBalances,
+    EntityWaterfall,
+    PositionReports,
+)
 from finsync.systems.revrec.schedule import (
     ObligationSchedule,
     RemainingPerformanceObligations,
@@ -214,6 +218,18 @@ class RevenueService:
     def revenue_by_month(self, legal_entity: str, start: date, end: date) -> EntityWaterfall:
         """Revenue of the entity per calendar month and currency (the waterfall's total)."""
         return self._reports.revenue_by_month(legal_entity, start, end)
+
+    def balances_by_month(self, legal_entity: str, start: date, end: date) -> EntityBalances:
+        """The entity's balances at each month start from `start`'s month to `end`'s end,
+        per currency, and the credits issued per month: the deferred revenue roll-forward."""
+        return self._reports.balances_by_month(legal_entity, start, end)
+
+    def contract_heads(self, legal_entity: str, after: str = "",
+                       limit: int = 100) -> list[tuple[str, str, str, str, int]]:
+        """The entity's revenue contracts after `after` in id order (at most `limit`), not
+        decoded: (revenue contract, subscription contract, customer, currency, version)."""
+        with self.engine.connect() as conn:
+            return position_store.contract_heads(conn, legal_entity, after, limit)
 
     def entity_remaining_performance_obligations(
             self, legal_entity: str, as_of: date) -> dict[str, RemainingPerformanceObligations]:
