@@ -299,7 +299,7 @@ class LedgerService:
     def customer_credits(self, entity: str, as_of: date, limit: int) -> reports.Credits:
         """Unapplied cash and over-credits open at `as_of`, largest first (at most `limit`),
         with their count and booked total."""
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return reports.credits_as_of(conn, entity, as_of, limit)
 
     def applications(self, entity: str, as_of: date) -> list[tuple[str, str, Money]]:
