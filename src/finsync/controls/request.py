@@ -209,6 +209,17 @@ class TwoPerson:
         with reading(self._engine) as conn:
             return [_request(r) for r in conn.execute(query).mappings()]
 
+    def waiting(self, *, kind: str | None = None) -> list[Request]:
+        """The pending requests not past their time, the oldest first, read without writing
+        (a page that shows them changes nothing; `listing` records the expiries)."""
+        query = (select(t.requests).where(t.requests.c.status == RequestStatus.PENDING,
+                                          t.requests.c.expires_at > self._clock())
+                 .order_by(t.requests.c.id).limit(LISTED_MAX))
+        if kind is not None:
+            query = query.where(t.requests.c.kind == kind)
+        with reading(self._engine) as conn:
+            return [_request(r) for r in conn.execute(query).mappings()]
+
     def get(self, request_id: int) -> Request:
         with reading(self._engine) as conn:
             found = _get(conn, request_id)

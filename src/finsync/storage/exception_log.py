@@ -221,3 +221,18 @@ def unresolved_by_prefix(conn: Connection, exception_class: ExceptionClass,
         exceptions.c.fingerprint.startswith(prefix, autoescape=True),
         exceptions.c["class"] == exception_class.value, exceptions.c.status.in_(UNRESOLVED)))
     return [(str(f), ExceptionStatus(status), detail) for f, status, detail in rows]
+
+
+def for_correlation(conn: Connection, correlation_id: str,
+                    limit: int = 500) -> list[dict[str, Any]]:
+    """The exceptions raised for one correlation id, oldest first (resolved ones too); the
+    money at stake also as `at_stake` ({amount, currency}: a decimal string, or None)."""
+    query = (select(exceptions).where(exceptions.c.correlation_id == correlation_id)
+             .order_by(exceptions.c.id).limit(limit))
+    found = []
+    for r in conn.execute(query).mappings():
+        minor, currency = r["amount_minor"], r["currency"]
+        at_stake = None if minor is None else {
+            "amount": str(Money.from_minor(minor, currency).amount), "currency": currency}
+        found.append({**_public(dict(r)), "at_stake": at_stake})
+    return found
