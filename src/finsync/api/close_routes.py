@@ -18,6 +18,13 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from finsync.api import security
+from finsync.api.params import (
+    BIGINT_MAX,
+    ID_MAX_CHARS,
+    PRINTABLE,
+    CorrelationId,
+    EntityId,
+)
 from finsync.auth.principal import (
     AUDIT_READ,
     EXCEPTIONS_APPROVE,
@@ -26,22 +33,13 @@ from finsync.auth.principal import (
     PII_READ,
     Principal,
 )
-from finsync.domain.limits import InputLimits
 from finsync.views import close, timeline
 from finsync.views.services import Services
 
-BIGINT_MAX = 2**63 - 1
-ID_MAX = InputLimits().id_max_chars
-EntityId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
-                                    description="A legal entity's id.")]
 PeriodName = Annotated[str, PathParam(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
                                       description="An accounting period, YYYY-MM.")]
 RequestId = Annotated[int, PathParam(ge=1, le=BIGINT_MAX, description="A request's id.")]
-# Printable text only: no id holds a control character, and PostgreSQL's text cannot hold NUL.
-PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
-CorrelationId = Annotated[str, PathParam(min_length=1, max_length=ID_MAX, pattern=PRINTABLE,
-                                         description="A correlation id.")]
-SearchText = Annotated[str, Query(min_length=1, max_length=ID_MAX, pattern=PRINTABLE,
+SearchText = Annotated[str, Query(min_length=1, max_length=ID_MAX_CHARS, pattern=PRINTABLE,
                                   description="A correlation id, or an invoice, contract, "
                                               "payment, credit memo or refund id.")]
 
