@@ -90,7 +90,10 @@ def serve(workdir: Path, database_url: str) -> tuple[str, subprocess.Popen[bytes
     port = _free_port()
     log = workdir / "serve.log"
     env = {**_child_environment(), "FINSYNC_CONFIG": str(workdir / "finsync.toml"),
-           "FINSYNC_WORKER_INTERVAL_S": "0.2", "FINSYNC_DATABASE_URL": database_url}
+           "FINSYNC_WORKER_INTERVAL_S": "0.2", "FINSYNC_DATABASE_URL": database_url,
+           # The demo's year is fixed; a daily run as of the machine's yesterday would make
+           # what the pages show depend on the day the tests run.
+           "FINSYNC_DAILY": "off"}
     with log.open("wb") as output:  # the child has its own copy of the descriptor
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory",

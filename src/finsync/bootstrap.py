@@ -60,7 +60,7 @@ from finsync.hub.usage import UsageIntake
 from finsync.hub.webhook import WebhookIntake
 from finsync.recon.service import Entity, Reconciliation
 from finsync.storage.call_log import CallLog
-from finsync.storage.db import make_engine
+from finsync.storage.db import make_engine, read_only
 from finsync.storage.migrate import current_revision, upgrade
 from finsync.systems.billing.catalog_file import (
     DEFAULT_CATALOG,
@@ -93,7 +93,8 @@ def build_ledger_service(config: FinsyncConfig, engine: Engine,
     """The embedded ledger on the hub's database, its books set up from `[ledger]`."""
     upgrade_ledger(engine)
     governor = Governor(system.calls_per_minute, system.concurrency) if system else None
-    service = LedgerService(engine, clock, governor, witness=record_change)
+    service = LedgerService(engine, clock, governor, witness=record_change,
+                            reader=read_only(engine))
     for entity in config.ledger.entities:
         if not service.has_entity(entity.id):
             chart_text = config.resolve(entity.chart).read_text() if entity.chart \
@@ -134,7 +135,7 @@ def build_revenue_service(config: FinsyncConfig, engine: Engine) -> RevenueServi
         return next((p for p in prices if p.product_id == product_id and p.applies_on(on)),
                     None)
 
-    return RevenueService(engine, ssp, lambda _contract: terms)
+    return RevenueService(engine, ssp, lambda _contract: terms, reader=read_only(engine))
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,17 +486,23 @@ def open_audit(config: FinsyncConfig) -> AuditTrail:
 
 def build_daily(finance: Finance) -> Callable[[date], object]:
     """The daily job: the call log's purge past its retention, reconciliation as of the
-    day, then the audit checkpoint. Each runs even when another fails; the first failure is
-    raised afterwards, so that the job is tried again."""
+    day (unless a run as of that day is recorded already), then the audit checkpoint. Each
+    runs even when another fails; the first failure is raised afterwards, so that the job is
+    tried again."""
     def purge(_day: date) -> None:
         purged = finance.calls.purge()
         if purged:
             log.info("call log: %d calls older than %s purged", purged,
                      finance.calls.retention)
 
+    def reconcile(day: date) -> None:
+        if finance.recon.stored(day):  # a restart on the same day does not run it again
+            return
+        finance.recon.run(day)
+
     def daily(day: date) -> None:
         failures: list[Exception] = []
-        for job in (purge, finance.recon.run, finance.audit.daily):
+        for job in (purge, reconcile, finance.audit.daily):
             try:
                 job(day)
             except Exception as exc:  # re-raised below, after the other job

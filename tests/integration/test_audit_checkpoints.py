@@ -54,6 +54,11 @@ def test_the_daily_job_reconciles_and_signs(signing: Finance) -> None:
     build_daily(signing)(date(2026, 2, 2))
     assert _reasons(signing.hub.engine) == ["daily"]
     assert signing.audit.verify().ok
+    runs = signing.recon.stored(date(2026, 2, 2))
+    assert runs
+    # A restart the same day (a new daily job) does not reconcile that day again.
+    build_daily(signing)(date(2026, 2, 2))
+    assert signing.recon.stored(date(2026, 2, 2)) == runs
 
 
 def test_without_a_key_nothing_is_signed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -43,11 +43,10 @@ STATUS_BY_CODE = {"invalid_json": 400, "unknown_source": 404, "body_too_large": 
                   # The console's reports: what is not there, and a report that belongs to
                   # an external system (ask that system).
                   "unknown_entity": 404, "unknown_revenue_contract": 404,
-                  "system_external": 409,
+                  "unknown_period": 404, "unknown_request": 404, "system_external": 409,
                   # The exception queue and its approvals (the console's exceptions page).
-                  "invalid_filter": 400, "unknown_request": 404, "same_person": 403,
-                  "action_not_applicable": 409, "request_not_pending": 409,
-                  "approval_expired": 409, "already_posted": 409}
+                  "invalid_filter": 400, "same_person": 403, "action_not_applicable": 409,
+                  "request_not_pending": 409, "approval_expired": 409, "already_posted": 409}
 
 # The framework's own refusals (no such route, a method not allowed, a malformed query
 # parameter), coded like ours: a client never gets an uncoded error.

@@ -36,19 +36,27 @@ def _interval_s() -> float:
     return float(os.environ.get("FINSYNC_WORKER_INTERVAL_S", "1"))
 
 
+def _switch(name: str) -> bool:
+    """An on/off environment variable (on by default)."""
+    mode = os.environ.get(name, "on")
+    if mode not in {"on", "off"}:
+        raise ValueError(f"{name} must be on or off, not {mode!r}")
+    return mode == "on"
+
+
 def app_from_environment() -> FastAPI:
     """The app for `FINSYNC_CONFIG`, with its pipeline worker every `FINSYNC_WORKER_INTERVAL_S`
-    unless `FINSYNC_PIPELINE` is `off`, and each intake source's input limits (`[limits]`)."""
-    mode = os.environ.get("FINSYNC_PIPELINE", "on")
-    if mode not in {"on", "off"}:
-        raise ValueError(f"FINSYNC_PIPELINE must be on or off, not {mode!r}")
+    unless `FINSYNC_PIPELINE` is `off`, the daily job in it unless `FINSYNC_DAILY` is `off`
+    (reconciliation then runs when `finsync reconcile` is run, from cron say), and each
+    intake source's input limits (`[limits]`)."""
+    pipeline, daily = _switch("FINSYNC_PIPELINE"), _switch("FINSYNC_DAILY")
     config = load_config()
     finance = build_finance(config)
     hub = finance.hub
     approved_config(config, hub.engine, hub.clock)  # routes, ownership, thresholds approved
-    return create_app(hub, worker_interval_s=_interval_s() if mode == "on" else None,
+    return create_app(hub, worker_interval_s=_interval_s() if pipeline else None,
                       metrics=build_metrics(finance),
-                      daily=build_daily(finance), audit=finance.audit,
+                      daily=build_daily(finance) if daily else None, audit=finance.audit,
                       webhooks=build_webhooks(config, hub.engine),
                       limits_for=config.limits_for,
                       usage=build_usage(config, hub.engine, hub.clock),
@@ -64,7 +72,8 @@ def run_pipeline() -> None:
     finance = build_finance(config)
     hub = finance.hub
     approved_config(config, hub.engine, hub.clock)
-    supervisor = pipeline_supervisor(hub, _interval_s(), build_daily(finance),
+    supervisor = pipeline_supervisor(hub, _interval_s(),
+                                     build_daily(finance) if _switch("FINSYNC_DAILY") else None,
                                      build_usage(config, hub.engine, hub.clock))
     stopping = threading.Event()
 

@@ -18,3 +18,5 @@ ID_MAX_CHARS = InputLimits().id_max_chars
 ExceptionId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="The exception's id.")]
 CorrelationId = Annotated[str, Path(min_length=1, max_length=ID_MAX_CHARS, pattern=PRINTABLE,
                                     description="A correlation id.")]
+EntityId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
+                               description="A legal entity's id.")]

@@ -12,15 +12,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from finsync.api import security
-from finsync.api.params import PRINTABLE
+from finsync.api.params import PRINTABLE, EntityId
 from finsync.auth.principal import EXCEPTIONS_ACT, FINANCE_READ, Principal
 from finsync.views import recon
 from finsync.views.services import Services
 
 AsOf = Annotated[date | None, Query(description="The as-of day (ISO); default: the day of "
                                     "the latest recorded run, else today.")]
-EntityId = Annotated[str, PathParam(min_length=1, max_length=64,
-                                    description="A legal entity's id.")]
 CheckName = Annotated[str, PathParam(min_length=1, max_length=64,
                                      description="One of the six checks.")]
 ItemRef = Annotated[str, Query(min_length=3, max_length=300, pattern=PRINTABLE,

@@ -32,6 +32,7 @@ from finsync.domain.money import to_decimal
 from finsync.hub.status import STATUS_FILTERS, UNRESOLVED_FILTER
 from finsync.triage.service import Keep
 from finsync.views import exceptions as exceptions_view
+from finsync.views.close import period_view
 from finsync.views.services import build_services
 
 Reason = Annotated[str, typer.Option("--reason", "--note", help="Why (recorded).")]
@@ -71,11 +72,8 @@ def close(entity: Annotated[str, typer.Option("--entity", "-e")],
     """
     with guarded(as_json), finance(config, PERIODS_MANAGE, controlled=True) as (f, who):
         result = f.close.close(entity, period, who.id, into_open_period=into_open_period)
-    body = {"legal_entity": result.legal_entity, "period": result.period,
-            "status": result.status, "journals": [j.id for j in result.journals],
-            "awaiting_reroute": list(result.awaiting_reroute)}
     if as_json:
-        output.emit_json(body)
+        output.emit_json(result.as_json())
     elif result.awaiting_reroute:
         output.console.print(f"{entity} {period}: {result.status} "
                              f"({len(result.journals)} revenue journal(s) in "
@@ -84,6 +82,27 @@ def close(entity: Annotated[str, typer.Option("--entity", "-e")],
     else:
         output.console.print(f"{entity} {period}: {result.status} "
                              f"({len(result.journals)} revenue journal(s) posted)")
+
+
+def close_check(entity: Annotated[str, typer.Option("--entity", "-e")],
+                period: Annotated[str, typer.Option("--period", "-p", help="YYYY-MM")],
+                config: ConfigPath = None, as_json: Json = False) -> None:
+    """The close's checklist for one period, read without changing anything: each item's
+    state (`outstanding` items make `finsync close` refuse), the revenue journals."""
+    with guarded(as_json), finance(config, FINANCE_READ) as (f, _who):
+        view = period_view(build_services(load_config(config), f), entity, period).as_json()
+    if as_json:
+        output.emit_json(view)
+        return
+    output.table(f"{entity} {period}: {view['status']}"
+                 f"{' (the close would be refused)' if view['blocks'] else ''}",
+                 ["check", "state", "items"],
+                 [[i["label"], i["state"], f"{i['count']}{'+' if i['more'] else ''}"]
+                  for i in view["checklist"]])
+    output.table("revenue journals", ["journal", "posting date", "state", "total"],
+                 [[j["id"], j["posting_date"], j["state"],
+                   f"{j['total']['amount']} {j['total']['currency']}"]
+                  for j in view["journals"]])
 
 
 UNEXPLAINED_BREAKS_EXIT = 3  # code `unexplained_breaks` (docs/finance-operations.md)

@@ -79,3 +79,7 @@ class PeriodControl:
 
     def pending(self) -> list[Request]:
         return self._requests.listing(kind=REOPEN)
+
+    def waiting(self) -> list[Request]:
+        """`pending`, read without recording the expiries (for a page)."""
+        return self._requests.waiting(kind=REOPEN)

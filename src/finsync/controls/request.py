@@ -198,18 +198,25 @@ class TwoPerson:
         return due
 
     def listing(self, *, kind: str | None = None,
-                status: RequestStatus | None = RequestStatus.PENDING,
-                expire: bool = True) -> list[Request]:
-        """Requests (pending by default, the oldest first), after expiring what is due
-        (`expire=False`: read only, no write lock; a pending request past `expires_at` is
-        then still listed as pending, and the caller tells it apart)."""
-        if expire:
-            self.expire_due()
+                status: RequestStatus | None = RequestStatus.PENDING) -> list[Request]:
+        """Requests (pending by default, the oldest first), after expiring what is due."""
+        self.expire_due()
         query = select(t.requests).order_by(t.requests.c.id).limit(LISTED_MAX)
         if kind is not None:
             query = query.where(t.requests.c.kind == kind)
         if status is not None:
             query = query.where(t.requests.c.status == status.value)
+        with reading(self._engine) as conn:
+            return [_request(r) for r in conn.execute(query).mappings()]
+
+    def waiting(self, *, kind: str | None = None) -> list[Request]:
+        """The pending requests not past their time, the oldest first, read without writing
+        (a page that shows them changes nothing; `listing` records the expiries)."""
+        query = (select(t.requests).where(t.requests.c.status == RequestStatus.PENDING,
+                                          t.requests.c.expires_at > self._clock())
+                 .order_by(t.requests.c.id).limit(LISTED_MAX))
+        if kind is not None:
+            query = query.where(t.requests.c.kind == kind)
         with reading(self._engine) as conn:
             return [_request(r) for r in conn.execute(query).mappings()]
 

@@ -71,6 +71,7 @@ def month_period(name: str) -> Period:
     try:
         year, month = (int(part) for part in name.split("-"))
         start = date(year, month, 1)
+        end = first_of_next_month(start)  # 9999-12 has no end a date can hold
     except ValueError:
-        raise DomainError(f"a period is named YYYY-MM, not {name!r}") from None
-    return Period(start, first_of_next_month(start))
+        raise DomainError(f"a period is named YYYY-MM (up to 9999-11), not {name!r}") from None
+    return Period(start, end)

@@ -23,6 +23,10 @@ Rules:
   period, its close included, are signed when it closes.
 - Late events for a closed period are refused by the ERP as `closed_period`; triage re-routes
   them to the first open period with approval.
+- The close's checklist (`checklist`) is read without changing or raising anything: the
+  cut-off's outstanding items by kind, what the exception queue holds, the revenue journals
+  sent for the period and the ERP period's status. The close refuses exactly when its
+  cut-off items are not all `done` (`blocks`), from the same read (`outstanding`).
 """
 
 from __future__ import annotations
@@ -42,8 +46,15 @@ from finsync.domain.ids import event_id_for
 from finsync.domain.journal import JournalEntry, PeriodStatus, Side
 from finsync.domain.money import Money
 from finsync.domain.status import DeliveryStatus
+from finsync.hub.close_checklist import (
+    Checklist,
+    JournalState,
+    SentJournal,
+    checklist_of,
+    journal_state,
+)
 from finsync.hub.service import Hub
-from finsync.storage import cutoff, exception_log, jsonutil, outbox
+from finsync.storage import cutoff, event_log, exception_log, jsonutil, outbox
 from finsync.storage.db import reading
 
 SOURCE = "revrec"
@@ -73,6 +84,12 @@ class CloseResult:
     status: str  # closed | already_closed | awaiting_reroute
     awaiting_reroute: tuple[str, ...] = ()  # "exception 7 (closed_period)", one per journal
 
+    def as_json(self) -> dict[str, object]:
+        """What `finsync close --json` prints and the console's close answers."""
+        return {"legal_entity": self.legal_entity, "period": self.period,
+                "status": self.status, "journals": [j.id for j in self.journals],
+                "awaiting_reroute": list(self.awaiting_reroute)}
+
 
 class PeriodClose:
     def __init__(self, hub: Hub, ledger: LedgerPort, revenue: RevenuePort,
@@ -85,7 +102,7 @@ class PeriodClose:
         """`into_open_period` only matters when the ERP period is closed already: the
         journals not posted yet are sent, to be re-routed to the first open period."""
         period = month_period(period_name)
-        correlation = f"close:{legal_entity}:{period_name}"
+        correlation = close_correlation(legal_entity, period_name)
         self._hub.run_until_idle()
         if self._ledger.period_status(legal_entity, period.start) is PeriodStatus.CLOSED:
             return self._closed_already(legal_entity, period_name, correlation,
@@ -97,6 +114,49 @@ class PeriodClose:
         if self._checkpoint is not None:
             self._checkpoint(close_reason(legal_entity, period_name))
         return CloseResult(legal_entity, period_name, journals, "closed")
+
+    def outstanding(self, period_name: str) -> list[dict[str, object]]:
+        """What the cut-off of `period_name` still waits for (empty: the close may go on)."""
+        end = datetime.combine(month_period(period_name).end, time(), UTC)
+        with reading(self._hub.engine) as conn:
+            return cutoff.unsettled(conn, end)
+
+    def checklist(self, legal_entity: str, period_name: str,
+                  unsent: Sequence[JournalEntry] = ()) -> Checklist:
+        """The close's checklist for one entity and period, read without raising; `unsent`:
+        the period's journals as the revenue engine would answer them now (shown as
+        `not_sent` when no close has sent them yet)."""
+        end = datetime.combine(month_period(period_name).end, time(), UTC)
+        with reading(self._hub.engine) as conn:
+            outstanding = cutoff.unsettled(conn, end)
+            held = cutoff.held(conn, end)
+        status = self._ledger.period_status(legal_entity, month_period(period_name).start)
+        sent = self.sent_journals(legal_entity, period_name)
+        known = {j.entry.id for j in sent}
+        waiting = [SentJournal(e, None, JournalState.NOT_SENT) for e in unsent
+                   if e.id not in known]
+        return checklist_of(outstanding, held, [*sent, *waiting], status)
+
+    def sent_journals(self, legal_entity: str, period_name: str) -> list[SentJournal]:
+        """The revenue journals sent to the ERP for the period (by earlier closes), each
+        with where it stands: posted, on its way, or held by an exception."""
+        correlation = close_correlation(legal_entity, period_name)
+        with reading(self._hub.engine) as conn:
+            event_ids = event_log.select_ids(conn, correlation_id=correlation)
+            stored = event_log.get_many(conn, event_ids)
+            named = exception_log.unresolved_objects(conn) if event_ids else {}
+            sent: list[SentJournal] = []
+            for event_id in event_ids:
+                found = stored.get(event_id)
+                if found is None or isinstance(found, event_log.UnreadableEvent):
+                    continue
+                if not isinstance(found.event, RevenueJournalRecorded):
+                    continue
+                states = outbox.event_statuses(conn, [event_id])
+                held_by = named.get(f"event:{event_id}")
+                sent.append(SentJournal(found.event.journal_entry, event_id,
+                                        journal_state(states.values(), held_by), held_by))
+        return sent
 
     def _closed_already(self, legal_entity: str, period_name: str, correlation: str,
                         into_open_period: bool) -> CloseResult:
@@ -157,9 +217,7 @@ class PeriodClose:
                 f"again, {send}")
 
     def _check_cutoff(self, period: Period) -> None:
-        end = datetime.combine(period.end, time(), UTC)
-        with reading(self._hub.engine) as conn:
-            outstanding = cutoff.unsettled(conn, end)
+        outstanding = self.outstanding(f"{period.start:%Y-%m}")
         if outstanding:
             raise CutoffError(f"{len(outstanding)} item(s) before {period.end} are neither "
                               "settled nor in the exception queue", outstanding)
@@ -181,6 +239,11 @@ class PeriodClose:
             raise JournalNotPostedError(
                 f"the ERP has not taken every revenue journal of {correlation} "
                 f"({states or 'none delivered'}); see `finsync exceptions list`")
+
+
+def close_correlation(legal_entity: str, period_name: str) -> str:
+    """The correlation id (and revenue engine request id) of one entity's period close."""
+    return f"close:{legal_entity}:{period_name}"
 
 
 def _credited(entry: JournalEntry, account: str) -> Money:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from finsync.connectors.ports import LedgerPort
+from finsync.domain.events import CATALOGUE
 from finsync.domain.status import UNRESOLVED, DeliveryStatus, ExceptionStatus, RawStatus
 from finsync.hub import exception_view
 from finsync.hub.acceptance import Acceptance
@@ -285,6 +286,32 @@ class Hub:
         """Every external call made for `correlation_id`, to every system, oldest first."""
         with reading(self.engine) as conn:
             return call_log.for_correlation(conn, correlation_id)
+
+    def correlation_exceptions(self, correlation_id: str, *,
+                               can_read_pii: bool = False) -> list[dict[str, Any]]:
+        """The exceptions raised for one correlation id (resolved ones too), oldest first,
+        their texts as this reader may see them."""
+        with reading(self.engine) as conn:
+            rows = exception_log.for_correlation(conn, correlation_id)
+        return [exception_view.texts(row, can_read_pii) for row in rows]
+
+    def correlations_of(self, object_id: str) -> list[dict[str, Any]]:
+        """The correlation ids `object_id` names: itself when events carry it, and those of
+        the events about an object of that id (an invoice, a contract, a payment, …)."""
+        types = sorted({cls.aggregate_type for cls in CATALOGUE.values()})
+        with reading(self.engine) as conn:
+            itself = event_log.correlation_extent(conn, object_id)
+            found = event_log.correlations_of(conn, object_id, types)
+        return ([itself] if itself is not None else []) + [
+            f for f in found if f["correlation_id"] != object_id]
+
+    def systems_status(self, correlation_id: str) -> list[dict[str, Any]]:
+        """Per system the correlation id's deliveries went to: their technical status (as
+        `transaction_status` says it for all of them) and counts by status."""
+        with reading(self.engine) as conn:
+            found = measures.correlation_deliveries_by_target(conn, correlation_id)
+        return [{"system": system, "technical": _technical(counts), "deliveries": counts}
+                for system, counts in sorted(found.items())]
 
     def transaction_status(self, correlation_id: str) -> dict[str, Any]:
         """Where one correlation id stands, technically (are its deliveries done?) and

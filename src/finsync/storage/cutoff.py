@@ -34,3 +34,21 @@ def unsettled(conn: Connection, before: datetime, limit: int = 100) -> list[dict
             + [{"kind": "delivery_outstanding", "delivery_id": r.id, "target": r.target,
                 "status": r.status, "event_id": r.event_id, "type": r.type}
                for r in open_deliveries])
+
+
+def held(conn: Connection, before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+    """The unresolved exceptions that hold deliveries of events before a moment: they do
+    not stop a close (finance sees them in the queue), but the close's checklist names
+    them, with the money each puts at stake."""
+    rows = conn.execute(
+        select(exceptions.c.id, exceptions.c["class"], exceptions.c.status,
+               exceptions.c.amount_minor, exceptions.c.currency, events.c.event_id,
+               events.c.type)
+        .join(deliveries, deliveries.c.id == exceptions.c.delivery_id)
+        .join(events, events.c.event_id == deliveries.c.event_id)
+        .where(and_(events.c.occurred_at < before, exceptions.c.status.in_(UNRESOLVED)))
+        .order_by(exceptions.c.id).limit(limit)).mappings()
+    return [{"kind": "exception_held", "exception_id": int(r["id"]), "class": r["class"],
+             "status": r["status"], "amount_minor": r["amount_minor"],
+             "currency": r["currency"], "event_id": r["event_id"], "type": r["type"]}
+            for r in rows]

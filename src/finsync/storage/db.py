@@ -55,6 +55,13 @@ def _sqlite_pragmas(engine: Engine) -> None:
 _READ_ONLY = "finsync_read_only"
 
 
+def read_only(engine: Engine) -> Engine:
+    """`engine` for reads only (same pool): on SQLite its transactions begin with a plain
+    `BEGIN`, so a report waits for no writer; for a service whose reads go through
+    `engine.connect()` (the embedded systems'), injected by the composition root."""
+    return engine.execution_options(**{_READ_ONLY: True})
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):

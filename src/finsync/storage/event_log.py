@@ -450,3 +450,38 @@ def document_entities(conn: Connection, event_ids: Collection[str]) -> dict[str,
         if entity is not None:
             found[str(event_id)] = entity
     return found
+
+
+CORRELATIONS_MAX = 50
+
+
+def correlations_of(conn: Connection, object_id: str, aggregate_types: Collection[str],
+                    limit: int = CORRELATIONS_MAX) -> list[dict[str, Any]]:
+    """The correlation ids of the events about one object (an invoice, a contract, …: any of
+    `aggregate_types` with the id `object_id`), in the order they began, with the object's
+    type and the first and last time an event of it occurred. Read through the aggregate
+    index: the types are listed, so no scan of the log."""
+    rows = conn.execute(
+        select(events.c.correlation_id, events.c.aggregate_type,
+               func.min(events.c.position).label("first_position"),
+               func.min(events.c.occurred_at).label("first_at"),
+               func.max(events.c.occurred_at).label("last_at"), func.count().label("events"))
+        .where(events.c.aggregate_type.in_(sorted(aggregate_types)),
+               events.c.aggregate_id == object_id)
+        .group_by(events.c.correlation_id, events.c.aggregate_type)
+        .order_by("first_position").limit(limit)).mappings()
+    return [{"correlation_id": str(r["correlation_id"]), "object_type": str(r["aggregate_type"]),
+             "first_at": r["first_at"], "last_at": r["last_at"], "events": int(r["events"])}
+            for r in rows]
+
+
+def correlation_extent(conn: Connection, correlation_id: str) -> dict[str, Any] | None:
+    """How many events one correlation id has, and when the first and last occurred (None:
+    it has none)."""
+    count, first, last = conn.execute(
+        select(func.count(), func.min(events.c.occurred_at), func.max(events.c.occurred_at))
+        .where(events.c.correlation_id == correlation_id)).one()
+    if not count:
+        return None
+    return {"correlation_id": correlation_id, "object_type": None, "first_at": first,
+            "last_at": last, "events": int(count)}

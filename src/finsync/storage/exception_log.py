@@ -327,3 +327,18 @@ def queue_totals(conn: Connection, query: QueueQuery
     return [(str(status), str(name), None if currency is None else str(currency), int(n),
              None if minor is None else int(minor))
             for status, name, currency, n, minor in rows]
+
+
+def for_correlation(conn: Connection, correlation_id: str,
+                    limit: int = 500) -> list[dict[str, Any]]:
+    """The exceptions raised for one correlation id, oldest first (resolved ones too); the
+    money at stake also as `at_stake` ({amount, currency}: a decimal string, or None)."""
+    query = (select(exceptions).where(exceptions.c.correlation_id == correlation_id)
+             .order_by(exceptions.c.id).limit(limit))
+    found = []
+    for r in conn.execute(query).mappings():
+        minor, currency = r["amount_minor"], r["currency"]
+        at_stake = None if minor is None else {
+            "amount": str(Money.from_minor(minor, currency).amount), "currency": currency}
+        found.append({**_public(dict(r)), "at_stake": at_stake})
+    return found

@@ -96,6 +96,18 @@ def correlation_deliveries(conn: Connection, correlation_id: str) -> dict[str, i
     return {str(status): int(n) for status, n in rows}
 
 
+def correlation_deliveries_by_target(conn: Connection,
+                                     correlation_id: str) -> dict[str, dict[str, int]]:
+    """Per target system, its deliveries of one correlation id by status."""
+    rows = conn.execute(select(deliveries.c.target, deliveries.c.status, func.count())
+                        .where(deliveries.c.correlation_id == correlation_id)
+                        .group_by(deliveries.c.target, deliveries.c.status))
+    found: dict[str, dict[str, int]] = {}
+    for target, status, n in rows:
+        found.setdefault(str(target), {})[str(status)] = int(n)
+    return found
+
+
 def correlation_exceptions(conn: Connection, correlation_id: str) -> list[dict[str, Any]]:
     rows = conn.execute(select(exceptions.c["class"], exceptions.c.status,
                                exceptions.c.amount_minor, exceptions.c.currency)

@@ -31,7 +31,7 @@ from finsync.auth.principal import AUDIT_READ, PII_READ, Principal
 from finsync.bootstrap import approved_config, build_config_control, build_two_person
 from finsync.controls.configuration import CHANGE
 from finsync.controls.period import REOPEN, PeriodControl
-from finsync.controls.request import ControlError, Request, RequestStatus, TwoPerson
+from finsync.controls.request import ControlError, Request, TwoPerson
 from finsync.domain.errors import DomainError, ExceptionClass
 from finsync.domain.money import Money
 from finsync.domain.status import ExceptionStatus
@@ -284,9 +284,7 @@ def inbox(services: Services, principal: Principal) -> dict[str, Any]:
                                       "summary": texts(exception, can_read_pii).get("summary"),
                                       "at_stake": _money(exception.get("amount_at_stake"))}})
     requests = [{**r.as_json(), "mine": _mine(principal, r.requested_by)}
-                for r in _two_person(services).listing(status=RequestStatus.PENDING,
-                                                        expire=False)
-                if r.expires_at > now]
+                for r in _two_person(services).waiting()]
     return {"actions": actions, "requests": requests,
             "count": len(actions) + len(requests)}
 

@@ -5,8 +5,9 @@ Rules:
   currency, by class and by age bucket (`hub.metrics.AGE_BUCKETS`); the by-class figures
   equal `finsync status`'s, and every bucket is listed, empty ones with nothing at stake.
 - Each configured entity has its reconciliation line, the latest recorded run's (none yet:
-  `latest` is null), and the variance of its runs as of the last `days` days up to today
-  (`TREND_DAYS`).
+  `latest` is null), and the variance of its runs as of the `days` days (`TREND_DAYS`) up to
+  the latest recorded run's as-of day (today when none): yesterday's in a company whose
+  daily job runs, and still a picture when the runs stopped or are dated ahead (a demo).
 - The metrics are the seven of DESIGN §7, the same computation as `finsync metrics`.
 - The pipeline's health is this process's supervisor's (null when this process runs no
   pipeline: another one does), with what still waits to be delivered.
@@ -128,12 +129,12 @@ def metrics(services: Services) -> Metrics:
 def overview(services: Services, pipeline: Supervisor | None,
              days: int = TREND_DAYS) -> Overview:
     """The overview now: `pipeline` is this process's (None: it runs none), `days` how far
-    back the variance trend goes (the as-of dates from today minus `days` on)."""
+    back the variance trend goes (from the latest run's as-of day, else today)."""
     measured = metrics(services)
     latest = {r.legal_entity: r for r in measured.reconciliation}
     entities = tuple(EntityLine(e.id, e.currency, latest.get(e.id)) for e in services.entities)
-    today = measured.measured_at.date()
-    since = today - timedelta(days=days)
-    trend = variance_trend(services.finance.hub.engine, since, today)
+    until = services.finance.recon.last_as_of() or measured.measured_at.date()
+    since = until - timedelta(days=days)
+    trend = variance_trend(services.finance.hub.engine, since, until)
     health = None if pipeline is None else pipeline.health()
     return Overview(measured, entities, since, trend, health, services.finance.hub.waiting())

@@ -55,9 +55,13 @@ PeriodWitness = Callable[[Connection, dict[str, Any]], None]
 class LedgerService:
     def __init__(self, engine: Engine, clock: Callable[[], datetime],
                  governor: Governor | None = None,
-                 witness: PeriodWitness | None = None) -> None:
+                 witness: PeriodWitness | None = None, *,
+                 reader: Engine | None = None) -> None:
+        """`reader`: the engine its reports and look-ups read through (default `engine`);
+        one that takes no write lock keeps them from waiting behind postings."""
         self.engine, self._clock, self._governor = engine, clock, governor or Governor()
         self._witness = witness
+        self._reader = reader or engine
         self._setups: dict[str, Setup] = {}
 
     # -- set-up -------------------------------------------------------------------------
@@ -87,7 +91,7 @@ class LedgerService:
                 conn.execute(insert(t.periods), rows)
 
     def has_entity(self, entity: str) -> bool:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return conn.execute(select(t.entities.c.id).where(t.entities.c.id == entity)
                                 ).first() is not None
 
@@ -248,66 +252,66 @@ class LedgerService:
         return replace(period, status=to)
 
     def period_status(self, entity: str, on: date) -> PeriodStatus:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return records.period_for(conn, entity, on).status
 
     def periods(self, entity: str | None = None) -> list[AccountingPeriod]:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return records.list_periods(conn, entity)
 
     def period_log(self, entity: str) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             rows = conn.execute(select(t.period_log).where(t.period_log.c.entity == entity)
                                 .order_by(t.period_log.c.id)).mappings()
             return [dict(r) for r in rows]
 
     # -- reading ------------------------------------------------------------------------
     def find(self, key: str) -> Posted | None:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             row = records.entry_by_key(conn, key)
         return None if row is None else Posted(row["id"], row["entity"], row["posting_date"],
                                                replayed=True)
 
     def trial_balance(self, entity: str, as_of: date) -> list[reports.BalanceRow]:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return reports.trial_balance(conn, entity, as_of)
 
     def roll_forward(self, entity: str, start: date,
                      end: date) -> list[reports.RollForwardRow]:
         """Opening balance, debits, credits and closing balance of every account."""
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return reports.roll_forward(conn, entity, start, end)
 
     def general_ledger(self, entity: str, account: str,
                        until: date | None = None) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             records.load_chart(conn, entity).get(account)
             return reports.general_ledger(conn, entity, account, until)
 
     def aging(self, entity: str, as_of: date) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return reports.aging(conn, entity, as_of)
 
     def open_items(self, entity: str, as_of: date) -> list[OpenItem]:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return reports.items_as_of(conn, entity, as_of)
 
     def customer_credits(self, entity: str, as_of: date, limit: int) -> reports.Credits:
         """Unapplied cash and over-credits open at `as_of`, largest first (at most `limit`),
         with their count and booked total."""
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return reports.credits_as_of(conn, entity, as_of, limit)
 
     def applications(self, entity: str, as_of: date) -> list[tuple[str, str, Money]]:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return records.applications(conn, entity, as_of)
 
     def subledger_check(self, entity: str, as_of: date) -> dict[str, dict[str, str]]:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return reports.subledger_check(conn, entity, as_of)
 
     def entities(self) -> list[tuple[str, str]]:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return [(r.id, r.functional_currency) for r in conn.execute(
                 select(t.entities.c.id, t.entities.c.functional_currency)
                 .order_by(t.entities.c.id))]
@@ -315,18 +319,18 @@ class LedgerService:
     def export_beancount(self, *, can_read_pii: bool = False) -> str:
         """The books in beancount's format; a journal entry's memo (free text: a credit
         memo's carries its reason) only for a reader with `pii:read`."""
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return beancount.export(
                 ((entity, currency, records.load_chart(conn, entity),
                   records.entries(conn, entity=entity))
                  for entity, currency in self.entities()), memos=can_read_pii)
 
     def entries(self, entity: str | None = None) -> list[JournalEntry]:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return records.entries(conn, entity=entity)
 
     def entry(self, entry_id: str) -> JournalEntry:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             found = records.entries(conn, entry_ids=[entry_id])
         if not found:
             raise LedgerError(f"no journal entry {entry_id}")

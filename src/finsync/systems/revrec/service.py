@@ -109,11 +109,14 @@ Step = Callable[[_Loaded | None], RevenueContractState]
 class RevenueService:
     def __init__(self, engine: Engine, ssp_provider: SspProvider,
                  terms: TermsProvider | None = None,
-                 accounts: Mapping[str, str] | None = None) -> None:
+                 accounts: Mapping[str, str] | None = None, *,
+                 reader: Engine | None = None) -> None:
+        """`reader`: the engine its position reports read through (default `engine`); one
+        that takes no write lock keeps them from waiting behind changes."""
         self.engine, self._ssp = engine, ssp_provider
         self._terms = terms or (lambda _contract: RecognitionTerms())
         self._accounts = AccountMap.of(accounts or DEFAULT_ACCOUNTS)
-        self._reports = PositionReports(engine)
+        self._reports = PositionReports(reader or engine)
 
     # -- changes ------------------------------------------------------------------------
     def book(self, contract: SubscriptionContract, key: str, event_id: str) -> Applied:

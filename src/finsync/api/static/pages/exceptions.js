@@ -269,7 +269,7 @@ function decideForms(kind, item, refresh) {
     await refresh(message);
     return message;
   });
-  return h("div", { class: "decide" }, decide("approve"), decide("reject"));
+  return h("div", { class: "approval-decide" }, decide("approve"), decide("reject"));
 }
 
 function approvalCard(kind, item, refresh) {
