@@ -32,7 +32,10 @@ from typing import Any
 import pytest
 
 import finsync
+from finsync.bootstrap import build_billing_service, build_finance
+from finsync.config import load_config
 from finsync.demo.run import CONSOLE_ROLES, run_demo
+from finsync.storage.raw_log import RawIn
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The finsync these tests import, first on the children's path: a `finsync serve` or CLI
@@ -109,6 +112,41 @@ def serve(workdir: Path, database_url: str) -> tuple[str, subprocess.Popen[bytes
     return url, process
 
 
+def _payment(invoice: Any, payment_id: str, amount: str, source_event_id: str) -> bytes:
+    """A payment of `amount` on `invoice`, received on 2026-11-30 (a period the demo
+    closed), as billing would send it."""
+    event = {"type": "payment.applied", "schema_version": 1, "source": "billing",
+             "source_event_id": source_event_id, "occurred_at": "2026-11-30T16:00:00+00:00",
+             "correlation_id": invoice.correlation_id, "causation_id": None,
+             "business_key": None,
+             "aggregate": {"type": "payment", "id": payment_id, "version": None},
+             "payload": {"payment": {
+                 "id": payment_id, "customer_id": invoice.customer_id, "legal_entity": "le_us",
+                 "currency": invoice.total.currency, "amount": amount,
+                 "received_on": "2026-11-30",
+                 "applications": [{"invoice_id": invoice.id, "amount": amount}]}}}
+    return json.dumps(event).encode()
+
+
+def seed_open_exceptions(config: Path) -> None:
+    """What a queue holds on an ordinary morning, on top of the demo's year (whose queue it
+    leaves empty): a webhook body that is not JSON (`mapping_error`), a late payment into a
+    closed period (`closed_period`, money at stake) and the same bank event sent again with
+    another amount (`duplicate_event`)."""
+    loaded = load_config(config)
+    finance = build_finance(loaded)
+    try:
+        invoice = build_billing_service(loaded, finance.hub.engine).invoices()[0]
+        finance.hub.intake.store([
+            RawIn("canonical", b"<html>502 Bad Gateway</html>", {}),
+            RawIn("canonical", _payment(invoice, "pay_late_1130", "1250.00", "bank-1130"), {}),
+            RawIn("canonical", _payment(invoice, "pay_bank_1201", "800.00", "bank-1201"), {}),
+            RawIn("canonical", _payment(invoice, "pay_bank_1201", "880.00", "bank-1201"), {})])
+        finance.hub.run_until_idle()
+    finally:
+        finance.dispose()
+
+
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     workdir = tmp_path_factory.mktemp("console-demo")
@@ -116,6 +154,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     database_url = f"sqlite:///{workdir / 'var' / 'finsync.db'}"
     lines = Path(report["console_tokens"]).read_text().splitlines()
     tokens = dict(line.split("\t") for line in lines)
+    seed_open_exceptions(workdir / "finsync.toml")
     url, process = serve(workdir, database_url)
     try:
         yield Site(url, workdir, workdir / "finsync.toml", database_url, tokens, process)
