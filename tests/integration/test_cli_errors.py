@@ -198,6 +198,7 @@ def test_demo_keeps_its_folder_with_keep_and_cleans_up_after_a_failure(
     temporary.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     monkeypatch.setattr(demo_run, "_year", lambda workdir: {"year": str(workdir)})
+    monkeypatch.setattr(demo_run, "console_tokens", lambda workdir: workdir / "tokens")
     kept = _json(["demo", "--keep"])
     assert kept["workdir_kept"] is True and Path(kept["workdir"]).is_dir()
     given = empty_dir / "mine"

@@ -150,9 +150,9 @@ def test_a_close_then_a_reopen_by_a_second_person(world: World) -> None:
     asked = world.client.post("/v1/close/le_us/2026-01/reopen",
                               json={"reason": "a late credit memo"}, headers=alice).json()
     assert asked["status"] == "pending"
-    url = f"/v1/close/reopen-requests/{asked['id']}"
+    url = f"/v1/approvals/requests/{asked['id']}"  # the approvals inbox decides it
     own = world.client.post(f"{url}/approve", json={"reason": "mine"}, headers=alice)
-    assert (own.status_code, own.json()["error"]["code"]) == (422, "same_person")
+    assert (own.status_code, own.json()["error"]["code"]) == (403, "same_person")
     pending = world.client.get("/v1/close/le_us/2026-01", headers=bob).json()
     assert [r["id"] for r in pending["reopen_requests"]] == [asked["id"]]
     approved = world.client.post(f"{url}/approve", json={"reason": "agreed"}, headers=bob)
@@ -161,7 +161,7 @@ def test_a_close_then_a_reopen_by_a_second_person(world: World) -> None:
     assert _actions(world, "period.reopen") == [("alice", "le_us:2026-01")]
     assert _actions(world, "approval.approve") == [("bob", str(asked["id"]))]
     twice = world.client.post(f"{url}/reject", json={"reason": "late"}, headers=bob)
-    assert (twice.status_code, twice.json()["error"]["code"]) == (422, "request_not_pending")
+    assert (twice.status_code, twice.json()["error"]["code"]) == (409, "request_not_pending")
 
 
 def test_refusals_are_coded(world: World) -> None:
@@ -268,7 +268,7 @@ def test_a_request_past_its_time_is_not_shown_and_the_page_writes_nothing(
     board = world.client.get("/v1/close", headers=alice).json()
     assert view["reopen_requests"] == [] == board["reopen_requests"]
     assert _actions(world, "approval.expire") == []  # reading records nothing
-    late = world.client.post(f"/v1/close/reopen-requests/{asked['id']}/approve",
+    late = world.client.post(f"/v1/approvals/requests/{asked['id']}/approve",
                              json={"reason": "ok"}, headers=world.as_("bob", MANAGER))
-    assert (late.status_code, late.json()["error"]["code"]) == (422, "approval_expired")
+    assert (late.status_code, late.json()["error"]["code"]) == (409, "approval_expired")
     assert _actions(world, "approval.expire") == [("system:controls", str(asked["id"]))]

@@ -148,7 +148,7 @@ def test_variance_trend_keeps_the_latest_run_of_each_date_within_the_window(
     _record(finance, "le_us", date(2026, 6, 29), "3.25", 2, NOW - timedelta(hours=2),
             [ar_break, {"name": "contract_values", "breaks": [{"ref": "con_1"}]}])
     body = world.client.get("/v1/overview").json()["reconciliation"]
-    assert body["trend_since"] == "2026-03-31"  # the latest run's as-of, 2026-06-29, - 90 days
+    assert (body["trend_since"], body["trend_until"]) == ("2026-03-31", "2026-06-29")
     assert [(p["legal_entity"], p["as_of"], p["variance"], p["currency"], p["breaks"])
             for p in body["trend"]] == [
         ("le_eu", "2026-06-29", "0.00", "EUR", 0),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from finsync.auth.principal import EXCEPTIONS_APPROVE, FINANCE_READ, PERIODS_MANAGE
+from finsync.auth.principal import FINANCE_READ, PERIODS_MANAGE
 from tests.routes import Call, Calls
 
 _REASON = b'{"reason": "matrix"}'
@@ -18,12 +18,6 @@ CALLS: Calls = {
     # The matrix runs in sorted order: the period was closed by the call above.
     ("POST", "/v1/close/{entity}/{period}/reopen"): Call(
         "POST", "/v1/close/le_us/2026-01/reopen", PERIODS_MANAGE, 200, _REASON,
-        headers=_JSON),
-    ("POST", "/v1/close/reopen-requests/{request_id}/approve"): Call(
-        "POST", "/v1/close/reopen-requests/1/approve", EXCEPTIONS_APPROVE, 404, _REASON,
-        headers=_JSON),
-    ("POST", "/v1/close/reopen-requests/{request_id}/reject"): Call(
-        "POST", "/v1/close/reopen-requests/1/reject", EXCEPTIONS_APPROVE, 404, _REASON,
         headers=_JSON),
     ("GET", "/v1/correlations"): Call("GET", "/v1/correlations?q=c1", FINANCE_READ),
     ("GET", "/v1/correlations/{correlation_id}/timeline"): Call(

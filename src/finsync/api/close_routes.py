@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from finsync.api import security
 from finsync.api.params import (
-    BIGINT_MAX,
     ID_MAX_CHARS,
     PRINTABLE,
     CorrelationId,
@@ -27,7 +26,6 @@ from finsync.api.params import (
 )
 from finsync.auth.principal import (
     AUDIT_READ,
-    EXCEPTIONS_APPROVE,
     FINANCE_READ,
     PERIODS_MANAGE,
     PII_READ,
@@ -38,7 +36,6 @@ from finsync.views.services import Services
 
 PeriodName = Annotated[str, PathParam(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
                                       description="An accounting period, YYYY-MM.")]
-RequestId = Annotated[int, PathParam(ge=1, le=BIGINT_MAX, description="A request's id.")]
 SearchText = Annotated[str, Query(min_length=1, max_length=ID_MAX_CHARS, pattern=PRINTABLE,
                                   description="A correlation id, or an invoice, contract, "
                                               "payment, credit memo or refund id.")]
@@ -94,20 +91,6 @@ def register(app: FastAPI, services: Services) -> None:
         """Ask to reopen a closed period: it opens once another person approves."""
         return close.request_reopen(services, _principal(request), entity, period,
                                     body.reason).as_json()
-
-    @app.post("/v1/close/reopen-requests/{request_id}/approve",
-              openapi_extra=security.needs(EXCEPTIONS_APPROVE))
-    def approve(request: Request, request_id: RequestId, body: Reason) -> dict[str, Any]:
-        """Approve another person's request to reopen a period: it opens now."""
-        return close.decide_reopen(services, _principal(request), request_id, body.reason,
-                                   approve=True).as_json()
-
-    @app.post("/v1/close/reopen-requests/{request_id}/reject",
-              openapi_extra=security.needs(EXCEPTIONS_APPROVE))
-    def reject(request: Request, request_id: RequestId, body: Reason) -> dict[str, Any]:
-        """Reject another person's request to reopen a period: it stays closed."""
-        return close.decide_reopen(services, _principal(request), request_id, body.reason,
-                                   approve=False).as_json()
 
     @app.get("/v1/correlations", openapi_extra=security.needs(FINANCE_READ))
     def correlations(q: SearchText) -> dict[str, Any]:

@@ -142,12 +142,6 @@ def request_reopen(services: Services, principal: Principal, legal_entity: str,
     return _control(services).request_reopen(principal, legal_entity, period_name, reason)
 
 
-def decide_reopen(services: Services, principal: Principal, request_id: int, note: str, *,
-                  approve: bool) -> Request:
-    """`finsync ledger reopen-approve` / `reopen-reject`: never by the person who asked."""
-    return _control(services).decide_reopen(principal, request_id, note, approve=approve)
-
-
 def _control(services: Services) -> PeriodControl:
     ledger: LedgerService | None = services.ledger
     if ledger is None:

@@ -78,6 +78,7 @@ class Overview:
     metrics: Metrics
     entities: tuple[EntityLine, ...]
     trend_since: date
+    trend_until: date
     trend: tuple[VariancePoint, ...]
     pipeline: Health | None
     waiting: Waiting
@@ -109,6 +110,7 @@ class Overview:
             "age_buckets": [name for name, _ in AGE_BUCKETS],
             "reconciliation": {"entities": [e.as_json() for e in self.entities],
                                "trend_since": self.trend_since.isoformat(),
+                               "trend_until": self.trend_until.isoformat(),
                                "trend": [p.as_json() for p in self.trend]},
             "metrics": self.metrics.as_json(),
             "pipeline": {"runs_here": self.pipeline is not None,
@@ -137,4 +139,5 @@ def overview(services: Services, pipeline: Supervisor | None,
     since = until - timedelta(days=days)
     trend = variance_trend(services.finance.hub.engine, since, until)
     health = None if pipeline is None else pipeline.health()
-    return Overview(measured, entities, since, trend, health, services.finance.hub.waiting())
+    return Overview(measured, entities, since, until, trend, health,
+                    services.finance.hub.waiting())

@@ -159,6 +159,7 @@ export function chart({ title, traces, layout = {}, data }) {
     margin: { t: 10, r: 10, b: 40, l: 60 }, autosize: true, height: 280,
     legend: { orientation: "h" }, ...layout,
   }, { displaylogo: false, responsive: true })).then(() => {
+    plot.dataset.drawnAt = performance.now().toFixed(0);
     plot.dataset.drawn = "true";
   }).catch((error) => plot.replaceWith(errorBox(error)));
   return block;

@@ -65,7 +65,7 @@ function requestsBlock(requests, onDecided) {
   const decide = (request, approve) => actionForm(approve ? "Approve reopen" : "Reject reopen",
     async (reason) => {
       const verb = approve ? "approve" : "reject";
-      const decided = await api(`/v1/close/reopen-requests/${request.id}/${verb}`,
+      const decided = await api(`/v1/approvals/requests/${request.id}/${verb}`,
                                 { method: "POST", body: { reason } });
       return done(`request ${decided.id} (${decided.subject}) ${decided.status} by ` +
                   decided.decided_by, onDecided);

@@ -136,13 +136,13 @@ function reconciliation(data) {
     parts.push(empty("No reconciliation has been run yet.",
                      "Run one from the Reconciliation page (or `finsync reconcile --as-of DATE`); `finsync serve` runs one each day."));
   }
-  parts.push(trend(recon, data.measured_at.slice(0, 10)));
+  parts.push(trend(recon));
   return section("Reconciliation variance", ...parts);
 }
 
-function trend(recon, today) {
+function trend(recon) {
   const points = recon.trend;
-  const title = `Variance since ${recon.trend_since}`;
+  const title = `Variance from ${recon.trend_since} to ${recon.trend_until}`;
   if (!points.length) {
     return empty(`No reconciliation run with an as-of date since ${recon.trend_since}.`,
                  "The trend fills in as reconciliation runs each day.");
@@ -162,7 +162,7 @@ function trend(recon, today) {
     { key: "breaks", label: "Breaks", numeric: true },
   ];
   // The whole window on the axis: one run must not be stretched to fill it.
-  const xaxis = { type: "date", range: [recon.trend_since, today] };
+  const xaxis = { type: "date", range: [recon.trend_since, recon.trend_until] };
   return chart({ title, traces, layout: { xaxis, yaxis: { title: "variance" },
                                           legend: { orientation: "h", y: -0.25 } },
                  data: { caption: title, columns, rows: points, csv: "variance-trend" } });
