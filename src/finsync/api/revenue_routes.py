@@ -22,7 +22,7 @@ from finsync.recon.service import Entity
 from finsync.systems.revrec.report import ReportingPeriod
 from finsync.systems.revrec.timegrid import add_months
 from finsync.views import ar, revenue
-from finsync.views.services import Services
+from finsync.views.services import Services, UnknownEntityError, require_entity
 
 _READS = security.needs(FINANCE_READ)
 YEAR_MIN, YEAR_MAX = 1900, 2999  # dates a report is asked about; later ones add months
@@ -67,9 +67,9 @@ def register(app: FastAPI, services: Services) -> None:
     def entity_of(entity: str | None) -> Entity:
         if entity is None:
             if not services.entities:
-                raise revenue.UnknownLegalEntityError("no legal entity is configured")
+                raise UnknownEntityError("no legal entity is configured")
             return services.entities[0]
-        return revenue.require_entity(services.entities, entity)
+        return require_entity(services.entities, entity)
 
     def today() -> date:
         return services.clock().date()

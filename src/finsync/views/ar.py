@@ -23,7 +23,7 @@ from typing import Any
 from finsync.recon.service import Entity
 from finsync.systems.ledger.ar import BUCKETS, OpenItem
 from finsync.systems.ledger.service import LedgerService
-from finsync.views.revenue import SystemExternalError
+from finsync.views.services import SystemExternalError
 
 CUSTOMERS_MAX = 1_000
 CHART_CUSTOMERS = 10  # one bar segment each in the chart; the rest as one

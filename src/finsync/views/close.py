@@ -32,21 +32,13 @@ from finsync.domain.journal import JournalEntry, PeriodStatus
 from finsync.hub.close import CloseResult
 from finsync.hub.close_checklist import Checklist
 from finsync.systems.ledger.service import LedgerService
-from finsync.views.services import Services
+from finsync.views.services import Services, SystemExternalError, require_entity
 
 MONTHS_SHOWN = 12  # months listed per entity when the ERP is external (no period list)
 
 
-class UnknownEntityError(DomainError):
-    code = "unknown_entity"
-
-
 class UnknownPeriodError(DomainError):
     code = "unknown_period"
-
-
-class LedgerExternalError(DomainError):
-    code = "system_external"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +137,7 @@ def request_reopen(services: Services, principal: Principal, legal_entity: str,
 def _control(services: Services) -> PeriodControl:
     ledger: LedgerService | None = services.ledger
     if ledger is None:
-        raise LedgerExternalError("the ERP is an external system: its periods are reopened "
+        raise SystemExternalError("the ERP is an external system: its periods are reopened "
                                   "there, under its own controls")
     return PeriodControl(build_two_person(services.config, services.finance.hub.engine,
                                           services.clock), ledger)
@@ -154,10 +146,7 @@ def _control(services: Services) -> PeriodControl:
 def _known(services: Services, legal_entity: str, period_name: str) -> None:
     """An entity of the configuration, and a period the embedded ledger holds (an external
     ERP answers for its own periods)."""
-    known = [e.id for e in services.entities]
-    if legal_entity not in known:
-        raise UnknownEntityError(f"unknown legal entity {legal_entity[:64]!r}; known: "
-                                 f"{', '.join(known)}")
+    require_entity(services.entities, legal_entity)
     month_period(period_name)
     if services.ledger is None:
         return

@@ -46,8 +46,7 @@ from finsync.triage.policy import Action
 from finsync.triage.queue import QUEUE_MAX, QueueQuery, QueueReader, offered
 from finsync.triage.service import Keep, Outcome, TriageError
 from finsync.views.jobs import Job, Progress
-from finsync.views.revenue import SystemExternalError
-from finsync.views.services import Services
+from finsync.views.services import Services, SystemExternalError
 
 REPLAY_JOB = "replay"
 REPLAYABLE = (ExceptionStatus.OPEN, ExceptionStatus.RETRYING)

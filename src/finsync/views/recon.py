@@ -32,7 +32,7 @@ from finsync.recon.checks import CHECKS
 from finsync.recon.documents import ItemDocuments
 from finsync.systems.ledger.errors import LedgerError
 from finsync.views.jobs import Job, Progress
-from finsync.views.services import Services
+from finsync.views.services import Services, require_entity
 
 BREAKS_MAX = 500
 TREND_DAYS = 90
@@ -44,10 +44,6 @@ class UnknownReconciliationError(DomainError):
     """A check there is not, or a run that has no such check."""
 
     code = "not_found"
-
-
-class UnknownEntityError(DomainError):
-    code = "unknown_entity"
 
 
 class AsOfOutOfRangeError(DomainError):
@@ -202,8 +198,7 @@ def reconciliation(services: Services, as_of: date) -> ReconView:
 
 def check_breaks(services: Services, as_of: date, entity: str, check: str) -> CheckDrill:
     """One check's breaks for one entity, largest variance first, with their exceptions."""
-    if entity not in {e.id for e in services.entities}:
-        raise UnknownEntityError(f"no legal entity {entity[:64]!r} in the configuration")
+    require_entity(services.entities, entity)
     if check not in CHECK_NAMES:
         raise UnknownReconciliationError(f"no check {check[:64]!r}; the checks are "
                                          f"{', '.join(CHECK_NAMES)}")

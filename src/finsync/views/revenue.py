@@ -18,7 +18,6 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -26,36 +25,16 @@ from typing import Any
 
 from finsync.domain.clock import month_period
 from finsync.domain.errors import DomainError
-from finsync.recon.service import Entity
 from finsync.systems.revrec.balance import ContractBalances
 from finsync.systems.revrec.errors import UnknownRevenueContractError
 from finsync.systems.revrec.report import ContractReport, ReportingPeriod, contract_report
 from finsync.systems.revrec.schedule import schedules
 from finsync.systems.revrec.service import RevenueService
 from finsync.systems.revrec.state import RevenueContractState
+from finsync.views.services import SystemExternalError
 
 MONTHS_MAX = 120  # ten years of months
 CONTRACTS_MAX = 500
-
-
-class SystemExternalError(DomainError):
-    """The report belongs to a system finsync does not embed (an external ERP or revenue
-    engine): ask that system."""
-
-    code = "system_external"
-
-
-class UnknownLegalEntityError(DomainError):
-    code = "unknown_entity"
-
-
-def require_entity(entities: Sequence[Entity], entity: str) -> Entity:
-    """The configured legal entity named `entity`."""
-    found = next((e for e in entities if e.id == entity), None)
-    if found is None:
-        known = ", ".join(e.id for e in entities)
-        raise UnknownLegalEntityError(f"unknown legal entity {entity[:64]!r}; known: {known}")
-    return found
 
 
 def embedded_revenue(service: RevenueService | None) -> RevenueService:

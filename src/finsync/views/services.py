@@ -3,17 +3,38 @@ composed once per process (`build_services`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from finsync.bootstrap import Finance, build_ledger_service, build_revenue_service
 from finsync.config import FinsyncConfig, SystemSection
 from finsync.domain.clock import utc_now
+from finsync.domain.errors import DomainError
 from finsync.recon.service import Entity
 from finsync.systems.ledger.service import LedgerService
 from finsync.systems.revrec.service import RevenueService
 from finsync.views.jobs import Jobs
+
+
+class UnknownEntityError(DomainError):
+    code = "unknown_entity"
+
+
+class SystemExternalError(DomainError):
+    """The report or action belongs to a system finsync does not embed (an external ERP or
+    revenue engine): that system answers for it."""
+
+    code = "system_external"
+
+
+def require_entity(entities: Sequence[Entity], entity: str) -> Entity:
+    """The configured legal entity named `entity`."""
+    found = next((e for e in entities if e.id == entity), None)
+    if found is None:
+        known = ", ".join(e.id for e in entities)
+        raise UnknownEntityError(f"unknown legal entity {entity[:64]!r}; known: {known}")
+    return found
 
 
 @dataclass(frozen=True)
