@@ -102,6 +102,7 @@ def first_render(browser: Any, url: str, token: str, repeats: int) -> dict[str, 
     context = browser.new_context(viewport={"width": 1280, "height": 900})
 
     def timed(page: Page, address: str, selector: str) -> Visit:
+        page.goto("about:blank")  # a new document each visit: a hash change alone is none
         page.goto(address, wait_until="commit")
         page.wait_for_selector(selector, timeout=120_000)
         page.wait_for_function("() => [...document.querySelectorAll('.chart')]"

@@ -62,6 +62,15 @@ def test_a_refused_token_opens_no_session(client: TestClient, engine: Engine) ->
         assert SESSION_COOKIE not in answer.headers.get("set-cookie", "")
     too_long = client.post("/v1/session", json={"token": "x" * 201})
     assert (too_long.status_code, too_long.json()["error"]["code"]) == (422, "invalid_request")
+    for body in (b"{", b"[]", b'{"token": 7}'):
+        wrong = client.post("/v1/session", content=body)
+        assert (wrong.status_code, wrong.json()["error"]["code"]) == (422, "invalid_request")
+
+
+def test_the_public_log_in_reads_no_large_body(client: TestClient) -> None:
+    """Anyone may post to the log-in: a body past 4 KiB is refused before it is read."""
+    huge = client.post("/v1/session", content=b'{"token": "' + b"a" * (30 << 20) + b'"}')
+    assert (huge.status_code, huge.json()["error"]["code"]) == (413, "body_too_large")
 
 
 def test_an_action_needs_the_csrf_token(client: TestClient, engine: Engine) -> None:

@@ -44,6 +44,7 @@ from finsync.api import (
     revenue_routes,
     security,
 )
+from finsync.api.body import read_within
 from finsync.api.errors import (
     finsync_error_handler,
     http_error_handler,
@@ -95,23 +96,6 @@ def _default_limits(_source: str) -> InputLimits:
     return InputLimits()
 
 
-async def _read_within(request: Request, limit: int) -> bytes | BodyTooLargeError:
-    """The body, counted as it streams in; the rest is not read once `limit` is passed (none
-    of it when Content-Length already says it is too large)."""
-    declared = request.headers.get("content-length", "")
-    plausible = declared.isascii() and declared.isdigit() and len(declared) < 19
-    if plausible and int(declared) > limit:
-        return BodyTooLargeError(limit, int(declared), declared=True)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return BodyTooLargeError(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 class Admission:
     """The source's rate limit, then its body within limits. Known sources have a bucket
     each; every unknown name shares one."""
@@ -122,7 +106,7 @@ class Admission:
     async def admit(self, source: str, request: Request) -> bytes | BodyTooLargeError:
         limits = self.limits_for(source)
         self.limiter.take(source if self.known(source) else UNKNOWN_SOURCES, limits)
-        return await _read_within(request, limits.body_max_bytes)
+        return await read_within(request, limits.body_max_bytes)
 
 
 async def _admitted(source: str, request: Request) -> bytes | BodyTooLargeError:

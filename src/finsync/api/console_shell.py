@@ -15,15 +15,18 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Engine
 
 from finsync.api import security
+from finsync.api.body import read_within
 from finsync.auth.principal import Principal
 from finsync.auth.sessions import close_session, open_session
+from finsync.domain.errors import MappingError
+from finsync.hub.intake import BodyTooLargeError
 
 STATIC = Path(str(files("finsync.api") / "static"))
 PLOTLY = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
@@ -44,6 +47,19 @@ class Login(BaseModel):
     """The API token that the session will stand for."""
 
     token: str = Field(min_length=1, max_length=200)
+
+
+LOGIN_MAX_BYTES = 4096
+
+
+async def _login_body(request: Request) -> bytes | BodyTooLargeError:
+    return await read_within(request, LOGIN_MAX_BYTES)
+
+
+LoginBody = Annotated[bytes | BodyTooLargeError, Depends(_login_body)]
+# The body is read by `_login_body`, not declared as a parameter: say in the OpenAPI what it is.
+_LOGIN_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": Login.model_json_schema()}}}}
 
 
 def _asset(path: Path) -> FileResponse:
@@ -80,10 +96,18 @@ def register(app: FastAPI, engine: Engine, clock: Callable[[], datetime],
                                 status_code=404)
         return _asset(found)
 
-    @app.post("/v1/session", openapi_extra=security.LOGIN)
-    def log_in(login: Login, request: Request) -> JSONResponse:
+    @app.post("/v1/session", openapi_extra={**security.LOGIN, **_LOGIN_BODY})
+    def log_in(request: Request, body: LoginBody) -> JSONResponse:
         """Exchange an API token for a console session: an HttpOnly, SameSite=Strict cookie,
-        and the CSRF token every action of the session must send in `X-CSRF-Token`."""
+        and the CSRF token every action of the session must send in `X-CSRF-Token`. The
+        route is public: its body is read no further than `LOGIN_MAX_BYTES` (413)."""
+        if isinstance(body, BodyTooLargeError):
+            raise body
+        try:
+            login = Login.model_validate_json(body)
+        except ValidationError as exc:
+            raise MappingError(f"a log-in is {{\"token\": \"fsk_…\"}}: {exc.errors()[0]['msg']}",
+                               code="invalid_request") from None
         opened = open_session(engine, login.token.strip(), clock(),
                               idle_timeout=idle_timeout, lifetime=lifetime)
         session = opened.session
