@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from finsync.connectors.stripe.mapping import parse
+from finsync.connectors.stripe.delivery import parse
 from finsync.domain import json_limits
 from finsync.domain.errors import MappingError
 from finsync.domain.limits import InputLimits

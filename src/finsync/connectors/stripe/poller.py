@@ -5,7 +5,7 @@ Rules:
 - Events are read oldest first from a stored cursor, page by page. For each page the poller
   numbers the events of versioned objects (customers, subscriptions), fetches the current
   object of any event whose own is partial (fetch-on-event), hands the page to the hub as
-  deliveries (`mapping.DELIVERY`) and only then moves the cursor. A crash in between sends
+  deliveries (`delivery.DELIVERY`) and only then moves the cursor. A crash in between sends
   the page again: the hub counts the copies as duplicates of the same Stripe event ids,
   and the versions are the ones already given.
 - A webhook that never arrived is found here; one that did arrive is the same Stripe event
@@ -20,7 +20,6 @@ Rules:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Protocol
 from finsync.connectors.calls import Subject, delivering
 from finsync.connectors.ports import SourceEvent, SourcePage
 from finsync.connectors.stripe import mapping
+from finsync.connectors.stripe.delivery import CURRENT, delivery_body, snapshot
 from finsync.connectors.stripe.state import PollState
 from finsync.domain.errors import ConnectorError
 
@@ -91,21 +91,19 @@ class Poller:
 
     def _deliveries(self, events: Sequence[SourceEvent]) -> tuple[list[bytes], int]:
         numbered = self._state.versions([
-            (str(mapping.snapshot(e.body).get("id")), e.source_event_id) for e in events
-            if e.type in mapping.VERSIONED and mapping.snapshot(e.body).get("id")])
+            (str(snapshot(e.body).get("id")), e.source_event_id) for e in events
+            if e.type in mapping.VERSIONED and snapshot(e.body).get("id")])
         bodies, fetched = [], 0
         for event in events:
-            current = None
-            if (target := mapping.fetch_target(event.body)) is not None:
-                thread = mapping.correlation_of(mapping.snapshot(event.body))
+            found: dict[str, Mapping[str, object]] = {}
+            plan = mapping.fetch_plan(event.body)
+            if plan:
+                thread = mapping.correlation_of(snapshot(event.body))
                 with delivering((Subject(thread),)):
-                    current = dict(self._client.fetch(*target))
-                fetched += 1
-            bodies.append(delivery(event.body, current, numbered.get(event.source_event_id)))
+                    found = {f.key: dict(self._client.fetch(f.object_type, f.object_id))
+                             for f in plan}
+                fetched += len(plan)
+            current = found.pop(CURRENT, None)
+            bodies.append(delivery_body(event.body, current,
+                                        numbered.get(event.source_event_id), found))
         return bodies, fetched
-
-
-def delivery(event: Mapping[str, object], current: Mapping[str, object] | None,
-             version: int | None) -> bytes:
-    return json.dumps({"object": mapping.DELIVERY, "event": event, "current": current,
-                       "version": version}, sort_keys=True, separators=(",", ":")).encode()

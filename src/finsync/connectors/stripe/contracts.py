@@ -1,0 +1,205 @@
+"""Customers and subscriptions: the versioned aggregates Stripe sends (subscriptions become
+versioned contracts)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from finsync.connectors.stripe.delivery import Delivery, Handler, Planner
+from finsync.connectors.stripe.objects import (
+    Obj,
+    SourceSettings,
+    built,
+    child,
+    count,
+    currency_of,
+    day,
+    id_of,
+    listed,
+    ref,
+    refs,
+    text,
+)
+from finsync.domain import amount
+from finsync.domain.catalog import BillingFrequency
+from finsync.domain.contract import (
+    CONTRACT_LEVEL,
+    ChangeOp,
+    ContractAmendment,
+    ContractChange,
+    ContractLine,
+    SubscriptionContract,
+)
+from finsync.domain.errors import MappingError
+from finsync.domain.events import (
+    AnyEvent,
+    ContractAmended,
+    ContractCancelled,
+    ContractCreated,
+    CustomerUpserted,
+)
+from finsync.domain.money import Money, exponent
+from finsync.domain.party import CustomerAccount
+
+# -- customers ------------------------------------------------------------------------------
+
+def customer(obj: Obj, settings: SourceSettings, version: int) -> CustomerAccount:
+    path = "customer"
+    currency = (obj.get("currency") or settings.default_currency).upper()
+    country = child(obj, "address").get("country") or settings.default_country
+    name = obj.get("name") or obj.get("email") or text(obj, "id", path)
+    return built(path, lambda: CustomerAccount(
+        text(obj, "id", path), str(name), settings.legal_entity, currency, str(country),
+        version, refs(text(obj, "id", path))))
+
+
+# -- subscriptions as versioned contracts ---------------------------------------------------
+
+_FREQUENCIES = {("month", 1): BillingFrequency.MONTHLY, ("month", 3): BillingFrequency.QUARTERLY,
+                ("year", 1): BillingFrequency.ANNUAL, ("month", 12): BillingFrequency.ANNUAL}
+
+
+def _price(item: Obj) -> Obj:
+    return child(item, "price") or child(item, "plan")
+
+
+def _frequency(price: Obj, path: str) -> BillingFrequency:
+    recurring = child(price, "recurring") or price  # Price.recurring, or the Plan itself
+    key = (recurring.get("interval"), recurring.get("interval_count") or 1)
+    if key not in _FREQUENCIES:
+        raise MappingError(f"{path}: billing every {key[1]} {key[0]} is not a contract "
+                           "frequency finsync knows", code="unsupported_interval")
+    return _FREQUENCIES[key]
+
+
+def _unit_price(price: Obj, currency: str, path: str) -> Money:
+    if price.get("billing_scheme") == "tiered" or price.get("tiers_mode"):
+        raise MappingError(f"{path}: tiered prices are not mapped to a unit price",
+                           code="unsupported_price")
+    raw = price.get("unit_amount_decimal")
+    if raw is None:
+        raw = price.get("unit_amount", price.get("amount"))
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise MappingError(f"{path}: the price has no unit amount", code="unsupported_price")
+    if isinstance(raw, str):
+        units = amount.parse_amount(raw, f"{path}.unit_amount_decimal")
+    else:
+        units = Decimal(raw)
+    return Money(units.scaleb(-exponent(currency)), currency)
+
+
+def _term_end(sub: Obj, items: Sequence[Obj], start: date) -> date:
+    """Ended, scheduled to end, or else the current billing period's end. A subscription
+    cancelled on its first day keeps a one-day term (a contract term cannot be empty)."""
+    ends = [sub.get("ended_at"), sub.get("cancel_at"), sub.get("current_period_end"),
+            *(i.get("current_period_end") for i in items)]
+    moment = next((e for e in ends if isinstance(e, int) and not isinstance(e, bool)), None)
+    if moment is None:
+        raise MappingError("subscription: no end, cancel or period end to bound the term",
+                           code="missing_field")
+    return max(day(moment, "subscription.term_end"), start + timedelta(days=1))
+
+
+def contract(sub: Obj, settings: SourceSettings, version: int) -> SubscriptionContract:
+    path = "subscription"
+    sub_id = text(sub, "id", path)
+    items = listed(sub, "items", path)
+    if not items:
+        raise MappingError(f"{path} {sub_id} has no items", code="missing_field")
+    start = day(sub.get("start_date") or sub.get("created"), f"{path}.start_date")
+    end = _term_end(sub, items, start)
+    currency = currency_of(sub, path) if sub.get("currency") \
+        else currency_of(_price(items[0]), f"{path}.items[0].price")
+    frequencies = {_frequency(_price(i), f"{path}.items") for i in items}
+    if len(frequencies) != 1:
+        raise MappingError(f"{path} {sub_id}: items bill at different intervals",
+                           code="unsupported_interval")
+    lines = tuple(_contract_line(item, currency, start, end, f"{path}.items[{n}]")
+                  for n, item in enumerate(items))
+    return built(path, lambda: SubscriptionContract(
+        sub_id, ref(sub, "customer", path),
+        settings.legal_entity, currency, start, end, frequencies.pop(), lines, version,
+        refs(sub_id)))
+
+
+def _contract_line(item: Obj, currency: str, start: date, end: date,
+                   path: str) -> ContractLine:
+    price = _price(item)
+    if currency_of(price, path + ".price") != currency:
+        raise MappingError(f"{path}: price is not in {currency}", code="currency_mismatch")
+    product = id_of(price.get("product")) or id_of(item.get("product"))
+    return built(path, lambda: ContractLine(
+        text(item, "id", path), product or ref(price, "product", path + ".price"),
+        text(price, "id", path + ".price"), count(item, "quantity", path, 0),
+        _unit_price(price, currency, path + ".price"), start, end))
+
+
+def amendment(event_id: str, event_type: str, occurred: date, previous: Obj,
+              current: SubscriptionContract, cancelled: bool) -> ContractAmendment:
+    """Version n+1 of a contract. Stripe's `previous_attributes` name what changed."""
+    if cancelled:
+        changes: tuple[ContractChange, ...] = (ContractChange(ChangeOp.CANCELLED),)
+    elif previous:
+        changes = tuple(ContractChange(ChangeOp.ATTRIBUTE_CHANGED, CONTRACT_LEVEL,
+                                       before=_short(value), attribute=key)
+                        for key, value in sorted(previous.items()))
+    else:
+        changes = (ContractChange(ChangeOp.STATE_REPLACED),)
+    effective = min(max(occurred, current.start_date), current.end_date)
+    return built("amendment", lambda: ContractAmendment(
+        event_id, current.id, current.version, effective, event_type, changes, current))
+
+
+def _short(value: Any) -> str | None:
+    rendered = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return rendered[:200] if value not in (None, "", [], {}) else None
+
+
+# -- handlers ---------------------------------------------------------------------------------
+
+CUSTOMER_EVENTS = frozenset({"customer.created", "customer.updated"})
+SUBSCRIPTION_EVENTS = frozenset({
+    "customer.subscription.created", "customer.subscription.updated",
+    "customer.subscription.deleted", "customer.subscription.paused",
+    "customer.subscription.resumed"})
+VERSIONED = CUSTOMER_EVENTS | SUBSCRIPTION_EVENTS
+IGNORED = frozenset({
+    "customer.deleted",  # the account stays in the books; nothing to post
+    "customer.subscription.trial_will_end", "customer.subscription.pending_update_applied",
+    "customer.subscription.pending_update_expired"})
+UNSUPPORTED: frozenset[str] = frozenset()
+RELATED: dict[str, Planner] = {}
+
+
+def version(d: Delivery) -> int:
+    if d.version is None or d.version < 1:
+        raise MappingError(f"{d.type} needs a positive sequenced version", code="invalid_event")
+    return d.version
+
+
+def _customer(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
+    return [CustomerUpserted(customer(d.object, settings, version(d)))]
+
+
+def _subscription(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
+    numbered = version(d)
+    current = contract(d.object, settings, numbered)
+    if numbered == 1:
+        return [ContractCreated(current)]
+    cancelled = d.type == "customer.subscription.deleted"
+    previous = child(child(d.event, "data"), "previous_attributes")
+    changed = amendment(d.id, d.type, day(d.created, "event.created"), previous, current,
+                        cancelled)
+    if cancelled:
+        return [ContractCancelled(changed)]
+    return [ContractAmended(changed)]
+
+
+HANDLERS: dict[str, Handler] = {
+    **{t: _customer for t in CUSTOMER_EVENTS},
+    **{t: _subscription for t in SUBSCRIPTION_EVENTS},
+}
