@@ -32,6 +32,7 @@ from finsync.connectors.stripe import signature as stripe_signature
 from finsync.connectors.stripe import state as stripe_state
 from finsync.connectors.stripe.client import ClientSettings, StripeClient
 from finsync.connectors.stripe.mapping import translate as stripe_translate
+from finsync.connectors.stripe.meter_source import StripeMeters
 from finsync.connectors.stripe.objects import SourceSettings
 from finsync.connectors.stripe.poller import Poller
 from finsync.connectors.tryton.accounts import AccountMap as TrytonAccountMap
@@ -559,7 +560,8 @@ def build_metrics(finance: Finance) -> Callable[[], str]:
 def build_usage(config: FinsyncConfig, engine: Engine | None = None,
                 clock: Callable[[], datetime] = utc_now) -> UsageIntake:
     """Usage intake for the `[usage]` sources; totals go to the embedded billing platform
-    (none configured: they wait, pending). Without `engine`, the configured database,
+    (none configured: they wait, pending). A source under `[usage.stripe]` reads Stripe's
+    meter events through its Stripe account. Without `engine`, the configured database,
     migrated."""
     if engine is None:
         engine = build_engine(config)
@@ -569,8 +571,12 @@ def build_usage(config: FinsyncConfig, engine: Engine | None = None,
     port = None
     if name is not None:
         port = EmbeddedUsage(name, _billing_service(config, engine, config.systems[name], clock))
+    translators = {usage: StripeMeters(build_stripe_client(config, source,
+                                                          build_call_log(config, engine)),
+                                       clock).translator
+                   for usage, source in config.usage.stripe.items()}
     return UsageIntake(engine, clock, port, config.usage.sources, config.limits_for,
-                       settle_s=config.usage.settle_s)
+                       settle_s=config.usage.settle_s, translators=translators)
 
 
 @dataclass(frozen=True, slots=True)

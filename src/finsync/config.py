@@ -193,10 +193,13 @@ class LimitsSection(_Strict):
 class UsageSection(_Strict):
     """Usage at volume (`finsync.hub.usage`): the metering sources whose meter events are
     taken at `/v1/usage/<source>/events` and by `finsync usage load`, and how long after a
-    day ends its meter events are totalled for billing."""
+    day ends its meter events are totalled for billing. A source named in `stripe` takes
+    Stripe's meter events (`billing.meter_event`) of that Stripe source's account, each
+    read through the account's meters and subscription items (docs/stripe.md)."""
 
     sources: list[str] = Field(default_factory=list)
     settle_s: float = Field(3600.0, ge=0)
+    stripe: dict[str, str] = Field(default_factory=dict)  # usage source -> Stripe source
 
 
 class SecretSection(_Strict):
@@ -308,6 +311,13 @@ def _check_stripe(config: FinsyncConfig) -> None:
         if config.sources.get(source) != "stripe":
             raise ConfigError(f"[stripe.{source}] is not a source of kind \"stripe\" under "
                               "[sources]")
+    for usage, source in config.usage.stripe.items():
+        if usage not in config.usage.sources:
+            raise ConfigError(f"[usage.stripe] {usage} is not a usage source under [usage] "
+                              "sources")
+        if source not in config.stripe:
+            raise ConfigError(f"[usage.stripe] {usage} reads meters of {source!r}, which is "
+                              "not a Stripe source under [stripe]")
 
 
 PREVIEWING = ("embedded", "tryton")  # ledger connectors that preview their journals

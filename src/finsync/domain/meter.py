@@ -12,12 +12,16 @@ Rules:
   character, the timestamp within `years_back` / `years_ahead` of the day received.
 - The usage day is the timestamp's UTC date: usage is totalled per subscription, product and
   day, which never straddles a billing period (periods start on a day).
+- A source that sends another shape (Stripe's meter events) names a `Translate`: each item
+  is translated to this shape first, and a translation that fails refuses that item alone
+  (its code, and its `id` or the source's own `identifier` as the id shown).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import NamedTuple
@@ -28,6 +32,8 @@ from finsync.domain.limits import COUNT_MAX, InputLimits
 FIELDS = ("id", "subscription", "product", "quantity", "timestamp")
 _IDS = ("id", "subscription", "product")
 _CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+# A source's own item shape to this module's (raises `MappingError` to refuse the item).
+Translate = Callable[[object], object]
 
 
 class MeterEvent(NamedTuple):
@@ -74,7 +80,8 @@ class MeterBatch:
         return self.indexes[position] if self.indexes else position
 
 
-def parse_batch(text: str, limits: InputLimits, received_on: date) -> MeterBatch:
+def parse_batch(text: str, limits: InputLimits, received_on: date,
+                translate: Translate | None = None) -> MeterBatch:
     """The meter events of a body (a JSON array, or JSON lines). Raises `MappingError` when
     the body as a whole is unreadable, or carries no item (`empty_batch`); refuses bad items
     one by one."""
@@ -84,16 +91,16 @@ def parse_batch(text: str, limits: InputLimits, received_on: date) -> MeterBatch
             items = json.loads(text)
         except ValueError as exc:
             raise MappingError(f"body is not valid JSON: {exc}", code="invalid_json") from None
-        batch = read_items(items, limits, received_on)
+        batch = read_items(items, limits, received_on, translate)
     else:
-        batch = read_lines(text.splitlines(), limits, received_on)
+        batch = read_lines(text.splitlines(), limits, received_on, translate=translate)
     if not batch.events and not batch.refused:
         raise MappingError("the batch carries no meter event", code="empty_batch")
     return batch
 
 
 def read_lines(lines: list[str], limits: InputLimits, received_on: date,
-               first_index: int = 0) -> MeterBatch:
+               first_index: int = 0, translate: Translate | None = None) -> MeterBatch:
     """JSON lines; an item's index is its line's (from `first_index`), blank lines are
     skipped, and a line that is not JSON is refused alone."""
     items: list[tuple[int, object]] = []
@@ -106,21 +113,22 @@ def read_lines(lines: list[str], limits: InputLimits, received_on: date,
         except ValueError as exc:
             unreadable.append(RefusedItem(first_index + offset, None, "invalid_json",
                                           f"not JSON: {exc}"))
-    batch = _read(items, limits, received_on)
+    batch = _read(items, limits, received_on, translate)
     return MeterBatch(batch.events, tuple(sorted((*batch.refused, *unreadable),
                                                  key=lambda r: r.index)), batch.indexes)
 
 
-def read_items(items: object, limits: InputLimits, received_on: date) -> MeterBatch:
+def read_items(items: object, limits: InputLimits, received_on: date,
+               translate: Translate | None = None) -> MeterBatch:
     """The items of a JSON array, by their index in it."""
     if not isinstance(items, list):
         raise MappingError("a usage batch is a JSON array of meter events, or JSON lines",
                            code="invalid_batch")
-    return _read(list(enumerate(items)), limits, received_on)
+    return _read(list(enumerate(items)), limits, received_on, translate)
 
 
-def _read(items: list[tuple[int, object]], limits: InputLimits,
-          received_on: date) -> MeterBatch:
+def _read(items: list[tuple[int, object]], limits: InputLimits, received_on: date,
+          translate: Translate | None = None) -> MeterBatch:
     first_day = _shifted(received_on, -limits.years_back)
     last_day = _shifted(received_on, limits.years_ahead)
     events: list[MeterEvent] = []
@@ -128,10 +136,11 @@ def _read(items: list[tuple[int, object]], limits: InputLimits,
     refused: list[RefusedItem] = []
     for index, item in items:
         try:
-            events.append(read_event(item, limits, first_day, last_day))
+            own = item if translate is None else translate(item)
+            events.append(read_event(own, limits, first_day, last_day))
             indexes.append(index)
         except MappingError as exc:
-            event_id = item.get("id") if isinstance(item, dict) else None
+            event_id = item.get("id", item.get("identifier")) if isinstance(item, dict) else None
             shown = event_id[:limits.id_max_chars] if isinstance(event_id, str) else None
             refused.append(RefusedItem(index, shown, exc.code, str(exc)))
     return MeterBatch(tuple(events), tuple(refused), tuple(indexes))

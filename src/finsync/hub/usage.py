@@ -10,6 +10,10 @@ Rules:
   are answered with their index and code, and recorded as refusals aggregated per source
   and code (one exception each, counted; their items kept once as a JSON array).
 - Only configured usage sources are taken (`unknown_source` otherwise).
+- A source with a translator (Stripe's meter events: `connectors/stripe/meters.py`) has
+  each item translated to finsync's shape first; an item it cannot translate is refused
+  alone, with its code. A translator that cannot reach what it reads (`TransientError`)
+  refuses the batch as a whole, nothing stored (the sender sends it again).
 - Aggregation (`aggregate`): days before `through` are totalled in SQL, per source,
   subscription, product and day. `step` (the `serve` worker) totals the days that ended at
   least `settle_s` ago, so that stragglers of a day usually join its first total.
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -45,7 +49,7 @@ from finsync.domain.errors import (
 )
 from finsync.domain.invoice import UsageRecord
 from finsync.domain.limits import InputLimits
-from finsync.domain.meter import MeterBatch, MeterEvent, RefusedItem
+from finsync.domain.meter import MeterBatch, MeterEvent, RefusedItem, Translate
 from finsync.hub.intake import Refusal, record_refusal
 from finsync.storage import exception_log, usage_log
 from finsync.storage.db import reading, serialize, transaction
@@ -54,6 +58,9 @@ LOAD_CHUNK = 10_000  # meter events per transaction when a file is loaded
 HAND_OVER_BATCH = 200  # totals read per round of the hand-over
 REFUSED_KEPT_MAX = 1_000  # refused items kept per request and code
 DUPLICATE_EVENT = "duplicate_event"  # an id sent again with other values
+# A source's translator for one batch (or one file): made afresh for each, so that what it
+# reads (a Stripe account's meters and subscriptions) is read again at most once a batch.
+Translators = Callable[[], Translate]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +98,12 @@ class HandOver:
 class UsageIntake:
     def __init__(self, engine: Engine, clock: Callable[[], datetime],
                  port: UsagePort | None, sources: Iterable[str],
-                 limits_for: Callable[[str], InputLimits], *, settle_s: float = 3600.0) -> None:
+                 limits_for: Callable[[str], InputLimits], *, settle_s: float = 3600.0,
+                 translators: Mapping[str, Translators] | None = None) -> None:
         self.engine, self._clock, self._port = engine, clock, port
         self.sources = frozenset(sources)
         self._limits_for, self.settle_s = limits_for, settle_s
+        self._translators = dict(translators or {})
 
     def knows(self, source: str) -> bool:
         return source in self.sources
@@ -110,7 +119,7 @@ class UsageIntake:
         try:
             self._require_source(source)
             json_limits.check_body(body, limits)
-            batch = meter.parse_batch(_text(body), limits, at.date())
+            batch = meter.parse_batch(_text(body), limits, at.date(), self._translate(source))
         except MappingError as exc:
             record_refusal(self.engine, Refusal(source, exc, ExceptionClass.MAPPING_ERROR,
                                                  body), at)
@@ -122,21 +131,27 @@ class UsageIntake:
         checked within the source's limits on its own."""
         self._require_source(source)
         limits = self._limits_for(source)
+        translate = self._translate(source)
         receipt = UsageReceipt(0, 0, ())
         chunk: list[str] = []
         first = 0
         for line in lines:
             chunk.append(line)
             if len(chunk) == LOAD_CHUNK:
-                receipt = receipt.plus(self._load_chunk(source, chunk, limits, first))
+                receipt = receipt.plus(self._load_chunk(source, chunk, limits, first,
+                                                        translate))
                 first += len(chunk)
                 chunk = []
         if chunk:
-            receipt = receipt.plus(self._load_chunk(source, chunk, limits, first))
+            receipt = receipt.plus(self._load_chunk(source, chunk, limits, first, translate))
         return receipt
 
+    def _translate(self, source: str) -> Translate | None:
+        make = self._translators.get(source)
+        return None if make is None else make()
+
     def _load_chunk(self, source: str, lines: list[str], limits: InputLimits,
-                    first: int) -> UsageReceipt:
+                    first: int, translate: Translate | None) -> UsageReceipt:
         at = self._clock()
         checked: list[str] = []
         too_big: list[RefusedItem] = []
@@ -148,7 +163,7 @@ class UsageIntake:
                 checked.append("")  # refused: read nothing of it
                 continue
             checked.append(line)
-        batch = meter.read_lines(checked, limits, at.date(), first)
+        batch = meter.read_lines(checked, limits, at.date(), first, translate)
         refused = tuple(sorted((*batch.refused, *too_big), key=lambda r: r.index))
         return self._store(source, MeterBatch(batch.events, refused, batch.indexes), at)
 

@@ -49,3 +49,12 @@ def test_secrets_come_from_the_environment_and_missing_ones_are_refused(
     assert set(build_webhooks(config, engine)) == {"stripe"}
     assert build_mappers(config).knows("stripe")
     engine.dispose()
+
+
+def test_a_usage_source_reads_meters_of_a_configured_stripe_source() -> None:
+    usage = {"sources": ["stripe_meters"], "stripe": {"stripe_meters": "stripe"}}
+    assert parse_config(data(usage=usage), Path(".")).usage.stripe == {"stripe_meters": "stripe"}
+    with pytest.raises(ConfigError, match=r"\[usage.stripe\] metering is not a usage source"):
+        parse_config(data(usage={"sources": [], "stripe": {"metering": "stripe"}}), Path("."))
+    with pytest.raises(ConfigError, match="'other', which is not a Stripe source"):
+        parse_config(data(usage={"sources": ["m"], "stripe": {"m": "other"}}), Path("."))
