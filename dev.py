@@ -2,6 +2,9 @@
 """Run finsync from a fresh clone with nothing but Python 3.11+ and pip.
 
     python3 dev.py demo      the reference workflow on the embedded defaults
+    python3 dev.py demo --stack stripe-tryton
+                             the same on real processes it starts: localstripe, trytond
+                             and PostgreSQL (tests/external/stack.py; docs/demo-stack.md)
     python3 dev.py test      lint, type checks and the whole test suite (import rules included)
     python3 dev.py finsync … any finsync command inside the project's environment, in the
                              folder you call it from (`init` writes finsync.toml there)
@@ -54,6 +57,10 @@ def main(args: list[str]) -> int:
         return 2
     _ensure_env()
     command, rest = args[0], args[1:]
+    if command == "demo" and any(a == "--stack" or a.startswith("--stack=") for a in rest):
+        # The processes are test-only GPL tools in virtualenvs of their own: the repository's
+        # launcher starts them and drives the packaged demo against them.
+        return _run("python", "-m", "tests.external.stack", *rest, cwd=ROOT)
     if command == "demo":
         return _run("finsync", "demo", *rest)
     if command == "finsync":

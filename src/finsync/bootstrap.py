@@ -328,6 +328,15 @@ def build_stripe_client(config: FinsyncConfig, source: str,
     return StripeClient(source, settings, recorder=recorder or NO_RECORDER)
 
 
+def start_stripe_poll_at(config: FinsyncConfig, engine: Engine, source: str,
+                         created: int) -> None:
+    """Make the catch-up poller of `source` start at the events created at or after
+    `created` (unix seconds): the account's earlier events are not read."""
+    _stripe_section(config, source)
+    stripe_state.upgrade(engine)
+    stripe_state.PollState(engine, source, utc_now).save_cursor(f"{created}:")
+
+
 def build_stripe_poller(config: FinsyncConfig, engine: Engine, source: str) -> Poller:
     stripe_state.upgrade(engine)
     return Poller(build_stripe_client(config, source, build_call_log(config, engine)),
@@ -444,10 +453,12 @@ class Finance:
 
 
 def build_finance(config: FinsyncConfig, *, engine: Engine | None = None,
-                  clock: Callable[[], datetime] = utc_now) -> Finance:
+                  clock: Callable[[], datetime] = utc_now,
+                  ports: Ports | None = None) -> Finance:
+    """Finance on `config`'s systems (or on `ports`, built from it beforehand)."""
     engine = engine or build_engine(config)
     _upgrade_hub(engine)
-    ports = build_ports(config, engine, clock)
+    ports = ports or build_ports(config, engine, clock)
     hub = build_hub(config, engine=engine, migrate=False, clock=clock, ports=ports)
     entities = [Entity(e.id, e.functional_currency) for e in config.ledger.entities]
     audit = build_audit(config, engine, clock)

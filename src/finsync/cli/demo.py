@@ -1,6 +1,8 @@
 """`finsync demo`: the reference workflow (DESIGN §4) on the embedded defaults, with the
-faults of DESIGN §5 injected, in a fresh SQLite database. The year and its report are the
-`finsync.demo` package's; this module runs it and prints what finance would look at."""
+faults of DESIGN §5 injected, in a fresh SQLite database; `--stack stripe-tryton`: the same
+workflow on running Stripe (or localstripe), Tryton and PostgreSQL. The years and their
+reports are the `finsync.demo` package's; this module runs them and prints what finance
+would look at."""
 
 from __future__ import annotations
 
@@ -8,8 +10,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import typer
+
 from finsync.cli import output
 from finsync.demo.run import run_demo
+from finsync.demo.stack import run_stack
+from finsync.demo.stack_config import StackSettings
 
 
 def run(directory: Path | None, *, keep: bool, as_json: bool) -> dict[str, Any]:
@@ -19,6 +25,65 @@ def run(directory: Path | None, *, keep: bool, as_json: bool) -> dict[str, Any]:
     else:
         _print(report)
     return report
+
+
+def run_on_stack(settings: StackSettings, directory: Path | None, *, keep: bool,
+                 as_json: bool) -> dict[str, Any]:
+    """The stack demo; exits non-zero when the year did not reconcile (`ok` false)."""
+    report = run_stack(settings, directory, keep=keep)
+    show_stack(report, as_json=as_json)
+    if not report["ok"]:
+        raise typer.Exit(1)
+    return report
+
+
+def show_stack(report: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        output.emit_json(report)
+        return
+    console = output.console
+    stack = report["stack"]
+    console.rule(f"[bold]finsync demo --stack {stack['name']}: the reference workflow on "
+                 "real systems")
+    console.print(f"Stripe: {stack['stripe']}; ERP: {stack['erp']}; hub store: "
+                  f"{stack['hub_store']}")
+    for capability, answer in stack["stripe_lacks"].items():
+        console.print(f"[yellow]this Stripe has no {capability}[/]: {answer}")
+    marks = {"ran": "[green]ran[/]", "skipped": "[yellow]SKIPPED[/]", "failed": "[red]FAILED[/]"}
+    output.table("reference steps at Stripe", ["on", "step", "", "what happened / why not"],
+                 [[s["on"], s["step"], marks[s["status"]], s["detail"]]
+                  for s in report["steps"]])
+    skipped = sum(1 for s in report["steps"] if s["status"] == "skipped")
+    if skipped:
+        console.print(f"[yellow]{skipped} reference steps were skipped: this Stripe cannot do "
+                      "them (see above); against a Stripe test account every step runs "
+                      "(docs/demo-stack.md)[/]")
+    output.table("invoices (Stripe)", ["number", "issued", "total", "credited", "paid", "due",
+                                       "status", "correlation"],
+                 [[i["number"], i["issue_date"], i["total"], i["credited"], i["paid"], i["due"],
+                   i["status"], i["correlation_id"]] for i in report["invoices"]])
+    console.print(f"journal entries in the ERP: {len(report['journal_entries'])}")
+    _waterfall(report["revenue_recognized"])
+    output.table("month-end closes (Tryton)", ["period", "status", "journals"],
+                 [[c["period"], c["status"], len(c["journals"])] for c in report["closes"]])
+    _recon(report["reconciliation"])
+    output.table("exceptions", ["class", "status", "at stake", "summary"],
+                 [[e["class"], e["status"], e["amount_at_stake"] or "", e["summary"]]
+                  for e in report["exceptions"]["items"]])
+    console.print(f"correlation chain of {report['amendment_correlation_id']} complete: "
+                  f"{report['correlation_chains_complete']}; replaying "
+                  f"{report['replay']['events']} events left the books "
+                  f"{'unchanged' if report['books_unchanged_by_replay'] else 'CHANGED'}")
+    verdict = "[green]reconciled to zero[/]" if report["ok"] else "[red]NOT reconciled[/]"
+    console.print(f"the year on the stack: {verdict}")
+
+
+def _recon(recon: dict[str, Any]) -> None:
+    output.table(f"reconciliation as of {recon['as_of']} (total variance "
+                 f"{recon['total_variance']})", ["check", "entity", "items", "breaks",
+                                                 "variance"],
+                 [[c["name"], c["legal_entity"], c["items"], c["breaks"],
+                   f"{c['variance']} {c['currency']}"] for c in recon["checks"]])
 
 
 def _print(report: dict[str, Any]) -> None:
@@ -38,12 +103,7 @@ def _print(report: dict[str, Any]) -> None:
                   for i in report["invoices"]])
     console.print(f"journal entries in the ERP: {len(report['journal_entries'])}")
     _waterfall(report["revenue_recognized"])
-    recon = report["reconciliation"]
-    output.table(f"reconciliation as of {recon['as_of']} (total variance "
-                 f"{recon['total_variance']})", ["check", "entity", "items", "breaks",
-                                                 "variance"],
-                 [[c["name"], c["legal_entity"], c["items"], c["breaks"],
-                   f"{c['variance']} {c['currency']}"] for c in recon["checks"]])
+    _recon(report["reconciliation"])
     output.table("injected faults", ["fault", "control", "caught"],
                  [[f["fault"], f["control"], "[green]yes[/]" if f["caught"] else "[red]NO[/]"]
                   for f in report["faults"]])

@@ -9,6 +9,7 @@ database of its own."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -446,17 +447,53 @@ def serve(host: str = "127.0.0.1", port: int = 8080,
                         port=port, log_level="info", workers=workers)
 
 
+STACKS = ("stripe-tryton",)
+
+
 @app.command()
 def demo(directory: Annotated[Path | None, typer.Option(help="Where to keep the demo's "
                                                          "database and exports.")] = None,
          keep: Annotated[bool, typer.Option(help="Keep the temporary work folder.")] = False,
+         stack: Annotated[str | None, typer.Option(
+             help="Run on real systems instead: 'stripe-tryton' (Stripe or localstripe, "
+                  "Tryton, the hub's store in PostgreSQL; docs/demo-stack.md).")] = None,
+         stripe_url: Annotated[str | None, typer.Option(
+             help="--stack: Stripe's API (https://api.stripe.com) or an emulator's.")] = None,
+         stripe_key_env: Annotated[str, typer.Option(
+             help="--stack: the environment variable holding the secret key.")]
+         = "STRIPE_API_KEY",
+         tryton_url: Annotated[str | None, typer.Option(help="--stack: trytond's URL.")]
+         = None,
+         tryton_database: Annotated[str | None, typer.Option(
+             help="--stack: the Tryton database (account_invoice activated).")] = None,
+         tryton_user: Annotated[str, typer.Option(help="--stack: Tryton's user.")] = "admin",
+         tryton_password_env: Annotated[str, typer.Option(
+             help="--stack: the environment variable holding Tryton's password.")]
+         = "FINSYNC_TRYTON_PASSWORD",
+         database_url: Annotated[str | None, typer.Option(
+             help="--stack: the hub's store, an empty database (default: "
+                  "FINSYNC_DATABASE_URL).")] = None,
          as_json: Json = False) -> None:
     """Run the reference workflow through the hub in a fresh SQLite database (in a temporary
-    folder, removed afterwards unless --keep or --directory)."""
+    folder, removed afterwards unless --keep or --directory); with --stack, on running
+    systems, exiting non-zero unless the year reconciles to zero."""
     from finsync.cli import demo as demo_cli
+    from finsync.demo.stack_config import StackSettings
 
     with guarded(as_json):
-        demo_cli.run(directory, keep=keep, as_json=as_json)
+        if stack is None:
+            demo_cli.run(directory, keep=keep, as_json=as_json)
+            return
+        if stack not in STACKS:
+            raise typer.BadParameter(f"--stack is one of {', '.join(STACKS)}, not {stack!r}")
+        database = database_url or os.environ.get("FINSYNC_DATABASE_URL")
+        if not (stripe_url and tryton_url and tryton_database and database):
+            raise typer.BadParameter("--stack needs --stripe-url, --tryton-url, "
+                                     "--tryton-database and --database-url (or "
+                                     "FINSYNC_DATABASE_URL)")
+        demo_cli.run_on_stack(StackSettings(
+            stripe_url, tryton_url, tryton_database, database, stripe_key_env, tryton_user,
+            tryton_password_env), directory, keep=keep, as_json=as_json)
 
 
 def main() -> None:

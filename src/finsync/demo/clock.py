@@ -2,7 +2,8 @@
 
 Rules:
 - Time only moves forward: `to` a moment already passed changes nothing.
-- `to(day, hour)` moves to that day's hour in UTC; `tick` adds seconds (retry back-off).
+- `to(day, hour)` moves to that day's hour in UTC, `at(moment)` to a moment; `tick` adds
+  seconds (retry back-off).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ class SimClock:
 
     def to(self, day: date, hour: int = 9) -> None:
         self.now = max(self.now, datetime(day.year, day.month, day.day, hour, tzinfo=UTC))
+
+    def at(self, moment: datetime) -> None:
+        self.now = max(self.now, moment.astimezone(UTC))
 
     def tick(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)

@@ -1,0 +1,119 @@
+"""`finsync demo --stack stripe-tryton` on real processes: localstripe as Stripe, trytond on
+PostgreSQL as the ERP (a clone of the session's bootstrapped books), a new PostgreSQL
+database as the hub's store. The year runs the reference steps localstripe can do, says
+which it skipped and why, closes twelve months in Tryton and reconciles to zero.
+
+Reconciliation reads Stripe's billing records through tests/external/stripe_books.py until
+issue 15 Build 7 gives finsync that port; the last test shows the packaged command refusing
+to start without it (flip it when Build 7 lands)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from finsync.cli.demo import show_stack
+from finsync.cli.main import app
+from finsync.demo.stack import run_stack
+from finsync.demo.stack_config import StackSettings
+from finsync.systems.billing.cycle import add_months
+from tests.external import stack
+from tests.external.tryton import TrytonSite
+from tests.external.tryton_fixtures import COMPANY
+
+LOCALSTRIPE_LACKS = {"Prices API", "credit notes", "meters", "test clocks"}
+
+
+@pytest.fixture(scope="module")
+def settings(tryton: TrytonSite, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[StackSettings]:
+    books = tryton.clone()
+    try:
+        with stack.stack(tmp_path_factory.mktemp("stack"),
+                         (tryton.server.url, books)) as running:
+            yield dataclasses.replace(running, tryton_company=COMPANY)
+    finally:
+        tryton.discard(books)
+
+
+@pytest.fixture(scope="module")
+def report(settings: StackSettings) -> dict[str, Any]:
+    return run_stack(settings, add_billing=stack.stand_in_billing(settings))
+
+
+def test_the_year_on_the_stack_reconciles_to_zero(report: dict[str, Any]) -> None:
+    assert report["ok"], json.dumps(report, indent=1, default=str)[:4000]
+    recon = report["reconciliation"]
+    assert recon["total_variance"] == "0.00"
+    items = {c["name"]: c["items"] for c in recon["checks"]}
+    # the invoice and its customer; the subscription; its payment; the months of as_of's
+    # year closed; the roll-forward's three lines
+    assert items["billing_vs_erp_ar"] >= 1 and items["contract_value_vs_transaction_price"] == 1
+    assert items["payments_vs_ar_applications"] == 1
+    assert items["recognised_vs_gl_revenue"] == date.fromisoformat(recon["as_of"]).month
+    assert report["exceptions"]["open"] == 0 and report["books_unchanged_by_replay"]
+    assert [c["status"] for c in report["closes"]] == ["closed"] * 12
+
+
+def test_what_localstripe_cannot_do_is_skipped_and_says_why(report: dict[str, Any]) -> None:
+    assert set(report["stack"]["stripe_lacks"]) == LOCALSTRIPE_LACKS
+    status = {s["key"]: s for s in report["steps"]}
+    assert status["subscribe"]["status"] == "ran"
+    skipped = {key: s["detail"] for key, s in status.items() if s["status"] == "skipped"}
+    assert set(skipped) == {"subscribe_usage", "upgrade", "sla_credit", "refund",
+                            *(f"usage_{m:02d}" for m in range(12))}
+    assert skipped["upgrade"] == "this Stripe has no Prices API, test clocks"
+    assert skipped["sla_credit"] == "this Stripe has no credit notes, test clocks"
+    assert skipped["usage_00"] == "this Stripe has no Prices API, meters, test clocks"
+    assert not any(s["status"] == "failed" for s in report["steps"])
+    assert report["usage"]["taken"] is False
+
+
+def test_stripes_invoice_is_in_tryton_and_recognised_day_by_day(report: dict[str, Any]) -> None:
+    [invoice] = report["invoices"]
+    assert (invoice["total"], invoice["paid"], invoice["due"]) == ("60000.00", "60000.00",
+                                                                   "0.00")
+    start = date.fromisoformat(report["steps"][0]["on"])
+    as_of = date.fromisoformat(report["reconciliation"]["as_of"])
+    # 500 seats x 120.00 = 60,000.00 over the year [start, start + 12 months), ratably by
+    # day: through as_of, 60,000.00 x days elapsed / days in the term (cumulative rounding)
+    term = (add_months(start, 12) - start).days
+    elapsed = (as_of - start).days + 1
+    recognised = (Decimal(60000) * elapsed / term).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    balances = report["trial_balance"]["le_us"]
+    assert Decimal(balances["1.1.1"]) == Decimal("60000.00")  # cash; the receivable settled
+    assert -Decimal(balances["4.2.2"]) == recognised  # revenue over time
+    assert -Decimal(balances["2.2.2"]) == Decimal("60000.00") - recognised  # deferred
+    months = report["revenue_recognized"]
+    assert len(months) == 12 and sum(Decimal(v) for v in months.values()) == recognised
+
+
+def test_the_report_prints_what_ran_and_what_was_skipped(
+        report: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    show_stack(report, as_json=False)
+    printed = capsys.readouterr().out
+    assert "SKIPPED" in printed and "this Stripe has no credit notes" in printed
+    assert "reconciled to zero" in printed
+
+
+def test_without_stripes_billing_records_the_command_refuses_before_touching_stripe(
+        settings: StackSettings, tmp_path: Path) -> None:
+    """Until Build 7 (a billing system with connector stripe) the packaged command cannot
+    reconcile a Stripe-only company: it says so and makes nothing at Stripe."""
+    result = CliRunner().invoke(app, [
+        "demo", "--stack", "stripe-tryton", "--stripe-url", settings.stripe_url,
+        "--stripe-key-env", settings.stripe_key_env, "--tryton-url", settings.tryton_url,
+        "--tryton-database", settings.tryton_database, "--tryton-password-env",
+        settings.tryton_password_env, "--database-url", settings.database_url,
+        "--directory", str(tmp_path), "--json"])
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "stack_demo" and "Build 7" in error["message"]
