@@ -74,8 +74,13 @@ def show_stack(report: dict[str, Any], *, as_json: bool) -> None:
                   f"{report['correlation_chains_complete']}; replaying "
                   f"{report['replay']['events']} events left the books "
                   f"{'unchanged' if report['books_unchanged_by_replay'] else 'CHANGED'}")
+    audit = report["audit"]
+    console.print(f"audit trail: {audit['records']} records, {audit['checkpoints']} signed "
+                  f"checkpoints, {'verified' if audit['ok'] else 'DOES NOT VERIFY'}")
     verdict = "[green]reconciled to zero[/]" if report["ok"] else "[red]NOT reconciled[/]"
     console.print(f"the year on the stack: {verdict}")
+    for problem in report["problems"]:
+        console.print(f"[red]{problem}[/]")
 
 
 def _recon(recon: dict[str, Any]) -> None:

@@ -80,6 +80,7 @@ UPGRADE_DAY, SLA_DAY, REFUND_DAY = 134, 223, 247  # 15 May, 12 Aug, 5 Sep from 1
 USAGE_DAY = 20  # of each usage period: the month's meter event
 MONTHS = 12
 SETTLE_ROUNDS = 60
+LIVE_KEYS = ("sk_live_", "rk_live_")  # never: the demo charges cards
 AddBilling = Callable[[FinsyncConfig, Ports], None]
 
 
@@ -157,6 +158,9 @@ def _stripe_key(settings: StackSettings) -> str:
     if not key:
         raise ConfigError(f"the Stripe API key is read from {settings.stripe_key_env}, which "
                           "is not set (a test-mode key sk_test_…, or any sk_… for localstripe)")
+    if key.startswith(LIVE_KEYS):
+        raise ConfigError(f"{settings.stripe_key_env} holds a live key: the stack demo makes "
+                          "customers and charges cards, give it a test-mode key (sk_test_…)")
     return key
 
 

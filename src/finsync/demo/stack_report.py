@@ -14,8 +14,9 @@ Rules:
   milestone of the chain (contract accepted, invoice posted, payment applied, revenue
   schedule created).
 - `ok`: reconciliation has no break and no variance, nothing in the exception queue is
-  unresolved, every close closed, and no step failed (skipped steps say why and do not
-  fail the demo: they are what the Stripe at hand cannot do).
+  unresolved, every close closed, replay left the books as they were, and no step failed
+  (skipped steps say why and do not fail the demo: they are what the Stripe at hand cannot
+  do); `problems` says which of these did not hold.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def report(finance: Finance, business: StripeBusiness, year: Year, settings: Sta
         "status": hub.status(),
         "audit": finance.audit.verify().as_json(),
     }
-    result["ok"] = ok(result)
+    result["problems"] = problems(result)
+    result["ok"] = not result["problems"]
     return result
 
 
@@ -113,14 +115,22 @@ def trial_balance(finance: Finance, as_of: date) -> dict[str, str]:
     return {r.account: str(r.balance.amount) for r in rows}
 
 
-def ok(result: Mapping[str, Any]) -> bool:
-    recon = result["reconciliation"]
-    reconciled = recon["total_variance"] == "0.00" and all(
-        c["breaks"] == 0 and c["variance"] in ("0.00", "0") for c in recon["checks"])
-    closed = bool(result["closes"]) and all(c["status"] == "closed" for c in result["closes"])
-    failed = any(s["status"] == "failed" for s in result["steps"])
-    return reconciled and closed and not failed and result["exceptions"]["open"] == 0 \
-        and bool(result["books_unchanged_by_replay"])
+def problems(result: Mapping[str, Any]) -> list[str]:
+    """What keeps the year from having reconciled to zero (nothing: it did)."""
+    found = [f"{c['name']} ({c['legal_entity']}): {c['breaks']} breaks, variance "
+             f"{c['variance']} {c['currency']}"
+             for c in result["reconciliation"]["checks"]
+             if c["breaks"] or Money.of(c["variance"], c["currency"]).amount != 0]
+    found += [f"close {c['period']}: {c['status']}" for c in result["closes"]
+              if c["status"] != "closed"]
+    found += ["no month was closed"] if not result["closes"] else []
+    found += [f"step failed: {s['step']}: {s['detail']}" for s in result["steps"]
+              if s["status"] == "failed"]
+    if result["exceptions"]["open"]:
+        found.append(f"{result['exceptions']['open']} exceptions unresolved")
+    if not result["books_unchanged_by_replay"]:
+        found.append("replaying the events changed the books")
+    return found
 
 
 def _by_month(journals: Sequence[JournalEntry], account: str) -> dict[str, str]:
