@@ -30,6 +30,12 @@ from tests.external.tryton import TrytonSite
 from tests.external.tryton_fixtures import COMPANY
 
 LOCALSTRIPE_LACKS = {"Prices API", "credit notes", "meters", "test clocks"}
+# the embedded demo's report (tests/integration/test_demo.py), every section of it
+EMBEDDED = {"invoices", "journal_entries", "revenue_recognized", "reconciliation", "exceptions",
+            "duplicates_ignored", "parked_out_of_order", "correlation_chains_complete",
+            "amendment_correlation_id", "amendment_timeline", "amendment_status", "closes",
+            "triage_actions", "faults", "books_unchanged_by_replay", "replay",
+            "trial_balance", "status", "audit", "workdir", "workdir_kept"}
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +67,8 @@ def test_the_year_on_the_stack_reconciles_to_zero(report: dict[str, Any]) -> Non
     assert items["recognised_vs_gl_revenue"] == date.fromisoformat(recon["as_of"]).month
     assert report["exceptions"]["open"] == 0 and report["books_unchanged_by_replay"]
     assert [c["status"] for c in report["closes"]] == ["closed"] * 12
+    assert report["correlation_chains_complete"] and report["audit"]["ok"]
+    assert set(report) >= EMBEDDED and report["problems"] == []
 
 
 def test_what_localstripe_cannot_do_is_skipped_and_says_why(report: dict[str, Any]) -> None:

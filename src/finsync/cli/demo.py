@@ -63,10 +63,15 @@ def show_stack(report: dict[str, Any], *, as_json: bool) -> None:
                  [[i["number"], i["issue_date"], i["total"], i["credited"], i["paid"], i["due"],
                    i["status"], i["correlation_id"]] for i in report["invoices"]])
     console.print(f"journal entries in the ERP: {len(report['journal_entries'])}")
+    output.table(f"milestones of {report['amendment_correlation_id']}",
+                 ["milestone", "system", "at"],
+                 [[m["milestone"], m["system"], m["at"]] for m in report["amendment_timeline"]])
     _waterfall(report["revenue_recognized"])
     output.table("month-end closes (Tryton)", ["period", "status", "journals"],
                  [[c["period"], c["status"], len(c["journals"])] for c in report["closes"]])
     _recon(report["reconciliation"])
+    console.print("faults injected: none (the embedded demo injects them; here the exception "
+                  "queue holds what the systems really did)")
     output.table("exceptions", ["class", "status", "at stake", "summary"],
                  [[e["class"], e["status"], e["amount_at_stake"] or "", e["summary"]]
                   for e in report["exceptions"]["items"]])

@@ -32,8 +32,8 @@ class Account:
         self.reads.append(path)
         if path == "/v1/billing/meters":
             return list(self.meters)
-        customer = dict(params)["customer"]
-        return [s for s in self.subscriptions if s["customer"] == customer]
+        customer = dict(params).get("customer")
+        return [s for s in self.subscriptions if customer in (None, s["customer"])]
 
     def fetch(self, object_type: str, external_id: str) -> Mapping[str, object]:
         self.reads.append(f"{object_type}/{external_id}")
@@ -111,7 +111,7 @@ def test_a_new_subscription_is_found_when_its_customer_misses(account: Account,
     got = run(source.translator(), meter_event("n1", "1", customer="cus_new"),
               meter_event("n2", "1", customer="cus_new"))
     assert got == ["no_subscription_item"] * 2
-    assert account.reads.count("/v1/subscriptions") == 2  # the first look, one read again
+    assert account.reads.count("/v1/subscriptions") == 1  # read this batch: not read again
     account.subscriptions.append(subscription("sub_new", [("si_new", metered_price())],
                                               customer="cus_new"))
     got = run(source.translator(), meter_event("n3", "1", customer="cus_new"))
@@ -123,3 +123,31 @@ def test_a_subscription_with_a_partial_item_page_is_fetched_whole(account: Accou
     account.subscriptions[0]["items"]["has_more"] = True
     got = run(StripeMeters(account, clock).translator(), meter_event("p1", "1"))
     assert isinstance(got[0], dict) and "subscription/sub_usage" in account.reads
+
+
+def test_a_batch_of_many_new_customers_costs_a_bounded_number_of_reads(
+        account: Account, clock: Clock) -> None:
+    # 500 customers no one has seen: 3 read one by one, then the whole account in one
+    # listing (the client pages it), then no more reads for the other 497
+    account.subscriptions += [subscription(f"sub_{n}", [(f"si_{n}", metered_price())],
+                                           customer=f"cus_n{n}") for n in range(500)]
+    source = StripeMeters(account, clock, customer_reads_max=3)
+    got = run(source.translator(), *(meter_event(f"m{n}", "1", customer=f"cus_n{n}")
+                                     for n in range(500)))
+    assert [g["subscription"] for g in got if isinstance(g, dict)] == [
+        f"sub_{n}" for n in range(500)]
+    assert account.reads == ["/v1/billing/meters", *["/v1/subscriptions"] * 4]
+    # a customer Stripe does not know is read once in a batch, and refused
+    account.reads.clear()
+    assert run(source.translator(), meter_event("x", "1", customer="cus_unknown"),
+               meter_event("y", "1", customer="cus_unknown")) == ["no_subscription_item"] * 2
+    assert account.reads == ["/v1/subscriptions"]
+
+
+def test_what_was_kept_too_long_is_forgotten(account: Account, clock: Clock) -> None:
+    source = StripeMeters(account, clock, keep_s=300)
+    run(source.translator(), *(meter_event(f"k{n}", "1", customer=f"cus_{n}")
+                               for n in range(5)))
+    clock.now += timedelta(seconds=300)
+    source.translator()
+    assert source._customers == {}  # nothing kept past keep_s: memory stays bounded
