@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
+from finsync.api.app import create_app
 from finsync.connectors.stripe.meter_source import StripeMeters
 from finsync.domain.errors import ExceptionClass, TransientError
 from finsync.domain.limits import InputLimits
@@ -18,6 +20,8 @@ from finsync.hub.usage import UsageIntake
 from finsync.storage import exception_log, usage_log
 from finsync.storage.db import reading
 from finsync.storage.migrate import upgrade
+from tests import authkit
+from tests.hubkit import make_hub
 from tests.integration.test_usage import FakeUsagePort
 from tests.stripeshapes.meters import meter_event
 from tests.unit.stripe.test_meter_source import Account
@@ -78,3 +82,16 @@ def test_stripe_unreachable_refuses_the_batch_and_stores_nothing(engine: Engine)
         usage.receive("stripe_meters", json.dumps([meter_event("req_1", "5")]).encode())
     with reading(engine) as conn:
         assert usage_log.counts(conn).get("events", 0) == 0
+
+
+def test_stripe_meter_events_over_http(engine: Engine, tmp_path: Path) -> None:
+    hub = make_hub(engine, tmp_path)
+    batch = json.dumps([meter_event("req_h1", "40", timestamp=DAY_1),
+                        meter_event("req_h2", "1.5", timestamp=DAY_1)])
+    with authkit.client(create_app(hub, usage=_usage(engine, Account())), engine) as client:
+        taken = client.post("/v1/usage/stripe_meters/events", content=batch)
+    assert taken.status_code == 202 and taken.json()["stored"] == 1
+    assert [r["code"] for r in taken.json()["refused"]] == ["invalid_quantity"]
+    with authkit.client(create_app(hub, usage=_usage(engine, Unreachable())), engine) as client:
+        down = client.post("/v1/usage/stripe_meters/events", content=batch)
+    assert down.status_code == 503  # send it again: nothing of it was stored
