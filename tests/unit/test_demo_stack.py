@@ -3,13 +3,18 @@ Stripe invoice in the report, and what keeps a year from having reconciled."""
 
 from __future__ import annotations
 
+import dataclasses
+import tomllib
 from datetime import UTC, date, datetime
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from finsync.config import parse_config
 from finsync.demo.stack import plan
+from finsync.demo.stack_config import StackSettings, config_text
 from finsync.demo.stack_report import problems, stripe_invoice
 from finsync.demo.stripe_steps import CREDIT_NOTES, METERS, PRICES, TEST_CLOCKS, Capabilities
 from tests.stripeshapes import shaped
@@ -100,3 +105,18 @@ def test_what_keeps_a_year_from_having_reconciled_is_named(change: Any, says: st
     change(result)
     found = problems(result)
     assert len(found) == 1 and says in found[0]
+
+
+def test_the_hub_url_is_written_unless_it_holds_a_password(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    plain = StackSettings("http://stripe", "http://tryton", "books",
+                          "postgresql://finsync@db:5432/demo")
+    config = parse_config(tomllib.loads(config_text(plain, (2026, 2027), meters=True)),
+                          tmp_path)
+    assert config.database_url == plain.database_url and config.usage.stripe == {
+        "stripe_meters": "stripe"}
+    secret = dataclasses.replace(plain, database_url="postgresql://finsync:s3cret@db/demo")
+    text = config_text(secret, (2026, 2027), meters=False)
+    assert "s3cret" not in text and "[usage" not in text
+    monkeypatch.setenv("FINSYNC_DATABASE_URL", secret.database_url)
+    assert parse_config(tomllib.loads(text), tmp_path).database_url == secret.database_url

@@ -470,6 +470,9 @@ def demo(directory: Annotated[Path | None, typer.Option(help="Where to keep the 
          tryton_password_env: Annotated[str, typer.Option(
              help="--stack: the environment variable holding Tryton's password.")]
          = "FINSYNC_TRYTON_PASSWORD",
+         tryton_company: Annotated[str, typer.Option(
+             help="--stack: the company whose books it is (set up when missing).")]
+         = "Acme Analytics Inc.",
          database_url: Annotated[str | None, typer.Option(
              help="--stack: the hub's store, an empty database (default: "
                   "FINSYNC_DATABASE_URL).")] = None,
@@ -493,7 +496,7 @@ def demo(directory: Annotated[Path | None, typer.Option(help="Where to keep the 
                                      "FINSYNC_DATABASE_URL)")
         demo_cli.run_on_stack(StackSettings(
             stripe_url, tryton_url, tryton_database, database, stripe_key_env, tryton_user,
-            tryton_password_env), directory, keep=keep, as_json=as_json)
+            tryton_password_env, tryton_company), directory, keep=keep, as_json=as_json)
 
 
 def main() -> None:

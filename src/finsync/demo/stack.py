@@ -16,7 +16,8 @@ Rules:
   month in Tryton through `finsync close`'s service.
 - Nothing is faked: a step this Stripe cannot do is reported skipped with why; the report
   says which steps ran. `ok` holds when reconciliation shows no break and no variance,
-  the exception queue holds nothing unresolved, every close closed and no step failed.
+  the exception queue holds nothing unresolved, every close closed, replay left the books
+  as they were and no step failed (`stack_report.problems` names what did not hold).
 - The hub's database must be empty (the demo is a company's first year); the folder with
   `finsync.toml` is kept when asked, to explore with `finsync serve`.
 """
@@ -55,6 +56,7 @@ from finsync.demo.stack_config import (
     USAGE_SOURCE,
     StackSettings,
     config_text,
+    has_password,
     write_config,
 )
 from finsync.demo.stripe_api import StripeApi, StripeCallError
@@ -74,7 +76,6 @@ from finsync.hub.acceptance import Outcome
 from finsync.hub.usage import UsageIntake
 from finsync.systems.billing.cycle import add_months
 
-STACK = "stripe-tryton"
 ACTOR = "controller"  # who closes each month (a principal id of the demo's [auth])
 UPGRADE_DAY, SLA_DAY, REFUND_DAY = 134, 223, 247  # 15 May, 12 Aug, 5 Sep from 1 January
 USAGE_DAY = 20  # of each usage period: the month's meter event
@@ -172,7 +173,9 @@ def _config(settings: StackSettings, workdir: Path, years: tuple[int, ...], *,
     write_config(workdir, text)
     config = parse_config(tomllib.loads(text), workdir.resolve())
     if config.database_url != settings.database_url:
-        raise ConfigError("FINSYNC_DATABASE_URL names another database than the demo's "
+        raise ConfigError("a hub database URL with a password is read from "
+                          "FINSYNC_DATABASE_URL only: set it there" if has_password(settings)
+                          else "FINSYNC_DATABASE_URL names another database than the demo's "
                           "--database-url: unset it, or give the same URL")
     return config
 

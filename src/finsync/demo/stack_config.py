@@ -5,7 +5,8 @@ revenue engine recognises, and the hub keeps its store where `database_url` says
 
 Rules:
 - Secrets are never written: the configuration names the environment variables that hold
-  the Stripe key and the Tryton password, as every finsync.toml does.
+  the Stripe key and the Tryton password, as every finsync.toml does; a hub URL with a
+  password is read from `FINSYNC_DATABASE_URL` only.
 - Stripe's events come through the catch-up poller (`poll_on_run`), from the demo's start:
   a test account's earlier events are not the demo's. Webhooks are not needed (a test
   account cannot reach a laptop without `stripe listen`), and `serve` of a kept folder
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from finsync.auth.principal import ADMIN, FINANCE_READ, PERIODS_MANAGE
 from finsync.domain.events import BusinessDomain
+from finsync.domain.secret import looks_secret
 
 ENTITY = "le_us"
 SOURCE = "stripe"
@@ -59,7 +61,9 @@ def config_text(settings: StackSettings, years: tuple[int, ...], *, meters: bool
     q = json.dumps
     ownership = {d.value: SOURCE for d in BusinessDomain} | {
         "tax": "tax", "ledger": "ledger", "revenue": "revrec"}
-    lines = [f"[hub]\ndatabase_url = {q(settings.database_url)}\n",
+    hub = (f"database_url = {q(settings.database_url)}\n" if not has_password(settings)
+           else "# database_url: from FINSYNC_DATABASE_URL (a URL with a password)\n")
+    lines = [f"[hub]\n{hub}",
              "\n[ownership]\n", *(f"{k} = {q(v)}\n" for k, v in ownership.items()),
              f'\n[sources]\n{SOURCE} = "stripe"\nrevrec = "canonical"\n',
              f"\n[stripe.{SOURCE}]\nlegal_entity = {q(ENTITY)}\n"
@@ -90,6 +94,11 @@ def config_text(settings: StackSettings, years: tuple[int, ...], *, meters: bool
                  f"\n[auth.os_users]\n{q(getpass.getuser())} = {q(ADMIN_PRINCIPAL)}\n"
                  f"\n[audit]\nsigning_key_file = {q(SIGNING_KEY)}\n")
     return "".join(lines)
+
+
+def has_password(settings: StackSettings) -> bool:
+    """Whether the hub's URL holds a password (never written: read from the environment)."""
+    return looks_secret(settings.database_url)
 
 
 def write_config(workdir: Path, text: str) -> Path:
