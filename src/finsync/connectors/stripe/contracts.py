@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from finsync.connectors.stripe import currency as stripe_currency
 from finsync.connectors.stripe.delivery import Delivery, Handler, Planner
 from finsync.connectors.stripe.objects import (
     Obj,
@@ -42,7 +43,7 @@ from finsync.domain.events import (
     ContractCreated,
     CustomerUpserted,
 )
-from finsync.domain.money import Money, exponent
+from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
 
 # -- customers ------------------------------------------------------------------------------
@@ -89,7 +90,7 @@ def _unit_price(price: Obj, currency: str, path: str) -> Money:
         units = amount.parse_amount(raw, f"{path}.unit_amount_decimal")
     else:
         units = Decimal(raw)
-    return Money(units.scaleb(-exponent(currency)), currency)
+    return stripe_currency.price(units, currency)  # Stripe's exponent (ISK: two decimals)
 
 
 def _term_end(sub: Obj, items: Sequence[Obj], start: date) -> date:

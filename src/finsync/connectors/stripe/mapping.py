@@ -23,7 +23,7 @@ Rules:
 - An event whose object is partial (a list page with `has_more`, a thin event, a refund
   without its charge) is mapped only from a delivery that carries the fetched object.
 - Types with no financial effect are acknowledged and ignored (`IGNORED`); a type that has
-  one finsync cannot map (`invoice.voided`, …) or does not know is a `MappingError`: the raw
+  one finsync cannot map (`credit_note.voided`, …) or does not know is a `MappingError`: the raw
   event is kept and finance sees an exception.
 """
 

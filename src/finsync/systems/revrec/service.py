@@ -14,6 +14,9 @@ Rules:
   nothing; the same key with another body is refused (`IdempotencyMismatchError`).
 - SSPs come from the SSP provider (the catalog owner): one per product of the contract, in
   force on the contract start (booking) or the modification date.
+- An invoice that names no contract (a one-off) is booked as its own point-in-time revenue
+  contract, under the invoice's id, with its billings, in one change (`point_in_time`);
+  recording it again changes nothing.
 - Modification facts not supplied are derived by `facts.derive_facts` (documented there).
 - Recognition terms (patterns per product, granularity…) come from the terms provider given
   at construction; the default is ratable by day.
@@ -36,7 +39,7 @@ from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, ContractLine, SubscriptionContract
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry
-from finsync.systems.revrec import position_store
+from finsync.systems.revrec import point_in_time, position_store
 from finsync.systems.revrec import tables as t
 from finsync.systems.revrec.balance import ContractBalances
 from finsync.systems.revrec.booking import revenue_contract_id
@@ -146,10 +149,27 @@ class RevenueService:
                             event_id)
 
     def record_invoice(self, invoice: Invoice, key: str, event_id: str) -> Applied:
+        """An invoice's billings; an invoice that names no contract (a one-off) is booked as
+        its own point-in-time contract with them (`point_in_time`)."""
         if invoice.contract_id is None:
-            raise UnknownRevenueContractError(f"invoice {invoice.id} names no contract")
+            return self._record_one_off(invoice, key, event_id)
         return self.apply(invoice.contract_id, InvoiceRecorded(event_id, invoice), key,
                           document=invoice.id)
+
+    def _record_one_off(self, invoice: Invoice, key: str, event_id: str) -> Applied:
+        def step(loaded: _Loaded | None) -> RevenueContractState:
+            if loaded is not None:
+                return loaded.state  # booked and billed with its invoice: nothing more to do
+            contract = point_in_time.contract_of(invoice)
+            return point_in_time.book_invoice(event_id, invoice,
+                                              self._ssps(contract.lines, invoice.issue_date),
+                                              self._terms(contract))
+
+        event = InvoiceRecorded(event_id, invoice)
+        applied = self._change(key, type(event).__name__, event_id, event, invoice.id, step,
+                               event_id)
+        self._link_document(invoice.id, applied.revenue_contract_id)
+        return applied
 
     def apply_credit_memo(self, memo: CreditMemo, key: str, event_id: str,
                           treatment: CreditTreatment | None = None) -> Applied:
