@@ -29,7 +29,8 @@ DAY = 86_400
 OPTIONAL: dict[str, frozenset[str]] = {
     "invoice_payment": frozenset({"payment.payment_intent", "payment.charge",
                                   "payment.payment_record"}),
-    "invoice": frozenset({"payments"}),  # only with expand[]=payments
+    "invoice": frozenset({"payments",  # only with expand[]=payments
+                          "lines.data.pricing.price_details"}),  # as on line_item
     "event": frozenset({"account", "context"}),  # Connect: the connected account's id
     "line_item": frozenset({"pricing.price_details"}),
 }
