@@ -30,12 +30,14 @@ from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.connectors.ports import BillingRecordsPort, LedgerPort, RevenuePort
 from finsync.connectors.stripe import signature as stripe_signature
 from finsync.connectors.stripe import state as stripe_state
+from finsync.connectors.stripe.client import FETCHABLE as STRIPE_FETCHABLE
 from finsync.connectors.stripe.client import ClientSettings, StripeClient
 from finsync.connectors.stripe.mapping import translate as stripe_translate
 from finsync.connectors.stripe.mirror import Mirror
 from finsync.connectors.stripe.objects import SourceSettings
 from finsync.connectors.stripe.poller import Poller
 from finsync.connectors.stripe.records import StripeBillingRecords
+from finsync.connectors.stripe.verify import Verifier
 from finsync.connectors.tryton.accounts import AccountMap as TrytonAccountMap
 from finsync.connectors.tryton.accounts import Role as TrytonRole
 from finsync.connectors.tryton.bootstrap import BookSpec, BootstrapReport
@@ -351,6 +353,14 @@ def build_stripe_poller(config: FinsyncConfig, engine: Engine, source: str) -> P
     mirror = build_stripe_mirror(engine)
     return Poller(build_stripe_client(config, source, build_call_log(config, engine)),
                   stripe_state.PollState(engine, source, utc_now), mirror=mirror)
+
+
+def build_stripe_verifier(config: FinsyncConfig, engine: Engine, source: str,
+                          clock: Callable[[], datetime] = utc_now) -> Verifier:
+    """`finsync stripe verify`: the mirror of `source` against Stripe's API."""
+    stripe_state.upgrade(engine)
+    client = build_stripe_client(config, source, build_call_log(config, engine, clock))
+    return Verifier(engine, source, client, STRIPE_FETCHABLE, clock)
 
 
 def build_stripe_mirror(engine: Engine) -> Mirror:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -174,7 +174,7 @@ def _upsert(conn: Connection, source: str, copy: Copy) -> int:
     return 1
 
 
-def objects(conn: Connection, source: str, object_type: str) -> Iterator[Obj]:
+def objects(conn: Connection, source: str, object_type: str) -> Generator[Obj, None, None]:
     """`source`'s mirrored objects of `object_type`, by id in code-point order."""
     t = objects_table
     query = (select(t.c.body).where(t.c.source == source, t.c.object_type == object_type)

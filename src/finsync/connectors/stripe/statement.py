@@ -4,7 +4,8 @@ Rules:
 - Figures are Stripe's headline fields, never recomputed from lines: an invoice's `total`,
   `total_excluding_tax`, `amount_paid`, `starting_balance`; a credit note's `total` and
   `total_excluding_tax`; an invoice payment's `amount_paid`; a refund's `amount`; a
-  PaymentIntent's `amount_received`. That is what Stripe says, whatever finsync mapped.
+  PaymentIntent's `amount_received` (`amount` in older shapes). That is what Stripe says,
+  whatever finsync mapped.
 - Amounts become `Money` exactly as the mapping makes them (`objects.minor`: the currency's
   exponent, the same limits), and travel as ISO minor units, so both sides of a
   reconciliation count in the same units.
@@ -167,8 +168,9 @@ def intent(pi: Obj) -> PaymentPart | None:
     if pi.get("status") != "succeeded":
         return None
     currency = currency_of(pi, path)
+    received = "amount_received" if pi.get("amount_received") is not None else "amount"
     return PaymentPart(text(pi, "id", path), id_of(pi.get("invoice")) or "", currency,
-                       _minor(pi, "amount_received", currency, path),
+                       _minor(pi, received, currency, path),
                        day(pi.get("created"), f"{path}.created"))
 
 
