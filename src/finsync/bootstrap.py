@@ -390,13 +390,15 @@ def build_webhooks(config: FinsyncConfig, engine: Engine,
     """A signed-webhook intake per Stripe source, whose stored events the local mirror
     records. Rotation: a request signed with any secret valid at the time it is received is
     accepted; an expired one verifies nothing."""
+    secrets = {source: webhook_secrets(config, source) for source in config.stripe}
+    if not secrets:
+        return {}
+    mirror = build_stripe_mirror(engine)
     intakes: dict[str, WebhookIntake] = {}
-    mirror = build_stripe_mirror(engine) if config.stripe else None
     for source, section in config.stripe.items():
-        secrets = webhook_secrets(config, source)
 
         def verify(body: bytes, headers: Mapping[str, str],
-                   secrets: list[RotatingSecret] = secrets,
+                   secrets: list[RotatingSecret] = secrets[source],
                    tolerance_s: int = section.tolerance_s) -> int:
             now = clock()
             current = valid_at(secrets, now)
@@ -410,9 +412,8 @@ def build_webhooks(config: FinsyncConfig, engine: Engine,
     return intakes
 
 
-def _mirrored(mirror: Mirror | None, source: str, body: bytes) -> None:
-    if mirror is not None:
-        mirror.record(source, [body])
+def _mirrored(mirror: Mirror, source: str, body: bytes) -> None:
+    mirror.record(source, [body])
 
 
 def _upgrade_hub(engine: Engine) -> None:
