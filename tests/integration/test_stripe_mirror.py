@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from finsync.connectors.stripe import state
 from finsync.connectors.stripe.mirror import objects_table
 from finsync.connectors.stripe.signature import header_for
 from finsync.connectors.stripe.state import metadata
+from tests import authkit
 from tests.clikit import auth_section
 from tests.stripekit import Localstripe, stripe_config
 from tests.stripeshapes import delivered, event, listing, shaped, webhook
@@ -214,3 +215,33 @@ def test_webhooks_are_recorded_in_the_mirror(localstripe: Localstripe, db_url: s
         intake.receive(body, {"Stripe-Signature": header_for(SECRET, stamp, body)})
     kinds = {r[1] for r in rows(engine)}
     assert {"customer", "subscription", "invoice", "payment_intent"} <= kinds
+
+
+def test_serve_runs_with_stripe_as_the_only_billing_system(
+        db_url: str, engine: Engine, tmp_path: Path, keys: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No embedded billing configured: the app starts, Stripe's signed webhooks reach the
+    mirror, and the console's reconciliation reads Stripe's books."""
+    from finsync.api.main import app_from_environment
+
+    monkeypatch.setenv("FINSYNC_CONFIG", str(toml(tmp_path, db_url, "http://127.0.0.1:9")))
+    monkeypatch.setenv("FINSYNC_PIPELINE", "off")
+    monkeypatch.setenv("FINSYNC_DAILY", "off")
+    app = app_from_environment()
+    _, opened, _ = invoice_copies()
+    body = webhook(event("invoice.finalized", opened, evt="evt_served", created=T))
+    stamp = int(datetime.now(UTC).timestamp())
+    with authkit.client(app, engine) as client:
+        answer = client.post("/v1/webhooks/stripe/stripe", content=body,
+                             headers={"Stripe-Signature": header_for(SECRET, stamp, body)})
+        assert answer.status_code == 200, answer.text
+        assert [r[2] for r in rows(engine)] == ["in_m"]
+        day = date(2026, 11, 30).isoformat()
+        view = client.get(f"/v1/reconciliation?as_of={day}")
+        assert view.status_code == 200, view.text
+        drill = client.get(f"/v1/reconciliation/le_us/billing_vs_erp_ar?as_of={day}")
+        assert drill.status_code == 200, drill.text
+        # Stripe says in_m is open by 10.00; the ERP has not posted it (no run yet).
+        found = drill.json()["breaks"]
+        assert [(b["ref"], b["expected"]["amount"], b["cause"]) for b in found] == [
+            ("invoice:in_m", "10.00", "not_in_erp")]
