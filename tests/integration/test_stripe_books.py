@@ -54,7 +54,20 @@ from finsync.storage.raw_log import RawIn
 from finsync.systems.ledger.chart import DEFAULT_CHART, Role, parse_chart
 from tests.conftest import empty_postgres
 from tests.stripeshapes import webhook
-from tests.stripeshapes.company import CASES, EUR, ISK, JPY, KWD, USD, Case, Company, company
+from tests.stripeshapes.company import (
+    CASES,
+    EUR,
+    ISK,
+    JPY,
+    KWD,
+    USD,
+    Case,
+    Chapter,
+    Company,
+    company,
+    payment_intents,
+    sla_credit,
+)
 
 ENTITY = "le_acme"
 SOURCE = "stripe"
@@ -104,6 +117,19 @@ class Stripes:
             receivable[inv["customer"]] += stripe_amount(inv["amount_remaining"], case)
             tax[code] += sum(stripe_amount(t["amount"], case) for t in inv["total_taxes"])
             billed[code] += stripe_amount(inv["total_excluding_tax"], case)
+        for note in stripe.of_type("credit_note"):
+            case, code = cases[note["currency"]], note["currency"].upper()
+            tax[code] -= sum(stripe_amount(t["amount"], case) for t in note["total_taxes"])
+            billed[code] -= stripe_amount(note["total_excluding_tax"], case)
+        for refund in stripe.of_type("refund"):
+            cash[refund["currency"].upper()] -= stripe_amount(refund["amount"],
+                                                             cases[refund["currency"]])
+        # A PaymentIntent that paid an invoice is in that invoice's `amount_paid` already.
+        paying = {p["payment"]["payment_intent"] for p in stripe.of_type("invoice_payment")}
+        for pi in stripe.of_type("payment_intent"):
+            if pi["id"] not in paying:
+                cash[pi["currency"].upper()] += stripe_amount(pi["amount_received"],
+                                                              cases[pi["currency"]])
         return cls(dict(cash), dict(receivable), dict(tax), dict(billed))
 
 
@@ -155,7 +181,7 @@ class StripeEvents:
 
     def __init__(self, stripe: Company) -> None:
         self._events = [s.event for s in stripe.sent]
-        self._objects = {o["id"]: o for o in stripe.objects}
+        self._objects = {o["id"]: o for o in stripe.objects} | stripe.answers
 
     def fetch(self, object_type: str, external_id: str) -> Mapping[str, object]:
         found = self._objects[external_id]
@@ -241,6 +267,8 @@ def books(finance: Finance, engine: Engine, config: FinsyncConfig) -> dict[str, 
         "positions": sorted(repr(p) for day in (date(2026, 11, 1), date(2026, 12, 1))
                             for p in revenue.positions(ENTITY, day)),
         "records": records, "mirror": [tuple(row) for row in mirrored],
+        # what is still wrong (retried documents that came early are resolved)
+        "exceptions": sorted((e["class"], e["fingerprint"]) for e in finance.hub.exceptions()),
     }
 
 
@@ -281,15 +309,28 @@ def finance_for(engine: Engine) -> Iterator[Any]:
 
 # -- Must hold ---------------------------------------------------------------------------------
 
+ORDER_PARAMS = [
+    pytest.param((), id="base"),
+    # Wrong or right, the books must not depend on the order; these are not there yet.
+    pytest.param((payment_intents, sla_credit), id="chapters", marks=pytest.mark.xfail(
+        strict=True, reason="pay (issue 15 finding 1): the PaymentIntent is booked as cash "
+        "on account; when the refund of it arrives first, the ledger settles the refund's "
+        "debit with that cash on the payment's date, so October's books depend on the order "
+        "(found here; the embedded ledger's _offset)")),
+]
+
+
+@pytest.mark.parametrize("chapters", ORDER_PARAMS)
 def test_stripe_events_in_any_order_give_the_same_books(
-        db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    stripe = company(CASES)
+        chapters: Sequence[Chapter], db_url: str, tmp_path: Path,
+        request: pytest.FixtureRequest) -> None:
+    """The same books, the same exceptions, the same mirror and Stripe records."""
+    stripe = company(CASES, chapters)
     conf = config(db_url, "USD", CASES)
     first = make_engine(db_url)
     try:
         finance = build_finance(conf, engine=first, clock=SimClock(CLOCK))
         polled(finance, stripe)
-        assert finance.hub.status()["exceptions"] == {}, finance.hub.exceptions()
         in_order = books(finance, first, conf)
     finally:
         first.dispose()
@@ -299,14 +340,14 @@ def test_stripe_events_in_any_order_give_the_same_books(
         finance = build_finance(config(second_url, "USD", CASES), engine=second,
                                 clock=SimClock(CLOCK))
         scrambled(finance, conf, stripe, seed=15)
-        assert finance.hub.exceptions() == []  # retried documents that came early resolved
         assert finance.hub.status()["duplicates_ignored"] > 0
         shuffled = books(finance, second, conf)
     finally:
         second.dispose()
     assert shuffled == in_order
-    # 10 customers, 10 subscriptions, 15 invoices
-    assert len(in_order["mirror"]) == 35 and len(in_order["records"]["open"]) == 15
+    assert len(in_order["records"]["open"]) == 15  # 3 invoices a currency
+    if not chapters:  # 10 customers, 10 subscriptions, 15 invoices
+        assert len(in_order["mirror"]) == 35 and in_order["exceptions"] == []
 
 
 def _fresh(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
@@ -328,18 +369,47 @@ CASE_PARAMS = [pytest.param(USD, id="usd"), pytest.param(EUR, id="eur"),
 @pytest.mark.parametrize("case", CASE_PARAMS)
 def test_a_stripe_only_company_books_what_stripe_says_closes_and_reconciles_to_zero(
         case: Case, db_url: str, engine: Engine, finance_for: Any) -> None:
+    # USD by hand: cash 1,320.00 + 137.50 = 1,457.50; cus_usd_m owes November's 137.50;
+    # tax 120.00 + 12.50 + 12.50 = 145.00; billed 1,200.00 + 125.00 + 125.00 = 1,450.00.
+    if case is USD:
+        said = Stripes.of(company([USD]))
+        assert (said.cash, said.tax, said.billed) == (
+            {"USD": Decimal("1457.50")}, {"USD": Decimal("145.00")},
+            {"USD": Decimal("1450.00")})
+        assert said.receivable == {"cus_usd_a": 0, "cus_usd_m": Decimal("137.50")}
+    books_are_stripes(company([case]), db_url, engine, finance_for)
+
+
+# Chapters Stripe sends that main does not book right yet (the lead flips each mark when
+# the helper that fixes it is merged).
+CHAPTER_PARAMS = [
+    pytest.param(payment_intents, id="payment_intents", marks=pytest.mark.xfail(
+        strict=True, reason="pay (issue 15 finding 1): since basil a PaymentIntent names no "
+        "invoice, so it is booked as cash on account beside invoice.paid's payment")),
+    pytest.param(sla_credit, id="sla_credit", marks=pytest.mark.xfail(
+        strict=True, reason="docs (issue 15 finding 5): credit-note lines lose their product "
+        "(stripe_unpriced) and the revenue engine retries missing_revrec_reference")),
+]
+
+
+@pytest.mark.parametrize("chapter", CHAPTER_PARAMS)
+def test_more_of_stripe_books_what_stripe_says_and_reconciles_to_zero(
+        chapter: Chapter, db_url: str, engine: Engine, finance_for: Any) -> None:
+    books_are_stripes(company([USD], [chapter]), db_url, engine, finance_for)
+
+
+def books_are_stripes(stripe: Company, db_url: str, engine: Engine, finance_for: Any) -> None:
+    """One currency's company, in an entity of that currency: its books are what Stripe
+    says, it closes October and November, and reconciles to zero."""
+    [case] = stripe.cases
     code = case.currency.upper()
-    stripe = company([case])
     conf = config(db_url, code, [case])
     finance = finance_for(conf)
     polled(finance, stripe)
-    assert finance.hub.status()["exceptions"] == {}, finance.hub.exceptions()
+    assert finance.hub.exceptions() == []
     for month in ("2026-10", "2026-11"):
         assert finance.close.close(ENTITY, month, "controller").status == "closed"
     said = Stripes.of(stripe)
-
-    # USD by hand: cash 1,320.00 + 137.50 = 1,457.50; cus_usd_m owes November's 137.50;
-    # tax 120.00 + 12.50 + 12.50 = 145.00; billed 1,200.00 + 125.00 + 125.00 = 1,450.00.
     assert line_sums(conf, engine, Role.CASH) == said.cash
     assert -line_sums(conf, engine, Role.TAX_PAYABLE)[code] == said.tax[code]
     assert _ar_per_customer(finance) == {c: a for c, a in said.receivable.items() if a}

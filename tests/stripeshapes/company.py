@@ -21,13 +21,18 @@ Worked in USD (platform 1,200.00 a year, a seat 12.50 a month, tax 10 %):
 
 `company()` gives the poller's deliveries in the order Stripe created the events, and the
 Stripe objects as Stripe holds them at the end (`Company.objects`), from which a test reads
-Stripe's own figures. Adding a chapter (credit notes, disputes, …) = a function that appends
-its events and objects to a `Book` (see `_annual`, `_monthly`).
+Stripe's own figures, and as its API answers them when fetched (`Company.answers`).
+
+Adding to the story = a chapter: a function `(book, case)` that appends its events and
+objects to the `Book` after the base story (`company(cases, chapters)`). Two are here that
+main cannot book right yet (the Must-hold test marks them): `payment_intents` (the
+PaymentIntent and invoice payment Stripe sends beside `invoice.paid`) and `sla_credit` (a
+credit note refunded to the card).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -76,10 +81,12 @@ class Sent:
 
     event: Obj
     version: int | None = None
+    current: Obj | None = None  # fetched by the poller: the event's copy is partial
     related: Obj | None = None
 
     def body(self) -> bytes:
-        return delivered(self.event, version=self.version, related=self.related)
+        return delivered(self.event, current=self.current, version=self.version,
+                         related=self.related)
 
 
 @dataclass
@@ -88,20 +95,25 @@ class Book:
 
     sent: list[Sent] = field(default_factory=list)
     objects: dict[str, Obj] = field(default_factory=dict)
+    answers: dict[str, Obj] = field(default_factory=dict)  # fetched, where not the snapshot
     versions: dict[str, int] = field(default_factory=dict)
     serial: int = 0
 
-    def send(self, kind: str, obj: Obj, created: int, previous: Obj | None = None) -> None:
+    def send(self, kind: str, obj: Obj, created: int, previous: Obj | None = None,
+             fetched: Obj | None = None) -> None:
         """Stripe creates event `kind` with `obj` as its snapshot; versioned objects are
-        numbered as the poller numbers them (the first event seen of an object is 1)."""
+        numbered as the poller numbers them (the first event seen of an object is 1);
+        `fetched` is what the API answers for it when the poller fetches it."""
         self.serial += 1
         evt = event(kind, obj, evt=f"evt_{self.serial:04d}_{obj['id']}", created=created,
                     previous=previous)
         version = None
         if obj["object"] in ("customer", "subscription"):
             version = self.versions[obj["id"]] = self.versions.get(obj["id"], 0) + 1
-        self.sent.append(Sent(evt, version))
+        self.sent.append(Sent(evt, version, fetched))
         self.objects[obj["id"]] = obj
+        if fetched is not None:
+            self.answers[obj["id"]] = fetched
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +121,7 @@ class Company:
     cases: tuple[Case, ...]
     sent: tuple[Sent, ...]
     objects: tuple[Obj, ...]
+    answers: dict[str, Obj]
 
     def bodies(self) -> list[bytes]:
         return [s.body() for s in self.sent]
@@ -117,13 +130,19 @@ class Company:
         return (o for o in self.objects if o["object"] == kind)
 
 
-def company(cases: Sequence[Case] = CASES) -> Company:
+Chapter = Callable[[Book, Case], None]
+
+
+def company(cases: Sequence[Case] = CASES, chapters: Sequence[Chapter] = ()) -> Company:
     book = Book()
     for case in cases:
         _annual(book, case)
         _monthly(book, case)
+        for chapter in chapters:
+            chapter(book, case)
     ordered = sorted(enumerate(book.sent), key=lambda s: (s[1].event["created"], s[0]))
-    return Company(tuple(cases), tuple(s for _, s in ordered), tuple(book.objects.values()))
+    return Company(tuple(cases), tuple(s for _, s in ordered), tuple(book.objects.values()),
+                   dict(book.answers))
 
 
 # -- chapters ---------------------------------------------------------------------------------
@@ -170,7 +189,81 @@ def _monthly(book: Book, case: Case) -> None:
     book.send("invoice.finalized", finalized(second, NOV_1 + 2), NOV_1 + 2)
 
 
+def payment_intents(book: Book, case: Case) -> None:
+    """Each invoice paid by card as the current API tells it besides `invoice.paid`: the
+    PaymentIntent that paid it (`payment_intent.succeeded`, which names no invoice since
+    basil) and the invoice payment that links the two (`invoice_payment.paid`)."""
+    for inv in [o for o in book.objects.values() if o["object"] == "invoice"]:
+        if inv["currency"] != case.currency or inv["status"] != "paid":
+            continue
+        when, suffix = inv["status_transitions"]["paid_at"], inv["id"].removeprefix("in_")
+        pi = intent(f"pi_{suffix}", inv["customer"], inv["currency"], inv["amount_paid"], when)
+        book.send("payment_intent.succeeded", pi, when)
+        book.send("invoice_payment.paid", shaped(
+            "invoice_payment", id=f"inpay_{suffix}", invoice=inv["id"],
+            currency=inv["currency"], amount_paid=inv["amount_paid"],
+            amount_requested=inv["amount_paid"], status="paid", created=when, livemode=False,
+            payment={"type": "payment_intent", "payment_intent": pi["id"]},
+            status_transitions={"canceled_at": None, "paid_at": when}), when)
+
+
+def sla_credit(book: Book, case: Case) -> None:
+    """1 November: an SLA credit of two seats for October on the monthly invoice, after it
+    was paid: a credit note whose amount goes back to the card (a refund).
+
+    In USD: 2 x 12.50 = 25.00 + 2.50 tax = 27.50 credited and refunded."""
+    c = case.currency
+    inv, when = book.objects[f"in_{c}_m1"], NOV_1 + 3 * HOUR
+    credit = 2 * case.seat_month
+    total = credit + case.tax(credit)
+    refund_id, charge_id = f"re_{c}_m1", f"ch_{c}_m1"
+    note = credit_note(f"cn_{c}_m1", inv, credit, case.tax(credit), when, refund_id)
+    refunded = shaped("refund", id=refund_id, amount=total, charge=charge_id,
+                      currency=c, payment_intent=f"pi_{c}_m1", status="succeeded", created=when,
+                      reason="requested_by_customer", balance_transaction=None)
+    # Fetched, a refund carries its charge (`expand[]=charge`): the customer is there.
+    fetched = {**refunded, "charge": shaped(
+        "charge", id=charge_id, customer=inv["customer"], currency=c, amount=inv["total"],
+        amount_captured=inv["total"], amount_refunded=total, refunded=True, captured=True,
+        status="succeeded", payment_intent=f"pi_{c}_m1",
+        created=inv["status_transitions"]["paid_at"],
+        refunds=None, balance_transaction=None, failure_balance_transaction=None)}
+    book.send("credit_note.created", note, when)
+    book.send("refund.created", refunded, when + 1, fetched=fetched)
+
+
 # -- objects ----------------------------------------------------------------------------------
+
+def intent(pi_id: str, cus_id: str, currency: str, amount: int, when: int) -> Obj:
+    return shaped("payment_intent", id=pi_id, customer=cus_id, currency=currency,
+                  amount=amount, amount_received=amount, status="succeeded", created=when,
+                  canceled_at=None, latest_charge=f"ch_{pi_id.removeprefix('pi_')}")
+
+
+def credit_note(cn_id: str, inv: Obj, credit: int, tax: int, when: int, refund_id: str) -> Obj:
+    """A credit note after payment of `credit` (tax exclusive on top) on `inv`'s first line,
+    refunded in full."""
+    total, il = credit + tax, inv["lines"]["data"][0]
+    line = {"id": f"cnli_{cn_id.removeprefix('cn_')}", "object": "credit_note_line_item",
+            "amount": credit, "description": f"SLA credit: {il['description']}",
+            "discount_amount": 0, "discount_amounts": [], "invoice_line_item": il["id"],
+            "livemode": False, "metadata": None, "pretax_credit_amounts": [],
+            "quantity": 1, "tax_rates": [], "taxes": [_tax(tax, credit)],
+            "type": "invoice_line_item", "unit_amount": None, "unit_amount_decimal": None}
+    return shaped(
+        "credit_note", id=cn_id, invoice=inv["id"], customer=inv["customer"],
+        currency=inv["currency"], type="post_payment", status="issued", voided_at=None,
+        created=when, effective_at=when, number=cn_id.upper(), reason="order_change",
+        amount=total, subtotal=credit, subtotal_excluding_tax=credit, total=total,
+        total_excluding_tax=credit, total_taxes=[_tax(tax, credit)], discount_amount=0,
+        discount_amounts=[], pretax_credit_amounts=[], post_payment_amount=total,
+        pre_payment_amount=0, out_of_band_amount=None, shipping_cost=None,
+        customer_balance_transaction=None, customer_account=None, memo="SLA credit",
+        refunds=[{"amount_refunded": total, "refund": refund_id, "type": "refund",
+                  "payment_record_refund": None}],
+        lines=listing([line], f"/v1/credit_notes/{cn_id}/lines"))
+
+
 
 def customer(cus_id: str, currency: str, name: str) -> Obj:
     return shaped("customer", id=cus_id, name=name, email=f"ap@{cus_id}.example",
