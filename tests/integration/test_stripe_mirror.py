@@ -245,3 +245,7 @@ def test_serve_runs_with_stripe_as_the_only_billing_system(
         found = drill.json()["breaks"]
         assert [(b["ref"], b["expected"]["amount"], b["cause"]) for b in found] == [
             ("invoice:in_m", "10.00", "not_in_erp")]
+        for page in ("/v1/overview?days=30", "/v1/close", "/v1/close/le_us/2026-11",
+                     "/v1/revenue/contracts", "/v1/revenue/roll-forward", "/v1/ar/aging",
+                     "/v1/metrics", "/v1/reconciliation/trend"):
+            assert client.get(page).status_code == 200, (page, client.get(page).text)
