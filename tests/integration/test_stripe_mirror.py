@@ -88,6 +88,20 @@ def test_a_later_event_replaces_the_copy_and_fetched_objects_count(engine: Engin
                                                  created=T + 60))]) == 1  # per source
 
 
+def test_what_no_stripe_object_is_never_reaches_the_tables(engine: Engine) -> None:
+    draft, _, _ = invoice_copies()
+    hostile = [
+        webhook(event("invoice.created", dict(draft, id="in_" + "x" * 300), evt="evt_1")),
+        webhook(event("invoice.created", dict(draft, object="o" * 65), evt="evt_2")),
+        webhook(event("invoice.created", draft, evt="evt_3", created=2**70)),
+        webhook(event("invoice.created", draft, evt="evt_" + "4" * 300)),
+        webhook(event("invoice.created", dict(draft, id=7), evt="evt_5")),
+    ]
+    mirror = build_stripe_mirror(engine)
+    assert mirror.record("acct", hostile) == 0
+    assert rows(engine) == []
+
+
 def test_the_stripe_tables_match_their_migrations(engine: Engine) -> None:
     state.upgrade(engine)
 

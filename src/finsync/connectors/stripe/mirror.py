@@ -33,13 +33,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    insert,
+    and_,
+    or_,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from finsync.connectors.stripe.delivery import Delivery, parse, snapshot
-from finsync.connectors.stripe.objects import Obj
+from finsync.connectors.stripe.objects import Obj, instant
 from finsync.connectors.stripe.state import metadata, unit
 from finsync.dbsnapshot import code_point_order, stream
 from finsync.domain.errors import MappingError
@@ -72,6 +74,7 @@ STATUS_RANK: Mapping[str, Mapping[str, int]] = {
                 "under_review": 1, "warning_closed": 2, "won": 2, "lost": 2},
 }
 FETCHED, SNAPSHOT = 1, 0
+ID_MAX, TYPE_MAX = 255, 64  # the columns' widths
 LIST_KEYS = ("lines", "items", "refunds")  # sub-lists that make a copy partial when cut
 
 
@@ -103,8 +106,12 @@ class Copy:
 
 
 def copies(delivery: Delivery) -> list[Copy]:
-    """The whole objects one stored body carries."""
+    """The whole objects one stored body carries (none from an event whose id or time
+    no Stripe event has: a `MappingError`)."""
     stamp, event_id = delivery.created, delivery.id
+    instant(stamp, "event.created")  # a time a calendar holds, so the column holds it
+    if len(event_id) > ID_MAX:
+        raise MappingError(f"event id of {len(event_id)} characters", code="invalid_event")
     found = [Copy(snapshot(delivery.event), stamp, event_id, False)]
     if delivery.current is not None:
         found.append(Copy(delivery.current, stamp, event_id, True))
@@ -116,8 +123,11 @@ def copies(delivery: Delivery) -> list[Copy]:
 
 
 def _whole(obj: Obj) -> bool:
-    if not isinstance(obj.get("id"), str) or not isinstance(obj.get("object"), str):
+    ident, kind = obj.get("id"), obj.get("object")
+    if not isinstance(ident, str) or not isinstance(kind, str):
         return False
+    if not 0 < len(ident) <= ID_MAX or not 0 < len(kind) <= TYPE_MAX:
+        return False  # no Stripe object: its columns could not hold it
     if set(obj) <= {"id", "object"} or obj.get("deleted") is True:
         return False
     return not any(isinstance(obj.get(k), Mapping) and obj[k].get("has_more")
@@ -157,21 +167,31 @@ class Mirror:
 
 
 def _upsert(conn: Connection, source: str, copy: Copy) -> int:
+    """Insert the copy, or replace a held copy that is older (compare-and-set in one
+    statement each, so two writers at once keep the newer copy, never the last writer's)."""
     t = objects_table
     created, rank, digest = copy.key()
     values = {"created": created, "rank": rank, "digest": digest, "event_id": copy.event_id,
               "body": copy.body()}
-    where = (t.c.source == source, t.c.object_type == copy.object_type,
-             t.c.object_id == copy.object_id)
-    held = conn.execute(select(t.c.created, t.c.rank, t.c.digest).where(*where)).first()
-    if held is None:
-        conn.execute(insert(t).values(source=source, object_type=copy.object_type,
-                                      object_id=copy.object_id, **values))
+    ident = {"source": source, "object_type": copy.object_type, "object_id": copy.object_id}
+    inserted = conn.execute(_insert_new(conn).values(**ident, **values)
+                            .returning(t.c.object_id)).first()
+    if inserted is not None:  # (rowcount is not reliable here on every driver)
         return 1
-    if (created, rank, digest) <= (int(held.created), int(held.rank), str(held.digest)):
-        return 0
-    conn.execute(update(t).where(*where).values(values))
-    return 1
+    digest_order = code_point_order(conn, t.c.digest)  # as Python compares the digests
+    older = or_(t.c.created < created,
+                and_(t.c.created == created, t.c.rank < rank),
+                and_(t.c.created == created, t.c.rank == rank, digest_order < digest))
+    return int(conn.execute(update(t).where(
+        t.c.source == source, t.c.object_type == copy.object_type,
+        t.c.object_id == copy.object_id, older).values(values)).rowcount)
+
+
+def _insert_new(conn: Connection) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that does nothing when the object is held already."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(objects_table).on_conflict_do_nothing()
+    return sqlite.insert(objects_table).on_conflict_do_nothing()
 
 
 def objects(conn: Connection, source: str, object_type: str) -> Generator[Obj, None, None]:
