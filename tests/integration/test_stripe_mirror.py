@@ -202,6 +202,8 @@ def test_verify_finds_what_the_mirror_missed_and_update_repairs_it(
     assert fields["status"] == ("draft", "paid")
     assert fields["amount_paid"] == (0, draft["total"])
 
+    shown = CliRunner().invoke(app, ["stripe", "verify", "-c", config])
+    assert shown.exit_code == 5 and "status" in shown.output and "paid" in shown.output
     repaired = cli("stripe", "verify", "--update", "-c", config, code=5)
     assert repaired["updated"] == 1
     assert cli("stripe", "verify", "-c", config)["clean"]

@@ -9,6 +9,7 @@ import pytest
 
 from finsync.bootstrap import build_mappers, build_ports, build_stripe_client, build_webhooks
 from finsync.config import ConfigError, parse_config
+from finsync.connectors.ports import BillingRecordsPort
 from finsync.connectors.stripe.records import StripeBillingRecords
 from finsync.domain.events import BusinessDomain
 from finsync.storage.db import make_engine
@@ -75,6 +76,7 @@ def test_stripe_books_are_the_billing_records_and_none_is_named_with_the_way_out
         ports = build_ports(parse_config(billing(source="stripe"), Path(".")), engine)
         records = ports.billing_records()
         assert isinstance(records, StripeBillingRecords)
+        assert isinstance(records, BillingRecordsPort)
         assert (records.system, records.source, records.legal_entity) == (
             "books", "stripe", "le_us")
         with pytest.raises(ConfigError, match='connector = "stripe" and source'):
