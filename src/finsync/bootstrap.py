@@ -30,10 +30,14 @@ from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.connectors.ports import BillingRecordsPort, LedgerPort, RevenuePort
 from finsync.connectors.stripe import signature as stripe_signature
 from finsync.connectors.stripe import state as stripe_state
+from finsync.connectors.stripe.client import FETCHABLE as STRIPE_FETCHABLE
 from finsync.connectors.stripe.client import ClientSettings, StripeClient
 from finsync.connectors.stripe.mapping import translate as stripe_translate
+from finsync.connectors.stripe.mirror import Mirror
 from finsync.connectors.stripe.objects import SourceSettings
 from finsync.connectors.stripe.poller import Poller
+from finsync.connectors.stripe.records import StripeBillingRecords
+from finsync.connectors.stripe.verify import Verifier
 from finsync.connectors.tryton.accounts import AccountMap as TrytonAccountMap
 from finsync.connectors.tryton.accounts import Role as TrytonRole
 from finsync.connectors.tryton.bootstrap import BookSpec, BootstrapReport
@@ -111,9 +115,10 @@ def build_ledger_service(config: FinsyncConfig, engine: Engine,
 
 
 def _billing_catalog(config: FinsyncConfig) -> Path | None:
-    """The embedded billing catalogue, when billing is embedded (the shipped one if unset)."""
+    """The embedded billing catalogue, when billing is embedded (the shipped one if unset);
+    None when billing is another system (Stripe), whose catalogue is its own."""
     for system in config.systems.values():
-        if system.role == "billing":
+        if system.role == "billing" and system.connector == "embedded":
             return config.resolve(system.catalog) if system.catalog else DEFAULT_CATALOG
     return None
 
@@ -165,8 +170,13 @@ class Ports:
 
 def _only(systems: Mapping[str, T], role: str) -> T:
     if not systems:
-        raise ConfigError(f"no system with role {role!r} is configured")
+        hint = _HINTS.get(role, "")
+        raise ConfigError(f"no system with role {role!r} is configured{hint}")
     return next(iter(systems.values()))
+
+
+_HINTS = {"billing": ': add [systems.<name>] with role = "billing" and connector = "embedded", '
+                     'or connector = "stripe" and source = "<a [stripe.<source>]>"'}
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +215,16 @@ def _embedded_billing(build: _Build, name: str, system: SystemSection, ports: Po
     ports.billing[name] = EmbeddedBillingRecords(name, service)
 
 
+def _stripe_billing(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
+    """A Stripe account as billing's books, read from the connector's local mirror (which
+    the poller and the webhooks of `system.source` keep)."""
+    source = str(system.source)  # checked by the configuration
+    stripe_state.upgrade(build.engine)
+    ports.billing[name] = StripeBillingRecords(name, build.engine, source,
+                                               _stripe_section(build.config, source)
+                                               .legal_entity)
+
+
 def _embedded_revenue(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
     ports.revenues[name] = EmbeddedRevenue(name, build_revenue_service(build.config,
                                                                        build.engine),
@@ -217,6 +237,7 @@ _FACTORIES: Mapping[tuple[str, str], Callable[[_Build, str, SystemSection, Ports
     ("ledger", "filedrop"): _filedrop_ledger,
     ("ledger", "tryton"): _tryton_ledger,
     ("billing", "embedded"): _embedded_billing,
+    ("billing", "stripe"): _stripe_billing,
     ("revenue", "embedded"): _embedded_revenue,
 }
 
@@ -328,9 +349,24 @@ def build_stripe_client(config: FinsyncConfig, source: str,
 
 
 def build_stripe_poller(config: FinsyncConfig, engine: Engine, source: str) -> Poller:
-    stripe_state.upgrade(engine)
+    """The catch-up poller of `source`; what it stores is recorded in the local mirror."""
+    mirror = build_stripe_mirror(engine)
     return Poller(build_stripe_client(config, source, build_call_log(config, engine)),
-                  stripe_state.PollState(engine, source, utc_now))
+                  stripe_state.PollState(engine, source, utc_now), mirror=mirror)
+
+
+def build_stripe_verifier(config: FinsyncConfig, engine: Engine, source: str,
+                          clock: Callable[[], datetime] = utc_now) -> Verifier:
+    """`finsync stripe verify`: the mirror of `source` against Stripe's API."""
+    stripe_state.upgrade(engine)
+    client = build_stripe_client(config, source, build_call_log(config, engine, clock))
+    return Verifier(engine, source, client, STRIPE_FETCHABLE, clock)
+
+
+def build_stripe_mirror(engine: Engine) -> Mirror:
+    """The Stripe connector's local mirror of its accounts' objects, its tables migrated."""
+    stripe_state.upgrade(engine)
+    return Mirror(engine)
 
 
 def _stripe_section(config: FinsyncConfig, source: str) -> StripeSection:
@@ -351,14 +387,18 @@ def webhook_secrets(config: FinsyncConfig, source: str) -> list[RotatingSecret]:
 
 def build_webhooks(config: FinsyncConfig, engine: Engine,
                    clock: Callable[[], datetime] = utc_now) -> Mapping[str, WebhookIntake]:
-    """A signed-webhook intake per Stripe source. Rotation: a request signed with any secret
-    valid at the time it is received is accepted; an expired one verifies nothing."""
+    """A signed-webhook intake per Stripe source, whose stored events the local mirror
+    records. Rotation: a request signed with any secret valid at the time it is received is
+    accepted; an expired one verifies nothing."""
+    secrets = {source: webhook_secrets(config, source) for source in config.stripe}
+    if not secrets:
+        return {}
+    mirror = build_stripe_mirror(engine)
     intakes: dict[str, WebhookIntake] = {}
     for source, section in config.stripe.items():
-        secrets = webhook_secrets(config, source)
 
         def verify(body: bytes, headers: Mapping[str, str],
-                   secrets: list[RotatingSecret] = secrets,
+                   secrets: list[RotatingSecret] = secrets[source],
                    tolerance_s: int = section.tolerance_s) -> int:
             now = clock()
             current = valid_at(secrets, now)
@@ -367,8 +407,13 @@ def build_webhooks(config: FinsyncConfig, engine: Engine,
                                      "not_after", code="no_current_secret")
             return stripe_signature.verify(body, headers.get(stripe_signature.HEADER),
                                            current, now, tolerance_s)
-        intakes[source] = WebhookIntake(engine, source, verify, clock)
+        intakes[source] = WebhookIntake(engine, source, verify, clock,
+                                        observe=partial(_mirrored, mirror, source))
     return intakes
+
+
+def _mirrored(mirror: Mirror, source: str, body: bytes) -> None:
+    mirror.record(source, [body])
 
 
 def _upgrade_hub(engine: Engine) -> None:

@@ -53,8 +53,9 @@ class DeliverySection(_Strict):
 
 class SystemSection(_Strict):
     role: Literal["ledger", "revenue", "billing"]
-    connector: Literal["filedrop", "embedded", "tryton"]
+    connector: Literal["filedrop", "embedded", "tryton", "stripe"]
     directory: str = "var/exports"  # filedrop
+    source: str | None = None  # stripe billing: the Stripe intake source (`[stripe.<source>]`)
     catalog: str | None = None  # embedded billing: catalogue TOML (the shipped one if unset)
     calls_per_minute: int | None = Field(None, ge=1)  # the ERP's call budget (the hub
     concurrency: int | None = Field(None, ge=1)       # keeps it; embedded ledgers enforce it)
@@ -295,7 +296,8 @@ def _check_pumps(config: FinsyncConfig) -> None:
     for source, system in config.pumps.items():
         if source not in config.sources:
             raise ConfigError(f"[pumps] {source!r} is not an intake source under [sources]")
-        if system not in config.systems or config.systems[system].role != "billing":
+        section = config.systems.get(system)
+        if section is None or (section.role, section.connector) != ("billing", "embedded"):
             raise ConfigError(f"[pumps] {source} drains {system!r}, which is not an embedded "
                               "billing system under [systems]")
 
@@ -308,6 +310,15 @@ def _check_stripe(config: FinsyncConfig) -> None:
         if config.sources.get(source) != "stripe":
             raise ConfigError(f"[stripe.{source}] is not a source of kind \"stripe\" under "
                               "[sources]")
+    for name, system in config.systems.items():
+        if system.connector != "stripe":
+            continue
+        if system.role != "billing":
+            raise ConfigError(f"[systems.{name}]: the stripe connector plays the billing role "
+                              f"only, not {system.role}")
+        if system.source not in config.stripe:
+            raise ConfigError(f"[systems.{name}] source = {system.source!r} names no Stripe "
+                              f"source; configured: {', '.join(sorted(config.stripe)) or 'none'}")
 
 
 PREVIEWING = ("embedded", "tryton")  # ledger connectors that preview their journals

@@ -44,6 +44,7 @@ _OBJECTS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "charge": ("/v1/charges/{id}", None, ()),
 }
 _SUBLIST_KEY = {"invoice": "lines", "credit_note": "lines", "subscription": "items"}
+FETCHABLE = frozenset(_OBJECTS)  # the object types `fetch` reads
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,9 @@ Rules:
   deliveries (`delivery.DELIVERY`) and only then moves the cursor. A crash in between sends
   the page again: the hub counts the copies as duplicates of the same Stripe event ids,
   and the versions are the ones already given.
+- Once the hub committed a page, its objects go to the local mirror (`mirror`): each event's
+  snapshot and everything fetched for it. A crash before the cursor moved repeats both;
+  the mirror keeps the newest copy of each object whatever arrives twice.
 - A webhook that never arrived is found here; one that did arrive is the same Stripe event
   id, so the hub de-duplicates the two copies.
 - Run as a pump before each pipeline run, a poll that fails (Stripe down) is logged and
@@ -29,6 +32,7 @@ from finsync.connectors.calls import Subject, delivering
 from finsync.connectors.ports import SourceEvent, SourcePage
 from finsync.connectors.stripe import mapping
 from finsync.connectors.stripe.delivery import CURRENT, delivery_body, snapshot
+from finsync.connectors.stripe.mirror import Mirror
 from finsync.connectors.stripe.state import PollState
 from finsync.domain.errors import ConnectorError
 
@@ -52,10 +56,10 @@ class PollResult:
 
 class Poller:
     def __init__(self, client: EventSource, state: PollState, page_size: int = 100,
-                 pages_max: int = 1000) -> None:
+                 pages_max: int = 1000, mirror: Mirror | None = None) -> None:
         if page_size <= 0 or pages_max <= 0:
             raise ValueError("page_size and pages_max must be positive")
-        self._client, self._state = client, state
+        self._client, self._state, self._mirror = client, state, mirror
         self._page_size, self._pages_max = page_size, pages_max
         self.last_error: ConnectorError | None = None
 
@@ -69,6 +73,8 @@ class Poller:
                 break
             bodies, fetched_now = self._deliveries(page.events)
             send(bodies)
+            if self._mirror is not None:
+                self._mirror.record(self._state.source, bodies)
             if page.cursor is not None:
                 self._state.save_cursor(page.cursor)
             cursor = page.cursor
