@@ -58,9 +58,6 @@ AS_OF = date(2026, 11, 30)
 CLOCK = datetime(2026, 12, 2, 9, tzinfo=UTC)
 CHART = parse_chart(DEFAULT_CHART.read_text())
 
-ISK_100X = pytest.mark.xfail(strict=True, reason=(
-    "docs (issue 15 finding 4): Stripe sends ISK with two decimals and finsync books them "
-    "with ISO's zero, 100x too large; connectors/stripe/currency.py converts at the boundary"))
 MULTI_CURRENCY_CLOSE = pytest.mark.xfail(strict=True, reason=(
     "revcur (issue 15 finding 8): a multi-currency entity cannot close: the revenue journal "
     "mixes currencies (currency_mismatch) and hub/target.py adds them up"))
@@ -201,7 +198,7 @@ def _fresh(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
 
 CASE_PARAMS = [pytest.param(USD, id="usd"), pytest.param(EUR, id="eur"),
                pytest.param(JPY, id="jpy"), pytest.param(KWD, id="kwd"),
-               pytest.param(ISK, id="isk", marks=ISK_100X)]
+               pytest.param(ISK, id="isk")]
 
 
 @pytest.mark.parametrize("case", CASE_PARAMS)
@@ -261,7 +258,7 @@ def books_are_stripes(stripe: Company, db_url: str, engine: Engine, finance_for:
 @MULTI_CURRENCY_CLOSE
 def test_a_multi_currency_stripe_company_closes_a_month_and_reconciles_to_zero(
         db_url: str, engine: Engine, finance_for: Any) -> None:
-    cases = (USD, EUR, JPY, KWD)  # ISK waits for docs, see ISK_100X
+    cases = (USD, EUR, JPY, KWD, ISK)
     stripe = company(cases)
     conf = config(db_url, "USD", cases)
     finance = finance_for(conf)
