@@ -70,8 +70,8 @@ def test_reads_answer_waterfall_rpo_balances_and_journal(service: RevenueService
     rpo = service.remaining_performance_obligations("con_acme", date(2026, 1, 1))
     assert (rpo.current, rpo.non_current) == (usd("60000.00"), usd("0.00"))
     assert service.balances("con_acme", date(2026, 2, 1)).deferred_revenue == usd("54904.11")
-    entry = service.period_journal("le_us", Period(date(2026, 1, 1), date(2026, 2, 1)))
-    assert entry is not None and {li.amount for li in entry.lines} == {usd("5095.89")}
+    [entry] = service.period_journals("le_us", Period(date(2026, 1, 1), date(2026, 2, 1)))
+    assert {li.amount for li in entry.lines} == {usd("5095.89")}
 
 
 def test_other_events_apply_through_the_generic_call(service: RevenueService) -> None:

@@ -211,9 +211,10 @@ class RevenueService:
         """Per revenue contract of the entity (in id order), its positions at each day."""
         return self._reports.positions_over(legal_entity, days)
 
-    def period_journal(self, legal_entity: str, period: Period) -> JournalEntry | None:
-        """The period's revenue journal over every revenue contract of the entity."""
-        return self._reports.period_journal(legal_entity, period, self._accounts)
+    def period_journals(self, legal_entity: str, period: Period) -> tuple[JournalEntry, ...]:
+        """The period's revenue journals over every revenue contract of the entity, one per
+        currency."""
+        return self._reports.period_journals(legal_entity, period, self._accounts)
 
     def revenue_by_month(self, legal_entity: str, start: date, end: date) -> EntityWaterfall:
         """Revenue of the entity per calendar month and currency (the waterfall's total)."""
@@ -248,9 +249,9 @@ class RevenueService:
         return self._accounts
 
     def record_journal_request(self, key: str, legal_entity: str, period: Period,
-                               entry: JournalEntry | None) -> None:
+                               entries: Sequence[JournalEntry]) -> None:
         """Remember that `key` asked for the period's journals (the answer is recomputed)."""
-        answer = Applied(key, "", "", entry.id if entry else "",
+        answer = Applied(key, "", "", " ".join(entry.id for entry in entries),
                          detail=(("legal_entity", legal_entity),
                                  ("period", f"{period.start}..{period.end}")))
         body = _hash({"legal_entity": legal_entity, "period": encode(period)})
