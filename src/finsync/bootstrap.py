@@ -30,6 +30,7 @@ from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.connectors.ports import BillingRecordsPort, LedgerPort, RevenuePort
 from finsync.connectors.stripe import signature as stripe_signature
 from finsync.connectors.stripe import state as stripe_state
+from finsync.connectors.stripe.catalog import Catalog
 from finsync.connectors.stripe.client import ClientSettings, StripeClient
 from finsync.connectors.stripe.mapping import translate as stripe_translate
 from finsync.connectors.stripe.objects import SourceSettings
@@ -305,15 +306,41 @@ def build_mappers(config: FinsyncConfig) -> MapperRegistry:
         limits = config.limits_for(source)
         if kind == "stripe":
             return TranslatingMapper(partial(stripe_translate,
-                                             _stripe_settings(config.stripe[source])), limits)
+                                             stripe_settings(config, source)), limits)
         return CanonicalMapper(limits)
     return MapperRegistry({source: mapper(source, kind)
                            for source, kind in config.sources.items()})
 
 
-def _stripe_settings(section: StripeSection) -> SourceSettings:
+def stripe_settings(config: FinsyncConfig, source: str) -> SourceSettings:
+    """The mapping settings of Stripe source `source`; its catalogue may name only products
+    the revenue catalogue knows (`revenue_products`), else `ConfigError`."""
+    section = _stripe_section(config, source)
+    known = revenue_products(config)
+    named = {**section.catalog.prices, **section.catalog.products}
+    unknown = sorted(f"{stripe_id} -> {product}" for stripe_id, product in named.items()
+                     if known is not None and product not in known)
+    if unknown:
+        raise ConfigError(f"[stripe.{source}.catalog] maps to products the revenue catalogue "
+                          f"does not know (no SSP, not a catalogue product): "
+                          f"{', '.join(unknown[:10])}")
+    catalog = Catalog(dict(section.catalog.prices), dict(section.catalog.products))
     return SourceSettings(section.legal_entity, section.default_country,
-                          section.default_currency, section.fallback_product)
+                          section.default_currency, section.fallback_product, catalog,
+                          dict(section.connected_accounts))
+
+
+def revenue_products(config: FinsyncConfig) -> frozenset[str] | None:
+    """The products of the revenue catalogue (`[[revenue.ssp]]`, and the embedded billing
+    catalogue's products and SSPs when billing is embedded); None with no revenue system."""
+    if not any(system.role == "revenue" for system in config.systems.values()):
+        return None
+    catalog = _billing_catalog(config)
+    products = {s.product_id for s in config.revenue.ssp}
+    if catalog is not None:
+        products |= {s.product_id for s in load_standalone_selling_prices(catalog)}
+        products |= {p.id for p in load_billing_config(catalog).catalog.products}
+    return frozenset(products)
 
 
 def build_stripe_client(config: FinsyncConfig, source: str,
