@@ -297,8 +297,16 @@ def build_pumps(config: FinsyncConfig, engine: Engine,
         for source, name in config.pumps.items()}
     for source, section in config.stripe.items():
         if section.poll_on_run:  # catch-up of missed webhooks before every pipeline run
-            pumps[source] = build_stripe_poller(config, engine, source).pump
+            pumps[source] = _pump_all(build_stripe_pollers(config, engine, source))
     return pumps
+
+
+def _pump_all(pollers: Sequence[Poller]) -> SourcePump:
+    """One pump over a source's pollers (its own account's, then each Connect account's):
+    each logs its own failure and the others still run."""
+    def pump(send: Callable[[Sequence[bytes]], object]) -> int:
+        return sum(poller.pump(send) for poller in pollers)
+    return pump
 
 
 def build_mappers(config: FinsyncConfig) -> MapperRegistry:
@@ -344,20 +352,33 @@ def revenue_products(config: FinsyncConfig) -> frozenset[str] | None:
 
 
 def build_stripe_client(config: FinsyncConfig, source: str,
-                        recorder: CallRecorder | None = None) -> StripeClient:
-    """Stripe's API for `source`; its requests go to `recorder`, if any."""
+                        recorder: CallRecorder | None = None,
+                        account: str | None = None) -> StripeClient:
+    """Stripe's API for `source` (acting for the Connect account `account`, if given); its
+    requests go to `recorder`, if any."""
     section = _stripe_section(config, source)
     api_key = config.secret(f"[stripe.{source}] api key", section.api_key_env,
                             section.api_key_file)
     settings = ClientSettings(api_key.reveal(), section.base_url, section.api_version,
-                              section.timeout_s)
+                              section.timeout_s, account=account)
     return StripeClient(source, settings, recorder=recorder or NO_RECORDER)
 
 
-def build_stripe_poller(config: FinsyncConfig, engine: Engine, source: str) -> Poller:
+def build_stripe_poller(config: FinsyncConfig, engine: Engine, source: str,
+                        account: str | None = None) -> Poller:
+    """The catch-up poller of `source`'s own account, or of one of its Connect accounts
+    (its own cursor and versions, kept under `<source>@<account>`)."""
     stripe_state.upgrade(engine)
-    return Poller(build_stripe_client(config, source, build_call_log(config, engine)),
-                  stripe_state.PollState(engine, source, utc_now))
+    key = source if account is None else f"{source}@{account}"
+    return Poller(build_stripe_client(config, source, build_call_log(config, engine), account),
+                  stripe_state.PollState(engine, key, utc_now), account=account)
+
+
+def build_stripe_pollers(config: FinsyncConfig, engine: Engine, source: str) -> list[Poller]:
+    """The pollers of `source`: its own account's, then each Connect account's."""
+    accounts = sorted(_stripe_section(config, source).connected_accounts)
+    return [build_stripe_poller(config, engine, source),
+            *(build_stripe_poller(config, engine, source, a) for a in accounts)]
 
 
 def _stripe_section(config: FinsyncConfig, source: str) -> StripeSection:

@@ -62,7 +62,8 @@ from finsync.triage.queue import QueueReader
 from finsync.views.overview import Overview
 from tests.conftest import empty_postgres
 from tests.currencykit import contract, invoice
-from tests.hubkit import Clock, make_hub, settings as hub_settings
+from tests.hubkit import Clock, make_hub
+from tests.hubkit import settings as hub_settings
 
 CURRENCIES = ("USD", "EUR", "JPY", "KWD")
 ACCOUNTS = {"revenue": "4000", "deferred_revenue": "2400", "contract_asset": "1300",

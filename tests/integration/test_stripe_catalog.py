@@ -1,6 +1,7 @@
 """Stripe subscriptions become revenue contracts on the revenue catalogue's products, in the
 legal entity of their Stripe account (issue 15, Build 5 and 6), through the hub on both
-databases.
+databases; a Connect account's events are polled with its `Stripe-Account` (a local stub
+of Stripe's `/v1/events` answers per account).
 
 An item at a price the source's catalogue does not map is refused as a
 `master_data_mismatch` naming the price (the raw event kept), not booked on a product no
@@ -16,14 +17,18 @@ transaction price 25,200.00.
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
-from finsync.bootstrap import Finance, build_finance
+from finsync.bootstrap import Finance, build_finance, build_pumps
 from finsync.config import FinsyncConfig, parse_config
 from finsync.demo.clock import SimClock
 from finsync.domain.events import BusinessDomain
@@ -38,14 +43,16 @@ ANALYTICS = price("price_analytics_annual", "prod_analytics", 2_400_000)
 DAY_AFTER = datetime.fromtimestamp(T0, UTC).date()
 
 
-def settings(tmp_path: Path, **catalog: dict[str, str]) -> FinsyncConfig:
+def settings(tmp_path: Path, base_url: str = "http://127.0.0.1:9", poll_on_run: bool = False,
+             **catalog: dict[str, str]) -> FinsyncConfig:
     revenue_routes = ("contract.created", "contract.amended", "contract.cancelled",
                       "invoice.issued")
     return parse_config({
         "ownership": {d.value: "stripe" for d in BusinessDomain} | {
             "ledger": "ledger", "revenue": "revrec", "tax": "tax"},
         "sources": {"stripe": "stripe"},
-        "stripe": {"stripe": {"legal_entity": "le_us", "poll_on_run": False,
+        "stripe": {"stripe": {"legal_entity": "le_us", "poll_on_run": poll_on_run,
+                              "base_url": base_url, "api_key_env": "FINSYNC_TEST_STRIPE_KEY",
                               "connected_accounts": {"acct_1DE": "le_de"},
                               "catalog": catalog}},
         "systems": {"revrec": {"role": "revenue", "connector": "embedded"},
@@ -126,7 +133,59 @@ def test_a_connect_account_s_subscription_books_into_its_legal_entity(
         finance.hub.engine.dispose()
 
 
-@pytest.fixture(autouse=True)
-def _no_stripe_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing here calls Stripe: no key, no webhook secret is read."""
-    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
+class _Events(BaseHTTPRequestHandler):
+    """`GET /v1/events` as Stripe answers it for the account of the request's
+    `Stripe-Account` (the platform's own without one)."""
+
+    by_account: ClassVar[dict[str, list[dict[str, Any]]]] = {}
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        account = self.headers.get("Stripe-Account") or ""
+        type(self).asked.append(account)
+        data = self.by_account.get(account, []) if self.path.startswith("/v1/events") else []
+        body = json.dumps({"object": "list", "data": data, "has_more": False,
+                           "url": "/v1/events"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def stripe_stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("FINSYNC_TEST_STRIPE_KEY", "sk_test_connect")
+    monkeypatch.setattr(_Events, "asked", [])
+    server = HTTPServer(("127.0.0.1", 0), _Events)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_connect_account_s_events_are_polled_with_its_stripe_account(
+        db_url: str, tmp_path: Path, stripe_stub: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stripe's `/v1/events` of a Connect account (asked with `Stripe-Account`) carry no
+    `account`: the account's poller delivers each with it, numbered (subscriptions are
+    versioned by the poller), so the contract books into the account's entity."""
+    de = subscription([item("si_de", SEATS, 10, sub="sub_de")], sub="sub_de")
+    polled = event("customer.subscription.created", de, evt="evt_de")
+    monkeypatch.setattr(_Events, "by_account", {"acct_1DE": [polled]})
+    config = settings(tmp_path, stripe_stub, True,
+                      prices={"price_seats_annual": "platform_seat"})
+    finance = finance_of(config, db_url)
+    try:
+        pumps = build_pumps(config, finance.hub.engine, finance.hub.clock)
+        stored = pumps["stripe"](lambda bodies: finance.hub.store("stripe", bodies, {}))
+        assert stored == 1
+        assert sorted(set(_Events.asked)) == ["", "acct_1DE"]  # own account, then Connect
+        finance.hub.run_until_idle()
+        (position,) = finance.ports.revenue().positions("le_de", DAY_AFTER)
+        assert position.subscription_contract_id == "sub_de"
+        assert finance.triage.listing() == []
+    finally:
+        finance.hub.engine.dispose()
