@@ -43,6 +43,7 @@ from finsync.systems.revrec.booking import revenue_contract_id
 from finsync.systems.revrec.engine import apply_event, book_contract
 from finsync.systems.revrec.errors import (
     IdempotencyMismatchError,
+    MissingStandaloneSellingPriceError,
     ModificationError,
     RevenueBusyError,
     UnknownRevenueContractError,
@@ -264,7 +265,13 @@ class RevenueService:
               on: date) -> tuple[StandaloneSellingPrice, ...]:
         products = sorted({li.product_id for li in lines})
         found = (self._ssp(product, on) for product in products)
-        return tuple(ssp for ssp in found if ssp is not None)
+        ssps = tuple(ssp for ssp in found if ssp is not None)
+        currencies = sorted({ssp.amount.currency for ssp in ssps})
+        if len(currencies) > 1:  # weighed by their ratio: amounts of two currencies never are
+            raise MissingStandaloneSellingPriceError(
+                f"the SSPs of {', '.join(products)} on {on} are in {', '.join(currencies)}: "
+                "a contract's SSPs are weighed against each other, so they share a currency")
+        return ssps
 
     @staticmethod
     def _require(loaded: _Loaded | None, subscription_contract_id: str) -> RevenueContractState:
