@@ -264,7 +264,7 @@ def _credited(entry: JournalEntry, account: str) -> str:
     """What the entry credits to `account`, net of its debits there, per currency."""
     net = per_currency(line.amount if line.side is Side.CREDIT else -line.amount
                        for line in entry.lines if line.account == account)
-    return " + ".join(str(m) for m in net) or "nothing"
+    return ", ".join(str(m) for m in net) or "nothing"
 
 
 def with_sent_ids(journals: Sequence[JournalEntry],

@@ -147,4 +147,4 @@ def recorded_stake(amounts: tuple[Money, ...]) -> tuple[Money | None, str]:
         return amounts[0].quantize(), ""
     if not amounts:
         return None, ""
-    return None, f" (at stake in {len(amounts)} currencies: {' + '.join(map(str, amounts))})"
+    return None, f" (at stake in {len(amounts)} currencies: {', '.join(map(str, amounts))})"

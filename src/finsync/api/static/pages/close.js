@@ -162,9 +162,9 @@ function journalsBlock(view) {
                                                          j.held_by ? ` ${j.held_by}` : "") },
       { key: "total", label: "Debits = credits", numeric: true,
         // Per currency: a journal in several currencies shows each (never one sum).
-        render: (j) => j.totals.map((t) => money(t.amount, t.currency)).join(" + "),
+        render: (j) => j.totals.map((t) => money(t.amount, t.currency)).join(", "),
         csv: (j) => (j.totals.length === 1 ? j.totals[0].amount
-          : j.totals.map((t) => `${t.amount} ${t.currency}`).join(" + ")) },
+          : j.totals.map((t) => `${t.amount} ${t.currency}`).join(", ")) },
       { key: "posting_date", label: "Posting date" },
       { key: "id", label: "Journal" },
       { key: "memo", label: "Memo" },
