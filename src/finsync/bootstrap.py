@@ -30,6 +30,7 @@ from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.connectors.ports import BillingRecordsPort, LedgerPort, RevenuePort
 from finsync.connectors.stripe import signature as stripe_signature
 from finsync.connectors.stripe import state as stripe_state
+from finsync.connectors.stripe.catalog import Catalog
 from finsync.connectors.stripe.client import FETCHABLE as STRIPE_FETCHABLE
 from finsync.connectors.stripe.client import ClientSettings, StripeClient
 from finsync.connectors.stripe.mapping import translate as stripe_translate
@@ -317,8 +318,16 @@ def build_pumps(config: FinsyncConfig, engine: Engine,
         for source, name in config.pumps.items()}
     for source, section in config.stripe.items():
         if section.poll_on_run:  # catch-up of missed webhooks before every pipeline run
-            pumps[source] = build_stripe_poller(config, engine, source).pump
+            pumps[source] = _pump_all(build_stripe_pollers(config, engine, source))
     return pumps
+
+
+def _pump_all(pollers: Sequence[Poller]) -> SourcePump:
+    """One pump over a source's pollers (its own account's, then each Connect account's):
+    each logs its own failure and the others still run."""
+    def pump(send: Callable[[Sequence[bytes]], object]) -> int:
+        return sum(poller.pump(send) for poller in pollers)
+    return pump
 
 
 def build_mappers(config: FinsyncConfig) -> MapperRegistry:
@@ -326,33 +335,72 @@ def build_mappers(config: FinsyncConfig) -> MapperRegistry:
         limits = config.limits_for(source)
         if kind == "stripe":
             return TranslatingMapper(partial(stripe_translate,
-                                             _stripe_settings(config.stripe[source])), limits)
+                                             stripe_settings(config, source)), limits)
         return CanonicalMapper(limits)
     return MapperRegistry({source: mapper(source, kind)
                            for source, kind in config.sources.items()})
 
 
-def _stripe_settings(section: StripeSection) -> SourceSettings:
+def stripe_settings(config: FinsyncConfig, source: str) -> SourceSettings:
+    """The mapping settings of Stripe source `source`; its catalogue may name only products
+    the revenue catalogue knows (`revenue_products`), else `ConfigError`."""
+    section = _stripe_section(config, source)
+    known = revenue_products(config)
+    named = {**section.catalog.prices, **section.catalog.products}
+    unknown = sorted(f"{stripe_id} -> {product}" for stripe_id, product in named.items()
+                     if known is not None and product not in known)
+    if unknown:
+        raise ConfigError(f"[stripe.{source}.catalog] maps to products the revenue catalogue "
+                          f"does not know (no SSP, not a catalogue product): "
+                          f"{', '.join(unknown[:10])}")
+    catalog = Catalog(dict(section.catalog.prices), dict(section.catalog.products))
     return SourceSettings(section.legal_entity, section.default_country,
-                          section.default_currency, section.fallback_product)
+                          section.default_currency, section.fallback_product, catalog,
+                          dict(section.connected_accounts))
+
+
+def revenue_products(config: FinsyncConfig) -> frozenset[str] | None:
+    """The products of the revenue catalogue (`[[revenue.ssp]]`, and the embedded billing
+    catalogue's products and SSPs when billing is embedded); None with no revenue system."""
+    if not any(system.role == "revenue" for system in config.systems.values()):
+        return None
+    catalog = _billing_catalog(config)
+    products = {s.product_id for s in config.revenue.ssp}
+    if catalog is not None:
+        products |= {s.product_id for s in load_standalone_selling_prices(catalog)}
+        products |= {p.id for p in load_billing_config(catalog).catalog.products}
+    return frozenset(products)
 
 
 def build_stripe_client(config: FinsyncConfig, source: str,
-                        recorder: CallRecorder | None = None) -> StripeClient:
-    """Stripe's API for `source`; its requests go to `recorder`, if any."""
+                        recorder: CallRecorder | None = None,
+                        account: str | None = None) -> StripeClient:
+    """Stripe's API for `source` (acting for the Connect account `account`, if given); its
+    requests go to `recorder`, if any."""
     section = _stripe_section(config, source)
     api_key = config.secret(f"[stripe.{source}] api key", section.api_key_env,
                             section.api_key_file)
     settings = ClientSettings(api_key.reveal(), section.base_url, section.api_version,
-                              section.timeout_s)
+                              section.timeout_s, account=account)
     return StripeClient(source, settings, recorder=recorder or NO_RECORDER)
 
 
-def build_stripe_poller(config: FinsyncConfig, engine: Engine, source: str) -> Poller:
-    """The catch-up poller of `source`; what it stores is recorded in the local mirror."""
+def build_stripe_poller(config: FinsyncConfig, engine: Engine, source: str,
+                        account: str | None = None) -> Poller:
+    """The catch-up poller of `source`'s own account, or of one of its Connect accounts
+    (its own cursor and versions, kept under `<source>@<account>`); what it stores is
+    recorded in the local mirror."""
     mirror = build_stripe_mirror(engine)
-    return Poller(build_stripe_client(config, source, build_call_log(config, engine)),
-                  stripe_state.PollState(engine, source, utc_now), mirror=mirror)
+    key = source if account is None else f"{source}@{account}"
+    return Poller(build_stripe_client(config, source, build_call_log(config, engine), account),
+                  stripe_state.PollState(engine, key, utc_now), mirror=mirror, account=account)
+
+
+def build_stripe_pollers(config: FinsyncConfig, engine: Engine, source: str) -> list[Poller]:
+    """The pollers of `source`: its own account's, then each Connect account's."""
+    accounts = sorted(_stripe_section(config, source).connected_accounts)
+    return [build_stripe_poller(config, engine, source),
+            *(build_stripe_poller(config, engine, source, a) for a in accounts)]
 
 
 def build_stripe_verifier(config: FinsyncConfig, engine: Engine, source: str,

@@ -219,11 +219,33 @@ class SecretSection(_Strict):
         return self
 
 
+class StripeCatalogSection(_Strict):
+    """Stripe prices and products -> products of the revenue catalogue
+    (`[stripe.<source>.catalog]`, see `connectors.stripe.catalog`): a price's own entry wins
+    over its product's. Once anything is mapped, a price neither maps is refused as a
+    `master_data_mismatch`; with nothing mapped, Stripe's product ids are the products."""
+
+    prices: dict[str, str] = Field(default_factory=dict)
+    products: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _named(self) -> StripeCatalogSection:
+        for table, mapped in (("prices", self.prices), ("products", self.products)):
+            for stripe_id, product in mapped.items():
+                if not stripe_id or not product:
+                    raise ValueError(f"{table}: {stripe_id!r} = {product!r} needs both ids")
+        return self
+
+
 class StripeSection(_Strict):
     """One Stripe account as an intake source (`[stripe.<source>]`). Secrets are never in
-    the file: it names the environment variables or secret files that hold them."""
+    the file: it names the environment variables or secret files that hold them. Events of
+    the account book into `legal_entity`; events of Connect accounts (their `account`) into
+    the entity `connected_accounts` names for each."""
 
     legal_entity: str
+    connected_accounts: dict[str, str] = Field(default_factory=dict)
+    catalog: StripeCatalogSection = StripeCatalogSection()
     api_key_env: str = "STRIPE_API_KEY"
     api_key_file: str | None = None  # a secret file; when given, read instead of the env
     # Several while a webhook secret is rotated: each valid until its `not_after`.
@@ -306,10 +328,15 @@ def _check_stripe(config: FinsyncConfig) -> None:
     for source, kind in config.sources.items():
         if kind == "stripe" and source not in config.stripe:
             raise ConfigError(f"[sources] {source} is a Stripe source without [stripe.{source}]")
-    for source in config.stripe:
+    for source, section in config.stripe.items():
         if config.sources.get(source) != "stripe":
             raise ConfigError(f"[stripe.{source}] is not a source of kind \"stripe\" under "
                               "[sources]")
+        for account, entity in section.connected_accounts.items():
+            if not account.startswith("acct_") or not entity:
+                raise ConfigError(f"[stripe.{source}.connected_accounts] {account!r} = "
+                                  f"{entity!r}: a Connect account id (acct_…) and a legal "
+                                  "entity")
     for name, system in config.systems.items():
         if system.connector != "stripe":
             continue

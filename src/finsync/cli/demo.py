@@ -39,8 +39,10 @@ def _print(report: dict[str, Any]) -> None:
     console.print(f"journal entries in the ERP: {len(report['journal_entries'])}")
     _waterfall(report["revenue_recognized"])
     recon = report["reconciliation"]
+    variance = ", ".join(f"{amount} {currency}"
+                         for currency, amount in recon["total_variance"].items()) or "none"
     output.table(f"reconciliation as of {recon['as_of']} (total variance "
-                 f"{recon['total_variance']})", ["check", "entity", "items", "breaks",
+                 f"{variance})", ["check", "entity", "items", "breaks",
                                                  "variance"],
                  [[c["name"], c["legal_entity"], c["items"], c["breaks"],
                    f"{c['variance']} {c['currency']}"] for c in recon["checks"]])

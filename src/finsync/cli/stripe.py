@@ -1,7 +1,8 @@
 """`finsync stripe …`: a Stripe account as a billing source and as billing's books.
 
 `poll` reads Stripe's `/v1/events` from the stored cursor and stores every event it has not
-stored yet (fetching partial objects first); with `--run` the pipeline then maps, sequences
+stored yet (fetching partial objects first), for the source's own account and then each of
+its Connect accounts; with `--run` the pipeline then maps, sequences
 and delivers them. Webhooks arrive by `finsync serve` at `/v1/webhooks/stripe/<source>`.
 Both keep the local mirror of the account's objects that reconciliation reads; `verify`
 checks that mirror against Stripe's API (exit 5 when anything differs).
@@ -9,6 +10,7 @@ checks that mirror against Stripe's API (exit 5 when anything differs).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Annotated
 
@@ -19,7 +21,7 @@ from finsync.bootstrap import (
     approved_config,
     build_engine,
     build_hub,
-    build_stripe_poller,
+    build_stripe_pollers,
     build_stripe_verifier,
 )
 from finsync.cli import output
@@ -44,22 +46,31 @@ def poll(source: Annotated[str, typer.Option(help="Stripe intake source.")] = "s
             authorised(loaded, ADMIN)
         hub = build_hub(loaded)
         try:
-            poller = build_stripe_poller(loaded, hub.engine, source)
-            result = poller.poll(lambda bodies: hub.store(source, bodies,
-                                                          {"x-finsync-poll": source}))
+            own, *connected = build_stripe_pollers(loaded, hub.engine, source)
+
+            def send(bodies: Sequence[bytes]) -> object:
+                return hub.store(source, bodies, {"x-finsync-poll": source})
+
+            result = own.poll(send)
+            accounts = {poller.account: asdict(poller.poll(send)) for poller in connected}
             summary = None
             if run:
                 approved_config(loaded, hub.engine, hub.clock)
                 summary = asdict(hub.run_until_idle())
         finally:
             hub.engine.dispose()
-        data = {"source": source, "poll": asdict(result), "run": summary}
+        data = {"source": source, "poll": asdict(result), "connected_accounts": accounts,
+                "run": summary}
         if as_json:
             output.emit_json(data)
             return
         output.counts_table(f"stripe poll of {source}", {
             "events stored": result.events, "objects fetched": result.fetched,
             "pages": result.pages})
+        for account, polled in accounts.items():
+            output.counts_table(f"stripe poll of {source}, Connect account {account}", {
+                "events stored": polled["events"], "objects fetched": polled["fetched"],
+                "pages": polled["pages"]})
         if summary:
             output.counts_table("processed", {"raw events": summary["raw_processed"],
                                               **summary["outcomes"]})

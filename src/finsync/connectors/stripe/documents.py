@@ -65,11 +65,15 @@ CREDIT_LINES_MAX = 2_000
 
 # -- invoices and credit notes ----------------------------------------------------------------
 
-def _line_product(line: Obj, settings: SourceSettings) -> str:
+def _line_product(line: Obj, settings: SourceSettings, path: str) -> str:
+    """A priced line's revenue product (`catalog.Catalog`), else the fallback product."""
     details = child(child(line, "pricing"), "price_details")
     price = child(line, "price") or child(line, "plan")
-    return (id_of(details.get("product")) or id_of(price.get("product"))
-            or settings.fallback_product)
+    price_id = id_of(details.get("price")) or id_of(price)
+    product_id = id_of(details.get("product")) or id_of(price.get("product"))
+    if price_id is None and product_id is None:
+        return settings.fallback_product
+    return settings.catalog.product(price_id, product_id, path)
 
 
 def _line_proration(line: Obj) -> bool:
@@ -109,9 +113,9 @@ def _document_line(line: Obj, currency: str, settings: SourceSettings, fallback_
     period = child(line, "period")
     start = day(period["start"], f"{path}.period.start") if "start" in period else fallback_day
     end = day(period["end"], f"{path}.period.end") if "end" in period else fallback_day
+    product = _line_product(line, settings, path)
     return DocumentLine(
-        text(line, "id", path), _line_product(line, settings),
-        str(line.get("description") or _line_product(line, settings)),
+        text(line, "id", path), product, str(line.get("description") or product),
         count(line, "quantity", path, 1), gross - discounts - inclusive, inclusive + exclusive,
         start, end, _line_proration(line), _contract_line(line))
 

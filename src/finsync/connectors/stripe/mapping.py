@@ -88,8 +88,9 @@ def translate(settings: SourceSettings, source: str, body: bytes) -> list[DraftE
                            "not map" if kind in UNSUPPORTED else
                            f"unknown Stripe event type {kind!r}", code="unsupported_event")
     version = contracts.version(delivery) if kind in VERSIONED else ISSUED_ONCE
+    mine = settings.for_event(delivery.event)  # a Connect account's event: its entity
     return [draft(source, delivery, event, version, index)
-            for index, event in enumerate(handler(delivery, settings))]
+            for index, event in enumerate(handler(delivery, mine))]
 
 
 def _carries(delivery: Delivery, plan: tuple[Fetch, ...]) -> bool:

@@ -28,12 +28,14 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from finsync.connectors.stripe import currency
+from finsync.connectors.stripe.catalog import Catalog, entity_of
 from finsync.domain import amount, codec
 from finsync.domain.errors import DomainError, MappingError
 from finsync.domain.money import Money
@@ -46,12 +48,23 @@ SYSTEM = "stripe"
 
 @dataclass(frozen=True, slots=True)
 class SourceSettings:
-    """What Stripe does not say and the books need: one Stripe account is one legal entity."""
+    """What Stripe does not say and the books need: the legal entity of the source's Stripe
+    account and of each Connect account (`catalog.entity_of`), and the revenue product of
+    each price (`catalog.Catalog`)."""
 
     legal_entity: str
     default_country: str = "US"
     default_currency: str = "USD"
     fallback_product: str = "stripe_unpriced"  # invoice lines with no price
+    catalog: Catalog = dataclasses.field(default_factory=Catalog)
+    connected_accounts: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def for_event(self, event: Obj) -> SourceSettings:
+        """These settings for one event: its legal entity is its account's."""
+        entity = entity_of(self.legal_entity, self.connected_accounts, event.get("account"))
+        if entity == self.legal_entity:
+            return self
+        return dataclasses.replace(self, legal_entity=entity)
 
 
 # -- small typed readers ------------------------------------------------------------------

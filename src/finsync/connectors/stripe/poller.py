@@ -16,6 +16,9 @@ Rules:
 - Run as a pump before each pipeline run, a poll that fails (Stripe down) is logged and
   retried at the next run: the cursor has not moved, Stripe keeps events for 30 days.
   `finsync stripe poll` raises the error instead.
+- A poller of a Connect account (its client acting for the account) reads that account's
+  events; each is delivered with the account in its `account` field, as Stripe's Connect
+  webhooks carry it, so that it books into the account's legal entity.
 - An object fetched for an event is fetched for that event's commercial thread: the call log
   files the fetch under the correlation id the hub will give the event (`mapping.
   correlation_of` of the event's object; a thin event names only its own object).
@@ -56,11 +59,13 @@ class PollResult:
 
 class Poller:
     def __init__(self, client: EventSource, state: PollState, page_size: int = 100,
-                 pages_max: int = 1000, mirror: Mirror | None = None) -> None:
+                 pages_max: int = 1000, mirror: Mirror | None = None,
+                 account: str | None = None) -> None:
         if page_size <= 0 or pages_max <= 0:
             raise ValueError("page_size and pages_max must be positive")
         self._client, self._state, self._mirror = client, state, mirror
         self._page_size, self._pages_max = page_size, pages_max
+        self.account = account
         self.last_error: ConnectorError | None = None
 
     def poll(self, send: Send) -> PollResult:
@@ -110,6 +115,11 @@ class Poller:
                              for f in plan}
                 fetched += len(plan)
             current = found.pop(CURRENT, None)
-            bodies.append(delivery_body(event.body, current,
+            bodies.append(delivery_body(self._of_account(event.body), current,
                                         numbered.get(event.source_event_id), found))
         return bodies, fetched
+
+    def _of_account(self, event: Mapping[str, object]) -> Mapping[str, object]:
+        if self.account is None or event.get("account"):
+            return event
+        return {**event, "account": self.account}

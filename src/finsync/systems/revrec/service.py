@@ -46,6 +46,7 @@ from finsync.systems.revrec.booking import revenue_contract_id
 from finsync.systems.revrec.engine import apply_event, book_contract
 from finsync.systems.revrec.errors import (
     IdempotencyMismatchError,
+    MissingStandaloneSellingPriceError,
     ModificationError,
     RevenueBusyError,
     UnknownRevenueContractError,
@@ -231,9 +232,10 @@ class RevenueService:
         """Per revenue contract of the entity (in id order), its positions at each day."""
         return self._reports.positions_over(legal_entity, days)
 
-    def period_journal(self, legal_entity: str, period: Period) -> JournalEntry | None:
-        """The period's revenue journal over every revenue contract of the entity."""
-        return self._reports.period_journal(legal_entity, period, self._accounts)
+    def period_journals(self, legal_entity: str, period: Period) -> tuple[JournalEntry, ...]:
+        """The period's revenue journals over every revenue contract of the entity, one per
+        currency."""
+        return self._reports.period_journals(legal_entity, period, self._accounts)
 
     def revenue_by_month(self, legal_entity: str, start: date, end: date) -> EntityWaterfall:
         """Revenue of the entity per calendar month and currency (the waterfall's total)."""
@@ -268,9 +270,9 @@ class RevenueService:
         return self._accounts
 
     def record_journal_request(self, key: str, legal_entity: str, period: Period,
-                               entry: JournalEntry | None) -> None:
+                               entries: Sequence[JournalEntry]) -> None:
         """Remember that `key` asked for the period's journals (the answer is recomputed)."""
-        answer = Applied(key, "", "", entry.id if entry else "",
+        answer = Applied(key, "", "", " ".join(entry.id for entry in entries),
                          detail=(("legal_entity", legal_entity),
                                  ("period", f"{period.start}..{period.end}")))
         body = _hash({"legal_entity": legal_entity, "period": encode(period)})
@@ -283,7 +285,13 @@ class RevenueService:
               on: date) -> tuple[StandaloneSellingPrice, ...]:
         products = sorted({li.product_id for li in lines})
         found = (self._ssp(product, on) for product in products)
-        return tuple(ssp for ssp in found if ssp is not None)
+        ssps = tuple(ssp for ssp in found if ssp is not None)
+        currencies = sorted({ssp.amount.currency for ssp in ssps})
+        if len(currencies) > 1:  # weighed by their ratio: amounts of two currencies never are
+            raise MissingStandaloneSellingPriceError(
+                f"the SSPs of {', '.join(products)} on {on} are in {', '.join(currencies)}: "
+                "a contract's SSPs are weighed against each other, so they share a currency")
+        return ssps
 
     @staticmethod
     def _require(loaded: _Loaded | None, subscription_contract_id: str) -> RevenueContractState:
