@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "tests" / "external" / "localstripe-requirements.txt"
 LAUNCHER = ROOT / "tests" / "external" / "localstripe_launcher.py"
 API_KEY = "sk_test_finsync"
+WEBHOOK_DELAY_S = 1.5  # localstripe waits 1 s after an event before it sends its webhook
 
 
 class LocalstripeUnavailableError(RuntimeError):
@@ -80,10 +81,16 @@ class Localstripe:
 
     def reset(self, webhook_url: str | None, secret: str = "whsec_unused") -> None:
         """No objects, no events, and webhooks only to `webhook_url` (or to nowhere)."""
+        nowhere = "http://127.0.0.1:9/nowhere"
+        if webhook_url is not None:
+            # localstripe sends a webhook 1 s after its event, to the URL registered then:
+            # let an earlier test's go nowhere before this test listens.
+            self.call("POST", "/_config/webhooks/finsync", {"url": nowhere, "secret": secret})
+            time.sleep(WEBHOOK_DELAY_S)
         self.call("DELETE", "/_config/data")
         # Registrations survive a reset: point the one the tests use where they want it.
         self.call("POST", "/_config/webhooks/finsync",
-                  {"url": webhook_url or "http://127.0.0.1:9/nowhere", "secret": secret})
+                  {"url": webhook_url or nowhere, "secret": secret})
 
     def subscribe(self, seats: int, unit_amount: int, *, plan: str = "plan_seat") -> dict[str, Any]:
         """A customer with a card on a monthly per-seat plan: localstripe invoices and charges

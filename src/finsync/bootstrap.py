@@ -30,11 +30,16 @@ from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.connectors.ports import BillingRecordsPort, LedgerPort, RevenuePort
 from finsync.connectors.stripe import signature as stripe_signature
 from finsync.connectors.stripe import state as stripe_state
+from finsync.connectors.stripe.catalog import Catalog
+from finsync.connectors.stripe.client import FETCHABLE as STRIPE_FETCHABLE
 from finsync.connectors.stripe.client import ClientSettings, StripeClient
 from finsync.connectors.stripe.mapping import translate as stripe_translate
 from finsync.connectors.stripe.meter_source import StripeMeters
+from finsync.connectors.stripe.mirror import Mirror
 from finsync.connectors.stripe.objects import SourceSettings
 from finsync.connectors.stripe.poller import Poller
+from finsync.connectors.stripe.records import StripeBillingRecords
+from finsync.connectors.stripe.verify import Verifier
 from finsync.connectors.tryton.accounts import AccountMap as TrytonAccountMap
 from finsync.connectors.tryton.accounts import Role as TrytonRole
 from finsync.connectors.tryton.bootstrap import BookSpec, BootstrapReport
@@ -112,9 +117,10 @@ def build_ledger_service(config: FinsyncConfig, engine: Engine,
 
 
 def _billing_catalog(config: FinsyncConfig) -> Path | None:
-    """The embedded billing catalogue, when billing is embedded (the shipped one if unset)."""
+    """The embedded billing catalogue, when billing is embedded (the shipped one if unset);
+    None when billing is another system (Stripe), whose catalogue is its own."""
     for system in config.systems.values():
-        if system.role == "billing":
+        if system.role == "billing" and system.connector == "embedded":
             return config.resolve(system.catalog) if system.catalog else DEFAULT_CATALOG
     return None
 
@@ -166,8 +172,13 @@ class Ports:
 
 def _only(systems: Mapping[str, T], role: str) -> T:
     if not systems:
-        raise ConfigError(f"no system with role {role!r} is configured")
+        hint = _HINTS.get(role, "")
+        raise ConfigError(f"no system with role {role!r} is configured{hint}")
     return next(iter(systems.values()))
+
+
+_HINTS = {"billing": ': add [systems.<name>] with role = "billing" and connector = "embedded", '
+                     'or connector = "stripe" and source = "<a [stripe.<source>]>"'}
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +217,16 @@ def _embedded_billing(build: _Build, name: str, system: SystemSection, ports: Po
     ports.billing[name] = EmbeddedBillingRecords(name, service)
 
 
+def _stripe_billing(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
+    """A Stripe account as billing's books, read from the connector's local mirror (which
+    the poller and the webhooks of `system.source` keep)."""
+    source = str(system.source)  # checked by the configuration
+    stripe_state.upgrade(build.engine)
+    ports.billing[name] = StripeBillingRecords(name, build.engine, source,
+                                               _stripe_section(build.config, source)
+                                               .legal_entity)
+
+
 def _embedded_revenue(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
     ports.revenues[name] = EmbeddedRevenue(name, build_revenue_service(build.config,
                                                                        build.engine),
@@ -218,6 +239,7 @@ _FACTORIES: Mapping[tuple[str, str], Callable[[_Build, str, SystemSection, Ports
     ("ledger", "filedrop"): _filedrop_ledger,
     ("ledger", "tryton"): _tryton_ledger,
     ("billing", "embedded"): _embedded_billing,
+    ("billing", "stripe"): _stripe_billing,
     ("revenue", "embedded"): _embedded_revenue,
 }
 
@@ -297,8 +319,16 @@ def build_pumps(config: FinsyncConfig, engine: Engine,
         for source, name in config.pumps.items()}
     for source, section in config.stripe.items():
         if section.poll_on_run:  # catch-up of missed webhooks before every pipeline run
-            pumps[source] = build_stripe_poller(config, engine, source).pump
+            pumps[source] = _pump_all(build_stripe_pollers(config, engine, source))
     return pumps
+
+
+def _pump_all(pollers: Sequence[Poller]) -> SourcePump:
+    """One pump over a source's pollers (its own account's, then each Connect account's):
+    each logs its own failure and the others still run."""
+    def pump(send: Callable[[Sequence[bytes]], object]) -> int:
+        return sum(poller.pump(send) for poller in pollers)
+    return pump
 
 
 def build_mappers(config: FinsyncConfig) -> MapperRegistry:
@@ -306,25 +336,53 @@ def build_mappers(config: FinsyncConfig) -> MapperRegistry:
         limits = config.limits_for(source)
         if kind == "stripe":
             return TranslatingMapper(partial(stripe_translate,
-                                             _stripe_settings(config.stripe[source])), limits)
+                                             stripe_settings(config, source)), limits)
         return CanonicalMapper(limits)
     return MapperRegistry({source: mapper(source, kind)
                            for source, kind in config.sources.items()})
 
 
-def _stripe_settings(section: StripeSection) -> SourceSettings:
+def stripe_settings(config: FinsyncConfig, source: str) -> SourceSettings:
+    """The mapping settings of Stripe source `source`; its catalogue may name only products
+    the revenue catalogue knows (`revenue_products`), else `ConfigError`."""
+    section = _stripe_section(config, source)
+    known = revenue_products(config)
+    named = {**section.catalog.prices, **section.catalog.products}
+    unknown = sorted(f"{stripe_id} -> {product}" for stripe_id, product in named.items()
+                     if known is not None and product not in known)
+    if unknown:
+        raise ConfigError(f"[stripe.{source}.catalog] maps to products the revenue catalogue "
+                          f"does not know (no SSP, not a catalogue product): "
+                          f"{', '.join(unknown[:10])}")
+    catalog = Catalog(dict(section.catalog.prices), dict(section.catalog.products))
     return SourceSettings(section.legal_entity, section.default_country,
-                          section.default_currency, section.fallback_product)
+                          section.default_currency, section.fallback_product, catalog,
+                          dict(section.connected_accounts))
+
+
+def revenue_products(config: FinsyncConfig) -> frozenset[str] | None:
+    """The products of the revenue catalogue (`[[revenue.ssp]]`, and the embedded billing
+    catalogue's products and SSPs when billing is embedded); None with no revenue system."""
+    if not any(system.role == "revenue" for system in config.systems.values()):
+        return None
+    catalog = _billing_catalog(config)
+    products = {s.product_id for s in config.revenue.ssp}
+    if catalog is not None:
+        products |= {s.product_id for s in load_standalone_selling_prices(catalog)}
+        products |= {p.id for p in load_billing_config(catalog).catalog.products}
+    return frozenset(products)
 
 
 def build_stripe_client(config: FinsyncConfig, source: str,
-                        recorder: CallRecorder | None = None) -> StripeClient:
-    """Stripe's API for `source`; its requests go to `recorder`, if any."""
+                        recorder: CallRecorder | None = None,
+                        account: str | None = None) -> StripeClient:
+    """Stripe's API for `source` (acting for the Connect account `account`, if given); its
+    requests go to `recorder`, if any."""
     section = _stripe_section(config, source)
     api_key = config.secret(f"[stripe.{source}] api key", section.api_key_env,
                             section.api_key_file)
     settings = ClientSettings(api_key.reveal(), section.base_url, section.api_version,
-                              section.timeout_s)
+                              section.timeout_s, account=account)
     return StripeClient(source, settings, recorder=recorder or NO_RECORDER)
 
 
@@ -337,10 +395,36 @@ def start_stripe_poll_at(config: FinsyncConfig, engine: Engine, source: str,
     stripe_state.PollState(engine, source, utc_now).save_cursor(f"{created}:")
 
 
-def build_stripe_poller(config: FinsyncConfig, engine: Engine, source: str) -> Poller:
+def build_stripe_poller(config: FinsyncConfig, engine: Engine, source: str,
+                        account: str | None = None) -> Poller:
+    """The catch-up poller of `source`'s own account, or of one of its Connect accounts
+    (its own cursor and versions, kept under `<source>@<account>`); what it stores is
+    recorded in the local mirror."""
+    mirror = build_stripe_mirror(engine)
+    key = source if account is None else f"{source}@{account}"
+    return Poller(build_stripe_client(config, source, build_call_log(config, engine), account),
+                  stripe_state.PollState(engine, key, utc_now), mirror=mirror, account=account)
+
+
+def build_stripe_pollers(config: FinsyncConfig, engine: Engine, source: str) -> list[Poller]:
+    """The pollers of `source`: its own account's, then each Connect account's."""
+    accounts = sorted(_stripe_section(config, source).connected_accounts)
+    return [build_stripe_poller(config, engine, source),
+            *(build_stripe_poller(config, engine, source, a) for a in accounts)]
+
+
+def build_stripe_verifier(config: FinsyncConfig, engine: Engine, source: str,
+                          clock: Callable[[], datetime] = utc_now) -> Verifier:
+    """`finsync stripe verify`: the mirror of `source` against Stripe's API."""
     stripe_state.upgrade(engine)
-    return Poller(build_stripe_client(config, source, build_call_log(config, engine)),
-                  stripe_state.PollState(engine, source, utc_now))
+    client = build_stripe_client(config, source, build_call_log(config, engine, clock))
+    return Verifier(engine, source, client, STRIPE_FETCHABLE, clock)
+
+
+def build_stripe_mirror(engine: Engine) -> Mirror:
+    """The Stripe connector's local mirror of its accounts' objects, its tables migrated."""
+    stripe_state.upgrade(engine)
+    return Mirror(engine)
 
 
 def _stripe_section(config: FinsyncConfig, source: str) -> StripeSection:
@@ -361,14 +445,18 @@ def webhook_secrets(config: FinsyncConfig, source: str) -> list[RotatingSecret]:
 
 def build_webhooks(config: FinsyncConfig, engine: Engine,
                    clock: Callable[[], datetime] = utc_now) -> Mapping[str, WebhookIntake]:
-    """A signed-webhook intake per Stripe source. Rotation: a request signed with any secret
-    valid at the time it is received is accepted; an expired one verifies nothing."""
+    """A signed-webhook intake per Stripe source, whose stored events the local mirror
+    records. Rotation: a request signed with any secret valid at the time it is received is
+    accepted; an expired one verifies nothing."""
+    secrets = {source: webhook_secrets(config, source) for source in config.stripe}
+    if not secrets:
+        return {}
+    mirror = build_stripe_mirror(engine)
     intakes: dict[str, WebhookIntake] = {}
     for source, section in config.stripe.items():
-        secrets = webhook_secrets(config, source)
 
         def verify(body: bytes, headers: Mapping[str, str],
-                   secrets: list[RotatingSecret] = secrets,
+                   secrets: list[RotatingSecret] = secrets[source],
                    tolerance_s: int = section.tolerance_s) -> int:
             now = clock()
             current = valid_at(secrets, now)
@@ -377,8 +465,13 @@ def build_webhooks(config: FinsyncConfig, engine: Engine,
                                      "not_after", code="no_current_secret")
             return stripe_signature.verify(body, headers.get(stripe_signature.HEADER),
                                            current, now, tolerance_s)
-        intakes[source] = WebhookIntake(engine, source, verify, clock)
+        intakes[source] = WebhookIntake(engine, source, verify, clock,
+                                        observe=partial(_mirrored, mirror, source))
     return intakes
+
+
+def _mirrored(mirror: Mirror, source: str, body: bytes) -> None:
+    mirror.record(source, [body])
 
 
 def _upgrade_hub(engine: Engine) -> None:
@@ -453,12 +546,10 @@ class Finance:
 
 
 def build_finance(config: FinsyncConfig, *, engine: Engine | None = None,
-                  clock: Callable[[], datetime] = utc_now,
-                  ports: Ports | None = None) -> Finance:
-    """Finance on `config`'s systems (or on `ports`, built from it beforehand)."""
+                  clock: Callable[[], datetime] = utc_now) -> Finance:
     engine = engine or build_engine(config)
     _upgrade_hub(engine)
-    ports = ports or build_ports(config, engine, clock)
+    ports = build_ports(config, engine, clock)
     hub = build_hub(config, engine=engine, migrate=False, clock=clock, ports=ports)
     entities = [Entity(e.id, e.functional_currency) for e in config.ledger.entities]
     audit = build_audit(config, engine, clock)

@@ -53,8 +53,9 @@ class DeliverySection(_Strict):
 
 class SystemSection(_Strict):
     role: Literal["ledger", "revenue", "billing"]
-    connector: Literal["filedrop", "embedded", "tryton"]
+    connector: Literal["filedrop", "embedded", "tryton", "stripe"]
     directory: str = "var/exports"  # filedrop
+    source: str | None = None  # stripe billing: the Stripe intake source (`[stripe.<source>]`)
     catalog: str | None = None  # embedded billing: catalogue TOML (the shipped one if unset)
     calls_per_minute: int | None = Field(None, ge=1)  # the ERP's call budget (the hub
     concurrency: int | None = Field(None, ge=1)       # keeps it; embedded ledgers enforce it)
@@ -221,11 +222,33 @@ class SecretSection(_Strict):
         return self
 
 
+class StripeCatalogSection(_Strict):
+    """Stripe prices and products -> products of the revenue catalogue
+    (`[stripe.<source>.catalog]`, see `connectors.stripe.catalog`): a price's own entry wins
+    over its product's. Once anything is mapped, a price neither maps is refused as a
+    `master_data_mismatch`; with nothing mapped, Stripe's product ids are the products."""
+
+    prices: dict[str, str] = Field(default_factory=dict)
+    products: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _named(self) -> StripeCatalogSection:
+        for table, mapped in (("prices", self.prices), ("products", self.products)):
+            for stripe_id, product in mapped.items():
+                if not stripe_id or not product:
+                    raise ValueError(f"{table}: {stripe_id!r} = {product!r} needs both ids")
+        return self
+
+
 class StripeSection(_Strict):
     """One Stripe account as an intake source (`[stripe.<source>]`). Secrets are never in
-    the file: it names the environment variables or secret files that hold them."""
+    the file: it names the environment variables or secret files that hold them. Events of
+    the account book into `legal_entity`; events of Connect accounts (their `account`) into
+    the entity `connected_accounts` names for each."""
 
     legal_entity: str
+    connected_accounts: dict[str, str] = Field(default_factory=dict)
+    catalog: StripeCatalogSection = StripeCatalogSection()
     api_key_env: str = "STRIPE_API_KEY"
     api_key_file: str | None = None  # a secret file; when given, read instead of the env
     # Several while a webhook secret is rotated: each valid until its `not_after`.
@@ -298,7 +321,8 @@ def _check_pumps(config: FinsyncConfig) -> None:
     for source, system in config.pumps.items():
         if source not in config.sources:
             raise ConfigError(f"[pumps] {source!r} is not an intake source under [sources]")
-        if system not in config.systems or config.systems[system].role != "billing":
+        section = config.systems.get(system)
+        if section is None or (section.role, section.connector) != ("billing", "embedded"):
             raise ConfigError(f"[pumps] {source} drains {system!r}, which is not an embedded "
                               "billing system under [systems]")
 
@@ -307,10 +331,28 @@ def _check_stripe(config: FinsyncConfig) -> None:
     for source, kind in config.sources.items():
         if kind == "stripe" and source not in config.stripe:
             raise ConfigError(f"[sources] {source} is a Stripe source without [stripe.{source}]")
-    for source in config.stripe:
+    for source, section in config.stripe.items():
         if config.sources.get(source) != "stripe":
             raise ConfigError(f"[stripe.{source}] is not a source of kind \"stripe\" under "
                               "[sources]")
+        for account, entity in section.connected_accounts.items():
+            if not account.startswith("acct_") or not entity:
+                raise ConfigError(f"[stripe.{source}.connected_accounts] {account!r} = "
+                                  f"{entity!r}: a Connect account id (acct_…) and a legal "
+                                  "entity")
+    for name, system in config.systems.items():
+        if system.connector != "stripe":
+            continue
+        if system.role != "billing":
+            raise ConfigError(f"[systems.{name}]: the stripe connector plays the billing role "
+                              f"only, not {system.role}")
+        if system.source not in config.stripe:
+            raise ConfigError(f"[systems.{name}] source = {system.source!r} names no Stripe "
+                              f"source; configured: {', '.join(sorted(config.stripe)) or 'none'}")
+    _check_stripe_usage(config)
+
+
+def _check_stripe_usage(config: FinsyncConfig) -> None:
     for usage, source in config.usage.stripe.items():
         if usage not in config.usage.sources:
             raise ConfigError(f"[usage.stripe] {usage} is not a usage source under [usage] "

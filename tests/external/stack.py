@@ -11,9 +11,6 @@ Then `finsync.demo.stack.run_stack` drives the year, the report is printed as `f
 --stack` prints it, and the exit status is 0 only when the year reconciled to zero. Every
 process started is stopped and every database made is dropped, also on failure.
 
-Until issue 15 Build 7 gives finsync Stripe's billing records, reconciliation reads them
-through `tests/external/stripe_books.py` (a stand-in that refuses what it does not cover).
-
 PostgreSQL: `FINSYNC_TEST_PG_URL` (default `postgresql://postgres@127.0.0.1:5432/test`),
 a role that may create databases. GPL processes: run, never imported.
 """
@@ -31,11 +28,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from finsync.bootstrap import Ports
-from finsync.config import FinsyncConfig
-from finsync.demo.stack import AddBilling, run_stack
-from finsync.demo.stack_config import ENTITY, SOURCE, StackSettings
-from tests.external.stripe_books import StripeBooksStandIn
+from finsync.demo.stack import run_stack
+from finsync.demo.stack_config import StackSettings
 from tests.external.tryton import ADMIN_PASSWORD, Postgres, TrytonServer, tryton_venv
 from tests.stripekit import API_KEY, start_localstripe
 
@@ -93,14 +87,6 @@ def stack(workdir: Path, tryton: tuple[str, str] | None = None,
                             stripe_key_env=KEY_ENV, tryton_password_env=PASSWORD_ENV)
 
 
-def stand_in_billing(settings: StackSettings) -> AddBilling:
-    """`run_stack`'s `add_billing`: Stripe's billing records through the stand-in."""
-    def add(config: FinsyncConfig, ports: Ports) -> None:
-        ports.billing[SOURCE] = StripeBooksStandIn(SOURCE, settings.stripe_url,
-                                                   os.environ[KEY_ENV], ENTITY)
-    return add
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="dev.py demo --stack stripe-tryton",
                                      description=__doc__.split("\n\n")[0])
@@ -112,7 +98,7 @@ def main(argv: list[str]) -> int:
 
     with tempfile.TemporaryDirectory(prefix="finsync-stack-processes-") as scratch, \
             stack(Path(scratch)) as settings:
-        report = run_stack(settings, args.directory, add_billing=stand_in_billing(settings))
+        report = run_stack(settings, args.directory)
     show_stack(report, as_json=args.json)
     return 0 if report["ok"] else 1
 

@@ -187,7 +187,7 @@ def test_demo_removes_its_temporary_folder(empty_dir: Path,
     temporary.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     report = _json(["demo"])
-    assert report["reconciliation"]["total_variance"] == "0.00"
+    assert report["reconciliation"]["total_variance"] == {"EUR": "0.00", "USD": "0.00"}
     assert report["workdir_kept"] is False and not Path(report["workdir"]).exists()
     assert list(temporary.iterdir()) == []
 

@@ -88,8 +88,7 @@ def test_the_period_view_is_the_close_checklist(world: World) -> None:
     view = world.client.get("/v1/close/le_us/2026-01", headers=reader).json()
     revenue = world.services.revenue
     assert revenue is not None
-    entry = revenue.period_journal("le_us", month_period("2026-01"))
-    assert entry is not None
+    [entry] = revenue.period_journals("le_us", month_period("2026-01"))
     checklist = world.finance.close.checklist("le_us", "2026-01", [entry]).as_json()
     assert (view["status"], view["blocks"]) == ("open", False)
     assert view["checklist"] == checklist["items"]

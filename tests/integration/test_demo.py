@@ -31,7 +31,7 @@ def test_the_json_report_has_what_finance_reads(tmp_path: Path) -> None:
 
 def test_books_reconcile_to_the_cent(report: dict[str, Any]) -> None:
     recon = report["reconciliation"]
-    assert recon["total_variance"] == "0.00"
+    assert recon["total_variance"] == {"EUR": "0.00", "USD": "0.00"}
     assert {c["name"] for c in recon["checks"]} == {
         "billing_vs_erp_ar", "contract_value_vs_transaction_price",
         "credit_memos_vs_deferred_adjustments", "payments_vs_ar_applications",

@@ -1,11 +1,8 @@
 """`finsync demo --stack stripe-tryton` on real processes: localstripe as Stripe, trytond on
 PostgreSQL as the ERP (a clone of the session's bootstrapped books), a new PostgreSQL
 database as the hub's store. The year runs the reference steps localstripe can do, says
-which it skipped and why, closes twelve months in Tryton and reconciles to zero.
-
-Reconciliation reads Stripe's billing records through tests/external/stripe_books.py until
-issue 15 Build 7 gives finsync that port; the last test shows the packaged command refusing
-to start without it (flip it when Build 7 lands)."""
+which it skipped and why, closes twelve months in Tryton and reconciles to zero against
+Stripe's books (the connector's mirror, kept by the poller)."""
 
 from __future__ import annotations
 
@@ -22,12 +19,12 @@ from typer.testing import CliRunner
 
 from finsync.cli.demo import show_stack
 from finsync.cli.main import app
-from finsync.demo.stack import run_stack
 from finsync.demo.stack_config import StackSettings
 from finsync.systems.billing.cycle import add_months
 from tests.external import stack
 from tests.external.tryton import TrytonSite
 from tests.external.tryton_fixtures import COMPANY
+from tests.stripekit import Localstripe
 
 LOCALSTRIPE_LACKS = {"Prices API", "credit notes", "meters", "test clocks"}
 # the embedded demo's report (tests/integration/test_demo.py), every section of it
@@ -50,15 +47,27 @@ def settings(tryton: TrytonSite, tmp_path_factory: pytest.TempPathFactory
         tryton.discard(books)
 
 
+def command(settings: StackSettings, *more: str) -> list[str]:
+    return ["demo", "--stack", "stripe-tryton", "--stripe-url", settings.stripe_url,
+            "--stripe-key-env", settings.stripe_key_env, "--tryton-url", settings.tryton_url,
+            "--tryton-database", settings.tryton_database, "--tryton-password-env",
+            settings.tryton_password_env, "--tryton-company", settings.tryton_company,
+            "--database-url", settings.database_url, *more]
+
+
 @pytest.fixture(scope="module")
 def report(settings: StackSettings) -> dict[str, Any]:
-    return run_stack(settings, add_billing=stack.stand_in_billing(settings))
+    """The packaged command's year, as `--json` prints it (exit 0: it reconciled)."""
+    result = CliRunner().invoke(app, command(settings, "--json"))
+    assert result.exit_code == 0, result.output[-4000:]
+    printed: dict[str, Any] = json.loads(result.stdout)
+    return printed
 
 
 def test_the_year_on_the_stack_reconciles_to_zero(report: dict[str, Any]) -> None:
     assert report["ok"], json.dumps(report, indent=1, default=str)[:4000]
     recon = report["reconciliation"]
-    assert recon["total_variance"] == "0.00"
+    assert recon["total_variance"] == {"USD": "0.00"}
     items = {c["name"]: c["items"] for c in recon["checks"]}
     # the invoice and its customer; the subscription; its payment; the months of as_of's
     # year closed; the roll-forward's three lines
@@ -112,16 +121,17 @@ def test_the_report_prints_what_ran_and_what_was_skipped(
     assert "reconciled to zero" in printed
 
 
-def test_without_stripes_billing_records_the_command_refuses_before_touching_stripe(
-        settings: StackSettings, tmp_path: Path) -> None:
-    """Until Build 7 (a billing system with connector stripe) the packaged command cannot
-    reconcile a Stripe-only company: it says so and makes nothing at Stripe."""
-    result = CliRunner().invoke(app, [
-        "demo", "--stack", "stripe-tryton", "--stripe-url", settings.stripe_url,
-        "--stripe-key-env", settings.stripe_key_env, "--tryton-url", settings.tryton_url,
-        "--tryton-database", settings.tryton_database, "--tryton-password-env",
-        settings.tryton_password_env, "--database-url", settings.database_url,
-        "--directory", str(tmp_path), "--json"])
+def test_a_second_year_in_the_same_hub_database_is_refused(settings: StackSettings,
+                                                            tmp_path: Path) -> None:
+    """The demo is a company's first year: a database holding events is refused before
+    anything is made at Stripe."""
+    before = stack_customers(settings)
+    result = CliRunner().invoke(app, command(settings, "--directory", str(tmp_path), "--json"))
     assert result.exit_code == 1
     error = json.loads(result.stdout)["error"]
-    assert error["code"] == "stack_demo" and "Build 7" in error["message"]
+    assert error["code"] == "stack_demo" and "empty database" in error["message"]
+    assert stack_customers(settings) == before
+
+
+def stack_customers(settings: StackSettings) -> int:
+    return len(Localstripe(settings.stripe_url).call("GET", "/v1/customers")["data"])

@@ -423,3 +423,21 @@ def test_every_raw_event_maps_again_to_the_events_it_gave(legacy: Legacy) -> Non
                     env.correlation_id, env.causation_id) == (
                 was.type, was.source, was.source_event_id, was.aggregate,
                 was.correlation_id, was.causation_id), env.source_event_id
+
+
+# -- e. periods the old code closed stay closed, their journals posted once -----------------
+
+def test_a_period_the_old_code_closed_closes_again_as_already_closed(legacy: Legacy) -> None:
+    """The old close posted one revenue journal per entity and period, its id derived from
+    (entity, period); journals are now per currency, their ids from (entity, period,
+    currency). A second close of such a period finds each currency's journal posted under
+    the id the old close sent it with, and posts nothing."""
+    close = legacy.finance.close
+    for entity in ("le_us", "le_eu"):
+        sent = close.sent_journals(entity, "2026-01")
+        assert [j.state.value for j in sent] == ["posted"], entity
+        result = close.close(entity, "2026-01", "controller")
+        assert result.status == "already_closed", entity
+        assert [j.id for j in result.journals] == [sent[0].entry.id], entity
+        assert result.journals[0].lines == sent[0].entry.lines, entity
+    assert hub_state(legacy.engine)["exceptions"] == expected_hub_state()["exceptions"]

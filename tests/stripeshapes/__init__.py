@@ -29,7 +29,9 @@ DAY = 86_400
 OPTIONAL: dict[str, frozenset[str]] = {
     "invoice_payment": frozenset({"payment.payment_intent", "payment.charge",
                                   "payment.payment_record"}),
-    "invoice": frozenset({"payments"}),  # only with expand[]=payments
+    "invoice": frozenset({"payments",  # only with expand[]=payments
+                          # a line's price and product (`line_item` below), inside an invoice
+                          "lines.data.pricing.price_details"}),
     "event": frozenset({"account", "context"}),  # Connect: the connected account's id
     "line_item": frozenset({"pricing.price_details"}),
 }

@@ -79,7 +79,7 @@ def test_an_older_shape_invoice_has_what_is_due_and_not_paid() -> None:
 
 
 def _clean() -> dict[str, Any]:
-    return {"reconciliation": {"total_variance": "0.00", "checks": [
+    return {"reconciliation": {"total_variance": {"USD": "0.00"}, "checks": [
                 {"name": "billing_vs_erp_ar", "legal_entity": "le_us", "breaks": 0,
                  "variance": "0.00", "currency": "USD"}]},
             "closes": [{"period": "2026-12", "status": "closed"}],

@@ -77,6 +77,13 @@ def test_invoice_debits_the_customers_receivable_and_credits_deferred_revenue() 
     assert move.lines[0].customer_id == "cus_1"
 
 
+def test_a_proration_credit_line_is_a_debit_of_deferred_revenue() -> None:
+    # 500 -> 800 seats mid-period: unused time -2 500.00, remaining time 4 000.00
+    move = _mapper().move(InvoiceIssued(invoice("inv_1", ["-2500.00", "4000.00"])))
+    assert _lines(move) == [("1.2.1", "1500.00", "0", "inv_1"), ("2.2.2", "2500.00", "0", None),
+                            ("2.2.2", "0", "4000.00", None)]
+
+
 def test_credit_memo_beyond_what_is_owed_becomes_a_customer_credit_refunded_later() -> None:
     mapper = _mapper()
     mapper.move(InvoiceIssued(invoice("inv_1", ["100.00"])))

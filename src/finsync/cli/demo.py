@@ -89,9 +89,10 @@ def show_stack(report: dict[str, Any], *, as_json: bool) -> None:
 
 
 def _recon(recon: dict[str, Any]) -> None:
-    output.table(f"reconciliation as of {recon['as_of']} (total variance "
-                 f"{recon['total_variance']})", ["check", "entity", "items", "breaks",
-                                                 "variance"],
+    variance = ", ".join(f"{amount} {currency}"
+                         for currency, amount in recon["total_variance"].items()) or "none"
+    output.table(f"reconciliation as of {recon['as_of']} (total variance {variance})",
+                 ["check", "entity", "items", "breaks", "variance"],
                  [[c["name"], c["legal_entity"], c["items"], c["breaks"],
                    f"{c['variance']} {c['currency']}"] for c in recon["checks"]])
 

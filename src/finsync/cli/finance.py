@@ -101,7 +101,7 @@ def close_check(entity: Annotated[str, typer.Option("--entity", "-e")],
                   for i in view["checklist"]])
     output.table("revenue journals", ["journal", "posting date", "state", "total"],
                  [[j["id"], j["posting_date"], j["state"],
-                   f"{j['total']['amount']} {j['total']['currency']}"]
+                   ", ".join(f"{t['amount']} {t['currency']}" for t in j["totals"])]
                   for j in view["journals"]])
 
 

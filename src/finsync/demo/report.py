@@ -3,7 +3,7 @@ reconciliation, the exception queue, and whether each injected fault was caught.
 
 Rules:
 - Amounts are decimal strings, exactly as the system that owns them holds them; dates and
-  moments are ISO 8601.
+  moments are ISO 8601. A total over documents is per currency.
 - Revenue recognised per month is credit minus debit on the revenue account, over the
   journals the period close posted (correlation id `close:…`), per posting month.
 - A fault counts as caught when the control that owns it acted: the duplicate was ignored,
@@ -20,12 +20,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from finsync.demo.workflow import DUPLICATE, LATE_PAYMENT, NOT_JSON, OUT_OF_ORDER
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.journal import JournalEntry, Side
+from finsync.domain.money import Money
 from finsync.domain.status import ExceptionStatus
 from finsync.hub.milestone import Milestone
 from finsync.hub.service import Delivered
@@ -61,21 +61,23 @@ def books(ledger: LedgerService, as_of: date) -> dict[str, Any]:
 
 
 def revenue_recognised(entries: Iterable[JournalEntry], account: str) -> dict[str, str]:
-    """Revenue per posting month from the journals the period close posted."""
+    """Revenue per posting month from the journals the period close posted (the ERP's
+    entries of one entity: its functional currency)."""
     closing = [e for e in entries if (e.correlation_id or "").startswith(CLOSE_PREFIX)]
-    return {month: str(amount)
+    return {month: str(amount.amount)
             for month, amount in sorted(revenue_by_period(closing, account).items())}
 
 
-def revenue_by_period(journals: Iterable[JournalEntry], account: str) -> dict[str, Decimal]:
-    """Credit minus debit on the revenue account, per posting month."""
-    totals: dict[str, Decimal] = {}
+def revenue_by_period(journals: Iterable[JournalEntry], account: str) -> dict[str, Money]:
+    """Credit minus debit on the revenue account, per posting month (a sum in Money: a
+    line in another currency is refused, never added)."""
+    totals: dict[str, Money] = {}
     for entry in journals:
         month = entry.posting_date.strftime("%Y-%m")
         for line in entry.lines:
             if line.account == account:
-                sign = 1 if line.side is Side.CREDIT else -1
-                totals[month] = totals.get(month, Decimal(0)) + sign * line.amount.amount
+                signed = line.amount if line.side is Side.CREDIT else -line.amount
+                totals[month] = totals[month] + signed if month in totals else signed
     return totals
 
 
@@ -84,9 +86,9 @@ def reconciliation(report: Report) -> dict[str, Any]:
                "variance": str(c.variance.amount), "currency": c.currency,
                "items": c.item_count, "breaks": len(c.breaks), "notes": list(c.notes)}
               for c in report.checks]
-    variance = sum((abs(c.variance.amount) for c in report.checks), Decimal("0.00"))
-    return {"as_of": report.as_of.isoformat(), "checks": checks,
-            "total_variance": str(variance.quantize(Decimal("0.01")))}
+    # Per currency, as `finsync reconcile --json` gives it: two currencies never add up.
+    totals = {currency: str(m.amount) for currency, m in sorted(report.total_variance().items())}
+    return {"as_of": report.as_of.isoformat(), "checks": checks, "total_variance": totals}
 
 
 def exceptions(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -29,7 +29,6 @@ import os
 import shutil
 import tempfile
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -38,10 +37,8 @@ from typing import Any
 from finsync.audit.signing import write_new_key
 from finsync.bootstrap import (
     Finance,
-    Ports,
     build_engine,
     build_finance,
-    build_ports,
     build_usage,
     set_up_tryton_books,
     start_stripe_poll_at,
@@ -82,7 +79,6 @@ USAGE_DAY = 20  # of each usage period: the month's meter event
 MONTHS = 12
 SETTLE_ROUNDS = 60
 LIVE_KEYS = ("sk_live_", "rk_live_")  # never: the demo charges cards
-AddBilling = Callable[[FinsyncConfig, Ports], None]
 
 
 class StackError(FinsyncError):
@@ -113,14 +109,13 @@ class Year:
     ran: set[str] = field(default_factory=set)
 
 
-def run_stack(settings: StackSettings, directory: Path | None = None, *, keep: bool = False,
-              add_billing: AddBilling | None = None) -> dict[str, Any]:
-    """The year on the stack `settings` names; the report as JSON values. `add_billing`
-    puts a billing-records port for Stripe into the ports when the configuration has none
-    (until Build 7's `[systems.billing] connector = "stripe"`)."""
+def run_stack(settings: StackSettings, directory: Path | None = None, *, keep: bool = False
+              ) -> dict[str, Any]:
+    """The year on the stack `settings` names, in `directory` (kept) or in a new temporary
+    folder removed afterwards unless `keep`; the report as JSON values."""
     workdir = directory or Path(tempfile.mkdtemp(prefix="finsync-stack-"))
     try:
-        report = _run(settings, workdir, add_billing)
+        report = _run(settings, workdir)
         kept = keep or directory is not None
         return {"workdir": str(workdir), "workdir_kept": kept, **report}
     finally:
@@ -128,8 +123,7 @@ def run_stack(settings: StackSettings, directory: Path | None = None, *, keep: b
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run(settings: StackSettings, workdir: Path, add_billing: AddBilling | None
-         ) -> dict[str, Any]:
+def _run(settings: StackSettings, workdir: Path) -> dict[str, Any]:
     api = StripeApi(settings.stripe_url, _stripe_key(settings))
     can = Capabilities.probe(api)  # read-only: nothing is made before finsync is ready
     now = datetime.now(UTC).replace(microsecond=0)
@@ -138,7 +132,7 @@ def _run(settings: StackSettings, workdir: Path, add_billing: AddBilling | None
     clock = SimClock(now)
     engine = build_engine(config)
     try:
-        finance = _finance(config, engine, clock, add_billing)
+        finance = build_finance(config, engine=engine, clock=clock)
         try:
             _require_empty(finance)
             _books(config, settings, years)
@@ -178,18 +172,6 @@ def _config(settings: StackSettings, workdir: Path, years: tuple[int, ...], *,
                           else "FINSYNC_DATABASE_URL names another database than the demo's "
                           "--database-url: unset it, or give the same URL")
     return config
-
-
-def _finance(config: FinsyncConfig, engine: Any, clock: SimClock,
-             add_billing: AddBilling | None) -> Finance:
-    ports = build_ports(config, engine, clock)
-    if not ports.billing and add_billing is not None:
-        add_billing(config, ports)
-    if not ports.billing:
-        raise StackError("finsync reconciles a Stripe-only company against Stripe's billing "
-                         "records (a system of role billing with connector stripe, issue 15 "
-                         "Build 7), which this finsync does not have yet")
-    return build_finance(config, engine=engine, clock=clock, ports=ports)
 
 
 def _require_empty(finance: Finance) -> None:

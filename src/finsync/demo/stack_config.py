@@ -11,8 +11,11 @@ Rules:
   a test account's earlier events are not the demo's. Webhooks are not needed (a test
   account cannot reach a laptop without `stripe listen`), and `serve` of a kept folder
   takes them as usual.
-- SSPs are configured (`[[revenue.ssp]]`): the embedded catalogue's, for the products the
-  demo creates in Stripe under the same ids.
+- Stripe is billing's books (`[systems.billing] connector = "stripe"`): reconciliation reads
+  the connector's local mirror of the account, kept by the poller.
+- Each Stripe product the demo creates has the id of a revenue catalogue product and maps to
+  it (`[stripe.<source>.catalog]`); their SSPs are configured (`[[revenue.ssp]]`, the
+  embedded catalogue's): there is no billing catalogue with Stripe.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ def config_text(settings: StackSettings, years: tuple[int, ...], *, meters: bool
              f"\n[stripe.{SOURCE}]\nlegal_entity = {q(ENTITY)}\n"
              f"base_url = {q(settings.stripe_url)}\napi_key_env = {q(settings.stripe_key_env)}\n"
              "poll_on_run = true\ntimeout_s = 30\n",
+             f"\n[stripe.{SOURCE}.catalog.products]\n",
+             *(f"{q(product)} = {q(product)}\n" for product, _ in SSPS),
              f'\n[[stripe.{SOURCE}.webhook_secrets]]\nenv = "STRIPE_WEBHOOK_SECRET"'
              "  # read by `serve` only: the demo polls\n"]
     if meters:
@@ -80,8 +85,8 @@ def config_text(settings: StackSettings, years: tuple[int, ...], *, meters: bool
         f"password_env = {q(settings.tryton_password_env)}\nbatch_size = 25\n"
         f"\n[systems.ledger.companies]\n{ENTITY} = {q(settings.tryton_company)}\n"
         '\n[systems.revrec]\nrole = "revenue"\nconnector = "embedded"\n'
-        "\n# Reconciliation reads Stripe's billing records through a system of role billing\n"
-        '# ([systems.billing] role = "billing", connector = "stripe": issue 15 Build 7).\n')
+        "\n# Stripe is billing's books: reconciliation reads its local mirror.\n"
+        f'[systems.billing]\nrole = "billing"\nconnector = "stripe"\nsource = {q(SOURCE)}\n')
     lines.append("\n[routes]\n")
     lines.extend(f"{q(t)} = {q(targets)}\n" for t, targets in ROUTES.items())
     lines.append(f"\n[[ledger.entities]]\nid = {q(ENTITY)}\nname = {q(settings.tryton_company)}\n"

@@ -135,7 +135,7 @@ def problems(result: Mapping[str, Any]) -> list[str]:
 
 def _by_month(journals: Sequence[JournalEntry], account: str) -> dict[str, str]:
     """Revenue per posting month over the closes' journals (all of them close journals)."""
-    return {month: str(amount) for month, amount
+    return {month: str(amount.amount) for month, amount
             in sorted(embedded.revenue_by_period(journals, account).items())}
 
 

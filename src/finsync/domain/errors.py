@@ -54,13 +54,23 @@ class UnbalancedEntryError(DomainError):
 
 
 class MappingError(DomainError):
-    """A payload that cannot become a canonical event."""
+    """A payload that cannot become a canonical event. Finance sees it as a `mapping_error`,
+    unless its code names the class of what a person does about it (`CLASSED_CODES`: a
+    payload naming master data finsync has no mapping for is a `master_data_mismatch`)."""
 
     code = "mapping_error"
 
     def __init__(self, message: str, *, code: str = "mapping_error") -> None:
         super().__init__(message)
         self.code = code
+
+    @property
+    def exception_class(self) -> ExceptionClass:
+        return CLASSED_CODES.get(self.code, ExceptionClass.MAPPING_ERROR)
+
+
+# Mapping codes that are an exception class of their own.
+CLASSED_CODES = {ExceptionClass.MASTER_DATA_MISMATCH.value: ExceptionClass.MASTER_DATA_MISMATCH}
 
 
 class SignatureError(FinsyncError):

@@ -4,6 +4,8 @@ Rules:
 - An invoice's lines sum to its subtotal; subtotal + tax total = total (checked at build).
 - Every amount of a document is in the document's currency and at its minor-unit precision.
 - A credit memo names the invoice it credits and never exceeds it (checked by the owner).
+- Two credit-memo reasons mean the same in every system (`VOID`, `WRITE_OFF`); any other
+  reason is the source's own word (goodwill, sla_credit, Stripe's order_change …).
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ from finsync.domain.clock import Period
 from finsync.domain.errors import DomainError
 from finsync.domain.money import Money, total
 from finsync.domain.refs import ExternalRefs
+
+# The whole invoice voided: its billing is reversed, as if it had not been issued.
+VOID = "void"
+# A receivable written off (the invoice marked uncollectible): it stays billed and its tax
+# stays owed; the ledger books the loss as bad debt, the revenue engine changes nothing.
+WRITE_OFF = "uncollectible"
 
 
 @dataclass(frozen=True, slots=True)

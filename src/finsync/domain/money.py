@@ -14,7 +14,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
@@ -153,3 +153,12 @@ def total(amounts: Sequence[Money], currency: str) -> Money:
     for amount in amounts:
         result = result + amount
     return result
+
+
+def per_currency(amounts: Iterable[Money]) -> tuple[Money, ...]:
+    """`amounts` summed per currency (never across two), in currency order."""
+    sums: dict[str, Money] = {}
+    for money in amounts:
+        found = sums.get(money.currency)
+        sums[money.currency] = money if found is None else found + money
+    return tuple(sums[currency] for currency in sorted(sums))

@@ -45,7 +45,7 @@ from finsync.domain.sensitive import classify_path, placeholder
 from finsync.domain.status import EventStatus
 from finsync.hub.milestone import Milestone
 from finsync.hub.settings import HubSettings
-from finsync.hub.target import amount_at_stake
+from finsync.hub.target import amount_at_stake, recorded_stake
 from finsync.storage import event_log, exception_log, milestone_log, outbox
 from finsync.storage.event_log import StoredEvent
 from finsync.storage.exception_log import NewException
@@ -232,17 +232,18 @@ def _duplicate_event(stored: Envelope, stored_raw_id: int | None, held: Envelope
     found = tuple(_told(change) for change in diff.changes(codec.encode_event(stored.event),
                                                               codec.encode_event(held.event)))
     named = stored.source_event_id if reason == "source_event_id" else stored.business_key
+    amount, note = recorded_stake(_larger(amount_at_stake(stored.event),
+                                          amount_at_stake(held.event)))
     return NewException(
         ExceptionClass.DUPLICATE_EVENT, f"duplicate_event:{held.event_id}",
         f"{held.source} sent {reason.replace('_', ' ')} {named} again with a different body "
         f"({len(found)} field(s) changed): {stored.event_id} stands until finance chooses "
-        "which one does",
+        f"which one does{note}",
         correlation_id=stored.correlation_id,
         objects=(f"{stored.aggregate.type}:{stored.aggregate.id}", f"event:{stored.event_id}",
                  f"event:{held.event_id}",
                  *(f"raw_event:{i}" for i in (stored_raw_id, raw_id) if i is not None)),
-        amount=_larger(amount_at_stake(stored.event), amount_at_stake(held.event)),
-        event_id=stored.event_id, raw_event_id=raw_id, detail=diff.describe(found))
+        amount=amount, event_id=stored.event_id, raw_event_id=raw_id, detail=diff.describe(found))
 
 
 def _told(change: diff.Change) -> diff.Change:
@@ -264,13 +265,14 @@ def _held(env: Envelope, body_hash: str) -> Envelope:
     return replace(env, source_event_id=source_event_id, event_id=event_id)
 
 
-def _larger(a: Money | None, b: Money | None) -> Money | None:
-    """The larger amount at stake; the stored one's if the currencies differ."""
-    if a is None or b is None:
+def _larger(a: tuple[Money, ...], b: tuple[Money, ...]) -> tuple[Money, ...]:
+    """The larger amount at stake; the stored one's unless both are in one and the same
+    currency (two currencies are never compared)."""
+    if not a or not b:
         return a or b
-    if a.currency != b.currency:
+    if len(a) != 1 or len(b) != 1 or a[0].currency != b[0].currency:
         return a
-    return b if abs(a) < abs(b) else a
+    return b if abs(a[0]) < abs(b[0]) else a
 
 
 def partition_key(aggregate: AggregateRef) -> str:

@@ -8,8 +8,12 @@ Rules:
   `RevenueJournalRecorded` events from source `revrec` (the revenue domain's owner), stored
   raw, accepted, routed to the ERP through the outbox, traced by the correlation id
   `close:<entity>:<YYYY-MM>`, which is also the request id the revenue engine answers by.
-  The journal's id is derived from (entity, period), so a second close of the same period
-  posts nothing twice.
+  The engine answers one journal per currency, each id derived from (entity, period,
+  currency), so a second close of the same period posts nothing twice. A period that a
+  close sent a one-currency journal for under another id (before journals were per
+  currency, the id came from (entity, period) alone) keeps that id for that currency's
+  journal: the same journal again is a duplicate, a changed one a `duplicate_event`, never
+  a second posting.
 - The ERP period is closed only after every journal of the period is posted; a journal the
   ERP refuses leaves the period open and its exception in the queue.
 - A period the ERP already holds closed (closed there, not by this close) is `already_closed`
@@ -32,8 +36,8 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time
 
 from finsync.audit.checkpoint import close_reason
 from finsync.connectors.ports import LedgerPort, RevenuePort
@@ -44,7 +48,7 @@ from finsync.domain.errors import DomainError
 from finsync.domain.events import RevenueJournalRecorded
 from finsync.domain.ids import event_id_for
 from finsync.domain.journal import JournalEntry, PeriodStatus, Side
-from finsync.domain.money import Money
+from finsync.domain.money import per_currency
 from finsync.domain.status import DeliveryStatus
 from finsync.hub.close_checklist import (
     Checklist,
@@ -108,7 +112,7 @@ class PeriodClose:
             return self._closed_already(legal_entity, period_name, correlation,
                                         into_open_period)
         self._check_cutoff(period)
-        journals = tuple(self._revenue.period_journals(legal_entity, period, correlation))
+        journals = self.journals(legal_entity, period_name, correlation)
         self._post(journals, correlation)
         self._ledger.close_period(legal_entity, period_name, actor)
         if self._checkpoint is not None:
@@ -133,7 +137,8 @@ class PeriodClose:
         status = self._ledger.period_status(legal_entity, month_period(period_name).start)
         sent = self.sent_journals(legal_entity, period_name)
         known = {j.entry.id for j in sent}
-        waiting = [SentJournal(e, None, JournalState.NOT_SENT) for e in unsent
+        waiting = [SentJournal(e, None, JournalState.NOT_SENT)
+                   for e in with_sent_ids(unsent, [j.entry for j in sent])
                    if e.id not in known]
         return checklist_of(outstanding, held, [*sent, *waiting], status)
 
@@ -161,7 +166,7 @@ class PeriodClose:
     def _closed_already(self, legal_entity: str, period_name: str, correlation: str,
                         into_open_period: bool) -> CloseResult:
         period = month_period(period_name)
-        journals = tuple(self._revenue.period_journals(legal_entity, period, correlation))
+        journals = self.journals(legal_entity, period_name, correlation)
         unposted = self._unposted(journals)
         if not unposted:
             return CloseResult(legal_entity, period_name, journals, "already_closed")
@@ -193,6 +198,15 @@ class PeriodClose:
                     unposted[entry] = named.get(f"event:{event_id}") or ", ".join(
                         f"delivery {d} ({s.value})" for d, s in sorted(waiting.items()))
         return unposted
+
+    def journals(self, legal_entity: str, period_name: str,
+                 correlation: str) -> tuple[JournalEntry, ...]:
+        """The revenue engine's journals for the period, under the ids earlier closes sent
+        them with (`with_sent_ids`)."""
+        journals = self._revenue.period_journals(legal_entity, month_period(period_name),
+                                                 correlation)
+        sent = self.sent_journals(legal_entity, period_name)
+        return with_sent_ids(journals, [j.entry for j in sent])
 
     def _way_out(self, legal_entity: str, period_name: str,
                  unposted: dict[JournalEntry, str | None]) -> str:
@@ -246,11 +260,25 @@ def close_correlation(legal_entity: str, period_name: str) -> str:
     return f"close:{legal_entity}:{period_name}"
 
 
-def _credited(entry: JournalEntry, account: str) -> Money:
-    """What the entry credits to `account`, net of its debits there."""
-    currency = entry.lines[0].amount.currency
-    return sum((line.amount if line.side is Side.CREDIT else -line.amount
-                for line in entry.lines if line.account == account), Money.zero(currency))
+def _credited(entry: JournalEntry, account: str) -> str:
+    """What the entry credits to `account`, net of its debits there, per currency."""
+    net = per_currency(line.amount if line.side is Side.CREDIT else -line.amount
+                       for line in entry.lines if line.account == account)
+    return ", ".join(str(m) for m in net) or "nothing"
+
+
+def with_sent_ids(journals: Sequence[JournalEntry],
+                  sent: Sequence[JournalEntry]) -> tuple[JournalEntry, ...]:
+    """Each journal (one currency) under the id of a journal sent earlier for the same
+    entity, day and only that currency, if any: the period's journal in that currency."""
+    earlier: dict[tuple[str, date, str], str] = {}
+    for entry in sent:
+        currencies = {line.amount.currency for line in entry.lines}
+        if len(currencies) == 1:
+            earlier[(entry.legal_entity, entry.posting_date, currencies.pop())] = entry.id
+    return tuple(replace(e, id=earlier.get((e.legal_entity, e.posting_date,
+                                            e.lines[0].amount.currency), e.id))
+                 for e in journals)
 
 
 def _source_event_id(entry: JournalEntry) -> str:

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from finsync.domain.journal import JournalEntry, PeriodStatus, Side
-from finsync.domain.money import Money
+from finsync.domain.money import Money, per_currency
 from finsync.domain.status import DeliveryStatus
 
 LISTED_MAX = 100  # items per kind the cut-off's reads return (`storage.cutoff`)
@@ -54,13 +54,19 @@ class SentJournal:
         lines = [{"account": line.account, "side": line.side.value,
                   "amount": str(line.amount.amount), "currency": line.amount.currency}
                  for line in entry.lines]
-        debits = sum((line.amount for line in entry.lines if line.side is Side.DEBIT),
-                     Money.zero(entry.lines[0].amount.currency))
+        totals = [{"amount": str(m.amount), "currency": m.currency} for m in debits(entry)]
         return {"id": entry.id, "legal_entity": entry.legal_entity,
                 "posting_date": entry.posting_date.isoformat(), "memo": entry.memo,
                 "event_id": self.event_id, "state": self.state.value, "held_by": self.held_by,
-                "total": {"amount": str(debits.amount), "currency": debits.currency},
+                # `total`: the journal's debits when it is in one currency (every revenue
+                # journal is), else null; `totals`: its debits per currency, always.
+                "total": totals[0] if len(totals) == 1 else None, "totals": totals,
                 "lines": lines}
+
+
+def debits(entry: JournalEntry) -> tuple[Money, ...]:
+    """The entry's debits per currency, in currency order (each equals its credits)."""
+    return per_currency(line.amount for line in entry.lines if line.side is Side.DEBIT)
 
 
 @dataclass(frozen=True, slots=True)

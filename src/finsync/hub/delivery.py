@@ -60,7 +60,7 @@ from finsync.hub.milestone import Milestone
 from finsync.hub.pipeline import describe, trace
 from finsync.hub.receipt_batch import ReceiptBatch, exception_fingerprint
 from finsync.hub.settings import DeliveryPolicy
-from finsync.hub.target import Target, amount_at_stake
+from finsync.hub.target import Target, amount_at_stake, recorded_stake
 from finsync.storage import cross_ref, event_log, exception_log, jsonutil, milestone_log, outbox
 from finsync.storage.db import StorageUnavailableError, reading, transaction
 from finsync.storage.event_log import UnreadableEvent
@@ -335,11 +335,12 @@ class DeliveryWorker:
               *, status: ExceptionStatus = ExceptionStatus.OPEN,
               detail: str | None = None) -> None:
         delivery, env = attempt.delivery, attempt.env
+        amount, note = recorded_stake(_amount_at_stake(attempt.event))
         exception_log.open_exception(conn, NewException(
-            klass, _fingerprint(delivery), f"{env.type} to {delivery.target}: {message}",
+            klass, _fingerprint(delivery), f"{env.type} to {delivery.target}: {message}{note}",
             correlation_id=env.correlation_id,
             objects=(f"{env.aggregate.type}:{env.aggregate.id}", f"event:{env.event_id}"),
-            amount=_amount_at_stake(attempt.event), event_id=env.event_id,
+            amount=amount, event_id=env.event_id,
             delivery_id=delivery.id, detail=detail, status=status), self._clock())
 
 
@@ -350,17 +351,18 @@ def unreadable(delivery: Delivery, env: UnreadableEvent) -> Attempt:
         f"stored event {env.event_id} does not read: {env.error}"))
 
 
-def _amount_at_stake(event: AnyEvent | None) -> Money | None:
-    """The money at stake, or None when it cannot be told (an amount past what the
-    exception queue stores, say): the exception opens either way."""
+def _amount_at_stake(event: AnyEvent | None) -> tuple[Money, ...]:
+    """The money at stake per currency, or none when it cannot be told (an amount past
+    what the exception queue stores, say): the exception opens either way."""
     try:
-        amount = amount_at_stake(event)
-        if amount is not None and abs(amount.quantize().to_minor()) >= _MINOR_MAX:
-            raise OverflowError(f"{amount} is past the exception queue's column")
+        amounts = amount_at_stake(event)
+        for amount in amounts:
+            if abs(amount.quantize().to_minor()) >= _MINOR_MAX:
+                raise OverflowError(f"{amount} is past the exception queue's column")
     except Exception as exc:
         log.warning("the amount at stake cannot be recorded: %s", describe(exc))
-        return None
-    return amount
+        return ()
+    return amounts
 
 
 def _fingerprint(delivery: Delivery) -> str:

@@ -254,11 +254,12 @@ class Intake:
 
 
 def reject_in(conn: Connection, raw: RawEvent, error: MappingError, at: datetime) -> None:
-    """Mark a raw event rejected and open its `mapping_error`, in the caller's transaction."""
+    """Mark a raw event rejected and open its exception (`mapping_error`, or the class the
+    error's code names), in the caller's transaction."""
     told = _told(str(error), raw.body)
     raw_log.mark(conn, raw.id, RawStatus.REJECTED, at, error.code, told)
     exception_log.open_exception(conn, exception_log.NewException(
-        ExceptionClass.MAPPING_ERROR, f"mapping:raw:{raw.id}",
+        error.exception_class, f"mapping:raw:{raw.id}",
         f"{raw.source} event #{raw.id} could not be mapped: {told}",
         objects=(f"raw_event:{raw.id}",), raw_event_id=raw.id, detail=error.code), at)
 

@@ -8,8 +8,9 @@ Rules:
   control account, so receivables per customer still reconcile).
 - Each line names the documents it covers (dimension `documents`, ids sorted, space
   separated); the summary is a balanced entry because each member entry is.
-- A document the ERP books in another currency (a line with a transaction amount) is not
-  summarised: it needs its own rate and its own realised FX when settled.
+- A document the ERP books in another currency (a line with a transaction amount), or in
+  several, is not summarised: it needs its own rate and its own realised FX when settled,
+  and a summary adds amounts of one currency only.
 - The summary's idempotency key derives from its members' delivery keys: the same members
   always make the same key and the same entry, so posting it again is answered by the first
   receipt.
@@ -42,7 +43,9 @@ Slot = tuple[str, Side, tuple[tuple[str, str], ...]]  # account, side, dimension
 
 
 def summarisable(preview: JournalEntry) -> bool:
-    return all(line.transaction_amount is None for line in preview.lines)
+    """Booked in one currency, with no transaction amount (see the rules)."""
+    return (all(line.transaction_amount is None for line in preview.lines)
+            and len({line.amount.currency for line in preview.lines}) == 1)
 
 
 def group_of(preview: JournalEntry) -> SummaryGroup:

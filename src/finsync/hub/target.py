@@ -32,7 +32,7 @@ from finsync.domain.events import (
 )
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry, Side
-from finsync.domain.money import Money
+from finsync.domain.money import Money, per_currency
 from finsync.domain.payment import Payment, Refund
 from finsync.hub.milestone import Milestone
 
@@ -116,23 +116,35 @@ def revenue_target(port: RevenuePort) -> Target:
     ), port.find_receipt)
 
 
-def amount_at_stake(event: AnyEvent | None) -> Money | None:
-    """The money an undelivered event leaves unposted.
+def amount_at_stake(event: AnyEvent | None) -> tuple[Money, ...]:
+    """The money an undelivered event leaves unposted, per currency (in currency order;
+    empty when it moves none). Amounts of two currencies are never added: a journal entry
+    in several currencies puts its debits of each at stake.
 
     A contract event puts the whole (revised) contract value at stake: the revenue engine
     reallocates all of it, not only the change.
     """
     document = None if event is None else event.document
     if isinstance(document, Invoice | CreditMemo):
-        return document.total
+        return (document.total,)
     if isinstance(document, Payment | Refund):
-        return document.amount
+        return (document.amount,)
     if isinstance(document, JournalEntry):
-        return sum((ln.amount for ln in document.lines if ln.side is Side.DEBIT),
-                   Money.zero(document.lines[0].amount.currency))
+        return per_currency(ln.amount for ln in document.lines if ln.side is Side.DEBIT)
     if isinstance(document, ContractAmendment):
         document = document.contract
     if isinstance(document, SubscriptionContract) and document.lines:
-        return sum((line.unit_price * line.quantity for line in document.lines[1:]),
-                   document.lines[0].unit_price * document.lines[0].quantity).quantize()
-    return None
+        value = per_currency(line.unit_price * line.quantity for line in document.lines)
+        return tuple(m.quantize() for m in value)
+    return ()
+
+
+def recorded_stake(amounts: tuple[Money, ...]) -> tuple[Money | None, str]:
+    """What an exception records of the money at stake: the amount when it is in one
+    currency. An exception holds one amount, so money in several currencies is recorded as
+    none, and the note (for its summary) names each currency's amount: never one sum."""
+    if len(amounts) == 1:
+        return amounts[0].quantize(), ""
+    if not amounts:
+        return None, ""
+    return None, f" (at stake in {len(amounts)} currencies: {', '.join(map(str, amounts))})"

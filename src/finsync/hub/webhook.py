@@ -10,6 +10,9 @@ Rules:
   `rejected` and a count, and one exception per source and code counts the occurrences.
   Such a body is never mapped by a retry: the exception names it but has no raw event to
   send again.
+- A stored body is then shown to the source's observer, if any (`observe`: the Stripe
+  connector's local mirror records its objects). If that fails the sender hears a failure
+  and sends again; the copy already stored is a duplicate to the hub.
 - A body over the source's `body_max_bytes` is refused before its signature is checked and
   is never stored (a forged request must not be able to fill the database). The HTTP
   boundary refuses it while streaming; this check is for callers that hold the bytes.
@@ -31,14 +34,19 @@ from finsync.storage.raw_log import RawIn
 
 # (raw body, request headers with lower-case names) -> None, or raises SignatureError
 Verify = Callable[[bytes, Mapping[str, str]], object]
+# Told each stored body after its commit (the Stripe connector's local mirror); what it
+# raises reaches the sender as a failure, so the sender sends the body again.
+Observe = Callable[[bytes], object]
 BODY_MAX = InputLimits().body_max_bytes
 
 
 class WebhookIntake:
     def __init__(self, engine: Engine, source: str, verify: Verify,
-                 clock: Callable[[], datetime], body_max: int = BODY_MAX) -> None:
+                 clock: Callable[[], datetime], body_max: int = BODY_MAX,
+                 observe: Observe | None = None) -> None:
         self.source = source
         self._engine, self._verify, self._clock, self._body_max = engine, verify, clock, body_max
+        self._observe = observe
 
     def receive(self, body: bytes, headers: Mapping[str, str],
                 content_type: str | None = None, limits: InputLimits | None = None) -> int:
@@ -57,8 +65,11 @@ class WebhookIntake:
             self.refuse(exc, body, lowered, content_type)
             raise
         with transaction(self._engine) as conn:
-            return raw_log.append_one(conn, RawIn(self.source, body, lowered, content_type),
-                                      self._clock())
+            raw_id = raw_log.append_one(conn, RawIn(self.source, body, lowered, content_type),
+                                        self._clock())
+        if self._observe is not None:
+            self._observe(body)
+        return raw_id
 
     def refuse(self, error: FinsyncError, body: bytes | None, headers: Mapping[str, str],
                content_type: str | None = None) -> None:

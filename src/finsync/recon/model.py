@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
-from finsync.domain.money import Money
+from finsync.domain.money import Money, total
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +106,9 @@ class CheckResult:
 
     @property
     def variance(self) -> Money:
-        """The sum of absolute item variances: breaks in opposite directions never net."""
-        total = sum((abs(i.variance.amount) for i in self.breaks), Decimal(0))
-        return Money(total, self.currency).quantize()
+        """The sum of absolute item variances: breaks in opposite directions never net.
+        Every item is in the check's currency (a sum in Money refuses another one)."""
+        return total([abs(i.variance) for i in self.breaks], self.currency).quantize()
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "legal_entity": self.legal_entity,

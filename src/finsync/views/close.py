@@ -157,12 +157,11 @@ def _known(services: Services, legal_entity: str, period_name: str) -> None:
 
 
 def _unsent(services: Services, legal_entity: str, period_name: str) -> list[JournalEntry]:
-    """The period's revenue journal as the embedded revenue engine computes it now (none
-    with an external engine: it answers at the close)."""
+    """The period's revenue journals (one per currency) as the embedded revenue engine
+    computes them now (none with an external engine: it answers at the close)."""
     if services.revenue is None:
         return []
-    entry = services.revenue.period_journal(legal_entity, month_period(period_name))
-    return [] if entry is None else [entry]
+    return list(services.revenue.period_journals(legal_entity, month_period(period_name)))
 
 
 def _recent_months(services: Services, legal_entity: str) -> list[PeriodRow]:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, delete, func, select, text, update
 
 from finsync.domain.clock import Period, first_of_next_month
 from finsync.domain.money import Money
-from finsync.systems.revrec import balances, period_journal, remaining_performance_obligations
+from finsync.systems.revrec import balances, period_journals, remaining_performance_obligations
 from finsync.systems.revrec import service as service_module
 from finsync.systems.revrec import tables as t
 from finsync.systems.revrec.migrate import MIGRATIONS, upgrade
@@ -114,8 +114,8 @@ def test_stored_positions_and_journals_equal_the_states(engine: Engine) -> None:
         assert over == [[position_of(s, day) for day in days] for s in mine]
         for start, end in pairwise(days):
             period = Period(start, end)
-            want = period_journal(mine, entity, period, ACCOUNTS)
-            assert service.period_journal(entity, period) == want, period
+            want = period_journals(mine, entity, period, ACCOUNTS)
+            assert service.period_journals(entity, period) == want, period
 
 
 def test_stored_waterfall_and_rpo_equal_the_states(engine: Engine) -> None:

@@ -14,7 +14,11 @@ from finsync.domain.money import Money
 from finsync.systems.revrec import PriceChangeKind, TransactionPriceChanged
 from finsync.systems.revrec import service as service_module
 from finsync.systems.revrec import tables as t
-from finsync.systems.revrec.errors import RevenueBusyError, UnknownRevenueContractError
+from finsync.systems.revrec.errors import (
+    MissingStandaloneSellingPriceError,
+    RevenueBusyError,
+    UnknownRevenueContractError,
+)
 from finsync.systems.revrec.migrate import upgrade
 from finsync.systems.revrec.service import RevenueService
 from tests.contract.revenue_port import SSPS, amendment, contract, invoice, usd
@@ -70,8 +74,8 @@ def test_reads_answer_waterfall_rpo_balances_and_journal(service: RevenueService
     rpo = service.remaining_performance_obligations("con_acme", date(2026, 1, 1))
     assert (rpo.current, rpo.non_current) == (usd("60000.00"), usd("0.00"))
     assert service.balances("con_acme", date(2026, 2, 1)).deferred_revenue == usd("54904.11")
-    entry = service.period_journal("le_us", Period(date(2026, 1, 1), date(2026, 2, 1)))
-    assert entry is not None and {li.amount for li in entry.lines} == {usd("5095.89")}
+    [entry] = service.period_journals("le_us", Period(date(2026, 1, 1), date(2026, 2, 1)))
+    assert {li.amount for li in entry.lines} == {usd("5095.89")}
 
 
 def test_other_events_apply_through_the_generic_call(service: RevenueService) -> None:
@@ -102,3 +106,17 @@ def test_concurrent_writer_makes_the_call_busy(service: RevenueService, db: Engi
     with pytest.raises(RevenueBusyError):
         service.modify(amendment(), "k-1", "evt-amd")
     assert service.find("k-1") is None
+
+
+def test_a_contract_whose_ssps_are_in_two_currencies_is_refused(db: Engine) -> None:
+    """SSPs are weighed against each other (relative SSP): 120.00 USD against 3,600,000 JPY
+    would compare two currencies' numbers, so the contract is refused (a master-data
+    mismatch for the revenue port) rather than allocated by a meaningless ratio."""
+    def mixed(product_id: str, on: date) -> StandaloneSellingPrice | None:
+        if product_id == "prod_premium_analytics":
+            return StandaloneSellingPrice(product_id, Money.of("3600000", "JPY"),
+                                          date(2000, 1, 1))
+        return _catalog(product_id, on)
+
+    with pytest.raises(MissingStandaloneSellingPriceError, match="in JPY, USD"):
+        RevenueService(db, mixed).book(contract(analytics="24000.00"), "k-mixed", "evt-mixed")

@@ -207,11 +207,15 @@ def test_credit_note_maps_to_credit_memo_with_tax_and_discount() -> None:
                      "discount_amounts": [{"amount": 200, "discount": "di_1"}],
                      "taxes": [{"amount": 180, "tax_behavior": "exclusive",
                                 "type": "tax_rate_details", "taxable_amount": 1_800}]}]}}
-    (env,) = mapped(body(event("credit_note.created", note)))
+    evt = event("credit_note.created", note)
+    assert mapped(body(evt)) == []  # the poller's copy carries the invoice it credits
+    credited = invoice([line("il_1", 10_000)], 10_000)
+    (env,) = mapped(body({"object": "finsync.stripe_delivery", "event": evt, "current": None,
+                          "version": None, "related": {"invoice": credited}}))
     memo = event_of(env, CreditMemoIssued).credit_memo
     assert memo.invoice_id == "in_1" and memo.reason == "order_change"
     assert (memo.subtotal.amount, memo.tax_total.amount) == (Decimal("18.00"), Decimal("1.80"))
-    assert memo.lines[0].product_id == "stripe_unpriced"
+    assert memo.lines[0].product_id == "prod_seats"  # the credited line's, not stripe_unpriced
 
 
 def _refund(charge: Any) -> dict[str, Any]:
@@ -293,7 +297,7 @@ def test_events_without_financial_effect_are_acknowledged() -> None:
         assert mapped(body(event(kind, {"id": "x_1", "object": "thing", "a": 1}))) == []
 
 
-@pytest.mark.parametrize(("kind", "code"), [("invoice.voided", "unsupported_event"),
+@pytest.mark.parametrize(("kind", "code"), [("credit_note.voided", "unsupported_event"),
                                             ("treasury.flow.created", "unsupported_event")])
 def test_events_finsync_cannot_map_are_mapping_errors(kind: str, code: str) -> None:
     with pytest.raises(MappingError) as caught:

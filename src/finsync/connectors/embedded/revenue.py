@@ -125,9 +125,9 @@ class EmbeddedRevenue:
     def period_journals(self, legal_entity: str, period: Period,
                         request_id: str) -> Sequence[JournalEntry]:
         def journals() -> list[JournalEntry]:
-            entry = self._service.period_journal(legal_entity, period)
-            self._service.record_journal_request(request_id, legal_entity, period, entry)
-            return [] if entry is None else [entry]
+            entries = self._service.period_journals(legal_entity, period)
+            self._service.record_journal_request(request_id, legal_entity, period, entries)
+            return list(entries)
 
         return self._read(journals)
 

@@ -2,7 +2,8 @@
 
 Rules:
 - Bearer secret key; base URL, API version and timeout are configuration. Nothing is
-  written to Stripe, so no call needs an `Idempotency-Key`.
+  written to Stripe, so no call needs an `Idempotency-Key`. A client for a Connect account
+  sends `Stripe-Account` with the platform's key: it reads that account's objects.
 - Errors are translated here: 429, 5xx, timeouts and lost connections are `TransientError`
   (with `Retry-After` when Stripe sends one); any other 4xx is a `PermanentError` carrying
   Stripe's own message. A response that is not a JSON object is a `PermanentError`.
@@ -44,6 +45,7 @@ _OBJECTS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "charge": ("/v1/charges/{id}", None, ()),
 }
 _SUBLIST_KEY = {"invoice": "lines", "credit_note": "lines", "subscription": "items"}
+FETCHABLE = frozenset(_OBJECTS)  # the object types `fetch` reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,7 @@ class ClientSettings:
     api_version: str | None = None
     timeout_s: float = 10.0
     pages_max: int = 100
+    account: str | None = None  # a Connect account the platform's key acts for
 
 
 class StripeClient:
@@ -146,6 +149,8 @@ class StripeClient:
                    "Accept": "application/json", "User-Agent": "finsync-stripe/0.1"}
         if self._settings.api_version:
             headers["Stripe-Version"] = self._settings.api_version
+        if self._settings.account:
+            headers["Stripe-Account"] = self._settings.account
         return headers
 
 

@@ -1,5 +1,14 @@
-"""Customers and subscriptions: the versioned aggregates Stripe sends (subscriptions become
-versioned contracts)."""
+"""Customers and subscriptions: the versioned aggregates Stripe sends.
+
+Rules:
+- A subscription is a versioned contract (version n = the poller's sequenced version of its
+  object), one line per item, each on the revenue product its price maps to
+  (`catalog.Catalog`: a price the source's catalogue does not map is a
+  `master_data_mismatch`), in the legal entity of the event's account.
+- The term is the subscription's end, scheduled cancellation or current period end (see
+  `_term_end`); its frequency is its items' one interval (items at two intervals, or an
+  interval finsync has no frequency for, are `unsupported_interval`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from finsync.connectors.stripe import currency as stripe_currency
+from finsync.connectors.stripe.catalog import Catalog
 from finsync.connectors.stripe.delivery import Delivery, Handler, Planner
 from finsync.connectors.stripe.objects import (
     Obj,
@@ -42,7 +53,7 @@ from finsync.domain.events import (
     ContractCreated,
     CustomerUpserted,
 )
-from finsync.domain.money import Money, exponent
+from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
 
 # -- customers ------------------------------------------------------------------------------
@@ -89,7 +100,7 @@ def _unit_price(price: Obj, currency: str, path: str) -> Money:
         units = amount.parse_amount(raw, f"{path}.unit_amount_decimal")
     else:
         units = Decimal(raw)
-    return Money(units.scaleb(-exponent(currency)), currency)
+    return stripe_currency.price(units, currency)  # Stripe's exponent (ISK: two decimals)
 
 
 def _term_end(sub: Obj, items: Sequence[Obj], start: date) -> date:
@@ -118,7 +129,8 @@ def contract(sub: Obj, settings: SourceSettings, version: int) -> SubscriptionCo
     if len(frequencies) != 1:
         raise MappingError(f"{path} {sub_id}: items bill at different intervals",
                            code="unsupported_interval")
-    lines = tuple(_contract_line(item, currency, start, end, f"{path}.items[{n}]")
+    lines = tuple(_contract_line(item, currency, start, end, settings.catalog,
+                                 f"{path}.items[{n}]")
                   for n, item in enumerate(items))
     return built(path, lambda: SubscriptionContract(
         sub_id, ref(sub, "customer", path),
@@ -126,15 +138,18 @@ def contract(sub: Obj, settings: SourceSettings, version: int) -> SubscriptionCo
         refs(sub_id)))
 
 
-def _contract_line(item: Obj, currency: str, start: date, end: date,
+def _contract_line(item: Obj, currency: str, start: date, end: date, catalog: Catalog,
                    path: str) -> ContractLine:
+    """One item as a contract line on the revenue product its price maps to (`catalog`):
+    the line keeps Stripe's price id, so every line traces back to the price it sold."""
     price = _price(item)
     if currency_of(price, path + ".price") != currency:
         raise MappingError(f"{path}: price is not in {currency}", code="currency_mismatch")
-    product = id_of(price.get("product")) or id_of(item.get("product"))
+    price_id = text(price, "id", path + ".price")
+    product = catalog.product(price_id, id_of(price.get("product")) or id_of(item.get("product")),
+                              path + ".price")
     return built(path, lambda: ContractLine(
-        text(item, "id", path), product or ref(price, "product", path + ".price"),
-        text(price, "id", path + ".price"), count(item, "quantity", path, 0),
+        text(item, "id", path), product, price_id, count(item, "quantity", path, 0),
         _unit_price(price, currency, path + ".price"), start, end))
 
 

@@ -1,12 +1,42 @@
 """Invoices and credit notes as canonical documents (see `objects` for the amount, date and
-shape rules every Stripe document follows)."""
+shape rules every Stripe document follows, `currency` for Stripe's currency exponents).
+
+Rules:
+- A line bills the contract line (subscription item) its parent names
+  (`parent.subscription_item_details.subscription_item`, or the older `subscription_item`);
+  a line of an invoice item has none. Proration lines come in both directions: the new
+  quantity's remaining time (positive) and the old quantity's unused time (negative), and
+  both are mapped as they are.
+- Discounts, invoice-level or line-level, are in each line's `discount_amounts` (Stripe
+  spreads an invoice's discount over its lines); a line's amount is net of them and of tax
+  included in the price (`objects`).
+- An invoice with no subscription parent (a one-off invoice) names no contract: the revenue
+  engine books it as its own point-in-time contract.
+- A credit note line credits one invoice line (`invoice_line_item`): the invoice it credits
+  is fetched with the event (`RELATED`), and the line keeps that invoice line's product,
+  service period and contract line (for a one-off invoice, the invoice line itself). A
+  custom line (no invoice line) is spread over the invoice's billing lines in proportion to
+  their amounts (largest remainder), each part keeping its line's product; a note that
+  would make more than `CREDIT_LINES_MAX` lines is refused (`too_many_lines`). What Stripe
+  set against the invoice (`pre_payment_amount`) is the memo's `applied_to_invoice`.
+- A voided invoice is reversed by a credit memo `<invoice>_void` (reason `VOID`) of all its
+  lines and tax; an invoice marked uncollectible is written off by a memo
+  `<invoice>_uncollectible` (reason `WRITE_OFF`) of what it still owed (`amount_remaining`)
+  with no tax (the tax billed stays owed), spread over its lines. Each comes with the
+  invoice itself (the same document `invoice.finalized` gave, so the hub counts it a
+  duplicate), so it is never applied to an invoice the books have not seen. Nothing to
+  reverse (a zero amount) gives no memo.
+- A void after a write-off would have to undo the write-off first: it is a mapping error
+  for finance (`void_after_write_off`), not a guess.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 
-from finsync.connectors.stripe.delivery import Delivery, Handler, Planner
+from finsync.connectors.stripe.delivery import Delivery, Fetch, Handler, Planner, snapshot
 from finsync.connectors.stripe.objects import (
     Obj,
     SourceSettings,
@@ -25,16 +55,25 @@ from finsync.connectors.stripe.objects import (
 from finsync.connectors.stripe.payments import invoice_payment
 from finsync.domain.errors import MappingError
 from finsync.domain.events import AnyEvent, CreditMemoIssued, InvoiceIssued, PaymentApplied
-from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice
+from finsync.domain.invoice import VOID, WRITE_OFF, CreditMemo, DocumentLine, Invoice
 from finsync.domain.money import Money, total
+
+INVOICE = "invoice"  # the related object a credit note's handler reads: the invoice it credits
+# At most this many lines a credit note maps to (custom lines are spread over the invoice's
+# lines, so a hostile note could otherwise ask for lines x lines).
+CREDIT_LINES_MAX = 2_000
 
 # -- invoices and credit notes ----------------------------------------------------------------
 
-def _line_product(line: Obj, settings: SourceSettings) -> str:
+def _line_product(line: Obj, settings: SourceSettings, path: str) -> str:
+    """A priced line's revenue product (`catalog.Catalog`), else the fallback product."""
     details = child(child(line, "pricing"), "price_details")
     price = child(line, "price") or child(line, "plan")
-    return (id_of(details.get("product")) or id_of(price.get("product"))
-            or settings.fallback_product)
+    price_id = id_of(details.get("price")) or id_of(price)
+    product_id = id_of(details.get("product")) or id_of(price.get("product"))
+    if price_id is None and product_id is None:
+        return settings.fallback_product
+    return settings.catalog.product(price_id, product_id, path)
 
 
 def _line_proration(line: Obj) -> bool:
@@ -57,6 +96,14 @@ def _taxes(line: Obj, currency: str, path: str) -> tuple[Money, Money]:
     return inclusive, exclusive
 
 
+def _contract_line(line: Obj) -> str | None:
+    """The subscription item a line bills (its contract line), if any."""
+    parent = child(line, "parent")
+    kind = parent.get("type")
+    details = child(parent, kind) if isinstance(kind, str) else {}
+    return id_of(details.get("subscription_item")) or id_of(line.get("subscription_item"))
+
+
 def _document_line(line: Obj, currency: str, settings: SourceSettings, fallback_day: date,
                    path: str) -> DocumentLine:
     gross = minor(line, "amount", currency, path)
@@ -66,11 +113,11 @@ def _document_line(line: Obj, currency: str, settings: SourceSettings, fallback_
     period = child(line, "period")
     start = day(period["start"], f"{path}.period.start") if "start" in period else fallback_day
     end = day(period["end"], f"{path}.period.end") if "end" in period else fallback_day
+    product = _line_product(line, settings, path)
     return DocumentLine(
-        text(line, "id", path), _line_product(line, settings),
-        str(line.get("description") or _line_product(line, settings)),
+        text(line, "id", path), product, str(line.get("description") or product),
         count(line, "quantity", path, 1), gross - discounts - inclusive, inclusive + exclusive,
-        start, end, _line_proration(line))
+        start, end, _line_proration(line), _contract_line(line))
 
 
 def _totals(doc_id: str, lines: Sequence[DocumentLine], currency: str, stated: Money,
@@ -105,20 +152,115 @@ def invoice(inv: Obj, settings: SourceSettings) -> Invoice:
         subtotal, tax, grand, refs(inv_id)))
 
 
-def credit_memo(note: Obj, settings: SourceSettings) -> CreditMemo:
+def credit_memo(note: Obj, credited: Invoice, settings: SourceSettings) -> CreditMemo:
+    """A credit note against the invoice `credited` (mapped from the fetched invoice)."""
     path = "credit_note"
     note_id, currency = text(note, "id", path), currency_of(note, path)
+    if ref(note, "invoice", path) != credited.id:
+        raise MappingError(f"{path} {note_id} credits {ref(note, 'invoice', path)}, not the "
+                           f"fetched invoice {credited.id}", code="invalid_event")
     issued = day(note.get("created"), f"{path}.created")
-    lines = tuple(_document_line(line, currency, settings, issued, f"{path}.lines[{n}]")
-                  for n, line in enumerate(listed(note, "lines", path)))
+    _bounded(note_id, listed(note, "lines", path), credited)
+    lines = tuple(part for n, line in enumerate(listed(note, "lines", path))
+                  for part in _credit_lines(line, credited, currency, settings, issued,
+                                            f"{path}.lines[{n}]"))
     subtotal, tax, grand = _totals(note_id, lines, currency,
                                    minor(note, "total", currency, path), path)
+    applied = (minor(note, "pre_payment_amount", currency, path)
+               if note.get("pre_payment_amount") is not None else None)
     return built(path, lambda: CreditMemo(
-        note_id, str(note.get("number") or note_id),
-        ref(note, "invoice", path),
+        note_id, str(note.get("number") or note_id), credited.id,
         ref(note, "customer", path),
         settings.legal_entity, currency, issued, str(note.get("reason") or "credit_note"),
-        lines, subtotal, tax, grand, refs(note_id)))
+        lines, subtotal, tax, grand, refs(note_id), applied))
+
+
+def _bounded(note_id: str, lines: Sequence[Obj], credited: Invoice) -> None:
+    """Custom lines are spread over the invoice's lines: bound what that makes."""
+    custom = sum(1 for line in lines if id_of(line.get("invoice_line_item")) is None)
+    made = len(lines) - custom + custom * len(credited.lines)
+    if made > CREDIT_LINES_MAX:
+        raise MappingError(f"credit_note {note_id}: {custom} custom lines over the "
+                           f"{len(credited.lines)} lines of {credited.id} make {made} lines, "
+                           f"above CREDIT_LINES_MAX ({CREDIT_LINES_MAX})",
+                           code="too_many_lines")
+
+
+def _credit_lines(line: Obj, credited: Invoice, currency: str, settings: SourceSettings,
+                  issued: date, path: str) -> tuple[DocumentLine, ...]:
+    own = _document_line(line, currency, settings, issued, path)
+    target = id_of(line.get("invoice_line_item"))
+    if target is None:  # a custom line: a credit against the whole invoice
+        return _spread(own, own.amount, own.tax_amount, credited, path)
+    found = next((li for li in credited.lines if li.line_id == target), None)
+    if found is None:
+        raise MappingError(f"{path} credits invoice line {target}, which invoice "
+                           f"{credited.id} does not hold", code="unknown_invoice_line")
+    return (_crediting(own, found, own.amount, own.tax_amount, own.line_id),)
+
+
+def _crediting(own: DocumentLine, credited: DocumentLine, amount: Money, tax: Money,
+               line_id: str) -> DocumentLine:
+    """`own` as a credit of the invoice line `credited`: its product, period and contract
+    line (a one-off invoice's line is its own contract line)."""
+    return replace(own, line_id=line_id, product_id=credited.product_id, amount=amount,
+                   tax_amount=tax, service_start=credited.service_start,
+                   service_end=credited.service_end, proration=credited.proration,
+                   contract_line_id=credited.contract_line_id or credited.line_id)
+
+
+def _spread(own: DocumentLine, amount: Money, tax: Money, credited: Invoice,
+            path: str) -> tuple[DocumentLine, ...]:
+    """`amount` and `tax` of one line shared over the invoice's billing lines (one part
+    per invoice line)."""
+    billing = _billing(credited, path)
+    weights = [(li.amount + li.tax_amount).to_minor() for li in billing]
+    parts = zip(billing, amount.allocate(weights), tax.allocate(weights), strict=True)
+    return tuple(_crediting(own, li, part, part_tax, f"{own.line_id}/{li.line_id}")
+                 for li, part, part_tax in parts if not (part.is_zero and part_tax.is_zero))
+
+
+def _billing(inv: Invoice, path: str) -> list[DocumentLine]:
+    """The lines that bill something (with tax), the weights of a credit spread over an
+    invoice in proportion to what each billed (largest remainder)."""
+    billing = [li for li in inv.lines if (li.amount + li.tax_amount).amount > 0]
+    if not billing:
+        raise MappingError(f"{path}: invoice {inv.id} has no line to credit",
+                           code="unknown_invoice_line")
+    return billing
+
+
+def void_memo(inv: Obj, voided: Invoice, fallback: date) -> CreditMemo:
+    """The reversal of a voided invoice: all its lines and tax, set against it."""
+    on = _on(inv, "voided_at", fallback)
+    return built("invoice", lambda: CreditMemo(
+        f"{voided.id}_void", f"{voided.number}-VOID", voided.id, voided.customer_id,
+        voided.legal_entity, voided.currency, on, VOID, voided.lines, voided.subtotal,
+        voided.tax_total, voided.total, refs(voided.id)))
+
+
+def write_off_memo(inv: Obj, owed: Invoice, fallback: date) -> CreditMemo | None:
+    """The write-off of what an uncollectible invoice still owed (no tax: it stays owed),
+    spread over its lines."""
+    remaining = minor(inv, "amount_remaining", owed.currency, "invoice")
+    if remaining.amount <= 0:
+        return None
+    on = _on(inv, "marked_uncollectible_at", fallback)
+    zero = Money.zero(owed.currency)
+    billing = _billing(owed, "invoice")
+    parts = remaining.allocate([(li.amount + li.tax_amount).to_minor() for li in billing])
+    lines = tuple(replace(li, description=f"Written off: {li.description}", amount=part,
+                          tax_amount=zero, contract_line_id=li.contract_line_id or li.line_id)
+                  for li, part in zip(billing, parts, strict=True) if not part.is_zero)
+    return built("invoice", lambda: CreditMemo(
+        f"{owed.id}_uncollectible", f"{owed.number}-WO", owed.id, owed.customer_id,
+        owed.legal_entity, owed.currency, on, WRITE_OFF, lines, remaining, zero, remaining,
+        refs(owed.id), remaining))
+
+
+def _on(inv: Obj, transition: str, fallback: date) -> date:
+    moment = child(inv, "status_transitions").get(transition)
+    return fallback if moment is None else day(moment, f"invoice.status_transitions.{transition}")
 
 
 # -- handlers ---------------------------------------------------------------------------------
@@ -131,8 +273,16 @@ IGNORED = frozenset({
     "invoice.will_be_due", "invoice.deleted",  # only drafts can be deleted
     "credit_note.updated",  # only memo and metadata can change
 })
-UNSUPPORTED = frozenset({"invoice.voided", "invoice.marked_uncollectible", "credit_note.voided"})
-RELATED: dict[str, Planner] = {}
+# A voided credit note would re-open what it credited: not mapped yet (finance sees it).
+UNSUPPORTED = frozenset({"credit_note.voided"})
+
+
+def _credited_invoice(event: Obj) -> tuple[Fetch, ...]:
+    invoice_id = id_of(snapshot(event).get("invoice"))
+    return () if invoice_id is None else (Fetch(INVOICE, "invoice", invoice_id),)
+
+
+RELATED: dict[str, Planner] = {"credit_note.created": _credited_invoice}
 
 
 def _invoice(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
@@ -145,11 +295,33 @@ def _invoice(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
     return issued
 
 
+def _voided(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
+    obj = d.object
+    if child(obj, "status_transitions").get("marked_uncollectible_at") is not None:
+        raise MappingError(f"invoice {obj.get('id')} was written off before it was voided: "
+                           "reverse the write-off in the books first",
+                           code="void_after_write_off")
+    voided = invoice(obj, settings)
+    events: list[AnyEvent] = [InvoiceIssued(voided)]
+    if voided.total.amount > 0:
+        events.append(CreditMemoIssued(void_memo(obj, voided, day(d.created, "event.created"))))
+    return events
+
+
+def _uncollectible(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
+    owed = invoice(d.object, settings)
+    memo = write_off_memo(d.object, owed, day(d.created, "event.created"))
+    return [InvoiceIssued(owed)] + ([CreditMemoIssued(memo)] if memo is not None else [])
+
+
 def _credit_note(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
-    return [CreditMemoIssued(credit_memo(d.object, settings))]
+    credited = invoice(d.related[INVOICE], settings)
+    return [CreditMemoIssued(credit_memo(d.object, credited, settings))]
 
 
 HANDLERS: dict[str, Handler] = {
     **{t: _invoice for t in INVOICE_ISSUED | INVOICE_PAID},
+    "invoice.voided": _voided,
+    "invoice.marked_uncollectible": _uncollectible,
     "credit_note.created": _credit_note,
 }

@@ -23,7 +23,7 @@ Rules:
 - An event whose object is partial (a list page with `has_more`, a thin event, a refund
   without its charge) is mapped only from a delivery that carries the fetched object.
 - Types with no financial effect are acknowledged and ignored (`IGNORED`); a type that has
-  one finsync cannot map (`invoice.voided`, …) or does not know is a `MappingError`: the raw
+  one finsync cannot map (`credit_note.voided`, …) or does not know is a `MappingError`: the raw
   event is kept and finance sees an exception.
 """
 
@@ -88,8 +88,9 @@ def translate(settings: SourceSettings, source: str, body: bytes) -> list[DraftE
                            "not map" if kind in UNSUPPORTED else
                            f"unknown Stripe event type {kind!r}", code="unsupported_event")
     version = contracts.version(delivery) if kind in VERSIONED else ISSUED_ONCE
+    mine = settings.for_event(delivery.event)  # a Connect account's event: its entity
     return [draft(source, delivery, event, version, index)
-            for index, event in enumerate(handler(delivery, settings))]
+            for index, event in enumerate(handler(delivery, mine))]
 
 
 def _carries(delivery: Delivery, plan: tuple[Fetch, ...]) -> bool:

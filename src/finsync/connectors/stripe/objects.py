@@ -9,12 +9,14 @@ Shapes read:
   `proration` and `tax_amounts` (with `inclusive`), invoice `subscription`.
 
 Rules:
-- Amounts are integer minor units in the object's currency, made `Money` with that
-  currency's exponent; a float, a missing amount or an unknown currency is a `MappingError`,
-  and so is an amount at or above `AMOUNT_CEILING` (`amount_out_of_range`), before any
-  document is built from it. A price's `unit_amount_decimal` is a decimal string of the
-  codec's strict grammar (`invalid_amount`). The source's own limits are checked on the
-  typed event afterwards, as for every source (`domain.limits`).
+- Amounts are integers in Stripe's minor unit of the object's currency, made `Money` by
+  `currency.money` (Stripe's exponents, special cases such as ISK included); a float, a
+  missing amount or an unknown currency is a `MappingError`, and so is an amount at or
+  above `AMOUNT_CEILING` (`amount_out_of_range`) or finer than the currency's ISO minor
+  unit (`amount_precision`), before any document is built from it. A price's
+  `unit_amount_decimal` is a decimal string of the codec's strict grammar
+  (`invalid_amount`). The source's own limits are checked on the typed event afterwards,
+  as for every source (`domain.limits`).
 - A line's canonical `amount` is net of its discounts and of any tax included in the price;
   its `tax_amount` is all the tax on it. The lines must add up to Stripe's `total`, or the
   document is refused (`totals_mismatch`) rather than posted wrong.
@@ -26,14 +28,17 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
+from finsync.connectors.stripe import currency
+from finsync.connectors.stripe.catalog import Catalog, entity_of
 from finsync.domain import amount, codec
 from finsync.domain.errors import DomainError, MappingError
-from finsync.domain.money import AMOUNT_CEILING, Money, exponent
+from finsync.domain.money import Money
 from finsync.domain.refs import ExternalRefs
 
 Obj = Mapping[str, Any]
@@ -43,12 +48,23 @@ SYSTEM = "stripe"
 
 @dataclass(frozen=True, slots=True)
 class SourceSettings:
-    """What Stripe does not say and the books need: one Stripe account is one legal entity."""
+    """What Stripe does not say and the books need: the legal entity of the source's Stripe
+    account and of each Connect account (`catalog.entity_of`), and the revenue product of
+    each price (`catalog.Catalog`)."""
 
     legal_entity: str
     default_country: str = "US"
     default_currency: str = "USD"
-    fallback_product: str = "stripe_unpriced"  # lines with no price (one-off items, credits)
+    fallback_product: str = "stripe_unpriced"  # invoice lines with no price
+    catalog: Catalog = dataclasses.field(default_factory=Catalog)
+    connected_accounts: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def for_event(self, event: Obj) -> SourceSettings:
+        """These settings for one event: its legal entity is its account's."""
+        entity = entity_of(self.legal_entity, self.connected_accounts, event.get("account"))
+        if entity == self.legal_entity:
+            return self
+        return dataclasses.replace(self, legal_entity=entity)
 
 
 # -- small typed readers ------------------------------------------------------------------
@@ -113,22 +129,12 @@ def listed(obj: Obj, key: str, path: str) -> list[Obj]:
 
 
 def currency_of(obj: Obj, path: str) -> str:
-    code = text(obj, "currency", path).upper()
-    try:
-        exponent(code)
-    except DomainError as exc:
-        raise MappingError(f"{path}.currency: {exc}", code="unknown_currency") from exc
-    return code
+    return currency.code_of(text(obj, "currency", path), path)
 
 
-def minor(obj: Obj, key: str, currency: str, path: str) -> Money:
-    money = Money.from_minor(integer(obj, key, path), currency)
-    if abs(money.amount) >= AMOUNT_CEILING:
-        shown = amount.shown(amount.plain(money.amount))
-        raise MappingError(f"{path}.{key} {shown} {currency} is out of range: amounts must be "
-                           f"below {AMOUNT_CEILING:,f} (AMOUNT_CEILING)",
-                           code="amount_out_of_range")
-    return money
+def minor(obj: Obj, key: str, code: str, path: str) -> Money:
+    """The integer amount `obj[key]` in Stripe's units of `code`, as Money."""
+    return currency.money(integer(obj, key, path), code, f"{path}.{key}")
 
 
 def day(timestamp: Any, path: str) -> date:

@@ -8,11 +8,17 @@ Rules:
   deliveries (`delivery.DELIVERY`) and only then moves the cursor. A crash in between sends
   the page again: the hub counts the copies as duplicates of the same Stripe event ids,
   and the versions are the ones already given.
+- Once the hub committed a page, its objects go to the local mirror (`mirror`): each event's
+  snapshot and everything fetched for it. A crash before the cursor moved repeats both;
+  the mirror keeps the newest copy of each object whatever arrives twice.
 - A webhook that never arrived is found here; one that did arrive is the same Stripe event
   id, so the hub de-duplicates the two copies.
 - Run as a pump before each pipeline run, a poll that fails (Stripe down) is logged and
   retried at the next run: the cursor has not moved, Stripe keeps events for 30 days.
   `finsync stripe poll` raises the error instead.
+- A poller of a Connect account (its client acting for the account) reads that account's
+  events; each is delivered with the account in its `account` field, as Stripe's Connect
+  webhooks carry it, so that it books into the account's legal entity.
 - An object fetched for an event is fetched for that event's commercial thread: the call log
   files the fetch under the correlation id the hub will give the event (`mapping.
   correlation_of` of the event's object; a thin event names only its own object).
@@ -29,6 +35,7 @@ from finsync.connectors.calls import Subject, delivering
 from finsync.connectors.ports import SourceEvent, SourcePage
 from finsync.connectors.stripe import mapping
 from finsync.connectors.stripe.delivery import CURRENT, delivery_body, snapshot
+from finsync.connectors.stripe.mirror import Mirror
 from finsync.connectors.stripe.state import PollState
 from finsync.domain.errors import ConnectorError
 
@@ -52,11 +59,13 @@ class PollResult:
 
 class Poller:
     def __init__(self, client: EventSource, state: PollState, page_size: int = 100,
-                 pages_max: int = 1000) -> None:
+                 pages_max: int = 1000, mirror: Mirror | None = None,
+                 account: str | None = None) -> None:
         if page_size <= 0 or pages_max <= 0:
             raise ValueError("page_size and pages_max must be positive")
-        self._client, self._state = client, state
+        self._client, self._state, self._mirror = client, state, mirror
         self._page_size, self._pages_max = page_size, pages_max
+        self.account = account
         self.last_error: ConnectorError | None = None
 
     def poll(self, send: Send) -> PollResult:
@@ -69,6 +78,8 @@ class Poller:
                 break
             bodies, fetched_now = self._deliveries(page.events)
             send(bodies)
+            if self._mirror is not None:
+                self._mirror.record(self._state.source, bodies)
             if page.cursor is not None:
                 self._state.save_cursor(page.cursor)
             cursor = page.cursor
@@ -104,6 +115,11 @@ class Poller:
                              for f in plan}
                 fetched += len(plan)
             current = found.pop(CURRENT, None)
-            bodies.append(delivery_body(event.body, current,
+            bodies.append(delivery_body(self._of_account(event.body), current,
                                         numbered.get(event.source_event_id), found))
         return bodies, fetched
+
+    def _of_account(self, event: Mapping[str, object]) -> Mapping[str, object]:
+        if self.account is None or event.get("account"):
+            return event
+        return {**event, "account": self.account}

@@ -1,6 +1,7 @@
 """The Stripe connector's own tables (prefix `stripe_`, own migrations and version table).
 
 - `stripe_cursors`: per source, how far the catch-up poller has read `/v1/events`.
+- `stripe_objects`: the local mirror of the account's objects (`mirror`).
 - `stripe_versions`: the version the poller gave each event of a versioned object
   (customer, subscription), in the order `/v1/events` lists them. The first event seen of an
   object is version 1. Asking again for an event's version returns the same number, so a
@@ -64,14 +65,17 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 @contextmanager
-def _unit(engine: Engine) -> Iterator[Connection]:
+def unit(engine: Engine) -> Iterator[Connection]:
+    """One transaction on the connector's tables; a lost race with another writer (another
+    poller numbering or mirroring the same object just now) is transient: the next run
+    repeats it."""
     try:
         with engine.begin() as conn:
             yield conn
     except OperationalError as exc:
         raise TransientError(f"database unavailable: {exc.orig}") from exc
-    except IntegrityError as exc:  # another poller numbered the same object just now
-        raise TransientError(f"concurrent Stripe poll: {exc.orig}") from exc
+    except IntegrityError as exc:
+        raise TransientError(f"concurrent Stripe writer: {exc.orig}") from exc
 
 
 class PollState:
@@ -84,7 +88,7 @@ class PollState:
                                 .where(cursors.c.source == self.source)).scalar()
 
     def save_cursor(self, position: str) -> None:
-        with _unit(self._engine) as conn:
+        with unit(self._engine) as conn:
             values = {"position": position, "updated_at": self._clock()}
             done = conn.execute(update(cursors).where(cursors.c.source == self.source)
                                 .values(values)).rowcount
@@ -95,7 +99,7 @@ class PollState:
         """`{event id: version}` for `(object id, event id)` pairs, numbered in the order
         given; events numbered before keep their number."""
         result: dict[str, int] = {}
-        with _unit(self._engine) as conn:
+        with unit(self._engine) as conn:
             for object_id, event_id in events:
                 result[event_id] = self._version(conn, object_id, event_id)
         return result

@@ -138,11 +138,15 @@ def _money(value: Money, currency: str, what: str) -> Decimal:
 
 def _dr(account: str, amount: Decimal, customer: str | None = None,
         tag: str | None = None) -> MoveLine:
+    if amount < 0:  # a credit line inside a document (a proration credit) posts on the other side
+        return MoveLine(account, ZERO, -amount, customer, tag)
     return MoveLine(account, amount, ZERO, customer, tag)
 
 
 def _cr(account: str, amount: Decimal, customer: str | None = None,
         tag: str | None = None) -> MoveLine:
+    if amount < 0:
+        return MoveLine(account, -amount, ZERO, customer, tag)
     return MoveLine(account, ZERO, amount, customer, tag)
 
 

@@ -4,6 +4,10 @@ Rules:
 - Account codes are unique within a chart; every account has one of five types.
 - Each control role (accounts receivable, deferred revenue, …) is held by exactly one
   account; the posting rules find accounts by role, never by a hard-coded code.
+- A role added after charts were stored (`OPTIONAL_ROLES`: bad debt) may be missing from an
+  older chart: the chart still loads, and only a posting that needs the role is refused
+  (`invalid_chart`, naming it), so finance adds the account instead of finding the amount
+  booked somewhere else.
 - A chart is text (TOML) so that a user can replace the default with their own.
 """
 
@@ -44,6 +48,10 @@ class Role(StrEnum):
     REVENUE = "revenue"
     SALES_ALLOWANCES = "sales_allowances"
     FX_GAIN_LOSS = "fx_gain_loss"
+    BAD_DEBT = "bad_debt"  # receivables written off (an invoice marked uncollectible)
+
+
+OPTIONAL_ROLES: frozenset[Role] = frozenset({Role.BAD_DEBT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +74,7 @@ class Chart:
         if len(set(codes)) != len(codes):
             raise ChartError("account codes must be unique")
         roles = [a.role for a in self.accounts if a.role is not None]
-        missing = set(Role) - set(roles)
+        missing = set(Role) - OPTIONAL_ROLES - set(roles)
         if missing or len(set(roles)) != len(roles):
             raise ChartError(f"each control role needs exactly one account; missing: "
                              f"{', '.join(sorted(missing)) or 'none'}")
@@ -81,7 +89,11 @@ class Chart:
         return account
 
     def code_for(self, role: Role) -> str:
-        return self._by_role[role]
+        code = self._by_role.get(role)
+        if code is None:
+            raise ChartError(f"the chart has no account with role {role.value!r}: add one "
+                             "to post this document")
+        return code
 
 
 def parse_chart(text: str) -> Chart:

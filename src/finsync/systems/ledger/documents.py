@@ -50,17 +50,25 @@ def _dims(**values: str | None) -> tuple[tuple[str, str], ...]:
 
 
 def post_invoice(invoice: Invoice, books: Books) -> Posting:
+    """Dr receivable (total) / Cr each line's account, Cr tax payable. A credit line (a
+    negative amount: the unused time of a mid-period decrease) posts on the debit side. An
+    invoice whose total is negative (it credits more than it bills) owes nothing: the
+    customer is credited the difference, as billing credits its balance."""
     dims = _dims(customer=invoice.customer_id, contract=invoice.contract_id, document=invoice.id)
     credits = [Leg(books.accounts.invoice_credit_account(books.chart, line.product_id),
                    line.amount, (*dims, ("product", line.product_id))) for line in invoice.lines]
     credits.append(Leg(books.code(Role.TAX_PAYABLE), invoice.tax_total, dims))
-    lines = books.lines([Leg(books.code(Role.ACCOUNTS_RECEIVABLE), invoice.total, dims)],
-                        credits)
+    zero = Money.zero(invoice.currency)
+    owed = invoice.total if zero < invoice.total else zero
+    credited = owed - invoice.total
+    lines = books.lines([Leg(books.code(Role.ACCOUNTS_RECEIVABLE), owed, dims),
+                         Leg(books.code(Role.CUSTOMER_CREDITS), -credited, dims)], credits)
     item = OpenItem(invoice.id, books.legal_entity, invoice.customer_id, ItemKind.INVOICE,
-                    invoice.id, invoice.total, invoice.total,
-                    _booked(books, lines, Role.ACCOUNTS_RECEIVABLE), invoice.issue_date,
-                    invoice.due_date)
-    return Posting(lines, opened=(item,))
+                    invoice.id, owed, owed, _booked(books, lines, Role.ACCOUNTS_RECEIVABLE),
+                    invoice.issue_date, invoice.due_date)
+    credit = _credit_item(books, invoice.id, invoice.customer_id, credited, lines,
+                          invoice.issue_date)
+    return Posting(lines, opened=(item, *credit))
 
 
 def post_credit_memo(memo: CreditMemo, books: Books, invoice: OpenItem | None,
@@ -69,8 +77,9 @@ def post_credit_memo(memo: CreditMemo, books: Books, invoice: OpenItem | None,
         raise UnknownDocumentError(f"credit memo {memo.id} credits {memo.invoice_id}, "
                                    "which the ledger has not posted")
     dims = _dims(customer=memo.customer_id, document=memo.id, invoice=memo.invoice_id)
-    legs = [Leg(books.accounts.credit_memo_account(books.chart, memo.reason), line.amount,
-                (*dims, ("product", line.product_id))) for line in memo.lines]
+    accounts = books.accounts
+    legs = [Leg(accounts.credit_memo_account(books.chart, memo.reason, line.product_id),
+                line.amount, (*dims, ("product", line.product_id))) for line in memo.lines]
     legs.append(Leg(books.code(Role.TAX_PAYABLE), memo.tax_total, dims))
     applied = _applied(memo, invoice)
     settled = (settle(invoice, applied),) if not applied.is_zero else ()

@@ -105,7 +105,8 @@ def _assumed(books: Books, document_id: str, customer: str, kind: ItemKind, amou
 def _invoice_plan(invoice: Invoice, source: Source, _assumed_items: bool) -> Plan:
     return Plan("invoice", invoice.id, invoice, invoice.legal_entity, invoice.issue_date,
                 f"Invoice {invoice.number}", source,
-                lambda items, books: post_invoice(invoice, books), opens=(invoice.id,))
+                lambda items, books: post_invoice(invoice, books),
+                opens=(invoice.id, f"{invoice.id}:credit"))
 
 
 def _credit_memo_plan(memo: CreditMemo, source: Source, assumed_items: bool) -> Plan:

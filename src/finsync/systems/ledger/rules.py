@@ -2,15 +2,22 @@
 
 Rules:
 - invoice → Dr accounts receivable (total) / Cr deferred revenue, or revenue for products
-  recognised on invoice (each line) / Cr tax payable (tax);
-- credit memo → Dr the account its reason names (deferred revenue by default; goodwill to
-  sales allowances) and tax payable / Cr accounts receivable up to what the invoice still
-  owes, Cr customer credits for the rest;
+  recognised on invoice (each line) / Cr tax payable (tax); a negative total (the invoice
+  credits more than it bills) is credited to the customer (Cr customer credits);
+- credit memo → Dr the account its reason names (goodwill: sales allowances; uncollectible,
+  a write-off: bad debt), else the account the invoice credited for the line's product
+  (deferred revenue, or revenue for a product recognised on invoice; a void reverses the
+  invoice), and tax payable / Cr accounts receivable up to what the invoice still owes, Cr
+  customer credits for the rest;
 - payment → Dr cash / Cr accounts receivable per application / Cr customer credits for any
   unapplied remainder;
 - refund → Dr customer credits up to the customer's credit balance, Dr accounts receivable
   for the rest / Cr cash;
 - a revenue journal posts as given (Dr deferred revenue / Cr revenue, contract asset …).
+
+A leg with a negative amount is posted on the other side: a credit line of -150 inside an
+invoice (the unused time of a mid-period decrease) is a debit of 150 to the same account.
+Each side then holds positive legs only.
 
 Currency: a document in another currency is booked at the rate of its posting date. Each
 side converts its total once and splits it over its lines by largest remainder, so the
@@ -23,12 +30,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from finsync.domain.invoice import WRITE_OFF
 from finsync.domain.journal import JournalLine, Side
 from finsync.domain.money import Money, total
 from finsync.systems.ledger.chart import Chart, Role
 
 Dimensions = tuple[tuple[str, str], ...]
 Converter = Callable[[Money], Money]
+
+# Credit reasons whose account every entity shares, whatever its stored map says (maps are
+# stored when an entity is set up; these came later). A write-off is not a credit to the
+# customer: the receivable is an expense (bad debt), and the tax billed stays owed.
+BUILT_IN_REASON_ROLES: Mapping[str, Role] = {WRITE_OFF: Role.BAD_DEBT}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +70,11 @@ class AccountMap:
             return self.revenue_by_product.get(product_id, chart.code_for(Role.REVENUE))
         return chart.code_for(Role.DEFERRED_REVENUE)
 
-    def credit_memo_account(self, chart: Chart, reason: str) -> str:
-        return chart.code_for(self.credit_reason_roles.get(reason, Role.DEFERRED_REVENUE))
+    def credit_memo_account(self, chart: Chart, reason: str, product_id: str) -> str:
+        role = self.credit_reason_roles.get(reason) or BUILT_IN_REASON_ROLES.get(reason)
+        if role is None:  # a correction reverses what the invoice credited
+            return self.invoice_credit_account(chart, product_id)
+        return chart.code_for(role)
 
 
 def _side_functional(legs: Sequence[Leg], functional: str,
@@ -70,7 +86,7 @@ def _side_functional(legs: Sequence[Leg], functional: str,
         return [fixed[i] for i in range(len(legs))]
     in_functional = all(legs[i].amount.currency == functional for i in free)
     minors = [legs[i].amount.to_minor() for i in free] if in_functional else []
-    if minors and all(m >= 0 for m in minors):
+    if minors:
         # Already in the functional currency: converting the total and splitting it back
         # by the legs' own amounts gives each leg its amount, so skip the arithmetic.
         parts = [Money.from_minor(minor, functional) for minor in minors]
@@ -88,20 +104,31 @@ def _side_functional(legs: Sequence[Leg], functional: str,
 def balanced_lines(debits: Sequence[Leg], credits: Sequence[Leg], functional: str,
                    convert: Converter, fx_account: str) -> tuple[JournalLine, ...]:
     """Journal lines in the functional currency; any settlement difference goes to FX."""
-    debits = [d for d in debits if not d.amount.is_zero]
-    credits = [c for c in credits if not c.amount.is_zero]
-    debit_values = _side_functional(debits, functional, convert)
-    credit_values = _side_functional(credits, functional, convert)
+    debit_legs = [*_positive(debits), *_reversed(credits)]
+    credit_legs = [*_positive(credits), *_reversed(debits)]
+    debit_values = _side_functional(debit_legs, functional, convert)
+    credit_values = _side_functional(credit_legs, functional, convert)
     lines = [_line(leg, Side.DEBIT, value, functional)
-             for leg, value in zip(debits, debit_values, strict=True)]
+             for leg, value in zip(debit_legs, debit_values, strict=True)]
     lines += [_line(leg, Side.CREDIT, value, functional)
-              for leg, value in zip(credits, credit_values, strict=True)]
+              for leg, value in zip(credit_legs, credit_values, strict=True)]
     difference = total(debit_values, functional) - total(credit_values, functional)
     if not difference.is_zero:
         side = Side.CREDIT if difference.amount > 0 else Side.DEBIT
         amount = difference if difference.amount > 0 else -difference
         lines.append(JournalLine(fx_account, side, amount, ()))
     return tuple(line for line in lines if line is not None)
+
+
+def _positive(legs: Sequence[Leg]) -> list[Leg]:
+    return [leg for leg in legs if leg.amount.amount > 0]
+
+
+def _reversed(legs: Sequence[Leg]) -> list[Leg]:
+    """The negative legs of one side, as positive legs of the other."""
+    return [Leg(leg.account, -leg.amount, leg.dimensions,
+                None if leg.functional is None else -leg.functional)
+            for leg in legs if leg.amount.amount < 0]
 
 
 def _line(leg: Leg, side: Side, value: Money, functional: str) -> JournalLine | None:

@@ -8,7 +8,7 @@ Rules:
   rounding (round(cumulative) - already recognised).
 - Modules: `pattern`, `timegrid`, `consideration`, `allocation`, `modification`, `terms`,
   `obligation`, `progress`, `state`, `event`, `booking`, `amendment`, `price_change`,
-  `engine`, `schedule`, `balance`, `journal`, `errors`. See docs/revrec/engine.md.
+  `point_in_time`, `engine`, `schedule`, `balance`, `journal`, `errors`. See docs/revrec/engine.md.
 """
 
 from finsync.systems.revrec.allocation import (
@@ -35,7 +35,7 @@ from finsync.systems.revrec.event import (
     UnitsDelivered,
     UsageRecorded,
 )
-from finsync.systems.revrec.journal import AccountMap, movement, period_journal
+from finsync.systems.revrec.journal import AccountMap, movement, period_journal, period_journals
 from finsync.systems.revrec.modification import (
     ModificationDecision,
     ModificationFacts,
@@ -63,6 +63,7 @@ __all__ = [
     "RevenueContractState", "RevenueEvent", "TransactionPriceChanged", "UnitsDelivered",
     "UsageRecorded", "VariableConsideration", "Waterfall", "allocate", "apply_event",
     "balances", "book_contract", "movement", "obligation_schedule", "period_journal",
+    "period_journals",
     "remaining_performance_obligations", "replay", "revenue_contract_id", "schedules",
     "waterfall",
 ]

@@ -1,4 +1,4 @@
-"""Period-end revenue journals per legal entity and period.
+"""Period-end revenue journals per legal entity, period and currency.
 
 Rules:
 - Billings reach the GL from billing through the ledger as Dr receivable / Cr deferred
@@ -9,10 +9,13 @@ Rules:
   revenue), Dr contract asset (its change), Dr unbilled receivable (its change). A negative
   movement goes on the other side. The identity in `balance` makes every entry balance by
   construction; `JournalEntry` checks it again.
-- One entry per legal entity and period, one line per contract and account (dimension
-  `revenue_contract`), zero lines left out; no entry when nothing moved.
-- The entry id is derived from (entity, period), so re-running a close yields the same id;
-  its source references are the schedule references (`schedule_id@vN`) it was built from.
+- One entry per legal entity, period and currency (a contract's movements are in its own
+  currency, and an entity may bill in several: amounts of two currencies are never added),
+  one line per contract and account (dimension `revenue_contract`), zero lines left out; no
+  entry for a currency in which nothing moved. Entries come in currency order.
+- The entry id is derived from (entity, period, currency), so re-running a close yields the
+  same ids whatever else moved; its source references are the schedule references
+  (`schedule_id@vN`) it was built from.
 - Account codes come in a small mapping with the keys `revenue`, `deferred_revenue`,
   `contract_asset` and `unbilled_receivable`.
 """
@@ -105,21 +108,50 @@ def contract_movement(state: RevenueContractState, period: Period) -> ContractMo
     return ContractMovement(state.revenue_contract_id, movement(state, period), refs)
 
 
-def period_journal(states: Sequence[RevenueContractState], legal_entity: str, period: Period,
-                   accounts: Mapping[str, str] | AccountMap) -> JournalEntry | None:
-    """The period's revenue journal for one legal entity, or None if nothing moved."""
+def period_journals(states: Sequence[RevenueContractState], legal_entity: str,
+                    period: Period, accounts: Mapping[str, str] | AccountMap
+                    ) -> tuple[JournalEntry, ...]:
+    """The period's revenue journals for one legal entity, one per currency that moved."""
     for state in states:
         if state.legal_entity != legal_entity:
             raise ContractMismatchError(f"{state.revenue_contract_id} belongs to "
                                         f"{state.legal_entity}, not {legal_entity}")
-    return journal_of([contract_movement(state, period) for state in states], legal_entity, period,
-                      accounts)
+    return journal_of([contract_movement(state, period) for state in states], legal_entity,
+                      period, accounts)
+
+
+def period_journal(states: Sequence[RevenueContractState], legal_entity: str, period: Period,
+                   accounts: Mapping[str, str] | AccountMap) -> JournalEntry | None:
+    """The period's revenue journal of contracts in one currency, or None if nothing moved
+    (contracts in several currencies: `period_journals`)."""
+    currencies = sorted({state.currency for state in states})
+    if len(currencies) > 1:
+        raise ContractMismatchError(f"contracts in {', '.join(currencies)} make one journal "
+                                    "per currency: ask for period_journals")
+    found = period_journals(states, legal_entity, period, accounts)
+    return found[0] if found else None
 
 
 def journal_of(contracts: Sequence[ContractMovement], legal_entity: str, period: Period,
-               accounts: Mapping[str, str] | AccountMap) -> JournalEntry | None:
-    """The journal from each contract's movement (in revenue contract id order)."""
+               accounts: Mapping[str, str] | AccountMap) -> tuple[JournalEntry, ...]:
+    """The journals from each contract's movement (given in revenue contract id order),
+    one per currency, in currency order."""
     codes = accounts if isinstance(accounts, AccountMap) else AccountMap.of(accounts)
+    by_currency: dict[str, list[ContractMovement]] = {}
+    for held in contracts:
+        by_currency.setdefault(held.movement.revenue.currency, []).append(held)
+    found = (_journal(by_currency[currency], legal_entity, period, currency, codes)
+             for currency in sorted(by_currency))
+    return tuple(entry for entry in found if entry is not None)
+
+
+def journal_id(legal_entity: str, period: Period, currency: str) -> str:
+    return derive_id("je", "revrec", legal_entity, period.start.isoformat(),
+                     period.end.isoformat(), currency)
+
+
+def _journal(contracts: Sequence[ContractMovement], legal_entity: str, period: Period,
+             currency: str, codes: AccountMap) -> JournalEntry | None:
     lines: list[JournalLine] = []
     refs: list[tuple[str, str]] = []
     for held in contracts:
@@ -127,8 +159,7 @@ def journal_of(contracts: Sequence[ContractMovement], legal_entity: str, period:
         refs += [("revenue_schedule", ref) for ref in held.references]
     if not lines:
         return None
-    entry_id = derive_id("je", "revrec", legal_entity, period.start.isoformat(),
-                         period.end.isoformat())
-    return JournalEntry(entry_id, legal_entity, period.end - timedelta(days=1),
-                        f"Revenue recognition {legal_entity} {period.start}..{period.end}",
-                        tuple(lines), source_refs=tuple(refs))
+    return JournalEntry(journal_id(legal_entity, period, currency), legal_entity,
+                        period.end - timedelta(days=1),
+                        f"Revenue recognition {legal_entity} {period.start}..{period.end} "
+                        f"{currency}", tuple(lines), source_refs=tuple(refs))

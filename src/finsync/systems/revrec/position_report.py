@@ -101,8 +101,9 @@ class PositionReports:
                         yield [_position(stored[rc][d], d, _credits_before(credits.get(rc, []), d))
                                for d in days]
 
-    def period_journal(self, legal_entity: str, period: Period,
-                       accounts: Mapping[str, str] | AccountMap) -> JournalEntry | None:
+    def period_journals(self, legal_entity: str, period: Period,
+                        accounts: Mapping[str, str] | AccountMap) -> tuple[JournalEntry, ...]:
+        """The entity's revenue journals of the period, one per currency (`journal`)."""
         with self.engine.connect() as conn:
             moved = store.movements(conn, legal_entity, period.start, period.end)
             refs = store.references(conn, legal_entity)

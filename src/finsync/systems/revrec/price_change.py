@@ -14,7 +14,18 @@ Rules:
   transaction price of the obligation each line names (its line id, else its product) -
   over the line's service period when that is a distinct part of the obligation - and lowers
   the consideration billed; a billing correction lowers only the consideration billed, so it
-  moves deferred revenue (or unbilled receivable), never revenue.
+  moves deferred revenue (or unbilled receivable), never revenue. A line with no service
+  period concerns the whole obligation.
+- A credit memo against a one-off invoice's own contract (`point_in_time`) is netted as the
+  invoice was (`net_lines`); a void of that invoice cancels the contract: its price falls to
+  zero on the inception basis, so what was recognised reverses. A void of a subscription's
+  invoice is a billing correction unless the terms name it a concession (the subscription
+  itself says whether the service goes on).
+- A document bills or credits each obligation once: its lines for one obligation are
+  netted.
+- A write-off (`WRITE_OFF_REASONS`: an invoice marked uncollectible) is no credit to the
+  customer: the billing stands and the price is unchanged, the receivable is impaired in the
+  ledger (bad debt, 606-10-45-4), so the engine records it and changes nothing.
 - A refund without an obligation pays out a credit balance: no effect on revenue or billings.
   A refund naming an obligation is a concession paid in cash: price and billings both fall.
 - An obligation's allocated price may not fall below zero.
@@ -28,8 +39,8 @@ from datetime import date
 from decimal import Decimal
 
 from finsync.domain.clock import Period
-from finsync.domain.invoice import DocumentLine
-from finsync.domain.money import Money
+from finsync.domain.invoice import VOID, WRITE_OFF, DocumentLine
+from finsync.domain.money import Money, total
 from finsync.systems.revrec.errors import (
     AllocationError,
     ContractMismatchError,
@@ -44,6 +55,8 @@ from finsync.systems.revrec.event import (
 from finsync.systems.revrec.obligation import ObligationState, PeriodComponent
 from finsync.systems.revrec.state import Billing, RevenueContractState
 from finsync.systems.revrec.timegrid import at_midnight
+
+WRITE_OFF_REASONS: frozenset[str] = frozenset({WRITE_OFF})
 
 
 def apply_price_change(state: RevenueContractState,
@@ -128,28 +141,64 @@ def apply_credit_memo(state: RevenueContractState,
                       event: CreditMemoApplied) -> RevenueContractState:
     memo = event.memo
     _same_currency(state, memo.total)
+    if memo.reason in WRITE_OFF_REASONS:
+        return state.applied(event.event_id)
+    own = state.contract.id == memo.invoice_id  # a one-off invoice's own contract
+    lines = net_lines(memo.lines) if own else memo.lines
     treatment = event.treatment or (
         CreditTreatment.PRICE_CONCESSION if memo.reason in state.terms.concession_reasons
         else CreditTreatment.BILLING_CORRECTION)
-    billings: list[Billing] = []
-    for line in memo.lines:
-        ob = obligation_for_line(state, line)
-        billings.append(Billing(event.event_id, memo.id, ob.obligation_id, memo.issue_date,
-                                -line.amount))
-        if treatment is CreditTreatment.PRICE_CONCESSION:
+    billings = [Billing(event.event_id, memo.id, ob_id, memo.issue_date, -amount)
+                for ob_id, amount in _per_obligation(state, lines).items()]
+    if own and memo.reason == VOID:
+        state = _cancelled(state, event.event_id, lines, memo.issue_date)
+    elif treatment is CreditTreatment.PRICE_CONCESSION:
+        for line in lines:
+            ob = obligation_for_line(state, line)
             state = state.with_obligations((_concession(ob, event.event_id, line,
                                                         memo.issue_date, memo.reason),))
     state = replace(state, billings=(*state.billings, *billings))
     return state.applied(event.event_id)
 
 
+def _cancelled(state: RevenueContractState, event_id: str, lines: Sequence[DocumentLine],
+               on: date) -> RevenueContractState:
+    """A one-off invoice voided: the contract it is falls away, its price to zero on the
+    same basis as at inception (606-10-32-43), so what was recognised reverses."""
+    price = total([line.amount for line in lines], state.currency)
+    if price.is_zero:
+        return state
+    return state.with_obligations(_spread(state, event_id, -price, on, frozenset(), VOID))
+
+
+def net_lines(lines: Sequence[DocumentLine]) -> tuple[DocumentLine, ...]:
+    """The positive lines of a one-off document, each net of its largest-remainder share of
+    the credit lines (weights: the positive amounts); lines that come to zero are left out.
+    A document that credits more than it bills is refused."""
+    positive = [line for line in lines if line.amount.amount > 0]
+    credits = [line.amount for line in lines if line.amount.amount < 0]
+    if not credits:
+        return tuple(positive)
+    currency = credits[0].currency
+    credited = total(credits, currency)
+    billed = total([line.amount for line in positive], currency)
+    if billed < -credited:
+        raise AllocationError(f"the document credits {-credited} and bills only {billed}: "
+                              "no one-off contract to book")
+    shares = credited.allocate([line.amount.to_minor() for line in positive])
+    netted = [replace(line, amount=line.amount + share)
+              for line, share in zip(positive, shares, strict=True)]
+    return tuple(line for line in netted if not line.amount.is_zero)
+
+
 def _concession(ob: ObligationState, event_id: str, line: DocumentLine, on: date,
                 reason: str) -> ObligationState:
     span = ob.current.basis.span
-    period = Period(line.service_start, line.service_end)
-    if period.start >= span.start and period.end <= span.end and period != span:
-        return _to_period(ob, f"{event_id}:{line.line_id}", -line.amount, period, on,
-                          f"credit memo ({reason})")
+    if line.service_start < line.service_end:  # a line with no period concerns all of it
+        period = Period(line.service_start, line.service_end)
+        if period.start >= span.start and period.end <= span.end and period != span:
+            return _to_period(ob, f"{event_id}:{line.line_id}", -line.amount, period, on,
+                              f"credit memo ({reason})")
     at = at_midnight(on)
     segment = replace(ob.current, total=ob.current.total - line.amount, effective=at)
     ob = _not_negative(ob.with_segment(segment), -line.amount)
@@ -171,6 +220,23 @@ def apply_refund(state: RevenueContractState, event: RefundRecorded) -> RevenueC
 
 def record_billings(state: RevenueContractState, event_id: str, document_id: str,
                     issued_on: date, lines: Sequence[DocumentLine]) -> RevenueContractState:
-    billings = [Billing(event_id, document_id, obligation_for_line(state, line).obligation_id,
-                        issued_on, line.amount) for line in lines if not line.amount.is_zero]
+    """One billing per obligation the document bills: its lines for that obligation netted,
+    so a credit line inside an invoice (the old quantity's unused time beside the new
+    quantity's remaining time) lowers what the invoice bills and is not reported as a credit
+    memo. Obligations in the order their first line comes."""
+    billings = [Billing(event_id, document_id, ob_id, issued_on, amount)
+                for ob_id, amount in _per_obligation(state, lines).items()]
     return replace(state, billings=(*state.billings, *billings)).applied(event_id)
+
+
+def _per_obligation(state: RevenueContractState,
+                    lines: Sequence[DocumentLine]) -> dict[str, Money]:
+    """The lines' amounts added up per obligation (in the order each first comes), those
+    that net to zero left out: a document bills or credits each obligation once."""
+    found: dict[str, Money] = {}
+    for line in lines:
+        if line.amount.is_zero:
+            continue
+        ob_id = obligation_for_line(state, line).obligation_id
+        found[ob_id] = found[ob_id] + line.amount if ob_id in found else line.amount
+    return {ob_id: amount for ob_id, amount in found.items() if not amount.is_zero}

@@ -14,6 +14,9 @@ Rules:
   nothing; the same key with another body is refused (`IdempotencyMismatchError`).
 - SSPs come from the SSP provider (the catalog owner): one per product of the contract, in
   force on the contract start (booking) or the modification date.
+- An invoice that names no contract (a one-off) is booked as its own point-in-time revenue
+  contract, under the invoice's id, with its billings, in one change (`point_in_time`);
+  recording it again changes nothing.
 - Modification facts not supplied are derived by `facts.derive_facts` (documented there).
 - Recognition terms (patterns per product, granularity…) come from the terms provider given
   at construction; the default is ratable by day.
@@ -36,13 +39,14 @@ from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, ContractLine, SubscriptionContract
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry
-from finsync.systems.revrec import position_store
+from finsync.systems.revrec import point_in_time, position_store
 from finsync.systems.revrec import tables as t
 from finsync.systems.revrec.balance import ContractBalances
 from finsync.systems.revrec.booking import revenue_contract_id
 from finsync.systems.revrec.engine import apply_event, book_contract
 from finsync.systems.revrec.errors import (
     IdempotencyMismatchError,
+    MissingStandaloneSellingPriceError,
     ModificationError,
     RevenueBusyError,
     UnknownRevenueContractError,
@@ -146,10 +150,27 @@ class RevenueService:
                             event_id)
 
     def record_invoice(self, invoice: Invoice, key: str, event_id: str) -> Applied:
+        """An invoice's billings; an invoice that names no contract (a one-off) is booked as
+        its own point-in-time contract with them (`point_in_time`)."""
         if invoice.contract_id is None:
-            raise UnknownRevenueContractError(f"invoice {invoice.id} names no contract")
+            return self._record_one_off(invoice, key, event_id)
         return self.apply(invoice.contract_id, InvoiceRecorded(event_id, invoice), key,
                           document=invoice.id)
+
+    def _record_one_off(self, invoice: Invoice, key: str, event_id: str) -> Applied:
+        def step(loaded: _Loaded | None) -> RevenueContractState:
+            if loaded is not None:
+                return loaded.state  # booked and billed with its invoice: nothing more to do
+            contract = point_in_time.contract_of(invoice)
+            return point_in_time.book_invoice(event_id, invoice,
+                                              self._ssps(contract.lines, invoice.issue_date),
+                                              self._terms(contract))
+
+        event = InvoiceRecorded(event_id, invoice)
+        applied = self._change(key, type(event).__name__, event_id, event, invoice.id, step,
+                               event_id)
+        self._link_document(invoice.id, applied.revenue_contract_id)
+        return applied
 
     def apply_credit_memo(self, memo: CreditMemo, key: str, event_id: str,
                           treatment: CreditTreatment | None = None) -> Applied:
@@ -211,9 +232,10 @@ class RevenueService:
         """Per revenue contract of the entity (in id order), its positions at each day."""
         return self._reports.positions_over(legal_entity, days)
 
-    def period_journal(self, legal_entity: str, period: Period) -> JournalEntry | None:
-        """The period's revenue journal over every revenue contract of the entity."""
-        return self._reports.period_journal(legal_entity, period, self._accounts)
+    def period_journals(self, legal_entity: str, period: Period) -> tuple[JournalEntry, ...]:
+        """The period's revenue journals over every revenue contract of the entity, one per
+        currency."""
+        return self._reports.period_journals(legal_entity, period, self._accounts)
 
     def revenue_by_month(self, legal_entity: str, start: date, end: date) -> EntityWaterfall:
         """Revenue of the entity per calendar month and currency (the waterfall's total)."""
@@ -248,9 +270,9 @@ class RevenueService:
         return self._accounts
 
     def record_journal_request(self, key: str, legal_entity: str, period: Period,
-                               entry: JournalEntry | None) -> None:
+                               entries: Sequence[JournalEntry]) -> None:
         """Remember that `key` asked for the period's journals (the answer is recomputed)."""
-        answer = Applied(key, "", "", entry.id if entry else "",
+        answer = Applied(key, "", "", " ".join(entry.id for entry in entries),
                          detail=(("legal_entity", legal_entity),
                                  ("period", f"{period.start}..{period.end}")))
         body = _hash({"legal_entity": legal_entity, "period": encode(period)})
@@ -263,7 +285,13 @@ class RevenueService:
               on: date) -> tuple[StandaloneSellingPrice, ...]:
         products = sorted({li.product_id for li in lines})
         found = (self._ssp(product, on) for product in products)
-        return tuple(ssp for ssp in found if ssp is not None)
+        ssps = tuple(ssp for ssp in found if ssp is not None)
+        currencies = sorted({ssp.amount.currency for ssp in ssps})
+        if len(currencies) > 1:  # weighed by their ratio: amounts of two currencies never are
+            raise MissingStandaloneSellingPriceError(
+                f"the SSPs of {', '.join(products)} on {on} are in {', '.join(currencies)}: "
+                "a contract's SSPs are weighed against each other, so they share a currency")
+        return ssps
 
     @staticmethod
     def _require(loaded: _Loaded | None, subscription_contract_id: str) -> RevenueContractState:

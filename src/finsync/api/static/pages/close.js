@@ -161,8 +161,10 @@ function journalsBlock(view) {
       { key: "state", label: "State", render: (j) => h("span", {}, badge(j.state),
                                                          j.held_by ? ` ${j.held_by}` : "") },
       { key: "total", label: "Debits = credits", numeric: true,
-        render: (j) => money(j.total.amount, j.total.currency),
-        csv: (j) => j.total.amount },
+        // Per currency: a journal in several currencies shows each (never one sum).
+        render: (j) => j.totals.map((t) => money(t.amount, t.currency)).join(", "),
+        csv: (j) => (j.totals.length === 1 ? j.totals[0].amount
+          : j.totals.map((t) => `${t.amount} ${t.currency}`).join(", ")) },
       { key: "posting_date", label: "Posting date" },
       { key: "id", label: "Journal" },
       { key: "memo", label: "Memo" },
