@@ -336,6 +336,12 @@ class LedgerBooks(Protocol):
         """The debit-positive balance of each account at the end of each day, in the
         entity's functional currency (accounts without postings left out)."""
         ...
+    def balances_in(self, legal_entity: str, currency: str, accounts: Sequence[str],
+                    days: Sequence[date]) -> Sequence[Mapping[str, Money]] | None:
+        """Like `balances`, from the lines of documents in `currency` only, in that currency
+        (what a revenue engine that keeps contracts in their own currency compares with);
+        None when the ERP cannot tell its lines' transaction currency."""
+        ...
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus: ...
 
 
