@@ -217,9 +217,7 @@ CHAPTER_PARAMS = [
     pytest.param(payment_intents, id="payment_intents", marks=pytest.mark.xfail(
         strict=True, reason="pay (issue 15 finding 1): since basil a PaymentIntent names no "
         "invoice, so it is booked as cash on account beside invoice.paid's payment")),
-    pytest.param(sla_credit, id="sla_credit", marks=pytest.mark.xfail(
-        strict=True, reason="docs (issue 15 finding 5): credit-note lines lose their product "
-        "(stripe_unpriced) and the revenue engine retries missing_revrec_reference")),
+    pytest.param(sla_credit, id="sla_credit"),
 ]
 
 

@@ -19,6 +19,8 @@ Rules:
   their amounts (largest remainder), each part keeping its line's product; a note that
   would make more than `CREDIT_LINES_MAX` lines is refused (`too_many_lines`). What Stripe
   set against the invoice (`pre_payment_amount`) is the memo's `applied_to_invoice`.
+  Its reason becomes the canonical one (`STRIPE_REASONS`): `product_unsatisfactory` is a
+  price concession (`service_credit`), any other a billing correction.
 - A voided invoice is reversed by a credit memo `<invoice>_void` (reason `VOID`) of all its
   lines and tax; an invoice marked uncollectible is written off by a memo
   `<invoice>_uncollectible` (reason `WRITE_OFF`) of what it still owed (`amount_remaining`)
@@ -171,8 +173,20 @@ def credit_memo(note: Obj, credited: Invoice, settings: SourceSettings) -> Credi
     return built(path, lambda: CreditMemo(
         note_id, str(note.get("number") or note_id), credited.id,
         ref(note, "customer", path),
-        settings.legal_entity, currency, issued, str(note.get("reason") or "credit_note"),
+        settings.legal_entity, currency, issued, memo_reason(note.get("reason")),
         lines, subtotal, tax, grand, refs(note_id), applied))
+
+
+# Stripe's credit-note reasons in the canonical vocabulary the revenue engine reads: a
+# customer credited for service it was unhappy with (an SLA credit) is a price concession
+# (`service_credit`, revenue falls); a duplicate, an order change, fraud or no reason given
+# is a billing correction (billings fall, the price stands).
+STRIPE_REASONS = {"product_unsatisfactory": "service_credit", "duplicate": "duplicate",
+                  "order_change": "order_change", "fraudulent": "fraudulent"}
+
+
+def memo_reason(reason: object) -> str:
+    return STRIPE_REASONS.get(str(reason), "credit_note") if reason else "credit_note"
 
 
 def _bounded(note_id: str, lines: Sequence[Obj], credited: Invoice) -> None:
