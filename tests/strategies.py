@@ -31,6 +31,13 @@ from finsync.domain.contract import (
     RampStep,
     SubscriptionContract,
 )
+from finsync.domain.dispute import (
+    Dispute,
+    DisputeClosure,
+    DisputeFunds,
+    DisputeOutcome,
+    DisputeStep,
+)
 from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.events import (
     AnyEvent,
@@ -40,6 +47,10 @@ from finsync.domain.events import (
     ContractRenewed,
     CreditMemoIssued,
     CustomerUpserted,
+    DisputeClosed,
+    DisputeFundsReinstated,
+    DisputeFundsWithdrawn,
+    DisputeOpened,
     InvoiceIssued,
     JournalEntrySummarised,
     PaymentApplied,
@@ -255,6 +266,43 @@ def refunds(draw: st.DrawFn) -> Refund:
                   draw(optional_texts))
 
 
+# -- disputes -------------------------------------------------------------------------------
+
+@st.composite
+def disputes(draw: st.DrawFn) -> Dispute:
+    currency = draw(currencies)
+    return Dispute(draw(texts), draw(texts), draw(texts),
+                   spelt(draw, draw(st.integers(1, AMOUNT_MINOR_MAX)), currency), draw(days),
+                   draw(texts), draw(st.booleans()), draw(external_refs))
+
+
+@st.composite
+def dispute_funds(draw: st.DrawFn, withdrawn: bool) -> DisputeFunds:
+    """Withdrawn: disputed money out (a fee charged or given back), or only a fee
+    charged; reinstated: the reverse."""
+    currency = draw(currencies)
+    amount = draw(st.integers(0, AMOUNT_MINOR_MAX))
+    fee = draw(st.integers(-AMOUNT_MINOR_MAX, AMOUNT_MINOR_MAX) if amount
+               else st.integers(1, AMOUNT_MINOR_MAX))
+    sign = -1 if withdrawn else 1
+    return DisputeFunds(draw(texts), draw(texts), draw(texts), draw(texts),
+                        spelt(draw, sign * amount, currency),
+                        spelt(draw, fee if amount else -sign * fee, currency), draw(days),
+                        draw(external_refs))
+
+
+@st.composite
+def dispute_closures(draw: st.DrawFn) -> DisputeClosure:
+    """Steps in one currency; unrecovered is what they left."""
+    currency = draw(currencies)
+    steps = tuple(DisputeStep(draw(texts), draw(money(currency)), draw(days))
+                  for _ in range(draw(st.integers(0, 3))))
+    unrecovered = -total([step.amount for step in steps], currency)
+    return DisputeClosure(draw(texts), draw(texts), draw(texts),
+                          draw(st.sampled_from(DisputeOutcome)), unrecovered, draw(days),
+                          steps, draw(external_refs))
+
+
 # -- journal entries ------------------------------------------------------------------------
 
 @st.composite
@@ -305,6 +353,10 @@ EVENTS: Mapping[type[AnyEvent], st.SearchStrategy[AnyEvent]] = {
     CreditMemoIssued: credit_memos().map(CreditMemoIssued),
     PaymentApplied: payments().map(PaymentApplied),
     RefundIssued: refunds().map(RefundIssued),
+    DisputeOpened: disputes().map(DisputeOpened),
+    DisputeFundsWithdrawn: dispute_funds(withdrawn=True).map(DisputeFundsWithdrawn),
+    DisputeFundsReinstated: dispute_funds(withdrawn=False).map(DisputeFundsReinstated),
+    DisputeClosed: dispute_closures().map(DisputeClosed),
     UsageRecorded: usage_records().map(UsageRecorded),
     UsageRated: rated_usage().map(UsageRated),
     RevenueJournalRecorded: journal_entries().map(RevenueJournalRecorded),

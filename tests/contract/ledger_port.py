@@ -24,11 +24,17 @@ from finsync.connectors.ports import (
     Receipt,
 )
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
-from finsync.domain.events import InvoiceIssued, UsageRecorded
+from finsync.domain.events import (
+    DisputeClosed,
+    DisputeFundsReinstated,
+    DisputeFundsWithdrawn,
+    InvoiceIssued,
+    UsageRecorded,
+)
 from finsync.domain.invoice import UsageRecord
 from finsync.domain.journal import JournalEntry, JournalLine, PeriodStatus, Side
 from finsync.domain.money import Money
-from tests.ledgerkit import credit_memo, invoice, payment
+from tests.ledgerkit import credit_memo, dispute_closure, dispute_funds, invoice, payment
 
 AS_OF = date(2026, 12, 31)
 
@@ -55,6 +61,18 @@ def _total(harness: LedgerHarness) -> Decimal:
 
 def _snapshot(harness: LedgerHarness) -> list[tuple[str, str]]:
     return [(b.account, str(b.balance)) for b in harness.port.trial_balance("le_us", AS_OF)]
+
+
+# finsync's own chart codes of the dispute roles, as each ERP resolves them.
+_DISPUTE_CODES = ("1000", "1270", "6500", "6510")
+
+
+def _balances(harness: LedgerHarness) -> dict[str, Decimal]:
+    """Non-zero balances of cash and the dispute accounts, by finsync's codes."""
+    port = harness.port
+    codes = {port.resolve_account(code): code for code in _DISPUTE_CODES}
+    return {codes[b.account]: b.balance.amount for b in port.trial_balance("le_us", AS_OF)
+            if b.account in codes and not b.balance.is_zero}
 
 
 def _books_world(port: LedgerPort) -> None:
@@ -175,6 +193,47 @@ class LedgerPortContract:
         assert balances[harness.revenue_account] == Money.of("-10.00", "USD")
         assert balances[harness.deferred_account] == Money.of("-110.00", "USD")
         assert _total(harness) == 0
+
+    def test_a_lost_dispute_books_the_fee_and_the_loss_in_any_order(
+            self, harness: LedgerHarness) -> None:
+        """100.00 disputed, 15.00 fee: Dr dispute receivable 100.00, Dr fees 15.00 / Cr cash
+        115.00; lost: Dr chargeback losses 100.00 / Cr dispute receivable 100.00. The
+        closure first (the receivable -100.00 in between) ends the same."""
+        port = harness.port
+        port.post_dispute_closure(dispute_closure("lost", "-100.00"), ctx("k1"))
+        port.post_dispute_funds(dispute_funds("txn_w", "-100.00", "15.00"), ctx("k2"))
+        assert _balances(harness) == {"1000": Decimal("-115.00"), "6500": Decimal("15.00"),
+                                      "6510": Decimal("100.00")}
+        assert port.receivables("le_us", AS_OF) == []  # a customer's AR is not touched
+
+    def test_a_won_dispute_gives_everything_back_and_its_closure_posts_nothing(
+            self, harness: LedgerHarness) -> None:
+        port = harness.port
+        port.post_dispute_funds(dispute_funds("txn_r", "100.00", "-15.00",
+                                              on=date(2026, 3, 1)), ctx("k1"))
+        port.post_dispute_funds(dispute_funds("txn_w", "-100.00", "15.00"), ctx("k2"))
+        closed = port.post_dispute_closure(dispute_closure("won"), ctx("k3"))
+        again = port.post_dispute_closure(dispute_closure("won"), ctx("k3"))
+        assert closed == again and closed.references == ()
+        assert _balances(harness) == {}
+        # the same step again under its key changes nothing
+        port.post_dispute_funds(dispute_funds("txn_w", "-100.00", "15.00"), ctx("k2"))
+        assert _balances(harness) == {}
+
+    def test_a_batch_posts_each_dispute_step_and_answers_a_closure_with_nothing_left(
+            self, harness: LedgerHarness) -> None:
+        port = harness.port
+        if not isinstance(port, BatchLedgerPort):
+            pytest.skip("the port takes no batches")
+        taken = DisputeFundsWithdrawn(dispute_funds("txn_w", "-100.00", "15.00"))
+        won = DisputeClosed(dispute_closure("won", "-100.00", "100.00"))
+        back = DisputeFundsReinstated(dispute_funds("txn_r", "100.00", "0.00"))
+        answers = port.post_batch([Posting(taken, ctx("k1")), Posting(won, ctx("k2")),
+                                   Posting(back, ctx("k3"))])
+        assert all(isinstance(a, Receipt) for a in answers), answers
+        assert [len(a.references) for a in answers if isinstance(a, Receipt)] == [1, 0, 1]
+        # the fee is kept: Dr fees 15.00 / Cr cash 15.00 in all
+        assert _balances(harness) == {"1000": Decimal("-15.00"), "6500": Decimal("15.00")}
 
     def test_unknown_account_is_refused(self, harness: LedgerHarness) -> None:
         amount = Money.of("10.00", "USD")

@@ -22,6 +22,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar, cast
 
 from finsync.domain.aggregate import AggregateRef
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
+from finsync.domain.dispute import Dispute, DisputeClosure, DisputeFunds
 from finsync.domain.errors import MappingError
 from finsync.domain.invoice import CreditMemo, Invoice, RatedUsage, UsageRecord
 from finsync.domain.journal import JournalEntry
@@ -55,6 +56,10 @@ class EventType(StrEnum):
     CREDIT_MEMO_ISSUED = "credit_memo.issued"
     PAYMENT_APPLIED = "payment.applied"
     REFUND_ISSUED = "refund.issued"
+    DISPUTE_OPENED = "dispute.opened"
+    DISPUTE_FUNDS_WITHDRAWN = "dispute.funds_withdrawn"
+    DISPUTE_FUNDS_REINSTATED = "dispute.funds_reinstated"
+    DISPUTE_CLOSED = "dispute.closed"
     USAGE_RECORDED = "usage.recorded"
     USAGE_RATED = "usage.rated"
     REVENUE_JOURNAL_RECORDED = "revenue.journal_recorded"
@@ -206,6 +211,54 @@ class RefundIssued(CanonicalEvent[Refund]):
 
 
 @dataclass(frozen=True, slots=True)
+class DisputeOpened(CanonicalEvent[Dispute]):
+    """A cardholder disputed a payment (a chargeback, or an inquiry that may become one);
+    the money it moves comes as `DisputeFundsWithdrawn`."""
+
+    name: ClassVar = EventType.DISPUTE_OPENED
+    domain: ClassVar = BusinessDomain.PAYMENTS
+    aggregate_type: ClassVar = "dispute"
+    dispute: Dispute
+
+
+@dataclass(frozen=True, slots=True)
+class _DisputeFundsMoved(CanonicalEvent[DisputeFunds]):
+    """One step of a dispute's money (`domain.dispute`); its direction names the class."""
+
+    domain: ClassVar = BusinessDomain.PAYMENTS
+    aggregate_type: ClassVar = "dispute_funds"
+    funds: DisputeFunds
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeFundsWithdrawn(_DisputeFundsMoved):
+    name: ClassVar = EventType.DISPUTE_FUNDS_WITHDRAWN
+
+    def __post_init__(self) -> None:
+        if not self.funds.withdrawn:
+            raise MappingError(f"{self.name}: funds {self.funds.id} came back; send "
+                               f"{EventType.DISPUTE_FUNDS_REINSTATED}")
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeFundsReinstated(_DisputeFundsMoved):
+    name: ClassVar = EventType.DISPUTE_FUNDS_REINSTATED
+
+    def __post_init__(self) -> None:
+        if self.funds.withdrawn:
+            raise MappingError(f"{self.name}: funds {self.funds.id} left the balance; send "
+                               f"{EventType.DISPUTE_FUNDS_WITHDRAWN}")
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeClosed(CanonicalEvent[DisputeClosure]):
+    name: ClassVar = EventType.DISPUTE_CLOSED
+    domain: ClassVar = BusinessDomain.PAYMENTS
+    aggregate_type: ClassVar = "dispute_closure"
+    closure: DisputeClosure
+
+
+@dataclass(frozen=True, slots=True)
 class UsageRecorded(CanonicalEvent[UsageRecord]):
     name: ClassVar = EventType.USAGE_RECORDED
     domain: ClassVar = BusinessDomain.USAGE
@@ -249,7 +302,8 @@ class JournalEntrySummarised(CanonicalEvent[JournalEntry]):
 
 CATALOGUE: Mapping[EventType, type[AnyEvent]] = {cls.name: cls for cls in (
     CustomerUpserted, ContractCreated, ContractAmended, ContractRenewed, ContractCancelled,
-    InvoiceIssued, CreditMemoIssued, PaymentApplied, RefundIssued, UsageRecorded, UsageRated,
+    InvoiceIssued, CreditMemoIssued, PaymentApplied, RefundIssued, DisputeOpened,
+    DisputeFundsWithdrawn, DisputeFundsReinstated, DisputeClosed, UsageRecorded, UsageRated,
     RevenueJournalRecorded, JournalEntrySummarised,
 )}
 

@@ -82,8 +82,7 @@ IGNORED = frozenset({
     "charge.updated", "charge.expired",  # carried by payment_intent / invoice events
     "charge.refund.updated",  # carried by refund.updated
 })
-UNSUPPORTED = frozenset({"charge.dispute.created", "charge.dispute.closed",
-                         "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated"})
+UNSUPPORTED: frozenset[str] = frozenset()  # disputes: `disputes`
 RELATED: dict[str, Planner] = {}
 
 

@@ -6,7 +6,7 @@ document's posting date, and stores what comes back in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -29,9 +29,19 @@ class Books:
     chart: Chart
     accounts: AccountMap
     convert: Converter  # at the document's posting date
+    # At another day's rate (what an earlier document was booked at); None: `convert`.
+    convert_on: Callable[[Money, date], Money] | None = None
 
     def code(self, role: Role) -> str:
         return self.chart.code_for(role)
+
+    def booked_on(self, money: Money, day: date) -> Money:
+        """`money` in the functional currency at the rate of `day`."""
+        if money.currency == self.functional:
+            return money
+        if self.convert_on is None:
+            return self.convert(money)
+        return self.convert_on(money, day)
 
     def lines(self, debits: Sequence[Leg], credits: Sequence[Leg]) -> tuple[JournalLine, ...]:
         return balanced_lines(debits, credits, self.functional, self.convert,
