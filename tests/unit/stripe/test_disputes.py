@@ -216,11 +216,12 @@ def test_a_dispute_finsync_cannot_read_is_refused_naming_it(status: str,
 
 
 def test_an_unmappable_event_names_its_object_and_a_body_that_is_no_event_names_none() -> None:
-    voided = {"id": "in_1", "object": "invoice", "status": "void"}
+    voided = {"id": "cn_1", "object": "credit_note", "status": "void"}
     with pytest.raises(MappingError) as caught:
-        mapped(json.dumps({"id": "evt_v", "object": "event", "type": "invoice.voided",
+        mapped(json.dumps({"id": "evt_v", "object": "event", "type": "credit_note.voided",
                            "created": T0, "data": {"object": voided}}).encode())
-    assert (caught.value.code, caught.value.subject) == ("unsupported_event", "invoice:in_1")
+    assert (caught.value.code, caught.value.subject) == ("unsupported_event",
+                                                         "credit_note:cn_1")
     with pytest.raises(MappingError) as caught:
         mapped(b"not json")
     assert caught.value.subject is None
