@@ -102,7 +102,7 @@ PUBLIC_FIELDS: frozenset[str] = frozenset({
     "invoice_id", "payment_id", "number", "product_id", "price_id", "line_id", "account",
     "transaction_currency", "correlation_id", "reverses", "reopens_invoice",
     "applied_to_invoice", "schedule_id", "obligation_id", "before", "after", "attribute",
-    "subscription_id", "period", "contract_line_id",
+    "subscription_id", "period", "contract_line_id", "decline_code", "invoice_ids",
 })
 
 # An address ends in a top-level domain of letters; the user part of a URL

@@ -11,6 +11,7 @@ class Milestone(StrEnum):
     INVOICE_POSTED = "invoice_posted"
     CREDIT_MEMO_POSTED = "credit_memo_posted"
     PAYMENT_APPLIED = "payment_applied"
+    PAYMENT_DECLINED = "payment_declined"  # recorded by the hub on acceptance (dunning)
     REFUND_POSTED = "refund_posted"
     REVENUE_JOURNAL_POSTED = "revenue_journal_posted"
     REVENUE_SCHEDULE_CREATED = "revenue_schedule_created"

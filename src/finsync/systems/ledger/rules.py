@@ -2,7 +2,9 @@
 
 Rules:
 - invoice → Dr accounts receivable (total) / Cr deferred revenue, or revenue for products
-  recognised on invoice (each line) / Cr tax payable (tax);
+  recognised on invoice (each line) / Cr tax payable (tax); what billing paid of it out of
+  the customer's credit balance → Dr customer credits (oldest first) / Cr accounts
+  receivable;
 - credit memo → Dr the account its reason names (deferred revenue by default; goodwill to
   sales allowances) and tax payable / Cr accounts receivable up to what the invoice still
   owes, Cr customer credits for the rest;
