@@ -117,9 +117,17 @@ def credit_note(cn: str, inv: str, amount: int, *, refunded: dict[str, int] | No
     `refunded` names (refund id -> amount); what is not refunded went to the balance."""
     parts = [{"amount_refunded": n, "payment_record_refund": None, "refund": re,
               "type": "refund"} for re, n in (refunded or {}).items()]
+    credited = {"id": f"cnli_{cn}", "object": "credit_note_line_item", "amount": amount,
+                "description": "Service credit", "discount_amount": 0,
+                "discount_amounts": [], "invoice_line_item": f"il_{inv}", "livemode": False,
+                "metadata": None, "pretax_credit_amounts": [], "quantity": 1,
+                "tax_rates": [], "taxes": None, "type": "invoice_line_item",
+                "unit_amount": None, "unit_amount_decimal": None}
     return shaped("credit_note", id=cn, invoice=inv, customer="cus_1", currency=currency,
                   amount=amount, total=amount, subtotal=amount, created=T0 + 5 * DAY,
-                  pre_payment_amount=0, post_payment_amount=amount, refunds=parts)
+                  number=cn.upper(), reason="order_change", pre_payment_amount=0,
+                  post_payment_amount=amount, refunds=parts, out_of_band_amount=None,
+                  lines=listing([credited], f"/v1/credit_notes/{cn}/lines"))
 
 
 def notes(*credit_notes: Obj) -> Obj:

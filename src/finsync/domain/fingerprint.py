@@ -7,7 +7,8 @@ format (nothing reads it back): money is `{amount, currency}`, dataclasses are o
 their fields, enums their values, dates ISO, tuples lists, `ExternalRefs` a plain object.
 A field added to a document after its digests were kept is declared with `ADDED_LATER` in
 its metadata: it is left out of the shape while it holds its default, so every document
-that does not use it keeps the digest it had.
+that does not use it keeps the digest it had (the codec leaves it out of a payload alike,
+so a stored event encodes to the payload it was stored with).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from finsync.domain.refs import ExternalRefs
 Plain = dict[str, "Plain"] | list["Plain"] | str | int | bool | None
 
 # `field(default=None, metadata=ADDED_LATER)`: see the module's rule.
-ADDED_LATER: Mapping[str, bool] = MappingProxyType({"fingerprint_added_later": True})
+ADDED_LATER: Mapping[str, bool] = MappingProxyType({"added_later": True})
 
 # The field names of each dataclass met so far: asking `dataclasses` every time is most of
 # the cost of a fingerprint, and ledgers take one per posting.
@@ -74,10 +75,15 @@ def plain(value: object) -> Plain:
     raise TypeError(f"cannot fingerprint {type(value).__name__}")
 
 
+def added_later(f: dataclasses.Field[object]) -> bool:
+    """Whether a dataclass field was declared with `ADDED_LATER`."""
+    return bool(f.metadata.get("added_later"))
+
+
 def _learn(kind: type) -> tuple[str, ...]:
     fields = dataclasses.fields(kind)
     names = tuple(f.name for f in fields)
-    later = {f.name: f.default for f in fields if f.metadata.get("fingerprint_added_later")}
+    later = {f.name: f.default for f in fields if added_later(f)}
     if later:
         _LATER[kind] = later
     _FIELDS[kind] = names

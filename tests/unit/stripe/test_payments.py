@@ -27,6 +27,7 @@ from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.errors import MappingError
 from finsync.domain.events import (
     AnyEvent,
+    CreditMemoIssued,
     InvoiceIssued,
     PaymentApplied,
     PaymentDeclined,
@@ -339,3 +340,15 @@ def test_old_shape_refund_re_opens_the_invoice_its_charge_paid() -> None:
     made = only(delivered(evt, current=expanded), RefundIssued).refund
     assert (made.reopens_invoice, made.from_credit, made.amount) \
         == ("in_1", usd("0"), Money.of(Decimal("5.00"), USD))
+
+
+def test_a_credit_note_after_payment_leaves_its_amount_as_the_customers_credit() -> None:
+    # 30.00 credited after in_1 was paid: nothing set against the invoice (pre-payment 0)
+    note = credit_note("cn_1", "in_1", 3_000)
+    memo = only(webhook(event("credit_note.created", note, evt="evt_cn")),
+                CreditMemoIssued).credit_memo
+    assert (memo.total, memo.applied_to_invoice) == (usd("30.00"), usd("0"))
+    before = only(webhook(event("credit_note.created", dict(note, pre_payment_amount=1_000,
+                                                            post_payment_amount=2_000),
+                                evt="evt_cn_pre")), CreditMemoIssued).credit_memo
+    assert before.applied_to_invoice == usd("10.00")

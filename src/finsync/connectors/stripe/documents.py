@@ -22,7 +22,11 @@ from finsync.connectors.stripe.objects import (
     refs,
     text,
 )
-from finsync.connectors.stripe.payments import customer_credit_applied, invoice_payments
+from finsync.connectors.stripe.payments import (
+    credit_note_applied,
+    customer_credit_applied,
+    invoice_payments,
+)
 from finsync.domain.errors import MappingError
 from finsync.domain.events import AnyEvent, CreditMemoIssued, InvoiceIssued, PaymentApplied
 from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice
@@ -119,7 +123,7 @@ def credit_memo(note: Obj, settings: SourceSettings) -> CreditMemo:
         ref(note, "invoice", path),
         ref(note, "customer", path),
         settings.legal_entity, currency, issued, str(note.get("reason") or "credit_note"),
-        lines, subtotal, tax, grand, refs(note_id)))
+        lines, subtotal, tax, grand, refs(note_id), credit_note_applied(note, currency)))
 
 
 # -- handlers ---------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ in never matters):
   `invoice.payment_succeeded`, which makes the same documents): a charge without a
   PaymentIntent, a payment record (paid outside Stripe and recorded there), and what an
   invoice marked paid out of band still owed beyond its listed payments
-  (`paid_out_of_band_<invoice>`). `invoice_payment.paid` is acknowledged: one of these two
-  carries each of its payments.
+  (`paid_out_of_band_<invoice>`; so too an older invoice that lists no payment). An
+  amount paid that its payments do not explain is refused (`payment_unlinked`).
+  `invoice_payment.paid` is acknowledged: one of these two carries each of its payments.
 - A refund gives back its payment (the PaymentIntent, else the charge). A refund of a
   payment that paid an invoice re-opens that invoice, except the part a credit note's refund
   pays out of the credit the note left (`from_credit`; the credit notes of the invoices are
@@ -23,11 +24,13 @@ in never matters):
   invoices it was for. It posts nothing: the hub shows it on its thread (dunning).
 - A payment, refund or attempt belongs to the commercial thread of the invoice it paid
   (`paid_invoice`), else to its own.
-- Customer balance: an invoice's `ending_balance - starting_balance` (Stripe's balance is
-  negative in credit) is the customer credit it consumed when it was finalized
-  (`customer_credit_applied`). A negative invoice pushes its whole total onto the balance
-  (that is the invoice's own effect); a debit balance pulled into an invoice is refused
-  (`customer_debit_balance`): the ledger cannot yet move an older receivable into it.
+- Customer balance: a credit note sets its `pre_payment_amount` against its invoice; the
+  rest becomes the customer's credit (`credit_note_applied`). An invoice's
+  `ending_balance - starting_balance` (Stripe's balance is negative in credit) is the
+  customer credit it consumed when it was finalized (`customer_credit_applied`). A
+  negative invoice pushes its whole total onto the balance (that is the invoice's own
+  effect); a debit balance pulled into an invoice is refused (`customer_debit_balance`):
+  the ledger cannot yet move an older receivable into it.
 """
 
 from __future__ import annotations
@@ -253,6 +256,16 @@ def customer_credit_applied(inv: Obj, currency: str) -> Money | None:
     raise MappingError(f"invoice {inv.get('id')} takes {-moved} the customer owed before into "
                        "its amount due; the ledger cannot move an older receivable into an "
                        "invoice", code="customer_debit_balance")
+
+
+def credit_note_applied(note: Obj, currency: str) -> Money | None:
+    """What a credit note set against its invoice's amount due (`pre_payment_amount`); the
+    rest (`post_payment_amount`) was refunded or credited to the customer's balance, and
+    becomes a customer credit that a refund pays out or a later invoice consumes. None when
+    the note does not say (older shapes)."""
+    if note.get("pre_payment_amount") is None:
+        return None
+    return minor(note, "pre_payment_amount", currency, "credit_note")
 
 
 # -- handlers ---------------------------------------------------------------------------------
