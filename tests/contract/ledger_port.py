@@ -180,6 +180,22 @@ class LedgerPortContract:
         assert port.receivables("le_us", AS_OF) == []
         assert _total(harness) == 0
 
+    def test_the_preview_of_an_invoice_paid_partly_from_credit_uses_that_credit(
+            self, harness: LedgerHarness) -> None:
+        """Summary posting renders an invoice against the credit it consumed: Dr receivable
+        100.00 and customer credits 30.00 / Cr deferred revenue 100.00 and receivable
+        30.00."""
+        port = harness.port
+        if not isinstance(port, JournalPreviewPort):
+            pytest.skip("the port previews nothing")
+        inv = replace(invoice("inv_1", ["100.00"]),
+                      customer_credit_applied=Money.of("30.00", "USD"))
+        entry = port.preview_journal(InvoiceIssued(inv))
+        sides = {side: sorted(str(ln.amount.amount) for ln in entry.lines if ln.side is side)
+                 for side in Side}
+        assert sides == {Side.DEBIT: ["100.00", "30.00"], Side.CREDIT: ["100.00", "30.00"]}
+        assert harness.deferred_account in {ln.account for ln in entry.lines}
+
     def test_payment_before_its_invoice_is_transient(self, harness: LedgerHarness) -> None:
         with pytest.raises(TransientError) as caught:
             harness.port.post_payment(payment("pay_1", "10.00", {"inv_9": "10.00"}), ctx("k1"))

@@ -226,7 +226,8 @@ def declined_attempt(d: Delivery, settings: SourceSettings) -> PaymentAttempt:
     intent, path = d.object, "payment_intent"
     intent_id, currency = text(intent, "id", path), currency_of(intent, path)
     error = child(intent, "last_payment_error")
-    code = error.get("decline_code") or error.get("code") or "declined"
+    code = next((c for c in (error.get("decline_code"), error.get("code"))
+                 if isinstance(c, str) and c), "declined")
     # A failed charge is one attempt; an attempt with no charge is this event's.
     attempt_id = id_of(error.get("charge")) or f"{intent_id}/{d.id}"
     links = _paying(_links(d), intent_id)
@@ -234,7 +235,7 @@ def declined_attempt(d: Delivery, settings: SourceSettings) -> PaymentAttempt:
                                    for link in links))
     return built(path, lambda: PaymentAttempt(
         attempt_id, intent_id, _customer(intent, links, path), settings.legal_entity,
-        minor(intent, "amount", currency, path), day(d.created, "event.created"), str(code),
+        minor(intent, "amount", currency, path), day(d.created, "event.created"), code,
         invoices, refs(attempt_id)))
 
 
