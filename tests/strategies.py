@@ -54,6 +54,7 @@ from finsync.domain.events import (
     InvoiceIssued,
     JournalEntrySummarised,
     PaymentApplied,
+    PaymentDeclined,
     RefundIssued,
     RevenueJournalRecorded,
     UsageRated,
@@ -63,7 +64,7 @@ from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice, RatedUsage
 from finsync.domain.journal import JournalEntry, JournalLine, Side
 from finsync.domain.money import Money, total
 from finsync.domain.party import CustomerAccount
-from finsync.domain.payment import Payment, PaymentApplication, Refund
+from finsync.domain.payment import Payment, PaymentApplication, PaymentAttempt, Refund
 from finsync.domain.refs import ExternalRefs
 
 # One currency per minor-unit exponent: USD 2, JPY 0, KWD 3.
@@ -196,9 +197,13 @@ def invoices(draw: st.DrawFn) -> Invoice:
     contract_id = draw(optional_texts)
     contract_version = None if contract_id is None else draw(st.integers(1, 10**6))
     issued = draw(days)
+    grand_total = subtotal + tax_total
+    # Customer credit settled on issue: none, or up to a positive total.
+    credit = draw(st.none() | st.integers(0, max(grand_total.to_minor(), 0)))
     return Invoice(draw(texts), draw(texts), draw(texts), contract_id, contract_version,
                    draw(texts), currency, issued, later(draw, issued, 0), tuple(lines),
-                   subtotal, tax_total, subtotal + tax_total, draw(external_refs))
+                   subtotal, tax_total, grand_total, draw(external_refs),
+                   None if credit is None else spelt(draw, credit, currency))
 
 
 @st.composite
@@ -303,6 +308,16 @@ def dispute_closures(draw: st.DrawFn) -> DisputeClosure:
                           steps, draw(external_refs))
 
 
+@st.composite
+def payment_attempts(draw: st.DrawFn) -> PaymentAttempt:
+    """A declined attempt at a positive amount, for none or some invoices."""
+    currency = draw(currencies)
+    return PaymentAttempt(draw(texts), draw(texts), draw(texts), draw(texts),
+                          spelt(draw, draw(st.integers(1, AMOUNT_MINOR_MAX)), currency),
+                          draw(days), draw(texts), tuple(draw(st.lists(texts, max_size=3))),
+                          draw(external_refs))
+
+
 # -- journal entries ------------------------------------------------------------------------
 
 @st.composite
@@ -361,6 +376,7 @@ EVENTS: Mapping[type[AnyEvent], st.SearchStrategy[AnyEvent]] = {
     UsageRated: rated_usage().map(UsageRated),
     RevenueJournalRecorded: journal_entries().map(RevenueJournalRecorded),
     JournalEntrySummarised: journal_entries().map(JournalEntrySummarised),
+    PaymentDeclined: payment_attempts().map(PaymentDeclined),
 }
 
 

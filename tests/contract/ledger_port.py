@@ -8,7 +8,7 @@ suite against a real trytond.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
@@ -175,6 +175,44 @@ class LedgerPortContract:
         harness.port.post_credit_memo(credit_memo("cm_1", "inv_1", "40.00"), ctx("k2"))
         (owed,) = harness.port.receivables("le_us", AS_OF)
         assert owed.open_amount == Money.of("60.00", "USD")
+
+    def test_an_invoice_paid_partly_from_the_customers_credit_is_settled_by_it(
+            self, harness: LedgerHarness) -> None:
+        """Billing paid 30.00 of inv_2 (100.00) out of the credit a 30.00 credit memo left on
+        the paid inv_1: inv_2 owes 70.00 and the credit is used up. Before that credit is in
+        the ledger, inv_2 waits (another aggregate may still be on its way)."""
+        port = harness.port
+        port.post_invoice(invoice("inv_1", ["50.00"]), ctx("k1"))
+        port.post_payment(payment("pay_1", "50.00", {"inv_1": "50.00"}), ctx("k2"))
+        inv_2 = replace(invoice("inv_2", ["100.00"], on=date(2026, 3, 1)),
+                        customer_credit_applied=Money.of("30.00", "USD"))
+        with pytest.raises(TransientError) as caught:
+            port.post_invoice(inv_2, ctx("k3"))
+        assert caught.value.exception_class is ExceptionClass.SEQUENCING_ERROR
+        port.post_credit_memo(credit_memo("cm_1", "inv_1", "30.00"), ctx("k4"))
+        port.post_invoice(inv_2, ctx("k3"))
+        assert [(r.document_id, str(r.open_amount)) for r in
+                port.receivables("le_us", AS_OF)] == [("inv_2", "70.00 USD")]
+        port.post_payment(payment("pay_2", "70.00", {"inv_2": "70.00"}, on=date(2026, 3, 5)),
+                          ctx("k5"))
+        assert port.receivables("le_us", AS_OF) == []
+        assert _total(harness) == 0
+
+    def test_the_preview_of_an_invoice_paid_partly_from_credit_uses_that_credit(
+            self, harness: LedgerHarness) -> None:
+        """Summary posting renders an invoice against the credit it consumed: Dr receivable
+        100.00 and customer credits 30.00 / Cr deferred revenue 100.00 and receivable
+        30.00."""
+        port = harness.port
+        if not isinstance(port, JournalPreviewPort):
+            pytest.skip("the port previews nothing")
+        inv = replace(invoice("inv_1", ["100.00"]),
+                      customer_credit_applied=Money.of("30.00", "USD"))
+        entry = port.preview_journal(InvoiceIssued(inv))
+        sides = {side: sorted(str(ln.amount.amount) for ln in entry.lines if ln.side is side)
+                 for side in Side}
+        assert sides == {Side.DEBIT: ["100.00", "30.00"], Side.CREDIT: ["100.00", "30.00"]}
+        assert harness.deferred_account in {ln.account for ln in entry.lines}
 
     def test_payment_before_its_invoice_is_transient(self, harness: LedgerHarness) -> None:
         with pytest.raises(TransientError) as caught:

@@ -27,7 +27,7 @@ from finsync.domain.errors import MappingError
 from finsync.domain.invoice import CreditMemo, Invoice, RatedUsage, UsageRecord
 from finsync.domain.journal import JournalEntry
 from finsync.domain.party import CustomerAccount
-from finsync.domain.payment import Payment, Refund
+from finsync.domain.payment import Payment, PaymentAttempt, Refund
 from finsync.domain.upcast import Upcaster, amendment_v1_to_v2, invoice_v1_to_v2
 
 
@@ -60,6 +60,7 @@ class EventType(StrEnum):
     DISPUTE_FUNDS_WITHDRAWN = "dispute.funds_withdrawn"
     DISPUTE_FUNDS_REINSTATED = "dispute.funds_reinstated"
     DISPUTE_CLOSED = "dispute.closed"
+    PAYMENT_DECLINED = "payment.declined"
     USAGE_RECORDED = "usage.recorded"
     USAGE_RATED = "usage.rated"
     REVENUE_JOURNAL_RECORDED = "revenue.journal_recorded"
@@ -259,6 +260,17 @@ class DisputeClosed(CanonicalEvent[DisputeClosure]):
 
 
 @dataclass(frozen=True, slots=True)
+class PaymentDeclined(CanonicalEvent[PaymentAttempt]):
+    """A payment attempt that was declined or failed: no money moved, nothing to post; the
+    hub records it on the commercial thread (dunning)."""
+
+    name: ClassVar = EventType.PAYMENT_DECLINED
+    domain: ClassVar = BusinessDomain.PAYMENTS
+    aggregate_type: ClassVar = "payment_attempt"
+    attempt: PaymentAttempt
+
+
+@dataclass(frozen=True, slots=True)
 class UsageRecorded(CanonicalEvent[UsageRecord]):
     name: ClassVar = EventType.USAGE_RECORDED
     domain: ClassVar = BusinessDomain.USAGE
@@ -304,7 +316,7 @@ CATALOGUE: Mapping[EventType, type[AnyEvent]] = {cls.name: cls for cls in (
     CustomerUpserted, ContractCreated, ContractAmended, ContractRenewed, ContractCancelled,
     InvoiceIssued, CreditMemoIssued, PaymentApplied, RefundIssued, DisputeOpened,
     DisputeFundsWithdrawn, DisputeFundsReinstated, DisputeClosed, UsageRecorded, UsageRated,
-    RevenueJournalRecorded, JournalEntrySummarised,
+    RevenueJournalRecorded, JournalEntrySummarised, PaymentDeclined,
 )}
 
 

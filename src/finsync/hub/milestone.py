@@ -11,6 +11,7 @@ class Milestone(StrEnum):
     INVOICE_POSTED = "invoice_posted"
     CREDIT_MEMO_POSTED = "credit_memo_posted"
     PAYMENT_APPLIED = "payment_applied"
+    PAYMENT_DECLINED = "payment_declined"  # recorded by the hub on acceptance (dunning)
     REFUND_POSTED = "refund_posted"
     DISPUTE_FUNDS_POSTED = "dispute_funds_posted"
     DISPUTE_CLOSURE_POSTED = "dispute_closure_posted"

@@ -54,7 +54,10 @@ from finsync.connectors.stripe.objects import (
     refs,
     text,
 )
-from finsync.connectors.stripe.payments import invoice_payment
+from finsync.connectors.stripe.payments import (
+    customer_credit_applied,
+    invoice_payments,
+)
 from finsync.domain.errors import MappingError
 from finsync.domain.events import AnyEvent, CreditMemoIssued, InvoiceIssued, PaymentApplied
 from finsync.domain.invoice import VOID, WRITE_OFF, CreditMemo, DocumentLine, Invoice
@@ -147,11 +150,12 @@ def invoice(inv: Obj, settings: SourceSettings) -> Invoice:
     subtotal, tax, grand = _totals(inv_id, lines, currency, minor(inv, "total", currency, path),
                                    path)
     due = day(inv["due_date"], f"{path}.due_date") if inv.get("due_date") else issued
+    credit = customer_credit_applied(inv, currency)
     return built(path, lambda: Invoice(
         inv_id, str(inv.get("number") or inv_id),
         ref(inv, "customer", path),
         invoice_subscription(inv), None, settings.legal_entity, currency, issued, due, lines,
-        subtotal, tax, grand, refs(inv_id)))
+        subtotal, tax, grand, refs(inv_id), credit))
 
 
 def credit_memo(note: Obj, credited: Invoice, settings: SourceSettings) -> CreditMemo:
@@ -304,8 +308,8 @@ def _invoice(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
     if obj.get("status") == "draft":
         return []  # not issued yet: invoice.finalized follows
     issued: list[AnyEvent] = [InvoiceIssued(invoice(obj, settings))]
-    if d.type in INVOICE_PAID and (paid := invoice_payment(obj, settings)):
-        issued.append(PaymentApplied(paid))
+    if d.type in INVOICE_PAID:
+        issued += [PaymentApplied(paid) for paid in invoice_payments(d, settings)]
     return issued
 
 

@@ -21,7 +21,11 @@ Rules:
   whatever the event (the first state finsync saw); later versions are `ContractAmended`,
   or `ContractCancelled` for `customer.subscription.deleted`.
 - An event whose object is partial (a list page with `has_more`, a thin event, a refund
-  without its charge) is mapped only from a delivery that carries the fetched object.
+  without its charge) is mapped only from a delivery that carries the fetched object; so is
+  one whose handler needs something beside it (a payment's invoice payments).
+- Older API shapes are lifted to the current one before anything reads them (`upcast`).
+- The correlation id is the commercial thread of the event's object; a payment, refund or
+  declined attempt joins the thread of the invoice it was for (`payments.paid_invoice`).
 - Types with no financial effect are acknowledged and ignored (`IGNORED`); a type that has
   one finsync cannot map (`credit_note.voided`, …) or does not know is a `MappingError`: the raw
   event is kept and finance sees an exception. The error names the Stripe object the event
@@ -33,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from finsync.connectors.stripe import contracts, disputes, documents, objects, payments
+from finsync.connectors.stripe import contracts, disputes, documents, objects, payments, upcast
 from finsync.connectors.stripe.delivery import (
     CURRENT,
     Delivery,
@@ -62,24 +66,29 @@ IGNORED_PREFIXES = ("product.", "plan.", "price.", "coupon.", "promotion_code.",
 IGNORED: frozenset[str] = frozenset().union(*(area.IGNORED for area in AREAS))
 UNSUPPORTED: frozenset[str] = frozenset().union(*(area.UNSUPPORTED for area in AREAS))
 _HANDLERS: Mapping[str, Handler] = {t: h for area in AREAS for t, h in area.HANDLERS.items()}
-_RELATED: Mapping[str, Planner] = {t: p for area in AREAS for t, p in area.RELATED.items()}
+# Every area's planners of an event type (two areas may each need something beside it).
+_RELATED: Mapping[str, tuple[Planner, ...]] = {
+    t: tuple(area.RELATED[t] for area in AREAS if t in area.RELATED)
+    for area in AREAS for t in area.RELATED}
 
 
 def fetch_plan(event: Obj) -> tuple[Fetch, ...]:
     """Everything the poller fetches before `event` can be mapped: its own object when the
-    event's copy is partial, and what the event type's handler needs beside it."""
+    event's copy is partial, and what the event type's handlers need beside it."""
     own = fetch_target(event)
-    plan = () if own is None else (Fetch(CURRENT, *own),)
-    planner = _RELATED.get(str(event.get("type", "")))
-    return plan + (planner(event) if planner is not None else ())
+    plan: tuple[Fetch, ...] = () if own is None else (Fetch(CURRENT, *own),)
+    for planner in _RELATED.get(str(event.get("type", "")), ()):
+        plan += tuple(f for f in planner(event) if f not in plan)
+    return plan
 
 
 def translate(settings: SourceSettings, source: str, body: bytes) -> list[DraftEnvelope]:
-    """The canonical draft envelopes of one raw body of a Stripe source. A body that does
-    not map is a `MappingError` naming the Stripe object it is about (`subject_of`)."""
+    """The canonical draft envelopes of one raw body of a Stripe source (older API shapes
+    lifted to the current one first, `upcast`). A body that does not map is a `MappingError`
+    naming the Stripe object it is about (`subject_of`)."""
     delivery = parse(body)
     try:
-        return _translate(settings, source, delivery)
+        return _translate(settings, source, upcast.delivery(delivery))
     except MappingError as exc:
         raise exc.about(subject_of(delivery)) from exc.__cause__
     except DomainError as exc:  # a broken rule in the payload is its mapping error
@@ -142,6 +151,7 @@ def draft(source: str, d: Delivery, event: AnyEvent, version: int,
     `version`."""
     own = event.aggregate()
     suffix = "" if index == 0 else f"/{own.type}:{own.id}"
+    subject = payments.paid_invoice(d) or d.object  # a payment joins its invoice's thread
     return DraftEnvelope(
         event, source, d.id + suffix, objects.instant(d.created, "event.created"),
-        correlation_of(d.object), aggregate=AggregateRef(event.aggregate_type, own.id, version))
+        correlation_of(subject), aggregate=AggregateRef(event.aggregate_type, own.id, version))

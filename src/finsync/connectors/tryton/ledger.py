@@ -473,6 +473,10 @@ def _assumed_items(document: Document, accounts: AccountMap,
     """(account, customer, tag, debit-positive balance) a previewed document is assumed to
     meet."""
     receivable, credits = accounts.subledger
+    if isinstance(document, Invoice):  # paid partly out of a credit the customer held
+        applied = document.customer_credit_applied
+        return [] if applied is None else [(credits, document.customer_id,
+                                            f"{document.id}:credit", -applied.amount)]
     if isinstance(document, CreditMemo):
         return [(receivable, document.customer_id, document.invoice_id,
                  document.total.amount)]

@@ -3,6 +3,9 @@
 Rules (the embedded ledger's, on Tryton accounts):
 - invoice → Dr receivable (total, the customer's party, tagged with the invoice) / Cr
   deferred revenue, or revenue for products recognised on invoice (each line) / Cr tax;
+  what billing paid of it out of the customer's credit balance → Dr customer credits
+  (oldest first, each tagged with its credit) / Cr receivable (tagged with the invoice),
+  waiting until Tryton holds that much credit;
 - credit memo → Dr the reason's account (deferred revenue by default; goodwill to sales
   allowances) and tax / Cr receivable up to what the invoice still owes, Cr customer
   credits (tagged with the memo) for the rest;
@@ -203,9 +206,30 @@ class Mapper:
         lines += [_cr(self._code(self.accounts.invoice_credit(line.product_id)),
                       _money(line.amount, c, invoice.id)) for line in invoice.lines]
         lines.append(_cr(self._code(Role.TAX_PAYABLE), invoice.tax_total.amount))
+        lines += self._from_credit(invoice)
         return Move("invoice", invoice.id, invoice.legal_entity, Journal.REVENUE,
                     invoice.issue_date, f"Invoice {invoice.number}", _nonzero(lines),
                     body_hash("invoice", invoice))
+
+    def _from_credit(self, invoice: Invoice) -> list[MoveLine]:
+        """What billing paid of the invoice out of the customer's credits, oldest first."""
+        applied = invoice.customer_credit_applied
+        if applied is None or applied.is_zero:
+            return []
+        customer, left = invoice.customer_id, _money(applied, self.currency, invoice.id)
+        held = sum((item.balance for item in self.ledger.credits(customer)), ZERO)
+        if held < left:
+            raise _waiting(f"{invoice.id} was paid {applied} out of the customer's credit; "
+                           f"the customer holds {held} in Tryton so far")
+        lines = []
+        for item in self.ledger.credits(customer):
+            if not left:
+                break
+            take = min(left, item.balance)
+            lines.append(_dr(self._code(Role.CUSTOMER_CREDITS), take, customer, item.tag))
+            left -= take
+        lines.append(_cr(self._code(Role.RECEIVABLE), applied.amount, customer, invoice.id))
+        return lines
 
     def credit_memo(self, memo: CreditMemo) -> Move:
         total = _money(memo.total, self.currency, memo.id)

@@ -110,11 +110,26 @@ def _assumed(books: Books, document_id: str, customer: str, kind: ItemKind, amou
                     amount, books.convert(amount), on, on)
 
 
-def _invoice_plan(invoice: Invoice, source: Source, _assumed_items: bool) -> Plan:
+def _invoice_plan(invoice: Invoice, source: Source, assumed_items: bool) -> Plan:
+    applied = invoice.customer_credit_applied
+
+    def build(items: ItemReader, books: Books) -> Posting:
+        if applied is None or applied.is_zero:
+            return post_invoice(invoice, books)
+        if assumed_items:
+            credits = [_assumed(books, f"{invoice.id}:credit-applied", invoice.customer_id,
+                                ItemKind.CREDIT, applied, invoice.issue_date)]
+        else:
+            credits = items.customer_items(invoice.legal_entity, invoice.customer_id,
+                                           invoice.currency, ItemKind.CREDIT)
+        return post_invoice(invoice, books, credits)
+
+    # Paid partly out of the customer's credit: it reads the customer's credits.
+    uses_credit = applied is not None and not applied.is_zero
     return Plan("invoice", invoice.id, invoice, invoice.legal_entity, invoice.issue_date,
-                f"Invoice {invoice.number}", source,
-                lambda items, books: post_invoice(invoice, books),
-                opens=(invoice.id, f"{invoice.id}:credit"))
+                f"Invoice {invoice.number}", source, build,
+                opens=(invoice.id, f"{invoice.id}:credit"),
+                customer=invoice.customer_id if uses_credit else None)
 
 
 def _credit_memo_plan(memo: CreditMemo, source: Source, assumed_items: bool) -> Plan:
