@@ -24,10 +24,13 @@ from finsync.connectors.ports import (
 )
 from finsync.domain.aggregate import AggregateRef
 from finsync.domain.codec import draft_to_json
+from finsync.domain.dispute import DisputeClosure, DisputeFunds
 from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.errors import FinsyncError
 from finsync.domain.events import (
     CreditMemoIssued,
+    DisputeClosed,
+    DisputeFundsWithdrawn,
     EventType,
     InvoiceIssued,
     JournalEntrySummarised,
@@ -165,6 +168,12 @@ class RecordingLedger:
 
     def post_refund(self, refund: Refund, ctx: DeliveryContext) -> Receipt:
         return self._single(Posting(RefundIssued(refund), ctx))
+
+    def post_dispute_funds(self, funds: DisputeFunds, ctx: DeliveryContext) -> Receipt:
+        return self._single(Posting(DisputeFundsWithdrawn(funds), ctx))
+
+    def post_dispute_closure(self, closure: DisputeClosure, ctx: DeliveryContext) -> Receipt:
+        return self._single(Posting(DisputeClosed(closure), ctx))
 
     def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt:
         return self._single(Posting(JournalEntrySummarised(entry), ctx))

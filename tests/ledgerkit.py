@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from sqlalchemy import Engine
 
+from finsync.domain.dispute import DisputeClosure, DisputeFunds, DisputeOutcome, DisputeStep
 from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice
 from finsync.domain.money import Money, total
 from finsync.domain.payment import Payment, PaymentApplication, Refund
@@ -82,3 +83,23 @@ def credit_memo(memo_id: str, invoice_id: str, amount: str, currency: str = "USD
 def refund(refund_id: str, amount: str, currency: str = "USD", on: date = date(2026, 2, 10),
            customer: str = "cus_1", entity: str = "le_us") -> Refund:
     return Refund(refund_id, "pay_1", customer, entity, Money.of(amount, currency), on, "credit")
+
+
+def dispute_funds(txn: str, amount: str, fee: str, currency: str = "USD",
+                  on: date = date(2026, 2, 10), dispute: str = "du_1",
+                  entity: str = "le_us") -> DisputeFunds:
+    """A step of dispute `dispute`'s money: `amount` taken (negative) or given back."""
+    return DisputeFunds(txn, dispute, "pi_1", entity, Money.of(amount, currency),
+                        Money.of(fee, currency), on)
+
+
+def dispute_closure(outcome: str, *taken: str, currency: str = "USD",
+                    on: date = date(2026, 3, 20), dispute: str = "du_1",
+                    entity: str = "le_us") -> DisputeClosure:
+    """Dispute `dispute` closed; `taken` the amounts of its steps (one per step, booked on
+    10 Feb), so what is unrecovered is minus their sum."""
+    steps = tuple(DisputeStep(f"txn_{n}", Money.of(a, currency), date(2026, 2, 10))
+                  for n, a in enumerate(taken))
+    unrecovered = -total([s.amount for s in steps], currency)
+    return DisputeClosure(dispute, "pi_1", entity, DisputeOutcome(outcome), unrecovered, on,
+                          steps)

@@ -31,6 +31,13 @@ from finsync.domain.contract import (
     RampStep,
     SubscriptionContract,
 )
+from finsync.domain.dispute import (
+    Dispute,
+    DisputeClosure,
+    DisputeFunds,
+    DisputeOutcome,
+    DisputeStep,
+)
 from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.events import (
     AnyEvent,
@@ -40,9 +47,14 @@ from finsync.domain.events import (
     ContractRenewed,
     CreditMemoIssued,
     CustomerUpserted,
+    DisputeClosed,
+    DisputeFundsReinstated,
+    DisputeFundsWithdrawn,
+    DisputeOpened,
     InvoiceIssued,
     JournalEntrySummarised,
     PaymentApplied,
+    PaymentDeclined,
     RefundIssued,
     RevenueJournalRecorded,
     UsageRated,
@@ -52,7 +64,7 @@ from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice, RatedUsage
 from finsync.domain.journal import JournalEntry, JournalLine, Side
 from finsync.domain.money import Money, total
 from finsync.domain.party import CustomerAccount
-from finsync.domain.payment import Payment, PaymentApplication, Refund
+from finsync.domain.payment import Payment, PaymentApplication, PaymentAttempt, Refund
 from finsync.domain.refs import ExternalRefs
 
 # One currency per minor-unit exponent: USD 2, JPY 0, KWD 3.
@@ -185,9 +197,13 @@ def invoices(draw: st.DrawFn) -> Invoice:
     contract_id = draw(optional_texts)
     contract_version = None if contract_id is None else draw(st.integers(1, 10**6))
     issued = draw(days)
+    grand_total = subtotal + tax_total
+    # Customer credit settled on issue: none, or up to a positive total.
+    credit = draw(st.none() | st.integers(0, max(grand_total.to_minor(), 0)))
     return Invoice(draw(texts), draw(texts), draw(texts), contract_id, contract_version,
                    draw(texts), currency, issued, later(draw, issued, 0), tuple(lines),
-                   subtotal, tax_total, subtotal + tax_total, draw(external_refs))
+                   subtotal, tax_total, grand_total, draw(external_refs),
+                   None if credit is None else spelt(draw, credit, currency))
 
 
 @st.composite
@@ -255,6 +271,53 @@ def refunds(draw: st.DrawFn) -> Refund:
                   draw(optional_texts))
 
 
+# -- disputes -------------------------------------------------------------------------------
+
+@st.composite
+def disputes(draw: st.DrawFn) -> Dispute:
+    currency = draw(currencies)
+    return Dispute(draw(texts), draw(texts), draw(texts),
+                   spelt(draw, draw(st.integers(1, AMOUNT_MINOR_MAX)), currency), draw(days),
+                   draw(texts), draw(st.booleans()), draw(external_refs))
+
+
+@st.composite
+def dispute_funds(draw: st.DrawFn, withdrawn: bool) -> DisputeFunds:
+    """Withdrawn: disputed money out (a fee charged or given back), or only a fee
+    charged; reinstated: the reverse."""
+    currency = draw(currencies)
+    amount = draw(st.integers(0, AMOUNT_MINOR_MAX))
+    fee = draw(st.integers(-AMOUNT_MINOR_MAX, AMOUNT_MINOR_MAX) if amount
+               else st.integers(1, AMOUNT_MINOR_MAX))
+    sign = -1 if withdrawn else 1
+    return DisputeFunds(draw(texts), draw(texts), draw(texts), draw(texts),
+                        spelt(draw, sign * amount, currency),
+                        spelt(draw, fee if amount else -sign * fee, currency), draw(days),
+                        draw(external_refs))
+
+
+@st.composite
+def dispute_closures(draw: st.DrawFn) -> DisputeClosure:
+    """Steps in one currency; unrecovered is what they left."""
+    currency = draw(currencies)
+    steps = tuple(DisputeStep(draw(texts), draw(money(currency)), draw(days))
+                  for _ in range(draw(st.integers(0, 3))))
+    unrecovered = -total([step.amount for step in steps], currency)
+    return DisputeClosure(draw(texts), draw(texts), draw(texts),
+                          draw(st.sampled_from(DisputeOutcome)), unrecovered, draw(days),
+                          steps, draw(external_refs))
+
+
+@st.composite
+def payment_attempts(draw: st.DrawFn) -> PaymentAttempt:
+    """A declined attempt at a positive amount, for none or some invoices."""
+    currency = draw(currencies)
+    return PaymentAttempt(draw(texts), draw(texts), draw(texts), draw(texts),
+                          spelt(draw, draw(st.integers(1, AMOUNT_MINOR_MAX)), currency),
+                          draw(days), draw(texts), tuple(draw(st.lists(texts, max_size=3))),
+                          draw(external_refs))
+
+
 # -- journal entries ------------------------------------------------------------------------
 
 @st.composite
@@ -305,10 +368,15 @@ EVENTS: Mapping[type[AnyEvent], st.SearchStrategy[AnyEvent]] = {
     CreditMemoIssued: credit_memos().map(CreditMemoIssued),
     PaymentApplied: payments().map(PaymentApplied),
     RefundIssued: refunds().map(RefundIssued),
+    DisputeOpened: disputes().map(DisputeOpened),
+    DisputeFundsWithdrawn: dispute_funds(withdrawn=True).map(DisputeFundsWithdrawn),
+    DisputeFundsReinstated: dispute_funds(withdrawn=False).map(DisputeFundsReinstated),
+    DisputeClosed: dispute_closures().map(DisputeClosed),
     UsageRecorded: usage_records().map(UsageRecorded),
     UsageRated: rated_usage().map(UsageRated),
     RevenueJournalRecorded: journal_entries().map(RevenueJournalRecorded),
     JournalEntrySummarised: journal_entries().map(JournalEntrySummarised),
+    PaymentDeclined: payment_attempts().map(PaymentDeclined),
 }
 
 

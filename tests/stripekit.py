@@ -19,7 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,6 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "tests" / "external" / "localstripe-requirements.txt"
 LAUNCHER = ROOT / "tests" / "external" / "localstripe_launcher.py"
 API_KEY = "sk_test_finsync"
-WEBHOOK_DELAY_S = 1.5  # localstripe waits 1 s after an event before it sends its webhook
 
 
 class LocalstripeUnavailableError(RuntimeError):
@@ -67,9 +66,15 @@ def localstripe_python() -> Path:
     return python
 
 
+# localstripe sends an event's webhooks one second after the event, to the registrations it
+# holds *then*; a reset waits this long after the last write before it registers anew.
+WEBHOOK_DELAY_S = 2.0
+
+
 @dataclass
 class Localstripe:
     base_url: str
+    last_write: float = field(default=0.0, compare=False)  # time.monotonic() of it
 
     def call(self, method: str, path: str, data: dict[str, Any] | None = None) -> Any:
         body = urllib.parse.urlencode(data, doseq=True).encode() if data else None
@@ -77,16 +82,20 @@ class Localstripe:
                                          headers={"Authorization": f"Bearer {API_KEY}"})
         with urllib.request.urlopen(request, timeout=10) as response:
             text = response.read()
+        if method != "GET":
+            self.last_write = time.monotonic()
         return json.loads(text) if text.strip() else None
 
     def reset(self, webhook_url: str | None, secret: str = "whsec_unused") -> None:
-        """No objects, no events, and webhooks only to `webhook_url` (or to nowhere)."""
+        """No objects, no events, and webhooks only to `webhook_url` (or to nowhere).
+
+        Webhooks of an earlier test's last events are still on their way for a second: they
+        go nowhere before `webhook_url` is registered (else the next test receives another
+        test's events, signed with its own secret)."""
         nowhere = "http://127.0.0.1:9/nowhere"
-        if webhook_url is not None:
-            # localstripe sends a webhook 1 s after its event, to the URL registered then:
-            # let an earlier test's go nowhere before this test listens.
-            self.call("POST", "/_config/webhooks/finsync", {"url": nowhere, "secret": secret})
-            time.sleep(WEBHOOK_DELAY_S)
+        written = self.last_write
+        self.call("POST", "/_config/webhooks/finsync", {"url": nowhere, "secret": secret})
+        time.sleep(max(0.0, written + WEBHOOK_DELAY_S - time.monotonic()))
         self.call("DELETE", "/_config/data")
         # Registrations survive a reset: point the one the tests use where they want it.
         self.call("POST", "/_config/webhooks/finsync",

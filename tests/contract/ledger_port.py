@@ -8,7 +8,7 @@ suite against a real trytond.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
@@ -24,11 +24,17 @@ from finsync.connectors.ports import (
     Receipt,
 )
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
-from finsync.domain.events import InvoiceIssued, UsageRecorded
+from finsync.domain.events import (
+    DisputeClosed,
+    DisputeFundsReinstated,
+    DisputeFundsWithdrawn,
+    InvoiceIssued,
+    UsageRecorded,
+)
 from finsync.domain.invoice import UsageRecord
 from finsync.domain.journal import JournalEntry, JournalLine, PeriodStatus, Side
 from finsync.domain.money import Money
-from tests.ledgerkit import credit_memo, invoice, payment
+from tests.ledgerkit import credit_memo, dispute_closure, dispute_funds, invoice, payment
 
 AS_OF = date(2026, 12, 31)
 
@@ -55,6 +61,18 @@ def _total(harness: LedgerHarness) -> Decimal:
 
 def _snapshot(harness: LedgerHarness) -> list[tuple[str, str]]:
     return [(b.account, str(b.balance)) for b in harness.port.trial_balance("le_us", AS_OF)]
+
+
+# finsync's own chart codes of the dispute roles, as each ERP resolves them.
+_DISPUTE_CODES = ("1000", "1270", "6500", "6510")
+
+
+def _balances(harness: LedgerHarness) -> dict[str, Decimal]:
+    """Non-zero balances of cash and the dispute accounts, by finsync's codes."""
+    port = harness.port
+    codes = {port.resolve_account(code): code for code in _DISPUTE_CODES}
+    return {codes[b.account]: b.balance.amount for b in port.trial_balance("le_us", AS_OF)
+            if b.account in codes and not b.balance.is_zero}
 
 
 def _books_world(port: LedgerPort) -> None:
@@ -158,6 +176,44 @@ class LedgerPortContract:
         (owed,) = harness.port.receivables("le_us", AS_OF)
         assert owed.open_amount == Money.of("60.00", "USD")
 
+    def test_an_invoice_paid_partly_from_the_customers_credit_is_settled_by_it(
+            self, harness: LedgerHarness) -> None:
+        """Billing paid 30.00 of inv_2 (100.00) out of the credit a 30.00 credit memo left on
+        the paid inv_1: inv_2 owes 70.00 and the credit is used up. Before that credit is in
+        the ledger, inv_2 waits (another aggregate may still be on its way)."""
+        port = harness.port
+        port.post_invoice(invoice("inv_1", ["50.00"]), ctx("k1"))
+        port.post_payment(payment("pay_1", "50.00", {"inv_1": "50.00"}), ctx("k2"))
+        inv_2 = replace(invoice("inv_2", ["100.00"], on=date(2026, 3, 1)),
+                        customer_credit_applied=Money.of("30.00", "USD"))
+        with pytest.raises(TransientError) as caught:
+            port.post_invoice(inv_2, ctx("k3"))
+        assert caught.value.exception_class is ExceptionClass.SEQUENCING_ERROR
+        port.post_credit_memo(credit_memo("cm_1", "inv_1", "30.00"), ctx("k4"))
+        port.post_invoice(inv_2, ctx("k3"))
+        assert [(r.document_id, str(r.open_amount)) for r in
+                port.receivables("le_us", AS_OF)] == [("inv_2", "70.00 USD")]
+        port.post_payment(payment("pay_2", "70.00", {"inv_2": "70.00"}, on=date(2026, 3, 5)),
+                          ctx("k5"))
+        assert port.receivables("le_us", AS_OF) == []
+        assert _total(harness) == 0
+
+    def test_the_preview_of_an_invoice_paid_partly_from_credit_uses_that_credit(
+            self, harness: LedgerHarness) -> None:
+        """Summary posting renders an invoice against the credit it consumed: Dr receivable
+        100.00 and customer credits 30.00 / Cr deferred revenue 100.00 and receivable
+        30.00."""
+        port = harness.port
+        if not isinstance(port, JournalPreviewPort):
+            pytest.skip("the port previews nothing")
+        inv = replace(invoice("inv_1", ["100.00"]),
+                      customer_credit_applied=Money.of("30.00", "USD"))
+        entry = port.preview_journal(InvoiceIssued(inv))
+        sides = {side: sorted(str(ln.amount.amount) for ln in entry.lines if ln.side is side)
+                 for side in Side}
+        assert sides == {Side.DEBIT: ["100.00", "30.00"], Side.CREDIT: ["100.00", "30.00"]}
+        assert harness.deferred_account in {ln.account for ln in entry.lines}
+
     def test_payment_before_its_invoice_is_transient(self, harness: LedgerHarness) -> None:
         with pytest.raises(TransientError) as caught:
             harness.port.post_payment(payment("pay_1", "10.00", {"inv_9": "10.00"}), ctx("k1"))
@@ -175,6 +231,47 @@ class LedgerPortContract:
         assert balances[harness.revenue_account] == Money.of("-10.00", "USD")
         assert balances[harness.deferred_account] == Money.of("-110.00", "USD")
         assert _total(harness) == 0
+
+    def test_a_lost_dispute_books_the_fee_and_the_loss_in_any_order(
+            self, harness: LedgerHarness) -> None:
+        """100.00 disputed, 15.00 fee: Dr dispute receivable 100.00, Dr fees 15.00 / Cr cash
+        115.00; lost: Dr chargeback losses 100.00 / Cr dispute receivable 100.00. The
+        closure first (the receivable -100.00 in between) ends the same."""
+        port = harness.port
+        port.post_dispute_closure(dispute_closure("lost", "-100.00"), ctx("k1"))
+        port.post_dispute_funds(dispute_funds("txn_w", "-100.00", "15.00"), ctx("k2"))
+        assert _balances(harness) == {"1000": Decimal("-115.00"), "6500": Decimal("15.00"),
+                                      "6510": Decimal("100.00")}
+        assert port.receivables("le_us", AS_OF) == []  # a customer's AR is not touched
+
+    def test_a_won_dispute_gives_everything_back_and_its_closure_posts_nothing(
+            self, harness: LedgerHarness) -> None:
+        port = harness.port
+        port.post_dispute_funds(dispute_funds("txn_r", "100.00", "-15.00",
+                                              on=date(2026, 3, 1)), ctx("k1"))
+        port.post_dispute_funds(dispute_funds("txn_w", "-100.00", "15.00"), ctx("k2"))
+        closed = port.post_dispute_closure(dispute_closure("won"), ctx("k3"))
+        again = port.post_dispute_closure(dispute_closure("won"), ctx("k3"))
+        assert closed == again and closed.references == ()
+        assert _balances(harness) == {}
+        # the same step again under its key changes nothing
+        port.post_dispute_funds(dispute_funds("txn_w", "-100.00", "15.00"), ctx("k2"))
+        assert _balances(harness) == {}
+
+    def test_a_batch_posts_each_dispute_step_and_answers_a_closure_with_nothing_left(
+            self, harness: LedgerHarness) -> None:
+        port = harness.port
+        if not isinstance(port, BatchLedgerPort):
+            pytest.skip("the port takes no batches")
+        taken = DisputeFundsWithdrawn(dispute_funds("txn_w", "-100.00", "15.00"))
+        won = DisputeClosed(dispute_closure("won", "-100.00", "100.00"))
+        back = DisputeFundsReinstated(dispute_funds("txn_r", "100.00", "0.00"))
+        answers = port.post_batch([Posting(taken, ctx("k1")), Posting(won, ctx("k2")),
+                                   Posting(back, ctx("k3"))])
+        assert all(isinstance(a, Receipt) for a in answers), answers
+        assert [len(a.references) for a in answers if isinstance(a, Receipt)] == [1, 0, 1]
+        # the fee is kept: Dr fees 15.00 / Cr cash 15.00 in all
+        assert _balances(harness) == {"1000": Decimal("-15.00"), "6500": Decimal("15.00")}
 
     def test_unknown_account_is_refused(self, harness: LedgerHarness) -> None:
         amount = Money.of("10.00", "USD")

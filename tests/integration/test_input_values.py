@@ -125,7 +125,12 @@ def _intent(intent_id: str, amount: int = 5_000, created: int = STRIPE_T0,
               "created": created, "status": "succeeded"}
     event = {"id": f"evt_{intent_id}", "object": "event", "created": created,
              "type": "payment_intent.succeeded", "data": {"object": intent}}
-    return json.dumps(event).encode()
+    # As the poller stores it: a PaymentIntent's event is mapped with its invoice payments
+    # (none: money on account), fetched beside it.
+    delivery = {"object": "finsync.stripe_delivery", "event": event, "current": None,
+                "version": None, "related": {"invoice_payments": {
+                    "object": "list", "data": [], "has_more": False}}}
+    return json.dumps(delivery).encode()
 
 
 def _stripe_hub(engine: Engine, exports: Path) -> Hub:

@@ -58,10 +58,6 @@ AS_OF = date(2026, 11, 30)
 CLOCK = datetime(2026, 12, 2, 9, tzinfo=UTC)
 CHART = parse_chart(DEFAULT_CHART.read_text())
 
-MULTI_CURRENCY_CLOSE = pytest.mark.xfail(strict=True, reason=(
-    "revcur (issue 15 finding 8): a multi-currency entity cannot close: the revenue journal "
-    "mixes currencies (currency_mismatch) and hub/target.py adds them up"))
-
 
 @pytest.fixture(autouse=True)
 def _secrets(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -221,9 +217,7 @@ CHAPTER_PARAMS = [
     pytest.param(payment_intents, id="payment_intents", marks=pytest.mark.xfail(
         strict=True, reason="pay (issue 15 finding 1): since basil a PaymentIntent names no "
         "invoice, so it is booked as cash on account beside invoice.paid's payment")),
-    pytest.param(sla_credit, id="sla_credit", marks=pytest.mark.xfail(
-        strict=True, reason="docs (issue 15 finding 5): credit-note lines lose their product "
-        "(stripe_unpriced) and the revenue engine retries missing_revrec_reference")),
+    pytest.param(sla_credit, id="sla_credit"),
 ]
 
 
@@ -255,7 +249,6 @@ def books_are_stripes(stripe: Company, db_url: str, engine: Engine, finance_for:
     assert report.unexplained == ()
 
 
-@MULTI_CURRENCY_CLOSE
 def test_a_multi_currency_stripe_company_closes_a_month_and_reconciles_to_zero(
         db_url: str, engine: Engine, finance_for: Any) -> None:
     cases = (USD, EUR, JPY, KWD, ISK)

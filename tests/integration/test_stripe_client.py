@@ -3,13 +3,21 @@ against a local stub for what localstripe never answers (429, 5xx)."""
 
 from __future__ import annotations
 
+import json
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import pytest
 
-from finsync.connectors.stripe.client import ClientSettings, StripeClient
+from finsync.connectors.stripe.client import (
+    CREDIT_NOTES_OF_INTENT,
+    INVOICE_PAYMENTS_OF_INTENT,
+    ClientSettings,
+    StripeClient,
+)
 from finsync.domain.errors import PermanentError, TransientError
 from tests.stripekit import API_KEY, Localstripe, free_port
 
@@ -94,3 +102,65 @@ def test_rate_limits_and_server_errors_are_transient_with_retry_after(
     with pytest.raises(TransientError) as caught:
         client(stub).fetch("customer", "cus_1")
     assert caught.value.retry_after_s == 7 and "Too many requests" in str(caught.value)
+
+
+# -- lists fetched beside a payment event (localstripe has no /v1/invoice_payments) ------------
+
+class _Lists(BaseHTTPRequestHandler):
+    """Stripe's list answers, in the current shape: in_1 and in_2 paid by pi_1 (two pages),
+    a credit note on in_2."""
+
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).asked.append(self.path)
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        if url.path == "/v1/invoice_payments" and "starting_after" not in query:
+            page = {"data": [{"id": "inpay_1", "invoice": "in_1"}], "has_more": True}
+        elif url.path == "/v1/invoice_payments":
+            page = {"data": [{"id": "inpay_2", "invoice": "in_2"}], "has_more": False}
+        elif url.path == "/v1/credit_notes" and query.get("invoice") == "in_2":
+            page = {"data": [{"id": "cn_1", "invoice": "in_2"}], "has_more": False}
+        else:
+            page = {"data": [], "has_more": False}
+        body = json.dumps({"object": "list", "url": url.path, **page}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def lists() -> Iterator[str]:
+    _Lists.asked = []
+    server = HTTPServer(("127.0.0.1", 0), _Lists)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_invoice_payments_of_an_intent_come_whole_with_their_invoices(lists: str) -> None:
+    found = client(lists).fetch(INVOICE_PAYMENTS_OF_INTENT, "pi_1")
+    assert found == {"object": "list", "has_more": False, "url": "/v1/invoice_payments",
+                     "data": [{"id": "inpay_1", "invoice": "in_1"},
+                              {"id": "inpay_2", "invoice": "in_2"}]}
+    first = urllib.parse.urlsplit(_Lists.asked[0])
+    assert first.path == "/v1/invoice_payments"
+    assert urllib.parse.parse_qsl(first.query) == [
+        ("payment[type]", "payment_intent"), ("payment[payment_intent]", "pi_1"),
+        ("expand[]", "data.invoice"), ("limit", "100")]
+
+
+def test_the_credit_notes_of_what_an_intent_paid(lists: str) -> None:
+    found = client(lists).fetch(CREDIT_NOTES_OF_INTENT, "pi_1")
+    assert [n["id"] for n in found["data"]] == ["cn_1"]  # type: ignore[index]
+    asked = [urllib.parse.urlsplit(p) for p in _Lists.asked]
+    assert [(a.path, dict(urllib.parse.parse_qsl(a.query)).get("invoice")) for a in asked
+            if a.path == "/v1/credit_notes"] == [("/v1/credit_notes", "in_1"),
+                                                 ("/v1/credit_notes", "in_2")]

@@ -29,9 +29,12 @@ DAY = 86_400
 OPTIONAL: dict[str, frozenset[str]] = {
     "invoice_payment": frozenset({"payment.payment_intent", "payment.charge",
                                   "payment.payment_record"}),
-    "invoice": frozenset({"payments",  # only with expand[]=payments
-                          # a line's price and product (`line_item` below), inside an invoice
-                          "lines.data.pricing.price_details"}),
+    # `payments` only with expand[]=payments; `paid_out_of_band` (basil, clover): later
+    # versions record an out-of-band payment as a payment record instead.
+    "invoice": frozenset({"payments", "paid_out_of_band", "lines.data.pricing.price_details"}),
+    # The API error object of a failed attempt (docs.stripe.com/api/errors).
+    "payment_intent": frozenset({"last_payment_error.code", "last_payment_error.decline_code",
+                                 "last_payment_error.charge", "last_payment_error.message"}),
     "event": frozenset({"account", "context"}),  # Connect: the connected account's id
     "line_item": frozenset({"pricing.price_details"}),
 }

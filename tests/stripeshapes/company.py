@@ -253,7 +253,7 @@ def credit_note(cn_id: str, inv: Obj, credit: int, tax: int, when: int, refund_i
     return shaped(
         "credit_note", id=cn_id, invoice=inv["id"], customer=inv["customer"],
         currency=inv["currency"], type="post_payment", status="issued", voided_at=None,
-        created=when, effective_at=when, number=cn_id.upper(), reason="order_change",
+        created=when, effective_at=when, number=cn_id.upper(), reason="product_unsatisfactory",
         amount=total, subtotal=credit, subtotal_excluding_tax=credit, total=total,
         total_excluding_tax=credit, total_taxes=[_tax(tax, credit)], discount_amount=0,
         discount_amounts=[], pretax_credit_amounts=[], post_payment_amount=total,

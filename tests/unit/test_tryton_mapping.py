@@ -156,3 +156,24 @@ def test_the_body_hash_in_every_move_never_changes() -> None:
     codec changed); a different one would refuse every replay as a duplicate event."""
     first = "f3835b28bb6c2b81de6761e72cccbcbb98d0b47c8474057b80757fa33745c02a"
     assert body_hash("invoice", invoice("inv_1", ["100.00", "20.00"], tax="5.00")) == first
+
+
+def test_an_invoice_paid_partly_from_the_customers_credit_uses_it_up_oldest_first() -> None:
+    """Billing paid 30.00 of inv_2 (100.00) out of the customer's credit: 20.00 left by
+    cm_1, 10.00 of the 25.00 left by cm_2. Until Tryton holds 30.00 of credit it waits."""
+    mapper = _mapper()
+    mapper.move(InvoiceIssued(invoice("inv_1", ["100.00"])))
+    mapper.move(PaymentApplied(payment("pay_1", "100.00", {"inv_1": "100.00"})))
+    inv_2 = replace(invoice("inv_2", ["100.00"], on=date(2026, 3, 1)),
+                    customer_credit_applied=Money.of("30.00", "USD"))
+    mapper.move(CreditMemoIssued(credit_memo("cm_1", "inv_1", "20.00")))
+    with pytest.raises(TransientError) as waiting:
+        mapper.move(InvoiceIssued(inv_2))
+    assert waiting.value.exception_class is ExceptionClass.SEQUENCING_ERROR
+    mapper.move(CreditMemoIssued(credit_memo("cm_2", "inv_1", "25.00", on=date(2026, 2, 2))))
+    move = mapper.move(InvoiceIssued(inv_2))
+    assert _lines(move)[2:] == [("2.2.5", "20.00", "0", "cm_1"),
+                                ("2.2.5", "10.00", "0", "cm_2"),
+                                ("1.2.1", "0", "30.00", "inv_2")]
+    assert [(i.tag, str(i.balance)) for i in mapper.ledger.items()] == \
+        [("inv_2", "70.00"), ("cm_2", "-15.00")]

@@ -272,6 +272,9 @@ def _print_status(status: HubStatus) -> None:
     _print_waiting(status.waiting)
     if status.usage.get("events"):
         output.counts_table("usage (meter events and their totals for billing)", status.usage)
+    if status.dunning.get("declined_attempts"):
+        output.counts_table("dunning (threads whose last payment attempt was declined)",
+                            status.dunning)
 
 
 def _print_unresolved(status: HubStatus) -> None:
@@ -328,8 +331,9 @@ def timeline(correlation_id: str, config: ConfigPath = None, as_json: Json = Fal
             output.table(f"milestones of {correlation_id}", ["at", "milestone", "system", "event"],
                          [[r["recorded_at"], r["name"], r["target"], r["event_id"]]
                           for r in rows])
+            dunning = "; in dunning" if state["dunning"] else ""
             output.console.print(f"technical status: {state['technical']}; financial status: "
-                                 f"{state['financial']}")
+                                 f"{state['financial']}{dunning}")
 
 
 @app.command()

@@ -21,9 +21,13 @@ from typing import Protocol, runtime_checkable
 
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
+from finsync.domain.dispute import DisputeClosure, DisputeFunds
 from finsync.domain.errors import FinsyncError
 from finsync.domain.events import (
     CreditMemoIssued,
+    DisputeClosed,
+    DisputeFundsReinstated,
+    DisputeFundsWithdrawn,
     InvoiceIssued,
     JournalEntrySummarised,
     PaymentApplied,
@@ -106,6 +110,14 @@ class LedgerPort(Protocol):
     def post_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt: ...
     def post_payment(self, payment: Payment, ctx: DeliveryContext) -> Receipt: ...
     def post_refund(self, refund: Refund, ctx: DeliveryContext) -> Receipt: ...
+    def post_dispute_funds(self, funds: DisputeFunds, ctx: DeliveryContext) -> Receipt:
+        """A step of a dispute's money (withdrawn or reinstated): the disputed amount out
+        of (into) cash against the dispute receivable, the fee to dispute fees."""
+        ...
+    def post_dispute_closure(self, closure: DisputeClosure, ctx: DeliveryContext) -> Receipt:
+        """A closed dispute: what it leaves unrecovered moves from the dispute receivable
+        to chargeback losses. Nothing unrecovered posts nothing (`nothing_posted`)."""
+        ...
     def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt: ...
     def find_receipt(self, key: str) -> Receipt | None: ...
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus: ...
@@ -138,10 +150,18 @@ class RevenuePosition:
     credits: tuple[tuple[str, Money], ...] = ()
 
 
+def nothing_posted(document_id: str) -> Receipt:
+    """The receipt of a document that moves nothing in the books (a dispute closed with
+    nothing unrecovered): no entry, no reference; the same answer every time."""
+    return Receipt(f"none:{document_id}", (), {"posted": "false"})
+
+
 # The events an ERP posts; each names its ledger document kind (`aggregate_type`).
 LedgerEvent = (InvoiceIssued | CreditMemoIssued | PaymentApplied | RefundIssued
+               | DisputeFundsWithdrawn | DisputeFundsReinstated | DisputeClosed
                | RevenueJournalRecorded | JournalEntrySummarised)
 LEDGER_EVENTS = (InvoiceIssued, CreditMemoIssued, PaymentApplied, RefundIssued,
+                 DisputeFundsWithdrawn, DisputeFundsReinstated, DisputeClosed,
                  RevenueJournalRecorded, JournalEntrySummarised)
 
 
@@ -335,6 +355,12 @@ class LedgerBooks(Protocol):
                  days: Sequence[date]) -> Sequence[Mapping[str, Money]]:
         """The debit-positive balance of each account at the end of each day, in the
         entity's functional currency (accounts without postings left out)."""
+        ...
+    def balances_in(self, legal_entity: str, currency: str, accounts: Sequence[str],
+                    days: Sequence[date]) -> Sequence[Mapping[str, Money]] | None:
+        """Like `balances`, from the lines of documents in `currency` only, in that currency
+        (what a revenue engine that keeps contracts in their own currency compares with);
+        None when the ERP cannot tell its lines' transaction currency."""
         ...
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus: ...
 

@@ -18,7 +18,9 @@ Rules (docs/events.md §2-3):
   `external_refs` (system -> id). Strings are non-empty; integers are never booleans.
 - A field with a default may be absent or null; a tuple absent is empty; anything else
   missing or malformed is a `MappingError` naming its path, never a default. A domain rule
-  that a payload breaks is that payload's mapping error.
+  that a payload breaks is that payload's mapping error. A field added to a document after
+  events were stored (`fingerprint.ADDED_LATER`) is written only when it differs from its
+  default, so a stored event encodes to the payload it was stored with.
 - Old payload versions are upcast on read (each event class lists its steps), so every later
   stage sees the current shape; a newer version than finsync knows is refused.
 """
@@ -47,6 +49,7 @@ from finsync.domain.contract import ContractLine, RampStep
 from finsync.domain.envelope import DraftEnvelope, Envelope
 from finsync.domain.errors import DomainError, MappingError
 from finsync.domain.events import AnyEvent, event_class
+from finsync.domain.fingerprint import added_later
 from finsync.domain.journal import JournalLine, Side
 from finsync.domain.money import Money, exponent
 from finsync.domain.refs import ExternalRefs
@@ -214,6 +217,7 @@ class _Slot:
     tp: Any
     default: Callable[[], object] | None
     price: bool  # a contract price, finer than minor units (`_PRICES`)
+    later: bool  # added later: not written while it holds its default
 
 
 _SLOTS: dict[type, tuple[_Slot, ...]] = {}
@@ -226,7 +230,7 @@ def _slots(cls: type) -> tuple[_Slot, ...]:
         hints = typing.get_type_hints(cls)
         found = _SLOTS[cls] = tuple(
             _Slot(f.name, _REFS_KEY if hints[f.name] is ExternalRefs else f.name,
-                  hints[f.name], _default_of(f), (cls, f.name) in _PRICES)
+                  hints[f.name], _default_of(f), (cls, f.name) in _PRICES, added_later(f))
             for f in dataclasses.fields(cls) if f.init)
     return found
 
@@ -270,7 +274,10 @@ def _write_object(value: object, currency: str | None) -> JsonObject:
     elif currency is None and _carries_currency(cls):
         currency = written["currency"] = _own_currency(value)
     for slot in _slots(cls):
-        written[slot.key] = encode(getattr(value, slot.name), currency)
+        field_value = getattr(value, slot.name)
+        if slot.later and slot.default is not None and field_value == slot.default():
+            continue
+        written[slot.key] = encode(field_value, currency)
     return written
 
 

@@ -56,13 +56,27 @@ class UnbalancedEntryError(DomainError):
 class MappingError(DomainError):
     """A payload that cannot become a canonical event. Finance sees it as a `mapping_error`,
     unless its code names the class of what a person does about it (`CLASSED_CODES`: a
-    payload naming master data finsync has no mapping for is a `master_data_mismatch`)."""
+    payload naming master data finsync has no mapping for is a `master_data_mismatch`).
+
+    `subject` names the source's object the payload is about (`"<type>:<id>"`, e.g.
+    `"dispute:du_1"`) when the source knows it: every copy of an unmappable object (a
+    webhook, the poller's copy, a resend, another event on it) is then one exception."""
 
     code = "mapping_error"
 
-    def __init__(self, message: str, *, code: str = "mapping_error") -> None:
+    def __init__(self, message: str, *, code: str = "mapping_error",
+                 subject: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.subject = subject
+
+    def about(self, subject: str | None) -> MappingError:
+        """This error, naming `subject` unless it already names one."""
+        if self.subject is not None or subject is None:
+            return self
+        named = MappingError(str(self), code=self.code, subject=subject)
+        named.__cause__ = self.__cause__
+        return named
 
     @property
     def exception_class(self) -> ExceptionClass:

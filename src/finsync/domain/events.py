@@ -22,11 +22,12 @@ from typing import ClassVar, Generic, Protocol, TypeVar, cast
 
 from finsync.domain.aggregate import AggregateRef
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
+from finsync.domain.dispute import Dispute, DisputeClosure, DisputeFunds
 from finsync.domain.errors import MappingError
 from finsync.domain.invoice import CreditMemo, Invoice, RatedUsage, UsageRecord
 from finsync.domain.journal import JournalEntry
 from finsync.domain.party import CustomerAccount
-from finsync.domain.payment import Payment, Refund
+from finsync.domain.payment import Payment, PaymentAttempt, Refund
 from finsync.domain.upcast import Upcaster, amendment_v1_to_v2, invoice_v1_to_v2
 
 
@@ -55,6 +56,11 @@ class EventType(StrEnum):
     CREDIT_MEMO_ISSUED = "credit_memo.issued"
     PAYMENT_APPLIED = "payment.applied"
     REFUND_ISSUED = "refund.issued"
+    DISPUTE_OPENED = "dispute.opened"
+    DISPUTE_FUNDS_WITHDRAWN = "dispute.funds_withdrawn"
+    DISPUTE_FUNDS_REINSTATED = "dispute.funds_reinstated"
+    DISPUTE_CLOSED = "dispute.closed"
+    PAYMENT_DECLINED = "payment.declined"
     USAGE_RECORDED = "usage.recorded"
     USAGE_RATED = "usage.rated"
     REVENUE_JOURNAL_RECORDED = "revenue.journal_recorded"
@@ -206,6 +212,65 @@ class RefundIssued(CanonicalEvent[Refund]):
 
 
 @dataclass(frozen=True, slots=True)
+class DisputeOpened(CanonicalEvent[Dispute]):
+    """A cardholder disputed a payment (a chargeback, or an inquiry that may become one);
+    the money it moves comes as `DisputeFundsWithdrawn`."""
+
+    name: ClassVar = EventType.DISPUTE_OPENED
+    domain: ClassVar = BusinessDomain.PAYMENTS
+    aggregate_type: ClassVar = "dispute"
+    dispute: Dispute
+
+
+@dataclass(frozen=True, slots=True)
+class _DisputeFundsMoved(CanonicalEvent[DisputeFunds]):
+    """One step of a dispute's money (`domain.dispute`); its direction names the class."""
+
+    domain: ClassVar = BusinessDomain.PAYMENTS
+    aggregate_type: ClassVar = "dispute_funds"
+    funds: DisputeFunds
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeFundsWithdrawn(_DisputeFundsMoved):
+    name: ClassVar = EventType.DISPUTE_FUNDS_WITHDRAWN
+
+    def __post_init__(self) -> None:
+        if not self.funds.withdrawn:
+            raise MappingError(f"{self.name}: funds {self.funds.id} came back; send "
+                               f"{EventType.DISPUTE_FUNDS_REINSTATED}")
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeFundsReinstated(_DisputeFundsMoved):
+    name: ClassVar = EventType.DISPUTE_FUNDS_REINSTATED
+
+    def __post_init__(self) -> None:
+        if self.funds.withdrawn:
+            raise MappingError(f"{self.name}: funds {self.funds.id} left the balance; send "
+                               f"{EventType.DISPUTE_FUNDS_WITHDRAWN}")
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeClosed(CanonicalEvent[DisputeClosure]):
+    name: ClassVar = EventType.DISPUTE_CLOSED
+    domain: ClassVar = BusinessDomain.PAYMENTS
+    aggregate_type: ClassVar = "dispute_closure"
+    closure: DisputeClosure
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentDeclined(CanonicalEvent[PaymentAttempt]):
+    """A payment attempt that was declined or failed: no money moved, nothing to post; the
+    hub records it on the commercial thread (dunning)."""
+
+    name: ClassVar = EventType.PAYMENT_DECLINED
+    domain: ClassVar = BusinessDomain.PAYMENTS
+    aggregate_type: ClassVar = "payment_attempt"
+    attempt: PaymentAttempt
+
+
+@dataclass(frozen=True, slots=True)
 class UsageRecorded(CanonicalEvent[UsageRecord]):
     name: ClassVar = EventType.USAGE_RECORDED
     domain: ClassVar = BusinessDomain.USAGE
@@ -249,8 +314,9 @@ class JournalEntrySummarised(CanonicalEvent[JournalEntry]):
 
 CATALOGUE: Mapping[EventType, type[AnyEvent]] = {cls.name: cls for cls in (
     CustomerUpserted, ContractCreated, ContractAmended, ContractRenewed, ContractCancelled,
-    InvoiceIssued, CreditMemoIssued, PaymentApplied, RefundIssued, UsageRecorded, UsageRated,
-    RevenueJournalRecorded, JournalEntrySummarised,
+    InvoiceIssued, CreditMemoIssued, PaymentApplied, RefundIssued, DisputeOpened,
+    DisputeFundsWithdrawn, DisputeFundsReinstated, DisputeClosed, UsageRecorded, UsageRated,
+    RevenueJournalRecorded, JournalEntrySummarised, PaymentDeclined,
 )}
 
 

@@ -6,6 +6,8 @@ Rules:
 - A credit memo names the invoice it credits and never exceeds it (checked by the owner).
 - Two credit-memo reasons mean the same in every system (`VOID`, `WRITE_OFF`); any other
   reason is the source's own word (goodwill, sla_credit, Stripe's order_change …).
+- The customer credit billing applied to an invoice when it issued it (a credit balance the
+  customer held) is between nothing and the invoice's total, in its currency.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 
 from finsync.domain.clock import Period
 from finsync.domain.errors import DomainError
+from finsync.domain.fingerprint import ADDED_LATER
 from finsync.domain.money import Money, total
 from finsync.domain.refs import ExternalRefs
 
@@ -73,10 +77,21 @@ class Invoice:
     tax_total: Money
     total: Money
     refs: ExternalRefs = field(default_factory=ExternalRefs)
+    # How much of the total billing settled, when it issued the invoice, out of a credit
+    # balance the customer held (an earlier credit memo's or overpayment's credit); the rest
+    # is what the customer owes. Given, the ERP settles it against the customer's credits.
+    customer_credit_applied: Money | None = field(default=None, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         _check_document(self.id, self.currency, self.lines, self.subtotal, self.tax_total,
                         self.total)
+        applied = self.customer_credit_applied
+        ceiling = self.total.amount if self.total.amount > 0 else Decimal(0)
+        if applied is not None and not (applied.currency == self.currency
+                                        and applied.quantize() == applied
+                                        and 0 <= applied.amount <= ceiling):
+            raise DomainError(f"invoice {self.id}: customer_credit_applied {applied} must be "
+                              f"a {self.currency} amount between 0 and {self.total}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,11 @@
-"""Payments, their applications to invoices, and refunds.
+"""Payments, their applications to invoices, refunds, and declined payment attempts.
 
-Rule: applications never exceed the payment, and share its currency.
+Rules:
+- Applications never exceed the payment, and share its currency.
+- A declined (or failed) attempt moved no money: it is what dunning follows, never a
+  posting. It names the payment it attempted, the invoices that payment was for (none: a
+  payment on account) and the processor's code for why; never the processor's message,
+  which may quote the card holder.
 """
 
 from __future__ import annotations
@@ -62,3 +67,22 @@ class Refund:
                                        and 0 <= credit.amount <= self.amount.amount):
             raise DomainError(f"refund {self.id}: from_credit {credit} must be between 0 and "
                               f"{self.amount}")
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentAttempt:
+    """One attempt to collect a payment that was declined or failed."""
+
+    id: str
+    payment_id: str  # the payment it attempted (a retry attempts the same payment again)
+    customer_id: str
+    legal_entity: str
+    amount: Money  # what it tried to collect
+    attempted_on: date
+    decline_code: str  # the processor's code: `insufficient_funds`, `expired_card`, …
+    invoice_ids: tuple[str, ...] = ()
+    refs: ExternalRefs = field(default_factory=ExternalRefs)
+
+    def __post_init__(self) -> None:
+        if self.amount.amount <= 0:
+            raise DomainError(f"payment attempt {self.id}: amount must be positive")

@@ -2,7 +2,7 @@
 
 Rules:
 - The canonical model's sensitive fields are classified here, once (`CANONICAL_FIELDS`):
-  the customer's name, and every free-text note (refund and credit-memo reasons, an
+  the customer's name, and every free-text note (refund, dispute and credit-memo reasons, an
   amendment's reason, a document line's description, a journal entry's memo). Every other
   string field of a canonical document is named in `PUBLIC_FIELDS` (ids, codes, currencies),
   so a field added to the model must be classified before a test lets it pass.
@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from finsync.domain.contract import ContractAmendment
+from finsync.domain.dispute import Dispute
 from finsync.domain.invoice import CreditMemo, DocumentLine
 from finsync.domain.journal import JournalEntry
 from finsync.domain.party import CustomerAccount
@@ -51,6 +52,7 @@ class Sensitivity(StrEnum):
 CANONICAL_FIELDS: Mapping[tuple[type, str], Sensitivity] = {
     (CustomerAccount, "name"): Sensitivity.NAME,
     (Refund, "reason"): Sensitivity.FREE_TEXT,
+    (Dispute, "reason"): Sensitivity.FREE_TEXT,  # Stripe's is a code; another source's text
     (CreditMemo, "reason"): Sensitivity.FREE_TEXT,
     (ContractAmendment, "reason"): Sensitivity.FREE_TEXT,
     (DocumentLine, "description"): Sensitivity.FREE_TEXT,
@@ -102,7 +104,8 @@ PUBLIC_FIELDS: frozenset[str] = frozenset({
     "invoice_id", "payment_id", "number", "product_id", "price_id", "line_id", "account",
     "transaction_currency", "correlation_id", "reverses", "reopens_invoice",
     "applied_to_invoice", "schedule_id", "obligation_id", "before", "after", "attribute",
-    "subscription_id", "period", "contract_line_id",
+    "subscription_id", "period", "contract_line_id", "dispute_id", "funds_id",
+    "decline_code", "invoice_ids",
 })
 
 # An address ends in a top-level domain of letters; the user part of a URL

@@ -34,10 +34,12 @@ from finsync.domain.aggregate import AggregateRef
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.events import (
+    AnyEvent,
     ContractAmended,
     ContractCancelled,
     ContractCreated,
     ContractRenewed,
+    PaymentDeclined,
 )
 from finsync.domain.ids import derive_id
 from finsync.domain.money import Money
@@ -149,9 +151,8 @@ class Acceptance:
             event_log.advance(conn, env.aggregate.type, env.aggregate.id, env.aggregate.version)
         outbox.enqueue(conn, env.event_id, self.settings.routes.get(env.type, ()),
                        partition_key(env.aggregate), env.correlation_id, at)
-        if isinstance(env.event, CONTRACT_EVENTS):
-            milestone_log.record(conn, env.correlation_id, Milestone.CONTRACT_ACCEPTED,
-                                 env.event_id, "hub", at)
+        if (milestone := accepted_milestone(env.event)) is not None:
+            milestone_log.record(conn, env.correlation_id, milestone, env.event_id, "hub", at)
 
     def _release_parked(self, conn: Connection, env: Envelope, at: datetime) -> None:
         version = env.aggregate.version
@@ -209,9 +210,10 @@ def supersede(conn: Connection, stored: Envelope, stored_status: EventStatus,
     for key in handed:
         exception_log.resolve_by_fingerprint(conn, f"delivery:{key}", note, at)
     exception_log.resolve_by_fingerprint(conn, _gap_fingerprint(stored), note, at)
-    if not parked and isinstance(received.event, CONTRACT_EVENTS):
-        milestone_log.record(conn, received.correlation_id, Milestone.CONTRACT_ACCEPTED,
-                             received.event_id, "hub", at)
+    milestone = None if parked else accepted_milestone(received.event)
+    if milestone is not None:
+        milestone_log.record(conn, received.correlation_id, milestone, received.event_id,
+                             "hub", at)
     where = ("waits in its place for the earlier version" if parked
              else f"{len(handed)} delivery(ies) will send it")
     return f"event {received.event_id} stands in place of {stored.event_id}; {where}"
@@ -273,6 +275,16 @@ def _larger(a: tuple[Money, ...], b: tuple[Money, ...]) -> tuple[Money, ...]:
     if len(a) != 1 or len(b) != 1 or a[0].currency != b[0].currency:
         return a
     return b if abs(a[0]) < abs(b[0]) else a
+
+
+def accepted_milestone(event: AnyEvent) -> Milestone | None:
+    """The milestone the hub itself records when it accepts `event`: a contract accepted,
+    or a payment declined (no system posts a decline; the hub shows it on its thread)."""
+    if isinstance(event, CONTRACT_EVENTS):
+        return Milestone.CONTRACT_ACCEPTED
+    if isinstance(event, PaymentDeclined):
+        return Milestone.PAYMENT_DECLINED
+    return None
 
 
 def partition_key(aggregate: AggregateRef) -> str:

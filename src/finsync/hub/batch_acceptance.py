@@ -32,8 +32,7 @@ from sqlalchemy import Connection
 
 from finsync.domain.envelope import Envelope
 from finsync.domain.status import EventStatus, RawStatus
-from finsync.hub.acceptance import CONTRACT_EVENTS, Acceptance, partition_key
-from finsync.hub.milestone import Milestone
+from finsync.hub.acceptance import Acceptance, accepted_milestone, partition_key
 from finsync.storage import event_log, milestone_log, outbox, raw_log
 from finsync.storage.event_log import AggregateKey
 from finsync.storage.outbox import NewDeliveries
@@ -143,9 +142,8 @@ class BatchAcceptance:
         pending.deliveries.append(NewDeliveries(
             env.event_id, self._acceptance.settings.routes.get(env.type, ()),
             partition_key(env.aggregate), env.correlation_id))
-        if isinstance(env.event, CONTRACT_EVENTS):
-            pending.milestones.append((env.correlation_id, Milestone.CONTRACT_ACCEPTED,
-                                       env.event_id, "hub"))
+        if (milestone := accepted_milestone(env.event)) is not None:
+            pending.milestones.append((env.correlation_id, milestone, env.event_id, "hub"))
 
     def flush(self) -> None:
         """Write what is pending: one statement per table (deliveries after their events,

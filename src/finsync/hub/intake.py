@@ -15,6 +15,10 @@ Rules:
   Each refusal opens or counts one exception per source and cause, fingerprint
   `refused:<source>:<code>` (`refusal_fingerprint`), never one per request. Refusals of one
   source are serialised, so concurrent identical requests cannot store two copies.
+- A stored raw event that does not map (`reject_in`) opens one `mapping_error` per source
+  object when the mapper names the object (`MappingError.subject`): every copy of it
+  (webhook, poller, resend, another event on it) is an occurrence of that one exception,
+  fingerprint `mapping:object:<source>:<object>`; otherwise one per raw event.
 - A source name that cannot be a source (not `SOURCE_NAME`) is refused without keeping the
   body, under the source `?`: the name is not stored.
 - Requests are rate-limited per source (`RateLimiter`, a token bucket); every unknown
@@ -23,6 +27,7 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
@@ -253,15 +258,46 @@ class Intake:
             return None
 
 
+MAPPING_OBJECT = "mapping:object:"  # the fingerprint prefix of a source object's mapping_error
+# What a subject may look like to key an exception by it (a fingerprint holds 255).
+_SUBJECT = re.compile(r"[A-Za-z0-9_.:-]{1,160}")
+
+
+def subject_key(subject: str) -> str:
+    """A subject as exceptions name it: itself, or its digest when it is too long or holds
+    characters an object reference does not."""
+    if _SUBJECT.fullmatch(subject):
+        return subject
+    return "sha256-" + hashlib.sha256(subject.encode("utf-8", "replace")).hexdigest()
+
+
+def object_fingerprint(source: str, subject: str) -> str:
+    """The one `mapping_error` of a source's object, whatever the number of its copies."""
+    return f"{MAPPING_OBJECT}{source}:{subject_key(subject)}"
+
+
 def reject_in(conn: Connection, raw: RawEvent, error: MappingError, at: datetime) -> None:
-    """Mark a raw event rejected and open its exception (`mapping_error`, or the class the
-    error's code names), in the caller's transaction."""
+    """Mark a raw event rejected and open its exception (`mapping_error`, or the class
+    the error's code names), in the caller's transaction.
+
+    An error that names the source's object (`MappingError.subject`) opens one exception
+    per object (`object_fingerprint`): the webhook copy, the poller's copy, a resend or
+    another event on the same object count one more occurrence of it and add their raw
+    event to its objects (retry maps them all again). Otherwise the raw event has its own.
+    """
     told = _told(str(error), raw.body)
     raw_log.mark(conn, raw.id, RawStatus.REJECTED, at, error.code, told)
-    exception_log.open_exception(conn, exception_log.NewException(
-        error.exception_class, f"mapping:raw:{raw.id}",
-        f"{raw.source} event #{raw.id} could not be mapped: {told}",
-        objects=(f"raw_event:{raw.id}",), raw_event_id=raw.id, detail=error.code), at)
+    if error.subject is None:
+        exception_log.open_exception(conn, exception_log.NewException(
+            error.exception_class, f"mapping:raw:{raw.id}",
+            f"{raw.source} event #{raw.id} could not be mapped: {told}",
+            objects=(f"raw_event:{raw.id}",), raw_event_id=raw.id, detail=error.code), at)
+        return
+    subject = subject_key(error.subject)
+    exception_log.open_aggregated(conn, exception_log.NewException(
+        error.exception_class, object_fingerprint(raw.source, error.subject),
+        f"{raw.source} {subject} could not be mapped (event #{raw.id}): {told}",
+        objects=(subject, f"raw_event:{raw.id}"), raw_event_id=raw.id, detail=error.code), at)
 
 
 class RateLimiter:

@@ -11,7 +11,10 @@ class Milestone(StrEnum):
     INVOICE_POSTED = "invoice_posted"
     CREDIT_MEMO_POSTED = "credit_memo_posted"
     PAYMENT_APPLIED = "payment_applied"
+    PAYMENT_DECLINED = "payment_declined"  # recorded by the hub on acceptance (dunning)
     REFUND_POSTED = "refund_posted"
+    DISPUTE_FUNDS_POSTED = "dispute_funds_posted"
+    DISPUTE_CLOSURE_POSTED = "dispute_closure_posted"
     REVENUE_JOURNAL_POSTED = "revenue_journal_posted"
     REVENUE_SCHEDULE_CREATED = "revenue_schedule_created"
     INVOICE_LINKED_TO_REVENUE = "invoice_linked_to_revenue"
@@ -23,6 +26,7 @@ class Milestone(StrEnum):
 # What each milestone says about the books (a correlation's financial status).
 BOOKED = frozenset({Milestone.INVOICE_POSTED, Milestone.PAYMENT_APPLIED,
                     Milestone.CREDIT_MEMO_POSTED, Milestone.REFUND_POSTED,
+                    Milestone.DISPUTE_FUNDS_POSTED, Milestone.DISPUTE_CLOSURE_POSTED,
                     Milestone.REVENUE_JOURNAL_POSTED})
 SCHEDULED = frozenset({Milestone.REVENUE_SCHEDULE_CREATED, Milestone.INVOICE_LINKED_TO_REVENUE,
                        Milestone.REVENUE_ADJUSTED})

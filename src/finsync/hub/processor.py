@@ -157,7 +157,8 @@ class Processor:
                 now: datetime) -> None:
         """Bad input: a `mapping_error` on the raw event (quarantined if even that cannot be
         written)."""
-        error = MappingError(storable(str(exc)), code=exc.code)
+        subject = exc.subject if isinstance(exc, MappingError) else None
+        error = MappingError(storable(str(exc)), code=exc.code, subject=subject)
         try:
             with conn.begin_nested():
                 reject_in(conn, raw, error, now)

@@ -231,6 +231,7 @@ class Hub:
         """Counts of every record, every unresolved exception with its money at stake, and
         what still waits to be delivered."""
         with reading(self.engine) as conn:
+            threads, declined = measures.dunning(conn)
             return HubStatus(
                 raw_events=raw_log.counts(conn),
                 events=event_log.counts(conn),
@@ -240,6 +241,7 @@ class Hub:
                 unresolved=at_stake_groups(exception_log.at_stake_rows(conn, UNRESOLVED)),
                 waiting=Waiting(*outbox.waiting_counts(conn, self.clock())),
                 usage=usage_log.counts(conn),
+                dunning={"threads": threads, "declined_attempts": declined},
             )
 
     def status(self) -> dict[str, Any]:
@@ -320,8 +322,10 @@ class Hub:
             deliveries = measures.correlation_deliveries(conn, correlation_id)
             raised = measures.correlation_exceptions(conn, correlation_id)
             milestones = {m["name"] for m in milestone_log.timeline(conn, correlation_id)}
+            in_dunning, _ = measures.dunning(conn, correlation_id)
         return {"technical": _technical(deliveries), "deliveries": deliveries,
                 "financial": _financial(milestones, raised),
+                "dunning": bool(in_dunning),
                 "unresolved_exceptions": [e["class"] for e in raised
                                           if e["status"] in UNRESOLVED]}
 

@@ -131,6 +131,9 @@ class HubStatus:
     # Usage at volume: meter events stored, those not yet totalled (`events_waiting`), and
     # the totals by hand-over status (`totals_pending` still wait for billing).
     usage: Mapping[str, int] = field(default_factory=dict)
+    # Dunning: commercial threads whose last payment attempt was declined (`threads`), and
+    # every declined attempt received (`declined_attempts`).
+    dunning: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def unresolved_count(self) -> int:
@@ -157,7 +160,8 @@ class HubStatus:
                 "unresolved_exceptions": unresolved,
                 "waiting": self.waiting.as_json(),
                 "next_retry_at": iso(self.waiting.next_retry_at),
-                "usage": dict(self.usage)}
+                "usage": dict(self.usage),
+                "dunning": dict(self.dunning)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Protocol, TypeVar
 
 from finsync.connectors.ports import DeliveryContext, LedgerPort, Receipt, RevenuePort
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
+from finsync.domain.dispute import Dispute, DisputeClosure, DisputeFunds
 from finsync.domain.events import (
     AnyEvent,
     CanonicalEvent,
@@ -21,6 +22,9 @@ from finsync.domain.events import (
     ContractCreated,
     ContractRenewed,
     CreditMemoIssued,
+    DisputeClosed,
+    DisputeFundsReinstated,
+    DisputeFundsWithdrawn,
     EventType,
     Identified,
     InvoiceIssued,
@@ -91,6 +95,9 @@ def ledger_target(port: LedgerPort) -> Target:
         route(CreditMemoIssued, port.post_credit_memo, Milestone.CREDIT_MEMO_POSTED),
         route(PaymentApplied, port.post_payment, Milestone.PAYMENT_APPLIED),
         route(RefundIssued, port.post_refund, Milestone.REFUND_POSTED),
+        route(DisputeFundsWithdrawn, port.post_dispute_funds, Milestone.DISPUTE_FUNDS_POSTED),
+        route(DisputeFundsReinstated, port.post_dispute_funds, Milestone.DISPUTE_FUNDS_POSTED),
+        route(DisputeClosed, port.post_dispute_closure, Milestone.DISPUTE_CLOSURE_POSTED),
         route(RevenueJournalRecorded, port.post_journal_entry,
               Milestone.REVENUE_JOURNAL_POSTED),
         route(JournalEntrySummarised, port.post_journal_entry, None),
@@ -127,8 +134,12 @@ def amount_at_stake(event: AnyEvent | None) -> tuple[Money, ...]:
     document = None if event is None else event.document
     if isinstance(document, Invoice | CreditMemo):
         return (document.total,)
-    if isinstance(document, Payment | Refund):
+    if isinstance(document, Payment | Refund | Dispute):
         return (document.amount,)
+    if isinstance(document, DisputeFunds):
+        return (abs(document.net),)
+    if isinstance(document, DisputeClosure):
+        return (abs(document.unrecovered),)
     if isinstance(document, JournalEntry):
         return per_currency(ln.amount for ln in document.lines if ln.side is Side.DEBIT)
     if isinstance(document, ContractAmendment):

@@ -62,6 +62,9 @@ class Books:
     explained: Mapping[str, str]  # object ref -> the exception (not a break) that names it
     as_of_closed: bool
     watched: Collection[str] = ()  # refs of open breaks: kept even when they agree
+    # The revenue checks of the other currencies run on their own books: the GL's converted
+    # lines of those are not in `gl` (False: the ERP cannot tell them apart; they are).
+    foreign_checked: bool = False
 
     def zero(self) -> Money:
         return Money.zero(self.currency)

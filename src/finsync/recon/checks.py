@@ -256,7 +256,7 @@ def deferred_revenue_rollforward(source: Books | Snapshot) -> CheckResult:
 
 def _foreign_note(books: Books) -> tuple[str, ...]:
     foreign = sum(1 for p in books.closing() if p.currency != books.currency)
-    if not foreign:
+    if not foreign or books.foreign_checked:
         return ()
     return (f"{foreign} contract(s) not in {books.currency} are left out of the GL "
             "comparison (the GL holds them converted)",)
@@ -270,3 +270,5 @@ CHECKS: tuple[Callable[[Books | Snapshot], CheckResult], ...] = (
     recognised_vs_gl_revenue,
     deferred_revenue_rollforward,
 )
+# Run again on the books of each other currency the revenue engine holds contracts in.
+REVENUE_CHECKS = (recognised_vs_gl_revenue, deferred_revenue_rollforward)

@@ -48,5 +48,9 @@ class ListLedgerBooks:
         return [{b.account: b.balance for b in self._ledger.trial_balance(legal_entity, day)
                  if b.account in wanted} for day in days]
 
+    def balances_in(self, legal_entity: str, currency: str, accounts: Sequence[str],
+                    days: Sequence[date]) -> Sequence[Mapping[str, Money]] | None:
+        return None  # a trial balance holds only converted amounts
+
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus:
         return self._ledger.period_status(legal_entity, on)

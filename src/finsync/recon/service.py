@@ -51,7 +51,7 @@ from finsync.domain.journal import PeriodStatus
 from finsync.domain.money import Money
 from finsync.recon import queue
 from finsync.recon.books import Books, PeriodRevenue
-from finsync.recon.checks import CHECKS
+from finsync.recon.checks import CHECKS, REVENUE_CHECKS
 from finsync.recon.documents import ItemDocuments, documents_of
 from finsync.recon.model import CheckResult, Report
 from finsync.recon.port_books import ListLedgerBooks
@@ -93,11 +93,12 @@ class Reconciliation:
         checks: list[CheckResult] = []
         with self._billing.books() as billing, self._ledger_books() as ledger:
             for entity in self._entities:
-                books = self._entity_books(billing, ledger, entity, as_of, accounts,
-                                           explained, watched[entity.id])
-                for check in CHECKS:
-                    checks.append(check(books))
-                    progress(f"{entity.id} {check.__name__}", len(checks), total)
+                for books, suffix in self._entity_books(billing, ledger, entity, as_of,
+                                                        accounts, explained, watched[entity.id]):
+                    for check in REVENUE_CHECKS if suffix else CHECKS:
+                        checks.append(_named(check(books), suffix))
+                        progress(f"{entity.id} {check.__name__}{suffix}", len(checks),
+                                 max(total, len(checks)))
         report = Report(as_of, tuple(checks))
         if record:
             self._record(report, actor, progress, total)
@@ -134,46 +135,62 @@ class Reconciliation:
 
     def _entity_books(self, billing: BillingBooks, ledger: LedgerBooks, entity: Entity,
                       as_of: date, accounts: Mapping[str, str], explained: Mapping[str, str],
-                      watched: frozenset[str]) -> Books:
+                      watched: frozenset[str]) -> list[tuple[Books, str]]:
+        """The entity's books in its functional currency (every check), then, when the ERP
+        tells its lines' currencies, one per other currency its revenue contracts are in
+        (the revenue checks, named `<check>[<currency>]`)."""
         e, currency = entity.id, entity.currency
         bounds = _month_bounds(date(as_of.year, 1, 1), as_of + timedelta(days=1))
         opening, closing, recognised = self._positions(entity, bounds, as_of)
-        gl_days = [day - timedelta(days=1) for day in bounds]
+        gl_days = [*(day - timedelta(days=1) for day in bounds), as_of]
         gl_accounts = sorted(set(accounts.values()))
-        balances = ledger.balances(e, gl_accounts, [*gl_days, as_of])
-        return Books(
-            e, currency, as_of,
-            lambda: billing.open_invoices(e, as_of),
-            lambda: billing.customer_balances(e, currency, as_of),
-            lambda: billing.payments_applied(e, as_of),
-            lambda: billing.credit_memos(e, as_of),
-            lambda: billing.contract_values(e),
-            lambda: ledger.open_items(e, as_of),
-            lambda: ledger.customer_open(e, currency, as_of),
-            lambda: ledger.applied_by(e, as_of),
-            lambda: opening, lambda: closing,
-            self._periods(ledger, entity, bounds, recognised, balances, accounts["revenue"]),
-            balances[-1], accounts, explained,
-            ledger.period_status(e, as_of) is PeriodStatus.CLOSED, watched)
+        closed = [ledger.period_status(e, first) is PeriodStatus.CLOSED for first in bounds]
+        as_of_closed = ledger.period_status(e, as_of) is PeriodStatus.CLOSED
+        split = ledger.balances_in(e, currency, gl_accounts, gl_days)
+        currencies = [currency, *sorted(set(recognised) - {currency})] if split is not None \
+            else [currency]
+        found: list[tuple[Books, str]] = []
+        for code in currencies:
+            balances = ledger.balances_in(e, code, gl_accounts, gl_days) if code != currency \
+                else split if split is not None else ledger.balances(e, gl_accounts, gl_days)
+            assert balances is not None  # the ERP told the functional currency's lines apart
+            periods = _periods(code, bounds, recognised[code], balances,
+                               accounts["revenue"], closed)
+            found.append((Books(
+                e, code, as_of,
+                lambda: billing.open_invoices(e, as_of),
+                lambda: billing.customer_balances(e, currency, as_of),
+                lambda: billing.payments_applied(e, as_of),
+                lambda: billing.credit_memos(e, as_of),
+                lambda: billing.contract_values(e),
+                lambda: ledger.open_items(e, as_of),
+                lambda: ledger.customer_open(e, currency, as_of),
+                lambda: ledger.applied_by(e, as_of),
+                lambda: opening, lambda: closing,
+                periods, balances[-1], accounts, explained, as_of_closed, watched,
+                foreign_checked=split is not None), "" if code == currency else f"[{code}]"))
+        return found
 
     def _positions(self, entity: Entity, bounds: list[date], as_of: date,
-                   ) -> tuple[list[RevenuePosition], list[RevenuePosition], list[Money]]:
+                   ) -> tuple[list[RevenuePosition], list[RevenuePosition],
+                              dict[str, list[Money]]]:
         """Opening positions (start of year) summed per currency, closing positions (day
-        after `as_of`) by contract id, and the recognised total in the functional currency
-        at each month boundary."""
-        zero = Money.zero(entity.currency)
+        after `as_of`) by contract id, and the recognised total per currency at each month
+        boundary."""
         day_after = as_of + timedelta(days=1)
         closing: list[RevenuePosition] = []
         days = [*bounds, day_after]
-        totals = [zero for _ in days]
+        totals: dict[str, list[Money]] = {}
         summed: dict[str, RevenuePosition] = {}
         for row in self._positions_over(entity.id, days):
+            code = row[0].currency
+            sums = totals.setdefault(code, [Money.zero(code) for _ in days])
             for n, p in enumerate(row):
-                if p.currency == entity.currency:
-                    totals[n] = totals[n] + p.recognised
-            summed[row[0].currency] = _add(summed.get(row[0].currency), row[0])
+                sums[n] = sums[n] + p.recognised
+            summed[code] = _add(summed.get(code), row[0])
             closing.append(row[-1])
-        recognised = totals[:len(bounds)]
+        totals.setdefault(entity.currency, [Money.zero(entity.currency) for _ in days])
+        recognised = {code: sums[:len(bounds)] for code, sums in totals.items()}
         # The opening is only ever summed (the roll-forward): one position per currency.
         opening = list(summed.values())
         closing = _by_contract(closing)
@@ -188,19 +205,6 @@ class Reconciliation:
                   for day in days]
         for contract in sorted(set().union(*by_day)):
             yield [d[contract] for d in by_day if contract in d]
-
-    @staticmethod
-    def _periods(ledger: LedgerBooks, entity: Entity, bounds: list[date],
-                 recognised: list[Money], balances: Sequence[Mapping[str, Money]],
-                 revenue_account: str) -> list[PeriodRevenue]:
-        """Each whole month: the engine's recognition and the GL's revenue movement."""
-        zero = Money.zero(entity.currency)
-        gl_credit = [-balances[n].get(revenue_account, zero) for n in range(len(bounds))]
-        return [PeriodRevenue(first.strftime("%Y-%m"), Period(first, last),
-                              recognised[i + 1] - recognised[i],
-                              gl_credit[i + 1] - gl_credit[i],
-                              ledger.period_status(entity.id, first) is PeriodStatus.CLOSED)
-                for i, (first, last) in enumerate(pairwise(bounds))]
 
     def _record(self, report: Report, actor: str | None, progress: Progress,
                 total: int) -> None:
@@ -223,6 +227,22 @@ class Reconciliation:
 
 
 RUN_ACTION = "reconciliation.run"
+
+
+def _periods(currency: str, bounds: list[date], recognised: list[Money],
+             balances: Sequence[Mapping[str, Money]], revenue_account: str,
+             closed: list[bool]) -> list[PeriodRevenue]:
+    """Each whole month: the engine's recognition and the GL's revenue movement."""
+    zero = Money.zero(currency)
+    gl_credit = [-balances[n].get(revenue_account, zero) for n in range(len(bounds))]
+    return [PeriodRevenue(first.strftime("%Y-%m"), Period(first, last),
+                          recognised[i + 1] - recognised[i], gl_credit[i + 1] - gl_credit[i],
+                          closed[i])
+            for i, (first, last) in enumerate(pairwise(bounds))]
+
+
+def _named(result: CheckResult, suffix: str) -> CheckResult:
+    return replace(result, name=result.name + suffix) if suffix else result
 
 
 def _run_entry(actor: str, report: Report) -> Entry:

@@ -17,7 +17,8 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from finsync.domain.status import UNRESOLVED, DeliveryStatus
+from finsync.domain.events import EventType
+from finsync.domain.status import UNRESOLVED, DeliveryStatus, EventStatus
 from finsync.storage.schema import deliveries, duplicates, events, exceptions, raw_events
 
 
@@ -113,3 +114,31 @@ def correlation_exceptions(conn: Connection, correlation_id: str) -> list[dict[s
                                exceptions.c.amount_minor, exceptions.c.currency)
                         .where(exceptions.c.correlation_id == correlation_id))
     return [dict(r) for r in rows.mappings()]
+
+
+def _last_of(kind: EventType, correlation_id: str | None) -> Any:
+    """Per correlation id, when its last accepted event of `kind` occurred."""
+    query = (select(events.c.correlation_id, func.max(events.c.occurred_at).label("at"))
+             .where(events.c.type == kind.value, events.c.status == EventStatus.ACCEPTED)
+             .group_by(events.c.correlation_id))
+    if correlation_id is not None:
+        query = query.where(events.c.correlation_id == correlation_id)
+    return query.subquery()
+
+
+def dunning(conn: Connection, correlation_id: str | None = None) -> tuple[int, int]:
+    """`(threads, attempts)`: the correlation ids whose last declined payment attempt came
+    after their last payment (in dunning), and every declined attempt accepted (of
+    `correlation_id` only, when given). By when they occurred, not when they arrived."""
+    declined = _last_of(EventType.PAYMENT_DECLINED, correlation_id)
+    paid = _last_of(EventType.PAYMENT_APPLIED, correlation_id)
+    threads = conn.execute(
+        select(func.count()).select_from(declined.outerjoin(
+            paid, paid.c.correlation_id == declined.c.correlation_id))
+        .where((paid.c.at.is_(None)) | (paid.c.at < declined.c.at))).scalar_one()
+    attempts = select(func.count()).where(
+        events.c.type == EventType.PAYMENT_DECLINED.value,
+        events.c.status == EventStatus.ACCEPTED)
+    if correlation_id is not None:
+        attempts = attempts.where(events.c.correlation_id == correlation_id)
+    return int(threads), int(conn.execute(attempts).scalar_one())

@@ -61,7 +61,7 @@ from finsync.domain.status import (
     RawStatus,
 )
 from finsync.hub import acceptance, exception_view
-from finsync.hub.intake import REFUSED
+from finsync.hub.intake import MAPPING_OBJECT, REFUSED
 from finsync.storage import event_log, exception_log, outbox, raw_log, triage_log
 from finsync.storage.db import reading, serialize, transaction
 from finsync.triage.policy import Action, ApprovalPolicy
@@ -334,9 +334,13 @@ class Triage:
         if refused is not None:
             return self._remap_refused(conn, row, refused, actor, reason, now)
         if row["raw_event_id"]:
-            raw_log.mark(conn, row["raw_event_id"], RawStatus.RECEIVED, now)
+            ids = _copies(conn, row) or [int(row["raw_event_id"])]
+            for raw_id in ids:
+                raw_log.mark(conn, raw_id, RawStatus.RECEIVED, now)
             exception_log.set_status(conn, row["id"], ExceptionStatus.RETRYING, now)
-            return f"raw event {row['raw_event_id']} will be mapped again"
+            if len(ids) == 1:
+                return f"raw event {ids[0]} will be mapped again"
+            return f"{len(ids)} raw events ({', '.join(map(str, ids))}) will be mapped again"
         raise NotApplicableError(f"exception {row['id']} ({row['class']}) has nothing to "
                                  "send again; fix the cause, then resolve it")
 
@@ -488,6 +492,18 @@ def _already_posted(stored: Envelope, delivery: dict[str, Any]) -> AlreadyPosted
         "never replaced. Correct it in the source system with a correction document for the "
         "difference (a credit memo, or a reversal of the posting), then close this exception "
         "with --keep stored")
+
+
+def _copies(conn: Connection, row: dict[str, Any]) -> list[int]:
+    """The rejected raw events of a source object's `mapping_error` (every copy of the
+    object it stands for, `hub.intake.reject_in`); empty for any other exception."""
+    by_object = str(row["fingerprint"]).startswith(MAPPING_OBJECT)
+    if row["class"] != ExceptionClass.MAPPING_ERROR or not by_object:
+        return []
+    named = [int(ref.removeprefix("raw_event:")) for ref in row["objects"]
+             if str(ref).startswith("raw_event:") and ref.removeprefix("raw_event:").isdigit()]
+    kept = [(i, raw_log.get(conn, i)) for i in named]
+    return [i for i, raw in kept if raw is not None and raw.status is RawStatus.REJECTED]
 
 
 def _refused(row: dict[str, Any]) -> tuple[str, str] | None:

@@ -52,16 +52,16 @@ def test_a_one_off_invoice_is_booked_once_and_credited_by_its_void(engine: Engin
     assert state is not None and len(state.billings) == 2
     assert service.record_invoice(ONE_OFF, "k-inv", "evt-inv").replayed
 
-    march = service.period_journal("le_us", Period(date(2026, 3, 1), date(2026, 4, 1)))
-    assert march is not None and {(ln.account, ln.side.value, str(ln.amount.amount))
+    (march,) = service.period_journals("le_us", Period(date(2026, 3, 1), date(2026, 4, 1)))
+    assert {(ln.account, ln.side.value, str(ln.amount.amount))
                                   for ln in march.lines} == {("2400", "debit", "1080.00"),
                                                              ("4000", "credit", "1080.00")}
     subtotal = total([li.amount for li in LINES], "USD")
     void = CreditMemo("in_9_void", "INV-9-VOID", "in_9", "cus_t", "le_us", "USD",
                       date(2026, 4, 2), VOID, LINES, subtotal, usd("0"), subtotal)
     service.apply_credit_memo(void, "k-void", "evt-void")
-    april = service.period_journal("le_us", Period(date(2026, 4, 1), date(2026, 5, 1)))
-    assert april is not None and {(ln.account, ln.side.value, str(ln.amount.amount))
+    (april,) = service.period_journals("le_us", Period(date(2026, 4, 1), date(2026, 5, 1)))
+    assert {(ln.account, ln.side.value, str(ln.amount.amount))
                                   for ln in april.lines} == {("2400", "credit", "1080.00"),
                                                              ("4000", "debit", "1080.00")}
     (position,) = service.positions("le_us", date(2026, 5, 1))

@@ -26,9 +26,10 @@ def body(value: dict[str, Any]) -> bytes:
 
 
 def delivered(evt: dict[str, Any], *, current: dict[str, Any] | None = None,
-              version: int | None = None) -> bytes:
-    return body({"object": "finsync.stripe_delivery", "event": evt, "current": current,
-                 "version": version})
+              version: int | None = None, related: dict[str, Any] | None = None) -> bytes:
+    wrapped = {"object": "finsync.stripe_delivery", "event": evt, "current": current,
+               "version": version}
+    return body(wrapped | {"related": related} if related else wrapped)
 
 
 def price(price_id: str, product: str, unit_amount: int, *, interval: str = "month",

@@ -59,14 +59,17 @@ def event_of(draft: DraftEnvelope, cls: type[E]) -> E:
     return draft.event
 
 
-def test_paid_invoice_with_proration_discount_and_tax_maps_to_invoice_and_payment() -> None:
-    # current shape: pricing.price_details, parent.subscription_item_details.proration, taxes
+def test_paid_invoice_with_proration_discount_and_tax_maps_to_the_invoice() -> None:
+    # current shape: pricing.price_details, parent.subscription_item_details.proration, taxes.
+    # The invoice's payment is a PaymentIntent (`payments`, expanded here): its own event
+    # (payment_intent.succeeded) carries it, so the invoice event carries only the invoice
+    # (tests/unit/stripe/test_payments.py).
     lines = [line("il_seats", 10_000, quantity=8, discount=1_000, tax=900),
              line("il_prorate", 2_500, proration=True, start=T0 + 15 * DAY, tax=250)]
     envs = mapped(body(event("invoice.paid", invoice(lines, 12_650))))
-    assert [type(e.event) for e in envs] == [InvoiceIssued, PaymentApplied]
-    assert [e.source_event_id for e in envs] == ["evt_1", "evt_1/payment:pi_1"]
-    assert [e.occurred_at for e in envs] == [datetime.fromtimestamp(T0, UTC)] * 2
+    assert [type(e.event) for e in envs] == [InvoiceIssued]
+    assert [e.source_event_id for e in envs] == ["evt_1"]
+    assert [e.occurred_at for e in envs] == [datetime.fromtimestamp(T0, UTC)]
     inv = event_of(envs[0], InvoiceIssued).invoice
     assert inv.contract_id == "sub_1" and inv.legal_entity == "le_us"
     assert [(str(x.amount.amount), str(x.tax_amount.amount), x.proration) for x in inv.lines] \
@@ -75,12 +78,8 @@ def test_paid_invoice_with_proration_discount_and_tax_maps_to_invoice_and_paymen
         == ("115.00", "11.50", "126.50")
     assert inv.lines[1].service_start == date(2026, 12, 12)
     assert inv.lines[0].product_id == "prod_seats" and inv.refs["stripe"] == "in_1"
-    payment = event_of(envs[1], PaymentApplied).payment
-    assert payment.id == "pi_1" and payment.applications[0].invoice_id == "in_1"
-    assert payment.amount.amount == Decimal("126.50")
     assert envs[0].aggregate == AggregateRef("invoice", "in_1", 1)
-    assert envs[1].aggregate == AggregateRef("payment", "pi_1", 1)
-    assert [e.correlation_id for e in envs] == ["stripe:sub_1"] * 2
+    assert [e.correlation_id for e in envs] == ["stripe:sub_1"]
 
 
 def test_tax_included_in_the_price_is_taken_out_of_the_line_amount() -> None:
@@ -224,11 +223,16 @@ def _refund(charge: Any) -> dict[str, Any]:
             "reason": "requested_by_customer"}
 
 
+# What the poller fetches beside a refund of pi_1: nothing links it to an invoice here.
+_UNLINKED = {"invoice_payments": {"object": "list", "data": [], "has_more": False},
+             "credit_notes": {"object": "list", "data": [], "has_more": False}}
+
+
 def test_a_refund_needs_its_charge_for_the_customer() -> None:
     evt = event("refund.created", _refund("ch_1"))
     assert mapped(body(evt)) == []  # fetched with expand[]=charge by the poller
     current = _refund({"id": "ch_1", "object": "charge", "customer": "cus_1"})
-    (env,) = mapped(delivered(evt, current=current))
+    (env,) = mapped(delivered(evt, current=current, related=_UNLINKED))
     refund = event_of(env, RefundIssued).refund
     assert (refund.payment_id, refund.customer_id, refund.amount.amount) \
         == ("pi_1", "cus_1", Decimal("5.00"))
@@ -240,7 +244,7 @@ def test_charge_refunded_maps_every_succeeded_refund() -> None:
                                                     "data": [_refund("ch_1"),
                                                              dict(_refund("ch_1"), id="re_2",
                                                                   status="pending")]}}
-    envs = mapped(body(event("charge.refunded", charge)))
+    envs = mapped(delivered(event("charge.refunded", charge), related=_UNLINKED))
     assert [(type(e.event), e.claimed.id) for e in envs] == [(RefundIssued, "re_1")]
 
 
@@ -248,7 +252,7 @@ def test_a_second_refund_of_one_charge_has_its_own_source_event_id() -> None:
     charge = {"id": "ch_1", "object": "charge", "customer": "cus_1", "currency": "usd",
               "refunds": {"object": "list", "has_more": False,
                           "data": [_refund("ch_1"), dict(_refund("ch_1"), id="re_3", amount=200)]}}
-    envs = mapped(body(event("charge.refunded", charge)))
+    envs = mapped(delivered(event("charge.refunded", charge), related=_UNLINKED))
     assert [e.source_event_id for e in envs] == ["evt_1", "evt_1/refund:re_3"]
     assert [e.aggregate for e in envs] == [AggregateRef("refund", "re_1", 1),
                                            AggregateRef("refund", "re_3", 1)]
@@ -258,16 +262,21 @@ def test_payment_intent_without_invoice_is_money_on_account() -> None:
     intent = {"id": "pi_9", "object": "payment_intent", "amount": 5_000,
               "amount_received": 5_000, "currency": "eur", "customer": "cus_1",
               "created": T0, "status": "succeeded"}
-    payment = event_of(mapped(body(event("payment_intent.succeeded", intent)))[0],
-                       PaymentApplied).payment
+    evt = event("payment_intent.succeeded", intent)
+    assert mapped(body(evt)) == []  # the poller fetches its invoice payments (none here)
+    payment = event_of(mapped(delivered(evt, related=_UNLINKED))[0], PaymentApplied).payment
     assert payment.applications == () and str(payment.amount.amount) == "50.00"
 
 
-def test_old_shape_payment_intent_of_an_invoice_is_carried_by_the_invoice_event() -> None:
+def test_old_shape_payment_intent_of_an_invoice_is_the_payment_applied_to_it() -> None:
     # localstripe's older shape: PaymentIntent.invoice
     intent = {"id": "pi_1", "object": "payment_intent", "amount": 3_750, "currency": "usd",
-              "customer": "cus_1", "created": T0, "invoice": "in_1"}
-    assert mapped(body(event("payment_intent.succeeded", intent))) == []
+              "customer": "cus_1", "created": T0, "invoice": "in_1", "status": "succeeded"}
+    old = dict(event("payment_intent.succeeded", intent), api_version="2017-08-15")
+    (env,) = mapped(body(old))
+    payment = event_of(env, PaymentApplied).payment
+    assert [(a.invoice_id, str(a.amount.amount)) for a in payment.applications] \
+        == [("in_1", "37.50")]
 
 
 def test_old_shape_invoice_with_plans_and_tax_amounts_maps() -> None:
@@ -284,10 +293,11 @@ def test_old_shape_invoice_with_plans_and_tax_amounts_maps() -> None:
            "amount_paid": 4_125, "charge": {"id": "ch_1", "object": "charge"},
            "payment_intent": None, "status_transitions": {"finalized_at": None},
            "lines": {"object": "list", "has_more": False, "data": [old_line]}}
-    envs = mapped(body(event("invoice.payment_succeeded", inv)))
+    envs = mapped(body(dict(event("invoice.payment_succeeded", inv), api_version="2017-08-15")))
     invoice_doc = event_of(envs[0], InvoiceIssued).invoice
     assert invoice_doc.contract_id == "sub_1" and invoice_doc.number == "in_1"
     assert invoice_doc.tax_total.amount == Decimal("3.75")
+    # its charge has no PaymentIntent: no other event carries that payment
     assert event_of(envs[1], PaymentApplied).payment.id == "ch_1"
 
 

@@ -36,7 +36,9 @@ from finsync.connectors.ports import (
     Receipt,
     Receivable,
     Reference,
+    nothing_posted,
 )
+from finsync.domain.dispute import DisputeClosure, DisputeFunds
 from finsync.domain.errors import (
     ConnectorError,
     DomainError,
@@ -46,7 +48,7 @@ from finsync.domain.errors import (
     TransientError,
     UnbalancedEntryError,
 )
-from finsync.domain.events import AnyEvent
+from finsync.domain.events import AnyEvent, DisputeClosed
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry, PeriodStatus
 from finsync.domain.payment import Payment, Refund
@@ -92,6 +94,11 @@ def _request(event: LedgerEvent, ctx: DeliveryContext) -> Request:
     """The ledger's request for a posting: its document kind is the event's aggregate type."""
     return Request(event.aggregate_type, event.document, ctx.delivery_key,
                    _source(ctx, event.document.id))
+
+
+def _nothing(event: LedgerEvent) -> bool:
+    """An event that moves nothing in the books (answered without an entry)."""
+    return isinstance(event, DisputeClosed) and event.closure.unrecovered.is_zero
 
 
 def _not_posted(event: AnyEvent) -> PermanentError:
@@ -154,6 +161,18 @@ class EmbeddedLedger:
                           lambda: self._service.post_refund(refund, ctx.delivery_key,
                                                             _source(ctx, refund.id)))
 
+    def post_dispute_funds(self, funds: DisputeFunds, ctx: DeliveryContext) -> Receipt:
+        return self._call("post_dispute_funds", "dispute_funds", funds.id, ctx,
+                          lambda: self._service.post_dispute_funds(funds, ctx.delivery_key,
+                                                                   _source(ctx, funds.id)))
+
+    def post_dispute_closure(self, closure: DisputeClosure, ctx: DeliveryContext) -> Receipt:
+        if closure.unrecovered.is_zero:
+            return nothing_posted(closure.id)
+        return self._call("post_dispute_closure", "dispute_closure", closure.id, ctx,
+                          lambda: self._service.post_dispute_closure(
+                              closure, ctx.delivery_key, _source(ctx, closure.id)))
+
     def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt:
         return self._call("post_journal_entry", "journal_entry", entry.id, ctx,
                           lambda: self._service.post_entry(entry, ctx.delivery_key,
@@ -165,7 +184,7 @@ class EmbeddedLedger:
             raise PermanentError(f"{len(postings)} postings in one call; the ledger takes "
                                  f"{self.max_batch}", exception_class=ExceptionClass.INTERNAL_ERROR)
         requests = [_request(p.event, p.ctx) for p in postings
-                    if isinstance(p.event, LEDGER_EVENTS)]
+                    if isinstance(p.event, LEDGER_EVENTS) and not _nothing(p.event)]
         with self._recorded("post_batch", [p.ctx for p in postings]) as exchange:
             exchange.request([{"kind": r.kind, "key": r.key} for r in requests])
             with _translated():
@@ -178,6 +197,9 @@ class EmbeddedLedger:
             event = posting.event
             if not isinstance(event, LEDGER_EVENTS):
                 answers.append(_not_posted(event))
+                continue
+            if _nothing(event):
+                answers.append(nothing_posted(event.document.id))
                 continue
             outcome = next(outcomes)
             if isinstance(outcome, Posted):

@@ -46,5 +46,9 @@ class LedgerSnapshot:
                  days: Sequence[date]) -> Sequence[Mapping[str, Money]]:
         return recon_reads.balances(self._conn, legal_entity, accounts, days)
 
+    def balances_in(self, legal_entity: str, currency: str, accounts: Sequence[str],
+                    days: Sequence[date]) -> Sequence[Mapping[str, Money]]:
+        return recon_reads.balances(self._conn, legal_entity, accounts, days, currency)
+
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus:
         return recon_reads.period_status(self._conn, legal_entity, on)

@@ -41,9 +41,13 @@ from finsync.connectors.ports import (
     Receivable,
     Reference,
 )
+from finsync.domain.dispute import DisputeClosure, DisputeFunds
 from finsync.domain.errors import ExceptionClass, FinsyncError, PermanentError, TransientError
 from finsync.domain.events import (
     CreditMemoIssued,
+    DisputeClosed,
+    DisputeFundsReinstated,
+    DisputeFundsWithdrawn,
     InvoiceIssued,
     JournalEntrySummarised,
     PaymentApplied,
@@ -156,6 +160,14 @@ class FileDropLedger:
 
     def post_refund(self, refund: Refund, ctx: DeliveryContext) -> Receipt:
         return self._write(RefundIssued(refund), ctx)
+
+    def post_dispute_funds(self, funds: DisputeFunds, ctx: DeliveryContext) -> Receipt:
+        event = DisputeFundsWithdrawn(funds) if funds.withdrawn else DisputeFundsReinstated(funds)
+        return self._write(event, ctx)
+
+    def post_dispute_closure(self, closure: DisputeClosure, ctx: DeliveryContext) -> Receipt:
+        # Written even with nothing unrecovered: the ERP that imports the file decides.
+        return self._write(DisputeClosed(closure), ctx)
 
     def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt:
         # Every journal event writes the same line (kind `journal_entry`).

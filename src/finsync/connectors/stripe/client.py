@@ -7,7 +7,10 @@ Rules:
 - Errors are translated here: 429, 5xx, timeouts and lost connections are `TransientError`
   (with `Retry-After` when Stripe sends one); any other 4xx is a `PermanentError` carrying
   Stripe's own message. A response that is not a JSON object is a `PermanentError`.
-- Lists are read to the end with `starting_after`, bounded by `pages_max`.
+- Lists are read to the end with `starting_after`, bounded by `pages_max`. A list the poller
+  fetches beside an event (`LISTS`: the invoice payments of a PaymentIntent or of an
+  invoice, the credit notes of what a PaymentIntent paid) comes back whole, as a list
+  object.
 - `events_after` reads `/v1/events` from a cursor `"<created>:<ids seen at that second>"`
   and returns them oldest first, whatever order the server lists them in (Stripe lists
   newest first; localstripe oldest first): events within one second keep the server's
@@ -43,9 +46,22 @@ _OBJECTS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "customer": ("/v1/customers/{id}", None, ()),
     "payment_intent": ("/v1/payment_intents/{id}", None, ()),
     "charge": ("/v1/charges/{id}", None, ()),
+    "dispute": ("/v1/disputes/{id}", None, ()),  # a thin dispute event's object
 }
 _SUBLIST_KEY = {"invoice": "lines", "credit_note": "lines", "subscription": "items"}
 FETCHABLE = frozenset(_OBJECTS)  # the object types `fetch` reads
+
+# object type -> (list path, query; "{id}" is the id fetched): lists fetched beside an event.
+INVOICE_PAYMENTS_OF_INTENT = "invoice_payments_of_payment_intent"
+INVOICE_PAYMENTS_OF_INVOICE = "invoice_payments_of_invoice"
+CREDIT_NOTES_OF_INTENT = "credit_notes_of_payment_intent"
+LISTS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    # with each invoice expanded: its customer and subscription thread the payment
+    INVOICE_PAYMENTS_OF_INTENT: ("/v1/invoice_payments", (
+        ("payment[type]", "payment_intent"), ("payment[payment_intent]", "{id}"),
+        ("expand[]", "data.invoice"))),
+    INVOICE_PAYMENTS_OF_INVOICE: ("/v1/invoice_payments", (("invoice", "{id}"),)),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +84,14 @@ class StripeClient:
     # -- BillingSourcePort ------------------------------------------------------------------
 
     def fetch(self, object_type: str, external_id: str) -> Mapping[str, object]:
-        """The current object, with its line or item list complete."""
+        """The current object, with its line or item list complete; or a whole list
+        (`LISTS`, `CREDIT_NOTES_OF_INTENT`)."""
+        if object_type in LISTS:
+            path, query = LISTS[object_type]
+            return _listing(path, self.list_all(path, [(k, v.format(id=external_id))
+                                                       for k, v in query]))
+        if object_type == CREDIT_NOTES_OF_INTENT:
+            return self._credit_notes_of_intent(external_id)
         if object_type not in _OBJECTS:
             raise PermanentError(f"cannot fetch Stripe {object_type} objects",
                                  exception_class=ExceptionClass.MAPPING_ERROR)
@@ -82,6 +105,16 @@ class StripeClient:
                 items = self.list_all(sublist.format(id=quoted), [])
                 obj[key] = {"object": "list", "data": items, "has_more": False}
         return obj
+
+    def _credit_notes_of_intent(self, intent_id: str) -> Mapping[str, object]:
+        """The credit notes of every invoice a PaymentIntent paid (a refund of it may be one
+        of theirs)."""
+        paid = self.list_all("/v1/invoice_payments", [
+            ("payment[type]", "payment_intent"), ("payment[payment_intent]", intent_id)])
+        invoices = sorted({str(p["invoice"]) for p in paid if isinstance(p.get("invoice"), str)})
+        notes = [note for invoice in invoices
+                 for note in self.list_all("/v1/credit_notes", [("invoice", invoice)])]
+        return _listing("/v1/credit_notes", notes)
 
     def events_after(self, cursor: str | None, limit: int) -> SourcePage:
         created, seen = _parse_cursor(cursor)
@@ -152,6 +185,10 @@ class StripeClient:
         if self._settings.account:
             headers["Stripe-Account"] = self._settings.account
         return headers
+
+
+def _listing(path: str, items: list[dict[str, Any]]) -> Mapping[str, object]:
+    return {"object": "list", "data": items, "has_more": False, "url": path}
 
 
 def _json_object(path: str, body: bytes) -> Mapping[str, Any]:

@@ -19,6 +19,8 @@ Rules:
   their amounts (largest remainder), each part keeping its line's product; a note that
   would make more than `CREDIT_LINES_MAX` lines is refused (`too_many_lines`). What Stripe
   set against the invoice (`pre_payment_amount`) is the memo's `applied_to_invoice`.
+  Its reason becomes the canonical one (`STRIPE_REASONS`): `product_unsatisfactory` is a
+  price concession (`service_credit`), any other a billing correction.
 - A voided invoice is reversed by a credit memo `<invoice>_void` (reason `VOID`) of all its
   lines and tax; an invoice marked uncollectible is written off by a memo
   `<invoice>_uncollectible` (reason `WRITE_OFF`) of what it still owed (`amount_remaining`)
@@ -52,7 +54,10 @@ from finsync.connectors.stripe.objects import (
     refs,
     text,
 )
-from finsync.connectors.stripe.payments import invoice_payment
+from finsync.connectors.stripe.payments import (
+    customer_credit_applied,
+    invoice_payments,
+)
 from finsync.domain.errors import MappingError
 from finsync.domain.events import AnyEvent, CreditMemoIssued, InvoiceIssued, PaymentApplied
 from finsync.domain.invoice import VOID, WRITE_OFF, CreditMemo, DocumentLine, Invoice
@@ -145,11 +150,12 @@ def invoice(inv: Obj, settings: SourceSettings) -> Invoice:
     subtotal, tax, grand = _totals(inv_id, lines, currency, minor(inv, "total", currency, path),
                                    path)
     due = day(inv["due_date"], f"{path}.due_date") if inv.get("due_date") else issued
+    credit = customer_credit_applied(inv, currency)
     return built(path, lambda: Invoice(
         inv_id, str(inv.get("number") or inv_id),
         ref(inv, "customer", path),
         invoice_subscription(inv), None, settings.legal_entity, currency, issued, due, lines,
-        subtotal, tax, grand, refs(inv_id)))
+        subtotal, tax, grand, refs(inv_id), credit))
 
 
 def credit_memo(note: Obj, credited: Invoice, settings: SourceSettings) -> CreditMemo:
@@ -171,8 +177,20 @@ def credit_memo(note: Obj, credited: Invoice, settings: SourceSettings) -> Credi
     return built(path, lambda: CreditMemo(
         note_id, str(note.get("number") or note_id), credited.id,
         ref(note, "customer", path),
-        settings.legal_entity, currency, issued, str(note.get("reason") or "credit_note"),
+        settings.legal_entity, currency, issued, memo_reason(note.get("reason")),
         lines, subtotal, tax, grand, refs(note_id), applied))
+
+
+# Stripe's credit-note reasons in the canonical vocabulary the revenue engine reads: a
+# customer credited for service it was unhappy with (an SLA credit) is a price concession
+# (`service_credit`, revenue falls); a duplicate, an order change, fraud or no reason given
+# is a billing correction (billings fall, the price stands).
+STRIPE_REASONS = {"product_unsatisfactory": "service_credit", "duplicate": "duplicate",
+                  "order_change": "order_change", "fraudulent": "fraudulent"}
+
+
+def memo_reason(reason: object) -> str:
+    return STRIPE_REASONS.get(str(reason), "credit_note") if reason else "credit_note"
 
 
 def _bounded(note_id: str, lines: Sequence[Obj], credited: Invoice) -> None:
@@ -290,8 +308,8 @@ def _invoice(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
     if obj.get("status") == "draft":
         return []  # not issued yet: invoice.finalized follows
     issued: list[AnyEvent] = [InvoiceIssued(invoice(obj, settings))]
-    if d.type in INVOICE_PAID and (paid := invoice_payment(obj, settings)):
-        issued.append(PaymentApplied(paid))
+    if d.type in INVOICE_PAID:
+        issued += [PaymentApplied(paid) for paid in invoice_payments(d, settings)]
     return issued
 
 

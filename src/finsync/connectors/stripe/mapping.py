@@ -1,10 +1,10 @@
 """Stripe events to canonical draft envelopes (pure: the same raw body gives the same drafts).
 
 A raw body is a Stripe event or the poller's delivery of one (`delivery`). The handlers live
-with the documents they build, one module per area (`contracts`, `documents`, `payments`),
-each exporting `HANDLERS`, the types it acknowledges on purpose (`IGNORED`), the types with a
-financial effect it cannot map yet (`UNSUPPORTED`) and what its handlers need fetched beside
-an event (`RELATED`).
+with the documents they build, one module per area (`contracts`, `documents`, `payments`,
+`disputes`), each exporting `HANDLERS`, the types it acknowledges on purpose (`IGNORED`),
+the types with a financial effect it cannot map yet (`UNSUPPORTED`) and what its handlers
+need fetched beside an event (`RELATED`).
 
 Rules:
 - Every envelope's `source_event_id` is the Stripe event id (a second envelope from the same
@@ -21,17 +21,23 @@ Rules:
   whatever the event (the first state finsync saw); later versions are `ContractAmended`,
   or `ContractCancelled` for `customer.subscription.deleted`.
 - An event whose object is partial (a list page with `has_more`, a thin event, a refund
-  without its charge) is mapped only from a delivery that carries the fetched object.
+  without its charge) is mapped only from a delivery that carries the fetched object; so is
+  one whose handler needs something beside it (a payment's invoice payments).
+- Older API shapes are lifted to the current one before anything reads them (`upcast`).
+- The correlation id is the commercial thread of the event's object; a payment, refund or
+  declined attempt joins the thread of the invoice it was for (`payments.paid_invoice`).
 - Types with no financial effect are acknowledged and ignored (`IGNORED`); a type that has
   one finsync cannot map (`credit_note.voided`, …) or does not know is a `MappingError`: the raw
-  event is kept and finance sees an exception.
+  event is kept and finance sees an exception. The error names the Stripe object the event
+  is about (`subject_of`: `"invoice:in_1"`), so the hub opens one exception per object,
+  whatever the number of copies (webhook, poller, resends, other events on it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from finsync.connectors.stripe import contracts, documents, objects, payments
+from finsync.connectors.stripe import contracts, disputes, documents, objects, payments, upcast
 from finsync.connectors.stripe.delivery import (
     CURRENT,
     Delivery,
@@ -44,10 +50,10 @@ from finsync.connectors.stripe.delivery import (
 from finsync.connectors.stripe.objects import Obj, SourceSettings
 from finsync.domain.aggregate import AggregateRef
 from finsync.domain.envelope import DraftEnvelope
-from finsync.domain.errors import MappingError
+from finsync.domain.errors import DomainError, MappingError
 from finsync.domain.events import AnyEvent
 
-AREAS = (contracts, documents, payments)
+AREAS = (contracts, documents, payments, disputes)
 VERSIONED = contracts.VERSIONED
 
 # Acknowledged on purpose: they change nothing in the books (drafts, attempts, catalogue,
@@ -60,21 +66,49 @@ IGNORED_PREFIXES = ("product.", "plan.", "price.", "coupon.", "promotion_code.",
 IGNORED: frozenset[str] = frozenset().union(*(area.IGNORED for area in AREAS))
 UNSUPPORTED: frozenset[str] = frozenset().union(*(area.UNSUPPORTED for area in AREAS))
 _HANDLERS: Mapping[str, Handler] = {t: h for area in AREAS for t, h in area.HANDLERS.items()}
-_RELATED: Mapping[str, Planner] = {t: p for area in AREAS for t, p in area.RELATED.items()}
+# Every area's planners of an event type (two areas may each need something beside it).
+_RELATED: Mapping[str, tuple[Planner, ...]] = {
+    t: tuple(area.RELATED[t] for area in AREAS if t in area.RELATED)
+    for area in AREAS for t in area.RELATED}
 
 
 def fetch_plan(event: Obj) -> tuple[Fetch, ...]:
     """Everything the poller fetches before `event` can be mapped: its own object when the
-    event's copy is partial, and what the event type's handler needs beside it."""
+    event's copy is partial, and what the event type's handlers need beside it."""
     own = fetch_target(event)
-    plan = () if own is None else (Fetch(CURRENT, *own),)
-    planner = _RELATED.get(str(event.get("type", "")))
-    return plan + (planner(event) if planner is not None else ())
+    plan: tuple[Fetch, ...] = () if own is None else (Fetch(CURRENT, *own),)
+    for planner in _RELATED.get(str(event.get("type", "")), ()):
+        plan += tuple(f for f in planner(event) if f not in plan)
+    return plan
 
 
 def translate(settings: SourceSettings, source: str, body: bytes) -> list[DraftEnvelope]:
-    """The canonical draft envelopes of one raw body of a Stripe source."""
+    """The canonical draft envelopes of one raw body of a Stripe source (older API shapes
+    lifted to the current one first, `upcast`). A body that does not map is a `MappingError`
+    naming the Stripe object it is about (`subject_of`)."""
     delivery = parse(body)
+    try:
+        return _translate(settings, source, upcast.delivery(delivery))
+    except MappingError as exc:
+        raise exc.about(subject_of(delivery)) from exc.__cause__
+    except DomainError as exc:  # a broken rule in the payload is its mapping error
+        raise MappingError(str(exc), code=exc.code, subject=subject_of(delivery)) from exc
+
+
+def subject_of(delivery: Delivery) -> str | None:
+    """`"<object type>:<id>"` of the Stripe object an event is about, when it says."""
+    try:
+        obj = delivery.object
+    except MappingError:
+        return None
+    kind, object_id = obj.get("object"), obj.get("id")
+    if isinstance(kind, str) and kind and isinstance(object_id, str) and object_id:
+        return f"{kind}:{object_id}"
+    return None
+
+
+def _translate(settings: SourceSettings, source: str,
+               delivery: Delivery) -> list[DraftEnvelope]:
     kind = delivery.type
     if kind in IGNORED or kind.startswith(IGNORED_PREFIXES):
         return []
@@ -105,6 +139,8 @@ def correlation_of(obj: Obj) -> str:
     """The commercial thread: the subscription an object belongs to, else the object."""
     if obj.get("object") == "subscription":
         return f"stripe:{obj.get('id')}"
+    if obj.get("object") == "dispute":  # the disputed payment's thread
+        return f"stripe:{disputes.payment_of(obj)}"
     sub = documents.invoice_subscription(obj) if obj.get("object") == "invoice" else None
     return f"stripe:{sub or obj.get('id') or 'unknown'}"
 
@@ -115,6 +151,7 @@ def draft(source: str, d: Delivery, event: AnyEvent, version: int,
     `version`."""
     own = event.aggregate()
     suffix = "" if index == 0 else f"/{own.type}:{own.id}"
+    subject = payments.paid_invoice(d) or d.object  # a payment joins its invoice's thread
     return DraftEnvelope(
         event, source, d.id + suffix, objects.instant(d.created, "event.created"),
-        correlation_of(d.object), aggregate=AggregateRef(event.aggregate_type, own.id, version))
+        correlation_of(subject), aggregate=AggregateRef(event.aggregate_type, own.id, version))

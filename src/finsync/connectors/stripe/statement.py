@@ -36,7 +36,6 @@ from finsync.connectors.stripe.objects import (
     ref,
     text,
 )
-from finsync.connectors.stripe.payments import invoice_payment_id
 
 # The fields each rule reads, by object type (dotted paths; ids of expandable fields).
 FACTS: Mapping[str, tuple[str, ...]] = {
@@ -107,7 +106,13 @@ def invoice(inv: Obj) -> InvoiceFacts:
         min(max(-_minor(inv, "starting_balance", currency, path, 0), 0), total),
         _minor(inv, "amount_paid", currency, path, 0),
         _day_or_none(paid_at, f"{path}.paid_at"),
-        invoice_payment_id(inv) or f"paid_out_of_band_{inv_id}")
+        _older_payment_id(inv) or f"paid_out_of_band_{inv_id}")
+
+
+def _older_payment_id(inv: Obj) -> str | None:
+    """The payment an invoice of an older API version names itself (`upcast` lifts it into
+    an invoice payment for the mapping; the books read the invoice as it is)."""
+    return id_of(inv.get("payment_intent")) or id_of(inv.get("charge"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +159,8 @@ def invoice_payment(entry: Obj) -> PaymentPart | None:
         return None
     currency, invoice_id = currency_of(entry, path), ref(entry, "invoice", path)
     payment = child(entry, "payment")
-    payment_id = (id_of(payment.get("payment_intent")) or id_of(payment.get("charge"))
-                  or f"paid_out_of_band_{invoice_id}")
+    # Named as the mapping names it: the PaymentIntent, charge or payment record.
+    payment_id = id_of(payment.get(str(payment.get("type")))) or f"paid_out_of_band_{invoice_id}"
     paid_at = child(entry, "status_transitions").get("paid_at") or entry.get("created")
     return PaymentPart(payment_id, invoice_id, currency,
                        _minor(entry, "amount_paid", currency, path),

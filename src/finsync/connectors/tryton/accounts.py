@@ -28,6 +28,9 @@ class Role(StrEnum):
     SALES_ALLOWANCES = "sales_allowances"
     TAX_PAYABLE = "tax_payable"
     CASH = "cash"
+    DISPUTE_RECEIVABLE = "dispute_receivable"
+    DISPUTE_FEES = "dispute_fees"
+    CHARGEBACK_LOSSES = "chargeback_losses"
 
 
 class Journal(StrEnum):
@@ -56,6 +59,9 @@ DEFAULT_CODES: Mapping[Role, str] = MappingProxyType({
     Role.SALES_ALLOWANCES: "4.3.2",  # Consideration paid (payable) to customers
     Role.TAX_PAYABLE: "2.2.3",  # Accrued taxes (other than payroll)
     Role.CASH: "1.1.1",  # Cash and cash equivalents
+    Role.DISPUTE_RECEIVABLE: "1.2.4",  # added by bootstrap
+    Role.DISPUTE_FEES: "5.2.4",  # added by bootstrap
+    Role.CHARGEBACK_LOSSES: "5.2.5",  # added by bootstrap
 })
 
 # Accounts the Universal Chart lacks; bootstrap creates them (idempotently, by code). A
@@ -64,6 +70,11 @@ DEFAULT_CODES: Mapping[Role, str] = MappingProxyType({
 EXTRA_ACCOUNTS: tuple[ExtraAccount, ...] = (
     ExtraAccount("2.2.5", "Customer Credits", parent="2.2.0", like="2.2.4",
                  party_required=True),
+    # Card disputes: the money the processor withdrew while a dispute is open is owed by
+    # the card network, not by a party; its fees and what is lost are expenses of their own.
+    ExtraAccount("1.2.4", "Disputed Funds Receivable", parent="1.2.0", like="1.2.3"),
+    ExtraAccount("5.2.4", "Dispute Fees", parent="5.2.0", like="5.2.2"),
+    ExtraAccount("5.2.5", "Chargeback Losses", parent="5.2.0", like="5.2.3"),
 )
 
 DEFAULT_JOURNALS: Mapping[Journal, str] = MappingProxyType({
@@ -78,6 +89,9 @@ FINSYNC_ALIASES: Mapping[str, str] = MappingProxyType({
     "2400": DEFAULT_CODES[Role.DEFERRED_REVENUE],
     "4000": DEFAULT_CODES[Role.REVENUE],
     "4900": DEFAULT_CODES[Role.SALES_ALLOWANCES],
+    "1270": DEFAULT_CODES[Role.DISPUTE_RECEIVABLE],
+    "6500": DEFAULT_CODES[Role.DISPUTE_FEES],
+    "6510": DEFAULT_CODES[Role.CHARGEBACK_LOSSES],
 })
 
 

@@ -37,11 +37,13 @@ from finsync.connectors.ports import (
     Receipt,
     Receivable,
     Reference,
+    nothing_posted,
 )
 from finsync.connectors.tryton.accounts import AccountMap, Role
 from finsync.connectors.tryton.books import Company
 from finsync.connectors.tryton.moves import Document, Mapper, Move, Subledger, body_hash
 from finsync.connectors.tryton.rpc import TrytonClient
+from finsync.domain.dispute import DisputeClosure, DisputeFunds
 from finsync.domain.errors import (
     ConnectorError,
     DomainError,
@@ -53,6 +55,9 @@ from finsync.domain.errors import (
 from finsync.domain.events import (
     AnyEvent,
     CreditMemoIssued,
+    DisputeClosed,
+    DisputeFundsReinstated,
+    DisputeFundsWithdrawn,
     InvoiceIssued,
     JournalEntrySummarised,
     PaymentApplied,
@@ -154,11 +159,20 @@ class TrytonLedger:
     def post_refund(self, refund: Refund, ctx: DeliveryContext) -> Receipt:
         return self._post_one(Posting(RefundIssued(refund), ctx))
 
+    def post_dispute_funds(self, funds: DisputeFunds, ctx: DeliveryContext) -> Receipt:
+        event = DisputeFundsWithdrawn(funds) if funds.withdrawn else DisputeFundsReinstated(funds)
+        return self._post_one(Posting(event, ctx))
+
+    def post_dispute_closure(self, closure: DisputeClosure, ctx: DeliveryContext) -> Receipt:
+        return self._post_one(Posting(DisputeClosed(closure), ctx))
+
     def post_journal_entry(self, entry: JournalEntry, ctx: DeliveryContext) -> Receipt:
         # Any journal entry posts alike; the move's kind is the same for every journal event.
         return self._post_one(Posting(JournalEntrySummarised(entry), ctx))
 
     def _post_one(self, posting: Posting) -> Receipt:
+        if _nothing(posting.event):
+            return nothing_posted(posting.event.document.id)
         (outcome,) = self._post_group([posting])
         if isinstance(outcome, Receipt):
             return outcome
@@ -171,7 +185,9 @@ class TrytonLedger:
             by_entity: dict[str, list[int]] = {}
             results: dict[int, Receipt | FinsyncError] = {}
             for i, posting in enumerate(chunk):
-                if isinstance(posting.event, LEDGER_EVENTS):
+                if _nothing(posting.event):
+                    results[i] = nothing_posted(posting.event.document.id)
+                elif isinstance(posting.event, LEDGER_EVENTS):
                     by_entity.setdefault(posting.event.document.legal_entity, []).append(i)
                 else:
                     results[i] = _not_posted(posting.event)
@@ -442,6 +458,11 @@ class TrytonLedger:
                 for item in ledger.items()]
 
 
+def _nothing(event: AnyEvent) -> bool:
+    """An event that moves nothing in the books: answered without a move."""
+    return isinstance(event, DisputeClosed) and event.closure.unrecovered.is_zero
+
+
 def _not_posted(event: AnyEvent) -> PermanentError:
     return PermanentError(f"the Tryton ledger does not post {event.name} events",
                           exception_class=ExceptionClass.MAPPING_ERROR)
@@ -452,6 +473,10 @@ def _assumed_items(document: Document, accounts: AccountMap,
     """(account, customer, tag, debit-positive balance) a previewed document is assumed to
     meet."""
     receivable, credits = accounts.subledger
+    if isinstance(document, Invoice):  # paid partly out of a credit the customer held
+        applied = document.customer_credit_applied
+        return [] if applied is None else [(credits, document.customer_id,
+                                            f"{document.id}:credit", -applied.amount)]
     if isinstance(document, CreditMemo):
         return [(receivable, document.customer_id, document.invoice_id,
                  document.total.amount)]

@@ -3,6 +3,9 @@
 Rules (the embedded ledger's, on Tryton accounts):
 - invoice → Dr receivable (total, the customer's party, tagged with the invoice) / Cr
   deferred revenue, or revenue for products recognised on invoice (each line) / Cr tax;
+  what billing paid of it out of the customer's credit balance → Dr customer credits
+  (oldest first, each tagged with its credit) / Cr receivable (tagged with the invoice),
+  waiting until Tryton holds that much credit;
 - credit memo → Dr the reason's account (deferred revenue by default; goodwill to sales
   allowances) and tax / Cr receivable up to what the invoice still owes, Cr customer
   credits (tagged with the memo) for the rest;
@@ -10,6 +13,11 @@ Rules (the embedded ledger's, on Tryton accounts):
   unapplied remainder (tagged with the payment);
 - refund → Dr customer credits, oldest first, up to the customer's credits / Dr receivable
   for the rest (tagged with the refund) / Cr cash;
+- dispute funds → Dr dispute receivable (the disputed amount taken), Dr dispute fees (the
+  fee charged) / Cr cash (the net): each leg on the side its sign gives it, so funds
+  given back post the reverse (`systems/ledger/disputes.py`);
+- dispute closure → Dr chargeback losses / Cr dispute receivable, what it left unrecovered
+  (nothing unrecovered is no move: the ledger answers without one);
 - a journal entry posts as given, its codes resolved through the account map.
 - An open item is the sum of the subledger lines (receivable, customer credits) of one
   customer and one tag: debit-positive, so credits are negative. A document that settles an
@@ -31,9 +39,13 @@ from decimal import Decimal
 
 from finsync.connectors.ports import LedgerEvent
 from finsync.connectors.tryton.accounts import AccountMap, Journal, Role
+from finsync.domain.dispute import DisputeClosure, DisputeFunds
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 from finsync.domain.events import (
     CreditMemoIssued,
+    DisputeClosed,
+    DisputeFundsReinstated,
+    DisputeFundsWithdrawn,
     InvoiceIssued,
     JournalEntrySummarised,
     PaymentApplied,
@@ -47,7 +59,7 @@ from finsync.domain.money import Money
 from finsync.domain.payment import Payment, Refund
 
 ZERO = Decimal(0)
-Document = Invoice | CreditMemo | Payment | Refund | JournalEntry
+Document = Invoice | CreditMemo | Payment | Refund | DisputeFunds | DisputeClosure | JournalEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +73,7 @@ class MoveLine:
 
 @dataclass(frozen=True, slots=True)
 class Move:
-    kind: str  # invoice | credit_memo | payment | refund | journal_entry
+    kind: str  # invoice | credit_memo | payment | refund | dispute_* | journal_entry
     document_id: str
     legal_entity: str
     journal: Journal
@@ -178,6 +190,10 @@ class Mapper:
             return self.payment(event.payment)
         if isinstance(event, RefundIssued):
             return self.refund(event.refund)
+        if isinstance(event, DisputeFundsWithdrawn | DisputeFundsReinstated):
+            return self.dispute_funds(event.funds)
+        if isinstance(event, DisputeClosed):
+            return self.dispute_closure(event.closure)
         if isinstance(event, RevenueJournalRecorded | JournalEntrySummarised):
             return self.journal_entry(event.journal_entry)
         raise PermanentError(f"the Tryton ledger does not post {event.name} events",
@@ -190,9 +206,30 @@ class Mapper:
         lines += [_cr(self._code(self.accounts.invoice_credit(line.product_id)),
                       _money(line.amount, c, invoice.id)) for line in invoice.lines]
         lines.append(_cr(self._code(Role.TAX_PAYABLE), invoice.tax_total.amount))
+        lines += self._from_credit(invoice)
         return Move("invoice", invoice.id, invoice.legal_entity, Journal.REVENUE,
                     invoice.issue_date, f"Invoice {invoice.number}", _nonzero(lines),
                     body_hash("invoice", invoice))
+
+    def _from_credit(self, invoice: Invoice) -> list[MoveLine]:
+        """What billing paid of the invoice out of the customer's credits, oldest first."""
+        applied = invoice.customer_credit_applied
+        if applied is None or applied.is_zero:
+            return []
+        customer, left = invoice.customer_id, _money(applied, self.currency, invoice.id)
+        held = sum((item.balance for item in self.ledger.credits(customer)), ZERO)
+        if held < left:
+            raise _waiting(f"{invoice.id} was paid {applied} out of the customer's credit; "
+                           f"the customer holds {held} in Tryton so far")
+        lines = []
+        for item in self.ledger.credits(customer):
+            if not left:
+                break
+            take = min(left, item.balance)
+            lines.append(_dr(self._code(Role.CUSTOMER_CREDITS), take, customer, item.tag))
+            left -= take
+        lines.append(_cr(self._code(Role.RECEIVABLE), applied.amount, customer, invoice.id))
+        return lines
 
     def credit_memo(self, memo: CreditMemo) -> Move:
         total = _money(memo.total, self.currency, memo.id)
@@ -268,6 +305,30 @@ class Mapper:
         return Move("refund", refund.id, refund.legal_entity, Journal.CASH, refund.issued_on,
                     f"Refund {refund.id} of {refund.payment_id}", _nonzero(lines),
                     body_hash("refund", refund))
+
+    def _sided(self, role: Role, debit_positive: Decimal) -> MoveLine:
+        if debit_positive > 0:
+            return _dr(self._code(role), debit_positive)
+        return _cr(self._code(role), -debit_positive)
+
+    def dispute_funds(self, funds: DisputeFunds) -> Move:
+        taken = -_money(funds.amount, self.currency, funds.id)
+        lines = (self._sided(Role.DISPUTE_RECEIVABLE, taken),
+                 self._sided(Role.DISPUTE_FEES, funds.fee.amount),
+                 self._sided(Role.CASH, funds.net.amount))
+        what = "withdrawn" if funds.withdrawn else "reinstated"
+        return Move("dispute_funds", funds.id, funds.legal_entity, Journal.CASH,
+                    funds.booked_on, f"Dispute {funds.dispute_id} funds {what} {funds.id}",
+                    _nonzero(lines), body_hash("dispute_funds", funds))
+
+    def dispute_closure(self, closure: DisputeClosure) -> Move:
+        lost = _money(closure.unrecovered, self.currency, closure.id)
+        lines = (self._sided(Role.CHARGEBACK_LOSSES, lost),
+                 self._sided(Role.DISPUTE_RECEIVABLE, -lost))
+        return Move("dispute_closure", closure.id, closure.legal_entity, Journal.GENERAL,
+                    closure.closed_on,
+                    f"Dispute {closure.id} closed ({closure.outcome.value})",
+                    _nonzero(lines), body_hash("dispute_closure", closure))
 
     def journal_entry(self, entry: JournalEntry) -> Move:
         lines = []

@@ -230,8 +230,11 @@ def book(plan: Plan, key: str, setup: Setup, periods: Sequence[AccountingPeriod]
     def convert(money: Money) -> Money:
         return money if money.currency == functional else rates(money, functional, plan.on)
 
+    def convert_on(money: Money, day: date) -> Money:
+        return money if money.currency == functional else rates(money, functional, day)
+
     posting = plan.build(items, Books(plan.entity, functional, setup.chart, setup.accounts,
-                                      convert))
+                                      convert, convert_on))
     for line in posting.lines:
         setup.chart.get(line.account)  # an unknown account refuses the whole posting
     entry = JournalEntry(derive_id("je", key), plan.entity, plan.on, plan.memo, posting.lines,
@@ -274,7 +277,7 @@ def post_batch(conn: Connection, batch: Sequence[Item], setup: Callable[[str], S
     subledger = _subledger(conn, plans)
     known = _known_keys(conn, [item.key for item in batch])
     periods = periods_of(conn, (plan.entity for plan in plans))
-    days = [plan.on for plan in plans] or [date.min]
+    days = [day for plan in plans for day in plan.days] or [date.min]
     rates = Rates(conn, min(days), max(days))
     writes = Writes()
     outcomes: list[Posted | DomainError] = []

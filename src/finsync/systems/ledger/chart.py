@@ -43,11 +43,14 @@ class Role(StrEnum):
     TAX_PAYABLE = "tax_payable"
     CUSTOMER_CREDITS = "customer_credits"
     REFUNDS_PAYABLE = "refunds_payable"
+    DISPUTE_RECEIVABLE = "dispute_receivable"
     DEFERRED_REVENUE = "deferred_revenue"
     RETAINED_EARNINGS = "retained_earnings"
     REVENUE = "revenue"
     SALES_ALLOWANCES = "sales_allowances"
     FX_GAIN_LOSS = "fx_gain_loss"
+    DISPUTE_FEES = "dispute_fees"
+    CHARGEBACK_LOSSES = "chargeback_losses"
     BAD_DEBT = "bad_debt"  # receivables written off (an invoice marked uncollectible)
 
 

@@ -6,7 +6,7 @@ document's posting date, and stores what comes back in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -29,9 +29,19 @@ class Books:
     chart: Chart
     accounts: AccountMap
     convert: Converter  # at the document's posting date
+    # At another day's rate (what an earlier document was booked at); None: `convert`.
+    convert_on: Callable[[Money, date], Money] | None = None
 
     def code(self, role: Role) -> str:
         return self.chart.code_for(role)
+
+    def booked_on(self, money: Money, day: date) -> Money:
+        """`money` in the functional currency at the rate of `day`."""
+        if money.currency == self.functional:
+            return money
+        if self.convert_on is None:
+            return self.convert(money)
+        return self.convert_on(money, day)
 
     def lines(self, debits: Sequence[Leg], credits: Sequence[Leg]) -> tuple[JournalLine, ...]:
         return balanced_lines(debits, credits, self.functional, self.convert,
@@ -49,26 +59,58 @@ def _dims(**values: str | None) -> tuple[tuple[str, str], ...]:
     return tuple((k, v) for k, v in values.items() if v)
 
 
-def post_invoice(invoice: Invoice, books: Books) -> Posting:
+def post_invoice(invoice: Invoice, books: Books, credits: Sequence[OpenItem] = ()) -> Posting:
     """Dr receivable (total) / Cr each line's account, Cr tax payable. A credit line (a
     negative amount: the unused time of a mid-period decrease) posts on the debit side. An
     invoice whose total is negative (it credits more than it bills) owes nothing: the
-    customer is credited the difference, as billing credits its balance."""
+    customer is credited the difference, as billing credits its balance. What billing paid
+    of it out of the customer's credit balance settles those credits (`credits`: the
+    customer's open ones), oldest first."""
     dims = _dims(customer=invoice.customer_id, contract=invoice.contract_id, document=invoice.id)
-    credits = [Leg(books.accounts.invoice_credit_account(books.chart, line.product_id),
-                   line.amount, (*dims, ("product", line.product_id))) for line in invoice.lines]
-    credits.append(Leg(books.code(Role.TAX_PAYABLE), invoice.tax_total, dims))
+    legs = [Leg(books.accounts.invoice_credit_account(books.chart, line.product_id),
+                line.amount, (*dims, ("product", line.product_id))) for line in invoice.lines]
+    legs.append(Leg(books.code(Role.TAX_PAYABLE), invoice.tax_total, dims))
     zero = Money.zero(invoice.currency)
     owed = invoice.total if zero < invoice.total else zero
     credited = owed - invoice.total
     lines = books.lines([Leg(books.code(Role.ACCOUNTS_RECEIVABLE), owed, dims),
-                         Leg(books.code(Role.CUSTOMER_CREDITS), -credited, dims)], credits)
+                         Leg(books.code(Role.CUSTOMER_CREDITS), -credited, dims)], legs)
     item = OpenItem(invoice.id, books.legal_entity, invoice.customer_id, ItemKind.INVOICE,
                     invoice.id, owed, owed, _booked(books, lines, Role.ACCOUNTS_RECEIVABLE),
                     invoice.issue_date, invoice.due_date)
-    credit = _credit_item(books, invoice.id, invoice.customer_id, credited, lines,
-                          invoice.issue_date)
-    return Posting(lines, opened=(item, *credit))
+    opened = (item, *_credit_item(books, invoice.id, invoice.customer_id, credited, lines,
+                                  invoice.issue_date))
+    applied = invoice.customer_credit_applied
+    if applied is None or applied.is_zero:
+        return Posting(lines, opened=opened)
+    used = _take_credits(invoice.id, applied, credits)
+    settled = (*used, settle(item, applied))
+    # Dr customer credits (each at its own booked value) / Cr receivable (this invoice)
+    paid = books.lines([Leg(books.code(Role.CUSTOMER_CREDITS), s.applied, dims, s.relieved)
+                        for s in used],
+                       [Leg(books.code(Role.ACCOUNTS_RECEIVABLE), applied, dims,
+                            settled[-1].relieved)])
+    return Posting((*lines, *paid), opened=opened, settled=settled)
+
+
+def _take_credits(document_id: str, amount: Money,
+                  credits: Sequence[OpenItem]) -> tuple[Settlement, ...]:
+    """`amount` out of the customer's credits, oldest first; all of it, or the credit it
+    was paid from has not reached the ledger yet."""
+    held = total([c.open for c in credits], amount.currency)
+    if held < amount:
+        # The credit memo or payment that left the credit is another aggregate: it may be
+        # on its way.
+        raise UnknownDocumentError(f"{document_id} was paid {amount} out of the customer's "
+                                   f"credit; the customer holds {held} so far")
+    taken: list[Settlement] = []
+    for item in sorted(credits, key=lambda i: (i.posting_date, i.id)):
+        if amount.is_zero:
+            break
+        take = min(amount, item.open, key=lambda m: m.amount)
+        taken.append(settle(item, take))
+        amount = amount - take
+    return tuple(taken)
 
 
 def post_credit_memo(memo: CreditMemo, books: Books, invoice: OpenItem | None,

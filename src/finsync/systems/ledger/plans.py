@@ -17,12 +17,14 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, Protocol
 
+from finsync.domain.dispute import DisputeClosure, DisputeFunds
 from finsync.domain.fingerprint import fingerprint
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry
 from finsync.domain.money import Money
 from finsync.domain.payment import Payment, Refund
 from finsync.systems.ledger.ar import ItemKind, OpenItem
+from finsync.systems.ledger.disputes import post_dispute_closure, post_dispute_funds
 from finsync.systems.ledger.documents import (
     Books,
     Posting,
@@ -53,7 +55,7 @@ NO_SOURCE = Source()
 class Request:
     """One posting of a batch (`post_many`)."""
 
-    kind: str  # invoice | credit_memo | payment | refund | journal_entry
+    kind: str  # invoice | credit_memo | payment | refund | dispute_* | journal_entry
     document: Any
     key: str
     source: Source = NO_SOURCE
@@ -89,10 +91,16 @@ class Plan:
     item_ids: tuple[str, ...] = ()
     customer: str | None = None
     opens: tuple[str, ...] = ()  # ids of the items it may open (one document, one item)
+    rate_days: tuple[date, ...] = ()  # other days whose rates it books at (besides `on`)
 
     @property
     def body_hash(self) -> str:
         return fingerprint(self.body)
+
+    @property
+    def days(self) -> tuple[date, ...]:
+        """Every day whose exchange rates its lines may need."""
+        return (self.on, *self.rate_days)
 
 
 def _assumed(books: Books, document_id: str, customer: str, kind: ItemKind, amount: Money,
@@ -102,11 +110,26 @@ def _assumed(books: Books, document_id: str, customer: str, kind: ItemKind, amou
                     amount, books.convert(amount), on, on)
 
 
-def _invoice_plan(invoice: Invoice, source: Source, _assumed_items: bool) -> Plan:
+def _invoice_plan(invoice: Invoice, source: Source, assumed_items: bool) -> Plan:
+    applied = invoice.customer_credit_applied
+
+    def build(items: ItemReader, books: Books) -> Posting:
+        if applied is None or applied.is_zero:
+            return post_invoice(invoice, books)
+        if assumed_items:
+            credits = [_assumed(books, f"{invoice.id}:credit-applied", invoice.customer_id,
+                                ItemKind.CREDIT, applied, invoice.issue_date)]
+        else:
+            credits = items.customer_items(invoice.legal_entity, invoice.customer_id,
+                                           invoice.currency, ItemKind.CREDIT)
+        return post_invoice(invoice, books, credits)
+
+    # Paid partly out of the customer's credit: it reads the customer's credits.
+    uses_credit = applied is not None and not applied.is_zero
     return Plan("invoice", invoice.id, invoice, invoice.legal_entity, invoice.issue_date,
-                f"Invoice {invoice.number}", source,
-                lambda items, books: post_invoice(invoice, books),
-                opens=(invoice.id, f"{invoice.id}:credit"))
+                f"Invoice {invoice.number}", source, build,
+                opens=(invoice.id, f"{invoice.id}:credit"),
+                customer=invoice.customer_id if uses_credit else None)
 
 
 def _credit_memo_plan(memo: CreditMemo, source: Source, assumed_items: bool) -> Plan:
@@ -173,6 +196,21 @@ def _refund_plan(refund: Refund, source: Source, assumed_items: bool) -> Plan:
                 customer=refund.customer_id, opens=(f"{refund.id}:debit",))
 
 
+def _dispute_funds_plan(funds: DisputeFunds, source: Source, _assumed_items: bool) -> Plan:
+    what = "withdrawn" if funds.withdrawn else "reinstated"
+    return Plan("dispute_funds", funds.id, funds, funds.legal_entity, funds.booked_on,
+                f"Dispute {funds.dispute_id}: funds {what} ({funds.id})", source,
+                lambda items, books: post_dispute_funds(funds, books))
+
+
+def _dispute_closure_plan(closure: DisputeClosure, source: Source,
+                          _assumed_items: bool) -> Plan:
+    return Plan("dispute_closure", closure.id, closure, closure.legal_entity,
+                closure.closed_on, f"Dispute {closure.id} closed ({closure.outcome.value})",
+                source, lambda items, books: post_dispute_closure(closure, books),
+                rate_days=tuple(step.booked_on for step in closure.steps))
+
+
 def _entry_plan(entry: JournalEntry, source: Source, _assumed_items: bool) -> Plan:
     def build(items: ItemReader, books: Books) -> Posting:
         legs = [(Leg(line.account, line.amount, line.dimensions), line.side.value)
@@ -188,7 +226,8 @@ def _entry_plan(entry: JournalEntry, source: Source, _assumed_items: bool) -> Pl
 
 _PLANS: dict[str, Callable[[Any, Source, bool], Plan]] = {
     "invoice": _invoice_plan, "credit_memo": _credit_memo_plan, "payment": _payment_plan,
-    "refund": _refund_plan, "journal_entry": _entry_plan}
+    "refund": _refund_plan, "dispute_funds": _dispute_funds_plan,
+    "dispute_closure": _dispute_closure_plan, "journal_entry": _entry_plan}
 
 
 def plan_for(kind: str, document: Any, source: Source, assumed_items: bool = False) -> Plan:

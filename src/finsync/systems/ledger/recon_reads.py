@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, case, func, select, union_all
+from sqlalchemy import ColumnElement, Connection, case, func, select, union_all
 
 from finsync.dbsnapshot import code_point_order, stream
 from finsync.domain.journal import PeriodStatus
@@ -91,23 +91,30 @@ def applied_by(conn: Connection, entity: str,
 
 
 def balances(conn: Connection, entity: str, accounts: Sequence[str],
-             days: Sequence[date]) -> list[Mapping[str, Money]]:
+             days: Sequence[date], currency: str | None = None) -> list[Mapping[str, Money]]:
     """Each account's debit-positive balance at the end of each day, in one pass over the
-    accounts' lines (the (entity, account, posting_date) index)."""
+    accounts' lines (the (entity, account, posting_date) index). With `currency`, only the
+    lines of documents in that currency, in that currency (a line in the functional
+    currency has no transaction amount)."""
     if not days or not accounts:
         return [{} for _ in days]
     functional, _ = records.load_entity(conn, entity)
     lines = t.lines
-    signed = case((lines.c.side == "debit", lines.c.amount_minor), else_=-lines.c.amount_minor)
+    minor: ColumnElement[int] = lines.c.amount_minor
+    where: list[ColumnElement[bool]] = []
+    if currency is not None:
+        minor = func.coalesce(lines.c.txn_amount_minor, lines.c.amount_minor)
+        where.append(func.coalesce(lines.c.txn_currency, functional) == currency)
+    signed = case((lines.c.side == "debit", minor), else_=-minor)
     columns = [func.sum(case((lines.c.posting_date <= day, signed), else_=0)) for day in days]
     query = (select(lines.c.account, func.count(), *columns)
              .where(lines.c.entity == entity, lines.c.account.in_(list(accounts)),
-                    lines.c.posting_date <= max(days))
+                    lines.c.posting_date <= max(days), *where)
              .group_by(lines.c.account))
     result: list[dict[str, Money]] = [{} for _ in days]
     for account, _count, *sums in stream(conn, query):
         for n, amount in enumerate(sums):
-            result[n][account] = Money.from_minor(int(amount or 0), functional)
+            result[n][account] = Money.from_minor(int(amount or 0), currency or functional)
     return list(result)
 
 

@@ -3,7 +3,9 @@
 Rules:
 - invoice → Dr accounts receivable (total) / Cr deferred revenue, or revenue for products
   recognised on invoice (each line) / Cr tax payable (tax); a negative total (the invoice
-  credits more than it bills) is credited to the customer (Cr customer credits);
+  credits more than it bills) is credited to the customer (Cr customer credits); what
+  billing paid of it out of the customer's credit balance → Dr customer credits (oldest
+  first) / Cr accounts receivable;
 - credit memo → Dr the account its reason names (goodwill: sales allowances; uncollectible,
   a write-off: bad debt), else the account the invoice credited for the line's product
   (deferred revenue, or revenue for a product recognised on invoice; a void reverses the

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from finsync.domain.dispute import DisputeClosure, DisputeFunds
 from finsync.domain.errors import DomainError
 from finsync.domain.ids import derive_id
 from finsync.domain.invoice import CreditMemo, Invoice
@@ -124,6 +125,16 @@ class LedgerService:
     def post_refund(self, refund: Refund, key: str, source: Source = NO_SOURCE) -> Posted:
         return self._post(Item(key, plan_for("refund", refund, source)))
 
+    def post_dispute_funds(self, funds: DisputeFunds, key: str,
+                           source: Source = NO_SOURCE) -> Posted:
+        return self._post(Item(key, plan_for("dispute_funds", funds, source)))
+
+    def post_dispute_closure(self, closure: DisputeClosure, key: str,
+                             source: Source = NO_SOURCE) -> Posted:
+        """A closure with something unrecovered (nothing unrecovered is refused: there is
+        no entry to make)."""
+        return self._post(Item(key, plan_for("dispute_closure", closure, source)))
+
     def post_entry(self, entry: JournalEntry, key: str, source: Source = NO_SOURCE) -> Posted:
         """A journal entry as given (revenue journals, manual entries), in any currency."""
         return self._post(Item(key, plan_for("journal_entry", entry, source)))
@@ -186,7 +197,7 @@ class LedgerService:
         with self.engine.connect() as conn:
             setup = self._setup_for(conn)(plan.entity)
             periods = batch.periods_of(conn, [plan.entity]).get(plan.entity, [])
-            rates = batch.Rates(conn, plan.on, plan.on)
+            rates = batch.Rates(conn, min(plan.days), max(plan.days))
             entry = batch.book(plan, f"preview:{kind}:{plan.document_id}", setup, periods,
                                batch.Subledger(), rates.convert).entry
         chart = setup.chart

@@ -6,6 +6,8 @@ Rules:
 - Decimal and Money amounts travel as decimal strings, never floats; dates and instants as
   ISO text; enums by value; tuples as lists; frozensets as sorted lists.
 - Only the types a state is made of are supported; anything else is a programmer error.
+- A document field added later (`fingerprint.ADDED_LATER`) is left out while it holds its
+  default: a request hashed before the field existed hashes the same today.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from enum import Enum
 from functools import cache
 from typing import Any, TypeVar
 
+from finsync.domain.fingerprint import added_later
 from finsync.systems.revrec.state import RevenueContractState
 
 T = TypeVar("T")
@@ -28,7 +31,8 @@ Json = Any  # a value json.dumps accepts
 
 def encode(value: object) -> Json:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not (added_later(f) and getattr(value, f.name) == f.default)}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, date):  # datetime included

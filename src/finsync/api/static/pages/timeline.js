@@ -7,7 +7,7 @@ import { empty, field, h, iso, money, section, table } from "/console/ui.js";
 
 const STATUS_BADGE = { delivered: "ok", in_progress: "warn", failed: "bad", no_deliveries: "",
                        at_risk: "bad", booked: "ok", recognised: "ok",
-                       booked_and_recognised: "ok" };
+                       booked_and_recognised: "ok", declined: "warn" };
 
 function badge(value) {
   return h("span", { class: `badge ${STATUS_BADGE[value] || ""}` }, value);
@@ -64,9 +64,11 @@ function summary(t) {
                                   h("div", { class: "value" }, value));
   const deliveries = Object.entries(t.deliveries).map(([s, n]) => `${n} ${s}`).join(", ");
   return h("div", { class: "kpis", "data-testid": "timeline-status",
-                    "data-technical": t.technical, "data-financial": t.financial },
+                    "data-technical": t.technical, "data-financial": t.financial,
+                    "data-dunning": String(t.dunning) },
            kpi("Technical status", badge(t.technical)),
            kpi("Financial status", badge(t.financial)),
+           kpi("Dunning", t.dunning ? badge("declined") : "no"),
            kpi("Deliveries", deliveries || "none"),
            kpi("Unresolved exceptions", String(t.unresolved_exceptions.length)));
 }

@@ -1,0 +1,46 @@
+"""Migration ledger_0004: a chart made before the dispute roles gets their accounts, on both
+databases, without taking a code the chart already uses."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Engine, insert, select
+
+from finsync.systems.ledger import records
+from finsync.systems.ledger import tables as t
+from finsync.systems.ledger.chart import DEFAULT_CHART, Role, parse_chart
+from finsync.systems.ledger.migrate import upgrade
+
+DISPUTE_ROLES = (Role.DISPUTE_RECEIVABLE, Role.DISPUTE_FEES, Role.CHARGEBACK_LOSSES)
+
+
+def _old_chart(engine: Engine, entity: str, taken: str | None = None) -> None:
+    """The default chart without the dispute roles (as ledger_0003 left it); `taken` adds an
+    account of the entity's own under that code."""
+    old = [a for a in parse_chart(DEFAULT_CHART.read_text()).accounts
+           if a.role not in DISPUTE_ROLES]
+    rows = [{"entity": entity, "code": a.code, "name": a.name, "type": a.type.value,
+             "role": a.role.value if a.role else None} for a in old]
+    if taken is not None:
+        rows.append({"entity": entity, "code": taken, "name": "Petty cash", "type": "asset",
+                     "role": None})
+    with engine.begin() as conn:
+        conn.execute(insert(t.entities), {"id": entity, "name": entity,
+                                          "functional_currency": "USD",
+                                          "account_map": json.dumps({})})
+        conn.execute(insert(t.accounts), rows)
+
+
+def test_old_charts_get_the_dispute_accounts(engine: Engine) -> None:
+    upgrade(engine, "ledger_0003")
+    _old_chart(engine, "le_a")
+    _old_chart(engine, "le_b", taken="1270")
+    upgrade(engine)
+    with engine.connect() as conn:
+        charts = {e: records.load_chart(conn, e) for e in ("le_a", "le_b")}
+        names = dict(conn.execute(select(t.accounts.c.code, t.accounts.c.name)
+                                  .where(t.accounts.c.entity == "le_b")).all())
+    assert [charts["le_a"].code_for(r) for r in DISPUTE_ROLES] == ["1270", "6500", "6510"]
+    assert [charts["le_b"].code_for(r) for r in DISPUTE_ROLES] == ["1270-1", "6500", "6510"]
+    assert names["1270"] == "Petty cash"  # the entity's own account stays as it was
