@@ -10,9 +10,9 @@ Rules:
 - Revenue recognised per month is the revenue account's credit minus debit over the journals
   the month-end closes posted (as the embedded demo's report computes it).
 - Reconciliation is run as of the last day of the last month closed.
-- Correlation chains are complete when the subscription's correlation id holds every
-  milestone of the chain (contract accepted, invoice posted, payment applied, revenue
-  schedule created).
+- Correlation chains are complete when the threads of the subscription, its invoices and
+  their payments hold every milestone of the chain between them (contract accepted, invoice
+  posted, payment applied, revenue schedule created).
 - `ok`: reconciliation has no break and no variance, nothing in the exception queue is
   unresolved, every close closed, replay left the books as they were, and no step failed
   (skipped steps say why and do not fail the demo: they are what the Stripe at hand cannot
@@ -53,13 +53,15 @@ def report(finance: Finance, business: StripeBusiness, year: Year, settings: Sta
     after = trial_balance(finance, as_of)
     thread = f"stripe:{business.ids.subscription}"
     timeline = hub.timeline(thread)
+    invoices = business.invoices()
+    reached = {m["name"] for t in _threads(thread, invoices) for m in hub.timeline(t)}
     revenue_account = finance.ports.revenue().account_map()["revenue"]
     result: dict[str, Any] = {
         "stack": {"name": STACK, "stripe": settings.stripe_url,
                   "stripe_lacks": dict(can.missing), "erp": f"tryton {settings.tryton_url} "
                   f"database {settings.tryton_database}", "hub_store": _hidden(finance)},
         "steps": year.steps,
-        "invoices": [stripe_invoice(i) for i in business.invoices()],
+        "invoices": [stripe_invoice(i) for i in invoices],
         "journal_entries": [{"target": p.target, "id": p.external_id,
                              "correlation_id": p.correlation_id}
                             for p in hub.delivered(finance.ports.ledgers)],
@@ -68,7 +70,7 @@ def report(finance: Finance, business: StripeBusiness, year: Year, settings: Sta
         "exceptions": embedded.exceptions(finance.triage.listing(status=None)),
         "duplicates_ignored": hub.status()["duplicates_ignored"],
         "parked_out_of_order": year.parked,
-        "correlation_chains_complete": set(embedded.CHAIN) <= {m["name"] for m in timeline},
+        "correlation_chains_complete": set(embedded.CHAIN) <= reached,
         "amendment_correlation_id": thread,
         "amendment_timeline": [{"milestone": m["name"], "system": m["target"],
                                 "at": m["recorded_at"].isoformat()} for m in timeline],
@@ -108,6 +110,18 @@ def stripe_invoice(obj: Mapping[str, Any]) -> dict[str, Any]:
             "credited": major(credited), "paid": major(obj.get("amount_paid")),
             "due": major(remaining), "currency": currency, "status": obj.get("status"),
             "correlation_id": f"stripe:{subscription or obj['id']}"}
+
+
+def _threads(subscription: str, invoices: Sequence[Mapping[str, Any]]) -> set[str]:
+    """The correlation ids of the subscription, its invoices and their payments (the
+    connector threads a payment by what Stripe's event is about)."""
+    found = {subscription}
+    for invoice in invoices:
+        found.add(f"stripe:{invoice['id']}")
+        intent = invoice.get("payment_intent")
+        if isinstance(intent, str | dict):
+            found.add(f"stripe:{intent['id'] if isinstance(intent, dict) else intent}")
+    return found
 
 
 def trial_balance(finance: Finance, as_of: date) -> dict[str, str]:
