@@ -15,6 +15,14 @@ from pathlib import Path
 from finsync.bootstrap import Finance, build_stripe_mirror, build_webhooks
 from finsync.config import FinsyncConfig, parse_config
 from finsync.connectors.ports import SourceEvent, SourcePage
+from finsync.connectors.stripe.client import (
+    CREDIT_NOTES_OF_INTENT,
+    INVOICE_PAYMENTS_OF_INTENT,
+    INVOICE_PAYMENTS_OF_INVOICE,
+    LISTS,
+)
+from finsync.connectors.stripe.delivery import CURRENT, delivery_body
+from finsync.connectors.stripe.mapping import fetch_plan
 from finsync.connectors.stripe.poller import Poller
 from finsync.connectors.stripe.signature import header_for
 from finsync.connectors.stripe.state import PollState
@@ -22,8 +30,8 @@ from finsync.demo.clock import SimClock
 from finsync.domain.clock import utc_now
 from finsync.domain.events import BusinessDomain
 from finsync.storage.raw_log import RawIn
-from tests.stripeshapes import webhook
-from tests.stripeshapes.company import USD, Case, Company
+from tests.stripeshapes import listing, webhook
+from tests.stripeshapes.company import USD, Case, Company, Obj
 
 ENTITY = "le_acme"
 SOURCE = "stripe"
@@ -124,9 +132,23 @@ class StripeEvents:
         self._objects = {o["id"]: o for o in stripe.objects} | stripe.answers
 
     def fetch(self, object_type: str, external_id: str) -> Mapping[str, object]:
+        if object_type in LISTS or object_type == CREDIT_NOTES_OF_INTENT:
+            return listing(self._listed(object_type, external_id))
         found = self._objects[external_id]
         assert found["object"] == object_type
         return found
+
+    def _listed(self, kind: str, key: str) -> list[Obj]:
+        """The lists the poller fetches beside payment events, as Stripe's API answers."""
+        payments = [o for o in self._objects.values() if o["object"] == "invoice_payment"]
+        if kind == INVOICE_PAYMENTS_OF_INVOICE:
+            return [p for p in payments if p["invoice"] == key]
+        paid = [p for p in payments if p["payment"].get("payment_intent") == key]
+        if kind == INVOICE_PAYMENTS_OF_INTENT:  # with expand[]=data.invoice
+            return [{**p, "invoice": self._objects[p["invoice"]]} for p in paid]
+        invoices = {p["invoice"] for p in paid}
+        return [o for o in self._objects.values()
+                if o["object"] == "credit_note" and o["invoice"] in invoices]
 
     def events_after(self, cursor: str | None, limit: int) -> SourcePage:
         start = int(cursor or 0)
@@ -153,11 +175,23 @@ def settle(finance: Finance) -> None:
     assert waiting.nothing, waiting
 
 
+def poller_bodies(stripe: Company) -> list[bytes]:
+    """What the real poller delivers for each event, in order: fetch-on-event answered as
+    `StripeEvents` answers the poller."""
+    api = StripeEvents(stripe)
+    bodies = []
+    for sent in stripe.sent:
+        found = {f.key: api.fetch(f.object_type, f.object_id) for f in fetch_plan(sent.event)}
+        current = found.pop(CURRENT, None)
+        bodies.append(delivery_body(sent.event, current, sent.version, found))
+    return bodies
+
+
 def scrambled(finance: Finance, config: FinsyncConfig, stripe: Company, seed: int) -> None:
     """The poller's deliveries shuffled, a third of them twice, and half the events also as
     signed webhooks (which the mirror records too), in several runs of the pipeline."""
     hub, rand = finance.hub, random.Random(seed)
-    bodies = stripe.bodies()
+    bodies = poller_bodies(stripe)
     bodies += rand.sample(bodies, len(bodies) // 3)
     rand.shuffle(bodies)
     intake = build_webhooks(config, hub.engine, hub.clock)[SOURCE]

@@ -23,11 +23,12 @@ Worked in USD (platform 1,200.00 a year, a seat 12.50 a month, tax 10 %):
 Stripe objects as Stripe holds them at the end (`Company.objects`), from which a test reads
 Stripe's own figures, and as its API answers them when fetched (`Company.answers`).
 
+Every paid invoice is paid by card as the current API tells it (`payment_intents`): the
+PaymentIntent, and the invoice payment that links it to the invoice, beside `invoice.paid`.
+
 Adding to the story = a chapter: a function `(book, case)` that appends its events and
-objects to the `Book` after the base story (`company(cases, chapters)`). Two are here that
-main cannot book right yet (the Must-hold test marks them): `payment_intents` (the
-PaymentIntent and invoice payment Stripe sends beside `invoice.paid`) and `sla_credit` (a
-credit note refunded to the card).
+objects to the `Book` after the base story (`company(cases, chapters)`), e.g. `sla_credit`
+(a credit note refunded to the card).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.stripeshapes import delivered, event, listing, shaped
+from tests.stripeshapes import DAY, delivered, event, listing, shaped
 
 Obj = dict[str, Any]
 
@@ -138,6 +139,7 @@ def company(cases: Sequence[Case] = CASES, chapters: Sequence[Chapter] = ()) -> 
     for case in cases:
         _annual(book, case)
         _monthly(book, case)
+        payment_intents(book, case)
         for chapter in chapters:
             chapter(book, case)
     ordered = sorted(enumerate(book.sent), key=lambda s: (s[1].event["created"], s[0]))
@@ -208,12 +210,12 @@ def payment_intents(book: Book, case: Case) -> None:
 
 
 def sla_credit(book: Book, case: Case) -> None:
-    """1 November: an SLA credit of two seats for October on the monthly invoice, after it
+    """3 November: an SLA credit of two seats for October on the monthly invoice, after it
     was paid: a credit note whose amount goes back to the card (a refund).
 
     In USD: 2 x 12.50 = 25.00 + 2.50 tax = 27.50 credited and refunded."""
     c = case.currency
-    inv, when = book.objects[f"in_{c}_m1"], NOV_1 + 3 * HOUR
+    inv, when = book.objects[f"in_{c}_m1"], NOV_1 + 2 * DAY
     credit = 2 * case.seat_month
     total = credit + case.tax(credit)
     refund_id, charge_id = f"re_{c}_m1", f"ch_{c}_m1"

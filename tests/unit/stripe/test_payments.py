@@ -345,10 +345,12 @@ def test_old_shape_refund_re_opens_the_invoice_its_charge_paid() -> None:
 def test_a_credit_note_after_payment_leaves_its_amount_as_the_customers_credit() -> None:
     # 30.00 credited after in_1 was paid: nothing set against the invoice (pre-payment 0)
     note = credit_note("cn_1", "in_1", 3_000)
-    memo = only(webhook(event("credit_note.created", note, evt="evt_cn")),
+    credited = {"invoice": invoice("in_1", [line("il_in_1", 10_000)])}  # fetched beside it
+    memo = only(delivered(event("credit_note.created", note, evt="evt_cn"), related=credited),
                 CreditMemoIssued).credit_memo
     assert (memo.total, memo.applied_to_invoice) == (usd("30.00"), usd("0"))
-    before = only(webhook(event("credit_note.created", dict(note, pre_payment_amount=1_000,
-                                                            post_payment_amount=2_000),
-                                evt="evt_cn_pre")), CreditMemoIssued).credit_memo
+    before = only(delivered(event("credit_note.created", dict(note, pre_payment_amount=1_000,
+                                                              post_payment_amount=2_000),
+                                  evt="evt_cn_pre"), related=credited),
+                  CreditMemoIssued).credit_memo
     assert before.applied_to_invoice == usd("10.00")
