@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 from finsync.cli.demo import show_stack
 from finsync.cli.main import app
 from finsync.demo.stack_config import StackSettings
-from finsync.systems.billing.cycle import add_months
 from tests.external import stack
 from tests.external.tryton import TrytonSite
 from tests.external.tryton_fixtures import COMPANY
@@ -94,15 +93,20 @@ def test_what_localstripe_cannot_do_is_skipped_and_says_why(report: dict[str, An
     assert report["usage"]["taken"] is False
 
 
-def test_stripes_invoice_is_in_tryton_and_recognised_day_by_day(report: dict[str, Any]) -> None:
+def test_stripes_invoice_is_in_tryton_and_recognised_day_by_day(
+        report: dict[str, Any], settings: StackSettings) -> None:
     [invoice] = report["invoices"]
     assert (invoice["total"], invoice["paid"], invoice["due"]) == ("60000.00", "60000.00",
                                                                    "0.00")
-    start = date.fromisoformat(report["steps"][0]["on"])
+    # 500 seats x 120.00 = 60,000.00 over Stripe's period [start, end) (localstripe's year
+    # is 365 days, even across a 29 February), ratably by day: through as_of, 60,000.00 x
+    # days elapsed / days in the term (cumulative rounding)
+    [sub] = Localstripe(settings.stripe_url).call("GET", "/v1/subscriptions")["data"]
+    start, end = (datetime.fromtimestamp(sub[k], UTC).date()
+                  for k in ("current_period_start", "current_period_end"))
+    assert start.isoformat() == report["steps"][0]["on"]
     as_of = date.fromisoformat(report["reconciliation"]["as_of"])
-    # 500 seats x 120.00 = 60,000.00 over the year [start, start + 12 months), ratably by
-    # day: through as_of, 60,000.00 x days elapsed / days in the term (cumulative rounding)
-    term = (add_months(start, 12) - start).days
+    term = (end - start).days
     elapsed = (as_of - start).days + 1
     recognised = (Decimal(60000) * elapsed / term).quantize(Decimal("0.01"), ROUND_HALF_UP)
     balances = report["trial_balance"]["le_us"]
