@@ -12,20 +12,15 @@ from __future__ import annotations
 import itertools
 import json
 from datetime import UTC, date, datetime
-from typing import TypeVar
 
 import pytest
 
 from finsync.connectors.stripe import mapping
-from finsync.connectors.stripe.mapping import translate
-from finsync.connectors.stripe.objects import SourceSettings
 from finsync.domain import codec
 from finsync.domain.aggregate import AggregateRef
 from finsync.domain.dispute import DisputeOutcome, DisputeStep
-from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.errors import MappingError
 from finsync.domain.events import (
-    AnyEvent,
     DisputeClosed,
     DisputeFundsReinstated,
     DisputeFundsWithdrawn,
@@ -34,9 +29,8 @@ from finsync.domain.events import (
 from finsync.domain.money import Money
 from tests.stripeshapes import DAY, T0, Obj, delivered, event, webhook
 from tests.stripeshapes.disputes import FEE_USD, dispute, funds
+from tests.unit.stripe.mapped import event_of, mapped
 
-SETTINGS = SourceSettings("le_us")
-E = TypeVar("E", bound=AnyEvent)
 OPENED = T0 + 3_600  # 2026-11-27
 CLOSED = T0 + 30 * DAY  # 2026-12-27
 
@@ -44,18 +38,8 @@ WITHDRAWN = funds("txn_w", -10_000, FEE_USD, dispute="du_1", created=OPENED)
 REINSTATED = funds("txn_r", 10_000, -FEE_USD, dispute="du_1", created=CLOSED)
 
 
-def mapped(raw: bytes) -> list[DraftEnvelope]:
-    """The drafts of one raw body, each read back unchanged through the codec."""
-    drafts = translate(SETTINGS, "stripe", raw)
-    for draft in drafts:
-        wire = json.loads(json.dumps(codec.draft_to_json(draft)))
-        assert codec.draft_from_json(wire) == draft
-    return drafts
 
 
-def event_of(draft: DraftEnvelope, cls: type[E]) -> E:
-    assert isinstance(draft.event, cls), f"{type(draft.event).__name__} is not {cls.__name__}"
-    return draft.event
 
 
 def _lifecycle(won: bool) -> list[Obj]:

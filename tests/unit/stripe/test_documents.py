@@ -5,21 +5,17 @@ current-shape lines), so they are mapped from Stripe's published examples."""
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from finsync.connectors.stripe.delivery import Fetch
-from finsync.connectors.stripe.mapping import fetch_plan, translate
-from finsync.connectors.stripe.objects import SourceSettings
-from finsync.domain import codec
+from finsync.connectors.stripe.mapping import fetch_plan
 from finsync.domain.aggregate import AggregateRef
-from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.errors import MappingError
-from finsync.domain.events import AnyEvent, CreditMemoIssued, InvoiceIssued
+from finsync.domain.events import CreditMemoIssued, InvoiceIssued
 from finsync.domain.invoice import VOID, WRITE_OFF, CreditMemo, Invoice
 from tests.stripeshapes import DAY, T0, delivered, event, webhook
 from tests.stripeshapes.documents import (
@@ -32,25 +28,13 @@ from tests.stripeshapes.documents import (
     subscription_parent,
     tax,
 )
+from tests.unit.stripe.mapped import mapped, only
 
-SETTINGS = SourceSettings("le_us")
-E = TypeVar("E", bound=AnyEvent)
 MID = T0 + 15 * DAY  # 2026-12-12: half of a 30-day period left
 
 
-def mapped(raw: bytes) -> list[DraftEnvelope]:
-    """The drafts of one raw body, each checked to cross the wire unchanged."""
-    drafts = translate(SETTINGS, "stripe", raw)
-    for draft in drafts:
-        wire = json.loads(json.dumps(codec.draft_to_json(draft)))
-        assert codec.draft_from_json(wire) == draft
-    return drafts
 
 
-def only(raw: bytes, cls: type[E]) -> E:
-    (draft,) = mapped(raw)
-    assert isinstance(draft.event, cls), type(draft.event).__name__
-    return draft.event
 
 
 def issued(inv: dict[str, Any], kind: str = "invoice.finalized") -> Invoice:

@@ -3,22 +3,16 @@ test says it uses the older shape localstripe answers in."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from finsync.connectors.stripe.mapping import translate
-from finsync.connectors.stripe.objects import SourceSettings
-from finsync.domain import codec
 from finsync.domain.aggregate import AggregateRef
 from finsync.domain.contract import ChangeOp, ContractChange
-from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.errors import MappingError
 from finsync.domain.events import (
-    AnyEvent,
     ContractAmended,
     ContractCancelled,
     ContractCreated,
@@ -28,6 +22,7 @@ from finsync.domain.events import (
     PaymentApplied,
     RefundIssued,
 )
+from tests.unit.stripe.mapped import event_of, mapped
 from tests.unit.stripe.payloads import (
     DAY,
     T0,
@@ -39,24 +34,6 @@ from tests.unit.stripe.payloads import (
     price,
     subscription,
 )
-
-SETTINGS = SourceSettings("le_us")
-E = TypeVar("E", bound=AnyEvent)
-
-
-def mapped(raw: bytes) -> list[DraftEnvelope]:
-    """The drafts of one raw body, each checked to cross the wire unchanged (catalogue,
-    aggregate identity, document decoding): what the hub stores is what it reads back."""
-    drafts = translate(SETTINGS, "stripe", raw)
-    for draft in drafts:
-        wire = json.loads(json.dumps(codec.draft_to_json(draft)))
-        assert codec.draft_from_json(wire) == draft
-    return drafts
-
-
-def event_of(draft: DraftEnvelope, cls: type[E]) -> E:
-    assert isinstance(draft.event, cls), f"{type(draft.event).__name__} is not {cls.__name__}"
-    return draft.event
 
 
 def test_paid_invoice_with_proration_discount_and_tax_maps_to_the_invoice() -> None:

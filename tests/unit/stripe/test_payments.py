@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from datetime import date
 from decimal import Decimal
-from typing import TypeVar
 
 import pytest
 
@@ -19,14 +18,11 @@ from finsync.connectors.stripe.client import (
     INVOICE_PAYMENTS_OF_INVOICE,
 )
 from finsync.connectors.stripe.delivery import Fetch
-from finsync.connectors.stripe.mapping import fetch_plan, translate
-from finsync.connectors.stripe.objects import SourceSettings
+from finsync.connectors.stripe.mapping import fetch_plan
 from finsync.domain import codec
 from finsync.domain.aggregate import AggregateRef
-from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.errors import MappingError
 from finsync.domain.events import (
-    AnyEvent,
     CreditMemoIssued,
     InvoiceIssued,
     PaymentApplied,
@@ -50,25 +46,13 @@ from tests.stripeshapes.payments import (
     payment_intent,
     refund,
 )
+from tests.unit.stripe.mapped import mapped, only
 
-SETTINGS = SourceSettings("le_us")
-E = TypeVar("E", bound=AnyEvent)
 USD = "USD"
 
 
-def mapped(raw: bytes) -> list[DraftEnvelope]:
-    """The drafts of one raw body, each checked to cross the wire unchanged."""
-    drafts = translate(SETTINGS, "stripe", raw)
-    for draft in drafts:
-        wire = json.loads(json.dumps(codec.draft_to_json(draft)))
-        assert codec.draft_from_json(wire) == draft
-    return drafts
 
 
-def only(raw: bytes, cls: type[E]) -> E:
-    (draft,) = mapped(raw)
-    assert isinstance(draft.event, cls), type(draft.event).__name__
-    return draft.event
 
 
 def usd(text: str) -> Money:
