@@ -4,9 +4,13 @@ databases, without taking a code the chart already uses."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
-from sqlalchemy import Engine, insert, select
+import pytest
+from sqlalchemy import Engine, create_engine, insert, select, text
 
+from finsync.storage.db import make_engine, normalise_url
 from finsync.systems.ledger import records
 from finsync.systems.ledger import tables as t
 from finsync.systems.ledger.chart import DEFAULT_CHART, Role, parse_chart
@@ -32,7 +36,30 @@ def _old_chart(engine: Engine, entity: str, taken: str | None = None) -> None:
         conn.execute(insert(t.accounts), rows)
 
 
-def test_old_charts_get_the_dispute_accounts(engine: Engine) -> None:
+@pytest.fixture
+def blank(db_url: str, tmp_path: Path) -> Iterator[Engine]:
+    """A database of its own with no ledger schema yet (the shared PostgreSQL test database
+    keeps every schema at head between tests)."""
+    if db_url.startswith("sqlite"):
+        engine = make_engine(f"sqlite:///{tmp_path / 'blank.db'}")
+        yield engine
+        engine.dispose()
+        return
+    admin = create_engine(normalise_url(db_url), isolation_level="AUTOCOMMIT")
+    name = f"{admin.url.database}_ledger_0004"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(admin.url.set(database=name).render_as_string(hide_password=False))
+    yield engine
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_old_charts_get_the_dispute_accounts(blank: Engine) -> None:
+    engine = blank
     upgrade(engine, "ledger_0003")
     _old_chart(engine, "le_a")
     _old_chart(engine, "le_b", taken="1270")

@@ -104,7 +104,8 @@ def _refund(evt_id: str, made: Obj, at: int, paid: list[Obj], made_by: list[Obj]
 def story() -> list[bytes]:
     """In the order Stripe emitted them (one hour apart)."""
     at = [T0 + n * HOUR for n in range(20)]
-    cn_2 = credit_note("cn_2", "in_1", 2_000, refunded={"re_1": 2_000})
+    cn_2 = credit_note("cn_2", "in_1", 2_000, refunded={"re_1": 2_000}, invoice_line="il_1")
+    credited = {"invoice": IN_1}  # the poller fetches the invoice a credit note credits
     pi_1 = invoice_payment(IN_1, 10_000, intent="pi_1")
     return [
         webhook(event("invoice.finalized", _opened(IN_1), evt="evt_fin_1", created=at[0])),
@@ -113,8 +114,10 @@ def story() -> list[bytes]:
         webhook(event("invoice.finalized", _opened(IN_2), evt="evt_fin_2", created=at[3])),
         _paid_by("evt_paid_2", IN_2, at[4], invoice_payment("in_2", 5_000, record="prec_1")),
         _intent("evt_pi_9", payment_intent("pi_9", 2_500), at[5]),  # on account
-        webhook(event("credit_note.created", credit_note("cn_1", "in_1", 3_000),
-                      evt="evt_cn_1", created=at[6])),  # 30.00 to the customer's balance
+        delivered(event("credit_note.created", credit_note("cn_1", "in_1", 3_000,
+                                                           invoice_line="il_1"),
+                        evt="evt_cn_1", created=at[6]),
+                  related=credited),  # 30.00 to the customer's balance
         webhook(event("invoice.finalized", _opened(IN_3), evt="evt_fin_3", created=at[7])),
         _intent("evt_fail_3", payment_intent("pi_3", 4_000, status="failed",
                                              decline_code="insufficient_funds",
@@ -127,7 +130,8 @@ def story() -> list[bytes]:
                 invoice_payment(IN_3, 3_000, intent="pi_4")),
         _paid_by("evt_paid_3", IN_3, at[11], invoice_payment("in_3", 4_000, intent="pi_3"),
                  invoice_payment("in_3", 3_000, intent="pi_4")),
-        webhook(event("credit_note.created", cn_2, evt="evt_cn_2", created=at[12])),
+        delivered(event("credit_note.created", cn_2, evt="evt_cn_2", created=at[12]),
+                  related=credited),
         _refund("evt_re_1", refund("re_1", 2_000), at[13], [pi_1], [cn_2]),
         _refund("evt_re_2", refund("re_2", 500), at[14], [pi_1], [cn_2]),  # no note: re-opens
         webhook(event("invoice.finalized", IN_4, evt="evt_fin_4", created=at[15])),

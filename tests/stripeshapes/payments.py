@@ -112,14 +112,15 @@ def charge(ch: str, amount: int, *, intent: str | None = "pi_1", customer: str =
 
 
 def credit_note(cn: str, inv: str, amount: int, *, refunded: dict[str, int] | None = None,
-                currency: str = "usd") -> Obj:
+                currency: str = "usd", invoice_line: str | None = None) -> Obj:
     """A credit note after payment on `inv`, for `amount`, made into the refunds
     `refunded` names (refund id -> amount); what is not refunded went to the balance."""
     parts = [{"amount_refunded": n, "payment_record_refund": None, "refund": re,
               "type": "refund"} for re, n in (refunded or {}).items()]
     credited = {"id": f"cnli_{cn}", "object": "credit_note_line_item", "amount": amount,
                 "description": "Service credit", "discount_amount": 0,
-                "discount_amounts": [], "invoice_line_item": f"il_{inv}", "livemode": False,
+                "discount_amounts": [], "invoice_line_item": invoice_line or f"il_{inv}",
+                "livemode": False,
                 "metadata": None, "pretax_credit_amounts": [], "quantity": 1,
                 "tax_rates": [], "taxes": None, "type": "invoice_line_item",
                 "unit_amount": None, "unit_amount_decimal": None}
