@@ -10,6 +10,9 @@ Rules:
   over an event's snapshot, then the copy's digest. That is a total order, so recording the
   same copies again, or in another order, leaves the same rows (idempotent).
 - A copy that is not a whole object (a thin event, a partial list page) is not recorded.
+- Personal data is not kept (`PERSONAL`: names, e-mails, phones, addresses, tax ids,
+  descriptions and metadata, at any depth): the books read none of it, and the payloads of
+  record (`raw_events`) already hold it, redacted in every view.
 - `refresh` records an object as Stripe answers it now (`finsync stripe verify --update`):
   stamped with the time it was fetched, so only a later event replaces it.
 - Reads (`objects`) run on the caller's connection (one snapshot for a whole report) and
@@ -96,13 +99,29 @@ class Copy:
         return str(self.obj["id"])
 
     def body(self) -> str:
-        return json.dumps(self.obj, sort_keys=True, separators=(",", ":"))
+        return json.dumps(scrubbed(self.obj), sort_keys=True, separators=(",", ":"))
 
     def key(self) -> tuple[int, int, str]:
         """(created, rank, digest): the copy with the greater key is the newer."""
         status = STATUS_RANK.get(self.object_type, {}).get(str(self.obj.get("status")), 0)
         rank = status * 2 + (FETCHED if self.fetched else SNAPSHOT)
         return self.created, rank, hashlib.sha256(self.body().encode()).hexdigest()
+
+
+PERSONAL = frozenset({
+    "name", "email", "phone", "address", "shipping", "tax_ids", "metadata", "description",
+    "customer_name", "customer_email", "customer_phone", "customer_address",
+    "customer_shipping", "customer_tax_ids", "billing_details", "receipt_email",
+    "statement_descriptor", "memo", "footer", "custom_fields", "evidence"})
+
+
+def scrubbed(value: object) -> object:
+    """`value` without its personal fields (`PERSONAL`), at any depth."""
+    if isinstance(value, Mapping):
+        return {k: scrubbed(v) for k, v in value.items() if k not in PERSONAL}
+    if isinstance(value, list):
+        return [scrubbed(v) for v in value]
+    return value
 
 
 def copies(delivery: Delivery) -> list[Copy]:
