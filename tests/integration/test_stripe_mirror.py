@@ -96,6 +96,11 @@ def test_what_no_stripe_object_is_never_reaches_the_tables(engine: Engine) -> No
         webhook(event("invoice.created", draft, evt="evt_3", created=2**70)),
         webhook(event("invoice.created", draft, evt="evt_" + "4" * 300)),
         webhook(event("invoice.created", dict(draft, id=7), evt="evt_5")),
+        # No column holds NUL (PostgreSQL) or a lone surrogate (neither database).
+        webhook(event("invoice.created", dict(draft, id="in_\x00"), evt="evt_6")),
+        webhook(event("invoice.created", dict(draft, id="in_\ud800"), evt="evt_7")),
+        webhook(event("invoice.created", dict(draft, object="invoice\ud800"), evt="evt_8")),
+        webhook(event("invoice.created", draft, evt="evt_\ud800")),
     ]
     mirror = build_stripe_mirror(engine)
     assert mirror.record("acct", hostile) == 0

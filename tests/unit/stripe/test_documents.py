@@ -208,6 +208,14 @@ def test_a_credit_note_and_a_fetched_invoice_that_do_not_match_are_refused() -> 
     assert caught.value.code == "invalid_event"
 
 
+def test_a_credit_note_that_names_no_invoice_is_refused() -> None:
+    # Nothing to fetch beside it, so its delivery carries no invoice (a fuzz case).
+    note = dict(credit_note([credit_note_line("cnli_1", 1_000)]), invoice=None)
+    with pytest.raises(MappingError) as caught:
+        mapped(delivered(event("credit_note.created", note, evt="evt_cn")))
+    assert caught.value.code == "missing_field"
+
+
 # -- voided and uncollectible invoices --------------------------------------------------------
 
 def test_a_voided_invoice_comes_with_a_memo_that_reverses_all_of_it() -> None:

@@ -64,16 +64,17 @@ def exponent(currency: str) -> int:
 def money(units: int, currency: str, path: str) -> Money:
     """Stripe's integer `units` of `currency` as Money at the ISO minor unit."""
     exact = Decimal(units).scaleb(-exponent(currency))
+    # Before quantizing: an amount beyond the ceiling may also be beyond Decimal's precision.
+    if abs(exact) >= AMOUNT_CEILING:
+        raise MappingError(f"{path} {amount.shown(amount.plain(exact))} {currency} is out of "
+                           f"range: amounts must be below {AMOUNT_CEILING:,f} (AMOUNT_CEILING)",
+                           code="amount_out_of_range")
     quantum = Decimal(1).scaleb(-iso_exponent(currency))
     booked = exact.quantize(quantum)
     if booked != exact:
         raise MappingError(f"{path} {units} is {amount.plain(exact)} {currency}, finer than "
                            f"{currency}'s minor unit ({amount.plain(quantum)}): it cannot be "
                            "booked", code="amount_precision")
-    if abs(booked) >= AMOUNT_CEILING:
-        raise MappingError(f"{path} {amount.shown(amount.plain(booked))} {currency} is out of "
-                           f"range: amounts must be below {AMOUNT_CEILING:,f} (AMOUNT_CEILING)",
-                           code="amount_out_of_range")
     return Money(booked, currency)
 
 

@@ -333,7 +333,10 @@ def _uncollectible(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
 
 
 def _credit_note(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
-    credited = invoice(d.related[INVOICE], settings)
+    fetched = d.related.get(INVOICE)
+    if fetched is None:  # the event names no invoice: there was nothing to fetch
+        raise MappingError("credit_note.invoice is required", code="missing_field")
+    credited = invoice(fetched, settings)
     return [CreditMemoIssued(credit_memo(d.object, credited, settings))]
 
 

@@ -48,6 +48,7 @@ from finsync.connectors.stripe.objects import Obj, instant
 from finsync.connectors.stripe.state import metadata, unit
 from finsync.dbsnapshot import code_point_order, stream
 from finsync.domain.errors import MappingError
+from finsync.storage.text import storable
 
 objects_table = Table(
     "stripe_objects", metadata,
@@ -129,8 +130,9 @@ def copies(delivery: Delivery) -> list[Copy]:
     no Stripe event has: a `MappingError`)."""
     stamp, event_id = delivery.created, delivery.id
     instant(stamp, "event.created")  # a time a calendar holds, so the column holds it
-    if len(event_id) > ID_MAX:
-        raise MappingError(f"event id of {len(event_id)} characters", code="invalid_event")
+    if len(event_id) > ID_MAX or storable(event_id) != event_id:
+        raise MappingError(f"event id of {len(event_id)} characters that a column cannot "
+                           "hold", code="invalid_event")
     found = [Copy(snapshot(delivery.event), stamp, event_id, False)]
     if delivery.current is not None:
         found.append(Copy(delivery.current, stamp, event_id, True))
@@ -145,7 +147,8 @@ def _whole(obj: Obj) -> bool:
     ident, kind = obj.get("id"), obj.get("object")
     if not isinstance(ident, str) or not isinstance(kind, str):
         return False
-    if not 0 < len(ident) <= ID_MAX or not 0 < len(kind) <= TYPE_MAX:
+    held = 0 < len(ident) <= ID_MAX and 0 < len(kind) <= TYPE_MAX
+    if not held or storable(ident) != ident or storable(kind) != kind:
         return False  # no Stripe object: its columns could not hold it
     if set(obj) <= {"id", "object"} or obj.get("deleted") is True:
         return False
