@@ -242,6 +242,7 @@ class TrytonLedger:
                 "account.move", "create", values, context=company.context) if values else []
             ids = [*created, *(move_id for _, move_id in drafts)]
             self._post_moves(company, ids)
+            numbers = self._numbers(company, ids)  # posted, but unknown until read back
         except TransientError as exc:
             for i, _ in (*new, *drafts):
                 outcomes[i] = exc  # unknown outcome: the retry reads back
@@ -254,7 +255,6 @@ class TrytonLedger:
             for i, _ in (*new, *drafts):  # isolate the one at fault
                 outcomes[i] = self._isolated(postings[i])
             return
-        numbers = self._numbers(company, ids)
         for (i, _move), move_id in zip(new, created, strict=True):
             outcomes[i] = self._receipt(postings[i], move_id, numbers[move_id], False)
         for i, move_id in drafts:
