@@ -48,7 +48,6 @@ from finsync.connectors.stripe.objects import Obj, instant
 from finsync.connectors.stripe.state import metadata, unit
 from finsync.dbsnapshot import code_point_order, stream
 from finsync.domain.errors import MappingError
-from finsync.storage.text import storable
 
 objects_table = Table(
     "stripe_objects", metadata,
@@ -130,7 +129,7 @@ def copies(delivery: Delivery) -> list[Copy]:
     no Stripe event has: a `MappingError`)."""
     stamp, event_id = delivery.created, delivery.id
     instant(stamp, "event.created")  # a time a calendar holds, so the column holds it
-    if len(event_id) > ID_MAX or storable(event_id) != event_id:
+    if len(event_id) > ID_MAX or not _holdable(event_id):
         raise MappingError(f"event id of {len(event_id)} characters that a column cannot "
                            "hold", code="invalid_event")
     found = [Copy(snapshot(delivery.event), stamp, event_id, False)]
@@ -143,12 +142,22 @@ def copies(delivery: Delivery) -> list[Copy]:
     return [c for c in found if _whole(c.obj)]
 
 
+def _holdable(text: str) -> bool:
+    """Whether a text column holds `text`: PostgreSQL refuses NUL, and no UTF-8 column holds
+    a lone surrogate."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 def _whole(obj: Obj) -> bool:
     ident, kind = obj.get("id"), obj.get("object")
     if not isinstance(ident, str) or not isinstance(kind, str):
         return False
     held = 0 < len(ident) <= ID_MAX and 0 < len(kind) <= TYPE_MAX
-    if not held or storable(ident) != ident or storable(kind) != kind:
+    if not held or not _holdable(ident) or not _holdable(kind):
         return False  # no Stripe object: its columns could not hold it
     if set(obj) <= {"id", "object"} or obj.get("deleted") is True:
         return False
