@@ -147,29 +147,28 @@ class Reconciliation:
         closed = [ledger.period_status(e, first) is PeriodStatus.CLOSED for first in bounds]
         as_of_closed = ledger.period_status(e, as_of) is PeriodStatus.CLOSED
         split = ledger.balances_in(e, currency, gl_accounts, gl_days)
-        currencies = [currency, *sorted(set(recognised) - {currency})] if split is not None \
-            else [currency]
-        found: list[tuple[Books, str]] = []
-        for code in currencies:
-            balances = ledger.balances_in(e, code, gl_accounts, gl_days) if code != currency \
-                else split if split is not None else ledger.balances(e, gl_accounts, gl_days)
-            assert balances is not None  # the ERP told the functional currency's lines apart
-            periods = _periods(code, bounds, recognised[code], balances,
-                               accounts["revenue"], closed)
-            found.append((Books(
-                e, code, as_of,
-                lambda: billing.open_invoices(e, as_of),
-                lambda: billing.customer_balances(e, currency, as_of),
-                lambda: billing.payments_applied(e, as_of),
-                lambda: billing.credit_memos(e, as_of),
-                lambda: billing.contract_values(e),
-                lambda: ledger.open_items(e, as_of),
-                lambda: ledger.customer_open(e, currency, as_of),
-                lambda: ledger.applied_by(e, as_of),
-                lambda: opening, lambda: closing,
-                periods, balances[-1], accounts, explained, as_of_closed, watched,
-                foreign_checked=split is not None), "" if code == currency else f"[{code}]"))
-        return found
+        # The GL per currency when the ERP tells its lines' currencies apart; else only its
+        # functional totals, and only the functional currency is checked.
+        gl = {currency: ledger.balances(e, gl_accounts, gl_days) if split is None else split}
+        for code in sorted(set(recognised) - {currency}) if split is not None else ():
+            told = ledger.balances_in(e, code, gl_accounts, gl_days)
+            assert told is not None  # an ERP that tells one currency's lines tells them all
+            gl[code] = told
+        return [(Books(
+            e, code, as_of,
+            lambda: billing.open_invoices(e, as_of),
+            lambda: billing.customer_balances(e, currency, as_of),
+            lambda: billing.payments_applied(e, as_of),
+            lambda: billing.credit_memos(e, as_of),
+            lambda: billing.contract_values(e),
+            lambda: ledger.open_items(e, as_of),
+            lambda: ledger.customer_open(e, currency, as_of),
+            lambda: ledger.applied_by(e, as_of),
+            lambda: opening, lambda: closing,
+            _periods(code, bounds, recognised[code], balances, accounts["revenue"], closed),
+            balances[-1], accounts, explained, as_of_closed, watched,
+            foreign_checked=split is not None), "" if code == currency else f"[{code}]")
+            for code, balances in gl.items()]
 
     def _positions(self, entity: Entity, bounds: list[date], as_of: date,
                    ) -> tuple[list[RevenuePosition], list[RevenuePosition],

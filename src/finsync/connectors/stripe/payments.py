@@ -171,11 +171,17 @@ def _is_paid(link: Obj) -> bool:
     return status == "paid" or (status is None and link.get("amount_paid") is not None)
 
 
-def _linked_payment(inv: Obj, link: Obj, currency: str, settings: SourceSettings) -> Payment:
+def paid_by(link: Obj) -> str | None:
+    """The canonical id of the payment an invoice payment names: its PaymentIntent, charge
+    or payment record (`payment.type` says which). Stripe's records name it the same."""
     payment = child(link, "payment")
-    kind = str(payment.get("type"))
-    payment_id = id_of(payment.get(kind))
+    return id_of(payment.get(str(payment.get("type"))))
+
+
+def _linked_payment(inv: Obj, link: Obj, currency: str, settings: SourceSettings) -> Payment:
+    payment_id = paid_by(link)
     if payment_id is None:
+        kind = child(link, "payment").get("type")
         raise MappingError(f"invoice payment {link.get('id')}: payment.{kind} is required",
                            code="missing_field")
     return _payment(inv, payment_id, minor(link, "amount_paid", currency, "invoice.payments"),

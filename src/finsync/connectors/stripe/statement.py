@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from finsync.connectors.stripe import upcast
 from finsync.connectors.stripe.documents import invoice_subscription
 from finsync.connectors.stripe.objects import (
     Obj,
@@ -36,6 +37,7 @@ from finsync.connectors.stripe.objects import (
     ref,
     text,
 )
+from finsync.connectors.stripe.payments import paid_by
 
 # The fields each rule reads, by object type (dotted paths; ids of expandable fields).
 FACTS: Mapping[str, tuple[str, ...]] = {
@@ -110,9 +112,10 @@ def invoice(inv: Obj) -> InvoiceFacts:
 
 
 def _older_payment_id(inv: Obj) -> str | None:
-    """The payment an invoice of an older API version names itself (`upcast` lifts it into
-    an invoice payment for the mapping; the books read the invoice as it is)."""
-    return id_of(inv.get("payment_intent")) or id_of(inv.get("charge"))
+    """The payment an invoice of an older API version names itself, as the mapping names it
+    (`upcast` lifts it into an invoice payment; the books read the invoice as it is)."""
+    payment = upcast.payment_of(inv)
+    return None if payment is None else paid_by({"payment": payment})
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +161,7 @@ def invoice_payment(entry: Obj) -> PaymentPart | None:
     if entry.get("status") != "paid":
         return None
     currency, invoice_id = currency_of(entry, path), ref(entry, "invoice", path)
-    payment = child(entry, "payment")
-    # Named as the mapping names it: the PaymentIntent, charge or payment record.
-    payment_id = id_of(payment.get(str(payment.get("type")))) or f"paid_out_of_band_{invoice_id}"
+    payment_id = paid_by(entry) or f"paid_out_of_band_{invoice_id}"
     paid_at = child(entry, "status_transitions").get("paid_at") or entry.get("created")
     return PaymentPart(payment_id, invoice_id, currency,
                        _minor(entry, "amount_paid", currency, path),

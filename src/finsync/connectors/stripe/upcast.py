@@ -79,13 +79,13 @@ def _invoice(inv: Obj) -> dict[str, Any]:
     lifted = {k: v for k, v in inv.items() if k not in _LINKS}
     if "payments" in inv:
         return lifted
-    payment = _payment_of(inv)
+    payment = payment_of(inv)
     if payment is not None:
         lifted["payments"] = _listing([_invoice_payment(inv, payment)])
     return lifted
 
 
-def _payment_of(inv: Obj) -> dict[str, str] | None:
+def payment_of(inv: Obj) -> dict[str, str] | None:
     """The current shape's `payment` of an old invoice's PaymentIntent, else its charge."""
     intent = id_of(inv.get("payment_intent"))
     if intent is not None:
@@ -119,8 +119,10 @@ def _payment_link(obj: Obj) -> dict[str, Any] | None:
     if id_of(invoice) is None:
         return _listing([])  # on account: it paid no invoice
     intent = obj.get("id") if kind == "payment_intent" else id_of(obj.get("payment_intent"))
-    payment = {"type": "payment_intent", "payment_intent": intent} if intent \
-        else {"type": "charge", "charge": obj.get("id")}
+    if intent:
+        payment = {"type": "payment_intent", "payment_intent": intent}
+    else:
+        payment = {"type": "charge", "charge": obj.get("id")}
     amount = obj.get("amount_received") or obj.get("amount")
     paid = obj.get("status") == "succeeded" or kind == "charge"
     entry = {"object": "invoice_payment", "id": f"inpay_{id_of(invoice)}",
