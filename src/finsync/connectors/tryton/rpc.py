@@ -217,6 +217,7 @@ class TrytonClient:
         headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
         if session is not None:
             headers["Authorization"] = f"Session {session}"
+        response: http.client.HTTPResponse | None = None
         try:
             conn = self._connection()
             conn.request("POST", self._path, body, headers)
@@ -224,6 +225,8 @@ class TrytonClient:
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:
             # Refused, reset, timed out or cut mid-answer: the call may or may not have run.
+            if response is not None:  # cut mid-answer: it holds the socket open otherwise
+                response.close()
             self._drop_connection()
             exchange.status, exchange.error = "unreachable", exc.__class__.__name__
             raise TransientError(f"Tryton unreachable during {method}: "
