@@ -100,10 +100,11 @@ def test_an_unmapped_price_waits_as_master_data_then_books_once_mapped(
         outcome = after.triage.retry(int(row["id"]), BOB, "prod_analytics mapped")
         assert outcome.status == "done"
         after.hub.run_until_idle()
-        # (a raw event mapped again leaves its exception `retrying`: the hub resolves
-        # refused deliveries once done, not refused raw events; reported to the lead)
-        assert [(e["class"], e["status"]) for e in after.triage.listing(status=None)] == [
-            ("master_data_mismatch", "retrying")]
+        # the raw event mapped once sent again: its exception resolves by itself
+        assert [(e["class"], e["status"], e["resolution_note"])
+                for e in after.triage.listing(status=None)] == [
+            ("master_data_mismatch", "resolved",
+             f"hub: raw event #{row['raw_event_id']} mapped on retry")]
         (position,) = after.ports.revenue().positions("le_us", DAY_AFTER)
         assert position.subscription_contract_id == sub["id"]
         assert position.transaction_price.amount == Decimal("25200.00")

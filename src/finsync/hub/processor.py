@@ -185,3 +185,8 @@ class Processor:
     def flag_overdue(self) -> int:
         with transaction(self._engine) as conn:
             return self._acceptance.flag_overdue(conn, self._clock())
+
+    def resolve_remapped(self) -> int:
+        """Resolve the exceptions of raw events that mapped once sent again."""
+        with transaction(self._engine) as conn:
+            return exception_log.resolve_remapped(conn, self._clock())

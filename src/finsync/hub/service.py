@@ -148,6 +148,7 @@ class Hub:
                     progress("intake", outcomes["raw"], outcomes["raw"] + self._raw_waiting())
             elif overdue is None:
                 overdue = self.processor.flag_overdue()
+                self.processor.resolve_remapped()
             sent = self.deliver_once()
             if sent:
                 attempted += sent

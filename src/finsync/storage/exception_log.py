@@ -32,9 +32,9 @@ from sqlalchemy import (
 
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.money import CURRENCY_EXPONENTS, Money
-from finsync.domain.status import UNRESOLVED, ExceptionStatus
+from finsync.domain.status import UNRESOLVED, ExceptionStatus, RawStatus
 from finsync.storage import jsonutil
-from finsync.storage.schema import events, exceptions
+from finsync.storage.schema import events, exceptions, raw_events
 from finsync.storage.text import error_text
 
 OBJECTS_MAX = 100  # object refs an aggregated exception names; `occurrences` counts them all
@@ -123,6 +123,22 @@ def resolve_by_fingerprint(conn: Connection, fingerprint: str, note: str,
                      .values(status=ExceptionStatus.RESOLVED, resolution_note=note, resolved_at=at,
                              updated_at=at))
     return [dict(r) for r in found]
+
+
+def resolve_remapped(conn: Connection, at: datetime) -> int:
+    """Resolve every exception on a raw event that finance sent to be mapped again
+    (`retrying`, no delivery) once that raw event has been mapped; returns how many.
+    A raw event that fails again reopens its exception through `open_aggregated` or opens
+    a new one, so only a mapping that went through resolves here."""
+    remapped = select(exceptions.c.id, exceptions.c.raw_event_id).join(
+        raw_events, raw_events.c.id == exceptions.c.raw_event_id).where(
+        exceptions.c.status == ExceptionStatus.RETRYING,
+        exceptions.c.delivery_id.is_(None), raw_events.c.status == RawStatus.MAPPED)
+    found = conn.execute(remapped).all()
+    for exception_id, raw_event_id in found:
+        close(conn, exception_id, ExceptionStatus.RESOLVED,
+              f"hub: raw event #{raw_event_id} mapped on retry", at)
+    return len(found)
 
 
 def unresolved_among(conn: Connection, fingerprints: Collection[str]) -> set[str]:
