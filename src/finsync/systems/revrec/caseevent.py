@@ -41,6 +41,7 @@ from finsync.systems.revrec.event import (
     UsageRecorded,
 )
 from finsync.systems.revrec.modification import ModificationFacts
+from finsync.systems.revrec.obligation_id import line_of
 
 EVENT_TYPES = ("delivery", "progress", "modification", "price_change", "invoice",
                "credit_memo", "usage", "refund")
@@ -125,10 +126,12 @@ class EventReader:
     @staticmethod
     def _facts(node: Node) -> ModificationFacts:
         node.only("added_goods_distinct", "priced_at_standalone_selling_price",
-                  "remaining_not_distinct")
-        return ModificationFacts(node.field("added_goods_distinct").flag(),
-                                 node.field("priced_at_standalone_selling_price").flag(),
-                                 frozenset(opt_strings(node, "remaining_not_distinct")))
+                  "remaining_not_distinct", "lines_at_standalone_selling_price")
+        return ModificationFacts(
+            node.field("added_goods_distinct").flag(),
+            node.field("priced_at_standalone_selling_price").flag(),
+            frozenset(opt_strings(node, "remaining_not_distinct")),
+            frozenset(opt_strings(node, "lines_at_standalone_selling_price")))
 
     def _price_change(self, node: Node, event_id: str, on: date) -> TransactionPriceChanged:
         kind = PriceChangeKind(node.field("kind").choice(k.value for k in PriceChangeKind))
@@ -196,8 +199,8 @@ class EventReader:
         return RefundRecorded(event_id, refund, named)
 
     def _line(self, node: Node) -> ContractLine:
-        """The contract line an obligation id names (`<line>@v<n>` names its line too)."""
-        line_id = node.text().split("@", 1)[0]
+        """The contract line an obligation id names (`<line>+v<n>` names its line too)."""
+        line_id = line_of(node.text())
         for line in self.contract.lines:
             if line.line_id == line_id:
                 return line
