@@ -23,6 +23,7 @@ Rules (the treatment comes from `modification.decide`):
   performance obligation (added after its service had ended) carries no consideration, so
   once changed it is an added line, measured from nothing, and gets its own obligation.
 - Every decision is kept with its reason, paragraph, line changes and catch-up per obligation.
+- Material rights (`material_right`) take no part: their SSP is an estimate made at inception.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from finsync.systems.revrec.consideration import (
 )
 from finsync.systems.revrec.errors import ContractMismatchError
 from finsync.systems.revrec.event import ContractModified
+from finsync.systems.revrec.material_right import right_ids
 from finsync.systems.revrec.modification import (
     LineChange,
     LineChangeKind,
@@ -68,8 +70,9 @@ def apply_modification(state: RevenueContractState,
     at = at_midnight(amendment.effective_date)
     changes = line_changes(_held(state, amendment.contract), amendment.contract,
                            amendment.effective_date, state.terms.pattern_of)
+    rights = right_ids(state.terms)  # material rights keep their inception estimate
     remaining = [ob.obligation_id for ob in state.obligations
-                 if not ob.pattern.variable
+                 if not ob.pattern.variable and ob.obligation_id not in rights
                  and progress(ob, ob.current.basis, state.granularity, at) < 1]
     separate, rest = split_off(changes, event.facts)
     split = _separate(state, event, separate) if separate else ()
@@ -280,8 +283,9 @@ def _settled(state: RevenueContractState, event: ContractModified, plans: list[_
     at = at_midnight(event.amendment.effective_date)
     changed = {c.line_id for c in changes if c.kind is not LineChangeKind.UNCHANGED}
     known = {p.ob.obligation_id for p in plans}
+    skip = known | catch_up_ids | right_ids(state.terms)
     extra = [ob for ob in state.obligations
-             if ob.obligation_id not in known | catch_up_ids and not ob.pattern.variable
+             if ob.obligation_id not in skip and not ob.pattern.variable
              and (ob.line_id in changed or not plans)]
     plans = [*plans, *(_Plan(ob, ob.current.basis, ob.stated_price,
                              recognised_main(ob, state.granularity, at), gone=True)
