@@ -17,9 +17,11 @@ from finsync.domain.money import total
 from finsync.systems.revrec import (
     ContractBooked,
     ModificationFacts,
+    PriceChangeKind,
     RecognitionPattern,
     RecognitionTerms,
     RevenueContractState,
+    TransactionPriceChanged,
     apply_event,
     book_contract,
     obligation_schedule,
@@ -87,6 +89,15 @@ def test_lapse_recognises_the_right_at_once_and_closes_the_option() -> None:
     assert recognised_to(state, date(2026, 2, 11)) == usd("100.00")
     with pytest.raises(CustomerOptionError, match="opt_v has been exercised or has lapsed"):
         apply_event(state, OptionExercised("evt_x", "opt_v", date(2026, 2, 11)))
+
+
+def test_a_price_change_shares_with_the_right_and_leaves_it_open() -> None:
+    state = apply_event(_with(VOUCHER), TransactionPriceChanged(
+        "evt_tp", date(2026, 1, 15), usd("-11.20"), PriceChangeKind.PRICE_CONCESSION))
+    # Same basis as at inception (606-10-32-43), 100 : 12: -10.00 and -1.20.
+    assert state.obligation("opt_v").allocated_price == usd("9.51")
+    state = apply_event(state, OptionExercised("evt_x", "opt_v", date(2026, 2, 1)))
+    assert recognised_to(state, date(2026, 2, 2)) == usd("88.80")
 
 
 def test_options_used_wrongly_are_refused_naming_them() -> None:

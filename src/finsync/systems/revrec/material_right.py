@@ -55,6 +55,7 @@ from finsync.systems.revrec.timegrid import at_midnight
 
 MATERIAL_RIGHT = "material_right"  # the product of a material-right obligation
 _LAPSED = "lapsed"
+_EXERCISED = "exercised"
 
 
 def right_ids(terms: RecognitionTerms) -> frozenset[str]:
@@ -152,8 +153,10 @@ def _right(state: RevenueContractState, option: CustomerOption) -> ObligationSta
     if not found:
         return None
     right = found[0]
-    if any(r.detail.startswith(_LAPSED) for r in right.revisions) or (
-            option.method is OptionMethod.STANDALONE_SELLING_PRICE and len(right.segments) > 1):
+    # Its revisions say what happened to it (a price change may add segments, too).
+    closing = (_LAPSED, _EXERCISED) if (
+        option.method is OptionMethod.STANDALONE_SELLING_PRICE) else (_LAPSED,)
+    if any(r.detail.startswith(closing) for r in right.revisions):
         raise CustomerOptionError(f"option {option.option_id} has been exercised or has "
                                   f"lapsed already ({option.paragraph})")
     return right
@@ -197,7 +200,7 @@ def _bought(state: RevenueContractState, event: OptionExercised, option: Custome
     at = at_midnight(event.exercised_on)
     right = right.with_segment(Segment(right.current.total, basis, effective=at))
     right = right.revised(event.event_id, option.paragraph, at,
-                          f"exercised: {right.current.total} joins the goods bought")
+                          f"{_EXERCISED}: {right.current.total} joins the goods bought")
     return state.with_obligations((right,)).applied(event.event_id)
 
 
