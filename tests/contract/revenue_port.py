@@ -143,13 +143,13 @@ class RevenuePortContract:
             self, harness: RevenueHarness) -> None:
         receipt = _upgraded(harness.port)
         refs = _schedule_refs(receipt)
-        assert set(refs) == {"con_acme/ln_seats@v1", "con_acme/ln_seats@v2@v1",
+        assert set(refs) == {"con_acme/ln_seats@v1", "con_acme/ln_seats+v2@v1",
                              "con_acme/ln_analytics@v1"}
         assert receipt.detail["treatment"] == "separate_contract"
         assert receipt.detail["paragraph"] == "606-10-25-12"
         allocated = {s.obligation_id: s.allocated_price for s in
                      harness.port.schedules("con_acme")}
-        assert allocated == {"ln_seats": usd("60000.00"), "ln_seats@v2": usd("22684.93"),
+        assert allocated == {"ln_seats": usd("60000.00"), "ln_seats+v2": usd("22684.93"),
                              "ln_analytics": usd("15123.29")}
 
     def test_schedules_sum_to_their_allocated_prices(self, harness: RevenueHarness) -> None:

@@ -35,7 +35,7 @@ def test_run_reports_allocation_treatment_revenue_and_balances() -> None:
     data = _json([str(SLA)])
     assert data["transaction_price"] == "97608.22"
     allocated = {r["obligation"]: r["allocated"] for r in data["allocation"]}
-    assert allocated == {"ln_seats": "60000.00", "ln_seats@v2": "22684.93",
+    assert allocated == {"ln_seats": "60000.00", "ln_seats+v2": "22684.93",
                          "ln_analytics": "14923.29"}
     assert all(r["schedule"].startswith("sch_") for r in data["allocation"])
     (mod,) = data["modifications"]

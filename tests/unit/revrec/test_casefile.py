@@ -14,6 +14,7 @@ from finsync.systems.revrec import Granularity, ModificationTreatment, obligatio
 from finsync.systems.revrec.casecontract import LINE_FIELDS, SSP_FIELDS
 from finsync.systems.revrec.caseevent import _COMMON, _FIELDS, EVENT_TYPES
 from finsync.systems.revrec.casefile import _ROOT, CaseFileError, load_case
+from finsync.systems.revrec.caseoption import OPTION_FIELDS
 
 SCHEMA = json.loads((Path(__file__).parents[3] / "docs/revrec/case.schema.json").read_text())
 BASE: dict[str, Any] = {
@@ -138,6 +139,7 @@ def test_schema_lists_the_fields_the_loader_reads() -> None:
     assert set(SCHEMA["properties"]) == set(_ROOT)
     assert set(defs["obligation"]["properties"]) == set(LINE_FIELDS)
     assert set(defs["ssp"]["properties"]) == set(SSP_FIELDS)
+    assert set(defs["option"]["properties"]) == set(OPTION_FIELDS)
     assert defs["event"]["properties"]["type"]["enum"] == list(EVENT_TYPES)
     common = set(defs["event_base"]["properties"]) | {"type"}
     for kind in EVENT_TYPES:

@@ -81,8 +81,8 @@ def test_separate_contract_leaves_existing_schedules_untouched() -> None:
         "evt_up", MAY16, line("ln_seats", 800, "120.00"),
         facts=ModificationFacts(priced_at_standalone_selling_price=True)))
     assert obligation_schedule(state, "ln_seats") == before
-    assert state.obligation("ln_seats@v2").allocated_price == usd("22684.93")
-    assert state.obligation("ln_seats@v2").group == "amd_evt_up"
+    assert state.obligation("ln_seats+v2").allocated_price == usd("22684.93")
+    assert state.obligation("ln_seats+v2").group == "amd_evt_up"
 
 
 def test_change_to_a_line_without_obligation_is_an_addition_not_an_orphan_delta() -> None:

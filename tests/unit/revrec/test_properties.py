@@ -87,9 +87,10 @@ def histories(draw: st.DrawFn) -> tuple[ContractBooked, list[RevenueEvent]]:
     for version in range(2, 2 + draw(st.integers(0, 2))):
         kept = [li for li in current if draw(st.booleans())]
         current = _unique([*kept, *draw(st.lists(lines(), max_size=2))]) or current
+        ids = st.sampled_from([f"ln{i}" for i in range(4)])
         facts = ModificationFacts(draw(st.booleans()), draw(st.booleans()),
-                                  frozenset(draw(st.lists(st.sampled_from(
-                                      [f"ln{i}" for i in range(4)]), max_size=2))))
+                                  frozenset(draw(st.lists(ids, max_size=2))),
+                                  frozenset(draw(st.lists(ids, max_size=2))))  # partial 25-12
         on = START + timedelta(days=draw(st.integers(0, 364)))
         events.append(modified(f"evt_m{version}", on, *current, version=version, facts=facts,
                                ssps=ssps))

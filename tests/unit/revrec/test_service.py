@@ -59,9 +59,14 @@ def test_same_key_returns_the_stored_answer(service: RevenueService) -> None:
     assert service.find("k-1") == again
 
 
-def test_derived_facts_below_ssp_reallocate_prospectively(service: RevenueService) -> None:
+def test_derived_facts_below_ssp_split_off_the_seats_at_ssp(service: RevenueService) -> None:
+    # The 300 seats at their SSP are a separate contract, analytics below SSP goes through
+    # 25-13(a) (partial 25-12): both parts are in the answer, the separate contract first.
     applied = service.modify(amendment(analytics="20000.00"), "k-1", "evt-amd")
-    assert dict(applied.detail)["paragraph"] == "606-10-25-13(a)"
+    detail = dict(applied.detail)
+    assert detail["paragraph"] == "606-10-25-12 + 606-10-25-13(a)"
+    assert detail["treatment"] == "separate_contract + termination_and_new_contract"
+    assert detail["reason"].startswith("ln_seats+v2: distinct goods added")
     state = service.state("con_acme")
     assert state is not None and state.transaction_price == usd("95287.67")
 

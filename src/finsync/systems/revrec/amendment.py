@@ -2,9 +2,12 @@
 
 Rules (the treatment comes from `modification.decide`):
 - Separate contract (25-12): existing obligations are untouched. Each added line, and the
-  added units of each increased line (obligation `<line>@v<version>`), becomes an obligation
-  of a new allocation group; the added consideration is allocated among them by relative SSP
-  measured on the modification date.
+  added units of each increased line (obligation `<line>+v<version>`, `obligation_id`),
+  becomes an obligation of a new allocation group; the added consideration is allocated
+  among them by relative SSP measured on the modification date.
+- Partial 25-12 (`modification.split_off`): the additions at SSP are a separate contract as
+  above; the other changes alone are then treated as below, as if those additions were not
+  in the amendment. One decision per part, the separate contract first.
 - Prospective (25-13(a)), for the remaining distinct goods: the pool is the consideration not
   yet recognised (allocated - recognised at the modification date) plus the change in
   consideration; it is allocated by the SSPs, measured on the modification date, of what
@@ -20,6 +23,7 @@ Rules (the treatment comes from `modification.decide`):
   performance obligation (added after its service had ended) carries no consideration, so
   once changed it is an added line, measured from nothing, and gets its own obligation.
 - Every decision is kept with its reason, paragraph, line changes and catch-up per obligation.
+- Material rights (`material_right`) take no part: their SSP is an estimate made at inception.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from finsync.systems.revrec.consideration import (
 )
 from finsync.systems.revrec.errors import ContractMismatchError
 from finsync.systems.revrec.event import ContractModified
+from finsync.systems.revrec.material_right import right_ids
 from finsync.systems.revrec.modification import (
     LineChange,
     LineChangeKind,
@@ -48,8 +53,11 @@ from finsync.systems.revrec.modification import (
     ModificationTreatment,
     decide,
     line_changes,
+    split_off,
+    split_reason,
 )
 from finsync.systems.revrec.obligation import ObligationBasis, ObligationState, Segment
+from finsync.systems.revrec.obligation_id import split_id
 from finsync.systems.revrec.progress import progress, recognised, recognised_main
 from finsync.systems.revrec.state import RevenueContractState
 from finsync.systems.revrec.timegrid import at_midnight, just_after
@@ -62,24 +70,39 @@ def apply_modification(state: RevenueContractState,
     at = at_midnight(amendment.effective_date)
     changes = line_changes(_held(state, amendment.contract), amendment.contract,
                            amendment.effective_date, state.terms.pattern_of)
+    rights = right_ids(state.terms)  # material rights keep their inception estimate
     remaining = [ob.obligation_id for ob in state.obligations
-                 if not ob.pattern.variable
+                 if not ob.pattern.variable and ob.obligation_id not in rights
                  and progress(ob, ob.current.basis, state.granularity, at) < 1]
-    treatment, reason = decide(changes, event.facts, remaining)
+    separate, rest = split_off(changes, event.facts)
+    split = _separate(state, event, separate) if separate else ()
+    treatment, reason = decide(rest, event.facts, remaining)
     catch_up_ids = frozenset(event.facts.remaining_not_distinct & set(remaining))
     if treatment is ModificationTreatment.SEPARATE_CONTRACT:
-        changed = _separate(state, event, changes)
+        changed = _separate(state, event, rest)
     elif treatment is ModificationTreatment.NOT_A_MODIFICATION:
         changed = ()
     else:
-        changed = _reallocate(state, event, changes, remaining, catch_up_ids, treatment)
-    catch_up = _catch_up(state, changed, at)
-    decision = ModificationDecision(event.event_id, amendment.id, amendment.version,
-                                    amendment.effective_date, treatment, reason, changes,
-                                    catch_up)
-    new = replace(state.with_obligations(changed), contract=amendment.contract,
-                  decisions=(*state.decisions, decision))
+        changed = _reallocate(state, event, rest, remaining, catch_up_ids, treatment)
+    decisions = [_decision(event, treatment, reason, rest, _catch_up(state, changed, at))]
+    if separate:  # row 2p: one decision per part, the separate contract first
+        decisions = [_decision(event, ModificationTreatment.SEPARATE_CONTRACT,
+                               split_reason([ob.obligation_id for ob in split]), separate,
+                               ()),
+                     _decision(event, treatment, f"the other changes: {reason}", rest,
+                               decisions[0].catch_up)]
+    new = replace(state.with_obligations((*split, *changed)), contract=amendment.contract,
+                  decisions=(*state.decisions, *decisions))
     return new.applied(event.event_id)
+
+
+def _decision(event: ContractModified, treatment: ModificationTreatment, reason: str,
+              changes: Sequence[LineChange],
+              catch_up: tuple[tuple[str, Money], ...]) -> ModificationDecision:
+    amendment = event.amendment
+    return ModificationDecision(event.event_id, amendment.id, amendment.version,
+                                amendment.effective_date, treatment, reason, tuple(changes),
+                                catch_up)
 
 
 def _check(state: RevenueContractState, event: ContractModified) -> None:
@@ -114,13 +137,16 @@ def _separate(state: RevenueContractState, event: ContractModified,
     amendment = event.amendment
     book = PriceBook.of(amendment.contract)
     product = {line.line_id: line.product_id for line in amendment.contract.lines}
+    taken = {ob.obligation_id for ob in state.obligations} | set(product)
     drafts: list[ObligationState] = []
     for change in changes:
         if change.kind not in (LineChangeKind.ADDED, LineChangeKind.INCREASED) or (
                 not change.added_steps):
             continue
-        suffix = "" if change.kind is LineChangeKind.ADDED else f"@v{amendment.version}"
-        drafts.append(_draft(state, event, book, change.line_id + suffix, change.line_id,
+        ob_id = change.line_id if change.kind is LineChangeKind.ADDED else split_id(
+            change.line_id, amendment.version, taken)
+        taken.add(ob_id)
+        drafts.append(_draft(state, event, book, ob_id, change.line_id,
                              product[change.line_id], change.added_steps, change.delta))
     return _allocate_new(state, event, drafts, amendment.id, "606-10-25-12")
 
@@ -257,8 +283,9 @@ def _settled(state: RevenueContractState, event: ContractModified, plans: list[_
     at = at_midnight(event.amendment.effective_date)
     changed = {c.line_id for c in changes if c.kind is not LineChangeKind.UNCHANGED}
     known = {p.ob.obligation_id for p in plans}
+    skip = known | catch_up_ids | right_ids(state.terms)
     extra = [ob for ob in state.obligations
-             if ob.obligation_id not in known | catch_up_ids and not ob.pattern.variable
+             if ob.obligation_id not in skip and not ob.pattern.variable
              and (ob.line_id in changed or not plans)]
     plans = [*plans, *(_Plan(ob, ob.current.basis, ob.stated_price,
                              recognised_main(ob, state.granularity, at), gone=True)

@@ -10,6 +10,9 @@ Rules:
   allocated wholly to them as it is incurred (606-10-32-40).
 - Variable consideration meeting 606-10-32-40 goes wholly to its obligation (or to a period
   component of it); the rest joins the pool (see `allocation`).
+- Customer options that give a material right are obligations too (`material_right`):
+  priced by SSP estimate, they join the pool; under the practical alternative, the renewed
+  line's allocated price is shared with its right after the allocation.
 - The revenue contract id is derived from the subscription contract id, so a replay finds it.
 """
 
@@ -29,6 +32,7 @@ from finsync.systems.revrec.allocation import (
 from finsync.systems.revrec.consideration import PriceBook, line_steps, ssp_value, value
 from finsync.systems.revrec.errors import AllocationError, ContractMismatchError
 from finsync.systems.revrec.event import ContractBooked
+from finsync.systems.revrec.material_right import material_rights, with_renewal_rights
 from finsync.systems.revrec.obligation import (
     ObligationBasis,
     ObligationState,
@@ -46,6 +50,7 @@ def book_contract(event: ContractBooked) -> RevenueContractState:
     contract, terms = event.contract, event.terms
     book = PriceBook.of(contract)
     obligations = tuple(_obligation(line, event, book) for line in contract.lines)
+    obligations += material_rights(contract, terms)  # options priced by SSP (606-10-55-44)
     pooled = [ob for ob in obligations if not ob.pattern.variable]
     variable = terms.variable_consideration
     _check_variable(variable, obligations, contract.currency)
@@ -59,6 +64,7 @@ def book_contract(event: ContractBooked) -> RevenueContractState:
                    for ob in obligations)
     for vc in variable:
         booked = _with_variable(booked, vc, event.event_id)
+    booked = with_renewal_rights(booked, terms, event.event_id)  # 606-10-55-45
     state = RevenueContractState(revenue_contract_id(contract.id), contract, terms, booked,
                                  inception_allocation=shares)
     return state.applied(event.event_id)

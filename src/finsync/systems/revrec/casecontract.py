@@ -23,6 +23,7 @@ from finsync.domain.catalog import BillingFrequency, StandaloneSellingPrice
 from finsync.domain.contract import ContractLine, RampStep, SubscriptionContract
 from finsync.domain.money import Money
 from finsync.systems.revrec.casereader import CaseFileError, Node, built, opt_items
+from finsync.systems.revrec.obligation_id import SEPARATORS
 from finsync.systems.revrec.pattern import RecognitionPattern
 
 LINE_FIELDS = ("id", "product", "pattern", "quantity", "unit_price", "start", "end", "ssp",
@@ -105,8 +106,9 @@ class CaseContract:
     def line(self, node: Node, end: date, ssp_from: date) -> ContractLine:
         node.only(*LINE_FIELDS)
         line_id, product = node.field("id").text(), node.field("product").text()
-        if "@" in line_id:
-            raise node.field("id").fail("'@' is kept for the engine's own obligation ids")
+        if any(sep in line_id for sep in SEPARATORS):
+            raise node.field("id").fail("'+' and '@' are kept for the engine's own obligation "
+                                        "ids")
         self._pattern(node, product)
         quantity = node.opt("quantity")
         ramp = tuple(self._ramp(step) for step in opt_items(node, "ramp"))

@@ -13,6 +13,8 @@ Rules:
   `invoice` it credits (a `document` id of an earlier invoice). Documents are numbered by
   their `document` field, else the event id.
 - `usage` (obligation, quantity) and `refund` (amount, optional obligation and reason).
+- `option_exercised` (option, optional quantity renewed, optional from/to: the span over
+  which the goods bought transfer) and `option_lapsed` (option), for the case's `options`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from finsync.systems.revrec.event import (
     CreditMemoApplied,
     CreditTreatment,
     InvoiceRecorded,
+    OptionExercised,
+    OptionLapsed,
     PriceChangeKind,
     ProgressReported,
     RefundRecorded,
@@ -41,9 +45,10 @@ from finsync.systems.revrec.event import (
     UsageRecorded,
 )
 from finsync.systems.revrec.modification import ModificationFacts
+from finsync.systems.revrec.obligation_id import line_of
 
 EVENT_TYPES = ("delivery", "progress", "modification", "price_change", "invoice",
-               "credit_memo", "usage", "refund")
+               "credit_memo", "usage", "refund", "option_exercised", "option_lapsed")
 _COMMON = ("type", "id", "date", "note")
 _FIELDS: dict[str, tuple[str, ...]] = {
     "delivery": ("obligation", "quantity"),
@@ -54,6 +59,8 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "credit_memo": ("document", "invoice", "reason", "treatment", "lines"),
     "usage": ("obligation", "quantity"),
     "refund": ("document", "amount", "obligation", "reason"),
+    "option_exercised": ("option", "quantity", "from", "to"),
+    "option_lapsed": ("option",),
 }
 
 
@@ -68,8 +75,10 @@ class PendingModification:
 
 
 class EventReader:
-    def __init__(self, case: CaseContract, booked: SubscriptionContract) -> None:
+    def __init__(self, case: CaseContract, booked: SubscriptionContract,
+                 options: set[str] | None = None) -> None:
         self.case, self.contract = case, booked
+        self.options = options or set()
         self.invoices: set[str] = set()
         self.event_ids: set[str] = set()
 
@@ -98,6 +107,8 @@ class EventReader:
             return InvoiceRecorded(event_id, self._invoice(node, event_id, on))
         if kind == "credit_memo":
             return self._credit_memo(node, event_id, on)
+        if kind in ("option_exercised", "option_lapsed"):
+            return self._option_event(kind, node, event_id, on)
         if kind == "usage":
             line = self._line(node.field("obligation"))
             usage = UsageRecord(event_id, self.contract.id, line.product_id,
@@ -125,10 +136,12 @@ class EventReader:
     @staticmethod
     def _facts(node: Node) -> ModificationFacts:
         node.only("added_goods_distinct", "priced_at_standalone_selling_price",
-                  "remaining_not_distinct")
-        return ModificationFacts(node.field("added_goods_distinct").flag(),
-                                 node.field("priced_at_standalone_selling_price").flag(),
-                                 frozenset(opt_strings(node, "remaining_not_distinct")))
+                  "remaining_not_distinct", "lines_at_standalone_selling_price")
+        return ModificationFacts(
+            node.field("added_goods_distinct").flag(),
+            node.field("priced_at_standalone_selling_price").flag(),
+            frozenset(opt_strings(node, "remaining_not_distinct")),
+            frozenset(opt_strings(node, "lines_at_standalone_selling_price")))
 
     def _price_change(self, node: Node, event_id: str, on: date) -> TransactionPriceChanged:
         kind = PriceChangeKind(node.field("kind").choice(k.value for k in PriceChangeKind))
@@ -195,9 +208,24 @@ class EventReader:
             "refund" if reason is None else reason.text()))
         return RefundRecorded(event_id, refund, named)
 
+    def _option_event(self, kind: str, node: Node, event_id: str,
+                      on: date) -> OptionExercised | OptionLapsed:
+        option = node.field("option")
+        if option.text() not in self.options:
+            raise option.fail(f"no option {option.text()!r} in this case's options")
+        if kind == "option_lapsed":
+            return OptionLapsed(event_id, option.text(), on)
+        quantity, start, end = node.opt("quantity"), node.opt("from"), node.opt("to")
+        if (start is None) != (end is None):
+            raise node.fail("a span of the goods bought needs both from and to")
+        span = None if start is None or end is None else built(
+            node.path, lambda: Period(start.day(), end.day()))
+        return OptionExercised(event_id, option.text(), on,
+                               None if quantity is None else quantity.integer(1), span)
+
     def _line(self, node: Node) -> ContractLine:
-        """The contract line an obligation id names (`<line>@v<n>` names its line too)."""
-        line_id = node.text().split("@", 1)[0]
+        """The contract line an obligation id names (`<line>+v<n>` names its line too)."""
+        line_id = line_of(node.text())
         for line in self.contract.lines:
             if line.line_id == line_id:
                 return line

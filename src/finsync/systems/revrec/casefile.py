@@ -4,8 +4,9 @@ docs/revrec/case.schema.json.
 
 Rules:
 - A case holds `contract`, `obligations`, optional `standalone_selling_prices`, `terms`,
-  `variable_consideration`, dated `events` (applied in order) and, for golden tests,
-  `expect`; `format` (if given) is `finsync-revenue-case/1`; `title` and `notes` are prose.
+  `variable_consideration`, customer `options` (`caseoption`), dated `events` (applied in
+  order) and, for golden tests, `expect`; `format` (if given) is `finsync-revenue-case/1`;
+  `title` and `notes` are prose.
 - Every problem is a `CaseFileError` naming the field path (`events[2].facts.
   added_goods_distinct: required`); an engine refusal while replaying names its event.
 - Patterns (per product) and SSPs (one effective-dated timeline per product) are gathered
@@ -25,6 +26,7 @@ from finsync.domain.clock import Period
 from finsync.systems.revrec.allocation import VariableConsideration
 from finsync.systems.revrec.casecontract import CaseContract, read_header
 from finsync.systems.revrec.caseevent import EventReader, PendingModification
+from finsync.systems.revrec.caseoption import read_option
 from finsync.systems.revrec.casereader import CaseFileError, Node, built, opt_items, opt_strings
 from finsync.systems.revrec.engine import apply_event, book_contract
 from finsync.systems.revrec.errors import RevenueError
@@ -39,7 +41,8 @@ __all__ = ["FORMAT", "CaseFileError", "RevenueCase", "load_case"]
 FORMAT = "finsync-revenue-case/1"
 TEXT_MAX = 10_000_000  # characters in one case file; a bound, not a target
 _ROOT = ("$schema", "format", "title", "notes", "contract", "obligations",
-         "standalone_selling_prices", "terms", "variable_consideration", "events", "expect")
+         "standalone_selling_prices", "terms", "variable_consideration", "options", "events",
+         "expect")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +95,10 @@ def load_case(text: str) -> RevenueCase:
     for ssp in opt_items(root, "standalone_selling_prices"):
         case.read_ssp(ssp, date.min)
     booked_contract = built("contract", lambda: case.contract(lines, 1))
-    reader = EventReader(case, booked_contract)
+    options = tuple(read_option(item, case) for item in opt_items(root, "options"))
+    reader = EventReader(case, booked_contract, {o.option_id for o in options})
     read = [(item.path, reader.read(item)) for item in opt_items(root, "events")]
-    terms = _terms(root, case, start)
+    terms = replace(_terms(root, case, start), options=options)
     prices = case.timeline()
     events = tuple(CaseEvent(path, _finished(item, prices, terms)) for path, item in read)
     booked = ContractBooked("evt_booked", booked_contract, prices, terms)

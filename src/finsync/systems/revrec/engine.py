@@ -10,6 +10,7 @@ Rules:
   fall within that line's service period.
 - Facts (units delivered, percent complete) revise the obligation they name; percent
   complete is 0..100.
+- A customer option exercised or lapsed moves its material right (`material_right`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from finsync.systems.revrec.event import (
     ContractModified,
     CreditMemoApplied,
     InvoiceRecorded,
+    OptionExercised,
+    OptionLapsed,
     ProgressReported,
     RefundRecorded,
     RevenueEvent,
@@ -36,6 +39,7 @@ from finsync.systems.revrec.event import (
     UnitsDelivered,
     UsageRecorded,
 )
+from finsync.systems.revrec.material_right import apply_option_exercised, apply_option_lapsed
 from finsync.systems.revrec.obligation import ObligationState, PeriodComponent
 from finsync.systems.revrec.pattern import RecognitionPattern
 from finsync.systems.revrec.price_change import (
@@ -74,6 +78,10 @@ def apply_event(state: RevenueContractState, event: RevenueEvent) -> RevenueCont
             return _delivered(state, event)
         case ProgressReported():
             return _progress(state, event)
+        case OptionExercised():
+            return apply_option_exercised(state, event)
+        case OptionLapsed():
+            return apply_option_lapsed(state, event)
 
 
 def replay(booked: ContractBooked, events: Iterable[RevenueEvent]) -> RevenueContractState:

@@ -33,6 +33,13 @@ class ModificationError(RevenueError):
     code = "modification_error"
 
 
+class CustomerOptionError(RevenueError):
+    """A customer option (material right, 606-10-55-41 to 55-45) stated or used wrongly:
+    an unknown option, one exercised twice or after it expired, impossible estimates."""
+
+    code = "customer_option_error"
+
+
 class UnknownObligationError(RevenueError):
     code = "unknown_obligation"
 

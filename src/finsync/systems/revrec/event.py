@@ -117,6 +117,27 @@ class ProgressReported:
     percent_complete: Decimal
 
 
+@dataclass(frozen=True, slots=True)
+class OptionExercised:
+    """A customer exercised an option (`material_right`). `quantity`: units renewed, for a
+    renewal under the practical alternative (default: every unit of the term before);
+    `service_period`: the span over which the goods bought transfer, for a right priced by
+    its SSP estimate (default: at once, on the date)."""
+
+    event_id: str
+    option_id: str
+    exercised_on: date
+    quantity: int | None = None
+    service_period: Period | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OptionLapsed:
+    event_id: str
+    option_id: str
+    lapsed_on: date
+
+
 RevenueEvent = (ContractModified | TransactionPriceChanged | InvoiceRecorded
                 | CreditMemoApplied | RefundRecorded | UsageRecorded | UnitsDelivered
-                | ProgressReported)
+                | ProgressReported | OptionExercised | OptionLapsed)

@@ -10,6 +10,10 @@ Rules:
   Lines whose price or scope changed otherwise, or that are removed, make it False (the
   modification is then not a pure addition anyway). A product without an SSP on that date
   is not priced at its SSP.
+- The additions that are priced at their SSP are named line by line
+  (`lines_at_standalone_selling_price`): when the others, or other changes, keep the whole
+  from 606-10-25-12, those are still a separate contract and only the rest goes through
+  606-10-25-13 (partial 25-12, `modification.split_off`).
 - Remaining goods not distinct (`remaining_not_distinct`): the obligations recognised by a
   measure of progress (a single project partially satisfied, 606-10-25-13(b)); every other
   pattern transfers distinct units, days or items.
@@ -45,14 +49,15 @@ def derive_facts(before: SubscriptionContract, amendment: ContractAmendment,
     changes = line_changes(before, amendment.contract, on, terms.pattern_of)
     moved = [c for c in changes if c.kind is not LineChangeKind.UNCHANGED]
     products = {li.line_id: li.product_id for li in (*before.lines, *amendment.contract.lines)}
-    at_ssp = bool(moved) and all(
-        c.kind in _ADDITIONS and _priced_at_ssp(c, products[c.line_id], ssps, on)
-        for c in moved)
+    lines_at_ssp = frozenset(c.line_id for c in moved if c.kind in _ADDITIONS
+                             and _priced_at_ssp(c, products[c.line_id], ssps, on))
+    at_ssp = bool(moved) and all(c.line_id in lines_at_ssp for c in moved)
     progress_lines = frozenset(li.line_id for li in before.lines
                                if terms.pattern_of(li.product_id) is RecognitionPattern.PROGRESS)
     return ModificationFacts(added_goods_distinct=True,
                              priced_at_standalone_selling_price=at_ssp,
-                             remaining_not_distinct=progress_lines)
+                             remaining_not_distinct=progress_lines,
+                             lines_at_standalone_selling_price=lines_at_ssp)
 
 
 def _priced_at_ssp(change: LineChange, product_id: str,

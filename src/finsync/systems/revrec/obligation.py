@@ -2,7 +2,8 @@
 
 Rules:
 - One obligation per contract line (id = line id); goods added by a modification accounted
-  for as a separate contract get their own obligation (id = `<line id>@v<version>`).
+  for as a separate contract get their own obligation (id = `<line id>+v<version>`, see
+  `obligation_id`; states stored earlier keep `<line id>@v<version>`).
 - The obligation's main allocation is a chain of segments. The segment in force at instant
   t is the last one applied whose `effective` instant is before t (inception: always).
   - A catch-up segment (no anchor): cumulative = total x progress(t).

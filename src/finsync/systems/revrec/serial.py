@@ -7,7 +7,8 @@ Rules:
   ISO text; enums by value; tuples as lists; frozensets as sorted lists.
 - Only the types a state is made of are supported; anything else is a programmer error.
 - A document field added later (`fingerprint.ADDED_LATER`) is left out while it holds its
-  default: a request hashed before the field existed hashes the same today.
+  default: a request hashed before the field existed hashes the same today, and a state
+  stored before it existed reads back with the default (a missing field takes its default).
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ def decode(tp: Any, data: Json) -> Any:
         return frozenset(decode(args[0], v) for v in data)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = _hints(tp)
+        # A field missing from the stored text was added later: it takes its default.
         return tp(**{f.name: decode(hints[f.name], data[f.name])
-                     for f in dataclasses.fields(tp) if f.init})
+                     for f in dataclasses.fields(tp) if f.init and f.name in data})
     return _scalar(tp, data)
 
 

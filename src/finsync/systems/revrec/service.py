@@ -370,10 +370,13 @@ def _applied(key: str, state: RevenueContractState, event_id: str) -> Applied:
                   f"{schedule_id_for(state.revenue_contract_id, ob.obligation_id)}@v{ob.version}")
                  for ob in state.obligations)
     detail: tuple[tuple[str, str], ...] = ()
-    decision = next((d for d in state.decisions if d.event_id == event_id), None)
-    if decision is not None:
-        detail = (("treatment", decision.treatment.value), ("paragraph", decision.paragraph),
-                  ("reason", decision.reason))
+    # One decision per modification, or two when it is split (partial 606-10-25-12): the
+    # separate contract first, then the rest, joined by " + " in each field.
+    parts = [d for d in state.decisions if d.event_id == event_id]
+    if parts:
+        detail = (("treatment", " + ".join(d.treatment.value for d in parts)),
+                  ("paragraph", " + ".join(d.paragraph for d in parts)),
+                  ("reason", " + ".join(d.reason for d in parts)))
     return Applied(key, state.contract.id, state.revenue_contract_id, event_id, refs, detail)
 
 

@@ -8,13 +8,16 @@ Rules:
 - `variable_consideration`: estimates already constrained (606-10-32-11).
 - `concession_reasons`: credit-memo reasons that are price concessions (they change the
   transaction price); any other reason corrects a billing only.
+- `options`: customer options that may give a material right (`option`, `material_right`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from finsync.domain.fingerprint import ADDED_LATER
 from finsync.systems.revrec.allocation import VariableConsideration
+from finsync.systems.revrec.option import CustomerOption
 from finsync.systems.revrec.pattern import Granularity, RecognitionPattern
 
 CONCESSION_REASONS: frozenset[str] = frozenset(
@@ -29,6 +32,7 @@ class RecognitionTerms:
     discount_line_ids: frozenset[str] = frozenset()
     variable_consideration: tuple[VariableConsideration, ...] = ()
     concession_reasons: frozenset[str] = CONCESSION_REASONS
+    options: tuple[CustomerOption, ...] = field(default=(), metadata=ADDED_LATER)
 
     def pattern_of(self, product_id: str) -> RecognitionPattern:
         return dict(self.patterns).get(product_id, RecognitionPattern.RATABLE)
