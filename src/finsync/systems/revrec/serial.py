@@ -8,6 +8,8 @@ Rules:
 - Only the types a state is made of are supported; anything else is a programmer error.
 - A document field added later (`fingerprint.ADDED_LATER`) is left out while it holds its
   default: a request hashed before the field existed hashes the same today.
+- A field missing from stored data takes its default: a state stored before the field
+  existed still decodes (a field without a default is required).
 """
 
 from __future__ import annotations
@@ -71,7 +73,9 @@ def decode(tp: Any, data: Json) -> Any:
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = _hints(tp)
         return tp(**{f.name: decode(hints[f.name], data[f.name])
-                     for f in dataclasses.fields(tp) if f.init})
+                     for f in dataclasses.fields(tp) if f.init and (f.name in data or (
+                         f.default is dataclasses.MISSING
+                         and f.default_factory is dataclasses.MISSING))})
     return _scalar(tp, data)
 
 

@@ -8,13 +8,17 @@ Rules:
 - `variable_consideration`: estimates already constrained (606-10-32-11).
 - `concession_reasons`: credit-memo reasons that are price concessions (they change the
   transaction price); any other reason corrects a billing only.
+- `progress_rounding`: the step, in percent, a measure of progress is rounded down to before
+  revenue is computed (e.g. 0.1); it divides 100, so complete stays reachable. None: exact.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from finsync.systems.revrec.allocation import VariableConsideration
+from finsync.systems.revrec.errors import RevenueError
 from finsync.systems.revrec.pattern import Granularity, RecognitionPattern
 
 CONCESSION_REASONS: frozenset[str] = frozenset(
@@ -29,6 +33,13 @@ class RecognitionTerms:
     discount_line_ids: frozenset[str] = frozenset()
     variable_consideration: tuple[VariableConsideration, ...] = ()
     concession_reasons: frozenset[str] = CONCESSION_REASONS
+    progress_rounding: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        step = self.progress_rounding
+        if step is not None and not (0 < step <= 100 and (100 / step) % 1 == 0):
+            raise RevenueError(f"progress_rounding must be a step in percent that divides 100 "
+                               f"(such as 0.1), not {step}")
 
     def pattern_of(self, product_id: str) -> RecognitionPattern:
         return dict(self.patterns).get(product_id, RecognitionPattern.RATABLE)
