@@ -36,7 +36,7 @@ from finsync.systems.revrec.errors import AllocationError, ContractMismatchError
 from finsync.systems.revrec.event import TransactionPriceChanged
 from finsync.systems.revrec.obligation import ObligationState, PeriodComponent, Segment
 from finsync.systems.revrec.pattern import RecognitionPattern
-from finsync.systems.revrec.progress import cumulative, recognised_main
+from finsync.systems.revrec.progress import cumulative, progress, recognised_main
 from finsync.systems.revrec.state import RevenueContractState
 from finsync.systems.revrec.timegrid import at_midnight
 
@@ -96,12 +96,17 @@ def _rest_prospective(state: RevenueContractState, ob: ObligationState, rest: Mo
                       end: datetime) -> ObligationState:
     base = recognised_main(ob, state.granularity, end)
     remaining = ob.current.total - base
-    if rest.amount < 0 and -rest.amount > remaining.amount:
+    complete = progress(ob, ob.current.basis, state.granularity, end) >= 1
+    if rest.amount < 0 and -rest.amount > remaining.amount and not complete:
         raise AllocationError(f"{ob.obligation_id}: {-rest} off what remains to be "
                               f"delivered, more than the {remaining} left of its price")
     segment = Segment(ob.current.total + rest, ob.current.basis, effective=end, anchor=end,
                       base=base)
-    return ob.with_segment(segment)
+    changed = ob.with_segment(segment)
+    if changed.allocated_price.amount < 0:
+        raise AllocationError(f"{ob.obligation_id}: allocated price would be "
+                              f"{changed.allocated_price}")
+    return changed
 
 
 def _check_part(ob: ObligationState, change: Money, part: DeliveredPart, on: date) -> None:
