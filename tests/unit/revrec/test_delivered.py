@@ -104,6 +104,17 @@ def test_a_delivery_of_another_obligation_is_refused_naming_the_field() -> None:
         "events[7].delivered.delivery: no earlier delivery 'w1' of ln_parts")
 
 
+def test_a_delivered_part_on_an_invoice_line_is_refused_naming_the_field() -> None:
+    doc = copy.deepcopy(UNITS)
+    doc["events"][5]["lines"][0]["delivered"] = {"quantity": 60}
+    assert _refusal(doc).startswith("events[5].lines[0].delivered: only a credit memo line")
+
+
+def test_a_quantity_that_is_neither_units_nor_all_is_refused() -> None:
+    message = _refusal(_memo_line(amount="30.00", delivered={"quantity": "some"}))
+    assert message == 'events[6].lines[0].delivered.quantity: must be a number of units or "all"'
+
+
 def test_units_named_on_a_progress_obligation_are_refused() -> None:
     doc = json.loads((CASES / "delivered_progress_concession.json").read_text())
     doc["events"][3]["lines"][0]["delivered"] = {"quantity": 10}

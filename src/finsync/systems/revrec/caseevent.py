@@ -178,6 +178,8 @@ class EventReader:
                                       node.opt("delivery"))
         units = None
         if quantity is not None and quantity.value != "all":
+            if not isinstance(quantity.value, int):
+                raise quantity.fail('must be a number of units or "all"')
             units = quantity.integer(1)
         if delivery is not None and self.deliveries.get(delivery.text()) != obligation:
             raise delivery.fail(f"no earlier delivery {delivery.text()!r} of {obligation}")
@@ -225,6 +227,10 @@ class EventReader:
 
     def _invoice(self, node: Node, event_id: str, on: date) -> Invoice:
         lines, h = self._document_lines(node), self.case.header
+        for item, line in zip(node.field("lines").items(), lines, strict=True):
+            if line.delivered is not None:
+                raise item.field("delivered").fail("only a credit memo line credits what "
+                                                   "was delivered")
         document = _document(node, event_id)
         subtotal = total([li.amount for li in lines], h.currency)
         self.invoices.add(document)

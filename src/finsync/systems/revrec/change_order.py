@@ -64,9 +64,9 @@ def apply_change_order(state: RevenueContractState,
                               f"{event.estimate} (606-10-25-11, constrained 606-10-32-11)")
     before = recognised(ob, state.granularity, at)
     after = recognised(changed, state.granularity, just_after(at))
-    reason = (f"{what} approved with its price not yet agreed (606-10-25-11): the change in "
-              f"price estimated as variable consideration, constrained (606-10-32-11); the "
-              f"remaining goods are not distinct ({ob.obligation_id})")
+    reason = (f"{what} approved, price not agreed: estimated as variable consideration, "
+              f"constrained (606-10-25-11, 32-11); remaining goods not distinct "
+              f"({ob.obligation_id})")
     decision = ModificationDecision(
         event.event_id, f"co_{event.event_id}", state.contract.version, event.approved_on,
         ModificationTreatment.CUMULATIVE_CATCH_UP, reason,
