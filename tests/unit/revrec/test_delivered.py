@@ -26,7 +26,7 @@ from finsync.systems.revrec import (
 from finsync.systems.revrec.caseevent import DELIVERED_FIELDS, DOCUMENT_LINE_FIELDS
 from finsync.systems.revrec.casefile import CaseFileError, load_case
 from finsync.systems.revrec.errors import AllocationError, RevenueError
-from finsync.systems.revrec.serial import dumps_state, loads_state
+from finsync.systems.revrec.serial import dumps_state, encode, loads_state
 from tests.unit.revrec.casecheck import CASES
 
 SCHEMA = json.loads((Path(__file__).parents[3] / "docs/revrec/case.schema.json").read_text())
@@ -244,3 +244,10 @@ def test_schema_lists_the_delivered_and_document_line_fields_the_loader_reads() 
     assert set(defs["delivered"]["properties"]) == set(DELIVERED_FIELDS)
     assert set(defs["document_line"]["properties"]) == set(DOCUMENT_LINE_FIELDS)
     assert "progress_rounding" in defs["terms"]["properties"]
+
+
+def test_a_price_change_without_a_delivered_part_hashes_as_before_the_field() -> None:
+    # A receipt stored before `delivered` existed must still match its request.
+    change = TransactionPriceChanged("evt", date(2026, 6, 1), Money.of("-5.00", "USD"),
+                                     PriceChangeKind.PRICE_CONCESSION)
+    assert "delivered" not in encode(change)

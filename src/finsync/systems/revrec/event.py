@@ -26,6 +26,7 @@ from enum import StrEnum
 from finsync.domain.catalog import StandaloneSellingPrice
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
+from finsync.domain.fingerprint import ADDED_LATER
 from finsync.domain.invoice import CreditMemo, DeliveredPart, Invoice, UsageRecord
 from finsync.domain.money import Money
 from finsync.domain.payment import Refund
@@ -73,7 +74,9 @@ class TransactionPriceChanged:
     kind: PriceChangeKind
     obligation_ids: frozenset[str] = frozenset()
     service_period: Period | None = None
-    delivered: DeliveredPart | None = None
+    # Added later: left out of a request's digest while None, so a receipt stored before
+    # the field existed still matches its request (`serial`, `fingerprint.ADDED_LATER`).
+    delivered: DeliveredPart | None = field(default=None, metadata=ADDED_LATER)
 
 
 @dataclass(frozen=True, slots=True)
