@@ -60,7 +60,14 @@ from finsync.domain.events import (
     UsageRated,
     UsageRecorded,
 )
-from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice, RatedUsage, UsageRecord
+from finsync.domain.invoice import (
+    CreditMemo,
+    DeliveredPart,
+    DocumentLine,
+    Invoice,
+    RatedUsage,
+    UsageRecord,
+)
 from finsync.domain.journal import JournalEntry, JournalLine, Side
 from finsync.domain.money import Money, total
 from finsync.domain.party import CustomerAccount
@@ -176,10 +183,21 @@ def amendments(draw: st.DrawFn) -> ContractAmendment:
 @st.composite
 def document_lines(draw: st.DrawFn, currency: str, amount_minor_min: int) -> DocumentLine:
     start = draw(days)
+    amount = draw(money(currency, amount_minor_min))
     return DocumentLine(draw(texts), draw(texts), draw(texts), draw(st.integers(0, 10**6)),
-                        draw(money(currency, amount_minor_min)),
-                        draw(money(currency, 0)), start, later(draw, start, 0),
-                        draw(st.booleans()), draw(optional_texts))
+                        amount, draw(money(currency, 0)), start, later(draw, start, 0),
+                        draw(st.booleans()), draw(optional_texts),
+                        draw(st.none() | delivered_parts(amount)))
+
+
+@st.composite
+def delivered_parts(draw: st.DrawFn, whole: Money) -> DeliveredPart | None:
+    """A part of a positive line that relates to what was already delivered."""
+    if whole.to_minor() <= 0:
+        return None
+    minor = draw(st.integers(1, whole.to_minor()))
+    return DeliveredPart(Money.from_minor(minor, whole.currency),
+                         draw(st.none() | st.integers(1, 10**6)), draw(optional_texts))
 
 
 def _sums(lines: list[DocumentLine], currency: str) -> tuple[Money, Money]:

@@ -8,6 +8,9 @@ Rules:
   reason is the source's own word (goodwill, sla_credit, Stripe's order_change …).
 - The customer credit billing applied to an invoice when it issued it (a credit balance the
   customer held) is between nothing and the invoice's total, in its currency.
+- A credit line may say which part of it relates to what was already delivered
+  (`DeliveredPart`: defective units shipped, rework of work done): a part of the line's
+  amount, of its sign and not more than it, in the document's currency and minor units.
 """
 
 from __future__ import annotations
@@ -31,6 +34,31 @@ WRITE_OFF = "uncollectible"
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveredPart:
+    """The part of a credit (or of a change in price) that relates to goods or services
+    already delivered: `amount` of it (same sign as the whole), for `quantity` delivered
+    units (None: all delivered to date), or for the delivery `delivery_id` names when the
+    source has one. The rest of the credit concerns what is still to be delivered."""
+
+    amount: Money
+    quantity: int | None = None
+    delivery_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.amount.is_zero:
+            raise DomainError("a delivered part needs a non-zero amount")
+        if self.quantity is not None and self.quantity < 1:
+            raise DomainError(f"a delivered part's quantity must be at least 1, not "
+                              f"{self.quantity}")
+
+    def fits(self, whole: Money) -> bool:
+        """Whether this part is a part of `whole`: same currency and sign, not more."""
+        return (self.amount.currency == whole.currency
+                and (self.amount.amount > 0) == (whole.amount > 0)
+                and abs(self.amount.amount) <= abs(whole.amount))
+
+
+@dataclass(frozen=True, slots=True)
 class DocumentLine:
     line_id: str
     product_id: str
@@ -44,6 +72,9 @@ class DocumentLine:
     # The contract line this document line bills (several document lines may bill one:
     # ramp pieces, versions); how a revenue engine finds the obligation it belongs to.
     contract_line_id: str | None = None
+    # What of a credit line relates to goods or services already delivered (a revenue
+    # engine recognises that part at once); None: the line concerns the whole obligation.
+    delivered: DeliveredPart | None = field(default=None, metadata=ADDED_LATER)
 
 
 def _check_document(doc_id: str, currency: str, lines: Sequence[DocumentLine],
@@ -53,6 +84,12 @@ def _check_document(doc_id: str, currency: str, lines: Sequence[DocumentLine],
     for money in amounts:
         if money.currency != currency or money.quantize() != money:
             raise DomainError(f"{doc_id}: {money} is not a {currency} amount in minor units")
+    for line in lines:
+        part = line.delivered
+        if part is not None and not (part.fits(line.amount) and part.amount.quantize()
+                                     == part.amount):
+            raise DomainError(f"{doc_id}: line {line.line_id}'s delivered part {part.amount} "
+                              f"is not a part of its amount {line.amount} in minor units")
     if total([line.amount for line in lines], currency) != subtotal:
         raise DomainError(f"{doc_id}: lines do not sum to the subtotal {subtotal}")
     if total([line.tax_amount for line in lines], currency) != tax_total:

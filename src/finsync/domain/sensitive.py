@@ -105,7 +105,7 @@ PUBLIC_FIELDS: frozenset[str] = frozenset({
     "transaction_currency", "correlation_id", "reverses", "reopens_invoice",
     "applied_to_invoice", "schedule_id", "obligation_id", "before", "after", "attribute",
     "subscription_id", "period", "contract_line_id", "dispute_id", "funds_id",
-    "decline_code", "invoice_ids",
+    "decline_code", "invoice_ids", "delivery_id",
 })
 
 # An address ends in a top-level domain of letters; the user part of a URL

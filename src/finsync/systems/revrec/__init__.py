@@ -7,9 +7,10 @@ Rules:
   a line's consideration once, allocations by largest remainder, schedules by cumulative
   rounding (round(cumulative) - already recognised).
 - Modules: `pattern`, `timegrid`, `consideration`, `allocation`, `modification`, `terms`,
-  `obligation`, `progress`, `state`, `event`, `booking`, `amendment`, `price_change`,
-  `point_in_time`, `engine`, `schedule`, `balance`, `journal`, `errors`, `obligation_id`,
-  `option`, `material_right`. See docs/revrec/engine.md.
+  `obligation`, `progress`, `measure`, `state`, `event`, `booking`, `amendment`,
+  `price_change`, `concession`, `change_order`, `point_in_time`, `engine`, `schedule`,
+  `balance`, `journal`, `errors`, `obligation_id`, `option`, `material_right`. See
+  docs/revrec/engine.md.
 """
 
 from finsync.systems.revrec.allocation import (
@@ -23,8 +24,10 @@ from finsync.systems.revrec.balance import ContractBalances, balances
 from finsync.systems.revrec.booking import revenue_contract_id
 from finsync.systems.revrec.engine import apply_event, book_contract, replay
 from finsync.systems.revrec.event import (
+    ChangeOrderApproved,
     ContractBooked,
     ContractModified,
+    CostsReported,
     CreditMemoApplied,
     CreditTreatment,
     InvoiceRecorded,
@@ -56,8 +59,9 @@ from finsync.systems.revrec.state import RevenueContractState
 from finsync.systems.revrec.terms import RecognitionTerms
 
 __all__ = [
-    "AccountMap", "AllocatedShare", "AllocationInput", "AllocationMethod", "ContractBalances",
-    "ContractBooked", "ContractModified", "CreditMemoApplied", "CreditTreatment", "Granularity",
+    "AccountMap", "AllocatedShare", "AllocationInput", "AllocationMethod", "ChangeOrderApproved",
+    "ContractBalances", "ContractBooked", "ContractModified", "CostsReported",
+    "CreditMemoApplied", "CreditTreatment", "Granularity",
     "InvoiceRecorded", "ModificationDecision", "ModificationFacts", "ModificationTreatment",
     "ObligationSchedule", "PriceChangeKind", "ProgressReported", "RecognitionPattern",
     "RecognitionTerms", "RefundRecorded", "RemainingPerformanceObligations",

@@ -3,7 +3,14 @@
 Rules:
 - Every event has `type`, `id` (unique in the file; the engine's idempotency id) and `date`,
   and may carry a `note`. Events apply in file order.
-- `delivery` (obligation, quantity) and `progress` (obligation, percent_complete 0..100).
+- `delivery` (obligation, quantity) and `progress` (obligation, and either percent_complete
+  0..100 or costs_incurred with total_expected_costs, optional uninstalled_materials).
+- `change_order`: an approved change in scope or claim whose price is not agreed
+  (obligation, `estimate`: the constrained estimate of its change in price, `description`).
+- A credit memo line or a price change may carry `delivered` {amount (default: all of it),
+  quantity (units, or "all": every unit delivered by the date; the default), delivery (an
+  earlier `delivery` event of the same obligation)}: the part that relates to what was
+  already delivered.
 - `modification`: `obligations` is the whole contract after the change (a line left out is
   removed); optional `end` (new contract end), `reason`, `standalone_selling_prices` (in
   force from the date) and `facts`; without `facts` they are derived (`facts.derive_facts`).
@@ -25,12 +32,14 @@ from decimal import Decimal
 
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, ContractLine, SubscriptionContract
-from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice, UsageRecord
+from finsync.domain.invoice import CreditMemo, DeliveredPart, DocumentLine, Invoice, UsageRecord
 from finsync.domain.money import Money, total
 from finsync.domain.payment import Refund
 from finsync.systems.revrec.casecontract import CaseContract
 from finsync.systems.revrec.casereader import Node, built, opt_items, opt_strings
 from finsync.systems.revrec.event import (
+    ChangeOrderApproved,
+    CostsReported,
     CreditMemoApplied,
     CreditTreatment,
     InvoiceRecorded,
@@ -48,20 +57,26 @@ from finsync.systems.revrec.modification import ModificationFacts
 from finsync.systems.revrec.obligation_id import line_of
 
 EVENT_TYPES = ("delivery", "progress", "modification", "price_change", "invoice",
-               "credit_memo", "usage", "refund", "option_exercised", "option_lapsed")
+               "credit_memo", "usage", "refund", "option_exercised", "option_lapsed",
+               "change_order")
 _COMMON = ("type", "id", "date", "note")
 _FIELDS: dict[str, tuple[str, ...]] = {
     "delivery": ("obligation", "quantity"),
-    "progress": ("obligation", "percent_complete"),
+    "progress": ("obligation", "percent_complete", "costs_incurred", "total_expected_costs",
+                 "uninstalled_materials"),
     "modification": ("obligations", "end", "reason", "standalone_selling_prices", "facts"),
-    "price_change": ("amount", "kind", "obligations", "period"),
+    "price_change": ("amount", "kind", "obligations", "period", "delivered"),
     "invoice": ("document", "lines"),
     "credit_memo": ("document", "invoice", "reason", "treatment", "lines"),
     "usage": ("obligation", "quantity"),
     "refund": ("document", "amount", "obligation", "reason"),
     "option_exercised": ("option", "quantity", "from", "to"),
     "option_lapsed": ("option",),
+    "change_order": ("obligation", "estimate", "description"),
 }
+DOCUMENT_LINE_FIELDS = ("obligation", "amount", "from", "to", "delivered")
+DELIVERED_FIELDS = ("amount", "quantity", "delivery")
+_COST_FIELDS = ("costs_incurred", "total_expected_costs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +96,7 @@ class EventReader:
         self.options = options or set()
         self.invoices: set[str] = set()
         self.event_ids: set[str] = set()
+        self.deliveries: dict[str, str] = {}  # delivery event id -> its obligation
 
     def read(self, node: Node) -> RevenueEvent | PendingModification:
         kind = node.field("type").choice(EVENT_TYPES)
@@ -96,11 +112,16 @@ class EventReader:
 
     def _simple(self, kind: str, node: Node, event_id: str, on: date) -> RevenueEvent:
         if kind == "delivery":
-            return UnitsDelivered(event_id, self._obligation(node.field("obligation")), on,
-                                  node.field("quantity").integer())
+            obligation = self._obligation(node.field("obligation"))
+            self.deliveries[event_id] = obligation
+            return UnitsDelivered(event_id, obligation, on, node.field("quantity").integer())
         if kind == "progress":
-            return ProgressReported(event_id, self._obligation(node.field("obligation")), on,
-                                    self._percent(node.field("percent_complete")))
+            return self._progress(node, event_id, on)
+        if kind == "change_order":
+            description = node.opt("description")
+            return ChangeOrderApproved(event_id, self._obligation(node.field("obligation")), on,
+                                       self.case.money(node.field("estimate")),
+                                       "" if description is None else description.text())
         if kind == "price_change":
             return self._price_change(node, event_id, on)
         if kind == "invoice":
@@ -143,17 +164,61 @@ class EventReader:
             frozenset(opt_strings(node, "remaining_not_distinct")),
             frozenset(opt_strings(node, "lines_at_standalone_selling_price")))
 
+    def _progress(self, node: Node, event_id: str,
+                  on: date) -> ProgressReported | CostsReported:
+        obligation = self._obligation(node.field("obligation"))
+        by_costs = [key for key in (*_COST_FIELDS, "uninstalled_materials") if node.has(key)]
+        if node.has("percent_complete"):
+            if by_costs:
+                raise node.field(by_costs[0]).fail("state percent_complete or costs, not both")
+            return ProgressReported(event_id, obligation, on,
+                                    self._percent(node.field("percent_complete")))
+        if not by_costs:
+            raise node.fail("needs percent_complete, or costs_incurred and "
+                            "total_expected_costs")
+        materials = node.opt("uninstalled_materials")
+        return CostsReported(event_id, obligation, on,
+                             self.case.money(node.field("costs_incurred")),
+                             self.case.money(node.field("total_expected_costs")),
+                             None if materials is None else self.case.money(materials))
+
+    def _delivered(self, node: Node | None, whole: Money,
+                   obligation: str) -> DeliveredPart | None:
+        """The `delivered` part of a credit line or a price change (`whole` its amount)."""
+        if node is None:
+            return None
+        node.only(*DELIVERED_FIELDS)
+        amount, quantity, delivery = (node.opt("amount"), node.opt("quantity"),
+                                      node.opt("delivery"))
+        units = None
+        if quantity is not None and quantity.value != "all":
+            if not isinstance(quantity.value, int):
+                raise quantity.fail('must be a number of units or "all"')
+            units = quantity.integer(1)
+        if delivery is not None and self.deliveries.get(delivery.text()) != obligation:
+            raise delivery.fail(f"no earlier delivery {delivery.text()!r} of {obligation}")
+        part = whole if amount is None else self.case.money(amount)
+        found = built(node.path, lambda: DeliveredPart(
+            part, units, None if delivery is None else delivery.text()))
+        if not found.fits(whole):
+            raise node.fail(f"amount {part} is not a part of {whole} (same sign, not more)")
+        return found
+
     def _price_change(self, node: Node, event_id: str, on: date) -> TransactionPriceChanged:
         kind = PriceChangeKind(node.field("kind").choice(k.value for k in PriceChangeKind))
         named = frozenset(opt_strings(node, "obligations"))
+        amount = self.case.money(node.field("amount"))
+        delivered = node.opt("delivered")
+        if delivered is not None and len(named) != 1:
+            raise delivered.fail("a delivered part needs exactly one obligation named")
         period = node.opt("period")
         span = None
         if period is not None:
             period.only("from", "to")
             start, end = period.field("from").day(), period.field("to").day()
             span = built(period.path, lambda: Period(start, end))
-        return TransactionPriceChanged(event_id, on, self.case.money(node.field("amount")),
-                                       kind, named, span)
+        part = None if delivered is None else self._delivered(delivered, amount, *named)
+        return TransactionPriceChanged(event_id, on, amount, kind, named, span, part)
 
     def _document_lines(self, node: Node) -> tuple[DocumentLine, ...]:
         items = node.field("lines").items()
@@ -162,18 +227,24 @@ class EventReader:
         return tuple(self._document_line(item) for item in items)
 
     def _document_line(self, node: Node) -> DocumentLine:
-        node.only("obligation", "amount", "from", "to")
+        node.only(*DOCUMENT_LINE_FIELDS)
         obligation = node.field("obligation")
         line = self._line(obligation)
         start, end = node.opt("from"), node.opt("to")
-        return DocumentLine(obligation.text(), line.product_id, "case", 1,
-                            self.case.money(node.field("amount")).quantize(),
+        amount = self.case.money(node.field("amount")).quantize()
+        return DocumentLine(obligation.text(), line.product_id, "case", 1, amount,
                             Money.zero(self.case.header.currency),
                             line.start_date if start is None else start.day(),
-                            line.end_date if end is None else end.day())
+                            line.end_date if end is None else end.day(),
+                            delivered=self._delivered(node.opt("delivered"), amount,
+                                                      obligation.text()))
 
     def _invoice(self, node: Node, event_id: str, on: date) -> Invoice:
         lines, h = self._document_lines(node), self.case.header
+        for item, line in zip(node.field("lines").items(), lines, strict=True):
+            if line.delivered is not None:
+                raise item.field("delivered").fail("only a credit memo line credits what "
+                                                   "was delivered")
         document = _document(node, event_id)
         subtotal = total([li.amount for li in lines], h.currency)
         self.invoices.add(document)

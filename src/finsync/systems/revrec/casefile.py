@@ -119,9 +119,12 @@ def _terms(root: Node, case: CaseContract, start: date) -> RecognitionTerms:
     node = root.opt("terms")
     granularity, residual, discount = Granularity.DAY, frozenset[str](), frozenset[str]()
     reasons = CONCESSION_REASONS
+    rounding = None
     if node is not None:
         node.only("granularity", "residual_products", "discount_obligations",
-                  "concession_reasons")
+                  "concession_reasons", "progress_rounding")
+        step = node.opt("progress_rounding")
+        rounding = None if step is None else step.decimal()
         chosen = node.opt("granularity")
         if chosen is not None:
             granularity = Granularity(chosen.choice(g.value for g in Granularity))
@@ -130,8 +133,9 @@ def _terms(root: Node, case: CaseContract, start: date) -> RecognitionTerms:
         if node.has("concession_reasons"):
             reasons = frozenset(opt_strings(node, "concession_reasons"))
     variable = tuple(_variable(item, case) for item in opt_items(root, "variable_consideration"))
-    return RecognitionTerms(tuple(sorted(case.patterns.items())), granularity, residual,
-                            discount, variable, reasons)
+    return built("terms.progress_rounding", lambda: RecognitionTerms(
+        tuple(sorted(case.patterns.items())), granularity, residual, discount, variable,
+        reasons, progress_rounding=rounding))
 
 
 def _variable(node: Node, case: CaseContract) -> VariableConsideration:

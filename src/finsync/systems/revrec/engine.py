@@ -8,8 +8,10 @@ Rules:
 - Events of one contract are applied in the order the hub's sequencer gives them.
 - Usage is priced at the usage line's unit price in force on the day it occurred and must
   fall within that line's service period.
-- Facts (units delivered, percent complete) revise the obligation they name; percent
-  complete is 0..100.
+- Facts (units delivered, percent complete, costs incurred) revise the obligation they
+  name; measures of progress are taken by `measure`.
+- A price change with a delivered part goes to `concession`; an approved unpriced change
+  order to `change_order`.
 - A customer option exercised or lapsed moves its material right (`material_right`).
 """
 
@@ -18,16 +20,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date
-from decimal import Decimal
 
 from finsync.domain.clock import Period
 from finsync.systems.revrec.amendment import apply_modification
 from finsync.systems.revrec.booking import book_contract
+from finsync.systems.revrec.change_order import apply_change_order
+from finsync.systems.revrec.concession import apply_delivered_change
 from finsync.systems.revrec.consideration import line_steps
 from finsync.systems.revrec.errors import ContractMismatchError, RevenueError
 from finsync.systems.revrec.event import (
+    ChangeOrderApproved,
     ContractBooked,
     ContractModified,
+    CostsReported,
     CreditMemoApplied,
     InvoiceRecorded,
     OptionExercised,
@@ -40,6 +45,7 @@ from finsync.systems.revrec.event import (
     UsageRecorded,
 )
 from finsync.systems.revrec.material_right import apply_option_exercised, apply_option_lapsed
+from finsync.systems.revrec.measure import report_costs, report_progress
 from finsync.systems.revrec.obligation import ObligationState, PeriodComponent
 from finsync.systems.revrec.pattern import RecognitionPattern
 from finsync.systems.revrec.price_change import (
@@ -64,6 +70,8 @@ def apply_event(state: RevenueContractState, event: RevenueEvent) -> RevenueCont
     match event:
         case ContractModified():
             return apply_modification(state, event)
+        case TransactionPriceChanged() if event.delivered is not None:
+            return apply_delivered_change(state, event)
         case TransactionPriceChanged():
             return apply_price_change(state, event)
         case InvoiceRecorded():
@@ -77,7 +85,11 @@ def apply_event(state: RevenueContractState, event: RevenueEvent) -> RevenueCont
         case UnitsDelivered():
             return _delivered(state, event)
         case ProgressReported():
-            return _progress(state, event)
+            return report_progress(state, event)
+        case CostsReported():
+            return report_costs(state, event)
+        case ChangeOrderApproved():
+            return apply_change_order(state, event)
         case OptionExercised():
             return apply_option_exercised(state, event)
         case OptionLapsed():
@@ -139,18 +151,4 @@ def _delivered(state: RevenueContractState, event: UnitsDelivered) -> RevenueCon
     ob = replace(ob, deliveries=(*ob.deliveries, (event.delivered_on, event.quantity)))
     ob = ob.revised(event.event_id, "606-10-25-31", at_midnight(event.delivered_on),
                     f"{event.quantity} units delivered")
-    return state.with_obligations((ob,)).applied(event.event_id)
-
-
-def _progress(state: RevenueContractState, event: ProgressReported) -> RevenueContractState:
-    ob = state.obligation(event.obligation_id)
-    percent = event.percent_complete
-    if ob.pattern is not RecognitionPattern.PROGRESS or not 0 <= percent <= 100:
-        raise RevenueError(f"{ob.obligation_id}: progress needs a progress obligation and a "
-                           f"percent in 0..100, not {percent}")
-    reports = sorted((*ob.progress_reports, (event.as_of, percent / Decimal(100))),
-                     key=lambda r: r[0])
-    ob = replace(ob, progress_reports=tuple(reports))
-    ob = ob.revised(event.event_id, "606-10-25-31", at_midnight(event.as_of),
-                    f"{percent}% complete")
     return state.with_obligations((ob,)).applied(event.event_id)

@@ -70,3 +70,9 @@ class RevenueBusyError(RevenueError):
     """Another writer changed the revenue contract first; the call can be retried."""
 
     code = "revenue_busy"
+
+
+class MeasureError(RevenueError):
+    """A measure of progress that cannot be taken as reported (percent, costs, materials)."""
+
+    code = "measure_error"

@@ -6,6 +6,12 @@ Rules:
 - Amounts are `Money` in the contract's currency; a transaction-price change is signed
   (negative lowers the price).
 - Percent complete is 0..100 as of a date; units delivered are counted on their date.
+- Progress from inputs (`CostsReported`): costs incurred over total expected costs as of a
+  date, uninstalled materials (606-10-55-21(b)) stated at their cost, included in both.
+- A change in price or a credit line may name the part of it that relates to what was
+  already delivered (`DeliveredPart`): that part is recognised at once.
+- An approved change order (or claim) whose price is not yet agreed carries the constrained
+  estimate of its change in price (606-10-25-11).
 - A refund without an obligation pays out a credit balance (no revenue effect); with one it
   is a price concession paid in cash.
 """
@@ -20,7 +26,8 @@ from enum import StrEnum
 from finsync.domain.catalog import StandaloneSellingPrice
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
-from finsync.domain.invoice import CreditMemo, Invoice, UsageRecord
+from finsync.domain.fingerprint import ADDED_LATER
+from finsync.domain.invoice import CreditMemo, DeliveredPart, Invoice, UsageRecord
 from finsync.domain.money import Money
 from finsync.domain.payment import Refund
 from finsync.systems.revrec.modification import ModificationFacts
@@ -57,7 +64,9 @@ class ContractModified:
 @dataclass(frozen=True, slots=True)
 class TransactionPriceChanged:
     """A change after inception (606-10-32-42): `obligation_ids` set means 606-10-32-44
-    (wholly to those obligations); `service_period` narrows it to one distinct period."""
+    (wholly to those obligations); `service_period` narrows it to one distinct period;
+    `delivered` (one obligation named) is the part of `amount` that relates to what that
+    obligation has already delivered (`concession`)."""
 
     event_id: str
     effective_date: date
@@ -65,6 +74,9 @@ class TransactionPriceChanged:
     kind: PriceChangeKind
     obligation_ids: frozenset[str] = frozenset()
     service_period: Period | None = None
+    # Added later: left out of a request's digest while None, so a receipt stored before
+    # the field existed still matches its request (`serial`, `fingerprint.ADDED_LATER`).
+    delivered: DeliveredPart | None = field(default=None, metadata=ADDED_LATER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +150,35 @@ class OptionLapsed:
     lapsed_on: date
 
 
+@dataclass(frozen=True, slots=True)
+class CostsReported:
+    """Progress from inputs (606-10-55-20/21): costs incurred to date over total expected
+    costs, as of a date. `uninstalled_materials` is the cost, included in both, of goods the
+    customer controls that are not yet installed (606-10-55-21(b)): excluded from the
+    measure and recognised at cost."""
+
+    event_id: str
+    obligation_id: str
+    as_of: date
+    costs_incurred: Money
+    total_expected_costs: Money
+    uninstalled_materials: Money | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeOrderApproved:
+    """A change in scope (or a claim) approved, its price not yet agreed (606-10-25-11):
+    `estimate` is the change in price estimated as variable consideration, constrained
+    (606-10-32-5 to 32-13); zero when wholly constrained."""
+
+    event_id: str
+    obligation_id: str
+    approved_on: date
+    estimate: Money
+    description: str = ""
+
+
 RevenueEvent = (ContractModified | TransactionPriceChanged | InvoiceRecorded
                 | CreditMemoApplied | RefundRecorded | UsageRecorded | UnitsDelivered
-                | ProgressReported | OptionExercised | OptionLapsed)
+                | ProgressReported | CostsReported | ChangeOrderApproved | OptionExercised
+                | OptionLapsed)

@@ -13,7 +13,10 @@ Rules:
   measure), so what is already satisfied is caught up on its effective date.
 - Period components are amounts allocated wholly to a distinct period of the obligation
   (606-10-32-40): variable consideration, SLA credits, usage. Each is recognised evenly over
-  its own span from its effective instant on, added to the main allocation.
+  its own span from its effective instant on, added to the main allocation. A concession on
+  what was already delivered, and uninstalled materials recognised at cost, are components
+  of one day (`concession`, `measure`).
+- Cost reports keep the inputs of a measure of progress from costs (`measure`).
 - The allocated price of an obligation is the total of its last segment plus its components.
 - Every change appends a revision (version = number of revisions), naming the event and
   paragraph that caused it: that is how a revenue line traces back to its amendment.
@@ -73,6 +76,18 @@ class PeriodComponent:
 
 
 @dataclass(frozen=True, slots=True)
+class CostReport:
+    """The inputs of one measure of progress from costs, and the measure they gave."""
+
+    event_id: str
+    as_of: date
+    costs_incurred: Money
+    total_expected_costs: Money
+    uninstalled_materials: Money
+    measure: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class Revision:
     version: int
     event_id: str
@@ -94,6 +109,7 @@ class ObligationState:
     deliveries: tuple[tuple[date, int], ...] = ()
     progress_reports: tuple[tuple[date, Decimal], ...] = ()
     revisions: tuple[Revision, ...] = ()
+    cost_reports: tuple[CostReport, ...] = ()
 
     @property
     def current(self) -> Segment:

@@ -21,6 +21,8 @@ Rules:
   zero on the inception basis, so what was recognised reverses. A void of a subscription's
   invoice is a billing correction unless the terms name it a concession (the subscription
   itself says whether the service goes on).
+- A credit line that names its delivered part (`DocumentLine.delivered`) goes to
+  `concession`: that part at once, the rest on what remains. A billing correction ignores it.
 - A document bills or credits each obligation once: its lines for one obligation are
   netted.
 - A write-off (`WRITE_OFF_REASONS`: an invoice marked uncollectible) is no credit to the
@@ -41,6 +43,7 @@ from decimal import Decimal
 from finsync.domain.clock import Period
 from finsync.domain.invoice import VOID, WRITE_OFF, DocumentLine
 from finsync.domain.money import Money, total
+from finsync.systems.revrec.concession import concede_line
 from finsync.systems.revrec.errors import (
     AllocationError,
     ContractMismatchError,
@@ -155,8 +158,12 @@ def apply_credit_memo(state: RevenueContractState,
     elif treatment is CreditTreatment.PRICE_CONCESSION:
         for line in lines:
             ob = obligation_for_line(state, line)
-            state = state.with_obligations((_concession(ob, event.event_id, line,
-                                                        memo.issue_date, memo.reason),))
+            if line.delivered is None:
+                ob = _concession(ob, event.event_id, line, memo.issue_date, memo.reason)
+            else:
+                ob = concede_line(state, ob, event.event_id, line, memo.issue_date,
+                                  memo.reason)
+            state = state.with_obligations((ob,))
     state = replace(state, billings=(*state.billings, *billings))
     return state.applied(event.event_id)
 

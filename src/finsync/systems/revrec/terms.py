@@ -9,14 +9,18 @@ Rules:
 - `concession_reasons`: credit-memo reasons that are price concessions (they change the
   transaction price); any other reason corrects a billing only.
 - `options`: customer options that may give a material right (`option`, `material_right`).
+- `progress_rounding`: the step, in percent, a measure of progress is rounded down to before
+  revenue is computed (e.g. 0.1); it divides 100, so complete stays reachable. None: exact.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from finsync.domain.fingerprint import ADDED_LATER
 from finsync.systems.revrec.allocation import VariableConsideration
+from finsync.systems.revrec.errors import RevenueError
 from finsync.systems.revrec.option import CustomerOption
 from finsync.systems.revrec.pattern import Granularity, RecognitionPattern
 
@@ -33,6 +37,13 @@ class RecognitionTerms:
     variable_consideration: tuple[VariableConsideration, ...] = ()
     concession_reasons: frozenset[str] = CONCESSION_REASONS
     options: tuple[CustomerOption, ...] = field(default=(), metadata=ADDED_LATER)
+    progress_rounding: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        step = self.progress_rounding
+        if step is not None and not (0 < step <= 100 and (100 / step) % 1 == 0):
+            raise RevenueError(f"progress_rounding must be a step in percent that divides 100 "
+                               f"(such as 0.1), not {step}")
 
     def pattern_of(self, product_id: str) -> RecognitionPattern:
         return dict(self.patterns).get(product_id, RecognitionPattern.RATABLE)
