@@ -6,8 +6,9 @@ Rules:
   fact dated D lands in the period `[a, b)` with a <= D < b.
 - Periods are half-open `[start, end)` (`finsync.domain.clock.Period`).
 - Months add by calendar, clamped to the month's last day (Jan 31 + 1 month = Feb 28).
-- Billing periods are anchored on the contract start and counted from it (never chained), so
-  they do not drift.
+- Billing periods are laid on the contract's billing anchor (its start unless it names a
+  bill-cycle date) and counted from it in both directions (never chained), so they do not
+  drift: a start before the anchor falls in the period that ends on it (a stub).
 - Elapsed units of a span at an instant: whole days (`DAY`), whole seconds (`SECOND`), or
   the sum over calendar months of (days elapsed in the month / days of the month) (`MONTH`).
 """
@@ -19,6 +20,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from finsync.domain.clock import Period
+from finsync.domain.proration import month_index
 from finsync.systems.revrec.errors import RevenueError
 from finsync.systems.revrec.pattern import Granularity
 
@@ -69,11 +71,10 @@ def month_periods(start: date, end: date) -> tuple[Period, ...]:
 
 @lru_cache(maxsize=4096)
 def billing_periods(anchor: date, months: int, span: Period) -> tuple[Period, ...]:
-    """Billing periods anchored on `anchor` that overlap `span` (cached, immutable)."""
-    if span.start < anchor:
-        raise RevenueError(f"service from {span.start} starts before the contract ({anchor})")
+    """Billing periods laid on `anchor` that overlap `span` (cached, immutable)."""
+    first = month_index(anchor, span.start) // months
     found: list[Period] = []
-    for k in range(PERIODS_MAX):
+    for k in range(first, first + PERIODS_MAX):
         period = Period(add_months(anchor, k * months), add_months(anchor, (k + 1) * months))
         if period.start >= span.end:
             return tuple(found)
