@@ -14,8 +14,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from finsync.domain.catalog import BillingFrequency, Price, PriceModel, Product
-from finsync.domain.catalog import StandaloneSellingPrice as SSP
+from finsync.domain.catalog import (
+    BillingFrequency,
+    Price,
+    PriceModel,
+    Product,
+    StandaloneSellingPrice,
+)
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractLine, SubscriptionContract
 from finsync.domain.errors import DomainError
@@ -73,7 +78,7 @@ def _billed(contract: SubscriptionContract) -> tuple[Invoice, ...]:
 
 
 def _booked(contract: SubscriptionContract) -> ContractBooked:
-    ssp = SSP("prod_seat", contract.lines[0].unit_price, date(2000, 1, 1))
+    ssp = StandaloneSellingPrice("prod_seat", contract.lines[0].unit_price, date(2000, 1, 1))
     return ContractBooked("evt_book", contract, (ssp,), RecognitionTerms())
 
 
