@@ -20,3 +20,12 @@ def test_serialised_state_round_trips_exactly(path: Path) -> None:
     assert again == state
     assert schedules(again) == schedules(state)
     assert dumps_state(again) == dumps_state(state)
+
+
+def test_state_stored_before_billing_anchors_decodes_to_the_defaults() -> None:
+    # A contract on its start-date calendar, by day, is stored without the two keys (as every
+    # state stored before they existed) and reads back with them at their defaults.
+    state = load(CASES / "allocation_relative_ssp.json").state()
+    text = dumps_state(state)
+    assert "billing_anchor" not in text and "proration" not in text
+    assert loads_state(text).contract.billing_anchor is None

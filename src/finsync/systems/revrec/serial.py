@@ -7,7 +7,8 @@ Rules:
   ISO text; enums by value; tuples as lists; frozensets as sorted lists.
 - Only the types a state is made of are supported; anything else is a programmer error.
 - A document field added later (`fingerprint.ADDED_LATER`) is left out while it holds its
-  default: a request hashed before the field existed hashes the same today.
+  default: a request hashed before the field existed hashes the same today. A field with a
+  default that stored data lacks decodes to its default (states stored before it existed).
 """
 
 from __future__ import annotations
@@ -71,8 +72,16 @@ def decode(tp: Any, data: Json) -> Any:
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = _hints(tp)
         return tp(**{f.name: decode(hints[f.name], data[f.name])
-                     for f in dataclasses.fields(tp) if f.init})
+                     for f in dataclasses.fields(tp) if f.init and not _defaulted(f, data)})
     return _scalar(tp, data)
+
+
+def _defaulted(f: dataclasses.Field[Any], data: Json) -> bool:
+    """A field absent from stored data takes its default: states stored before the field
+    existed decode unchanged (a field without a default is still required)."""
+    has_default = (f.default is not dataclasses.MISSING
+                   or f.default_factory is not dataclasses.MISSING)
+    return has_default and f.name not in data
 
 
 def _scalar(tp: Any, data: Json) -> Any:
