@@ -40,12 +40,14 @@ from finsync.systems.billing.subscription import (
 from finsync.systems.billing.tax import RateTableTaxEngine, TaxRate
 from finsync.systems.revrec import (
     ContractBooked,
+    Granularity,
     InvoiceRecorded,
     RecognitionTerms,
     apply_event,
     book_contract,
 )
 from finsync.systems.revrec.balance import balances
+from finsync.systems.revrec.schedule import recognised_to
 
 BY_DAY, BY_SECOND, EVEN, PARTIAL = (ProrationConvention.BY_DAY, ProrationConvention.BY_SECOND,
                                     ProrationConvention.MONTHLY_EVEN,
@@ -77,9 +79,10 @@ def _billed(contract: SubscriptionContract) -> tuple[Invoice, ...]:
     return tuple(record.invoice for record in state.invoices)
 
 
-def _booked(contract: SubscriptionContract) -> ContractBooked:
+def _booked(contract: SubscriptionContract,
+            granularity: Granularity = Granularity.DAY) -> ContractBooked:
     ssp = StandaloneSellingPrice("prod_seat", contract.lines[0].unit_price, date(2000, 1, 1))
-    return ContractBooked("evt_book", contract, (ssp,), RecognitionTerms())
+    return ContractBooked("evt_book", contract, (ssp,), RecognitionTerms(granularity=granularity))
 
 
 @st.composite
@@ -112,6 +115,22 @@ def test_transaction_price_is_what_billing_invoices_over_the_term(
     at_end = balances(state, contract.end_date)
     assert at_end.billed == billed
     assert (at_end.billed - at_end.recognised).is_zero
+
+
+@SETTINGS
+@given(contracts())
+@example(_contract(date(2026, 5, 15), date(2026, 6, 1), BillingFrequency.MONTHLY, 12, EVEN,
+                   50, Money.of("20.00", "USD")))
+def test_revenue_as_invoiced_matches_each_invoice_to_the_cent(
+        contract: SubscriptionContract) -> None:
+    # Granularity `invoiced` (606-10-55-18): each invoice line's service period earns exactly
+    # the line, rounding difference included, and nothing is left between them.
+    state = book_contract(_booked(contract, Granularity.INVOICED))
+    for invoice in _billed(contract):
+        for line in invoice.lines:
+            earned = (recognised_to(state, line.service_end)
+                      - recognised_to(state, line.service_start))
+            assert earned == line.amount, (line.service_start, line.service_end)
 
 
 # -- the stub, by hand -------------------------------------------------------------------------

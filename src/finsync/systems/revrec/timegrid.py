@@ -89,7 +89,7 @@ def elapsed(span: Period, at: datetime, granularity: Granularity) -> Decimal:
         delta = at - at_midnight(span.start)
         seconds = delta.days * _SECONDS_PER_DAY + delta.seconds
         return Decimal(min(max(seconds, 0), span.days * _SECONDS_PER_DAY))
-    if granularity is Granularity.DAY:
+    if granularity in (Granularity.DAY, Granularity.INVOICED):  # a component, by day
         return Decimal(_days_elapsed(span, at))
     units = Decimal(0)
     for month in month_periods(span.start, span.end):
