@@ -89,7 +89,9 @@ def _booked(contract: SubscriptionContract,
 def contracts(draw: st.DrawFn) -> SubscriptionContract:
     frequency = draw(st.sampled_from(BillingFrequency))
     start = draw(st.dates(date(2024, 1, 1), date(2027, 12, 31)))
-    offset = draw(st.integers(0, frequency.months * 31 - 1))
+    # Mostly an anchor inside the first period (a bill-cycle date); sometimes one before the
+    # start (a renewed term keeps the anchor of its first).
+    offset = draw(st.integers(-400, frequency.months * 31 - 1))
     anchor = min(start + timedelta(days=offset), add_months(start, frequency.months))
     months = draw(st.integers(1, 30))
     cents = draw(st.integers(1, 10**8))
