@@ -12,12 +12,13 @@ Rules:
 - `by_second` (Stripe): seconds of the span / seconds of the cycle. On dates (every span of
   a contract's calendar) it equals `by_day`; a change carrying a UTC instant is refined by
   the billing system itself.
-- `monthly_even` (Zuora "prorate by month first, then by day", "assume 30 days - actual/360"):
+- `monthly_even` (Zuora: full months plus prorated days, "assume 30 days - actual/360"):
   every month of the cycle is the same 1/m of it; the span is cut at the anchored months and
   a part month is worth its actual days / 30 (at most one month). A 30/360-like basis, not
   30/360 strict: the days counted are actual days.
-- `partial_months` (Zuora "use actual number of days"): whole months in full (1/m each);
-  a part month is worth its actual days / the actual days of that anchored month.
+- `partial_months` (Zuora: full months plus prorated days, "use actual number of days"):
+  whole months in full (1/m each); a part month is worth its actual days / the actual days
+  of that anchored month.
 - Under `monthly_even` a term's shares need not sum to whole cycles (a stub of 17 days and one
   of 14 days of 31-day months are worth 31/30 of a month): that is what such a biller
   invoices, so it is what the contract entitles it to.
