@@ -15,11 +15,11 @@ Rules:
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 from datetime import date
 
 from finsync.domain.clock import Period
+from finsync.domain.proration import add_months as add_months  # one calendar for all
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +28,6 @@ class Cycle:
 
     period: Period
     months: int
-
-
-def add_months(day: date, months: int) -> date:
-    years, month0 = divmod(day.month - 1 + months, 12)
-    year, month = day.year + years, month0 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def months_between(start: date, end: date) -> int | None:

@@ -20,6 +20,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from finsync.domain.clock import Period
+from finsync.domain.proration import add_months as add_months  # billing's calendar too
 from finsync.domain.proration import month_index
 from finsync.systems.revrec.errors import RevenueError
 from finsync.systems.revrec.pattern import Granularity
@@ -36,18 +37,6 @@ def at_midnight(day: date) -> datetime:
 def just_after(moment: datetime) -> datetime:
     """The first instant after `moment` at which a fact dated `moment` counts."""
     return moment + timedelta(microseconds=1)
-
-
-def add_months(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    return date(year, month + 1, min(day.day, _month_days(year, month + 1)))
-
-
-def _month_days(year: int, month: int) -> int:
-    first = date(year, month, 1)
-    following = date(year + month // 12, month % 12 + 1, 1)
-    return (following - first).days
 
 
 def month_start(day: date) -> date:
