@@ -72,6 +72,7 @@ from finsync.domain.journal import JournalEntry, JournalLine, Side
 from finsync.domain.money import Money, total
 from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment, PaymentApplication, PaymentAttempt, Refund
+from finsync.domain.proration import ProrationConvention
 from finsync.domain.refs import ExternalRefs
 
 # One currency per minor-unit exponent: USD 2, JPY 0, KWD 3.
@@ -153,9 +154,12 @@ def contracts(draw: st.DrawFn, version: int = 1) -> SubscriptionContract:
     currency = draw(currencies)
     start = draw(days)
     lines = draw(st.lists(contract_lines(currency, start), max_size=3))
+    end = later(draw, start)
+    anchor = draw(st.none() | st.dates(start, end))
     return SubscriptionContract(draw(texts), draw(texts), draw(texts), currency, start,
-                                later(draw, start), draw(st.sampled_from(BillingFrequency)),
-                                tuple(lines), version, draw(external_refs))
+                                end, draw(st.sampled_from(BillingFrequency)),
+                                tuple(lines), version, draw(external_refs), anchor,
+                                draw(st.sampled_from(ProrationConvention)))
 
 
 @st.composite

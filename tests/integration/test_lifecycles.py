@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -45,6 +45,7 @@ from finsync.domain.errors import DomainError
 from finsync.domain.invoice import UsageRecord
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
+from finsync.domain.proration import ProrationConvention
 from finsync.hub.replay import ReplayFilter
 from finsync.storage.db import reading
 from finsync.storage.raw_log import RawIn
@@ -74,6 +75,9 @@ class Customer:
     seats: int
     ramp: bool
     actions: tuple[tuple[str, int], ...]  # (action, month offset from the start)
+    # Started on the 15th and billed on the 1st of the next month, under this convention.
+    anchored: bool = False
+    proration: ProrationConvention = ProrationConvention.BY_DAY
 
     @property
     def id(self) -> str:
@@ -89,7 +93,11 @@ class Customer:
 
     @property
     def start(self) -> date:
-        return date(2026, self.start_month, 1)
+        return date(2026, self.start_month, 15 if self.anchored else 1)
+
+    @property
+    def billing_anchor(self) -> date | None:
+        return date(2026, self.start_month + 1, 1) if self.anchored else None
 
 
 customers = st.builds(
@@ -140,7 +148,8 @@ class Year:
                                       0, Money.of("0.002", "USD"), c.start, end))
         self.billing.execute(CreateSubscription(SubscriptionContract(
             c.contract, c.id, "le_eu" if c.euro else "le_us", c.currency, c.start, end,
-            c.frequency, tuple(lines)), f"ord_{c.n}", True, BillingFrequency.MONTHLY, 12))
+            c.frequency, tuple(lines), billing_anchor=c.billing_anchor,
+            proration=c.proration), f"ord_{c.n}", True, BillingFrequency.MONTHLY, 12))
         self._pay_all(c.start)
 
     def _command(self, action: str, c: Customer, day: date) -> Command | None:
@@ -238,6 +247,17 @@ EXPLORE = int(os.environ.get("FINSYNC_LIFECYCLES", "0"))
           phases=(Phase.explicit, Phase.reuse, Phase.generate),
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(lifecycle=lifecycles)
+# Billing anchors apart from the start, under each month convention and Stripe's by second:
+# stubs, amendments inside a stub, an annual cycle cut by a cancellation.
+@example(lifecycle=([
+    Customer(0, False, 3, BillingFrequency.MONTHLY, 20, False,
+             (("upgrade", 0), ("downgrade", 4), ("sla_credit", 5), ("usage", 2)), True,
+             ProrationConvention.MONTHLY_EVEN),
+    Customer(1, True, 2, BillingFrequency.ANNUAL, 12, True, (("upgrade", 3), ("cancel_now", 7)),
+             True, ProrationConvention.PARTIAL_MONTHS),
+    Customer(2, False, 4, BillingFrequency.QUARTERLY, 30, False,
+             (("add_on", 1), ("refund", 2), ("cancel_at_end", 6)), True,
+             ProrationConvention.BY_SECOND)], random.Random(5)))
 def test_random_lifecycles_reconcile_to_zero(backend: str, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch,
                                              lifecycle: tuple[list[Customer], random.Random],

@@ -29,8 +29,11 @@ def item(item_id: str, sold: Obj, quantity: int, *, sub: str = "sub_1", start: i
 
 def subscription(items: list[Obj], *, sub: str = "sub_1", customer: str = "cus_1",
                  currency: str = "usd", start: int = T0, **fields: Any) -> Obj:
-    """An active subscription started at `start`, its term its items' current period."""
+    """An active subscription started at `start`, its term its items' current period, billed
+    on cycles anchored on its start unless `billing_cycle_anchor` says otherwise."""
     return shaped("subscription", id=sub, customer=customer, currency=currency,
                   items=listing(items, f"/v1/subscription_items?subscription={sub}"),
-                  start_date=start, created=start, ended_at=None, cancel_at=None,
+                  start_date=start, created=start,
+                  billing_cycle_anchor=fields.pop("billing_cycle_anchor", start),
+                  ended_at=None, cancel_at=None,
                   canceled_at=None, cancel_at_period_end=False, status="active", **fields)

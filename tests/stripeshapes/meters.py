@@ -55,6 +55,6 @@ def subscription(sub_id: str, items: list[tuple[str, Obj]], *, customer: str = C
                    current_period_start=start, current_period_end=start + 30 * 86_400)
             for item_id, price in items]
     return shaped("subscription", id=sub_id, customer=customer, start_date=start,
-                  created=start, ended_at=ended_at,
+                  created=start, billing_cycle_anchor=start, ended_at=ended_at,
                   status="canceled" if ended_at else "active",
                   items=listing(data, f"/v1/subscription_items?subscription={sub_id}"))

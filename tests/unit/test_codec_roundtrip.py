@@ -27,6 +27,7 @@ from finsync.domain.events import (
     CATALOGUE,
     AnyEvent,
     ContractAmended,
+    ContractCreated,
     EventType,
     InvoiceIssued,
     PaymentApplied,
@@ -34,6 +35,7 @@ from finsync.domain.events import (
 from finsync.domain.invoice import DocumentLine, Invoice
 from finsync.domain.money import Money
 from finsync.domain.payment import Payment, PaymentApplication
+from finsync.domain.proration import ProrationConvention
 from tests.strategies import EVENTS, amendments, contract_changes, drafts
 
 SETTINGS = settings(max_examples=60, deadline=None,
@@ -202,3 +204,39 @@ def test_unknown_event_type_is_refused() -> None:
     with pytest.raises(MappingError) as caught:
         codec.decode_event("invoice.paid", 1, {"invoice": _invoice_doc()})
     assert caught.value.code == "unknown_event_type"
+
+
+def test_contract_without_billing_anchor_writes_the_payload_it_was_stored_with() -> None:
+    # A contract stored before the billing anchor and proration convention existed has
+    # neither key: it decodes to the defaults and encodes to the same payload again.
+    payload = codec.encode_event(ContractCreated(_contract(1)))
+    document = _object(payload["contract"])
+    assert "billing_anchor" not in document and "proration" not in document
+    decoded = codec.decode_event(ContractCreated.name, 1, payload)
+    assert isinstance(decoded, ContractCreated)
+    assert decoded.contract.billing_anchor is None
+    assert decoded.contract.proration is ProrationConvention.BY_DAY
+    assert codec.encode_event(decoded) == payload
+
+
+def test_contract_with_billing_anchor_and_proration_decodes_to_itself() -> None:
+    contract = replace(_contract(1), billing_anchor=date(2026, 2, 1),
+                       proration=ProrationConvention.MONTHLY_EVEN)
+    payload = codec.encode_event(ContractCreated(contract))
+    document = _object(payload["contract"])
+    assert document["billing_anchor"] == "2026-02-01"
+    assert document["proration"] == "monthly_even"
+    assert codec.decode_event(ContractCreated.name, 1, payload) == ContractCreated(contract)
+
+
+def test_billing_anchor_on_the_start_date_is_spelled_none() -> None:
+    contract = replace(_contract(1), billing_anchor=date(2026, 1, 1))
+    assert contract.billing_anchor is None
+    assert contract == _contract(1)
+
+
+def test_unknown_proration_convention_names_its_path() -> None:
+    payload = codec.encode_event(ContractCreated(_contract(1)))
+    _object(payload["contract"])["proration"] = "by_fortnight"
+    with pytest.raises(MappingError, match=r"contract\.proration"):
+        codec.decode_event(ContractCreated.name, 1, payload)

@@ -4,6 +4,13 @@ Rules:
 - A contract is versioned; every amendment makes version n+1 with an effective date.
 - Versions only move forward by one; an amendment dated before the contract starts is refused.
 - Lines have a service period `[start_date, end_date)`.
+- Billing cycles are laid on `billing_anchor` (the bill-cycle date: Stripe's
+  `billing_cycle_anchor`, Zuora's and Chargebee's bill cycle day); None means the start date,
+  and an anchor equal to the start date is spelled None, so each calendar has one spelling.
+  A start before the anchor is billed as a stub up to it.
+- `proration` names the convention a part of a billing cycle is priced by
+  (`domain.proration`; default by day). Both fields came after contracts were stored: they
+  are written only when they differ from their defaults (`fingerprint.ADDED_LATER`).
 - A change names its op (`ChangeOp`); a contract-level change has `line_id` `CONTRACT_LEVEL`
   ("*"), and an empty `before`/`after` (a ramp that had no steps) is None, so every change
   has one spelling on the wire and in memory.
@@ -17,7 +24,9 @@ from enum import StrEnum
 
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.errors import DomainError
+from finsync.domain.fingerprint import ADDED_LATER
 from finsync.domain.money import Money
+from finsync.domain.proration import ProrationConvention
 from finsync.domain.refs import ExternalRefs
 
 
@@ -58,13 +67,23 @@ class SubscriptionContract:
     lines: tuple[ContractLine, ...]
     version: int = 1
     refs: ExternalRefs = field(default_factory=ExternalRefs)
+    billing_anchor: date | None = field(default=None, metadata=ADDED_LATER)
+    proration: ProrationConvention = field(default=ProrationConvention.BY_DAY,
+                                           metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if self.version < 1:
             raise DomainError("contract versions start at 1")
+        if self.billing_anchor == self.start_date:
+            object.__setattr__(self, "billing_anchor", None)
         for line in self.lines:
             if line.unit_price.currency != self.currency:
                 raise DomainError(f"line {line.line_id} is not in {self.currency}")
+
+    @property
+    def cycle_anchor(self) -> date:
+        """The date billing cycles are laid from: the billing anchor, else the start."""
+        return self.billing_anchor or self.start_date
 
 
 CONTRACT_LEVEL = "*"

@@ -145,3 +145,26 @@ def test_schema_lists_the_fields_the_loader_reads() -> None:
     for kind in EVENT_TYPES:
         declared = set(defs[kind]["properties"]) | common
         assert declared == {*_COMMON, *_FIELDS[kind]}, kind
+
+
+def _anchored(**contract: str) -> dict[str, Any]:
+    return _case(contract={**BASE["contract"], **contract}, events=[])
+
+
+def test_billing_anchor_outside_the_term_is_refused() -> None:
+    assert _refusal(_anchored(billing_anchor="2027-01-01")) == (
+        "contract.billing_anchor: must lie in the term [2026-01-01, 2027-01-01)")
+
+
+def test_unknown_proration_convention_is_refused() -> None:
+    assert _refusal(_anchored(proration="by_fortnight")).startswith("contract.proration: ")
+
+
+def test_billing_anchor_and_proration_reach_the_contract() -> None:
+    # 500 seats x 120.00 a year from 1 Jan, billed on 1 Feb by the month (partial months):
+    # the stub [1 Jan, 1 Feb) is a whole month, 60,000 / 12 = 5,000.00; the year from 1 Feb
+    # is cut by the term end to 11 whole months, 55,000.00: 60,000.00 in all.
+    state = load_case(json.dumps(_anchored(billing_anchor="2026-02-01",
+                                           proration="partial_months"))).state()
+    assert state.contract.billing_anchor is not None
+    assert state.transaction_price == Money.of("60000.00", "USD")

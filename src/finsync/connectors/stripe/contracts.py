@@ -8,6 +8,11 @@ Rules:
 - The term is the subscription's end, scheduled cancellation or current period end (see
   `_term_end`); its frequency is its items' one interval (items at two intervals, or an
   interval finsync has no frequency for, are `unsupported_interval`).
+- Billing cycles are laid on `billing_cycle_anchor` (a Unix timestamp; its UTC day is the
+  contract's billing anchor, spelled None when it is the start day), and Stripe prorates by
+  the second (docs.stripe.com/billing/subscriptions/prorations), so a subscription's
+  contract says `proration: by_second`: on dates that is the by-day share, and a start before
+  the anchor is the prorated stub Stripe invoices first.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from finsync.domain.events import (
 )
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
+from finsync.domain.proration import ProrationConvention
 
 # -- customers ------------------------------------------------------------------------------
 
@@ -132,10 +138,17 @@ def contract(sub: Obj, settings: SourceSettings, version: int) -> SubscriptionCo
     lines = tuple(_contract_line(item, currency, start, end, settings.catalog,
                                  f"{path}.items[{n}]")
                   for n, item in enumerate(items))
+    anchor = _billing_anchor(sub, path)
     return built(path, lambda: SubscriptionContract(
         sub_id, ref(sub, "customer", path),
         settings.legal_entity, currency, start, end, frequencies.pop(), lines, version,
-        refs(sub_id)))
+        refs(sub_id), anchor, ProrationConvention.BY_SECOND))
+
+
+def _billing_anchor(sub: Obj, path: str) -> date | None:
+    """The day of `billing_cycle_anchor` (absent in an older payload: the start date)."""
+    moment = sub.get("billing_cycle_anchor")
+    return None if moment is None else day(moment, f"{path}.billing_cycle_anchor")
 
 
 def _contract_line(item: Obj, currency: str, start: date, end: date, catalog: Catalog,

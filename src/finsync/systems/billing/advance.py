@@ -44,9 +44,10 @@ def is_advance(state: BillingState, line: ContractLine) -> bool:
 def advance_drafts(state: BillingState, sub: Subscription, span: Period,
                    cycle: Cycle) -> tuple[DraftLine, ...]:
     """One line per contract line, ramp piece and version in force over the span."""
-    rule, catalog = state.config.proration, state.config.catalog
+    catalog = state.config.catalog
     drafts: list[DraftLine] = []
     for part, contract in versions_over(sub, span):
+        rule = state.config.proration.of(contract, sub.anchor)
         for line in contract.lines:
             if is_advance(state, line):
                 for piece in pieces(line, catalog.plan(line.price_id), part, cycle, rule):

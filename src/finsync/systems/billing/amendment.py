@@ -158,7 +158,8 @@ def _charge(state: BillingState, sub: Subscription, line: ContractLine | None, s
     if line is None or sub.cycle is None or not is_advance(state, line):
         return Decimal(0)
     plan = state.config.catalog.plan(line.price_id)
-    return exact_total(pieces(line, plan, span, sub.cycle, state.config.proration, starts_at))
+    rule = state.config.proration.of(sub.contract, sub.anchor)
+    return exact_total(pieces(line, plan, span, sub.cycle, rule, starts_at))
 
 
 def _merge(before: tuple[ContractLine, ...], after: tuple[ContractLine, ...],

@@ -54,9 +54,10 @@ def bill_arrears(state: BillingState, sub: Subscription) -> Outcome:
 
 def _recurring_drafts(state: BillingState, sub: Subscription, span: Period,
                       cycle: Cycle) -> tuple[DraftLine, ...]:
-    catalog, rule = state.config.catalog, state.config.proration
+    catalog = state.config.catalog
     exact: dict[str, tuple[ContractLine, Decimal, bool]] = {}
     for part, contract in versions_over(sub, span):
+        rule = state.config.proration.of(contract, sub.anchor)
         for line in contract.lines:
             plan = catalog.plan(line.price_id)
             if not plan.in_arrears or plan.is_usage:

@@ -1,22 +1,25 @@
 """Billing cycles: the calendar billing runs on.
 
 Rules:
-- Cycles are anchored on the subscription's first start date and step by whole months
+- Cycles are anchored on the contract's billing anchor (its bill-cycle date; by default the
+  subscription's first start date) and step by whole months
   (1, 3 or 12). Cycle k starts `anchor + k*months`, the day clamped to the month's end from
   the anchor (Jan 31 -> Feb 28 -> Mar 31), so short months never make the anchor drift.
 - A billed span runs from where billing stopped to the next cycle boundary, clipped to the
   term end; a span shorter than its cycle is a stub and is prorated against the full cycle.
+  A start before the anchor lies in the cycle laid backwards from it: the first invoice is a
+  stub from the start to the anchor, then full cycles on the anchor.
 - A change of billing frequency takes effect at the next boundary of what is already billed:
   the new cycles are laid on the same anchor.
 """
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 from datetime import date
 
 from finsync.domain.clock import Period
+from finsync.domain.proration import add_months as add_months  # one calendar for all
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +28,6 @@ class Cycle:
 
     period: Period
     months: int
-
-
-def add_months(day: date, months: int) -> date:
-    years, month0 = divmod(day.month - 1 + months, 12)
-    year, month = day.year + years, month0 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def months_between(start: date, end: date) -> int | None:

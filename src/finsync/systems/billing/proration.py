@@ -9,16 +9,23 @@ Rules (see docs/billing/rules.md):
   multiplied before it is divided, and rounded once per document line (half-even, to the
   currency's minor unit) by the caller, never here.
 - The denominator is always the full cycle, also for a stub clipped to the term end.
+- Per contract (`SubscriptionContract.proration`, laid on the subscription's anchor): the
+  month conventions `monthly_even` and `partial_months` price a piece by anchored months
+  (`finsync.domain.proration`); `by_second` asks for the by-second share of an instant even
+  where the platform prorates by day; `by_day` (the default) keeps the platform's unit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
 
 from finsync.domain.clock import Period
+from finsync.domain.contract import SubscriptionContract
+from finsync.domain.errors import DomainError
+from finsync.domain.proration import ProrationConvention, cycle_share
 from finsync.systems.billing.errors import InvalidCommandError
 
 _DAY_S = 86_400
@@ -49,14 +56,31 @@ class Share:
 @dataclass(frozen=True, slots=True)
 class ProrationRule:
     unit: ProrationUnit = ProrationUnit.DAY
+    convention: ProrationConvention = ProrationConvention.BY_DAY
+    anchor: date | None = None  # the cycle calendar's anchor (month conventions)
+
+    def of(self, contract: SubscriptionContract, anchor: date) -> ProrationRule:
+        """The rule for a contract billed on cycles laid from `anchor`."""
+        by_second = contract.proration is ProrationConvention.BY_SECOND
+        unit = ProrationUnit.SECOND if by_second else self.unit
+        return replace(self, unit=unit, convention=contract.proration, anchor=anchor)
 
     def share(self, cycle: Period, span: Period, starts_at: datetime | None = None) -> Share:
         """The part of `cycle` that `span` covers; `starts_at` refines the start by second."""
         if span.start < cycle.start or span.end > cycle.end:
             raise InvalidCommandError(f"span {span} lies outside its cycle {cycle}")
+        if self.convention.by_month:
+            return self._by_month(cycle, span)
         if self.unit is ProrationUnit.DAY or starts_at is None:
             return Share(span.days, cycle.days)
         return Share(_seconds(starts_at, span), cycle.days * _DAY_S)
+
+    def _by_month(self, cycle: Period, span: Period) -> Share:
+        try:
+            part = cycle_share(self.convention, self.anchor or cycle.start, cycle, span)
+        except DomainError as exc:
+            raise InvalidCommandError(str(exc)) from exc
+        return Share(part.numerator, part.denominator)
 
 
 def _seconds(starts_at: datetime, span: Period) -> int:

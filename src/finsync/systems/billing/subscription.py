@@ -75,7 +75,7 @@ def create_subscription(state: BillingState, cmd: CreateSubscription) -> Outcome
     arrears = cmd.arrears_frequency or contract.billing_frequency
     correlation_id = cmd.correlation_id or contract.id
     sub = Subscription(
-        contract, correlation_id, contract.start_date, term_months, cmd.auto_renew,
+        contract, correlation_id, contract.cycle_anchor, term_months, cmd.auto_renew,
         arrears.months, SubscriptionStatus.ACTIVE, contract.start_date, None,
         contract.start_date, contract.lines, Money.zero(contract.currency),
         (VersionInForce(contract.start_date, contract),))

@@ -108,11 +108,12 @@ def _advance(config: BillingConfig, sub: Subscription, span: Period, cycle: Cycl
     catalog, currency = config.catalog, sub.contract.currency
     amount = Money.zero(currency)
     for part, contract in versions_over(sub, span):
+        rule = config.proration.of(contract, sub.anchor)
         for line in contract.lines:
             plan = catalog.plan(line.price_id)
             if plan.in_arrears or plan.is_usage or line.product_id in usage:
                 continue
-            for piece in pieces(line, plan, part, cycle, config.proration):
+            for piece in pieces(line, plan, part, cycle, rule):
                 amount = amount + rounded(piece.amount, currency)
     return amount
 
@@ -124,11 +125,12 @@ def _arrears(config: BillingConfig, sub: Subscription, span: Period, cycle: Cycl
     catalog, currency = config.catalog, sub.contract.currency
     exact: dict[str, Decimal] = {}
     for part, contract in versions_over(sub, span):
+        rule = config.proration.of(contract, sub.anchor)
         for line in contract.lines:
             plan = catalog.plan(line.price_id)
             if not plan.in_arrears or plan.is_usage or line.product_id in usage:
                 continue
-            priced = pieces(line, plan, part, cycle, config.proration)
+            priced = pieces(line, plan, part, cycle, rule)
             if priced:
                 exact[line.line_id] = exact.get(line.line_id, Decimal(0)) + sum(
                     (p.amount for p in priced), Decimal(0))

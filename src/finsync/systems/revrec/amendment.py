@@ -159,7 +159,8 @@ def _draft(state: RevenueContractState, event: ContractModified, book: PriceBook
     ssp = ssp_value(pattern, product_id, steps, book, event.standalone_selling_prices,
                     event.amendment.effective_date, required=not (residual or pattern.variable))
     at = at_midnight(event.amendment.effective_date)
-    segment = Segment(Money.zero(book.currency), ObligationBasis(pattern, steps), effective=at)
+    segment = Segment(Money.zero(book.currency), ObligationBasis(pattern, steps, book),
+                      effective=at)
     return ObligationState(obligation_id, line_id, product_id, state.contract.id, ssp, stated,
                            (segment,))
 

@@ -78,7 +78,7 @@ def _obligation(line: ContractLine, event: ContractBooked, book: PriceBook) -> O
     ssp = ssp_value(pattern, line.product_id, steps, book, event.standalone_selling_prices,
                     event.contract.start_date, required=not (residual or pattern.variable))
     stated = value(pattern, steps, book)
-    basis = ObligationBasis(pattern, steps)
+    basis = ObligationBasis(pattern, steps, book)
     return ObligationState(line.line_id, line.line_id, line.product_id, event.contract.id, ssp,
                            stated, (Segment(Money.zero(book.currency), basis),))
 

@@ -2,7 +2,10 @@
 
 Rules:
 - `contract` gives the id, currency and term; customer, legal entity and billing frequency
-  default to `cus_case`, `le_us` and `annual`.
+  default to `cus_case`, `le_us` and `annual`. `billing_anchor` (the bill-cycle date, inside
+  the term; default the start) and `proration` (`by_day` default, `by_second`,
+  `monthly_even`, `partial_months`) say how billing invoices the term, so what the
+  contract entitles billing to invoice (stubs included) is its stated price.
 - Each obligation is a contract line: `id`, `product`, `unit_price` (per unit per billing
   period for ratable lines, per unit otherwise), `quantity` (default 1), `start`/`end`
   (default: the contract's term), `ramp` steps, `pattern` (default: the pattern the file
@@ -22,6 +25,7 @@ from datetime import date
 from finsync.domain.catalog import BillingFrequency, StandaloneSellingPrice
 from finsync.domain.contract import ContractLine, RampStep, SubscriptionContract
 from finsync.domain.money import Money
+from finsync.domain.proration import ProrationConvention
 from finsync.systems.revrec.casereader import CaseFileError, Node, built, opt_items
 from finsync.systems.revrec.obligation_id import SEPARATORS
 from finsync.systems.revrec.pattern import RecognitionPattern
@@ -55,10 +59,13 @@ class Header:
     start: date
     end: date
     billing: BillingFrequency
+    billing_anchor: date | None = None
+    proration: ProrationConvention = ProrationConvention.BY_DAY
 
 
 def read_header(node: Node) -> Header:
-    node.only("id", "customer", "legal_entity", "currency", "start", "end", "billing_frequency")
+    node.only("id", "customer", "legal_entity", "currency", "start", "end", "billing_frequency",
+              "billing_anchor", "proration")
     billing = node.opt("billing_frequency")
     frequency = BillingFrequency.ANNUAL if billing is None else BillingFrequency(
         billing.choice(f.value for f in BillingFrequency))
@@ -67,11 +74,27 @@ def read_header(node: Node) -> Header:
                     "cus_case" if customer is None else customer.text(),
                     "le_us" if entity is None else entity.text(),
                     node.field("currency").text(), node.field("start").day(),
-                    node.field("end").day(), frequency)
+                    node.field("end").day(), frequency, _anchor(node), _proration(node))
     built(node.path, lambda: Money.zero(header.currency))
     if header.end <= header.start:
         raise node.field("end").fail("must be after start")
+    anchor = header.billing_anchor
+    if anchor is not None and not header.start <= anchor < header.end:
+        raise node.field("billing_anchor").fail(
+            f"must lie in the term [{header.start}, {header.end})")
     return header
+
+
+def _anchor(node: Node) -> date | None:
+    given = node.opt("billing_anchor")
+    return None if given is None else given.day()
+
+
+def _proration(node: Node) -> ProrationConvention:
+    given = node.opt("proration")
+    if given is None:
+        return ProrationConvention.BY_DAY
+    return ProrationConvention(given.choice(c.value for c in ProrationConvention))
 
 
 class CaseContract:
@@ -89,7 +112,8 @@ class CaseContract:
                  end: date | None = None) -> SubscriptionContract:
         h = self.header
         return SubscriptionContract(h.contract_id, h.customer_id, h.legal_entity, h.currency,
-                                    h.start, end or h.end, h.billing, lines, version)
+                                    h.start, end or h.end, h.billing, lines, version,
+                                    billing_anchor=h.billing_anchor, proration=h.proration)
 
     def lines(self, node: Node, end: date, ssp_from: date) -> tuple[ContractLine, ...]:
         items = node.items()

@@ -4,10 +4,14 @@ Rules:
 - A line is a step function of (quantity, unit price) over its service period: the line's
   own quantity and price from its start date, then each ramp step from its `starts_on`.
 - A ratable line is priced per unit per billing period (DESIGN, events.md): its value over a
-  span is the sum, over the billing periods anchored on the contract start, of
-  quantity x unit price x (days of the span in the period / days of the period), exact,
-  rounded once to the currency's minor unit (half-even). A full year of an annual line is
-  quantity x unit price; 230 of 365 days is quantity x unit price x 230 / 365.
+  span is the sum, over the billing periods laid on the contract's billing anchor (its
+  bill-cycle date, else its start; a start before the anchor falls in a stub period laid
+  backwards from it), of quantity x unit price x the share of the period the span is worth
+  under the contract's proration convention (`finsync.domain.proration`: by day, by month
+  evenly, partial months), exact, rounded once to the currency's minor unit (half-even). A
+  full year of an annual line is quantity x unit price; by day, 230 of 365 days is quantity
+  x unit price x 230 / 365. This is what billing invoices under the contract, stubs
+  included, so the transaction price leaves nothing unbilled.
 - Every other line is priced once: quantity x unit price of its first step.
 - The standalone selling price (SSP) of an obligation is the same formula with the SSP
   effective on the measurement date in place of the unit price; SSPs are effective-dated
@@ -22,13 +26,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from itertools import pairwise
 
 from finsync.domain.catalog import StandaloneSellingPrice
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractLine, SubscriptionContract
 from finsync.domain.money import Money
-from finsync.systems.revrec.errors import MissingStandaloneSellingPriceError
+from finsync.domain.proration import ProrationConvention, cycle_share
+from finsync.systems.revrec.errors import MissingStandaloneSellingPriceError, RevenueError
 from finsync.systems.revrec.pattern import RecognitionPattern
 from finsync.systems.revrec.timegrid import billing_periods
 
@@ -42,15 +48,41 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class PriceBook:
-    """How a contract prices time: its start (the anchor) and its billing period in months."""
+    """How a contract prices time: the anchor its billing periods are laid from, their
+    length in months, the proration convention of a part period, and the contract start."""
 
     anchor: date
     months: int
     currency: str
+    proration: ProrationConvention = ProrationConvention.BY_DAY
+    start: date | None = None  # the contract start (None: the anchor)
 
     @classmethod
     def of(cls, contract: SubscriptionContract) -> PriceBook:
-        return cls(contract.start_date, contract.billing_frequency.months, contract.currency)
+        return cls(contract.cycle_anchor, contract.billing_frequency.months, contract.currency,
+                   contract.proration, contract.start_date)
+
+    def pieces(self, span: Period) -> tuple[tuple[Period, int, int], ...]:
+        """Each billing period `span` overlaps, with the share of it (numerator,
+        denominator) the overlap is worth: billing's pieces of the span."""
+        if span.start < (self.start or self.anchor):
+            raise RevenueError(f"service from {span.start} starts before the contract "
+                               f"({self.start or self.anchor})")
+        return _pieces(self.proration, self.anchor, self.months, span)
+
+
+@lru_cache(maxsize=8192)
+def _pieces(proration: ProrationConvention, anchor: date, months: int,
+            span: Period) -> tuple[tuple[Period, int, int], ...]:
+    found = []
+    for period in billing_periods(anchor, months, span):
+        part = Period(max(period.start, span.start), min(period.end, span.end))
+        if not proration.by_month:
+            found.append((period, part.days, period.days))
+            continue
+        share = cycle_share(proration, anchor, period, part)
+        found.append((period, share.numerator, share.denominator))
+    return tuple(found)
 
 
 def line_steps(line: ContractLine) -> tuple[Step, ...]:
@@ -113,8 +145,8 @@ def exact_value(pattern: RecognitionPattern, steps: Sequence[Step], book: PriceB
     value = Decimal(0)
     for step in steps:
         unit = (price or step.unit_price).amount
-        for period in billing_periods(book.anchor, book.months, step.span):
-            value += step.quantity * unit * period.overlap(step.span) / period.days
+        for _, numerator, denominator in book.pieces(step.span):
+            value += step.quantity * unit * numerator / denominator
     return value
 
 
@@ -125,10 +157,9 @@ def value(pattern: RecognitionPattern, steps: Sequence[Step], book: PriceBook,
     contract billed as agreed equals what billing invoices under it, to the cent."""
     if pattern.variable or not steps or not pattern.priced_per_period:
         return Money(exact_value(pattern, steps, book, price), book.currency).quantize()
-    pieces = (Money(step.quantity * (price or step.unit_price).amount
-                    * period.overlap(step.span) / period.days, book.currency).quantize()
-              for step in steps for period in billing_periods(book.anchor, book.months,
-                                                              step.span))
+    pieces = (Money(step.quantity * (price or step.unit_price).amount * numerator
+                    / denominator, book.currency).quantize()
+              for step in steps for _, numerator, denominator in book.pieces(step.span))
     return sum(pieces, Money.zero(book.currency))
 
 
@@ -144,7 +175,7 @@ def change_value(pattern: RecognitionPattern, new: Sequence[Step], old: Sequence
                      book.currency).quantize()
     end = max(s.span.end for s in (*new, *old))
     delta = Money.zero(book.currency)
-    for period in billing_periods(book.anchor, book.months, Period(on, end)):
+    for period, _, _ in book.pieces(Period(on, end)):
         window = Period(max(period.start, on), min(period.end, end))
         new_part, old_part = _clip(new, window), _clip(old, window)
         if on in period:  # billed already when the change comes: one delta line

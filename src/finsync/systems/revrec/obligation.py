@@ -30,7 +30,7 @@ from decimal import Decimal
 
 from finsync.domain.clock import Period
 from finsync.domain.money import Money, total
-from finsync.systems.revrec.consideration import Step
+from finsync.systems.revrec.consideration import PriceBook, Step
 from finsync.systems.revrec.pattern import RecognitionPattern
 
 
@@ -40,6 +40,7 @@ class ObligationBasis:
 
     pattern: RecognitionPattern
     steps: tuple[Step, ...]
+    book: PriceBook | None = None  # how billing prices the steps (None: stored before it)
 
     @property
     def start(self) -> date:

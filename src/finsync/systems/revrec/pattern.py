@@ -14,7 +14,9 @@ Rules:
   complete on that day, so a schedule always sums to the allocated price.
 - Granularity (ratable obligations and period components): `DAY` (default: every day weighs
   the same), `MONTH` (every calendar month weighs the same; a part month weighs its share of
-  days), `SECOND` (every second weighs the same).
+  days), `SECOND` (every second weighs the same), `INVOICED` (a ratable obligation follows
+  billing's invoice lines, each rounded as billing rounds it, ASC 606-10-55-18; period
+  components are spread by day).
 """
 
 from __future__ import annotations
@@ -44,3 +46,4 @@ class Granularity(StrEnum):
     DAY = "day"
     MONTH = "month"
     SECOND = "second"
+    INVOICED = "invoiced"  # ratable obligations as billing invoices them (`invoiced`)

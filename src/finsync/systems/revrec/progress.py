@@ -2,7 +2,9 @@
 
 Rules:
 - Progress is a `Decimal` in [0, 1] (a reported percent may fall, never below 0 or above 1).
-- Ratable: quantity-weighted elapsed units / all units (unweighted if every quantity is 0).
+- Ratable: quantity-weighted elapsed units / all units (unweighted if every quantity is 0);
+  at granularity `invoiced`, billing's rounded invoice pieces elapsed / all of them
+  (`invoiced`; by day where there are none).
 - Point in time: 0 until the transfer date (the start date) has begun, then 1.
 - Per unit: units delivered before t / units promised, capped at 1.
 - Progress: the latest percent reported before t.
@@ -19,6 +21,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cache
 
 from finsync.domain.money import Money, exponent
+from finsync.systems.revrec.invoiced import invoiced_progress
 from finsync.systems.revrec.obligation import ObligationBasis, ObligationState, Segment
 from finsync.systems.revrec.pattern import Granularity, RecognitionPattern
 from finsync.systems.revrec.timegrid import at_midnight, elapsed, span_units
@@ -46,6 +49,11 @@ def progress(ob: ObligationState, basis: ObligationBasis, granularity: Granulari
 
 
 def _ratable(basis: ObligationBasis, granularity: Granularity, at: datetime) -> Decimal:
+    if granularity is Granularity.INVOICED and basis.book is not None:
+        invoiced = invoiced_progress(basis.steps, basis.book, at)
+        if invoiced is not None:
+            return invoiced
+        granularity = Granularity.DAY
     weighted = any(step.quantity for step in basis.steps)
     done = Decimal(0)
     whole = Decimal(0)

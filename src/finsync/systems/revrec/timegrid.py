@@ -6,8 +6,9 @@ Rules:
   fact dated D lands in the period `[a, b)` with a <= D < b.
 - Periods are half-open `[start, end)` (`finsync.domain.clock.Period`).
 - Months add by calendar, clamped to the month's last day (Jan 31 + 1 month = Feb 28).
-- Billing periods are anchored on the contract start and counted from it (never chained), so
-  they do not drift.
+- Billing periods are laid on the contract's billing anchor (its start unless it names a
+  bill-cycle date) and counted from it in both directions (never chained), so they do not
+  drift: a start before the anchor falls in the period that ends on it (a stub).
 - Elapsed units of a span at an instant: whole days (`DAY`), whole seconds (`SECOND`), or
   the sum over calendar months of (days elapsed in the month / days of the month) (`MONTH`).
 """
@@ -19,6 +20,8 @@ from decimal import Decimal
 from functools import lru_cache
 
 from finsync.domain.clock import Period
+from finsync.domain.proration import add_months as add_months  # billing's calendar too
+from finsync.domain.proration import month_index
 from finsync.systems.revrec.errors import RevenueError
 from finsync.systems.revrec.pattern import Granularity
 
@@ -34,18 +37,6 @@ def at_midnight(day: date) -> datetime:
 def just_after(moment: datetime) -> datetime:
     """The first instant after `moment` at which a fact dated `moment` counts."""
     return moment + timedelta(microseconds=1)
-
-
-def add_months(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    return date(year, month + 1, min(day.day, _month_days(year, month + 1)))
-
-
-def _month_days(year: int, month: int) -> int:
-    first = date(year, month, 1)
-    following = date(year + month // 12, month % 12 + 1, 1)
-    return (following - first).days
 
 
 def month_start(day: date) -> date:
@@ -69,11 +60,10 @@ def month_periods(start: date, end: date) -> tuple[Period, ...]:
 
 @lru_cache(maxsize=4096)
 def billing_periods(anchor: date, months: int, span: Period) -> tuple[Period, ...]:
-    """Billing periods anchored on `anchor` that overlap `span` (cached, immutable)."""
-    if span.start < anchor:
-        raise RevenueError(f"service from {span.start} starts before the contract ({anchor})")
+    """Billing periods laid on `anchor` that overlap `span` (cached, immutable)."""
+    first = month_index(anchor, span.start) // months
     found: list[Period] = []
-    for k in range(PERIODS_MAX):
+    for k in range(first, first + PERIODS_MAX):
         period = Period(add_months(anchor, k * months), add_months(anchor, (k + 1) * months))
         if period.start >= span.end:
             return tuple(found)
@@ -88,7 +78,7 @@ def elapsed(span: Period, at: datetime, granularity: Granularity) -> Decimal:
         delta = at - at_midnight(span.start)
         seconds = delta.days * _SECONDS_PER_DAY + delta.seconds
         return Decimal(min(max(seconds, 0), span.days * _SECONDS_PER_DAY))
-    if granularity is Granularity.DAY:
+    if granularity in (Granularity.DAY, Granularity.INVOICED):  # a component, by day
         return Decimal(_days_elapsed(span, at))
     units = Decimal(0)
     for month in month_periods(span.start, span.end):
