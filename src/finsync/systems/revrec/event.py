@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from finsync.domain.catalog import StandaloneSellingPrice
 from finsync.domain.clock import Period
+from finsync.domain.fingerprint import ADDED_LATER
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.invoice import CreditMemo, Invoice, UsageRecord
 from finsync.domain.money import Money
@@ -57,7 +58,13 @@ class ContractModified:
 @dataclass(frozen=True, slots=True)
 class TransactionPriceChanged:
     """A change after inception (606-10-32-42): `obligation_ids` set means 606-10-32-44
-    (wholly to those obligations); `service_period` narrows it to one distinct period."""
+    (wholly to those obligations); `service_period` narrows it to one distinct period.
+
+    `promised_before`: the id of a 25-13(a) modification (its amendment) when the change is
+    attributable to variable consideration promised before it (606-10-32-45(a)): it goes to
+    the obligations identified before that modification, on their inception SSPs, and only
+    what falls to goods not yet transferred then joins the modification's pool. A change
+    with a part promised before and a part not is two events."""
 
     event_id: str
     effective_date: date
@@ -65,6 +72,7 @@ class TransactionPriceChanged:
     kind: PriceChangeKind
     obligation_ids: frozenset[str] = frozenset()
     service_period: Period | None = None
+    promised_before: str | None = field(default=None, metadata=ADDED_LATER)
 
 
 @dataclass(frozen=True, slots=True)

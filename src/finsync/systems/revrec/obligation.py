@@ -14,8 +14,10 @@ Rules:
   (606-10-32-40): variable consideration, SLA credits, usage. Each is recognised evenly over
   its own span from its effective instant on, added to the main allocation.
 - The allocated price of an obligation is the total of its last segment plus its components.
-- Every change appends a revision (version = number of revisions), naming the event and
-  paragraph that caused it: that is how a revenue line traces back to its amendment.
+- Every change appends a revision (version = the last revision's number plus one), naming
+  the event and paragraph that caused it: that is how a revenue line traces back to its
+  amendment. Numbers only grow: a rebuild numbers what it changed after every version
+  already given out.
 """
 
 from __future__ import annotations
@@ -112,7 +114,9 @@ class ObligationState:
 
     @property
     def version(self) -> int:
-        return len(self.revisions)
+        """The last revision's number: the count of revisions, unless a rebuild numbered
+        its revisions after versions already given out (`order.carry_versions`)."""
+        return self.revisions[-1].version if self.revisions else 0
 
     @property
     def last_day(self) -> date:

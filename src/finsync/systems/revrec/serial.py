@@ -5,7 +5,11 @@ Rules:
   decoded state equals the encoded one (a round-trip test runs over every golden case).
 - Decimal and Money amounts travel as decimal strings, never floats; dates and instants as
   ISO text; enums by value; tuples as lists; frozensets as sorted lists.
-- Only the types a state is made of are supported; anything else is a programmer error.
+- Only the types a state and an event are made of are supported; anything else is a
+  programmer error. A field missing from the stored text takes its default (a state or an
+  event stored before the field existed).
+- An event is stored with its type's name (`dumps_event`/`loads_event`), so the service
+  can replay a contract's events (`revrec_events`).
 - A document field added later (`fingerprint.ADDED_LATER`) is left out while it holds its
   default: a request hashed before the field existed hashes the same today.
 """
@@ -23,6 +27,17 @@ from functools import cache
 from typing import Any, TypeVar
 
 from finsync.domain.fingerprint import added_later
+from finsync.systems.revrec.event import (
+    ContractModified,
+    CreditMemoApplied,
+    InvoiceRecorded,
+    ProgressReported,
+    RefundRecorded,
+    RevenueEvent,
+    TransactionPriceChanged,
+    UnitsDelivered,
+    UsageRecorded,
+)
 from finsync.systems.revrec.state import RevenueContractState
 
 T = TypeVar("T")
@@ -71,8 +86,15 @@ def decode(tp: Any, data: Json) -> Any:
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = _hints(tp)
         return tp(**{f.name: decode(hints[f.name], data[f.name])
-                     for f in dataclasses.fields(tp) if f.init})
+                     for f in dataclasses.fields(tp) if f.init and (
+                         f.name in data or not _has_default(f))})
     return _scalar(tp, data)
+
+
+def _has_default(f: dataclasses.Field[Any]) -> bool:
+    """A field written before it existed (or left out at its default) reads as its default."""
+    return (f.default is not dataclasses.MISSING
+            or f.default_factory is not dataclasses.MISSING)
 
 
 def _scalar(tp: Any, data: Json) -> Any:
@@ -98,3 +120,19 @@ def dumps_state(state: RevenueContractState) -> str:
 def loads_state(text: str) -> RevenueContractState:
     state: RevenueContractState = decode(RevenueContractState, json.loads(text))
     return state
+
+
+EVENT_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in (
+    ContractModified, TransactionPriceChanged, InvoiceRecorded, CreditMemoApplied,
+    RefundRecorded, UsageRecorded, UnitsDelivered, ProgressReported)}
+
+
+def dumps_event(event: RevenueEvent) -> tuple[str, str]:
+    """(type name, JSON) of an event, as `revrec_events` keeps it."""
+    return type(event).__name__, json.dumps(encode(event), separators=(",", ":"),
+                                           sort_keys=True)
+
+
+def loads_event(type_name: str, text: str) -> RevenueEvent:
+    event: RevenueEvent = decode(EVENT_TYPES[type_name], json.loads(text))
+    return event
