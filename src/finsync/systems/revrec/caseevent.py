@@ -7,7 +7,8 @@ Rules:
 - `modification`: `obligations` is the whole contract after the change (a line left out is
   removed); optional `end` (new contract end), `reason`, `standalone_selling_prices` (in
   force from the date) and `facts`; without `facts` they are derived (`facts.derive_facts`).
-- `price_change`: signed `amount`, `kind`, optional `obligations` (606-10-32-44) and `period`.
+- `price_change`: signed `amount`, `kind`, optional `obligations` (606-10-32-44), `period`
+  and `promised_before` (an earlier modification event's id: 606-10-32-45(a)).
 - `invoice` and `credit_memo`: `lines` of (obligation, amount, optional from/to: default the
   obligation's service period); a credit memo has a `reason`, an optional `treatment` and the
   `invoice` it credits (a `document` id of an earlier invoice). Documents are numbered by
@@ -49,7 +50,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "delivery": ("obligation", "quantity"),
     "progress": ("obligation", "percent_complete"),
     "modification": ("obligations", "end", "reason", "standalone_selling_prices", "facts"),
-    "price_change": ("amount", "kind", "obligations", "period"),
+    "price_change": ("amount", "kind", "obligations", "period", "promised_before"),
     "invoice": ("document", "lines"),
     "credit_memo": ("document", "invoice", "reason", "treatment", "lines"),
     "usage": ("obligation", "quantity"),
@@ -72,6 +73,7 @@ class EventReader:
         self.case, self.contract = case, booked
         self.invoices: set[str] = set()
         self.event_ids: set[str] = set()
+        self.modifications: dict[str, str] = {}  # event id -> amendment id
 
     def read(self, node: Node) -> RevenueEvent | PendingModification:
         kind = node.field("type").choice(EVENT_TYPES)
@@ -118,6 +120,7 @@ class EventReader:
             f"amd_{event_id}", new.id, new.version, on,
             "case" if reason is None else reason.text(), (), new))
         self.contract = new
+        self.modifications[event_id] = amendment.id
         facts = node.opt("facts")
         return PendingModification(event_id, amendment, before,
                                    None if facts is None else self._facts(facts))
@@ -140,7 +143,17 @@ class EventReader:
             start, end = period.field("from").day(), period.field("to").day()
             span = built(period.path, lambda: Period(start, end))
         return TransactionPriceChanged(event_id, on, self.case.money(node.field("amount")),
-                                       kind, named, span)
+                                       kind, named, span, self._promised_before(node))
+
+    def _promised_before(self, node: Node) -> str | None:
+        """606-10-32-45(a): the id of an earlier modification event of the file."""
+        named = node.opt("promised_before")
+        if named is None:
+            return None
+        amendment_id = self.modifications.get(named.text())
+        if amendment_id is None:
+            raise named.fail(f"names no earlier modification event: {named.text()!r}")
+        return amendment_id
 
     def _document_lines(self, node: Node) -> tuple[DocumentLine, ...]:
         items = node.field("lines").items()

@@ -40,7 +40,7 @@ from finsync.systems.revrec.event import (
     UsageRecorded,
 )
 from finsync.systems.revrec.obligation import ObligationState, PeriodComponent
-from finsync.systems.revrec.order import canonical, carry_versions
+from finsync.systems.revrec.order import carry_versions, keyed, modification_floor
 from finsync.systems.revrec.pattern import RecognitionPattern
 from finsync.systems.revrec.price_change import (
     apply_credit_memo,
@@ -89,7 +89,7 @@ def replay_from(baseline: RevenueContractState,
                 events: Iterable[RevenueEvent]) -> RevenueContractState:
     """The baseline with `events` applied in canonical order (ids it has already: no-ops)."""
     state = baseline
-    for event in canonical(events):
+    for _, event in sorted(keyed(events, modification_floor(baseline)), key=lambda p: p[0]):
         state = apply_event(state, event)
     return state
 
