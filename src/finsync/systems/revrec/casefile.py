@@ -4,8 +4,9 @@ docs/revrec/case.schema.json.
 
 Rules:
 - A case holds `contract`, `obligations`, optional `standalone_selling_prices`, `terms`,
-  `variable_consideration`, dated `events` (applied in canonical order, `order`) and, for golden tests,
-  `expect`; `format` (if given) is `finsync-revenue-case/1`; `title` and `notes` are prose.
+  `variable_consideration`, dated `events` (applied in canonical order, `order`) and, for
+  golden tests, `expect`; `format` (if given) is `finsync-revenue-case/1`; `title` and
+  `notes` are prose.
 - Every problem is a `CaseFileError` naming the field path (`events[2].facts.
   added_goods_distinct: required`); an engine refusal while replaying names its event.
 - Patterns (per product) and SSPs (one effective-dated timeline per product) are gathered
@@ -27,10 +28,10 @@ from finsync.systems.revrec.casecontract import CaseContract, read_header
 from finsync.systems.revrec.caseevent import EventReader, PendingModification
 from finsync.systems.revrec.casereader import CaseFileError, Node, built, opt_items, opt_strings
 from finsync.systems.revrec.engine import apply_event, book_contract
-from finsync.systems.revrec.order import keyed
 from finsync.systems.revrec.errors import RevenueError
 from finsync.systems.revrec.event import ContractBooked, ContractModified, RevenueEvent
 from finsync.systems.revrec.facts import derive_facts
+from finsync.systems.revrec.order import keyed
 from finsync.systems.revrec.pattern import Granularity
 from finsync.systems.revrec.state import RevenueContractState
 from finsync.systems.revrec.terms import CONCESSION_REASONS, RecognitionTerms

@@ -19,8 +19,8 @@ from enum import StrEnum
 
 from finsync.domain.catalog import StandaloneSellingPrice
 from finsync.domain.clock import Period
-from finsync.domain.fingerprint import ADDED_LATER
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
+from finsync.domain.fingerprint import ADDED_LATER
 from finsync.domain.invoice import CreditMemo, Invoice, UsageRecord
 from finsync.domain.money import Money
 from finsync.domain.payment import Refund

@@ -9,7 +9,7 @@ Rules (ASC 606 Example 6, 606-10-55-135 to 55-140, is the worked case):
   inception SSPs (`RevenueContractState.inception_allocation`; wholly to the named ones when
   `obligation_ids` is set, 32-44).
 - Of each obligation's share, the part for what it had transferred by the modification date
-  (share × its measure of progress then, rounded once) is recognised on the change's date
+  (share x its measure of progress then, rounded once) is recognised on the change's date
   (Example 6: "revenue of $20 for Product X in the period in which the change ... occurs").
   The rest is what the modification's pool would have held had the estimate been known
   then, so it goes to the obligations of that pool by the SSPs it was allocated with on the
