@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -33,6 +34,7 @@ from finsync.systems.revrec import (
     schedules,
 )
 from finsync.systems.revrec.balance import balances
+from finsync.systems.revrec.casefile import load_case
 from finsync.systems.revrec.engine import rebuild
 from finsync.systems.revrec.errors import RevenueError
 from finsync.systems.revrec.order import (
@@ -45,6 +47,7 @@ from finsync.systems.revrec.order import (
 )
 from finsync.systems.revrec.schedule import TracedLine
 from tests.unit.revrec.builders import START, booked, line, modified, ssp, usd
+from tests.unit.revrec.casecheck import CASES
 
 ACCOUNTS = {"deferred_revenue": "2400", "revenue": "4000", "contract_asset": "1250",
             "unbilled_receivable": "1260"}
@@ -335,3 +338,15 @@ def test_promised_before_splits_on_inception_ssps_and_the_pool() -> None:
     assert shares["ln_a"] + shares["ln_s"] + shares["ln_h"] == Decimal("400.00")
     assert shares["ln_s"] - Decimal("49.59") + shares["ln_h"] - Decimal("148.77") + shares[
         "ln_a"] == pooled
+
+
+def test_a_change_not_promised_before_goes_to_the_modified_contract_only() -> None:
+    """Example 6 with the 40 not attributable to consideration promised before the
+    modification (606-10-32-45(b)): the obligations unsatisfied immediately after it, Y and
+    Z, by their SSPs then (600 : 600): 20 each; X, transferred before, takes none."""
+    case = load_case((CASES / "order_example6_promised_before.json").read_text())
+    events = [replace(e.event, promised_before=None)
+              if isinstance(e.event, TransactionPriceChanged) else e.event for e in case.events]
+    state = replay(case.booked, events)
+    assert {ob.obligation_id: ob.allocated_price for ob in state.obligations} == {
+        "ln_x": usd("600.00"), "ln_y": usd("470.00"), "ln_z": usd("470.00")}

@@ -10,7 +10,7 @@ Rules:
 - A change attributable to variable consideration promised before a 25-13(a) modification
   (`promised_before`) is allocated by `reestimate` (606-10-32-45(a)); any other change after
   a modification goes to the modified contract's obligations by the SSPs they were last
-  allocated with (32-45(b)).
+  allocated with, and only those not yet satisfied immediately after it (32-45(b)).
 - Already-satisfied parts are caught up on the effective date: the obligation's segment in
   force gets the new total from that instant on (606-10-32-43: "recognised as revenue, or as
   a reduction of revenue, in the period in which the transaction price changes").
@@ -57,7 +57,7 @@ from finsync.systems.revrec.event import (
     TransactionPriceChanged,
 )
 from finsync.systems.revrec.obligation import ObligationState, PeriodComponent
-from finsync.systems.revrec.reestimate import apply_promised_before
+from finsync.systems.revrec.reestimate import apply_promised_before, modified_contract
 from finsync.systems.revrec.state import Billing, RevenueContractState
 from finsync.systems.revrec.timegrid import at_midnight
 
@@ -88,8 +88,9 @@ def _spread(state: RevenueContractState, event_id: str, amount: Money, on: date,
         chosen = [state.obligation(i) for i in sorted(targets)]
         cause = "606-10-32-44"
     else:
-        chosen = [ob for ob in state.obligations
-                  if ob.group == state.contract.id and not ob.pattern.variable]
+        chosen = modified_contract(state, [ob for ob in state.obligations
+                                           if ob.group == state.contract.id
+                                           and not ob.pattern.variable])
         cause = "606-10-32-43"
     weights = [ob.standalone_selling_price.amount for ob in chosen]
     if len(chosen) == 1:

@@ -17,6 +17,10 @@ Rules (ASC 606 Example 6, 606-10-55-135 to 55-140, is the worked case):
   base and total move by the part recognised at once, total also by its pool share).
   An obligation the modification caught up (25-13(b), in a 25-13(c) mix) or that was
   complete then keeps its whole share, caught up on its own measure.
+- Any other change after a 25-13 modification (32-45(b)) goes to the obligations of the
+  modified contract: those not yet satisfied immediately after the latest such modification
+  (`modified_contract`), by the SSPs they were last allocated with; an obligation that was
+  complete then takes none. When none is left unsatisfied, all of them take it (settled).
 - Refused (a typed error naming `promised_before`): a modification the state does not
   hold, one not accounted for under 25-13(a)/(c) (32-45(a) does not apply), a change
   dated before it, a distinct period (`service_period`), and a contract with another
@@ -65,6 +69,18 @@ def apply_promised_before(state: RevenueContractState,
                for ob in state.obligations
                if ob.obligation_id in now or ob.obligation_id in spread]
     return state.with_obligations(tuple(changed)).applied(event.event_id)
+
+
+def modified_contract(state: RevenueContractState,
+                      chosen: Sequence[ObligationState]) -> list[ObligationState]:
+    """Of `chosen`, the obligations of the modified contract (606-10-32-45(b))."""
+    latest = [d for d in state.decisions if d.treatment in _REALLOCATING]
+    if not latest:
+        return list(chosen)
+    at = at_midnight(latest[-1].effective_date)
+    open_then = [ob for ob in chosen
+                 if progress(ob, segment_in_force(ob, at).basis, state.granularity, at) < 1]
+    return open_then or list(chosen)
 
 
 def _modification(state: RevenueContractState,
