@@ -141,12 +141,9 @@ def finance_for(engine: Engine) -> Iterator[Any]:
 
 ORDER_PARAMS = [
     pytest.param((), id="base"),
-    pytest.param((sla_credit,), id="chapters", marks=pytest.mark.xfail(strict=True, reason=(
-        "revenue engine (issue 16, found here): a credit memo of 3 November that reaches it "
-        "before the renewal of 1 November (shuffled delivery; the poller delivers in "
-        "Stripe's order) is a concession on the October-only contract, and the renewal, "
-        "applied later from its own earlier date, re-allocates the list price and drops it: "
-        "contract asset 19.80 EUR instead of revenue 178.20. In order it is right."))),
+    # a credit memo of 3 November reaching the revenue engine before the renewal of
+    # 1 November (shuffled delivery) rebuilds the contract in canonical order (issue 16)
+    pytest.param((sla_credit,), id="chapters"),
 ]
 
 

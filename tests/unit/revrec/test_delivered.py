@@ -181,12 +181,20 @@ def test_a_rounding_step_that_does_not_divide_100_is_refused_naming_the_field() 
 @pytest.mark.parametrize(("fields", "problem"), [
     ({"costs_incurred": "800000.00"}, "an overrun is a new estimate"),
     ({"uninstalled_materials": "500000.00"}, "must lie between 0 and the costs incurred"),
-    ({"date": "2025-12-30"}, "cost reports come in date order"),
 ])
 def test_costs_that_cannot_be_a_measure_are_refused(fields: dict[str, str],
                                                     problem: str) -> None:
     message = _refusal(_with_event(COSTS, 1, **fields))
     assert message.startswith("events[1]: measure_error") and problem in message
+
+
+def test_cost_reports_listed_out_of_date_order_are_applied_in_date_order() -> None:
+    """The engine applies events in canonical order (engine.md, "Order of events"): a file
+    listing a later report first gives the schedule of the file in date order."""
+    doc = copy.deepcopy(COSTS)
+    reversed_doc = copy.deepcopy(COSTS)
+    reversed_doc["events"] = list(reversed(reversed_doc["events"]))
+    assert _months(reversed_doc, "ln_build") == _months(doc, "ln_build")
 
 
 def test_uninstalled_materials_may_not_fall() -> None:

@@ -1,6 +1,7 @@
-"""Stripe's `billing_cycle_anchor` as the contract's billing anchor, and Stripe's proration
-by the second (docs.stripe.com/billing/subscriptions/billing-cycle: "a monthly subscription
-created on May 15 with an anchor at June 1 is billed on May 15, then always on the 1st")."""
+"""Stripe's `billing_cycle_anchor` as the contract's billing anchor
+(docs.stripe.com/billing/subscriptions/billing-cycle: "a monthly subscription created on May
+15 with an anchor at June 1 is billed on May 15, then always on the 1st"). Stripe prorates by
+the second; on the contract's whole days that is the by-day share, the default convention."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def test_billing_cycle_anchor_after_the_start_is_the_contracts_billing_anchor() 
     contract = created(_anchored(JUNE_1))
     assert (contract.start_date, contract.end_date) == (date(2026, 5, 15), date(2026, 6, 1))
     assert contract.billing_anchor == date(2026, 6, 1)
-    assert contract.proration is ProrationConvention.BY_SECOND
+    assert contract.proration is ProrationConvention.BY_DAY
     # The stub Stripe invoices first: 50 x 20.00 x 17/31 = 548.387... -> 548.39.
     ssp = StandaloneSellingPrice("seat", Money.of("20.00", "USD"), date(2000, 1, 1))
     state = book_contract(ContractBooked("evt_book", contract, (ssp,), RecognitionTerms()))

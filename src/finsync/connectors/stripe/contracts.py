@@ -9,10 +9,13 @@ Rules:
   `_term_end`); its frequency is its items' one interval (items at two intervals, or an
   interval finsync has no frequency for, are `unsupported_interval`).
 - Billing cycles are laid on `billing_cycle_anchor` (a Unix timestamp; its UTC day is the
-  contract's billing anchor, spelled None when it is the start day), and Stripe prorates by
-  the second (docs.stripe.com/billing/subscriptions/prorations), so a subscription's
-  contract says `proration: by_second`: on dates that is the by-day share, and a start before
-  the anchor is the prorated stub Stripe invoices first.
+  contract's billing anchor, spelled None when it is the start day); a start before the
+  anchor is the prorated stub Stripe invoices first.
+- Stripe prorates by the second (docs.stripe.com/billing/subscriptions/prorations), but the
+  contract's dates are UTC days and its amendments carry no instant, and on whole days the
+  by-second share is the by-day one: the contract keeps the default convention (`by_day`),
+  so a subscription event mapped before conventions existed maps again to the same body
+  (replay and redelivery stay byte-identical; tests/integration/test_legacy_database.py).
 """
 
 from __future__ import annotations
@@ -60,7 +63,6 @@ from finsync.domain.events import (
 )
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
-from finsync.domain.proration import ProrationConvention
 
 # -- customers ------------------------------------------------------------------------------
 
@@ -142,7 +144,7 @@ def contract(sub: Obj, settings: SourceSettings, version: int) -> SubscriptionCo
     return built(path, lambda: SubscriptionContract(
         sub_id, ref(sub, "customer", path),
         settings.legal_entity, currency, start, end, frequencies.pop(), lines, version,
-        refs(sub_id), anchor, ProrationConvention.BY_SECOND))
+        refs(sub_id), anchor))
 
 
 def _billing_anchor(sub: Obj, path: str) -> date | None:

@@ -19,6 +19,9 @@ Rules (the treatment comes from `modification.decide`):
   in cumulative revenue is recognised on the modification date.
 - Mixed (25-13(c)): catch-up for the obligations named not distinct, prospective for the rest.
 - Ratable measures keep their history: units before the modification date stay as they were.
+- What has been recognised by the modification date counts the changes of that date applied
+  before it (a same-day price change, `order`): their catch-up is revenue of the day, not
+  part of the pool, and the decision's catch-up is the modification's alone.
 - Line changes are measured against what the revenue contract holds: a line with no
   performance obligation (added after its service had ended) carries no consideration, so
   once changed it is an added line, measured from nothing, and gets its own obligation.
@@ -289,7 +292,8 @@ def _settled(state: RevenueContractState, event: ContractModified, plans: list[_
              if ob.obligation_id not in skip and not ob.pattern.variable
              and (ob.line_id in changed or not plans)]
     plans = [*plans, *(_Plan(ob, ob.current.basis, ob.stated_price,
-                             recognised_main(ob, state.granularity, at), gone=True)
+                             recognised_main(ob, state.granularity, at, through=True),
+                             gone=True)
                        for ob in extra)]
     one = Money.of(1, state.currency)
     return plans, [AllocationInput(p.ob.obligation_id, one) for p in plans]
@@ -297,7 +301,8 @@ def _settled(state: RevenueContractState, event: ContractModified, plans: list[_
 
 def _plan(state: RevenueContractState, ob: ObligationState, change: LineChange | None,
           new_lines: dict[str, tuple[Step, ...]], event: ContractModified) -> _Plan:
-    base = recognised_main(ob, state.granularity, at_midnight(event.amendment.effective_date))
+    base = recognised_main(ob, state.granularity, at_midnight(event.amendment.effective_date),
+                           through=True)
     if change is None or change.kind is LineChangeKind.UNCHANGED:
         return _Plan(ob, ob.current.basis, ob.stated_price, base, gone=False)
     if ob.obligation_id != ob.line_id or change.kind is LineChangeKind.REMOVED:
@@ -330,7 +335,8 @@ def _catch_up(state: RevenueContractState, changed: Sequence[ObligationState],
     for ob in changed:
         if ob.obligation_id not in known:
             continue
-        before = recognised(state.obligation(ob.obligation_id), state.granularity, at)
+        before = recognised(state.obligation(ob.obligation_id), state.granularity, at,
+                            through=True)
         after = recognised(ob, state.granularity, just_after(at))
         found.append((ob.obligation_id, after - before))
     return tuple(found)

@@ -14,7 +14,8 @@ Rules:
 - `modification`: `obligations` is the whole contract after the change (a line left out is
   removed); optional `end` (new contract end), `reason`, `standalone_selling_prices` (in
   force from the date) and `facts`; without `facts` they are derived (`facts.derive_facts`).
-- `price_change`: signed `amount`, `kind`, optional `obligations` (606-10-32-44) and `period`.
+- `price_change`: signed `amount`, `kind`, optional `obligations` (606-10-32-44), `period`
+  and `promised_before` (an earlier modification event's id: 606-10-32-45(a)).
 - `invoice` and `credit_memo`: `lines` of (obligation, amount, optional from/to: default the
   obligation's service period); a credit memo has a `reason`, an optional `treatment` and the
   `invoice` it credits (a `document` id of an earlier invoice). Documents are numbered by
@@ -65,7 +66,8 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "progress": ("obligation", "percent_complete", "costs_incurred", "total_expected_costs",
                  "uninstalled_materials"),
     "modification": ("obligations", "end", "reason", "standalone_selling_prices", "facts"),
-    "price_change": ("amount", "kind", "obligations", "period", "delivered"),
+    "price_change": ("amount", "kind", "obligations", "period", "delivered",
+                     "promised_before"),
     "invoice": ("document", "lines"),
     "credit_memo": ("document", "invoice", "reason", "treatment", "lines"),
     "usage": ("obligation", "quantity"),
@@ -97,6 +99,7 @@ class EventReader:
         self.invoices: set[str] = set()
         self.event_ids: set[str] = set()
         self.deliveries: dict[str, str] = {}  # delivery event id -> its obligation
+        self.modifications: dict[str, str] = {}  # event id -> amendment id
 
     def read(self, node: Node) -> RevenueEvent | PendingModification:
         kind = node.field("type").choice(EVENT_TYPES)
@@ -150,6 +153,7 @@ class EventReader:
             f"amd_{event_id}", new.id, new.version, on,
             "case" if reason is None else reason.text(), (), new))
         self.contract = new
+        self.modifications[event_id] = amendment.id
         facts = node.opt("facts")
         return PendingModification(event_id, amendment, before,
                                    None if facts is None else self._facts(facts))
@@ -218,7 +222,18 @@ class EventReader:
             start, end = period.field("from").day(), period.field("to").day()
             span = built(period.path, lambda: Period(start, end))
         part = None if delivered is None else self._delivered(delivered, amount, *named)
-        return TransactionPriceChanged(event_id, on, amount, kind, named, span, part)
+        return TransactionPriceChanged(event_id, on, amount, kind, named, span, part,
+                                       self._promised_before(node))
+
+    def _promised_before(self, node: Node) -> str | None:
+        """606-10-32-45(a): the id of an earlier modification event of the file."""
+        named = node.opt("promised_before")
+        if named is None:
+            return None
+        amendment_id = self.modifications.get(named.text())
+        if amendment_id is None:
+            raise named.fail(f"names no earlier modification event: {named.text()!r}")
+        return amendment_id
 
     def _document_lines(self, node: Node) -> tuple[DocumentLine, ...]:
         items = node.field("lines").items()

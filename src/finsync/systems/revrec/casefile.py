@@ -5,8 +5,8 @@ docs/revrec/case.schema.json.
 Rules:
 - A case holds `contract`, `obligations`, optional `standalone_selling_prices`, `terms`,
   `variable_consideration`, customer `options` (`caseoption`), dated `events` (applied in
-  order) and, for golden tests, `expect`; `format` (if given) is `finsync-revenue-case/1`;
-  `title` and `notes` are prose.
+  canonical order, `order`) and, for golden tests, `expect`; `format` (if given) is
+  `finsync-revenue-case/1`; `title` and `notes` are prose.
 - Every problem is a `CaseFileError` naming the field path (`events[2].facts.
   added_goods_distinct: required`); an engine refusal while replaying names its event.
 - Patterns (per product) and SSPs (one effective-dated timeline per product) are gathered
@@ -32,6 +32,7 @@ from finsync.systems.revrec.engine import apply_event, book_contract
 from finsync.systems.revrec.errors import RevenueError
 from finsync.systems.revrec.event import ContractBooked, ContractModified, RevenueEvent
 from finsync.systems.revrec.facts import derive_facts
+from finsync.systems.revrec.order import keyed
 from finsync.systems.revrec.pattern import Granularity
 from finsync.systems.revrec.state import RevenueContractState
 from finsync.systems.revrec.terms import CONCESSION_REASONS, RecognitionTerms
@@ -64,12 +65,15 @@ class RevenueCase:
         return replace(self, booked=replace(self.booked, terms=terms))
 
     def state(self) -> RevenueContractState:
-        """Book the contract and apply every event; a refusal names the event's path."""
+        """Book the contract and apply every event in canonical order (`order`: the file's
+        order does not matter); a refusal names the event's path."""
         try:
             state = book_contract(self.booked)
         except RevenueError as exc:
             raise CaseFileError("obligations", f"{exc.code}: {exc}") from exc
-        for item in self.events:
+        keys = dict(zip((id(e) for e in self.events), keyed(e.event for e in self.events),
+                        strict=True))
+        for item in sorted(self.events, key=lambda e: keys[id(e)][0]):
             try:
                 state = apply_event(state, item.event)
             except RevenueError as exc:

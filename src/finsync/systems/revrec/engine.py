@@ -5,7 +5,10 @@ Rules:
   event and returns the new state. Both are pure: no clock, no I/O, no randomness.
 - An event whose id the state has already applied returns the very same state object, so a
   redelivered event is harmless (the storage layer can also compare identity).
-- Events of one contract are applied in the order the hub's sequencer gives them.
+- The result for a set of events is defined by the canonical order (`order`): `replay` and
+  `rebuild` apply events in it whatever order they are given in; `apply_event` applies one
+  event to the state as it stands, which is that result when the event sorts after every
+  event applied so far (the service rebuilds otherwise).
 - Usage is priced at the usage line's unit price in force on the day it occurred and must
   fall within that line's service period.
 - Facts (units delivered, percent complete, costs incurred) revise the obligation they
@@ -47,6 +50,7 @@ from finsync.systems.revrec.event import (
 from finsync.systems.revrec.material_right import apply_option_exercised, apply_option_lapsed
 from finsync.systems.revrec.measure import report_costs, report_progress
 from finsync.systems.revrec.obligation import ObligationState, PeriodComponent
+from finsync.systems.revrec.order import carry_versions, keyed, modification_floor
 from finsync.systems.revrec.pattern import RecognitionPattern
 from finsync.systems.revrec.price_change import (
     apply_credit_memo,
@@ -57,7 +61,7 @@ from finsync.systems.revrec.price_change import (
 from finsync.systems.revrec.state import RevenueContractState
 from finsync.systems.revrec.timegrid import at_midnight
 
-__all__ = ["apply_event", "book_contract", "replay"]
+__all__ = ["apply_event", "book_contract", "rebuild", "replay", "replay_from"]
 
 HISTORY_MAX = 1_000_000  # events per revenue contract; a bound, not a target
 
@@ -97,11 +101,25 @@ def apply_event(state: RevenueContractState, event: RevenueEvent) -> RevenueCont
 
 
 def replay(booked: ContractBooked, events: Iterable[RevenueEvent]) -> RevenueContractState:
-    """The state after `booked` and then `events`, in order."""
-    state = book_contract(booked)
-    for event in events:
+    """The state after `booked` and then `events`, in canonical order."""
+    return replay_from(book_contract(booked), events)
+
+
+def replay_from(baseline: RevenueContractState,
+                events: Iterable[RevenueEvent]) -> RevenueContractState:
+    """The baseline with `events` applied in canonical order (ids it has already: no-ops)."""
+    state = baseline
+    for _, event in sorted(keyed(events, modification_floor(baseline)), key=lambda p: p[0]):
         state = apply_event(state, event)
     return state
+
+
+def rebuild(baseline: RevenueContractState, events: Iterable[RevenueEvent],
+            previous: RevenueContractState, cause: RevenueEvent) -> RevenueContractState:
+    """The contract rebuilt from `baseline` over `events` (`cause`, the back-dated event that
+    made the rebuild necessary, among them), its schedule versions carried on from
+    `previous` (`order.carry_versions`)."""
+    return carry_versions(previous, replay_from(baseline, events), cause)
 
 
 def _invoice(state: RevenueContractState, event: InvoiceRecorded) -> RevenueContractState:

@@ -66,7 +66,13 @@ class TransactionPriceChanged:
     """A change after inception (606-10-32-42): `obligation_ids` set means 606-10-32-44
     (wholly to those obligations); `service_period` narrows it to one distinct period;
     `delivered` (one obligation named) is the part of `amount` that relates to what that
-    obligation has already delivered (`concession`)."""
+    obligation has already delivered (`concession`).
+
+    `promised_before`: the id of a 25-13(a) modification (its amendment) when the change is
+    attributable to variable consideration promised before it (606-10-32-45(a)): it goes to
+    the obligations identified before that modification, on their inception SSPs, and only
+    what falls to goods not yet transferred then joins the modification's pool. A change
+    with a part promised before and a part not is two events."""
 
     event_id: str
     effective_date: date
@@ -77,6 +83,7 @@ class TransactionPriceChanged:
     # Added later: left out of a request's digest while None, so a receipt stored before
     # the field existed still matches its request (`serial`, `fingerprint.ADDED_LATER`).
     delivered: DeliveredPart | None = field(default=None, metadata=ADDED_LATER)
+    promised_before: str | None = field(default=None, metadata=ADDED_LATER)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,10 @@ Rules:
   of one day (`concession`, `measure`).
 - Cost reports keep the inputs of a measure of progress from costs (`measure`).
 - The allocated price of an obligation is the total of its last segment plus its components.
-- Every change appends a revision (version = number of revisions), naming the event and
-  paragraph that caused it: that is how a revenue line traces back to its amendment.
+- Every change appends a revision (version = the last revision's number plus one), naming
+  the event and paragraph that caused it: that is how a revenue line traces back to its
+  amendment. Numbers only grow: a rebuild numbers what it changed after every version
+  already given out.
 """
 
 from __future__ import annotations
@@ -130,7 +132,9 @@ class ObligationState:
 
     @property
     def version(self) -> int:
-        return len(self.revisions)
+        """The last revision's number: the count of revisions, unless a rebuild numbered
+        its revisions after versions already given out (`order.carry_versions`)."""
+        return self.revisions[-1].version if self.revisions else 0
 
     @property
     def last_day(self) -> date:

@@ -7,6 +7,10 @@ Rules:
   obligations of the contract's own allocation group (not usage, not separate contracts).
 - When the change relates wholly to some obligations (606-10-32-44, criteria of 32-40) it is
   allocated to those only; to one distinct period of a series when a service period is named.
+- A change attributable to variable consideration promised before a 25-13(a) modification
+  (`promised_before`) is allocated by `reestimate` (606-10-32-45(a)); any other change after
+  a modification goes to the modified contract's obligations by the SSPs they were last
+  allocated with, and only those not yet satisfied immediately after it (32-45(b)).
 - Already-satisfied parts are caught up on the effective date: the obligation's segment in
   force gets the new total from that instant on (606-10-32-43: "recognised as revenue, or as
   a reduction of revenue, in the period in which the transaction price changes").
@@ -56,6 +60,7 @@ from finsync.systems.revrec.event import (
     TransactionPriceChanged,
 )
 from finsync.systems.revrec.obligation import ObligationState, PeriodComponent
+from finsync.systems.revrec.reestimate import apply_promised_before, modified_contract
 from finsync.systems.revrec.state import Billing, RevenueContractState
 from finsync.systems.revrec.timegrid import at_midnight
 
@@ -65,6 +70,8 @@ WRITE_OFF_REASONS: frozenset[str] = frozenset({WRITE_OFF})
 def apply_price_change(state: RevenueContractState,
                        event: TransactionPriceChanged) -> RevenueContractState:
     _same_currency(state, event.amount)
+    if event.promised_before is not None:  # after a 25-13(a) modification: 32-45(a)
+        return apply_promised_before(state, event)
     if event.service_period is not None:
         if len(event.obligation_ids) != 1:
             raise AllocationError("a change for one distinct period names exactly one "
@@ -84,8 +91,9 @@ def _spread(state: RevenueContractState, event_id: str, amount: Money, on: date,
         chosen = [state.obligation(i) for i in sorted(targets)]
         cause = "606-10-32-44"
     else:
-        chosen = [ob for ob in state.obligations
-                  if ob.group == state.contract.id and not ob.pattern.variable]
+        chosen = modified_contract(state, [ob for ob in state.obligations
+                                           if ob.group == state.contract.id
+                                           and not ob.pattern.variable])
         cause = "606-10-32-43"
     weights = [ob.standalone_selling_price.amount for ob in chosen]
     if len(chosen) == 1:

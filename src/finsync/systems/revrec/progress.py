@@ -10,6 +10,10 @@ Rules:
 - Progress: the latest percent reported before t.
 - Per unit and progress: 1 once the last service day has begun (forecast completion).
 - Usage: the main allocation is zero; usage lives in period components.
+- At an instant, a change that takes effect at that very instant is not yet in force
+  (`through=False`); a modification measures what has been recognised by its date with the
+  changes of that date that precede it in canonical order (`through=True`, `order`), so a
+  same-day price change's catch-up is revenue, not part of the modification's pool.
 - Cumulative revenue is exact (unrounded); `recognised` rounds it half-even to minor units,
   which is the only rounding a schedule uses (cumulative rounding).
 """
@@ -64,15 +68,19 @@ def _ratable(basis: ObligationBasis, granularity: Granularity, at: datetime) -> 
     return done / whole
 
 
-def segment_in_force(ob: ObligationState, at: datetime) -> Segment:
+def segment_in_force(ob: ObligationState, at: datetime, through: bool = False) -> Segment:
+    """The segment in force at `at`; `through`: counting one that takes effect at `at`
+    (a change dated the day a modification measures what has been recognised)."""
     for segment in reversed(ob.segments):
-        if segment.effective is None or segment.effective < at:
+        if segment.effective is None or segment.effective < at or (
+                through and segment.effective == at):
             return segment
     return ob.segments[0]
 
 
-def main_cumulative(ob: ObligationState, granularity: Granularity, at: datetime) -> Decimal:
-    segment = segment_in_force(ob, at)
+def main_cumulative(ob: ObligationState, granularity: Granularity, at: datetime,
+                    through: bool = False) -> Decimal:
+    segment = segment_in_force(ob, at, through)
     done = progress(ob, segment.basis, granularity, at)
     if segment.anchor is None or segment.base is None:
         return segment.total.amount * done
@@ -84,10 +92,11 @@ def main_cumulative(ob: ObligationState, granularity: Granularity, at: datetime)
 
 
 def components_cumulative(ob: ObligationState, granularity: Granularity,
-                          at: datetime) -> Decimal:
+                          at: datetime, through: bool = False) -> Decimal:
     amount = Decimal(0)
     for component in ob.components:
-        if component.effective is not None and component.effective >= at:
+        effective = component.effective
+        if effective is not None and (effective > at or (effective == at and not through)):
             continue
         share = elapsed(component.span, at, granularity) / span_units(component.span,
                                                                         granularity)
@@ -95,15 +104,20 @@ def components_cumulative(ob: ObligationState, granularity: Granularity,
     return amount
 
 
-def cumulative(ob: ObligationState, granularity: Granularity, at: datetime) -> Decimal:
-    return main_cumulative(ob, granularity, at) + components_cumulative(ob, granularity, at)
+def cumulative(ob: ObligationState, granularity: Granularity, at: datetime,
+               through: bool = False) -> Decimal:
+    return (main_cumulative(ob, granularity, at, through)
+            + components_cumulative(ob, granularity, at, through))
 
 
-def recognised(ob: ObligationState, granularity: Granularity, at: datetime) -> Money:
+def recognised(ob: ObligationState, granularity: Granularity, at: datetime,
+               through: bool = False) -> Money:
     """Revenue recognised for `[start, at)`, rounded: round(cumulative), half-even to minor
-    units (what `Money.quantize` does, without building the unrounded Money first)."""
+    units (what `Money.quantize` does, without building the unrounded Money first).
+    `through`: with the changes that take effect at `at` (their catch-up) counted."""
     currency = ob.currency
-    amount = cumulative(ob, granularity, at).quantize(_quantum(currency), ROUND_HALF_EVEN)
+    amount = cumulative(ob, granularity, at, through).quantize(_quantum(currency),
+                                                               ROUND_HALF_EVEN)
     return Money(amount, currency)
 
 
@@ -112,5 +126,6 @@ def _quantum(currency: str) -> Decimal:
     return Decimal(1).scaleb(-exponent(currency))
 
 
-def recognised_main(ob: ObligationState, granularity: Granularity, at: datetime) -> Money:
-    return Money(main_cumulative(ob, granularity, at), ob.currency).quantize()
+def recognised_main(ob: ObligationState, granularity: Granularity, at: datetime,
+                    through: bool = False) -> Money:
+    return Money(main_cumulative(ob, granularity, at, through), ob.currency).quantize()

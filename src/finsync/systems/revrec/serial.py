@@ -5,7 +5,11 @@ Rules:
   decoded state equals the encoded one (a round-trip test runs over every golden case).
 - Decimal and Money amounts travel as decimal strings, never floats; dates and instants as
   ISO text; enums by value; tuples as lists; frozensets as sorted lists.
-- Only the types a state is made of are supported; anything else is a programmer error.
+- Only the types a state and an event are made of are supported; anything else is a
+  programmer error. A field missing from the stored text takes its default (a state or an
+  event stored before the field existed).
+- An event is stored with its type's name (`dumps_event`/`loads_event`), so the service
+  can replay a contract's events (`revrec_events`).
 - A document field added later (`fingerprint.ADDED_LATER`) is left out while it holds its
   default: a request hashed before the field existed hashes the same today, and a state
   stored before it existed reads back with the default (a missing field takes its default).
@@ -24,6 +28,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 from finsync.domain.fingerprint import added_later
+from finsync.systems.revrec.event import RevenueEvent
 from finsync.systems.revrec.state import RevenueContractState
 
 T = TypeVar("T")
@@ -77,6 +82,7 @@ def decode(tp: Any, data: Json) -> Any:
     return _scalar(tp, data)
 
 
+
 def _scalar(tp: Any, data: Json) -> Any:
     if isinstance(tp, type) and issubclass(tp, Enum):
         return tp(data)
@@ -100,3 +106,18 @@ def dumps_state(state: RevenueContractState) -> str:
 def loads_state(text: str) -> RevenueContractState:
     state: RevenueContractState = decode(RevenueContractState, json.loads(text))
     return state
+
+
+# Every kind the engine applies, by class name (the union is the one list of them).
+EVENT_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in typing.get_args(RevenueEvent)}
+
+
+def dumps_event(event: RevenueEvent) -> tuple[str, str]:
+    """(type name, JSON) of an event, as `revrec_events` keeps it."""
+    return type(event).__name__, json.dumps(encode(event), separators=(",", ":"),
+                                           sort_keys=True)
+
+
+def loads_event(type_name: str, text: str) -> RevenueEvent:
+    event: RevenueEvent = decode(EVENT_TYPES[type_name], json.loads(text))
+    return event

@@ -18,6 +18,9 @@ Rules:
   contract, under the invoice's id, with its billings, in one change (`point_in_time`);
   recording it again changes nothing.
 - Modification facts not supplied are derived by `facts.derive_facts` (documented there).
+- Events apply in canonical order (`order`): each one is kept with the contract
+  (`event_log`, same transaction); one dated before an event already applied rebuilds the
+  contract from its baseline in that order, schedule versions carried on (never reused).
 - Recognition terms (patterns per product, granularity…) come from the terms provider given
   at construction; the default is ratable by day.
 """
@@ -39,11 +42,11 @@ from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, ContractLine, SubscriptionContract
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry
-from finsync.systems.revrec import point_in_time, position_store
+from finsync.systems.revrec import event_log, point_in_time, position_store
 from finsync.systems.revrec import tables as t
 from finsync.systems.revrec.balance import ContractBalances
 from finsync.systems.revrec.booking import revenue_contract_id
-from finsync.systems.revrec.engine import apply_event, book_contract
+from finsync.systems.revrec.engine import book_contract
 from finsync.systems.revrec.errors import (
     IdempotencyMismatchError,
     MissingStandaloneSellingPriceError,
@@ -107,7 +110,7 @@ class _Loaded:
     row_version: int
 
 
-Step = Callable[[_Loaded | None], RevenueContractState]
+Step = Callable[[Connection, _Loaded | None], RevenueContractState]
 
 
 class RevenueService:
@@ -124,7 +127,7 @@ class RevenueService:
 
     # -- changes ------------------------------------------------------------------------
     def book(self, contract: SubscriptionContract, key: str, event_id: str) -> Applied:
-        def step(loaded: _Loaded | None) -> RevenueContractState:
+        def step(_conn: Connection, loaded: _Loaded | None) -> RevenueContractState:
             if loaded is None:
                 ssps = self._ssps(contract.lines, contract.start_date)
                 return book_contract(ContractBooked(event_id, contract, ssps,
@@ -138,12 +141,13 @@ class RevenueService:
 
     def modify(self, amendment: ContractAmendment, key: str, event_id: str,
                facts: ModificationFacts | None = None) -> Applied:
-        def step(loaded: _Loaded | None) -> RevenueContractState:
+        def step(conn: Connection, loaded: _Loaded | None) -> RevenueContractState:
             state = self._require(loaded, amendment.contract_id)
             ssps = self._ssps((*state.contract.lines, *amendment.contract.lines),
                               amendment.effective_date)
             chosen = facts or derive_facts(state.contract, amendment, ssps, state.terms)
-            return apply_event(state, ContractModified(event_id, amendment, chosen, ssps))
+            return event_log.arrive(conn, state,
+                                    ContractModified(event_id, amendment, chosen, ssps))
 
         body = {"amendment": amendment, "facts": facts}
         return self._change(key, "amendment", amendment.id, body, amendment.contract_id, step,
@@ -158,7 +162,7 @@ class RevenueService:
                           document=invoice.id)
 
     def _record_one_off(self, invoice: Invoice, key: str, event_id: str) -> Applied:
-        def step(loaded: _Loaded | None) -> RevenueContractState:
+        def step(_conn: Connection, loaded: _Loaded | None) -> RevenueContractState:
             if loaded is not None:
                 return loaded.state  # booked and billed with its invoice: nothing more to do
             contract = point_in_time.contract_of(invoice)
@@ -188,8 +192,9 @@ class RevenueService:
     def apply(self, subscription_contract_id: str, event: RevenueEvent, key: str,
               document: str | None = None) -> Applied:
         """Any other event (delivery, progress, usage, price change, refund…)."""
-        def step(loaded: _Loaded | None) -> RevenueContractState:
-            return apply_event(self._require(loaded, subscription_contract_id), event)
+        def step(conn: Connection, loaded: _Loaded | None) -> RevenueContractState:
+            return event_log.arrive(conn, self._require(loaded, subscription_contract_id),
+                                    event)
 
         applied = self._change(key, type(event).__name__, event.event_id, event,
                                subscription_contract_id, step, event.event_id)
@@ -309,9 +314,11 @@ class RevenueService:
             if known is not None:
                 return known
             loaded = _load(conn, subscription_contract_id)
-            state = step(loaded)
+            state = step(conn, loaded)
             if loaded is None or state is not loaded.state:
                 _save(conn, loaded, state, event_id)
+            if loaded is None:  # booked: the state its event history starts from
+                event_log.ensure_baseline(conn, state)
             applied = _applied(key, state, event_id)
             self._store_receipt(conn, key, kind, subject, digest, applied)
             return applied

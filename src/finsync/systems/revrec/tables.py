@@ -118,3 +118,21 @@ billings = Table(
     Column("amount_minor", BigInteger, nullable=False),
     PrimaryKeyConstraint("revenue_contract_id", "seq"),
 )
+
+event_baselines = Table(
+    "revrec_event_baselines", metadata,
+    Column("revenue_contract_id", String(64), primary_key=True),
+    Column("state", Text, nullable=False),
+)
+
+events = Table(
+    "revrec_events", metadata,
+    Column("revenue_contract_id", String(64), nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("effective_date", Date, nullable=False),  # the canonical-order key (`order`)
+    Column("precedence", Integer, nullable=False),
+    Column("contract_version", Integer, nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    PrimaryKeyConstraint("revenue_contract_id", "event_id"),  # a contract's rows: its prefix
+)
