@@ -15,6 +15,8 @@ from finsync.systems.revrec.allocation import (
     AllocatedShare,
     AllocationInput,
     AllocationMethod,
+    Bundle,
+    SspRange,
     VariableConsideration,
     allocate,
 )
@@ -55,12 +57,13 @@ from finsync.systems.revrec.state import RevenueContractState
 from finsync.systems.revrec.terms import RecognitionTerms
 
 __all__ = [
-    "AccountMap", "AllocatedShare", "AllocationInput", "AllocationMethod", "ContractBalances",
+    "AccountMap", "AllocatedShare", "AllocationInput", "AllocationMethod", "Bundle",
+    "ContractBalances",
     "ContractBooked", "ContractModified", "CreditMemoApplied", "CreditTreatment", "Granularity",
     "InvoiceRecorded", "ModificationDecision", "ModificationFacts", "ModificationTreatment",
     "ObligationSchedule", "PriceChangeKind", "ProgressReported", "RecognitionPattern",
     "RecognitionTerms", "RefundRecorded", "RemainingPerformanceObligations",
-    "RevenueContractState", "RevenueEvent", "TransactionPriceChanged", "UnitsDelivered",
+    "RevenueContractState", "RevenueEvent", "SspRange", "TransactionPriceChanged", "UnitsDelivered",
     "UsageRecorded", "VariableConsideration", "Waterfall", "allocate", "apply_event",
     "balances", "book_contract", "movement", "obligation_schedule", "period_journal",
     "period_journals",

@@ -5,7 +5,10 @@ Rules:
 - The stated price of a line is its consideration (see `consideration`); the transaction
   price is the sum of the stated prices plus constrained variable consideration.
 - SSPs are measured on the contract start date (taken as inception); a product without one
-  is refused unless it is priced by the residual approach.
+  is refused unless it is priced by the residual approach. A residual product's observed
+  range (the SSP's low and high) is measured the same way, and the residual is checked
+  against it (606-10-32-34(c)).
+- Bundles of the terms are allocated their discount first (606-10-32-37, 32-38).
 - Usage obligations stay out of the relative-SSP pool: their consideration is variable and
   allocated wholly to them as it is incurred (606-10-32-40).
 - Variable consideration meeting 606-10-32-40 goes wholly to its obligation (or to a period
@@ -23,10 +26,17 @@ from finsync.domain.money import Money, total
 from finsync.systems.revrec.allocation import (
     AllocatedShare,
     AllocationInput,
+    SspRange,
     VariableConsideration,
     allocate,
 )
-from finsync.systems.revrec.consideration import PriceBook, line_steps, ssp_value, value
+from finsync.systems.revrec.consideration import (
+    PriceBook,
+    find_ssp,
+    line_steps,
+    ssp_value,
+    value,
+)
 from finsync.systems.revrec.errors import AllocationError, ContractMismatchError
 from finsync.systems.revrec.event import ContractBooked
 from finsync.systems.revrec.obligation import (
@@ -51,9 +61,8 @@ def book_contract(event: ContractBooked) -> RevenueContractState:
     _check_variable(variable, obligations, contract.currency)
     pool = total([ob.stated_price for ob in pooled]
                  + [vc.amount for vc in variable if vc.obligation_id is None], contract.currency)
-    inputs = [AllocationInput(ob.obligation_id, ob.standalone_selling_price,
-                              ob.product_id in terms.residual_product_ids) for ob in pooled]
-    shares = allocate(pool, inputs, terms.discount_line_ids)
+    inputs = [_input(ob, event, book) for ob in pooled]
+    shares = allocate(pool, inputs, terms.discount_line_ids, terms.bundles)
     allocated = {s.obligation_id: s for s in shares}
     booked = tuple(_allocated(ob, allocated.get(ob.obligation_id), event.event_id)
                    for ob in obligations)
@@ -75,6 +84,24 @@ def _obligation(line: ContractLine, event: ContractBooked, book: PriceBook) -> O
     basis = ObligationBasis(pattern, steps)
     return ObligationState(line.line_id, line.line_id, line.product_id, event.contract.id, ssp,
                            stated, (Segment(Money.zero(book.currency), basis),))
+
+
+def _input(ob: ObligationState, event: ContractBooked, book: PriceBook) -> AllocationInput:
+    if ob.product_id not in event.terms.residual_product_ids:
+        return AllocationInput(ob.obligation_id, ob.standalone_selling_price)
+    return AllocationInput(ob.obligation_id, ob.standalone_selling_price, True,
+                           _observed_range(ob, event, book))
+
+
+def _observed_range(ob: ObligationState, event: ContractBooked,
+                    book: PriceBook) -> SspRange | None:
+    """The residual product's range of observed prices, on the obligation's basis."""
+    ssp = find_ssp(event.standalone_selling_prices, ob.product_id, event.contract.start_date)
+    if ssp is None or ssp.low is None or ssp.high is None:
+        return None
+    steps = ob.current.basis.steps
+    return SspRange(ob.product_id, value(ob.pattern, steps, book, ssp.low),
+                    value(ob.pattern, steps, book, ssp.high))
 
 
 def _allocated(ob: ObligationState, share: AllocatedShare | None,

@@ -7,7 +7,8 @@ Rules:
   ISO text; enums by value; tuples as lists; frozensets as sorted lists.
 - Only the types a state is made of are supported; anything else is a programmer error.
 - A document field added later (`fingerprint.ADDED_LATER`) is left out while it holds its
-  default: a request hashed before the field existed hashes the same today.
+  default: a request hashed before the field existed hashes the same today. Read back, such
+  a field missing from the stored object takes its default (a state stored before it).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def decode(tp: Any, data: Json) -> Any:
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = _hints(tp)
         return tp(**{f.name: decode(hints[f.name], data[f.name])
-                     for f in dataclasses.fields(tp) if f.init})
+                     for f in dataclasses.fields(tp)
+                     if f.init and not (added_later(f) and f.name not in data)})
     return _scalar(tp, data)
 
 
