@@ -95,12 +95,13 @@ def recognised(ob: ObligationState, granularity: Granularity, at: datetime) -> M
     """Revenue recognised for `[start, at)`, rounded: round(cumulative), half-even to minor
     units (what `Money.quantize` does, without building the unrounded Money first)."""
     currency = ob.currency
-    amount = cumulative(ob, granularity, at).quantize(_quantum(currency), ROUND_HALF_EVEN)
+    amount = cumulative(ob, granularity, at).quantize(quantum(currency), ROUND_HALF_EVEN)
     return Money(amount, currency)
 
 
 @cache
-def _quantum(currency: str) -> Decimal:
+def quantum(currency: str) -> Decimal:
+    """The currency's minor unit (0.01 for USD): what `recognised` rounds to."""
     return Decimal(1).scaleb(-exponent(currency))
 
 
