@@ -8,7 +8,8 @@ Rules:
   rounding (round(cumulative) - already recognised).
 - Modules: `pattern`, `timegrid`, `consideration`, `allocation`, `modification`, `terms`,
   `obligation`, `progress`, `state`, `event`, `booking`, `amendment`, `price_change`,
-  `point_in_time`, `engine`, `schedule`, `balance`, `journal`, `errors`. See docs/revrec/engine.md.
+  `point_in_time`, `engine`, `series`, `schedule`, `balance`, `journal`, `errors`. See
+  docs/revrec/engine.md.
 """
 
 from finsync.systems.revrec.allocation import (
