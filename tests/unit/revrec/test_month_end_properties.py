@@ -25,7 +25,9 @@ cumulative rounding does not drift, and billed - recognised is what the balances
    from the engine's billings) and recognised from the schedules' lines (not from the
    balance code's cumulative); each balance is >= 0, and a contract is presented net
    (606-10-45-1): deferred revenue and (contract asset + unbilled receivable) are never
-   both above zero.
+   both above zero. Events come in date order (as the sequencer gives them); the identity
+   and the split are also checked with events in any order, where a back-dated price change
+   makes the schedules and the balances disagree (a known defect, strict xfail at the end).
 """
 
 from __future__ import annotations
@@ -228,10 +230,9 @@ def _recognised_before(state: RevenueContractState, day: date) -> Money:
     return sum(amounts, Money.zero("USD"))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(billed_histories().map(in_date_order))
-def test_billed_less_recognised_is_the_contract_liability_less_the_contract_asset(
-        history: tuple[ContractBooked, list[RevenueEvent]]) -> None:
+def _replayed(history: tuple[ContractBooked, list[RevenueEvent]]
+              ) -> tuple[RevenueContractState, list[tuple[date, Money]]]:
+    """The state after every event the engine accepts, and the documents it accepted."""
     book, events = history
     state = book_contract(book)
     documents: list[tuple[date, Money]] = []
@@ -243,19 +244,43 @@ def test_billed_less_recognised_is_the_contract_liability_less_the_contract_asse
         issued = _issued(event)
         if issued is not None:
             documents.append(issued)
+    return state, documents
+
+
+def _check_balances(state: RevenueContractState, documents: list[tuple[date, Money]],
+                    schedules_too: bool) -> None:
     zero = Money.zero("USD")
     for months in range(0, 62):
         day = add_months(date(2026, 1, 1), months)
         got = balances(state, day)
         billed = sum((amount for on, amount in documents if on < day), zero)
         assert got.billed == billed, day
-        assert got.recognised == _recognised_before(state, day), day
+        if schedules_too:
+            assert got.recognised == _recognised_before(state, day), day
         assert billed - got.recognised == (got.deferred_revenue - got.contract_asset
                                            - got.unbilled_receivable), day
         assert min(got.deferred_revenue.amount, got.contract_asset.amount,
                    got.unbilled_receivable.amount) >= 0, got
         assert got.deferred_revenue.is_zero or (got.contract_asset + got.unbilled_receivable
                                                 ).is_zero, got
+
+
+@SETTINGS
+@given(billed_histories().map(in_date_order))
+def test_billed_less_recognised_is_the_contract_liability_less_the_contract_asset(
+        history: tuple[ContractBooked, list[RevenueEvent]]) -> None:
+    state, documents = _replayed(history)
+    _check_balances(state, documents, schedules_too=True)
+
+
+@SETTINGS
+@given(billed_histories())
+def test_the_balance_identity_holds_whatever_order_events_come_in(
+        history: tuple[ContractBooked, list[RevenueEvent]]) -> None:
+    # Out of date order the schedules and the balances can disagree (the strict xfail
+    # below); the identity and the split must hold all the same.
+    state, documents = _replayed(history)
+    _check_balances(state, documents, schedules_too=False)
 
 
 @pytest.mark.xfail(strict=True, reason="engine defect (issue 16): a change in transaction "
