@@ -186,3 +186,11 @@ def test_a_state_stored_before_bundles_still_reads_back() -> None:
     assert loads_state(json.dumps(stored)) == plain
     bundled = book_contract(load_case(json.dumps(CASE_A)).booked)
     assert loads_state(dumps_state(bundled)) == bundled
+
+
+def test_case_file_bundle_naming_an_obligation_twice_is_refused_with_its_path() -> None:
+    doc = copy.deepcopy(CASE_A)
+    doc["terms"]["bundles"][0]["obligations"] = ["ln_b", "ln_c", "ln_b"]
+    with pytest.raises(CaseFileError, match=r"terms\.bundles\[0\]\.obligations\[2\]: 'ln_b' "
+                                            "is named twice"):
+        load_case(json.dumps(doc))

@@ -230,10 +230,16 @@ def _bundled(pool: Money, inputs: Sequence[AllocationInput],
     else:
         outer = _singles_exact(_relative(pool, level, AllocationMethod.RELATIVE_SSP))
     by_id = {s.obligation_id: s for s in outer}
-    shares = [s for s in outer if s.obligation_id not in {b.bundle_id for b in bundles}]
+    names = {b.bundle_id for b in bundles}
+    shares = [s for s in outer if s.obligation_id not in names]
+    members: dict[str, list[AllocationInput]] = {name: [] for name in names}
+    of = {ob_id: b.bundle_id for b in bundles for ob_id in b.obligation_ids}
+    for item in inputs:  # in line order, as ties of largest remainder go
+        if item.obligation_id in of:
+            members[of[item.obligation_id]].append(item)
     for bundle in bundles:
-        members = [i for i in inputs if i.obligation_id in bundle.obligation_ids]
-        shares += _relative(by_id[bundle.bundle_id].amount, members, AllocationMethod.BUNDLE)
+        shares += _relative(by_id[bundle.bundle_id].amount, members[bundle.bundle_id],
+                            AllocationMethod.BUNDLE)
     return _in_order(inputs, shares)
 
 
@@ -265,7 +271,11 @@ def _check_bundles(pool: Money, inputs: Sequence[AllocationInput],
                    bundles: Sequence[Bundle]) -> None:
     ssp = {i.obligation_id: i for i in inputs}
     seen: dict[str, str] = {}
+    names: set[str] = set()
     for bundle in bundles:
+        if bundle.bundle_id in ssp or bundle.bundle_id in names:
+            raise AllocationError(f"bundle id {bundle.bundle_id!r} is already used")
+        names.add(bundle.bundle_id)
         _check_bundle(pool, bundle, ssp, seen)
     outside = [i for i in inputs if i.obligation_id not in seen]
     if not outside:
@@ -277,8 +287,6 @@ def _check_bundles(pool: Money, inputs: Sequence[AllocationInput],
 def _check_bundle(pool: Money, bundle: Bundle, ssp: dict[str, AllocationInput],
                   seen: dict[str, str]) -> None:
     name = bundle.bundle_id
-    if name in ssp or name in seen.values():
-        raise AllocationError(f"bundle id {name!r} is already used")
     if len(bundle.obligation_ids) < 2:
         raise AllocationError(f"bundle {name} needs two or more obligations, not "
                               f"{sorted(bundle.obligation_ids)}")

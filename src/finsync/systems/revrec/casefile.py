@@ -140,11 +140,13 @@ def _bundle(node: Node, case: CaseContract, booked: frozenset[str]) -> Bundle:
     node.only(*BUNDLE_FIELDS)
     members = node.field("obligations")
     names = members.strings()
+    seen: set[str] = set()
     for item, name in zip(members.items(), names, strict=True):
         if name not in booked:
             raise item.fail(f"{name!r} is not an obligation stated at booking")
-        if names.count(name) > 1:
+        if name in seen:
             raise item.fail(f"{name!r} is named twice")
+        seen.add(name)
     return Bundle(node.field("id").text(), frozenset(names), case.money(node.field("price")))
 
 
