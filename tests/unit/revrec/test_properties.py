@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from finsync.domain.clock import Period
@@ -27,6 +27,7 @@ from finsync.systems.revrec import (
     schedules,
 )
 from finsync.systems.revrec.balance import balances
+from finsync.systems.revrec.errors import AllocationError
 from finsync.systems.revrec.schedule import recognised_to
 from tests.unit.revrec.builders import START, booked, line, modified, ssp, usd
 
@@ -102,6 +103,17 @@ def histories(draw: st.DrawFn) -> tuple[ContractBooked, list[RevenueEvent]]:
     return book, events
 
 
+def _replayed(history: tuple[ContractBooked, list[RevenueEvent]]) -> RevenueContractState:
+    """The history's state; a history the engine rightly refuses is not one to check: a
+    change in price for a contract whose own obligations were all removed or split off as a
+    separate contract (606-10-25-12) has no obligation to go to."""
+    try:
+        return replay(*history)
+    except AllocationError as exc:
+        assume("no obligation with an SSP to take the change" not in str(exc))
+        raise
+
+
 def _line_added_after_its_service() -> tuple[ContractBooked, list[RevenueEvent]]:
     """The minimal failing history once found: v2 adds ln0 after its only day, so it gets no
     obligation; v3, dated before v2, changes ln0 and removes ln1 (caught up). ln0's change
@@ -124,7 +136,7 @@ def _line_added_after_its_service() -> tuple[ContractBooked, list[RevenueEvent]]
 @example(_line_added_after_its_service())
 def test_every_schedule_sums_exactly_to_its_allocated_price(
         history: tuple[ContractBooked, list[RevenueEvent]]) -> None:
-    state = replay(*history)
+    state = _replayed(history)
     for sched in schedules(state):
         sched.to_revenue_schedule()  # refuses a schedule that does not sum
         assert sum(li.amount.amount for li in sched.lines) == sched.allocated_price.amount
@@ -134,7 +146,7 @@ def test_every_schedule_sums_exactly_to_its_allocated_price(
 @given(histories())
 def test_revenue_over_the_contract_life_equals_the_final_transaction_price(
         history: tuple[ContractBooked, list[RevenueEvent]]) -> None:
-    state = replay(*history)
+    state = _replayed(history)
     assert recognised_to(state, FAR) == state.transaction_price
     assert balances(state, FAR).recognised == state.transaction_price
 
@@ -156,7 +168,7 @@ def test_applying_an_event_twice_changes_nothing(
 @given(histories())
 def test_period_journals_balance_and_add_up_to_revenue(
         history: tuple[ContractBooked, list[RevenueEvent]]) -> None:
-    state: RevenueContractState = replay(*history)
+    state: RevenueContractState = _replayed(history)
     credited = Decimal(0)
     for year in (2026, 2027):
         entry = period_journal([state], "le_us", Period(date(year, 1, 1), date(year + 1, 1, 1)),

@@ -8,8 +8,8 @@ Rules:
   rounding (round(cumulative) - already recognised).
 - Modules: `pattern`, `timegrid`, `consideration`, `allocation`, `modification`, `terms`,
   `obligation`, `progress`, `measure`, `state`, `event`, `booking`, `amendment`,
-  `price_change`, `concession`, `change_order`, `point_in_time`, `engine`, `schedule`,
-  `balance`, `journal`, `errors`, `obligation_id`, `option`, `material_right`. See
+  `price_change`, `concession`, `change_order`, `point_in_time`, `engine`, `series`,
+  `schedule`, `balance`, `journal`, `errors`, `obligation_id`, `option`, `material_right`. See
   docs/revrec/engine.md.
 """
 
@@ -17,6 +17,8 @@ from finsync.systems.revrec.allocation import (
     AllocatedShare,
     AllocationInput,
     AllocationMethod,
+    Bundle,
+    SspRange,
     VariableConsideration,
     allocate,
 )
@@ -59,13 +61,13 @@ from finsync.systems.revrec.state import RevenueContractState
 from finsync.systems.revrec.terms import RecognitionTerms
 
 __all__ = [
-    "AccountMap", "AllocatedShare", "AllocationInput", "AllocationMethod", "ChangeOrderApproved",
-    "ContractBalances", "ContractBooked", "ContractModified", "CostsReported",
-    "CreditMemoApplied", "CreditTreatment", "Granularity",
+    "AccountMap", "AllocatedShare", "AllocationInput", "AllocationMethod", "Bundle",
+    "ChangeOrderApproved", "ContractBalances", "ContractBooked", "ContractModified",
+    "CostsReported", "CreditMemoApplied", "CreditTreatment", "Granularity",
     "InvoiceRecorded", "ModificationDecision", "ModificationFacts", "ModificationTreatment",
     "ObligationSchedule", "PriceChangeKind", "ProgressReported", "RecognitionPattern",
     "RecognitionTerms", "RefundRecorded", "RemainingPerformanceObligations",
-    "RevenueContractState", "RevenueEvent", "TransactionPriceChanged", "UnitsDelivered",
+    "RevenueContractState", "RevenueEvent", "SspRange", "TransactionPriceChanged", "UnitsDelivered",
     "UsageRecorded", "VariableConsideration", "Waterfall", "allocate", "apply_event",
     "balances", "book_contract", "movement", "obligation_schedule", "period_journal",
     "period_journals",

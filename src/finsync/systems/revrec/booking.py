@@ -5,7 +5,10 @@ Rules:
 - The stated price of a line is its consideration (see `consideration`); the transaction
   price is the sum of the stated prices plus constrained variable consideration.
 - SSPs are measured on the contract start date (taken as inception); a product without one
-  is refused unless it is priced by the residual approach.
+  is refused unless it is priced by the residual approach. A residual product's observed
+  range (the SSP's low and high) is measured the same way, and the residual is checked
+  against it (606-10-32-34(c)).
+- Bundles of the terms are allocated their discount first (606-10-32-37, 32-38).
 - Usage obligations stay out of the relative-SSP pool: their consideration is variable and
   allocated wholly to them as it is incurred (606-10-32-40).
 - Variable consideration meeting 606-10-32-40 goes wholly to its obligation (or to a period
@@ -26,10 +29,17 @@ from finsync.domain.money import Money, total
 from finsync.systems.revrec.allocation import (
     AllocatedShare,
     AllocationInput,
+    SspRange,
     VariableConsideration,
     allocate,
 )
-from finsync.systems.revrec.consideration import PriceBook, line_steps, ssp_value, value
+from finsync.systems.revrec.consideration import (
+    PriceBook,
+    find_ssp,
+    line_steps,
+    ssp_value,
+    value,
+)
 from finsync.systems.revrec.errors import AllocationError, ContractMismatchError
 from finsync.systems.revrec.event import ContractBooked
 from finsync.systems.revrec.material_right import material_rights, with_renewal_rights
@@ -37,6 +47,7 @@ from finsync.systems.revrec.obligation import (
     ObligationBasis,
     ObligationState,
     PeriodComponent,
+    Revision,
     Segment,
 )
 from finsync.systems.revrec.state import RevenueContractState
@@ -56,18 +67,18 @@ def book_contract(event: ContractBooked) -> RevenueContractState:
     _check_variable(variable, obligations, contract.currency)
     pool = total([ob.stated_price for ob in pooled]
                  + [vc.amount for vc in variable if vc.obligation_id is None], contract.currency)
-    inputs = [AllocationInput(ob.obligation_id, ob.standalone_selling_price,
-                              ob.product_id in terms.residual_product_ids) for ob in pooled]
-    shares = allocate(pool, inputs, terms.discount_line_ids)
+    inputs = [_input(ob, event, book) for ob in pooled]
+    shares = allocate(pool, inputs, terms.discount_line_ids, terms.bundles)
     allocated = {s.obligation_id: s for s in shares}
     booked = tuple(_allocated(ob, allocated.get(ob.obligation_id), event.event_id)
                    for ob in obligations)
     for vc in variable:
         booked = _with_variable(booked, vc, event.event_id)
     booked = with_renewal_rights(booked, terms, event.event_id)  # 606-10-55-45
-    state = RevenueContractState(revenue_contract_id(contract.id), contract, terms, booked,
-                                 inception_allocation=shares)
-    return state.applied(event.event_id)
+    # applied as `state.applied` would, without building the state twice (bench/revrec.py)
+    return RevenueContractState(revenue_contract_id(contract.id), contract, terms, booked,
+                                inception_allocation=shares,
+                                applied_event_ids=frozenset({event.event_id}))
 
 
 def _obligation(line: ContractLine, event: ContractBooked, book: PriceBook) -> ObligationState:
@@ -83,13 +94,32 @@ def _obligation(line: ContractLine, event: ContractBooked, book: PriceBook) -> O
                            stated, (Segment(Money.zero(book.currency), basis),))
 
 
+def _input(ob: ObligationState, event: ContractBooked, book: PriceBook) -> AllocationInput:
+    if ob.product_id not in event.terms.residual_product_ids:
+        return AllocationInput(ob.obligation_id, ob.standalone_selling_price)
+    return AllocationInput(ob.obligation_id, ob.standalone_selling_price, True,
+                           _observed_range(ob, event, book))
+
+
+def _observed_range(ob: ObligationState, event: ContractBooked,
+                    book: PriceBook) -> SspRange | None:
+    """The residual product's range of observed prices, on the obligation's basis."""
+    ssp = find_ssp(event.standalone_selling_prices, ob.product_id, event.contract.start_date)
+    if ssp is None or ssp.low is None or ssp.high is None:
+        return None
+    steps = ob.current.basis.steps
+    return SspRange(ob.product_id, value(ob.pattern, steps, book, ssp.low),
+                    value(ob.pattern, steps, book, ssp.high))
+
+
 def _allocated(ob: ObligationState, share: AllocatedShare | None,
                event_id: str) -> ObligationState:
     if share is None:
         return ob.revised(event_id, "606-10-32-40", None, "usage: allocated as incurred")
     segment = replace(ob.current, total=share.amount)
-    ob = replace(ob, segments=(segment,))
-    return ob.revised(event_id, share.paragraph, None, f"inception: {share.method.value}")
+    revision = Revision(ob.version + 1, event_id, share.paragraph, None,
+                        f"inception: {share.method.value}")  # as `revised` makes it
+    return replace(ob, segments=(segment,), revisions=(*ob.revisions, revision))
 
 
 def _check_variable(variable: tuple[VariableConsideration, ...],

@@ -12,6 +12,8 @@ Rules:
 - Patterns (per product) and SSPs (one effective-dated timeline per product) are gathered
   from the whole file before the contract is booked, since a modification may add products.
 - Modification facts left out are derived as `facts.derive_facts` does for the service.
+- `terms.bundles` name obligations stated at booking (a bundle's price is observed for the
+  booked lines), each in one bundle at most; the engine checks the rest (606-10-32-37).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from datetime import date
 
 from finsync.domain.catalog import StandaloneSellingPrice
 from finsync.domain.clock import Period
-from finsync.systems.revrec.allocation import VariableConsideration
+from finsync.systems.revrec.allocation import Bundle, VariableConsideration
 from finsync.systems.revrec.casecontract import CaseContract, read_header
 from finsync.systems.revrec.caseevent import EventReader, PendingModification
 from finsync.systems.revrec.caseoption import read_option
@@ -44,6 +46,9 @@ TEXT_MAX = 10_000_000  # characters in one case file; a bound, not a target
 _ROOT = ("$schema", "format", "title", "notes", "contract", "obligations",
          "standalone_selling_prices", "terms", "variable_consideration", "options", "events",
          "expect")
+TERMS_FIELDS = ("granularity", "residual_products", "discount_obligations",
+                "concession_reasons", "progress_rounding", "bundles")
+BUNDLE_FIELDS = ("id", "obligations", "price", "note")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +99,15 @@ def load_case(text: str) -> RevenueCase:
     if fmt is not None and fmt.text() != FORMAT:
         raise fmt.fail(f"must be {FORMAT!r}")
     case = CaseContract(read_header(root.field("contract")))
-    start = case.header.start
     lines = case.lines(root.field("obligations"), case.header.end, date.min)
+    booked_ids = frozenset(line.line_id for line in lines)
     for ssp in opt_items(root, "standalone_selling_prices"):
         case.read_ssp(ssp, date.min)
     booked_contract = built("contract", lambda: case.contract(lines, 1))
     options = tuple(read_option(item, case) for item in opt_items(root, "options"))
     reader = EventReader(case, booked_contract, {o.option_id for o in options})
     read = [(item.path, reader.read(item)) for item in opt_items(root, "events")]
-    terms = replace(_terms(root, case, start), options=options)
+    terms = replace(_terms(root, case, booked_ids), options=options)
     prices = case.timeline()
     events = tuple(CaseEvent(path, _finished(item, prices, terms)) for path, item in read)
     booked = ContractBooked("evt_booked", booked_contract, prices, terms)
@@ -119,27 +124,41 @@ def _finished(item: RevenueEvent | PendingModification,
     return ContractModified(item.event_id, item.amendment, facts, prices)
 
 
-def _terms(root: Node, case: CaseContract, start: date) -> RecognitionTerms:
+def _terms(root: Node, case: CaseContract, booked: frozenset[str]) -> RecognitionTerms:
     node = root.opt("terms")
-    granularity, residual, discount = Granularity.DAY, frozenset[str](), frozenset[str]()
-    reasons = CONCESSION_REASONS
-    rounding = None
-    if node is not None:
-        node.only("granularity", "residual_products", "discount_obligations",
-                  "concession_reasons", "progress_rounding")
-        step = node.opt("progress_rounding")
-        rounding = None if step is None else step.decimal()
-        chosen = node.opt("granularity")
-        if chosen is not None:
-            granularity = Granularity(chosen.choice(g.value for g in Granularity))
-        residual = frozenset(opt_strings(node, "residual_products"))
-        discount = frozenset(opt_strings(node, "discount_obligations"))
-        if node.has("concession_reasons"):
-            reasons = frozenset(opt_strings(node, "concession_reasons"))
     variable = tuple(_variable(item, case) for item in opt_items(root, "variable_consideration"))
+    patterns = tuple(sorted(case.patterns.items()))
+    if node is None:
+        return RecognitionTerms(patterns, variable_consideration=variable)
+    node.only(*TERMS_FIELDS)
+    chosen = node.opt("granularity")
+    granularity = Granularity.DAY if chosen is None else Granularity(
+        chosen.choice(g.value for g in Granularity))
+    reasons = CONCESSION_REASONS
+    if node.has("concession_reasons"):
+        reasons = frozenset(opt_strings(node, "concession_reasons"))
+    bundles = tuple(_bundle(item, case, booked) for item in opt_items(node, "bundles"))
+    step = node.opt("progress_rounding")
+    rounding = None if step is None else step.decimal()
+    residual = frozenset(opt_strings(node, "residual_products"))
+    discount = frozenset(opt_strings(node, "discount_obligations"))
     return built("terms.progress_rounding", lambda: RecognitionTerms(
-        tuple(sorted(case.patterns.items())), granularity, residual, discount, variable,
-        reasons, progress_rounding=rounding))
+        patterns, granularity, residual, discount, variable, reasons,
+        progress_rounding=rounding, bundles=bundles))
+
+
+def _bundle(node: Node, case: CaseContract, booked: frozenset[str]) -> Bundle:
+    node.only(*BUNDLE_FIELDS)
+    members = node.field("obligations")
+    names = members.strings()
+    seen: set[str] = set()
+    for item, name in zip(members.items(), names, strict=True):
+        if name not in booked:
+            raise item.fail(f"{name!r} is not an obligation stated at booking")
+        if name in seen:
+            raise item.fail(f"{name!r} is named twice")
+        seen.add(name)
+    return Bundle(node.field("id").text(), frozenset(names), case.money(node.field("price")))
 
 
 def _variable(node: Node, case: CaseContract) -> VariableConsideration:

@@ -9,6 +9,7 @@ Rules:
 from __future__ import annotations
 
 from finsync.domain.errors import DomainError
+from finsync.domain.money import Money
 
 
 class RevenueError(DomainError):
@@ -76,3 +77,23 @@ class MeasureError(RevenueError):
     """A measure of progress that cannot be taken as reported (percent, costs, materials)."""
 
     code = "measure_error"
+class ResidualOutOfRangeError(AllocationError):
+    """The residual approach gives an obligation an amount outside its product's observed
+    range of selling prices (606-10-32-34(c)): the residual does not approximate its SSP, so
+    the SSP must be estimated by another method (adjusted market assessment, expected cost
+    plus a margin) and the price allocated by relative SSP."""
+
+    code = "residual_out_of_range"
+
+    def __init__(self, product_id: str, obligation_id: str, residual: Money, low: Money,
+                 high: Money) -> None:
+        self.product_id = product_id
+        self.obligation_id = obligation_id
+        self.residual = residual
+        self.low = low
+        self.high = high
+        super().__init__(
+            f"the residual approach leaves {residual} for {product_id} (obligation "
+            f"{obligation_id}), outside its observed SSP range {low} to {high} "
+            "(606-10-32-34(c)): estimate its SSP by another method and allocate by "
+            "relative SSP")

@@ -116,13 +116,14 @@ def recognised(ob: ObligationState, granularity: Granularity, at: datetime,
     units (what `Money.quantize` does, without building the unrounded Money first).
     `through`: with the changes that take effect at `at` (their catch-up) counted."""
     currency = ob.currency
-    amount = cumulative(ob, granularity, at, through).quantize(_quantum(currency),
-                                                               ROUND_HALF_EVEN)
+    amount = cumulative(ob, granularity, at, through).quantize(quantum(currency),
+                                                              ROUND_HALF_EVEN)
     return Money(amount, currency)
 
 
 @cache
-def _quantum(currency: str) -> Decimal:
+def quantum(currency: str) -> Decimal:
+    """The currency's minor unit (0.01 for USD): what `recognised` rounds to."""
     return Decimal(1).scaleb(-exponent(currency))
 
 

@@ -12,6 +12,8 @@ Rules:
   obligation; `reference` is `schedule_id@v<version>`.
 - Each line carries the revision that last could change it (the last revision whose
   effective instant is before the line's end), so it traces back to its amendment or event.
+- The rounded cumulatives come from `series` (the same figures as `progress.recognised`,
+  computed once per obligation where it can).
 - The waterfall is the amount per obligation per month over one set of months.
 - Remaining performance obligations (RPO) at a date: allocated price not yet recognised;
   current = what the schedules recognise in the next 12 months, non-current the rest.
@@ -30,6 +32,7 @@ from finsync.domain.money import Money, total
 from finsync.domain.revenue import RevenueSchedule, ScheduleLine
 from finsync.systems.revrec.obligation import ObligationState, Revision
 from finsync.systems.revrec.progress import recognised
+from finsync.systems.revrec.series import recognised_series
 from finsync.systems.revrec.state import RevenueContractState
 from finsync.systems.revrec.timegrid import add_months, at_midnight, month_periods
 
@@ -116,13 +119,16 @@ def _traced(revisions: Sequence[Revision], end: date) -> Revision:
 def obligation_schedule(state: RevenueContractState, obligation_id: str) -> ObligationSchedule:
     ob = state.obligation(obligation_id)
     span = obligation_span(ob)
+    months = month_periods(span.start, span.end)
+    currency = state.currency
     lines: list[TracedLine] = []
-    before = Money.zero(state.currency)
-    for month in month_periods(span.start, span.end):
-        upto = recognised(ob, state.granularity, at_midnight(month.end))
+    before = Money.zero(currency).amount
+    ends = [month.end for month in months]
+    for month, upto in zip(months, recognised_series(ob, state.granularity, ends), strict=True):
         if upto != before:
-            why = _traced(ob.revisions, month.end)
-            lines.append(TracedLine(month, upto - before, why.version, why.event_id, why.cause))
+            why = ob.revisions[0] if len(ob.revisions) == 1 else _traced(ob.revisions, month.end)
+            lines.append(TracedLine(month, Money(upto - before, currency), why.version,
+                                    why.event_id, why.cause))
         before = upto
     sid = schedule_id_for(state.revenue_contract_id, ob.obligation_id)
     return ObligationSchedule(sid, ob.version, state.revenue_contract_id, ob.obligation_id,

@@ -5,6 +5,9 @@ Rules:
 - Granularity is one per contract (default: by day).
 - `residual_product_ids`: products whose SSP is highly variable or uncertain (606-10-32-34(c)).
 - `discount_line_ids`: the obligations that a discount belongs to when 606-10-32-37 is met.
+- `bundles`: obligations (line ids) regularly sold together at one observable price
+  (606-10-32-37(b)); the discount of each bundle is allocated to its obligations, before
+  any residual approach (606-10-32-38). Measured at inception, on the booked lines.
 - `variable_consideration`: estimates already constrained (606-10-32-11).
 - `concession_reasons`: credit-memo reasons that are price concessions (they change the
   transaction price); any other reason corrects a billing only.
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from finsync.domain.fingerprint import ADDED_LATER
-from finsync.systems.revrec.allocation import VariableConsideration
+from finsync.systems.revrec.allocation import Bundle, VariableConsideration
 from finsync.systems.revrec.errors import RevenueError
 from finsync.systems.revrec.option import CustomerOption
 from finsync.systems.revrec.pattern import Granularity, RecognitionPattern
@@ -37,7 +40,10 @@ class RecognitionTerms:
     variable_consideration: tuple[VariableConsideration, ...] = ()
     concession_reasons: frozenset[str] = CONCESSION_REASONS
     options: tuple[CustomerOption, ...] = field(default=(), metadata=ADDED_LATER)
-    progress_rounding: Decimal | None = None
+    progress_rounding: Decimal | None = field(default=None, metadata=ADDED_LATER)
+    # Added with bundles: a state stored before them decodes with none, and one without
+    # bundles encodes as it did (serial leaves a field added later out at its default).
+    bundles: tuple[Bundle, ...] = field(default=(), metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         step = self.progress_rounding
