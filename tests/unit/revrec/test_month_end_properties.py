@@ -25,9 +25,9 @@ cumulative rounding does not drift, and billed - recognised is what the balances
    from the engine's billings) and recognised from the schedules' lines (not from the
    balance code's cumulative); each balance is >= 0, and a contract is presented net
    (606-10-45-1): deferred revenue and (contract asset + unbilled receivable) are never
-   both above zero. Events come in date order (as the sequencer gives them); the identity
-   and the split are also checked with events in any order, where a back-dated price change
-   makes the schedules and the balances disagree (a known defect, strict xfail at the end).
+   both above zero. Events come in date order (as the sequencer gives them), and in any
+   order: the engine applies them in its canonical order (engine.md, "Order of events"),
+   so a back-dated price change is placed before the modification it predates.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -60,8 +59,10 @@ from finsync.systems.revrec import (
     balances,
     book_contract,
     obligation_schedule,
+    replay,
 )
 from finsync.systems.revrec.errors import RevenueError
+from finsync.systems.revrec.order import canonical
 from finsync.systems.revrec.progress import cumulative
 from finsync.systems.revrec.schedule import obligation_span
 from finsync.systems.revrec.timegrid import add_months, at_midnight, month_periods
@@ -120,8 +121,7 @@ def _dated(event: RevenueEvent) -> date:
 
 def in_date_order(history: tuple[ContractBooked, list[RevenueEvent]]
                   ) -> tuple[ContractBooked, list[RevenueEvent]]:
-    """The sequencer's order: by date, same-day events as generated (stable sort). An event
-    dated before one already applied is a known defect (see the strict xfail below)."""
+    """The sequencer's order: by date, same-day events as generated (stable sort)."""
     book, events = history
     versions = iter(sorted(_dated(e) for e in events if isinstance(e, ContractModified)))
     redated = [_redated(e, next(versions)) if isinstance(e, ContractModified) else e
@@ -232,11 +232,13 @@ def _recognised_before(state: RevenueContractState, day: date) -> Money:
 
 def _replayed(history: tuple[ContractBooked, list[RevenueEvent]]
               ) -> tuple[RevenueContractState, list[tuple[date, Money]]]:
-    """The state after every event the engine accepts, and the documents it accepted."""
+    """The state after every event the engine accepts, applied in the engine's canonical
+    order (as the revenue service applies them, rebuilding when one arrives back-dated),
+    and the documents it accepted."""
     book, events = history
     state = book_contract(book)
     documents: list[tuple[date, Money]] = []
-    for event in events:
+    for event in canonical(events):
         try:
             state = apply_event(state, event)
         except RevenueError:
@@ -277,29 +279,26 @@ def test_billed_less_recognised_is_the_contract_liability_less_the_contract_asse
 @given(billed_histories())
 def test_the_balance_identity_holds_whatever_order_events_come_in(
         history: tuple[ContractBooked, list[RevenueEvent]]) -> None:
-    # Out of date order the schedules and the balances can disagree (the strict xfail
-    # below); the identity and the split must hold all the same.
     state, documents = _replayed(history)
-    _check_balances(state, documents, schedules_too=False)
+    _check_balances(state, documents, schedules_too=True)
 
 
-@pytest.mark.xfail(strict=True, reason="engine defect (issue 16): a change in transaction "
-                   "price dated before a modification already applied copies the modification's "
-                   "prospective segment, anchored after it, so revenue is negative before the "
-                   "service starts and the balances disagree with the schedule")
 def test_price_change_dated_before_an_applied_modification_keeps_schedule_and_balances_equal(
 ) -> None:
     # Found by the balance property over histories out of date order (minimal example):
     # ln0 runs 1-3 February; v2 on 2 February removes it (13(a), anchored on 2 February);
-    # a variable-consideration change of 1.00 dated 1 January arrives after v2.
+    # a variable-consideration change of 1.00 dated 1 January arrives after v2. Applied one
+    # after the other in that order, the change copied v2's prospective segment, anchored
+    # after it, and revenue went negative before the service started; the engine's result
+    # is the canonical order's (the service rebuilds so when the change arrives).
     ssps = tuple(ssp(f"prod_{i}", "400") for i in range(2))
     ln0 = line("ln0", 1, "1.00", "prod_0", date(2026, 2, 1), date(2026, 2, 3))
     ln1 = line("ln1", 1, "1.00", "prod_1", date(2026, 1, 1), date(2026, 1, 2))
-    state = book_contract(booked(ln0, ln1, ssps=ssps))
-    state = apply_event(state, modified("evt_m2", date(2026, 2, 2), ln1,
-                                        facts=ModificationFacts(False, False), ssps=ssps))
-    state = apply_event(state, TransactionPriceChanged(
-        "evt_tp", date(2026, 1, 1), usd(1), PriceChangeKind.VARIABLE_CONSIDERATION))
+    state = replay(booked(ln0, ln1, ssps=ssps), [
+        modified("evt_m2", date(2026, 2, 2), ln1, facts=ModificationFacts(False, False),
+                 ssps=ssps),
+        TransactionPriceChanged("evt_tp", date(2026, 1, 1), usd(1),
+                                PriceChangeKind.VARIABLE_CONSIDERATION)])
     feb = date(2026, 2, 1)
     assert cumulative(state.obligation("ln0"), state.granularity, at_midnight(feb)) == 0
     assert balances(state, feb).recognised == _recognised_before(state, feb)
