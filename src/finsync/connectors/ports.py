@@ -216,9 +216,10 @@ class RevenuePort(Protocol):
         close's correlation) answers the same journals."""
         ...
     def positions(self, legal_entity: str, day: date) -> Sequence[RevenuePosition]: ...
-    def account_map(self) -> Mapping[str, str]:
-        """GL accounts of its journals: revenue, deferred_revenue, contract_asset,
-        unbilled_receivable."""
+    def account_map(self, legal_entity: str | None = None) -> Mapping[str, str]:
+        """GL accounts of its journals (of one legal entity, else the default): revenue,
+        deferred_revenue, contract_asset, unbilled_receivable, and when it books them apart
+        contra_revenue and refund_liability."""
         ...
     def find_receipt(self, key: str) -> Receipt | None: ...
 

@@ -125,7 +125,7 @@ class EmbeddedRevenue:
     def period_journals(self, legal_entity: str, period: Period,
                         request_id: str) -> Sequence[JournalEntry]:
         def journals() -> list[JournalEntry]:
-            entries = self._service.period_journals(legal_entity, period)
+            entries = self._service.close_journals(legal_entity, period, request_id)
             self._service.record_journal_request(request_id, legal_entity, period, entries)
             return list(entries)
 
@@ -143,11 +143,10 @@ class EmbeddedRevenue:
             for found in self._service.positions_over(legal_entity, days):
                 yield [_position(p) for p in found]
 
-    def account_map(self) -> Mapping[str, str]:
-        codes = self._service.accounts
-        return {"revenue": codes.revenue, "deferred_revenue": codes.deferred_revenue,
-                "contract_asset": codes.contract_asset,
-                "unbilled_receivable": codes.unbilled_receivable}
+    def account_map(self, legal_entity: str | None = None) -> Mapping[str, str]:
+        codes = (self._service.accounts if legal_entity is None
+                 else self._service.accounts_of(legal_entity))
+        return codes.as_dict()
 
     def find_receipt(self, key: str) -> Receipt | None:
         applied = self._read(lambda: self._service.find(key))

@@ -14,17 +14,21 @@ Rules:
   (606-10-32-40): variable consideration, SLA credits, usage. Each is recognised evenly over
   its own span from its effective instant on, added to the main allocation.
 - The allocated price of an obligation is the total of its last segment plus its components.
+- A price concession (credit memo, refund, SLA credit) is tracked inside the amount it
+  changes (`Segment.concession`, `PeriodComponent.concession`), so the revenue it reduces
+  can be reported apart (`contra`).
 - Every change appends a revision (version = number of revisions), naming the event and
   paragraph that caused it: that is how a revenue line traces back to its amendment.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 
 from finsync.domain.clock import Period
+from finsync.domain.fingerprint import ADDED_LATER
 from finsync.domain.money import Money, total
 from finsync.systems.revrec.consideration import Step
 from finsync.systems.revrec.pattern import RecognitionPattern
@@ -61,6 +65,10 @@ class Segment:
     effective: datetime | None = None
     anchor: datetime | None = None
     base: Money | None = None
+    # The part of `total` (and of `base`) that is price concessions (`contra`); None: none
+    # of its own (see `contra.concession_parts`).
+    concession: Money | None = field(default=None, metadata=ADDED_LATER)
+    concession_base: Money | None = field(default=None, metadata=ADDED_LATER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +77,7 @@ class PeriodComponent:
     amount: Money
     span: Period
     effective: datetime | None = None
+    concession: bool = field(default=False, metadata=ADDED_LATER)  # a contra-revenue amount
 
 
 @dataclass(frozen=True, slots=True)

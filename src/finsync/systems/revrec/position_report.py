@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine
 from finsync.domain.clock import Period
 from finsync.domain.journal import JournalEntry
 from finsync.domain.money import Money
+from finsync.systems.revrec import journal_store
 from finsync.systems.revrec import position_store as store
 from finsync.systems.revrec.balance import ContractBalances, balances
 from finsync.systems.revrec.errors import UnknownRevenueContractError
@@ -104,13 +105,21 @@ class PositionReports:
     def period_journals(self, legal_entity: str, period: Period,
                         accounts: Mapping[str, str] | AccountMap) -> tuple[JournalEntry, ...]:
         """The entity's revenue journals of the period, one per currency (`journal`)."""
+        return journal_of(self.period_movements(legal_entity, period), legal_entity, period,
+                          accounts)
+
+    def period_movements(self, legal_entity: str, period: Period) -> list[ContractMovement]:
+        """Each contract's movement over the period, in id order; a contract whose journal
+        splits contra revenue or a refund liability (`journal_store`) from its state."""
         with self.engine.connect() as conn:
             moved = store.movements(conn, legal_entity, period.start, period.end)
             refs = store.references(conn, legal_entity)
-            states = store.states(conn, [m.revenue_contract_id for m in moved if not m.held])
+            split = journal_store.split_ids(conn, [m.revenue_contract_id for m in moved])
+            states = store.states(conn, [m.revenue_contract_id for m in moved
+                                         if not m.held or m.revenue_contract_id in split])
         found: list[ContractMovement] = []
         for m in moved:
-            if m.held:
+            if m.held and m.revenue_contract_id not in split:
                 cur = m.currency
                 move = Movement(*(Money.from_minor(v, cur) for v in (
                     m.revenue, m.deferred_revenue, m.contract_asset, m.unbilled_receivable)))
@@ -118,7 +127,7 @@ class PositionReports:
                                               refs.get(m.revenue_contract_id, ())))
             elif m.revenue_contract_id in states:
                 found.append(contract_movement(states[m.revenue_contract_id], period))
-        return journal_of(found, legal_entity, period, accounts)
+        return found
 
     def revenue_by_month(self, legal_entity: str, start: date, end: date) -> EntityWaterfall:
         months = month_periods(start, end)

@@ -71,8 +71,13 @@ def decode(tp: Any, data: Json) -> Any:
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = _hints(tp)
         return tp(**{f.name: decode(hints[f.name], data[f.name])
-                     for f in dataclasses.fields(tp) if f.init})
+                     for f in dataclasses.fields(tp) if f.init and _present(f, data)})
     return _scalar(tp, data)
+
+
+def _present(f: dataclasses.Field[Any], data: Json) -> bool:
+    """A field added later is absent while it held its default: the default is taken."""
+    return f.name in data or not added_later(f)
 
 
 def _scalar(tp: Any, data: Json) -> Any:
