@@ -169,3 +169,28 @@ def encode_entry(entry: JournalEntry) -> str:
 
 def decode_entry(text: str) -> JournalEntry:
     return codec.decode(JournalEntry, json.loads(text), "revrec_journals.entry")
+
+
+def split_states(conn: Connection, legal_entity: str) -> list[str]:
+    """The entity's contracts marked split, in id order."""
+    s, c = t.split_contracts, t.contracts
+    return [str(rc) for (rc,) in conn.execute(
+        select(s.c.revenue_contract_id).select_from(s.join(c, c.c.id == s.c.revenue_contract_id))
+        .where(c.c.legal_entity == legal_entity).order_by(s.c.revenue_contract_id))]
+
+
+def adjustments_booked(conn: Connection, legal_entity: str, start: date,
+                       end: date) -> list[tuple[date, str, date, tuple[int, ...]]]:
+    """(booked in period, currency, closed period adjusted, sums of `MOVEMENT_COLUMNS`) of
+    the adjustments stored journals of periods starting in [start, end) booked."""
+    m, j = t.journal_movements, t.journals
+    rows = conn.execute(
+        select(j.c.period_start, j.c.currency, m.c.adjusts_start,
+               *(func.sum(m.c[n]) for n in MOVEMENT_COLUMNS))
+        .select_from(m.join(j, j.c.id == m.c.journal_id))
+        .where(j.c.legal_entity == legal_entity, j.c.period_start >= start,
+               j.c.period_start < end, m.c.adjusts_start != j.c.period_start)
+        .group_by(j.c.period_start, j.c.currency, m.c.adjusts_start)
+        .order_by(j.c.period_start, j.c.currency, m.c.adjusts_start))
+    return [(booked_in, str(cur), adjusted, tuple(int(v) for v in sums))
+            for booked_in, cur, adjusted, *sums in rows]

@@ -39,11 +39,12 @@ from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, ContractLine, SubscriptionContract
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry
-from finsync.systems.revrec import journal_store, point_in_time, position_store
+from finsync.systems.revrec import contra_report, journal_store, point_in_time, position_store
 from finsync.systems.revrec import tables as t
 from finsync.systems.revrec.account_map import AccountMaps
 from finsync.systems.revrec.balance import ContractBalances
 from finsync.systems.revrec.booking import revenue_contract_id
+from finsync.systems.revrec.contra_report import BookedAdjustment, EntityContra
 from finsync.systems.revrec.engine import apply_event, book_contract
 from finsync.systems.revrec.errors import (
     IdempotencyMismatchError,
@@ -254,6 +255,17 @@ class RevenueService:
     def revenue_by_month(self, legal_entity: str, start: date, end: date) -> EntityWaterfall:
         """Revenue of the entity per calendar month and currency (the waterfall's total)."""
         return self._reports.revenue_by_month(legal_entity, start, end)
+
+    def contra_by_month(self, legal_entity: str, start: date, end: date) -> EntityContra:
+        """Contra revenue (concessions) of the entity per month and currency: gross revenue
+        is `revenue_by_month` + this (`contra_report`)."""
+        return contra_report.contra_by_month(self._reports.engine, legal_entity, start, end)
+
+    def adjustments_by_month(self, legal_entity: str, start: date, end: date
+                             ) -> tuple[tuple[str, tuple[BookedAdjustment, ...]], ...]:
+        """The catch-up adjustments stored journals of those months booked for closed
+        periods, per currency (`contra_report`)."""
+        return contra_report.adjustments_by_month(self.engine, legal_entity, start, end)
 
     def balances_by_month(self, legal_entity: str, start: date, end: date) -> EntityBalances:
         """The entity's balances at each month start from `start`'s month to `end`'s end,
