@@ -147,6 +147,8 @@ def store(conn: Connection, legal_entity: str, period: Period, request_id: str, 
           entries: Sequence[JournalEntry],
           moved: Sequence[tuple[str, ContractMovement]]) -> None:
     """The period's journals (and what each booked per contract: (journal id, movement))."""
+    if not entries:  # nothing moved: nothing to keep (engine.md, "Left out")
+        return
     conn.execute(insert(t.journals), [{
         "id": e.id, "legal_entity": legal_entity, "period_start": period.start,
         "period_end": period.end, "currency": e.lines[0].amount.currency,
