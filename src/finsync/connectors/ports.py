@@ -212,8 +212,9 @@ class RevenuePort(Protocol):
     def schedules(self, subscription_contract_id: str) -> Sequence[RevenueSchedule]: ...
     def period_journals(self, legal_entity: str, period: Period,
                         request_id: str) -> Sequence[JournalEntry]:
-        """The period's revenue journals; asking again under the same `request_id` (the
-        close's correlation) answers the same journals."""
+        """The period's revenue journals as a close posts them: the first request (the
+        close's correlation id) fixes them, and every later request, under any id, answers
+        the same journals; a change that lands after is caught up in a later period."""
         ...
     def positions(self, legal_entity: str, day: date) -> Sequence[RevenuePosition]: ...
     def account_map(self, legal_entity: str | None = None) -> Mapping[str, str]:
