@@ -300,7 +300,8 @@ class RevenueService:
 
     def record_journal_request(self, key: str, legal_entity: str, period: Period,
                                entries: Sequence[JournalEntry]) -> None:
-        """Remember that `key` asked for the period's journals (the answer is recomputed)."""
+        """Remember that `key` asked for the period's journals (the journals themselves are
+        stored by `close_journals`)."""
         answer = Applied(key, "", "", " ".join(entry.id for entry in entries),
                          detail=(("legal_entity", legal_entity),
                                  ("period", f"{period.start}..{period.end}")))
