@@ -225,6 +225,17 @@ class RevenuePort(Protocol):
     def find_receipt(self, key: str) -> Receipt | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class RevenueAdjustment:
+    """Net revenue (a credit positive) that a revenue engine's stored period journal booked
+    to catch up an earlier, closed period: the GL's month `booked_in` holds it, the engine's
+    figures of month `adjusts` include it."""
+
+    booked_in: date  # first day of the period whose journal carries it
+    adjusts: date  # first day of the closed period it catches up
+    revenue: Money
+
+
 @runtime_checkable
 class RevenueBooksPort(RevenuePort, Protocol):
     """A revenue engine that answers many days in one read (reconciliation asks for every
@@ -233,6 +244,10 @@ class RevenueBooksPort(RevenuePort, Protocol):
     def positions_over(self, legal_entity: str,
                        days: Sequence[date]) -> Iterator[Sequence[RevenuePosition]]:
         """Per revenue contract, its positions before each of `days` (in that order)."""
+        ...
+
+    def adjustments(self, legal_entity: str) -> Sequence[RevenueAdjustment]:
+        """The catch-ups its stored period journals booked for closed periods."""
         ...
 
 

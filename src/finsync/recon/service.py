@@ -42,6 +42,7 @@ from finsync.connectors.ports import (
     LedgerBooks,
     LedgerBooksPort,
     LedgerPort,
+    RevenueAdjustment,
     RevenueBooksPort,
     RevenuePort,
     RevenuePosition,
@@ -142,6 +143,8 @@ class Reconciliation:
         e, currency = entity.id, entity.currency
         bounds = _month_bounds(date(as_of.year, 1, 1), as_of + timedelta(days=1))
         opening, closing, recognised = self._positions(entity, bounds, as_of)
+        adjusted = (self._revenue.adjustments(e)
+                    if isinstance(self._revenue, RevenueBooksPort) else ())
         gl_days = [*(day - timedelta(days=1) for day in bounds), as_of]
         gl_accounts = sorted(set(accounts.values()))
         closed = [ledger.period_status(e, first) is PeriodStatus.CLOSED for first in bounds]
@@ -165,8 +168,8 @@ class Reconciliation:
             lambda: ledger.customer_open(e, currency, as_of),
             lambda: ledger.applied_by(e, as_of),
             lambda: opening, lambda: closing,
-            _periods(code, bounds, recognised[code], balances,
-                     _revenue_accounts(accounts), closed),
+            _periods(code, bounds, _as_booked(code, bounds, recognised[code], adjusted),
+                     balances, _revenue_accounts(accounts), closed),
             balances[-1], accounts, explained, as_of_closed, watched,
             foreign_checked=split is not None), "" if code == currency else f"[{code}]")
             for code, balances in gl.items()]
@@ -227,6 +230,21 @@ class Reconciliation:
 
 
 RUN_ACTION = "reconciliation.run"
+
+
+def _as_booked(currency: str, bounds: list[date], recognised: list[Money],
+               adjusted: Sequence[RevenueAdjustment]) -> list[Money]:
+    """The engine's cumulative revenue at each bound as its journals booked it: a change
+    that reached a closed month after its close is in the GL's month that caught it up
+    (`RevenueAdjustment`), not in the closed month, which the engine's figures hold it in."""
+    moved = list(recognised)
+    for a in adjusted:
+        if a.revenue.currency != currency:
+            continue
+        for n, bound in enumerate(bounds):  # cumulative: in from its month's end on
+            if a.adjusts < bound <= a.booked_in:
+                moved[n] = moved[n] - a.revenue
+    return moved
 
 
 def _revenue_accounts(accounts: Mapping[str, str]) -> tuple[str, ...]:

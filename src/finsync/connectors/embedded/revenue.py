@@ -23,7 +23,13 @@ from typing import TypeVar
 from sqlalchemy.exc import OperationalError
 
 from finsync.connectors.calls import NO_RECORDER, CallRecorder, Channel, Subject, recorded
-from finsync.connectors.ports import DeliveryContext, Receipt, Reference, RevenuePosition
+from finsync.connectors.ports import (
+    DeliveryContext,
+    Receipt,
+    Reference,
+    RevenueAdjustment,
+    RevenuePosition,
+)
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.errors import DomainError, ExceptionClass, PermanentError, TransientError
@@ -142,6 +148,12 @@ class EmbeddedRevenue:
         with _translated():
             for found in self._service.positions_over(legal_entity, days):
                 yield [_position(p) for p in found]
+
+    def adjustments(self, legal_entity: str) -> Sequence[RevenueAdjustment]:
+        found = self._read(lambda: self._service.adjustments_by_month(
+            legal_entity, date.min, date.max))
+        return [RevenueAdjustment(a.booked_in, a.adjusts, a.revenue)
+                for _, booked in found for a in booked]
 
     def account_map(self, legal_entity: str | None = None) -> Mapping[str, str]:
         codes = (self._service.accounts if legal_entity is None
