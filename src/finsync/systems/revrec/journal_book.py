@@ -6,8 +6,9 @@ Rules:
   each booked per contract and the last change they saw; asked again (any request, any
   reader) the stored journals are answered as stored (`journal_store`).
 - A period not stored yet is computed: its own movement (`position_report`) and, for every
-  stored period before it, the adjustments of the contracts changed since (`adjustment`).
-  Asking for it changes nothing.
+  stored period before it, the adjustments of the contracts changed since the latest of
+  them was stored (`adjustment`; the latest booked every change it saw, for every period
+  before it). Asking for it changes nothing.
 - The accounts are those of the legal entity (`AccountMaps`).
 """
 
@@ -65,7 +66,9 @@ class JournalBook:
             closed = js.stored_periods(conn, legal_entity, period.start)
             if not closed:
                 return moved
-            changed = js.changed_since(conn, legal_entity, min(seq for _, seq in closed))
+            # The latest stored journal booked every change it saw, for every period before
+            # it: only contracts changed after it can differ from what the GL holds.
+            changed = js.changed_since(conn, legal_entity, max(seq for _, seq in closed))
             states = position_store.states(conn, sorted(changed))
             booked = js.booked(conn, legal_entity, changed)
         for rc in sorted(states):
