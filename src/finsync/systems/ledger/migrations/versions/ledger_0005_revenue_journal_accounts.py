@@ -8,7 +8,10 @@ The revenue engine books concessions to a contra revenue account and considerati
 back to a refund liability. Both roles are optional (a chart without them still loads), but
 each entity's chart that lacks one gets the default chart's account for it, under the
 default code, or under `<code>-1`, `<code>-2` … when its chart already uses that code. The
-accounts are written as they are in this revision.
+accounts are written as they are in this revision. The revenue engine's journals name
+account codes (`[revenue.accounts]`, default 4910 and 2450): an entity whose account went
+under another code needs `[revenue.entity_accounts.<entity>]` set to it, or its concessions
+land on the account that already held the default code.
 """
 
 from __future__ import annotations
