@@ -25,6 +25,7 @@ from typing import Any
 
 from finsync.domain.clock import month_period
 from finsync.domain.errors import DomainError
+from finsync.domain.money import Money
 from finsync.systems.revrec.balance import ContractBalances
 from finsync.systems.revrec.errors import UnknownRevenueContractError
 from finsync.systems.revrec.report import ContractReport, ReportingPeriod, contract_report
@@ -67,15 +68,8 @@ class RevenueWaterfall:
     legal_entity: str
     months: tuple[str, ...]
     revenue: tuple[tuple[str, tuple[Decimal, ...]], ...]  # (currency, one per month): net
-    contra: tuple[tuple[str, tuple[Decimal, ...]], ...] = ()  # concessions, per month
-
-    def gross(self) -> tuple[tuple[str, tuple[Decimal, ...]], ...]:
-        """Net + contra revenue, per currency and month."""
-        contra = dict(self.contra)
-        zero = (Decimal(0),) * len(self.months)
-        return tuple((cur, tuple(a + c for a, c in zip(amounts, contra.get(cur, zero),
-                                                        strict=True)))
-                     for cur, amounts in self.revenue)
+    gross: tuple[tuple[str, tuple[Decimal, ...]], ...] = ()  # before concessions
+    contra: tuple[tuple[str, tuple[Decimal, ...]], ...] = ()  # concessions
 
     def as_json(self) -> dict[str, Any]:
         """`finsync revrec waterfall --json` (legal_entity, months, revenue (net), gross,
@@ -84,27 +78,25 @@ class RevenueWaterfall:
             return {cur: dict(zip(self.months, (str(a) for a in amounts), strict=True))
                     for cur, amounts in rows}
 
-        contra = dict(self.contra)
-        zero = (Decimal(0),) * len(self.months)
         return {"legal_entity": self.legal_entity, "months": list(self.months),
-                "revenue": by_month(self.revenue), "gross": by_month(self.gross()),
-                "contra": by_month(tuple((cur, contra.get(cur, zero))
-                                         for cur, _ in self.revenue)),
+                "revenue": by_month(self.revenue), "gross": by_month(self.gross),
+                "contra": by_month(self.contra),
                 "totals": [_money(sum(amounts, Decimal(0)), cur)
                            for cur, amounts in self.revenue]}
 
 
 def waterfall(service: RevenueService, entity: str, first: str, last: str) -> RevenueWaterfall:
-    """Revenue per month from month `first` to month `last` (YYYY-MM): net, and the contra
-    revenue that makes it gross."""
+    """Revenue per month from month `first` to month `last` (YYYY-MM): net, gross and the
+    contra revenue between them, as the revenue engine reports them."""
     start, end = month_span(first, last)
-    report = service.revenue_by_month(entity, start, end)
-    contra = service.contra_by_month(entity, start, end)
+    report = service.gross_and_net_by_month(entity, start, end)
+
+    def amounts(rows: tuple[tuple[str, tuple[Money, ...]], ...]
+                ) -> tuple[tuple[str, tuple[Decimal, ...]], ...]:
+        return tuple((cur, tuple(a.amount for a in per)) for cur, per in rows)
+
     return RevenueWaterfall(entity, tuple(f"{m.start:%Y-%m}" for m in report.months),
-                            tuple((cur, tuple(a.amount for a in amounts))
-                                  for cur, amounts in report.amounts),
-                            tuple((cur, tuple(a.amount for a in amounts))
-                                  for cur, amounts in contra.amounts))
+                            amounts(report.net), amounts(report.gross), amounts(report.contra))
 
 
 # -- the deferred revenue roll-forward ---------------------------------------------------------

@@ -4,7 +4,7 @@ Rules:
 - Net revenue per month is the waterfall's (`position_report.revenue_by_month`); contra
   revenue per month is computed from the states of the contracts marked split
   (`journal_store`), the only ones with a concession or a refund liability; gross = net +
-  contra.
+  contra (`gross_and_net`), per currency.
 - The adjustments are read from the stored journals: per month they were booked in, per
   currency and closed period, the net revenue, contra revenue and deferred revenue (with
   the refund liability) they moved. They are what ties the engine's roll-forward (always
@@ -24,6 +24,7 @@ from finsync.domain.money import Money
 from finsync.systems.revrec import journal_store as js
 from finsync.systems.revrec import position_store
 from finsync.systems.revrec.contra import contra_to
+from finsync.systems.revrec.position_report import EntityWaterfall
 from finsync.systems.revrec.timegrid import month_periods
 
 
@@ -33,6 +34,28 @@ class EntityContra:
 
     months: tuple[Period, ...]
     amounts: tuple[tuple[str, tuple[Money, ...]], ...]  # (currency, one per month)
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRevenue:
+    """Gross, contra and net revenue per calendar month of one legal entity, per currency
+    (gross = net + contra, net the waterfall's)."""
+
+    months: tuple[Period, ...]
+    gross: tuple[tuple[str, tuple[Money, ...]], ...]
+    contra: tuple[tuple[str, tuple[Money, ...]], ...]
+    net: tuple[tuple[str, tuple[Money, ...]], ...]
+
+
+def gross_and_net(net: EntityWaterfall, contra: EntityContra) -> EntityRevenue:
+    """The waterfall's net revenue with the contra revenue that makes it gross, per currency
+    (a currency with no concession has contra zero)."""
+    by_currency = dict(contra.amounts)
+    zeros = {cur: tuple(Money.zero(cur) for _ in net.months) for cur, _ in net.amounts}
+    contras = tuple((cur, by_currency.get(cur, zeros[cur])) for cur, _ in net.amounts)
+    gross = tuple((cur, tuple(a + c for a, c in zip(amounts, dict(contras)[cur], strict=True)))
+                  for cur, amounts in net.amounts)
+    return EntityRevenue(net.months, gross, contras, net.amounts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from finsync.systems.revrec import tables as t
 from finsync.systems.revrec.account_map import AccountMaps
 from finsync.systems.revrec.balance import ContractBalances
 from finsync.systems.revrec.booking import revenue_contract_id
-from finsync.systems.revrec.contra_report import BookedAdjustment, EntityContra
+from finsync.systems.revrec.contra_report import BookedAdjustment, EntityRevenue
 from finsync.systems.revrec.engine import apply_event, book_contract
 from finsync.systems.revrec.errors import (
     IdempotencyMismatchError,
@@ -256,10 +256,13 @@ class RevenueService:
         """Revenue of the entity per calendar month and currency (the waterfall's total)."""
         return self._reports.revenue_by_month(legal_entity, start, end)
 
-    def contra_by_month(self, legal_entity: str, start: date, end: date) -> EntityContra:
-        """Contra revenue (concessions) of the entity per month and currency: gross revenue
-        is `revenue_by_month` + this (`contra_report`)."""
-        return contra_report.contra_by_month(self._reports.engine, legal_entity, start, end)
+    def gross_and_net_by_month(self, legal_entity: str, start: date,
+                               end: date) -> EntityRevenue:
+        """Gross, contra and net revenue of the entity per month and currency
+        (`contra_report`; net is `revenue_by_month`)."""
+        net = self._reports.revenue_by_month(legal_entity, start, end)
+        contra = contra_report.contra_by_month(self._reports.engine, legal_entity, start, end)
+        return contra_report.gross_and_net(net, contra)
 
     def adjustments_by_month(self, legal_entity: str, start: date, end: date
                              ) -> tuple[tuple[str, tuple[BookedAdjustment, ...]], ...]:
