@@ -81,9 +81,10 @@ from finsync.systems.ledger.governance import Governor
 from finsync.systems.ledger.migrate import upgrade as upgrade_ledger
 from finsync.systems.ledger.rules import AccountMap
 from finsync.systems.ledger.service import LedgerService
+from finsync.systems.revrec.errors import AccountMappingError
 from finsync.systems.revrec.migrate import upgrade as upgrade_revrec
 from finsync.systems.revrec.pattern import RecognitionPattern
-from finsync.systems.revrec.service import RevenueService
+from finsync.systems.revrec.service import DEFAULT_ACCOUNTS, RevenueService
 from finsync.systems.revrec.terms import RecognitionTerms
 from finsync.triage.policy import ApprovalPolicy
 from finsync.triage.service import Triage
@@ -142,7 +143,13 @@ def build_revenue_service(config: FinsyncConfig, engine: Engine) -> RevenueServi
         return next((p for p in prices if p.product_id == product_id and p.applies_on(on)),
                     None)
 
-    return RevenueService(engine, ssp, lambda _contract: terms, reader=read_only(engine))
+    accounts = {**DEFAULT_ACCOUNTS, **config.revenue.accounts}
+    try:
+        return RevenueService(engine, ssp, lambda _contract: terms, accounts,
+                              reader=read_only(engine),
+                              entity_accounts=config.revenue.entity_accounts)
+    except AccountMappingError as exc:
+        raise ConfigError(f"[revenue.accounts]: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,6 +107,11 @@ class RevenueSection(_Strict):
     billing catalog carries them they are configured here)."""
 
     ssp: list[SspSection] = Field(default_factory=list)
+    # The GL accounts of the revenue journals by role (revenue, deferred_revenue,
+    # contract_asset, unbilled_receivable, contra_revenue, refund_liability); empty: the
+    # engine's defaults. `entity_accounts.<entity>` overrides roles for one legal entity.
+    accounts: dict[str, str] = Field(default_factory=dict)
+    entity_accounts: dict[str, dict[str, str]] = Field(default_factory=dict)
 
 
 class TriageSection(_Strict):

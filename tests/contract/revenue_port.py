@@ -173,6 +173,17 @@ class RevenuePortContract:
                 assert entry.source_refs
         assert revenue == Decimal("97808.22")
 
+    def test_a_period_journal_once_answered_to_a_close_never_changes(
+            self, harness: RevenueHarness) -> None:
+        """July's journal is fixed when a close asks for it; the SLA credit for July issued
+        in August does not change it (a later period catches it up)."""
+        _upgraded(harness.port)
+        july = Period(date(2026, 7, 1), date(2026, 8, 1))
+        first = harness.port.period_journals("le_us", july, "k-close-07")
+        harness.port.apply_credit_memo(sla_credit("cm_0001", "inv_0002", "200.00"),
+                                       ctx("k-cm"))
+        assert harness.port.period_journals("le_us", july, "k-close-07-again") == first
+
     def test_sla_credit_revises_the_analytics_schedule(self, harness: RevenueHarness) -> None:
         _upgraded(harness.port)
         receipt = harness.port.apply_credit_memo(sla_credit("cm_0001", "inv_0002", "200.00"),

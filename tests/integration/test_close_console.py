@@ -161,6 +161,11 @@ def test_a_close_then_a_reopen_by_a_second_person(world: World) -> None:
     assert _actions(world, "approval.approve") == [("bob", str(asked["id"]))]
     twice = world.client.post(f"{url}/reject", json={"reason": "late"}, headers=bob)
     assert (twice.status_code, twice.json()["error"]["code"]) == (409, "request_not_pending")
+    # Closed again: the revenue engine answers the journal it stored at the first close
+    # (engine.md, "Immutable period journals"), which the ERP holds posted already.
+    again = world.client.post("/v1/close/le_us/2026-01", json={}, headers=alice)
+    assert again.status_code == 200, again.text
+    assert (again.json()["status"], again.json()["journals"]) == ("closed", body["journals"])
 
 
 def test_refusals_are_coded(world: World) -> None:

@@ -70,7 +70,10 @@ def test_waterfall_is_the_clis(served: tuple[TestClient, Services]) -> None:
     client, _ = served
     cli = _cli(["revrec", "waterfall", "-e", "le_us", "--from", "2026-01", "--to", "2026-12"])
     api = _get(client, "/v1/revenue/waterfall?entity=le_us&from=2026-01&to=2026-12")
-    assert {k: api[k] for k in ("legal_entity", "months", "revenue")} == cli
+    assert {k: api[k] for k in ("legal_entity", "months", "revenue", "gross", "contra")} == cli
+    for month in cli["months"]:  # gross - contra = net, each month
+        usd = {part: Decimal(cli[part]["USD"][month]) for part in ("gross", "contra", "revenue")}
+        assert usd["gross"] - usd["contra"] == usd["revenue"], month
     (total,) = api["totals"]
     assert Decimal(total["amount"]) == sum(Decimal(v) for v in cli["revenue"]["USD"].values())
     assert total["currency"] == "USD" and Decimal(total["amount"]) > 0

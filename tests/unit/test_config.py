@@ -5,7 +5,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
 
+from finsync.bootstrap import build_revenue_service
 from finsync.config import DEFAULT_CONFIG, ConfigError, parse_config
 
 
@@ -52,3 +54,18 @@ def test_ledger_posting_settings_are_read(tmp_path: Path) -> None:
     ledger = parse_config(data, tmp_path).systems["ledger"]
     assert (ledger.batch_size, ledger.posting, ledger.calls_per_minute, ledger.concurrency) == \
         (25, "daily_summary", 120, 4)
+
+
+def test_revenue_accounts_per_entity_are_read_and_an_unknown_role_is_refused(
+        tmp_path: Path) -> None:
+    data = _default()
+    data["revenue"]["entity_accounts"] = {"le_eu": {"revenue": "4010"}}
+    engine = create_engine(f"sqlite:///{tmp_path / 'revrec.db'}")
+    service = build_revenue_service(parse_config(data, tmp_path), engine)
+    assert service.accounts_of("le_eu").revenue == "4010"
+    assert service.accounts_of("le_us").revenue == "4000"
+    assert service.accounts_of("le_eu").contra_revenue == "4910"
+    data["revenue"]["entity_accounts"] = {"le_eu": {"revenu": "4010"}}
+    with pytest.raises(ConfigError, match="revenu"):
+        build_revenue_service(parse_config(data, tmp_path), engine)
+    engine.dispose()

@@ -92,6 +92,12 @@ EntityOpt = Annotated[str, typer.Option("--entity", "-e", help="Legal entity id.
 NOT_FOOTING_EXIT = 3  # a month of the roll-forward does not foot (its row shows by how much)
 
 
+def _adjusted(adjustments: list[dict[str, str]]) -> str:
+    """The catch-ups booked in the month for closed periods: `YYYY-MM revenue ...`."""
+    return "; ".join(f"{a['period']} revenue {a['revenue']}, contra {a['contra_revenue']}"
+                     for a in adjustments)
+
+
 def _service(config: Path | None) -> AbstractContextManager[RevenueService]:
     return embedded(config, "revenue", "revenue engine", build_revenue_service, FINANCE_READ)
 
@@ -106,11 +112,15 @@ def waterfall_report(
     with guarded(as_json), _service(config) as service:
         data = waterfall(service, entity, first, last).as_json()
         if as_json:
-            output.emit_json({k: data[k] for k in ("legal_entity", "months", "revenue")})
+            output.emit_json({k: data[k] for k in ("legal_entity", "months", "revenue",
+                                                   "gross", "contra")})
             return
         labels = data["months"]
-        output.table(f"revenue per month, {entity}", ["currency", *labels],
-                     [[cur, *(row[k] for k in labels)] for cur, row in data["revenue"].items()])
+        output.table(f"revenue per month, {entity}", ["currency", "", *labels],
+                     [[cur, part, *(data[key][cur][k] for k in labels)]
+                      for cur in data["revenue"]
+                      for part, key in (("gross", "gross"), ("contra", "contra"),
+                                        ("net", "revenue"))])
 
 
 @app.command("rpo")
@@ -144,7 +154,8 @@ def roll_forward_report(
         else:
             cols = ["month", "currency", "opening", "invoiced", "credited", "recognised",
                     "closing", "difference"]
-            output.table(f"deferred revenue roll-forward, {entity}", cols,
-                         [[r[c] for c in cols] for r in data["rows"]])
+            output.table(f"deferred revenue roll-forward, {entity}", [*cols, "adjustments"],
+                         [[*(r[c] for c in cols), _adjusted(r["adjustments"])]
+                          for r in data["rows"]])
         if not data["foots"]:
             raise typer.Exit(NOT_FOOTING_EXIT)

@@ -212,15 +212,28 @@ class RevenuePort(Protocol):
     def schedules(self, subscription_contract_id: str) -> Sequence[RevenueSchedule]: ...
     def period_journals(self, legal_entity: str, period: Period,
                         request_id: str) -> Sequence[JournalEntry]:
-        """The period's revenue journals; asking again under the same `request_id` (the
-        close's correlation) answers the same journals."""
+        """The period's revenue journals as a close posts them: the first request (the
+        close's correlation id) fixes them, and every later request, under any id, answers
+        the same journals; a change that lands after is caught up in a later period."""
         ...
     def positions(self, legal_entity: str, day: date) -> Sequence[RevenuePosition]: ...
-    def account_map(self) -> Mapping[str, str]:
-        """GL accounts of its journals: revenue, deferred_revenue, contract_asset,
-        unbilled_receivable."""
+    def account_map(self, legal_entity: str | None = None) -> Mapping[str, str]:
+        """GL accounts of its journals (of one legal entity, else the default): revenue,
+        deferred_revenue, contract_asset, unbilled_receivable, and when it books them apart
+        contra_revenue and refund_liability."""
         ...
     def find_receipt(self, key: str) -> Receipt | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RevenueAdjustment:
+    """Net revenue (a credit positive) that a revenue engine's stored period journal booked
+    to catch up an earlier, closed period: the GL's month `booked_in` holds it, the engine's
+    figures of month `adjusts` include it."""
+
+    booked_in: date  # first day of the period whose journal carries it
+    adjusts: date  # first day of the closed period it catches up
+    revenue: Money
 
 
 @runtime_checkable
@@ -231,6 +244,10 @@ class RevenueBooksPort(RevenuePort, Protocol):
     def positions_over(self, legal_entity: str,
                        days: Sequence[date]) -> Iterator[Sequence[RevenuePosition]]:
         """Per revenue contract, its positions before each of `days` (in that order)."""
+        ...
+
+    def adjustments(self, legal_entity: str) -> Sequence[RevenueAdjustment]:
+        """The catch-ups its stored period journals booked for closed periods."""
         ...
 
 

@@ -18,7 +18,7 @@ Rules:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -60,22 +60,31 @@ def books(ledger: LedgerService, as_of: date) -> dict[str, Any]:
     }
 
 
-def revenue_recognised(entries: Iterable[JournalEntry], account: str) -> dict[str, str]:
-    """Revenue per posting month from the journals the period close posted (the ERP's
+def revenue_recognised(entries: Iterable[JournalEntry],
+                       accounts: str | Collection[str]) -> dict[str, str]:
+    """Net revenue per posting month from the journals the period close posted (the ERP's
     entries of one entity: its functional currency)."""
     closing = [e for e in entries if (e.correlation_id or "").startswith(CLOSE_PREFIX)]
     return {month: str(amount.amount)
-            for month, amount in sorted(revenue_by_period(closing, account).items())}
+            for month, amount in sorted(revenue_by_period(closing, accounts).items())}
 
 
-def revenue_by_period(journals: Iterable[JournalEntry], account: str) -> dict[str, Money]:
-    """Credit minus debit on the revenue account, per posting month (a sum in Money: a
+def revenue_accounts(codes: Mapping[str, str]) -> tuple[str, ...]:
+    """The accounts of a revenue engine's account map whose net credit is its net revenue:
+    revenue (gross) and contra revenue, when it books concessions apart."""
+    return tuple(codes[role] for role in ("revenue", "contra_revenue") if role in codes)
+
+
+def revenue_by_period(journals: Iterable[JournalEntry],
+                      accounts: str | Collection[str]) -> dict[str, Money]:
+    """Credit minus debit on the revenue accounts, per posting month (a sum in Money: a
     line in another currency is refused, never added)."""
+    chosen = {accounts} if isinstance(accounts, str) else set(accounts)
     totals: dict[str, Money] = {}
     for entry in journals:
         month = entry.posting_date.strftime("%Y-%m")
         for line in entry.lines:
-            if line.account == account:
+            if line.account in chosen:
                 signed = line.amount if line.side is Side.CREDIT else -line.amount
                 totals[month] = totals[month] + signed if month in totals else signed
     return totals

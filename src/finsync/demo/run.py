@@ -178,7 +178,7 @@ def _drive(finance: Finance, config: FinsyncConfig, clock: SimClock) -> dict[str
     status = hub.status()
     timeline = hub.timeline(UPGRADE)
     postings = hub.delivered(finance.ports.ledgers)
-    revenue_account = finance.ports.revenue().account_map()["revenue"]
+    revenue_account = report.revenue_accounts(finance.ports.revenue().account_map())
     result: dict[str, Any] = {
         "invoices": [report.invoice(s) for s in billing.invoices()],
         "journal_entries": books["entries"],

@@ -55,7 +55,7 @@ def report(finance: Finance, business: StripeBusiness, year: Year, settings: Sta
     timeline = hub.timeline(thread)
     invoices = business.invoices()
     reached = {m["name"] for t in _threads(thread, invoices) for m in hub.timeline(t)}
-    revenue_account = finance.ports.revenue().account_map()["revenue"]
+    revenue_account = embedded.revenue_accounts(finance.ports.revenue().account_map())
     result: dict[str, Any] = {
         "stack": {"name": STACK, "stripe": settings.stripe_url,
                   "stripe_lacks": dict(can.missing), "erp": f"tryton {settings.tryton_url} "
@@ -147,7 +147,7 @@ def problems(result: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def _by_month(journals: Sequence[JournalEntry], account: str) -> dict[str, str]:
+def _by_month(journals: Sequence[JournalEntry], account: Sequence[str]) -> dict[str, str]:
     """Revenue per posting month over the closes' journals (all of them close journals)."""
     return {month: str(amount.amount) for month, amount
             in sorted(embedded.revenue_by_period(journals, account).items())}

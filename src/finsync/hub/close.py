@@ -14,6 +14,10 @@ Rules:
   currency, the id came from (entity, period) alone) keeps that id for that currency's
   journal: the same journal again is a duplicate, a changed one a `duplicate_event`, never
   a second posting.
+- The revenue engine fixes a period's journals when a close first asks for them and answers
+  the same ever after (a reopened period's too); a change that lands after the close is
+  caught up, as adjustment lines naming it and the closed period, in the next period the
+  engine journals.
 - The ERP period is closed only after every journal of the period is posted; a journal the
   ERP refuses leaves the period open and its exception in the queue.
 - A period the ERP already holds closed (closed there, not by this close) is `already_closed`
@@ -210,7 +214,7 @@ class PeriodClose:
 
     def _way_out(self, legal_entity: str, period_name: str,
                  unposted: dict[JournalEntry, str | None]) -> str:
-        revenue = self._revenue.account_map()["revenue"]
+        revenue = self._revenue.account_map(legal_entity)["revenue"]
         amounts = ", ".join(f"{entry.id}: revenue {_credited(entry, revenue)}"
                             for entry in unposted)
         held = sorted({e for e in unposted.values() if e is not None})

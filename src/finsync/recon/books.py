@@ -70,7 +70,9 @@ class Books:
         return Money.zero(self.currency)
 
     def gl_balance(self, role: str) -> Money:
-        return self.gl.get(self.accounts[role], self.zero())
+        """The GL balance of the role's account (zero: a role the engine does not book)."""
+        code = self.accounts.get(role)
+        return self.zero() if code is None else self.gl.get(code, self.zero())
 
 
 @dataclass(frozen=True, slots=True)

@@ -242,7 +242,8 @@ def deferred_revenue_rollforward(source: Books | Snapshot) -> CheckResult:
         _item(books, "rollforward:identity", closing_deferred - closing_asset, computed,
               "rollforward_does_not_foot"),
         _item(books, "gl:deferred_revenue", closing_deferred,
-              -books.gl_balance("deferred_revenue"), "gl_deferred_differs", explained=explained),
+              -books.gl_balance("deferred_revenue") - books.gl_balance("refund_liability"),
+              "gl_deferred_differs", explained=explained),
         _item(books, "gl:contract_asset", closing_asset, books.gl_balance("contract_asset")
               + books.gl_balance("unbilled_receivable"), "gl_contract_asset_differs",
               explained=explained),

@@ -42,6 +42,7 @@ from finsync.connectors.ports import (
     LedgerBooks,
     LedgerBooksPort,
     LedgerPort,
+    RevenueAdjustment,
     RevenueBooksPort,
     RevenuePort,
     RevenuePosition,
@@ -88,11 +89,11 @@ class Reconciliation:
         with reading(self._engine) as conn:
             explained = queue.explanations(conn)
             watched = {e.id: frozenset(queue.watched_refs(conn, e.id)) for e in self._entities}
-        accounts = {role: self._ledger.resolve_account(code)
-                    for role, code in self._revenue.account_map().items()}
         checks: list[CheckResult] = []
         with self._billing.books() as billing, self._ledger_books() as ledger:
             for entity in self._entities:
+                accounts = {role: self._ledger.resolve_account(code) for role, code
+                            in self._revenue.account_map(entity.id).items()}
                 for books, suffix in self._entity_books(billing, ledger, entity, as_of,
                                                         accounts, explained, watched[entity.id]):
                     for check in REVENUE_CHECKS if suffix else CHECKS:
@@ -142,6 +143,8 @@ class Reconciliation:
         e, currency = entity.id, entity.currency
         bounds = _month_bounds(date(as_of.year, 1, 1), as_of + timedelta(days=1))
         opening, closing, recognised = self._positions(entity, bounds, as_of)
+        adjusted = (self._revenue.adjustments(e)
+                    if isinstance(self._revenue, RevenueBooksPort) else ())
         gl_days = [*(day - timedelta(days=1) for day in bounds), as_of]
         gl_accounts = sorted(set(accounts.values()))
         closed = [ledger.period_status(e, first) is PeriodStatus.CLOSED for first in bounds]
@@ -165,7 +168,8 @@ class Reconciliation:
             lambda: ledger.customer_open(e, currency, as_of),
             lambda: ledger.applied_by(e, as_of),
             lambda: opening, lambda: closing,
-            _periods(code, bounds, recognised[code], balances, accounts["revenue"], closed),
+            _periods(code, bounds, _as_booked(code, bounds, recognised[code], adjusted),
+                     balances, _revenue_accounts(accounts), closed),
             balances[-1], accounts, explained, as_of_closed, watched,
             foreign_checked=split is not None), "" if code == currency else f"[{code}]")
             for code, balances in gl.items()]
@@ -228,12 +232,34 @@ class Reconciliation:
 RUN_ACTION = "reconciliation.run"
 
 
+def _as_booked(currency: str, bounds: list[date], recognised: list[Money],
+               adjusted: Sequence[RevenueAdjustment]) -> list[Money]:
+    """The engine's cumulative revenue at each bound as its journals booked it: a change
+    that reached a closed month after its close is in the GL's month that caught it up
+    (`RevenueAdjustment`), not in the closed month, which the engine's figures hold it in."""
+    moved = list(recognised)
+    for a in adjusted:
+        if a.revenue.currency != currency:
+            continue
+        for n, bound in enumerate(bounds):  # cumulative: in from its month's end on
+            if a.adjusts < bound <= a.booked_in:
+                moved[n] = moved[n] - a.revenue
+    return moved
+
+
+def _revenue_accounts(accounts: Mapping[str, str]) -> tuple[str, ...]:
+    """The accounts whose net credit is the engine's (net) revenue: revenue and, when the
+    engine books concessions apart, contra revenue."""
+    return tuple(sorted({accounts[r] for r in ("revenue", "contra_revenue") if r in accounts}))
+
+
 def _periods(currency: str, bounds: list[date], recognised: list[Money],
-             balances: Sequence[Mapping[str, Money]], revenue_account: str,
+             balances: Sequence[Mapping[str, Money]], revenue_accounts: tuple[str, ...],
              closed: list[bool]) -> list[PeriodRevenue]:
-    """Each whole month: the engine's recognition and the GL's revenue movement."""
+    """Each whole month: the engine's recognition and the GL's net revenue movement."""
     zero = Money.zero(currency)
-    gl_credit = [-balances[n].get(revenue_account, zero) for n in range(len(bounds))]
+    gl_credit = [-sum((balances[n].get(a, zero) for a in revenue_accounts), zero)
+                 for n in range(len(bounds))]
     return [PeriodRevenue(first.strftime("%Y-%m"), Period(first, last),
                           recognised[i + 1] - recognised[i], gl_credit[i + 1] - gl_credit[i],
                           closed[i])

@@ -25,6 +25,7 @@ from typing import Any
 
 from finsync.domain.clock import month_period
 from finsync.domain.errors import DomainError
+from finsync.domain.money import Money
 from finsync.systems.revrec.balance import ContractBalances
 from finsync.systems.revrec.errors import UnknownRevenueContractError
 from finsync.systems.revrec.report import ContractReport, ReportingPeriod, contract_report
@@ -66,26 +67,36 @@ class RevenueWaterfall:
 
     legal_entity: str
     months: tuple[str, ...]
-    revenue: tuple[tuple[str, tuple[Decimal, ...]], ...]  # (currency, one per month)
+    revenue: tuple[tuple[str, tuple[Decimal, ...]], ...]  # (currency, one per month): net
+    gross: tuple[tuple[str, tuple[Decimal, ...]], ...] = ()  # before concessions
+    contra: tuple[tuple[str, tuple[Decimal, ...]], ...] = ()  # concessions
 
     def as_json(self) -> dict[str, Any]:
-        """`finsync revrec waterfall --json` (legal_entity, months, revenue), with each
-        currency's total."""
+        """`finsync revrec waterfall --json` (legal_entity, months, revenue (net), gross,
+        contra), with each currency's net total."""
+        def by_month(rows: tuple[tuple[str, tuple[Decimal, ...]], ...]) -> dict[str, Any]:
+            return {cur: dict(zip(self.months, (str(a) for a in amounts), strict=True))
+                    for cur, amounts in rows}
+
         return {"legal_entity": self.legal_entity, "months": list(self.months),
-                "revenue": {cur: dict(zip(self.months, (str(a) for a in amounts),
-                                          strict=True))
-                            for cur, amounts in self.revenue},
+                "revenue": by_month(self.revenue), "gross": by_month(self.gross),
+                "contra": by_month(self.contra),
                 "totals": [_money(sum(amounts, Decimal(0)), cur)
                            for cur, amounts in self.revenue]}
 
 
 def waterfall(service: RevenueService, entity: str, first: str, last: str) -> RevenueWaterfall:
-    """Revenue per month from month `first` to month `last` (YYYY-MM)."""
+    """Revenue per month from month `first` to month `last` (YYYY-MM): net, gross and the
+    contra revenue between them, as the revenue engine reports them."""
     start, end = month_span(first, last)
-    report = service.revenue_by_month(entity, start, end)
+    report = service.gross_and_net_by_month(entity, start, end)
+
+    def amounts(rows: tuple[tuple[str, tuple[Money, ...]], ...]
+                ) -> tuple[tuple[str, tuple[Decimal, ...]], ...]:
+        return tuple((cur, tuple(a.amount for a in per)) for cur, per in rows)
+
     return RevenueWaterfall(entity, tuple(f"{m.start:%Y-%m}" for m in report.months),
-                            tuple((cur, tuple(a.amount for a in amounts))
-                                  for cur, amounts in report.amounts))
+                            amounts(report.net), amounts(report.gross), amounts(report.contra))
 
 
 # -- the deferred revenue roll-forward ---------------------------------------------------------
@@ -96,6 +107,9 @@ class RollForwardRow:
     opening: ContractBalances
     closing: ContractBalances
     credited: Decimal
+    # Catch-ups the month's stored journal booked for closed periods (the GL's month differs
+    # from the engine's by these): (closed period YYYY-MM, net revenue, contra, deferred).
+    adjustments: tuple[tuple[str, Decimal, Decimal, Decimal], ...] = ()
 
     @staticmethod
     def net(at: ContractBalances) -> Decimal:
@@ -129,7 +143,11 @@ class RollForwardRow:
                 "closing_deferred_revenue": str(self.closing.deferred_revenue.amount),
                 "closing_contract_asset": str(self.closing.contract_asset.amount
                                               + self.closing.unbilled_receivable.amount),
-                "difference": str(self.difference), "foots": self.difference == 0}
+                "difference": str(self.difference), "foots": self.difference == 0,
+                "adjustments": [{"period": period, "revenue": str(revenue),
+                                 "contra_revenue": str(contra),
+                                 "deferred_revenue": str(deferred)}
+                                for period, revenue, contra, deferred in self.adjustments]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +166,20 @@ def roll_forward(service: RevenueService, entity: str, first: str, last: str) ->
     start, end = month_span(first, last)
     found = service.balances_by_month(entity, start, end)
     credited = dict(found.credited)
+    booked: dict[tuple[str, str], list[tuple[str, Decimal, Decimal, Decimal]]] = {}
+    for currency, adjusted in service.adjustments_by_month(entity, start, end):
+        for a in adjusted:
+            booked.setdefault((f"{a.booked_in:%Y-%m}", currency), []).append(
+                (f"{a.adjusts:%Y-%m}", a.revenue.amount, a.contra.amount,
+                 a.deferred_revenue.amount))
     rows = []
     for currency, at in found.balances:
         for i in range(len(found.days) - 1):
-            rows.append(RollForwardRow(f"{found.days[i]:%Y-%m}", currency, at[i], at[i + 1],
+            month = f"{found.days[i]:%Y-%m}"
+            rows.append(RollForwardRow(month, currency, at[i], at[i + 1],
                                        credited[currency][i].amount
-                                       if currency in credited else Decimal(0)))
+                                       if currency in credited else Decimal(0),
+                                       tuple(booked.get((month, currency), ()))))
     return RollForward(entity, tuple(rows))
 
 

@@ -4,7 +4,11 @@ holds figures worked out by hand in docs/revrec/cases.md; `check_case` compares 
 `expect` keys: `transaction_price`; `allocated` {obligation: amount}; `decisions` [{treatment,
 paragraph, catch_up {obligation: amount}}] in order; `schedule` {obligation: {"YYYY-MM":
 amount, "version": n}}; `balances` {date: {field: amount}}; `rpo` {date: {current,
-non_current}}; `journal` {"YYYY-MM": {"debit|credit:<account>": amount}}.
+non_current}}; `journal` {"YYYY-MM": {"debit|credit:<account>": amount}} (accounts
+`CASE_ACCOUNTS`); `contra` {"YYYY-MM": contra revenue of the month}; `refund_liability`
+{date: amount}; `close` {period, after, in, adjustment {"debit|credit:<account>": amount},
+changes [event ids]}: the period's journal stored after event `after`, the adjustment lines
+of the journal of `in` for it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from finsync.domain.clock import Period
+from finsync.domain.clock import Period, month_period
+from finsync.domain.journal import JournalEntry
 from finsync.domain.money import Money
 from finsync.systems.revrec import (
     RevenueContractState,
@@ -23,13 +28,21 @@ from finsync.systems.revrec import (
     period_journal,
     remaining_performance_obligations,
 )
+from finsync.systems.revrec.adjustment import adjustments
 from finsync.systems.revrec.casefile import RevenueCase, load_case
+from finsync.systems.revrec.contra import contra_to, refund_liability
+from finsync.systems.revrec.engine import apply_event, book_contract
+from finsync.systems.revrec.journal import contract_movement, journal_of
+from finsync.systems.revrec.journal_store import minors
 from finsync.systems.revrec.timegrid import add_months
 
 CASES = Path(__file__).parent / "cases"
 MoneyOf = Callable[[str], Money]
 ACCOUNTS = {"deferred_revenue": "2400", "revenue": "4000", "contract_asset": "1250",
             "unbilled_receivable": "1260"}
+# The journals of the case files: concessions on their own contra revenue account and a
+# refund liability apart, as the service's defaults book them.
+CASE_ACCOUNTS = {**ACCOUNTS, "contra_revenue": "4910", "refund_liability": "2450"}
 
 
 def load(path: Path) -> RevenueCase:
@@ -42,7 +55,8 @@ def check_case(path: Path) -> None:
     expect: dict[str, Any] = dict(case.expect)
     money = _money(state.currency)
     failures = [*_check_prices(money, state, expect), *_check_decisions(money, state, expect),
-                *_check_schedules(money, state, expect), *_check_positions(money, state, expect)]
+                *_check_schedules(money, state, expect), *_check_positions(money, state, expect),
+                *_check_contra(money, state, expect), *_check_close(money, case, state, expect)]
     assert not failures, f"{path.name}:\n" + "\n".join(failures)
 
 
@@ -107,8 +121,55 @@ def _check_positions(money: MoneyOf, state: RevenueContractState,
     for month, want in expect.get("journal", {}).items():
         start = date.fromisoformat(f"{month}-01")
         entry = period_journal([state], state.legal_entity,
-                               Period(start, add_months(start, 1)), ACCOUNTS)
-        lines = {} if entry is None else {
-            f"{li.side.value}:{li.account}": li.amount for li in entry.lines}
+                               Period(start, add_months(start, 1)), CASE_ACCOUNTS)
+        lines = _lines(entry)
         out += _diff(f"journal {month}", lines, {k: money(v) for k, v in want.items()})
+    return out
+
+
+def _lines(entry: JournalEntry | None) -> dict[str, Money]:
+    found: dict[str, Money] = {}
+    for li in () if entry is None else entry.lines:
+        key = f"{li.side.value}:{li.account}"
+        found[key] = found[key] + li.amount if key in found else li.amount
+    return found
+
+
+def _check_contra(money: MoneyOf, state: RevenueContractState,
+                  expect: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for month, amount in expect.get("contra", {}).items():
+        start = date.fromisoformat(f"{month}-01")
+        got = contra_to(state, add_months(start, 1)) - contra_to(state, start)
+        out += _diff(f"contra revenue {month}", got, money(amount))
+    for day, amount in expect.get("refund_liability", {}).items():
+        at = date.fromisoformat(day)
+        out += _diff(f"refund liability at {day}",
+                     refund_liability(state, at, balances(state, at)), money(amount))
+    return out
+
+
+def _check_close(money: MoneyOf, case: RevenueCase, state: RevenueContractState,
+                 expect: dict[str, Any]) -> list[str]:
+    """The closed period's journal stored from the state after event `after`; what the
+    engine books for it in period `in` once the later events are applied."""
+    close = expect.get("close")
+    if close is None:
+        return []
+    ids = [item.event.event_id for item in case.events]
+    upto = ids.index(close["after"]) + 1
+    before = book_contract(case.booked)
+    for item in case.events[:upto]:
+        before = apply_event(before, item.event)
+    period = month_period(close["period"])
+    stored = contract_movement(before, period)
+    booked = {(state.revenue_contract_id, period.start): minors(stored.movement)}
+    later = [(n, event_id) for n, event_id in enumerate(ids[upto:], start=1)]
+    found = adjustments(state, [(period, 0)], booked, later)
+    entries = journal_of(found, state.legal_entity, month_period(close["in"]), CASE_ACCOUNTS)
+    out = _diff(f"adjustment in {close['in']}", _lines(entries[0] if entries else None),
+                {k: money(v) for k, v in close["adjustment"].items()})
+    for held in found:
+        out += _diff("adjusted period", held.adjusts, close["period"])
+        out += _diff("changes", list(held.changes), close["changes"])
     return out

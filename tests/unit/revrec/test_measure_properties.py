@@ -128,9 +128,6 @@ def concession_histories(draw: st.DrawFn) -> tuple[ContractBooked, list[RevenueE
         if earned >= 1 and draw(st.booleans()):
             part = draw(st.integers(1, earned))
             rest = draw(st.integers(0, int(price_minor * units * (1 - share)) // 4))
-            # The next day: a fact of day D counts from just after D's midnight, so a credit
-            # of D itself would find nothing of it recognised (engine.md, order of events).
-            on = on + timedelta(days=1)
             events.append(TransactionPriceChanged(
                 f"evt_c{n}", on, -cents(part + rest), PriceChangeKind.PRICE_CONCESSION,
                 frozenset({"ln_u"}), None, DeliveredPart(-cents(part))))

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from finsync.domain.clock import Period
-from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice
+from finsync.domain.invoice import CreditMemo, DeliveredPart, DocumentLine, Invoice
 from finsync.domain.money import total
 from finsync.systems.revrec import (
     ContractBooked,
@@ -205,9 +205,14 @@ def test_one_day_orders_estimates_modification_documents_then_occurrences() -> N
     invoice = _document("inv", 0, JUL1, [("ln_a", 1)])
     delivered = UnitsDelivered("evt_a", "ln_a", JUL1, 1)
     earlier = UnitsDelivered("evt_zz", "ln_a", JUL1 - timedelta(days=1), 1)
-    assert [e.event_id for e in canonical([delivered, invoice, after, mod, change, earlier])] == [
-        "evt_zz", "evt_y", "evt_z", "evt_x", "evt_inv0", "evt_a"]
-    assert [precedence(e) for e in (change, mod, after, invoice, delivered)] == list(Precedence)
+    on_delivered = TransactionPriceChanged(
+        "evt_0", JUL1, usd(-1), PriceChangeKind.PRICE_CONCESSION, frozenset({"ln_a"}),
+        delivered=DeliveredPart(usd(-1)))  # counts the day's deliveries: after them
+    assert [e.event_id for e in canonical(
+        [on_delivered, delivered, invoice, after, mod, change, earlier])] == [
+        "evt_zz", "evt_y", "evt_z", "evt_x", "evt_inv0", "evt_a", "evt_0"]
+    assert [precedence(e) for e in (change, mod, after, invoice, delivered, on_delivered)
+            ] == list(Precedence)
 
 
 def test_an_amendment_dated_before_the_version_it_follows_takes_that_versions_place() -> None:

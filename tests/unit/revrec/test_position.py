@@ -34,7 +34,7 @@ from finsync.systems.revrec.serial import dumps_state
 from finsync.systems.revrec.service import RevenueService
 from finsync.systems.revrec.state import RevenueContractState
 from finsync.systems.revrec.timegrid import add_months, at_midnight
-from tests.unit.revrec.casecheck import ACCOUNTS, CASES, load
+from tests.unit.revrec.casecheck import CASES, load
 
 CASE_FILES = sorted(CASES.glob("*.json"))
 
@@ -114,7 +114,7 @@ def test_stored_positions_and_journals_equal_the_states(engine: Engine) -> None:
         assert over == [[position_of(s, day) for day in days] for s in mine]
         for start, end in pairwise(days):
             period = Period(start, end)
-            want = period_journals(mine, entity, period, ACCOUNTS)
+            want = period_journals(mine, entity, period, service.accounts)
             assert service.period_journals(entity, period) == want, period
 
 

@@ -23,7 +23,13 @@ from typing import TypeVar
 from sqlalchemy.exc import OperationalError
 
 from finsync.connectors.calls import NO_RECORDER, CallRecorder, Channel, Subject, recorded
-from finsync.connectors.ports import DeliveryContext, Receipt, Reference, RevenuePosition
+from finsync.connectors.ports import (
+    DeliveryContext,
+    Receipt,
+    Reference,
+    RevenueAdjustment,
+    RevenuePosition,
+)
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.errors import DomainError, ExceptionClass, PermanentError, TransientError
@@ -125,7 +131,7 @@ class EmbeddedRevenue:
     def period_journals(self, legal_entity: str, period: Period,
                         request_id: str) -> Sequence[JournalEntry]:
         def journals() -> list[JournalEntry]:
-            entries = self._service.period_journals(legal_entity, period)
+            entries = self._service.close_journals(legal_entity, period, request_id)
             self._service.record_journal_request(request_id, legal_entity, period, entries)
             return list(entries)
 
@@ -143,11 +149,16 @@ class EmbeddedRevenue:
             for found in self._service.positions_over(legal_entity, days):
                 yield [_position(p) for p in found]
 
-    def account_map(self) -> Mapping[str, str]:
-        codes = self._service.accounts
-        return {"revenue": codes.revenue, "deferred_revenue": codes.deferred_revenue,
-                "contract_asset": codes.contract_asset,
-                "unbilled_receivable": codes.unbilled_receivable}
+    def adjustments(self, legal_entity: str) -> Sequence[RevenueAdjustment]:
+        found = self._read(lambda: self._service.adjustments_by_month(
+            legal_entity, date.min, date.max))
+        return [RevenueAdjustment(a.booked_in, a.adjusts, a.revenue)
+                for _, booked in found for a in booked]
+
+    def account_map(self, legal_entity: str | None = None) -> Mapping[str, str]:
+        codes = (self._service.accounts if legal_entity is None
+                 else self._service.accounts_of(legal_entity))
+        return codes.as_dict()
 
     def find_receipt(self, key: str) -> Receipt | None:
         applied = self._read(lambda: self._service.find(key))

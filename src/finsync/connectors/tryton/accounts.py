@@ -31,6 +31,8 @@ class Role(StrEnum):
     DISPUTE_RECEIVABLE = "dispute_receivable"
     DISPUTE_FEES = "dispute_fees"
     CHARGEBACK_LOSSES = "chargeback_losses"
+    CONTRA_REVENUE = "contra_revenue"  # the revenue engine's concessions
+    REFUND_LIABILITY = "refund_liability"  # consideration owed back (606-10-32-10)
 
 
 class Journal(StrEnum):
@@ -62,6 +64,8 @@ DEFAULT_CODES: Mapping[Role, str] = MappingProxyType({
     Role.DISPUTE_RECEIVABLE: "1.2.4",  # added by bootstrap
     Role.DISPUTE_FEES: "5.2.4",  # added by bootstrap
     Role.CHARGEBACK_LOSSES: "5.2.5",  # added by bootstrap
+    Role.CONTRA_REVENUE: "4.3.4",  # added by bootstrap
+    Role.REFUND_LIABILITY: "2.2.6",  # added by bootstrap
 })
 
 # Accounts the Universal Chart lacks; bootstrap creates them (idempotently, by code). A
@@ -75,6 +79,11 @@ EXTRA_ACCOUNTS: tuple[ExtraAccount, ...] = (
     ExtraAccount("1.2.4", "Disputed Funds Receivable", parent="1.2.0", like="1.2.3"),
     ExtraAccount("5.2.4", "Dispute Fees", parent="5.2.0", like="5.2.2"),
     ExtraAccount("5.2.5", "Chargeback Losses", parent="5.2.0", like="5.2.3"),
+    # The revenue engine's journals: concessions beside consideration paid to customers
+    # (the template's 4.3.3 is "Other Adjustments"), and consideration owed back (606-10-32-10)
+    # among the other liabilities.
+    ExtraAccount("4.3.4", "Contra Revenue: Concessions", parent="4.3.0", like="4.3.2"),
+    ExtraAccount("2.2.6", "Refund Liability", parent="2.2.0", like="2.2.4"),
 )
 
 DEFAULT_JOURNALS: Mapping[Journal, str] = MappingProxyType({
@@ -92,6 +101,8 @@ FINSYNC_ALIASES: Mapping[str, str] = MappingProxyType({
     "1270": DEFAULT_CODES[Role.DISPUTE_RECEIVABLE],
     "6500": DEFAULT_CODES[Role.DISPUTE_FEES],
     "6510": DEFAULT_CODES[Role.CHARGEBACK_LOSSES],
+    "4910": DEFAULT_CODES[Role.CONTRA_REVENUE],
+    "2450": DEFAULT_CODES[Role.REFUND_LIABILITY],
 })
 
 

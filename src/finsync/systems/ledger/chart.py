@@ -4,7 +4,8 @@ Rules:
 - Account codes are unique within a chart; every account has one of five types.
 - Each control role (accounts receivable, deferred revenue, …) is held by exactly one
   account; the posting rules find accounts by role, never by a hard-coded code.
-- A role added after charts were stored (`OPTIONAL_ROLES`: bad debt) may be missing from an
+- A role added after charts were stored (`OPTIONAL_ROLES`: bad debt, contra revenue,
+  refund liability) may be missing from an
   older chart: the chart still loads, and only a posting that needs the role is refused
   (`invalid_chart`, naming it), so finance adds the account instead of finding the amount
   booked somewhere else.
@@ -52,9 +53,14 @@ class Role(StrEnum):
     DISPUTE_FEES = "dispute_fees"
     CHARGEBACK_LOSSES = "chargeback_losses"
     BAD_DEBT = "bad_debt"  # receivables written off (an invoice marked uncollectible)
+    # The revenue engine's journals: concessions (contra revenue) and consideration owed
+    # back (606-10-32-10).
+    CONTRA_REVENUE = "contra_revenue"
+    REFUND_LIABILITY = "refund_liability"
 
 
-OPTIONAL_ROLES: frozenset[Role] = frozenset({Role.BAD_DEBT})
+OPTIONAL_ROLES: frozenset[Role] = frozenset({Role.BAD_DEBT, Role.CONTRA_REVENUE,
+                                             Role.REFUND_LIABILITY})
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from finsync.domain.clock import Period
 from finsync.domain.invoice import DeliveredPart, DocumentLine
 from finsync.domain.money import Money
 from finsync.systems.revrec.errors import AllocationError, ContractMismatchError
-from finsync.systems.revrec.event import TransactionPriceChanged
+from finsync.systems.revrec.event import PriceChangeKind, TransactionPriceChanged
 from finsync.systems.revrec.obligation import ObligationState, PeriodComponent, Segment
 from finsync.systems.revrec.pattern import RecognitionPattern
 from finsync.systems.revrec.progress import cumulative, progress, recognised_main
@@ -56,7 +56,8 @@ def apply_delivered_change(state: RevenueContractState,
                               "and no service period (606-10-32-44)")
     (target,) = event.obligation_ids
     changed = concede(state, state.obligation(target), event.event_id, event.amount, part,
-                      event.effective_date, event.kind.value)
+                      event.effective_date, event.kind.value,
+                      concession=event.kind is PriceChangeKind.PRICE_CONCESSION)
     return state.with_obligations((changed,)).applied(event.event_id)
 
 
@@ -67,13 +68,15 @@ def concede_line(state: RevenueContractState, ob: ObligationState, event_id: str
     assert part is not None  # the credit memo routes only such lines here
     lowered = replace(part, amount=-part.amount)
     return concede(state, ob, f"{event_id}:{line.line_id}", -line.amount, lowered, on,
-                   f"credit memo ({reason})", event_id)
+                   f"credit memo ({reason})", concession=True, event_id=event_id)
 
 
 def concede(state: RevenueContractState, ob: ObligationState, key: str, change: Money,
-            part: DeliveredPart, on: date, what: str,
+            part: DeliveredPart, on: date, what: str, *, concession: bool,
             event_id: str | None = None) -> ObligationState:
-    """`change` (signed) of which `part` relates to what `ob` delivered by the end of `on`."""
+    """`change` (signed) of which `part` relates to what `ob` delivered by the end of `on`.
+    `concession`: a price concession, so the delivered part is contra revenue (`contra`);
+    the rest re-prices what remains, net, as a prospective pool does."""
     _check_part(ob, change, part, on)
     end = at_midnight(on + timedelta(days=1))
     earned = cumulative(ob, state.granularity, end)
@@ -83,7 +86,7 @@ def concede(state: RevenueContractState, ob: ObligationState, key: str, change: 
                               f" recognised by {on} ({CAUSE})")
     day = Period(on, on + timedelta(days=1))
     changed = ob.with_component(PeriodComponent(f"{key}:delivered", part.amount, day,
-                                                at_midnight(on)))
+                                                at_midnight(on), concession=concession))
     rest = change - part.amount
     if not rest.is_zero:
         changed = _rest_prospective(state, changed, rest, end)

@@ -16,14 +16,22 @@ Rules:
 - The entry id is derived from (entity, period, currency), so re-running a close yields the
   same ids whatever else moved; its source references are the schedule references
   (`schedule_id@vN`) it was built from.
+- Concessions (`contra`): revenue is credited gross (recognised + contra revenue) and the
+  contra revenue debited to its own account, so net = gross - contra is unchanged and both
+  can be reported. Consideration billed beyond the price in force is a refund liability
+  (606-10-32-10), credited to its own account out of deferred revenue.
+- Adjustment lines (`ContractMovement.adjusts`) carry the closed period they catch up and
+  the events that changed it (dimensions `adjusts_period`, `revenue_change`).
 - Account codes come in a small mapping with the keys `revenue`, `deferred_revenue`,
-  `contract_asset` and `unbilled_receivable`.
+  `contract_asset` and `unbilled_receivable`, and optionally `contra_revenue` and
+  `refund_liability`: without them, concessions stay net on the revenue account and a
+  refund liability in deferred revenue (the books before those accounts existed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from finsync.domain.clock import Period
@@ -31,11 +39,13 @@ from finsync.domain.ids import derive_id
 from finsync.domain.journal import JournalEntry, JournalLine, Side
 from finsync.domain.money import Money
 from finsync.systems.revrec.balance import ContractBalances, balances
+from finsync.systems.revrec.contra import contra_to, refund_liability
 from finsync.systems.revrec.errors import AccountMappingError, ContractMismatchError
 from finsync.systems.revrec.schedule import schedule_id_for
 from finsync.systems.revrec.state import RevenueContractState
 
 ACCOUNT_KEYS = ("revenue", "deferred_revenue", "contract_asset", "unbilled_receivable")
+OPTIONAL_ACCOUNT_KEYS = ("contra_revenue", "refund_liability")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,23 +54,38 @@ class AccountMap:
     deferred_revenue: str
     contract_asset: str
     unbilled_receivable: str
+    contra_revenue: str | None = None
+    refund_liability: str | None = None
 
     @classmethod
     def of(cls, codes: Mapping[str, str]) -> AccountMap:
         missing = [k for k in ACCOUNT_KEYS if not codes.get(k)]
         if missing:
             raise AccountMappingError(f"account codes missing for {missing}")
-        return cls(*(codes[k] for k in ACCOUNT_KEYS))
+        unknown = sorted(set(codes) - {*ACCOUNT_KEYS, *OPTIONAL_ACCOUNT_KEYS})
+        if unknown:
+            raise AccountMappingError(f"unknown account roles {unknown}: the roles are "
+                                      f"{[*ACCOUNT_KEYS, *OPTIONAL_ACCOUNT_KEYS]}")
+        return cls(*(codes[k] for k in ACCOUNT_KEYS),
+                   *(codes.get(k) or None for k in OPTIONAL_ACCOUNT_KEYS))
+
+    def as_dict(self) -> dict[str, str]:
+        found = {k: getattr(self, k) for k in (*ACCOUNT_KEYS, *OPTIONAL_ACCOUNT_KEYS)}
+        return {k: v for k, v in found.items() if v is not None}
 
 
 @dataclass(frozen=True, slots=True)
 class Movement:
-    """Debits positive; revenue is a credit, so it is kept as recognised (positive = Cr)."""
+    """Debits positive; revenue is a credit, so it is kept as recognised (positive = Cr),
+    net of concessions; `contra` is the contra revenue of the period (positive = Dr) and
+    `refund_liability` its change (positive = Cr), None when nothing moved there."""
 
     revenue: Money
     deferred_revenue: Money
     contract_asset: Money
     unbilled_receivable: Money
+    contra: Money | None = None
+    refund_liability: Money | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +96,18 @@ class ContractMovement:
     revenue_contract_id: str
     movement: Movement
     references: tuple[str, ...]
+    adjusts: str | None = None  # the closed period (YYYY-MM) an adjustment catches up
+    changes: tuple[str, ...] = ()  # the events behind an adjustment
 
 
 def movement(state: RevenueContractState, period: Period) -> Movement:
-    return movement_between(balances(state, period.start), balances(state, period.end))
+    opening, closing = balances(state, period.start), balances(state, period.end)
+    found = movement_between(opening, closing)
+    contra = contra_to(state, period.end) - contra_to(state, period.start)
+    owed = (refund_liability(state, period.end, closing)
+            - refund_liability(state, period.start, opening))
+    return replace(found, contra=None if contra.is_zero else contra,
+                   refund_liability=None if owed.is_zero else owed)
 
 
 def movement_between(opening: ContractBalances, closing: ContractBalances) -> Movement:
@@ -86,19 +119,28 @@ def movement_between(opening: ContractBalances, closing: ContractBalances) -> Mo
     )
 
 
-def _line(account: str, debit: Money, contract_id: str) -> JournalLine:
+def _line(account: str, debit: Money, dimensions: tuple[tuple[str, str], ...]) -> JournalLine:
     side = Side.DEBIT if debit.amount > 0 else Side.CREDIT
     amount = debit if debit.amount > 0 else -debit
-    return JournalLine(account, side, amount, (("revenue_contract", contract_id),))
+    return JournalLine(account, side, amount, dimensions)
 
 
 def _contract_lines(held: ContractMovement, accounts: AccountMap) -> list[JournalLine]:
     move = held.movement
-    debits = [(accounts.revenue, -move.revenue),
-              (accounts.deferred_revenue, move.deferred_revenue),
+    zero = Money.zero(move.revenue.currency)
+    contra = move.contra or zero if accounts.contra_revenue else zero
+    owed = move.refund_liability or zero if accounts.refund_liability else zero
+    debits = [(accounts.revenue, -(move.revenue + contra)),
+              (accounts.contra_revenue or accounts.revenue, contra),
+              (accounts.deferred_revenue, move.deferred_revenue + owed),
+              (accounts.refund_liability or accounts.deferred_revenue, -owed),
               (accounts.contract_asset, move.contract_asset),
               (accounts.unbilled_receivable, move.unbilled_receivable)]
-    return [_line(account, amount, held.revenue_contract_id)
+    dimensions: tuple[tuple[str, str], ...] = (("revenue_contract", held.revenue_contract_id),)
+    if held.adjusts is not None:
+        dimensions += (("adjusts_period", held.adjusts),
+                       ("revenue_change", " ".join(held.changes)))
+    return [_line(account, amount, dimensions)
             for account, amount in debits if not amount.is_zero]
 
 

@@ -18,6 +18,9 @@ Rules:
   of one day (`concession`, `measure`).
 - Cost reports keep the inputs of a measure of progress from costs (`measure`).
 - The allocated price of an obligation is the total of its last segment plus its components.
+- A price concession (credit memo, refund, SLA credit) is tracked inside the amount it
+  changes (`Segment.concession`, `PeriodComponent.concession`), so the revenue it reduces
+  can be reported apart (`contra`).
 - Every change appends a revision (version = the last revision's number plus one), naming
   the event and paragraph that caused it: that is how a revenue line traces back to its
   amendment. Numbers only grow: a rebuild numbers what it changed after every version
@@ -26,11 +29,12 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 
 from finsync.domain.clock import Period
+from finsync.domain.fingerprint import ADDED_LATER
 from finsync.domain.money import Money, total
 from finsync.systems.revrec.consideration import PriceBook, Step
 from finsync.systems.revrec.pattern import RecognitionPattern
@@ -68,6 +72,10 @@ class Segment:
     effective: datetime | None = None
     anchor: datetime | None = None
     base: Money | None = None
+    # The part of `total` (and of `base`) that is price concessions (`contra`); None: none
+    # of its own (see `contra.concession_parts`).
+    concession: Money | None = field(default=None, metadata=ADDED_LATER)
+    concession_base: Money | None = field(default=None, metadata=ADDED_LATER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +84,7 @@ class PeriodComponent:
     amount: Money
     span: Period
     effective: datetime | None = None
+    concession: bool = field(default=False, metadata=ADDED_LATER)  # a contra-revenue amount
 
 
 @dataclass(frozen=True, slots=True)

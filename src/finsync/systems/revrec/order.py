@@ -23,7 +23,10 @@ Rules:
   4. billing documents (invoice, credit memo, refund): issued under the contract as it
      stands that day, so a renewal's first invoice bills the renewed lines;
   5. occurrences (usage, units delivered): counted from just after D's midnight, so they
-     change no measurement made on D, and may name what that day's modification added.
+     change no measurement made on D, and may name what that day's modification added;
+  6. a credit or price change on what was already delivered (`concession`: a part stated as
+     `delivered`): it relates to what was delivered by the end of its day, that day's
+     deliveries included, so it comes after them.
 - A rebuild (`engine.rebuild`) replays the events from a baseline (the state at booking, or
   the state stored before the contract's events were kept) in canonical order, then carries
   the schedule versions on from the state it replaces (`carry_versions`). Versions stay
@@ -69,6 +72,7 @@ class Precedence(IntEnum):
     PRICE_CHANGE_AFTER_MODIFICATION = 3
     DOCUMENT = 4
     OCCURRENCE = 5
+    ON_DELIVERED = 6
 
 
 OrderKey = tuple[date, int, int, str]
@@ -104,6 +108,10 @@ def precedence(event: RevenueEvent) -> Precedence:
     match event:
         case ContractModified() | ChangeOrderApproved() | OptionExercised() | OptionLapsed():
             return Precedence.MODIFICATION
+        case TransactionPriceChanged() if event.delivered is not None:
+            return Precedence.ON_DELIVERED
+        case CreditMemoApplied() if any(li.delivered for li in event.memo.lines):
+            return Precedence.ON_DELIVERED
         case TransactionPriceChanged() if event.promised_before is not None:
             return Precedence.PRICE_CHANGE_AFTER_MODIFICATION
         case TransactionPriceChanged() | ProgressReported() | CostsReported():

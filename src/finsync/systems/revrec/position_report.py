@@ -1,5 +1,6 @@
-"""The revenue engine's reports over its position rows: positions, period journals, the
-waterfall and remaining performance obligations, per contract and per legal entity.
+"""The revenue engine's reports over its position rows: positions, period movements (the
+journals' input, `journal_book`), the waterfall and remaining performance obligations, per
+contract and per legal entity.
 
 Rules:
 - Each report reads the rows `position_store` keeps and aggregates them in SQL; it gives
@@ -7,13 +8,14 @@ Rules:
   `journal`).
 - What the rows do not answer (a day that is not a month start inside a contract's span, a
   contract without rows) is computed from that contract's state alone, loaded by id: the
-  others are never decoded.
+  others are never decoded. So are a split contract's movements (`journal_store`: contra
+  revenue and a refund liability are not in the rows).
 - One connection per report, so a report reads its rows together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from itertools import pairwise
@@ -21,17 +23,15 @@ from itertools import pairwise
 from sqlalchemy import Connection, Engine
 
 from finsync.domain.clock import Period
-from finsync.domain.journal import JournalEntry
 from finsync.domain.money import Money
+from finsync.systems.revrec import journal_store
 from finsync.systems.revrec import position_store as store
 from finsync.systems.revrec.balance import ContractBalances, balances
 from finsync.systems.revrec.errors import UnknownRevenueContractError
 from finsync.systems.revrec.journal import (
-    AccountMap,
     ContractMovement,
     Movement,
     contract_movement,
-    journal_of,
 )
 from finsync.systems.revrec.position import Position, balances_of, money, position_of
 from finsync.systems.revrec.schedule import (
@@ -101,16 +101,18 @@ class PositionReports:
                         yield [_position(stored[rc][d], d, _credits_before(credits.get(rc, []), d))
                                for d in days]
 
-    def period_journals(self, legal_entity: str, period: Period,
-                        accounts: Mapping[str, str] | AccountMap) -> tuple[JournalEntry, ...]:
-        """The entity's revenue journals of the period, one per currency (`journal`)."""
+    def period_movements(self, legal_entity: str, period: Period) -> list[ContractMovement]:
+        """Each contract's movement over the period, in id order; a contract whose journal
+        splits contra revenue or a refund liability (`journal_store`) from its state."""
         with self.engine.connect() as conn:
             moved = store.movements(conn, legal_entity, period.start, period.end)
             refs = store.references(conn, legal_entity)
-            states = store.states(conn, [m.revenue_contract_id for m in moved if not m.held])
+            split = journal_store.split_ids(conn, [m.revenue_contract_id for m in moved])
+            states = store.states(conn, [m.revenue_contract_id for m in moved
+                                         if not m.held or m.revenue_contract_id in split])
         found: list[ContractMovement] = []
         for m in moved:
-            if m.held:
+            if m.held and m.revenue_contract_id not in split:
                 cur = m.currency
                 move = Movement(*(Money.from_minor(v, cur) for v in (
                     m.revenue, m.deferred_revenue, m.contract_asset, m.unbilled_receivable)))
@@ -118,7 +120,7 @@ class PositionReports:
                                               refs.get(m.revenue_contract_id, ())))
             elif m.revenue_contract_id in states:
                 found.append(contract_movement(states[m.revenue_contract_id], period))
-        return journal_of(found, legal_entity, period, accounts)
+        return found
 
     def revenue_by_month(self, legal_entity: str, start: date, end: date) -> EntityWaterfall:
         months = month_periods(start, end)

@@ -35,6 +35,9 @@ Rules:
 - A refund without an obligation pays out a credit balance: no effect on revenue or billings.
   A refund naming an obligation is a concession paid in cash: price and billings both fall.
 - An obligation's allocated price may not fall below zero.
+- Concessions (a concession credit memo, a refund naming an obligation, a price change of
+  kind `price_concession`) are recorded as such in the segment or component they change,
+  so their revenue effect is reported as contra revenue (`contra`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from finsync.domain.clock import Period
 from finsync.domain.invoice import VOID, WRITE_OFF, DocumentLine
 from finsync.domain.money import Money, total
 from finsync.systems.revrec.concession import concede_line
+from finsync.systems.revrec.contra import conceded
 from finsync.systems.revrec.errors import (
     AllocationError,
     ContractMismatchError,
@@ -56,10 +60,12 @@ from finsync.systems.revrec.errors import (
 from finsync.systems.revrec.event import (
     CreditMemoApplied,
     CreditTreatment,
+    PriceChangeKind,
     RefundRecorded,
     TransactionPriceChanged,
 )
 from finsync.systems.revrec.obligation import ObligationState, PeriodComponent
+from finsync.systems.revrec.pattern import Granularity
 from finsync.systems.revrec.reestimate import apply_promised_before, modified_contract
 from finsync.systems.revrec.state import Billing, RevenueContractState
 from finsync.systems.revrec.timegrid import at_midnight
@@ -78,15 +84,18 @@ def apply_price_change(state: RevenueContractState,
                                   "obligation")
         (target,) = event.obligation_ids
         changed = _to_period(state.obligation(target), event.event_id, event.amount,
-                             event.service_period, event.effective_date, event.kind.value)
+                             event.service_period, event.effective_date, event.kind.value,
+                             concession=event.kind is PriceChangeKind.PRICE_CONCESSION)
         return state.with_obligations((changed,)).applied(event.event_id)
     changed_all = _spread(state, event.event_id, event.amount, event.effective_date,
-                          event.obligation_ids, event.kind.value)
+                          event.obligation_ids, event.kind.value,
+                          concession=event.kind is PriceChangeKind.PRICE_CONCESSION)
     return state.with_obligations(changed_all).applied(event.event_id)
 
 
 def _spread(state: RevenueContractState, event_id: str, amount: Money, on: date,
-            targets: frozenset[str], what: str) -> tuple[ObligationState, ...]:
+            targets: frozenset[str], what: str,
+            concession: bool = False) -> tuple[ObligationState, ...]:
     if targets:
         chosen = [state.obligation(i) for i in sorted(targets)]
         cause = "606-10-32-44"
@@ -104,15 +113,18 @@ def _spread(state: RevenueContractState, event_id: str, amount: Money, on: date,
     changed = []
     for ob, share in zip(chosen, amount.allocate(weights), strict=True):
         segment = replace(ob.current, total=ob.current.total + share, effective=at)
+        if concession:
+            segment = conceded(ob, segment, share, state.granularity)
         ob = _not_negative(ob.with_segment(segment), share)
         changed.append(ob.revised(event_id, cause, at, f"{what}: {share}"))
     return tuple(changed)
 
 
 def _to_period(ob: ObligationState, event_id: str, amount: Money, period: Period,
-               on: date, what: str) -> ObligationState:
+               on: date, what: str, concession: bool = False) -> ObligationState:
     at = at_midnight(on)
-    ob = _not_negative(ob.with_component(PeriodComponent(event_id, amount, period, at)), amount)
+    component = PeriodComponent(event_id, amount, period, at, concession=concession)
+    ob = _not_negative(ob.with_component(component), amount)
     return ob.revised(event_id, "606-10-32-44", at,
                       f"{what}: {amount} for {period.start}..{period.end}")
 
@@ -167,7 +179,8 @@ def apply_credit_memo(state: RevenueContractState,
         for line in lines:
             ob = obligation_for_line(state, line)
             if line.delivered is None:
-                ob = _concession(ob, event.event_id, line, memo.issue_date, memo.reason)
+                ob = _concession(ob, event.event_id, line, memo.issue_date, memo.reason,
+                                 state.granularity)
             else:
                 ob = concede_line(state, ob, event.event_id, line, memo.issue_date,
                                   memo.reason)
@@ -207,15 +220,16 @@ def net_lines(lines: Sequence[DocumentLine]) -> tuple[DocumentLine, ...]:
 
 
 def _concession(ob: ObligationState, event_id: str, line: DocumentLine, on: date,
-                reason: str) -> ObligationState:
+                reason: str, granularity: Granularity) -> ObligationState:
     span = ob.current.basis.span
     if line.service_start < line.service_end:  # a line with no period concerns all of it
         period = Period(line.service_start, line.service_end)
         if period.start >= span.start and period.end <= span.end and period != span:
             return _to_period(ob, f"{event_id}:{line.line_id}", -line.amount, period, on,
-                              f"credit memo ({reason})")
+                              f"credit memo ({reason})", concession=True)
     at = at_midnight(on)
-    segment = replace(ob.current, total=ob.current.total - line.amount, effective=at)
+    segment = conceded(ob, replace(ob.current, total=ob.current.total - line.amount,
+                                   effective=at), -line.amount, granularity)
     ob = _not_negative(ob.with_segment(segment), -line.amount)
     return ob.revised(event_id, "606-10-32-44", at, f"credit memo ({reason}): {-line.amount}")
 
@@ -226,7 +240,8 @@ def apply_refund(state: RevenueContractState, event: RefundRecorded) -> RevenueC
     if event.obligation_id is None:
         return state.applied(event.event_id)
     changed = _spread(state, event.event_id, -refund.amount, refund.issued_on,
-                      frozenset({event.obligation_id}), f"refund ({refund.reason})")
+                      frozenset({event.obligation_id}), f"refund ({refund.reason})",
+                      concession=True)
     billing = Billing(event.event_id, refund.id, event.obligation_id, refund.issued_on,
                       -refund.amount)
     state = state.with_obligations(changed)

@@ -42,10 +42,18 @@ from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, ContractLine, SubscriptionContract
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry
-from finsync.systems.revrec import event_log, point_in_time, position_store
+from finsync.systems.revrec import (
+    contra_report,
+    event_log,
+    journal_store,
+    point_in_time,
+    position_store,
+)
 from finsync.systems.revrec import tables as t
+from finsync.systems.revrec.account_map import AccountMaps
 from finsync.systems.revrec.balance import ContractBalances
 from finsync.systems.revrec.booking import revenue_contract_id
+from finsync.systems.revrec.contra_report import BookedAdjustment, EntityRevenue
 from finsync.systems.revrec.engine import book_contract
 from finsync.systems.revrec.errors import (
     IdempotencyMismatchError,
@@ -64,6 +72,7 @@ from finsync.systems.revrec.event import (
 )
 from finsync.systems.revrec.facts import derive_facts
 from finsync.systems.revrec.journal import AccountMap
+from finsync.systems.revrec.journal_book import JournalBook
 from finsync.systems.revrec.legacy import old_bodies
 from finsync.systems.revrec.modification import ModificationFacts
 from finsync.systems.revrec.position import Position, contract_positions
@@ -86,7 +95,8 @@ from finsync.systems.revrec.terms import RecognitionTerms
 SspProvider = Callable[[str, date], StandaloneSellingPrice | None]
 TermsProvider = Callable[[SubscriptionContract], RecognitionTerms]
 DEFAULT_ACCOUNTS = {"revenue": "4000", "deferred_revenue": "2400", "contract_asset": "1250",
-                    "unbilled_receivable": "1260"}
+                    "unbilled_receivable": "1260", "contra_revenue": "4910",
+                    "refund_liability": "2450"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +127,17 @@ class RevenueService:
     def __init__(self, engine: Engine, ssp_provider: SspProvider,
                  terms: TermsProvider | None = None,
                  accounts: Mapping[str, str] | None = None, *,
-                 reader: Engine | None = None) -> None:
+                 reader: Engine | None = None,
+                 entity_accounts: Mapping[str, Mapping[str, str]] | None = None) -> None:
         """`reader`: the engine its position reports read through (default `engine`); one
-        that takes no write lock keeps them from waiting behind changes."""
+        that takes no write lock keeps them from waiting behind changes. `entity_accounts`:
+        a legal entity's accounts that differ from `accounts` (`AccountMaps`)."""
         self.engine, self._ssp = engine, ssp_provider
         self._terms = terms or (lambda _contract: RecognitionTerms())
-        self._accounts = AccountMap.of(accounts or DEFAULT_ACCOUNTS)
+        self._maps = AccountMaps.of(accounts or DEFAULT_ACCOUNTS, entity_accounts or {})
+        self._accounts = self._maps.default
         self._reports = PositionReports(reader or engine)
+        self._journals = JournalBook(engine, self._reports, self._maps.of_entity)
 
     # -- changes ------------------------------------------------------------------------
     def book(self, contract: SubscriptionContract, key: str, event_id: str) -> Applied:
@@ -239,12 +253,33 @@ class RevenueService:
 
     def period_journals(self, legal_entity: str, period: Period) -> tuple[JournalEntry, ...]:
         """The period's revenue journals over every revenue contract of the entity, one per
-        currency."""
-        return self._reports.period_journals(legal_entity, period, self._accounts)
+        currency: as stored by its close, else as they would be now (`journal_book`)."""
+        return self._journals.journals(legal_entity, period)
+
+    def close_journals(self, legal_entity: str, period: Period,
+                       request_id: str) -> tuple[JournalEntry, ...]:
+        """The period's journals as a close posts them: stored on the first request and
+        answered as stored ever after (`journal_book`)."""
+        with _guarded():
+            return self._journals.close(legal_entity, period, request_id)
 
     def revenue_by_month(self, legal_entity: str, start: date, end: date) -> EntityWaterfall:
         """Revenue of the entity per calendar month and currency (the waterfall's total)."""
         return self._reports.revenue_by_month(legal_entity, start, end)
+
+    def gross_and_net_by_month(self, legal_entity: str, start: date,
+                               end: date) -> EntityRevenue:
+        """Gross, contra and net revenue of the entity per month and currency
+        (`contra_report`; net is `revenue_by_month`)."""
+        net = self._reports.revenue_by_month(legal_entity, start, end)
+        contra = contra_report.contra_by_month(self._reports.engine, legal_entity, start, end)
+        return contra_report.gross_and_net(net, contra)
+
+    def adjustments_by_month(self, legal_entity: str, start: date, end: date
+                             ) -> tuple[tuple[str, tuple[BookedAdjustment, ...]], ...]:
+        """The catch-up adjustments stored journals of those months booked for closed
+        periods, per currency (`contra_report`)."""
+        return contra_report.adjustments_by_month(self.engine, legal_entity, start, end)
 
     def balances_by_month(self, legal_entity: str, start: date, end: date) -> EntityBalances:
         """The entity's balances at each month start from `start`'s month to `end`'s end,
@@ -274,9 +309,13 @@ class RevenueService:
     def accounts(self) -> AccountMap:
         return self._accounts
 
+    def accounts_of(self, legal_entity: str) -> AccountMap:
+        return self._maps.of_entity(legal_entity)
+
     def record_journal_request(self, key: str, legal_entity: str, period: Period,
                                entries: Sequence[JournalEntry]) -> None:
-        """Remember that `key` asked for the period's journals (the answer is recomputed)."""
+        """Remember that `key` asked for the period's journals (the journals themselves are
+        stored by `close_journals`)."""
         answer = Applied(key, "", "", " ".join(entry.id for entry in entries),
                          detail=(("legal_entity", legal_entity),
                                  ("period", f"{period.start}..{period.end}")))
@@ -411,6 +450,7 @@ def _save(conn: Connection, loaded: _Loaded | None, state: RevenueContractState,
             raise RevenueBusyError(f"{state.revenue_contract_id} changed under this call")
     conn.execute(insert(t.applied_events), {"revenue_contract_id": state.revenue_contract_id,
                                             "event_id": event_id})
+    journal_store.record_change(conn, state, event_id)
     position_store.write(conn, state.revenue_contract_id, contract_positions(state))
 
 

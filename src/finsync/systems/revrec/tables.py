@@ -136,3 +136,53 @@ events = Table(
     Column("body", Text, nullable=False),
     PrimaryKeyConstraint("revenue_contract_id", "event_id"),  # a contract's rows: its prefix
 )
+
+# -- period journals (`journal_store`) ------------------------------------------------------
+# Every saved change, in order: which contract and event (the journals find what changed
+# after a period's journal was stored).
+changes = Table(
+    "revrec_changes", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("revenue_contract_id", String(64), nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Index(None, "revenue_contract_id"),
+)
+
+# Contracts whose journals split contra revenue or a refund liability: read from the state.
+split_contracts = Table(
+    "revrec_split_contracts", metadata,
+    Column("revenue_contract_id", String(64), primary_key=True),
+)
+
+# A period's journal as it was answered to the close, never recomputed.
+journals = Table(
+    "revrec_journals", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("legal_entity", String(64), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("entry", Text, nullable=False),
+    Column("request_id", String(255), nullable=False),
+    Column("change_seq", BigInteger, nullable=False),  # the last change it saw
+    Index(None, "legal_entity", "period_start", "currency", unique=True),
+)
+
+# What each stored journal booked per contract, by the period the amounts belong to (its
+# own, or the closed period an adjustment catches up), in minor units.
+journal_movements = Table(
+    "revrec_journal_movements", metadata,
+    Column("journal_id", String(64), nullable=False),
+    Column("legal_entity", String(64), nullable=False),
+    Column("revenue_contract_id", String(64), nullable=False),
+    Column("adjusts_start", Date, nullable=False),
+    Column("revenue_minor", BigInteger, nullable=False),
+    Column("contra_minor", BigInteger, nullable=False),
+    Column("deferred_revenue_minor", BigInteger, nullable=False),
+    Column("refund_liability_minor", BigInteger, nullable=False),
+    Column("contract_asset_minor", BigInteger, nullable=False),
+    Column("unbilled_receivable_minor", BigInteger, nullable=False),
+    PrimaryKeyConstraint("journal_id", "revenue_contract_id", "adjusts_start"),
+    Index(None, "legal_entity", "revenue_contract_id"),
+)
