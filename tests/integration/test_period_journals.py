@@ -4,7 +4,7 @@ January closes with its revenue journal stored; then a credit memo dated 16 Janu
 (an SLA credit for January: a concession for that distinct period, 606-10-32-44). January's
 journal is answered as stored, byte for byte; February's carries the catch-up for January as
 adjustment lines naming the credit memo's event and the closed period, and the roll-forward
-shows it. Hand-worked (docs/revrec/cases.md, section 16.10.1, the same arithmetic):
+shows it. Hand-worked (docs/revrec/cases.md, section 37, the same arithmetic):
 - 10 seats x 120.00 = 1,200.00 a year. January 1,200 x 31/365 = 101.917.. -> 101.92;
   cumulative to February 1,200 x 59/365 = 193.972.. -> 193.97, so February 92.05.
 - The credit memo: 31.00 off January's seats (a component of -31.00 over January, recognised
