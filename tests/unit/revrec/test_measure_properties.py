@@ -17,6 +17,7 @@ from finsync.systems.revrec import (
     ProgressReported,
     RecognitionPattern,
     RecognitionTerms,
+    RevenueContractState,
     RevenueEvent,
     TransactionPriceChanged,
     UnitsDelivered,
@@ -67,19 +68,25 @@ def cost_histories(draw: st.DrawFn) -> tuple[ContractBooked, list[RevenueEvent]]
     return booked, events
 
 
-@SETTINGS
-@given(cost_histories())
-def test_input_method_schedule_sums_to_the_allocated_price_and_never_drifts(
-        history: tuple[ContractBooked, list[RevenueEvent]]) -> None:
-    state = replay(*history)
-    ob = state.obligation("ln_b")
-    sched = obligation_schedule(state, "ln_b")
+def _sums_to_its_price_and_never_drifts(state: RevenueContractState, obligation_id: str
+                                        ) -> None:
+    """The obligation's schedule sums to its allocated price, and its running total stays
+    within a cent of the exact cumulative revenue at every line's end."""
+    ob = state.obligation(obligation_id)
+    sched = obligation_schedule(state, obligation_id)
     assert sum(li.amount.amount for li in sched.lines) == ob.allocated_price.amount
     running = Decimal(0)
     for li in sched.lines:
         running += li.amount.amount
         exact = cumulative(ob, state.granularity, at_midnight(li.period.end))
         assert abs(running - exact) <= CENT, (li.period, running, exact)
+
+
+@SETTINGS
+@given(cost_histories())
+def test_input_method_schedule_sums_to_the_allocated_price_and_never_drifts(
+        history: tuple[ContractBooked, list[RevenueEvent]]) -> None:
+    _sums_to_its_price_and_never_drifts(replay(*history), "ln_b")
 
 
 @SETTINGS
@@ -138,12 +145,4 @@ def concession_histories(draw: st.DrawFn) -> tuple[ContractBooked, list[RevenueE
 @given(concession_histories())
 def test_delivered_concessions_keep_every_schedule_summing_and_exact(
         history: tuple[ContractBooked, list[RevenueEvent]]) -> None:
-    state = replay(*history)
-    ob = state.obligation("ln_u")
-    sched = obligation_schedule(state, "ln_u")
-    assert sum(li.amount.amount for li in sched.lines) == ob.allocated_price.amount
-    running = Decimal(0)
-    for li in sched.lines:
-        running += li.amount.amount
-        exact = cumulative(ob, state.granularity, at_midnight(li.period.end))
-        assert abs(running - exact) <= CENT
+    _sums_to_its_price_and_never_drifts(replay(*history), "ln_u")

@@ -50,11 +50,9 @@ from finsync.systems.revrec import (
     InvoiceRecorded,
     ModificationFacts,
     PriceChangeKind,
-    ProgressReported,
     RevenueContractState,
     RevenueEvent,
     TransactionPriceChanged,
-    UnitsDelivered,
     apply_event,
     balances,
     book_contract,
@@ -62,7 +60,7 @@ from finsync.systems.revrec import (
     replay,
 )
 from finsync.systems.revrec.errors import RevenueError
-from finsync.systems.revrec.order import canonical
+from finsync.systems.revrec.order import canonical, effective_date
 from finsync.systems.revrec.progress import cumulative
 from finsync.systems.revrec.schedule import obligation_span
 from finsync.systems.revrec.timegrid import add_months, at_midnight, month_periods
@@ -102,31 +100,15 @@ def _check_drift(state: RevenueContractState) -> None:
             before_r, before_c = rounded, exact
 
 
-def _dated(event: RevenueEvent) -> date:
-    match event:
-        case ContractModified():
-            return event.amendment.effective_date
-        case TransactionPriceChanged():
-            return event.effective_date
-        case InvoiceRecorded():
-            return event.invoice.issue_date
-        case CreditMemoApplied():
-            return event.memo.issue_date
-        case UnitsDelivered():
-            return event.delivered_on
-        case ProgressReported():
-            return event.as_of
-    raise AssertionError(f"no date for {event!r}")
-
 
 def in_date_order(history: tuple[ContractBooked, list[RevenueEvent]]
                   ) -> tuple[ContractBooked, list[RevenueEvent]]:
     """The sequencer's order: by date, same-day events as generated (stable sort)."""
     book, events = history
-    versions = iter(sorted(_dated(e) for e in events if isinstance(e, ContractModified)))
+    versions = iter(sorted(effective_date(e) for e in events if isinstance(e, ContractModified)))
     redated = [_redated(e, next(versions)) if isinstance(e, ContractModified) else e
                for e in events]  # versions come in order, so their dates must too
-    return book, sorted(redated, key=_dated)
+    return book, sorted(redated, key=effective_date)
 
 
 def _redated(event: ContractModified, on: date) -> ContractModified:

@@ -27,8 +27,6 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,6 +46,7 @@ from finsync.systems.revrec import (
     journal_store,
     point_in_time,
     position_store,
+    receipt,
 )
 from finsync.systems.revrec import tables as t
 from finsync.systems.revrec.account_map import AccountMaps
@@ -56,7 +55,6 @@ from finsync.systems.revrec.booking import revenue_contract_id
 from finsync.systems.revrec.contra_report import BookedAdjustment, EntityRevenue
 from finsync.systems.revrec.engine import book_contract
 from finsync.systems.revrec.errors import (
-    IdempotencyMismatchError,
     MissingStandaloneSellingPriceError,
     ModificationError,
     RevenueBusyError,
@@ -73,7 +71,6 @@ from finsync.systems.revrec.event import (
 from finsync.systems.revrec.facts import derive_facts
 from finsync.systems.revrec.journal import AccountMap
 from finsync.systems.revrec.journal_book import JournalBook
-from finsync.systems.revrec.legacy import old_bodies
 from finsync.systems.revrec.modification import ModificationFacts
 from finsync.systems.revrec.position import Position, contract_positions
 from finsync.systems.revrec.position_report import (
@@ -81,11 +78,11 @@ from finsync.systems.revrec.position_report import (
     EntityWaterfall,
     PositionReports,
 )
+from finsync.systems.revrec.receipt import Applied
 from finsync.systems.revrec.schedule import (
     ObligationSchedule,
     RemainingPerformanceObligations,
     Waterfall,
-    schedule_id_for,
     schedules,
 )
 from finsync.systems.revrec.serial import dumps_state, encode, loads_state
@@ -98,20 +95,6 @@ DEFAULT_ACCOUNTS = {"revenue": "4000", "deferred_revenue": "2400", "contract_ass
                     "unbilled_receivable": "1260", "contra_revenue": "4910",
                     "refund_liability": "2450"}
 
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """The answer to a change: the revenue contract, its schedules' versioned references
-    (obligation id, `sch_…@vN`), details (treatment, paragraph, reason) and whether the key
-    had been seen before."""
-
-    key: str
-    subscription_contract_id: str
-    revenue_contract_id: str
-    event_id: str
-    references: tuple[tuple[str, str], ...] = ()
-    detail: tuple[tuple[str, str], ...] = ()
-    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +204,7 @@ class RevenueService:
         with self.engine.connect() as conn:
             answer = conn.execute(select(t.receipts.c.answer).where(
                 t.receipts.c.idempotency_key == key)).scalar_one_or_none()
-        return None if answer is None else _answer(answer, replayed=True)
+        return None if answer is None else receipt.answer_of(answer, replayed=True)
 
     def state(self, subscription_contract_id: str) -> RevenueContractState | None:
         with self.engine.connect() as conn:
@@ -319,10 +302,10 @@ class RevenueService:
         answer = Applied(key, "", "", " ".join(entry.id for entry in entries),
                          detail=(("legal_entity", legal_entity),
                                  ("period", f"{period.start}..{period.end}")))
-        body = _hash({"legal_entity": legal_entity, "period": encode(period)})
+        body = receipt.digest({"legal_entity": legal_entity, "period": encode(period)})
         with _guarded(), self.engine.begin() as conn:
-            if self._receipt(conn, key, body) is None:
-                self._store_receipt(conn, key, "period_journal", legal_entity, body, answer)
+            if receipt.find(conn, key, body) is None:
+                receipt.store(conn, key, "period_journal", legal_entity, body, answer)
 
     # -- internals ----------------------------------------------------------------------
     def _ssps(self, lines: Iterable[ContractLine],
@@ -347,9 +330,9 @@ class RevenueService:
     def _change(self, key: str, kind: str, subject: str, body: object,
                 subscription_contract_id: str, step: Step, event_id: str) -> Applied:
         encoded = encode(body)
-        digest = _hash(encoded)
+        digest = receipt.digest(encoded)
         with _guarded(), self.engine.begin() as conn:
-            known = self._receipt(conn, key, digest, encoded)
+            known = receipt.find(conn, key, digest, encoded)
             if known is not None:
                 return known
             loaded = _load(conn, subscription_contract_id)
@@ -358,29 +341,9 @@ class RevenueService:
                 _save(conn, loaded, state, event_id)
             if loaded is None:  # booked: the state its event history starts from
                 event_log.ensure_baseline(conn, state)
-            applied = _applied(key, state, event_id)
-            self._store_receipt(conn, key, kind, subject, digest, applied)
+            applied = receipt.applied(key, state, event_id)
+            receipt.store(conn, key, kind, subject, digest, applied)
             return applied
-
-    @staticmethod
-    def _receipt(conn: Connection, key: str, digest: str,
-                 encoded: object = None) -> Applied | None:
-        row = conn.execute(select(t.receipts.c.body_hash, t.receipts.c.answer).where(
-            t.receipts.c.idempotency_key == key)).first()
-        if row is None:
-            return None
-        same = row.body_hash == digest or (isinstance(encoded, Mapping) and row.body_hash in {
-            _hash(old) for old in old_bodies(encoded)})
-        if not same:
-            raise IdempotencyMismatchError(f"key {key!r} was used for another request")
-        return _answer(row.answer, replayed=True)
-
-    @staticmethod
-    def _store_receipt(conn: Connection, key: str, kind: str, subject: str, digest: str,
-                       applied: Applied) -> None:
-        conn.execute(insert(t.receipts), {
-            "idempotency_key": key, "kind": kind, "subject": subject, "body_hash": digest,
-            "answer": json.dumps(encode(applied), sort_keys=True)})
 
     def _link_document(self, document: str, rc_id: str) -> None:
         with _guarded(), self.engine.begin() as conn:
@@ -398,32 +361,6 @@ def _guarded() -> Iterator[None]:
         yield
     except IntegrityError as exc:
         raise RevenueBusyError(f"concurrent write to the revenue engine: {exc.orig}") from exc
-
-
-def _hash(data: object) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
-def _answer(text: str, replayed: bool) -> Applied:
-    data = json.loads(text)
-    return Applied(data["key"], data["subscription_contract_id"], data["revenue_contract_id"],
-                   data["event_id"], tuple((a, b) for a, b in data["references"]),
-                   tuple((a, b) for a, b in data["detail"]), replayed)
-
-
-def _applied(key: str, state: RevenueContractState, event_id: str) -> Applied:
-    refs = tuple((ob.obligation_id,
-                  f"{schedule_id_for(state.revenue_contract_id, ob.obligation_id)}@v{ob.version}")
-                 for ob in state.obligations)
-    detail: tuple[tuple[str, str], ...] = ()
-    # One decision per modification, or two when it is split (partial 606-10-25-12): the
-    # separate contract first, then the rest, joined by " + " in each field.
-    parts = [d for d in state.decisions if d.event_id == event_id]
-    if parts:
-        detail = (("treatment", " + ".join(d.treatment.value for d in parts)),
-                  ("paragraph", " + ".join(d.paragraph for d in parts)),
-                  ("reason", " + ".join(d.reason for d in parts)))
-    return Applied(key, state.contract.id, state.revenue_contract_id, event_id, refs, detail)
 
 
 def _load(conn: Connection, subscription_contract_id: str) -> _Loaded | None:
