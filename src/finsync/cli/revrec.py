@@ -146,15 +146,20 @@ def roll_forward_report(
         last: Annotated[str, typer.Option("--to", help="Last month, YYYY-MM.")],
         config: ConfigPath = None, as_json: Json = False) -> None:
     """Deferred revenue per month and currency: opening + billed - recognised = closing,
-    checked (exit 3 when a month does not foot)."""
+    checked (exit 3 when a month does not foot). Opening and closing are the net contract
+    position (deferred revenue less contract assets and unbilled receivables, which may be
+    below zero); the closing's two sides are shown beside it."""
     with guarded(as_json), _service(config) as service:
         data = roll_forward(service, entity, first, last).as_json()
         if as_json:
             output.emit_json(data)
         else:
             cols = ["month", "currency", "opening", "invoiced", "credited", "recognised",
-                    "closing", "difference"]
-            output.table(f"deferred revenue roll-forward, {entity}", [*cols, "adjustments"],
+                    "closing", "closing_deferred_revenue", "closing_contract_asset",
+                    "difference"]
+            headers = [*cols[:6], "closing (net)", "deferred revenue", "contract asset",
+                       "difference", "adjustments"]
+            output.table(f"deferred revenue roll-forward, {entity}", headers,
                          [[*(r[c] for c in cols), _adjusted(r["adjustments"])]
                           for r in data["rows"]])
         if not data["foots"]:
