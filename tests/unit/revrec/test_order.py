@@ -22,6 +22,7 @@ from finsync.systems.revrec import (
     InvoiceRecorded,
     ModificationFacts,
     PriceChangeKind,
+    ProgressReported,
     RecognitionPattern,
     RevenueContractState,
     RevenueEvent,
@@ -37,6 +38,7 @@ from finsync.systems.revrec.balance import balances
 from finsync.systems.revrec.casefile import load_case
 from finsync.systems.revrec.engine import rebuild
 from finsync.systems.revrec.errors import RevenueError
+from finsync.systems.revrec.event import ChangeOrderApproved
 from finsync.systems.revrec.order import (
     Precedence,
     canonical,
@@ -248,14 +250,23 @@ def test_a_same_day_price_change_catches_up_whichever_arrives_first(reverse: boo
     assert state.decisions[0].catch_up == (("ln_s", usd(0)), ("ln_h", usd(0)))
 
 
-def test_before_canonical_order_the_catch_up_fell_into_the_pool() -> None:
-    """The defect: the modification applied first anchors the pool on 1 July, so the change
-    applied after it on that day has nothing to catch up; S's July was 842.52 + 446.31 less."""
-    book, events = _same_day()
-    wrong = apply_event(apply_event(book_contract(book), events[0]), events[1])
-    july = next(li.amount for s in schedules(wrong) if s.obligation_id == "ln_s"
-                for li in s.lines if li.period.start == JUL1)
-    assert july != usd("1288.83")
+def test_a_change_order_places_no_later_contract_version() -> None:
+    """A change order's decision makes no contract version, so a version dated before it
+    takes its place by the versions before it (after v2 on 1 March, not after the change
+    order of 1 April): arrival and the canonical replay agree."""
+    ssps = (ssp("prod_p", "1000.00"),)
+    progress = {"prod_p": RecognitionPattern.PROGRESS}
+    facts = ModificationFacts(True, False, frozenset({"ln_p"}))
+    book = booked(line("ln_p", 1, "1000.00", "prod_p"), ssps=ssps, patterns=progress)
+    events: list[RevenueEvent] = [
+        ProgressReported("evt_p1", "ln_p", date(2026, 1, 31), Decimal(20)),
+        modified("evt_v2", date(2026, 3, 1), line("ln_p", 1, "1100.00", "prod_p"),
+                 facts=facts, ssps=ssps),
+        ProgressReported("evt_p2", "ln_p", date(2026, 3, 20), Decimal(40)),
+        ChangeOrderApproved("evt_co", "ln_p", date(2026, 4, 1), usd("100.00")),
+        modified("evt_v3", date(2026, 3, 15), line("ln_p", 1, "1200.00", "prod_p"),
+                 version=3, facts=facts, ssps=ssps)]
+    assert figures(arrive(book, events)[-1]) == figures(replay(book, events))
 
 
 def test_a_rebuild_keeps_unchanged_obligations_and_numbers_changed_ones_after() -> None:

@@ -23,8 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 
+from finsync.domain import json_limits
 from finsync.domain.catalog import StandaloneSellingPrice
 from finsync.domain.clock import Period
+from finsync.domain.errors import MappingError
 from finsync.systems.revrec.allocation import Bundle, VariableConsideration
 from finsync.systems.revrec.casecontract import CaseContract, read_header
 from finsync.systems.revrec.caseevent import EventReader, PendingModification
@@ -90,7 +92,10 @@ def load_case(text: str) -> RevenueCase:
     if len(text) > TEXT_MAX:
         raise CaseFileError("", f"longer than {TEXT_MAX} characters")
     try:
+        json_limits.check(text)  # a file nested past the limit would exhaust the parser's stack
         raw = json.loads(text)
+    except MappingError as exc:
+        raise CaseFileError("", str(exc)) from exc
     except json.JSONDecodeError as exc:
         raise CaseFileError("", f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
                             ) from exc

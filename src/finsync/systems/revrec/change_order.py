@@ -29,6 +29,7 @@ from dataclasses import replace
 from finsync.systems.revrec.errors import ContractMismatchError, ModificationError
 from finsync.systems.revrec.event import ChangeOrderApproved
 from finsync.systems.revrec.modification import (
+    CHANGE_ORDER_PREFIX,
     LineChange,
     LineChangeKind,
     ModificationDecision,
@@ -68,7 +69,8 @@ def apply_change_order(state: RevenueContractState,
               f"constrained (606-10-25-11, 32-11); remaining goods not distinct "
               f"({ob.obligation_id})")
     decision = ModificationDecision(
-        event.event_id, f"co_{event.event_id}", state.contract.version, event.approved_on,
+        event.event_id, f"{CHANGE_ORDER_PREFIX}{event.event_id}", state.contract.version,
+        event.approved_on,
         ModificationTreatment.CUMULATIVE_CATCH_UP, reason,
         (LineChange(ob.line_id, LineChangeKind.CHANGED, event.estimate),),
         ((ob.obligation_id, after - before),))

@@ -35,8 +35,8 @@ class JournalBook:
     def journals(self, legal_entity: str, period: Period) -> tuple[JournalEntry, ...]:
         """The stored journals of the period, else the journals it would get now."""
         with self.engine.connect() as conn:
-            if js.is_stored(conn, legal_entity, period):
-                return js.stored(conn, legal_entity, period)
+            if found := js.stored(conn, legal_entity, period):
+                return found
         moved = self._movements(legal_entity, period)
         return journal_of(moved, legal_entity, period, self._accounts(legal_entity))
 
@@ -47,16 +47,16 @@ class JournalBook:
         while they are computed counts as after the close (its adjustment is the difference
         from what was stored: zero if the stored journal already has it)."""
         with self.engine.connect() as conn:
-            if js.is_stored(conn, legal_entity, period):
-                return js.stored(conn, legal_entity, period)
+            if found := js.stored(conn, legal_entity, period):
+                return found
             seq = js.last_change(conn)
         moved = self._movements(legal_entity, period)
         entries = journal_of(moved, legal_entity, period, self._accounts(legal_entity))
         booked = [(journal_id(legal_entity, period, held.movement.revenue.currency), held)
                   for held in moved if any(js.minors(held.movement))]
         with self.engine.begin() as conn:
-            if js.is_stored(conn, legal_entity, period):  # a concurrent close stored first
-                return js.stored(conn, legal_entity, period)
+            if found := js.stored(conn, legal_entity, period):  # a concurrent close stored first
+                return found
             js.store(conn, legal_entity, period, request_id, seq, entries, booked)
         return entries
 

@@ -54,8 +54,9 @@ def record_change(conn: Connection, state: RevenueContractState, event_id: str) 
     """In the transaction that saves `state`: the change log, and the split mark."""
     rc = state.revenue_contract_id
     conn.execute(insert(t.changes), {"revenue_contract_id": rc, "event_id": event_id})
-    if needs_split(state) and conn.execute(select(t.split_contracts.c.revenue_contract_id).where(
-            t.split_contracts.c.revenue_contract_id == rc)).first() is None:
+    marked = conn.execute(select(t.split_contracts.c.revenue_contract_id).where(
+        t.split_contracts.c.revenue_contract_id == rc)).first() is not None
+    if not marked and needs_split(state):  # a mark is kept: test the state only without one
         conn.execute(insert(t.split_contracts), {"revenue_contract_id": rc})
 
 
@@ -79,12 +80,6 @@ def stored(conn: Connection, legal_entity: str, period: Period) -> tuple[Journal
         j.c.period_end == period.end).order_by(j.c.currency))
     return tuple(decode_entry(text) for (text,) in rows)
 
-
-def is_stored(conn: Connection, legal_entity: str, period: Period) -> bool:
-    j = t.journals
-    return conn.execute(select(j.c.id).where(
-        j.c.legal_entity == legal_entity, j.c.period_start == period.start,
-        j.c.period_end == period.end)).first() is not None
 
 
 def stored_periods(conn: Connection, legal_entity: str,

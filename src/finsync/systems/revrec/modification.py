@@ -95,6 +95,11 @@ class LineChange:
     added_steps: tuple[Step, ...] = ()
 
 
+# The amendment id of a decision an approved unpriced change order records
+# (`change_order`): it changes no contract version, so it places no later version.
+CHANGE_ORDER_PREFIX = "co_"
+
+
 @dataclass(frozen=True, slots=True)
 class ModificationDecision:
     event_id: str

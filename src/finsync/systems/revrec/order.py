@@ -58,6 +58,7 @@ from finsync.systems.revrec.event import (
     UnitsDelivered,
     UsageRecorded,
 )
+from finsync.systems.revrec.modification import CHANGE_ORDER_PREFIX
 from finsync.systems.revrec.obligation import ObligationState, Revision
 from finsync.systems.revrec.state import RevenueContractState
 from finsync.systems.revrec.timegrid import at_midnight
@@ -136,8 +137,10 @@ def order_key(event: RevenueEvent, floor: date | None = None) -> OrderKey:
 
 def modification_floor(state: RevenueContractState) -> date | None:
     """The latest effective date among the modifications a state has applied (every earlier
-    version of the contract): the floor of the next modification's place."""
-    return max((d.effective_date for d in state.decisions), default=None)
+    version of the contract): the floor of the next modification's place. A change order's
+    decision makes no version, so it sets no floor (as in `keyed`)."""
+    return max((d.effective_date for d in state.decisions
+                if not d.amendment_id.startswith(CHANGE_ORDER_PREFIX)), default=None)
 
 
 def canonical(events: Iterable[RevenueEvent]) -> tuple[RevenueEvent, ...]:
