@@ -69,12 +69,6 @@ def revenue_recognised(entries: Iterable[JournalEntry],
             for month, amount in sorted(revenue_by_period(closing, accounts).items())}
 
 
-def revenue_accounts(codes: Mapping[str, str]) -> tuple[str, ...]:
-    """The accounts of a revenue engine's account map whose net credit is its net revenue:
-    revenue (gross) and contra revenue, when it books concessions apart."""
-    return tuple(codes[role] for role in ("revenue", "contra_revenue") if role in codes)
-
-
 def revenue_by_period(journals: Iterable[JournalEntry],
                       accounts: str | Collection[str]) -> dict[str, Money]:
     """Credit minus debit on the revenue accounts, per posting month (a sum in Money: a

@@ -53,6 +53,7 @@ from finsync.demo.workflow import (
 )
 from finsync.domain.clock import utc_now
 from finsync.hub.replay import ReplayFilter
+from finsync.recon.service import net_revenue_accounts
 
 AS_OF = date(YEAR, 12, 31)
 SIGNING_KEY = "var/audit-signing.pem"
@@ -178,7 +179,7 @@ def _drive(finance: Finance, config: FinsyncConfig, clock: SimClock) -> dict[str
     status = hub.status()
     timeline = hub.timeline(UPGRADE)
     postings = hub.delivered(finance.ports.ledgers)
-    revenue_account = report.revenue_accounts(finance.ports.revenue().account_map())
+    revenue_account = net_revenue_accounts(finance.ports.revenue().account_map())
     result: dict[str, Any] = {
         "invoices": [report.invoice(s) for s in billing.invoices()],
         "journal_entries": books["entries"],

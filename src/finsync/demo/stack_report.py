@@ -35,6 +35,7 @@ from finsync.domain.money import Money
 from finsync.domain.status import DeliveryStatus
 from finsync.hub.replay import ReplayFilter
 from finsync.hub.usage import UsageIntake
+from finsync.recon.service import net_revenue_accounts
 
 if TYPE_CHECKING:
     from finsync.demo.stack import Year
@@ -55,7 +56,7 @@ def report(finance: Finance, business: StripeBusiness, year: Year, settings: Sta
     timeline = hub.timeline(thread)
     invoices = business.invoices()
     reached = {m["name"] for t in _threads(thread, invoices) for m in hub.timeline(t)}
-    revenue_account = embedded.revenue_accounts(finance.ports.revenue().account_map())
+    revenue_account = net_revenue_accounts(finance.ports.revenue().account_map())
     result: dict[str, Any] = {
         "stack": {"name": STACK, "stripe": settings.stripe_url,
                   "stripe_lacks": dict(can.missing), "erp": f"tryton {settings.tryton_url} "

@@ -30,7 +30,7 @@ from datetime import date
 from enum import StrEnum
 from fractions import Fraction
 
-from finsync.domain.clock import Period
+from finsync.domain.clock import Period, first_of_next_month
 from finsync.domain.errors import DomainError
 
 _EVEN_MONTH_DAYS = 30
@@ -55,8 +55,8 @@ def add_months(day: date, months: int) -> date:
 
 
 def _month_days(year: int, month: int) -> int:
-    following = date(year + month // 12, month % 12 + 1, 1)
-    return (following - date(year, month, 1)).days
+    first = date(year, month, 1)
+    return (first_of_next_month(first) - first).days
 
 
 def month_index(anchor: date, day: date) -> int:

@@ -169,7 +169,7 @@ class Reconciliation:
             lambda: ledger.applied_by(e, as_of),
             lambda: opening, lambda: closing,
             _periods(code, bounds, _as_booked(code, bounds, recognised[code], adjusted),
-                     balances, _revenue_accounts(accounts), closed),
+                     balances, net_revenue_accounts(accounts), closed),
             balances[-1], accounts, explained, as_of_closed, watched,
             foreign_checked=split is not None), "" if code == currency else f"[{code}]")
             for code, balances in gl.items()]
@@ -247,7 +247,7 @@ def _as_booked(currency: str, bounds: list[date], recognised: list[Money],
     return moved
 
 
-def _revenue_accounts(accounts: Mapping[str, str]) -> tuple[str, ...]:
+def net_revenue_accounts(accounts: Mapping[str, str]) -> tuple[str, ...]:
     """The accounts whose net credit is the engine's (net) revenue: revenue and, when the
     engine books concessions apart, contra revenue."""
     return tuple(sorted({accounts[r] for r in ("revenue", "contra_revenue") if r in accounts}))

@@ -35,9 +35,9 @@ from finsync.domain.money import Money, total
 from finsync.systems.revrec.balance import ContractBalances, billed_to
 from finsync.systems.revrec.obligation import ObligationState, Segment
 from finsync.systems.revrec.pattern import Granularity
-from finsync.systems.revrec.progress import progress, segment_in_force
+from finsync.systems.revrec.progress import components_cumulative, progress, segment_in_force
 from finsync.systems.revrec.state import RevenueContractState
-from finsync.systems.revrec.timegrid import at_midnight, elapsed, span_units
+from finsync.systems.revrec.timegrid import at_midnight
 
 _ONE = Decimal(1)
 _ZERO = Decimal(0)
@@ -84,25 +84,14 @@ def _main(ob: ObligationState, granularity: Granularity, at: datetime,
     return base + (part - base) * (done - start) / (_ONE - start)
 
 
-def _components(ob: ObligationState, granularity: Granularity, at: datetime) -> Decimal:
-    amount = _ZERO
-    for component in ob.components:
-        if not component.concession:
-            continue
-        if component.effective is not None and component.effective >= at:
-            continue
-        share = elapsed(component.span, at, granularity) / span_units(component.span,
-                                                                        granularity)
-        amount += component.amount.amount * share
-    return amount
-
 
 def contra_of(ob: ObligationState, granularity: Granularity, at: datetime) -> Money:
     """Revenue of `ob` reduced by concessions by `at` (positive: a reduction), rounded as
     its recognised revenue is."""
     if not has_concession(ob):
         return Money.zero(ob.currency)
-    signed = _main(ob, granularity, at) + _components(ob, granularity, at)
+    signed = _main(ob, granularity, at) + components_cumulative(ob, granularity, at,
+                                                                concessions_only=True)
     return Money(-signed, ob.currency).quantize()
 
 

@@ -92,9 +92,14 @@ def main_cumulative(ob: ObligationState, granularity: Granularity, at: datetime,
 
 
 def components_cumulative(ob: ObligationState, granularity: Granularity,
-                          at: datetime, through: bool = False) -> Decimal:
+                          at: datetime, through: bool = False,
+                          concessions_only: bool = False) -> Decimal:
+    """The period components recognised by `at`; `concessions_only`: only those that are
+    price concessions (contra revenue, `contra`)."""
     amount = Decimal(0)
     for component in ob.components:
+        if concessions_only and not component.concession:
+            continue
         effective = component.effective
         if effective is not None and (effective > at or (effective == at and not through)):
             continue
