@@ -51,7 +51,9 @@ from finsync.domain.events import (
     DisputeFundsReinstated,
     DisputeFundsWithdrawn,
     DisputeOpened,
+    InvoiceHeld,
     InvoiceIssued,
+    InvoiceReleased,
     JournalEntrySummarised,
     PaymentApplied,
     PaymentDeclined,
@@ -64,6 +66,7 @@ from finsync.domain.invoice import (
     CreditMemo,
     DeliveredPart,
     DocumentLine,
+    HeldInvoice,
     Invoice,
     RatedUsage,
     UsageRecord,
@@ -74,6 +77,7 @@ from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment, PaymentApplication, PaymentAttempt, Refund
 from finsync.domain.proration import ProrationConvention
 from finsync.domain.refs import ExternalRefs
+from finsync.domain.tax import TaxDetail, TaxTreatment
 
 # One currency per minor-unit exponent: USD 2, JPY 0, KWD 3.
 CURRENCIES = ("USD", "JPY", "KWD")
@@ -129,7 +133,8 @@ def unit_prices(draw: st.DrawFn, currency: str) -> Money:
 @st.composite
 def customers(draw: st.DrawFn) -> CustomerAccount:
     return CustomerAccount(draw(texts), draw(texts), draw(texts), draw(currencies), draw(texts),
-                           draw(st.integers(1, 10**6)), draw(external_refs))
+                           draw(st.integers(1, 10**6)), draw(external_refs),
+                           draw(optional_texts), draw(optional_texts))
 
 
 # -- contracts ------------------------------------------------------------------------------
@@ -188,10 +193,36 @@ def amendments(draw: st.DrawFn) -> ContractAmendment:
 def document_lines(draw: st.DrawFn, currency: str, amount_minor_min: int) -> DocumentLine:
     start = draw(days)
     amount = draw(money(currency, amount_minor_min))
+    taxes = draw(st.lists(tax_details(currency), max_size=3))
+    tax = total([t.amount for t in taxes], currency) if taxes else draw(money(currency, 0))
     return DocumentLine(draw(texts), draw(texts), draw(texts), draw(st.integers(0, 10**6)),
-                        amount, draw(money(currency, 0)), start, later(draw, start, 0),
+                        amount, tax, start, later(draw, start, 0),
                         draw(st.booleans()), draw(optional_texts),
-                        draw(st.none() | delivered_parts(amount)))
+                        draw(st.none() | delivered_parts(amount)), tuple(taxes))
+
+
+JURISDICTIONS = st.sampled_from(["DE", "GB", "US-NY", "US-TX", "US-NY-NYC", "FR"])
+
+
+@st.composite
+def tax_details(draw: st.DrawFn, currency: str) -> TaxDetail:
+    """A jurisdiction line; only a taxable one carries tax."""
+    treatment = draw(st.sampled_from(TaxTreatment))
+    taxed = treatment is TaxTreatment.TAXABLE
+    amount = draw(money(currency, 0)) if taxed else Money.zero(currency)
+    rate = Decimal(draw(st.integers(0, 9999))) / 10000
+    return TaxDetail(draw(JURISDICTIONS), draw(st.sampled_from(["vat", "sales_tax"])), rate,
+                     draw(money(currency, 0)), amount, treatment)
+
+
+@st.composite
+def held_invoices(draw: st.DrawFn) -> HeldInvoice:
+    currency = draw(currencies)
+    issued = draw(days)
+    return HeldInvoice(draw(texts), draw(st.integers(1, 10**6)), draw(texts),
+                       draw(optional_texts), draw(texts), currency, issued,
+                       draw(money(currency, 0)), draw(texts), draw(texts), draw(st.booleans()),
+                       draw(optional_texts), draw(external_refs))
 
 
 @st.composite
@@ -399,6 +430,8 @@ EVENTS: Mapping[type[AnyEvent], st.SearchStrategy[AnyEvent]] = {
     RevenueJournalRecorded: journal_entries().map(RevenueJournalRecorded),
     JournalEntrySummarised: journal_entries().map(JournalEntrySummarised),
     PaymentDeclined: payment_attempts().map(PaymentDeclined),
+    InvoiceHeld: held_invoices().map(InvoiceHeld),
+    InvoiceReleased: held_invoices().map(InvoiceReleased),
 }
 
 

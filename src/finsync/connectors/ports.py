@@ -39,6 +39,7 @@ from finsync.domain.journal import JournalEntry, PeriodStatus
 from finsync.domain.money import Money
 from finsync.domain.payment import Payment, Refund
 from finsync.domain.revenue import RevenueSchedule
+from finsync.domain.tax import TaxRequest, TaxResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +317,20 @@ class ContractDocument:
     document: DocumentAmount
 
 
+@dataclass(frozen=True, slots=True)
+class TaxAmount:
+    """The tax one document carries for one jurisdiction, in minor units of the document's
+    currency (a credit memo's negative): what billing charged, or what the ERP credited to
+    tax payable for it. `month` is "YYYY-MM" of the document's issue date; `jurisdiction`
+    is "" for tax that carries no breakdown."""
+
+    document_id: str
+    jurisdiction: str
+    month: str
+    currency: str
+    amount_minor: int
+
+
 class BillingBooks(Protocol):
     """Billing's books inside one consistent read, per legal entity, documents dated up to
     and including `as_of`. Every stream is ordered by its key, in code-point order."""
@@ -338,6 +353,10 @@ class BillingBooks(Protocol):
         ...
     def contract_values(self, legal_entity: str) -> Iterator[ContractValue]:
         """Each contract's value (see `ContractValue`); by contract id."""
+        ...
+    def tax_amounts(self, legal_entity: str, as_of: date) -> Iterator[TaxAmount]:
+        """The tax of each invoice and credit memo per jurisdiction (memos negative); by
+        (document id, jurisdiction)."""
         ...
 
 
@@ -379,6 +398,10 @@ class LedgerBooks(Protocol):
         (what a revenue engine that keeps contracts in their own currency compares with);
         None when the ERP cannot tell its lines' transaction currency."""
         ...
+    def tax_payable(self, legal_entity: str, as_of: date) -> Iterator[TaxAmount]:
+        """Per document and jurisdiction, what its postings credited to tax payable (net of
+        debits) in the document's currency; by (document id, jurisdiction)."""
+        ...
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus: ...
 
 
@@ -400,27 +423,27 @@ class BillingSourcePort(Protocol):
     def events_after(self, cursor: str | None, limit: int) -> SourcePage: ...
 
 
-@dataclass(frozen=True, slots=True)
-class TaxLine:
-    line_id: str
-    product_tax_code: str
-    amount: Money
+@runtime_checkable
+class TaxQuotePort(Protocol):
+    """What billing asks of a tax engine before it issues a document: read-only, so billing
+    may ask inside its own transaction. Raises `domain.tax.TaxUnavailableError` (a retry
+    may cure it) or `TaxRefusedError`; an answer is checked with `domain.tax.check_result`."""
 
-
-@dataclass(frozen=True, slots=True)
-class TaxQuote:
-    lines: tuple[tuple[str, Money], ...]  # (line_id, tax amount)
-    jurisdiction: str
+    def quote(self, request: TaxRequest) -> TaxResult: ...
 
 
 @runtime_checkable
-class TaxPort(Protocol):
-    """A tax engine; an unknown jurisdiction is a `PermanentError(tax_failure)`, never zero."""
+class TaxPort(TaxQuotePort, Protocol):
+    """A tax engine (the embedded one, or an Avalara-like service): quote a document before
+    it is issued (billing), commit it once it is final and void it (the hub's deliveries of
+    `invoice.issued` and `credit_memo.issued`; a `void` credit memo voids its invoice's
+    transaction). An unknown jurisdiction is a refusal (`tax_failure`), never zero tax."""
 
     system: str
 
-    def quote(self, legal_entity: str, country: str, on: date, lines: Sequence[TaxLine],
-              ctx: DeliveryContext) -> TaxQuote: ...
+    def commit_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt: ...
+    def commit_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt: ...
+    def find_receipt(self, key: str) -> Receipt | None: ...
 
 
 @runtime_checkable

@@ -24,7 +24,7 @@ from finsync.domain.aggregate import AggregateRef
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.dispute import Dispute, DisputeClosure, DisputeFunds
 from finsync.domain.errors import MappingError
-from finsync.domain.invoice import CreditMemo, Invoice, RatedUsage, UsageRecord
+from finsync.domain.invoice import CreditMemo, HeldInvoice, Invoice, RatedUsage, UsageRecord
 from finsync.domain.journal import JournalEntry
 from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment, PaymentAttempt, Refund
@@ -53,6 +53,8 @@ class EventType(StrEnum):
     CONTRACT_RENEWED = "contract.renewed"
     CONTRACT_CANCELLED = "contract.cancelled"
     INVOICE_ISSUED = "invoice.issued"
+    INVOICE_HELD = "invoice.held"
+    INVOICE_RELEASED = "invoice.released"
     CREDIT_MEMO_ISSUED = "credit_memo.issued"
     PAYMENT_APPLIED = "payment.applied"
     REFUND_ISSUED = "refund.issued"
@@ -182,6 +184,31 @@ class InvoiceIssued(CanonicalEvent[Invoice]):
     upcasters: ClassVar = (invoice_v1_to_v2,)
     invoice: Invoice
 
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldInvoiceChanged(CanonicalEvent[HeldInvoice]):
+    domain: ClassVar = BusinessDomain.SUBSCRIPTION
+    aggregate_type: ClassVar = "held_invoice"
+    held_invoice: HeldInvoice
+
+    def aggregate(self) -> AggregateRef:
+        return AggregateRef(self.aggregate_type, self.held_invoice.id,
+                            self.held_invoice.version)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceHeld(_HeldInvoiceChanged):
+    """Billing held an invoice as a draft: its tax could not be computed (`tax_failure`)."""
+
+    name: ClassVar = EventType.INVOICE_HELD
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceReleased(_HeldInvoiceChanged):
+    """A held draft was issued (as `held_invoice.invoice_id`): its tax was computed."""
+
+    name: ClassVar = EventType.INVOICE_RELEASED
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +343,8 @@ CATALOGUE: Mapping[EventType, type[AnyEvent]] = {cls.name: cls for cls in (
     CustomerUpserted, ContractCreated, ContractAmended, ContractRenewed, ContractCancelled,
     InvoiceIssued, CreditMemoIssued, PaymentApplied, RefundIssued, DisputeOpened,
     DisputeFundsWithdrawn, DisputeFundsReinstated, DisputeClosed, UsageRecorded, UsageRated,
-    RevenueJournalRecorded, JournalEntrySummarised, PaymentDeclined,
+    RevenueJournalRecorded, JournalEntrySummarised, PaymentDeclined, InvoiceHeld,
+    InvoiceReleased,
 )}
 
 

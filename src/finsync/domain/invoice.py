@@ -25,6 +25,7 @@ from finsync.domain.errors import DomainError
 from finsync.domain.fingerprint import ADDED_LATER
 from finsync.domain.money import Money, total
 from finsync.domain.refs import ExternalRefs
+from finsync.domain.tax import TaxDetail, check_details
 
 # The whole invoice voided: its billing is reversed, as if it had not been issued.
 VOID = "void"
@@ -75,6 +76,10 @@ class DocumentLine:
     # What of a credit line relates to goods or services already delivered (a revenue
     # engine recognises that part at once); None: the line concerns the whole obligation.
     delivered: DeliveredPart | None = field(default=None, metadata=ADDED_LATER)
+    # The jurisdiction lines the tax engine answered for this line (they sum to its
+    # `tax_amount`); empty on documents from before tax breakdowns, or from a source that
+    # sends none.
+    taxes: tuple[TaxDetail, ...] = field(default=(), metadata=ADDED_LATER)
 
 
 def _check_document(doc_id: str, currency: str, lines: Sequence[DocumentLine],
@@ -85,6 +90,7 @@ def _check_document(doc_id: str, currency: str, lines: Sequence[DocumentLine],
         if money.currency != currency or money.quantize() != money:
             raise DomainError(f"{doc_id}: {money} is not a {currency} amount in minor units")
     for line in lines:
+        check_details(f"{doc_id} line {line.line_id}", line.tax_amount, line.taxes)
         part = line.delivered
         if part is not None and not (part.fits(line.amount) and part.amount.quantize()
                                      == part.amount):
@@ -159,6 +165,38 @@ class CreditMemo:
                                         and 0 <= applied.amount <= self.total.amount):
             raise DomainError(f"credit memo {self.id}: applied_to_invoice {applied} must be "
                               f"between 0 and {self.total}")
+
+
+@dataclass(frozen=True, slots=True)
+class HeldInvoice:
+    """An invoice billing could not issue because its tax could not be computed: a draft,
+    unnumbered, that nothing posts. Each hold and its release are versions of the draft;
+    the release names the invoice issued from it.
+
+    `subtotal` (before tax) is the money it holds back; `transient` says whether asking
+    the tax engine again may cure it (the engine was down) or master data must change
+    first (an unknown jurisdiction, an invalid address)."""
+
+    id: str
+    version: int
+    customer_id: str
+    contract_id: str | None
+    legal_entity: str
+    currency: str
+    issue_date: date
+    subtotal: Money
+    code: str
+    reason: str
+    transient: bool
+    invoice_id: str | None = None
+    refs: ExternalRefs = field(default_factory=ExternalRefs)
+
+    def __post_init__(self) -> None:
+        if self.version < 1:
+            raise DomainError(f"held invoice {self.id}: version must be at least 1")
+        if self.subtotal.currency != self.currency or self.subtotal.quantize() != self.subtotal:
+            raise DomainError(f"held invoice {self.id}: subtotal {self.subtotal} is not a "
+                              f"{self.currency} amount in minor units")
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from finsync.domain.fingerprint import ADDED_LATER
 from finsync.domain.money import exponent
 from finsync.domain.refs import ExternalRefs
+from finsync.domain.tax import TaxAddress
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +19,13 @@ class CustomerAccount:
     billing_country: str
     version: int = 1
     refs: ExternalRefs = field(default_factory=ExternalRefs)
+    # Where a country taxes by region (US states): the ISO 3166-2 subdivision code ("NY").
+    billing_region: str | None = field(default=None, metadata=ADDED_LATER)
+    # The customer's VAT (or other business tax) id: B2B reverse charge needs a valid one.
+    tax_id: str | None = field(default=None, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         exponent(self.currency)
+
+    def tax_address(self) -> TaxAddress:
+        return TaxAddress(self.billing_country, self.billing_region)

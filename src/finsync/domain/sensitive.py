@@ -30,7 +30,7 @@ from typing import Any
 
 from finsync.domain.contract import ContractAmendment
 from finsync.domain.dispute import Dispute
-from finsync.domain.invoice import CreditMemo, DocumentLine
+from finsync.domain.invoice import CreditMemo, DocumentLine, HeldInvoice
 from finsync.domain.journal import JournalEntry
 from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Refund
@@ -51,6 +51,8 @@ class Sensitivity(StrEnum):
 # name, so `KEYS` below catches each of these in an encoded payload (a test proves it).
 CANONICAL_FIELDS: Mapping[tuple[type, str], Sensitivity] = {
     (CustomerAccount, "name"): Sensitivity.NAME,
+    (CustomerAccount, "tax_id"): Sensitivity.TAX_ID,
+    (HeldInvoice, "reason"): Sensitivity.FREE_TEXT,  # a tax engine's message may quote an address
     (Refund, "reason"): Sensitivity.FREE_TEXT,
     (Dispute, "reason"): Sensitivity.FREE_TEXT,  # Stripe's is a code; another source's text
     (CreditMemo, "reason"): Sensitivity.FREE_TEXT,
@@ -105,7 +107,8 @@ PUBLIC_FIELDS: frozenset[str] = frozenset({
     "transaction_currency", "correlation_id", "reverses", "reopens_invoice",
     "applied_to_invoice", "schedule_id", "obligation_id", "before", "after", "attribute",
     "subscription_id", "period", "contract_line_id", "dispute_id", "funds_id",
-    "decline_code", "invoice_ids", "delivery_id",
+    "decline_code", "invoice_ids", "delivery_id", "billing_region", "jurisdiction",
+    "tax_type", "code",
 })
 
 # An address ends in a top-level domain of letters; the user part of a URL
