@@ -44,6 +44,16 @@ class LiabilityRow:
     def net_tax_due(self) -> Money:
         return self.tax_charged - self.tax_credited
 
+    def as_json(self) -> dict[str, str]:
+        """Amounts as decimal strings, in the row's currency (the CLI's and the API's)."""
+        amounts = {"taxable_sales": self.taxable_sales, "exempt_sales": self.exempt_sales,
+                   "not_taxable_sales": self.not_taxable_sales,
+                   "reverse_charge_sales": self.reverse_charge_sales,
+                   "tax_charged": self.tax_charged, "tax_credited": self.tax_credited,
+                   "net_tax_due": self.net_tax_due}
+        return {"jurisdiction": self.jurisdiction, "currency": self.currency,
+                **{name: str(money.amount) for name, money in amounts.items()}}
+
 
 def _empty(jurisdiction: str, currency: str) -> dict[str, Money]:
     zero = Money.zero(currency)
