@@ -6,6 +6,8 @@ Rules:
 - `exemptions` and `liability` work on the embedded engine (with connector "http", run
   them where the engine runs, `finsync tax serve`'s configuration): certificates are
   master data (`admin`), the liability report is finance's (`finance:read`).
+- `serve` runs the embedded engine as its own HTTP process (`admin` to start it); its
+  callers need the bearer token held in `--token-env`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Annotated
 import typer
 
 from finsync.auth.principal import ADMIN, FINANCE_READ
-from finsync.bootstrap import build_engine, build_tax_port, build_tax_service
+from finsync.bootstrap import build_engine, build_tax_port, build_tax_server, build_tax_service
 from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, authorised, day_or_today, embedded, guarded
 from finsync.config import load_config
@@ -152,3 +154,25 @@ def liability(entity: Annotated[str, typer.Option(help="The legal entity.")],
         output.table(f"tax liability {entity} {period}",
                      [c.replace("_", " ") for c in LIABILITY_COLUMNS],
                      [[r[c] for c in LIABILITY_COLUMNS] for r in rows])
+
+
+@app.command()
+def serve(port: Annotated[int, typer.Option(min=1, max=65535)] = 8765,
+          host: Annotated[str, typer.Option()] = "127.0.0.1",
+          token_env: Annotated[str, typer.Option(
+              help="The environment variable holding the bearer token callers must send.")]
+          = "FINSYNC_TAX_TOKEN",
+          config: ConfigPath = None) -> None:
+    """Run the embedded tax engine as its own HTTP process (quote, commit, receipts), for
+    `[systems.tax] connector = "http"` elsewhere."""
+    import uvicorn
+
+    with guarded(False):
+        loaded = load_config(config)
+        authorised(loaded, ADMIN)
+        engine = build_engine(loaded)
+        try:
+            server = build_tax_server(loaded, engine, token_env)
+            uvicorn.run(server, host=host, port=port, log_level="info")
+        finally:
+            engine.dispose()
