@@ -19,6 +19,7 @@ from finsync.systems.tax.errors import (
     BreakdownMissingError,
     CertificateError,
     CommitConflictError,
+    CommitKeyError,
     UncommittedInvoiceError,
     UnknownCertificateError,
 )
@@ -96,6 +97,8 @@ def test_commit_is_idempotent_by_document_and_refuses_another_body(service: TaxS
     with pytest.raises(CommitConflictError):
         service.commit(other, "evt_3:tax")
     assert service.find("evt_3:tax") is None  # a refusal writes nothing
+    with pytest.raises(CommitKeyError):
+        service.commit(invoice, "k" * 513)
 
 
 def test_a_document_without_jurisdiction_lines_is_refused(service: TaxService) -> None:

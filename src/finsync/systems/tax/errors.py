@@ -32,6 +32,10 @@ class CommitConflictError(DomainError):
     code = "tax_commit_conflict"
 
 
+class CommitKeyError(DomainError):
+    code = "tax_commit_key_invalid"
+
+
 class BreakdownMissingError(DomainError):
     """A document line without the jurisdiction lines the engine needs to record it."""
 

@@ -33,11 +33,14 @@ from finsync.systems.tax.certificate import ExemptionCertificate
 from finsync.systems.tax.errors import (
     CertificateError,
     CommitConflictError,
+    CommitKeyError,
     UncommittedInvoiceError,
     UnknownCertificateError,
 )
 from finsync.systems.tax.liability import LiabilityRow, liability
 from finsync.systems.tax.rules import TaxRules
+
+KEY_MAX_CHARS = 512  # the receipts' key column
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +62,19 @@ class TaxService:
     def load_rules(self, rules: TaxRules) -> bool:
         """Make the stored master data `rules`; whether it had to be rewritten."""
         rows = store.rule_rows(rules)
+        try:
+            changed = self._write_rules(rows)
+        except IntegrityError:
+            # Another process started with the same file at the same time and wrote first.
+            changed = self._write_rules(rows)
+        self._rules = rules
+        return changed
+
+    def _write_rules(self, rows: store.Rows) -> bool:
         with self.engine.begin() as conn:
             changed = store.stored_rule_rows(conn) != rows
             if changed:
                 store.write_rules(conn, rows)
-        self._rules = rules
         return changed
 
     def rules(self) -> TaxRules:
@@ -81,6 +92,8 @@ class TaxService:
 
     # -- commits -------------------------------------------------------------------------------
     def commit(self, document: Invoice | CreditMemo, key: str) -> Committed:
+        if not key or len(key) > KEY_MAX_CHARS:
+            raise CommitKeyError(f"a commit's key must have 1 to {KEY_MAX_CHARS} characters")
         body = store.body_of(document)
         try:
             with self.engine.begin() as conn:
