@@ -147,9 +147,10 @@ def _show_certificates(found: list[ExemptionCertificate], as_json: bool) -> None
 
 @app.command()
 def liability(entity: Annotated[str, typer.Option(help="The legal entity.")],
-              period: Annotated[str, typer.Option(help="The month, YYYY-MM.")],
+              period: Annotated[str, typer.Option(
+                  help="A month YYYY-MM, a quarter YYYY-Qn or a year YYYY.")],
               config: ConfigPath = None, as_json: Json = False) -> None:
-    """Tax owed per jurisdiction for a month, from the committed documents."""
+    """Tax owed per jurisdiction for a filing period, from the committed documents."""
     with guarded(as_json), embedded(config, "tax", "tax engine", build_tax_service,
                                     FINANCE_READ) as service:
         rows = [row.as_json() for row in service.liability(entity, period)]

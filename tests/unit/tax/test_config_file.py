@@ -77,3 +77,4 @@ def test_a_rate_finer_than_six_places_is_refused() -> None:
         parse_tax_rules({"jurisdictions": [{"code": "DE", "tax_type": "vat"}],
                          "rates": [{"jurisdiction": "DE", "tax_code": "saas",
                                     "rate": "0.1900001", "effective_from": date(2020, 1, 1)}]})
+

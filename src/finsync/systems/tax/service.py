@@ -23,7 +23,6 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from finsync.domain.clock import month_period
 from finsync.domain.invoice import VOID, CreditMemo, Invoice
 from finsync.domain.tax import TaxRequest, TaxResult
 from finsync.systems.tax import engine as tax_engine
@@ -37,7 +36,7 @@ from finsync.systems.tax.errors import (
     UncommittedInvoiceError,
     UnknownCertificateError,
 )
-from finsync.systems.tax.liability import LiabilityRow, liability
+from finsync.systems.tax.liability import LiabilityRow, filing_period, liability
 from finsync.systems.tax.rules import TaxRules
 
 KEY_MAX_CHARS = 512  # the receipts' key column
@@ -201,8 +200,8 @@ class TaxService:
 
     # -- reports -------------------------------------------------------------------------------
     def liability(self, legal_entity: str, period: str) -> tuple[LiabilityRow, ...]:
-        """Per jurisdiction and currency, for the month `period` ("YYYY-MM")."""
-        span = month_period(period)
+        """Per jurisdiction and currency, for `period`: "YYYY-MM", "YYYY-Qn" or "YYYY"."""
+        span = filing_period(period)
         with self.engine.connect() as conn:
             details = store.committed_details(conn, legal_entity, span.start, span.end)
         return liability(details)
