@@ -20,6 +20,7 @@ from finsync.systems.tax.errors import (
     CertificateError,
     CommitConflictError,
     CommitKeyError,
+    DocumentTooLongError,
     UncommittedInvoiceError,
     UnknownCertificateError,
 )
@@ -179,3 +180,10 @@ def test_liability_for_a_quarter_and_a_year(service: TaxService) -> None:
     assert service.liability("le_us", "2026-Q2")[0].tax_charged == usd("20.00")
     assert service.liability("le_us", "2026")[0].tax_charged == usd("60.00")
     assert service.liability("le_us", "2025") == ()
+
+
+def test_ids_longer_than_the_tables_hold_are_refused_by_name(service: TaxService) -> None:
+    ask = request("US", "NY", line("10.00"), document_id="inv_" + "x" * 300)
+    with pytest.raises(DocumentTooLongError, match=r"document id .* longer than 255"):
+        service.commit(invoice_of(ask, service.quote(ask)), "evt_1:tax")
+    assert service.find("evt_1:tax") is None

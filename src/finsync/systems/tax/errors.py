@@ -37,6 +37,12 @@ class CommitKeyError(DomainError):
     code = "tax_commit_key_invalid"
 
 
+class DocumentTooLongError(DomainError):
+    """A document's id or code longer than the engine's tables hold."""
+
+    code = "tax_document_invalid"
+
+
 class BreakdownMissingError(DomainError):
     """A document line without the jurisdiction lines the engine needs to record it."""
 
