@@ -7,8 +7,8 @@ Rules:
   what billing put on the document is what is owed). Idempotent by document id: the same
   body again answers the first commit (`replayed`); another body under the same id is
   refused (`tax_commit_conflict`). The answer is also kept under the caller's key.
-- A `void` credit memo voids its invoice: the invoice and all its credit memos (the void
-  memo too) leave the liability report. A void of an invoice not committed yet is
+- A `void` credit memo is how an invoice is voided: the invoice and all its credit memos
+  (the void memo too) leave the liability report. A void of an invoice not committed yet is
   refused (`tax_invoice_not_committed`), so a caller may retry once it is.
 - Master data is loaded at start-up (`load_rules`) and kept in memory by this service.
 """
@@ -16,7 +16,7 @@ Rules:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -129,27 +129,9 @@ class TaxService:
         store.insert_body(conn, body, status, self._clock())
         if voiding:
             assert body.invoice_id is not None
-            self._void(conn, body.invoice_id, body.document_id)
+            _void(conn, body.invoice_id, body.document_id)
             status = store.VOIDED
         return Committed(body.document_id, status)
-
-    def void(self, invoice_id: str, voided_by: str) -> Sequence[str]:
-        """Void a committed invoice and its credit memos (without a void memo of its own:
-        an operator's correction); the ids voided."""
-        with self.engine.begin() as conn:
-            if conn.execute(select(t.transactions.c.document_id).where(
-                    t.transactions.c.document_id == invoice_id,
-                    t.transactions.c.kind == "invoice")).first() is None:
-                raise UncommittedInvoiceError(f"the tax engine has not committed {invoice_id}")
-            return self._void(conn, invoice_id, voided_by)
-
-    @staticmethod
-    def _void(conn: Connection, invoice_id: str, voided_by: str) -> Sequence[str]:
-        family = store.family_of(conn, invoice_id)
-        conn.execute(update(t.transactions)
-                     .where(t.transactions.c.document_id.in_(family))
-                     .values(status=store.VOIDED, voided_by=voided_by))
-        return family
 
     def find(self, key: str) -> Committed | None:
         with self.engine.connect() as conn:
@@ -205,3 +187,11 @@ class TaxService:
         with self.engine.connect() as conn:
             details = store.committed_details(conn, legal_entity, span.start, span.end)
         return liability(details)
+
+
+def _void(conn: Connection, invoice_id: str, voided_by: str) -> None:
+    """The invoice and every credit memo of it leave the liability report."""
+    family = store.family_of(conn, invoice_id)
+    conn.execute(update(t.transactions)
+                 .where(t.transactions.c.document_id.in_(family))
+                 .values(status=store.VOIDED, voided_by=voided_by))
