@@ -58,6 +58,9 @@ class SourceSettings:
     fallback_product: str = "stripe_unpriced"  # invoice lines with no price
     catalog: Catalog = dataclasses.field(default_factory=Catalog)
     connected_accounts: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Documents issued before this instant (and customer events before it) map as they did
+    # before tax breakdowns (`taxes.breaks_down`); None: every one carries its breakdown.
+    tax_breakdown_from: datetime | None = None
 
     def for_event(self, event: Obj) -> SourceSettings:
         """These settings for one event: its legal entity is its account's."""
