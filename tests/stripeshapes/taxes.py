@@ -70,3 +70,20 @@ def tax_amount(amount: int, rate_ref: str | Obj = "txr_vat", *, inclusive: bool 
 def related_rates(*rate_ids: str) -> dict[str, Obj]:
     """What the poller carries beside an event whose lines name `rate_ids`."""
     return {rate_key(r): RATES[r] for r in rate_ids}
+
+
+def customer(cus_id: str, *, country: str | None, state: str | None = None,
+             tax_ids: tuple[tuple[str, str], ...] = ()) -> Obj:
+    """A customer at an address, with its tax ids (`(type, value)`, as `expand[]=tax_ids`
+    lists them)."""
+    address = {"city": None, "country": country, "line1": None, "line2": None,
+               "postal_code": None, "state": state}
+    listed = [{"id": f"txi_{n}", "object": "tax_id", "type": kind, "value": value,
+               "country": country, "created": 1_234_567_890, "customer": cus_id,
+               "livemode": False, "verification": {"status": "verified",
+                                                   "verified_address": None,
+                                                   "verified_name": None}}
+              for n, (kind, value) in enumerate(tax_ids)]
+    return shaped("customer", id=cus_id, name="Acme GmbH", address=address, currency="eur",
+                  tax_ids={"object": "list", "data": listed, "has_more": False,
+                           "url": f"/v1/customers/{cus_id}/tax_ids"})

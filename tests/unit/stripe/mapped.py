@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 from finsync.connectors.stripe.delivery import snapshot
 from finsync.connectors.stripe.mapping import translate
 from finsync.connectors.stripe.objects import SourceSettings
+from finsync.connectors.stripe.taxes import rate_ids
 from finsync.domain import codec
 from finsync.domain.envelope import DraftEnvelope
-from finsync.connectors.stripe.taxes import rate_ids
 from finsync.domain.events import AnyEvent
 from tests.stripeshapes import delivered
 from tests.stripeshapes.taxes import related_rates

@@ -33,8 +33,9 @@ Rules:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -221,19 +222,30 @@ def rate_ids(doc: Obj) -> list[str]:
 def breaks_down(inv: Obj, settings: SourceSettings) -> bool:
     """Whether an invoice (and what credits it) carries its tax breakdown: issued on or
     after `tax_breakdown_from`."""
-    since = settings.tax_breakdown_from
+    return issued_since(inv, settings.tax_breakdown_from)
+
+
+def issued_since(inv: Obj, since: datetime | None) -> bool:
     if since is None:
         return True
     moment = child(inv, "status_transitions").get("finalized_at") or inv.get("created")
     return instant(moment, "invoice.finalized_at") >= since
 
 
-def jurisdiction_totals(lines: Sequence[tuple[Money, tuple[TaxDetail, ...]]],
-                        currency: str) -> dict[str, Money]:
-    """A document's tax per jurisdiction ("" for tax without a breakdown)."""
-    sums: dict[str, Money] = {}
-    for tax, found in lines:
-        parts = [(d.jurisdiction, d.amount) for d in found] or [("", tax)]
+def document_taxes(doc: Obj, currency: str, rates: Rates | None,
+                   path: str) -> dict[str, int]:
+    """An invoice's or credit note's tax per jurisdiction in ISO minor units, as its mapping
+    breaks it down ("" for tax without a breakdown: `rates` None, or a rate not at hand)."""
+    sums: dict[str, int] = {}
+    for n, line in enumerate(listed(doc, "lines", path)):
+        at = f"{path}.lines[{n}]"
+        tax = line_tax(line, currency, at)
+        net = (minor(line, "amount", currency, at) - tax.inclusive - total(
+            [minor(d, "amount", currency, at) for d in listed(line, "discount_amounts", at)],
+            currency))
+        found = () if rates is None else details(tax, net, rates, at, strict=False)
+        parts = [(d.jurisdiction, d.amount) for d in found] or [
+            ("", tax.inclusive + tax.exclusive)]
         for place, amount in parts:
-            sums[place] = sums.get(place, Money.zero(currency)) + amount
+            sums[place] = sums.get(place, 0) + amount.to_minor()
     return sums
