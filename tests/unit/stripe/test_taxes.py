@@ -369,3 +369,24 @@ def test_a_customer_event_from_before_the_upgrade_maps_as_it_did() -> None:
     old = _customer(obj, UPGRADE)
     assert (old.billing_region, old.tax_id) == (None, None)
     assert old == dataclasses.replace(_customer(obj), billing_region=None, tax_id=None)
+
+
+# -- hostile documents ---------------------------------------------------------------------------
+
+def test_a_document_naming_too_many_rates_is_planned_bounded_and_refused() -> None:
+    # 300 lines, each with its own rate: the poller fetches at most RATES_MAX (250) and never
+    # fails; the mapping refuses the document
+    lines = [line(f"il_{n}", 100, taxes=[tax(0, f"txr_{n}", reason="zero_rated")])
+             for n in range(300)]
+    evt = event("invoice.finalized", invoice(lines), evt="evt_inv")
+    assert len(fetch_plan(evt)) == 250
+    with pytest.raises(MappingError) as caught:
+        mapped(delivered(evt, related={f"tax_rate:txr_{n}": rate(f"txr_{n}", 0, country="DE")
+                                       for n in range(250)}))
+    assert caught.value.code == "too_many_tax_rates"
+
+
+def test_a_local_rate_whose_name_is_no_text_names_no_jurisdiction() -> None:
+    odd = dict(rate("txr_1", 1, country="US", state="NY", level="city"),
+               jurisdiction={"name": "NYC"})
+    assert jurisdiction(odd) is None

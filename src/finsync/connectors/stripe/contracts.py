@@ -108,10 +108,12 @@ def billing_region(country: str, state: object) -> str | None:
 
 
 def vat_id(obj: Obj, path: str) -> str | None:
-    """The first EU or UK VAT id of the customer (`tax_ids`, or `tax.ids`), if any."""
+    """The first EU or UK VAT id of the customer (`tax_ids`, or `tax.ids`), if any; one
+    above `TAX_ID_MAX` is refused (`invalid_field`)."""
     held = obj.get("tax_ids") if obj.get("tax_ids") is not None else child(obj, "tax").get("ids")
-    entries = held if isinstance(held, list) else listed({"ids": held}, "ids", path)
-    for entry in entries:
+    entries = held.get("data") if isinstance(held, Mapping) else held
+    # the first of a partial page is the first of all (Stripe lists them oldest first)
+    for entry in entries if isinstance(entries, list) else ():
         if not isinstance(entry, Mapping):
             continue
         value = entry.get("value")

@@ -165,7 +165,8 @@ def jurisdiction(rate: Obj) -> str | None:
         code = f"{code}-{state.upper()}"
     if rate.get("jurisdiction_level") not in _LOCAL_LEVELS:
         return code
-    local = _NOT_LOCAL.sub("_", str(rate.get("jurisdiction") or "").upper())
+    name = rate.get("jurisdiction")
+    local = _NOT_LOCAL.sub("_", name.upper() if isinstance(name, str) else "")
     local = local.strip("_")[:LOCAL_MAX].rstrip("_")
     if code == country.upper() or not local:
         return None  # a local rate's code needs its region and its name
@@ -203,7 +204,8 @@ def rates_of(related: Mapping[str, Obj]) -> dict[str, Obj]:
 
 
 def rate_ids(doc: Obj) -> list[str]:
-    """The ids of the rates a document's lines name and do not expand, in order."""
+    """The ids of the rates a document's lines name and do not expand, in order (never
+    raises: the poller plans with it; the mapping bounds the count, `RATES_MAX`)."""
     lines = child(doc, "lines").get("data")
     found: list[str] = []
     for line in lines if isinstance(lines, list) else ():
@@ -213,9 +215,6 @@ def rate_ids(doc: Obj) -> list[str]:
                 rate = _rate_ref(tax) if isinstance(tax, Mapping) else None
                 if isinstance(rate, str) and rate not in found:
                     found.append(rate)
-    if len(found) > RATES_MAX:
-        raise MappingError(f"{doc.get('object')} {doc.get('id')} names {len(found)} tax rates, "
-                           f"above RATES_MAX ({RATES_MAX})", code="too_many_tax_rates")
     return found
 
 
