@@ -318,28 +318,12 @@ def _credited_invoice(event: Obj) -> tuple[Fetch, ...]:
     return () if invoice_id is None else (Fetch(INVOICE, "invoice", invoice_id),)
 
 
-def rate_fetches(doc: Obj) -> tuple[Fetch, ...]:
-    """The tax rates an invoice's or credit note's lines name by id (`taxes`), at most
-    `taxes.RATES_MAX` (the mapping refuses a document that names more)."""
-    if doc.get("object") not in ("invoice", "credit_note") or doc.get("status") == "draft":
-        return ()
-    found = taxes.rate_ids(doc)[:taxes.RATES_MAX]
-    return tuple(Fetch(taxes.rate_key(rate), taxes.TAX_RATE, rate) for rate in found)
-
-
-def _rates_named(event: Obj) -> tuple[Fetch, ...]:
-    """The rates of the event's own document; when its lines are partial, the poller fetches
-    the whole document first and then its rates (`fetch_after`)."""
-    obj = snapshot(event)
-    return () if child(obj, "lines").get("has_more") else rate_fetches(obj)
-
-
 def _credit_note_related(event: Obj) -> tuple[Fetch, ...]:
-    return _credited_invoice(event) + _rates_named(event)
+    return _credited_invoice(event) + taxes.rates_named(event)
 
 
 RELATED: dict[str, Planner] = {
-    **{t: _rates_named for t in INVOICE_ISSUED | INVOICE_PAID
+    **{t: taxes.rates_named for t in INVOICE_ISSUED | INVOICE_PAID
        | {"invoice.voided", "invoice.marked_uncollectible"}},
     "credit_note.created": _credit_note_related,
 }
@@ -356,22 +340,11 @@ def needed(plan: tuple[Fetch, ...], d: Delivery,
     return tuple(f for f in plan if f.object_type != taxes.TAX_RATE)
 
 
-def _rates(d: Delivery) -> dict[str, Obj]:
-    """The tax rates the delivery carries; a document naming more than `taxes.RATES_MAX`
-    is refused."""
-    named = len(taxes.rate_ids(d.object))
-    if named > taxes.RATES_MAX:
-        raise MappingError(f"{d.object.get('object')} {d.object.get('id')} names {named} tax "
-                           f"rates, above RATES_MAX ({taxes.RATES_MAX})",
-                           code="too_many_tax_rates")
-    return taxes.rates_of(d.related)
-
-
 def _invoice(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
     obj = d.object
     if obj.get("status") == "draft":
         return []  # not issued yet: invoice.finalized follows
-    issued: list[AnyEvent] = [InvoiceIssued(invoice(obj, settings, _rates(d)))]
+    issued: list[AnyEvent] = [InvoiceIssued(invoice(obj, settings, taxes.carried_rates(d)))]
     if d.type in INVOICE_PAID:
         issued += [PaymentApplied(paid) for paid in invoice_payments(d, settings)]
     return issued
@@ -383,7 +356,7 @@ def _voided(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
         raise MappingError(f"invoice {obj.get('id')} was written off before it was voided: "
                            "reverse the write-off in the books first",
                            code="void_after_write_off")
-    voided = invoice(obj, settings, _rates(d))
+    voided = invoice(obj, settings, taxes.carried_rates(d))
     events: list[AnyEvent] = [InvoiceIssued(voided)]
     if voided.total.amount > 0:
         events.append(CreditMemoIssued(void_memo(obj, voided, day(d.created, "event.created"))))
@@ -391,7 +364,7 @@ def _voided(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
 
 
 def _uncollectible(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
-    owed = invoice(d.object, settings, _rates(d))
+    owed = invoice(d.object, settings, taxes.carried_rates(d))
     memo = write_off_memo(d.object, owed, day(d.created, "event.created"))
     return [InvoiceIssued(owed)] + ([CreditMemoIssued(memo)] if memo is not None else [])
 
@@ -401,7 +374,7 @@ def _credit_note(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
     if fetched is None:  # the event names no invoice: there was nothing to fetch
         raise MappingError("credit_note.invoice is required", code="missing_field")
     credited = invoice(fetched, settings)  # its lines are what matters here, not their tax
-    rates = _rates(d) if taxes.breaks_down(fetched, settings) else None
+    rates = taxes.carried_rates(d) if taxes.breaks_down(fetched, settings) else None
     return [CreditMemoIssued(credit_memo(d.object, credited, settings, rates))]
 
 

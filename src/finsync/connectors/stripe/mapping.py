@@ -37,7 +37,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from finsync.connectors.stripe import contracts, disputes, documents, objects, payments, upcast
+from finsync.connectors.stripe import (
+    contracts,
+    disputes,
+    documents,
+    objects,
+    payments,
+    taxes,
+    upcast,
+)
 from finsync.connectors.stripe.delivery import (
     CURRENT,
     Delivery,
@@ -85,7 +93,7 @@ def fetch_plan(event: Obj) -> tuple[Fetch, ...]:
 def fetch_after(current: Obj) -> tuple[Fetch, ...]:
     """What the poller fetches once it has the event's whole object (`current`): the tax
     rates of a document whose event held only part of its lines."""
-    return documents.rate_fetches(current)
+    return taxes.rate_fetches(current)
 
 
 def translate(settings: SourceSettings, source: str, body: bytes) -> list[DraftEnvelope]:

@@ -39,6 +39,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from finsync.connectors.stripe.delivery import Delivery, Fetch, snapshot
 from finsync.connectors.stripe.objects import (
     Obj,
     SourceSettings,
@@ -216,6 +217,33 @@ def rate_ids(doc: Obj) -> list[str]:
                 if isinstance(rate, str) and rate not in found:
                     found.append(rate)
     return found
+
+
+def rate_fetches(doc: Obj) -> tuple[Fetch, ...]:
+    """The tax rates an invoice's or credit note's lines name by id (`taxes`), at most
+    `RATES_MAX` (the mapping refuses a document that names more)."""
+    if doc.get("object") not in ("invoice", "credit_note") or doc.get("status") == "draft":
+        return ()
+    found = rate_ids(doc)[:RATES_MAX]
+    return tuple(Fetch(rate_key(rate), TAX_RATE, rate) for rate in found)
+
+
+def rates_named(event: Obj) -> tuple[Fetch, ...]:
+    """The rates of the event's own document; when its lines are partial, the poller fetches
+    the whole document first and then its rates (`fetch_after`)."""
+    obj = snapshot(event)
+    return () if child(obj, "lines").get("has_more") else rate_fetches(obj)
+
+
+def carried_rates(d: Delivery) -> dict[str, Obj]:
+    """The tax rates the delivery carries; a document naming more than `RATES_MAX`
+    is refused."""
+    named = len(rate_ids(d.object))
+    if named > RATES_MAX:
+        raise MappingError(f"{d.object.get('object')} {d.object.get('id')} names {named} tax "
+                           f"rates, above RATES_MAX ({RATES_MAX})",
+                           code="too_many_tax_rates")
+    return rates_of(d.related)
 
 
 def breaks_down(inv: Obj, settings: SourceSettings) -> bool:
