@@ -30,6 +30,12 @@ Rules:
   reverse (a zero amount) gives no memo.
 - A void after a write-off would have to undo the write-off first: it is a mapping error
   for finance (`void_after_write_off`), not a guess.
+- A line's tax carries Stripe Tax's jurisdiction breakdown (`taxes`: one `TaxDetail` per
+  entry, from the rates the delivery carries). A custom credit line spread over the
+  invoice's lines shares each jurisdiction line alike (a part's tax is the sum of its
+  shares); a void memo keeps the invoice's breakdown, a write-off memo has none (no tax).
+  An invoice issued before `tax_breakdown_from`, and every memo on it, maps with none, as
+  it did then (`needed`: it needs no tax rate fetched either).
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ Rules:
   (`invalid_amount`). The source's own limits are checked on the typed event afterwards,
   as for every source (`domain.limits`).
 - A line's canonical `amount` is net of its discounts and of any tax included in the price;
-  its `tax_amount` is all the tax on it. The lines must add up to Stripe's `total`, or the
+  its `tax_amount` is all the tax on it, its `taxes` the jurisdictions it is made of
+  (`taxes`). The lines must add up to Stripe's `total`, or the
   document is refused (`totals_mismatch`) rather than posted wrong.
 - Unix timestamps become UTC dates (one no calendar holds is `date_out_of_range`). A service
   period is `[period.start, period.end)`.
