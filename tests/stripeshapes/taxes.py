@@ -27,7 +27,8 @@ from tests.stripeshapes import shaped
 Obj = dict[str, Any]
 
 
-def rate(rate_id: str, percentage: float | int, *, country: str | None, state: str | None = None,
+def rate(rate_id: str, percentage: float | int | str, *, country: str | None,
+         state: str | None = None,
          jurisdiction: str | None = None, level: str | None = None,
          tax_type: str | None = "vat", inclusive: bool = False) -> Obj:
     """A tax rate (Stripe Tax creates one per jurisdiction and rate it applies)."""

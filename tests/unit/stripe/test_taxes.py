@@ -7,7 +7,7 @@ answers in (`tax_amounts[]`); customers' tax region and VAT id; documents issued
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,7 @@ from finsync.connectors.stripe.taxes import document_taxes, jurisdiction, rate_o
 from finsync.domain.errors import MappingError
 from finsync.domain.events import CreditMemoIssued, CustomerUpserted, InvoiceIssued
 from finsync.domain.invoice import CreditMemo, Invoice
+from finsync.domain.limits import InputLimits, check_event
 from finsync.domain.money import Money
 from finsync.domain.tax import TaxDetail, TaxTreatment
 from tests.stripeshapes import DAY, T0, delivered, event, webhook
@@ -390,3 +391,17 @@ def test_a_local_rate_whose_name_is_no_text_names_no_jurisdiction() -> None:
     odd = dict(rate("txr_1", 1, country="US", state="NY", level="city"),
                jurisdiction={"name": "NYC"})
     assert jurisdiction(odd) is None
+
+
+def test_a_rate_finer_than_the_input_limit_is_refused_at_intake() -> None:
+    # 7.1234567890123 % is 0.071234567890123: 15 decimal places, above DECIMAL_PLACES_MAX (12)
+    fine = dict(rate("txr_fine", "7.1234567890123", country="DE"))
+    inv = invoice([line("il_1", 10_000, currency="eur", taxes=[tax(712, "txr_fine")])],
+                  currency="eur")
+    evt = event("invoice.finalized", inv, evt="evt_inv")
+    doc = only(delivered(evt, related={"tax_rate:txr_fine": fine}), InvoiceIssued)
+    with pytest.raises(MappingError) as caught:
+        check_event(doc, InputLimits(), date(2026, 11, 27))
+    assert caught.value.code == "number_out_of_range"
+    usual = InvoiceIssued(issued(invoice([line("il_1", 40_000, taxes=ny_erie(40_000))])))
+    check_event(usual, InputLimits(), date(2026, 11, 27))  # 0.04 and 0.0475 pass
