@@ -243,9 +243,9 @@ def _stripe_billing(build: _Build, name: str, system: SystemSection, ports: Port
     the poller and the webhooks of `system.source` keep)."""
     source = str(system.source)  # checked by the configuration
     stripe_state.upgrade(build.engine)
+    section = _stripe_section(build.config, source)
     ports.billing[name] = StripeBillingRecords(name, build.engine, source,
-                                               _stripe_section(build.config, source)
-                                               .legal_entity)
+                                               section.legal_entity, section.tax_breakdown_from)
 
 
 def _embedded_revenue(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
@@ -433,7 +433,7 @@ def stripe_settings(config: FinsyncConfig, source: str) -> SourceSettings:
     catalog = Catalog(dict(section.catalog.prices), dict(section.catalog.products))
     return SourceSettings(section.legal_entity, section.default_country,
                           section.default_currency, section.fallback_product, catalog,
-                          dict(section.connected_accounts))
+                          dict(section.connected_accounts), section.tax_breakdown_from)
 
 
 def revenue_products(config: FinsyncConfig) -> frozenset[str] | None:

@@ -278,6 +278,18 @@ class StripeSection(_Strict):
     default_currency: str = "USD"
     fallback_product: str = "stripe_unpriced"
     poll_on_run: bool = True  # poll /v1/events before every pipeline run
+    # Invoices issued before this instant (their credit notes, customer events) map without
+    # Stripe Tax's breakdown, as finsync mapped them before it had one: set it to the
+    # upgrade's time on a database that already holds Stripe documents (docs/stripe.md).
+    tax_breakdown_from: datetime | None = None
+
+    @model_validator(mode="after")
+    def _aware(self) -> StripeSection:
+        since = self.tax_breakdown_from
+        if since is not None and since.utcoffset() is None:
+            raise ValueError("tax_breakdown_from needs a time zone (e.g. "
+                             "2026-12-07T00:00:00Z)")
+        return self
 
 
 class FinsyncConfig(_Strict):

@@ -37,6 +37,7 @@ OPTIONAL: dict[str, frozenset[str]] = {
                                  "last_payment_error.charge", "last_payment_error.message"}),
     "event": frozenset({"account", "context"}),  # Connect: the connected account's id
     "line_item": frozenset({"pricing.price_details"}),
+    "customer": frozenset({"tax_ids"}),  # includable: expand[]=tax_ids
 }
 
 Obj = dict[str, Any]

@@ -38,7 +38,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from finsync.connectors.stripe.taxes import rate_ids, rate_key
 from tests.stripeshapes import DAY, delivered, event, listing, shaped
+from tests.stripeshapes.taxes import rate
 
 Obj = dict[str, Any]
 
@@ -111,7 +113,8 @@ class Book:
         version = None
         if obj["object"] in ("customer", "subscription"):
             version = self.versions[obj["id"]] = self.versions.get(obj["id"], 0) + 1
-        self.sent.append(Sent(evt, version, fetched))
+        rates = {rate_key(r): self.objects[r] for r in rate_ids(obj)}  # fetched beside it
+        self.sent.append(Sent(evt, version, fetched, rates or None))
         self.objects[obj["id"]] = obj
         if fetched is not None:
             self.answers[obj["id"]] = fetched
@@ -136,6 +139,7 @@ Chapter = Callable[[Book, Case], None]
 
 def company(cases: Sequence[Case] = CASES, chapters: Sequence[Chapter] = ()) -> Company:
     book = Book()
+    book.objects[VAT10["id"]] = VAT10  # what the poller fetches beside each document
     for case in cases:
         _annual(book, case)
         _monthly(book, case)
@@ -329,10 +333,15 @@ def line(line_id: str, amount: int, tax: int, p: Obj, quantity: int, start: int,
         taxes=[_tax(tax, amount)])
 
 
+# Every document's tax: Japan's 10 % consumption tax (a country-level rate, as Stripe Tax
+# creates one), whatever the currency.
+VAT10 = rate("txr_vat10", 10, country="JP", level="country", tax_type="jct")
+
+
 def _tax(amount: int, taxable: int) -> Obj:
     return {"amount": amount, "tax_behavior": "exclusive", "taxable_amount": taxable,
             "taxability_reason": "standard_rated", "type": "tax_rate_details",
-            "tax_rate_details": {"tax_rate": "txr_vat10"}}
+            "tax_rate_details": {"tax_rate": VAT10["id"]}}
 
 
 def invoice(inv_id: str, cus_id: str, currency: str, sub_id: str | None,

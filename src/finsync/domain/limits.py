@@ -26,7 +26,8 @@ Rules:
 - Integers (`integer_out_of_range`): a version (`VERSION_FIELDS`, the envelope's aggregate
   version) at most `VERSION_MAX`, the hub's 32-bit version column; any other integer (a
   quantity, a count) at most `COUNT_MAX` in absolute value, so a quantity times a price
-  stays exact.
+  stays exact. A number that is no amount (a tax rate) is finite, at most `COUNT_MAX`,
+  with at most `DECIMAL_PLACES_MAX` decimal places (`number_out_of_range`).
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ def _check_value(value: object, path: str, name: str, rules: _Rules) -> None:
             _check_string(value, path, rules.limits.id_max_chars, "id_max_chars")
     elif isinstance(value, int):
         _check_integer(value, path, name)
+    elif isinstance(value, Decimal):
+        _check_decimal(value, path)
     elif isinstance(value, date):
         _check_date(value, path, rules)
     elif isinstance(value, tuple):
@@ -149,6 +152,20 @@ def _check_value(value: object, path: str, name: str, rules: _Rules) -> None:
             _check_value(inner, f"{path}.{key}" if path else key, key, rules)
     else:
         raise TypeError(f"{path}: the input check has no rule for {type(value).__name__}")
+
+
+DECIMAL_PLACES_MAX = 12  # a number that is no amount (a tax rate): its decimal places
+
+
+def _check_decimal(value: Decimal, path: str) -> None:
+    """A number that is no amount (a tax rate): finite, at most `COUNT_MAX` in absolute
+    value, at most `DECIMAL_PLACES_MAX` decimal places."""
+    exponent = value.as_tuple().exponent
+    if not value.is_finite() or abs(value) > COUNT_MAX or (
+            isinstance(exponent, int) and exponent < -DECIMAL_PLACES_MAX):
+        raise MappingError(f"{path} {value} is out of range: a finite number of at most "
+                           f"{DECIMAL_PLACES_MAX} decimal places (DECIMAL_PLACES_MAX), at "
+                           f"most {COUNT_MAX} (COUNT_MAX)", code="number_out_of_range")
 
 
 def _check_amount(money: Money, path: str, limits: InputLimits) -> None:

@@ -5,13 +5,18 @@ it reads back."""
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
+from finsync.connectors.stripe.delivery import snapshot
 from finsync.connectors.stripe.mapping import translate
 from finsync.connectors.stripe.objects import SourceSettings
+from finsync.connectors.stripe.taxes import rate_ids
 from finsync.domain import codec
 from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.events import AnyEvent
+from tests.stripeshapes import delivered
+from tests.stripeshapes.taxes import related_rates
 
 SETTINGS = SourceSettings("le_us")
 E = TypeVar("E", bound=AnyEvent)
@@ -23,6 +28,13 @@ def mapped(raw: bytes, settings: SourceSettings = SETTINGS) -> list[DraftEnvelop
         wire = json.loads(json.dumps(codec.draft_to_json(draft)))
         assert codec.draft_from_json(wire) == draft
     return drafts
+
+
+def carried(evt: Mapping[str, Any], **related: Mapping[str, Any]) -> bytes:
+    """The poller's delivery of `evt` with `related` beside it and the tax rates its own
+    document names (`tests.stripeshapes.taxes.RATES`), as fetch-on-event carries them."""
+    rates = related_rates(*rate_ids(snapshot(evt)))
+    return delivered(dict(evt), related={**related, **rates})
 
 
 def event_of(draft: DraftEnvelope, cls: type[E]) -> E:

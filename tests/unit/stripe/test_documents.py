@@ -13,6 +13,7 @@ import pytest
 
 from finsync.connectors.stripe.delivery import Fetch
 from finsync.connectors.stripe.mapping import fetch_plan
+from finsync.connectors.stripe.taxes import rate_ids
 from finsync.domain.aggregate import AggregateRef
 from finsync.domain.errors import MappingError
 from finsync.domain.events import CreditMemoIssued, InvoiceIssued
@@ -28,7 +29,7 @@ from tests.stripeshapes.documents import (
     subscription_parent,
     tax,
 )
-from tests.unit.stripe.mapped import mapped, only
+from tests.unit.stripe.mapped import carried, mapped, only
 
 MID = T0 + 15 * DAY  # 2026-12-12: half of a 30-day period left
 
@@ -38,7 +39,7 @@ MID = T0 + 15 * DAY  # 2026-12-12: half of a 30-day period left
 
 
 def issued(inv: dict[str, Any], kind: str = "invoice.finalized") -> Invoice:
-    return only(webhook(event(kind, inv, evt="evt_inv")), InvoiceIssued).invoice
+    return only(carried(event(kind, inv, evt="evt_inv")), InvoiceIssued).invoice
 
 
 def amounts(doc: Invoice | CreditMemo) -> list[tuple[str, str]]:
@@ -153,9 +154,10 @@ def _seats_and_analytics() -> dict[str, Any]:
 
 def _credited(note: dict[str, Any], inv: dict[str, Any]) -> CreditMemo:
     evt = event("credit_note.created", note, evt="evt_cn")
-    assert fetch_plan(evt) == (Fetch("invoice", "invoice", inv["id"]),)
+    rates = tuple(Fetch(f"tax_rate:{r}", "tax_rate", r) for r in rate_ids(note))
+    assert fetch_plan(evt) == (Fetch("invoice", "invoice", inv["id"]), *rates)
     assert mapped(webhook(evt)) == []  # the poller's copy carries the invoice it credits
-    return only(delivered(evt, related={"invoice": inv}), CreditMemoIssued).credit_memo
+    return only(carried(evt, invoice=inv), CreditMemoIssued).credit_memo
 
 
 def test_a_credit_note_line_keeps_the_product_and_contract_line_it_credits() -> None:
@@ -222,7 +224,7 @@ def test_a_voided_invoice_comes_with_a_memo_that_reverses_all_of_it() -> None:
     raw = _seats_and_analytics()
     voided = dict(raw, status="void", status_transitions=dict(
         raw["status_transitions"], voided_at=T0 + 3 * DAY))
-    envs = mapped(webhook(event("invoice.voided", voided, evt="evt_void")))
+    envs = mapped(carried(event("invoice.voided", voided, evt="evt_void")))
     assert [e.source_event_id for e in envs] == ["evt_void", "evt_void/credit_memo:in_1_void"]
     assert envs[1].aggregate == AggregateRef("credit_memo", "in_1_void", 1)
     inv, memo = (e.event.document for e in envs)
@@ -234,7 +236,7 @@ def test_a_voided_invoice_comes_with_a_memo_that_reverses_all_of_it() -> None:
 
 def test_a_voided_invoice_of_nothing_has_no_memo() -> None:
     raw = invoice([line("il_1", 0)], status="void")
-    (env,) = mapped(webhook(event("invoice.voided", raw, evt="evt_void")))
+    (env,) = mapped(carried(event("invoice.voided", raw, evt="evt_void")))
     assert isinstance(env.event, InvoiceIssued)
 
 
@@ -244,7 +246,7 @@ def test_an_uncollectible_invoice_writes_off_what_it_still_owes_without_tax() ->
                amount_remaining=30_000)
     raw["status_transitions"] = dict(raw["status_transitions"],
                                      marked_uncollectible_at=T0 + 40 * DAY)
-    envs = mapped(webhook(event("invoice.marked_uncollectible", raw, evt="evt_wo")))
+    envs = mapped(carried(event("invoice.marked_uncollectible", raw, evt="evt_wo")))
     memo = envs[1].event.document
     assert isinstance(memo, CreditMemo) and memo.id == "in_1_uncollectible"
     assert memo.reason == WRITE_OFF and amounts(memo) == [("225.00", "0.00"), ("75.00", "0.00")]
@@ -258,7 +260,7 @@ def test_a_void_after_a_write_off_is_left_to_finance() -> None:
     raw["status_transitions"] = dict(raw["status_transitions"], voided_at=T0 + 50 * DAY,
                                      marked_uncollectible_at=T0 + 40 * DAY)
     with pytest.raises(MappingError) as caught:
-        mapped(webhook(event("invoice.voided", raw, evt="evt_void")))
+        mapped(carried(event("invoice.voided", raw, evt="evt_void")))
     assert caught.value.code == "void_after_write_off"
 
 

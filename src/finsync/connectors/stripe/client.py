@@ -47,6 +47,7 @@ _OBJECTS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "payment_intent": ("/v1/payment_intents/{id}", None, ()),
     "charge": ("/v1/charges/{id}", None, ()),
     "dispute": ("/v1/disputes/{id}", None, ()),  # a thin dispute event's object
+    "tax_rate": ("/v1/tax_rates/{id}", None, ()),  # a rate an invoice line names by id
 }
 _SUBLIST_KEY = {"invoice": "lines", "credit_note": "lines", "subscription": "items"}
 FETCHABLE = frozenset(_OBJECTS)  # the object types `fetch` reads

@@ -16,12 +16,16 @@ Rules:
   by-second share is the by-day one: the contract keeps the default convention (`by_day`),
   so a subscription event mapped before conventions existed maps again to the same body
   (replay and redelivery stay byte-identical; tests/integration/test_legacy_database.py).
+- A customer's `billing_region` is its `address.state` only where that is an ISO 3166-2
+  code of its country (`REGIONS`: US states, Canadian provinces); its `tax_id` is its first
+  EU or UK VAT id (`tax_ids`). An event from before `tax_breakdown_from` maps without them,
+  as it did then.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -38,6 +42,7 @@ from finsync.connectors.stripe.objects import (
     currency_of,
     day,
     id_of,
+    instant,
     listed,
     ref,
     refs,
@@ -66,14 +71,58 @@ from finsync.domain.party import CustomerAccount
 
 # -- customers ------------------------------------------------------------------------------
 
-def customer(obj: Obj, settings: SourceSettings, version: int) -> CustomerAccount:
+def customer(obj: Obj, settings: SourceSettings, version: int,
+             tax_details: bool = True) -> CustomerAccount:
+    """A customer; with its tax region and VAT id (`billing_region`, `tax_id`) unless
+    `tax_details` is false (an event from before breakdowns maps as it did then)."""
     path = "customer"
     currency = (obj.get("currency") or settings.default_currency).upper()
-    country = child(obj, "address").get("country") or settings.default_country
+    country = str(child(obj, "address").get("country") or settings.default_country)
     name = obj.get("name") or obj.get("email") or text(obj, "id", path)
+    region = billing_region(country, child(obj, "address").get("state"))
+    tax_id = vat_id(obj, path)
     return built(path, lambda: CustomerAccount(
-        text(obj, "id", path), str(name), settings.legal_entity, currency, str(country),
-        version, refs(text(obj, "id", path))))
+        text(obj, "id", path), str(name), settings.legal_entity, currency, country,
+        version, refs(text(obj, "id", path)),
+        billing_region=region if tax_details else None,
+        tax_id=tax_id if tax_details else None))
+
+
+# ISO 3166-2 subdivision codes of the countries that tax by region: a free-text `state`
+# ("New York", "Bay") is not a region code and is not guessed into one.
+_US = ("AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV "
+       "NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC AS GU MP PR UM VI")
+_CA = "AB BC MB NB NL NS NT NU ON PE QC SK YT"
+REGIONS: Mapping[str, frozenset[str]] = {"US": frozenset(_US.split(" ")),
+                                         "CA": frozenset(_CA.split(" "))}
+VAT_ID_TYPES = ("eu_vat", "gb_vat")  # the customer's first of these is its VAT id
+TAX_ID_MAX = 64  # characters of a VAT id
+
+
+def billing_region(country: str, state: object) -> str | None:
+    """`address.state` when it is an ISO 3166-2 code of the customer's country."""
+    if not isinstance(state, str):
+        return None
+    code = state.strip().upper()
+    return code if code in REGIONS.get(country.upper(), frozenset()) else None
+
+
+def vat_id(obj: Obj, path: str) -> str | None:
+    """The first EU or UK VAT id of the customer (`tax_ids`, or `tax.ids`), if any; one
+    above `TAX_ID_MAX` is refused (`invalid_field`)."""
+    held = obj.get("tax_ids") if obj.get("tax_ids") is not None else child(obj, "tax").get("ids")
+    entries = held.get("data") if isinstance(held, Mapping) else held
+    # the first of a partial page is the first of all (Stripe lists them oldest first)
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, Mapping):
+            continue
+        value = entry.get("value")
+        if entry.get("type") in VAT_ID_TYPES and isinstance(value, str) and value.strip():
+            if len(value) > TAX_ID_MAX:
+                raise MappingError(f"{path}.tax_ids: a VAT id of {len(value)} characters, "
+                                   f"above TAX_ID_MAX ({TAX_ID_MAX})", code="invalid_field")
+            return value.strip()
+    return None
 
 
 # -- subscriptions as versioned contracts ---------------------------------------------------
@@ -212,7 +261,9 @@ def version(d: Delivery) -> int:
 
 
 def _customer(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
-    return [CustomerUpserted(customer(d.object, settings, version(d)))]
+    since = settings.tax_breakdown_from
+    details = since is None or instant(d.created, "event.created") >= since
+    return [CustomerUpserted(customer(d.object, settings, version(d), details))]
 
 
 def _subscription(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:

@@ -30,6 +30,12 @@ Rules:
   reverse (a zero amount) gives no memo.
 - A void after a write-off would have to undo the write-off first: it is a mapping error
   for finance (`void_after_write_off`), not a guess.
+- A line's tax carries Stripe Tax's jurisdiction breakdown (`taxes`: one `TaxDetail` per
+  entry, from the rates the delivery carries). A custom credit line spread over the
+  invoice's lines shares each jurisdiction line alike (a part's tax is the sum of its
+  shares); a void memo keeps the invoice's breakdown, a write-off memo has none (no tax).
+  An invoice issued before `tax_breakdown_from`, and every memo on it, maps with none, as
+  it did then (`needed`: it needs no tax rate fetched either).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 
+from finsync.connectors.stripe import taxes
 from finsync.connectors.stripe.delivery import Delivery, Fetch, Handler, Planner, snapshot
 from finsync.connectors.stripe.objects import (
     Obj,
@@ -58,10 +65,12 @@ from finsync.connectors.stripe.payments import (
     customer_credit_applied,
     invoice_payments,
 )
+from finsync.connectors.stripe.taxes import Rates
 from finsync.domain.errors import MappingError
 from finsync.domain.events import AnyEvent, CreditMemoIssued, InvoiceIssued, PaymentApplied
 from finsync.domain.invoice import VOID, WRITE_OFF, CreditMemo, DocumentLine, Invoice
 from finsync.domain.money import Money, total
+from finsync.domain.tax import TaxDetail
 
 INVOICE = "invoice"  # the related object a credit note's handler reads: the invoice it credits
 # At most this many lines a credit note maps to (custom lines are spread over the invoice's
@@ -89,18 +98,6 @@ def _line_proration(line: Obj) -> bool:
     return line.get("proration") is True
 
 
-def _taxes(line: Obj, currency: str, path: str) -> tuple[Money, Money]:
-    """(tax included in the amount, tax on top of it), old `tax_amounts` or new `taxes`."""
-    inclusive, exclusive = Money.zero(currency), Money.zero(currency)
-    for n, tax in enumerate(listed(line, "taxes", path) + listed(line, "tax_amounts", path)):
-        amount = minor(tax, "amount", currency, f"{path}.taxes[{n}]")
-        if tax.get("inclusive") is True or tax.get("tax_behavior") == "inclusive":
-            inclusive += amount
-        else:
-            exclusive += amount
-    return inclusive, exclusive
-
-
 def _contract_line(line: Obj) -> str | None:
     """The subscription item a line bills (its contract line), if any."""
     parent = child(line, "parent")
@@ -110,19 +107,23 @@ def _contract_line(line: Obj) -> str | None:
 
 
 def _document_line(line: Obj, currency: str, settings: SourceSettings, fallback_day: date,
-                   path: str) -> DocumentLine:
+                   path: str, rates: Rates | None) -> DocumentLine:
+    """One line; with its tax breakdown unless `rates` is None (a document mapped as it was
+    before breakdowns, `taxes.breaks_down`)."""
     gross = minor(line, "amount", currency, path)
     discounts = total([minor(d, "amount", currency, f"{path}.discount_amounts")
                        for d in listed(line, "discount_amounts", path)], currency)
-    inclusive, exclusive = _taxes(line, currency, path)
+    tax = taxes.line_tax(line, currency, path)
+    net = gross - discounts - tax.inclusive
     period = child(line, "period")
     start = day(period["start"], f"{path}.period.start") if "start" in period else fallback_day
     end = day(period["end"], f"{path}.period.end") if "end" in period else fallback_day
     product = _line_product(line, settings, path)
     return DocumentLine(
         text(line, "id", path), product, str(line.get("description") or product),
-        count(line, "quantity", path, 1), gross - discounts - inclusive, inclusive + exclusive,
-        start, end, _line_proration(line), _contract_line(line))
+        count(line, "quantity", path, 1), net, tax.inclusive + tax.exclusive,
+        start, end, _line_proration(line), _contract_line(line),
+        taxes=() if rates is None else taxes.details(tax, net, rates, path))
 
 
 def _totals(doc_id: str, lines: Sequence[DocumentLine], currency: str, stated: Money,
@@ -140,12 +141,16 @@ def invoice_subscription(inv: Obj) -> str | None:
     return id_of(details.get("subscription")) or id_of(inv.get("subscription"))
 
 
-def invoice(inv: Obj, settings: SourceSettings) -> Invoice:
+def invoice(inv: Obj, settings: SourceSettings, rates: Rates | None = None) -> Invoice:
+    """The invoice; its lines with their tax breakdown when `rates` (the tax rates the
+    delivery carries) are given and it is issued since breakdowns (`taxes.breaks_down`)."""
     path = "invoice"
+    if rates is not None and not taxes.breaks_down(inv, settings):
+        rates = None
     inv_id, currency = text(inv, "id", path), currency_of(inv, path)
     finalized = child(inv, "status_transitions").get("finalized_at")
     issued = day(finalized or inv.get("created"), f"{path}.finalized_at")
-    lines = tuple(_document_line(line, currency, settings, issued, f"{path}.lines[{n}]")
+    lines = tuple(_document_line(line, currency, settings, issued, f"{path}.lines[{n}]", rates)
                   for n, line in enumerate(listed(inv, "lines", path)))
     subtotal, tax, grand = _totals(inv_id, lines, currency, minor(inv, "total", currency, path),
                                    path)
@@ -158,8 +163,11 @@ def invoice(inv: Obj, settings: SourceSettings) -> Invoice:
         subtotal, tax, grand, refs(inv_id), credit))
 
 
-def credit_memo(note: Obj, credited: Invoice, settings: SourceSettings) -> CreditMemo:
-    """A credit note against the invoice `credited` (mapped from the fetched invoice)."""
+def credit_memo(note: Obj, credited: Invoice, settings: SourceSettings,
+                rates: Rates | None = None) -> CreditMemo:
+    """A credit note against the invoice `credited` (mapped from the fetched invoice); its
+    lines with their tax breakdown when `rates` are given (the caller decides by the
+    credited invoice, `taxes.breaks_down`)."""
     path = "credit_note"
     note_id, currency = text(note, "id", path), currency_of(note, path)
     if ref(note, "invoice", path) != credited.id:
@@ -169,7 +177,7 @@ def credit_memo(note: Obj, credited: Invoice, settings: SourceSettings) -> Credi
     _bounded(note_id, listed(note, "lines", path), credited)
     lines = tuple(part for n, line in enumerate(listed(note, "lines", path))
                   for part in _credit_lines(line, credited, currency, settings, issued,
-                                            f"{path}.lines[{n}]"))
+                                            f"{path}.lines[{n}]", rates))
     subtotal, tax, grand = _totals(note_id, lines, currency,
                                    minor(note, "total", currency, path), path)
     applied = (minor(note, "pre_payment_amount", currency, path)
@@ -205,8 +213,8 @@ def _bounded(note_id: str, lines: Sequence[Obj], credited: Invoice) -> None:
 
 
 def _credit_lines(line: Obj, credited: Invoice, currency: str, settings: SourceSettings,
-                  issued: date, path: str) -> tuple[DocumentLine, ...]:
-    own = _document_line(line, currency, settings, issued, path)
+                  issued: date, path: str, rates: Rates | None) -> tuple[DocumentLine, ...]:
+    own = _document_line(line, currency, settings, issued, path, rates)
     target = id_of(line.get("invoice_line_item"))
     if target is None:  # a custom line: a credit against the whole invoice
         return _spread(own, own.amount, own.tax_amount, credited, path)
@@ -230,12 +238,27 @@ def _crediting(own: DocumentLine, credited: DocumentLine, amount: Money, tax: Mo
 def _spread(own: DocumentLine, amount: Money, tax: Money, credited: Invoice,
             path: str) -> tuple[DocumentLine, ...]:
     """`amount` and `tax` of one line shared over the invoice's billing lines (one part
-    per invoice line)."""
+    per invoice line). With a breakdown, each jurisdiction line is shared alike and a
+    part's tax is the sum of its shares (so each jurisdiction's total stays exact)."""
     billing = _billing(credited, path)
     weights = [(li.amount + li.tax_amount).to_minor() for li in billing]
-    parts = zip(billing, amount.allocate(weights), tax.allocate(weights), strict=True)
-    return tuple(_crediting(own, li, part, part_tax, f"{own.line_id}/{li.line_id}")
-                 for li, part, part_tax in parts if not (part.is_zero and part_tax.is_zero))
+    shares = _shared_details(own.taxes, weights)
+    taxed = (tax.allocate(weights) if not own.taxes
+             else tuple(total([d.amount for d in found], tax.currency) for found in shares))
+    parts = zip(billing, amount.allocate(weights), taxed, shares, strict=True)
+    return tuple(replace(_crediting(own, li, part, part_tax, f"{own.line_id}/{li.line_id}"),
+                         taxes=found)
+                 for li, part, part_tax, found in parts
+                 if not (part.is_zero and part_tax.is_zero))
+
+
+def _shared_details(found: tuple[TaxDetail, ...],
+                    weights: list[int]) -> list[tuple[TaxDetail, ...]]:
+    """Each jurisdiction line split by `weights` (largest remainder), per part."""
+    split = [tuple(replace(d, taxable=base, amount=share) for base, share in zip(
+                 d.taxable.allocate(weights), d.amount.allocate(weights), strict=True))
+             for d in found]
+    return [tuple(column[i] for column in split) for i in range(len(weights))]
 
 
 def _billing(inv: Invoice, path: str) -> list[DocumentLine]:
@@ -268,7 +291,8 @@ def write_off_memo(inv: Obj, owed: Invoice, fallback: date) -> CreditMemo | None
     billing = _billing(owed, "invoice")
     parts = remaining.allocate([(li.amount + li.tax_amount).to_minor() for li in billing])
     lines = tuple(replace(li, description=f"Written off: {li.description}", amount=part,
-                          tax_amount=zero, contract_line_id=li.contract_line_id or li.line_id)
+                          tax_amount=zero, taxes=(),
+                          contract_line_id=li.contract_line_id or li.line_id)
                   for li, part in zip(billing, parts, strict=True) if not part.is_zero)
     return built("invoice", lambda: CreditMemo(
         f"{owed.id}_uncollectible", f"{owed.number}-WO", owed.id, owed.customer_id,
@@ -300,14 +324,33 @@ def _credited_invoice(event: Obj) -> tuple[Fetch, ...]:
     return () if invoice_id is None else (Fetch(INVOICE, "invoice", invoice_id),)
 
 
-RELATED: dict[str, Planner] = {"credit_note.created": _credited_invoice}
+def _credit_note_related(event: Obj) -> tuple[Fetch, ...]:
+    return _credited_invoice(event) + taxes.rates_named(event)
+
+
+RELATED: dict[str, Planner] = {
+    **{t: taxes.rates_named for t in INVOICE_ISSUED | INVOICE_PAID
+       | {"invoice.voided", "invoice.marked_uncollectible"}},
+    "credit_note.created": _credit_note_related,
+}
+
+
+def needed(plan: tuple[Fetch, ...], d: Delivery,
+           settings: SourceSettings) -> tuple[Fetch, ...]:
+    """The fetches a delivery must carry to be mapped: a document issued before breakdowns
+    (`taxes.breaks_down`) needs no tax rate, so a body stored then maps as it did."""
+    obj = d.object
+    dated = d.related.get(INVOICE) if obj.get("object") == "credit_note" else obj
+    if dated is None or taxes.breaks_down(dated, settings):
+        return plan
+    return tuple(f for f in plan if f.object_type != taxes.TAX_RATE)
 
 
 def _invoice(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
     obj = d.object
     if obj.get("status") == "draft":
         return []  # not issued yet: invoice.finalized follows
-    issued: list[AnyEvent] = [InvoiceIssued(invoice(obj, settings))]
+    issued: list[AnyEvent] = [InvoiceIssued(invoice(obj, settings, taxes.carried_rates(d)))]
     if d.type in INVOICE_PAID:
         issued += [PaymentApplied(paid) for paid in invoice_payments(d, settings)]
     return issued
@@ -319,7 +362,7 @@ def _voided(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
         raise MappingError(f"invoice {obj.get('id')} was written off before it was voided: "
                            "reverse the write-off in the books first",
                            code="void_after_write_off")
-    voided = invoice(obj, settings)
+    voided = invoice(obj, settings, taxes.carried_rates(d))
     events: list[AnyEvent] = [InvoiceIssued(voided)]
     if voided.total.amount > 0:
         events.append(CreditMemoIssued(void_memo(obj, voided, day(d.created, "event.created"))))
@@ -327,7 +370,7 @@ def _voided(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
 
 
 def _uncollectible(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
-    owed = invoice(d.object, settings)
+    owed = invoice(d.object, settings, taxes.carried_rates(d))
     memo = write_off_memo(d.object, owed, day(d.created, "event.created"))
     return [InvoiceIssued(owed)] + ([CreditMemoIssued(memo)] if memo is not None else [])
 
@@ -336,8 +379,9 @@ def _credit_note(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
     fetched = d.related.get(INVOICE)
     if fetched is None:  # the event names no invoice: there was nothing to fetch
         raise MappingError("credit_note.invoice is required", code="missing_field")
-    credited = invoice(fetched, settings)
-    return [CreditMemoIssued(credit_memo(d.object, credited, settings))]
+    credited = invoice(fetched, settings)  # its lines are what matters here, not their tax
+    rates = taxes.carried_rates(d) if taxes.breaks_down(fetched, settings) else None
+    return [CreditMemoIssued(credit_memo(d.object, credited, settings, rates))]
 
 
 HANDLERS: dict[str, Handler] = {

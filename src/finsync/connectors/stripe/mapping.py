@@ -37,7 +37,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from finsync.connectors.stripe import contracts, disputes, documents, objects, payments, upcast
+from finsync.connectors.stripe import (
+    contracts,
+    disputes,
+    documents,
+    objects,
+    payments,
+    taxes,
+    upcast,
+)
 from finsync.connectors.stripe.delivery import (
     CURRENT,
     Delivery,
@@ -82,6 +90,12 @@ def fetch_plan(event: Obj) -> tuple[Fetch, ...]:
     return plan
 
 
+def fetch_after(current: Obj) -> tuple[Fetch, ...]:
+    """What the poller fetches once it has the event's whole object (`current`): the tax
+    rates of a document whose event held only part of its lines."""
+    return taxes.rate_fetches(current)
+
+
 def translate(settings: SourceSettings, source: str, body: bytes) -> list[DraftEnvelope]:
     """The canonical draft envelopes of one raw body of a Stripe source (older API shapes
     lifted to the current one first, `upcast`). A body that does not map is a `MappingError`
@@ -114,7 +128,8 @@ def _translate(settings: SourceSettings, source: str,
         return []
     if kind in VERSIONED and delivery.version is None:
         return []  # the poller's sequenced copy carries it
-    if not _carries(delivery, fetch_plan(delivery.event)):
+    mine = settings.for_event(delivery.event)  # a Connect account's event: its entity
+    if not _carries(delivery, documents.needed(fetch_plan(delivery.event), delivery, mine)):
         return []  # partial: the poller's copy carries what it fetched
     handler = _HANDLERS.get(kind)
     if handler is None:
@@ -122,7 +137,6 @@ def _translate(settings: SourceSettings, source: str,
                            "not map" if kind in UNSUPPORTED else
                            f"unknown Stripe event type {kind!r}", code="unsupported_event")
     version = contracts.version(delivery) if kind in VERSIONED else ISSUED_ONCE
-    mine = settings.for_event(delivery.event)  # a Connect account's event: its entity
     return [draft(source, delivery, event, version, index)
             for index, event in enumerate(handler(delivery, mine))]
 

@@ -18,7 +18,8 @@ Rules:
   (`invalid_amount`). The source's own limits are checked on the typed event afterwards,
   as for every source (`domain.limits`).
 - A line's canonical `amount` is net of its discounts and of any tax included in the price;
-  its `tax_amount` is all the tax on it. The lines must add up to Stripe's `total`, or the
+  its `tax_amount` is all the tax on it, its `taxes` the jurisdictions it is made of
+  (`taxes`). The lines must add up to Stripe's `total`, or the
   document is refused (`totals_mismatch`) rather than posted wrong.
 - Unix timestamps become UTC dates (one no calendar holds is `date_out_of_range`). A service
   period is `[period.start, period.end)`.
@@ -58,6 +59,9 @@ class SourceSettings:
     fallback_product: str = "stripe_unpriced"  # invoice lines with no price
     catalog: Catalog = dataclasses.field(default_factory=Catalog)
     connected_accounts: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Documents issued before this instant (and customer events before it) map as they did
+    # before tax breakdowns (`taxes.breaks_down`); None: every one carries its breakdown.
+    tax_breakdown_from: datetime | None = None
 
     def for_event(self, event: Obj) -> SourceSettings:
         """These settings for one event: its legal entity is its account's."""

@@ -4,10 +4,11 @@ in effect.
 Rules:
 - Events are read oldest first from a stored cursor, page by page. For each page the poller
   numbers the events of versioned objects (customers, subscriptions), fetches the current
-  object of any event whose own is partial (fetch-on-event), hands the page to the hub as
-  deliveries (`delivery.DELIVERY`) and only then moves the cursor. A crash in between sends
-  the page again: the hub counts the copies as duplicates of the same Stripe event ids,
-  and the versions are the ones already given.
+  object of any event whose own is partial (fetch-on-event) and then what that whole object
+  names that the event's copy did not (the tax rates of an invoice's other lines), hands
+  the page to the hub as deliveries (`delivery.DELIVERY`) and only then moves the cursor. A
+  crash in between sends the page again: the hub counts the copies as duplicates of the
+  same Stripe event ids, and the versions are the ones already given.
 - Once the hub committed a page, its objects go to the local mirror (`mirror`): each event's
   snapshot and everything fetched for it. A crash before the cursor moved repeats both;
   the mirror keeps the newest copy of each object whatever arrives twice.
@@ -113,7 +114,11 @@ class Poller:
                 with delivering((Subject(thread),)):
                     found = {f.key: dict(self._client.fetch(f.object_type, f.object_id))
                              for f in plan}
-                fetched += len(plan)
+                    after = tuple(f for f in mapping.fetch_after(found.get(CURRENT) or {})
+                                  if f.key not in found)
+                    found |= {f.key: dict(self._client.fetch(f.object_type, f.object_id))
+                              for f in after}
+                fetched += len(plan) + len(after)
             current = found.pop(CURRENT, None)
             bodies.append(delivery_body(self._of_account(event.body), current,
                                         numbered.get(event.source_event_id), found))

@@ -19,6 +19,12 @@ Rules:
   - a contract's value = its invoices before tax less their credit notes: Stripe bills a
     licensed period in advance when the period starts, and the mapped contract's term ends
     with the current period, so nothing in the term is left to bill.
+  - tax, per document and jurisdiction (`tax_amounts`), is what the mapping books: each
+    line's tax entries by their rate's jurisdiction (`taxes.document_taxes`, rates read
+    from the mirror), "" for tax without a breakdown (an invoice issued before
+    `tax_breakdown_from` and its credit notes, a rate that names no country); a voided
+    invoice's void memo `<invoice>_void` reverses it on the day it was voided; credit notes
+    are negative; a jurisdiction with no tax has no row.
 - One Stripe source is one legal entity (its `SourceSettings`); other entities have no
   Stripe documents.
 - Every stream is ordered by its key in code-point order. Invoices are streamed from the
@@ -35,7 +41,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from functools import partial
 from typing import TypeVar
 
@@ -46,8 +52,9 @@ from finsync.connectors.ports import (
     ContractValue,
     CustomerAmount,
     DocumentAmount,
+    TaxAmount,
 )
-from finsync.connectors.stripe import mirror, statement
+from finsync.connectors.stripe import mirror, statement, taxes
 from finsync.connectors.stripe.objects import Obj, child, currency_of, id_of, listed, ref, text
 from finsync.connectors.stripe.statement import (
     CreditNoteFacts,
@@ -66,14 +73,16 @@ T = TypeVar("T")
 class StripeBillingRecords:
     """Billing's books of one Stripe source (one account, one legal entity)."""
 
-    def __init__(self, system: str, engine: Engine, source: str, legal_entity: str) -> None:
+    def __init__(self, system: str, engine: Engine, source: str, legal_entity: str,
+                 tax_breakdown_from: datetime | None = None) -> None:
         self.system, self._engine = system, engine
         self.source, self.legal_entity = source, legal_entity
+        self.tax_breakdown_from = tax_breakdown_from
 
     @contextmanager
     def books(self) -> Iterator[StripeBooks]:
         with read_snapshot(self._engine) as conn:
-            yield StripeBooks(conn, self.source, self.legal_entity)
+            yield StripeBooks(conn, self.source, self.legal_entity, self.tax_breakdown_from)
 
 
 @dataclass
@@ -105,8 +114,10 @@ class _Invoice:
 class StripeBooks:
     """`BillingBooks` over one snapshot of the mirror."""
 
-    def __init__(self, conn: Connection, source: str, legal_entity: str) -> None:
+    def __init__(self, conn: Connection, source: str, legal_entity: str,
+                 tax_breakdown_from: datetime | None = None) -> None:
         self._conn, self._source, self._entity = conn, source, legal_entity
+        self._since = tax_breakdown_from
         self._moves: _Moves | None = None
 
     # -- BillingBooks ----------------------------------------------------------------------
@@ -169,6 +180,39 @@ class StripeBooks:
             if value is not None:
                 yield value
 
+    def tax_amounts(self, legal_entity: str, as_of: date) -> Iterator[TaxAmount]:
+        if legal_entity != self._entity:
+            return iter(())
+        rates = {str(r["id"]): r for r in mirror.objects(self._conn, self._source, "tax_rate")}
+        rows: list[TaxAmount] = []
+        dated: dict[str, bool] = {}  # invoice -> carries its breakdown (`taxes.issued_since`)
+        for obj in mirror.objects(self._conn, self._source, "invoice"):
+            found = _readable("invoice", partial(self._invoice_taxes, rates=rates,
+                                                 as_of=as_of), obj)
+            if found is not None:
+                rows += found
+                dated[str(obj["id"])] = taxes.issued_since(obj, self._since)
+        for note in mirror.objects(self._conn, self._source, "credit_note"):
+            found = _readable("credit_note", partial(
+                _note_taxes, rates=rates, dated=dated, as_of=as_of), note)
+            rows += found or []
+        return iter(sorted(rows, key=lambda r: (r.document_id, r.jurisdiction)))
+
+    def _invoice_taxes(self, obj: Obj, rates: taxes.Rates, as_of: date) -> list[TaxAmount]:
+        """An issued invoice's tax, and the reversal of it by its void memo once voided (as
+        `documents.void_memo` maps it)."""
+        facts = statement.invoice(obj)
+        if facts.issued is None or facts.issued > as_of:
+            return []
+        known = rates if taxes.issued_since(obj, self._since) else None
+        sums = taxes.document_taxes(obj, facts.currency, known, "invoice")
+        rows = _tax_rows(facts.id, facts.issued, facts.currency, sums, 1)
+        written_off = child(obj, "status_transitions").get("marked_uncollectible_at")
+        if facts.voided is not None and facts.voided <= as_of and facts.total > 0 \
+                and written_off is None:
+            rows += _tax_rows(f"{facts.id}_void", facts.voided, facts.currency, sums, -1)
+        return rows
+
     # -- reading ---------------------------------------------------------------------------
 
     def _invoices(self, legal_entity: str, as_of: date) -> Iterator[_Invoice]:
@@ -228,6 +272,25 @@ class StripeBooks:
             found = _readable(object_type, reader, obj)
             if found is not None:
                 yield found
+
+
+def _note_taxes(note: Obj, rates: taxes.Rates, dated: dict[str, bool],
+                as_of: date) -> list[TaxAmount]:
+    """A credit note's tax, negative; broken down as its invoice is (`dated`)."""
+    facts = statement.credit_note(note)
+    if not facts.counts(as_of):
+        return []
+    known = rates if dated.get(facts.invoice, True) else None
+    sums = taxes.document_taxes(note, facts.currency, known, "credit_note")
+    return _tax_rows(facts.id, facts.created, facts.currency, sums, -1)
+
+
+def _tax_rows(document_id: str, on: date, currency: str, sums: dict[str, int],
+              sign: int) -> list[TaxAmount]:
+    """One row per jurisdiction with tax (a jurisdiction of zero tax posts nothing)."""
+    month = f"{on.year:04d}-{on.month:02d}"
+    return [TaxAmount(document_id, place, month, currency, sign * amount)
+            for place, amount in sums.items() if amount != 0]
 
 
 def _paid(facts: InvoiceFacts, moves: _Moves, as_of: date) -> tuple[PaymentPart, ...]:
