@@ -260,6 +260,7 @@ def _catalog_rows(catalog: Catalog) -> tuple[list[dict[str, Any]], list[dict[str
                "currency": plan.price.unit_amount.currency,
                "frequency": plan.price.frequency.value,
                "included_quantity": plan.price.included_quantity, "timing": plan.timing.value,
+               "tax_behavior": plan.tax_behavior.value,
                "tiers": json.dumps([{"up_to": tier.up_to,
                                      "unit_amount": str(tier.unit_amount.amount),
                                      "flat_amount": str(tier.flat_amount.amount)
