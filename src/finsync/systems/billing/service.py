@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from finsync.domain.invoice import HeldInvoice
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment
@@ -198,6 +199,12 @@ class BillingService:
     def _read(self, selection: Selection) -> BillingState:
         with self._transaction() as conn:
             return store.load(conn, self._config, selection)
+
+    def held(self, *, released: bool = False) -> list[HeldInvoice]:
+        """Held invoices in the order they were held, each at its latest version; the
+        released ones too when `released`."""
+        where = None if released else t.held_invoices.c.invoice_id.is_(None)
+        return [draft.held for draft in self._read(replace(NOTHING, held=where)).held]
 
     def find_invoice(self, id_or_number: str) -> str | None:
         with self._transaction() as conn:
