@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from finsync.domain import codec
 from finsync.domain.catalog import Price, PriceModel
 from finsync.domain.events import (
     ContractCreated,
@@ -16,7 +17,7 @@ from finsync.domain.events import (
     InvoiceIssued,
     InvoiceReleased,
 )
-from finsync.domain.invoice import CreditMemo
+from finsync.domain.invoice import CreditMemo, HeldInvoice
 from finsync.domain.money import Money, total
 from finsync.domain.party import CustomerAccount
 from finsync.domain.tax import (
@@ -28,6 +29,7 @@ from finsync.domain.tax import (
 )
 from finsync.systems.billing.catalog import Catalog
 from finsync.systems.billing.credit import CreditReason, IssueCreditMemo, issue_credit_memo
+from finsync.systems.billing.draft import HeldDraft
 from finsync.systems.billing.errors import ContractStateError, InvalidCommandError
 from finsync.systems.billing.handler import RegisterCustomer, RunClock, handle
 from finsync.systems.billing.held import RetryHeldInvoices
@@ -37,6 +39,7 @@ from finsync.systems.billing.pricing import PricePlan, TaxBehavior, Timing
 from finsync.systems.billing.state import BillingConfig, BillingState
 from finsync.systems.billing.subscription import CreateSubscription
 from finsync.systems.billing.tax import TaxQuoter
+from finsync.systems.billing.value import contract_value_in
 from tests.taxkit import UNIT_RATES, RateQuoter, SplitQuoter
 from tests.unit.billing.support import (
     ANNUAL,
@@ -76,6 +79,12 @@ class Answering:
         return self.answer
 
 
+def _held(outcome: Outcome) -> HeldInvoice:
+    event = outcome.emitted[-1].event
+    assert isinstance(event, InvoiceHeld)
+    return event.held_invoice
+
+
 # -- asking ---------------------------------------------------------------------------------
 def test_invoice_asks_the_engine_with_the_customer_address_and_tax_code() -> None:
     quoter = RateQuoter(dict(UNIT_RATES))
@@ -101,7 +110,7 @@ def test_an_answer_that_does_not_add_up_holds_the_invoice() -> None:
     bad = TaxResult("inv_other", ())
     outcome = subscribe(state_with(Answering(bad)))
     assert types(outcome.emitted) == [ContractCreated, InvoiceHeld]
-    held = outcome.emitted[1].event.held_invoice
+    held = _held(outcome)
     assert (held.code, held.transient) == ("tax_answer_invalid", False)
 
 
@@ -110,7 +119,7 @@ def test_engine_down_holds_the_draft_unnumbered_and_the_subscription_moves_on() 
     quoter = RateQuoter(dict(UNIT_RATES), down=True)
     outcome = subscribe(state_with(quoter))
     assert types(outcome.emitted) == [ContractCreated, InvoiceHeld]
-    held = outcome.emitted[1].event.held_invoice
+    held = _held(outcome)
     assert (held.version, held.subtotal, held.code, held.transient, held.invoice_id) == (
         1, usd("60000.00"), "tax_unavailable", True, None)
     assert outcome.emitted[1].aggregate.version == 1
@@ -123,7 +132,7 @@ def test_engine_down_holds_the_draft_unnumbered_and_the_subscription_moves_on() 
 def test_an_invalid_address_is_a_refusal_not_a_crash() -> None:
     customer = replace(CUSTOMER, billing_region="new york")  # not an ISO 3166-2 code
     outcome = subscribe(state_with(RateQuoter(dict(UNIT_RATES)), customer))
-    held = outcome.emitted[1].event.held_invoice
+    held = _held(outcome)
     assert (held.code, held.transient) == ("invalid_address", False)
 
 
@@ -259,3 +268,22 @@ def test_not_taxable_lines_credit_a_zero_jurisdiction_line_with_its_reason() -> 
     [detail] = memo_line.taxes
     assert (detail.jurisdiction, detail.amount, detail.treatment) == (
         "US", Money.zero("USD"), TaxTreatment.NOT_TAXABLE)
+
+
+# -- what a held draft is worth, and how it is kept -----------------------------------------
+def test_a_held_draft_counts_in_the_contract_value_as_billed() -> None:
+    # the contract is worth 60000.00 whether its invoice issued or waits for its tax
+    issued = subscribe(state_with(RateQuoter(dict(UNIT_RATES)))).state
+    held = subscribe(state_with(RateQuoter(dict(UNIT_RATES), down=True))).state
+    assert contract_value_in(held, "sub_1") == contract_value_in(issued, "sub_1") == usd(
+        "60000.00")
+
+
+def test_a_held_draft_reads_back_as_written() -> None:
+    quoter = RateQuoter(dict(UNIT_RATES), down=True)
+    state = subscribe(state_with(quoter)).state
+    state = handle(state, ChargeOneOff("chg_1", "sub_1", "price_setup", 2,
+                                       date(2025, 2, 1))).state
+    assert len(state.held) == 2
+    for draft in state.held:
+        assert codec.decode(HeldDraft, codec.encode(draft), "held") == draft

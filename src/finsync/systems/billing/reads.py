@@ -177,14 +177,18 @@ def _subscriptions(conn: Connection,
 
 
 def _billed_net(conn: Connection, entity: str) -> Generator[tuple[str, int], None, None]:
-    """Per contract, invoice subtotals less credit memo subtotals on its invoices."""
-    inv, cm = t.invoices, t.credit_memos
+    """Per contract, invoice subtotals less credit memo subtotals on its invoices, plus
+    the drafts still held for tax (`value`)."""
+    inv, cm, held = t.invoices, t.credit_memos, t.held_invoices
     parts = union_all(
         select(inv.c.contract_id.label("contract"), inv.c.subtotal_minor.label("amount"))
         .where(inv.c.legal_entity == entity, inv.c.contract_id.is_not(None)),
         select(inv.c.contract_id, -cm.c.subtotal_minor)
         .join(inv, inv.c.id == cm.c.invoice_id)
         .where(cm.c.legal_entity == entity, inv.c.contract_id.is_not(None)),
+        select(held.c.contract_id, held.c.subtotal_minor)
+        .where(held.c.legal_entity == entity, held.c.contract_id.is_not(None),
+               held.c.invoice_id.is_(None)),
     ).subquery()
     query = (select(parts.c.contract, func.sum(parts.c.amount))
              .group_by(parts.c.contract).order_by(code_point_order(conn, parts.c.contract)))

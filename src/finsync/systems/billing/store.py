@@ -15,6 +15,8 @@ Rules:
 - `changes` builds those rows without writing them (bulk loaders reuse it).
 - Money goes in as integer minor units; documents also keep their canonical JSON body, written
   and read by the one codec (`domain.codec`), so a body is exactly what the hub reads.
+- Jurisdiction lines and held drafts are written as `taxrows` makes them: a document's
+  jurisdiction lines with it, a held draft inserted when held, updated at each version.
 - A version's diff is stored as a list of `[op, line_id, before, after]`; rows written
   before contract-level changes were spelled `CONTRACT_LEVEL` have "" there, and read the same.
 """
@@ -65,6 +67,7 @@ from finsync.systems.billing.state import (
     SubscriptionStatus,
     VersionInForce,
 )
+from finsync.systems.billing.taxrows import held_rows, tax_rows
 
 T = TypeVar("T")
 
@@ -108,7 +111,10 @@ def changes(old: BillingState, new: BillingState) -> Changes:
     out = Changes()
     _customer_changes(out, old, new)
     _subscription_changes(out, old, new)
-    _held_changes(out, old, new)
+    inserted, updated = held_rows(old, new)
+    out.insert(t.held_invoices, inserted)
+    if updated:
+        out.updates.setdefault(t.held_invoices, []).extend(updated)
     for record in _appended(old.invoices, new.invoices, "invoices"):
         _invoice_rows(out, record)
     for memo in _appended(old.credit_memos, new.credit_memos, "memos"):
@@ -259,7 +265,7 @@ def _invoice_rows(out: Changes, record: InvoiceRecord) -> None:
         {"invoice_id": inv.id, "line_no": n, "line_id": line.line_id, "source_line_id": source,
          **_line_row(line)}
         for n, (line, source) in enumerate(zip(inv.lines, record.sources, strict=True), 1)])
-    out.insert(t.line_taxes, _tax_rows(inv.id, inv.lines))
+    out.insert(t.line_taxes, tax_rows(inv.id, inv.lines))
 
 
 def _memo_rows(out: Changes, memo: CreditMemo) -> None:
@@ -269,35 +275,7 @@ def _memo_rows(out: Changes, memo: CreditMemo) -> None:
     out.insert(t.credit_memo_lines, [
         {"credit_memo_id": memo.id, "line_no": n, "invoice_line_id": line.line_id,
          **_line_row(line)} for n, line in enumerate(memo.lines, 1)])
-    out.insert(t.line_taxes, _tax_rows(memo.id, memo.lines))
-
-
-def _tax_rows(document_id: str, lines: Sequence[DocumentLine]) -> list[dict[str, Any]]:
-    """Each line's jurisdiction lines, keyed by the line's number and their own."""
-    return [{"document_id": document_id, "line_no": n, "detail_no": k,
-             "jurisdiction": d.jurisdiction, "tax_type": d.tax_type, "rate": str(d.rate),
-             "treatment": d.treatment.value, "currency": d.amount.currency,
-             "taxable_minor": d.taxable.to_minor(), "amount_minor": d.amount.to_minor()}
-            for n, line in enumerate(lines, 1) for k, d in enumerate(line.taxes, 1)]
-
-
-def _held_changes(out: Changes, old: BillingState, new: BillingState) -> None:
-    """Held drafts: a new one inserted, a new version of one updated in place."""
-    before = {d.id: d for d in old.held}
-    for draft in new.held:
-        known = before.get(draft.id)
-        if known == draft:
-            continue
-        held = draft.held
-        row = {"id": held.id, "customer_id": held.customer_id, "contract_id": held.contract_id,
-               "legal_entity": held.legal_entity, "currency": held.currency,
-               "issue_date": held.issue_date, "version": held.version, "code": held.code,
-               "transient": held.transient, "subtotal_minor": held.subtotal.to_minor(),
-               "invoice_id": held.invoice_id, "body": _body(draft)}
-        if known is None:
-            out.insert(t.held_invoices, [row])
-        else:
-            out.updates.setdefault(t.held_invoices, []).append(row)
+    out.insert(t.line_taxes, tax_rows(memo.id, memo.lines))
 
 
 def _payment_row(p: Payment) -> dict[str, Any]:
