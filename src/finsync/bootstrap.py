@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
 
 from finsync.audit.migrate import upgrade as upgrade_audit
 from finsync.audit.service import AuditTrail
@@ -25,9 +26,10 @@ from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
 from finsync.connectors.embedded.billing_records import EmbeddedBillingRecords
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.embedded.revenue import EmbeddedRevenue
+from finsync.connectors.embedded.tax import EmbeddedTax
 from finsync.connectors.embedded.usage import EmbeddedUsage
 from finsync.connectors.filedrop.ledger import FileDropLedger
-from finsync.connectors.ports import BillingRecordsPort, LedgerPort, RevenuePort
+from finsync.connectors.ports import BillingRecordsPort, LedgerPort, RevenuePort, TaxPort
 from finsync.connectors.stripe import signature as stripe_signature
 from finsync.connectors.stripe import state as stripe_state
 from finsync.connectors.stripe.catalog import Catalog
@@ -40,6 +42,8 @@ from finsync.connectors.stripe.objects import SourceSettings
 from finsync.connectors.stripe.poller import Poller
 from finsync.connectors.stripe.records import StripeBillingRecords
 from finsync.connectors.stripe.verify import Verifier
+from finsync.connectors.taxhttp.client import HttpTax
+from finsync.connectors.taxhttp.server import create_tax_app
 from finsync.connectors.tryton.accounts import AccountMap as TrytonAccountMap
 from finsync.connectors.tryton.accounts import Role as TrytonRole
 from finsync.connectors.tryton.bootstrap import BookSpec, BootstrapReport
@@ -56,7 +60,6 @@ from finsync.domain.clock import utc_now
 from finsync.domain.errors import SignatureError
 from finsync.domain.money import Money
 from finsync.domain.secret import RotatingSecret, valid_at
-from finsync.domain.tax import TaxRequest, TaxResult
 from finsync.hub.buffer import BufferPolicy
 from finsync.hub.close import PeriodClose
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry, TranslatingMapper
@@ -90,8 +93,8 @@ from finsync.systems.revrec.pattern import RecognitionPattern
 from finsync.systems.revrec.service import DEFAULT_ACCOUNTS, RevenueService
 from finsync.systems.revrec.terms import RecognitionTerms
 from finsync.systems.tax.config_file import load_tax_rules
-from finsync.systems.tax.engine import quote as quote_tax
-from finsync.systems.tax.rules import TaxRules
+from finsync.systems.tax.migrate import upgrade as upgrade_tax
+from finsync.systems.tax.service import TaxService
 from finsync.triage.policy import ApprovalPolicy
 from finsync.triage.service import Triage
 
@@ -165,6 +168,7 @@ class Ports:
     ledgers: dict[str, LedgerPort] = field(default_factory=dict)
     revenues: dict[str, RevenuePort] = field(default_factory=dict)
     billing: dict[str, BillingRecordsPort] = field(default_factory=dict)
+    taxes: dict[str, TaxPort] = field(default_factory=dict)
 
     def ledger(self) -> LedgerPort:
         return _only(self.ledgers, "ledger")
@@ -175,9 +179,13 @@ class Ports:
     def billing_records(self) -> BillingRecordsPort:
         return _only(self.billing, "billing")
 
+    def tax(self) -> TaxPort:
+        return _only(self.taxes, "tax")
+
     def close(self) -> None:
         """Release the connections that remote systems' adapters hold open."""
-        for port in [*self.ledgers.values(), *self.revenues.values(), *self.billing.values()]:
+        for port in [*self.ledgers.values(), *self.revenues.values(), *self.billing.values(),
+                     *self.taxes.values()]:
             close = getattr(port, "close", None)
             if callable(close):
                 close()
@@ -191,7 +199,9 @@ def _only(systems: Mapping[str, T], role: str) -> T:
 
 
 _HINTS = {"billing": ': add [systems.<name>] with role = "billing" and connector = "embedded", '
-                     'or connector = "stripe" and source = "<a [stripe.<source>]>"'}
+                     'or connector = "stripe" and source = "<a [stripe.<source>]>"',
+          "tax": ': add [systems.<name>] with role = "tax" and connector = "embedded", or '
+                 'connector = "http" and url = "<a finsync tax serve>"'}
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +256,55 @@ def _embedded_revenue(build: _Build, name: str, system: SystemSection, ports: Po
                                            recorder=build.recorder)
 
 
+def build_tax_service(config: FinsyncConfig, engine: Engine,
+                      clock: Callable[[], datetime] = utc_now) -> TaxService:
+    """The embedded tax engine on the hub's database, its master data loaded from `[tax]
+    file` (the shipped default_tax.toml when unset) and rewritten when it differs."""
+    upgrade_tax(engine)
+    service = TaxService(engine, clock)
+    service.load_rules(load_tax_rules(config.resolve(config.tax.file) if config.tax.file
+                                      else None))
+    return service
+
+
+def _embedded_tax(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
+    ports.taxes[name] = EmbeddedTax(name, build_tax_service(build.config, build.engine,
+                                                            build.clock),
+                                    recorder=build.recorder)
+
+
+def _http_tax(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
+    """A tax engine in its own process (`finsync tax serve`) at `url`, its bearer token in
+    the environment variable `token_env`."""
+    if not system.url:
+        raise ConfigError(f"[systems.{name}]: connector \"http\" needs url = \"http://...\"")
+    token = build.config.secret(f"[systems.{name}] token", system.token_env, None)
+    ports.taxes[name] = HttpTax(name, system.url, token.reveal(), system.timeout_s,
+                                recorder=build.recorder)
+
+
+def build_tax_server(config: FinsyncConfig, engine: Engine, token_env: str,
+                     clock: Callable[[], datetime] = utc_now) -> Starlette:
+    """The embedded tax engine's own HTTP API (`finsync tax serve`), for callers holding
+    the bearer token in the environment variable `token_env`."""
+    token = config.secret("tax engine token", token_env, None)
+    port = EmbeddedTax("tax", build_tax_service(config, engine, clock),
+                       recorder=build_call_log(config, engine, clock))
+    return create_tax_app(port, token.reveal())
+
+
+def build_tax_port(config: FinsyncConfig, engine: Engine,
+                   clock: Callable[[], datetime] = utc_now) -> TaxPort:
+    """The configured tax engine behind the tax port (billing's quoter): the one
+    `[systems.<name>]` with role "tax"; a `ConfigError` when there is none."""
+    ports = Ports()
+    build = _Build(config, engine, clock, build_call_log(config, engine, clock))
+    for name, system in config.systems.items():
+        if system.role == "tax":
+            _build_system(build, name, system, ports)
+    return ports.tax()
+
+
 # Which adapter plays each (role, connector) of `[systems.<name>]`.
 _FACTORIES: Mapping[tuple[str, str], Callable[[_Build, str, SystemSection, Ports], None]] = {
     ("ledger", "embedded"): _embedded_ledger,
@@ -254,6 +313,8 @@ _FACTORIES: Mapping[tuple[str, str], Callable[[_Build, str, SystemSection, Ports
     ("billing", "embedded"): _embedded_billing,
     ("billing", "stripe"): _stripe_billing,
     ("revenue", "embedded"): _embedded_revenue,
+    ("tax", "embedded"): _embedded_tax,
+    ("tax", "http"): _http_tax,
 }
 
 
@@ -262,12 +323,16 @@ def build_ports(config: FinsyncConfig, engine: Engine,
     ports = Ports()
     build = _Build(config, engine, clock, build_call_log(config, engine, clock))
     for name, system in config.systems.items():
-        factory = _FACTORIES.get((system.role, system.connector))
-        if factory is None:
-            raise ConfigError(f"[systems.{name}]: no {system.connector} connector for the "
-                              f"{system.role} role yet")
-        factory(build, name, system, ports)
+        _build_system(build, name, system, ports)
     return ports
+
+
+def _build_system(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
+    factory = _FACTORIES.get((system.role, system.connector))
+    if factory is None:
+        raise ConfigError(f"[systems.{name}]: no {system.connector} connector for the "
+                          f"{system.role} role yet")
+    factory(build, name, system, ports)
 
 
 def build_targets(config: FinsyncConfig, engine: Engine,
@@ -318,27 +383,16 @@ def build_billing_service(config: FinsyncConfig, engine: Engine,
 def _billing_service(config: FinsyncConfig, engine: Engine, system: SystemSection,
                      clock: Callable[[], datetime]) -> BillingService:
     catalog = config.resolve(system.catalog) if system.catalog else None
-    # A bad catalogue or tax file touches no database.
-    billing_config = load_billing_config(catalog, tax=_billing_tax(config))
+    load_catalog(catalog)  # a bad catalogue touches no database (the tax engine's either)
+    billing_config = load_billing_config(catalog, tax=_billing_tax(config, engine, clock))
     upgrade_billing(engine)
     return billing_service(engine, billing_config, clock)
 
 
-@dataclass(frozen=True, slots=True)
-class _RulesQuoter:
-    """The embedded tax engine's pure quote over its configured rules (no exemption
-    certificates: those live in the tax engine's tables)."""
-
-    rules: TaxRules
-
-    def quote(self, request: TaxRequest) -> TaxResult:
-        return quote_tax(self.rules, (), request)
-
-
-def _billing_tax(config: FinsyncConfig) -> TaxQuoter:
-    """The tax engine billing asks for every invoice: the embedded engine's rules (the
-    shipped default_tax.toml). The tax service's port replaces it once it is built."""
-    return _RulesQuoter(load_tax_rules())
+def _billing_tax(config: FinsyncConfig, engine: Engine,
+                 clock: Callable[[], datetime]) -> TaxQuoter:
+    """The tax engine billing asks for every invoice: the configured tax system's port."""
+    return build_tax_port(config, engine, clock)
 
 
 def build_pumps(config: FinsyncConfig, engine: Engine,
