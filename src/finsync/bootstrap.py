@@ -391,8 +391,19 @@ def _billing_service(config: FinsyncConfig, engine: Engine, system: SystemSectio
 
 def _billing_tax(config: FinsyncConfig, engine: Engine,
                  clock: Callable[[], datetime]) -> TaxQuoter:
-    """The tax engine billing asks for every invoice: the configured tax system's port."""
-    return build_tax_port(config, engine, clock)
+    """The tax engine billing asks for every invoice: the configured tax system's port.
+    Billing asks it inside its own write transaction, so an embedded engine on the same
+    SQLite file must read without taking the write lock (`read_only`): its quote only
+    reads, and a write transaction would wait for billing's, which waits for the quote.
+    A configuration written before tax was a system of its own names none: billing then
+    asks the embedded engine on the hub's database (the `[tax] file`, else the shipped
+    rates, which are the ones billing's catalogue used to carry), and says so."""
+    reader = read_only(engine)
+    if any(system.role == "tax" for system in config.systems.values()):
+        return build_tax_port(config, reader, clock)
+    log.warning("no [systems.<name>] with role \"tax\" is configured: billing asks the "
+                "embedded tax engine")
+    return EmbeddedTax("tax", build_tax_service(config, reader, clock))
 
 
 def build_pumps(config: FinsyncConfig, engine: Engine,
