@@ -27,10 +27,16 @@ from finsync.domain.tax import (
     TaxResult,
     TaxTreatment,
 )
+from finsync.systems.billing.amendment import AmendSubscription
 from finsync.systems.billing.catalog import Catalog
 from finsync.systems.billing.credit import CreditReason, IssueCreditMemo, issue_credit_memo
 from finsync.systems.billing.draft import HeldDraft
-from finsync.systems.billing.errors import ContractStateError, InvalidCommandError
+from finsync.systems.billing.edit import RemoveSeats
+from finsync.systems.billing.errors import (
+    ContractStateError,
+    HeldForTaxError,
+    InvalidCommandError,
+)
 from finsync.systems.billing.handler import RegisterCustomer, RunClock, handle
 from finsync.systems.billing.held import RetryHeldInvoices
 from finsync.systems.billing.one_off import ChargeOneOff
@@ -287,3 +293,19 @@ def test_a_held_draft_reads_back_as_written() -> None:
     assert len(state.held) == 2
     for draft in state.held:
         assert codec.decode(HeldDraft, codec.encode(draft), "held") == draft
+
+
+def test_a_downgrade_of_a_span_held_for_tax_waits_for_its_release() -> None:
+    # the annual invoice is held: a downgrade credit taken from issued invoices alone
+    # would credit nothing, and the draft would later release at 500 seats
+    quoter = RateQuoter(dict(UNIT_RATES), down=True)
+    state = subscribe(state_with(quoter)).state
+    downgrade = AmendSubscription("amd_1", "sub_1", date(2025, 7, 2),
+                                  (RemoveSeats("ln_seats", 100),))
+    with pytest.raises(HeldForTaxError, match="retry-held"):
+        handle(state, downgrade)
+    quoter.down = False
+    released = handle(state, RetryHeldInvoices()).state
+    credited = handle(released, downgrade)
+    assert [type(e.event).__name__ for e in credited.emitted] == [
+        "ContractAmended", "CreditMemoIssued"]

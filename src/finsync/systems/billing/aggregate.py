@@ -14,7 +14,8 @@ Rules:
   (`BEGIN IMMEDIATE`) already serialises writers and `FOR UPDATE` is left out.
 - Documents come with their aggregate: a subscription's invoices when the command may
   credit them (amendments, cancellations: a credit takes the newest lines that billed a
-  contract line), or the one invoice a payment or credit names; each invoice with its credit
+  contract line; with the drafts of the contract still held for tax), or the one invoice a
+  payment or credit names; each invoice with its credit
   memos, payments and those payments' refunds (what is due). The usage record, payment or
   refund carrying the command's own id comes too, looked up by its key: that is the
   command's idempotency, decided by the database's unique key, not by scanning records.
@@ -130,10 +131,15 @@ def _of_contract(conn: Connection, contract_id: str, *, with_invoices: bool = Fa
                  usage: Collection[str] = ()) -> Selection:
     customer = conn.execute(select(t.subscriptions.c.customer_id).where(
         t.subscriptions.c.id == contract_id)).scalar_one_or_none()
-    return _select(customers=t.customers.c.id == customer if customer else false(),
-                   subscriptions=t.subscriptions.c.id == contract_id,
-                   invoices=t.invoices.c.contract_id == contract_id if with_invoices
-                   else false(), usage=usage)
+    selection = _select(customers=t.customers.c.id == customer if customer else false(),
+                        subscriptions=t.subscriptions.c.id == contract_id,
+                        invoices=t.invoices.c.contract_id == contract_id if with_invoices
+                        else false(), usage=usage)
+    if not with_invoices:
+        return selection
+    # A credit must not miss what a held draft of the contract bills (`credit`).
+    return replace(selection, held=(t.held_invoices.c.contract_id == contract_id)
+                   & _still_held())
 
 
 def _of_invoice(conn: Connection, invoice_id: str | None, *, payments: Collection[str] = (),

@@ -13,7 +13,9 @@ Rules:
 - An amount to credit on a whole invoice (an SLA credit, goodwill) is spread over its lines
   by what is left on each, by largest remainder, so the parts sum exactly to the amount.
 - A downgrade or cancellation credit for a contract line is taken from the newest invoice
-  lines that billed that contract line over the credited span, then older ones.
+  lines that billed that contract line over the credited span, then older ones. While a
+  draft billing that span is held for tax, the credit is refused (`HeldForTaxError`):
+  taken from the issued invoices alone it would fall short.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from finsync.domain.money import Money, total
 from finsync.systems.billing.errors import (
     BillingCurrencyError,
     CreditExceedsInvoiceError,
+    HeldForTaxError,
     InvalidCommandError,
 )
 from finsync.systems.billing.event import emit
@@ -166,6 +169,7 @@ class LineCredit:
 def credit_contract_lines(state: BillingState, contract_id: str, credits: Sequence[LineCredit],
                           ctx: CreditContext) -> Outcome:
     """One memo per invoice touched, newest invoice lines first; never beyond what they billed."""
+    _check_not_held(state, contract_id, credits)
     plan: dict[str, list[CreditRequest]] = {}
     for credit in (c for c in credits if not c.amount.is_zero):
         for invoice_id, request in _take(state, contract_id, credit):
@@ -175,6 +179,22 @@ def credit_contract_lines(state: BillingState, contract_id: str, credits: Sequen
         record = outcome.state.invoice_record(invoice_id)
         outcome = outcome.then(credit_invoice(outcome.state, record, requests, ctx))
     return outcome
+
+
+def _check_not_held(state: BillingState, contract_id: str,
+                    credits: Sequence[LineCredit]) -> None:
+    """A credit of a span a held draft bills would be taken from the issued invoices only
+    (too little), and the draft released later at its full amount: refused instead."""
+    for draft in state.held:
+        if draft.released or draft.held.contract_id != contract_id:
+            continue
+        for credit in credits:
+            if any(line.source_line_id == credit.contract_line_id
+                   and line.service.overlap(credit.span) > 0 for line in draft.lines):
+                raise HeldForTaxError(
+                    f"{contract_id}: line {credit.contract_line_id} is billed by invoice "
+                    f"{draft.id}, held for tax ({draft.held.code}); release it first "
+                    "(retry-held)")
 
 
 def _take(state: BillingState, contract_id: str,

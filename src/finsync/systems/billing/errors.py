@@ -109,6 +109,12 @@ class UsagePeriodClosedError(BillingError):
     exception_class = ExceptionClass.CLOSED_PERIOD
 
 
+class HeldForTaxError(ContractStateError):
+    """A credit of what an invoice held for tax bills: release it first (retry-held)."""
+
+    code = "held_for_tax"
+
+
 class TaxInclusivePriceError(CatalogError):
     """A subscription price that says its amount includes tax (only one-off prices may)."""
 
