@@ -20,7 +20,7 @@ from finsync.domain.events import InvoiceHeld, InvoiceIssued, InvoiceReleased
 from finsync.domain.tax import TaxUnavailableError
 from finsync.systems.billing.draft import HeldDraft
 from finsync.systems.billing.event import Emitted, emit
-from finsync.systems.billing.invoicing import IssueContext, TaxFailure, build_invoice
+from finsync.systems.billing.invoicing import TAX_FAILURES, IssueContext, build_invoice
 from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.state import BillingState, InvoiceRecord
 
@@ -54,7 +54,7 @@ def retry_draft(state: BillingState, draft: HeldDraft) -> Outcome:
                        draft.causation)
     try:
         invoice = build_invoice(state, draft.lines, ctx)
-    except TaxFailure as exc:
+    except TAX_FAILURES as exc:
         if exc.code == draft.held.code:
             return Outcome(state)
         held = replace(draft.held, version=draft.held.version + 1, code=exc.code,

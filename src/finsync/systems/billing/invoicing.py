@@ -34,10 +34,10 @@ from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.state import BillingState, InvoiceRecord
 from finsync.systems.billing.tax import invoice_request, quoted
 
-__all__ = ["DraftLine", "IssueContext", "TaxFailure", "build_invoice", "issue_invoice"]
+__all__ = ["TAX_FAILURES", "DraftLine", "IssueContext", "build_invoice", "issue_invoice"]
 
 # What the tax engine may raise that holds an invoice rather than refusing the command.
-TaxFailure = (TaxUnavailableError, TaxRefusedError)
+TAX_FAILURES = (TaxUnavailableError, TaxRefusedError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ def issue_invoice(state: BillingState, drafts: tuple[DraftLine, ...],
         return Outcome(state)
     try:
         invoice = build_invoice(state, kept, ctx)
-    except TaxFailure as exc:
+    except TAX_FAILURES as exc:
         return _hold(state, kept, ctx, exc)
     record = InvoiceRecord(invoice, ctx.correlation_id, tuple(d.source_line_id for d in kept))
     emitted = emit(InvoiceIssued(invoice), ctx.correlation_id, ctx.causation)
@@ -79,7 +79,7 @@ def _hold(state: BillingState, drafts: tuple[DraftLine, ...], ctx: IssueContext,
 def build_invoice(state: BillingState, drafts: tuple[DraftLine, ...],
                   ctx: IssueContext) -> Invoice:
     """The next invoice of the contract's entity for `drafts`, taxed by the tax engine
-    (raises `TaxFailure` when it cannot be)."""
+    (raises `TAX_FAILURES` when it cannot be)."""
     contract, catalog = ctx.contract, state.config.catalog
     invoice_id, number = state.next_invoice_number(contract.legal_entity)
     asked = [TaxRequestLine(str(i), d.product_id, catalog.product(d.product_id).tax_code,
