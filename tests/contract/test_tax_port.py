@@ -114,6 +114,18 @@ class TaxPortContract:
                 ny.net_tax_due) == ("US-NY", usd("900.00"), usd("40.00"), usd("4.00"),
                                     usd("36.00"))
 
+    def test_reverse_charge_is_reported_apart(self, harness: TaxHarness) -> None:
+        # le_eu (DE) to a French business: 1,000.00 EUR reverse charged, no tax; a quote
+        # alone commits nothing.
+        ask = request("FR", None, line("1000.00", "EUR"), entity="le_eu", currency="EUR",
+                      tax_id="FR40303265045", document_id="inv_fr", on=MARCH)
+        result = harness.port.quote(ask)
+        assert harness.liability("le_eu", "2026-03") == ()
+        harness.port.commit_invoice(invoice_of(ask, result), ctx("evt_fr"))
+        (fr,) = harness.liability("le_eu", "2026-Q1")
+        assert (fr.jurisdiction, fr.reverse_charge_sales, fr.net_tax_due) == (
+            "FR", Money.of("1000.00", "EUR"), Money.of("0.00", "EUR"))
+
 
 def now() -> datetime:
     return datetime(2026, 3, 31, 12, tzinfo=UTC)

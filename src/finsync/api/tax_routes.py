@@ -1,9 +1,11 @@
 """The tax liability report: what the tax engine's committed documents owe, per
-jurisdiction, for one legal entity and month (`finsync tax liability`).
+jurisdiction, for one legal entity and filing period (`finsync tax liability`).
 
-Reads (`finance:read`) the embedded tax engine's own report; with an external tax engine
-the report is that engine's (409 `system_external`). Parameters are bounded: an entity
-that is not configured is 404 `unknown_entity`, a month outside YYYY-MM a 422.
+Rules:
+- Reads (`finance:read`) the embedded tax engine's own report; with an external tax
+  engine the report is that engine's (409 `system_external`).
+- Parameters are bounded: an entity that is not configured is 404 `unknown_entity`, a
+  period that is not YYYY-MM, YYYY-Qn or YYYY a 422.
 """
 
 from __future__ import annotations
@@ -13,21 +15,23 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query
 
 from finsync.api import security
-from finsync.api.revenue_routes import MONTH
 from finsync.auth.principal import FINANCE_READ
+from finsync.systems.tax.liability import PERIOD_PATTERN
 from finsync.views.services import Services, SystemExternalError, require_entity
 
 _READS = security.needs(FINANCE_READ)
 EntityQuery = Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
                                    description="A legal entity id.")]
-MonthQuery = Annotated[str, Query(pattern=MONTH, description="The month, YYYY-MM.")]
+PeriodQuery = Annotated[str, Query(pattern=PERIOD_PATTERN, max_length=7,
+                                   description="A month YYYY-MM, quarter YYYY-Qn or year "
+                                               "YYYY.")]
 
 
 def register(app: FastAPI, services: Services) -> None:
     """The tax report's route on `app`, reading through `services`."""
 
     @app.get("/v1/tax/liability", openapi_extra=_READS)
-    def tax_liability(entity: EntityQuery, period: MonthQuery) -> dict[str, Any]:
+    def tax_liability(entity: EntityQuery, period: PeriodQuery) -> dict[str, Any]:
         """Per jurisdiction and currency: sales by treatment, tax charged and credited,
         net tax due; voided invoices left out."""
         if services.tax is None:

@@ -37,9 +37,12 @@ app = typer.Typer(help="The tax engine: quotes, exemption certificates, liabilit
 exemptions = typer.Typer(help="Customer exemption certificates.", no_args_is_help=True)
 app.add_typer(exemptions, name="exemptions")
 
-LIABILITY_COLUMNS = ["jurisdiction", "currency", "taxable_sales", "exempt_sales",
-                     "not_taxable_sales", "reverse_charge_sales", "tax_charged",
-                     "tax_credited", "net_tax_due"]
+# The report's fields and their column headings.
+LIABILITY_COLUMNS = {"jurisdiction": "jurisdiction", "currency": "cur",
+                     "taxable_sales": "taxable", "exempt_sales": "exempt",
+                     "not_taxable_sales": "not taxable", "reverse_charge_sales": "rev. charge",
+                     "tax_charged": "charged", "tax_credited": "credited",
+                     "net_tax_due": "due"}
 
 
 @app.command()
@@ -60,9 +63,11 @@ def quote(country: Annotated[str, typer.Option(help="ISO 3166-1 country, e.g. US
         loaded = load_config(config)
         authorised(loaded, FINANCE_READ)
         request = TaxRequest("quote", TaxDocumentKind.INVOICE, entity, customer,
-                             TaxAddress(country, region), currency, day_or_today(on),
+                             TaxAddress(country.upper(), region.upper() if region else None),
+                             currency.upper(), day_or_today(on),
                              (TaxRequestLine("1", "product", tax_code,
-                                             Money.of(amount, currency), inclusive),),
+                                             Money.of(amount, currency.upper()),
+                                             inclusive),),
                              tax_id)
         engine = build_engine(loaded)
         try:
@@ -142,17 +147,21 @@ def _show_certificates(found: list[ExemptionCertificate], as_json: bool) -> None
 
 @app.command()
 def liability(entity: Annotated[str, typer.Option(help="The legal entity.")],
-              period: Annotated[str, typer.Option(help="The month, YYYY-MM.")],
+              period: Annotated[str, typer.Option(
+                  help="A month YYYY-MM, a quarter YYYY-Qn or a year YYYY.")],
               config: ConfigPath = None, as_json: Json = False) -> None:
-    """Tax owed per jurisdiction for a month, from the committed documents."""
+    """Tax owed per jurisdiction for a filing period, from the committed documents."""
     with guarded(as_json), embedded(config, "tax", "tax engine", build_tax_service,
                                     FINANCE_READ) as service:
         rows = [row.as_json() for row in service.liability(entity, period)]
         if as_json:
             output.emit_json({"entity": entity, "period": period, "jurisdictions": rows})
             return
-        output.table(f"tax liability {entity} {period}",
-                     [c.replace("_", " ") for c in LIABILITY_COLUMNS],
+        if not rows:
+            output.console.print(f"no committed documents of {entity} in {period}")
+            return
+        output.table(f"tax liability {entity} {period} (sales net of credit memos)",
+                     list(LIABILITY_COLUMNS.values()),
                      [[r[c] for c in LIABILITY_COLUMNS] for r in rows])
 
 

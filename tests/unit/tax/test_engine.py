@@ -168,3 +168,9 @@ def test_a_line_in_another_currency_is_refused() -> None:
 def test_certificate_ids_are_bounded() -> None:
     with pytest.raises(CertificateError, match="longer than 255"):
         ExemptionCertificate("c" * 256, "cus_1", "US-NY", date(2026, 1, 1))
+
+
+def test_an_amount_finer_than_minor_units_is_refused() -> None:
+    with pytest.raises(TaxRefusedError) as caught:
+        quote(RULES, (), request("US", "NY", line("10.001")))
+    assert caught.value.code == "tax_amount_invalid"
