@@ -135,9 +135,18 @@ def test_engine_down_holds_the_draft_unnumbered_and_the_subscription_moves_on() 
     assert [d.id for d in state.held] == [held.id]
 
 
-def test_an_invalid_address_is_a_refusal_not_a_crash() -> None:
+def test_an_invalid_address_is_refused_at_registration() -> None:
     customer = replace(CUSTOMER, billing_region="new york")  # not an ISO 3166-2 code
-    outcome = subscribe(state_with(RateQuoter(dict(UNIT_RATES)), customer))
+    with pytest.raises(InvalidCommandError, match="region"):
+        state_with(RateQuoter(dict(UNIT_RATES)), customer)
+    with pytest.raises(InvalidCommandError, match="TAX_ID_MAX_CHARS"):
+        state_with(RateQuoter(dict(UNIT_RATES)), replace(CUSTOMER, tax_id="x" * 65))
+
+
+def test_an_invalid_address_stored_before_is_a_refusal_not_a_crash() -> None:
+    customer = replace(CUSTOMER, billing_region="new york")  # registered before the check
+    state = state_with(RateQuoter(dict(UNIT_RATES)))
+    outcome = subscribe(replace(state, customers=(customer,)))
     held = _held(outcome)
     assert (held.code, held.transient) == ("invalid_address", False)
 
