@@ -75,10 +75,12 @@ from finsync.storage.migrate import current_revision, upgrade
 from finsync.systems.billing.catalog_file import (
     DEFAULT_CATALOG,
     load_billing_config,
+    load_catalog,
     load_standalone_selling_prices,
 )
 from finsync.systems.billing.migrate import upgrade as upgrade_billing
 from finsync.systems.billing.service import BillingService
+from finsync.systems.billing.tax import TaxQuoter
 from finsync.systems.ledger.chart import DEFAULT_CHART, parse_chart
 from finsync.systems.ledger.fx import Rate
 from finsync.systems.ledger.governance import Governor
@@ -142,7 +144,7 @@ def build_revenue_service(config: FinsyncConfig, engine: Engine) -> RevenueServi
                                          s.effective_from, s.effective_to)
                   for s in config.revenue.ssp]
     prices = configured + list(load_standalone_selling_prices(catalog) if catalog else ())
-    products = load_billing_config(catalog).catalog.products if catalog else ()
+    products = load_catalog(catalog).products if catalog else ()
     terms = RecognitionTerms(patterns=tuple((p.id, RecognitionPattern(p.revenue_pattern))
                                             for p in products))
 
@@ -381,9 +383,27 @@ def build_billing_service(config: FinsyncConfig, engine: Engine,
 def _billing_service(config: FinsyncConfig, engine: Engine, system: SystemSection,
                      clock: Callable[[], datetime]) -> BillingService:
     catalog = config.resolve(system.catalog) if system.catalog else None
-    billing_config = load_billing_config(catalog)  # a bad catalogue touches no database
+    load_catalog(catalog)  # a bad catalogue touches no database (the tax engine's either)
+    billing_config = load_billing_config(catalog, tax=_billing_tax(config, engine, clock))
     upgrade_billing(engine)
     return billing_service(engine, billing_config, clock)
+
+
+def _billing_tax(config: FinsyncConfig, engine: Engine,
+                 clock: Callable[[], datetime]) -> TaxQuoter:
+    """The tax engine billing asks for every invoice: the configured tax system's port.
+    Billing asks it inside its own write transaction, so an embedded engine on the same
+    SQLite file must read without taking the write lock (`read_only`): its quote only
+    reads, and a write transaction would wait for billing's, which waits for the quote.
+    A configuration written before tax was a system of its own names none: billing then
+    asks the embedded engine on the hub's database (the `[tax] file`, else the shipped
+    rates, which are the ones billing's catalogue used to carry), and says so."""
+    reader = read_only(engine)
+    if any(system.role == "tax" for system in config.systems.values()):
+        return build_tax_port(config, reader, clock)
+    log.warning("no [systems.<name>] with role \"tax\" is configured: billing asks the "
+                "embedded tax engine")
+    return EmbeddedTax("tax", build_tax_service(config, reader, clock))
 
 
 def build_pumps(config: FinsyncConfig, engine: Engine,
@@ -445,7 +465,7 @@ def revenue_products(config: FinsyncConfig) -> frozenset[str] | None:
     products = {s.product_id for s in config.revenue.ssp}
     if catalog is not None:
         products |= {s.product_id for s in load_standalone_selling_prices(catalog)}
-        products |= {p.id for p in load_billing_config(catalog).catalog.products}
+        products |= {p.id for p in load_catalog(catalog).products}
     return frozenset(products)
 
 

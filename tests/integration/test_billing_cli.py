@@ -127,3 +127,37 @@ def test_error_without_json_is_a_message_and_exit_1(db_url: str) -> None:
 def test_missing_catalog_file_is_a_clear_error(db_url: str, tmp_path: Any) -> None:
     refused = _call(db_url, ["invoices", "--catalog", str(tmp_path / "none.toml")], code=1)
     assert refused["error"]["code"] == "invalid_catalog"
+
+
+def test_an_invoice_held_for_an_unknown_place_is_released_once_the_customer_is_fixed(
+        db_url: str) -> None:
+    # Japan is no jurisdiction of the shipped tax rules: the first invoice is held
+    _call(db_url, ["customer", "add", "cus_tokyo", "--name", "Tokyo KK", "--country", "JP"])
+    subscribed = _call(db_url, ["subscribe", "con_tokyo", "--customer", "cus_tokyo",
+                                "--start", "2026-01-01", "--line", "ln_seats=price_seat_annual:10"])
+    assert [e["type"] for e in subscribed["events"]] == ["contract.created", "invoice.held"]
+    [held] = _call(db_url, ["held"])["held"]
+    assert (held["subtotal"], held["transient"], held["invoice_id"]) == ("1200.00", False,
+                                                                          None)
+    assert _call(db_url, ["retry-held"])["events"] == []  # same cause: nothing new
+    # the customer is in London after all: 10 seats x 120.00 = 1200.00, GB VAT 20 % = 240.00
+    _call(db_url, ["customer", "add", "cus_tokyo", "--name", "Tokyo KK", "--country", "GB"])
+    released = _call(db_url, ["retry-held", held["id"]])
+    assert [e["type"] for e in released["events"]] == ["invoice.released", "invoice.issued"]
+    invoice = released["events"][1]["document"]
+    assert (invoice["number"], invoice["tax_total"], invoice["total"]) == (
+        "INV-le_us-000001", "240.00", "1440.00")
+    assert invoice["lines"][0]["taxes"][0]["jurisdiction"] == "GB"
+    assert _call(db_url, ["held"])["held"] == []
+    assert _call(db_url, ["held", "--released"])["held"][0]["invoice_id"] == invoice["id"]
+
+
+def test_a_customer_takes_its_state_and_vat_id(db_url: str) -> None:
+    # New York taxes SaaS at 4 % (state rate): 10 seats x 120.00 = 1200.00, tax 48.00
+    _call(db_url, ["customer", "add", "cus_ny", "--name", "NY Inc.", "--region", "NY",
+                   "--tax-id", "US-1"])
+    subscribed = _call(db_url, ["subscribe", "con_ny", "--customer", "cus_ny", "--start",
+                                "2026-01-01", "--line", "ln_seats=price_seat_annual:10"])
+    invoice = subscribed["events"][1]["document"]
+    assert (invoice["tax_total"], invoice["lines"][0]["taxes"][0]["jurisdiction"]) == (
+        "48.00", "US-NY")

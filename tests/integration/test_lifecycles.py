@@ -62,6 +62,7 @@ from tests.conftest import empty_postgres
 
 YEAR_END = date(2027, 1, 1)
 FREQUENCIES = (BillingFrequency.ANNUAL, BillingFrequency.QUARTERLY, BillingFrequency.MONTHLY)
+PLACES = (("US", None), ("US", "NY"), ("US", "TX"), ("US", "CA"), ("GB", None))
 ACTIONS = ("upgrade", "downgrade", "add_on", "sla_credit", "refund", "cancel_now",
            "cancel_at_end", "usage")
 
@@ -78,6 +79,9 @@ class Customer:
     # Started on the 15th and billed on the 1st of the next month, under this convention.
     anchored: bool = False
     proration: ProrationConvention = ProrationConvention.BY_DAY
+    # Where a US-entity customer is taxed: (country, region). The default engine's rules:
+    # US without a state not taxable, NY and TX tax SaaS, CA exempts it, GB 20 % VAT.
+    place: tuple[str, str | None] = ("US", None)
 
     @property
     def id(self) -> str:
@@ -103,7 +107,8 @@ class Customer:
 customers = st.builds(
     Customer, st.integers(0, 0), st.booleans(), st.integers(1, 5), st.sampled_from(FREQUENCIES),
     st.integers(5, 60), st.booleans(),
-    st.lists(st.tuples(st.sampled_from(ACTIONS), st.integers(1, 10)), max_size=4).map(tuple))
+    st.lists(st.tuples(st.sampled_from(ACTIONS), st.integers(1, 10)), max_size=4).map(tuple),
+    place=st.sampled_from(PLACES))
 lifecycles = st.tuples(st.lists(customers, min_size=1, max_size=3),
                        st.randoms(use_true_random=False))
 
@@ -134,9 +139,10 @@ class Year:
 
     def _subscribe(self, c: Customer) -> None:
         self.clock.to(c.start)
-        country = "DE" if c.euro else "US"
+        country, region = ("DE", None) if c.euro else c.place
         self.billing.execute(RegisterCustomer(CustomerAccount(
-            c.id, f"Customer {c.n}", "le_eu" if c.euro else "le_us", c.currency, country)))
+            c.id, f"Customer {c.n}", "le_eu" if c.euro else "le_us", c.currency, country,
+            billing_region=region)))
         end = add_months(c.start, 12)
         price = "price_seat_annual_eur" if c.euro else "price_seat_annual"
         unit = Money.of("110.00" if c.euro else "120.00", c.currency)
@@ -257,7 +263,18 @@ EXPLORE = int(os.environ.get("FINSYNC_LIFECYCLES", "0"))
              True, ProrationConvention.PARTIAL_MONTHS),
     Customer(2, False, 4, BillingFrequency.QUARTERLY, 30, False,
              (("add_on", 1), ("refund", 2), ("cancel_at_end", 6)), True,
-             ProrationConvention.BY_SECOND)], random.Random(5)))
+             ProrationConvention.BY_SECOND, ("US", "NY"))], random.Random(5)))
+# Taxed in several jurisdictions: New York sales tax, GB VAT from the US entity, a CA
+# exemption, DE VAT; each with credits that reverse tax.
+@example(lifecycle=([
+    Customer(0, False, 1, BillingFrequency.QUARTERLY, 25, False,
+             (("upgrade", 2), ("sla_credit", 3), ("downgrade", 5)), place=("US", "NY")),
+    Customer(1, False, 2, BillingFrequency.MONTHLY, 10, False,
+             (("refund", 1), ("usage", 2), ("cancel_now", 6)), place=("GB", None)),
+    Customer(2, False, 1, BillingFrequency.ANNUAL, 40, True, (("add_on", 2),),
+             place=("US", "CA")),
+    Customer(3, True, 3, BillingFrequency.QUARTERLY, 15, False,
+             (("upgrade", 1), ("sla_credit", 2)))], random.Random(11)))
 def test_random_lifecycles_reconcile_to_zero(backend: str, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch,
                                              lifecycle: tuple[list[Customer], random.Random],

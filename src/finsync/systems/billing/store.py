@@ -15,6 +15,8 @@ Rules:
 - `changes` builds those rows without writing them (bulk loaders reuse it).
 - Money goes in as integer minor units; documents also keep their canonical JSON body, written
   and read by the one codec (`domain.codec`), so a body is exactly what the hub reads.
+- Jurisdiction lines and held drafts are written as `taxrows` makes them: a document's
+  jurisdiction lines with it, a held draft inserted when held, updated at each version.
 - A version's diff is stored as a list of `[op, line_id, before, after]`; rows written
   before contract-level changes were spelled `CONTRACT_LEVEL` have "" there, and read the same.
 """
@@ -54,6 +56,7 @@ from finsync.domain.payment import Payment, Refund
 from finsync.systems.billing import tables as t
 from finsync.systems.billing.clock import next_step_on
 from finsync.systems.billing.cycle import Cycle
+from finsync.systems.billing.draft import HeldDraft
 from finsync.systems.billing.state import (
     BillingConfig,
     BillingState,
@@ -64,6 +67,7 @@ from finsync.systems.billing.state import (
     SubscriptionStatus,
     VersionInForce,
 )
+from finsync.systems.billing.taxrows import held_rows, tax_rows
 
 T = TypeVar("T")
 
@@ -107,6 +111,10 @@ def changes(old: BillingState, new: BillingState) -> Changes:
     out = Changes()
     _customer_changes(out, old, new)
     _subscription_changes(out, old, new)
+    inserted, updated = held_rows(old, new)
+    out.insert(t.held_invoices, inserted)
+    if updated:
+        out.updates.setdefault(t.held_invoices, []).extend(updated)
     for record in _appended(old.invoices, new.invoices, "invoices"):
         _invoice_rows(out, record)
     for memo in _appended(old.credit_memos, new.credit_memos, "memos"):
@@ -257,6 +265,7 @@ def _invoice_rows(out: Changes, record: InvoiceRecord) -> None:
         {"invoice_id": inv.id, "line_no": n, "line_id": line.line_id, "source_line_id": source,
          **_line_row(line)}
         for n, (line, source) in enumerate(zip(inv.lines, record.sources, strict=True), 1)])
+    out.insert(t.line_taxes, tax_rows(inv.id, inv.lines))
 
 
 def _memo_rows(out: Changes, memo: CreditMemo) -> None:
@@ -266,6 +275,7 @@ def _memo_rows(out: Changes, memo: CreditMemo) -> None:
     out.insert(t.credit_memo_lines, [
         {"credit_memo_id": memo.id, "line_no": n, "invoice_line_id": line.line_id,
          **_line_row(line)} for n, line in enumerate(memo.lines, 1)])
+    out.insert(t.line_taxes, tax_rows(memo.id, memo.lines))
 
 
 def _payment_row(p: Payment) -> dict[str, Any]:
@@ -322,12 +332,13 @@ class Selection:
     refunds: Where | None = None
     usage: Where | None = None
     usage_charges: Where | None = None
+    held: Where | None = None
     lock: bool = False
     lock_numbers: bool = False
 
 
 NOTHING = Selection(false(), false(), false(), false(), false(), false(), false(), false(),
-                    false())  # no row at all: `replace` it to name a few
+                    false(), false())  # no row at all: `replace` it to name a few
 
 
 def load(conn: Connection, config: BillingConfig,
@@ -367,6 +378,8 @@ def load(conn: Connection, config: BillingConfig,
         usage_charges=tuple(_charge(r) for r in rows(t.usage_charges, sel.usage_charges,
                                                      t.usage_charges.c.position)),
         numbering=_numbering(conn, sel.lock_numbers),
+        held=tuple(_read(HeldDraft, r["body"], "held_invoice")
+                   for r in rows(t.held_invoices, sel.held, t.held_invoices.c.seq)),
     )
 
 

@@ -11,6 +11,8 @@ Rules:
   price in force on the term's last day (a ramp's last step), without further ramp steps.
   Lines that ended during the term do not renew. A subscription set to cancel at term end
   does not renew. The clock renews auto-renewing subscriptions when the term ends.
+- A customer's tax master data is checked when it is registered: its country (and region)
+  must make a tax address, its VAT id at most `TAX_ID_MAX_CHARS` characters.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import date, timedelta
 
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.contract import ContractAmendment, ContractLine, SubscriptionContract
+from finsync.domain.errors import DomainError
 from finsync.domain.events import ContractCreated, ContractRenewed
 from finsync.domain.ids import derive_id
 from finsync.domain.money import Money
@@ -59,8 +62,22 @@ class RenewSubscription:
     contract_id: str
 
 
+TAX_ID_MAX_CHARS = 64
+
+
 def register_customer(state: BillingState, customer: CustomerAccount) -> Outcome:
-    """Add or replace a customer (billing reads its country for tax and its currency)."""
+    """Add or replace a customer (billing reads its tax address and VAT id for tax, and its
+    currency); malformed tax master data is refused here rather than holding invoices."""
+    try:
+        customer.tax_address()
+    except DomainError as exc:
+        raise InvalidCommandError(f"customer {customer.id}: {exc}") from exc
+    tax_id = customer.tax_id
+    if tax_id is not None and not (0 < len(tax_id) <= TAX_ID_MAX_CHARS
+                                   and tax_id.strip() == tax_id):
+        raise InvalidCommandError(f"customer {customer.id}: tax id must be 1 to "
+                                  f"{TAX_ID_MAX_CHARS} characters without surrounding "
+                                  "spaces (TAX_ID_MAX_CHARS)")
     others = tuple(c for c in state.customers if c.id != customer.id)
     return Outcome(replace(state, customers=(*others, customer)))
 

@@ -2,7 +2,8 @@
 
 Rules:
 - Value = the net consideration billed under the contract so far (invoice lines before
-  tax, credit memos on its invoices deducted) + the fixed fees its current term will still
+  tax, credit memos on its invoices deducted; a draft held for tax counts as billed: it is
+  owed, only its tax is not known yet) + the fixed fees its current term will still
   bill. Usage is counted as it is billed: future usage is unknown. A cancelled contract
   bills nothing more.
 - The fixed fees still to come are computed from the contract's own terms: every span
@@ -70,7 +71,9 @@ def contract_value_in(state: BillingState, contract_id: str) -> Money:
     billed = sum((invoice.subtotal for invoice in invoices), Money.zero(currency))
     credited = sum((memo.subtotal for memo in state.credit_memos if memo.invoice_id in ids),
                    Money.zero(currency))
-    return contract_value(state.config, sub, billed - credited)
+    held = sum((d.held.subtotal for d in state.held
+                if d.held.contract_id == contract_id and not d.released), Money.zero(currency))
+    return contract_value(state.config, sub, billed - credited + held)
 
 
 def still_to_bill(config: BillingConfig, sub: Subscription) -> Money:
