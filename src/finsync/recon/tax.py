@@ -82,11 +82,11 @@ class _Summary:
 
     def add(self, billed: TaxAmount | None, booked: TaxAmount | None) -> None:
         if billed is not None:
-            self.month(billed.jurisdiction, billed.month, billed.currency).billing += \
-                billed.amount_minor
+            month = self.month(billed.jurisdiction, billed.month, billed.currency)
+            month.billing += billed.amount_minor
         if booked is not None:
-            self.month(booked.jurisdiction, booked.month, booked.currency).erp += \
-                booked.amount_minor
+            month = self.month(booked.jurisdiction, booked.month, booked.currency)
+            month.erp += booked.amount_minor
         if billed is not None and booked is not None and billed.month != booked.month:
             self.moved_count += 1
             if len(self.moved) < MOVED_NOTES_MAX:
