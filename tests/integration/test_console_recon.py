@@ -162,6 +162,10 @@ def test_an_items_documents_name_its_correlation_and_its_id_in_each_system(
     debits = [line["amount"]["amount"] for line in entry["lines"] if line["side"] == "debit"]
     credits = [line["amount"]["amount"] for line in entry["lines"] if line["side"] == "credit"]
     assert sum(map(Decimal, debits)) == sum(map(Decimal, credits)) == Decimal("600.00")
+    # A tax item is its document's.
+    tax = world.get(f"/v1/reconciliation/documents?ref=tax:none:2026-01:{world.invoice_id}")
+    assert (tax["kind"], tax["object_id"], tax["events"]) == ("invoice", world.invoice_id,
+                                                              body["events"])
     # A line that sums many documents has none of its own.
     customer = world.get("/v1/reconciliation/documents?ref=customer:cus_t")
     assert (customer["has_documents"], customer["events"]) == (False, [])

@@ -38,6 +38,7 @@ from finsync.recon.model import CheckResult, Collector, Item
 NAME = "tax_vs_tax_payable"
 NO_JURISDICTION = "none"  # lowercase: no jurisdiction code can be it
 NAMED_MAX = 5  # breaking documents named per jurisdiction and month
+MONTH_NOTES_MAX = 1_000  # jurisdiction-and-month notes per check (the rest counted)
 MOVED_NOTES_MAX = 20  # documents booked in another month, one note each
 # The hub's aggregate kinds a tax row's document may be (what an exception names).
 DOCUMENT_KINDS = ("invoice", "credit_memo")
@@ -101,7 +102,10 @@ class _Summary:
             found.named.append(f"{row.document_id} ({cause})")
 
     def notes(self) -> tuple[str, ...]:
-        notes = [_month_note(key, m) for key, m in sorted(self.months.items())]
+        months = sorted(self.months.items())
+        notes = [_month_note(key, m) for key, m in months[:MONTH_NOTES_MAX]]
+        if len(months) > MONTH_NOTES_MAX:
+            notes.append(f"and {len(months) - MONTH_NOTES_MAX} more jurisdiction month(s)")
         notes += self.moved
         if self.moved_count > len(self.moved):
             notes.append(f"and {self.moved_count - len(self.moved)} more document(s) booked "
