@@ -182,3 +182,29 @@ def test_a_stream_out_of_order_is_refused() -> None:
 
 def test_a_ref_names_its_document() -> None:
     assert tax_document(tax_ref("", "2026-01", "inv:with:colons")) == "inv:with:colons"
+
+
+class _ListsTax:
+    """An ERP that lists its tax lines, in any order, a document's jurisdiction twice."""
+
+    def tax_payable_rows(self, legal_entity: str, as_of: date) -> list[TaxAmount]:
+        return [TaxAmount("inv_2", "DE", "2026-03", "USD", 1900),
+                TaxAmount("inv_1", "US-NY", "2026-02", "USD", 300),
+                TaxAmount("inv_1", "US-NY", "2026-01", "USD", 500)]
+
+
+def test_an_erp_read_through_lists_tells_tax_only_if_it_lists_it() -> None:
+    from finsync.recon.port_books import ListLedgerBooks, TaxNotReportedError
+    from finsync.recon.service import _erp_tax
+
+    telling = ListLedgerBooks(_ListsTax())  # type: ignore[arg-type]
+    assert telling.tells_tax
+    # Summed per (document, jurisdiction), the earliest month, by key: 5.00 + 3.00.
+    assert list(telling.tax_payable("le_us", AS_OF)) == [
+        TaxAmount("inv_1", "US-NY", "2026-01", "USD", 800),
+        TaxAmount("inv_2", "DE", "2026-03", "USD", 1900)]
+    assert _erp_tax(telling, "le_us", AS_OF) is not None
+    silent = ListLedgerBooks(object())  # type: ignore[arg-type]
+    assert not silent.tells_tax and _erp_tax(silent, "le_us", AS_OF) is None
+    with pytest.raises(TaxNotReportedError):
+        silent.tax_payable("le_us", AS_OF)
