@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from finsync.connectors.ports import TaxAmount
 from finsync.domain.money import Money
@@ -208,3 +210,33 @@ def test_an_erp_read_through_lists_tells_tax_only_if_it_lists_it() -> None:
     assert not silent.tells_tax and _erp_tax(silent, "le_us", AS_OF) is None
     with pytest.raises(TaxNotReportedError):
         silent.tax_payable("le_us", AS_OF)
+
+
+_ROWS = st.dictionaries(
+    st.tuples(st.sampled_from(["cm_1", "inv_1", "inv_2", "inv_B", "inv_a"]),
+              st.sampled_from(["", "DE", "US-NY", "US-NY-NYC"])),
+    st.integers(-10_000, 10_000), max_size=12)
+
+
+@given(billed=_ROWS, changes=_ROWS, moved=st.booleans())
+def test_the_breaks_are_exactly_the_rows_that_differ(
+        billed: dict[tuple[str, str], int], changes: dict[tuple[str, str], int],
+        moved: bool) -> None:
+    """The ERP holds billing's rows plus `changes` (a key only there is not_in_billing, a
+    change to zero of a row billing has is not_in_erp); its month may differ throughout."""
+    booked = dict(billed)
+    for key, delta in changes.items():
+        booked[key] = booked.get(key, 0) + delta
+    month = "2026-02" if moved else "2026-01"
+
+    def rows(amounts: dict[tuple[str, str], int], on: str) -> list[TaxAmount]:
+        return [TaxAmount(d, j, on, "USD", a) for (d, j), a in sorted(amounts.items())]
+
+    result = _run(rows(billed, "2026-01"), rows({k: a for k, a in booked.items() if a},
+                                                month))
+    differ = {k for k in billed.keys() | booked.keys()
+              if billed.get(k, 0) != booked.get(k, 0)}
+    assert {tax_document(i.ref) for i in result.breaks} == {d for d, _ in differ}
+    assert len(result.breaks) == len(differ)
+    assert result.variance.to_minor() == sum(abs(billed.get(k, 0) - booked.get(k, 0))
+                                             for k in differ)
