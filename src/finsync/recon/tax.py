@@ -19,7 +19,9 @@ Rules:
   (as the other checks' foreign items); the check's variance is in its currency.
 - Per jurisdiction and month, a note sums each side (billing's documents in billing's
   month, the ERP's in the ERP's) and names the first breaking documents with their cause;
-  memory is one sum per jurisdiction, month and currency, never the documents.
+  memory is one sum per jurisdiction, month and currency, never the documents. As in the
+  other checks, a note with a colon names a break (`<ref>: …`, an item in another
+  currency); the summaries have none.
 - An ERP that cannot tell tax per document (`Books.erp_tax` None) is not compared: the
   check says so in a note and has no items.
 """
@@ -92,7 +94,7 @@ class _Summary:
             self.moved_count += 1
             if len(self.moved) < MOVED_NOTES_MAX:
                 self.moved.append(f"{billed.document_id} {billed.jurisdiction or NO_JURISDICTION}"
-                                  f": issued in {billed.month}, booked in {booked.month} "
+                                  f" issued in {billed.month}, booked in {booked.month} "
                                   "(not a break)")
 
     def broke(self, row: TaxAmount, cause: str) -> None:
@@ -115,12 +117,12 @@ class _Summary:
 
 def _month_note(key: tuple[str, str, str], m: _Month) -> str:
     jurisdiction, month, currency = key
-    note = (f"{jurisdiction} {month}: billing {Money.from_minor(m.billing, currency).amount} "
+    note = (f"{jurisdiction} {month} billing {Money.from_minor(m.billing, currency).amount} "
             f"{currency}, ERP {Money.from_minor(m.erp, currency).amount} {currency}")
     if not m.breaks:
         return note
     more = f" and {m.breaks - len(m.named)} more" if m.breaks > len(m.named) else ""
-    return f"{note}; {m.breaks} break(s): {', '.join(m.named)}{more}"
+    return f"{note}; {m.breaks} break(s) in {', '.join(m.named)}{more}"
 
 
 def _explained(books: Books, ref: str, document_id: str) -> str | None:
@@ -149,7 +151,7 @@ def tax_vs_tax_payable(source: Books | Snapshot) -> CheckResult:
     books = source.books() if isinstance(source, Snapshot) else source
     if books.erp_tax is None:
         return CheckResult(NAME, books.legal_entity, books.currency, (), (
-            "not compared: the ERP does not report tax payable per document",), compared=0)
+            "not compared, the ERP does not report tax payable per document",), compared=0)
     out, summary = Collector(books.watched), _Summary()
     for billed, booked in _pairs(books):
         summary.add(billed, booked)
@@ -159,8 +161,9 @@ def tax_vs_tax_payable(source: Books | Snapshot) -> CheckResult:
         actual = booked.amount_minor if booked is not None else 0
         currency = row.currency
         if booked is not None and billed is not None and booked.currency != currency:
-            summary.foreign.append(f"{row.document_id} {row.jurisdiction}: billed in "
-                                   f"{currency}, booked in {booked.currency}")
+            ref = tax_ref(row.jurisdiction, row.month, row.document_id)
+            summary.foreign.append(f"{ref}: billed in {currency}, booked in "
+                                   f"{booked.currency} (currency_differs)")
             summary.broke(row, "currency_differs")
             continue
         breaks = expected != actual
