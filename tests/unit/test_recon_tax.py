@@ -242,3 +242,12 @@ def test_the_breaks_are_exactly_the_rows_that_differ(
     assert len(result.breaks) == len(differ)
     assert result.variance.to_minor() == sum(abs(billed.get(k, 0) - booked.get(k, 0))
                                              for k in differ)
+
+
+def test_tax_booked_in_another_currency_is_none_of_billings() -> None:
+    result = _run([TaxAmount("inv_1", "DE", "2026-03", "USD", 1900)],
+                  [TaxAmount("inv_1", "DE", "2026-03", "EUR", 1900)])
+    assert _breaks(result) == [("tax:DE:2026-03:inv_1", "19.00", "0.00", "currency_differs",
+                                None)]
+    assert "tax:DE:2026-03:inv_1: billed in USD, booked in EUR (currency_differs)" \
+        in result.notes

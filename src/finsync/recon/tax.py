@@ -8,7 +8,9 @@ Rules:
   issue date's), or the ERP's for a document billing does not have. Tax without a
   breakdown has the jurisdiction `NO_JURISDICTION` in refs and notes.
 - Causes: `not_in_erp` (billing charged tax the ERP holds nothing for), `not_in_billing`
-  (the ERP holds tax for a document or jurisdiction billing has not), `tax_differs`.
+  (the ERP holds tax for a document or jurisdiction billing has not), `tax_differs`, and
+  `currency_differs` (the ERP booked it in another currency: none of billing's tax is
+  there; a note names the ERP's currency).
   Nothing against nothing (a zero line of an exempt jurisdiction) agrees.
 - Only the amounts are compared: a document the ERP booked in another month than billing
   issued it (a closed-period re-route) is no break; a note says where it went.
@@ -139,12 +141,18 @@ def _pairs(books: Books) -> Iterator[tuple[TaxAmount | None, TaxAmount | None]]:
         yield billed, booked
 
 
-def _cause(billed: TaxAmount | None, booked: TaxAmount | None) -> str:
+def _compared(billed: TaxAmount | None,
+              booked: TaxAmount | None) -> tuple[TaxAmount, int, int, str]:
+    """(the row that names the item, expected, actual, cause if they differ). The ERP's tax
+    in another currency than billing's is none of billing's: actual 0, `currency_differs`."""
     if booked is None:
-        return "not_in_erp"
+        assert billed is not None  # merge pairs at least one row
+        return billed, billed.amount_minor, 0, "not_in_erp"
     if billed is None:
-        return "not_in_billing"
-    return "tax_differs"
+        return booked, 0, booked.amount_minor, "not_in_billing"
+    if booked.currency != billed.currency:
+        return billed, billed.amount_minor, 0, "currency_differs"
+    return billed, billed.amount_minor, booked.amount_minor, "tax_differs"
 
 
 def tax_vs_tax_payable(source: Books | Snapshot) -> CheckResult:
@@ -155,32 +163,24 @@ def tax_vs_tax_payable(source: Books | Snapshot) -> CheckResult:
     out, summary = Collector(books.watched), _Summary()
     for billed, booked in _pairs(books):
         summary.add(billed, booked)
-        row = billed if billed is not None else booked
-        assert row is not None  # merge pairs at least one row
-        expected = billed.amount_minor if billed is not None else 0
-        actual = booked.amount_minor if booked is not None else 0
-        currency = row.currency
-        if booked is not None and billed is not None and booked.currency != currency:
-            ref = tax_ref(row.jurisdiction, row.month, row.document_id)
-            summary.foreign.append(f"{ref}: billed in {currency}, booked in "
-                                   f"{booked.currency} (currency_differs)")
-            summary.broke(row, "currency_differs")
-            continue
+        row, expected, actual, cause = _compared(billed, booked)
         breaks = expected != actual
-        cause = _cause(billed, booked)
         if breaks:
             summary.broke(row, cause)
         ref = tax_ref(row.jurisdiction, row.month, row.document_id)
+        currency = row.currency
+        if booked is not None and booked.currency != currency:
+            summary.foreign.append(f"{ref}: billed in {currency}, booked in "
+                                   f"{booked.currency} ({cause})")
         if currency != books.currency:
             if breaks:
                 summary.foreign.append(f"{ref}: {Money.from_minor(actual - expected, currency)}"
                                        f" ({cause})")
             continue
-        if not out.wants(ref, breaks):
-            continue
-        out.keep(Item(ref, Money.from_minor(expected, currency),
-                      Money.from_minor(actual, currency),
-                      cause=cause if breaks else None,
-                      explained_by=_explained(books, ref, row.document_id) if breaks else None))
+        if out.wants(ref, breaks):
+            out.keep(Item(ref, Money.from_minor(expected, currency),
+                          Money.from_minor(actual, currency), cause=cause if breaks else None,
+                          explained_by=_explained(books, ref, row.document_id)
+                          if breaks else None))
     return CheckResult(NAME, books.legal_entity, books.currency, tuple(out.items),
                        summary.notes(), compared=out.compared)
