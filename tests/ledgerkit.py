@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ from finsync.domain.dispute import DisputeClosure, DisputeFunds, DisputeOutcome,
 from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice
 from finsync.domain.money import Money, total
 from finsync.domain.payment import Payment, PaymentApplication, Refund
+from finsync.domain.tax import TaxDetail
 from finsync.systems.ledger.chart import DEFAULT_CHART, parse_chart
 from finsync.systems.ledger.fx import Rate
 from finsync.systems.ledger.migrate import upgrade
@@ -48,15 +50,28 @@ def ledger_service(engine: Engine, **governance: int) -> LedgerService:
     return service
 
 
-def _line(n: int, product: str, amount: Money, tax: Money, start: date) -> DocumentLine:
-    return DocumentLine(f"l{n}", product, product, 1, amount, tax, start, date(2027, 1, 1))
+Breakdown = Sequence[tuple[str, str]]  # (jurisdiction, tax of one line)
+
+
+def _line(n: int, product: str, amount: Money, tax: Money, start: date,
+          breakdown: Breakdown = ()) -> DocumentLine:
+    """A line; with `breakdown`, its tax is the sum of those jurisdictions' lines."""
+    taxes = tuple(TaxDetail(code, "sales_tax", Decimal("0.05"), amount,
+                            Money.of(share, amount.currency)) for code, share in breakdown)
+    if taxes:
+        tax = total([d.amount for d in taxes], amount.currency)
+    return DocumentLine(f"l{n}", product, product, 1, amount, tax, start, date(2027, 1, 1),
+                        taxes=taxes)
 
 
 def invoice(invoice_id: str, amounts: list[str], currency: str = "USD",
             on: date = date(2026, 1, 15), tax: str = "0", customer: str = "cus_1",
-            entity: str = "le_us", products: list[str] | None = None) -> Invoice:
+            entity: str = "le_us", products: list[str] | None = None,
+            breakdown: Breakdown = ()) -> Invoice:
+    """`breakdown`: each line's tax per jurisdiction (instead of `tax`, which has none)."""
     products = products or ["prod_seat"] * len(amounts)
-    lines = tuple(_line(n, p, Money.of(a, currency), Money.of(tax, currency).quantize(), on)
+    lines = tuple(_line(n, p, Money.of(a, currency), Money.of(tax, currency).quantize(), on,
+                        breakdown)
                   for n, (a, p) in enumerate(zip(amounts, products, strict=True)))
     subtotal = total([ln.amount for ln in lines], currency)
     tax_total = total([ln.tax_amount for ln in lines], currency)
@@ -73,11 +88,13 @@ def payment(payment_id: str, amount: str, applied: dict[str, str], currency: str
 
 def credit_memo(memo_id: str, invoice_id: str, amount: str, currency: str = "USD",
                 on: date = date(2026, 2, 1), reason: str = "sla_credit",
-                customer: str = "cus_1", entity: str = "le_us") -> CreditMemo:
+                customer: str = "cus_1", entity: str = "le_us",
+                breakdown: Breakdown = ()) -> CreditMemo:
+    """`amount` before tax; `breakdown`: the tax it gives back per jurisdiction."""
     money = Money.of(amount, currency)
-    line = _line(0, "prod_seat", money, Money.zero(currency), on)
+    line = _line(0, "prod_seat", money, Money.zero(currency), on, breakdown)
     return CreditMemo(memo_id, memo_id.upper(), invoice_id, customer, entity, currency, on,
-                      reason, (line,), money, Money.zero(currency), money)
+                      reason, (line,), money, line.tax_amount, money + line.tax_amount)
 
 
 def refund(refund_id: str, amount: str, currency: str = "USD", on: date = date(2026, 2, 10),

@@ -1,4 +1,4 @@
-"""The Reconciliation page in chromium on the demo's year: the six checks per entity as
+"""The Reconciliation page in chromium on the demo's year: the seven checks per entity as
 `finsync reconcile` reports them, a read-only role without the run button (and refused by
 the API), a run with its progress, and a drill into a break down to its documents."""
 

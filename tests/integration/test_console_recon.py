@@ -1,4 +1,4 @@
-"""The reconciliation page's JSON API on both databases: the six checks per entity as the
+"""The reconciliation page's JSON API on both databases: the seven checks per entity as the
 service computes them (stored or computed), a break's drill-down and documents, the
 variance trend, and a run started in the background with its progress, audited as the
 caller's."""
@@ -94,7 +94,7 @@ def test_a_day_nobody_ran_is_computed_as_the_service_computes_it_and_not_recorde
     report = world.finance.recon.run(JAN_31, record=False)
     assert body["source"] == "computed"
     assert _shown(body) == _figures(report)
-    assert len(body["entities"]) == 2 and len(body["entities"][0]["checks"]) == 6
+    assert len(body["entities"]) == 2 and len(body["entities"][0]["checks"]) == 7
     # What makes `finsync reconcile` exit 3: here the stray invoice, unexplained.
     assert body["unexplained_breaks"] == len(report.unexplained) == 1
     [us] = [e for e in body["entities"] if e["legal_entity"] == "le_us"]
@@ -162,6 +162,10 @@ def test_an_items_documents_name_its_correlation_and_its_id_in_each_system(
     debits = [line["amount"]["amount"] for line in entry["lines"] if line["side"] == "debit"]
     credits = [line["amount"]["amount"] for line in entry["lines"] if line["side"] == "credit"]
     assert sum(map(Decimal, debits)) == sum(map(Decimal, credits)) == Decimal("600.00")
+    # A tax item is its document's.
+    tax = world.get(f"/v1/reconciliation/documents?ref=tax:none:2026-01:{world.invoice_id}")
+    assert (tax["kind"], tax["object_id"], tax["events"]) == ("invoice", world.invoice_id,
+                                                              body["events"])
     # A line that sums many documents has none of its own.
     customer = world.get("/v1/reconciliation/documents?ref=customer:cus_t")
     assert (customer["has_documents"], customer["events"]) == (False, [])
@@ -198,7 +202,7 @@ def test_a_run_from_the_console_is_a_job_with_progress_audited_as_the_caller(
     assert started.status_code == 202, started.text
     job = _finished(world, started.json()["id"])
     assert (job["status"], job["kind"], job["started_by"]) == ("done", "reconcile", "alice")
-    assert job["done"] == job["total"] == 2 * (6 + 1)  # each entity's six checks, its record
+    assert job["done"] == job["total"] == 2 * (7 + 1)  # each entity's 7 checks, its record
     assert job["result"]["unexplained_breaks"] == 1
     computed = world.finance.recon.run(JAN_31, record=False).total_variance()
     assert job["result"]["total_variance"] == [

@@ -35,7 +35,7 @@ def test_books_reconcile_to_the_cent(report: dict[str, Any]) -> None:
     assert {c["name"] for c in recon["checks"]} == {
         "billing_vs_erp_ar", "contract_value_vs_transaction_price",
         "credit_memos_vs_deferred_adjustments", "payments_vs_ar_applications",
-        "recognised_vs_gl_revenue", "deferred_revenue_rollforward"}
+        "recognised_vs_gl_revenue", "deferred_revenue_rollforward", "tax_vs_tax_payable"}
     assert all(c["variance"] == "0.00" and c["breaks"] == 0 for c in recon["checks"])
     assert len(report["revenue_recognized"]) == 12  # twelve month-ends, each closed
     assert sum(1 for c in report["closes"] if c["status"] == "closed") == 24  # two entities

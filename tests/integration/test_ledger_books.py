@@ -31,6 +31,10 @@ from tests.ledgerkit import CHART, credit_memo, invoice, ledger_service, payment
 AS_OF = date(2026, 12, 31)
 CURRENCIES = ("USD", "EUR")
 cents = st.integers(1, 5_000_000)
+# Each line's tax per jurisdiction: none (the tax, if any, has no breakdown), a state and
+# its city, one VAT country, or a jurisdiction that exempts (a zero line).
+BREAKDOWNS = st.sampled_from([(), (("US-NY", "0.80"), ("US-NY-NYC", "0.45")), (("DE", "1.90"),),
+                              (("US-CA", "0"), ("US-NY", "0.10"))])
 
 
 def _money(minor: int) -> str:
@@ -66,7 +70,8 @@ class Life:
         customer = self.data.draw(st.sampled_from(["c1", "c2"]))
         amounts = self.data.draw(st.lists(cents, min_size=1, max_size=3))
         doc = invoice(f"inv{self.n}", [_money(a) for a in amounts], ccy, self.day,
-                      customer=customer, tax=self.data.draw(st.sampled_from(["0", "1.25"])))
+                      customer=customer, tax=self.data.draw(st.sampled_from(["0", "1.25"])),
+                      breakdown=self.data.draw(BREAKDOWNS))
         self._post(self.service.post_invoice, doc)
         self.open[doc.id] = (customer, ccy, doc.total.to_minor())
 
@@ -86,10 +91,10 @@ class Life:
     def _credit(self) -> None:
         inv = self.data.draw(st.sampled_from(sorted(self.open)))
         customer, ccy, owed = self.open[inv]
-        amount = self.data.draw(st.integers(1, 200_000))
-        self._post(self.service.post_credit_memo,
-                   credit_memo(f"cm{self.n}", inv, _money(amount), ccy, self.day,
-                               customer=customer))
+        memo = credit_memo(f"cm{self.n}", inv, _money(self.data.draw(st.integers(1, 200_000))),
+                           ccy, self.day, customer=customer, breakdown=self.data.draw(BREAKDOWNS))
+        self._post(self.service.post_credit_memo, memo)
+        amount = memo.total.to_minor()
         self.open[inv] = (customer, ccy, max(0, owed - amount))
         self.credit[(customer, ccy)] += max(0, amount - owed)
 

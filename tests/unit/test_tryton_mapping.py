@@ -10,7 +10,12 @@ import pytest
 
 from finsync.connectors.ports import LedgerEvent
 from finsync.connectors.tryton.accounts import AccountMap
-from finsync.connectors.tryton.moves import Mapper, Subledger, body_hash
+from finsync.connectors.tryton.moves import (
+    Mapper,
+    Subledger,
+    body_hash,
+    parse_tax_description,
+)
 from finsync.connectors.tryton.rpc import classify, dumps, loads
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 from finsync.domain.events import (
@@ -75,6 +80,37 @@ def test_invoice_debits_the_customers_receivable_and_credits_deferred_revenue() 
     assert _lines(move) == [("1.2.1", "130.00", "0", "inv_1"), ("2.2.2", "0", "100.00", None),
                             ("2.2.2", "0", "20.00", None), ("2.2.3", "0", "10.00", None)]
     assert move.lines[0].customer_id == "cus_1"
+
+
+def test_tax_is_one_line_per_jurisdiction_described_with_its_document() -> None:
+    # Two lines of 100.00: New York State 4 % (4.00 each), New York City 4.5 % (4.50 each);
+    # California exempts (a zero line: nothing posted).
+    breakdown = (("US-CA", "0"), ("US-NY", "4.00"), ("US-NY-NYC", "4.50"))
+    move = _mapper().move(InvoiceIssued(invoice("inv_1", ["100.00", "100.00"],
+                                                breakdown=breakdown)))
+    taxes = [(ln.debit, ln.credit, ln.description) for ln in move.lines
+             if ln.account == "2.2.3"]
+    assert taxes == [(0, Decimal("8.00"), "tax:US-NY:inv_1"),
+                     (0, Decimal("9.00"), "tax:US-NY-NYC:inv_1")]
+    assert move.lines[0].debit == Decimal("217.00")  # 200.00 + 17.00
+
+
+def test_a_credit_memo_gives_back_tax_per_jurisdiction() -> None:
+    mapper = _mapper()
+    mapper.move(InvoiceIssued(invoice("inv_1", ["100.00"], breakdown=(("US-NY", "4.00"),))))
+    memo = mapper.move(CreditMemoIssued(credit_memo(
+        "cm_1", "inv_1", "50.00", breakdown=(("US-NY", "2.00"),))))
+    assert [(ln.debit, ln.credit, ln.description) for ln in memo.lines
+            if ln.account == "2.2.3"] == [(Decimal("2.00"), 0, "tax:US-NY:cm_1")]
+
+
+def test_tax_without_a_breakdown_is_one_line_without_a_jurisdiction() -> None:
+    move = _mapper().move(InvoiceIssued(invoice("inv_old", ["10.00"], tax="0.80")))
+    (tax,) = [ln for ln in move.lines if ln.account == "2.2.3"]
+    assert tax.credit == Decimal("0.80") and tax.description == "tax::inv_old"
+    assert parse_tax_description("tax::inv_old") == ("", "inv_old")
+    assert parse_tax_description("tax:US-NY:inv:with:colons") == ("US-NY", "inv:with:colons")
+    assert parse_tax_description("Invoice INV_1") is None
 
 
 def test_a_proration_credit_line_is_a_debit_of_deferred_revenue() -> None:

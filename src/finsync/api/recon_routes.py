@@ -1,4 +1,4 @@
-"""Reconciliation: the six checks per entity as of a date, the drill-down of a
+"""Reconciliation: every check per entity as of a date, the drill-down of a
 break, the variance trend, and runs started in the background with their progress."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from finsync.views.services import Services
 AsOf = Annotated[date | None, Query(description="The as-of day (ISO); default: the day of "
                                     "the latest recorded run, else today.")]
 CheckName = Annotated[str, PathParam(min_length=1, max_length=64,
-                                     description="One of the six checks.")]
+                                     description="One of the checks "
+                                     "(`GET /v1/reconciliation` lists them).")]
 ItemRef = Annotated[str, Query(min_length=3, max_length=300, pattern=PRINTABLE,
                                description="An item's ref, e.g. invoice:inv_1.")]
 TrendDays = Annotated[int, Query(ge=1, le=366, description="Days of as-of dates.")]
@@ -44,7 +45,7 @@ def register(app: FastAPI, services: Services) -> None:
 
     @app.get("/v1/reconciliation", openapi_extra=_READS)
     def reconciliation(as_of: AsOf = None) -> dict[str, Any]:
-        """The six checks of every entity as of a day: as the latest run of that day
+        """Every check of every entity as of a day: as the latest run of that day
         recorded them (`source: stored`), else computed now without recording
         (`computed`). `unexplained_breaks` > 0 is what makes `finsync reconcile` exit 3."""
         return recon.reconciliation(services, as_of_or_default(as_of)).as_json()

@@ -110,7 +110,7 @@ UNEXPLAINED_BREAKS_EXIT = 3  # code `unexplained_breaks` (docs/finance-operation
 
 def reconcile(as_of: Annotated[str, typer.Option("--as-of", help="ISO date.")],
               config: ConfigPath = None, as_json: Json = False) -> None:
-    """Run the six reconciliation checks for every entity as of a date.
+    """Run the reconciliation checks for every entity as of a date.
 
     Exits 0 when every item agrees or every break is explained (an exception
     of another class names its object, or its period is not closed yet), and

@@ -25,6 +25,7 @@ from finsync.connectors.ports import (
     DocumentAmount,
     Receivable,
     RevenuePosition,
+    TaxAmount,
 )
 from finsync.domain.clock import Period
 from finsync.domain.invoice import CreditMemo
@@ -65,6 +66,10 @@ class Books:
     # The revenue checks of the other currencies run on their own books: the GL's converted
     # lines of those are not in `gl` (False: the ERP cannot tell them apart; they are).
     foreign_checked: bool = False
+    # Tax per (document, jurisdiction): billing's, and the ERP's tax payable (None: the ERP
+    # cannot tell tax per document, so the tax check compares nothing).
+    billing_tax: Callable[[], Iterable[TaxAmount]] = tuple
+    erp_tax: Callable[[], Iterable[TaxAmount]] | None = tuple
 
     def zero(self) -> Money:
         return Money.zero(self.currency)
@@ -97,6 +102,8 @@ class Snapshot:
     explained: Mapping[str, str]
     as_of_closed: bool
     watched: Collection[str] = field(default=())
+    tax_amounts: Sequence[TaxAmount] = ()  # billing's
+    tax_payable: Sequence[TaxAmount] | None = ()  # the ERP's (None: it cannot tell)
 
     def books(self) -> Books:
         return Books(
@@ -106,7 +113,13 @@ class Snapshot:
             self._erp_open_items, self._erp_customers, self._erp_applied,
             lambda: _by_contract(self.opening), lambda: _by_contract(self.closing),
             self.periods, self.gl, self.accounts, self.explained, self.as_of_closed,
-            self.watched)
+            self.watched, billing_tax=lambda: _by_document(self.tax_amounts),
+            erp_tax=None if self.tax_payable is None else self._erp_tax)
+
+    def _erp_tax(self) -> list[TaxAmount]:
+        """Summed per (document, jurisdiction), as the ERP's read sums its lines."""
+        assert self.tax_payable is not None
+        return _by_document(summed_tax(self.tax_payable))
 
     def _open_invoices(self) -> list[DocumentAmount]:
         return sorted((DocumentAmount(b.invoice.id, b.invoice.customer_id, b.invoice.currency,
@@ -163,3 +176,19 @@ class Snapshot:
 
 def _by_contract(positions: Iterable[RevenuePosition]) -> list[RevenuePosition]:
     return sorted(positions, key=lambda p: p.subscription_contract_id)
+
+
+def summed_tax(rows: Iterable[TaxAmount]) -> list[TaxAmount]:
+    """One row per (document, jurisdiction): amounts summed, the earliest month kept."""
+    found: dict[tuple[str, str], TaxAmount] = {}
+    for row in rows:
+        key = (row.document_id, row.jurisdiction)
+        known = found.get(key)
+        found[key] = row if known is None else TaxAmount(
+            row.document_id, row.jurisdiction, min(known.month, row.month), known.currency,
+            known.amount_minor + row.amount_minor)
+    return list(found.values())
+
+
+def _by_document(rows: Iterable[TaxAmount]) -> list[TaxAmount]:
+    return sorted(rows, key=lambda r: (r.document_id, r.jurisdiction))

@@ -1,4 +1,5 @@
-"""The six reconciliation checks of DESIGN §6, each one pass over one entity's `Books`.
+"""The reconciliation checks, each one pass over one entity's `Books`: the six of DESIGN §6
+and tax on billing's documents vs tax payable in the ERP (`recon.tax`).
 
 Conventions:
 - `expected` is the system of record's figure (billing for documents and payments, the
@@ -26,6 +27,7 @@ from finsync.domain.money import Money
 from finsync.recon.books import Books, PeriodRevenue, Snapshot
 from finsync.recon.merge import merge
 from finsync.recon.model import CheckResult, Collector, Item
+from finsync.recon.tax import tax_vs_tax_payable
 
 __all__ = ["CHECKS", "PeriodRevenue", "Snapshot"]
 
@@ -270,6 +272,7 @@ CHECKS: tuple[Callable[[Books | Snapshot], CheckResult], ...] = (
     payments_vs_ar_applications,
     recognised_vs_gl_revenue,
     deferred_revenue_rollforward,
+    tax_vs_tax_payable,
 )
 # Run again on the books of each other currency the revenue engine holds contracts in.
 REVENUE_CHECKS = (recognised_vs_gl_revenue, deferred_revenue_rollforward)

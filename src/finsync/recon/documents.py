@@ -6,7 +6,9 @@ engine's contract).
 Rules:
 - An item's ref is `<kind>:<id>` (`model.Item.ref`). Kinds that name one document
   (`DOCUMENT_KINDS`) are looked up; the others (a customer's balance, a period, the
-  roll-forward, a GL balance) sum many documents and have none of their own.
+  roll-forward, a GL balance) sum many documents and have none of their own. A tax item
+  (`tax:<jurisdiction>:<month>:<document>`) is its document's: the invoice or credit memo
+  of that id the hub holds events for.
 - What is read is bounded: at most `EVENTS_MAX` events of one object, newest last.
 - Only what the hub stores is read (its events and cross-references), so the answer is the
   same whether the ERP is embedded, Tryton or a file drop; a system's own view of its
@@ -22,6 +24,8 @@ from typing import Any
 from sqlalchemy import Connection
 
 from finsync.domain.envelope import Envelope
+from finsync.recon.tax import DOCUMENT_KINDS as TAX_DOCUMENT_KINDS
+from finsync.recon.tax import tax_document
 from finsync.storage import cross_ref, event_log
 
 # Item kinds that name one document, and the hub's aggregate type for it.
@@ -79,9 +83,25 @@ def split_ref(ref: str) -> tuple[str, str]:
 def documents_of(conn: Connection, ref: str) -> ItemDocuments:
     """The hub's events and cross-references for the object an item's `ref` names."""
     kind, object_id = split_ref(ref)
+    if kind == "tax":
+        return _tax_documents(conn, ref)
     aggregate = DOCUMENT_KINDS.get(kind)
     if aggregate is None or not object_id:
         return ItemDocuments(ref, kind, object_id)
+    return _documents(conn, ref, kind, aggregate, object_id)
+
+
+def _tax_documents(conn: Connection, ref: str) -> ItemDocuments:
+    document_id = tax_document(ref)
+    for kind in TAX_DOCUMENT_KINDS:
+        found = _documents(conn, ref, kind, DOCUMENT_KINDS[kind], document_id)
+        if found.events:
+            return found
+    return ItemDocuments(ref, "tax", document_id)
+
+
+def _documents(conn: Connection, ref: str, kind: str, aggregate: str,
+               object_id: str) -> ItemDocuments:
     ids = event_log.select_ids(conn, aggregate=(aggregate, object_id))[-EVENTS_MAX:]
     stored = event_log.get_many(conn, ids)
     events = tuple(_event(stored[i]) for i in ids if i in stored)

@@ -1,16 +1,37 @@
 """`LedgerBooks` over an ERP that offers only `LedgerPort`'s lists (a file drop, or a
 remote ERP without set-based reads): the lists are read once per entity and turned into
 the ordered streams the checks merge. Memory grows with the ERP's open items here; the
-embedded ledger and any ERP with `books()` stream instead."""
+embedded ledger and any ERP with `books()` stream instead.
+
+Tax payable per document is read only from an ERP that lists it (`TaxPayableLists`, e.g.
+Tryton, whose tax lines carry their document and jurisdiction); of another one
+`tells_tax` is False and the tax check compares nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
+from typing import Protocol, runtime_checkable
 
-from finsync.connectors.ports import CustomerAmount, DocumentAmount, LedgerPort
+from finsync.connectors.ports import CustomerAmount, DocumentAmount, LedgerPort, TaxAmount
+from finsync.domain.errors import FinsyncError
 from finsync.domain.journal import PeriodStatus
 from finsync.domain.money import Money
+from finsync.recon.books import summed_tax
+
+
+class TaxNotReportedError(FinsyncError):
+    """The ERP does not list tax payable per document (ask `tells_tax` first)."""
+
+    code = "tax_not_reported"
+
+
+@runtime_checkable
+class TaxPayableLists(Protocol):
+    """An ERP that lists, for each document, the tax its postings credited to tax payable
+    per jurisdiction (net of debits, in the document's currency; any order)."""
+
+    def tax_payable_rows(self, legal_entity: str, as_of: date) -> Sequence[TaxAmount]: ...
 
 
 class ListLedgerBooks:
@@ -51,6 +72,17 @@ class ListLedgerBooks:
     def balances_in(self, legal_entity: str, currency: str, accounts: Sequence[str],
                     days: Sequence[date]) -> Sequence[Mapping[str, Money]] | None:
         return None  # a trial balance holds only converted amounts
+
+    @property
+    def tells_tax(self) -> bool:
+        return isinstance(self._ledger, TaxPayableLists)
+
+    def tax_payable(self, legal_entity: str, as_of: date) -> Iterator[TaxAmount]:
+        if not isinstance(self._ledger, TaxPayableLists):
+            raise TaxNotReportedError(f"{type(self._ledger).__name__} does not list tax "
+                                      "payable per document")
+        rows = summed_tax(self._ledger.tax_payable_rows(legal_entity, as_of))
+        return iter(sorted(rows, key=lambda r: (r.document_id, r.jurisdiction)))
 
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus:
         return self._ledger.period_status(legal_entity, on)

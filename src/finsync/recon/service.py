@@ -46,6 +46,7 @@ from finsync.connectors.ports import (
     RevenueBooksPort,
     RevenuePort,
     RevenuePosition,
+    TaxAmount,
 )
 from finsync.domain.clock import Period, first_of_next_month
 from finsync.domain.journal import PeriodStatus
@@ -81,7 +82,7 @@ class Reconciliation:
 
     def run(self, as_of: date, *, record: bool = True, progress: Progress = _quiet,
             actor: str | None = None) -> Report:
-        """The six checks of every entity as of `as_of`; with `record`, the run is kept and
+        """Every check (`CHECKS`) of every entity as of `as_of`; with `record`, the run is kept and
         the exception queue synced, and, with `actor`, the run is in the audit trail as
         theirs (`RUN_ACTION`)."""
         total = len(self._entities) * (len(CHECKS) + (1 if record else 0))
@@ -171,7 +172,9 @@ class Reconciliation:
             _periods(code, bounds, _as_booked(code, bounds, recognised[code], adjusted),
                      balances, net_revenue_accounts(accounts), closed),
             balances[-1], accounts, explained, as_of_closed, watched,
-            foreign_checked=split is not None), "" if code == currency else f"[{code}]")
+            foreign_checked=split is not None,
+            billing_tax=lambda: billing.tax_amounts(e, as_of),
+            erp_tax=_erp_tax(ledger, e, as_of)), "" if code == currency else f"[{code}]")
             for code, balances in gl.items()]
 
     def _positions(self, entity: Entity, bounds: list[date], as_of: date,
@@ -264,6 +267,14 @@ def _periods(currency: str, bounds: list[date], recognised: list[Money],
                           recognised[i + 1] - recognised[i], gl_credit[i + 1] - gl_credit[i],
                           closed[i])
             for i, (first, last) in enumerate(pairwise(bounds))]
+
+
+def _erp_tax(ledger: LedgerBooks, entity: str,
+             as_of: date) -> Callable[[], Iterator[TaxAmount]] | None:
+    """The ERP's tax payable stream; None for an ERP that cannot tell it per document."""
+    if isinstance(ledger, ListLedgerBooks) and not ledger.tells_tax:
+        return None
+    return lambda: ledger.tax_payable(entity, as_of)
 
 
 def _named(result: CheckResult, suffix: str) -> CheckResult:

@@ -1,6 +1,6 @@
-"""The reconciliation page's read model: the six checks per entity as of a day, the
-drill-down of one check's breaks, the documents behind one item, the variance trend, and
-a run started in the background.
+"""The reconciliation page's read model: every check (`recon.checks.CHECKS`) per entity as
+of a day, the drill-down of one check's breaks, the documents behind one item, the
+variance trend, and a run started in the background.
 
 Rules:
 - A day somebody ran (`finsync reconcile`, the daily job, the console) is shown as that
@@ -186,7 +186,7 @@ def _summary(check: dict[str, Any]) -> CheckSummary:
 
 
 def reconciliation(services: Services, as_of: date) -> ReconView:
-    """The six checks of every entity as of `as_of`."""
+    """Every check of every entity as of `as_of`."""
     source, by_entity = _checks(services, as_of)
     entities = []
     for entity in services.entities:

@@ -9,7 +9,7 @@ from datetime import date
 
 from sqlalchemy import Connection, Engine
 
-from finsync.connectors.ports import CustomerAmount, DocumentAmount
+from finsync.connectors.ports import CustomerAmount, DocumentAmount, TaxAmount
 from finsync.dbsnapshot import read_snapshot
 from finsync.domain.journal import PeriodStatus
 from finsync.domain.money import Money
@@ -49,6 +49,13 @@ class LedgerSnapshot:
     def balances_in(self, legal_entity: str, currency: str, accounts: Sequence[str],
                     days: Sequence[date]) -> Sequence[Mapping[str, Money]]:
         return recon_reads.balances(self._conn, legal_entity, accounts, days, currency)
+
+    def tax_payable(self, legal_entity: str, as_of: date) -> Iterator[TaxAmount]:
+        """The month is the posting date's: a re-routed document's is the month it was
+        booked in, not its issue date's."""
+        for document, jurisdiction, posted, currency, amount in recon_reads.tax_payable(
+                self._conn, legal_entity, as_of):
+            yield TaxAmount(document, jurisdiction, posted.strftime("%Y-%m"), currency, amount)
 
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus:
         return recon_reads.period_status(self._conn, legal_entity, on)

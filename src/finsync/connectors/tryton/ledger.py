@@ -37,12 +37,14 @@ from finsync.connectors.ports import (
     Receipt,
     Receivable,
     Reference,
+    TaxAmount,
     nothing_posted,
 )
 from finsync.connectors.tryton.accounts import AccountMap, Role
 from finsync.connectors.tryton.books import Company
 from finsync.connectors.tryton.moves import Document, Mapper, Move, Subledger, body_hash
 from finsync.connectors.tryton.rpc import TrytonClient
+from finsync.connectors.tryton.tax import tax_payable_rows
 from finsync.domain.dispute import DisputeClosure, DisputeFunds
 from finsync.domain.errors import (
     ConnectorError,
@@ -288,7 +290,7 @@ class TrytonLedger:
             values: dict[str, Any] = {
                 "account": company.account(self.client, line.account).id,
                 "debit": line.debit, "credit": line.credit,
-                "description": line.tag or move.description}
+                "description": line.tag or line.description or move.description}
             if line.customer_id and line.account in subledger:
                 values["party"] = company.party(self.client, line.customer_id)
             lines.append(values)
@@ -429,6 +431,12 @@ class TrytonLedger:
         return [Application(payment[r["move"]], r["description"],
                             Money(r["credit"], company.currency))
                 for r in settling if r["move"] in payment]
+
+    def tax_payable_rows(self, legal_entity: str, as_of: date) -> Sequence[TaxAmount]:
+        """Each posted tax line's document, jurisdiction and net credit (`tryton.tax`)."""
+        company = self._company(legal_entity)
+        code = self._entity(legal_entity).accounts.code(Role.TAX_PAYABLE)
+        return tax_payable_rows(self.client, company, code, as_of)
 
     def trial_balance(self, legal_entity: str, as_of: date) -> Sequence[AccountBalance]:
         company = self._company(legal_entity)

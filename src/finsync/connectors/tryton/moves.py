@@ -2,13 +2,16 @@
 
 Rules (the embedded ledger's, on Tryton accounts):
 - invoice → Dr receivable (total, the customer's party, tagged with the invoice) / Cr
-  deferred revenue, or revenue for products recognised on invoice (each line) / Cr tax;
+  deferred revenue, or revenue for products recognised on invoice (each line) / Cr tax,
+  one line per jurisdiction of the lines' tax breakdowns (tax without a breakdown one line),
+  each described `tax:<jurisdiction>:<document id>` (`tax_description`) so that tax payable
+  per document and jurisdiction is read back from Tryton;
   what billing paid of it out of the customer's credit balance → Dr customer credits
   (oldest first, each tagged with its credit) / Cr receivable (tagged with the invoice),
   waiting until Tryton holds that much credit;
 - credit memo → Dr the reason's account (deferred revenue by default; goodwill to sales
-  allowances) and tax / Cr receivable up to what the invoice still owes, Cr customer
-  credits (tagged with the memo) for the rest;
+  allowances) and tax per jurisdiction, as the invoice / Cr receivable up to what the
+  invoice still owes, Cr customer credits (tagged with the memo) for the rest;
 - payment → Dr cash / Cr receivable per application / Cr customer credits for any
   unapplied remainder (tagged with the payment);
 - refund → Dr customer credits, oldest first, up to the customer's credits / Dr receivable
@@ -32,8 +35,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
@@ -53,7 +56,7 @@ from finsync.domain.events import (
     RevenueJournalRecorded,
 )
 from finsync.domain.fingerprint import plain
-from finsync.domain.invoice import CreditMemo, Invoice
+from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice
 from finsync.domain.journal import JournalEntry, Side
 from finsync.domain.money import Money
 from finsync.domain.payment import Payment, Refund
@@ -69,6 +72,7 @@ class MoveLine:
     credit: Decimal
     customer_id: str | None = None  # the party, on subledger lines
     tag: str | None = None  # the open item (document id) a subledger line opens or settles
+    description: str | None = None  # of a line that is no open item's (a tax line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +166,36 @@ def _cr(account: str, amount: Decimal, customer: str | None = None,
     return MoveLine(account, ZERO, amount, customer, tag)
 
 
+TAX_PREFIX = "tax:"
+
+
+def tax_description(jurisdiction: str, document_id: str) -> str:
+    """A tax line's description: `tax:<jurisdiction>:<document id>` ("" for tax without a
+    breakdown); a jurisdiction code has no colon, so the document id is all the rest."""
+    return f"{TAX_PREFIX}{jurisdiction}:{document_id}"
+
+
+def parse_tax_description(description: str) -> tuple[str, str] | None:
+    """(jurisdiction, document id) of a tax line's description; None for another line."""
+    if not description.startswith(TAX_PREFIX):
+        return None
+    jurisdiction, _, document_id = description[len(TAX_PREFIX):].partition(":")
+    return jurisdiction, document_id
+
+
+def _tax_by_jurisdiction(lines: Sequence[DocumentLine]) -> list[tuple[str, Decimal]]:
+    """The lines' tax per jurisdiction ("" first: the tax of lines without a breakdown),
+    then in code order."""
+    found: dict[str, Decimal] = {"": ZERO}
+    for line in lines:
+        if not line.taxes:
+            found[""] += line.tax_amount.amount
+        for detail in line.taxes:
+            known = found.get(detail.jurisdiction, ZERO)
+            found[detail.jurisdiction] = known + detail.amount.amount
+    return [("", found.pop("")), *sorted(found.items())]
+
+
 def _nonzero(lines: Iterable[MoveLine]) -> tuple[MoveLine, ...]:
     return tuple(ln for ln in lines if ln.debit or ln.credit)
 
@@ -205,11 +239,19 @@ class Mapper:
                                                           invoice.id), customer, invoice.id)]
         lines += [_cr(self._code(self.accounts.invoice_credit(line.product_id)),
                       _money(line.amount, c, invoice.id)) for line in invoice.lines]
-        lines.append(_cr(self._code(Role.TAX_PAYABLE), invoice.tax_total.amount))
+        lines += self._tax(invoice.id, invoice.lines, _cr)
         lines += self._from_credit(invoice)
         return Move("invoice", invoice.id, invoice.legal_entity, Journal.REVENUE,
                     invoice.issue_date, f"Invoice {invoice.number}", _nonzero(lines),
                     body_hash("invoice", invoice))
+
+    def _tax(self, document_id: str, lines: Sequence[DocumentLine],
+             side: Callable[[str, Decimal], MoveLine]) -> list[MoveLine]:
+        """Tax payable per jurisdiction, each line described with its document."""
+        code = self._code(Role.TAX_PAYABLE)
+        return [replace(side(code, amount), description=tax_description(jurisdiction,
+                                                                         document_id))
+                for jurisdiction, amount in _tax_by_jurisdiction(lines)]
 
     def _from_credit(self, invoice: Invoice) -> list[MoveLine]:
         """What billing paid of the invoice out of the customer's credits, oldest first."""
@@ -246,7 +288,7 @@ class Mapper:
                                f"which owes {owed} in Tryton so far")
         debit = self._code(self.accounts.credit_memo_debit(memo.reason))
         lines = [_dr(debit, line.amount.amount) for line in memo.lines]
-        lines.append(_dr(self._code(Role.TAX_PAYABLE), memo.tax_total.amount))
+        lines += self._tax(memo.id, memo.lines, _dr)
         lines.append(_cr(self._code(Role.RECEIVABLE), applied, memo.customer_id,
                          memo.invoice_id))
         lines.append(_cr(self._code(Role.CUSTOMER_CREDITS), total - applied, memo.customer_id,

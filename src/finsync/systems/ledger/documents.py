@@ -10,14 +10,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from finsync.domain.invoice import CreditMemo, Invoice
+from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice
 from finsync.domain.journal import JournalLine
 from finsync.domain.money import Money, total
 from finsync.domain.payment import Payment, Refund
 from finsync.systems.ledger.ar import ItemKind, OpenItem, Settlement, reopen, settle
 from finsync.systems.ledger.chart import Chart, Role
 from finsync.systems.ledger.errors import UnknownDocumentError
-from finsync.systems.ledger.rules import AccountMap, Converter, Leg, balanced_lines
+from finsync.systems.ledger.rules import (
+    JURISDICTION,
+    AccountMap,
+    Converter,
+    Dimensions,
+    Leg,
+    balanced_lines,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,28 @@ def _dims(**values: str | None) -> tuple[tuple[str, str], ...]:
     return tuple((k, v) for k, v in values.items() if v)
 
 
+def _tax_legs(books: Books, lines: Sequence[DocumentLine], currency: str,
+              dims: Dimensions) -> list[Leg]:
+    """Tax payable, one leg per jurisdiction of the lines' breakdowns (dimension
+    `jurisdiction`, in code order), after one leg without a jurisdiction for the tax of lines
+    that carry no breakdown (older documents, sources that send none). The legs sum to the
+    lines' tax, so the document's tax total is posted as before; a jurisdiction whose tax
+    nets to zero (exempt, reverse charged) posts no line."""
+    account = books.code(Role.TAX_PAYABLE)
+    unassigned = Money.zero(currency)
+    by_jurisdiction: dict[str, Money] = {}
+    for line in lines:
+        if not line.taxes:
+            unassigned = unassigned + line.tax_amount
+        for detail in line.taxes:
+            known = by_jurisdiction.get(detail.jurisdiction, Money.zero(currency))
+            by_jurisdiction[detail.jurisdiction] = known + detail.amount
+    legs = [Leg(account, unassigned, dims)]
+    legs += [Leg(account, amount, (*dims, (JURISDICTION, code)))
+             for code, amount in sorted(by_jurisdiction.items())]
+    return legs
+
+
 def post_invoice(invoice: Invoice, books: Books, credits: Sequence[OpenItem] = ()) -> Posting:
     """Dr receivable (total) / Cr each line's account, Cr tax payable. A credit line (a
     negative amount: the unused time of a mid-period decrease) posts on the debit side. An
@@ -69,7 +98,7 @@ def post_invoice(invoice: Invoice, books: Books, credits: Sequence[OpenItem] = (
     dims = _dims(customer=invoice.customer_id, contract=invoice.contract_id, document=invoice.id)
     legs = [Leg(books.accounts.invoice_credit_account(books.chart, line.product_id),
                 line.amount, (*dims, ("product", line.product_id))) for line in invoice.lines]
-    legs.append(Leg(books.code(Role.TAX_PAYABLE), invoice.tax_total, dims))
+    legs += _tax_legs(books, invoice.lines, invoice.currency, dims)
     zero = Money.zero(invoice.currency)
     owed = invoice.total if zero < invoice.total else zero
     credited = owed - invoice.total
@@ -122,7 +151,7 @@ def post_credit_memo(memo: CreditMemo, books: Books, invoice: OpenItem | None,
     accounts = books.accounts
     legs = [Leg(accounts.credit_memo_account(books.chart, memo.reason, line.product_id),
                 line.amount, (*dims, ("product", line.product_id))) for line in memo.lines]
-    legs.append(Leg(books.code(Role.TAX_PAYABLE), memo.tax_total, dims))
+    legs += _tax_legs(books, memo.lines, memo.currency, dims)
     applied = _applied(memo, invoice)
     settled = (settle(invoice, applied),) if not applied.is_zero else ()
     offset, excess = _offset(memo.total - applied, debits)

@@ -9,6 +9,9 @@ Rules:
   keys unique if one ever has two); documents with nothing open are left out.
 - Streams are ordered by their key in code-point order (`dbsnapshot.code_point_order`).
 - Balances are debit-positive, in the entity's functional currency, at the end of each day.
+- Tax payable is read per document (an invoice's or credit memo's entry) and jurisdiction:
+  its net credit in the document's currency (a credit memo's is negative), with the day it
+  was posted; tax without a breakdown has the jurisdiction "".
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, case, func, select, union_all
+from sqlalchemy import ColumnElement, Connection, case, func, literal_column, select, union_all
 
 from finsync.dbsnapshot import code_point_order, stream
 from finsync.domain.journal import PeriodStatus
@@ -25,6 +28,11 @@ from finsync.domain.money import Money
 from finsync.systems.ledger import records
 from finsync.systems.ledger import tables as t
 from finsync.systems.ledger.ar import ItemKind
+from finsync.systems.ledger.chart import Role
+
+# The documents whose entries carry tax (a manual entry to tax payable, a remittance to
+# the authority, belongs to no document).
+TAX_DOCUMENT_KINDS = ("invoice", "credit_memo")
 
 
 def _open_as_of(entity: str, as_of: date) -> Any:
@@ -116,6 +124,33 @@ def balances(conn: Connection, entity: str, accounts: Sequence[str],
         for n, amount in enumerate(sums):
             result[n][account] = Money.from_minor(int(amount or 0), currency or functional)
     return list(result)
+
+
+def tax_payable(conn: Connection, entity: str,
+                as_of: date) -> Iterator[tuple[str, str, date, str, int]]:
+    """(document, jurisdiction, posting date, currency, net credit minor) per document and
+    jurisdiction with a tax payable line posted up to `as_of`; by (document, jurisdiction)."""
+    lines, entries, accounts = t.lines, t.entries, t.accounts
+    payable = select(accounts.c.code).where(accounts.c.entity == entity,
+                                            accounts.c.role == Role.TAX_PAYABLE.value)
+    minor = func.coalesce(lines.c.txn_amount_minor, lines.c.amount_minor)
+    signed = case((lines.c.side == "credit", minor), else_=-minor)
+    # Grouped by the column itself; '' inline (a bound '' would differ from the select's).
+    jurisdiction = func.coalesce(lines.c.jurisdiction, literal_column("''"))
+    query = (select(entries.c.document_id, lines.c.jurisdiction,
+                    func.min(entries.c.posting_date),
+                    func.min(func.coalesce(lines.c.txn_currency, lines.c.currency)),
+                    func.sum(signed))
+             .join(entries, entries.c.id == lines.c.entry_id)
+             .where(lines.c.entity == entity, lines.c.account.in_(payable.scalar_subquery()),
+                    lines.c.posting_date <= as_of,
+                    entries.c.document_kind.in_(TAX_DOCUMENT_KINDS),
+                    entries.c.document_id.is_not(None))
+             .group_by(entries.c.document_id, lines.c.jurisdiction)
+             .order_by(code_point_order(conn, entries.c.document_id),
+                       code_point_order(conn, jurisdiction)))
+    for document, code, posted, currency, amount in stream(conn, query):
+        yield document, code or "", posted, currency, int(amount)
 
 
 def period_status(conn: Connection, entity: str, on: date) -> PeriodStatus:

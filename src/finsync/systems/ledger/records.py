@@ -21,7 +21,7 @@ from finsync.systems.ledger import tables as t
 from finsync.systems.ledger.ar import ItemKind, OpenItem
 from finsync.systems.ledger.chart import Account, AccountType, Chart, Role
 from finsync.systems.ledger.errors import PeriodNotFoundError, UnknownEntityError
-from finsync.systems.ledger.rules import AccountMap
+from finsync.systems.ledger.rules import JURISDICTION, AccountMap
 
 
 def load_chart(conn: Connection, entity: str) -> Chart:
@@ -84,6 +84,7 @@ def line_rows(entry: JournalEntry) -> list[dict[str, Any]]:
         "txn_currency": line.transaction_amount.currency if line.transaction_amount else None,
         "customer": dict(line.dimensions).get("customer"),
         "dimensions": json.dumps(list(line.dimensions)),
+        "jurisdiction": dict(line.dimensions).get(JURISDICTION),
     } for n, line in enumerate(entry.lines, start=1)]
 
 

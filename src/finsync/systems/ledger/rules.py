@@ -2,15 +2,16 @@
 
 Rules:
 - invoice → Dr accounts receivable (total) / Cr deferred revenue, or revenue for products
-  recognised on invoice (each line) / Cr tax payable (tax); a negative total (the invoice
-  credits more than it bills) is credited to the customer (Cr customer credits); what
-  billing paid of it out of the customer's credit balance → Dr customer credits (oldest
-  first) / Cr accounts receivable;
+  recognised on invoice (each line) / Cr tax payable, one leg per jurisdiction of the
+  lines' tax breakdowns (dimension `jurisdiction`; tax without a breakdown is one leg
+  without one); a negative total (the invoice credits more than it bills) is credited to
+  the customer (Cr customer credits); what billing paid of it out of the customer's credit
+  balance → Dr customer credits (oldest first) / Cr accounts receivable;
 - credit memo → Dr the account its reason names (goodwill: sales allowances; uncollectible,
   a write-off: bad debt), else the account the invoice credited for the line's product
   (deferred revenue, or revenue for a product recognised on invoice; a void reverses the
-  invoice), and tax payable / Cr accounts receivable up to what the invoice still owes, Cr
-  customer credits for the rest;
+  invoice), and tax payable per jurisdiction as the invoice / Cr accounts receivable up to
+  what the invoice still owes, Cr customer credits for the rest;
 - payment → Dr cash / Cr accounts receivable per application / Cr customer credits for any
   unapplied remainder;
 - refund → Dr customer credits up to the customer's credit balance, Dr accounts receivable
@@ -38,6 +39,7 @@ from finsync.domain.money import Money, total
 from finsync.systems.ledger.chart import Chart, Role
 
 Dimensions = tuple[tuple[str, str], ...]
+JURISDICTION = "jurisdiction"  # the dimension of a tax payable line: "DE", "US-NY"
 Converter = Callable[[Money], Money]
 
 # Credit reasons whose account every entity shares, whatever its stored map says (maps are

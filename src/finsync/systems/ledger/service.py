@@ -35,7 +35,7 @@ from finsync.systems.ledger.fx import Rate
 from finsync.systems.ledger.governance import Governor
 from finsync.systems.ledger.periods import check_transition, year_of_periods
 from finsync.systems.ledger.plans import NO_SOURCE, Plan, Request, Source, plan_for
-from finsync.systems.ledger.rules import AccountMap
+from finsync.systems.ledger.rules import JURISDICTION, AccountMap
 
 __all__ = ["LedgerService", "Posted", "Request", "Source"]
 
@@ -191,7 +191,8 @@ class LedgerService:
         against the item it would normally meet: a credit memo or payment application
         relieves receivables by its full amount, a refund pays out the customer's credits.
         Lines on a subledger control account (receivables, customer credits) keep only the
-        `customer` dimension; the others keep none, so that a summary can add them up.
+        `customer` dimension, tax payable lines only their `jurisdiction`; the others keep
+        none, so that a summary can add them up (per customer, per jurisdiction).
         """
         plan = plan_for(kind, document, Source(), assumed_items=True)
         with self.engine.connect() as conn:
@@ -202,9 +203,11 @@ class LedgerService:
                                batch.Subledger(), rates.convert).entry
         chart = setup.chart
         controls = {chart.code_for(Role.ACCOUNTS_RECEIVABLE), chart.code_for(Role.CUSTOMER_CREDITS)}
+        kept = {**{code: "customer" for code in controls},
+                chart.code_for(Role.TAX_PAYABLE): JURISDICTION}
         return replace(entry, lines=tuple(
             replace(line, dimensions=tuple((k, v) for k, v in line.dimensions
-                                           if k == "customer" and line.account in controls))
+                                           if k == kept.get(line.account)))
             for line in entry.lines))
 
     def reverse(self, entry_id: str, on: date, key: str, source: Source = NO_SOURCE) -> Posted:

@@ -99,6 +99,9 @@ lines = Table(
     Column("txn_currency", String(3)),
     Column("customer", String(255)),
     Column("dimensions", Text, nullable=False),
+    # The line's `jurisdiction` dimension (a tax payable line of a tax breakdown), so that
+    # tax payable per jurisdiction is read in SQL; null on other lines (ledger_0006).
+    Column("jurisdiction", String(32)),
     PrimaryKeyConstraint("entry_id", "line_no"),
     # Side and amount too, so that balances (trial balance, roll-forward) add up from the
     # index alone, never reading the lines' dimensions.

@@ -1,4 +1,4 @@
-// The Reconciliation page: the six checks per entity as of a day (as the day's latest run
+// The Reconciliation page: every check per entity as of a day (as the day's latest run
 // recorded them, else computed without recording), the variance trend, a run started in
 // the background with its progress, and the drill-down of a check's breaks to the
 // documents behind each item.
@@ -93,7 +93,7 @@ function entitySection(view, entity) {
                    `${entity.unexplained_breaks} unexplained`), ". ",
                  sourceNote(view, entity));
   return section(`${entity.legal_entity} (${entity.currency})`, head, table({
-    caption: `The six checks of ${entity.legal_entity} as of ${view.as_of}`,
+    caption: `The ${entity.checks.length} checks of ${entity.legal_entity} as of ${view.as_of}`,
     columns: checkColumns(entity, view.as_of), rows: entity.checks,
     csv: `recon-${entity.legal_entity}-${view.as_of}`,
     rowAttrs: (c) => ({ "data-check": `${entity.legal_entity}/${c.name}` }),
