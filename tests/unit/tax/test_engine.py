@@ -174,3 +174,14 @@ def test_an_amount_finer_than_minor_units_is_refused() -> None:
     with pytest.raises(TaxRefusedError) as caught:
         quote(RULES, (), request("US", "NY", line("10.001")))
     assert caught.value.code == "tax_amount_invalid"
+
+
+def test_an_amount_beyond_exact_decimal_arithmetic_is_refused_by_name() -> None:
+    # 10**15 USD x 4 % needs 30 significant digits at cents: past the 28 of the decimal
+    # context, so it would be an internal error rather than a refusal.
+    ask = request("US", "NY", line("1000000000000000.00"))
+    with pytest.raises(TaxRefusedError) as refused:
+        quoted(ask)
+    assert refused.value.code == "amount_out_of_range"
+    assert quoted(request("US", "NY", line("999999999999999.99"))).lines[0].tax == \
+        usd("40000000000000.00")

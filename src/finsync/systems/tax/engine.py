@@ -2,7 +2,9 @@
 
 Rules (in this order, per document; docs/tax/engine.md):
 1. The customer's address names one jurisdiction (`TaxRules.jurisdiction_of`); an unknown
-   one is refused. The seller's legal entity must have a country.
+   one is refused. The seller's legal entity must have a country. A line's amount must be
+   below `AMOUNT_CEILING` in absolute value (`amount_out_of_range`): its tax then stays
+   exact in decimal arithmetic.
 2. A jurisdiction that levies no tax answers `not_taxable` for every line (a US customer
    with no region: jurisdiction "US").
 3. EU B2B reverse charge: a customer in an EU member state other than the seller's
@@ -25,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from finsync.domain.money import Money
+from finsync.domain.money import AMOUNT_CEILING, Money
 from finsync.domain.tax import (
     TaxDetail,
     TaxedLine,
@@ -53,6 +55,10 @@ def quote(rules: TaxRules, certificates: Iterable[ExemptionCertificate],
           request: TaxRequest) -> TaxResult:
     """The tax of `request`'s lines; raises `TaxRefusedError` when it cannot answer."""
     for line in request.lines:
+        if abs(line.amount.amount) >= AMOUNT_CEILING:
+            raise TaxRefusedError(f"{request.document_id} line {line.line_id}'s amount "
+                                  f"{line.amount} is out of range: at most {AMOUNT_CEILING} "
+                                  "in absolute value", code="amount_out_of_range")
         if line.amount.currency != request.currency:
             raise TaxRefusedError(f"{request.document_id} line {line.line_id} is in "
                                   f"{line.amount.currency}, the document in "
