@@ -39,7 +39,11 @@ def filing_period(name: str) -> Period:
             return Period(date(int(name), 1, 1), date(int(name) + 1, 1, 1))
     except ValueError:
         raise DomainError(f"period {name!r} is outside the years a date can hold") from None
-    return month_period(name)
+    try:
+        return month_period(name)
+    except DomainError:
+        raise DomainError(f"a filing period is a month YYYY-MM, a quarter YYYY-Qn or a year "
+                          f"YYYY, not {name!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
