@@ -34,6 +34,14 @@ pytest_plugins = ("tests.external.tryton_fixtures",)
 LISTENER = "finsync-wakeup"  # the thread of hub.wakeup.PostgresWakeup
 LISTENER_STOP_S = 5.0  # a closed listener ends within its tick (0.5 s); slack for a busy CI
 
+# A pytest-xdist worker starts with COLUMNS=80 and LINES=24 in its environment, and rich
+# reads them once, when the CLI's console is made at import: its tables would then be 80
+# columns wide whatever width a test's CliRunner asks for. A worker sees what one process
+# sees: neither is set.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in ("COLUMNS", "LINES"):
+        os.environ.pop(_name, None)
+
 PG_URL = os.environ.get("FINSYNC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("FINSYNC_REQUIRE_SERVICES") == "1"
 
