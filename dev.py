@@ -69,7 +69,8 @@ def main(args: list[str]) -> int:
                  ("mypy",)):
         if code := _run(*step, cwd=ROOT):
             return code
-    # On every core (pytest-xdist); tests/conftest.py says how the work is shared out.
+    # On every core (pytest-xdist; `auto` is one worker more than the cores), shared out
+    # as tests/conftest.py says.
     # `python3 dev.py test -n 0 …` runs in one process.
     return _run("pytest", "-n", "auto", "--dist", "loadfile", *rest, cwd=ROOT)
 
