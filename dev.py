@@ -69,7 +69,10 @@ def main(args: list[str]) -> int:
                  ("mypy",)):
         if code := _run(*step, cwd=ROOT):
             return code
-    return _run("pytest", *rest, cwd=ROOT)
+    # On every core (pytest-xdist; `auto` is one worker more than the cores), shared out
+    # as tests/conftest.py says.
+    # `python3 dev.py test -n 0 …` runs in one process.
+    return _run("pytest", "-n", "auto", "--dist", "loadfile", *rest, cwd=ROOT)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,22 @@
 
 `FINSYNC_REQUIRE_SERVICES=1` (set by CI) turns an unreachable PostgreSQL into a failure
 instead of a skip. `FINSYNC_TEST_PG_URL` points at a server whose role may create databases.
+
+`dev.py test` runs the suite on pytest-xdist's workers (`-n auto --dist loadfile`): each
+worker is a process with its own session fixtures (its PostgreSQL database, its localstripe,
+its trytond on free ports), and the scheduler below keeps together the tests that share an
+expensive fixture (see `_scope`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -26,6 +33,14 @@ pytest_plugins = ("tests.external.tryton_fixtures",)
 
 LISTENER = "finsync-wakeup"  # the thread of hub.wakeup.PostgresWakeup
 LISTENER_STOP_S = 5.0  # a closed listener ends within its tick (0.5 s); slack for a busy CI
+
+# A pytest-xdist worker starts with COLUMNS=80 and LINES=24 in its environment, and rich
+# reads them once, when the CLI's console is made at import: its tables would then be 80
+# columns wide whatever width a test's CliRunner asks for. A worker sees what one process
+# sees: neither is set.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in ("COLUMNS", "LINES"):
+        os.environ.pop(_name, None)
 
 PG_URL = os.environ.get("FINSYNC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("FINSYNC_REQUIRE_SERVICES") == "1"
@@ -71,6 +86,10 @@ def pg_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
+            # A commit need not wait for its WAL to reach the disk: what a test sees, and
+            # what another connection sees, is the same; only a crash of the PostgreSQL
+            # server itself could lose the last commits, and no test crashes it.
+            conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     except OperationalError as exc:
         admin.dispose()
         _unavailable("PostgreSQL", exc)
@@ -150,3 +169,99 @@ def engine(db_url: str) -> Iterator[Engine]:
     engine = make_engine(db_url)
     yield engine
     engine.dispose()
+
+
+# -- pytest-xdist -------------------------------------------------------------------------
+
+# Files whose tests use the session's Tryton template (tests/external/tryton_fixtures.py):
+# one work unit, so one worker builds the template (a minute) and the others never wait for
+# it. A file missing here still passes: its worker builds a template of its own.
+TRYTON_FILES = frozenset({
+    "tests/contract/test_tryton_ledger_port.py",
+    "tests/integration/test_call_log_tryton.py",
+    "tests/integration/test_demo_stack.py",
+    "tests/integration/test_tryton.py",
+    "tests/integration/test_tryton_workflow.py",
+})
+FUZZ_CAMPAIGN = "tests/fuzz/test_intake_fuzz.py"
+# The longest work units, handed out first so that no worker is left with one at the end
+# (seconds from `--durations` on the 2-core CI machine); the rest go in collection order.
+LONGEST_FIRST = (
+    "tryton",
+    f"{FUZZ_CAMPAIGN}[sqlite]",
+    "tests/integration/test_lifecycles.py",
+    "tests/integration/test_kill.py",
+    "tests/browser",
+    f"{FUZZ_CAMPAIGN}[postgresql]",
+)
+_BACKEND = re.compile(r"\[(sqlite|postgresql)[\]-]")
+
+
+def _scope(nodeid: str) -> str:
+    """The work unit of a test: its file (module-scoped fixtures are built once), except the
+    browser package (package-scoped console and browser), the Tryton files (above) and the
+    fuzz campaign, one unit per backend (each backend runs a campaign of its own)."""
+    path = nodeid.split("::", 1)[0]
+    if path.startswith("tests/browser/"):
+        return "tests/browser"
+    if path in TRYTON_FILES:
+        return "tryton"
+    backend = _BACKEND.search(nodeid)
+    if path == FUZZ_CAMPAIGN and backend:
+        return f"{path}[{backend.group(1)}]"
+    return path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one worker more than the cores. A test waits much of its time on other
+    processes (PostgreSQL, trytond, localstripe, killed workers) and sockets: on the 2-core
+    CI machine 3 workers ran the suite in 497 s, 2 in 825 s and 4 in 529 s."""
+    return len(os.sched_getaffinity(0)) + 1
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, refined by `_scope`, longest units first."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _scope(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            for scope in LONGEST_FIRST:
+                if scope in self.workqueue:
+                    self.workqueue.move_to_end(scope, last=False)
+                    break
+            super()._assign_work_unit(node)
+
+    return Scheduling(config, log)
+
+
+# The fuzz suite's counts (tests/fuzz/conftest.py `fuzz_report`), printed after the summary;
+# under xdist each worker sends its own to the controller, which prints them all.
+FUZZ_REPORT = pytest.StashKey[list[str]]()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["finsync_fuzz_report"] = session.config.stash.get(FUZZ_REPORT, [])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    lines = getattr(node, "workeroutput", {}).get("finsync_fuzz_report", [])
+    node.config.stash.setdefault(FUZZ_REPORT, []).extend(lines)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    lines = config.stash.get(FUZZ_REPORT, [])
+    if lines:
+        terminalreporter.section("finsync fuzz suite")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -7,6 +7,7 @@ clean clone builds it once), bound to 127.0.0.1 on a free port with a private TM
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -53,16 +54,21 @@ def localstripe_python() -> Path:
     python = venv / "bin" / "python"
     if (venv / ".complete").exists():
         return python
-    try:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True,
-                       capture_output=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        "--require-hashes", "-r", str(REQUIREMENTS)], check=True,
-                       capture_output=True, timeout=300)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        raise LocalstripeUnavailableError(f"cannot build localstripe's virtualenv: {exc}") \
-            from exc
-    (venv / ".complete").write_text(digest)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / f"localstripe-{digest}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the suite's workers (pytest-xdist) build it once
+        if (venv / ".complete").exists():
+            return python
+        try:
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True,
+                           capture_output=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q",
+                            "--disable-pip-version-check", "--require-hashes", "-r",
+                            str(REQUIREMENTS)], check=True, capture_output=True, timeout=300)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            raise LocalstripeUnavailableError(f"cannot build localstripe's virtualenv: {exc}") \
+                from exc
+        (venv / ".complete").write_text(digest)
     return python
 
 

@@ -86,6 +86,10 @@ class Postgres:
     host: str = "127.0.0.1"
     port: int = 5432
     user: str = "postgres"
+    # False: commits on the databases it creates do not wait for their WAL flush (the
+    # tests: what any connection sees is the same, only a crash of the server itself could
+    # lose the last commits); the benchmarks keep the server's own setting.
+    synchronous_commit: bool = True
 
     @property
     def uri(self) -> str:
@@ -105,6 +109,8 @@ class Postgres:
         clause = f' TEMPLATE "{template}"' if template else ""
         with self._admin() as conn:
             conn.execute(f'CREATE DATABASE "{name}"{clause}'.encode())
+            if not self.synchronous_commit:  # a setting of the database: a clone lacks it
+                conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off'.encode())
 
     def drop(self, name: str) -> None:
         with self._admin() as conn:

@@ -21,7 +21,13 @@ from finsync.demo.clock import SimClock
 from finsync.storage.raw_log import RawIn
 from finsync.systems.billing.service import BillingService
 from tests.conftest import _unavailable
-from tests.external.tryton import ADMIN_PASSWORD, TrytonSite, TrytonUnavailableError, tryton_site
+from tests.external.tryton import (
+    ADMIN_PASSWORD,
+    Postgres,
+    TrytonSite,
+    TrytonUnavailableError,
+    tryton_site,
+)
 
 COMPANY = "Acme US"
 ENTITIES = {"le_us": Entity(COMPANY)}
@@ -37,7 +43,8 @@ def tryton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrytonSite]:
     with contextlib.ExitStack() as stack:
         try:
             site = stack.enter_context(
-                tryton_site(tmp_path_factory.mktemp("tryton"), _bootstrap))
+                tryton_site(tmp_path_factory.mktemp("tryton"), _bootstrap,
+                            Postgres(synchronous_commit=False)))
         except TrytonUnavailableError as exc:
             _unavailable("Tryton", exc)
         yield site

@@ -1,5 +1,6 @@
 """The fuzz suite's database (one per backend and module, so a campaign's tests share it)
-and the counts it reports at the end of the run (the closing note of issue 12 quotes them).
+and the counts it reports at the end of the run (the closing note of issue 12 quotes them;
+tests/conftest.py prints them, and brings them back from pytest-xdist's workers).
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import pytest
 
 from finsync.storage.db import make_engine
 from finsync.storage.migrate import upgrade
-from tests.conftest import empty_postgres
+from tests.conftest import FUZZ_REPORT, empty_postgres
 
-REPORT = pytest.StashKey[list[str]]()
 SHM = Path("/dev/shm")
 
 
@@ -47,13 +47,4 @@ def fuzz_db_url(request: pytest.FixtureRequest,
 @pytest.fixture(scope="session")
 def fuzz_report(request: pytest.FixtureRequest) -> list[str]:
     """Lines printed after the run's summary (see `pytest_terminal_summary`)."""
-    return request.config.stash.setdefault(REPORT, [])
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
-                            config: pytest.Config) -> None:
-    lines = config.stash.get(REPORT, [])
-    if lines:
-        terminalreporter.section("finsync fuzz suite")
-        for line in lines:
-            terminalreporter.write_line(line)
+    return request.config.stash.setdefault(FUZZ_REPORT, [])
