@@ -120,8 +120,13 @@ def concession_histories(draw: st.DrawFn) -> tuple[ContractBooked, list[RevenueE
     booked = ContractBooked("evt_book", contract(build), (ssp("prod_u", "1.00"),), terms)
     events: list[RevenueEvent] = []
     on, done = START, 0
+    priced = price_minor * units  # the transaction price, less the concessions so far
+    conceded = False
     for n in range(draw(st.integers(1, 4))):
-        on = on + timedelta(days=draw(st.integers(0, 60)))
+        # A delivery on the day of a concession applies before it (the engine's canonical
+        # order), so it would shrink what remains below what the concession was drawn for.
+        on = on + timedelta(days=draw(st.integers(1 if conceded else 0, 60)))
+        conceded = False
         if pattern is RecognitionPattern.PER_UNIT and done < units:
             quantity = draw(st.integers(1, units - done))
             done += quantity
@@ -131,10 +136,15 @@ def concession_histories(draw: st.DrawFn) -> tuple[ContractBooked, list[RevenueE
             events.append(ProgressReported(f"evt_p{n}", "ln_u", on, Decimal(done)))
         share = Decimal(done) / Decimal(units if pattern is RecognitionPattern.PER_UNIT
                                         else 100)
-        earned = int(price_minor * units * share) // 4  # well inside what was recognised
+        # Well inside what was recognised and what remains, at the price after the earlier
+        # concessions (a quarter of each of the original price's could add up to more
+        # than what remains: the engine refuses that, rightly).
+        earned = int(priced * share) // 4
         if earned >= 1 and draw(st.booleans()):
             part = draw(st.integers(1, earned))
-            rest = draw(st.integers(0, int(price_minor * units * (1 - share)) // 4))
+            rest = draw(st.integers(0, int(priced * (1 - share)) // 4))
+            priced -= part + rest
+            conceded = True
             events.append(TransactionPriceChanged(
                 f"evt_c{n}", on, -cents(part + rest), PriceChangeKind.PRICE_CONCESSION,
                 frozenset({"ln_u"}), None, DeliveredPart(-cents(part))))
