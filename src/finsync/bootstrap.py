@@ -27,7 +27,13 @@ from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.embedded.revenue import EmbeddedRevenue
 from finsync.connectors.embedded.usage import EmbeddedUsage
 from finsync.connectors.filedrop.ledger import FileDropLedger
-from finsync.connectors.ports import BillingRecordsPort, LedgerPort, RevenuePort
+from finsync.connectors.ports import (
+    BillingRecordsPort,
+    HeldInvoicePort,
+    LedgerPort,
+    RevenuePort,
+    TaxPort,
+)
 from finsync.connectors.stripe import signature as stripe_signature
 from finsync.connectors.stripe import state as stripe_state
 from finsync.connectors.stripe.catalog import Catalog
@@ -58,10 +64,11 @@ from finsync.domain.money import Money
 from finsync.domain.secret import RotatingSecret, valid_at
 from finsync.hub.buffer import BufferPolicy
 from finsync.hub.close import PeriodClose
+from finsync.hub.held_retry import HeldRetry, HeldRetryPolicy
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry, TranslatingMapper
 from finsync.hub.metrics import Metrics, measure
 from finsync.hub.service import Hub, SourcePump
-from finsync.hub.target import Target, ledger_target, revenue_target
+from finsync.hub.target import Target, ledger_target, revenue_target, tax_target
 from finsync.hub.usage import UsageIntake
 from finsync.hub.webhook import WebhookIntake
 from finsync.recon.service import Entity, Reconciliation
@@ -159,6 +166,9 @@ class Ports:
     ledgers: dict[str, LedgerPort] = field(default_factory=dict)
     revenues: dict[str, RevenuePort] = field(default_factory=dict)
     billing: dict[str, BillingRecordsPort] = field(default_factory=dict)
+    taxes: dict[str, TaxPort] = field(default_factory=dict)
+    # Billing systems that hold invoices for tax and retry them on request.
+    held: dict[str, HeldInvoicePort] = field(default_factory=dict)
 
     def ledger(self) -> LedgerPort:
         return _only(self.ledgers, "ledger")
@@ -169,9 +179,14 @@ class Ports:
     def billing_records(self) -> BillingRecordsPort:
         return _only(self.billing, "billing")
 
+    def held_invoices(self) -> HeldInvoicePort | None:
+        """The billing system that holds invoices for tax, if one is configured."""
+        return next(iter(self.held.values()), None)
+
     def close(self) -> None:
         """Release the connections that remote systems' adapters hold open."""
-        for port in [*self.ledgers.values(), *self.revenues.values(), *self.billing.values()]:
+        for port in [*self.ledgers.values(), *self.revenues.values(), *self.billing.values(),
+                     *self.taxes.values()]:
             close = getattr(port, "close", None)
             if callable(close):
                 close()
@@ -267,10 +282,12 @@ def build_ports(config: FinsyncConfig, engine: Engine,
 def build_targets(config: FinsyncConfig, engine: Engine,
                   clock: Callable[[], datetime] = utc_now,
                   ports: Ports | None = None) -> dict[str, Target]:
-    """Ledgers and revenue engines receive; billing is a source (see build_pumps)."""
+    """Ledgers, revenue engines and tax engines receive; billing is a source (see
+    build_pumps)."""
     ports = ports or build_ports(config, engine, clock)
     targets = {name: ledger_target(port) for name, port in ports.ledgers.items()}
     targets.update({name: revenue_target(port) for name, port in ports.revenues.items()})
+    targets.update({name: tax_target(port) for name, port in ports.taxes.items()})
     return targets
 
 
@@ -567,7 +584,7 @@ def build_finance(config: FinsyncConfig, *, engine: Engine | None = None,
                        entities, clock),
         Triage(engine, ApprovalPolicy(config.triage.approval_threshold, config.triage.thresholds,
                                       timedelta(hours=config.controls.pending_ttl_h)),
-               ports.ledgers.get, clock),
+               ports.ledgers.get, clock, ports.held_invoices()),
         audit, build_call_log(config, engine, clock))
 
 
@@ -620,6 +637,14 @@ def build_daily(finance: Finance) -> Callable[[date], object]:
         if failures:
             raise failures[0]
     return daily
+
+
+def build_held_retry(finance: Finance) -> HeldRetry | None:
+    """`serve`'s periodic retry of invoices held for tax, when billing holds them."""
+    port = finance.ports.held_invoices()
+    if port is None:
+        return None
+    return HeldRetry(finance.hub.engine, port, finance.hub.clock, HeldRetryPolicy())
 
 
 def build_two_person(config: FinsyncConfig, engine: Engine,

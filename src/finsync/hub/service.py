@@ -19,9 +19,10 @@ from typing import Any
 from sqlalchemy import Engine
 
 from finsync.connectors.ports import LedgerPort
+from finsync.domain.errors import ExceptionClass
 from finsync.domain.events import CATALOGUE
 from finsync.domain.status import UNRESOLVED, DeliveryStatus, ExceptionStatus, RawStatus
-from finsync.hub import exception_view
+from finsync.hub import exception_view, held_invoice
 from finsync.hub.acceptance import Acceptance
 from finsync.hub.buffer import BufferPolicy, buffers_for
 from finsync.hub.delivery import DeliveryWorker
@@ -40,6 +41,7 @@ from finsync.hub.status import (
     Waiting,
     at_stake_groups,
     at_stake_total,
+    held_for_tax,
     parse_class_filter,
     parse_status_filter,
 )
@@ -243,6 +245,8 @@ class Hub:
                 waiting=Waiting(*outbox.waiting_counts(conn, self.clock())),
                 usage=usage_log.counts(conn),
                 dunning={"threads": threads, "declined_attempts": declined},
+                held_for_tax=held_for_tax(exception_log.unresolved_at_stake_by_prefix(
+                    conn, ExceptionClass.TAX_FAILURE, held_invoice.FINGERPRINT)),
             )
 
     def status(self) -> dict[str, Any]:
