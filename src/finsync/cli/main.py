@@ -280,8 +280,7 @@ def _print_status(status: HubStatus) -> None:
 
 def _print_held(status: HubStatus) -> None:
     held = status.held_for_tax
-    if not held.count:
-        output.console.print("invoices held for tax: none")
+    if not held.count:  # none held: nothing to say (they are among the exceptions anyway)
         return
     output.console.print(f"invoices held for tax: {held.count}, at stake "
                          f"{output.money(held.amounts)} (see them with `finsync exceptions "
