@@ -25,6 +25,7 @@ from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
 from finsync.connectors.embedded.billing_records import EmbeddedBillingRecords
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.embedded.revenue import EmbeddedRevenue
+from finsync.connectors.embedded.tax import EmbeddedTax
 from finsync.connectors.embedded.usage import EmbeddedUsage
 from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.connectors.ports import (
@@ -93,6 +94,9 @@ from finsync.systems.revrec.migrate import upgrade as upgrade_revrec
 from finsync.systems.revrec.pattern import RecognitionPattern
 from finsync.systems.revrec.service import DEFAULT_ACCOUNTS, RevenueService
 from finsync.systems.revrec.terms import RecognitionTerms
+from finsync.systems.tax.config_file import load_tax_rules
+from finsync.systems.tax.migrate import upgrade as upgrade_tax
+from finsync.systems.tax.service import TaxService
 from finsync.triage.policy import ApprovalPolicy
 from finsync.triage.service import Triage
 
@@ -183,6 +187,9 @@ class Ports:
         """The billing system that holds invoices for tax, if one is configured."""
         return next(iter(self.held.values()), None)
 
+    def tax(self) -> TaxPort:
+        return _only(self.taxes, "tax")
+
     def close(self) -> None:
         """Release the connections that remote systems' adapters hold open."""
         for port in [*self.ledgers.values(), *self.revenues.values(), *self.billing.values(),
@@ -200,7 +207,9 @@ def _only(systems: Mapping[str, T], role: str) -> T:
 
 
 _HINTS = {"billing": ': add [systems.<name>] with role = "billing" and connector = "embedded", '
-                     'or connector = "stripe" and source = "<a [stripe.<source>]>"'}
+                     'or connector = "stripe" and source = "<a [stripe.<source>]>"',
+          "tax": ': add [systems.<name>] with role = "tax" and connector = "embedded", or '
+                 'connector = "http" and url = "<a finsync tax serve>"'}
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +264,35 @@ def _embedded_revenue(build: _Build, name: str, system: SystemSection, ports: Po
                                            recorder=build.recorder)
 
 
+def build_tax_service(config: FinsyncConfig, engine: Engine,
+                      clock: Callable[[], datetime] = utc_now) -> TaxService:
+    """The embedded tax engine on the hub's database, its master data loaded from `[tax]
+    file` (the shipped default_tax.toml when unset) and rewritten when it differs."""
+    upgrade_tax(engine)
+    service = TaxService(engine, clock)
+    service.load_rules(load_tax_rules(config.resolve(config.tax.file) if config.tax.file
+                                      else None))
+    return service
+
+
+def _embedded_tax(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
+    ports.taxes[name] = EmbeddedTax(name, build_tax_service(build.config, build.engine,
+                                                            build.clock),
+                                    recorder=build.recorder)
+
+
+def build_tax_port(config: FinsyncConfig, engine: Engine,
+                   clock: Callable[[], datetime] = utc_now) -> TaxPort:
+    """The configured tax engine behind the tax port (billing's quoter): the one
+    `[systems.<name>]` with role "tax"; a `ConfigError` when there is none."""
+    ports = Ports()
+    build = _Build(config, engine, clock, build_call_log(config, engine, clock))
+    for name, system in config.systems.items():
+        if system.role == "tax":
+            _build_system(build, name, system, ports)
+    return ports.tax()
+
+
 # Which adapter plays each (role, connector) of `[systems.<name>]`.
 _FACTORIES: Mapping[tuple[str, str], Callable[[_Build, str, SystemSection, Ports], None]] = {
     ("ledger", "embedded"): _embedded_ledger,
@@ -263,6 +301,7 @@ _FACTORIES: Mapping[tuple[str, str], Callable[[_Build, str, SystemSection, Ports
     ("billing", "embedded"): _embedded_billing,
     ("billing", "stripe"): _stripe_billing,
     ("revenue", "embedded"): _embedded_revenue,
+    ("tax", "embedded"): _embedded_tax,
 }
 
 
@@ -271,12 +310,16 @@ def build_ports(config: FinsyncConfig, engine: Engine,
     ports = Ports()
     build = _Build(config, engine, clock, build_call_log(config, engine, clock))
     for name, system in config.systems.items():
-        factory = _FACTORIES.get((system.role, system.connector))
-        if factory is None:
-            raise ConfigError(f"[systems.{name}]: no {system.connector} connector for the "
-                              f"{system.role} role yet")
-        factory(build, name, system, ports)
+        _build_system(build, name, system, ports)
     return ports
+
+
+def _build_system(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
+    factory = _FACTORIES.get((system.role, system.connector))
+    if factory is None:
+        raise ConfigError(f"[systems.{name}]: no {system.connector} connector for the "
+                          f"{system.role} role yet")
+    factory(build, name, system, ports)
 
 
 def build_targets(config: FinsyncConfig, engine: Engine,

@@ -52,8 +52,8 @@ class DeliverySection(_Strict):
 
 
 class SystemSection(_Strict):
-    role: Literal["ledger", "revenue", "billing"]
-    connector: Literal["filedrop", "embedded", "tryton", "stripe"]
+    role: Literal["ledger", "revenue", "billing", "tax"]
+    connector: Literal["filedrop", "embedded", "tryton", "stripe", "http"]
     directory: str = "var/exports"  # filedrop
     source: str | None = None  # stripe billing: the Stripe intake source (`[stripe.<source>]`)
     catalog: str | None = None  # embedded billing: catalogue TOML (the shipped one if unset)
@@ -73,6 +73,17 @@ class SystemSection(_Strict):
     companies: dict[str, str] = Field(default_factory=dict)
     accounts: dict[str, str] = Field(default_factory=dict)
     max_batch: int = Field(25, ge=1, le=500)
+    # http tax engine (`finsync tax serve`): its `url`, the environment variable holding
+    # its bearer token, and how long a call may take.
+    token_env: str = "FINSYNC_TAX_TOKEN"
+    timeout_s: float = Field(10, gt=0, le=300)
+
+
+class TaxSection(_Strict):
+    """The embedded tax engine's master data: a TOML file (docs/tax/engine.md) loaded into
+    its tables at start-up; the shipped default_tax.toml when unset."""
+
+    file: str | None = None
 
 
 class LedgerEntitySection(_Strict):
@@ -280,6 +291,7 @@ class FinsyncConfig(_Strict):
     routes: dict[str, list[str]] = {}
     ledger: LedgerSection = LedgerSection()
     revenue: RevenueSection = RevenueSection()
+    tax: TaxSection = TaxSection()
     triage: TriageSection = TriageSection()
     limits: dict[str, LimitsSection] = {}  # intake source (or "default") -> its limits
     usage: UsageSection = UsageSection()

@@ -1,0 +1,1 @@
+"""The embedded tax engine: jurisdictions, rates, exemptions, reverse charge, rounding."""

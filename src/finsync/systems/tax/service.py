@@ -1,0 +1,195 @@
+"""The embedded tax engine's service API: quote, commit, void, certificates, liability.
+
+Rules:
+- One transaction per call; a refused call writes nothing.
+- `quote` is read-only: the rules and the customer's certificates, then the pure engine.
+- `commit` records a final document's own jurisdiction lines (it does not quote again:
+  what billing put on the document is what is owed). Idempotent by document id: the same
+  body again answers the first commit (`replayed`); another body under the same id is
+  refused (`tax_commit_conflict`). The answer is also kept under the caller's key.
+- A `void` credit memo voids its invoice: the invoice and all its credit memos (the void
+  memo too) leave the liability report. A void of an invoice not committed yet is
+  refused (`tax_invoice_not_committed`), so a caller may retry once it is.
+- Master data is loaded at start-up (`load_rules`) and kept in memory by this service.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from finsync.domain.clock import month_period
+from finsync.domain.invoice import VOID, CreditMemo, Invoice
+from finsync.domain.tax import TaxRequest, TaxResult
+from finsync.systems.tax import engine as tax_engine
+from finsync.systems.tax import store
+from finsync.systems.tax import tables as t
+from finsync.systems.tax.certificate import ExemptionCertificate
+from finsync.systems.tax.errors import (
+    CertificateError,
+    CommitConflictError,
+    UncommittedInvoiceError,
+    UnknownCertificateError,
+)
+from finsync.systems.tax.liability import LiabilityRow, liability
+from finsync.systems.tax.rules import TaxRules
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """The engine's answer to a commit: the document's transaction and its status."""
+
+    document_id: str
+    status: str
+    replayed: bool = False
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+class TaxService:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+        self.engine, self._clock = engine, clock
+        self._rules: TaxRules | None = None
+
+    # -- master data -------------------------------------------------------------------------
+    def load_rules(self, rules: TaxRules) -> bool:
+        """Make the stored master data `rules`; whether it had to be rewritten."""
+        rows = store.rule_rows(rules)
+        with self.engine.begin() as conn:
+            changed = store.stored_rule_rows(conn) != rows
+            if changed:
+                store.write_rules(conn, rows)
+        self._rules = rules
+        return changed
+
+    def rules(self) -> TaxRules:
+        if self._rules is None:
+            with self.engine.connect() as conn:
+                self._rules = store.rules_of(store.stored_rule_rows(conn))
+        return self._rules
+
+    # -- quotes --------------------------------------------------------------------------------
+    def quote(self, request: TaxRequest) -> TaxResult:
+        rules = self.rules()
+        with self.engine.connect() as conn:
+            held = store.certificates_of(conn, request.customer_id)
+        return tax_engine.quote(rules, held, request)
+
+    # -- commits -------------------------------------------------------------------------------
+    def commit(self, document: Invoice | CreditMemo, key: str) -> Committed:
+        body = store.body_of(document)
+        try:
+            with self.engine.begin() as conn:
+                return self._commit(conn, body, key)
+        except IntegrityError:
+            # A concurrent commit of the same document or key won: answer as a redelivery.
+            with self.engine.begin() as conn:
+                return self._commit(conn, body, key)
+
+    def _commit(self, conn: Connection, body: store.Body, key: str) -> Committed:
+        kept = self._kept(conn, key)
+        if kept is not None:
+            return kept
+        row = conn.execute(select(t.transactions.c.body_hash, t.transactions.c.status)
+                           .where(t.transactions.c.document_id == body.document_id)).first()
+        if row is not None and row.body_hash != body.hash:
+            raise CommitConflictError(f"{body.document_id} was committed with another body")
+        if row is not None:
+            answer = Committed(body.document_id, row.status, True)
+        else:
+            answer = self._record(conn, body)
+        self._keep(conn, key, answer)
+        return answer
+
+    def _record(self, conn: Connection, body: store.Body) -> Committed:
+        voiding = body.invoice_id is not None and body.reason == VOID
+        invoice = None if body.invoice_id is None else conn.execute(
+            select(t.transactions.c.status)
+            .where(t.transactions.c.document_id == body.invoice_id)).scalar()
+        if voiding and invoice is None:
+            raise UncommittedInvoiceError(f"{body.document_id} voids {body.invoice_id}, "
+                                          "which the tax engine has not committed")
+        status = store.VOIDED if invoice == store.VOIDED else store.COMMITTED
+        store.insert_body(conn, body, status, self._clock())
+        if voiding:
+            assert body.invoice_id is not None
+            self._void(conn, body.invoice_id, body.document_id)
+            status = store.VOIDED
+        return Committed(body.document_id, status)
+
+    def void(self, invoice_id: str, voided_by: str) -> Sequence[str]:
+        """Void a committed invoice and its credit memos (without a void memo of its own:
+        an operator's correction); the ids voided."""
+        with self.engine.begin() as conn:
+            if conn.execute(select(t.transactions.c.document_id).where(
+                    t.transactions.c.document_id == invoice_id,
+                    t.transactions.c.kind == "invoice")).first() is None:
+                raise UncommittedInvoiceError(f"the tax engine has not committed {invoice_id}")
+            return self._void(conn, invoice_id, voided_by)
+
+    @staticmethod
+    def _void(conn: Connection, invoice_id: str, voided_by: str) -> Sequence[str]:
+        family = store.family_of(conn, invoice_id)
+        conn.execute(update(t.transactions)
+                     .where(t.transactions.c.document_id.in_(family))
+                     .values(status=store.VOIDED, voided_by=voided_by))
+        return family
+
+    def find(self, key: str) -> Committed | None:
+        with self.engine.connect() as conn:
+            return self._kept(conn, key)
+
+    @staticmethod
+    def _kept(conn: Connection, key: str) -> Committed | None:
+        row = conn.execute(select(t.receipts).where(t.receipts.c.key == key)).first()
+        if row is None:
+            return None
+        detail = json.loads(row.detail)
+        return Committed(row.document_id, detail["status"], True, detail)
+
+    def _keep(self, conn: Connection, key: str, answer: Committed) -> None:
+        detail = {"status": answer.status, "document_id": answer.document_id}
+        conn.execute(insert(t.receipts), {"key": key, "document_id": answer.document_id,
+                                          "detail": json.dumps(detail, sort_keys=True),
+                                          "recorded_at": self._clock()})
+
+    # -- certificates --------------------------------------------------------------------------
+    def add_certificate(self, certificate: ExemptionCertificate) -> None:
+        if certificate.jurisdiction not in self.rules().jurisdictions:
+            raise CertificateError(f"certificate {certificate.id}: unknown jurisdiction "
+                                   f"{certificate.jurisdiction}")
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(t.certificates), {
+                    "id": certificate.id, "customer_id": certificate.customer_id,
+                    "jurisdiction": certificate.jurisdiction,
+                    "valid_from": certificate.valid_from, "valid_to": certificate.valid_to,
+                    "revoked_at": None, "created_at": self._clock()})
+        except IntegrityError as exc:
+            raise CertificateError(f"certificate {certificate.id} exists already") from exc
+
+    def certificates(self, customer_id: str | None = None) -> list[ExemptionCertificate]:
+        with self.engine.connect() as conn:
+            return store.certificates_of(conn, customer_id)
+
+    def revoke_certificate(self, certificate_id: str) -> None:
+        with self.engine.begin() as conn:
+            done = conn.execute(update(t.certificates)
+                                .where(t.certificates.c.id == certificate_id,
+                                       t.certificates.c.revoked_at.is_(None))
+                                .values(revoked_at=self._clock()))
+            if done.rowcount != 1:
+                raise UnknownCertificateError(f"no certificate {certificate_id} in force "
+                                              "to revoke")
+
+    # -- reports -------------------------------------------------------------------------------
+    def liability(self, legal_entity: str, period: str) -> tuple[LiabilityRow, ...]:
+        """Per jurisdiction and currency, for the month `period` ("YYYY-MM")."""
+        span = month_period(period)
+        with self.engine.connect() as conn:
+            details = store.committed_details(conn, legal_entity, span.start, span.end)
+        return liability(details)
