@@ -47,6 +47,8 @@ from finsync.systems.billing.edit import (
 from finsync.systems.billing.errors import BillingStorageError, InvalidCommandError
 from finsync.systems.billing.event import Emitted
 from finsync.systems.billing.handler import Command, RecordUsage, RegisterCustomer, RunClock
+from finsync.systems.billing.held import RetryHeldInvoices
+from finsync.systems.billing.one_off import ChargeOneOff
 from finsync.systems.billing.payment import PayInvoice, PaymentResult, RefundPayment
 from finsync.systems.billing.service import Applied, BillingService, InvoiceSummary
 from finsync.systems.billing.subscription import CreateSubscription
@@ -195,11 +197,18 @@ def customer_add(customer_id: str, name: Annotated[str, typer.Option("--name")],
                  legal_entity: Annotated[str, typer.Option("--legal-entity")] = "le_us",
                  currency: Annotated[str, typer.Option("--currency")] = "USD",
                  country: Annotated[str, typer.Option("--country")] = "US",
+                 region: Annotated[str | None, typer.Option(
+                     "--region", help="ISO 3166-2 subdivision where the country taxes by "
+                                      "region (a US state: NY).")] = None,
+                 tax_id: Annotated[str | None, typer.Option(
+                     "--tax-id", help="VAT id (B2B reverse charge).")] = None,
                  database: Database = None, catalog: CatalogFile = None, config: ConfigPath = None,
                  as_json: Json = False) -> None:
-    """Register (or update) a customer: legal entity, currency, billing country."""
+    """Register (or update) a customer: legal entity, currency, billing country and region,
+    VAT id."""
     _execute("customer add", Where(config, database, catalog), as_json, lambda _: RegisterCustomer(
-        CustomerAccount(customer_id, name, legal_entity, currency, country)))
+        CustomerAccount(customer_id, name, legal_entity, currency, country,
+                        billing_region=region, tax_id=tax_id)))
 
 
 @app.command()
@@ -357,6 +366,46 @@ def run(until: Annotated[str, typer.Option("--until", help="ISO date.")],
         as_json: Json = False) -> None:
     """Run the billing clock to DATE: cycles billed, usage rated, terms renewed."""
     _execute("run", Where(config, database, catalog), as_json, lambda _: RunClock(_day(until)))
+
+
+@app.command()
+def charge(contract_id: str, charge_id: Annotated[str, typer.Option("--id")],
+           price: Annotated[str, typer.Option("--price", help="A one-off price.")], on: On,
+           quantity: Annotated[int, typer.Option("--quantity")] = 1,
+           database: Database = None, catalog: CatalogFile = None, config: ConfigPath = None,
+           as_json: Json = False) -> None:
+    """Charge a one-off price on a subscription (invoiced at once)."""
+    _execute("charge", Where(config, database, catalog), as_json, lambda _: ChargeOneOff(
+        charge_id, contract_id, price, quantity, _day(on)))
+
+
+@app.command("retry-held")
+def retry_held(draft: Annotated[str | None, typer.Argument(
+                   help="Held invoice id; default: every invoice still held.")] = None,
+               database: Database = None, catalog: CatalogFile = None,
+               config: ConfigPath = None, as_json: Json = False) -> None:
+    """Ask the tax engine again for held invoices: issued when it answers."""
+    _execute("retry-held", Where(config, database, catalog), as_json,
+             lambda _: RetryHeldInvoices(draft))
+
+
+@app.command()
+def held(released: Annotated[bool, typer.Option(
+             "--released", help="Released ones too.")] = False,
+         database: Database = None, catalog: CatalogFile = None, config: ConfigPath = None,
+         as_json: Json = False) -> None:
+    """Invoices held because their tax could not be computed (money at stake, cause)."""
+    with guarded(as_json), _service(Where(config, database, catalog),
+                                    FINANCE_READ) as service:
+        drafts = service.held(released=released)
+        if as_json:
+            output.emit_json({"held": [codec.encode(h) for h in drafts]})
+            return
+        output.table("held invoices", ["id", "customer", "contract", "dated", "subtotal",
+                                       "code", "transient", "invoice"],
+                     [[h.id, h.customer_id, h.contract_id or "", h.issue_date, str(h.subtotal),
+                       h.code, "yes" if h.transient else "no", h.invoice_id or ""]
+                      for h in drafts])
 
 
 @app.command()

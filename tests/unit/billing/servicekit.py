@@ -23,8 +23,9 @@ from finsync.systems.billing.handler import RegisterCustomer
 from finsync.systems.billing.migrate import upgrade
 from finsync.systems.billing.service import BillingService
 from finsync.systems.billing.subscription import CreateSubscription
+from tests.taxkit import RateQuoter
 
-CONFIG = load_billing_config()
+CONFIG = load_billing_config(tax=RateQuoter())
 START, END, MAY_16 = date(2026, 1, 1), date(2027, 1, 1), date(2026, 5, 16)
 ACME = CustomerAccount("cus_acme", "Acme Analytics Inc.", "le_us", "USD", "US")
 

@@ -4,7 +4,6 @@ contract, and a state to run commands on."""
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 
 from finsync.domain.catalog import BillingFrequency, Price, PriceModel, Product
 from finsync.domain.contract import ContractLine, RampStep, SubscriptionContract
@@ -22,7 +21,7 @@ from finsync.systems.billing.subscription import (
     create_subscription,
     register_customer,
 )
-from finsync.systems.billing.tax import RateTableTaxEngine, TaxRate
+from tests.taxkit import UNIT_RATES, RateQuoter
 
 ANNUAL, QUARTERLY, MONTHLY = (BillingFrequency.ANNUAL, BillingFrequency.QUARTERLY,
                               BillingFrequency.MONTHLY)
@@ -63,8 +62,7 @@ def catalog() -> Catalog:
     return Catalog(products, plans)
 
 
-TAX = RateTableTaxEngine((TaxRate("US", "saas", Decimal("0.05")),
-                          TaxRate("DE", "saas", Decimal("0.19"))))
+TAX = RateQuoter(dict(UNIT_RATES))
 CUSTOMER = CustomerAccount("cus_1", "Acme Corp", "le_us", "USD", "US")
 
 

@@ -11,18 +11,27 @@ import pytest
 from finsync.domain.catalog import PriceModel
 from finsync.domain.money import Money
 from finsync.systems.billing.catalog_file import load_billing_config, parse_billing_config
-from finsync.systems.billing.errors import CatalogError, TaxJurisdictionError
+from finsync.systems.billing.errors import (
+    CatalogError,
+    TaxInclusivePriceError,
+    TaxRatesMovedError,
+)
 from finsync.systems.billing.proration import ProrationUnit
-from finsync.systems.billing.state import DowngradePolicy
-from finsync.systems.billing.tax import TaxableLine
+from finsync.systems.billing.state import BillingConfig, DowngradePolicy
+from tests.taxkit import RateQuoter
 
 SEAT: dict[str, Any] = {"id": "price_seat", "product": "prod_seat", "model": "per_unit",
                         "unit_amount": "120.00", "currency": "USD", "frequency": "annual"}
 PRODUCT = {"id": "prod_seat", "name": "Seat"}
+TAX = RateQuoter()
+
+
+def parse(data: dict[str, Any]) -> BillingConfig:
+    return parse_billing_config(data, tax=TAX)
 
 
 def test_default_catalog_holds_the_demo_prices() -> None:
-    config = load_billing_config()
+    config = load_billing_config(tax=TAX)
     catalog = config.catalog
     seat, analytics = catalog.plan("price_seat_annual"), catalog.plan("price_analytics_annual")
     overage = catalog.plan("price_usage_overage")
@@ -36,47 +45,59 @@ def test_default_catalog_holds_the_demo_prices() -> None:
     assert config.payment_terms_days == 30
 
 
-def test_default_catalog_taxes_known_countries_and_refuses_others() -> None:
-    engine = load_billing_config().tax_engine
-    line = TaxableLine("1", "saas", Money.of("100.00", "EUR"))
-    assert engine.tax("DE", date(2026, 1, 1), [line]) == (Money.of("19.00", "EUR"),)
-    with pytest.raises(TaxJurisdictionError):
-        engine.tax("FR", date(2026, 1, 1), [line])
+def test_catalogue_with_tax_rates_is_refused_with_where_they_live_now() -> None:
+    rates = [{"country": "DE", "tax_code": "saas", "rate": "0.19"}]
+    with pytest.raises(TaxRatesMovedError, match="tax engine's file"):
+        parse({"products": [PRODUCT], "prices": [SEAT], "tax_rates": rates})
+
+
+def test_inclusive_subscription_price_is_refused_at_load() -> None:
+    with pytest.raises(TaxInclusivePriceError, match="one-off prices only"):
+        parse({"products": [PRODUCT], "prices": [{**SEAT, "tax_behavior": "inclusive"}]})
+
+
+def test_one_off_price_may_include_tax() -> None:
+    fee = {**SEAT, "id": "price_setup", "model": "flat", "timing": "one_off",
+           "tax_behavior": "inclusive"}
+    config = parse({"products": [PRODUCT], "prices": [SEAT, fee]})
+    assert config.catalog.plan("price_setup").tax_inclusive
+    assert config.catalog.plan("price_setup").one_off
+    assert not config.catalog.plan("price_seat").tax_inclusive
 
 
 def test_float_amount_is_refused() -> None:
     with pytest.raises(CatalogError, match="string"):
-        parse_billing_config({"products": [PRODUCT], "prices": [{**SEAT, "unit_amount": 120.0}]})
+        parse({"products": [PRODUCT], "prices": [{**SEAT, "unit_amount": 120.0}]})
 
 
 def test_unknown_key_is_refused() -> None:
     with pytest.raises(CatalogError, match="unknown keys"):
-        parse_billing_config({"products": [PRODUCT], "prices": [{**SEAT, "amount": "1"}]})
+        parse({"products": [PRODUCT], "prices": [{**SEAT, "amount": "1"}]})
 
 
 def test_price_of_unknown_product_is_refused() -> None:
     with pytest.raises(CatalogError, match="unknown product"):
-        parse_billing_config({"products": [], "prices": [SEAT]})
+        parse({"products": [], "prices": [SEAT]})
 
 
 def test_missing_key_names_it() -> None:
     with pytest.raises(CatalogError, match="currency"):
-        parse_billing_config({"products": [PRODUCT],
-                              "prices": [{k: v for k, v in SEAT.items() if k != "currency"}]})
+        parse({"products": [PRODUCT],
+               "prices": [{k: v for k, v in SEAT.items() if k != "currency"}]})
 
 
 def test_unreadable_file_is_a_catalog_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[[products]\n")
     with pytest.raises(CatalogError, match="cannot read"):
-        load_billing_config(bad)
+        load_billing_config(bad, tax=TAX)
 
 
 def test_tiers_are_read_as_money() -> None:
     tiered = {**SEAT, "model": "tiered", "tiers": [
         {"up_to": 100, "unit_amount": "10.00"},
         {"unit_amount": "8.00", "flat_amount": "50.00"}]}
-    plan = parse_billing_config({"products": [PRODUCT], "prices": [tiered]}).catalog.plan(
+    plan = parse({"products": [PRODUCT], "prices": [tiered]}).catalog.plan(
         "price_seat")
     assert [t.up_to for t in plan.tiers] == [100, None]
     assert plan.tiers[1].flat_amount == Money.of("50.00", "USD")

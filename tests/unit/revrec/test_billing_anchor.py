@@ -37,7 +37,6 @@ from finsync.systems.billing.subscription import (
     create_subscription,
     register_customer,
 )
-from finsync.systems.billing.tax import RateTableTaxEngine, TaxRate
 from finsync.systems.revrec import (
     ContractBooked,
     Granularity,
@@ -48,6 +47,7 @@ from finsync.systems.revrec import (
 )
 from finsync.systems.revrec.balance import balances
 from finsync.systems.revrec.schedule import recognised_to
+from tests.taxkit import RateQuoter
 
 BY_DAY, BY_SECOND, EVEN, PARTIAL = (ProrationConvention.BY_DAY, ProrationConvention.BY_SECOND,
                                     ProrationConvention.MONTHLY_EVEN,
@@ -72,7 +72,7 @@ def _billed(contract: SubscriptionContract) -> tuple[Invoice, ...]:
     price = Price("price_seat", "prod_seat", PriceModel.PER_UNIT, contract.lines[0].unit_price,
                   contract.billing_frequency)
     catalog = Catalog((Product("prod_seat", "Seat"),), (PricePlan(price),))
-    tax = RateTableTaxEngine((TaxRate("US", "saas", Decimal(0)),))
+    tax = RateQuoter({("US", "saas"): Decimal(0)})
     state = register_customer(BillingState(BillingConfig(catalog, tax)), CUSTOMER).state
     state = create_subscription(state, CreateSubscription(contract, auto_renew=False)).state
     state = run(state, contract.end_date).state

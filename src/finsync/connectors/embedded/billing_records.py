@@ -14,6 +14,7 @@ from finsync.connectors.ports import (
     ContractValue,
     CustomerAmount,
     DocumentAmount,
+    TaxAmount,
 )
 from finsync.dbsnapshot import read_snapshot
 from finsync.systems.billing import reads
@@ -58,3 +59,8 @@ class BillingSnapshot:
     def contract_values(self, legal_entity: str) -> Iterator[ContractValue]:
         for r in reads.contract_values(self._conn, self._config, legal_entity):
             yield ContractValue(r.contract_id, r.customer_id, r.value)
+
+    def tax_amounts(self, legal_entity: str, as_of: date) -> Iterator[TaxAmount]:
+        for r in reads.tax_amounts(self._conn, legal_entity, as_of):
+            yield TaxAmount(r.document_id, r.jurisdiction, r.issue_date.strftime("%Y-%m"),
+                            r.currency, r.amount_minor)

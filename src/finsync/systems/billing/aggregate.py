@@ -3,10 +3,10 @@ documents, never the whole company.
 
 Rules:
 - Each command names its aggregate: a customer (`RegisterCustomer`), a subscription
-  (create, amend, cancel, renew, prepaid purchase, usage), an invoice (payment, credit memo)
-  or a payment (refund). The clock (`RunClock`) names the subscriptions due by its date
-  (`next_step_on`), no others; one that falls due while the run reads (a concurrent commit)
-  waits for the next run.
+  (create, amend, cancel, renew, prepaid purchase, one-off charge, usage), an invoice
+  (payment, credit memo) or a payment (refund). The clock (`RunClock`) names the
+  subscriptions due by its date (`next_step_on`), no others; one that falls due while the
+  run reads (a concurrent commit) waits for the next run.
 - The ids a command names are resolved to their customer first (that link never changes);
   then the customer rows and the subscription rows are read `FOR UPDATE`, customers before
   subscriptions, each in a fixed order, so two commands never wait on each other in a
@@ -19,6 +19,9 @@ Rules:
   refund carrying the command's own id comes too, looked up by its key: that is the
   command's idempotency, decided by the database's unique key, not by scanning records.
   A clock run reads the usage its subscriptions have not rated yet.
+- Held drafts come with the commands that retry them: `RetryHeldInvoices` (the one named,
+  or every draft still held) and the clock (every draft still held), with their customers
+  locked like the subscriptions'.
 - A command that may issue a document (creation, amendment, cancellation, prepaid purchase,
   credit memo, clock run) also locks the document numbers (a few rows), last: numbers are
   gapless, so documents are issued one command at a time, while usage, payments and
@@ -41,6 +44,8 @@ from finsync.systems.billing.cancellation import CancelSubscription
 from finsync.systems.billing.clock import next_step_on
 from finsync.systems.billing.credit import IssueCreditMemo
 from finsync.systems.billing.handler import Command, RecordUsage, RegisterCustomer, RunClock
+from finsync.systems.billing.held import RetryHeldInvoices
+from finsync.systems.billing.one_off import ChargeOneOff
 from finsync.systems.billing.payment import PayInvoice, RefundPayment
 from finsync.systems.billing.prepaid import PurchasePrepaid
 from finsync.systems.billing.state import BillingConfig, BillingState
@@ -48,7 +53,7 @@ from finsync.systems.billing.store import Selection, Where
 from finsync.systems.billing.subscription import CreateSubscription, RenewSubscription
 
 ISSUING = (CreateSubscription, AmendSubscription, CancelSubscription, PurchasePrepaid,
-           IssueCreditMemo, RunClock)
+           IssueCreditMemo, RunClock, RetryHeldInvoices, ChargeOneOff)
 
 
 def load_for(conn: Connection, config: BillingConfig, command: Command) -> BillingState:
@@ -62,7 +67,8 @@ def load_for(conn: Connection, config: BillingConfig, command: Command) -> Billi
         # in between, PostgreSQL) is left to the next run: its customer is not locked here.
         locked = {customer.id for customer in state.customers}
         state = replace(state, subscriptions=tuple(
-            s for s in state.subscriptions if s.contract.customer_id in locked))
+            s for s in state.subscriptions if s.contract.customer_id in locked),
+            held=tuple(d for d in state.held if d.held.customer_id in locked))
     return state
 
 
@@ -89,8 +95,13 @@ def _selection(conn: Connection, command: Command) -> Selection:
                            subscriptions=t.subscriptions.c.id == contract.id)
         case AmendSubscription() | CancelSubscription():
             return _of_contract(conn, command.contract_id, with_invoices=True)
-        case RenewSubscription() | PurchasePrepaid():
+        case RenewSubscription() | PurchasePrepaid() | ChargeOneOff():
             return _of_contract(conn, command.contract_id)
+        case RetryHeldInvoices():
+            held = _still_held() if command.draft_id is None else (
+                t.held_invoices.c.id == command.draft_id)
+            return replace(_select(customers=t.customers.c.id.in_(
+                select(t.held_invoices.c.customer_id).where(held))), held=held)
         case RecordUsage():
             return _of_contract(conn, command.record.contract_id, usage=(command.record.id,))
         case PayInvoice():
@@ -104,10 +115,15 @@ def _selection(conn: Connection, command: Command) -> Selection:
                                refunds=(command.refund_id,))
         case RunClock():
             due = t.subscriptions.c.next_step_on <= command.until
-            return _select(customers=t.customers.c.id.in_(
-                select(t.subscriptions.c.customer_id).where(due)), subscriptions=due,
-                unrated=True)
+            customers = union(select(t.subscriptions.c.customer_id).where(due),
+                              select(t.held_invoices.c.customer_id).where(_still_held()))
+            return replace(_select(customers=t.customers.c.id.in_(customers),
+                                   subscriptions=due, unrated=True), held=_still_held())
     raise AssertionError(f"no aggregate for {command!r}")  # every command is matched above
+
+
+def _still_held() -> Where:
+    return t.held_invoices.c.invoice_id.is_(None)
 
 
 def _of_contract(conn: Connection, contract_id: str, *, with_invoices: bool = False,
@@ -156,4 +172,5 @@ def _select(*, customers: Where, subscriptions: Where | None = None,
         usage=records.id.in_(union(select(records.id).where(records.id.in_(usage)),
                                    unrated_ids)) if unrated else records.id.in_(usage),
         usage_charges=false(),  # only ever appended
+        held=false(),
         lock=True)

@@ -9,7 +9,8 @@ Rules:
   usage records (each counted once, whatever the number of times it was sent), priced with
   the version in force at the period end; the included quantity is free each period.
 - Usage first draws on the prepaid balance; what is left is invoiced as overage. Each rating
-  is a `RatedUsage` (event `UsageRated`), also when nothing is left to invoice.
+  is a `RatedUsage` (event `UsageRated`), also when nothing is left to invoice. It names
+  the invoice that billed it; none when that invoice is held (its tax failed).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from decimal import Decimal
 
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractLine
-from finsync.domain.events import UsageRated
+from finsync.domain.events import InvoiceIssued, UsageRated
 from finsync.domain.ids import derive_id
 from finsync.domain.invoice import RatedUsage
 from finsync.domain.money import Money
@@ -40,16 +41,18 @@ def bill_arrears(state: BillingState, sub: Subscription) -> Outcome:
     drafts = _recurring_drafts(state, sub, span, cycle)
     charges, balance = _usage_charges(state, sub, span)
     drafts += tuple(_usage_draft(state, c) for c in charges if not c.invoiced.is_zero)
-    invoice_id = state.next_invoice_number(sub.contract.legal_entity)[0] if any(
-        not d.amount.is_zero for d in drafts) else None
+    ctx = IssueContext(sub.contract, span.end, sub.correlation_id, contract_ref(sub.contract))
+    issued = issue_invoice(state, drafts, ctx)
+    # The invoice that bills the charges; none when nothing was invoiced or it is held.
+    invoice_id = next((e.event.invoice.id for e in issued.emitted
+                       if isinstance(e.event, InvoiceIssued)), None)
     charges = tuple(replace(c, invoice_id=invoice_id if not c.invoiced.is_zero else None)
                     for c in charges)
     rated = tuple(emit(UsageRated(c), sub.correlation_id, contract_ref(sub.contract))
                   for c in charges)
     moved = replace(sub, arrears_through=span.end, prepaid_balance=balance)
-    state = replace(state, usage_charges=state.usage_charges + charges).with_subscription(moved)
-    ctx = IssueContext(sub.contract, span.end, sub.correlation_id, contract_ref(sub.contract))
-    return Outcome(state, rated).then(issue_invoice(state, drafts, ctx))
+    after = replace(issued.state, usage_charges=issued.state.usage_charges + charges)
+    return Outcome(after.with_subscription(moved), rated + issued.emitted)
 
 
 def _recurring_drafts(state: BillingState, sub: Subscription, span: Period,

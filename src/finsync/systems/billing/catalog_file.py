@@ -1,8 +1,12 @@
 """The billing catalogue and settings from a TOML file (`default_catalog.toml` by default).
 
 Rules:
-- `[[products]]`, `[[prices]]` (each naming its `product`), `[[tax_rates]]` and `[billing]`
-  settings; see docs/billing/service.md.
+- `[[products]]`, `[[prices]]` (each naming its `product`; `tax_behavior` "exclusive" by
+  default, "inclusive" on one-off prices only) and `[billing]` settings; see
+  docs/billing/service.md.
+- Billing computes no tax: a catalogue that still has `[[tax_rates]]` is refused
+  (`TaxRatesMovedError`), as tax rates live in the tax engine's file now. The tax engine
+  billing asks is given by the caller (`tax`), never read from this file.
 - Amounts and rates are TOML strings, read as exact Decimals; a float is refused (it may
   already have lost the amount). Unknown keys are refused, so a typo is not a silent default.
 - Any problem is a `CatalogError` naming the entry.
@@ -27,11 +31,11 @@ from finsync.domain.catalog import (
 from finsync.domain.errors import DomainError
 from finsync.domain.money import Money
 from finsync.systems.billing.catalog import Catalog
-from finsync.systems.billing.errors import CatalogError
-from finsync.systems.billing.pricing import PricePlan, Tier, Timing
+from finsync.systems.billing.errors import CatalogError, TaxRatesMovedError
+from finsync.systems.billing.pricing import PricePlan, TaxBehavior, Tier, Timing
 from finsync.systems.billing.proration import ProrationRule, ProrationUnit
 from finsync.systems.billing.state import BillingConfig, DowngradePolicy
-from finsync.systems.billing.tax import RateTableTaxEngine, TaxRate
+from finsync.systems.billing.tax import TaxQuoter
 
 DEFAULT_CATALOG = Path(__file__).parent / "default_catalog.toml"
 
@@ -39,21 +43,30 @@ _KEYS = {
     "billing": {"proration", "downgrade_policy", "payment_terms_days"},
     "products": {"id", "name", "tax_code", "revenue_pattern"},
     "prices": {"id", "product", "model", "unit_amount", "currency", "frequency",
-               "included_quantity", "timing", "tiers"},
+               "included_quantity", "timing", "tiers", "tax_behavior"},
     "tiers": {"up_to", "unit_amount", "flat_amount"},
-    "tax_rates": {"country", "tax_code", "rate", "effective_from"},
     "standalone_selling_prices": {"product", "amount", "currency", "effective_from",
                                   "effective_to", "low", "high"},
 }
 
 
-def load_billing_config(path: Path | None = None) -> BillingConfig:
+def load_billing_config(path: Path | None = None, *, tax: TaxQuoter) -> BillingConfig:
+    """The catalogue and settings of `path` (the shipped file by default), asking `tax`."""
     target = path or DEFAULT_CATALOG
+    return parse_billing_config(_data(target), str(target), tax=tax)
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    """The catalogue alone (products and prices), for readers that issue nothing."""
+    target = path or DEFAULT_CATALOG
+    return _catalog(_data(target), str(target))
+
+
+def _data(target: Path) -> Mapping[str, Any]:
     try:
-        data = tomllib.loads(target.read_text())
+        return tomllib.loads(target.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise CatalogError(f"cannot read billing catalogue {target}: {exc}") from exc
-    return parse_billing_config(data, str(target))
 
 
 def load_standalone_selling_prices(path: Path | None = None
@@ -87,23 +100,34 @@ def _ssp(entry: Mapping[str, Any]) -> StandaloneSellingPrice:
         None if until is None else date.fromisoformat(str(until)), money("low"), money("high"))
 
 
-def parse_billing_config(data: Mapping[str, Any], where: str = "catalogue") -> BillingConfig:
-    unknown = set(data) - set(_KEYS)
-    if unknown:
-        raise CatalogError(f"{where}: unknown sections {sorted(unknown)}")
+def parse_billing_config(data: Mapping[str, Any], where: str = "catalogue", *,
+                         tax: TaxQuoter) -> BillingConfig:
+    catalog = _catalog(data, where)
     settings = _entry(data.get("billing", {}), "billing", where)
     try:
-        catalog = Catalog(tuple(_product(_entry(p, "products", where))
-                                for p in data.get("products", [])),
-                          tuple(_plan(_entry(p, "prices", where))
-                                for p in data.get("prices", [])))
-        taxes = RateTableTaxEngine(tuple(_rate(_entry(r, "tax_rates", where))
-                                         for r in data.get("tax_rates", [])))
         return BillingConfig(
-            catalog, taxes,
+            catalog, tax,
             ProrationRule(ProrationUnit(settings.get("proration", "day"))),
             DowngradePolicy(settings.get("downgrade_policy", "credit_now")),
             _integer(settings, "payment_terms_days", 30))
+    except CatalogError:
+        raise
+    except (DomainError, ValueError, TypeError) as exc:
+        raise CatalogError(f"{where}: {exc}") from exc
+
+
+def _catalog(data: Mapping[str, Any], where: str) -> Catalog:
+    if "tax_rates" in data:
+        raise TaxRatesMovedError(f"{where}: [[tax_rates]] is no longer read by billing: tax "
+                                 "rates live in the tax engine's file now; move them there")
+    unknown = set(data) - set(_KEYS)
+    if unknown:
+        raise CatalogError(f"{where}: unknown sections {sorted(unknown)}")
+    try:
+        return Catalog(tuple(_product(_entry(p, "products", where))
+                             for p in data.get("products", [])),
+                       tuple(_plan(_entry(p, "prices", where))
+                             for p in data.get("prices", [])))
     except CatalogError:
         raise
     except KeyError as exc:
@@ -152,7 +176,8 @@ def _plan(entry: Mapping[str, Any]) -> PricePlan:
                   _integer(entry, "included_quantity", 0))
     tiers = tuple(_tier(_entry(t, "tiers", entry["id"]), currency)
                   for t in entry.get("tiers", []))
-    return PricePlan(price, tiers, Timing(entry.get("timing", "in_advance")))
+    return PricePlan(price, tiers, Timing(entry.get("timing", "in_advance")),
+                     TaxBehavior(entry.get("tax_behavior", "exclusive")))
 
 
 def _tier(entry: Mapping[str, Any], currency: str) -> Tier:
@@ -161,10 +186,3 @@ def _tier(entry: Mapping[str, Any], currency: str) -> Tier:
     if up_to is not None and (not isinstance(up_to, int) or isinstance(up_to, bool)):
         raise CatalogError(f"tier up_to must be a whole number, not {up_to!r}")
     return Tier(up_to, Money(_decimal(entry, "unit_amount"), currency), flat)
-
-
-def _rate(entry: Mapping[str, Any]) -> TaxRate:
-    since = entry.get("effective_from", date.min)
-    if not isinstance(since, date):
-        raise CatalogError(f"effective_from must be a TOML date, not {since!r}")
-    return TaxRate(entry["country"], entry["tax_code"], _decimal(entry, "rate"), since)

@@ -8,6 +8,8 @@ Rules:
 - On one day, arrears come before renewal and renewal before advance billing, so the last
   usage of a term is rated on the old version and the new term is billed on the new one;
   subscriptions are taken in contract-id order, so a run is deterministic and replayable.
+- A step whose invoice is held (its tax failed) holds it and moves on like any other; the
+  held drafts are retried before the steps (`handler`), oldest first.
 - Running again to the same date does nothing; running to a later date picks up where the
   last run stopped. A run is bounded (`STEPS_MAX` steps per subscription): an endless run
   is a defect, not a case.
@@ -32,6 +34,7 @@ from finsync.domain.invoice import RatedUsage, UsageRecord
 from finsync.systems.billing.advance import bill_next_span
 from finsync.systems.billing.arrears import bill_arrears
 from finsync.systems.billing.cycle import next_span
+from finsync.systems.billing.draft import HeldDraft
 from finsync.systems.billing.errors import ClockLimitError
 from finsync.systems.billing.event import Emitted
 from finsync.systems.billing.outcome import Outcome
@@ -58,22 +61,25 @@ def run(state: BillingState, until: date) -> Outcome:
     customers = {customer.id: customer for customer in state.customers}
     numbering, emitted = state.numbering, list[Emitted]()
     invoices, charges = list[InvoiceRecord](), list[RatedUsage]()
+    held = list[HeldDraft]()
     for _ in range(STEPS_MAX * max(1, len(subs))):
         act = _next(heap, subs)
         if act is None:
             return Outcome(replace(
                 state, subscriptions=tuple(subs[s.id] for s in state.subscriptions),
                 invoices=state.invoices + tuple(invoices), numbering=numbering,
-                usage_charges=state.usage_charges + tuple(charges)), tuple(emitted))
+                usage_charges=state.usage_charges + tuple(charges),
+                held=state.held + tuple(held)), tuple(emitted))
         sub = subs[act[2]]
         customer = customers.get(sub.contract.customer_id)
         own = replace(state, subscriptions=(sub,), usage=tuple(usage[sub.id]), invoices=(),
-                      usage_charges=(), numbering=numbering,
+                      usage_charges=(), numbering=numbering, held=(),
                       customers=() if customer is None else (customer,))
         done = act[3](own)
         subs[sub.id] = done.state.subscription(sub.id)
         invoices += done.state.invoices
         charges += done.state.usage_charges
+        held += done.state.held
         numbering, emitted = done.state.numbering, emitted + list(done.emitted)
         for step in _steps(subs[sub.id]):
             if step[0] <= until:

@@ -7,7 +7,9 @@ Rules:
   line's amount, and its tax within the line's tax; so a memo never exceeds its invoice.
 - Tax is not asked of the engine again: a credit reverses the line's own tax in proportion
   (line tax * credited / line amount, half-even), and the credit that empties a line takes
-  exactly the tax left on it.
+  exactly the tax left on it. Per jurisdiction line the same holds (`tax.reversed_taxes`):
+  a credit's tax is split over the line's jurisdiction lines by what is left of each
+  (largest remainder), and the emptying credit takes exactly what is left of each.
 - An amount to credit on a whole invoice (an SLA credit, goodwill) is spread over its lines
   by what is left on each, by largest remainder, so the parts sum exactly to the amount.
 - A downgrade or cancellation credit for a contract line is taken from the newest invoice
@@ -34,6 +36,7 @@ from finsync.systems.billing.errors import (
 from finsync.systems.billing.event import emit
 from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.state import BillingState, InvoiceRecord, amount_due, memos_of
+from finsync.systems.billing.tax import details_left, reversed_taxes
 
 
 class CreditReason(StrEnum):
@@ -104,12 +107,17 @@ def _memo_line(state: BillingState, record: InvoiceRecord, request: CreditReques
     if amount_left < request.amount:
         raise CreditExceedsInvoiceError(f"credit {request.amount} exceeds the {amount_left} "
                                         f"left on line {line.line_id} of {record.invoice.number}")
-    tax = tax_left if request.amount == amount_left else _proportional_tax(line, request,
-                                                                           tax_left)
+    empties = request.amount == amount_left
+    tax = tax_left if empties else _proportional_tax(line, request, tax_left)
+    earlier = [m.taxes for memo in memos_of(state, record.invoice.id) for m in memo.lines
+               if m.line_id == line.line_id]
+    taxes = reversed_taxes(line.taxes, details_left(line.taxes, earlier), tax, request.amount,
+                           line.amount, empties)
     service = request.service or Period(line.service_start, line.service_end)
     return DocumentLine(line.line_id, line.product_id, request.description or line.description,
                         request.quantity, request.amount, tax, service.start, service.end,
-                        line.proration or request.service is not None, line.contract_line_id)
+                        line.proration or request.service is not None, line.contract_line_id,
+                        taxes=taxes)
 
 
 def _proportional_tax(line: DocumentLine, request: CreditRequest, tax_left: Money) -> Money:

@@ -187,6 +187,9 @@ def _check_line(contract: SubscriptionContract, line: ContractLine, catalog: Cat
     if plan.price.product_id != line.product_id:
         raise InvalidCommandError(f"line {line.line_id}: price {plan.id} does not sell "
                                   f"{line.product_id}")
+    if plan.one_off:
+        raise InvalidCommandError(f"line {line.line_id}: price {plan.id} is one-off; charge "
+                                  "it with a one-off charge, not on a contract line")
     for money in (plan.price.unit_amount, line.unit_price, *(s.unit_price for s in line.ramp)):
         _same_currency(money, contract.currency, line.line_id)
     if any(s.quantity < 0 for s in line.ramp):

@@ -109,15 +109,16 @@ class UsagePeriodClosedError(BillingError):
     exception_class = ExceptionClass.CLOSED_PERIOD
 
 
-class TaxError(BillingError):
-    code = "tax_failure"
-    exception_class = ExceptionClass.TAX_FAILURE
+class TaxInclusivePriceError(CatalogError):
+    """A subscription price that says its amount includes tax (only one-off prices may)."""
+
+    code = "tax_inclusive_price"
 
 
-class TaxJurisdictionError(TaxError):
-    """No rate for this country and product tax code: tax is never silently zero."""
+class TaxRatesMovedError(CatalogError):
+    """A billing catalogue with `[[tax_rates]]`: tax rates live in the tax engine's file."""
 
-    code = "unknown_tax_jurisdiction"
+    code = "tax_rates_moved"
 
 
 class ClockLimitError(BillingError):

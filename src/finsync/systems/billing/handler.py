@@ -19,6 +19,8 @@ from finsync.systems.billing import clock
 from finsync.systems.billing.amendment import AmendSubscription, amend_subscription
 from finsync.systems.billing.cancellation import CancelSubscription, cancel_subscription
 from finsync.systems.billing.credit import IssueCreditMemo, issue_credit_memo
+from finsync.systems.billing.held import RetryHeldInvoices, retry_all, retry_held_invoices
+from finsync.systems.billing.one_off import ChargeOneOff, charge_one_off
 from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.payment import PayInvoice, RefundPayment, pay_invoice, refund_payment
 from finsync.systems.billing.prepaid import PurchasePrepaid, purchase_prepaid
@@ -48,9 +50,16 @@ class RunClock:
     until: date
 
 
+def run_clock(state: BillingState, command: RunClock) -> Outcome:
+    """Held drafts retried first (they are older than anything the run issues), then every
+    step due up to the command's date."""
+    retried = retry_all(state)
+    return retried.then(clock.run(retried.state, command.until))
+
+
 Command = (RegisterCustomer | CreateSubscription | AmendSubscription | CancelSubscription
            | RenewSubscription | PurchasePrepaid | RecordUsage | IssueCreditMemo | PayInvoice
-           | RefundPayment | RunClock)
+           | RefundPayment | RunClock | RetryHeldInvoices | ChargeOneOff)
 
 _HANDLERS: dict[type[Any], Callable[[BillingState, Any], Outcome]] = {
     RegisterCustomer: lambda s, c: register_customer(s, c.customer),
@@ -63,7 +72,9 @@ _HANDLERS: dict[type[Any], Callable[[BillingState, Any], Outcome]] = {
     IssueCreditMemo: issue_credit_memo,
     PayInvoice: pay_invoice,
     RefundPayment: refund_payment,
-    RunClock: lambda s, c: clock.run(s, c.until),
+    RunClock: run_clock,
+    RetryHeldInvoices: retry_held_invoices,
+    ChargeOneOff: charge_one_off,
 }
 
 

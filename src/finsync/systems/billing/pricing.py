@@ -12,7 +12,10 @@ Rules:
   free each period (never prorated); the overage is priced per unit, or through the tiers
   when the plan has them (graduated).
 - A recurring plan is billed in advance unless its timing says in arrears; usage is always
-  in arrears.
+  in arrears. A one-off plan (`one_off`) is charged once, by a one-off charge.
+- A price is tax-exclusive unless it says `inclusive`; only one-off prices may (a
+  subscription price that included tax would move its net, the revenue contract's price,
+  with every change of rate): `TaxInclusivePriceError` otherwise.
 """
 
 from __future__ import annotations
@@ -24,12 +27,22 @@ from enum import StrEnum
 
 from finsync.domain.catalog import Price, PriceModel
 from finsync.domain.money import Money
-from finsync.systems.billing.errors import CatalogError, InvalidQuantityError
+from finsync.systems.billing.errors import (
+    CatalogError,
+    InvalidQuantityError,
+    TaxInclusivePriceError,
+)
 
 
 class Timing(StrEnum):
     IN_ADVANCE = "in_advance"
     IN_ARREARS = "in_arrears"
+    ONE_OFF = "one_off"  # charged once, when a one-off charge names it; never a contract line
+
+
+class TaxBehavior(StrEnum):
+    EXCLUSIVE = "exclusive"  # tax is added to the price
+    INCLUSIVE = "inclusive"  # the price is what the customer pays, tax included
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +57,17 @@ class PricePlan:
     price: Price
     tiers: tuple[Tier, ...] = ()
     timing: Timing = Timing.IN_ADVANCE
+    tax_behavior: TaxBehavior = TaxBehavior.EXCLUSIVE
 
     def __post_init__(self) -> None:
         model = self.price.model
+        if self.timing is Timing.ONE_OFF and model is PriceModel.USAGE:
+            raise CatalogError(f"price {self.price.id}: a usage price cannot be one-off")
+        if self.tax_inclusive and self.timing is not Timing.ONE_OFF:
+            raise TaxInclusivePriceError(
+                f"price {self.price.id}: tax-inclusive prices are taken on one-off prices "
+                "only; a subscription price's net (the revenue contract's price) would move "
+                "with the tax rate")
         if model in (PriceModel.TIERED, PriceModel.VOLUME) and not self.tiers:
             raise CatalogError(f"price {self.price.id}: a {model} price needs tiers")
         if model is PriceModel.USAGE and self.timing is Timing.IN_ADVANCE:
@@ -56,6 +77,14 @@ class PricePlan:
     @property
     def id(self) -> str:
         return self.price.id
+
+    @property
+    def tax_inclusive(self) -> bool:
+        return self.tax_behavior is TaxBehavior.INCLUSIVE
+
+    @property
+    def one_off(self) -> bool:
+        return self.timing is Timing.ONE_OFF
 
     @property
     def in_arrears(self) -> bool:

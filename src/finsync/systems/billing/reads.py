@@ -11,6 +11,10 @@ Rules:
   its amount.
 - Streams are ordered by their key in code-point order (`dbsnapshot.code_point_order`).
 - Reads run on the caller's connection, so that one snapshot covers them all.
+- Tax per document and jurisdiction is summed from the documents' jurisdiction lines
+  (`billing_line_taxes`), a credit memo's negative; a document stored before breakdowns
+  has its whole tax under jurisdiction "". A (document, jurisdiction) whose tax sums to
+  zero (not taxable, exempt, reverse charged) is left out: it owes nothing to reconcile.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, func, literal, select, union_all
+from sqlalchemy import Connection, exists, func, literal, select, union_all
 
 from finsync.dbsnapshot import code_point_order, stream
 from finsync.domain.money import Money
@@ -186,3 +190,35 @@ def _billed_net(conn: Connection, entity: str) -> Generator[tuple[str, int], Non
              .group_by(parts.c.contract).order_by(code_point_order(conn, parts.c.contract)))
     for contract, amount in stream(conn, query):
         yield contract, int(amount)
+
+
+@dataclass(frozen=True, slots=True)
+class TaxRow:
+    document_id: str
+    jurisdiction: str
+    issue_date: date
+    currency: str
+    amount_minor: int
+
+
+def tax_amounts(conn: Connection, entity: str, as_of: date) -> Iterator[TaxRow]:
+    """The tax of each invoice and credit memo (negative) per jurisdiction, documents issued
+    up to `as_of`; by (document id, jurisdiction)."""
+    lt = t.line_taxes
+    parts = []
+    for doc, sign in ((t.invoices, 1), (t.credit_memos, -1)):
+        dated = (doc.c.legal_entity == entity, doc.c.issue_date <= as_of)
+        parts.append(select(lt.c.document_id.label("doc"), lt.c.jurisdiction.label("code"),
+                            doc.c.issue_date.label("day"), doc.c.currency.label("currency"),
+                            (sign * lt.c.amount_minor).label("amount"))
+                     .join(doc, doc.c.id == lt.c.document_id).where(*dated))
+        unbroken = ~exists(select(lt.c.document_id).where(lt.c.document_id == doc.c.id))
+        parts.append(select(doc.c.id, literal(""), doc.c.issue_date, doc.c.currency,
+                            sign * doc.c.tax_total_minor).where(*dated, unbroken))
+    rows = union_all(*parts).subquery()
+    query = (select(rows.c.doc, rows.c.code, func.max(rows.c.day), func.max(rows.c.currency),
+                    func.sum(rows.c.amount))
+             .group_by(rows.c.doc, rows.c.code).having(func.sum(rows.c.amount) != 0)
+             .order_by(code_point_order(conn, rows.c.doc), code_point_order(conn, rows.c.code)))
+    for document_id, code, day, currency, amount in stream(conn, query):
+        yield TaxRow(document_id, code, day, currency, int(amount))

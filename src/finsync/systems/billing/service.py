@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from finsync.domain.invoice import HeldInvoice
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment
@@ -199,6 +200,12 @@ class BillingService:
         with self._transaction() as conn:
             return store.load(conn, self._config, selection)
 
+    def held(self, *, released: bool = False) -> list[HeldInvoice]:
+        """Held invoices in the order they were held, each at its latest version; the
+        released ones too when `released`."""
+        where = None if released else t.held_invoices.c.invoice_id.is_(None)
+        return [draft.held for draft in self._read(replace(NOTHING, held=where)).held]
+
     def find_invoice(self, id_or_number: str) -> str | None:
         with self._transaction() as conn:
             found = conn.execute(select(t.invoices.c.id).where(
@@ -260,6 +267,7 @@ def _catalog_rows(catalog: Catalog) -> tuple[list[dict[str, Any]], list[dict[str
                "currency": plan.price.unit_amount.currency,
                "frequency": plan.price.frequency.value,
                "included_quantity": plan.price.included_quantity, "timing": plan.timing.value,
+               "tax_behavior": plan.tax_behavior.value,
                "tiers": json.dumps([{"up_to": tier.up_to,
                                      "unit_amount": str(tier.unit_amount.amount),
                                      "flat_amount": str(tier.flat_amount.amount)

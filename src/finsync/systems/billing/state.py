@@ -3,6 +3,8 @@
 Rules:
 - Commands never mutate a state; they return a new one (`dataclasses.replace`), so a command
   that raises leaves the caller's state exactly as it was.
+- An invoice whose tax could not be computed is held as a draft (`held`, unnumbered) and
+  issued later with the next number; a held draft's versions replace each other.
 - Issued documents are append-only: an invoice is never edited once issued; a correction is
   a credit memo linked to it.
 - Numbers are gapless and sequential per legal entity and document kind:
@@ -32,13 +34,14 @@ from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment, Refund
 from finsync.systems.billing.catalog import Catalog
 from finsync.systems.billing.cycle import Cycle
+from finsync.systems.billing.draft import HeldDraft
 from finsync.systems.billing.errors import (
     UnknownContractError,
     UnknownCustomerError,
     UnknownDocumentError,
 )
 from finsync.systems.billing.proration import ProrationRule
-from finsync.systems.billing.tax import TaxEngine
+from finsync.systems.billing.tax import TaxQuoter
 
 
 class SubscriptionStatus(StrEnum):
@@ -55,7 +58,7 @@ class DowngradePolicy(StrEnum):
 @dataclass(frozen=True, slots=True)
 class BillingConfig:
     catalog: Catalog
-    tax_engine: TaxEngine
+    tax: TaxQuoter
     proration: ProrationRule = field(default_factory=ProrationRule)
     downgrade_policy: DowngradePolicy = DowngradePolicy.CREDIT_NOW
     payment_terms_days: int = 30
@@ -143,6 +146,7 @@ class BillingState:
     usage: tuple[UsageRecord, ...] = ()
     usage_charges: tuple[RatedUsage, ...] = ()
     numbering: Numbering = field(default_factory=Numbering)
+    held: tuple[HeldDraft, ...] = ()  # held drafts, each at its latest version
 
     def customer(self, customer_id: str) -> CustomerAccount:
         for customer in self.customers:
@@ -190,6 +194,19 @@ class BillingState:
         """`record` issued: appended, and its number taken."""
         numbering = self.numbering.bumped(INVOICE, record.invoice.legal_entity)
         return replace(self, invoices=(*self.invoices, record), numbering=numbering)
+
+    def held_draft(self, draft_id: str) -> HeldDraft:
+        for draft in self.held:
+            if draft.id == draft_id:
+                return draft
+        raise UnknownDocumentError(f"unknown held invoice {draft_id!r}")
+
+    def with_held(self, draft: HeldDraft) -> BillingState:
+        """`draft` held (appended) or moved to a new version (replaced in place)."""
+        if any(d.id == draft.id for d in self.held):
+            return replace(self, held=tuple(draft if d.id == draft.id else d
+                                            for d in self.held))
+        return replace(self, held=(*self.held, draft))
 
     def with_credit_memo(self, memo: CreditMemo) -> BillingState:
         numbering = self.numbering.bumped(CREDIT_MEMO, memo.legal_entity)

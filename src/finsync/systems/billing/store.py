@@ -54,6 +54,7 @@ from finsync.domain.payment import Payment, Refund
 from finsync.systems.billing import tables as t
 from finsync.systems.billing.clock import next_step_on
 from finsync.systems.billing.cycle import Cycle
+from finsync.systems.billing.draft import HeldDraft
 from finsync.systems.billing.state import (
     BillingConfig,
     BillingState,
@@ -107,6 +108,7 @@ def changes(old: BillingState, new: BillingState) -> Changes:
     out = Changes()
     _customer_changes(out, old, new)
     _subscription_changes(out, old, new)
+    _held_changes(out, old, new)
     for record in _appended(old.invoices, new.invoices, "invoices"):
         _invoice_rows(out, record)
     for memo in _appended(old.credit_memos, new.credit_memos, "memos"):
@@ -257,6 +259,7 @@ def _invoice_rows(out: Changes, record: InvoiceRecord) -> None:
         {"invoice_id": inv.id, "line_no": n, "line_id": line.line_id, "source_line_id": source,
          **_line_row(line)}
         for n, (line, source) in enumerate(zip(inv.lines, record.sources, strict=True), 1)])
+    out.insert(t.line_taxes, _tax_rows(inv.id, inv.lines))
 
 
 def _memo_rows(out: Changes, memo: CreditMemo) -> None:
@@ -266,6 +269,35 @@ def _memo_rows(out: Changes, memo: CreditMemo) -> None:
     out.insert(t.credit_memo_lines, [
         {"credit_memo_id": memo.id, "line_no": n, "invoice_line_id": line.line_id,
          **_line_row(line)} for n, line in enumerate(memo.lines, 1)])
+    out.insert(t.line_taxes, _tax_rows(memo.id, memo.lines))
+
+
+def _tax_rows(document_id: str, lines: Sequence[DocumentLine]) -> list[dict[str, Any]]:
+    """Each line's jurisdiction lines, keyed by the line's number and their own."""
+    return [{"document_id": document_id, "line_no": n, "detail_no": k,
+             "jurisdiction": d.jurisdiction, "tax_type": d.tax_type, "rate": str(d.rate),
+             "treatment": d.treatment.value, "currency": d.amount.currency,
+             "taxable_minor": d.taxable.to_minor(), "amount_minor": d.amount.to_minor()}
+            for n, line in enumerate(lines, 1) for k, d in enumerate(line.taxes, 1)]
+
+
+def _held_changes(out: Changes, old: BillingState, new: BillingState) -> None:
+    """Held drafts: a new one inserted, a new version of one updated in place."""
+    before = {d.id: d for d in old.held}
+    for draft in new.held:
+        known = before.get(draft.id)
+        if known == draft:
+            continue
+        held = draft.held
+        row = {"id": held.id, "customer_id": held.customer_id, "contract_id": held.contract_id,
+               "legal_entity": held.legal_entity, "currency": held.currency,
+               "issue_date": held.issue_date, "version": held.version, "code": held.code,
+               "transient": held.transient, "subtotal_minor": held.subtotal.to_minor(),
+               "invoice_id": held.invoice_id, "body": _body(draft)}
+        if known is None:
+            out.insert(t.held_invoices, [row])
+        else:
+            out.updates.setdefault(t.held_invoices, []).append(row)
 
 
 def _payment_row(p: Payment) -> dict[str, Any]:
@@ -322,12 +354,13 @@ class Selection:
     refunds: Where | None = None
     usage: Where | None = None
     usage_charges: Where | None = None
+    held: Where | None = None
     lock: bool = False
     lock_numbers: bool = False
 
 
 NOTHING = Selection(false(), false(), false(), false(), false(), false(), false(), false(),
-                    false())  # no row at all: `replace` it to name a few
+                    false(), false())  # no row at all: `replace` it to name a few
 
 
 def load(conn: Connection, config: BillingConfig,
@@ -367,6 +400,8 @@ def load(conn: Connection, config: BillingConfig,
         usage_charges=tuple(_charge(r) for r in rows(t.usage_charges, sel.usage_charges,
                                                      t.usage_charges.c.position)),
         numbering=_numbering(conn, sel.lock_numbers),
+        held=tuple(_read(HeldDraft, r["body"], "held_invoice")
+                   for r in rows(t.held_invoices, sel.held, t.held_invoices.c.seq)),
     )
 
 

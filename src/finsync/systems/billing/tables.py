@@ -20,6 +20,12 @@ Rules:
   (NULL: nothing, ever), so a clock run reads only the subscriptions that are due.
 - Usage is rated once per usage line and period: `(contract_id, line_id, period_start)` is
   unique in `billing_usage_charges`.
+- An invoice billing could not tax is a row of `billing_held_invoices` (its latest version,
+  `invoice_id` set once released; unnumbered, so invoice numbers stay gapless), in the order
+  held (`seq`).
+- `billing_line_taxes` keeps each invoice and credit memo line's jurisdiction lines (rows
+  keyed by the document and its line number), so tax per jurisdiction is read in sets;
+  documents stored before breakdowns have none.
 - `billing_outbox` holds the canonical envelopes, written in the transaction of the change.
 """
 
@@ -81,6 +87,7 @@ prices = Table(
     Column("included_quantity", BigInteger, nullable=False),
     Column("timing", String(16), nullable=False),
     Column("tiers", Text, nullable=False),
+    Column("tax_behavior", String(16), nullable=False, server_default="exclusive"),
 )
 
 customers = Table(
@@ -277,6 +284,39 @@ usage_charges = Table(
     _id("invoice_id"),
     Index("ux_billing_usage_charges_line_period", "contract_id", "line_id", "period_start",
           unique=True),
+)
+
+held_invoices = Table(
+    "billing_held_invoices", metadata,
+    Column("seq", Serial, primary_key=True, autoincrement=True),
+    _id("id", nullable=False),
+    _id("customer_id", nullable=False, index=True),
+    _id("contract_id"),
+    Column("legal_entity", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("issue_date", Date, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("transient", Boolean, nullable=False),
+    Column("subtotal_minor", BigInteger, nullable=False),
+    _id("invoice_id", index=True),
+    Column("body", Text, nullable=False),
+    Index("ux_billing_held_invoices_id", "id", unique=True),
+)
+
+line_taxes = Table(
+    "billing_line_taxes", metadata,
+    _id("document_id", nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("detail_no", Integer, nullable=False),
+    Column("jurisdiction", String(32), nullable=False),
+    Column("tax_type", String(32), nullable=False),
+    Column("rate", String(40), nullable=False),
+    Column("treatment", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("taxable_minor", BigInteger, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    PrimaryKeyConstraint("document_id", "line_no", "detail_no"),
 )
 
 outbox = Table(
