@@ -63,6 +63,7 @@ from finsync.domain.clock import utc_now
 from finsync.domain.errors import SignatureError
 from finsync.domain.money import Money
 from finsync.domain.secret import RotatingSecret, valid_at
+from finsync.domain.tax import TaxRequest, TaxResult
 from finsync.hub.buffer import BufferPolicy
 from finsync.hub.close import PeriodClose
 from finsync.hub.held_retry import HeldRetry, HeldRetryPolicy
@@ -79,10 +80,12 @@ from finsync.storage.migrate import current_revision, upgrade
 from finsync.systems.billing.catalog_file import (
     DEFAULT_CATALOG,
     load_billing_config,
+    load_catalog,
     load_standalone_selling_prices,
 )
 from finsync.systems.billing.migrate import upgrade as upgrade_billing
 from finsync.systems.billing.service import BillingService
+from finsync.systems.billing.tax import TaxQuoter
 from finsync.systems.ledger.chart import DEFAULT_CHART, parse_chart
 from finsync.systems.ledger.fx import Rate
 from finsync.systems.ledger.governance import Governor
@@ -95,7 +98,9 @@ from finsync.systems.revrec.pattern import RecognitionPattern
 from finsync.systems.revrec.service import DEFAULT_ACCOUNTS, RevenueService
 from finsync.systems.revrec.terms import RecognitionTerms
 from finsync.systems.tax.config_file import load_tax_rules
+from finsync.systems.tax.engine import quote as quote_tax
 from finsync.systems.tax.migrate import upgrade as upgrade_tax
+from finsync.systems.tax.rules import TaxRules
 from finsync.systems.tax.service import TaxService
 from finsync.triage.policy import ApprovalPolicy
 from finsync.triage.service import Triage
@@ -146,7 +151,7 @@ def build_revenue_service(config: FinsyncConfig, engine: Engine) -> RevenueServi
                                          s.effective_from, s.effective_to)
                   for s in config.revenue.ssp]
     prices = configured + list(load_standalone_selling_prices(catalog) if catalog else ())
-    products = load_billing_config(catalog).catalog.products if catalog else ()
+    products = load_catalog(catalog).products if catalog else ()
     terms = RecognitionTerms(patterns=tuple((p.id, RecognitionPattern(p.revenue_pattern))
                                             for p in products))
 
@@ -372,9 +377,27 @@ def build_billing_service(config: FinsyncConfig, engine: Engine,
 def _billing_service(config: FinsyncConfig, engine: Engine, system: SystemSection,
                      clock: Callable[[], datetime]) -> BillingService:
     catalog = config.resolve(system.catalog) if system.catalog else None
-    billing_config = load_billing_config(catalog)  # a bad catalogue touches no database
+    # A bad catalogue or tax file touches no database.
+    billing_config = load_billing_config(catalog, tax=_billing_tax(config))
     upgrade_billing(engine)
     return billing_service(engine, billing_config, clock)
+
+
+@dataclass(frozen=True, slots=True)
+class _RulesQuoter:
+    """The embedded tax engine's pure quote over its configured rules (no exemption
+    certificates: those live in the tax engine's tables)."""
+
+    rules: TaxRules
+
+    def quote(self, request: TaxRequest) -> TaxResult:
+        return quote_tax(self.rules, (), request)
+
+
+def _billing_tax(config: FinsyncConfig) -> TaxQuoter:
+    """The tax engine billing asks for every invoice: the embedded engine's rules (the
+    shipped default_tax.toml). The tax service's port replaces it once it is built."""
+    return _RulesQuoter(load_tax_rules())
 
 
 def build_pumps(config: FinsyncConfig, engine: Engine,
@@ -436,7 +459,7 @@ def revenue_products(config: FinsyncConfig) -> frozenset[str] | None:
     products = {s.product_id for s in config.revenue.ssp}
     if catalog is not None:
         products |= {s.product_id for s in load_standalone_selling_prices(catalog)}
-        products |= {p.id for p in load_billing_config(catalog).catalog.products}
+        products |= {p.id for p in load_catalog(catalog).products}
     return frozenset(products)
 
 

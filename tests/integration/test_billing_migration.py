@@ -45,6 +45,8 @@ def test_a_database_written_before_0002_numbers_and_bills_on(tmp_path: Path) -> 
         outcome = outcome.then(handle(outcome.state, command))
     with engine.begin() as conn:  # the rows the service wrote then: no next_step_on column
         for table, rows in store.changes(empty, outcome.state).inserts.items():
+            if table is tables.line_taxes:  # billing_0003's
+                continue
             conn.execute(insert(table), [
                 {**{k: v for k, v in row.items() if k != "next_step_on"}, "position": i}
                 if table in store.POSITIONED else row for i, row in enumerate(rows)])
