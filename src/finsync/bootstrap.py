@@ -23,6 +23,7 @@ from finsync.config import ConfigError, FinsyncConfig, StripeSection, SystemSect
 from finsync.connectors.calls import NO_RECORDER, CallRecorder
 from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
 from finsync.connectors.embedded.billing_records import EmbeddedBillingRecords
+from finsync.connectors.embedded.held import EmbeddedHeldInvoices
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.embedded.revenue import EmbeddedRevenue
 from finsync.connectors.embedded.tax import EmbeddedTax
@@ -251,6 +252,7 @@ def _tryton_ledger(build: _Build, name: str, system: SystemSection, ports: Ports
 def _embedded_billing(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
     service = _billing_service(build.config, build.engine, system, build.clock)
     ports.billing[name] = EmbeddedBillingRecords(name, service)
+    ports.held[name] = EmbeddedHeldInvoices(name, service)
 
 
 def _stripe_billing(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
