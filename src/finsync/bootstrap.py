@@ -380,7 +380,7 @@ def _billing_service(config: FinsyncConfig, engine: Engine, system: SystemSectio
                      clock: Callable[[], datetime]) -> BillingService:
     catalog = config.resolve(system.catalog) if system.catalog else None
     # A bad catalogue or tax file touches no database.
-    billing_config = load_billing_config(catalog, tax=_billing_tax(config))
+    billing_config = load_billing_config(catalog, tax=_billing_tax(config, engine, clock))
     upgrade_billing(engine)
     return billing_service(engine, billing_config, clock)
 
@@ -396,9 +396,14 @@ class _RulesQuoter:
         return quote_tax(self.rules, (), request)
 
 
-def _billing_tax(config: FinsyncConfig) -> TaxQuoter:
-    """The tax engine billing asks for every invoice: the embedded engine's rules (the
-    shipped default_tax.toml). The tax service's port replaces it once it is built."""
+def _billing_tax(config: FinsyncConfig, engine: Engine,
+                 clock: Callable[[], datetime]) -> TaxQuoter:
+    """The tax engine billing asks for every invoice: the configured tax system's port
+    (`[systems.<name>] role = "tax"`: the embedded engine, or one in its own process), so
+    that its outage holds invoices; without one, the embedded engine's rules (the shipped
+    default_tax.toml)."""
+    if any(system.role == "tax" for system in config.systems.values()):
+        return build_tax_port(config, engine, clock)
     return _RulesQuoter(load_tax_rules())
 
 
