@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
 
 from finsync.audit.migrate import upgrade as upgrade_audit
 from finsync.audit.service import AuditTrail
@@ -48,6 +49,8 @@ from finsync.connectors.stripe.objects import SourceSettings
 from finsync.connectors.stripe.poller import Poller
 from finsync.connectors.stripe.records import StripeBillingRecords
 from finsync.connectors.stripe.verify import Verifier
+from finsync.connectors.taxhttp.client import HttpTax
+from finsync.connectors.taxhttp.server import create_tax_app
 from finsync.connectors.tryton.accounts import AccountMap as TrytonAccountMap
 from finsync.connectors.tryton.accounts import Role as TrytonRole
 from finsync.connectors.tryton.bootstrap import BookSpec, BootstrapReport
@@ -288,6 +291,26 @@ def _embedded_tax(build: _Build, name: str, system: SystemSection, ports: Ports)
                                     recorder=build.recorder)
 
 
+def _http_tax(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
+    """A tax engine in its own process (`finsync tax serve`) at `url`, its bearer token in
+    the environment variable `token_env`."""
+    if not system.url:
+        raise ConfigError(f"[systems.{name}]: connector \"http\" needs url = \"http://...\"")
+    token = build.config.secret(f"[systems.{name}] token", system.token_env, None)
+    ports.taxes[name] = HttpTax(name, system.url, token.reveal(), system.timeout_s,
+                                recorder=build.recorder)
+
+
+def build_tax_server(config: FinsyncConfig, engine: Engine, token_env: str,
+                     clock: Callable[[], datetime] = utc_now) -> Starlette:
+    """The embedded tax engine's own HTTP API (`finsync tax serve`), for callers holding
+    the bearer token in the environment variable `token_env`."""
+    token = config.secret("tax engine token", token_env, None)
+    port = EmbeddedTax("tax", build_tax_service(config, engine, clock),
+                       recorder=build_call_log(config, engine, clock))
+    return create_tax_app(port, token.reveal())
+
+
 def build_tax_port(config: FinsyncConfig, engine: Engine,
                    clock: Callable[[], datetime] = utc_now) -> TaxPort:
     """The configured tax engine behind the tax port (billing's quoter): the one
@@ -309,6 +332,7 @@ _FACTORIES: Mapping[tuple[str, str], Callable[[_Build, str, SystemSection, Ports
     ("billing", "stripe"): _stripe_billing,
     ("revenue", "embedded"): _embedded_revenue,
     ("tax", "embedded"): _embedded_tax,
+    ("tax", "http"): _http_tax,
 }
 
 

@@ -1,4 +1,5 @@
-"""The tax-port contract, run against the embedded engine on SQLite and PostgreSQL.
+"""The tax-port contract, run against the embedded engine and the same engine over HTTP
+(`finsync tax serve`'s app, served by uvicorn), on SQLite and PostgreSQL.
 
 A connector to another engine runs the same `TaxPortContract` by defining a `harness`
 fixture: a tax port on an empty engine holding the default rules (default_tax.toml), and a
@@ -7,7 +8,7 @@ way to read its liability report.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -17,6 +18,8 @@ from sqlalchemy import Engine
 
 from finsync.connectors.embedded.tax import EmbeddedTax
 from finsync.connectors.ports import DeliveryContext, TaxPort
+from finsync.connectors.taxhttp.client import HttpTax
+from finsync.connectors.taxhttp.server import create_tax_app
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 from finsync.domain.invoice import VOID, Invoice
 from finsync.domain.money import Money
@@ -25,6 +28,7 @@ from finsync.systems.tax.config_file import load_tax_rules
 from finsync.systems.tax.liability import LiabilityRow
 from finsync.systems.tax.migrate import upgrade
 from finsync.systems.tax.service import TaxService
+from tests.unit.tax.httpkit import running
 from tests.unit.tax.support import invoice_of, line, memo_of, request
 
 MARCH = date(2026, 3, 10)
@@ -110,20 +114,47 @@ class TaxPortContract:
                 ny.net_tax_due) == ("US-NY", usd("900.00"), usd("40.00"), usd("4.00"),
                                     usd("36.00"))
 
+    def test_reverse_charge_is_reported_apart(self, harness: TaxHarness) -> None:
+        # le_eu (DE) to a French business: 1,000.00 EUR reverse charged, no tax; a quote
+        # alone commits nothing.
+        ask = request("FR", None, line("1000.00", "EUR"), entity="le_eu", currency="EUR",
+                      tax_id="FR40303265045", document_id="inv_fr", on=MARCH)
+        result = harness.port.quote(ask)
+        assert harness.liability("le_eu", "2026-03") == ()
+        harness.port.commit_invoice(invoice_of(ask, result), ctx("evt_fr"))
+        (fr,) = harness.liability("le_eu", "2026-Q1")
+        assert (fr.jurisdiction, fr.reverse_charge_sales, fr.net_tax_due) == (
+            "FR", Money.of("1000.00", "EUR"), Money.of("0.00", "EUR"))
+
 
 def now() -> datetime:
     return datetime(2026, 3, 31, 12, tzinfo=UTC)
 
 
-@pytest.fixture
-def harness(engine: Engine) -> TaxHarness:
+TOKEN = "test-tax-token"
+
+
+def embedded_service(engine: Engine) -> TaxService:
     upgrade(engine)
     service = TaxService(engine, now)
     service.load_rules(load_tax_rules())
-    port: TaxPort = EmbeddedTax("tax", service)
-    assert isinstance(port, TaxPort)
-    return TaxHarness(port, service.liability)
+    return service
 
 
 class TestEmbeddedTax(TaxPortContract):
-    pass
+    @pytest.fixture
+    def harness(self, engine: Engine) -> TaxHarness:
+        service = embedded_service(engine)
+        port: TaxPort = EmbeddedTax("tax", service)
+        assert isinstance(port, TaxPort)
+        return TaxHarness(port, service.liability)
+
+
+class TestHttpTax(TaxPortContract):
+    @pytest.fixture
+    def harness(self, engine: Engine) -> Iterator[TaxHarness]:
+        service = embedded_service(engine)
+        with running(create_tax_app(EmbeddedTax("tax", service), TOKEN)) as url:
+            port: TaxPort = HttpTax("tax", url, TOKEN, timeout_s=5.0)
+            assert isinstance(port, TaxPort)
+            yield TaxHarness(port, service.liability)

@@ -36,7 +36,7 @@ from finsync.views.services import build_services
 from tests import authkit
 from tests.builders import envelope, payment_doc
 from tests.hubkit import make_hub, shipped_config
-from tests.routes import Call, close, console, overview, recon, revenue
+from tests.routes import Call, close, console, overview, recon, revenue, tax
 from tests.routes import exceptions as exceptions_routes
 
 SECRET = "whsec_matrix"
@@ -72,7 +72,7 @@ AUTHENTICATED = {
         "GET", "/v1/correlations/c1/calls", AUDIT_READ),
     ("GET", "/openapi.json"): Call("GET", "/openapi.json", None),
     **console.CALLS, **overview.CALLS, **exceptions_routes.CALLS, **recon.CALLS,
-    **revenue.CALLS, **close.CALLS,
+    **revenue.CALLS, **close.CALLS, **tax.CALLS,
 }
 PUBLIC = {("GET", "/healthz"), *console.PUBLIC}
 SIGNED = {("POST", "/v1/webhooks/stripe/{source}")}

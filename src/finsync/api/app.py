@@ -43,6 +43,7 @@ from finsync.api import (
     recon_routes,
     revenue_routes,
     security,
+    tax_routes,
 )
 from finsync.api.body import read_within
 from finsync.api.errors import (
@@ -79,7 +80,7 @@ from finsync.views.services import Services
 
 # The console's pages: each registers its JSON reads and actions over `Services`.
 CONSOLE_PAGES = (job_routes, overview_routes, exception_routes, recon_routes, revenue_routes,
-                 close_routes)
+                 close_routes, tax_routes)
 
 
 def _stored_headers(request: Request) -> dict[str, str]:

@@ -43,6 +43,7 @@ from finsync.cli import ledger as ledger_cli
 from finsync.cli import output
 from finsync.cli import revrec as revrec_cli
 from finsync.cli import stripe as stripe_cli
+from finsync.cli import tax as tax_cli
 from finsync.cli import tokens as tokens_cli
 from finsync.cli import tryton as tryton_cli
 from finsync.cli import usage as usage_cli
@@ -71,6 +72,7 @@ finance_cli.register(exceptions_app)
 app.add_typer(stripe_cli.app, name="stripe")
 app.add_typer(tryton_cli.app, name="tryton")
 app.add_typer(usage_cli.app, name="usage")
+app.add_typer(tax_cli.app, name="tax")
 app.add_typer(tokens_cli.app, name="tokens")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(controls_cli.app, name="config")

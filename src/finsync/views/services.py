@@ -7,13 +7,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from finsync.bootstrap import Finance, build_ledger_service, build_revenue_service
+from finsync.bootstrap import (
+    Finance,
+    build_ledger_service,
+    build_revenue_service,
+    build_tax_service,
+)
 from finsync.config import FinsyncConfig, SystemSection
 from finsync.domain.clock import utc_now
 from finsync.domain.errors import DomainError
 from finsync.recon.service import Entity
 from finsync.systems.ledger.service import LedgerService
 from finsync.systems.revrec.service import RevenueService
+from finsync.systems.tax.service import TaxService
 from finsync.views.jobs import Jobs
 
 
@@ -51,6 +57,7 @@ class Services:
     entities: tuple[Entity, ...]
     jobs: Jobs
     config: FinsyncConfig
+    tax: TaxService | None = None  # the embedded tax engine's reports (liability)
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -71,5 +78,7 @@ def build_services(config: FinsyncConfig, finance: Finance) -> Services:
                                                                       ledger_system, clock)
     revenue = (None if _embedded(config, "revenue") is None
                else build_revenue_service(config, engine))
+    tax = (None if _embedded(config, "tax") is None
+           else build_tax_service(config, engine, clock))
     entities = tuple(Entity(e.id, e.functional_currency) for e in config.ledger.entities)
-    return Services(finance, ledger, revenue, entities, Jobs(utc_now), config)
+    return Services(finance, ledger, revenue, entities, Jobs(utc_now), config, tax)

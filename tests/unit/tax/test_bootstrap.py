@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from finsync.bootstrap import build_ports, build_tax_port
+from finsync.bootstrap import build_ports, build_tax_port, build_tax_server
 from finsync.config import DEFAULT_CONFIG, ConfigError, parse_config
 from finsync.connectors.ports import TaxPort
 from finsync.domain.money import Money
-from finsync.domain.tax import TaxRefusedError
+from finsync.domain.tax import TaxRefusedError, TaxUnavailableError
 from tests.unit.tax.support import line, request
 
 
@@ -53,3 +53,31 @@ def test_unknown_tax_setting_is_refused(tmp_path: Path) -> None:
     data["tax"] = {"fle": "tax.toml"}
     with pytest.raises(ConfigError, match=r"tax\.fle"):
         parse_config(data, tmp_path)
+
+
+def http_config(tmp_path: Path, **system: str) -> Any:
+    data = default()
+    data["systems"]["tax"] = {"role": "tax", "connector": "http", **system}
+    return parse_config(data, tmp_path)
+
+
+def test_http_tax_engine_from_the_configuration(tmp_path: Path, engine: Engine,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAX_TOKEN", "secret-of-the-engine")
+    port = build_tax_port(http_config(tmp_path, url="http://127.0.0.1:1",
+                                      token_env="TAX_TOKEN"), engine)
+    assert isinstance(port, TaxPort)
+    with pytest.raises(TaxUnavailableError):  # nothing listens on port 1
+        port.quote(request("US", "NY", line("100.00")))
+
+
+def test_http_tax_engine_needs_its_url_and_token(tmp_path: Path, engine: Engine,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TAX_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match="needs url"):
+        build_tax_port(http_config(tmp_path, token_env="TAX_TOKEN"), engine)
+    with pytest.raises(ConfigError, match="TAX_TOKEN is not set"):
+        build_tax_port(http_config(tmp_path, url="http://127.0.0.1:1",
+                                   token_env="TAX_TOKEN"), engine)
+    with pytest.raises(ConfigError, match="TAX_TOKEN is not set"):
+        build_tax_server(parse_config(default(), tmp_path), engine, "TAX_TOKEN")

@@ -64,3 +64,17 @@ def test_an_unreadable_file_is_refused(tmp_path: Path) -> None:
 ])
 def test_vat_id_format(vat_id: str, country: str, valid: bool) -> None:
     assert is_valid_format(vat_id, country) is valid
+
+
+@pytest.mark.parametrize("code", ["us-ny", "US-ABCD", "USA", "US-NY-NYC", "D"])
+def test_jurisdiction_codes_are_those_an_address_can_name(code: str) -> None:
+    with pytest.raises(TaxConfigError, match="not a code like"):
+        parse_tax_rules({"jurisdictions": [{"code": code, "tax_type": "vat"}]})
+
+
+def test_a_rate_finer_than_six_places_is_refused() -> None:
+    with pytest.raises(TaxConfigError, match="more than 6 decimal places"):
+        parse_tax_rules({"jurisdictions": [{"code": "DE", "tax_type": "vat"}],
+                         "rates": [{"jurisdiction": "DE", "tax_code": "saas",
+                                    "rate": "0.1900001", "effective_from": date(2020, 1, 1)}]})
+

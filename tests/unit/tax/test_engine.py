@@ -12,6 +12,7 @@ from finsync.domain.money import Money
 from finsync.domain.tax import TaxRefusedError, TaxResult, TaxTreatment
 from finsync.systems.tax.certificate import ExemptionCertificate
 from finsync.systems.tax.engine import quote
+from finsync.systems.tax.errors import CertificateError
 from finsync.systems.tax.rules import Rounding, TaxRules
 from tests.unit.tax.support import RULES, line, quoted, request
 
@@ -162,3 +163,14 @@ def test_a_line_in_another_currency_is_refused() -> None:
     with pytest.raises(TaxRefusedError) as caught:
         quote(RULES, (), request("US", "NY", line("10.00", "EUR")))
     assert caught.value.code == "tax_currency_mismatch"
+
+
+def test_certificate_ids_are_bounded() -> None:
+    with pytest.raises(CertificateError, match="longer than 255"):
+        ExemptionCertificate("c" * 256, "cus_1", "US-NY", date(2026, 1, 1))
+
+
+def test_an_amount_finer_than_minor_units_is_refused() -> None:
+    with pytest.raises(TaxRefusedError) as caught:
+        quote(RULES, (), request("US", "NY", line("10.001")))
+    assert caught.value.code == "tax_amount_invalid"

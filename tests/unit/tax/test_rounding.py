@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from finsync.domain.money import Money
 from finsync.domain.tax import TaxTreatment
 from finsync.systems.tax.rounding import exact_tax, round_document
-from tests.unit.tax.support import line, quoted, request
+from tests.unit.tax.support import RULES, line, quoted, request
 
 CURRENCIES = st.sampled_from(["USD", "EUR", "JPY", "KWD"])
 RATES = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("0.2700"), places=4)
@@ -27,9 +27,17 @@ def test_inclusive_net_plus_tax_is_the_amount(minors: list[int], place: tuple[st
                   inclusive=True) for i, m in enumerate(minors)]
     ask = request(country, None, *lines, entity="le_eu", currency=currency)
     result = quoted(ask)  # check_result: net + tax = amount, details sum to tax
+    rate = RULES.rate(country, "saas", ask.on)
+    half = Money.from_minor(1, currency).amount / 2
     for asked, taxed in zip(ask.lines, result.lines, strict=True):
         assert taxed.net + taxed.tax == asked.amount
         assert taxed.details[0].treatment is TaxTreatment.TAXABLE
+        exact = exact_tax(asked.amount, rate, True)
+        if country == "GB":  # line rounding: within half a minor unit of the exact tax
+            assert abs(taxed.tax.amount - exact) <= half
+    total_exact = sum((exact_tax(a.amount, rate, True) for a in ask.lines), Decimal(0))
+    if country != "GB":  # document rounding: the whole document's tax rounded once
+        assert abs(result.tax_total(currency).amount - total_exact) <= half
 
 
 @settings(max_examples=300, deadline=None)

@@ -19,6 +19,8 @@ from finsync.systems.tax.errors import (
     BreakdownMissingError,
     CertificateError,
     CommitConflictError,
+    CommitKeyError,
+    DocumentTooLongError,
     UncommittedInvoiceError,
     UnknownCertificateError,
 )
@@ -96,6 +98,8 @@ def test_commit_is_idempotent_by_document_and_refuses_another_body(service: TaxS
     with pytest.raises(CommitConflictError):
         service.commit(other, "evt_3:tax")
     assert service.find("evt_3:tax") is None  # a refusal writes nothing
+    with pytest.raises(CommitKeyError):
+        service.commit(invoice, "k" * 513)
 
 
 def test_a_document_without_jurisdiction_lines_is_refused(service: TaxService) -> None:
@@ -164,3 +168,22 @@ def test_tax_migrations_produce_exactly_its_declared_tables(engine: Engine) -> N
         context = MigrationContext.configure(conn, opts={
             "include_name": lambda name, kind, _p: kind != "table" or name in tax_tables})
         assert compare_metadata(context, metadata) == []
+
+
+def test_liability_for_a_quarter_and_a_year(service: TaxService) -> None:
+    # 1,000.00 in March (40.00) and 500.00 in April (20.00), New York 4 %.
+    for document_id, on, amount in (("inv_mar", date(2026, 3, 31), "1000.00"),
+                                     ("inv_apr", date(2026, 4, 1), "500.00")):
+        ask = request("US", "NY", line(amount), document_id=document_id, on=on)
+        service.commit(invoice_of(ask, service.quote(ask)), f"{document_id}:tax")
+    assert service.liability("le_us", "2026-Q1")[0].tax_charged == usd("40.00")
+    assert service.liability("le_us", "2026-Q2")[0].tax_charged == usd("20.00")
+    assert service.liability("le_us", "2026")[0].tax_charged == usd("60.00")
+    assert service.liability("le_us", "2025") == ()
+
+
+def test_ids_longer_than_the_tables_hold_are_refused_by_name(service: TaxService) -> None:
+    ask = request("US", "NY", line("10.00"), document_id="inv_" + "x" * 300)
+    with pytest.raises(DocumentTooLongError, match=r"document id .* longer than 255"):
+        service.commit(invoice_of(ask, service.quote(ask)), "evt_1:tax")
+    assert service.find("evt_1:tax") is None

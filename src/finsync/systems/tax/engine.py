@@ -14,7 +14,8 @@ Rules (in this order, per document; docs/tax/engine.md):
 4. Per line: a product tax code the jurisdiction does not tax is `not_taxable`; else a
    customer certificate valid on the document date makes it `exempt`; else the rate in
    effect on the date applies (`taxable`), none configured is refused.
-5. Taxable lines are rounded as the jurisdiction rounds (`rounding`); every line gets one
+5. Every line is in the document's currency, at its minor units (else refused).
+6. Taxable lines are rounded as the jurisdiction rounds (`rounding`); every line gets one
    jurisdiction line, with tax 0 and its reason when it is not taxable.
 """
 
@@ -56,6 +57,10 @@ def quote(rules: TaxRules, certificates: Iterable[ExemptionCertificate],
             raise TaxRefusedError(f"{request.document_id} line {line.line_id} is in "
                                   f"{line.amount.currency}, the document in "
                                   f"{request.currency}", code="tax_currency_mismatch")
+        if line.amount.quantize() != line.amount:
+            raise TaxRefusedError(f"{request.document_id} line {line.line_id}: "
+                                  f"{line.amount} is not in minor units",
+                                  code="tax_amount_invalid")
     jurisdiction = rules.jurisdiction_of(request.address)
     whole = _document_treatment(rules, jurisdiction, request)
     held = tuple(certificates)

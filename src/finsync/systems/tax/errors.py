@@ -3,7 +3,8 @@
 Rules:
 - A request the engine cannot answer is a `TaxRefusedError` (domain.tax) with a code that
   says what master data must change: `unknown_tax_jurisdiction`, `unknown_tax_rate`,
-  `unknown_legal_entity`, `invalid_vat_id`, `tax_currency_mismatch`.
+  `unknown_legal_entity`, `invalid_vat_id`, `tax_currency_mismatch`,
+  `tax_amount_invalid`.
 - Its own refusals (configuration, certificates, commits) are `DomainError`s with codes.
 """
 
@@ -30,6 +31,16 @@ class CommitConflictError(DomainError):
     """The same document id committed again with another body."""
 
     code = "tax_commit_conflict"
+
+
+class CommitKeyError(DomainError):
+    code = "tax_commit_key_invalid"
+
+
+class DocumentTooLongError(DomainError):
+    """A document's id or code longer than the engine's tables hold."""
+
+    code = "tax_document_invalid"
 
 
 class BreakdownMissingError(DomainError):

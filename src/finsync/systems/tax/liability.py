@@ -7,15 +7,39 @@ Rules:
   reverse charge) net of credit memos; tax charged (invoices), tax credited (credit memos)
   and the net tax due = charged - credited.
 - Rows ordered by jurisdiction, then currency.
+- A period is a filing period: a month `YYYY-MM`, a quarter `YYYY-Qn` or a year `YYYY`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 
+from finsync.domain.clock import Period, month_period
+from finsync.domain.errors import DomainError
 from finsync.domain.money import Money
 from finsync.domain.tax import TaxDocumentKind, TaxTreatment
+
+_QUARTER = re.compile(r"(\d{4})-Q([1-4])")
+_YEAR = re.compile(r"\d{4}")
+PERIOD_PATTERN = r"^\d{4}(-(0[1-9]|1[0-2]|Q[1-4]))?$"  # what `filing_period` reads
+
+
+def filing_period(name: str) -> Period:
+    """`YYYY-MM`, `YYYY-Qn` or `YYYY` as the half-open span of its days (years 1 to 9998)."""
+    quarter = _QUARTER.fullmatch(name)
+    try:
+        if quarter:
+            year, number = int(quarter[1]), int(quarter[2])
+            return Period(date(year, 3 * number - 2, 1),
+                          date(year + number // 4, (3 * number) % 12 + 1, 1))
+        if _YEAR.fullmatch(name):
+            return Period(date(int(name), 1, 1), date(int(name) + 1, 1, 1))
+    except ValueError:
+        raise DomainError(f"period {name!r} is outside the years a date can hold") from None
+    return month_period(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +67,16 @@ class LiabilityRow:
     @property
     def net_tax_due(self) -> Money:
         return self.tax_charged - self.tax_credited
+
+    def as_json(self) -> dict[str, str]:
+        """Amounts as decimal strings, in the row's currency (the CLI's and the API's)."""
+        amounts = {"taxable_sales": self.taxable_sales, "exempt_sales": self.exempt_sales,
+                   "not_taxable_sales": self.not_taxable_sales,
+                   "reverse_charge_sales": self.reverse_charge_sales,
+                   "tax_charged": self.tax_charged, "tax_credited": self.tax_credited,
+                   "net_tax_due": self.net_tax_due}
+        return {"jurisdiction": self.jurisdiction, "currency": self.currency,
+                **{name: str(money.amount) for name, money in amounts.items()}}
 
 
 def _empty(jurisdiction: str, currency: str) -> dict[str, Money]:

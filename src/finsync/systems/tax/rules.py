@@ -16,6 +16,7 @@ Rules:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,6 +25,13 @@ from enum import StrEnum
 
 from finsync.domain.errors import DomainError
 from finsync.domain.tax import TaxAddress, TaxRefusedError
+
+# A country (ISO 3166-1) or a country's region (ISO 3166-2), as `TaxAddress` spells them.
+_CODE = re.compile(r"[A-Z]{2}(-[A-Z0-9]{1,3})?")
+
+# A rate's decimal places at most ("0.08875" has 5): an amount's tax stays exact in
+# 28-digit arithmetic up to the largest amount finsync accepts.
+RATE_PLACES_MAX = 6
 
 # The EU member states (ISO 3166-1), where intra-community B2B supplies reverse charge.
 EU_COUNTRIES = frozenset({
@@ -52,11 +60,9 @@ class Jurisdiction:
     not_taxable: frozenset[str] = frozenset()  # product tax codes this jurisdiction exempts
 
     def __post_init__(self) -> None:
-        parts = self.code.split("-")
-        if len(parts) > 2 or len(parts[0]) != 2 or not self.code.replace("-", "").isalnum() \
-                or self.code != self.code.upper():
+        if not _CODE.fullmatch(self.code):
             raise DomainError(f"jurisdiction {self.code!r} is not a code like 'DE' or 'US-NY'")
-        if self.by_region and len(parts) != 1:
+        if self.by_region and "-" in self.code:
             raise DomainError(f"jurisdiction {self.code}: only a country taxes by region")
 
     @property
@@ -75,6 +81,10 @@ class Rate:
         if not isinstance(self.rate, Decimal) or not 0 <= self.rate < 1:
             raise DomainError(f"rate {self.rate!r} of {self.jurisdiction}/{self.tax_code} "
                               "must be a Decimal in [0, 1)")
+        exponent = self.rate.as_tuple().exponent
+        if not isinstance(exponent, int) or -exponent > RATE_PLACES_MAX:
+            raise DomainError(f"rate {self.rate} of {self.jurisdiction}/{self.tax_code} has "
+                              f"more than {RATE_PLACES_MAX} decimal places")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ Rules:
   what billing put on the document is what is owed). Idempotent by document id: the same
   body again answers the first commit (`replayed`); another body under the same id is
   refused (`tax_commit_conflict`). The answer is also kept under the caller's key.
-- A `void` credit memo voids its invoice: the invoice and all its credit memos (the void
-  memo too) leave the liability report. A void of an invoice not committed yet is
+- A `void` credit memo is how an invoice is voided: the invoice and all its credit memos
+  (the void memo too) leave the liability report. A void of an invoice not committed yet is
   refused (`tax_invoice_not_committed`), so a caller may retry once it is.
 - Master data is loaded at start-up (`load_rules`) and kept in memory by this service.
 """
@@ -16,14 +16,13 @@ Rules:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from finsync.domain.clock import month_period
 from finsync.domain.invoice import VOID, CreditMemo, Invoice
 from finsync.domain.tax import TaxRequest, TaxResult
 from finsync.systems.tax import engine as tax_engine
@@ -33,11 +32,14 @@ from finsync.systems.tax.certificate import ExemptionCertificate
 from finsync.systems.tax.errors import (
     CertificateError,
     CommitConflictError,
+    CommitKeyError,
     UncommittedInvoiceError,
     UnknownCertificateError,
 )
-from finsync.systems.tax.liability import LiabilityRow, liability
+from finsync.systems.tax.liability import LiabilityRow, filing_period, liability
 from finsync.systems.tax.rules import TaxRules
+
+KEY_MAX_CHARS = 512  # the receipts' key column
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +61,19 @@ class TaxService:
     def load_rules(self, rules: TaxRules) -> bool:
         """Make the stored master data `rules`; whether it had to be rewritten."""
         rows = store.rule_rows(rules)
+        try:
+            changed = self._write_rules(rows)
+        except IntegrityError:
+            # Another process started with the same file at the same time and wrote first.
+            changed = self._write_rules(rows)
+        self._rules = rules
+        return changed
+
+    def _write_rules(self, rows: store.Rows) -> bool:
         with self.engine.begin() as conn:
             changed = store.stored_rule_rows(conn) != rows
             if changed:
                 store.write_rules(conn, rows)
-        self._rules = rules
         return changed
 
     def rules(self) -> TaxRules:
@@ -81,6 +91,8 @@ class TaxService:
 
     # -- commits -------------------------------------------------------------------------------
     def commit(self, document: Invoice | CreditMemo, key: str) -> Committed:
+        if not key or len(key) > KEY_MAX_CHARS:
+            raise CommitKeyError(f"a commit's key must have 1 to {KEY_MAX_CHARS} characters")
         body = store.body_of(document)
         try:
             with self.engine.begin() as conn:
@@ -117,27 +129,9 @@ class TaxService:
         store.insert_body(conn, body, status, self._clock())
         if voiding:
             assert body.invoice_id is not None
-            self._void(conn, body.invoice_id, body.document_id)
+            _void(conn, body.invoice_id, body.document_id)
             status = store.VOIDED
         return Committed(body.document_id, status)
-
-    def void(self, invoice_id: str, voided_by: str) -> Sequence[str]:
-        """Void a committed invoice and its credit memos (without a void memo of its own:
-        an operator's correction); the ids voided."""
-        with self.engine.begin() as conn:
-            if conn.execute(select(t.transactions.c.document_id).where(
-                    t.transactions.c.document_id == invoice_id,
-                    t.transactions.c.kind == "invoice")).first() is None:
-                raise UncommittedInvoiceError(f"the tax engine has not committed {invoice_id}")
-            return self._void(conn, invoice_id, voided_by)
-
-    @staticmethod
-    def _void(conn: Connection, invoice_id: str, voided_by: str) -> Sequence[str]:
-        family = store.family_of(conn, invoice_id)
-        conn.execute(update(t.transactions)
-                     .where(t.transactions.c.document_id.in_(family))
-                     .values(status=store.VOIDED, voided_by=voided_by))
-        return family
 
     def find(self, key: str) -> Committed | None:
         with self.engine.connect() as conn:
@@ -188,8 +182,16 @@ class TaxService:
 
     # -- reports -------------------------------------------------------------------------------
     def liability(self, legal_entity: str, period: str) -> tuple[LiabilityRow, ...]:
-        """Per jurisdiction and currency, for the month `period` ("YYYY-MM")."""
-        span = month_period(period)
+        """Per jurisdiction and currency, for `period`: "YYYY-MM", "YYYY-Qn" or "YYYY"."""
+        span = filing_period(period)
         with self.engine.connect() as conn:
             details = store.committed_details(conn, legal_entity, span.start, span.end)
         return liability(details)
+
+
+def _void(conn: Connection, invoice_id: str, voided_by: str) -> None:
+    """The invoice and every credit memo of it leave the liability report."""
+    family = store.family_of(conn, invoice_id)
+    conn.execute(update(t.transactions)
+                 .where(t.transactions.c.document_id.in_(family))
+                 .values(status=store.VOIDED, voided_by=voided_by))

@@ -19,12 +19,12 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
 
-from finsync.domain.invoice import CreditMemo, Invoice
+from finsync.domain.invoice import CreditMemo, DocumentLine, Invoice
 from finsync.domain.money import Money
 from finsync.domain.tax import TaxDocumentKind, TaxTreatment
 from finsync.systems.tax import tables as t
 from finsync.systems.tax.certificate import ExemptionCertificate
-from finsync.systems.tax.errors import BreakdownMissingError
+from finsync.systems.tax.errors import BreakdownMissingError, DocumentTooLongError
 from finsync.systems.tax.liability import CommittedDetail
 from finsync.systems.tax.rules import Jurisdiction, Rate, Rounding, TaxRules, TaxType
 
@@ -124,24 +124,51 @@ class Body:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# What the columns hold: longer values are refused by name, before the database would.
+_LENGTHS = {"document id": 255, "customer id": 255, "legal entity": 64, "line id": 255,
+            "jurisdiction": 32, "tax type": 16, "rate": 32, "reason": 64}
+
+
+def _fits(what: str, value: str | None) -> None:
+    limit = _LENGTHS[what]
+    if value is not None and len(value) > limit:
+        raise DocumentTooLongError(f"{what} {value[:40]!r}... of {len(value)} characters is "
+                                   f"longer than {limit}")
+
+
+def _detail_rows(document_id: str, line: DocumentLine) -> list[dict[str, Any]]:
+    _fits("line id", line.line_id)
+    if not line.taxes:
+        raise BreakdownMissingError(f"{document_id} line {line.line_id} has no "
+                                    "jurisdiction lines (taxes) to record")
+    rows = []
+    for detail in line.taxes:
+        _fits("jurisdiction", detail.jurisdiction)
+        _fits("tax type", detail.tax_type)
+        _fits("rate", str(detail.rate))
+        rows.append({"line_id": line.line_id, "jurisdiction": detail.jurisdiction,
+                     "tax_type": detail.tax_type, "rate": str(detail.rate),
+                     "treatment": detail.treatment.value,
+                     "taxable_minor": detail.taxable.to_minor(),
+                     "amount_minor": detail.amount.to_minor()})
+    return rows
+
+
 def body_of(document: Invoice | CreditMemo) -> Body:
     """The document's own jurisdiction lines; a line without them cannot be recorded."""
-    details: list[dict[str, Any]] = []
-    for line in document.lines:
-        if not line.taxes:
-            raise BreakdownMissingError(f"{document.id} line {line.line_id} has no "
-                                        "jurisdiction lines (taxes) to record")
-        details += [{"line_id": line.line_id, "jurisdiction": d.jurisdiction,
-                     "tax_type": d.tax_type, "rate": str(d.rate),
-                     "treatment": d.treatment.value,
-                     "taxable_minor": d.taxable.to_minor(), "amount_minor": d.amount.to_minor()}
-                    for d in line.taxes]
+    for what, value in (("document id", document.id), ("customer id", document.customer_id),
+                        ("legal entity", document.legal_entity)):
+        _fits(what, value)
+    if isinstance(document, CreditMemo):
+        _fits("document id", document.invoice_id)
+        _fits("reason", document.reason)
+    details = tuple(row for line in document.lines for row in _detail_rows(document.id, line))
     if isinstance(document, CreditMemo):
         return Body(document.id, TaxDocumentKind.CREDIT_MEMO, document.invoice_id,
                     document.reason, document.legal_entity, document.customer_id,
-                    document.currency, document.issue_date, tuple(details))
+                    document.currency, document.issue_date, details)
     return Body(document.id, TaxDocumentKind.INVOICE, None, None, document.legal_entity,
-                document.customer_id, document.currency, document.issue_date, tuple(details))
+                document.customer_id, document.currency, document.issue_date, details)
 
 
 def insert_body(conn: Connection, body: Body, status: str, committed_at: Any) -> None:
