@@ -312,11 +312,13 @@ def build_tax_server(config: FinsyncConfig, engine: Engine, token_env: str,
 
 
 def build_tax_port(config: FinsyncConfig, engine: Engine,
-                   clock: Callable[[], datetime] = utc_now) -> TaxPort:
+                   clock: Callable[[], datetime] = utc_now,
+                   recorder: CallRecorder | None = None) -> TaxPort:
     """The configured tax engine behind the tax port (billing's quoter): the one
-    `[systems.<name>]` with role "tax"; a `ConfigError` when there is none."""
+    `[systems.<name>]` with role "tax"; a `ConfigError` when there is none. Its calls go
+    to `recorder` (the call log by default)."""
     ports = Ports()
-    build = _Build(config, engine, clock, build_call_log(config, engine, clock))
+    build = _Build(config, engine, clock, recorder or build_call_log(config, engine, clock))
     for name, system in config.systems.items():
         if system.role == "tax":
             _build_system(build, name, system, ports)
@@ -427,7 +429,10 @@ def _billing_tax(config: FinsyncConfig, engine: Engine,
     that its outage holds invoices; without one, the embedded engine's rules (the shipped
     default_tax.toml)."""
     if any(system.role == "tax" for system in config.systems.values()):
-        return build_tax_port(config, engine, clock)
+        # Billing asks inside its own write transaction: a call log on the same SQLite
+        # file would wait for that transaction to end, so billing's quotes are not logged
+        # (what the engine answered is on each invoice line, as its jurisdiction lines).
+        return build_tax_port(config, engine, clock, NO_RECORDER)
     return _RulesQuoter(load_tax_rules())
 
 
