@@ -424,11 +424,11 @@ class _RulesQuoter:
 
 def _billing_tax(config: FinsyncConfig, engine: Engine,
                  clock: Callable[[], datetime]) -> TaxQuoter:
-    """The tax engine billing asks for every invoice: the configured tax system's port
-    (`[systems.<name>] role = "tax"`: the embedded engine, or one in its own process), so
-    that its outage holds invoices; without one, the embedded engine's rules (the shipped
-    default_tax.toml)."""
-    if any(system.role == "tax" for system in config.systems.values()):
+    """The tax engine billing asks for every invoice: a tax system in its own process
+    (`[systems.<name>] role = "tax"`, connector "http"), so that its outage holds
+    invoices; otherwise the embedded engine's rules (the shipped default_tax.toml)."""
+    if any(system.role == "tax" and system.connector != "embedded"
+           for system in config.systems.values()):
         # Billing asks inside its own write transaction: a call log on the same SQLite
         # file would wait for that transaction to end, so billing's quotes are not logged
         # (what the engine answered is on each invoice line, as its jurisdiction lines).
