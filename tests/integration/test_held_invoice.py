@@ -203,3 +203,16 @@ def test_the_periodic_retry_backs_off_per_draft_and_forgets_resolved_ones(
         job.step(lambda: None)
         clock.advance(1)
     assert len(billing.asked) == count  # resolved: never asked again
+
+
+def test_serve_runs_the_periodic_retry_in_a_thread_of_its_own(
+        engine: Engine, tmp_path: Path) -> None:
+    from finsync.api.app import pipeline_supervisor
+    from finsync.hub.held_retry import HELD_RETRY
+
+    clock = Clock()
+    hub = _hub(engine, tmp_path, clock)
+    job = HeldRetryJob(engine, FakeBilling(), clock)
+    names = [w.name for w in pipeline_supervisor(hub, 1.0, held=job).workers]
+    assert HELD_RETRY in names
+    assert HELD_RETRY not in [w.name for w in pipeline_supervisor(hub, 1.0).workers]
