@@ -128,11 +128,29 @@ def _payment(invoice: Any, payment_id: str, amount: str, source_event_id: str) -
     return json.dumps(event).encode()
 
 
+def _held_for_tax(invoice: Any) -> bytes:
+    """A draft of 2,400.00 held on 2026-12-01 because the tax engine did not answer, as
+    billing would send it (`invoice.held`, transient: a `retrying` tax_failure)."""
+    held = {"id": "hold_demo_1", "version": 1, "customer_id": invoice.customer_id,
+            "contract_id": invoice.contract_id, "legal_entity": "le_us",
+            "currency": invoice.total.currency, "issue_date": "2026-12-01",
+            "subtotal": "2400.00", "code": "tax_unavailable",
+            "reason": "the tax engine did not answer within 5 s", "transient": True,
+            "invoice_id": None}
+    event = {"type": "invoice.held", "schema_version": 1, "source": "billing",
+             "source_event_id": "hold_demo_1-v1", "occurred_at": "2026-12-01T06:00:00+00:00",
+             "correlation_id": invoice.correlation_id, "causation_id": None,
+             "business_key": None,
+             "aggregate": {"type": "held_invoice", "id": "hold_demo_1", "version": 1},
+             "payload": {"held_invoice": held}}
+    return json.dumps(event).encode()
+
+
 def seed_open_exceptions(config: Path) -> None:
     """What a queue holds on an ordinary morning, on top of the demo's year (whose queue it
     leaves empty): a webhook body that is not JSON (`mapping_error`), a late payment into a
-    closed period (`closed_period`, money at stake) and the same bank event sent again with
-    another amount (`duplicate_event`)."""
+    closed period (`closed_period`, money at stake), the same bank event sent again with
+    another amount (`duplicate_event`) and an invoice held for tax (`tax_failure`)."""
     loaded = load_config(config)
     finance = build_finance(loaded)
     try:
@@ -141,7 +159,8 @@ def seed_open_exceptions(config: Path) -> None:
             RawIn("canonical", b"<html>502 Bad Gateway</html>", {}),
             RawIn("canonical", _payment(invoice, "pay_late_1130", "1250.00", "bank-1130"), {}),
             RawIn("canonical", _payment(invoice, "pay_bank_1201", "800.00", "bank-1201"), {}),
-            RawIn("canonical", _payment(invoice, "pay_bank_1201", "880.00", "bank-1201"), {})])
+            RawIn("canonical", _payment(invoice, "pay_bank_1201", "880.00", "bank-1201"), {}),
+            RawIn("canonical", _held_for_tax(invoice), {})])
         finance.hub.run_until_idle()
     finally:
         finance.dispose()

@@ -24,12 +24,19 @@ from finsync.config import ConfigError, FinsyncConfig, StripeSection, SystemSect
 from finsync.connectors.calls import NO_RECORDER, CallRecorder
 from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
 from finsync.connectors.embedded.billing_records import EmbeddedBillingRecords
+from finsync.connectors.embedded.held import EmbeddedHeldInvoices
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.embedded.revenue import EmbeddedRevenue
 from finsync.connectors.embedded.tax import EmbeddedTax
 from finsync.connectors.embedded.usage import EmbeddedUsage
 from finsync.connectors.filedrop.ledger import FileDropLedger
-from finsync.connectors.ports import BillingRecordsPort, LedgerPort, RevenuePort, TaxPort
+from finsync.connectors.ports import (
+    BillingRecordsPort,
+    HeldInvoicePort,
+    LedgerPort,
+    RevenuePort,
+    TaxPort,
+)
 from finsync.connectors.stripe import signature as stripe_signature
 from finsync.connectors.stripe import state as stripe_state
 from finsync.connectors.stripe.catalog import Catalog
@@ -62,10 +69,11 @@ from finsync.domain.money import Money
 from finsync.domain.secret import RotatingSecret, valid_at
 from finsync.hub.buffer import BufferPolicy
 from finsync.hub.close import PeriodClose
+from finsync.hub.held_retry import HeldRetry, HeldRetryPolicy
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry, TranslatingMapper
 from finsync.hub.metrics import Metrics, measure
 from finsync.hub.service import Hub, SourcePump
-from finsync.hub.target import Target, ledger_target, revenue_target
+from finsync.hub.target import Target, ledger_target, revenue_target, tax_target
 from finsync.hub.usage import UsageIntake
 from finsync.hub.webhook import WebhookIntake
 from finsync.recon.service import Entity, Reconciliation
@@ -169,6 +177,8 @@ class Ports:
     revenues: dict[str, RevenuePort] = field(default_factory=dict)
     billing: dict[str, BillingRecordsPort] = field(default_factory=dict)
     taxes: dict[str, TaxPort] = field(default_factory=dict)
+    # Billing systems that hold invoices for tax and retry them on request.
+    held: dict[str, HeldInvoicePort] = field(default_factory=dict)
 
     def ledger(self) -> LedgerPort:
         return _only(self.ledgers, "ledger")
@@ -178,6 +188,10 @@ class Ports:
 
     def billing_records(self) -> BillingRecordsPort:
         return _only(self.billing, "billing")
+
+    def held_invoices(self) -> HeldInvoicePort | None:
+        """The billing system that holds invoices for tax, if one is configured."""
+        return next(iter(self.held.values()), None)
 
     def tax(self) -> TaxPort:
         return _only(self.taxes, "tax")
@@ -238,6 +252,7 @@ def _tryton_ledger(build: _Build, name: str, system: SystemSection, ports: Ports
 def _embedded_billing(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
     service = _billing_service(build.config, build.engine, system, build.clock)
     ports.billing[name] = EmbeddedBillingRecords(name, service)
+    ports.held[name] = EmbeddedHeldInvoices(name, service)
 
 
 def _stripe_billing(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
@@ -294,11 +309,13 @@ def build_tax_server(config: FinsyncConfig, engine: Engine, token_env: str,
 
 
 def build_tax_port(config: FinsyncConfig, engine: Engine,
-                   clock: Callable[[], datetime] = utc_now) -> TaxPort:
+                   clock: Callable[[], datetime] = utc_now,
+                   recorder: CallRecorder | None = None) -> TaxPort:
     """The configured tax engine behind the tax port (billing's quoter): the one
-    `[systems.<name>]` with role "tax"; a `ConfigError` when there is none."""
+    `[systems.<name>]` with role "tax"; a `ConfigError` when there is none. Its calls go
+    to `recorder` (the call log by default)."""
     ports = Ports()
-    build = _Build(config, engine, clock, build_call_log(config, engine, clock))
+    build = _Build(config, engine, clock, recorder or build_call_log(config, engine, clock))
     for name, system in config.systems.items():
         if system.role == "tax":
             _build_system(build, name, system, ports)
@@ -338,10 +355,12 @@ def _build_system(build: _Build, name: str, system: SystemSection, ports: Ports)
 def build_targets(config: FinsyncConfig, engine: Engine,
                   clock: Callable[[], datetime] = utc_now,
                   ports: Ports | None = None) -> dict[str, Target]:
-    """Ledgers and revenue engines receive; billing is a source (see build_pumps)."""
+    """Ledgers, revenue engines and tax engines receive; billing is a source (see
+    build_pumps)."""
     ports = ports or build_ports(config, engine, clock)
     targets = {name: ledger_target(port) for name, port in ports.ledgers.items()}
     targets.update({name: revenue_target(port) for name, port in ports.revenues.items()})
+    targets.update({name: tax_target(port) for name, port in ports.taxes.items()})
     return targets
 
 
@@ -400,7 +419,10 @@ def _billing_tax(config: FinsyncConfig, engine: Engine,
     rates, which are the ones billing's catalogue used to carry), and says so."""
     reader = read_only(engine)
     if any(system.role == "tax" for system in config.systems.values()):
-        return build_tax_port(config, reader, clock)
+        # Nor can a call log on that file be written there: billing's quotes are not
+        # logged (what the engine answered is on each invoice line, as its jurisdiction
+        # lines).
+        return build_tax_port(config, reader, clock, NO_RECORDER)
     log.warning("no [systems.<name>] with role \"tax\" is configured: billing asks the "
                 "embedded tax engine")
     return EmbeddedTax("tax", build_tax_service(config, reader, clock))
@@ -656,7 +678,7 @@ def build_finance(config: FinsyncConfig, *, engine: Engine | None = None,
                        entities, clock),
         Triage(engine, ApprovalPolicy(config.triage.approval_threshold, config.triage.thresholds,
                                       timedelta(hours=config.controls.pending_ttl_h)),
-               ports.ledgers.get, clock),
+               ports.ledgers.get, clock, ports.held_invoices()),
         audit, build_call_log(config, engine, clock))
 
 
@@ -709,6 +731,14 @@ def build_daily(finance: Finance) -> Callable[[date], object]:
         if failures:
             raise failures[0]
     return daily
+
+
+def build_held_retry(finance: Finance) -> HeldRetry | None:
+    """`serve`'s periodic retry of invoices held for tax, when billing holds them."""
+    port = finance.ports.held_invoices()
+    if port is None:
+        return None
+    return HeldRetry(finance.hub.engine, port, finance.hub.clock, HeldRetryPolicy())
 
 
 def build_two_person(config: FinsyncConfig, engine: Engine,

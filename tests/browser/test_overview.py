@@ -52,6 +52,27 @@ def test_the_overview_shows_what_the_cli_reports(browser: Any, site: Site,
     page.context.close()
 
 
+def test_invoices_held_for_tax_are_shown_and_lead_to_their_exceptions(
+        browser: Any, site: Site, shots: Path) -> None:
+    page = logged_in(browser, site, "controller")
+    held = cli_json(site, "controller", ["status"])["held_for_tax"]
+    # The seeded draft: 2,400.00 USD before tax, held while the tax engine was down.
+    assert held == {"count": 1, "at_stake": {"USD": "2400.00"},
+                    "exception_class": "tax_failure"}
+    assert page.inner_text('[data-testid="held-for-tax-count"]') == "1"
+    assert page.inner_text('[data-testid="held-for-tax-link"]') == "1 invoice held"
+    assert _cells(page, 'tr[data-held-currency="USD"]') == [["USD", "2,400.00 USD"]]
+    page.locator('section[aria-label="Invoices held for tax"]').screenshot(
+        path=str(shots / "overview-held-for-tax.png"))
+    page.click('[data-testid="held-for-tax-link"]')
+    page.wait_for_selector('main[data-rendered="exceptions"]', timeout=RENDER_TIMEOUT_MS)
+    page.wait_for_selector("[data-testid=exception-row]", timeout=RENDER_TIMEOUT_MS)
+    rows = page.locator("[data-testid=exception-row]")
+    assert rows.count() == 1
+    assert "hold_demo_1" in rows.first.inner_text()
+    page.context.close()
+
+
 def test_time_to_first_render_and_a_reader_sees_no_action(browser: Any, site: Site) -> None:
     page = logged_in(browser, site, "auditor")
     started = time.monotonic()

@@ -17,7 +17,7 @@ def _default() -> dict[str, Any]:
 
 def test_default_configuration_is_valid(tmp_path: Path) -> None:
     config = parse_config(_default(), tmp_path)
-    assert config.hub_settings().routes["invoice.issued"] == ("ledger", "revrec")
+    assert config.hub_settings().routes["invoice.issued"] == ("ledger", "revrec", "tax")
     assert config.database_url == f"sqlite:///{tmp_path.resolve() / 'var/finsync.db'}"
 
 

@@ -63,6 +63,7 @@ from finsync.domain.headers import stored_headers
 from finsync.domain.limits import InputLimits
 from finsync.hub import logfilter
 from finsync.hub.group_commit import BATCH_MAX, LINGER_S, GroupCommit
+from finsync.hub.held_retry import HELD_RETRY, HeldRetry
 from finsync.hub.intake import (
     UNKNOWN_SOURCES,
     BodyTooLargeError,
@@ -152,16 +153,22 @@ def _allow_waiting_threads(batch_max: int) -> None:
 def pipeline_supervisor(hub: Hub, interval_s: float,
                         daily: Callable[[date], object] | None = None,
                         usage: UsageIntake | None = None,
-                        usage_interval_s: float = 10.0) -> Supervisor:
+                        usage_interval_s: float = 10.0,
+                        held: HeldRetry | None = None) -> Supervisor:
     """The pipeline's threads: the hub, the daily reconciliation (a thread of its own, never
-    inside the delivery loop) and, with usage intake, the totals of settled days handed to
-    billing every `usage_interval_s`."""
+    inside the delivery loop), with usage intake the totals of settled days handed to
+    billing every `usage_interval_s`, and with `held` the retry of invoices held for tax
+    (each on its own backoff, looked at every `interval_s`)."""
     pipeline = hub_pipeline(hub, interval_s, daily)
-    if usage is None:
+    workers = list(pipeline.workers)
+    if usage is not None:
+        workers.append(PipelineWorker(USAGE, usage.step, hub.clock, usage_interval_s))
+    if held is not None:
+        workers.append(PipelineWorker(HELD_RETRY, held.step, hub.clock, interval_s))
+    if len(workers) == len(pipeline.workers):
         return pipeline
-    return Supervisor([*pipeline.workers, PipelineWorker(
-        USAGE, usage.step, hub.clock, usage_interval_s)], pipeline.check_s,
-        on_stop=(hub.wakeup.close,))  # the listener of `hub_pipeline`, closed with usage too
+    return Supervisor(workers, pipeline.check_s,
+                      on_stop=(hub.wakeup.close,))  # the listener of `hub_pipeline`
 
 
 def _waker(hub: Hub,
@@ -219,6 +226,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                wake: Callable[[int], None] | None = None,
                batch_max: int = BATCH_MAX, linger_s: float = LINGER_S,
                usage: UsageIntake | None = None, usage_interval_s: float = 10.0,
+               held: HeldRetry | None = None,
                authenticate: security.Authenticate | None = None,
                audit: AuditTrail | None = None, services: Services | None = None,
                idle_timeout: timedelta = IDLE_TIMEOUT,
@@ -239,7 +247,8 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     # The pipeline (and the daily job, in a thread of its own), supervised: `finsync serve`.
     pipeline = None
     if worker_interval_s:
-        pipeline = pipeline_supervisor(hub, worker_interval_s, daily, usage, usage_interval_s)
+        pipeline = pipeline_supervisor(hub, worker_interval_s, daily, usage, usage_interval_s,
+                                       held)
     writer = GroupCommit(hub.intake, batch_max=batch_max, linger_s=linger_s,
                          on_commit=_waker(hub, wake))
 

@@ -23,6 +23,7 @@ from finsync.bootstrap import (
     approved_config,
     build_daily,
     build_finance,
+    build_held_retry,
     build_metrics,
     build_usage,
     build_webhooks,
@@ -60,6 +61,7 @@ def app_from_environment() -> FastAPI:
                       webhooks=build_webhooks(config, hub.engine),
                       limits_for=config.limits_for,
                       usage=build_usage(config, hub.engine, hub.clock),
+                      held=build_held_retry(finance) if pipeline else None,
                       services=build_services(config, finance),
                       idle_timeout=timedelta(minutes=config.console.idle_timeout_min),
                       session_lifetime=timedelta(hours=config.console.session_max_h))
@@ -74,7 +76,8 @@ def run_pipeline() -> None:
     approved_config(config, hub.engine, hub.clock)
     supervisor = pipeline_supervisor(hub, _interval_s(),
                                      build_daily(finance) if _switch("FINSYNC_DAILY") else None,
-                                     build_usage(config, hub.engine, hub.clock))
+                                     build_usage(config, hub.engine, hub.clock),
+                                     held=build_held_retry(finance))
     stopping = threading.Event()
 
     def stop(_signal: int, _frame: FrameType | None) -> None:

@@ -274,9 +274,19 @@ def _print_status(status: HubStatus) -> None:
     _print_waiting(status.waiting)
     if status.usage.get("events"):
         output.counts_table("usage (meter events and their totals for billing)", status.usage)
+    _print_held(status)
     if status.dunning.get("declined_attempts"):
         output.counts_table("dunning (threads whose last payment attempt was declined)",
                             status.dunning)
+
+
+def _print_held(status: HubStatus) -> None:
+    held = status.held_for_tax
+    if not held.count:  # none held: nothing to say (they are among the exceptions anyway)
+        return
+    output.console.print(f"invoices held for tax: {held.count}, at stake "
+                         f"{output.money(held.amounts)} (see them with `finsync exceptions "
+                         "list --class tax_failure`)")
 
 
 def _print_unresolved(status: HubStatus) -> None:

@@ -446,6 +446,29 @@ class TaxPort(TaxQuotePort, Protocol):
     def find_receipt(self, key: str) -> Receipt | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class HeldRetry:
+    """What billing did when asked to retry held drafts: those issued, as
+    `(draft id, invoice id)`, and those still held (by draft id)."""
+
+    issued: tuple[tuple[str, str], ...] = ()
+    held: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class HeldInvoicePort(Protocol):
+    """Billing's invoices held for tax (`domain.invoice.HeldInvoice`): ask it to try one
+    held draft again (`draft_id`), or every held one (None). Billing asks the tax engine
+    again; a success issues the invoice (`invoice.released`, `invoice.issued`), a failure
+    holds the draft again (`invoice.held`, the next version); both reach the hub as events.
+    An unknown draft or one already released is no error: nothing is done. Billing's
+    database failing is a `TransientError`."""
+
+    system: str
+
+    def retry_held(self, draft_id: str | None) -> HeldRetry: ...
+
+
 @runtime_checkable
 class UsagePort(Protocol):
     """Where usage is rated (billing): records are idempotent by their own id. A refusal is

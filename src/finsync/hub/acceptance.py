@@ -18,6 +18,8 @@ Rules:
 - Events of one aggregate apply in version order. A gap parks the later versions; once the
   wait is over (`gap_wait_s`) each parked event opens a `sequencing_error` and keeps waiting,
   and the exception closes by itself when the gap fills.
+- An invoice held for tax opens its `tax_failure` exception on acceptance, and its release
+  resolves it (`hub.held_invoice`).
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ from finsync.domain.events import (
     ContractCancelled,
     ContractCreated,
     ContractRenewed,
+    InvoiceHeld,
     PaymentDeclined,
 )
 from finsync.domain.ids import derive_id
 from finsync.domain.money import Money
 from finsync.domain.sensitive import classify_path, placeholder
 from finsync.domain.status import EventStatus
+from finsync.hub import held_invoice
 from finsync.hub.milestone import Milestone
 from finsync.hub.settings import HubSettings
 from finsync.hub.target import amount_at_stake, recorded_stake
@@ -153,6 +157,7 @@ class Acceptance:
                        partition_key(env.aggregate), env.correlation_id, at)
         if (milestone := accepted_milestone(env.event)) is not None:
             milestone_log.record(conn, env.correlation_id, milestone, env.event_id, "hub", at)
+        held_invoice.accepted(conn, env, at)
 
     def _release_parked(self, conn: Connection, env: Envelope, at: datetime) -> None:
         version = env.aggregate.version
@@ -214,6 +219,8 @@ def supersede(conn: Connection, stored: Envelope, stored_status: EventStatus,
     if milestone is not None:
         milestone_log.record(conn, received.correlation_id, milestone, received.event_id,
                              "hub", at)
+    if not parked:
+        held_invoice.accepted(conn, received, at)
     where = ("waits in its place for the earlier version" if parked
              else f"{len(handed)} delivery(ies) will send it")
     return f"event {received.event_id} stands in place of {stored.event_id}; {where}"
@@ -279,11 +286,14 @@ def _larger(a: tuple[Money, ...], b: tuple[Money, ...]) -> tuple[Money, ...]:
 
 def accepted_milestone(event: AnyEvent) -> Milestone | None:
     """The milestone the hub itself records when it accepts `event`: a contract accepted,
-    or a payment declined (no system posts a decline; the hub shows it on its thread)."""
+    a payment declined or an invoice held for tax (no system posts a decline or a hold;
+    the hub shows it on its thread)."""
     if isinstance(event, CONTRACT_EVENTS):
         return Milestone.CONTRACT_ACCEPTED
     if isinstance(event, PaymentDeclined):
         return Milestone.PAYMENT_DECLINED
+    if isinstance(event, InvoiceHeld):
+        return Milestone.INVOICE_HELD
     return None
 
 

@@ -4,9 +4,10 @@ Rules:
 - A raw event is *plain* when each of its envelopes is a new event (no stored event holds
   its `(source, source_event_id)` nor its business key), sent by the owner of its domain,
   and either has no version or is the next version of its aggregate with no later version
-  parked. Plain raw events are accepted exactly as `Acceptance` would accept them (event
-  row, cursor, deliveries, milestone, raw event `mapped`), but written one statement per
-  table for the whole run of them.
+  parked, and is no invoice held or released for tax (those open and resolve exceptions:
+  `hub.held_invoice`). Plain raw events are accepted exactly as `Acceptance` would accept
+  them (event row, cursor, deliveries, milestone, raw event `mapped`), but written one
+  statement per table for the whole run of them.
 - Every other raw event (a mapping error, a duplicate, a changed body, an ownership
   violation, a gap, a version that releases parked ones) goes through `Acceptance`, alone
   in its savepoint, as before. What is pending is written first, so that it sees every
@@ -31,6 +32,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from finsync.domain.envelope import Envelope
+from finsync.domain.events import InvoiceHeld, InvoiceReleased
 from finsync.domain.status import EventStatus, RawStatus
 from finsync.hub.acceptance import Acceptance, accepted_milestone, partition_key
 from finsync.storage import event_log, milestone_log, outbox, raw_log
@@ -95,6 +97,8 @@ class BatchAcceptance:
             if source_id in self._source_ids or source_id in source_ids:
                 return False
             if self._acceptance.owner_of(env) != env.source:
+                return False
+            if isinstance(env.event, InvoiceHeld | InvoiceReleased):
                 return False
             key = env.business_key
             if key is not None and (key in self._keys or key in keys):

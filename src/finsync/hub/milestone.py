@@ -12,6 +12,7 @@ class Milestone(StrEnum):
     CREDIT_MEMO_POSTED = "credit_memo_posted"
     PAYMENT_APPLIED = "payment_applied"
     PAYMENT_DECLINED = "payment_declined"  # recorded by the hub on acceptance (dunning)
+    INVOICE_HELD = "invoice_held"  # recorded by the hub on acceptance (`hub.held_invoice`)
     REFUND_POSTED = "refund_posted"
     DISPUTE_FUNDS_POSTED = "dispute_funds_posted"
     DISPUTE_CLOSURE_POSTED = "dispute_closure_posted"
@@ -21,6 +22,7 @@ class Milestone(StrEnum):
     REVENUE_ADJUSTED = "revenue_adjusted"
     USAGE_RECOGNISED = "usage_recognised"
     EXCEPTION_RESOLVED = "exception_resolved"
+    TAX_COMMITTED = "tax_committed"  # the tax engine committed a final document
 
 
 # What each milestone says about the books (a correlation's financial status).

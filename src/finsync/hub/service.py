@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from finsync.connectors.ports import LedgerPort
+from finsync.domain.errors import ExceptionClass
 from finsync.domain.events import CATALOGUE
 from finsync.domain.status import UNRESOLVED, DeliveryStatus, ExceptionStatus, RawStatus
-from finsync.hub import exception_view
+from finsync.hub import exception_view, held_invoice
 from finsync.hub.acceptance import Acceptance
 from finsync.hub.buffer import BufferPolicy, buffers_for
 from finsync.hub.delivery import DeliveryWorker
@@ -36,10 +37,12 @@ from finsync.hub.status import (
     LISTING_MAX,
     UNRESOLVED_FILTER,
     ExceptionListing,
+    HeldForTax,
     HubStatus,
     Waiting,
     at_stake_groups,
     at_stake_total,
+    held_for_tax,
     parse_class_filter,
     parse_status_filter,
 )
@@ -243,7 +246,13 @@ class Hub:
                 waiting=Waiting(*outbox.waiting_counts(conn, self.clock())),
                 usage=usage_log.counts(conn),
                 dunning={"threads": threads, "declined_attempts": declined},
+                held_for_tax=_held_for_tax(conn),
             )
+
+    def held_for_tax(self) -> HeldForTax:
+        """Invoices held as drafts because their tax could not be computed."""
+        with reading(self.engine) as conn:
+            return _held_for_tax(conn)
 
     def status(self) -> dict[str, Any]:
         """`status_report` as JSON values."""
@@ -355,3 +364,7 @@ def _financial(milestones: set[str], raised: Sequence[Mapping[str, Any]]) -> str
 
 POLL_S = 1.0  # how soon to look again at a delivery held back by a call budget
 
+
+def _held_for_tax(conn: Connection) -> HeldForTax:
+    return held_for_tax(exception_log.unresolved_at_stake_by_prefix(
+        conn, ExceptionClass.TAX_FAILURE, held_invoice.FINGERPRINT))

@@ -117,6 +117,32 @@ class Waiting:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldForTax:
+    """Invoices billing holds as drafts because their tax could not be computed: how many
+    (one unresolved `tax_failure` each) and their subtotals per currency, the money they
+    hold back. Already counted among the unresolved exceptions; shown apart because no
+    invoice of theirs is posted yet."""
+
+    count: int = 0
+    amounts: Mapping[str, Money] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"count": self.count, "at_stake": _money_json(self.amounts),
+                "exception_class": ExceptionClass.TAX_FAILURE.value}
+
+
+def held_for_tax(rows: Iterable[tuple[str | None, int, int | None]]) -> HeldForTax:
+    """`(currency, count, minor units)` rows as one `HeldForTax`."""
+    count = 0
+    amounts: dict[str, Money] = {}
+    for currency, n, minor in rows:
+        count += n
+        if currency is not None and minor is not None:
+            amounts[currency] = Money.from_minor(minor, currency)
+    return HeldForTax(count, dict(sorted(amounts.items())))
+
+
+@dataclass(frozen=True, slots=True)
 class HubStatus:
     """Counts of every record, the unresolved exceptions with their money at stake, and
     what is still waiting to be delivered."""
@@ -134,6 +160,7 @@ class HubStatus:
     # Dunning: commercial threads whose last payment attempt was declined (`threads`), and
     # every declined attempt received (`declined_attempts`).
     dunning: Mapping[str, int] = field(default_factory=dict)
+    held_for_tax: HeldForTax = field(default_factory=HeldForTax)
 
     @property
     def unresolved_count(self) -> int:
@@ -161,7 +188,8 @@ class HubStatus:
                 "waiting": self.waiting.as_json(),
                 "next_retry_at": iso(self.waiting.next_retry_at),
                 "usage": dict(self.usage),
-                "dunning": dict(self.dunning)}
+                "dunning": dict(self.dunning),
+                "held_for_tax": self.held_for_tax.as_json()}
 
 
 @dataclass(frozen=True, slots=True)

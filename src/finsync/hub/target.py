@@ -3,6 +3,12 @@
 Each target declares its routes, one per event class it takes: the port method the event's
 document goes to and the milestone a success records (invoice posted, payment applied,
 revenue schedule created…).
+
+A tax engine takes the final documents (`tax_target`): an invoice issued is committed, a
+credit memo commits its reversal (or voids the invoice's transaction). Its failures are
+`tax_failure` exceptions: the engine's own errors are translated here (unavailable:
+retried; refused: failed), and a connector's `target_unavailable` is classed `tax_failure`
+too, so that finance sees a commit retried as the tax failure it is.
 """
 
 from __future__ import annotations
@@ -11,9 +17,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from finsync.connectors.ports import DeliveryContext, LedgerPort, Receipt, RevenuePort
+from finsync.connectors.ports import (
+    DeliveryContext,
+    LedgerPort,
+    Receipt,
+    RevenuePort,
+    TaxPort,
+)
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.dispute import Dispute, DisputeClosure, DisputeFunds
+from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 from finsync.domain.events import (
     AnyEvent,
     CanonicalEvent,
@@ -34,10 +47,11 @@ from finsync.domain.events import (
     RevenueJournalRecorded,
     UsageRated,
 )
-from finsync.domain.invoice import CreditMemo, Invoice
+from finsync.domain.invoice import CreditMemo, HeldInvoice, Invoice
 from finsync.domain.journal import JournalEntry, Side
 from finsync.domain.money import Money, per_currency
 from finsync.domain.payment import Payment, Refund
+from finsync.domain.tax import TaxRefusedError, TaxUnavailableError
 from finsync.hub.milestone import Milestone
 
 D = TypeVar("D", bound=Identified)
@@ -123,6 +137,40 @@ def revenue_target(port: RevenuePort) -> Target:
     ), port.find_receipt)
 
 
+def tax_target(port: TaxPort) -> Target:
+    """The tax engine: invoices committed, credit memos committed (a `void` one voids its
+    invoice's transaction); each failure a `tax_failure` (`classed_as_tax`)."""
+    def invoice(document: Invoice, ctx: DeliveryContext) -> Receipt:
+        return classed_as_tax(port.commit_invoice, document, ctx)
+
+    def memo(document: CreditMemo, ctx: DeliveryContext) -> Receipt:
+        return classed_as_tax(port.commit_credit_memo, document, ctx)
+
+    return PortTarget(port.system, (
+        route(InvoiceIssued, invoice, Milestone.TAX_COMMITTED),
+        route(CreditMemoIssued, memo, Milestone.TAX_COMMITTED),
+    ), port.find_receipt)
+
+
+def classed_as_tax(call: Callable[[D, DeliveryContext], Receipt], document: D,
+                   ctx: DeliveryContext) -> Receipt:
+    """`call(document, ctx)`, its failures as `tax_failure`: an engine that cannot answer
+    now is retried, one that refuses fails the delivery."""
+    try:
+        return call(document, ctx)
+    except TaxUnavailableError as exc:
+        raise TransientError(f"{exc.code}: {exc}",
+                             exception_class=ExceptionClass.TAX_FAILURE) from exc
+    except TaxRefusedError as exc:
+        raise PermanentError(f"{exc.code}: {exc}",
+                             exception_class=ExceptionClass.TAX_FAILURE) from exc
+    except TransientError as exc:
+        if exc.exception_class is not ExceptionClass.TARGET_UNAVAILABLE:
+            raise
+        raise TransientError(str(exc), exception_class=ExceptionClass.TAX_FAILURE,
+                             retry_after_s=exc.retry_after_s) from exc
+
+
 def amount_at_stake(event: AnyEvent | None) -> tuple[Money, ...]:
     """The money an undelivered event leaves unposted, per currency (in currency order;
     empty when it moves none). Amounts of two currencies are never added: a journal entry
@@ -134,6 +182,8 @@ def amount_at_stake(event: AnyEvent | None) -> tuple[Money, ...]:
     document = None if event is None else event.document
     if isinstance(document, Invoice | CreditMemo):
         return (document.total,)
+    if isinstance(document, HeldInvoice):
+        return (document.subtotal,)
     if isinstance(document, Payment | Refund | Dispute):
         return (document.amount,)
     if isinstance(document, DisputeFunds):

@@ -228,6 +228,19 @@ def at_stake_rows(conn: Connection, statuses: Collection[ExceptionStatus],
             for status, name, currency, n, minor in conn.execute(query)]
 
 
+def unresolved_at_stake_by_prefix(conn: Connection, exception_class: ExceptionClass,
+                                  prefix: str) -> list[tuple[str | None, int, int | None]]:
+    """`(currency, count, minor units at stake)` of the unresolved exceptions of a class
+    whose fingerprint starts with `prefix`, summed in the database."""
+    rows = conn.execute(select(exceptions.c.currency, func.count(),
+                               func.sum(exceptions.c.amount_minor)).where(
+        exceptions.c.fingerprint.startswith(prefix, autoescape=True),
+        exceptions.c["class"] == exception_class.value, exceptions.c.status.in_(UNRESOLVED))
+        .group_by(exceptions.c.currency).order_by(exceptions.c.currency))
+    return [(None if currency is None else str(currency), int(n),
+             None if minor is None else int(minor)) for currency, n, minor in rows]
+
+
 def latest_by_fingerprint(conn: Connection, fingerprints: Collection[str]
                           ) -> dict[str, tuple[int, ExceptionStatus]]:
     """Fingerprint -> (id, status) of its latest exception, for the fingerprints given."""

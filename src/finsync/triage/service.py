@@ -15,6 +15,12 @@ Rules:
   `approval.reject` on object `triage_action` `<action id>`.
 - retry: send the failed delivery again now with fresh attempts (or map a refused raw event
   again); the exception becomes `retrying` and the delivery worker resolves it on success.
+- retry of a `tax_failure` about an invoice held for tax (`hub.held_invoice`): the
+  exception becomes `retrying`, and once the action is committed billing is asked to try
+  the draft again (`HeldInvoicePort`; never inside the action's transaction, billing may
+  share the database). Billing's answer comes back as events: the release resolves the
+  exception, a new hold updates it. Billing that cannot be asked now is said in the
+  outcome; the exception stays `retrying` for `serve`'s periodic retry (`hub.held_retry`).
 - replay: retry every exception of a filtered set that has something to send again.
 - reroute (`closed_period` only): book the document in the first open period on or after
   its own date; the document is not changed, only the ERP posting date.
@@ -43,10 +49,10 @@ from finsync.audit.chain import Entry
 from finsync.audit.coverage import triage_action_state
 from finsync.auth.local import require
 from finsync.auth.principal import EXCEPTIONS_ACT, EXCEPTIONS_APPROVE, Principal
-from finsync.connectors.ports import LedgerPort
+from finsync.connectors.ports import HeldInvoicePort, LedgerPort
 from finsync.domain.clock import first_of_next_month
 from finsync.domain.envelope import Envelope
-from finsync.domain.errors import DomainError, ExceptionClass
+from finsync.domain.errors import ConnectorError, DomainError, ExceptionClass
 from finsync.domain.events import AnyEvent
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry, PeriodStatus
@@ -60,7 +66,7 @@ from finsync.domain.status import (
     ExceptionStatus,
     RawStatus,
 )
-from finsync.hub import acceptance, exception_view
+from finsync.hub import acceptance, exception_view, held_invoice
 from finsync.hub.intake import MAPPING_OBJECT, REFUSED
 from finsync.storage import event_log, exception_log, outbox, raw_log, triage_log
 from finsync.storage.db import reading, serialize, transaction
@@ -115,8 +121,9 @@ class Outcome:
 class Triage:
     def __init__(self, engine: Engine, policy: ApprovalPolicy,
                  ledgers: Callable[[str], LedgerPort | None],
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], held: HeldInvoicePort | None = None) -> None:
         self._engine, self._policy, self._ledgers, self._clock = engine, policy, ledgers, clock
+        self._held = held
 
     # -- reading ----------------------------------------------------------------------
     @property
@@ -167,7 +174,8 @@ class Triage:
             rows = self._rows(exception_ids)
         chosen = [row for row in rows
                   if row["status"] in replayable
-                  and (row["delivery_id"] or row["raw_event_id"])
+                  and (row["delivery_id"] or row["raw_event_id"]
+                       or held_invoice.draft_of(row) is not None)
                   and row["class"] != ExceptionClass.DUPLICATE_EVENT
                   and exception_class in (None, row["class"])
                   and correlation_id in (None, row["correlation_id"])]
@@ -249,6 +257,7 @@ class Triage:
             action_id = triage_log.record(conn, exception_id, action.value, params, reason,
                                           actor, ActionStatus.DONE, now)
             _audit_action(conn, row, action, params, actor, reason, action_id, now)
+        detail = self._after(row, action, detail)
         return Outcome(action_id, exception_id, action.value, ActionStatus.DONE, detail)
 
     def expire_due(self) -> list[int]:
@@ -307,7 +316,25 @@ class Triage:
                 before={"status": ActionStatus.PENDING_APPROVAL.value},
                 after=_action_state(conn, action_id, row["id"]),
                 correlation_id=row["correlation_id"]), now)
+        if approve:
+            detail = self._after(row, Action(pending["action"]), detail)
         return Outcome(action_id, row["id"], pending["action"], decision, detail)
+
+    def _after(self, row: dict[str, Any], action: Action, detail: str) -> str:
+        """What an action done asks of a system once it is committed: billing to try a
+        held draft again (`_carry_out` made its exception `retrying`)."""
+        draft = held_invoice.draft_of(row)
+        if draft is None or action not in (Action.RETRY, Action.REPLAY) or self._held is None:
+            return detail
+        try:
+            answer = self._held.retry_held(draft)
+        except ConnectorError as exc:
+            return (f"{detail}; {self._held.system} could not be asked now ({exc}): the "
+                    "periodic retry asks again")
+        issued = [invoice for held, invoice in answer.issued if held == draft]
+        if issued:
+            return f"{detail}; {self._held.system} issued it as invoice {issued[0]}"
+        return f"{detail}; {self._held.system} holds it again (its tax failed again)"
 
     def _carry_out(self, conn: Connection, row: dict[str, Any], action: Action,
                    params: dict[str, str], actor: str, reason: str, now: datetime) -> str:
@@ -330,6 +357,12 @@ class Triage:
             exception_log.set_status(conn, row["id"], ExceptionStatus.RETRYING, now)
             where = f" on {params['posting_date']}" if override else ""
             return f"delivery {row['delivery_id']} sent again{where}"
+        if (draft := held_invoice.draft_of(row)) is not None:
+            if self._held is None:
+                raise NotApplicableError(f"exception {row['id']}: no billing system that holds "
+                                         "invoices for tax is configured to retry it")
+            exception_log.set_status(conn, row["id"], ExceptionStatus.RETRYING, now)
+            return f"held draft {draft} sent to billing to be tried again"
         refused = _refused(row)
         if refused is not None:
             return self._remap_refused(conn, row, refused, actor, reason, now)

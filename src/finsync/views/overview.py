@@ -8,6 +8,9 @@ Rules:
   `latest` is null), and the variance of its runs as of the `days` days (`TREND_DAYS`) up to
   the latest recorded run's as-of day (today when none): yesterday's in a company whose
   daily job runs, and still a picture when the runs stopped or are dated ahead (a demo).
+- Invoices held for tax (drafts billing could not tax yet) are shown apart, with their
+  subtotals per currency: they are among the unresolved `tax_failure` exceptions, and no
+  invoice of theirs is posted.
 - The metrics are the seven of DESIGN §7, the same computation as `finsync metrics`.
 - The pipeline's health is this process's supervisor's (null when this process runs no
   pipeline: another one does), with what still waits to be delivered.
@@ -16,7 +19,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -24,7 +27,7 @@ from finsync.bootstrap import measure_metrics
 from finsync.domain.money import Money
 from finsync.hub.metrics import AGE_BUCKETS, EntityRecon, Exposure, Metrics
 from finsync.hub.pipeline import Health, Supervisor
-from finsync.hub.status import Waiting
+from finsync.hub.status import HeldForTax, Waiting
 from finsync.recon.history import VariancePoint, variance_trend
 from finsync.views.services import Services
 
@@ -82,6 +85,7 @@ class Overview:
     trend: tuple[VariancePoint, ...]
     pipeline: Health | None
     waiting: Waiting
+    held_for_tax: HeldForTax = field(default_factory=HeldForTax)
 
     @property
     def by_class(self) -> list[Stake]:
@@ -112,6 +116,7 @@ class Overview:
                                "trend_since": self.trend_since.isoformat(),
                                "trend_until": self.trend_until.isoformat(),
                                "trend": [p.as_json() for p in self.trend]},
+            "held_for_tax": self.held_for_tax.as_json(),
             "metrics": self.metrics.as_json(),
             "pipeline": {"runs_here": self.pipeline is not None,
                          **({} if self.pipeline is None else self.pipeline.as_json()),
@@ -139,5 +144,6 @@ def overview(services: Services, pipeline: Supervisor | None,
     since = until - timedelta(days=days)
     trend = variance_trend(services.finance.hub.engine, since, until)
     health = None if pipeline is None else pipeline.health()
-    return Overview(measured, entities, since, until, trend, health,
-                    services.finance.hub.waiting())
+    hub = services.finance.hub
+    return Overview(measured, entities, since, until, trend, health, hub.waiting(),
+                    hub.held_for_tax())

@@ -57,11 +57,39 @@ function headline(data) {
   return h("div", { class: "kpis overview-kpis", role: "group", "aria-label": "Headline figures" },
     stake,
     kpi("Unresolved exceptions", String(data.at_stake.count), "unresolved-count"),
+    kpi("Invoices held for tax", h("a", { href: "#/exceptions?class=tax_failure" },
+                                   String(data.held_for_tax.count)), "held-for-tax-count"),
     kpi("Oldest unresolved", aging.oldest_age_s === null ? "none" : age(aging.oldest_age_s),
         "oldest-age"),
     kpi("Invoice posting success", percent(data.metrics.invoice_posting_success.ratio),
         "posting-success"),
     kpi("Pipeline", health, "pipeline-health"));
+}
+
+// Invoices billing holds as drafts because their tax could not be computed: nothing of
+// them is posted; each is an unresolved tax_failure, listed on the Exceptions page.
+function heldForTax(data) {
+  const held = data.held_for_tax;
+  const link = `#/exceptions?class=${encodeURIComponent(held.exception_class)}`;
+  if (!held.count) {
+    return section("Invoices held for tax",
+      h("p", { "data-testid": "held-for-tax-none" }, "No invoice is held: every invoice billing issued was taxed."));
+  }
+  const rows = Object.entries(held.at_stake).map(([currency, amount]) => ({ currency, amount }));
+  return section("Invoices held for tax",
+    h("p", { class: "hint" },
+      h("a", { href: link, "data-testid": "held-for-tax-link" },
+        `${held.count} invoice${held.count === 1 ? "" : "s"} held`),
+      " as drafts: their tax could not be computed, so nothing of them is posted. Billing retries the transient ones; the others need their master data fixed, then a retry."),
+    table({ caption: "Held for tax: subtotals per currency", csv: "held-for-tax", rows,
+            columns: [
+              { key: "currency", label: "Currency",
+                render: (row) => h("a", { href: `${link}&currency=${encodeURIComponent(row.currency)}` },
+                                   row.currency) },
+              { key: "amount", label: "Held back (before tax)", numeric: true,
+                render: (row) => money(row.amount, row.currency), csv: (row) => row.amount },
+            ],
+            rowAttrs: (row) => ({ "data-held-currency": row.currency }) }));
 }
 
 function percent(ratio) {
@@ -246,6 +274,7 @@ register({
     body.append(
       h("p", { class: "hint" }, `Measured at ${iso(data.measured_at)}. Money at stake is every unresolved exception's (open, retrying, awaiting approval).`),
       headline(data),
+      heldForTax(data),
       h("div", { class: "grid overview-grid" }, byClass(data), byAge(data)),
       reconciliation(data),
       h("div", { class: "grid overview-grid" }, metrics(data), pipeline(data)));
