@@ -126,8 +126,6 @@ def _check_value(value: object, path: str, name: str, rules: _Rules) -> None:
     """One value, by its kind; `name` is the field that holds it (a tuple's items share it)."""
     if value is None or isinstance(value, bool | Enum):
         return  # enums hold known values only
-    if isinstance(value, Decimal):
-        return  # a rate (a tax line's): its own type bounds it, TaxDetail to [0, 1)
     if isinstance(value, Money):
         _check_amount(value, path, rules.limits)
     elif isinstance(value, ExternalRefs):
