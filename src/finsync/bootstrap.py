@@ -416,14 +416,15 @@ def _billing_tax(config: FinsyncConfig, engine: Engine,
     reads, and a write transaction would wait for billing's, which waits for the quote.
     A configuration written before tax was a system of its own names none: billing then
     asks the embedded engine on the hub's database (the `[tax] file`, else the shipped
-    rates, which are the ones billing's catalogue used to carry), and says so."""
+    rates, which are the ones billing's catalogue used to carry), and logs it at info
+    level (a warning would print on every command, into its JSON)."""
     reader = read_only(engine)
     if any(system.role == "tax" for system in config.systems.values()):
         # Nor can a call log on that file be written there: billing's quotes are not
         # logged (what the engine answered is on each invoice line, as its jurisdiction
         # lines).
         return build_tax_port(config, reader, clock, NO_RECORDER)
-    log.warning("no [systems.<name>] with role \"tax\" is configured: billing asks the "
+    log.info("no [systems.<name>] with role \"tax\" is configured: billing asks the "
                 "embedded tax engine")
     return EmbeddedTax("tax", build_tax_service(config, reader, clock))
 
