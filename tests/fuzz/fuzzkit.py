@@ -35,6 +35,7 @@ from finsync.bootstrap import (
     Finance,
     build_daily,
     build_finance,
+    build_held_retry,
     build_metrics,
     build_usage,
     build_webhooks,
@@ -95,6 +96,7 @@ def compose(config: FinsyncConfig, finance: Finance,
                       limits_for=config.limits_for,
                       usage=build_usage(config, finance.hub.engine, finance.hub.clock),
                       services=build_services(config, finance),
+                      held=build_held_retry(finance),
                       idle_timeout=timedelta(minutes=config.console.idle_timeout_min),
                       session_lifetime=timedelta(hours=config.console.session_max_h))
 

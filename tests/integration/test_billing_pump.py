@@ -41,8 +41,8 @@ def test_subscription_and_upgrade_land_once_in_ledger_and_revenue(workdir: Path)
           "ln_seats:300", "--add-product", "ln_analytics=price_analytics_annual:1",
           "--reason", "upgrade")
     status = _run_until_settled()
-    # 2 invoices to the ledger and to revrec, 2 contracts to revrec
-    assert status["deliveries"] == {"done": 6}
+    # 2 invoices to the ledger, to revrec and to the tax engine, 2 contracts to revrec
+    assert status["deliveries"] == {"done": 8}
     # The upgrade's invoice may reach revrec before its amendment: retried, then resolved.
     assert set(status["exceptions"]) <= {"resolved"}
     # 60000.00 + 300 x 120.00 x 230/365 (22684.93) + 24000.00 x 230/365 (15123.29)

@@ -68,17 +68,21 @@ def test_every_call_of_an_amendment_to_every_system_is_listed_by_its_correlation
     calls = listed["calls"]
     assert listed["correlation_id"] == AMENDMENT and calls
     wanted = _deliveries(AMENDMENT)
-    # The upgrade's contract to revrec, its invoice to the ledger and to revrec.
-    assert {target for target, _key in wanted} == {"ledger", "revrec"} and len(wanted) == 3
+    # The upgrade's contract to revrec, its invoice to the ledger, to revrec and to the tax
+    # engine.
+    assert {target for target, _key in wanted} == {"ledger", "revrec", "tax"}
+    assert len(wanted) == 4
     called = {(c["system"], key) for c in calls for key in c["idempotency_keys"]}
     assert called >= wanted  # each delivery of the amendment was called under its key
     assert {key for _system, key in called} <= {key for _target, key in wanted}
     done = {(c["system"], c["method"]) for c in calls if c["status"] == "ok"}
-    assert done >= {("revrec", "apply_contract"), ("revrec", "record_invoice")}
+    assert done >= {("revrec", "apply_contract"), ("revrec", "record_invoice"),
+                    ("tax", "commit_invoice")}
     assert ("ledger", "post_batch") in done or ("ledger", "post_invoice") in done
     for call in calls:
         assert call["correlation_id"] == AMENDMENT and call["duration_ms"] >= 0
-        assert call["channel"] == "port" and call["endpoint"] in {"LedgerPort", "RevenuePort"}
+        assert call["channel"] == "port"
+        assert call["endpoint"] in {"LedgerPort", "RevenuePort", "TaxPort"}
         assert datetime.fromisoformat(call["started_at"]).tzinfo is not None
     starts = [c["started_at"] for c in calls]
     assert starts == sorted(starts)

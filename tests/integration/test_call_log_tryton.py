@@ -116,11 +116,11 @@ def test_an_amendments_calls_to_tryton_and_the_revenue_engine_are_listed_by_its_
         wanted = {(str(t), str(k)) for t, k in conn.execute(
             select(deliveries.c.target, deliveries.c.delivery_key)
             .where(deliveries.c.correlation_id == AMENDMENT))}
-    assert {t for t, _k in wanted} == {"ledger", "revrec"}
+    assert {t for t, _k in wanted} == {"ledger", "revrec", "tax"}
     called = {(c.system, k) for c in calls for k in c.idempotency_keys}
     assert called >= wanted
     by_channel = {(c.system, c.channel) for c in calls}
-    assert by_channel == {("ledger", "json-rpc"), ("revrec", "port")}
+    assert by_channel == {("ledger", "json-rpc"), ("revrec", "port"), ("tax", "port")}
     rpcs = {c.method for c in calls if c.system == "ledger"}
     assert {"model.account.move.create", "model.account.move.post"} <= rpcs
     assert all(c.status in {"200", "ok", "transient"} for c in calls)

@@ -201,9 +201,11 @@ def test_a_timeline_is_the_hubs_and_calls_need_audit_read(world: World) -> None:
         m["name"] for m in hub.timeline("ord_1")]
     status = hub.transaction_status("ord_1")
     assert {k: shown[k] for k in status} == status
-    # The invoice and the payment to the ledger, the contract and the invoice to revrec.
+    # The invoice and the payment to the ledger, the contract and the invoice to revrec,
+    # the invoice committed to the tax engine.
     assert [(s["system"], s["technical"], s["deliveries"]) for s in shown["systems"]] == [
-        ("ledger", "delivered", {"done": 2}), ("revrec", "delivered", {"done": 2})]
+        ("ledger", "delivered", {"done": 2}), ("revrec", "delivered", {"done": 2}),
+        ("tax", "delivered", {"done": 1})]
     [raised] = shown["exceptions"]
     assert (raised["class"], raised["status"], raised["amount_at_stake"]) == (
         "sequencing_error", "resolved", {"amount": "1200.00", "currency": "USD"})

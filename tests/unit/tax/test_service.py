@@ -102,12 +102,23 @@ def test_commit_is_idempotent_by_document_and_refuses_another_body(service: TaxS
         service.commit(invoice, "k" * 513)
 
 
-def test_a_document_without_jurisdiction_lines_is_refused(service: TaxService) -> None:
+def test_a_taxed_document_without_jurisdiction_lines_is_refused(service: TaxService) -> None:
     ask = request("US", "NY", line("1000.00"))
-    invoice = invoice_of(ask, service.quote(ask))
+    invoice = invoice_of(ask, service.quote(ask))  # 40.00 of New York tax
     bare = replace(invoice, lines=tuple(replace(x, taxes=()) for x in invoice.lines))
     with pytest.raises(BreakdownMissingError):
         service.commit(bare, "evt_1:tax")
+
+
+def test_an_untaxed_document_no_engine_quoted_is_recorded_in_no_jurisdiction(
+        service: TaxService) -> None:
+    # A source that sends no breakdown, with no tax on the document: nothing for any
+    # jurisdiction, and nothing to refuse.
+    ask = request("US", None, line("1000.00"))
+    invoice = invoice_of(ask, service.quote(ask))  # "US": not taxable, 0.00
+    bare = replace(invoice, lines=tuple(replace(x, taxes=()) for x in invoice.lines))
+    assert service.commit(bare, "evt_1:tax") == service.commit(bare, "evt_1:tax")
+    assert service.liability("le_us", "2026-03") == ()
 
 
 def test_void_before_its_invoice_is_refused_then_accepted(service: TaxService) -> None:

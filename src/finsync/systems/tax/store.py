@@ -138,9 +138,15 @@ def _fits(what: str, value: str | None) -> None:
 
 def _detail_rows(document_id: str, line: DocumentLine) -> list[dict[str, Any]]:
     _fits("line id", line.line_id)
+    if not line.taxes and line.tax_amount.is_zero:
+        # No tax and no breakdown: a line no engine quoted (a source that sends none, a
+        # document from before breakdowns). It is recorded with its document, and counts in
+        # no jurisdiction's liability.
+        return []
     if not line.taxes:
-        raise BreakdownMissingError(f"{document_id} line {line.line_id} has no "
-                                    "jurisdiction lines (taxes) to record")
+        raise BreakdownMissingError(f"{document_id} line {line.line_id} carries "
+                                    f"{line.tax_amount} of tax but no jurisdiction lines "
+                                    "(taxes): no jurisdiction can account for it")
     rows = []
     for detail in line.taxes:
         _fits("jurisdiction", detail.jurisdiction)
@@ -155,7 +161,7 @@ def _detail_rows(document_id: str, line: DocumentLine) -> list[dict[str, Any]]:
 
 
 def body_of(document: Invoice | CreditMemo) -> Body:
-    """The document's own jurisdiction lines; a line without them cannot be recorded."""
+    """The document's own jurisdiction lines; a taxed line without them cannot be recorded."""
     for what, value in (("document id", document.id), ("customer id", document.customer_id),
                         ("legal entity", document.legal_entity)):
         _fits(what, value)
@@ -178,9 +184,10 @@ def insert_body(conn: Connection, body: Body, status: str, committed_at: Any) ->
         "customer_id": body.customer_id, "currency": body.currency,
         "issue_date": body.issue_date, "body_hash": body.hash, "status": status,
         "voided_by": None, "committed_at": committed_at})
-    conn.execute(insert(t.transaction_lines), [
-        {"document_id": body.document_id, "detail_no": n, **detail}
-        for n, detail in enumerate(body.details)])
+    if body.details:  # an empty executemany would insert one row of defaults
+        conn.execute(insert(t.transaction_lines), [
+            {"document_id": body.document_id, "detail_no": n, **detail}
+            for n, detail in enumerate(body.details)])
 
 
 def committed_details(conn: Connection, legal_entity: str, start: date,
