@@ -117,7 +117,10 @@ def test_an_untaxed_document_no_engine_quoted_is_recorded_in_no_jurisdiction(
     ask = request("US", None, line("1000.00"))
     invoice = invoice_of(ask, service.quote(ask))  # "US": not taxable, 0.00
     bare = replace(invoice, lines=tuple(replace(x, taxes=()) for x in invoice.lines))
-    assert service.commit(bare, "evt_1:tax") == service.commit(bare, "evt_1:tax")
+    first = service.commit(bare, "evt_1:tax")
+    again = service.commit(bare, "evt_1:tax")
+    assert (first.document_id, first.replayed) == (bare.id, False)
+    assert (again.document_id, again.replayed) == (bare.id, True)
     assert service.liability("le_us", "2026-03") == ()
 
 
