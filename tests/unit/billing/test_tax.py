@@ -209,7 +209,9 @@ def test_the_clock_retries_held_drafts_before_billing_what_is_due() -> None:
 def test_inclusive_one_off_charge_splits_the_price_into_net_and_tax() -> None:
     # 105.00 tax included at 5 %: net = 105.00 / 1.05 = 100.00, tax 5.00
     state = subscribe(state_with(RateQuoter(dict(UNIT_RATES)))).state
-    charged = handle(state, ChargeOneOff("chg_1", "sub_1", "price_setup", 1, date(2025, 2, 1)))
+    charge = ChargeOneOff("chg_1", "sub_1", "price_setup", 1, date(2025, 2, 1))
+    charged = handle(state, charge)
+    assert handle(charged.state, charge).emitted == ()  # retried: billed once
     [invoice] = invoices(charged.emitted)
     [line] = invoice.lines
     assert (line.amount, line.tax_amount, invoice.total) == (

@@ -132,7 +132,8 @@ def test_void_before_its_invoice_is_refused_then_accepted(service: TaxService) -
         service.commit(void, "evt_v:tax")
     service.commit(invoice, "evt_i:tax")
     assert service.commit(void, "evt_v:tax").status == "voided"
-    assert service.liability("le_us", "2026-03") == ()
+    (march,) = service.liability("le_us", "2026-03")  # 40.00 charged and credited
+    assert (march.tax_charged, march.net_tax_due) == (usd("40.00"), usd("0.00"))
 
 
 def test_liability_per_jurisdiction_for_the_month(service: TaxService) -> None:
@@ -160,10 +161,10 @@ def test_liability_per_jurisdiction_for_the_month(service: TaxService) -> None:
     assert service.liability("le_us", "2026-03") == (
         LiabilityRow("US-CA", "USD", usd("0.00"), usd("0.00"), usd("500.00"), usd("0.00"),
                      usd("0.00"), usd("0.00")),
-        # taxable 1,000.00 + 250.00 - 250.00 credited = 1,000.00; tax 40.00 + 10.00 = 50.00
-        # charged, 10.00 credited: 40.00 due.
+        # taxable 1,000.00 + 250.00 + 300.00 - 250.00 - 300.00 credited = 1,000.00; tax
+        # 40.00 + 10.00 + 12.00 = 62.00 charged, 10.00 + 12.00 (the void) credited: 40.00 due.
         LiabilityRow("US-NY", "USD", usd("1000.00"), usd("200.00"), usd("0.00"), usd("0.00"),
-                     usd("50.00"), usd("10.00")),
+                     usd("62.00"), usd("22.00")),
     )
     assert service.liability("le_us", "2026-03")[1].net_tax_due == usd("40.00")
     assert service.liability("le_eu", "2026-03") == ()
@@ -201,3 +202,20 @@ def test_ids_longer_than_the_tables_hold_are_refused_by_name(service: TaxService
     with pytest.raises(DocumentTooLongError, match=r"document id .* longer than 255"):
         service.commit(invoice_of(ask, service.quote(ask)), "evt_1:tax")
     assert service.find("evt_1:tax") is None
+
+
+def test_a_later_void_credits_its_own_period_and_leaves_the_filed_one(
+        service: TaxService) -> None:
+    # January's 40.00 of New York tax was filed; the invoice is voided in March: January
+    # still owes 40.00, March credits 40.00 (as the ledger books the void memo in March).
+    ask = request("US", "NY", line("1000.00"), on=date(2026, 1, 15))
+    invoice = invoice_of(ask, service.quote(ask))
+    service.commit(invoice, "inv_1:tax")
+    assert service.commit(memo_of(invoice, "cm_void", VOID, date(2026, 3, 2)),
+                          "cm_void:tax").status == "voided"
+    (january,) = service.liability("le_us", "2026-01")
+    (march,) = service.liability("le_us", "2026-03")
+    assert (january.tax_charged, january.net_tax_due) == (usd("40.00"), usd("40.00"))
+    assert (march.tax_credited, march.net_tax_due) == (usd("40.00"), usd("-40.00"))
+    assert sum((r.net_tax_due for r in service.liability("le_us", "2026")),
+               usd("0.00")) == usd("0.00")

@@ -4,18 +4,21 @@ tax port.
 Rules:
 - Every call has a timeout (`timeout_s`) and a bearer token; answers are read up to
   `wire.BODY_MAX_BYTES` and checked before use (`check_result` on a quote).
-- `quote`: connection refused, a timeout, a 5xx or an answer that cannot be read is a
-  `TaxUnavailableError` (asking again may work); a 4xx is a `TaxRefusedError` with the
-  engine's code (`tax_http_<status>` when it gives none).
+- `quote`: connection refused, a timeout, an answer cut off or not HTTP, a 5xx, an answer
+  that cannot be read, and a 4xx that is about the connection rather than the document
+  (401, 403, 404, 405, 413: a wrong token, path or size) are a `TaxUnavailableError`
+  (asking again, or once the configuration is fixed, may work); any other 4xx is a
+  `TaxRefusedError` with the engine's code (`tax_http_<status>` when it gives none).
 - Commits: the same failures are a `TransientError` (with the class the engine gives, e.g.
-  `sequencing_error` for a void before its invoice); a 4xx is a `TaxHttpRefusedError`, a
-  `PermanentError` of the engine's class (`tax_failure` by default) with its code.
+  `sequencing_error` for a void before its invoice); a refusal is a `TaxHttpRefusedError`,
+  a `PermanentError` of the engine's class (`tax_failure` by default) with its code.
 - `find_receipt` answers None on 404; failures as for commits.
 - Each request goes to the call log as an `http` call.
 """
 
 from __future__ import annotations
 
+import http.client
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -71,7 +74,7 @@ class HttpTax:
     def quote(self, request: TaxRequest) -> TaxResult:
         answer = self._call("POST", wire.QUOTE, wire.document_json(request))
         if isinstance(answer, _Failed):
-            if answer.status is not None and 400 <= answer.status < 500:
+            if _refused(answer):
                 code = answer.error.code if answer.error else f"tax_http_{answer.status}"
                 raise TaxRefusedError(f"tax engine refused: {answer.message}", code=code)
             raise TaxUnavailableError(f"tax engine unavailable: {answer.message}")
@@ -129,7 +132,10 @@ class HttpTax:
             exchange.error = error.code if error else None
             return _Failed(exc.code, f"{exc.code} on {path}: "
                                      f"{error.message if error else exc.reason}", error)
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError,
+                http.client.HTTPException, ValueError) as exc:
+            # HTTPException: an answer cut off mid-way (IncompleteRead) or a server that is
+            # no HTTP server (BadStatusLine); ValueError: a URL urllib cannot use.
             exchange.status, exchange.error = "unreachable", exc.__class__.__name__
             return _Failed(None, f"{self._url} unreachable: {exc}")
         exchange.response(None, len(body))
@@ -143,20 +149,32 @@ def _bounded(read: Callable[[int], bytes]) -> bytes:
     """At most one byte over the limit, which `wire.parse` then refuses by name."""
     try:
         return read(wire.BODY_MAX_BYTES + 1)
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return b""
 
 
 def _commit_error(failed: _Failed) -> TransientError | PermanentError:
     error = failed.error
     klass = _class(error.exception_class) if error else ExceptionClass.TAX_FAILURE
-    if failed.status is not None and 400 <= failed.status < 500:
+    if _refused(failed):
         code = error.code if error else f"tax_http_{failed.status}"
         return TaxHttpRefusedError(failed.message, code, klass)
     transient = error is not None and error.kind == wire.TRANSIENT
     return TransientError(f"tax engine: {failed.message}",
                           exception_class=klass if transient else
                           ExceptionClass.TARGET_UNAVAILABLE)
+
+
+# Client errors that say nothing about the document: a wrong token, a wrong path, a body
+# over the engine's limit. They are the connection's (configuration) and are retried, so a
+# fixed token releases what was held meanwhile, rather than refusals of master data.
+_NOT_THE_DOCUMENTS = frozenset({401, 403, 404, 405, 413})
+
+
+def _refused(failed: _Failed) -> bool:
+    """Whether the engine refused the document itself (a 4xx about it)."""
+    status = failed.status
+    return status is not None and 400 <= status < 500 and status not in _NOT_THE_DOCUMENTS
 
 
 def _class(value: str) -> ExceptionClass:

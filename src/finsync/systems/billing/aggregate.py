@@ -96,7 +96,9 @@ def _selection(conn: Connection, command: Command) -> Selection:
                            subscriptions=t.subscriptions.c.id == contract.id)
         case AmendSubscription() | CancelSubscription():
             return _of_contract(conn, command.contract_id, with_invoices=True)
-        case RenewSubscription() | PurchasePrepaid() | ChargeOneOff():
+        case ChargeOneOff():  # with its invoices: a charge retried is billed once
+            return _of_contract(conn, command.contract_id, with_invoices=True)
+        case RenewSubscription() | PurchasePrepaid():
             return _of_contract(conn, command.contract_id)
         case RetryHeldInvoices():
             held = _still_held() if command.draft_id is None else (

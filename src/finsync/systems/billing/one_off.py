@@ -9,6 +9,8 @@ Rules:
   service is the day it is charged.
 - A tax-inclusive price is what the customer pays: the tax engine splits it into the
   line's net and its tax (net + tax = the price).
+- The charge's id is its idempotency: the same charge again (an invoice or a held draft
+  under that id for that price) bills nothing more.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class ChargeOneOff:
 
 
 def charge_one_off(state: BillingState, cmd: ChargeOneOff) -> Outcome:
+    if _charged(state, cmd):
+        return Outcome(state)  # the same charge again (a command retried): billed once
     sub = state.subscription(cmd.contract_id)
     contract = sub.contract
     plan = state.config.catalog.plan(cmd.price_id)
@@ -62,3 +66,11 @@ def charge_one_off(state: BillingState, cmd: ChargeOneOff) -> Outcome:
                       tax_inclusive=plan.tax_inclusive)
     ctx = IssueContext(contract, cmd.on, cmd.id, contract_ref(contract))
     return issue_invoice(state, (draft,), ctx)
+
+
+def _charged(state: BillingState, cmd: ChargeOneOff) -> bool:
+    """Whether the charge `cmd.id` was already billed: its invoice (the charge's id is the
+    invoice's correlation id) or its draft held for tax."""
+    issued = any(r.correlation_id == cmd.id and r.sources == (cmd.price_id,)
+                 for r in state.invoices)
+    return issued or any(d.correlation_id == cmd.id for d in state.held)

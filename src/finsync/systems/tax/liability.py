@@ -1,8 +1,9 @@
 """The tax liability report: what the engine's committed documents owe, per jurisdiction.
 
 Rules:
-- Read from committed transactions only, by issue date; a voided invoice and every credit
-  memo of it (the void memo included) are left out: for tax, that invoice never was.
+- Read from the committed transactions by issue date, voided ones included: a void credits
+  the invoice's tax in the void memo's own period (as the ledger books it), so a period
+  already filed is never rewritten by a later void.
 - Per jurisdiction and currency: sales by treatment (taxable, exempt, not taxable,
   reverse charge) net of credit memos; tax charged (invoices), tax credited (credit memos)
   and the net tax due = charged - credited.

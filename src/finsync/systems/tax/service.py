@@ -7,8 +7,9 @@ Rules:
   what billing put on the document is what is owed). Idempotent by document id: the same
   body again answers the first commit (`replayed`); another body under the same id is
   refused (`tax_commit_conflict`). The answer is also kept under the caller's key.
-- A `void` credit memo is how an invoice is voided: the invoice and all its credit memos
-  (the void memo too) leave the liability report. A void of an invoice not committed yet is
+- A `void` credit memo is how an invoice is voided: the invoice and its credit memos are
+  marked voided; the liability report keeps each in its own period (the void memo credits
+  what was left). A void of an invoice not committed yet is
   refused (`tax_invoice_not_committed`), so a caller may retry once it is.
 - Master data is loaded at start-up (`load_rules`) and kept in memory by this service.
 """

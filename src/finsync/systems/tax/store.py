@@ -197,7 +197,7 @@ def committed_details(conn: Connection, legal_entity: str, start: date,
         select(tx.c.kind, tx.c.currency, lines.c.jurisdiction, lines.c.treatment,
                lines.c.taxable_minor, lines.c.amount_minor)
         .join(lines, lines.c.document_id == tx.c.document_id)
-        .where(tx.c.legal_entity == legal_entity, tx.c.status == COMMITTED,
+        .where(tx.c.legal_entity == legal_entity,
                tx.c.issue_date >= start, tx.c.issue_date < end)
         .order_by(tx.c.document_id, lines.c.detail_no))
     return [CommittedDetail(TaxDocumentKind(r.kind), r.jurisdiction, TaxTreatment(r.treatment),
