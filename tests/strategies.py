@@ -22,6 +22,13 @@ from itertools import pairwise
 from hypothesis import strategies as st
 
 from finsync.domain.catalog import BillingFrequency
+from finsync.domain.commercial import (
+    CommercialContract,
+    CommercialKind,
+    CommercialLine,
+    CommercialRampStep,
+    ProrationTerms,
+)
 from finsync.domain.contract import (
     CONTRACT_LEVEL,
     ChangeOp,
@@ -41,6 +48,7 @@ from finsync.domain.dispute import (
 from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.events import (
     AnyEvent,
+    CommercialContractApproved,
     ContractAmended,
     ContractCancelled,
     ContractCreated,
@@ -73,7 +81,7 @@ from finsync.domain.invoice import (
 )
 from finsync.domain.journal import JournalEntry, JournalLine, Side
 from finsync.domain.money import Money, total
-from finsync.domain.party import CustomerAccount
+from finsync.domain.party import CustomerAccount, PostalAddress
 from finsync.domain.payment import Payment, PaymentApplication, PaymentAttempt, Refund
 from finsync.domain.proration import ProrationConvention
 from finsync.domain.refs import ExternalRefs
@@ -131,10 +139,53 @@ def unit_prices(draw: st.DrawFn, currency: str) -> Money:
 # -- customers ------------------------------------------------------------------------------
 
 @st.composite
+def addresses(draw: st.DrawFn) -> PostalAddress:
+    return PostalAddress(tuple(draw(st.lists(texts, max_size=3))), draw(texts),
+                         draw(optional_texts))
+
+
+@st.composite
 def customers(draw: st.DrawFn) -> CustomerAccount:
     return CustomerAccount(draw(texts), draw(texts), draw(texts), draw(currencies), draw(texts),
                            draw(st.integers(1, 10**6)), draw(external_refs),
-                           draw(optional_texts), draw(optional_texts))
+                           draw(optional_texts), draw(optional_texts),
+                           draw(st.none() | addresses()))
+
+
+# -- the commercial layer -------------------------------------------------------------------
+
+@st.composite
+def commercial_lines(draw: st.DrawFn, currency: str, start: date,
+                     end: date) -> CommercialLine:
+    line_start = draw(st.dates(start, end - timedelta(days=1)))
+    line_end = draw(st.dates(line_start + timedelta(days=1), end))
+    step_days = sorted(set(draw(st.lists(st.dates(line_start, line_end - timedelta(days=1)),
+                                         max_size=3))))
+    ramp = tuple(CommercialRampStep(d, draw(st.integers(0, 10**6)),
+                                    draw(money(currency, 0))) for d in step_days)
+    discount = Decimal(draw(st.integers(0, 9999))).scaleb(-2)
+    return CommercialLine(draw(texts), draw(texts), draw(st.integers(0, 10**6)),
+                          draw(money(currency, 0)), discount, draw(money(currency, 0)),
+                          line_start, line_end, ramp)
+
+
+@st.composite
+def commercial_contracts(draw: st.DrawFn) -> CommercialContract:
+    """Any version of a commercial contract: version 1 is new, later ones change it."""
+    version = draw(st.integers(1, 10**6))
+    kinds = [k for k in CommercialKind if (k is CommercialKind.NEW) == (version == 1)]
+    currency = draw(currencies)
+    start = draw(days)
+    end = later(draw, start)
+    lines = draw(st.lists(commercial_lines(currency, start, end), max_size=3,
+                          unique_by=lambda line: line.line_id))
+    uplift = Decimal(draw(st.integers(0, 10000))).scaleb(-2)
+    return CommercialContract(draw(texts), version, draw(st.sampled_from(kinds)), draw(texts),
+                              draw(texts), draw(texts), draw(texts), currency, start, end,
+                              draw(st.dates(start, end)),
+                              draw(st.sampled_from(BillingFrequency)), tuple(lines),
+                              draw(st.sampled_from(ProrationTerms)), uplift,
+                              draw(st.booleans()), draw(external_refs))
 
 
 # -- contracts ------------------------------------------------------------------------------
@@ -413,6 +464,7 @@ def journal_entries(draw: st.DrawFn) -> JournalEntry:
 
 EVENTS: Mapping[type[AnyEvent], st.SearchStrategy[AnyEvent]] = {
     CustomerUpserted: customers().map(CustomerUpserted),
+    CommercialContractApproved: commercial_contracts().map(CommercialContractApproved),
     ContractCreated: contracts().map(ContractCreated),
     ContractAmended: amendments().map(ContractAmended),
     ContractRenewed: amendments().map(ContractRenewed),

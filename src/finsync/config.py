@@ -16,7 +16,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from finsync.auth.principal import check_scope, normalise
 from finsync.domain.errors import DomainError, FinsyncError
@@ -292,6 +299,9 @@ class StripeSection(_Strict):
         return self
 
 
+COMMERCIAL_OWNER = "cpq"
+
+
 class FinsyncConfig(_Strict):
     hub: HubSection = HubSection()
     delivery: DeliverySection = DeliverySection()
@@ -313,6 +323,13 @@ class FinsyncConfig(_Strict):
     controls: ControlsSection = ControlsSection()
     console: ConsoleSection = ConsoleSection()
     base_dir: Path = Path(".")
+
+    @field_validator("ownership", mode="after")
+    @classmethod
+    def _commercial_owner(cls, value: dict[BusinessDomain, str]) -> dict[BusinessDomain, str]:
+        # The commercial domain came after configurations were written: CPQ owns it
+        # unless a configuration says otherwise.
+        return {BusinessDomain.COMMERCIAL: COMMERCIAL_OWNER, **value}
 
     def limits_for(self, source: str) -> InputLimits:
         """The limits of one intake source: its own section, else `[limits.default]`."""

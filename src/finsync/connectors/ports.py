@@ -20,6 +20,7 @@ from datetime import date
 from typing import Protocol, runtime_checkable
 
 from finsync.domain.clock import Period
+from finsync.domain.commercial import SubscriptionOrder
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.dispute import DisputeClosure, DisputeFunds
 from finsync.domain.errors import FinsyncError
@@ -37,6 +38,7 @@ from finsync.domain.events import (
 from finsync.domain.invoice import CreditMemo, Invoice, RatedUsage, UsageRecord
 from finsync.domain.journal import JournalEntry, PeriodStatus
 from finsync.domain.money import Money
+from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment, Refund
 from finsync.domain.revenue import RevenueSchedule
 from finsync.domain.tax import TaxRequest, TaxResult
@@ -478,3 +480,43 @@ class UsagePort(Protocol):
     system: str
 
     def record_usage(self, record: UsageRecord, ctx: DeliveryContext) -> Receipt: ...
+
+
+@runtime_checkable
+class SubscriptionPlatformPort(Protocol):
+    """A subscription platform that takes the commercial layer's orders (DESIGN §4 step 1):
+    an approved CPQ version becomes a subscription, an amendment, a renewal or a
+    cancellation there, as the order's `kind` says (`domain.commercial.SubscriptionOrder`).
+
+    - `apply_order` makes the platform's contract what the order says, from its effective
+      date, under its proration terms; the platform prices and invoices the change (the hub
+      computes nothing). It is idempotent twice over: by the delivery key, and by the
+      order id (a quote applied once is never applied again, whatever the key). The
+      receipt's `external_id` is the platform's contract id; its detail names the contract
+      version the order made (`"version"`).
+    - A terms combination the platform cannot apply (a proration behaviour it lacks, a
+      price it does not sell) is a `PermanentError` of class `master_data_mismatch`; the
+      platform down is a `TransientError`.
+    - `upsert_customer` creates or updates the customer (name, address, tax id, tax
+      address) as the customer master says; the receipt names the platform's customer id.
+    - `contract` is the platform's current version of a contract, None when unknown.
+    """
+
+    system: str
+
+    def apply_order(self, order: SubscriptionOrder, ctx: DeliveryContext) -> Receipt: ...
+    def upsert_customer(self, customer: CustomerAccount, ctx: DeliveryContext) -> Receipt: ...
+    def contract(self, contract_id: str) -> SubscriptionContract | None: ...
+    def find_receipt(self, key: str) -> Receipt | None: ...
+
+
+@runtime_checkable
+class PartyPort(Protocol):
+    """An ERP's customer master (Tryton parties, the embedded ledger's parties): creates or
+    updates the party of a canonical customer, keyed by its canonical id, with its name,
+    address and tax id. Idempotent by the delivery key; the receipt names the ERP's id for
+    the party, which never changes once known (`domain.refs`)."""
+
+    system: str
+
+    def upsert_party(self, customer: CustomerAccount, ctx: DeliveryContext) -> Receipt: ...

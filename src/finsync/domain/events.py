@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import ClassVar, Generic, Protocol, TypeVar, cast
 
 from finsync.domain.aggregate import AggregateRef
+from finsync.domain.commercial import CommercialContract
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.dispute import Dispute, DisputeClosure, DisputeFunds
 from finsync.domain.errors import MappingError
@@ -35,6 +36,7 @@ class BusinessDomain(StrEnum):
     """Domains of DESIGN §1, each with exactly one system of record."""
 
     CUSTOMER = "customer"
+    COMMERCIAL = "commercial"  # quotes and contract terms as CPQ approved them
     CATALOG = "catalog"
     SUBSCRIPTION = "subscription"
     PAYMENTS = "payments"
@@ -48,6 +50,7 @@ class EventType(StrEnum):
     """Wire names of the canonical event types (the classes below carry them)."""
 
     CUSTOMER_UPSERTED = "customer.upserted"
+    COMMERCIAL_CONTRACT_APPROVED = "commercial_contract.approved"
     CONTRACT_CREATED = "contract.created"
     CONTRACT_AMENDED = "contract.amended"
     CONTRACT_RENEWED = "contract.renewed"
@@ -134,6 +137,22 @@ class CustomerUpserted(CanonicalEvent[CustomerAccount]):
 
     def aggregate(self) -> AggregateRef:
         return AggregateRef(self.aggregate_type, self.customer.id, self.customer.version)
+
+
+@dataclass(frozen=True, slots=True)
+class CommercialContractApproved(CanonicalEvent[CommercialContract]):
+    """CPQ approved a version of a commercial contract: a new order, an amendment, a
+    renewal or a cancellation (`CommercialContract.kind`). The hub orders it from the
+    subscription platform (`hub.quote_to_cash`)."""
+
+    name: ClassVar = EventType.COMMERCIAL_CONTRACT_APPROVED
+    domain: ClassVar = BusinessDomain.COMMERCIAL
+    aggregate_type: ClassVar = "commercial_contract"
+    commercial_contract: CommercialContract
+
+    def aggregate(self) -> AggregateRef:
+        return AggregateRef(self.aggregate_type, self.commercial_contract.id,
+                            self.commercial_contract.version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,7 +363,7 @@ CATALOGUE: Mapping[EventType, type[AnyEvent]] = {cls.name: cls for cls in (
     InvoiceIssued, CreditMemoIssued, PaymentApplied, RefundIssued, DisputeOpened,
     DisputeFundsWithdrawn, DisputeFundsReinstated, DisputeClosed, UsageRecorded, UsageRated,
     RevenueJournalRecorded, JournalEntrySummarised, PaymentDeclined, InvoiceHeld,
-    InvoiceReleased,
+    InvoiceReleased, CommercialContractApproved,
 )}
 
 

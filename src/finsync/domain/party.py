@@ -11,6 +11,16 @@ from finsync.domain.tax import TaxAddress
 
 
 @dataclass(frozen=True, slots=True)
+class PostalAddress:
+    """A customer's billing address; the country and region are the account's own
+    (`billing_country`, `billing_region`), which tax reads."""
+
+    street: tuple[str, ...]
+    city: str
+    postal_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerAccount:
     id: str
     name: str
@@ -23,6 +33,8 @@ class CustomerAccount:
     billing_region: str | None = field(default=None, metadata=ADDED_LATER)
     # The customer's VAT (or other business tax) id: B2B reverse charge needs a valid one.
     tax_id: str | None = field(default=None, metadata=ADDED_LATER)
+    # Set by a customer master (a CRM); billing and the ERP keep it as the master says.
+    address: PostalAddress | None = field(default=None, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         exponent(self.currency)

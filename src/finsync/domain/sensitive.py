@@ -32,7 +32,7 @@ from finsync.domain.contract import ContractAmendment
 from finsync.domain.dispute import Dispute
 from finsync.domain.invoice import CreditMemo, DocumentLine, HeldInvoice
 from finsync.domain.journal import JournalEntry
-from finsync.domain.party import CustomerAccount
+from finsync.domain.party import CustomerAccount, PostalAddress
 from finsync.domain.payment import Refund
 from finsync.domain.secret import mask_secrets
 
@@ -52,6 +52,10 @@ class Sensitivity(StrEnum):
 CANONICAL_FIELDS: Mapping[tuple[type, str], Sensitivity] = {
     (CustomerAccount, "name"): Sensitivity.NAME,
     (CustomerAccount, "tax_id"): Sensitivity.TAX_ID,
+    (CustomerAccount, "address"): Sensitivity.ADDRESS,  # a whole `PostalAddress`
+    (PostalAddress, "street"): Sensitivity.ADDRESS,
+    (PostalAddress, "city"): Sensitivity.ADDRESS,
+    (PostalAddress, "postal_code"): Sensitivity.ADDRESS,
     (HeldInvoice, "reason"): Sensitivity.FREE_TEXT,  # a tax engine's message may quote an address
     (Refund, "reason"): Sensitivity.FREE_TEXT,
     (Dispute, "reason"): Sensitivity.FREE_TEXT,  # Stripe's is a code; another source's text
@@ -108,7 +112,7 @@ PUBLIC_FIELDS: frozenset[str] = frozenset({
     "applied_to_invoice", "schedule_id", "obligation_id", "before", "after", "attribute",
     "subscription_id", "period", "contract_line_id", "dispute_id", "funds_id",
     "decline_code", "invoice_ids", "delivery_id", "billing_region", "jurisdiction",
-    "tax_type", "code",
+    "tax_type", "code", "quote_id", "sold_to_id", "bill_to_id", "product_code",
 })
 
 # An address ends in a top-level domain of letters; the user part of a URL
