@@ -20,7 +20,13 @@ from finsync.audit.migrate import upgrade as upgrade_audit
 from finsync.audit.service import AuditTrail
 from finsync.audit.signing import Keyring, load_signer
 from finsync.auth.migrate import upgrade as upgrade_auth
-from finsync.config import ConfigError, FinsyncConfig, StripeSection, SystemSection
+from finsync.config import (
+    ConfigError,
+    FinsyncConfig,
+    HubSpotSection,
+    StripeSection,
+    SystemSection,
+)
 from finsync.connectors.calls import NO_RECORDER, CallRecorder
 from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
 from finsync.connectors.embedded.billing_records import EmbeddedBillingRecords
@@ -30,6 +36,14 @@ from finsync.connectors.embedded.revenue import EmbeddedRevenue
 from finsync.connectors.embedded.tax import EmbeddedTax
 from finsync.connectors.embedded.usage import EmbeddedUsage
 from finsync.connectors.filedrop.ledger import FileDropLedger
+from finsync.connectors.hubspot import fetcher as hubspot_fetcher
+from finsync.connectors.hubspot import signature as hubspot_signature
+from finsync.connectors.hubspot import state as hubspot_state
+from finsync.connectors.hubspot.client import ClientSettings as HubSpotClientSettings
+from finsync.connectors.hubspot.client import HubSpotClient
+from finsync.connectors.hubspot.fetcher import Fetcher as HubSpotFetcher
+from finsync.connectors.hubspot.mapping import HubSpotSettings
+from finsync.connectors.hubspot.mapping import translate as hubspot_translate
 from finsync.connectors.ports import (
     BillingRecordsPort,
     HeldInvoicePort,
@@ -64,6 +78,7 @@ from finsync.controls.period import PeriodControl, record_change
 from finsync.controls.request import TwoPerson
 from finsync.domain.catalog import StandaloneSellingPrice
 from finsync.domain.clock import utc_now
+from finsync.domain.commercial import ProrationTerms
 from finsync.domain.errors import SignatureError
 from finsync.domain.money import Money
 from finsync.domain.secret import RotatingSecret, valid_at
@@ -439,6 +454,9 @@ def build_pumps(config: FinsyncConfig, engine: Engine,
     for source, section in config.stripe.items():
         if section.poll_on_run:  # catch-up of missed webhooks before every pipeline run
             pumps[source] = _pump_all(build_stripe_pollers(config, engine, source))
+    for source, hubspot in config.hubspot.items():
+        if hubspot.fetch_on_run:  # what the webhooks named, read before every run
+            pumps[source] = build_hubspot_fetcher(config, engine, source, clock).pump
     return pumps
 
 
@@ -456,6 +474,9 @@ def build_mappers(config: FinsyncConfig) -> MapperRegistry:
         if kind == "stripe":
             return TranslatingMapper(partial(stripe_translate,
                                              stripe_settings(config, source)), limits)
+        if kind == "hubspot":
+            return TranslatingMapper(partial(hubspot_translate,
+                                             hubspot_settings(config, source)), limits)
         return CanonicalMapper(limits)
     return MapperRegistry({source: mapper(source, kind)
                            for source, kind in config.sources.items()})
@@ -490,6 +511,47 @@ def revenue_products(config: FinsyncConfig) -> frozenset[str] | None:
         products |= {s.product_id for s in load_standalone_selling_prices(catalog)}
         products |= {p.id for p in load_catalog(catalog).products}
     return frozenset(products)
+
+
+def _hubspot_section(config: FinsyncConfig, source: str) -> HubSpotSection:
+    if source not in config.hubspot:
+        raise ConfigError(f"no HubSpot source {source!r}; configured: "
+                          f"{', '.join(sorted(config.hubspot)) or 'none'}")
+    return config.hubspot[source]
+
+
+def hubspot_settings(config: FinsyncConfig, source: str) -> HubSpotSettings:
+    """The mapping settings of HubSpot source `source`."""
+    section = _hubspot_section(config, source)
+    return HubSpotSettings(section.legal_entity, section.default_currency.upper(),
+                           frozenset(section.approved_stages), section.vat_property,
+                           section.kind_property, section.term_start_property,
+                           section.term_end_property, ProrationTerms(section.proration),
+                           config.limits_for(source))
+
+
+def build_hubspot_client(config: FinsyncConfig, source: str,
+                         recorder: CallRecorder | None = None) -> HubSpotClient:
+    """HubSpot's CRM API for `source`, with the access token its section names."""
+    section = _hubspot_section(config, source)
+    token = config.secret(f"[hubspot.{source}] access token", section.access_token_env,
+                          section.access_token_file)
+    extras = tuple(p for p in (section.kind_property, section.term_start_property,
+                               section.term_end_property) if p)
+    settings = HubSpotClientSettings(token.reveal(), section.base_url, section.timeout_s,
+                                     deal_properties=extras,
+                                     company_properties=(section.vat_property,))
+    return HubSpotClient(source, settings, recorder=recorder or NO_RECORDER)
+
+
+def build_hubspot_fetcher(config: FinsyncConfig, engine: Engine, source: str,
+                          clock: Callable[[], datetime] = utc_now) -> HubSpotFetcher:
+    """The fetcher of `source`: what its webhooks named, read and stored as snapshots."""
+    hubspot_state.upgrade(engine)
+    client = build_hubspot_client(config, source, build_call_log(config, engine, clock))
+    return HubSpotFetcher(client, hubspot_state.FetchState(engine, source, clock),
+                          hubspot_settings(config, source), clock,
+                          _hubspot_section(config, source).batch_max)
 
 
 def build_stripe_client(config: FinsyncConfig, source: str,
@@ -567,11 +629,11 @@ def build_webhooks(config: FinsyncConfig, engine: Engine,
     """A signed-webhook intake per Stripe source, whose stored events the local mirror
     records. Rotation: a request signed with any secret valid at the time it is received is
     accepted; an expired one verifies nothing."""
+    intakes = dict(_hubspot_webhooks(config, engine, clock))
     secrets = {source: webhook_secrets(config, source) for source in config.stripe}
     if not secrets:
-        return {}
+        return intakes
     mirror = build_stripe_mirror(engine)
-    intakes: dict[str, WebhookIntake] = {}
     for source, section in config.stripe.items():
 
         def verify(body: bytes, headers: Mapping[str, str],
@@ -586,6 +648,37 @@ def build_webhooks(config: FinsyncConfig, engine: Engine,
                                            current, now, tolerance_s)
         intakes[source] = WebhookIntake(engine, source, verify, clock,
                                         observe=partial(_mirrored, mirror, source))
+    return intakes
+
+
+def _hubspot_webhooks(config: FinsyncConfig, engine: Engine,
+                      clock: Callable[[], datetime]) -> dict[str, WebhookIntake]:
+    """A signed-webhook intake per HubSpot source (v3 signatures with the app's client
+    secrets, rotating like Stripe's); each stored body queues the objects it names for the
+    fetcher."""
+    if not config.hubspot:
+        return {}
+    hubspot_state.upgrade(engine)
+    intakes: dict[str, WebhookIntake] = {}
+    for source, section in config.hubspot.items():
+        secrets = [RotatingSecret(config.secret(f"[hubspot.{source}].client_secrets[{i}]",
+                                                named.env, named.file), named.not_after)
+                   for i, named in enumerate(section.client_secrets)]
+
+        def verify(body: bytes, headers: Mapping[str, str],
+                   secrets: list[RotatingSecret] = secrets,
+                   section: HubSpotSection = section) -> int:
+            now = clock()
+            current = valid_at(secrets, now)
+            if not current:
+                raise SignatureError("every client secret of this source is past its "
+                                     "not_after", code="no_current_secret")
+            return hubspot_signature.verify(body, headers, section.webhook_url, current, now,
+                                            section.tolerance_s)
+        state = hubspot_state.FetchState(engine, source, clock)
+        intakes[source] = WebhookIntake(
+            engine, source, verify, clock,
+            observe=partial(hubspot_fetcher.note, state, limits=config.limits_for(source)))
     return intakes
 
 

@@ -299,6 +299,34 @@ class StripeSection(_Strict):
         return self
 
 
+class HubSpotSection(_Strict):
+    """One HubSpot account as a CRM/CPQ source (`[hubspot.<source>]`, docs/cpq/hubspot.md).
+    `webhook_url` is the target URL exactly as configured in the HubSpot app: HubSpot signs
+    it. Secrets are never in the file: the access token (a private app's, or OAuth) and the
+    app's client secrets (several while one is rotated, each until its `not_after`) are in
+    the environment variables or secret files named here."""
+
+    legal_entity: str
+    webhook_url: str
+    base_url: str = "https://api.hubapi.com"
+    access_token_env: str = "HUBSPOT_ACCESS_TOKEN"
+    access_token_file: str | None = None
+    client_secrets: list[SecretSection] = Field(
+        default_factory=lambda: [SecretSection(env="HUBSPOT_CLIENT_SECRET")], min_length=1)
+    tolerance_s: int = Field(300, ge=1, le=3600)
+    timeout_s: float = Field(10, gt=0, le=300)
+    default_currency: str = "USD"
+    # The deal stages (internal ids, per pipeline) that mean CPQ approved the contract.
+    approved_stages: list[str] = Field(default_factory=lambda: ["closedwon"], min_length=1)
+    vat_property: str = "vat_number"  # the company property holding the VAT id
+    kind_property: str | None = None  # a deal property: amendment, renewal, cancellation
+    term_start_property: str = "contract_start_date"
+    term_end_property: str = "contract_end_date"
+    proration: Literal["invoice_now", "next_invoice", "none"] = "invoice_now"
+    fetch_on_run: bool = True  # read the objects webhooks named before every pipeline run
+    batch_max: int = Field(50, ge=1, le=1000)  # objects read per run
+
+
 COMMERCIAL_OWNER = "cpq"
 
 
@@ -306,8 +334,9 @@ class FinsyncConfig(_Strict):
     hub: HubSection = HubSection()
     delivery: DeliverySection = DeliverySection()
     ownership: dict[BusinessDomain, str]
-    sources: dict[str, Literal["canonical", "stripe"]] = {"canonical": "canonical"}
+    sources: dict[str, Literal["canonical", "stripe", "hubspot"]] = {"canonical": "canonical"}
     stripe: dict[str, StripeSection] = {}  # intake source of kind "stripe" -> its account
+    hubspot: dict[str, HubSpotSection] = {}  # intake source of kind "hubspot" -> its account
     pumps: dict[str, str] = {}  # intake source -> the embedded system whose outbox it drains
     systems: dict[str, SystemSection] = {}
     routes: dict[str, list[str]] = {}
@@ -408,6 +437,20 @@ def _check_stripe_usage(config: FinsyncConfig) -> None:
                               "not a Stripe source under [stripe]")
 
 
+def _check_hubspot(config: FinsyncConfig) -> None:
+    for source, kind in config.sources.items():
+        if kind == "hubspot" and source not in config.hubspot:
+            raise ConfigError(f"[sources] {source} is a HubSpot source without "
+                              f"[hubspot.{source}]")
+    for source, section in config.hubspot.items():
+        if config.sources.get(source) != "hubspot":
+            raise ConfigError(f"[hubspot.{source}] is not a source of kind \"hubspot\" under "
+                              "[sources]")
+        if not section.webhook_url.startswith(("https://", "http://")):
+            raise ConfigError(f"[hubspot.{source}] webhook_url must be the http(s) URL "
+                              "configured in the HubSpot app")
+
+
 PREVIEWING = ("embedded", "tryton")  # ledger connectors that preview their journals
 
 
@@ -450,6 +493,7 @@ def _check(config: FinsyncConfig) -> None:
             raise ConfigError(f"[limits.{name}] is neither \"default\" nor an intake source "
                               "under [sources] or [usage]")
     _check_stripe(config)
+    _check_hubspot(config)
     _check_posting(config)
     missing = set(BusinessDomain) - set(config.ownership)
     if missing:

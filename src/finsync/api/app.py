@@ -336,6 +336,25 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
         raw_id = intake.receive(body, headers, content_type, limits(source))
         return JSONResponse({"received": True, "raw_event_id": raw_id})
 
+    @app.post("/v1/webhooks/hubspot/{source}",
+              openapi_extra={**_ANY_JSON_BODY, **security.SIGNED})
+    def hubspot_webhook(source: str, request: Request, body: Body) -> JSONResponse:
+        """HubSpot's webhook endpoint (v3 signature): verified, stored, then 200; the
+        objects it names are fetched by the pipeline."""
+        headers, content_type = _stored_headers(request), request.headers.get("content-type")
+        intake = signed.get(source)
+        if intake is None:
+            unknown = MappingError(f"no HubSpot source named {source[:64]!r}",
+                                   code="unknown_source")
+            kept = None if isinstance(body, BodyTooLargeError) else body
+            _refuse(hub.intake, Refusal(source, unknown, ExceptionClass.MAPPING_ERROR, kept,
+                                        headers, content_type))
+        if isinstance(body, BodyTooLargeError):
+            intake.refuse(body, None, headers, content_type)
+            raise body
+        raw_id = intake.receive(body, headers, content_type, limits(source))
+        return JSONResponse({"received": True, "raw_event_id": raw_id})
+
     @app.post("/v1/usage/{source}/events", status_code=202, openapi_extra=_WRITES_AS_SOURCE)
     def usage_events(source: str, request: Request, body: Body) -> JSONResponse:
         """A batch of meter events (a JSON array, or JSON lines), stored before 202; each

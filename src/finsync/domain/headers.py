@@ -21,6 +21,7 @@ STORED_HEADERS = frozenset({
     "user-agent",
     "date",
     "stripe-signature",  # verified on the raw bytes; kept so an auditor can verify again
+    "x-hubspot-signature-v3", "x-hubspot-request-timestamp",  # HubSpot's, likewise
     "idempotency-key",
     "x-request-id",
     "x-correlation-id",

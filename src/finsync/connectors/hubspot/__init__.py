@@ -1,0 +1,1 @@
+"""HubSpot as a CRM/CPQ source: signed webhooks, snapshots fetched with the official SDK."""

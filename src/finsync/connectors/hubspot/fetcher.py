@@ -1,0 +1,165 @@
+"""The fetcher: webhook-named objects read from HubSpot, stored as numbered snapshots.
+
+Rules:
+- A verified webhook's objects are queued (`note`, the intake's observer, after the webhook
+  is committed). Before each pipeline run the hub pumps the fetcher: at most `batch_max`
+  queued objects are read, oldest first.
+- A line item or a quote is resolved to its deals, which are queued and read in the same
+  run. A deal is read with its line items, companies and quotes; a company by itself.
+  Every company of an approved deal is read too, so its customer account is upserted
+  before (in the same batch as) the contract that names it.
+- A deal not in an approved stage is acknowledged and dropped: nothing to order yet (its
+  webhook is kept as received). An approved state is numbered (`state.FetchState.number`,
+  by its fingerprint): the same content is the same version and the same envelope id, so
+  the hub counts it as a duplicate; a stale read gets no number and is not sent. A state
+  that cannot be mapped is sent unnumbered: the hub keeps it and opens its mapping_error.
+- Snapshots are handed to the hub (`send`, which returns after the commit) before their
+  objects leave the queue: a crash in between reads them again, as duplicates.
+- Run as a pump, a failure to reach HubSpot is logged and retried at the next run; an
+  object HubSpot says is gone (404) leaves the queue, logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from finsync.connectors.calls import Subject, delivering
+from finsync.connectors.hubspot import mapping, snapshot, webhook
+from finsync.connectors.hubspot.mapping import HubSpotSettings
+from finsync.connectors.hubspot.snapshot import COMPANY, DEAL, Obj, Snapshot
+from finsync.connectors.hubspot.state import FetchState, ObjectRef
+from finsync.domain.errors import ConnectorError, MappingError, PermanentError
+from finsync.domain.limits import InputLimits
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[Sequence[bytes]], object]
+BATCH_MAX = 50
+
+
+class CrmReader(Protocol):
+    def deal(self, deal_id: str) -> Obj: ...
+    def company(self, company_id: str) -> Obj: ...
+    def quote(self, quote_id: str) -> Obj: ...
+    def line_item(self, line_item_id: str) -> Obj: ...
+    def line_items(self, ids: Sequence[str]) -> list[Obj]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    read: int  # queued objects read
+    sent: int  # snapshots handed to the hub
+    skipped: int  # not approved, stale, duplicates of the latest version, gone
+
+
+def note(state: FetchState, body: bytes, limits: InputLimits) -> int:
+    """Queue the objects a stored webhook body names (the intake's observer); a body that
+    is no webhook queues nothing (its stored copy maps to its own mapping_error)."""
+    try:
+        return state.note(webhook.named(webhook.events(body, limits)))
+    except MappingError:
+        return 0
+
+
+class Fetcher:
+    def __init__(self, client: CrmReader, state: FetchState, settings: HubSpotSettings,
+                 clock: Callable[[], datetime], batch_max: int = BATCH_MAX) -> None:
+        if batch_max <= 0:
+            raise ValueError("batch_max must be positive")
+        self._client, self._state, self._settings = client, state, settings
+        self._clock, self._batch_max = clock, batch_max
+        self.last_error: ConnectorError | None = None
+
+    def fetch(self, send: Send) -> FetchResult:
+        """Read the queued objects and send their snapshots; raises `ConnectorError`."""
+        queued = self._state.queued(self._batch_max)
+        if not queued:
+            return FetchResult(0, 0, 0)
+        bodies: list[bytes] = []
+        done: list[ObjectRef] = []
+        skipped = 0
+        for ref in self._resolved(queued, done):
+            with delivering((Subject(f"hubspot-{ref.object_type}-{ref.object_id}"),)):
+                try:
+                    found = self._snapshots(ref)
+                except PermanentError as exc:
+                    log.warning("HubSpot %s %s dropped from the fetch queue: %s",
+                                ref.object_type, ref.object_id, exc)
+                    found = []
+            skipped += not found
+            bodies += found
+            done.append(ref)
+        if bodies:
+            send(bodies)
+        self._state.done(list(dict.fromkeys(done)))
+        return FetchResult(len(queued), len(bodies), skipped)
+
+    def pump(self, send: Send) -> int:
+        """The hub's pump: fetch, and on a connector failure log it and try next run."""
+        try:
+            result = self.fetch(send)
+        except ConnectorError as exc:
+            self.last_error = exc
+            log.warning("HubSpot fetch of %s failed, retried next run: %s",
+                        self._state.source, exc)
+            return 0
+        self.last_error = None
+        return result.sent
+
+    def _resolved(self, queued: Sequence[ObjectRef], done: list[ObjectRef]) -> list[ObjectRef]:
+        """Deals and companies to read: line items and quotes replaced by their deals."""
+        refs: list[ObjectRef] = []
+        for ref in queued:
+            if ref.object_type in (DEAL, COMPANY):
+                refs.append(ref)
+                continue
+            try:
+                owner = (self._client.line_item(ref.object_id) if ref.object_type == "line_item"
+                         else self._client.quote(ref.object_id))
+            except PermanentError as exc:
+                log.warning("HubSpot %s %s: %s", ref.object_type, ref.object_id, exc)
+                owner = {}
+            refs += [ObjectRef(DEAL, str(link["id"]))
+                     for link in snapshot.associated(owner, "deals")]
+            done.append(ref)
+        return list(dict.fromkeys(refs))
+
+    def _snapshots(self, ref: ObjectRef) -> list[bytes]:
+        if ref.object_type == COMPANY:
+            company = Snapshot(COMPANY, None, self._clock(), self._client.company(ref.object_id))
+            return self._numbered([company])
+        deal = self._client.deal(ref.object_id)
+        if not mapping.approved(self._settings, deal):
+            return []
+        companies = tuple(self._client.company(str(link["id"]))
+                          for link in snapshot.associated(deal, "companies"))
+        quotes = tuple(self._client.quote(str(link["id"]))
+                       for link in snapshot.associated(deal, "quotes"))
+        item_ids = [str(link["id"]) for link in snapshot.associated(deal, "line_items")]
+        items = tuple(self._client.line_items(item_ids)) if item_ids else ()
+        now = self._clock()
+        return self._numbered([*(Snapshot(COMPANY, None, now, c) for c in companies),
+                               Snapshot(DEAL, None, now, deal, items, companies, quotes)])
+
+    def _numbered(self, snaps: Sequence[Snapshot]) -> list[bytes]:
+        bodies: list[bytes] = []
+        for snap in snaps:
+            try:
+                key = mapping.fingerprint(self._settings, snap)
+            except MappingError:
+                bodies.append(snapshot.body(snap))  # unnumbered: its mapping_error
+                continue
+            numbered = self._state.number(ObjectRef(snap.kind, snap.object_id), key,
+                                          mapping.modified_at(snap.main))
+            if numbered.version is None:
+                log.info("HubSpot %s %s: a stale read, older than its latest version",
+                         snap.kind, snap.object_id)
+                continue
+            bodies.append(snapshot.body(Snapshot(snap.kind, numbered.version, snap.fetched_at,
+                                                 snap.main, snap.line_items, snap.companies,
+                                                 snap.quotes)))
+        return bodies
