@@ -192,3 +192,24 @@ def test_a_deal_that_cannot_be_mapped_is_kept_as_a_mapping_error(
     assert exception["detail"] == "unsupported_frequency"
     # The customer still maps; the contract waits for the CRM to be corrected.
     assert [t for t, _, _, _ in accepted(hub)] == [EventType.CUSTOMER_UPSERTED]
+
+
+def test_a_deleted_company_or_a_misshapen_answer_is_one_objects_mapping_error(
+        served: tuple[Hub, ApiServer], crm: FixtureCrm) -> None:
+    hub, server = served
+    crm_objects = objects()
+    deal = crm_objects["deals"]["9001"]
+    deal["associations"]["companies"] = [{"id": "7999", "type": "deal_to_company"}]
+    crm.put("deals", deal)  # its company is gone (404)
+    odd = crm_objects["line_items"]["4001"] | {"id": "4003", "properties": "not an object"}
+    crm.put("line_items", odd)
+    other = crm_objects["deals"]["9002"]
+    other["properties"]["dealstage"] = "closedwon"
+    other["associations"]["line_items"] = [{"id": "4003", "type": "deal_to_line_item"}]
+    crm.put("deals", other)
+    assert send(server, [deal_event(9001), deal_event(9002)])[0] == 200
+    hub.run_until_settled(1)
+    errors = {e["detail"] for e in hub.exceptions() if e["class"] == "mapping_error"}
+    assert errors == {"invalid_snapshot"}
+    assert len([e for e in hub.exceptions() if e["class"] == "mapping_error"]) == 2
+    assert accepted(hub)[0][:3] == (EventType.CUSTOMER_UPSERTED, "7001", 1)  # 9002's company

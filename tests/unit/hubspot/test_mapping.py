@@ -209,3 +209,14 @@ def test_snapshot_round_trip(version: int | None, name: str) -> None:
     snap = deal_snapshot(version, dealname=name)
     again = snapshot.parse(json.loads(snapshot.body(snap)))
     assert again == snap
+
+
+def test_a_deal_naming_too_many_line_items_is_refused_before_they_are_read() -> None:
+    snap = deal_snapshot(None)
+    links = [{"id": str(5000 + n), "type": "deal_to_line_item"} for n in range(501)]
+    deal = {**snap.main, "associations": {**snap.main["associations"],
+                                          "line_items": {"results": links}}}
+    with pytest.raises(MappingError) as refused:
+        translate(SETTINGS, "crm", snapshot.body(Snapshot(DEAL, None, FETCHED, deal)))
+    assert refused.value.code == "too_many_associations"
+    assert "501 line_items, over the limit of 500" in str(refused.value)

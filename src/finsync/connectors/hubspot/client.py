@@ -136,9 +136,11 @@ class HubSpotClient:
         with recorded(self._recorder, self.system, Channel.HTTP, method, path) as exchange:
             answer = self._answer(path, send, exchange)
             exchange.response(answer, None)
-        if keyed and not isinstance(answer.get("id"), str):
-            raise PermanentError(f"HubSpot answered {path} without an object id",
-                                 exception_class=ExceptionClass.MAPPING_ERROR)
+        shaped = isinstance(answer.get("id"), str) and isinstance(answer.get("properties"),
+                                                                   dict)
+        if keyed and not shaped:
+            raise PermanentError(f"HubSpot answered {path} without an object id and "
+                                 "properties", exception_class=ExceptionClass.MAPPING_ERROR)
         return answer
 
     def _answer(self, path: str, send: Any, exchange: Exchange) -> Obj:

@@ -21,6 +21,7 @@ Rules:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from finsync.connectors.hubspot import mapping, snapshot, webhook
 from finsync.connectors.hubspot.mapping import HubSpotSettings
 from finsync.connectors.hubspot.snapshot import COMPANY, DEAL, Obj, Snapshot
 from finsync.connectors.hubspot.state import FetchState, ObjectRef
-from finsync.domain.errors import ConnectorError, MappingError, PermanentError
+from finsync.domain.errors import ConnectorError, DomainError, MappingError, PermanentError
 from finsync.domain.limits import InputLimits
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class Fetcher:
             with delivering((Subject(f"hubspot-{ref.object_type}-{ref.object_id}"),)):
                 try:
                     found = self._snapshots(ref)
-                except PermanentError as exc:
+                except (PermanentError, DomainError) as exc:
                     log.warning("HubSpot %s %s dropped from the fetch queue: %s",
                                 ref.object_type, ref.object_id, exc)
                     found = []
@@ -135,26 +136,44 @@ class Fetcher:
         deal = self._client.deal(ref.object_id)
         if not mapping.approved(self._settings, deal):
             return []
-        companies = tuple(self._client.company(str(link["id"]))
-                          for link in snapshot.associated(deal, "companies"))
+        now = self._clock()
+        try:
+            mapping.check_associations(deal)
+        except MappingError:  # not read: kept unnumbered, its mapping_error says why
+            return [snapshot.body(Snapshot(DEAL, None, now, deal))]
+        companies = tuple(c for c in (self._gone_is_none(self._client.company, str(link["id"]))
+                                      for link in snapshot.associated(deal, "companies"))
+                          if c is not None)
         quotes = tuple(self._client.quote(str(link["id"]))
                        for link in snapshot.associated(deal, "quotes"))
         item_ids = [str(link["id"]) for link in snapshot.associated(deal, "line_items")]
         items = tuple(self._client.line_items(item_ids)) if item_ids else ()
-        now = self._clock()
         return self._numbered([*(Snapshot(COMPANY, None, now, c) for c in companies),
                                Snapshot(DEAL, None, now, deal, items, companies, quotes)])
 
+    @staticmethod
+    def _gone_is_none(read: Callable[[str], Obj], object_id: str) -> Obj | None:
+        """An object HubSpot says is gone (a deleted company) is missing from the snapshot,
+        whose mapping then says so."""
+        try:
+            return read(object_id)
+        except PermanentError as exc:
+            log.warning("HubSpot object %s is missing from a deal's snapshot: %s",
+                        object_id, exc)
+            return None
+
     def _numbered(self, snaps: Sequence[Snapshot]) -> list[bytes]:
         bodies: list[bytes] = []
-        for snap in snaps:
+        for read in snaps:
+            snap = read
             try:
+                snap = snapshot.parse(json.loads(snapshot.body(read)))  # shapes checked
                 key = mapping.fingerprint(self._settings, snap)
+                modified = mapping.modified_at(snap.main)
             except MappingError:
-                bodies.append(snapshot.body(snap))  # unnumbered: its mapping_error
+                bodies.append(snapshot.body(read))  # unnumbered: its mapping_error
                 continue
-            numbered = self._state.number(ObjectRef(snap.kind, snap.object_id), key,
-                                          mapping.modified_at(snap.main))
+            numbered = self._state.number(ObjectRef(snap.kind, snap.object_id), key, modified)
             if numbered.version is None:
                 log.info("HubSpot %s %s: a stale read, older than its latest version",
                          snap.kind, snap.object_id)

@@ -68,6 +68,8 @@ _MONTHS = re.compile(r"^P(?:(\d{1,2})Y)?(?:(\d{1,3})M)?$")
 _REGION = re.compile(r"^[A-Z0-9]{1,3}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 QUANTITY_MAX = 10**9
+# What one deal may name: each is a call (line items by hundreds) and a part of its snapshot.
+ASSOCIATED_MAX = {"line_items": 500, "companies": 20, "quotes": 50}
 NUMBER_MAX = 10**15  # before any arithmetic; the source's amount_max applies after
 
 
@@ -132,11 +134,16 @@ def approved(settings: HubSpotSettings, deal: Obj) -> bool:
 def fingerprint(settings: HubSpotSettings, snap: Snapshot) -> str:
     """The commercial content of a state, hashed: what the version numbering compares (the
     version-derived fields left out). Raises `MappingError` for a state that cannot map."""
-    if snap.kind == DEAL:
-        contract = commercial_contract(settings, snap, 1)
-        content: Any = replace(contract, quote_id="", refs=ExternalRefs())
-    else:
-        content = customer_account(settings, snap.main, 1)
+    try:
+        if snap.kind == DEAL:
+            contract = commercial_contract(settings, snap, 1)
+            content: Any = replace(contract, quote_id="", refs=ExternalRefs())
+        else:
+            content = customer_account(settings, snap.main, 1)
+    except MappingError:
+        raise
+    except DomainError as exc:
+        raise MappingError(str(exc), code=exc.code) from exc
     text = json.dumps(_plain(content), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -150,10 +157,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def check_associations(deal: Obj) -> None:
+    """Refuse a deal with more associated objects of a kind than `ASSOCIATED_MAX` allows
+    (the fetcher reads none of them then)."""
+    for kind, most in ASSOCIATED_MAX.items():
+        count = len(snapshot.associated(deal, kind))
+        if count > most:
+            raise MappingError(f"deal {deal['id']} has {count} {kind}, over the limit of "
+                               f"{most}", code="too_many_associations")
+
+
 def commercial_contract(settings: HubSpotSettings, snap: Snapshot,
                         version: int) -> CommercialContract:
     deal = snap.main
     fields = props(deal)
+    check_associations(deal)
     if not approved(settings, deal):
         raise MappingError(f"deal {snap.object_id} is in stage "
                            f"{str(fields.get('dealstage'))[:64]!r}, not an approved one",
