@@ -128,7 +128,7 @@ def _draft(settings: HubSpotSettings, source: str, snap: Snapshot) -> DraftEnvel
 
 
 def approved(settings: HubSpotSettings, deal: Obj) -> bool:
-    return str(props(deal).get("dealstage") or "") in settings.approved_stages
+    return _text(props(deal), "dealstage") in settings.approved_stages
 
 
 def fingerprint(settings: HubSpotSettings, snap: Snapshot) -> str:
@@ -176,7 +176,7 @@ def commercial_contract(settings: HubSpotSettings, snap: Snapshot,
         raise MappingError(f"deal {snap.object_id} is in stage "
                            f"{str(fields.get('dealstage'))[:64]!r}, not an approved one",
                            code="deal_not_approved")
-    currency = str(fields.get("deal_currency_code") or settings.default_currency).upper()
+    currency = (_text(fields, "deal_currency_code") or settings.default_currency).upper()
     start, end = _term(settings, fields, snap.line_items)
     lines = tuple(_line(item, currency, start, end) for item in snap.line_items)
     quote = _approved_quote(snap.quotes)
@@ -195,7 +195,7 @@ def commercial_contract(settings: HubSpotSettings, snap: Snapshot,
 def _kind(settings: HubSpotSettings, fields: Mapping[str, Any], version: int) -> CommercialKind:
     if version == 1:
         return CommercialKind.NEW
-    said = str(fields.get(settings.kind_property) or "") if settings.kind_property else ""
+    said = _text(fields, settings.kind_property) if settings.kind_property else ""
     if said and said.lower() not in _KINDS:
         raise MappingError(f"{settings.kind_property} = {said[:32]!r} is not one of "
                            f"{', '.join(_KINDS)}", code="invalid_kind")
@@ -253,10 +253,10 @@ def _line(item: Obj, currency: str, start: date, end: date) -> CommercialLine:
 
 def _product(item: Obj) -> str:
     fields = props(item)
-    sku = str(fields.get("hs_sku") or "").strip()
+    sku = _text(fields, "hs_sku").strip()
     if sku:
         return sku
-    product = str(fields.get("hs_product_id") or "").strip()
+    product = _text(fields, "hs_product_id").strip()
     if product:
         return f"hubspot-product-{product}"
     raise MappingError(f"line item {item['id']} names no product (hs_sku, hs_product_id)",
@@ -272,7 +272,7 @@ def _quantity(value: object, line_id: str) -> int:
 
 
 def _frequency(items: Sequence[Obj]) -> BillingFrequency:
-    said = {str(props(i).get("recurringbillingfrequency") or "") for i in items} - {""}
+    said = {_text(props(i), "recurringbillingfrequency") for i in items} - {""}
     if not said:
         return BillingFrequency.ANNUAL
     if len(said) > 1:
@@ -287,7 +287,7 @@ def _frequency(items: Sequence[Obj]) -> BillingFrequency:
 
 def _approved_quote(quotes: Sequence[Obj]) -> str | None:
     """The id of the deal's approved quote most recently changed, if any."""
-    good = [q for q in quotes if str(props(q).get("hs_status") or "") in APPROVED_QUOTE]
+    good = [q for q in quotes if _text(props(q), "hs_status") in APPROVED_QUOTE]
     good.sort(key=lambda q: (modified_at(q) or datetime.min.replace(tzinfo=UTC), q["id"]))
     return str(good[-1]["id"]) if good else None
 
@@ -309,18 +309,18 @@ def primary_company(deal: Obj, companies: Sequence[Obj]) -> str:
 def customer_account(settings: HubSpotSettings, company: Obj, version: int) -> CustomerAccount:
     fields = props(company)
     company_id = str(company["id"])
-    name = str(fields.get("name") or "").strip()
+    name = _text(fields, "name").strip()
     if not name:
         raise MappingError(f"company {company_id} has no name", code="master_data_mismatch")
-    country = str(fields.get("country") or "").strip().upper()
+    country = _text(fields, "country").strip().upper()
     if not _COUNTRY.match(country):
         raise MappingError(f"company {company_id} country {country[:32]!r} is not an ISO "
                            "3166-1 alpha-2 code", code="master_data_mismatch")
-    state = str(fields.get("state") or "").strip().upper()
+    state = _text(fields, "state").strip().upper()
     if state and not _REGION.match(state):
         raise MappingError(f"company {company_id} state {state[:32]!r} is not a subdivision "
                            "code (NY, CA, …)", code="master_data_mismatch")
-    vat = str(fields.get(settings.vat_property) or "").strip() or None
+    vat = _text(fields, settings.vat_property).strip() or None
     return CustomerAccount(id=company_id, name=name, legal_entity=settings.legal_entity,
                            currency=settings.default_currency, billing_country=country,
                            version=version, refs=ExternalRefs.of({REF: company_id}),
@@ -328,12 +328,12 @@ def customer_account(settings: HubSpotSettings, company: Obj, version: int) -> C
 
 
 def _address(fields: Mapping[str, Any]) -> PostalAddress | None:
-    street = tuple(s for s in (str(fields.get("address") or "").strip(),
-                               str(fields.get("address2") or "").strip()) if s)
-    city = str(fields.get("city") or "").strip()
+    street = tuple(s for s in (_text(fields, "address").strip(),
+                               _text(fields, "address2").strip()) if s)
+    city = _text(fields, "city").strip()
     if not street and not city:
         return None
-    return PostalAddress(street, city, str(fields.get("zip") or "").strip() or None)
+    return PostalAddress(street, city, _text(fields, "zip").strip() or None)
 
 
 def modified_at(obj: Obj) -> datetime | None:
@@ -378,6 +378,17 @@ def _add_months(day: date, months: int) -> date:
     year, month = divmod(day.year * 12 + day.month - 1 + months, 12)
     last = calendar.monthrange(year, month + 1)[1]
     return date(year, month + 1, min(day.day, last))
+
+
+def _text(fields: Mapping[str, Any], name: str) -> str:
+    """A property's text ("" when unset): HubSpot sends every property value as a string."""
+    value = fields.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise MappingError(f"property {name[:64]} is a {type(value).__name__}, not a string",
+                           code="invalid_snapshot")
+    return value
 
 
 def _decimal(value: object, what: str) -> Decimal:
