@@ -141,12 +141,11 @@ class Fetcher:
             mapping.check_associations(deal)
         except MappingError:  # not read: kept unnumbered, its mapping_error says why
             return [snapshot.body(Snapshot(DEAL, None, now, deal))]
-        companies = tuple(c for c in (self._gone_is_none(self._client.company, str(link["id"]))
-                                      for link in snapshot.associated(deal, "companies"))
+        companies = tuple(c for c in (self._gone_is_none(self._client.company, company_id)
+                                      for company_id in _ids(deal, "companies"))
                           if c is not None)
-        quotes = tuple(self._client.quote(str(link["id"]))
-                       for link in snapshot.associated(deal, "quotes"))
-        item_ids = [str(link["id"]) for link in snapshot.associated(deal, "line_items")]
+        quotes = tuple(self._client.quote(quote_id) for quote_id in _ids(deal, "quotes"))
+        item_ids = _ids(deal, "line_items")
         items = tuple(self._client.line_items(item_ids)) if item_ids else ()
         return self._numbered([*(Snapshot(COMPANY, None, now, c) for c in companies),
                                Snapshot(DEAL, None, now, deal, items, companies, quotes)])
@@ -182,3 +181,9 @@ class Fetcher:
                                                  snap.main, snap.line_items, snap.companies,
                                                  snap.quotes)))
         return bodies
+
+
+def _ids(obj: Obj, kind: str) -> list[str]:
+    """The ids of `obj`'s associated objects of `kind`, each once (an object linked with
+    two labels is listed twice)."""
+    return list(dict.fromkeys(str(link["id"]) for link in snapshot.associated(obj, kind)))
