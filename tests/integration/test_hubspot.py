@@ -95,7 +95,7 @@ def test_signed_webhook_to_accepted_contract_and_customer_then_the_upgrade(
     assert (contract_type, deal_id, deal_v) == (EventType.COMMERCIAL_CONTRACT_APPROVED,
                                                 "9001", 1)
     (seats,) = contract["commercial_contract"]["lines"]
-    assert (seats["product_code"], seats["quantity"]) == ("seat", 500)
+    assert (seats["product_code"], seats["quantity"]) == ("SEATS-ANNUAL", 500)
 
     # HubSpot retries the webhook, and another one names the same objects: the fetcher reads
     # the same states, which are the same versions: duplicates, nothing new.
@@ -120,7 +120,7 @@ def test_signed_webhook_to_accepted_contract_and_customer_then_the_upgrade(
     amended = accepted(hub)[-1][3]["commercial_contract"]
     assert amended["quote_id"] == "hubspot-deal-9001-v2" and amended["kind"] == "amendment"
     assert [(li["product_code"], li["quantity"]) for li in amended["lines"]] == [
-        ("seat", 800), ("analytics_premium", 1)]
+        ("SEATS-ANNUAL", 800), ("PREMIUM-ANALYTICS", 1)]
     # The company did not change: still version 1, not re-versioned by the deal's fetch.
     assert [v for t, _, v in types if t == EventType.CUSTOMER_UPSERTED] == [1]
 

@@ -69,11 +69,24 @@ def test_the_approved_deal_is_version_1_the_new_order() -> None:
     assert contract.effective_date == date(2026, 1, 1)
     assert contract.billing_frequency is BillingFrequency.ANNUAL
     (seats,) = contract.lines
-    # 120.00 list less 10 % = 108.00 a seat a year; 500 seats.
-    assert (seats.line_id, seats.product_code, seats.quantity) == ("4001", "seat", 500)
-    assert seats.list_unit_price == Money.of("120.00", "USD")
-    assert seats.net_unit_price == Money.of("108.00", "USD")
-    assert seats.discount_percent == Decimal(10)
+    # The reference workflow's order: 500 seats at 120.00 a seat a year, no discount.
+    assert (seats.line_id, seats.product_code, seats.quantity) == ("4001", "SEATS-ANNUAL", 500)
+    assert seats.list_unit_price == seats.net_unit_price == Money.of("120.00", "USD")
+    assert seats.discount_percent == Decimal(0)
+
+
+def test_a_discount_percentage_rounds_the_net_price_half_up() -> None:
+    crm = objects()
+    crm["line_items"]["4001"]["properties"]["hs_discount_percentage"] = "12.5"
+    (seats,) = contract_of(deal_snapshot(1, crm)).lines
+    # 120.00 less 12.5 % = 105.00 exactly; 0.125 % more would be 104.85.
+    assert (seats.discount_percent, seats.net_unit_price) == (Decimal("12.5"),
+                                                              Money.of("105.00", "USD"))
+    crm["line_items"]["4001"]["properties"]["price"] = "99.99"
+    crm["line_items"]["4001"]["properties"]["hs_discount_percentage"] = "15"
+    (seats,) = contract_of(deal_snapshot(1, crm)).lines
+    # 99.99 x 0.85 = 84.9915 -> 84.99 (half up at the cent).
+    assert seats.net_unit_price == Money.of("84.99", "USD")
 
 
 def test_the_upgrade_is_version_2_an_amendment_co_terminated() -> None:
@@ -84,12 +97,23 @@ def test_the_upgrade_is_version_2_an_amendment_co_terminated() -> None:
     assert contract.effective_date == date(2026, 5, 15)
     seats, analytics = contract.lines
     assert seats.quantity == 800
-    # 24,000.00 list less 2,400.00 a unit = 21,600.00, a 10.0000 % discount.
     assert (analytics.product_code, analytics.net_unit_price) == (
-        "analytics_premium", Money.of("21600.00", "USD"))
-    assert analytics.discount_percent == Decimal("10.0000")
+        "PREMIUM-ANALYTICS", Money.of("24000.00", "USD"))
     # Starts with the approval, ends with the term (co-termination).
     assert (analytics.start_date, analytics.end_date) == (date(2026, 5, 15), date(2027, 1, 1))
+
+
+def test_a_per_unit_discount_gives_the_percentage() -> None:
+    crm = amended()
+    crm["line_items"]["4002"]["properties"]["discount"] = "2400.00"
+    _, analytics = contract_of(deal_snapshot(2, crm)).lines
+    # 24,000.00 list less 2,400.00 a unit = 21,600.00, a 10.0000 % discount.
+    assert analytics.net_unit_price == Money.of("21600.00", "USD")
+    assert analytics.discount_percent == Decimal("10.0000")
+    crm["line_items"]["4002"]["properties"]["hs_discount_percentage"] = "5"
+    with pytest.raises(MappingError) as refused:
+        contract_of(deal_snapshot(2, crm))
+    assert refused.value.code == "ambiguous_discount"
 
 
 def test_a_renewal_is_said_by_the_kind_property() -> None:
