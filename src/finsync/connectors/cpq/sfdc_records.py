@@ -66,10 +66,11 @@ def number(rec: Record, field: str, sobject: str) -> Decimal | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise _invalid(sobject, field, "a number")
-    if not abs(value) < NUMBER_CEILING:
+    read = Decimal(value)
+    if not abs(read) < NUMBER_CEILING:
         raise MappingError(f"{sobject}.{field} is out of range: below {NUMBER_CEILING:,} in "
                            "absolute value (NUMBER_CEILING)", code="number_out_of_range")
-    return Decimal(value)
+    return read
 
 
 def flag(rec: Record, field: str, sobject: str) -> bool:
