@@ -15,14 +15,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from finsync.api.app import create_app
+from finsync.auth.principal import events_write
 from finsync.bootstrap import build_hub, build_webhooks
 from finsync.config import FinsyncConfig, parse_config
 from finsync.connectors.cpq import document, signature
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.events import BusinessDomain, EventType
+from finsync.domain.limits import InputLimits
 from finsync.domain.status import EventStatus, RawStatus
 from finsync.hub.service import Hub
 from finsync.storage.schema import events, exceptions, raw_events
+from tests import authkit
 from tests.unit.cpq.cpqkit import APPROVED_AT, contract, customer, upgrade
 
 SECRET, OLD_SECRET = "cpq-integration-current", "cpq-integration-previous"
@@ -155,3 +158,24 @@ def test_a_cpq_source_is_taken_at_its_own_endpoint_only(
     assert at_stripe.json()["error"]["code"] == "unknown_source"
     unknown = client.post("/v1/webhooks/cpq/nobody", content=body, headers=signed(body))
     assert unknown.json()["error"]["code"] == "unknown_source"
+
+
+def test_a_cpq_source_refuses_unsigned_events_at_the_sources_endpoint(
+        served: tuple[Hub, TestClient]) -> None:
+    hub, client = served
+    body = document.encode(contract(), APPROVED_AT)
+    token = authkit.bearer(authkit.issue(hub.engine, [events_write("cpq")]))
+    response = client.post("/v1/sources/cpq/events", content=body, headers=token)
+    error = response.json()["error"]
+    assert (response.status_code, error["code"]) == (400, "signature_missing")
+    assert "/v1/webhooks/cpq/cpq" in error["message"]
+
+
+def test_a_body_over_the_limit_is_refused_unread_and_not_stored(
+        served: tuple[Hub, TestClient]) -> None:
+    hub, client = served
+    body = b"x" * (InputLimits().body_max_bytes + 1)
+    response = client.post("/v1/webhooks/cpq/cpq", content=body, headers=signed(body))
+    assert (response.status_code, response.json()["error"]["code"]) == (413, "body_too_large")
+    with hub.engine.connect() as conn:
+        assert conn.execute(select(raw_events.c.id)).all() == []
