@@ -16,8 +16,8 @@ from sqlalchemy import Engine, select
 
 from finsync.api.app import create_app
 from finsync.auth.principal import events_write
-from finsync.bootstrap import build_hub, build_webhooks
-from finsync.config import FinsyncConfig, parse_config
+from finsync.bootstrap import build_hub, build_webhooks, load_cpq_file
+from finsync.config import ConfigError, FinsyncConfig, parse_config
 from finsync.connectors.cpq import document, signature
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.events import BusinessDomain, EventType
@@ -179,3 +179,23 @@ def test_a_body_over_the_limit_is_refused_unread_and_not_stored(
     assert (response.status_code, response.json()["error"]["code"]) == (413, "body_too_large")
     with hub.engine.connect() as conn:
         assert conn.execute(select(raw_events.c.id)).all() == []
+
+
+def test_a_dropped_file_is_stored_one_raw_event_per_version_and_accepted(
+        engine: Engine, tmp_path: Path, secret: None) -> None:
+    config = configured(tmp_path, "cpq")
+    lines = [document.encode(v, APPROVED_AT) for v in (customer(), upgrade(), contract())]
+    path = tmp_path / "crm.jsonl"
+    path.write_bytes(b"\n".join(lines))  # version 2 before version 1: the hub orders them
+    drop = load_cpq_file(config, "cpq", path, datetime.now(UTC).date())
+    assert drop.ok
+    hub = build_hub(config, engine=engine)
+    assert hub.store("cpq", [v.body for v in drop.versions], {"user-agent": "test"}) == 3
+    hub.run_until_idle()
+    contract_type = EventType.COMMERCIAL_CONTRACT_APPROVED.value
+    assert sorted(accepted(hub)) == [
+        (contract_type, "ct-acme", 1, EventStatus.ACCEPTED.value),
+        (contract_type, "ct-acme", 2, EventStatus.ACCEPTED.value),
+        (EventType.CUSTOMER_UPSERTED.value, "acc-acme", 1, EventStatus.ACCEPTED.value)]
+    with pytest.raises(ConfigError):
+        load_cpq_file(configured(tmp_path, "sfdc"), "sfdc", path, datetime.now(UTC).date())
