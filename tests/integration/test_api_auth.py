@@ -75,7 +75,8 @@ AUTHENTICATED = {
     **revenue.CALLS, **close.CALLS, **tax.CALLS,
 }
 PUBLIC = {("GET", "/healthz"), *console.PUBLIC}
-SIGNED = {("POST", "/v1/webhooks/stripe/{source}"), ("POST", "/v1/webhooks/hubspot/{source}")}
+SIGNED = {("POST", "/v1/webhooks/stripe/{source}"), ("POST", "/v1/webhooks/cpq/{source}"),
+          ("POST", "/v1/webhooks/hubspot/{source}")}
 CASES = ("no token", "expired", "revoked", "wrong scope", "right scope")
 
 

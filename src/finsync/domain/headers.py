@@ -22,6 +22,7 @@ STORED_HEADERS = frozenset({
     "date",
     "stripe-signature",  # verified on the raw bytes; kept so an auditor can verify again
     "x-hubspot-signature-v3", "x-hubspot-request-timestamp",  # HubSpot's, likewise
+    "finsync-signature",  # the generic CPQ source's (connectors.cpq.signature), likewise
     "idempotency-key",
     "x-request-id",
     "x-correlation-id",
