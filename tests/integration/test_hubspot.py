@@ -152,6 +152,10 @@ def test_refused_webhooks_are_recorded_and_rotation_accepts_the_old_secret(
     assert (status, answer["received"]) == (200, True)
     status, _ = server.post("/v1/webhooks/hubspot/other", body, signed(body))
     assert status == 404
+    # A HubSpot source is taken at its own scheme's endpoint only.
+    for other_scheme in ("stripe", "cpq"):
+        status, _ = server.post(f"/v1/webhooks/{other_scheme}/crm", body, signed(body))
+        assert status == 404
     # Signed for another URL (a replay captured elsewhere): refused.
     status, answer = server.post(WEBHOOK_PATH, body,
                                  signed(body, uri="https://evil.example/hook"))
