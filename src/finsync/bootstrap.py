@@ -64,14 +64,17 @@ from finsync.controls.migrate import upgrade as upgrade_controls
 from finsync.controls.period import PeriodControl, record_change
 from finsync.controls.request import TwoPerson
 from finsync.domain.catalog import StandaloneSellingPrice
-from finsync.domain.catalog_map import CatalogMapError
+from finsync.domain.catalog_map import CatalogMap, CatalogMapError
+from finsync.domain.catalog_map import parse as parse_map
 from finsync.domain.clock import utc_now
 from finsync.domain.errors import SignatureError
 from finsync.domain.money import Money
 from finsync.domain.secret import RotatingSecret, valid_at
 from finsync.hub.buffer import BufferPolicy
 from finsync.hub.catalog_map import CatalogLoad, Known
+from finsync.hub.catalog_map import current as current_map
 from finsync.hub.catalog_map import load as load_map
+from finsync.hub.catalog_map import problems as map_problems
 from finsync.hub.close import PeriodClose
 from finsync.hub.held_retry import HeldRetry, HeldRetryPolicy
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry, TranslatingMapper
@@ -391,15 +394,41 @@ def load_catalog_map(config: FinsyncConfig, engine: Engine,
     hub's tables, checked against the embedded billing catalogue, the revenue catalogue
     and the embedded ledger's charts (what is external is not checked); a new version
     retries the orders held for an unmapped product. `ConfigError` names every problem."""
-    path = config.resolve(config.cpq.catalog) if config.cpq.catalog else DEFAULT_CATALOG_MAP
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"[cpq] catalog: cannot read {path}: {exc}") from None
+    path, text = _catalog_map_text(config)
     try:
         return load_map(engine, text, str(path), _known_to_systems(config), clock)
     except CatalogMapError as exc:
         raise ConfigError(f"[cpq] catalog: {exc}") from None
+
+
+def check_catalog_map(config: FinsyncConfig) -> tuple[Path, CatalogMap]:
+    """The catalogue map `[cpq] catalog` names, checked as `load_catalog_map` checks it,
+    stored nowhere (`finsync cpq catalog check`). `ConfigError` names every problem."""
+    path, text = _catalog_map_text(config)
+    try:
+        catalog = parse_map(text)
+    except CatalogMapError as exc:
+        raise ConfigError(f"[cpq] catalog: {path}: {exc}") from None
+    wrong = map_problems(catalog, _known_to_systems(config))
+    if wrong:
+        raise ConfigError(f"[cpq] catalog: {path}: {'; '.join(wrong)}")
+    return path, catalog
+
+
+def catalog_map_in_force(engine: Engine) -> tuple[int, CatalogMap] | None:
+    """The catalogue map version in force and its map; None before one is loaded."""
+    try:
+        return current_map(engine)
+    except CatalogMapError:
+        return None
+
+
+def _catalog_map_text(config: FinsyncConfig) -> tuple[Path, str]:
+    path = config.resolve(config.cpq.catalog) if config.cpq.catalog else DEFAULT_CATALOG_MAP
+    try:
+        return path, path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"[cpq] catalog: cannot read {path}: {exc}") from None
 
 
 def _known_to_systems(config: FinsyncConfig) -> Known:
