@@ -45,6 +45,7 @@ from finsync.storage.db import transaction
 from finsync.storage.exception_log import NewException
 
 RENEWAL_FINGERPRINT = "master_data_mismatch:renewal_baseline:"
+_MINOR_MAX = 2**63  # the exception queue's amount column
 
 
 def renewal_fingerprint(quote_id: str) -> str:
@@ -118,7 +119,15 @@ def _renewal_value(contract: CommercialContract,
     named = {d.line_id for d in found}
     value = per_currency(line.net_unit_price * line.quantity for line in contract.lines
                          if line.line_id in named)
-    return value[0].quantize() if len(value) == 1 else None
+    return storable_stake(value[0]) if len(value) == 1 else None
+
+
+def storable_stake(amount: Money) -> Money | None:
+    """`amount` quantized, or None past what the exception queue stores (64-bit minor
+    units): the exception still opens, without an amount, rather than failing its
+    transaction."""
+    quantized = amount.quantize()
+    return quantized if abs(quantized.to_minor()) < _MINOR_MAX else None
 
 
 def _record(contract: CommercialContract, state: OrderState, catalog_version: int | None,
