@@ -27,6 +27,7 @@ from finsync.connectors.embedded.billing_records import EmbeddedBillingRecords
 from finsync.connectors.embedded.held import EmbeddedHeldInvoices
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.embedded.revenue import EmbeddedRevenue
+from finsync.connectors.embedded.subscription_platform import EmbeddedSubscriptionPlatform
 from finsync.connectors.embedded.tax import EmbeddedTax
 from finsync.connectors.embedded.usage import EmbeddedUsage
 from finsync.connectors.filedrop.ledger import FileDropLedger
@@ -35,6 +36,7 @@ from finsync.connectors.ports import (
     HeldInvoicePort,
     LedgerPort,
     RevenuePort,
+    SubscriptionPlatformPort,
     TaxPort,
 )
 from finsync.connectors.stripe import signature as stripe_signature
@@ -179,6 +181,7 @@ class Ports:
     taxes: dict[str, TaxPort] = field(default_factory=dict)
     # Billing systems that hold invoices for tax and retry them on request.
     held: dict[str, HeldInvoicePort] = field(default_factory=dict)
+    platforms: dict[str, SubscriptionPlatformPort] = field(default_factory=dict)
 
     def ledger(self) -> LedgerPort:
         return _only(self.ledgers, "ledger")
@@ -253,6 +256,7 @@ def _embedded_billing(build: _Build, name: str, system: SystemSection, ports: Po
     service = _billing_service(build.config, build.engine, system, build.clock)
     ports.billing[name] = EmbeddedBillingRecords(name, service)
     ports.held[name] = EmbeddedHeldInvoices(name, service)
+    ports.platforms[name] = EmbeddedSubscriptionPlatform(name, service)
 
 
 def _stripe_billing(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
