@@ -275,3 +275,50 @@ def test_billing_s_database_down_is_transient() -> None:
         port.upsert_customer(ACME, ctx("k-customer"))
     with pytest.raises(TransientError):
         port.contract(CONTRACT)
+
+
+class _Racing(_Crashing):
+    """Billing's service where a concurrent apply of the same order commits first."""
+
+    def execute(self, command: Command) -> Applied:
+        self.inner.execute(command)  # the other worker's apply, committed
+        return self.inner.execute(command)  # this one: refused as a duplicate id
+
+
+def test_a_concurrent_apply_that_committed_first_is_read_back(
+        service: BillingService, harness: PlatformHarness) -> None:
+    subscribed(harness)
+    racing = EmbeddedSubscriptionPlatform("billing", _Racing(service))  # type: ignore[arg-type]
+    receipt = racing.apply_order(UPGRADE_ORDER, ctx("k-upgrade"))
+    assert receipt.detail["version"] == "2"
+    assert harness.invoiced("quote_upgrade") == [usd("22783.56"), usd("15189.04")]
+
+
+def test_a_version_under_the_quote_id_that_differs_from_the_order_is_never_a_receipt(
+        service: BillingService, harness: PlatformHarness) -> None:
+    subscribed(harness)
+    service.execute(AmendSubscription("quote_upgrade", CONTRACT, UPGRADE,
+                                      (AddSeats("ln_seats", 100),)))
+    error = refused(harness, UPGRADE_ORDER)
+    assert (error.code, error.exception_class) == ("contract_differs_from_order",
+                                                   ExceptionClass.MASTER_DATA_MISMATCH)
+    assert "line ln_seats: billing price_seat_annual x600" in str(error)
+    assert "line ln_analytics: billing none" in str(error)
+
+
+def test_an_order_billing_already_is_answers_the_version_in_force(
+        harness: PlatformHarness) -> None:
+    subscribed(harness)
+    same = order("quote_same", CommercialKind.AMENDMENT, version=2, effective=JULY)
+    assert harness.port.apply_order(same, ctx("k-same")).detail["version"] == "1"
+    found = harness.port.contract(CONTRACT)
+    assert found is not None and found.version == 1
+
+
+def test_an_order_before_its_customer_is_retried_as_a_sequencing_error(
+        harness: PlatformHarness) -> None:
+    with pytest.raises(TransientError) as caught:
+        harness.port.apply_order(NEW, ctx("k-new"))
+    assert caught.value.exception_class is ExceptionClass.SEQUENCING_ERROR
+    assert harness.port.contract(CONTRACT) is None
+    assert subscribed(harness).detail["version"] == "1"  # the customer came: it applies

@@ -26,7 +26,9 @@ Rules:
   exception class (as `usage` and `held` translate them); an order billing cannot express
   is an `order_plan.OrderMismatchError`; an amendment, renewal or cancellation of a
   contract billing does not have is one too (`unknown_contract`); billing's database
-  failing is a `TransientError`.
+  failing is a `TransientError`, and so is a customer billing does not know yet (class
+  `sequencing_error`: the customer master's `customer.upserted` is another aggregate, with
+  no order to the commercial contract's, and may still be on its way).
 - `upsert_customer` registers the customer: name, postal address, tax id and tax address
   (country, region) as the customer master says; an existing customer keeps billing's
   legal entity and currency (its contracts and documents are in them) and its cross-
@@ -122,6 +124,9 @@ class EmbeddedSubscriptionPlatform:
             self._service.execute(command)
         except DuplicateIdError:
             pass  # the same order committed first (a concurrent apply): read what it made
+        except UnknownCustomerError as exc:  # its customer.upserted may not have come yet
+            raise TransientError(f"order {order.id}: {exc}",
+                                 exception_class=ExceptionClass.SEQUENCING_ERROR) from exc
         except BillingError as exc:
             raise OrderRefusedError(exc) from exc
         except BillingStorageError as exc:
