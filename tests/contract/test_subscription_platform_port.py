@@ -6,12 +6,16 @@ hub's record, a renewal billing's clock made first, the terms billing cannot exp
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
+from finsync.bootstrap import build_ports
+from finsync.config import DEFAULT_CONFIG, parse_config
 from finsync.connectors.embedded.billing import billing_service
 from finsync.connectors.embedded.order_plan import order_line
 from finsync.connectors.embedded.subscription_platform import EmbeddedSubscriptionPlatform
@@ -322,3 +326,13 @@ def test_an_order_before_its_customer_is_retried_as_a_sequencing_error(
     assert caught.value.exception_class is ExceptionClass.SEQUENCING_ERROR
     assert harness.port.contract(CONTRACT) is None
     assert subscribed(harness).detail["version"] == "1"  # the customer came: it applies
+
+
+def test_the_configured_embedded_billing_is_a_subscription_platform(tmp_path: Path,
+                                                                    engine: Engine) -> None:
+    config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), tmp_path)
+    port = build_ports(config, engine).platforms["billing"]
+    assert isinstance(port, EmbeddedSubscriptionPlatform)
+    port.upsert_customer(ACME, ctx("k-customer"))
+    receipt = port.apply_order(NEW, ctx("k-new"))
+    assert (receipt.external_id, receipt.detail["version"]) == (CONTRACT, "1")

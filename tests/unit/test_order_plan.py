@@ -12,6 +12,7 @@ import pytest
 
 from finsync.connectors.embedded.order_plan import (
     OrderMismatchError,
+    check_order,
     differences,
     ordered_contract,
     plan_amendment,
@@ -168,3 +169,14 @@ def test_differences_name_the_terms_and_lines_in_force() -> None:
     assert differences(replace(UPGRADE_ORDER, lines=(*UPGRADE_ORDER.lines, history)),
                        contract, UPGRADE) == ()
     assert START < UPGRADE < END
+
+
+def test_an_order_without_ids_or_with_a_line_twice_is_invalid() -> None:
+    check_order(UPGRADE_ORDER)
+    with mismatch("invalid_order"):
+        check_order(replace(UPGRADE_ORDER, id=" "))
+    with mismatch("invalid_order"):
+        check_order(replace(UPGRADE_ORDER, contract_id=""))
+    with mismatch("invalid_order") as caught:
+        check_order(replace(UPGRADE_ORDER, lines=(seats(800), seats(900))))
+    assert "ln_seats" in str(caught.value)

@@ -7,6 +7,8 @@ Rules:
   contract version from its effective date (`differences`): the contract-level terms are
   equal, and every line in force on either side is on both, equal in product, price,
   quantity, unit price, dates and ramp; lines ended on both sides are history.
+- An order names its quote and contract and each line once (`check_order`), else it is
+  `invalid_order`.
 - A new order (`plan_new`) is a `CreateSubscription` correlated to the order id; its usage
   lines' price frequency is the arrears cycle (one frequency: billing rates usage on one).
 - An amendment (`plan_amendment`) becomes one `AmendSubscription` with the order id as
@@ -59,6 +61,18 @@ class OrderMismatchError(PermanentError):
         super().__init__(f"{code}: {message}",
                          exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
         self.code = code
+
+
+def check_order(order: SubscriptionOrder) -> None:
+    """What every order needs before billing is asked: an id (its idempotency key), a
+    contract, each line once (a line id twice would lose one in the diff)."""
+    if not order.id.strip() or not order.contract_id.strip():
+        raise OrderMismatchError("invalid_order", "an order names its quote and contract")
+    ids = [x.line_id for x in order.lines]
+    twice = sorted({x for x in ids if ids.count(x) > 1})
+    if twice:
+        raise OrderMismatchError("invalid_order", f"order {order.id} has line "
+                                 f"{', '.join(twice)} more than once")
 
 
 def order_line(line: OrderLine) -> ContractLine:

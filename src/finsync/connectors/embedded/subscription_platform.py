@@ -46,6 +46,7 @@ from sqlalchemy.exc import DBAPIError
 
 from finsync.connectors.embedded.order_plan import (
     OrderMismatchError,
+    check_order,
     differences,
     plan_amendment,
     plan_cancellation,
@@ -99,6 +100,7 @@ class EmbeddedSubscriptionPlatform:
 
     # -- orders ------------------------------------------------------------------------
     def apply_order(self, order: SubscriptionOrder, ctx: DeliveryContext) -> Receipt:
+        check_order(order)
         sub = self._subscription(order.contract_id)
         made = _made_by(order, sub)
         if made is None:
