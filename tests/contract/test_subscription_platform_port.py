@@ -176,14 +176,29 @@ def test_a_renewal_billing_s_clock_made_first_is_the_order_s(
     assert found is not None and (found.version, found.end_date) == (2, next_end)
 
 
-def test_a_renewal_other_than_billing_s_baseline_is_refused(harness: PlatformHarness) -> None:
+def test_a_renewal_priced_with_an_uplift_renews_at_that_price(
+        harness: PlatformHarness) -> None:
     subscribed(harness)
     next_end = date(2028, 1, 1)
+    # 120.00 a seat-year with a 5 % uplift: 126.00 for 2027
     uplifted = order("quote_renewal", CommercialKind.RENEWAL,
                      replace(seats(price="126.00"), start_date=END, end_date=next_end),
                      replace(usage(), start_date=END, end_date=next_end),
                      version=2, start=END, end=next_end, effective=END)
-    error = refused(harness, uplifted)
+    assert harness.port.apply_order(uplifted, ctx("k-renewal")).detail["version"] == "2"
+    found = harness.port.contract(CONTRACT)
+    assert found is not None and found.lines[0].unit_price == usd("126.00")
+    assert harness.port.apply_order(uplifted, ctx("k-renewal-2")).detail["version"] == "2"
+
+
+def test_a_renewal_that_changes_lines_is_refused(harness: PlatformHarness) -> None:
+    subscribed(harness)
+    next_end = date(2028, 1, 1)
+    more = order("quote_renewal", CommercialKind.RENEWAL,
+                 replace(seats(600), start_date=END, end_date=next_end),
+                 replace(usage(), start_date=END, end_date=next_end),
+                 version=2, start=END, end=next_end, effective=END)
+    error = refused(harness, more)
     assert (error.code, error.exception_class) == ("renewal_terms",
                                                    ExceptionClass.MASTER_DATA_MISMATCH)
     assert "ln_seats" in str(error)
