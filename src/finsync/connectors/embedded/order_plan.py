@@ -20,11 +20,13 @@ Rules:
 - What billing cannot express is an `OrderMismatchError` (`master_data_mismatch`) whose
   code names the term: a change under proration other than `invoice_now`
   (`proration_terms`: billing invoices a mid-term change at once, no other mode),
-  another customer, currency, legal entity, start or end of term (`contract_terms`), a line's dates other than billing's (`line_dates`),
-  another price id on a line (`line_price`), a ramp changed other than by seats moved on
-  every step (`ramp_change`), a price change on a ramped line (`ramped_price_change`), an
-  ended line revived (`line_ended`), auto-renewal switched (`auto_renew`), a downgrade
-  where billing defers downgrades to renewal (`downgrade_at_renewal`).
+  another customer, currency, legal entity, start or end of term (`contract_terms`), a
+  line's dates other than billing's (`line_dates`), another price id on a line
+  (`line_price`), a ramp changed other than by seats moved on every step (`ramp_change`),
+  a price change on a ramped line (`ramped_price_change`), an ended line revived
+  (`line_ended`), auto-renewal switched (`auto_renew`), a downgrade where billing defers
+  downgrades to renewal (`downgrade_at_renewal`), a cancellation that changes lines and
+  keeps some running (`cancellation_lines`).
 - A renewal is billing's own from its baseline (the port asks billing's pure core); the
   order may price its lines otherwise (`renewal_prices`: an uplift CPQ applied).
 - A cancellation (`plan_cancellation`) is at term end when the order keeps the term's end
