@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from finsync.bootstrap import Finance, build_finance
+from finsync.demo.clock import SimClock
 from finsync.domain import codec
 from finsync.domain.commercial import CommercialContract
 from finsync.domain.events import AnyEvent, CommercialContractApproved, CustomerUpserted
@@ -24,10 +25,9 @@ from finsync.domain.status import OrderState
 from finsync.hub import cpq_status
 from finsync.hub.milestone import Milestone
 from finsync.storage.raw_log import RawIn
-from finsync.demo.clock import SimClock
 from tests.builders import envelope
 from tests.hubkit import shipped_config
-from tests.q2ckit import analytics, contract, line, seats
+from tests.q2ckit import TERM_END, analytics, contract, line, renewed, seats
 
 UPGRADE = date(2026, 5, 15)
 ROUTES = {"commercial_contract.approved": ["billing"], "customer.upserted": ["billing"],
@@ -81,7 +81,7 @@ def test_cpq_versions_are_ordered_from_billing_and_agree(
                   analytics(start=UPGRADE), contract_id="con_acme", effective=UPGRADE)
     approve(finance, v2)
     status = cpq_status.contract_status(finance.hub.engine, "con_acme")
-    assert status is not None
+    assert status is not None, [e["summary"] for e in finance.hub.exceptions()]
     assert [(v.cpq_version, v.order_state) for v in status.versions] == [
         (1, OrderState.APPLIED), (2, OrderState.APPLIED)], status
     upgrade = {m.name for m in status.versions[1].milestones}
@@ -91,3 +91,21 @@ def test_cpq_versions_are_ordered_from_billing_and_agree(
     assert status.baseline is not None
     assert [(b.line_id, b.quantity) for b in status.baseline.lines] == [
         ("L-seats", 800), ("L-analytics", 1)]
+
+
+def test_a_renewal_at_its_uplift_is_renewed_by_billing_and_agrees(
+        world: tuple[Finance, SimClock]) -> None:
+    finance, clock = world
+    send(finance, CustomerUpserted(ACME), "crm", "crm-cus_acme")
+    v1 = contract(1, seats(500), contract_id="con_acme", uplift="7")
+    approve(finance, v1)
+    clock.to(date(2026, 12, 1))
+    # 120.00 x 1.07 = 128.40 a seat-year for 2027.
+    approve(finance, renewed(v1, 2, seats(500, "128.40", start=TERM_END,
+                                          end=date(2028, 1, 1))))
+    status = cpq_status.contract_status(finance.hub.engine, "con_acme")
+    assert status is not None
+    assert [e.summary for v in status.versions for e in v.exceptions] == []
+    assert [(v.cpq_version, v.order_state) for v in status.versions] == [
+        (1, OrderState.APPLIED), (2, OrderState.APPLIED)]
+    assert status.baseline is not None and status.baseline.renews_on == date(2028, 1, 1)
