@@ -324,3 +324,15 @@ def test_the_api_reads_a_contracts_status_with_finance_read(hub: Hub,
     assert reader.get("/v1/cpq/contracts/NOPE").status_code == 404
     stranger = authkit.client(app, hub.engine, [AUDIT_READ])
     assert stranger.get("/v1/cpq/contracts/CPQ-C1").status_code == 403
+
+
+def test_an_order_before_any_map_is_held_then_sent_once_one_is_loaded(
+        hub: Hub, platform: RecordingPlatform) -> None:
+    approve(hub, contract(1, seats(500)))
+    assert platform.orders == []
+    (summary,) = open_exceptions(hub).values()
+    assert "no catalogue map is loaded" in summary
+    assert load(hub).retried == 1
+    hub.run_until_idle()
+    assert [(o.id, o.catalog_version) for o in platform.orders] == [("Q-CPQ-C1-1", 1)]
+    assert open_exceptions(hub) == {}
