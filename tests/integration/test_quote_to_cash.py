@@ -25,6 +25,7 @@ from finsync.bootstrap import Ports, build_targets
 from finsync.config import ConfigError, CpqSection
 from finsync.connectors.ports import DeliveryContext, Receipt
 from finsync.domain import codec
+from finsync.domain.catalog_map import parse
 from finsync.domain.commercial import CommercialContract, SubscriptionOrder
 from finsync.domain.contract import (
     ContractAmendment,
@@ -177,6 +178,7 @@ def test_catalogue_version_moves_only_with_content(hub: Hub) -> None:
         assert [v["entries"] for v in cpq_log.catalog_versions(conn)] == [3, 4, 3]
         current = cpq_log.current_catalog(conn)
     assert current is not None and current[0] == 3
+    assert current[1] == parse(SHIPPED)  # what is stored reads back as what was loaded
 
 
 def test_a_map_that_disagrees_with_billing_is_refused_before_storing(hub: Hub) -> None:
