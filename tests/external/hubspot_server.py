@@ -165,7 +165,9 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str]) -> None:
-    port, objects_file, token = int(argv[0]), argv[1], argv[2]
+    port = int(argv[0])
+    objects_file = argv[1]
+    token = argv[2]
     with open(objects_file, encoding="utf-8") as file:
         objects = json.load(file)
     Handler.store = Store(objects, token)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import urllib3
@@ -73,7 +74,9 @@ class ClientSettings:
 class HubSpotClient:
     def __init__(self, system: str, settings: ClientSettings,
                  recorder: CallRecorder = NO_RECORDER) -> None:
-        self.system, self._settings, self._recorder = system, settings, recorder
+        self.system = system
+        self._settings = settings
+        self._recorder = recorder
         self._sdk = HubSpot(access_token=settings.access_token,
                             host=settings.base_url.rstrip("/"), retry=Retry(0))
 
@@ -117,9 +120,7 @@ class HubSpotClient:
                 inputs=[{"id": i} for i in chunk], properties=list(LINE_ITEM_PROPERTIES),
                 properties_with_history=[])
             answer = self._call("POST", "/crm/v3/objects/line_items/batch/read",
-                                lambda r=request: self._sdk.crm.line_items.batch_api.read(
-                                    r, _preload_content=False,
-                                    _request_timeout=self._timeout()), keyed=False)
+                                partial(self._batch_read, request), keyed=False)
             for item in answer.get("results") or []:
                 if isinstance(item, dict) and isinstance(item.get("id"), str):
                     found[item["id"]] = item
@@ -128,6 +129,10 @@ class HubSpotClient:
             raise PermanentError(f"HubSpot did not return line items {missing[:10]}",
                                  exception_class=ExceptionClass.MAPPING_ERROR)
         return [found[i] for i in ids]
+
+    def _batch_read(self, request: Any) -> Any:
+        return self._sdk.crm.line_items.batch_api.read(request, _preload_content=False,
+                                                       _request_timeout=self._timeout())
 
     def _timeout(self) -> float:
         return self._settings.timeout_s
@@ -150,10 +155,12 @@ class HubSpotClient:
             raw = response.read(self._settings.answer_max_bytes + 1)
             response.release_conn()
         except _API_ERRORS as exc:
-            exchange.status, exchange.error = str(exc.status), str(exc.reason)[:100]
+            exchange.status = str(exc.status)
+            exchange.error = str(exc.reason)[:100]
             raise _http_error(path, int(exc.status or 0)) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            exchange.status, exchange.error = "unreachable", type(exc).__name__
+            exchange.status = "unreachable"
+            exchange.error = type(exc).__name__
             raise TransientError(f"HubSpot unreachable at {path}: "
                                  f"{type(exc).__name__}") from exc
         if len(raw) > self._settings.answer_max_bytes:

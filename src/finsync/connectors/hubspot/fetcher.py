@@ -71,8 +71,11 @@ class Fetcher:
                  clock: Callable[[], datetime], batch_max: int = BATCH_MAX) -> None:
         if batch_max <= 0:
             raise ValueError("batch_max must be positive")
-        self._client, self._state, self._settings = client, state, settings
-        self._clock, self._batch_max = clock, batch_max
+        self._client = client
+        self._state = state
+        self._settings = settings
+        self._clock = clock
+        self._batch_max = batch_max
         self.last_error: ConnectorError | None = None
 
     def fetch(self, send: Send) -> FetchResult:
@@ -91,7 +94,8 @@ class Fetcher:
                     log.warning("HubSpot %s %s dropped from the fetch queue: %s",
                                 ref.object_type, ref.object_id, exc)
                     found = []
-            skipped += not found
+            if not found:
+                skipped += 1
             bodies += found
             done.append(ref)
         if bodies:

@@ -98,7 +98,9 @@ class Numbered:
 
 class FetchState:
     def __init__(self, engine: Engine, source: str, clock: Callable[[], datetime]) -> None:
-        self._engine, self.source, self._clock = engine, source, clock
+        self._engine = engine
+        self.source = source
+        self._clock = clock
 
     def note(self, refs: Sequence[ObjectRef]) -> int:
         """Queue objects to fetch; one already queued stays one. Returns how many are new."""
