@@ -515,6 +515,10 @@ def _check_hubspot(config: FinsyncConfig) -> None:
         if not section.webhook_url.startswith(("https://", "http://")):
             raise ConfigError(f"[hubspot.{source}] webhook_url must be the http(s) URL "
                               "configured in the HubSpot app")
+        try:
+            exponent(section.default_currency.upper())
+        except DomainError as exc:
+            raise ConfigError(f"[hubspot.{source}] default_currency: {exc}") from None
 
 
 PREVIEWING = ("embedded", "tryton")  # ledger connectors that preview their journals

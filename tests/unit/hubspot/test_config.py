@@ -42,6 +42,7 @@ def test_a_hubspot_source_reads_its_section() -> None:
     (config_data(access_token="pat-na1-abc"), "holds a secret in clear"),
     (config_data(client_secrets=[]), "client_secrets"),
     (config_data(tolerance_s=86_400), "tolerance_s"),
+    (config_data(default_currency="XYZ"), "default_currency"),
 ])
 def test_a_bad_hubspot_configuration_is_refused(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as refused:
