@@ -15,14 +15,17 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
+from typer.testing import CliRunner
 
 from finsync.api.app import create_app
 from finsync.bootstrap import build_hub, build_webhooks
+from finsync.cli.main import app
 from finsync.config import FinsyncConfig
 from finsync.domain.events import EventType
 from finsync.domain.status import EventStatus, RawStatus
 from finsync.hub.service import Hub
 from finsync.storage.schema import events, raw_events
+from tests.clikit import auth_section
 from tests.hubspotkit import (
     AMENDMENT,
     OLD_SECRET,
@@ -30,6 +33,7 @@ from tests.hubspotkit import (
     TOKEN,
     WEBHOOK,
     WEBHOOK_PATH,
+    WEBHOOK_URL,
     FixtureCrm,
     hubspot_config,
     objects,
@@ -217,3 +221,46 @@ def test_a_deleted_company_or_a_misshapen_answer_is_one_objects_mapping_error(
     assert errors == {"invalid_snapshot"}
     assert len([e for e in hub.exceptions() if e["class"] == "mapping_error"]) == 2
     assert accepted(hub)[0][:3] == (EventType.CUSTOMER_UPSERTED, "7001", 1)  # 9002's company
+
+
+def test_finsync_hubspot_fetch_reads_what_the_webhooks_named(
+        config: FinsyncConfig, crm: FixtureCrm, engine: Engine, db_url: str,
+        tmp_path: Path) -> None:
+    hub = build_hub(config, engine=engine)
+    webhooks = build_webhooks(config, engine)
+    body = json.dumps([deal_event(9001)]).encode()
+    webhooks["crm"].receive(body, {k.lower(): v for k, v in signed(body).items()})
+    toml = tmp_path / "finsync.toml"
+    toml.write_text(f'''
+[hub]
+database_url = "{db_url}"
+[ownership]
+customer = "crm"
+commercial = "crm"
+catalog = "billing"
+subscription = "billing"
+payments = "billing"
+usage = "billing"
+tax = "tax"
+ledger = "ledger"
+revenue = "revrec"
+[sources]
+crm = "hubspot"
+[hubspot.crm]
+legal_entity = "le_us"
+webhook_url = "{WEBHOOK_URL}"
+base_url = "{crm.base_url}"
+access_token_env = "FINSYNC_TEST_HUBSPOT_TOKEN"
+[[hubspot.crm.client_secrets]]
+env = "FINSYNC_TEST_HUBSPOT_SECRET"
+''' + auth_section())
+    crm.outage(503, 1)
+    failed = CliRunner().invoke(app, ["hubspot", "fetch", "--json", "-c", str(toml)])
+    assert failed.exit_code != 0  # raised, not logged: the operator sees HubSpot is down
+    result = CliRunner().invoke(app, ["hubspot", "fetch", "--run", "--json", "-c", str(toml)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["fetch"] == {"read": 1, "sent": 2, "skipped": 0} and data["waiting"] == 0
+    assert data["run"]["outcomes"]["accepted"] == 2  # the customer and the contract
+    assert [t for t, _, _, _ in accepted(hub)] == [EventType.CUSTOMER_UPSERTED,
+                                                   EventType.COMMERCIAL_CONTRACT_APPROVED]

@@ -39,6 +39,7 @@ from finsync.cli import billing as billing_cli
 from finsync.cli import controls as controls_cli
 from finsync.cli import finance as finance_cli
 from finsync.cli import generate as generate_cli
+from finsync.cli import hubspot as hubspot_cli
 from finsync.cli import ledger as ledger_cli
 from finsync.cli import output
 from finsync.cli import revrec as revrec_cli
@@ -70,6 +71,7 @@ app.command()(finance_cli.metrics)
 app.command("generate")(generate_cli.command)
 finance_cli.register(exceptions_app)
 app.add_typer(stripe_cli.app, name="stripe")
+app.add_typer(hubspot_cli.app, name="hubspot")
 app.add_typer(tryton_cli.app, name="tryton")
 app.add_typer(usage_cli.app, name="usage")
 app.add_typer(tax_cli.app, name="tax")

@@ -103,6 +103,10 @@ class Fetcher:
         self._state.done(list(dict.fromkeys(done)))
         return FetchResult(len(queued), len(bodies), skipped)
 
+    def waiting(self) -> int:
+        """How many objects the webhooks named wait to be read."""
+        return self._state.waiting()
+
     def pump(self, send: Send) -> int:
         """The hub's pump: fetch, and on a connector failure log it and try next run."""
         try:

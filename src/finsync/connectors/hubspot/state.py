@@ -32,6 +32,7 @@ from sqlalchemy import (
     String,
     Table,
     delete,
+    func,
     insert,
     select,
 )
@@ -129,6 +130,12 @@ class FetchState:
                                 .order_by(pending.c.noted_at, pending.c.object_type,
                                           pending.c.object_id).limit(limit)).all()
         return [ObjectRef(str(t), str(i)) for t, i in rows]
+
+    def waiting(self) -> int:
+        """How many objects wait to be read."""
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(pending)
+                                    .where(pending.c.source == self.source)).scalar_one())
 
     def done(self, refs: Sequence[ObjectRef]) -> None:
         with unit(self._engine) as conn:
