@@ -50,8 +50,8 @@ from finsync.hub.service import Hub
 from finsync.hub.settings import DeliveryPolicy, HubSettings
 from finsync.hub.target import billing_target
 from finsync.hub.version_check import fingerprint
-from finsync.storage import cpq_log, exception_log
-from finsync.storage.db import reading
+from finsync.storage import cpq_log, exception_log, outbox
+from finsync.storage.db import reading, transaction
 from finsync.storage.schema import metadata
 from tests import authkit
 from tests.builders import envelope
@@ -337,4 +337,20 @@ def test_an_order_before_any_map_is_held_then_sent_once_one_is_loaded(
     assert load(hub).retried == 1
     hub.run_until_idle()
     assert [(o.id, o.catalog_version) for o in platform.orders] == [("Q-CPQ-C1-1", 1)]
+    assert open_exceptions(hub) == {}
+
+
+def test_a_replayed_renewal_never_reopens_what_finance_resolved(
+        hub: Hub, platform: RecordingPlatform) -> None:
+    load(hub)
+    first = contract(1, seats(500), uplift="7")
+    approve(hub, first, renewed(first, 2, seats(500, "125.00", start=TERM_END,
+                                                end=date(2028, 1, 1))))
+    key = renewal_fingerprint("Q-CPQ-C1-2")
+    with transaction(hub.engine) as conn:
+        assert exception_log.resolve_by_fingerprint(conn, key, "agreed with sales", hub.clock())
+        outbox.requeue(conn, [str(v["event_id"]) for v in cpq_log.versions_of(conn, "CPQ-C1")],
+                       hub.clock())
+    hub.run_until_idle()
+    assert len(platform.orders) == 2  # billing answered the replay with its first receipts
     assert open_exceptions(hub) == {}
