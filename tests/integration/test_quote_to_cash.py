@@ -158,6 +158,11 @@ def open_exceptions(hub: Hub) -> dict[str, str]:
                 if r["status"] in ("open", "retrying")}
 
 
+def statuses(hub: Hub) -> list[str]:
+    with reading(hub.engine) as conn:
+        return [str(r["status"]) for r in exception_log.listing(conn)]
+
+
 def test_migrations_create_the_cpq_tables_as_declared(engine: Engine) -> None:
     hub = set(metadata.tables)  # the systems' tables have their own migrations
     ours = {n for n in hub if n.startswith("cpq_")}
@@ -225,10 +230,25 @@ def test_an_unmapped_product_is_held_before_billing_then_retried(
     assert record is not None and record.state is OrderState.HELD
     # Finance maps the product: a new catalogue version sends the held order out again.
     assert load(hub, SHIPPED + MYSTERY) == catalog_map.CatalogLoad(2, True, 1)
+    assert statuses(hub) == ["retrying"]  # the hub sends it again by itself
     hub.run_until_idle()
     assert [(o.id, o.catalog_version) for o in platform.orders] == [
         ("Q-CPQ-C1-1", 2), ("Q-CPQ-C1-2", 2)]
     assert open_exceptions(hub) == {}
+
+
+def test_a_new_map_that_still_lacks_the_product_leaves_the_order_held(
+        hub: Hub, platform: RecordingPlatform) -> None:
+    load(hub)
+    approve(hub, contract(1, seats(500), line("L-x", "MYSTERY", 2, "10.00")))
+    assert load(hub, SHIPPED.replace('"4100"', '"4000"')).retried == 1
+    hub.run_until_idle()
+    assert platform.orders == []
+    assert statuses(hub) == ["open"]
+    with reading(hub.engine) as conn:
+        record = cpq_log.order(conn, "Q-CPQ-C1-1")
+    assert record is not None and (record.state, record.catalog_version) == (
+        OrderState.HELD, 2)
 
 
 def test_billings_contract_is_checked_line_by_line(hub: Hub,
