@@ -50,8 +50,8 @@ from finsync.hub.service import Hub
 from finsync.hub.settings import DeliveryPolicy, HubSettings
 from finsync.hub.target import billing_target
 from finsync.hub.version_check import fingerprint
-from finsync.storage import cpq_log, exception_log
-from finsync.storage.db import reading
+from finsync.storage import cpq_log, exception_log, outbox
+from finsync.storage.db import reading, transaction
 from finsync.storage.schema import metadata
 from tests import authkit
 from tests.builders import envelope
@@ -158,6 +158,11 @@ def open_exceptions(hub: Hub) -> dict[str, str]:
                 if r["status"] in ("open", "retrying")}
 
 
+def statuses(hub: Hub) -> list[str]:
+    with reading(hub.engine) as conn:
+        return [str(r["status"]) for r in exception_log.listing(conn)]
+
+
 def test_migrations_create_the_cpq_tables_as_declared(engine: Engine) -> None:
     hub = set(metadata.tables)  # the systems' tables have their own migrations
     ours = {n for n in hub if n.startswith("cpq_")}
@@ -225,10 +230,25 @@ def test_an_unmapped_product_is_held_before_billing_then_retried(
     assert record is not None and record.state is OrderState.HELD
     # Finance maps the product: a new catalogue version sends the held order out again.
     assert load(hub, SHIPPED + MYSTERY) == catalog_map.CatalogLoad(2, True, 1)
+    assert statuses(hub) == ["retrying"]  # the hub sends it again by itself
     hub.run_until_idle()
     assert [(o.id, o.catalog_version) for o in platform.orders] == [
         ("Q-CPQ-C1-1", 2), ("Q-CPQ-C1-2", 2)]
     assert open_exceptions(hub) == {}
+
+
+def test_a_new_map_that_still_lacks_the_product_leaves_the_order_held(
+        hub: Hub, platform: RecordingPlatform) -> None:
+    load(hub)
+    approve(hub, contract(1, seats(500), line("L-x", "MYSTERY", 2, "10.00")))
+    assert load(hub, SHIPPED.replace('"4100"', '"4000"')).retried == 1
+    hub.run_until_idle()
+    assert platform.orders == []
+    assert statuses(hub) == ["open"]
+    with reading(hub.engine) as conn:
+        record = cpq_log.order(conn, "Q-CPQ-C1-1")
+    assert record is not None and (record.state, record.catalog_version) == (
+        OrderState.HELD, 2)
 
 
 def test_billings_contract_is_checked_line_by_line(hub: Hub,
@@ -337,4 +357,20 @@ def test_an_order_before_any_map_is_held_then_sent_once_one_is_loaded(
     assert load(hub).retried == 1
     hub.run_until_idle()
     assert [(o.id, o.catalog_version) for o in platform.orders] == [("Q-CPQ-C1-1", 1)]
+    assert open_exceptions(hub) == {}
+
+
+def test_a_replayed_renewal_never_reopens_what_finance_resolved(
+        hub: Hub, platform: RecordingPlatform) -> None:
+    load(hub)
+    first = contract(1, seats(500), uplift="7")
+    approve(hub, first, renewed(first, 2, seats(500, "125.00", start=TERM_END,
+                                                end=date(2028, 1, 1))))
+    key = renewal_fingerprint("Q-CPQ-C1-2")
+    with transaction(hub.engine) as conn:
+        assert exception_log.resolve_by_fingerprint(conn, key, "agreed with sales", hub.clock())
+        outbox.requeue(conn, [str(v["event_id"]) for v in cpq_log.versions_of(conn, "CPQ-C1")],
+                       hub.clock())
+    hub.run_until_idle()
+    assert len(platform.orders) == 2  # billing answered the replay with its first receipts
     assert open_exceptions(hub) == {}

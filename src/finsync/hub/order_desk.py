@@ -17,7 +17,8 @@ Rules:
   approved this price; holding a renewal would lapse the customer's service at term end
   while finance looks, and billing can only charge what CPQ approved. Finance sees the
   variance before the renewal invoice is paid and corrects it in CPQ (a new version) or
-  resolves the exception. A later agreeing re-send of the same quote resolves it.
+  resolves the exception; a redelivery (replay) never reopens what finance decided, nor
+  moves one awaiting approval.
 - Once billing has applied an order, the contract's renewal baseline becomes that
   version's (`storage.cpq_log.store_baseline`: never an older version's).
 - Every step is idempotent: a delivery sent again after a worker died writes the same rows.
@@ -38,7 +39,7 @@ from finsync.domain.commercial import CommercialContract, CommercialKind, Subscr
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 from finsync.domain.money import Money, per_currency
 from finsync.domain.order_check import LineDifference, baseline_of, renewal_differences
-from finsync.domain.status import OrderState
+from finsync.domain.status import UNRESOLVED, ExceptionStatus, OrderState
 from finsync.storage import cpq_log, exception_log
 from finsync.storage.cpq_log import OrderRecord
 from finsync.storage.db import StorageUnavailableError, transaction
@@ -105,6 +106,10 @@ class OrderDesk:
             correction.resolve(conn, "quote_to_cash", key,
                                "the renewal agrees with its baseline", at)
             return
+        latest = exception_log.latest_by_fingerprint(conn, (key,)).get(key)
+        if latest is not None and latest[1] not in UNRESOLVED:
+            return  # finance already decided on this quote's variance (a redelivery)
+        status = ExceptionStatus.OPEN if latest is None else latest[1]
         amount = _renewal_value(contract, found)
         exception_log.open_exception(conn, NewException(
             ExceptionClass.MASTER_DATA_MISMATCH, key,
@@ -115,7 +120,7 @@ class OrderDesk:
             correlation_id=contract.quote_id,
             objects=(f"commercial_contract:{contract.id}", f"quote:{contract.quote_id}",
                      *(f"line:{line_id}" for line_id in sorted({d.line_id for d in found}))),
-            amount=amount, event_id=ctx.event_id), at)
+            amount=amount, event_id=ctx.event_id, status=status), at)
 
 
 @contextmanager
