@@ -15,12 +15,13 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from finsync.audit.migrate import upgrade as upgrade_audit
@@ -77,6 +78,20 @@ def _unavailable(what: str, exc: Exception) -> None:
     pytest.skip(f"{message}; set FINSYNC_TEST_PG_URL to run the PostgreSQL tests")
 
 
+def _create_database(conn: Connection, name: str, attempts: int = 20) -> None:
+    """CREATE DATABASE copies template1, and refuses while another session (another test
+    process creating its own database, a trytond creating one) is in template1: wait and
+    try again rather than fail the session."""
+    for attempt in range(attempts):
+        try:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            return
+        except OperationalError as exc:
+            if "is being accessed by other users" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.25 + 0.25 * attempt)
+
+
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A database of its own for this test session, migrated once, dropped at the end."""
@@ -85,7 +100,7 @@ def pg_database() -> Iterator[str]:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            _create_database(conn, name)
             # A commit need not wait for its WAL to reach the disk: what a test sees, and
             # what another connection sees, is the same; only a crash of the PostgreSQL
             # server itself could lose the last commits, and no test crashes it.
