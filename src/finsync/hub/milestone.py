@@ -23,6 +23,7 @@ class Milestone(StrEnum):
     USAGE_RECOGNISED = "usage_recognised"
     EXCEPTION_RESOLVED = "exception_resolved"
     TAX_COMMITTED = "tax_committed"  # the tax engine committed a final document
+    PARTY_UPSERTED = "party_upserted"  # the ERP holds the customer master's version
 
 
 # What each milestone says about the books (a correlation's financial status).

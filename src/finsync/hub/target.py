@@ -20,6 +20,7 @@ from typing import Protocol, TypeVar
 from finsync.connectors.ports import (
     DeliveryContext,
     LedgerPort,
+    PartyPort,
     Receipt,
     RevenuePort,
     TaxPort,
@@ -35,6 +36,7 @@ from finsync.domain.events import (
     ContractCreated,
     ContractRenewed,
     CreditMemoIssued,
+    CustomerUpserted,
     DisputeClosed,
     DisputeFundsReinstated,
     DisputeFundsWithdrawn,
@@ -104,6 +106,11 @@ class PortTarget:
 
 
 def ledger_target(port: LedgerPort) -> Target:
+    """The ERP's postings; and its customer master (`customer.upserted`) when the port
+    keeps parties (`PartyPort`)."""
+    parties: tuple[Route, ...] = ()
+    if isinstance(port, PartyPort):
+        parties = (route(CustomerUpserted, port.upsert_party, Milestone.PARTY_UPSERTED),)
     return PortTarget(port.system, (
         route(InvoiceIssued, port.post_invoice, Milestone.INVOICE_POSTED),
         route(CreditMemoIssued, port.post_credit_memo, Milestone.CREDIT_MEMO_POSTED),
@@ -115,6 +122,7 @@ def ledger_target(port: LedgerPort) -> Target:
         route(RevenueJournalRecorded, port.post_journal_entry,
               Milestone.REVENUE_JOURNAL_POSTED),
         route(JournalEntrySummarised, port.post_journal_entry, None),
+        *parties,
     ), port.find_receipt)
 
 
