@@ -98,3 +98,14 @@ class PartyPortContract:
         assert held is not None
         assert (held.name, held.country, held.region) == ("Globex Corporation", "US", "CA")
         assert not held.street and not held.city and not held.postal_code
+
+    def test_an_older_version_after_a_later_one_changes_nothing(
+            self, party_harness: PartyHarness) -> None:
+        port = party_harness.port
+        port.upsert_party(customer(3, name="Globex v3"), ctx("k3"))
+        late = port.upsert_party(customer(2, name="Globex v2", tax_id="DE136695976"),
+                                 ctx("k2"))
+        assert late.detail == {"version": "3", "outcome": "stale"}
+        assert party_harness.read("cus_globex") == view(customer(3, name="Globex v3"))
+        again = port.upsert_party(customer(4, name="Globex v4"), ctx("k4"))
+        assert again.detail == {"version": "4", "outcome": "updated"}

@@ -1,12 +1,17 @@
 """The party-port contract, run against the embedded ledger on SQLite and PostgreSQL; and
-what the embedded ledger adds: the master's version decides, a key finds its receipt."""
+what the embedded ledger adds: a delivery key finds its receipt, a party reads back as
+written."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 from sqlalchemy import Engine
 
 from finsync.connectors.embedded.ledger import EmbeddedLedger
+from finsync.domain.party import CustomerAccount
+from finsync.systems.ledger import tables
+from finsync.systems.ledger.parties import Party
 from finsync.systems.ledger.service import LedgerService
 from tests.contract.party_port import (
     PartyHarness,
@@ -14,9 +19,9 @@ from tests.contract.party_port import (
     PartyView,
     ctx,
     customer,
-    view,
 )
 from tests.ledgerkit import ledger_service
+from tests.strategies import customers
 
 
 @pytest.fixture
@@ -43,15 +48,6 @@ class TestEmbeddedLedgerParties(PartyPortContract):
     pass
 
 
-def test_an_older_version_after_a_later_one_changes_nothing(
-        party_harness: PartyHarness) -> None:
-    port = party_harness.port
-    port.upsert_party(customer(3, name="Globex v3"), ctx("k3"))
-    late = port.upsert_party(customer(2, name="Globex v2"), ctx("k2"))
-    assert late.detail == {"version": "3", "outcome": "stale"}
-    assert party_harness.read("cus_globex") == view(customer(3, name="Globex v3"))
-
-
 def test_a_delivery_key_finds_the_receipt_of_the_version_it_wrote(
         party_harness: PartyHarness) -> None:
     port = EmbeddedLedger("ledger", ledger_service_of(party_harness))
@@ -67,3 +63,21 @@ def ledger_service_of(harness: PartyHarness) -> LedgerService:
     port = harness.port
     assert isinstance(port, EmbeddedLedger)
     return port._service
+
+
+# PostgreSQL's text holds no NUL (and the hub's limits refuse one before it gets here).
+_STORABLE = customers().filter(lambda c: "\\x00" not in repr(c))
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(account=_STORABLE)
+def test_a_party_reads_back_as_the_master_wrote_it(service: LedgerService,
+                                                    account: CustomerAccount) -> None:
+    with service.engine.begin() as conn:
+        conn.execute(tables.parties.delete())
+    service.upsert_party(account, "k1")
+    assert service.party(account.id) == Party(
+        account.id, account.legal_entity, account.name, account.currency,
+        account.billing_country, account.billing_region, account.tax_id, account.address,
+        account.version)

@@ -1,6 +1,7 @@
 """The ownership echo rule (`hub.ownership`), on SQLite and PostgreSQL, through the
 processor's batch path (the owner's version written in the same batch) and alone; and the
-ledger target's customer route to the embedded ledger's parties.
+ledger target's customer route to the embedded ledger's parties, through the ERP posting
+buffer as bootstrap composes every ledger.
 
 The CRM owns the customer domain here; billing keeps the CRM's customer and sends it back.
 """
@@ -21,6 +22,8 @@ from finsync.domain.errors import ExceptionClass
 from finsync.domain.events import BusinessDomain, CustomerUpserted, EventType
 from finsync.domain.party import CustomerAccount, PostalAddress
 from finsync.domain.refs import ExternalRefs
+from finsync.hub.buffer import BufferPolicy
+from finsync.hub.mapping import CanonicalMapper, MapperRegistry
 from finsync.hub.milestone import Milestone
 from finsync.hub.service import Hub
 from finsync.hub.settings import HubSettings
@@ -30,7 +33,7 @@ from finsync.storage.db import transaction
 from finsync.storage.schema import duplicates
 from finsync.systems.ledger.service import LedgerService
 from tests.builders import envelope
-from tests.hubkit import OWNERSHIP, ingest, make_hub, settings
+from tests.hubkit import OWNERSHIP, Clock, ingest, settings
 from tests.ledgerkit import ledger_service
 
 GLOBEX = CustomerAccount("cus_globex", "Globex Corporation", "le_us", "USD", "US", 1,
@@ -44,8 +47,10 @@ def _hub(engine: Engine, tmp_path: Path) -> tuple[Hub, LedgerService]:
     chosen = HubSettings({**OWNERSHIP, BusinessDomain.CUSTOMER: "crm"},
                          {EventType.CUSTOMER_UPSERTED: ("ledger",)}, base.delivery,
                          gap_wait_s=base.gap_wait_s, intake_batch_size=base.intake_batch_size)
-    hub = make_hub(engine, tmp_path, hub_settings=chosen,
-                   targets={"ledger": ledger_target(EmbeddedLedger("ledger", service))})
+    port = EmbeddedLedger("ledger", service)
+    hub = Hub(engine, chosen, MapperRegistry({"canonical": CanonicalMapper()}),
+              {"ledger": ledger_target(port)}, Clock(), "test-worker",
+              ledgers={"ledger": (port, BufferPolicy())})
     return hub, service
 
 

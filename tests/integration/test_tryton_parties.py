@@ -1,20 +1,37 @@
 """Tryton's parties against a real trytond, beyond the port's contract: the VAT id's type,
 one party per customer whoever made it first (a posting or the master), a lost answer,
-and a country Tryton lacks."""
+a country Tryton lacks; and a renamed customer reaching Tryton through the hub as
+bootstrap composes it (the CRM owning customers, billing's echo counted)."""
 
 from __future__ import annotations
 
+import json
+import tomllib
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from finsync.bootstrap import build_finance
+from finsync.config import DEFAULT_CONFIG, SystemSection, parse_config
 from finsync.connectors.tryton.ledger import TrytonLedger
 from finsync.connectors.tryton.rpc import TrytonClient
+from finsync.demo.clock import SimClock
+from finsync.domain import codec
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+from finsync.domain.events import BusinessDomain, CustomerUpserted, EventType
+from finsync.domain.party import CustomerAccount
+from finsync.domain.refs import ExternalRefs
+from finsync.storage import cross_ref
+from finsync.storage.db import transaction
+from finsync.storage.raw_log import RawIn
+from tests.builders import envelope
 from tests.contract.party_port import ctx, customer
 from tests.contract.test_tryton_party_port import load_countries
 from tests.external.tryton import ADMIN_PASSWORD
-from tests.external.tryton_fixtures import ENTITIES, TrytonBooks
+from tests.external.tryton_fixtures import COMPANY, ENTITIES, TrytonBooks
 from tests.ledgerkit import invoice
 
 
@@ -115,3 +132,46 @@ def test_a_country_tryton_lacks_is_a_master_data_mismatch_before_any_write(
     assert caught.value.exception_class is ExceptionClass.MASTER_DATA_MISMATCH
     assert "Tryton has no country 'FR'" in str(caught.value)
     assert _parties(client, "cus_globex") == []
+
+
+def _upserted(account: CustomerAccount, source: str, sid: str) -> bytes:
+    payload: dict[str, Any] = codec.encode_event(CustomerUpserted(account))
+    return json.dumps(envelope("customer.upserted", sid,
+                               ("customer_account", account.id, account.version), payload,
+                               correlation_id=f"corr-{sid}", source=source)).encode()
+
+
+def test_a_renamed_customer_reaches_trytons_party_through_the_hub(
+        tryton_books: TrytonBooks, client: TrytonClient, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINSYNC_DATABASE_URL", f"sqlite:///{tmp_path / 'hub.db'}")
+    monkeypatch.setenv("FINSYNC_TRYTON_PASSWORD", ADMIN_PASSWORD)
+    config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), tmp_path)
+    systems = {**config.systems, "ledger": SystemSection(
+        role="ledger", connector="tryton", url=tryton_books.site.server.url,
+        database=tryton_books.database, companies={"le_us": COMPANY})}
+    config = config.model_copy(update={
+        "systems": systems, "pumps": {},
+        "ledger": config.ledger.model_copy(update={"entities": config.ledger.entities[:1]}),
+        "ownership": {**config.ownership, BusinessDomain.CUSTOMER: "crm"},
+        "routes": {EventType.CUSTOMER_UPSERTED.value: ["ledger"]}})
+    finance = build_finance(config, clock=SimClock(datetime(2026, 1, 2, tzinfo=UTC)))
+    try:
+        first = customer()
+        renamed = customer(2, name="Globex International", tax_id="DE136695976")
+        echo = replace(renamed, version=5, refs=ExternalRefs.of({"billing": "cus_B12"}))
+        finance.hub.intake.store([RawIn("canonical", body, {}) for body in (
+            _upserted(first, "crm", "crm-1"), _upserted(renamed, "crm", "crm-2"),
+            _upserted(echo, "billing", "bil-1"))])
+        finance.hub.run_until_idle()
+        status = finance.hub.status()
+        assert [e["summary"] for e in finance.hub.exceptions()] == []
+        assert status["deliveries"] == {"done": 2}
+        assert status["duplicates_ignored"] == 1  # billing's echo
+        (party,) = _parties(client, "cus_globex")
+        assert party["name"] == "Globex International"
+        assert _identifiers(client) == [("DE136695976", "eu_vat", True)]
+        with transaction(finance.hub.engine) as conn:
+            assert cross_ref.refs_of(conn, "cus_globex") == {"ledger": str(party["id"])}
+    finally:
+        finance.dispose()

@@ -12,6 +12,9 @@ Rules:
 - The VAT id is the party's first identifier of type `eu_vat` or of no type: `eu_vat` when
   Tryton accepts the number as one, else no type (a generic identifier, as a US EIN is). A
   master without a tax id deactivates it (kept, as Tryton keeps what it held).
+- The master's version is noted on the party (an `ir.note`, one a version, written once
+  the rest is): an older version than the one noted changes nothing (a replay after a later
+  version); the same one again converges, writing only what differs.
 - A country or subdivision Tryton does not hold is a `master_data_mismatch` found before any
   write: Tryton ships none (`trytond_import_countries` loads them), and none is guessed.
 """
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from finsync.connectors.ports import Receipt, Reference
@@ -28,19 +30,16 @@ from finsync.connectors.tryton.books import Company
 from finsync.connectors.tryton.rpc import TrytonClient
 from finsync.domain.errors import ExceptionClass, PermanentError
 from finsync.domain.events import CustomerUpserted
-from finsync.domain.party import CustomerAccount
+from finsync.domain.party import CustomerAccount, PartyOutcome
 
 EU_VAT = "eu_vat"
+_PARTY = "party.party"
+# The note on a party that says which master version it holds (Tryton has no field for it).
+VERSION_NOTE = "finsync: customer master version "
 # Tryton's refusal of a code its type does not validate (`party.msg_invalid_code`).
 _INVALID_CODE = "is not valid."
 _ADDRESS_FIELDS = ["street", "city", "postal_code", "country", "subdivision"]
 _ORDER = [("sequence", "ASC"), ("id", "ASC")]
-
-
-class PartyOutcome(StrEnum):
-    CREATED = "created"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,20 +73,25 @@ class PartyBook:
         if customer.id not in company.parties:
             company.known_parties(client, [customer.id])
         party_id = company.parties.get(customer.id)
-        created = party_id is None
+        held = 0
         if party_id is None:
             party_id = self._create(client, company, customer, place)
-            changed = True
+            outcome = PartyOutcome.CREATED
         else:
+            held = _held_version(client, party_id, ctx)
+            if customer.version < held:
+                return _receipt(customer, party_id, held, PartyOutcome.STALE)
             changed = self._name(client, party_id, customer, ctx)
             changed = self._address(client, party_id, customer, place, ctx) or changed
-        changed = self._tax_id(client, party_id, customer.tax_id, ctx) or changed
-        outcome = (PartyOutcome.CREATED if created else
-                   PartyOutcome.UPDATED if changed else PartyOutcome.UNCHANGED)
-        external = str(party_id)
-        return Receipt(external, (Reference(customer.id, CustomerUpserted.aggregate_type,
-                                            external),),
-                       {"version": str(customer.version), "outcome": outcome.value})
+            outcome = PartyOutcome.UPDATED if changed else PartyOutcome.UNCHANGED
+        if self._tax_id(client, party_id, customer.tax_id, ctx) \
+                and outcome is PartyOutcome.UNCHANGED:
+            outcome = PartyOutcome.UPDATED
+        if customer.version > held:  # last: a version is noted once all of it is written
+            client.model("ir.note", "create", [{"resource": f"{_PARTY},{party_id}",
+                                                "message": f"{VERSION_NOTE}{customer.version}"}],
+                         context=ctx)
+        return _receipt(customer, party_id, max(held, customer.version), outcome)
 
     # -- the party and its address ---------------------------------------------------
 
@@ -96,7 +100,7 @@ class PartyBook:
         values = {"name": customer.name, "code": customer.id,
                   "addresses": [("create", [_address_values(customer, place)])]}
         try:
-            (created,) = client.model("party.party", "create", [values],
+            (created,) = client.model(_PARTY, "create", [values],
                                       context=company.context)
         except PermanentError:
             # Another worker made it first (the code is unique): update theirs.
@@ -195,6 +199,24 @@ class PartyBook:
         with self._lock:
             self._places[key] = found
         return found
+
+
+def _held_version(client: TrytonClient, party_id: int, ctx: dict[str, Any]) -> int:
+    """The latest master version noted on the party (0: none yet)."""
+    rows = client.model("ir.note", "search_read",
+                        [("resource", "=", f"{_PARTY},{party_id}"),
+                         ("message", "like", f"{VERSION_NOTE}%")],
+                        0, None, None, ["message"], context=ctx)
+    noted = [str(r["message"]).removeprefix(VERSION_NOTE) for r in rows]
+    return max((int(n) for n in noted if n.isdigit()), default=0)
+
+
+def _receipt(customer: CustomerAccount, party_id: int, version: int,
+             outcome: PartyOutcome) -> Receipt:
+    external = str(party_id)
+    return Receipt(external, (Reference(customer.id, CustomerUpserted.aggregate_type,
+                                        external),),
+                   {"version": str(version), "outcome": outcome.value})
 
 
 def _one(client: TrytonClient, model: str, code: str) -> int | None:

@@ -15,20 +15,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from finsync.domain.party import CustomerAccount, PostalAddress
+from finsync.domain.party import CustomerAccount, PartyOutcome, PostalAddress
 from finsync.systems.ledger import tables as t
-
-
-class PartyOutcome(StrEnum):
-    CREATED = "created"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"  # the version held already (a redelivery)
-    STALE = "stale"  # an older version than the one held: nothing written
 
 
 @dataclass(frozen=True, slots=True)
