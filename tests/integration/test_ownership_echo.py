@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.domain import codec
 from finsync.domain.errors import ExceptionClass
-from finsync.domain.events import BusinessDomain, CustomerUpserted, EventType
+from finsync.domain.events import BusinessDomain, CustomerUpserted, EventType, InvoiceIssued
 from finsync.domain.party import CustomerAccount, PostalAddress
 from finsync.domain.refs import ExternalRefs
 from finsync.hub.buffer import BufferPolicy
@@ -28,13 +28,14 @@ from finsync.hub.milestone import Milestone
 from finsync.hub.service import Hub
 from finsync.hub.settings import HubSettings
 from finsync.hub.target import ledger_target
-from finsync.storage import cross_ref, milestone_log
+from finsync.storage import cross_ref, milestone_log, outbox
 from finsync.storage.db import transaction
 from finsync.storage.schema import duplicates
 from finsync.systems.ledger.service import LedgerService
+from tests.bufferkit import buffered_hub, event, statuses
 from tests.builders import envelope
 from tests.hubkit import OWNERSHIP, Clock, ingest, settings
-from tests.ledgerkit import ledger_service
+from tests.ledgerkit import invoice, ledger_service
 
 GLOBEX = CustomerAccount("cus_globex", "Globex Corporation", "le_us", "USD", "US", 1,
                          billing_region="NY", tax_id="US-EIN-12-3456789",
@@ -167,3 +168,27 @@ def test_the_owners_versions_reach_the_ledgers_party_with_a_milestone_and_one_re
             ("cus_globex", "customer_account", "ledger", "cus_globex")]
         reached = milestone_log.timeline(conn, "corr-crm-2")
     assert [(m["name"], m["target"]) for m in reached] == [(Milestone.PARTY_UPSERTED, "ledger")]
+
+
+def test_a_party_takes_one_call_of_the_erps_budget_after_the_postings(
+        engine: Engine) -> None:
+    """Budget 1 call a minute: the round's one call posts the invoice; the party (owned by
+    billing here, the shipped default) is given back untried, and goes the next minute."""
+    clock = Clock()
+    port = EmbeddedLedger("ledger", ledger_service(engine))
+    hub = buffered_hub(engine, {"ledger": (port, BufferPolicy(calls_per_minute=1,
+                                                              wait_max_s=0))}, clock,
+                       {"invoice.issued": ("ledger",), "customer.upserted": ("ledger",)})
+    billing_copy = replace(GLOBEX, id="cus_1")
+    ingest(hub, [event(InvoiceIssued(invoice("inv_1", ["100.00"]))),
+                 _sent(billing_copy, "billing", "bil-1")])
+    hub.run_until_idle()
+    assert statuses(hub) == {"done": 1, "pending": 1}
+    with transaction(engine) as conn:
+        waiting = [r for r in outbox.all_rows(conn) if r["status"] == "pending"]
+    assert [r["attempts"] for r in waiting] == [0]  # untried: no attempt spent
+    assert port.find_receipt(waiting[0]["delivery_key"]) is None
+    clock.advance(61)
+    hub.run_until_idle()
+    assert statuses(hub) == {"done": 2}
+    assert port.find_receipt(waiting[0]["delivery_key"]) is not None
