@@ -109,3 +109,11 @@ class PartyPortContract:
         assert party_harness.read("cus_globex") == view(customer(3, name="Globex v3"))
         again = port.upsert_party(customer(4, name="Globex v4"), ctx("k4"))
         assert again.detail == {"version": "4", "outcome": "updated"}
+
+    def test_a_version_without_a_postal_address_keeps_the_one_held(
+            self, party_harness: PartyHarness) -> None:
+        party_harness.port.upsert_party(customer(), ctx("k1"))
+        party_harness.port.upsert_party(customer(2, name="Globex Inc.", address=None,
+                                                 billing_region="CA"), ctx("k2"))
+        assert party_harness.read("cus_globex") == view(customer(
+            2, name="Globex Inc.", billing_region="CA"))

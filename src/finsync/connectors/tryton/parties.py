@@ -7,7 +7,8 @@ Rules:
   never changes, and the connector's party cache learns it.
 - The party's name, its first address (street lines, city, postal code, country and
   subdivision: the customer's billing country and region) and its VAT id are made what the
-  master says; only what differs is written, so a retry after a lost answer, or the same
+  master says (a version without a postal address leaves street, city and postal code as
+  they are); only what differs is written, so a retry after a lost answer, or the same
   version again, writes nothing.
 - The VAT id is the party's first identifier of type `eu_vat` or of no type: `eu_vat` when
   Tryton accepts the number as one, else no type (a generic identifier, as a US EIN is). A

@@ -4,8 +4,10 @@ Rules:
 - One party a customer, under the customer's canonical id (the id the ledger's receivables
   already carry), with the master's fields: name, legal entity, currency, country and
   region, tax id and postal address, and the master's version.
-- A version later than the one held replaces every field; the same version or an older one
-  changes nothing (a redelivery, or a replay of an older version after a newer one).
+- A version later than the one held replaces every field, except the postal address when
+  the version has none (a master that sends no address leaves the one held); the same
+  version or an older one changes nothing (a redelivery, or a replay of an older version
+  after a newer one).
 - The row keeps the delivery key of the write that made it: a redelivery of that key is
   answered from it (`find`), as a posting's key is from its entry.
 """
@@ -21,6 +23,8 @@ from sqlalchemy import Connection, insert, select, update
 
 from finsync.domain.party import CustomerAccount, PartyOutcome, PostalAddress
 from finsync.systems.ledger import tables as t
+
+_ADDRESS_COLUMNS = frozenset({"street", "city", "postal_code"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,8 @@ def upsert(conn: Connection, customer: CustomerAccount, key: str, at: datetime) 
         return PartyWritten(customer.id, held, PartyOutcome.STALE)
     if customer.version == held:
         return PartyWritten(customer.id, held, PartyOutcome.UNCHANGED)
+    if customer.address is None:  # a master that sends no address leaves it as it is
+        row = {k: v for k, v in row.items() if k not in _ADDRESS_COLUMNS}
     conn.execute(update(t.parties).where(t.parties.c.id == customer.id).values(row))
     return PartyWritten(customer.id, customer.version, PartyOutcome.UPDATED)
 
