@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from sqlalchemy import Engine
 
 from finsync.connectors.embedded.ledger import EmbeddedLedger
-from finsync.domain.party import CustomerAccount
+from finsync.domain.party import CustomerAccount, PostalAddress
 from finsync.systems.ledger import tables
 from finsync.systems.ledger.parties import Party
 from finsync.systems.ledger.service import LedgerService
@@ -19,6 +19,7 @@ from tests.contract.party_port import (
     PartyView,
     ctx,
     customer,
+    view,
 )
 from tests.ledgerkit import ledger_service
 from tests.strategies import customers
@@ -81,3 +82,14 @@ def test_a_party_reads_back_as_the_master_wrote_it(service: LedgerService,
         account.id, account.legal_entity, account.name, account.currency,
         account.billing_country, account.billing_region, account.tax_id, account.address,
         account.version)
+
+
+def test_values_as_long_as_the_hubs_limits_allow_are_kept_whole(
+        party_harness: PartyHarness) -> None:
+    """Ids up to 255 characters, texts up to 4000 (`[limits.default]`): stored whole."""
+    long_text = "x" * 4000
+    account = customer(id="c" * 255, name=long_text, tax_id=long_text, billing_region="R" * 255,
+                       billing_country="C" * 255, legal_entity="e" * 255,
+                       address=PostalAddress((long_text, long_text), long_text, long_text))
+    party_harness.port.upsert_party(account, ctx("k" * 255))
+    assert party_harness.read(account.id) == view(account)

@@ -159,15 +159,15 @@ fx_rates = Table(
 parties = Table(
     "ledger_parties", metadata,
     Column("id", String(255), primary_key=True),  # the canonical customer id
-    Column("legal_entity", String(64), nullable=False),
+    Column("legal_entity", String(255), nullable=False),
     Column("name", Text, nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("country", String(64), nullable=False),
-    Column("region", String(64)),
-    Column("tax_id", String(255)),
+    Column("country", Text, nullable=False),
+    Column("region", Text),
+    Column("tax_id", Text),
     Column("street", Text),
     Column("city", Text),
-    Column("postal_code", String(255)),
+    Column("postal_code", Text),
     Column("version", Integer, nullable=False),
     # The delivery that wrote this version (a redelivery finds its receipt by it).
     Column("delivery_key", String(255), nullable=False, index=True),
