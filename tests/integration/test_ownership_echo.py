@@ -144,8 +144,8 @@ def test_a_non_owner_before_any_owner_version_is_a_violation(
     _send(hub, [_sent(ECHO, "billing", "bil-1")], batched=True)
     (error,) = hub.exceptions()
     assert error["class"] == ExceptionClass.OWNERSHIP_VIOLATION
-    assert "crm owns that domain (it has sent no version of cus_globex yet)" in \
-        error["summary"]
+    summary = error["summary"]
+    assert "crm owns that domain (it has sent no version of cus_globex yet)" in summary
     assert hub.status()["deliveries"] == {}
     assert service.party("cus_globex") is None
 

@@ -85,8 +85,8 @@ class PartyBook:
             changed = self._name(client, party_id, customer, ctx)
             changed = self._address(client, party_id, customer, place, ctx) or changed
             outcome = PartyOutcome.UPDATED if changed else PartyOutcome.UNCHANGED
-        if self._tax_id(client, party_id, customer.tax_id, ctx) \
-                and outcome is PartyOutcome.UNCHANGED:
+        taxed = self._tax_id(client, party_id, customer.tax_id, ctx)
+        if taxed and outcome is PartyOutcome.UNCHANGED:
             outcome = PartyOutcome.UPDATED
         if customer.version > held:  # last: a version is noted once all of it is written
             client.model("ir.note", "create", [{"resource": f"{_PARTY},{party_id}",
