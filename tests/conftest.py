@@ -193,9 +193,11 @@ def engine(db_url: str) -> Iterator[Engine]:
 # it. A file missing here still passes: its worker builds a template of its own.
 TRYTON_FILES = frozenset({
     "tests/contract/test_tryton_ledger_port.py",
+    "tests/contract/test_tryton_party_port.py",
     "tests/integration/test_call_log_tryton.py",
     "tests/integration/test_demo_stack.py",
     "tests/integration/test_tryton.py",
+    "tests/integration/test_tryton_parties.py",
     "tests/integration/test_tryton_workflow.py",
 })
 FUZZ_CAMPAIGN = "tests/fuzz/test_intake_fuzz.py"

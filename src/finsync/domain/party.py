@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from finsync.domain.fingerprint import ADDED_LATER
 from finsync.domain.money import exponent
@@ -41,3 +42,13 @@ class CustomerAccount:
 
     def tax_address(self) -> TaxAddress:
         return TaxAddress(self.billing_country, self.billing_region)
+
+
+class PartyOutcome(StrEnum):
+    """What an ERP did with a version of the customer master (`PartyPort.upsert_party`,
+    told in its receipt's detail as `outcome`)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"  # the party holds this version already (a redelivery)
+    STALE = "stale"  # older than the version the party holds: nothing written

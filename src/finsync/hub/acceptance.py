@@ -14,7 +14,9 @@ Rules:
 - Finance chooses which stands (`triage`): the stored one (the exception closes), or the
   received one, which then takes the stored event's place (`supersede`).
 - The same aggregate version with a *different* payload is a `sequencing_error`.
-- Only the system that owns an event's domain may change it; otherwise `ownership_violation`.
+- Only the system that owns an event's domain may change it; otherwise `ownership_violation`,
+  except a non-owner's `customer.upserted` that repeats the owner's latest version in the
+  master fields: an echo, counted as a duplicate (`hub.ownership`).
 - Events of one aggregate apply in version order. A gap parks the later versions; once the
   wait is over (`gap_wait_s`) each parked event opens a `sequencing_error` and keeps waiting,
   and the exception closes by itself when the gap fills.
@@ -48,10 +50,10 @@ from finsync.domain.events import (
 )
 from finsync.domain.ids import derive_id
 from finsync.domain.money import Money
-from finsync.domain.sensitive import classify_path, placeholder
 from finsync.domain.status import EventStatus
 from finsync.hub import held_invoice, version_check
 from finsync.hub.milestone import Milestone
+from finsync.hub.ownership import ECHO, Echo, judge, told
 from finsync.hub.settings import HubSettings
 from finsync.hub.target import amount_at_stake, recorded_stake
 from finsync.storage import event_log, exception_log, milestone_log, outbox
@@ -84,9 +86,7 @@ class Acceptance:
         if (same := event_log.find_by_source_id(conn, env)) is not None:
             return self._again(conn, env, raw_id, same, "source_event_id", at)
         if (owner := self.owner_of(env)) != env.source:
-            self._reject(conn, env, raw_id, at, ExceptionClass.OWNERSHIP_VIOLATION,
-                         f"{env.source} sent {env.type}, but {owner} owns that domain")
-            return Outcome.REJECTED
+            return self._not_owner(conn, env, raw_id, owner, at)
         if (same := event_log.find_by_business_key(conn, env)) is not None:
             return self._again(conn, env, raw_id, same, "business_key", at)
         if env.aggregate.version is None:
@@ -96,6 +96,18 @@ class Acceptance:
 
     def owner_of(self, env: Envelope) -> str | None:
         return self.settings.ownership.get(env.event.domain)
+
+    def _not_owner(self, conn: Connection, env: Envelope, raw_id: int | None,
+                   owner: str | None, at: datetime) -> Outcome:
+        """An echo of the owner's latest version is a duplicate; anything else from a
+        non-owner is an `ownership_violation` (`hub.ownership`)."""
+        verdict = judge(conn, env, owner)
+        if isinstance(verdict, Echo):
+            event_log.record_duplicate(conn, env, raw_id, verdict.owner_event_id, ECHO, at)
+            return Outcome.DUPLICATE
+        self._reject(conn, env, raw_id, at, ExceptionClass.OWNERSHIP_VIOLATION,
+                     verdict.summary, verdict.detail)
+        return Outcome.REJECTED
 
     def _again(self, conn: Connection, env: Envelope, raw_id: int | None, same: StoredEvent,
                reason: str, at: datetime) -> Outcome:
@@ -173,7 +185,8 @@ class Acceptance:
             version += 1
 
     def _reject(self, conn: Connection, env: Envelope, raw_id: int | None, at: datetime,
-                exception_class: ExceptionClass, summary: str) -> None:
+                exception_class: ExceptionClass, summary: str,
+                detail: str | None = None) -> None:
         # Kept for the record, but without the business key it has no right to hold.
         event_log.insert_event(conn, env, raw_id, EventStatus.REJECTED, at,
                                keep_business_key=False)
@@ -181,7 +194,7 @@ class Acceptance:
             exception_class, f"{exception_class.value}:{env.event_id}", summary,
             correlation_id=env.correlation_id,
             objects=(f"{env.aggregate.type}:{env.aggregate.id}", f"event:{env.event_id}"),
-            event_id=env.event_id, raw_event_id=raw_id), at)
+            event_id=env.event_id, raw_event_id=raw_id, detail=detail), at)
 
     def flag_overdue(self, conn: Connection, now: datetime) -> int:
         """Open a `sequencing_error` for each event parked longer than the bounded wait."""
@@ -242,8 +255,8 @@ def duplicate_pair(event_id: str, objects: list[str]) -> tuple[str, str]:
 
 def _duplicate_event(stored: Envelope, stored_raw_id: int | None, held: Envelope,
                      raw_id: int | None, reason: str) -> NewException:
-    found = tuple(_told(change) for change in diff.changes(codec.encode_event(stored.event),
-                                                              codec.encode_event(held.event)))
+    found = tuple(told(change) for change in diff.changes(codec.encode_event(stored.event),
+                                                             codec.encode_event(held.event)))
     named = stored.source_event_id if reason == "source_event_id" else stored.business_key
     amount, note = recorded_stake(_larger(amount_at_stake(stored.event),
                                           amount_at_stake(held.event)))
@@ -257,17 +270,6 @@ def _duplicate_event(stored: Envelope, stored_raw_id: int | None, held: Envelope
                  f"event:{held.event_id}",
                  *(f"raw_event:{i}" for i in (stored_raw_id, raw_id) if i is not None)),
         amount=amount, event_id=stored.event_id, raw_event_id=raw_id, detail=diff.describe(found))
-
-
-def _told(change: diff.Change) -> diff.Change:
-    """A change as the exception's detail shows it: a sensitive field says that it changed,
-    never what it held (`domain.sensitive`)."""
-    found = classify_path(change.path)
-    if found is None:
-        return change
-    shown = placeholder(found)
-    return diff.Change(change.path, diff.ABSENT if change.before == diff.ABSENT else shown,
-                       diff.ABSENT if change.after == diff.ABSENT else shown)
 
 
 def _held(env: Envelope, body_hash: str) -> Envelope:

@@ -9,9 +9,10 @@ Rules:
   against that order: `hub.version_check`). Plain raw events are accepted exactly as
   `Acceptance` would accept them (event row, cursor, deliveries, milestone, raw event
   `mapped`), but written one statement per table for the whole run of them.
-- Every other raw event (a mapping error, a duplicate, a changed body, an ownership
-  violation, a gap, a version that releases parked ones) goes through `Acceptance`, alone
-  in its savepoint, as before. What is pending is written first, so that it sees every
+- Every other raw event (a mapping error, a duplicate, a changed body, anything from a
+  non-owner: an ownership violation or an echo of the owner's customer, `hub.ownership`;
+  a gap, a version that releases parked ones) goes through `Acceptance`, alone in its
+  savepoint, as before. What is pending is written first, so that it sees every
   earlier event of the batch; later events that share its source id, business key or
   aggregate go through `Acceptance` too.
 - Look-ups are set-based, one statement each, made before any write (validate, then

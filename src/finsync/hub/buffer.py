@@ -12,8 +12,11 @@ Rules:
   planned beyond the budget are given back untried (their tries do not count).
 - The ERP's own refusal with retry-after pauses the budget until then; the deliveries of
   that call are retried with backoff like any transient error.
-- An event this ERP does not post (not a ledger event, or no route for it) is refused as a
-  mapping error without a call.
+- An event this ERP's target takes that is no posting (a customer's party for an ERP that
+  keeps parties: `customer.upserted`) is delivered alone, one call of the budget each,
+  after the round's postings; what the budget has no room for is given back untried.
+- An event this ERP does not take (no route for it) is refused as a mapping error without
+  a call.
 - Outcomes are recorded by the delivery worker's code (`DeliveryWorker.record_all`):
   receipts, cross-references, milestones and exceptions look the same either way. One
   refused document in a batch fails alone.
@@ -121,7 +124,7 @@ class PostingBuffer:
             claimed = self._worker.claim(conn, self._lease_s, limit, only=(self.system,))
         if not claimed:
             return 0
-        items, settled, held = self._items(claimed)
+        items, alone, settled, held = self._items(claimed)
         planned, more = self._plan(items)
         calls = self._calls(planned)
         sent = calls[:self._budget.available(len(calls))]
@@ -129,6 +132,10 @@ class PostingBuffer:
         settled += more + self._send(sent)
         held += [i.delivery.id for call in calls[len(sent):] for p in call.planned
                  for i in p.members]
+        made = alone[:self._budget.available(len(alone))]
+        self._budget.take(len(made))
+        settled += [self._worker.attempt(delivery, env) for delivery, env in made]
+        held += [delivery.id for delivery, _ in alone[len(made):]]
         self._worker.record_all(settled)
         if held:
             with transaction(self._engine) as conn:
@@ -157,12 +164,15 @@ class PostingBuffer:
             waited += pause
         return calls
 
-    def _items(self, claimed: Sequence[outbox.Delivery]) -> tuple[list[Item], list[Attempt],
-                                                                  list[int]]:
-        """Events to send; attempts already settled (events this ERP does not post);
-        deliveries given back (a second one of an aggregate in this round)."""
+    def _items(self, claimed: Sequence[outbox.Delivery]
+               ) -> tuple[list[Item], list[tuple[outbox.Delivery, Envelope]], list[Attempt],
+                          list[int]]:
+        """Postings to send; other events the target takes, sent alone; attempts already
+        settled (events this ERP does not take); deliveries given back (a second one of
+        an aggregate in this round)."""
         envelopes = self._worker.envelopes([d.event_id for d in claimed])
         items: list[Item] = []
+        alone: list[tuple[outbox.Delivery, Envelope]] = []
         settled: list[Attempt] = []
         held: list[int] = []
         partitions: set[str] = set()
@@ -174,11 +184,13 @@ class PostingBuffer:
             env = envelopes[delivery.event_id]
             if isinstance(env, UnreadableEvent):
                 settled.append(unreadable(delivery, env))
-            elif isinstance(env.event, LEDGER_EVENTS) and self._target.handles(env.type):
+            elif not self._target.handles(env.type):
+                settled.append(self._refused(delivery, env))
+            elif isinstance(env.event, LEDGER_EVENTS):
                 items.append(Item(delivery, env, env.event))
             else:
-                settled.append(self._refused(delivery, env))
-        return items, settled, held
+                alone.append((delivery, env))
+        return items, alone, settled, held
 
     def _refused(self, delivery: outbox.Delivery, env: Envelope) -> Attempt:
         error = PermanentError(f"{self.system} does not take {env.type} events",

@@ -131,7 +131,7 @@ class DeliveryWorker:
         if not claimed:
             return buried
         envelopes = self.envelopes([d.event_id for d in claimed])
-        self.record_all([self._attempt(d, envelopes[d.event_id]) for d in claimed])
+        self.record_all([self.attempt(d, envelopes[d.event_id]) for d in claimed])
         return buried + len(claimed)
 
     def envelopes(self, event_ids: Sequence[str]) -> dict[str, Envelope | UnreadableEvent]:
@@ -242,7 +242,8 @@ class DeliveryWorker:
         self._record_failure(conn, attempt, Failure(
             DeliveryStatus.FAILED, ExceptionClass.INTERNAL_ERROR, message, trace(exc)))
 
-    def _attempt(self, delivery: Delivery, env: Envelope | UnreadableEvent) -> Attempt:
+    def attempt(self, delivery: Delivery, env: Envelope | UnreadableEvent) -> Attempt:
+        """One call of the delivery's target; its outcome, not yet recorded."""
         if isinstance(env, UnreadableEvent):
             return unreadable(delivery, env)
         try:

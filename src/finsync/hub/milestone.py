@@ -25,6 +25,7 @@ class Milestone(StrEnum):
     TAX_COMMITTED = "tax_committed"  # the tax engine committed a final document
     # The subscription platform applied a CPQ version's order (`hub.target.billing_target`).
     ORDER_ACCEPTED = "order_accepted"
+    PARTY_UPSERTED = "party_upserted"  # the ERP holds the customer master's version
 
 
 # What each milestone says about the books (a correlation's financial status).

@@ -24,6 +24,7 @@ from typing import Protocol, TypeVar
 from finsync.connectors.ports import (
     DeliveryContext,
     LedgerPort,
+    PartyPort,
     Receipt,
     RevenuePort,
     SubscriptionPlatformPort,
@@ -112,6 +113,11 @@ class PortTarget:
 
 
 def ledger_target(port: LedgerPort) -> Target:
+    """The ERP's postings; and its customer master (`customer.upserted`) when the port
+    keeps parties (`PartyPort`)."""
+    parties: tuple[Route, ...] = ()
+    if isinstance(port, PartyPort):
+        parties = (route(CustomerUpserted, port.upsert_party, Milestone.PARTY_UPSERTED),)
     return PortTarget(port.system, (
         route(InvoiceIssued, port.post_invoice, Milestone.INVOICE_POSTED),
         route(CreditMemoIssued, port.post_credit_memo, Milestone.CREDIT_MEMO_POSTED),
@@ -123,6 +129,7 @@ def ledger_target(port: LedgerPort) -> Target:
         route(RevenueJournalRecorded, port.post_journal_entry,
               Milestone.REVENUE_JOURNAL_POSTED),
         route(JournalEntrySummarised, port.post_journal_entry, None),
+        *parties,
     ), port.find_receipt)
 
 

@@ -250,6 +250,18 @@ def advance(conn: Connection, aggregate_type: str, aggregate_id: str, version: i
                                   "aggregate_id": aggregate_id, "applied_version": version})
 
 
+def latest_accepted(conn: Connection, aggregate_type: str, aggregate_id: str,
+                    source: str) -> Envelope | None:
+    """The accepted event of highest version that `source` sent for an aggregate (served
+    by the aggregate index)."""
+    row = conn.execute(select(events).where(
+        events.c.aggregate_type == aggregate_type, events.c.aggregate_id == aggregate_id,
+        events.c.source == source, events.c.status == EventStatus.ACCEPTED)
+        .order_by(events.c.aggregate_version.desc().nulls_last(), events.c.position.desc())
+        .limit(1)).mappings().first()
+    return None if row is None else row_to_envelope(row)
+
+
 def parked_next(conn: Connection, aggregate_type: str, aggregate_id: str,
                 version: int) -> Envelope | None:
     row = conn.execute(select(events).where(

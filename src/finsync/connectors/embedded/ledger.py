@@ -48,11 +48,13 @@ from finsync.domain.errors import (
     TransientError,
     UnbalancedEntryError,
 )
-from finsync.domain.events import AnyEvent, DisputeClosed
+from finsync.domain.events import AnyEvent, CustomerUpserted, DisputeClosed
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry, PeriodStatus
+from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment, Refund
 from finsync.systems.ledger import errors as ledger_errors
+from finsync.systems.ledger.parties import PartyWritten
 from finsync.systems.ledger.service import LedgerService, Posted, Request, Source
 
 T = TypeVar("T")
@@ -105,6 +107,14 @@ def _not_posted(event: AnyEvent) -> PermanentError:
     """An event the ledger does not post (the hub's types are no proof at run time)."""
     return PermanentError(f"the ledger posts no {event.name} events",
                           exception_class=ExceptionClass.MAPPING_ERROR)
+
+
+def _party_receipt(written: PartyWritten) -> Receipt:
+    """The ledger keeps a party under the customer's canonical id: that is its id here."""
+    return Receipt(written.party_id,
+                   (Reference(written.party_id, CustomerUpserted.aggregate_type,
+                              written.party_id),),
+                   {"version": str(written.version), "outcome": written.outcome.value})
 
 
 def _one_error(error: DomainError) -> ConnectorError:
@@ -208,6 +218,18 @@ class EmbeddedLedger:
                 answers.append(_one_error(outcome))
         return answers
 
+    def upsert_party(self, customer: CustomerAccount, ctx: DeliveryContext) -> Receipt:
+        """The ledger's party of a customer, as the customer master's version says (an
+        older version than the one held changes nothing; `systems.ledger.parties`)."""
+        with self._recorded("upsert_party", (ctx,)) as exchange:
+            exchange.request({"customer": customer.id, "version": customer.version,
+                              "key": ctx.delivery_key})
+            with _translated():
+                written = self._service.upsert_party(customer, ctx.delivery_key)
+            receipt = _party_receipt(written)
+            exchange.response({"external_id": receipt.external_id, **receipt.detail})
+            return receipt
+
     def preview_journal(self, event: LedgerEvent) -> JournalEntry:
         if not isinstance(event, LEDGER_EVENTS):
             raise _not_posted(event)
@@ -217,7 +239,10 @@ class EmbeddedLedger:
     def find_receipt(self, key: str) -> Receipt | None:
         with _translated():
             posted = self._service.find(key)
-        return None if posted is None else Receipt(posted.entry_id)
+            if posted is not None:
+                return Receipt(posted.entry_id)
+            written = self._service.find_party(key)
+        return None if written is None else _party_receipt(written)
 
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus:
         return self._read(lambda: self._service.period_status(legal_entity, on))

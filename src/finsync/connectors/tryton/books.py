@@ -119,22 +119,22 @@ class Company:
                 if customer_id not in self.parties:
                     raise
             else:
-                self._remember(customer_id, created)
+                self.remember(customer_id, created)
         return self.parties[customer_id]
 
     def known_parties(self, client: TrytonClient, customer_ids: list[str]) -> None:
         for row in client.model("party.party", "search_read", [("code", "in", customer_ids)],
                                 0, None, None, ["code"], context=self.context):
-            self._remember(row["code"], row["id"])
+            self.remember(row["code"], row["id"])
 
     def customer(self, client: TrytonClient, party_id: int) -> str:
         if party_id not in self.customers:
             (row,) = client.model("party.party", "read", [party_id], ["code"],
                                   context=self.context)
-            self._remember(row["code"], party_id)
+            self.remember(row["code"], party_id)
         return self.customers[party_id]
 
-    def _remember(self, customer_id: str, party_id: int) -> None:
+    def remember(self, customer_id: str, party_id: int) -> None:
         self.parties[customer_id], self.customers[party_id] = party_id, customer_id
 
 

@@ -1,4 +1,5 @@
-"""Tryton behind the ledger port: documents become posted `account.move`s.
+"""Tryton behind the ledger port: documents become posted `account.move`s; and behind the
+party port: customers become parties (`tryton.parties`).
 
 Rules:
 - Every move carries finsync's idempotency key and the document's body hash in its
@@ -43,6 +44,7 @@ from finsync.connectors.ports import (
 from finsync.connectors.tryton.accounts import AccountMap, Role
 from finsync.connectors.tryton.books import Company
 from finsync.connectors.tryton.moves import Document, Mapper, Move, Subledger, body_hash
+from finsync.connectors.tryton.parties import PartyBook
 from finsync.connectors.tryton.rpc import TrytonClient
 from finsync.connectors.tryton.tax import tax_payable_rows
 from finsync.domain.dispute import DisputeClosure, DisputeFunds
@@ -68,6 +70,7 @@ from finsync.domain.events import (
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import JournalEntry, JournalLine, PeriodStatus, Side
 from finsync.domain.money import Money
+from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment, Refund
 
 PREFIX = "finsync:"
@@ -114,6 +117,7 @@ class TrytonLedger:
         self._lock = threading.Lock()
         self._clients: list[TrytonClient] = []
         self._clients_lock = threading.Lock()  # apart: `client` is read under `_lock`
+        self._party_book = PartyBook()
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -355,6 +359,14 @@ class TrytonLedger:
                 found[key] = Found(row["id"], row["state"], body_hash,
                                    str(row["number"] or row["id"]))
         return found
+
+    # -- the port: the customer master -----------------------------------------------
+
+    def upsert_party(self, customer: CustomerAccount, ctx: DeliveryContext) -> Receipt:
+        """The customer's party made what the master says (`tryton.parties`), through the
+        company of its legal entity, whose party cache learns it."""
+        return self._party_book.upsert(self.client, self._company(customer.legal_entity),
+                                       customer)
 
     # -- the port: reading -----------------------------------------------------------
 

@@ -24,8 +24,9 @@ from finsync.domain.ids import derive_id
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.journal import AccountingPeriod, JournalEntry, PeriodStatus
 from finsync.domain.money import Money
+from finsync.domain.party import CustomerAccount
 from finsync.domain.payment import Payment, Refund
-from finsync.systems.ledger import batch, beancount, records, reports
+from finsync.systems.ledger import batch, beancount, parties, records, reports
 from finsync.systems.ledger import tables as t
 from finsync.systems.ledger.ar import OpenItem
 from finsync.systems.ledger.batch import Item, Posted, Setup
@@ -236,6 +237,27 @@ class LedgerService:
             return self._setups[entity]
 
         return setup
+
+    # -- parties ------------------------------------------------------------------------
+    def upsert_party(self, customer: CustomerAccount, key: str) -> parties.PartyWritten:
+        """The customer master's version of a customer, kept if it is later than the one
+        held (`systems.ledger.parties`)."""
+        with self._governor.call():
+            try:
+                with self.engine.begin() as conn:
+                    return parties.upsert(conn, customer, key, self._clock())
+            except IntegrityError:
+                # A concurrent call created the party first: this one now updates it.
+                with self.engine.begin() as conn:
+                    return parties.upsert(conn, customer, key, self._clock())
+
+    def find_party(self, key: str) -> parties.PartyWritten | None:
+        with self._reader.connect() as conn:
+            return parties.find(conn, key)
+
+    def party(self, party_id: str) -> parties.Party | None:
+        with self._reader.connect() as conn:
+            return parties.get(conn, party_id)
 
     # -- periods ------------------------------------------------------------------------
     def set_period_status(self, entity: str, name: str, to: PeriodStatus, actor: str,

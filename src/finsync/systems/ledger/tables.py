@@ -153,3 +153,23 @@ fx_rates = Table(
     Column("rate", String(40), nullable=False),
     PrimaryKeyConstraint("base", "quote", "effective"),
 )
+
+# The ERP's customer master (`parties`): one row a customer, as the customer master's
+# latest version says (ledger_0007). The street lines are kept as a JSON list.
+parties = Table(
+    "ledger_parties", metadata,
+    Column("id", String(255), primary_key=True),  # the canonical customer id
+    Column("legal_entity", String(255), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("country", Text, nullable=False),
+    Column("region", Text),
+    Column("tax_id", Text),
+    Column("street", Text),
+    Column("city", Text),
+    Column("postal_code", Text),
+    Column("version", Integer, nullable=False),
+    # The delivery that wrote this version (a redelivery finds its receipt by it).
+    Column("delivery_key", String(255), nullable=False, index=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
