@@ -35,6 +35,7 @@ from finsync.connectors.ports import (
     HeldInvoicePort,
     LedgerPort,
     RevenuePort,
+    SubscriptionPlatformPort,
     TaxPort,
 )
 from finsync.connectors.stripe import signature as stripe_signature
@@ -46,6 +47,8 @@ from finsync.connectors.stripe.mapping import translate as stripe_translate
 from finsync.connectors.stripe.meter_source import StripeMeters
 from finsync.connectors.stripe.mirror import Mirror
 from finsync.connectors.stripe.objects import SourceSettings
+from finsync.connectors.stripe.order_params import OrderSettings
+from finsync.connectors.stripe.orders import StripeSubscriptionPlatform
 from finsync.connectors.stripe.poller import Poller
 from finsync.connectors.stripe.records import StripeBillingRecords
 from finsync.connectors.stripe.verify import Verifier
@@ -179,6 +182,7 @@ class Ports:
     taxes: dict[str, TaxPort] = field(default_factory=dict)
     # Billing systems that hold invoices for tax and retry them on request.
     held: dict[str, HeldInvoicePort] = field(default_factory=dict)
+    platforms: dict[str, SubscriptionPlatformPort] = field(default_factory=dict)
 
     def ledger(self) -> LedgerPort:
         return _only(self.ledgers, "ledger")
@@ -263,6 +267,22 @@ def _stripe_billing(build: _Build, name: str, system: SystemSection, ports: Port
     section = _stripe_section(build.config, source)
     ports.billing[name] = StripeBillingRecords(name, build.engine, source,
                                                section.legal_entity, section.tax_breakdown_from)
+    ports.platforms[name] = build_stripe_platform(build.config, build.engine, name, source,
+                                                  build.clock, build.recorder)
+
+
+def build_stripe_platform(config: FinsyncConfig, engine: Engine, name: str, source: str,
+                          clock: Callable[[], datetime] = utc_now,
+                          recorder: CallRecorder | None = None) -> StripeSubscriptionPlatform:
+    """The Stripe account of `source` as the subscription platform `name` (the commercial
+    layer's orders and the customer master's customers), its prices resolved through
+    `[stripe.<source>.catalog] billing_prices`."""
+    stripe_state.upgrade(engine)
+    section = _stripe_section(config, source)
+    settings = OrderSettings(dict(section.catalog.billing_prices), section.price_parameter)
+    return StripeSubscriptionPlatform(name, source,
+                                      partial(build_stripe_client, config, source, recorder),
+                                      engine, stripe_settings(config, source), settings, clock)
 
 
 def _embedded_revenue(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
