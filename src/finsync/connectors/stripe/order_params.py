@@ -17,7 +17,8 @@ Rules:
   items for the next term: `proration_behavior` none (nothing of this term is re-priced)
   and the subscription keeps renewing unless the order says otherwise
   (`cancel_at_period_end`).
-- A cancellation effective at the period's end is `cancel_at_period_end`; one effective
+- A cancellation effective on the period's last day or after (UTC days) is
+  `cancel_at_period_end`; one effective
   today or before cancels now (DELETE), prorated and invoiced at once as the terms say;
   one later in the period is `cancel_at` with the terms' `proration_behavior`.
 - Every write that changes the subscription carries the metadata that makes the order
@@ -250,7 +251,9 @@ def cancel(order: SubscriptionOrder, sub: Obj, today: date) -> Request:
         (int(i.get("current_period_end") or 0) for i in _items(sub)), default=0)
     effective = instant(order.effective_date)
     path = f"/v1/subscriptions/{sub['id']}"
-    if isinstance(period_end, int) and period_end and effective >= period_end:
+    ends_on = datetime.fromtimestamp(period_end, UTC).date() \
+        if isinstance(period_end, int) and period_end else None
+    if ends_on is not None and order.effective_date >= ends_on:
         return Request("POST", path, (("cancel_at_period_end", "true"),
                                       *order_metadata(order)), "cancel")
     if order.effective_date <= today:

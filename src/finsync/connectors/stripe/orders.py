@@ -15,9 +15,10 @@ Rules:
   (listed, with cancelled ones) by `metadata.finsync_contract_id`; a customer by
   `metadata.finsync_customer_id` through Stripe's search (an emulator without search
   answers 404: then only the link finds it).
-- Orders in version order: an order whose CPQ version is not above the subscription's is
-  answered with the receipt of what is there (applied before); a customer version older
-  than Stripe's is likewise not written back over it.
+- Orders in version order: an order whose CPQ version is below the subscription's is
+  answered with the receipt of what is there (applied before); another quote at the same
+  version is a `master_data_mismatch`; a customer version older than Stripe's is not
+  written back over it.
 - A customer not yet at Stripe when its order comes is a `TransientError` (its
   `customer.upserted` may still be on its way); a contract not at Stripe when its
   amendment comes, a subscription the order did not make, a price Stripe does not sell at
@@ -171,10 +172,16 @@ class StripeSubscriptionPlatform:
         meta = child(sub, "metadata")
         if order.kind is CommercialKind.CANCELLATION and sub.get("status") == "canceled":
             return self._receipt(order, sub)
-        version = str(meta.get(META_VERSION) or "0")
-        applied = version.isdigit() and int(version) >= order.cpq_version
-        if meta.get(META_QUOTE) == order.id or applied:
+        if meta.get(META_QUOTE) == order.id:
             return self._receipt(order, sub)  # its metadata landed with its change
+        version = str(meta.get(META_VERSION) or "0")
+        held = int(version) if version.isdigit() else 0
+        if held > order.cpq_version:
+            return self._receipt(order, sub)  # a later version is there: this one was
+        if held == order.cpq_version:
+            raise _refuse(f"order {order.id} is version {order.cpq_version} of contract "
+                          f"{order.contract_id}, which Stripe holds as quote "
+                          f"{meta.get(META_QUOTE)}")
         return None
 
     def _receipt(self, order: SubscriptionOrder, sub: Obj) -> Receipt:
@@ -240,7 +247,13 @@ class StripeSubscriptionPlatform:
             return  # a later version of the master is there already
         owner = f"{customer.id}-v{customer.version}"
         self._write(order_params.customer_update(customer, stripe_id), owner)
-        tax_ids = self._client.list_all(f"/v1/customers/{stripe_id}/tax_ids", [])
+        if order_params.tax_id(customer) is None:
+            return
+        path = f"/v1/customers/{stripe_id}/tax_ids"
+        page = self._client.get(path, [])
+        tax_ids = page.get("data") if isinstance(page.get("data"), list) else []
+        if page.get("has_more"):
+            tax_ids = self._client.list_all(path, [])
         added = order_params.tax_id_add(customer, stripe_id, tax_ids)
         if added is not None:
             self._write(added, owner)
