@@ -241,3 +241,17 @@ def test_checker_refuses_what_stripe_does_not_take() -> None:
     assert "'invoice_now' is not one of" in text
     assert "prorate: no such parameter" in text  # a cancel's parameter, not an update's
     assert "'yes' is not a boolean" in text
+
+
+def test_what_is_beyond_stripes_limits_is_refused_naming_the_limit() -> None:
+    many = tuple(dataclasses.replace(new_order().lines[0], line_id=f"ql-{n}")
+                 for n in range(order_params.ITEMS_MAX + 1))
+    with pytest.raises(PermanentError, match="21 lines, above the 20 items"):
+        order_params.create(dataclasses.replace(new_order(), lines=many), "cus_1", SETTINGS,
+                            START)
+    long_line = dataclasses.replace(new_order().lines[0], line_id="x" * 501)
+    with pytest.raises(PermanentError, match=r"a line id of 501 characters.*500"):
+        order_params.create(dataclasses.replace(new_order(), lines=(long_line,)), "cus_1",
+                            SETTINGS, START)
+    with pytest.raises(PermanentError, match="NAME_MAX"):
+        order_params.customer_create(customer("n" * 257))

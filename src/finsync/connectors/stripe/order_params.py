@@ -59,6 +59,10 @@ _EU = ("AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO 
 TAX_ID_TYPES: Mapping[str, str] = {**{c: "eu_vat" for c in _EU.split()}, "GB": "gb_vat",
                                    "CH": "ch_vat", "NO": "no_vat", "AU": "au_abn"}
 KEY_MAX = 255  # characters of an Idempotency-Key
+# Stripe's own limits (docs.stripe.com/api/metadata, /api/subscriptions/create#items):
+METADATA_VALUE_MAX = 500  # characters of a metadata value
+ITEMS_MAX = 20  # items of one subscription
+NAME_MAX = 256  # characters of a customer's name
 
 Pairs = tuple[tuple[str, str], ...]
 
@@ -118,7 +122,19 @@ def order_metadata(order: SubscriptionOrder) -> Pairs:
 
 
 def check_expressible(order: SubscriptionOrder, today: date) -> None:
-    """Refuse what these requests cannot say (see the module's rules)."""
+    """Refuse what these requests cannot say (see the module's rules), and what is beyond
+    Stripe's limits (each named with its value)."""
+    sold = [line for line in order.lines if line.quantity > 0]
+    if len(sold) > ITEMS_MAX:
+        raise _refuse(f"order {order.id}: {len(sold)} lines, above the {ITEMS_MAX} items "
+                      "a Stripe subscription takes (ITEMS_MAX)")
+    named = [("contract id", order.contract_id), ("quote id", order.id),
+             *(("line id", line.line_id) for line in order.lines)]
+    for what, value in named:
+        if len(value) > METADATA_VALUE_MAX:
+            raise _refuse(f"order {order.id[:64]}: a {what} of {len(value)} characters, above "
+                          f"Stripe's metadata values ({METADATA_VALUE_MAX}, "
+                          "METADATA_VALUE_MAX)")
     for line in order.lines:
         if line.ramp:
             raise _refuse(f"order {order.id} line {line.line_id}: a ramp needs a Stripe "
@@ -280,6 +296,9 @@ def tax_id(customer: CustomerAccount) -> tuple[str, str] | None:
 
 def customer_fields(customer: CustomerAccount) -> Pairs:
     """Name, address and the canonical id and version, as the customer master says."""
+    if len(customer.name) > NAME_MAX or len(customer.id) > METADATA_VALUE_MAX:
+        raise _refuse(f"customer {customer.id[:64]}: a name above {NAME_MAX} characters "
+                      f"(NAME_MAX) or an id above {METADATA_VALUE_MAX} (METADATA_VALUE_MAX)")
     params: list[tuple[str, str]] = [("name", customer.name)]
     address = customer.address
     if address is not None:

@@ -251,9 +251,11 @@ class StripeSubscriptionPlatform:
             return
         path = f"/v1/customers/{stripe_id}/tax_ids"
         page = self._client.get(path, [])
-        tax_ids = page.get("data") if isinstance(page.get("data"), list) else []
+        data = page.get("data")
+        tax_ids: list[Obj] = [t for t in data if isinstance(t, Mapping)] \
+            if isinstance(data, list) else []
         if page.get("has_more"):
-            tax_ids = self._client.list_all(path, [])
+            tax_ids = list(self._client.list_all(path, []))
         added = order_params.tax_id_add(customer, stripe_id, tax_ids)
         if added is not None:
             self._write(added, owner)
