@@ -13,9 +13,13 @@ tests/unit/stripe/test_order_params.py; here the upgrade shows what localstripe 
 from __future__ import annotations
 
 import dataclasses
+import json
+import threading
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
-from typing import Any
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import Engine, delete
@@ -260,3 +264,58 @@ def test_cancellation_at_the_term_end_is_cancel_at_period_end(stack: Stack) -> N
     stack.platform.apply_order(cancel, ctx("o-9"))
     held = stack.stripe.call("GET", f"/v1/subscriptions/{first.external_id}")
     assert (held["cancel_at_period_end"], held["status"]) == (True, "active")
+
+
+# -- Stripe's search (localstripe has none): a stub answers it ---------------------------------
+
+class _Search(BaseHTTPRequestHandler):
+    """`/v1/customers/search` finding one customer by its metadata (and a decoy whose
+    metadata only resembles it), and the customer's update."""
+
+    asked: ClassVar[list[tuple[str, str]]] = []
+
+    def _answer(self, body: dict[str, Any]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps(body).encode())
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        type(self).asked.append(("GET", url.path + "?" + url.query))
+        if url.path == "/v1/customers/search":
+            self._answer({"object": "search_result", "has_more": False, "data": [
+                {"id": "cus_decoy", "created": 1, "metadata": {"finsync_customer_id": "x"}},
+                {"id": "cus_found", "created": 2,
+                 "metadata": {"finsync_customer_id": "acct-acme"}}]})
+        else:
+            self._answer({"id": "cus_found", "metadata": {"finsync_customer_version": "1"}})
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        type(self).asked.append(("POST", self.path))
+        self._answer({"id": "cus_found"})
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_customer_whose_link_is_lost_is_found_by_stripes_search(engine: Engine) -> None:
+    _Search.asked = []
+    server = HTTPServer(("127.0.0.1", 0), _Search)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        stripe_state.upgrade(engine)
+        client = CheckedClient(f"http://127.0.0.1:{server.server_port}")
+        platform = StripeSubscriptionPlatform(
+            "stripe", "stripe", lambda: client, engine, SourceSettings("le_us"),
+            OrderSettings(), lambda: datetime.now(UTC))
+        receipt = platform.upsert_customer(customer("Acme Renamed", 2), ctx("c-2"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert receipt.external_id == "cus_found"  # the decoy's metadata is another id
+    query = urllib.parse.parse_qs(_Search.asked[0][1].split("?", 1)[1])["query"]
+    assert query == ["metadata['finsync_customer_id']:'acct-acme'"]
+    assert ("POST", "/v1/customers/cus_found") in _Search.asked  # updated, not created
+    assert not any(a == ("POST", "/v1/customers") for a in _Search.asked)

@@ -70,6 +70,15 @@ LISTS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
 }
 
 
+class StripeRefusedError(PermanentError):
+    """Stripe refused the request itself (a 4xx about it): its HTTP status and Stripe's
+    error code, for a caller that tells one refusal from another (a 404 from a 400)."""
+
+    def __init__(self, message: str, *, status: int, stripe_code: str) -> None:
+        super().__init__(message, exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
+        self.status, self.stripe_code = status, stripe_code
+
+
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
     api_key: str = field(repr=False)  # a secret: never in a repr, a log line or a traceback
@@ -261,7 +270,7 @@ def _http_error(path: str, exc: urllib.error.HTTPError, answer: bytes, *,
         text = f"Stripe {exc.code} on {path} [{code}]: {message}"
     if exc.code == 429 or exc.code >= 500 or (write and exc.code in _WRITE_TRANSIENT):
         return TransientError(text, retry_after_s=_retry_after(exc.headers.get("Retry-After")))
-    return PermanentError(text, exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
+    return StripeRefusedError(text, status=exc.code, stripe_code=code)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -47,7 +47,7 @@ from sqlalchemy.exc import IntegrityError
 from finsync.connectors.ports import DeliveryContext, Receipt, Reference
 from finsync.connectors.stripe import contracts, order_params
 from finsync.connectors.stripe import currency as stripe_currency
-from finsync.connectors.stripe.client import StripeClient
+from finsync.connectors.stripe.client import StripeClient, StripeRefusedError
 from finsync.connectors.stripe.objects import Obj, SourceSettings, child
 from finsync.connectors.stripe.order_params import (
     META_CONTRACT,
@@ -187,9 +187,11 @@ class StripeSubscriptionPlatform:
     def _receipt(self, order: SubscriptionOrder, sub: Obj) -> Receipt:
         sub_id = str(sub["id"])
         meta = child(sub, "metadata")
-        version = str(meta.get(META_VERSION) or order.cpq_version)
+        held = str(meta.get(META_VERSION) or "0")
+        # a cancellation leaves the metadata as it was: the version is the order's then
+        version = str(max(int(held) if held.isdigit() else 0, order.cpq_version))
         return Receipt(sub_id, (Reference(order.contract_id, SUBSCRIPTION, sub_id),),
-                       {"version": version, "quote_id": str(meta.get(META_QUOTE) or order.id),
+                       {"version": version, "quote_id": order.id,
                         "status": str(sub.get("status") or "")})
 
     def _subscription(self, contract_id: str, customer: str) -> Obj | None:
@@ -234,7 +236,9 @@ class StripeSubscriptionPlatform:
         kind = "plans" if self._settings.price_parameter == "plan" else "prices"
         try:
             return self._client.get(f"/v1/{kind}/{urllib.parse.quote(stripe_id, safe='')}", [])
-        except PermanentError as exc:
+        except StripeRefusedError as exc:
+            if exc.status != 404:
+                raise
             raise _refuse(f"order {order.id} line {line_id}: Stripe does not sell "
                           f"{stripe_id} ({exc})") from exc
 
@@ -264,13 +268,18 @@ class StripeSubscriptionPlatform:
         linked = self._linked(CUSTOMER, canonical_id)
         if linked is not None:
             return linked
-        query = f"metadata['{META_CUSTOMER}']:'{canonical_id.replace(chr(39), '')}'"
+        quoted = canonical_id.replace("\\", "\\\\").replace("'", "\\'")
+        query = f"metadata['{META_CUSTOMER}']:'{quoted}'"
         try:
             found = self._client.get("/v1/customers/search", [("query", query)])
-        except PermanentError:
+        except StripeRefusedError as exc:
+            if exc.status != 404:
+                raise
             return None  # no search here (an emulator): only the link finds a customer
         data = found.get("data")
-        hits = [c for c in data if isinstance(c, Mapping)] if isinstance(data, list) else []
+        hits = [c for c in data if isinstance(c, Mapping)
+                and child(c, "metadata").get(META_CUSTOMER) == canonical_id] \
+            if isinstance(data, list) else []
         if not hits:
             return None
         stripe_id = str(min(hits, key=lambda c: (int(c.get("created") or 0), str(c["id"])))
