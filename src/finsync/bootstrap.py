@@ -20,13 +20,29 @@ from finsync.audit.migrate import upgrade as upgrade_audit
 from finsync.audit.service import AuditTrail
 from finsync.audit.signing import Keyring, load_signer
 from finsync.auth.migrate import upgrade as upgrade_auth
-from finsync.config import ConfigError, FinsyncConfig, StripeSection, SystemSection
+from finsync.config import (
+    ConfigError,
+    CpqSourceSection,
+    FinsyncConfig,
+    StripeSection,
+    SystemSection,
+)
 from finsync.connectors.calls import NO_RECORDER, CallRecorder
+from finsync.connectors.cpq import document as cpq_document
+from finsync.connectors.cpq import signature as cpq_signature
+from finsync.connectors.cpq.document import DocumentSettings
+from finsync.connectors.cpq.filedrop import FileDrop
+from finsync.connectors.cpq.filedrop import FileDropError as FileDropError  # for the CLI
+from finsync.connectors.cpq.filedrop import load_file as load_cpq_drop
+from finsync.connectors.cpq.limits import CpqLimits
+from finsync.connectors.cpq.salesforce import SalesforceSettings
+from finsync.connectors.cpq.salesforce import translate as salesforce_translate
 from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
 from finsync.connectors.embedded.billing_records import EmbeddedBillingRecords
 from finsync.connectors.embedded.held import EmbeddedHeldInvoices
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.embedded.revenue import EmbeddedRevenue
+from finsync.connectors.embedded.subscription_platform import EmbeddedSubscriptionPlatform
 from finsync.connectors.embedded.tax import EmbeddedTax
 from finsync.connectors.embedded.usage import EmbeddedUsage
 from finsync.connectors.filedrop.ledger import FileDropLedger
@@ -65,20 +81,34 @@ from finsync.controls.configuration import ConfigControl
 from finsync.controls.migrate import upgrade as upgrade_controls
 from finsync.controls.period import PeriodControl, record_change
 from finsync.controls.request import TwoPerson
-from finsync.domain.catalog import StandaloneSellingPrice
+from finsync.domain.catalog import BillingFrequency, StandaloneSellingPrice
+from finsync.domain.catalog_map import CatalogMap, CatalogMapError
+from finsync.domain.catalog_map import parse as parse_map
 from finsync.domain.clock import utc_now
+from finsync.domain.commercial import ProrationTerms
 from finsync.domain.errors import SignatureError
 from finsync.domain.money import Money
 from finsync.domain.secret import RotatingSecret, valid_at
 from finsync.hub.buffer import BufferPolicy
+from finsync.hub.catalog_map import CatalogLoad, Known
+from finsync.hub.catalog_map import current as current_map
+from finsync.hub.catalog_map import load as load_map
+from finsync.hub.catalog_map import problems as map_problems
 from finsync.hub.close import PeriodClose
 from finsync.hub.held_retry import HeldRetry, HeldRetryPolicy
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry, TranslatingMapper
 from finsync.hub.metrics import Metrics, measure
+from finsync.hub.order_desk import OrderDesk
 from finsync.hub.service import Hub, SourcePump
-from finsync.hub.target import Target, ledger_target, revenue_target, tax_target
+from finsync.hub.target import (
+    Target,
+    billing_target,
+    ledger_target,
+    revenue_target,
+    tax_target,
+)
 from finsync.hub.usage import UsageIntake
-from finsync.hub.webhook import WebhookIntake
+from finsync.hub.webhook import CPQ_SCHEME, WebhookIntake
 from finsync.recon.service import Entity, Reconciliation
 from finsync.storage.call_log import CallLog
 from finsync.storage.db import make_engine, read_only
@@ -110,6 +140,8 @@ from finsync.triage.policy import ApprovalPolicy
 from finsync.triage.service import Triage
 
 T = TypeVar("T")
+
+DEFAULT_CATALOG_MAP = Path(__file__).with_name("default_cpq_catalog.toml")
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +214,7 @@ class Ports:
     taxes: dict[str, TaxPort] = field(default_factory=dict)
     # Billing systems that hold invoices for tax and retry them on request.
     held: dict[str, HeldInvoicePort] = field(default_factory=dict)
+    # Billing systems that take the commercial layer's orders (`billing_target`).
     platforms: dict[str, SubscriptionPlatformPort] = field(default_factory=dict)
 
     def ledger(self) -> LedgerPort:
@@ -203,7 +236,7 @@ class Ports:
     def close(self) -> None:
         """Release the connections that remote systems' adapters hold open."""
         for port in [*self.ledgers.values(), *self.revenues.values(), *self.billing.values(),
-                     *self.taxes.values()]:
+                     *self.taxes.values(), *self.platforms.values()]:
             close = getattr(port, "close", None)
             if callable(close):
                 close()
@@ -257,6 +290,7 @@ def _embedded_billing(build: _Build, name: str, system: SystemSection, ports: Po
     service = _billing_service(build.config, build.engine, system, build.clock)
     ports.billing[name] = EmbeddedBillingRecords(name, service)
     ports.held[name] = EmbeddedHeldInvoices(name, service)
+    ports.platforms[name] = EmbeddedSubscriptionPlatform(name, service)
 
 
 def _stripe_billing(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
@@ -376,12 +410,78 @@ def build_targets(config: FinsyncConfig, engine: Engine,
                   clock: Callable[[], datetime] = utc_now,
                   ports: Ports | None = None) -> dict[str, Target]:
     """Ledgers, revenue engines and tax engines receive; billing is a source (see
-    build_pumps)."""
+    build_pumps) and, when its port takes orders, the commercial layer's target (the
+    catalogue map loaded first: `load_catalog_map`)."""
     ports = ports or build_ports(config, engine, clock)
     targets = {name: ledger_target(port) for name, port in ports.ledgers.items()}
     targets.update({name: revenue_target(port) for name, port in ports.revenues.items()})
     targets.update({name: tax_target(port) for name, port in ports.taxes.items()})
+    if ports.platforms:
+        load_catalog_map(config, engine, clock)
+        desk = OrderDesk(engine, clock)
+        targets.update({name: billing_target(port, desk)
+                        for name, port in ports.platforms.items()})
     return targets
+
+
+def load_catalog_map(config: FinsyncConfig, engine: Engine,
+                     clock: Callable[[], datetime] = utc_now) -> CatalogLoad:
+    """Load `[cpq] catalog` (the shipped default_cpq_catalog.toml when unset) into the
+    hub's tables, checked against the embedded billing catalogue, the revenue catalogue
+    and the embedded ledger's charts (what is external is not checked); a new version
+    retries the orders held for an unmapped product. `ConfigError` names every problem."""
+    path, text = _catalog_map_text(config)
+    try:
+        return load_map(engine, text, str(path), _known_to_systems(config), clock)
+    except CatalogMapError as exc:
+        raise ConfigError(f"[cpq] catalog: {exc}") from None
+
+
+def check_catalog_map(config: FinsyncConfig) -> tuple[Path, CatalogMap]:
+    """The catalogue map `[cpq] catalog` names, checked as `load_catalog_map` checks it,
+    stored nowhere (`finsync cpq catalog check`). `ConfigError` names every problem."""
+    path, text = _catalog_map_text(config)
+    try:
+        catalog = parse_map(text)
+    except CatalogMapError as exc:
+        raise ConfigError(f"[cpq] catalog: {path}: {exc}") from None
+    wrong = map_problems(catalog, _known_to_systems(config))
+    if wrong:
+        raise ConfigError(f"[cpq] catalog: {path}: {'; '.join(wrong)}")
+    return path, catalog
+
+
+def catalog_map_in_force(engine: Engine) -> tuple[int, CatalogMap] | None:
+    """The catalogue map version in force and its map; None before one is loaded."""
+    try:
+        return current_map(engine)
+    except CatalogMapError:
+        return None
+
+
+def _catalog_map_text(config: FinsyncConfig) -> tuple[Path, str]:
+    path = config.resolve(config.cpq.catalog) if config.cpq.catalog else DEFAULT_CATALOG_MAP
+    try:
+        return path, path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"[cpq] catalog: cannot read {path}: {exc}") from None
+
+
+def _known_to_systems(config: FinsyncConfig) -> Known:
+    catalog = _billing_catalog(config)
+    prices = None
+    if catalog is not None:
+        prices = {plan.price.id: (plan.price.product_id, plan.price.unit_amount.currency)
+                  for plan in load_catalog(catalog).plans}
+    accounts = None
+    ledgers = [s for s in config.systems.values() if s.role == "ledger"]
+    if ledgers and all(s.connector == "embedded" for s in ledgers) and config.ledger.entities:
+        charts = [parse_chart(config.resolve(e.chart).read_text() if e.chart
+                              else DEFAULT_CHART.read_text()) for e in config.ledger.entities]
+        # An account every entity's chart has (an order may be booked by any entity).
+        codes = [frozenset(a.code for a in chart.accounts) for chart in charts]
+        accounts = frozenset.intersection(*codes)
+    return Known(prices, revenue_products(config), accounts)
 
 
 def build_tryton_ledger(config: FinsyncConfig, name: str, system: SystemSection,
@@ -476,9 +576,56 @@ def build_mappers(config: FinsyncConfig) -> MapperRegistry:
         if kind == "stripe":
             return TranslatingMapper(partial(stripe_translate,
                                              stripe_settings(config, source)), limits)
+        if kind == "cpq":
+            return TranslatingMapper(partial(cpq_document.translate,
+                                             cpq_document_settings(config, source)), limits)
+        if kind == "salesforce_cpq":
+            return TranslatingMapper(partial(salesforce_translate,
+                                             salesforce_settings(config, source)), limits)
         return CanonicalMapper(limits)
     return MapperRegistry({source: mapper(source, kind)
                            for source, kind in config.sources.items()})
+
+
+def _cpq_section(config: FinsyncConfig, source: str) -> CpqSourceSection:
+    if source not in config.cpq_sources:
+        raise ConfigError(f"no CPQ source {source!r}; configured: "
+                          f"{', '.join(sorted(config.cpq_sources)) or 'none'}")
+    return config.cpq_sources[source]
+
+
+def cpq_document_settings(config: FinsyncConfig, source: str) -> DocumentSettings:
+    """How CPQ source `source` reads finsync's CPQ JSON: its legal entity default and its
+    limits (also what `connectors.cpq.filedrop.load_file` takes for a file of `source`)."""
+    section = _cpq_section(config, source)
+    return DocumentSettings(section.legal_entity, config.limits_for(source),
+                            _cpq_limits(section))
+
+
+def load_cpq_file(config: FinsyncConfig, source: str, path: Path,
+                  received_on: date) -> FileDrop:
+    """A dropped CSV or JSON-lines file for CPQ source `source` (of kind "cpq"): one body per
+    contract version (or customer), every problem listed by row, each value checked against
+    the source's limits as of `received_on`. Store the bodies with `Hub.store(source, …)`
+    only when `ok`; raises `FileDropError` for a file that cannot be read at all."""
+    if config.sources.get(source) != "cpq":
+        raise ConfigError(f"{source!r} is not a source of kind \"cpq\": files hold finsync's "
+                          "CPQ JSON or CSV (docs/cpq/sources.md)")
+    return load_cpq_drop(path, cpq_document_settings(config, source), received_on)
+
+
+def salesforce_settings(config: FinsyncConfig, source: str) -> SalesforceSettings:
+    section = _cpq_section(config, source)
+    if section.legal_entity is None:
+        raise ConfigError(f"[cpq_sources.{source}] needs legal_entity")
+    return SalesforceSettings(section.legal_entity, section.currency,
+                              BillingFrequency(section.billing_frequency),
+                              ProrationTerms(section.proration), config.limits_for(source),
+                              _cpq_limits(section))
+
+
+def _cpq_limits(section: CpqSourceSection) -> CpqLimits:
+    return CpqLimits(lines_max=section.lines_max, ramp_steps_max=section.ramp_steps_max)
 
 
 def stripe_settings(config: FinsyncConfig, source: str) -> SourceSettings:
@@ -584,9 +731,14 @@ def webhook_secrets(config: FinsyncConfig, source: str) -> list[RotatingSecret]:
 
 def build_webhooks(config: FinsyncConfig, engine: Engine,
                    clock: Callable[[], datetime] = utc_now) -> Mapping[str, WebhookIntake]:
-    """A signed-webhook intake per Stripe source, whose stored events the local mirror
-    records. Rotation: a request signed with any secret valid at the time it is received is
-    accepted; an expired one verifies nothing."""
+    """A signed-webhook intake per Stripe source (whose stored events the local mirror
+    records) and per CPQ source. Rotation: a request signed with any secret valid at the
+    time it is received is accepted; an expired one verifies nothing."""
+    return {**_stripe_webhooks(config, engine, clock), **_cpq_webhooks(config, engine, clock)}
+
+
+def _stripe_webhooks(config: FinsyncConfig, engine: Engine,
+                     clock: Callable[[], datetime]) -> dict[str, WebhookIntake]:
     secrets = {source: webhook_secrets(config, source) for source in config.stripe}
     if not secrets:
         return {}
@@ -607,6 +759,32 @@ def build_webhooks(config: FinsyncConfig, engine: Engine,
         intakes[source] = WebhookIntake(engine, source, verify, clock,
                                         observe=partial(_mirrored, mirror, source))
     return intakes
+
+
+def cpq_signing_secrets(config: FinsyncConfig, source: str) -> list[RotatingSecret]:
+    """Every signing secret `[cpq_sources.<source>]` names, each valid until its
+    `not_after`; each must be readable."""
+    section = _cpq_section(config, source)
+    return [RotatingSecret(config.secret(f"[cpq_sources.{source}].signing_secrets[{i}]",
+                                         named.env, named.file), named.not_after)
+            for i, named in enumerate(section.signing_secrets)]
+
+
+def _cpq_webhooks(config: FinsyncConfig, engine: Engine,
+                  clock: Callable[[], datetime]) -> dict[str, WebhookIntake]:
+    intakes: dict[str, WebhookIntake] = {}
+    for source, section in config.cpq_sources.items():
+        verify = partial(_verify_cpq, cpq_signing_secrets(config, source), section.tolerance_s,
+                         clock)
+        intakes[source] = WebhookIntake(engine, source, verify, clock, scheme=CPQ_SCHEME)
+    return intakes
+
+
+def _verify_cpq(secrets: Sequence[RotatingSecret], tolerance_s: int,
+                clock: Callable[[], datetime], body: bytes, headers: Mapping[str, str]) -> int:
+    now = clock()
+    return cpq_signature.verify(body, headers.get(cpq_signature.HEADER),
+                                valid_at(secrets, now), now, tolerance_s)
 
 
 def _mirrored(mirror: Mirror, source: str, body: bytes) -> None:

@@ -218,6 +218,7 @@ def test_a_refused_write_is_master_data_with_stripes_code(writes: str) -> None:
         client(writes).send("POST", "/v1/subscriptions", [("customer", "cus_1")], "k")
     assert caught.value.exception_class.value == "master_data_mismatch"
     assert "[resource_missing]" in str(caught.value) and "price_x" in str(caught.value)
+    assert caught.value.code == "resource_missing"
 
 
 @pytest.mark.parametrize("status", [401, 403, 409, 429, 500, 503])

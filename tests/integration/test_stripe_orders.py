@@ -26,12 +26,14 @@ from sqlalchemy import Engine, delete
 
 from finsync.connectors.ports import DeliveryContext
 from finsync.connectors.stripe import state as stripe_state
+from finsync.connectors.stripe.catalog import Catalog
 from finsync.connectors.stripe.client import ClientSettings, Params, StripeClient
 from finsync.connectors.stripe.objects import SourceSettings
 from finsync.connectors.stripe.order_params import OrderSettings
 from finsync.connectors.stripe.orders import StripeSubscriptionPlatform
 from finsync.domain.commercial import CommercialKind, ProrationTerms, SubscriptionOrder
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+from finsync.domain.order_check import version_differences
 from finsync.domain.proration import add_months
 from tests.stripekit import API_KEY, Localstripe
 from tests.stripeshapes.requests import check
@@ -89,7 +91,8 @@ def stack(localstripe: Localstripe, engine: Engine) -> Iterator[Stack]:
     stripe_state.upgrade(engine)
     client = CheckedClient(localstripe.base_url)
     platform = StripeSubscriptionPlatform(
-        "stripe", "stripe", lambda: client, engine, SourceSettings("le_us"),
+        "stripe", "stripe", lambda: client, engine,
+        SourceSettings("le_us", catalog=Catalog(products={"prod_seat": "platform_seat"})),
         OrderSettings(dict(orderkit.SETTINGS.prices), "plan"), lambda: datetime.now(UTC))
     yield Stack(localstripe, client, platform, engine, datetime.now(UTC).date())
 
@@ -159,6 +162,7 @@ def test_new_order_creates_the_subscription_invoiced_at_stripes_price(stack: Sta
 
     read = stack.platform.contract("ctr-1")
     assert read is not None
+    assert version_differences(stack.order(), read, cancelled=False) == ()  # the hub's check
     assert (read.id, read.customer_id, read.version) == ("ctr-1", "acct-acme", 1)
     (line,) = read.lines
     assert (line.price_id, line.quantity, str(line.unit_price.amount)) == \
@@ -191,6 +195,7 @@ def test_a_new_order_for_a_contract_made_by_another_quote_is_refused(stack: Stac
         stack.platform.apply_order(other, ctx("o-other"))
     assert refused.value.exception_class is ExceptionClass.MASTER_DATA_MISMATCH
     assert "which Stripe holds as quote q-1" in str(refused.value)
+    assert refused.value.code == "quote_conflict"
 
 
 def test_order_before_its_customer_is_transient(stack: Stack) -> None:

@@ -13,6 +13,9 @@ Rules:
 - A stored body is then shown to the source's observer, if any (`observe`: the Stripe
   connector's local mirror records its objects). If that fails the sender hears a failure
   and sends again; the copy already stored is a duplicate to the hub.
+- Each intake serves the endpoint of its `scheme`, `/v1/webhooks/<scheme>/<source>`
+  (`stripe`: Stripe's signature; `cpq`: the CPQ sources' `Finsync-Signature`); a source
+  posted to another scheme's endpoint is unknown there.
 - A body over the source's `body_max_bytes` is refused before its signature is checked and
   is never stored (a forged request must not be able to fill the database). The HTTP
   boundary refuses it while streaming; this check is for callers that hold the bytes.
@@ -38,13 +41,15 @@ Verify = Callable[[bytes, Mapping[str, str]], object]
 # raises reaches the sender as a failure, so the sender sends the body again.
 Observe = Callable[[bytes], object]
 BODY_MAX = InputLimits().body_max_bytes
+# Which endpoint takes a signed source's requests (`/v1/webhooks/<scheme>/<source>`).
+STRIPE_SCHEME, CPQ_SCHEME = "stripe", "cpq"
 
 
 class WebhookIntake:
     def __init__(self, engine: Engine, source: str, verify: Verify,
                  clock: Callable[[], datetime], body_max: int = BODY_MAX,
-                 observe: Observe | None = None) -> None:
-        self.source = source
+                 observe: Observe | None = None, scheme: str = STRIPE_SCHEME) -> None:
+        self.source, self.scheme = source, scheme
         self._engine, self._verify, self._clock, self._body_max = engine, verify, clock, body_max
         self._observe = observe
 

@@ -79,7 +79,7 @@ def test_a_later_start_needs_a_schedule_and_is_refused() -> None:
     with pytest.raises(PermanentError) as refused:
         order_params.create(new_order(), "cus_1", SETTINGS, date(2025, 12, 31))
     assert refused.value.exception_class is ExceptionClass.MASTER_DATA_MISMATCH
-    assert "subscription schedule" in str(refused.value)
+    assert refused.value.code == "subscription_schedule"
 
 
 def test_a_ramp_is_refused_naming_its_line() -> None:

@@ -77,6 +77,7 @@ class StripeRefusedError(PermanentError):
     def __init__(self, message: str, *, status: int, stripe_code: str) -> None:
         super().__init__(message, exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
         self.status, self.stripe_code = status, stripe_code
+        self.code = stripe_code or "stripe_refused"
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,8 +111,21 @@ def instant(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
-def _refuse(message: str) -> PermanentError:
-    return PermanentError(message, exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
+class OrderRefusedError(PermanentError):
+    """An order or customer Stripe cannot be told as it stands (`master_data_mismatch`);
+    `code` names why: `subscription_schedule` (a ramp, a later start or effective date),
+    `stripe_limit`, `no_line`, `unknown_price`, `price_mismatch`, `unknown_contract`,
+    `quote_conflict`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}",
+                         exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
+        self.code = code
+
+
+def refusal(code: str, message: str) -> OrderRefusedError:
+    """The refusal of an order or customer, `code` naming why."""
+    return OrderRefusedError(code, message)
 
 
 def order_metadata(order: SubscriptionOrder) -> Pairs:
@@ -126,24 +139,29 @@ def check_expressible(order: SubscriptionOrder, today: date) -> None:
     Stripe's limits (each named with its value)."""
     sold = [line for line in order.lines if line.quantity > 0]
     if len(sold) > ITEMS_MAX:
-        raise _refuse(f"order {order.id}: {len(sold)} lines, above the {ITEMS_MAX} items "
+        raise refusal("stripe_limit",
+                      f"order {order.id}: {len(sold)} lines, above the {ITEMS_MAX} items "
                       "a Stripe subscription takes (ITEMS_MAX)")
     named = [("contract id", order.contract_id), ("quote id", order.id),
              *(("line id", line.line_id) for line in order.lines)]
     for what, value in named:
         if len(value) > METADATA_VALUE_MAX:
-            raise _refuse(f"order {order.id[:64]}: a {what} of {len(value)} characters, above "
+            raise refusal("stripe_limit",
+                          f"order {order.id[:64]}: a {what} of {len(value)} characters, above "
                           f"Stripe's metadata values ({METADATA_VALUE_MAX}, "
                           "METADATA_VALUE_MAX)")
     for line in order.lines:
         if line.ramp:
-            raise _refuse(f"order {order.id} line {line.line_id}: a ramp needs a Stripe "
+            raise refusal("subscription_schedule",
+                          f"order {order.id} line {line.line_id}: a ramp needs a Stripe "
                           "subscription schedule, which this connector does not write")
     if order.kind is CommercialKind.NEW and order.start_date > today:
-        raise _refuse(f"order {order.id} starts on {order.start_date}, after today "
+        raise refusal("subscription_schedule",
+                      f"order {order.id} starts on {order.start_date}, after today "
                       f"({today}): a later start needs a subscription schedule")
     if order.kind is CommercialKind.AMENDMENT and order.effective_date > today:
-        raise _refuse(f"order {order.id} takes effect on {order.effective_date}, after "
+        raise refusal("subscription_schedule",
+                      f"order {order.id} takes effect on {order.effective_date}, after "
                       f"today ({today}): a later change needs a subscription schedule")
 
 
@@ -158,7 +176,7 @@ def create(order: SubscriptionOrder, customer: str, settings: OrderSettings,
     check_expressible(order, today)
     lines = [line for line in order.lines if line.quantity > 0]
     if not lines:
-        raise _refuse(f"order {order.id}: a new subscription needs a line above zero")
+        raise refusal("no_line", f"order {order.id}: a new subscription needs a line above zero")
     params: list[tuple[str, str]] = [("customer", customer)]
     for n, line in enumerate(lines):
         params += _item(n, line, settings)
@@ -246,7 +264,7 @@ def change(order: SubscriptionOrder, sub: Obj, settings: OrderSettings,
     """The update of an amendment or a renewal (see the module's rules)."""
     check_expressible(order, today)
     if not any(line.quantity > 0 for line in order.lines):
-        raise _refuse(f"order {order.id}: a contract with no line above zero is a "
+        raise refusal("no_line", f"order {order.id}: a contract with no line above zero is a "
                       "cancellation, not an amendment")
     params = list(item_changes(order, sub, settings))
     renewal = order.kind is CommercialKind.RENEWAL
@@ -297,7 +315,8 @@ def tax_id(customer: CustomerAccount) -> tuple[str, str] | None:
 def customer_fields(customer: CustomerAccount) -> Pairs:
     """Name, address and the canonical id and version, as the customer master says."""
     if len(customer.name) > NAME_MAX or len(customer.id) > METADATA_VALUE_MAX:
-        raise _refuse(f"customer {customer.id[:64]}: a name above {NAME_MAX} characters "
+        raise refusal("stripe_limit",
+                      f"customer {customer.id[:64]}: a name above {NAME_MAX} characters "
                       f"(NAME_MAX) or an id above {METADATA_VALUE_MAX} (METADATA_VALUE_MAX)")
     params: list[tuple[str, str]] = [("name", customer.name)]
     address = customer.address

@@ -58,19 +58,18 @@ from finsync.connectors.stripe.order_params import (
     META_VERSION,
     OrderSettings,
     Request,
+    refusal,
 )
 from finsync.connectors.stripe.state import links, unit
 from finsync.domain.commercial import CommercialKind, SubscriptionOrder
 from finsync.domain.contract import SubscriptionContract
-from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
+from finsync.domain.errors import TransientError
 from finsync.domain.party import CustomerAccount
 
 CUSTOMER, SUBSCRIPTION, RECEIPT = "customer", "subscription", "receipt"
 _INTERVALS = {1: ("month", 1), 3: ("month", 3), 12: ("year", 1)}
 
 
-def _refuse(message: str) -> PermanentError:
-    return PermanentError(message, exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
 
 
 class StripeSubscriptionPlatform:
@@ -149,7 +148,8 @@ class StripeSubscriptionPlatform:
                 return done
         if order.kind is CommercialKind.NEW:
             if sub is not None:
-                raise _refuse(f"order {order.id} is new, but contract {order.contract_id} "
+                raise refusal("quote_conflict",
+                              f"order {order.id} is new, but contract {order.contract_id} "
                               f"is at Stripe already ({sub.get('id')}, quote "
                               f"{child(sub, 'metadata').get(META_QUOTE)})")
             self._check_prices(order)
@@ -158,7 +158,8 @@ class StripeSubscriptionPlatform:
             self._link(SUBSCRIPTION, order.contract_id, str(made["id"]))
             return self._receipt(order, made)
         if sub is None:
-            raise _refuse(f"order {order.id} ({order.kind.value}) names contract "
+            raise refusal("unknown_contract",
+                          f"order {order.id} ({order.kind.value}) names contract "
                           f"{order.contract_id}, which is not at Stripe")
         if order.kind is CommercialKind.CANCELLATION:
             return self._receipt(order, self._write(order_params.cancel(order, sub, today),
@@ -179,7 +180,8 @@ class StripeSubscriptionPlatform:
         if held > order.cpq_version:
             return self._receipt(order, sub)  # a later version is there: this one was
         if held == order.cpq_version:
-            raise _refuse(f"order {order.id} is version {order.cpq_version} of contract "
+            raise refusal("quote_conflict",
+                          f"order {order.id} is version {order.cpq_version} of contract "
                           f"{order.contract_id}, which Stripe holds as quote "
                           f"{meta.get(META_QUOTE)}")
         return None
@@ -227,7 +229,8 @@ class StripeSubscriptionPlatform:
                       line.unit_price.amount.scaleb(stripe_currency.exponent(order.currency)),
                       interval)
             if sold != wanted:
-                raise _refuse(f"order {order.id} line {line.line_id}: Stripe price "
+                raise refusal("price_mismatch",
+                              f"order {order.id} line {line.line_id}: Stripe price "
                               f"{stripe_id} sells {sold[1]} {sold[0]} every {sold[2][1]} "
                               f"{sold[2][0]}, the order asks {wanted[1]} {wanted[0]} every "
                               f"{wanted[2][1]} {wanted[2][0]} (minor units)")
@@ -239,7 +242,7 @@ class StripeSubscriptionPlatform:
         except StripeRefusedError as exc:
             if exc.status != 404:
                 raise
-            raise _refuse(f"order {order.id} line {line_id}: Stripe does not sell "
+            raise refusal("unknown_price", f"order {order.id} line {line_id}: Stripe does not sell "
                           f"{stripe_id} ({exc})") from exc
 
     # -- customers --------------------------------------------------------------------------
