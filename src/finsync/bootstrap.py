@@ -87,6 +87,7 @@ from finsync.domain.catalog_map import parse as parse_map
 from finsync.domain.clock import utc_now
 from finsync.domain.commercial import ProrationTerms
 from finsync.domain.errors import SignatureError
+from finsync.domain.events import EventType
 from finsync.domain.money import Money
 from finsync.domain.secret import RotatingSecret, valid_at
 from finsync.hub.buffer import BufferPolicy
@@ -295,14 +296,28 @@ def _embedded_billing(build: _Build, name: str, system: SystemSection, ports: Po
 
 def _stripe_billing(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
     """A Stripe account as billing's books, read from the connector's local mirror (which
-    the poller and the webhooks of `system.source` keep)."""
+    the poller and the webhooks of `system.source` keep); and as the commercial layer's
+    subscription platform when the routes send it orders or customers."""
     source = str(system.source)  # checked by the configuration
     stripe_state.upgrade(build.engine)
     section = _stripe_section(build.config, source)
     ports.billing[name] = StripeBillingRecords(name, build.engine, source,
                                                section.legal_entity, section.tax_breakdown_from)
-    ports.platforms[name] = build_stripe_platform(build.config, build.engine, name, source,
-                                                  build.clock, build.recorder)
+    if _takes_orders(build.config, name):
+        ports.platforms[name] = build_stripe_platform(build.config, build.engine, name, source,
+                                                      build.clock, build.recorder)
+
+
+# What the commercial layer sends a subscription platform (the order desk's routes).
+_PLATFORM_EVENTS = (EventType.COMMERCIAL_CONTRACT_APPROVED.value,
+                    EventType.CUSTOMER_UPSERTED.value)
+
+
+def _takes_orders(config: FinsyncConfig, name: str) -> bool:
+    """Whether the configuration routes orders or customers to billing system `name`: a
+    Stripe account is the commercial layer's platform only then (a company that bills in
+    Stripe without CPQ has no catalogue map to load)."""
+    return any(name in config.routes.get(kind, ()) for kind in _PLATFORM_EVENTS)
 
 
 def build_stripe_platform(config: FinsyncConfig, engine: Engine, name: str, source: str,

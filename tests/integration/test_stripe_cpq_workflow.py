@@ -5,10 +5,13 @@ The stack demo's year (`finsync.demo.stack`: Stripe's steps, the poller, a month
 each month, reconciliation) is run twice on one localstripe, each time into an empty hub
 database (SQLite, PostgreSQL):
 - directly: the demo's business calls Stripe itself (`StripeBusiness`), as the demo does;
-- from CPQ: the customer master's customer and CPQ's approved order reach Stripe through the
-  Stripe subscription platform (`connectors/stripe/orders.py`: `upsert_customer`,
-  `apply_order`); the card is taken by Stripe's payment page, not by CPQ, so it is attached
-  at Stripe directly in both runs.
+- from CPQ: CPQ's approved version 1 enters the hub (the canonical intake, source "cpq"),
+  the hub's order desk translates it with the shipped catalogue map and orders it from
+  billing, the Stripe subscription platform (`connectors/stripe/orders.py`), which creates
+  the subscription at Stripe. The customer reaches Stripe through the port's
+  `upsert_customer` (called here: with a CRM owning customers, Stripe's own customer events
+  would come back under Stripe's ids, see docs/cpq/stripe.md); the card is taken by
+  Stripe's payment page, not by CPQ, so it is attached at Stripe directly.
 
 The ERP is the embedded ledger rather than Tryton (the demo's ERP; tests/integration/
 test_demo_stack.py runs that): what is compared is the same in both runs, finsync's books.
@@ -22,6 +25,7 @@ check's items, breaks and variance) and the exception queue.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tomllib
 from collections.abc import Callable
@@ -42,13 +46,22 @@ from finsync.demo.stack import StackYear
 from finsync.demo.stack_config import ENTITY, SIGNING_KEY, SOURCE, StackSettings, config_text
 from finsync.demo.stripe_api import StripeApi
 from finsync.demo.stripe_steps import SEATS, Capabilities, StripeBusiness
+from finsync.domain import codec
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.clock import month_period
-from finsync.domain.commercial import CommercialKind, OrderLine, ProrationTerms, SubscriptionOrder
+from finsync.domain.commercial import (
+    CommercialContract,
+    CommercialKind,
+    CommercialLine,
+    ProrationTerms,
+)
+from finsync.domain.events import CommercialContractApproved
 from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount, PostalAddress
 from finsync.domain.proration import add_months
 from finsync.recon.service import net_revenue_accounts
+from finsync.storage.raw_log import RawIn
+from tests.builders import envelope
 from tests.conftest import empty_postgres
 from tests.stripekit import API_KEY, Localstripe
 
@@ -64,10 +77,13 @@ def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, API_KEY)
 
 
-def year_config(workdir: Path, stripe_url: str, db_url: str) -> FinsyncConfig:
-    """The stack demo's `finsync.toml`, with the embedded ledger as the ERP, Plans named as
-    prices (localstripe has no Prices API), and billing's price id of the seats mapped to
-    the demo's Stripe Plan."""
+def year_config(workdir: Path, stripe_url: str, db_url: str, *,
+                cpq: bool = False) -> FinsyncConfig:
+    """The stack demo's `finsync.toml`, with the embedded ledger as the ERP and Plans named
+    as prices (localstripe has no Prices API); with `cpq`, CPQ owns the commercial domain
+    and its approved versions (through the canonical intake) are routed to billing, the
+    Stripe account, by the hub's order desk with the shipped catalogue map (SEATS-ANNUAL is
+    billing's price_seat_annual, the demo's Plan)."""
     years = (datetime.now(UTC).year, datetime.now(UTC).year + 1)
     settings = StackSettings(stripe_url, "http://127.0.0.1:9", "unused", db_url,
                              stripe_key_env=KEY_ENV)
@@ -77,7 +93,12 @@ def year_config(workdir: Path, stripe_url: str, db_url: str) -> FinsyncConfig:
         + text[revrec:]
     text = text.replace("poll_on_run = true\n", 'poll_on_run = true\nprice_parameter = "plan"\n',
                         1)
-    text += f'\n[stripe.{SOURCE}.catalog.billing_prices]\n"seat_annual" = "price_seat_annual"\n'
+    if cpq:
+        text = text.replace('commercial = "stripe"\n', 'commercial = "cpq"\n', 1)
+        text = text.replace('revrec = "canonical"\n', 'revrec = "canonical"\ncanonical = '
+                            '"canonical"\n', 1)
+        text = text.replace("[routes]\n", '[routes]\n"commercial_contract.approved" = '
+                            '["billing"]\n', 1)
     (workdir / "var").mkdir(parents=True, exist_ok=True)
     write_new_key(workdir / SIGNING_KEY)
     (workdir / "finsync.toml").write_text(text)
@@ -94,8 +115,9 @@ class CpqBusiness(StripeBusiness):
 
     def __init__(self, api: StripeApi, can: Capabilities, finance: Finance) -> None:
         super().__init__(api, can)
+        self.finance = finance
         self.platform = finance.ports.platforms["billing"]
-        self.order: SubscriptionOrder | None = None
+        self.order: CommercialContract | None = None
 
     def open_account(self, start: datetime) -> datetime:
         self._catalogue()
@@ -109,19 +131,32 @@ class CpqBusiness(StripeBusiness):
         return datetime.fromtimestamp(created, UTC)
 
     def subscribe(self) -> str:
+        """CPQ approves version 1 (500 seats a year from today); the hub's order desk
+        translates it with the catalogue map and orders it from billing (the port)."""
         start = self._today()
         end = add_months(start, 12)
-        seats = OrderLine("ql-seats", "prod_platform_seat", "seat_annual", SEATS,
-                          Money.of("120.00", "USD"), start, end)
-        self.order = SubscriptionOrder(QUOTE, CommercialKind.NEW, CONTRACT, 1, ACCOUNT, ENTITY,
-                                       "USD", start, end, start, BillingFrequency.ANNUAL,
-                                       (seats,), ProrationTerms.INVOICE_NOW, True, 1)
-        receipt = self.platform.apply_order(self.order, ctx("order-v1"))
-        sub = self.api.get(f"/v1/subscriptions/{receipt.external_id}")
-        self.ids.subscription = receipt.external_id
+        price = Money.of("120.00", "USD")
+        seats = CommercialLine("ql-seats", "SEATS-ANNUAL", SEATS, price, Decimal(0), price,
+                               start, end)
+        approved = CommercialContract(
+            CONTRACT, 1, CommercialKind.NEW, QUOTE, ACCOUNT, ACCOUNT, ENTITY, "USD", start,
+            end, start, BillingFrequency.ANNUAL, (seats,), ProrationTerms.INVOICE_NOW)
+        event = CommercialContractApproved(approved)
+        ref = event.aggregate()
+        body = envelope(event.name, f"cpq-{CONTRACT}-v1", (ref.type, ref.id, ref.version),
+                        codec.encode_event(event), correlation_id=QUOTE, source="cpq",
+                        at=datetime.combine(start, datetime.min.time(), UTC))
+        self.finance.hub.intake.store([RawIn("canonical", json.dumps(body).encode(), {})])
+        self.finance.hub.run_until_idle()
+        found = self.api.get("/v1/subscriptions", {"customer": self.ids.customer})["data"]
+        if len(found) != 1:
+            raise AssertionError(f"the order desk made {len(found)} subscriptions")
+        sub = found[0]
+        self.ids.subscription = str(sub["id"])
         self.ids.seat_item = str(sub["items"]["data"][0]["id"])
         self.ids.first_invoice = str(sub["latest_invoice"])
-        return f"{receipt.external_id}: CPQ quote {QUOTE}, {SEATS} seats, applied"
+        self.order = approved
+        return f"{sub['id']}: CPQ quote {QUOTE}, {SEATS} seats, ordered by the hub"
 
     def _today(self) -> date:
         created = int(self.api.get(f"/v1/customers/{self.ids.customer}")["created"])
@@ -132,6 +167,8 @@ Business = Callable[[StripeApi, Capabilities, Finance], StripeBusiness]
 
 
 def direct(api: StripeApi, can: Capabilities, finance: Finance) -> StripeBusiness:
+    # no route sends the commercial layer's events to Stripe: it is no platform here
+    assert finance.ports.platforms == {}
     return StripeBusiness(api, can)
 
 
@@ -187,7 +224,7 @@ def test_the_year_from_cpq_reaches_the_demos_books(localstripe: Localstripe, db_
     localstripe.reset(None)
     if second == db_url:
         empty_postgres(db_url)
-    config = year_config(tmp_path / "cpq", localstripe.base_url, second)
+    config = year_config(tmp_path / "cpq", localstripe.base_url, second, cpq=True)
     cpq, business, _ = run_year(config, localstripe.base_url, CpqBusiness)
 
     assert cpq == demo
@@ -218,4 +255,4 @@ def test_the_year_from_cpq_reaches_the_demos_books(localstripe: Localstripe, db_
         engine.dispose()
     assert read is not None and read.customer_id == ACCOUNT
     assert [(ln.line_id, ln.price_id, ln.quantity, ln.unit_price) for ln in read.lines] == \
-        [(ln.line_id, ln.price_id, ln.quantity, ln.unit_price) for ln in business.order.lines]
+        [("ql-seats", "price_seat_annual", SEATS, Money.of("120.00", "USD"))]
