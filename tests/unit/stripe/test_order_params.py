@@ -7,8 +7,11 @@ import dataclasses
 from datetime import date
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from finsync.connectors.stripe import order_params
+from finsync.connectors.ports import Receipt, Reference
+from finsync.connectors.stripe import order_params, orders
 from finsync.connectors.stripe.order_params import OrderSettings, Request
 from finsync.domain.commercial import CommercialKind, ProrationTerms
 from finsync.domain.errors import ExceptionClass, PermanentError
@@ -255,3 +258,16 @@ def test_what_is_beyond_stripes_limits_is_refused_naming_the_limit() -> None:
                             SETTINGS, START)
     with pytest.raises(PermanentError, match="NAME_MAX"):
         order_params.customer_create(customer("n" * 257))
+
+
+# -- the port's kept receipts: the writer beside its reader ------------------------------------
+
+_text = st.text(min_size=1, max_size=20)
+
+
+@given(external=_text, detail=st.dictionaries(_text, _text, max_size=4),
+       references=st.lists(st.tuples(_text, _text, _text), max_size=3))
+def test_a_kept_receipt_reads_back_as_written(
+        external: str, detail: dict[str, str], references: list[tuple[str, str, str]]) -> None:
+    receipt = Receipt(external, tuple(Reference(*r) for r in references), detail)
+    assert orders.receipt_of(external, orders.detail_json(receipt)) == receipt

@@ -96,7 +96,7 @@ class StripeSubscriptionPlatform:
         if kept is not None:
             return kept
         receipt = self._apply(order)
-        self._link(RECEIPT, ctx.delivery_key, receipt.external_id, _detail_json(receipt))
+        self._link(RECEIPT, ctx.delivery_key, receipt.external_id, detail_json(receipt))
         return receipt
 
     def upsert_customer(self, customer: CustomerAccount, ctx: DeliveryContext) -> Receipt:
@@ -113,7 +113,7 @@ class StripeSubscriptionPlatform:
             self._update_customer(customer, stripe_id)
         receipt = Receipt(stripe_id, (Reference(customer.id, CUSTOMER, stripe_id),),
                           {"version": str(customer.version)})
-        self._link(RECEIPT, ctx.delivery_key, stripe_id, _detail_json(receipt))
+        self._link(RECEIPT, ctx.delivery_key, stripe_id, detail_json(receipt))
         return receipt
 
     def contract(self, contract_id: str) -> SubscriptionContract | None:
@@ -130,7 +130,7 @@ class StripeSubscriptionPlatform:
                 links.c.key == key)).first()
         if row is None:
             return None
-        return _receipt_of(row.stripe_id, row.detail)
+        return receipt_of(row.stripe_id, row.detail)
 
     # -- orders -----------------------------------------------------------------------------
 
@@ -353,14 +353,15 @@ def _units(price: Obj) -> Decimal | None:
         return None
 
 
-def _detail_json(receipt: Receipt) -> str:
+def detail_json(receipt: Receipt) -> str:
+    """A receipt's detail and references as kept in `stripe_links` (`receipt_of` reads it)."""
     return json.dumps({"detail": dict(receipt.detail),
                        "references": [[r.canonical_id, r.object_type, r.external_id]
                                       for r in receipt.references]},
                       sort_keys=True, separators=(",", ":"))
 
 
-def _receipt_of(external_id: str, detail: str) -> Receipt:
+def receipt_of(external_id: str, detail: str) -> Receipt:
     held = json.loads(detail)
     return Receipt(external_id, tuple(Reference(*r) for r in held.get("references", [])),
                    dict(held.get("detail", {})))
