@@ -13,8 +13,9 @@ Rules:
 - Stripe ids are found from canonical ids: the link kept when this port made the object,
   else Stripe's own record: a contract's subscription among its customer's subscriptions
   (listed, with cancelled ones) by `metadata.finsync_contract_id`; a customer by
-  `metadata.finsync_customer_id` through Stripe's search (an emulator without search
-  answers 404: then only the link finds it).
+  `metadata.finsync_customer_id` through Stripe's search, and for `contract` a
+  subscription by its contract id likewise (an emulator without search answers 404: then
+  only the link finds it).
 - Orders in version order: an order whose CPQ version is below the subscription's is
   answered with the receipt of what is there (applied before); another quote at the same
   version is a `master_data_mismatch`; a customer version older than Stripe's is not
@@ -70,8 +71,6 @@ CUSTOMER, SUBSCRIPTION, RECEIPT = "customer", "subscription", "receipt"
 _INTERVALS = {1: ("month", 1), 3: ("month", 3), 12: ("year", 1)}
 
 
-
-
 class StripeSubscriptionPlatform:
     """`connect` makes the API client on first use (its key is read then: a configuration
     that only reads Stripe's books needs none)."""
@@ -117,7 +116,8 @@ class StripeSubscriptionPlatform:
         return receipt
 
     def contract(self, contract_id: str) -> SubscriptionContract | None:
-        sub_id = self._linked(SUBSCRIPTION, contract_id)
+        sub_id = self._linked(SUBSCRIPTION, contract_id) or self._searched(
+            "subscriptions", META_CONTRACT, contract_id)
         if sub_id is None:
             return None
         sub = self._client.fetch("subscription", sub_id)
@@ -271,24 +271,28 @@ class StripeSubscriptionPlatform:
         linked = self._linked(CUSTOMER, canonical_id)
         if linked is not None:
             return linked
-        quoted = canonical_id.replace("\\", "\\\\").replace("'", "\\'")
-        query = f"metadata['{META_CUSTOMER}']:'{quoted}'"
+        found = self._searched("customers", META_CUSTOMER, canonical_id)
+        if found is not None:
+            self._link(CUSTOMER, canonical_id, found)
+        return found
+
+    def _searched(self, resource: str, key: str, value: str) -> str | None:
+        """The oldest `resource` (customers, subscriptions) whose metadata `key` is `value`,
+        through Stripe's search (None where there is no search: an emulator's 404)."""
+        quoted = value.replace("\\", "\\\\").replace("'", "\\'")
         try:
-            found = self._client.get("/v1/customers/search", [("query", query)])
+            found = self._client.get(f"/v1/{resource}/search",
+                                     [("query", f"metadata['{key}']:'{quoted}'")])
         except StripeRefusedError as exc:
             if exc.status != 404:
                 raise
-            return None  # no search here (an emulator): only the link finds a customer
+            return None  # no search here: only the link finds it
         data = found.get("data")
         hits = [c for c in data if isinstance(c, Mapping)
-                and child(c, "metadata").get(META_CUSTOMER) == canonical_id] \
-            if isinstance(data, list) else []
+                and child(c, "metadata").get(key) == value] if isinstance(data, list) else []
         if not hits:
             return None
-        stripe_id = str(min(hits, key=lambda c: (int(c.get("created") or 0), str(c["id"])))
-                        ["id"])
-        self._link(CUSTOMER, canonical_id, stripe_id)
-        return stripe_id
+        return str(min(hits, key=lambda c: (int(c.get("created") or 0), str(c["id"])))["id"])
 
     # -- reading back -----------------------------------------------------------------------
 
