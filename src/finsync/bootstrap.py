@@ -72,6 +72,8 @@ from finsync.connectors.stripe.mapping import translate as stripe_translate
 from finsync.connectors.stripe.meter_source import StripeMeters
 from finsync.connectors.stripe.mirror import Mirror
 from finsync.connectors.stripe.objects import SourceSettings
+from finsync.connectors.stripe.order_params import OrderSettings
+from finsync.connectors.stripe.orders import StripeSubscriptionPlatform
 from finsync.connectors.stripe.poller import Poller
 from finsync.connectors.stripe.records import StripeBillingRecords
 from finsync.connectors.stripe.verify import Verifier
@@ -94,6 +96,7 @@ from finsync.domain.catalog_map import parse as parse_map
 from finsync.domain.clock import utc_now
 from finsync.domain.commercial import ProrationTerms
 from finsync.domain.errors import SignatureError
+from finsync.domain.events import EventType
 from finsync.domain.money import Money
 from finsync.domain.secret import RotatingSecret, valid_at
 from finsync.hub.buffer import BufferPolicy
@@ -302,12 +305,42 @@ def _embedded_billing(build: _Build, name: str, system: SystemSection, ports: Po
 
 def _stripe_billing(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:
     """A Stripe account as billing's books, read from the connector's local mirror (which
-    the poller and the webhooks of `system.source` keep)."""
+    the poller and the webhooks of `system.source` keep); and as the commercial layer's
+    subscription platform when the routes send it orders or customers."""
     source = str(system.source)  # checked by the configuration
     stripe_state.upgrade(build.engine)
     section = _stripe_section(build.config, source)
     ports.billing[name] = StripeBillingRecords(name, build.engine, source,
                                                section.legal_entity, section.tax_breakdown_from)
+    if _takes_orders(build.config, name):
+        ports.platforms[name] = build_stripe_platform(build.config, build.engine, name, source,
+                                                      build.clock, build.recorder)
+
+
+# What the commercial layer sends a subscription platform (the order desk's routes).
+_PLATFORM_EVENTS = (EventType.COMMERCIAL_CONTRACT_APPROVED.value,
+                    EventType.CUSTOMER_UPSERTED.value)
+
+
+def _takes_orders(config: FinsyncConfig, name: str) -> bool:
+    """Whether the configuration routes orders or customers to billing system `name`: a
+    Stripe account is the commercial layer's platform only then (a company that bills in
+    Stripe without CPQ has no catalogue map to load)."""
+    return any(name in config.routes.get(kind, ()) for kind in _PLATFORM_EVENTS)
+
+
+def build_stripe_platform(config: FinsyncConfig, engine: Engine, name: str, source: str,
+                          clock: Callable[[], datetime] = utc_now,
+                          recorder: CallRecorder | None = None) -> StripeSubscriptionPlatform:
+    """The Stripe account of `source` as the subscription platform `name` (the commercial
+    layer's orders and the customer master's customers), its prices resolved through
+    `[stripe.<source>.catalog] billing_prices`."""
+    stripe_state.upgrade(engine)
+    section = _stripe_section(config, source)
+    settings = OrderSettings(dict(section.catalog.billing_prices), section.price_parameter)
+    return StripeSubscriptionPlatform(name, source,
+                                      partial(build_stripe_client, config, source, recorder),
+                                      engine, stripe_settings(config, source), settings, clock)
 
 
 def _embedded_revenue(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:

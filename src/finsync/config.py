@@ -262,10 +262,14 @@ class StripeCatalogSection(_Strict):
 
     prices: dict[str, str] = Field(default_factory=dict)
     products: dict[str, str] = Field(default_factory=dict)
+    # Billing's price ids (the commercial layer's orders) -> Stripe price ids, for the
+    # subscription platform (`connectors.stripe.orders`); an id not named is Stripe's own.
+    billing_prices: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _named(self) -> StripeCatalogSection:
-        for table, mapped in (("prices", self.prices), ("products", self.products)):
+        for table, mapped in (("prices", self.prices), ("products", self.products),
+                              ("billing_prices", self.billing_prices)):
             for stripe_id, product in mapped.items():
                 if not stripe_id or not product:
                     raise ValueError(f"{table}: {stripe_id!r} = {product!r} needs both ids")
@@ -294,6 +298,9 @@ class StripeSection(_Strict):
     default_currency: str = "USD"
     fallback_product: str = "stripe_unpriced"
     poll_on_run: bool = True  # poll /v1/events before every pipeline run
+    # The subscription item field an order names its Stripe price with: "price", or "plan"
+    # for an account (or an emulator such as localstripe) that sells Plans only.
+    price_parameter: Literal["price", "plan"] = "price"
     # Invoices issued before this instant (their credit notes, customer events) map without
     # Stripe Tax's breakdown, as finsync mapped them before it had one: set it to the
     # upgrade's time on a database that already holds Stripe documents (docs/stripe.md).

@@ -164,3 +164,66 @@ def test_the_credit_notes_of_what_an_intent_paid(lists: str) -> None:
     assert [(a.path, dict(urllib.parse.parse_qsl(a.query)).get("invoice")) for a in asked
             if a.path == "/v1/credit_notes"] == [("/v1/credit_notes", "in_1"),
                                                  ("/v1/credit_notes", "in_2")]
+
+
+# -- writes (the subscription platform's): a stub answers what localstripe never does ------------
+
+class _Writes(BaseHTTPRequestHandler):
+    status = 400
+    answer = b'{"error": {"type": "invalid_request_error", "code": "resource_missing", ' \
+             b'"message": "No such price: \'price_x\'"}}'
+    seen: ClassVar[list[tuple[str, str, str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        type(self).seen.append((self.command, self.headers.get("Idempotency-Key", ""),
+                                self.headers.get("Content-Type", ""), body))
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(self.answer if self.status >= 400 else b'{"id": "sub_1"}')
+
+    def do_DELETE(self) -> None:
+        self.do_POST()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def writes() -> Iterator[str]:
+    _Writes.seen = []
+    server = HTTPServer(("127.0.0.1", 0), _Writes)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_write_is_form_encoded_under_its_idempotency_key(
+        writes: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_Writes, "status", 200)
+    answer = client(writes).send("POST", "/v1/subscriptions/sub_1",
+                                 [("items[0][id]", "si_1"), ("items[0][quantity]", "800"),
+                                  ("proration_behavior", "always_invoice")], "finsync-k1")
+    assert answer == {"id": "sub_1"}
+    assert _Writes.seen == [("POST", "finsync-k1", "application/x-www-form-urlencoded",
+                             b"items%5B0%5D%5Bid%5D=si_1&items%5B0%5D%5Bquantity%5D=800"
+                             b"&proration_behavior=always_invoice")]
+
+
+def test_a_refused_write_is_master_data_with_stripes_code(writes: str) -> None:
+    with pytest.raises(PermanentError) as caught:
+        client(writes).send("POST", "/v1/subscriptions", [("customer", "cus_1")], "k")
+    assert caught.value.exception_class.value == "master_data_mismatch"
+    assert "[resource_missing]" in str(caught.value) and "price_x" in str(caught.value)
+    assert caught.value.code == "resource_missing"
+
+
+@pytest.mark.parametrize("status", [401, 403, 409, 429, 500, 503])
+def test_a_write_refused_by_the_connection_or_a_concurrent_copy_is_transient(
+        writes: str, status: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_Writes, "status", status)
+    with pytest.raises(TransientError):
+        client(writes).send("DELETE", "/v1/subscriptions/sub_1", [("prorate", "true")], "k")

@@ -1,12 +1,16 @@
 """Stripe's REST API as a billing source (`BillingSourcePort`), over the standard library.
 
 Rules:
-- Bearer secret key; base URL, API version and timeout are configuration. Nothing is
-  written to Stripe, so no call needs an `Idempotency-Key`. A client for a Connect account
-  sends `Stripe-Account` with the platform's key: it reads that account's objects.
+- Bearer secret key; base URL, API version and timeout are configuration. A client for a
+  Connect account sends `Stripe-Account` with the platform's key: it reads that account's
+  objects. The source only reads; the subscription platform (`orders`) writes, each POST or
+  DELETE form-encoded with the `Idempotency-Key` its caller derives (`send`).
 - Errors are translated here: 429, 5xx, timeouts and lost connections are `TransientError`
   (with `Retry-After` when Stripe sends one); any other 4xx is a `PermanentError` carrying
-  Stripe's own message. A response that is not a JSON object is a `PermanentError`.
+  Stripe's own message and error code (`[resource_missing]`). A write also holds 401, 403
+  and 409 as transient: a key or permission the operator fixes, a request with the same
+  idempotency key still in flight. A response that is not a JSON object is a
+  `PermanentError`.
 - Lists are read to the end with `starting_after`, bounded by `pages_max`. A list the poller
   fetches beside an event (`LISTS`: the invoice payments of a PaymentIntent or of an
   invoice, the credit notes of what a PaymentIntent paid) comes back whole, as a list
@@ -18,7 +22,8 @@ Rules:
 - Every request goes to the call log (`connectors.calls`): GET, the path and query (ids and
   cursors only), the HTTP status, Stripe's error type and code, the duration and a redacted
   excerpt of the answer (objects hold names, emails and addresses: only their shape and
-  ids are kept). Headers are not recorded: the secret key never is.
+  ids are kept). Headers are not recorded: the secret key never is; nor is a write's body
+  (it holds names and addresses), only its size.
 """
 
 from __future__ import annotations
@@ -63,6 +68,16 @@ LISTS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
         ("expand[]", "data.invoice"))),
     INVOICE_PAYMENTS_OF_INVOICE: ("/v1/invoice_payments", (("invoice", "{id}"),)),
 }
+
+
+class StripeRefusedError(PermanentError):
+    """Stripe refused the request itself (a 4xx about it): its HTTP status and Stripe's
+    error code, for a caller that tells one refusal from another (a 404 from a 400)."""
+
+    def __init__(self, message: str, *, status: int, stripe_code: str) -> None:
+        super().__init__(message, exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
+        self.status, self.stripe_code = status, stripe_code
+        self.code = stripe_code or "stripe_refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,14 +171,32 @@ class StripeClient:
         query = f"{sep}{urllib.parse.urlencode(list(params))}" if params else ""
         with recorded(self._recorder, self.system, Channel.HTTP, "GET",
                       path + query) as exchange:
-            body = self._get(path, path + query, exchange)
+            body = self._call(path, path + query, exchange)
             answer = _json_object(path, body)
             exchange.response(answer, len(body))
             return answer
 
-    def _get(self, path: str, target: str, exchange: Exchange) -> bytes:
+    def send(self, method: str, path: str, params: Params,
+             idempotency_key: str) -> Mapping[str, Any]:
+        """A write (POST or DELETE) of form-encoded `params` under `idempotency_key`: Stripe
+        answers a repeat of the key within its retention (24 hours) with the first answer."""
+        body = urllib.parse.urlencode(list(params)).encode()
+        with recorded(self._recorder, self.system, Channel.HTTP, method, path) as exchange:
+            exchange.request_bytes = len(body)
+            answer_bytes = self._call(path, path, exchange, method=method, form=body,
+                                     headers={"Idempotency-Key": idempotency_key})
+            answer = _json_object(path, answer_bytes)
+            exchange.response(answer, len(answer_bytes))
+            return answer
+
+    def _call(self, path: str, target: str, exchange: Exchange, *, method: str = "GET",
+             form: bytes | None = None, headers: Mapping[str, str] | None = None) -> bytes:
+        extra = dict(headers or {})
+        if form is not None:
+            extra["Content-Type"] = "application/x-www-form-urlencoded"
         request = urllib.request.Request(self._settings.base_url.rstrip("/") + target,
-                                         headers=self._headers(), method="GET")
+                                         data=form, headers={**self._headers(), **extra},
+                                         method=method)
         try:
             with urllib.request.urlopen(request, timeout=self._settings.timeout_s) as response:
                 body: bytes = response.read()
@@ -172,7 +205,7 @@ class StripeClient:
             answer = _read(exc)
             exchange.status, exchange.error = str(exc.code), _error_kind(answer)
             exchange.response(answer, len(answer))
-            raise _http_error(path, exc, answer) from exc
+            raise _http_error(path, exc, answer, write=method != "GET") from exc
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             exchange.status, exchange.error = "unreachable", exc.__class__.__name__
             raise TransientError(f"Stripe unreachable at {path}: {exc}") from exc
@@ -221,17 +254,24 @@ def _error_kind(answer: bytes) -> str | None:
     return kind[:64] or None
 
 
-def _http_error(path: str, exc: urllib.error.HTTPError,
-                answer: bytes) -> TransientError | PermanentError:
+# A write refused with these is the connection's or a concurrent copy's, not the request's.
+_WRITE_TRANSIENT = frozenset({401, 403, 409})
+
+
+def _http_error(path: str, exc: urllib.error.HTTPError, answer: bytes, *,
+                write: bool = False) -> TransientError | PermanentError:
     try:
         detail = json.loads(answer).get("error", {})
         message = str(detail.get("message") or exc.reason)
+        code = str(detail.get("code") or detail.get("type") or "")[:64]
     except (ValueError, AttributeError):
-        message = str(exc.reason)
+        message, code = str(exc.reason), ""
     text = f"Stripe {exc.code} on {path}: {message}"
-    if exc.code == 429 or exc.code >= 500:
+    if write and code:
+        text = f"Stripe {exc.code} on {path} [{code}]: {message}"
+    if exc.code == 429 or exc.code >= 500 or (write and exc.code in _WRITE_TRANSIENT):
         return TransientError(text, retry_after_s=_retry_after(exc.headers.get("Retry-After")))
-    return PermanentError(text, exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
+    return StripeRefusedError(text, status=exc.code, stripe_code=code)
 
 
 def _retry_after(value: str | None) -> float | None:

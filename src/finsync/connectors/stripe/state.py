@@ -6,6 +6,10 @@
   (customer, subscription), in the order `/v1/events` lists them. The first event seen of an
   object is version 1. Asking again for an event's version returns the same number, so a
   poll that stops half-way (crash, Stripe down) repeats itself without renumbering.
+- `stripe_links`: what the subscription platform (`orders`) made at Stripe, by source:
+  the Stripe id of a canonical customer or contract, and the receipt of a delivery key.
+  A link is written once, after Stripe answered; it is a cache of Stripe's own metadata
+  (which names the canonical ids), never the only record.
 """
 
 from __future__ import annotations
@@ -57,6 +61,17 @@ versions = Table(
     Column("version", Integer, nullable=False),
     PrimaryKeyConstraint("source", "event_id"),
     UniqueConstraint("source", "object_id", "version"),
+)
+
+
+links = Table(
+    "stripe_links", metadata,
+    Column("source", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),  # customer | subscription | receipt
+    Column("key", String(255), nullable=False),  # canonical id, or a delivery key
+    Column("stripe_id", String(255), nullable=False),
+    Column("detail", Text, nullable=False),  # JSON: a receipt's detail and references
+    PrimaryKeyConstraint("source", "kind", "key"),
 )
 
 
