@@ -421,3 +421,20 @@ def _delivery_key(conn: Connection, quote_id: str) -> str:
     record = cpq_log.order(conn, quote_id)
     assert record is not None and record.delivery_key is not None
     return record.delivery_key
+
+
+def test_an_order_replayed_under_a_new_map_is_checked_again_not_left_sent(
+        hub: Hub, platform: RecordingPlatform) -> None:
+    load(hub)
+    approve(hub, contract(1, seats(500)))
+    report(hub, "Q-CPQ-C1-1", 1, billed(platform.orders[0], 1))
+    load(hub, SHIPPED + MYSTERY)  # catalogue version 2: a replay re-translates the order
+    with transaction(hub.engine) as conn:
+        outbox.requeue(conn, [str(v["event_id"]) for v in cpq_log.versions_of(conn, "CPQ-C1")],
+                       hub.clock())
+    hub.run_until_idle()
+    assert len(platform.orders) == 1  # billing answered with its first receipt, no event
+    with reading(hub.engine) as conn:
+        record = cpq_log.order(conn, "Q-CPQ-C1-1")
+    assert record is not None and (record.state, record.catalog_version) == (
+        OrderState.APPLIED, 2)

@@ -24,9 +24,10 @@ Rules:
   retry billing takes records it `sent` again (then `applied` or `mismatch` by the
   version check).
 - Once billing has applied an order, the contract's renewal baseline becomes that
-  version's (`storage.cpq_log.store_baseline`: never an older version's). When billing
-  answered with a version it made itself (the receipt's `"correlation_id"`: a renewal its
-  clock made first), the version check checks that version (`hub.version_check.answered`).
+  version's (`storage.cpq_log.store_baseline`: never an older version's), and the version
+  check is told (`hub.version_check.answered`): billing may have answered with a version
+  it made itself (the receipt's `"correlation_id"`: a renewal its clock made first), or
+  with its first receipt to an order re-sent after its check.
 - Every step is idempotent: a delivery sent again after a worker died writes the same rows.
 """
 
@@ -93,11 +94,10 @@ class OrderDesk:
         and a version billing made itself is checked against the order. (Failing here
         retries the delivery: billing answers it with its first receipt.)"""
         at = self._clock()
-        answered_as = receipt.detail.get(ANSWERED_AS)
+        answered_as = receipt.detail.get(ANSWERED_AS) or None
         with _hub(self._engine) as conn:
             cpq_log.store_baseline(conn, baseline_of(contract), at)
-            if answered_as and answered_as != contract.quote_id:
-                version_check.answered(conn, contract.quote_id, answered_as, at)
+            version_check.answered(conn, contract.quote_id, answered_as, at)
 
     def refused(self, order: SubscriptionOrder, error: PermanentError) -> None:
         """Billing refused `order`: it is `refused`, with the refusal's code and message."""

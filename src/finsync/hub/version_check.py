@@ -20,7 +20,9 @@ Rules:
   correlation id (`"correlation_id"` in the receipt's detail): `answered` records it on the
   order and checks that version if the hub has accepted its event already; otherwise its
   acceptance finds the order by that correlation id and checks it then. Either way the
-  order ends `applied` or `mismatch`, never `sent` once billing answered.
+  order ends `applied` or `mismatch`, never `sent` once billing answered. (`answered`
+  does the same for an order re-sent after its check, e.g. replayed under a newer
+  catalogue version: billing answers with its first receipt and sends no new event.)
 - A contract event with no order behind it (billing's own change, a contract from before
   the commercial layer) is not checked.
 """
@@ -76,15 +78,19 @@ def accepted(conn: Connection, env: Envelope, at: datetime) -> None:
         _check(conn, record, env, at)
 
 
-def answered(conn: Connection, quote_id: str, correlation_id: str, at: datetime) -> None:
-    """Billing answered the order of `quote_id` with a version it made itself, correlated
-    to `correlation_id`: record it, and check that version now if the hub accepted its
-    contract event already (else `accepted` checks it when it comes)."""
-    cpq_log.set_billing_correlation(conn, quote_id, correlation_id, at)
+def answered(conn: Connection, quote_id: str, correlation_id: str | None,
+             at: datetime) -> None:
+    """Billing answered the order of `quote_id`. When it answered with a version it made
+    itself, `correlation_id` is that version's (recorded on the order). An order still
+    `sent` whose billing contract event the hub has accepted already (billing's own
+    version, or a replayed order re-sent after its check) is checked now; otherwise
+    `accepted` checks it when the event comes."""
+    if correlation_id is not None and correlation_id != quote_id:
+        cpq_log.set_billing_correlation(conn, quote_id, correlation_id, at)
     record = cpq_log.order(conn, quote_id)
     if record is None or record.state is not OrderState.SENT:
-        return  # checked already (a redelivery of the receipt)
-    for row in reversed(event_log.chain(conn, correlation_id)):
+        return
+    for row in reversed(event_log.chain(conn, record.billing_correlation_id or quote_id)):
         if row["status"] != EventStatus.ACCEPTED or row["aggregate_id"] != record.contract_id:
             continue
         env = event_log.get(conn, str(row["event_id"]))
