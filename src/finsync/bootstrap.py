@@ -494,9 +494,13 @@ def _catalog_map_text(config: FinsyncConfig) -> tuple[Path, str]:
 def _known_to_systems(config: FinsyncConfig) -> Known:
     catalog = _billing_catalog(config)
     prices = None
+    periods = None
     if catalog is not None:
+        plans = load_catalog(catalog).plans
         prices = {plan.price.id: (plan.price.product_id, plan.price.unit_amount.currency)
-                  for plan in load_catalog(catalog).plans}
+                  for plan in plans}
+        periods = {plan.price.id: None if plan.is_usage else plan.price.frequency.months
+                   for plan in plans}
     accounts = None
     ledgers = [s for s in config.systems.values() if s.role == "ledger"]
     if ledgers and all(s.connector == "embedded" for s in ledgers) and config.ledger.entities:
@@ -505,7 +509,7 @@ def _known_to_systems(config: FinsyncConfig) -> Known:
         # An account every entity's chart has (an order may be booked by any entity).
         codes = [frozenset(a.code for a in chart.accounts) for chart in charts]
         accounts = frozenset.intersection(*codes)
-    return Known(prices, revenue_products(config), accounts)
+    return Known(prices, revenue_products(config), accounts, periods)
 
 
 def build_tryton_ledger(config: FinsyncConfig, name: str, system: SystemSection,

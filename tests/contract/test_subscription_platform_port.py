@@ -19,7 +19,7 @@ from finsync.config import DEFAULT_CONFIG, parse_config
 from finsync.connectors.embedded.billing import billing_service
 from finsync.connectors.embedded.order_plan import order_line
 from finsync.connectors.embedded.subscription_platform import EmbeddedSubscriptionPlatform
-from finsync.connectors.ports import SubscriptionPlatformPort
+from finsync.connectors.ports import ANSWERED_AS, SubscriptionPlatformPort
 from finsync.domain import catalog_map
 from finsync.domain.commercial import CommercialKind, OrderLine, ProrationTerms
 from finsync.domain.contract import RampStep, SubscriptionContract
@@ -173,9 +173,33 @@ def test_a_renewal_billing_s_clock_made_first_is_the_order_s(
                     replace(seats(), start_date=END, end_date=next_end),
                     replace(usage(), start_date=END, end_date=next_end),
                     version=2, start=END, end=next_end, effective=END)
-    assert harness.port.apply_order(renewal, ctx("k-renewal")).detail["version"] == "2"
+    receipt = harness.port.apply_order(renewal, ctx("k-renewal"))
+    assert receipt.detail["version"] == "2"
     found = harness.port.contract(CONTRACT)
     assert found is not None and (found.version, found.end_date) == (2, next_end)
+    # billing's renewal is correlated to billing's own amendment id: the receipt names it
+    # so the hub checks that version against the order
+    renewed = [json.loads(item.envelope) for item in service.pending()
+               if item.type == "contract.renewed"]
+    assert [e["correlation_id"] for e in renewed] == [receipt.detail[ANSWERED_AS]]
+    assert receipt.detail[ANSWERED_AS] != "quote_renewal"
+
+
+def test_a_renewal_billing_s_clock_made_at_another_price_answers_the_order(
+        service: BillingService, harness: PlatformHarness) -> None:
+    subscribed(harness)
+    service.execute(RunClock(END))  # renewed at 120.00 a seat-year, billing's baseline
+    next_end = date(2028, 1, 1)
+    uplifted = order("quote_renewal", CommercialKind.RENEWAL,  # 126.00: a 5 % uplift
+                     replace(seats(price="126.00"), start_date=END, end_date=next_end),
+                     replace(usage(), start_date=END, end_date=next_end),
+                     version=2, start=END, end=next_end, effective=END)
+    # not refused: billing answers with the renewal it made; the hub's version check
+    # finds the difference (tests/integration/test_quote_to_cash_embedded.py)
+    receipt = harness.port.apply_order(uplifted, ctx("k-renewal"))
+    assert receipt.detail["version"] == "2" and ANSWERED_AS in receipt.detail
+    found = harness.port.contract(CONTRACT)
+    assert found is not None and found.lines[0].unit_price == usd("120.00")
 
 
 def test_a_renewal_priced_with_an_uplift_renews_at_that_price(

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-from finsync.bootstrap import Finance, build_finance
+from finsync.bootstrap import Finance, build_finance, catalog_map_in_force
 from finsync.demo.clock import SimClock
 from finsync.domain import codec
+from finsync.domain.catalog import BillingFrequency
 from finsync.domain.commercial import CommercialContract
 from finsync.domain.events import AnyEvent, CommercialContractApproved, CustomerUpserted
 from finsync.domain.party import CustomerAccount
@@ -110,3 +112,24 @@ def test_a_renewal_at_its_uplift_is_renewed_by_billing_and_agrees(
     assert [(v.cpq_version, v.order_state) for v in status.versions] == [
         (1, OrderState.APPLIED), (2, OrderState.APPLIED)]
     assert status.baseline is not None and status.baseline.renews_on == date(2028, 1, 1)
+
+
+def test_an_annual_price_billed_quarterly_agrees_with_billings_contract(
+        world: tuple[Finance, SimClock]) -> None:
+    finance, _ = world
+    send(finance, CustomerUpserted(ACME), "crm", "crm-cus_acme")
+    # 500 seats at 120.00 a seat-year, billed quarterly: billing's contract.created states
+    # 120.00 x 3 / 12 = 30.00 a seat-quarter, the order 120.00 a seat-year (the price's
+    # period, 12 months, filled from billing's catalogue when the map was loaded).
+    v1 = replace(contract(1, seats(500), contract_id="con_acme"),
+                 billing_frequency=BillingFrequency.QUARTERLY)
+    approve(finance, v1)
+    in_force = catalog_map_in_force(finance.hub.engine)
+    assert in_force is not None
+    seat = in_force[1].get("SEATS-ANNUAL")
+    assert seat is not None and seat.price_months == 12
+    status = cpq_status.contract_status(finance.hub.engine, "con_acme")
+    assert status is not None
+    assert [e.summary for v in status.versions for e in v.exceptions] == []
+    assert [(v.cpq_version, v.order_state) for v in status.versions] == [
+        (1, OrderState.APPLIED)]

@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from finsync.api.app import create_app
 from finsync.auth.principal import AUDIT_READ, FINANCE_READ
 from finsync.bootstrap import Ports, build_targets
 from finsync.config import ConfigError, CpqSection
+from finsync.connectors.embedded.order_plan import OrderMismatchError
 from finsync.connectors.ports import DeliveryContext, Receipt
 from finsync.domain import codec
 from finsync.domain.catalog_map import parse
@@ -32,6 +33,7 @@ from finsync.domain.contract import (
     ContractLine,
     SubscriptionContract,
 )
+from finsync.domain.errors import PermanentError
 from finsync.domain.events import (
     AnyEvent,
     BusinessDomain,
@@ -79,8 +81,11 @@ class RecordingPlatform:
     orders: list[SubscriptionOrder] = field(default_factory=list)
     customers: list[CustomerAccount] = field(default_factory=list)
     receipts: dict[str, Receipt] = field(default_factory=dict)
+    refusal: PermanentError | None = None  # what billing answers every order with, if set
 
     def apply_order(self, order: SubscriptionOrder, ctx: DeliveryContext) -> Receipt:
+        if self.refusal is not None:
+            raise self.refusal
         if order.id not in self.receipts:
             self.orders.append(order)
             self.receipts[order.id] = Receipt(order.contract_id,
@@ -374,3 +379,62 @@ def test_a_replayed_renewal_never_reopens_what_finance_resolved(
     hub.run_until_idle()
     assert len(platform.orders) == 2  # billing answered the replay with its first receipts
     assert open_exceptions(hub) == {}
+
+
+def test_a_refused_order_is_refused_until_finance_retries_it(
+        hub: Hub, platform: RecordingPlatform) -> None:
+    load(hub)
+    platform.refusal = OrderMismatchError(
+        "proration_terms", "order Q-CPQ-C1-1 asks for proration 'none'; billing invoices "
+        "a mid-term change at once (invoice_now) and has no other mode")
+    approve(hub, contract(1, seats(500)))
+    status = cpq_status.contract_status(hub.engine, "CPQ-C1")
+    assert status is not None
+    (version,) = status.versions
+    assert version.order_state is OrderState.REFUSED
+    assert version.detail is not None
+    assert version.detail.startswith("proration_terms: order Q-CPQ-C1-1 asks for proration")
+    assert version.deliveries == (("billing", "failed"),)
+    assert [e.exception_class for e in version.exceptions] == ["master_data_mismatch"]
+    app = create_app(hub)
+    reader = authkit.client(app, hub.engine, [FINANCE_READ])
+    (shown,) = reader.get("/v1/cpq/contracts/CPQ-C1").json()["versions"]
+    assert (shown["order_state"], shown["detail"]) == ("refused", version.detail)
+    # Billing takes it now; finance retries the delivery (what triage's retry does).
+    platform.refusal = None
+    with transaction(hub.engine) as conn:
+        (delivery_id,) = cpq_log.delivery_ids(conn, [_delivery_key(conn, "Q-CPQ-C1-1")])
+        assert outbox.retry_now(conn, delivery_id, hub.clock())
+    hub.run_until_idle()
+    assert [o.id for o in platform.orders] == ["Q-CPQ-C1-1"]
+    with reading(hub.engine) as conn:
+        record = cpq_log.order(conn, "Q-CPQ-C1-1")
+    assert record is not None and (record.state, record.detail) == (OrderState.SENT, None)
+    assert open_exceptions(hub) == {}
+    report(hub, "Q-CPQ-C1-1", 1, billed(platform.orders[0], 1))  # billing's contract
+    with reading(hub.engine) as conn:
+        record = cpq_log.order(conn, "Q-CPQ-C1-1")
+    assert record is not None and record.state is OrderState.APPLIED
+
+
+def _delivery_key(conn: Connection, quote_id: str) -> str:
+    record = cpq_log.order(conn, quote_id)
+    assert record is not None and record.delivery_key is not None
+    return record.delivery_key
+
+
+def test_an_order_replayed_under_a_new_map_is_checked_again_not_left_sent(
+        hub: Hub, platform: RecordingPlatform) -> None:
+    load(hub)
+    approve(hub, contract(1, seats(500)))
+    report(hub, "Q-CPQ-C1-1", 1, billed(platform.orders[0], 1))
+    load(hub, SHIPPED + MYSTERY)  # catalogue version 2: a replay re-translates the order
+    with transaction(hub.engine) as conn:
+        outbox.requeue(conn, [str(v["event_id"]) for v in cpq_log.versions_of(conn, "CPQ-C1")],
+                       hub.clock())
+    hub.run_until_idle()
+    assert len(platform.orders) == 1  # billing answered with its first receipt, no event
+    with reading(hub.engine) as conn:
+        record = cpq_log.order(conn, "Q-CPQ-C1-1")
+    assert record is not None and (record.state, record.catalog_version) == (
+        OrderState.APPLIED, 2)

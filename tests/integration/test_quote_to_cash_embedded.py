@@ -20,7 +20,7 @@ from finsync.domain import codec
 from finsync.domain.commercial import CommercialContract, CommercialKind
 from finsync.domain.events import BusinessDomain, CommercialContractApproved
 from finsync.domain.status import OrderState
-from finsync.hub import catalog_map
+from finsync.hub import catalog_map, cpq_status
 from finsync.hub.catalog_map import Known
 from finsync.hub.order_desk import OrderDesk
 from finsync.hub.service import Hub
@@ -28,6 +28,7 @@ from finsync.hub.settings import DeliveryPolicy, HubSettings
 from finsync.hub.target import billing_target
 from finsync.storage import cpq_log, exception_log
 from finsync.storage.db import reading
+from finsync.systems.billing.handler import RunClock
 from finsync.systems.billing.service import BillingService
 from tests import q2ckit
 from tests.builders import envelope
@@ -92,3 +93,63 @@ def test_every_cpq_version_lands_in_billing_as_ordered(engine: Engine, tmp_path:
     assert [(i.correlation_id, str(i.subtotal.amount)) for i in billing.invoices()] == [
         ("Q-CPQ-C1-1", "60000.00"), ("Q-CPQ-C1-2", "37972.60")]
     assert billing.state().subscriptions[0].contract.end_date == date(2027, 7, 1)
+
+
+def _orders(engine: Engine) -> list[tuple[str, OrderState, str | None]]:
+    with reading(engine) as conn:
+        return [(r.quote_id, r.state, r.billing_correlation_id)
+                for r in cpq_log.orders_of(conn, "CPQ-C1")]
+
+
+def _open(engine: Engine) -> list[str]:
+    with reading(engine) as conn:
+        return [str(r["summary"]) for r in exception_log.listing(conn)
+                if r["status"] in ("open", "retrying")]
+
+
+def test_a_renewal_billings_clock_made_first_is_checked_and_applied(
+        engine: Engine, tmp_path: Path) -> None:
+    billing = billing_on(engine)
+    hub = _hub(engine, tmp_path, billing)
+    catalog_map.load(engine, SHIPPED, "shipped.toml", Known(), hub.clock)
+    v1 = q2ckit.contract(1, q2ckit.seats(500))
+    _approve(hub, billing, v1)
+    # Billing's clock renews on 2027-01-01, before CPQ's renewal comes: its
+    # contract.renewed is correlated to billing's own renewal, not to any quote.
+    billing.execute(RunClock(q2ckit.TERM_END))
+    OutboxPublisher(billing).publish(lambda bodies: ingest(hub, list(bodies)))
+    hub.run_until_idle()
+    v2 = q2ckit.renewed(v1, 2, q2ckit.seats(500, start=q2ckit.TERM_END, end=RENEWED_END))
+    _approve(hub, billing, v2)
+    (first, renewal) = _orders(engine)
+    assert first == (v1.quote_id, OrderState.APPLIED, None)
+    # billing answered with its renewal (version 2, at 120.00): checked when the receipt
+    # came, since its event was already in; it agrees with the order
+    assert renewal[:2] == (v2.quote_id, OrderState.APPLIED)
+    assert renewal[2] is not None and renewal[2] != v2.quote_id
+    assert _open(engine) == []
+
+
+def test_a_renewal_billings_clock_made_at_another_price_is_a_mismatch(
+        engine: Engine, tmp_path: Path) -> None:
+    billing = billing_on(engine)
+    hub = _hub(engine, tmp_path, billing)
+    catalog_map.load(engine, SHIPPED, "shipped.toml", Known(), hub.clock)
+    v1 = q2ckit.contract(1, q2ckit.seats(500), uplift="7")
+    _approve(hub, billing, v1)
+    billing.execute(RunClock(q2ckit.TERM_END))  # renewed at 120.00, billing's baseline
+    # CPQ's renewal at 120.00 x 1.07 = 128.40 comes before billing's event reaches the hub
+    v2 = q2ckit.renewed(v1, 2, q2ckit.seats(500, "128.40", start=q2ckit.TERM_END,
+                                           end=RENEWED_END))
+    _approve(hub, billing, v2)  # the order, then billing's events (the clock's included)
+    states = [(quote, state) for quote, state, _ in _orders(engine)]
+    assert states == [(v1.quote_id, OrderState.APPLIED), (v2.quote_id, OrderState.MISMATCH)]
+    (summary,) = _open(engine)
+    assert "line L-seats: unit_price 128.40 USD != 120.00 USD" in summary
+    # on the quote's thread (not billing's own renewal's), with what the order says the
+    # line is worth a billing period (a year): 500 x 128.40 = 64,200.00
+    status = cpq_status.contract_status(engine, "CPQ-C1")
+    assert status is not None
+    (seen,) = status.versions[1].exceptions
+    assert (seen.exception_class, seen.at_stake) == (
+        "master_data_mismatch", {"amount": "64200.00", "currency": "USD"})

@@ -18,7 +18,7 @@ from finsync.domain.catalog_map import (
     translate,
 )
 from finsync.domain.commercial import SubscriptionOrder
-from finsync.hub.catalog_map import Known, problems
+from finsync.hub.catalog_map import Known, problems, with_price_months
 from tests.q2ckit import analytics, contract, line, seats
 
 SHIPPED = (Path(__file__).parents[2] / "src/finsync/default_cpq_catalog.toml").read_text()
@@ -116,3 +116,48 @@ def test_an_order_reads_back_as_written(quantity: int, price: Decimal, code: str
     # Unit prices may be finer than minor units (0.002 an API call).
     order = translate(contract(1, line("L-1", code, quantity, str(price))), parse(SHIPPED), 1)
     assert codec.decode(SubscriptionOrder, codec.encode(order), "order") == order
+
+
+# Billing's catalogue: each price's period in months (None: a usage price, per unit).
+PERIODS = {"price_seat_annual": 12, "price_seat_annual_eur": 12,
+           "price_analytics_annual": 12, "price_usage_overage": None,
+           "price_seat_monthly": 1}
+
+
+def test_a_price_period_is_filled_from_billing_and_carried_by_the_order() -> None:
+    filled = with_price_months(parse(SHIPPED), Known(price_months=PERIODS))
+    assert [(e.code, e.price_months) for e in filled.entries] == [
+        ("PREMIUM-ANALYTICS", 12), ("SEATS-ANNUAL", 12), ("USAGE-OVERAGE", None)]
+    assert digest(filled) != digest(parse(SHIPPED))  # the period is content: a new version
+    order = translate(contract(1, seats(500), line("L-usage", "USAGE-OVERAGE", 0, "0.002")),
+                      filled, 1)
+    assert [(ln.line_id, ln.price_months) for ln in order.lines] == [
+        ("L-seats", 12), ("L-usage", None)]
+    assert codec.decode(SubscriptionOrder, codec.encode(order), "order") == order
+    # nothing known of billing (Stripe): the map is as configured
+    assert with_price_months(parse(SHIPPED), Known()) == parse(SHIPPED)
+
+
+def test_a_configured_period_must_be_billings() -> None:
+    configured = parse(ONE + "price_months = 12\n")
+    assert configured.entries[0].price_months == 12
+    assert problems(configured, Known(price_months=PERIODS)) == []
+    assert problems(parse(ONE + "price_months = 3\n"), Known(price_months=PERIODS)) == [
+        "product SEATS-ANNUAL: price_months 3: billing's price price_seat_annual covers "
+        "12 months"]
+    usage = ONE.replace("price_seat_annual", "price_usage_overage") + "price_months = 1\n"
+    assert problems(parse(usage), Known(price_months=PERIODS)) == [
+        "product SEATS-ANNUAL: price_months 1: billing's price price_usage_overage is a "
+        "usage price (per unit)"]
+    mixed = ONE.replace('{ USD = "price_seat_annual" }',
+                        '{ USD = "price_seat_annual", EUR = "price_seat_monthly" }')
+    assert problems(parse(mixed), Known(price_months=PERIODS)) == [
+        "product SEATS-ANNUAL: its prices cover different periods (price_seat_annual 12 "
+        "months, price_seat_monthly 1 months): one product, one unit"]
+
+
+@pytest.mark.parametrize("value", ["0", "121", '"12"', "true", "1.5"])
+def test_a_period_out_of_range_is_refused(value: str) -> None:
+    with pytest.raises(CatalogMapError, match="price_months must be a whole number of months "
+                       "from 1 to 120"):
+        parse(ONE + f"price_months = {value}\n")

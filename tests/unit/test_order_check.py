@@ -11,18 +11,24 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from finsync.connectors.embedded.billing import canonical_prices
 from finsync.domain import codec
+from finsync.domain.catalog import BillingFrequency
 from finsync.domain.catalog_map import parse, translate
 from finsync.domain.commercial import CommercialKind, SubscriptionOrder
-from finsync.domain.contract import ContractLine, SubscriptionContract
+from finsync.domain.contract import ContractLine, RampStep, SubscriptionContract
+from finsync.domain.events import ContractCreated
+from finsync.domain.money import Money
 from finsync.domain.order_check import (
     LineDifference,
     RenewalBaseline,
     baseline_of,
+    per_period,
     renewal_differences,
     version_differences,
 )
-from tests.q2ckit import TERM_END, analytics, contract, renewed, seats
+from tests.q2ckit import TERM_END, analytics, contract, line, renewed, seats
+from tests.unit.billing.servicekit import CONFIG
 
 CATALOG = parse((Path(__file__).parents[2] / "src/finsync/default_cpq_catalog.toml")
                 .read_text())
@@ -107,3 +113,59 @@ def test_a_line_ending_before_the_term_or_a_cancellation_does_not_renew() -> Non
 def test_baseline_round_trips(quantity: int, uplift: Decimal, price: str) -> None:
     base = baseline_of(contract(1, seats(quantity, price), uplift=str(uplift)))
     assert codec.decode(RenewalBaseline, codec.encode(base), "baseline") == base
+
+
+def quarterly(order: SubscriptionOrder) -> SubscriptionOrder:
+    """The order billed quarterly, its seat and analytics prices annual (12 months)."""
+    return replace(order, billing_frequency=BillingFrequency.QUARTERLY,
+                   lines=tuple(replace(ln, price_months=12) for ln in order.lines))
+
+
+def as_billing_states_it(order: SubscriptionOrder) -> SubscriptionContract:
+    """Billing's contract event for the order: each price per billing period, restated by
+    billing's own connector (connectors/embedded/billing.canonical_prices)."""
+    event = canonical_prices(ContractCreated(billed_as(order)), CONFIG.catalog)
+    assert isinstance(event, ContractCreated)
+    return event.contract
+
+
+def test_an_annual_price_billed_quarterly_is_compared_per_quarter() -> None:
+    # 120.00 a seat-year is 120.00 x 3 / 12 = 30.00 a quarter in billing's event; the
+    # module's 24,000.00 a year is 6,000.00 a quarter.
+    order = quarterly(translate(contract(1, seats(500), analytics()), CATALOG, 1))
+    billed = as_billing_states_it(order)
+    assert [str(ln.unit_price) for ln in billed.lines] == ["30.00 USD", "6000.00 USD"]
+    assert version_differences(order, billed, cancelled=False) == ()
+    # A real difference is named in billing's terms: 29.00 a quarter, 30.00 ordered.
+    cheaper = replace(billed, lines=(replace(billed.lines[0], unit_price=Money.of(
+        "29.00", "USD")), billed.lines[1]))
+    assert [d.describe() for d in version_differences(order, cheaper, cancelled=False)] == [
+        "line L-seats: unit_price 30.00 USD != 29.00 USD"]
+
+
+def test_a_price_that_does_not_divide_evenly_carries_28_digits_as_billing_does() -> None:
+    # 100.00 a year billed monthly: 100.00 x 1 / 12 = 8.333333333333333333333333333
+    order = translate(contract(1, seats(10, "100.00")), CATALOG, 1)
+    order = replace(order, billing_frequency=BillingFrequency.MONTHLY,
+                    lines=tuple(replace(ln, price_months=12) for ln in order.lines))
+    billed = as_billing_states_it(order)
+    assert str(billed.lines[0].unit_price.amount) == "8.333333333333333333333333333"
+    assert version_differences(order, billed, cancelled=False) == ()
+
+
+def test_a_usage_price_or_a_price_of_unknown_period_is_not_restated() -> None:
+    # 0.002 an API call is per unit whatever the cycle; a line without price_months is
+    # compared as it stands (a platform whose events keep the price's own period).
+    order = translate(contract(1, line("L-usage", "USAGE-OVERAGE", 0, "0.002")), CATALOG, 1)
+    order = replace(order, billing_frequency=BillingFrequency.QUARTERLY)
+    assert order.lines[0].price_months is None
+    assert per_period(order.lines[0], 3) == order.lines[0]
+    assert version_differences(order, as_billing_states_it(order), cancelled=False) == ()
+
+
+def test_a_ramp_is_restated_step_by_step() -> None:
+    step = RampStep(date(2026, 7, 1), 600, Money.of("132.00", "USD"))
+    order = quarterly(translate(contract(1, seats(500)), CATALOG, 1))
+    ramped = replace(order, lines=(replace(order.lines[0], ramp=(step,)),))
+    assert [str(s.unit_price) for s in per_period(ramped.lines[0], 3).ramp] == ["33.00 USD"]
+    assert version_differences(ramped, as_billing_states_it(ramped), cancelled=False) == ()

@@ -482,6 +482,9 @@ class UsagePort(Protocol):
     def record_usage(self, record: UsageRecord, ctx: DeliveryContext) -> Receipt: ...
 
 
+ANSWERED_AS = "correlation_id"  # a receipt's detail: the platform's own version's correlation
+
+
 @runtime_checkable
 class SubscriptionPlatformPort(Protocol):
     """A subscription platform that takes the commercial layer's orders (DESIGN §4 step 1):
@@ -493,7 +496,10 @@ class SubscriptionPlatformPort(Protocol):
       computes nothing). It is idempotent twice over: by the delivery key, and by the
       order id (a quote applied once is never applied again, whatever the key). The
       receipt's `external_id` is the platform's contract id; its detail names the contract
-      version the order made (`"version"`).
+      version the order made (`"version"`). When the platform answers with a version it
+      made itself before the order came (a renewal its own clock made), the detail also
+      names that version's correlation id (`ANSWERED_AS`), which the platform's contract
+      event carries instead of the quote id: the hub checks that version against the order.
     - A terms combination the platform cannot apply (a proration behaviour it lacks, a
       price it does not sell) is a `PermanentError` of class `master_data_mismatch`; the
       platform down is a `TransientError`.

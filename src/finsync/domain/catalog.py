@@ -1,9 +1,18 @@
-"""Products, prices and standalone selling prices (owned by billing, read by revenue)."""
+"""Products, prices and standalone selling prices (owned by billing, read by revenue).
+
+Rules:
+- A recurring price's unit amount covers its own period (`Price.frequency`: 120.00 a seat
+  a year); a contract billed on another cycle states it per billing period
+  (`per_billing_period`: 30.00 a seat a quarter), exactly where the division is and
+  otherwise to `PER_PERIOD_DIGITS` significant digits (rounded half even). Usage prices are
+  per unit and never restated.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import ROUND_HALF_EVEN, Context
 from enum import StrEnum
 
 from finsync.domain.errors import DomainError
@@ -27,6 +36,21 @@ class BillingFrequency(StrEnum):
     @property
     def months(self) -> int:
         return {"monthly": 1, "quarterly": 3, "annual": 12}[self.value]
+
+
+PER_PERIOD_DIGITS = 28
+_PER_PERIOD = Context(prec=PER_PERIOD_DIGITS, rounding=ROUND_HALF_EVEN)
+
+
+def per_billing_period(unit_price: Money, billing_months: int, price_months: int) -> Money:
+    """A unit price over `price_months` restated per billing period of `billing_months`
+    (120.00 a year billed quarterly: 120.00 x 3 / 12 = 30.00). The one restatement:
+    billing's canonical contract events and the hub's version check both use it."""
+    if billing_months <= 0 or price_months <= 0:
+        raise DomainError("a period is a positive number of months")
+    amount = _PER_PERIOD.divide(_PER_PERIOD.multiply(unit_price.amount, billing_months),
+                                price_months)
+    return Money(amount, unit_price.currency)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,13 @@ ERP, and the translation of a commercial contract into the order billing takes.
 Rules:
 - One entry per CPQ product code: billing's product id, billing's price id per currency,
   the product the revenue engine's standalone-selling-price table knows, and the ERP
-  revenue account. The map is read from TOML (`parse`): unknown keys, a code given twice, an
-  empty id or a currency that is not three capitals are refused, with the entry named.
+  revenue account; and `price_months`, the period a unit price covers (12: a seat-year),
+  which the hub needs to compare billing's contract events (stated per billing period)
+  with its orders. It is configured (`price_months = 12`, 1 to `PRICE_MONTHS_MAX`) or
+  filled from billing's catalogue when the map is checked at load (`with_price_months`);
+  none for a usage price (per unit) or one the hub was not told of. The map is read from
+  TOML (`parse`): unknown keys, a code given twice, an empty id, a currency that is not
+  three capitals or a period out of range are refused, with the entry named.
 - The map's content has one digest (`digest`): the same entries in any order, spelled in any
   TOML layout, give the same digest, so a catalogue version moves only when content does.
 - `translate` is pure: every line of the contract is mapped, or nothing is. A line whose
@@ -29,11 +34,12 @@ from finsync.domain.contract import RampStep
 from finsync.domain.errors import DomainError
 
 _ENTRY_KEYS = frozenset({"code", "billing_product", "prices", "ssp_product",
-                         "revenue_account", "name"})
+                         "revenue_account", "name", "price_months"})
 _TOP_KEYS = frozenset({"products"})
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 ID_MAX_CHARS = 255  # the hub tables' id columns
 ENTRIES_MAX = 10_000
+PRICE_MONTHS_MAX = 120
 
 
 class CatalogMapError(DomainError):
@@ -60,6 +66,8 @@ class CatalogEntry:
     ssp_product: str  # the revenue engine's SSP entry
     revenue_account: str  # the ERP's revenue account
     name: str = ""
+    price_months: int | None = None  # the months a unit price covers; None: per unit
+
 
     def price_in(self, currency: str) -> str | None:
         return dict(self.prices).get(currency)
@@ -125,7 +133,18 @@ def _entry(index: int, item: object) -> CatalogEntry:
         prices=tuple(sorted((str(c), str(p)) for c, p in prices.items())),
         ssp_product=_id(where, "ssp_product", item.get("ssp_product")),
         revenue_account=_id(where, "revenue_account", item.get("revenue_account")),
-        name=str(item.get("name", ""))[:ID_MAX_CHARS])
+        name=str(item.get("name", ""))[:ID_MAX_CHARS],
+        price_months=_months(where, item.get("price_months")))
+
+
+def _months(where: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, int)
+            or not 1 <= value <= PRICE_MONTHS_MAX):
+        raise CatalogMapError(f"{where}: price_months must be a whole number of months "
+                              f"from 1 to {PRICE_MONTHS_MAX} (PRICE_MONTHS_MAX)")
+    return value
 
 
 def _id(where: str, key: str, value: object) -> str:
@@ -139,7 +158,9 @@ def _id(where: str, key: str, value: object) -> str:
 def digest(catalog: CatalogMap) -> str:
     """sha256 of the map's content, independent of how the file spelled it."""
     rows = [[e.code, e.billing_product, [list(p) for p in e.prices], e.ssp_product,
-             e.revenue_account, e.name] for e in catalog.entries]
+             e.revenue_account, e.name,
+             *(() if e.price_months is None else (e.price_months,))]
+            for e in catalog.entries]  # a map without periods keeps its digest
     return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -159,7 +180,7 @@ def translate(contract: CommercialContract, catalog: CatalogMap,
             quantity=line.quantity, unit_price=line.net_unit_price,
             start_date=line.start_date, end_date=line.end_date,
             ramp=tuple(RampStep(s.starts_on, s.quantity, s.net_unit_price)
-                       for s in line.ramp)))
+                       for s in line.ramp), price_months=entry.price_months))
     if unmapped:
         named = "; ".join(f"line {line_id}: product {code}" for line_id, code in unmapped)
         raise UnmappedProductError(

@@ -33,6 +33,7 @@ from enum import StrEnum
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.contract import RampStep
 from finsync.domain.errors import DomainError
+from finsync.domain.fingerprint import ADDED_LATER
 from finsync.domain.money import Money
 from finsync.domain.refs import ExternalRefs
 
@@ -136,7 +137,13 @@ class CommercialContract:
 
 @dataclass(frozen=True, slots=True)
 class OrderLine:
-    """A contract line in billing's terms: its product and price ids, the net price."""
+    """A contract line in billing's terms: its product and price ids, the net price.
+
+    `unit_price` is per unit per the price's own period, as CPQ quotes it and billing keeps
+    it (120.00 a seat a year); `price_months` is that period in months (12), from the
+    catalogue map, for restating it per billing period as billing's contract events state
+    it (`domain.catalog.per_billing_period`). None: a usage price (per unit, never
+    restated), or a price whose period the hub was not told."""
 
     line_id: str
     product_id: str
@@ -146,6 +153,7 @@ class OrderLine:
     start_date: date
     end_date: date
     ramp: tuple[RampStep, ...] = ()
+    price_months: int | None = field(default=None, metadata=ADDED_LATER)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,11 @@ Rules:
   contract) and field, with what was ordered and what billing holds. Billing's contract
   version number is its own and is not compared. A cancellation is checked for being a
   cancellation only (billing may end or drop the lines as its rules say).
+- Like for like: billing's contract events state a recurring line's unit price per unit
+  per billing period (an annual 120.00 seat billed quarterly is 30.00), the order per the
+  price's own period. An order line whose price period is known (`price_months`) is
+  restated per billing's billing period, as billing restates it
+  (`domain.catalog.per_billing_period`), before it is compared; usage prices are not.
 - The renewal baseline is what renews after an applied version: each line that runs to
   the end of the term with a quantity, at the price in effect at the term's end (its last
   ramp step, if any), and the contract's renewal uplift. After a cancellation nothing
@@ -20,11 +25,17 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from finsync.domain.commercial import CommercialContract, CommercialKind, SubscriptionOrder
+from finsync.domain.catalog import per_billing_period
+from finsync.domain.commercial import (
+    CommercialContract,
+    CommercialKind,
+    OrderLine,
+    SubscriptionOrder,
+)
 from finsync.domain.contract import (
     CONTRACT_LEVEL,
     ContractLine,
@@ -71,7 +82,8 @@ def version_differences(order: SubscriptionOrder, billed: SubscriptionContract,
         if expected != actual:
             found.append(LineDifference(CONTRACT_LEVEL, name, expected, actual))
     held = {line.line_id: line for line in billed.lines}
-    for line in order.lines:
+    months = billed.billing_frequency.months
+    for line in (per_period(x, months) for x in order.lines):
         have = held.pop(line.line_id, None)
         if have is None:
             found.append(LineDifference(line.line_id, "line", "present", ABSENT))
@@ -89,6 +101,18 @@ def version_differences(order: SubscriptionOrder, billed: SubscriptionContract,
     found.extend(LineDifference(line_id, "line", ABSENT, "present")
                  for line_id in sorted(held) if _live(held[line_id]))
     return tuple(found)
+
+
+def per_period(line: OrderLine, billing_months: int) -> OrderLine:
+    """`line` with its prices per unit per billing period of `billing_months`, as billing's
+    contract events state them (unchanged when its price period is not known)."""
+    months = line.price_months
+    if months is None:
+        return line
+    return replace(line, unit_price=per_billing_period(line.unit_price, billing_months,
+                                                       months),
+                   ramp=tuple(replace(step, unit_price=per_billing_period(
+                       step.unit_price, billing_months, months)) for step in line.ramp))
 
 
 def _live(line: ContractLine) -> bool:

@@ -65,10 +65,12 @@ class ActionStatus(StrEnum):
 
 class OrderState(StrEnum):
     """A CPQ version's order to billing (`hub.order_desk`): held before billing (a product
-    the catalogue map cannot translate), sent, applied (billing's contract agrees with it)
+    the catalogue map cannot translate), sent, refused by billing (its code and message
+    kept; sent again when finance retries it), applied (billing's contract agrees with it)
     or in mismatch (it differs: `master_data_mismatch`)."""
 
     HELD = "held"
     SENT = "sent"
+    REFUSED = "refused"
     APPLIED = "applied"
     MISMATCH = "mismatch"

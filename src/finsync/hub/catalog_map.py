@@ -7,6 +7,11 @@ Rules:
   entry is a product the revenue engine knows; each revenue account is in the ERP's chart.
   A system the composition root cannot tell about (Stripe billing, an external ERP) is not
   checked (its `Known` field is None). Every problem is reported at once.
+- The period a unit price covers (`price_months`) is billing's: an entry's prices must
+  cover one period (one CPQ product, one unit), a configured `price_months` must be
+  billing's, a usage price has none. An entry that does not say is filled from billing's
+  catalogue before it is stored (`with_price_months`), so the version check can restate
+  the order's prices per billing period as billing's contract events state them.
 - The catalogue version moves only when content does (`storage.cpq_log.store_catalog`).
 - A new version sends the orders held for an unmapped product out again: each held
   delivery is retried under its own delivery key (`storage.outbox.retry_now`), so billing
@@ -18,12 +23,18 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
-from finsync.domain.catalog_map import CatalogMap, CatalogMapError, digest, parse
+from finsync.domain.catalog_map import (
+    CatalogEntry,
+    CatalogMap,
+    CatalogMapError,
+    digest,
+    parse,
+)
 from finsync.domain.status import ExceptionStatus
 from finsync.hub.receipt_batch import exception_fingerprint
 from finsync.storage import cpq_log, exception_log, outbox
@@ -37,6 +48,7 @@ class Known:
     prices: Mapping[str, tuple[str, str]] | None = None  # price id -> (product id, currency)
     ssp_products: frozenset[str] | None = None
     revenue_accounts: frozenset[str] | None = None
+    price_months: Mapping[str, int | None] | None = None  # price id -> its period; None: usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +72,7 @@ def problems(catalog: CatalogMap, known: Known) -> list[str]:
                              f"{entry.billing_product}")
             elif held is not None and held[1] != currency:
                 found.append(f"{where}: price {price} is in {held[1]}, not {currency}")
+        found.extend(f"{where}: {wrong}" for wrong in _period_problems(entry, known))
         if known.ssp_products is not None and entry.ssp_product not in known.ssp_products:
             found.append(f"{where}: the revenue engine has no SSP entry {entry.ssp_product}")
         if (known.revenue_accounts is not None
@@ -67,6 +80,43 @@ def problems(catalog: CatalogMap, known: Known) -> list[str]:
             found.append(f"{where}: the ERP chart has no revenue account "
                          f"{entry.revenue_account}")
     return found
+
+
+def _billing_periods(entry: CatalogEntry, known: Known) -> dict[str, int | None]:
+    """Billing's period of each of the entry's prices billing has (price id -> months)."""
+    periods = known.price_months or {}
+    return {price: periods[price] for _, price in entry.prices if price in periods}
+
+
+def _period_problems(entry: CatalogEntry, known: Known) -> list[str]:
+    periods = _billing_periods(entry, known)
+    distinct = set(periods.values())
+    if len(distinct) > 1:
+        shown = ", ".join(f"{price} {'per unit' if months is None else f'{months} months'}"
+                          for price, months in sorted(periods.items()))
+        return [f"its prices cover different periods ({shown}): one product, one unit"]
+    if entry.price_months is None or not distinct:
+        return []
+    (months,) = distinct
+    if months is None:
+        return [f"price_months {entry.price_months}: billing's price "
+                f"{', '.join(sorted(periods))} is a usage price (per unit)"]
+    if months != entry.price_months:
+        return [f"price_months {entry.price_months}: billing's price "
+                f"{', '.join(sorted(periods))} covers {months} months"]
+    return []
+
+
+def with_price_months(catalog: CatalogMap, known: Known) -> CatalogMap:
+    """`catalog` with each entry that does not say its period given billing's (a map
+    `problems` found nothing wrong with)."""
+    def filled(entry: CatalogEntry) -> CatalogEntry:
+        distinct = set(_billing_periods(entry, known).values())
+        if entry.price_months is not None or len(distinct) != 1:
+            return entry
+        return replace(entry, price_months=distinct.pop())
+
+    return CatalogMap(tuple(filled(entry) for entry in catalog.entries))
 
 
 def load(engine: Engine, text: str, source: str, known: Known,
@@ -77,6 +127,7 @@ def load(engine: Engine, text: str, source: str, known: Known,
     wrong = problems(catalog, known)
     if wrong:
         raise CatalogMapError(f"catalogue map {source}: {'; '.join(wrong)}")
+    catalog = with_price_months(catalog, known)
     at = clock()
     with transaction(engine) as conn:
         version, changed = cpq_log.store_catalog(conn, catalog, digest(catalog), source, at)

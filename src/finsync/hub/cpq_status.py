@@ -3,11 +3,12 @@
 Rules:
 - Per contract: each CPQ version the hub holds (in version order, any status: a parked
   one waits for an earlier version, a rejected one is a changed copy kept for finance),
-  its order's state (`held`, `sent`, `applied`, `mismatch`; none yet: not ordered), its
-  deliveries, the milestones of its correlation id (contract accepted, order accepted,
-  invoice posted, payment applied, revenue schedule created...) and the exceptions opened
-  for it with their money at stake; then the contract's renewal baseline and the
-  catalogue map version in force.
+  its order's state (`held`, `sent`, `refused`, `applied`, `mismatch`; none yet: not
+  ordered) and its detail (why held, billing's refusal code and message, or the
+  mismatch), its deliveries, the milestones of its correlation id (contract accepted,
+  order accepted, invoice posted, payment applied, revenue schedule created...) and the
+  exceptions opened for it with their money at stake; then the contract's renewal
+  baseline and the catalogue map version in force.
 - It reads only (one snapshot); `as_json` is its one rendering for the CLI and the API.
 """
 

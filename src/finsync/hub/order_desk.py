@@ -19,8 +19,15 @@ Rules:
   variance before the renewal invoice is paid and corrects it in CPQ (a new version) or
   resolves the exception; a redelivery (replay) never reopens what finance decided, nor
   moves one awaiting approval.
+- Billing refusing an order (`PermanentError` from the platform) makes it `refused`, with
+  the refusal's code and message; the delivery's exception is finance's to act on, and a
+  retry billing takes records it `sent` again (then `applied` or `mismatch` by the
+  version check).
 - Once billing has applied an order, the contract's renewal baseline becomes that
-  version's (`storage.cpq_log.store_baseline`: never an older version's).
+  version's (`storage.cpq_log.store_baseline`: never an older version's), and the version
+  check is told (`hub.version_check.answered`): billing may have answered with a version
+  it made itself (the receipt's `"correlation_id"`: a renewal its clock made first), or
+  with its first receipt to an order re-sent after its check.
 - Every step is idempotent: a delivery sent again after a worker died writes the same rows.
 """
 
@@ -33,20 +40,21 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from finsync.audit import correction
-from finsync.connectors.ports import DeliveryContext
+from finsync.connectors.ports import ANSWERED_AS, DeliveryContext, Receipt
 from finsync.domain.catalog_map import CatalogMapError, UnmappedProductError, translate
 from finsync.domain.commercial import CommercialContract, CommercialKind, SubscriptionOrder
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 from finsync.domain.money import Money, per_currency
 from finsync.domain.order_check import LineDifference, baseline_of, renewal_differences
 from finsync.domain.status import UNRESOLVED, ExceptionStatus, OrderState
+from finsync.hub import version_check
+from finsync.hub.version_check import storable_stake
 from finsync.storage import cpq_log, exception_log
 from finsync.storage.cpq_log import OrderRecord
 from finsync.storage.db import StorageUnavailableError, transaction
 from finsync.storage.exception_log import NewException
 
 RENEWAL_FINGERPRINT = "master_data_mismatch:renewal_baseline:"
-_MINOR_MAX = 2**63  # the exception queue's amount column
 
 
 def renewal_fingerprint(quote_id: str) -> str:
@@ -81,11 +89,23 @@ class OrderDesk:
                                                    order, None, at))
         return order
 
-    def applied(self, contract: CommercialContract) -> None:
-        """Billing applied the order of `contract`: the contract's renewal baseline moves.
-        (Failing here retries the delivery: billing answers it with its first receipt.)"""
+    def applied(self, contract: CommercialContract, receipt: Receipt) -> None:
+        """Billing applied the order of `contract`: the contract's renewal baseline moves,
+        and a version billing made itself is checked against the order. (Failing here
+        retries the delivery: billing answers it with its first receipt.)"""
+        at = self._clock()
+        answered_as = receipt.detail.get(ANSWERED_AS) or None
         with _hub(self._engine) as conn:
-            cpq_log.store_baseline(conn, baseline_of(contract), self._clock())
+            cpq_log.store_baseline(conn, baseline_of(contract), at)
+            version_check.answered(conn, contract.quote_id, answered_as, at)
+
+    def refused(self, order: SubscriptionOrder, error: PermanentError) -> None:
+        """Billing refused `order`: it is `refused`, with the refusal's code and message."""
+        told = str(error)
+        if not told.startswith(f"{error.code}:"):
+            told = f"{error.code}: {told}"
+        with _hub(self._engine) as conn:
+            cpq_log.set_order_state(conn, order.id, OrderState.REFUSED, told, self._clock())
 
     def _hold(self, contract: CommercialContract, ctx: DeliveryContext, why: str) -> None:
         at = self._clock()
@@ -141,14 +161,6 @@ def _renewal_value(contract: CommercialContract,
     value = per_currency(line.net_unit_price * line.quantity for line in contract.lines
                          if line.line_id in named)
     return storable_stake(value[0]) if len(value) == 1 else None
-
-
-def storable_stake(amount: Money) -> Money | None:
-    """`amount` quantized, or None past what the exception queue stores (64-bit minor
-    units): the exception still opens, without an amount, rather than failing its
-    transaction."""
-    quantized = amount.quantize()
-    return quantized if abs(quantized.to_minor()) < _MINOR_MAX else None
 
 
 def _record(contract: CommercialContract, state: OrderState, catalog_version: int | None,

@@ -158,17 +158,24 @@ class OrderDesk(Protocol):
     def order(self, contract: CommercialContract, ctx: DeliveryContext) -> SubscriptionOrder:
         ...
 
-    def applied(self, contract: CommercialContract) -> None: ...
+    def applied(self, contract: CommercialContract, receipt: Receipt) -> None: ...
+
+    def refused(self, order: SubscriptionOrder, error: PermanentError) -> None: ...
 
 
 def billing_target(port: SubscriptionPlatformPort, desk: OrderDesk) -> Target:
     """A subscription platform: each approved CPQ version ordered (translated, recorded,
-    applied, its renewal baseline kept), each customer upserted. Billing's own customers
-    never come back to it: `config.FinsyncConfig.hub_settings` drops a route to the owner
-    of the event's domain."""
+    applied, its renewal baseline kept; refused: recorded as such, the delivery failing as
+    usual), each customer upserted. Billing's own customers never come back to it:
+    `config.FinsyncConfig.hub_settings` drops a route to the owner of the event's domain."""
     def order(document: CommercialContract, ctx: DeliveryContext) -> Receipt:
-        receipt = port.apply_order(desk.order(document, ctx), ctx)
-        desk.applied(document)
+        placed = desk.order(document, ctx)
+        try:
+            receipt = port.apply_order(placed, ctx)
+        except PermanentError as exc:
+            desk.refused(placed, exc)
+            raise
+        desk.applied(document, receipt)
         return receipt
 
     return PortTarget(port.system, (

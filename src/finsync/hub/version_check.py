@@ -12,6 +12,17 @@ Rules:
   of billing's contract that agrees with its order resolves it (billing's contract is the
   whole contract, so agreeing now means the difference is gone) and records
   `exception_resolved` on the thread; that order is `applied`.
+- Prices are compared like for like: the order's restated per billing period as billing's
+  contract events state them (`domain.order_check.per_period`); the money at stake is the
+  order's value of the differing lines for one billing period.
+- A renewal billing's own clock made before CPQ's renewal came is correlated to billing's
+  renewal, not the quote. Billing answers the order with that version and names its
+  correlation id (`"correlation_id"` in the receipt's detail): `answered` records it on the
+  order and checks that version if the hub has accepted its event already; otherwise its
+  acceptance finds the order by that correlation id and checks it then. Either way the
+  order ends `applied` or `mismatch`, never `sent` once billing answered. (`answered`
+  does the same for an order re-sent after its check, e.g. replayed under a newer
+  catalogue version: billing answers with its first receipt and sends no new event.)
 - A contract event with no order behind it (billing's own change, a contract from before
   the commercial layer) is not checked.
 """
@@ -35,15 +46,15 @@ from finsync.domain.events import (
     ContractRenewed,
 )
 from finsync.domain.money import Money, per_currency
-from finsync.domain.order_check import LineDifference, version_differences
-from finsync.domain.status import OrderState
+from finsync.domain.order_check import LineDifference, per_period, version_differences
+from finsync.domain.status import EventStatus, OrderState
 from finsync.hub.milestone import Milestone
-from finsync.hub.order_desk import storable_stake
-from finsync.storage import cpq_log, exception_log, milestone_log
+from finsync.storage import cpq_log, event_log, exception_log, milestone_log
 from finsync.storage.exception_log import NewException
 
 FINGERPRINT = "master_data_mismatch:cpq_version:"
 HUB = "hub"
+_MINOR_MAX = 2**63  # the exception queue's amount column
 _CHECKED = (ContractCreated, ContractAmended, ContractRenewed, ContractCancelled)
 
 
@@ -59,11 +70,39 @@ def acts_on(event: AnyEvent) -> bool:
 
 def accepted(conn: Connection, env: Envelope, at: datetime) -> None:
     """What the hub does on accepting `env`: check billing's contract against its order."""
-    event = env.event
-    if not isinstance(event, _CHECKED):
+    if not isinstance(env.event, _CHECKED):
         return
-    record = cpq_log.order(conn, env.correlation_id)
-    if record is None or record.order is None:
+    record = (cpq_log.order(conn, env.correlation_id)
+              or cpq_log.order_answered_by(conn, env.correlation_id))
+    if record is not None:
+        _check(conn, record, env, at)
+
+
+def answered(conn: Connection, quote_id: str, correlation_id: str | None,
+             at: datetime) -> None:
+    """Billing answered the order of `quote_id`. When it answered with a version it made
+    itself, `correlation_id` is that version's (recorded on the order). An order still
+    `sent` whose billing contract event the hub has accepted already (billing's own
+    version, or a replayed order re-sent after its check) is checked now; otherwise
+    `accepted` checks it when the event comes."""
+    if correlation_id is not None and correlation_id != quote_id:
+        cpq_log.set_billing_correlation(conn, quote_id, correlation_id, at)
+    record = cpq_log.order(conn, quote_id)
+    if record is None or record.state is not OrderState.SENT:
+        return
+    for row in reversed(event_log.chain(conn, record.billing_correlation_id or quote_id)):
+        if row["status"] != EventStatus.ACCEPTED or row["aggregate_id"] != record.contract_id:
+            continue
+        env = event_log.get(conn, str(row["event_id"]))
+        if env is not None and isinstance(env.event, _CHECKED):
+            _check(conn, record, env, at)
+            return
+
+
+def _check(conn: Connection, record: cpq_log.OrderRecord, env: Envelope,
+           at: datetime) -> None:
+    event = env.event
+    if record.order is None or not isinstance(event, _CHECKED):
         return
     document = event.document
     billed = document.contract if isinstance(document, ContractAmendment) else document
@@ -75,7 +114,7 @@ def accepted(conn: Connection, env: Envelope, at: datetime) -> None:
         note = (f"billing's contract {billed.id} v{billed.version} agrees with CPQ "
                 f"v{record.cpq_version} (quote {record.quote_id})")
         if correction.resolve(conn, "quote_to_cash", key, note, at):
-            milestone_log.record(conn, env.correlation_id, Milestone.EXCEPTION_RESOLVED,
+            milestone_log.record(conn, record.quote_id, Milestone.EXCEPTION_RESOLVED,
                                  env.event_id, HUB, at)
         return
     told = "; ".join(d.describe() for d in found)
@@ -84,17 +123,27 @@ def accepted(conn: Connection, env: Envelope, at: datetime) -> None:
         ExceptionClass.MASTER_DATA_MISMATCH, key,
         f"billing's contract {billed.id} v{billed.version} differs from CPQ "
         f"v{record.cpq_version} (quote {record.quote_id}) in {len(found)} field(s): {told}",
-        correlation_id=env.correlation_id,
+        correlation_id=record.quote_id,
         objects=(f"commercial_contract:{record.contract_id}", f"quote:{record.quote_id}",
                  f"event:{env.event_id}",
                  *(f"line:{line_id}" for line_id in sorted({d.line_id for d in found}))),
-        amount=_ordered_value(record.order, found), event_id=env.event_id), at)
+        amount=_ordered_value(record.order, billed, found), event_id=env.event_id), at)
 
 
-def _ordered_value(order: SubscriptionOrder, found: tuple[LineDifference, ...]) -> Money | None:
+def _ordered_value(order: SubscriptionOrder, billed: SubscriptionContract,
+                   found: tuple[LineDifference, ...]) -> Money | None:
     """What the order said the differing lines are worth a billing period (the whole order
     when the difference is the contract's own)."""
     named = {d.line_id for d in found}
     lines = [ln for ln in order.lines if ln.line_id in named] or list(order.lines)
-    value = per_currency(ln.unit_price * ln.quantity for ln in lines)
+    months = billed.billing_frequency.months
+    value = per_currency(per_period(ln, months).unit_price * ln.quantity for ln in lines)
     return storable_stake(value[0]) if len(value) == 1 else None
+
+
+def storable_stake(amount: Money) -> Money | None:
+    """`amount` quantized, or None past what the exception queue stores (64-bit minor
+    units): the exception still opens, without an amount, rather than failing its
+    transaction."""
+    quantized = amount.quantize()
+    return quantized if abs(quantized.to_minor()) < _MINOR_MAX else None

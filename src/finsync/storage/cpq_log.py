@@ -61,6 +61,7 @@ cpq_catalog_entries = Table(
     Column("prices", Text, nullable=False),  # JSON {currency: billing price id}
     Column("ssp_product", String(255), nullable=False),
     Column("revenue_account", String(255), nullable=False),
+    Column("price_months", Integer),  # the months a unit price covers; None: per unit
     PrimaryKeyConstraint("version", "code"),
 )
 
@@ -74,7 +75,10 @@ cpq_orders = Table(
     Column("catalog_version", Integer),
     Column("delivery_key", String(255)),
     Column("body", Text),  # the order as sent (domain.codec), None while held
-    Column("detail", Text),  # why it is held or in mismatch
+    Column("detail", Text),  # why it is held, refused or in mismatch
+    # Billing's correlation id of the version that answered the order when it is not the
+    # quote id (a renewal billing's clock made before the order came).
+    Column("billing_correlation_id", String(255), index=True),
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
@@ -104,7 +108,7 @@ def catalog(conn: Connection, version: int) -> CatalogMap:
         CatalogEntry(code=r.code, billing_product=r.billing_product,
                      prices=tuple(sorted(jsonutil.loads(r.prices).items())),
                      ssp_product=r.ssp_product, revenue_account=r.revenue_account,
-                     name=r.name) for r in rows))
+                     name=r.name, price_months=r.price_months) for r in rows))
 
 
 def store_catalog(conn: Connection, content: CatalogMap, digest: str, source: str,
@@ -124,7 +128,8 @@ def store_catalog(conn: Connection, content: CatalogMap, digest: str, source: st
         conn.execute(insert(cpq_catalog_entries), [
             {"version": version, "code": e.code, "name": e.name,
              "billing_product": e.billing_product, "prices": jsonutil.dumps(dict(e.prices)),
-             "ssp_product": e.ssp_product, "revenue_account": e.revenue_account}
+             "ssp_product": e.ssp_product, "revenue_account": e.revenue_account,
+             "price_months": e.price_months}
             for e in content.entries])
     return version, True
 
@@ -148,6 +153,7 @@ class OrderRecord:
     order: SubscriptionOrder | None
     detail: str | None
     updated_at: datetime
+    billing_correlation_id: str | None = None
 
 
 def record_order(conn: Connection, record: OrderRecord) -> None:
@@ -157,7 +163,8 @@ def record_order(conn: Connection, record: OrderRecord) -> None:
         "kind": record.kind, "state": record.state.value,
         "catalog_version": record.catalog_version, "delivery_key": record.delivery_key,
         "body": None if record.order is None else jsonutil.dumps(codec.encode(record.order)),
-        "detail": record.detail, "updated_at": record.updated_at}
+        "detail": record.detail, "billing_correlation_id": record.billing_correlation_id,
+        "updated_at": record.updated_at}
     done = conn.execute(update(cpq_orders).where(cpq_orders.c.quote_id == record.quote_id)
                         .values(values)).rowcount
     if not done:
@@ -170,8 +177,24 @@ def set_order_state(conn: Connection, quote_id: str, state: OrderState, detail: 
         state=state.value, detail=detail, updated_at=at))
 
 
+def set_billing_correlation(conn: Connection, quote_id: str, correlation_id: str,
+                            at: datetime) -> None:
+    """The order of `quote_id` was answered by billing's version correlated to
+    `correlation_id` (one billing made itself)."""
+    conn.execute(update(cpq_orders).where(cpq_orders.c.quote_id == quote_id).values(
+        billing_correlation_id=correlation_id, updated_at=at))
+
+
 def order(conn: Connection, quote_id: str) -> OrderRecord | None:
     row = conn.execute(select(cpq_orders).where(cpq_orders.c.quote_id == quote_id)).first()
+    return None if row is None else _record(row)
+
+
+def order_answered_by(conn: Connection, correlation_id: str) -> OrderRecord | None:
+    """The order billing answered with its own version correlated to `correlation_id`."""
+    row = conn.execute(select(cpq_orders).where(
+        cpq_orders.c.billing_correlation_id == correlation_id).order_by(
+        cpq_orders.c.cpq_version.desc()).limit(1)).first()
     return None if row is None else _record(row)
 
 
@@ -181,13 +204,16 @@ def orders_of(conn: Connection, contract_id: str) -> list[OrderRecord]:
     return [_record(row) for row in rows]
 
 
-def ordered_quotes(conn: Connection, quote_ids: set[str]) -> set[str]:
-    """Which of these quote ids have an order row."""
-    if not quote_ids:
+def ordered_quotes(conn: Connection, correlation_ids: set[str]) -> set[str]:
+    """Which of these correlation ids name an order: its quote id, or billing's own
+    correlation id of the version that answered it."""
+    if not correlation_ids:
         return set()
-    rows = conn.execute(select(cpq_orders.c.quote_id).where(
-        cpq_orders.c.quote_id.in_(sorted(quote_ids))))
-    return {str(quote) for (quote,) in rows}
+    wanted = sorted(correlation_ids)
+    rows = conn.execute(select(cpq_orders.c.quote_id, cpq_orders.c.billing_correlation_id)
+                        .where(cpq_orders.c.quote_id.in_(wanted)
+                               | cpq_orders.c.billing_correlation_id.in_(wanted)))
+    return {str(x) for row in rows for x in row if x is not None} & correlation_ids
 
 
 def held_delivery_keys(conn: Connection) -> list[str]:
@@ -214,7 +240,7 @@ def _record(row: Any) -> OrderRecord:
         SubscriptionOrder, jsonutil.loads(row.body), "order")
     return OrderRecord(row.quote_id, row.contract_id, row.cpq_version, row.kind,
                        OrderState(row.state), row.catalog_version, row.delivery_key, body,
-                       row.detail, row.updated_at)
+                       row.detail, row.updated_at, row.billing_correlation_id)
 
 
 # -- renewal baselines --------------------------------------------------------------------

@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 
 from finsync.domain import codec
 from finsync.domain.aggregate import AggregateRef
-from finsync.domain.catalog import PriceModel
+from finsync.domain.catalog import PriceModel, per_billing_period
 from finsync.domain.contract import ContractLine, SubscriptionContract
 from finsync.domain.envelope import DraftEnvelope
 from finsync.domain.events import (
@@ -74,7 +74,8 @@ def canonical_prices(event: AnyEvent, catalog: Catalog) -> AnyEvent:
     """Billing keeps a contract line's unit price per its price's frequency (120.00 a seat a
     year); the canonical contract carries it per unit per billing period (docs/events.md):
     30.00 a quarter when billed quarterly. Usage prices are per unit and stay as they are.
-    The division is exact where it can be and otherwise carries 28 significant digits; the
+    The division is exact where it can be and otherwise carries 28 significant digits
+    (`domain.catalog.per_billing_period`, which the hub's version check uses too); the
     revenue engine rounds once, at the line's value. Events without a contract are as
     they were."""
     if isinstance(event, ContractCreated):
@@ -94,7 +95,7 @@ def _restated(contract: SubscriptionContract, catalog: Catalog) -> SubscriptionC
         months, per = contract.billing_frequency.months, price.frequency.months
 
         def per_period(money: Money) -> Money:
-            return Money(money.amount * months / per, money.currency)
+            return per_billing_period(money, months, per)
 
         return replace(value, unit_price=per_period(value.unit_price), ramp=tuple(
             replace(step, unit_price=per_period(step.unit_price)) for step in value.ramp))

@@ -11,8 +11,10 @@ Rules:
   crash between billing's commit and the hub's record: an amendment, renewal or
   cancellation is the contract version whose amendment id is the order id; a new order is
   version 1 of its contract (the contract id is the commercial contract's, and only a new
-  order makes version 1). A renewal billing's clock made before the order came is the
-  version that starts the order's term. The same delivery carries the same order, so the
+  order makes version 1). A renewal billing's clock made before the order came answers
+  the order: the version that starts the order's term, as billing made it (it is not
+  compared here: the receipt names its correlation id, `ANSWERED_AS`, and the hub checks
+  it against the order, mismatch and all). The same delivery carries the same order, so the
   delivery key needs no record of its own: `find_receipt` answers None (billing keeps no
   delivery keys) and the hub asks `apply_order` again, which answers the first receipt.
 - A concurrent apply of the same order that commits first makes billing refuse the second
@@ -57,9 +59,9 @@ from finsync.connectors.embedded.order_plan import (
     plan_new,
     renewal_prices,
 )
-from finsync.connectors.ports import DeliveryContext, Receipt, Reference
+from finsync.connectors.ports import ANSWERED_AS, DeliveryContext, Receipt, Reference
 from finsync.domain.commercial import CommercialKind, SubscriptionOrder
-from finsync.domain.contract import SubscriptionContract
+from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.errors import DomainError, ExceptionClass, PermanentError, TransientError
 from finsync.domain.party import CustomerAccount
 from finsync.domain.refs import ExternalRefs
@@ -107,6 +109,11 @@ class EmbeddedSubscriptionPlatform:
     def apply_order(self, order: SubscriptionOrder, ctx: DeliveryContext) -> Receipt:
         check_order(order)
         sub = self._subscription(order.contract_id)
+        before = _renewed_before(order, sub)
+        if before is not None:
+            return Receipt(before.contract.id,
+                           (Reference(order.contract_id, CONTRACT, before.contract.id),),
+                           {"version": str(before.version), ANSWERED_AS: before.id})
         made = _made_by(order, sub)
         if made is None:
             made = self._apply(order, sub)
@@ -237,11 +244,21 @@ def _made_by(order: SubscriptionOrder, sub: Subscription | None) -> Subscription
     for amendment in sub.amendments:
         if amendment.id == order.id:
             return amendment.contract
-    if order.kind is CommercialKind.RENEWAL:  # renewed by billing's clock before the order
-        for version in sub.history[1:]:
-            if version.contract.start_date == order.start_date:
-                return version.contract
     return None
+
+
+def _renewed_before(order: SubscriptionOrder,
+                    sub: Subscription | None) -> ContractAmendment | None:
+    """The renewal billing made before a renewal order came (its clock's, or another
+    quote's): the renewal starting the order's term that the order did not make; None
+    otherwise."""
+    if order.kind is not CommercialKind.RENEWAL or sub is None:
+        return None
+    if any(amendment.id == order.id for amendment in sub.amendments):
+        return None
+    return next((amendment for amendment in sub.amendments
+                 if amendment.reason == "renewal"
+                 and amendment.contract.start_date == order.start_date), None)
 
 
 def _compared_from(order: SubscriptionOrder) -> date:
