@@ -1,5 +1,5 @@
 """The commercial layer's routes: CPQ versions to billing; customers to billing only when
-billing does not own the customer master (an event never returns to its domain's owner)."""
+billing does not own the customer master, and to the ERP's parties (an event never returns to its domain's owner)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ def test_shipped_routes_order_cpq_versions_from_billing() -> None:
 
 
 def test_billings_own_customers_never_go_back_to_it() -> None:
-    assert _settings()[EventType.CUSTOMER_UPSERTED] == ()
+    # Only the ERP's parties take them.
+    assert _settings()[EventType.CUSTOMER_UPSERTED] == ("ledger",)
 
 
-def test_customers_of_a_crm_go_to_billing() -> None:
-    assert _settings({"customer": "crm"})[EventType.CUSTOMER_UPSERTED] == ("billing",)
+def test_customers_of_a_crm_go_to_billing_and_the_erp() -> None:
+    assert _settings({"customer": "crm"})[EventType.CUSTOMER_UPSERTED] == ("billing", "ledger")
