@@ -33,6 +33,7 @@ from finsync.demo.stripe_steps import Capabilities
 from finsync.domain import codec
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.events import AnyEvent, ContractCreated, CustomerUpserted, InvoiceIssued
+from finsync.domain.money import Money
 from finsync.domain.status import EventStatus, OrderState
 from finsync.hub.milestone import Milestone
 from finsync.storage import cpq_log, exception_log, milestone_log
@@ -79,6 +80,9 @@ def test_stripes_events_of_a_cpq_order_agree_with_it_under_the_version_check(
             found = exception_log.for_correlation(conn, QUOTE)
             timeline = milestone_log.timeline(conn, QUOTE)
             thread = exception_log.for_correlation(conn, f"stripe:{business.ids.subscription}")
+        # billing's books as reconciliation reads them (the mirror) name the same contract
+        report = finance.recon.run(now.date())
+        (values,) = [c for c in report.checks if c.name == "contract_value_vs_transaction_price"]
     finally:
         finance.ports.close()
         engine.dispose()
@@ -99,6 +103,10 @@ def test_stripes_events_of_a_cpq_order_agree_with_it_under_the_version_check(
     mismatch = ExceptionClass.MASTER_DATA_MISMATCH.value
     assert [e for e in [*found, *thread] if e["class"] == mismatch] == []
     assert Milestone.CONTRACT_ACCEPTED.value in {m["name"] for m in timeline}
+
+    assert [(i.ref, i.expected, i.actual) for i in values.items] == [
+        (f"subscription_contract:{CONTRACT}", Money.of("60000.00", "USD"),
+         Money.of("60000.00", "USD"))]
 
     # the first invoice bills the canonical contract and its line
     invoices = [decoded(r) for r in rows if r["type"] == InvoiceIssued.name]

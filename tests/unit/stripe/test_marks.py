@@ -148,7 +148,7 @@ def test_unmarked_customer_keeps_its_stripe_id() -> None:
     assert event_of(draft, CustomerUpserted).customer.id == "cus_1"
 
 
-def test_versions_of_a_marked_object_count_per_canonical_id() -> None:
+def test_versions_of_a_marked_customer_count_per_canonical_id() -> None:
     # two Stripe customers marked with one canonical id are one aggregate to the hub: the
     # poller numbers their events on one counter, so versions rise across both
     first = event("customer.created", stripe_customer({"finsync_customer_id": "acct-acme"}),
@@ -159,6 +159,10 @@ def test_versions_of_a_marked_object_count_per_canonical_id() -> None:
     assert mapping.version_key(first, None) == mapping.version_key(second, None) == \
         "finsync:customer:acct-acme"
     assert mapping.version_key(plain, None) == "cus_1"
+    # a subscription counts per subscription, marked or not (a second one marked with the
+    # same contract is a second version 1: a sequencing_error, not an amendment)
+    sub = event("customer.subscription.created", ordered(), evt="evt_4")
+    assert mapping.version_key(sub, None) == "sub_1"
     # a thin event is numbered by its fetched object's identity
     thin = dict(first, data={"object": {"id": "cus_1", "object": "customer"}})
     assert mapping.version_key(thin, first["data"]["object"]) == "finsync:customer:acct-acme"
@@ -272,3 +276,17 @@ def test_the_pollers_call_log_files_a_fetch_under_the_thread_the_hub_will_give()
                 evt="evt_b")
     assert [mapping.thread_of(e) for e in (created, rolled, bad)] == \
         ["q-1", "stripe:sub_1", "stripe:sub_1"]
+
+
+def test_the_mirror_keeps_finsyncs_marks_and_no_other_metadata() -> None:
+    # reconciliation reads Stripe's books from the mirror, which drops personal data
+    from finsync.connectors.stripe.mirror import scrubbed
+
+    sub = ordered()
+    sub["metadata"]["customer_note"] = "call Jane on +1 555 0100"
+    sub["items"]["data"][0]["metadata"]["po_number"] = "PO-7"
+    kept = scrubbed(sub)
+    assert isinstance(kept, dict)
+    assert kept["metadata"] == SUB_MARKS
+    assert kept["items"]["data"][0]["metadata"] == ITEM_MARKS
+    assert "metadata" not in scrubbed(stripe_customer({"note": "x"}))  # type: ignore[operator]

@@ -30,7 +30,7 @@ Rules:
   quote (`marks.caused_quote`, `marks.invoice_quote`): the commercial layer's correlation
   id, so the hub's version check meets billing's contract event. Customers and
   subscriptions the commercial layer marked are mapped in its canonical ids (`contracts`),
-  and their versions counted per canonical id (`marks.aggregate_key`).
+  a marked customer's versions counted per canonical id (`marks.aggregate_key`).
 - Types with no financial effect are acknowledged and ignored (`IGNORED`); a type that has
   one finsync cannot map (`credit_note.voided`, …) or does not know is a `MappingError`: the raw
   event is kept and finance sees an exception. The error names the Stripe object the event

@@ -10,8 +10,13 @@ Rules:
   contract, a customer marked with a customer id is that customer (the Stripe id stays in
   its references). The mark is read from the object, else from the event's
   `previous_attributes.metadata` (a change that removed it is still that object's).
-  `aggregate_key` is the same identity for the poller's version numbers, so the versions
-  of a marked object count per canonical id. An unmarked object keeps Stripe's id.
+  An unmarked object keeps Stripe's id.
+- Versions (`aggregate_key`, the poller's numbering): a marked customer's count per
+  canonical id, so they rise across every Stripe customer marked with it (a master
+  customer written twice to Stripe is one customer whose latest state wins). A
+  subscription's count per subscription, marked or not: the port makes one subscription
+  per contract, and a second one marked with the same contract is then a second version 1
+  of it, a `sequencing_error` finance sees, never an amendment of the first.
 - A mark is a non-empty string of at most `MARK_MAX` characters (it becomes an id in the
   hub); any other is refused (`invalid_field`), never taken for "unmarked".
 - Caused by a quote (`caused_quote`): `customer.subscription.created` of a marked
@@ -50,6 +55,16 @@ _IDENTITY = {CONTRACT: META_CONTRACT, CUSTOMER: META_CUSTOMER}
 _CAUSED_INVOICES = frozenset({"subscription_create", "subscription_update"})
 
 
+# Every mark: the only metadata the local mirror keeps (the rest may be personal).
+MARKS = (META_CONTRACT, META_QUOTE, META_VERSION, META_LINE, META_CUSTOMER,
+         META_CUSTOMER_VERSION)
+
+
+def kept(meta: Obj) -> dict[str, object]:
+    """finsync's marks of a metadata hash, nothing else (`mirror`)."""
+    return {k: meta[k] for k in MARKS if k in meta}
+
+
 def mark(meta: Obj, key: str, path: str) -> str | None:
     """The mark `key` of a metadata hash, None when absent or empty (Stripe's way of
     removing a key is setting it to "")."""
@@ -78,12 +93,13 @@ def identity(obj: Obj, previous: Obj) -> str | None:
 
 
 def aggregate_key(event: Obj, current: Obj | None) -> str | None:
-    """What the poller numbers an event's versions by: the canonical id of a marked object
-    (`finsync:<object>:<id>`), else the object's Stripe id (None without one)."""
+    """What the poller numbers an event's versions by: a marked customer's canonical id
+    (`finsync:customer:<id>`), else the object's Stripe id (None without one)."""
     obj = current if current is not None else snapshot(event)
-    marked = identity(obj, previous_attributes(event))
+    marked = identity(obj, previous_attributes(event)) if obj.get("object") == CUSTOMER \
+        else None
     if marked is not None:
-        return f"finsync:{obj.get('object')}:{marked}"
+        return f"finsync:{CUSTOMER}:{marked}"
     found = obj.get("id")
     return found if isinstance(found, str) and found else None
 

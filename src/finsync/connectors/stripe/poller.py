@@ -23,11 +23,10 @@ Rules:
 - An object fetched for an event is fetched for that event's commercial thread: the call log
   files the fetch under the correlation id the hub will give the event (`mapping.
   thread_of` of the event's object; a thin event names only its own object).
-- The versions of a customer or subscription are numbered by the identity the mapping
-  gives it (`mapping.version_key`): its Stripe id, or the canonical id the commercial
-  layer marked it with, so a marked object's versions count per canonical id. Events are
-  numbered after their objects are fetched (a thin event's identity is its fetched
-  object's).
+- The versions of a customer or subscription are numbered by `mapping.version_key`: its
+  Stripe id, or for a customer the commercial layer marked its canonical id, so a marked
+  customer's versions count per canonical id (`marks`). Events are numbered after their
+  objects are fetched (a thin event's identity is its fetched object's).
 """
 
 from __future__ import annotations
