@@ -677,7 +677,8 @@ def stripe_settings(config: FinsyncConfig, source: str) -> SourceSettings:
     catalog = Catalog(dict(section.catalog.prices), dict(section.catalog.products))
     return SourceSettings(section.legal_entity, section.default_country,
                           section.default_currency, section.fallback_product, catalog,
-                          dict(section.connected_accounts), section.tax_breakdown_from)
+                          dict(section.connected_accounts), section.tax_breakdown_from,
+                          dict(section.catalog.billing_prices))
 
 
 def revenue_products(config: FinsyncConfig) -> frozenset[str] | None:

@@ -246,7 +246,7 @@ def test_the_year_from_cpq_reaches_the_demos_books(localstripe: Localstripe, db_
     assert isinstance(business, CpqBusiness) and business.order is not None
     sub = localstripe.call("GET", f"/v1/subscriptions/{business.ids.subscription}")
     assert sub["metadata"] == {"finsync_contract_id": CONTRACT, "finsync_quote_id": QUOTE,
-                               "finsync_cpq_version": "1"}
+                               "finsync_customer_id": ACCOUNT, "finsync_cpq_version": "1"}
     engine = build_engine(config)
     try:
         finance = build_finance(config, engine=engine)

@@ -154,7 +154,7 @@ def test_new_order_creates_the_subscription_invoiced_at_stripes_price(stack: Sta
     assert receipt.detail["version"] == "1" and receipt.detail["quote_id"] == "q-1"
     assert sub["customer"] == cus and sub["status"] == "active"
     assert sub["metadata"] == {"finsync_contract_id": "ctr-1", "finsync_quote_id": "q-1",
-                               "finsync_cpq_version": "1"}
+                               "finsync_customer_id": "acct-acme", "finsync_cpq_version": "1"}
     (item,) = sub["items"]["data"]
     assert (item["plan"]["id"], item["quantity"]) == ("price_seat_annual", 500)
     invoice = stack.stripe.call("GET", f"/v1/invoices/{sub['latest_invoice']}")

@@ -39,7 +39,7 @@ def published(request: Request) -> dict[str, object]:
 def seat_subscription(quantity: int = 500, *, tagged: bool = True) -> dict[str, object]:
     seat_item = item("si_seats", price("price_seat_annual", "prod_seat", 12_000), quantity)
     if tagged:
-        seat_item["metadata"] = {"finsync_line_id": "ql-seats"}
+        seat_item["metadata"] = {"finsync_line_id": "ql-seats", "finsync_contract_id": "ctr-1"}
     return subscription([seat_item], sub="sub_1", customer="cus_1",
                         metadata={"finsync_contract_id": "ctr-1", "finsync_quote_id": "q-1",
                                   "finsync_cpq_version": "1"})
@@ -51,9 +51,10 @@ def test_new_order_creates_the_subscription_at_the_mapped_price() -> None:
     sent = published(order_params.create(new_order(), "cus_1", SETTINGS, START))
     assert sent["customer"] == "cus_1"
     assert sent["items"] == {"0": {"price": "price_seat_annual", "quantity": "500",
-                                   "metadata": {"finsync_line_id": "ql-seats"}}}
+                                   "metadata": {"finsync_line_id": "ql-seats",
+                                                "finsync_contract_id": "ctr-1"}}}
     assert sent["metadata"] == {"finsync_contract_id": "ctr-1", "finsync_quote_id": "q-1",
-                                "finsync_cpq_version": "1"}
+                                "finsync_customer_id": "acct-acme", "finsync_cpq_version": "1"}
     assert "backdate_start_date" not in sent  # starts today
 
 
@@ -109,11 +110,12 @@ def test_upgrade_changes_the_seats_and_adds_analytics_under_the_terms(
     assert sent["items"] == {
         "0": {"id": "si_seats", "quantity": "800"},
         "1": {"price": "price_analytics_annual", "quantity": "1",
-              "metadata": {"finsync_line_id": "ql-analytics"}}}
+              "metadata": {"finsync_line_id": "ql-analytics",
+                           "finsync_contract_id": "ctr-1"}}}
     assert sent["proration_behavior"] == behavior
     assert "proration_date" not in sent  # effective today
     assert sent["metadata"] == {"finsync_contract_id": "ctr-1", "finsync_quote_id": "q-2",
-                                "finsync_cpq_version": "2"}
+                                "finsync_customer_id": "acct-acme", "finsync_cpq_version": "2"}
 
 
 def test_upgrade_applied_after_its_effective_date_prorates_from_it() -> None:
@@ -127,7 +129,8 @@ def test_untagged_item_is_matched_by_its_price_and_tagged() -> None:
     sent = published(order_params.change(upgrade(), seat_subscription(tagged=False),
                                          SETTINGS, UPGRADE))
     assert sent["items"]["0"] == {  # type: ignore[index]
-        "id": "si_seats", "quantity": "800", "metadata": {"finsync_line_id": "ql-seats"}}
+        "id": "si_seats", "quantity": "800",
+        "metadata": {"finsync_line_id": "ql-seats", "finsync_contract_id": "ctr-1"}}
 
 
 def test_removed_line_deletes_its_item_and_a_price_change_names_the_new_price() -> None:

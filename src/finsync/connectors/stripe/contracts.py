@@ -20,10 +20,18 @@ Rules:
   code of its country (`REGIONS`: US states, Canadian provinces); its `tax_id` is its first
   EU or UK VAT id (`tax_ids`). An event from before `tax_breakdown_from` maps without them,
   as it did then.
+- A customer or subscription the commercial layer marked (`marks`: the metadata the
+  subscription platform writes) is mapped in canonical ids: the customer under its
+  canonical id (with its street address, and a tax id of any type the platform writes:
+  what the customer master sent, so an echo compares like with like), the contract under
+  its contract id with its customer's canonical id, its lines' ids and billing's price
+  ids. Its Stripe id stays in its references; an unmarked one maps in Stripe's ids, as it
+  always did.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
@@ -31,6 +39,7 @@ from decimal import Decimal
 from typing import Any
 
 from finsync.connectors.stripe import currency as stripe_currency
+from finsync.connectors.stripe import marks
 from finsync.connectors.stripe.catalog import Catalog
 from finsync.connectors.stripe.delivery import Delivery, Handler, Planner
 from finsync.connectors.stripe.objects import (
@@ -67,25 +76,45 @@ from finsync.domain.events import (
     CustomerUpserted,
 )
 from finsync.domain.money import Money
-from finsync.domain.party import CustomerAccount
+from finsync.domain.party import CustomerAccount, PostalAddress
 
 # -- customers ------------------------------------------------------------------------------
 
 def customer(obj: Obj, settings: SourceSettings, version: int,
-             tax_details: bool = True) -> CustomerAccount:
+             tax_details: bool = True, previous: Obj | None = None) -> CustomerAccount:
     """A customer; with its tax region and VAT id (`billing_region`, `tax_id`) unless
-    `tax_details` is false (an event from before breakdowns maps as it did then)."""
+    `tax_details` is false (an event from before breakdowns maps as it did then). A
+    customer marked with a canonical id (`marks.identity`, the event's `previous`
+    attributes included) is that customer; its Stripe id stays in its references."""
     path = "customer"
     currency = (obj.get("currency") or settings.default_currency).upper()
     country = str(child(obj, "address").get("country") or settings.default_country)
-    name = obj.get("name") or obj.get("email") or text(obj, "id", path)
+    stripe_id = text(obj, "id", path)
+    name = obj.get("name") or obj.get("email") or stripe_id
     region = billing_region(country, child(obj, "address").get("state"))
-    tax_id = vat_id(obj, path)
+    canonical = marks.identity(obj, previous or {})
+    tax_id = vat_id(obj, path, VAT_ID_TYPES if canonical is None else MASTER_TAX_ID_TYPES)
+    address = None if canonical is None else postal_address(child(obj, "address"), path)
     return built(path, lambda: CustomerAccount(
-        text(obj, "id", path), str(name), settings.legal_entity, currency, country,
-        version, refs(text(obj, "id", path)),
+        canonical or stripe_id, str(name), settings.legal_entity, currency, country,
+        version, refs(stripe_id),
         billing_region=region if tax_details else None,
-        tax_id=tax_id if tax_details else None))
+        tax_id=tax_id if tax_details else None, address=address))
+
+
+def postal_address(address: Obj, path: str) -> PostalAddress | None:
+    """A marked customer's street address, as the subscription platform wrote it
+    (`order_params.customer_fields`: the first street line, the others joined in line2,
+    city, postal code), so Stripe's echo of the customer master compares like with like;
+    None with no street or city."""
+    lines = tuple(str(address[k]) for k in ("line1", "line2")
+                  if isinstance(address.get(k), str) and address[k])
+    city = address.get("city")
+    if not lines and not city:
+        return None
+    postal = address.get("postal_code")
+    return built(f"{path}.address", lambda: PostalAddress(
+        lines, str(city or ""), str(postal) if postal else None))
 
 
 # ISO 3166-2 subdivision codes of the countries that tax by region: a free-text `state`
@@ -96,6 +125,8 @@ _CA = "AB BC MB NB NL NS NT NU ON PE QC SK YT"
 REGIONS: Mapping[str, frozenset[str]] = {"US": frozenset(_US.split(" ")),
                                          "CA": frozenset(_CA.split(" "))}
 VAT_ID_TYPES = ("eu_vat", "gb_vat")  # the customer's first of these is its VAT id
+# A marked customer's tax id is any type the subscription platform writes (`order_params`).
+MASTER_TAX_ID_TYPES = ("eu_vat", "gb_vat", "ch_vat", "no_vat", "au_abn")
 TAX_ID_MAX = 64  # characters of a VAT id
 
 
@@ -107,9 +138,9 @@ def billing_region(country: str, state: object) -> str | None:
     return code if code in REGIONS.get(country.upper(), frozenset()) else None
 
 
-def vat_id(obj: Obj, path: str) -> str | None:
-    """The first EU or UK VAT id of the customer (`tax_ids`, or `tax.ids`), if any; one
-    above `TAX_ID_MAX` is refused (`invalid_field`)."""
+def vat_id(obj: Obj, path: str, types: tuple[str, ...] = VAT_ID_TYPES) -> str | None:
+    """The first VAT id of the customer (`tax_ids`, or `tax.ids`) of one of `types`, if
+    any; one above `TAX_ID_MAX` is refused (`invalid_field`)."""
     held = obj.get("tax_ids") if obj.get("tax_ids") is not None else child(obj, "tax").get("ids")
     entries = held.get("data") if isinstance(held, Mapping) else held
     # the first of a partial page is the first of all (Stripe lists them oldest first)
@@ -117,7 +148,7 @@ def vat_id(obj: Obj, path: str) -> str | None:
         if not isinstance(entry, Mapping):
             continue
         value = entry.get("value")
-        if entry.get("type") in VAT_ID_TYPES and isinstance(value, str) and value.strip():
+        if entry.get("type") in types and isinstance(value, str) and value.strip():
             if len(value) > TAX_ID_MAX:
                 raise MappingError(f"{path}.tax_ids: a VAT id of {len(value)} characters, "
                                    f"above TAX_ID_MAX ({TAX_ID_MAX})", code="invalid_field")
@@ -172,9 +203,14 @@ def _term_end(sub: Obj, items: Sequence[Obj], start: date) -> date:
     return max(day(moment, "subscription.term_end"), start + timedelta(days=1))
 
 
-def contract(sub: Obj, settings: SourceSettings, version: int) -> SubscriptionContract:
+def contract(sub: Obj, settings: SourceSettings, version: int,
+             previous: Obj | None = None) -> SubscriptionContract:
+    """A subscription as a contract; one marked by the commercial layer
+    (`marks.identity`) in canonical ids: the contract id, its customer's id (when marked),
+    each line's id (its item's mark) and billing's price ids (`billing_prices`)."""
     path = "subscription"
     sub_id = text(sub, "id", path)
+    canonical = marks.identity(sub, previous or {})
     items = listed(sub, "items", path)
     if not items:
         raise MappingError(f"{path} {sub_id} has no items", code="missing_field")
@@ -189,11 +225,26 @@ def contract(sub: Obj, settings: SourceSettings, version: int) -> SubscriptionCo
     lines = tuple(_contract_line(item, currency, start, end, settings.catalog,
                                  f"{path}.items[{n}]")
                   for n, item in enumerate(items))
+    customer_id = ref(sub, "customer", path)
+    if canonical is not None:
+        lines = tuple(_canonical_line(line, item, settings, f"{path}.items[{n}]")
+                      for n, (line, item) in enumerate(zip(lines, items, strict=True)))
+        customer_id = marks.mark(child(sub, "metadata"), marks.META_CUSTOMER, path) \
+            or customer_id
     anchor = _billing_anchor(sub, path)
     return built(path, lambda: SubscriptionContract(
-        sub_id, ref(sub, "customer", path),
+        canonical or sub_id, customer_id,
         settings.legal_entity, currency, start, end, frequencies.pop(), lines, version,
         refs(sub_id), anchor))
+
+
+def _canonical_line(line: ContractLine, item: Obj, settings: SourceSettings,
+                    path: str) -> ContractLine:
+    """A marked subscription's line: its item's line id (an unmarked item keeps its own)
+    and billing's price id."""
+    marked = marks.line_id(child(item, "metadata"), path)
+    return dataclasses.replace(line, line_id=marked or line.line_id,
+                               price_id=settings.billing_price(line.price_id))
 
 
 def _billing_anchor(sub: Obj, path: str) -> date | None:
@@ -263,12 +314,13 @@ def version(d: Delivery) -> int:
 def _customer(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
     since = settings.tax_breakdown_from
     details = since is None or instant(d.created, "event.created") >= since
-    return [CustomerUpserted(customer(d.object, settings, version(d), details))]
+    previous = marks.previous_attributes(d.event)
+    return [CustomerUpserted(customer(d.object, settings, version(d), details, previous))]
 
 
 def _subscription(d: Delivery, settings: SourceSettings) -> list[AnyEvent]:
     numbered = version(d)
-    current = contract(d.object, settings, numbered)
+    current = contract(d.object, settings, numbered, marks.previous_attributes(d.event))
     if numbered == 1:
         return [ContractCreated(current)]
     cancelled = d.type == "customer.subscription.deleted"

@@ -11,7 +11,9 @@ Rules:
   spreads an invoice's discount over its lines); a line's amount is net of them and of tax
   included in the price (`objects`).
 - An invoice with no subscription parent (a one-off invoice) names no contract: the revenue
-  engine books it as its own point-in-time contract.
+  engine books it as its own point-in-time contract. An invoice of a subscription the
+  commercial layer marked (`marks.invoice_contract`) names the canonical contract, as the
+  subscription's events do, and each line the contract line its metadata names, if any.
 - A credit note line credits one invoice line (`invoice_line_item`): the invoice it credits
   is fetched with the event (`RELATED`), and the line keeps that invoice line's product,
   service period and contract line (for a one-off invoice, the invoice line itself). A
@@ -44,7 +46,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 
-from finsync.connectors.stripe import taxes
+from finsync.connectors.stripe import marks, taxes
 from finsync.connectors.stripe.delivery import Delivery, Fetch, Handler, Planner, snapshot
 from finsync.connectors.stripe.objects import (
     Obj,
@@ -152,6 +154,10 @@ def invoice(inv: Obj, settings: SourceSettings, rates: Rates | None = None) -> I
     issued = day(finalized or inv.get("created"), f"{path}.finalized_at")
     lines = tuple(_document_line(line, currency, settings, issued, f"{path}.lines[{n}]", rates)
                   for n, line in enumerate(listed(inv, "lines", path)))
+    contract = marks.invoice_contract(inv)
+    if contract is not None:  # the commercial layer's contract: its lines' ids where marked
+        lines = tuple(_marked_line(line, raw, f"{path}.lines[{n}]") for n, (line, raw)
+                      in enumerate(zip(lines, listed(inv, "lines", path), strict=True)))
     subtotal, tax, grand = _totals(inv_id, lines, currency, minor(inv, "total", currency, path),
                                    path)
     due = day(inv["due_date"], f"{path}.due_date") if inv.get("due_date") else issued
@@ -159,8 +165,19 @@ def invoice(inv: Obj, settings: SourceSettings, rates: Rates | None = None) -> I
     return built(path, lambda: Invoice(
         inv_id, str(inv.get("number") or inv_id),
         ref(inv, "customer", path),
-        invoice_subscription(inv), None, settings.legal_entity, currency, issued, due, lines,
+        contract or invoice_subscription(inv), None, settings.legal_entity, currency, issued,
+        due, lines,
         subtotal, tax, grand, refs(inv_id), credit))
+
+
+def _marked_line(line: DocumentLine, raw: Obj, path: str) -> DocumentLine:
+    """A line of a marked contract's invoice bills the contract line its metadata names
+    (an emulator's lines carry their item's marks; Stripe's carry the subscription's,
+    with no line id: the line keeps the subscription item's id)."""
+    marked = marks.line_id(child(raw, "metadata"), path)
+    if marked is None or line.contract_line_id is None:
+        return line
+    return replace(line, contract_line_id=marked)
 
 
 def credit_memo(note: Obj, credited: Invoice, settings: SourceSettings,

@@ -26,6 +26,11 @@ Rules:
 - Older API shapes are lifted to the current one before anything reads them (`upcast`).
 - The correlation id is the commercial thread of the event's object; a payment, refund or
   declined attempt joins the thread of the invoice it was for (`payments.paid_invoice`).
+  The thread of a subscription event a quote caused, and of an invoice it caused, is that
+  quote (`marks.caused_quote`, `marks.invoice_quote`): the commercial layer's correlation
+  id, so the hub's version check meets billing's contract event. Customers and
+  subscriptions the commercial layer marked are mapped in its canonical ids (`contracts`),
+  a marked customer's versions counted per canonical id (`marks.aggregate_key`).
 - Types with no financial effect are acknowledged and ignored (`IGNORED`); a type that has
   one finsync cannot map (`credit_note.voided`, …) or does not know is a `MappingError`: the raw
   event is kept and finance sees an exception. The error names the Stripe object the event
@@ -41,6 +46,7 @@ from finsync.connectors.stripe import (
     contracts,
     disputes,
     documents,
+    marks,
     objects,
     payments,
     taxes,
@@ -54,6 +60,7 @@ from finsync.connectors.stripe.delivery import (
     Planner,
     fetch_target,
     parse,
+    snapshot,
 )
 from finsync.connectors.stripe.objects import Obj, SourceSettings
 from finsync.domain.aggregate import AggregateRef
@@ -150,13 +157,42 @@ def _carries(delivery: Delivery, plan: tuple[Fetch, ...]) -> bool:
 ISSUED_ONCE = 1
 
 def correlation_of(obj: Obj) -> str:
-    """The commercial thread: the subscription an object belongs to, else the object."""
+    """The commercial thread: the quote that caused an invoice (`marks.invoice_quote`), else
+    the subscription an object belongs to, else the object."""
+    if obj.get("object") == "invoice" and (quote := marks.invoice_quote(obj)) is not None:
+        return quote
     if obj.get("object") == "subscription":
         return f"stripe:{obj.get('id')}"
     if obj.get("object") == "dispute":  # the disputed payment's thread
         return f"stripe:{disputes.payment_of(obj)}"
     sub = documents.invoice_subscription(obj) if obj.get("object") == "invoice" else None
     return f"stripe:{sub or obj.get('id') or 'unknown'}"
+
+
+def thread_of(event: Obj) -> str:
+    """The correlation id the hub will give `event`, for the poller's call log before
+    anything is mapped (from the event's snapshot: a thin event names only its object); an
+    object whose mark the mapping will refuse is filed under its Stripe thread."""
+    obj = snapshot(event)
+    try:
+        if event.get("type") in contracts.SUBSCRIPTION_EVENTS:
+            caused = marks.caused_quote(Delivery(event, None, None))
+            if caused is not None:
+                return caused
+        return correlation_of(obj)
+    except MappingError:
+        return f"stripe:{obj.get('id') or 'unknown'}"
+
+
+def version_key(event: Obj, current: Obj | None) -> str | None:
+    """What the poller numbers a versioned event by (`marks.aggregate_key`); an object
+    whose mark the mapping will refuse by its Stripe id (its events map to nothing)."""
+    try:
+        return marks.aggregate_key(event, current)
+    except MappingError:
+        obj = current if current is not None else snapshot(event)
+        found = obj.get("id")
+        return found if isinstance(found, str) and found else None
 
 
 def draft(source: str, d: Delivery, event: AnyEvent, version: int,
@@ -166,6 +202,8 @@ def draft(source: str, d: Delivery, event: AnyEvent, version: int,
     own = event.aggregate()
     suffix = "" if index == 0 else f"/{own.type}:{own.id}"
     subject = payments.paid_invoice(d) or d.object  # a payment joins its invoice's thread
+    caused = marks.caused_quote(d) if d.type in contracts.SUBSCRIPTION_EVENTS else None
     return DraftEnvelope(
         event, source, d.id + suffix, objects.instant(d.created, "event.created"),
-        correlation_of(subject), aggregate=AggregateRef(event.aggregate_type, own.id, version))
+        caused or correlation_of(subject),
+        aggregate=AggregateRef(event.aggregate_type, own.id, version))

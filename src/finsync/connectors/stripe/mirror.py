@@ -12,7 +12,9 @@ Rules:
 - A copy that is not a whole object (a thin event, a partial list page) is not recorded.
 - Personal data is not kept (`PERSONAL`: names, e-mails, phones, addresses, tax ids,
   descriptions and metadata, at any depth): the books read none of it, and the payloads of
-  record (`raw_events`) already hold it, redacted in every view.
+  record (`raw_events`) already hold it, redacted in every view. Of metadata, finsync's own
+  marks are kept (`marks.kept`: the canonical ids the subscription platform wrote), which
+  the books read to name a marked contract as the mapping does.
 - `refresh` records an object as Stripe answers it now (`finsync stripe verify --update`):
   stamped with the time it was fetched, so only a later event replaces it.
 - Reads (`objects`) run on the caller's connection (one snapshot for a whole report) and
@@ -43,6 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from finsync.connectors.stripe import marks
 from finsync.connectors.stripe.delivery import Delivery, parse, snapshot
 from finsync.connectors.stripe.objects import Obj, instant
 from finsync.connectors.stripe.state import metadata, unit
@@ -116,9 +119,14 @@ PERSONAL = frozenset({
 
 
 def scrubbed(value: object) -> object:
-    """`value` without its personal fields (`PERSONAL`), at any depth."""
+    """`value` without its personal fields (`PERSONAL`), at any depth; of `metadata`, only
+    finsync's marks are kept (`marks`: canonical ids, which the books read)."""
     if isinstance(value, Mapping):
-        return {k: scrubbed(v) for k, v in value.items() if k not in PERSONAL}
+        kept = {k: scrubbed(v) for k, v in value.items() if k not in PERSONAL}
+        found = value.get("metadata")
+        if isinstance(found, Mapping) and (own := marks.kept(found)):
+            kept["metadata"] = own
+        return kept
     if isinstance(value, list):
         return [scrubbed(v) for v in value]
     return value

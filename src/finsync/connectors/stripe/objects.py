@@ -62,6 +62,14 @@ class SourceSettings:
     # Documents issued before this instant (and customer events before it) map as they did
     # before tax breakdowns (`taxes.breaks_down`); None: every one carries its breakdown.
     tax_breakdown_from: datetime | None = None
+    # Billing's price ids -> Stripe price ids (`[stripe.<source>.catalog] billing_prices`):
+    # a subscription the commercial layer ordered is mapped in billing's price ids.
+    billing_prices: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def billing_price(self, stripe_price: str) -> str:
+        """The billing price id of a Stripe price (the Stripe id when none maps to it)."""
+        found = sorted(b for b, s in self.billing_prices.items() if s == stripe_price)
+        return found[0] if found else stripe_price
 
     def for_event(self, event: Obj) -> SourceSettings:
         """These settings for one event: its legal entity is its account's."""

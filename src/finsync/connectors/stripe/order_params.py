@@ -6,10 +6,11 @@ Rules:
   of the order's day).
 - A new order creates the subscription: the customer, one item per order line (quantity
   above zero) at the Stripe price the connector's catalogue resolves from billing's price
-  id (`OrderSettings.stripe_price`), each item tagged with its line id. A start before
-  today is backdated (`backdate_start_date`) with the billing cycle anchored on the start's
-  next cycle date (`billing_cycle_anchor`), so the cycles are laid on the start as the
-  order says; a start after today needs a subscription schedule and is refused.
+  id (`OrderSettings.stripe_price`), each item tagged with its line id and contract id.
+  A start before today is backdated (`backdate_start_date`) with the billing cycle
+  anchored on the start's next cycle date (`billing_cycle_anchor`), so the cycles are
+  laid on the start as the order says; a start after today needs a subscription
+  schedule and is refused.
 - An amendment updates the items in one request: a line's item gets its new quantity or
   price, a new line is a new item, an item whose line is gone (or is at zero) is
   `deleted`; `proration_behavior` is the order's terms (`PRORATION`), and an effective
@@ -23,7 +24,9 @@ Rules:
   one later in the period is `cancel_at` with the terms' `proration_behavior`.
 - Every write that changes the subscription carries the metadata that makes the order
   idempotent whatever the idempotency key: the canonical contract id, the quote id (the
-  order id) and the CPQ version last applied (`META_*`), in the same request as the change.
+  order id) and the CPQ version last applied (`META_*`), in the same request as the change;
+  and the customer's canonical id, so the source maps the subscription's events in
+  canonical ids (`marks`).
 - What Stripe cannot be told through these requests (ramp steps, a future start or
   effective date: subscription schedules) is a `PermanentError` of class
   `master_data_mismatch` naming the line or the date, before anything is written.
@@ -36,18 +39,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+from finsync.connectors.stripe import marks
 from finsync.connectors.stripe.objects import Obj, child
 from finsync.domain.commercial import CommercialKind, OrderLine, ProrationTerms, SubscriptionOrder
 from finsync.domain.errors import ExceptionClass, PermanentError
 from finsync.domain.party import CustomerAccount
 from finsync.domain.proration import add_months
 
-META_CONTRACT = "finsync_contract_id"
-META_QUOTE = "finsync_quote_id"
-META_VERSION = "finsync_cpq_version"
-META_LINE = "finsync_line_id"
-META_CUSTOMER = "finsync_customer_id"
-META_CUSTOMER_VERSION = "finsync_customer_version"
+# The marks are read back by the source's mapping (`marks`).
+META_CONTRACT = marks.META_CONTRACT
+META_QUOTE = marks.META_QUOTE
+META_VERSION = marks.META_VERSION
+META_LINE = marks.META_LINE
+META_CUSTOMER = marks.META_CUSTOMER
+META_CUSTOMER_VERSION = marks.META_CUSTOMER_VERSION
 
 PRORATION: Mapping[ProrationTerms, str] = {
     ProrationTerms.INVOICE_NOW: "always_invoice",
@@ -130,6 +135,7 @@ def refusal(code: str, message: str) -> OrderRefusedError:
 
 def order_metadata(order: SubscriptionOrder) -> Pairs:
     return ((f"metadata[{META_CONTRACT}]", order.contract_id),
+            (f"metadata[{META_CUSTOMER}]", order.customer_id),
             (f"metadata[{META_QUOTE}]", order.id),
             (f"metadata[{META_VERSION}]", str(order.cpq_version)))
 
@@ -165,10 +171,17 @@ def check_expressible(order: SubscriptionOrder, today: date) -> None:
                       f"today ({today}): a later change needs a subscription schedule")
 
 
-def _item(n: int, line: OrderLine, settings: OrderSettings) -> Pairs:
+def _item(n: int, line: OrderLine, order: SubscriptionOrder, settings: OrderSettings) -> Pairs:
     return ((f"items[{n}][{settings.price_parameter}]", settings.stripe_price(line.price_id)),
             (f"items[{n}][quantity]", str(line.quantity)),
-            (f"items[{n}][metadata][{META_LINE}]", line.line_id))
+            *_item_marks(n, line, order))
+
+
+def _item_marks(n: int, line: OrderLine, order: SubscriptionOrder) -> Pairs:
+    """An item's line id, and its contract (an invoice line of an emulator carries only
+    its item's metadata: `marks.invoice_contract`)."""
+    return ((f"items[{n}][metadata][{META_LINE}]", line.line_id),
+            (f"items[{n}][metadata][{META_CONTRACT}]", order.contract_id))
 
 
 def create(order: SubscriptionOrder, customer: str, settings: OrderSettings,
@@ -179,7 +192,7 @@ def create(order: SubscriptionOrder, customer: str, settings: OrderSettings,
         raise refusal("no_line", f"order {order.id}: a new subscription needs a line above zero")
     params: list[tuple[str, str]] = [("customer", customer)]
     for n, line in enumerate(lines):
-        params += _item(n, line, settings)
+        params += _item(n, line, order, settings)
     if order.start_date < today:
         anchor = order.start_date
         step = 1
@@ -238,7 +251,7 @@ def item_changes(order: SubscriptionOrder, sub: Obj, settings: OrderSettings) ->
         price = settings.stripe_price(line.price_id)
         if item is None:
             if line.quantity > 0:
-                params += _item(n, line, settings)
+                params += _item(n, line, order, settings)
                 n += 1
             continue
         if line.quantity == 0:
@@ -251,7 +264,7 @@ def item_changes(order: SubscriptionOrder, sub: Obj, settings: OrderSettings) ->
             params.append((f"items[{n}][{settings.price_parameter}]", price))
         params.append((f"items[{n}][quantity]", str(line.quantity)))
         if child(item, "metadata").get(META_LINE) != line.line_id:
-            params.append((f"items[{n}][metadata][{META_LINE}]", line.line_id))
+            params += _item_marks(n, line, order)
         n += 1
     for item in unmatched:
         params += [(f"items[{n}][id]", str(item["id"])), (f"items[{n}][deleted]", "true")]

@@ -54,7 +54,6 @@ from finsync.connectors.stripe.order_params import (
     META_CONTRACT,
     META_CUSTOMER,
     META_CUSTOMER_VERSION,
-    META_LINE,
     META_QUOTE,
     META_VERSION,
     OrderSettings,
@@ -297,17 +296,18 @@ class StripeSubscriptionPlatform:
     # -- reading back -----------------------------------------------------------------------
 
     def _canonical(self, contract_id: str, sub: Obj) -> SubscriptionContract:
+        """The subscription as the source maps it (a marked one in canonical ids), with
+        what an older mark lacks filled in: the contract id, the customer's canonical id,
+        billing's price ids (this port's catalogue)."""
         meta = child(sub, "metadata")
         version = str(meta.get(META_VERSION) or "1")
         mapped = contracts.contract(sub, self._mapping, int(version) if version.isdigit()
                                     else 1)
-        items = {str(i.get("id")): i for i in child(sub, "items").get("data") or []
-                 if isinstance(i, Mapping)}
-        lines = tuple(dataclasses.replace(
-            line, line_id=str(child(items.get(line.line_id, {}), "metadata").get(META_LINE)
-                              or line.line_id),
-            price_id=self._settings.billing_price(line.price_id)) for line in mapped.lines)
-        customer = self._canonical_customer(mapped.customer_id)
+        lines = tuple(dataclasses.replace(line, price_id=self._settings.billing_price(
+            line.price_id)) for line in mapped.lines)
+        customer = mapped.customer_id
+        if meta.get(META_CUSTOMER) is None:  # marked before subscriptions named it
+            customer = self._canonical_customer(customer)
         return dataclasses.replace(mapped, id=contract_id, customer_id=customer, lines=lines)
 
     def _canonical_customer(self, stripe_id: str) -> str:

@@ -22,7 +22,11 @@ Rules:
   webhooks carry it, so that it books into the account's legal entity.
 - An object fetched for an event is fetched for that event's commercial thread: the call log
   files the fetch under the correlation id the hub will give the event (`mapping.
-  correlation_of` of the event's object; a thin event names only its own object).
+  thread_of` of the event's object; a thin event names only its own object).
+- The versions of a customer or subscription are numbered by `mapping.version_key`: its
+  Stripe id, or for a customer the commercial layer marked its canonical id, so a marked
+  customer's versions count per canonical id (`marks`). Events are numbered after their
+  objects are fetched (a thin event's identity is its fetched object's).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import Protocol
 from finsync.connectors.calls import Subject, delivering
 from finsync.connectors.ports import SourceEvent, SourcePage
 from finsync.connectors.stripe import mapping
-from finsync.connectors.stripe.delivery import CURRENT, delivery_body, snapshot
+from finsync.connectors.stripe.delivery import CURRENT, delivery_body
 from finsync.connectors.stripe.mirror import Mirror
 from finsync.connectors.stripe.state import PollState
 from finsync.domain.errors import ConnectorError
@@ -102,27 +106,39 @@ class Poller:
         return result.events
 
     def _deliveries(self, events: Sequence[SourceEvent]) -> tuple[list[bytes], int]:
-        numbered = self._state.versions([
-            (str(snapshot(e.body).get("id")), e.source_event_id) for e in events
-            if e.type in mapping.VERSIONED and snapshot(e.body).get("id")])
-        bodies, fetched = [], 0
+        fetched, found = 0, []
         for event in events:
-            found: dict[str, Mapping[str, object]] = {}
-            plan = mapping.fetch_plan(event.body)
-            if plan:
-                thread = mapping.correlation_of(snapshot(event.body))
-                with delivering((Subject(thread),)):
-                    found = {f.key: dict(self._client.fetch(f.object_type, f.object_id))
-                             for f in plan}
-                    after = tuple(f for f in mapping.fetch_after(found.get(CURRENT) or {})
-                                  if f.key not in found)
-                    found |= {f.key: dict(self._client.fetch(f.object_type, f.object_id))
-                              for f in after}
-                fetched += len(plan) + len(after)
-            current = found.pop(CURRENT, None)
+            objects, count = self._fetched(event)
+            found.append(objects)
+            fetched += count
+        # numbered by the identity the mapping gives the object it maps (the fetched one
+        # when there is one): a marked object's versions count per canonical id
+        keys = [(mapping.version_key(e.body, f.get(CURRENT)), e) for e, f in zip(
+            events, found, strict=True) if e.type in mapping.VERSIONED]
+        numbered = self._state.versions([(key, e.source_event_id) for key, e in keys
+                                         if key is not None])
+        bodies = []
+        for event, objects in zip(events, found, strict=True):
+            current = objects.pop(CURRENT, None)
             bodies.append(delivery_body(self._of_account(event.body), current,
-                                        numbered.get(event.source_event_id), found))
+                                        numbered.get(event.source_event_id), objects))
         return bodies, fetched
+
+    def _fetched(self, event: SourceEvent) -> tuple[dict[str, Mapping[str, object]], int]:
+        """What the mapping needs fetched for `event` (`mapping.fetch_plan`), and how many
+        fetches that took."""
+        plan = mapping.fetch_plan(event.body)
+        if not plan:
+            return {}, 0
+        thread = mapping.thread_of(event.body)
+        with delivering((Subject(thread),)):
+            found: dict[str, Mapping[str, object]] = {
+                f.key: dict(self._client.fetch(f.object_type, f.object_id)) for f in plan}
+            after = tuple(f for f in mapping.fetch_after(found.get(CURRENT) or {})
+                          if f.key not in found)
+            found |= {f.key: dict(self._client.fetch(f.object_type, f.object_id))
+                      for f in after}
+        return found, len(plan) + len(after)
 
     def _of_account(self, event: Mapping[str, object]) -> Mapping[str, object]:
         if self.account is None or event.get("account"):

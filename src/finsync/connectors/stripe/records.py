@@ -16,6 +16,8 @@ Rules:
     the payment the mapping names (`statement.invoice`); a succeeded PaymentIntent that
     paid no invoice is money received on account (it applies nothing);
   - a credit note counts with its invoice's contract (the subscription), before tax;
+  - a contract and its invoices carry the ids the mapping gives them: the canonical
+    contract (and customer) id of a subscription the commercial layer marked (`marks`);
   - a contract's value = its invoices before tax less their credit notes: Stripe bills a
     licensed period in advance when the period starts, and the mapped contract's term ends
     with the current period, so nothing in the term is left to bill.
@@ -54,7 +56,7 @@ from finsync.connectors.ports import (
     DocumentAmount,
     TaxAmount,
 )
-from finsync.connectors.stripe import mirror, statement, taxes
+from finsync.connectors.stripe import marks, mirror, statement, taxes
 from finsync.connectors.stripe.objects import Obj, child, currency_of, id_of, listed, ref, text
 from finsync.connectors.stripe.statement import (
     CreditNoteFacts,
@@ -311,8 +313,12 @@ def _contract(sub: Obj, billed: dict[str, int]) -> ContractValue:
     items = listed(sub, "items", path)
     priced = child(items[0], "price") or child(items[0], "plan") if items else {}
     currency = currency_of(sub if sub.get("currency") else priced, path)
-    return ContractValue(sub_id, ref(sub, "customer", path),
-                         Money.from_minor(billed.get(sub_id, 0), currency))
+    # a subscription the commercial layer marked is its contract, as the mapping says
+    contract = marks.identity(sub, {}) or sub_id
+    customer = marks.mark(child(sub, "metadata"), marks.META_CUSTOMER, path) \
+        if contract != sub_id else None
+    return ContractValue(contract, customer or ref(sub, "customer", path),
+                         Money.from_minor(billed.get(contract, 0), currency))
 
 
 def _readable(object_type: str, read: Callable[[Obj], T], obj: Obj) -> T | None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from finsync.connectors.stripe import upcast
+from finsync.connectors.stripe import marks, upcast
 from finsync.connectors.stripe.documents import invoice_subscription
 from finsync.connectors.stripe.objects import (
     Obj,
@@ -77,7 +77,7 @@ class InvoiceFacts:
     id: str
     customer: str
     currency: str
-    contract: str  # the subscription it bills ("" for none)
+    contract: str  # the contract it bills: the subscription, or its mark ("" for none)
     issued: date | None  # None: a draft, not issued
     voided: date | None
     total: int  # ISO minor units, as every amount below
@@ -100,7 +100,8 @@ def invoice(inv: Obj) -> InvoiceFacts:
     total = _minor(inv, "total", currency, path)
     paid_at = moments.get("paid_at")
     return InvoiceFacts(
-        inv_id, ref(inv, "customer", path), currency, invoice_subscription(inv) or "",
+        inv_id, ref(inv, "customer", path), currency,
+        marks.invoice_contract(inv) or invoice_subscription(inv) or "",
         None if inv.get("status") == "draft"
         else day(moments.get("finalized_at") or inv.get("created"), f"{path}.finalized_at"),
         _day_or_none(moments.get("voided_at"), f"{path}.voided_at"),
