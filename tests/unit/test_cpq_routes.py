@@ -1,5 +1,6 @@
 """The commercial layer's routes: CPQ versions to billing; customers to billing only when
-billing does not own the customer master, and to the ERP's parties (an event never returns to its domain's owner)."""
+billing does not own the customer master, and to the ERP's parties (an event never returns
+to its domain's owner)."""
 
 from __future__ import annotations
 
