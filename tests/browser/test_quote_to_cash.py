@@ -171,6 +171,9 @@ def test_the_page_shows_what_cpq_status_says(browser: Any, own_site: Site,
              for r in rows.all()}
     assert shown == {r.contract_id: (r.order_state.value if r.order_state else "")
                      for r in listed.rows}
+    # The held contract's money at stake: 5 seats x 120.00 + 2 x 10.00 = 620.00 USD.
+    held_row = page.locator(f'[data-testid=cpq-contracts] tr[data-contract="{HELD}"]')
+    assert held_row.locator("[data-testid=cpq-at-stake]").inner_text() == "620.00 USD"
     assert (shown[APPLIED], shown[HELD]) == ("applied", "held")
 
     applied = cpq_status.contract_status(engine, APPLIED)

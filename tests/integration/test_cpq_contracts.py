@@ -49,10 +49,17 @@ def test_the_list_counts_orders_per_state_and_pages_contracts(
                                "mismatch": 0}
     assert (found["not_applied"], found["total"]) == (1, 3)
     assert [(c["contract_id"], c["cpq_version"], c["quote_id"], c["order_state"],
-             c["orders"]) for c in found["contracts"]] == [
-        ("A", 2, "Q-A-2", "sent", {"sent": 2}),
-        ("B", 1, "Q-B-1", "held", {"held": 1}),
-        ("C", 1, "Q-C-1", "sent", {"sent": 1})]
+             c["orders"], c["unresolved"]) for c in found["contracts"]] == [
+        ("A", 2, "Q-A-2", "sent", {"sent": 2}, 0),
+        ("B", 1, "Q-B-1", "held", {"held": 1}, 1),
+        ("C", 1, "Q-C-1", "sent", {"sent": 1}, 0)]
+    # B's held order is a master_data_mismatch; its money at stake is the status's.
+    status = cpq_status.contract_status(hub.engine, "B")
+    assert status is not None
+    (held,) = status.versions[0].exceptions
+    # 10 seats x 120.00 + 2 x 10.00 = 1,220.00 USD held back.
+    assert found["contracts"][1]["at_stake"] == [held.at_stake] == [
+        {"amount": "1220.00", "currency": "USD"}]
     paged = _get(reader, "?limit=1&offset=1")
     assert (paged["total"], [c["contract_id"] for c in paged["contracts"]]) == (3, ["B"])
     held = _get(reader, "?state=held")

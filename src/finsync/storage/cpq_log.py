@@ -311,7 +311,7 @@ def contract_page(conn: Connection, state: OrderState | None, limit: int,
     """`(how many contracts match, one page of them)`: the CPQ contracts the hub holds a
     version of (with `state`: those with an order in that state), by contract id; each row
     is the contract's latest version (`contract_id`, `aggregate_version`, `correlation_id`,
-    `status`, `received_at`)."""
+    `status`, `received_at`) with `quote_ids`, the correlation ids of all its versions."""
     chosen = select(events.c.aggregate_id.label("contract_id")).where(
         events.c.aggregate_type == COMMERCIAL_CONTRACT).group_by(events.c.aggregate_id)
     if state is not None:
@@ -324,6 +324,7 @@ def contract_page(conn: Connection, state: OrderState | None, limit: int,
     if not ids:
         return total, []
     latest: dict[str, dict[str, Any]] = {}
+    quotes: dict[str, list[str]] = {contract_id: [] for contract_id in ids}
     rows = conn.execute(select(
         events.c.aggregate_id, events.c.aggregate_version, events.c.correlation_id,
         events.c.status, events.c.received_at).where(
@@ -331,8 +332,11 @@ def contract_page(conn: Connection, state: OrderState | None, limit: int,
         events.c.aggregate_id.in_(ids)).order_by(events.c.aggregate_version,
                                                   events.c.position))
     for row in rows.mappings():
-        latest[str(row["aggregate_id"])] = {**dict(row), "contract_id": row["aggregate_id"]}
-    return total, [latest[contract_id] for contract_id in ids]
+        contract_id = str(row["aggregate_id"])
+        latest[contract_id] = {**dict(row), "contract_id": contract_id}
+        if row["correlation_id"] not in quotes[contract_id]:
+            quotes[contract_id].append(str(row["correlation_id"]))
+    return total, [{**latest[c], "quote_ids": quotes[c]} for c in ids]
 
 
 def orders_of_contracts(conn: Connection, contract_ids: list[str]) -> list[OrderRecord]:

@@ -68,6 +68,13 @@ function pager(data) {
     last < data.total ? link("Next", last) : null);
 }
 
+// The money at stake in the contract's unresolved exceptions, one line per currency.
+function stake(r) {
+  if (!r.at_stake.length) return "";
+  return h("span", { "data-testid": "cpq-at-stake" }, r.at_stake.map(
+    (m, i) => [i ? h("br", {}) : null, money(m.amount, m.currency)]).flat());
+}
+
 function contractList(data) {
   const orders = (r) => STATES.filter((s) => r.orders[s]).map((s) => `${r.orders[s]} ${s}`)
     .join(", ");
@@ -83,6 +90,9 @@ function contractList(data) {
         { key: "event_status", label: "Version" },
         { key: "order_state", label: "Order", render: (r) => stateBadge(r.order_state) },
         { key: "orders", label: "All its orders", render: orders, csv: orders },
+        { key: "unresolved", label: "Open exceptions", numeric: true },
+        { key: "at_stake", label: "At stake", numeric: true, render: stake,
+          csv: (r) => r.at_stake.map((m) => `${m.amount} ${m.currency}`).join(" ") },
         { key: "received_at", label: "Received", render: (r) => iso(r.received_at) }],
       rows: data.contracts, csv: "cpq-contracts",
       rowAttrs: (r) => ({ "data-contract": r.contract_id, "data-order-state": r.order_state || "" }),
