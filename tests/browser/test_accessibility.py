@@ -7,7 +7,8 @@ from typing import Any
 
 from tests.browserkit import WIDTHS, Site, logged_in, open_page
 
-PAGES = ("overview", "exceptions", "approvals", "recon", "timeline", "revenue", "ar", "close")
+PAGES = ("overview", "exceptions", "approvals", "recon", "timeline", "revenue", "ar",
+         "quote-to-cash", "close")
 # The controls a page has that no label names, and buttons or links without a name.
 _UNNAMED = """() => {
   const named = (el) => (el.labels && el.labels.length) || el.getAttribute('aria-label')

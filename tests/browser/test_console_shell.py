@@ -39,5 +39,5 @@ def test_every_page_is_listed_for_a_reader(browser: Any, site: Site) -> None:
     page = logged_in(browser, site, "revenue.accountant")
     titles = page.locator("nav a").all_inner_texts()
     assert titles == ["Overview", "Exceptions", "Reconciliation", "Contract timeline",
-                      "Revenue", "AR", "Close"]
+                      "Revenue", "AR", "Quote to cash", "Close"]
     page.context.close()

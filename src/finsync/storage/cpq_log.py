@@ -295,3 +295,54 @@ def deliveries_of(conn: Connection, event_ids: list[str]) -> dict[str, list[tupl
     for event_id, target, status in rows:
         found.setdefault(str(event_id), []).append((str(target), str(status)))
     return found
+
+
+# -- the contracts finance lists ----------------------------------------------------------
+
+def order_counts(conn: Connection) -> dict[OrderState, int]:
+    """How many orders (one per CPQ version ordered) are in each state, every state named."""
+    rows = conn.execute(select(cpq_orders.c.state, func.count()).group_by(cpq_orders.c.state))
+    found = {OrderState(state): int(count) for state, count in rows}
+    return {state: found.get(state, 0) for state in OrderState}
+
+
+def contract_page(conn: Connection, state: OrderState | None, limit: int,
+                  offset: int) -> tuple[int, list[dict[str, Any]]]:
+    """`(how many contracts match, one page of them)`: the CPQ contracts the hub holds a
+    version of (with `state`: those with an order in that state), by contract id; each row
+    is the contract's latest version (`contract_id`, `aggregate_version`, `correlation_id`,
+    `status`, `received_at`) with `quote_ids`, the correlation ids of all its versions."""
+    chosen = select(events.c.aggregate_id.label("contract_id")).where(
+        events.c.aggregate_type == COMMERCIAL_CONTRACT).group_by(events.c.aggregate_id)
+    if state is not None:
+        chosen = chosen.where(events.c.aggregate_id.in_(
+            select(cpq_orders.c.contract_id).where(cpq_orders.c.state == state.value)))
+    total = int(conn.execute(select(func.count()).select_from(chosen.subquery())).scalar()
+                or 0)
+    ids = [str(row[0]) for row in conn.execute(
+        chosen.order_by(events.c.aggregate_id).limit(limit).offset(offset))]
+    if not ids:
+        return total, []
+    latest: dict[str, dict[str, Any]] = {}
+    quotes: dict[str, list[str]] = {contract_id: [] for contract_id in ids}
+    rows = conn.execute(select(
+        events.c.aggregate_id, events.c.aggregate_version, events.c.correlation_id,
+        events.c.status, events.c.received_at).where(
+        events.c.aggregate_type == COMMERCIAL_CONTRACT,
+        events.c.aggregate_id.in_(ids)).order_by(events.c.aggregate_version,
+                                                  events.c.position))
+    for row in rows.mappings():
+        contract_id = str(row["aggregate_id"])
+        latest[contract_id] = {**dict(row), "contract_id": contract_id}
+        if row["correlation_id"] not in quotes[contract_id]:
+            quotes[contract_id].append(str(row["correlation_id"]))
+    return total, [{**latest[c], "quote_ids": quotes[c]} for c in ids]
+
+
+def orders_of_contracts(conn: Connection, contract_ids: list[str]) -> list[OrderRecord]:
+    """The orders of these contracts, by contract then CPQ version."""
+    if not contract_ids:
+        return []
+    rows = conn.execute(select(cpq_orders).where(cpq_orders.c.contract_id.in_(contract_ids))
+                        .order_by(cpq_orders.c.contract_id, cpq_orders.c.cpq_version))
+    return [_record(row) for row in rows]

@@ -241,6 +241,21 @@ def unresolved_at_stake_by_prefix(conn: Connection, exception_class: ExceptionCl
              None if minor is None else int(minor)) for currency, n, minor in rows]
 
 
+def unresolved_at_stake_by_correlation(conn: Connection, correlation_ids: Collection[str]
+                                       ) -> list[tuple[str, str | None, int, int | None]]:
+    """`(correlation id, currency, count, minor units at stake)` of the unresolved
+    exceptions of these correlation ids, summed in the database."""
+    if not correlation_ids:
+        return []
+    rows = conn.execute(select(exceptions.c.correlation_id, exceptions.c.currency,
+                               func.count(), func.sum(exceptions.c.amount_minor)).where(
+        exceptions.c.correlation_id.in_(sorted(correlation_ids)),
+        exceptions.c.status.in_(UNRESOLVED)).group_by(
+        exceptions.c.correlation_id, exceptions.c.currency))
+    return [(str(correlation), None if currency is None else str(currency), int(n),
+             None if minor is None else int(minor)) for correlation, currency, n, minor in rows]
+
+
 def latest_by_fingerprint(conn: Connection, fingerprints: Collection[str]
                           ) -> dict[str, tuple[int, ExceptionStatus]]:
     """Fingerprint -> (id, status) of its latest exception, for the fingerprints given."""

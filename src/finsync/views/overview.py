@@ -11,6 +11,8 @@ Rules:
 - Invoices held for tax (drafts billing could not tax yet) are shown apart, with their
   subtotals per currency: they are among the unresolved `tax_failure` exceptions, and no
   invoice of theirs is posted.
+- CPQ orders not applied: held before billing, refused by it, or in mismatch with it
+  (`hub.cpq_contracts`, the Quote-to-cash page's count).
 - The metrics are the seven of DESIGN §7, the same computation as `finsync metrics`.
 - The pipeline's health is this process's supervisor's (null when this process runs no
   pipeline: another one does), with what still waits to be delivered.
@@ -25,6 +27,7 @@ from typing import Any
 
 from finsync.bootstrap import measure_metrics
 from finsync.domain.money import Money
+from finsync.hub import cpq_contracts
 from finsync.hub.metrics import AGE_BUCKETS, EntityRecon, Exposure, Metrics
 from finsync.hub.pipeline import Health, Supervisor
 from finsync.hub.status import HeldForTax, Waiting
@@ -86,6 +89,7 @@ class Overview:
     pipeline: Health | None
     waiting: Waiting
     held_for_tax: HeldForTax = field(default_factory=HeldForTax)
+    cpq_not_applied: int = 0  # CPQ orders held, refused or in mismatch (hub.cpq_contracts)
 
     @property
     def by_class(self) -> list[Stake]:
@@ -117,6 +121,7 @@ class Overview:
                                "trend_until": self.trend_until.isoformat(),
                                "trend": [p.as_json() for p in self.trend]},
             "held_for_tax": self.held_for_tax.as_json(),
+            "cpq_not_applied": self.cpq_not_applied,
             "metrics": self.metrics.as_json(),
             "pipeline": {"runs_here": self.pipeline is not None,
                          **({} if self.pipeline is None else self.pipeline.as_json()),
@@ -146,4 +151,4 @@ def overview(services: Services, pipeline: Supervisor | None,
     health = None if pipeline is None else pipeline.health()
     hub = services.finance.hub
     return Overview(measured, entities, since, until, trend, health, hub.waiting(),
-                    hub.held_for_tax())
+                    hub.held_for_tax(), cpq_contracts.not_applied(hub.engine))

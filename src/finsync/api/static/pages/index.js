@@ -6,3 +6,4 @@ import "/console/pages/timeline.js";
 import "/console/pages/revenue.js";
 import "/console/pages/ar.js";
 import "/console/pages/close.js";
+import "/console/pages/quote_to_cash.js";

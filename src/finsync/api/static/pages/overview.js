@@ -59,6 +59,8 @@ function headline(data) {
     kpi("Unresolved exceptions", String(data.at_stake.count), "unresolved-count"),
     kpi("Invoices held for tax", h("a", { href: "#/exceptions?class=tax_failure" },
                                    String(data.held_for_tax.count)), "held-for-tax-count"),
+    kpi("CPQ orders not applied", h("a", { href: "#/quote-to-cash" },
+                                    String(data.cpq_not_applied)), "cpq-not-applied"),
     kpi("Oldest unresolved", aging.oldest_age_s === null ? "none" : age(aging.oldest_age_s),
         "oldest-age"),
     kpi("Invoice posting success", percent(data.metrics.invoice_posting_success.ratio),
