@@ -41,16 +41,8 @@ from finsync.bootstrap import (
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, load_config, parse_config
 from finsync.demo import report
 from finsync.demo.clock import SimClock
-from finsync.demo.workflow import (
-    CLERK_LOGIN,
-    CONTROLLER_LOGIN,
-    ENTITY,
-    OPS_LOGIN,
-    UPGRADE,
-    YEAR,
-    People,
-    Workflow,
-)
+from finsync.demo.cpq import ENTITY, UPGRADE, YEAR
+from finsync.demo.workflow import CLERK_LOGIN, CONTROLLER_LOGIN, OPS_LOGIN, People, Workflow
 from finsync.domain.clock import utc_now
 from finsync.hub.replay import ReplayFilter
 from finsync.recon.service import net_revenue_accounts

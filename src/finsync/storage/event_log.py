@@ -355,16 +355,19 @@ _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Accepted events, narrowed by correlation, aggregate `(type, id)` and occurrence
-    `[since, until)`."""
+    """Accepted events, narrowed by correlation, aggregate `(type, id)`, occurrence
+    `[since, until)` and event type."""
 
     correlation_id: str | None = None
     aggregate: tuple[str, str] | None = None
     since: datetime | None = None
     until: datetime | None = None
+    event_type: str | None = None
 
     def narrow(self, query: _Query) -> _Query:
         query = query.where(events.c.status == EventStatus.ACCEPTED)
+        if self.event_type is not None:
+            query = query.where(events.c.type == self.event_type)
         if self.correlation_id is not None:
             query = query.where(events.c.correlation_id == self.correlation_id)
         if self.aggregate is not None:

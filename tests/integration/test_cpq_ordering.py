@@ -1,0 +1,96 @@
+"""A CPQ version duplicated, reordered or re-sent is applied once, in version order: the
+reference contract's three versions (500 seats; 800 seats + analytics on 15 May; 820 seats
+on 29 May) reach the CPQ source in each of the six orders, every body twice, and the whole
+contract is re-sent once it has landed. One contract per order, side by side in one hub, on
+the shipped configuration and the embedded billing platform, on SQLite and PostgreSQL.
+
+Worked figures (billing's, for every order): version 1 invoices 500 x 120.00 = 60,000.00
+for the year; version 2 adds 300 seats and the module for 15 May .. 1 Jan 2027 (231 of 365
+days): 300 x 120.00 x 231 / 365 = 22,783.56 and 24,000.00 x 231 / 365 = 15,189.04, together
+37,972.60; version 3 adds 20 seats for 29 May .. 1 Jan (217 days):
+20 x 120.00 x 217 / 365 = 1,426.85."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from finsync.bootstrap import Finance, build_billing_service, build_finance
+from finsync.connectors.cpq.document import encode
+from finsync.demo import cpq
+from finsync.demo.clock import SimClock
+from finsync.domain.commercial import CommercialContract
+from finsync.domain.events import EventType
+from finsync.domain.status import UNRESOLVED
+from finsync.systems.billing.service import BillingService
+from tests.hubkit import shipped_config
+
+ORDERS = list(itertools.permutations((1, 2, 3)))  # the six orders versions can arrive in
+# CPQ approved each version on its day; they reach the hub later, on 1 June, in any order.
+ARRIVAL = datetime(2026, 6, 1, 9, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    finance: Finance
+    billing: BillingService
+
+
+@pytest.fixture
+def world(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
+    config = shipped_config(tmp_path)
+    clock = SimClock(ARRIVAL)
+    finance = build_finance(config, clock=clock)
+    yield World(finance, build_billing_service(config, finance.hub.engine, clock))
+    finance.dispose()
+
+
+def _versions(n: int) -> dict[int, CommercialContract]:
+    """The reference contract's versions under a contract id and quote ids of their own."""
+    return {v.version: replace(v, id=f"con_order_{n}", quote_id=f"{v.quote_id}_{n}")
+            for v in cpq.versions()}
+
+
+def _body(contract: CommercialContract) -> bytes:
+    return encode(contract, datetime.combine(contract.effective_date, time(17), UTC))
+
+
+def _send(world: World, *bodies: bytes) -> None:
+    world.finance.hub.store(cpq.SOURCE, bodies, {})
+    world.finance.hub.run_until_idle()
+
+
+def test_each_version_applies_once_in_version_order_whatever_arrives(world: World) -> None:
+    _send(world, encode(cpq.customer(), ARRIVAL))
+    contracts = {n: _versions(n) for n in range(len(ORDERS))}
+    for step in range(3):  # each order's first, second, third arrival; every body twice
+        for n, order in enumerate(ORDERS):
+            body = _body(contracts[n][order[step]])
+            _send(world, body, body)
+    for versions in contracts.values():  # CPQ re-sends the whole contract afterwards
+        _send(world, *(_body(versions[v]) for v in (3, 1, 2)))
+
+    state = world.billing.state()
+    for n, versions in contracts.items():
+        sub = state.subscription(versions[1].id)
+        assert sub.contract.version == 3, ORDERS[n]
+        assert [a.id for a in sub.amendments] == [versions[2].quote_id, versions[3].quote_id]
+        assert [ln.quantity for ln in sub.contract.lines if ln.line_id == "ln_seats"] == [820]
+        totals = [i.total.amount for i in world.billing.invoices(contract_id=versions[1].id)]
+        assert totals == [Decimal("60000.00"), Decimal("37972.60"), Decimal("1426.85")]
+    made = Counter(item.type for item in world.billing.pending(limit=1000))
+    assert made[EventType.CONTRACT_CREATED] == len(ORDERS)
+    assert made[EventType.CONTRACT_AMENDED] == 2 * len(ORDERS)
+    # every body twice, and the whole contract again: 3 + 3 duplicates a contract
+    assert world.finance.hub.status()["duplicates_ignored"] == 6 * len(ORDERS)
+    unresolved = [e for e in world.finance.triage.listing(status=None)
+                  if e["status"] in UNRESOLVED]
+    assert unresolved == []
