@@ -35,6 +35,7 @@ from finsync.connectors.ports import (
     HeldInvoicePort,
     LedgerPort,
     RevenuePort,
+    SubscriptionPlatformPort,
     TaxPort,
 )
 from finsync.connectors.stripe import signature as stripe_signature
@@ -63,17 +64,27 @@ from finsync.controls.migrate import upgrade as upgrade_controls
 from finsync.controls.period import PeriodControl, record_change
 from finsync.controls.request import TwoPerson
 from finsync.domain.catalog import StandaloneSellingPrice
+from finsync.domain.catalog_map import CatalogMapError
 from finsync.domain.clock import utc_now
 from finsync.domain.errors import SignatureError
 from finsync.domain.money import Money
 from finsync.domain.secret import RotatingSecret, valid_at
 from finsync.hub.buffer import BufferPolicy
+from finsync.hub.catalog_map import CatalogLoad, Known
+from finsync.hub.catalog_map import load as load_map
 from finsync.hub.close import PeriodClose
 from finsync.hub.held_retry import HeldRetry, HeldRetryPolicy
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry, TranslatingMapper
 from finsync.hub.metrics import Metrics, measure
+from finsync.hub.order_desk import OrderDesk
 from finsync.hub.service import Hub, SourcePump
-from finsync.hub.target import Target, ledger_target, revenue_target, tax_target
+from finsync.hub.target import (
+    Target,
+    billing_target,
+    ledger_target,
+    revenue_target,
+    tax_target,
+)
 from finsync.hub.usage import UsageIntake
 from finsync.hub.webhook import WebhookIntake
 from finsync.recon.service import Entity, Reconciliation
@@ -107,6 +118,8 @@ from finsync.triage.policy import ApprovalPolicy
 from finsync.triage.service import Triage
 
 T = TypeVar("T")
+
+DEFAULT_CATALOG_MAP = Path(__file__).with_name("default_cpq_catalog.toml")
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +192,8 @@ class Ports:
     taxes: dict[str, TaxPort] = field(default_factory=dict)
     # Billing systems that hold invoices for tax and retry them on request.
     held: dict[str, HeldInvoicePort] = field(default_factory=dict)
+    # Billing systems that take the commercial layer's orders (`billing_target`).
+    platforms: dict[str, SubscriptionPlatformPort] = field(default_factory=dict)
 
     def ledger(self) -> LedgerPort:
         return _only(self.ledgers, "ledger")
@@ -199,7 +214,7 @@ class Ports:
     def close(self) -> None:
         """Release the connections that remote systems' adapters hold open."""
         for port in [*self.ledgers.values(), *self.revenues.values(), *self.billing.values(),
-                     *self.taxes.values()]:
+                     *self.taxes.values(), *self.platforms.values()]:
             close = getattr(port, "close", None)
             if callable(close):
                 close()
@@ -356,12 +371,52 @@ def build_targets(config: FinsyncConfig, engine: Engine,
                   clock: Callable[[], datetime] = utc_now,
                   ports: Ports | None = None) -> dict[str, Target]:
     """Ledgers, revenue engines and tax engines receive; billing is a source (see
-    build_pumps)."""
+    build_pumps) and, when its port takes orders, the commercial layer's target (the
+    catalogue map loaded first: `load_catalog_map`)."""
     ports = ports or build_ports(config, engine, clock)
     targets = {name: ledger_target(port) for name, port in ports.ledgers.items()}
     targets.update({name: revenue_target(port) for name, port in ports.revenues.items()})
     targets.update({name: tax_target(port) for name, port in ports.taxes.items()})
+    if ports.platforms:
+        load_catalog_map(config, engine, clock)
+        desk = OrderDesk(engine, clock)
+        targets.update({name: billing_target(port, desk)
+                        for name, port in ports.platforms.items()})
     return targets
+
+
+def load_catalog_map(config: FinsyncConfig, engine: Engine,
+                     clock: Callable[[], datetime] = utc_now) -> CatalogLoad:
+    """Load `[cpq] catalog` (the shipped default_cpq_catalog.toml when unset) into the
+    hub's tables, checked against the embedded billing catalogue, the revenue catalogue
+    and the embedded ledger's charts (what is external is not checked); a new version
+    retries the orders held for an unmapped product. `ConfigError` names every problem."""
+    path = config.resolve(config.cpq.catalog) if config.cpq.catalog else DEFAULT_CATALOG_MAP
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"[cpq] catalog: cannot read {path}: {exc}") from None
+    try:
+        return load_map(engine, text, str(path), _known_to_systems(config), clock)
+    except CatalogMapError as exc:
+        raise ConfigError(f"[cpq] catalog: {exc}") from None
+
+
+def _known_to_systems(config: FinsyncConfig) -> Known:
+    catalog = _billing_catalog(config)
+    prices = None
+    if catalog is not None:
+        prices = {plan.price.id: (plan.price.product_id, plan.price.unit_amount.currency)
+                  for plan in load_catalog(catalog).plans}
+    accounts = None
+    ledgers = [s for s in config.systems.values() if s.role == "ledger"]
+    if ledgers and all(s.connector == "embedded" for s in ledgers) and config.ledger.entities:
+        charts = [parse_chart(config.resolve(e.chart).read_text() if e.chart
+                              else DEFAULT_CHART.read_text()) for e in config.ledger.entities]
+        # An account every entity's chart has (an order may be booked by any entity).
+        codes = [frozenset(a.code for a in chart.accounts) for chart in charts]
+        accounts = frozenset.intersection(*codes)
+    return Known(prices, revenue_products(config), accounts)
 
 
 def build_tryton_ledger(config: FinsyncConfig, name: str, system: SystemSection,

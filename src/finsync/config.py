@@ -27,7 +27,7 @@ from pydantic import (
 
 from finsync.auth.principal import check_scope, normalise
 from finsync.domain.errors import DomainError, FinsyncError
-from finsync.domain.events import BusinessDomain, EventType
+from finsync.domain.events import CATALOGUE, BusinessDomain, EventType
 from finsync.domain.limits import InputLimits
 from finsync.domain.secret import Secret, looks_secret
 from finsync.hub.settings import DeliveryPolicy, HubSettings
@@ -91,6 +91,14 @@ class TaxSection(_Strict):
     its tables at start-up; the shipped default_tax.toml when unset."""
 
     file: str | None = None
+
+
+class CpqSection(_Strict):
+    """The commercial layer (docs/cpq.md): `catalog` names the catalogue map TOML (CPQ
+    product -> billing product and price, SSP entry, ERP revenue account); the shipped
+    default_cpq_catalog.toml when unset."""
+
+    catalog: str | None = None
 
 
 class LedgerEntitySection(_Strict):
@@ -314,6 +322,7 @@ class FinsyncConfig(_Strict):
     ledger: LedgerSection = LedgerSection()
     revenue: RevenueSection = RevenueSection()
     tax: TaxSection = TaxSection()
+    cpq: CpqSection = CpqSection()
     triage: TriageSection = TriageSection()
     limits: dict[str, LimitsSection] = {}  # intake source (or "default") -> its limits
     usage: UsageSection = UsageSection()
@@ -354,13 +363,22 @@ class FinsyncConfig(_Strict):
         return url
 
     def hub_settings(self) -> HubSettings:
+        """The hub's settings. A route never sends an event to the system that owns its
+        domain: that system is where it came from (`customer.upserted` goes to billing
+        only when billing does not own the customer master)."""
         return HubSettings(
             ownership=dict(self.ownership),
-            routes={EventType(t): tuple(targets) for t, targets in self.routes.items()},
+            routes={EventType(t): self._routed(EventType(t), targets)
+                    for t, targets in self.routes.items()},
             delivery=DeliveryPolicy(**self.delivery.model_dump()),
             gap_wait_s=self.hub.gap_wait_s,
             intake_batch_size=self.hub.intake_batch_size,
         )
+
+
+    def _routed(self, event_type: EventType, targets: list[str]) -> tuple[str, ...]:
+        owner = self.ownership.get(CATALOGUE[event_type].domain)
+        return tuple(target for target in targets if target != owner)
 
 
 def _check_pumps(config: FinsyncConfig) -> None:

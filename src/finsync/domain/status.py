@@ -61,3 +61,14 @@ class ActionStatus(StrEnum):
     PENDING_APPROVAL = "pending_approval"
     REJECTED = "rejected"
     EXPIRED = "expired"
+
+
+class OrderState(StrEnum):
+    """A CPQ version's order to billing (`hub.order_desk`): held before billing (a product
+    the catalogue map cannot translate), sent, applied (billing's contract agrees with it)
+    or in mismatch (it differs: `master_data_mismatch`)."""
+
+    HELD = "held"
+    SENT = "sent"
+    APPLIED = "applied"
+    MISMATCH = "mismatch"

@@ -20,6 +20,8 @@ Rules:
   and the exception closes by itself when the gap fills.
 - An invoice held for tax opens its `tax_failure` exception on acceptance, and its release
   resolves it (`hub.held_invoice`).
+- Billing's contract event for a quote the hub ordered is checked against that order
+  (`hub.version_check`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from finsync.domain.ids import derive_id
 from finsync.domain.money import Money
 from finsync.domain.sensitive import classify_path, placeholder
 from finsync.domain.status import EventStatus
-from finsync.hub import held_invoice
+from finsync.hub import held_invoice, version_check
 from finsync.hub.milestone import Milestone
 from finsync.hub.settings import HubSettings
 from finsync.hub.target import amount_at_stake, recorded_stake
@@ -158,6 +160,7 @@ class Acceptance:
         if (milestone := accepted_milestone(env.event)) is not None:
             milestone_log.record(conn, env.correlation_id, milestone, env.event_id, "hub", at)
         held_invoice.accepted(conn, env, at)
+        version_check.accepted(conn, env, at)
 
     def _release_parked(self, conn: Connection, env: Envelope, at: datetime) -> None:
         version = env.aggregate.version
@@ -221,6 +224,7 @@ def supersede(conn: Connection, stored: Envelope, stored_status: EventStatus,
                              "hub", at)
     if not parked:
         held_invoice.accepted(conn, received, at)
+        version_check.accepted(conn, received, at)
     where = ("waits in its place for the earlier version" if parked
              else f"{len(handed)} delivery(ies) will send it")
     return f"event {received.event_id} stands in place of {stored.event_id}; {where}"

@@ -5,7 +5,8 @@ Rules:
   its `(source, source_event_id)` nor its business key), sent by the owner of its domain,
   and either has no version or is the next version of its aggregate with no later version
   parked, and is no invoice held or released for tax (those open and resolve exceptions:
-  `hub.held_invoice`). Plain raw events are accepted exactly as `Acceptance` would accept
+  `hub.held_invoice`), nor a contract event (checked against the hub's order:
+  `hub.version_check`). Plain raw events are accepted exactly as `Acceptance` would accept
   them (event row, cursor, deliveries, milestone, raw event `mapped`), but written one
   statement per table for the whole run of them.
 - Every other raw event (a mapping error, a duplicate, a changed body, an ownership
@@ -34,6 +35,7 @@ from sqlalchemy import Connection
 from finsync.domain.envelope import Envelope
 from finsync.domain.events import InvoiceHeld, InvoiceReleased
 from finsync.domain.status import EventStatus, RawStatus
+from finsync.hub import version_check
 from finsync.hub.acceptance import Acceptance, accepted_milestone, partition_key
 from finsync.storage import event_log, milestone_log, outbox, raw_log
 from finsync.storage.event_log import AggregateKey
@@ -99,6 +101,8 @@ class BatchAcceptance:
             if self._acceptance.owner_of(env) != env.source:
                 return False
             if isinstance(env.event, InvoiceHeld | InvoiceReleased):
+                return False
+            if version_check.acts_on(env.event):
                 return False
             key = env.business_key
             if key is not None and (key in self._keys or key in keys):

@@ -23,6 +23,8 @@ class Milestone(StrEnum):
     USAGE_RECOGNISED = "usage_recognised"
     EXCEPTION_RESOLVED = "exception_resolved"
     TAX_COMMITTED = "tax_committed"  # the tax engine committed a final document
+    # The subscription platform applied a CPQ version's order (`hub.target.billing_target`).
+    ORDER_ACCEPTED = "order_accepted"
 
 
 # What each milestone says about the books (a correlation's financial status).

@@ -4,6 +4,10 @@ Each target declares its routes, one per event class it takes: the port method t
 document goes to and the milestone a success records (invoice posted, payment applied,
 revenue schedule created…).
 
+A subscription platform takes the commercial layer's orders (`billing_target`): an approved
+CPQ version is translated by the order desk (`hub.order_desk`) and applied, and the
+customer master's customers are created or updated there.
+
 A tax engine takes the final documents (`tax_target`): an invoice issued is committed, a
 credit memo commits its reversal (or voids the invoice's transaction). Its failures are
 `tax_failure` exceptions: the engine's own errors are translated here (unavailable:
@@ -22,19 +26,23 @@ from finsync.connectors.ports import (
     LedgerPort,
     Receipt,
     RevenuePort,
+    SubscriptionPlatformPort,
     TaxPort,
 )
+from finsync.domain.commercial import CommercialContract, SubscriptionOrder
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.dispute import Dispute, DisputeClosure, DisputeFunds
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 from finsync.domain.events import (
     AnyEvent,
     CanonicalEvent,
+    CommercialContractApproved,
     ContractAmended,
     ContractCancelled,
     ContractCreated,
     ContractRenewed,
     CreditMemoIssued,
+    CustomerUpserted,
     DisputeClosed,
     DisputeFundsReinstated,
     DisputeFundsWithdrawn,
@@ -137,6 +145,31 @@ def revenue_target(port: RevenuePort) -> Target:
     ), port.find_receipt)
 
 
+class OrderDesk(Protocol):
+    """Turns a CPQ version into billing's order (`hub.order_desk.OrderDesk`)."""
+
+    def order(self, contract: CommercialContract, ctx: DeliveryContext) -> SubscriptionOrder:
+        ...
+
+    def applied(self, contract: CommercialContract) -> None: ...
+
+
+def billing_target(port: SubscriptionPlatformPort, desk: OrderDesk) -> Target:
+    """A subscription platform: each approved CPQ version ordered (translated, recorded,
+    applied, its renewal baseline kept), each customer upserted. Billing's own customers
+    never come back to it: `config.FinsyncConfig.hub_settings` drops a route to the owner
+    of the event's domain."""
+    def order(document: CommercialContract, ctx: DeliveryContext) -> Receipt:
+        receipt = port.apply_order(desk.order(document, ctx), ctx)
+        desk.applied(document)
+        return receipt
+
+    return PortTarget(port.system, (
+        route(CommercialContractApproved, order, Milestone.ORDER_ACCEPTED),
+        route(CustomerUpserted, port.upsert_customer, None),
+    ), port.find_receipt)
+
+
 def tax_target(port: TaxPort) -> Target:
     """The tax engine: invoices committed, credit memos committed (a `void` one voids its
     invoice's transaction); each failure a `tax_failure` (`classed_as_tax`)."""
@@ -192,6 +225,9 @@ def amount_at_stake(event: AnyEvent | None) -> tuple[Money, ...]:
         return (abs(document.unrecovered),)
     if isinstance(document, JournalEntry):
         return per_currency(ln.amount for ln in document.lines if ln.side is Side.DEBIT)
+    if isinstance(document, CommercialContract) and document.lines:
+        ordered = per_currency(line.net_unit_price * line.quantity for line in document.lines)
+        return tuple(m.quantize() for m in ordered)
     if isinstance(document, ContractAmendment):
         document = document.contract
     if isinstance(document, SubscriptionContract) and document.lines:
