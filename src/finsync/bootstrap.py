@@ -27,6 +27,7 @@ from finsync.connectors.embedded.billing_records import EmbeddedBillingRecords
 from finsync.connectors.embedded.held import EmbeddedHeldInvoices
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.embedded.revenue import EmbeddedRevenue
+from finsync.connectors.embedded.subscription_platform import EmbeddedSubscriptionPlatform
 from finsync.connectors.embedded.tax import EmbeddedTax
 from finsync.connectors.embedded.usage import EmbeddedUsage
 from finsync.connectors.filedrop.ledger import FileDropLedger
@@ -268,6 +269,7 @@ def _embedded_billing(build: _Build, name: str, system: SystemSection, ports: Po
     service = _billing_service(build.config, build.engine, system, build.clock)
     ports.billing[name] = EmbeddedBillingRecords(name, service)
     ports.held[name] = EmbeddedHeldInvoices(name, service)
+    ports.platforms[name] = EmbeddedSubscriptionPlatform(name, service)
 
 
 def _stripe_billing(build: _Build, name: str, system: SystemSection, ports: Ports) -> None:

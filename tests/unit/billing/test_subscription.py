@@ -18,7 +18,12 @@ from finsync.systems.billing.errors import (
     UnknownPriceError,
     UnknownProductError,
 )
-from finsync.systems.billing.subscription import CreateSubscription, create_subscription
+from finsync.systems.billing.subscription import (
+    CreateSubscription,
+    RenewSubscription,
+    create_subscription,
+    renew_subscription,
+)
 from tests.unit.billing.support import (
     END,
     START,
@@ -106,3 +111,13 @@ def test_same_contract_twice_is_refused() -> None:
     state = subscribed().state
     with pytest.raises(DuplicateIdError):
         create_subscription(state, CreateSubscription(contract()))
+
+
+def test_renewal_named_by_its_quote_is_that_amendment_and_refused_twice() -> None:
+    state = subscribed().state
+    outcome = renew_subscription(state, RenewSubscription("sub_1", "quote_renewal_2026"))
+    [renewed] = outcome.emitted
+    assert isinstance(renewed.event, ContractRenewed)
+    assert renewed.event.amendment.id == renewed.correlation_id == "quote_renewal_2026"
+    with pytest.raises(DuplicateIdError):  # the quote renewed it once: never again
+        renew_subscription(outcome.state, RenewSubscription("sub_1", "quote_renewal_2026"))

@@ -11,6 +11,9 @@ Rules:
   price in force on the term's last day (a ramp's last step), without further ramp steps.
   Lines that ended during the term do not renew. A subscription set to cancel at term end
   does not renew. The clock renews auto-renewing subscriptions when the term ends.
+- A renewal's amendment id is the command's `id` when it names one (a commercial renewal's
+  quote id, so that the renewal is found by it and correlated to it), else derived from
+  the contract and the new version (the clock's renewals); an id already used is refused.
 - A customer's tax master data is checked when it is registered: its country (and region)
   must make a tax address, its VAT id at most `TAX_ID_MAX_CHARS` characters.
 """
@@ -60,6 +63,7 @@ class CreateSubscription:
 @dataclass(frozen=True, slots=True)
 class RenewSubscription:
     contract_id: str
+    id: str | None = None
 
 
 TAX_ID_MAX_CHARS = 64
@@ -126,7 +130,9 @@ def renew_subscription(state: BillingState, cmd: RenewSubscription) -> Outcome:
                   if line.end_date >= old.end_date)
     new = replace(old, start_date=start, end_date=end, lines=lines, version=old.version + 1)
     check_contract(new, state.config.catalog)
-    amendment_id = derive_id("amd", old.id, "renewal", str(new.version))
+    amendment_id = cmd.id or derive_id("amd", old.id, "renewal", str(new.version))
+    if any(a.id == amendment_id for a in sub.amendments):
+        raise DuplicateIdError(f"amendment {amendment_id} was already applied to {old.id}")
     amendment = ContractAmendment(amendment_id, old.id, new.version, start, "renewal",
                                   contract_diff(old, new), new)
     renewed = replace(sub, contract=new, correlation_id=amendment_id, renewal_lines=lines,
