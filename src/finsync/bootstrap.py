@@ -20,8 +20,20 @@ from finsync.audit.migrate import upgrade as upgrade_audit
 from finsync.audit.service import AuditTrail
 from finsync.audit.signing import Keyring, load_signer
 from finsync.auth.migrate import upgrade as upgrade_auth
-from finsync.config import ConfigError, FinsyncConfig, StripeSection, SystemSection
+from finsync.config import (
+    ConfigError,
+    CpqSourceSection,
+    FinsyncConfig,
+    StripeSection,
+    SystemSection,
+)
 from finsync.connectors.calls import NO_RECORDER, CallRecorder
+from finsync.connectors.cpq import document as cpq_document
+from finsync.connectors.cpq import signature as cpq_signature
+from finsync.connectors.cpq.document import DocumentSettings
+from finsync.connectors.cpq.limits import CpqLimits
+from finsync.connectors.cpq.salesforce import SalesforceSettings
+from finsync.connectors.cpq.salesforce import translate as salesforce_translate
 from finsync.connectors.embedded.billing import OutboxPublisher, billing_service
 from finsync.connectors.embedded.billing_records import EmbeddedBillingRecords
 from finsync.connectors.embedded.held import EmbeddedHeldInvoices
@@ -64,9 +76,10 @@ from finsync.controls.configuration import ConfigControl
 from finsync.controls.migrate import upgrade as upgrade_controls
 from finsync.controls.period import PeriodControl, record_change
 from finsync.controls.request import TwoPerson
-from finsync.domain.catalog import StandaloneSellingPrice
+from finsync.domain.catalog import BillingFrequency, StandaloneSellingPrice
 from finsync.domain.catalog_map import CatalogMapError
 from finsync.domain.clock import utc_now
+from finsync.domain.commercial import ProrationTerms
 from finsync.domain.errors import SignatureError
 from finsync.domain.money import Money
 from finsync.domain.secret import RotatingSecret, valid_at
@@ -87,7 +100,7 @@ from finsync.hub.target import (
     tax_target,
 )
 from finsync.hub.usage import UsageIntake
-from finsync.hub.webhook import WebhookIntake
+from finsync.hub.webhook import CPQ_SCHEME, WebhookIntake
 from finsync.recon.service import Entity, Reconciliation
 from finsync.storage.call_log import CallLog
 from finsync.storage.db import make_engine, read_only
@@ -513,9 +526,44 @@ def build_mappers(config: FinsyncConfig) -> MapperRegistry:
         if kind == "stripe":
             return TranslatingMapper(partial(stripe_translate,
                                              stripe_settings(config, source)), limits)
+        if kind == "cpq":
+            return TranslatingMapper(partial(cpq_document.translate,
+                                             cpq_document_settings(config, source)), limits)
+        if kind == "salesforce_cpq":
+            return TranslatingMapper(partial(salesforce_translate,
+                                             salesforce_settings(config, source)), limits)
         return CanonicalMapper(limits)
     return MapperRegistry({source: mapper(source, kind)
                            for source, kind in config.sources.items()})
+
+
+def _cpq_section(config: FinsyncConfig, source: str) -> CpqSourceSection:
+    if source not in config.cpq_sources:
+        raise ConfigError(f"no CPQ source {source!r}; configured: "
+                          f"{', '.join(sorted(config.cpq_sources)) or 'none'}")
+    return config.cpq_sources[source]
+
+
+def cpq_document_settings(config: FinsyncConfig, source: str) -> DocumentSettings:
+    """How CPQ source `source` reads finsync's CPQ JSON: its legal entity default and its
+    limits (also what `connectors.cpq.filedrop.load_file` takes for a file of `source`)."""
+    section = _cpq_section(config, source)
+    return DocumentSettings(section.legal_entity, config.limits_for(source),
+                            _cpq_limits(section))
+
+
+def salesforce_settings(config: FinsyncConfig, source: str) -> SalesforceSettings:
+    section = _cpq_section(config, source)
+    if section.legal_entity is None:
+        raise ConfigError(f"[cpq_sources.{source}] needs legal_entity")
+    return SalesforceSettings(section.legal_entity, section.currency,
+                              BillingFrequency(section.billing_frequency),
+                              ProrationTerms(section.proration), config.limits_for(source),
+                              _cpq_limits(section))
+
+
+def _cpq_limits(section: CpqSourceSection) -> CpqLimits:
+    return CpqLimits(lines_max=section.lines_max, ramp_steps_max=section.ramp_steps_max)
 
 
 def stripe_settings(config: FinsyncConfig, source: str) -> SourceSettings:
@@ -621,9 +669,14 @@ def webhook_secrets(config: FinsyncConfig, source: str) -> list[RotatingSecret]:
 
 def build_webhooks(config: FinsyncConfig, engine: Engine,
                    clock: Callable[[], datetime] = utc_now) -> Mapping[str, WebhookIntake]:
-    """A signed-webhook intake per Stripe source, whose stored events the local mirror
-    records. Rotation: a request signed with any secret valid at the time it is received is
-    accepted; an expired one verifies nothing."""
+    """A signed-webhook intake per Stripe source (whose stored events the local mirror
+    records) and per CPQ source. Rotation: a request signed with any secret valid at the
+    time it is received is accepted; an expired one verifies nothing."""
+    return {**_stripe_webhooks(config, engine, clock), **_cpq_webhooks(config, engine, clock)}
+
+
+def _stripe_webhooks(config: FinsyncConfig, engine: Engine,
+                     clock: Callable[[], datetime]) -> dict[str, WebhookIntake]:
     secrets = {source: webhook_secrets(config, source) for source in config.stripe}
     if not secrets:
         return {}
@@ -644,6 +697,32 @@ def build_webhooks(config: FinsyncConfig, engine: Engine,
         intakes[source] = WebhookIntake(engine, source, verify, clock,
                                         observe=partial(_mirrored, mirror, source))
     return intakes
+
+
+def cpq_signing_secrets(config: FinsyncConfig, source: str) -> list[RotatingSecret]:
+    """Every signing secret `[cpq_sources.<source>]` names, each valid until its
+    `not_after`; each must be readable."""
+    section = _cpq_section(config, source)
+    return [RotatingSecret(config.secret(f"[cpq_sources.{source}].signing_secrets[{i}]",
+                                         named.env, named.file), named.not_after)
+            for i, named in enumerate(section.signing_secrets)]
+
+
+def _cpq_webhooks(config: FinsyncConfig, engine: Engine,
+                  clock: Callable[[], datetime]) -> dict[str, WebhookIntake]:
+    intakes: dict[str, WebhookIntake] = {}
+    for source, section in config.cpq_sources.items():
+        verify = partial(_verify_cpq, cpq_signing_secrets(config, source), section.tolerance_s,
+                         clock)
+        intakes[source] = WebhookIntake(engine, source, verify, clock, scheme=CPQ_SCHEME)
+    return intakes
+
+
+def _verify_cpq(secrets: Sequence[RotatingSecret], tolerance_s: int,
+                clock: Callable[[], datetime], body: bytes, headers: Mapping[str, str]) -> int:
+    now = clock()
+    return cpq_signature.verify(body, headers.get(cpq_signature.HEADER),
+                                valid_at(secrets, now), now, tolerance_s)
 
 
 def _mirrored(mirror: Mirror, source: str, body: bytes) -> None:

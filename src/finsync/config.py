@@ -29,6 +29,7 @@ from finsync.auth.principal import check_scope, normalise
 from finsync.domain.errors import DomainError, FinsyncError
 from finsync.domain.events import CATALOGUE, BusinessDomain, EventType
 from finsync.domain.limits import InputLimits
+from finsync.domain.money import exponent
 from finsync.domain.secret import Secret, looks_secret
 from finsync.hub.settings import DeliveryPolicy, HubSettings
 
@@ -307,6 +308,29 @@ class StripeSection(_Strict):
         return self
 
 
+class CpqSourceSection(_Strict):
+    """A CPQ intake source (`[cpq_sources.<source>]`) of kind "cpq" (finsync's CPQ JSON,
+    signed) or "salesforce_cpq" (Salesforce CPQ's change events and platform events, sent
+    by a relay that signs them the same way): see docs/cpq/sources.md. Requests are signed
+    with HMAC-SHA256 (`Finsync-Signature`) by any of `signing_secrets`, each valid until its
+    `not_after` (rotation with an overlap); the secrets are never in the file.
+    `legal_entity` is the entity of documents that name none (required for Salesforce);
+    `currency`, `billing_frequency` and `proration` are what a Salesforce quote that says
+    none gets. `lines_max` and `ramp_steps_max` bound a contract version."""
+
+    legal_entity: str | None = None
+    signing_secrets: list[SecretSection] = Field(
+        default_factory=lambda: [SecretSection(env="FINSYNC_CPQ_SIGNING_SECRET")],
+        min_length=1, max_length=8)
+    tolerance_s: int = Field(300, ge=1, le=3600)
+    currency: str = "USD"
+    billing_frequency: Literal["monthly", "quarterly", "annual"] = "monthly"
+    proration: Literal["invoice_now", "next_invoice", "none"] = "invoice_now"
+    lines_max: int = Field(1_000, ge=1, le=100_000)
+    ramp_steps_max: int = Field(120, ge=1, le=10_000)
+
+
+CPQ_KINDS = ("cpq", "salesforce_cpq")
 COMMERCIAL_OWNER = "cpq"
 
 
@@ -314,8 +338,10 @@ class FinsyncConfig(_Strict):
     hub: HubSection = HubSection()
     delivery: DeliverySection = DeliverySection()
     ownership: dict[BusinessDomain, str]
-    sources: dict[str, Literal["canonical", "stripe"]] = {"canonical": "canonical"}
+    sources: dict[str, Literal["canonical", "stripe", "cpq", "salesforce_cpq"]] = {
+        "canonical": "canonical"}
     stripe: dict[str, StripeSection] = {}  # intake source of kind "stripe" -> its account
+    cpq_sources: dict[str, CpqSourceSection] = {}  # source of a CPQ kind -> its settings
     pumps: dict[str, str] = {}  # intake source -> the embedded system whose outbox it drains
     systems: dict[str, SystemSection] = {}
     routes: dict[str, list[str]] = {}
@@ -416,6 +442,25 @@ def _check_stripe(config: FinsyncConfig) -> None:
     _check_stripe_usage(config)
 
 
+def _check_cpq(config: FinsyncConfig) -> None:
+    for source, kind in config.sources.items():
+        if kind in CPQ_KINDS and source not in config.cpq_sources:
+            raise ConfigError(f"[sources] {source} is a {kind} source without "
+                              f"[cpq_sources.{source}]")
+    for source, section in config.cpq_sources.items():
+        named = config.sources.get(source)
+        if named not in CPQ_KINDS:
+            raise ConfigError(f"[cpq_sources.{source}] is not a source of kind \"cpq\" or "
+                              "\"salesforce_cpq\" under [sources]")
+        if named == "salesforce_cpq" and not section.legal_entity:
+            raise ConfigError(f"[cpq_sources.{source}] needs legal_entity: a Salesforce "
+                              "quote names none")
+        try:
+            exponent(section.currency)
+        except DomainError as exc:
+            raise ConfigError(f"[cpq_sources.{source}] currency: {exc}") from None
+
+
 def _check_stripe_usage(config: FinsyncConfig) -> None:
     for usage, source in config.usage.stripe.items():
         if usage not in config.usage.sources:
@@ -468,6 +513,7 @@ def _check(config: FinsyncConfig) -> None:
             raise ConfigError(f"[limits.{name}] is neither \"default\" nor an intake source "
                               "under [sources] or [usage]")
     _check_stripe(config)
+    _check_cpq(config)
     _check_posting(config)
     missing = set(BusinessDomain) - set(config.ownership)
     if missing:

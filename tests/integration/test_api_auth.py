@@ -75,7 +75,7 @@ AUTHENTICATED = {
     **revenue.CALLS, **close.CALLS, **tax.CALLS,
 }
 PUBLIC = {("GET", "/healthz"), *console.PUBLIC}
-SIGNED = {("POST", "/v1/webhooks/stripe/{source}")}
+SIGNED = {("POST", "/v1/webhooks/stripe/{source}"), ("POST", "/v1/webhooks/cpq/{source}")}
 CASES = ("no token", "expired", "revoked", "wrong scope", "right scope")
 
 

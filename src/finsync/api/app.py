@@ -75,7 +75,7 @@ from finsync.hub.pipeline import PipelineWorker, Supervisor, hub_pipeline
 from finsync.hub.service import Hub
 from finsync.hub.status import UNRESOLVED_FILTER
 from finsync.hub.usage import UsageIntake
-from finsync.hub.webhook import WebhookIntake
+from finsync.hub.webhook import CPQ_SCHEME, STRIPE_SCHEME, WebhookIntake
 from finsync.views.services import Services
 
 # The console's pages: each registers its JSON reads and actions over `Services`.
@@ -310,22 +310,21 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
             _refuse(hub.intake, Refusal(source, body, ExceptionClass.MAPPING_ERROR, None,
                                         headers, content_type))
         if source in signed:
+            path = f"/v1/webhooks/{signed[source].scheme}/{source}"
             unsigned = SignatureError(f"source {source!r} takes signed requests only, at "
-                                      f"/v1/webhooks/stripe/{source}", code="signature_missing")
+                                      f"{path}", code="signature_missing")
             signed[source].refuse(unsigned, body, headers, content_type)
             raise unsigned
         raw_id = writer.receive(source, body, headers, content_type, limits(source),
                                 writes_as=_writes_as(request.state.principal))
         return JSONResponse({"raw_event_id": raw_id, "status": "stored"}, status_code=202)
 
-    @app.post("/v1/webhooks/stripe/{source}",
-              openapi_extra={**_ANY_JSON_BODY, **security.SIGNED})
-    def stripe_webhook(source: str, request: Request, body: Body) -> JSONResponse:
-        """Stripe's webhook endpoint: verified, stored, then 200 as Stripe expects."""
+    def signed_intake(scheme: str, source: str, request: Request, body: Body) -> int:
+        """Store a request of a signed source of `scheme`, verified on its raw bytes."""
         headers, content_type = _stored_headers(request), request.headers.get("content-type")
         intake = signed.get(source)
-        if intake is None:
-            unknown = MappingError(f"no Stripe source named {source[:64]!r}",
+        if intake is None or intake.scheme != scheme:
+            unknown = MappingError(f"no {scheme} source named {source[:64]!r}",
                                    code="unknown_source")
             kept = None if isinstance(body, BodyTooLargeError) else body
             _refuse(hub.intake, Refusal(source, unknown, ExceptionClass.MAPPING_ERROR, kept,
@@ -333,8 +332,23 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
         if isinstance(body, BodyTooLargeError):
             intake.refuse(body, None, headers, content_type)
             raise body
-        raw_id = intake.receive(body, headers, content_type, limits(source))
+        return intake.receive(body, headers, content_type, limits(source))
+
+    @app.post("/v1/webhooks/stripe/{source}",
+              openapi_extra={**_ANY_JSON_BODY, **security.SIGNED})
+    def stripe_webhook(source: str, request: Request, body: Body) -> JSONResponse:
+        """Stripe's webhook endpoint: verified, stored, then 200 as Stripe expects."""
+        raw_id = signed_intake(STRIPE_SCHEME, source, request, body)
         return JSONResponse({"received": True, "raw_event_id": raw_id})
+
+    @app.post("/v1/webhooks/cpq/{source}", status_code=202,
+              openapi_extra={**_ANY_JSON_BODY, **security.SIGNED})
+    def cpq_webhook(source: str, request: Request, body: Body) -> JSONResponse:
+        """A CPQ source's request (finsync's CPQ JSON, or a Salesforce relay's event),
+        signed with `Finsync-Signature` (docs/cpq/sources.md): verified on the raw bytes,
+        stored, then 202."""
+        raw_id = signed_intake(CPQ_SCHEME, source, request, body)
+        return JSONResponse({"raw_event_id": raw_id, "status": "stored"}, status_code=202)
 
     @app.post("/v1/usage/{source}/events", status_code=202, openapi_extra=_WRITES_AS_SOURCE)
     def usage_events(source: str, request: Request, body: Body) -> JSONResponse:

@@ -21,6 +21,7 @@ STORED_HEADERS = frozenset({
     "user-agent",
     "date",
     "stripe-signature",  # verified on the raw bytes; kept so an auditor can verify again
+    "finsync-signature",  # the generic CPQ source's (connectors.cpq.signature), likewise
     "idempotency-key",
     "x-request-id",
     "x-correlation-id",

@@ -38,13 +38,15 @@ Verify = Callable[[bytes, Mapping[str, str]], object]
 # raises reaches the sender as a failure, so the sender sends the body again.
 Observe = Callable[[bytes], object]
 BODY_MAX = InputLimits().body_max_bytes
+# Which endpoint takes a signed source's requests (`/v1/webhooks/<scheme>/<source>`).
+STRIPE_SCHEME, CPQ_SCHEME = "stripe", "cpq"
 
 
 class WebhookIntake:
     def __init__(self, engine: Engine, source: str, verify: Verify,
                  clock: Callable[[], datetime], body_max: int = BODY_MAX,
-                 observe: Observe | None = None) -> None:
-        self.source = source
+                 observe: Observe | None = None, scheme: str = STRIPE_SCHEME) -> None:
+        self.source, self.scheme = source, scheme
         self._engine, self._verify, self._clock, self._body_max = engine, verify, clock, body_max
         self._observe = observe
 
