@@ -29,6 +29,7 @@ from finsync.config import (
 )
 from finsync.connectors.calls import NO_RECORDER, CallRecorder
 from finsync.connectors.cpq import document as cpq_document
+from finsync.connectors.cpq import filedrop as cpq_filedrop
 from finsync.connectors.cpq import signature as cpq_signature
 from finsync.connectors.cpq.document import DocumentSettings
 from finsync.connectors.cpq.limits import CpqLimits
@@ -79,9 +80,10 @@ from finsync.controls.request import TwoPerson
 from finsync.domain.catalog import BillingFrequency, StandaloneSellingPrice
 from finsync.domain.catalog_map import CatalogMapError
 from finsync.domain.clock import utc_now
-from finsync.domain.commercial import ProrationTerms
+from finsync.domain.commercial import CommercialContract, ProrationTerms
 from finsync.domain.errors import SignatureError
 from finsync.domain.money import Money
+from finsync.domain.party import CustomerAccount
 from finsync.domain.secret import RotatingSecret, valid_at
 from finsync.hub.buffer import BufferPolicy
 from finsync.hub.catalog_map import CatalogLoad, Known
@@ -973,3 +975,16 @@ def set_up_tryton_books(url: str, database: str, user: str, password: str,
     company, in order."""
     with TrytonClient(url, database, user, password) as client:
         return bootstrap_tryton(client, [BookSpec(name, currency, years) for name in companies])
+
+
+# -- the CPQ file drop and body, for entry points (`finsync cpq load`, the demo) ---------
+def load_cpq_file(config: FinsyncConfig, source: str, path: Path) -> cpq_filedrop.FileDrop:
+    """The versions a CPQ file drop holds and every problem in it, read as CPQ source
+    `source` reads its documents (`FileDropError` for a file that cannot be read)."""
+    return cpq_filedrop.load_file(path, cpq_document_settings(config, source))
+
+
+def cpq_body(document: CommercialContract | CustomerAccount, occurred_at: datetime) -> bytes:
+    """finsync's CPQ JSON carrying a contract version or a customer, as a CPQ source sends
+    it (`connectors.cpq.document`)."""
+    return cpq_document.encode(document, occurred_at)

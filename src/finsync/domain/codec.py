@@ -45,6 +45,7 @@ from finsync.domain.amount import (
     plain,
 )
 from finsync.domain.clock import parse_date, parse_utc
+from finsync.domain.commercial import CommercialLine, CommercialRampStep, OrderLine
 from finsync.domain.contract import ContractLine, RampStep
 from finsync.domain.envelope import DraftEnvelope, Envelope
 from finsync.domain.errors import DomainError, MappingError
@@ -59,8 +60,11 @@ JsonObject = dict[str, JsonValue]
 T = TypeVar("T")
 
 _REFS_KEY = "external_refs"
-# Money fields that are prices, not document amounts: they may be finer than minor units.
-_PRICES = frozenset({(ContractLine, "unit_price"), (RampStep, "unit_price")})
+# Money fields that are prices, not document amounts: they may be finer than minor units
+# (a usage price per API call, 0.002; CPQ's unit price scale).
+_PRICES = frozenset({(ContractLine, "unit_price"), (RampStep, "unit_price"),
+                     (CommercialLine, "list_unit_price"), (CommercialLine, "net_unit_price"),
+                     (CommercialRampStep, "net_unit_price"), (OrderLine, "unit_price")})
 
 
 # -- values ---------------------------------------------------------------------------------

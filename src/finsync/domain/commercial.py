@@ -11,9 +11,11 @@ Rules:
   HubSpot line item id); `product_code` is CPQ's product, which the hub's catalogue map
   turns into billing's price (`SubscriptionOrder` carries billing's ids).
 - Prices are per unit and per billing period of the mapped price, in the contract's
-  currency, at its minor units (CPQ rounds its net prices). `net_unit_price` is what is
-  charged; `list_unit_price` and `discount_percent` say how it was reached. A ramp step
-  sets the quantity and net price from its date on.
+  currency. Like billing's contract prices they may be finer than minor units (a usage
+  price per API call, 0.002: CPQ's unit price scale); what is invoiced is rounded by
+  billing, at the document. `net_unit_price` is what is charged; `list_unit_price` and
+  `discount_percent` say how it was reached. A ramp step sets the quantity and net price
+  from its date on.
 - `end_date` is the term's end (exclusive): the date an amendment's lines co-terminate to.
 - `sold_to_id` buys, `bill_to_id` is invoiced (billing's contract customer); both are
   canonical customer ids owned by the customer master.
