@@ -71,6 +71,9 @@ revenue = "revrec"
 [sources]
 cpq = "cpq"
 
+[cpq_sources.cpq]
+legal_entity = "le_us"
+
 [systems.billing]
 role = "billing"
 connector = "embedded"
@@ -87,20 +90,27 @@ FORKS = multiprocessing.get_context("forkserver")
 FORKS.set_forkserver_preload(["finsync.cli.main", __name__])
 
 
-def _flaky(seed: int) -> None:
-    """Billing, in this worker, is down now and then, and loses some of its answers."""
+def _flaky(seed: int, faults: str) -> None:
+    """Billing, in this worker, is down now and then, and loses some of its answers; each
+    fault is noted in the file `faults` (one line: `down` or `lost`)."""
     from finsync.connectors.embedded import subscription_platform as platform
 
     rng = random.Random(seed)
     cls: Any = platform.EmbeddedSubscriptionPlatform
     apply_order = cls.apply_order
 
+    def note(fault: str) -> None:
+        with open(faults, "a") as noted:
+            noted.write(fault + "\n")
+
     def flaky(self: Any, order: Any, ctx: Any) -> Any:
         roll = rng.random()
         if roll < DOWN:
+            note("down")
             raise TransientError("billing is down (injected)")
         receipt = apply_order(self, order, ctx)
         if roll > 1 - LOST:
+            note("lost")
             raise TransientError("billing's answer was lost (injected)")
         return receipt
 
@@ -109,13 +119,13 @@ def _flaky(seed: int) -> None:
 
 def _run(config: str, log: str, seed: int | None) -> None:
     """`finsync run --json --config CONFIG` in a forked worker, its stderr to `log`;
-    billing flaky unless `seed` is None."""
+    billing flaky unless `seed` is None (its faults noted beside the log)."""
     os.environ["FINSYNC_DATABASE_URL"] = ""
     with open(log, "ab") as stderr, open(os.devnull, "wb") as devnull:
         os.dup2(stderr.fileno(), 2)
         os.dup2(devnull.fileno(), 1)
     if seed is not None:
-        _flaky(seed)
+        _flaky(seed, f"{log}.faults")
     sys.argv = ["finsync", "run", "--json", "--config", config]
     from finsync.cli.main import main
 
@@ -206,3 +216,5 @@ def test_each_cpq_version_lands_in_billing_once_through_kills_and_outages(
     made = Counter(item.type for item in billing.pending(limit=10_000))
     assert made[EventType.CONTRACT_CREATED] == len(contracts)
     assert made[EventType.CONTRACT_AMENDED] == 2 * len(contracts)
+    faults = Counter(Path(f"{log}.faults").read_text().split())
+    assert faults["down"] > 0 and faults["lost"] > 0, faults  # both kinds happened

@@ -23,11 +23,12 @@ from pathlib import Path
 import pytest
 
 from finsync.bootstrap import Finance, build_billing_service, build_finance
+from finsync.config import CpqSourceSection, FinsyncConfig
 from finsync.connectors.cpq.document import encode
 from finsync.demo import cpq
 from finsync.demo.clock import SimClock
 from finsync.domain.commercial import CommercialContract
-from finsync.domain.events import EventType
+from finsync.domain.events import BusinessDomain, EventType
 from finsync.domain.status import UNRESOLVED
 from finsync.systems.billing.service import BillingService
 from tests.hubkit import shipped_config
@@ -46,11 +47,19 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
-    config = shipped_config(tmp_path)
+    config = _with_cpq(shipped_config(tmp_path))
     clock = SimClock(ARRIVAL)
     finance = build_finance(config, clock=clock)
     yield World(finance, build_billing_service(config, finance.hub.engine, clock))
     finance.dispose()
+
+
+def _with_cpq(config: FinsyncConfig) -> FinsyncConfig:
+    """The shipped configuration with the demo's CPQ source, which owns customers."""
+    return config.model_copy(update={
+        "sources": {**config.sources, cpq.SOURCE: "cpq"},
+        "cpq_sources": {cpq.SOURCE: CpqSourceSection(legal_entity=cpq.ENTITY)},
+        "ownership": {**config.ownership, BusinessDomain.CUSTOMER: cpq.SOURCE}})
 
 
 def _versions(n: int) -> dict[int, CommercialContract]:
