@@ -78,7 +78,8 @@ from finsync.controls.migrate import upgrade as upgrade_controls
 from finsync.controls.period import PeriodControl, record_change
 from finsync.controls.request import TwoPerson
 from finsync.domain.catalog import BillingFrequency, StandaloneSellingPrice
-from finsync.domain.catalog_map import CatalogMapError
+from finsync.domain.catalog_map import CatalogMap, CatalogMapError
+from finsync.domain.catalog_map import parse as parse_catalog_map
 from finsync.domain.clock import utc_now
 from finsync.domain.commercial import CommercialContract, ProrationTerms
 from finsync.domain.errors import SignatureError
@@ -88,6 +89,7 @@ from finsync.domain.secret import RotatingSecret, valid_at
 from finsync.hub.buffer import BufferPolicy
 from finsync.hub.catalog_map import CatalogLoad, Known
 from finsync.hub.catalog_map import load as load_map
+from finsync.hub.catalog_map import problems as catalog_map_problems
 from finsync.hub.close import PeriodClose
 from finsync.hub.held_retry import HeldRetry, HeldRetryPolicy
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry, TranslatingMapper
@@ -988,3 +990,24 @@ def cpq_body(document: CommercialContract | CustomerAccount, occurred_at: dateti
     """finsync's CPQ JSON carrying a contract version or a customer, as a CPQ source sends
     it (`connectors.cpq.document`)."""
     return cpq_document.encode(document, occurred_at)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogCheck:
+    """A catalogue map file as `finsync cpq catalog check` reads it: its entries and every
+    way it disagrees with the systems (nothing stored)."""
+
+    path: Path
+    catalog: CatalogMap
+    problems: tuple[str, ...]
+
+
+def check_catalog_map(config: FinsyncConfig, path: Path | None = None) -> CatalogCheck:
+    """The map in `path` (default: `[cpq] catalog`, else the shipped one) checked against
+    the systems as `load_catalog_map` checks it, without storing it; `CatalogMapError`
+    when it does not parse, `OSError` when it cannot be read."""
+    if path is None:
+        path = config.resolve(config.cpq.catalog) if config.cpq.catalog else DEFAULT_CATALOG_MAP
+    catalog = parse_catalog_map(path.read_text(encoding="utf-8"))
+    return CatalogCheck(path, catalog,
+                        tuple(catalog_map_problems(catalog, _known_to_systems(config))))

@@ -412,6 +412,17 @@ def select_ids(conn: Connection, *, correlation_id: str | None = None,
     return [str(r[0]) for r in conn.execute(query.order_by(events.c.position))]
 
 
+def aggregate_ids(conn: Connection, aggregate_type: str, after: str | None,
+                  limit: int) -> list[str]:
+    """The ids of the aggregates of a type the log holds an event of (any status), in id
+    order after `after`: a page of at most `limit` (the aggregate index's range)."""
+    query = select(events.c.aggregate_id).where(events.c.aggregate_type == aggregate_type)
+    if after is not None:
+        query = query.where(events.c.aggregate_id > after)
+    rows = conn.execute(query.distinct().order_by(events.c.aggregate_id).limit(limit))
+    return [str(r[0]) for r in rows]
+
+
 def counts(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(events.c.status, func.count()).group_by(events.c.status))
     return {str(status): int(n) for status, n in rows}
