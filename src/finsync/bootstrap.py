@@ -32,6 +32,9 @@ from finsync.connectors.cpq import document as cpq_document
 from finsync.connectors.cpq import filedrop as cpq_filedrop
 from finsync.connectors.cpq import signature as cpq_signature
 from finsync.connectors.cpq.document import DocumentSettings
+from finsync.connectors.cpq.filedrop import FileDrop
+from finsync.connectors.cpq.filedrop import FileDropError as FileDropError  # for the CLI
+from finsync.connectors.cpq.filedrop import load_file as load_cpq_drop
 from finsync.connectors.cpq.limits import CpqLimits
 from finsync.connectors.cpq.salesforce import SalesforceSettings
 from finsync.connectors.cpq.salesforce import translate as salesforce_translate
@@ -554,6 +557,18 @@ def cpq_document_settings(config: FinsyncConfig, source: str) -> DocumentSetting
     section = _cpq_section(config, source)
     return DocumentSettings(section.legal_entity, config.limits_for(source),
                             _cpq_limits(section))
+
+
+def load_cpq_file(config: FinsyncConfig, source: str, path: Path,
+                  received_on: date) -> FileDrop:
+    """A dropped CSV or JSON-lines file for CPQ source `source` (of kind "cpq"): one body per
+    contract version (or customer), every problem listed by row, each value checked against
+    the source's limits as of `received_on`. Store the bodies with `Hub.store(source, …)`
+    only when `ok`; raises `FileDropError` for a file that cannot be read at all."""
+    if config.sources.get(source) != "cpq":
+        raise ConfigError(f"{source!r} is not a source of kind \"cpq\": files hold finsync's "
+                          "CPQ JSON or CSV (docs/cpq/sources.md)")
+    return load_cpq_drop(path, cpq_document_settings(config, source), received_on)
 
 
 def salesforce_settings(config: FinsyncConfig, source: str) -> SalesforceSettings:

@@ -13,6 +13,9 @@ Rules:
 - A stored body is then shown to the source's observer, if any (`observe`: the Stripe
   connector's local mirror records its objects). If that fails the sender hears a failure
   and sends again; the copy already stored is a duplicate to the hub.
+- Each intake serves the endpoint of its `scheme`, `/v1/webhooks/<scheme>/<source>`
+  (`stripe`: Stripe's signature; `cpq`: the CPQ sources' `Finsync-Signature`); a source
+  posted to another scheme's endpoint is unknown there.
 - A body over the source's `body_max_bytes` is refused before its signature is checked and
   is never stored (a forged request must not be able to fill the database). The HTTP
   boundary refuses it while streaming; this check is for callers that hold the bytes.

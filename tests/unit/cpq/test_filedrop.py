@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,10 @@ def test_load_file_reads_a_file_by_its_suffix(tmp_path: Path) -> None:
     jsonl.write_bytes(document.encode(customer(), APPROVED_AT) + b"\n")
     (version,) = load_file(jsonl).versions
     assert json.loads(version.body)["type"] == "customer.upserted"
+
+
+def test_given_the_day_of_storage_every_value_is_checked_as_the_hub_will() -> None:
+    far = CSV.replace("2027-01-01", "2099-01-01")  # past years_ahead (30) of 2026-05-15
+    assert load_bytes(far.encode(), ".csv").ok  # the rules of a contract hold
+    checked = load_bytes(far.encode(), ".csv", received_on=date(2026, 5, 15))
+    assert {p.code for p in checked.problems} == {"date_out_of_range"}

@@ -13,7 +13,8 @@ Rules:
   is a problem (`conflicting_versions`). Versions keep the file's order; the hub applies
   each contract's versions in version order whatever order they are stored in.
 - Limits (`CpqLimits`): file bytes, rows, versions, cell length; the hub's `InputLimits`
-  bound each document as for an HTTP body. Text is UTF-8 (a byte-order mark is skipped).
+  bound each document as for an HTTP body (its values too, given the day of storage).
+  Text is UTF-8 (a byte-order mark is skipped).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import csv
 import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from finsync.connectors.cpq import document
@@ -29,6 +31,7 @@ from finsync.connectors.cpq.document import DEFAULT_SETTINGS, DocumentSettings
 from finsync.connectors.cpq.limits import check_contract, parse_json
 from finsync.domain.errors import FinsyncError, MappingError
 from finsync.domain.events import CommercialContractApproved, CustomerUpserted, EventType
+from finsync.domain.limits import check_event
 
 CONTRACT_COLUMNS = ("contract_id", "version", "kind", "quote_id", "sold_to_id", "bill_to_id",
                     "legal_entity", "currency", "start_date", "end_date", "effective_date",
@@ -77,9 +80,12 @@ class FileDrop:
         return not self.problems
 
 
-def load_file(path: Path, settings: DocumentSettings = DEFAULT_SETTINGS) -> FileDrop:
+def load_file(path: Path, settings: DocumentSettings = DEFAULT_SETTINGS,
+              received_on: date | None = None) -> FileDrop:
     """The versions a dropped file holds and every problem found in it; raises
-    `FileDropError` for a file that cannot be read at all."""
+    `FileDropError` for a file that cannot be read at all. With `received_on` (the day the
+    versions are stored: today), every value is also checked against the source's
+    `InputLimits` as the hub will check it (dates, amounts, strings, integers)."""
     limits = settings.cpq_limits
     try:
         size = path.stat().st_size
@@ -91,11 +97,11 @@ def load_file(path: Path, settings: DocumentSettings = DEFAULT_SETTINGS) -> File
     except OSError as exc:
         raise FileDropError(f"{path} cannot be read: {exc.strerror}",
                             code="file_unreadable") from exc
-    return load_bytes(raw, path.suffix.lower(), settings)
+    return load_bytes(raw, path.suffix.lower(), settings, received_on)
 
 
-def load_bytes(raw: bytes, suffix: str, settings: DocumentSettings = DEFAULT_SETTINGS
-               ) -> FileDrop:
+def load_bytes(raw: bytes, suffix: str, settings: DocumentSettings = DEFAULT_SETTINGS,
+               received_on: date | None = None) -> FileDrop:
     """`load_file` on a file's bytes; `suffix` (".csv", ".jsonl", ".ndjson") says its kind."""
     if len(raw) > settings.cpq_limits.file_bytes_max:
         raise FileDropError(f"the file has {len(raw):,} bytes: at most "
@@ -113,14 +119,15 @@ def load_bytes(raw: bytes, suffix: str, settings: DocumentSettings = DEFAULT_SET
     else:
         raise FileDropError(f"a CPQ file drop is .csv, .jsonl or .ndjson, not {suffix!r}",
                             code="unsupported_file")
-    return _collected(items, settings)
+    return _collected(items, settings, received_on)
 
 
 # One document found in the file: its rows and the parsed JSON, or the problem found.
 _Item = tuple[tuple[int, ...], object | Problem]
 
 
-def _collected(items: list[_Item], settings: DocumentSettings) -> FileDrop:
+def _collected(items: list[_Item], settings: DocumentSettings,
+               received_on: date | None) -> FileDrop:
     versions: dict[str, DroppedVersion] = {}
     problems: list[Problem] = []
     for rows, data in items:
@@ -128,7 +135,7 @@ def _collected(items: list[_Item], settings: DocumentSettings) -> FileDrop:
             problems.append(data)
             continue
         try:
-            key, body = _encoded(data, settings)
+            key, body = _encoded(data, settings, received_on)
         except MappingError as exc:
             problems.append(Problem(rows[0], exc.code, str(exc)))
             continue
@@ -146,9 +153,12 @@ def _collected(items: list[_Item], settings: DocumentSettings) -> FileDrop:
     return FileDrop(tuple(versions.values()), tuple(problems))
 
 
-def _encoded(data: object, settings: DocumentSettings) -> tuple[str, bytes]:
+def _encoded(data: object, settings: DocumentSettings,
+             received_on: date | None) -> tuple[str, bytes]:
     """The key and canonical body of one document, checked as the mapper checks it."""
     event, occurred_at = document.decode(data, settings)
+    if received_on is not None:
+        check_event(event, settings.limits, received_on)
     if isinstance(event, CommercialContractApproved):
         contract = event.commercial_contract
         check_contract(contract, settings.cpq_limits)

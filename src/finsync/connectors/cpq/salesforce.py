@@ -198,7 +198,7 @@ def _contract(quote: Record, quote_id: str, trigger: _Trigger, settings: Salesfo
         raise MappingError(f"SBQQ__Type__c {sf.text(quote, 'SBQQ__Type__c', QUOTE)!r:.40} "
                            "is not Quote, Amendment or Renewal", code="unsupported_quote_type")
     currency = sf.text(quote, "CurrencyIsoCode", QUOTE) or settings.currency
-    exponent(currency)
+    exponent(currency)  # an unknown currency is refused before any price is read
     start, end = _term(quote)
     effective = start
     contract_id, refs, version = quote_id, ExternalRefs(), 1
@@ -207,8 +207,7 @@ def _contract(quote: Record, quote_id: str, trigger: _Trigger, settings: Salesfo
         contract_id = sf.required_text(master, "SBQQ__Quote__c", CONTRACT)
         refs = ExternalRefs.of({source: sf.required_text(master, "Id", CONTRACT)})
         version = _version(quote, trigger)
-        if kind is CommercialKind.AMENDMENT:
-            effective = start
+        if kind is CommercialKind.AMENDMENT:  # the contract's term; effective: the quote's
             start = _required_day(master, "StartDate", CONTRACT)
             end = _required_day(master, "EndDate", CONTRACT) + _ONE_DAY
     lines = _lines(trigger.snapshot, quote_id, currency, effective, end)
