@@ -29,7 +29,6 @@ from finsync.config import (
 )
 from finsync.connectors.calls import NO_RECORDER, CallRecorder
 from finsync.connectors.cpq import document as cpq_document
-from finsync.connectors.cpq import filedrop as cpq_filedrop
 from finsync.connectors.cpq import signature as cpq_signature
 from finsync.connectors.cpq.document import DocumentSettings
 from finsync.connectors.cpq.filedrop import FileDrop
@@ -994,13 +993,7 @@ def set_up_tryton_books(url: str, database: str, user: str, password: str,
         return bootstrap_tryton(client, [BookSpec(name, currency, years) for name in companies])
 
 
-# -- the CPQ file drop and body, for entry points (`finsync cpq load`, the demo) ---------
-def load_cpq_file(config: FinsyncConfig, source: str, path: Path) -> cpq_filedrop.FileDrop:
-    """The versions a CPQ file drop holds and every problem in it, read as CPQ source
-    `source` reads its documents (`FileDropError` for a file that cannot be read)."""
-    return cpq_filedrop.load_file(path, cpq_document_settings(config, source))
-
-
+# -- the CPQ body and the catalogue check, for entry points (the demo, `finsync cpq`) ------
 def cpq_body(document: CommercialContract | CustomerAccount, occurred_at: datetime) -> bytes:
     """finsync's CPQ JSON carrying a contract version or a customer, as a CPQ source sends
     it (`connectors.cpq.document`)."""

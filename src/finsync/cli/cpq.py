@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -126,7 +127,7 @@ def load(file: Annotated[Path, typer.Argument(help="A CPQ file drop: .csv, .json
                         as_json=as_json)
         if not file.is_file():
             output.fail(f"no such file: {file}", "file_not_found", as_json=as_json)
-        dropped = load_cpq_file(loaded, source, file)
+        dropped = load_cpq_file(loaded, source, file, datetime.now(UTC).date())
         if not dropped.ok:
             _refuse(file, dropped.problems, as_json)
         bodies = [version.body for version in dropped.versions]
