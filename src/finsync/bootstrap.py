@@ -81,7 +81,7 @@ from finsync.controls.period import PeriodControl, record_change
 from finsync.controls.request import TwoPerson
 from finsync.domain.catalog import BillingFrequency, StandaloneSellingPrice
 from finsync.domain.catalog_map import CatalogMap, CatalogMapError
-from finsync.domain.catalog_map import parse as parse_catalog_map
+from finsync.domain.catalog_map import parse as parse_map
 from finsync.domain.clock import utc_now
 from finsync.domain.commercial import CommercialContract, ProrationTerms
 from finsync.domain.errors import SignatureError
@@ -90,8 +90,9 @@ from finsync.domain.party import CustomerAccount
 from finsync.domain.secret import RotatingSecret, valid_at
 from finsync.hub.buffer import BufferPolicy
 from finsync.hub.catalog_map import CatalogLoad, Known
+from finsync.hub.catalog_map import current as current_map
 from finsync.hub.catalog_map import load as load_map
-from finsync.hub.catalog_map import problems as catalog_map_problems
+from finsync.hub.catalog_map import problems as map_problems
 from finsync.hub.close import PeriodClose
 from finsync.hub.held_retry import HeldRetry, HeldRetryPolicy
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry, TranslatingMapper
@@ -412,15 +413,41 @@ def load_catalog_map(config: FinsyncConfig, engine: Engine,
     hub's tables, checked against the embedded billing catalogue, the revenue catalogue
     and the embedded ledger's charts (what is external is not checked); a new version
     retries the orders held for an unmapped product. `ConfigError` names every problem."""
-    path = config.resolve(config.cpq.catalog) if config.cpq.catalog else DEFAULT_CATALOG_MAP
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"[cpq] catalog: cannot read {path}: {exc}") from None
+    path, text = _catalog_map_text(config)
     try:
         return load_map(engine, text, str(path), _known_to_systems(config), clock)
     except CatalogMapError as exc:
         raise ConfigError(f"[cpq] catalog: {exc}") from None
+
+
+def check_catalog_map(config: FinsyncConfig) -> tuple[Path, CatalogMap]:
+    """The catalogue map `[cpq] catalog` names, checked as `load_catalog_map` checks it,
+    stored nowhere (`finsync cpq catalog check`). `ConfigError` names every problem."""
+    path, text = _catalog_map_text(config)
+    try:
+        catalog = parse_map(text)
+    except CatalogMapError as exc:
+        raise ConfigError(f"[cpq] catalog: {path}: {exc}") from None
+    wrong = map_problems(catalog, _known_to_systems(config))
+    if wrong:
+        raise ConfigError(f"[cpq] catalog: {path}: {'; '.join(wrong)}")
+    return path, catalog
+
+
+def catalog_map_in_force(engine: Engine) -> tuple[int, CatalogMap] | None:
+    """The catalogue map version in force and its map; None before one is loaded."""
+    try:
+        return current_map(engine)
+    except CatalogMapError:
+        return None
+
+
+def _catalog_map_text(config: FinsyncConfig) -> tuple[Path, str]:
+    path = config.resolve(config.cpq.catalog) if config.cpq.catalog else DEFAULT_CATALOG_MAP
+    try:
+        return path, path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"[cpq] catalog: cannot read {path}: {exc}") from None
 
 
 def _known_to_systems(config: FinsyncConfig) -> Known:
@@ -993,29 +1020,8 @@ def set_up_tryton_books(url: str, database: str, user: str, password: str,
         return bootstrap_tryton(client, [BookSpec(name, currency, years) for name in companies])
 
 
-# -- the CPQ body and the catalogue check, for entry points (the demo, `finsync cpq`) ------
+# -- the CPQ body, for the demo (which plays CPQ) ---------------------------------------
 def cpq_body(document: CommercialContract | CustomerAccount, occurred_at: datetime) -> bytes:
     """finsync's CPQ JSON carrying a contract version or a customer, as a CPQ source sends
     it (`connectors.cpq.document`)."""
     return cpq_document.encode(document, occurred_at)
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogCheck:
-    """A catalogue map file as `finsync cpq catalog check` reads it: its entries and every
-    way it disagrees with the systems (nothing stored)."""
-
-    path: Path
-    catalog: CatalogMap
-    problems: tuple[str, ...]
-
-
-def check_catalog_map(config: FinsyncConfig, path: Path | None = None) -> CatalogCheck:
-    """The map in `path` (default: `[cpq] catalog`, else the shipped one) checked against
-    the systems as `load_catalog_map` checks it, without storing it; `CatalogMapError`
-    when it does not parse, `OSError` when it cannot be read."""
-    if path is None:
-        path = config.resolve(config.cpq.catalog) if config.cpq.catalog else DEFAULT_CATALOG_MAP
-    catalog = parse_catalog_map(path.read_text(encoding="utf-8"))
-    return CatalogCheck(path, catalog,
-                        tuple(catalog_map_problems(catalog, _known_to_systems(config))))

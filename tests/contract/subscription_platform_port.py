@@ -178,6 +178,18 @@ class SubscriptionPlatformContract:
         # 500 x 120.00 x 184/365 = 11,040,000 / 365 = 30246.5753 -> 30246.58
         assert harness.credited(CONTRACT, JULY) == [usd("30246.58")]
 
+    def test_cancellation_as_cpq_quotes_it_with_every_line_at_zero_is_immediate(
+            self, harness: PlatformHarness) -> None:
+        subscribed(harness)
+        cancel = order("quote_cancel", CommercialKind.CANCELLATION, seats(0), usage(),
+                       version=2, effective=JULY)
+        receipt = harness.port.apply_order(cancel, ctx("k-cancel"))
+        assert receipt.detail["version"] == "2"
+        assert harness.port.apply_order(cancel, ctx("k-cancel-2")) == receipt
+        found = harness.port.contract(CONTRACT)
+        assert found is not None and found.end_date == JULY
+        assert harness.credited(CONTRACT, JULY) == [usd("30246.58")]  # as worked above
+
     def test_the_same_order_twice_has_one_effect_and_one_receipt(
             self, harness: PlatformHarness) -> None:
         first_new = subscribed(harness)

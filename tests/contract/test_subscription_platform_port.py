@@ -6,16 +6,21 @@ hub's record, a renewal billing's clock made first, the terms billing cannot exp
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
+from finsync.bootstrap import DEFAULT_CATALOG_MAP, build_ports
+from finsync.config import DEFAULT_CONFIG, parse_config
 from finsync.connectors.embedded.billing import billing_service
 from finsync.connectors.embedded.order_plan import order_line
 from finsync.connectors.embedded.subscription_platform import EmbeddedSubscriptionPlatform
 from finsync.connectors.ports import SubscriptionPlatformPort
+from finsync.domain import catalog_map
 from finsync.domain.commercial import CommercialKind, OrderLine, ProrationTerms
 from finsync.domain.contract import RampStep, SubscriptionContract
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
@@ -30,6 +35,7 @@ from finsync.systems.billing.migrate import upgrade
 from finsync.systems.billing.service import Applied, BillingService
 from finsync.systems.billing.state import BillingConfig, DowngradePolicy
 from finsync.systems.billing.subscription import CreateSubscription
+from tests import q2ckit
 from tests.contract.subscription_platform_port import (
     ACME,
     CONTRACT,
@@ -172,14 +178,29 @@ def test_a_renewal_billing_s_clock_made_first_is_the_order_s(
     assert found is not None and (found.version, found.end_date) == (2, next_end)
 
 
-def test_a_renewal_other_than_billing_s_baseline_is_refused(harness: PlatformHarness) -> None:
+def test_a_renewal_priced_with_an_uplift_renews_at_that_price(
+        harness: PlatformHarness) -> None:
     subscribed(harness)
     next_end = date(2028, 1, 1)
+    # 120.00 a seat-year with a 5 % uplift: 126.00 for 2027
     uplifted = order("quote_renewal", CommercialKind.RENEWAL,
                      replace(seats(price="126.00"), start_date=END, end_date=next_end),
                      replace(usage(), start_date=END, end_date=next_end),
                      version=2, start=END, end=next_end, effective=END)
-    error = refused(harness, uplifted)
+    assert harness.port.apply_order(uplifted, ctx("k-renewal")).detail["version"] == "2"
+    found = harness.port.contract(CONTRACT)
+    assert found is not None and found.lines[0].unit_price == usd("126.00")
+    assert harness.port.apply_order(uplifted, ctx("k-renewal-2")).detail["version"] == "2"
+
+
+def test_a_renewal_that_changes_lines_is_refused(harness: PlatformHarness) -> None:
+    subscribed(harness)
+    next_end = date(2028, 1, 1)
+    more = order("quote_renewal", CommercialKind.RENEWAL,
+                 replace(seats(600), start_date=END, end_date=next_end),
+                 replace(usage(), start_date=END, end_date=next_end),
+                 version=2, start=END, end=next_end, effective=END)
+    error = refused(harness, more)
     assert (error.code, error.exception_class) == ("renewal_terms",
                                                    ExceptionClass.MASTER_DATA_MISMATCH)
     assert "ln_seats" in str(error)
@@ -322,3 +343,36 @@ def test_an_order_before_its_customer_is_retried_as_a_sequencing_error(
     assert caught.value.exception_class is ExceptionClass.SEQUENCING_ERROR
     assert harness.port.contract(CONTRACT) is None
     assert subscribed(harness).detail["version"] == "1"  # the customer came: it applies
+
+
+def test_the_configured_embedded_billing_is_a_subscription_platform(tmp_path: Path,
+                                                                    engine: Engine) -> None:
+    config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), tmp_path)
+    port = build_ports(config, engine).platforms["billing"]
+    assert isinstance(port, EmbeddedSubscriptionPlatform)
+    port.upsert_customer(ACME, ctx("k-customer"))
+    receipt = port.apply_order(NEW, ctx("k-new"))
+    assert (receipt.external_id, receipt.detail["version"]) == (CONTRACT, "1")
+
+
+def test_cpq_versions_translated_by_the_shipped_catalogue_map_apply_as_ordered(
+        harness: PlatformHarness) -> None:
+    """The hub's translation (domain.catalog_map) and this port agree: CPQ's new order, the
+    mid-quarter upgrade, a 5 % uplift renewal and a cancellation quoted at zero apply."""
+    shipped = catalog_map.parse(DEFAULT_CATALOG_MAP.read_text())
+    harness.port.upsert_customer(ACME, ctx("k-customer"))
+    v1 = q2ckit.contract(1, q2ckit.seats(500))
+    v2 = q2ckit.contract(2, q2ckit.seats(800), q2ckit.analytics(start=UPGRADE),
+                         effective=UPGRADE)
+    v3 = q2ckit.renewed(v2, 3, q2ckit.seats(800, "126.00", start=END, end=date(2028, 1, 1)),
+                        q2ckit.analytics("25200.00", start=END, end=date(2028, 1, 1)))
+    zeroed = tuple(replace(x, quantity=0) for x in v3.lines)
+    v4 = replace(v3, version=4, kind=CommercialKind.CANCELLATION, quote_id="Q-CPQ-C1-4",
+                 effective_date=date(2027, 7, 1), lines=zeroed)
+    versions = [harness.port.apply_order(catalog_map.translate(v, shipped, 1), ctx(f"k-{n}"))
+                .detail["version"] for n, v in enumerate((v1, v2, v3, v4))]
+    assert versions == ["1", "2", "3", "4"]
+    # 300 x 120.00 x 231/365 = 22783.56; 24000.00 x 231/365 = 15189.04 (the suite's working)
+    assert harness.invoiced("Q-CPQ-C1-2") == [usd("22783.56"), usd("15189.04")]
+    found = harness.port.contract("CPQ-C1")
+    assert found is not None and found.end_date == date(2027, 7, 1)

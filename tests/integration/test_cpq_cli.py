@@ -102,7 +102,10 @@ def test_the_catalogue_map_is_shown_and_checked(workdir: Path) -> None:
     wrong.write_text('[[products]]\ncode = "SEATS-ANNUAL"\nbilling_product = '
                      '"prod_platform_seat"\nprices = { USD = "price_seat_monthly" }\n'
                      'ssp_product = "prod_platform_seat"\nrevenue_account = "4000"\n')
-    checked = cli_json(["cpq", "catalog", "check", str(wrong)], code=1)
-    assert checked["error"]["code"] == "catalog_map_invalid"
-    assert checked["problems"] == ["product SEATS-ANNUAL: billing has no price "
-                                   "price_seat_monthly"]
+    refused = cli_json(["cpq", "catalog", "check", str(wrong)], code=1)["error"]
+    assert refused["code"] == "config_error"
+    assert refused["message"].endswith("product SEATS-ANNUAL: billing has no price "
+                                       "price_seat_monthly")
+    assert cli_json(["cpq", "catalog", "show"])["version"] == 1  # a check loads nothing
+    missing = cli_json(["cpq", "catalog", "check", str(workdir / "none.toml")], code=1)
+    assert missing["error"]["code"] == "file_not_found"

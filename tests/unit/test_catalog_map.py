@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from finsync.domain import codec
 from finsync.domain.catalog_map import (
@@ -105,3 +108,11 @@ def test_a_product_without_a_price_in_the_contracts_currency_is_unmapped() -> No
                    currency="EUR")
     with pytest.raises(UnmappedProductError, match="no EUR price for line L-analytics"):
         translate(cpq, parse(SHIPPED), 1)
+
+
+@given(st.integers(0, 100_000), st.decimals(0, 1_000_000, places=3),
+       st.sampled_from(["SEATS-ANNUAL", "PREMIUM-ANALYTICS", "USAGE-OVERAGE"]))
+def test_an_order_reads_back_as_written(quantity: int, price: Decimal, code: str) -> None:
+    # Unit prices may be finer than minor units (0.002 an API call).
+    order = translate(contract(1, line("L-1", code, quantity, str(price))), parse(SHIPPED), 1)
+    assert codec.decode(SubscriptionOrder, codec.encode(order), "order") == order

@@ -12,6 +12,8 @@ import pytest
 
 from finsync.connectors.embedded.order_plan import (
     OrderMismatchError,
+    as_cancelled,
+    check_order,
     differences,
     ordered_contract,
     plan_amendment,
@@ -147,8 +149,12 @@ def test_cancellation_mode_follows_the_term_end_and_the_proration() -> None:
     assert plan_cancellation(no_refund, sub).mode is CancelMode.IMMEDIATE_NO_REFUND
     with mismatch("proration_terms"):
         plan_cancellation(replace(now, proration=ProrationTerms.NEXT_INVOICE), sub)
-    with mismatch("line_dates"):
+    zeroed = order("q", CommercialKind.CANCELLATION, seats(0), usage(), effective=JULY)
+    assert plan_cancellation(zeroed, sub).mode is CancelMode.IMMEDIATE_WITH_REFUND
+    with mismatch("cancellation_lines"):
         plan_cancellation(replace(now, lines=(seats(),)), sub)
+    with mismatch("contract_terms"):
+        plan_cancellation(replace(now, end_date=date(2026, 9, 1)), sub)
     with mismatch("cancellation_lines"):
         plan_cancellation(order("q", CommercialKind.CANCELLATION, seats(600), usage(),
                                 effective=JULY), sub)
@@ -168,3 +174,24 @@ def test_differences_name_the_terms_and_lines_in_force() -> None:
     assert differences(replace(UPGRADE_ORDER, lines=(*UPGRADE_ORDER.lines, history)),
                        contract, UPGRADE) == ()
     assert START < UPGRADE < END
+
+
+def test_an_order_without_ids_or_with_a_line_twice_is_invalid() -> None:
+    check_order(UPGRADE_ORDER)
+    with mismatch("invalid_order"):
+        check_order(replace(UPGRADE_ORDER, id=" "))
+    with mismatch("invalid_order"):
+        check_order(replace(UPGRADE_ORDER, contract_id=""))
+    with mismatch("invalid_order") as caught:
+        check_order(replace(UPGRADE_ORDER, lines=(seats(800), seats(900))))
+    assert "ln_seats" in str(caught.value)
+
+
+def test_an_immediate_cancellation_compares_as_billing_ends_it() -> None:
+    zeroed = order("q", CommercialKind.CANCELLATION, seats(0), usage(), effective=JULY)
+    ended = replace(ordered_contract(NEW), end_date=JULY, lines=tuple(
+        replace(x, end_date=JULY) for x in ordered_contract(NEW).lines))
+    assert differences(as_cancelled(zeroed, ended), ended, JULY) == ()
+    assert differences(zeroed, ended, JULY) != ()  # as quoted, the term runs to END
+    kept = replace(zeroed, lines=(seats(),))
+    assert as_cancelled(kept, ended) == kept

@@ -37,6 +37,7 @@ from starlette.exceptions import HTTPException
 from finsync.api import (
     close_routes,
     console_shell,
+    cpq_routes,
     exception_routes,
     job_routes,
     overview_routes,
@@ -287,6 +288,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     app.state.authenticate = authenticate or _tokens_of(hub)
     app.state.sessions = _sessions_of(hub)
     console_shell.register(app, hub.engine, utc_now, idle_timeout, session_lifetime)
+    cpq_routes.register(app, hub)
     for page in CONSOLE_PAGES if services is not None else ():
         page.register(app, services)
     generated = app.openapi

@@ -5,10 +5,10 @@ Rules:
   its `(source, source_event_id)` nor its business key), sent by the owner of its domain,
   and either has no version or is the next version of its aggregate with no later version
   parked, and is no invoice held or released for tax (those open and resolve exceptions:
-  `hub.held_invoice`), nor a contract event (checked against the hub's order:
-  `hub.version_check`). Plain raw events are accepted exactly as `Acceptance` would accept
-  them (event row, cursor, deliveries, milestone, raw event `mapped`), but written one
-  statement per table for the whole run of them.
+  `hub.held_invoice`), nor billing's contract event for a quote the hub ordered (checked
+  against that order: `hub.version_check`). Plain raw events are accepted exactly as
+  `Acceptance` would accept them (event row, cursor, deliveries, milestone, raw event
+  `mapped`), but written one statement per table for the whole run of them.
 - Every other raw event (a mapping error, a duplicate, a changed body, an ownership
   violation, a gap, a version that releases parked ones) goes through `Acceptance`, alone
   in its savepoint, as before. What is pending is written first, so that it sees every
@@ -37,7 +37,7 @@ from finsync.domain.events import InvoiceHeld, InvoiceReleased
 from finsync.domain.status import EventStatus, RawStatus
 from finsync.hub import version_check
 from finsync.hub.acceptance import Acceptance, accepted_milestone, partition_key
-from finsync.storage import event_log, milestone_log, outbox, raw_log
+from finsync.storage import cpq_log, event_log, milestone_log, outbox, raw_log
 from finsync.storage.event_log import AggregateKey
 from finsync.storage.outbox import NewDeliveries
 
@@ -64,6 +64,7 @@ class BatchAcceptance:
         self._keys: set[str] = set()
         self._state = event_log.AggregateState({}, set(), set())
         self._cursor_rows: set[AggregateKey] = set()  # aggregates whose cursor row exists
+        self._ordered: set[str] = set()  # quote ids the hub ordered (`hub.version_check`)
 
     def look_up(self, envelopes: Sequence[Envelope]) -> None:
         """Read what the plain test needs about `envelopes` (the rest of the batch)."""
@@ -76,6 +77,8 @@ class BatchAcceptance:
             conn, {(e.aggregate.type, e.aggregate.id) for e in envelopes
                    if e.aggregate.version is not None})
         self._cursor_rows = set(self._state.applied)
+        self._ordered = cpq_log.ordered_quotes(
+            conn, {e.correlation_id for e in envelopes if version_check.acts_on(e.event)})
 
     def decided_alone(self, envelopes: Sequence[Envelope] | None) -> None:
         """A raw event went through `Acceptance`: what it may have stored or moved (its
@@ -102,7 +105,7 @@ class BatchAcceptance:
                 return False
             if isinstance(env.event, InvoiceHeld | InvoiceReleased):
                 return False
-            if version_check.acts_on(env.event):
+            if env.correlation_id in self._ordered and version_check.acts_on(env.event):
                 return False
             key = env.business_key
             if key is not None and (key in self._keys or key in keys):

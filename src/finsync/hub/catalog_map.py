@@ -11,7 +11,8 @@ Rules:
 - A new version sends the orders held for an unmapped product out again: each held
   delivery is retried under its own delivery key (`storage.outbox.retry_now`), so billing
   still applies each CPQ version once (the order id is its idempotency key), in version
-  order (a failed delivery holds back its contract's later ones until then).
+  order (a failed delivery holds back its contract's later ones until then). Its open
+  exception becomes `retrying`; the delivery resolves it, or a failure opens it again.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from finsync.domain.catalog_map import CatalogMap, CatalogMapError, digest, parse
-from finsync.storage import cpq_log, outbox
+from finsync.domain.status import ExceptionStatus
+from finsync.hub.receipt_batch import exception_fingerprint
+from finsync.storage import cpq_log, exception_log, outbox
 from finsync.storage.db import reading, transaction
 
 
@@ -77,11 +80,23 @@ def load(engine: Engine, text: str, source: str, known: Known,
     at = clock()
     with transaction(engine) as conn:
         version, changed = cpq_log.store_catalog(conn, catalog, digest(catalog), source, at)
-        retried = 0
-        if changed:
-            for delivery_id in cpq_log.delivery_ids(conn, cpq_log.held_delivery_keys(conn)):
-                retried += outbox.retry_now(conn, delivery_id, at)
+        retried = _retry_held(conn, at) if changed else 0
     return CatalogLoad(version, changed, retried)
+
+
+def _retry_held(conn: Connection, at: datetime) -> int:
+    """Send every held order out again; its open exception says the hub is retrying it
+    (its delivery resolves it, or a failure opens it again)."""
+    keys = cpq_log.held_delivery_keys(conn)
+    retried = 0
+    for delivery_id in cpq_log.delivery_ids(conn, keys):
+        retried += outbox.retry_now(conn, delivery_id, at)
+    fingerprints = [exception_fingerprint(key) for key in keys]
+    for exception_id, status in exception_log.latest_by_fingerprint(conn,
+                                                                   fingerprints).values():
+        if status is ExceptionStatus.OPEN:
+            exception_log.set_status(conn, exception_id, ExceptionStatus.RETRYING, at)
+    return retried
 
 
 def current(engine: Engine) -> tuple[int, CatalogMap]:

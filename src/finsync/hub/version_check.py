@@ -38,6 +38,7 @@ from finsync.domain.money import Money, per_currency
 from finsync.domain.order_check import LineDifference, version_differences
 from finsync.domain.status import OrderState
 from finsync.hub.milestone import Milestone
+from finsync.hub.order_desk import storable_stake
 from finsync.storage import cpq_log, exception_log, milestone_log
 from finsync.storage.exception_log import NewException
 
@@ -96,4 +97,4 @@ def _ordered_value(order: SubscriptionOrder, found: tuple[LineDifference, ...]) 
     named = {d.line_id for d in found}
     lines = [ln for ln in order.lines if ln.line_id in named] or list(order.lines)
     value = per_currency(ln.unit_price * ln.quantity for ln in lines)
-    return value[0].quantize() if len(value) == 1 else None
+    return storable_stake(value[0]) if len(value) == 1 else None

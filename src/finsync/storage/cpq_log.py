@@ -181,6 +181,15 @@ def orders_of(conn: Connection, contract_id: str) -> list[OrderRecord]:
     return [_record(row) for row in rows]
 
 
+def ordered_quotes(conn: Connection, quote_ids: set[str]) -> set[str]:
+    """Which of these quote ids have an order row."""
+    if not quote_ids:
+        return set()
+    rows = conn.execute(select(cpq_orders.c.quote_id).where(
+        cpq_orders.c.quote_id.in_(sorted(quote_ids))))
+    return {str(quote) for (quote,) in rows}
+
+
 def held_delivery_keys(conn: Connection) -> list[str]:
     """The delivery keys of orders held before billing, oldest CPQ version first."""
     rows = conn.execute(select(cpq_orders.c.delivery_key).where(
@@ -194,9 +203,10 @@ def delivery_ids(conn: Connection, keys: list[str]) -> list[int]:
     """The outbox ids of these delivery keys, in the keys' order (unknown keys left out)."""
     if not keys:
         return []
-    found = dict(conn.execute(select(deliveries.c.delivery_key, deliveries.c.id).where(
-        deliveries.c.delivery_key.in_(keys))).tuples().all())
-    return [int(found[key]) for key in keys if key in found]
+    rows = conn.execute(select(deliveries.c.delivery_key, deliveries.c.id).where(
+        deliveries.c.delivery_key.in_(keys)))
+    found = {str(key): int(delivery_id) for key, delivery_id in rows}
+    return [found[key] for key in keys if key in found]
 
 
 def _record(row: Any) -> OrderRecord:

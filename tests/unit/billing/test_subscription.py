@@ -15,6 +15,7 @@ from finsync.systems.billing.errors import (
     BillingCurrencyError,
     DuplicateIdError,
     UnknownCustomerError,
+    UnknownLineError,
     UnknownPriceError,
     UnknownProductError,
 )
@@ -121,3 +122,15 @@ def test_renewal_named_by_its_quote_is_that_amendment_and_refused_twice() -> Non
     assert renewed.event.amendment.id == renewed.correlation_id == "quote_renewal_2026"
     with pytest.raises(DuplicateIdError):  # the quote renewed it once: never again
         renew_subscription(outcome.state, RenewSubscription("sub_1", "quote_renewal_2026"))
+
+
+def test_renewal_priced_with_an_uplift_renews_and_moves_the_baseline_at_that_price() -> None:
+    # 120.00 a seat-year with a 7 % uplift: 128.40 for the next term
+    uplift = RenewSubscription("sub_1", "quote_renewal", (("ln_seats", usd("128.40")),))
+    outcome = renew_subscription(subscribed().state, uplift)
+    sub = outcome.state.subscription("sub_1")
+    assert [line.unit_price for line in sub.contract.lines] == [usd("128.40")]
+    assert [line.unit_price for line in sub.renewal_lines] == [usd("128.40")]
+    with pytest.raises(UnknownLineError):
+        renew_subscription(subscribed().state, RenewSubscription(
+            "sub_1", "quote_renewal", (("ln_gone", usd("1.00")),)))

@@ -7,6 +7,8 @@ Rules:
   contract version from its effective date (`differences`): the contract-level terms are
   equal, and every line in force on either side is on both, equal in product, price,
   quantity, unit price, dates and ramp; lines ended on both sides are history.
+- An order names its quote and contract and each line once (`check_order`), else it is
+  `invalid_order`.
 - A new order (`plan_new`) is a `CreateSubscription` correlated to the order id; its usage
   lines' price frequency is the arrears cycle (one frequency: billing rates usage on one).
 - An amendment (`plan_amendment`) becomes one `AmendSubscription` with the order id as
@@ -16,26 +18,40 @@ Rules:
   quantity, `ChangePrice` for a unit price, `ChangeBillingFrequency` for the cycle.
   No edit at all: billing already is what the order says (None).
 - What billing cannot express is an `OrderMismatchError` (`master_data_mismatch`) whose
-  code names the term: proration other than `invoice_now` (billing invoices a mid-term
-  change at once and has no other mode), another customer, currency, legal entity, start
-  or end of term (`contract_terms`), a line's dates other than billing's (`line_dates`),
-  another price id on a line (`line_price`), a ramp changed other than by seats moved on
-  every step (`ramp_change`), a price change on a ramped line (`ramped_price_change`), an
-  ended line revived (`line_ended`), auto-renewal switched (`auto_renew`), a downgrade
-  where billing defers downgrades to renewal (`downgrade_at_renewal`).
+  code names the term: a change under proration other than `invoice_now`
+  (`proration_terms`: billing invoices a mid-term change at once, no other mode),
+  another customer, currency, legal entity, start or end of term (`contract_terms`), a
+  line's dates other than billing's (`line_dates`), another price id on a line
+  (`line_price`), a ramp changed other than by seats moved on every step (`ramp_change`),
+  a price change on a ramped line (`ramped_price_change`), an ended line revived
+  (`line_ended`), auto-renewal switched (`auto_renew`), a downgrade where billing defers
+  downgrades to renewal (`downgrade_at_renewal`), a cancellation that changes lines and
+  keeps some running (`cancellation_lines`).
+- A renewal is billing's own from its baseline (the port asks billing's pure core); the
+  order may price its lines otherwise (`renewal_prices`: an uplift CPQ applied).
 - A cancellation (`plan_cancellation`) is at term end when the order keeps the term's end
-  and its lines, immediate when the order ends the term on its effective date: with a
-  refund of the unused time under `invoice_now`, without one under `none`.
+  and its lines unchanged; immediate when it keeps no line running after its effective
+  date (each ended then, or at zero quantity as CPQ quotes a cancellation), with a refund
+  of the unused time under `invoice_now`, without one under `none`. Billing's immediate
+  cancellation ends the term and every line on the effective date; the order is compared
+  with it as such (`as_cancelled`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 
-from finsync.domain.commercial import OrderLine, ProrationTerms, SubscriptionOrder
+from finsync.domain.commercial import (
+    CommercialKind,
+    OrderLine,
+    ProrationTerms,
+    SubscriptionOrder,
+)
 from finsync.domain.contract import ContractLine, RampStep, SubscriptionContract
 from finsync.domain.errors import ExceptionClass, PermanentError
+from finsync.domain.money import Money
 from finsync.systems.billing.amendment import AmendSubscription
 from finsync.systems.billing.cancellation import CancelMode, CancelSubscription
 from finsync.systems.billing.catalog import Catalog
@@ -59,6 +75,18 @@ class OrderMismatchError(PermanentError):
         super().__init__(f"{code}: {message}",
                          exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
         self.code = code
+
+
+def check_order(order: SubscriptionOrder) -> None:
+    """What every order needs before billing is asked: an id (its idempotency key), a
+    contract, each line once (a line id twice would lose one in the diff)."""
+    if not order.id.strip() or not order.contract_id.strip():
+        raise OrderMismatchError("invalid_order", "an order names its quote and contract")
+    ids = [x.line_id for x in order.lines]
+    twice = sorted({x for x in ids if ids.count(x) > 1})
+    if twice:
+        raise OrderMismatchError("invalid_order", f"order {order.id} has line "
+                                 f"{', '.join(twice)} more than once")
 
 
 def order_line(line: OrderLine) -> ContractLine:
@@ -222,6 +250,15 @@ def _changes(ours: ContractLine, theirs: OrderLine, day: date) -> list[Edit]:
     return edits
 
 
+def renewal_prices(order: SubscriptionOrder,
+                   renewed: SubscriptionContract) -> tuple[tuple[str, Money], ...]:
+    """The unit prices the order renews lines at where billing's baseline has others (an
+    uplift CPQ applied); a ramped order line is left to the comparison."""
+    ours = {x.line_id: x.unit_price for x in renewed.lines}
+    return tuple((x.line_id, x.unit_price) for x in order.lines
+                 if x.line_id in ours and not x.ramp and x.unit_price != ours[x.line_id])
+
+
 def _moved(ramp: tuple[RampStep, ...], seats: int) -> tuple[RampStep, ...]:
     return tuple(RampStep(s.starts_on, s.quantity + seats, s.unit_price) for s in ramp)
 
@@ -246,24 +283,47 @@ def _downgrades(edits: Sequence[Edit], lines: Sequence[ContractLine]) -> bool:
 def plan_cancellation(order: SubscriptionOrder, sub: Subscription) -> CancelSubscription:
     contract, day = sub.contract, order.effective_date
     _check_terms(order, contract, "end_date")
-    if order.end_date == contract.end_date and day < contract.end_date:
-        if line_edits(order, contract.lines):
-            raise OrderMismatchError("cancellation_lines", f"order {order.id} cancels at "
-                                     "term end and changes lines: send the change first")
+    if order.end_date == contract.end_date and not _changes_lines(order, contract):
         return _cancel(order, CancelMode.AT_TERM_END)
-    if order.end_date != day:
+    if order.end_date not in (day, contract.end_date):
         raise OrderMismatchError("contract_terms", f"order {order.id} ends the term on "
                                  f"{order.end_date}: billing cancels at its term end "
                                  f"{contract.end_date} or on the effective date {day}")
-    after = [x.line_id for x in order.lines if x.end_date > day]
-    if after:
-        raise OrderMismatchError("line_dates", f"order {order.id} cancels on {day}, lines "
-                                 f"{', '.join(after)} run after it")
+    running = _running(order)
+    if running:
+        raise OrderMismatchError("cancellation_lines", f"order {order.id} cancels on {day} "
+                                 f"and keeps lines {', '.join(running)} running: billing "
+                                 "cancels at term end with the lines unchanged, or "
+                                 "immediately with none")
     if order.proration is ProrationTerms.NEXT_INVOICE:
         _check_proration(order)
     refund = order.proration is ProrationTerms.INVOICE_NOW
     return _cancel(order, CancelMode.IMMEDIATE_WITH_REFUND if refund
                    else CancelMode.IMMEDIATE_NO_REFUND)
+
+
+def _running(order: SubscriptionOrder) -> list[str]:
+    """Lines the order keeps running after its effective date (a line at zero, as a CPQ
+    cancellation quotes it, is not running)."""
+    return [x.line_id for x in order.lines
+            if x.end_date > order.effective_date and x.quantity > 0]
+
+
+def _changes_lines(order: SubscriptionOrder, contract: SubscriptionContract) -> bool:
+    try:
+        return bool(line_edits(order, contract.lines))
+    except OrderMismatchError:
+        return True
+
+
+def as_cancelled(order: SubscriptionOrder, made: SubscriptionContract) -> SubscriptionOrder:
+    """The order as billing's immediate cancellation states it: the term ends on the
+    effective date and every line with it (lines at zero included); an order cancelled at
+    term end, or one keeping lines running, is as it was (and compares as such)."""
+    day = order.effective_date
+    if order.kind is not CommercialKind.CANCELLATION or made.end_date != day or _running(order):
+        return order
+    return replace(order, end_date=day, lines=())
 
 
 def _cancel(order: SubscriptionOrder, mode: CancelMode) -> CancelSubscription:

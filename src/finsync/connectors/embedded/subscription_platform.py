@@ -29,6 +29,9 @@ Rules:
   failing is a `TransientError`, and so is a customer billing does not know yet (class
   `sequencing_error`: the customer master's `customer.upserted` is another aggregate, with
   no order to the commercial contract's, and may still be on its way).
+- A renewal is billing's renewal from its baseline, at the unit prices the order renews
+  lines at (an uplift CPQ applied: `RenewSubscription.unit_prices`); a renewal that adds,
+  drops or re-quantifies lines is `renewal_terms`.
 - `upsert_customer` registers the customer: name, postal address, tax id and tax address
   (country, region) as the customer master says; an existing customer keeps billing's
   legal entity and currency (its contracts and documents are in them) and its cross-
@@ -46,10 +49,13 @@ from sqlalchemy.exc import DBAPIError
 
 from finsync.connectors.embedded.order_plan import (
     OrderMismatchError,
+    as_cancelled,
+    check_order,
     differences,
     plan_amendment,
     plan_cancellation,
     plan_new,
+    renewal_prices,
 )
 from finsync.connectors.ports import DeliveryContext, Receipt, Reference
 from finsync.domain.commercial import CommercialKind, SubscriptionOrder
@@ -99,11 +105,12 @@ class EmbeddedSubscriptionPlatform:
 
     # -- orders ------------------------------------------------------------------------
     def apply_order(self, order: SubscriptionOrder, ctx: DeliveryContext) -> Receipt:
+        check_order(order)
         sub = self._subscription(order.contract_id)
         made = _made_by(order, sub)
         if made is None:
             made = self._apply(order, sub)
-        found = differences(order, made, _compared_from(order))
+        found = differences(as_cancelled(order, made), made, _compared_from(order))
         if found:
             raise OrderNotAppliedError(order, found)
         return Receipt(made.id, (Reference(order.contract_id, CONTRACT, made.id),),
@@ -158,9 +165,14 @@ class EmbeddedSubscriptionPlatform:
             raise OrderMismatchError("renewal_term", f"order {order.id} renews from "
                                      f"{order.start_date}; billing's term ends "
                                      f"{current.end_date}")
-        command = RenewSubscription(current.id, order.id)
         alone = BillingState(self._service.config, subscriptions=(sub,))
-        renewed = handle(alone, command).state.subscription(current.id).contract
+
+        def renewed_by(command: RenewSubscription) -> SubscriptionContract:
+            return handle(alone, command).state.subscription(current.id).contract
+
+        baseline = renewed_by(RenewSubscription(current.id, order.id))
+        command = RenewSubscription(current.id, order.id, renewal_prices(order, baseline))
+        renewed = renewed_by(command)
         found = differences(order, renewed, order.start_date)
         if found:
             raise OrderMismatchError("renewal_terms", f"order {order.id} is not the renewal "

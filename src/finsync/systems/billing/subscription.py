@@ -14,6 +14,8 @@ Rules:
 - A renewal's amendment id is the command's `id` when it names one (a commercial renewal's
   quote id, so that the renewal is found by it and correlated to it), else derived from
   the contract and the new version (the clock's renewals); an id already used is refused.
+  It may name a new unit price for renewed lines (`unit_prices`: a renewal priced with an
+  uplift); the renewal baseline then carries those prices. A line it names must renew.
 - A customer's tax master data is checked when it is registered: its country (and region)
   must make a tax address, its VAT id at most `TAX_ID_MAX_CHARS` characters.
 """
@@ -40,6 +42,7 @@ from finsync.systems.billing.errors import (
     ContractStateError,
     DuplicateIdError,
     InvalidCommandError,
+    UnknownLineError,
 )
 from finsync.systems.billing.event import contract_ref, emit
 from finsync.systems.billing.outcome import Outcome
@@ -64,6 +67,7 @@ class CreateSubscription:
 class RenewSubscription:
     contract_id: str
     id: str | None = None
+    unit_prices: tuple[tuple[str, Money], ...] = ()  # (line id, price for the new term)
 
 
 TAX_ID_MAX_CHARS = 64
@@ -126,8 +130,9 @@ def renew_subscription(state: BillingState, cmd: RenewSubscription) -> Outcome:
     old = sub.contract
     start, end = old.end_date, add_months(old.end_date, sub.term_months)
     last_day = old.end_date - timedelta(days=1)
-    lines = tuple(_renewed(line, last_day, start, end) for line in sub.renewal_lines
-                  if line.end_date >= old.end_date)
+    lines = _repriced(tuple(_renewed(line, last_day, start, end)
+                            for line in sub.renewal_lines if line.end_date >= old.end_date),
+                      cmd.unit_prices)
     new = replace(old, start_date=start, end_date=end, lines=lines, version=old.version + 1)
     check_contract(new, state.config.catalog)
     amendment_id = cmd.id or derive_id("amd", old.id, "renewal", str(new.version))
@@ -140,6 +145,16 @@ def renew_subscription(state: BillingState, cmd: RenewSubscription) -> Outcome:
                       amendments=(*sub.amendments, amendment))
     emitted = emit(ContractRenewed(amendment), amendment_id, contract_ref(old))
     return Outcome(state.with_subscription(renewed), (emitted,))
+
+
+def _repriced(lines: tuple[ContractLine, ...],
+              unit_prices: tuple[tuple[str, Money], ...]) -> tuple[ContractLine, ...]:
+    prices = dict(unit_prices)
+    unknown = sorted(set(prices) - {line.line_id for line in lines})
+    if unknown:
+        raise UnknownLineError(f"the renewal has no line {', '.join(unknown)}")
+    return tuple(replace(line, unit_price=prices.get(line.line_id, line.unit_price))
+                 for line in lines)
 
 
 def _renewed(line: ContractLine, last_day: date, start: date, end: date) -> ContractLine:
