@@ -7,6 +7,7 @@ seats), 2 (800 seats + analytics, 15 May) and 3 (820 seats, 29 May), in the wron
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -86,6 +87,8 @@ def test_bad_input_exits_non_zero_with_a_code(workdir: Path) -> None:
         (["cpq", "load", str(workdir / "missing.jsonl")], 1, "file_not_found"),
         (["cpq", "status", "con_nowhere"], 1, "not_found"),
         (["cpq", "replay"], 2, "reason_required"),
+        (["cpq", "status", "c" * 256], 2, "invalid_argument"),
+        (["cpq", "replay", "--quote", "q" * 256, "--reason", "x"], 2, "invalid_argument"),
     ]
     for args, code, error in cases:
         assert cli_json(args, code=code)["error"]["code"] == error, args
@@ -109,3 +112,19 @@ def test_the_catalogue_map_is_shown_and_checked(workdir: Path) -> None:
     assert cli_json(["cpq", "catalog", "show"])["version"] == 1  # a check loads nothing
     missing = cli_json(["cpq", "catalog", "check", str(workdir / "none.toml")], code=1)
     assert missing["error"]["code"] == "file_not_found"
+
+
+def test_an_order_held_for_an_unmapped_product_shows_with_its_money(workdir: Path) -> None:
+    """Version 1 names a product the catalogue map lacks: held before billing, and the
+    status says so with the money at stake."""
+    v1 = cpq.original_order()
+    odd = replace(v1, lines=(replace(v1.lines[0], product_code="SEATS-GOLD"), v1.lines[1]))
+    path = workdir / "odd.jsonl"
+    path.write_bytes(encode(cpq.customer(), SENT) + b"\n" + encode(odd, SENT) + b"\n")
+    cli_json(["cpq", "load", str(path)])
+    run_settled(cli_json)
+    status = cli_json(["cpq", "status", cpq.CONTRACT])
+    assert [v["order_state"] for v in status["versions"]] == ["held"]
+    shown = runner.invoke(app, ["cpq", "status", cpq.CONTRACT], env={"COLUMNS": "250"})
+    assert shown.exit_code == 0, shown.output
+    assert "master_data_mismatch" in shown.output and "at stake" in shown.output

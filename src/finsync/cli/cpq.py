@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,7 +40,7 @@ from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, authorised, guarded
 from finsync.config import load_config
 from finsync.domain.catalog_map import CatalogMap, digest
-from finsync.domain.events import EventType
+from finsync.domain.events import CommercialContractApproved, EventType
 from finsync.domain.status import UNRESOLVED
 from finsync.hub import cpq_listing, cpq_status
 from finsync.hub.cpq_status import ContractStatus, VersionStatus, contract_status
@@ -52,13 +53,23 @@ catalog_app = typer.Typer(help="The catalogue map: CPQ product -> billing price,
                                "ERP revenue account.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 
-AGGREGATE = "commercial_contract"  # CommercialContractApproved.aggregate_type
+AGGREGATE = CommercialContractApproved.aggregate_type
+ID_MAX_CHARS = 255  # a contract's, a quote's id: the hub's id columns
 FILE_KINDS = ("cpq",)  # the source kinds whose documents a file drop holds
 PROBLEMS_SHOWN = 20
 # The quote-to-cash milestones `status` shows per version, and their column headings.
 QUOTE_TO_CASH = {"order_accepted": "ordered", "contract_accepted": "accepted",
                  "invoice_posted": "invoiced", "payment_applied": "paid",
                  "revenue_schedule_created": "scheduled"}
+
+
+def _check_ids(**given: str | None) -> None:
+    """Ids typed on the command line are at most `ID_MAX_CHARS` characters, as the hub's
+    id columns hold them (`invalid_argument` otherwise, naming the option)."""
+    for name, value in given.items():
+        if value is not None and not 0 < len(value) <= ID_MAX_CHARS:
+            raise typer.BadParameter(f"{name} must be 1 to {ID_MAX_CHARS} characters "
+                                     f"(ID_MAX_CHARS), not {len(value):,}")
 
 
 @contextmanager
@@ -88,6 +99,7 @@ def replay(contract: Annotated[str | None, typer.Argument(
     """Re-drive the stored CPQ versions (of CONTRACT) to billing and the other targets;
     what billing already applied is not applied again."""
     with guarded(as_json):
+        _check_ids(contract=contract, quote=quote)
         if not reason.strip():
             output.fail("say why (--reason): a replay is recorded in the audit trail",
                         "reason_required", as_json=as_json, exit_code=2)
@@ -181,6 +193,7 @@ def status(contract: Annotated[str | None, typer.Argument(
     applied, mismatch), deliveries, milestones and exceptions, and the renewal baseline;
     without CONTRACT, one line a version of every contract."""
     with guarded(as_json):
+        _check_ids(contract=contract, after=after)
         with _hub(config, FINANCE_READ) as (hub, _who):
             if contract is None:
                 found = cpq_listing.contract_statuses(hub.engine, after=after, limit=limit)
@@ -230,7 +243,15 @@ def _exceptions(version: VersionStatus) -> str:
     unresolved = [e for e in version.exceptions if e.status in UNRESOLVED]
     if not unresolved:
         return f"{len(version.exceptions)} settled" if version.exceptions else "-"
-    return ", ".join(f"#{e.id} {e.exception_class} ({e.status})" for e in unresolved)
+    return ", ".join(f"#{e.id} {e.exception_class} ({e.status}{_at_stake(e.at_stake)})"
+                     for e in unresolved)
+
+
+def _at_stake(at_stake: dict[str, str] | None) -> str:
+    """The money an exception puts at stake, as a person reads it (none: nothing)."""
+    if at_stake is None:
+        return ""
+    return f", {Decimal(at_stake['amount']):,} {at_stake['currency']} at stake"
 
 
 def _show_baseline(status: ContractStatus) -> None:
