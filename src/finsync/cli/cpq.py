@@ -117,8 +117,9 @@ def replay(contract: Annotated[str | None, typer.Argument(
             output.console.print("no stored CPQ version matches")
             return
         output.console.print(f"replayed {result.events} CPQ versions: {result.requeued} "
-                             f"deliveries re-sent, {result.added} new; "
-                             f"{summary.deliveries_attempted} delivery attempts")
+                             f"deliveries re-sent, {result.added} new; then the pipeline ran "
+                             f"until idle ({summary.raw_processed} raw events, "
+                             f"{summary.deliveries_attempted} delivery attempts in all)")
 
 
 @app.command()
