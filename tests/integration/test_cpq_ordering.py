@@ -1,8 +1,9 @@
 """A CPQ version duplicated, reordered or re-sent is applied once, in version order: the
 reference contract's three versions (500 seats; 800 seats + analytics on 15 May; 820 seats
 on 29 May) reach the CPQ source in each of the six orders, every body twice, and the whole
-contract is re-sent once it has landed. One contract per order, side by side in one hub, on
-the shipped configuration and the embedded billing platform, on SQLite and PostgreSQL.
+contract is re-sent once it has landed (one contract per order, side by side in one hub);
+a version re-sent with other content after it landed is held for finance, never applied.
+On the shipped configuration and the embedded billing platform, SQLite and PostgreSQL.
 
 Worked figures (billing's, for every order): version 1 invoices 500 x 120.00 = 60,000.00
 for the year; version 2 adds 300 seats and the module for 15 May .. 1 Jan 2027 (231 of 365
@@ -103,3 +104,21 @@ def test_each_version_applies_once_in_version_order_whatever_arrives(world: Worl
     unresolved = [e for e in world.finance.triage.listing(status=None)
                   if e["status"] in UNRESOLVED]
     assert unresolved == []
+
+
+def test_a_version_re_sent_changed_after_it_landed_changes_nothing_in_billing(
+        world: World) -> None:
+    """CPQ sends version 2 again with 900 seats after billing applied the 800: the stored
+    version stands (`duplicate_event` for finance to decide), billing is not touched."""
+    _send(world, encode(cpq.customer(), ARRIVAL))
+    versions = _versions(0)
+    _send(world, *(_body(v) for v in versions.values()))
+    seats, usage, analytics = versions[2].lines
+    _send(world, _body(replace(versions[2], lines=(replace(seats, quantity=900), usage,
+                                                   analytics))))
+    sub = world.billing.state().subscription(versions[1].id)
+    assert sub.contract.version == 3
+    assert [a.id for a in sub.amendments] == [versions[2].quote_id, versions[3].quote_id]
+    assert [ln.quantity for ln in sub.contract.lines if ln.line_id == "ln_seats"] == [820]
+    raised = [(e["class"], e["correlation_id"]) for e in world.finance.triage.listing()]
+    assert raised == [("duplicate_event", versions[2].quote_id)]

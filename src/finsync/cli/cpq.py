@@ -2,9 +2,9 @@
 
 Rules:
 - `load` stores a CPQ file drop (CSV or JSON lines, one contract version a record) as raw
-  events of a CPQ source, durably and in batches, before anything maps them: a record that
-  cannot be mapped is kept and opens a `mapping_error` when the pipeline runs. It needs
-  `events:write:<source>`.
+  events of a CPQ source, durably and in batches. The file is judged whole first: one
+  problem anywhere refuses all of it, every problem listed with its row, nothing stored.
+  It needs `events:write:<source>`.
 - `replay` re-drives the stored CPQ versions (`commercial_contract.approved`) to their
   targets under their original keys: billing answers a quote it applied with its first
   receipt, so a version lands once however often it is replayed (`exceptions:act`; the
@@ -44,6 +44,7 @@ from finsync.domain.events import CommercialContractApproved, EventType
 from finsync.domain.status import UNRESOLVED
 from finsync.hub import cpq_listing, cpq_status
 from finsync.hub.cpq_status import ContractStatus, VersionStatus, contract_status
+from finsync.hub.milestone import Milestone
 from finsync.hub.replay import ReplayFilter
 from finsync.hub.service import Hub
 
@@ -58,9 +59,9 @@ ID_MAX_CHARS = 255  # a contract's, a quote's id: the hub's id columns
 FILE_KINDS = ("cpq",)  # the source kinds whose documents a file drop holds
 PROBLEMS_SHOWN = 20
 # The quote-to-cash milestones `status` shows per version, and their column headings.
-QUOTE_TO_CASH = {"order_accepted": "ordered", "contract_accepted": "accepted",
-                 "invoice_posted": "invoiced", "payment_applied": "paid",
-                 "revenue_schedule_created": "scheduled"}
+QUOTE_TO_CASH = {Milestone.ORDER_ACCEPTED: "ordered", Milestone.CONTRACT_ACCEPTED: "accepted",
+                 Milestone.INVOICE_POSTED: "invoiced", Milestone.PAYMENT_APPLIED: "paid",
+                 Milestone.REVENUE_SCHEDULE_CREATED: "scheduled"}
 
 
 def _check_ids(**given: str | None) -> None:

@@ -16,6 +16,7 @@ from finsync.cli import output
 from finsync.demo.run import run_demo
 from finsync.demo.stack import run_stack
 from finsync.demo.stack_config import StackSettings
+from finsync.hub.milestone import Milestone
 
 
 def run(directory: Path | None, *, keep: bool, as_json: bool) -> dict[str, Any]:
@@ -141,9 +142,9 @@ def _print(report: dict[str, Any]) -> None:
 
 
 # The quote-to-cash milestones shown, and their column headings.
-QUOTE_TO_CASH = {"order_accepted": "ordered", "contract_accepted": "accepted",
-                 "invoice_posted": "invoiced", "payment_applied": "paid",
-                 "revenue_schedule_created": "scheduled"}
+QUOTE_TO_CASH = {Milestone.ORDER_ACCEPTED: "ordered", Milestone.CONTRACT_ACCEPTED: "accepted",
+                 Milestone.INVOICE_POSTED: "invoiced", Milestone.PAYMENT_APPLIED: "paid",
+                 Milestone.REVENUE_SCHEDULE_CREATED: "scheduled"}
 
 
 def _cpq(cpq: dict[str, Any]) -> None:

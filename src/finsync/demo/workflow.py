@@ -56,6 +56,7 @@ DUPLICATE = "payment webhook delivered twice"
 OUT_OF_ORDER = "amendment v2 delivered after v3 and both invoices"
 LATE_PAYMENT = "payment dated in a closed period"
 NOT_JSON = "webhook body that is not JSON"
+DELIVERED = "delivered"  # Hub.transaction_status: every delivery of the correlation done
 # Monthly API calls; 1,000,000 a month are included, the rest costs 0.002 each.
 USAGE = (900_000, 3_000_000, 1_400_000, 1_800_000, 2_600_000, 2_200_000,
          1_900_000, 2_400_000, 1_700_000, 2_900_000, 3_100_000, 1_200_000)
@@ -256,6 +257,10 @@ class Workflow:
         self.log.parked += self.hub.run_until_idle().outcomes.get(Outcome.PARKED, 0)
         if isinstance(document, CommercialContract):
             self.log.cpq.append(document)
+            ordered = self.hub.transaction_status(document.quote_id)
+            if ordered["technical"] != DELIVERED:  # the year would go on without it
+                raise RuntimeError(f"billing did not take CPQ version {document.version} "
+                                   f"({document.quote_id}): {ordered}")
 
     def _settle(self, rounds: int = 50) -> None:
         """Run the hub until nothing is due, letting retry back-off elapse on the clock."""
