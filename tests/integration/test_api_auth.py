@@ -65,6 +65,8 @@ AUTHENTICATED = {
                                                    404),
     ("GET", "/v1/correlations/{correlation_id}/milestones"): Call(
         "GET", "/v1/correlations/c1/milestones", FINANCE_READ),
+    ("GET", "/v1/cpq/contracts/{contract_id}"): Call("GET", "/v1/cpq/contracts/C1",
+                                                     FINANCE_READ, 404),
     ("GET", "/metrics"): Call("GET", "/metrics", FINANCE_READ),
     ("GET", "/v1/audit"): Call("GET", "/v1/audit", AUDIT_READ),
     ("GET", "/v1/audit/verify"): Call("GET", "/v1/audit/verify", AUDIT_READ),
