@@ -10,7 +10,9 @@ The billing platform's outage is injected in the worker (`_flaky`): before the o
 applied (billing down: nothing happened) or after (billing applied it and the answer was
 lost): both are `TransientError`s the hub retries, and billing's idempotency by order id
 (`SubscriptionPlatformPort.apply_order`) turns a retry of the second kind into the first
-receipt. Workers are forked as in test_kill.py."""
+receipt. Workers are forked as in test_kill.py. The customer is registered with billing
+before the trials (the orders are what is killed and retried; a customer's own ordering is
+the subscription platform's, `SubscriptionPlatformPort.upsert_customer`)."""
 
 from __future__ import annotations
 
