@@ -22,6 +22,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from finsync.bootstrap import Finance, build_billing_service, build_finance
 from finsync.config import CpqSourceSection, FinsyncConfig
@@ -122,3 +124,31 @@ def test_a_version_re_sent_changed_after_it_landed_changes_nothing_in_billing(
     assert [ln.quantity for ln in sub.contract.lines if ln.line_id == "ln_seats"] == [820]
     raised = [(e["class"], e["correlation_id"]) for e in world.finance.triage.listing()]
     assert raised == [("duplicate_event", versions[2].quote_id)]
+
+
+# Any arrival: each version sent 1 to 3 times, in any order, the hub run after any of them.
+arrivals = st.lists(st.sampled_from((1, 2, 3)), min_size=3, max_size=9).filter(
+    lambda sent: set(sent) == {1, 2, 3})
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(sent=arrivals, runs=st.lists(st.booleans(), min_size=9, max_size=9))
+def test_any_arrival_applies_each_version_once_in_order(world: World, sent: list[int],
+                                                        runs: list[bool]) -> None:
+    """Property: whatever the arrival (duplicates, any order, the pipeline run after any
+    body or not), billing ends at version 3 with the amendments in version order, once."""
+    contract = f"con_any_{len(world.billing.state().subscriptions)}"
+    versions = {v.version: replace(v, id=contract, quote_id=f"{v.quote_id}_{contract}")
+                for v in cpq.versions()}
+    world.finance.hub.store(cpq.SOURCE, [encode(cpq.customer(), ARRIVAL)], {})
+    for version, run in zip(sent, runs, strict=False):
+        world.finance.hub.store(cpq.SOURCE, [_body(versions[version])], {})
+        if run:
+            world.finance.hub.run_until_idle()
+    world.finance.hub.run_until_idle()
+    sub = world.billing.state().subscription(contract)
+    assert sub.contract.version == 3
+    assert [a.id for a in sub.amendments] == [versions[2].quote_id, versions[3].quote_id]
+    totals = [i.total.amount for i in world.billing.invoices(contract_id=contract)]
+    assert totals == [Decimal("60000.00"), Decimal("37972.60"), Decimal("1426.85")]
