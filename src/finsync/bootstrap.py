@@ -94,10 +94,11 @@ from finsync.domain.catalog import BillingFrequency, StandaloneSellingPrice
 from finsync.domain.catalog_map import CatalogMap, CatalogMapError
 from finsync.domain.catalog_map import parse as parse_map
 from finsync.domain.clock import utc_now
-from finsync.domain.commercial import ProrationTerms
+from finsync.domain.commercial import CommercialContract, ProrationTerms
 from finsync.domain.errors import SignatureError
 from finsync.domain.events import EventType
 from finsync.domain.money import Money
+from finsync.domain.party import CustomerAccount
 from finsync.domain.secret import RotatingSecret, valid_at
 from finsync.hub.buffer import BufferPolicy
 from finsync.hub.catalog_map import CatalogLoad, Known
@@ -1159,3 +1160,10 @@ def set_up_tryton_books(url: str, database: str, user: str, password: str,
     company, in order."""
     with TrytonClient(url, database, user, password) as client:
         return bootstrap_tryton(client, [BookSpec(name, currency, years) for name in companies])
+
+
+# -- the CPQ body, for the demo (which plays CPQ) ---------------------------------------
+def cpq_body(document: CommercialContract | CustomerAccount, occurred_at: datetime) -> bytes:
+    """finsync's CPQ JSON carrying a contract version or a customer, as a CPQ source sends
+    it (`connectors.cpq.document`)."""
+    return cpq_document.encode(document, occurred_at)

@@ -16,6 +16,7 @@ from finsync.cli import output
 from finsync.demo.run import run_demo
 from finsync.demo.stack import run_stack
 from finsync.demo.stack_config import StackSettings
+from finsync.hub.milestone import Milestone
 
 
 def run(directory: Path | None, *, keep: bool, as_json: bool) -> dict[str, Any]:
@@ -102,6 +103,7 @@ def _print(report: dict[str, Any]) -> None:
     console.rule("[bold]finsync demo: one year of the reference workflow")
     kept = "" if report["workdir_kept"] else " (removed; --keep keeps it)"
     console.print(f"work folder: {report['workdir']}{kept}")
+    _cpq(report["cpq"])
     output.table(f"milestones of amendment {report['amendment_correlation_id']}",
                  ["milestone", "system", "at"],
                  [[m["milestone"], m["system"], m["at"]] for m in report["amendment_timeline"]])
@@ -137,6 +139,25 @@ def _print(report: dict[str, Any]) -> None:
         console.print(f"explore it in the console: `finsync serve --config {config}`, open "
                       f"http://127.0.0.1:8080/ and log in with a token of "
                       f"{report['console_tokens']} (one per role)")
+
+
+# The quote-to-cash milestones shown, and their column headings.
+QUOTE_TO_CASH = {Milestone.ORDER_ACCEPTED: "ordered", Milestone.CONTRACT_ACCEPTED: "accepted",
+                 Milestone.INVOICE_POSTED: "invoiced", Milestone.PAYMENT_APPLIED: "paid",
+                 Milestone.REVENUE_SCHEDULE_CREATED: "scheduled"}
+
+
+def _cpq(cpq: dict[str, Any]) -> None:
+    """The CPQ versions the year started from, and the day each reached each milestone."""
+    rows = []
+    for v in cpq["versions"]:
+        days = {m["milestone"]: m["at"][:10] for m in v["milestones"]}
+        rows.append([v["version"], v["kind"], v["quote_id"], v["effective_date"], v["order"],
+                     v["billing_version"], *(days.get(name, "-") for name in QUOTE_TO_CASH)])
+    output.table(f"CPQ versions of {cpq['contract_id']} (catalogue map v"
+                 f"{cpq['catalog_version']}) and their quote-to-cash milestones",
+                 ["v", "kind", "quote", "effective", "order", "billing v",
+                  *QUOTE_TO_CASH.values()], rows)
 
 
 def _waterfall(revenue: dict[str, str]) -> None:

@@ -37,6 +37,7 @@ from finsync.bootstrap import approved_config, build_engine, build_hub, migrate_
 from finsync.cli import audit as audit_cli
 from finsync.cli import billing as billing_cli
 from finsync.cli import controls as controls_cli
+from finsync.cli import cpq as cpq_cli
 from finsync.cli import finance as finance_cli
 from finsync.cli import generate as generate_cli
 from finsync.cli import hubspot as hubspot_cli
@@ -78,6 +79,7 @@ app.add_typer(tax_cli.app, name="tax")
 app.add_typer(tokens_cli.app, name="tokens")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(controls_cli.app, name="config")
+app.add_typer(cpq_cli.app, name="cpq")
 
 
 @contextmanager

@@ -13,6 +13,10 @@ Rules:
 - Correlation chains are complete when every posting delivered to a ledger is the entry of
   the event that caused it (same correlation id), every entry's correlation id leads back
   to a delivery, and the amendment's milestones include the whole chain.
+- The CPQ versions are listed in version order as CPQ approved them (kind, quote id, the
+  day it takes effect), each with its order's state as the hub holds it, the version of
+  billing's contract it made, and the quote-to-cash milestones of its quote id: each the
+  first time it was recorded (a quote's monthly invoices post again and again), in order.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from datetime import date, datetime
 from typing import Any
 
 from finsync.demo.workflow import DUPLICATE, LATE_PAYMENT, NOT_JSON, OUT_OF_ORDER
+from finsync.domain.commercial import CommercialContract
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.journal import JournalEntry, Side
 from finsync.domain.money import Money
 from finsync.domain.status import ExceptionStatus
+from finsync.hub.cpq_status import ContractStatus, MilestoneSeen
 from finsync.hub.milestone import Milestone
 from finsync.hub.service import Delivered
 from finsync.recon.model import Report
@@ -135,6 +141,34 @@ def chains_complete(postings: Sequence[Delivered], entries: Iterable[JournalEntr
                                                               for p in postings}
     whole = set(CHAIN) <= set(milestones)
     return forward and backward and whole
+
+
+def cpq(sent: Sequence[CommercialContract], status: ContractStatus | None,
+        billing_versions: Mapping[str, int]) -> dict[str, Any]:
+    """The CPQ versions of the demo's contract and what became of each (`billing_versions`:
+    quote id -> the version of billing's contract it made)."""
+    held = {v.quote_id: v for v in status.versions} if status is not None else {}
+    versions = []
+    for contract in sorted(sent, key=lambda c: c.version):
+        seen = held.get(contract.quote_id)
+        versions.append({
+            "version": contract.version, "kind": contract.kind.value,
+            "quote_id": contract.quote_id,
+            "effective_date": contract.effective_date.isoformat(),
+            "order": None if seen is None or seen.order_state is None
+            else seen.order_state.value,
+            "billing_version": billing_versions.get(contract.quote_id),
+            "milestones": [] if seen is None else _first_milestones(seen.milestones)})
+    return {"contract_id": status.contract_id if status else None,
+            "catalog_version": status.catalog_version if status else None,
+            "versions": versions}
+
+
+def _first_milestones(seen: Iterable[MilestoneSeen]) -> list[dict[str, str]]:
+    first: dict[str, datetime] = {}
+    for milestone in seen:
+        first.setdefault(milestone.name, milestone.recorded_at)
+    return [{"milestone": name, "at": at.isoformat()} for name, at in first.items()]
 
 
 def _plain(value: Any) -> Any:

@@ -41,19 +41,13 @@ from finsync.bootstrap import (
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, load_config, parse_config
 from finsync.demo import report
 from finsync.demo.clock import SimClock
-from finsync.demo.workflow import (
-    CLERK_LOGIN,
-    CONTROLLER_LOGIN,
-    ENTITY,
-    OPS_LOGIN,
-    UPGRADE,
-    YEAR,
-    People,
-    Workflow,
-)
+from finsync.demo.cpq import CONTRACT, ENTITY, ORDER, SOURCE, UPGRADE, YEAR
+from finsync.demo.workflow import CLERK_LOGIN, CONTROLLER_LOGIN, OPS_LOGIN, People, Workflow
 from finsync.domain.clock import utc_now
+from finsync.hub.cpq_status import contract_status
 from finsync.hub.replay import ReplayFilter
 from finsync.recon.service import net_revenue_accounts
+from finsync.systems.billing.service import BillingService
 
 AS_OF = date(YEAR, 12, 31)
 SIGNING_KEY = "var/audit-signing.pem"
@@ -122,17 +116,29 @@ def _remove(workdir: Path) -> None:
 
 
 PUMPED = '[pumps]\nbilling = "billing"\n'
+CUSTOMER_OWNER = '[ownership]\ncustomer = "billing"\n'
+LAST_SOURCE = 'revrec = "canonical"\n'
+# The demo's CPQ: finsync's generic CPQ source, which owns the customer master (the CRM's
+# accounts) as it owns the commercial contracts. Its signing secret is read only by the
+# HTTP route (`finsync serve` on a kept demo: FINSYNC_CPQ_SIGNING_SECRET).
+CPQ_SECTION = f"\n[cpq_sources.{SOURCE}]\nlegal_entity = {json.dumps(ENTITY)}\n"
 
 
 def config_text() -> str:
     """The demo's `finsync.toml`: the shipped configuration without pumps (the demo plays
-    billing's webhooks itself, to inject faults), its people under `[auth]`, and the audit
-    key. Written in the work folder, so that a kept demo can be served and explored:
+    billing's webhooks itself, to inject faults), with the CPQ source the year starts from
+    (it owns customers), its people under `[auth]`, and the audit key. Written in the work
+    folder, so that a kept demo can be served and explored:
     `finsync serve --config <folder>/finsync.toml`."""
     shipped = DEFAULT_CONFIG.read_text()
-    if PUMPED not in shipped:
-        raise ValueError("the shipped configuration's [pumps] changed: update the demo's")
-    lines = [shipped.replace(PUMPED, "[pumps]\n# none: the demo plays billing's webhooks\n")]
+    for part in (PUMPED, CUSTOMER_OWNER, LAST_SOURCE):
+        if part not in shipped:
+            raise ValueError(f"the shipped configuration changed ({part.strip()!r} is "
+                             "gone): update the demo's")
+    shipped = shipped.replace(PUMPED, "[pumps]\n# none: the demo plays billing's webhooks\n")
+    shipped = shipped.replace(CUSTOMER_OWNER, f'[ownership]\ncustomer = "{SOURCE}"\n')
+    shipped = shipped.replace(LAST_SOURCE, f'{LAST_SOURCE}{SOURCE} = "cpq"\n', 1)
+    lines = [shipped, CPQ_SECTION]
     for name, scopes in PRINCIPALS.items():
         lines.append(f"\n[auth.principals.{json.dumps(name)}]\nscopes = {json.dumps(scopes)}\n")
     lines.append(f"\n[auth.principals.{json.dumps(ADMIN_PRINCIPAL)}]\n"
@@ -204,4 +210,13 @@ def _drive(finance: Finance, config: FinsyncConfig, clock: SimClock) -> dict[str
         "audit": finance.audit.verify().as_json(),
     }
     result["faults"] = report.faults(result, log.faults)
+    result["cpq"] = report.cpq(log.cpq, contract_status(hub.engine, CONTRACT),
+                               _billing_versions(billing))
     return result
+
+
+def _billing_versions(billing: BillingService) -> dict[str, int]:
+    """Quote id -> the version of billing's contract it made (the new order made 1)."""
+    sub = billing.state().subscription(CONTRACT)
+    return {ORDER: sub.history[0].contract.version,
+            **{a.id: a.version for a in sub.amendments}}

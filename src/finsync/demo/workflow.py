@@ -3,8 +3,11 @@
 A B2B customer on an annual per-seat subscription with usage overage upgrades mid-quarter
 from 500 to 800 seats and adds the premium analytics module; usage is billed monthly in
 arrears; an SLA breach yields a credit memo; payments and a refund; twelve month-ends, each
-closed. Billing's events reach the hub through a simulated webhook channel that injects
-the faults DESIGN §5 names:
+closed. The year starts in CPQ (`demo.cpq`): the customer, the original order, the upgrade
+and the add-on are CPQ versions 1..3 stored on the CPQ source (finsync's own CPQ JSON), and
+the hub orders each from billing (the billing target: `apply_order`); billing prices and
+invoices them. Billing's events reach the hub through a simulated webhook channel that
+injects the faults DESIGN §5 names:
 - the January payment's webhook is delivered twice (de-duplication counts it);
 - the upgrade's contract event (v2) is delayed behind a co-terminated add-on (v3) and the
   invoices of both: v3 is parked by the sequencer, and the revenue engine gets the invoices
@@ -26,10 +29,11 @@ from typing import Any
 
 from finsync.auth.local import ForbiddenError
 from finsync.auth.principal import EXCEPTIONS_APPROVE, Principal
-from finsync.bootstrap import Finance
+from finsync.bootstrap import Finance, cpq_body
+from finsync.demo import cpq
 from finsync.demo.clock import SimClock
-from finsync.domain.catalog import BillingFrequency
-from finsync.domain.contract import ContractLine, SubscriptionContract
+from finsync.demo.cpq import CONTRACT, YEAR
+from finsync.domain.commercial import CommercialContract
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.events import EventType
 from finsync.domain.invoice import UsageRecord
@@ -37,22 +41,13 @@ from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
 from finsync.domain.status import DeliveryStatus
 from finsync.hub.acceptance import Outcome
-from finsync.systems.billing.amendment import AmendSubscription
 from finsync.systems.billing.credit import CreditReason, IssueCreditMemo
 from finsync.systems.billing.cycle import add_months
-from finsync.systems.billing.edit import AddProduct, AddSeats
-from finsync.systems.billing.handler import Command, RecordUsage, RegisterCustomer, RunClock
+from finsync.systems.billing.handler import Command, RecordUsage, RunClock
 from finsync.systems.billing.payment import PayInvoice, PaymentResult, RefundPayment
 from finsync.systems.billing.service import BillingService
-from finsync.systems.billing.subscription import CreateSubscription
 from finsync.triage.service import SegregationOfDutiesError
 
-YEAR = 2026
-ENTITY = "le_us"
-CUSTOMER = "cus_acme"
-CONTRACT = "con_acme_2026"
-UPGRADE = "amd_acme_0002"
-ADD_ON = "amd_acme_0003"
 SLA_CASE = "sla_acme_0812"
 # The logins of the demo's people; run.py maps each to a principal under [auth].
 CLERK_LOGIN, CONTROLLER_LOGIN, OPS_LOGIN = "clerk", "controller", "ops"
@@ -61,6 +56,7 @@ DUPLICATE = "payment webhook delivered twice"
 OUT_OF_ORDER = "amendment v2 delivered after v3 and both invoices"
 LATE_PAYMENT = "payment dated in a closed period"
 NOT_JSON = "webhook body that is not JSON"
+DELIVERED = "delivered"  # Hub.transaction_status: every delivery of the correlation done
 # Monthly API calls; 1,000,000 a month are included, the rest costs 0.002 each.
 USAGE = (900_000, 3_000_000, 1_400_000, 1_800_000, 2_600_000, 2_200_000,
          1_900_000, 2_400_000, 1_700_000, 2_900_000, 3_100_000, 1_200_000)
@@ -74,6 +70,7 @@ class Journal:
     actions: list[dict[str, Any]] = field(default_factory=list)
     closes: list[dict[str, Any]] = field(default_factory=list)
     parked: int = 0
+    cpq: list[CommercialContract] = field(default_factory=list)  # the versions CPQ sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,16 +102,9 @@ class Workflow:
         return self.log
 
     def _january(self) -> None:
-        start = date(YEAR, 1, 1)
-        self.clock.to(start)
-        self._do(RegisterCustomer(CustomerAccount(CUSTOMER, "Acme Analytics Customer Ltd",
-                                                  ENTITY, "USD", "US")))
-        contract = SubscriptionContract(CONTRACT, CUSTOMER, ENTITY, "USD", start,
-                                        add_months(start, 12), BillingFrequency.ANNUAL,
-                                        (self._line("ln_seats", "price_seat_annual", 500),
-                                         self._line("ln_usage", "price_usage_overage", 0)))
-        self._do(CreateSubscription(contract, "ord_acme_2026", True, BillingFrequency.MONTHLY,
-                                    12))
+        self.clock.to(cpq.START)
+        self._approve(cpq.customer())
+        self._approve(cpq.original_order())
         self._deliver()
         self._pay_open(date(YEAR, 1, 20), "pay_acme_0120", duplicate=True)
 
@@ -154,15 +144,12 @@ class Workflow:
     def _upgrade(self) -> None:
         """Upgrade on 15 May, a co-terminated add-on on 29 May; the upgrade's contract event
         is delivered last."""
-        self.clock.to(date(YEAR, 5, 15))
-        self._do(AmendSubscription(UPGRADE, CONTRACT, date(YEAR, 5, 15), (
-            AddSeats("ln_seats", 300), AddProduct("ln_analytics", "price_analytics_annual", 1)),
-            "upgrade"))
+        self.clock.to(cpq.UPGRADE_DAY)
+        self._approve(cpq.upgrade())
         self._hold(EventType.CONTRACT_AMENDED)
         self._deliver()
-        self.clock.to(date(YEAR, 5, 29))
-        self._do(AmendSubscription(ADD_ON, CONTRACT, date(YEAR, 5, 29),
-                                   (AddSeats("ln_seats", 20),), "co-terminated add-on"))
+        self.clock.to(cpq.ADD_ON_DAY)
+        self._approve(cpq.add_on())
         self._deliver()
         self.log.faults.append({"fault": OUT_OF_ORDER,
                                 "control": "sequencer + missing_revrec_reference retry"})
@@ -234,13 +221,6 @@ class Workflow:
             self.log.faults.append({"fault": DUPLICATE,
                                     "control": "de-duplication by source event id"})
 
-    def _line(self, line_id: str, price_id: str, quantity: int) -> ContractLine:
-        plan = self.billing.config.catalog.plan(price_id)
-        start = date(YEAR, 1, 1)
-        return ContractLine(line_id, plan.price.product_id, price_id, quantity,
-                            Money(plan.price.unit_amount.amount, "USD"), start,
-                            add_months(start, 12))
-
     def _do(self, command: Command) -> None:
         self.billing.execute(command)
 
@@ -267,6 +247,20 @@ class Workflow:
 
     def _send(self, bodies: Sequence[bytes]) -> None:
         self.hub.store("billing", bodies, {"x-finsync-demo": "webhook"})
+
+    # -- CPQ ------------------------------------------------------------------------
+    def _approve(self, document: CommercialContract | CustomerAccount) -> None:
+        """CPQ sends what it approved (a contract version, or the account it is for) to the
+        hub, which orders it from billing at once: billing is up all year in the demo."""
+        body = cpq_body(document, self.clock())
+        self.hub.store(cpq.SOURCE, [body], {"x-finsync-demo": "cpq"})
+        self.log.parked += self.hub.run_until_idle().outcomes.get(Outcome.PARKED, 0)
+        if isinstance(document, CommercialContract):
+            self.log.cpq.append(document)
+            ordered = self.hub.transaction_status(document.quote_id)
+            if ordered["technical"] != DELIVERED:  # the year would go on without it
+                raise RuntimeError(f"billing did not take CPQ version {document.version} "
+                                   f"({document.quote_id}): {ordered}")
 
     def _settle(self, rounds: int = 50) -> None:
         """Run the hub until nothing is due, letting retry back-off elapse on the clock."""

@@ -45,6 +45,7 @@ class ReplayFilter:
     since: datetime | None = None
     until: datetime | None = None
     everything: bool = False
+    event_type: EventType | None = None  # narrows the others (alone: every event of it)
 
     def describe(self) -> str:
         """The selection as the audit trail names it, e.g. `correlation_id=amd_1`."""
@@ -59,12 +60,15 @@ class ReplayFilter:
             parts.append(f"since={self.since.isoformat()}")
         if self.until is not None:
             parts.append(f"until={self.until.isoformat()}")
+        if self.event_type is not None:
+            parts.append(f"type={self.event_type.value}")
         return " ".join(parts)[:255]
 
     @property
     def is_empty(self) -> bool:
         return not self.everything and self.correlation_id is None and \
-            self.aggregate is None and self.since is None and self.until is None
+            self.aggregate is None and self.since is None and self.until is None and \
+            self.event_type is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +86,7 @@ def replay(engine: Engine, settings: HubSettings, selection: ReplayFilter, at: d
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, not {batch_size}")
     chosen = event_log.Selection(selection.correlation_id, selection.aggregate,
-                                 selection.since, selection.until)
+                                 selection.since, selection.until, selection.event_type)
     with reading(engine) as conn:
         total, first, last = event_log.extent(conn, chosen)
     events = requeued = added = 0

@@ -367,16 +367,19 @@ _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Accepted events, narrowed by correlation, aggregate `(type, id)` and occurrence
-    `[since, until)`."""
+    """Accepted events, narrowed by correlation, aggregate `(type, id)`, occurrence
+    `[since, until)` and event type."""
 
     correlation_id: str | None = None
     aggregate: tuple[str, str] | None = None
     since: datetime | None = None
     until: datetime | None = None
+    event_type: str | None = None
 
     def narrow(self, query: _Query) -> _Query:
         query = query.where(events.c.status == EventStatus.ACCEPTED)
+        if self.event_type is not None:
+            query = query.where(events.c.type == self.event_type)
         if self.correlation_id is not None:
             query = query.where(events.c.correlation_id == self.correlation_id)
         if self.aggregate is not None:
@@ -419,6 +422,17 @@ def select_ids(conn: Connection, *, correlation_id: str | None = None,
                until: datetime | None = None) -> Sequence[str]:
     query = Selection(correlation_id, aggregate, since, until).narrow(select(events.c.event_id))
     return [str(r[0]) for r in conn.execute(query.order_by(events.c.position))]
+
+
+def aggregate_ids(conn: Connection, aggregate_type: str, after: str | None,
+                  limit: int) -> list[str]:
+    """The ids of the aggregates of a type the log holds an event of (any status), in id
+    order after `after`: a page of at most `limit` (the aggregate index's range)."""
+    query = select(events.c.aggregate_id).where(events.c.aggregate_type == aggregate_type)
+    if after is not None:
+        query = query.where(events.c.aggregate_id > after)
+    rows = conn.execute(query.distinct().order_by(events.c.aggregate_id).limit(limit))
+    return [str(r[0]) for r in rows]
 
 
 def counts(conn: Connection) -> dict[str, int]:
