@@ -70,8 +70,10 @@ class FixtureCrm:
             for stored in items.values():
                 self.put(kind, stored)
 
-    def outage(self, status: int, count: int) -> None:
-        self.call("POST", "/__fixture/outage", {"status": status, "count": count})
+    def outage(self, status: int, count: int, path: str = "") -> None:
+        """The next `count` API requests (to `path` only, if given) answer `status`."""
+        self.call("POST", "/__fixture/outage", {"status": status, "count": count,
+                                                "path": path})
 
     def requests(self) -> int:
         return int(self.call("GET", "/__fixture/requests")["requests"])

@@ -14,8 +14,9 @@ asked for.
 
 Test controls, under `/__fixture/` (no token): `PUT /__fixture/{type}/{id}` replaces or adds an
 object (an amendment in the CRM), `POST /__fixture/outage` `{"status": 503, "count": n}`
-answers the next n API requests with that status, `GET /__fixture/requests` counts the API
-requests served.
+answers the next n API requests with that status (with `"path": "/crm/v3/objects/deals/9002"`
+only the next n requests to that path: a rate limit met partway through a batch),
+`GET /__fixture/requests` counts the API requests served.
 
     python -m tests.external.hubspot_server PORT OBJECTS_JSON TOKEN
 """
@@ -41,6 +42,7 @@ class Store:
         self.lock = threading.Lock()
         self.outage_status = 0
         self.outage_left = 0
+        self.outage_path = ""  # "": every API request
         self.requests = 0
 
 
@@ -92,9 +94,10 @@ class Handler(BaseHTTPRequestHandler):
     def _api_refused(self) -> bool:
         """Counts the request; answers it (True) during an outage or without the token."""
         store = self.store
+        path = urlsplit(self.path).path
         with store.lock:
             store.requests += 1
-            if store.outage_left > 0:
+            if store.outage_left > 0 and store.outage_path in ("", path):
                 store.outage_left -= 1
                 status = store.outage_status
             else:
@@ -136,6 +139,7 @@ class Handler(BaseHTTPRequestHandler):
             with self.store.lock:
                 self.store.outage_status = int(body["status"])
                 self.store.outage_left = int(body["count"])
+                self.store.outage_path = str(body.get("path", ""))
             self._send(200, {"ok": True})
             return
         parts = url.path.strip("/").split("/")

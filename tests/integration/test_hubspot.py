@@ -264,3 +264,66 @@ env = "FINSYNC_TEST_HUBSPOT_SECRET"
     assert data["run"]["outcomes"]["accepted"] == 2  # the customer and the contract
     assert [t for t, _, _, _ in accepted(hub)] == [EventType.CUSTOMER_UPSERTED,
                                                    EventType.COMMERCIAL_CONTRACT_APPROVED]
+
+
+def test_a_read_hubspot_refuses_is_kept_as_the_deals_mapping_error_then_read_again(
+        served: tuple[Hub, ApiServer], crm: FixtureCrm) -> None:
+    hub, server = served
+    crm_objects = objects()
+    deal = crm_objects["deals"]["9001"]
+    # A line item deleted while the deal is read: the batch read does not return it.
+    deal["associations"]["line_items"].append({"id": "4999", "type": "deal_to_line_item"})
+    crm.put("deals", deal)
+    other = crm_objects["deals"]["9002"]
+    other["properties"]["dealstage"] = "closedwon"
+    other["associations"]["line_items"] = [{"id": "4001", "type": "deal_to_line_item"}]
+    other["associations"]["quotes"] = [{"id": "3999", "type": "deal_to_quote"}]  # 404
+    crm.put("deals", other)
+    # Deal 9404 is gone (404) before it is read: nothing of it is left to order.
+    assert send(server, [deal_event(9001), deal_event(9002), deal_event(9404)])[0] == 200
+    hub.run_until_settled(1)
+    refused = [e for e in hub.exceptions() if e["class"] == "mapping_error"]
+    assert [(e["detail"], e["objects"][0]) for e in refused] == [
+        ("fetch_failed", "deal:9001"), ("fetch_failed", "deal:9002")]
+    texts = " ".join(str(e["summary"]) for e in refused)
+    assert "line items ['4999']" in texts and "quotes/3999 (404)" in texts
+    assert accepted(hub) == []  # approved, not ordered: finance sees why
+    with hub.engine.connect() as conn:
+        stored = conn.execute(select(raw_events.c.id)).all()
+    assert len(stored) == 3  # the webhook and the two failed reads, nothing of 9404
+
+    # The CRM is corrected: the next read of the deal is numbered and ordered as usual.
+    crm.put("deals", objects()["deals"]["9001"])
+    assert send(server, [deal_event(9001)])[0] == 200
+    hub.run_until_settled(5)
+    assert [(t, i, v) for t, i, v, _ in accepted(hub)] == [
+        (EventType.CUSTOMER_UPSERTED, "7001", 1),
+        (EventType.COMMERCIAL_CONTRACT_APPROVED, "9001", 1)]
+    # The failed reads' exceptions stay open until finance resolves them (they were kept).
+    assert len(hub.exceptions(exception_class="mapping_error")) == 2
+
+
+def test_a_rate_limit_partway_through_a_batch_leaves_no_version_unsent(
+        served: tuple[Hub, ApiServer], crm: FixtureCrm) -> None:
+    hub, server = served
+    other = objects()["deals"]["9002"]
+    other["properties"]["dealstage"] = "closedwon"
+    other["associations"]["line_items"] = [{"id": "4001", "type": "deal_to_line_item"}]
+    crm.put("deals", other)
+    # One batch reads deal 9001, then deal 9002, which HubSpot answers with a 429.
+    crm.outage(429, 1, path="/crm/v3/objects/deals/9002")
+    assert send(server, [deal_event(9001), deal_event(9002)])[0] == 200
+    hub.run_until_settled(1)
+    # 9001's version 1 was numbered, so it was sent: it is not left for a later batch.
+    assert [(t, i, v) for t, i, v, _ in accepted(hub)] == [
+        (EventType.CUSTOMER_UPSERTED, "7001", 1),
+        (EventType.COMMERCIAL_CONTRACT_APPROVED, "9001", 1)]
+
+    # 9001 changes before the next run (the upgrade): version 2 follows version 1, applied.
+    crm.apply({k: v for k, v in json.loads(AMENDMENT.read_text()).items() if k != "_about"})
+    assert send(server, [deal_event(9001)])[0] == 200
+    hub.run_until_settled(5)
+    assert hub.exceptions() == []
+    contracts = [(i, v) for t, i, v, _ in accepted(hub)
+                 if t == EventType.COMMERCIAL_CONTRACT_APPROVED]
+    assert sorted(contracts) == [("9001", 1), ("9001", 2), ("9002", 1)]

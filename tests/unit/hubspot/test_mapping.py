@@ -235,6 +235,32 @@ def test_snapshot_round_trip(version: int | None, name: str) -> None:
     assert again == snap
 
 
+@given(kind=st.sampled_from(snapshot.FAILED_KINDS), error=st.text(max_size=80))
+def test_a_failed_reads_snapshot_round_trips(kind: str, error: str) -> None:
+    snap = Snapshot(kind, None, FETCHED, {"id": "9001", "properties": {}}, error=error)
+    assert snapshot.parse(json.loads(snapshot.body(snap))) == snap
+
+
+@pytest.mark.parametrize("kind", snapshot.FAILED_KINDS)
+def test_a_failed_read_is_refused_naming_the_object_and_the_error(kind: str) -> None:
+    failed = Snapshot(kind, None, FETCHED, {"id": "9001", "properties": {}},
+                      error="HubSpot did not return line items ['4999']")
+    with pytest.raises(MappingError) as refused:
+        translate(SETTINGS, "crm", snapshot.body(failed))
+    assert (refused.value.code, refused.value.subject) == ("fetch_failed", f"{kind}:9001")
+    assert "line items ['4999']" in str(refused.value)
+
+
+@pytest.mark.parametrize("change", [{"error": 7}, {"error": "x" * 501}, {"version": 3},
+                                    {"error": None, "kind": "line_item"}])
+def test_a_misshapen_failed_read_is_refused(change: dict[str, Any]) -> None:
+    failed = Snapshot("line_item", None, FETCHED, {"id": "4001", "properties": {}}, error="no")
+    data = json.loads(snapshot.body(failed)) | change
+    with pytest.raises(MappingError) as refused:
+        translate(SETTINGS, "crm", json.dumps(data).encode())
+    assert refused.value.code == "invalid_snapshot"
+
+
 def test_a_deal_naming_too_many_line_items_is_refused_before_they_are_read() -> None:
     snap = deal_snapshot(None)
     links = [{"id": str(5000 + n), "type": "deal_to_line_item"} for n in range(501)]

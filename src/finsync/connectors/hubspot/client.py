@@ -9,7 +9,8 @@ Rules:
   Each request has `timeout_s`.
 - Errors are translated here: unreachable, 429, 5xx and 401/403 (a token being rotated, a
   scope being granted: the connection's, not the object's) are `TransientError`; 404 is
-  `PermanentError` (the object is gone); any other 4xx is a `PermanentError` too.
+  `ObjectGoneError` (a `PermanentError`: the object is gone); any other 4xx is a
+  `PermanentError` too.
 - Every request is recorded in the call log (method, path, status; no header, so never the
   token).
 """
@@ -59,6 +60,10 @@ QUOTE_PROPERTIES = ("hs_title", "hs_status", "hs_expiration_date", "hs_quote_amo
                     "hs_currency", "hs_lastmodifieddate")
 
 Obj = Mapping[str, Any]
+
+
+class ObjectGoneError(PermanentError):
+    """HubSpot has no such object (404): deleted, or merged into another."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +184,7 @@ class HubSpotClient:
 
 def _http_error(path: str, status: int) -> TransientError | PermanentError:
     if status == 404:
-        return PermanentError(f"HubSpot has no {path} (404)",
+        return ObjectGoneError(f"HubSpot has no {path} (404)",
                               exception_class=ExceptionClass.MAPPING_ERROR)
     if status in (0, 401, 403, 429) or status >= 500:
         return TransientError(f"HubSpot answered {path} with {status}")

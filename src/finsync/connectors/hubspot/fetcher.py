@@ -13,10 +13,16 @@ Rules:
   by its fingerprint): the same content is the same version and the same envelope id, so
   the hub counts it as a duplicate; a stale read gets no number and is not sent. A state
   that cannot be mapped is sent unnumbered: the hub keeps it and opens its mapping_error.
-- Snapshots are handed to the hub (`send`, which returns after the commit) before their
-  objects leave the queue: a crash in between reads them again, as duplicates.
-- Run as a pump, a failure to reach HubSpot is logged and retried at the next run; an
-  object HubSpot says is gone (404) leaves the queue, logged.
+- A read HubSpot refuses for good (`PermanentError`: a line item deleted during the read, a
+  quote gone, a 400, an answer over its limit) is sent as a failed snapshot, unnumbered,
+  naming the object and the error: the hub keeps it and opens its mapping_error. Only the
+  queued object itself gone (404 on the deal, the company, the line item or the quote
+  named by the webhook) leaves the queue with a log line: nothing of it is left to order.
+- One object at a time: its states are numbered, handed to the hub (`send`, which returns
+  after the commit), then it leaves the queue, before the next object is read. A failure
+  to reach HubSpot (raised) thus leaves no version numbered but not sent behind it; a
+  crash between the commit and the queue reads it again, as duplicates.
+- Run as a pump, a failure to reach HubSpot is logged and retried at the next run.
 """
 
 from __future__ import annotations
@@ -30,10 +36,11 @@ from typing import Protocol
 
 from finsync.connectors.calls import Subject, delivering
 from finsync.connectors.hubspot import mapping, snapshot, webhook
+from finsync.connectors.hubspot.client import ObjectGoneError
 from finsync.connectors.hubspot.mapping import HubSpotSettings
-from finsync.connectors.hubspot.snapshot import COMPANY, DEAL, Obj, Snapshot
+from finsync.connectors.hubspot.snapshot import COMPANY, DEAL, LINE_ITEM, Obj, Snapshot
 from finsync.connectors.hubspot.state import FetchState, ObjectRef
-from finsync.domain.errors import ConnectorError, DomainError, MappingError, PermanentError
+from finsync.domain.errors import ConnectorError, MappingError, PermanentError
 from finsync.domain.limits import InputLimits
 
 log = logging.getLogger(__name__)
@@ -79,29 +86,29 @@ class Fetcher:
         self.last_error: ConnectorError | None = None
 
     def fetch(self, send: Send) -> FetchResult:
-        """Read the queued objects and send their snapshots; raises `ConnectorError`."""
+        """Read the queued objects and send their snapshots, object by object; raises
+        `ConnectorError` (what was sent before stays sent and leaves the queue)."""
         queued = self._state.queued(self._batch_max)
         if not queued:
             return FetchResult(0, 0, 0)
-        bodies: list[bytes] = []
-        done: list[ObjectRef] = []
+        failed: list[bytes] = []
+        resolvers = [ref for ref in queued if ref.object_type not in (DEAL, COMPANY)]
+        refs = self._resolved(queued, failed)
+        if failed:
+            send(failed)
+        sent = len(failed)
         skipped = 0
-        for ref in self._resolved(queued, done):
+        for ref in refs:
             with delivering((Subject(f"hubspot-{ref.object_type}-{ref.object_id}"),)):
-                try:
-                    found = self._snapshots(ref)
-                except (PermanentError, DomainError) as exc:
-                    log.warning("HubSpot %s %s dropped from the fetch queue: %s",
-                                ref.object_type, ref.object_id, exc)
-                    found = []
-            if not found:
+                found = self._snapshots(ref)
+            if found:
+                send(found)
+            else:
                 skipped += 1
-            bodies += found
-            done.append(ref)
-        if bodies:
-            send(bodies)
-        self._state.done(list(dict.fromkeys(done)))
-        return FetchResult(len(queued), len(bodies), skipped)
+            sent += len(found)
+            self._state.done([ref])
+        self._state.done(resolvers)
+        return FetchResult(len(queued), sent, skipped)
 
     def waiting(self) -> int:
         """How many objects the webhooks named wait to be read."""
@@ -119,31 +126,52 @@ class Fetcher:
         self.last_error = None
         return result.sent
 
-    def _resolved(self, queued: Sequence[ObjectRef], done: list[ObjectRef]) -> list[ObjectRef]:
-        """Deals and companies to read: line items and quotes replaced by their deals."""
+    def _resolved(self, queued: Sequence[ObjectRef], failed: list[bytes]) -> list[ObjectRef]:
+        """Deals and companies to read: line items and quotes replaced by their deals (one
+        whose read fails is added to `failed` as a failed snapshot)."""
         refs: list[ObjectRef] = []
         for ref in queued:
             if ref.object_type in (DEAL, COMPANY):
                 refs.append(ref)
                 continue
             try:
-                owner = (self._client.line_item(ref.object_id) if ref.object_type == "line_item"
+                owner = (self._client.line_item(ref.object_id) if ref.object_type == LINE_ITEM
                          else self._client.quote(ref.object_id))
+            except ObjectGoneError as exc:
+                log.warning("HubSpot %s %s is gone: %s", ref.object_type, ref.object_id, exc)
+                continue
             except PermanentError as exc:
-                log.warning("HubSpot %s %s: %s", ref.object_type, ref.object_id, exc)
-                owner = {}
+                failed.append(self._failed(ref.object_type, _named(ref.object_id), exc))
+                continue
             refs += [ObjectRef(DEAL, str(link["id"]))
                      for link in snapshot.associated(owner, "deals")]
-            done.append(ref)
         return list(dict.fromkeys(refs))
 
     def _snapshots(self, ref: ObjectRef) -> list[bytes]:
-        if ref.object_type == COMPANY:
-            company = Snapshot(COMPANY, None, self._clock(), self._client.company(ref.object_id))
-            return self._numbered([company])
-        deal = self._client.deal(ref.object_id)
-        if not mapping.approved(self._settings, deal):
+        try:
+            main = (self._client.company(ref.object_id) if ref.object_type == COMPANY
+                    else self._client.deal(ref.object_id))
+        except ObjectGoneError as exc:
+            log.warning("HubSpot %s %s is gone, dropped from the fetch queue: %s",
+                        ref.object_type, ref.object_id, exc)
             return []
+        except PermanentError as exc:
+            return [self._failed(ref.object_type, _named(ref.object_id), exc)]
+        if ref.object_type == COMPANY:
+            return self._numbered([Snapshot(COMPANY, None, self._clock(), main)])
+        try:
+            return self._deal(main)
+        except PermanentError as exc:  # raised by a read, before anything is numbered
+            return [self._failed(DEAL, main, exc)]
+
+    def _deal(self, deal: Obj) -> list[bytes]:
+        """An approved deal's snapshots (its companies' and its own); raises
+        `PermanentError` for a read HubSpot refuses."""
+        try:
+            if not mapping.approved(self._settings, deal):
+                return []
+        except MappingError as exc:  # a stage that is not a text: kept, its error says so
+            return [self._failed(DEAL, deal, exc)]
         now = self._clock()
         try:
             mapping.check_associations(deal)
@@ -157,6 +185,12 @@ class Fetcher:
         items = tuple(self._client.line_items(item_ids)) if item_ids else ()
         return self._numbered([*(Snapshot(COMPANY, None, now, c) for c in companies),
                                Snapshot(DEAL, None, now, deal, items, companies, quotes)])
+
+    def _failed(self, kind: str, main: Obj, exc: Exception) -> bytes:
+        """A failed read's snapshot: what was read, and why the rest was not."""
+        log.warning("HubSpot %s %s could not be read, kept as a mapping error: %s",
+                    kind, main.get("id"), exc)
+        return snapshot.body(Snapshot(kind, None, self._clock(), main, error=str(exc)))
 
     @staticmethod
     def _gone_is_none(read: Callable[[str], Obj], object_id: str) -> Obj | None:
@@ -189,6 +223,11 @@ class Fetcher:
                                                  snap.main, snap.line_items, snap.companies,
                                                  snap.quotes)))
         return bodies
+
+
+def _named(object_id: str) -> Obj:
+    """An object that could not be read, by its id alone."""
+    return {"id": object_id, "properties": {}}
 
 
 def _ids(obj: Obj, kind: str) -> list[str]:

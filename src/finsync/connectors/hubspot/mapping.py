@@ -24,7 +24,8 @@ Rules:
   the only company). A company is a customer account (`CustomerUpserted`), id = the company
   id, with name, street address, city, zip, country (ISO 3166-1 alpha-2), state (a
   subdivision code) and the VAT id from `vat_property`.
-- Every failure is a `MappingError` naming the HubSpot object (`deal:<id>`, `company:<id>`).
+- Every failure is a `MappingError` naming the HubSpot object (`deal:<id>`, `company:<id>`);
+  a snapshot of a failed read (`snapshot.error`) is refused as `fetch_failed` with its error.
 """
 
 from __future__ import annotations
@@ -107,6 +108,9 @@ def translate(settings: HubSpotSettings, source: str, body: bytes) -> list[Draft
 
 
 def _draft(settings: HubSpotSettings, source: str, snap: Snapshot) -> DraftEnvelope:
+    if snap.error is not None:
+        raise MappingError(f"{snap.kind} {snap.object_id} could not be read from HubSpot: "
+                           f"{snap.error}", code="fetch_failed")
     if snap.version is None:
         fingerprint(settings, snap)  # the fetcher could not map it: raises why
         raise MappingError(f"{snap.kind} {snap.object_id} was fetched in a state finsync "

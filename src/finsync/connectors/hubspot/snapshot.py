@@ -7,6 +7,11 @@ Rules:
   A deal's snapshot holds the deal, its line items, companies and quotes; a company's the
   company. `version` is the fetcher's number for this state (`state.FetchState.number`),
   null when the state could not be mapped (the mapper then says why).
+- A failed read is a snapshot too: `version` null, `error` the connector's refusal (at most
+  `ERROR_MAX` characters), the object as far as it was read (a deal without its line items;
+  only its id when the deal itself could not be read; a line item or a quote whose deal
+  could not be found, kind `line_item` or `quote`). The mapper refuses it, naming the object:
+  nothing the fetcher reads is dropped without a trace.
 - The writer (`body`) and the reader (`parse`) sit together; `parse(body(s)) == s`.
 - A webhook body is an array, a snapshot an object: the mapper tells them apart by shape.
 """
@@ -15,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +31,10 @@ from finsync.domain.limits import InputLimits
 
 OBJECT = "finsync.hubspot.snapshot"
 DEAL, COMPANY = "deal", "company"
+LINE_ITEM, QUOTE = "line_item", "quote"
+KINDS = (DEAL, COMPANY)
+FAILED_KINDS = (DEAL, COMPANY, LINE_ITEM, QUOTE)  # what a failed read may be about
+ERROR_MAX = 500
 
 Obj = Mapping[str, Any]
 
@@ -39,7 +48,7 @@ class Snapshot:
     line_items: tuple[Obj, ...] = ()
     companies: tuple[Obj, ...] = ()
     quotes: tuple[Obj, ...] = ()
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None  # a failed read: why (then `version` is None)
 
     @property
     def object_id(self) -> str:
@@ -54,6 +63,8 @@ def body(snapshot: Snapshot) -> bytes:
     if snapshot.kind == DEAL:
         data |= {"line_items": list(snapshot.line_items),
                  "companies": list(snapshot.companies), "quotes": list(snapshot.quotes)}
+    if snapshot.error is not None:
+        data["error"] = snapshot.error[:ERROR_MAX]
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -71,11 +82,15 @@ def loads(raw: bytes, limits: InputLimits) -> object:
 
 
 def parse(data: Mapping[str, Any]) -> Snapshot:
+    error = _error(data)
     kind = data.get("kind")
-    if kind not in (DEAL, COMPANY):
+    kinds = KINDS if error is None else FAILED_KINDS
+    if not isinstance(kind, str) or kind not in kinds:
         raise MappingError(f"snapshot kind {str(kind)[:32]!r} is neither deal nor company",
                            code="invalid_snapshot")
     version = data.get("version")
+    if error is not None and version is not None:
+        raise MappingError("a failed read's snapshot has no version", code="invalid_snapshot")
     if version is not None and (not isinstance(version, int) or isinstance(version, bool)
                                 or version < 1):
         raise MappingError("snapshot version must be a positive integer or null",
@@ -86,7 +101,15 @@ def parse(data: Mapping[str, Any]) -> Snapshot:
         raise MappingError(f"snapshot fetched_at: {exc}", code="invalid_snapshot") from exc
     return Snapshot(kind, version, fetched_at, _object(data.get(kind), kind),
                     _objects(data, "line_items"), _objects(data, "companies"),
-                    _objects(data, "quotes"))
+                    _objects(data, "quotes"), error)
+
+
+def _error(data: Mapping[str, Any]) -> str | None:
+    error = data.get("error")
+    if error is not None and (not isinstance(error, str) or len(error) > ERROR_MAX):
+        raise MappingError(f"snapshot error must be a text of at most {ERROR_MAX} characters",
+                           code="invalid_snapshot")
+    return error
 
 
 def _objects(data: Mapping[str, Any], key: str) -> tuple[Obj, ...]:
