@@ -184,7 +184,7 @@ def _drive(finance: Finance, config: FinsyncConfig, clock: SimClock) -> dict[str
     hub.run_until_idle()
     status = hub.status()
     timeline = hub.timeline(UPGRADE)
-    postings = hub.delivered(finance.ports.ledgers)
+    postings = [d for d in hub.delivered(finance.ports.ledgers) if d.posting]
     revenue_account = net_revenue_accounts(finance.ports.revenue().account_map())
     result: dict[str, Any] = {
         "invoices": [report.invoice(s) for s in billing.invoices()],

@@ -65,7 +65,7 @@ def report(finance: Finance, business: StripeBusiness, year: Year, settings: Sta
         "invoices": [stripe_invoice(i) for i in invoices],
         "journal_entries": [{"target": p.target, "id": p.external_id,
                              "correlation_id": p.correlation_id}
-                            for p in hub.delivered(finance.ports.ledgers)],
+                            for p in hub.delivered(finance.ports.ledgers) if p.posting],
         "revenue_recognized": _by_month(year.journals, revenue_account),
         "reconciliation": embedded.reconciliation(recon),
         "exceptions": embedded.exceptions(finance.triage.listing(status=None)),

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine
 
 from finsync.connectors.ports import LedgerPort
 from finsync.domain.errors import ExceptionClass
-from finsync.domain.events import CATALOGUE
+from finsync.domain.events import CATALOGUE, EventType
 from finsync.domain.status import UNRESOLVED, DeliveryStatus, ExceptionStatus, RawStatus
 from finsync.hub import exception_view, held_invoice
 from finsync.hub.acceptance import Acceptance
@@ -71,12 +71,19 @@ SourcePump = Callable[[Callable[[Sequence[bytes]], object]], int]
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
-    """A delivery done: the correlation it belongs to, where it went and the id the target
-    gave its effect (a ledger's journal entry, a revenue contract)."""
+    """A delivery done: the correlation it belongs to, where it went, the id the target
+    gave its effect (a ledger's journal entry, an ERP's party, a revenue contract) and the
+    type of the event delivered."""
 
     correlation_id: str
     target: str
     external_id: str
+    event_type: EventType
+
+    @property
+    def posting(self) -> bool:
+        """Whether it booked something (a customer master's party books nothing)."""
+        return self.event_type is not EventType.CUSTOMER_UPSERTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,8 +235,8 @@ class Hub:
         """Every delivery done to one of `targets`, in delivery order."""
         with reading(self.engine) as conn:
             rows = outbox.done_results(conn, targets)
-        return [Delivered(c, t, str(jsonutil.loads(result)["external_id"]))
-                for c, t, result in rows]
+        return [Delivered(c, t, str(jsonutil.loads(result)["external_id"]), EventType(e))
+                for c, t, result, e in rows]
 
     def status_report(self) -> HubStatus:
         """Counts of every record, every unresolved exception with its money at stake, and

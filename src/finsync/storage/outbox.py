@@ -37,7 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from finsync.domain.ids import delivery_key
 from finsync.domain.status import UNFINISHED, DeliveryStatus
 from finsync.storage import jsonutil
-from finsync.storage.schema import deliveries
+from finsync.storage.schema import deliveries, events
 from finsync.storage.text import error_text
 
 _KNOWN_KEYS = select(deliveries.c.delivery_key).where(
@@ -349,13 +349,16 @@ def next_due_at(conn: Connection) -> datetime | None:
     return value  # type: ignore[no-any-return]
 
 
-def done_results(conn: Connection, targets: Collection[str]) -> list[tuple[str, str, str]]:
-    """`(correlation id, target, result JSON)` of every delivery done to these targets."""
+def done_results(conn: Connection,
+                 targets: Collection[str]) -> list[tuple[str, str, str, str]]:
+    """`(correlation id, target, result JSON, event type)` of every delivery done to these
+    targets."""
     rows = conn.execute(select(deliveries.c.correlation_id, deliveries.c.target,
-                               deliveries.c.result).where(
+                               deliveries.c.result, events.c.type)
+                        .join(events, events.c.event_id == deliveries.c.event_id).where(
         deliveries.c.status == DeliveryStatus.DONE, deliveries.c.target.in_(list(targets)))
         .order_by(deliveries.c.id))
-    return [(str(c), str(t), str(r)) for c, t, r in rows]
+    return [(str(c), str(t), str(r), str(e)) for c, t, r, e in rows]
 
 
 def all_rows(conn: Connection) -> list[dict[str, Any]]:
