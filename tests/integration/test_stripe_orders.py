@@ -17,7 +17,7 @@ import json
 import threading
 import urllib.parse
 from collections.abc import Iterator, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, ClassVar
 
@@ -31,6 +31,7 @@ from finsync.connectors.stripe.client import ClientSettings, Params, StripeClien
 from finsync.connectors.stripe.objects import SourceSettings
 from finsync.connectors.stripe.order_params import OrderSettings
 from finsync.connectors.stripe.orders import StripeSubscriptionPlatform
+from finsync.domain.catalog import BillingFrequency
 from finsync.domain.commercial import CommercialKind, ProrationTerms, SubscriptionOrder
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 from finsync.domain.order_check import version_differences
@@ -269,6 +270,80 @@ def test_cancellation_at_the_term_end_is_cancel_at_period_end(stack: Stack) -> N
     stack.platform.apply_order(cancel, ctx("o-9"))
     held = stack.stripe.call("GET", f"/v1/subscriptions/{first.external_id}")
     assert (held["cancel_at_period_end"], held["status"]) == (True, "active")
+
+
+def test_cancellation_before_today_is_refused_and_the_subscription_kept(stack: Stack) -> None:
+    """CPQ cancels today; the order reaches the port tomorrow (the port's clock a day on):
+    Stripe cannot date a cancellation back, so nothing is written."""
+    with_card(stack)
+    first = stack.platform.apply_order(stack.order(), ctx("o-1"))
+    tomorrow = StripeSubscriptionPlatform(
+        "stripe", "stripe", lambda: stack.client, stack.engine,
+        SourceSettings("le_us", catalog=Catalog(products={"prod_seat": "platform_seat"})),
+        OrderSettings(dict(orderkit.SETTINGS.prices), "plan"),
+        lambda: datetime.now(UTC) + timedelta(days=1))
+    cancel = dataclasses.replace(stack.order(), id="q-9", kind=CommercialKind.CANCELLATION,
+                                 cpq_version=2, effective_date=stack.today)
+    writes = len(stack.client.sent)
+    with pytest.raises(PermanentError) as refused:
+        tomorrow.apply_order(cancel, ctx("o-9"))
+    assert refused.value.exception_class is ExceptionClass.MASTER_DATA_MISMATCH
+    assert refused.value.code == "backdated_cancellation"  # type: ignore[attr-defined]
+    assert len(stack.client.sent) == writes
+    held = stack.stripe.call("GET", f"/v1/subscriptions/{first.external_id}")
+    assert (held["status"], held["cancel_at_period_end"]) == ("active", False)
+
+
+def _renewal(base: SubscriptionOrder, start: date,
+             price_id: str, price: str) -> SubscriptionOrder:
+    seat = dataclasses.replace(base.lines[0], price_id=price_id, unit_price=orderkit.usd(price),
+                               start_date=start, end_date=add_months(start, 12))
+    return dataclasses.replace(base, id="q-3", kind=CommercialKind.RENEWAL, cpq_version=2,
+                               start_date=start, end_date=seat.end_date,
+                               effective_date=start, lines=(seat,))
+
+
+def test_renewal_approved_early_of_a_term_billed_monthly_is_refused_before_writing(
+        stack: Stack) -> None:
+    """A year billed monthly at 10.00 a seat-month, renewed with a 7 % uplift (10.70)
+    today: localstripe's current period ends in a month, not at the renewal, so an
+    update now would bill the rest of this term at 10.70. Refused; nothing written."""
+    for plan, cents in (("price_seat_monthly", 1_000), ("price_seat_monthly_2027", 1_070)):
+        stack.stripe.call("POST", "/v1/plans", {"id": plan, "product": "prod_seat",
+                                                "amount": cents, "currency": "usd",
+                                                "interval": "month"})
+    with_card(stack)
+    monthly = stack.order(billing_frequency=BillingFrequency.MONTHLY)
+    monthly = dataclasses.replace(monthly, lines=(dataclasses.replace(
+        monthly.lines[0], price_id="price_seat_monthly", unit_price=orderkit.usd("10.00")),))
+    first = stack.platform.apply_order(monthly, ctx("o-1"))
+    renewal = _renewal(monthly, monthly.end_date, "price_seat_monthly_2027", "10.70")
+    writes = len(stack.client.sent)
+    with pytest.raises(PermanentError) as refused:
+        stack.platform.apply_order(renewal, ctx("o-3"))
+    assert refused.value.code == "subscription_schedule"  # type: ignore[attr-defined]
+    assert len(stack.client.sent) == writes
+    held = stack.stripe.call("GET", f"/v1/subscriptions/{first.external_id}")
+    assert held["items"]["data"][0]["plan"]["id"] == "price_seat_monthly"
+
+
+def test_renewal_at_the_period_end_is_sent(stack: Stack) -> None:
+    """Billed annually, the renewal starts where localstripe's current period ends: the
+    port sends the update (no proration), which localstripe answers 500 (it takes no
+    `proration_behavior`): the request is Stripe's published shape, with the new price."""
+    stack.stripe.call("POST", "/v1/plans", {"id": "price_seat_2027", "product": "prod_seat",
+                                            "amount": 12_840, "currency": "usd",
+                                            "interval": "year"})
+    with_card(stack)
+    stack.platform.apply_order(stack.order(), ctx("o-1"))
+    (sub,) = stack.subscriptions()
+    ends = datetime.fromtimestamp(sub["current_period_end"], UTC).date()
+    renewal = _renewal(stack.order(), ends, "price_seat_2027", "128.40")
+    with pytest.raises(TransientError, match="Stripe 500"):
+        stack.platform.apply_order(renewal, ctx("o-3"))
+    _method, _path, params = stack.client.sent[-1]
+    assert ("proration_behavior", "none") in params
+    assert ("items[0][plan]", "price_seat_2027") in params
 
 
 # -- Stripe's search (localstripe has none): a stub answers it ---------------------------------

@@ -33,6 +33,7 @@ from tests.unit.billing.servicekit import CONFIG
 CATALOG = parse((Path(__file__).parents[2] / "src/finsync/default_cpq_catalog.toml")
                 .read_text())
 NEXT_END = date(2028, 1, 1)
+JULY = date(2026, 7, 1)
 
 
 def billed_as(order: SubscriptionOrder, version: int = 1) -> SubscriptionContract:
@@ -68,12 +69,55 @@ def test_a_contract_level_difference_is_named_on_the_contract() -> None:
         "contract: end_date 2027-01-01 != 2026-12-01"]
 
 
+def billed_cancelled_on(order: SubscriptionOrder, day: date) -> SubscriptionContract:
+    """Billing's contract after an immediate cancellation on `day` (systems/billing/
+    cancellation.py): the term and every line end then."""
+    billed = billed_as(order)
+    return replace(billed, end_date=day, lines=tuple(
+        replace(ln, end_date=min(ln.end_date, day)) for ln in billed.lines))
+
+
 def test_a_cancellation_is_checked_for_being_one() -> None:
-    cancel = contract(2, seats(0), kind=CommercialKind.CANCELLATION)
+    # quoted as CPQ does, every line at zero, effective 1 July: billing ends it then
+    cancel = contract(2, seats(0), kind=CommercialKind.CANCELLATION, effective=JULY)
+    order = translate(cancel, CATALOG, 1)
+    billed = billed_cancelled_on(order, JULY)
+    assert version_differences(order, billed, cancelled=True) == ()
+    assert version_differences(order, billed, cancelled=False) == (
+        LineDifference("*", "kind", "cancellation", "not cancelled"),)
+
+
+def test_an_immediate_cancellation_ended_on_another_day_names_the_days() -> None:
+    # CPQ cancels on 1 July; billing (or a platform) ended the contract on 1 August
+    order = translate(contract(2, seats(0), kind=CommercialKind.CANCELLATION,
+                               effective=JULY), CATALOG, 1)
+    late = billed_cancelled_on(order, date(2026, 8, 1))
+    assert [d.describe() for d in version_differences(order, late, cancelled=True)] == [
+        "contract: end_date 2026-07-01 != 2026-08-01",
+        "line L-seats: end_date 2026-07-01 != 2026-08-01"]
+    # ... or kept the whole term: the cancellation was taken as one at term end
+    kept = billed_as(order)
+    assert [d.describe() for d in version_differences(order, kept, cancelled=True)] == [
+        "contract: end_date 2026-07-01 != 2027-01-01",
+        "line L-seats: end_date 2026-07-01 != 2027-01-01"]
+
+
+def test_a_cancellation_at_term_end_keeps_the_term_and_its_lines() -> None:
+    # the lines still run to the term's end: billing keeps the term, and ends nothing now
+    order = translate(contract(2, seats(500), kind=CommercialKind.CANCELLATION,
+                               effective=JULY), CATALOG, 1)
+    assert version_differences(order, billed_as(order), cancelled=True) == ()
+    ended_now = billed_cancelled_on(order, JULY)
+    assert [d.describe() for d in version_differences(order, ended_now, cancelled=True)] == [
+        "contract: end_date 2027-01-01 != 2026-07-01"]
+
+
+def test_a_cancellation_that_ends_its_lines_on_the_effective_date_is_immediate() -> None:
+    # the order ends the term and each line on 1 July (the contract suite's immediate one)
+    cancel = contract(2, seats(500, end=JULY), kind=CommercialKind.CANCELLATION,
+                      effective=JULY, end=JULY)
     order = translate(cancel, CATALOG, 1)
     assert version_differences(order, billed_as(order), cancelled=True) == ()
-    assert version_differences(order, billed_as(order), cancelled=False) == (
-        LineDifference("*", "kind", "cancellation", "not cancelled"),)
 
 
 def test_renewal_at_baseline_plus_uplift_agrees() -> None:

@@ -6,8 +6,14 @@ Rules:
   unit price, service start and end, ramp; and the contract's customer, legal entity,
   currency, billing frequency and term end. Each difference names its line (`*` for the
   contract) and field, with what was ordered and what billing holds. Billing's contract
-  version number is its own and is not compared. A cancellation is checked for being a
-  cancellation only (billing may end or drop the lines as its rules say).
+  version number is its own and is not compared.
+- A cancellation is checked for being one, and for the day it ends the contract
+  (`cancellation_end`): its effective date when the order keeps no line running after
+  it (each ended then, or at zero as CPQ quotes a cancellation), else the term's end (a
+  cancellation at term end: the lines run to it). Billing's contract must end on that day
+  and none of its lines after it; billing may end or drop the lines before it as its rules
+  say (an immediate cancellation ends each line on the effective date and drops those not
+  started; one at term end keeps them).
 - Like for like: billing's contract events state a recurring line's unit price per unit
   per billing period (an annual 120.00 seat billed quarterly is 30.00), the order per the
   price's own period. An order line whose price period is known (`price_months`) is
@@ -67,7 +73,7 @@ def version_differences(order: SubscriptionOrder, billed: SubscriptionContract,
     ordered_cancel = order.kind is CommercialKind.CANCELLATION
     if ordered_cancel or cancelled:
         if ordered_cancel == cancelled:
-            return ()
+            return _cancellation_differences(order, billed)
         return (LineDifference(CONTRACT_LEVEL, "kind", order.kind.value,
                                "cancellation" if cancelled else "not cancelled"),)
     found: list[LineDifference] = []
@@ -100,6 +106,29 @@ def version_differences(order: SubscriptionOrder, billed: SubscriptionContract,
                 found.append(LineDifference(line.line_id, name, expected, actual))
     found.extend(LineDifference(line_id, "line", ABSENT, "present")
                  for line_id in sorted(held) if _live(held[line_id]))
+    return tuple(found)
+
+
+def cancellation_end(order: SubscriptionOrder) -> date:
+    """The day a cancellation order ends the contract: the term's end when a line still
+    runs after the effective date with a quantity (cancelled at term end), else the
+    effective date (cancelled then)."""
+    day = order.effective_date
+    running = any(line.end_date > day and line.quantity > 0 for line in order.lines)
+    return order.end_date if running else day
+
+
+def _cancellation_differences(order: SubscriptionOrder,
+                              billed: SubscriptionContract) -> tuple[LineDifference, ...]:
+    """Billing's cancelled contract against the day the order ends it."""
+    ends = cancellation_end(order)
+    found: list[LineDifference] = []
+    if billed.end_date != ends:
+        found.append(LineDifference(CONTRACT_LEVEL, "end_date", ends.isoformat(),
+                                    billed.end_date.isoformat()))
+    found.extend(LineDifference(line.line_id, "end_date", ends.isoformat(),
+                                line.end_date.isoformat())
+                 for line in billed.lines if line.end_date > ends)
     return tuple(found)
 
 

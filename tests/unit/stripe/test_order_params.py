@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 from finsync.connectors.ports import Receipt, Reference
 from finsync.connectors.stripe import order_params, orders
 from finsync.connectors.stripe.order_params import OrderSettings, Request
-from finsync.domain.commercial import CommercialKind, ProrationTerms
+from finsync.domain.catalog import BillingFrequency
+from finsync.domain.commercial import CommercialKind, ProrationTerms, SubscriptionOrder
 from finsync.domain.errors import ExceptionClass, PermanentError
 from finsync.domain.money import Money
+from finsync.domain.proration import add_months
 from tests.stripeshapes import T0, listing
 from tests.stripeshapes.contracts import YEAR, item, price, subscription
 from tests.stripeshapes.requests import RequestShapeError, check, decode
@@ -28,6 +30,7 @@ from tests.unit.stripe.orderkit import (
     customer,
     new_order,
     upgrade,
+    usd,
 )
 
 
@@ -155,6 +158,64 @@ def test_renewal_reprices_for_the_next_term_without_proration() -> None:
     assert sent["items"] == {"0": {"id": "si_seats", "quantity": "550"}}
 
 
+def renewal(start: date = END) -> SubscriptionOrder:
+    """The renewal for 2027 of 500 seats at 120.00 with a 7 % uplift: 128.40 a seat-year,
+    a Stripe price of its own (`price_seat_2027`, which the catalogue does not map)."""
+    seat = dataclasses.replace(new_order().lines[0], unit_price=usd("128.40"),
+                               price_id="price_seat_2027",
+                               start_date=start, end_date=add_months(start, 12))
+    return dataclasses.replace(new_order(), id="q-3", kind=CommercialKind.RENEWAL,
+                               cpq_version=3, start_date=start, end_date=seat.end_date,
+                               effective_date=start, lines=(seat,))
+
+
+def periods_ending(sub: dict[str, object], end: date) -> dict[str, object]:
+    sub["items"] = listing([dict(sub["items"]["data"][0],  # type: ignore[index]
+                                 current_period_end=order_params.instant(end))])
+    return sub
+
+
+def test_renewal_approved_early_is_sent_when_the_period_ends_at_the_renewal() -> None:
+    # billed annually: the period ends 1 January 2027, when the renewal starts; the
+    # update (no proration) changes nothing invoiced before then, and Stripe's invoice of
+    # 1 January bills 500 x 128.40 = 64,200.00 for 2027.
+    sub = periods_ending(seat_subscription(), END)
+    sent = published(order_params.change(renewal(), sub, SETTINGS, date(2026, 10, 1)))
+    assert sent["proration_behavior"] == "none"
+    assert sent["items"] == {"0": {"id": "si_seats", "price": "price_seat_2027",
+                                   "quantity": "500"}}
+
+
+def test_renewal_approved_early_of_a_term_billed_monthly_is_refused() -> None:
+    # the 2026 term billed monthly, the renewal approved on 1 October: the current period
+    # ends 1 November, so an update now would bill November and December (2 x 500 x
+    # 10.70 = 10,700.00) at the renewal's price instead of 2 x 500 x 10.00 = 10,000.00.
+    monthly = dataclasses.replace(renewal(), billing_frequency=BillingFrequency.MONTHLY)
+    sub = periods_ending(seat_subscription(), date(2026, 11, 1))
+    with pytest.raises(PermanentError) as refused:
+        order_params.change(monthly, sub, SETTINGS, date(2026, 10, 1))
+    assert refused.value.exception_class is ExceptionClass.MASTER_DATA_MISMATCH
+    assert refused.value.code == "subscription_schedule"
+    assert "renews on 2027-01-01" in str(refused.value)
+    assert "period ends on 2026-11-01" in str(refused.value)
+
+
+def test_renewal_after_today_without_a_period_end_or_on_two_is_refused() -> None:
+    bare = seat_subscription()
+    bare["items"]["data"][0].pop("current_period_end")  # type: ignore[index]
+    with pytest.raises(PermanentError, match="no date Stripe gives"):
+        order_params.change(renewal(), bare, SETTINGS, date(2026, 10, 1))
+    split = periods_ending(seat_subscription(), END)
+    split["current_period_end"] = order_params.instant(date(2026, 11, 1))
+    with pytest.raises(PermanentError, match="2026-11-01, 2027-01-01"):
+        order_params.change(renewal(), split, SETTINGS, date(2026, 10, 1))
+
+
+def test_renewal_starting_today_is_sent() -> None:
+    sub = periods_ending(seat_subscription(), date(2027, 2, 1))
+    published(order_params.change(renewal(), sub, SETTINGS, END))
+
+
 def test_order_that_stops_renewing_cancels_at_period_end() -> None:
     order = dataclasses.replace(upgrade(), auto_renew=False)
     sent = published(order_params.change(order, seat_subscription(), SETTINGS, UPGRADE))
@@ -174,6 +235,18 @@ def test_cancellation_at_the_period_end_is_cancel_at_period_end() -> None:
                                  current_period_end=order_params.instant(END))])
     request = order_params.cancel(cancellation(END), sub, UPGRADE)
     assert (request.method, published(request)["cancel_at_period_end"]) == ("POST", "true")
+
+
+@pytest.mark.parametrize("terms", list(ProrationTerms))
+def test_cancellation_before_today_is_refused_not_cancelled_now(terms: ProrationTerms) -> None:
+    # CPQ cancels on 15 May, the order reaches Stripe on 20 May: a DELETE now would bill
+    # 15-20 May against CPQ's terms; Stripe cannot date a cancellation back.
+    with pytest.raises(PermanentError) as refused:
+        order_params.cancel(cancellation(UPGRADE, terms), seat_subscription(),
+                            date(2026, 5, 20))
+    assert refused.value.exception_class is ExceptionClass.MASTER_DATA_MISMATCH
+    assert refused.value.code == "backdated_cancellation"
+    assert "cancels on 2026-05-15, before today (2026-05-20)" in str(refused.value)
 
 
 @pytest.mark.parametrize(("terms", "prorate", "invoice_now"), [

@@ -18,10 +18,19 @@ Rules:
   items for the next term: `proration_behavior` none (nothing of this term is re-priced)
   and the subscription keeps renewing unless the order says otherwise
   (`cancel_at_period_end`).
+- Stripe applies an update's items at once: with `proration_behavior` none nothing is
+  charged for the rest of the current period, but every invoice from then on bills the
+  new items. So a renewal starting after today is sent now only when it starts exactly
+  where every current period ends (UTC days: the next invoice is the renewal's, at the
+  boundary); otherwise (an annual term billed monthly, approved months early) the
+  invoices left in the term would bill the renewal's prices, and it needs a
+  subscription schedule (`check_renewal_start`, refused).
 - A cancellation effective on the period's last day or after (UTC days) is
-  `cancel_at_period_end`; one effective
-  today or before cancels now (DELETE), prorated and invoiced at once as the terms say;
-  one later in the period is `cancel_at` with the terms' `proration_behavior`.
+  `cancel_at_period_end`; one effective today cancels now (DELETE), prorated and
+  invoiced at once as the terms say; one later in the period is `cancel_at` with the
+  terms' `proration_behavior`. One effective before today is refused
+  (`backdated_cancellation`): Stripe cancels no earlier than now, and a DELETE today
+  would bill the customer from the effective date to today.
 - Every write that changes the subscription carries the metadata that makes the order
   idempotent whatever the idempotency key: the canonical contract id, the quote id (the
   order id) and the CPQ version last applied (`META_*`), in the same request as the change;
@@ -118,9 +127,10 @@ def instant(day: date) -> int:
 
 class OrderRefusedError(PermanentError):
     """An order or customer Stripe cannot be told as it stands (`master_data_mismatch`);
-    `code` names why: `subscription_schedule` (a ramp, a later start or effective date),
-    `stripe_limit`, `no_line`, `unknown_price`, `price_mismatch`, `unknown_contract`,
-    `quote_conflict`."""
+    `code` names why: `subscription_schedule` (a ramp, a later start or effective date, a
+    renewal starting after today other than at the current period's end),
+    `backdated_cancellation`, `stripe_limit`, `no_line`, `unknown_price`, `price_mismatch`,
+    `unknown_contract`, `quote_conflict`."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}",
@@ -272,10 +282,36 @@ def item_changes(order: SubscriptionOrder, sub: Obj, settings: OrderSettings) ->
     return tuple(params)
 
 
+def period_ends(sub: Obj) -> set[date]:
+    """The UTC days the subscription's current periods end: the subscription's own
+    `current_period_end` (older API versions, localstripe) and each item's (Stripe's
+    current shape keeps the period on the items)."""
+    found = [sub.get("current_period_end"), *(i.get("current_period_end") for i in _items(sub))]
+    return {datetime.fromtimestamp(end, UTC).date() for end in found
+            if isinstance(end, int) and not isinstance(end, bool) and end > 0}
+
+
+def check_renewal_start(order: SubscriptionOrder, sub: Obj, today: date) -> None:
+    """A renewal starting after today is refused unless every current period ends on its
+    start (see the module's rules)."""
+    if order.kind is not CommercialKind.RENEWAL or order.start_date <= today:
+        return
+    ends = period_ends(sub)
+    if ends == {order.start_date}:
+        return
+    told = ", ".join(sorted(d.isoformat() for d in ends)) or "no date Stripe gives"
+    raise refusal("subscription_schedule",
+                  f"order {order.id} renews on {order.start_date}, after today ({today}), "
+                  f"but the subscription's current period ends on {told}: changed now, the "
+                  "invoices before the renewal would bill its prices; a renewal between "
+                  "two periods needs a subscription schedule")
+
+
 def change(order: SubscriptionOrder, sub: Obj, settings: OrderSettings,
            today: date) -> Request:
     """The update of an amendment or a renewal (see the module's rules)."""
     check_expressible(order, today)
+    check_renewal_start(order, sub, today)
     if not any(line.quantity > 0 for line in order.lines):
         raise refusal("no_line", f"order {order.id}: a contract with no line above zero is a "
                       "cancellation, not an amendment")
@@ -294,6 +330,11 @@ def change(order: SubscriptionOrder, sub: Obj, settings: OrderSettings,
 
 def cancel(order: SubscriptionOrder, sub: Obj, today: date) -> Request:
     """The cancellation's request (see the module's rules)."""
+    if order.effective_date < today:
+        raise refusal("backdated_cancellation",
+                      f"order {order.id} cancels on {order.effective_date}, before today "
+                      f"({today}): Stripe cancels no earlier than now, and cancelling today "
+                      "would bill the time since; credit it at Stripe by hand, or re-quote")
     period_end = sub.get("current_period_end") or max(
         (int(i.get("current_period_end") or 0) for i in _items(sub)), default=0)
     effective = instant(order.effective_date)
@@ -303,7 +344,7 @@ def cancel(order: SubscriptionOrder, sub: Obj, today: date) -> Request:
     if ends_on is not None and order.effective_date >= ends_on:
         return Request("POST", path, (("cancel_at_period_end", "true"),
                                       *order_metadata(order)), "cancel")
-    if order.effective_date <= today:
+    if order.effective_date == today:
         terms = order.proration
         return Request("DELETE", path, (
             ("prorate", "false" if terms is ProrationTerms.NONE else "true"),
