@@ -10,6 +10,8 @@ embedded billing's own behaviour has its contract suite (tests/contract/)."""
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -17,14 +19,14 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from finsync.api.app import create_app
 from finsync.auth.principal import AUDIT_READ, FINANCE_READ
 from finsync.bootstrap import Ports, build_targets
 from finsync.config import ConfigError, CpqSection
 from finsync.connectors.embedded.order_plan import OrderMismatchError
-from finsync.connectors.ports import DeliveryContext, Receipt
+from finsync.connectors.ports import DeliveryContext, OrderNotAppliedError, Receipt
 from finsync.domain import codec
 from finsync.domain.catalog_map import parse
 from finsync.domain.commercial import CommercialContract, SubscriptionOrder
@@ -33,7 +35,7 @@ from finsync.domain.contract import (
     ContractLine,
     SubscriptionContract,
 )
-from finsync.domain.errors import PermanentError
+from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 from finsync.domain.events import (
     AnyEvent,
     BusinessDomain,
@@ -44,7 +46,7 @@ from finsync.domain.events import (
 )
 from finsync.domain.party import CustomerAccount
 from finsync.domain.status import OrderState
-from finsync.hub import catalog_map, cpq_status
+from finsync.hub import catalog_map, cpq_status, version_check
 from finsync.hub.catalog_map import Known
 from finsync.hub.milestone import Milestone
 from finsync.hub.order_desk import OrderDesk, renewal_fingerprint
@@ -52,7 +54,7 @@ from finsync.hub.service import Hub
 from finsync.hub.settings import DeliveryPolicy, HubSettings
 from finsync.hub.target import billing_target
 from finsync.hub.version_check import fingerprint
-from finsync.storage import cpq_log, exception_log, outbox
+from finsync.storage import cpq_log, event_log, exception_log, outbox
 from finsync.storage.db import reading, transaction
 from finsync.storage.schema import metadata
 from tests import authkit
@@ -82,10 +84,13 @@ class RecordingPlatform:
     customers: list[CustomerAccount] = field(default_factory=list)
     receipts: dict[str, Receipt] = field(default_factory=dict)
     refusal: PermanentError | None = None  # what billing answers every order with, if set
+    failure: Callable[[SubscriptionOrder], Exception] | None = None  # or this, if set
 
     def apply_order(self, order: SubscriptionOrder, ctx: DeliveryContext) -> Receipt:
         if self.refusal is not None:
             raise self.refusal
+        if self.failure is not None:
+            raise self.failure(order)
         if order.id not in self.receipts:
             self.orders.append(order)
             self.receipts[order.id] = Receipt(order.contract_id,
@@ -265,8 +270,8 @@ def test_billings_contract_is_checked_line_by_line(hub: Hub,
     report(hub, "Q-CPQ-C1-1", 1, billed(first, 1, lines=(
         replace(billed(first, 1).lines[0], quantity=499),)))
     found = open_exceptions(hub)
-    assert list(found) == [fingerprint("CPQ-C1")]
-    assert "line L-seats: quantity 500 != 499" in found[fingerprint("CPQ-C1")]
+    assert list(found) == [fingerprint("Q-CPQ-C1-1")]
+    assert "line L-seats: quantity 500 != 499" in found[fingerprint("Q-CPQ-C1-1")]
     # The 15 May upgrade: 800 seats and the analytics module; billing agrees this time.
     approve(hub, contract(2, seats(800), analytics(), effective=date(2026, 5, 15)))
     second = platform.orders[1]
@@ -436,5 +441,171 @@ def test_an_order_replayed_under_a_new_map_is_checked_again_not_left_sent(
     assert len(platform.orders) == 1  # billing answered with its first receipt, no event
     with reading(hub.engine) as conn:
         record = cpq_log.order(conn, "Q-CPQ-C1-1")
+    # The recorded order was sent again, not a re-translation under catalogue version 2.
     assert record is not None and (record.state, record.catalog_version) == (
-        OrderState.APPLIED, 2)
+        OrderState.APPLIED, 1)
+
+
+# -- redeliveries, replays and failures (review of the version check and the order desk) ---
+
+SEATS_ONLY_MYSTERY = MYSTERY  # a map without SEATS-ANNUAL: v1's lines no longer translate
+
+
+def recheck(hub: Hub, quote: str) -> None:
+    """Check billing's accepted contract event of `quote` again (what a redelivery does)."""
+    with transaction(hub.engine) as conn:
+        for row in event_log.chain(conn, quote):
+            env = event_log.get(conn, str(row["event_id"]))
+            if env is not None and version_check.acts_on(env.event):
+                version_check.accepted(conn, env, hub.clock())
+
+
+def order_of(hub: Hub, quote: str) -> cpq_log.OrderRecord:
+    with reading(hub.engine) as conn:
+        record = cpq_log.order(conn, quote)
+    assert record is not None
+    return record
+
+
+def test_an_older_version_agreeing_again_leaves_a_later_mismatch_open(
+        hub: Hub, platform: RecordingPlatform) -> None:
+    load(hub)
+    approve(hub, contract(1, seats(500)))
+    report(hub, "Q-CPQ-C1-1", 1, billed(platform.orders[0], 1))
+    approve(hub, contract(2, seats(800), effective=date(2026, 5, 15)))
+    second = platform.orders[1]
+    # Billing made 500 seats of the 800 ordered: 300 seats underbilled.
+    report(hub, "Q-CPQ-C1-2", 2, billed(second, 2, lines=(
+        replace(billed(second, 2).lines[0], quantity=500),)))
+    assert list(open_exceptions(hub)) == [fingerprint("Q-CPQ-C1-2")]
+    recheck(hub, "Q-CPQ-C1-1")  # v1 alone redelivered: it agrees with its own order
+    assert list(open_exceptions(hub)) == [fingerprint("Q-CPQ-C1-2")]
+    assert order_of(hub, "Q-CPQ-C1-2").state is OrderState.MISMATCH
+
+
+def test_a_recheck_never_reopens_a_mismatch_finance_decided(
+        hub: Hub, platform: RecordingPlatform) -> None:
+    load(hub)
+    approve(hub, contract(1, seats(500)))
+    report(hub, "Q-CPQ-C1-1", 1, billed(platform.orders[0], 1, lines=(
+        replace(billed(platform.orders[0], 1).lines[0], quantity=499),)))
+    key = fingerprint("Q-CPQ-C1-1")
+    with transaction(hub.engine) as conn:
+        (row,) = exception_log.resolve_by_fingerprint(conn, key, "accepted: one seat free",
+                                                      hub.clock())
+    recheck(hub, "Q-CPQ-C1-1")  # a full requeue finds the same difference again
+    with reading(hub.engine) as conn:
+        after = exception_log.get(conn, int(row["id"]))
+    assert after is not None
+    assert (after["status"], after["correlation_id"]) == ("resolved", "Q-CPQ-C1-1")
+    assert open_exceptions(hub) == {}
+
+
+def test_a_replay_under_a_map_that_lost_the_product_resends_the_recorded_order(
+        hub: Hub, platform: RecordingPlatform) -> None:
+    load(hub)
+    approve(hub, contract(1, seats(500)))
+    report(hub, "Q-CPQ-C1-1", 1, billed(platform.orders[0], 1))
+    load(hub, SEATS_ONLY_MYSTERY)  # catalogue version 2 no longer maps SEATS-ANNUAL
+    with transaction(hub.engine) as conn:
+        outbox.requeue(conn, [str(v["event_id"]) for v in cpq_log.versions_of(conn, "CPQ-C1")],
+                       hub.clock())
+    hub.run_until_idle()
+    assert len(platform.orders) == 1  # billing answered the replay with its first receipt
+    record = order_of(hub, "Q-CPQ-C1-1")
+    assert (record.state, record.catalog_version) == (OrderState.APPLIED, 1)
+    assert record.order == platform.orders[0]
+    assert open_exceptions(hub) == {}
+
+
+def test_billing_unavailable_leaves_the_order_failed_not_sent(
+        hub: Hub, platform: RecordingPlatform) -> None:
+    load(hub)
+    platform.failure = lambda order: TransientError(f"billing is down for {order.id}")
+    approve(hub, contract(1, seats(500)))
+    record = order_of(hub, "Q-CPQ-C1-1")
+    assert (record.state, record.detail) == (
+        OrderState.FAILED, "TransientError: billing is down for Q-CPQ-C1-1")
+
+
+def test_a_defect_in_billing_leaves_the_order_failed_with_its_class(
+        hub: Hub, platform: RecordingPlatform) -> None:
+    load(hub)
+    platform.failure = lambda order: KeyError("price_seat_annual")
+    approve(hub, contract(1, seats(500)))
+    status = cpq_status.contract_status(hub.engine, "CPQ-C1")
+    assert status is not None
+    (version,) = status.versions
+    assert (version.order_state, version.detail) == (
+        OrderState.FAILED, "KeyError: 'price_seat_annual'")
+
+
+def test_billing_changed_differently_is_a_mismatch_not_a_refusal(
+        hub: Hub, platform: RecordingPlatform) -> None:
+    load(hub)
+    platform.failure = lambda order: OrderNotAppliedError(
+        order, ("line L-seats: quantity 500 != 499",))
+    approve(hub, contract(1, seats(500)))
+    status = cpq_status.contract_status(hub.engine, "CPQ-C1")
+    assert status is not None
+    (version,) = status.versions
+    assert version.order_state is OrderState.MISMATCH
+    assert version.detail is not None and "quantity 500 != 499" in version.detail
+    assert [e.exception_class for e in version.exceptions] == ["master_data_mismatch"]
+
+
+def test_a_late_refusal_never_downgrades_an_applied_order(
+        hub: Hub, platform: RecordingPlatform) -> None:
+    load(hub)
+    approve(hub, contract(1, seats(500)))
+    report(hub, "Q-CPQ-C1-1", 1, billed(platform.orders[0], 1))  # billing's event first
+    desk = OrderDesk(hub.engine, hub.clock)
+    desk.refused(platform.orders[0], PermanentError(
+        "duplicate_id: already applied", exception_class=ExceptionClass.INTERNAL_ERROR))
+    assert order_of(hub, "Q-CPQ-C1-1").state is OrderState.APPLIED
+    desk.failed(platform.orders[0], TransientError("timeout"))
+    assert order_of(hub, "Q-CPQ-C1-1").state is OrderState.APPLIED
+
+
+def test_two_loaders_of_a_new_map_take_turns(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite takes one writer at a time (BEGIN IMMEDIATE) already")
+    at = Clock()()
+    ready = threading.Event()
+    second: dict[str, object] = {}
+
+    def other_worker() -> None:
+        try:
+            with transaction(engine) as conn:
+                second["pid"] = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+                ready.set()
+                second["stored"] = cpq_log.store_catalog(conn, parse(MYSTERY), "b" * 64,
+                                                         "other.toml", at)
+        except Exception as exc:  # reported below, not lost in the thread
+            second["error"] = exc
+            ready.set()
+
+    with engine.connect() as first:
+        with first.begin():
+            assert cpq_log.store_catalog(first, parse(SHIPPED), "a" * 64, "one.toml",
+                                         at) == (1, True)
+            worker = threading.Thread(target=other_worker)
+            worker.start()
+            assert ready.wait(60)
+            _wait_for_lock(engine, second.get("pid"))
+        worker.join(60)
+    assert "error" not in second, second.get("error")
+    assert second["stored"] == (2, True)
+
+
+def _wait_for_lock(engine: Engine, pid: object) -> None:
+    """Until backend `pid` waits on a lock (bounded: 600 looks)."""
+    for _ in range(600):
+        with engine.connect() as conn:
+            waiting = conn.execute(text(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
+                {"pid": pid}).scalar()
+        if waiting == "Lock":
+            return
+        threading.Event().wait(0.1)
+    raise AssertionError(f"backend {pid} never waited on a lock")

@@ -23,7 +23,7 @@ from finsync.domain.clock import Period
 from finsync.domain.commercial import SubscriptionOrder
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.dispute import DisputeClosure, DisputeFunds
-from finsync.domain.errors import FinsyncError
+from finsync.domain.errors import ExceptionClass, FinsyncError, PermanentError
 from finsync.domain.events import (
     CreditMemoIssued,
     DisputeClosed,
@@ -485,6 +485,18 @@ class UsagePort(Protocol):
 ANSWERED_AS = "correlation_id"  # a receipt's detail: the platform's own version's correlation
 
 
+class OrderNotAppliedError(PermanentError):
+    """The platform's contract version differs from the order that made it: billing changed,
+    but not as the order said (a defect; `master_data_mismatch`, naming the lines)."""
+
+    code = "contract_differs_from_order"
+
+    def __init__(self, order: SubscriptionOrder, found: tuple[str, ...]) -> None:
+        super().__init__(f"{self.code}: order {order.id} made contract {order.contract_id} "
+                         f"differ from it: {'; '.join(found)}",
+                         exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
+
+
 @runtime_checkable
 class SubscriptionPlatformPort(Protocol):
     """A subscription platform that takes the commercial layer's orders (DESIGN §4 step 1):
@@ -502,7 +514,9 @@ class SubscriptionPlatformPort(Protocol):
       event carries instead of the quote id: the hub checks that version against the order.
     - A terms combination the platform cannot apply (a proration behaviour it lacks, a
       price it does not sell) is a `PermanentError` of class `master_data_mismatch`; the
-      platform down is a `TransientError`.
+      platform down is a `TransientError`. A platform that committed a change other than
+      the order (a defect of the translation) raises `OrderNotAppliedError`: the hub
+      records the order in `mismatch`, not `refused`.
     - `upsert_customer` creates or updates the customer (name, address, tax id, tax
       address) as the customer master says; the receipt names the platform's customer id.
     - `contract` is the platform's current version of a contract, None when unknown.

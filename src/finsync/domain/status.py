@@ -66,11 +66,18 @@ class ActionStatus(StrEnum):
 class OrderState(StrEnum):
     """A CPQ version's order to billing (`hub.order_desk`): held before billing (a product
     the catalogue map cannot translate), sent, refused by billing (its code and message
-    kept; sent again when finance retries it), applied (billing's contract agrees with it)
-    or in mismatch (it differs: `master_data_mismatch`)."""
+    kept; sent again when finance retries it), failed (the last attempt to send it failed
+    otherwise: billing unavailable, a defect; its class and message kept, billing's outcome
+    unknown until the delivery is retried), applied (billing's contract agrees with it) or
+    in mismatch (it differs: `master_data_mismatch`). Applied and mismatch are settled:
+    billing changed; no failure of a later attempt moves them back."""
 
     HELD = "held"
     SENT = "sent"
     REFUSED = "refused"
+    FAILED = "failed"
     APPLIED = "applied"
     MISMATCH = "mismatch"
+
+
+SETTLED_ORDER_STATES = (OrderState.APPLIED, OrderState.MISMATCH)

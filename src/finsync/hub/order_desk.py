@@ -7,9 +7,14 @@ Rules:
   billing: the order row is `held` under its delivery key, and the delivery fails as a
   `PermanentError` of class `master_data_mismatch` naming each line and product. Loading a
   new map version retries it (`hub.catalog_map.load`).
-- The order is recorded (`sent`, with its body) before it is sent, so that billing's
-  resulting contract event always finds it (`hub.version_check`). A re-send of an order
-  already applied or in mismatch, unchanged, leaves its state as it is.
+- The order is recorded (`sent`, with its body and the catalogue version it was
+  translated with) before it is sent, so that billing's resulting contract event always
+  finds it (`hub.version_check`). A redelivery (a retry, a replay, a requeue) sends the
+  recorded order again, never a re-translation with today's map: billing may have applied
+  it, and its idempotency by order id answers the first receipt. Only an order billing
+  refused (nothing applied) is translated again with the map in force. A re-send leaves
+  an order `applied` or in `mismatch` as it is, and a hold never overwrites a recorded
+  order billing may have.
 - A renewal is checked against the contract's renewal baseline before it is ordered
   (`domain.order_check.renewal_differences`). A difference opens one
   `master_data_mismatch` per quote naming each line and field, with the renewal value of
@@ -22,7 +27,11 @@ Rules:
 - Billing refusing an order (`PermanentError` from the platform) makes it `refused`, with
   the refusal's code and message; the delivery's exception is finance's to act on, and a
   retry billing takes records it `sent` again (then `applied` or `mismatch` by the
-  version check).
+  version check). Billing committing something other than the order
+  (`connectors.ports.OrderNotAppliedError`) makes it `mismatch` (the delivery's exception
+  is `master_data_mismatch`). Any other failure (billing unavailable, retried until
+  attempts run out; a defect) makes it `failed`, with the error's class and message. None
+  of these moves an order billing's contract event settled (`applied`, `mismatch`).
 - Once billing has applied an order, the contract's renewal baseline becomes that
   version's (`storage.cpq_log.store_baseline`: never an older version's), and the version
   check is told (`hub.version_check.answered`): billing may have answered with a version
@@ -46,7 +55,12 @@ from finsync.domain.commercial import CommercialContract, CommercialKind, Subscr
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 from finsync.domain.money import Money, per_currency
 from finsync.domain.order_check import LineDifference, baseline_of, renewal_differences
-from finsync.domain.status import UNRESOLVED, ExceptionStatus, OrderState
+from finsync.domain.status import (
+    SETTLED_ORDER_STATES,
+    UNRESOLVED,
+    ExceptionStatus,
+    OrderState,
+)
 from finsync.hub import version_check
 from finsync.hub.version_check import storable_stake
 from finsync.storage import cpq_log, exception_log
@@ -67,26 +81,24 @@ class OrderDesk:
 
     def order(self, contract: CommercialContract, ctx: DeliveryContext) -> SubscriptionOrder:
         """The order for `contract`, recorded as sent; `PermanentError` when held,
-        `TransientError` when the hub's database cannot be reached (retried)."""
-        try:
-            with _hub(self._engine) as conn:
-                found = cpq_log.current_catalog(conn)
-            if found is None:
-                raise CatalogMapError("no catalogue map is loaded ([cpq] catalog)")
-            order = translate(contract, found[1], found[0])
-        except (UnmappedProductError, CatalogMapError) as exc:
-            self._hold(contract, ctx, str(exc))
-            raise PermanentError(f"held before billing: {exc}",
-                                 exception_class=ExceptionClass.MASTER_DATA_MISMATCH) from exc
+        `TransientError` when the hub's database cannot be reached (retried). An order
+        recorded before (and not refused) is sent again as recorded, whatever map is in
+        force now: billing may have applied it."""
+        with _hub(self._engine) as conn:
+            before = cpq_log.order(conn, contract.quote_id)
+        if (before is not None and before.order is not None
+                and before.state is not OrderState.REFUSED):
+            order, catalog_version = before.order, before.catalog_version
+        else:
+            order, catalog_version = self._translate(contract, ctx)
         at = self._clock()
         with _hub(self._engine) as conn:
             if contract.kind is CommercialKind.RENEWAL:
                 self._check_renewal(conn, contract, ctx, at)
             before = cpq_log.order(conn, order.id)
-            if (before is None or before.order != order
-                    or before.state not in (OrderState.APPLIED, OrderState.MISMATCH)):
-                cpq_log.record_order(conn, _record(contract, OrderState.SENT, found[0], ctx,
-                                                   order, None, at))
+            if before is None or before.state not in SETTLED_ORDER_STATES:
+                cpq_log.record_order(conn, _record(contract, OrderState.SENT,
+                                                   catalog_version, ctx, order, None, at))
         return order
 
     def applied(self, contract: CommercialContract, receipt: Receipt) -> None:
@@ -100,16 +112,49 @@ class OrderDesk:
             version_check.answered(conn, contract.quote_id, answered_as, at)
 
     def refused(self, order: SubscriptionOrder, error: PermanentError) -> None:
-        """Billing refused `order`: it is `refused`, with the refusal's code and message."""
+        """Billing refused `order`: it is `refused`, with the refusal's code and message
+        (unless billing's contract event settled it first)."""
         told = str(error)
         if not told.startswith(f"{error.code}:"):
             told = f"{error.code}: {told}"
+        self._settle(order, OrderState.REFUSED, told)
+
+    def differs(self, order: SubscriptionOrder, error: PermanentError) -> None:
+        """Billing changed the contract, but not as `order` said: it is `mismatch` (the
+        delivery fails with the error's `master_data_mismatch`)."""
+        self._settle(order, OrderState.MISMATCH, str(error))
+
+    def failed(self, order: SubscriptionOrder, error: Exception) -> None:
+        """Sending `order` failed otherwise (billing unavailable, a defect): it is `failed`,
+        with the error's class and message, until an attempt gets an answer."""
+        self._settle(order, OrderState.FAILED, f"{type(error).__name__}: {error}")
+
+    def _settle(self, order: SubscriptionOrder, state: OrderState, detail: str) -> None:
         with _hub(self._engine) as conn:
-            cpq_log.set_order_state(conn, order.id, OrderState.REFUSED, told, self._clock())
+            cpq_log.set_order_state(conn, order.id, state, detail, self._clock(),
+                                    unless=SETTLED_ORDER_STATES)
+
+    def _translate(self, contract: CommercialContract,
+                   ctx: DeliveryContext) -> tuple[SubscriptionOrder, int]:
+        try:
+            with _hub(self._engine) as conn:
+                found = cpq_log.current_catalog(conn)
+            if found is None:
+                raise CatalogMapError("no catalogue map is loaded ([cpq] catalog)")
+            return translate(contract, found[1], found[0]), found[0]
+        except (UnmappedProductError, CatalogMapError) as exc:
+            self._hold(contract, ctx, str(exc))
+            raise PermanentError(f"held before billing: {exc}",
+                                 exception_class=ExceptionClass.MASTER_DATA_MISMATCH) from exc
 
     def _hold(self, contract: CommercialContract, ctx: DeliveryContext, why: str) -> None:
+        """Record the order `held`, unless billing may have it: only a new row, a held one
+        or one billing refused is held (never a row sent, failed, applied or in mismatch)."""
         at = self._clock()
         with _hub(self._engine) as conn:
+            before = cpq_log.order(conn, contract.quote_id)
+            if before is not None and before.state not in (OrderState.HELD, OrderState.REFUSED):
+                return
             found = cpq_log.current_catalog(conn)
             version = None if found is None else found[0]
             cpq_log.record_order(conn, _record(contract, OrderState.HELD, version, ctx, None,
@@ -123,7 +168,7 @@ class OrderDesk:
             return  # the contract's earlier versions went to billing before this hub did
         found = renewal_differences(baseline, contract)
         if not found:
-            correction.resolve(conn, "quote_to_cash", key,
+            correction.resolve(conn, version_check.COMPONENT, key,
                                "the renewal agrees with its baseline", at)
             return
         latest = exception_log.latest_by_fingerprint(conn, (key,)).get(key)

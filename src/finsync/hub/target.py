@@ -24,6 +24,7 @@ from typing import Protocol, TypeVar
 from finsync.connectors.ports import (
     DeliveryContext,
     LedgerPort,
+    OrderNotAppliedError,
     PartyPort,
     Receipt,
     RevenuePort,
@@ -162,18 +163,29 @@ class OrderDesk(Protocol):
 
     def refused(self, order: SubscriptionOrder, error: PermanentError) -> None: ...
 
+    def differs(self, order: SubscriptionOrder, error: PermanentError) -> None: ...
+
+    def failed(self, order: SubscriptionOrder, error: Exception) -> None: ...
+
 
 def billing_target(port: SubscriptionPlatformPort, desk: OrderDesk) -> Target:
     """A subscription platform: each approved CPQ version ordered (translated, recorded,
-    applied, its renewal baseline kept; refused: recorded as such, the delivery failing as
-    usual), each customer upserted. Billing's own customers never come back to it:
+    applied, its renewal baseline kept; refused, made differently by billing, or failed
+    otherwise: recorded on the order, the delivery failing as usual), each customer
+    upserted. Billing's own customers never come back to it:
     `config.FinsyncConfig.hub_settings` drops a route to the owner of the event's domain."""
     def order(document: CommercialContract, ctx: DeliveryContext) -> Receipt:
         placed = desk.order(document, ctx)
         try:
             receipt = port.apply_order(placed, ctx)
+        except OrderNotAppliedError as exc:
+            desk.differs(placed, exc)
+            raise
         except PermanentError as exc:
             desk.refused(placed, exc)
+            raise
+        except Exception as exc:  # recorded on the order, then the delivery's as usual
+            desk.failed(placed, exc)
             raise
         desk.applied(document, receipt)
         return receipt

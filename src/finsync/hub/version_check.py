@@ -7,11 +7,17 @@ Rules:
   `hub.order_desk`), it compares billing's contract with the order line by line
   (`domain.order_check.version_differences`), in the acceptance's transaction
   (`hub.acceptance`, and `hub.batch_acceptance`, which leaves such events to it).
-- A difference opens one `master_data_mismatch` per contract naming each line and field,
-  with the order's value of those lines at stake; the order is `mismatch`. A later version
-  of billing's contract that agrees with its order resolves it (billing's contract is the
-  whole contract, so agreeing now means the difference is gone) and records
-  `exception_resolved` on the thread; that order is `applied`.
+- A difference opens one `master_data_mismatch` per quote (CPQ version) naming each line
+  and field, with the order's value of those lines at stake; the order is `mismatch`. A
+  check that finds the difference again (a redelivery, a replay) never reopens nor moves
+  an exception finance decided (resolved, ignored) or one awaiting approval.
+- Agreement resolves the quote's own exception, and the order is `applied`. It resolves
+  the mismatches of the contract's earlier versions only when the agreeing order is the
+  contract's LATEST order (the highest CPQ version the hub has an order row for, whatever
+  its state): billing's contract is the whole contract, so agreeing with the latest order
+  means the earlier differences are gone; agreeing with an older version (v1 redelivered
+  while v2 is in mismatch) says nothing about the later one. Each resolution records
+  `exception_resolved` on the agreeing quote's thread.
 - Prices are compared like for like: the order's restated per billing period as billing's
   contract events state them (`domain.order_check.per_period`); the money at stake is the
   order's value of the differing lines for one billing period.
@@ -47,20 +53,21 @@ from finsync.domain.events import (
 )
 from finsync.domain.money import Money, per_currency
 from finsync.domain.order_check import LineDifference, per_period, version_differences
-from finsync.domain.status import EventStatus, OrderState
+from finsync.domain.status import UNRESOLVED, EventStatus, ExceptionStatus, OrderState
 from finsync.hub.milestone import Milestone
 from finsync.storage import cpq_log, event_log, exception_log, milestone_log
 from finsync.storage.exception_log import NewException
 
 FINGERPRINT = "master_data_mismatch:cpq_version:"
 HUB = "hub"
+COMPONENT = "quote_to_cash"  # the component resolving the commercial layer's exceptions
 _MINOR_MAX = 2**63  # the exception queue's amount column
 _CHECKED = (ContractCreated, ContractAmended, ContractRenewed, ContractCancelled)
 
 
-def fingerprint(contract_id: str) -> str:
-    """The one version-check exception of a contract."""
-    return f"{FINGERPRINT}{contract_id}"
+def fingerprint(quote_id: str) -> str:
+    """The one version-check exception of a quote (a CPQ version's order)."""
+    return f"{FINGERPRINT}{quote_id}"
 
 
 def acts_on(event: AnyEvent) -> bool:
@@ -108,17 +115,16 @@ def _check(conn: Connection, record: cpq_log.OrderRecord, env: Envelope,
     billed = document.contract if isinstance(document, ContractAmendment) else document
     assert isinstance(billed, SubscriptionContract)
     found = version_differences(record.order, billed, isinstance(event, ContractCancelled))
-    key = fingerprint(record.contract_id)
     if not found:
-        cpq_log.set_order_state(conn, record.quote_id, OrderState.APPLIED, None, at)
-        note = (f"billing's contract {billed.id} v{billed.version} agrees with CPQ "
-                f"v{record.cpq_version} (quote {record.quote_id})")
-        if correction.resolve(conn, "quote_to_cash", key, note, at):
-            milestone_log.record(conn, record.quote_id, Milestone.EXCEPTION_RESOLVED,
-                                 env.event_id, HUB, at)
+        _agreed(conn, record, env, billed, at)
         return
     told = "; ".join(d.describe() for d in found)
     cpq_log.set_order_state(conn, record.quote_id, OrderState.MISMATCH, told, at)
+    key = fingerprint(record.quote_id)
+    latest = exception_log.latest_by_fingerprint(conn, (key,)).get(key)
+    if latest is not None and latest[1] not in UNRESOLVED:
+        return  # finance already decided on this quote's difference (a redelivery)
+    status = ExceptionStatus.OPEN if latest is None else latest[1]
     exception_log.open_exception(conn, NewException(
         ExceptionClass.MASTER_DATA_MISMATCH, key,
         f"billing's contract {billed.id} v{billed.version} differs from CPQ "
@@ -127,7 +133,29 @@ def _check(conn: Connection, record: cpq_log.OrderRecord, env: Envelope,
         objects=(f"commercial_contract:{record.contract_id}", f"quote:{record.quote_id}",
                  f"event:{env.event_id}",
                  *(f"line:{line_id}" for line_id in sorted({d.line_id for d in found}))),
-        amount=_ordered_value(record.order, billed, found), event_id=env.event_id), at)
+        amount=_ordered_value(record.order, billed, found), event_id=env.event_id,
+        status=status), at)
+
+
+def _agreed(conn: Connection, record: cpq_log.OrderRecord, env: Envelope,
+            billed: SubscriptionContract, at: datetime) -> None:
+    """Billing's contract agrees with the order of `record`: that quote's mismatch is
+    resolved, and the earlier versions' too when this is the contract's latest order."""
+    cpq_log.set_order_state(conn, record.quote_id, OrderState.APPLIED, None, at)
+    orders = cpq_log.orders_of(conn, record.contract_id)
+    keys = [fingerprint(record.quote_id)]
+    if max(o.cpq_version for o in orders) == record.cpq_version:
+        keys += [fingerprint(o.quote_id) for o in orders
+                 if o.cpq_version < record.cpq_version]
+        keys.append(fingerprint(record.contract_id))  # one opened per contract before
+    note = (f"billing's contract {billed.id} v{billed.version} agrees with CPQ "
+            f"v{record.cpq_version} (quote {record.quote_id})")
+    resolved = False
+    for key in keys:
+        resolved = bool(correction.resolve(conn, COMPONENT, key, note, at)) or resolved
+    if resolved:
+        milestone_log.record(conn, record.quote_id, Milestone.EXCEPTION_RESOLVED,
+                             env.event_id, HUB, at)
 
 
 def _ordered_value(order: SubscriptionOrder, billed: SubscriptionContract,

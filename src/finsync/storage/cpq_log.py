@@ -4,7 +4,7 @@ and each contract's renewal baseline.
 Rules:
 - A catalogue map version moves only when content does: loading the latest version's
   content again (same digest) returns it; other content gets the next version number.
-  Entries of a version never change.
+  Entries of a version never change. Versions are stored one loader at a time.
 - One order row per quote id (the order's id): written before the order goes to billing
   (`sent`) or when it cannot be translated (`held`); its body is the order as sent,
   encoded by `domain.codec` and read back by it.
@@ -39,9 +39,11 @@ from finsync.domain.commercial import SubscriptionOrder
 from finsync.domain.order_check import RenewalBaseline
 from finsync.domain.status import OrderState
 from finsync.storage import jsonutil
+from finsync.storage.db import serialize
 from finsync.storage.schema import deliveries, events, metadata
 
 COMMERCIAL_CONTRACT = "commercial_contract"  # the aggregate type of CPQ versions
+CATALOG_LOCK = "cpq_catalog_versions"  # held while a catalogue map version is stored
 
 cpq_catalog_versions = Table(
     "cpq_catalog_versions", metadata,
@@ -115,7 +117,9 @@ def store_catalog(conn: Connection, content: CatalogMap, digest: str, source: st
                   at: datetime) -> tuple[int, bool]:
     """`(version, changed)`: the latest version when it holds this content, else a new
     version (content seen before but not the latest, a map rolled back, is a new version
-    too: the version says which map is in force)."""
+    too: the version says which map is in force). Serialised (`storage.db.serialize`): two
+    workers starting with a new map take turns, the second finding the first's version."""
+    serialize(conn, CATALOG_LOCK)
     latest = conn.execute(select(cpq_catalog_versions.c.version, cpq_catalog_versions.c.digest)
                           .order_by(cpq_catalog_versions.c.version.desc()).limit(1)).first()
     if latest is not None and latest.digest == digest:
@@ -172,9 +176,15 @@ def record_order(conn: Connection, record: OrderRecord) -> None:
 
 
 def set_order_state(conn: Connection, quote_id: str, state: OrderState, detail: str | None,
-                    at: datetime) -> None:
-    conn.execute(update(cpq_orders).where(cpq_orders.c.quote_id == quote_id).values(
-        state=state.value, detail=detail, updated_at=at))
+                    at: datetime, *, unless: tuple[OrderState, ...] = ()) -> bool:
+    """Move the order of `quote_id` to `state`, unless it is in one of `unless`; True when
+    moved."""
+    where = [cpq_orders.c.quote_id == quote_id]
+    if unless:
+        where.append(cpq_orders.c.state.not_in([s.value for s in unless]))
+    done = conn.execute(update(cpq_orders).where(*where).values(
+        state=state.value, detail=detail, updated_at=at)).rowcount
+    return bool(done)
 
 
 def set_billing_correlation(conn: Connection, quote_id: str, correlation_id: str,

@@ -21,7 +21,8 @@ Rules:
   as a duplicate id; that refusal reads back the version the first made.
 - The version the order made is compared with the order (`order_plan.differences`): a
   difference after billing accepted the command is a defect of the translation, raised as
-  `OrderNotAppliedError` (`master_data_mismatch`, naming the lines), never a silent receipt.
+  `connectors.ports.OrderNotAppliedError` (`master_data_mismatch`, naming the lines),
+  never a silent receipt.
 - The receipt: external id = billing's contract id, detail `version` = the contract version
   the order made (for an order billing already was, the version in force).
 - Billing refusing the command is an `OrderRefusedError` carrying the rule's code and
@@ -59,7 +60,13 @@ from finsync.connectors.embedded.order_plan import (
     plan_new,
     renewal_prices,
 )
-from finsync.connectors.ports import ANSWERED_AS, DeliveryContext, Receipt, Reference
+from finsync.connectors.ports import (
+    ANSWERED_AS,
+    DeliveryContext,
+    OrderNotAppliedError,
+    Receipt,
+    Reference,
+)
 from finsync.domain.commercial import CommercialKind, SubscriptionOrder
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.errors import DomainError, ExceptionClass, PermanentError, TransientError
@@ -76,7 +83,7 @@ from finsync.systems.billing.errors import (
 from finsync.systems.billing.handler import Command, RegisterCustomer, handle
 from finsync.systems.billing.service import BillingService
 from finsync.systems.billing.state import BillingState, Subscription
-from finsync.systems.billing.subscription import RenewSubscription
+from finsync.systems.billing.subscription import RENEWAL_REASON, RenewSubscription
 
 CONTRACT = "subscription_contract"
 CUSTOMER = "customer"
@@ -88,17 +95,6 @@ class OrderRefusedError(PermanentError):
     def __init__(self, error: BillingError) -> None:
         super().__init__(f"{error.code}: {error}", exception_class=error.exception_class)
         self.code = error.code
-
-
-class OrderNotAppliedError(PermanentError):
-    """Billing's contract version differs from the order that made it (a defect)."""
-
-    code = "contract_differs_from_order"
-
-    def __init__(self, order: SubscriptionOrder, found: tuple[str, ...]) -> None:
-        super().__init__(f"{self.code}: order {order.id} made contract {order.contract_id} "
-                         f"differ from it: {'; '.join(found)}",
-                         exception_class=ExceptionClass.MASTER_DATA_MISMATCH)
 
 
 class EmbeddedSubscriptionPlatform:
@@ -257,7 +253,7 @@ def _renewed_before(order: SubscriptionOrder,
     if any(amendment.id == order.id for amendment in sub.amendments):
         return None
     return next((amendment for amendment in sub.amendments
-                 if amendment.reason == "renewal"
+                 if amendment.reason == RENEWAL_REASON
                  and amendment.contract.start_date == order.start_date), None)
 
 

@@ -70,6 +70,7 @@ class RenewSubscription:
     unit_prices: tuple[tuple[str, Money], ...] = ()  # (line id, price for the new term)
 
 
+RENEWAL_REASON = "renewal"  # the reason of the amendment a renewal makes (ContractAmendment)
 TAX_ID_MAX_CHARS = 64
 
 
@@ -135,10 +136,10 @@ def renew_subscription(state: BillingState, cmd: RenewSubscription) -> Outcome:
                       cmd.unit_prices)
     new = replace(old, start_date=start, end_date=end, lines=lines, version=old.version + 1)
     check_contract(new, state.config.catalog)
-    amendment_id = cmd.id or derive_id("amd", old.id, "renewal", str(new.version))
+    amendment_id = cmd.id or derive_id("amd", old.id, RENEWAL_REASON, str(new.version))
     if any(a.id == amendment_id for a in sub.amendments):
         raise DuplicateIdError(f"amendment {amendment_id} was already applied to {old.id}")
-    amendment = ContractAmendment(amendment_id, old.id, new.version, start, "renewal",
+    amendment = ContractAmendment(amendment_id, old.id, new.version, start, RENEWAL_REASON,
                                   contract_diff(old, new), new)
     renewed = replace(sub, contract=new, correlation_id=amendment_id, renewal_lines=lines,
                       history=(*sub.history, VersionInForce(start, new)),
