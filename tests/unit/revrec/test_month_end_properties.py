@@ -284,3 +284,32 @@ def test_price_change_dated_before_an_applied_modification_keeps_schedule_and_ba
     feb = date(2026, 2, 1)
     assert cumulative(state.obligation("ln0"), state.granularity, at_midnight(feb)) == 0
     assert balances(state, feb).recognised == _recognised_before(state, feb)
+
+
+def test_catch_up_dated_before_the_version_it_follows_recognises_nothing_before_service(
+) -> None:
+    # Found by the balance property over histories out of date order (minimal example). By
+    # day, each line priced for 1 day of a year: ln0 3 x 2.00 x 1/365 = 0.0164 -> 0.02 (1-2
+    # January), ln2 1.00 x 1/365 = 0.0027 -> 0.00 (1-2 February); 0.02 allocated by SSP
+    # (1,200 : 400) by largest remainder: 0.01 each. v2 on 2 February (ln0 down to 1 x 1.00)
+    # is 13(a): both obligations get a prospective segment anchored on 2 February with base
+    # 0.01. v3 is dated 1 January (its measurement date) but placed after v2 (versions
+    # apply in order); it keeps ln0 alone, ln2 named not distinct: a 13(b) catch-up of ln2
+    # on 1 January. The catch-up copied v2's segment (anchor 2 February, progress there 1),
+    # so from 1 January ln2 recognised its whole 0.01, a month before its service day:
+    # balances said 0.01 + 0.01 = 0.02 at 1 February, the schedule (ln2's first month is
+    # February) 0.01. Continuing from the segment in force on 1 January (the booking's),
+    # ln2 recognises 0.00 by 1 February and 0.01 on its service day; both say 0.01.
+    ssps = tuple(ssp(f"prod_{i}", "400") for i in range(3))
+    jan, feb = date(2026, 1, 1), date(2026, 2, 1)
+    ln0 = line("ln0", 3, "2.00", "prod_0", jan, date(2026, 1, 2))
+    ln2 = line("ln2", 1, "1.00", "prod_2", feb, date(2026, 2, 2))
+    ln0_v2 = line("ln0", 1, "1.00", "prod_0", jan, date(2026, 1, 2))
+    state = replay(booked(ln0, ln2, ssps=ssps), [
+        modified("evt_m2", date(2026, 2, 2), ln2, ln0_v2,
+                 facts=ModificationFacts(False, False), ssps=ssps),
+        modified("evt_m3", jan, ln0_v2, version=3,
+                 facts=ModificationFacts(False, False, frozenset({"ln2"})), ssps=ssps)])
+    assert cumulative(state.obligation("ln2"), state.granularity, at_midnight(feb)) == 0
+    assert balances(state, feb).recognised == _recognised_before(state, feb) == usd("0.01")
+    assert balances(state, date(2026, 3, 1)).recognised == usd("0.02")

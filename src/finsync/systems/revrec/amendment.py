@@ -16,7 +16,9 @@ Rules (the treatment comes from `modification.decide`):
   Goods removed, and units moved out of a separate-contract obligation, get no share.
 - Cumulative catch-up (25-13(b)), for goods not distinct from those transferred: the
   obligation absorbs its own line's change in consideration and new measure; the difference
-  in cumulative revenue is recognised on the modification date.
+  in cumulative revenue is recognised on the modification date. Its measure continues
+  from the segment in force on that date: a version dated before the one it follows (placed
+  after it, `order`) does not take the later version's anchor and base.
 - Mixed (25-13(c)): catch-up for the obligations named not distinct, prospective for the rest.
 - Ratable measures keep their history: units before the modification date stay as they were.
 - What has been recognised by the modification date counts the changes of that date applied
@@ -61,7 +63,12 @@ from finsync.systems.revrec.modification import (
 )
 from finsync.systems.revrec.obligation import ObligationBasis, ObligationState, Segment
 from finsync.systems.revrec.obligation_id import split_id
-from finsync.systems.revrec.progress import progress, recognised, recognised_main
+from finsync.systems.revrec.progress import (
+    progress,
+    recognised,
+    recognised_main,
+    segment_in_force,
+)
 from finsync.systems.revrec.state import RevenueContractState
 from finsync.systems.revrec.timegrid import at_midnight, just_after
 
@@ -218,7 +225,11 @@ def _caught_up(state: RevenueContractState, ob: ObligationState, change: LineCha
     at = at_midnight(event.amendment.effective_date)
     delta = change.delta if change else Money.zero(state.currency)
     basis = _rebased(ob, new_lines.get(ob.line_id), event)
-    segment = replace(ob.current, total=ob.current.total + delta, basis=basis, effective=at)
+    # The measure continues from the segment in force on the modification date: a version
+    # dated before the one it follows (placed after it, `order`) supersedes that version's
+    # segment from its own date, so it must not carry that segment's later anchor and base.
+    in_force = segment_in_force(ob, at, through=True)
+    segment = replace(in_force, total=ob.current.total + delta, basis=basis, effective=at)
     ob = replace(ob.with_segment(segment), stated_price=ob.stated_price + delta)
     return ob.revised(event.event_id, "606-10-25-13(b)", at,
                       f"{event.amendment.id}: cumulative catch-up of {delta}")
