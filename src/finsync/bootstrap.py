@@ -823,33 +823,8 @@ def _stripe_webhooks(config: FinsyncConfig, engine: Engine,
     mirror = build_stripe_mirror(engine)
     intakes: dict[str, WebhookIntake] = {}
     for source, section in config.stripe.items():
-
-        def verify(body: bytes, headers: Mapping[str, str],
-                   secrets: list[RotatingSecret] = secrets[source],
-                   tolerance_s: int = section.tolerance_s) -> int:
-            now = clock()
-            current = valid_at(secrets, now)
-            if not current:
-                raise SignatureError("every webhook secret of this source is past its "
-                                     "not_after", code="no_current_secret")
-            return stripe_signature.verify(body, headers.get(stripe_signature.HEADER),
-                                           current, now, tolerance_s)
-        intakes[source] = WebhookIntake(engine, source, verify, clock,
-                                        observe=partial(_mirrored, mirror, source))
-    return intakes
-    mirror = build_stripe_mirror(engine)
-    for source, section in config.stripe.items():
-
-        def verify(body: bytes, headers: Mapping[str, str],
-                   secrets: list[RotatingSecret] = secrets[source],
-                   tolerance_s: int = section.tolerance_s) -> int:
-            now = clock()
-            current = valid_at(secrets, now)
-            if not current:
-                raise SignatureError("every webhook secret of this source is past its "
-                                     "not_after", code="no_current_secret")
-            return stripe_signature.verify(body, headers.get(stripe_signature.HEADER),
-                                           current, now, tolerance_s)
+        verify = partial(_verify_signed, stripe_signature.verify, stripe_signature.HEADER,
+                         secrets[source], section.tolerance_s, clock)
         intakes[source] = WebhookIntake(engine, source, verify, clock,
                                         observe=partial(_mirrored, mirror, source))
     return intakes
@@ -868,17 +843,20 @@ def _cpq_webhooks(config: FinsyncConfig, engine: Engine,
                   clock: Callable[[], datetime]) -> dict[str, WebhookIntake]:
     intakes: dict[str, WebhookIntake] = {}
     for source, section in config.cpq_sources.items():
-        verify = partial(_verify_cpq, cpq_signing_secrets(config, source), section.tolerance_s,
-                         clock)
+        verify = partial(_verify_signed, cpq_signature.verify, cpq_signature.HEADER,
+                         cpq_signing_secrets(config, source), section.tolerance_s, clock)
         intakes[source] = WebhookIntake(engine, source, verify, clock, scheme=CPQ_SCHEME)
     return intakes
 
 
-def _verify_cpq(secrets: Sequence[RotatingSecret], tolerance_s: int,
-                clock: Callable[[], datetime], body: bytes, headers: Mapping[str, str]) -> int:
+def _verify_signed(check: Callable[[bytes, str | None, Sequence[str], datetime, int], int],
+                   header: str, secrets: Sequence[RotatingSecret], tolerance_s: int,
+                   clock: Callable[[], datetime], body: bytes,
+                   headers: Mapping[str, str]) -> int:
+    """A body signed with Stripe's scheme (`connectors.signed_body`) in `header`, by one of
+    the secrets valid now."""
     now = clock()
-    return cpq_signature.verify(body, headers.get(cpq_signature.HEADER),
-                                valid_at(secrets, now), now, tolerance_s)
+    return check(body, headers.get(header), valid_at(secrets, now), now, tolerance_s)
 
 
 def _hubspot_webhooks(config: FinsyncConfig, engine: Engine,
