@@ -101,7 +101,7 @@ from finsync.domain.money import Money
 from finsync.domain.party import CustomerAccount
 from finsync.domain.secret import RotatingSecret, valid_at
 from finsync.hub.buffer import BufferPolicy
-from finsync.hub.catalog_map import CatalogLoad, Known
+from finsync.hub.catalog_map import CatalogLoad, Known, with_price_months
 from finsync.hub.catalog_map import current as current_map
 from finsync.hub.catalog_map import load as load_map
 from finsync.hub.catalog_map import problems as map_problems
@@ -119,7 +119,7 @@ from finsync.hub.target import (
     tax_target,
 )
 from finsync.hub.usage import UsageIntake
-from finsync.hub.webhook import CPQ_SCHEME, HUBSPOT_SCHEME, WebhookIntake
+from finsync.hub.webhook import CPQ_SCHEME, HUBSPOT_SCHEME, Verify, WebhookIntake
 from finsync.recon.service import Entity, Reconciliation
 from finsync.storage.call_log import CallLog
 from finsync.storage.db import make_engine, read_only
@@ -470,10 +470,12 @@ def check_catalog_map(config: FinsyncConfig) -> tuple[Path, CatalogMap]:
         catalog = parse_map(text)
     except CatalogMapError as exc:
         raise ConfigError(f"[cpq] catalog: {path}: {exc}") from None
-    wrong = map_problems(catalog, _known_to_systems(config))
+    known = _known_to_systems(config)
+    wrong = map_problems(catalog, known)
     if wrong:
         raise ConfigError(f"[cpq] catalog: {path}: {'; '.join(wrong)}")
-    return path, catalog
+    # As it would be stored: billing's price periods filled in (a digest to compare).
+    return path, with_price_months(catalog, known)
 
 
 def catalog_map_in_force(engine: Engine) -> tuple[int, CatalogMap] | None:
@@ -843,10 +845,19 @@ def _cpq_webhooks(config: FinsyncConfig, engine: Engine,
                   clock: Callable[[], datetime]) -> dict[str, WebhookIntake]:
     intakes: dict[str, WebhookIntake] = {}
     for source, section in config.cpq_sources.items():
-        verify = partial(_verify_signed, cpq_signature.verify, cpq_signature.HEADER,
-                         cpq_signing_secrets(config, source), section.tolerance_s, clock)
+        verify: Verify = partial(_verify_signed, cpq_signature.verify, cpq_signature.HEADER,
+                                 cpq_signing_secrets(config, source), section.tolerance_s,
+                                 clock)
+        if not section.signing_secrets:
+            verify = partial(_unsigned, source)
         intakes[source] = WebhookIntake(engine, source, verify, clock, scheme=CPQ_SCHEME)
     return intakes
+
+
+def _unsigned(source: str, body: bytes, headers: Mapping[str, str]) -> int:
+    raise SignatureError(f"source {source} takes file drops only: no signing secret is "
+                         f"configured ([cpq_sources.{source}] signing_secrets)",
+                         code="no_signing_secret")
 
 
 def _verify_signed(check: Callable[[bytes, str | None, Sequence[str], datetime, int], int],

@@ -349,15 +349,15 @@ class CpqSourceSection(_Strict):
     signed) or "salesforce_cpq" (Salesforce CPQ's change events and platform events, sent
     by a relay that signs them the same way): see docs/cpq/sources.md. Requests are signed
     with HMAC-SHA256 (`Finsync-Signature`) by any of `signing_secrets`, each valid until its
-    `not_after` (rotation with an overlap); the secrets are never in the file.
+    `not_after` (rotation with an overlap); the secrets are never in the file. A source
+    without signing secrets takes file drops only: its webhook refuses every request.
     `legal_entity` is the entity of documents that name none (required for Salesforce);
     `currency`, `billing_frequency` and `proration` are what a Salesforce quote that says
     none gets. `lines_max` and `ramp_steps_max` bound a contract version."""
 
     legal_entity: str | None = None
-    signing_secrets: list[SecretSection] = Field(
-        default_factory=lambda: [SecretSection(env="FINSYNC_CPQ_SIGNING_SECRET")],
-        min_length=1, max_length=8)
+    # None: the source takes file drops only, and its webhook refuses every request.
+    signing_secrets: list[SecretSection] = Field(default_factory=list, max_length=8)
     tolerance_s: int = Field(300, ge=1, le=3600)
     currency: str = "USD"
     billing_frequency: Literal["monthly", "quarterly", "annual"] = "monthly"

@@ -157,7 +157,7 @@ def test_the_page_shows_what_cpq_status_says(browser: Any, own_site: Site,
                                               finance: Finance, shots: Path) -> None:
     engine = finance.hub.engine
     page = logged_in(browser, own_site, "controller")
-    # The overview's KPI: held + refused + mismatch, linked to the page.
+    # The overview's KPI: held + refused + failed + mismatch, linked to the page.
     listed = cpq_contracts.contracts(engine)
     kpi = page.locator("[data-testid=cpq-not-applied]").first
     assert kpi.inner_text() == str(listed.not_applied)

@@ -25,15 +25,13 @@ SENT = datetime(2026, 5, 29, 17, tzinfo=UTC)
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> Path:
-    """The shipped configuration with the CPQ source `cpq` (which owns customers), an
+    """The shipped configuration, whose CPQ source `cpq` owns customers here, an
     operator's `[auth]`, and the database migrated."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
     text = DEFAULT_CONFIG.read_text()
     text = text.replace('[ownership]\ncustomer = "billing"\n', '[ownership]\ncustomer = "cpq"\n')
-    text = text.replace('revrec = "canonical"\n', 'revrec = "canonical"\ncpq = "cpq"\n', 1)
-    (tmp_path / "finsync.toml").write_text(
-        with_auth(text + '\n[cpq_sources.cpq]\nlegal_entity = "le_us"\n'))
+    (tmp_path / "finsync.toml").write_text(with_auth(text))
     cli_json(["db", "upgrade"])
     return tmp_path
 

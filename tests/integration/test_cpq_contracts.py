@@ -45,8 +45,8 @@ def test_the_list_counts_orders_per_state_and_pages_contracts(
     reader = authkit.client(create_app(hub), hub.engine, [FINANCE_READ])
     found = _get(reader)
     # Four orders: A's two and C's one sent, B's held (3 + 1); nothing applied yet.
-    assert found["counts"] == {"held": 1, "sent": 3, "refused": 0, "applied": 0,
-                               "mismatch": 0}
+    assert found["counts"] == {"held": 1, "sent": 3, "refused": 0, "failed": 0,
+                               "applied": 0, "mismatch": 0}
     assert (found["not_applied"], found["total"]) == (1, 3)
     assert [(c["contract_id"], c["cpq_version"], c["quote_id"], c["order_state"],
              c["orders"], c["unresolved"]) for c in found["contracts"]] == [

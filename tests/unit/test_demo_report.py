@@ -14,6 +14,7 @@ from finsync.demo.report import (
     revenue_recognised,
 )
 from finsync.demo.workflow import DUPLICATE, LATE_PAYMENT
+from finsync.domain.events import EventType
 from finsync.domain.journal import JournalEntry, JournalLine, Side
 from finsync.domain.money import Money
 from finsync.hub.service import Delivered
@@ -63,7 +64,7 @@ def test_a_fault_is_caught_only_when_its_class_is_settled() -> None:
 def test_a_chain_breaks_when_an_entry_has_no_delivery() -> None:
     entry = _entry("je_1", date(2026, 1, 31), "100.00", Side.CREDIT, "c1")
     stray = _entry("je_2", date(2026, 1, 31), "100.00", Side.CREDIT, "c2")
-    postings = [Delivered("c1", "ledger", "je_1")]
+    postings = [Delivered("c1", "ledger", "je_1", EventType.INVOICE_ISSUED)]
     assert chains_complete(postings, [entry], CHAIN) is True
     assert chains_complete(postings, [entry, stray], CHAIN) is False
     assert chains_complete(postings, [entry], CHAIN[:-1]) is False

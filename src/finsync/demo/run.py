@@ -117,11 +117,10 @@ def _remove(workdir: Path) -> None:
 
 PUMPED = '[pumps]\nbilling = "billing"\n'
 CUSTOMER_OWNER = '[ownership]\ncustomer = "billing"\n'
-LAST_SOURCE = 'revrec = "canonical"\n'
-# The demo's CPQ: finsync's generic CPQ source, which owns the customer master (the CRM's
-# accounts) as it owns the commercial contracts. Its signing secret is read only by the
-# HTTP route (`finsync serve` on a kept demo: FINSYNC_CPQ_SIGNING_SECRET).
-CPQ_SECTION = f"\n[cpq_sources.{SOURCE}]\nlegal_entity = {json.dumps(ENTITY)}\n"
+# The demo's CPQ is the shipped one (finsync's CPQ source `cpq`, file drops and signed
+# requests); in the demo it owns the customer master (the CRM's accounts) as it owns the
+# commercial contracts.
+CPQ_SOURCE = f'{SOURCE} = "cpq"\n'
 
 
 def config_text() -> str:
@@ -131,14 +130,13 @@ def config_text() -> str:
     folder, so that a kept demo can be served and explored:
     `finsync serve --config <folder>/finsync.toml`."""
     shipped = DEFAULT_CONFIG.read_text()
-    for part in (PUMPED, CUSTOMER_OWNER, LAST_SOURCE):
+    for part in (PUMPED, CUSTOMER_OWNER, CPQ_SOURCE):
         if part not in shipped:
             raise ValueError(f"the shipped configuration changed ({part.strip()!r} is "
                              "gone): update the demo's")
     shipped = shipped.replace(PUMPED, "[pumps]\n# none: the demo plays billing's webhooks\n")
     shipped = shipped.replace(CUSTOMER_OWNER, f'[ownership]\ncustomer = "{SOURCE}"\n')
-    shipped = shipped.replace(LAST_SOURCE, f'{LAST_SOURCE}{SOURCE} = "cpq"\n', 1)
-    lines = [shipped, CPQ_SECTION]
+    lines = [shipped]
     for name, scopes in PRINCIPALS.items():
         lines.append(f"\n[auth.principals.{json.dumps(name)}]\nscopes = {json.dumps(scopes)}\n")
     lines.append(f"\n[auth.principals.{json.dumps(ADMIN_PRINCIPAL)}]\n"

@@ -3,7 +3,7 @@
 Rules:
 - Counts: how many orders (one per CPQ version ordered from billing) are in each order
   state, every state named (zero included), over every contract; `not_applied` adds up
-  the ones money waits on (held, refused, mismatch; `sent` is on its way).
+  the ones money waits on (held, refused, failed, mismatch; `sent` is on its way).
 - Rows: one per contract (by contract id) with a version the hub holds: its latest CPQ
   version (its event status and quote id), that version's order state (None: not ordered
   yet), the contract's orders per state, and its unresolved exceptions (of every version's
@@ -27,7 +27,7 @@ from finsync.storage import cpq_log, exception_log
 from finsync.storage.db import reading
 
 PAGE_MAX = 200
-NOT_APPLIED = (OrderState.HELD, OrderState.REFUSED, OrderState.MISMATCH)
+NOT_APPLIED = (OrderState.HELD, OrderState.REFUSED, OrderState.FAILED, OrderState.MISMATCH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class ContractPage:
 
 
 def not_applied(engine: Engine) -> int:
-    """How many CPQ orders are held, refused or in mismatch."""
+    """How many CPQ orders are held, refused, failed or in mismatch."""
     with reading(engine) as conn:
         counts = cpq_log.order_counts(conn)
     return sum(counts[state] for state in NOT_APPLIED)

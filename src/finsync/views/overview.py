@@ -89,7 +89,7 @@ class Overview:
     pipeline: Health | None
     waiting: Waiting
     held_for_tax: HeldForTax = field(default_factory=HeldForTax)
-    cpq_not_applied: int = 0  # CPQ orders held, refused or in mismatch (hub.cpq_contracts)
+    cpq_not_applied: int = 0  # CPQ orders held, refused, failed or in mismatch
 
     @property
     def by_class(self) -> list[Stake]:

@@ -9,15 +9,17 @@ import { api, navigate, register } from "/console/console.js";
 import { empty, field, h, iso, money, section, select, table } from "/console/ui.js";
 
 const PAGE = 50;
-const STATES = ["held", "sent", "refused", "applied", "mismatch"];
+const STATES = ["held", "sent", "refused", "failed", "applied", "mismatch"];
 const STATE_HELP = {
   held: "held before billing (a product the catalogue map cannot translate)",
   sent: "sent to billing, its contract not yet checked",
   refused: "refused by billing (sent again when finance retries it)",
+  failed: "the last attempt to send it failed (billing unavailable, or a defect): retried",
   applied: "applied: billing's contract equals the CPQ version",
   mismatch: "billing's contract differs from the CPQ version",
 };
-const BADGE = { held: "bad", refused: "bad", mismatch: "bad", sent: "warn", applied: "ok" };
+const BADGE = { held: "bad", refused: "bad", failed: "bad", mismatch: "bad", sent: "warn",
+  applied: "ok" };
 const MILESTONES = [["order_accepted", "Order accepted"],
   ["contract_accepted", "Contract accepted"], ["invoice_posted", "Invoice posted"],
   ["payment_applied", "Payment applied"], ["revenue_schedule_created", "Revenue schedule"]];
@@ -41,7 +43,7 @@ function counts(data) {
     h("div", { class: "value", "data-testid": testid },
       href ? h("a", { href }, String(value)) : String(value)));
   return h("div", { class: "kpis", role: "group", "aria-label": "CPQ orders per state" },
-    kpi("Not applied (held, refused, mismatch)", data.not_applied, "cpq-not-applied"),
+    kpi("Not applied (held, refused, failed, mismatch)", data.not_applied, "cpq-not-applied"),
     STATES.map((s) => kpi(`Orders ${s}`, data.counts[s], `cpq-count-${s}`,
                           `#/quote-to-cash?state=${s}`)));
 }
