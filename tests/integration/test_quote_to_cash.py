@@ -567,9 +567,9 @@ def test_a_late_refusal_never_downgrades_an_applied_order(
     assert order_of(hub, "Q-CPQ-C1-1").state is OrderState.APPLIED
 
 
+# PostgreSQL only: SQLite takes one writer at a time (BEGIN IMMEDIATE) already.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_two_loaders_of_a_new_map_take_turns(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite takes one writer at a time (BEGIN IMMEDIATE) already")
     at = Clock()()
     ready = threading.Event()
     second: dict[str, object] = {}
