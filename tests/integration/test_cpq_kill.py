@@ -42,6 +42,7 @@ from finsync.storage.db import transaction
 from finsync.storage.raw_log import RawIn
 from finsync.systems.billing.handler import RegisterCustomer
 from tests.clikit import auth_section
+from tests.killkit import progress, wait_for_work_to_start
 
 KILLS = 10
 PER_TRIAL = 3  # contracts a trial: 9 CPQ versions, sent shuffled, some twice
@@ -140,24 +141,6 @@ def _worker(config: Path, log: Path, seed: int | None) -> multiprocessing.proces
     return process
 
 
-def _progress(engine: Engine) -> tuple[int, int]:
-    """(order deliveries done, raw events or deliveries still to do)."""
-    with transaction(engine) as conn:
-        counts = outbox.counts(conn)
-        waiting = raw_log.counts(conn).get("received", 0)
-    return counts.get("done", 0), waiting + sum(n for s, n in counts.items() if s != "done")
-
-
-def _wait_for_work_to_start(engine: Engine, done_before: int,
-                            workers: list[multiprocessing.process.BaseProcess],
-                            log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while _progress(engine)[0] == done_before and time.monotonic() < deadline:
-        failed = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
-        assert not failed, f"a worker exited with {failed}: {log.read_text()}"
-        time.sleep(0.02)
-
-
 def _bodies(trial: int, rng: random.Random) -> list[bytes]:
     """The trial's contracts, each the reference contract's three versions under ids of its
     own, shuffled (so versions arrive out of order), a third of them sent twice."""
@@ -187,15 +170,15 @@ def test_each_cpq_version_lands_in_billing_once_through_kills_and_outages(
         with transaction(engine) as conn:
             raw_log.append(conn, [RawIn(cpq.SOURCE, body, {})
                                   for body in _bodies(trial, rng)], datetime.now(UTC))
-        done_before, _ = _progress(engine)
+        done_before, _ = progress(engine)
         workers = [_worker(config, log, rng.randrange(2**32))
                    for _ in range(rng.choice((1, 2)))]
-        _wait_for_work_to_start(engine, done_before, workers, log)
+        wait_for_work_to_start(engine, done_before, workers, log)
         time.sleep(rng.uniform(0.0, 0.2))  # a random point inside the work
         for proc in workers:
             proc.kill()  # SIGKILL
             proc.join()
-        done_after, left = _progress(engine)
+        done_after, left = progress(engine)
         killed_mid_work += done_after > done_before and left > 0
         trial += 1
     time.sleep(1.1)  # the dead workers' leases (1 s) expire

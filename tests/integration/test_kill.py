@@ -27,6 +27,7 @@ from finsync.storage.db import transaction
 from finsync.storage.raw_log import RawIn
 from tests.builders import lifecycle_stream
 from tests.clikit import auth_section
+from tests.killkit import progress, wait_for_work_to_start
 
 TRIALS = 20
 PER_TRIAL = 25  # customers per trial: 225 events, 150 postings
@@ -83,26 +84,6 @@ def _worker(config: Path, log: Path) -> multiprocessing.process.BaseProcess:
     return process
 
 
-def _progress(engine: Engine) -> tuple[int, int]:
-    """(deliveries done, raw events or deliveries still to do)."""
-    with transaction(engine) as conn:
-        counts = outbox.counts(conn)
-        waiting = raw_log.counts(conn).get("received", 0)
-    return counts.get("done", 0), waiting + sum(n for s, n in counts.items() if s != "done")
-
-
-def _wait_for_work_to_start(engine: Engine, done_before: int,
-                            workers: list[multiprocessing.process.BaseProcess],
-                            log: Path) -> None:
-    """Until a delivery is done; a worker that failed (a refused configuration, say) fails
-    the test at once, with its log."""
-    deadline = time.monotonic() + 30
-    while _progress(engine)[0] == done_before and time.monotonic() < deadline:
-        failed = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
-        assert not failed, f"a worker exited with {failed}: {log.read_text()}"
-        time.sleep(0.02)
-
-
 @pytest.mark.slow
 def test_sigkilled_workers_lose_nothing_and_post_nothing_twice(engine: Engine, db_url: str,
                                                                tmp_path: Path) -> None:
@@ -119,14 +100,14 @@ def test_sigkilled_workers_lose_nothing_and_post_nothing_twice(engine: Engine, d
         with transaction(engine) as conn:
             raw_log.append(conn, [RawIn("canonical", line, {}) for line in lines], utc_now())
         sent += len(lines)
-        done_before, _ = _progress(engine)
+        done_before, _ = progress(engine)
         workers = [_worker(config, log) for _ in range(rng.choice((1, 2)))]
-        _wait_for_work_to_start(engine, done_before, workers, log)
+        wait_for_work_to_start(engine, done_before, workers, log)
         time.sleep(rng.uniform(0.0, 0.15))  # a random point inside the work
         for proc in workers:
             proc.kill()  # SIGKILL
             proc.join()
-        done_after, left = _progress(engine)
+        done_after, left = progress(engine)
         killed_mid_work += done_after > done_before and left > 0
         trial += 1
     time.sleep(1.1)  # the dead workers' leases (1 s) expire
