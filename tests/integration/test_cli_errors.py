@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-import finsync.cli.main as cli_main
+import finsync.cli.common as cli_common
 import finsync.demo.run as demo_run
 from finsync.cli.main import app
 from tests.clikit import cli_json as _json
@@ -134,7 +134,7 @@ def test_a_defect_is_internal_error_with_its_traceback(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli_main, "build_hub", broken)
+    monkeypatch.setattr(cli_common, "build_hub", broken)  # where commands get their hub
     (empty_dir / "finsync.toml").write_text(with_auth())
     result = runner.invoke(app, ["status", "--json"])
     assert result.exit_code == 1

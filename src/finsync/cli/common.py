@@ -35,12 +35,13 @@ from sqlalchemy.exc import OperationalError
 from finsync.auth.local import mapped_principal, require
 from finsync.auth.principal import Principal
 from finsync.auth.tokens import principal_for
-from finsync.bootstrap import build_engine, build_token_store
+from finsync.bootstrap import approved_config, build_engine, build_hub, build_token_store
 from finsync.cli import output
 from finsync.config import ConfigError, FinsyncConfig, load_config
 from finsync.domain.clock import utc_now
 from finsync.domain.errors import FinsyncError
 from finsync.hub import logfilter
+from finsync.hub.service import Hub
 
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 ConfigPath = Annotated[Path | None, typer.Option("--config", "-c", help="finsync.toml to use.")]
@@ -107,6 +108,23 @@ def embedded(config: Path | None, role: str, what: str,
         yield build(loaded, engine)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def hub_for(config: Path | None, scope: str | None, *,
+            controlled: bool = False) -> Iterator[tuple[Hub, Principal]]:
+    """The hub for a principal holding `scope` (None: the command checks it itself);
+    `controlled`: the command runs the pipeline, whose routes, ownership map and thresholds
+    must be the approved ones."""
+    loaded = load_config(config)
+    principal = acting(loaded) if scope is None else authorised(loaded, scope)
+    hub = build_hub(loaded)
+    try:
+        if controlled:
+            approved_config(loaded, hub.engine, hub.clock)
+        yield hub, principal
+    finally:
+        hub.engine.dispose()
 
 
 def day_or_today(text: str | None) -> date:

@@ -17,8 +17,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -27,17 +26,16 @@ from typing import Annotated, Any
 
 import typer
 
-from finsync.auth.principal import EXCEPTIONS_ACT, FINANCE_READ, Principal, events_write
+from finsync.auth.principal import EXCEPTIONS_ACT, FINANCE_READ, events_write
 from finsync.bootstrap import (
-    approved_config,
     build_engine,
-    build_hub,
     catalog_map_in_force,
     check_catalog_map,
     load_cpq_file,
 )
 from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, authorised, guarded
+from finsync.cli.common import hub_for as _hub
 from finsync.config import load_config
 from finsync.domain.catalog_map import CatalogMap, digest
 from finsync.domain.events import CommercialContractApproved, EventType
@@ -71,22 +69,6 @@ def _check_ids(**given: str | None) -> None:
         if value is not None and not 0 < len(value) <= ID_MAX_CHARS:
             raise typer.BadParameter(f"{name} must be 1 to {ID_MAX_CHARS} characters "
                                      f"(ID_MAX_CHARS), not {len(value):,}")
-
-
-@contextmanager
-def _hub(config: Path | None, scope: str, *,
-         controlled: bool = False) -> Iterator[tuple[Hub, Principal]]:
-    """The hub for a principal holding `scope`; `controlled`: the command runs the
-    pipeline, so its routes and ownership map must be the approved ones."""
-    loaded = load_config(config)
-    principal = authorised(loaded, scope)
-    hub = build_hub(loaded)
-    try:
-        if controlled:
-            approved_config(loaded, hub.engine, hub.clock)
-        yield hub, principal
-    finally:
-        hub.engine.dispose()
 
 
 @app.command()

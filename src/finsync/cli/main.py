@@ -12,8 +12,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -28,12 +26,11 @@ from finsync.auth.principal import (
     FINANCE_READ,
     PERIODS_MANAGE,
     PII_READ,
-    Principal,
     PrincipalError,
     events_write,
     normalise,
 )
-from finsync.bootstrap import approved_config, build_engine, build_hub, migrate_database
+from finsync.bootstrap import approved_config, build_engine, migrate_database
 from finsync.cli import audit as audit_cli
 from finsync.cli import billing as billing_cli
 from finsync.cli import controls as controls_cli
@@ -49,11 +46,11 @@ from finsync.cli import tax as tax_cli
 from finsync.cli import tokens as tokens_cli
 from finsync.cli import tryton as tryton_cli
 from finsync.cli import usage as usage_cli
-from finsync.cli.common import ConfigPath, Json, acting, authorised, guarded, os_login
-from finsync.config import DEFAULT_CONFIG, FinsyncConfig, load_config
+from finsync.cli.common import ConfigPath, Json, authorised, guarded, os_login
+from finsync.cli.common import hub_for as _hub
+from finsync.config import DEFAULT_CONFIG, load_config
 from finsync.domain.clock import parse_utc
 from finsync.hub.replay import ReplayFilter
-from finsync.hub.service import Hub
 from finsync.hub.status import STATUS_FILTERS, UNRESOLVED_FILTER, HubStatus, Waiting
 
 app = typer.Typer(help="finsync: every financial effect of a contract change, once, everywhere.",
@@ -82,25 +79,6 @@ app.add_typer(controls_cli.app, name="config")
 app.add_typer(cpq_cli.app, name="cpq")
 
 
-@contextmanager
-def _hub(config: Path | None, scope: str | None, *,
-         controlled: bool = False) -> Iterator[tuple[Hub, Principal]]:
-    """The hub for a principal holding `scope` (None: the command checks it itself);
-    `controlled`: the command runs the pipeline, whose routes, ownership map and thresholds
-    must be the approved ones."""
-    loaded = load_config(config)
-    principal = _principal(loaded, scope)
-    hub = build_hub(loaded)
-    try:
-        if controlled:
-            approved_config(loaded, hub.engine, hub.clock)
-        yield hub, principal
-    finally:
-        hub.engine.dispose()
-
-
-def _principal(config: FinsyncConfig, scope: str | None) -> Principal:
-    return acting(config) if scope is None else authorised(config, scope)
 
 
 # What `finsync init` maps the current login to: what an operator needs day to day. Approving
