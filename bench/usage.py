@@ -20,8 +20,10 @@ Figures, per backend, each on a fresh database:
    on (source, event id) in one committed transaction; target ≥ 50,000 events/s and ≥ 50 %
    of figure 1 (both 1a and 1b are shown);
 3. the same bodies sent again: every event a duplicate, nothing stored;
-4. aggregation: one `UsageIntake.aggregate` run over the N events (claim, GROUP BY into
-   totals per subscription, product and day), shown as events/s.
+4. aggregation: one `UsageIntake.aggregate` run over the N events (billing's periods read
+   for the subscriptions waiting, claim, GROUP BY into totals per subscription, product and
+   period), shown as events/s. The bench's subscriptions are unknown to billing, so each
+   day is a period of its own: the most totals a run can make of these events.
 
 See bench/README.md.
 """

@@ -10,8 +10,8 @@ Rules:
   code, and the rest of the batch is kept (`MeterBatch.refused`).
 - Everything is bounded by the source's `InputLimits`: ids at most `id_max_chars`, no control
   character, the timestamp within `years_back` / `years_ahead` of the day received.
-- The usage day is the timestamp's UTC date: usage is totalled per subscription, product and
-  day, which never straddles a billing period (periods start on a day).
+- The usage day is the timestamp's UTC date: billing periods start on a day, so a day lies
+  in exactly one period (usage is totalled per subscription, product and period).
 - A source that sends another shape (Stripe's meter events) names a `Translate`: each item
   is translated to this shape first, and a translation that fails refuses that item alone
   (its code, and its `id` or the source's own `identifier` as the id shown).

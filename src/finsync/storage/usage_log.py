@@ -6,11 +6,14 @@ Rules:
   de-duplication (`ON CONFLICT DO NOTHING`), in the statement that inserts; the first one
   stored wins, and those sent again are never stored twice (`differing` finds those sent
   again with other values, for intake to refuse).
-- An aggregation run claims every event not yet counted whose usage day is before its
-  `through` day (`run_id` set), and totals them per (source, subscription, product, day) with
-  one `INSERT … SELECT … GROUP BY`, in the same transaction: each event is in exactly one
-  total. A meter event that arrives after its day was totalled is claimed by the next run and
-  makes a delta total of its own (its own id), added to the first by billing.
+- An aggregation run is given the periods it totals by (`RunPeriod`: per subscription, a
+  partition of the days of its waiting events into billing's periods, and days no period
+  holds, each its own). It claims every event not yet counted that lies in one of them and
+  whose period ended by its `through` day (`run_id` set), and totals them per (source,
+  subscription, product, period) with one `INSERT … SELECT … GROUP BY`, in the same
+  transaction: each event is in exactly one total. An event in no period given waits for a
+  later run. A meter event that arrives after its period was totalled is claimed by the next
+  run and makes a delta total of its own (its own id), added to the first by billing.
 - A total is `pending` until billing recorded it (`recorded`) or refused it (`refused`, with
   its code); the id billing knows it by is `record_id(total)`, the same on every attempt.
 """
@@ -20,13 +23,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
+    ColumnElement,
     Connection,
     Date,
     ForeignKey,
@@ -36,14 +41,22 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
+    case,
+    delete,
+    exists,
     func,
     insert,
     literal,
+    literal_column,
+    or_,
     select,
+    type_coerce,
     update,
 )
 
 from finsync.dbtypes import Serial, UtcDateTime
+from finsync.domain.clock import Period
 from finsync.domain.meter import MeterEvent
 from finsync.storage.db import StorageError
 from finsync.storage.schema import metadata
@@ -81,19 +94,41 @@ usage_totals = Table(
     Column("source", String(64), nullable=False),
     Column("subscription_id", String(255), nullable=False),
     Column("product_id", String(255), nullable=False),
-    Column("usage_day", Date, nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
     Column("quantity", BigInteger, nullable=False),
     Column("events", Integer, nullable=False),
     Column("status", String(16), nullable=False),  # UsageTotalStatus
     Column("error_code", String(64)),
     Column("error_detail", Text),
     Column("recorded_at", UtcDateTime),
-    UniqueConstraint("run_id", "source", "subscription_id", "product_id", "usage_day",
+    UniqueConstraint("run_id", "source", "subscription_id", "product_id", "period_start",
                      name="uq_usage_totals_key"),  # the convention's name is too long
     Index("ix_usage_totals_status_id", "status", "id"),
 )
 
+# The periods a run totals by, written and emptied in the run's own transaction.
+usage_run_periods = Table(
+    "usage_run_periods", metadata,
+    Column("run_id", BigInteger, primary_key=True),
+    Column("subscription_id", String(255), primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("period_end", Date, nullable=False),
+    Column("daily", Boolean, nullable=False),  # each day of it a period of its own
+)
+
 PENDING, RECORDED, REFUSED = "pending", "recorded", "refused"  # usage_totals.status
+
+
+@dataclass(frozen=True, slots=True)
+class RunPeriod:
+    """Days `[start, end)` of a subscription's usage that a run totals as one period, or,
+    `daily`, as one period a day (no billing period holds them)."""
+
+    subscription_id: str
+    start: date
+    end: date
+    daily: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +137,7 @@ class UsageTotal:
     source: str
     subscription_id: str
     product_id: str
-    usage_day: date
+    period: Period
     quantity: int
     events: int
 
@@ -242,34 +277,67 @@ def _copy_staged(cursor: psycopg.Cursor[Any], rows: Sequence[tuple[object, ...]]
     return int(stored)
 
 
-def aggregate(conn: Connection, through_day: date, at: datetime) -> tuple[int, int, int]:
-    """Claim the events not yet counted with a usage day before `through_day` and total
-    them; returns (run id, events claimed, totals written). The caller serialises runs."""
+def waiting_spans(conn: Connection, through_day: date) -> dict[str, Period]:
+    """Per subscription, the days from the first to the last of its events not yet counted
+    and before `through_day`: what a run asks billing's periods of."""
+    e = usage_events.c
+    rows = conn.execute(select(e.subscription_id, func.min(e.usage_day), func.max(e.usage_day))
+                        .where(e.run_id.is_(None), e.usage_day < through_day)
+                        .group_by(e.subscription_id))
+    return {sub: Period(first, last + timedelta(days=1)) for sub, first, last in rows}
+
+
+def aggregate(conn: Connection, through_day: date, at: datetime,
+              periods: Sequence[RunPeriod]) -> tuple[int, int, int]:
+    """Claim the events not yet counted that lie in `periods`, in a period ended by
+    `through_day`, and total them per source, subscription, product and period; returns
+    (run id, events claimed, totals written). The caller serialises runs."""
     run_id = int(conn.execute(insert(usage_runs).returning(usage_runs.c.id),
                               {"run_at": at, "through_day": through_day, "events": 0,
                                "totals": 0}).scalar_one())
+    if periods:
+        conn.execute(insert(usage_run_periods), [
+            {"run_id": run_id, "subscription_id": p.subscription_id, "period_start": p.start,
+             "period_end": p.end, "daily": p.daily} for p in periods])
+    e, p = usage_events.c, usage_run_periods.c
+    holds = and_(p.run_id == run_id, p.subscription_id == e.subscription_id,
+                 p.period_start <= e.usage_day, e.usage_day < p.period_end)
+    ended = exists().where(holds, or_(p.daily, p.period_end <= through_day))
     claimed = conn.execute(update(usage_events).where(
-        usage_events.c.run_id.is_(None), usage_events.c.usage_day < through_day)
-        .values(run_id=run_id)).rowcount
-    e = usage_events.c
-    grouped = select(literal(run_id, BigInteger), e.source, e.subscription_id, e.product_id,
-                     e.usage_day, func.sum(e.quantity), func.count(), literal(PENDING)).where(
-        e.run_id == run_id).group_by(e.source, e.subscription_id, e.product_id, e.usage_day)
+        e.run_id.is_(None), e.usage_day < through_day, ended).values(run_id=run_id)).rowcount
+    start = case((p.daily, e.usage_day), else_=p.period_start)
+    end = case((p.daily, _day_after(conn, start)), else_=p.period_end)
+    grouped = (select(literal(run_id, BigInteger), e.source, e.subscription_id, e.product_id,
+                      start, end, func.sum(e.quantity), func.count(), literal(PENDING))
+               .select_from(usage_events.join(usage_run_periods, holds))
+               .where(e.run_id == run_id)
+               .group_by(e.source, e.subscription_id, e.product_id, p.daily, p.period_end,
+                         start))
     written = len(conn.execute(insert(usage_totals).from_select(
-        ["run_id", "source", "subscription_id", "product_id", "usage_day", "quantity",
-         "events", "status"], grouped).returning(usage_totals.c.id)).all())
+        ["run_id", "source", "subscription_id", "product_id", "period_start", "period_end",
+         "quantity", "events", "status"], grouped).returning(usage_totals.c.id)).all())
+    conn.execute(delete(usage_run_periods).where(p.run_id == run_id))
     conn.execute(update(usage_runs).where(usage_runs.c.id == run_id)
                  .values(events=claimed, totals=written))
     return run_id, int(claimed), int(written)
 
 
+def _day_after(conn: Connection, day: ColumnElement[date]) -> ColumnElement[date]:
+    """The next day, in SQL; literal text, not a bound value, so that the grouped and the
+    selected expression read alike."""
+    if conn.dialect.name == "sqlite":  # dates are ISO text there
+        return type_coerce(func.date(day, literal_column("'+1 day'")), Date)
+    return type_coerce(day + literal_column("1"), Date)
+
+
 def pending_totals(conn: Connection, limit: int) -> list[UsageTotal]:
     t = usage_totals.c
-    rows = conn.execute(select(t.id, t.source, t.subscription_id, t.product_id, t.usage_day,
-                               t.quantity, t.events).where(t.status == PENDING)
+    rows = conn.execute(select(t.id, t.source, t.subscription_id, t.product_id, t.period_start,
+                               t.period_end, t.quantity, t.events).where(t.status == PENDING)
                         .order_by(t.id).limit(limit))
-    return [UsageTotal(int(r.id), r.source, r.subscription_id, r.product_id, r.usage_day,
-                       int(r.quantity), int(r.events)) for r in rows]
+    return [UsageTotal(int(r.id), r.source, r.subscription_id, r.product_id,
+                       Period(r.period_start, r.period_end), int(r.quantity), int(r.events))
+            for r in rows]
 
 
 def mark(conn: Connection, total_id: int, status: str, at: datetime,
