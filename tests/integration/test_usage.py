@@ -51,6 +51,7 @@ class FakeUsagePort:
     fail: Exception | None = None
     periods: dict[str, tuple[Period, ...]] = field(default_factory=dict)
     unreadable: bool = False  # its periods cannot be read
+    asked: int = 0  # times its periods were read
 
     def record_usage(self, record: UsageRecord, ctx: DeliveryContext) -> Receipt:
         if self.fail is not None:
@@ -59,6 +60,7 @@ class FakeUsagePort:
         return Receipt(record.id)
 
     def usage_periods(self, spans: Mapping[str, Period]) -> Mapping[str, tuple[Period, ...]]:
+        self.asked += 1
         if self.unreadable:
             raise TransientError("billing is down")
         return {sub: self.periods[sub] for sub in spans if sub in self.periods}
@@ -323,3 +325,23 @@ def test_totals_made_per_day_before_periods_keep_their_day(
     with reading(engine) as conn:
         [total] = usage_log.pending_totals(conn, 10)
     assert (total.period, total.quantity) == (Period(date(2026, 3, 2), date(2026, 3, 3)), 7)
+
+
+def test_the_serve_worker_reads_waiting_events_only_when_a_period_can_have_ended(
+        engine: Engine) -> None:
+    march = Period(date(2026, 3, 1), date(2026, 4, 1))
+    port = FakeUsagePort(periods={"con_acme_2026": (march,)})
+    now = [datetime(2026, 3, 10, 12, tzinfo=UTC)]
+    upgrade(engine)
+    usage = UsageIntake(engine, lambda: now[0], port, ["metering"], lambda _s: InputLimits(),
+                        settle_s=3600)
+    usage.receive("metering", json.dumps([_event(1, day=2)]).encode())
+    assert (usage.step(lambda: None), port.asked) == (0, 1)  # March has not ended
+    assert (usage.step(lambda: None), port.asked) == (0, 1)  # nothing changed: not asked
+    usage.receive("metering", json.dumps([_event(2, day=10)]).encode())  # today's
+    assert (usage.step(lambda: None), port.asked) == (0, 1)
+    usage.receive("metering", json.dumps([_event(3, day=3)]).encode())  # a day before
+    assert (usage.step(lambda: None), port.asked) == (0, 2)
+    now[0] = datetime(2026, 4, 1, 1, 0, 1, tzinfo=UTC)  # March ended an hour ago
+    assert (usage.step(lambda: None), port.asked) == (3 + 1, 3)  # 3 events, 1 recorded
+    assert [(r.occurred_on, r.quantity) for r in port.recorded] == [(march.start, 15)]

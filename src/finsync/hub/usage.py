@@ -114,6 +114,9 @@ class UsageIntake:
         self.sources = frozenset(sources)
         self._limits_for, self.settle_s = limits_for, settle_s
         self._translators = dict(translators or {})
+        # (through day, newest event id) when `step` last aggregated: nothing more can be
+        # totalled until the day moves or an event arrives for a day before it.
+        self._stepped: tuple[date, int] | None = None
 
     def knows(self, source: str) -> bool:
         return source in self.sources
@@ -210,7 +213,7 @@ class UsageIntake:
         """Total every meter event not yet counted whose billing period ended by
         `through_day` (default: the periods that ended `settle_s` ago)."""
         at = self._clock()
-        through = through_day or (at - timedelta(seconds=self.settle_s)).date()
+        through = through_day or self._settled(at)
         with reading(self.engine) as conn:
             spans = usage_log.waiting_spans(conn, through)
         periods = (self._port.usage_periods(spans)
@@ -283,15 +286,34 @@ class UsageIntake:
 
     def step(self, progressed: Callable[[], None]) -> int:
         """One round of the `serve` usage worker: total the settled periods, hand them over
-        (a billing that cannot be read now is read again next round)."""
+        (a billing that cannot be read now is read again next round). The waiting events
+        are read, and billing asked, only when something can have changed since the last
+        round: the day moved, or an event arrived for a day before it (one of a period
+        already ended); otherwise the round only hands over."""
+        events = self._step_aggregate(progressed)
+        handed = self.hand_over()
+        return events + handed.recorded + handed.refused
+
+    def _step_aggregate(self, progressed: Callable[[], None]) -> int:
+        through = self._settled(self._clock())
+        with reading(self.engine) as conn:
+            newest = usage_log.newest_event_id(conn)
+            last = self._stepped
+            if last is not None and last[0] == through and not usage_log.arrived_before(
+                    conn, last[1], through):
+                return 0
         try:
-            run = self.aggregate()
+            run = self.aggregate(through)
         except TransientError:
             return 0
+        self._stepped = (through, newest)
         if run.totals:
             progressed()
-        handed = self.hand_over()
-        return run.events + handed.recorded + handed.refused
+        return run.events
+
+    def _settled(self, at: datetime) -> date:
+        """The default `through`: periods that ended `settle_s` before `at`."""
+        return (at - timedelta(seconds=self.settle_s)).date()
 
 
 def run_periods(spans: Mapping[str, Period],

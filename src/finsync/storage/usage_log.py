@@ -277,6 +277,19 @@ def _copy_staged(cursor: psycopg.Cursor[Any], rows: Sequence[tuple[object, ...]]
     return int(stored)
 
 
+def newest_event_id(conn: Connection) -> int:
+    """The id of the meter event stored last (0: none); a look-up of the primary key."""
+    return int(conn.execute(select(func.max(usage_events.c.id))).scalar_one() or 0)
+
+
+def arrived_before(conn: Connection, after_id: int, through_day: date) -> bool:
+    """Whether an event stored after `after_id` (by id: on PostgreSQL one committed late
+    under a smaller id is found when the day moves) lies on a day before `through_day`."""
+    e = usage_events.c
+    return conn.execute(select(e.id).where(e.id > after_id, e.usage_day < through_day)
+                        .limit(1)).first() is not None
+
+
 def waiting_spans(conn: Connection, through_day: date) -> dict[str, Period]:
     """Per subscription, the days from the first to the last of its events not yet counted
     and before `through_day`: what a run asks billing's periods of."""
