@@ -204,9 +204,11 @@ def _rows(conn: Connection, source: str, events: Sequence[MeterEvent],
                    moment.date(), received_at)
         return
     received = sqlite_datetime(received_at)
-    for e in events:
-        text = sqlite_datetime(e.occurred_at)
-        yield (source, e.id, e.subscription_id, e.product_id, e.quantity, text, text[:10],
+    for event_id, subscription, product, quantity, moment in events:
+        if moment.tzinfo is not UTC:
+            moment = moment.astimezone(UTC)
+        text = moment.isoformat(" ", "microseconds")  # `sqlite_datetime`, inlined
+        yield (source, event_id, subscription, product, quantity, text[:26], text[:10],
                received)
 
 
