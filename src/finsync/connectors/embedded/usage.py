@@ -6,7 +6,7 @@ Rules:
 - A billing rule that refuses the record is a `PermanentError` carrying the rule's code and
   exception class; the billing database failing is a `TransientError`.
 - `usage_periods` reads billing's rating periods (`systems.billing.usage.usage_periods`)
-  in one read transaction.
+  in one read-only transaction.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from sqlalchemy.exc import DBAPIError
 
 from finsync.connectors.ports import DeliveryContext, Receipt
+from finsync.dbsnapshot import read_snapshot
 from finsync.domain.clock import Period
 from finsync.domain.errors import PermanentError, TransientError
 from finsync.domain.invoice import UsageRecord
@@ -48,7 +49,7 @@ class EmbeddedUsage:
 
     def usage_periods(self, spans: Mapping[str, Period]) -> Mapping[str, tuple[Period, ...]]:
         try:
-            with self._service.engine.begin() as conn:
+            with read_snapshot(self._service.engine) as conn:  # no write lock taken
                 return usage_periods(conn, spans)
         except DBAPIError as exc:
             raise TransientError(f"billing could not read usage periods: {exc}") from exc

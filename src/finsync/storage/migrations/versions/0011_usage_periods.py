@@ -1,6 +1,7 @@
 """usage totals per billing period: `usage_totals.usage_day` becomes `period_start`, beside a
 new `period_end` (a total made per day before this keeps its day: [day, day + 1)); the
-periods an aggregation run totals by (`usage_run_periods`, emptied by the run itself)
+periods an aggregation run totals by (`usage_run_periods`, emptied by the run itself); the
+events indexed by run, subscription and day (what joins them to their periods)
 
 Revision ID: 0011
 Revises: 0010
@@ -21,6 +22,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.drop_index('ix_usage_events_run_id_usage_day', table_name='usage_events')
+    op.create_index('ix_usage_events_run_id_subscription_id_usage_day', 'usage_events',
+                    ['run_id', 'subscription_id', 'usage_day'], unique=False)
     with op.batch_alter_table('usage_totals') as batch:
         batch.alter_column('usage_day', new_column_name='period_start',
                            existing_type=sa.Date(), existing_nullable=False)
@@ -43,6 +47,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_usage_events_run_id_subscription_id_usage_day', table_name='usage_events')
+    op.create_index('ix_usage_events_run_id_usage_day', 'usage_events',
+                    ['run_id', 'usage_day'], unique=False)
     op.drop_table('usage_run_periods')
     with op.batch_alter_table('usage_totals') as batch:
         batch.drop_column('period_end')
