@@ -31,10 +31,11 @@ Rules:
   silently.
 - Hand-over (`hand_over`): each pending total is ONE billing usage record, idempotent by
   its record id (`usage_log.record_id`), dated the period's first day, marked `recorded`
-  after billing committed it. A
-  refusal marks it `refused` and opens an exception of billing's class, with the quantity
-  and the code; a transient failure leaves it pending for the next round. Billing rates the
-  period at its end (one `UsageRated` per line and period), which is what revenue receives.
+  after billing committed it. A refusal marks it `refused` and opens an exception of
+  billing's class, with the quantity and the code; a transient failure leaves it pending
+  for the next round. Billing rates the period at its end (one `UsageRated` per line and
+  period), which is what revenue receives.
+- Intake reads a batch with the cyclic garbage collector paused (`_collector_paused`).
 """
 
 from __future__ import annotations
