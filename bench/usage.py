@@ -5,6 +5,7 @@ A benchmark, not a test: it prints figures and checks only that each run did the
 claims (every meter event stored once, every total written).
 
     .venv/bin/python bench/usage.py [--events N] [--batch B] [--backends sqlite,postgresql]
+                                    [--profile]
 
 Figures, per backend, each on a fresh database:
 
@@ -32,7 +33,10 @@ See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
+import pstats
 import sys
 import tempfile
 import time
@@ -197,19 +201,33 @@ class Results:
     again: Figure
     aggregate: Figure
     totals: int
+    profile: str = ""  # figure 2's cProfile (--profile)
+
+
+def _top(profiler: cProfile.Profile) -> str:
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(20)
+    return out.getvalue()
 
 
 def measure_usage(url: str, workdir: Path, bodies: Sequence[bytes], n: int,
-                  baseline: Figure) -> Results:
+                  baseline: Figure, profile: bool = False) -> Results:
     config = config_for(url, workdir)
     engine = build_engine(config)
     try:
         upgrade(engine)
         subscribe(config, engine)
         usage = build_usage(config, engine, lambda: RECEIVED_AT)
+        # CPU time, not wall time: the machine is shared, and what is asked is where our
+        # own work goes (the database's waits show as the driver calls' share).
+        profiler = cProfile.Profile(time.process_time) if profile else None
         start = time.perf_counter()
+        if profiler:
+            profiler.enable()
         for body in bodies:
             usage.receive(SOURCE, body)
+        if profiler:
+            profiler.disable()
         intake = Figure(n, time.perf_counter() - start)
         assert usage.counts()["events"] == n
         start = time.perf_counter()
@@ -221,14 +239,15 @@ def measure_usage(url: str, workdir: Path, bodies: Sequence[bytes], n: int,
         run = usage.aggregate(date(2026, 4, 1))
         aggregate = Figure(n, time.perf_counter() - start)
         assert run.events == n, run
-        return Results("", baseline, baseline, intake, again, aggregate, run.totals)
+        return Results("", baseline, baseline, intake, again, aggregate, run.totals,
+                       _top(profiler) if profiler else "")
     finally:
         engine.dispose()
 
 
 def run_backend(backend: backends.Backend, workdir: Path, rows: Sequence[dict[str, Any]],
                 bodies: Sequence[bytes], batch: int, repeat: int,
-                say: Any) -> Results:
+                say: Any, profile: bool = False) -> Results:
     runs: list[Results] = []
     for k in range(repeat):
         with backend.fresh() as url:
@@ -237,11 +256,11 @@ def run_backend(backend: backends.Backend, workdir: Path, rows: Sequence[dict[st
             driver = measure_driver_baseline(url, rows, batch)
         with backend.fresh() as url:
             result = measure_usage(url, Path(tempfile.mkdtemp(dir=workdir)), bodies,
-                                   len(rows), baseline)
+                                   len(rows), baseline, profile)
         say(f"{backend.name} run {k + 1}: raw {baseline.rate:,.0f}/s, driver "
             f"{driver.rate:,.0f}/s, intake {result.intake.rate:,.0f}/s")
         runs.append(Results(backend.name, baseline, driver, result.intake, result.again,
-                            result.aggregate, result.totals))
+                            result.aggregate, result.totals, result.profile))
     ordered = sorted(runs, key=lambda r: r.intake.rate / r.driver.rate)
     return ordered[len(ordered) // 2]
 
@@ -252,6 +271,9 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--batch", type=int, default=10_000,
                         help="meter events per request body and per baseline commit")
     parser.add_argument("--tmpdir", type=Path, default=None)
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile figure 2 (CPU time), the top 20 by own time; the "
+                             "profiler slows figure 2 itself")
     backends.add_run_options(parser, repeat_figures="1 to 4")
     args = backends.parse_args(parser, argv)
     console, say = backends.make_console()
@@ -264,7 +286,8 @@ def main(argv: Sequence[str]) -> None:
         workdir = Path(tmp)
         results = backends.run_backends(
             args.backends, workdir,
-            lambda b: run_backend(b, workdir, rows, bodies, args.batch, args.repeat, say),
+            lambda b: run_backend(b, workdir, rows, bodies, args.batch, args.repeat, say,
+                                  args.profile),
             notes, say, sqlite_prefix="usage", unit="measurement")
     table = RichTable(title=f"usage intake: {args.events:,} meter events, bodies of "
                             f"{args.batch:,}, median of {args.repeat} run(s)")
@@ -289,6 +312,10 @@ def main(argv: Sequence[str]) -> None:
     console.print(table)
     console.print("The run shown is the median by figure 2 / figure 1b; the target's ratio "
                   "is taken against the faster of 1a and 1b. Each figure on a fresh database.")
+    for r in results:
+        if r.profile:
+            console.print(f"[bold]{r.backend}: profile of figure 2 (cProfile, CPU)[/bold]")
+            console.print(r.profile, highlight=False, markup=False)
     backends.print_grids(console, [("machine", notes)])
 
 
