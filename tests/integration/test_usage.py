@@ -1,21 +1,23 @@
 """Usage at volume: meter events stored once by id, bad items refused alone with codes,
-totals per subscription, product and day in SQL, one billing usage record per total, late
-events as delta totals of their own."""
+totals per subscription, product and billing period in SQL (a day no period holds is its
+own), one billing usage record per total, late events as delta totals of their own."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.dialects import sqlite
 
 from finsync.api.app import create_app
 from finsync.connectors.embedded.usage import EmbeddedUsage
 from finsync.connectors.ports import DeliveryContext, Receipt
+from finsync.domain.clock import Period
 from finsync.domain.errors import ExceptionClass, MappingError, PermanentError, TransientError
 from finsync.domain.events import UsageRated
 from finsync.domain.invoice import UsageRecord
@@ -27,6 +29,7 @@ from finsync.storage.migrate import upgrade
 from finsync.systems.billing.handler import RunClock
 from tests import authkit
 from tests.hubkit import make_hub
+from tests.integration.test_ledger_dispute_migration import blank  # noqa: F401 (a fixture)
 from tests.unit.billing.servicekit import REGISTER, create, overage, seats, service
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
@@ -40,15 +43,27 @@ def _event(n: int, day: int = 1, quantity: int = 5, sub: str = "con_acme_2026",
 
 @dataclass
 class FakeUsagePort:
+    """A billing that records usage and lays no period (each day is one), unless given
+    `periods`."""
+
     system: str = "billing"
     recorded: list[UsageRecord] = field(default_factory=list)
     fail: Exception | None = None
+    periods: dict[str, tuple[Period, ...]] = field(default_factory=dict)
+    unreadable: bool = False  # its periods cannot be read
+    asked: int = 0  # times its periods were read
 
     def record_usage(self, record: UsageRecord, ctx: DeliveryContext) -> Receipt:
         if self.fail is not None:
             raise self.fail
         self.recorded.append(record)
         return Receipt(record.id)
+
+    def usage_periods(self, spans: Mapping[str, Period]) -> Mapping[str, tuple[Period, ...]]:
+        self.asked += 1
+        if self.unreadable:
+            raise TransientError("billing is down")
+        return {sub: self.periods[sub] for sub in spans if sub in self.periods}
 
 
 def _usage(engine: Engine, port: object = None, limits: InputLimits | None = None,
@@ -190,21 +205,76 @@ def test_a_refused_total_opens_an_exception_and_a_transient_one_waits(
     assert {r["class"] for r in opened} == {ExceptionClass.CLOSED_PERIOD}
 
 
-def test_meter_events_reach_billing_as_one_record_per_day_and_one_rating_per_period(
+def test_meter_events_reach_billing_as_one_record_per_item_and_period(
         engine: Engine) -> None:
     billing = service(engine)
     billing.execute(REGISTER)
-    billing.execute(create(seats(), overage()))
+    billing.execute(create(seats(), overage()))  # monthly usage periods from 2026-01-01
     usage = _usage(engine, EmbeddedUsage("billing", billing))
-    events = [_event(n, day=1 + n % 3, quantity=1_000) for n in range(300)]
+    events = [_event(n, day=1 + n % 31, quantity=1_000) for n in range(310)]
+    events += [_event(900 + n, day=1 + n, sub="con_nobody") for n in range(2)]
     receipt = usage.receive("metering", json.dumps(events).encode())
-    assert receipt.stored == 300
-    usage.aggregate(date(2026, 3, 9))
-    assert usage.hand_over().recorded == 3  # 300 meter events, 3 days: 3 commands
+    assert receipt.stored == 312
+    # March has not ended: its events wait. Billing knows no con_nobody, so each of its
+    # days is a period of its own (refused by billing below, one by one).
+    early = usage.aggregate(date(2026, 3, 9))
+    assert (early.events, early.totals) == (2, 2)
+    run = usage.aggregate(date(2026, 4, 1))
+    assert (run.events, run.totals) == (310, 1)  # 310 meter events over 31 days: one total
+    handed = usage.hand_over()
+    assert (handed.recorded, handed.refused) == (1, 2)
     rated = billing.execute(RunClock(date(2026, 4, 1))).emitted
     ratings = [e.event for e in rated if isinstance(e.event, UsageRated)]
     march = [r for r in ratings if r.usage_charge.period_start == date(2026, 3, 1)]
-    assert len(march) == 1 and march[0].usage_charge.used == 300_000  # one event for the period
+    assert len(march) == 1 and march[0].usage_charge.used == 310_000  # one event for the period
+    usage.receive("metering", json.dumps([_event(999, day=31, quantity=5)]).encode())
+    late = usage.aggregate(date(2026, 4, 2))  # a delta for March, which billing has rated
+    assert (late.events, late.totals) == (1, 1)
+    assert usage.hand_over().refused == 1
+    with reading(engine) as conn:
+        opened = exception_log.listing(conn, status=None, exception_class=None, limit=10)
+    closed = [r for r in opened if r["class"] == ExceptionClass.CLOSED_PERIOD]
+    unknown = [r for r in opened if "subscription:con_nobody" in r["objects"]]
+    assert len(opened) == 3 and len(unknown) == 2
+    assert len(closed) == 1 and "subscription:con_acme_2026" in closed[0]["objects"]
+
+
+def test_a_period_is_totalled_once_it_ended_and_days_outside_periods_alone(
+        engine: Engine) -> None:
+    march, april = Period(date(2026, 3, 1), date(2026, 4, 1)), Period(date(2026, 4, 1),
+                                                                      date(2026, 4, 20))
+    port = FakeUsagePort(periods={"con_acme_2026": (march, april)})
+    usage = _usage(engine, port, now=datetime(2026, 4, 30, tzinfo=UTC))
+    events = [_event(n, day=1 + n % 31, quantity=n) for n in range(1, 63)]
+    events += [{**_event(100), "timestamp": "2026-04-05T10:00:00Z"},
+               {**_event(101), "timestamp": "2026-04-25T10:00:00Z"}]  # after the term
+    usage.receive("metering", json.dumps(events).encode())
+    first = usage.aggregate(date(2026, 4, 10))  # March ended; April has not
+    assert (first.events, first.totals) == (62, 1)
+    second = usage.aggregate(date(2026, 4, 30))
+    assert (second.events, second.totals) == (2, 2)
+    usage.hand_over()
+    got = [(r.occurred_on, r.quantity) for r in port.recorded]
+    assert got == [(date(2026, 3, 1), sum(range(1, 63))), (date(2026, 4, 1), 5),
+                   (date(2026, 4, 25), 5)]
+    with reading(engine) as conn:
+        periods = conn.execute(select(usage_log.usage_totals.c.period_start,
+                                      usage_log.usage_totals.c.period_end)
+                               .order_by(usage_log.usage_totals.c.id)).all()
+        assert conn.execute(select(func.count()).select_from(
+            usage_log.usage_run_periods)).scalar_one() == 0  # a run's scratch, emptied
+    assert periods == [(march.start, march.end), (april.start, april.end),
+                       (date(2026, 4, 25), date(2026, 4, 26))]
+
+
+def test_a_billing_that_cannot_be_read_leaves_every_event_waiting(engine: Engine) -> None:
+    port = FakeUsagePort(unreadable=True)
+    usage = _usage(engine, port)
+    usage.receive("metering", json.dumps([_event(1)]).encode())
+    with pytest.raises(TransientError):
+        usage.aggregate(date(2026, 3, 9))
+    assert usage.step(lambda: None) == 0
+    assert usage.counts()["events_waiting"] == 1
 
 
 def test_the_http_batch_endpoint_answers_per_item(engine: Engine, tmp_path: Path) -> None:
@@ -238,3 +308,40 @@ def test_the_http_batch_endpoint_answers_per_item(engine: Engine, tmp_path: Path
     with reading(engine) as conn:
         assert conn.execute(select(func.count()).select_from(usage_log.usage_events)
                             ).scalar_one() == 1
+
+
+def test_totals_made_per_day_before_periods_keep_their_day(
+        blank: Engine) -> None:  # noqa: F811 (the fixture imported above)
+    engine = blank
+    upgrade(engine, "0010")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO usage_runs (run_at, through_day, events, totals) "
+                          "VALUES (:at, '2026-03-09', 1, 1)"), {"at": NOW})
+        conn.execute(text("INSERT INTO usage_totals (run_id, source, subscription_id, "
+                          "product_id, usage_day, quantity, events, status) VALUES "
+                          "(1, 'metering', 'con_acme_2026', 'prod_api', '2026-03-02', 7, 1, "
+                          "'pending')"))
+    upgrade(engine)
+    with reading(engine) as conn:
+        [total] = usage_log.pending_totals(conn, 10)
+    assert (total.period, total.quantity) == (Period(date(2026, 3, 2), date(2026, 3, 3)), 7)
+
+
+def test_the_serve_worker_reads_waiting_events_only_when_a_period_can_have_ended(
+        engine: Engine) -> None:
+    march = Period(date(2026, 3, 1), date(2026, 4, 1))
+    port = FakeUsagePort(periods={"con_acme_2026": (march,)})
+    now = [datetime(2026, 3, 10, 12, tzinfo=UTC)]
+    upgrade(engine)
+    usage = UsageIntake(engine, lambda: now[0], port, ["metering"], lambda _s: InputLimits(),
+                        settle_s=3600)
+    usage.receive("metering", json.dumps([_event(1, day=2)]).encode())
+    assert (usage.step(lambda: None), port.asked) == (0, 1)  # March has not ended
+    assert (usage.step(lambda: None), port.asked) == (0, 1)  # nothing changed: not asked
+    usage.receive("metering", json.dumps([_event(2, day=10)]).encode())  # today's
+    assert (usage.step(lambda: None), port.asked) == (0, 1)
+    usage.receive("metering", json.dumps([_event(3, day=3)]).encode())  # a day before
+    assert (usage.step(lambda: None), port.asked) == (0, 2)
+    now[0] = datetime(2026, 4, 1, 1, 0, 1, tzinfo=UTC)  # March ended an hour ago
+    assert (usage.step(lambda: None), port.asked) == (3 + 1, 3)  # 3 events, 1 recorded
+    assert [(r.occurred_on, r.quantity) for r in port.recorded] == [(march.start, 15)]

@@ -122,3 +122,9 @@ def test_a_body_that_is_no_text_is_left_to_the_parser() -> None:
     json_limits.check_body(b"\xff\x00\xff")  # not JSON in any encoding: the parser says so
     with pytest.raises(ValueError):
         jsonutil.loads(b"\xff\x00\xff")
+
+
+@given(st.text(alphabet='ab"[]{},: \n\\', max_size=40))
+def test_the_structure_of_any_text_is_what_the_string_pattern_leaves(text: str) -> None:
+    # Without a backslash the structure is cut on quotes; it must be the pattern's exactly.
+    assert json_limits.structure(text) == json_limits._STRING.sub("0", text)

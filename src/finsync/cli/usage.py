@@ -19,7 +19,7 @@ from finsync.domain.clock import parse_date
 from finsync.hub.usage import UsageIntake
 
 app = typer.Typer(help="Usage at volume: meter events, totals per subscription, product "
-                       "and day, handed to billing.", no_args_is_help=True)
+                       "and billing period, handed to billing.", no_args_is_help=True)
 
 REFUSED_SHOWN = 20
 
@@ -71,11 +71,11 @@ def load(file: Annotated[Path, typer.Argument(help="Meter events as JSON lines; 
 
 @app.command()
 def aggregate(through: Annotated[str | None, typer.Option(
-                  help="Total the days before this date (default: those that ended "
-                       "[usage] settle_s ago).")] = None,
+                  help="Total the billing periods ended by this date (default: those "
+                       "that ended [usage] settle_s ago).")] = None,
               config: ConfigPath = None, as_json: Json = False) -> None:
-    """Total meter events per subscription, product and day, and hand each total to billing
-    as one usage record."""
+    """Total meter events per subscription, product and billing period, and hand each total
+    to billing as one usage record."""
     with guarded(as_json), _usage(config, ADMIN) as usage:
         run = usage.aggregate(parse_date(through) if through else None)
         handed = usage.hand_over()
@@ -85,7 +85,7 @@ def aggregate(through: Annotated[str | None, typer.Option(
         if as_json:
             output.emit_json(result)
             return
-        output.console.print(f"run {run.run_id}: {run.events} meter events before "
-                             f"{run.through_day} in {run.totals} totals; billing recorded "
+        output.console.print(f"run {run.run_id}: {run.events} meter events of periods "
+                             f"ended by {run.through_day} in {run.totals} totals; billing recorded "
                              f"{handed.recorded}, refused {handed.refused} (see `finsync "
                              f"exceptions list`), {handed.waiting} waiting")

@@ -475,11 +475,18 @@ class HeldInvoicePort(Protocol):
 class UsagePort(Protocol):
     """Where usage is rated (billing): records are idempotent by their own id. A refusal is
     a `PermanentError` (its `code` and `exception_class` those of the refusing rule); a
-    failure a retry may cure is a `TransientError`."""
+    failure a retry may cure is a `TransientError`.
+
+    `usage_periods` gives, per subscription contract asked with a span of days, the periods
+    its usage is rated in (each rated as one) that hold a day of the span, in order; a
+    contract billing does not know, and a day in no period (before the term, after its
+    end), have none. Billing's database failing is a `TransientError`."""
 
     system: str
 
     def record_usage(self, record: UsageRecord, ctx: DeliveryContext) -> Receipt: ...
+
+    def usage_periods(self, spans: Mapping[str, Period]) -> Mapping[str, tuple[Period, ...]]: ...
 
 
 ANSWERED_AS = "correlation_id"  # a receipt's detail: the platform's own version's correlation

@@ -43,11 +43,23 @@ def decode(body: bytes) -> str:
 def check(text: str, limits: InputLimits = DEFAULT_LIMITS) -> None:
     """Refuse `text` if it nests deeper than `limits.json_depth_max` or holds more than
     `limits.json_items_max` elements; the text itself is not parsed."""
-    shape = _STRING.sub("0", text)  # each string becomes one scalar: its value still counts
+    shape = structure(text)
     opened = _check_depth(shape, limits)
     elements = 1 + shape.count(",") + opened - _EMPTY.subn("", shape)[1]
     if elements > limits.json_items_max:
         raise _too_large(f"JSON of {elements:,} elements", limits)
+
+
+def structure(text: str) -> str:
+    """`text` with each string, quotes included, replaced by one scalar (`0`): its value
+    still counts as an element. Text without a backslash has no escape, so a string runs
+    from a quote to the next one (or to the end): a split on quotes, several times faster
+    than the pattern that follows escapes."""
+    if "\\" in text:
+        return _STRING.sub("0", text)
+    parts = text.split('"')
+    shape = "0".join(parts[0::2])
+    return shape + "0" if len(parts) % 2 == 0 else shape  # an unclosed string at the end
 
 
 def check_body(body: bytes, limits: InputLimits = DEFAULT_LIMITS) -> None:

@@ -10,8 +10,8 @@ Rules:
   code, and the rest of the batch is kept (`MeterBatch.refused`).
 - Everything is bounded by the source's `InputLimits`: ids at most `id_max_chars`, no control
   character, the timestamp within `years_back` / `years_ahead` of the day received.
-- The usage day is the timestamp's UTC date: usage is totalled per subscription, product and
-  day, which never straddles a billing period (periods start on a day).
+- The usage day is the timestamp's UTC date: billing periods start on a day, so a day lies
+  in exactly one period (usage is totalled per subscription, product and period).
 - A source that sends another shape (Stripe's meter events) names a `Translate`: each item
   is translated to this shape first, and a translation that fails refuses that item alone
   (its code, and its `id` or the source's own `identifier` as the id shown).
@@ -23,8 +23,9 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import NamedTuple
+from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
+from typing import NamedTuple, cast
 
 from finsync.domain.errors import MappingError
 from finsync.domain.limits import COUNT_MAX, InputLimits
@@ -32,6 +33,7 @@ from finsync.domain.limits import COUNT_MAX, InputLimits
 FIELDS = ("id", "subscription", "product", "quantity", "timestamp")
 _IDS = ("id", "subscription", "product")
 _CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+_STAMP_MAX_CHARS = 40
 # A source's own item shape to this module's (raises `MappingError` to refuse the item).
 Translate = Callable[[object], object]
 
@@ -50,6 +52,12 @@ class MeterEvent(NamedTuple):
     @property
     def usage_day(self) -> date:
         return self.occurred_at.date()
+
+
+# A named tuple built from a plain one, without the Python-level `__new__` of its fields
+# (a third of the cost of reading a good meter event).
+_meter_event = cast(Callable[[tuple[str, str, str, int, datetime]], MeterEvent],
+                    partial(tuple.__new__, MeterEvent))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,21 +137,74 @@ def read_items(items: object, limits: InputLimits, received_on: date,
 
 def _read(items: list[tuple[int, object]], limits: InputLimits, received_on: date,
           translate: Translate | None = None) -> MeterBatch:
-    first_day = _shifted(received_on, -limits.years_back)
-    last_day = _shifted(received_on, limits.years_ahead)
+    bounds = _Bounds.of(limits, received_on)
     events: list[MeterEvent] = []
     indexes: list[int] = []
     refused: list[RefusedItem] = []
     for index, item in items:
         try:
             own = item if translate is None else translate(item)
-            events.append(read_event(own, limits, first_day, last_day))
+            events.append(_good(own, bounds)
+                          or read_event(own, limits, bounds.first_day, bounds.last_day))
             indexes.append(index)
         except MappingError as exc:
             event_id = item.get("id", item.get("identifier")) if isinstance(item, dict) else None
             shown = event_id[:limits.id_max_chars] if isinstance(event_id, str) else None
             refused.append(RefusedItem(index, shown, exc.code, str(exc)))
     return MeterBatch(tuple(events), tuple(refused), tuple(indexes))
+
+
+@dataclass(frozen=True, slots=True)
+class _Bounds:
+    """A batch's limits as `_good` compares them: its first and last day as UTC moments
+    (`first` <= moment < `after`)."""
+
+    id_max: int
+    first_day: date
+    last_day: date
+    first: datetime
+    after: datetime
+
+    @classmethod
+    def of(cls, limits: InputLimits, received_on: date) -> _Bounds:
+        first_day = _shifted(received_on, -limits.years_back)
+        last_day = _shifted(received_on, limits.years_ahead)
+        # The first moment after the last day (the last day 9999-12-31 has none: its end).
+        after = (datetime.combine(last_day + timedelta(days=1), time(), UTC)
+                 if last_day < date.max else datetime.max.replace(tzinfo=UTC))
+        return cls(limits.id_max_chars, first_day, last_day,
+                   datetime.combine(first_day, time(), UTC), after)
+
+
+def _good(item: object, bounds: _Bounds) -> MeterEvent | None:
+    """The meter event of an item that passes every check of `read_event`, read in one
+    pass of plain comparisons (the common case, at tens of thousands a second); None for
+    any other item, which `read_event` then reads to say what is wrong."""
+    if type(item) is not dict:
+        return None
+    try:
+        event_id = item["id"]
+        subscription = item["subscription"]
+        product = item["product"]
+        quantity = item["quantity"]
+        stamp = item["timestamp"]
+    except KeyError:
+        return None
+    if not (type(event_id) is str and type(subscription) is str and type(product) is str
+            and 0 < len(event_id) <= bounds.id_max and 0 < len(subscription) <= bounds.id_max
+            and 0 < len(product) <= bounds.id_max
+            # printable: no control character and no unpaired surrogate (`_CONTROL`)
+            and (event_id + subscription + product).isprintable()
+            and type(quantity) is int and 0 <= quantity <= COUNT_MAX
+            and type(stamp) is str and len(stamp) <= _STAMP_MAX_CHARS):
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if moment.tzinfo is None or not bounds.first <= moment < bounds.after:
+        return None
+    return _meter_event((event_id, subscription, product, quantity, moment.astimezone(UTC)))
 
 
 def read_event(item: object, limits: InputLimits, first_day: date,
@@ -194,7 +255,7 @@ def _check_id(name: str, value: object, limits: InputLimits) -> None:
 
 
 def _timestamp(value: object) -> datetime:
-    if not isinstance(value, str) or len(value) > 40:
+    if not isinstance(value, str) or len(value) > _STAMP_MAX_CHARS:
         raise MappingError("timestamp must be an ISO 8601 string", code="invalid_timestamp")
     try:
         moment = datetime.fromisoformat(value)

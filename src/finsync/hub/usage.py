@@ -1,4 +1,5 @@
-"""Usage at volume: meter events in, one usage record per subscription, product and day out.
+"""Usage at volume: meter events in, one usage record per subscription item and billing
+period out.
 
 Rules:
 - Intake (`receive`, `load`): a batch of meter events (`domain.meter`) is checked item by
@@ -14,25 +15,36 @@ Rules:
   each item translated to finsync's shape first; an item it cannot translate is refused
   alone, with its code. A translator that cannot reach what it reads (`TransientError`)
   refuses the batch as a whole, nothing stored (the sender sends it again).
-- Aggregation (`aggregate`): days before `through` are totalled in SQL, per source,
-  subscription, product and day. `step` (the `serve` worker) totals the days that ended at
-  least `settle_s` ago, so that stragglers of a day usually join its first total.
-- Late events: an event whose day was already totalled joins the next run's total, a delta
-  total of its own with its own record id; billing adds it to the day. If billing has rated
-  that period already it refuses the delta (`usage_period_closed`): the total is `refused`
-  and a `closed_period` exception asks finance for a memo. Nothing is re-rated silently.
+- Aggregation (`aggregate`): meter events are totalled in SQL per source, subscription,
+  product and billing period: the periods usage is rated in, read from billing through the
+  usage port (`UsagePort.usage_periods`) for the days of the events waiting. A period is
+  totalled once it ended by `through` (`step`, the `serve` worker: the periods that ended
+  at least `settle_s` ago, so that stragglers usually join its first total): one total per
+  item and period, never one per day or per meter event. A day no period holds (a
+  subscription billing does not know, a day before the term or after its end, or no
+  billing configured) is a period of its own, so billing answers for it (and refuses it,
+  with its code). A billing that cannot be read leaves every event waiting.
+- Late events: an event whose period was already totalled joins the next run's total, a
+  delta total of its own with its own record id; billing adds it to the period. If billing
+  has rated that period already it refuses the delta (`usage_period_closed`): the total is
+  `refused` and a `closed_period` exception asks finance for a memo. Nothing is re-rated
+  silently.
 - Hand-over (`hand_over`): each pending total is ONE billing usage record, idempotent by
-  its record id (`usage_log.record_id`), marked `recorded` after billing committed it. A
-  refusal marks it `refused` and opens an exception of billing's class, with the quantity
-  and the code; a transient failure leaves it pending for the next round. Billing rates the
-  period at its end (one `UsageRated` per line and period), which is what revenue receives.
+  its record id (`usage_log.record_id`), dated the period's first day, marked `recorded`
+  after billing committed it. A refusal marks it `refused` and opens an exception of
+  billing's class, with the quantity and the code; a transient failure leaves it pending
+  for the next round. Billing rates the period at its end (one `UsageRated` per line and
+  period), which is what revenue receives.
+- Intake reads a batch with the cyclic garbage collector paused (`_collector_paused`).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -40,6 +52,7 @@ from sqlalchemy import Engine
 
 from finsync.connectors.ports import DeliveryContext, UsagePort
 from finsync.domain import json_limits, meter
+from finsync.domain.clock import Period
 from finsync.domain.errors import (
     ConnectorError,
     DomainError,
@@ -104,6 +117,9 @@ class UsageIntake:
         self.sources = frozenset(sources)
         self._limits_for, self.settle_s = limits_for, settle_s
         self._translators = dict(translators or {})
+        # (through day, newest event id) when `step` last aggregated: nothing more can be
+        # totalled until the day moves or an event arrives for a day before it.
+        self._stepped: tuple[date, int] | None = None
 
     def knows(self, source: str) -> bool:
         return source in self.sources
@@ -119,7 +135,9 @@ class UsageIntake:
         try:
             self._require_source(source)
             json_limits.check_body(body, limits)
-            batch = meter.parse_batch(_text(body), limits, at.date(), self._translate(source))
+            with _collector_paused():
+                batch = meter.parse_batch(_text(body), limits, at.date(),
+                                          self._translate(source))
         except MappingError as exc:
             record_refusal(self.engine, Refusal(source, exc, ExceptionClass.MAPPING_ERROR,
                                                  body), at)
@@ -163,7 +181,8 @@ class UsageIntake:
                 checked.append("")  # refused: read nothing of it
                 continue
             checked.append(line)
-        batch = meter.read_lines(checked, limits, at.date(), first, translate)
+        with _collector_paused():
+            batch = meter.read_lines(checked, limits, at.date(), first, translate)
         refused = tuple(sorted((*batch.refused, *too_big), key=lambda r: r.index))
         return self._store(source, MeterBatch(batch.events, refused, batch.indexes), at)
 
@@ -197,13 +216,18 @@ class UsageIntake:
                                                  "application/json"), at)
 
     def aggregate(self, through_day: date | None = None) -> AggregationRun:
-        """Total every meter event not yet counted whose day is before `through_day`
-        (default: the days that ended `settle_s` ago)."""
+        """Total every meter event not yet counted whose billing period ended by
+        `through_day` (default: the periods that ended `settle_s` ago)."""
         at = self._clock()
-        through = through_day or (at - timedelta(seconds=self.settle_s)).date()
+        through = through_day or self._settled(at)
+        with reading(self.engine) as conn:
+            spans = usage_log.waiting_spans(conn, through)
+        periods = (self._port.usage_periods(spans)
+                   if self._port is not None and spans else {})
         with transaction(self.engine) as conn:
             serialize(conn, "finsync.usage.aggregate")
-            run_id, events, totals = usage_log.aggregate(conn, through, at)
+            run_id, events, totals = usage_log.aggregate(conn, through, at,
+                                                         run_periods(spans, periods))
         return AggregationRun(run_id, through, events, totals)
 
     def hand_over(self) -> HandOver:
@@ -227,7 +251,7 @@ class UsageIntake:
         """1: recorded; 0: refused (exception opened); None: a transient failure."""
         record_id = usage_log.record_id(total)
         record = UsageRecord(record_id, total.subscription_id, total.product_id,
-                             total.quantity, total.usage_day)
+                             total.quantity, total.period.start)
         ctx = DeliveryContext(f"{record_id}:{port.system}", record_id,
                               f"usage:{total.subscription_id}")
         try:
@@ -252,7 +276,8 @@ class UsageIntake:
             exception_log.open_exception(conn, exception_log.NewException(
                 ExceptionClass(klass), f"usage:total:{total.id}",
                 f"usage {record_id} ({total.quantity} of {total.product_id} on "
-                f"{total.subscription_id}, {total.usage_day}, {total.events} meter events) "
+                f"{total.subscription_id}, {total.period.start} to {total.period.end}, "
+                f"{total.events} meter events) "
                 f"refused by billing ({code}): {exc}",
                 objects=(f"usage_total:{total.id}", f"subscription:{total.subscription_id}"),
                 detail=code), at)
@@ -266,12 +291,55 @@ class UsageIntake:
             return usage_log.counts(conn)
 
     def step(self, progressed: Callable[[], None]) -> int:
-        """One round of the `serve` usage worker: total the settled days, hand them over."""
-        run = self.aggregate()
+        """One round of the `serve` usage worker: total the settled periods, hand them over
+        (a billing that cannot be read now is read again next round). The waiting events
+        are read, and billing asked, only when something can have changed since the last
+        round: the day moved, or an event arrived for a day before it (one of a period
+        already ended); otherwise the round only hands over."""
+        events = self._step_aggregate(progressed)
+        handed = self.hand_over()
+        return events + handed.recorded + handed.refused
+
+    def _step_aggregate(self, progressed: Callable[[], None]) -> int:
+        through = self._settled(self._clock())
+        with reading(self.engine) as conn:
+            newest = usage_log.newest_event_id(conn)
+            last = self._stepped
+            if last is not None and last[0] == through and not usage_log.arrived_before(
+                    conn, last[1], through):
+                return 0
+        try:
+            run = self.aggregate(through)
+        except TransientError:
+            return 0
+        self._stepped = (through, newest)
         if run.totals:
             progressed()
-        handed = self.hand_over()
-        return run.events + handed.recorded + handed.refused
+        return run.events
+
+    def _settled(self, at: datetime) -> date:
+        """The default `through`: periods that ended `settle_s` before `at`."""
+        return (at - timedelta(seconds=self.settle_s)).date()
+
+
+def run_periods(spans: Mapping[str, Period],
+                periods: Mapping[str, tuple[Period, ...]]) -> list[usage_log.RunPeriod]:
+    """Per subscription, its span of waiting days cut into billing's periods (whole: a
+    total is dated its period's first day, and the period is totalled once it ended) and,
+    between them, days no period holds, each a period of its own (`daily`)."""
+    cut: list[usage_log.RunPeriod] = []
+    for sub, span in spans.items():
+        day = span.start
+        for period in periods.get(sub, ()):
+            if period.end <= day or period.start >= span.end:
+                continue  # not in the span (billing gives whole periods)
+            if day < period.start:
+                cut.append(usage_log.RunPeriod(sub, day, period.start, True))
+            cut.append(usage_log.RunPeriod(sub, period.start, period.end, False))
+            day = period.end
+        if day < span.end:
+            cut.append(usage_log.RunPeriod(sub, day, span.end, True))
+    return cut
 
 
 def _changed(batch: MeterBatch, position: int, first: MeterEvent) -> RefusedItem:
@@ -285,6 +353,21 @@ def _changed(batch: MeterBatch, position: int, first: MeterEvent) -> RefusedItem
         f"this one says {sent.quantity} of {sent.product_id} on {sent.subscription_id} at "
         f"{sent.occurred_at.isoformat()}: the first stands (send a correction under an id "
         "of its own)")
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is read: its tens of thousands of fresh
+    objects hold no cycle (reference counting frees them), yet they set off collection
+    passes that cost as much as reading them. Only a call that found it running restarts
+    it: one that found it paused (another thread reading) leaves it to that one."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _text(body: bytes) -> str:

@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from finsync.domain.catalog import BillingFrequency
+from finsync.domain.clock import Period
 from finsync.domain.events import InvoiceIssued, UsageRated
 from finsync.domain.invoice import RatedUsage, UsageRecord
 from finsync.systems.billing.clock import run
@@ -19,8 +21,9 @@ from finsync.systems.billing.errors import (
 from finsync.systems.billing.event import Emitted
 from finsync.systems.billing.prepaid import PurchasePrepaid, purchase_prepaid
 from finsync.systems.billing.state import BillingState
-from finsync.systems.billing.usage import record_usage
+from finsync.systems.billing.usage import rating_periods, record_usage
 from tests.unit.billing.support import (
+    END,
     MONTHLY,
     START,
     invoices,
@@ -122,3 +125,34 @@ def test_usage_sent_twice_is_rated_once(sent: list[tuple[int, int]],
     [charge] = charges(run(state, until=FEB_1).emitted)
     assert charge.used == sum(r.quantity for r in records)
     assert len(state.usage) == len(records)
+
+
+@pytest.mark.parametrize("arrears", [BillingFrequency.MONTHLY, BillingFrequency.QUARTERLY,
+                                     BillingFrequency.ANNUAL])
+def test_rating_periods_are_the_periods_the_clock_rates(arrears: BillingFrequency) -> None:
+    state = subscribed(seat_line(), usage_line(), arrears=arrears, auto_renew=False).state
+    sub = state.subscription("sub_1")
+    periods = rating_periods(sub.anchor, sub.arrears_months, sub.arrears_through,
+                             sub.contract.end_date, Period(START - timedelta(days=10),
+                                                           END + timedelta(days=40)))
+    rated = [e.event.usage_charge for e in run(state, END).emitted
+             if isinstance(e.event, UsageRated)]
+    # before the term: the cycle already "rated" (nothing to rate); after it: none
+    assert periods[1:] == tuple(Period(r.period_start, r.period_end) for r in rated)
+    assert periods[0].end == START
+
+
+def test_rating_periods_cut_cycles_at_the_first_unrated_day_and_the_term_end() -> None:
+    # cycles on the 15th; usage rated through Jan 1 (a stub from Jan 1 to the anchor)
+    anchor, rated_through, term_end = date(2025, 1, 15), date(2025, 1, 1), date(2025, 4, 10)
+    got = rating_periods(anchor, 1, rated_through, term_end,
+                         Period(date(2024, 12, 20), date(2025, 5, 1)))
+    assert got == tuple(Period(a, b) for a, b in [
+        (date(2024, 12, 15), date(2025, 1, 1)),  # rated already: its usage is refused
+        (date(2025, 1, 1), date(2025, 1, 15)), (date(2025, 1, 15), date(2025, 2, 15)),
+        (date(2025, 2, 15), date(2025, 3, 15)), (date(2025, 3, 15), term_end)])
+    assert rating_periods(anchor, 1, rated_through, term_end,
+                          Period(date(2025, 2, 20), date(2025, 2, 21))) == (
+        Period(date(2025, 2, 15), date(2025, 3, 15)),)
+    assert rating_periods(anchor, 1, rated_through, term_end,
+                          Period(term_end, date(2025, 6, 1))) == ()

@@ -5,16 +5,25 @@ Rules:
   record again changes nothing, the same id with another quantity is refused).
 - A billing rule that refuses the record is a `PermanentError` carrying the rule's code and
   exception class; the billing database failing is a `TransientError`.
+- `usage_periods` reads billing's rating periods (`systems.billing.usage.usage_periods`)
+  in one read-only transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from sqlalchemy.exc import DBAPIError
+
 from finsync.connectors.ports import DeliveryContext, Receipt
+from finsync.dbsnapshot import read_snapshot
+from finsync.domain.clock import Period
 from finsync.domain.errors import PermanentError, TransientError
 from finsync.domain.invoice import UsageRecord
 from finsync.systems.billing.errors import BillingError, BillingStorageError
 from finsync.systems.billing.handler import RecordUsage
 from finsync.systems.billing.service import BillingService
+from finsync.systems.billing.usage import usage_periods
 
 
 class UsageRefusedError(PermanentError):
@@ -37,3 +46,10 @@ class EmbeddedUsage:
         except BillingStorageError as exc:
             raise TransientError(f"billing could not record usage {record.id}: {exc}") from exc
         return Receipt(record.id)
+
+    def usage_periods(self, spans: Mapping[str, Period]) -> Mapping[str, tuple[Period, ...]]:
+        try:
+            with read_snapshot(self._service.engine) as conn:  # no write lock taken
+                return usage_periods(conn, spans)
+        except DBAPIError as exc:
+            raise TransientError(f"billing could not read usage periods: {exc}") from exc
