@@ -65,7 +65,7 @@ from finsync.systems.ledger.chart import DEFAULT_CHART, Chart, parse_chart
 from finsync.systems.ledger.documents import Books, Posting, post_invoice, post_payment
 from finsync.systems.ledger.fx import RateTable
 from finsync.systems.ledger.migrate import upgrade
-from finsync.systems.ledger.rules import AccountMap
+from finsync.systems.ledger.rules import JURISDICTION, AccountMap
 from finsync.systems.ledger.service import LedgerService
 
 BATCH_SIZES = (100, 500)  # documents per post_batch call, and per baseline commit
@@ -151,6 +151,7 @@ def line_rows(entry_id: str, posting_date: date, posting: Posting) -> tuple[Row,
         "txn_currency": line.transaction_amount.currency if line.transaction_amount else None,
         "customer": dict(line.dimensions).get("customer"),
         "dimensions": json.dumps(list(line.dimensions)),
+        "jurisdiction": dict(line.dimensions).get(JURISDICTION),
     } for n, line in enumerate(posting.lines, start=1))
 
 
