@@ -27,8 +27,9 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
     if not rows:
         return
     dialect = conn.dialect
-    processors = [(n, p) for n, name in enumerate(columns)
-                  if (p := table.c[name].type.bind_processor(dialect)) is not None]
+    processors = [(n, _remembered(p)) for n, name in enumerate(columns)
+                  if (p := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+                  is not None]
     if processors:
         rows = [_bound(row, processors) for row in rows]
     names = ", ".join(f'"{name}"' for name in columns)
@@ -37,6 +38,20 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
         return
     marks = ", ".join("?" for _ in columns)
     conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', list(rows))
+
+
+def _remembered(process: Processor) -> Processor:
+    """`process`, each value's result kept: a batch's rows repeat few dates, and SQLite's
+    date processor formats in Python."""
+    done: dict[Any, Any] = {}
+
+    def bound(value: Any) -> Any:
+        if value in done:
+            return done[value]
+        result = done[value] = process(value)
+        return result
+
+    return bound
 
 
 def _bound(row: tuple[Any, ...], processors: Sequence[tuple[int, Processor]]) -> tuple[Any, ...]:
