@@ -26,19 +26,14 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
-    BigInteger,
     ColumnElement,
     Connection,
     String,
     and_,
     any_,
-    bindparam,
-    column,
     func,
     literal,
     select,
-    update,
-    values,
 )
 
 from finsync.domain.errors import DomainError
@@ -317,33 +312,29 @@ def _post_one(item: Item, known: dict[str, Any], periods: dict[str, list[Account
 
 
 def _write(conn: Connection, writes: Writes, subledger: Subledger) -> None:
-    bulk.insert_rows(conn, t.entries, records.ENTRY_COLUMNS, writes.entries)
-    bulk.insert_rows(conn, t.lines, records.LINE_COLUMNS, writes.lines)
-    bulk.insert_rows(conn, t.items, records.ITEM_COLUMNS,
-                     [records.item_row(item, entry_id)
-                      for item, entry_id in subledger.opened.values()])
     if subledger.changed:
         _update_items(conn, list(subledger.changed.values()))
-    bulk.insert_rows(conn, t.settlements, records.SETTLEMENT_COLUMNS, subledger.settlements)
+    opened = [records.item_row(item, entry_id) for item, entry_id in subledger.opened.values()]
+    bulk.insert_rows(conn, (
+        bulk.Rows(t.entries, records.ENTRY_COLUMNS, writes.entries),
+        bulk.Rows(t.lines, records.LINE_COLUMNS, writes.lines),
+        bulk.Rows(t.items, records.ITEM_COLUMNS, opened),
+        bulk.Rows(t.settlements, records.SETTLEMENT_COLUMNS, subledger.settlements)))
 
 
 def _update_items(conn: Connection, changed: Sequence[OpenItem]) -> None:
-    """The items' new open amounts: on PostgreSQL one UPDATE ... FROM (VALUES ...) per
-    `IN_LIST_MAX` items (one statement, not one per item); SQLite runs in-process, where an
-    executemany costs no round trips (and it names no columns of a VALUES list)."""
-    i = t.items.c
+    """The items' new open amounts: on PostgreSQL one UPDATE ... FROM unnest(arrays), one
+    statement and round trip for all; on SQLite, in process, the driver's executemany."""
+    rows = [(item.open.to_minor(), item.booked_open.to_minor(), item.legal_entity, item.id)
+            for item in changed]
     if conn.dialect.name == "postgresql":
-        for start in range(0, len(changed), IN_LIST_MAX):
-            rows = [(item.legal_entity, item.id, item.open.to_minor(),
-                     item.booked_open.to_minor()) for item in changed[start:start + IN_LIST_MAX]]
-            new = values(column("entity", String), column("id", String),
-                         column("open_minor", BigInteger), column("booked", BigInteger),
-                         name="new").data(rows)
-            conn.execute(update(t.items).where(i.entity == new.c.entity, i.id == new.c.id)
-                         .values(open_minor=new.c.open_minor, booked_open_minor=new.c.booked))
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        conn.exec_driver_sql(
+            "UPDATE ledger_items SET open_minor = new.open, booked_open_minor = new.booked "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::varchar[], %s::varchar[]) "
+            "AS new(open, booked, entity, id) "
+            "WHERE ledger_items.entity = new.entity AND ledger_items.id = new.id",
+            tuple(columns))
         return
-    conn.execute(update(t.items).where(i.entity == bindparam("b_entity"),
-                                       i.id == bindparam("b_id"))
-                 .values(open_minor=bindparam("b_open"), booked_open_minor=bindparam("b_booked")),
-                 [{"b_entity": item.legal_entity, "b_id": item.id, "b_open": item.open.to_minor(),
-                   "b_booked": item.booked_open.to_minor()} for item in changed])
+    conn.exec_driver_sql("UPDATE ledger_items SET open_minor = ?, booked_open_minor = ? "
+                         "WHERE entity = ? AND id = ?", rows)
