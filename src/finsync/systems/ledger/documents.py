@@ -24,6 +24,7 @@ from finsync.systems.ledger.rules import (
     Dimensions,
     Leg,
     balanced_lines,
+    summed,
 )
 
 
@@ -74,11 +75,9 @@ def _tax_legs(books: Books, lines: Sequence[DocumentLine], currency: str,
     lines' tax, so the document's tax total is posted as before; a jurisdiction whose tax
     nets to zero (exempt, reverse charged) posts no line."""
     account = books.code(Role.TAX_PAYABLE)
-    unassigned = Money.zero(currency)
+    unassigned = summed([line.tax_amount for line in lines if not line.taxes], currency)
     by_jurisdiction: dict[str, Money] = {}
     for line in lines:
-        if not line.taxes:
-            unassigned = unassigned + line.tax_amount
         for detail in line.taxes:
             known = by_jurisdiction.get(detail.jurisdiction, Money.zero(currency))
             by_jurisdiction[detail.jurisdiction] = known + detail.amount
@@ -225,7 +224,7 @@ def _applied(memo: CreditMemo, invoice: OpenItem) -> Money:
 
 def _booked(books: Books, lines: Sequence[JournalLine], role: Role) -> Money:
     code = books.code(role)
-    return total([ln.amount for ln in lines if ln.account == code], books.functional)
+    return summed([ln.amount for ln in lines if ln.account == code], books.functional)
 
 
 def _credit_item(books: Books, document_id: str, customer: str, amount: Money,

@@ -84,23 +84,19 @@ class AccountMap:
 def _side_functional(legs: Sequence[Leg], functional: str,
                      convert: Converter) -> list[Money]:
     """Booked values of one side: fixed legs keep theirs; the others share one conversion."""
+    if all(leg.functional is not None or leg.amount.currency == functional for leg in legs):
+        # Nothing to convert (the common case): converting the free legs' total and
+        # splitting it back by their own amounts gives each its amount, in minor units.
+        return [leg.functional if leg.functional is not None
+                else Money.from_minor(leg.amount.to_minor(), functional) for leg in legs]
     free = [i for i, leg in enumerate(legs) if leg.functional is None]
     fixed = {i: leg.functional for i, leg in enumerate(legs) if leg.functional is not None}
-    if not free:
-        return [fixed[i] for i in range(len(legs))]
-    in_functional = all(legs[i].amount.currency == functional for i in free)
-    minors = [legs[i].amount.to_minor() for i in free] if in_functional else []
-    if minors:
-        # Already in the functional currency: converting the total and splitting it back
-        # by the legs' own amounts gives each leg its amount, so skip the arithmetic.
-        parts = [Money.from_minor(minor, functional) for minor in minors]
+    free_total = total([legs[i].amount for i in free], legs[free[0]].amount.currency)
+    if free_total.is_zero:
+        parts = [Money.zero(functional)] * len(free)
     else:
-        free_total = total([legs[i].amount for i in free], legs[free[0]].amount.currency)
-        if free_total.is_zero:
-            parts = [Money.zero(functional)] * len(free)
-        else:
-            weights = [legs[i].amount.to_minor() for i in free]
-            parts = list(convert(free_total).allocate(weights))
+        weights = [legs[i].amount.to_minor() for i in free]
+        parts = list(convert(free_total).allocate(weights))
     fixed.update(zip(free, parts, strict=True))
     return [fixed[i] for i in range(len(legs))]
 
@@ -116,12 +112,21 @@ def balanced_lines(debits: Sequence[Leg], credits: Sequence[Leg], functional: st
              for leg, value in zip(debit_legs, debit_values, strict=True)]
     lines += [_line(leg, Side.CREDIT, value, functional)
               for leg, value in zip(credit_legs, credit_values, strict=True)]
-    difference = total(debit_values, functional) - total(credit_values, functional)
+    difference = summed(debit_values, functional) - summed(credit_values, functional)
     if not difference.is_zero:
         side = Side.CREDIT if difference.amount > 0 else Side.DEBIT
         amount = difference if difference.amount > 0 else -difference
         lines.append(JournalLine(fx_account, side, amount, ()))
     return tuple(line for line in lines if line is not None)
+
+
+def summed(amounts: Sequence[Money], currency: str) -> Money:
+    """`total(amounts, currency)`, its amounts added as Decimals from the currency's zero:
+    exactly what adding the Money one by one gives, without an object per addition (they
+    were most of a posting's objects); a mix of currencies is refused as Money refuses it."""
+    if any(m.currency != currency for m in amounts):
+        return total(amounts, currency)
+    return Money(sum((m.amount for m in amounts), Money.zero(currency).amount), currency)
 
 
 def _positive(legs: Sequence[Leg]) -> list[Leg]:
