@@ -50,6 +50,7 @@ from finsync.systems.revrec import (
 )
 from finsync.systems.revrec import tables as t
 from finsync.systems.revrec.account_map import AccountMaps
+from finsync.systems.revrec.asked import Asked, answered, asked_book, asked_modify
 from finsync.systems.revrec.balance import ContractBalances
 from finsync.systems.revrec.booking import revenue_contract_id
 from finsync.systems.revrec.contra_report import BookedAdjustment, EntityRevenue
@@ -134,7 +135,8 @@ class RevenueService:
             raise ModificationError(f"{contract.id} is already booked at version "
                                     f"{loaded.state.contract.version}; send an amendment")
 
-        return self._change(key, "contract", contract.id, contract, contract.id, step, event_id)
+        return self._change(key, "contract", contract.id, asked_book(contract, key).body,
+                            contract.id, step, event_id)
 
     def modify(self, amendment: ContractAmendment, key: str, event_id: str,
                facts: ModificationFacts | None = None) -> Applied:
@@ -146,7 +148,7 @@ class RevenueService:
             return event_log.arrive(conn, state,
                                     ContractModified(event_id, amendment, chosen, ssps))
 
-        body = {"amendment": amendment, "facts": facts}
+        body = asked_modify(amendment, key, facts).body
         return self._change(key, "amendment", amendment.id, body, amendment.contract_id, step,
                             event_id)
 
@@ -200,6 +202,14 @@ class RevenueService:
         return applied
 
     # -- reads --------------------------------------------------------------------------
+    def answered(self, asks: Sequence[Asked]) -> dict[str, Applied]:
+        """The answers these changes would get because each was made already, in one read
+        (`asked.answered`); the others are left to the changes themselves."""
+        if not asks:
+            return {}
+        with self.engine.connect() as conn:
+            return answered(conn, asks)
+
     def find(self, key: str) -> Applied | None:
         with self.engine.connect() as conn:
             answer = conn.execute(select(t.receipts.c.answer).where(
