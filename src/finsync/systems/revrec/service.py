@@ -6,9 +6,9 @@ Rules:
 - A revenue contract's state is stored as a serialised value (`serial`) with a row version;
   each applied event also writes a tracking row (contract, event id) with a unique key, in
   the same transaction, so a concurrent duplicate fails instead of applying twice.
-- Each saved state also rewrites the contract's position rows (`position_store`) in the same
-  transaction; positions, journals, waterfalls and RPO are read from those rows
-  (`position_report`), never by decoding every state.
+- Each saved state also brings the contract's position rows up to date (`position_write`,
+  only the rows that changed) in the same transaction; positions, journals, waterfalls and
+  RPO are read from those rows (`position_report`), never by decoding every state.
 - Every change carries the caller's idempotency key. The receipt row holds the key (unique),
   a hash of the body and the answer: the same key again returns the first answer and writes
   nothing; the same key with another body is refused (`IdempotencyMismatchError`).
@@ -46,6 +46,7 @@ from finsync.systems.revrec import (
     journal_store,
     point_in_time,
     position_store,
+    position_write,
     receipt,
 )
 from finsync.systems.revrec import tables as t
@@ -398,7 +399,7 @@ def _save(conn: Connection, loaded: _Loaded | None, state: RevenueContractState,
     conn.execute(insert(t.applied_events), {"revenue_contract_id": state.revenue_contract_id,
                                             "event_id": event_id})
     journal_store.record_change(conn, state, event_id)
-    position_store.write(conn, state.revenue_contract_id, contract_positions(state))
+    position_write.write(conn, state.revenue_contract_id, contract_positions(state))
 
 
 __all__ = ["Applied", "RevenueService", "SspProvider", "TermsProvider", "revenue_contract_id"]
