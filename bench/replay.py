@@ -16,7 +16,8 @@ Per backend and company size, on a fresh database:
 2. replay scan: `Hub.replay(everything)`: the log streamed in pages, the deliveries of each
    page looked up, any missing one enqueued, all sent again (one update per page).
 3. re-delivery: `Hub.run_until_idle()` until every delivery is done again; each target
-   answers the known idempotency key with its first receipt.
+   answers the known idempotency key with its first receipt (the ledger in `post_batch`,
+   revenue and tax a batch at a time through `hub.redelivery`).
 4. replay --all = 2 + 3, what `finsync replay --all` does; events/s and the ratio of the
    baseline's time to it.
 5. scan at scale (`--synthetic N`, default 100,000): N accepted `payment.applied` events with

@@ -13,7 +13,7 @@ with its first year invoiced on its start date. 600 distinct contracts (seats x 
 are booked and invoiced by the engine (`book_contract`, `apply_event`); every other contract
 is one of them under its own ids (state JSON, rows and schedule ids rewritten), stored as
 `RevenueService` stores a state: the contract row and its position rows
-(`position_store.write`). Set-up is not timed.
+(`position_write.write`). Set-up is not timed.
 
 Figures, each a median of `--repeat` runs, at month start D = 2027-07-01 (mid-term):
 

@@ -192,6 +192,25 @@ class BatchLedgerPort(LedgerPort, Protocol):
     def post_batch(self, postings: Sequence[Posting]) -> Sequence[Receipt | FinsyncError]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A document delivered before (a replay, a retry), with the context of its delivery."""
+
+    document: object  # the event's document, as the target's route takes it
+    ctx: DeliveryContext
+
+
+@runtime_checkable
+class AnsweringPort(Protocol):
+    """A system that tells, for many deliveries in one read, which it has answered already:
+    the receipt each would get again, because its key was applied with this very document.
+    The hub records those without calling the system once per delivery; every delivery left
+    out is made as usual (the call decides it, refusals included), so the effect is the same
+    either way. A call that answers some is one call of the call log, for those."""
+
+    def answered(self, sent: Sequence[Sent]) -> Mapping[str, Receipt]: ...
+
+
 @runtime_checkable
 class JournalPreviewPort(LedgerPort, Protocol):
     """An ERP that can show the journal entry its own posting rules would make for a

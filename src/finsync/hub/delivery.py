@@ -23,6 +23,8 @@ Rules:
 - A failed or dead delivery holds back the later deliveries of its aggregate to that target.
 - Targets given to a posting buffer (`skip_targets`) are left to it; it records its outcomes
   through `outcome_of` and `record_all`, so that both record alike.
+- Before the calls, each target that can tell in a set answers which of the batch's
+  deliveries it applied already (`hub.redelivery`): those are not called again.
 - Each call to a target is made for its delivery (`connectors.calls.delivering`): the
   connector files every request it makes under the event's correlation id and the
   delivery key, in the external-call log.
@@ -59,6 +61,7 @@ from finsync.hub.handover import Handover
 from finsync.hub.milestone import Milestone
 from finsync.hub.pipeline import describe, trace
 from finsync.hub.receipt_batch import ReceiptBatch, exception_fingerprint
+from finsync.hub.redelivery import answered
 from finsync.hub.settings import DeliveryPolicy
 from finsync.hub.target import Target, amount_at_stake, recorded_stake
 from finsync.storage import cross_ref, event_log, exception_log, jsonutil, milestone_log, outbox
@@ -131,7 +134,9 @@ class DeliveryWorker:
         if not claimed:
             return buried
         envelopes = self.envelopes([d.event_id for d in claimed])
-        self.record_all([self.attempt(d, envelopes[d.event_id]) for d in claimed])
+        known = answered(self._targets, claimed, envelopes, context)  # `hub.redelivery`
+        self.record_all([self.attempt(d, envelopes[d.event_id], known.get(d.id))
+                         for d in claimed])
         return buried + len(claimed)
 
     def envelopes(self, event_ids: Sequence[str]) -> dict[str, Envelope | UnreadableEvent]:
@@ -242,10 +247,14 @@ class DeliveryWorker:
         self._record_failure(conn, attempt, Failure(
             DeliveryStatus.FAILED, ExceptionClass.INTERNAL_ERROR, message, trace(exc)))
 
-    def attempt(self, delivery: Delivery, env: Envelope | UnreadableEvent) -> Attempt:
-        """One call of the delivery's target; its outcome, not yet recorded."""
+    def attempt(self, delivery: Delivery, env: Envelope | UnreadableEvent,
+                answer: Receipt | None = None) -> Attempt:
+        """One call of the delivery's target; its outcome, not yet recorded (`answer`: the
+        receipt the target answered already, found in a set, in place of the call)."""
         if isinstance(env, UnreadableEvent):
             return unreadable(delivery, env)
+        if answer is not None:
+            return Attempt(delivery, env, env.event, answer)
         try:
             outcome: Receipt | Retry | Failure = self._call(delivery, env,
                                                             context(delivery, env))

@@ -17,17 +17,19 @@ too, so that finance sees a commit retried as the tax failure it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from finsync.connectors.ports import (
+    AnsweringPort,
     DeliveryContext,
     LedgerPort,
     OrderNotAppliedError,
     PartyPort,
     Receipt,
     RevenuePort,
+    Sent,
     SubscriptionPlatformPort,
     TaxPort,
 )
@@ -76,6 +78,18 @@ class Target(Protocol):
     def find_receipt(self, delivery_key: str) -> Receipt | None: ...
 
 
+@runtime_checkable
+class AnsweringTarget(Target, Protocol):
+    """A target that tells, for many deliveries in one read, which it answered already
+    (`connectors.ports.AnsweringPort`); by delivery key."""
+
+    def answered(self, sent: Sequence[tuple[AnyEvent, DeliveryContext]]
+                 ) -> Mapping[str, Receipt]: ...
+
+
+Answer = Callable[[Sequence[Sent]], Mapping[str, Receipt]]
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     event_class: type[AnyEvent]
@@ -95,8 +109,8 @@ def route(event_class: type[CanonicalEvent[D]], call: Callable[[D, DeliveryConte
 
 class PortTarget:
     def __init__(self, system: str, routes: tuple[Route, ...],
-                 find: Callable[[str], Receipt | None]) -> None:
-        self.system, self._find = system, find
+                 find: Callable[[str], Receipt | None], answer: Answer | None = None) -> None:
+        self.system, self._find, self._answer = system, find, answer
         self._routes: Mapping[EventType, Route] = {r.event_class.name: r for r in routes}
 
     def handles(self, event_type: EventType) -> bool:
@@ -111,6 +125,19 @@ class PortTarget:
 
     def find_receipt(self, delivery_key: str) -> Receipt | None:
         return self._find(delivery_key)
+
+    def answered(self, sent: Sequence[tuple[AnyEvent, DeliveryContext]]
+                 ) -> Mapping[str, Receipt]:
+        """Of these deliveries (of events it takes), those its port answered already; none
+        when the port cannot tell in a set."""
+        if self._answer is None:
+            return {}
+        taken = [Sent(event.document, ctx) for event, ctx in sent if event.name in self._routes]
+        return self._answer(taken) if taken else {}
+
+
+def _answer_of(port: object) -> Answer | None:
+    return port.answered if isinstance(port, AnsweringPort) else None
 
 
 def ledger_target(port: LedgerPort) -> Target:
@@ -150,7 +177,7 @@ def revenue_target(port: RevenuePort) -> Target:
         route(InvoiceIssued, port.record_invoice, Milestone.INVOICE_LINKED_TO_REVENUE),
         route(CreditMemoIssued, port.apply_credit_memo, Milestone.REVENUE_ADJUSTED),
         route(UsageRated, port.record_usage, Milestone.USAGE_RECOGNISED),
-    ), port.find_receipt)
+    ), port.find_receipt, _answer_of(port))
 
 
 class OrderDesk(Protocol):
@@ -208,7 +235,7 @@ def tax_target(port: TaxPort) -> Target:
     return PortTarget(port.system, (
         route(InvoiceIssued, invoice, Milestone.TAX_COMMITTED),
         route(CreditMemoIssued, memo, Milestone.TAX_COMMITTED),
-    ), port.find_receipt)
+    ), port.find_receipt, _answer_of(port))
 
 
 def classed_as_tax(call: Callable[[D, DeliveryContext], Receipt], document: D,

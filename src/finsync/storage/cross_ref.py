@@ -45,7 +45,8 @@ Link = tuple[str, str, str, str, str | None]  # canonical id, object type, syste
 def conflicts(conn: Connection, links: Sequence[Link]) -> tuple[set[int], set[int]]:
     """For a batch of `link`s, with two set-based look-ups: the indexes of links that need
     `link` itself (it would refuse them with `ReferenceConflictError`, or the batch holds
-    another link of the same canonical id and system, or of the same external id), and the
+    another link of the same canonical id and system, or of the same external id, and it is
+    not recorded already with this very id), and the
     indexes of the others that are new (to insert; the rest are recorded already)."""
     if not links:
         return set(), set()
@@ -71,12 +72,13 @@ def conflicts(conn: Connection, links: Sequence[Link]) -> tuple[set[int], set[in
                     or by_external[(system, object_type, external_id)] > 1)
         found = known.get((canonical_id, system))
         owner = owners.get((system, object_type, external_id))
-        if repeated:
+        if found is not None:  # recorded: `link` does nothing however often it is named
+            if found != external_id:
+                alone.add(index)
+        elif repeated or owner is not None:
             alone.add(index)
-        elif found is None:
-            (new if owner is None else alone).add(index)
-        elif found != external_id:
-            alone.add(index)
+        else:
+            new.add(index)
     return alone, new
 
 

@@ -29,6 +29,7 @@ from finsync.connectors.ports import (
     Reference,
     RevenueAdjustment,
     RevenuePosition,
+    Sent,
 )
 from finsync.domain.clock import Period
 from finsync.domain.contract import ContractAmendment, SubscriptionContract
@@ -37,6 +38,14 @@ from finsync.domain.invoice import CreditMemo, Invoice, RatedUsage, UsageRecord
 from finsync.domain.journal import JournalEntry
 from finsync.domain.revenue import RevenueSchedule
 from finsync.systems.revrec import errors as revenue_errors
+from finsync.systems.revrec.asked import (
+    Asked,
+    asked_book,
+    asked_credit_memo,
+    asked_event,
+    asked_invoice,
+    asked_modify,
+)
 from finsync.systems.revrec.event import UsageRecorded
 from finsync.systems.revrec.position import Position
 from finsync.systems.revrec.service import Applied, RevenueService
@@ -104,25 +113,37 @@ class EmbeddedRevenue:
     def record_invoice(self, invoice: Invoice, ctx: DeliveryContext) -> Receipt:
         return self._call("record_invoice", invoice.id, ctx,
                           lambda: self._service.record_invoice(invoice, ctx.delivery_key,
-                                                               ctx.event_id),
-                          lambda a: Reference(invoice.id, "invoice",
-                                              f"{a.revenue_contract_id}/{invoice.id}"))
+                                                               ctx.event_id), invoice)
 
     def apply_credit_memo(self, memo: CreditMemo, ctx: DeliveryContext) -> Receipt:
         return self._call("apply_credit_memo", memo.id, ctx,
                           lambda: self._service.apply_credit_memo(memo, ctx.delivery_key,
-                                                                  ctx.event_id),
-                          lambda a: Reference(memo.id, "credit_memo",
-                                              f"{a.revenue_contract_id}/{memo.id}"))
+                                                                  ctx.event_id), memo)
 
     def record_usage(self, usage: RatedUsage, ctx: DeliveryContext) -> Receipt:
         """Billable usage of a rating period, as incurred on the period's last day, at the
         amount billing rated (the included quantity is part of the fixed fee, so only what is
         billable is variable consideration)."""
-        record = UsageRecord(usage.id, usage.contract_id, usage.product_id, usage.billable,
-                             usage.period_end - timedelta(days=1))
         return self._call("record_usage", usage.id, ctx, lambda: self._service.apply(
-            usage.contract_id, UsageRecorded(ctx.event_id, record, usage.amount), ctx.delivery_key))
+            usage.contract_id, _usage_event(usage, ctx), ctx.delivery_key))
+
+    def answered(self, sent: Sequence[Sent]) -> Mapping[str, Receipt]:
+        """The deliveries the engine applied already with these very documents, answered in
+        one read (`RevenueService.answered`), each with the receipt its call would give."""
+        asks = {s.ctx.delivery_key: (s, ask) for s in sent
+                if (ask := _asked(s.document, s.ctx)) is not None}
+        if not asks:
+            return {}
+        found = self._read(lambda: self._service.answered([a for _, a in asks.values()]))
+        if not found:
+            return {}
+        subjects = tuple(Subject(asks[k][0].ctx.correlation_id, k) for k in found)
+        with recorded(self._recorder, self.system, Channel.PORT, "answered", "RevenuePort",
+                      subjects) as exchange:
+            exchange.request({"keys": len(asks)})
+            exchange.response({"answered": len(found)})
+        return {key: _receipt(applied, _document(asks[key][0].document, applied))
+                for key, applied in found.items()}
 
     def schedules(self, subscription_contract_id: str) -> Sequence[RevenueSchedule]:
         found = self._read(lambda: self._service.schedules(subscription_contract_id))
@@ -170,7 +191,7 @@ class EmbeddedRevenue:
 
     def _call(self, method: str, document_id: str, ctx: DeliveryContext,
               change: Callable[[], Applied],
-              document: Callable[[Applied], Reference] | None = None) -> Receipt:
+              document: object = None) -> Receipt:
         with recorded(self._recorder, self.system, Channel.PORT, method, "RevenuePort",
                       (Subject(ctx.correlation_id, ctx.delivery_key),)) as exchange:
             exchange.request({"document": document_id, "key": ctx.delivery_key})
@@ -178,12 +199,45 @@ class EmbeddedRevenue:
                 applied = change()
             exchange.response({"external_id": applied.revenue_contract_id,
                                "replayed": applied.replayed})
-        return _receipt(applied, None if document is None else document(applied))
+        return _receipt(applied, _document(document, applied))
 
     @staticmethod
     def _read(call: Callable[[], T]) -> T:
         with _translated():
             return call()
+
+
+def _document(document: object, applied: Applied) -> Reference | None:
+    """The reference a receipt gives the document it records (invoices and credit memos)."""
+    if isinstance(document, Invoice):
+        return Reference(document.id, "invoice", f"{applied.revenue_contract_id}/{document.id}")
+    if isinstance(document, CreditMemo):
+        return Reference(document.id, "credit_memo",
+                         f"{applied.revenue_contract_id}/{document.id}")
+    return None
+
+
+def _usage_event(usage: RatedUsage, ctx: DeliveryContext) -> UsageRecorded:
+    """Billable usage of a rating period, as incurred on the period's last day."""
+    record = UsageRecord(usage.id, usage.contract_id, usage.product_id, usage.billable,
+                         usage.period_end - timedelta(days=1))
+    return UsageRecorded(ctx.event_id, record, usage.amount)
+
+
+def _asked(document: object, ctx: DeliveryContext) -> Asked | None:
+    """What delivering `document` asks the engine, as its call would ask it."""
+    key = ctx.delivery_key
+    if isinstance(document, SubscriptionContract):
+        return asked_book(document, key)
+    if isinstance(document, ContractAmendment):
+        return asked_modify(document, key)
+    if isinstance(document, Invoice):
+        return asked_invoice(document, key, ctx.event_id)
+    if isinstance(document, CreditMemo):
+        return asked_credit_memo(document, key, ctx.event_id)
+    if isinstance(document, RatedUsage):
+        return asked_event(_usage_event(document, ctx), key)
+    return None
 
 
 def _position(found: Position) -> RevenuePosition:

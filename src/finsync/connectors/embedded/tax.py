@@ -12,17 +12,19 @@ Rules:
   a refusal (another body under a committed id, a line without jurisdiction lines) is a
   `TaxCommitRefusedError`, a `PermanentError` of class `tax_failure` with the rule's code.
 - Each call goes to the call log as a `port` call, like a remote engine's requests would.
+- `answered`: the deliveries whose keys the engine kept already, each with the receipt its
+  commit would answer again, in one read (`connectors.ports.AnsweringPort`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy.exc import OperationalError
 
 from finsync.connectors.calls import NO_RECORDER, CallRecorder, Channel, Subject, recorded
-from finsync.connectors.ports import DeliveryContext, Receipt, Reference
+from finsync.connectors.ports import DeliveryContext, Receipt, Reference, Sent
 from finsync.domain.errors import DomainError, ExceptionClass, PermanentError, TransientError
 from finsync.domain.invoice import CreditMemo, Invoice
 from finsync.domain.tax import TaxRequest, TaxResult, TaxUnavailableError, check_result
@@ -81,6 +83,22 @@ class EmbeddedTax:
         with _committing():
             answer = self._service.find(key)
         return None if answer is None else receipt_of(answer)
+
+    def answered(self, sent: Sequence[Sent]) -> Mapping[str, Receipt]:
+        """The documents committed already under these deliveries' keys, in one read: what
+        committing each again would answer."""
+        asked = {s.ctx.delivery_key: s.ctx for s in sent
+                 if isinstance(s.document, Invoice | CreditMemo)}
+        with _committing():
+            found = self._service.find_many(asked)
+        if not found:
+            return {}
+        subjects = tuple(Subject(asked[key].correlation_id, key) for key in found)
+        with recorded(self._recorder, self.system, Channel.PORT, "answered", "TaxPort",
+                      subjects) as exchange:
+            exchange.request({"keys": len(asked)})
+            exchange.response({"answered": len(found)})
+        return {key: receipt_of(answer) for key, answer in found.items()}
 
     def _commit(self, method: str, document_id: str, ctx: DeliveryContext,
                 change: Callable[[], Committed]) -> Receipt:

@@ -1,9 +1,7 @@
 """The position rows of the revenue engine in SQL: written with the state, read in sets.
 
 Rules:
-- `write` replaces every row of one contract (positions, obligation positions, obligations,
-  billings) and its span on the contract row, on the caller's connection: the service calls
-  it in the transaction that saves the state, so the rows never lag the state.
+- The rows are written by `position_write.write`, with the state, in its transaction.
 - A contract without rows (`contract_positions` gave None) has a NULL span: every read
   reports it as not held (`Stored.held` False) and the caller computes it from its state.
 - The position of a contract at month start d is the row at min(d, positions_to), none
@@ -26,17 +24,14 @@ from sqlalchemy import (
     Date,
     and_,
     case,
-    delete,
     func,
-    insert,
     literal,
     or_,
     select,
-    update,
 )
 
 from finsync.systems.revrec import tables as t
-from finsync.systems.revrec.position import ContractPositions, PositionRow, is_month_start
+from finsync.systems.revrec.position import PositionRow, is_month_start
 from finsync.systems.revrec.serial import loads_state
 from finsync.systems.revrec.state import RevenueContractState
 
@@ -64,37 +59,6 @@ class Stored:
             return False
         return (is_month_start(day) or day < self.positions_from
                 or day >= self.positions_to)
-
-
-def write(conn: Connection, revenue_contract_id: str, held: ContractPositions | None) -> None:
-    rc = revenue_contract_id
-    for table in (t.positions, t.obligation_positions, t.obligations, t.billings):
-        conn.execute(delete(table).where(table.c.revenue_contract_id == rc))
-    if held is None:
-        conn.execute(update(c).where(c.c.id == rc).values(
-            positions_from=None, positions_to=None, transaction_price_minor=None))
-        return
-    conn.execute(update(c).where(c.c.id == rc).values(
-        positions_from=held.first_day, positions_to=held.last_day,
-        transaction_price_minor=held.transaction_price_minor))
-    conn.execute(insert(t.positions), [{
-        "revenue_contract_id": rc, "day": r.day, "billed_minor": r.billed,
-        "recognised_minor": r.recognised, "deferred_revenue_minor": r.deferred_revenue,
-        "contract_asset_minor": r.contract_asset,
-        "unbilled_receivable_minor": r.unbilled_receivable} for r in held.positions])
-    if held.obligations:
-        conn.execute(insert(t.obligations), [{
-            "revenue_contract_id": rc, "ordinal": o.ordinal, "obligation_id": o.obligation_id,
-            "schedule_id": o.schedule_id, "version": o.version,
-            "allocated_minor": o.allocated_minor} for o in held.obligations])
-        conn.execute(insert(t.obligation_positions), [{
-            "revenue_contract_id": rc, "ordinal": i, "day": r.day, "recognised_minor": v}
-            for r in held.positions for i, v in enumerate(r.obligations)])
-    if held.billings:
-        conn.execute(insert(t.billings), [{
-            "revenue_contract_id": rc, "seq": b.seq, "document_id": b.document_id,
-            "obligation_id": b.obligation_id, "issued_on": b.issued_on,
-            "amount_minor": b.amount_minor} for b in held.billings])
 
 
 def _target(day: date) -> ColumnElement[Any]:

@@ -6,9 +6,9 @@ Rules:
 - A revenue contract's state is stored as a serialised value (`serial`) with a row version;
   each applied event also writes a tracking row (contract, event id) with a unique key, in
   the same transaction, so a concurrent duplicate fails instead of applying twice.
-- Each saved state also rewrites the contract's position rows (`position_store`) in the same
-  transaction; positions, journals, waterfalls and RPO are read from those rows
-  (`position_report`), never by decoding every state.
+- Each saved state also brings the contract's position rows up to date (`position_write`,
+  only the rows that changed) in the same transaction; positions, journals, waterfalls and
+  RPO are read from those rows (`position_report`), never by decoding every state.
 - Every change carries the caller's idempotency key. The receipt row holds the key (unique),
   a hash of the body and the answer: the same key again returns the first answer and writes
   nothing; the same key with another body is refused (`IdempotencyMismatchError`).
@@ -46,10 +46,12 @@ from finsync.systems.revrec import (
     journal_store,
     point_in_time,
     position_store,
+    position_write,
     receipt,
 )
 from finsync.systems.revrec import tables as t
 from finsync.systems.revrec.account_map import AccountMaps
+from finsync.systems.revrec.asked import Asked, answered, asked_book, asked_modify
 from finsync.systems.revrec.balance import ContractBalances
 from finsync.systems.revrec.booking import revenue_contract_id
 from finsync.systems.revrec.contra_report import BookedAdjustment, EntityRevenue
@@ -134,7 +136,8 @@ class RevenueService:
             raise ModificationError(f"{contract.id} is already booked at version "
                                     f"{loaded.state.contract.version}; send an amendment")
 
-        return self._change(key, "contract", contract.id, contract, contract.id, step, event_id)
+        return self._change(key, "contract", contract.id, asked_book(contract, key).body,
+                            contract.id, step, event_id)
 
     def modify(self, amendment: ContractAmendment, key: str, event_id: str,
                facts: ModificationFacts | None = None) -> Applied:
@@ -146,7 +149,7 @@ class RevenueService:
             return event_log.arrive(conn, state,
                                     ContractModified(event_id, amendment, chosen, ssps))
 
-        body = {"amendment": amendment, "facts": facts}
+        body = asked_modify(amendment, key, facts).body
         return self._change(key, "amendment", amendment.id, body, amendment.contract_id, step,
                             event_id)
 
@@ -200,6 +203,14 @@ class RevenueService:
         return applied
 
     # -- reads --------------------------------------------------------------------------
+    def answered(self, asks: Sequence[Asked]) -> dict[str, Applied]:
+        """The answers these changes would get because each was made already, in one read
+        (`asked.answered`); the others are left to the changes themselves."""
+        if not asks:
+            return {}
+        with self.engine.connect() as conn:
+            return answered(conn, asks)
+
     def find(self, key: str) -> Applied | None:
         with self.engine.connect() as conn:
             answer = conn.execute(select(t.receipts.c.answer).where(
@@ -388,7 +399,7 @@ def _save(conn: Connection, loaded: _Loaded | None, state: RevenueContractState,
     conn.execute(insert(t.applied_events), {"revenue_contract_id": state.revenue_contract_id,
                                             "event_id": event_id})
     journal_store.record_change(conn, state, event_id)
-    position_store.write(conn, state.revenue_contract_id, contract_positions(state))
+    position_write.write(conn, state.revenue_contract_id, contract_positions(state))
 
 
 __all__ = ["Applied", "RevenueService", "SspProvider", "TermsProvider", "revenue_contract_id"]

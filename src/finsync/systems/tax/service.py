@@ -17,11 +17,12 @@ Rules:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from finsync.domain.invoice import VOID, CreditMemo, Invoice
@@ -138,13 +139,19 @@ class TaxService:
         with self.engine.connect() as conn:
             return self._kept(conn, key)
 
+    def find_many(self, keys: Collection[str]) -> dict[str, Committed]:
+        """The answers kept under these keys (those that have one), in one read: what
+        committing under each again would answer."""
+        if not keys:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.receipts).where(t.receipts.c.key.in_(set(keys))))
+            return {row.key: _committed(row) for row in rows}
+
     @staticmethod
     def _kept(conn: Connection, key: str) -> Committed | None:
         row = conn.execute(select(t.receipts).where(t.receipts.c.key == key)).first()
-        if row is None:
-            return None
-        detail = json.loads(row.detail)
-        return Committed(row.document_id, detail["status"], True, detail)
+        return None if row is None else _committed(row)
 
     def _keep(self, conn: Connection, key: str, answer: Committed) -> None:
         detail = {"status": answer.status, "document_id": answer.document_id}
@@ -188,6 +195,12 @@ class TaxService:
         with self.engine.connect() as conn:
             details = store.committed_details(conn, legal_entity, span.start, span.end)
         return liability(details)
+
+
+def _committed(row: Row[Any]) -> Committed:
+    """A kept answer, as a redelivery gets it."""
+    detail = json.loads(row.detail)
+    return Committed(row.document_id, detail["status"], True, detail)
 
 
 def _void(conn: Connection, invoice_id: str, voided_by: str) -> None:

@@ -5,7 +5,7 @@ Revises: revrec_0001
 Create Date: 2026-12-06 00:55:00
 
 The backfill decodes each stored state once, in batches, and writes its rows with the same
-code the service writes them with on every change (`position_store.write`), so an upgraded
+code the service writes them with on every change (`position_write.write`), so an upgraded
 database reads exactly as a new one.
 """
 
@@ -73,7 +73,7 @@ def upgrade() -> None:
 def _backfill(conn: sa.Connection) -> None:
     """Rows for every stored state, in id order, a batch of states decoded at a time."""
     # Imported here: the backfill runs the engine's own code, which the schema above serves.
-    from finsync.systems.revrec import position_store, tables
+    from finsync.systems.revrec import position_write, tables
     from finsync.systems.revrec.position import contract_positions
     from finsync.systems.revrec.serial import loads_state
 
@@ -89,7 +89,7 @@ def _backfill(conn: sa.Connection) -> None:
             state = loads_state(text)
             conn.execute(sa.update(contracts).where(contracts.c.id == rc).values(
                 customer_id=state.contract.customer_id))
-            position_store.write(conn, rc, contract_positions(state))
+            position_write.write(conn, rc, contract_positions(state))
         after = batch[-1].id
 
 
