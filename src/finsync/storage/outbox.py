@@ -22,23 +22,19 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Select,
-    Text,
     and_,
     bindparam,
     case,
-    column,
     exists,
     func,
     insert,
-    literal,
     or_,
     select,
+    text,
     update,
-    values,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from finsync.dbtypes import Serial
 from finsync.domain.ids import delivery_key
 from finsync.domain.status import UNFINISHED, DeliveryStatus
 from finsync.storage import jsonutil
@@ -230,24 +226,40 @@ def _settle(conn: Connection, delivery_id: int, owner: str, **values: Any) -> bo
 
 def complete_many(conn: Connection, results: Mapping[int, str], owner: str,
                   at: datetime) -> set[int]:
-    """`complete` for many deliveries, in one statement: the ids still leased to `owner`
-    are settled (each with its result, joined from a `VALUES` list) and come back; the
-    others' leases were lost. One statement, not one per row: on PostgreSQL each row of an
-    executemany is a statement of its own on the server."""
+    """`complete` for many deliveries: the ids still leased to `owner` are settled and come
+    back (the others' leases were lost). On PostgreSQL in one statement, joined to the ids
+    and results passed as two arrays (an executemany there is a statement per row on the
+    server); on SQLite, in-process, a look-up and an executemany."""
     if not results:
         return set()
-    done = values(column("id", Serial), column("result", Text), name="done").data(
-        sorted(results.items())).cte("done")
-    settled = conn.execute(update(deliveries).where(
-        deliveries.c.id == done.c.id, deliveries.c.lease_owner == owner,
-        deliveries.c.status == DeliveryStatus.IN_FLIGHT).values(
-        status=DeliveryStatus.DONE, last_error=None, result=done.c.result,
-        completed_at=func.coalesce(deliveries.c.completed_at,
-                                   literal(at, deliveries.c.completed_at.type)),
-        next_attempt_at=at,
-        attempts=deliveries.c.attempts + 1, lease_owner=None, lease_expires_at=None)
-        .returning(deliveries.c.id))
-    return {int(i) for i in settled.scalars()}
+    if conn.dialect.name == "postgresql":
+        ordered = sorted(results.items())
+        return {int(i) for i in conn.execute(_COMPLETE_ARRAYS, {
+            "b_ids": [i for i, _ in ordered], "b_results": [r for _, r in ordered],
+            "b_owner": owner, "b_at": at}).scalars()}
+    held = select(deliveries.c.id).where(
+        deliveries.c.id.in_(list(results)), deliveries.c.lease_owner == owner,
+        deliveries.c.status == DeliveryStatus.IN_FLIGHT)
+    ours = {int(i) for i in conn.execute(held).scalars()}
+    if ours:
+        conn.execute(_SETTLE, [
+            {"b_id": i, "b_owner": owner, "b_status": DeliveryStatus.DONE, "b_error": None,
+             "b_result": results[i], "b_completed_at": at, "b_next_attempt_at": at}
+            for i in sorted(ours)])
+    return ours
+
+
+# `complete_many` on PostgreSQL: what `_SETTLE` does to a done delivery, for every id of
+# `b_ids` still leased to `b_owner`, with the result at the same place of `b_results`.
+_COMPLETE_ARRAYS = text(
+    "UPDATE deliveries SET status = :b_status, last_error = NULL, result = done.result, "
+    "completed_at = coalesce(deliveries.completed_at, :b_at), next_attempt_at = :b_at, "
+    "attempts = deliveries.attempts + 1, lease_owner = NULL, lease_expires_at = NULL "
+    "FROM unnest(CAST(:b_ids AS BIGINT[]), CAST(:b_results AS TEXT[])) AS done (id, result) "
+    "WHERE deliveries.id = done.id AND deliveries.lease_owner = :b_owner "
+    "AND deliveries.status = :b_in_flight RETURNING deliveries.id").bindparams(
+    bindparam("b_at", type_=deliveries.c.completed_at.type),
+    b_status=DeliveryStatus.DONE.value, b_in_flight=DeliveryStatus.IN_FLIGHT.value)
 
 
 def complete(conn: Connection, delivery_id: int, owner: str, result: str, at: datetime) -> bool:
