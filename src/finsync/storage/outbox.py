@@ -116,8 +116,14 @@ def _expired(now: datetime) -> ColumnElement[bool]:
                 deliveries.c.lease_expires_at < now)
 
 
+# The outbox again, as the earlier deliveries of a partition and as the live leases: made
+# once, as making an alias makes a proxy of every column (most of a claim's own cost).
+_EARLIER = deliveries.alias("earlier")
+_LIVE = deliveries.alias("live")
+
+
 def _due(now: datetime) -> ColumnElement[bool]:
-    earlier = deliveries.alias("earlier")
+    earlier = _EARLIER
     blocked = exists().where(
         earlier.c.target == deliveries.c.target,
         earlier.c.partition_key == deliveries.c.partition_key,
@@ -160,7 +166,7 @@ def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: in
     expired = _expired(now)
     if lease_expiries_max is not None:
         expired = and_(expired, deliveries.c.lease_expiries + 1 < lease_expiries_max)
-    live = deliveries.alias("live")
+    live = _LIVE
     quiet = ~exists().where(live.c.status == DeliveryStatus.IN_FLIGHT,
                             live.c.lease_expires_at >= now)
     return _lease(conn, due_ids.where(expired, quiet), 1, expired, owner, now, lease_s,
