@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, event, select
 
 from finsync.connectors.ports import DeliveryContext, Receipt, Reference
@@ -79,9 +81,13 @@ def _poison_mapper() -> PoisonedMapper:
     return PoisonedMapper(defect)
 
 
-def _hub(engine: Engine, tmp_path: Path) -> tuple[Hub, RecordingTarget]:
+def _hub(engine: Engine, tmp_path: Path,
+         intake_batch_size: int | None = None) -> tuple[Hub, RecordingTarget]:
     target = RecordingTarget()
-    hub = make_hub(engine, tmp_path, targets={"books": target}, hub_settings=settings(ROUTES))
+    chosen = settings(ROUTES)
+    if intake_batch_size is not None:
+        chosen = replace(chosen, intake_batch_size=intake_batch_size)
+    hub = make_hub(engine, tmp_path, targets={"books": target}, hub_settings=chosen)
     return _mapping_with(hub, _poison_mapper()), target
 
 
@@ -91,9 +97,12 @@ def _raw_statuses(engine: Engine) -> dict[int, str]:
             select(raw_events.c.id, raw_events.c.status))}
 
 
+# 50: one batch holds every item. 3: each full batch has the next three mapped ahead
+# (`hub.read_ahead`), poison items among them.
+@pytest.mark.parametrize("intake_batch_size", [50, 3])
 def test_batch_of_good_poison_and_out_of_order_items_fails_only_the_poison(
-        engine: Engine, tmp_path: Path) -> None:
-    hub, target = _hub(engine, tmp_path)
+        engine: Engine, tmp_path: Path, intake_batch_size: int) -> None:
+    hub, target = _hub(engine, tmp_path, intake_batch_size)
     bodies = [
         _payment("pay_1"),                              # 1 good
         _version("con_a", 3),                           # 2 parks (1 and 2 not yet here)

@@ -71,24 +71,42 @@ _PRICES = frozenset({(ContractLine, "unit_price"), (RampStep, "unit_price"),
 
 def encode(value: object, currency: str | None = None) -> JsonValue:
     """A domain value as JSON data (`currency` is the one in scope for its money)."""
-    if isinstance(value, Money):
-        return _write_money(value, currency)
-    if isinstance(value, ExternalRefs):
-        return dict(value.pairs)
-    if isinstance(value, JournalLine):
-        return _write_journal_line(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _write_object(value, currency)
-    if isinstance(value, Enum):
-        return cast(JsonValue, value.value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, tuple | list):
-        return [encode(v, currency) for v in value]
-    if value is None or isinstance(value, str | int | bool):
-        return value
+    kind = type(value)
+    writer = _WRITERS.get(kind)
+    if writer is None:
+        writer = _WRITERS[kind] = _writer(kind)
+    return writer(value, currency)
+
+
+Writer = Callable[[Any, "str | None"], JsonValue]
+# The writer of each type met, worked out once (the checks below, in this order, hold for
+# every value of a type): a walk of the same event types again and again.
+_WRITERS: dict[type, Writer] = {}
+
+
+def _writer(kind: type) -> Writer:
+    if issubclass(kind, Money):
+        return _write_money
+    if issubclass(kind, ExternalRefs):
+        return lambda value, _: dict(value.pairs)
+    if issubclass(kind, JournalLine):
+        return lambda value, _: _write_journal_line(value)
+    if dataclasses.is_dataclass(kind) and not issubclass(kind, type):
+        return _write_object
+    if issubclass(kind, Enum):
+        return lambda value, _: cast(JsonValue, value.value)
+    if issubclass(kind, date):
+        return lambda value, _: value.isoformat()
+    if issubclass(kind, Decimal):
+        return lambda value, _: str(value)
+    if issubclass(kind, tuple | list):
+        return lambda value, currency: [encode(v, currency) for v in value]
+    if kind is type(None) or issubclass(kind, str | int | bool):
+        return lambda value, _: cast(JsonValue, value)
+    return _unwritable
+
+
+def _unwritable(value: object, _: str | None) -> JsonValue:
     raise TypeError(f"the codec has no wire shape for {type(value).__name__}")
 
 
@@ -99,23 +117,45 @@ def decode(tp: type[T], data: object, path: str, currency: str | None = None) ->
 
 def _read(tp: Any, data: object, path: str, currency: str | None,
           price: bool = False) -> object:
+    reader = _READERS.get((tp, price))
+    if reader is None:
+        reader = _READERS[(tp, price)] = _reader(tp, price)
+    return reader(data, path, currency)
+
+
+Reader = Callable[[object, str, "str | None"], object]
+# The reader of each (type hint, is a price) met, worked out once: hints are looked into
+# (origin, arguments, dataclass or not) per type, not per value read.
+_READERS: dict[tuple[Any, bool], Reader] = {}
+
+
+def _reader(tp: Any, price: bool) -> Reader:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (types.UnionType, typing.Union):
-        if data is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _read(inner, data, path, currency, price)
+        return _optional_reader(args, price)
     if origin is tuple:
-        return _read_tuple(args, data, path, currency)
+        return lambda data, path, currency: _read_tuple(args, data, path, currency)
     if tp is Money:
-        return _read_money(data, path, currency, price)
+        return lambda data, path, currency: _read_money(data, path, currency, price)
     if tp is ExternalRefs:
-        return _read_refs(data, path)
+        return lambda data, path, _: _read_refs(data, path)
     if tp is JournalLine:
-        return _read_journal_line(data, path)
+        return lambda data, path, _: _read_journal_line(data, path)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return _read_object(tp, data, path, currency)
-    return _read_scalar(tp, data, path)
+        return lambda data, path, currency: _read_object(tp, data, path, currency)
+    return lambda data, path, _: _read_scalar(tp, data, path)
+
+
+def _optional_reader(args: tuple[Any, ...], price: bool) -> Reader:
+    nullable = type(None) in args
+    others = [a for a in args if a is not type(None)]
+
+    def read(data: object, path: str, currency: str | None) -> object:
+        if data is None and nullable:
+            return None
+        (inner,) = others
+        return _read(inner, data, path, currency, price)
+    return read
 
 
 def _read_tuple(args: tuple[Any, ...], data: object, path: str,
@@ -257,6 +297,24 @@ def _default_of(f: dataclasses.Field[Any]) -> Callable[[], object] | None:
 
 def _carries_currency(cls: type) -> bool:
     """Whether this object's money needs a `currency` key of its own (none in scope)."""
+    found = _CARRIES.get(cls)
+    if found is None:
+        found = _CARRIES[cls] = _needs_currency(cls)
+    return found
+
+
+_CARRIES: dict[type, bool] = {}
+_NAMES_CURRENCY: dict[type, bool] = {}  # classes with a `currency` field of their own
+
+
+def _names_currency(cls: type) -> bool:
+    found = _NAMES_CURRENCY.get(cls)
+    if found is None:
+        found = _NAMES_CURRENCY[cls] = any(s.name == "currency" for s in _slots(cls))
+    return found
+
+
+def _needs_currency(cls: type) -> bool:
     slots = _slots(cls)
     if any(s.name == "currency" for s in slots):
         return False
@@ -287,8 +345,7 @@ def _write_object(value: object, currency: str | None) -> JsonObject:
 
 def _read_object(cls: type[T], data: object, path: str, currency: str | None) -> T:
     obj = _object(data, path)
-    names = {s.name for s in _slots(cls)}
-    if "currency" in names or (currency is None and _carries_currency(cls)):
+    if _names_currency(cls) or (currency is None and _carries_currency(cls)):
         currency = _field(obj, "currency", str, path, None)
     values = {s.name: _field(obj, s.key, s.tp, path, currency, s.default, s.price)
               for s in _slots(cls)}

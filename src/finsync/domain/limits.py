@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import MAXYEAR, MINYEAR, date
 from decimal import Decimal
 from enum import Enum
+from typing import Any
 
 from finsync.domain import amount, codec
 from finsync.domain.envelope import DraftEnvelope
@@ -70,6 +72,7 @@ COUNT_MAX = 10**12
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_REFUSED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")  # either of the two
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,34 +127,71 @@ def _years_from(day: date, years: int) -> date:
 
 def _check_value(value: object, path: str, name: str, rules: _Rules) -> None:
     """One value, by its kind; `name` is the field that holds it (a tuple's items share it)."""
-    if value is None or isinstance(value, bool | Enum):
-        return  # enums hold known values only
-    if isinstance(value, Money):
-        _check_amount(value, path, rules.limits)
-    elif isinstance(value, ExternalRefs):
-        for system, ref in value.pairs:
-            _check_string(system, f"{path} (system name)", rules.limits.id_max_chars,
-                          "id_max_chars")
-            _check_string(ref, f"{path}.{system}", rules.limits.id_max_chars, "id_max_chars")
-    elif isinstance(value, str):
-        if name in TEXT_FIELDS:
-            _check_string(value, path, rules.limits.text_max_chars, "text_max_chars")
-        else:
-            _check_string(value, path, rules.limits.id_max_chars, "id_max_chars")
-    elif isinstance(value, int):
-        _check_integer(value, path, name)
-    elif isinstance(value, Decimal):
-        _check_decimal(value, path)
-    elif isinstance(value, date):
-        _check_date(value, path, rules)
-    elif isinstance(value, tuple):
-        for n, item in enumerate(value):
-            _check_value(item, f"{path}[{n}]", name, rules)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for key, inner in codec.fields(value):
-            _check_value(inner, f"{path}.{key}" if path else key, key, rules)
+    kind = type(value)
+    check = _CHECKS.get(kind)
+    if check is None:
+        check = _CHECKS[kind] = _check_of(kind)
+    check(value, path, name, rules)
+
+
+Check = Callable[[Any, str, str, _Rules], None]
+# The check of each type met, worked out once (the tests below, in this order, hold for
+# every value of a type).
+_CHECKS: dict[type, Check] = {}
+
+
+def _check_of(kind: type) -> Check:
+    if kind is type(None) or issubclass(kind, bool | Enum):
+        return _unchecked  # enums hold known values only
+    if issubclass(kind, Money):
+        return lambda value, path, _, rules: _check_amount(value, path, rules.limits)
+    if issubclass(kind, ExternalRefs):
+        return _check_refs
+    if issubclass(kind, str):
+        return _check_text
+    if issubclass(kind, int):
+        return lambda value, path, name, _: _check_integer(value, path, name)
+    if issubclass(kind, Decimal):
+        return lambda value, path, _, __: _check_decimal(value, path)
+    if issubclass(kind, date):
+        return lambda value, path, _, rules: _check_date(value, path, rules)
+    if issubclass(kind, tuple):
+        return _check_items
+    if dataclasses.is_dataclass(kind) and not issubclass(kind, type):
+        return _check_fields
+    return _no_rule
+
+
+def _unchecked(value: object, path: str, name: str, rules: _Rules) -> None:
+    return None
+
+
+def _no_rule(value: object, path: str, name: str, rules: _Rules) -> None:
+    raise TypeError(f"{path}: the input check has no rule for {type(value).__name__}")
+
+
+def _check_refs(value: ExternalRefs, path: str, name: str, rules: _Rules) -> None:
+    for system, ref in value.pairs:
+        _check_string(system, f"{path} (system name)", rules.limits.id_max_chars,
+                      "id_max_chars")
+        _check_string(ref, f"{path}.{system}", rules.limits.id_max_chars, "id_max_chars")
+
+
+def _check_text(value: str, path: str, name: str, rules: _Rules) -> None:
+    if name in TEXT_FIELDS:
+        _check_string(value, path, rules.limits.text_max_chars, "text_max_chars")
     else:
-        raise TypeError(f"{path}: the input check has no rule for {type(value).__name__}")
+        _check_string(value, path, rules.limits.id_max_chars, "id_max_chars")
+
+
+def _check_items(value: tuple[object, ...], path: str, name: str, rules: _Rules) -> None:
+    for n, item in enumerate(value):
+        _check_value(item, f"{path}[{n}]", name, rules)
+
+
+def _check_fields(value: object, path: str, name: str, rules: _Rules) -> None:
+    for key, inner in codec.fields(value):
+        _check_value(inner, f"{path}.{key}" if path else key, key, rules)
 
 
 DECIMAL_PLACES_MAX = 12  # a number that is no amount (a tax rate): its decimal places
@@ -198,6 +238,8 @@ def _check_string(value: str, path: str, chars_max: int, limit: str) -> None:
     if len(value) > chars_max:
         raise MappingError(f"{path} has {len(value):,} characters: at most {chars_max:,} "
                            f"({limit})", code="string_too_long")
+    if _REFUSED.search(value) is None:
+        return  # the common case: one scan finds neither kind of character
     control = _CONTROL.search(value)
     if control is not None:
         raise MappingError(f"{path} holds the control character "

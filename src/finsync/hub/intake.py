@@ -165,6 +165,10 @@ class Mapped:
         with self._lock:
             return self._items.pop(raw_id, None)
 
+    def holds(self, raw_id: int) -> bool:
+        with self._lock:
+            return raw_id in self._items
+
 
 class Intake:
     def __init__(self, engine: Engine, mappers: MapperRegistry,

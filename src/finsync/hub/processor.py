@@ -39,6 +39,7 @@ from finsync.hub.handover import Handover
 from finsync.hub.intake import Mapped, reject_in
 from finsync.hub.mapping import MapperRegistry
 from finsync.hub.pipeline import describe, trace
+from finsync.hub.read_ahead import ReadAhead
 from finsync.storage import exception_log, raw_log
 from finsync.storage.db import StorageUnavailableError, serialize, transaction
 from finsync.storage.exception_log import NewException
@@ -59,17 +60,27 @@ class Processor:
         self._clock, self._batch_size = clock, batch_size
         self._mapped = mapped or Mapped()
         self._handover = handover  # accepted envelopes, for delivery (`hub.handover`)
+        self._read_ahead = ReadAhead(engine, mappers, self._mapped)
 
     def process_batch(self) -> Counter[str]:
-        """Process up to one batch of stored raw events; returns outcomes counted."""
+        """Process up to one batch of stored raw events; returns outcomes counted. After a
+        full batch, the next one is mapped ahead (`hub.read_ahead`) while the caller goes
+        on."""
+        self._read_ahead.wait()
+        outcomes = self._process(self._batch_size)
+        if outcomes["raw"] >= self._batch_size:
+            self._read_ahead.start(self._batch_size)
+        return outcomes
+
+    def _process(self, size: int) -> Counter[str]:
         try:
-            return self._batch(self._batch_size)
+            return self._batch(size)
         except StorageUnavailableError:
             raise
         except Exception as exc:
             log.warning("a batch of raw events failed as a whole (%s); processing it one "
                         "raw event at a time", describe(exc))
-        return self._one_by_one(self._batch_size)
+        return self._one_by_one(size)
 
     def _batch(self, size: int) -> Counter[str]:
         """Plain raw events a set at a time (`BatchAcceptance`); each other one alone, in

@@ -97,7 +97,7 @@ def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 def event_row(envelope: Envelope, raw_id: int | None, status: EventStatus, at: datetime, *,
               keep_business_key: bool = True) -> dict[str, Any]:
     """The `events` row of an envelope, in its current schema version."""
-    payload = codec.encode_event(envelope.event)
+    payload = jsonutil.dumps(codec.encode_event(envelope.event))
     return {
         "event_id": envelope.event_id, "type": envelope.type.value,
         "schema_version": envelope.schema_version, "source": envelope.source,
@@ -107,7 +107,7 @@ def event_row(envelope: Envelope, raw_id: int | None, status: EventStatus, at: d
         "received_at": envelope.received_at, "correlation_id": envelope.correlation_id,
         "causation_id": envelope.causation_id, "aggregate_type": envelope.aggregate.type,
         "aggregate_id": envelope.aggregate.id, "aggregate_version": envelope.aggregate.version,
-        "payload": jsonutil.dumps(payload), "payload_hash": payload_hash(payload),
+        "payload": payload, "payload_hash": jsonutil.text_digest(payload),
         "raw_event_id": raw_id, "status": status, "status_changed_at": at,
     }
 

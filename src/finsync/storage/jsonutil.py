@@ -35,7 +35,12 @@ def dumps(value: Any) -> str:
 
 
 def digest(value: Any) -> str:
-    return hashlib.sha256(dumps(value).encode()).hexdigest()
+    return text_digest(dumps(value))
+
+
+def text_digest(text: str) -> str:
+    """`digest` of a value already written by `dumps` (`text`)."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def loads(text: str | bytes, limits: InputLimits = STORED) -> Any:
