@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pstats
 import signal
 import socket
 import statistics
@@ -88,10 +89,14 @@ def payment(i: int, run: str) -> bytes:
 
 def write_config(directory: Path, url: str) -> Path:
     """The packaged configuration on `url`, with the billing source's rate limit above the
-    offered load (the limit is what is measured, not the rate limiter)."""
+    offered load (the limit is what is measured, not the rate limiter), and every OS login
+    acting as the bench's admin (`serve` refuses a login that maps to no admin)."""
     text = DEFAULT_CONFIG.read_text()
     text = text.replace('database_url = "sqlite:///var/finsync.db"', f'database_url = "{url}"')
-    text += (f"\n[limits.{SOURCE}]\nrequests_per_s = 1000000\nburst = 1000000\n")
+    text += (f"\n[limits.{SOURCE}]\nrequests_per_s = 1000000\nburst = 1000000\n"
+             # `serve` needs an admin: whoever runs the bench acts as one
+             f"\n[auth.principals.\"{BENCH_ADMIN.id}\"]\nscopes = [\"{ADMIN}\"]\n"
+             f"\n[auth.os_users]\n\"*\" = \"{BENCH_ADMIN.id}\"\n")
     path = directory / "finsync.toml"
     path.write_text(text)
     parse_config(tomllib.loads(text), directory)  # refuse a broken file here, not in serve
@@ -251,12 +256,15 @@ def free_port() -> int:
 
 
 def start_server(config: Path, port: int, workers: int, interval_s: float,
-                 log: Path) -> subprocess.Popen[bytes]:
+                 log: Path, profile: Path | None = None, clock: str = "cpu",
+                 pipeline: bool = True) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.pop("FINSYNC_DATABASE_URL", None)
-    command = [sys.executable, "-c", "from finsync.cli.main import main; main()", "serve",
+    program = (["-c", "from finsync.cli.main import main; main()"] if profile is None else
+               [str(Path(__file__).with_name("profiled_serve.py")), str(profile), clock])
+    command = [sys.executable, *program, "serve",
                "--config", str(config), "--port", str(port), "--workers", str(workers),
-               "--interval-s", str(interval_s)]
+               "--interval-s", str(interval_s), "--pipeline" if pipeline else "--no-pipeline"]
     server = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                               start_new_session=True)
     deadline = time.monotonic() + 60
@@ -281,6 +289,19 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
         server.wait()
 
 
+def group_cpu_s(group: int) -> float:
+    """CPU seconds (user + system) used so far by the living processes of process group
+    `group` (the server: uvicorn, its workers, the pipeline's process)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[2]) == group:  # pgrp; utime and stime are fields 14, 15
+                total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 # --------------------------------------------------------------------------------------
 
 
@@ -299,6 +320,8 @@ class Results:
     lags: list[float]
     samples: list[tuple[float, int]]
     drain_s: float
+    server_cpu_s: float  # during the load
+    client_cpu_s: float  # this process (load, sampler) during the load
 
 
 def run_backend(backend: backends.Backend, args: argparse.Namespace, workdir: Path,
@@ -316,7 +339,8 @@ def run_backend(backend: backends.Backend, args: argparse.Namespace, workdir: Pa
         hub.engine.dispose()
         port = free_port()
         server = start_server(config, port, args.workers, args.interval_s,
-                              directory / "serve.log")
+                              directory / "serve.log", args.profile, args.profile_clock,
+                              args.pipeline)
         engine = make_engine(url)
         try:
             samples: list[tuple[float, int]] = []
@@ -331,8 +355,11 @@ def run_backend(backend: backends.Backend, args: argparse.Namespace, workdir: Pa
                 return load
 
             say(f"{backend.name}: offering {args.rate:,.0f} req/s for {args.seconds:g} s")
+            server_cpu, client_cpu = group_cpu_s(server.pid), time.process_time()
             load = asyncio.run(measured())
-            drain_s = wait_drained(engine, args.drain_s)
+            server_cpu = group_cpu_s(server.pid) - server_cpu
+            client_cpu = time.process_time() - client_cpu
+            drain_s = wait_drained(engine, args.drain_s) if args.pipeline else 0.0
             lags = lags_ms(engine)
         finally:
             stop_server(server)
@@ -340,8 +367,10 @@ def run_backend(backend: backends.Backend, args: argparse.Namespace, workdir: Pa
             if args.keep_log:
                 args.keep_log.write_bytes((directory / "serve.log").read_bytes())
         stored = load.statuses.get(202, 0)
-        assert len(lags) == stored or drain_s >= args.drain_s, (len(lags), stored)
-        return Results(backend.name, limit, load, lags, samples, drain_s)
+        assert len(lags) == stored or drain_s >= args.drain_s or not args.pipeline, (
+            len(lags), stored)
+        return Results(backend.name, limit, load, lags, samples, drain_s, server_cpu,
+                       client_cpu)
 
 
 def report(console: Any, results: Sequence[Results], args: argparse.Namespace,
@@ -375,6 +404,12 @@ def report(console: Any, results: Sequence[Results], args: argparse.Namespace,
                       f"{max((s[1] for s in r.samples), default=0):,} / "
                       f"{r.samples[-1][1] if r.samples else 0:,}", "", "")
         table.add_row("", "drain after the load", f"{r.drain_s:.1f} s", "", "")
+        cores = os.cpu_count() or 1
+        table.add_row("", "server CPU per 202 / share of the machine",
+                      f"{r.server_cpu_s / max(ok, 1) * 1e6:,.0f} µs / "
+                      f"{r.server_cpu_s / (cores * r.load.seconds):.0%}", "", "")
+        table.add_row("", "load generator CPU share",
+                      f"{r.client_cpu_s / (cores * r.load.seconds):.0%}", "", "")
         table.add_row("", "other answers / lost connections",
                       f"{others or '-'} / {r.load.errors}", "", "")
     console.print(table)
@@ -397,6 +432,16 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--tmpdir", type=Path, default=None)
     parser.add_argument("--keep-log", type=Path, default=None,
                         help="copy the server's log here")
+    parser.add_argument("--pipeline", action=argparse.BooleanOptionalAction, default=True,
+                        help="--no-pipeline: serve HTTP only (serve --no-pipeline), to "
+                             "measure intake alone; nothing is posted")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="profile every thread of the server process (not uvicorn's "
+                             "workers nor the pipeline's process) into this pstats file, "
+                             "and print its top lines")
+    parser.add_argument("--profile-clock", choices=("cpu", "wall"), default="cpu",
+                        help="--profile: each thread's CPU time (where the work goes) or "
+                             "elapsed time (where requests wait)")
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     console, say = backends.make_console()
@@ -407,6 +452,10 @@ def main(argv: Sequence[str]) -> None:
                                         lambda b: run_backend(b, args, workdir, say),
                                         notes, say, sqlite_prefix="serve", unit="measurement")
     report(console, results, args, notes)
+    if args.profile:
+        stats = pstats.Stats(str(args.profile))
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats(40)
 
 
 if __name__ == "__main__":
