@@ -296,10 +296,6 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     app.state.authenticate = authenticate or _tokens_of(hub)
     app.state.recent_tokens = recent
     app.state.sessions = _sessions_of(hub)
-    console_shell.register(app, hub.engine, utc_now, idle_timeout, session_lifetime)
-    cpq_routes.register(app, hub)
-    for page in CONSOLE_PAGES if services is not None else ():
-        page.register(app, services)
     generated = app.openapi
 
     def documented() -> dict[str, Any]:
@@ -330,6 +326,13 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                                 writes_as=_writes_as(request.state.principal),
                                 token=request.state.token_id)
         return JSONResponse({"raw_event_id": raw_id, "status": "stored"}, status_code=202)
+
+    # After event intake, which is then the first route tried: the router tries every route
+    # in order, and intake is nearly every request.
+    console_shell.register(app, hub.engine, utc_now, idle_timeout, session_lifetime)
+    cpq_routes.register(app, hub)
+    for page in CONSOLE_PAGES if services is not None else ():
+        page.register(app, services)
 
     def signed_intake(scheme: str, source: str, request: Request, body: Body) -> int:
         """Store a request of a signed source of `scheme`, verified on its raw bytes."""

@@ -14,6 +14,7 @@ Rules:
 - A request refused for its payload before its batch is formed (a mapping refusal is
   recorded then) may have been authenticated by a look-up up to `RECENT_S` old: that is the
   only way a token revoked within the last second still reaches the database.
+- Concurrent look-ups of one token are one look-up.
 - At most `SIZE_MAX` tokens are remembered (the oldest forgotten first).
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -50,6 +52,7 @@ class RecentTokens:
         self._engine, self._clock = engine, clock
         self._recent, self._size_max = timedelta(seconds=recent_s), size_max
         self._known: OrderedDict[str, Verified] = OrderedDict()
+        self._looking: dict[str, Future[Verified]] = {}  # look-ups in flight, by key
         self._lock = threading.Lock()
 
     def recent(self, secret: str) -> Verified | None:
@@ -64,16 +67,36 @@ class RecentTokens:
 
     def verify(self, secret: str) -> Verified:
         """Look the token up (`tokens.active_token`) and remember it when active;
-        `NotAuthenticatedError` when it is not."""
+        `NotAuthenticatedError` when it is not. Concurrent calls for one token share one
+        look-up: when a token's second is over, every request in flight finds it so."""
+        key = tokens.digest(secret)
+        with self._lock:
+            shared = self._looking.get(key)
+            if shared is None:
+                mine: Future[Verified] = Future()
+                self._looking[key] = mine
+        if shared is not None:
+            return shared.result()
+        try:
+            found = self._look_up(secret)
+            with self._lock:
+                self._known[key] = found
+                while len(self._known) > self._size_max:
+                    self._known.popitem(last=False)
+            mine.set_result(found)
+            return found
+        except BaseException as exc:
+            mine.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                del self._looking[key]
+
+    def _look_up(self, secret: str) -> Verified:
         now = self._clock()
         token = tokens.active_token(self._engine, secret, now)
-        found = Verified(token.as_principal(), token.id,
-                         min(now + self._recent, token.expires_at))
-        with self._lock:
-            self._known[tokens.digest(secret)] = found
-            while len(self._known) > self._size_max:
-                self._known.popitem(last=False)
-        return found
+        return Verified(token.as_principal(), token.id, min(now + self._recent,
+                                                            token.expires_at))
 
     def check(self, ids: Collection[str]) -> Mapping[str, Exception]:
         """The error for each of `ids` that is no longer active (one read); those are
