@@ -257,14 +257,17 @@ def free_port() -> int:
 
 def start_server(config: Path, port: int, workers: int, interval_s: float,
                  log: Path, profile: Path | None = None, clock: str = "cpu",
-                 pipeline: bool = True) -> subprocess.Popen[bytes]:
+                 pipeline: bool = True,
+                 pipeline_process: bool | None = None) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.pop("FINSYNC_DATABASE_URL", None)
     program = (["-c", "from finsync.cli.main import main; main()"] if profile is None else
                [str(Path(__file__).with_name("profiled_serve.py")), str(profile), clock])
     command = [sys.executable, *program, "serve",
                "--config", str(config), "--port", str(port), "--workers", str(workers),
-               "--interval-s", str(interval_s), "--pipeline" if pipeline else "--no-pipeline"]
+               "--interval-s", str(interval_s), "--pipeline" if pipeline else "--no-pipeline",
+               *({True: ["--pipeline-process"], False: ["--pipeline-in-process"]}
+                 .get(pipeline_process, []))]
     server = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                               start_new_session=True)
     deadline = time.monotonic() + 60
@@ -289,17 +292,28 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
         server.wait()
 
 
-def group_cpu_s(group: int) -> float:
+PIPELINE_MARK = b"run_pipeline"  # in the command line of serve's pipeline process
+
+
+def group_cpu_s(group: int) -> dict[str, float]:
     """CPU seconds (user + system) used so far by the living processes of process group
-    `group` (the server: uvicorn, its workers, the pipeline's process)."""
+    `group` (the server), as `http` (uvicorn and its workers, with the pipeline's threads
+    when it runs in-process) and `pipeline` (the pipeline's own process)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    total = {"http": 0, "pipeline": 0}
+    for proc in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
-            fields = stat.read_text().rpartition(")")[2].split()
-            if int(fields[2]) == group:  # pgrp; utime and stime are fields 14, 15
-                total += int(fields[11]) + int(fields[12])
-    return total / tick
+            fields = (proc / "stat").read_text().rpartition(")")[2].split()
+            if int(fields[2]) != group:  # pgrp; utime and stime are fields 14, 15
+                continue
+            role = "pipeline" if PIPELINE_MARK in (proc / "cmdline").read_bytes() else "http"
+            total[role] += int(fields[11]) + int(fields[12])
+    return {role: ticks / tick for role, ticks in total.items()}
+
+
+def cpu_since(group: int, before: dict[str, float]) -> dict[str, float]:
+    now = group_cpu_s(group)
+    return {role: now[role] - before.get(role, 0.0) for role in now}
 
 
 # --------------------------------------------------------------------------------------
@@ -320,7 +334,8 @@ class Results:
     lags: list[float]
     samples: list[tuple[float, int]]
     drain_s: float
-    server_cpu_s: float  # during the load
+    load_cpu_s: dict[str, float]  # the server's, by role, during the load
+    all_cpu_s: dict[str, float]  # the server's, by role, during the load and the drain
     client_cpu_s: float  # this process (load, sampler) during the load
 
 
@@ -340,7 +355,7 @@ def run_backend(backend: backends.Backend, args: argparse.Namespace, workdir: Pa
         port = free_port()
         server = start_server(config, port, args.workers, args.interval_s,
                               directory / "serve.log", args.profile, args.profile_clock,
-                              args.pipeline)
+                              args.pipeline, args.pipeline_process)
         engine = make_engine(url)
         try:
             samples: list[tuple[float, int]] = []
@@ -355,11 +370,12 @@ def run_backend(backend: backends.Backend, args: argparse.Namespace, workdir: Pa
                 return load
 
             say(f"{backend.name}: offering {args.rate:,.0f} req/s for {args.seconds:g} s")
-            server_cpu, client_cpu = group_cpu_s(server.pid), time.process_time()
+            before, client_cpu = group_cpu_s(server.pid), time.process_time()
             load = asyncio.run(measured())
-            server_cpu = group_cpu_s(server.pid) - server_cpu
+            load_cpu = cpu_since(server.pid, before)
             client_cpu = time.process_time() - client_cpu
             drain_s = wait_drained(engine, args.drain_s) if args.pipeline else 0.0
+            all_cpu = cpu_since(server.pid, before)
             lags = lags_ms(engine)
         finally:
             stop_server(server)
@@ -369,14 +385,18 @@ def run_backend(backend: backends.Backend, args: argparse.Namespace, workdir: Pa
         stored = load.statuses.get(202, 0)
         assert len(lags) == stored or drain_s >= args.drain_s or not args.pipeline, (
             len(lags), stored)
-        return Results(backend.name, limit, load, lags, samples, drain_s, server_cpu,
+        return Results(backend.name, limit, load, lags, samples, drain_s, load_cpu, all_cpu,
                        client_cpu)
 
 
 def report(console: Any, results: Sequence[Results], args: argparse.Namespace,
            notes: list[tuple[str, str]]) -> None:
+    own = args.pipeline_process if args.pipeline_process is not None else args.workers > 1
+    where = ("no pipeline" if not args.pipeline else
+             "the pipeline in its own process" if own else "the pipeline in-process")
     table = RichTable(title=f"serve: {args.rate:,.0f} req/s offered for {args.seconds:g} s, "
-                            f"{args.workers} process(es), {args.connections} connections")
+                            f"{args.workers} HTTP process(es), {where}, "
+                            f"{args.connections} connections")
     for column in ("backend", "figure", "value", "target / limit", "ratio"):
         table.add_column(column, justify="left" if column in {"backend", "figure"} else "right")
     for r in results:
@@ -405,9 +425,14 @@ def report(console: Any, results: Sequence[Results], args: argparse.Namespace,
                       f"{r.samples[-1][1] if r.samples else 0:,}", "", "")
         table.add_row("", "drain after the load", f"{r.drain_s:.1f} s", "", "")
         cores = os.cpu_count() or 1
-        table.add_row("", "server CPU per 202 / share of the machine",
-                      f"{r.server_cpu_s / max(ok, 1) * 1e6:,.0f} µs / "
-                      f"{r.server_cpu_s / (cores * r.load.seconds):.0%}", "", "")
+        load_cpu = sum(r.load_cpu_s.values())
+        table.add_row("", "server CPU during the load: per 202 / share of the machine",
+                      f"{load_cpu / max(ok, 1) * 1e6:,.0f} µs / "
+                      f"{load_cpu / (cores * r.load.seconds):.0%}", "", "")
+        if r.all_cpu_s["pipeline"]:
+            table.add_row("", "CPU per 202, load and drain: HTTP / pipeline process",
+                          f"{r.all_cpu_s['http'] / max(ok, 1) * 1e6:,.0f} / "
+                          f"{r.all_cpu_s['pipeline'] / max(ok, 1) * 1e6:,.0f} µs", "", "")
         table.add_row("", "load generator CPU share",
                       f"{r.client_cpu_s / (cores * r.load.seconds):.0%}", "", "")
         table.add_row("", "other answers / lost connections",
@@ -435,6 +460,10 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--pipeline", action=argparse.BooleanOptionalAction, default=True,
                         help="--no-pipeline: serve HTTP only (serve --no-pipeline), to "
                              "measure intake alone; nothing is posted")
+    parser.add_argument("--pipeline-process", action=argparse.BooleanOptionalAction,
+                        default=None, help="serve --pipeline-process (the pipeline in a "
+                        "process of its own) or --no-pipeline-process (in the HTTP process); "
+                        "default: serve's (its own process with more than one worker)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="profile every thread of the server process (not uvicorn's "
                              "workers nor the pipeline's process) into this pstats file, "
