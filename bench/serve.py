@@ -4,8 +4,10 @@
 A benchmark, not a test: it prints figures and checks only that the run did the work it
 claims (every accepted event stored, every delivery done by the end of the drain).
 
-    .venv/bin/python bench/serve.py [--rate 1000] [--seconds 60] [--workers 1]
-                                    [--backend postgresql] [--connections 64]
+    .venv/bin/python bench/serve.py [--rate 1000 | --rate 250,500,750,1000] [--seconds 60]
+                                    [--workers 1] [--pipeline-process] [--no-pipeline]
+                                    [--backends postgresql] [--connections 64]
+                                    [--profile FILE [--profile-clock cpu|wall]]
 
 The server is a real `finsync serve` process (uvicorn) on a fresh database, with the
 embedded ledger as the target (each event an on-account `payment.applied`, posted as a
@@ -23,7 +25,14 @@ Figures:
    its growth is the slope of a least-squares line through the samples of the second half
    of the run (target: none, i.e. ≤ 1 % of the rate);
 5. the limit, measured in the same run beforehand on the same kind of database: an
-   in-process `Intake.receive` loop (map, one transaction per event, no HTTP, no pipeline).
+   in-process `Intake.receive` loop (map, one transaction per event, no HTTP, no pipeline);
+6. the server's CPU time per 202 (user + system, from /proc), during the load, and through
+   the drain split into the HTTP processes and the pipeline's own process: on a shared
+   machine a steadier figure than the latencies, which wait for the CPU as much as for work.
+
+With several rates, each runs on a fresh database and server, and the run ends with the
+highest rate that met every target (202 p99, event → posted p99, no backlog growth, nothing
+but 202) and its ratio to the limit.
 
 See bench/README.md.
 """
@@ -329,6 +338,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 @dataclass
 class Results:
     backend: str
+    rate: float
     limit_rate: float
     load: Load
     lags: list[float]
@@ -340,11 +350,17 @@ class Results:
 
 
 def run_backend(backend: backends.Backend, args: argparse.Namespace, workdir: Path,
-                say: Any) -> Results:
+                say: Any) -> list[Results]:
+    """The limit, then each rate on a database and a server of its own."""
     with backend.fresh() as url:
         config = write_config(Path(tempfile.mkdtemp(dir=workdir)), url)
         limit = receive_loop_rate(config, args.limit_events)
         say(f"{backend.name}: in-process receive loop {limit:,.0f}/s")
+    return [run_rate(backend, rate, limit, args, workdir, say) for rate in args.rates]
+
+
+def run_rate(backend: backends.Backend, rate: float, limit: float, args: argparse.Namespace,
+             workdir: Path, say: Any) -> Results:
     with backend.fresh() as url:
         directory = Path(tempfile.mkdtemp(dir=workdir))
         config = write_config(directory, url)
@@ -363,13 +379,12 @@ def run_backend(backend: backends.Backend, args: argparse.Namespace, workdir: Pa
             async def measured() -> Load:
                 stop = asyncio.Event()
                 sampler = asyncio.create_task(sample_backlog(engine, stop, samples))
-                load = await offer(port, args.rate, args.seconds, args.connections, "run",
-                                   token)
+                load = await offer(port, rate, args.seconds, args.connections, "run", token)
                 stop.set()
                 await sampler
                 return load
 
-            say(f"{backend.name}: offering {args.rate:,.0f} req/s for {args.seconds:g} s")
+            say(f"{backend.name}: offering {rate:,.0f} req/s for {args.seconds:g} s")
             before, client_cpu = group_cpu_s(server.pid), time.process_time()
             load = asyncio.run(measured())
             load_cpu = cpu_since(server.pid, before)
@@ -385,8 +400,8 @@ def run_backend(backend: backends.Backend, args: argparse.Namespace, workdir: Pa
         stored = load.statuses.get(202, 0)
         assert len(lags) == stored or drain_s >= args.drain_s or not args.pipeline, (
             len(lags), stored)
-        return Results(backend.name, limit, load, lags, samples, drain_s, load_cpu, all_cpu,
-                       client_cpu)
+        return Results(backend.name, rate, limit, load, lags, samples, drain_s, load_cpu,
+                       all_cpu, client_cpu)
 
 
 def report(console: Any, results: Sequence[Results], args: argparse.Namespace,
@@ -394,7 +409,8 @@ def report(console: Any, results: Sequence[Results], args: argparse.Namespace,
     own = args.pipeline_process if args.pipeline_process is not None else args.workers > 1
     where = ("no pipeline" if not args.pipeline else
              "the pipeline in its own process" if own else "the pipeline in-process")
-    table = RichTable(title=f"serve: {args.rate:,.0f} req/s offered for {args.seconds:g} s, "
+    rates = ", ".join(f"{rate:,.0f}" for rate in args.rates)
+    table = RichTable(title=f"serve: {rates} req/s offered for {args.seconds:g} s, "
                             f"{args.workers} HTTP process(es), {where}, "
                             f"{args.connections} connections")
     for column in ("backend", "figure", "value", "target / limit", "ratio"):
@@ -407,8 +423,8 @@ def report(console: Any, results: Sequence[Results], args: argparse.Namespace,
         half = [s for s in r.samples if s[0] >= args.seconds / 2]
         growth = slope(half)
         others = {k: v for k, v in r.load.statuses.items() if k != 202}
-        table.add_row(r.backend, "offered rate", f"{r.load.sent / r.load.seconds:,.0f}/s", "",
-                      "")
+        table.add_row(f"{r.backend} {r.rate:,.0f}/s", "offered rate",
+                      f"{r.load.sent / r.load.seconds:,.0f}/s", "", "")
         table.add_row("", "achieved (202/s)", f"{achieved:,.0f}/s",
                       f"limit {r.limit_rate:,.0f}/s", f"{achieved / r.limit_rate:.2f}")
         table.add_row("", "HTTP 202 p50 / p99 / max",
@@ -419,7 +435,7 @@ def report(console: Any, results: Sequence[Results], args: argparse.Namespace,
                       f"{percentile(r.lags, 0.5):.0f} / {lag99:.0f} ms",
                       f"p99 ≤ {LAG_P99_TARGET_MS:g} ms", f"{lag99 / LAG_P99_TARGET_MS:.2f}")
         table.add_row("", "backlog growth (2nd half)", f"{growth:+,.1f} items/s",
-                      f"≤ {args.rate / 100:,.0f}/s", "")
+                      f"≤ {r.rate / 100:,.0f}/s", "")
         table.add_row("", "backlog max / at end",
                       f"{max((s[1] for s in r.samples), default=0):,} / "
                       f"{r.samples[-1][1] if r.samples else 0:,}", "", "")
@@ -438,12 +454,31 @@ def report(console: Any, results: Sequence[Results], args: argparse.Namespace,
         table.add_row("", "other answers / lost connections",
                       f"{others or '-'} / {r.load.errors}", "", "")
     console.print(table)
+    for backend in dict.fromkeys(r.backend for r in results):
+        steady = [r for r in results if r.backend == backend and meets(r, args)]
+        best = max(steady, key=lambda r: r.rate, default=None)
+        say = ("none of the rates offered" if best is None else
+               f"{best.rate:,.0f} req/s = {best.rate / best.limit_rate:.2f} of the "
+               f"in-process receive loop ({best.limit_rate:,.0f}/s)")
+        console.print(f"{backend}: highest steady rate meeting the targets: {say}")
     backends.print_grids(console, [("machine", notes)])
+
+
+def meets(r: Results, args: argparse.Namespace) -> bool:
+    """Every request answered 202 within the target, every event posted within the target,
+    and no backlog growth."""
+    half = [s for s in r.samples if s[0] >= args.seconds / 2]
+    return (set(r.load.statuses) == {202} and not r.load.errors
+            and percentile(r.load.latencies_ms, 0.99) <= HTTP_P99_TARGET_MS
+            and percentile(r.lags, 0.99) <= LAG_P99_TARGET_MS
+            and slope(half) <= r.rate / 100)
 
 
 def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate", type=float, default=1000.0, help="requests offered per s")
+    parser.add_argument("--rate", default="1000",
+                        help="requests offered per s; several, comma-separated, are measured "
+                             "one after the other (e.g. 250,500,750,1000)")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=1, help="serve --workers")
     parser.add_argument("--connections", type=int, default=64)
@@ -473,14 +508,16 @@ def main(argv: Sequence[str]) -> None:
                              "elapsed time (where requests wait)")
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    args.rates = [float(r) for r in args.rate.split(",") if r.strip()]
     console, say = backends.make_console()
     notes = backends.machine_notes()
     with tempfile.TemporaryDirectory(dir=args.tmpdir) as tmp:
         workdir = Path(tmp)
-        results = backends.run_backends(args.backends, workdir,
-                                        lambda b: run_backend(b, args, workdir, say),
-                                        notes, say, sqlite_prefix="serve", unit="measurement")
-    report(console, results, args, notes)
+        per_backend = backends.run_backends(args.backends, workdir,
+                                            lambda b: run_backend(b, args, workdir, say),
+                                            notes, say, sqlite_prefix="serve",
+                                            unit="measurement")
+    report(console, [r for rates in per_backend for r in rates], args, notes)
     if args.profile:
         stats = pstats.Stats(str(args.profile))
         stats.sort_stats("tottime").print_stats(30)
