@@ -4,8 +4,10 @@
 A benchmark, not a test: it prints figures and checks only that the run did the work it
 claims (every accepted event stored, every delivery done by the end of the drain).
 
-    .venv/bin/python bench/serve.py [--rate 1000] [--seconds 60] [--workers 1]
-                                    [--backend postgresql] [--connections 64]
+    .venv/bin/python bench/serve.py [--rate 1000 | --rate 250,500,750,1000] [--seconds 60]
+                                    [--workers 1] [--pipeline-process] [--no-pipeline]
+                                    [--backends postgresql] [--connections 64]
+                                    [--profile FILE [--profile-clock cpu|wall]]
 
 The server is a real `finsync serve` process (uvicorn) on a fresh database, with the
 embedded ledger as the target (each event an on-account `payment.applied`, posted as a
@@ -23,7 +25,14 @@ Figures:
    its growth is the slope of a least-squares line through the samples of the second half
    of the run (target: none, i.e. ≤ 1 % of the rate);
 5. the limit, measured in the same run beforehand on the same kind of database: an
-   in-process `Intake.receive` loop (map, one transaction per event, no HTTP, no pipeline).
+   in-process `Intake.receive` loop (map, one transaction per event, no HTTP, no pipeline);
+6. the server's CPU time per 202 (user + system, from /proc), during the load, and through
+   the drain split into the HTTP processes and the pipeline's own process: on a shared
+   machine a steadier figure than the latencies, which wait for the CPU as much as for work.
+
+With several rates, each runs on a fresh database and server, and the run ends with the
+highest rate that met every target (202 p99, event → posted p99, no backlog growth, nothing
+but 202) and its ratio to the limit.
 
 See bench/README.md.
 """
@@ -35,6 +44,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pstats
 import signal
 import socket
 import statistics
@@ -88,10 +98,14 @@ def payment(i: int, run: str) -> bytes:
 
 def write_config(directory: Path, url: str) -> Path:
     """The packaged configuration on `url`, with the billing source's rate limit above the
-    offered load (the limit is what is measured, not the rate limiter)."""
+    offered load (the limit is what is measured, not the rate limiter), and every OS login
+    acting as the bench's admin (`serve` refuses a login that maps to no admin)."""
     text = DEFAULT_CONFIG.read_text()
     text = text.replace('database_url = "sqlite:///var/finsync.db"', f'database_url = "{url}"')
-    text += (f"\n[limits.{SOURCE}]\nrequests_per_s = 1000000\nburst = 1000000\n")
+    text += (f"\n[limits.{SOURCE}]\nrequests_per_s = 1000000\nburst = 1000000\n"
+             # `serve` needs an admin: whoever runs the bench acts as one
+             f"\n[auth.principals.\"{BENCH_ADMIN.id}\"]\nscopes = [\"{ADMIN}\"]\n"
+             f"\n[auth.os_users]\n\"*\" = \"{BENCH_ADMIN.id}\"\n")
     path = directory / "finsync.toml"
     path.write_text(text)
     parse_config(tomllib.loads(text), directory)  # refuse a broken file here, not in serve
@@ -251,12 +265,18 @@ def free_port() -> int:
 
 
 def start_server(config: Path, port: int, workers: int, interval_s: float,
-                 log: Path) -> subprocess.Popen[bytes]:
+                 log: Path, profile: Path | None = None, clock: str = "cpu",
+                 pipeline: bool = True,
+                 pipeline_process: bool | None = None) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.pop("FINSYNC_DATABASE_URL", None)
-    command = [sys.executable, "-c", "from finsync.cli.main import main; main()", "serve",
+    program = (["-c", "from finsync.cli.main import main; main()"] if profile is None else
+               [str(Path(__file__).with_name("profiled_serve.py")), str(profile), clock])
+    command = [sys.executable, *program, "serve",
                "--config", str(config), "--port", str(port), "--workers", str(workers),
-               "--interval-s", str(interval_s)]
+               "--interval-s", str(interval_s), "--pipeline" if pipeline else "--no-pipeline",
+               *({True: ["--pipeline-process"], False: ["--pipeline-in-process"]}
+                 .get(pipeline_process, []))]
     server = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                               start_new_session=True)
     deadline = time.monotonic() + 60
@@ -281,6 +301,30 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
         server.wait()
 
 
+PIPELINE_MARK = b"run_pipeline"  # in the command line of serve's pipeline process
+
+
+def group_cpu_s(group: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the living processes of process group
+    `group` (the server), as `http` (uvicorn and its workers, with the pipeline's threads
+    when it runs in-process) and `pipeline` (the pipeline's own process)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = {"http": 0, "pipeline": 0}
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            fields = (proc / "stat").read_text().rpartition(")")[2].split()
+            if int(fields[2]) != group:  # pgrp; utime and stime are fields 14, 15
+                continue
+            role = "pipeline" if PIPELINE_MARK in (proc / "cmdline").read_bytes() else "http"
+            total[role] += int(fields[11]) + int(fields[12])
+    return {role: ticks / tick for role, ticks in total.items()}
+
+
+def cpu_since(group: int, before: dict[str, float]) -> dict[str, float]:
+    now = group_cpu_s(group)
+    return {role: now[role] - before.get(role, 0.0) for role in now}
+
+
 # --------------------------------------------------------------------------------------
 
 
@@ -294,19 +338,29 @@ def percentile(values: Sequence[float], q: float) -> float:
 @dataclass
 class Results:
     backend: str
+    rate: float
     limit_rate: float
     load: Load
     lags: list[float]
     samples: list[tuple[float, int]]
     drain_s: float
+    load_cpu_s: dict[str, float]  # the server's, by role, during the load
+    all_cpu_s: dict[str, float]  # the server's, by role, during the load and the drain
+    client_cpu_s: float  # this process (load, sampler) during the load
 
 
 def run_backend(backend: backends.Backend, args: argparse.Namespace, workdir: Path,
-                say: Any) -> Results:
+                say: Any) -> list[Results]:
+    """The limit, then each rate on a database and a server of its own."""
     with backend.fresh() as url:
         config = write_config(Path(tempfile.mkdtemp(dir=workdir)), url)
         limit = receive_loop_rate(config, args.limit_events)
         say(f"{backend.name}: in-process receive loop {limit:,.0f}/s")
+    return [run_rate(backend, rate, limit, args, workdir, say) for rate in args.rates]
+
+
+def run_rate(backend: backends.Backend, rate: float, limit: float, args: argparse.Namespace,
+             workdir: Path, say: Any) -> Results:
     with backend.fresh() as url:
         directory = Path(tempfile.mkdtemp(dir=workdir))
         config = write_config(directory, url)
@@ -316,7 +370,8 @@ def run_backend(backend: backends.Backend, args: argparse.Namespace, workdir: Pa
         hub.engine.dispose()
         port = free_port()
         server = start_server(config, port, args.workers, args.interval_s,
-                              directory / "serve.log")
+                              directory / "serve.log", args.profile, args.profile_clock,
+                              args.pipeline, args.pipeline_process)
         engine = make_engine(url)
         try:
             samples: list[tuple[float, int]] = []
@@ -324,15 +379,18 @@ def run_backend(backend: backends.Backend, args: argparse.Namespace, workdir: Pa
             async def measured() -> Load:
                 stop = asyncio.Event()
                 sampler = asyncio.create_task(sample_backlog(engine, stop, samples))
-                load = await offer(port, args.rate, args.seconds, args.connections, "run",
-                                   token)
+                load = await offer(port, rate, args.seconds, args.connections, "run", token)
                 stop.set()
                 await sampler
                 return load
 
-            say(f"{backend.name}: offering {args.rate:,.0f} req/s for {args.seconds:g} s")
+            say(f"{backend.name}: offering {rate:,.0f} req/s for {args.seconds:g} s")
+            before, client_cpu = group_cpu_s(server.pid), time.process_time()
             load = asyncio.run(measured())
-            drain_s = wait_drained(engine, args.drain_s)
+            load_cpu = cpu_since(server.pid, before)
+            client_cpu = time.process_time() - client_cpu
+            drain_s = wait_drained(engine, args.drain_s) if args.pipeline else 0.0
+            all_cpu = cpu_since(server.pid, before)
             lags = lags_ms(engine)
         finally:
             stop_server(server)
@@ -340,14 +398,21 @@ def run_backend(backend: backends.Backend, args: argparse.Namespace, workdir: Pa
             if args.keep_log:
                 args.keep_log.write_bytes((directory / "serve.log").read_bytes())
         stored = load.statuses.get(202, 0)
-        assert len(lags) == stored or drain_s >= args.drain_s, (len(lags), stored)
-        return Results(backend.name, limit, load, lags, samples, drain_s)
+        assert len(lags) == stored or drain_s >= args.drain_s or not args.pipeline, (
+            len(lags), stored)
+        return Results(backend.name, rate, limit, load, lags, samples, drain_s, load_cpu,
+                       all_cpu, client_cpu)
 
 
 def report(console: Any, results: Sequence[Results], args: argparse.Namespace,
            notes: list[tuple[str, str]]) -> None:
-    table = RichTable(title=f"serve: {args.rate:,.0f} req/s offered for {args.seconds:g} s, "
-                            f"{args.workers} process(es), {args.connections} connections")
+    own = args.pipeline_process if args.pipeline_process is not None else args.workers > 1
+    where = ("no pipeline" if not args.pipeline else
+             "the pipeline in its own process" if own else "the pipeline in-process")
+    rates = ", ".join(f"{rate:,.0f}" for rate in args.rates)
+    table = RichTable(title=f"serve: {rates} req/s offered for {args.seconds:g} s, "
+                            f"{args.workers} HTTP process(es), {where}, "
+                            f"{args.connections} connections")
     for column in ("backend", "figure", "value", "target / limit", "ratio"):
         table.add_column(column, justify="left" if column in {"backend", "figure"} else "right")
     for r in results:
@@ -358,8 +423,8 @@ def report(console: Any, results: Sequence[Results], args: argparse.Namespace,
         half = [s for s in r.samples if s[0] >= args.seconds / 2]
         growth = slope(half)
         others = {k: v for k, v in r.load.statuses.items() if k != 202}
-        table.add_row(r.backend, "offered rate", f"{r.load.sent / r.load.seconds:,.0f}/s", "",
-                      "")
+        table.add_row(f"{r.backend} {r.rate:,.0f}/s", "offered rate",
+                      f"{r.load.sent / r.load.seconds:,.0f}/s", "", "")
         table.add_row("", "achieved (202/s)", f"{achieved:,.0f}/s",
                       f"limit {r.limit_rate:,.0f}/s", f"{achieved / r.limit_rate:.2f}")
         table.add_row("", "HTTP 202 p50 / p99 / max",
@@ -370,20 +435,50 @@ def report(console: Any, results: Sequence[Results], args: argparse.Namespace,
                       f"{percentile(r.lags, 0.5):.0f} / {lag99:.0f} ms",
                       f"p99 ≤ {LAG_P99_TARGET_MS:g} ms", f"{lag99 / LAG_P99_TARGET_MS:.2f}")
         table.add_row("", "backlog growth (2nd half)", f"{growth:+,.1f} items/s",
-                      f"≤ {args.rate / 100:,.0f}/s", "")
+                      f"≤ {r.rate / 100:,.0f}/s", "")
         table.add_row("", "backlog max / at end",
                       f"{max((s[1] for s in r.samples), default=0):,} / "
                       f"{r.samples[-1][1] if r.samples else 0:,}", "", "")
         table.add_row("", "drain after the load", f"{r.drain_s:.1f} s", "", "")
+        cores = os.cpu_count() or 1
+        load_cpu = sum(r.load_cpu_s.values())
+        table.add_row("", "server CPU during the load: per 202 / share of the machine",
+                      f"{load_cpu / max(ok, 1) * 1e6:,.0f} µs / "
+                      f"{load_cpu / (cores * r.load.seconds):.0%}", "", "")
+        if r.all_cpu_s["pipeline"]:
+            table.add_row("", "CPU per 202, load and drain: HTTP / pipeline process",
+                          f"{r.all_cpu_s['http'] / max(ok, 1) * 1e6:,.0f} / "
+                          f"{r.all_cpu_s['pipeline'] / max(ok, 1) * 1e6:,.0f} µs", "", "")
+        table.add_row("", "load generator CPU share",
+                      f"{r.client_cpu_s / (cores * r.load.seconds):.0%}", "", "")
         table.add_row("", "other answers / lost connections",
                       f"{others or '-'} / {r.load.errors}", "", "")
     console.print(table)
+    for backend in dict.fromkeys(r.backend for r in results):
+        steady = [r for r in results if r.backend == backend and meets(r, args)]
+        best = max(steady, key=lambda r: r.rate, default=None)
+        say = ("none of the rates offered" if best is None else
+               f"{best.rate:,.0f} req/s = {best.rate / best.limit_rate:.2f} of the "
+               f"in-process receive loop ({best.limit_rate:,.0f}/s)")
+        console.print(f"{backend}: highest steady rate meeting the targets: {say}")
     backends.print_grids(console, [("machine", notes)])
+
+
+def meets(r: Results, args: argparse.Namespace) -> bool:
+    """Every request answered 202 within the target, every event posted within the target,
+    and no backlog growth."""
+    half = [s for s in r.samples if s[0] >= args.seconds / 2]
+    return (set(r.load.statuses) == {202} and not r.load.errors
+            and percentile(r.load.latencies_ms, 0.99) <= HTTP_P99_TARGET_MS
+            and percentile(r.lags, 0.99) <= LAG_P99_TARGET_MS
+            and slope(half) <= r.rate / 100)
 
 
 def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate", type=float, default=1000.0, help="requests offered per s")
+    parser.add_argument("--rate", default="1000",
+                        help="requests offered per s; several, comma-separated, are measured "
+                             "one after the other (e.g. 250,500,750,1000)")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=1, help="serve --workers")
     parser.add_argument("--connections", type=int, default=64)
@@ -397,16 +492,36 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--tmpdir", type=Path, default=None)
     parser.add_argument("--keep-log", type=Path, default=None,
                         help="copy the server's log here")
+    parser.add_argument("--pipeline", action=argparse.BooleanOptionalAction, default=True,
+                        help="--no-pipeline: serve HTTP only (serve --no-pipeline), to "
+                             "measure intake alone; nothing is posted")
+    parser.add_argument("--pipeline-process", action=argparse.BooleanOptionalAction,
+                        default=None, help="serve --pipeline-process (the pipeline in a "
+                        "process of its own) or --no-pipeline-process (in the HTTP process); "
+                        "default: serve's (its own process with more than one worker)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="profile every thread of the server process (not uvicorn's "
+                             "workers nor the pipeline's process) into this pstats file, "
+                             "and print its top lines")
+    parser.add_argument("--profile-clock", choices=("cpu", "wall"), default="cpu",
+                        help="--profile: each thread's CPU time (where the work goes) or "
+                             "elapsed time (where requests wait)")
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    args.rates = [float(r) for r in args.rate.split(",") if r.strip()]
     console, say = backends.make_console()
     notes = backends.machine_notes()
     with tempfile.TemporaryDirectory(dir=args.tmpdir) as tmp:
         workdir = Path(tmp)
-        results = backends.run_backends(args.backends, workdir,
-                                        lambda b: run_backend(b, args, workdir, say),
-                                        notes, say, sqlite_prefix="serve", unit="measurement")
-    report(console, results, args, notes)
+        per_backend = backends.run_backends(args.backends, workdir,
+                                            lambda b: run_backend(b, args, workdir, say),
+                                            notes, say, sqlite_prefix="serve",
+                                            unit="measurement")
+    report(console, [r for rates in per_backend for r in rates], args, notes)
+    if args.profile:
+        stats = pstats.Stats(str(args.profile))
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats(40)
 
 
 if __name__ == "__main__":

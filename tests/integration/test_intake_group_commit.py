@@ -1,17 +1,24 @@
 """Group commit: concurrent requests share a transaction, each is answered after the commit
-with its own id, and a refused item gets its own error while its neighbours are stored."""
+with its own id, and a refused item gets its own error while its neighbours are stored; a
+request whose token is no longer active when its batch is stored is refused, alone."""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from finsync.api.app import create_app
+from finsync.auth import tokens
+from finsync.auth.local import NotAuthenticatedError
+from finsync.auth.principal import events_write
+from finsync.domain.clock import utc_now
 from finsync.domain.errors import MappingError
 from finsync.domain.status import RawStatus
 from finsync.hub.group_commit import GroupCommit
@@ -89,3 +96,47 @@ def test_the_app_answers_each_request_and_wakes_after_each_batch(engine: Engine,
     assert writer.items == 12
     assert len(woken) == batches >= 1  # one wake-up per committed batch, with its count
     assert sum(woken) == 12
+
+
+def test_an_item_whose_credential_fails_the_recheck_is_answered_with_its_error_alone(
+        engine: Engine, tmp_path: Path) -> None:
+    hub = make_hub(engine, tmp_path)
+    asked: list[set[str]] = []
+
+    def recheck(ids: Collection[str]) -> dict[str, Exception]:
+        asked.append(set(ids))
+        return {"gone": NotAuthenticatedError("API token gone is no longer active")}
+
+    writer = GroupCommit(hub.intake, batch_max=64, linger_s=0.05, recheck=recheck)
+    named = ["kept", "gone", None]
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(writer.receive, "canonical", _payment(n), {}, token=token)
+                   for n, token in enumerate(named)]
+        kept = [futures[0].result(30), futures[2].result(30)]
+        with pytest.raises(NotAuthenticatedError):
+            futures[1].result(30)
+    writer.close()
+    assert set().union(*asked) == {"kept", "gone"}  # one look-up per batch, named ones only
+    with reading(engine) as conn:
+        stored = {r.id: json.loads(r.body)["source_event_id"]
+                  for r in raw_log.pending(conn, 100)}
+    assert stored == {kept[0]: "gw-0", kept[1]: "gw-2"}
+
+
+def test_a_token_revoked_after_use_stores_nothing_more(engine: Engine,
+                                                       tmp_path: Path) -> None:
+    """Intake takes its token from a look-up up to a second old; the group commit's recheck
+    still refuses a token revoked meanwhile, before anything is stored."""
+    app = create_app(make_hub(engine, tmp_path))
+    made = authkit.issued(engine, [events_write("billing")])
+    with TestClient(app, headers=authkit.bearer(made.secret)) as client:
+        first = client.post("/v1/sources/billing/events", content=_payment(1))
+        assert first.status_code == 202
+        tokens.revoke(engine, authkit.ISSUER, made.token.id, utc_now(), "test")
+        after = [client.post("/v1/sources/billing/events", content=_payment(n))
+                 for n in (2, 3)]
+    assert [r.status_code for r in after] == [401, 401]
+    assert {r.json()["error"]["code"] for r in after} == {"not_authenticated"}
+    with reading(engine) as conn:
+        stored = [r.id for r in raw_log.pending(conn, 100)]
+    assert stored == [first.json()["raw_event_id"]]

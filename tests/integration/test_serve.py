@@ -95,3 +95,12 @@ def test_the_pipeline_process_is_started_again_when_it_ends_and_stopped_after(
     with serving.pipeline_process(True, [sys.executable, "-c", script]):
         assert _wait(lambda: starts.exists() and len(starts.read_text().split()) >= 3)
     assert len(starts.read_text().split()) == 3  # the third was stopped, not restarted
+
+
+def test_the_pipeline_runs_apart_with_several_workers_or_when_asked() -> None:
+    assert not serving.runs_apart(True, 1, None)  # one process: HTTP and the pipeline
+    assert serving.runs_apart(True, 4, None)
+    assert serving.runs_apart(True, 1, True)  # --pipeline-process
+    assert not serving.runs_apart(False, 4, True)  # --no-pipeline wins
+    with pytest.raises(ValueError, match="process of its own"):
+        serving.runs_apart(True, 2, False)  # each worker would run a pipeline

@@ -53,6 +53,7 @@ from finsync.api.errors import (
     validation_error_handler,
 )
 from finsync.api.params import BIGINT_MAX, CorrelationId, ExceptionId
+from finsync.api.recent_tokens import RecentTokens
 from finsync.audit.service import PAGE_MAX, AuditTrail
 from finsync.audit.signing import Keyring
 from finsync.auth.principal import AUDIT_READ, FINANCE_READ, PII_READ, Principal, events_write
@@ -123,6 +124,9 @@ _ANY_JSON_BODY = {"requestBody": {"required": True,
                                   "content": {"application/json": {"schema": {}}}}}
 # What an intake route needs: a token that may write as the path's source.
 _WRITES_AS_SOURCE = {**_ANY_JSON_BODY, **security.needs(events_write("{source}"))}
+# The same for event intake, whose group commit looks the batch's tokens up again before it
+# stores: its token may come from a look-up made within the last second (`recent_tokens`).
+_STORES_AS_SOURCE = {**_ANY_JSON_BODY, **security.rechecked(events_write("{source}"))}
 _READS_FINANCE = security.needs(FINANCE_READ)
 _READS_AUDIT = security.needs(AUDIT_READ)
 
@@ -250,8 +254,12 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     if worker_interval_s:
         pipeline = pipeline_supervisor(hub, worker_interval_s, daily, usage, usage_interval_s,
                                        held)
+    # Without a caller's `authenticate`, intake's tokens are looked up once a second and
+    # again by the group commit for each batch (`recent_tokens`).
+    recent = None if authenticate is not None else RecentTokens(hub.engine, utc_now)
     writer = GroupCommit(hub.intake, batch_max=batch_max, linger_s=linger_s,
-                         on_commit=_waker(hub, wake))
+                         on_commit=_waker(hub, wake),
+                         recheck=None if recent is None else recent.check)
 
     def stop_jobs() -> None:
         """The console's running jobs finish before the process lets go of the database."""
@@ -286,11 +294,8 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                   dependencies=[Depends(security.authenticated)],
                   openapi_url=None, docs_url=None, redoc_url=None)
     app.state.authenticate = authenticate or _tokens_of(hub)
+    app.state.recent_tokens = recent
     app.state.sessions = _sessions_of(hub)
-    console_shell.register(app, hub.engine, utc_now, idle_timeout, session_lifetime)
-    cpq_routes.register(app, hub)
-    for page in CONSOLE_PAGES if services is not None else ():
-        page.register(app, services)
     generated = app.openapi
 
     def documented() -> dict[str, Any]:
@@ -304,7 +309,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     app.state.admission = Admission(limits, lambda s: hub.mappers.knows(s) or s in signed
                                     or (usage is not None and usage.knows(s)))
 
-    @app.post("/v1/sources/{source}/events", status_code=202, openapi_extra=_WRITES_AS_SOURCE)
+    @app.post("/v1/sources/{source}/events", status_code=202, openapi_extra=_STORES_AS_SOURCE)
     def receive(source: str, request: Request, body: Body) -> JSONResponse:
         """A source's event(s). A signed source is taken only at its signed endpoint."""
         headers, content_type = _stored_headers(request), request.headers.get("content-type")
@@ -318,8 +323,16 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
             signed[source].refuse(unsigned, body, headers, content_type)
             raise unsigned
         raw_id = writer.receive(source, body, headers, content_type, limits(source),
-                                writes_as=_writes_as(request.state.principal))
+                                writes_as=_writes_as(request.state.principal),
+                                token=request.state.token_id)
         return JSONResponse({"raw_event_id": raw_id, "status": "stored"}, status_code=202)
+
+    # After event intake, which is then the first route tried: the router tries every route
+    # in order, and intake is nearly every request.
+    console_shell.register(app, hub.engine, utc_now, idle_timeout, session_lifetime)
+    cpq_routes.register(app, hub)
+    for page in CONSOLE_PAGES if services is not None else ():
+        page.register(app, services)
 
     def signed_intake(scheme: str, source: str, request: Request, body: Body) -> int:
         """Store a request of a signed source of `scheme`, verified on its raw bytes."""

@@ -18,6 +18,13 @@ Rules:
   but GET, HEAD, OPTIONS) must also carry the session's CSRF token in `X-CSRF-Token`, else
   403 `csrf_failed`: the cookie is sent by the browser on its own, the header only by the
   console's script. An `Authorization` header always wins over a cookie.
+- A route declared `rechecked` (intake: its group commit looks the batch's tokens up again
+  before storing) takes its bearer token from `app.state.recent_tokens` when it is set
+  (`recent_tokens`: verified within the last second, no I/O); the token's id is then on
+  `request.state.token_id` for the recheck (None otherwise). Every other route looks the
+  token up on each request.
+- `authenticated` runs on the event loop; what needs the database (a look-up, a session)
+  runs in the thread pool.
 """
 
 from __future__ import annotations
@@ -28,7 +35,9 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
+from finsync.api.recent_tokens import RecentTokens
 from finsync.auth.local import ForbiddenError, NotAuthenticatedError
 from finsync.auth.principal import Principal
 from finsync.auth.sessions import Session
@@ -39,6 +48,8 @@ SIGNED: dict[str, Any] = {"security": [], "x-finsync-authentication": "signature
 ANY_TOKEN: dict[str, Any] = {"security": [{SCHEME: []}]}
 # The console's log-in: the API token is in the body (exchanged for a session cookie).
 LOGIN: dict[str, Any] = {"security": [], "x-finsync-authentication": "token-in-body"}
+# The `openapi_extra` mark of a route whose handler looks its token up again (`rechecked`).
+RECHECKED = "x-finsync-token-rechecked"
 SESSION_COOKIE = "finsync_session"
 CSRF_HEADER = "x-csrf-token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -65,6 +76,12 @@ def needs(scope: str) -> dict[str, Any]:
     return {"security": [{SCHEME: [scope]}], "responses": _REFUSALS}
 
 
+def rechecked(scope: str) -> dict[str, Any]:
+    """`needs(scope)` for a route whose handler looks its token up again before it stores
+    (intake's group commit): its token may come from `RecentTokens`."""
+    return {**needs(scope), RECHECKED: True}
+
+
 def needs_session() -> dict[str, Any]:
     """The `openapi_extra` of a route about the caller's own console session (any valid
     credential; the handler needs the session itself)."""
@@ -84,12 +101,16 @@ def declared(route: object) -> list[str] | None:
     return [scope for requirement in requirements for scope in requirement.get(SCHEME, ())]
 
 
-def authenticated(request: Request) -> Principal | None:
+async def authenticated(request: Request) -> Principal | None:
     """The app-wide dependency: the caller's principal, or None on a public route."""
-    scopes = declared(request.scope.get("route"))
+    route = request.scope.get("route")
+    scopes = declared(route)
     if scopes is None:
         return None
-    principal = _caller(request)
+    request.state.token_id = None
+    principal = _recently_verified(request, route)
+    if principal is None:
+        principal = await run_in_threadpool(_caller, request, route)
     for template in scopes:
         scope = template.format_map(request.path_params)
         if not principal.can(scope):
@@ -98,12 +119,38 @@ def authenticated(request: Request) -> Principal | None:
     return principal
 
 
-def _caller(request: Request) -> Principal:
+def _recent_tokens(request: Request, route: object) -> RecentTokens | None:
+    """The app's recently verified tokens, for a `rechecked` route with a bearer token."""
+    extra = route.openapi_extra if isinstance(route, APIRoute) else None
+    if not extra or not extra.get(RECHECKED) or not request.headers.get("authorization"):
+        return None
+    recent: RecentTokens | None = getattr(request.app.state, "recent_tokens", None)
+    return recent
+
+
+def _recently_verified(request: Request, route: object) -> Principal | None:
+    """The bearer token's principal when a `rechecked` route may take it from a recent
+    look-up and there is one (None: look it up)."""
+    recent = _recent_tokens(request, route)
+    found = None if recent is None else recent.recent(
+        _bearer(request.headers.get("authorization")))
+    if found is None:
+        return None
+    request.state.token_id = found.token_id
+    return found.principal
+
+
+def _caller(request: Request, route: object) -> Principal:
     """The bearer token's principal, else the console session's (CSRF-checked)."""
     header = request.headers.get("authorization")
     cookie = request.cookies.get(SESSION_COOKIE)
     sessions: Sessions | None = getattr(request.app.state, "sessions", None)
     if header or not cookie or sessions is None:
+        recent = _recent_tokens(request, route)
+        if recent is not None:
+            found = recent.verify(_bearer(header))
+            request.state.token_id = found.token_id
+            return found.principal
         authenticate: Authenticate = request.app.state.authenticate
         return authenticate(_bearer(header))
     session = sessions(cookie)

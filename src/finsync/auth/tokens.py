@@ -15,7 +15,10 @@ Rules:
   case is the same person). A pending token cannot be approved after `APPROVAL_WINDOW`.
 - Rotation issues a successor with the same owner, scopes and lifetime; the old token keeps
   working for the overlap window (never beyond its own expiry), then expires.
-- Revocation takes effect at once: every request looks the token up; nothing is cached.
+- Revocation takes effect at once: every request looks the token up, but intake's. An
+  intake request may take its token from a look-up made less than a second before
+  (`api.recent_tokens`), because intake's group commit looks up the tokens of a batch again
+  (`active_ids`) just before storing it: an event is stored only under a token active then.
 - Every change (create, approve, rotate, revoke) appends to the audit trail in the
   transaction that makes it, with the token's state before and after (never its secret).
 """
@@ -26,7 +29,7 @@ import hashlib
 import re
 import secrets
 import string
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -100,6 +103,10 @@ class Token:
             expired = self.approval_expires_at is not None and self.approval_expires_at <= now
             return "approval_expired" if expired else PENDING
         return "expired" if self.expires_at <= now else ACTIVE
+
+    def as_principal(self) -> Principal:
+        """Who the token stands for, with its scopes."""
+        return Principal.of(self.principal, self.scopes)
 
     def as_json(self, now: datetime) -> dict[str, Any]:
         def at(value: datetime | None) -> str | None:
@@ -225,6 +232,12 @@ def listing(engine: Engine) -> list[Token]:
 def principal_for(engine: Engine, token: str, now: datetime) -> Principal:
     """The principal `token` stands for, with the token's scopes; `NotAuthenticatedError`
     for a token that is malformed, unknown, pending, revoked or expired."""
+    return active_token(engine, token, now).as_principal()
+
+
+def active_token(engine: Engine, token: str, now: datetime) -> Token:
+    """The record of `token`, active now (its use noted); `NotAuthenticatedError` for a
+    token that is malformed, unknown, pending, revoked or expired."""
     if not _SHAPE.fullmatch(token):
         raise NotAuthenticatedError(f"not a finsync API token ({PREFIX}…)")
     with reading(engine) as conn:
@@ -234,7 +247,16 @@ def principal_for(engine: Engine, token: str, now: datetime) -> Principal:
         raise NotAuthenticatedError(f"API token {found.id} is {state}")
     if found.last_used_at is None or found.last_used_at <= now - LAST_USED_GRAIN:
         _touch(engine, found.id, now)
-    return Principal.of(found.principal, found.scopes)
+    return found
+
+
+def active_ids(engine: Engine, ids: Collection[str], now: datetime) -> set[str]:
+    """Which of the tokens `ids` are active now, in one read."""
+    if not ids:
+        return set()
+    with reading(engine) as conn:
+        rows = conn.execute(select(tokens).where(tokens.c.id.in_(sorted(ids)))).mappings()
+        return {t.id for t in map(_token, rows) if t.state(now) == ACTIVE}
 
 
 def token_of(conn: Connection, key: str, *, by_id: bool = False) -> Token:

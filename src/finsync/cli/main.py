@@ -421,6 +421,10 @@ def serve(host: str = "127.0.0.1", port: int = 8080,
                                                "own.")] = 1,
           pipeline: Annotated[bool, typer.Option(help="Run the pipeline (--no-pipeline: HTTP "
                                                  "only, e.g. beside `run --loop`).")] = True,
+          pipeline_process: Annotated[bool | None, typer.Option(
+              "--pipeline-process/--pipeline-in-process",
+              help="Run the pipeline in a process of its own, or in the HTTP process's "
+                   "threads (default: its own process with more than one worker).")] = None,
           config: ConfigPath = None) -> None:
     """Start the HTTP API with a background pipeline worker."""
     import os
@@ -429,6 +433,10 @@ def serve(host: str = "127.0.0.1", port: int = 8080,
 
     from finsync.cli import serving
 
+    try:
+        own_process = serving.runs_apart(pipeline, workers, pipeline_process)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--pipeline-in-process") from None
     with guarded(False):
         # Refuse a bad configuration, a principal without `admin` and a controlled change
         # nobody approved before binding the port.
@@ -437,7 +445,6 @@ def serve(host: str = "127.0.0.1", port: int = 8080,
         if config is not None:
             os.environ["FINSYNC_CONFIG"] = str(config.resolve())
         os.environ["FINSYNC_WORKER_INTERVAL_S"] = str(interval_s)
-        own_process = pipeline and workers > 1
         os.environ["FINSYNC_PIPELINE"] = "on" if pipeline and not own_process else "off"
         with serving.pipeline_process(own_process):
             # By name, so that the CLI does not import the API (entry points stay apart).

@@ -1,5 +1,6 @@
-"""`serve --workers N`: the pipeline's own process, started beside the HTTP processes and
-started again when it ends by itself (the HTTP processes are uvicorn's to supervise)."""
+"""`serve --workers N` (or `--pipeline-process`): the pipeline's own process, started beside
+the HTTP processes and started again when it ends by itself (the HTTP processes are
+uvicorn's to supervise)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,17 @@ RESTART_PAUSE_S = 1.0
 STOP_WAIT_S = 30.0
 # By name: the CLI does not import the API.
 _COMMAND = [sys.executable, "-c", "from finsync.api.main import run_pipeline; run_pipeline()"]
+
+
+def runs_apart(pipeline: bool, workers: int, asked: bool | None) -> bool:
+    """Whether the pipeline runs in a process of its own: when asked (`--pipeline-process`),
+    else with more than one HTTP process (each would otherwise run one); never without a
+    pipeline. `ValueError` when asked to run it in-process beside several HTTP processes."""
+    if not pipeline:
+        return False
+    if asked is False and workers > 1:
+        raise ValueError("with more than one worker the pipeline runs in a process of its own")
+    return workers > 1 if asked is None else asked
 
 
 @contextmanager

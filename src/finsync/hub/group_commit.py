@@ -13,6 +13,10 @@ Rules:
 - A batch that fails for a reason other than the database being unavailable is stored again
   item by item, so that one item that cannot be stored fails alone. When the database is
   unavailable, every request of the batch gets that error (503).
+- A request may name the credential it was sent under (`token`): before storing a batch,
+  the writer asks `recheck` once for the batch's credentials, and answers each request whose
+  credential is no longer good with `recheck`'s error instead of storing it (an API token
+  revoked since the request came in). A recheck that fails fails its batch.
 - The writer thread starts on the first request and ends after `idle_exit_s` without work
   (or on `close`); a wake-up that fails is logged and never fails the batch (the pipeline
   polls anyway).
@@ -24,7 +28,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -41,10 +45,15 @@ LINGER_S = 0.001
 IDLE_EXIT_S = 30.0
 
 
+# The error for each credential (of those named) that is no longer good; one look-up.
+Recheck = Callable[[Collection[str]], Mapping[str, Exception]]
+
+
 @dataclass(frozen=True, slots=True)
 class _Item:
     raw: RawIn
     envelopes: list[Envelope] | None
+    token: str | None = None
     future: Future[int] = field(default_factory=Future)
 
 
@@ -56,11 +65,12 @@ class GroupCommit:
 
     def __init__(self, intake: Intake, *, batch_max: int = BATCH_MAX,
                  linger_s: float = LINGER_S, on_commit: Callable[[int], None] | None = None,
-                 idle_exit_s: float = IDLE_EXIT_S) -> None:
+                 idle_exit_s: float = IDLE_EXIT_S, recheck: Recheck | None = None) -> None:
         if batch_max < 1 or linger_s < 0:
             raise ValueError("batch_max must be at least 1 and linger_s not negative")
         self._intake, self.batch_max, self.linger_s = intake, batch_max, linger_s
         self._on_commit, self._idle_exit_s = on_commit, idle_exit_s
+        self._recheck = recheck
         self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -68,13 +78,15 @@ class GroupCommit:
 
     def receive(self, source: str, body: bytes, headers: Mapping[str, str],
                 content_type: str | None = None, limits: InputLimits | None = None, *,
-                writes_as: Callable[[str], bool] | None = None) -> int:
-        """Check one payload (`Intake.check`), then store it with its neighbours; its raw
-        event id after the commit. Raises `MappingError` (refusal recorded) or the batch's
-        storage error."""
+                writes_as: Callable[[str], bool] | None = None,
+                token: str | None = None) -> int:
+        """Check one payload (`Intake.check`), then store it with its neighbours (if
+        `token` is still good then); its raw event id after the commit. Raises
+        `MappingError` (refusal recorded), the recheck's error or the batch's storage
+        error."""
         envelopes, _at = self._intake.check(source, body, headers, content_type, limits,
                                             writes_as=writes_as)
-        item = _Item(RawIn(source, body, headers, content_type), envelopes)
+        item = _Item(RawIn(source, body, headers, content_type), envelopes, token)
         with self._lock:
             self._queue.put(item)
             if self._thread is None:
@@ -98,7 +110,7 @@ class GroupCommit:
             if batch is None:
                 return
             if batch:
-                self._commit(batch)
+                self._commit(self._rechecked(batch))
 
     def _next_batch(self) -> list[_Item] | None:
         """The next batch; None when the thread is to end; empty: nothing came in time."""
@@ -143,9 +155,32 @@ class GroupCommit:
             if isinstance(got, _Item):
                 leftovers.append(got)
         if leftovers:
-            self._commit(leftovers)
+            self._commit(self._rechecked(leftovers))
+
+    def _rechecked(self, batch: list[_Item]) -> list[_Item]:
+        """The items whose credential is still good (or who named none); the others are
+        answered with the recheck's error."""
+        named = {item.token for item in batch if item.token is not None}
+        if self._recheck is None or not named:
+            return batch
+        try:
+            refused = self._recheck(named)
+        except Exception as exc:
+            for item in batch:
+                item.future.set_exception(exc)
+            return []
+        kept = []
+        for item in batch:
+            error = refused.get(item.token) if item.token is not None else None
+            if error is None:
+                kept.append(item)
+            else:
+                item.future.set_exception(error)
+        return kept
 
     def _commit(self, batch: list[_Item]) -> None:
+        if not batch:
+            return
         try:
             ids = self._intake.store_mapped([(i.raw, i.envelopes) for i in batch])
         except StorageUnavailableError as exc:
