@@ -54,6 +54,7 @@ from finsync.domain.money import Money
 from finsync.recon import queue
 from finsync.recon.books import Books, PeriodRevenue
 from finsync.recon.checks import CHECKS, REVENUE_CHECKS
+from finsync.recon.digest import FULL_READ_ROWS_MAX, document_streams
 from finsync.recon.documents import ItemDocuments, documents_of
 from finsync.recon.model import CheckResult, Report
 from finsync.recon.port_books import ListLedgerBooks
@@ -76,9 +77,11 @@ class Entity:
 class Reconciliation:
     def __init__(self, engine: Engine, billing: BillingRecordsPort, ledger: LedgerPort,
                  revenue: RevenuePort, entities: Sequence[Entity],
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], *,
+                 full_read_rows_max: int = FULL_READ_ROWS_MAX) -> None:
         self._engine, self._billing, self._ledger = engine, billing, ledger
         self._revenue, self._entities, self._clock = revenue, list(entities), clock
+        self._full_read_rows_max = full_read_rows_max
 
     def run(self, as_of: date, *, record: bool = True, progress: Progress = _quiet,
             actor: str | None = None) -> Report:
@@ -151,6 +154,8 @@ class Reconciliation:
         closed = [ledger.period_status(e, first) is PeriodStatus.CLOSED for first in bounds]
         as_of_closed = ledger.period_status(e, as_of) is PeriodStatus.CLOSED
         split = ledger.balances_in(e, currency, gl_accounts, gl_days)
+        documents = document_streams(billing, ledger, e, currency, as_of, watched,
+                                     self._full_read_rows_max)
         # The GL per currency when the ERP tells its lines' currencies apart; else only its
         # functional totals, and only the functional currency is checked.
         gl = {currency: ledger.balances(e, gl_accounts, gl_days) if split is None else split}
@@ -160,21 +165,23 @@ class Reconciliation:
             gl[code] = told
         return [(Books(
             e, code, as_of,
-            lambda: billing.open_invoices(e, as_of),
+            documents.open_invoices,
             lambda: billing.customer_balances(e, currency, as_of),
-            lambda: billing.payments_applied(e, as_of),
+            documents.payments,
             lambda: billing.credit_memos(e, as_of),
             lambda: billing.contract_values(e),
-            lambda: ledger.open_items(e, as_of),
+            documents.erp_open_items,
             lambda: ledger.customer_open(e, currency, as_of),
-            lambda: ledger.applied_by(e, as_of),
+            documents.erp_applied,
             lambda: opening, lambda: closing,
             _periods(code, bounds, _as_booked(code, bounds, recognised[code], adjusted),
                      balances, net_revenue_accounts(accounts), closed),
             balances[-1], accounts, explained, as_of_closed, watched,
             foreign_checked=split is not None,
             billing_tax=lambda: billing.tax_amounts(e, as_of),
-            erp_tax=_erp_tax(ledger, e, as_of)), "" if code == currency else f"[{code}]")
+            erp_tax=_erp_tax(ledger, e, as_of),
+            documents_agreeing=documents.documents_agreeing,
+            payments_agreeing=documents.payments_agreeing), "" if code == currency else f"[{code}]")
             for code, balances in gl.items()]
 
     def _positions(self, entity: Entity, bounds: list[date], as_of: date,
