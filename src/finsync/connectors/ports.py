@@ -248,6 +248,11 @@ class RevenueBooksPort(RevenuePort, Protocol):
                        days: Sequence[date]) -> Iterator[Sequence[RevenuePosition]]:
         """Per revenue contract, its positions before each of `days` (in that order)."""
         ...
+    def recognised_over(self, legal_entity: str,
+                        days: Sequence[date]) -> Mapping[str, Sequence[Money]]:
+        """Per currency of its contracts, the revenue recognised before each of `days`
+        (ascending month starts), summed over the entity's contracts."""
+        ...
 
     def adjustments(self, legal_entity: str) -> Sequence[RevenueAdjustment]:
         """The catch-ups its stored period journals booked for closed periods."""

@@ -189,21 +189,28 @@ class Reconciliation:
                               dict[str, list[Money]]]:
         """Opening positions (start of year) summed per currency, closing positions (day
         after `as_of`) by contract id, and the recognised total per currency at each month
-        boundary."""
+        boundary (summed by the engine when it can: only the opening and closing positions
+        are read per contract)."""
         day_after = as_of + timedelta(days=1)
         closing: list[RevenuePosition] = []
-        days = [*bounds, day_after]
-        totals: dict[str, list[Money]] = {}
         summed: dict[str, RevenuePosition] = {}
+        engine_sums = isinstance(self._revenue, RevenueBooksPort)
+        totals: dict[str, list[Money]] = {}
+        if isinstance(self._revenue, RevenueBooksPort):
+            totals = {code: list(sums) for code, sums
+                      in self._revenue.recognised_over(entity.id, bounds).items()}
+        days = [bounds[0], day_after] if engine_sums else [*bounds, day_after]
         for row in self._positions_over(entity.id, days):
             code = row[0].currency
             sums = totals.setdefault(code, [Money.zero(code) for _ in days])
-            for n, p in enumerate(row):
-                sums[n] = sums[n] + p.recognised
+            if not engine_sums:
+                for n, p in enumerate(row):
+                    sums[n] = sums[n] + p.recognised
             summed[code] = _add(summed.get(code), row[0])
             closing.append(row[-1])
-        totals.setdefault(entity.currency, [Money.zero(entity.currency) for _ in days])
-        recognised = {code: sums[:len(bounds)] for code, sums in totals.items()}
+        totals.setdefault(entity.currency, [Money.zero(entity.currency) for _ in bounds])
+        recognised = {code: _padded(sums[:len(bounds)], len(bounds), code)
+                      for code, sums in totals.items()}
         # The opening is only ever summed (the roll-forward): one position per currency.
         opening = list(summed.values())
         closing = _by_contract(closing)
@@ -317,6 +324,11 @@ def _add(total: RevenuePosition | None, p: RevenuePosition) -> RevenuePosition:
         total.deferred_revenue + p.deferred_revenue, total.contract_asset + p.contract_asset,
         total.unbilled_receivable + p.unbilled_receivable,
         (("*", total.credits[0][1] + credited),))
+
+
+def _padded(sums: list[Money], width: int, currency: str) -> list[Money]:
+    """A currency the engine summed nothing in (a contract recognising nothing yet)."""
+    return sums + [Money.zero(currency)] * (width - len(sums))
 
 
 def _by_contract(positions: Sequence[RevenuePosition]) -> list[RevenuePosition]:
