@@ -95,15 +95,25 @@ def document_streams(billing: BillingBooks, ledger: LedgerBooks, entity: str, cu
                       _watched_buckets(watched, "payment"), full_read_rows_max)
     d, p = documents.buckets, payments.buckets
     return DocumentStreams(
-        (lambda: billing.open_invoices(entity, as_of)) if d is None
-        else (lambda: billing.open_invoices_in(entity, as_of, d)),
-        (lambda: ledger.open_items(entity, as_of)) if d is None
-        else (lambda: ledger.open_items_in(entity, as_of, d)),
-        (lambda: billing.payments_applied(entity, as_of)) if p is None
-        else (lambda: billing.payments_applied_in(entity, as_of, p)),
-        (lambda: ledger.applied_by(entity, as_of)) if p is None
-        else (lambda: ledger.applied_by_in(entity, as_of, p)),
+        _narrowed(lambda: billing.open_invoices(entity, as_of),
+                  lambda b: billing.open_invoices_in(entity, as_of, b), d),
+        _narrowed(lambda: ledger.open_items(entity, as_of),
+                  lambda b: ledger.open_items_in(entity, as_of, b), d),
+        _narrowed(lambda: billing.payments_applied(entity, as_of),
+                  lambda b: billing.payments_applied_in(entity, as_of, b), p),
+        _narrowed(lambda: ledger.applied_by(entity, as_of),
+                  lambda b: ledger.applied_by_in(entity, as_of, b), p),
         documents.agreeing, payments.agreeing)
+
+
+def _narrowed(whole: Stream, some: Callable[[frozenset[int]], Iterable[DocumentAmount]],
+              buckets: frozenset[int] | None) -> Stream:
+    """The stream read whole (None), not at all (no bucket differs), or in its buckets."""
+    if buckets is None:
+        return whole
+    if not buckets:
+        return tuple
+    return lambda: some(buckets)
 
 
 def _watched_buckets(watched: Collection[str], kind: str) -> set[int]:
