@@ -12,7 +12,7 @@ Rules:
 - A stream of (key, amount in minor units) rows can be read as per-bucket digests instead
   (`digests`), so that two systems' books are compared bucket by bucket and only the rows
   of buckets that differ are read (`in_buckets`). A row's bucket and its fact hash are
-  defined once, here (`bucket_of`, `fact_of`: slices of MD5 of canonical text), and every
+  defined once, here (`bucket_of`, `fact_of`: from slices of the key's MD5), and every
   side computes them identically: PostgreSQL with its `md5`, SQLite with these functions
   registered on the snapshot's connection, a list-fed reader in Python (`digest_rows`).
 - A digest is (bucket, rows in the currency asked, rows with a non-zero amount, their sum,
@@ -33,6 +33,7 @@ from sqlalchemy import (
     Engine,
     Executable,
     Integer,
+    Numeric,
     String,
     case,
     cast,
@@ -78,8 +79,14 @@ def code_point_order(conn: Connection, column: ColumnElement[Any]) -> ColumnElem
 
 
 # -- per-bucket digests ----------------------------------------------------------------------
-BUCKET_HEX = 3  # a bucket is the first 3 hex digits of md5(key): 4,096 buckets
-FACT_HEX = 10  # a fact hash is 40 bits: a bucket sums 2^23 of them within a signed int64
+# One MD5 of the key per row: its first 3 hex digits are the bucket (4,096 buckets), the
+# next 10 (40 bits) the key's weight; a row's fact hash is weight * (amount + 1) modulo
+# 2^40, so that a bucket sums 2^23 of them within a signed int64. Any change of a row's
+# amount moves the sum by weight * change (modulo 2^40), which other rows' changes cancel
+# only by chance (about 2^-40), and the digest also compares the count and the sum.
+BUCKET_HEX = 3
+WEIGHT_HEX = 10
+FACT_MODULUS = 1 << (WEIGHT_HEX * 4)
 
 Digest = tuple[int, int, int, int, int]  # (bucket, rows, facts, amount_minor, fingerprint)
 
@@ -89,8 +96,10 @@ def bucket_of(key: str) -> int:
 
 
 def fact_of(key: str, amount_minor: int) -> int:
-    """The hash of one row's canonical text `key|amount`."""
-    return int(hashlib.md5(f"{key}|{amount_minor}".encode()).hexdigest()[:FACT_HEX], 16)
+    """The hash of one row's (key, amount)."""
+    hexed = hashlib.md5(key.encode()).hexdigest()
+    weight = int(hexed[BUCKET_HEX:BUCKET_HEX + WEIGHT_HEX], 16)
+    return weight * (amount_minor + 1) % FACT_MODULUS
 
 
 def digest_rows(rows: Iterable[tuple[str, str, int]], currency: str) -> list[Digest]:
@@ -113,23 +122,16 @@ def _register_digest_functions(conn: Connection) -> None:
     raw.create_function("finsync_fact", 2, fact_of, deterministic=True)
 
 
-def _md5_slice(text: ColumnElement[Any], digits: int, as_type: Any) -> ColumnElement[Any]:
-    hexed = literal_column("'x'", String) + func.substr(func.md5(text), 1, digits)
-    return cast(cast(hexed, BIT(digits * 4)), as_type)
+def _hex_slice(hexed: ColumnElement[Any], start: int, digits: int,
+               as_type: Any) -> ColumnElement[Any]:
+    sliced = literal_column("'x'", String) + func.substr(hexed, start + 1, digits)
+    return cast(cast(sliced, BIT(digits * 4)), as_type)
 
 
 def bucket_sql(conn: Connection, key: ColumnElement[Any]) -> ColumnElement[int]:
     if conn.dialect.name == "postgresql":
-        return _md5_slice(key, BUCKET_HEX, Integer)
+        return _hex_slice(func.md5(key), 0, BUCKET_HEX, Integer)
     return func.finsync_bucket(key, type_=Integer)
-
-
-def fact_sql(conn: Connection, key: ColumnElement[Any],
-             amount: ColumnElement[Any]) -> ColumnElement[int]:
-    if conn.dialect.name == "postgresql":
-        text = key + literal_column("'|'", String) + cast(cast(amount, BigInteger), String)
-        return _md5_slice(text, FACT_HEX, BigInteger)
-    return func.finsync_fact(key, amount, type_=BigInteger)
 
 
 def in_buckets(conn: Connection, key: ColumnElement[Any],
@@ -139,14 +141,28 @@ def in_buckets(conn: Connection, key: ColumnElement[Any],
 
 def digests(conn: Connection, rows: Subquery, currency: str) -> list[Digest]:
     """The digests of a subquery of (key, currency, amount) rows, by bucket."""
-    key, amount = rows.c.key, rows.c.amount
-    bucket = bucket_sql(conn, key).label("bucket")
-    nonzero = amount != 0
-    query = (select(bucket,
-                    func.sum(case((rows.c.currency == currency, 1), else_=0)),
+    source: Subquery = rows
+    bucket: ColumnElement[int]
+    fact: ColumnElement[int]
+    if conn.dialect.name == "postgresql":
+        # MD5 once per row: OFFSET 0 keeps the planner from inlining it twice.
+        hashed = select(rows, func.md5(rows.c.key).label("md5")).offset(0).subquery()
+        bucket = _hex_slice(hashed.c.md5, 0, BUCKET_HEX, Integer)
+        weight = cast(_hex_slice(hashed.c.md5, BUCKET_HEX, WEIGHT_HEX, BigInteger), Numeric)
+        # PostgreSQL's remainder takes the dividend's sign; Python's (the definition) not.
+        signed = (weight * (hashed.c.amount + 1)) % FACT_MODULUS
+        fact = cast((signed + FACT_MODULUS) % FACT_MODULUS, BigInteger)
+        source = hashed
+    else:
+        bucket = func.finsync_bucket(rows.c.key, type_=Integer)
+        fact = func.finsync_fact(rows.c.key, rows.c.amount, type_=BigInteger)
+    nonzero = source.c.amount != 0
+    labelled = bucket.label("bucket")
+    query = (select(labelled,
+                    func.sum(case((source.c.currency == currency, 1), else_=0)),
                     func.sum(case((nonzero, 1), else_=0)),
-                    func.sum(amount),
-                    func.sum(case((nonzero, fact_sql(conn, key, amount)), else_=0)))
-             .group_by(bucket).order_by(bucket))
+                    func.sum(source.c.amount),
+                    func.sum(case((nonzero, fact), else_=0)))
+             .group_by(labelled).order_by(labelled))
     return [(int(b), int(n), int(f), int(a or 0), int(h or 0))
             for b, n, f, a, h in conn.execute(query)]
