@@ -34,6 +34,7 @@ from sqlalchemy import (
     Executable,
     Integer,
     Numeric,
+    Select,
     String,
     case,
     cast,
@@ -70,6 +71,11 @@ def stream(conn: Connection, query: Executable) -> Iterator[Any]:
     PostgreSQL), the cursor closed when the rows are read or the caller stops."""
     with conn.execution_options(yield_per=STREAM_ROWS).execute(query) as result:
         yield from result
+
+
+def stream_by_key(conn: Connection, query: Select[Any]) -> Iterator[Any]:
+    """`stream` of a query with a `key` column, in the key's code-point order."""
+    return stream(conn, query.order_by(code_point_order(conn, query.selected_columns.key)))
 
 
 def code_point_order(conn: Connection, column: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -27,7 +27,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, case, exists, func, literal, select, union_all
 
-from finsync.dbsnapshot import Digest, code_point_order, digests, in_buckets, stream
+from finsync.dbsnapshot import (
+    Digest,
+    code_point_order,
+    digests,
+    in_buckets,
+    stream,
+    stream_by_key,
+)
 from finsync.domain.money import Money
 from finsync.systems.billing import store
 from finsync.systems.billing import tables as t
@@ -51,8 +58,7 @@ def open_invoices(conn: Connection, entity: str, as_of: date,
     """Each invoice's open amount, never below zero; by invoice id. With `buckets`, only
     the invoices in those digest buckets (`dbsnapshot.bucket_of`)."""
     query = _open_invoices(conn, entity, as_of, buckets)
-    ordered = query.order_by(code_point_order(conn, query.selected_columns.key))
-    for key, customer, currency, amount in stream(conn, ordered):
+    for key, customer, currency, amount in stream_by_key(conn, query):
         yield key, customer, currency, int(amount)
 
 
@@ -121,8 +127,7 @@ def payments(conn: Connection, entity: str, as_of: date,
     """Each payment with its amount (a payment applies all of it); by payment id. With
     `buckets`, only the payments in those digest buckets."""
     query = _payments(conn, entity, as_of, buckets)
-    ordered = query.order_by(code_point_order(conn, t.payments.c.id))
-    for key, customer, currency, amount in stream(conn, ordered):
+    for key, customer, currency, amount in stream_by_key(conn, query):
         yield key, customer, currency, int(amount)
 
 

@@ -31,7 +31,14 @@ from sqlalchemy import (
     union_all,
 )
 
-from finsync.dbsnapshot import Digest, code_point_order, digests, in_buckets, stream
+from finsync.dbsnapshot import (
+    Digest,
+    code_point_order,
+    digests,
+    in_buckets,
+    stream,
+    stream_by_key,
+)
 from finsync.domain.journal import PeriodStatus
 from finsync.domain.money import Money
 from finsync.systems.ledger import records
@@ -70,8 +77,7 @@ def open_items(conn: Connection, entity: str, as_of: date,
     """(document, customer, currency, signed open minor) per document with something open.
     With `buckets`, only the documents in those digest buckets (`dbsnapshot.bucket_of`)."""
     query = _open_items(conn, entity, as_of, buckets)
-    ordered = query.order_by(code_point_order(conn, query.selected_columns.key))
-    for document, customer, currency, amount in stream(conn, ordered):
+    for document, customer, currency, amount in stream_by_key(conn, query):
         yield document, customer, currency, int(amount)
 
 
@@ -110,8 +116,7 @@ def applied_by(conn: Connection, entity: str, as_of: date,
     posted up to `as_of`, in the settled items' currency (as `records.applications`).
     With `buckets`, only the settling documents in those digest buckets."""
     query = _applied_by(conn, entity, as_of, buckets)
-    ordered = query.order_by(code_point_order(conn, query.selected_columns.key))
-    for document, currency, amount in stream(conn, ordered):
+    for document, currency, amount in stream_by_key(conn, query):
         yield document, currency, int(amount)
 
 
