@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Connection, delete, insert
+from sqlalchemy import Connection, delete, insert, update
 
 from finsync.bootstrap import Finance, build_finance
 from finsync.config import DEFAULT_CONFIG, parse_config
@@ -211,3 +211,32 @@ def _entry(entry: str, document: str, kind: str) -> dict[str, Any]:
             "memo": "", "idempotency_key": entry, "body_hash": "", "document_kind": kind,
             "document_id": document, "correlation_id": None, "reverses": None,
             "source_refs": "[]", "approved": True, "posted_at": NOW}
+
+
+def test_a_fixed_break_in_a_bucket_that_agrees_now_is_resolved(finance: Finance) -> None:
+    """A bucket whose digests agree is still read when it holds an open break's item: the
+    run that finds the item agreeing lists it (as a full read does) and resolves its
+    reconciliation_break."""
+    books = [Doc(1_000 + n, "USD", n % 3, 0, 0, 0, "same", "same") for n in range(30)]
+    books[7] = Doc(1_007, "USD", 1, 0, 0, 0, "cent_off", "same")
+    with finance.hub.engine.begin() as conn:
+        _write(conn, books, [])
+    report = _recorded(finance)
+    assert [i.ref for _, i in report.unexplained] == ["invoice:inv_7"]
+    with finance.hub.engine.begin() as conn:
+        conn.execute(update(lt.items).where(lt.items.c.id == "inv_7")
+                     .values(open_minor=1_007, original_minor=1_007, booked_open_minor=1_007))
+    fixed = _recorded(finance)
+    assert fixed.unexplained == ()
+    [ar] = [c for c in fixed.checks if c.name == "billing_vs_erp_ar"]
+    invoices = [(i.ref, i.is_break) for i in ar.items if i.ref.startswith("invoice:")]
+    assert invoices == [("invoice:inv_7", False)]
+    [row] = finance.triage.listing(status=None, exception_class="reconciliation_break")
+    assert row["status"] == "resolved"
+
+
+def _recorded(finance: Finance) -> Report:
+    recon = Reconciliation(finance.hub.engine, finance.ports.billing_records(),
+                           finance.ports.ledger(), finance.ports.revenue(),
+                           [Entity("le_us", "USD")], SimClock(NOW), full_read_rows_max=0)
+    return recon.run(AS_OF)
