@@ -9,15 +9,41 @@ Rules:
   holds one batch of rows at a time.
 - `code_point_order` sorts ids as Python compares strings, on every backend (PostgreSQL's
   default collation does not), so two streams from two systems can be merged.
+- A stream of (key, amount in minor units) rows can be read as per-bucket digests instead
+  (`digests`), so that two systems' books are compared bucket by bucket and only the rows
+  of buckets that differ are read (`in_buckets`). A row's bucket and its fact hash are
+  defined once, here (`bucket_of`, `fact_of`: from slices of the key's MD5), and every
+  side computes them identically: PostgreSQL with its `md5`, SQLite with these functions
+  registered on the snapshot's connection, a list-fed reader in Python (`digest_rows`).
+- A digest is (bucket, rows in the currency asked, rows with a non-zero amount, their sum,
+  the sum of their fact hashes): the rows with a zero amount are a fact of neither side
+  (a paid invoice, a document with nothing open), so they never make two digests differ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Executable
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Executable,
+    Integer,
+    Numeric,
+    Select,
+    String,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import BIT
+from sqlalchemy.sql import Subquery
 from sqlalchemy.sql.elements import ColumnElement
 
 # The execution option `storage.db` reads to begin SQLite transactions deferred (a read)
@@ -33,6 +59,8 @@ def read_snapshot(engine: Engine) -> Iterator[Connection]:
         if conn.dialect.name == "postgresql":
             options["isolation_level"] = "REPEATABLE READ"
         conn = conn.execution_options(**options)
+        if conn.dialect.name == "sqlite":
+            _register_digest_functions(conn)
         with conn.begin() as txn:
             yield conn
             txn.rollback()
@@ -45,7 +73,102 @@ def stream(conn: Connection, query: Executable) -> Iterator[Any]:
         yield from result
 
 
+def stream_by_key(conn: Connection, query: Select[Any]) -> Iterator[Any]:
+    """`stream` of a query with a `key` column, in the key's code-point order."""
+    return stream(conn, query.order_by(code_point_order(conn, query.selected_columns.key)))
+
+
 def code_point_order(conn: Connection, column: ColumnElement[Any]) -> ColumnElement[Any]:
     if conn.dialect.name == "postgresql":
         return column.collate("C")
     return column  # SQLite compares text bytewise (BINARY): UTF-8 keeps code-point order
+
+
+# -- per-bucket digests ----------------------------------------------------------------------
+# One MD5 of the key per row: its first 3 hex digits are the bucket (4,096 buckets), the
+# next 10 (40 bits) the key's weight; a row's fact hash is weight * (amount + 1) modulo
+# 2^40, so that a bucket sums 2^23 of them within a signed int64. Any change of a row's
+# amount moves the sum by weight * change (modulo 2^40), which other rows' changes cancel
+# only by chance (about 2^-40), and the digest also compares the count and the sum.
+BUCKET_HEX = 3
+WEIGHT_HEX = 10
+FACT_MODULUS = 1 << (WEIGHT_HEX * 4)
+
+Digest = tuple[int, int, int, int, int]  # (bucket, rows, facts, amount_minor, fingerprint)
+
+
+def bucket_of(key: str) -> int:
+    return int(hashlib.md5(key.encode()).hexdigest()[:BUCKET_HEX], 16)
+
+
+def fact_of(key: str, amount_minor: int) -> int:
+    """The hash of one row's (key, amount)."""
+    hexed = hashlib.md5(key.encode()).hexdigest()
+    weight = int(hexed[BUCKET_HEX:BUCKET_HEX + WEIGHT_HEX], 16)
+    return weight * (amount_minor + 1) % FACT_MODULUS
+
+
+def digest_rows(rows: Iterable[tuple[str, str, int]], currency: str) -> list[Digest]:
+    """The digests of (key, currency, amount) rows, in Python (a reader fed by lists)."""
+    found: dict[int, list[int]] = {}
+    for key, row_currency, amount in rows:
+        d = found.setdefault(bucket_of(key), [0, 0, 0, 0])
+        d[0] += row_currency == currency
+        if amount != 0:
+            d[1] += 1
+            d[2] += amount
+            d[3] += fact_of(key, amount)
+    return [(b, d[0], d[1], d[2], d[3]) for b, d in sorted(found.items())]
+
+
+def _register_digest_functions(conn: Connection) -> None:
+    raw = conn.connection.driver_connection
+    assert raw is not None  # a checked-out connection has its driver's
+    raw.create_function("finsync_bucket", 1, bucket_of, deterministic=True)
+    raw.create_function("finsync_fact", 2, fact_of, deterministic=True)
+
+
+def _hex_slice(hexed: ColumnElement[Any], start: int, digits: int,
+               as_type: Any) -> ColumnElement[Any]:
+    sliced = literal_column("'x'", String) + func.substr(hexed, start + 1, digits)
+    return cast(cast(sliced, BIT(digits * 4)), as_type)
+
+
+def bucket_sql(conn: Connection, key: ColumnElement[Any]) -> ColumnElement[int]:
+    if conn.dialect.name == "postgresql":
+        return _hex_slice(func.md5(key), 0, BUCKET_HEX, Integer)
+    return func.finsync_bucket(key, type_=Integer)
+
+
+def in_buckets(conn: Connection, key: ColumnElement[Any],
+               buckets: Collection[int]) -> ColumnElement[bool]:
+    return bucket_sql(conn, key).in_(sorted(buckets))
+
+
+def digests(conn: Connection, rows: Subquery, currency: str) -> list[Digest]:
+    """The digests of a subquery of (key, currency, amount) rows, by bucket."""
+    source: Subquery = rows
+    bucket: ColumnElement[int]
+    fact: ColumnElement[int]
+    if conn.dialect.name == "postgresql":
+        # MD5 once per row: OFFSET 0 keeps the planner from inlining it twice.
+        hashed = select(rows, func.md5(rows.c.key).label("md5")).offset(0).subquery()
+        bucket = _hex_slice(hashed.c.md5, 0, BUCKET_HEX, Integer)
+        weight = cast(_hex_slice(hashed.c.md5, BUCKET_HEX, WEIGHT_HEX, BigInteger), Numeric)
+        # PostgreSQL's remainder takes the dividend's sign; Python's (the definition) not.
+        signed = (weight * (hashed.c.amount + 1)) % FACT_MODULUS
+        fact = cast((signed + FACT_MODULUS) % FACT_MODULUS, BigInteger)
+        source = hashed
+    else:
+        bucket = func.finsync_bucket(rows.c.key, type_=Integer)
+        fact = func.finsync_fact(rows.c.key, rows.c.amount, type_=BigInteger)
+    nonzero = source.c.amount != 0
+    labelled = bucket.label("bucket")
+    query = (select(labelled,
+                    func.sum(case((source.c.currency == currency, 1), else_=0)),
+                    func.sum(case((nonzero, 1), else_=0)),
+                    func.sum(source.c.amount),
+                    func.sum(case((nonzero, fact), else_=0)))
+             .group_by(labelled).order_by(labelled))
+    return [(int(b), int(n), int(f), int(a or 0), int(h or 0))
+            for b, n, f, a, h in conn.execute(query)]

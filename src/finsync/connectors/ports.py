@@ -13,7 +13,7 @@ Rules every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
@@ -267,6 +267,11 @@ class RevenueBooksPort(RevenuePort, Protocol):
                        days: Sequence[date]) -> Iterator[Sequence[RevenuePosition]]:
         """Per revenue contract, its positions before each of `days` (in that order)."""
         ...
+    def recognised_over(self, legal_entity: str,
+                        days: Sequence[date]) -> Mapping[str, Sequence[Money]]:
+        """Per currency of its contracts, the revenue recognised before each of `days`
+        (ascending month starts), summed over the entity's contracts."""
+        ...
 
     def adjustments(self, legal_entity: str) -> Sequence[RevenueAdjustment]:
         """The catch-ups its stored period journals booked for closed periods."""
@@ -381,6 +386,36 @@ class BillingBooks(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class BucketDigest:
+    """One bucket of a document stream, summed (see `dbsnapshot`'s digest rules): the rows
+    in the currency asked, and of the rows with a non-zero amount their count, sum and the
+    sum of their fact hashes. Two systems whose digests of a bucket are equal hold the same
+    (document, amount) facts in it."""
+
+    bucket: int
+    rows: int
+    facts: int
+    amount_minor: int
+    fingerprint: int
+
+
+@runtime_checkable
+class BillingDigests(Protocol):
+    """Billing books that also answer per-bucket digests of their document streams, and
+    those streams restricted to some buckets (reconciliation reads only the buckets whose
+    digests differ from the ERP's)."""
+
+    def open_invoice_digests(self, legal_entity: str, currency: str,
+                             as_of: date) -> Sequence[BucketDigest]: ...
+    def payment_digests(self, legal_entity: str, currency: str,
+                        as_of: date) -> Sequence[BucketDigest]: ...
+    def open_invoices_in(self, legal_entity: str, as_of: date,
+                         buckets: Collection[int]) -> Iterator[DocumentAmount]: ...
+    def payments_applied_in(self, legal_entity: str, as_of: date,
+                            buckets: Collection[int]) -> Iterator[DocumentAmount]: ...
+
+
 @runtime_checkable
 class BillingRecordsPort(Protocol):
     """Billing's books as reconciliation reads them."""
@@ -424,6 +459,21 @@ class LedgerBooks(Protocol):
         debits) in the document's currency; by (document id, jurisdiction)."""
         ...
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus: ...
+
+
+@runtime_checkable
+class LedgerDigests(Protocol):
+    """ERP books that also answer per-bucket digests of their open items and applications
+    (see `BillingDigests`)."""
+
+    def open_item_digests(self, legal_entity: str, currency: str,
+                          as_of: date) -> Sequence[BucketDigest]: ...
+    def applied_digests(self, legal_entity: str, currency: str,
+                        as_of: date) -> Sequence[BucketDigest]: ...
+    def open_items_in(self, legal_entity: str, as_of: date,
+                      buckets: Collection[int]) -> Iterator[DocumentAmount]: ...
+    def applied_by_in(self, legal_entity: str, as_of: date,
+                      buckets: Collection[int]) -> Iterator[DocumentAmount]: ...
 
 
 @runtime_checkable

@@ -70,6 +70,10 @@ class Books:
     # cannot tell tax per document, so the tax check compares nothing).
     billing_tax: Callable[[], Iterable[TaxAmount]] = tuple
     erp_tax: Callable[[], Iterable[TaxAmount]] | None = tuple
+    # Items compared in digest buckets left unread (`digest`): invoices vs open items,
+    # payments vs applications.
+    documents_agreeing: int = 0
+    payments_agreeing: int = 0
 
     def zero(self) -> Money:
         return Money.zero(self.currency)

@@ -63,6 +63,7 @@ def billing_vs_erp_ar(source: Books | Snapshot) -> CheckResult:
     a credit that one side holds unapplied, a document booked to another customer)."""
     books = _books(source)
     out = Collector(books.watched)
+    out.compared += books.documents_agreeing
     on_documents = _document_items(books, out)
     customers = merge(books.billing_customers(), books.erp_customers(),
                       lambda c: c.customer_id, lambda c: c.customer_id)
@@ -160,6 +161,7 @@ def _grouped(memos: Iterable[ContractDocument]) -> Iterable[tuple[str, list[Docu
 def payments_vs_ar_applications(source: Books | Snapshot) -> CheckResult:
     books = _books(source)
     out, notes = Collector(books.watched), _Foreign(books)
+    out.compared += books.payments_agreeing
     pairs = merge(books.payments(), books.erp_applied(),
                   lambda d: d.document_id, lambda d: d.document_id)
     for payment_id, payment, applied in pairs:

@@ -5,15 +5,26 @@ embedded ledger and any ERP with `books()` stream instead.
 
 Tax payable per document is read only from an ERP that lists it (`TaxPayableLists`, e.g.
 Tryton, whose tax lines carry their document and jurisdiction); of another one
-`tells_tax` is False and the tax check compares nothing."""
+`tells_tax` is False and the tax check compares nothing.
+
+Digests (`LedgerDigests`) are computed in Python from the same streams, with the same
+bucket and fact hashes as the databases' (`dbsnapshot.digest_rows`): the lists are read
+whole anyway, and billing's side is spared reading its agreeing buckets."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Protocol, runtime_checkable
 
-from finsync.connectors.ports import CustomerAmount, DocumentAmount, LedgerPort, TaxAmount
+from finsync.connectors.ports import (
+    BucketDigest,
+    CustomerAmount,
+    DocumentAmount,
+    LedgerPort,
+    TaxAmount,
+)
+from finsync.dbsnapshot import bucket_of, digest_rows
 from finsync.domain.errors import FinsyncError
 from finsync.domain.journal import PeriodStatus
 from finsync.domain.money import Money
@@ -47,6 +58,14 @@ class ListLedgerBooks:
                                                         r.open_amount.currency, minor)
         return (d for _, d in sorted(by_document.items()) if d.amount_minor != 0)
 
+    def open_items_in(self, legal_entity: str, as_of: date,
+                      buckets: Collection[int]) -> Iterator[DocumentAmount]:
+        return _in(self.open_items(legal_entity, as_of), buckets)
+
+    def open_item_digests(self, legal_entity: str, currency: str,
+                          as_of: date) -> list[BucketDigest]:
+        return _digests(self.open_items(legal_entity, as_of), currency)
+
     def customer_open(self, legal_entity: str, currency: str,
                       as_of: date) -> Iterator[CustomerAmount]:
         totals: dict[str, int] = {}
@@ -62,6 +81,14 @@ class ListLedgerBooks:
             minor = a.amount.to_minor() + (known.amount_minor if known else 0)
             totals[a.by] = DocumentAmount(a.by, "", a.amount.currency, minor)
         return (d for _, d in sorted(totals.items()))
+
+    def applied_by_in(self, legal_entity: str, as_of: date,
+                      buckets: Collection[int]) -> Iterator[DocumentAmount]:
+        return _in(self.applied_by(legal_entity, as_of), buckets)
+
+    def applied_digests(self, legal_entity: str, currency: str,
+                        as_of: date) -> list[BucketDigest]:
+        return _digests(self.applied_by(legal_entity, as_of), currency)
 
     def balances(self, legal_entity: str, accounts: Sequence[str],
                  days: Sequence[date]) -> Sequence[Mapping[str, Money]]:
@@ -86,3 +113,12 @@ class ListLedgerBooks:
 
     def period_status(self, legal_entity: str, on: date) -> PeriodStatus:
         return self._ledger.period_status(legal_entity, on)
+
+
+def _in(rows: Iterator[DocumentAmount], buckets: Collection[int]) -> Iterator[DocumentAmount]:
+    return (d for d in rows if bucket_of(d.document_id) in buckets)
+
+
+def _digests(rows: Iterator[DocumentAmount], currency: str) -> list[BucketDigest]:
+    return [BucketDigest(*d) for d in digest_rows(
+        ((d.document_id, d.currency, d.amount_minor) for d in rows), currency)]

@@ -54,6 +54,7 @@ from finsync.domain.money import Money
 from finsync.recon import queue
 from finsync.recon.books import Books, PeriodRevenue
 from finsync.recon.checks import CHECKS, REVENUE_CHECKS
+from finsync.recon.digest import FULL_READ_ROWS_MAX, document_streams
 from finsync.recon.documents import ItemDocuments, documents_of
 from finsync.recon.model import CheckResult, Report
 from finsync.recon.port_books import ListLedgerBooks
@@ -76,9 +77,11 @@ class Entity:
 class Reconciliation:
     def __init__(self, engine: Engine, billing: BillingRecordsPort, ledger: LedgerPort,
                  revenue: RevenuePort, entities: Sequence[Entity],
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], *,
+                 full_read_rows_max: int = FULL_READ_ROWS_MAX) -> None:
         self._engine, self._billing, self._ledger = engine, billing, ledger
         self._revenue, self._entities, self._clock = revenue, list(entities), clock
+        self._full_read_rows_max = full_read_rows_max
 
     def run(self, as_of: date, *, record: bool = True, progress: Progress = _quiet,
             actor: str | None = None) -> Report:
@@ -151,6 +154,8 @@ class Reconciliation:
         closed = [ledger.period_status(e, first) is PeriodStatus.CLOSED for first in bounds]
         as_of_closed = ledger.period_status(e, as_of) is PeriodStatus.CLOSED
         split = ledger.balances_in(e, currency, gl_accounts, gl_days)
+        documents = document_streams(billing, ledger, e, currency, as_of, watched,
+                                     self._full_read_rows_max)
         # The GL per currency when the ERP tells its lines' currencies apart; else only its
         # functional totals, and only the functional currency is checked.
         gl = {currency: ledger.balances(e, gl_accounts, gl_days) if split is None else split}
@@ -160,21 +165,23 @@ class Reconciliation:
             gl[code] = told
         return [(Books(
             e, code, as_of,
-            lambda: billing.open_invoices(e, as_of),
+            documents.open_invoices,
             lambda: billing.customer_balances(e, currency, as_of),
-            lambda: billing.payments_applied(e, as_of),
+            documents.payments,
             lambda: billing.credit_memos(e, as_of),
             lambda: billing.contract_values(e),
-            lambda: ledger.open_items(e, as_of),
+            documents.erp_open_items,
             lambda: ledger.customer_open(e, currency, as_of),
-            lambda: ledger.applied_by(e, as_of),
+            documents.erp_applied,
             lambda: opening, lambda: closing,
             _periods(code, bounds, _as_booked(code, bounds, recognised[code], adjusted),
                      balances, net_revenue_accounts(accounts), closed),
             balances[-1], accounts, explained, as_of_closed, watched,
             foreign_checked=split is not None,
             billing_tax=lambda: billing.tax_amounts(e, as_of),
-            erp_tax=_erp_tax(ledger, e, as_of)), "" if code == currency else f"[{code}]")
+            erp_tax=_erp_tax(ledger, e, as_of),
+            documents_agreeing=documents.documents_agreeing,
+            payments_agreeing=documents.payments_agreeing), "" if code == currency else f"[{code}]")
             for code, balances in gl.items()]
 
     def _positions(self, entity: Entity, bounds: list[date], as_of: date,
@@ -182,21 +189,28 @@ class Reconciliation:
                               dict[str, list[Money]]]:
         """Opening positions (start of year) summed per currency, closing positions (day
         after `as_of`) by contract id, and the recognised total per currency at each month
-        boundary."""
+        boundary (summed by the engine when it can: only the opening and closing positions
+        are read per contract)."""
         day_after = as_of + timedelta(days=1)
         closing: list[RevenuePosition] = []
-        days = [*bounds, day_after]
-        totals: dict[str, list[Money]] = {}
         summed: dict[str, RevenuePosition] = {}
+        engine_sums = isinstance(self._revenue, RevenueBooksPort)
+        totals: dict[str, list[Money]] = {}
+        if isinstance(self._revenue, RevenueBooksPort):
+            totals = {code: list(sums) for code, sums
+                      in self._revenue.recognised_over(entity.id, bounds).items()}
+        days = [bounds[0], day_after] if engine_sums else [*bounds, day_after]
         for row in self._positions_over(entity.id, days):
             code = row[0].currency
             sums = totals.setdefault(code, [Money.zero(code) for _ in days])
-            for n, p in enumerate(row):
-                sums[n] = sums[n] + p.recognised
+            if not engine_sums:
+                for n, p in enumerate(row):
+                    sums[n] = sums[n] + p.recognised
             summed[code] = _add(summed.get(code), row[0])
             closing.append(row[-1])
-        totals.setdefault(entity.currency, [Money.zero(entity.currency) for _ in days])
-        recognised = {code: sums[:len(bounds)] for code, sums in totals.items()}
+        totals.setdefault(entity.currency, [Money.zero(entity.currency) for _ in bounds])
+        recognised = {code: _padded(sums[:len(bounds)], len(bounds), code)
+                      for code, sums in totals.items()}
         # The opening is only ever summed (the roll-forward): one position per currency.
         opening = list(summed.values())
         closing = _by_contract(closing)
@@ -310,6 +324,11 @@ def _add(total: RevenuePosition | None, p: RevenuePosition) -> RevenuePosition:
         total.deferred_revenue + p.deferred_revenue, total.contract_asset + p.contract_asset,
         total.unbilled_receivable + p.unbilled_receivable,
         (("*", total.credits[0][1] + credited),))
+
+
+def _padded(sums: list[Money], width: int, currency: str) -> list[Money]:
+    """A currency the engine summed nothing in (a contract recognising nothing yet)."""
+    return sums + [Money.zero(currency)] * (width - len(sums))
 
 
 def _by_contract(positions: Sequence[RevenuePosition]) -> list[RevenuePosition]:

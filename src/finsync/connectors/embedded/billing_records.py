@@ -3,13 +3,14 @@ set-based SQL reads (`systems/billing/reads.py`) inside one read snapshot."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import date
 
 from sqlalchemy import Connection
 
 from finsync.connectors.ports import (
+    BucketDigest,
     ContractDocument,
     ContractValue,
     CustomerAmount,
@@ -42,6 +43,16 @@ class BillingSnapshot:
         for row in reads.open_invoices(self._conn, legal_entity, as_of):
             yield DocumentAmount(*row)
 
+    def open_invoices_in(self, legal_entity: str, as_of: date,
+                         buckets: Collection[int]) -> Iterator[DocumentAmount]:
+        for row in reads.open_invoices(self._conn, legal_entity, as_of, buckets):
+            yield DocumentAmount(*row)
+
+    def open_invoice_digests(self, legal_entity: str, currency: str,
+                             as_of: date) -> list[BucketDigest]:
+        return [BucketDigest(*d) for d in reads.open_invoice_digests(
+            self._conn, legal_entity, currency, as_of)]
+
     def customer_balances(self, legal_entity: str, currency: str,
                           as_of: date) -> Iterator[CustomerAmount]:
         for customer, amount in reads.customer_balances(self._conn, legal_entity, currency,
@@ -51,6 +62,16 @@ class BillingSnapshot:
     def payments_applied(self, legal_entity: str, as_of: date) -> Iterator[DocumentAmount]:
         for row in reads.payments(self._conn, legal_entity, as_of):
             yield DocumentAmount(*row)
+
+    def payments_applied_in(self, legal_entity: str, as_of: date,
+                            buckets: Collection[int]) -> Iterator[DocumentAmount]:
+        for row in reads.payments(self._conn, legal_entity, as_of, buckets):
+            yield DocumentAmount(*row)
+
+    def payment_digests(self, legal_entity: str, currency: str,
+                        as_of: date) -> list[BucketDigest]:
+        return [BucketDigest(*d) for d in reads.payment_digests(
+            self._conn, legal_entity, currency, as_of)]
 
     def credit_memos(self, legal_entity: str, as_of: date) -> Iterator[ContractDocument]:
         for contract_id, row in reads.credit_memos(self._conn, legal_entity, as_of):

@@ -3,13 +3,13 @@ reads (`systems/ledger/recon_reads.py`) inside one read snapshot."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 
 from sqlalchemy import Connection, Engine
 
-from finsync.connectors.ports import CustomerAmount, DocumentAmount, TaxAmount
+from finsync.connectors.ports import BucketDigest, CustomerAmount, DocumentAmount, TaxAmount
 from finsync.dbsnapshot import read_snapshot
 from finsync.domain.journal import PeriodStatus
 from finsync.domain.money import Money
@@ -31,6 +31,17 @@ class LedgerSnapshot:
                 self._conn, legal_entity, as_of):
             yield DocumentAmount(document, customer, currency, amount)
 
+    def open_items_in(self, legal_entity: str, as_of: date,
+                      buckets: Collection[int]) -> Iterator[DocumentAmount]:
+        for document, customer, currency, amount in recon_reads.open_items(
+                self._conn, legal_entity, as_of, buckets):
+            yield DocumentAmount(document, customer, currency, amount)
+
+    def open_item_digests(self, legal_entity: str, currency: str,
+                          as_of: date) -> list[BucketDigest]:
+        return [BucketDigest(*d) for d in recon_reads.open_item_digests(
+            self._conn, legal_entity, currency, as_of)]
+
     def customer_open(self, legal_entity: str, currency: str,
                       as_of: date) -> Iterator[CustomerAmount]:
         for customer, amount in recon_reads.customer_open(self._conn, legal_entity, currency,
@@ -41,6 +52,17 @@ class LedgerSnapshot:
         for document, currency, amount in recon_reads.applied_by(self._conn, legal_entity,
                                                                  as_of):
             yield DocumentAmount(document, "", currency, amount)
+
+    def applied_by_in(self, legal_entity: str, as_of: date,
+                      buckets: Collection[int]) -> Iterator[DocumentAmount]:
+        for document, currency, amount in recon_reads.applied_by(self._conn, legal_entity,
+                                                                 as_of, buckets):
+            yield DocumentAmount(document, "", currency, amount)
+
+    def applied_digests(self, legal_entity: str, currency: str,
+                        as_of: date) -> list[BucketDigest]:
+        return [BucketDigest(*d) for d in recon_reads.applied_digests(
+            self._conn, legal_entity, currency, as_of)]
 
     def balances(self, legal_entity: str, accounts: Sequence[str],
                  days: Sequence[date]) -> Sequence[Mapping[str, Money]]:

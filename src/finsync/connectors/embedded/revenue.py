@@ -36,6 +36,7 @@ from finsync.domain.contract import ContractAmendment, SubscriptionContract
 from finsync.domain.errors import DomainError, ExceptionClass, PermanentError, TransientError
 from finsync.domain.invoice import CreditMemo, Invoice, RatedUsage, UsageRecord
 from finsync.domain.journal import JournalEntry
+from finsync.domain.money import Money
 from finsync.domain.revenue import RevenueSchedule
 from finsync.systems.revrec import errors as revenue_errors
 from finsync.systems.revrec.asked import (
@@ -169,6 +170,11 @@ class EmbeddedRevenue:
         with _translated():
             for found in self._service.positions_over(legal_entity, days):
                 yield [_position(p) for p in found]
+
+    def recognised_over(self, legal_entity: str,
+                        days: Sequence[date]) -> dict[str, list[Money]]:
+        found = self._read(lambda: self._service.recognised_over(legal_entity, days))
+        return {cur: [Money.from_minor(v, cur) for v in per] for cur, per in found.items()}
 
     def adjustments(self, legal_entity: str) -> Sequence[RevenueAdjustment]:
         found = self._read(lambda: self._service.adjustments_by_month(

@@ -20,14 +20,21 @@ Rules:
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Iterator
+from collections.abc import Collection, Generator, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, literal, select, union_all
+from sqlalchemy import Connection, Select, case, exists, func, literal, select, union_all
 
-from finsync.dbsnapshot import code_point_order, stream
+from finsync.dbsnapshot import (
+    Digest,
+    code_point_order,
+    digests,
+    in_buckets,
+    stream,
+    stream_by_key,
+)
 from finsync.domain.money import Money
 from finsync.systems.billing import store
 from finsync.systems.billing import tables as t
@@ -46,10 +53,24 @@ class ValueRow:
     value: Money
 
 
-def open_invoices(conn: Connection, entity: str, as_of: date) -> Iterator[Row]:
-    """Each invoice's open amount, never below zero; by invoice id.
+def open_invoices(conn: Connection, entity: str, as_of: date,
+                  buckets: Collection[int] | None = None) -> Iterator[Row]:
+    """Each invoice's open amount, never below zero; by invoice id. With `buckets`, only
+    the invoices in those digest buckets (`dbsnapshot.bucket_of`)."""
+    query = _open_invoices(conn, entity, as_of, buckets)
+    for key, customer, currency, amount in stream_by_key(conn, query):
+        yield key, customer, currency, int(amount)
 
-    A UNION ALL of the invoices and what moves them, then one GROUP BY, never a join to
+
+def open_invoice_digests(conn: Connection, entity: str, currency: str,
+                         as_of: date) -> list[Digest]:
+    """`open_invoices` as per-bucket digests (`dbsnapshot.digests`)."""
+    return digests(conn, _open_invoices(conn, entity, as_of, None).subquery(), currency)
+
+
+def _open_invoices(conn: Connection, entity: str, as_of: date,
+                   buckets: Collection[int] | None) -> Select[Any]:
+    """A UNION ALL of the invoices and what moves them, then one GROUP BY, never a join to
     grouped subqueries: with stale planner statistics (right after a bulk load) PostgreSQL
     can re-run such a subquery once per invoice."""
     inv, cm, pay, ref = t.invoices, t.credit_memos, t.payments, t.refunds
@@ -67,12 +88,14 @@ def open_invoices(conn: Connection, entity: str, as_of: date) -> Iterator[Row]:
         .where(ref.c.legal_entity == entity, ref.c.issued_on <= as_of,
                pay.c.received_on <= as_of),
     ).subquery()
-    query = (select(parts.c.id, func.max(parts.c.customer), func.max(parts.c.currency),
-                    func.sum(parts.c.amount))
-             .group_by(parts.c.id).having(func.sum(parts.c.invoice) > 0)
-             .order_by(code_point_order(conn, parts.c.id)))
-    for key, customer, currency, amount in stream(conn, query):
-        yield key, customer, currency, max(int(amount), 0)
+    total = func.sum(parts.c.amount)
+    query = (select(parts.c.id.label("key"), func.max(parts.c.customer).label("customer"),
+                    func.max(parts.c.currency).label("currency"),
+                    case((total > 0, total), else_=0).label("amount"))
+             .group_by(parts.c.id).having(func.sum(parts.c.invoice) > 0))
+    if buckets is not None:
+        query = query.where(in_buckets(conn, parts.c.id, buckets))
+    return query
 
 
 def customer_balances(conn: Connection, entity: str, currency: str,
@@ -99,13 +122,30 @@ def customer_balances(conn: Connection, entity: str, currency: str,
         yield customer, int(amount)
 
 
-def payments(conn: Connection, entity: str, as_of: date) -> Iterator[Row]:
-    pay = t.payments
-    query = (select(pay.c.id, pay.c.customer_id, pay.c.currency, pay.c.amount_minor)
-             .where(pay.c.legal_entity == entity, pay.c.received_on <= as_of)
-             .order_by(code_point_order(conn, pay.c.id)))
-    for key, customer, currency, amount in stream(conn, query):
+def payments(conn: Connection, entity: str, as_of: date,
+             buckets: Collection[int] | None = None) -> Iterator[Row]:
+    """Each payment with its amount (a payment applies all of it); by payment id. With
+    `buckets`, only the payments in those digest buckets."""
+    query = _payments(conn, entity, as_of, buckets)
+    for key, customer, currency, amount in stream_by_key(conn, query):
         yield key, customer, currency, int(amount)
+
+
+def payment_digests(conn: Connection, entity: str, currency: str,
+                    as_of: date) -> list[Digest]:
+    """`payments` as per-bucket digests (`dbsnapshot.digests`)."""
+    return digests(conn, _payments(conn, entity, as_of, None).subquery(), currency)
+
+
+def _payments(conn: Connection, entity: str, as_of: date,
+              buckets: Collection[int] | None) -> Select[Any]:
+    pay = t.payments
+    query = (select(pay.c.id.label("key"), pay.c.customer_id.label("customer"),
+                    pay.c.currency.label("currency"), pay.c.amount_minor.label("amount"))
+             .where(pay.c.legal_entity == entity, pay.c.received_on <= as_of))
+    if buckets is not None:
+        query = query.where(in_buckets(conn, pay.c.id, buckets))
+    return query
 
 
 def credit_memos(conn: Connection, entity: str, as_of: date) -> Iterator[tuple[str, Row]]:

@@ -16,13 +16,29 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, case, func, literal_column, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    case,
+    func,
+    literal_column,
+    select,
+    union_all,
+)
 
-from finsync.dbsnapshot import code_point_order, stream
+from finsync.dbsnapshot import (
+    Digest,
+    code_point_order,
+    digests,
+    in_buckets,
+    stream,
+    stream_by_key,
+)
 from finsync.domain.journal import PeriodStatus
 from finsync.domain.money import Money
 from finsync.systems.ledger import records
@@ -56,17 +72,31 @@ def _open_as_of(entity: str, as_of: date) -> Any:
     ).subquery()
 
 
-def open_items(conn: Connection, entity: str,
-               as_of: date) -> Iterator[tuple[str, str, str, int]]:
-    """(document, customer, currency, signed open minor) per document with something open."""
+def open_items(conn: Connection, entity: str, as_of: date,
+               buckets: Collection[int] | None = None) -> Iterator[tuple[str, str, str, int]]:
+    """(document, customer, currency, signed open minor) per document with something open.
+    With `buckets`, only the documents in those digest buckets (`dbsnapshot.bucket_of`)."""
+    query = _open_items(conn, entity, as_of, buckets)
+    for document, customer, currency, amount in stream_by_key(conn, query):
+        yield document, customer, currency, int(amount)
+
+
+def open_item_digests(conn: Connection, entity: str, currency: str,
+                      as_of: date) -> list[Digest]:
+    """`open_items` as per-bucket digests (`dbsnapshot.digests`)."""
+    return digests(conn, _open_items(conn, entity, as_of, None).subquery(), currency)
+
+
+def _open_items(conn: Connection, entity: str, as_of: date,
+                buckets: Collection[int] | None) -> Select[Any]:
     items = _open_as_of(entity, as_of)
     total = func.sum(items.c.open)
-    query = (select(items.c.document, func.min(items.c.customer), func.min(items.c.currency),
-                    total)
-             .group_by(items.c.document).having(total != 0)
-             .order_by(code_point_order(conn, items.c.document)))
-    for document, customer, currency, amount in stream(conn, query):
-        yield document, customer, currency, int(amount)
+    query = (select(items.c.document.label("key"), func.min(items.c.customer),
+                    func.min(items.c.currency).label("currency"), total.label("amount"))
+             .group_by(items.c.document).having(total != 0))
+    if buckets is not None:
+        query = query.where(in_buckets(conn, items.c.document, buckets))
+    return query
 
 
 def customer_open(conn: Connection, entity: str, currency: str,
@@ -80,22 +110,37 @@ def customer_open(conn: Connection, entity: str, currency: str,
         yield customer, int(amount)
 
 
-def applied_by(conn: Connection, entity: str,
-               as_of: date) -> Iterator[tuple[str, str, int]]:
+def applied_by(conn: Connection, entity: str, as_of: date,
+               buckets: Collection[int] | None = None) -> Iterator[tuple[str, str, int]]:
     """(settling document, currency, applied minor) per settling document, for settlements
-    posted up to `as_of`, in the settled items' currency (as `records.applications`)."""
+    posted up to `as_of`, in the settled items' currency (as `records.applications`).
+    With `buckets`, only the settling documents in those digest buckets."""
+    query = _applied_by(conn, entity, as_of, buckets)
+    for document, currency, amount in stream_by_key(conn, query):
+        yield document, currency, int(amount)
+
+
+def applied_digests(conn: Connection, entity: str, currency: str,
+                    as_of: date) -> list[Digest]:
+    """`applied_by` as per-bucket digests (`dbsnapshot.digests`)."""
+    return digests(conn, _applied_by(conn, entity, as_of, None).subquery(), currency)
+
+
+def _applied_by(conn: Connection, entity: str, as_of: date,
+                buckets: Collection[int] | None) -> Select[Any]:
     s = t.settlements
     settling, item = t.entries.alias("settling"), t.items.alias("item")
-    query = (select(settling.c.document_id, func.min(item.c.currency),
-                    func.sum(s.c.applied_minor))
+    query = (select(settling.c.document_id.label("key"),
+                    func.min(item.c.currency).label("currency"),
+                    func.sum(s.c.applied_minor).label("amount"))
              .join(settling, settling.c.id == s.c.entry_id)
              .join(item, (item.c.entity == s.c.entity) & (item.c.id == s.c.item_id))
              .where(s.c.entity == entity, s.c.posting_date <= as_of,
                     settling.c.document_id.is_not(None))
-             .group_by(settling.c.document_id)
-             .order_by(code_point_order(conn, settling.c.document_id)))
-    for document, currency, amount in stream(conn, query):
-        yield document, currency, int(amount)
+             .group_by(settling.c.document_id))
+    if buckets is not None:
+        query = query.where(in_buckets(conn, settling.c.document_id, buckets))
+    return query
 
 
 def balances(conn: Connection, entity: str, accounts: Sequence[str],

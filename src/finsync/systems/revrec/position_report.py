@@ -127,6 +127,15 @@ class PositionReports:
         if not months:
             return EntityWaterfall((), ())
         days = [months[0].start, *(m.end for m in months)]
+        sums = self.recognised_over(legal_entity, days)
+        amounts = tuple((cur, tuple(Money.from_minor(b - a, cur) for a, b in pairwise(per)))
+                        for cur, per in sums.items())
+        return EntityWaterfall(months, amounts)
+
+    def recognised_over(self, legal_entity: str, days: Sequence[date]) -> dict[str, list[int]]:
+        """Per currency (in code order), the revenue recognised before each of `days`
+        (ascending month starts), in minor units, summed over the entity's contracts: the
+        rows in SQL, the contracts without rows from their states."""
         with self.engine.connect() as conn:
             sums = store.recognised_by_month(conn, legal_entity, days)
             states = store.states(conn, store.unheld(conn, legal_entity, days[0]))
@@ -135,10 +144,7 @@ class PositionReports:
                 sums[day][state.currency] = (sums[day].get(state.currency, 0)
                                              + recognised_to(state, day).to_minor())
         currencies = sorted({cur for per in sums.values() for cur in per})
-        amounts = tuple((cur, tuple(Money.from_minor(sums[b].get(cur, 0) - sums[a].get(cur, 0),
-                                                     cur) for a, b in pairwise(days)))
-                        for cur in currencies)
-        return EntityWaterfall(months, amounts)
+        return {cur: [sums[day].get(cur, 0) for day in days] for cur in currencies}
 
     def balances_by_month(self, legal_entity: str, start: date, end: date) -> EntityBalances:
         """The entity's balances at the start of each month from `start`'s to `end`'s and at

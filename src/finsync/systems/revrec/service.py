@@ -245,6 +245,11 @@ class RevenueService:
         """Per revenue contract of the entity (in id order), its positions at each day."""
         return self._reports.positions_over(legal_entity, days)
 
+    def recognised_over(self, legal_entity: str, days: Sequence[date]) -> dict[str, list[int]]:
+        """Per currency, the entity's revenue recognised before each month start of `days`
+        (ascending), in minor units."""
+        return self._reports.recognised_over(legal_entity, days)
+
     def period_journals(self, legal_entity: str, period: Period) -> tuple[JournalEntry, ...]:
         """The period's revenue journals over every revenue contract of the entity, one per
         currency: as stored by its close, else as they would be now (`journal_book`)."""
