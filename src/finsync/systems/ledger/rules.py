@@ -112,21 +112,12 @@ def balanced_lines(debits: Sequence[Leg], credits: Sequence[Leg], functional: st
              for leg, value in zip(debit_legs, debit_values, strict=True)]
     lines += [_line(leg, Side.CREDIT, value, functional)
               for leg, value in zip(credit_legs, credit_values, strict=True)]
-    difference = summed(debit_values, functional) - summed(credit_values, functional)
+    difference = total(debit_values, functional) - total(credit_values, functional)
     if not difference.is_zero:
         side = Side.CREDIT if difference.amount > 0 else Side.DEBIT
         amount = difference if difference.amount > 0 else -difference
         lines.append(JournalLine(fx_account, side, amount, ()))
     return tuple(line for line in lines if line is not None)
-
-
-def summed(amounts: Sequence[Money], currency: str) -> Money:
-    """`total(amounts, currency)`, its amounts added as Decimals from the currency's zero:
-    exactly what adding the Money one by one gives, without an object per addition (they
-    were most of a posting's objects); a mix of currencies is refused as Money refuses it."""
-    if any(m.currency != currency for m in amounts):
-        return total(amounts, currency)
-    return Money(sum((m.amount for m in amounts), Money.zero(currency).amount), currency)
 
 
 def _positive(legs: Sequence[Leg]) -> list[Leg]:
