@@ -16,7 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from finsync.domain.errors import DomainError, UnbalancedEntryError
-from finsync.domain.money import Money
+from finsync.domain.money import Money, quantum
 
 
 class Side(StrEnum):
@@ -39,7 +39,8 @@ class JournalLine:
         for money in (self.amount, self.transaction_amount):
             if money is None:
                 continue
-            if money.amount <= 0 or money.amount != money.quantize().amount:
+            amount = money.amount
+            if amount <= 0 or amount != amount.quantize(quantum(money.currency)):
                 raise DomainError(f"journal line on {self.account}: {money} must be positive "
                                   "and in minor units")
 

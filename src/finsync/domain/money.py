@@ -29,6 +29,9 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     "THB": 2, "TND": 3, "TRY": 2, "TWD": 2, "UGX": 0, "USD": 2, "VND": 0, "ZAR": 2,
 }
 
+# The minor unit of each currency as a Decimal (0.01 for USD): what `quantize` rounds to.
+QUANTA: dict[str, Decimal] = {c: Decimal(1).scaleb(-e) for c, e in CURRENCY_EXPONENTS.items()}
+
 # Major units, exclusive: 10**15 with 3 decimal places is 10**18 minor units < 2**63.
 AMOUNT_CEILING = Decimal(10) ** 15
 
@@ -36,6 +39,14 @@ AMOUNT_CEILING = Decimal(10) ** 15
 def exponent(currency: str) -> int:
     try:
         return CURRENCY_EXPONENTS[currency]
+    except KeyError:
+        raise UnknownCurrencyError(f"unknown ISO 4217 currency {currency!r}") from None
+
+
+def quantum(currency: str) -> Decimal:
+    """The currency's minor unit as a Decimal (0.01 for USD)."""
+    try:
+        return QUANTA[currency]
     except KeyError:
         raise UnknownCurrencyError(f"unknown ISO 4217 currency {currency!r}") from None
 
@@ -59,7 +70,8 @@ class Money:
     currency: str
 
     def __post_init__(self) -> None:
-        exponent(self.currency)
+        if self.currency not in CURRENCY_EXPONENTS:
+            exponent(self.currency)  # raises UnknownCurrencyError
         if not isinstance(self.amount, Decimal):
             raise DomainError("Money.amount must be a Decimal; use Money.of()")
         if self.amount.is_zero() and self.amount.is_signed():
@@ -71,22 +83,27 @@ class Money:
 
     @classmethod
     def zero(cls, currency: str) -> Money:
-        return cls(Decimal(0).scaleb(-exponent(currency)), currency)
+        try:
+            return _ZEROS[currency]
+        except KeyError:
+            exponent(currency)  # raises UnknownCurrencyError
+            raise
 
     @classmethod
     def from_minor(cls, minor: int, currency: str) -> Money:
-        return cls(Decimal(minor).scaleb(-exponent(currency)), currency)
+        return _checked(Decimal(minor).scaleb(-exponent(currency)), currency)
 
     def to_minor(self) -> int:
         """Integer minor units; the amount must already be at the currency's precision."""
-        scaled = self.amount.scaleb(exponent(self.currency))
-        if scaled != scaled.to_integral_value():
+        scaled = self.amount.scaleb(CURRENCY_EXPONENTS[self.currency])
+        minor = int(scaled)
+        if scaled != minor:
             raise DomainError(f"{self} has more precision than {self.currency} minor units")
-        return int(scaled)
+        return minor
 
     def quantize(self, rounding: str = ROUND_HALF_EVEN) -> Money:
-        quantum = Decimal(1).scaleb(-exponent(self.currency))
-        return Money(self.amount.quantize(quantum, rounding=rounding), self.currency)
+        return _checked(self.amount.quantize(QUANTA[self.currency], rounding=rounding),
+                        self.currency)
 
     def _same(self, other: Money) -> None:
         if other.currency != self.currency:
@@ -94,17 +111,17 @@ class Money:
 
     def __add__(self, other: Money) -> Money:
         self._same(other)
-        return Money(self.amount + other.amount, self.currency)
+        return _checked(self.amount + other.amount, self.currency)
 
     def __sub__(self, other: Money) -> Money:
         self._same(other)
-        return Money(self.amount - other.amount, self.currency)
+        return _checked(self.amount - other.amount, self.currency)
 
     def __abs__(self) -> Money:
         return self if self.amount >= 0 else -self
 
     def __neg__(self) -> Money:
-        return Money(-self.amount, self.currency)
+        return _checked(-self.amount, self.currency)
 
     def __mul__(self, factor: int | Decimal) -> Money:
         if isinstance(factor, float):
@@ -147,12 +164,37 @@ class Money:
         return tuple(Money.from_minor(sign * f, self.currency) for f in floors)
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _checked(amount: Decimal, currency: str) -> Money:
+    """`Money(amount, currency)` for what Money's own methods compute: a Decimal, in a
+    currency a Money already holds or `exponent` just accepted. Only the sign of zero is
+    still to fix. Skipping the dataclass constructor and its checks roughly halves the cost
+    of the objects posting makes (about twenty per document)."""
+    money = _new(Money)
+    _set(money, "amount", -amount if amount.is_zero() and amount.is_signed() else amount)
+    _set(money, "currency", currency)
+    return money
+
+
+# Zero in each currency, at its minor unit ("0.00 USD"); Money is immutable, so one serves all.
+_ZEROS: dict[str, Money] = {c: Money(Decimal(0).scaleb(-e), c)
+                            for c, e in CURRENCY_EXPONENTS.items()}
+
+
 def total(amounts: Sequence[Money], currency: str) -> Money:
-    """Sum in one currency; an empty sequence is zero in that currency."""
-    result = Money.zero(currency)
-    for amount in amounts:
-        result = result + amount
-    return result
+    """Sum in one currency; an empty sequence is zero in that currency. The amounts are
+    added as Decimals from the currency's zero, without a Money per addition: the same sum
+    as adding the Money one by one, as the sign of an intermediate zero changes only a
+    zero result, whose sign `_checked` fixes."""
+    result = Money.zero(currency).amount
+    for money in amounts:
+        if money.currency != currency:
+            raise CurrencyMismatchError(f"cannot combine {currency} with {money.currency}")
+        result += money.amount
+    return _checked(result, currency)
 
 
 def per_currency(amounts: Iterable[Money]) -> tuple[Money, ...]:

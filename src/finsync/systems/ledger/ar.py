@@ -13,7 +13,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
@@ -64,8 +64,8 @@ def settle(item: OpenItem, amount: Money) -> Settlement:
     else:
         relieved = Money(item.booked_open.amount * amount.amount / item.open.amount,
                          item.booked_open.currency).quantize()
-    after = replace(item, open=item.open - amount, booked_open=item.booked_open - relieved)
-    return Settlement(after, amount, relieved)
+    return Settlement(_with_open(item, item.open - amount, item.booked_open - relieved),
+                      amount, relieved)
 
 
 def reopen(item: OpenItem, amount: Money, booked: Money) -> Settlement:
@@ -73,8 +73,16 @@ def reopen(item: OpenItem, amount: Money, booked: Money) -> Settlement:
     open again by `amount`, booked at `booked`; recorded as a negative settlement."""
     if amount.currency != item.open.currency or amount.amount <= 0:
         raise DomainError(f"cannot re-open {item.document_id} by {amount}")
-    after = replace(item, open=item.open + amount, booked_open=item.booked_open + booked)
-    return Settlement(after, -amount, -booked)
+    return Settlement(_with_open(item, item.open + amount, item.booked_open + booked),
+                      -amount, -booked)
+
+
+def _with_open(item: OpenItem, open_: Money, booked_open: Money) -> OpenItem:
+    """`replace(item, open=..., booked_open=...)`, built directly: `replace` looks the
+    fields up again on every call, and a batch of payments settles one item each."""
+    return OpenItem(item.id, item.legal_entity, item.customer_id, item.kind,
+                    item.document_id, item.original, open_, booked_open, item.posting_date,
+                    item.due_date)
 
 
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")

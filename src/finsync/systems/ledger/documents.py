@@ -24,7 +24,6 @@ from finsync.systems.ledger.rules import (
     Dimensions,
     Leg,
     balanced_lines,
-    summed,
 )
 
 
@@ -75,7 +74,7 @@ def _tax_legs(books: Books, lines: Sequence[DocumentLine], currency: str,
     lines' tax, so the document's tax total is posted as before; a jurisdiction whose tax
     nets to zero (exempt, reverse charged) posts no line."""
     account = books.code(Role.TAX_PAYABLE)
-    unassigned = summed([line.tax_amount for line in lines if not line.taxes], currency)
+    unassigned = total([line.tax_amount for line in lines if not line.taxes], currency)
     by_jurisdiction: dict[str, Money] = {}
     for line in lines:
         for detail in line.taxes:
@@ -224,7 +223,7 @@ def _applied(memo: CreditMemo, invoice: OpenItem) -> Money:
 
 def _booked(books: Books, lines: Sequence[JournalLine], role: Role) -> Money:
     code = books.code(role)
-    return summed([ln.amount for ln in lines if ln.account == code], books.functional)
+    return total([ln.amount for ln in lines if ln.account == code], books.functional)
 
 
 def _credit_item(books: Books, document_id: str, customer: str, amount: Money,

@@ -88,7 +88,7 @@ def _side_functional(legs: Sequence[Leg], functional: str,
         # Nothing to convert (the common case): converting the free legs' total and
         # splitting it back by their own amounts gives each its amount, in minor units.
         return [leg.functional if leg.functional is not None
-                else Money.from_minor(leg.amount.to_minor(), functional) for leg in legs]
+                else _in_minor_units(leg.amount) for leg in legs]
     free = [i for i, leg in enumerate(legs) if leg.functional is None]
     fixed = {i: leg.functional for i, leg in enumerate(legs) if leg.functional is not None}
     free_total = total([legs[i].amount for i in free], legs[free[0]].amount.currency)
@@ -112,21 +112,22 @@ def balanced_lines(debits: Sequence[Leg], credits: Sequence[Leg], functional: st
              for leg, value in zip(debit_legs, debit_values, strict=True)]
     lines += [_line(leg, Side.CREDIT, value, functional)
               for leg, value in zip(credit_legs, credit_values, strict=True)]
-    difference = summed(debit_values, functional) - summed(credit_values, functional)
-    if not difference.is_zero:
-        side = Side.CREDIT if difference.amount > 0 else Side.DEBIT
-        amount = difference if difference.amount > 0 else -difference
-        lines.append(JournalLine(fx_account, side, amount, ()))
+    difference = total(debit_values, functional).amount \
+        - total(credit_values, functional).amount
+    if difference != 0:
+        side = Side.CREDIT if difference > 0 else Side.DEBIT
+        amount = difference if difference > 0 else -difference
+        lines.append(JournalLine(fx_account, side, Money(amount, functional), ()))
     return tuple(line for line in lines if line is not None)
 
 
-def summed(amounts: Sequence[Money], currency: str) -> Money:
-    """`total(amounts, currency)`, its amounts added as Decimals from the currency's zero:
-    exactly what adding the Money one by one gives, without an object per addition (they
-    were most of a posting's objects); a mix of currencies is refused as Money refuses it."""
-    if any(m.currency != currency for m in amounts):
-        return total(amounts, currency)
-    return Money(sum((m.amount for m in amounts), Money.zero(currency).amount), currency)
+def _in_minor_units(money: Money) -> Money:
+    """`Money.from_minor(money.to_minor(), money.currency)`: the amount written at its
+    minor unit ("100" → "100.00"), more precision refused; one rounding, not two scalings."""
+    exact = money.quantize()
+    if exact.amount != money.amount:
+        money.to_minor()  # raises: more precision than the currency's minor units
+    return exact
 
 
 def _positive(legs: Sequence[Leg]) -> list[Leg]:
