@@ -949,10 +949,9 @@ def build_hub(config: FinsyncConfig, *, engine: Engine | None = None,
 def buffered_ledgers(config: FinsyncConfig,
                      ports: Ports) -> dict[str, tuple[LedgerPort, BufferPolicy]]:
     """Every ledger goes through the posting buffer with its system's budget (documents per
-    call: the system's `batch_size`, else the `[delivery]` one)."""
+    call: the system's `batch_size`, else as many as the port takes in one call)."""
     return {name: (port, BufferPolicy(
-        system.calls_per_minute, system.concurrency or 1,
-        system.batch_size or config.delivery.batch_size, system.posting))
+        system.calls_per_minute, system.concurrency or 1, system.batch_size, system.posting))
         for name, port in ports.ledgers.items()
         for system in [config.systems[name]]}
 
