@@ -43,6 +43,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _name in ("COLUMNS", "LINES"):
         os.environ.pop(_name, None)
 
+# Every `tmp_path` (and so every SQLite test database) on memory-backed /dev/shm where
+# there is one: SQLite commits with synchronous=FULL, and on a disk its fsync was a fifth
+# of a lifecycle test's time; the pragma still runs, only the flush is free. What the tests
+# check is what any process sees, never a machine crash. pytest reads this (its retention
+# of 3 sessions applies), and its xdist workers inherit it.
+SHM = Path("/dev/shm")
+if "PYTEST_DEBUG_TEMPROOT" not in os.environ and SHM.is_dir() and os.access(SHM, os.W_OK):
+    os.environ["PYTEST_DEBUG_TEMPROOT"] = str(SHM)
+
 PG_URL = os.environ.get("FINSYNC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("FINSYNC_REQUIRE_SERVICES") == "1"
 
