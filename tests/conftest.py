@@ -29,6 +29,10 @@ from finsync.auth.migrate import upgrade as upgrade_auth
 from finsync.controls.migrate import upgrade as upgrade_controls
 from finsync.storage.db import make_engine, normalise_url
 from finsync.storage.migrate import upgrade as upgrade_hub
+from finsync.systems.billing.migrate import upgrade as upgrade_billing
+from finsync.systems.ledger.migrate import upgrade as upgrade_ledger
+from finsync.systems.revrec.migrate import upgrade as upgrade_revrec
+from finsync.systems.tax.migrate import upgrade as upgrade_tax
 
 pytest_plugins = ("tests.external.tryton_fixtures",)
 
@@ -58,11 +62,18 @@ REQUIRE_SERVICES = os.environ.get("FINSYNC_REQUIRE_SERVICES") == "1"
 
 def upgrade(engine: Engine) -> None:
     """The schemas every hub database holds: the hub's, the audit trail's, the tokens' and
-    the two-person controls'."""
+    the two-person controls'; and the embedded systems' of the default configuration
+    (billing, ledger, revenue, tax), which most tests build (`build_finance`): from a
+    template at head their migrations only check the version, instead of creating every
+    table again in each SQLite test (on PostgreSQL the first test of a session did it)."""
     upgrade_hub(engine)
     upgrade_audit(engine)
     upgrade_auth(engine)
     upgrade_controls(engine)
+    upgrade_billing(engine)
+    upgrade_ledger(engine)
+    upgrade_revrec(engine)
+    upgrade_tax(engine)
 
 
 @pytest.fixture(autouse=True)
