@@ -164,17 +164,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-_EMPTYING: dict[str, Engine] = {}  # one engine per test database, disposed with it
+_EMPTYING: dict[str, tuple[Engine, bool]] = {}  # per test database: engine, superuser?
 
 
 def empty_postgres(url: str) -> None:
     """Every table of every system emptied and every sequence restarted, the schema
-    versions kept: as `TRUNCATE` of every table would, but only the tables that hold rows
-    are truncated (a test writes to a few of the 40-odd; truncating one costs a new file),
-    and only the sequences that were used are restarted (a rolled-back insert uses one)."""
-    engine = _EMPTYING.get(url)
-    if engine is None:
-        engine = _EMPTYING[url] = make_engine(url)
+    versions kept, as `TRUNCATE … RESTART IDENTITY CASCADE` of every table would; but only
+    the tables that hold rows are emptied (a test writes to a few of the 60-odd), and only
+    the sequences that were used are restarted (a rolled-back insert uses one).
+
+    A superuser empties them with DELETE, its foreign-key checks and triggers off
+    (`session_replication_role = replica`: every table holding rows goes in this same
+    transaction, so nothing is left pointing at a deleted row): on a test's few rows that
+    is some 20 times faster than TRUNCATE, which makes new files for each table."""
+    engine, superuser = _EMPTYING.get(url) or _emptying_engine(url)
     with engine.begin() as conn:
         names = [name for (name,) in conn.execute(text(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
@@ -183,9 +186,13 @@ def empty_postgres(url: str) -> None:
             probes = " UNION ALL ".join(
                 f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM \"{name}\")" for name in names)
             holding = [name for (name,) in conn.execute(text(probes))]
-            if holding:
+            if holding and superuser:
+                conn.execute(text("SET LOCAL session_replication_role = replica"))
+                for name in holding:
+                    conn.execute(text(f'DELETE FROM "{name}"'))
+            elif holding:
                 tables = ", ".join(f'"{name}"' for name in holding)
-                conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                conn.execute(text(f"TRUNCATE {tables} CASCADE"))
         used = conn.execute(text(
             "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema() "
             "AND last_value IS NOT NULL")).all()
@@ -193,10 +200,18 @@ def empty_postgres(url: str) -> None:
             conn.execute(text(f'ALTER SEQUENCE "{sequence}" RESTART'))
 
 
+def _emptying_engine(url: str) -> tuple[Engine, bool]:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        superuser = conn.execute(text("SELECT current_setting('is_superuser')")).scalar() == "on"
+    _EMPTYING[url] = (engine, superuser)
+    return engine, superuser
+
+
 def _dispose_emptying(url: str) -> None:
-    engine = _EMPTYING.pop(url, None)
-    if engine is not None:
-        engine.dispose()
+    emptying = _EMPTYING.pop(url, None)
+    if emptying is not None:
+        emptying[0].dispose()
 
 
 @pytest.fixture
