@@ -236,13 +236,21 @@ TRYTON_FILES = frozenset({
     "tests/integration/test_tryton_workflow.py",
 })
 FUZZ_CAMPAIGN = "tests/fuzz/test_intake_fuzz.py"
+LIFECYCLES = "tests/integration/test_lifecycles.py"
+KILL = "tests/integration/test_kill.py"
+# Files of a few long tests on each backend: one work unit per backend, so that two workers
+# share each file (the fuzz campaign's module-scoped database is one per backend anyway).
+BY_BACKEND = frozenset({FUZZ_CAMPAIGN, LIFECYCLES, KILL, "tests/integration/test_cpq_kill.py"})
 # The longest work units, handed out first so that no worker is left with one at the end
-# (seconds from `--durations` on the 2-core CI machine); the rest go in collection order.
+# (by `--durations` of a whole run on the 2-core machine); the rest go in collection order.
 LONGEST_FIRST = (
     "tryton",
+    f"{LIFECYCLES}[postgresql]",
     f"{FUZZ_CAMPAIGN}[sqlite]",
-    "tests/integration/test_lifecycles.py",
-    "tests/integration/test_kill.py",
+    f"{LIFECYCLES}[sqlite]",
+    f"{KILL}[postgresql]",
+    "tests/integration/test_console_exceptions.py",
+    f"{KILL}[sqlite]",
     "tests/browser",
     f"{FUZZ_CAMPAIGN}[postgresql]",
 )
@@ -252,14 +260,14 @@ _BACKEND = re.compile(r"\[(sqlite|postgresql)[\]-]")
 def _scope(nodeid: str) -> str:
     """The work unit of a test: its file (module-scoped fixtures are built once), except the
     browser package (package-scoped console and browser), the Tryton files (above) and the
-    fuzz campaign, one unit per backend (each backend runs a campaign of its own)."""
+    files split by backend (above)."""
     path = nodeid.split("::", 1)[0]
     if path.startswith("tests/browser/"):
         return "tests/browser"
     if path in TRYTON_FILES:
         return "tryton"
     backend = _BACKEND.search(nodeid)
-    if path == FUZZ_CAMPAIGN and backend:
+    if path in BY_BACKEND and backend:
         return f"{path}[{backend.group(1)}]"
     return path
 
@@ -284,11 +292,25 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return _scope(nodeid)
 
         def _assign_work_unit(self, node: Any) -> None:
-            for scope in LONGEST_FIRST:
-                if scope in self.workqueue:
-                    self.workqueue.move_to_end(scope, last=False)
-                    break
+            """The longest unit left; but a worker still busy with a long one gets a short
+            one: a worker is sent more work when it has two tests left or fewer (it runs a
+            test only once it knows the next), and a long unit of one or two tests would
+            otherwise hold a second long one back behind it."""
+            busy = {_scope(nodeid) for nodeid, done in self._pending_items(node) if not done}
+            if busy & set(LONGEST_FIRST):
+                short = [scope for scope in self.workqueue if scope not in LONGEST_FIRST]
+                if short:
+                    self.workqueue.move_to_end(short[-1], last=False)
+            else:
+                for scope in LONGEST_FIRST:
+                    if scope in self.workqueue:
+                        self.workqueue.move_to_end(scope, last=False)
+                        break
             super()._assign_work_unit(node)
+
+        def _pending_items(self, node: Any) -> Iterator[tuple[str, bool]]:
+            for unit in self.assigned_work[node].values():
+                yield from unit.items()
 
     return Scheduling(config, log)
 
