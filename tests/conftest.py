@@ -225,7 +225,8 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 # Files whose tests use the session's Tryton template (tests/external/tryton_fixtures.py):
 # one work unit, so one worker builds the template (a minute) and the others never wait for
-# it. A file missing here still passes: its worker builds a template of its own.
+# it. A file missing here would build a template of its own on another worker: collection
+# refuses it (`pytest_collection_modifyitems`).
 TRYTON_FILES = frozenset({
     "tests/contract/test_tryton_ledger_port.py",
     "tests/contract/test_tryton_party_port.py",
@@ -233,6 +234,7 @@ TRYTON_FILES = frozenset({
     "tests/integration/test_demo_stack.py",
     "tests/integration/test_tryton.py",
     "tests/integration/test_tryton_parties.py",
+    "tests/integration/test_tryton_tax.py",
     "tests/integration/test_tryton_workflow.py",
 })
 FUZZ_CAMPAIGN = "tests/fuzz/test_intake_fuzz.py"
@@ -270,6 +272,13 @@ def _scope(nodeid: str) -> str:
     if path in BY_BACKEND and backend:
         return f"{path}[{backend.group(1)}]"
     return path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    strays = sorted({item.nodeid.split("::", 1)[0] for item in items
+                     if "tryton" in getattr(item, "fixturenames", ())} - TRYTON_FILES)
+    if strays:
+        raise pytest.UsageError(f"add {', '.join(strays)} to TRYTON_FILES in tests/conftest.py")
 
 
 @pytest.hookimpl(optionalhook=True)
