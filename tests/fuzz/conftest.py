@@ -5,43 +5,28 @@ tests/conftest.py prints them, and brings them back from pytest-xdist's workers)
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from finsync.storage.db import make_engine
 from finsync.storage.migrate import upgrade
 from tests.conftest import FUZZ_REPORT, empty_postgres
 
-SHM = Path("/dev/shm")
-
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def fuzz_db_url(request: pytest.FixtureRequest,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+                tmp_path_factory: pytest.TempPathFactory) -> str:
     """Like `db_url` in tests/conftest.py, once per module: a campaign's tests read what
-    one campaign left behind. SQLite lives in memory-backed /dev/shm where there is one:
-    the campaign commits some 20,000 times, and durability is not what it tests."""
+    one campaign left behind. (SQLite is in memory-backed /dev/shm where there is one, as
+    every `tmp_path` is: the campaign commits some 20,000 times.)"""
     if request.param == "postgresql":
         pg_url: str = request.getfixturevalue("pg_database")
         empty_postgres(pg_url)
-        yield pg_url
-        return
-    in_memory = SHM.is_dir()
-    if in_memory:
-        folder = Path(tempfile.mkdtemp(prefix="finsync-fuzz-", dir=SHM))
-    else:
-        folder = tmp_path_factory.mktemp("fuzz")
-    url = f"sqlite:///{folder / 'finsync.db'}"
+        return pg_url
+    url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'finsync.db'}"
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
-    yield url
-    if in_memory:
-        shutil.rmtree(folder, ignore_errors=True)
+    return url
 
 
 @pytest.fixture(scope="session")

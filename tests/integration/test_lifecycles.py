@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import tomllib
 import uuid
 from dataclasses import dataclass, replace
@@ -228,17 +229,22 @@ def _books(ledger: Any) -> Any:
 
 
 def _database(backend: str, tmp_path: Path) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.db'}"
-    empty_postgres(backend)
-    return backend
+    """A migrated, empty database for one example: a copy of the session's SQLite
+    template, or the session's PostgreSQL database emptied."""
+    if backend.startswith("postgresql"):
+        empty_postgres(backend)
+        return backend
+    path = tmp_path / f"{uuid.uuid4().hex}.db"
+    shutil.copyfile(backend, path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> str:
+    """The session's PostgreSQL URL, or the path of its SQLite template."""
     if request.param == "postgresql":
         return str(request.getfixturevalue("pg_database"))
-    return "sqlite"
+    return str(request.getfixturevalue("sqlite_template"))
 
 
 AUTH = {"principals": {"controller": {"scopes": [PERIODS_MANAGE, EXCEPTIONS_APPROVE]}},
