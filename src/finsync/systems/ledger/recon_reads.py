@@ -27,6 +27,7 @@ from sqlalchemy import (
     case,
     func,
     literal_column,
+    or_,
     select,
     union_all,
 )
@@ -146,9 +147,13 @@ def _applied_by(conn: Connection, entity: str, as_of: date,
 def balances(conn: Connection, entity: str, accounts: Sequence[str],
              days: Sequence[date], currency: str | None = None) -> list[Mapping[str, Money]]:
     """Each account's debit-positive balance at the end of each day, in one pass over the
-    accounts' lines (the (entity, account, posting_date) index). With `currency`, only the
-    lines of documents in that currency, in that currency (a line in the functional
-    currency has no transaction amount)."""
+    accounts' lines (the (entity, account, posting_date, side, amounts) index alone). With
+    `currency`, only the lines of documents in that currency, in that currency (a line in
+    the functional currency has no transaction amount).
+
+    The lines are summed per account, day and side in SQL, with no expression per line
+    (14 conditional sums per line were most of the read), and the sums made cumulative at
+    each of `days` here."""
     if not days or not accounts:
         return [{} for _ in days]
     functional, _ = records.load_entity(conn, entity)
@@ -157,18 +162,25 @@ def balances(conn: Connection, entity: str, accounts: Sequence[str],
     where: list[ColumnElement[bool]] = []
     if currency is not None:
         minor = func.coalesce(lines.c.txn_amount_minor, lines.c.amount_minor)
-        where.append(func.coalesce(lines.c.txn_currency, functional) == currency)
-    signed = case((lines.c.side == "debit", minor), else_=-minor)
-    columns = [func.sum(case((lines.c.posting_date <= day, signed), else_=0)) for day in days]
-    query = (select(lines.c.account, func.count(), *columns)
+        # A plain comparison, not coalesce(txn_currency, functional): the planner filters
+        # it in the index.
+        told = lines.c.txn_currency == currency
+        where.append(or_(lines.c.txn_currency.is_(None), told) if currency == functional
+                     else told)
+    query = (select(lines.c.account, lines.c.posting_date, lines.c.side, func.sum(minor))
              .where(lines.c.entity == entity, lines.c.account.in_(list(accounts)),
                     lines.c.posting_date <= max(days), *where)
-             .group_by(lines.c.account))
-    result: list[dict[str, Money]] = [{} for _ in days]
-    for account, _count, *sums in stream(conn, query):
-        for n, amount in enumerate(sums):
-            result[n][account] = Money.from_minor(int(amount or 0), currency or functional)
-    return list(result)
+             .group_by(lines.c.account, lines.c.posting_date, lines.c.side))
+    sums: dict[str, list[int]] = {}
+    for account, posted, side, amount in conn.execute(query):
+        at = sums.setdefault(account, [0] * len(days))
+        signed = int(amount) if side == "debit" else -int(amount)
+        for n, day in enumerate(days):
+            if posted <= day:
+                at[n] += signed
+    code = currency or functional
+    return [{account: Money.from_minor(at[n], code) for account, at in sorted(sums.items())}
+            for n in range(len(days))]
 
 
 def tax_payable(conn: Connection, entity: str,

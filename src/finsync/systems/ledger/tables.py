@@ -103,10 +103,11 @@ lines = Table(
     # tax payable per jurisdiction is read in SQL; null on other lines (ledger_0006).
     Column("jurisdiction", String(32)),
     PrimaryKeyConstraint("entry_id", "line_no"),
-    # Side and amount too, so that balances (trial balance, roll-forward) add up from the
-    # index alone, never reading the lines' dimensions.
+    # Side, amounts and transaction currency too, so that balances (trial balance,
+    # roll-forward, and per currency for reconciliation) add up from the index alone, never
+    # reading the lines themselves (ledger_0008).
     Index("ix_ledger_lines_account", "entity", "account", "posting_date", "side",
-          "amount_minor"),
+          "amount_minor", "txn_currency", "txn_amount_minor"),
 )
 
 items = Table(

@@ -86,9 +86,8 @@ class PositionReports:
         """Per revenue contract (in id order), its positions at each of `days`, read a chunk
         of contracts at a time (memory does not grow with the book)."""
         with self.engine.connect() as conn:
-            ids = store.contract_ids(conn, legal_entity)
-            for i in range(0, len(ids), CHUNK):
-                chunk = ids[i:i + CHUNK]
+            chunk = store.contract_ids(conn, legal_entity, limit=CHUNK)
+            while chunk:
                 stored = store.stored_over(conn, chunk, days)
                 credits = store.credits_of(conn, chunk)
                 unheld = [rc for rc, per in stored.items()
@@ -100,6 +99,8 @@ class PositionReports:
                     elif rc in stored:
                         yield [_position(stored[rc][d], d, _credits_before(credits.get(rc, []), d))
                                for d in days]
+                chunk = (store.contract_ids(conn, legal_entity, after=chunk[-1], limit=CHUNK)
+                         if len(chunk) == CHUNK else [])
 
     def period_movements(self, legal_entity: str, period: Period) -> list[ContractMovement]:
         """Each contract's movement over the period, in id order; a contract whose journal

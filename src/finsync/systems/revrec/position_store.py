@@ -138,9 +138,14 @@ def movements(conn: Connection, legal_entity: str, start: date,
     return found
 
 
-def contract_ids(conn: Connection, legal_entity: str) -> list[str]:
-    return list(conn.execute(select(c.c.id).where(c.c.legal_entity == legal_entity)
-                             .order_by(c.c.id)).scalars())
+def contract_ids(conn: Connection, legal_entity: str, after: str | None = None,
+                 limit: int | None = None) -> list[str]:
+    """The entity's contract ids in id order: those after `after`, at most `limit` (a
+    page at a time, so that a reader of the whole book never holds every id)."""
+    query = select(c.c.id).where(c.c.legal_entity == legal_entity).order_by(c.c.id)
+    if after is not None:
+        query = query.where(c.c.id > after)
+    return list(conn.execute(query.limit(limit)).scalars())
 
 
 def stored_over(conn: Connection, ids: Sequence[str],
