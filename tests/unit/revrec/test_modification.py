@@ -5,11 +5,16 @@ from datetime import date
 from finsync.systems.revrec import (
     ModificationFacts,
     ModificationTreatment,
+    PriceChangeKind,
+    RecognitionPattern,
+    TransactionPriceChanged,
     apply_event,
     book_contract,
     obligation_schedule,
+    replay,
     schedules,
 )
+from finsync.systems.revrec.balance import balances
 from finsync.systems.revrec.modification import LineChange, LineChangeKind, decide
 from tests.unit.revrec.builders import booked, line, modified, ssp, usd
 
@@ -150,3 +155,31 @@ def test_extending_a_line_without_obligation_prospectively_allocates_it_a_share(
     assert state.decisions[-1].treatment is ModificationTreatment.TERMINATION_AND_NEW_CONTRACT
     assert state.obligation("ln_a").allocated_price == usd("3650.00")
     assert state.obligation("ln_b").allocated_price == usd("30.00")
+
+
+def test_a_change_after_a_modification_whose_contract_is_all_satisfied_is_caught_up() -> None:
+    # Found by the month-end property (minimal example). ln0 and ln1 run 1-3 January at
+    # 1.00 a year: 1.00 x 2/365 = 0.0055 -> 0.01 each (SSP 400 x 2/365 = 2.19 each, 1 : 1).
+    # v2 on 2 January removes both and adds ln3, a point-in-time good whose service was
+    # 1-2 January, below its SSP: 25-13(a). Each removed line has recognised 0.01 x 1/2 =
+    # 0.005 -> 0.00 (half even) by then, so the pool is 0.01 + 0.01 + 1.00 = 1.02, all to
+    # ln3 (the removed lines' remaining SSP is zero), transferred on 2 January. A change of
+    # +1.00 on 5 January goes to the modified contract (606-10-32-45(b)): not to ln0 and
+    # ln1, whose measure runs to 3 January but which were removed, but to ln3, satisfied
+    # already, so it is recognised at once on 5 January (606-10-32-43): 1.02 + 1.00 = 2.02.
+    jan1, jan2, jan3, jan5 = (date(2026, 1, day) for day in (1, 2, 3, 5))
+    ssps = tuple(ssp(f"prod_{i}", "400") for i in range(4))
+    patterns = {"prod_0": RecognitionPattern.RATABLE, "prod_1": RecognitionPattern.RATABLE,
+                "prod_3": RecognitionPattern.POINT_IN_TIME}
+    ln3 = line("ln3", 1, "1.00", "prod_3", jan1, jan2)
+    state = replay(booked(line("ln0", 1, "1.00", "prod_0", jan1, jan3),
+                          line("ln1", 1, "1.00", "prod_1", jan1, jan3),
+                          ssps=ssps, patterns=patterns), [
+        modified("evt_m2", jan2, ln3, facts=ModificationFacts(False, False), ssps=ssps),
+        TransactionPriceChanged("evt_tp", jan5, usd("1.00"),
+                                PriceChangeKind.VARIABLE_CONSIDERATION)])
+    assert {ob.obligation_id: ob.allocated_price for ob in state.obligations} == {
+        "ln0": usd("0.00"), "ln1": usd("0.00"), "ln3": usd("2.02")}
+    assert state.obligation("ln3").revisions[-1].cause == "606-10-32-43"
+    assert balances(state, jan5).recognised == usd("1.02")
+    assert balances(state, date(2026, 1, 6)).recognised == usd("2.02") == state.transaction_price

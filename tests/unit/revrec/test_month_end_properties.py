@@ -37,7 +37,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from finsync.domain.contract import ContractLine
@@ -50,6 +50,7 @@ from finsync.systems.revrec import (
     InvoiceRecorded,
     ModificationFacts,
     PriceChangeKind,
+    RecognitionPattern,
     RevenueContractState,
     RevenueEvent,
     TransactionPriceChanged,
@@ -115,8 +116,32 @@ def _redated(event: ContractModified, on: date) -> ContractModified:
     return replace(event, amendment=replace(event.amendment, effective_date=on))
 
 
+def _all_satisfied_after_the_modification() -> tuple[ContractBooked, list[RevenueEvent]]:
+    """A falsifying history once found, in date order: v2 on 2 January removes ln0 and ln1
+    (running to 3 January) and adds ln3, transferred on 2 January (25-13(a)); v3 changes
+    nothing. The change of 1 on 2 January found only the removed lines open after v2 (SSP
+    zero) and was refused; it goes to ln3, caught up at once
+    (test_modification.test_a_change_after_a_modification_whose_contract_is_all_...)."""
+    jan1, jan2, jan3 = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)
+    ssps = tuple(ssp(f"prod_{i}", "400") for i in range(4))
+    patterns = {f"prod_{i}": RecognitionPattern.RATABLE for i in range(3)}
+    patterns["prod_3"] = RecognitionPattern.POINT_IN_TIME
+    ln3 = line("ln3", 1, "1.00", "prod_3", jan1, jan2)
+    events: list[RevenueEvent] = [
+        modified("evt_m2", jan2, ln3, version=2, facts=ModificationFacts(False, False),
+                 ssps=ssps),
+        modified("evt_m3", jan2, ln3, version=3, facts=ModificationFacts(False, False),
+                 ssps=ssps),
+        TransactionPriceChanged("evt_tp0", jan2, usd(1),
+                                PriceChangeKind.VARIABLE_CONSIDERATION)]
+    book = booked(line("ln0", 1, "1.00", "prod_0", jan1, jan3),
+                  line("ln1", 1, "1.00", "prod_1", jan1, jan3), ssps=ssps, patterns=patterns)
+    return book, events
+
+
 @SETTINGS
 @given(histories().map(in_date_order))
+@example(_all_satisfied_after_the_modification())
 def test_cumulative_rounding_stays_within_half_a_minor_unit_of_exact(
         history: tuple[ContractBooked, list[RevenueEvent]]) -> None:
     book, events = history

@@ -20,7 +20,10 @@ Rules (ASC 606 Example 6, 606-10-55-135 to 55-140, is the worked case):
 - Any other change after a 25-13 modification (32-45(b)) goes to the obligations of the
   modified contract: those not yet satisfied immediately after the latest such modification
   (`modified_contract`), by the SSPs they were last allocated with; an obligation that was
-  complete then takes none. When none is left unsatisfied, all of them take it (settled).
+  complete then takes none, nor does a good the modification removed (no share of its pool,
+  SSP zero). When none is left unsatisfied, those the modification allocated to take it
+  (satisfied already: a catch-up on the change's date, 606-10-32-43), else all of them
+  (settled).
 - Refused (a typed error naming `promised_before`): a modification the state does not
   hold, one not accounted for under 25-13(a)/(c) (32-45(a) does not apply), a change
   dated before it, a distinct period (`service_period`), and a contract with another
@@ -78,9 +81,16 @@ def modified_contract(state: RevenueContractState,
     if not latest:
         return list(chosen)
     at = at_midnight(latest[-1].effective_date)
-    open_then = [ob for ob in chosen
+    # A good the modification removed got no share of its pool (SSP zero): though its
+    # measure runs on, it is no obligation of the modified contract.
+    kept = [ob for ob in chosen if not ob.standalone_selling_price.is_zero]
+    open_then = [ob for ob in kept
                  if progress(ob, segment_in_force(ob, at).basis, state.granularity, at) < 1]
-    return open_then or list(chosen)
+    if open_then:
+        return open_then
+    allocated = [ob for ob in kept
+                 if any(r.event_id == latest[-1].event_id for r in ob.revisions)]
+    return allocated or list(chosen)
 
 
 def _modification(state: RevenueContractState,
