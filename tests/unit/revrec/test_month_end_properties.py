@@ -165,8 +165,17 @@ def ratable_contracts(draw: st.DrawFn) -> ContractBooked:
     return booked(*found.values(), ssps=ssps)
 
 
+def _single_line_whose_ssp_rounds_to_zero() -> ContractBooked:
+    """One day of a 2.00-a-year line: its price 2.00 x 1/365 is 0.01, its SSP 1 x 1/365 is
+    0.00; the one obligation takes the whole price, it needs no SSP ratio (606-10-32-28)."""
+    jan1 = date(2026, 1, 1)
+    only = line("ln0", 1, "2.00", "prod_0", jan1, jan1 + timedelta(days=1))
+    return booked(only, ssps=tuple(ssp(f"prod_{i}", "1") for i in range(4)))
+
+
 @SETTINGS
 @given(ratable_contracts())
+@example(_single_line_whose_ssp_rounds_to_zero())
 def test_cumulative_rounding_is_within_half_a_minor_unit_of_the_rational_exact(
         book: ContractBooked) -> None:
     state = book_contract(book)

@@ -3,7 +3,8 @@
 Rules:
 - Default: relative standalone selling price (606-10-32-31), split by largest remainder
   (`Money.allocate`), so the shares sum exactly to the price; ties go to the earlier
-  obligation, in contract-line order.
+  obligation, in contract-line order. A lone obligation takes the whole price, even when its
+  SSP rounds to zero over a short service (one day of a small annual price).
 - A discount allocated to only some obligations (606-10-32-37), when the caller states the
   criteria are met: every other obligation gets its SSP, the named ones share what is left by
   relative SSP. Refused if there is no discount or what is left is negative.
@@ -153,6 +154,9 @@ def _relative(pool: Money, inputs: Sequence[AllocationInput],
     weights = [i.standalone_selling_price.amount for i in inputs]
     if any(w < 0 for w in weights):
         raise AllocationError("a standalone selling price cannot be negative")
+    if len(inputs) == 1:  # one obligation takes the whole price: no SSP ratio is needed
+        return (AllocatedShare(inputs[0].obligation_id, inputs[0].standalone_selling_price,
+                               pool, method),)
     if sum(weights) == 0:
         if pool.is_zero:
             return tuple(AllocatedShare(i.obligation_id, i.standalone_selling_price, pool,
