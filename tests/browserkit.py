@@ -25,6 +25,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,10 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
     raise RuntimeError(f"finsync serve did not become healthy: {log.read_text()[-2000:]}")
 
 
-def serve(workdir: Path, database_url: str) -> tuple[str, subprocess.Popen[bytes]]:
-    """`finsync serve`'s app (the same factory, uvicorn) on the folder's configuration."""
+@contextmanager
+def served(workdir: Path, database_url: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`finsync serve`'s app (the same factory, uvicorn) on the folder's configuration,
+    stopped on the way out."""
     port = _free_port()
     log = workdir / "serve.log"
     env = {**_child_environment(), "FINSYNC_CONFIG": str(workdir / "finsync.toml"),
@@ -109,7 +112,14 @@ def serve(workdir: Path, database_url: str) -> tuple[str, subprocess.Popen[bytes
     except RuntimeError:
         process.kill()
         raise
-    return url, process
+    try:
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def _payment(invoice: Any, payment_id: str, amount: str, source_event_id: str) -> bytes:
@@ -176,15 +186,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     lines = Path(report["console_tokens"]).read_text().splitlines()
     tokens = dict(line.split("\t") for line in lines)
     seed_open_exceptions(workdir / "finsync.toml")
-    url, process = serve(workdir, database_url)
-    try:
+    with served(workdir, database_url) as (url, process):
         yield Site(url, workdir, workdir / "finsync.toml", database_url, tokens, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture(scope="package")

@@ -31,3 +31,17 @@ def wait_for_work_to_start(engine: Engine, done_before: int,
         failed = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
         assert not failed, f"a worker exited with {failed}: {log.read_text()}"
         time.sleep(0.02)
+
+
+def kill_mid_work(engine: Engine, workers: list[multiprocessing.process.BaseProcess],
+                  log: Path, pause_s: float) -> bool:
+    """Waits for the workers to start delivering, lets them run `pause_s` (a random point
+    inside the work), SIGKILLs every one; True when they were killed with work left."""
+    done_before, _ = progress(engine)
+    wait_for_work_to_start(engine, done_before, workers, log)
+    time.sleep(pause_s)
+    for proc in workers:
+        proc.kill()  # SIGKILL
+        proc.join()
+    done_after, left = progress(engine)
+    return done_after > done_before and left > 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -28,7 +27,7 @@ from finsync.domain.events import CommercialContractApproved
 from finsync.domain.status import OrderState
 from finsync.hub import cpq_contracts, cpq_status
 from finsync.storage.raw_log import RawIn
-from tests.browserkit import RENDER_TIMEOUT_MS, Site, logged_in, open_page, serve, shot
+from tests.browserkit import RENDER_TIMEOUT_MS, Site, logged_in, open_page, served, shot
 from tests.builders import envelope
 from tests.q2ckit import contract, line, seats
 
@@ -55,15 +54,8 @@ def own_site(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         copy.close()
         source.close()
     database_url = f"sqlite:///{workdir / 'var' / 'finsync.db'}"
-    url, process = serve(workdir, database_url)
-    try:
+    with served(workdir, database_url) as (url, process):
         yield Site(url, workdir, workdir / "finsync.toml", database_url, site.tokens, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ from finsync.storage.db import transaction
 from finsync.storage.raw_log import RawIn
 from finsync.systems.billing.handler import RegisterCustomer
 from tests.clikit import auth_section
-from tests.killkit import progress, wait_for_work_to_start
+from tests.killkit import kill_mid_work
 
 KILLS = 10
 PER_TRIAL = 3  # contracts a trial: 9 CPQ versions, sent shuffled, some twice
@@ -170,16 +170,9 @@ def test_each_cpq_version_lands_in_billing_once_through_kills_and_outages(
         with transaction(engine) as conn:
             raw_log.append(conn, [RawIn(cpq.SOURCE, body, {})
                                   for body in _bodies(trial, rng)], datetime.now(UTC))
-        done_before, _ = progress(engine)
         workers = [_worker(config, log, rng.randrange(2**32))
                    for _ in range(rng.choice((1, 2)))]
-        wait_for_work_to_start(engine, done_before, workers, log)
-        time.sleep(rng.uniform(0.0, 0.2))  # a random point inside the work
-        for proc in workers:
-            proc.kill()  # SIGKILL
-            proc.join()
-        done_after, left = progress(engine)
-        killed_mid_work += done_after > done_before and left > 0
+        killed_mid_work += kill_mid_work(engine, workers, log, rng.uniform(0.0, 0.2))
         trial += 1
     time.sleep(1.1)  # the dead workers' leases (1 s) expire
     final = _worker(config, log, None)

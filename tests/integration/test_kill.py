@@ -27,7 +27,7 @@ from finsync.storage.db import transaction
 from finsync.storage.raw_log import RawIn
 from tests.builders import lifecycle_stream
 from tests.clikit import auth_section
-from tests.killkit import progress, wait_for_work_to_start
+from tests.killkit import kill_mid_work
 
 TRIALS = 20
 PER_TRIAL = 25  # customers per trial: 225 events, 150 postings
@@ -100,15 +100,8 @@ def test_sigkilled_workers_lose_nothing_and_post_nothing_twice(engine: Engine, d
         with transaction(engine) as conn:
             raw_log.append(conn, [RawIn("canonical", line, {}) for line in lines], utc_now())
         sent += len(lines)
-        done_before, _ = progress(engine)
         workers = [_worker(config, log) for _ in range(rng.choice((1, 2)))]
-        wait_for_work_to_start(engine, done_before, workers, log)
-        time.sleep(rng.uniform(0.0, 0.15))  # a random point inside the work
-        for proc in workers:
-            proc.kill()  # SIGKILL
-            proc.join()
-        done_after, left = progress(engine)
-        killed_mid_work += done_after > done_before and left > 0
+        killed_mid_work += kill_mid_work(engine, workers, log, rng.uniform(0.0, 0.15))
         trial += 1
     time.sleep(1.1)  # the dead workers' leases (1 s) expire
     final = _worker(config, log)

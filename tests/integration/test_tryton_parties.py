@@ -32,6 +32,7 @@ from tests.contract.party_port import ctx, customer
 from tests.contract.test_tryton_party_port import load_countries
 from tests.external.tryton import ADMIN_PASSWORD
 from tests.external.tryton_fixtures import COMPANY, ENTITIES, TrytonBooks
+from tests.integration.test_tryton import LosingClient
 from tests.ledgerkit import invoice
 
 
@@ -92,24 +93,11 @@ def test_a_posting_after_the_master_books_on_the_masters_party(
     assert len(_parties(client, "cus_globex")) == 1
 
 
-class _LosingClient(TrytonClient):
-    """Runs the call, then loses its answer once, as a proxy that drops it would."""
-
-    lose: str | None = None
-
-    def call(self, method: str, *params: Any) -> Any:
-        result = super().call(method, *params)
-        if method == self.lose:
-            self.lose = None
-            raise TransientError(f"answer to {method} lost")
-        return result
-
-
 @pytest.mark.parametrize("lost", ["model.party.party.create", "model.party.identifier.create"])
 def test_a_retry_after_a_lost_answer_leaves_one_party_as_the_master_says(
         tryton_books: TrytonBooks, client: TrytonClient, lost: str) -> None:
     def connect() -> TrytonClient:
-        made = _LosingClient(tryton_books.site.server.url, tryton_books.database, "admin",
+        made = LosingClient(tryton_books.site.server.url, tryton_books.database, "admin",
                              ADMIN_PASSWORD)
         made.lose = lost
         return made
