@@ -74,8 +74,11 @@ def stream(conn: Connection, query: Executable) -> Iterator[Any]:
 
 
 def stream_by_key(conn: Connection, query: Select[Any]) -> Iterator[Any]:
-    """`stream` of a query with a `key` column, in the key's code-point order."""
-    return stream(conn, query.order_by(code_point_order(conn, query.selected_columns.key)))
+    """`stream` of a query with a `key` column first and an amount in minor units last, in
+    the key's code-point order; the amount as an `int` (PostgreSQL sums are `Decimal`)."""
+    ordered = query.order_by(code_point_order(conn, query.selected_columns.key))
+    for row in stream(conn, ordered):
+        yield (*row[:-1], int(row[-1]))
 
 
 def code_point_order(conn: Connection, column: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -58,8 +58,7 @@ def open_invoices(conn: Connection, entity: str, as_of: date,
     """Each invoice's open amount, never below zero; by invoice id. With `buckets`, only
     the invoices in those digest buckets (`dbsnapshot.bucket_of`)."""
     query = _open_invoices(conn, entity, as_of, buckets)
-    for key, customer, currency, amount in stream_by_key(conn, query):
-        yield key, customer, currency, int(amount)
+    return stream_by_key(conn, query)
 
 
 def open_invoice_digests(conn: Connection, entity: str, currency: str,
@@ -127,8 +126,7 @@ def payments(conn: Connection, entity: str, as_of: date,
     """Each payment with its amount (a payment applies all of it); by payment id. With
     `buckets`, only the payments in those digest buckets."""
     query = _payments(conn, entity, as_of, buckets)
-    for key, customer, currency, amount in stream_by_key(conn, query):
-        yield key, customer, currency, int(amount)
+    return stream_by_key(conn, query)
 
 
 def payment_digests(conn: Connection, entity: str, currency: str,

@@ -78,8 +78,7 @@ def open_items(conn: Connection, entity: str, as_of: date,
     """(document, customer, currency, signed open minor) per document with something open.
     With `buckets`, only the documents in those digest buckets (`dbsnapshot.bucket_of`)."""
     query = _open_items(conn, entity, as_of, buckets)
-    for document, customer, currency, amount in stream_by_key(conn, query):
-        yield document, customer, currency, int(amount)
+    return stream_by_key(conn, query)
 
 
 def open_item_digests(conn: Connection, entity: str, currency: str,
@@ -117,8 +116,7 @@ def applied_by(conn: Connection, entity: str, as_of: date,
     posted up to `as_of`, in the settled items' currency (as `records.applications`).
     With `buckets`, only the settling documents in those digest buckets."""
     query = _applied_by(conn, entity, as_of, buckets)
-    for document, currency, amount in stream_by_key(conn, query):
-        yield document, currency, int(amount)
+    return stream_by_key(conn, query)
 
 
 def applied_digests(conn: Connection, entity: str, currency: str,
