@@ -4,6 +4,9 @@ delivery; usage totals have a worker of their own; an HTTP-only app runs no pipe
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -20,6 +23,7 @@ from finsync.hub.pipeline import DAILY, PIPELINE
 from finsync.hub.usage import UsageIntake
 from tests import authkit
 from tests.builders import envelope, payment_doc
+from tests.clikit import with_auth
 from tests.hubkit import make_hub
 
 PAYMENT = json.dumps(envelope("payment.applied", "gw-1", ("payment", "pay_1", None),
@@ -104,3 +108,45 @@ def test_the_pipeline_runs_apart_with_several_workers_or_when_asked() -> None:
     assert not serving.runs_apart(False, 4, True)  # --no-pipeline wins
     with pytest.raises(ValueError, match="process of its own"):
         serving.runs_apart(True, 2, False)  # each worker would run a pipeline
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` runs (an ended process its new parent has not reaped is a zombie)."""
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+def _environ(proc: Path) -> bytes:
+    try:
+        return (proc / "environ").read_bytes()
+    except OSError:  # ended meanwhile, or not ours to read
+        return b""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_the_pipeline_process_ends_when_serve_is_gone_without_stopping_it(
+        tmp_path: Path) -> None:
+    """uvicorn re-raises the SIGTERM it handled, which ends `serve` before it stops its
+    pipeline process; a SIGKILL gives it no chance at all. Here `serve` is a parent that
+    starts the pipeline and ends without a word: the pipeline must not outlive it."""
+    config = tmp_path / "finsync.toml"
+    config.write_text(with_auth())
+    parent = (
+        "import os, time\n"
+        "from finsync.cli import serving\n"
+        "with serving.pipeline_process(True):\n"
+        "    time.sleep(3)\n"
+        "    os._exit(0)\n")  # gone without leaving the block, as after a re-raised SIGTERM
+    env = {**os.environ, "FINSYNC_CONFIG": str(config),
+           "FINSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}"}
+    assert subprocess.run([sys.executable, "-c", parent], env=env, timeout=60).returncode == 0
+    pids = [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit()
+            and f"FINSYNC_CONFIG={config}".encode() in _environ(d)]
+    assert len(pids) == 1, pids  # the pipeline process serve started
+    pid = pids[0]
+    ended = _wait(lambda: not _running(pid), timeout_s=30)
+    if not ended:
+        os.kill(pid, signal.SIGKILL)
+    assert ended, "the pipeline process outlived serve"

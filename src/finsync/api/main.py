@@ -30,6 +30,7 @@ from finsync.bootstrap import (
 )
 from finsync.config import load_config
 from finsync.hub import logfilter
+from finsync.hub.pipeline import SERVE_PID_ENV
 from finsync.views.services import build_services
 
 
@@ -67,8 +68,12 @@ def app_from_environment() -> FastAPI:
                       session_lifetime=timedelta(hours=config.console.session_max_h))
 
 
+PARENT_CHECK_S = 1.0
+
+
 def run_pipeline() -> None:
-    """The pipeline alone, supervised, until SIGTERM or SIGINT."""
+    """The pipeline alone, supervised, until SIGTERM or SIGINT, or until the process that
+    started it (`serve`) is gone."""
     logfilter.install()
     config = load_config()
     finance = build_finance(config)
@@ -85,9 +90,15 @@ def run_pipeline() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # `serve` stops this process when it stops, but not always: uvicorn re-raises the
+    # SIGTERM it handled once it has shut down, which ends `serve` before its own clean-up,
+    # and a SIGKILL allows none. So the pipeline also ends once `serve` is gone.
+    parent = int(os.environ.get(SERVE_PID_ENV) or os.getppid())
     supervisor.start()
     try:
-        while not stopping.wait(supervisor.check_s):
+        while not stopping.wait(min(supervisor.check_s, PARENT_CHECK_S)):
+            if os.getppid() != parent:
+                break
             supervisor.check()
     finally:
         supervisor.stop()

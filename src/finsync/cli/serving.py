@@ -5,11 +5,14 @@ uvicorn's to supervise)."""
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+
+from finsync.hub.pipeline import SERVE_PID_ENV
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,8 @@ def pipeline_process(wanted: bool, command: Sequence[str] = _COMMAND) -> Iterato
             with lock:  # never start one after the block has ended
                 if stopping.is_set():
                     return
-                child = subprocess.Popen(list(command))
+                env = {**os.environ, SERVE_PID_ENV: str(os.getpid())}
+                child = subprocess.Popen(list(command), env=env)
                 current[:] = [child]
             code = child.wait()
             if not stopping.is_set():

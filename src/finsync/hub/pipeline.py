@@ -44,6 +44,10 @@ from finsync.storage.text import storable
 if TYPE_CHECKING:
     from finsync.hub.service import Hub
 
+# `serve` names itself to its pipeline process, which ends once `serve` is no longer its
+# parent (`api.main.run_pipeline`).
+SERVE_PID_ENV = "FINSYNC_SERVE_PID"
+
 log = logging.getLogger(__name__)
 
 SUMMARY_MAX_CHARS = 300
