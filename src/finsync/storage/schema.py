@@ -42,7 +42,11 @@ raw_events = Table(
     # sha256 of the body: identical refused bodies are stored once and counted (`refusals`).
     Column("body_sha256", String(64)),
     Column("refusals", Integer, nullable=False, server_default="0"),
+    # The JetStream message it came in (`finsync.streaming`): stored once, however often
+    # the archiver is handed it.
+    Column("transport_id", String(255)),
     Index("ix_raw_events_status_id", "status", "id"),
+    Index("ux_raw_events_transport_id", "transport_id", unique=True),
     Index("ix_raw_events_source_body_sha256", "source", "body_sha256"),
 )
 
@@ -112,6 +116,10 @@ deliveries = Table(
     Column("override", Text),
     Column("created_at", UtcDateTime, nullable=False),
     Column("completed_at", UtcDateTime),
+    # The legal entity of the event (an ERP lane) and a stable hash of `partition_key`
+    # (`streaming.subjects.partition_hash`): a worker claims `partition_hash % partitions`.
+    Column("lane", String(64)),
+    Column("partition_hash", BigInteger),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_partition", "target", "partition_key", "id"),
 )
