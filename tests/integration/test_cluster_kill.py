@@ -82,8 +82,9 @@ class Chaos:
     later)."""
 
     def __init__(self, cluster: clusterkit.Cluster, nats: Any, load: Load,
-                 rng: random.Random) -> None:
+                 rng: random.Random, kills: int) -> None:
         self.cluster, self.nats, self.load, self.rng = cluster, nats, load, rng
+        self.kills = kills
         self.worker_kills = 0
         self.nats_killed: int | None = None
         self.nats_restarted = False
@@ -91,10 +92,10 @@ class Chaos:
         self.retries_before_intake_kill = 0
 
     def run(self) -> None:
-        while (self.load.running or self.worker_kills < WORKER_KILLS
+        while (self.load.running or self.worker_kills < self.kills
                or (self.nats is not None and not self.nats_restarted)):
-            due = (self.worker_kills + 1) / (WORKER_KILLS + 1)
-            if self.worker_kills < WORKER_KILLS and self.load.done >= due:
+            due = (self.worker_kills + 1) / (self.kills + 1)
+            if self.worker_kills < self.kills and self.load.done >= due:
                 self._kill_a_worker()
             self._nats_and_intake()
             time.sleep(0.02)
@@ -137,17 +138,18 @@ def test_a_cluster_sigkilled_at_random_keeps_the_books_of_one_process(
         tmp_path: Path) -> None:
     transport = clusterkit.Transport(tuple(transport_settings.servers),
                                      transport_settings.namespace)
+    assert len(shuffled_stream(CUSTOMERS, SEED)) >= 5000
     trial("nats", pg_database, sqlite_template, tmp_path, nats_cluster, transport)
 
 
 def trial(kind: clusterkit.Kind, url: str, template: Path, tmp_path: Path, nats: Any,
-          transport: clusterkit.Transport | None) -> None:
+          transport: clusterkit.Transport | None, *, customers: int = CUSTOMERS,
+          kills: int = WORKER_KILLS) -> None:
     """The stream through a cluster of `kind` on `url` (PostgreSQL, emptied) under kills,
     and its books against the reference's."""
     timer = clusterkit.phase_timer()
     empty_postgres(url)
-    bodies = shuffled_stream(CUSTOMERS, SEED)
-    assert len(bodies) >= 5000
+    bodies = shuffled_stream(customers, SEED)
     reference, reference_config = _start_reference(tmp_path, template, bodies)
     config, token = clusterkit.prepare(tmp_path, url, transport)
     engine = make_engine(url)
@@ -157,7 +159,7 @@ def trial(kind: clusterkit.Kind, url: str, template: Path, tmp_path: Path, nats:
         with clusterkit.running(kind, config, tmp_path) as cluster:
             timer.mark("start")
             load = Load(bodies, [n.port for n in cluster.intakes if n.port], token).start()
-            chaos = Chaos(cluster, nats, load, random.Random(SEED))
+            chaos = Chaos(cluster, nats, load, random.Random(SEED), kills)
             chaos.run()
             load.join(LOAD_S)
             timer.mark(f"load ({len(bodies) / load.seconds:.0f} req/s, "
@@ -169,7 +171,7 @@ def trial(kind: clusterkit.Kind, url: str, template: Path, tmp_path: Path, nats:
             clusterkit.wait_settled(engine, target, SETTLE_S, cluster)
             timer.mark("cluster settled")
         _check_books(engine, reference_engine, config, reference_config, load, chaos,
-                     len(set(bodies)) if kind == "nats" else None, timer)
+                     len(set(bodies)) if kind == "nats" else None, customers, timer)
         timer.mark("compared")
     finally:
         engine.dispose()
@@ -178,14 +180,14 @@ def trial(kind: clusterkit.Kind, url: str, template: Path, tmp_path: Path, nats:
 
 
 def _check_books(engine: Any, reference_engine: Any, config: Path, reference_config: Path,
-                 load: Load, chaos: Chaos, distinct: int | None,
+                 load: Load, chaos: Chaos, distinct: int | None, customers: int,
                  timer: clusterkit.PhaseTimer) -> None:
     tally = load.tally
     assert tally.refusals == [], tally.refusals[:5]
     assert tally.accepted == len(load.bodies)
     assert sum(tally.retries.values()) > chaos.retries_before_intake_kill, (
         "the intake node was killed with requests in flight: the client retried")
-    assert chaos.worker_kills >= WORKER_KILLS
+    assert chaos.worker_kills >= chaos.kills
     assert chaos.nats is None or chaos.nats_restarted
 
     if distinct is not None:  # one raw event per source event, however often sent
@@ -202,7 +204,7 @@ def _check_books(engine: Any, reference_engine: Any, config: Path, reference_con
     assert cluster_books.comparable() == reference_books.comparable()
 
     applied = bookskit.applied_versions(engine)
-    assert len(applied) == CUSTOMERS and bookskit.out_of_order(applied) == {}
+    assert len(applied) == customers and bookskit.out_of_order(applied) == {}
     contracts = {key: version for key, version in bookskit.cursors(engine).items()
                  if key[0] == "subscription_contract"}
-    assert len(contracts) == CUSTOMERS and set(contracts.values()) == {3}
+    assert len(contracts) == customers and set(contracts.values()) == {3}
