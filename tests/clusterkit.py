@@ -76,9 +76,9 @@ class Transport:
     ack_wait_s: float = 3.0
     lease_ttl_s: float = 2.0
 
-    def section(self) -> str:
+    def body(self) -> str:
         return "\n".join([
-            "[transport]", 'kind = "nats"', f"servers = {json.dumps(list(self.servers))}",
+            'kind = "nats"', f"servers = {json.dumps(list(self.servers))}",
             f"namespace = {json.dumps(self.namespace)}", f"partitions = {self.partitions}",
             f"replicas = {self.replicas}", f"ack_wait_s = {self.ack_wait_s}",
             f"lease_ttl_s = {self.lease_ttl_s}", ""])
@@ -107,8 +107,10 @@ def config_text(url: str, transport: Transport | None = None, *,
     text = _table_replaced(text, "[pumps]", "")
     text = _table_replaced(text, "[routes]", _toml_table(routes))
     text = _table_replaced(text, "[delivery]", _toml_table(DELIVERY))
+    text = _table_replaced(text, "[transport]",
+                           transport.body() if transport else 'kind = "inprocess"')
     text += (f"\n[limits.{SOURCE}]\nrequests_per_s = 1000000\nburst = 1000000\n\n"
-             + (transport.section() if transport else "") + "\n" + auth_section())
+             + auth_section())
     return text
 
 
