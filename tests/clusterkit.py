@@ -336,6 +336,10 @@ class PhaseTimer:
         self.last = now
 
     def report(self) -> str:
+        """The phases, their total, and the machine's load average (on a shared 2-core
+        machine the times say as much about the neighbours as about the cluster)."""
         total = sum(s for _, s in self.phases)
-        return " | ".join([*(f"{p} {s:.1f} s" for p, s in self.phases), f"total {total:.1f} s"])
+        load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+        return " | ".join([*(f"{p} {s:.1f} s" for p, s in self.phases),
+                           f"total {total:.1f} s (load average {load})"])
 
