@@ -319,27 +319,56 @@ def wait_settled(engine: Engine, target: Progress, timeout_s: float,
         time.sleep(0.2)
 
 
+def tree_cpu_s() -> float:
+    """CPU seconds (user + system) used so far by this process and its descendants, the
+    ended ones included (a reaped child's time is in its parent's cutime and cstime): the
+    fork server's nodes, the NATS servers, the reference run. PostgreSQL's backends are
+    not ours and are left out."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, int] = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (proc / "stat").read_text().rpartition(")")[2].split()
+        except OSError:  # ended meanwhile
+            continue
+        pid = int(proc.name)
+        parents[pid] = int(fields[1])
+        times[pid] = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    ours = {os.getpid()}
+    for pid in sorted(parents):
+        chain, at = [], pid
+        while at in parents and at not in ours and at > 1:
+            chain.append(at)
+            at = parents[at]
+        if at in ours:
+            ours.update(chain)
+    return sum(times.get(pid, 0) for pid in ours) / tick
+
+
 def phase_timer() -> PhaseTimer:
-    return PhaseTimer(time.perf_counter())
+    return PhaseTimer(time.perf_counter(), tree_cpu_s())
 
 
 @dataclass
 class PhaseTimer:
-    """Wall time per phase, printed at the end (pytest -s, or in the failure report)."""
+    """Wall and CPU time per phase, printed at the end (pytest -s, or in the failure
+    report). On a shared 2-core machine the wall times say as much about the neighbours as
+    about the cluster; the CPU seconds of the test's processes, halved, are about what the
+    test takes on two idle cores."""
 
     last: float
-    phases: list[tuple[str, float]] = field(default_factory=list)
+    last_cpu_s: float
+    phases: list[tuple[str, float, float]] = field(default_factory=list)
 
     def mark(self, phase: str) -> None:
-        now = time.perf_counter()
-        self.phases.append((phase, now - self.last))
-        self.last = now
+        now, cpu = time.perf_counter(), tree_cpu_s()
+        self.phases.append((phase, now - self.last, cpu - self.last_cpu_s))
+        self.last, self.last_cpu_s = now, cpu
 
     def report(self) -> str:
-        """The phases, their total, and the machine's load average (on a shared 2-core
-        machine the times say as much about the neighbours as about the cluster)."""
-        total = sum(s for _, s in self.phases)
+        wall = sum(p[1] for p in self.phases)
+        cpu = sum(p[2] for p in self.phases)
         load = "/".join(f"{x:.1f}" for x in os.getloadavg())
-        return " | ".join([*(f"{p} {s:.1f} s" for p, s in self.phases),
-                           f"total {total:.1f} s (load average {load})"])
-
+        return " | ".join([*(f"{p} {w:.1f} s (CPU {c:.1f} s)" for p, w, c in self.phases),
+                           f"total {wall:.1f} s, CPU {cpu:.1f} s (load average {load})"])
