@@ -243,6 +243,13 @@ class Cluster:
         node.process.join()
         node.kills += 1
 
+    def terminate(self, node: Node, timeout_s: float = 30.0) -> None:
+        """SIGTERM, a clean stop (a worker releases its leases), and reap it."""
+        assert node.process is not None
+        node.process.terminate()
+        node.process.join(timeout_s)
+        assert node.process.exitcode is not None, f"{node.name} ignored SIGTERM:\n{node.tail()}"
+
     def restart(self, node: Node) -> Node:
         self.kill(node)
         return self.start(node)

@@ -14,6 +14,10 @@ every raw event stored once, no source event accepted twice, every document post
 the same ledger (entries per document, trial balances, balances per currency), the same
 reconciliation with nothing unexplained, and each contract's versions applied in order.
 
+A second test holds the order of versions while partitions move: shuffled versions of
+contracts flow while workers join, stop cleanly and are SIGKILLed; each contract's versions
+are applied 1, 2, 3 … (the contract-accepted milestones' order in the database).
+
 The reference runs in a process of its own (on SQLite, the in-process pipeline) while the
 cluster runs: on a 2-core machine the cluster's start and its waits leave it the CPU.
 Phase timings are printed (`pytest -s`) and carried in any failure's message.
@@ -21,6 +25,7 @@ Phase timings are printed (`pytest -s`) and carried in any failure's message.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -34,6 +39,7 @@ import pytest
 from finsync.storage.db import make_engine
 from finsync.storage.raw_log import RawIn
 from tests import bookskit, clusterkit
+from tests.builders import lifecycle_stream
 from tests.conftest import empty_postgres
 from tests.loadkit import Load, shuffled_stream
 
@@ -208,3 +214,64 @@ def _check_books(engine: Any, reference_engine: Any, config: Path, reference_con
     contracts = {key: version for key, version in bookskit.cursors(engine).items()
                  if key[0] == "subscription_contract"}
     assert len(contracts) == customers and set(contracts.values()) == {3}
+
+
+VERSIONS = 10  # per contract
+CONTRACTS = 40
+
+
+def _contract_versions() -> list[bytes]:
+    """Only the contract events of `lifecycle_stream`: CONTRACTS contracts of VERSIONS
+    versions each, in random order (a later version waits for the earlier ones)."""
+    stream = lifecycle_stream(customers=CONTRACTS, amendments=VERSIONS - 1)
+    lines = [json.dumps(e).encode() for e in stream.events
+             if e["aggregate"]["type"] == "subscription_contract"]
+    random.Random(SEED).shuffle(lines)
+    return lines
+
+
+@pytest.mark.slow
+def test_each_contracts_versions_apply_in_order_while_partitions_move(
+        pg_database: str, nats_cluster: Any, transport_settings: Any, tmp_path: Path) -> None:
+    """Real workers join, stop cleanly (their leases released) and are SIGKILLed (their
+    leases run out) while shuffled versions flow: the database applies each contract's
+    versions 1, 2, 3 … in that order, each once."""
+    timer = clusterkit.phase_timer()
+    empty_postgres(pg_database)
+    transport = clusterkit.Transport(tuple(transport_settings.servers),
+                                     transport_settings.namespace)
+    config, token = clusterkit.prepare(tmp_path, pg_database, transport)
+    bodies = _contract_versions()
+    engine = make_engine(pg_database)
+    try:
+        with clusterkit.running("nats", config, tmp_path, intakes=1, workers=1) as cluster:
+            first = cluster.workers[0]
+            load = Load(bodies, [n.port for n in cluster.intakes if n.port], token,
+                        threads=4).start()
+            second = cluster.add_worker("worker-1")  # the partitions are shared out again
+            _wait_share(load, 0.3)
+            cluster.terminate(first)  # released: the second takes them at once
+            _wait_share(load, 0.5)
+            third = cluster.add_worker("worker-2")
+            _wait_share(load, 0.7)
+            cluster.kill(second)  # left to run out: the third takes them after the TTL
+            cluster.start(first)
+            load.join(LOAD_S)
+            timer.mark(f"load ({len(bodies)} versions)")
+            target = clusterkit.Progress({"mapped": len(bodies)}, {"accepted": len(bodies)}, {})
+            cluster.start(second)
+            clusterkit.wait_settled(engine, target, SETTLE_S, cluster)
+            timer.mark("settled")
+            assert third.alive
+        applied = bookskit.applied_versions(engine)
+        assert len(applied) == CONTRACTS and bookskit.out_of_order(applied) == {}
+        assert set(bookskit.cursors(engine).values()) == {VERSIONS}
+        assert load.tally.refusals == []
+    finally:
+        engine.dispose()
+        print(f"\nordering test phases: {timer.report()} ({tmp_path})")
+
+
+def _wait_share(load: Load, share: float) -> None:
+    while load.running and load.done < share:
+        time.sleep(0.02)
