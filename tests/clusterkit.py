@@ -170,6 +170,14 @@ class Node:
     process: multiprocessing.process.BaseProcess | None = None
     started_at: float = 0.0
     kills: int = 0
+    starts: int = 0
+    ended_cpu_s: float = 0.0  # the CPU of its ended runs
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds of all its runs so far."""
+        live = 0.0 if self.process is None or not self.alive else process_cpu_s(self.process.pid)
+        return self.ended_cpu_s + live
 
     @property
     def alive(self) -> bool:
@@ -217,6 +225,7 @@ class Cluster:
                                      name=node.name, daemon=True)
         node.process.start()
         node.started_at = time.monotonic()
+        node.starts += 1
         if node.role == "intake":
             self.wait_listening(node)
         return node
@@ -239,6 +248,7 @@ class Cluster:
     def kill(self, node: Node) -> None:
         """SIGKILL, and reap it."""
         assert node.process is not None
+        node.ended_cpu_s += process_cpu_s(node.process.pid)
         node.process.kill()
         node.process.join()
         node.kills += 1
@@ -246,8 +256,10 @@ class Cluster:
     def terminate(self, node: Node, timeout_s: float = 30.0) -> None:
         """SIGTERM, a clean stop (a worker releases its leases), and reap it."""
         assert node.process is not None
+        cpu_s = process_cpu_s(node.process.pid)
         node.process.terminate()
         node.process.join(timeout_s)
+        node.ended_cpu_s += cpu_s
         assert node.process.exitcode is not None, f"{node.name} ignored SIGTERM:\n{node.tail()}"
 
     def restart(self, node: Node) -> Node:
@@ -267,6 +279,15 @@ class Cluster:
         for node in self.nodes:
             if node.alive:
                 self.kill(node)
+
+    def cpu_report(self) -> str:
+        """CPU seconds per role, and the starts behind them."""
+        parts = []
+        for role in ("intake", "worker"):
+            nodes = [n for n in self.nodes if n.role == role]
+            parts.append(f"{role}s {sum(n.cpu_s for n in nodes):.1f} s CPU in "
+                         f"{sum(n.starts for n in nodes)} starts")
+        return ", ".join(parts)
 
 
 @contextmanager
@@ -324,6 +345,15 @@ def wait_settled(engine: Engine, target: Progress, timeout_s: float,
         assert time.monotonic() < deadline, (
             f"not settled in {timeout_s} s: {now}, expected {target}")
         time.sleep(0.2)
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a running process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu_s() -> float:

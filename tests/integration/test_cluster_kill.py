@@ -176,6 +176,9 @@ def trial(kind: clusterkit.Kind, url: str, template: Path, tmp_path: Path, nats:
             timer.mark("reference settled")
             clusterkit.wait_settled(engine, target, SETTLE_S, cluster)
             timer.mark("cluster settled")
+            print(f"\ncluster CPU: {cluster.cpu_report()}; nats servers "
+                  f"{_nats_cpu_s(nats):.1f} s; client and test process "
+                  f"{time.process_time():.1f} s")
         _check_books(engine, reference_engine, config, reference_config, load, chaos,
                      len(set(bodies)) if kind == "nats" else None, customers, timer)
         timer.mark("compared")
@@ -183,6 +186,12 @@ def trial(kind: clusterkit.Kind, url: str, template: Path, tmp_path: Path, nats:
         engine.dispose()
         reference_engine.dispose()
         print(f"\ncluster kill test phases: {timer.report()} ({tmp_path})")
+
+
+def _nats_cpu_s(nats: Any) -> float:
+    """CPU seconds of the NATS nodes now running (the session's: since the session began)."""
+    return 0.0 if nats is None else sum(clusterkit.process_cpu_s(p.pid) for p in nats._procs
+                                        if p is not None)
 
 
 def _check_books(engine: Any, reference_engine: Any, config: Path, reference_config: Path,
