@@ -290,6 +290,7 @@ LONGEST_FIRST = (
     f"{FUZZ_CAMPAIGN}[sqlite]",
     f"{LIFECYCLES}[sqlite]",
     f"{KILL}[postgresql]",
+    "tests/integration/test_cluster_kill.py",
     "tests/integration/test_console_exceptions.py",
     f"{KILL}[sqlite]",
     "tests/browser",
