@@ -38,8 +38,6 @@ import pytest
 
 from finsync.storage.db import make_engine
 from finsync.storage.raw_log import RawIn
-from finsync.streaming.client import JetStream
-from finsync.streaming.setup import EVENTS, RAW
 from tests import bookskit, clusterkit
 from tests.builders import lifecycle_stream
 from tests.conftest import empty_postgres
@@ -180,7 +178,7 @@ def trial(kind: clusterkit.Kind, url: str, template: Path, tmp_path: Path, nats:
             timer.mark("cluster settled")
             print(f"\ncluster CPU: {cluster.cpu_report()}; nats servers "
                   f"{_nats_cpu_s(nats):.1f} s; client and test process "
-                  f"{time.process_time():.1f} s; redelivered: {_redelivered(config)}")
+                  f"{time.process_time():.1f} s")
         _check_books(engine, reference_engine, config, reference_config, load, chaos,
                      len(set(bodies)) if kind == "nats" else None, customers, timer)
         timer.mark("compared")
@@ -188,22 +186,6 @@ def trial(kind: clusterkit.Kind, url: str, template: Path, tmp_path: Path, nats:
         engine.dispose()
         reference_engine.dispose()
         print(f"\ncluster kill test phases: {timer.report()} ({tmp_path})")
-
-
-def _redelivered(config: Path) -> dict[str, int]:
-    """Messages JetStream delivered more than once, per consumer: the archiver's on the raw
-    stream (durable `archiver`) and each partition's on the events stream (`p<N>`)."""
-    settings = clusterkit.load_config(config).transport.to_settings()
-    if settings.kind != "nats":
-        return {}
-    js = JetStream(settings, "cluster-kill-test")
-    try:
-        found = {"archiver": js.consumer_lag(settings.stream(RAW), "archiver").num_redelivered}
-        for p in range(settings.partitions):
-            found[f"p{p}"] = js.consumer_lag(settings.stream(EVENTS), f"p{p}").num_redelivered
-        return found
-    finally:
-        js.close()
 
 
 def _nats_cpu_s(nats: Any) -> float:
