@@ -5,12 +5,13 @@ Rules:
   within `connect_timeout_s`), then reconnects by itself for ever, to any server of
   `settings.servers` or of the cluster they announce.
 - `publish` returns only once JetStream stored the message on a quorum of its replicas
-  (its `PubAck`); no PubAck within `timeout_s` is `TransportUnavailableError`, and then
-  nothing may be claimed stored. A resend with the same `msg_id` within the duplicate
-  window is acknowledged again with `duplicate=True` and stored once.
+  (its `PubAck`), asking again while the stream elects a leader (`publisher`); no PubAck
+  within `timeout_s` is `TransportUnavailableError`, and then nothing may be claimed
+  stored (though it may have been: a resend carries the same `msg_id`). A resend within
+  the duplicate window is acknowledged with `duplicate=True` and stored once.
 - `publish_many` sends all its messages before waiting (pipelined) and returns their
-  PubAcks in order; if any has none, it raises and the caller resends them all, with the
-  same message ids, so that the resend stores only what was missing.
+  PubAcks in order; if any has none by `timeout_s`, it raises and the caller resends them
+  all, with the same message ids, so that the resend stores only what was missing.
 - Header names and values must fit on a header line: a CR or LF, or a `:` in a name, is a
   `BadMessageError` (an id from outside can never inject a header).
 - Only this package imports nats-py (an import-linter contract).
@@ -18,7 +19,6 @@ Rules:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -39,6 +39,7 @@ from finsync.streaming.errors import (
 )
 from finsync.streaming.kv import KeyValue, KvEntry
 from finsync.streaming.loop import EventLoopThread
+from finsync.streaming.publisher import Publisher
 from finsync.streaming.settings import TransportSettings
 
 __all__ = [
@@ -56,7 +57,6 @@ GRACE_S = 2.0  # beyond a call's own timeout, before the waiting thread gives up
 RECONNECT_WAIT_S = 0.5
 PING_INTERVAL_S = 5  # a silent dead server is noticed in PING_INTERVAL_S * MAX_PINGS
 MAX_PINGS = 3
-MAX_PENDING_PUBLISHES = 4000
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII but ':'
 _LINE_BREAK = re.compile(r"[\r\n]")
 
@@ -119,21 +119,21 @@ class JetStream:
         except BaseException:
             self._loop.stop()
             raise
-        self._js: JetStreamContext = self._nc.jetstream(
-            timeout=API_TIMEOUT_S, publish_async_max_pending=MAX_PENDING_PUBLISHES)
+        self._js: JetStreamContext = self._nc.jetstream(timeout=API_TIMEOUT_S)
+        self._publisher = Publisher(self._nc)
 
     def publish(self, subject: str, data: bytes, *, msg_id: str | None = None,
                 headers: Mapping[str, str] | None = None, timeout_s: float = 5.0) -> PubAck:
-        checked = _headers(msg_id, headers or {})
-        ack = self._loop.run(self._js.publish(subject, data, timeout=timeout_s, headers=checked),
-                             timeout_s + GRACE_S, f"publish to {subject}")
+        message = (subject, data, _headers(msg_id, headers or {}))
+        (ack,) = self._loop.run(self._publisher.publish([message], timeout_s),
+                                timeout_s + GRACE_S, f"publish to {subject}")
         return _pub_ack(ack)
 
     def publish_many(self, items: Sequence[Outgoing], timeout_s: float = 10.0) -> list[PubAck]:
         batch = [(item.subject, item.data, _headers(item.msg_id, item.headers)) for item in items]
         if not batch:
             return []
-        acks = self._loop.run(self._publish_all(batch, timeout_s), timeout_s + GRACE_S,
+        acks = self._loop.run(self._publisher.publish(batch, timeout_s), timeout_s + GRACE_S,
                               f"publish of {len(batch)} messages")
         return [_pub_ack(ack) for ack in acks]
 
@@ -191,19 +191,6 @@ class JetStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    async def _publish_all(self, batch: list[tuple[str, bytes, dict[str, str] | None]],
-                           timeout_s: float) -> list[api.PubAck]:
-        futures: list[asyncio.Future[api.PubAck]] = []
-        try:
-            async with asyncio.timeout(timeout_s):
-                for subject, data, headers in batch:
-                    futures.append(await self._js.publish_async(
-                        subject, data, headers=headers, wait_stall=timeout_s))
-                return list(await asyncio.gather(*futures))
-        finally:
-            for future in futures:
-                future.cancel()  # a no-op on those done; frees nats-py's slots otherwise
 
     async def _bind(self, stream: str,
                     config: api.ConsumerConfig) -> JetStreamContext.PullSubscription:
