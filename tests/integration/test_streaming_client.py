@@ -7,6 +7,9 @@ test that kills nodes restarts them before it ends."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
 import time
 from collections.abc import Iterator
 
@@ -18,6 +21,7 @@ from finsync.streaming.client import (
     Outgoing,
     PubAck,
     StreamStatus,
+    TransportRefusedError,
     TransportUnavailableError,
     WrongRevisionError,
 )
@@ -187,10 +191,11 @@ def test_ensure_streams_is_idempotent_and_brings_a_stream_to_its_configuration(
                                 namespace=transport_settings.namespace, replicas=3,
                                 duplicate_window_s=60.0)
     ensure_streams(js, changed)
-    status = js.stream_status(transport_settings.stream("raw"))
-    assert status.messages == 1
-    assert [spec.name for spec in stream_specs(changed)] == [
-        transport_settings.stream(s) for s in ("raw", "events", "out")]
+    for spec in stream_specs(changed):
+        assert js.stream_status(spec.name).spec == spec
+    assert js.stream_status(transport_settings.stream("raw")).messages == 1  # data kept
+    assert [spec.subjects for spec in stream_specs(changed)] == [
+        (f"{changed.namespace}.{level}.>",) for level in ("raw", "events", "out")]
 
 
 def test_a_header_that_would_break_the_message_is_refused(
@@ -201,6 +206,24 @@ def test_a_header_that_would_break_the_message_is_refused(
     with pytest.raises(BadMessageError):
         js.publish(_raw(transport_settings), b"{}", msg_id="id\nX: y")
     assert js.stream_status(transport_settings.stream("raw")).messages == 0
+
+
+def test_a_subject_no_stream_takes_is_unavailable_and_says_so(
+        js: JetStream, transport_settings: TransportSettings) -> None:
+    with pytest.raises(TransportUnavailableError, match="no response from stream"):
+        js.publish(f"{transport_settings.namespace}.nowhere", b"{}", timeout_s=1.0)
+
+
+def test_what_the_server_cannot_take_is_refused_at_once(
+        js: JetStream, transport_settings: TransportSettings) -> None:
+    too_big = b"x" * (2 << 20)  # the server's max_payload is 1 MiB by default
+    with pytest.raises(TransportRefusedError):
+        js.publish(_raw(transport_settings), too_big)
+    with pytest.raises(TransportRefusedError):
+        js.publish_many([Outgoing(_raw(transport_settings), b"{}"),
+                         Outgoing(f"{transport_settings.namespace}.raw.a b", b"{}")])
+    with pytest.raises(TransportRefusedError):
+        js.consumer("NO_SUCH_STREAM", "p0", "x.>")
 
 
 def test_no_server_is_transport_unavailable() -> None:
@@ -216,6 +239,69 @@ def test_a_closed_client_is_unavailable(transport_settings: TransportSettings) -
     client.close()
     with pytest.raises(TransportUnavailableError):
         client.publish(_raw(transport_settings), b"{}")
+
+
+def test_two_threads_fetching_from_one_consumer_share_the_messages(
+        js: JetStream, transport_settings: TransportSettings) -> None:
+    ns = transport_settings.namespace
+    js.publish_many([Outgoing(raw_subject(ns, "s"), f"{i}".encode()) for i in range(300)])
+    consumer = js.consumer(transport_settings.stream("raw"), "archiver", f"{ns}.raw.>")
+    seen: list[int] = []
+
+    def drain() -> None:
+        batch = consumer.fetch(7, timeout_s=2)
+        while batch:
+            for message in batch:
+                seen.append(message.stream_seq)
+                message.ack()
+            batch = consumer.fetch(7, timeout_s=0.5)
+
+    threads = [threading.Thread(target=drain) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(seen) == list(range(1, 301))
+
+
+def test_a_client_whose_server_dies_goes_on_through_another(
+        js: JetStream, transport_settings: TransportSettings, nats_cluster: NatsCluster) -> None:
+    ns = transport_settings.namespace
+    consumer = js.consumer(transport_settings.stream("events"), "p0", partition_filter(ns, 0))
+    js.publish(event_subject(ns, "le_us", 0), b"before", msg_id="raw:1")
+    assert [m.data for m in consumer.fetch(10, timeout_s=2)] == [b"before"]
+    server = js.server
+    assert server is not None
+    victim = nats_cluster.urls.index(f"nats://{server}")
+    nats_cluster.kill(victim)
+    try:
+        ack = js.publish(event_subject(ns, "le_us", 0), b"after", msg_id="raw:2", timeout_s=30)
+        assert ack.seq == 2
+        assert js.server not in (None, server)
+        got = []
+        for _ in range(STATUS_ATTEMPTS):  # the consumer's leader may be moving too
+            got += consumer.fetch(10, timeout_s=0.5)
+            if got:
+                break
+        assert [m.data for m in got] == [b"after"]  # "before" was not acked: ack_wait is 30 s
+    finally:
+        nats_cluster.restart(victim)
+
+
+def test_a_client_cannot_cross_a_fork(js: JetStream,
+                                      transport_settings: TransportSettings) -> None:
+    def child() -> None:
+        try:
+            js.publish(_raw(transport_settings), b"{}")
+        except RuntimeError:
+            os._exit(3)
+        os._exit(0)
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(30)
+    assert process.exitcode == 3
+    js.publish(_raw(transport_settings), b"{}")  # the parent's client still works
 
 
 def test_a_lost_node_costs_no_pubacks_and_rejoins(

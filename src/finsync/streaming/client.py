@@ -99,6 +99,7 @@ class ReplicaStatus:
 @dataclass(frozen=True, slots=True)
 class StreamStatus:
     name: str
+    spec: StreamSpec  # as the stream is configured now
     messages: int
     first_seq: int
     last_seq: int
@@ -114,7 +115,7 @@ class JetStream:
         self._loop = EventLoopThread(name)
         try:
             self._nc: NatsClient = self._loop.run(
-                _connect(settings.servers, name), connect_timeout_s,
+                _connect(settings.servers, _Events(name)), connect_timeout_s,
                 f"connect to {', '.join(settings.servers)}")
         except BaseException:
             self._loop.stop()
@@ -177,6 +178,13 @@ class JetStream:
                               f"status of stream {name}")
         return _stream_status(name, info)
 
+    @property
+    def server(self) -> str | None:
+        """The server this client is connected to now (`host:port`); None while it
+        reconnects."""
+        url = self._nc.connected_url
+        return None if url is None or not self._nc.is_connected else url.netloc
+
     def close(self) -> None:
         """Flushes what is buffered and closes; idempotent."""
         try:
@@ -229,25 +237,30 @@ class JetStream:
 STREAM_NAME_IN_USE = 10058  # JetStream: a stream of that name exists, configured otherwise
 
 
-async def _connect(servers: tuple[str, ...], name: str) -> NatsClient:
+async def _connect(servers: tuple[str, ...], events: _Events) -> NatsClient:
     return await nats.connect(
-        servers=list(servers), name=name, allow_reconnect=True, max_reconnect_attempts=-1,
-        reconnect_time_wait=RECONNECT_WAIT_S, connect_timeout=2, ping_interval=PING_INTERVAL_S,
-        max_outstanding_pings=MAX_PINGS, error_cb=_on_error, disconnected_cb=_on_disconnected,
-        reconnected_cb=_on_reconnected)
+        servers=list(servers), name=events.name, allow_reconnect=True,
+        max_reconnect_attempts=-1, reconnect_time_wait=RECONNECT_WAIT_S, connect_timeout=2,
+        ping_interval=PING_INTERVAL_S, max_outstanding_pings=MAX_PINGS,
+        error_cb=events.error, disconnected_cb=events.disconnected,
+        reconnected_cb=events.reconnected)
 
 
-async def _on_error(exc: Exception) -> None:
-    # A refused connection to a node that is down is the normal course of a reconnect.
-    log.info("nats: %s: %s", exc.__class__.__name__, exc)
+class _Events:
+    """What the connection reports, logged under the client's name."""
 
+    def __init__(self, name: str) -> None:
+        self.name = name
 
-async def _on_disconnected() -> None:
-    log.warning("nats: disconnected; reconnecting")
+    async def error(self, exc: Exception) -> None:
+        # A refused connection to a node that is down is the normal course of a reconnect.
+        log.info("nats client %s: %s: %s", self.name, exc.__class__.__name__, exc)
 
+    async def disconnected(self) -> None:
+        log.warning("nats client %s: disconnected", self.name)
 
-async def _on_reconnected() -> None:
-    log.warning("nats: reconnected")
+    async def reconnected(self) -> None:
+        log.warning("nats client %s: reconnected", self.name)
 
 
 def _headers(msg_id: str | None, headers: Mapping[str, str]) -> dict[str, str] | None:
@@ -274,5 +287,8 @@ def _stream_status(name: str, info: api.StreamInfo) -> StreamStatus:
     replicas = tuple(
         ReplicaStatus(peer.name or "", bool(peer.current), bool(peer.offline), peer.lag or 0)
         for peer in cluster.replicas or ())
-    return StreamStatus(name, info.state.messages, info.state.first_seq, info.state.last_seq,
-                        cluster.leader, replicas)
+    config = info.config
+    spec = StreamSpec(name, tuple(config.subjects or ()), config.num_replicas or 1,
+                      config.duplicate_window, config.max_age or 0.0)
+    return StreamStatus(name, spec, info.state.messages, info.state.first_seq,
+                        info.state.last_seq, cluster.leader, replicas)

@@ -14,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -78,12 +79,16 @@ class Consumer:
         self._sub = sub
         self.stream = stream
         self.durable = durable
+        # nats-py's fetch of one subscription is not safe from two tasks at once (they share
+        # its queue of deliveries): one thread fetches at a time.
+        self._fetching = threading.Lock()
 
     def fetch(self, batch: int, timeout_s: float) -> list[Incoming]:
         if batch < 1 or timeout_s <= 0:
             raise ValueError(f"fetch needs batch >= 1 and timeout_s > 0, not {batch}, {timeout_s}")
         what = f"fetch from {self.stream}/{self.durable}"
-        msgs = self._loop.run(self._fetch(batch, timeout_s), timeout_s + FETCH_GRACE_S, what)
+        with self._fetching:
+            msgs = self._loop.run(self._fetch(batch, timeout_s), timeout_s + FETCH_GRACE_S, what)
         return [Incoming(msg, self._loop) for msg in msgs]
 
     async def _fetch(self, batch: int, timeout_s: float) -> list[Msg]:

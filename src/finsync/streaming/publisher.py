@@ -45,23 +45,34 @@ class Publisher:
         at the deadline (see the rules)."""
         await self._ensure_inbox()
         acks: list[api.PubAck | None] = [None] * len(batch)
+        leaderless: list[Exception] = []
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._until_acked(batch, acks, leaderless)
+        except TimeoutError:
+            if leaderless:  # say why it timed out: the stream had no leader (or no stream)
+                raise leaderless[-1] from None
+            raise
+        return [ack for ack in acks if ack is not None]
+
+    async def _until_acked(self, batch: list[Message], acks: list[api.PubAck | None],
+                           leaderless: list[Exception]) -> None:
         todo = list(range(len(batch)))
         pause = PAUSE_FIRST_S
-        async with asyncio.timeout(timeout_s):
-            while todo:
-                outcomes = await self._attempt([batch[i] for i in todo])
-                for i, outcome in zip(todo, outcomes, strict=True):
-                    if isinstance(outcome, api.PubAck):
-                        acks[i] = outcome
-                refused = [o for o in outcomes if isinstance(o, Exception)
-                           and not isinstance(o, _LEADERLESS)]
-                if refused:
-                    raise refused[0]
-                todo = [i for i in todo if acks[i] is None]
-                if todo:
-                    await asyncio.sleep(pause)
-                    pause = min(2 * pause, PAUSE_MAX_S)
-        return [ack for ack in acks if ack is not None]
+        while todo:
+            outcomes = await self._attempt([batch[i] for i in todo])
+            for i, outcome in zip(todo, outcomes, strict=True):
+                if isinstance(outcome, api.PubAck):
+                    acks[i] = outcome
+            errors = [o for o in outcomes if isinstance(o, Exception)]
+            refused = [e for e in errors if not isinstance(e, _LEADERLESS)]
+            if refused:
+                raise refused[0]
+            leaderless[:] = errors[-1:]
+            todo = [i for i in todo if acks[i] is None]
+            if todo:
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, PAUSE_MAX_S)
 
     async def _attempt(self, batch: list[Message]) -> list[api.PubAck | Exception]:
         assert self._inbox is not None  # _ensure_inbox
