@@ -6,18 +6,24 @@ Rules:
   its effects are committed, and its effects must be idempotent.
 - `fetch` returns what is there, up to `batch`, waiting at most `timeout_s` for the first
   message; nothing there is an empty list, never an error. A fetch while the client is
-  reconnecting also returns empty (the caller's loop goes round again); a closed client
-  raises `TransportUnavailableError`.
+  reconnecting, or while the consumer has no leader (an election after a node was lost),
+  also returns empty after `timeout_s`: the caller's loop goes round again and finds the
+  messages once the consumer is back, none lost. A closed client raises
+  `TransportUnavailableError`.
 - `ack`, `nak`, `term` and `in_progress` are sent without waiting for the server's word: a
   lost ack only means one more delivery, which the caller handles anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import nats.errors
+import nats.js.errors
 from nats.aio.msg import Msg
 
 if TYPE_CHECKING:
@@ -25,8 +31,11 @@ if TYPE_CHECKING:
 
     from finsync.streaming.loop import EventLoopThread
 
+log = logging.getLogger(__name__)
+
 ANSWER_S = 5.0  # the longest an ack waits for the loop thread to take it
 FETCH_GRACE_S = 5.0  # beyond a fetch's own timeout, for a loaded loop thread
+_LEADERLESS = (nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +101,16 @@ class Consumer:
         return [Incoming(msg, self._loop) for msg in msgs]
 
     async def _fetch(self, batch: int, timeout_s: float) -> list[Msg]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         try:
             return await self._sub.fetch(batch, timeout=timeout_s)
         except TimeoutError:  # nats-py's fetch timeout: nothing arrived
+            return []
+        except _LEADERLESS as exc:
+            # The consumer has no leader this moment (a node was lost, an election runs):
+            # nothing can arrive; wait out the timeout, as if nothing had, so that a
+            # caller's loop does not spin.
+            log.info("fetch from %s/%s: %s", self.stream, self.durable, exc)
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
             return []
