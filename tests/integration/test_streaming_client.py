@@ -176,6 +176,34 @@ def test_kv_races_have_one_winner(js: JetStream, transport_settings: TransportSe
     assert leases.keys() == ["p.3", "p.4"]
 
 
+def test_a_lease_not_renewed_lapses_by_itself(
+        js: JetStream, transport_settings: TransportSettings) -> None:
+    """A dead worker's lease frees its partitions once the bucket's TTL has passed."""
+    leases = js.kv(transport_settings.bucket("leases"), ttl_s=1.0)
+    revision = leases.create("p.0", b"dead-worker")
+    for _ in range(STATUS_ATTEMPTS):
+        if leases.get("p.0") is None:
+            break
+        time.sleep(0.25)
+    assert leases.get("p.0") is None
+    with pytest.raises(WrongRevisionError):
+        leases.update("p.0", b"dead-worker", revision)  # too late to renew
+    assert leases.create("p.0", b"next-worker") > revision
+
+
+def test_ack_all_acks_a_whole_batch(js: JetStream,
+                                    transport_settings: TransportSettings) -> None:
+    ns = transport_settings.namespace
+    js.publish_many([Outgoing(event_subject(ns, "le_us", 2), b"m") for _ in range(20)])
+    consumer = js.consumer(transport_settings.stream("events"), "p2", partition_filter(ns, 2),
+                           ack_wait_s=1.0)
+    batch = consumer.fetch(20, timeout_s=2)
+    assert len(batch) == 20
+    consumer.ack_all(batch)
+    consumer.ack_all([])
+    assert consumer.fetch(20, timeout_s=3) == []  # past the ack wait: none came back
+
+
 def test_the_same_bucket_is_opened_not_made_again(
         js: JetStream, transport_settings: TransportSettings) -> None:
     name = transport_settings.bucket("nodes")

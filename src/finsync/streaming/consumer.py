@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -92,6 +93,13 @@ class Consumer:
         # its queue of deliveries): one thread fetches at a time.
         self._fetching = threading.Lock()
 
+    def ack_all(self, messages: Sequence[Incoming]) -> None:
+        """Acks every message in one trip to the loop thread (a batch's acks one by one
+        cost a thread hand-over each: some 0.1 to 1 ms on a loaded machine)."""
+        if messages:
+            self._loop.run(_ack_all([m._msg for m in messages]), ANSWER_S,
+                           f"ack of {len(messages)} messages from {self.stream}/{self.durable}")
+
     def fetch(self, batch: int, timeout_s: float) -> list[Incoming]:
         if batch < 1 or timeout_s <= 0:
             raise ValueError(f"fetch needs batch >= 1 and timeout_s > 0, not {batch}, {timeout_s}")
@@ -114,3 +122,8 @@ class Consumer:
             log.info("fetch from %s/%s: %s", self.stream, self.durable, exc)
             await asyncio.sleep(max(0.0, deadline - loop.time()))
             return []
+
+
+async def _ack_all(msgs: list[Msg]) -> None:
+    for msg in msgs:
+        await msg.ack()
