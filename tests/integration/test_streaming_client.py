@@ -154,6 +154,30 @@ def test_two_processes_sharing_a_durable_consumer_each_get_different_messages(
     assert sorted(seen) == list(range(1, 101))
 
 
+def test_consumer_lag_counts_what_waits_what_is_out_and_what_came_back(
+        js: JetStream, transport_settings: TransportSettings) -> None:
+    ns = transport_settings.namespace
+    events = transport_settings.stream("events")
+    js.publish_many([Outgoing(event_subject(ns, "le_de", 5), b"m") for _ in range(10)])
+    consumer = js.consumer(events, "p5", partition_filter(ns, 5), ack_wait_s=1.0)
+    out = consumer.fetch(4, timeout_s=2)
+    assert len(out) == 4
+    lag = js.consumer_lag(events, "p5")
+    assert (lag.num_pending, lag.num_ack_pending, lag.num_redelivered) == (6, 4, 0)
+    rest = consumer.fetch(10, timeout_s=2)
+    assert len(rest) == 6
+    consumer.ack_all(rest)
+    back = consumer.fetch(10, timeout_s=10)  # the 4 unacked ones, after the ack wait
+    assert [m.stream_seq for m in back] == [m.stream_seq for m in out]
+    assert [m.num_delivered for m in back] == [2, 2, 2, 2]
+    lag = js.consumer_lag(events, "p5")
+    assert (lag.num_pending, lag.num_ack_pending, lag.num_redelivered) == (0, 4, 4)
+    assert js.delete_consumer(events, "p5") is True
+    assert js.delete_consumer(events, "p5") is False
+    with pytest.raises(TransportRefusedError):
+        js.consumer_lag(events, "p5")
+
+
 def test_kv_races_have_one_winner(js: JetStream, transport_settings: TransportSettings) -> None:
     leases = js.kv(transport_settings.bucket("leases"), ttl_s=transport_settings.lease_ttl_s)
     assert leases.get("p.3") is None

@@ -113,9 +113,10 @@ class JetStream:
         self.settings = settings
         self.name = name
         self._loop = EventLoopThread(name)
+        self._events = _Events(name)
         try:
             self._nc: NatsClient = self._loop.run(
-                _connect(settings.servers, _Events(name)), connect_timeout_s,
+                _connect(settings.servers, self._events), connect_timeout_s,
                 f"connect to {', '.join(settings.servers)}")
         except BaseException:
             self._loop.stop()
@@ -187,6 +188,7 @@ class JetStream:
 
     def close(self) -> None:
         """Flushes what is buffered and closes; idempotent."""
+        self._events.closing = True
         try:
             self._loop.run(self._nc.close(), API_TIMEOUT_S, "close")
         except TransportUnavailableError:
@@ -251,13 +253,15 @@ class _Events:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.closing = False  # a disconnection asked for is no news
 
     async def error(self, exc: Exception) -> None:
         # A refused connection to a node that is down is the normal course of a reconnect.
         log.info("nats client %s: %s: %s", self.name, exc.__class__.__name__, exc)
 
     async def disconnected(self) -> None:
-        log.warning("nats client %s: disconnected", self.name)
+        if not self.closing:
+            log.warning("nats client %s: disconnected", self.name)
 
     async def reconnected(self) -> None:
         log.warning("nats client %s: reconnected", self.name)
