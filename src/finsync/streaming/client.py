@@ -186,6 +186,12 @@ class JetStream:
         url = self._nc.connected_url
         return None if url is None or not self._nc.is_connected else url.netloc
 
+    @property
+    def max_payload(self) -> int:
+        """The largest message (headers and data) the servers take, in bytes: 1 MiB unless
+        the cluster's configuration says otherwise. A bigger one is `TransportRefusedError`."""
+        return self._nc.max_payload
+
     def close(self) -> None:
         """Flushes what is buffered and closes; idempotent."""
         self._events.closing = True
