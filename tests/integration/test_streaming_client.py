@@ -272,9 +272,13 @@ def test_what_the_server_cannot_take_is_refused_at_once(
     too_big = b"x" * (js.max_payload + 1)
     with pytest.raises(TransportRefusedError):
         js.publish(_raw(transport_settings), too_big)
+    with pytest.raises(TransportRefusedError, match="above the servers' max_payload"):
+        js.publish_many([Outgoing(_raw(transport_settings), b"{}", msg_id="s/ok"),
+                         Outgoing(_raw(transport_settings), too_big)])
     with pytest.raises(TransportRefusedError):
-        js.publish_many([Outgoing(_raw(transport_settings), b"{}"),
-                         Outgoing(f"{transport_settings.namespace}.raw.a b", b"{}")])
+        js.publish_many([Outgoing(f"{transport_settings.namespace}.raw.a b", b"{}")])
+    # a batch with one message too big is refused whole, before any is sent
+    assert js.stream_status(transport_settings.stream("raw")).messages == 0
     with pytest.raises(TransportRefusedError):
         js.consumer("NO_SUCH_STREAM", "p0", "x.>")
 
@@ -292,6 +296,29 @@ def test_a_closed_client_is_unavailable(transport_settings: TransportSettings) -
     client.close()
     with pytest.raises(TransportUnavailableError):
         client.publish(_raw(transport_settings), b"{}")
+
+
+def test_threads_publishing_at_once_each_get_their_own_pubacks(
+        js: JetStream, transport_settings: TransportSettings) -> None:
+    """Intake answers requests on a thread pool: one client, many publishers at once."""
+    acks: dict[str, PubAck] = {}
+
+    def send(thread: int) -> None:
+        for i in range(40):
+            msg_id = f"s/{thread}-{i}"
+            acks[msg_id] = js.publish(_raw(transport_settings), msg_id.encode(), msg_id=msg_id)
+
+    threads = [threading.Thread(target=send, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(acks) == 320
+    assert sorted(ack.seq for ack in acks.values()) == list(range(1, 321))
+    consumer = js.consumer(transport_settings.stream("raw"), "archiver",
+                           f"{transport_settings.namespace}.raw.>")
+    stored = {m.stream_seq: m.data.decode() for m in consumer.fetch(320, timeout_s=5)}
+    assert {seq: msg_id for msg_id, seq in ((k, a.seq) for k, a in acks.items())} == stored
 
 
 def test_two_threads_fetching_from_one_consumer_share_the_messages(
