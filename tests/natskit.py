@@ -33,6 +33,7 @@ HOST = "127.0.0.1"
 CLUSTER_NAME = "finsync-test"
 READY_TIMEOUT_S = 60.0  # a loaded 2-core CI machine; a quiet one is ready in about 2 s
 READY_POLL_S = 0.1
+START_ATTEMPTS = 3
 PROBE = "NATSKIT_PROBE"  # a stream made and deleted to see that replicas can be placed
 
 
@@ -74,11 +75,8 @@ class NatsCluster:
 
     def __init__(self, directory: Path, size: int = 3) -> None:
         self.binary = server_binary()
-        self.nodes = [
-            Node(f"n{i + 1}", free_port(), free_port(), directory / f"n{i + 1}",
-                 directory / f"n{i + 1}.log")
-            for i in range(size)
-        ]
+        self.directory = directory
+        self.nodes = self._new_nodes(size)
         self._procs: list[subprocess.Popen[bytes] | None] = [None] * size
 
     @property
@@ -86,9 +84,26 @@ class NatsCluster:
         return tuple(node.url for node in self.nodes)
 
     def start(self) -> None:
-        for i in range(len(self.nodes)):
-            self._spawn(i)
-        self.wait_ready()
+        """Starts every node; if one exits at once (another process took a port between
+        `free_port` and the server's bind), again on new ports."""
+        for attempt in range(START_ATTEMPTS):
+            for i in range(len(self.nodes)):
+                self._spawn(i)
+            try:
+                self.wait_ready()
+                return
+            except NatsUnavailableError:
+                exited = [i for i, proc in enumerate(self._procs)
+                          if proc is not None and proc.poll() is not None]
+                self.stop()
+                if not exited or attempt == START_ATTEMPTS - 1:
+                    raise
+                self.nodes = self._new_nodes(len(self.nodes))
+
+    def _new_nodes(self, size: int) -> list[Node]:
+        return [Node(f"n{i + 1}", free_port(), free_port(), self.directory / f"n{i + 1}",
+                     self.directory / f"n{i + 1}.log")
+                for i in range(size)]
 
     def kill(self, i: int) -> None:
         """SIGKILL node `i` (0-based): no goodbye to the cluster, nothing flushed."""
