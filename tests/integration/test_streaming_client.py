@@ -78,7 +78,7 @@ def test_publish_many_keeps_the_order_and_every_message_is_fetched_once(
     assert [m.stream_seq for m in got] == list(range(1, 1001))
     assert {m.num_delivered for m in got} == {1}
     assert got[7].headers["Finsync-Raw-Id"] == "7"
-    assert got[7].headers["Nats-Msg-Id"] == "raw:7"
+    assert got[7].headers["Nats-Msg-Id"] == got[7].msg_id == "raw:7"
     # acks are sent without waiting: the lag shows them once the server took them
     lag = js.consumer_lag(transport_settings.stream("events"), "p3")
     assert (lag.num_pending, lag.num_redelivered) == (0, 0)
@@ -114,7 +114,7 @@ def test_an_unacked_message_is_delivered_again_after_ack_wait(
     consumer = js.consumer(transport_settings.stream("events"), "p0", partition_filter(ns, 0),
                            ack_wait_s=1.0)
     (first,) = consumer.fetch(10, timeout_s=2)
-    assert first.num_delivered == 1
+    assert (first.num_delivered, first.msg_id) == (1, "raw:1")
     # not acked (a worker died mid-batch): the ack wait runs out, it comes back
     (again,) = consumer.fetch(10, timeout_s=10)
     assert (again.data, again.stream_seq, again.num_delivered) == (b"once", first.stream_seq, 2)

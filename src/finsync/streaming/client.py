@@ -29,7 +29,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import api
 from nats.js.client import JetStreamContext
 
-from finsync.streaming.consumer import Consumer, ConsumerLag, Incoming
+from finsync.streaming.consumer import MSG_ID, Consumer, ConsumerLag, Incoming
 from finsync.streaming.errors import (
     BadMessageError,
     KeyExistsError,
@@ -50,7 +50,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MSG_ID = "Nats-Msg-Id"
 CONNECT_TIMEOUT_S = 10.0
 API_TIMEOUT_S = 10.0  # stream and consumer management: a leader election can take seconds
 GRACE_S = 2.0  # beyond a call's own timeout, before the waiting thread gives up on the loop

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MSG_ID = "Nats-Msg-Id"
 ANSWER_S = 5.0  # the longest an ack waits for the loop thread to take it
 FETCH_GRACE_S = 5.0  # beyond a fetch's own timeout, for a loaded loop thread
 _LEADERLESS = (nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError)
@@ -61,6 +62,11 @@ class Incoming:
         self.headers: dict[str, str] = dict(msg.headers or {})
         self.stream_seq: int = metadata.sequence.stream
         self.num_delivered: int = metadata.num_delivered
+
+    @property
+    def msg_id(self) -> str | None:
+        """The `Nats-Msg-Id` it was published with (the archiver's `transport_id`)."""
+        return self.headers.get(MSG_ID)
 
     def ack(self) -> None:
         self._loop.run(self._msg.ack(), ANSWER_S, f"ack of {self.subject}")
