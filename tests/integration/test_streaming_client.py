@@ -250,6 +250,44 @@ def test_ensure_streams_is_idempotent_and_brings_a_stream_to_its_configuration(
         (f"{changed.namespace}.{level}.>",) for level in ("raw", "events", "out")]
 
 
+def test_processes_starting_at_once_make_each_stream_once(
+        transport_settings: TransportSettings) -> None:
+    clients = [JetStream(transport_settings, f"starter-{i}") for i in range(4)]
+    try:
+        threads = [threading.Thread(target=ensure_streams, args=(client, transport_settings))
+                   for client in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for spec in stream_specs(transport_settings):
+            assert clients[0].stream_status(spec.name).spec == spec
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_a_process_can_start_while_a_node_is_down(
+        js: JetStream, transport_settings: TransportSettings, nats_cluster: NatsCluster) -> None:
+    """A worker that starts while a node is down: its streams exist already, or are made
+    (JetStream may answer that it cannot place 3 replicas yet: transient, it tries again)."""
+    fresh = TransportSettings(kind="nats", servers=transport_settings.servers,
+                              namespace=f"{transport_settings.namespace}x", replicas=3)
+    nats_cluster.kill(2)
+    try:
+        ensure_streams(js, transport_settings)
+        for _ in range(STATUS_ATTEMPTS):
+            try:
+                ensure_streams(js, fresh)
+                break
+            except TransportUnavailableError:
+                time.sleep(0.25)
+        ack = js.publish(raw_subject(fresh.namespace, "s"), b"{}", timeout_s=30.0)
+        assert ack == PubAck(fresh.stream("raw"), 1, duplicate=False)
+    finally:
+        nats_cluster.restart(2)
+
+
 def test_a_header_that_would_break_the_message_is_refused(
         js: JetStream, transport_settings: TransportSettings) -> None:
     for headers in ({"X-Evil": "a\r\nNats-Msg-Id: forged"}, {"Bad:Name": "v"}, {"": "v"}):
