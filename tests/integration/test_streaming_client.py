@@ -330,7 +330,22 @@ def test_no_server_is_transport_unavailable() -> None:
 def test_a_closed_client_is_unavailable(transport_settings: TransportSettings) -> None:
     client = JetStream(transport_settings, "closing")
     ensure_streams(client, transport_settings)
+    consumer = client.consumer(transport_settings.stream("raw"), "archiver",
+                               f"{transport_settings.namespace}.raw.>")
+    failures: list[Exception] = []
+
+    def fetch() -> None:
+        try:
+            consumer.fetch(10, timeout_s=30)
+        except TransportUnavailableError as exc:
+            failures.append(exc)
+
+    fetching = threading.Thread(target=fetch)
+    fetching.start()
+    time.sleep(0.5)  # let it wait for messages: the client closes under it
     client.close()
+    fetching.join()
+    assert len(failures) == 1  # a worker stopping mid-fetch gets the transport's error
     client.close()
     with pytest.raises(TransportUnavailableError):
         client.publish(_raw(transport_settings), b"{}")
