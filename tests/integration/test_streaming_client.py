@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -269,19 +269,15 @@ def test_processes_starting_at_once_make_each_stream_once(
 
 def test_a_process_can_start_while_a_node_is_down(
         js: JetStream, transport_settings: TransportSettings, nats_cluster: NatsCluster) -> None:
-    """A worker that starts while a node is down: its streams exist already, or are made
-    (JetStream may answer that it cannot place 3 replicas yet: transient, it tries again)."""
+    """A worker that starts while a node is down: its streams exist already, or are made.
+    Until the cluster settles (a new meta leader if the lost node led it; replicas that
+    cannot be placed yet) JetStream may not answer: transient, the worker tries again."""
     fresh = TransportSettings(kind="nats", servers=transport_settings.servers,
                               namespace=f"{transport_settings.namespace}x", replicas=3)
     nats_cluster.kill(2)
     try:
-        ensure_streams(js, transport_settings)
-        for _ in range(STATUS_ATTEMPTS):
-            try:
-                ensure_streams(js, fresh)
-                break
-            except TransportUnavailableError:
-                time.sleep(0.25)
+        _until_available(lambda: ensure_streams(js, transport_settings))
+        _until_available(lambda: ensure_streams(js, fresh))
         ack = js.publish(raw_subject(fresh.namespace, "s"), b"{}", timeout_s=30.0)
         assert ack == PubAck(fresh.stream("raw"), 1, duplicate=False)
     finally:
@@ -483,6 +479,16 @@ def test_without_a_quorum_nothing_is_acked(
     assert js.stream_status(transport_settings.stream("raw")).messages == 3
 
 
+def _until_available(call: Callable[[], None]) -> None:
+    for _ in range(STATUS_ATTEMPTS):
+        try:
+            call()
+            return
+        except TransportUnavailableError:
+            time.sleep(0.25)
+    raise AssertionError("JetStream stayed unavailable")
+
+
 def _index(node_name: str) -> int:
     return int(node_name.removeprefix("n")) - 1
 
@@ -493,9 +499,9 @@ def _until_replicas_current(js: JetStream, stream: str) -> StreamStatus:
     for _ in range(STATUS_ATTEMPTS):
         try:
             status = js.stream_status(stream)
-        except TransportUnavailableError:
-            continue
-        if len(status.replicas) == 2 and all(
+        except TransportUnavailableError:  # the stream may be electing a leader
+            status = None
+        if status is not None and len(status.replicas) == 2 and all(
                 peer.current and not peer.offline for peer in status.replicas):
             return status
         time.sleep(0.25)
