@@ -124,6 +124,11 @@ from finsync.recon.service import Entity, Reconciliation
 from finsync.storage.call_log import CallLog
 from finsync.storage.db import make_engine, read_only
 from finsync.storage.migrate import current_revision, upgrade
+from finsync.streaming.archiver import Archiver
+from finsync.streaming.client import JetStream
+from finsync.streaming.raw_publisher import RawPublisher
+from finsync.streaming.settings import TransportSettings
+from finsync.streaming.setup import ensure_streams
 from finsync.systems.billing.catalog_file import (
     DEFAULT_CATALOG,
     load_billing_config,
@@ -1155,3 +1160,38 @@ def cpq_body(document: CommercialContract | CustomerAccount, occurred_at: dateti
     """finsync's CPQ JSON carrying a contract version or a customer, as a CPQ source sends
     it (`connectors.cpq.document`)."""
     return cpq_document.encode(document, occurred_at)
+
+
+# -- the transport: intake nodes and archivers (DESIGN §8) -------------------------------
+class TransportNotConfiguredError(ConfigError):
+    code = "transport_not_configured"
+
+
+def nats_settings(config: FinsyncConfig, role: str) -> TransportSettings:
+    """The `[transport]` settings of a process in `role` that needs NATS JetStream;
+    `TransportNotConfiguredError` when the configuration keeps the in-process transport."""
+    settings = config.transport.to_settings()
+    if settings.kind != "nats":
+        raise TransportNotConfiguredError(
+            f"{role} needs NATS JetStream: set [transport] kind = \"nats\" and its servers "
+            f"in the configuration (it says kind = {settings.kind!r})")
+    return settings
+
+
+def build_raw_publisher(config: FinsyncConfig) -> RawPublisher:
+    """An intake node's publisher: connected to the `[transport]` cluster, whose streams
+    it makes sure of (idempotent)."""
+    settings = nats_settings(config, "an intake node (serve --role intake)")
+    js = JetStream(settings, f"finsync-intake-{socket.gethostname()}-{os.getpid()}")
+    try:
+        ensure_streams(js, settings)
+    except BaseException:
+        js.close()
+        raise
+    return RawPublisher(js, settings)
+
+
+def build_archiver(config: FinsyncConfig, hub: Hub, js: JetStream) -> Archiver:
+    """The archiver loop of a worker: the raw stream into `hub`'s raw event log."""
+    settings = nats_settings(config, "the archiver")
+    return Archiver(hub.engine, hub.mappers, js, settings, hub.clock)

@@ -1,0 +1,205 @@
+"""The archiver: raw messages from `<NS>_RAW` into the raw event log, then each raw event's
+canonical envelopes onto the partitioned `<NS>_EVENTS`.
+
+Rules:
+- Any number of archivers run (one loop in every `finsync worker`): they share the durable
+  pull consumer `archiver`, so a message is handed to one of them at a time.
+- A batch (at most `BATCH_MAX` messages) is stored in one transaction: one multi-row insert
+  that skips the transport ids already stored (`raw_log.append_transported`). In that same
+  transaction each new raw event is mapped (pure, the hub's mapper registry, as of the
+  moment the intake node received it, so to the envelopes intake mapped) and marked:
+  `mapped` at once; a payload that does not map (`DomainError`) rejected with its
+  `mapping_error` exception as the processor does (`processor.reject_mapping`); a mapper
+  failing by a defect quarantined as `internal_error` (`processor.quarantine_in`).
+- Why `mapped` at once: the in-process processor takes only `received` raw events, so it
+  never takes one the archiver stored, whether or not it runs beside the transport; its
+  envelopes are accepted from the event stream by the worker owning their partition. A raw
+  event that reaches the log another way (a webhook stored directly, a raw event triage
+  sends again) is still `received`: it stays the processor's.
+- After the commit, each mapped raw event with envelopes is published, one message each
+  (`streaming.event_message`, message id `raw:<raw id>`), in one pipelined round.
+- The raw messages are acknowledged only after the commit AND every PubAck. A crash
+  anywhere before makes JetStream hand them over again: the rows are found by transport id
+  (nothing stored twice), a `mapped` one is mapped again and published again under the
+  same message id (caught by the duplicate window; after it, by acceptance's de-duplication
+  in the database); a `rejected` one publishes nothing.
+- The database or the transport failing fails the batch: its messages are handed back
+  (`nak`, after `RETRY_DELAY_S`) and nothing is acknowledged.
+- A raw event mapped once that does not map again on a redelivery (its source's
+  configuration changed in between) is quarantined as `internal_error`: finance sees that
+  its envelopes may never have been published.
+- A message an intake node did not write (`UnreadableRawMessageError`) cannot be stored
+  without guessing: it is logged as an error and terminated, and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine
+
+from finsync.domain.envelope import Envelope
+from finsync.domain.errors import DomainError
+from finsync.domain.status import RawStatus
+from finsync.hub.mapping import MapperRegistry
+from finsync.hub.processor import quarantine_in, reject_mapping
+from finsync.storage import raw_log
+from finsync.storage.db import transaction
+from finsync.storage.raw_log import RawEvent, Transported
+from finsync.streaming.client import Consumer, Incoming, JetStream, Outgoing
+from finsync.streaming.event_message import event_message
+from finsync.streaming.raw_message import ReadRaw, UnreadableRawMessageError, read_raw
+from finsync.streaming.settings import TransportSettings
+
+log = logging.getLogger(__name__)
+
+DURABLE = "archiver"
+BATCH_MAX = 500
+FETCH_WAIT_S = 1.0
+RETRY_DELAY_S = 1.0
+PUBLISH_TIMEOUT_S = 10.0
+
+
+@dataclass(slots=True)
+class Archived:
+    """What one batch did: messages taken, raw events stored anew, raw events found stored
+    already (a redelivery), raw events rejected, event messages published."""
+
+    messages: int = 0
+    stored: int = 0
+    again: int = 0
+    rejected: int = 0
+    published: int = 0
+    unreadable: int = 0
+    raw_ids: list[int] = field(default_factory=list)
+
+
+class Archiver:
+    def __init__(self, engine: Engine, mappers: MapperRegistry, js: JetStream,
+                 settings: TransportSettings, clock: Callable[[], datetime], *,
+                 batch_max: int = BATCH_MAX, fetch_wait_s: float = FETCH_WAIT_S) -> None:
+        self._engine, self._mappers, self._js = engine, mappers, js
+        self._settings, self._clock = settings, clock
+        self._batch_max, self._fetch_wait_s = batch_max, fetch_wait_s
+        self._consumer: Consumer | None = None
+        self.transactions = 0  # batches committed (for tests and benchmarks)
+
+    def step(self) -> int:
+        """Archive one batch, if any came within `fetch_wait_s`; how many messages."""
+        return self.archive_batch().messages
+
+    def archive_batch(self) -> Archived:
+        messages = self._consumer_of().fetch(self._batch_max, self._fetch_wait_s)
+        if not messages:
+            return Archived()
+        readable = self._readable(messages)
+        try:
+            archived, outgoing = self._store(readable)
+            self._js.publish_many(outgoing, timeout_s=PUBLISH_TIMEOUT_S)
+        except Exception:
+            self._hand_back(readable)
+            raise
+        for incoming, _read in readable:
+            incoming.ack()
+        archived.messages = len(messages)
+        archived.unreadable = len(messages) - len(readable)
+        archived.published = len(outgoing)
+        return archived
+
+    def _consumer_of(self) -> Consumer:
+        if self._consumer is None:
+            ns = self._settings.namespace
+            self._consumer = self._js.consumer(self._settings.stream("RAW"), DURABLE,
+                                               f"{ns}.raw.>",
+                                               max_ack_pending=4 * self._batch_max)
+        return self._consumer
+
+    def _readable(self, messages: Sequence[Incoming]) -> list[tuple[Incoming, ReadRaw]]:
+        readable = []
+        for incoming in messages:
+            try:
+                readable.append((incoming, read_raw(incoming.data, incoming.headers)))
+            except UnreadableRawMessageError as exc:
+                log.error("raw stream message #%s on %s terminated: %s", incoming.stream_seq,
+                          incoming.subject, exc)
+                incoming.term()
+        return readable
+
+    def _store(self, readable: Sequence[tuple[Incoming, ReadRaw]]
+               ) -> tuple[Archived, list[Outgoing]]:
+        """Store and map the batch in one transaction; what to publish once it committed."""
+        archived = Archived()
+        reads = list({read.transport_id: read for _incoming, read in readable}.values())
+        published: list[tuple[int, list[Envelope]]] = []
+        with transaction(self._engine) as conn:
+            now = self._clock()
+            new = raw_log.append_transported(conn, [
+                Transported(r.transport_id, r.raw, r.received_at) for r in reads])
+            known = raw_log.by_transport_ids(
+                conn, [r.transport_id for r in reads if r.transport_id not in new])
+            mapped: list[int] = []
+            for read in reads:
+                raw_id = new.get(read.transport_id)
+                if raw_id is not None:
+                    envelopes = self._decide(conn, _raw_event(raw_id, read), now)
+                    archived.stored += 1
+                    archived.rejected += envelopes is None
+                    if envelopes is not None:
+                        mapped.append(raw_id)
+                else:
+                    raw_id, status = known[read.transport_id]
+                    archived.again += 1
+                    envelopes = self._again(conn, _raw_event(raw_id, read), status, now)
+                archived.raw_ids.append(raw_id)
+                if envelopes:
+                    published.append((raw_id, envelopes))
+            raw_log.mark_many(conn, mapped, RawStatus.MAPPED, now)
+        self.transactions += 1
+        return archived, [self._outgoing(raw_id, envelopes) for raw_id, envelopes in published]
+
+    def _decide(self, conn: Connection, raw: RawEvent, now: datetime) -> list[Envelope] | None:
+        """A new raw event's envelopes, or None once it is rejected (or quarantined)."""
+        try:
+            return self._mappers.map(raw)
+        except DomainError as exc:
+            reject_mapping(conn, raw, exc, now)
+        except Exception as exc:  # a defect of the mapper's: this raw event alone
+            quarantine_in(conn, raw, exc, now)
+        return None
+
+    def _again(self, conn: Connection, raw: RawEvent, status: RawStatus,
+               now: datetime) -> list[Envelope]:
+        """A raw event stored by an earlier delivery of its message: its envelopes again
+        when it was mapped (the publish may not have happened), else nothing. Mapping is
+        pure; if it fails now (the source's configuration changed in between) the raw
+        event is quarantined rather than holding its batch back for ever."""
+        if status is not RawStatus.MAPPED:
+            return []
+        try:
+            return self._mappers.map(raw)
+        except Exception as exc:
+            quarantine_in(conn, raw, exc, now)
+            return []
+
+    def _outgoing(self, raw_id: int, envelopes: list[Envelope]) -> Outgoing:
+        message = event_message(self._settings.namespace, self._settings.partitions, raw_id,
+                                envelopes)
+        return Outgoing(message.subject, message.data, message.msg_id, message.headers)
+
+    def _hand_back(self, readable: Sequence[tuple[Incoming, ReadRaw]]) -> None:
+        """A failed batch comes again after `RETRY_DELAY_S` (or `ack_wait` if even the
+        nak cannot be sent)."""
+        for incoming, _read in readable:
+            try:
+                incoming.nak(RETRY_DELAY_S)
+            except Exception as exc:
+                log.warning("nak of raw stream message #%s failed (%s); it comes again "
+                            "after ack_wait", incoming.stream_seq, type(exc).__name__)
+
+
+def _raw_event(raw_id: int, read: ReadRaw) -> RawEvent:
+    return RawEvent(raw_id, read.raw.source, read.received_at, read.raw.headers,
+                    read.raw.body, RawStatus.RECEIVED)
