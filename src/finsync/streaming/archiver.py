@@ -83,16 +83,24 @@ class Archiver:
                  batch_max: int = BATCH_MAX, fetch_wait_s: float = FETCH_WAIT_S) -> None:
         self._engine, self._mappers, self._js = engine, mappers, js
         self._settings, self._clock = settings, clock
-        self._batch_max, self._fetch_wait_s = batch_max, fetch_wait_s
+        self._batch_max, self.fetch_wait_s = batch_max, fetch_wait_s
         self._consumer: Consumer | None = None
         self.transactions = 0  # batches committed (for tests and benchmarks)
 
-    def step(self) -> int:
-        """Archive one batch, if any came within `fetch_wait_s`; how many messages."""
-        return self.archive_batch().messages
+    def step(self, progressed: Callable[[], None]) -> int:
+        """Archive batches until a fetch comes back empty (after `fetch_wait_s`: the long
+        poll is the loop's wait); how many messages. A `hub.pipeline.Step`: a worker runs
+        it in a `PipelineWorker`, which sees `progressed` after every batch."""
+        total = 0
+        while True:
+            done = self.archive_batch().messages
+            if not done:
+                return total
+            total += done
+            progressed()
 
     def archive_batch(self) -> Archived:
-        messages = self._consumer_of().fetch(self._batch_max, self._fetch_wait_s)
+        messages = self._consumer_of().fetch(self._batch_max, self.fetch_wait_s)
         if not messages:
             return Archived()
         readable = self._readable(messages)
