@@ -88,9 +88,17 @@ def test_several_events_none_or_a_defect_are_named_by_the_body() -> None:
     assert msg_id_for("billing", both, []) == f"billing/sha256:{digest}"
 
 
-@pytest.mark.parametrize("source_event_id", ["x" * 250, "gw 1", "gw-\u00e9", "gw\r\n1"])
-def test_an_id_too_long_or_not_printable_ascii_becomes_its_digest(source_event_id: str) -> None:
+@pytest.mark.parametrize(("source_event_id", "written"), [
+    ("gw 1", "gw%201"), ("gw-\u00e9", "gw-%C3%A9"), ("gw\r\n1", "gw%0D%0A1"),
+    ("50%", "50%25")])
+def test_an_id_outside_printable_ascii_is_escaped(source_event_id: str, written: str) -> None:
     body = _payment(source_event_id=source_event_id)
+    named = msg_id_for("billing", body, _mapped(body))
+    assert named.startswith(f"billing/{written}#")
+
+
+def test_an_id_too_long_for_its_column_becomes_its_digest() -> None:
+    body = _payment(source_event_id="x" * 250)  # 255 with the source and the payload: over
     named = msg_id_for("billing", body, _mapped(body))
     assert named.startswith("billing/id-sha256:")
     assert len(named) <= TRANSPORT_ID_MAX

@@ -53,6 +53,8 @@ from finsync.streaming.client import Consumer, Incoming, JetStream, Outgoing
 from finsync.streaming.event_message import event_message
 from finsync.streaming.raw_message import ReadRaw, UnreadableRawMessageError, read_raw
 from finsync.streaming.settings import TransportSettings
+from finsync.streaming.setup import RAW
+from finsync.streaming.subjects import raw_filter
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +89,18 @@ class Archiver:
         self._consumer: Consumer | None = None
         self.transactions = 0  # batches committed (for tests and benchmarks)
 
-    def step(self, progressed: Callable[[], None]) -> int:
+    def step(self, progressed: Callable[[], None] | None = None) -> int:
         """Archive batches until a fetch comes back empty (after `fetch_wait_s`: the long
         poll is the loop's wait); how many messages. A `hub.pipeline.Step`: a worker runs
-        it in a `PipelineWorker`, which sees `progressed` after every batch."""
+        it in a `PipelineWorker`, told of each batch (`progressed`)."""
         total = 0
         while True:
             done = self.archive_batch().messages
             if not done:
                 return total
             total += done
-            progressed()
+            if progressed is not None:
+                progressed()
 
     def archive_batch(self) -> Archived:
         messages = self._consumer_of().fetch(self._batch_max, self.fetch_wait_s)
@@ -119,9 +122,8 @@ class Archiver:
 
     def _consumer_of(self) -> Consumer:
         if self._consumer is None:
-            ns = self._settings.namespace
-            self._consumer = self._js.consumer(self._settings.stream("RAW"), DURABLE,
-                                               f"{ns}.raw.>",
+            self._consumer = self._js.consumer(self._settings.stream(RAW), DURABLE,
+                                               raw_filter(self._settings.namespace),
                                                max_ack_pending=4 * self._batch_max)
         return self._consumer
 

@@ -18,9 +18,9 @@ Rules:
   (acceptance's rule: a difference is never dropped unseen).
 - Any other body (several envelopes, none, or a mapper that failed by a defect):
   `<source>/sha256:<hex of the body>`, so only a byte-identical resend is caught.
-- An id longer than `raw_events.transport_id` (255) or holding a character outside printable
-  ASCII becomes `<source>/id-sha256:<hex of that id>`: a header value and a column both hold
-  it, and the same id always gives the same digest.
+- Ids are written by `subjects.raw_msg_id` (printable ASCII, escaped: a header line holds
+  it). One longer than `raw_events.transport_id` (255) becomes `<source>/id-sha256:<hex of
+  that id>`: the column holds it, and the same id always gives the same digest.
 - A message whose headers cannot be read (published by something else) raises
   `UnreadableRawMessageError`: the archiver reports it and never stores a guess.
 """
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,7 +48,6 @@ HEADERS = "Finsync-Headers"
 MSG_ID = "Nats-Msg-Id"
 TRANSPORT_ID_MAX = 255  # raw_events.transport_id
 PAYLOAD_DIGITS = 16
-_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no space: a header value
 
 
 class UnreadableRawMessageError(DomainError):
@@ -84,11 +82,10 @@ def msg_id_for(source: str, body: bytes, envelopes: Sequence[Envelope] | None) -
         payload = event_log.event_hash(envelope)[:PAYLOAD_DIGITS]
         named = raw_msg_id(envelope.source, f"{envelope.source_event_id}#{payload}")
     else:
-        named = f"{source}/sha256:{hashlib.sha256(body).hexdigest()}"
-    if len(named) <= TRANSPORT_ID_MAX and _HEADER_SAFE.fullmatch(named):
+        named = raw_msg_id(source, f"sha256:{hashlib.sha256(body).hexdigest()}")
+    if len(named) <= TRANSPORT_ID_MAX:
         return named
-    digest = hashlib.sha256(named.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{source}/id-sha256:{digest}"
+    return raw_msg_id(source, f"id-sha256:{hashlib.sha256(named.encode()).hexdigest()}")
 
 
 def raw_message(namespace: str, raw: RawIn, received_at: datetime,
