@@ -223,3 +223,20 @@ def test_two_thousand_raw_events_are_archived_in_a_handful_of_transactions(
     assert len(inserts) <= 5
     assert statuses(engine) == [RawStatus.MAPPED] * 2000
     assert len(_events(js, settings)) == 2000
+
+
+def test_envelopes_too_large_to_carry_quarantine_their_raw_event_alone(
+        engine: Engine, tmp_path: Path, js: JetStream, settings: TransportSettings) -> None:
+    hub = make_hub(engine, tmp_path)
+    small, large = payment(1), b"[" + b",".join(payment(n) for n in range(2, 12)) + b"]"
+    RawPublisher(js, settings)(checked(hub, [small, large]))
+    archiver = Archiver(engine, hub.mappers, js, settings, hub.clock, fetch_wait_s=1.0,
+                        message_max_bytes=4 * len(small))  # 1 envelope fits, 10 do not
+    archived = archiver.archive_batch()
+    assert (archived.stored, archived.rejected, archived.published) == (2, 1, 1)
+    fits, too_large = raw_rows(engine)
+    assert fits["status"] == RawStatus.MAPPED
+    assert too_large["status"] == RawStatus.REJECTED
+    assert too_large["error_code"] == "internal_error"
+    assert "transport's limit" in too_large["error_detail"]
+    assert _published_raw_ids(js, settings) == [fits["id"]]

@@ -22,9 +22,12 @@ from finsync.api.app import create_app
 from finsync.domain.status import RawStatus
 from finsync.hub.service import Hub
 from finsync.storage import event_log
+from finsync.storage.db import reading
+from finsync.storage.exception_log import listing
 from finsync.storage.raw_log import RawEvent
 from finsync.streaming.archiver import Archiver
 from finsync.streaming.client import JetStream
+from finsync.streaming.message_limit import MESSAGE_MAX_BYTES
 from finsync.streaming.raw_message import read_raw
 from finsync.streaming.raw_publisher import RawPublisher
 from finsync.streaming.settings import TransportSettings
@@ -174,3 +177,36 @@ def test_without_a_quorum_the_node_answers_503_and_nothing_is_stored(
     ids = sorted(read_raw(m.data, m.headers).transport_id.split("#")[0]
                  for m in stream_messages(node, transport_settings, "RAW", subjects))
     assert ids == ["billing/gw-1", "billing/gw-2"]
+
+
+
+def _padded(body: bytes, size: int) -> bytes:
+    """`body` (a JSON object) padded with blanks to `size` bytes: it maps as it did."""
+    return body[:-1] + b" " * (size - len(body)) + b"}"
+
+
+def test_a_request_too_large_for_the_transport_is_refused_alone_and_the_node_goes_on(
+        engine: Engine, tmp_path: Path, node: JetStream,
+        transport_settings: TransportSettings) -> None:
+    hub = make_hub(engine, tmp_path)
+    # Within the source's body_max_bytes (1 MiB), over NATS's max_payload with its headers:
+    # sent, it would close the node's connection (every request in flight would fail).
+    too_large = _padded(payment(1), MESSAGE_MAX_BYTES - 100)
+    app = _intake_node(hub, transport_settings)
+    with authkit.client(app, engine) as client, ThreadPoolExecutor(4) as pool:
+        bodies = [payment(2), too_large, payment(3), payment(4)]
+        responses = list(pool.map(
+            lambda b: client.post("/v1/sources/billing/events", content=b, headers=JSON),
+            bodies))
+        after = client.post("/v1/sources/billing/events", content=payment(5), headers=JSON)
+    assert [r.status_code for r in responses] == [202, 413, 202, 202]
+    refused = responses[1].json()["error"]
+    assert refused["code"] == "body_too_large" and "max_payload" in refused["message"]
+    assert after.status_code == 202  # the connection is still up
+    assert raw_rows(engine) == []  # a body over a limit is never kept …
+    with reading(engine) as conn:  # … but its refusal is counted, as today
+        [opened] = listing(conn)
+    assert opened["fingerprint"] == "refused:billing:body_too_large"
+    published = stream_messages(node, transport_settings, "RAW",
+                                f"{transport_settings.namespace}.raw.>")
+    assert len(published) == 4

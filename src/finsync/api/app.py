@@ -361,9 +361,13 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                                       f"{path}", code="signature_missing")
             signed[source].refuse(unsigned, body, headers, content_type)
             raise unsigned
-        result = writer.receive(source, body, headers, content_type, limits(source),
-                                writes_as=_writes_as(request.state.principal),
-                                token=request.state.token_id)
+        try:
+            result = writer.receive(source, body, headers, content_type, limits(source),
+                                    writes_as=_writes_as(request.state.principal),
+                                    token=request.state.token_id)
+        except BodyTooLargeError as too_large:  # an intake node: over the transport's limit
+            _refuse(hub.intake, Refusal(source, too_large, ExceptionClass.MAPPING_ERROR, None,
+                                        headers, content_type))
         return JSONResponse(_receipt(result), status_code=202)
 
     # After event intake, which is then the first route tried: the router tries every route

@@ -25,6 +25,9 @@ Rules:
   in the database); a `rejected` one publishes nothing.
 - The database or the transport failing fails the batch: its messages are handed back
   (`nak`, after `RETRY_DELAY_S`) and nothing is acknowledged.
+- A raw event whose envelopes make a message over what the transport carries
+  (`message_limit`) is quarantined as `internal_error` in the batch's transaction: never
+  published, never marked mapped, and it never closes the connection for its batch.
 - A raw event mapped once that does not map again on a redelivery (its source's
   configuration changed in between) is quarantined as `internal_error`: finance sees that
   its envelopes may never have been published.
@@ -51,6 +54,11 @@ from finsync.storage.db import transaction
 from finsync.storage.raw_log import RawEvent, Transported
 from finsync.streaming.client import Consumer, Incoming, JetStream, Outgoing
 from finsync.streaming.event_message import event_message
+from finsync.streaming.message_limit import (
+    MESSAGE_MAX_BYTES,
+    MessageTooLargeError,
+    check_size,
+)
 from finsync.streaming.raw_message import ReadRaw, UnreadableRawMessageError, read_raw
 from finsync.streaming.settings import TransportSettings
 from finsync.streaming.setup import RAW
@@ -82,10 +90,12 @@ class Archived:
 class Archiver:
     def __init__(self, engine: Engine, mappers: MapperRegistry, js: JetStream,
                  settings: TransportSettings, clock: Callable[[], datetime], *,
-                 batch_max: int = BATCH_MAX, fetch_wait_s: float = FETCH_WAIT_S) -> None:
+                 batch_max: int = BATCH_MAX, fetch_wait_s: float = FETCH_WAIT_S,
+                 message_max_bytes: int = MESSAGE_MAX_BYTES) -> None:
         self._engine, self._mappers, self._js = engine, mappers, js
         self._settings, self._clock = settings, clock
         self._batch_max, self.fetch_wait_s = batch_max, fetch_wait_s
+        self._message_max_bytes = message_max_bytes
         self._consumer: Consumer | None = None
         self.transactions = 0  # batches committed (for tests and benchmarks)
 
@@ -143,7 +153,7 @@ class Archiver:
         """Store and map the batch in one transaction; what to publish once it committed."""
         archived = Archived()
         reads = list({read.transport_id: read for _incoming, read in readable}.values())
-        published: list[tuple[int, list[Envelope]]] = []
+        outgoing: list[Outgoing] = []
         with transaction(self._engine) as conn:
             now = self._clock()
             new = raw_log.append_transported(conn, [
@@ -152,23 +162,28 @@ class Archiver:
                 conn, [r.transport_id for r in reads if r.transport_id not in new])
             mapped: list[int] = []
             for read in reads:
-                raw_id = new.get(read.transport_id)
-                if raw_id is not None:
-                    envelopes = self._decide(conn, _raw_event(raw_id, read), now)
+                if read.transport_id in new:
+                    raw = _raw_event(new[read.transport_id], read)
+                    envelopes = self._decide(conn, raw, now)
                     archived.stored += 1
-                    archived.rejected += envelopes is None
-                    if envelopes is not None:
-                        mapped.append(raw_id)
                 else:
                     raw_id, status = known[read.transport_id]
+                    raw = _raw_event(raw_id, read)
+                    envelopes = self._again(conn, raw, status, now)
                     archived.again += 1
-                    envelopes = self._again(conn, _raw_event(raw_id, read), status, now)
-                archived.raw_ids.append(raw_id)
-                if envelopes:
-                    published.append((raw_id, envelopes))
+                message = self._carried(conn, raw, envelopes, now) if envelopes else None
+                if envelopes and message is None:
+                    envelopes = None  # quarantined: too large to carry
+                if envelopes is None:
+                    archived.rejected += 1
+                elif read.transport_id in new:
+                    mapped.append(raw.id)
+                if message is not None:
+                    outgoing.append(message)
+                archived.raw_ids.append(raw.id)
             raw_log.mark_many(conn, mapped, RawStatus.MAPPED, now)
         self.transactions += 1
-        return archived, [self._outgoing(raw_id, envelopes) for raw_id, envelopes in published]
+        return archived, outgoing
 
     def _decide(self, conn: Connection, raw: RawEvent, now: datetime) -> list[Envelope] | None:
         """A new raw event's envelopes, or None once it is rejected (or quarantined)."""
@@ -181,18 +196,31 @@ class Archiver:
         return None
 
     def _again(self, conn: Connection, raw: RawEvent, status: RawStatus,
-               now: datetime) -> list[Envelope]:
+               now: datetime) -> list[Envelope] | None:
         """A raw event stored by an earlier delivery of its message: its envelopes again
-        when it was mapped (the publish may not have happened), else nothing. Mapping is
-        pure; if it fails now (the source's configuration changed in between) the raw
-        event is quarantined rather than holding its batch back for ever."""
+        when it was mapped (the publish may not have happened); [] when it is decided
+        otherwise (nothing to publish). Mapping is pure; if it fails now (the source's
+        configuration changed in between) the raw event is quarantined (None) rather than
+        holding its batch back for ever."""
         if status is not RawStatus.MAPPED:
             return []
         try:
             return self._mappers.map(raw)
         except Exception as exc:
             quarantine_in(conn, raw, exc, now)
-            return []
+            return None
+
+    def _carried(self, conn: Connection, raw: RawEvent, envelopes: list[Envelope],
+                 now: datetime) -> Outgoing | None:
+        """The message carrying a raw event's envelopes; None once the raw event is
+        quarantined because that message is over what the transport carries."""
+        message = self._outgoing(raw.id, envelopes)
+        try:
+            check_size(message.data, message.headers, message.msg_id, self._message_max_bytes)
+        except MessageTooLargeError as exc:
+            quarantine_in(conn, raw, exc, now)
+            return None
+        return message
 
     def _outgoing(self, raw_id: int, envelopes: list[Envelope]) -> Outgoing:
         message = event_message(self._settings.namespace, self._settings.partitions, raw_id,

@@ -13,6 +13,10 @@ Rules:
   `TransportUnavailableError` for every request of the batch: the sender hears 503
   `transport_unavailable` with `Retry-After` and sends again; a message that was stored
   after all is caught by its id, in the window or by the database.
+- A request whose message would be over what the transport carries
+  (`message_limit.MESSAGE_MAX_BYTES`) fails its batch before anything is sent; the group
+  commit then publishes the batch item by item, so that it alone is refused (413
+  `body_too_large`, recorded as a refusal by the API) and never closes the connection.
 - The intake node stores nothing itself but refusals: the archiver (`streaming.archiver`)
   writes what was published to the raw event log.
 """
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 
 from finsync.hub.group_commit import Checked
 from finsync.streaming.client import JetStream, Outgoing
+from finsync.streaming.message_limit import MESSAGE_MAX_BYTES, check_size
 from finsync.streaming.raw_message import raw_message
 from finsync.streaming.settings import TransportSettings
 
@@ -48,13 +53,17 @@ class RawPublisher:
     """Publishes batches of checked requests to `<NS>_RAW` (a `group_commit.Store`)."""
 
     def __init__(self, js: JetStream, settings: TransportSettings,
-                 timeout_s: float = PUBLISH_TIMEOUT_S) -> None:
+                 timeout_s: float = PUBLISH_TIMEOUT_S,
+                 message_max_bytes: int = MESSAGE_MAX_BYTES) -> None:
         self._js, self._namespace, self._timeout_s = js, settings.namespace, timeout_s
+        self._message_max_bytes = message_max_bytes
         self.batches = self.messages = 0  # published so far (for tests and benchmarks)
 
     def __call__(self, batch: Sequence[Checked]) -> list[Published]:
         messages = [raw_message(self._namespace, item.raw, item.received_at, item.envelopes)
                     for item in batch]
+        for message in messages:
+            check_size(message.body, message.headers, message.msg_id, self._message_max_bytes)
         acks = self._js.publish_many([Outgoing(m.subject, m.body, m.msg_id, m.headers)
                                       for m in messages], timeout_s=self._timeout_s)
         self.batches += 1
