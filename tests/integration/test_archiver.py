@@ -21,6 +21,7 @@ from finsync.domain.status import RawStatus
 from finsync.hub.acceptance import partition_key
 from finsync.hub.group_commit import Checked
 from finsync.hub.service import Hub
+from finsync.storage import raw_log
 from finsync.storage.db import reading
 from finsync.storage.exception_log import listing
 from finsync.storage.raw_log import RawIn
@@ -240,3 +241,30 @@ def test_envelopes_too_large_to_carry_quarantine_their_raw_event_alone(
     assert too_large["error_code"] == "internal_error"
     assert "transport's limit" in too_large["error_detail"]
     assert _published_raw_ids(js, settings) == [fits["id"]]
+
+
+def test_a_message_that_cannot_be_stored_even_alone_is_given_up_with_an_exception(
+        engine: Engine, tmp_path: Path, js: JetStream, settings: TransportSettings,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = make_hub(engine, tmp_path)
+    sent = RawPublisher(js, settings)(checked(hub, [payment(n) for n in range(3)]))
+    poison = sent[1].transport_id
+    append = raw_log.append_transported
+
+    def failing(conn: Any, items: Any) -> Any:  # a defect met on one message only
+        if any(item.transport_id == poison for item in items):
+            raise ValueError("a defect on this message")
+        return append(conn, items)
+
+    monkeypatch.setattr(raw_log, "append_transported", failing)
+    archived = _archiver(engine, hub, js, settings).archive_batch()
+    assert (archived.messages, archived.stored, archived.unstorable, archived.published) == (
+        3, 2, 1, 2)
+    assert [r["transport_id"] for r in raw_rows(engine)] == [sent[0].transport_id,
+                                                            sent[2].transport_id]
+    with reading(engine) as conn:
+        [opened] = listing(conn)
+    assert opened["class"] == "internal_error"
+    assert "a defect on this message" in opened["summary"]
+    # Terminated: never handed over again, so it never holds back the stream.
+    assert _archiver(engine, hub, js, settings, REDELIVERY_WAIT_S).archive_batch().messages == 0

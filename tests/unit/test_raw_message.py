@@ -115,6 +115,8 @@ def test_an_id_too_long_for_its_column_becomes_its_digest() -> None:
      "Finsync-Received-At": "2026-01-01T00:00:00Z", "Finsync-Headers": "[1]"},
     {MSG_ID: "x" * 256, "Finsync-Source": "billing",
      "Finsync-Received-At": "2026-01-01T00:00:00Z", "Finsync-Headers": "{}"},
+    {MSG_ID: "x/1", "Finsync-Source": "b" * 65,  # longer than raw_events.source
+     "Finsync-Received-At": "2026-01-01T00:00:00Z", "Finsync-Headers": "{}"},
 ])
 def test_a_message_no_intake_node_wrote_is_unreadable(headers: dict[str, str]) -> None:
     with pytest.raises(UnreadableRawMessageError):

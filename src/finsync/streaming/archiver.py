@@ -33,6 +33,10 @@ Rules:
   its envelopes may never have been published.
 - A message an intake node did not write (`UnreadableRawMessageError`) cannot be stored
   without guessing: it is logged as an error and terminated, and the batch goes on.
+- A batch whose transaction fails by a defect (not the database being unavailable) is
+  stored again one message per transaction; a message that fails even alone opens an
+  `internal_error` exception naming its stream sequence (with the traceback) and is
+  terminated: one bad message never holds back the stream.
 """
 
 from __future__ import annotations
@@ -45,13 +49,17 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from finsync.domain.envelope import Envelope
-from finsync.domain.errors import DomainError
+from finsync.domain.errors import DomainError, ExceptionClass
 from finsync.domain.status import RawStatus
+from finsync.hub.intake import subject_key
 from finsync.hub.mapping import MapperRegistry
+from finsync.hub.pipeline import describe, trace
 from finsync.hub.processor import quarantine_in, reject_mapping
-from finsync.storage import raw_log
-from finsync.storage.db import transaction
+from finsync.storage import exception_log, raw_log
+from finsync.storage.db import StorageUnavailableError, transaction
+from finsync.storage.exception_log import NewException
 from finsync.storage.raw_log import RawEvent, Transported
+from finsync.storage.text import storable
 from finsync.streaming.client import Consumer, Incoming, JetStream, Outgoing
 from finsync.streaming.event_message import event_message
 from finsync.streaming.message_limit import (
@@ -76,7 +84,8 @@ PUBLISH_TIMEOUT_S = 10.0
 @dataclass(slots=True)
 class Archived:
     """What one batch did: messages taken, raw events stored anew, raw events found stored
-    already (a redelivery), raw events rejected, event messages published."""
+    already (a redelivery), raw events rejected, event messages published, messages
+    terminated (unreadable, or unstorable even alone)."""
 
     messages: int = 0
     stored: int = 0
@@ -84,7 +93,14 @@ class Archived:
     rejected: int = 0
     published: int = 0
     unreadable: int = 0
+    unstorable: int = 0
     raw_ids: list[int] = field(default_factory=list)
+
+    def add(self, other: Archived) -> None:
+        for name in ("messages", "stored", "again", "rejected", "published", "unreadable",
+                     "unstorable"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.raw_ids.extend(other.raw_ids)
 
 
 class Archiver:
@@ -118,17 +134,62 @@ class Archiver:
             return Archived()
         readable = self._readable(messages)
         try:
-            archived, outgoing = self._store(readable)
+            archived, outgoing, kept = self._stored(readable)
             self._js.publish_many(outgoing, timeout_s=PUBLISH_TIMEOUT_S)
         except Exception:
             self._hand_back(readable)
             raise
-        for incoming, _read in readable:
+        for incoming, _read in kept:
             incoming.ack()
         archived.messages = len(messages)
         archived.unreadable = len(messages) - len(readable)
         archived.published = len(outgoing)
         return archived
+
+    def _stored(self, readable: Sequence[tuple[Incoming, ReadRaw]]
+                ) -> tuple[Archived, list[Outgoing], list[tuple[Incoming, ReadRaw]]]:
+        """The batch stored in one transaction; if that fails by a defect (not the database
+        being unavailable), one message per transaction, so that one that cannot be stored
+        is given up alone (`_give_up`). What was done, what to publish, what to ack."""
+        try:
+            archived, outgoing = self._store(readable)
+            return archived, outgoing, list(readable)
+        except StorageUnavailableError:
+            raise
+        except Exception as exc:
+            log.warning("a batch of %d raw messages failed as a whole (%s); storing them one "
+                        "at a time", len(readable), describe(exc))
+        total, outgoing, kept = Archived(), [], []
+        for item in readable:
+            try:
+                done, out = self._store([item])
+            except StorageUnavailableError:
+                raise
+            except Exception as exc:
+                self._give_up(*item, exc)
+                total.unstorable += 1
+                continue
+            total.add(done)
+            outgoing.extend(out)
+            kept.append(item)
+        return total, outgoing, kept
+
+    def _give_up(self, incoming: Incoming, read: ReadRaw, exc: Exception) -> None:
+        """A message that cannot be stored, even alone: an `internal_error` exception names
+        it (its stream sequence: it stays in the stream until the retention ends) with the
+        traceback, then it is terminated, so that it never holds back the others."""
+        seq = incoming.stream_seq
+        log.error("raw stream message #%s (%s) could not be stored: %s", seq,
+                  read.transport_id, describe(exc))
+        with transaction(self._engine) as conn:
+            exception_log.open_exception(conn, NewException(
+                ExceptionClass.INTERNAL_ERROR,
+                f"transport:raw:{subject_key(read.transport_id)}",
+                f"raw message {storable(read.transport_id)} of {read.raw.source} (stream "
+                f"{self._settings.stream(RAW)}, seq {seq}) could not be stored: "
+                f"{describe(exc)}", objects=(f"raw_message:{self._settings.stream(RAW)}:{seq}",),
+                detail=trace(exc)), self._clock())
+        incoming.term()
 
     def _consumer_of(self) -> Consumer:
         if self._consumer is None:

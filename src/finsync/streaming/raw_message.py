@@ -21,8 +21,9 @@ Rules:
 - Ids are written by `subjects.raw_msg_id` (printable ASCII, escaped: a header line holds
   it). One longer than `raw_events.transport_id` (255) becomes `<source>/id-sha256:<hex of
   that id>`: the column holds it, and the same id always gives the same digest.
-- A message whose headers cannot be read (published by something else) raises
-  `UnreadableRawMessageError`: the archiver reports it and never stores a guess.
+- A message whose headers cannot be read (published by something else: no message id, a
+  source that cannot be one, a naive or malformed time) raises `UnreadableRawMessageError`:
+  the archiver reports it and never stores a guess.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from finsync.domain.clock import parse_utc
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import DomainError
 from finsync.domain.headers import stored_headers
+from finsync.hub.intake import SOURCE_NAME
 from finsync.storage import event_log
 from finsync.storage.raw_log import RawIn
 from finsync.streaming.subjects import raw_msg_id, raw_subject
@@ -113,5 +115,7 @@ def read_raw(body: bytes, headers: Mapping[str, str]) -> ReadRaw:
         raise UnreadableRawMessageError("header Finsync-Headers is not an object of strings")
     if len(transport_id) > TRANSPORT_ID_MAX:
         raise UnreadableRawMessageError(f"message id of {len(transport_id)} characters")
+    if SOURCE_NAME.fullmatch(source) is None:
+        raise UnreadableRawMessageError(f"source {source[:80]!r} is not a source name")
     return ReadRaw(transport_id, RawIn(source, body, kept, headers.get(CONTENT_TYPE)),
                    received_at)
