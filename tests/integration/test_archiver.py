@@ -69,9 +69,7 @@ def _redelivered(archiver: Archiver, messages: int, rounds: int = 10) -> Archive
     come back over several fetches: each one's ack_wait or nak delay runs on its own)."""
     total = Archived()
     for _ in range(rounds):
-        done = archiver.archive_batch()
-        for name in ("messages", "stored", "again", "rejected", "published", "unreadable"):
-            setattr(total, name, getattr(total, name) + getattr(done, name))
+        total.add(archiver.archive_batch())
         if total.messages >= messages:
             break
     return total

@@ -8,10 +8,12 @@ share an interpreter lock. HTTP processes wake it after each committed batch thr
 database (PostgreSQL's notification); otherwise it polls every `FINSYNC_WORKER_INTERVAL_S`.
 
 `FINSYNC_ROLE` says what the process is: `all` (the default, the above) or `intake`, an
-intake node (`serve --role intake`, `[transport] kind = "nats"`): event intake checked as
-everywhere and published to the replicated raw stream, no pipeline, no console, and nothing
-stored in the database but refusals (the archivers of the workers store what it
-published).
+intake node (`serve --role intake`, `[transport] kind = "nats"`): event intake
+(`/v1/sources/<source>/events`) checked as everywhere and published to the replicated raw
+stream, no pipeline, no console; of event intake it stores nothing but refusals (the
+archivers of the workers store what it published). Signed webhooks and meter events are
+still stored in the database as without a transport (their observers and meter tables are
+the database's): a process that runs the in-process processor must run beside them.
 """
 
 from __future__ import annotations
