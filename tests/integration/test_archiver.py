@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -266,3 +267,23 @@ def test_a_message_that_cannot_be_stored_even_alone_is_given_up_with_an_exceptio
     assert "a defect on this message" in opened["summary"]
     # Terminated: never handed over again, so it never holds back the stream.
     assert _archiver(engine, hub, js, settings, REDELIVERY_WAIT_S).archive_batch().messages == 0
+
+
+def test_two_archivers_share_the_stream_and_store_each_raw_event_once(
+        engine: Engine, tmp_path: Path, js: JetStream, settings: TransportSettings) -> None:
+    hub = make_hub(engine, tmp_path)
+    publisher = RawPublisher(js, settings)
+    for first in range(0, 1000, 250):
+        publisher(checked(hub, [payment(n) for n in range(first, first + 250)]))
+    with jetstream(settings) as other, ThreadPoolExecutor(2) as pool:
+        archivers = [Archiver(engine, hub.mappers, connection, settings, hub.clock,
+                              batch_max=100, fetch_wait_s=1.0) for connection in (js, other)]
+        for archiver in archivers:  # both bound before they race: a fetch racing the
+            archiver.bind()          # consumer's creation by another gets a 503 (retried)
+        done = list(pool.map(lambda archiver: archiver.step(), archivers))
+    # Both took a share; a batch slower than ack_wait (1 s here) is handed to the other
+    # archiver as well, which finds it stored: more deliveries, never more rows.
+    assert sum(done) >= 1000 and all(done)
+    rows = raw_rows(engine)
+    assert len(rows) == len({r["transport_id"] for r in rows}) == 1000
+    assert _published_raw_ids(js, settings) == sorted(r["id"] for r in rows)

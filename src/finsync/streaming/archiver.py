@@ -129,7 +129,7 @@ class Archiver:
                 progressed()
 
     def archive_batch(self) -> Archived:
-        messages = self._consumer_of().fetch(self._batch_max, self.fetch_wait_s)
+        messages = self.bind().fetch(self._batch_max, self.fetch_wait_s)
         if not messages:
             return Archived()
         readable = self._readable(messages)
@@ -191,7 +191,9 @@ class Archiver:
                 detail=trace(exc)), self._clock())
         incoming.term()
 
-    def _consumer_of(self) -> Consumer:
+    def bind(self) -> Consumer:
+        """The durable consumer `archiver`, made (or brought to this configuration) on
+        first use."""
         if self._consumer is None:
             self._consumer = self._js.consumer(self._settings.stream(RAW), DURABLE,
                                                raw_filter(self._settings.namespace),
