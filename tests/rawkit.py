@@ -22,6 +22,8 @@ from finsync.streaming.settings import TransportSettings
 from finsync.streaming.setup import ensure_streams
 from tests.builders import envelope, payment_doc
 
+PEEK_ACK_WAIT_S = 300.0
+
 
 @contextmanager
 def jetstream(settings: TransportSettings) -> Iterator[JetStream]:
@@ -35,17 +37,19 @@ def jetstream(settings: TransportSettings) -> Iterator[JetStream]:
 
 def stream_messages(js: JetStream, settings: TransportSettings, suffix: str,
                     subjects: str) -> list[Incoming]:
-    """Every message `suffix`'s stream holds on `subjects`, read by a consumer of its own
-    (acknowledged: the consumer is the test's)."""
-    consumer = js.consumer(settings.stream(suffix), f"peek{uuid.uuid4().hex[:8]}", subjects)
-    seen: list[Incoming] = []
+    """Every message `suffix`'s stream holds on `subjects`, once each (by stream sequence),
+    read by a consumer of its own (acknowledged: the consumer is the test's; a long ack
+    wait, so that a loaded machine's slow acks do not hand messages over twice)."""
+    consumer = js.consumer(settings.stream(suffix), f"peek{uuid.uuid4().hex[:8]}", subjects,
+                           ack_wait_s=PEEK_ACK_WAIT_S)
+    seen: dict[int, Incoming] = {}
     while True:
         batch = consumer.fetch(1000, 1.0)
         if not batch:
-            return seen
+            return [seen[seq] for seq in sorted(seen)]
         for message in batch:
             message.ack()
-        seen.extend(batch)
+            seen.setdefault(message.stream_seq, message)
 
 
 def payment(n: int, source: str = "billing") -> bytes:
