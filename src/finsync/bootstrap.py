@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -124,6 +124,7 @@ from finsync.recon.service import Entity, Reconciliation
 from finsync.storage.call_log import CallLog
 from finsync.storage.db import make_engine, read_only
 from finsync.storage.migrate import current_revision, upgrade
+from finsync.streaming.settings import TransportSettings
 from finsync.systems.billing.catalog_file import (
     DEFAULT_CATALOG,
     load_billing_config,
@@ -149,6 +150,11 @@ from finsync.systems.tax.migrate import upgrade as upgrade_tax
 from finsync.systems.tax.service import TaxService
 from finsync.triage.policy import ApprovalPolicy
 from finsync.triage.service import Triage
+
+if TYPE_CHECKING:  # nats-py loads only in a process that speaks NATS
+    from finsync.streaming.archiver import Archiver
+    from finsync.streaming.client import JetStream
+    from finsync.streaming.raw_publisher import RawPublisher
 
 T = TypeVar("T")
 
@@ -1155,3 +1161,45 @@ def cpq_body(document: CommercialContract | CustomerAccount, occurred_at: dateti
     """finsync's CPQ JSON carrying a contract version or a customer, as a CPQ source sends
     it (`connectors.cpq.document`)."""
     return cpq_document.encode(document, occurred_at)
+
+
+# -- the transport: intake nodes and archivers (DESIGN §8) -------------------------------
+class TransportNotConfiguredError(ConfigError):
+    code = "transport_not_configured"
+
+
+def nats_settings(config: FinsyncConfig, role: str) -> TransportSettings:
+    """The `[transport]` settings of a process in `role` that needs NATS JetStream;
+    `TransportNotConfiguredError` when the configuration keeps the in-process transport."""
+    settings = config.transport.to_settings()
+    if settings.kind != "nats":
+        raise TransportNotConfiguredError(
+            f"{role} needs NATS JetStream: set [transport] kind = \"nats\" and its servers "
+            f"in the configuration (it says kind = {settings.kind!r})")
+    return settings
+
+
+def build_raw_publisher(config: FinsyncConfig) -> RawPublisher:
+    """An intake node's publisher: connected to the `[transport]` cluster, whose streams
+    it makes sure of (idempotent)."""
+    settings = nats_settings(config, "an intake node (serve --role intake)")
+    # Here, not at the top: nats-py loads only in a process that speaks NATS.
+    from finsync.streaming.client import JetStream
+    from finsync.streaming.raw_publisher import RawPublisher
+    from finsync.streaming.setup import ensure_streams
+
+    js = JetStream(settings, f"finsync-intake-{socket.gethostname()}-{os.getpid()}")
+    try:
+        ensure_streams(js, settings)
+    except BaseException:
+        js.close()
+        raise
+    return RawPublisher(js, settings)
+
+
+def build_archiver(config: FinsyncConfig, hub: Hub, js: JetStream) -> Archiver:
+    """The archiver loop of a worker: the raw stream into `hub`'s raw event log."""
+    settings = nats_settings(config, "the archiver")
+    from finsync.streaming.archiver import Archiver
+
+    return Archiver(hub.engine, hub.mappers, js, settings, hub.clock)
