@@ -23,7 +23,7 @@ Rules:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -66,7 +66,7 @@ def read_snapshot(engine: Engine) -> Iterator[Connection]:
             txn.rollback()
 
 
-def stream(conn: Connection, query: Executable) -> Iterator[Any]:
+def stream(conn: Connection, query: Executable) -> Generator[Any, None, None]:
     """The rows of `query`, fetched `STREAM_ROWS` at a time (a server-side cursor on
     PostgreSQL), the cursor closed when the rows are read or the caller stops."""
     with conn.execution_options(yield_per=STREAM_ROWS).execute(query) as result:
