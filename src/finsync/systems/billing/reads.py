@@ -201,6 +201,10 @@ def _subscriptions(conn: Connection,
              .join(ver, ver.c.contract_id == sub.c.id)
              .where(sub.c.legal_entity == entity)
              .order_by(code_point_order(conn, sub.c.id), ver.c.version))
+    # The version columns by position, found once: a name look-up per column and row is
+    # what reading a large book's versions cost.
+    named = [(n, k[2:]) for n, k in enumerate(query.selected_columns.keys())
+             if k.startswith("v_")]
     current: Any = None
     versions: list[dict[str, Any]] = []
     for record in stream(conn, query):
@@ -209,7 +213,7 @@ def _subscriptions(conn: Connection,
             yield current, versions
             versions = []
         current = row
-        versions.append({k[2:]: row[k] for k in row if k.startswith("v_")})
+        versions.append({name: record[n] for n, name in named})
     if current is not None:
         yield current, versions
 
