@@ -190,6 +190,11 @@ def _billed_in_full(config: BillingConfig, row: Any, versions: list[dict[str, An
                               date.fromisoformat(contracts[-1]["end_date"]), prices)
 
 
+# Versions fetched per batch: each carries its contract's JSON (about 1.5 KB), so a batch of
+# `STREAM_ROWS` would be the largest thing a reconciliation holds.
+VERSION_ROWS = 1_000
+
+
 def _subscriptions(conn: Connection,
                    entity: str) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
     sub, ver = t.subscriptions, t.contract_versions
@@ -207,7 +212,7 @@ def _subscriptions(conn: Connection,
              if k.startswith("v_")]
     current: Any = None
     versions: list[dict[str, Any]] = []
-    for record in stream(conn, query):
+    for record in stream(conn, query, VERSION_ROWS):
         row = record._mapping
         if current is not None and row["id"] != current["id"]:
             yield current, versions
