@@ -100,7 +100,9 @@ class Books:
     documents_agreeing: int = 0
     payments_agreeing: int = 0
     closing_totals: Callable[[], Iterable[PositionTotals]] = tuple  # per currency
-    contract_checks: Once[ContractChecks] = field(default_factory=Once, compare=False)
+    # Not an argument: a copy (`replace`) of the books is new books, with a pass of its own.
+    contract_checks: Once[ContractChecks] = field(default_factory=Once, init=False,
+                                                  compare=False)
 
     def zero(self) -> Money:
         return Money.zero(self.currency)
