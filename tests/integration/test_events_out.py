@@ -1,0 +1,271 @@
+"""Events out on a real JetStream and both databases: every accepted event and milestone is
+published once, in order (an aggregate's versions in version order, parked ones included), a
+relay killed between its publish and its cursor publishes again without a duplicate in the
+stream, one relay publishes at a time, and a position whose transaction may still commit is
+never passed (PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import Engine, insert, select
+
+from finsync.domain import codec
+from finsync.domain.status import EventStatus
+from finsync.storage import event_log, relay_log
+from finsync.storage.db import reading, transaction
+from finsync.storage.relay_log import Log
+from finsync.storage.schema import events, milestones
+from finsync.streaming.client import JetStream, Outgoing, PubAck
+from finsync.streaming.events_out import EventsOut, RelaySettings
+from finsync.streaming.settings import TransportSettings
+from finsync.streaming.setup import ensure_streams
+from finsync.streaming.subjects import token
+from tests.builders import T0, contract_doc, envelope, lifecycle_stream
+from tests.hubkit import ingest, make_hub, settings
+from tests.outkit import Published, events_of, milestones_of, published
+
+
+def _line(event: dict[str, Any]) -> bytes:
+    return json.dumps(event).encode()
+
+
+def _contract(version: int, contract: str = "con_9") -> dict[str, Any]:
+    doc = contract_doc(contract, version, 100 * version, "120.00")
+    if version == 1:
+        return envelope("contract.created", f"{contract}-v1", ("subscription_contract",
+                        contract, 1), {"contract": doc}, correlation_id=f"{contract}-1")
+    return envelope("contract.amended", f"{contract}-v{version}",
+                    ("subscription_contract", contract, version),
+                    {"amendment": {"id": f"amd_{version}", "contract_id": contract,
+                                   "version": version, "effective_date": "2026-05-16",
+                                   "reason": "upgrade", "changes": [], "contract": doc}},
+                    correlation_id=f"{contract}-{version}")
+
+
+@pytest.fixture
+def js(transport_settings: TransportSettings) -> Any:
+    client = JetStream(transport_settings, "test-events-out")
+    ensure_streams(client, transport_settings)
+    yield client
+    client.close()
+
+
+def _relay(engine: Engine, js: Any, transport: TransportSettings, name: str = "worker-a",
+           **relay: Any) -> EventsOut:
+    return EventsOut(engine, js, transport, name, RelaySettings(**{"batch": 7, **relay}))
+
+
+def _drain(relay: EventsOut) -> int:
+    """Passes until one publishes nothing; how many were published."""
+    total = 0
+    for _ in range(500):
+        result = relay.run_once()
+        assert result.leader
+        if not result.published:
+            return total
+        total += result.published
+    raise AssertionError("the relay never ran dry")
+
+
+def _until_published(relay: EventsOut) -> int:
+    """Passes until one publishes (a gap passes once every transaction that was running
+    when it was seen has ended: other tests' transactions on the server may delay it)."""
+    for _ in range(400):
+        result = relay.run_once()
+        if result.published:
+            return result.published
+        time.sleep(0.05)
+    raise AssertionError("the relay never passed the gap")
+
+
+def _accepted(engine: Engine) -> list[tuple[int, str, str, str, int | None]]:
+    with reading(engine) as conn:
+        rows = conn.execute(select(events.c.position, events.c.event_id, events.c.aggregate_type,
+                                   events.c.aggregate_id, events.c.aggregate_version)
+                            .where(events.c.status == EventStatus.ACCEPTED)
+                            .order_by(events.c.position))
+        return [(int(p), str(e), str(t), str(i), v) for p, e, t, i, v in rows]
+
+
+def _milestone_ids(engine: Engine) -> list[str]:
+    with reading(engine) as conn:
+        ids = conn.execute(select(milestones.c.id).order_by(milestones.c.id)).scalars()
+        return [f"milestone:{i}" for i in ids]
+
+
+def _check_once_and_in_order(engine: Engine, messages: list[Published]) -> None:
+    accepted = _accepted(engine)
+    sent = events_of(messages)
+    # Once: one message per accepted event, no other.
+    assert [m.msg_id for m in sent] == list(dict.fromkeys(m.msg_id for m in sent))
+    assert sorted(m.msg_id for m in sent) == sorted(e for _, e, _, _, _ in accepted)
+    # Each aggregate's versions in version order; unversioned events in position order.
+    by_aggregate: dict[tuple[str, str], list[int]] = {}
+    unversioned: list[int] = []
+    for m in sent:
+        agg = m.body["aggregate"]
+        if agg["version"] is None:
+            unversioned.append(m.body["position"])
+        else:
+            by_aggregate.setdefault((agg["type"], agg["id"]), []).append(agg["version"])
+    assert all(v == sorted(v) for v in by_aggregate.values()), by_aggregate
+    assert unversioned == sorted(unversioned)
+    # Milestones: every one, once, in id order.
+    assert [m.msg_id for m in milestones_of(messages)] == _milestone_ids(engine)
+
+
+def test_every_accepted_event_and_milestone_goes_out_once_in_order(
+        engine: Engine, tmp_path: Path, js: Any, transport_settings: TransportSettings) -> None:
+    hub = make_hub(engine, tmp_path, hub_settings=settings({}))
+    relay = _relay(engine, js, transport_settings)
+    # v3 and v2 come first and park: the relay passes them, waits, and sends them after v1.
+    ingest(hub, [_line(_contract(3)), _line(_contract(2))])
+    hub.run_until_idle()
+    assert _drain(relay) == 0
+    stream = lifecycle_stream(customers=4, amendments=2).events
+    random.Random(20).shuffle(stream)
+    ingest(hub, [_line(e) for e in stream[:20]])
+    hub.run_until_idle()
+    _drain(relay)
+    ingest(hub, [_line(_contract(1)), *(_line(e) for e in stream[20:])])
+    hub.run_until_idle()
+    _drain(relay)
+
+    messages = published(transport_settings)
+    _check_once_and_in_order(engine, messages)
+    versions = [m.body["aggregate"]["version"] for m in events_of(messages)
+                if m.body["aggregate"]["id"] == "con_9"]
+    assert versions == [1, 2, 3]
+    with reading(engine) as conn:
+        assert relay_log.accepted_behind(conn, transport_settings.namespace) == 0
+        assert relay_log.waiting(conn, transport_settings.namespace) == []
+
+
+def test_a_message_says_what_the_event_is(engine: Engine, tmp_path: Path, js: Any,
+                                          transport_settings: TransportSettings) -> None:
+    hub = make_hub(engine, tmp_path, hub_settings=settings({}))
+    ingest(hub, [_line(_contract(1))])
+    hub.run_until_idle()
+    _drain(_relay(engine, js, transport_settings))
+    [sent] = events_of(published(transport_settings))
+    ns = transport_settings.namespace
+    assert sent.subject == f"{ns}.out.events.le_us.{token('contract.created')}"
+    body = sent.body
+    assert body["format"] == "finsync.event/1"
+    assert body["type"] == "contract.created" and body["schema_version"] == 1
+    assert body["aggregate"] == {"type": "subscription_contract", "id": "con_9", "version": 1}
+    assert body["correlation_id"] == "con_9-1" and body["legal_entity"] == "le_us"
+    assert body["payload"]["contract"]["id"] == "con_9"
+    assert sent.msg_id == body["event_id"]
+    # The payload reads back as the event it is.
+    decoded = codec.decode_event(body["type"], body["schema_version"], body["payload"])
+    assert codec.encode_event(decoded) == body["payload"]
+
+
+class KilledError(Exception):
+    """The relay's process died here."""
+
+
+class DiesAfterPublishing:
+    """A JetStream client whose `call`-th `publish_many` stores its messages (PubAcks in)
+    and then dies, before the relay records its progress."""
+
+    def __init__(self, js: JetStream, call: int) -> None:
+        self._js = js
+        self._left = call
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._js, name)
+
+    def publish_many(self, items: list[Outgoing], timeout_s: float = 10.0) -> list[PubAck]:
+        acks = self._js.publish_many(items, timeout_s)
+        self._left -= 1
+        if self._left == 0:
+            raise KilledError
+        return acks
+
+
+@pytest.mark.parametrize("dies_at", [1, 2, 3])
+def test_a_relay_killed_between_publish_and_cursor_leaves_each_message_once(
+        dies_at: int, engine: Engine, tmp_path: Path, js: Any,
+        transport_settings: TransportSettings) -> None:
+    hub = make_hub(engine, tmp_path, hub_settings=settings({}))
+    ingest(hub, [_line(e) for e in lifecycle_stream(customers=3, amendments=1).events])
+    hub.run_until_idle()
+    dying = _relay(engine, cast(JetStream, DiesAfterPublishing(js, dies_at)),
+                   transport_settings)
+    with pytest.raises(KilledError):
+        _drain(dying)
+    # The same worker starts again (its lease is still there: it takes it back).
+    _drain(_relay(engine, js, transport_settings))
+    _check_once_and_in_order(engine, published(transport_settings))
+
+
+def test_one_relay_publishes_at_a_time(engine: Engine, tmp_path: Path, js: Any,
+                                       transport_settings: TransportSettings) -> None:
+    hub = make_hub(engine, tmp_path, hub_settings=settings({}))
+    stream = lifecycle_stream(customers=2, amendments=1).events
+    first = _relay(engine, js, transport_settings, "worker-a")
+    second = _relay(engine, js, transport_settings, "worker-b")
+    ingest(hub, [_line(e) for e in stream[:6]])
+    hub.run_until_idle()
+    assert first.run_once().leader
+    assert second.run_once().leader is False
+    _drain(first)
+    ingest(hub, [_line(e) for e in stream[6:]])
+    hub.run_until_idle()
+    assert second.run_once().leader is False
+    stop = threading.Event()
+    stop.set()
+    first.run(stop)  # a clean stop gives the lease up
+    _drain(second)
+    assert first.run_once().leader is False
+    _check_once_and_in_order(engine, published(transport_settings))
+
+
+def _stored_event(version: int, contract: str) -> dict[str, Any]:
+    env = codec.draft_from_json(_contract(version, contract)).stamp(T0)
+    return event_log.event_row(env, None, EventStatus.ACCEPTED, T0)
+
+
+def test_a_position_whose_transaction_is_open_is_not_passed(
+        engine: Engine, js: Any, transport_settings: TransportSettings) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: a reader never sees a later position "
+                    "before an earlier one")
+    relay = _relay(engine, js, transport_settings, settle_s=0.0)
+    with engine.connect() as slow:
+        pending = slow.begin()
+        slow.execute(insert(events), _stored_event(1, "con_slow"))  # takes position 1
+        with transaction(engine) as conn:
+            conn.execute(insert(events), _stored_event(1, "con_fast"))  # position 2, committed
+        assert relay.run_once().events == 0  # 1 may still commit: 2 waits behind it
+        assert relay.run_once().events == 0
+        pending.commit()
+    assert _drain(relay) == 2
+    assert [m.body["aggregate"]["id"] for m in events_of(published(transport_settings))] == [
+        "con_slow", "con_fast"]
+
+
+def test_a_rolled_back_position_is_passed_once_no_transaction_can_hold_it(
+        engine: Engine, js: Any, transport_settings: TransportSettings) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite positions are not taken by rolled-back inserts")
+    relay = _relay(engine, js, transport_settings, settle_s=0.0)
+    with engine.connect() as slow:
+        pending = slow.begin()
+        slow.execute(insert(events), _stored_event(1, "con_gone"))
+        with transaction(engine) as conn:
+            conn.execute(insert(events), _stored_event(1, "con_kept"))
+        assert relay.run_once().events == 0
+        pending.rollback()
+    assert _until_published(relay) == 1
+    with reading(engine) as conn:
+        assert relay_log.cursor(conn, transport_settings.namespace, Log.EVENTS) == 2
