@@ -57,7 +57,7 @@ def app_from_environment() -> FastAPI:
     hub = finance.hub
     approved_config(config, hub.engine, hub.clock)  # routes, ownership, thresholds approved
     return create_app(hub, worker_interval_s=_interval_s() if pipeline else None,
-                      metrics=build_metrics(finance),
+                      metrics=build_metrics(finance, config),
                       daily=build_daily(finance) if daily else None, audit=finance.audit,
                       webhooks=build_webhooks(config, hub.engine),
                       limits_for=config.limits_for,

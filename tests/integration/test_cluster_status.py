@@ -1,0 +1,136 @@
+"""`finsync cluster status` and the cluster's metrics on a real JetStream: two workers'
+heartbeats and partition leases written through the KV in the workers' format
+(`streaming.ownership`), partition consumers with a backlog, one message handed out twice,
+and an events-out relay behind the event log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from nats.js.api import AckPolicy, ConsumerConfig
+from sqlalchemy import Engine
+
+from finsync.streaming.client import JetStream
+from finsync.streaming.cluster import ClusterStatus, survey
+from finsync.streaming.metrics import as_prometheus
+from finsync.streaming.settings import TransportSettings
+from finsync.streaming.setup import ensure_streams
+from tests.builders import lifecycle_stream
+from tests.hubkit import ingest, make_hub, settings
+
+STARTED = "2026-12-07T00:00:00+00:00"
+# What the partitions hold, per partition (4 partitions; the 4th gets nothing).
+BACKLOG = {0: 5, 1: 3, 2: 1}
+
+
+@pytest.fixture
+def js(transport_settings: TransportSettings) -> Iterator[JetStream]:
+    client = JetStream(transport_settings, "test-cluster-status")
+    ensure_streams(client, transport_settings)
+    yield client
+    client.close()
+
+
+def _write_workers(js: JetStream, ns: str, ttl_s: float) -> None:
+    """Two workers as `streaming.ownership` records them: a heartbeat per node, a lease per
+    owned partition (the owner's name, UTF-8); partition 3 has no owner; w1 relays."""
+    nodes = js.kv(f"{ns}_nodes", ttl_s=ttl_s)
+    leases = js.kv(f"{ns}_leases", ttl_s=ttl_s)
+    nodes.put("w1", json.dumps({"started_at": STARTED, "partitions": [0, 1]}).encode())
+    nodes.put("w2", json.dumps({"started_at": STARTED, "partitions": [2]}).encode())
+    for partition, owner in ((0, "w1"), (1, "w1"), (2, "w2")):
+        leases.put(f"p{partition}", owner.encode())
+    leases.put("relay", b"w1")
+
+
+async def _backlog(transport: TransportSettings) -> None:
+    """Durable consumers p0..p3 on the partitions' subjects, BACKLOG messages in them, and
+    p0's first message handed out, refused (nak) and handed out again, left unacked."""
+    ns = transport.namespace
+    nc = await nats.connect(servers=list(transport.servers))
+    try:
+        jsx = nc.jetstream()
+        stream = transport.stream("EVENTS")
+        for p in range(transport.partitions):
+            await jsx.add_consumer(stream, ConsumerConfig(
+                durable_name=f"p{p}", filter_subject=f"{ns}.events.*.{p}",
+                ack_policy=AckPolicy.EXPLICIT, ack_wait=30))
+        for p, count in BACKLOG.items():
+            for n in range(count):
+                await jsx.publish(f"{ns}.events.le_us.{p}", f"m{p}-{n}".encode())
+        sub = await jsx.pull_subscribe_bind(f"p{0}", stream=stream)
+        [first] = await sub.fetch(1, timeout=5)
+        await first.nak()
+        await nc.flush()  # the server has the nak before the next fetch
+        [again] = await sub.fetch(1, timeout=5)
+        assert again.metadata.num_delivered == 2
+    finally:
+        await nc.close()
+
+
+def _surveyed(engine: Engine, tmp_path: Path, js: JetStream,
+              transport: TransportSettings) -> ClusterStatus:
+    _write_workers(js, transport.namespace, transport.lease_ttl_s)
+    asyncio.run(_backlog(transport))
+    hub = make_hub(engine, tmp_path, hub_settings=settings({}))
+    ingest(hub, [json.dumps(e).encode() for e in lifecycle_stream(customers=1).events])
+    hub.run_until_idle()
+    return survey(js, engine, transport)
+
+
+def test_status_shows_nodes_owners_lag_and_redeliveries(
+        engine: Engine, tmp_path: Path, js: JetStream,
+        transport_settings: TransportSettings) -> None:
+    status = _surveyed(engine, tmp_path, js, transport_settings)
+    found = status.as_json()
+    assert [(n["name"], n["partitions"], n["started_at"]) for n in found["nodes"]] == [
+        ("w1", [0, 1], STARTED), ("w2", [2], STARTED)]
+    owners = {p["partition"]: p["owner"] for p in found["partitions"]}
+    assert owners == {0: "w1", 1: "w1", 2: "w2", 3: None}
+    assert found["unowned"] == [3]
+    lags = {p["partition"]: p["lag"] for p in found["partitions"]}
+    # p0: 4 not handed out yet, 1 handed out (twice) and unacked.
+    assert lags[0] == {"pending": 4, "ack_pending": 1, "redelivered": 1, "behind": 5}
+    assert lags[1] == {"pending": 3, "ack_pending": 0, "redelivered": 0, "behind": 3}
+    assert lags[3] == {"pending": 0, "ack_pending": 0, "redelivered": 0, "behind": 0}
+    assert found["archiver"] is None  # no archiver consumer made in this namespace
+    # Nothing relayed yet: every accepted event (3 contracts' invoices, payments) and every
+    # milestone is behind.
+    assert found["events_out"]["owner"] == "w1"
+    assert found["events_out"]["behind"] > 0
+
+
+def test_metrics_say_the_same(engine: Engine, tmp_path: Path, js: JetStream,
+                              transport_settings: TransportSettings) -> None:
+    status = _surveyed(engine, tmp_path, js, transport_settings)
+    text = as_prometheus(status)
+    lines = set(text.splitlines())
+    assert 'finsync_partition_lag{partition="0"} 5' in lines
+    assert 'finsync_partition_redelivered{partition="0"} 1' in lines
+    assert 'finsync_partition_owner_info{partition="2",owner="w2"} 1' in lines
+    assert not any(line.startswith('finsync_partition_owner_info{partition="3"')
+                   for line in lines)
+    assert "finsync_partitions_unowned 1" in lines
+    assert "finsync_cluster_nodes 2" in lines
+    assert f"finsync_events_out_lag {status.relay_behind}" in lines
+
+
+def test_a_value_that_does_not_read_is_shown_not_guessed(
+        engine: Engine, js: JetStream, transport_settings: TransportSettings) -> None:
+    ns = transport_settings.namespace
+    nodes = js.kv(f"{ns}_nodes", ttl_s=transport_settings.lease_ttl_s)
+    nodes.put("odd", b"\xff not json")
+    nodes.put("list", b"[1, 2]")
+    nodes.put("partly", json.dumps({"started_at": "yesterday",
+                                    "partitions": [1, "2", True, 0]}).encode())
+    found: dict[str, Any] = {n["name"]: n for n in survey(js, engine,
+                                                          transport_settings).as_json()["nodes"]}
+    assert found["odd"]["partitions"] == [] and found["odd"]["started_at"] is None
+    assert found["list"]["partitions"] == []
+    assert found["partly"]["partitions"] == [0, 1] and found["partly"]["started_at"] is None
