@@ -269,3 +269,28 @@ def test_a_rolled_back_position_is_passed_once_no_transaction_can_hold_it(
     assert _until_published(relay) == 1
     with reading(engine) as conn:
         assert relay_log.cursor(conn, transport_settings.namespace, Log.EVENTS) == 2
+
+
+def test_an_older_schema_goes_out_upcast_and_an_unreadable_one_as_stored(
+        engine: Engine, js: Any, transport_settings: TransportSettings) -> None:
+    amended = _contract(2, "con_old")  # schema v1 on the wire: its changes' v1 op names
+    amended["payload"]["amendment"]["changes"] = [
+        {"op": "set_quantity", "line_id": "ln_seats", "before": "100", "after": "200"}]
+    old = {**_stored_event(2, "con_old"), "schema_version": 1,
+           "payload": json.dumps(amended["payload"])}
+    broken = {**_stored_event(3, "con_old"), "schema_version": 1,
+              "payload": json.dumps({"amendment": {"id": "amd_x"}})}
+    with transaction(engine) as conn:
+        conn.execute(insert(events), [old, broken])
+    _drain(_relay(engine, js, transport_settings))
+    first, second = events_of(published(transport_settings))
+    assert first.body["schema_version"] == 2
+    expected = codec.decode_event("contract.amended", 1, amended["payload"])
+    assert first.body["payload"] == codec.encode_event(expected)
+    assert first.body["legal_entity"] == "le_us"
+    # Kept as stored rather than not at all: its version, its payload, no entity.
+    assert second.body["schema_version"] == 1
+    assert second.body["payload"] == {"amendment": {"id": "amd_x"}}
+    assert second.body["legal_entity"] is None
+    ns = transport_settings.namespace
+    assert second.subject == f"{ns}.out.events.{token('')}.{token('contract.amended')}"

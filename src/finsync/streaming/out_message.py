@@ -78,6 +78,8 @@ def _readable(row: EventRow) -> tuple[str | None, int, Any]:
         event = codec.decode_event(row.type, row.schema_version, stored)
     except (DomainError, ValueError, KeyError):
         return None, row.schema_version, stored
+    if event.schema_version() == row.schema_version:  # stored as the codec writes it today
+        return entity_of(event), row.schema_version, stored
     return entity_of(event), event.schema_version(), codec.encode_event(event)
 
 
