@@ -10,16 +10,23 @@ import json
 import random
 import threading
 import time
+import tomllib
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from sqlalchemy import Engine, insert, select
 
+from finsync.bootstrap import Finance, build_finance
+from finsync.config import DEFAULT_CONFIG, parse_config
+from finsync.demo.clock import SimClock
 from finsync.domain import codec
 from finsync.domain.status import EventStatus
 from finsync.storage import event_log, relay_log
 from finsync.storage.db import reading, transaction
+from finsync.storage.raw_log import RawIn
 from finsync.storage.relay_log import Log
 from finsync.storage.schema import events, milestones
 from finsync.streaming.client import JetStream, Outgoing, PubAck
@@ -27,9 +34,11 @@ from finsync.streaming.events_out import EventsOut, RelaySettings
 from finsync.streaming.settings import TransportSettings
 from finsync.streaming.setup import ensure_streams
 from finsync.streaming.subjects import token
-from tests.builders import T0, contract_doc, envelope, lifecycle_stream
+from finsync.triage.service import Keep
+from tests.builders import T0, contract_doc, envelope, lifecycle_stream, payment_doc
 from tests.hubkit import ingest, make_hub, settings
 from tests.outkit import Published, events_of, milestones_of, published
+from tests.people import ALICE, BOB
 
 
 def _line(event: dict[str, Any]) -> bytes:
@@ -294,3 +303,49 @@ def test_an_older_schema_goes_out_upcast_and_an_unreadable_one_as_stored(
     assert second.body["legal_entity"] is None
     ns = transport_settings.namespace
     assert second.subject == f"{ns}.out.events.{token('')}.{token('contract.amended')}"
+
+
+@pytest.fixture
+def finance(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Finance]:
+    monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
+    config = parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), tmp_path)
+    config = config.model_copy(update={"routes": {"payment.applied": ["ledger"]}, "pumps": {}})
+    built = build_finance(config, clock=SimClock(datetime(2026, 1, 1, 9, tzinfo=UTC)))
+    yield built
+    built.hub.engine.dispose()
+
+
+def _payment(amount: str) -> bytes:
+    return json.dumps(envelope("payment.applied", "pay-1", ("payment", "pay_1", None),
+                               {"payment": payment_doc("pay_1", amount, "inv_1")},
+                               correlation_id="ord_1")).encode()
+
+
+@pytest.mark.parametrize("keep", [Keep.RECEIVED, Keep.STORED])
+def test_a_changed_body_waits_for_finance_and_goes_out_only_if_chosen(
+        keep: Keep, finance: Finance, js: Any, transport_settings: TransportSettings) -> None:
+    engine = finance.hub.engine
+    relay = _relay(engine, js, transport_settings)
+    ns = transport_settings.namespace
+    # The payment waits for its invoice (its delivery retries), so its body may still change.
+    finance.hub.intake.store([RawIn("canonical", _payment("60000.00"), {})])
+    finance.hub.run_until_idle()
+    _drain(relay)
+    finance.hub.intake.store([RawIn("canonical", _payment("59999.00"), {})])
+    finance.hub.run_until_idle()
+    _drain(relay)
+    with reading(engine) as conn:
+        assert len(relay_log.waiting(conn, ns)) == 1  # the changed body, rejected for now
+    [row] = finance.triage.listing(status="open", exception_class="duplicate_event")
+    asked = finance.triage.resolve_duplicate(int(row["id"]), keep, ALICE, "chosen")
+    assert finance.triage.approve(asked.action_id, BOB, "agreed").status == "done"
+    _drain(relay)
+    sent = events_of(published(transport_settings))
+    amounts = [(m.body["payload"]["payment"]["amount"], m.body["replaces"]) for m in sent]
+    first = sent[0].body["event_id"]
+    if keep is Keep.RECEIVED:
+        assert amounts == [("60000.00", None), ("59999.00", first)]
+    else:
+        assert amounts == [("60000.00", None)]
+    with reading(engine) as conn:
+        assert relay_log.waiting(conn, ns) == []

@@ -25,6 +25,9 @@ from finsync.domain.status import UNRESOLVED, EventStatus
 from finsync.storage.schema import events, exceptions, milestones, relay_cursors, relay_waiting
 
 MAY_STILL_BE_ACCEPTED = (EventStatus.PARKED, EventStatus.OVERDUE)
+# The fingerprint of the `duplicate_event` that holds a changed body (`hub.acceptance`) is
+# this prefix and the held event's id; its `event_id` is the stored event's.
+_CHOICE = "duplicate_event:"
 
 
 class Log(StrEnum):
@@ -151,7 +154,7 @@ def stop_waiting(conn: Connection, relay: str, positions: Collection[int]) -> No
 def may_still_be_accepted(conn: Connection, rows: Sequence[EventRow]) -> set[int]:
     """The positions of `rows` (none accepted) that may yet become accepted (module rules)."""
     kept = {r.position for r in rows if r.status in MAY_STILL_BE_ACCEPTED}
-    rejected = {f"duplicate_event:{r.event_id}": r.position for r in rows
+    rejected = {f"{_CHOICE}{r.event_id}": r.position for r in rows
                 if r.status == EventStatus.REJECTED}
     if rejected:
         open_choices = conn.execute(select(exceptions.c.fingerprint).where(
@@ -159,6 +162,17 @@ def may_still_be_accepted(conn: Connection, rows: Sequence[EventRow]) -> set[int
             exceptions.c.status.in_(UNRESOLVED))).scalars()
         kept.update(rejected[f] for f in open_choices)
     return kept
+
+
+def replaced(conn: Connection, event_ids: Collection[str]) -> dict[str, str]:
+    """For each of `event_ids` that finance chose over a stored event (a `duplicate_event`
+    resolved with the received body), the id of the event it replaces."""
+    if not event_ids:
+        return {}
+    names = {f"{_CHOICE}{e}": e for e in event_ids}
+    rows = conn.execute(select(exceptions.c.fingerprint, exceptions.c.event_id).where(
+        exceptions.c.fingerprint.in_(sorted(names)), exceptions.c.event_id.is_not(None)))
+    return {names[f]: str(stored) for f, stored in rows}
 
 
 def waiting_for_earlier(conn: Connection, rows: Sequence[EventRow], end: int) -> set[int]:

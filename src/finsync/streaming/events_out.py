@@ -164,12 +164,14 @@ class EventsOut:
             keep = relay_log.may_still_be_accepted(conn, pending)
             accepted = [r for r in [*waited, *fresh] if r.status == EventStatus.ACCEPTED]
             held = relay_log.waiting_for_earlier(conn, accepted, end)
+            replaces = relay_log.replaced(conn, [r.event_id for r in accepted])
         out = in_version_order(r for r in accepted if r.position not in held)
         waited_at = {r.position for r in waited}
         still = keep | held
         if end == read and not out and still == waited_at:
             return 0
-        self._js.publish_many([event_message(self._ns, r) for r in out])
+        self._js.publish_many([event_message(self._ns, r, replaces.get(r.event_id))
+                               for r in out])
         with transaction(self._engine) as conn:
             if not relay_log.advance(conn, self._ns, Log.EVENTS, read, end, self._clock()):
                 return 0  # another relay moved on meanwhile: its pass recorded ours too

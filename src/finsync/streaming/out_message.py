@@ -32,7 +32,9 @@ def milestone_msg_id(milestone_id: int) -> str:
     return f"milestone:{milestone_id}"
 
 
-def event_message(namespace: str, row: EventRow) -> Outgoing:
+def event_message(namespace: str, row: EventRow, replaces: str | None = None) -> Outgoing:
+    """`row` as published; `replaces`: the id of the event it takes the place of (finance
+    chose its body over that one's)."""
     entity, schema_version, payload = _readable(row)
     body = {
         "format": FORMAT_EVENT,
@@ -50,6 +52,7 @@ def event_message(namespace: str, row: EventRow) -> Outgoing:
         "aggregate": {"type": row.aggregate_type, "id": row.aggregate_id,
                       "version": row.aggregate_version},
         "legal_entity": entity,
+        "replaces": replaces,
         "payload": payload,
     }
     return Outgoing(out_event_subject(namespace, entity, row.type), _dump(body),
