@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,12 @@ BACKLOG = {0: 5, 1: 3, 2: 1}
 
 
 @pytest.fixture
+def transport_settings(transport_settings: TransportSettings) -> TransportSettings:
+    """The session cluster's settings for this test, with 4 partitions."""
+    return replace(transport_settings, partitions=4)
+
+
+@pytest.fixture
 def js(transport_settings: TransportSettings) -> Iterator[JetStream]:
     client = JetStream(transport_settings, "test-cluster-status")
     ensure_streams(client, transport_settings)
@@ -37,13 +44,14 @@ def js(transport_settings: TransportSettings) -> Iterator[JetStream]:
     client.close()
 
 
-def _write_workers(js: JetStream, ns: str, ttl_s: float) -> None:
-    """Two workers as `streaming.ownership` records them: a heartbeat per node, a lease per
-    owned partition (the owner's name, UTF-8); partition 3 has no owner; w1 relays."""
-    nodes = js.kv(f"{ns}_nodes", ttl_s=ttl_s)
-    leases = js.kv(f"{ns}_leases", ttl_s=ttl_s)
-    nodes.put("w1", json.dumps({"started_at": STARTED, "partitions": [0, 1]}).encode())
-    nodes.put("w2", json.dumps({"started_at": STARTED, "partitions": [2]}).encode())
+def _write_workers(js: JetStream, transport: TransportSettings) -> None:
+    """Two workers as `streaming.ownership` records them: a heartbeat per node (w1
+    automatic, w2 told to take partition 2, saying when it started), a lease per owned
+    partition (the owner's name, UTF-8); partition 3 has no owner; w1 relays."""
+    nodes = js.kv(transport.bucket("nodes"), ttl_s=transport.lease_ttl_s)
+    leases = js.kv(transport.bucket("leases"), ttl_s=transport.lease_ttl_s)
+    nodes.put("w1", json.dumps({"explicit": None}).encode())
+    nodes.put("w2", json.dumps({"explicit": [2], "started_at": STARTED}).encode())
     for partition, owner in ((0, "w1"), (1, "w1"), (2, "w2")):
         leases.put(f"p{partition}", owner.encode())
     leases.put("relay", b"w1")
@@ -76,7 +84,7 @@ async def _backlog(transport: TransportSettings) -> None:
 
 def _surveyed(engine: Engine, tmp_path: Path, js: JetStream,
               transport: TransportSettings) -> ClusterStatus:
-    _write_workers(js, transport.namespace, transport.lease_ttl_s)
+    _write_workers(js, transport)
     asyncio.run(_backlog(transport))
     hub = make_hub(engine, tmp_path, hub_settings=settings({}))
     ingest(hub, [json.dumps(e).encode() for e in lifecycle_stream(customers=1).events])
@@ -89,8 +97,8 @@ def test_status_shows_nodes_owners_lag_and_redeliveries(
         transport_settings: TransportSettings) -> None:
     status = _surveyed(engine, tmp_path, js, transport_settings)
     found = status.as_json()
-    assert [(n["name"], n["partitions"], n["started_at"]) for n in found["nodes"]] == [
-        ("w1", [0, 1], STARTED), ("w2", [2], STARTED)]
+    assert [(n["name"], n["partitions"], n["explicit"], n["started_at"])
+            for n in found["nodes"]] == [("w1", [0, 1], None, None), ("w2", [2], [2], STARTED)]
     owners = {p["partition"]: p["owner"] for p in found["partitions"]}
     assert owners == {0: "w1", 1: "w1", 2: "w2", 3: None}
     assert found["unowned"] == [3]
@@ -123,14 +131,17 @@ def test_metrics_say_the_same(engine: Engine, tmp_path: Path, js: JetStream,
 
 def test_a_value_that_does_not_read_is_shown_not_guessed(
         engine: Engine, js: JetStream, transport_settings: TransportSettings) -> None:
-    ns = transport_settings.namespace
-    nodes = js.kv(f"{ns}_nodes", ttl_s=transport_settings.lease_ttl_s)
+    nodes = js.kv(transport_settings.bucket("nodes"), ttl_s=transport_settings.lease_ttl_s)
+    leases = js.kv(transport_settings.bucket("leases"), ttl_s=transport_settings.lease_ttl_s)
     nodes.put("odd", b"\xff not json")
     nodes.put("list", b"[1, 2]")
     nodes.put("partly", json.dumps({"started_at": "yesterday",
-                                    "partitions": [1, "2", True, 0]}).encode())
-    found: dict[str, Any] = {n["name"]: n for n in survey(js, engine,
-                                                          transport_settings).as_json()["nodes"]}
-    assert found["odd"]["partitions"] == [] and found["odd"]["started_at"] is None
-    assert found["list"]["partitions"] == []
-    assert found["partly"]["partitions"] == [0, 1] and found["partly"]["started_at"] is None
+                                    "explicit": [1, "2", True, 0]}).encode())
+    leases.put("p1", b"gone\xff")  # a worker whose heartbeat ran out (and a bad byte)
+    status = survey(js, engine, transport_settings).as_json()
+    found: dict[str, Any] = {n["name"]: n for n in status["nodes"]}
+    assert found["odd"]["explicit"] is None and found["odd"]["started_at"] is None
+    assert found["list"]["explicit"] is None
+    assert found["partly"]["explicit"] == [0, 1] and found["partly"]["started_at"] is None
+    assert status["partitions"][1]["owner"] == "gone\ufffd"
+    assert [p["lag"] for p in status["partitions"]] == [None] * transport_settings.partitions

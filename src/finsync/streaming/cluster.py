@@ -2,13 +2,16 @@
 metrics): one computation, `survey`, read from JetStream and the database.
 
 Rules:
-- Nodes are the keys of `<ns>_nodes` (a worker's name; its value JSON with `started_at` and
-  `partitions`, renewed while it lives, gone a lease TTL after it stops). Owners are the
-  values of the `p<N>` keys of `<ns>_leases` (a worker's name, UTF-8), the relay's the value
-  of `relay`.
-- Everything is read defensively: a value that does not parse is shown as it is (a node's
-  unreadable value: no partitions, no start), a consumer not made yet is reported as absent
-  (its lag unknown), never as zero.
+- Nodes are the keys of `<ns>_nodes` (a worker's name, renewed while it lives, gone a lease
+  TTL after it stops). Owners are the values of the `p<N>` keys of `<ns>_leases` (a worker's
+  name, UTF-8; `streaming.ownership`), the relay's the value of `relay`. What a node owns is
+  read from the leases, which decide it, not from its heartbeat; the heartbeat's value
+  (JSON) may add the partitions it was told to take (`explicit`) and when it started
+  (`started_at`).
+- Everything is read defensively: a heartbeat value that does not parse adds nothing (not a
+  guess), a lease held by a name with no heartbeat is still shown as its owner, and a
+  consumer not made yet is reported as absent (its lag unknown), never as zero. JetStream
+  unreachable is an error (`TransportUnavailableError`), not an empty cluster.
 - Lag is what a consumer has not been handed yet plus what it holds unacknowledged; the
   relay's is the accepted events and the milestones beyond its cursors.
 """
@@ -27,15 +30,12 @@ from finsync.domain.clock import parse_utc, utc_now
 from finsync.domain.errors import FinsyncError
 from finsync.storage import relay_log
 from finsync.storage.db import reading
-from finsync.streaming.client import ConsumerLag, JetStream, KeyValue
-from finsync.streaming.events_out import LEASE_KEY, leases_bucket
+from finsync.streaming.client import ConsumerLag, JetStream, KeyValue, TransportRefusedError
+from finsync.streaming.events_out import LEASE_KEY, LEASES
 from finsync.streaming.settings import TransportSettings
 
 ARCHIVER = "archiver"
-
-
-def nodes_bucket(namespace: str) -> str:
-    return f"{namespace}_nodes"
+NODES = "nodes"
 
 
 def partition_key(partition: int) -> str:
@@ -46,7 +46,8 @@ def partition_key(partition: int) -> str:
 class Node:
     name: str
     started_at: datetime | None
-    partitions: tuple[int, ...]
+    partitions: tuple[int, ...]  # the partitions whose lease it holds
+    explicit: tuple[int, ...] | None  # the partitions it was told to take; None: automatic
 
     def up_s(self, now: datetime) -> float | None:
         return None if self.started_at is None else (now - self.started_at).total_seconds()
@@ -97,6 +98,7 @@ class ClusterStatus:
             "namespace": self.namespace,
             "measured_at": now.isoformat(),
             "nodes": [{"name": n.name, "partitions": list(n.partitions),
+                       "explicit": None if n.explicit is None else list(n.explicit),
                        "started_at": None if n.started_at is None else n.started_at.isoformat(),
                        "up_s": n.up_s(now)} for n in self.nodes],
             "partitions": [{"partition": p.number, "owner": p.owner,
@@ -111,15 +113,20 @@ class ClusterStatus:
 def survey(js: JetStream, engine: Engine, settings: TransportSettings,
            clock: Callable[[], datetime] = utc_now) -> ClusterStatus:
     ns = settings.namespace
-    nodes_kv = js.kv(nodes_bucket(ns), ttl_s=settings.lease_ttl_s)
-    leases_kv = js.kv(leases_bucket(ns), ttl_s=settings.lease_ttl_s)
-    names = sorted(nodes_kv.keys())
-    nodes = tuple(_node(name, _value(nodes_kv, name)) for name in names)
+    nodes_kv = js.kv(settings.bucket(NODES), ttl_s=settings.lease_ttl_s)
+    leases_kv = js.kv(settings.bucket(LEASES), ttl_s=settings.lease_ttl_s)
     events = settings.stream("EVENTS")
     partitions = tuple(
         Partition(p, _text(_value(leases_kv, partition_key(p))),
                   _lag(js, events, partition_key(p)))
         for p in range(settings.partitions))
+    owned: dict[str, list[int]] = {}
+    for partition in partitions:
+        if partition.owner is not None:
+            owned.setdefault(partition.owner, []).append(partition.number)
+    names = sorted(nodes_kv.keys())
+    nodes = tuple(_node(name, _value(nodes_kv, name), tuple(owned.get(name, ())))
+                  for name in names)
     with reading(engine) as conn:
         behind = relay_log.accepted_behind(conn, ns)
     return ClusterStatus(ns, clock(), nodes, partitions,
@@ -138,28 +145,31 @@ def _text(value: bytes | None) -> str | None:
     return value.decode("utf-8", errors="replace")
 
 
-def _node(name: str, value: bytes | None) -> Node:
-    """A node's key and value; what does not read is left out, not guessed."""
+def _node(name: str, value: bytes | None, owned: tuple[int, ...]) -> Node:
+    """A node's heartbeat; what does not read is left out, not guessed."""
     try:
         data = json.loads(value or b"")
     except ValueError:
-        return Node(name, None, ())
+        data = None
     if not isinstance(data, dict):
-        return Node(name, None, ())
+        return Node(name, None, owned, None)
     started = data.get("started_at")
     try:
         started_at = parse_utc(started) if isinstance(started, str) else None
     except FinsyncError:
         started_at = None
-    raw = data.get("partitions")
-    partitions = tuple(sorted(p for p in raw if isinstance(p, int) and not isinstance(p, bool))
-                       ) if isinstance(raw, list) else ()
-    return Node(name, started_at, partitions)
+    return Node(name, started_at, owned, _numbers(data.get("explicit")))
+
+
+def _numbers(value: object) -> tuple[int, ...] | None:
+    if not isinstance(value, list):
+        return None
+    return tuple(sorted(p for p in value if isinstance(p, int) and not isinstance(p, bool)))
 
 
 def _lag(js: JetStream, stream: str, durable: str) -> Lag | None:
     try:
         found: ConsumerLag = js.consumer_lag(stream, durable)
-    except FinsyncError:  # not made yet (or its stream not)
+    except TransportRefusedError:  # not made yet (or its stream not)
         return None
     return Lag(found.num_pending, found.num_ack_pending, found.num_redelivered)

@@ -25,6 +25,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -45,11 +46,8 @@ from finsync.streaming.settings import TransportSettings
 
 log = logging.getLogger(__name__)
 
+LEASES = "leases"  # the KV bucket `<ns>_leases`, shared with the partitions' leases
 LEASE_KEY = "relay"
-
-
-def leases_bucket(namespace: str) -> str:
-    return f"{namespace}_leases"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +102,11 @@ class RelayLease:
         return False
 
     def release(self) -> None:
-        """Give the lease up (a clean stop), so another relay takes over at once."""
+        """Give the lease up (a clean stop), so another relay takes over at once: deleted
+        from our last revision only, never another holder's."""
         if self._revision is not None:
-            entry = self._kv.get(LEASE_KEY)
-            if entry is not None and entry.revision == self._revision:
-                self._kv.delete(LEASE_KEY)
+            with contextlib.suppress(WrongRevisionError):
+                self._kv.delete(LEASE_KEY, self._revision)
             self._revision = None
 
 
@@ -123,7 +121,7 @@ class EventsOut:
         self._ns = settings.namespace
         self._relay = relay or RelaySettings()
         self._clock = clock
-        self._lease = RelayLease(js.kv(leases_bucket(self._ns), ttl_s=settings.lease_ttl_s),
+        self._lease = RelayLease(js.kv(settings.bucket(LEASES), ttl_s=settings.lease_ttl_s),
                                  name)
         self._gaps = {log_: GapWatch(self._relay.settle_s) for log_ in Log}
         self._started = False
