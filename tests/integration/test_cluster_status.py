@@ -6,6 +6,7 @@ and an events-out relay behind the event log."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -17,12 +18,14 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 from sqlalchemy import Engine
 
+from finsync.cli.main import app
 from finsync.streaming.client import JetStream
 from finsync.streaming.cluster import ClusterStatus, survey
 from finsync.streaming.metrics import as_prometheus
 from finsync.streaming.settings import TransportSettings
 from finsync.streaming.setup import ensure_streams
 from tests.builders import lifecycle_stream
+from tests.clikit import cli_json, runner, with_auth
 from tests.hubkit import ingest, make_hub, settings
 
 STARTED = "2026-12-07T00:00:00+00:00"
@@ -59,7 +62,7 @@ def _write_workers(js: JetStream, transport: TransportSettings) -> None:
 
 async def _backlog(transport: TransportSettings) -> None:
     """Durable consumers p0..p3 on the partitions' subjects, BACKLOG messages in them, and
-    p0's first message handed out, refused (nak) and handed out again, left unacked."""
+    p0's all handed out and left unacked, one of them refused (nak) and handed out again."""
     ns = transport.namespace
     nc = await nats.connect(servers=list(transport.servers))
     try:
@@ -73,13 +76,24 @@ async def _backlog(transport: TransportSettings) -> None:
             for n in range(count):
                 await jsx.publish(f"{ns}.events.le_us.{p}", f"m{p}-{n}".encode())
         sub = await jsx.pull_subscribe_bind(f"p{0}", stream=stream)
-        [first] = await sub.fetch(1, timeout=5)
-        await first.nak()
-        await nc.flush()  # the server has the nak before the next fetch
-        [again] = await sub.fetch(1, timeout=5)
+        held = await _fetch(sub, BACKLOG[0])  # all of p0's messages handed out, unacked
+        await held[0].nak()  # refused: the only one that may be handed out again
+        [again] = await _fetch(sub, 1)
         assert again.metadata.num_delivered == 2
     finally:
         await nc.close()
+
+
+async def _fetch(sub: Any, count: int) -> list[Any]:
+    """`count` messages from a pull subscription, however many fetches that takes (a nak
+    reaches the consumer's leader after a fetch sent to it may)."""
+    got: list[Any] = []
+    for _ in range(50):
+        with contextlib.suppress(nats.errors.TimeoutError):
+            got += await sub.fetch(count - len(got), timeout=0.2)
+        if len(got) >= count:
+            return got
+    raise AssertionError(f"{len(got)} of {count} messages came")
 
 
 def _surveyed(engine: Engine, tmp_path: Path, js: JetStream,
@@ -103,8 +117,8 @@ def test_status_shows_nodes_owners_lag_and_redeliveries(
     assert owners == {0: "w1", 1: "w1", 2: "w2", 3: None}
     assert found["unowned"] == [3]
     lags = {p["partition"]: p["lag"] for p in found["partitions"]}
-    # p0: 4 not handed out yet, 1 handed out (twice) and unacked.
-    assert lags[0] == {"pending": 4, "ack_pending": 1, "redelivered": 1, "behind": 5}
+    # p0: all 5 handed out and unacked, one of them twice.
+    assert lags[0] == {"pending": 0, "ack_pending": 5, "redelivered": 1, "behind": 5}
     assert lags[1] == {"pending": 3, "ack_pending": 0, "redelivered": 0, "behind": 3}
     assert lags[3] == {"pending": 0, "ack_pending": 0, "redelivered": 0, "behind": 0}
     assert found["archiver"] is None  # no archiver consumer made in this namespace
@@ -145,3 +159,45 @@ def test_a_value_that_does_not_read_is_shown_not_guessed(
     assert found["partly"]["explicit"] == [0, 1] and found["partly"]["started_at"] is None
     assert status["partitions"][1]["owner"] == "gone\ufffd"
     assert [p["lag"] for p in status["partitions"]] == [None] * transport_settings.partitions
+
+
+def _config(tmp_path: Path, transport: TransportSettings | None) -> Path:
+    """The shipped configuration with `[auth]` and `transport`'s `[transport]` (None: the
+    shipped in-process one)."""
+    text = with_auth()
+    if transport is not None:
+        servers = json.dumps(list(transport.servers))
+        text = text.replace('[transport]\nkind = "inprocess"\n',
+                            f'[transport]\nkind = "nats"\nservers = {servers}\n'
+                            f'namespace = "{transport.namespace}"\n'
+                            f"partitions = {transport.partitions}\n"
+                            f"replicas = {transport.replicas}\n")
+    path = tmp_path / "finsync.toml"
+    path.write_text(text)
+    return path
+
+
+def test_the_command_shows_the_cluster(
+        tmp_path: Path, db_url: str, engine: Engine, js: JetStream,
+        transport_settings: TransportSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
+    config = _config(tmp_path, transport_settings)
+    _surveyed(engine, tmp_path, js, transport_settings)
+    found = cli_json(["cluster", "status", "--config", str(config)])
+    assert {p["partition"]: p["owner"] for p in found["partitions"]} == {
+        0: "w1", 1: "w1", 2: "w2", 3: None}
+    assert found["partitions"][0]["lag"]["redelivered"] == 1
+    assert [n["name"] for n in found["nodes"]] == ["w1", "w2"]
+    assert found["events_out"]["owner"] == "w1" and found["events_out"]["behind"] > 0
+    shown = runner.invoke(app, ["cluster", "status", "--config", str(config)])
+    assert shown.exit_code == 0, shown.output
+    assert "unowned" in shown.output and "w2" in shown.output
+
+
+def test_the_command_needs_the_nats_transport(
+        tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
+    config = _config(tmp_path, None)
+    refused = cli_json(["cluster", "status", "--config", str(config)], code=1)
+    assert refused["error"]["code"] == "config_error"
+    assert 'kind = "nats"' in refused["error"]["message"]
