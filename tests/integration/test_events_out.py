@@ -12,6 +12,7 @@ import threading
 import time
 import tomllib
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -349,3 +350,28 @@ def test_a_changed_body_waits_for_finance_and_goes_out_only_if_chosen(
         assert amounts == [("60000.00", None)]
     with reading(engine) as conn:
         assert relay_log.waiting(conn, ns) == []
+
+
+def test_a_dead_relays_lease_runs_out_and_another_takes_over(
+        engine: Engine, tmp_path: Path, transport_settings: TransportSettings) -> None:
+    transport = replace(transport_settings, lease_ttl_s=1.0)
+    hub = make_hub(engine, tmp_path, hub_settings=settings({}))
+    stream = lifecycle_stream(customers=2, amendments=1).events
+    with JetStream(transport, "test-takeover") as js:
+        ensure_streams(js, transport)
+        dead = _relay(engine, js, transport, "worker-a")
+        ingest(hub, [_line(e) for e in stream[:6]])
+        hub.run_until_idle()
+        _drain(dead)  # then killed: it never renews nor releases its lease
+        ingest(hub, [_line(e) for e in stream[6:]])
+        hub.run_until_idle()
+        alive = _relay(engine, js, transport, "worker-b")
+        for _ in range(100):  # the lease runs out lease_ttl_s after its last renewal
+            if alive.run_once().leader:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the dead relay's lease never ran out")
+        _drain(alive)
+        assert dead.run_once().leader is False  # back from the dead: it is not the relay
+    _check_once_and_in_order(engine, published(transport))

@@ -7,6 +7,10 @@ Rules:
   died before it recorded its progress) adds nothing.
 - The body is JSON, versioned by `format` (`FORMAT_EVENT`, `FORMAT_MILESTONE`): a new field
   may be added within a version; removing or changing one makes a new version.
+- A message is at most `BODY_MAX_BYTES` (NATS refuses more than its `max_payload`, 1 MiB by
+  default, and one refused message would hold every later one back): an event whose body
+  would be larger goes out without its payload (`payload` null, `payload_omitted` saying
+  why and its size); a consumer reads it from finsync.
 - An event's payload is the codec's encoding at the event's current schema version (an older
   stored one is upcast first); an event whose stored payload no longer decodes goes out as
   stored, with its stored schema version, rather than not at all.
@@ -26,6 +30,7 @@ from finsync.streaming.subjects import entity_of, out_event_subject, out_milesto
 FORMAT_EVENT = "finsync.event/1"
 FORMAT_MILESTONE = "finsync.milestone/1"
 FORMAT_HEADER = "Finsync-Format"
+BODY_MAX_BYTES = 1_000_000  # under NATS's default max_payload (1 MiB), headers included
 
 
 def milestone_msg_id(milestone_id: int) -> str:
@@ -55,7 +60,13 @@ def event_message(namespace: str, row: EventRow, replaces: str | None = None) ->
         "replaces": replaces,
         "payload": payload,
     }
-    return Outgoing(out_event_subject(namespace, entity, row.type), _dump(body),
+    data = _dump(body)
+    if len(data) > BODY_MAX_BYTES:
+        body["payload"] = None
+        body["payload_omitted"] = {"reason": "too_large", "bytes": len(data),
+                                   "limit": BODY_MAX_BYTES}
+        data = _dump(body)
+    return Outgoing(out_event_subject(namespace, entity, row.type), data,
                     msg_id=row.event_id, headers={FORMAT_HEADER: FORMAT_EVENT})
 
 
