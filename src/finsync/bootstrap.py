@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -125,10 +125,6 @@ from finsync.recon.service import Entity, Reconciliation
 from finsync.storage.call_log import CallLog
 from finsync.storage.db import make_engine, read_only
 from finsync.storage.migrate import current_revision, upgrade
-from finsync.streaming.client import JetStream
-from finsync.streaming.cluster import ClusterStatus, survey
-from finsync.streaming.events_out import EventsOut
-from finsync.streaming.metrics import as_prometheus as cluster_prometheus
 from finsync.systems.billing.catalog_file import (
     DEFAULT_CATALOG,
     load_billing_config,
@@ -154,6 +150,11 @@ from finsync.systems.tax.migrate import upgrade as upgrade_tax
 from finsync.systems.tax.service import TaxService
 from finsync.triage.policy import ApprovalPolicy
 from finsync.triage.service import Triage
+
+if TYPE_CHECKING:  # nats-py loads only in a process that speaks NATS
+    from finsync.streaming.client import JetStream
+    from finsync.streaming.cluster import ClusterStatus
+    from finsync.streaming.events_out import EventsOut
 
 T = TypeVar("T")
 
@@ -1113,6 +1114,10 @@ def _cluster_metrics(config: FinsyncConfig, engine: Engine) -> Callable[[], str]
     settings = config.transport.to_settings()
     if settings.kind != "nats":
         return None
+    from finsync.streaming.client import JetStream
+    from finsync.streaming.cluster import survey
+    from finsync.streaming.metrics import as_prometheus as cluster_prometheus
+
     made: list[JetStream] = []
     lock = threading.Lock()
 
@@ -1132,6 +1137,9 @@ def survey_cluster(config: FinsyncConfig) -> ClusterStatus:
     if settings.kind != "nats":
         raise ConfigError('the cluster needs [transport] kind = "nats" (it is '
                           f'"{settings.kind}": one process does all the work)')
+    from finsync.streaming.client import JetStream
+    from finsync.streaming.cluster import survey
+
     engine = build_engine(config)
     js = JetStream(settings, f"status-{socket.gethostname()}-{os.getpid()}")
     try:
@@ -1145,6 +1153,8 @@ def build_events_out(config: FinsyncConfig, engine: Engine, js: JetStream,
                      name: str) -> EventsOut:
     """The events-out relay a worker runs beside its partitions (one publishes at a time,
     cluster-wide: `streaming.events_out`)."""
+    from finsync.streaming.events_out import EventsOut
+
     return EventsOut(engine, js, config.transport.to_settings(), name)
 
 

@@ -5,6 +5,7 @@ partitions and their owners, consumer lag, redeliveries, the events-out relay). 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -13,7 +14,9 @@ from finsync.bootstrap import survey_cluster
 from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, authorised, guarded
 from finsync.config import load_config
-from finsync.streaming.cluster import ClusterStatus, Lag
+
+if TYPE_CHECKING:  # nats-py loads only when the command runs
+    from finsync.streaming.cluster import ClusterStatus, Lag
 
 app = typer.Typer(help="The NATS JetStream cluster ([transport] kind = \"nats\").",
                   no_args_is_help=True)
