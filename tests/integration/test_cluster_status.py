@@ -18,7 +18,9 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 from sqlalchemy import Engine
 
+from finsync.bootstrap import build_finance, build_metrics
 from finsync.cli.main import app
+from finsync.config import load_config
 from finsync.streaming.client import JetStream
 from finsync.streaming.cluster import ClusterStatus, survey
 from finsync.streaming.metrics import as_prometheus
@@ -201,3 +203,21 @@ def test_the_command_needs_the_nats_transport(
     refused = cli_json(["cluster", "status", "--config", str(config)], code=1)
     assert refused["error"]["code"] == "config_error"
     assert 'kind = "nats"' in refused["error"]["message"]
+
+
+def test_get_metrics_adds_the_clusters(
+        tmp_path: Path, db_url: str, engine: Engine, js: JetStream,
+        transport_settings: TransportSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
+    config = load_config(_config(tmp_path, transport_settings))
+    _surveyed(engine, tmp_path, js, transport_settings)
+    finance = build_finance(config)
+    try:
+        text = build_metrics(finance, config)()
+        assert "finsync_invoice_posting_success_ratio" in text  # DESIGN §7's, first
+        assert 'finsync_partition_owner_info{partition="0",owner="w1"} 1' in text
+        assert "finsync_cluster_nodes 2" in text
+        in_process = build_metrics(finance)()
+        assert "finsync_cluster_nodes" not in in_process
+    finally:
+        finance.hub.engine.dispose()
