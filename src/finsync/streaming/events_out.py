@@ -111,7 +111,9 @@ class RelayLease:
 
 
 class EventsOut:
-    """The relay of one namespace; `run_once` is one pass, `run` passes until stopped."""
+    """The relay of one namespace; `run_once` is one pass, `run` passes until stopped. In a
+    supervised worker thread: `step` (what it published) each round, `release` at a clean
+    stop."""
 
     def __init__(self, engine: Engine, js: JetStream, settings: TransportSettings, name: str,
                  relay: RelaySettings | None = None,
@@ -139,7 +141,15 @@ class EventsOut:
                 if not result.published:
                     stop.wait(self._relay.idle_s)
         finally:
-            self._lease.release()
+            self.release()
+
+    def step(self) -> int:
+        """One pass; the messages it published (0 while another relay holds the lease)."""
+        return self.run_once().published
+
+    def release(self) -> None:
+        """A clean stop: the lease goes, so another worker's relay takes over at once."""
+        self._lease.release()
 
     def run_once(self) -> PassResult:
         if not self._lease.hold():
