@@ -39,15 +39,16 @@ def status(config: ConfigPath = None, as_json: Json = False) -> None:
 def _show(found: ClusterStatus) -> None:
     now = found.measured_at
     output.table(f"Nodes ({len(found.nodes)}) — namespace {found.namespace}",
-                 ["node", "up", "partitions"],
-                 [[n.name, _age(n.started_at, now), _numbers(n.partitions)]
+                 ["node", "up", "owns", "assigned"],
+                 [[n.name, _age(n.started_at, now), _numbers(n.partitions),
+                   "automatic" if n.explicit is None else _numbers(n.explicit)]
                   for n in found.nodes])
     output.table("Partitions", ["partition", "owner", "pending", "unacked", "redelivered"],
                  [[p.number, p.owner or "— unowned", *_lag_cells(p.lag)]
                   for p in found.partitions])
     output.table("Pipeline", ["", "owner", "behind", "redelivered"], [
         ["archiver (raw → database)", "any worker", *_behind(found.archiver)],
-        ["events out (database → <ns>.out)", found.relay_owner or "— none",
+        [f"events out (database → {found.namespace}.out)", found.relay_owner or "— none",
          found.relay_behind, ""],
     ])
     if found.unowned:
