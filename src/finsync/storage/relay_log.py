@@ -195,15 +195,18 @@ def waiting_for_earlier(conn: Connection, rows: Sequence[EventRow], end: int) ->
 
 
 def accepted_behind(conn: Connection, relay: str) -> int:
-    """How many accepted events lie beyond `relay`'s event cursor (its lag), plus the
-    milestones beyond its milestone cursor."""
+    """How far `relay` is behind: the accepted events beyond its event cursor and those it
+    waits for that are accepted now, plus the milestones beyond its milestone cursor."""
     event_cursor = cursor(conn, relay, Log.EVENTS)
     milestone_cursor = cursor(conn, relay, Log.MILESTONES)
-    behind = conn.execute(select(func.count()).select_from(events).where(and_(
+    beyond = conn.execute(select(func.count()).select_from(events).where(and_(
         events.c.position > event_cursor, events.c.status == EventStatus.ACCEPTED))).scalar_one()
+    released = conn.execute(select(func.count()).select_from(relay_waiting.join(
+        events, events.c.position == relay_waiting.c.position)).where(
+        relay_waiting.c.relay == relay, events.c.status == EventStatus.ACCEPTED)).scalar_one()
     marks = conn.execute(select(func.count()).select_from(milestones).where(
         milestones.c.id > milestone_cursor)).scalar_one()
-    return int(behind) + int(marks)
+    return int(beyond) + int(released) + int(marks)
 
 
 def running_writers(conn: Connection) -> frozenset[int] | None:
