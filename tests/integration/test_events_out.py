@@ -381,3 +381,49 @@ def test_a_dead_relays_lease_runs_out_and_another_takes_over(
         _drain(alive)
         assert dead.run_once().leader is False  # back from the dead: it is not the relay
     _check_once_and_in_order(engine, published(transport))
+
+
+def test_concurrent_writers_with_rollbacks_lose_nothing_and_double_nothing(
+        engine: Engine, js: Any, transport_settings: TransportSettings) -> None:
+    """Four writers commit or roll back small transactions, holding them open a while,
+    while the relay passes: every committed event goes out once, no rolled-back one."""
+    relay = _relay(engine, js, transport_settings, settle_s=0.05, batch=50)
+    rng = random.Random(20)
+    plans = [[(rng.randint(1, 3), rng.random() < 0.2, rng.random() * 0.02) for _ in range(15)]
+             for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def write(writer: int) -> None:
+        try:
+            for i, (count, rolled_back, hold_s) in enumerate(plans[writer]):
+                with engine.connect() as conn:
+                    tx = conn.begin()
+                    conn.execute(insert(events), [_stored_event(1, f"con_{writer}_{i}_{k}")
+                                                  for k in range(count)])
+                    time.sleep(hold_s)
+                    if rolled_back:
+                        tx.rollback()
+                    else:
+                        tx.commit()
+        except BaseException as exc:  # reported by the test below
+            errors.append(exc)
+
+    writers = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for thread in writers:
+        thread.start()
+    while any(t.is_alive() for t in writers):
+        relay.run_once()
+    for thread in writers:
+        thread.join()
+    assert errors == []
+    for _ in range(200):  # the last gaps settle once no writer runs
+        relay.run_once()
+        with reading(engine) as conn:
+            if relay_log.accepted_behind(conn, transport_settings.namespace) == 0:
+                break
+        time.sleep(0.05)
+    committed = {f"con_{w}_{i}_{k}" for w, plan in enumerate(plans)
+                 for i, (count, rolled_back, _) in enumerate(plan) if not rolled_back
+                 for k in range(count)}
+    sent = [m.body["aggregate"]["id"] for m in events_of(published(transport_settings))]
+    assert sorted(sent) == sorted(committed)
