@@ -11,7 +11,7 @@ import random
 import threading
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -427,3 +427,37 @@ def test_concurrent_writers_with_rollbacks_lose_nothing_and_double_nothing(
                  for k in range(count)}
     sent = [m.body["aggregate"]["id"] for m in events_of(published(transport_settings))]
     assert sorted(sent) == sorted(committed)
+
+
+class StallsWhileAnotherRelays:
+    """A JetStream client whose first `publish_many` stalls while another relay (the same
+    worker restarted, taking its lease back) drains everything."""
+
+    def __init__(self, js: JetStream, other: Callable[[], object]) -> None:
+        self._js = js
+        self._other: Callable[[], object] | None = other
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._js, name)
+
+    def publish_many(self, items: list[Outgoing], timeout_s: float = 10.0) -> list[PubAck]:
+        if self._other is not None:
+            other, self._other = self._other, None
+            other()
+        return self._js.publish_many(items, timeout_s)
+
+
+def test_a_stalled_relay_never_moves_the_cursor_back(
+        engine: Engine, tmp_path: Path, js: Any, transport_settings: TransportSettings) -> None:
+    hub = make_hub(engine, tmp_path, hub_settings=settings({}))
+    ingest(hub, [_line(e) for e in lifecycle_stream(customers=3, amendments=1).events])
+    hub.run_until_idle()
+    other = _relay(engine, js, transport_settings, batch=500)
+    stalled = _relay(engine, cast(JetStream, StallsWhileAnotherRelays(js, lambda: _drain(other))),
+                     transport_settings, batch=3)
+    result = stalled.run_once()  # read 3 rows at cursor 0; the other relay moved it to the end
+    assert result.events == 0  # published (duplicates), but its cursor move was refused
+    ns = transport_settings.namespace
+    with reading(engine) as conn:
+        assert relay_log.cursor(conn, ns, Log.EVENTS) == max(p for p, *_ in _accepted(engine))
+    _check_once_and_in_order(engine, published(transport_settings))
