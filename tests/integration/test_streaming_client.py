@@ -78,7 +78,7 @@ def test_publish_many_keeps_the_order_and_every_message_is_fetched_once(
     assert [m.stream_seq for m in got] == list(range(1, 1001))
     assert {m.num_delivered for m in got} == {1}
     assert got[7].headers["Finsync-Raw-Id"] == "7"
-    assert got[7].headers["Nats-Msg-Id"] == "raw:7"
+    assert got[7].headers["Nats-Msg-Id"] == got[7].msg_id == "raw:7"
     # acks are sent without waiting: the lag shows them once the server took them
     lag = js.consumer_lag(transport_settings.stream("events"), "p3")
     assert (lag.num_pending, lag.num_redelivered) == (0, 0)
@@ -114,7 +114,7 @@ def test_an_unacked_message_is_delivered_again_after_ack_wait(
     consumer = js.consumer(transport_settings.stream("events"), "p0", partition_filter(ns, 0),
                            ack_wait_s=1.0)
     (first,) = consumer.fetch(10, timeout_s=2)
-    assert first.num_delivered == 1
+    assert (first.num_delivered, first.msg_id) == (1, "raw:1")
     # not acked (a worker died mid-batch): the ack wait runs out, it comes back
     (again,) = consumer.fetch(10, timeout_s=10)
     assert (again.data, again.stream_seq, again.num_delivered) == (b"once", first.stream_seq, 2)
@@ -154,6 +154,30 @@ def test_two_processes_sharing_a_durable_consumer_each_get_different_messages(
     assert sorted(seen) == list(range(1, 101))
 
 
+def test_consumer_lag_counts_what_waits_what_is_out_and_what_came_back(
+        js: JetStream, transport_settings: TransportSettings) -> None:
+    ns = transport_settings.namespace
+    events = transport_settings.stream("events")
+    js.publish_many([Outgoing(event_subject(ns, "le_de", 5), b"m") for _ in range(10)])
+    consumer = js.consumer(events, "p5", partition_filter(ns, 5), ack_wait_s=1.0)
+    out = consumer.fetch(4, timeout_s=2)
+    assert len(out) == 4
+    lag = js.consumer_lag(events, "p5")
+    assert (lag.num_pending, lag.num_ack_pending, lag.num_redelivered) == (6, 4, 0)
+    rest = consumer.fetch(10, timeout_s=2)
+    assert len(rest) == 6
+    consumer.ack_all(rest)
+    back = consumer.fetch(10, timeout_s=10)  # the 4 unacked ones, after the ack wait
+    assert [m.stream_seq for m in back] == [m.stream_seq for m in out]
+    assert [m.num_delivered for m in back] == [2, 2, 2, 2]
+    lag = js.consumer_lag(events, "p5")
+    assert (lag.num_pending, lag.num_ack_pending, lag.num_redelivered) == (0, 4, 4)
+    assert js.delete_consumer(events, "p5") is True
+    assert js.delete_consumer(events, "p5") is False
+    with pytest.raises(TransportRefusedError):
+        js.consumer_lag(events, "p5")
+
+
 def test_kv_races_have_one_winner(js: JetStream, transport_settings: TransportSettings) -> None:
     leases = js.kv(transport_settings.bucket("leases"), ttl_s=transport_settings.lease_ttl_s)
     assert leases.get("p.3") is None
@@ -174,6 +198,34 @@ def test_kv_races_have_one_winner(js: JetStream, transport_settings: TransportSe
     assert leases.create("p.3", b"worker-b") > renewed
     leases.put("p.4", b"worker-b")
     assert leases.keys() == ["p.3", "p.4"]
+
+
+def test_a_lease_not_renewed_lapses_by_itself(
+        js: JetStream, transport_settings: TransportSettings) -> None:
+    """A dead worker's lease frees its partitions once the bucket's TTL has passed."""
+    leases = js.kv(transport_settings.bucket("leases"), ttl_s=1.0)
+    revision = leases.create("p.0", b"dead-worker")
+    for _ in range(STATUS_ATTEMPTS):
+        if leases.get("p.0") is None:
+            break
+        time.sleep(0.25)
+    assert leases.get("p.0") is None
+    with pytest.raises(WrongRevisionError):
+        leases.update("p.0", b"dead-worker", revision)  # too late to renew
+    assert leases.create("p.0", b"next-worker") > revision
+
+
+def test_ack_all_acks_a_whole_batch(js: JetStream,
+                                    transport_settings: TransportSettings) -> None:
+    ns = transport_settings.namespace
+    js.publish_many([Outgoing(event_subject(ns, "le_us", 2), b"m") for _ in range(20)])
+    consumer = js.consumer(transport_settings.stream("events"), "p2", partition_filter(ns, 2),
+                           ack_wait_s=1.0)
+    batch = consumer.fetch(20, timeout_s=2)
+    assert len(batch) == 20
+    consumer.ack_all(batch)
+    consumer.ack_all([])
+    assert consumer.fetch(20, timeout_s=3) == []  # past the ack wait: none came back
 
 
 def test_the_same_bucket_is_opened_not_made_again(
@@ -198,6 +250,44 @@ def test_ensure_streams_is_idempotent_and_brings_a_stream_to_its_configuration(
         (f"{changed.namespace}.{level}.>",) for level in ("raw", "events", "out")]
 
 
+def test_processes_starting_at_once_make_each_stream_once(
+        transport_settings: TransportSettings) -> None:
+    clients = [JetStream(transport_settings, f"starter-{i}") for i in range(4)]
+    try:
+        threads = [threading.Thread(target=ensure_streams, args=(client, transport_settings))
+                   for client in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for spec in stream_specs(transport_settings):
+            assert clients[0].stream_status(spec.name).spec == spec
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_a_process_can_start_while_a_node_is_down(
+        js: JetStream, transport_settings: TransportSettings, nats_cluster: NatsCluster) -> None:
+    """A worker that starts while a node is down: its streams exist already, or are made
+    (JetStream may answer that it cannot place 3 replicas yet: transient, it tries again)."""
+    fresh = TransportSettings(kind="nats", servers=transport_settings.servers,
+                              namespace=f"{transport_settings.namespace}x", replicas=3)
+    nats_cluster.kill(2)
+    try:
+        ensure_streams(js, transport_settings)
+        for _ in range(STATUS_ATTEMPTS):
+            try:
+                ensure_streams(js, fresh)
+                break
+            except TransportUnavailableError:
+                time.sleep(0.25)
+        ack = js.publish(raw_subject(fresh.namespace, "s"), b"{}", timeout_s=30.0)
+        assert ack == PubAck(fresh.stream("raw"), 1, duplicate=False)
+    finally:
+        nats_cluster.restart(2)
+
+
 def test_a_header_that_would_break_the_message_is_refused(
         js: JetStream, transport_settings: TransportSettings) -> None:
     for headers in ({"X-Evil": "a\r\nNats-Msg-Id: forged"}, {"Bad:Name": "v"}, {"": "v"}):
@@ -216,12 +306,17 @@ def test_a_subject_no_stream_takes_is_unavailable_and_says_so(
 
 def test_what_the_server_cannot_take_is_refused_at_once(
         js: JetStream, transport_settings: TransportSettings) -> None:
-    too_big = b"x" * (2 << 20)  # the server's max_payload is 1 MiB by default
+    assert js.max_payload == 1 << 20  # the server's default
+    too_big = b"x" * (js.max_payload + 1)
     with pytest.raises(TransportRefusedError):
         js.publish(_raw(transport_settings), too_big)
+    with pytest.raises(TransportRefusedError, match="above the servers' max_payload"):
+        js.publish_many([Outgoing(_raw(transport_settings), b"{}", msg_id="s/ok"),
+                         Outgoing(_raw(transport_settings), too_big)])
     with pytest.raises(TransportRefusedError):
-        js.publish_many([Outgoing(_raw(transport_settings), b"{}"),
-                         Outgoing(f"{transport_settings.namespace}.raw.a b", b"{}")])
+        js.publish_many([Outgoing(f"{transport_settings.namespace}.raw.a b", b"{}")])
+    # a batch with one message too big is refused whole, before any is sent
+    assert js.stream_status(transport_settings.stream("raw")).messages == 0
     with pytest.raises(TransportRefusedError):
         js.consumer("NO_SUCH_STREAM", "p0", "x.>")
 
@@ -235,10 +330,48 @@ def test_no_server_is_transport_unavailable() -> None:
 def test_a_closed_client_is_unavailable(transport_settings: TransportSettings) -> None:
     client = JetStream(transport_settings, "closing")
     ensure_streams(client, transport_settings)
+    consumer = client.consumer(transport_settings.stream("raw"), "archiver",
+                               f"{transport_settings.namespace}.raw.>")
+    failures: list[Exception] = []
+
+    def fetch() -> None:
+        try:
+            consumer.fetch(10, timeout_s=30)
+        except TransportUnavailableError as exc:
+            failures.append(exc)
+
+    fetching = threading.Thread(target=fetch)
+    fetching.start()
+    time.sleep(0.5)  # let it wait for messages: the client closes under it
     client.close()
+    fetching.join()
+    assert len(failures) == 1  # a worker stopping mid-fetch gets the transport's error
     client.close()
     with pytest.raises(TransportUnavailableError):
         client.publish(_raw(transport_settings), b"{}")
+
+
+def test_threads_publishing_at_once_each_get_their_own_pubacks(
+        js: JetStream, transport_settings: TransportSettings) -> None:
+    """Intake answers requests on a thread pool: one client, many publishers at once."""
+    acks: dict[str, PubAck] = {}
+
+    def send(thread: int) -> None:
+        for i in range(40):
+            msg_id = f"s/{thread}-{i}"
+            acks[msg_id] = js.publish(_raw(transport_settings), msg_id.encode(), msg_id=msg_id)
+
+    threads = [threading.Thread(target=send, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(acks) == 320
+    assert sorted(ack.seq for ack in acks.values()) == list(range(1, 321))
+    consumer = js.consumer(transport_settings.stream("raw"), "archiver",
+                           f"{transport_settings.namespace}.raw.>")
+    stored = {m.stream_seq: m.data.decode() for m in consumer.fetch(320, timeout_s=5)}
+    assert {seq: msg_id for msg_id, seq in ((k, a.seq) for k, a in acks.items())} == stored
 
 
 def test_two_threads_fetching_from_one_consumer_share_the_messages(

@@ -29,7 +29,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import api
 from nats.js.client import JetStreamContext
 
-from finsync.streaming.consumer import Consumer, ConsumerLag, Incoming
+from finsync.streaming.consumer import MSG_ID, Consumer, ConsumerLag, Incoming
 from finsync.streaming.errors import (
     BadMessageError,
     KeyExistsError,
@@ -50,7 +50,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MSG_ID = "Nats-Msg-Id"
 CONNECT_TIMEOUT_S = 10.0
 API_TIMEOUT_S = 10.0  # stream and consumer management: a leader election can take seconds
 GRACE_S = 2.0  # beyond a call's own timeout, before the waiting thread gives up on the loop
@@ -113,9 +112,10 @@ class JetStream:
         self.settings = settings
         self.name = name
         self._loop = EventLoopThread(name)
+        self._events = _Events(name)
         try:
             self._nc: NatsClient = self._loop.run(
-                _connect(settings.servers, _Events(name)), connect_timeout_s,
+                _connect(settings.servers, self._events), connect_timeout_s,
                 f"connect to {', '.join(settings.servers)}")
         except BaseException:
             self._loop.stop()
@@ -185,8 +185,15 @@ class JetStream:
         url = self._nc.connected_url
         return None if url is None or not self._nc.is_connected else url.netloc
 
+    @property
+    def max_payload(self) -> int:
+        """The largest message (headers and data) the servers take, in bytes: 1 MiB unless
+        the cluster's configuration says otherwise. A bigger one is `TransportRefusedError`."""
+        return self._nc.max_payload
+
     def close(self) -> None:
         """Flushes what is buffered and closes; idempotent."""
+        self._events.closing = True
         try:
             self._loop.run(self._nc.close(), API_TIMEOUT_S, "close")
         except TransportUnavailableError:
@@ -251,13 +258,15 @@ class _Events:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.closing = False  # a disconnection asked for is no news
 
     async def error(self, exc: Exception) -> None:
         # A refused connection to a node that is down is the normal course of a reconnect.
         log.info("nats client %s: %s: %s", self.name, exc.__class__.__name__, exc)
 
     async def disconnected(self) -> None:
-        log.warning("nats client %s: disconnected", self.name)
+        if not self.closing:
+            log.warning("nats client %s: disconnected", self.name)
 
     async def reconnected(self) -> None:
         log.warning("nats client %s: reconnected", self.name)

@@ -51,6 +51,8 @@ class EventLoopThread:
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return future.result(timeout_s)
+        except concurrent.futures.CancelledError:
+            raise TransportUnavailableError(f"{what}: the connection was closed") from None
         except Exception as exc:
             if isinstance(exc, concurrent.futures.TimeoutError) and not future.done():
                 future.cancel()

@@ -25,6 +25,8 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import api
 
+from finsync.streaming.errors import TransportRefusedError
+
 PAUSE_FIRST_S = 0.05
 PAUSE_MAX_S = 1.0
 NO_RESPONDERS = "503"
@@ -39,10 +41,16 @@ class Publisher:
         self._inbox: str | None = None
         self._waiting: dict[str, asyncio.Future[Msg]] = {}
         self._tokens = itertools.count()
+        self._subscribing = asyncio.Lock()  # two first publishes at once make one inbox
 
     async def publish(self, batch: list[Message], timeout_s: float) -> list[api.PubAck]:
         """The PubAcks of `batch`, in its order; raises the first refusal, or TimeoutError
         at the deadline (see the rules)."""
+        too_big = [subject for subject, data, _ in batch if len(data) > self._nc.max_payload]
+        if too_big:  # refused before any is sent: none of the batch is stored
+            raise TransportRefusedError(
+                f"{len(too_big)} message(s) above the servers' max_payload of "
+                f"{self._nc.max_payload} bytes, the first to {too_big[0]}")
         await self._ensure_inbox()
         acks: list[api.PubAck | None] = [None] * len(batch)
         leaderless: list[Exception] = []
@@ -91,10 +99,11 @@ class Publisher:
         return [_outcome(reply) for reply in replies]
 
     async def _ensure_inbox(self) -> None:
-        if self._inbox is None:
-            inbox = self._nc.new_inbox()
-            await self._nc.subscribe(f"{inbox}.*", cb=self._on_reply)
-            self._inbox = inbox
+        async with self._subscribing:
+            if self._inbox is None:
+                inbox = self._nc.new_inbox()
+                await self._nc.subscribe(f"{inbox}.*", cb=self._on_reply)
+                self._inbox = inbox
 
     async def _on_reply(self, msg: Msg) -> None:
         token = msg.subject.rsplit(".", 1)[-1]
