@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -154,6 +155,8 @@ from finsync.triage.service import Triage
 if TYPE_CHECKING:  # nats-py loads only in a process that speaks NATS
     from finsync.streaming.archiver import Archiver
     from finsync.streaming.client import JetStream
+    from finsync.streaming.cluster import ClusterStatus
+    from finsync.streaming.events_out import EventsOut
     from finsync.streaming.raw_publisher import RawPublisher
 
 T = TypeVar("T")
@@ -1096,11 +1099,66 @@ def measure_metrics(finance: Finance) -> Metrics:
                    hub.clock())
 
 
-def build_metrics(finance: Finance) -> Callable[[], str]:
-    """The metrics of DESIGN §7 in the Prometheus text format, read when called."""
+def build_metrics(finance: Finance, config: FinsyncConfig | None = None
+                  ) -> Callable[[], str]:
+    """The metrics of DESIGN §7 in the Prometheus text format, read when called; with a
+    `config` whose transport is NATS, the cluster's after them (`streaming.metrics`)."""
+    cluster = None if config is None else _cluster_metrics(config, finance.hub.engine)
+
     def metrics() -> str:
-        return measure_metrics(finance).as_prometheus()
+        text = measure_metrics(finance).as_prometheus()
+        return text if cluster is None else text + cluster()
     return metrics
+
+
+def _cluster_metrics(config: FinsyncConfig, engine: Engine) -> Callable[[], str] | None:
+    """The cluster's metrics, through one JetStream connection made at the first scrape
+    (none when the transport is in-process)."""
+    settings = config.transport.to_settings()
+    if settings.kind != "nats":
+        return None
+    from finsync.streaming.client import JetStream
+    from finsync.streaming.cluster import survey
+    from finsync.streaming.metrics import as_prometheus as cluster_prometheus
+
+    made: list[JetStream] = []
+    lock = threading.Lock()
+
+    def metrics() -> str:
+        with lock:
+            if not made:
+                made.append(JetStream(settings, f"metrics-{socket.gethostname()}-{os.getpid()}"))
+            js = made[0]
+        return cluster_prometheus(survey(js, engine, settings))
+    return metrics
+
+
+def survey_cluster(config: FinsyncConfig) -> ClusterStatus:
+    """The cluster as `finsync cluster status` shows it (`ConfigError` unless the transport
+    is NATS)."""
+    settings = config.transport.to_settings()
+    if settings.kind != "nats":
+        raise ConfigError('the cluster needs [transport] kind = "nats" (it is '
+                          f'"{settings.kind}": one process does all the work)')
+    from finsync.streaming.client import JetStream
+    from finsync.streaming.cluster import survey
+
+    engine = build_engine(config)
+    js = JetStream(settings, f"status-{socket.gethostname()}-{os.getpid()}")
+    try:
+        return survey(js, engine, settings)
+    finally:
+        js.close()
+        engine.dispose()
+
+
+def build_events_out(config: FinsyncConfig, engine: Engine, js: JetStream,
+                     name: str) -> EventsOut:
+    """The events-out relay a worker runs beside its partitions (one publishes at a time,
+    cluster-wide: `streaming.events_out`)."""
+    from finsync.streaming.events_out import EventsOut
+
+    return EventsOut(engine, js, config.transport.to_settings(), name)
 
 
 def build_usage(config: FinsyncConfig, engine: Engine | None = None,

@@ -83,7 +83,7 @@ def app_from_environment() -> FastAPI:
                           usage=build_usage(config, hub.engine, hub.clock),
                           publisher=build_raw_publisher(config))
     return create_app(hub, worker_interval_s=_interval_s() if pipeline else None,
-                      metrics=build_metrics(finance),
+                      metrics=build_metrics(finance, config),
                       daily=build_daily(finance) if daily else None, audit=finance.audit,
                       webhooks=build_webhooks(config, hub.engine),
                       limits_for=config.limits_for,

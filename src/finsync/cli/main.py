@@ -33,6 +33,7 @@ from finsync.auth.principal import (
 from finsync.bootstrap import approved_config, build_engine, migrate_database, nats_settings
 from finsync.cli import audit as audit_cli
 from finsync.cli import billing as billing_cli
+from finsync.cli import cluster as cluster_cli
 from finsync.cli import controls as controls_cli
 from finsync.cli import cpq as cpq_cli
 from finsync.cli import finance as finance_cli
@@ -77,6 +78,7 @@ app.add_typer(tokens_cli.app, name="tokens")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(controls_cli.app, name="config")
 app.add_typer(cpq_cli.app, name="cpq")
+app.add_typer(cluster_cli.app, name="cluster")
 
 
 
