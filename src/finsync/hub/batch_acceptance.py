@@ -35,8 +35,8 @@ from sqlalchemy import Connection
 
 from finsync.domain.envelope import Envelope
 from finsync.domain.events import InvoiceHeld, InvoiceReleased
-from finsync.domain.status import EventStatus, RawStatus
 from finsync.domain.legal_entity import entity_of
+from finsync.domain.status import EventStatus, RawStatus
 from finsync.hub import version_check
 from finsync.hub.acceptance import Acceptance, accepted_milestone, partition_key
 from finsync.storage import cpq_log, event_log, milestone_log, outbox, raw_log

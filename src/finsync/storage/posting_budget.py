@@ -68,8 +68,9 @@ class Bucket:
 
 
 def _insert(conn: Connection) -> postgresql.Insert | sqlite.Insert:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(_t)
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(_t)
+    return sqlite.insert(_t)
 
 
 def take_minute(conn: Connection, target: str, bucket: Bucket, now_s: float) -> float:
@@ -79,23 +80,42 @@ def take_minute(conn: Connection, target: str, bucket: Bucket, now_s: float) -> 
               "b_burst": float(bucket.burst)}
     if conn.execute(_TAKE_MINUTE, params).first() is not None:
         return 0.0
-    row = conn.execute(select(_t.c.tokens, _t.c.refilled_at_s, _t.c.paused_until_s)
-                       .where(*_MINUTE_ROW), params).first()
-    if row is None:  # the target's first call: a full bucket
+    if (wait := minute_wait_s(conn, target, bucket, now_s)) is None:  # the first call
         conn.execute(_insert(conn).values(
             target=target, window=MINUTE, window_start=0, calls=0, tokens=float(bucket.burst),
             refilled_at_s=now_s, paused_until_s=0.0).on_conflict_do_nothing())
         return take_minute(conn, target, bucket, now_s)
-    tokens, refilled_at, paused_until = row
+    return max(wait, _EPSILON)
+
+
+def minute_wait_s(conn: Connection, target: str, bucket: Bucket, now_s: float) -> float | None:
+    """Seconds until the minute's budget has a call (0.0: now), or None when the target
+    has no bucket yet (a full one comes with its first call)."""
+    row = conn.execute(select(_t.c.tokens, _t.c.refilled_at_s, _t.c.paused_until_s)
+                       .where(*_MINUTE_ROW), {"b_target": target}).first()
+    if row is None:
+        return None
+    tokens, refilled_at = float(row.tokens), float(row.refilled_at_s)
+    paused = float(row.paused_until_s or 0.0)
     available = min(bucket.burst, tokens + max(0.0, now_s - refilled_at) * bucket.rate_per_s)
     refill_s = max(0.0, (1 - available) / bucket.rate_per_s)
-    return max(refill_s, (paused_until or 0.0) - now_s, _EPSILON)
+    if available >= 1 - _EPSILON:
+        refill_s = 0.0
+    return max(refill_s, paused - now_s, 0.0)
 
 
-def give_back_minute(conn: Connection, target: str) -> None:
-    """Return a call taken but not made (another limit refused it)."""
+def spend(conn: Connection, target: str, calls: int, day_start_s: int | None) -> None:
+    """Count calls made beyond their grants (a batch made again document by document): the
+    bucket may go below zero and the day past its cap, so the next calls wait longer."""
     conn.execute(update(_t).where(*_MINUTE_ROW).values(
-        tokens=_t.c.tokens + 1, calls=_t.c.calls - 1), {"b_target": target})
+        tokens=_t.c.tokens - calls, calls=_t.c.calls + calls), {"b_target": target})
+    if day_start_s is None:
+        return
+    stmt = _insert(conn).values(target=target, window=DAY, window_start=day_start_s,
+                                calls=calls)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=[_t.c.target, _t.c.window, _t.c.window_start],
+        set_={"calls": _t.c.calls + calls}))
 
 
 def pause(conn: Connection, target: str, until_s: float) -> None:
@@ -168,8 +188,10 @@ def ensure_slots(conn: Connection, target: str, slots: int) -> None:
     """Make the target's slots that are not there yet (free)."""
     rows = [{"target": target, "slot": n, "holder": None, "expires_at": None}
             for n in range(slots)]
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(posting_slots).on_conflict_do_nothing(), rows)
+    if conn.dialect.name == "postgresql":
+        conn.execute(postgresql.insert(posting_slots).on_conflict_do_nothing(), rows)
+    else:
+        conn.execute(sqlite.insert(posting_slots).on_conflict_do_nothing(), rows)
 
 
 def release_slot(conn: Connection, target: str, slot: int, holder: str) -> bool:
