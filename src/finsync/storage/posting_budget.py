@@ -20,6 +20,7 @@ Rules:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,9 +99,11 @@ def minute_wait_s(conn: Connection, target: str, bucket: Bucket, now_s: float) -
     tokens, refilled_at = float(row.tokens), float(row.refilled_at_s)
     paused = float(row.paused_until_s or 0.0)
     available = min(bucket.burst, tokens + max(0.0, now_s - refilled_at) * bucket.rate_per_s)
-    refill_s = max(0.0, (1 - available) / bucket.rate_per_s)
-    if available >= 1 - _EPSILON:
-        refill_s = 0.0
+    refill_s = 0.0
+    if available < 1 - _EPSILON:
+        # Up to the next whole microsecond and one more: a clock's datetime has no finer
+        # grain, and epoch seconds as a float lose a quarter of one.
+        refill_s = (math.floor((1 - available) / bucket.rate_per_s * 1e6) + 2) / 1e6
     return max(refill_s, paused - now_s, 0.0)
 
 
