@@ -121,7 +121,7 @@ def test_a_slow_entity_holds_back_no_other_entity(engine: Engine) -> None:
     gate = threading.Event()
     port = HeldLedger(EmbeddedLedger("ledger", ledger_service(engine)), "le_us", gate)
     policy = BufferPolicy(batch_size=2, lane_wait_s=120)
-    hub = buffered_hub(engine, {"ledger": (port, policy)}, clock)  # type: ignore[dict-item]
+    hub = buffered_hub(engine, {"ledger": (port, policy)}, clock)
     ingest(hub, _invoices(4, ("le_us",), "us") + _invoices(6, ("le_eu",), "eu"))
     runner = threading.Thread(target=hub.run_until_idle, daemon=True)
     runner.start()
