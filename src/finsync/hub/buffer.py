@@ -5,17 +5,19 @@ Rules:
 - Deliveries go out per (target, lane): a lane is the legal entity of the event
   (`storage.outbox`; those without one share a lane). A round claims due deliveries of the
   lanes that have room (only the head of each aggregate's partition is ever due), groups
-  them by legal entity into calls of up to `batch_size` documents, and hands each lane's
-  calls to tasks of its own, on threads of their own: a slow call for one entity holds no
-  other entity's deliveries, and a closed period in one entity fails (`closed_period`) only
-  that entity's postings. Lanes take turns (round-robin) for the threads; with a shared
-  `concurrency` of c, one lane holds at most c - 1 calls (one is left for the others), so
-  with `concurrency = 1` the lanes post one call at a time, in turn.
+  them by legal entity into calls of up to `batch_size` documents, and makes each call on
+  a thread of its own: a slow call for one entity holds no other entity's deliveries, and
+  a closed period in one entity fails (`closed_period`) only that entity's postings. Lanes
+  take turns (round-robin) for the threads; a lane has one call out at a time, or, with a
+  shared `concurrency` of c, at most c - 1 (one is left for the others), so with
+  `concurrency = 1` the lanes post one call at a time, in turn. Calls that find no thread
+  are given back untried: none waits in the process holding its deliveries' leases.
 - A round never holds two deliveries of one aggregate: a later one is given back untried,
   and the outbox claims no delivery while an earlier one of its partition is in flight, so
   parallel calls cannot reorder an aggregate.
-- A round returns once one of its lanes' tasks has ended (or none is running, or
-  `lane_wait_s` of real time passed: the tasks go on and a later round counts them).
+- A round returns once one of the calls out has ended and its outcomes are recorded (or
+  none is out, or `lane_wait_s` of real time passed: the calls go on and a later round
+  counts them); while it waits, it claims for the lanes that have room.
 - The budget (calls per minute, concurrency, daily cap: `hub.budget`) is one budget for
   every process, kept in the database; each call takes its grant just before it goes out
   (a batch call is one call). While the minute's budget or the day's cap is spent, the
@@ -80,7 +82,7 @@ PostingMode = Literal["detail", "daily_summary"]
 Lane = str | None
 _ENTITY_ROOM = 4
 _LANES_MAX = 4  # lanes posting at once when the ERP sets no concurrency
-_POLL_S = 0.05  # real seconds between looks for freed lanes while tasks run
+_POLL_S = 0.05  # real seconds between looks for freed lanes while calls are out
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,7 @@ class BufferPolicy:
     claim_max: int = 1000  # deliveries per round at most
     wait_max_s: float = 60.0  # longest wait for the budget in one round
     daily_cap: int | None = None  # calls per UTC day, all processes
-    lane_wait_s: float = 5.0  # real seconds a round waits for a task to end
+    lane_wait_s: float = 5.0  # real seconds a round waits for a call to end
 
 
 @dataclass(slots=True)
@@ -162,14 +164,14 @@ class PostingBuffer:
         return bool(self._running)
 
     def _reap(self) -> int:
-        """What the tasks that ended settled (a task's error is a defect: re-raised)."""
+        """What the calls that ended settled (an error of one is a defect: re-raised)."""
         ended = [f for f in self._running if f.done()]
         for future in ended:
             del self._running[future]
         return sum(f.result() for f in ended)
 
     def _start(self) -> int:
-        """Claim for the lanes with room and start their tasks; returns how many
+        """Claim for the lanes with room and start their calls; returns how many
         deliveries were settled without a call."""
         room = self._threads - len(self._running)
         busy = Counter(self._running.values())
@@ -187,15 +189,16 @@ class PostingBuffer:
         items, alone, settled, held = self._items(claimed)
         planned, more = self._plan(items)
         calls = self._calls(planned) + [_Call(d.lane, "", alone=(d, env)) for d, env in alone]
-        tasks = self._tasks(calls, room, busy)
-        given = {i for task in tasks for call in task for i in call.delivery_ids()}
+        chosen = self._chosen(calls, room, busy)
+        given = {i for call in chosen for i in call.delivery_ids()}
         held += [i for call in calls for i in call.delivery_ids() if i not in given]
-        self._worker.record_all(settled + more)
+        if settled or more:
+            self._worker.record_all(settled + more)
         if held:
             with transaction(self._engine) as conn:
                 outbox.release(conn, held, self._owner)
-        for task in tasks:
-            self._running[self._executor().submit(self._run, task)] = task[0].lane
+        for call in chosen:
+            self._running[self._executor().submit(self._run, call)] = call.lane
         return len(settled) + len(more)
 
     def _executor(self) -> ThreadPoolExecutor:
@@ -204,11 +207,12 @@ class PostingBuffer:
                                             thread_name_prefix=f"post-{self.system}")
         return self._pool
 
-    def _tasks(self, calls: Sequence[_Call], room: int,
-               busy: Mapping[Lane, int]) -> list[list[_Call]]:
-        """The calls each new task makes one after the other: lanes take turns for the
-        `room` threads, a lane has at most `_lane_cap` tasks, its calls go round its
-        tasks. Calls left without a task are given back."""
+    def _chosen(self, calls: Sequence[_Call], room: int,
+                busy: Mapping[Lane, int]) -> list[_Call]:
+        """The calls to make now, one thread each: lanes take turns for the `room` threads
+        (the first lane changes every round), a lane has at most `_lane_cap` calls out.
+        The others are given back: a call never waits in this process holding its
+        deliveries' leases."""
         by_lane: dict[Lane, list[_Call]] = {}
         for call in calls:
             by_lane.setdefault(call.lane, []).append(call)
@@ -216,47 +220,33 @@ class PostingBuffer:
         if lanes:
             self._turn = (self._turn + 1) % len(lanes)
             lanes = lanes[self._turn:] + lanes[:self._turn]
-        counts = {lane: 0 for lane in lanes}
-        while room > 0:
-            open_lanes = [lane for lane in lanes
-                          if counts[lane] < min(len(by_lane[lane]),
-                                                self._lane_cap - busy.get(lane, 0))]
-            for lane in open_lanes[:room]:
-                counts[lane] += 1
-            room -= len(open_lanes[:room])
-            if not open_lanes:
-                break
-        tasks: list[list[_Call]] = []
         for lane in lanes:
-            if counts[lane]:
-                mine = by_lane[lane]
-                tasks += [mine[n::counts[lane]] for n in range(counts[lane])]
-        return tasks
+            by_lane[lane] = by_lane[lane][:max(0, self._lane_cap - busy.get(lane, 0))]
+        chosen: list[_Call] = []
+        for depth in range(max((len(c) for c in by_lane.values()), default=0)):
+            chosen += [by_lane[lane][depth] for lane in lanes if depth < len(by_lane[lane])]
+        return chosen[:room]
 
-    def _run(self, task: Sequence[_Call]) -> int:
-        """One task: its calls one after the other, each with its grant and its outcomes
-        recorded before the next; what the budget has no room for is given back."""
-        settled = 0
-        for n, call in enumerate(task):
-            grant = self._budget.take()
-            if isinstance(grant, Wait):
-                self._give_back(task[n:], grant)
-                break
-            try:
-                attempts = self._make(call)
-                self._worker.record_all(attempts)
-            finally:
-                self._budget.release(grant)
-            settled += len(attempts)
-        return settled
+    def _run(self, call: _Call) -> int:
+        """One call with its grant, its outcomes recorded before the grant is given back;
+        a call the budget has no room for is given back untried."""
+        grant = self._budget.take()
+        if isinstance(grant, Wait):
+            self._give_back(call, grant)
+            return 0
+        try:
+            attempts = self._make(call)
+            self._worker.record_all(attempts)
+        finally:
+            self._budget.release(grant)
+        return len(attempts)
 
-    def _give_back(self, calls: Sequence[_Call], why: Wait) -> None:
+    def _give_back(self, call: _Call, why: Wait) -> None:
         self.waiting_for = why
-        log.info("%s: %d calls wait for the budget (%s, %.0f s)", self.system, len(calls),
-                 why.limit, why.seconds)
+        log.info("%s: a call waits for the budget (%s, %.0f s)", self.system, why.limit,
+                 why.seconds)
         with transaction(self._engine) as conn:
-            outbox.release(conn, [i for call in calls for i in call.delivery_ids()],
-                           self._owner)
+            outbox.release(conn, call.delivery_ids(), self._owner)
 
     def _make(self, call: _Call) -> list[Attempt]:
         """One call's attempts (a pause of the budget when the ERP asks for one)."""
