@@ -82,7 +82,10 @@ PostingMode = Literal["detail", "daily_summary"]
 Lane = str | None
 _ENTITY_ROOM = 4
 _LANES_MAX = 4  # lanes posting at once when the ERP sets no concurrency
-_POLL_S = 0.05  # real seconds between looks for freed lanes while calls are out
+# While calls are out, a round claims for the other lanes this often (real seconds): often
+# enough that a slow lane holds no other for long, seldom enough that claims do not crowd
+# the writes of an ERP that shares the database (the embedded ledger on SQLite).
+_CLAIM_EVERY_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +140,7 @@ class PostingBuffer:
         self._pool: ThreadPoolExecutor | None = None
         self._running: dict[Future[int], Lane] = {}
         self._turn = 0  # which lane goes first in the next round
+        self._lanes_seen = 0  # lanes in the last claim
 
     def _batch_size(self) -> int:
         if not self._batched:
@@ -148,15 +152,17 @@ class PostingBuffer:
         """One round; returns how many deliveries it settled (0: nothing due, the budget is
         spent for longer than `wait_max_s`, or the lanes' calls run past `lane_wait_s`)."""
         settled = self._reap() + self._start()
-        began = time.monotonic()
+        began = claimed_at = time.monotonic()
         while settled == 0 and self._running:
-            left = self._policy.lane_wait_s - (time.monotonic() - began)
-            if left <= 0:
+            now = time.monotonic()
+            if now - began >= self._policy.lane_wait_s:
                 break
-            wait(list(self._running), timeout=min(_POLL_S, left), return_when=FIRST_COMPLETED)
+            wait(list(self._running), return_when=FIRST_COMPLETED,
+                 timeout=min(_CLAIM_EVERY_S, self._policy.lane_wait_s - (now - began)))
             settled += self._reap()
-            if settled == 0:
-                settled += self._start()  # a lane freed, or new deliveries of idle lanes
+            if settled == 0 and time.monotonic() - claimed_at >= _CLAIM_EVERY_S:
+                settled += self._start()  # lanes with room: new deliveries, or idle lanes
+                claimed_at = time.monotonic()
         return settled
 
     def busy(self) -> bool:
@@ -179,14 +185,20 @@ class PostingBuffer:
         if room <= 0 or not self._ready(full):
             return 0
         limit = self._policy.claim_max
-        if self._planner is None:
-            limit = min(limit, room * self._batch * _ENTITY_ROOM)
+        if self._planner is None:  # room for the lanes seen last, and one more
+            wanted = min(room, (self._lanes_seen + 1) * self._lane_cap)
+            limit = min(limit, wanted * self._batch * _ENTITY_ROOM)
         with transaction(self._engine) as conn:
             claimed = self._worker.claim(conn, self._lease_s, limit, only=(self.system,),
                                          skip_lanes=full)
         if not claimed:
             return 0
+        self._lanes_seen = len({d.lane for d in claimed})
+        back: list[int] = []
+        if self._planner is None:
+            claimed, back = self._trimmed(claimed, room, busy)
         items, alone, settled, held = self._items(claimed)
+        held += back
         planned, more = self._plan(items)
         calls = self._calls(planned) + [_Call(d.lane, "", alone=(d, env)) for d, env in alone]
         chosen = self._chosen(calls, room, busy)
@@ -200,6 +212,23 @@ class PostingBuffer:
         for call in chosen:
             self._running[self._executor().submit(self._run, call)] = call.lane
         return len(settled) + len(more)
+
+    def _trimmed(self, claimed: Sequence[outbox.Delivery], room: int, busy: Mapping[Lane, int]
+                 ) -> tuple[list[outbox.Delivery], list[int]]:
+        """What the calls that can start now may carry, per lane, and the rest, to give back
+        (before its events are read: a round reads only what it may send)."""
+        per_lane: Counter[Lane] = Counter()
+        kept: list[outbox.Delivery] = []
+        back: list[int] = []
+        for delivery in claimed:
+            lane = delivery.lane
+            calls = min(room, max(0, self._lane_cap - busy.get(lane, 0)))
+            if per_lane[lane] < calls * self._batch:
+                per_lane[lane] += 1
+                kept.append(delivery)
+            else:
+                back.append(delivery.id)
+        return kept, back
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
