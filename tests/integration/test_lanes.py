@@ -15,10 +15,10 @@ from sqlalchemy import Engine, func, select, update
 
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.ports import LedgerPort, Posting, Receipt
-from finsync.domain.errors import FinsyncError
+from finsync.domain.errors import FinsyncError, TransientError
 from finsync.domain.events import InvoiceIssued
 from finsync.domain.journal import PeriodStatus
-from finsync.hub.budget import Limit
+from finsync.hub.budget import Grant, Limit, Limits, PostingBudget
 from finsync.hub.buffer import BufferPolicy, PostingBuffer
 from finsync.hub.delivery import DeliveryWorker
 from finsync.hub.service import Hub
@@ -237,3 +237,58 @@ def test_the_daily_cap_stops_posting_until_the_next_day_and_waits(engine: Engine
             buffer.run_once()
     per_day = {d: sum(1 for c in port.calls if c.at.date() == d) for d in days}
     assert list(per_day.values()) == [2, 2, 1]
+
+
+def test_a_backlog_in_one_lane_holds_no_other_back(engine: Engine) -> None:
+    clock = Clock()
+    port = RecordingLedger(clock, max_batch=1, hold_s=0.1)  # ten calls a second at most
+    hub = buffered_hub(engine, {"ledger": (port, BufferPolicy(batch_size=1))}, clock)
+    ingest(hub, _invoices(40, ("le_us",), "us") + _invoices(2, ("le_eu",), "eu"))
+    drain(hub, clock)
+    assert statuses(hub) == {"done": 42}
+    order = [p.event.document.legal_entity for c in port.calls for p in c.postings]
+    # le_eu's two come in delivery order after le_us's forty, but the claims skip the lane
+    # served last once a second: they go out within about ten calls, not after forty
+    assert max(i for i, entity in enumerate(order) if entity == "le_eu") < 25
+
+
+def test_a_killed_workers_slot_holds_calls_back_only_until_its_lease_runs_out(
+        engine: Engine) -> None:
+    clock = Clock()
+    port = RecordingLedger(clock, max_batch=5)
+    policy = BufferPolicy(concurrency=1, wait_max_s=0)
+    hub = buffered_hub(engine, {"ledger": (port, policy)}, clock)
+    killed = PostingBudget(engine, "ledger", Limits(concurrency=1), clock, "killed", 30)
+    assert isinstance(killed.take(), Grant)  # and its process dies mid-call
+    ingest(hub, _invoices(4, ("le_us", "le_eu")))
+    hub.run_until_idle()
+    assert port.calls == [] and statuses(hub) == {"pending": 4}
+    assert hub.buffers[0].waiting_for is not None
+    assert hub.buffers[0].waiting_for.limit is Limit.CONCURRENCY
+    with reading(engine) as conn:
+        assert all(r["attempts"] == 0 for r in outbox.all_rows(conn))  # given back untried
+    clock.advance(31)
+    drain(hub, clock)
+    assert statuses(hub) == {"done": 4}
+
+
+def test_the_erps_retry_after_pauses_every_process(engine: Engine) -> None:
+    clock = Clock()
+    policy = BufferPolicy(calls_per_minute=600, batch_size=1, wait_max_s=0)
+    refusing = RecordingLedger(clock, max_batch=1,
+                               refuse_first=TransientError("429", retry_after_s=120))
+    other = RecordingLedger(clock, max_batch=1)
+    hub = buffered_hub(engine, {"ledger": (refusing, policy)}, clock)
+    second = _other_process(engine, hub, other, policy, clock)
+    ingest(hub, _invoices(3, ("le_us",)))
+    hub.run_until_idle()
+    assert len(refusing.calls) == 1 and statuses(hub) == {"pending": 3}
+    clock.advance(60)  # the refused delivery's backoff is over; the ERP's pause is not
+    for _ in range(3):
+        second.run_once()
+    assert other.calls == []
+    clock.advance(61)
+    for _ in range(10):
+        second.run_once()
+        clock.advance(1)
+    assert statuses(hub) == {"done": 3} and len(other.calls) == 3

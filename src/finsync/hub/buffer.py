@@ -7,11 +7,13 @@ Rules:
   lanes that have room (only the head of each aggregate's partition is ever due), groups
   them by legal entity into calls of up to `batch_size` documents, and makes each call on
   a thread of its own: a slow call for one entity holds no other entity's deliveries, and
-  a closed period in one entity fails (`closed_period`) only that entity's postings. Lanes
-  take turns (round-robin) for the threads; a lane has one call out at a time, or, with a
-  shared `concurrency` of c, at most c - 1 (one is left for the others), so with
-  `concurrency = 1` the lanes post one call at a time, in turn. Calls that find no thread
-  are given back untried: none waits in the process holding its deliveries' leases.
+  a closed period in one entity fails (`closed_period`) only that entity's postings.
+- Lanes take turns (round-robin) for the threads, and for the claims: every second a claim
+  skips the lanes served last, so a backlog in one lane holds no other back for longer
+  than that. A lane has one call out at a time, or, with a shared `concurrency` of c, at
+  most c - 1 (one is left for the others), so with `concurrency = 1` the lanes post one
+  call at a time, in turn. Calls that find no thread are given back untried: none waits in
+  the process holding its deliveries' leases.
 - A round never holds two deliveries of one aggregate: a later one is given back untried,
   and the outbox claims no delivery while an earlier one of its partition is in flight, so
   parallel calls cannot reorder an aggregate.
@@ -86,6 +88,7 @@ _LANES_MAX = 4  # lanes posting at once when the ERP sets no concurrency
 # enough that a slow lane holds no other for long, seldom enough that claims do not crowd
 # the writes of an ERP that shares the database (the embedded ledger on SQLite).
 _CLAIM_EVERY_S = 0.5
+_ROTATE_EVERY_S = 1.0  # real seconds a lane waits at most behind another's backlog
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,8 @@ class PostingBuffer:
         self._running: dict[Future[int], Lane] = {}
         self._turn = 0  # which lane goes first in the next round
         self._lanes_seen = 0  # lanes in the last claim
+        self._served: set[Lane] = set()  # lanes of the last calls started
+        self._rotated_at = time.monotonic()
 
     def _batch_size(self) -> int:
         if not self._batched:
@@ -188,9 +193,7 @@ class PostingBuffer:
         if self._planner is None:  # room for the lanes seen last, and one more
             wanted = min(room, (self._lanes_seen + 1) * self._lane_cap)
             limit = min(limit, wanted * self._batch * _ENTITY_ROOM)
-        with transaction(self._engine) as conn:
-            claimed = self._worker.claim(conn, self._lease_s, limit, only=(self.system,),
-                                         skip_lanes=full)
+        claimed = self._claim(limit, full)
         if not claimed:
             return 0
         self._lanes_seen = len({d.lane for d in claimed})
@@ -211,7 +214,26 @@ class PostingBuffer:
                 outbox.release(conn, held, self._owner)
         for call in chosen:
             self._running[self._executor().submit(self._run, call)] = call.lane
+        if chosen:
+            self._served = {call.lane for call in chosen}
         return len(settled) + len(more)
+
+    def _claim(self, limit: int, full: Sequence[Lane]) -> list[outbox.Delivery]:
+        """Due deliveries of the lanes with room. Claims go in delivery order, so a lane with
+        a backlog would fill every claim while its calls are quick; every `_ROTATE_EVERY_S`
+        a claim skips the lanes served last (claiming again without, if that finds
+        nothing), so a lane behind another's backlog waits that long at most."""
+        now = time.monotonic()
+        rotate = bool(self._served) and now - self._rotated_at >= _ROTATE_EVERY_S
+        with transaction(self._engine) as conn:
+            if rotate:
+                self._rotated_at = now
+                claimed = self._worker.claim(conn, self._lease_s, limit, only=(self.system,),
+                                             skip_lanes=[*full, *self._served])
+                if claimed:
+                    return claimed
+            return self._worker.claim(conn, self._lease_s, limit, only=(self.system,),
+                                      skip_lanes=full)
 
     def _trimmed(self, claimed: Sequence[outbox.Delivery], room: int, busy: Mapping[Lane, int]
                  ) -> tuple[list[outbox.Delivery], list[int]]:
