@@ -82,7 +82,9 @@ log = logging.getLogger(__name__)
 
 PostingMode = Literal["detail", "daily_summary"]
 Lane = str | None
-_ENTITY_ROOM = 4
+# A claim's rows per call it may make: slack for what a round gives back (a second
+# delivery of an aggregate); the claim is trimmed per lane before any event is read.
+_CLAIM_SLACK = 2
 _LANES_MAX = 4  # lanes posting at once when the ERP sets no concurrency
 # While calls are out, a round claims for the other lanes this often (real seconds): often
 # enough that a slow lane holds no other for long, seldom enough that claims do not crowd
@@ -192,7 +194,7 @@ class PostingBuffer:
         limit = self._policy.claim_max
         if self._planner is None:  # room for the lanes seen last, and one more
             wanted = min(room, (self._lanes_seen + 1) * self._lane_cap)
-            limit = min(limit, wanted * self._batch * _ENTITY_ROOM)
+            limit = min(limit, wanted * self._batch * _CLAIM_SLACK)
         claimed = self._claim(limit, full)
         if not claimed:
             return 0
