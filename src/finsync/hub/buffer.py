@@ -21,8 +21,9 @@ Rules:
   none is out, or `lane_wait_s` of real time passed: the calls go on and a later round
   counts them); while it waits, it claims for the lanes that have room.
 - The budget (calls per minute, concurrency, daily cap: `hub.budget`) is one budget for
-  every process, kept in the database; each call takes its grant just before it goes out
-  (a batch call is one call). While the minute's budget or the day's cap is spent, the
+  every process, kept in the database; a round takes each call's grant as it starts it, in
+  the lanes' turn, so a budget too small for every lane goes round them (a batch call is
+  one call). While the minute's budget or the day's cap is spent, the
   buffer waits (at most `wait_max_s`) and the deliveries wait in the outbox, unleased;
   calls without a grant are given back untried (their tries do not count).
 - The ERP's own refusal with retry-after pauses the budget until then; the deliveries of
@@ -69,7 +70,7 @@ from finsync.connectors.ports import (
 )
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
-from finsync.hub.budget import Limits, PostingBudget, Wait
+from finsync.hub.budget import Grant, Limits, PostingBudget, Wait
 from finsync.hub.delivery import Attempt, DeliveryWorker, context, unreadable
 from finsync.hub.pipeline import describe
 from finsync.hub.summary_posting import Item, Planned, SummaryPlanner
@@ -89,7 +90,7 @@ _LANES_MAX = 4  # lanes posting at once when the ERP sets no concurrency
 # While calls are out, a round claims for the other lanes this often (real seconds): often
 # enough that a slow lane holds no other for long, seldom enough that claims do not crowd
 # the writes of an ERP that shares the database (the embedded ledger on SQLite).
-_CLAIM_EVERY_S = 0.5
+_CLAIM_EVERY_S = 1.0
 _ROTATE_EVERY_S = 1.0  # real seconds a lane waits at most behind another's backlog
 
 
@@ -206,18 +207,18 @@ class PostingBuffer:
         held += back
         planned, more = self._plan(items)
         calls = self._calls(planned) + [_Call(d.lane, "", alone=(d, env)) for d, env in alone]
-        chosen = self._chosen(calls, room, busy)
-        given = {i for call in chosen for i in call.delivery_ids()}
+        chosen = self._granted(self._chosen(calls, room, busy))
+        given = {i for call, _ in chosen for i in call.delivery_ids()}
         held += [i for call in calls for i in call.delivery_ids() if i not in given]
         if settled or more:
             self._worker.record_all(settled + more)
         if held:
             with transaction(self._engine) as conn:
                 outbox.release(conn, held, self._owner)
-        for call in chosen:
-            self._running[self._executor().submit(self._run, call)] = call.lane
+        for call, grant in chosen:
+            self._running[self._executor().submit(self._run, call, grant)] = call.lane
         if chosen:
-            self._served = {call.lane for call in chosen}
+            self._served = {call.lane for call, _ in chosen}
         return len(settled) + len(more)
 
     def _claim(self, limit: int, full: Sequence[Lane]) -> list[outbox.Delivery]:
@@ -280,26 +281,28 @@ class PostingBuffer:
             chosen += [by_lane[lane][depth] for lane in lanes if depth < len(by_lane[lane])]
         return chosen[:room]
 
-    def _run(self, call: _Call) -> int:
-        """One call with its grant, its outcomes recorded before the grant is given back;
-        a call the budget has no room for is given back untried."""
-        grant = self._budget.take()
-        if isinstance(grant, Wait):
-            self._give_back(call, grant)
-            return 0
+    def _granted(self, calls: Sequence[_Call]) -> list[tuple[_Call, Grant]]:
+        """The calls the budget grants now, taken in the lanes' turn (so that a budget
+        too small for every lane goes round them); the others are given back."""
+        granted: list[tuple[_Call, Grant]] = []
+        for call in calls:
+            grant = self._budget.take()
+            if isinstance(grant, Wait):
+                self.waiting_for = grant
+                log.info("%s: %d calls wait for the budget (%s, %.0f s)", self.system,
+                         len(calls) - len(granted), grant.limit, grant.seconds)
+                break
+            granted.append((call, grant))
+        return granted
+
+    def _run(self, call: _Call, grant: Grant) -> int:
+        """One call, its outcomes recorded before its grant is given back."""
         try:
             attempts = self._make(call)
             self._worker.record_all(attempts)
         finally:
             self._budget.release(grant)
         return len(attempts)
-
-    def _give_back(self, call: _Call, why: Wait) -> None:
-        self.waiting_for = why
-        log.info("%s: a call waits for the budget (%s, %.0f s)", self.system, why.limit,
-                 why.seconds)
-        with transaction(self._engine) as conn:
-            outbox.release(conn, call.delivery_ids(), self._owner)
 
     def _make(self, call: _Call) -> list[Attempt]:
         """One call's attempts (a pause of the budget when the ERP asks for one)."""
