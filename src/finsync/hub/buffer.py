@@ -12,8 +12,9 @@ Rules:
   skips the lanes served last, so a backlog in one lane holds no other back for longer
   than that. A lane has one call out at a time, or, with a shared `concurrency` of c, at
   most c - 1 (one is left for the others), so with `concurrency = 1` the lanes post one
-  call at a time, in turn. Calls that find no thread are given back untried: none waits in
-  the process holding its deliveries' leases.
+  call at a time, in turn. With a limit set, each call is a task of its own (no grant is
+  held idle); without, a lane's task makes up to four calls in a row, as a round did
+  before lanes. Calls that find no thread or no grant are given back untried.
 - A round never holds two deliveries of one aggregate: a later one is given back untried,
   and the outbox claims no delivery while an earlier one of its partition is in flight, so
   parallel calls cannot reorder an aggregate.
@@ -86,6 +87,7 @@ Lane = str | None
 # A claim's rows per call it may make: slack for what a round gives back (a second
 # delivery of an aggregate); the claim is trimmed per lane before any event is read.
 _CLAIM_SLACK = 2
+_CALLS_PER_TASK = 4  # calls a task makes in a row, when the ERP sets no limit
 _LANES_MAX = 4  # lanes posting at once when the ERP sets no concurrency
 # While calls are out, a round claims for the other lanes this often (real seconds): often
 # enough that a slow lane holds no other for long, seldom enough that claims do not crowd
@@ -143,6 +145,12 @@ class PostingBuffer:
         self._threads = concurrency or _LANES_MAX
         # One call is left to the other lanes when the ERP's concurrency allows it.
         self._lane_cap = 1 if concurrency is None else max(1, concurrency - 1)
+        # Without any limit a task makes a few calls of its lane in a row (no grant to hold
+        # idle, and a round's claim is not given back three times in four); with one, a
+        # call is a task of its own, so no slot waits held.
+        unlimited = policy.calls_per_minute is None and policy.daily_cap is None and (
+            concurrency is None)
+        self._per_task = _CALLS_PER_TASK if unlimited else 1
         self._pool: ThreadPoolExecutor | None = None
         self._running: dict[Future[int], Lane] = {}
         self._turn = 0  # which lane goes first in the next round
@@ -195,7 +203,7 @@ class PostingBuffer:
         limit = self._policy.claim_max
         if self._planner is None:  # room for the lanes seen last, and one more
             wanted = min(room, (self._lanes_seen + 1) * self._lane_cap)
-            limit = min(limit, wanted * self._batch * _CLAIM_SLACK)
+            limit = min(limit, wanted * self._batch * max(self._per_task, _CLAIM_SLACK))
         claimed = self._claim(limit, full)
         if not claimed:
             return 0
@@ -208,17 +216,17 @@ class PostingBuffer:
         planned, more = self._plan(items)
         calls = self._calls(planned) + [_Call(d.lane, "", alone=(d, env)) for d, env in alone]
         chosen = self._granted(self._chosen(calls, room, busy))
-        given = {i for call, _ in chosen for i in call.delivery_ids()}
+        given = {i for task in chosen for call, _ in task for i in call.delivery_ids()}
         held += [i for call in calls for i in call.delivery_ids() if i not in given]
         if settled or more:
             self._worker.record_all(settled + more)
         if held:
             with transaction(self._engine) as conn:
                 outbox.release(conn, held, self._owner)
-        for call, grant in chosen:
-            self._running[self._executor().submit(self._run, call, grant)] = call.lane
+        for task in chosen:
+            self._running[self._executor().submit(self._run, task)] = task[0][0].lane
         if chosen:
-            self._served = {call.lane for call, _ in chosen}
+            self._served = {task[0][0].lane for task in chosen}
         return len(settled) + len(more)
 
     def _claim(self, limit: int, full: Sequence[Lane]) -> list[outbox.Delivery]:
@@ -247,7 +255,7 @@ class PostingBuffer:
         back: list[int] = []
         for delivery in claimed:
             lane = delivery.lane
-            calls = min(room, max(0, self._lane_cap - busy.get(lane, 0)))
+            calls = min(room, max(0, self._lane_cap - busy.get(lane, 0))) * self._per_task
             if per_lane[lane] < calls * self._batch:
                 per_lane[lane] += 1
                 kept.append(delivery)
@@ -262,47 +270,62 @@ class PostingBuffer:
         return self._pool
 
     def _chosen(self, calls: Sequence[_Call], room: int,
-                busy: Mapping[Lane, int]) -> list[_Call]:
-        """The calls to make now, one thread each: lanes take turns for the `room` threads
-        (the first lane changes every round), a lane has at most `_lane_cap` calls out.
-        The others are given back: a call never waits in this process holding its
-        deliveries' leases."""
-        by_lane: dict[Lane, list[_Call]] = {}
+                busy: Mapping[Lane, int]) -> list[list[_Call]]:
+        """The tasks to start now, one thread each, of one lane each: lanes take turns for
+        the `room` threads (the first lane changes every round), a lane has at most
+        `_lane_cap` tasks out, a task makes up to `_per_task` calls one after the other.
+        The other calls are given back."""
+        by_lane: dict[Lane, list[list[_Call]]] = {}
         for call in calls:
-            by_lane.setdefault(call.lane, []).append(call)
+            tasks = by_lane.setdefault(call.lane, [])
+            if not tasks or len(tasks[-1]) >= self._per_task:
+                tasks.append([])
+            tasks[-1].append(call)
         lanes = list(by_lane)
         if lanes:
             self._turn = (self._turn + 1) % len(lanes)
             lanes = lanes[self._turn:] + lanes[:self._turn]
         for lane in lanes:
             by_lane[lane] = by_lane[lane][:max(0, self._lane_cap - busy.get(lane, 0))]
-        chosen: list[_Call] = []
-        for depth in range(max((len(c) for c in by_lane.values()), default=0)):
+        chosen: list[list[_Call]] = []
+        for depth in range(max((len(t) for t in by_lane.values()), default=0)):
             chosen += [by_lane[lane][depth] for lane in lanes if depth < len(by_lane[lane])]
         return chosen[:room]
 
-    def _granted(self, calls: Sequence[_Call]) -> list[tuple[_Call, Grant]]:
-        """The calls the budget grants now, taken in the lanes' turn (so that a budget
-        too small for every lane goes round them); the others are given back."""
-        granted: list[tuple[_Call, Grant]] = []
-        for call in calls:
-            grant = self._budget.take()
-            if isinstance(grant, Wait):
-                self.waiting_for = grant
-                log.info("%s: %d calls wait for the budget (%s, %.0f s)", self.system,
-                         len(calls) - len(granted), grant.limit, grant.seconds)
-                break
-            granted.append((call, grant))
+    def _granted(self, tasks: Sequence[Sequence[_Call]]) -> list[list[tuple[_Call, Grant]]]:
+        """Each task's calls with the grants the budget gives now, taken in the lanes'
+        turn (so that a budget too small for every lane goes round them); the calls
+        without one are given back."""
+        granted: list[list[tuple[_Call, Grant]]] = []
+        for task in tasks:
+            mine: list[tuple[_Call, Grant]] = []
+            for call in task:
+                grant = self._budget.take()
+                if isinstance(grant, Wait):
+                    self.waiting_for = grant
+                    log.info("%s: calls wait for the budget (%s, %.0f s)", self.system,
+                             grant.limit, grant.seconds)
+                    return [*granted, mine] if mine else granted
+                mine.append((call, grant))
+            granted.append(mine)
         return granted
 
-    def _run(self, call: _Call, grant: Grant) -> int:
-        """One call, its outcomes recorded before its grant is given back."""
-        try:
-            attempts = self._make(call)
-            self._worker.record_all(attempts)
-        finally:
-            self._budget.release(grant)
-        return len(attempts)
+    def _run(self, task: Sequence[tuple[_Call, Grant]]) -> int:
+        """A task's calls one after the other, each call's outcomes recorded before its
+        grant is given back (a defect gives back the grants of the calls not made)."""
+        settled = 0
+        for n, (call, grant) in enumerate(task):
+            try:
+                attempts = self._make(call)
+                self._worker.record_all(attempts)
+            except BaseException:
+                for _, unused in task[n + 1:]:
+                    self._budget.release(unused)
+                raise
+            finally:
+                self._budget.release(grant)
+            settled += len(attempts)
+        return settled
 
     def _make(self, call: _Call) -> list[Attempt]:
         """One call's attempts (a pause of the budget when the ERP asks for one)."""
