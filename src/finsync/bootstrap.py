@@ -960,7 +960,8 @@ def buffered_ledgers(config: FinsyncConfig,
     """Every ledger goes through the posting buffer with its system's budget (documents per
     call: the system's `batch_size`, else as many as the port takes in one call)."""
     return {name: (port, BufferPolicy(
-        system.calls_per_minute, system.concurrency or 1, system.batch_size, system.posting))
+        system.calls_per_minute, system.concurrency, system.batch_size, system.posting,
+        daily_cap=system.daily_cap))
         for name, port in ports.ledgers.items()
         for system in [config.systems[name]]}
 

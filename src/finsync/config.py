@@ -66,8 +66,12 @@ class SystemSection(_Strict):
     directory: str = "var/exports"  # filedrop
     source: str | None = None  # stripe billing: the Stripe intake source (`[stripe.<source>]`)
     catalog: str | None = None  # embedded billing: catalogue TOML (the shipped one if unset)
-    calls_per_minute: int | None = Field(None, ge=1)  # the ERP's call budget (the hub
-    concurrency: int | None = Field(None, ge=1)       # keeps it; embedded ledgers enforce it)
+    # The ERP's call budget, shared by every worker process (the hub keeps it in its
+    # database; embedded ledgers enforce it too): calls per minute, calls in flight at
+    # once (unset: each legal entity's lane one call at a time), calls per UTC day.
+    calls_per_minute: int | None = Field(None, ge=1)
+    concurrency: int | None = Field(None, ge=1)
+    daily_cap: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=1, le=1000)  # ledger: documents per call
     posting: Literal["detail", "daily_summary"] = "detail"  # ledger: see docs/erp-buffer.md
     # tryton: the server, its database, a user whose password is in the environment variable

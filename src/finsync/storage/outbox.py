@@ -10,6 +10,11 @@ An expired lease is taken back when nothing else is due or in flight, alone, and
 not claimed again: `bury_expired` makes it `dead` (a worker that dies on it every time must
 not hold its aggregate, nor stay `in_flight`, for ever). A person's retry or a replay starts
 the count again.
+
+Each delivery has a lane: the legal entity of its event (`domain.legal_entity`), so that an
+ERP's deliveries can be claimed per (target, lane) and a slow or closed entity holds back
+no other. Deliveries without one (written before lanes, or of an event with no entity)
+share one lane, NULL.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from sqlalchemy import (
     bindparam,
     case,
     exists,
+    false,
     func,
     insert,
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.sql.elements import ColumnElement
@@ -57,10 +64,18 @@ class Delivery:
     attempts: int
     override: Mapping[str, str] = field(default_factory=dict)
     lease_expiries: int = 0
+    lane: str | None = None  # the legal entity of the event (None: the lane of those without)
+
+
+_LANE_MAX = 64  # the column's width; a longer entity id shares a lane with its namesakes
+
+
+def _lane(entity: str | None) -> str | None:
+    return None if entity is None else entity[:_LANE_MAX]
 
 
 def enqueue(conn: Connection, event_id: str, targets: Iterable[str], partition_key: str,
-            correlation_id: str, at: datetime) -> int:
+            correlation_id: str, at: datetime, lane: str | None = None) -> int:
     """Add the deliveries not already there; returns how many were added."""
     wanted = {delivery_key(event_id, t): t for t in targets}
     if not wanted:
@@ -69,7 +84,7 @@ def enqueue(conn: Connection, event_id: str, targets: Iterable[str], partition_k
     rows = [{"event_id": event_id, "target": t, "delivery_key": k,
              "partition_key": partition_key, "correlation_id": correlation_id,
              "status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": at,
-             "created_at": at}
+             "created_at": at, "lane": _lane(lane)}
             for k, t in wanted.items() if k not in have]
     if rows:
         conn.execute(insert(deliveries), rows)
@@ -84,6 +99,7 @@ class NewDeliveries:
     targets: tuple[str, ...]
     partition_key: str
     correlation_id: str
+    lane: str | None = None
 
 
 def enqueue_many(conn: Connection, wanted: Sequence[NewDeliveries], at: datetime) -> int:
@@ -92,7 +108,7 @@ def enqueue_many(conn: Connection, wanted: Sequence[NewDeliveries], at: datetime
     rows = [{"event_id": w.event_id, "target": t, "delivery_key": delivery_key(w.event_id, t),
              "partition_key": w.partition_key, "correlation_id": w.correlation_id,
              "status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": at,
-             "created_at": at}
+             "created_at": at, "lane": _lane(w.lane)}
             for w in wanted for t in dict.fromkeys(w.targets)]
     if not rows:
         return 0
@@ -136,11 +152,33 @@ def _due(now: datetime) -> ColumnElement[bool]:
     return and_(or_(waiting, leased_out), ~blocked)
 
 
+def _in_lanes(lanes: Collection[str | None]) -> ColumnElement[bool]:
+    """The deliveries of these lanes (None: the lane of those without one)."""
+    named = [lane for lane in lanes if lane is not None]
+    chosen = [deliveries.c.lane.in_(named)] if named else []
+    if None in lanes:
+        chosen.append(deliveries.c.lane.is_(None))
+    return or_(false(), *chosen)
+
+
+def _out_of_lanes(lanes: Collection[str | None]) -> ColumnElement[bool]:
+    """The deliveries of no lane of these (spelt out: `NOT lane IN (…)` is NULL, not true,
+    for a delivery without a lane)."""
+    named = [lane for lane in lanes if lane is not None]
+    kept = [or_(deliveries.c.lane.is_(None), deliveries.c.lane.not_in(named))] if named else []
+    if None in lanes:
+        kept.append(deliveries.c.lane.is_not(None))
+    return and_(true(), *kept)
+
+
 def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: int,
           only: Collection[str] | None = None, skip: Collection[str] = (),
-          lease_expiries_max: int | None = None) -> list[Delivery]:
+          lease_expiries_max: int | None = None, *,
+          lanes: Collection[str | None] | None = None,
+          skip_lanes: Collection[str | None] = ()) -> list[Delivery]:
     """Lease up to `limit` due deliveries to `owner` (the caller commits); `only` and `skip`
-    choose targets (the posting buffer claims its ERP's deliveries).
+    choose targets (the posting buffer claims its ERP's deliveries), `lanes` and
+    `skip_lanes` choose lanes (the buffer skips the lanes whose calls are all out).
 
     A delivery whose lease ran out is a suspect: it is taken back only when nothing else is
     due nor in flight (under a live lease), alone, and counted in `lease_expiries`. A worker
@@ -158,6 +196,10 @@ def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: in
         due_ids = due_ids.where(target.in_(list(only)))
     if skip:
         due_ids = due_ids.where(target.not_in(list(skip)))
+    if lanes is not None:
+        due_ids = due_ids.where(_in_lanes(lanes))
+    if skip_lanes:
+        due_ids = due_ids.where(_out_of_lanes(skip_lanes))
     waiting = and_(deliveries.c.status == DeliveryStatus.PENDING,
                    deliveries.c.next_attempt_at <= now)
     leased = _lease(conn, due_ids.where(waiting), limit, waiting, owner, now, lease_s)
@@ -206,7 +248,7 @@ def _row(r: Any) -> Delivery:
                     r["partition_key"], r["correlation_id"], DeliveryStatus(r["status"]),
                     r["attempts"],
                     jsonutil.loads(r["override"]) if r["override"] else {},
-                    r["lease_expiries"])
+                    r["lease_expiries"], r["lane"])
 
 
 # Settling a leased delivery: only its current lease owner may, and each try counts.
@@ -342,11 +384,15 @@ def event_statuses(conn: Connection, event_ids: Sequence[str]) -> dict[int, Deli
     return {int(i): DeliveryStatus(status) for i, status in rows}
 
 
-def any_due(conn: Connection, now: datetime, only: Collection[str] | None = None) -> bool:
-    """Whether a delivery (to one of `only`, if given) could be claimed now."""
+def any_due(conn: Connection, now: datetime, only: Collection[str] | None = None,
+            skip_lanes: Collection[str | None] = ()) -> bool:
+    """Whether a delivery (to one of `only`, if given; in none of `skip_lanes`) could be
+    claimed now."""
     query = select(deliveries.c.id).where(_due(now))
     if only is not None:
         query = query.where((deliveries.c.target + "").in_(list(only)))
+    if skip_lanes:
+        query = query.where(_out_of_lanes(skip_lanes))
     return conn.execute(query.limit(1)).first() is not None
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -220,6 +221,33 @@ summary_members = Table(
     Column("summary_key", String(200), nullable=False, index=True),
     Column("delivery_id", BigInteger, primary_key=True, autoincrement=False),
     Column("document_id", String(200), nullable=False),
+)
+
+# The ERP posting budget every worker process shares (`storage.posting_budget`). Per target:
+# a `minute` row (window_start 0) is the calls-per-minute token bucket and the ERP's own
+# pause (retry-after); a `day` row per UTC day (window_start: the day's first second, epoch)
+# counts the calls made that day against the daily cap.
+posting_budget = Table(
+    "posting_budget", metadata,
+    Column("target", String(64), nullable=False),
+    Column("window", String(8), nullable=False),  # minute | day
+    Column("window_start", BigInteger, nullable=False),
+    Column("calls", BigInteger, nullable=False),
+    Column("tokens", Float),
+    Column("refilled_at_s", Float),
+    Column("paused_until_s", Float),
+    PrimaryKeyConstraint("target", "window", "window_start"),
+)
+
+# An ERP's concurrency slots, leased: a call holds one; a holder that dies leaves a lease
+# that runs out, and the slot is free again.
+posting_slots = Table(
+    "posting_slots", metadata,
+    Column("target", String(64), nullable=False),
+    Column("slot", Integer, nullable=False),
+    Column("holder", String(128)),
+    Column("expires_at", UtcDateTime),
+    PrimaryKeyConstraint("target", "slot"),
 )
 
 # Where the events-out relay of each namespace (`streaming.events_out`) has got to in the

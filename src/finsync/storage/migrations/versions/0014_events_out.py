@@ -3,11 +3,8 @@ the event log and in the milestone log (`relay_cursors`), and the events it pass
 they were accepted, which it publishes once they are (`relay_waiting`)
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-07 00:15:00
-
-Written on branch i20-ops. Revision 0013 (ERP lanes, branch i20-lanes) was not on main yet:
-this one revises 0012; at merge it revises 0013 (set `down_revision = '0013'`).
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ from alembic import op
 from finsync.dbtypes import UtcDateTime
 
 revision = '0014'
-down_revision = '0012'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
