@@ -155,7 +155,8 @@ class PostingBuffer:
         if calls := self._budget.available(wanted):
             return calls
         with reading(self._engine) as conn:
-            if not outbox.any_due(conn, self._clock(), (self.system,)):
+            if not outbox.any_due(conn, self._clock(), (self.system,),
+                                  self._worker.partitions()):
                 return 0
         waited = 0.0
         while (calls := self._budget.available(wanted)) == 0 and waited < self._policy.wait_max_s:

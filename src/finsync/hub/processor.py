@@ -18,13 +18,17 @@ Rules:
 - If the batch's own transaction fails (its commit, or a quarantine that could not be
   written), the batch is done again one raw event per transaction; a raw event whose own
   transaction fails is quarantined in another, with that failure.
+- Raw events stored and mapped by another process (`accept_stored`: the archiver of the
+  NATS transport published their envelopes, a partitioned worker hands them over) go the
+  same way. Only a raw event still `received` is decided, so a batch delivered again
+  decides nothing twice: the raw event's status is the consumer's tracking row.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine
@@ -50,6 +54,8 @@ log = logging.getLogger(__name__)
 
 _REJECTED = Outcome.REJECTED.value
 _ACCEPTED = Outcome.ACCEPTED.value
+# A raw event stored and mapped elsewhere: its id and its envelopes (None: unreadable).
+Stored = tuple[int, Sequence[Envelope] | None]
 
 
 class Processor:
@@ -83,27 +89,93 @@ class Processor:
         return self._one_by_one(size)
 
     def _batch(self, size: int) -> Counter[str]:
-        """Plain raw events a set at a time (`BatchAcceptance`); each other one alone, in
-        its savepoint, after what came before it is written."""
-        outcomes: Counter[str] = Counter()
         with transaction(self._engine) as conn:
             serialize(conn, LOCK)
             now = self._clock()
             mapped = [(raw, self._map(raw)) for raw in raw_log.pending(conn, size)]
-            plain = BatchAcceptance(self._acceptance, conn, now)
-            plain.look_up([e for _, envelopes in mapped for e in envelopes or ()])
-            for raw, envelopes in mapped:
-                outcomes["raw"] += 1
-                if envelopes is not None and plain.take(raw.id, envelopes):
-                    outcomes[_ACCEPTED] += len(envelopes)
-                    continue
-                plain.flush()
-                outcomes.update(self._process_one(conn, raw, now, envelopes))
-                plain.decided_alone(envelopes)
-            plain.flush()
+            outcomes, accepted = self._decide(conn, mapped, now)
         if self._handover is not None:  # committed
-            self._handover.put_many(plain.accepted)
+            self._handover.put_many(accepted)
         return outcomes
+
+    def _decide(self, conn: Connection, mapped: Sequence[tuple[RawEvent, list[Envelope] | None]],
+                now: datetime) -> tuple[Counter[str], list[Envelope]]:
+        """Plain raw events a set at a time (`BatchAcceptance`); each other one alone, in
+        its savepoint, after what came before it is written. Returns the outcomes and the
+        envelopes accepted as plain (for the hand-over, once committed)."""
+        outcomes: Counter[str] = Counter()
+        plain = BatchAcceptance(self._acceptance, conn, now)
+        plain.look_up([e for _, envelopes in mapped for e in envelopes or ()])
+        for raw, envelopes in mapped:
+            outcomes["raw"] += 1
+            if envelopes is not None and plain.take(raw.id, envelopes):
+                outcomes[_ACCEPTED] += len(envelopes)
+                continue
+            plain.flush()
+            outcomes.update(self._process_one(conn, raw, now, envelopes))
+            plain.decided_alone(envelopes)
+        plain.flush()
+        return outcomes, plain.accepted
+
+    def accept_stored(self, items: Sequence[Stored]) -> Counter[str]:
+        """Accept raw events stored and mapped elsewhere (a partitioned worker's batch,
+        `streaming.worker`), exactly as `process_batch` accepts its own: one transaction
+        under the acceptance lock, the same quarantine of a bad item alone.
+
+        Each item is `(raw id, its envelopes)`, the envelopes None when they could not be
+        read (mapped again here from the stored body). A raw event no longer `received` was
+        decided before (a message delivered again) and is `skipped`; an id the database
+        does not hold is `missing`. So doing a batch again changes nothing. Returns the
+        outcomes counted (`raw`: raw events decided now)."""
+        firsts: dict[int, Sequence[Envelope] | None] = {}
+        for raw_id, envelopes in items:  # one item per raw id: the first
+            firsts.setdefault(raw_id, envelopes)
+        chosen = list(firsts.items())
+        try:
+            return self._stored(chosen)
+        except (StorageUnavailableError, OperationalError):
+            raise  # the database, not the items: the caller does the batch again later
+        except Exception as exc:
+            log.warning("a batch of %d stored raw events failed as a whole (%s); accepting "
+                        "them one at a time", len(chosen), describe(exc))
+        outcomes: Counter[str] = Counter()
+        for item in chosen:
+            try:
+                outcomes.update(self._stored([item]))
+            except (StorageUnavailableError, OperationalError):
+                raise
+            except Exception as exc:
+                outcomes.update(self._quarantine_stored(item[0], exc))
+        return outcomes
+
+    def _stored(self, items: Sequence[Stored]) -> Counter[str]:
+        with transaction(self._engine) as conn:
+            serialize(conn, LOCK)
+            now = self._clock()
+            found = raw_log.get_many(conn, [raw_id for raw_id, _ in items])
+            mapped = [(found[raw_id], self._read(found[raw_id], envelopes))
+                      for raw_id, envelopes in items
+                      if raw_id in found and found[raw_id].status is RawStatus.RECEIVED]
+            outcomes, accepted = self._decide(conn, mapped, now)
+        if self._handover is not None:  # committed
+            self._handover.put_many(accepted)
+        outcomes["missing"] = sum(1 for raw_id, _ in items if raw_id not in found)
+        outcomes["skipped"] = len(items) - len(mapped) - outcomes["missing"]
+        return +outcomes
+
+    def _read(self, raw: RawEvent, envelopes: Sequence[Envelope] | None) -> list[Envelope] | None:
+        return list(envelopes) if envelopes is not None else self._map(raw)
+
+    def _quarantine_stored(self, raw_id: int, exc: Exception) -> Counter[str]:
+        """A stored raw event failed in a transaction of its own: quarantine it, with that
+        failure, in another (unless it was decided meanwhile)."""
+        with transaction(self._engine) as conn:
+            serialize(conn, LOCK)
+            raw = raw_log.get(conn, raw_id)
+            if raw is None or raw.status is not RawStatus.RECEIVED:
+                return Counter(skipped=1)
+            self._quarantine(conn, raw, exc, self._clock())
+        return Counter({_REJECTED: 1, "raw": 1})
 
     def _map(self, raw: RawEvent) -> list[Envelope] | None:
         """The raw event's envelopes (as intake mapped them, else mapped now); None when it

@@ -10,6 +10,13 @@ An expired lease is taken back when nothing else is due or in flight, alone, and
 not claimed again: `bury_expired` makes it `dead` (a worker that dies on it every time must
 not hold its aggregate, nor stay `in_flight`, for ever). A person's retry or a replay starts
 the count again.
+
+Partitions: each delivery holds `partition_hash`, the stable hash of its partition key
+(`domain.partition`), and `lane`, the legal entity of its event. A worker that owns some
+partitions claims only `partition_hash % count IN owned` (the same test on SQLite and
+PostgreSQL: a BIGINT modulo). A delivery enqueued before the column existed (NULL hash)
+belongs to partition 0: whoever owns partition 0 sends the old backlog, and its aggregate's
+later deliveries wait behind it by the per-partition-key order whichever worker owns them.
 """
 
 from __future__ import annotations
@@ -36,10 +43,15 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from finsync.domain.ids import delivery_key
+from finsync.domain.partition import partition_hash
 from finsync.domain.status import UNFINISHED, DeliveryStatus
 from finsync.storage import jsonutil
 from finsync.storage.schema import deliveries, events
 from finsync.storage.text import error_text
+
+LANE_MAX = 64  # deliveries.lane
+# The partitions a worker owns: (the number of partitions, the ones it owns).
+Owned = tuple[int, Collection[int]]
 
 _KNOWN_KEYS = select(deliveries.c.delivery_key).where(
     deliveries.c.delivery_key.in_(bindparam("b_keys", expanding=True)))
@@ -60,16 +72,13 @@ class Delivery:
 
 
 def enqueue(conn: Connection, event_id: str, targets: Iterable[str], partition_key: str,
-            correlation_id: str, at: datetime) -> int:
+            correlation_id: str, at: datetime, lane: str | None = None) -> int:
     """Add the deliveries not already there; returns how many were added."""
     wanted = {delivery_key(event_id, t): t for t in targets}
     if not wanted:
         return 0
     have = set(conn.execute(_KNOWN_KEYS, {"b_keys": list(wanted)}).scalars())
-    rows = [{"event_id": event_id, "target": t, "delivery_key": k,
-             "partition_key": partition_key, "correlation_id": correlation_id,
-             "status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": at,
-             "created_at": at}
+    rows = [_new_row(event_id, t, k, partition_key, correlation_id, lane, at)
             for k, t in wanted.items() if k not in have]
     if rows:
         conn.execute(insert(deliveries), rows)
@@ -84,15 +93,23 @@ class NewDeliveries:
     targets: tuple[str, ...]
     partition_key: str
     correlation_id: str
+    lane: str | None = None
+
+
+def _new_row(event_id: str, target: str, key: str, partition_key: str, correlation_id: str,
+             lane: str | None, at: datetime) -> dict[str, Any]:
+    return {"event_id": event_id, "target": target, "delivery_key": key,
+            "partition_key": partition_key, "partition_hash": partition_hash(partition_key),
+            "lane": None if lane is None else lane[:LANE_MAX], "correlation_id": correlation_id,
+            "status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": at,
+            "created_at": at}
 
 
 def enqueue_many(conn: Connection, wanted: Sequence[NewDeliveries], at: datetime) -> int:
     """`enqueue` for many events: one look-up of the keys already there, one executemany
     of the others, in the order given (delivery ids keep each partition's order)."""
-    rows = [{"event_id": w.event_id, "target": t, "delivery_key": delivery_key(w.event_id, t),
-             "partition_key": w.partition_key, "correlation_id": w.correlation_id,
-             "status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": at,
-             "created_at": at}
+    rows = [_new_row(w.event_id, t, delivery_key(w.event_id, t), w.partition_key,
+                     w.correlation_id, w.lane, at)
             for w in wanted for t in dict.fromkeys(w.targets)]
     if not rows:
         return 0
@@ -136,11 +153,23 @@ def _due(now: datetime) -> ColumnElement[bool]:
     return and_(or_(waiting, leased_out), ~blocked)
 
 
+def in_partitions(table: Any, owned: Owned) -> ColumnElement[bool]:
+    """The rows of `table` (the outbox or an alias of it) in the partitions `owned`; a row
+    without a hash is in partition 0."""
+    count, chosen = owned
+    if count < 1:
+        raise ValueError(f"the number of partitions must be at least 1, not {count}")
+    bucket = func.coalesce(table.c.partition_hash, 0) % count
+    return bucket.in_(sorted(set(chosen)))
+
+
 def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: int,
           only: Collection[str] | None = None, skip: Collection[str] = (),
-          lease_expiries_max: int | None = None) -> list[Delivery]:
+          lease_expiries_max: int | None = None,
+          partitions: Owned | None = None) -> list[Delivery]:
     """Lease up to `limit` due deliveries to `owner` (the caller commits); `only` and `skip`
-    choose targets (the posting buffer claims its ERP's deliveries).
+    choose targets (the posting buffer claims its ERP's deliveries), `partitions` the
+    partitions it owns (`(count, owned)`; None: every one).
 
     A delivery whose lease ran out is a suspect: it is taken back only when nothing else is
     due nor in flight (under a live lease), alone, and counted in `lease_expiries`. A worker
@@ -158,6 +187,10 @@ def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: in
         due_ids = due_ids.where(target.in_(list(only)))
     if skip:
         due_ids = due_ids.where(target.not_in(list(skip)))
+    if partitions is not None:
+        if not partitions[1]:
+            return []
+        due_ids = due_ids.where(in_partitions(deliveries, partitions))
     waiting = and_(deliveries.c.status == DeliveryStatus.PENDING,
                    deliveries.c.next_attempt_at <= now)
     leased = _lease(conn, due_ids.where(waiting), limit, waiting, owner, now, lease_s)
@@ -167,8 +200,10 @@ def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: in
     if lease_expiries_max is not None:
         expired = and_(expired, deliveries.c.lease_expiries + 1 < lease_expiries_max)
     live = _LIVE
-    quiet = ~exists().where(live.c.status == DeliveryStatus.IN_FLIGHT,
-                            live.c.lease_expires_at >= now)
+    live_lease = and_(live.c.status == DeliveryStatus.IN_FLIGHT, live.c.lease_expires_at >= now)
+    if partitions is not None:  # another worker's partitions never hold back this one's
+        live_lease = and_(live_lease, in_partitions(live, partitions))
+    quiet = ~exists().where(live_lease)
     return _lease(conn, due_ids.where(expired, quiet), 1, expired, owner, now, lease_s,
                   lease_expiries=deliveries.c.lease_expiries + 1)
 
@@ -342,11 +377,17 @@ def event_statuses(conn: Connection, event_ids: Sequence[str]) -> dict[int, Deli
     return {int(i): DeliveryStatus(status) for i, status in rows}
 
 
-def any_due(conn: Connection, now: datetime, only: Collection[str] | None = None) -> bool:
-    """Whether a delivery (to one of `only`, if given) could be claimed now."""
+def any_due(conn: Connection, now: datetime, only: Collection[str] | None = None,
+            partitions: Owned | None = None) -> bool:
+    """Whether a delivery (to one of `only`, in `partitions`, if given) could be claimed
+    now."""
     query = select(deliveries.c.id).where(_due(now))
     if only is not None:
         query = query.where((deliveries.c.target + "").in_(list(only)))
+    if partitions is not None:
+        if not partitions[1]:
+            return False
+        query = query.where(in_partitions(deliveries, partitions))
     return conn.execute(query.limit(1)).first() is not None
 
 
