@@ -1,5 +1,5 @@
 """The hub's side of partitioned workers (issue 20), on SQLite and PostgreSQL: deliveries
-carry their partition hash and lane, a worker claims only its partitions, and raw events
+carry their partition hash, a worker claims only its partitions, and raw events
 mapped elsewhere are accepted by the same batch path, each decided once however often its
 message comes."""
 
@@ -39,17 +39,15 @@ def _key_in(partition: int, count: int, taken: set[str]) -> str:
     raise AssertionError("no key found")
 
 
-def test_enqueue_fills_partition_hash_and_lane(engine: Engine) -> None:
+def test_enqueue_fills_the_partition_hash(engine: Engine) -> None:
     _stored(engine, "e1", "e2")
     with transaction(engine) as conn:
-        outbox.enqueue(conn, "e1", ["ledger"], "payment:p1", "c", NOW, lane="le_fr")
+        outbox.enqueue(conn, "e1", ["ledger"], "payment:p1", "c", NOW)
         outbox.enqueue_many(conn, [outbox.NewDeliveries("e2", ("ledger",), "payment:p2", "c")],
                             NOW)
         rows = {r["event_id"]: r for r in outbox.all_rows(conn)}
     assert rows["e1"]["partition_hash"] == partition_hash("payment:p1")
-    assert rows["e1"]["lane"] == "le_fr"
     assert rows["e2"]["partition_hash"] == partition_hash("payment:p2")
-    assert rows["e2"]["lane"] is None
 
 
 def test_claim_takes_only_the_owned_partitions_and_a_null_hash_is_partition_0(
@@ -141,7 +139,7 @@ def test_stored_raw_events_are_accepted_once_whatever_the_redeliveries(
 
 def test_a_bad_item_is_quarantined_alone_and_unreadable_envelopes_are_mapped_again(
         engine: Engine, tmp_path: Path) -> None:
-    hub, target = _hub(engine, tmp_path)
+    hub, _target = _hub(engine, tmp_path)
     good = json.dumps(envelope("payment.applied", "pay_1", ("payment", "pay_1", None),
                                {"payment": payment_doc("pay_1", "10.00", "inv_1")},
                                correlation_id="c-1")).encode()

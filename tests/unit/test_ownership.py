@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from finsync.domain.partition import entity_of, partition_hash, partition_of
+from finsync.domain.partition import partition_hash, partition_of
 from finsync.streaming.ownership import (
     Leases,
     Node,
@@ -100,25 +100,6 @@ def test_partition_hash_is_pinned() -> None:
     change (a changed function would move every stored delivery)."""
     assert partition_hash("subscription_contract:con_1") == 1121007313675126138
     assert partition_hash("") == 2640974528976106164
-
-
-def test_entity_is_the_documents_or_its_contracts() -> None:
-    @dataclass
-    class Doc:
-        legal_entity: str
-
-    @dataclass
-    class Amendment:
-        contract: Doc
-
-    @dataclass
-    class Event:
-        document: object
-
-    assert entity_of(Event(Doc("le_us"))) == "le_us"
-    assert entity_of(Event(Amendment(Doc("le_fr")))) == "le_fr"
-    assert entity_of(Event(Doc(""))) is None
-    assert entity_of(Event(object())) is None
 
 
 # -- leases ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Partitions and lanes: where an event's work goes when the hub is spread over processes.
+"""Partitions: where an aggregate's work goes when the hub is spread over processes.
 
 Rules:
 - An aggregate's partition key (`hub.acceptance.partition_key`) hashes to a stable 62-bit
@@ -7,8 +7,8 @@ Rules:
   Python's `hash` is salted per process and is never used for this.
 - The partition of a key is its hash modulo the number of partitions, so the count can
   change without rewriting any stored hash (`deliveries.partition_hash`).
-- An event's lane is the legal entity of the document it carries (or of the contract an
-  amendment carries), None when it names none (usage): the ERP posts per legal entity.
+- `streaming.subjects` routes events by the same function: the hub (which fills the
+  outbox's hash) sits below `streaming` and cannot import it.
 """
 
 from __future__ import annotations
@@ -31,14 +31,3 @@ def partition_of(partition_key: str, partitions: int) -> int:
     if partitions < 1:
         raise ValueError(f"the number of partitions must be at least 1, not {partitions}")
     return partition_hash(partition_key) % partitions
-
-
-def entity_of(event: object) -> str | None:
-    """The legal entity of the document `event` carries (of the contract an amendment
-    carries), or None when it names none (usage records)."""
-    document = getattr(event, "document", None)
-    for holder in (document, getattr(document, "contract", None)):
-        entity = getattr(holder, "legal_entity", None)
-        if isinstance(entity, str) and entity:
-            return entity
-    return None

@@ -50,7 +50,6 @@ from finsync.domain.events import (
 )
 from finsync.domain.ids import derive_id
 from finsync.domain.money import Money
-from finsync.domain.partition import entity_of
 from finsync.domain.status import EventStatus
 from finsync.hub import held_invoice, version_check
 from finsync.hub.milestone import Milestone
@@ -169,8 +168,7 @@ class Acceptance:
         if env.aggregate.version is not None:
             event_log.advance(conn, env.aggregate.type, env.aggregate.id, env.aggregate.version)
         outbox.enqueue(conn, env.event_id, self.settings.routes.get(env.type, ()),
-                       partition_key(env.aggregate), env.correlation_id, at,
-                       lane=entity_of(env.event))
+                       partition_key(env.aggregate), env.correlation_id, at)
         if (milestone := accepted_milestone(env.event)) is not None:
             milestone_log.record(conn, env.correlation_id, milestone, env.event_id, "hub", at)
         held_invoice.accepted(conn, env, at)

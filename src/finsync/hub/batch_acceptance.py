@@ -35,7 +35,6 @@ from sqlalchemy import Connection
 
 from finsync.domain.envelope import Envelope
 from finsync.domain.events import InvoiceHeld, InvoiceReleased
-from finsync.domain.partition import entity_of
 from finsync.domain.status import EventStatus, RawStatus
 from finsync.hub import version_check
 from finsync.hub.acceptance import Acceptance, accepted_milestone, partition_key
@@ -154,7 +153,7 @@ class BatchAcceptance:
             pending.cursors[(env.aggregate.type, env.aggregate.id)] = env.aggregate.version
         pending.deliveries.append(NewDeliveries(
             env.event_id, self._acceptance.settings.routes.get(env.type, ()),
-            partition_key(env.aggregate), env.correlation_id, entity_of(env.event)))
+            partition_key(env.aggregate), env.correlation_id))
         if (milestone := accepted_milestone(env.event)) is not None:
             pending.milestones.append((env.correlation_id, milestone, env.event_id, "hub"))
 

@@ -27,15 +27,12 @@ from sqlalchemy import Connection, Engine
 
 from finsync.audit import trail
 from finsync.audit.chain import Entry
-from finsync.domain.envelope import Envelope
 from finsync.domain.events import EventType
 from finsync.domain.ids import delivery_key
-from finsync.domain.partition import entity_of
 from finsync.hub.acceptance import partition_key
 from finsync.hub.settings import HubSettings
 from finsync.storage import event_log, outbox
 from finsync.storage.db import reading, transaction
-from finsync.storage.event_log import UnreadableEvent
 
 BATCH_SIZE = 1000  # events per page (and per transaction)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -123,13 +120,6 @@ def _enqueue_missing(conn: Connection, settings: HubSettings, page: Sequence[eve
               for target in settings.routes.get(EventType(e.type), ())}
     have = outbox.known_keys(conn, wanted)
     lacking = dict.fromkeys(e for key, e in wanted.items() if key not in have)
-    stored = event_log.get_many(conn, [e.event_id for e in lacking]) if lacking else {}
     return sum(outbox.enqueue(conn, e.event_id, settings.routes.get(EventType(e.type), ()),
-                              partition_key(e.aggregate), e.correlation_id, at,
-                              lane=_lane(stored.get(e.event_id)))
+                              partition_key(e.aggregate), e.correlation_id, at)
                for e in lacking)
-
-
-def _lane(env: Envelope | UnreadableEvent | None) -> str | None:
-    """The lane of a stored event (none when it no longer reads: it fails on delivery)."""
-    return entity_of(env.event) if isinstance(env, Envelope) else None

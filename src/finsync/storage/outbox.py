@@ -10,13 +10,6 @@ An expired lease is taken back when nothing else is due or in flight, alone, and
 not claimed again: `bury_expired` makes it `dead` (a worker that dies on it every time must
 not hold its aggregate, nor stay `in_flight`, for ever). A person's retry or a replay starts
 the count again.
-
-Partitions: each delivery holds `partition_hash`, the stable hash of its partition key
-(`domain.partition`), and `lane`, the legal entity of its event. A worker that owns some
-partitions claims only `partition_hash % count IN owned` (the same test on SQLite and
-PostgreSQL: a BIGINT modulo). A delivery enqueued before the column existed (NULL hash)
-belongs to partition 0: whoever owns partition 0 sends the old backlog, and its aggregate's
-later deliveries wait behind it by the per-partition-key order whichever worker owns them.
 """
 
 from __future__ import annotations
@@ -49,7 +42,6 @@ from finsync.storage import jsonutil
 from finsync.storage.schema import deliveries, events
 from finsync.storage.text import error_text
 
-LANE_MAX = 64  # deliveries.lane
 # The partitions a worker owns: (the number of partitions, the ones it owns).
 Owned = tuple[int, Collection[int]]
 
@@ -72,16 +64,19 @@ class Delivery:
 
 
 def enqueue(conn: Connection, event_id: str, targets: Iterable[str], partition_key: str,
-            correlation_id: str, at: datetime, lane: str | None = None) -> int:
+            correlation_id: str, at: datetime) -> int:
     """Add the deliveries not already there; returns how many were added."""
     wanted = {delivery_key(event_id, t): t for t in targets}
     if not wanted:
         return 0
     have = set(conn.execute(_KNOWN_KEYS, {"b_keys": list(wanted)}).scalars())
-    rows = [_new_row(event_id, t, k, partition_key, correlation_id, lane, at)
+    rows = [{"event_id": event_id, "target": t, "delivery_key": k,
+             "partition_key": partition_key, "correlation_id": correlation_id,
+             "status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": at,
+             "created_at": at}
             for k, t in wanted.items() if k not in have]
     if rows:
-        conn.execute(insert(deliveries), rows)
+        conn.execute(insert(deliveries), _hashed(rows))
     return len(rows)
 
 
@@ -93,23 +88,15 @@ class NewDeliveries:
     targets: tuple[str, ...]
     partition_key: str
     correlation_id: str
-    lane: str | None = None
-
-
-def _new_row(event_id: str, target: str, key: str, partition_key: str, correlation_id: str,
-             lane: str | None, at: datetime) -> dict[str, Any]:
-    return {"event_id": event_id, "target": target, "delivery_key": key,
-            "partition_key": partition_key, "partition_hash": partition_hash(partition_key),
-            "lane": None if lane is None else lane[:LANE_MAX], "correlation_id": correlation_id,
-            "status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": at,
-            "created_at": at}
 
 
 def enqueue_many(conn: Connection, wanted: Sequence[NewDeliveries], at: datetime) -> int:
     """`enqueue` for many events: one look-up of the keys already there, one executemany
     of the others, in the order given (delivery ids keep each partition's order)."""
-    rows = [_new_row(w.event_id, t, delivery_key(w.event_id, t), w.partition_key,
-                     w.correlation_id, w.lane, at)
+    rows = [{"event_id": w.event_id, "target": t, "delivery_key": delivery_key(w.event_id, t),
+             "partition_key": w.partition_key, "correlation_id": w.correlation_id,
+             "status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": at,
+             "created_at": at}
             for w in wanted for t in dict.fromkeys(w.targets)]
     if not rows:
         return 0
@@ -117,8 +104,15 @@ def enqueue_many(conn: Connection, wanted: Sequence[NewDeliveries], at: datetime
                .scalars())
     rows = [r for r in rows if r["delivery_key"] not in have]
     if rows:
-        conn.execute(insert(deliveries), rows)
+        conn.execute(insert(deliveries), _hashed(rows))
     return len(rows)
+
+
+def _hashed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """New delivery rows with the hash of their partition key (`partition_hash`)."""
+    for row in rows:
+        row["partition_hash"] = partition_hash(row["partition_key"])
+    return rows
 
 
 def known_keys(conn: Connection, keys: Collection[str]) -> set[str]:
@@ -154,8 +148,15 @@ def _due(now: datetime) -> ColumnElement[bool]:
 
 
 def in_partitions(table: Any, owned: Owned) -> ColumnElement[bool]:
-    """The rows of `table` (the outbox or an alias of it) in the partitions `owned`; a row
-    without a hash is in partition 0."""
+    """The rows of `table` (the outbox or an alias of it) in the partitions `owned`.
+
+    Each delivery holds `partition_hash`, the stable hash of its partition key
+    (`domain.partition`), written with it; a worker that owns some partitions claims only
+    `partition_hash % count IN owned` (a BIGINT modulo, the same on SQLite and PostgreSQL),
+    so the count can change without rewriting a row. A delivery enqueued before the column
+    existed (NULL hash) is in partition 0: whoever owns partition 0 sends that backlog, and
+    the later deliveries of its aggregate wait behind it (the per-partition-key order)
+    whichever worker owns them."""
     count, chosen = owned
     if count < 1:
         raise ValueError(f"the number of partitions must be at least 1, not {count}")
