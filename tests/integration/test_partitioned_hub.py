@@ -102,10 +102,12 @@ def _hub(engine: Engine, tmp_path: Path) -> tuple[Hub, RecordingTarget]:
 
 
 def _mapped(hub: Hub, bodies: list[bytes]) -> list[tuple[int, list[Envelope] | None]]:
-    """Store the bodies as raw events and map them, as the archiver does."""
+    """Store the bodies as raw events and map them, as the archiver does (which marks
+    them `mapped` at once, so that the in-process processor never takes them)."""
     ingest(hub, bodies)
-    with reading(hub.engine) as conn:
+    with transaction(hub.engine) as conn:
         stored = raw_log.pending(conn, len(bodies))
+        raw_log.mark_many(conn, [raw.id for raw in stored], RawStatus.MAPPED, NOW)
     items: list[tuple[int, list[Envelope] | None]] = []
     for raw in stored:
         try:

@@ -20,8 +20,8 @@ Rules:
   transaction fails is quarantined in another, with that failure.
 - Raw events stored and mapped by another process (`accept_stored`: the archiver of the
   NATS transport published their envelopes, a partitioned worker hands them over) go the
-  same way. Only a raw event still `received` is decided, so a batch delivered again
-  decides nothing twice: the raw event's status is the consumer's tracking row.
+  same way, each with a tracking row (`storage.tracking`) written in the same transaction:
+  a batch delivered again decides nothing twice.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from finsync.hub.intake import Mapped, reject_in
 from finsync.hub.mapping import MapperRegistry
 from finsync.hub.pipeline import describe, trace
 from finsync.hub.read_ahead import ReadAhead
-from finsync.storage import exception_log, raw_log
+from finsync.storage import exception_log, raw_log, tracking
 from finsync.storage.db import StorageUnavailableError, serialize, transaction
 from finsync.storage.exception_log import NewException
 from finsync.storage.raw_log import RawEvent
@@ -56,6 +56,11 @@ _REJECTED = Outcome.REJECTED.value
 _ACCEPTED = Outcome.ACCEPTED.value
 # A raw event stored and mapped elsewhere: its id and its envelopes (None: unreadable).
 Stored = tuple[int, Sequence[Envelope] | None]
+STORED_TRACKING = "hub.accept_stored"  # consumer_tracking.consumer of `accept_stored`
+
+
+def _key(raw_id: int) -> str:
+    return f"raw:{raw_id}"
 
 
 class Processor:
@@ -123,10 +128,11 @@ class Processor:
         under the acceptance lock, the same quarantine of a bad item alone.
 
         Each item is `(raw id, its envelopes)`, the envelopes None when they could not be
-        read (mapped again here from the stored body). A raw event no longer `received` was
-        decided before (a message delivered again) and is `skipped`; an id the database
-        does not hold is `missing`. So doing a batch again changes nothing. Returns the
-        outcomes counted (`raw`: raw events decided now)."""
+        read (mapped again here from the stored body). Each raw event decided here is
+        tracked (`STORED_TRACKING`, key `raw:<id>`) in the same transaction: one decided
+        before (a message delivered again) is `skipped`, so doing a batch again changes
+        nothing; an id the database does not hold is `missing`. Returns the outcomes
+        counted (`raw`: raw events decided now)."""
         firsts: dict[int, Sequence[Envelope] | None] = {}
         for raw_id, envelopes in items:  # one item per raw id: the first
             firsts.setdefault(raw_id, envelopes)
@@ -152,15 +158,19 @@ class Processor:
         with transaction(self._engine) as conn:
             serialize(conn, LOCK)
             now = self._clock()
-            found = raw_log.get_many(conn, [raw_id for raw_id, _ in items])
-            mapped = [(found[raw_id], self._read(found[raw_id], envelopes))
-                      for raw_id, envelopes in items
-                      if raw_id in found and found[raw_id].status is RawStatus.RECEIVED]
+            done = tracking.tracked(conn, STORED_TRACKING, [_key(i) for i, _ in items])
+            fresh = [(raw_id, envs) for raw_id, envs in items if _key(raw_id) not in done]
+            found = raw_log.get_many(conn, [raw_id for raw_id, _ in fresh])
+            mapped = [(found[raw_id], self._read(found[raw_id], envs))
+                      for raw_id, envs in fresh if raw_id in found]
             outcomes, accepted = self._decide(conn, mapped, now)
+            tracking.track_many(conn, STORED_TRACKING, [
+                (_key(raw.id), [e.event_id for e in envs or ()], None)
+                for raw, envs in mapped], now)
         if self._handover is not None:  # committed
             self._handover.put_many(accepted)
-        outcomes["missing"] = sum(1 for raw_id, _ in items if raw_id not in found)
-        outcomes["skipped"] = len(items) - len(mapped) - outcomes["missing"]
+        outcomes["skipped"] = len(items) - len(fresh)
+        outcomes["missing"] = len(fresh) - len(mapped)
         return +outcomes
 
     def _read(self, raw: RawEvent, envelopes: Sequence[Envelope] | None) -> list[Envelope] | None:
@@ -172,9 +182,13 @@ class Processor:
         with transaction(self._engine) as conn:
             serialize(conn, LOCK)
             raw = raw_log.get(conn, raw_id)
-            if raw is None or raw.status is not RawStatus.RECEIVED:
+            if raw is None:
+                return Counter(missing=1)
+            if tracking.tracked(conn, STORED_TRACKING, [_key(raw_id)]):
                 return Counter(skipped=1)
-            self._quarantine(conn, raw, exc, self._clock())
+            now = self._clock()
+            self._quarantine(conn, raw, exc, now)
+            tracking.track_many(conn, STORED_TRACKING, [(_key(raw_id), [], None)], now)
         return Counter({_REJECTED: 1, "raw": 1})
 
     def _map(self, raw: RawEvent) -> list[Envelope] | None:
