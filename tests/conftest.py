@@ -16,6 +16,7 @@ import re
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,12 @@ from finsync.auth.migrate import upgrade as upgrade_auth
 from finsync.controls.migrate import upgrade as upgrade_controls
 from finsync.storage.db import make_engine, normalise_url
 from finsync.storage.migrate import upgrade as upgrade_hub
+from finsync.streaming.settings import TransportSettings
 from finsync.systems.billing.migrate import upgrade as upgrade_billing
 from finsync.systems.ledger.migrate import upgrade as upgrade_ledger
 from finsync.systems.revrec.migrate import upgrade as upgrade_revrec
 from finsync.systems.tax.migrate import upgrade as upgrade_tax
+from tests.natskit import NatsCluster, NatsUnavailableError
 
 pytest_plugins = ("tests.external.tryton_fixtures",)
 
@@ -137,6 +140,42 @@ def pg_database() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
+    """A real 3-node JetStream cluster for this test session (so one per xdist worker),
+    from the pinned nats-server of the dev extra; about 2 s to start. Tests share it: each
+    takes a namespace of its own (`transport_settings`). A test that kills a node restarts
+    it before it ends (`NatsCluster.restart`)."""
+    try:
+        cluster = NatsCluster(tmp_path_factory.mktemp("nats"))
+    except NatsUnavailableError as exc:
+        _nats_unavailable(exc)
+    try:
+        cluster.start()
+    except NatsUnavailableError as exc:
+        cluster.stop()
+        _nats_unavailable(exc)
+    yield cluster
+    cluster.stop()
+
+
+def _nats_unavailable(exc: Exception) -> None:
+    message = f"NATS JetStream cluster unavailable: {exc}"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message}; FINSYNC_REQUIRE_SERVICES=1 makes this a failure")
+    pytest.skip(f"{message}; `pip install -e .[dev]` installs the pinned nats-server")
+
+
+@pytest.fixture
+def transport_settings(nats_cluster: NatsCluster) -> TransportSettings:
+    """Settings for a namespace of this test's own (its streams, consumers and buckets are
+    apart from every other test's) on the session's cluster, with 3 replicas."""
+    for i in nats_cluster.nodes_down():
+        nats_cluster.restart(i)  # a test that failed while a node was down
+    return TransportSettings(kind="nats", servers=nats_cluster.urls,
+                             namespace=f"t{uuid.uuid4().hex[:16]}", replicas=3)
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ from finsync.domain.limits import InputLimits
 from finsync.domain.money import exponent
 from finsync.domain.secret import Secret, looks_secret
 from finsync.hub.settings import DeliveryPolicy, HubSettings
+from finsync.streaming.settings import NAMESPACE, PARTITIONS_MAX, REPLICAS_MAX, TransportSettings
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_config.toml")
 
@@ -195,6 +196,51 @@ class ConsoleSection(_Strict):
 
     idle_timeout_min: float = Field(30.0, gt=0, le=24 * 60)
     session_max_h: float = Field(12.0, gt=0, le=24 * 7)
+
+
+class TransportSection(_Strict):
+    """How the work travels (DESIGN §8, docs/scaling.md): `inprocess` (the default) in one
+    process on the database; `nats` over a NATS JetStream cluster, with stateless intake
+    nodes, an archiver and partitioned workers (`finsync serve --role intake`, `finsync
+    worker`). The other keys matter only with `nats`."""
+
+    kind: Literal["inprocess", "nats"] = "inprocess"
+    servers: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"], min_length=1)
+    namespace: str = Field("finsync", pattern=f"^{NAMESPACE.pattern}$")
+    partitions: int = Field(16, ge=1, le=PARTITIONS_MAX)
+    replicas: int = Field(3, ge=1, le=REPLICAS_MAX)
+    duplicate_window_s: float = Field(3600.0, gt=0)
+    retention_s: float = Field(7 * 86400.0, gt=0)
+    ack_wait_s: float = Field(30.0, gt=0, le=3600)
+    lease_ttl_s: float = Field(10.0, gt=0, le=3600)
+    max_deliver: int = Field(-1, ge=-1)
+
+    @field_validator("servers", mode="after")
+    @classmethod
+    def _nats_urls(cls, servers: list[str]) -> list[str]:
+        for url in servers:
+            if _SERVER_URL.fullmatch(url) is None:
+                raise ValueError(f"{url!r} is not a nats:// or tls:// URL with a host")
+        return servers
+
+    @model_validator(mode="after")
+    def _window_within_retention(self) -> TransportSection:
+        if self.max_deliver == 0:
+            raise ValueError("max_deliver: -1 (until acked) or at least 1")
+        if self.duplicate_window_s > self.retention_s:
+            raise ValueError(f"duplicate_window_s ({self.duplicate_window_s}) cannot exceed "
+                             f"retention_s ({self.retention_s})")
+        return self
+
+    def to_settings(self) -> TransportSettings:
+        values = self.model_dump()
+        values["servers"] = tuple(self.servers)
+        return TransportSettings(**values)
+
+
+# A NATS server URL: the scheme, a host (a name, IPv4, or [IPv6]) and an optional port;
+# nothing else (no credentials in the file: they would be secrets in clear).
+_SERVER_URL = re.compile(r"(nats|tls)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 
 
 class LedgerSection(_Strict):
@@ -396,6 +442,7 @@ class FinsyncConfig(_Strict):
     calls: CallsSection = CallsSection()
     controls: ControlsSection = ControlsSection()
     console: ConsoleSection = ConsoleSection()
+    transport: TransportSection = TransportSection()
     base_dir: Path = Path(".")
 
     @field_validator("ownership", mode="after")

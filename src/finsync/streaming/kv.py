@@ -1,0 +1,104 @@
+"""A JetStream key-value bucket, sync, with its races as typed errors (leases build on it).
+
+Rules:
+- Every write returns the key's new revision. `create` succeeds only where the key has no
+  value (never set, deleted, or expired by the bucket's TTL), else `KeyExistsError`;
+  `update` and a `delete` given `last_revision` succeed only from the key's last revision,
+  else `WrongRevisionError`. Two processes racing for a key: exactly one wins.
+- Reads go to the stream leader (no direct get from a replica that may lag), so a reader
+  sees every write acknowledged before it asked.
+- A bucket made with a TTL forgets a key that long after its last write: a lease that is
+  not renewed lapses by itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import nats.js.errors
+
+from finsync.streaming.errors import KeyExistsError, WrongRevisionError
+
+if TYPE_CHECKING:
+    from nats.js.kv import KeyValue as NatsKeyValue
+
+    from finsync.streaming.loop import EventLoopThread
+
+KV_TIMEOUT_S = 5.0
+_WRONG_LAST_SEQUENCE = (10071, 10164)  # JetStream's err_codes for a stale expected revision
+
+
+@dataclass(frozen=True, slots=True)
+class KvEntry:
+    key: str
+    value: bytes
+    revision: int
+
+
+class KeyValue:
+    def __init__(self, loop: EventLoopThread, kv: NatsKeyValue, bucket: str) -> None:
+        self._loop = loop
+        self._kv = kv
+        self.bucket = bucket
+
+    def get(self, key: str) -> KvEntry | None:
+        """The key's value and revision; None when it has none (or was deleted)."""
+        return self._loop.run(self._get(key), KV_TIMEOUT_S, self._what("get", key))
+
+    def create(self, key: str, value: bytes) -> int:
+        return self._loop.run(self._create(key, value), KV_TIMEOUT_S, self._what("create", key))
+
+    def update(self, key: str, value: bytes, last_revision: int) -> int:
+        return self._loop.run(self._update(key, value, last_revision), KV_TIMEOUT_S,
+                              self._what("update", key))
+
+    def put(self, key: str, value: bytes) -> int:
+        return self._loop.run(self._kv.put(key, value), KV_TIMEOUT_S, self._what("put", key))
+
+    def delete(self, key: str, last_revision: int | None = None) -> None:
+        """Deletes the key; with `last_revision`, only if that is still its revision."""
+        self._loop.run(self._delete(key, last_revision), KV_TIMEOUT_S,
+                       self._what("delete", key))
+
+    def keys(self) -> list[str]:
+        """The keys that hold a value now, sorted."""
+        return self._loop.run(self._keys(), KV_TIMEOUT_S, f"keys of KV {self.bucket}")
+
+    async def _get(self, key: str) -> KvEntry | None:
+        try:
+            entry = await self._kv.get(key)
+        except nats.js.errors.KeyNotFoundError:  # KeyDeletedError is one
+            return None
+        return KvEntry(key, entry.value or b"", entry.revision or 0)
+
+    async def _create(self, key: str, value: bytes) -> int:
+        try:
+            return await self._kv.create(key, value)
+        except nats.js.errors.KeyWrongLastSequenceError as exc:
+            raise KeyExistsError(f"KV {self.bucket}: {key!r} already has a value") from exc
+
+    async def _update(self, key: str, value: bytes, last_revision: int) -> int:
+        try:
+            return await self._kv.update(key, value, last=last_revision)
+        except nats.js.errors.KeyWrongLastSequenceError as exc:
+            raise WrongRevisionError(
+                f"KV {self.bucket}: {key!r} is no longer at revision {last_revision}") from exc
+
+    async def _delete(self, key: str, last_revision: int | None) -> None:
+        try:
+            await self._kv.delete(key, last=last_revision)
+        except nats.js.errors.APIError as exc:
+            if exc.err_code not in _WRONG_LAST_SEQUENCE:
+                raise
+            raise WrongRevisionError(
+                f"KV {self.bucket}: {key!r} is no longer at revision {last_revision}") from exc
+
+    async def _keys(self) -> list[str]:
+        try:
+            return sorted(await self._kv.keys())
+        except nats.js.errors.NoKeysError:
+            return []
+
+    def _what(self, verb: str, key: str) -> str:
+        return f"{verb} {key!r} in KV {self.bucket}"

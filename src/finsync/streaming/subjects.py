@@ -1,0 +1,126 @@
+"""Subjects, partitions and message ids of the NATS transport: pure functions, no I/O.
+
+Rules:
+- Subjects (`<ns>` is `TransportSettings.namespace`):
+  `<ns>.raw.<source>` (stream `<NS>_RAW`), `<ns>.events.<entity>.<p>` (`<NS>_EVENTS`),
+  `<ns>.out.events.<entity>.<type…>` and `<ns>.out.milestones.<kind…>` (`<NS>_OUT`). A type
+  or kind keeps its dots as subject levels (`invoice.issued` is two tokens), so that a
+  downstream consumer can subscribe to `<ns>.out.events.*.invoice.>`.
+- Every name that comes from data goes through `token`: `[A-Za-z0-9_-]` kept, every other
+  byte of its UTF-8 percent-escaped (`%2E`), the empty name `_`. A token never holds `.`,
+  `*`, `>` or whitespace, so data can never add a subject level or a wildcard; distinct
+  non-empty names give distinct tokens. An event without a legal entity travels as `_`.
+- The partition of a key is `partition_hash(key) % partitions`; the hash is blake2b's first
+  8 bytes (big-endian) masked to 62 bits: stable across processes, machines and Python
+  versions (never Python's `hash`, which is salted per process), and it fits a signed
+  64-bit column (`deliveries.partition_hash`).
+- A raw message id (`Nats-Msg-Id`) is `<source>/<source event id>`, with every byte outside
+  printable ASCII, and `%` itself (and `/` in the source), percent-escaped: an id cannot
+  break a header line, and two ids differ whenever the sources or their ids differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+HASH_BITS = 62
+HASH_MASK = (1 << HASH_BITS) - 1
+EMPTY_TOKEN = "_"
+_TOKEN_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_ID_SAFE = frozenset(range(0x21, 0x7F)) - {ord("%")}  # printable ASCII but `%`, no space
+_WIRE_NAME = re.compile(r"[^.]+(\.[^.]+)*")  # dotted levels, none empty
+# Attributes that lead from an event (or an envelope) to the document holding its legal
+# entity: an envelope's `event`, an event's `document`, an amendment's `contract`.
+_ENTITY_PATHS = ("event", "document", "contract")
+_ENTITY_DEPTH = 4
+
+
+def partition_hash(partition_key: str) -> int:
+    digest = hashlib.blake2b(partition_key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & HASH_MASK
+
+
+def partition_of(partition_key: str, partitions: int) -> int:
+    if partitions < 1:
+        raise ValueError(f"partitions must be at least 1, not {partitions}")
+    return partition_hash(partition_key) % partitions
+
+
+def token(text: str) -> str:
+    """`text` as one subject token (see the rules)."""
+    if not text:
+        return EMPTY_TOKEN
+    return "".join(chr(byte) if byte in _TOKEN_SAFE else f"%{byte:02X}"
+                   for byte in text.encode("utf-8"))
+
+
+def raw_subject(ns: str, source: str) -> str:
+    return f"{ns}.raw.{token(source)}"
+
+
+def raw_filter(ns: str) -> str:
+    return f"{ns}.raw.>"
+
+
+def event_subject(ns: str, entity: str | None, p: int) -> str:
+    return f"{ns}.events.{token(entity or '')}.{_partition(p)}"
+
+
+def events_filter(ns: str) -> str:
+    return f"{ns}.events.>"
+
+
+def partition_filter(ns: str, p: int) -> str:
+    """Every entity's events of partition `p`: a partition consumer's filter."""
+    return f"{ns}.events.*.{_partition(p)}"
+
+
+def out_event_subject(ns: str, entity: str | None, type: str) -> str:
+    return f"{ns}.out.events.{token(entity or '')}.{_levels(type)}"
+
+
+def out_milestone_subject(ns: str, kind: str) -> str:
+    return f"{ns}.out.milestones.{_levels(kind)}"
+
+
+def out_filter(ns: str) -> str:
+    return f"{ns}.out.>"
+
+
+def raw_msg_id(source: str, source_event_id: str) -> str:
+    return f"{_id_part(source, _ID_SAFE - {ord('/')})}/{_id_part(source_event_id, _ID_SAFE)}"
+
+
+def entity_of(event: object) -> str | None:
+    """The legal entity an event (or an envelope) is about: its own `legal_entity`, else
+    its document's, else the document's contract's (an amendment); None when none has one
+    (usage records name a contract only)."""
+    seen: object = event
+    for _ in range(_ENTITY_DEPTH):
+        entity = getattr(seen, "legal_entity", None)
+        if isinstance(entity, str) and entity:
+            return entity
+        seen = next((getattr(seen, name) for name in _ENTITY_PATHS
+                     if getattr(seen, name, None) is not None), None)
+        if seen is None:
+            return None
+    return None
+
+
+def _partition(p: int) -> str:
+    if p < 0:
+        raise ValueError(f"a partition is 0 or more, not {p}")
+    return str(p)
+
+
+def _levels(name: str) -> str:
+    """A dotted wire name (`invoice.issued`) as subject levels, each one a token."""
+    if _WIRE_NAME.fullmatch(name) is None:
+        raise ValueError(f"{name!r} is not a dotted name (non-empty levels)")
+    return ".".join(token(level) for level in name.split("."))
+
+
+def _id_part(text: str, safe: frozenset[int]) -> str:
+    return "".join(chr(byte) if byte in safe else f"%{byte:02X}"
+                   for byte in text.encode("utf-8"))
