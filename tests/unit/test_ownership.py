@@ -148,7 +148,10 @@ class Bucket:
     def put(self, key: str, value: bytes) -> int:
         return self._write(key, value)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, last_revision: int | None = None) -> None:
+        entry = self.entries.get(key)
+        if last_revision is not None and (entry is None or entry.revision != last_revision):
+            raise WrongRevisionError(key)
         self.entries.pop(key, None)
 
     def keys(self) -> list[str]:

@@ -3,15 +3,15 @@
 Rules:
 - A worker owns a partition only while it holds that partition's lease: the key `p<N>` of
   the KV bucket `<ns>_leases`, whose value is the worker's name. A lease is taken with
-  `create` (or, when its last holder released it, by a compare-and-set `update` of the
-  empty value) and renewed every `lease_ttl_s / 3` by `update(last_revision)`. A renewal
+  `create` (which succeeds only where the key holds nothing) and renewed every
+  `lease_ttl_s / 3` by `update(last_revision)`. A renewal
   that loses its compare-and-set means another worker holds the partition now: it is
   dropped at once, whatever the worker was doing with it.
 - The bucket's entries expire `lease_ttl_s` after their last write: the lease of a worker
   that died (SIGKILL, a lost machine) runs out by itself, and another worker takes it on
   its next round. Takeover is bounded: `lease_ttl_s` plus one round (`lease_ttl_s / 3`).
-- A clean stop releases each lease (a compare-and-set to the empty value) and removes the
-  worker's heartbeat, so its partitions move on the others' next round.
+- A clean stop releases each lease (a `delete` from our last revision: never another's
+  lease) and removes the worker's heartbeat, so its partitions move on the others' next round.
 - Every worker heartbeats in `<ns>_nodes` (the key is its name, the same expiry). The
   partitions an automatic worker wants are those the rendezvous (highest random weight)
   hash gives it among the live automatic workers: when a worker comes or goes, only the
@@ -126,7 +126,7 @@ class KeyValueStore(Protocol):
     def create(self, key: str, value: bytes) -> int: ...
     def update(self, key: str, value: bytes, last_revision: int) -> int: ...
     def put(self, key: str, value: bytes) -> int: ...
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str, last_revision: int | None = None) -> None: ...
     def keys(self) -> list[str]: ...
 
 
@@ -242,7 +242,7 @@ class Leases:
     def _release(self, partition: int) -> None:
         revision = self._held.pop(partition)
         with contextlib.suppress(*self._lost):  # taken by another: nothing to give back
-            self._leases.update(lease_key(partition), b"", revision)
+            self._leases.delete(lease_key(partition), revision)
 
     def _take(self, partition: int) -> None:
         key = lease_key(partition)
@@ -250,9 +250,6 @@ class Leases:
         try:
             if entry is None:
                 self._held[partition] = self._leases.create(key, self.me.name.encode())
-            elif not entry.value:  # released by its last holder
-                self._held[partition] = self._leases.update(key, self.me.name.encode(),
-                                                            entry.revision)
             else:  # held, even under our own name (another process, or ours before a
                 # restart): it runs out by itself if nobody renews it
                 self.waiting[partition] = entry.value.decode("utf-8", "replace")
