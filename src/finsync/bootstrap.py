@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -124,6 +124,7 @@ from finsync.recon.service import Entity, Reconciliation
 from finsync.storage.call_log import CallLog
 from finsync.storage.db import make_engine, read_only
 from finsync.storage.migrate import current_revision, upgrade
+from finsync.streaming.ownership import parse_partitions
 from finsync.systems.billing.catalog_file import (
     DEFAULT_CATALOG,
     load_billing_config,
@@ -149,6 +150,10 @@ from finsync.systems.tax.migrate import upgrade as upgrade_tax
 from finsync.systems.tax.service import TaxService
 from finsync.triage.policy import ApprovalPolicy
 from finsync.triage.service import Triage
+
+if TYPE_CHECKING:  # nats-py loads only in a process that speaks NATS (`build_worker`)
+    from finsync.streaming.client import JetStream
+    from finsync.streaming.worker import WorkerNode
 
 T = TypeVar("T")
 
@@ -1155,3 +1160,48 @@ def cpq_body(document: CommercialContract | CustomerAccount, occurred_at: dateti
     """finsync's CPQ JSON carrying a contract version or a customer, as a CPQ source sends
     it (`connectors.cpq.document`)."""
     return cpq_document.encode(document, occurred_at)
+
+
+# -- the partitioned worker (`finsync worker`, DESIGN §8) ---------------------------------
+class WorkerNeedsNatsError(ConfigError):
+    code = "transport_not_configured"
+
+
+def worker_name() -> str:
+    """A worker's default name: unique per process on this machine and across machines."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def build_worker(config: FinsyncConfig, hub: Hub, name: str,
+                 partitions: str | None) -> tuple[WorkerNode, JetStream]:
+    """A `finsync worker`'s threads on `[transport] kind = "nats"` (else
+    `WorkerNeedsNatsError`): the partitions named by `partitions` (`0-3,7`; None: an
+    automatic share), their deliveries, and the archiver. The caller closes the
+    connection once the worker is stopped."""
+    settings = config.transport.to_settings()
+    if settings.kind != "nats":
+        raise WorkerNeedsNatsError(
+            "finsync worker needs NATS JetStream: set [transport] kind = \"nats\" and its "
+            f"servers in the configuration (it says kind = {settings.kind!r})")
+    explicit = None if partitions is None else parse_partitions(partitions, settings.partitions)
+    # Here, not at the top: nats-py loads only in a process that speaks NATS.
+    from finsync.streaming.client import JetStream
+    from finsync.streaming.setup import ensure_streams
+    from finsync.streaming.worker import WorkerNode
+
+    js = JetStream(settings, f"finsync-worker-{name}")
+    try:
+        ensure_streams(js, settings)
+        node = WorkerNode(hub, js, settings, name, explicit,
+                          archive=worker_archive(config, hub, js))
+    except BaseException:
+        js.close()
+        raise
+    return node, js
+
+
+def worker_archive(config: FinsyncConfig, hub: Hub,
+                   js: JetStream) -> Callable[[], int] | None:
+    """The archiver's step run in every worker (`streaming.archiver`, issue 20's point 2):
+    the hook it plugs into once it is there; None runs the worker without it."""
+    return None

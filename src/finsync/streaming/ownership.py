@@ -50,6 +50,8 @@ SPEC_MAX_CHARS = 4096  # a partition spec comes from a command line
 class PartitionSpecError(DomainError):
     """A `--partitions` value that does not name partitions of this cluster."""
 
+    code = "invalid_partitions"
+
 
 def parse_partitions(spec: str, count: int) -> frozenset[int]:
     """The partitions of a spec like `0-3,7` (ranges inclusive), each below `count`."""
