@@ -231,3 +231,19 @@ def test_an_explicit_overlap_waits_for_the_holder() -> None:
     first.release_all()
     second.tick()
     assert second.owned == {2, 3}
+
+
+def test_ownership_lapses_when_no_round_succeeds_within_the_ttl() -> None:
+    """A worker cut off from NATS renews nothing: once its leases may have run out, it
+    stops counting the partitions as its own, without being told."""
+    now = [100.0]
+    nodes, leases = Bucket(), Bucket()
+    a = Leases(Node("a", None), 4, nodes, leases, LOST, ttl_s=10.0, clock=lambda: now[0])
+    assert a.current() == frozenset()  # no round yet
+    a.tick()
+    now[0] += 9.9
+    assert a.current() == set(range(4)) and a.owns(3)
+    now[0] += 0.1
+    assert a.current() == frozenset() and not a.owns(3)
+    a.tick()  # the transport is back: a round succeeds
+    assert a.owns(3)

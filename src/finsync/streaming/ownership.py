@@ -35,6 +35,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -178,10 +179,17 @@ class Leases:
     """One worker's heartbeat and partition leases; `tick` every `lease_ttl_s / 3`."""
 
     def __init__(self, me: Node, count: int, nodes: KeyValueStore, leases: KeyValueStore,
-                 lost: Lost, on_change: Callable[[frozenset[int]], None] | None = None) -> None:
+                 lost: Lost, on_change: Callable[[frozenset[int]], None] | None = None, *,
+                 ttl_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.me, self.count = me, count
         self._nodes, self._leases, self._lost = nodes, leases, lost
         self._on_change = on_change
+        # A round that fails (the transport unreachable) renews nothing: once `ttl_s` has
+        # passed since the start of the last round that succeeded, the leases may have run
+        # out and been taken, so nothing counts as owned (`current`) until a round succeeds.
+        self._ttl_s, self._clock = ttl_s, clock
+        self._confirmed_at: float | None = None
         self._held: dict[int, int] = {}  # partition -> revision of our lease
         self._lock = threading.Lock()
         self.owned: frozenset[int] = frozenset()  # a snapshot, read by other threads
@@ -191,6 +199,7 @@ class Leases:
         """Heartbeat, renew, release what is no longer wanted, take what is wanted and
         free; returns the partitions owned now."""
         with self._lock:
+            started = self._clock()
             self._nodes.put(self.me.name, self.me.encode())
             want = wanted(self.me, self.count, self._live())
             for partition in sorted(self._held):
@@ -205,10 +214,20 @@ class Leases:
                 log.warning("%s waits for partitions held by others: %s", self.me.name,
                             holders(self.waiting))
             self._publish()
+            self._confirmed_at = started
             return self.owned
 
+    def current(self) -> frozenset[int]:
+        """The partitions owned, as long as the last successful round is recent enough
+        that none of their leases can have run out; else none."""
+        confirmed = self._confirmed_at
+        if self._ttl_s is not None and (confirmed is None
+                                        or self._clock() - confirmed >= self._ttl_s):
+            return frozenset()
+        return self.owned
+
     def owns(self, partition: int) -> bool:
-        return partition in self.owned
+        return partition in self.current()
 
     def lose(self, partition: int) -> None:
         """Drop a partition now (its lease was found taken by another worker)."""

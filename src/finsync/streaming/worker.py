@@ -186,7 +186,7 @@ class PartitionedWorker:
 
     def owned(self) -> Owned:
         """The partitions owned now, as the outbox's claim takes them."""
-        return (self._settings.partitions, self._leases.owned)
+        return (self._settings.partitions, self._leases.current())
 
     def tick(self, progressed: Callable[[], None]) -> int:
         """One lease round (a `PipelineWorker` step), then the loops brought in line."""
@@ -260,14 +260,16 @@ class WorkerNode:
         nodes = js.kv(settings.bucket("nodes"), ttl_s=settings.lease_ttl_s)
         buckets = js.kv(settings.bucket("leases"), ttl_s=settings.lease_ttl_s)
         self.leases = Leases(Node(name, explicit), settings.partitions, nodes, buckets,
-                             (KeyExistsError, WrongRevisionError))
+                             (KeyExistsError, WrongRevisionError), ttl_s=settings.lease_ttl_s)
         self.delivery = self._thread(DELIVERY, self._deliver, DELIVERY_INTERVAL_S)
         self.partitions = PartitionedWorker(
             js, settings, self.leases, hub.processor,
             lambda thread, step: self._thread(thread, step, LOOP_INTERVAL_S),
             self.delivery.wake)
         hub.worker.restrict(self.partitions.owned)
-        self._renewal = self._thread(LEASES, self.partitions.tick, settings.lease_ttl_s / 3)
+        # A failed round is retried at the same pace, never backed off past the leases.
+        self._renewal = self._thread(LEASES, self.partitions.tick, settings.lease_ttl_s / 3,
+                                     backoff_max_s=settings.lease_ttl_s / 3)
         threads = [self._renewal, self.delivery,
                    self._thread(HOUSEKEEPING, self._housekeeping, HOUSEKEEPING_S)]
         if archive is not None:
@@ -275,8 +277,10 @@ class WorkerNode:
                                         LOOP_INTERVAL_S))
         self.threads = tuple(threads)
 
-    def _thread(self, name: str, step: Callable[..., int], interval_s: float) -> PipelineWorker:
-        return PipelineWorker(name, step, self.hub.clock, interval_s)
+    def _thread(self, name: str, step: Callable[..., int], interval_s: float, *,
+                backoff_max_s: float = 60.0) -> PipelineWorker:
+        return PipelineWorker(name, step, self.hub.clock, interval_s,
+                              backoff_max_s=backoff_max_s)
 
     def _deliver(self, progressed: Callable[[], None]) -> int:
         """Deliveries of the owned partitions until none is due (one round at least)."""
