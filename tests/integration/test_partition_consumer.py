@@ -72,9 +72,10 @@ def test_messages_are_acked_after_the_commit_and_strays_terminated(
     hub, target = _hub(engine, tmp_path)
     good = _messages(hub, [_version("con_a", 1), _version("con_a", 2)])
     stray = [Message(b"[]", {}), Message(b"[]", {RAW_ID: "-1"}),
-             Message(b"[]", {RAW_ID: "9" * 40}), Message(b"[]", {RAW_ID: "1e3"})]
+             Message(b"[]", {RAW_ID: "9" * 40}), Message(b"[]", {RAW_ID: "1e3"}),
+             Message(b"[]", {RAW_ID: "\u00b2"}), Message(b"[]", {RAW_ID: " 1"})]
     done = _loop(hub).accept([good[1], *stray, good[0]])
-    assert (done.acked, done.terminated, done.handed_back) == (2, 4, 0)
+    assert (done.acked, done.terminated, done.handed_back) == (2, 6, 0)
     assert all(m.done == [("ack", None)] for m in good)
     assert all(m.done == [("term", None)] for m in stray)
     _deliver_all(hub)

@@ -27,6 +27,7 @@ Rules:
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -56,6 +57,7 @@ FETCH_WAIT_S = 1.0
 RETRY_BASE_S = 1.0
 RETRY_MAX_S = 60.0
 EVENTS = "events"  # the stream suffix (`streaming.setup`)
+_RAW_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only (`str.isdigit` takes `²`), in a BIGINT
 
 
 def durable(partition: int) -> str:
@@ -72,7 +74,7 @@ def retry_delay_s(num_delivered: int) -> float:
 def raw_id_of(message: Incoming) -> int | None:
     """The raw event a message carries the envelopes of; None when it names none."""
     text = message.headers.get(RAW_ID, "")
-    return int(text) if text.isdigit() and len(text) <= 18 else None
+    return int(text) if _RAW_ID.fullmatch(text) else None
 
 
 def read(message: Incoming) -> Sequence[Envelope] | None:
