@@ -15,7 +15,7 @@ from finsync.hub.service import Hub
 from finsync.storage import raw_log
 from finsync.storage.db import StorageUnavailableError, reading, transaction
 from finsync.streaming.event_message import RAW_ID, encode_envelopes
-from finsync.streaming.worker import PartitionConsumer, retry_delay_s
+from finsync.streaming.worker import RETRY_MAX_S, PartitionConsumer, retry_delay_s
 from tests.hubkit import ingest, make_hub, settings
 from tests.integration.test_pipeline_batch import ROUTES, RecordingTarget, _version
 
@@ -63,7 +63,7 @@ def _deliver_all(hub: Hub) -> None:
 
 
 def _loop(hub: Hub, owned: bool = True) -> PartitionConsumer:
-    return PartitionConsumer(0, None, hub.processor, lambda _p: owned,  # type: ignore[arg-type]
+    return PartitionConsumer(0, None, hub, lambda _p: owned,  # type: ignore[arg-type]
                              lambda: None)
 
 
@@ -93,14 +93,17 @@ def test_unreadable_envelopes_are_mapped_again_from_the_stored_body(
     assert target.seen == [("con_b", 1)]
 
 
-def test_a_raw_id_the_database_does_not_hold_is_acked_with_an_error(
+def test_a_raw_id_the_database_does_not_hold_is_handed_back_never_acked(
         engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     hub, _ = _hub(engine, tmp_path)
-    (message,) = _messages(hub, [_version("con_c", 1)])
-    message.headers = {RAW_ID: "424242"}
-    done = _loop(hub).accept([message])
-    assert done.acked == 1 and done.outcomes is not None and done.outcomes["missing"] == 1
-    assert "the database does not hold" in caplog.text
+    known, unknown = _messages(hub, [_version("con_c", 1), _version("con_c", 2)])
+    unknown.headers = {RAW_ID: "424242"}
+    done = _loop(hub).accept([unknown, known])
+    assert done.outcomes is not None and done.outcomes["missing"] == 1
+    assert (done.acked, done.handed_back) == (1, 1)
+    assert known.done == [("ack", None)]
+    assert unknown.done == [("nak", RETRY_MAX_S)]
+    assert "the database does not hold (424242)" in caplog.text
 
 
 def test_a_database_failure_hands_the_batch_back_with_a_growing_delay(

@@ -210,7 +210,7 @@ def test_versions_apply_in_order_whatever_the_ownership_moves(
         owner = [0]
         consumer = js.consumer(transport.stream("events"), durable(0),
                                f"{transport.namespace}.events.*.0")
-        loops = [PartitionConsumer(0, consumer, hub.processor,
+        loops = [PartitionConsumer(0, consumer, hub,
                                    lambda _p, me=i: owner[0] == me, lambda: None)
                  for i, hub in enumerate(hubs)]
         rest = [(i % 2, 6, False) for i in range(50)]  # then drain, alternating

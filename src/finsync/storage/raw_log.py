@@ -177,6 +177,14 @@ def get(conn: Connection, raw_id: int) -> RawEvent | None:
                     r["body"], RawStatus(r["status"]))
 
 
+def existing(conn: Connection, raw_ids: Collection[int]) -> set[int]:
+    """Which of these raw event ids the log holds (one statement, no bodies read)."""
+    if not raw_ids:
+        return set()
+    return {int(i) for i in conn.execute(select(raw_events.c.id).where(
+        raw_events.c.id.in_(sorted(set(raw_ids))))).scalars()}
+
+
 def get_many(conn: Connection, raw_ids: Collection[int]) -> dict[int, RawEvent]:
     """The raw events of these ids that exist, by id (one statement)."""
     if not raw_ids:

@@ -13,7 +13,8 @@ Rules:
 - A message whose envelopes do not read is accepted all the same: the hub maps its raw
   event again from the stored body, and rejects or quarantines it there. A message without
   a raw event id (`Finsync-Raw-Id`) was not written by the archiver: it cannot be tied to
-  anything stored, so it is logged as an error and terminated; the batch goes on.
+  anything stored, so it is logged as an error and terminated; the batch goes on. One
+  naming a raw event the database does not hold is logged and handed back, never acked.
 - The database failing fails the batch: every message is handed back (`nak`) with a delay
   that doubles with its deliveries (`RETRY_BASE_S` up to `RETRY_MAX_S`); nothing is acked.
 - A batch fetched by a worker that loses the partition meanwhile is handed back at once
@@ -35,8 +36,10 @@ from dataclasses import dataclass
 
 from finsync.domain.envelope import Envelope
 from finsync.hub.pipeline import PipelineWorker, describe
-from finsync.hub.processor import Processor, Stored
+from finsync.hub.processor import Stored
 from finsync.hub.service import Hub
+from finsync.storage import raw_log
+from finsync.storage.db import reading
 from finsync.storage.outbox import Owned
 from finsync.streaming import subjects
 from finsync.streaming.client import (
@@ -100,9 +103,9 @@ class BatchOutcome:
 class PartitionConsumer:
     """One partition's loop: fetch, accept, ack."""
 
-    def __init__(self, partition: int, consumer: Consumer, processor: Processor,
+    def __init__(self, partition: int, consumer: Consumer, hub: Hub,
                  owns: Callable[[int], bool], on_accepted: Callable[[], None]) -> None:
-        self.partition, self._consumer, self._processor = partition, consumer, processor
+        self.partition, self._consumer, self._hub = partition, consumer, hub
         self._owns, self._on_accepted = owns, on_accepted
 
     def step(self, progressed: Callable[[], None]) -> int:
@@ -138,7 +141,7 @@ class PartitionConsumer:
         if not items:
             return done
         try:
-            done.outcomes = self._processor.accept_stored(items)
+            done.outcomes = self._hub.processor.accept_stored(items)
         except Exception as exc:  # the database: the batch is done again later
             log.warning("partition %d: a batch of %d event messages failed (%s); handed "
                         "back", self.partition, len(carried), describe(exc))
@@ -149,16 +152,31 @@ class PartitionConsumer:
         return done
 
     def _settle(self, carried: Sequence[Incoming], done: BatchOutcome) -> None:
+        """Ack what the commit decided. A message naming a raw event the database does not
+        hold (a database restored from an older backup, another database) is never acked:
+        it comes back every `RETRY_MAX_S`, counted among the redeliveries, until someone
+        stores its raw event."""
         outcomes = done.outcomes or Counter()
+        kept = carried
         if outcomes["missing"]:
-            log.error("partition %d: %d event message(s) name a raw event the database does "
-                      "not hold (another database?); acked, nothing accepted for them",
-                      self.partition, outcomes["missing"])
-        for message in carried:
+            kept = self._hold_missing(carried, done)
+        for message in kept:
             message.ack()
-        done.acked = len(carried)
+        done.acked = len(kept)
         if outcomes["accepted"] or outcomes["raw"]:
             self._on_accepted()
+
+    def _hold_missing(self, carried: Sequence[Incoming], done: BatchOutcome) -> list[Incoming]:
+        with reading(self._hub.engine) as conn:
+            known = raw_log.existing(conn, [raw_id_of(m) or 0 for m in carried])
+        missing = [m for m in carried if raw_id_of(m) not in known]
+        log.error("partition %d: %d event message(s) name raw events the database does not "
+                  "hold (%s): handed back, retried every %.0f s", self.partition, len(missing),
+                  ", ".join(m.headers.get(RAW_ID, "") for m in missing[:10]), RETRY_MAX_S)
+        for message in missing:
+            message.nak(RETRY_MAX_S)
+        done.handed_back += len(missing)
+        return [m for m in carried if raw_id_of(m) in known]
 
 
 def _hand_back(messages: Sequence[Incoming], *, at_once: bool) -> None:
@@ -176,11 +194,11 @@ class PartitionedWorker:
     come and go with ownership (`on_change`)."""
 
     def __init__(self, js: JetStream, settings: TransportSettings, leases: Leases,
-                 processor: Processor, make_thread: Callable[[str, Callable[..., int]],
+                 hub: Hub, make_thread: Callable[[str, Callable[..., int]],
                                                              PipelineWorker],
                  wake_delivery: Callable[[], None]) -> None:
         self._js, self._settings, self._leases = js, settings, leases
-        self._processor, self._make_thread = processor, make_thread
+        self._hub, self._make_thread = hub, make_thread
         self._wake_delivery = wake_delivery
         self._lock = threading.Lock()
         self._loops: dict[int, PipelineWorker] = {}
@@ -211,7 +229,7 @@ class PartitionedWorker:
         ns = self._settings.namespace
         consumer = self._js.consumer(self._settings.stream(EVENTS), durable(partition),
                                      subjects.partition_filter(ns, partition))
-        loop = PartitionConsumer(partition, consumer, self._processor, self._leases.owns,
+        loop = PartitionConsumer(partition, consumer, self._hub, self._leases.owns,
                                  self._wake_delivery)
         thread = self._make_thread(f"finsync-p{partition}", loop.step)
         thread.start()
@@ -265,7 +283,7 @@ class WorkerNode:
                              (KeyExistsError, WrongRevisionError), ttl_s=settings.lease_ttl_s)
         self.delivery = self._thread(DELIVERY, self._deliver, DELIVERY_INTERVAL_S)
         self.partitions = PartitionedWorker(
-            js, settings, self.leases, hub.processor,
+            js, settings, self.leases, hub,
             lambda thread, step: self._thread(thread, step, LOOP_INTERVAL_S),
             self.delivery.wake)
         hub.worker.restrict(self.partitions.owned)
