@@ -9,7 +9,8 @@ Rules:
 - `kill(i)` is a SIGKILL; `restart(i)` starts the node again on the same ports and store,
   so it rejoins the cluster with its data, as a restarted machine would.
 - `wait_ready()` returns once JetStream answers on every running node, which it does only
-  when the cluster has a meta leader (before that the API answers 503).
+  when the cluster has a meta leader (before that the API answers 503), and a stream with
+  a replica on every running node can be placed (a restarted node is a peer again).
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
+from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
+from nats.js.api import StorageType
 
 HOST = "127.0.0.1"
 CLUSTER_NAME = "finsync-test"
 READY_TIMEOUT_S = 60.0  # a loaded 2-core CI machine; a quiet one is ready in about 2 s
 READY_POLL_S = 0.1
+START_ATTEMPTS = 3
+PROBE = "NATSKIT_PROBE"  # a stream made and deleted to see that replicas can be placed
 
 
 class NatsUnavailableError(Exception):
@@ -70,11 +75,8 @@ class NatsCluster:
 
     def __init__(self, directory: Path, size: int = 3) -> None:
         self.binary = server_binary()
-        self.nodes = [
-            Node(f"n{i + 1}", free_port(), free_port(), directory / f"n{i + 1}",
-                 directory / f"n{i + 1}.log")
-            for i in range(size)
-        ]
+        self.directory = directory
+        self.nodes = self._new_nodes(size)
         self._procs: list[subprocess.Popen[bytes] | None] = [None] * size
 
     @property
@@ -82,9 +84,26 @@ class NatsCluster:
         return tuple(node.url for node in self.nodes)
 
     def start(self) -> None:
-        for i in range(len(self.nodes)):
-            self._spawn(i)
-        self.wait_ready()
+        """Starts every node; if one exits at once (another process took a port between
+        `free_port` and the server's bind), again on new ports."""
+        for attempt in range(START_ATTEMPTS):
+            for i in range(len(self.nodes)):
+                self._spawn(i)
+            try:
+                self.wait_ready()
+                return
+            except NatsUnavailableError:
+                exited = [i for i, proc in enumerate(self._procs)
+                          if proc is not None and proc.poll() is not None]
+                self.stop()
+                if not exited or attempt == START_ATTEMPTS - 1:
+                    raise
+                self.nodes = self._new_nodes(len(self.nodes))
+
+    def _new_nodes(self, size: int) -> list[Node]:
+        return [Node(f"n{i + 1}", free_port(), free_port(), self.directory / f"n{i + 1}",
+                     self.directory / f"n{i + 1}.log")
+                for i in range(size)]
 
     def kill(self, i: int) -> None:
         """SIGKILL node `i` (0-based): no goodbye to the cluster, nothing flushed."""
@@ -130,15 +149,24 @@ class NatsCluster:
 
     async def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        for i in self.running():
+        running = self.running()
+        for i in running:
             node = self.nodes[i]
             while not await _jetstream_answers(node.url):
                 self._check_alive(i)
-                if time.monotonic() > deadline:
-                    raise NatsUnavailableError(
-                        f"JetStream on {node.name} not ready after {timeout_s} s: "
-                        f"{node.log.read_text(errors='replace')[-2000:]}")
+                self._check_deadline(deadline, f"JetStream on {node.name}", node)
                 await asyncio.sleep(READY_POLL_S)
+        # The API answers before the meta leader counts a restarted node as a peer again:
+        # until then a stream with a replica on every node cannot be placed.
+        while not await _places_replicas(self.nodes[running[0]].url, len(running)):
+            self._check_deadline(deadline, f"placing {len(running)} replicas",
+                                 self.nodes[running[0]])
+            await asyncio.sleep(READY_POLL_S)
+
+    def _check_deadline(self, deadline: float, what: str, node: Node) -> None:
+        if time.monotonic() > deadline:
+            raise NatsUnavailableError(
+                f"{what}: not ready in time: {node.log.read_text(errors='replace')[-2000:]}")
 
     def _check_alive(self, i: int) -> None:
         proc = self._procs[i]
@@ -151,6 +179,36 @@ class NatsCluster:
 
 async def _ignore(exc: Exception) -> None:
     """A node that is not up yet refuses the connection: expected while polling."""
+
+
+async def _places_replicas(url: str, replicas: int) -> bool:
+    """True when a stream with `replicas` replicas can be made (then it is deleted)."""
+    nc = await _connect(url)
+    if nc is None:
+        return False
+    try:
+        js = nc.jetstream(timeout=2)
+        await js.add_stream(name=PROBE, subjects=[f"{PROBE.lower()}.>"], num_replicas=replicas,
+                            storage=StorageType.MEMORY)
+        await js.delete_stream(PROBE)
+        return True
+    except (TimeoutError, NatsError):
+        return False
+    finally:
+        await _close(nc)
+
+
+async def _connect(url: str) -> NatsClient | None:
+    try:
+        return await nats.connect(url, connect_timeout=1, allow_reconnect=False,
+                                  max_reconnect_attempts=0, error_cb=_ignore)
+    except (TimeoutError, NatsError, OSError):
+        return None
+
+
+async def _close(nc: NatsClient) -> None:
+    with contextlib.suppress(NatsError, TimeoutError):
+        await nc.close()
 
 
 async def _jetstream_answers(url: str) -> bool:

@@ -9,6 +9,7 @@ from sqlalchemy import create_engine
 
 from finsync.bootstrap import build_revenue_service
 from finsync.config import DEFAULT_CONFIG, ConfigError, parse_config
+from finsync.streaming.settings import TransportSettings
 
 
 def _default() -> dict[str, Any]:
@@ -69,3 +70,48 @@ def test_revenue_accounts_per_entity_are_read_and_an_unknown_role_is_refused(
     with pytest.raises(ConfigError, match="revenu"):
         build_revenue_service(parse_config(data, tmp_path), engine)
     engine.dispose()
+
+
+def test_the_default_transport_is_in_process() -> None:
+    settings = parse_config(_default(), Path(".")).transport.to_settings()
+    assert settings == TransportSettings()
+    assert settings.kind == "inprocess"
+
+
+def test_a_nats_transport_is_read_into_settings(tmp_path: Path) -> None:
+    data = _default()
+    data["transport"] = {"kind": "nats", "servers": ["nats://n1:4222", "tls://[::1]:4223"],
+                         "namespace": "acme", "partitions": 64, "replicas": 5,
+                         "duplicate_window_s": 600, "ack_wait_s": 20, "lease_ttl_s": 5}
+    settings = parse_config(data, tmp_path).transport.to_settings()
+    assert settings == TransportSettings(
+        kind="nats", servers=("nats://n1:4222", "tls://[::1]:4223"), namespace="acme",
+        partitions=64, replicas=5, duplicate_window_s=600.0, ack_wait_s=20.0, lease_ttl_s=5.0)
+    assert settings.stream("events") == "ACME_EVENTS"
+
+
+@pytest.mark.parametrize(("transport", "message"), [
+    ({"kind": "kafka"}, "transport.kind"),
+    ({"partitions": 0}, "transport.partitions"),
+    ({"partitions": 4097}, "transport.partitions"),
+    ({"replicas": 0}, "transport.replicas"),
+    ({"replicas": 6}, "transport.replicas"),
+    ({"servers": []}, "transport.servers"),
+    ({"servers": ["http://127.0.0.1:4222"]}, "nats:// or tls://"),
+    ({"servers": ["nats://127.0.0.1:4222/path"]}, "nats:// or tls://"),
+    ({"servers": ["nats://"]}, "nats:// or tls://"),
+    ({"servers": ["nats://alice@127.0.0.1:4222"]}, "nats:// or tls://"),
+    ({"servers": ["nats://a:b@127.0.0.1:4222"]}, "transport.servers.0. holds a secret"),
+    ({"namespace": "Finsync"}, "transport.namespace"),
+    ({"namespace": "a.b"}, "transport.namespace"),
+    ({"duplicate_window_s": 7200, "retention_s": 3600}, "cannot exceed retention_s"),
+    ({"max_deliver": 0}, "max_deliver"),
+    ({"ack_wait_s": 0}, "transport.ack_wait_s"),
+    ({"partitons": 4}, "transport.partitons"),
+])
+def test_a_transport_that_cannot_work_is_refused(tmp_path: Path, transport: dict[str, Any],
+                                                 message: str) -> None:
+    data = _default()
+    data["transport"] = transport
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data, tmp_path)

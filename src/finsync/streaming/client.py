@@ -5,12 +5,13 @@ Rules:
   within `connect_timeout_s`), then reconnects by itself for ever, to any server of
   `settings.servers` or of the cluster they announce.
 - `publish` returns only once JetStream stored the message on a quorum of its replicas
-  (its `PubAck`); no PubAck within `timeout_s` is `TransportUnavailableError`, and then
-  nothing may be claimed stored. A resend with the same `msg_id` within the duplicate
-  window is acknowledged again with `duplicate=True` and stored once.
+  (its `PubAck`), asking again while the stream elects a leader (`publisher`); no PubAck
+  within `timeout_s` is `TransportUnavailableError`, and then nothing may be claimed
+  stored (though it may have been: a resend carries the same `msg_id`). A resend within
+  the duplicate window is acknowledged with `duplicate=True` and stored once.
 - `publish_many` sends all its messages before waiting (pipelined) and returns their
-  PubAcks in order; if any has none, it raises and the caller resends them all, with the
-  same message ids, so that the resend stores only what was missing.
+  PubAcks in order; if any has none by `timeout_s`, it raises and the caller resends them
+  all, with the same message ids, so that the resend stores only what was missing.
 - Header names and values must fit on a header line: a CR or LF, or a `:` in a name, is a
   `BadMessageError` (an id from outside can never inject a header).
 - Only this package imports nats-py (an import-linter contract).
@@ -18,7 +19,6 @@ Rules:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -29,7 +29,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import api
 from nats.js.client import JetStreamContext
 
-from finsync.streaming.consumer import Consumer, ConsumerLag, Incoming
+from finsync.streaming.consumer import MSG_ID, Consumer, ConsumerLag, Incoming
 from finsync.streaming.errors import (
     BadMessageError,
     KeyExistsError,
@@ -39,6 +39,7 @@ from finsync.streaming.errors import (
 )
 from finsync.streaming.kv import KeyValue, KvEntry
 from finsync.streaming.loop import EventLoopThread
+from finsync.streaming.publisher import Publisher
 from finsync.streaming.settings import TransportSettings
 
 __all__ = [
@@ -49,14 +50,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MSG_ID = "Nats-Msg-Id"
 CONNECT_TIMEOUT_S = 10.0
 API_TIMEOUT_S = 10.0  # stream and consumer management: a leader election can take seconds
 GRACE_S = 2.0  # beyond a call's own timeout, before the waiting thread gives up on the loop
 RECONNECT_WAIT_S = 0.5
 PING_INTERVAL_S = 5  # a silent dead server is noticed in PING_INTERVAL_S * MAX_PINGS
 MAX_PINGS = 3
-MAX_PENDING_PUBLISHES = 4000
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII but ':'
 _LINE_BREAK = re.compile(r"[\r\n]")
 
@@ -99,6 +98,7 @@ class ReplicaStatus:
 @dataclass(frozen=True, slots=True)
 class StreamStatus:
     name: str
+    spec: StreamSpec  # as the stream is configured now
     messages: int
     first_seq: int
     last_seq: int
@@ -112,28 +112,29 @@ class JetStream:
         self.settings = settings
         self.name = name
         self._loop = EventLoopThread(name)
+        self._events = _Events(name)
         try:
             self._nc: NatsClient = self._loop.run(
-                _connect(settings.servers, name), connect_timeout_s,
+                _connect(settings.servers, self._events), connect_timeout_s,
                 f"connect to {', '.join(settings.servers)}")
         except BaseException:
             self._loop.stop()
             raise
-        self._js: JetStreamContext = self._nc.jetstream(
-            timeout=API_TIMEOUT_S, publish_async_max_pending=MAX_PENDING_PUBLISHES)
+        self._js: JetStreamContext = self._nc.jetstream(timeout=API_TIMEOUT_S)
+        self._publisher = Publisher(self._nc)
 
     def publish(self, subject: str, data: bytes, *, msg_id: str | None = None,
                 headers: Mapping[str, str] | None = None, timeout_s: float = 5.0) -> PubAck:
-        checked = _headers(msg_id, headers or {})
-        ack = self._loop.run(self._js.publish(subject, data, timeout=timeout_s, headers=checked),
-                             timeout_s + GRACE_S, f"publish to {subject}")
+        message = (subject, data, _headers(msg_id, headers or {}))
+        (ack,) = self._loop.run(self._publisher.publish([message], timeout_s),
+                                timeout_s + GRACE_S, f"publish to {subject}")
         return _pub_ack(ack)
 
     def publish_many(self, items: Sequence[Outgoing], timeout_s: float = 10.0) -> list[PubAck]:
         batch = [(item.subject, item.data, _headers(item.msg_id, item.headers)) for item in items]
         if not batch:
             return []
-        acks = self._loop.run(self._publish_all(batch, timeout_s), timeout_s + GRACE_S,
+        acks = self._loop.run(self._publisher.publish(batch, timeout_s), timeout_s + GRACE_S,
                               f"publish of {len(batch)} messages")
         return [_pub_ack(ack) for ack in acks]
 
@@ -177,8 +178,22 @@ class JetStream:
                               f"status of stream {name}")
         return _stream_status(name, info)
 
+    @property
+    def server(self) -> str | None:
+        """The server this client is connected to now (`host:port`); None while it
+        reconnects."""
+        url = self._nc.connected_url
+        return None if url is None or not self._nc.is_connected else url.netloc
+
+    @property
+    def max_payload(self) -> int:
+        """The largest message (headers and data) the servers take, in bytes: 1 MiB unless
+        the cluster's configuration says otherwise. A bigger one is `TransportRefusedError`."""
+        return self._nc.max_payload
+
     def close(self) -> None:
         """Flushes what is buffered and closes; idempotent."""
+        self._events.closing = True
         try:
             self._loop.run(self._nc.close(), API_TIMEOUT_S, "close")
         except TransportUnavailableError:
@@ -191,19 +206,6 @@ class JetStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    async def _publish_all(self, batch: list[tuple[str, bytes, dict[str, str] | None]],
-                           timeout_s: float) -> list[api.PubAck]:
-        futures: list[asyncio.Future[api.PubAck]] = []
-        try:
-            async with asyncio.timeout(timeout_s):
-                for subject, data, headers in batch:
-                    futures.append(await self._js.publish_async(
-                        subject, data, headers=headers, wait_stall=timeout_s))
-                return list(await asyncio.gather(*futures))
-        finally:
-            for future in futures:
-                future.cancel()  # a no-op on those done; frees nats-py's slots otherwise
 
     async def _bind(self, stream: str,
                     config: api.ConsumerConfig) -> JetStreamContext.PullSubscription:
@@ -242,25 +244,32 @@ class JetStream:
 STREAM_NAME_IN_USE = 10058  # JetStream: a stream of that name exists, configured otherwise
 
 
-async def _connect(servers: tuple[str, ...], name: str) -> NatsClient:
+async def _connect(servers: tuple[str, ...], events: _Events) -> NatsClient:
     return await nats.connect(
-        servers=list(servers), name=name, allow_reconnect=True, max_reconnect_attempts=-1,
-        reconnect_time_wait=RECONNECT_WAIT_S, connect_timeout=2, ping_interval=PING_INTERVAL_S,
-        max_outstanding_pings=MAX_PINGS, error_cb=_on_error, disconnected_cb=_on_disconnected,
-        reconnected_cb=_on_reconnected)
+        servers=list(servers), name=events.name, allow_reconnect=True,
+        max_reconnect_attempts=-1, reconnect_time_wait=RECONNECT_WAIT_S, connect_timeout=2,
+        ping_interval=PING_INTERVAL_S, max_outstanding_pings=MAX_PINGS,
+        error_cb=events.error, disconnected_cb=events.disconnected,
+        reconnected_cb=events.reconnected)
 
 
-async def _on_error(exc: Exception) -> None:
-    # A refused connection to a node that is down is the normal course of a reconnect.
-    log.info("nats: %s: %s", exc.__class__.__name__, exc)
+class _Events:
+    """What the connection reports, logged under the client's name."""
 
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.closing = False  # a disconnection asked for is no news
 
-async def _on_disconnected() -> None:
-    log.warning("nats: disconnected; reconnecting")
+    async def error(self, exc: Exception) -> None:
+        # A refused connection to a node that is down is the normal course of a reconnect.
+        log.info("nats client %s: %s: %s", self.name, exc.__class__.__name__, exc)
 
+    async def disconnected(self) -> None:
+        if not self.closing:
+            log.warning("nats client %s: disconnected", self.name)
 
-async def _on_reconnected() -> None:
-    log.warning("nats: reconnected")
+    async def reconnected(self) -> None:
+        log.warning("nats client %s: reconnected", self.name)
 
 
 def _headers(msg_id: str | None, headers: Mapping[str, str]) -> dict[str, str] | None:
@@ -287,5 +296,8 @@ def _stream_status(name: str, info: api.StreamInfo) -> StreamStatus:
     replicas = tuple(
         ReplicaStatus(peer.name or "", bool(peer.current), bool(peer.offline), peer.lag or 0)
         for peer in cluster.replicas or ())
-    return StreamStatus(name, info.state.messages, info.state.first_seq, info.state.last_seq,
-                        cluster.leader, replicas)
+    config = info.config
+    spec = StreamSpec(name, tuple(config.subjects or ()), config.num_replicas or 1,
+                      config.duplicate_window, config.max_age or 0.0)
+    return StreamStatus(name, spec, info.state.messages, info.state.first_seq,
+                        info.state.last_seq, cluster.leader, replicas)

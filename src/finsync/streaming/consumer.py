@@ -6,17 +6,25 @@ Rules:
   its effects are committed, and its effects must be idempotent.
 - `fetch` returns what is there, up to `batch`, waiting at most `timeout_s` for the first
   message; nothing there is an empty list, never an error. A fetch while the client is
-  reconnecting also returns empty (the caller's loop goes round again); a closed client
-  raises `TransportUnavailableError`.
+  reconnecting, or while the consumer has no leader (an election after a node was lost),
+  also returns empty after `timeout_s`: the caller's loop goes round again and finds the
+  messages once the consumer is back, none lost. A closed client raises
+  `TransportUnavailableError`.
 - `ack`, `nak`, `term` and `in_progress` are sent without waiting for the server's word: a
   lost ack only means one more delivery, which the caller handles anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import nats.errors
+import nats.js.errors
 from nats.aio.msg import Msg
 
 if TYPE_CHECKING:
@@ -24,8 +32,12 @@ if TYPE_CHECKING:
 
     from finsync.streaming.loop import EventLoopThread
 
+log = logging.getLogger(__name__)
+
+MSG_ID = "Nats-Msg-Id"
 ANSWER_S = 5.0  # the longest an ack waits for the loop thread to take it
 FETCH_GRACE_S = 5.0  # beyond a fetch's own timeout, for a loaded loop thread
+_LEADERLESS = (nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +62,11 @@ class Incoming:
         self.headers: dict[str, str] = dict(msg.headers or {})
         self.stream_seq: int = metadata.sequence.stream
         self.num_delivered: int = metadata.num_delivered
+
+    @property
+    def msg_id(self) -> str | None:
+        """The `Nats-Msg-Id` it was published with (the archiver's `transport_id`)."""
+        return self.headers.get(MSG_ID)
 
     def ack(self) -> None:
         self._loop.run(self._msg.ack(), ANSWER_S, f"ack of {self.subject}")
@@ -78,16 +95,41 @@ class Consumer:
         self._sub = sub
         self.stream = stream
         self.durable = durable
+        # nats-py's fetch of one subscription is not safe from two tasks at once (they share
+        # its queue of deliveries): one thread fetches at a time.
+        self._fetching = threading.Lock()
+
+    def ack_all(self, messages: Sequence[Incoming]) -> None:
+        """Acks every message in one trip to the loop thread (a batch's acks one by one
+        cost a thread hand-over each: some 0.1 to 1 ms on a loaded machine)."""
+        if messages:
+            self._loop.run(_ack_all([m._msg for m in messages]), ANSWER_S,
+                           f"ack of {len(messages)} messages from {self.stream}/{self.durable}")
 
     def fetch(self, batch: int, timeout_s: float) -> list[Incoming]:
         if batch < 1 or timeout_s <= 0:
             raise ValueError(f"fetch needs batch >= 1 and timeout_s > 0, not {batch}, {timeout_s}")
         what = f"fetch from {self.stream}/{self.durable}"
-        msgs = self._loop.run(self._fetch(batch, timeout_s), timeout_s + FETCH_GRACE_S, what)
+        with self._fetching:
+            msgs = self._loop.run(self._fetch(batch, timeout_s), timeout_s + FETCH_GRACE_S, what)
         return [Incoming(msg, self._loop) for msg in msgs]
 
     async def _fetch(self, batch: int, timeout_s: float) -> list[Msg]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         try:
             return await self._sub.fetch(batch, timeout=timeout_s)
         except TimeoutError:  # nats-py's fetch timeout: nothing arrived
             return []
+        except _LEADERLESS as exc:
+            # The consumer has no leader this moment (a node was lost, an election runs):
+            # nothing can arrive; wait out the timeout, as if nothing had, so that a
+            # caller's loop does not spin.
+            log.info("fetch from %s/%s: %s", self.stream, self.durable, exc)
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
+            return []
+
+
+async def _ack_all(msgs: list[Msg]) -> None:
+    for msg in msgs:
+        await msg.ack()

@@ -2,8 +2,9 @@
 
 Rules:
 - `TransportUnavailableError` (transient): no connection, no answer in time, no PubAck, no
-  stream leader (JetStream answers 503 while it elects one, or while it has no quorum). A
-  retry later can succeed; nothing may be claimed stored.
+  stream leader (JetStream answers 503 while it elects one, or while it has no quorum),
+  too few nodes up to place a stream's replicas. A retry later can succeed; nothing may be
+  claimed stored.
 - `TransportRefusedError` (permanent): JetStream refused the request for a reason a retry
   does not change (a payload above the server's limit, a stream configured otherwise).
 - `KeyExistsError` / `WrongRevisionError`: a KV write lost a race (`create` of a key that
@@ -40,6 +41,8 @@ _UNAVAILABLE = (
     nats.js.errors.TooManyStalledMsgsError,
     OSError,
 )
+NO_SUITABLE_PEERS = 10005
+_SERVER_SIDE = (nats.js.errors.ServiceUnavailableError, nats.js.errors.ServerError)
 _REFUSED = (
     nats.errors.MaxPayloadError,
     nats.errors.BadSubjectError,
@@ -93,7 +96,12 @@ def translate(exc: BaseException, what: str) -> FinsyncError | None:
 
 def _api_error(exc: nats.js.errors.APIError, what: str) -> FinsyncError:
     # 503: no leader yet, or no quorum; 500: the server failed the request; 408: timeout.
-    if exc.code is not None and (exc.code >= 500 or exc.code == 408):
+    # (nats-py makes a 503 status message a ServiceUnavailableError without a code.)
+    # 10005: no suitable peers to place the replicas on; while a node is down (restarting,
+    # being replaced) there are too few, and once it is back there are enough. A cluster
+    # smaller than `replicas` answers this for ever: the message says which.
+    if isinstance(exc, _SERVER_SIDE) or exc.err_code == NO_SUITABLE_PEERS or (
+            exc.code is not None and (exc.code >= 500 or exc.code == 408)):
         return TransportUnavailableError(f"{what}: {_describe(exc)}")
     return TransportRefusedError(f"{what}: {_describe(exc)}")
 
