@@ -62,8 +62,16 @@ def _deliver_all(hub: Hub) -> None:
         pass
 
 
+class Acks:
+    """The consumer's side of a batch: `ack_all` acks each message."""
+
+    def ack_all(self, messages: list[Message]) -> None:
+        for message in messages:
+            message.ack()
+
+
 def _loop(hub: Hub, owned: bool = True) -> PartitionConsumer:
-    return PartitionConsumer(0, None, hub, lambda _p: owned,  # type: ignore[arg-type]
+    return PartitionConsumer(0, Acks(), hub, lambda _p: owned,  # type: ignore[arg-type]
                              lambda: None)
 
 

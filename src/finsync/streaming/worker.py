@@ -160,8 +160,7 @@ class PartitionConsumer:
         kept = carried
         if outcomes["missing"]:
             kept = self._hold_missing(carried, done)
-        for message in kept:
-            message.ack()
+        self._consumer.ack_all(kept)  # one trip to the client's loop for the batch
         done.acked = len(kept)
         if outcomes["accepted"] or outcomes["raw"]:
             self._on_accepted()
