@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finsync.domain.partition import partition_hash, partition_of
@@ -16,6 +16,7 @@ from finsync.streaming.ownership import (
     Leases,
     Node,
     PartitionSpecError,
+    WorkerNameTakenError,
     assignment,
     format_partitions,
     parse_partitions,
@@ -43,12 +44,14 @@ def test_spec_refuses_what_names_no_partition(spec: str, says: str) -> None:
         parse_partitions(spec, 16)
 
 
+@settings(deadline=None)  # a loaded CI machine, not the code, sets the pace
 @given(st.sets(st.integers(0, 63)))
 def test_spec_round_trips(chosen: set[int]) -> None:
     text = format_partitions(chosen)
     assert (parse_partitions(text, 64) if chosen else frozenset()) == chosen
 
 
+@settings(deadline=None)  # a loaded CI machine, not the code, sets the pace
 @given(node_sets, st.integers(1, 64))
 def test_every_partition_has_exactly_one_live_owner(nodes: set[str], count: int) -> None:
     owners = assignment(count, nodes)
@@ -60,6 +63,7 @@ def test_every_partition_has_exactly_one_live_owner(nodes: set[str], count: int)
     assert frozenset().union(*shares) == set(range(count))
 
 
+@settings(deadline=None)  # a loaded CI machine, not the code, sets the pace
 @given(node_sets, names, st.integers(1, 64))
 def test_a_node_leaving_moves_only_its_partitions(nodes: set[str], leaving: str,
                                                   count: int) -> None:
@@ -70,6 +74,7 @@ def test_a_node_leaving_moves_only_its_partitions(nodes: set[str], leaving: str,
     assert moved == {p for p, owner in before.items() if owner == leaving}
 
 
+@settings(deadline=None)  # a loaded CI machine, not the code, sets the pace
 @given(node_sets, names, st.integers(1, 64))
 def test_a_node_joining_takes_only_partitions_it_now_owns(nodes: set[str], joining: str,
                                                           count: int) -> None:
@@ -88,6 +93,7 @@ def test_explicit_partitions_are_left_to_their_worker() -> None:
     assert rendezvous(0, []) is None
 
 
+@settings(deadline=None)  # a loaded CI machine, not the code, sets the pace
 @given(st.text(max_size=60), st.integers(1, 1000))
 def test_partition_hash_is_62_bits_and_the_partition_is_its_remainder(key: str,
                                                                       count: int) -> None:
@@ -96,6 +102,7 @@ def test_partition_hash_is_62_bits_and_the_partition_is_its_remainder(key: str,
     assert partition_of(key, count) == value % count
 
 
+@settings(deadline=None)  # a loaded CI machine, not the code, sets the pace
 @given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=60))
 def test_the_hub_and_the_subjects_hash_a_key_alike(key: str) -> None:
     """The hub fills `deliveries.partition_hash` (it cannot import `streaming`) and the
@@ -256,3 +263,17 @@ def test_ownership_lapses_when_no_round_succeeds_within_the_ttl() -> None:
     assert a.current() == frozenset() and not a.owns(3)
     a.tick()  # the transport is back: a round succeeds
     assert a.owns(3)
+
+
+def test_a_worker_waits_for_a_live_namesake_then_refuses() -> None:
+    nodes, leases = Bucket(), Bucket()
+    first = Leases(Node("w", None), 4, nodes, leases, LOST)
+    first.join(0.0)  # nobody under that name: at once
+    first.tick()
+    second = Leases(Node("w", None), 4, nodes, leases, LOST)
+    slept: list[float] = []
+    with pytest.raises(WorkerNameTakenError, match="another --name"):
+        second.join(2.0, slept.append)
+    assert sum(slept) == 2.0
+    nodes.expire("w")  # the namesake was killed: its heartbeat ran out
+    second.join(2.0, slept.append)

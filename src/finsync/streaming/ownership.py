@@ -12,7 +12,9 @@ Rules:
   its next round. Takeover is bounded: `lease_ttl_s` plus one round (`lease_ttl_s / 3`).
 - A clean stop releases each lease (a `delete` from our last revision: never another's
   lease) and removes the worker's heartbeat, so its partitions move on the others' next round.
-- Every worker heartbeats in `<ns>_nodes` (the key is its name, the same expiry). The
+- Every worker heartbeats in `<ns>_nodes` (the key is its name, the same expiry). A worker
+  does not start under the name of a live heartbeat: it waits for it to run out (its
+  predecessor killed moments ago), then refuses (another process runs under that name). The
   partitions an automatic worker wants are those the rendezvous (highest random weight)
   hash gives it among the live automatic workers: when a worker comes or goes, only the
   partitions it gains or loses move. Partitions named by a live explicit worker are left
@@ -52,6 +54,12 @@ class PartitionSpecError(DomainError):
     """A `--partitions` value that does not name partitions of this cluster."""
 
     code = "invalid_partitions"
+
+
+class WorkerNameTakenError(DomainError):
+    """Another live worker heartbeats under the name this one was given."""
+
+    code = "worker_name_taken"
 
 
 def parse_partitions(spec: str, count: int) -> frozenset[int]:
@@ -234,6 +242,21 @@ class Leases:
         with self._lock:
             self._held.pop(partition, None)
             self._publish()
+
+    def join(self, wait_s: float, sleep: Callable[[float], None] = time.sleep,
+             poll_s: float = 0.5) -> None:
+        """Before the first round: a live heartbeat under this worker's name means another
+        process runs under it (two would share leases they each think their own), or this
+        one's predecessor was killed moments ago. Waits `wait_s` at most for it to run
+        out, else `WorkerNameTakenError`."""
+        waited = 0.0
+        while self._nodes.get(self.me.name) is not None:
+            if waited >= wait_s:
+                raise WorkerNameTakenError(
+                    f"a worker named {self.me.name!r} is running (its heartbeat in the "
+                    f"cluster is live): give this one another --name")
+            sleep(poll_s)
+            waited += poll_s
 
     def release_all(self) -> None:
         """A clean stop: every lease released, the heartbeat removed."""

@@ -275,7 +275,7 @@ class WorkerNode:
     def __init__(self, hub: Hub, js: JetStream, settings: TransportSettings, name: str,
                  explicit: frozenset[int] | None,
                  archive: Callable[[], int] | None = None) -> None:
-        self.name, self.hub = name, hub
+        self.name, self.hub, self._ttl_s = name, hub, settings.lease_ttl_s
         nodes = js.kv(settings.bucket("nodes"), ttl_s=settings.lease_ttl_s)
         buckets = js.kv(settings.bucket("leases"), ttl_s=settings.lease_ttl_s)
         self.leases = Leases(Node(name, explicit), settings.partitions, nodes, buckets,
@@ -317,7 +317,9 @@ class WorkerNode:
 
     def start(self) -> None:
         """The first lease round runs before the threads start: the loops of the
-        partitions taken at once are up when `start` returns."""
+        partitions taken at once are up when `start` returns. A live worker of the same
+        name is waited for (`lease_ttl_s` and a round), then refused."""
+        self.leases.join(self._ttl_s * 4 / 3)
         self.partitions.tick(lambda: None)
         for thread in self.threads:
             thread.start()
