@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -125,6 +126,7 @@ from finsync.storage.call_log import CallLog
 from finsync.storage.db import make_engine, read_only
 from finsync.storage.migrate import current_revision, upgrade
 from finsync.streaming.ownership import parse_partitions
+from finsync.streaming.settings import TransportSettings
 from finsync.systems.billing.catalog_file import (
     DEFAULT_CATALOG,
     load_billing_config,
@@ -151,8 +153,12 @@ from finsync.systems.tax.service import TaxService
 from finsync.triage.policy import ApprovalPolicy
 from finsync.triage.service import Triage
 
-if TYPE_CHECKING:  # nats-py loads only in a process that speaks NATS (`build_worker`)
+if TYPE_CHECKING:  # nats-py loads only in a process that speaks NATS
+    from finsync.streaming.archiver import Archiver
     from finsync.streaming.client import JetStream
+    from finsync.streaming.cluster import ClusterStatus
+    from finsync.streaming.events_out import EventsOut
+    from finsync.streaming.raw_publisher import RawPublisher
     from finsync.streaming.worker import WorkerNode
 
 T = TypeVar("T")
@@ -1095,11 +1101,66 @@ def measure_metrics(finance: Finance) -> Metrics:
                    hub.clock())
 
 
-def build_metrics(finance: Finance) -> Callable[[], str]:
-    """The metrics of DESIGN §7 in the Prometheus text format, read when called."""
+def build_metrics(finance: Finance, config: FinsyncConfig | None = None
+                  ) -> Callable[[], str]:
+    """The metrics of DESIGN §7 in the Prometheus text format, read when called; with a
+    `config` whose transport is NATS, the cluster's after them (`streaming.metrics`)."""
+    cluster = None if config is None else _cluster_metrics(config, finance.hub.engine)
+
     def metrics() -> str:
-        return measure_metrics(finance).as_prometheus()
+        text = measure_metrics(finance).as_prometheus()
+        return text if cluster is None else text + cluster()
     return metrics
+
+
+def _cluster_metrics(config: FinsyncConfig, engine: Engine) -> Callable[[], str] | None:
+    """The cluster's metrics, through one JetStream connection made at the first scrape
+    (none when the transport is in-process)."""
+    settings = config.transport.to_settings()
+    if settings.kind != "nats":
+        return None
+    from finsync.streaming.client import JetStream
+    from finsync.streaming.cluster import survey
+    from finsync.streaming.metrics import as_prometheus as cluster_prometheus
+
+    made: list[JetStream] = []
+    lock = threading.Lock()
+
+    def metrics() -> str:
+        with lock:
+            if not made:
+                made.append(JetStream(settings, f"metrics-{socket.gethostname()}-{os.getpid()}"))
+            js = made[0]
+        return cluster_prometheus(survey(js, engine, settings))
+    return metrics
+
+
+def survey_cluster(config: FinsyncConfig) -> ClusterStatus:
+    """The cluster as `finsync cluster status` shows it (`ConfigError` unless the transport
+    is NATS)."""
+    settings = config.transport.to_settings()
+    if settings.kind != "nats":
+        raise ConfigError('the cluster needs [transport] kind = "nats" (it is '
+                          f'"{settings.kind}": one process does all the work)')
+    from finsync.streaming.client import JetStream
+    from finsync.streaming.cluster import survey
+
+    engine = build_engine(config)
+    js = JetStream(settings, f"status-{socket.gethostname()}-{os.getpid()}")
+    try:
+        return survey(js, engine, settings)
+    finally:
+        js.close()
+        engine.dispose()
+
+
+def build_events_out(config: FinsyncConfig, engine: Engine, js: JetStream,
+                     name: str) -> EventsOut:
+    """The events-out relay a worker runs beside its partitions (one publishes at a time,
+    cluster-wide: `streaming.events_out`)."""
+    from finsync.streaming.events_out import EventsOut
+
+    return EventsOut(engine, js, config.transport.to_settings(), name)
 
 
 def build_usage(config: FinsyncConfig, engine: Engine | None = None,
@@ -1162,11 +1223,49 @@ def cpq_body(document: CommercialContract | CustomerAccount, occurred_at: dateti
     return cpq_document.encode(document, occurred_at)
 
 
-# -- the partitioned worker (`finsync worker`, DESIGN §8) ---------------------------------
-class WorkerNeedsNatsError(ConfigError):
+# -- the transport: intake nodes and archivers (DESIGN §8) -------------------------------
+class TransportNotConfiguredError(ConfigError):
     code = "transport_not_configured"
 
 
+def nats_settings(config: FinsyncConfig, role: str) -> TransportSettings:
+    """The `[transport]` settings of a process in `role` that needs NATS JetStream;
+    `TransportNotConfiguredError` when the configuration keeps the in-process transport."""
+    settings = config.transport.to_settings()
+    if settings.kind != "nats":
+        raise TransportNotConfiguredError(
+            f"{role} needs NATS JetStream: set [transport] kind = \"nats\" and its servers "
+            f"in the configuration (it says kind = {settings.kind!r})")
+    return settings
+
+
+def build_raw_publisher(config: FinsyncConfig) -> RawPublisher:
+    """An intake node's publisher: connected to the `[transport]` cluster, whose streams
+    it makes sure of (idempotent)."""
+    settings = nats_settings(config, "an intake node (serve --role intake)")
+    # Here, not at the top: nats-py loads only in a process that speaks NATS.
+    from finsync.streaming.client import JetStream
+    from finsync.streaming.raw_publisher import RawPublisher
+    from finsync.streaming.setup import ensure_streams
+
+    js = JetStream(settings, f"finsync-intake-{socket.gethostname()}-{os.getpid()}")
+    try:
+        ensure_streams(js, settings)
+    except BaseException:
+        js.close()
+        raise
+    return RawPublisher(js, settings)
+
+
+def build_archiver(config: FinsyncConfig, hub: Hub, js: JetStream) -> Archiver:
+    """The archiver loop of a worker: the raw stream into `hub`'s raw event log."""
+    settings = nats_settings(config, "the archiver")
+    from finsync.streaming.archiver import Archiver
+
+    return Archiver(hub.engine, hub.mappers, js, settings, hub.clock)
+
+
+# -- the partitioned worker (`finsync worker`, DESIGN §8) ---------------------------------
 def worker_name() -> str:
     """A worker's default name: unique per process on this machine and across machines."""
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -1175,14 +1274,10 @@ def worker_name() -> str:
 def build_worker(config: FinsyncConfig, hub: Hub, name: str,
                  partitions: str | None) -> tuple[WorkerNode, JetStream]:
     """A `finsync worker`'s threads on `[transport] kind = "nats"` (else
-    `WorkerNeedsNatsError`): the partitions named by `partitions` (`0-3,7`; None: an
-    automatic share), their deliveries, and the archiver. The caller closes the
-    connection once the worker is stopped."""
-    settings = config.transport.to_settings()
-    if settings.kind != "nats":
-        raise WorkerNeedsNatsError(
-            "finsync worker needs NATS JetStream: set [transport] kind = \"nats\" and its "
-            f"servers in the configuration (it says kind = {settings.kind!r})")
+    `TransportNotConfiguredError`): the partitions named by `partitions` (`0-3,7`; None:
+    an automatic share), their deliveries, the archiver and the events-out relay. The
+    caller closes the connection once the worker is stopped."""
+    settings = nats_settings(config, "finsync worker")
     explicit = None if partitions is None else parse_partitions(partitions, settings.partitions)
     # Here, not at the top: nats-py loads only in a process that speaks NATS.
     from finsync.streaming.client import JetStream
@@ -1193,15 +1288,9 @@ def build_worker(config: FinsyncConfig, hub: Hub, name: str,
     try:
         ensure_streams(js, settings)
         node = WorkerNode(hub, js, settings, name, explicit,
-                          archive=worker_archive(config, hub, js))
+                          archive=build_archiver(config, hub, js).step,
+                          relay=build_events_out(config, hub.engine, js, name))
     except BaseException:
         js.close()
         raise
     return node, js
-
-
-def worker_archive(config: FinsyncConfig, hub: Hub,
-                   js: JetStream) -> Callable[[], int] | None:
-    """The archiver's step run in every worker (`streaming.archiver`, issue 20's point 2):
-    the hook it plugs into once it is there; None runs the worker without it."""
-    return None

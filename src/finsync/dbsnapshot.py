@@ -23,7 +23,7 @@ Rules:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -66,10 +66,11 @@ def read_snapshot(engine: Engine) -> Iterator[Connection]:
             txn.rollback()
 
 
-def stream(conn: Connection, query: Executable) -> Iterator[Any]:
-    """The rows of `query`, fetched `STREAM_ROWS` at a time (a server-side cursor on
-    PostgreSQL), the cursor closed when the rows are read or the caller stops."""
-    with conn.execution_options(yield_per=STREAM_ROWS).execute(query) as result:
+def stream(conn: Connection, query: Executable,
+           rows: int = STREAM_ROWS) -> Generator[Any, None, None]:
+    """The rows of `query`, fetched `rows` at a time (a server-side cursor on PostgreSQL),
+    the cursor closed when the rows are read or the caller stops."""
+    with conn.execution_options(yield_per=rows).execute(query) as result:
         yield from result
 
 

@@ -21,7 +21,7 @@ from finsync.auth.principal import events_write
 from finsync.domain.clock import utc_now
 from finsync.domain.errors import MappingError
 from finsync.domain.status import RawStatus
-from finsync.hub.group_commit import GroupCommit
+from finsync.hub.group_commit import GroupCommit, stores_raw
 from finsync.storage import raw_log
 from finsync.storage.db import reading
 from tests import authkit
@@ -44,7 +44,8 @@ def test_requests_queued_during_a_commit_share_the_next_batch(engine: Engine,
         first_committed.set()
         release.wait(30)
 
-    writer = GroupCommit(hub.intake, batch_max=64, linger_s=0, on_commit=on_commit)
+    writer = GroupCommit(hub.intake, stores_raw(hub.intake), batch_max=64, linger_s=0,
+                         on_commit=on_commit)
     with ThreadPoolExecutor(6) as pool:
         first = pool.submit(writer.receive, "canonical", _payment(0), {})
         assert first_committed.wait(30)
@@ -66,7 +67,7 @@ def test_requests_queued_during_a_commit_share_the_next_batch(engine: Engine,
 
 def test_a_refused_item_fails_alone(engine: Engine, tmp_path: Path) -> None:
     hub = make_hub(engine, tmp_path)
-    writer = GroupCommit(hub.intake, batch_max=64, linger_s=0.05)
+    writer = GroupCommit(hub.intake, stores_raw(hub.intake), batch_max=64, linger_s=0.05)
     bodies = [_payment(1), b"{broken", _payment(2)]
     with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(writer.receive, "canonical", b, {}) for b in bodies]
@@ -107,7 +108,8 @@ def test_an_item_whose_credential_fails_the_recheck_is_answered_with_its_error_a
         asked.append(set(ids))
         return {"gone": NotAuthenticatedError("API token gone is no longer active")}
 
-    writer = GroupCommit(hub.intake, batch_max=64, linger_s=0.05, recheck=recheck)
+    writer = GroupCommit(hub.intake, stores_raw(hub.intake), batch_max=64, linger_s=0.05,
+                         recheck=recheck)
     named = ["kept", "gone", None]
     with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(writer.receive, "canonical", _payment(n), {}, token=token)

@@ -7,6 +7,12 @@ request is mapped in its own thread, then stored with the requests that arrived 
 one transaction by the app's writer thread, and answered after that commit; each committed
 batch wakes the pipeline (`wake`, and this process's pipeline worker when it runs one).
 
+An intake node (`serve --role intake`, `publisher`) runs no pipeline: its group commit
+publishes each batch to the replicated raw stream instead (`streaming.raw_publisher`) and
+answers 202 once JetStream acknowledged it (`transport_id`, no raw event id yet: the
+archiver stores it); no acknowledgement is 503 `transport_unavailable`. Refusals are
+recorded in the database as everywhere.
+
 The one async step is the `_admitted` dependency, which FastAPI awaits before the handler
 runs: the source's rate limit (429 `rate_limited`, with `Retry-After`), then its body, read
 while counting and no further than the source's `body_max_bytes` (413 `body_too_large`; the
@@ -23,10 +29,10 @@ trusts a body's claim alone.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import date, timedelta
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, Protocol
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Query, Request
@@ -64,7 +70,7 @@ from finsync.domain.errors import ExceptionClass, FinsyncError, MappingError, Si
 from finsync.domain.headers import stored_headers
 from finsync.domain.limits import InputLimits
 from finsync.hub import logfilter
-from finsync.hub.group_commit import BATCH_MAX, LINGER_S, GroupCommit
+from finsync.hub.group_commit import BATCH_MAX, LINGER_S, Checked, GroupCommit, stores_raw
 from finsync.hub.held_retry import HELD_RETRY, HeldRetry
 from finsync.hub.intake import (
     UNKNOWN_SOURCES,
@@ -211,6 +217,26 @@ def _writes_as(principal: Principal) -> Callable[[str], bool]:
     return may
 
 
+class Receipt(Protocol):
+    def as_json(self) -> dict[str, object]: ...
+
+
+class Publisher(Protocol):
+    """What an intake node stores a batch with (`streaming.raw_publisher.RawPublisher`):
+    each request's receipt, once the batch is durable; closed when the app stops."""
+
+    def __call__(self, batch: Sequence[Checked]) -> Sequence[Receipt]: ...
+
+    def close(self) -> None: ...
+
+
+def _receipt(result: int | Receipt) -> dict[str, object]:
+    """What a 202 says: the raw event's id, or on an intake node the message's."""
+    if isinstance(result, int):
+        return {"raw_event_id": result, "status": "stored"}
+    return result.as_json()
+
+
 def _tokens_of(hub: Hub) -> security.Authenticate:
     def authenticate(token: str) -> Principal:
         return principal_for(hub.engine, token, utc_now())
@@ -235,7 +261,8 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                authenticate: security.Authenticate | None = None,
                audit: AuditTrail | None = None, services: Services | None = None,
                idle_timeout: timedelta = IDLE_TIMEOUT,
-               session_lifetime: timedelta = ABSOLUTE_LIFETIME) -> FastAPI:
+               session_lifetime: timedelta = ABSOLUTE_LIFETIME,
+               publisher: Publisher | None = None) -> FastAPI:
     """The app. `worker_interval_s` runs the pipeline in this process (None: another process
     runs it); `wake(count)` is called after every committed intake batch of `count` raw
     events (the pipeline of this process is woken anyway). `authenticate(token)` is the
@@ -243,7 +270,12 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     at the wall clock's time). Without `audit`, the trail is read and verified with no
     trusted key (signed checkpoints then fail verification). With `services`, the console
     is served at `/` with its JSON API (`CONSOLE_PAGES`); its sessions end after
-    `idle_timeout` without a request, `session_lifetime` after log-in at the latest."""
+    `idle_timeout` without a request, `session_lifetime` after log-in at the latest. With
+    `publisher` the app is an intake node: event intake publishes to the raw stream, and
+    there is no pipeline (`worker_interval_s` must be None); the app closes it when it
+    stops."""
+    if publisher is not None and worker_interval_s:
+        raise ValueError("an intake node runs no pipeline: worker_interval_s must be None")
     logfilter.install()  # no secret nor e-mail address in this process's finsync logs
     trail = audit or AuditTrail(hub.engine, Keyring.of(None), hub.clock)
     signed = dict(webhooks or {})
@@ -257,9 +289,14 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     # Without a caller's `authenticate`, intake's tokens are looked up once a second and
     # again by the group commit for each batch (`recent_tokens`).
     recent = None if authenticate is not None else RecentTokens(hub.engine, utc_now)
-    writer = GroupCommit(hub.intake, batch_max=batch_max, linger_s=linger_s,
-                         on_commit=_waker(hub, wake),
-                         recheck=None if recent is None else recent.check)
+    recheck = None if recent is None else recent.check
+    writer: GroupCommit[int] | GroupCommit[Receipt]
+    if publisher is None:
+        writer = GroupCommit(hub.intake, stores_raw(hub.intake), batch_max=batch_max,
+                             linger_s=linger_s, on_commit=_waker(hub, wake), recheck=recheck)
+    else:  # an intake node: nothing in this database to wake a pipeline for
+        writer = GroupCommit(hub.intake, publisher, batch_max=batch_max, linger_s=linger_s,
+                             recheck=recheck)
 
     def stop_jobs() -> None:
         """The console's running jobs finish before the process lets go of the database."""
@@ -275,6 +312,8 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
             finally:
                 await anyio.to_thread.run_sync(stop_jobs)
                 writer.close()
+                if publisher is not None:
+                    publisher.close()
             return
         pipeline.start()
         supervising = asyncio.create_task(_supervise(pipeline))
@@ -322,10 +361,14 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
                                       f"{path}", code="signature_missing")
             signed[source].refuse(unsigned, body, headers, content_type)
             raise unsigned
-        raw_id = writer.receive(source, body, headers, content_type, limits(source),
-                                writes_as=_writes_as(request.state.principal),
-                                token=request.state.token_id)
-        return JSONResponse({"raw_event_id": raw_id, "status": "stored"}, status_code=202)
+        try:
+            result = writer.receive(source, body, headers, content_type, limits(source),
+                                    writes_as=_writes_as(request.state.principal),
+                                    token=request.state.token_id)
+        except BodyTooLargeError as too_large:  # an intake node: over the transport's limit
+            _refuse(hub.intake, Refusal(source, too_large, ExceptionClass.MAPPING_ERROR, None,
+                                        headers, content_type))
+        return JSONResponse(_receipt(result), status_code=202)
 
     # After event intake, which is then the first route tried: the router tries every route
     # in order, and intake is nearly every request.

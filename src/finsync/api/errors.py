@@ -37,7 +37,9 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
 # A few errors deserve a more specific status than their class's. The database being
 # unavailable is known by its code: the entry points do not import storage.
 STATUS_BY_CODE = {"invalid_json": 400, "unknown_source": 404, "body_too_large": 413,
-                  "rate_limited": 429, "storage_unavailable": 503, "unknown_status": 400,
+                  "rate_limited": 429, "storage_unavailable": 503,
+                  # An intake node's replicated stream gave no acknowledgement (no quorum).
+                  "transport_unavailable": 503, "unknown_status": 400,
                   "unknown_exception_class": 400, "ownership_violation": 403,
                   "unknown_exception": 404, "not_found": 404,
                   # The console's reports: what is not there, and a report that belongs to
@@ -47,6 +49,9 @@ STATUS_BY_CODE = {"invalid_json": 400, "unknown_source": 404, "body_too_large": 
                   # The exception queue and its approvals (the console's exceptions page).
                   "invalid_filter": 400, "same_person": 403, "action_not_applicable": 409,
                   "request_not_pending": 409, "approval_expired": 409, "already_posted": 409}
+
+# Errors that ask the client to come back without saying when: the Retry-After they get.
+RETRY_AFTER_S_BY_CODE = {"transport_unavailable": 1.0}
 
 # The framework's own refusals (no such route, a method not allowed, a malformed query
 # parameter), coded like ours: a client never gets an uncoded error.
@@ -75,6 +80,8 @@ def headers_for(exc: FinsyncError) -> dict[str, str]:
     retry_after_s: float | None = None
     if isinstance(exc, RateLimitedError | TransientError):
         retry_after_s = exc.retry_after_s
+    if retry_after_s is None:
+        retry_after_s = RETRY_AFTER_S_BY_CODE.get(exc.code)
     if retry_after_s is None:
         return {}
     return {"Retry-After": str(max(1, math.ceil(retry_after_s)))}

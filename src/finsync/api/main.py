@@ -6,6 +6,14 @@ one process) or `off` (HTTP only). `serve --workers N` (N > 1) runs N HTTP-only 
 the pipeline in one process of its own (`run_pipeline`), so that deliveries and HTTP never
 share an interpreter lock. HTTP processes wake it after each committed batch through the
 database (PostgreSQL's notification); otherwise it polls every `FINSYNC_WORKER_INTERVAL_S`.
+
+`FINSYNC_ROLE` says what the process is: `all` (the default, the above) or `intake`, an
+intake node (`serve --role intake`, `[transport] kind = "nats"`): event intake
+(`/v1/sources/<source>/events`) checked as everywhere and published to the replicated raw
+stream, no pipeline, no console; of event intake it stores nothing but refusals (the
+archivers of the workers store what it published). Signed webhooks and meter events are
+still stored in the database as without a transport (their observers and meter tables are
+the database's): a process that runs the in-process processor must run beside them.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from finsync.bootstrap import (
     build_finance,
     build_held_retry,
     build_metrics,
+    build_raw_publisher,
     build_usage,
     build_webhooks,
 )
@@ -46,18 +55,35 @@ def _switch(name: str) -> bool:
     return mode == "on"
 
 
+ROLES = ("all", "intake")
+
+
+def _role() -> str:
+    role = os.environ.get("FINSYNC_ROLE", "all")
+    if role not in ROLES:
+        raise ValueError(f"FINSYNC_ROLE must be one of {', '.join(ROLES)}, not {role!r}")
+    return role
+
+
 def app_from_environment() -> FastAPI:
     """The app for `FINSYNC_CONFIG`, with its pipeline worker every `FINSYNC_WORKER_INTERVAL_S`
     unless `FINSYNC_PIPELINE` is `off`, the daily job in it unless `FINSYNC_DAILY` is `off`
     (reconciliation then runs when `finsync reconcile` is run, from cron say), and each
-    intake source's input limits (`[limits]`)."""
+    intake source's input limits (`[limits]`); an intake node when `FINSYNC_ROLE` is
+    `intake`."""
     pipeline, daily = _switch("FINSYNC_PIPELINE"), _switch("FINSYNC_DAILY")
     config = load_config()
     finance = build_finance(config)
     hub = finance.hub
     approved_config(config, hub.engine, hub.clock)  # routes, ownership, thresholds approved
+    if _role() == "intake":
+        return create_app(hub, metrics=build_metrics(finance), audit=finance.audit,
+                          webhooks=build_webhooks(config, hub.engine),
+                          limits_for=config.limits_for,
+                          usage=build_usage(config, hub.engine, hub.clock),
+                          publisher=build_raw_publisher(config))
     return create_app(hub, worker_interval_s=_interval_s() if pipeline else None,
-                      metrics=build_metrics(finance),
+                      metrics=build_metrics(finance, config),
                       daily=build_daily(finance) if daily else None, audit=finance.audit,
                       webhooks=build_webhooks(config, hub.engine),
                       limits_for=config.limits_for,

@@ -30,16 +30,17 @@ from finsync.auth.principal import (
     events_write,
     normalise,
 )
-from finsync.bootstrap import approved_config, build_engine, migrate_database
+from finsync.bootstrap import approved_config, build_engine, migrate_database, nats_settings
 from finsync.cli import audit as audit_cli
 from finsync.cli import billing as billing_cli
+from finsync.cli import cluster as cluster_cli
 from finsync.cli import controls as controls_cli
 from finsync.cli import cpq as cpq_cli
 from finsync.cli import finance as finance_cli
 from finsync.cli import generate as generate_cli
 from finsync.cli import hubspot as hubspot_cli
 from finsync.cli import ledger as ledger_cli
-from finsync.cli import output
+from finsync.cli import output, serving
 from finsync.cli import revrec as revrec_cli
 from finsync.cli import stripe as stripe_cli
 from finsync.cli import tax as tax_cli
@@ -78,6 +79,7 @@ app.add_typer(tokens_cli.app, name="tokens")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(controls_cli.app, name="config")
 app.add_typer(cpq_cli.app, name="cpq")
+app.add_typer(cluster_cli.app, name="cluster")
 app.command("worker")(worker_cli.command)
 
 
@@ -427,16 +429,20 @@ def serve(host: str = "127.0.0.1", port: int = 8080,
               "--pipeline-process/--pipeline-in-process",
               help="Run the pipeline in a process of its own, or in the HTTP process's "
                    "threads (default: its own process with more than one worker).")] = None,
+          role: Annotated[serving.Role, typer.Option(
+              help="all: the API with the pipeline (today's single process); intake: an "
+                   "intake node that publishes to NATS JetStream ([transport] kind = "
+                   "\"nats\"), runs no pipeline and stores nothing but refusals.")]
+          = serving.Role.ALL,
           config: ConfigPath = None) -> None:
-    """Start the HTTP API with a background pipeline worker."""
+    """Start the HTTP API with a background pipeline worker (or an intake node)."""
     import os
 
     import uvicorn
 
-    from finsync.cli import serving
-
     try:
-        own_process = serving.runs_apart(pipeline, workers, pipeline_process)
+        own_process = serving.runs_apart(pipeline and role is serving.Role.ALL, workers,
+                                         pipeline_process)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--pipeline-in-process") from None
     with guarded(False):
@@ -444,10 +450,14 @@ def serve(host: str = "127.0.0.1", port: int = 8080,
         # nobody approved before binding the port.
         with _hub(config, ADMIN, controlled=True):
             pass
+        if role is serving.Role.INTAKE:
+            nats_settings(load_config(config), "serve --role intake")
         if config is not None:
             os.environ["FINSYNC_CONFIG"] = str(config.resolve())
         os.environ["FINSYNC_WORKER_INTERVAL_S"] = str(interval_s)
-        os.environ["FINSYNC_PIPELINE"] = "on" if pipeline and not own_process else "off"
+        os.environ["FINSYNC_ROLE"] = role.value
+        os.environ["FINSYNC_PIPELINE"] = ("on" if pipeline and role is serving.Role.ALL
+                                          and not own_process else "off")
         with serving.pipeline_process(own_process):
             # By name, so that the CLI does not import the API (entry points stay apart).
             uvicorn.run("finsync.api.main:app_from_environment", factory=True, host=host,

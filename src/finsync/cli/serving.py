@@ -1,6 +1,6 @@
 """`serve --workers N` (or `--pipeline-process`): the pipeline's own process, started beside
 the HTTP processes and started again when it ends by itself (the HTTP processes are
-uvicorn's to supervise)."""
+uvicorn's to supervise); and the roles a served process can take (`serve --role`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,20 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from enum import StrEnum
 
 from finsync.hub.pipeline import SERVE_PID_ENV
 
 log = logging.getLogger(__name__)
+
+
+class Role(StrEnum):
+    """What a served process is: the whole hub (the API and its pipeline), or an intake
+    node of a NATS JetStream deployment (no pipeline; the app's `FINSYNC_ROLE`)."""
+
+    ALL = "all"
+    INTAKE = "intake"
+
 
 RESTART_PAUSE_S = 1.0
 STOP_WAIT_S = 30.0

@@ -153,6 +153,33 @@ class RevenuePosition:
     credits: tuple[tuple[str, Money], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class PositionTotals:
+    """The positions before a day (00:00) of a revenue engine's contracts in one currency,
+    summed; `contracts` counts them all (those at zero too), `credited` sums their
+    `credits`."""
+
+    currency: str
+    contracts: int
+    billed: Money
+    recognised: Money
+    deferred_revenue: Money
+    contract_asset: Money
+    unbilled_receivable: Money
+    credited: Money
+
+
+@dataclass(frozen=True, slots=True)
+class ContractPrice:
+    """What reconciliation compares per revenue contract before a day (00:00): its
+    transaction price and the credit memos taken off its billings (by document)."""
+
+    subscription_contract_id: str
+    customer_id: str
+    transaction_price: Money
+    credits: tuple[tuple[str, Money], ...] = ()
+
+
 def nothing_posted(document_id: str) -> Receipt:
     """The receipt of a document that moves nothing in the books (a dispute closed with
     nothing unrecovered): no entry, no reference; the same answer every time."""
@@ -275,6 +302,16 @@ class RevenueBooksPort(RevenuePort, Protocol):
 
     def adjustments(self, legal_entity: str) -> Sequence[RevenueAdjustment]:
         """The catch-ups its stored period journals booked for closed periods."""
+        ...
+
+    def position_totals(self, legal_entity: str, day: date) -> Sequence[PositionTotals]:
+        """Per currency of its contracts (in code order), their positions before `day`
+        summed by the engine (what `positions(day)` holds, added up)."""
+        ...
+
+    def contract_prices(self, legal_entity: str, day: date) -> Iterator[ContractPrice]:
+        """Per contract, its price and credits before `day` (as `positions(day)`); by
+        subscription contract id in code-point order (merged with billing's contracts)."""
         ...
 
 

@@ -1,5 +1,9 @@
 """Group commit for HTTP intake: concurrent requests share one transaction.
 
+What a batch is stored with is the caller's (`store`): the hub's raw event log
+(`stores_raw`), or on an intake node a replicated stream (`streaming.raw_publisher`), whose
+publish of a batch is one pipelined round of PubAcks.
+
 Rules:
 - Durability before acknowledgement stays: a request is answered only after the batch that
   holds its payload committed. `receive` blocks its caller (a request thread) until then.
@@ -12,7 +16,8 @@ Rules:
   the pipeline), then answers every request with its own raw event id.
 - A batch that fails for a reason other than the database being unavailable is stored again
   item by item, so that one item that cannot be stored fails alone. When the database is
-  unavailable, every request of the batch gets that error (503).
+  unavailable (`StorageUnavailableError`, or a `TransientError` such as the transport having
+  no quorum), every request of the batch gets that error (503).
 - A request may name the credential it was sent under (`token`): before storing a batch,
   the writer asks `recheck` once for the batch's credentials, and answers each request whose
   credential is no longer good with `recheck`'s error instead of storing it (an API token
@@ -28,11 +33,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
 
 from finsync.domain.envelope import Envelope
+from finsync.domain.errors import TransientError
 from finsync.domain.limits import InputLimits
 from finsync.hub.intake import Intake
 from finsync.storage.db import StorageUnavailableError
@@ -45,33 +53,57 @@ LINGER_S = 0.001
 IDLE_EXIT_S = 30.0
 
 
+T = TypeVar("T")
 # The error for each credential (of those named) that is no longer good; one look-up.
 Recheck = Callable[[Collection[str]], Mapping[str, Exception]]
 
 
 @dataclass(frozen=True, slots=True)
-class _Item:
+class Checked:
+    """A payload intake checked: what is kept, what it mapped to (None: the mapper failed by
+    a defect), and when it was received (what it was mapped as of)."""
+
     raw: RawIn
     envelopes: list[Envelope] | None
+    received_at: datetime
+
+
+# Durably keeps a batch of checked payloads; each one's result (its raw event id, ...), in
+# order, once the batch is durable.
+Store = Callable[[Sequence[Checked]], Sequence[T]]
+
+
+def stores_raw(intake: Intake) -> Store[int]:
+    """Batches stored in the hub's raw event log, one transaction each; results: raw ids."""
+    def store(batch: Sequence[Checked]) -> list[int]:
+        return intake.store_mapped([(item.raw, item.envelopes) for item in batch])
+    return store
+
+
+@dataclass(frozen=True, slots=True)
+class _Item(Generic[T]):
+    checked: Checked
     token: str | None = None
-    future: Future[int] = field(default_factory=Future)
+    future: Future[T] = field(default_factory=Future)
 
 
 _STOP = object()
 
 
-class GroupCommit:
-    """Stores concurrent `receive`s in shared transactions by a writer thread of its own."""
+class GroupCommit(Generic[T]):
+    """Stores concurrent `receive`s in shared batches (`store`) by a writer thread of its
+    own."""
 
-    def __init__(self, intake: Intake, *, batch_max: int = BATCH_MAX,
+    def __init__(self, intake: Intake, store: Store[T], *, batch_max: int = BATCH_MAX,
                  linger_s: float = LINGER_S, on_commit: Callable[[int], None] | None = None,
                  idle_exit_s: float = IDLE_EXIT_S, recheck: Recheck | None = None) -> None:
         if batch_max < 1 or linger_s < 0:
             raise ValueError("batch_max must be at least 1 and linger_s not negative")
-        self._intake, self.batch_max, self.linger_s = intake, batch_max, linger_s
+        self._intake, self._store = intake, store
+        self.batch_max, self.linger_s = batch_max, linger_s
         self._on_commit, self._idle_exit_s = on_commit, idle_exit_s
         self._recheck = recheck
-        self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item[T] | object] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.batches = self.items = 0  # committed so far (for tests and benchmarks)
@@ -79,14 +111,15 @@ class GroupCommit:
     def receive(self, source: str, body: bytes, headers: Mapping[str, str],
                 content_type: str | None = None, limits: InputLimits | None = None, *,
                 writes_as: Callable[[str], bool] | None = None,
-                token: str | None = None) -> int:
+                token: str | None = None) -> T:
         """Check one payload (`Intake.check`), then store it with its neighbours (if
-        `token` is still good then); its raw event id after the commit. Raises
-        `MappingError` (refusal recorded), the recheck's error or the batch's storage
-        error."""
-        envelopes, _at = self._intake.check(source, body, headers, content_type, limits,
-                                            writes_as=writes_as)
-        item = _Item(RawIn(source, body, headers, content_type), envelopes, token)
+        `token` is still good then); its result (its raw event id, ...) once its batch is
+        durable. Raises `MappingError` (refusal recorded), the recheck's error or the
+        batch's storage error."""
+        envelopes, at = self._intake.check(source, body, headers, content_type, limits,
+                                           writes_as=writes_as)
+        item: _Item[T] = _Item(Checked(RawIn(source, body, headers, content_type), envelopes,
+                                       at), token)
         with self._lock:
             self._queue.put(item)
             if self._thread is None:
@@ -112,7 +145,7 @@ class GroupCommit:
             if batch:
                 self._commit(self._rechecked(batch))
 
-    def _next_batch(self) -> list[_Item] | None:
+    def _next_batch(self) -> list[_Item[T]] | None:
         """The next batch; None when the thread is to end; empty: nothing came in time."""
         try:
             first = self._queue.get(timeout=self._idle_exit_s)
@@ -149,7 +182,7 @@ class GroupCommit:
     def _stop(self) -> None:
         with self._lock:
             self._thread = None
-        leftovers: list[_Item] = []
+        leftovers: list[_Item[T]] = []
         while not self._queue.empty():
             got = self._queue.get_nowait()
             if isinstance(got, _Item):
@@ -157,7 +190,7 @@ class GroupCommit:
         if leftovers:
             self._commit(self._rechecked(leftovers))
 
-    def _rechecked(self, batch: list[_Item]) -> list[_Item]:
+    def _rechecked(self, batch: list[_Item[T]]) -> list[_Item[T]]:
         """The items whose credential is still good (or who named none); the others are
         answered with the recheck's error."""
         named = {item.token for item in batch if item.token is not None}
@@ -178,12 +211,12 @@ class GroupCommit:
                 item.future.set_exception(error)
         return kept
 
-    def _commit(self, batch: list[_Item]) -> None:
+    def _commit(self, batch: list[_Item[T]]) -> None:
         if not batch:
             return
         try:
-            ids = self._intake.store_mapped([(i.raw, i.envelopes) for i in batch])
-        except StorageUnavailableError as exc:
+            results = self._store([item.checked for item in batch])
+        except (StorageUnavailableError, TransientError) as exc:
             for item in batch:
                 item.future.set_exception(exc)
             return
@@ -199,8 +232,8 @@ class GroupCommit:
         self.batches += 1
         self.items += len(batch)
         self._wake(len(batch))
-        for item, raw_id in zip(batch, ids, strict=True):
-            item.future.set_result(raw_id)
+        for item, result in zip(batch, results, strict=True):
+            item.future.set_result(result)
 
     def _wake(self, count: int) -> None:
         if self._on_commit is None:

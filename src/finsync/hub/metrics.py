@@ -207,45 +207,47 @@ def _money(amount: Money) -> dict[str, str]:
 def _prometheus(metrics: Metrics) -> str:
     m = metrics
     lines: list[str] = []
-    lines += _family("finsync_invoice_posting_success_ratio", "gauge",
-                     "Invoices posted to the ERP over invoices posted or refused",
-                     [("", m.posting_success_ratio)])
-    lines += _family("finsync_deliveries", "gauge", "Deliveries by target, type, status",
-                     ((f'target="{t}",type="{k}",status="{s}"', n)
-                      for t, k, s, n in m.deliveries))
+    lines += family("finsync_invoice_posting_success_ratio", "gauge",
+                    "Invoices posted to the ERP over invoices posted or refused",
+                    [("", m.posting_success_ratio)])
+    lines += family("finsync_deliveries", "gauge", "Deliveries by target, type, status",
+                    ((f'target="{t}",type="{k}",status="{s}"', n)
+                     for t, k, s, n in m.deliveries))
     lines += _latency(m)
-    lines += _family("finsync_unmatched_ar_transactions", "gauge",
-                     "AR items that billing and the ERP disagree on, latest reconciliation",
-                     ((f'legal_entity="{r.legal_entity}"', r.unmatched_ar)
-                      for r in m.reconciliation))
-    lines += _family("finsync_revenue_schedule_failures", "gauge",
-                     "Contract changes the revenue engine refused or never took",
-                     [("", m.schedule_failures)])
-    lines += _family("finsync_duplicate_events_total", "counter",
-                     "Events recognised as duplicates and ignored", [("", m.duplicates)])
-    lines += _family("finsync_duplicate_event_ratio", "gauge",
-                     "Duplicates per raw event received", [("", m.duplicate_ratio)])
-    lines += _family("finsync_exceptions_unresolved", "gauge", "Unresolved exceptions by class",
-                     ((f'class="{a.exception_class}"', a.unresolved) for a in m.aging))
-    lines += _family("finsync_exception_age_seconds_max", "gauge",
-                     "Age of the oldest unresolved exception, by class",
-                     ((f'class="{a.exception_class}"', a.oldest_age_s) for a in m.aging))
-    lines += _family("finsync_reconciliation_variance", "gauge",
-                     "Sum of absolute variances of the latest reconciliation, per entity",
-                     ((f'legal_entity="{r.legal_entity}",currency="{r.variance.currency}"',
-                       r.variance.amount) for r in m.reconciliation))
+    lines += family("finsync_unmatched_ar_transactions", "gauge",
+                    "AR items that billing and the ERP disagree on, latest reconciliation",
+                    ((f'legal_entity="{r.legal_entity}"', r.unmatched_ar)
+                     for r in m.reconciliation))
+    lines += family("finsync_revenue_schedule_failures", "gauge",
+                    "Contract changes the revenue engine refused or never took",
+                    [("", m.schedule_failures)])
+    lines += family("finsync_duplicate_events_total", "counter",
+                    "Events recognised as duplicates and ignored", [("", m.duplicates)])
+    lines += family("finsync_duplicate_event_ratio", "gauge",
+                    "Duplicates per raw event received", [("", m.duplicate_ratio)])
+    lines += family("finsync_exceptions_unresolved", "gauge", "Unresolved exceptions by class",
+                    ((f'class="{a.exception_class}"', a.unresolved) for a in m.aging))
+    lines += family("finsync_exception_age_seconds_max", "gauge",
+                    "Age of the oldest unresolved exception, by class",
+                    ((f'class="{a.exception_class}"', a.oldest_age_s) for a in m.aging))
+    lines += family("finsync_reconciliation_variance", "gauge",
+                    "Sum of absolute variances of the latest reconciliation, per entity",
+                    ((f'legal_entity="{r.legal_entity}",currency="{r.variance.currency}"',
+                      r.variance.amount) for r in m.reconciliation))
     return "\n".join(lines) + "\n"
 
 
 def _latency(m: Metrics) -> list[str]:
     name = "finsync_event_to_posting_latency_seconds"
-    lines = _family(name, "summary", "From an event's occurrence to its posting in the ERP",
-                    ((f'quantile="{q}"', v) for q, v in m.latencies))
+    lines = family(name, "summary", "From an event's occurrence to its posting in the ERP",
+                   ((f'quantile="{q}"', v) for q, v in m.latencies))
     return [*lines, f"{name}_sum {m.latency_sum_s:.6f}", f"{name}_count {m.latency_count}"]
 
 
-def _family(name: str, kind: str, help_text: str,
-            samples: Iterable[tuple[str, object]]) -> list[str]:
+def family(name: str, kind: str, help_text: str,
+           samples: Iterable[tuple[str, object]]) -> list[str]:
+    """One metric family in the Prometheus text format: its help, its type, its samples
+    (labels already written, `key="value"`; none: a bare sample)."""
     lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
     for labels, value in samples:
         lines.append(f"{name}{{{labels}}} {value}" if labels else f"{name} {value}")

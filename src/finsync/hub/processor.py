@@ -252,32 +252,11 @@ class Processor:
 
     def _reject(self, conn: Connection, raw: RawEvent, exc: DomainError,
                 now: datetime) -> None:
-        """Bad input: a `mapping_error` on the raw event (quarantined if even that cannot be
-        written)."""
-        subject = exc.subject if isinstance(exc, MappingError) else None
-        error = MappingError(storable(str(exc)), code=exc.code, subject=subject)
-        try:
-            with conn.begin_nested():
-                reject_in(conn, raw, error, now)
-        except OperationalError:
-            raise
-        except Exception as defect:
-            self._quarantine(conn, raw, defect, now)
+        reject_mapping(conn, raw, exc, now)
 
     def _quarantine(self, conn: Connection, raw: RawEvent, exc: Exception,
                     now: datetime) -> None:
-        """A defect met on one raw event: rejected as `internal_error`, the traceback in the
-        exception's detail."""
-        brief = describe(exc)
-        log.error("raw event #%s quarantined as internal_error: %s", raw.id, brief)
-        with conn.begin_nested():
-            raw_log.mark(conn, raw.id, RawStatus.REJECTED, now,
-                         ExceptionClass.INTERNAL_ERROR.value, brief)
-            exception_log.open_exception(conn, NewException(
-                ExceptionClass.INTERNAL_ERROR, f"internal:raw:{raw.id}",
-                f"{storable(raw.source)} event #{raw.id} could not be processed: {brief}",
-                objects=(f"raw_event:{raw.id}",), raw_event_id=raw.id, detail=trace(exc)),
-                now)
+        quarantine_in(conn, raw, exc, now)
 
     def flag_overdue(self) -> int:
         with transaction(self._engine) as conn:
@@ -287,3 +266,32 @@ class Processor:
         """Resolve the exceptions of raw events that mapped once sent again."""
         with transaction(self._engine) as conn:
             return exception_log.resolve_remapped(conn, self._clock())
+
+
+def reject_mapping(conn: Connection, raw: RawEvent, exc: DomainError, now: datetime) -> None:
+    """Bad input: a `mapping_error` on the raw event (quarantined if even that cannot be
+    written), in the caller's transaction."""
+    subject = exc.subject if isinstance(exc, MappingError) else None
+    error = MappingError(storable(str(exc)), code=exc.code, subject=subject)
+    try:
+        with conn.begin_nested():
+            reject_in(conn, raw, error, now)
+    except OperationalError:
+        raise
+    except Exception as defect:
+        quarantine_in(conn, raw, defect, now)
+
+
+def quarantine_in(conn: Connection, raw: RawEvent, exc: Exception, now: datetime) -> None:
+    """A defect met on one raw event: rejected as `internal_error`, the traceback in the
+    exception's detail, in the caller's transaction."""
+    brief = describe(exc)
+    log.error("raw event #%s quarantined as internal_error: %s", raw.id, brief)
+    with conn.begin_nested():
+        raw_log.mark(conn, raw.id, RawStatus.REJECTED, now,
+                     ExceptionClass.INTERNAL_ERROR.value, brief)
+        exception_log.open_exception(conn, NewException(
+            ExceptionClass.INTERNAL_ERROR, f"internal:raw:{raw.id}",
+            f"{storable(raw.source)} event #{raw.id} could not be processed: {brief}",
+            objects=(f"raw_event:{raw.id}",), raw_event_id=raw.id, detail=trace(exc)),
+            now)

@@ -7,7 +7,11 @@ Rules:
   item a check keeps.
 - `Snapshot` turns lists into the same streams with the same rules as the ports' SQL (an
   invoice's open amount as given; ERP open items summed per document, nothing-open left
-  out; applications summed per settling document), so the checks have one code path.
+  out; applications summed per settling document; revenue positions summed per currency
+  and priced per contract), so the checks have one code path.
+- The revenue engine's positions come summed per currency (`opening`, `closing_totals`)
+  and, per contract, only as the price and credits two checks compare (`closing`): a
+  stream read once for both (`Once`), never a list of the book's contracts.
 """
 
 from __future__ import annotations
@@ -15,14 +19,17 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from finsync.connectors.ports import (
     Application,
     BilledInvoice,
     ContractDocument,
+    ContractPrice,
     ContractValue,
     CustomerAmount,
     DocumentAmount,
+    PositionTotals,
     Receivable,
     RevenuePosition,
     TaxAmount,
@@ -31,6 +38,24 @@ from finsync.domain.clock import Period
 from finsync.domain.invoice import CreditMemo
 from finsync.domain.money import Money
 from finsync.domain.payment import Payment, Refund
+
+if TYPE_CHECKING:
+    from finsync.recon.checks import ContractChecks
+
+T = TypeVar("T")
+
+
+class Once(Generic[T]):
+    """A value computed by the first check that asks for it and kept for the others of the
+    same books: the contract checks share one pass over the engine's contracts."""
+
+    def __init__(self) -> None:
+        self._value: T | None = None
+
+    def get(self, compute: Callable[[], T]) -> T:
+        if self._value is None:
+            self._value = compute()
+        return self._value
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +80,8 @@ class Books:
     erp_open_items: Callable[[], Iterable[DocumentAmount]]
     erp_customers: Callable[[], Iterable[CustomerAmount]]  # in `currency`
     erp_applied: Callable[[], Iterable[DocumentAmount]]
-    opening: Callable[[], Iterable[RevenuePosition]]  # by contract id
-    closing: Callable[[], Iterable[RevenuePosition]]  # by contract id
+    opening: Callable[[], Iterable[PositionTotals]]  # per currency, the year's first day
+    closing: Callable[[], Iterable[ContractPrice]]  # the day after `as_of`, by contract id
     periods: Sequence[PeriodRevenue]
     gl: Mapping[str, Money]
     accounts: Mapping[str, str]
@@ -74,6 +99,10 @@ class Books:
     # payments vs applications.
     documents_agreeing: int = 0
     payments_agreeing: int = 0
+    closing_totals: Callable[[], Iterable[PositionTotals]] = tuple  # per currency
+    # Not an argument: a copy (`replace`) of the books is new books, with a pass of its own.
+    contract_checks: Once[ContractChecks] = field(default_factory=Once, init=False,
+                                                  compare=False)
 
     def zero(self) -> Money:
         return Money.zero(self.currency)
@@ -115,10 +144,11 @@ class Snapshot:
             self._billing_customers, self._payments, self._credit_memos,
             lambda: sorted(self.contract_values, key=lambda c: c.contract_id),
             self._erp_open_items, self._erp_customers, self._erp_applied,
-            lambda: _by_contract(self.opening), lambda: _by_contract(self.closing),
+            lambda: position_totals(self.opening), lambda: contract_prices(self.closing),
             self.periods, self.gl, self.accounts, self.explained, self.as_of_closed,
             self.watched, billing_tax=lambda: _by_document(self.tax_amounts),
-            erp_tax=None if self.tax_payable is None else self._erp_tax)
+            erp_tax=None if self.tax_payable is None else self._erp_tax,
+            closing_totals=lambda: position_totals(self.closing))
 
     def _erp_tax(self) -> list[TaxAmount]:
         """Summed per (document, jurisdiction), as the ERP's read sums its lines."""
@@ -178,8 +208,25 @@ class Snapshot:
         return [d for _, d in sorted(totals.items())]
 
 
-def _by_contract(positions: Iterable[RevenuePosition]) -> list[RevenuePosition]:
-    return sorted(positions, key=lambda p: p.subscription_contract_id)
+def position_totals(positions: Iterable[RevenuePosition]) -> list[PositionTotals]:
+    """The positions summed per currency (in code order), as an engine sums them."""
+    sums: dict[str, list[Money]] = {}
+    counts: dict[str, int] = {}
+    for p in positions:
+        credited = sum((amount for _, amount in p.credits), Money.zero(p.currency))
+        held = sums.setdefault(p.currency, [Money.zero(p.currency)] * 6)
+        for i, amount in enumerate((p.billed, p.recognised, p.deferred_revenue,
+                                    p.contract_asset, p.unbilled_receivable, credited)):
+            held[i] = held[i] + amount
+        counts[p.currency] = counts.get(p.currency, 0) + 1
+    return [PositionTotals(code, counts[code], *sums[code]) for code in sorted(sums)]
+
+
+def contract_prices(positions: Iterable[RevenuePosition]) -> list[ContractPrice]:
+    """Each position's price and credits, by contract id."""
+    return sorted((ContractPrice(p.subscription_contract_id, p.customer_id,
+                                 p.transaction_price, p.credits) for p in positions),
+                  key=lambda c: c.subscription_contract_id)
 
 
 def summed_tax(rows: Iterable[TaxAmount]) -> list[TaxAmount]:

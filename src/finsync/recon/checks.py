@@ -19,10 +19,16 @@ Conventions:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 
-from finsync.connectors.ports import ContractDocument, DocumentAmount, RevenuePosition
+from finsync.connectors.ports import (
+    ContractDocument,
+    ContractPrice,
+    ContractValue,
+    DocumentAmount,
+    PositionTotals,
+)
 from finsync.domain.money import Money
 from finsync.recon.books import Books, PeriodRevenue, Snapshot
 from finsync.recon.merge import merge
@@ -109,39 +115,69 @@ def _document_items(books: Books, out: Collector) -> dict[str, int]:
 
 
 def contract_value_vs_transaction_price(source: Books | Snapshot) -> CheckResult:
-    books = _books(source)
-    out, notes = Collector(books.watched), _Foreign(books)
-    pairs = merge(books.contract_values(), books.closing(),
-                  lambda c: c.contract_id, lambda p: p.subscription_contract_id)
-    for contract, value, position in pairs:
-        if value is None:
-            continue
-        actual = (position.transaction_price if position is not None
-                  else Money.zero(value.value.currency))
-        cause = "not_in_revenue_engine" if position is None else "transaction_price_differs"
-        notes.compare(out, _item(books, f"subscription_contract:{contract}", value.value,
-                                 actual, cause, value.customer_id))
-    return notes.result("contract_value_vs_transaction_price", out)
+    return contract_checks(_books(source)).contract_values
 
 
 def credit_memos_vs_deferred_adjustments(source: Books | Snapshot) -> CheckResult:
-    books = _books(source)
-    out, notes = Collector(books.watched), _Foreign(books)
-    memos = _grouped(books.credit_memos())
-    pairs = merge(memos, books.closing(), lambda g: g[0], lambda p: p.subscription_contract_id)
-    for _, group, position in pairs:
-        if group is None:
-            continue
-        taken = dict(position.credits) if position is not None else {}
-        for memo in group[1]:
-            zero = Money.zero(memo.currency)
-            expected = Money.from_minor(memo.amount_minor, memo.currency)
-            actual = taken.get(memo.document_id, zero)
-            cause = ("not_in_revenue_engine" if memo.document_id not in taken
-                     else "adjustment_differs")
-            notes.compare(out, _item(books, f"credit_memo:{memo.document_id}", expected,
-                                     actual, cause, memo.customer_id))
-    return notes.result("credit_memos_vs_deferred_adjustments", out)
+    return contract_checks(_books(source)).credit_memos
+
+
+@dataclass(frozen=True, slots=True)
+class ContractChecks:
+    contract_values: CheckResult  # contract_value_vs_transaction_price
+    credit_memos: CheckResult  # credit_memos_vs_deferred_adjustments
+
+
+def contract_checks(books: Books) -> ContractChecks:
+    """Both checks of the engine's contracts, from one pass over them (kept for the other)."""
+    return books.contract_checks.get(lambda: _contract_pass(books))
+
+
+def _contract_pass(books: Books) -> ContractChecks:
+    """One merge of billing's contract values, the engine's prices and billing's credit
+    memos grouped by contract: per contract, its value against its transaction price, and
+    each of its memos against the credit the engine took for it."""
+    values, value_notes = Collector(books.watched), _Foreign(books)
+    memos, memo_notes = Collector(books.watched), _Foreign(books)
+    priced = merge(books.contract_values(), books.closing(),
+                   lambda c: c.contract_id, lambda p: p.subscription_contract_id)
+    for contract, pair, group in merge(priced, _grouped(books.credit_memos()),
+                                       lambda t: t[0], lambda g: g[0]):
+        value, price = (pair[1], pair[2]) if pair is not None else (None, None)
+        if value is not None:
+            _compare_value(books, values, value_notes, contract, value, price)
+        if group is not None:
+            taken = dict(price.credits) if price is not None else {}
+            for memo in group[1]:
+                _compare_memo(books, memos, memo_notes, memo, taken)
+    return ContractChecks(value_notes.result("contract_value_vs_transaction_price", values),
+                          memo_notes.result("credit_memos_vs_deferred_adjustments", memos))
+
+
+def _compare_value(books: Books, out: Collector, notes: _Foreign, contract: str,
+                   value: ContractValue, price: ContractPrice | None) -> None:
+    ref = f"subscription_contract:{contract}"
+    expected = value.value
+    actual = price.transaction_price if price is not None else Money.zero(expected.currency)
+    if expected.currency == books.currency == actual.currency and not out.wants(
+            ref, expected.amount != actual.amount):
+        return  # an agreeing item the collector does not keep: no item built
+    cause = "not_in_revenue_engine" if price is None else "transaction_price_differs"
+    item = _item(books, ref, expected, actual, cause, value.customer_id)
+    if expected.currency == books.currency == actual.currency:
+        out.keep(item)  # counted above
+    else:
+        notes.compare(out, item)
+
+
+def _compare_memo(books: Books, out: Collector, notes: _Foreign, memo: DocumentAmount,
+                  taken: Mapping[str, Money]) -> None:
+    zero = Money.zero(memo.currency)
+    expected = Money.from_minor(memo.amount_minor, memo.currency)
+    actual = taken.get(memo.document_id, zero)
+    cause = "not_in_revenue_engine" if memo.document_id not in taken else "adjustment_differs"
+    notes.compare(out, _item(books, f"credit_memo:{memo.document_id}", expected, actual, cause,
+                             memo.customer_id))
 
 
 def _grouped(memos: Iterable[ContractDocument]) -> Iterable[tuple[str, list[DocumentAmount]]]:
@@ -211,35 +247,25 @@ def recognised_vs_gl_revenue(source: Books | Snapshot) -> CheckResult:
                        tuple(items), _foreign_note(books))
 
 
-def _totals(books: Books, positions: Iterable[RevenuePosition],
-            *picks: Callable[[RevenuePosition], Money]) -> list[Money]:
-    """One pass: the sum of each pick over the positions in the functional currency."""
-    sums = [books.zero() for _ in picks]
-    for p in positions:
-        if p.currency == books.currency:
-            for n, pick in enumerate(picks):
-                sums[n] = sums[n] + pick(p)
-    return sums
-
-
-def _credited(p: RevenuePosition) -> Money:
-    return sum((amount for _, amount in p.credits), Money.zero(p.currency))
+def _in_currency(books: Books, totals: Iterable[PositionTotals]) -> PositionTotals:
+    """The totals of the books' currency (zero when the engine has no contract in it)."""
+    zero = books.zero()
+    return next((t for t in totals if t.currency == books.currency),
+                PositionTotals(books.currency, 0, zero, zero, zero, zero, zero, zero))
 
 
 def deferred_revenue_rollforward(source: Books | Snapshot) -> CheckResult:
     """Opening + billings - recognised ± adjustments = closing (the engine's identity), and
     closing = the GL balance, for deferred revenue and for contract assets."""
     books = _books(source)
-    o_credits, o_net, o_billed, o_recognised = _totals(
-        books, books.opening(), _credited,
-        lambda p: p.deferred_revenue - p.contract_asset - p.unbilled_receivable,
-        lambda p: p.billed, lambda p: p.recognised)
-    c_credits, c_billed, c_recognised, closing_deferred, closing_asset = _totals(
-        books, books.closing(), _credited, lambda p: p.billed, lambda p: p.recognised,
-        lambda p: p.deferred_revenue, lambda p: p.contract_asset + p.unbilled_receivable)
-    credits = c_credits - o_credits
-    billings = c_billed - o_billed
-    recognised = c_recognised - o_recognised
+    o = _in_currency(books, books.opening())
+    c = _in_currency(books, books.closing_totals())
+    o_net = o.deferred_revenue - o.contract_asset - o.unbilled_receivable
+    closing_deferred = c.deferred_revenue
+    closing_asset = c.contract_asset + c.unbilled_receivable
+    credits = c.credited - o.credited
+    billings = c.billed - o.billed
+    recognised = c.recognised - o.recognised
     computed = o_net + (billings + credits) - credits - recognised
     explained = None if books.as_of_closed else "period_not_closed"
     items = [
@@ -260,7 +286,7 @@ def deferred_revenue_rollforward(source: Books | Snapshot) -> CheckResult:
 
 
 def _foreign_note(books: Books) -> tuple[str, ...]:
-    foreign = sum(1 for p in books.closing() if p.currency != books.currency)
+    foreign = sum(t.contracts for t in books.closing_totals() if t.currency != books.currency)
     if not foreign or books.foreign_checked:
         return ()
     return (f"{foreign} contract(s) not in {books.currency} are left out of the GL "

@@ -25,7 +25,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -39,20 +39,21 @@ from finsync.audit.chain import Entry
 from finsync.connectors.ports import (
     BillingBooks,
     BillingRecordsPort,
+    ContractPrice,
     LedgerBooks,
     LedgerBooksPort,
     LedgerPort,
+    PositionTotals,
     RevenueAdjustment,
     RevenueBooksPort,
     RevenuePort,
-    RevenuePosition,
     TaxAmount,
 )
 from finsync.domain.clock import Period, first_of_next_month
 from finsync.domain.journal import PeriodStatus
 from finsync.domain.money import Money
 from finsync.recon import queue
-from finsync.recon.books import Books, PeriodRevenue
+from finsync.recon.books import Books, PeriodRevenue, contract_prices, position_totals
 from finsync.recon.checks import CHECKS, REVENUE_CHECKS
 from finsync.recon.digest import FULL_READ_ROWS_MAX, document_streams
 from finsync.recon.documents import ItemDocuments, documents_of
@@ -72,6 +73,14 @@ def _quiet(_stage: str, _done: int, _total: int) -> None:
 class Entity:
     id: str
     currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Revenue:
+    opening: Sequence[PositionTotals]  # per currency
+    closing: Sequence[PositionTotals]  # per currency
+    prices: Callable[[], Iterable[ContractPrice]]  # per contract, the closing day's
+    recognised: dict[str, list[Money]]  # per currency, at each month boundary
 
 
 class Reconciliation:
@@ -146,7 +155,7 @@ class Reconciliation:
         (the revenue checks, named `<check>[<currency>]`)."""
         e, currency = entity.id, entity.currency
         bounds = _month_bounds(date(as_of.year, 1, 1), as_of + timedelta(days=1))
-        opening, closing, recognised = self._positions(entity, bounds, as_of)
+        revenue = self._revenue_reads(entity, bounds, as_of)
         adjusted = (self._revenue.adjustments(e)
                     if isinstance(self._revenue, RevenueBooksPort) else ())
         gl_days = [*(day - timedelta(days=1) for day in bounds), as_of]
@@ -159,7 +168,7 @@ class Reconciliation:
         # The GL per currency when the ERP tells its lines' currencies apart; else only its
         # functional totals, and only the functional currency is checked.
         gl = {currency: ledger.balances(e, gl_accounts, gl_days) if split is None else split}
-        for code in sorted(set(recognised) - {currency}) if split is not None else ():
+        for code in sorted(set(revenue.recognised) - {currency}) if split is not None else ():
             told = ledger.balances_in(e, code, gl_accounts, gl_days)
             assert told is not None  # an ERP that tells one currency's lines tells them all
             gl[code] = told
@@ -173,58 +182,50 @@ class Reconciliation:
             documents.erp_open_items,
             lambda: ledger.customer_open(e, currency, as_of),
             documents.erp_applied,
-            lambda: opening, lambda: closing,
-            _periods(code, bounds, _as_booked(code, bounds, recognised[code], adjusted),
+            lambda: revenue.opening, revenue.prices,
+            _periods(code, bounds, _as_booked(code, bounds, revenue.recognised[code], adjusted),
                      balances, net_revenue_accounts(accounts), closed),
             balances[-1], accounts, explained, as_of_closed, watched,
             foreign_checked=split is not None,
             billing_tax=lambda: billing.tax_amounts(e, as_of),
             erp_tax=_erp_tax(ledger, e, as_of),
             documents_agreeing=documents.documents_agreeing,
-            payments_agreeing=documents.payments_agreeing), "" if code == currency else f"[{code}]")
+            payments_agreeing=documents.payments_agreeing,
+            closing_totals=lambda: revenue.closing), "" if code == currency else f"[{code}]")
             for code, balances in gl.items()]
 
-    def _positions(self, entity: Entity, bounds: list[date], as_of: date,
-                   ) -> tuple[list[RevenuePosition], list[RevenuePosition],
-                              dict[str, list[Money]]]:
-        """Opening positions (start of year) summed per currency, closing positions (day
-        after `as_of`) by contract id, and the recognised total per currency at each month
-        boundary (summed by the engine when it can: only the opening and closing positions
-        are read per contract)."""
-        day_after = as_of + timedelta(days=1)
-        closing: list[RevenuePosition] = []
-        summed: dict[str, RevenuePosition] = {}
-        engine_sums = isinstance(self._revenue, RevenueBooksPort)
-        totals: dict[str, list[Money]] = {}
+    def _revenue_reads(self, entity: Entity, bounds: list[date], as_of: date) -> _Revenue:
+        """The engine's positions the year began with and those of the day after `as_of`,
+        summed per currency; the latter's prices per contract as a stream; and the revenue
+        recognised per currency at each month boundary. An engine with set reads
+        (`RevenueBooksPort`) sums them itself; another is read as lists of each day's
+        positions (memory grows with its contracts there)."""
+        e, day_after = entity.id, as_of + timedelta(days=1)
+        width = len(bounds)
         if isinstance(self._revenue, RevenueBooksPort):
-            totals = {code: list(sums) for code, sums
-                      in self._revenue.recognised_over(entity.id, bounds).items()}
-        days = [bounds[0], day_after] if engine_sums else [*bounds, day_after]
-        for row in self._positions_over(entity.id, days):
-            code = row[0].currency
-            sums = totals.setdefault(code, [Money.zero(code) for _ in days])
-            if not engine_sums:
-                for n, p in enumerate(row):
-                    sums[n] = sums[n] + p.recognised
-            summed[code] = _add(summed.get(code), row[0])
-            closing.append(row[-1])
-        totals.setdefault(entity.currency, [Money.zero(entity.currency) for _ in bounds])
-        recognised = {code: _padded(sums[:len(bounds)], len(bounds), code)
-                      for code, sums in totals.items()}
-        # The opening is only ever summed (the roll-forward): one position per currency.
-        opening = list(summed.values())
-        closing = _by_contract(closing)
-        return opening, closing, recognised
+            port = self._revenue
+            sums = {code: list(per) for code, per in port.recognised_over(e, bounds).items()}
+            opening = port.position_totals(e, bounds[0])
+            closing = port.position_totals(e, day_after)
 
-    def _positions_over(self, entity: str,
-                        days: Sequence[date]) -> Iterator[Sequence[RevenuePosition]]:
-        if isinstance(self._revenue, RevenueBooksPort):
-            yield from self._revenue.positions_over(entity, days)
-            return
-        by_day = [{p.subscription_contract_id: p for p in self._revenue.positions(entity, day)}
-                  for day in days]
-        for contract in sorted(set().union(*by_day)):
-            yield [d[contract] for d in by_day if contract in d]
+            def prices() -> Iterable[ContractPrice]:
+                return port.contract_prices(e, day_after)
+        else:
+            by_day = [self._revenue.positions(e, day) for day in (*bounds, day_after)]
+            sums = {}
+            for n, positions in enumerate(by_day[:width]):
+                for p in positions:
+                    per = sums.setdefault(p.currency, [Money.zero(p.currency)] * width)
+                    per[n] = per[n] + p.recognised
+            opening, closing = position_totals(by_day[0]), position_totals(by_day[-1])
+            listed = contract_prices(by_day[-1])
+
+            def prices() -> Iterable[ContractPrice]:
+                return listed
+        for code in [t.currency for t in closing] + [entity.currency]:
+            sums.setdefault(code, [])
+        recognised = {code: _padded(per[:width], width, code) for code, per in sums.items()}
+        return _Revenue(opening, closing, prices, recognised)
 
     def _record(self, report: Report, actor: str | None, progress: Progress,
                 total: int) -> None:
@@ -312,27 +313,9 @@ def _month_bounds(start: date, end: date) -> list[date]:
     return bounds
 
 
-def _add(total: RevenuePosition | None, p: RevenuePosition) -> RevenuePosition:
-    """Two positions summed into one (same currency), credits as one sum."""
-    credited = sum((amount for _, amount in p.credits), Money.zero(p.currency))
-    if total is None:
-        return replace(p, subscription_contract_id="*", customer_id="*",
-                       credits=(("*", credited),))
-    return RevenuePosition(
-        "*", "*", p.currency, total.transaction_price + p.transaction_price,
-        total.billed + p.billed, total.recognised + p.recognised,
-        total.deferred_revenue + p.deferred_revenue, total.contract_asset + p.contract_asset,
-        total.unbilled_receivable + p.unbilled_receivable,
-        (("*", total.credits[0][1] + credited),))
-
-
 def _padded(sums: list[Money], width: int, currency: str) -> list[Money]:
     """A currency the engine summed nothing in (a contract recognising nothing yet)."""
     return sums + [Money.zero(currency)] * (width - len(sums))
-
-
-def _by_contract(positions: Sequence[RevenuePosition]) -> list[RevenuePosition]:
-    return sorted(positions, key=lambda p: p.subscription_contract_id)
 
 
 @contextmanager

@@ -9,6 +9,10 @@ Rules:
   in a request header never reaches this table.
 - What is not bounded by the HTTP server is bounded here: the content type is cut to its
   column, and a NUL (which PostgreSQL's text cannot hold) in an error detail is escaped.
+- A raw event that came through the transport keeps its message id (`transport_id`,
+  unique): `append_transported` stores a batch in one multi-row statement that skips the
+  ids already stored (ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike), so a message
+  handed over again stores nothing new.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from finsync.domain.headers import stored_headers
 from finsync.domain.status import RawStatus
@@ -81,6 +86,39 @@ def append_ids(conn: Connection, items: Sequence[RawIn], received_at: datetime) 
     statement = insert(raw_events).returning(raw_events.c.id, sort_by_parameter_order=True)
     result = conn.execute(statement, [_row(i, received_at) for i in items])
     return [int(i) for i in result.scalars()]
+
+
+@dataclass(frozen=True, slots=True)
+class Transported:
+    """A raw event that came as a transport message: its id there, and when it was received
+    (by the intake node)."""
+
+    transport_id: str
+    item: RawIn
+    received_at: datetime
+
+
+def append_transported(conn: Connection, items: Sequence[Transported]) -> dict[str, int]:
+    """Insert the raw events whose `transport_id` is not stored yet, in one multi-row
+    statement; the new ones' ids by transport id (an id already stored is not there)."""
+    if not items:
+        return {}
+    rows = [_row(t.item, t.received_at) | {"transport_id": t.transport_id} for t in items]
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (dialect.insert(raw_events)
+                 .on_conflict_do_nothing(index_elements=[raw_events.c.transport_id])
+                 .returning(raw_events.c.id, raw_events.c.transport_id))
+    return {str(tid): int(i) for i, tid in conn.execute(statement, rows)}
+
+
+def by_transport_ids(conn: Connection,
+                     transport_ids: Sequence[str]) -> dict[str, tuple[int, RawStatus]]:
+    """The raw events stored under these transport ids: id and status, by transport id."""
+    if not transport_ids:
+        return {}
+    rows = conn.execute(select(raw_events.c.transport_id, raw_events.c.id, raw_events.c.status)
+                        .where(raw_events.c.transport_id.in_(list(transport_ids))))
+    return {str(tid): (int(i), RawStatus(status)) for tid, i, status in rows}
 
 
 def pending(conn: Connection, limit: int) -> list[RawEvent]:

@@ -221,3 +221,25 @@ summary_members = Table(
     Column("delivery_id", BigInteger, primary_key=True, autoincrement=False),
     Column("document_id", String(200), nullable=False),
 )
+
+# Where the events-out relay of each namespace (`streaming.events_out`) has got to in the
+# event log (`log` "events", by position) and the milestone log ("milestones", by id):
+# everything at or below `position` is published, or known never to need it.
+relay_cursors = Table(
+    "relay_cursors", metadata,
+    Column("relay", String(64), nullable=False),
+    Column("log", String(16), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("relay", "log"),
+)
+
+# Events the relay passed before they were accepted (parked, or a changed body finance may
+# still choose): published once they are, forgotten once they cannot be.
+relay_waiting = Table(
+    "relay_waiting", metadata,
+    Column("relay", String(64), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("relay", "position"),
+)

@@ -33,6 +33,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from finsync.domain.envelope import Envelope
 from finsync.hub.pipeline import PipelineWorker, describe
@@ -260,21 +261,33 @@ class PartitionedWorker:
         self._leases.release_all()
 
 
-LEASES, DELIVERY, HOUSEKEEPING, ARCHIVER = ("finsync-leases", "finsync-delivery",
-                                            "finsync-housekeeping", "finsync-archiver")
+LEASES, DELIVERY, HOUSEKEEPING, ARCHIVER, RELAY = (
+    "finsync-leases", "finsync-delivery", "finsync-housekeeping", "finsync-archiver",
+    "finsync-events-out")
+RELAY_IDLE_S = 0.25  # the events-out relay's pause between passes
 LOOP_INTERVAL_S = 0.05  # a loop's pause between fetches (each fetch waits FETCH_WAIT_S)
 DELIVERY_INTERVAL_S = 1.0  # deliveries are looked at least this often (retries falling due)
 HOUSEKEEPING_S = 5.0
 STOP_WAIT_S = 30.0
 
 
+class Relay(Protocol):
+    """The events-out relay (`streaming.events_out.EventsOut`): one pass, and its lease
+    given back on a clean stop."""
+
+    def step(self) -> int: ...
+    def release(self) -> None: ...
+
+
 class WorkerNode:
     """A `finsync worker` process's threads: leases, partition loops, deliveries of the
-    owned partitions, overdue gaps, and the archiver (`archive`: a step, when given)."""
+    owned partitions, overdue gaps, the archiver (`archive`: a step) and the events-out
+    relay (`relay`), when given."""
 
     def __init__(self, hub: Hub, js: JetStream, settings: TransportSettings, name: str,
                  explicit: frozenset[int] | None,
-                 archive: Callable[[], int] | None = None) -> None:
+                 archive: Callable[[], int] | None = None,
+                 relay: Relay | None = None) -> None:
         self.name, self.hub, self._ttl_s = name, hub, settings.lease_ttl_s
         nodes = js.kv(settings.bucket("nodes"), ttl_s=settings.lease_ttl_s)
         buckets = js.kv(settings.bucket("leases"), ttl_s=settings.lease_ttl_s)
@@ -294,6 +307,9 @@ class WorkerNode:
         if archive is not None:
             threads.append(self._thread(ARCHIVER, lambda _progressed: archive(),
                                         LOOP_INTERVAL_S))
+        self._relay = relay
+        if relay is not None:
+            threads.append(self._thread(RELAY, lambda _progressed: relay.step(), RELAY_IDLE_S))
         self.threads = tuple(threads)
 
     def _thread(self, name: str, step: Callable[..., int], interval_s: float, *,
@@ -342,3 +358,5 @@ class WorkerNode:
         self.partitions.stop(timeout_s)
         for thread in self.threads:
             thread.join(timeout_s)
+        if self._relay is not None:
+            self._relay.release()

@@ -24,7 +24,9 @@ from sqlalchemy.exc import OperationalError
 
 from finsync.connectors.calls import NO_RECORDER, CallRecorder, Channel, Subject, recorded
 from finsync.connectors.ports import (
+    ContractPrice,
     DeliveryContext,
+    PositionTotals,
     Receipt,
     Reference,
     RevenueAdjustment,
@@ -175,6 +177,19 @@ class EmbeddedRevenue:
                         days: Sequence[date]) -> dict[str, list[Money]]:
         found = self._read(lambda: self._service.recognised_over(legal_entity, days))
         return {cur: [Money.from_minor(v, cur) for v in per] for cur, per in found.items()}
+
+    def position_totals(self, legal_entity: str, day: date) -> Sequence[PositionTotals]:
+        found = self._read(lambda: self._service.position_totals(legal_entity, day))
+        return [PositionTotals(t.currency, t.contracts, t.balances.billed, t.balances.recognised,
+                               t.balances.deferred_revenue, t.balances.contract_asset,
+                               t.balances.unbilled_receivable, t.credited) for t in found]
+
+    def contract_prices(self, legal_entity: str, day: date) -> Iterator[ContractPrice]:
+        """Per contract by subscription contract id, read as one stream."""
+        with _translated():
+            for p in self._service.contract_prices(legal_entity, day):
+                yield ContractPrice(p.subscription_contract_id, p.customer_id,
+                                    p.transaction_price, p.credits)
 
     def adjustments(self, legal_entity: str) -> Sequence[RevenueAdjustment]:
         found = self._read(lambda: self._service.adjustments_by_month(

@@ -190,6 +190,11 @@ def _billed_in_full(config: BillingConfig, row: Any, versions: list[dict[str, An
                               date.fromisoformat(contracts[-1]["end_date"]), prices)
 
 
+# Versions fetched per batch: each carries its contract's JSON (about 1.5 KB), so a batch of
+# `STREAM_ROWS` would be the largest thing a reconciliation holds.
+VERSION_ROWS = 1_000
+
+
 def _subscriptions(conn: Connection,
                    entity: str) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
     sub, ver = t.subscriptions, t.contract_versions
@@ -201,15 +206,19 @@ def _subscriptions(conn: Connection,
              .join(ver, ver.c.contract_id == sub.c.id)
              .where(sub.c.legal_entity == entity)
              .order_by(code_point_order(conn, sub.c.id), ver.c.version))
+    # The version columns by position, found once: a name look-up per column and row is
+    # what reading a large book's versions cost.
+    named = [(n, k[2:]) for n, k in enumerate(query.selected_columns.keys())
+             if k.startswith("v_")]
     current: Any = None
     versions: list[dict[str, Any]] = []
-    for record in stream(conn, query):
+    for record in stream(conn, query, VERSION_ROWS):
         row = record._mapping
         if current is not None and row["id"] != current["id"]:
             yield current, versions
             versions = []
         current = row
-        versions.append({k[2:]: row[k] for k in row if k.startswith("v_")})
+        versions.append({name: record[n] for n, name in named})
     if current is not None:
         yield current, versions
 

@@ -66,6 +66,27 @@ class EntityBalances:
     credited: tuple[tuple[str, tuple[Money, ...]], ...]  # (currency, one per month)
 
 
+@dataclass(frozen=True, slots=True)
+class CurrencyPositions:
+    """One currency's contracts of a legal entity at a day, summed: how many, their
+    balances (`ContractBalances` of each added up) and the credits they took before it."""
+
+    currency: str
+    contracts: int
+    balances: ContractBalances
+    credited: Money
+
+
+@dataclass(frozen=True, slots=True)
+class PricedContract:
+    """One contract's transaction price and its credits before a day (by document)."""
+
+    subscription_contract_id: str
+    customer_id: str
+    transaction_price: Money
+    credits: tuple[tuple[str, Money], ...]
+
+
 class PositionReports:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -101,6 +122,36 @@ class PositionReports:
                                for d in days]
                 chunk = (store.contract_ids(conn, legal_entity, after=chunk[-1], limit=CHUNK)
                          if len(chunk) == CHUNK else [])
+
+    def totals(self, legal_entity: str, day: date) -> list[CurrencyPositions]:
+        """Per currency (in code order), the entity's contracts at `day` summed: the held
+        ones in SQL, the others from their states, a page at a time."""
+        with self.engine.connect() as conn:
+            sums = store.totals_at(conn, legal_entity, day)
+            found = {cur: [money(v, cur) for v in amounts[1:]]
+                     for cur, amounts in sums.items()}
+            for page in store.unheld_at(conn, legal_entity, day):
+                for state in store.states(conn, page).values():
+                    _add_position(found[state.currency], position_of(state, day))
+        return [CurrencyPositions(cur, sums[cur][0], ContractBalances(day, *amounts[:-1]),
+                                  amounts[-1]) for cur, amounts in sorted(found.items())]
+
+    def prices(self, legal_entity: str, day: date) -> Iterator[PricedContract]:
+        """Per contract by subscription contract id (code-point order), its price and
+        credits before `day`: from its rows, or from its state for one without rows (an
+        amount finer than a minor unit: rare, so loaded one by one)."""
+        with self.engine.connect() as conn:
+            for s in store.prices_at(conn, legal_entity, day):
+                if s.transaction_price_minor is None:
+                    state = store.states(conn, [s.revenue_contract_id])[s.revenue_contract_id]
+                    at = position_of(state, day)
+                    yield PricedContract(at.subscription_contract_id, at.customer_id,
+                                         at.transaction_price, at.credits)
+                    continue
+                cur = s.currency
+                yield PricedContract(s.subscription_contract_id, s.customer_id,
+                                     money(s.transaction_price_minor, cur),
+                                     tuple((doc, money(v, cur)) for doc, v in s.credits))
 
     def period_movements(self, legal_entity: str, period: Period) -> list[ContractMovement]:
         """Each contract's movement over the period, in id order; a contract whose journal
@@ -268,6 +319,17 @@ def _credited_per_month(months: Sequence[Period], currencies: Sequence[str],
         sums.setdefault(currency, [0] * len(months))[at] += amount
     return tuple((cur, tuple(Money.from_minor(v, cur) for v in sums[cur]))
                  for cur in sorted(sums))
+
+
+def _add_position(sums: list[Money], at: Position) -> None:
+    """Add one contract's position to a currency's [billed, recognised, deferred revenue,
+    contract asset, unbilled receivable, credited]."""
+    b = at.balances
+    for i, amount in enumerate((b.billed, b.recognised, b.deferred_revenue, b.contract_asset,
+                                b.unbilled_receivable)):
+        sums[i] = sums[i] + amount
+    for _, amount in at.credits:
+        sums[5] = sums[5] + amount
 
 
 def _credits_before(credits: list[tuple[str, date, int]],

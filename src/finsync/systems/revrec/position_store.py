@@ -13,7 +13,7 @@ Rules:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -26,10 +26,12 @@ from sqlalchemy import (
     case,
     func,
     literal,
+    not_,
     or_,
     select,
 )
 
+from finsync.dbsnapshot import code_point_order, stream
 from finsync.systems.revrec import tables as t
 from finsync.systems.revrec.position import PositionRow, is_month_start
 from finsync.systems.revrec.serial import loads_state
@@ -368,3 +370,92 @@ def states(conn: Connection, ids: Iterable[str]) -> dict[str, RevenueContractSta
                 c.c.id.in_(wanted[i:i + CHUNK]))):
             found[rc] = loads_state(text)
     return found
+
+
+# -- reconciliation: one day's positions summed, and each contract's price ------------------
+def held_at(day: date) -> ColumnElement[bool]:
+    """The contracts whose rows answer `day` (`Stored.held`), in SQL."""
+    spanned = and_(c.c.positions_from.is_not(None), c.c.positions_to.is_not(None))
+    if is_month_start(day):
+        return spanned
+    return and_(spanned, or_(c.c.positions_from > day, c.c.positions_to <= day))
+
+
+def totals_at(conn: Connection, legal_entity: str, day: date) -> dict[str, list[int]]:
+    """Per currency: the number of contracts (every one), then, over the contracts held at
+    `day`, their `BALANCE_COLUMNS` at `day` and their credits before it (positive), summed
+    in SQL; the others are for the caller to add from their states (`unheld_at`)."""
+    held = held_at(day)
+    on = and_(p.c.revenue_contract_id == c.c.id, p.c.day == _target(day),
+              c.c.positions_from <= day, held)
+    sums = [func.coalesce(func.sum(p.c[name]), 0) for name in BALANCE_COLUMNS]
+    found: dict[str, list[int]] = {}
+    for currency, *amounts in conn.execute(
+            select(c.c.currency, func.count(c.c.id), *sums).select_from(c.outerjoin(p, on))
+            .where(c.c.legal_entity == legal_entity).group_by(c.c.currency)):
+        found[currency] = [*(int(v) for v in amounts), 0]
+    b = t.billings
+    for currency, amount in conn.execute(
+            select(c.c.currency, func.sum(b.c.amount_minor))
+            .join(c, c.c.id == b.c.revenue_contract_id)
+            .where(c.c.legal_entity == legal_entity, b.c.amount_minor < 0,
+                   b.c.issued_on < day, held)
+            .group_by(c.c.currency)):
+        found[currency][-1] = -int(amount)
+    return found
+
+
+def unheld_at(conn: Connection, legal_entity: str, day: date) -> Iterator[list[str]]:
+    """The ids of the contracts the rows do not answer at `day` (`held_at`), a page of
+    `CHUNK` at a time."""
+    query = (select(c.c.id).where(c.c.legal_entity == legal_entity, not_(held_at(day)))
+             .order_by(c.c.id))
+    page = list(conn.execute(query.limit(CHUNK)).scalars())
+    while page:
+        yield page
+        page = (list(conn.execute(query.where(c.c.id > page[-1]).limit(CHUNK)).scalars())
+                if len(page) == CHUNK else [])
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPrice:
+    """One contract's price and credits as its rows hold them (`transaction_price_minor`
+    None: no rows, read it from the state); credits before the day asked, positive."""
+
+    revenue_contract_id: str
+    subscription_contract_id: str
+    customer_id: str
+    currency: str
+    transaction_price_minor: int | None
+    credits: tuple[tuple[str, int], ...]
+
+
+def prices_at(conn: Connection, legal_entity: str, day: date) -> Iterator[StoredPrice]:
+    """Every contract of the entity with its price and its credits before `day` summed per
+    document, by subscription contract id in code-point order: two ordered streams (the
+    contracts, their credits) merged, never a join grouped over every contract."""
+    b = t.billings
+    spanned = c.c.positions_from.is_not(None)
+    contracts = (select(c.c.subscription_contract_id, c.c.id, c.c.customer_id, c.c.currency,
+                        case((spanned, c.c.transaction_price_minor)))
+                 .where(c.c.legal_entity == legal_entity)
+                 .order_by(code_point_order(conn, c.c.subscription_contract_id)))
+    credits = stream(conn, (
+        select(c.c.subscription_contract_id, b.c.document_id, func.sum(b.c.amount_minor))
+        .join(c, c.c.id == b.c.revenue_contract_id)
+        .where(c.c.legal_entity == legal_entity, b.c.amount_minor < 0, b.c.issued_on < day)
+        .group_by(c.c.subscription_contract_id, b.c.document_id)
+        .order_by(code_point_order(conn, c.c.subscription_contract_id),
+                  code_point_order(conn, b.c.document_id))))
+    try:
+        pending = next(credits, None)
+        for sub, rc, customer, currency, price in stream(conn, contracts):
+            mine: list[tuple[str, int]] = []
+            while pending is not None and pending[0] <= sub:
+                if pending[0] == sub:
+                    mine.append((pending[1], -int(pending[2])))
+                pending = next(credits, None)
+            yield StoredPrice(rc, sub, customer or "", currency,
+                              None if price is None else int(price), tuple(mine))
+    finally:
+        credits.close()

@@ -76,9 +76,11 @@ from finsync.systems.revrec.journal_book import JournalBook
 from finsync.systems.revrec.modification import ModificationFacts
 from finsync.systems.revrec.position import Position, contract_positions
 from finsync.systems.revrec.position_report import (
+    CurrencyPositions,
     EntityBalances,
     EntityWaterfall,
     PositionReports,
+    PricedContract,
 )
 from finsync.systems.revrec.receipt import Applied
 from finsync.systems.revrec.schedule import (
@@ -249,6 +251,15 @@ class RevenueService:
         """Per currency, the entity's revenue recognised before each month start of `days`
         (ascending), in minor units."""
         return self._reports.recognised_over(legal_entity, days)
+
+    def position_totals(self, legal_entity: str, day: date) -> list[CurrencyPositions]:
+        """Per currency, the entity's contracts at 00:00 of `day` summed."""
+        return self._reports.totals(legal_entity, day)
+
+    def contract_prices(self, legal_entity: str, day: date) -> Iterator[PricedContract]:
+        """Per contract (by subscription contract id, code-point order), its price and
+        credits at 00:00 of `day`."""
+        return self._reports.prices(legal_entity, day)
 
     def period_journals(self, legal_entity: str, period: Period) -> tuple[JournalEntry, ...]:
         """The period's revenue journals over every revenue contract of the entity, one per
