@@ -125,6 +125,7 @@ from finsync.recon.service import Entity, Reconciliation
 from finsync.storage.call_log import CallLog
 from finsync.storage.db import make_engine, read_only
 from finsync.storage.migrate import current_revision, upgrade
+from finsync.streaming.ownership import parse_partitions
 from finsync.streaming.settings import TransportSettings
 from finsync.systems.billing.catalog_file import (
     DEFAULT_CATALOG,
@@ -158,6 +159,7 @@ if TYPE_CHECKING:  # nats-py loads only in a process that speaks NATS
     from finsync.streaming.cluster import ClusterStatus
     from finsync.streaming.events_out import EventsOut
     from finsync.streaming.raw_publisher import RawPublisher
+    from finsync.streaming.worker import WorkerNode
 
 T = TypeVar("T")
 
@@ -1262,3 +1264,34 @@ def build_archiver(config: FinsyncConfig, hub: Hub, js: JetStream) -> Archiver:
     from finsync.streaming.archiver import Archiver
 
     return Archiver(hub.engine, hub.mappers, js, settings, hub.clock)
+
+
+# -- the partitioned worker (`finsync worker`, DESIGN §8) ---------------------------------
+def worker_name() -> str:
+    """A worker's default name: unique per process on this machine and across machines."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def build_worker(config: FinsyncConfig, hub: Hub, name: str,
+                 partitions: str | None) -> tuple[WorkerNode, JetStream]:
+    """A `finsync worker`'s threads on `[transport] kind = "nats"` (else
+    `TransportNotConfiguredError`): the partitions named by `partitions` (`0-3,7`; None:
+    an automatic share), their deliveries, the archiver and the events-out relay. The
+    caller closes the connection once the worker is stopped."""
+    settings = nats_settings(config, "finsync worker")
+    explicit = None if partitions is None else parse_partitions(partitions, settings.partitions)
+    # Here, not at the top: nats-py loads only in a process that speaks NATS.
+    from finsync.streaming.client import JetStream
+    from finsync.streaming.setup import ensure_streams
+    from finsync.streaming.worker import WorkerNode
+
+    js = JetStream(settings, f"finsync-worker-{name}")
+    try:
+        ensure_streams(js, settings)
+        node = WorkerNode(hub, js, settings, name, explicit,
+                          archive=build_archiver(config, hub, js).step,
+                          relay=build_events_out(config, hub.engine, js, name))
+    except BaseException:
+        js.close()
+        raise
+    return node, js

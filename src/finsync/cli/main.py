@@ -47,6 +47,7 @@ from finsync.cli import tax as tax_cli
 from finsync.cli import tokens as tokens_cli
 from finsync.cli import tryton as tryton_cli
 from finsync.cli import usage as usage_cli
+from finsync.cli import worker as worker_cli
 from finsync.cli.common import ConfigPath, Json, authorised, guarded, os_login
 from finsync.cli.common import hub_for as _hub
 from finsync.config import DEFAULT_CONFIG, load_config
@@ -79,6 +80,7 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(controls_cli.app, name="config")
 app.add_typer(cpq_cli.app, name="cpq")
 app.add_typer(cluster_cli.app, name="cluster")
+app.command("worker")(worker_cli.command)
 
 
 

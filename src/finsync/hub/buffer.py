@@ -355,7 +355,8 @@ class PostingBuffer:
             self.waiting_for = None
             return True
         with reading(self._engine) as conn:
-            if not outbox.any_due(conn, self._clock(), (self.system,), skip_lanes=full):
+            if not outbox.any_due(conn, self._clock(), (self.system,), skip_lanes=full,
+                                  partitions=self._worker.partitions()):
                 return False
         waited = 0.0
         while waiting is not None and waited < self._policy.wait_max_s:

@@ -120,6 +120,12 @@ class DeliveryWorker:
         self._skip = frozenset(skip_targets)
         self._handover = handover or Handover(0)
         self.lease_expiries_max = policy.lease_expiries_max
+        self.partitions: Callable[[], outbox.Owned | None] = _every  # `restrict`
+
+    def restrict(self, partitions: Callable[[], outbox.Owned | None]) -> None:
+        """Claim only deliveries of the partitions `partitions()` names at each claim (a
+        partitioned worker's, `streaming.worker`); None: every partition."""
+        self.partitions = partitions
 
     def run_once(self) -> int:
         """Deliver one batch of due deliveries; returns how many were attempted.
@@ -159,7 +165,8 @@ class DeliveryWorker:
         `bury_expired`)."""
         return outbox.claim(conn, self._owner, self._clock(), lease_s, limit, only=only,
                             skip=skip, lease_expiries_max=self.lease_expiries_max,
-                            lanes=lanes, skip_lanes=skip_lanes)
+                            lanes=lanes, skip_lanes=skip_lanes,
+                            partitions=self.partitions())
 
     def bury_expired(self, conn: Connection) -> int:
         """Make `dead` the deliveries (to any target) whose lease ran out for the
@@ -355,6 +362,10 @@ class DeliveryWorker:
             objects=(f"{env.aggregate.type}:{env.aggregate.id}", f"event:{env.event_id}"),
             amount=amount, event_id=env.event_id,
             delivery_id=delivery.id, detail=detail, status=status), self._clock())
+
+
+def _every() -> outbox.Owned | None:
+    return None
 
 
 def unreadable(delivery: Delivery, env: UnreadableEvent) -> Attempt:

@@ -18,13 +18,17 @@ Rules:
 - If the batch's own transaction fails (its commit, or a quarantine that could not be
   written), the batch is done again one raw event per transaction; a raw event whose own
   transaction fails is quarantined in another, with that failure.
+- Raw events stored and mapped by another process (`accept_stored`: the archiver of the
+  NATS transport published their envelopes, a partitioned worker hands them over) go the
+  same way, each with a tracking row (`storage.tracking`) written in the same transaction:
+  a batch delivered again decides nothing twice.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine
@@ -40,7 +44,7 @@ from finsync.hub.intake import Mapped, reject_in
 from finsync.hub.mapping import MapperRegistry
 from finsync.hub.pipeline import describe, trace
 from finsync.hub.read_ahead import ReadAhead
-from finsync.storage import exception_log, raw_log
+from finsync.storage import exception_log, raw_log, tracking
 from finsync.storage.db import StorageUnavailableError, serialize, transaction
 from finsync.storage.exception_log import NewException
 from finsync.storage.raw_log import RawEvent
@@ -50,6 +54,13 @@ log = logging.getLogger(__name__)
 
 _REJECTED = Outcome.REJECTED.value
 _ACCEPTED = Outcome.ACCEPTED.value
+# A raw event stored and mapped elsewhere: its id and its envelopes (None: unreadable).
+Stored = tuple[int, Sequence[Envelope] | None]
+STORED_TRACKING = "hub.accept_stored"  # consumer_tracking.consumer of `accept_stored`
+
+
+def _key(raw_id: int) -> str:
+    return f"raw:{raw_id}"
 
 
 class Processor:
@@ -83,27 +94,102 @@ class Processor:
         return self._one_by_one(size)
 
     def _batch(self, size: int) -> Counter[str]:
-        """Plain raw events a set at a time (`BatchAcceptance`); each other one alone, in
-        its savepoint, after what came before it is written."""
-        outcomes: Counter[str] = Counter()
         with transaction(self._engine) as conn:
             serialize(conn, LOCK)
             now = self._clock()
             mapped = [(raw, self._map(raw)) for raw in raw_log.pending(conn, size)]
-            plain = BatchAcceptance(self._acceptance, conn, now)
-            plain.look_up([e for _, envelopes in mapped for e in envelopes or ()])
-            for raw, envelopes in mapped:
-                outcomes["raw"] += 1
-                if envelopes is not None and plain.take(raw.id, envelopes):
-                    outcomes[_ACCEPTED] += len(envelopes)
-                    continue
-                plain.flush()
-                outcomes.update(self._process_one(conn, raw, now, envelopes))
-                plain.decided_alone(envelopes)
-            plain.flush()
+            outcomes, accepted = self._decide(conn, mapped, now)
         if self._handover is not None:  # committed
-            self._handover.put_many(plain.accepted)
+            self._handover.put_many(accepted)
         return outcomes
+
+    def _decide(self, conn: Connection, mapped: Sequence[tuple[RawEvent, list[Envelope] | None]],
+                now: datetime) -> tuple[Counter[str], list[Envelope]]:
+        """Plain raw events a set at a time (`BatchAcceptance`); each other one alone, in
+        its savepoint, after what came before it is written. Returns the outcomes and the
+        envelopes accepted as plain (for the hand-over, once committed)."""
+        outcomes: Counter[str] = Counter()
+        plain = BatchAcceptance(self._acceptance, conn, now)
+        plain.look_up([e for _, envelopes in mapped for e in envelopes or ()])
+        for raw, envelopes in mapped:
+            outcomes["raw"] += 1
+            if envelopes is not None and plain.take(raw.id, envelopes):
+                outcomes[_ACCEPTED] += len(envelopes)
+                continue
+            plain.flush()
+            outcomes.update(self._process_one(conn, raw, now, envelopes))
+            plain.decided_alone(envelopes)
+        plain.flush()
+        return outcomes, plain.accepted
+
+    def accept_stored(self, items: Sequence[Stored]) -> Counter[str]:
+        """Accept raw events stored and mapped elsewhere (a partitioned worker's batch,
+        `streaming.worker`), exactly as `process_batch` accepts its own: one transaction
+        under the acceptance lock, the same quarantine of a bad item alone.
+
+        Each item is `(raw id, its envelopes)`, the envelopes None when they could not be
+        read (mapped again here from the stored body). Each raw event decided here is
+        tracked (`STORED_TRACKING`, key `raw:<id>`) in the same transaction: one decided
+        before (a message delivered again) is `skipped`, so doing a batch again changes
+        nothing; an id the database does not hold is `missing`. Returns the outcomes
+        counted (`raw`: raw events decided now)."""
+        firsts: dict[int, Sequence[Envelope] | None] = {}
+        for raw_id, envelopes in items:  # one item per raw id: the first
+            firsts.setdefault(raw_id, envelopes)
+        chosen = list(firsts.items())
+        try:
+            return self._stored(chosen)
+        except (StorageUnavailableError, OperationalError):
+            raise  # the database, not the items: the caller does the batch again later
+        except Exception as exc:
+            log.warning("a batch of %d stored raw events failed as a whole (%s); accepting "
+                        "them one at a time", len(chosen), describe(exc))
+        outcomes: Counter[str] = Counter()
+        for item in chosen:
+            try:
+                outcomes.update(self._stored([item]))
+            except (StorageUnavailableError, OperationalError):
+                raise
+            except Exception as exc:
+                outcomes.update(self._quarantine_stored(item[0], exc))
+        return outcomes
+
+    def _stored(self, items: Sequence[Stored]) -> Counter[str]:
+        with transaction(self._engine) as conn:
+            serialize(conn, LOCK)
+            now = self._clock()
+            done = tracking.tracked(conn, STORED_TRACKING, [_key(i) for i, _ in items])
+            fresh = [(raw_id, envs) for raw_id, envs in items if _key(raw_id) not in done]
+            found = raw_log.get_many(conn, [raw_id for raw_id, _ in fresh])
+            mapped = [(found[raw_id], self._read(found[raw_id], envs))
+                      for raw_id, envs in fresh if raw_id in found]
+            outcomes, accepted = self._decide(conn, mapped, now)
+            tracking.track_many(conn, STORED_TRACKING, [
+                (_key(raw.id), [e.event_id for e in envs or ()], None)
+                for raw, envs in mapped], now)
+        if self._handover is not None:  # committed
+            self._handover.put_many(accepted)
+        outcomes["skipped"] = len(items) - len(fresh)
+        outcomes["missing"] = len(fresh) - len(mapped)
+        return +outcomes
+
+    def _read(self, raw: RawEvent, envelopes: Sequence[Envelope] | None) -> list[Envelope] | None:
+        return list(envelopes) if envelopes is not None else self._map(raw)
+
+    def _quarantine_stored(self, raw_id: int, exc: Exception) -> Counter[str]:
+        """A stored raw event failed in a transaction of its own: quarantine it, with that
+        failure, in another (unless it was decided meanwhile)."""
+        with transaction(self._engine) as conn:
+            serialize(conn, LOCK)
+            raw = raw_log.get(conn, raw_id)
+            if raw is None:
+                return Counter(missing=1)
+            if tracking.tracked(conn, STORED_TRACKING, [_key(raw_id)]):
+                return Counter(skipped=1)
+            now = self._clock()
+            self._quarantine(conn, raw, exc, now)
+            tracking.track_many(conn, STORED_TRACKING, [(_key(raw_id), [], None)], now)
+        return Counter({_REJECTED: 1, "raw": 1})
 
     def _map(self, raw: RawEvent) -> list[Envelope] | None:
         """The raw event's envelopes (as intake mapped them, else mapped now); None when it

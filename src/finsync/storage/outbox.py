@@ -43,10 +43,14 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from finsync.domain.ids import delivery_key
+from finsync.domain.partition import partition_hash
 from finsync.domain.status import UNFINISHED, DeliveryStatus
 from finsync.storage import jsonutil
 from finsync.storage.schema import deliveries, events
 from finsync.storage.text import error_text
+
+# The partitions a worker owns: (the number of partitions, the ones it owns).
+Owned = tuple[int, Collection[int]]
 
 _KNOWN_KEYS = select(deliveries.c.delivery_key).where(
     deliveries.c.delivery_key.in_(bindparam("b_keys", expanding=True)))
@@ -87,7 +91,7 @@ def enqueue(conn: Connection, event_id: str, targets: Iterable[str], partition_k
              "created_at": at, "lane": _lane(lane)}
             for k, t in wanted.items() if k not in have]
     if rows:
-        conn.execute(insert(deliveries), rows)
+        conn.execute(insert(deliveries), _hashed(rows))
     return len(rows)
 
 
@@ -116,8 +120,15 @@ def enqueue_many(conn: Connection, wanted: Sequence[NewDeliveries], at: datetime
                .scalars())
     rows = [r for r in rows if r["delivery_key"] not in have]
     if rows:
-        conn.execute(insert(deliveries), rows)
+        conn.execute(insert(deliveries), _hashed(rows))
     return len(rows)
+
+
+def _hashed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """New delivery rows with the hash of their partition key (`partition_hash`)."""
+    for row in rows:
+        row["partition_hash"] = partition_hash(row["partition_key"])
+    return rows
 
 
 def known_keys(conn: Connection, keys: Collection[str]) -> set[str]:
@@ -171,14 +182,33 @@ def _out_of_lanes(lanes: Collection[str | None]) -> ColumnElement[bool]:
     return and_(true(), *kept)
 
 
+def in_partitions(table: Any, owned: Owned) -> ColumnElement[bool]:
+    """The rows of `table` (the outbox or an alias of it) in the partitions `owned`.
+
+    Each delivery holds `partition_hash`, the stable hash of its partition key
+    (`domain.partition`), written with it; a worker that owns some partitions claims only
+    `partition_hash % count IN owned` (a BIGINT modulo, the same on SQLite and PostgreSQL),
+    so the count can change without rewriting a row. A delivery enqueued before the column
+    existed (NULL hash) is in partition 0: whoever owns partition 0 sends that backlog, and
+    the later deliveries of its aggregate wait behind it (the per-partition-key order)
+    whichever worker owns them."""
+    count, chosen = owned
+    if count < 1:
+        raise ValueError(f"the number of partitions must be at least 1, not {count}")
+    bucket = func.coalesce(table.c.partition_hash, 0) % count
+    return bucket.in_(sorted(set(chosen)))
+
+
 def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: int,
           only: Collection[str] | None = None, skip: Collection[str] = (),
           lease_expiries_max: int | None = None, *,
           lanes: Collection[str | None] | None = None,
-          skip_lanes: Collection[str | None] = ()) -> list[Delivery]:
+          skip_lanes: Collection[str | None] = (),
+          partitions: Owned | None = None) -> list[Delivery]:
     """Lease up to `limit` due deliveries to `owner` (the caller commits); `only` and `skip`
     choose targets (the posting buffer claims its ERP's deliveries), `lanes` and
-    `skip_lanes` choose lanes (the buffer skips the lanes whose calls are all out).
+    `skip_lanes` choose lanes (the buffer skips the lanes whose calls are all out),
+    `partitions` the partitions the worker owns (`(count, owned)`; None: every one).
 
     A delivery whose lease ran out is a suspect: it is taken back only when nothing else is
     due nor in flight (under a live lease), alone, and counted in `lease_expiries`. A worker
@@ -200,6 +230,10 @@ def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: in
         due_ids = due_ids.where(_in_lanes(lanes))
     if skip_lanes:
         due_ids = due_ids.where(_out_of_lanes(skip_lanes))
+    if partitions is not None:
+        if not partitions[1]:
+            return []
+        due_ids = due_ids.where(in_partitions(deliveries, partitions))
     waiting = and_(deliveries.c.status == DeliveryStatus.PENDING,
                    deliveries.c.next_attempt_at <= now)
     leased = _lease(conn, due_ids.where(waiting), limit, waiting, owner, now, lease_s)
@@ -209,8 +243,10 @@ def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: in
     if lease_expiries_max is not None:
         expired = and_(expired, deliveries.c.lease_expiries + 1 < lease_expiries_max)
     live = _LIVE
-    quiet = ~exists().where(live.c.status == DeliveryStatus.IN_FLIGHT,
-                            live.c.lease_expires_at >= now)
+    live_lease = and_(live.c.status == DeliveryStatus.IN_FLIGHT, live.c.lease_expires_at >= now)
+    if partitions is not None:  # another worker's partitions never hold back this one's
+        live_lease = and_(live_lease, in_partitions(live, partitions))
+    quiet = ~exists().where(live_lease)
     return _lease(conn, due_ids.where(expired, quiet), 1, expired, owner, now, lease_s,
                   lease_expiries=deliveries.c.lease_expiries + 1)
 
@@ -385,14 +421,19 @@ def event_statuses(conn: Connection, event_ids: Sequence[str]) -> dict[int, Deli
 
 
 def any_due(conn: Connection, now: datetime, only: Collection[str] | None = None,
-            skip_lanes: Collection[str | None] = ()) -> bool:
-    """Whether a delivery (to one of `only`, if given; in none of `skip_lanes`) could be
-    claimed now."""
+            skip_lanes: Collection[str | None] = (),
+            partitions: Owned | None = None) -> bool:
+    """Whether a delivery (to one of `only`, if given; in none of `skip_lanes`; in
+    `partitions`, if given) could be claimed now."""
     query = select(deliveries.c.id).where(_due(now))
     if only is not None:
         query = query.where((deliveries.c.target + "").in_(list(only)))
     if skip_lanes:
         query = query.where(_out_of_lanes(skip_lanes))
+    if partitions is not None:
+        if not partitions[1]:
+            return False
+        query = query.where(in_partitions(deliveries, partitions))
     return conn.execute(query.limit(1)).first() is not None
 
 

@@ -18,7 +18,7 @@ Rules:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -213,6 +213,25 @@ def get(conn: Connection, raw_id: int) -> RawEvent | None:
         return None
     return RawEvent(r["id"], r["source"], r["received_at"], jsonutil.loads(r["headers"]),
                     r["body"], RawStatus(r["status"]))
+
+
+def existing(conn: Connection, raw_ids: Collection[int]) -> set[int]:
+    """Which of these raw event ids the log holds (one statement, no bodies read)."""
+    if not raw_ids:
+        return set()
+    return {int(i) for i in conn.execute(select(raw_events.c.id).where(
+        raw_events.c.id.in_(sorted(set(raw_ids))))).scalars()}
+
+
+def get_many(conn: Connection, raw_ids: Collection[int]) -> dict[int, RawEvent]:
+    """The raw events of these ids that exist, by id (one statement)."""
+    if not raw_ids:
+        return {}
+    rows = conn.execute(select(raw_events).where(raw_events.c.id.in_(sorted(set(raw_ids)))))
+    return {int(r["id"]): RawEvent(r["id"], r["source"], r["received_at"],
+                                   jsonutil.loads(r["headers"]), r["body"],
+                                   RawStatus(r["status"]))
+            for r in rows.mappings()}
 
 
 def counts(conn: Connection) -> dict[str, int]:

@@ -5,6 +5,7 @@ acting twice. A different body under a used key is refused: it is not the same m
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,3 +36,22 @@ def track(conn: Connection, consumer: str, key: str, body: Any, result: Any,
     conn.execute(insert(consumer_tracking).values(
         consumer=consumer, key=key, body_hash=jsonutil.digest(body),
         result=jsonutil.dumps(result), recorded_at=at))
+
+
+def tracked(conn: Connection, consumer: str, keys: Collection[str]) -> set[str]:
+    """Which of these keys `consumer` recorded already (one statement)."""
+    if not keys:
+        return set()
+    return {str(k) for k in conn.execute(select(consumer_tracking.c.key).where(
+        consumer_tracking.c.consumer == consumer,
+        consumer_tracking.c.key.in_(sorted(set(keys))))).scalars()}
+
+
+def track_many(conn: Connection, consumer: str, entries: Sequence[tuple[str, Any, Any]],
+               at: datetime) -> None:
+    """`track` for many `(key, body, result)` (one executemany)."""
+    if entries:
+        conn.execute(insert(consumer_tracking), [
+            {"consumer": consumer, "key": key, "body_hash": jsonutil.digest(body),
+             "result": jsonutil.dumps(result), "recorded_at": at}
+            for key, body, result in entries])
