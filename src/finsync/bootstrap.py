@@ -1272,6 +1272,15 @@ def worker_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def _processed_directly(hub: Hub) -> Callable[[Callable[[], None]], int]:
+    """Raw events that reach the database without the transport (signed webhooks, the
+    embedded systems' outboxes, which it pumps first), accepted by the hub's own processor:
+    a worker's duty."""
+    def step(_progressed: Callable[[], None]) -> int:
+        return hub.pump() + hub.processor.process_batch()["raw"]
+    return step
+
+
 def build_worker(config: FinsyncConfig, hub: Hub, name: str,
                  partitions: str | None) -> tuple[WorkerNode, JetStream]:
     """A `finsync worker`'s threads on `[transport] kind = "nats"` (else
@@ -1288,9 +1297,11 @@ def build_worker(config: FinsyncConfig, hub: Hub, name: str,
     js = JetStream(settings, f"finsync-worker-{name}")
     try:
         ensure_streams(js, settings)
+        usage = build_usage(config, hub.engine, hub.clock)
         node = WorkerNode(hub, js, settings, name, explicit,
                           archive=build_archiver(config, hub, js).step,
-                          relay=build_events_out(config, hub.engine, js, name))
+                          relay=build_events_out(config, hub.engine, js, name),
+                          duties=(_processed_directly(hub), usage.step))
     except BaseException:
         js.close()
         raise

@@ -296,3 +296,46 @@ def test_raw_events_reach_the_books_once_through_two_workers_one_killed(
     assert sorted(target.seen) == sorted((c, v) for c in contracts for v in (1, 2, 3, 4))
     with reading(engine) as conn:
         assert raw_log.counts(conn) == {"mapped": 40}  # each raw event stored once
+
+
+def test_raw_events_stored_straight_in_the_database_are_accepted_by_one_worker(
+        engine: Engine, transport: TransportSettings,
+        connect: Callable[[str], JetStream]) -> None:
+    """Signed webhooks and pumped outboxes reach the database without the transport: the
+    worker holding the `duties` lease accepts them with the hub's own processor, the other
+    does nothing (two processors at once would race for the same raw events); when the
+    holder stops cleanly, the other takes the duty over."""
+    target = RecordingTarget()
+    ran: dict[str, int] = {"w-a": 0, "w-b": 0}
+
+    def duty(name: str, hub: Hub) -> Callable[[Callable[[], None]], int]:
+        def step(_progressed: Callable[[], None]) -> int:
+            ran[name] += 1
+            return hub.processor.process_batch()["raw"]
+        return step
+
+    hubs = {name: _hub(engine, name, target) for name in ("w-a", "w-b")}
+    a, b = (WorkerNode(hub, connect(name), transport, name, frozenset({0, 1, 2, 3})
+                       if name == "w-a" else frozenset(), duties=(duty(name, hub),))
+            for name, hub in hubs.items())
+    a.start()
+    b.start()
+    try:
+        ingest(hubs["w-a"], [_version("con_d", v) for v in (1, 2)])
+        _until("both versions delivered", lambda: len(target.seen) >= 2)
+        assert ran["w-b"] == 0  # it never held the lease
+        a.stop()
+        ingest(hubs["w-b"], [_version("con_d", 3)])
+        with reading(engine) as conn:
+            assert raw_log.counts(conn).get("received") == 1
+        _until("taken over", lambda: ran["w-b"] > 0)
+        _until("accepted by the other", lambda: _mapped(engine) == 3)
+    finally:
+        a.stop()
+        b.stop()
+    assert _applied(engine)["con_d"] == [1, 2, 3]
+
+
+def _mapped(engine: Engine) -> int:
+    with reading(engine) as conn:
+        return int(raw_log.counts(conn).get("mapped", 0))

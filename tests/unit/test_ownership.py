@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finsync.domain.partition import partition_hash, partition_of
-from finsync.streaming import subjects
 from finsync.streaming.ownership import (
     Leases,
     Node,
@@ -100,15 +99,6 @@ def test_partition_hash_is_62_bits_and_the_partition_is_its_remainder(key: str,
     value = partition_hash(key)
     assert 0 <= value < 2**62
     assert partition_of(key, count) == value % count
-
-
-@settings(deadline=None)  # a loaded CI machine, not the code, sets the pace
-@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=60))
-def test_the_hub_and_the_subjects_hash_a_key_alike(key: str) -> None:
-    """The hub fills `deliveries.partition_hash` (it cannot import `streaming`) and the
-    archiver routes by `subjects.partition_hash`: one function, or a worker would claim
-    deliveries of partitions it does not own."""
-    assert partition_hash(key) == subjects.partition_hash(key)
 
 
 def test_partition_hash_is_pinned() -> None:

@@ -118,7 +118,7 @@ deliveries = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("completed_at", UtcDateTime),
     # The legal entity of the event (an ERP lane) and a stable hash of `partition_key`
-    # (`streaming.subjects.partition_hash`): a worker claims `partition_hash % partitions`.
+    # (`domain.partition.partition_hash`): a worker claims `partition_hash % partitions`.
     Column("lane", String(64)),
     Column("partition_hash", BigInteger),
     Index("ix_deliveries_due", "status", "next_attempt_at"),

@@ -31,8 +31,9 @@ from finsync.domain.errors import FinsyncError
 from finsync.storage import relay_log
 from finsync.storage.db import reading
 from finsync.streaming.client import ConsumerLag, JetStream, KeyValue, TransportRefusedError
-from finsync.streaming.events_out import LEASE_KEY, LEASES
+from finsync.streaming.events_out import LEASE_KEY
 from finsync.streaming.settings import TransportSettings
+from finsync.streaming.singleton import LEASES
 
 ARCHIVER = "archiver"
 NODES = "nodes"

@@ -25,7 +25,6 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -39,14 +38,14 @@ from finsync.domain.status import EventStatus
 from finsync.storage import relay_log
 from finsync.storage.db import reading, transaction
 from finsync.storage.relay_log import EventRow, Log
-from finsync.streaming.client import JetStream, KeyExistsError, KeyValue, WrongRevisionError
+from finsync.streaming.client import JetStream
 from finsync.streaming.gap_watch import GapWatch
 from finsync.streaming.out_message import event_message, milestone_message
 from finsync.streaming.settings import TransportSettings
+from finsync.streaming.singleton import LEASES, SingletonLease
 
 log = logging.getLogger(__name__)
 
-LEASES = "leases"  # the KV bucket `<ns>_leases`, shared with the partitions' leases
 LEASE_KEY = "relay"
 
 
@@ -70,46 +69,6 @@ class PassResult:
         return self.events + self.milestones
 
 
-class RelayLease:
-    """The `relay` key of `<ns>_leases`, held by revision. A holder that finds its own
-    name under the key (it restarted) takes it back at once."""
-
-    def __init__(self, kv: KeyValue, holder: str) -> None:
-        self._kv = kv
-        self._holder = holder.encode()
-        self._revision: int | None = None
-
-    def hold(self) -> bool:
-        """Take or renew the lease; False when another holds it."""
-        if self._revision is not None:
-            try:
-                self._revision = self._kv.update(LEASE_KEY, self._holder, self._revision)
-                return True
-            except WrongRevisionError:
-                self._revision = None
-        try:
-            self._revision = self._kv.create(LEASE_KEY, self._holder)
-            return True
-        except KeyExistsError:
-            pass
-        entry = self._kv.get(LEASE_KEY)
-        if entry is not None and entry.value == self._holder:
-            try:
-                self._revision = self._kv.update(LEASE_KEY, self._holder, entry.revision)
-                return True
-            except WrongRevisionError:
-                return False
-        return False
-
-    def release(self) -> None:
-        """Give the lease up (a clean stop), so another relay takes over at once: deleted
-        from our last revision only, never another holder's."""
-        if self._revision is not None:
-            with contextlib.suppress(WrongRevisionError):
-                self._kv.delete(LEASE_KEY, self._revision)
-            self._revision = None
-
-
 class EventsOut:
     """The relay of one namespace; `run_once` is one pass, `run` passes until stopped. In a
     supervised worker thread: `step` (what it published) each round, `release` at a clean
@@ -123,8 +82,8 @@ class EventsOut:
         self._ns = settings.namespace
         self._relay = relay or RelaySettings()
         self._clock = clock
-        self._lease = RelayLease(js.kv(settings.bucket(LEASES), ttl_s=settings.lease_ttl_s),
-                                 name)
+        self._lease = SingletonLease(
+            js.kv(settings.bucket(LEASES), ttl_s=settings.lease_ttl_s), LEASE_KEY, name)
         self._gaps = {log_: GapWatch(self._relay.settle_s) for log_ in Log}
         self._started = False
 

@@ -21,30 +21,19 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
 import re
 
-HASH_BITS = 62
-HASH_MASK = (1 << HASH_BITS) - 1
+# The partition hash lives in the domain, where the outbox reads it too.
+from finsync.domain.legal_entity import entity_of as entity_of
+from finsync.domain.partition import PARTITION_HASH_BITS
+from finsync.domain.partition import partition_hash as partition_hash
+from finsync.domain.partition import partition_of as partition_of
+
+HASH_MASK = (1 << PARTITION_HASH_BITS) - 1
 EMPTY_TOKEN = "_"
 _TOKEN_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _ID_SAFE = frozenset(range(0x21, 0x7F)) - {ord("%")}  # printable ASCII but `%`, no space
 _WIRE_NAME = re.compile(r"[^.]+(\.[^.]+)*")  # dotted levels, none empty
-# Attributes that lead from an event (or an envelope) to the document holding its legal
-# entity: an envelope's `event`, an event's `document`, an amendment's `contract`.
-_ENTITY_PATHS = ("event", "document", "contract")
-_ENTITY_DEPTH = 4
-
-
-def partition_hash(partition_key: str) -> int:
-    digest = hashlib.blake2b(partition_key.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") & HASH_MASK
-
-
-def partition_of(partition_key: str, partitions: int) -> int:
-    if partitions < 1:
-        raise ValueError(f"partitions must be at least 1, not {partitions}")
-    return partition_hash(partition_key) % partitions
 
 
 def token(text: str) -> str:
@@ -91,21 +80,6 @@ def out_filter(ns: str) -> str:
 def raw_msg_id(source: str, source_event_id: str) -> str:
     return f"{_id_part(source, _ID_SAFE - {ord('/')})}/{_id_part(source_event_id, _ID_SAFE)}"
 
-
-def entity_of(event: object) -> str | None:
-    """The legal entity an event (or an envelope) is about: its own `legal_entity`, else
-    its document's, else the document's contract's (an amendment); None when none has one
-    (usage records name a contract only)."""
-    seen: object = event
-    for _ in range(_ENTITY_DEPTH):
-        entity = getattr(seen, "legal_entity", None)
-        if isinstance(entity, str) and entity:
-            return entity
-        seen = next((getattr(seen, name) for name in _ENTITY_PATHS
-                     if getattr(seen, name, None) is not None), None)
-        if seen is None:
-            return None
-    return None
 
 
 def _partition(p: int) -> str:

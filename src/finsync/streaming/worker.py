@@ -53,6 +53,7 @@ from finsync.streaming.client import (
 from finsync.streaming.event_message import RAW_ID, decode_envelopes
 from finsync.streaming.ownership import Leases, Node
 from finsync.streaming.settings import TransportSettings
+from finsync.streaming.singleton import SingletonLease
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ FETCH_WAIT_S = 1.0
 RETRY_BASE_S = 1.0
 RETRY_MAX_S = 60.0
 EVENTS = "events"  # the stream suffix (`streaming.setup`)
+DUTIES = "duties"  # the thread, and its key in `<ns>_leases`
 _RAW_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only (`str.isdigit` takes `²`), in a BIGINT
 
 
@@ -279,15 +281,21 @@ class Relay(Protocol):
     def release(self) -> None: ...
 
 
+Step = Callable[[Callable[[], None]], int]
+
+
 class WorkerNode:
     """A `finsync worker` process's threads: leases, partition loops, deliveries of the
     owned partitions, overdue gaps, the archiver (`archive`: a step) and the events-out
-    relay (`relay`), when given."""
+    relay (`relay`), when given; and the hub's duties (`duties`: what one process of the
+    cluster does at a time, under the `duties` lease): raw events stored straight in the
+    database (signed webhooks, source pumps) accepted by the hub's own processor, usage
+    totals handed to billing."""
 
     def __init__(self, hub: Hub, js: JetStream, settings: TransportSettings, name: str,
                  explicit: frozenset[int] | None,
                  archive: Callable[[], int] | None = None,
-                 relay: Relay | None = None) -> None:
+                 relay: Relay | None = None, duties: Sequence[Step] = ()) -> None:
         self.name, self.hub, self._ttl_s = name, hub, settings.lease_ttl_s
         nodes = js.kv(settings.bucket("nodes"), ttl_s=settings.lease_ttl_s)
         buckets = js.kv(settings.bucket("leases"), ttl_s=settings.lease_ttl_s)
@@ -307,6 +315,9 @@ class WorkerNode:
         if archive is not None:
             threads.append(self._thread(ARCHIVER, lambda _progressed: archive(),
                                         LOOP_INTERVAL_S))
+        self._duties = SingletonLease(buckets, DUTIES, name)
+        if duties:
+            threads.append(self._thread(DUTIES, self._duty(duties), LOOP_INTERVAL_S))
         self._relay = relay
         if relay is not None:
             threads.append(self._thread(RELAY, lambda _progressed: relay.step(), RELAY_IDLE_S))
@@ -316,6 +327,13 @@ class WorkerNode:
                 backoff_max_s: float = 60.0) -> PipelineWorker:
         return PipelineWorker(name, step, self.hub.clock, interval_s,
                               backoff_max_s=backoff_max_s)
+
+    def _duty(self, duties: Sequence[Step]) -> Step:
+        def step(progressed: Callable[[], None]) -> int:
+            if not self._duties.hold():
+                return 0
+            return sum(duty(progressed) for duty in duties)
+        return step
 
     def _deliver(self, progressed: Callable[[], None]) -> int:
         """Deliveries of the owned partitions until none is due (one round at least)."""
@@ -358,5 +376,6 @@ class WorkerNode:
         self.partitions.stop(timeout_s)
         for thread in self.threads:
             thread.join(timeout_s)
+        self._duties.release()
         if self._relay is not None:
             self._relay.release()
