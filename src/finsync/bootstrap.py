@@ -1285,8 +1285,10 @@ def build_worker(config: FinsyncConfig, hub: Hub, name: str,
                  partitions: str | None) -> tuple[WorkerNode, JetStream]:
     """A `finsync worker`'s threads on `[transport] kind = "nats"` (else
     `TransportNotConfiguredError`): the partitions named by `partitions` (`0-3,7`; None:
-    an automatic share), their deliveries, the archiver and the events-out relay. The
-    caller closes the connection once the worker is stopped."""
+    an automatic share), their deliveries, the archiver, the events-out relay, and the
+    duties one worker of the cluster does at a time (what `serve`'s pipeline does beside
+    its batches: raw events stored straight in the database, usage totals). The caller
+    closes the connection once the worker is stopped."""
     settings = nats_settings(config, "finsync worker")
     explicit = None if partitions is None else parse_partitions(partitions, settings.partitions)
     # Here, not at the top: nats-py loads only in a process that speaks NATS.
@@ -1297,11 +1299,11 @@ def build_worker(config: FinsyncConfig, hub: Hub, name: str,
     js = JetStream(settings, f"finsync-worker-{name}")
     try:
         ensure_streams(js, settings)
-        usage = build_usage(config, hub.engine, hub.clock)
+        duties = [_processed_directly(hub), build_usage(config, hub.engine, hub.clock).step]
         node = WorkerNode(hub, js, settings, name, explicit,
                           archive=build_archiver(config, hub, js).step,
                           relay=build_events_out(config, hub.engine, js, name),
-                          duties=(_processed_directly(hub), usage.step))
+                          duties={"duties": duties})
     except BaseException:
         js.close()
         raise

@@ -316,7 +316,7 @@ def test_raw_events_stored_straight_in_the_database_are_accepted_by_one_worker(
 
     hubs = {name: _hub(engine, name, target) for name in ("w-a", "w-b")}
     a, b = (WorkerNode(hub, connect(name), transport, name, frozenset({0, 1, 2, 3})
-                       if name == "w-a" else frozenset(), duties=(duty(name, hub),))
+                       if name == "w-a" else frozenset(), duties={"duties": (duty(name, hub),)})
             for name, hub in hubs.items())
     a.start()
     b.start()

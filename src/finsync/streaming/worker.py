@@ -31,7 +31,7 @@ import logging
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,7 +62,6 @@ FETCH_WAIT_S = 1.0
 RETRY_BASE_S = 1.0
 RETRY_MAX_S = 60.0
 EVENTS = "events"  # the stream suffix (`streaming.setup`)
-DUTIES = "duties"  # the thread, and its key in `<ns>_leases`
 _RAW_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only (`str.isdigit` takes `²`), in a BIGINT
 
 
@@ -287,15 +286,16 @@ Step = Callable[[Callable[[], None]], int]
 class WorkerNode:
     """A `finsync worker` process's threads: leases, partition loops, deliveries of the
     owned partitions, overdue gaps, the archiver (`archive`: a step) and the events-out
-    relay (`relay`), when given; and the hub's duties (`duties`: what one process of the
-    cluster does at a time, under the `duties` lease): raw events stored straight in the
-    database (signed webhooks, source pumps) accepted by the hub's own processor, usage
-    totals handed to billing."""
+    relay (`relay`), when given; and the cluster's duties (`duties`: each name is what one
+    process of the cluster does at a time, in a thread of that name holding the lease of
+    that name): raw events stored straight in the database (signed webhooks, source pumps)
+    accepted by the hub's own processor, usage totals handed to billing."""
 
     def __init__(self, hub: Hub, js: JetStream, settings: TransportSettings, name: str,
                  explicit: frozenset[int] | None,
                  archive: Callable[[], int] | None = None,
-                 relay: Relay | None = None, duties: Sequence[Step] = ()) -> None:
+                 relay: Relay | None = None,
+                 duties: Mapping[str, Sequence[Step]] | None = None) -> None:
         self.name, self.hub, self._ttl_s = name, hub, settings.lease_ttl_s
         nodes = js.kv(settings.bucket("nodes"), ttl_s=settings.lease_ttl_s)
         buckets = js.kv(settings.bucket("leases"), ttl_s=settings.lease_ttl_s)
@@ -315,9 +315,9 @@ class WorkerNode:
         if archive is not None:
             threads.append(self._thread(ARCHIVER, lambda _progressed: archive(),
                                         LOOP_INTERVAL_S))
-        self._duties = SingletonLease(buckets, DUTIES, name)
-        if duties:
-            threads.append(self._thread(DUTIES, self._duty(duties), LOOP_INTERVAL_S))
+        self._duties = [SingletonLease(buckets, duty, name) for duty in duties or {}]
+        threads += [self._thread(lease.key, self._duty(lease, steps), LOOP_INTERVAL_S)
+                    for lease, steps in zip(self._duties, (duties or {}).values(), strict=True)]
         self._relay = relay
         if relay is not None:
             threads.append(self._thread(RELAY, lambda _progressed: relay.step(), RELAY_IDLE_S))
@@ -328,11 +328,12 @@ class WorkerNode:
         return PipelineWorker(name, step, self.hub.clock, interval_s,
                               backoff_max_s=backoff_max_s)
 
-    def _duty(self, duties: Sequence[Step]) -> Step:
+    @staticmethod
+    def _duty(lease: SingletonLease, steps: Sequence[Step]) -> Step:
         def step(progressed: Callable[[], None]) -> int:
-            if not self._duties.hold():
+            if not lease.hold():
                 return 0
-            return sum(duty(progressed) for duty in duties)
+            return sum(duty(progressed) for duty in steps)
         return step
 
     def _deliver(self, progressed: Callable[[], None]) -> int:
@@ -376,6 +377,7 @@ class WorkerNode:
         self.partitions.stop(timeout_s)
         for thread in self.threads:
             thread.join(timeout_s)
-        self._duties.release()
+        for lease in self._duties:
+            lease.release()
         if self._relay is not None:
             self._relay.release()
