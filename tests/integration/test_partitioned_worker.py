@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -240,6 +241,9 @@ def test_node_heartbeat_round_trips() -> None:
     assert Node.decode("a", Node("a", frozenset({3, 1})).encode()) == Node("a", frozenset({1, 3}))
     assert Node.decode("a", Node("a", None).encode()) == Node("a", None)
     assert Node.decode("a", b"not json") == Node("a", None)
+    started = Node("a", None, datetime(2026, 12, 7, 1, 0, tzinfo=UTC))
+    assert Node.decode("a", started.encode()) == started
+    assert Node.decode("a", b'{"started_at": "2026-12-07T01:00:00"}') == Node("a", None)
 
 
 # -- end to end: raw stream, archivers, partitions, deliveries ---------------------------

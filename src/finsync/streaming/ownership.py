@@ -40,6 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from finsync.domain.errors import DomainError
@@ -143,25 +144,41 @@ class KeyValueStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """A live worker as its heartbeat shows it: its explicit partitions, or None."""
+    """A live worker as its heartbeat shows it: its explicit partitions, or None; and when
+    it started (`finsync cluster status` shows its age)."""
 
     name: str
     explicit: frozenset[int] | None
+    started_at: datetime | None = None
 
     def encode(self) -> bytes:
         chosen = None if self.explicit is None else sorted(self.explicit)
-        return json.dumps({"explicit": chosen}).encode()
+        started = None if self.started_at is None else self.started_at.isoformat()
+        return json.dumps({"explicit": chosen, "started_at": started}).encode()
 
     @classmethod
     def decode(cls, name: str, data: bytes) -> Node:
         """A heartbeat that does not read counts as an automatic worker's."""
         try:
-            chosen = json.loads(data).get("explicit")
+            read = json.loads(data)
+            chosen, started = read.get("explicit"), read.get("started_at")
         except (ValueError, AttributeError):
-            chosen = None
+            chosen = started = None
+        started_at = _moment(started)
         if not isinstance(chosen, list) or not all(isinstance(p, int) for p in chosen):
-            return cls(name, None)
-        return cls(name, frozenset(chosen))
+            return cls(name, None, started_at)
+        return cls(name, frozenset(chosen), started_at)
+
+
+def _moment(text: object) -> datetime | None:
+    """A heartbeat's start, when it reads as a UTC-aware moment (else left out)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def lease_key(partition: int) -> str:

@@ -299,7 +299,7 @@ class WorkerNode:
         self.name, self.hub, self._ttl_s = name, hub, settings.lease_ttl_s
         nodes = js.kv(settings.bucket("nodes"), ttl_s=settings.lease_ttl_s)
         buckets = js.kv(settings.bucket("leases"), ttl_s=settings.lease_ttl_s)
-        self.leases = Leases(Node(name, explicit), settings.partitions, nodes, buckets,
+        self.leases = Leases(Node(name, explicit, hub.clock()), settings.partitions, nodes, buckets,
                              (KeyExistsError, WrongRevisionError), ttl_s=settings.lease_ttl_s)
         self.delivery = self._thread(DELIVERY, self._deliver, DELIVERY_INTERVAL_S)
         self.partitions = PartitionedWorker(
