@@ -97,6 +97,10 @@ def compose(config: FinsyncConfig, finance: Finance,
                       usage=build_usage(config, finance.hub.engine, finance.hub.clock),
                       services=build_services(config, finance),
                       held=build_held_retry(finance),
+                      # `serve --role all`: an intake node's publisher (NATS) is not fuzzed
+                      # here; its refusals are the same checks (tests/integration/
+                      # test_raw_publisher.py), its store is JetStream.
+                      publisher=None,
                       idle_timeout=timedelta(minutes=config.console.idle_timeout_min),
                       session_lifetime=timedelta(hours=config.console.session_max_h))
 
