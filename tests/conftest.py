@@ -169,13 +169,16 @@ def _nats_unavailable(exc: Exception) -> None:
 
 
 @pytest.fixture
-def transport_settings(nats_cluster: NatsCluster) -> TransportSettings:
+def transport_settings(nats_cluster: NatsCluster) -> Iterator[TransportSettings]:
     """Settings for a namespace of this test's own (its streams, consumers and buckets are
-    apart from every other test's) on the session's cluster, with 3 replicas."""
+    apart from every other test's) on the session's cluster, with 3 replicas; its streams
+    are deleted after the test."""
     for i in nats_cluster.nodes_down():
         nats_cluster.restart(i)  # a test that failed while a node was down
-    return TransportSettings(kind="nats", servers=nats_cluster.urls,
-                             namespace=f"t{uuid.uuid4().hex[:16]}", replicas=3)
+    settings = TransportSettings(kind="nats", servers=nats_cluster.urls,
+                                 namespace=f"t{uuid.uuid4().hex[:16]}", replicas=3)
+    yield settings
+    nats_cluster.drop_namespace(settings.namespace)
 
 
 @pytest.fixture(scope="session")
