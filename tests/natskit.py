@@ -134,9 +134,10 @@ class NatsCluster:
             self.kill(i)
 
     def drop_namespace(self, namespace: str) -> None:
-        """Deletes the namespace's streams and KV buckets: a session's cluster serves some
-        two hundred tests, and every stream left behind keeps its replicas' raft groups
-        beating on all three nodes for the rest of the session."""
+        """Deletes the streams and KV buckets of the namespace and of the namespaces it
+        prefixes (which a test made for itself). A session's cluster serves some two hundred
+        tests, and every stream left behind keeps its replicas' raft groups beating on all
+        three nodes for the rest of the session."""
         running = self.running()
         if running:
             asyncio.run(_drop_streams(self.nodes[running[0]].url, namespace.lower()))
@@ -214,7 +215,7 @@ async def _drop_streams(url: str, ns: str) -> None:
         js = nc.jetstream(timeout=5)
         for info in await js.streams_info():
             stream = info.config.name or ""
-            if stream.lower().startswith((f"{ns}_", f"kv_{ns}_")):
+            if stream.lower().startswith((ns, f"kv_{ns}")):
                 await js.delete_stream(stream)
     except (TimeoutError, NatsError):
         pass  # a cluster that lost its quorum keeps the streams: they cost time, not results
