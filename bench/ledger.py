@@ -51,6 +51,7 @@ from rich.console import JustifyMethod
 from rich.table import Table as RichTable
 from sqlalchemy import Engine, Table, func, select
 
+from finsync import dbbulk as bulk
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.ports import DeliveryContext, Receipt
 from finsync.connectors.ports import Posting as PortPosting
@@ -62,7 +63,7 @@ from finsync.domain.invoice import DocumentLine, Invoice
 from finsync.domain.money import Money, total
 from finsync.domain.payment import Payment, PaymentApplication
 from finsync.storage.db import make_engine
-from finsync.systems.ledger import bulk, records
+from finsync.systems.ledger import records
 from finsync.systems.ledger import tables as lt
 from finsync.systems.ledger.chart import DEFAULT_CHART, Chart, parse_chart
 from finsync.systems.ledger.documents import Books, Posting, post_invoice, post_payment
@@ -579,7 +580,7 @@ LEGEND = (
      "checked there), pre-built, inserted into a plain copy of ledger_lines by a bare "
      "SQLAlchemy executemany, one commit per batch of B invoices' lines: the limit"),
     ("1b driver", "the same rows and commits by the driver's bulk path (COPY on PostgreSQL, "
-     "the sqlite3 executemany), through the ledger's own bulk writer (systems/ledger/bulk.py), "
+     "the sqlite3 executemany), through the ledger's own bulk writer (src/finsync/dbbulk.py), "
      "which post_batch writes with: shown beside the target's baseline, not instead of it"),
     ("2 invoices", "EmbeddedLedger.post_batch, B invoices (3 lines, + tax for 3 in 4) per "
      "call, one transaction each: keys, periods, items read for the batch; entries, lines "

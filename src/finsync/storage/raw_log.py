@@ -10,9 +10,10 @@ Rules:
 - What is not bounded by the HTTP server is bounded here: the content type is cut to its
   column, and a NUL (which PostgreSQL's text cannot hold) in an error detail is escaped.
 - A raw event that came through the transport keeps its message id (`transport_id`,
-  unique): `append_transported` stores a batch in one multi-row statement that skips the
-  ids already stored (ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike), so a message
-  handed over again stores nothing new.
+  unique): `append_transported` stores a batch skipping the ids already stored (ON CONFLICT
+  DO NOTHING), so a message handed over again stores nothing new. On PostgreSQL the batch
+  is COPied into a session's staging table and moved in one `INSERT … SELECT` in the
+  batch's order; on SQLite (in process, no round trips) it is one multi-row statement.
 """
 
 from __future__ import annotations
@@ -22,9 +23,21 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import sqlite
 
+from finsync import dbbulk
 from finsync.domain.headers import stored_headers
 from finsync.domain.status import RawStatus
 from finsync.storage import jsonutil
@@ -99,16 +112,40 @@ class Transported:
 
 
 def append_transported(conn: Connection, items: Sequence[Transported]) -> dict[str, int]:
-    """Insert the raw events whose `transport_id` is not stored yet, in one multi-row
-    statement; the new ones' ids by transport id (an id already stored is not there)."""
+    """Insert the raw events whose `transport_id` is not stored yet; the new ones' ids by
+    transport id (an id already stored is not there)."""
     if not items:
         return {}
     rows = [_row(t.item, t.received_at) | {"transport_id": t.transport_id} for t in items]
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = (dialect.insert(raw_events)
+    if conn.dialect.name == "postgresql":
+        return _copy_transported(conn, rows)
+    statement = (sqlite.insert(raw_events)
                  .on_conflict_do_nothing(index_elements=[raw_events.c.transport_id])
                  .returning(raw_events.c.id, raw_events.c.transport_id))
     return {str(tid): int(i) for i, tid in conn.execute(statement, rows)}
+
+
+_TRANSPORTED = ("transport_id", "source", "received_at", "content_type", "headers", "body",
+                "status")
+# PostgreSQL: the session's staging table for COPY, of raw_events' own column types (so
+# each value is bound as an insert into raw_events would bind it), and the batch's order.
+_STAGE = Table("raw_events_in", MetaData(), Column("ord", Integer),
+               *(Column(name, raw_events.c[name].type) for name in _TRANSPORTED))
+
+
+def _copy_transported(conn: Connection, rows: Sequence[Mapping[str, object]]) -> dict[str, int]:
+    columns = ", ".join(_TRANSPORTED)
+    conn.exec_driver_sql(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE.name} ON COMMIT DELETE ROWS AS "
+        f"SELECT 0 AS ord, {columns} FROM raw_events WITH NO DATA")
+    dbbulk.insert_rows(conn, [dbbulk.Rows(_STAGE, ("ord", *_TRANSPORTED), [
+        (n, *(row[name] for name in _TRANSPORTED)) for n, row in enumerate(rows)])])
+    stored = conn.exec_driver_sql(
+        f"INSERT INTO raw_events ({columns}) SELECT {columns} FROM {_STAGE.name} ORDER BY ord "
+        "ON CONFLICT (transport_id) DO NOTHING RETURNING id, transport_id")
+    ids = {str(tid): int(i) for i, tid in stored}
+    conn.exec_driver_sql(f"DELETE FROM {_STAGE.name}")  # the transaction goes on
+    return ids
 
 
 def by_transport_ids(conn: Connection,

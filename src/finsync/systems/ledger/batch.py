@@ -36,11 +36,12 @@ from sqlalchemy import (
     select,
 )
 
+from finsync import dbbulk as bulk
 from finsync.domain.errors import DomainError
 from finsync.domain.ids import derive_id
 from finsync.domain.journal import AccountingPeriod, JournalEntry
 from finsync.domain.money import Money
-from finsync.systems.ledger import bulk, records
+from finsync.systems.ledger import records
 from finsync.systems.ledger import tables as t
 from finsync.systems.ledger.ar import ItemKind, OpenItem
 from finsync.systems.ledger.chart import Chart
