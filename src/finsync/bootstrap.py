@@ -265,10 +265,15 @@ class Ports:
                 close()
 
 
+class SystemMissingError(ConfigError):
+    """The configuration has no system of a role that what is being built needs (a worker
+    without a revenue engine runs without the daily duty: `build_worker_stack`)."""
+
+
 def _only(systems: Mapping[str, T], role: str) -> T:
     if not systems:
         hint = _HINTS.get(role, "")
-        raise ConfigError(f"no system with role {role!r} is configured{hint}")
+        raise SystemMissingError(f"no system with role {role!r} is configured{hint}")
     return next(iter(systems.values()))
 
 
@@ -990,9 +995,9 @@ class Finance:
 
 def build_finance(config: FinsyncConfig, *, engine: Engine | None = None,
                   clock: Callable[[], datetime] = utc_now) -> Finance:
-    """The finance stack of `config` (`ConfigError` when it lacks a system finance needs: a
-    ledger, a revenue engine, a billing system); the ports' connections are closed when it
-    cannot be built."""
+    """The finance stack of `config` (`SystemMissingError` when it lacks a system finance
+    needs: a ledger, a revenue engine, a billing system); the ports' connections are closed
+    when it cannot be built."""
     engine = engine or build_engine(config)
     _upgrade_hub(engine)
     ports = build_ports(config, engine, clock)
@@ -1328,15 +1333,16 @@ DAILY_SWITCHED_OFF = "switched off (finsync worker --no-daily): run finsync reco
 
 def build_worker_stack(config: FinsyncConfig, *, daily: bool = True) -> WorkerStack:
     """The hub of a worker, built as `serve` builds it (`build_finance`, sharing its hub and
-    engine) so that it can run the daily duty; a configuration that builds no finance stack
-    (no revenue engine, say) gives the hub alone, and why."""
+    engine) so that it can run the daily duty; a configuration without a system finance
+    needs (no revenue engine, say) gives the hub alone, and why. Any other configuration
+    error refuses the worker, as it refuses `serve`."""
     engine = build_engine(config)
     try:
         if not daily:
             return WorkerStack(build_hub(config, engine=engine), None, DAILY_SWITCHED_OFF)
         try:
             finance = build_finance(config, engine=engine)
-        except ConfigError as exc:  # the hub alone still runs the partitions
+        except SystemMissingError as exc:  # the hub alone still runs the partitions
             return WorkerStack(build_hub(config, engine=engine), None,
                                f"the configuration builds no finance stack ({exc})")
         return WorkerStack(finance.hub, finance, None)

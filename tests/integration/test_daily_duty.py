@@ -25,9 +25,17 @@ from sqlalchemy import Engine, func, select
 
 import finsync
 from finsync.audit.checkpoint import DAILY, every
-from finsync.bootstrap import WorkerStack, build_worker, build_worker_stack
+from finsync.bootstrap import (
+    WorkerStack,
+    build_daily_duty,
+    build_finance,
+    build_worker,
+    build_worker_stack,
+)
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, parse_config
 from finsync.domain.clock import utc_now
+from finsync.hub.held_retry import HeldRetry
+from finsync.hub.pipeline import DailyJob
 from finsync.recon.model import Report
 from finsync.recon.service import Reconciliation
 from finsync.storage.db import reading
@@ -259,3 +267,17 @@ def test_a_worker_without_the_daily_duty_says_so(
                 process.wait(WAIT_MAX_S)
             finally:
                 _stopped(process)
+
+
+def test_the_daily_duty_is_serves_daily_job_and_its_held_invoice_retry(
+        tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
+    finance = build_finance(parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), tmp_path))
+    try:
+        daily, held = build_daily_duty(finance)  # the embedded billing holds invoices
+        assert isinstance(daily, DailyJob)
+        assert isinstance(getattr(held, "__self__", None), HeldRetry)
+        holds_none = replace(finance, ports=replace(finance.ports, held={}))
+        assert [type(step) for step in build_daily_duty(holds_none)] == [DailyJob]
+    finally:
+        finance.dispose()
