@@ -111,6 +111,7 @@ from finsync.hub.held_retry import HeldRetry, HeldRetryPolicy
 from finsync.hub.mapping import CanonicalMapper, Mapper, MapperRegistry, TranslatingMapper
 from finsync.hub.metrics import Metrics, measure
 from finsync.hub.order_desk import OrderDesk
+from finsync.hub.pipeline import DailyJob, Step
 from finsync.hub.service import Hub, SourcePump
 from finsync.hub.target import (
     Target,
@@ -264,10 +265,15 @@ class Ports:
                 close()
 
 
+class SystemMissingError(ConfigError):
+    """The configuration has no system of a role that what is being built needs (a worker
+    without a revenue engine runs without the daily duty: `build_worker_stack`)."""
+
+
 def _only(systems: Mapping[str, T], role: str) -> T:
     if not systems:
         hint = _HINTS.get(role, "")
-        raise ConfigError(f"no system with role {role!r} is configured{hint}")
+        raise SystemMissingError(f"no system with role {role!r} is configured{hint}")
     return next(iter(systems.values()))
 
 
@@ -989,9 +995,21 @@ class Finance:
 
 def build_finance(config: FinsyncConfig, *, engine: Engine | None = None,
                   clock: Callable[[], datetime] = utc_now) -> Finance:
+    """The finance stack of `config` (`SystemMissingError` when it lacks a system finance
+    needs: a ledger, a revenue engine, a billing system); the ports' connections are closed
+    when it cannot be built."""
     engine = engine or build_engine(config)
     _upgrade_hub(engine)
     ports = build_ports(config, engine, clock)
+    try:
+        return _finance(config, engine, clock, ports)
+    except BaseException:
+        ports.close()
+        raise
+
+
+def _finance(config: FinsyncConfig, engine: Engine, clock: Callable[[], datetime],
+             ports: Ports) -> Finance:
     hub = build_hub(config, engine=engine, migrate=False, clock=clock, ports=ports)
     entities = [Entity(e.id, e.functional_currency) for e in config.ledger.entities]
     audit = build_audit(config, engine, clock)
@@ -1043,7 +1061,9 @@ def build_daily(finance: Finance) -> Callable[[date], object]:
     def reconcile(day: date) -> None:
         if finance.recon.stored(day):  # a restart on the same day does not run it again
             return
-        finance.recon.run(day)
+        # Checked again when recording: another worker's daily job may have run the day
+        # meanwhile (`streaming.singleton`: a holder that lost its lease mid-run).
+        finance.recon.run(day, unless_recorded=True)
 
     def daily(day: date) -> None:
         failures: list[Exception] = []
@@ -1063,6 +1083,17 @@ def build_held_retry(finance: Finance) -> HeldRetry | None:
     if port is None:
         return None
     return HeldRetry(finance.hub.engine, port, finance.hub.clock, HeldRetryPolicy())
+
+
+def build_daily_duty(finance: Finance) -> list[Step]:
+    """A worker's `daily` duty: `serve`'s daily job on its schedule (`DailyJob`: once per
+    day of the clock, as of yesterday, tried again until it succeeds) and, when billing holds
+    invoices for tax, their retry."""
+    steps: list[Step] = [DailyJob(build_daily(finance), finance.hub.clock)]
+    held = build_held_retry(finance)
+    if held is not None:
+        steps.append(held.step)
+    return steps
 
 
 def build_two_person(config: FinsyncConfig, engine: Engine,
@@ -1139,10 +1170,7 @@ def _cluster_metrics(config: FinsyncConfig, engine: Engine) -> Callable[[], str]
 def survey_cluster(config: FinsyncConfig) -> ClusterStatus:
     """The cluster as `finsync cluster status` shows it (`ConfigError` unless the transport
     is NATS)."""
-    settings = config.transport.to_settings()
-    if settings.kind != "nats":
-        raise ConfigError('the cluster needs [transport] kind = "nats" (it is '
-                          f'"{settings.kind}": one process does all the work)')
+    settings = nats_settings(config, "finsync cluster status", refusal=ConfigError)
     from finsync.streaming.client import JetStream
     from finsync.streaming.cluster import survey
 
@@ -1229,14 +1257,17 @@ class TransportNotConfiguredError(ConfigError):
     code = "transport_not_configured"
 
 
-def nats_settings(config: FinsyncConfig, role: str) -> TransportSettings:
+def nats_settings(config: FinsyncConfig, role: str, *,
+                  refusal: type[ConfigError] = TransportNotConfiguredError) -> TransportSettings:
     """The `[transport]` settings of a process in `role` that needs NATS JetStream;
-    `TransportNotConfiguredError` when the configuration keeps the in-process transport."""
+    `refusal` when the configuration keeps the in-process transport (`finsync cluster
+    status` answers its `config_error` of old)."""
     settings = config.transport.to_settings()
     if settings.kind != "nats":
-        raise TransportNotConfiguredError(
+        raise refusal(
             f"{role} needs NATS JetStream: set [transport] kind = \"nats\" and its servers "
-            f"in the configuration (it says kind = {settings.kind!r})")
+            f"in the configuration (it says kind = {settings.kind!r}: one process does all "
+            "the work)")
     return settings
 
 
@@ -1281,29 +1312,78 @@ def _processed_directly(hub: Hub) -> Callable[[Callable[[], None]], int]:
     return step
 
 
-def build_worker(config: FinsyncConfig, hub: Hub, name: str,
+@dataclass(frozen=True, slots=True)
+class WorkerStack:
+    """What a worker works with: its hub, and the finance stack of its `daily` duty (None:
+    it runs without that duty, and `without_daily` says why)."""
+
+    hub: Hub
+    finance: Finance | None
+    without_daily: str | None
+
+    def dispose(self) -> None:
+        if self.finance is not None:
+            self.finance.dispose()
+        else:
+            self.hub.engine.dispose()
+
+
+DAILY_SWITCHED_OFF = "switched off (finsync worker --no-daily): run finsync reconcile daily"
+
+
+def build_worker_stack(config: FinsyncConfig, *, daily: bool = True) -> WorkerStack:
+    """The hub of a worker, built as `serve` builds it (`build_finance`, sharing its hub and
+    engine) so that it can run the daily duty; a configuration without a system finance
+    needs (no revenue engine, say) gives the hub alone, and why. Any other configuration
+    error refuses the worker, as it refuses `serve`."""
+    engine = build_engine(config)
+    try:
+        if not daily:
+            return WorkerStack(build_hub(config, engine=engine), None, DAILY_SWITCHED_OFF)
+        try:
+            finance = build_finance(config, engine=engine)
+        except SystemMissingError as exc:  # the hub alone still runs the partitions
+            return WorkerStack(build_hub(config, engine=engine), None,
+                               f"the configuration builds no finance stack ({exc})")
+        return WorkerStack(finance.hub, finance, None)
+    except BaseException:
+        engine.dispose()
+        raise
+
+
+DAILY_INTERVAL_S = 1.0  # `serve`'s pipeline interval, which paces its daily job and retries
+
+
+def build_worker(config: FinsyncConfig, stack: WorkerStack, name: str,
                  partitions: str | None) -> tuple[WorkerNode, JetStream]:
     """A `finsync worker`'s threads on `[transport] kind = "nats"` (else
     `TransportNotConfiguredError`): the partitions named by `partitions` (`0-3,7`; None:
     an automatic share), their deliveries, the archiver, the events-out relay, and the
     duties one worker of the cluster does at a time (what `serve`'s pipeline does beside
-    its batches: raw events stored straight in the database, usage totals). The caller
+    its batches: raw events stored straight in the database, usage totals; with the
+    stack's finance, the daily job and the retry of invoices held for tax). The caller
     closes the connection once the worker is stopped."""
     settings = nats_settings(config, "finsync worker")
     explicit = None if partitions is None else parse_partitions(partitions, settings.partitions)
     # Here, not at the top: nats-py loads only in a process that speaks NATS.
     from finsync.streaming.client import JetStream
     from finsync.streaming.setup import ensure_streams
+    from finsync.streaming.singleton import DAILY, DUTIES
     from finsync.streaming.worker import WorkerNode
 
+    hub = stack.hub
+    duties = {DUTIES: [_processed_directly(hub), build_usage(config, hub.engine, hub.clock).step]}
+    if stack.finance is not None:
+        duties[DAILY] = build_daily_duty(stack.finance)
+    declined = {} if stack.without_daily is None else {DAILY: stack.without_daily}
     js = JetStream(settings, f"finsync-worker-{name}")
     try:
         ensure_streams(js, settings)
-        duties = [_processed_directly(hub), build_usage(config, hub.engine, hub.clock).step]
         node = WorkerNode(hub, js, settings, name, explicit,
                           archive=build_archiver(config, hub, js).step,
                           relay=build_events_out(config, hub.engine, js, name),
-                          duties={"duties": duties})
+                          duties=duties, duty_interval_s={DAILY: DAILY_INTERVAL_S},
+                          declined=declined)
     except BaseException:
         js.close()
         raise

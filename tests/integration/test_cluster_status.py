@@ -31,6 +31,7 @@ from tests.clikit import cli_json, runner, with_auth
 from tests.hubkit import ingest, make_hub, settings
 
 STARTED = "2026-12-07T00:00:00+00:00"
+NO_DAILY = "switched off (finsync worker --no-daily)"
 # What the partitions hold, per partition (4 partitions; the 4th gets nothing).
 BACKLOG = {0: 5, 1: 3, 2: 1}
 
@@ -51,15 +52,17 @@ def js(transport_settings: TransportSettings) -> Iterator[JetStream]:
 
 def _write_workers(js: JetStream, transport: TransportSettings) -> None:
     """Two workers as `streaming.ownership` records them: a heartbeat per node (w1
-    automatic, w2 told to take partition 2, saying when it started), a lease per owned
-    partition (the owner's name, UTF-8); partition 3 has no owner; w1 relays."""
+    automatic, declining the daily duty; w2 told to take partition 2, saying when it
+    started), a lease per owned partition (the owner's name, UTF-8); partition 3 has no
+    owner; w1 relays, w2 runs the daily duty, nobody holds `duties`."""
     nodes = js.kv(transport.bucket("nodes"), ttl_s=transport.lease_ttl_s)
     leases = js.kv(transport.bucket("leases"), ttl_s=transport.lease_ttl_s)
-    nodes.put("w1", json.dumps({"explicit": None}).encode())
+    nodes.put("w1", json.dumps({"explicit": None, "declined": {"daily": NO_DAILY}}).encode())
     nodes.put("w2", json.dumps({"explicit": [2], "started_at": STARTED}).encode())
     for partition, owner in ((0, "w1"), (1, "w1"), (2, "w2")):
         leases.put(f"p{partition}", owner.encode())
     leases.put("relay", b"w1")
+    leases.put("daily", b"w2")
 
 
 async def _backlog(transport: TransportSettings) -> None:
@@ -128,6 +131,8 @@ def test_status_shows_nodes_owners_lag_and_redeliveries(
     # milestone is behind.
     assert found["events_out"]["owner"] == "w1"
     assert found["events_out"]["behind"] > 0
+    assert found["singletons"] == {"relay": "w1", "duties": None, "daily": "w2"}
+    assert [n["declined"] for n in found["nodes"]] == [{"daily": NO_DAILY}, {}]
 
 
 def test_metrics_say_the_same(engine: Engine, tmp_path: Path, js: JetStream,
@@ -143,6 +148,13 @@ def test_metrics_say_the_same(engine: Engine, tmp_path: Path, js: JetStream,
     assert "finsync_partitions_unowned 1" in lines
     assert "finsync_cluster_nodes 2" in lines
     assert f"finsync_events_out_lag {status.relay_behind}" in lines
+    assert {'finsync_duty_held{duty="relay"} 1', 'finsync_duty_held{duty="duties"} 0',
+            'finsync_duty_held{duty="daily"} 1'} <= lines
+    assert 'finsync_duty_holder_info{duty="daily",holder="w2"} 1' in lines
+    assert not any(line.startswith('finsync_duty_holder_info{duty="duties"')
+                   for line in lines)
+    assert 'finsync_duty_declined_info{node="w1",duty="daily"} 1' in lines
+    assert 'finsync_duty_declined_info{node="w2"' not in text
 
 
 def test_a_value_that_does_not_read_is_shown_not_guessed(
@@ -152,13 +164,16 @@ def test_a_value_that_does_not_read_is_shown_not_guessed(
     nodes.put("odd", b"\xff not json")
     nodes.put("list", b"[1, 2]")
     nodes.put("partly", json.dumps({"started_at": "yesterday",
-                                    "explicit": [1, "2", True, 0]}).encode())
+                                    "explicit": [1, "2", True, 0],
+                                    "declined": {"daily": 3, "relay": "x" * 600}}).encode())
     leases.put("p1", b"gone\xff")  # a worker whose heartbeat ran out (and a bad byte)
     status = survey(js, engine, transport_settings).as_json()
     found: dict[str, Any] = {n["name"]: n for n in status["nodes"]}
     assert found["odd"]["explicit"] is None and found["odd"]["started_at"] is None
     assert found["list"]["explicit"] is None
     assert found["partly"]["explicit"] == [0, 1] and found["partly"]["started_at"] is None
+    assert found["partly"]["declined"] == {"relay": "x" * 500}  # a number is no reason
+    assert found["odd"]["declined"] == {}
     assert status["partitions"][1]["owner"] == "gone\ufffd"
     assert [p["lag"] for p in status["partitions"]] == [None] * transport_settings.partitions
 
@@ -194,6 +209,7 @@ def test_the_command_shows_the_cluster(
     shown = runner.invoke(app, ["cluster", "status", "--config", str(config)])
     assert shown.exit_code == 0, shown.output
     assert "unowned" in shown.output and "w2" in shown.output
+    assert f"w1 runs without the daily duty: {NO_DAILY}" in " ".join(shown.output.split())
 
 
 def test_the_command_needs_the_nats_transport(

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from finsync.domain.partition import partition_hash, partition_of
 from finsync.streaming.ownership import (
+    DECLINED_MAX,
+    REASON_MAX_CHARS,
     Leases,
     Node,
     PartitionSpecError,
@@ -19,6 +21,7 @@ from finsync.streaming.ownership import (
     assignment,
     format_partitions,
     parse_partitions,
+    read_declined,
     rendezvous,
     wanted,
 )
@@ -267,3 +270,23 @@ def test_a_worker_waits_for_a_live_namesake_then_refuses() -> None:
     assert sum(slept) == 2.0
     nodes.expire("w")  # the namesake was killed: its heartbeat ran out
     second.join(2.0, slept.append)
+
+
+reasons = st.text(max_size=REASON_MAX_CHARS)
+
+
+@given(st.one_of(st.none(), st.frozensets(st.integers(0, 4095), max_size=8)),
+       st.dictionaries(names, reasons, max_size=DECLINED_MAX))
+def test_a_heartbeat_round_trips_with_the_duties_it_declines(
+        explicit: frozenset[int] | None, declined: dict[str, str]) -> None:
+    node = Node("w", explicit, None, tuple(sorted(declined.items())))
+    assert Node.decode("w", node.encode()) == node
+
+
+def test_declined_duties_that_do_not_read_are_left_out_and_cut() -> None:
+    many = {f"d{n:02d}": "why" for n in range(DECLINED_MAX + 4)}
+    assert len(read_declined(many)) == DECLINED_MAX
+    assert read_declined({"daily": None, "relay": ["x"]}) == ()
+    assert read_declined(["daily"]) == ()
+    assert read_declined({"daily": "y" * (REASON_MAX_CHARS + 1)}) == (
+        ("daily", "y" * REASON_MAX_CHARS),)

@@ -273,7 +273,7 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     `idle_timeout` without a request, `session_lifetime` after log-in at the latest. With
     `publisher` the app is an intake node: event intake publishes to the raw stream, and
     there is no pipeline (`worker_interval_s` must be None); the app closes it when it
-    stops."""
+    stops; it serves no console (its shell and log-in included)."""
     if publisher is not None and worker_interval_s:
         raise ValueError("an intake node runs no pipeline: worker_interval_s must be None")
     logfilter.install()  # no secret nor e-mail address in this process's finsync logs
@@ -371,8 +371,10 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
         return JSONResponse(_receipt(result), status_code=202)
 
     # After event intake, which is then the first route tried: the router tries every route
-    # in order, and intake is nearly every request.
-    console_shell.register(app, hub.engine, utc_now, idle_timeout, session_lifetime)
+    # in order, and intake is nearly every request. An intake node serves no console: its
+    # paths are unknown there (404 `not_found`), not a console asset misnamed (422).
+    if publisher is None:
+        console_shell.register(app, hub.engine, utc_now, idle_timeout, session_lifetime)
     cpq_routes.register(app, hub)
     for page in CONSOLE_PAGES if services is not None else ():
         page.register(app, services)

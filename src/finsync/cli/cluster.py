@@ -1,6 +1,7 @@
 """`finsync cluster`: the NATS JetStream cluster's state as an operator reads it (nodes,
-partitions and their owners, consumer lag, redeliveries, the events-out relay). Needs
-`[transport] kind = "nats"` and `finance:read`."""
+partitions and their owners, consumer lag, redeliveries, the events-out relay, the holder
+of each duty and the workers that decline one). Needs `[transport] kind = "nats"` and
+`finance:read`."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ app = typer.Typer(help="The NATS JetStream cluster ([transport] kind = \"nats\")
 @app.command()
 def status(config: ConfigPath = None, as_json: Json = False) -> None:
     """Nodes, partitions with their owners, consumer lag and redeliveries per partition, the
-    archiver's lag and how far events out is behind the event log."""
+    archiver's lag, how far events out is behind the event log, who holds each duty."""
     with guarded(as_json):
         loaded = load_config(config)
         authorised(loaded, FINANCE_READ)
@@ -51,8 +52,15 @@ def _show(found: ClusterStatus) -> None:
         [f"events out (database → {found.namespace}.out)", found.relay_owner or "— none",
          found.relay_behind, ""],
     ])
+    output.table("Duties (one worker at a time)", ["lease", "holder", "declined by"],
+                 [[lease, holder or "— none", ", ".join(
+                     n.name for n in found.declining(lease)) or "-"]
+                  for lease, holder in found.holders])
     if found.unowned:
         output.note(f"partitions without an owner: {_numbers(found.unowned)}")
+    for node in found.nodes:
+        for duty, why in node.declined:
+            output.note(f"{node.name} runs without the {duty} duty: {why}")
 
 
 def _lag_cells(lag: Lag | None) -> list[object]:

@@ -5,6 +5,9 @@ Rules:
   (it runs the pipeline, as `serve` does).
 - `--partitions 0-3,7` names the partitions it owns (it waits for any another worker
   holds); without it, the live workers share them out (`streaming.ownership`).
+- It takes the cluster's `daily` duty (the daily job, held invoices retried) in turn with
+  the others unless `--no-daily` or its configuration builds no finance stack: then it
+  says so once when it starts, and in its heartbeat (`finsync cluster status`).
 - SIGTERM or SIGINT stops it cleanly: each partition finishes its batch, the leases are
   released (the other workers take the partitions at their next round), the delivery in
   progress ends. After a SIGKILL its leases run out after `lease_ttl_s` instead.
@@ -20,9 +23,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from finsync.auth.principal import ADMIN
-from finsync.bootstrap import build_worker, worker_name
+from finsync.bootstrap import approved_config, build_worker, build_worker_stack, worker_name
 from finsync.cli import output
-from finsync.cli.common import ConfigPath, Json, guarded, hub_for
+from finsync.cli.common import ConfigPath, Json, authorised, guarded
 from finsync.config import load_config
 from finsync.streaming.ownership import format_partitions
 
@@ -38,17 +41,33 @@ def command(partitions: Annotated[str | None, typer.Option(
             name: Annotated[str | None, typer.Option(
                 help="This worker's name, unique in the cluster (default: host-pid).")]
             = None,
+            daily: Annotated[bool, typer.Option(
+                help="Take the cluster's daily job (reconciliation, audit checkpoint, call "
+                     "log purge) and held-invoice retry in turn with the other workers; "
+                     "--no-daily where a scheduler runs finsync reconcile.")] = True,
             config: ConfigPath = None, as_json: Json = False) -> None:
     """Process the partitions of the NATS transport: archive raw events, accept the owned
-    partitions' events, deliver their deliveries; until SIGTERM or SIGINT."""
-    with guarded(as_json), hub_for(config, ADMIN, controlled=True) as (hub, _who):
-        node, js = build_worker(load_config(config), hub, name or worker_name(), partitions)
+    partitions' events, deliver their deliveries, take the cluster's duties in turn; until
+    SIGTERM or SIGINT."""
+    with guarded(as_json):
+        loaded = load_config(config)
+        authorised(loaded, ADMIN)
+        stack = build_worker_stack(loaded, daily=daily)
         try:
-            run_until_signalled(node)
+            approved_config(loaded, stack.hub.engine, stack.hub.clock)
+            node, js = build_worker(loaded, stack, name or worker_name(), partitions)
+            if stack.without_daily is not None:
+                output.note(f"worker {node.name} runs without the daily duty: "
+                            f"{stack.without_daily}")
+            try:
+                run_until_signalled(node)
+            finally:
+                js.close()
         finally:
-            js.close()
+            stack.dispose()
         if as_json:
-            output.emit_json({"worker": node.name, "stopped": True})
+            output.emit_json({"worker": node.name, "stopped": True,
+                              "without_daily": stack.without_daily})
 
 
 def run_until_signalled(node: WorkerNode) -> None:

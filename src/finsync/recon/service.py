@@ -16,6 +16,10 @@ Rules:
 - A run says how far it has got (`progress(stage, done, total)`, optional): one step per
   entity and check, and one per entity recorded (its run kept, its breaks synced with the
   queue, in the one transaction of the record); `total` is known from the start.
+- A run recorded `unless_recorded` (the daily job's) is kept only if no run as of its day is
+  recorded yet, checked in the transaction of the record under a database-wide lock
+  (`RECORD_LOCK`): two processes racing for one day (a daily job whose holder lost its lease
+  mid-run and the one that took it over) record it once.
 - Stored runs are read back as they were recorded (`stored`; trends: `history`): the console shows
   what a run found, and computes (without recording) only a day nobody ran.
 - A run holds no state between calls and shares nothing but the engines and ports (each
@@ -60,9 +64,10 @@ from finsync.recon.documents import ItemDocuments, documents_of
 from finsync.recon.model import CheckResult, Report
 from finsync.recon.port_books import ListLedgerBooks
 from finsync.storage import exception_log, recon_log
-from finsync.storage.db import reading, transaction
+from finsync.storage.db import reading, serialize, transaction
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+RECORD_LOCK = "recon_record"  # held while a run recorded `unless_recorded` is kept
 
 
 def _quiet(_stage: str, _done: int, _total: int) -> None:
@@ -93,10 +98,11 @@ class Reconciliation:
         self._full_read_rows_max = full_read_rows_max
 
     def run(self, as_of: date, *, record: bool = True, progress: Progress = _quiet,
-            actor: str | None = None) -> Report:
+            actor: str | None = None, unless_recorded: bool = False) -> Report:
         """Every check (`CHECKS`) of every entity as of `as_of`; with `record`, the run is kept and
-        the exception queue synced, and, with `actor`, the run is in the audit trail as
-        theirs (`RUN_ACTION`)."""
+        the exception queue synced (with `unless_recorded`, only if no run as of that day is
+        recorded by then), and, with `actor`, the run is in the audit trail as theirs
+        (`RUN_ACTION`)."""
         total = len(self._entities) * (len(CHECKS) + (1 if record else 0))
         progress("reading", 0, total)
         with reading(self._engine) as conn:
@@ -115,7 +121,7 @@ class Reconciliation:
                                  max(total, len(checks)))
         report = Report(as_of, tuple(checks))
         if record:
-            self._record(report, actor, progress, total)
+            self._record(report, actor, progress, total, unless_recorded=unless_recorded)
         return report
 
     def last_as_of(self) -> date | None:
@@ -228,10 +234,15 @@ class Reconciliation:
         return _Revenue(opening, closing, prices, recognised)
 
     def _record(self, report: Report, actor: str | None, progress: Progress,
-                total: int) -> None:
+                total: int, *, unless_recorded: bool) -> None:
         now = self._clock()
         done = len(report.checks)
         with transaction(self._engine) as conn:
+            if unless_recorded:
+                serialize(conn, RECORD_LOCK)
+                if recon_log.latest_as_of(conn, report.as_of):  # another process's, meanwhile
+                    progress("recorded already", total, total)
+                    return
             if actor is not None:
                 trail.append(conn, _run_entry(actor, report), now)
             for entity in self._entities:

@@ -4,10 +4,12 @@ metrics): one computation, `survey`, read from JetStream and the database.
 Rules:
 - Nodes are the keys of `<ns>_nodes` (a worker's name, renewed while it lives, gone a lease
   TTL after it stops). Owners are the values of the `p<N>` keys of `<ns>_leases` (a worker's
-  name, UTF-8; `streaming.ownership`), the relay's the value of `relay`. What a node owns is
-  read from the leases, which decide it, not from its heartbeat; the heartbeat's value
-  (JSON) may add the partitions it was told to take (`explicit`) and when it started
-  (`started_at`).
+  name, UTF-8; `streaming.ownership`), the holder of each singleton lease (`relay`,
+  `duties`, `daily`: `streaming.singleton.SINGLETONS`) the value of its key, every one
+  listed, held or not. What a node owns is read from the leases, which decide it, not from
+  its heartbeat; the heartbeat's value (JSON) may add the partitions it was told to take
+  (`explicit`), when it started (`started_at`) and the duties it does not take, with why
+  (`declined`: a worker without the daily job).
 - Everything is read defensively: a heartbeat value that does not parse adds nothing (not a
   guess), a lease held by a name with no heartbeat is still shown as its owner, and a
   consumer not made yet is reported as absent (its lag unknown), never as zero. JetStream
@@ -31,9 +33,9 @@ from finsync.domain.errors import FinsyncError
 from finsync.storage import relay_log
 from finsync.storage.db import reading
 from finsync.streaming.client import ConsumerLag, JetStream, KeyValue, TransportRefusedError
-from finsync.streaming.events_out import LEASE_KEY
+from finsync.streaming.ownership import read_declined
 from finsync.streaming.settings import TransportSettings
-from finsync.streaming.singleton import LEASES
+from finsync.streaming.singleton import LEASES, RELAY, SINGLETONS
 
 ARCHIVER = "archiver"
 NODES = "nodes"
@@ -49,6 +51,7 @@ class Node:
     started_at: datetime | None
     partitions: tuple[int, ...]  # the partitions whose lease it holds
     explicit: tuple[int, ...] | None  # the partitions it was told to take; None: automatic
+    declined: tuple[tuple[str, str], ...] = ()  # duties it does not take, and why
 
     def up_s(self, now: datetime) -> float | None:
         return None if self.started_at is None else (now - self.started_at).total_seconds()
@@ -86,12 +89,20 @@ class ClusterStatus:
     nodes: tuple[Node, ...]
     partitions: tuple[Partition, ...]
     archiver: Lag | None
-    relay_owner: str | None
     relay_behind: int  # accepted events and milestones not yet published
+    holders: tuple[tuple[str, str | None], ...]  # each singleton lease and its holder
 
     @property
     def unowned(self) -> tuple[int, ...]:
         return tuple(p.number for p in self.partitions if p.owner is None)
+
+    @property
+    def relay_owner(self) -> str | None:
+        return dict(self.holders).get(RELAY)
+
+    def declining(self, duty: str) -> tuple[Node, ...]:
+        """The live workers that do not take `duty`."""
+        return tuple(n for n in self.nodes if duty in dict(n.declined))
 
     def as_json(self) -> dict[str, Any]:
         now = self.measured_at
@@ -101,13 +112,15 @@ class ClusterStatus:
             "nodes": [{"name": n.name, "partitions": list(n.partitions),
                        "explicit": None if n.explicit is None else list(n.explicit),
                        "started_at": None if n.started_at is None else n.started_at.isoformat(),
-                       "up_s": n.up_s(now)} for n in self.nodes],
+                       "up_s": n.up_s(now), "declined": dict(n.declined)}
+                      for n in self.nodes],
             "partitions": [{"partition": p.number, "owner": p.owner,
                             "lag": None if p.lag is None else p.lag.as_json()}
                            for p in self.partitions],
             "unowned": list(self.unowned),
             "archiver": None if self.archiver is None else self.archiver.as_json(),
             "events_out": {"owner": self.relay_owner, "behind": self.relay_behind},
+            "singletons": dict(self.holders),
         }
 
 
@@ -130,9 +143,9 @@ def survey(js: JetStream, engine: Engine, settings: TransportSettings,
                   for name in names)
     with reading(engine) as conn:
         behind = relay_log.accepted_behind(conn, ns)
+    holders = tuple((key, _text(_value(leases_kv, key))) for key in SINGLETONS)
     return ClusterStatus(ns, clock(), nodes, partitions,
-                         _lag(js, settings.stream("RAW"), ARCHIVER),
-                         _text(_value(leases_kv, LEASE_KEY)), behind)
+                         _lag(js, settings.stream("RAW"), ARCHIVER), behind, holders)
 
 
 def _value(kv: KeyValue, key: str) -> bytes | None:
@@ -159,7 +172,8 @@ def _node(name: str, value: bytes | None, owned: tuple[int, ...]) -> Node:
         started_at = parse_utc(started) if isinstance(started, str) else None
     except FinsyncError:
         started_at = None
-    return Node(name, started_at, owned, _numbers(data.get("explicit")))
+    return Node(name, started_at, owned, _numbers(data.get("explicit")),
+                read_declined(data.get("declined")))
 
 
 def _numbers(value: object) -> tuple[int, ...] | None:

@@ -42,11 +42,11 @@ from finsync.streaming.client import JetStream
 from finsync.streaming.gap_watch import GapWatch
 from finsync.streaming.out_message import event_message, milestone_message
 from finsync.streaming.settings import TransportSettings
-from finsync.streaming.singleton import LEASES, SingletonLease
+from finsync.streaming.singleton import LEASES, RELAY, SingletonLease
 
 log = logging.getLogger(__name__)
 
-LEASE_KEY = "relay"
+LEASE_KEY = RELAY
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,9 @@ Rules:
 - A partition whose consumer is not made yet has no lag sample (absent, not zero), and an
   unowned partition no owner sample: an alert on `absent(...)` or on
   `count(finsync_partition_owner_info) < partitions` sees it.
+- Every singleton lease (`relay`, `duties`, `daily`) has a `finsync_duty_held` sample, 0
+  while nobody holds it (an alert needs no `absent`), and its holder an info sample; a live
+  worker that declines a duty (`--no-daily`, no finance stack) an info sample of its own.
 - Label values are escaped as the text format asks (a worker names itself).
 """
 
@@ -36,6 +39,18 @@ def as_prometheus(status: ClusterStatus) -> str:
                     [("", len(status.unowned))])
     lines += family("finsync_cluster_nodes", "gauge", "Workers alive (heartbeat in the KV)",
                     [("", len(status.nodes))])
+    lines += family("finsync_duty_held", "gauge",
+                    "Whether a worker holds the lease of a duty one worker does at a time",
+                    ((f'duty="{lease}"', int(holder is not None))
+                     for lease, holder in status.holders))
+    lines += family("finsync_duty_holder_info", "gauge",
+                    "The worker that holds a duty's lease (1 per held duty)",
+                    ((f'duty="{lease}",holder="{label(holder)}"', 1)
+                     for lease, holder in status.holders if holder is not None))
+    lines += family("finsync_duty_declined_info", "gauge",
+                    "A live worker that does not take a duty (1 per worker and duty)",
+                    ((f'node="{label(node.name)}",duty="{label(duty)}"', 1)
+                     for node in status.nodes for duty, _why in node.declined))
     if status.archiver is not None:
         lines += family("finsync_archiver_lag", "gauge",
                         "Raw events received by intake and not yet stored by an archiver",

@@ -144,17 +144,20 @@ class KeyValueStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """A live worker as its heartbeat shows it: its explicit partitions, or None; and when
-    it started (`finsync cluster status` shows its age)."""
+    """A live worker as its heartbeat shows it: its explicit partitions, or None; when it
+    started (`finsync cluster status` shows its age); and the cluster duties it does not
+    take, each with why (`declined`: a worker without the daily job says so)."""
 
     name: str
     explicit: frozenset[int] | None
     started_at: datetime | None = None
+    declined: tuple[tuple[str, str], ...] = ()
 
     def encode(self) -> bytes:
         chosen = None if self.explicit is None else sorted(self.explicit)
         started = None if self.started_at is None else self.started_at.isoformat()
-        return json.dumps({"explicit": chosen, "started_at": started}).encode()
+        return json.dumps({"explicit": chosen, "started_at": started,
+                           "declined": dict(self.declined)}).encode()
 
     @classmethod
     def decode(cls, name: str, data: bytes) -> Node:
@@ -162,12 +165,27 @@ class Node:
         try:
             read = json.loads(data)
             chosen, started = read.get("explicit"), read.get("started_at")
+            declined = read.get("declined")
         except (ValueError, AttributeError):
-            chosen = started = None
+            chosen = started = declined = None
         started_at = _moment(started)
         if not isinstance(chosen, list) or not all(isinstance(p, int) for p in chosen):
-            return cls(name, None, started_at)
-        return cls(name, frozenset(chosen), started_at)
+            return cls(name, None, started_at, read_declined(declined))
+        return cls(name, frozenset(chosen), started_at, read_declined(declined))
+
+
+DECLINED_MAX = 16  # duties a heartbeat may name as declined
+REASON_MAX_CHARS = 500
+
+
+def read_declined(value: object) -> tuple[tuple[str, str], ...]:
+    """A heartbeat's declined duties (name, why), in name order; what does not read as
+    text is left out, and each text is cut at `REASON_MAX_CHARS`."""
+    if not isinstance(value, dict):
+        return ()
+    found = sorted((duty[:REASON_MAX_CHARS], why[:REASON_MAX_CHARS])
+                   for duty, why in value.items() if isinstance(why, str))
+    return tuple(found[:DECLINED_MAX])
 
 
 def _moment(text: object) -> datetime | None:

@@ -1,5 +1,5 @@
 """A lease on one key of `<ns>_leases`: what exactly one worker of the cluster does at a
-time (the events-out relay, the hub's duties).
+time (`SINGLETONS`: the events-out relay, the hub's duties, the daily job).
 
 Rules:
 - Taken by `create` and renewed by `update` from the revision it holds; a lost CAS is a
@@ -16,6 +16,11 @@ import contextlib
 from finsync.streaming.client import KeyExistsError, KeyValue, WrongRevisionError
 
 LEASES = "leases"  # the KV bucket `<ns>_leases`, shared with the partitions' leases
+RELAY = "relay"  # events out (`streaming.events_out`)
+# Raw events stored straight in the database accepted, embedded outboxes pumped, usage totals.
+DUTIES = "duties"
+DAILY = "daily"  # the daily job (reconciliation, audit checkpoint, purge), held invoices
+SINGLETONS = (RELAY, DUTIES, DAILY)  # every singleton lease, as `cluster status` shows them
 
 
 class SingletonLease:

@@ -288,18 +288,25 @@ class WorkerNode:
     owned partitions, overdue gaps, the archiver (`archive`: a step) and the events-out
     relay (`relay`), when given; and the cluster's duties (`duties`: each name is what one
     process of the cluster does at a time, in a thread of that name holding the lease of
-    that name): raw events stored straight in the database (signed webhooks, source pumps)
-    accepted by the hub's own processor, usage totals handed to billing."""
+    that name, every `duty_interval_s[name]` (default `LOOP_INTERVAL_S`), never less often
+    than `lease_ttl_s / 3`, which renews the lease): raw events stored straight in the
+    database (signed webhooks, source pumps) accepted by the hub's own processor, usage
+    totals handed to billing, the daily job. Each step of a duty runs even when another
+    failed; the first failure is raised afterwards (the thread backs off). The duties it does
+    not take (`declined`: name and why) are in its heartbeat, for `finsync cluster status`."""
 
     def __init__(self, hub: Hub, js: JetStream, settings: TransportSettings, name: str,
                  explicit: frozenset[int] | None,
                  archive: Callable[[], int] | None = None,
                  relay: Relay | None = None,
-                 duties: Mapping[str, Sequence[Step]] | None = None) -> None:
+                 duties: Mapping[str, Sequence[Step]] | None = None,
+                 duty_interval_s: Mapping[str, float] | None = None,
+                 declined: Mapping[str, str] | None = None) -> None:
         self.name, self.hub, self._ttl_s = name, hub, settings.lease_ttl_s
         nodes = js.kv(settings.bucket("nodes"), ttl_s=settings.lease_ttl_s)
         buckets = js.kv(settings.bucket("leases"), ttl_s=settings.lease_ttl_s)
-        self.leases = Leases(Node(name, explicit, hub.clock()), settings.partitions, nodes, buckets,
+        me = Node(name, explicit, hub.clock(), tuple(sorted((declined or {}).items())))
+        self.leases = Leases(me, settings.partitions, nodes, buckets,
                              (KeyExistsError, WrongRevisionError), ttl_s=settings.lease_ttl_s)
         self.delivery = self._thread(DELIVERY, self._deliver, DELIVERY_INTERVAL_S)
         self.partitions = PartitionedWorker(
@@ -316,7 +323,9 @@ class WorkerNode:
             threads.append(self._thread(ARCHIVER, lambda _progressed: archive(),
                                         LOOP_INTERVAL_S))
         self._duties = [SingletonLease(buckets, duty, name) for duty in duties or {}]
-        threads += [self._thread(lease.key, self._duty(lease, steps), LOOP_INTERVAL_S)
+        paces_s = duty_interval_s or {}
+        threads += [self._thread(lease.key, self._duty(lease, steps), min(
+                        paces_s.get(lease.key, LOOP_INTERVAL_S), settings.lease_ttl_s / 3))
                     for lease, steps in zip(self._duties, (duties or {}).values(), strict=True)]
         self._relay = relay
         if relay is not None:
@@ -333,7 +342,16 @@ class WorkerNode:
         def step(progressed: Callable[[], None]) -> int:
             if not lease.hold():
                 return 0
-            return sum(duty(progressed) for duty in steps)
+            done = 0
+            failures: list[Exception] = []
+            for duty in steps:
+                try:
+                    done += duty(progressed)
+                except Exception as exc:  # re-raised below, after the other steps
+                    failures.append(exc)
+            if failures:
+                raise failures[0]
+            return done
         return step
 
     def _deliver(self, progressed: Callable[[], None]) -> int:
