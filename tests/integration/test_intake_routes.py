@@ -27,9 +27,9 @@ class Unreached:
         pass
 
 
-CONSOLE_PATHS = [("GET", "/"), ("GET", "/console/"), ("GET", "/console/console.js"),
-                 ("GET", "/console/vendor/plotly.min.js"), ("POST", "/v1/session"),
-                 ("GET", "/v1/session"), ("GET", "/nowhere")]
+CONSOLE_PATHS = [("GET", "/"), ("GET", "/console"), ("GET", "/console/"),
+                 ("GET", "/console/console.js"), ("GET", "/console/vendor/plotly.min.js"),
+                 ("POST", "/v1/session"), ("GET", "/v1/session"), ("GET", "/nowhere")]
 
 
 @pytest.mark.parametrize(("method", "path"), CONSOLE_PATHS)
@@ -47,3 +47,6 @@ def test_a_node_that_serves_the_console_still_does(engine: Engine, tmp_path: Pat
     with TestClient(create_app(make_hub(engine, tmp_path))) as client:
         assert client.get("/").status_code == 200
         assert client.get("/console/console.js").status_code == 200
+        for folder in ("/console", "/console/"):  # where people look for it
+            moved = client.get(folder, follow_redirects=False)
+            assert (moved.status_code, moved.headers["location"]) == (308, "/")

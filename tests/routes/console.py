@@ -11,5 +11,6 @@ CALLS: Calls = {
     ("GET", "/v1/jobs/{job_id}"): Call("GET", "/v1/jobs/job_1", FINANCE_READ, 404),
 }
 # Served to anyone: the page and its files hold no data; the log-in takes a token in its body.
-PUBLIC = {("GET", "/"), ("GET", "/console/{asset:path}"),
+PUBLIC = {("GET", "/"), ("GET", "/console"), ("GET", "/console/"),
+          ("GET", "/console/{asset:path}"),
           ("GET", "/console/vendor/plotly.min.js"), ("POST", "/v1/session")}

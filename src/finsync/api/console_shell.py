@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Engine
 
@@ -80,6 +80,13 @@ def register(app: FastAPI, engine: Engine, clock: Callable[[], datetime],
     def console() -> FileResponse:
         """The console's page (it logs in, then reads the JSON API)."""
         return _asset(STATIC / "index.html")
+
+    @app.get("/console", openapi_extra=security.PUBLIC, include_in_schema=False)
+    @app.get("/console/", openapi_extra=security.PUBLIC, include_in_schema=False)
+    def console_folder() -> RedirectResponse:
+        """The folder of the assets is where people type to find the console: it is at `/`
+        (without this, the asset route refused the empty file name: 422)."""
+        return RedirectResponse("/", status_code=308)
 
     @app.get("/console/vendor/plotly.min.js", openapi_extra=security.PUBLIC,
                 include_in_schema=False)
