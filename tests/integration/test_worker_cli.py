@@ -5,6 +5,7 @@ out by themselves; without NATS, or with partitions that do not exist, it is ref
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,6 +69,10 @@ def test_sigterm_releases_the_leases_and_sigkill_leaves_them_to_run_out(
             leases = js.kv(transport_settings.bucket("leases"), ttl_s=2)
             entry = leases.get("p1")
             assert entry is not None and entry.value == b"w-cli"
+            # A daemon's log says what it does, with the UTC time (INFO, not only warnings).
+            _until("the log tells", lambda: re.search(
+                r"\d\d:\d\d:\d\dZ INFO finsync\.streaming\.ownership: w-cli owns partitions 1-2\n",
+                log.read_text(errors="replace")) is not None, log)
             worker.send_signal(stop)
             code = worker.wait(WAIT_MAX_S)
             if stop is signal.SIGTERM:

@@ -20,6 +20,8 @@ import errno
 import getpass
 import logging
 import os
+import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -190,6 +192,25 @@ class _Notice(logging.Handler):
         else:
             output.errors.print(f"[bold red]{record.levelname.lower()}[/]: "
                                 f"{escape(self.format(record))}", highlight=False)
+
+
+class _UtcFormatter(logging.Formatter):
+    def converter(self, seconds: float | None) -> time.struct_time:
+        return time.gmtime(seconds)
+
+
+def log_as_daemon() -> None:
+    """A command that runs until stopped (`finsync worker`) logs what it does: finsync's
+    INFO records too (a partition taken, a duty run), one plain line each with its UTC time
+    and module (a log collector's input, never wrapped); a one-shot command shows warnings
+    only."""
+    logger = logging.getLogger("finsync")
+    logger.setLevel(logging.INFO)
+    logger.handlers = [h for h in logger.handlers if not isinstance(h, _Notice)]
+    plain = logging.StreamHandler(sys.stderr)
+    plain.setFormatter(_UtcFormatter("%(asctime)sZ %(levelname)s %(name)s: %(message)s",
+                                     "%Y-%m-%dT%H:%M:%S"))
+    logger.addHandler(plain)
 
 
 def _show_notices() -> None:

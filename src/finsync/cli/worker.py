@@ -25,7 +25,7 @@ import typer
 from finsync.auth.principal import ADMIN
 from finsync.bootstrap import approved_config, build_worker, build_worker_stack, worker_name
 from finsync.cli import output
-from finsync.cli.common import ConfigPath, Json, authorised, guarded
+from finsync.cli.common import ConfigPath, Json, authorised, guarded, log_as_daemon
 from finsync.config import load_config
 from finsync.streaming.ownership import format_partitions
 
@@ -50,6 +50,7 @@ def command(partitions: Annotated[str | None, typer.Option(
     partitions' events, deliver their deliveries, take the cluster's duties in turn; until
     SIGTERM or SIGINT."""
     with guarded(as_json):
+        log_as_daemon()
         loaded = load_config(config)
         authorised(loaded, ADMIN)
         stack = build_worker_stack(loaded, daily=daily)
