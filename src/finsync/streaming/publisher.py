@@ -11,6 +11,11 @@ Rules:
   at once. At the deadline the call fails and nothing may be claimed stored; a message
   whose PubAck was lost may still have been stored, which is why a resend carries the same
   message id (JetStream drops it as a duplicate within its window).
+- A message no one answers within an attempt's wait (`ATTEMPT_WAIT_S`, doubling) is sent
+  again, under its message id, while the deadline allows: one written to a server's socket
+  just before that server died is lost without a word, and the client, reconnected to
+  another, would otherwise wait out the whole deadline. (Its PubAck then says `duplicate`
+  if the first copy was stored after all.)
 - A reply that arrives after its attempt gave up finds no one waiting and is dropped.
 """
 
@@ -29,6 +34,8 @@ from finsync.streaming.errors import TransportRefusedError
 
 PAUSE_FIRST_S = 0.05
 PAUSE_MAX_S = 1.0
+ATTEMPT_WAIT_S = 5.0  # a PubAck of a loaded R3 stream takes well under this
+ATTEMPT_WAIT_MAX_S = 20.0
 NO_RESPONDERS = "503"
 _LEADERLESS = (nats.js.errors.NoStreamResponseError, nats.js.errors.ServiceUnavailableError)
 
@@ -66,9 +73,9 @@ class Publisher:
     async def _until_acked(self, batch: list[Message], acks: list[api.PubAck | None],
                            leaderless: list[Exception]) -> None:
         todo = list(range(len(batch)))
-        pause = PAUSE_FIRST_S
+        pause, wait = PAUSE_FIRST_S, ATTEMPT_WAIT_S
         while todo:
-            outcomes = await self._attempt([batch[i] for i in todo])
+            outcomes = await self._attempt([batch[i] for i in todo], wait)
             for i, outcome in zip(todo, outcomes, strict=True):
                 if isinstance(outcome, api.PubAck):
                     acks[i] = outcome
@@ -78,11 +85,15 @@ class Publisher:
                 raise refused[0]
             leaderless[:] = errors[-1:]
             todo = [i for i in todo if acks[i] is None]
-            if todo:
+            if errors:  # an unanswered message has waited already
                 await asyncio.sleep(pause)
                 pause = min(2 * pause, PAUSE_MAX_S)
+            if None in outcomes:
+                wait = min(2 * wait, ATTEMPT_WAIT_MAX_S)
 
-    async def _attempt(self, batch: list[Message]) -> list[api.PubAck | Exception]:
+    async def _attempt(self, batch: list[Message],
+                       wait_s: float) -> list[api.PubAck | Exception | None]:
+        """Each message's PubAck or error, or None when none came within `wait_s`."""
         assert self._inbox is not None  # _ensure_inbox
         loop = asyncio.get_running_loop()
         tokens = [str(next(self._tokens)) for _ in batch]
@@ -92,11 +103,11 @@ class Publisher:
             for token, (subject, data, headers) in zip(tokens, batch, strict=True):
                 await self._nc.publish(subject, data, reply=f"{self._inbox}.{token}",
                                        headers=headers)
-            replies = await asyncio.gather(*futures)
+            await asyncio.wait(futures, timeout=wait_s)
         finally:
             for token in tokens:
                 self._waiting.pop(token, None)
-        return [_outcome(reply) for reply in replies]
+        return [_outcome(f.result()) if f.done() else None for f in futures]
 
     async def _ensure_inbox(self) -> None:
         async with self._subscribing:
