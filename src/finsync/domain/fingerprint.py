@@ -37,6 +37,8 @@ ADDED_LATER: Mapping[str, bool] = MappingProxyType({"added_later": True})
 # depends on a value's type alone, and asking `dataclasses` (or walking the checks below)
 # for every value was most of the cost of a fingerprint; ledgers take one per posting.
 _SHAPES: dict[type, _Shape] = {}
+# Each shape's text writer by type alone, one look-up from a value to its text.
+_TEXTS: dict[type, Callable[[Any], str]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,10 @@ def plain(value: object) -> Plain:
 
 
 def _text(value: object) -> str:
-    return _shape(type(value)).text(value)
+    write = _TEXTS.get(type(value))
+    if write is None:
+        write = _TEXTS[type(value)] = _shape(type(value)).text
+    return write(value)
 
 
 def _shape(kind: type) -> _Shape:
@@ -190,10 +195,8 @@ def _object(kind: type) -> _Shape:
             item = getattr(value, name)
             if name in later and item == later[name]:
                 continue
-            if type(item) is str:  # the commonest field, without the look-up of its shape
-                parts.append(key + _quoted(item))
-            else:
-                parts.append(key + _text(item))
+            write = _TEXTS.get(type(item))  # `_text`, inline: a call less per field
+            parts.append(key + (_text(item) if write is None else write(item)))
         return "{" + ", ".join(parts) + "}"
 
     return _Shape(shaped, text)
