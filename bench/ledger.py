@@ -207,6 +207,10 @@ class Figure:
     documents: int  # calls, or commits for the baseline's documents
     lines: int  # journal lines written
     seconds: float
+    # CPU time of this process in the measured loop: what load from other processes on
+    # the machine does not inflate as much as it does `seconds` (the database server's own
+    # work on PostgreSQL is not in it).
+    cpu_seconds: float
 
     @property
     def line_rate(self) -> float:
@@ -215,6 +219,10 @@ class Figure:
     @property
     def doc_rate(self) -> float:
         return self.documents / self.seconds
+
+    @property
+    def cpu_per_doc_us(self) -> float:
+        return self.cpu_seconds / self.documents * 1e6
 
 
 def count(engine: Engine, table: Table) -> int:
@@ -231,28 +239,30 @@ def measure_baseline(url: str, work: Workload, size: int, *, driver: bool = Fals
         ledger_lines_plain.create(engine)
         docs = [doc for _, doc in work.invoices]
         batches = [[r for doc in chunk for r in doc.rows] for chunk in backends.chunks(docs, size)]
+        cpu = time.process_time()
         if driver:
-            elapsed = insert_by_driver(engine, batches)
+            elapsed, cpu = insert_by_driver(engine, batches)
         else:
             elapsed = backends.insert_batches(engine, ledger_lines_plain, batches)
+            cpu = time.process_time() - cpu
         stored = count(engine, ledger_lines_plain)
         assert stored == work.invoice_lines, f"baseline stored {stored} of {work.invoice_lines}"
     finally:
         engine.dispose()
-    return Figure(len(docs), work.invoice_lines, elapsed)
+    return Figure(len(docs), work.invoice_lines, elapsed, cpu)
 
 
-def insert_by_driver(engine: Engine, batches: Sequence[Sequence[Row]]) -> float:
+def insert_by_driver(engine: Engine, batches: Sequence[Sequence[Row]]) -> tuple[float, float]:
     """Figure 1b's measured loop: each batch's rows as tuples by the ledger's own bulk
     writer (COPY on PostgreSQL, the driver's executemany on SQLite, values bound by each
-    column type's processor), one commit per batch."""
+    column type's processor), one commit per batch; its seconds and CPU seconds."""
     columns = records.LINE_COLUMNS
     tuples = [[tuple(r[c] for c in columns) for r in batch] for batch in batches]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for rows in tuples:
         with engine.begin() as conn:
             bulk.insert_rows(conn, [bulk.Rows(ledger_lines_plain, columns, rows)])
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,15 +317,16 @@ def payment_postings(work: Workload) -> list[PortPosting]:
 
 
 def post_batches(settle: Callable[[], None], ledger: EmbeddedLedger,
-                 postings: Sequence[PortPosting]) -> tuple[list[Receipt | FinsyncError], float]:
+                 postings: Sequence[PortPosting]
+                 ) -> tuple[list[Receipt | FinsyncError], float, float]:
     """One port figure's measured loop: settle the backend, then post every `max_batch`
-    postings in one call; the outcomes and the seconds the loop took."""
+    postings in one call; the outcomes, and the seconds and CPU seconds the loop took."""
     settle()
     outcomes: list[Receipt | FinsyncError] = []
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for chunk in backends.chunks(postings, ledger.max_batch):
         outcomes.extend(ledger.post_batch(chunk))
-    return outcomes, time.perf_counter() - start
+    return outcomes, time.perf_counter() - start, time.process_time() - cpu
 
 
 def new_books(url: str) -> tuple[Engine, LedgerService]:
@@ -339,7 +350,7 @@ def measure_port(url: str, work: Workload, size: int, settle: Callable[[], None]
         payment_docs = [d for _, d in work.payments]
 
         # 2. invoices
-        outcomes, elapsed = post_batches(settle, ledger, invoice_postings(work))
+        outcomes, elapsed, cpu = post_batches(settle, ledger, invoice_postings(work))
         after_invoices = books_state(engine)
         expect_receipts(outcomes, invoice_docs, replayed=False, what="invoices")
         assert after_invoices == {"entries": n, "lines": work.invoice_lines, "items": n,
@@ -347,10 +358,10 @@ def measure_port(url: str, work: Workload, size: int, settle: Callable[[], None]
                                       i.total.to_minor() for i, _ in work.invoices)}, \
             f"after the invoices: {after_invoices}"
         expect_rows(engine, invoice_docs, "invoices")
-        invoices = Figure(n, after_invoices["lines"], elapsed)
+        invoices = Figure(n, after_invoices["lines"], elapsed, cpu)
 
         # 3. payments, each settling one invoice in full
-        outcomes, elapsed = post_batches(settle, ledger, payment_postings(work))
+        outcomes, elapsed, cpu = post_batches(settle, ledger, payment_postings(work))
         after_payments = books_state(engine)
         expect_receipts(outcomes, payment_docs, replayed=False, what="payments")
         written = after_payments["lines"] - after_invoices["lines"]
@@ -358,14 +369,14 @@ def measure_port(url: str, work: Workload, size: int, settle: Callable[[], None]
                                   + work.payment_lines, "items": n, "settlements": n,
                                   "open_minor": 0}, f"after the payments: {after_payments}"
         expect_rows(engine, invoice_docs + payment_docs, "payments")
-        payments = Figure(n, written, elapsed)
+        payments = Figure(n, written, elapsed, cpu)
 
         # 4. replay: the invoices again, same keys and bodies
-        outcomes, elapsed = post_batches(settle, ledger, invoice_postings(work))
+        outcomes, elapsed, cpu = post_batches(settle, ledger, invoice_postings(work))
         after_replay = books_state(engine)
         expect_receipts(outcomes, invoice_docs, replayed=True, what="replay")
         assert after_replay == after_payments, f"replay wrote: {after_replay}"
-        replay = Figure(n, after_replay["lines"] - after_payments["lines"], elapsed)
+        replay = Figure(n, after_replay["lines"] - after_payments["lines"], elapsed, cpu)
     finally:
         engine.dispose()
     return PortFigures(invoices, payments, replay)
@@ -378,17 +389,17 @@ def measure_single(url: str, work: Workload, settle: Callable[[], None]) -> Figu
         ledger = EmbeddedLedger(SYSTEM, service)
         settle()
         receipts: list[Receipt | FinsyncError] = []
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for invoice, doc in work.invoices:
             receipts.append(ledger.post_invoice(invoice, doc.ctx))
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         expect_receipts(receipts, [d for _, d in work.invoices], replayed=False,
                         what="single")
         lines = count(engine, lt.lines)
         assert lines == work.invoice_lines, f"single: {lines} lines"
     finally:
         engine.dispose()
-    return Figure(len(work.invoices), lines, elapsed)
+    return Figure(len(work.invoices), lines, elapsed, cpu)
 
 
 # --------------------------------------------------------------------------------------
@@ -593,6 +604,10 @@ LEGEND = (
      "against the baseline with one commit per invoice's lines"),
     ("vs baseline", f"docs/s as a share of the same run's baseline (target "
      f"{TARGET_RATIO:.0%} for figure 2); payments write 2 lines, not 4.75"),
+    ("CPU µs/doc", "this process's CPU time in the measured loop per document (of the same "
+     "median run): less inflated than seconds by other processes' load on a shared machine; "
+     "the PostgreSQL server's own work is not in it. CPU vs baseline: the baseline's CPU per "
+     "document as a share of the figure's"),
     ("6 reports", f"books of M invoices over {YEAR} and their payments (nine in ten, 20 days "
      f"after issue), as of {REPORT_AS_OF}: LedgerService.aging (SQL, per customer and "
      "bucket) against a plain read of every AR item row, and against the previous "
@@ -606,7 +621,8 @@ def add_row(table: RichTable, label: str, name: str, figures: Sequence[Figure],
             base: Figure, note: str) -> None:
     f = median_figure(figures)
     table.add_row(label, name, f"{f.seconds:.2f}", f"{f.line_rate:,.0f}", f"{f.doc_rate:,.0f}",
-                  f"{f.doc_rate / base.doc_rate:.0%}",
+                  f"{f.doc_rate / base.doc_rate:.0%}", f"{f.cpu_per_doc_us:,.0f}",
+                  f"{base.cpu_per_doc_us / f.cpu_per_doc_us:.0%}",
                   "; ".join(x for x in (note, spread(figures)) if x))
 
 
@@ -615,7 +631,8 @@ def posting_table(all_results: Sequence[Results], n: int, per_invoice: float) ->
                             f"({per_invoice:.2f} lines per invoice)")
     columns: list[tuple[str, JustifyMethod]] = [
         ("backend", "left"), ("figure", "left"), ("seconds", "right"), ("lines/s", "right"),
-        ("docs/s", "right"), ("vs baseline", "right"), ("notes", "left")]
+        ("docs/s", "right"), ("vs baseline", "right"), ("CPU µs/doc", "right"),
+        ("CPU vs baseline", "right"), ("notes", "left")]
     for header, justify in columns:
         table.add_column(header, justify=justify)
     for r in all_results:

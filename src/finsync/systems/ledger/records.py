@@ -88,16 +88,21 @@ def entry_row(entry: JournalEntry, *, period: str, key: str, body_hash: str, kin
 
 def line_rows(entry: JournalEntry) -> list[tuple[Any, ...]]:
     rows = []
+    entry_id, entity, on = entry.id, entry.legal_entity, entry.posting_date
     for n, line in enumerate(entry.lines, start=1):
         dimensions = line.dimensions
         foreign = line.transaction_amount
-        rows.append((entry.id, n, entry.legal_entity, entry.posting_date, line.account,
-                     line.side.value, line.amount.to_minor(), line.amount.currency,
-                     None if foreign is None else foreign.to_minor(),
+        # A side's value by identity: an enum's `.value` is a descriptor call per line.
+        side = DEBIT if line.side is Side.DEBIT else CREDIT
+        rows.append((entry_id, n, entity, on, line.account, side, line.amount.to_minor(),
+                     line.amount.currency, None if foreign is None else foreign.to_minor(),
                      None if foreign is None else foreign.currency,
                      _dimension(dimensions, "customer"), pairs_json(dimensions),
                      _dimension(dimensions, JURISDICTION)))
     return rows
+
+
+DEBIT, CREDIT = Side.DEBIT.value, Side.CREDIT.value
 
 
 def _dimension(dimensions: tuple[tuple[str, str], ...], name: str) -> str | None:

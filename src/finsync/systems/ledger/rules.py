@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from finsync.domain.invoice import WRITE_OFF
 from finsync.domain.journal import JournalLine, Side
-from finsync.domain.money import Money, total
+from finsync.domain.money import Money, quantum, total
 from finsync.systems.ledger.chart import Chart, Role
 
 Dimensions = tuple[tuple[str, str], ...]
@@ -124,6 +124,8 @@ def balanced_lines(debits: Sequence[Leg], credits: Sequence[Leg], functional: st
 def _in_minor_units(money: Money) -> Money:
     """`Money.from_minor(money.to_minor(), money.currency)`: the amount written at its
     minor unit ("100" → "100.00"), more precision refused; one rounding, not two scalings."""
+    if money.amount.same_quantum(quantum(money.currency)):
+        return money  # written at its minor unit already (the common case)
     exact = money.quantize()
     if exact.amount != money.amount:
         money.to_minor()  # raises: more precision than the currency's minor units
