@@ -201,10 +201,13 @@ class PostingBuffer:
         if room <= 0 or not self._ready(full):
             return 0
         limit = self._policy.claim_max
+        lane_max: int | None = None
         if self._planner is None:  # room for the lanes seen last, and one more
             wanted = min(room, (self._lanes_seen + 1) * self._lane_cap)
             limit = min(limit, wanted * self._batch * max(self._per_task, _CLAIM_SLACK))
-        claimed = self._claim(limit, full)
+            # What the calls of one idle lane can carry (`_trimmed`): no more is leased.
+            lane_max = min(room, self._lane_cap) * self._per_task * self._batch
+        claimed = self._claim(limit, full, lane_max)
         if not claimed:
             return 0
         self._lanes_seen = len({d.lane for d in claimed})
@@ -229,22 +232,25 @@ class PostingBuffer:
             self._served = {task[0][0].lane for task in chosen}
         return len(settled) + len(more)
 
-    def _claim(self, limit: int, full: Sequence[Lane]) -> list[outbox.Delivery]:
-        """Due deliveries of the lanes with room. Claims go in delivery order, so a lane with
-        a backlog would fill every claim while its calls are quick; every `_ROTATE_EVERY_S`
-        a claim skips the lanes served last (claiming again without, if that finds
-        nothing), so a lane behind another's backlog waits that long at most."""
+    def _claim(self, limit: int, full: Sequence[Lane],
+               lane_max: int | None) -> list[outbox.Delivery]:
+        """Due deliveries of the lanes with room, at most `lane_max` of each. Claims go in
+        delivery order, so a lane with a backlog would fill every claim while its calls are
+        quick; every `_ROTATE_EVERY_S` a claim skips the lanes served last (claiming again
+        without, if that finds nothing), so a lane behind another's backlog waits that long
+        at most."""
         now = time.monotonic()
         rotate = bool(self._served) and now - self._rotated_at >= _ROTATE_EVERY_S
         with transaction(self._engine) as conn:
             if rotate:
                 self._rotated_at = now
                 claimed = self._worker.claim(conn, self._lease_s, limit, only=(self.system,),
-                                             skip_lanes=[*full, *self._served])
+                                             skip_lanes=[*full, *self._served],
+                                             lane_max=lane_max)
                 if claimed:
                     return claimed
             return self._worker.claim(conn, self._lease_s, limit, only=(self.system,),
-                                      skip_lanes=full)
+                                      skip_lanes=full, lane_max=lane_max)
 
     def _trimmed(self, claimed: Sequence[outbox.Delivery], room: int, busy: Mapping[Lane, int]
                  ) -> tuple[list[outbox.Delivery], list[int]]:
