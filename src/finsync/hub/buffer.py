@@ -18,9 +18,9 @@ Rules:
 - A round never holds two deliveries of one aggregate: a later one is given back untried,
   and the outbox claims no delivery while an earlier one of its partition is in flight, so
   parallel calls cannot reorder an aggregate.
-- A round returns once one of the calls out has ended and its outcomes are recorded (or
-  none is out, or `lane_wait_s` of real time passed: the calls go on and a later round
-  counts them); while it waits, it claims for the lanes that have room.
+- A round returns once one of the tasks out (a lane's calls) has ended and its outcomes
+  are recorded (or none is out, or `lane_wait_s` of real time passed: the calls go on and
+  a later round counts them); while it waits, it claims for the lanes that have room.
 - The budget (calls per minute, concurrency, daily cap: `hub.budget`) is one budget for
   every process, kept in the database; a round takes each call's grant as it starts it, in
   the lanes' turn, so a budget too small for every lane goes round them (a batch call is
@@ -34,8 +34,10 @@ Rules:
 - An event this ERP does not take (no route for it) is refused as a mapping error without
   a call.
 - Outcomes are recorded by the delivery worker's code (`DeliveryWorker.record_all`), one
-  call's at a time: receipts, cross-references, milestones and exceptions look the same
-  either way. One refused document in a batch fails alone.
+  task's at a time (the calls a lane's thread makes in a row, after the last of them; a
+  single call whenever the ERP sets a limit, so a grant is given back as soon as its call's
+  outcomes are recorded): receipts, cross-references, milestones and exceptions look the
+  same either way. One refused document in a batch fails alone.
 - A call of several documents that fails with anything but a transient error (a value the
   ERP's database refuses in one of them, say) is made again document by document, so only
   the bad one fails; those calls are counted against the budget afterwards (later calls
@@ -317,21 +319,21 @@ class PostingBuffer:
         return granted
 
     def _run(self, task: Sequence[tuple[_Call, Grant]]) -> int:
-        """A task's calls one after the other, each call's outcomes recorded before its
-        grant is given back (a defect gives back the grants of the calls not made)."""
-        settled = 0
-        for n, (call, grant) in enumerate(task):
+        """A task's calls one after the other, then their outcomes, recorded together (one
+        transaction for the task, not one per call), then the grants given back. A defect
+        in a call still records what the calls before it answered."""
+        attempts: list[Attempt] = []
+        try:
+            for call, _ in task:
+                attempts += self._make(call)
+        finally:
             try:
-                attempts = self._make(call)
-                self._worker.record_all(attempts)
-            except BaseException:
-                for _, unused in task[n + 1:]:
-                    self._budget.release(unused)
-                raise
+                if attempts:
+                    self._worker.record_all(attempts)
             finally:
-                self._budget.release(grant)
-            settled += len(attempts)
-        return settled
+                for _, grant in task:
+                    self._budget.release(grant)
+        return len(attempts)
 
     def _make(self, call: _Call) -> list[Attempt]:
         """One call's attempts (a pause of the budget when the ERP asks for one)."""
