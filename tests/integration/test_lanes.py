@@ -178,6 +178,28 @@ def test_a_slow_entity_holds_back_no_other_entity(engine: Engine) -> None:
     assert hub.exceptions() == []
 
 
+def test_acceptance_goes_on_while_an_erps_call_is_out(engine: Engine) -> None:
+    clock = Clock()
+    gate = threading.Event()
+    port = HeldLedger(EmbeddedLedger("ledger", ledger_service(engine)), "le_us", gate)
+    hub = buffered_hub(engine, {"ledger": (port, BufferPolicy(lane_wait_s=120))}, clock)
+    ingest(hub, _invoices(120, ("le_us",)))  # three acceptance batches of 50 (20 last)
+    runner = threading.Thread(target=hub.run_until_idle, daemon=True)
+    runner.start()
+    try:
+        assert port.held.wait(60)  # the first batch's call is out, and held
+        # the later batches are accepted meanwhile, not after the call
+        _until(lambda: hub.status()["raw_events"].get("received", 0) == 0,
+               "every raw event accepted while the call is out", limit_s=20)
+        assert "done" not in _lanes(engine)["le_us"]
+    finally:
+        gate.set()
+    runner.join(120)
+    assert not runner.is_alive()
+    assert _lanes(engine) == {"le_us": {"done": 120}}
+    assert hub.exceptions() == []
+
+
 def test_a_closed_period_holds_back_only_its_entity(engine: Engine) -> None:
     clock = Clock()
     service = ledger_service(engine)

@@ -20,7 +20,9 @@ Rules:
   parallel calls cannot reorder an aggregate.
 - A round returns once one of the tasks out (a lane's calls) has ended and its outcomes
   are recorded (or none is out, or `lane_wait_s` of real time passed: the calls go on and
-  a later round counts them); while it waits, it claims for the lanes that have room.
+  a later round counts them); while it waits, it claims for the lanes that have room. A
+  round whose caller has raw events to accept returns as soon as its calls are started, so
+  that acceptance runs while they are out.
 - The budget (calls per minute, concurrency, daily cap: `hub.budget`) is one budget for
   every process, kept in the database; a round takes each call's grant as it starts it, in
   the lanes' turn, so a budget too small for every lane goes round them (a batch call is
@@ -159,6 +161,7 @@ class PostingBuffer:
         self._lanes_seen = 0  # lanes in the last claim
         self._served: set[Lane] = set()  # lanes of the last calls started
         self._rotated_at = time.monotonic()
+        self._claimed_at = 0.0  # when a round last claimed (monotonic)
 
     def _batch_size(self) -> int:
         if not self._batched:
@@ -166,9 +169,13 @@ class PostingBuffer:
         most = cast(BatchLedgerPort, self._port).max_batch
         return max(1, min(self._policy.batch_size or most, most))
 
-    def run_once(self) -> int:
+    def run_once(self, wait_for_calls: bool = True) -> int:
         """One round; returns how many deliveries it settled (0: nothing due, the budget is
-        spent for longer than `wait_max_s`, or the lanes' calls run past `lane_wait_s`)."""
+        spent for longer than `wait_max_s`, or the lanes' calls run past `lane_wait_s`).
+        `wait_for_calls=False`: the calls are started and the round returns at once (the
+        caller has other work, acceptance, to do meanwhile; a later round counts them)."""
+        if not wait_for_calls:
+            return self._start_between()
         settled = self._reap() + self._start()
         began = claimed_at = time.monotonic()
         while settled == 0 and self._running:
@@ -182,6 +189,18 @@ class PostingBuffer:
                 settled += self._start()  # lanes with room: new deliveries, or idle lanes
                 claimed_at = time.monotonic()
         return settled
+
+    def _start_between(self) -> int:
+        """A round that does not wait: what ended is counted, and calls are started when
+        a call ended, none is out, or `_CLAIM_EVERY_S` passed since the last claim (for the
+        lanes with room while others' calls are out, as often as a waiting round would:
+        a claim that skips the busy lanes reads past their backlog)."""
+        out = len(self._running)
+        settled = self._reap()
+        quiet = time.monotonic() - self._claimed_at < _CLAIM_EVERY_S
+        if self._running and len(self._running) == out and quiet:
+            return settled
+        return settled + self._start()
 
     def busy(self) -> bool:
         """Whether calls are still out (a later round records their outcomes)."""
@@ -209,6 +228,7 @@ class PostingBuffer:
             limit = min(limit, wanted * self._batch * max(self._per_task, _CLAIM_SLACK))
             # What the calls of one idle lane can carry (`_trimmed`): no more is leased.
             lane_max = min(room, self._lane_cap) * self._per_task * self._batch
+        self._claimed_at = time.monotonic()
         claimed = self._claim(limit, full, lane_max)
         if not claimed:
             return 0
