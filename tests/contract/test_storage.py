@@ -7,17 +7,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.money import Money
 from finsync.domain.refs import ReferenceConflictError
-from finsync.storage import cross_ref, exception_log, outbox, raw_log, tracking
+from finsync.storage import cross_ref, exception_log, milestone_log, outbox, raw_log, tracking
 from finsync.storage.db import reading, transaction
 from finsync.storage.exception_log import NewException
 from finsync.storage.raw_log import RawIn
-from finsync.storage.schema import events, metadata
+from finsync.storage.schema import cross_refs, events, metadata
 from finsync.storage.tracking import IdempotencyConflictError
 
 NOW = datetime(2026, 6, 30, 23, 59, 59, 999999, tzinfo=UTC)
@@ -162,3 +162,40 @@ def test_an_external_id_stands_for_one_canonical_object(engine: Engine) -> None:
         cross_ref.link(conn, "inv_1", "invoice", "ledger", "JE-1", None, NOW)
         with pytest.raises(ReferenceConflictError, match="already stands for inv_1"):
             cross_ref.link(conn, "inv_2", "invoice", "ledger", "JE-1", None, NOW)
+
+
+def test_cross_references_in_a_batch_read_like_linked_ones_and_a_taken_one_fails(
+        engine: Engine) -> None:
+    links = [("inv_1", "invoice", "ledger", "JE-1", "ev_1"),
+             ("pay_1", "payment", "ledger", "PAY-1", None)]
+    with transaction(engine) as conn:
+        cross_ref.insert_many(conn, links, NOW)
+    with reading(engine) as conn:
+        assert cross_ref.all_rows(conn) == [("inv_1", "invoice", "ledger", "JE-1"),
+                                            ("pay_1", "payment", "ledger", "PAY-1")]
+        created = conn.execute(select(cross_refs.c.canonical_id, cross_refs.c.event_id,
+                                      cross_refs.c.created_at)
+                               .order_by(cross_refs.c.canonical_id)).all()
+    assert created == [("inv_1", "ev_1", NOW), ("pay_1", None, NOW)]
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # the batch fails whole
+        cross_ref.insert_many(conn, [("inv_2", "invoice", "ledger", "JE-2", None),
+                                     ("inv_1", "invoice", "ledger", "JE-9", None)], NOW)
+    with reading(engine) as conn:
+        assert cross_ref.refs_of(conn, "inv_2") == {}
+
+
+def test_milestones_in_a_batch_are_recorded_once_in_order(engine: Engine) -> None:
+    later = NOW + timedelta(seconds=1)
+    with transaction(engine) as conn:
+        milestone_log.record(conn, "corr-1", "invoice_posted", "ev_1", "ledger", NOW)
+        milestone_log.record_many(conn, [
+            ("corr-1", "payment_applied", "ev_2", "ledger"),
+            ("corr-1", "invoice_posted", "ev_1", "ledger"),  # recorded already
+            ("corr-1", "payment_applied", "ev_2", "ledger"),  # twice in the batch
+            ("corr-1", "payment_applied", "ev_3", "ledger")], later)
+    with reading(engine) as conn:
+        timeline = milestone_log.timeline(conn, "corr-1")
+    assert [(m["name"], m["event_id"], m["recorded_at"]) for m in timeline] == [
+        ("invoice_posted", "ev_1", NOW), ("payment_applied", "ev_2", later),
+        ("payment_applied", "ev_3", later)]
+    assert [m["id"] for m in timeline] == sorted(m["id"] for m in timeline)

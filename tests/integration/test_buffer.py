@@ -3,8 +3,11 @@ refused document failing alone."""
 
 from __future__ import annotations
 
+import re
 import threading
+from typing import Any
 
+import sqlalchemy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
@@ -155,3 +158,27 @@ def test_aggregate_order_holds_under_batching_and_concurrency(
         (f"{run}_inv_{a}", max(v for b, v, _ in stream if b == a)) for a, _, _ in stream}
 
 
+
+
+def test_a_tasks_calls_record_their_outcomes_in_one_transaction(engine: Engine) -> None:
+    clock = Clock()
+    port = RecordingLedger(clock, max_batch=2)
+    hub = buffered_hub(engine, {"ledger": (port, BufferPolicy())}, clock)
+    ingest(hub, _invoices(8))
+    settled: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        words = " ".join(statement.split()).upper()
+        if words.startswith("UPDATE DELIVERIES") and re.search(r"\bRESULT ?=", words):
+            settled.append(words)
+
+    sqlalchemy.event.listen(engine, "before_cursor_execute", note)
+    try:
+        hub.run_until_idle()
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", note)
+    assert statuses(hub) == {"done": 8}
+    # one lane, no limit: one task of four calls of two, whose eight receipts are settled
+    # by one statement, not one per call
+    assert len(port.calls) == 4
+    assert len(settled) == 1

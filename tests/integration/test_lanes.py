@@ -116,6 +116,46 @@ def test_deliveries_carry_their_entity_as_lane_and_claims_choose_lanes(engine: E
     assert claimed(lanes=[]) == []
 
 
+def test_a_claim_takes_at_most_lane_max_of_each_lane_and_leaves_the_rest_pending(
+        engine: Engine) -> None:
+    clock = Clock()
+    hub = buffered_hub(engine, {"ledger": (RecordingLedger(clock), BufferPolicy())}, clock)
+    ingest(hub, _invoices(9, ("le_us", "le_us", "le_eu")))  # us us eu us us eu us us eu
+    _accept_all(hub)
+    with transaction(engine) as conn:  # a delivery written before lanes: a lane of its own
+        first_eu = conn.execute(select(func.min(deliveries.c.id))
+                                .where(deliveries.c.lane == "le_eu")).scalar_one()
+        conn.execute(update(deliveries).where(deliveries.c.id == first_eu).values(lane=None))
+    with transaction(engine) as conn:
+        got = outbox.claim(conn, "w", clock(), 30, 8, lane_max=2)
+    # of the first eight due (us us None us us eu us us), the earliest two of each lane
+    assert [d.lane for d in got] == ["le_us", "le_us", None, "le_eu"]
+    assert _lanes(engine) == {"le_us": {"in_flight": 2, "pending": 4},
+                              "le_eu": {"in_flight": 1, "pending": 1}, None: {"in_flight": 1}}
+
+
+def test_a_round_leases_only_what_its_calls_carry(engine: Engine,
+                                                   monkeypatch: Any) -> None:
+    given_back: list[int] = []
+    release = outbox.release
+
+    def counted(conn: Any, ids: Any, owner: str) -> int:
+        given_back.extend(ids)
+        return release(conn, ids, owner)
+
+    monkeypatch.setattr(outbox, "release", counted)
+    clock = Clock()
+    port = RecordingLedger(clock, max_batch=2)
+    hub = buffered_hub(engine, {"ledger": (port, BufferPolicy())}, clock)
+    ingest(hub, _invoices(30, ("le_us",)))
+    drain(hub, clock)
+    assert statuses(hub) == {"done": 30}
+    # one lane: a round's task makes four calls of two; the claim looks ahead further (room
+    # for a lane it has not seen), but leases no more than those eight, so none is given back
+    assert len(port.calls) == 15
+    assert given_back == []
+
+
 def test_a_slow_entity_holds_back_no_other_entity(engine: Engine) -> None:
     clock = Clock()
     gate = threading.Event()
@@ -135,6 +175,28 @@ def test_a_slow_entity_holds_back_no_other_entity(engine: Engine) -> None:
     runner.join(120)
     assert not runner.is_alive()
     assert _lanes(engine) == {"le_us": {"done": 4}, "le_eu": {"done": 6}}
+    assert hub.exceptions() == []
+
+
+def test_acceptance_goes_on_while_an_erps_call_is_out(engine: Engine) -> None:
+    clock = Clock()
+    gate = threading.Event()
+    port = HeldLedger(EmbeddedLedger("ledger", ledger_service(engine)), "le_us", gate)
+    hub = buffered_hub(engine, {"ledger": (port, BufferPolicy(lane_wait_s=120))}, clock)
+    ingest(hub, _invoices(120, ("le_us",)))  # three acceptance batches of 50 (20 last)
+    runner = threading.Thread(target=hub.run_until_idle, daemon=True)
+    runner.start()
+    try:
+        assert port.held.wait(60)  # the first batch's call is out, and held
+        # the later batches are accepted meanwhile, not after the call
+        _until(lambda: hub.status()["raw_events"].get("received", 0) == 0,
+               "every raw event accepted while the call is out", limit_s=20)
+        assert "done" not in _lanes(engine)["le_us"]
+    finally:
+        gate.set()
+    runner.join(120)
+    assert not runner.is_alive()
+    assert _lanes(engine) == {"le_us": {"done": 120}}
     assert hub.exceptions() == []
 
 

@@ -18,9 +18,11 @@ Rules:
 - A round never holds two deliveries of one aggregate: a later one is given back untried,
   and the outbox claims no delivery while an earlier one of its partition is in flight, so
   parallel calls cannot reorder an aggregate.
-- A round returns once one of the calls out has ended and its outcomes are recorded (or
-  none is out, or `lane_wait_s` of real time passed: the calls go on and a later round
-  counts them); while it waits, it claims for the lanes that have room.
+- A round returns once one of the tasks out (a lane's calls) has ended and its outcomes
+  are recorded (or none is out, or `lane_wait_s` of real time passed: the calls go on and
+  a later round counts them); while it waits, it claims for the lanes that have room. A
+  round whose caller has raw events to accept returns as soon as its calls are started, so
+  that acceptance runs while they are out.
 - The budget (calls per minute, concurrency, daily cap: `hub.budget`) is one budget for
   every process, kept in the database; a round takes each call's grant as it starts it, in
   the lanes' turn, so a budget too small for every lane goes round them (a batch call is
@@ -34,8 +36,10 @@ Rules:
 - An event this ERP does not take (no route for it) is refused as a mapping error without
   a call.
 - Outcomes are recorded by the delivery worker's code (`DeliveryWorker.record_all`), one
-  call's at a time: receipts, cross-references, milestones and exceptions look the same
-  either way. One refused document in a batch fails alone.
+  task's at a time (the calls a lane's thread makes in a row, after the last of them; a
+  single call whenever the ERP sets a limit, so a grant is given back as soon as its call's
+  outcomes are recorded): receipts, cross-references, milestones and exceptions look the
+  same either way. One refused document in a batch fails alone.
 - A call of several documents that fails with anything but a transient error (a value the
   ERP's database refuses in one of them, say) is made again document by document, so only
   the bad one fails; those calls are counted against the budget afterwards (later calls
@@ -157,6 +161,7 @@ class PostingBuffer:
         self._lanes_seen = 0  # lanes in the last claim
         self._served: set[Lane] = set()  # lanes of the last calls started
         self._rotated_at = time.monotonic()
+        self._claimed_at = 0.0  # when a round last claimed (monotonic)
 
     def _batch_size(self) -> int:
         if not self._batched:
@@ -164,9 +169,13 @@ class PostingBuffer:
         most = cast(BatchLedgerPort, self._port).max_batch
         return max(1, min(self._policy.batch_size or most, most))
 
-    def run_once(self) -> int:
+    def run_once(self, wait_for_calls: bool = True) -> int:
         """One round; returns how many deliveries it settled (0: nothing due, the budget is
-        spent for longer than `wait_max_s`, or the lanes' calls run past `lane_wait_s`)."""
+        spent for longer than `wait_max_s`, or the lanes' calls run past `lane_wait_s`).
+        `wait_for_calls=False`: the calls are started and the round returns at once (the
+        caller has other work, acceptance, to do meanwhile; a later round counts them)."""
+        if not wait_for_calls:
+            return self._start_between()
         settled = self._reap() + self._start()
         began = claimed_at = time.monotonic()
         while settled == 0 and self._running:
@@ -180,6 +189,18 @@ class PostingBuffer:
                 settled += self._start()  # lanes with room: new deliveries, or idle lanes
                 claimed_at = time.monotonic()
         return settled
+
+    def _start_between(self) -> int:
+        """A round that does not wait: what ended is counted, and calls are started when
+        a call ended, none is out, or `_CLAIM_EVERY_S` passed since the last claim (for the
+        lanes with room while others' calls are out, as often as a waiting round would:
+        a claim that skips the busy lanes reads past their backlog)."""
+        out = len(self._running)
+        settled = self._reap()
+        quiet = time.monotonic() - self._claimed_at < _CLAIM_EVERY_S
+        if self._running and len(self._running) == out and quiet:
+            return settled
+        return settled + self._start()
 
     def busy(self) -> bool:
         """Whether calls are still out (a later round records their outcomes)."""
@@ -201,10 +222,14 @@ class PostingBuffer:
         if room <= 0 or not self._ready(full):
             return 0
         limit = self._policy.claim_max
+        lane_max: int | None = None
         if self._planner is None:  # room for the lanes seen last, and one more
             wanted = min(room, (self._lanes_seen + 1) * self._lane_cap)
             limit = min(limit, wanted * self._batch * max(self._per_task, _CLAIM_SLACK))
-        claimed = self._claim(limit, full)
+            # What the calls of one idle lane can carry (`_trimmed`): no more is leased.
+            lane_max = min(room, self._lane_cap) * self._per_task * self._batch
+        self._claimed_at = time.monotonic()
+        claimed = self._claim(limit, full, lane_max)
         if not claimed:
             return 0
         self._lanes_seen = len({d.lane for d in claimed})
@@ -229,22 +254,25 @@ class PostingBuffer:
             self._served = {task[0][0].lane for task in chosen}
         return len(settled) + len(more)
 
-    def _claim(self, limit: int, full: Sequence[Lane]) -> list[outbox.Delivery]:
-        """Due deliveries of the lanes with room. Claims go in delivery order, so a lane with
-        a backlog would fill every claim while its calls are quick; every `_ROTATE_EVERY_S`
-        a claim skips the lanes served last (claiming again without, if that finds
-        nothing), so a lane behind another's backlog waits that long at most."""
+    def _claim(self, limit: int, full: Sequence[Lane],
+               lane_max: int | None) -> list[outbox.Delivery]:
+        """Due deliveries of the lanes with room, at most `lane_max` of each. Claims go in
+        delivery order, so a lane with a backlog would fill every claim while its calls are
+        quick; every `_ROTATE_EVERY_S` a claim skips the lanes served last (claiming again
+        without, if that finds nothing), so a lane behind another's backlog waits that long
+        at most."""
         now = time.monotonic()
         rotate = bool(self._served) and now - self._rotated_at >= _ROTATE_EVERY_S
         with transaction(self._engine) as conn:
             if rotate:
                 self._rotated_at = now
                 claimed = self._worker.claim(conn, self._lease_s, limit, only=(self.system,),
-                                             skip_lanes=[*full, *self._served])
+                                             skip_lanes=[*full, *self._served],
+                                             lane_max=lane_max)
                 if claimed:
                     return claimed
             return self._worker.claim(conn, self._lease_s, limit, only=(self.system,),
-                                      skip_lanes=full)
+                                      skip_lanes=full, lane_max=lane_max)
 
     def _trimmed(self, claimed: Sequence[outbox.Delivery], room: int, busy: Mapping[Lane, int]
                  ) -> tuple[list[outbox.Delivery], list[int]]:
@@ -311,21 +339,21 @@ class PostingBuffer:
         return granted
 
     def _run(self, task: Sequence[tuple[_Call, Grant]]) -> int:
-        """A task's calls one after the other, each call's outcomes recorded before its
-        grant is given back (a defect gives back the grants of the calls not made)."""
-        settled = 0
-        for n, (call, grant) in enumerate(task):
+        """A task's calls one after the other, then their outcomes, recorded together (one
+        transaction for the task, not one per call), then the grants given back. A defect
+        in a call still records what the calls before it answered."""
+        attempts: list[Attempt] = []
+        try:
+            for call, _ in task:
+                attempts += self._make(call)
+        finally:
             try:
-                attempts = self._make(call)
-                self._worker.record_all(attempts)
-            except BaseException:
-                for _, unused in task[n + 1:]:
-                    self._budget.release(unused)
-                raise
+                if attempts:
+                    self._worker.record_all(attempts)
             finally:
-                self._budget.release(grant)
-            settled += len(attempts)
-        return settled
+                for _, grant in task:
+                    self._budget.release(grant)
+        return len(attempts)
 
     def _make(self, call: _Call) -> list[Attempt]:
         """One call's attempts (a pause of the budget when the ERP asks for one)."""

@@ -159,14 +159,15 @@ class DeliveryWorker:
     def claim(self, conn: Connection, lease_s: float, limit: int, *,
               only: Collection[str] | None = None, skip: Collection[str] = (),
               lanes: Collection[str | None] | None = None,
-              skip_lanes: Collection[str | None] = ()) -> list[Delivery]:
+              skip_lanes: Collection[str | None] = (),
+              lane_max: int | None = None) -> list[Delivery]:
         """Lease due deliveries to this worker (the posting buffer claims through here too,
         per lane, so that both leave a delivery whose leases keep running out to
         `bury_expired`)."""
         return outbox.claim(conn, self._owner, self._clock(), lease_s, limit, only=only,
                             skip=skip, lease_expiries_max=self.lease_expiries_max,
                             lanes=lanes, skip_lanes=skip_lanes,
-                            partitions=self.partitions())
+                            partitions=self.partitions(), lane_max=lane_max)
 
     def bury_expired(self, conn: Connection) -> int:
         """Make `dead` the deliveries (to any target) whose lease ran out for the

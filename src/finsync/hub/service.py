@@ -145,7 +145,9 @@ class Hub:
 
         Acceptance and delivery take turns, one bounded batch each: under a backlog of raw
         events, deliveries go out as the events are accepted instead of after all of
-        them, so an event's lag does not grow with the backlog behind it."""
+        them, so an event's lag does not grow with the backlog behind it. While raw events
+        wait, an ERP's calls are started and acceptance goes on while they are out (their
+        outcomes are counted by a later round); once none waits, each round waits for them."""
         outcomes: Counter[str] = Counter()
         self.pump()
         attempted = 0
@@ -159,7 +161,7 @@ class Hub:
             elif overdue is None:
                 overdue = self.processor.flag_overdue()
                 self.processor.resolve_remapped()
-            sent = self.deliver_once()
+            sent = self.deliver_once(wait_for_calls=not batch)
             if sent:
                 attempted += sent
                 if progress:
@@ -168,10 +170,10 @@ class Hub:
                 return RunSummary(outcomes.pop("raw", 0), dict(outcomes), attempted,
                                   overdue or 0)
 
-    def deliver_once(self) -> int:
+    def deliver_once(self, wait_for_calls: bool = True) -> int:
         """One round of every delivery path (the worker, each ERP's buffer); returns how
-        many deliveries it settled."""
-        return self.worker.run_once() + sum(b.run_once() for b in self.buffers)
+        many deliveries it settled (`wait_for_calls`: `PostingBuffer.run_once`'s)."""
+        return self.worker.run_once() + sum(b.run_once(wait_for_calls) for b in self.buffers)
 
     def run_until_settled(self, wait_max_s: float, progress: Progress | None = None, *,
                           sleep: Callable[[float], None] = time.sleep,

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select
 
 from finsync.domain.refs import ReferenceConflictError
+from finsync.storage import arrays
 from finsync.storage.schema import cross_refs
 
 _KNOWN = select(cross_refs.c.external_id).where(
@@ -83,11 +84,11 @@ def conflicts(conn: Connection, links: Sequence[Link]) -> tuple[set[int], set[in
 
 
 def insert_many(conn: Connection, links: Sequence[Link], at: datetime) -> None:
-    """Insert links `conflicts` found new, with one executemany."""
-    if links:
-        conn.execute(_INSERT, [{"canonical_id": c, "object_type": t, "system": sy,
-                                "external_id": e, "event_id": ev, "created_at": at}
-                               for c, t, sy, e, ev in links])
+    """Insert links `conflicts` found new, in one statement (`storage.arrays`)."""
+    arrays.insert_rows(conn, cross_refs, _LINK_COLUMNS, links, {"created_at": at})
+
+
+_LINK_COLUMNS = ("canonical_id", "object_type", "system", "external_id", "event_id")
 
 
 def refs_of(conn: Connection, canonical_id: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select
 
+from finsync.storage import arrays
 from finsync.storage.schema import milestones
 
 _FIND = select(milestones.c.id).where(
@@ -30,17 +31,10 @@ Milestone = tuple[str, str, str, str]  # (correlation id, name, event id, target
 
 
 def record_many(conn: Connection, wanted: Sequence[Milestone], at: datetime) -> None:
-    """`record` for many: one look-up by correlation id, one executemany of the new ones."""
-    if not wanted:
-        return
-    found = conn.execute(select(milestones.c.correlation_id, milestones.c.name,
-                                milestones.c.event_id, milestones.c.target).where(
-        milestones.c.correlation_id.in_(sorted({m[0] for m in wanted}))))
-    have = {(str(c), str(n), str(e), str(t)) for c, n, e, t in found}
-    rows = [{"correlation_id": c, "name": n, "event_id": e, "target": t, "recorded_at": at}
-            for c, n, e, t in dict.fromkeys(wanted) if (c, n, e, t) not in have]
-    if rows:
-        conn.execute(_INSERT, rows)
+    """`record` for many, in one statement: a milestone recorded already (its unique key)
+    is left as it is (`storage.arrays`)."""
+    arrays.insert_rows(conn, milestones, ("correlation_id", "name", "event_id", "target"),
+                       list(dict.fromkeys(wanted)), {"recorded_at": at}, skip_existing=True)
 
 
 def timeline(conn: Connection, correlation_id: str) -> list[dict[str, Any]]:

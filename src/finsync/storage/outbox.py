@@ -41,6 +41,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from finsync.domain.ids import delivery_key
 from finsync.domain.partition import partition_hash
@@ -204,11 +205,15 @@ def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: in
           lease_expiries_max: int | None = None, *,
           lanes: Collection[str | None] | None = None,
           skip_lanes: Collection[str | None] = (),
-          partitions: Owned | None = None) -> list[Delivery]:
+          partitions: Owned | None = None,
+          lane_max: int | None = None) -> list[Delivery]:
     """Lease up to `limit` due deliveries to `owner` (the caller commits); `only` and `skip`
     choose targets (the posting buffer claims its ERP's deliveries), `lanes` and
     `skip_lanes` choose lanes (the buffer skips the lanes whose calls are all out),
     `partitions` the partitions the worker owns (`(count, owned)`; None: every one).
+    `lane_max`: of the first `limit` due deliveries (in delivery order), at most that many
+    of each lane, the earliest (the buffer's calls can carry no more per lane in a round:
+    the others stay pending, unleased, instead of being leased and given back).
 
     A delivery whose lease ran out is a suspect: it is taken back only when nothing else is
     due nor in flight (under a live lease), alone, and counted in `lease_expiries`. A worker
@@ -236,7 +241,8 @@ def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: in
         due_ids = due_ids.where(in_partitions(deliveries, partitions))
     waiting = and_(deliveries.c.status == DeliveryStatus.PENDING,
                    deliveries.c.next_attempt_at <= now)
-    leased = _lease(conn, due_ids.where(waiting), limit, waiting, owner, now, lease_s)
+    leased = _lease(conn, due_ids.where(waiting), limit, waiting, owner, now, lease_s,
+                    lane_max=lane_max)
     if leased:
         return leased
     expired = _expired(now)
@@ -253,16 +259,30 @@ def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: in
 
 def _lease(conn: Connection, due_ids: Select[tuple[int]], limit: int,
            still_due: ColumnElement[bool], owner: str, now: datetime, lease_s: float,
-           **values: Any) -> list[Delivery]:
+           lane_max: int | None = None, **values: Any) -> list[Delivery]:
     """One conditional UPDATE. PostgreSQL re-checks `still_due` on the locked row, so two
     workers racing for the same row cannot both take it; SQLite has a single writer."""
-    chosen = due_ids.order_by(deliveries.c.id).limit(limit).scalar_subquery()
+    chosen = _chosen(due_ids, limit, lane_max)
     rows = conn.execute(
         update(deliveries).where(deliveries.c.id.in_(chosen), still_due)
         .values(status=DeliveryStatus.IN_FLIGHT, lease_owner=owner,
                 lease_expires_at=now + timedelta(seconds=lease_s), **values)
         .returning(*deliveries.c)).mappings().all()
     return sorted((_row(r) for r in rows), key=lambda d: d.id)
+
+
+def _chosen(due_ids: Select[tuple[int]], limit: int,
+            lane_max: int | None) -> ScalarSelect[int]:
+    """The ids to lease: the first `limit` due, and of those at most `lane_max` per lane
+    (numbered in each lane by a window over those `limit` rows only, so the look-ahead
+    stays an index scan that stops at `limit`; NULL lanes number together, as one lane)."""
+    first = due_ids.order_by(deliveries.c.id).limit(limit)
+    if lane_max is None or lane_max >= limit:
+        return first.scalar_subquery()
+    window = first.add_columns(deliveries.c.lane).subquery("first_due")
+    numbered = select(window.c.id, func.row_number().over(
+        partition_by=window.c.lane, order_by=window.c.id).label("n")).subquery("numbered")
+    return select(numbered.c.id).where(numbered.c.n <= lane_max).scalar_subquery()
 
 
 def bury_expired(conn: Connection, now: datetime, lease_expiries_max: int,
