@@ -51,7 +51,7 @@ from rich.console import JustifyMethod
 from rich.table import Table as RichTable
 from sqlalchemy import Engine, Table, func, select
 
-from finsync import dbbulk as bulk
+from finsync import dbbulk
 from finsync.connectors.embedded.ledger import EmbeddedLedger
 from finsync.connectors.ports import DeliveryContext, Receipt
 from finsync.connectors.ports import Posting as PortPosting
@@ -261,7 +261,7 @@ def insert_by_driver(engine: Engine, batches: Sequence[Sequence[Row]]) -> tuple[
     start, cpu = time.perf_counter(), time.process_time()
     for rows in tuples:
         with engine.begin() as conn:
-            bulk.insert_rows(conn, [bulk.Rows(ledger_lines_plain, columns, rows)])
+            dbbulk.insert_rows(conn, [dbbulk.Rows(ledger_lines_plain, columns, rows)])
     return time.perf_counter() - start, time.process_time() - cpu
 
 

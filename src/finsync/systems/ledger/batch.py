@@ -36,7 +36,7 @@ from sqlalchemy import (
     select,
 )
 
-from finsync import dbbulk as bulk
+from finsync import dbbulk
 from finsync.domain.errors import DomainError
 from finsync.domain.ids import derive_id
 from finsync.domain.journal import AccountingPeriod, JournalEntry
@@ -316,11 +316,11 @@ def _write(conn: Connection, writes: Writes, subledger: Subledger) -> None:
     if subledger.changed:
         _update_items(conn, list(subledger.changed.values()))
     opened = [records.item_row(item, entry_id) for item, entry_id in subledger.opened.values()]
-    bulk.insert_rows(conn, (
-        bulk.Rows(t.entries, records.ENTRY_COLUMNS, writes.entries),
-        bulk.Rows(t.lines, records.LINE_COLUMNS, writes.lines),
-        bulk.Rows(t.items, records.ITEM_COLUMNS, opened),
-        bulk.Rows(t.settlements, records.SETTLEMENT_COLUMNS, subledger.settlements)))
+    dbbulk.insert_rows(conn, (
+        dbbulk.Rows(t.entries, records.ENTRY_COLUMNS, writes.entries),
+        dbbulk.Rows(t.lines, records.LINE_COLUMNS, writes.lines),
+        dbbulk.Rows(t.items, records.ITEM_COLUMNS, opened),
+        dbbulk.Rows(t.settlements, records.SETTLEMENT_COLUMNS, subledger.settlements)))
 
 
 def _update_items(conn: Connection, changed: Sequence[OpenItem]) -> None:
