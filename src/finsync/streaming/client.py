@@ -166,7 +166,7 @@ class JetStream:
         """The bucket, made with `settings.replicas` (and the TTL) if it does not exist."""
         nats_kv = self._loop.run(self._bucket(bucket, ttl_s), API_TIMEOUT_S + GRACE_S,
                                  f"KV bucket {bucket}")
-        return KeyValue(self._loop, nats_kv, bucket)
+        return KeyValue(self._loop, nats_kv, bucket, self._js)
 
     def ensure_stream(self, spec: StreamSpec) -> None:
         """Makes the stream, or brings an existing one to `spec` (idempotent)."""

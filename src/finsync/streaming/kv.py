@@ -9,6 +9,11 @@ Rules:
   sees every write acknowledged before it asked.
 - A bucket made with a TTL forgets a key that long after its last write: a lease that is
   not renewed lapses by itself.
+- `keys` does not trust nats-py's `keys()` alone: its watcher can take a message the
+  server delivered before the watcher read its consumer info, but not yet handled, for an
+  empty bucket, and answer none (seen under load: a key put and acknowledged, then no
+  keys). The subjects the bucket's stream holds are read too, and each one `keys()` left
+  out is looked up: a deleted key's marker holds its subject but no value.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import nats.js.errors
 from finsync.streaming.errors import KeyExistsError, WrongRevisionError
 
 if TYPE_CHECKING:
+    from nats.js.client import JetStreamContext
     from nats.js.kv import KeyValue as NatsKeyValue
 
     from finsync.streaming.loop import EventLoopThread
@@ -37,9 +43,11 @@ class KvEntry:
 
 
 class KeyValue:
-    def __init__(self, loop: EventLoopThread, kv: NatsKeyValue, bucket: str) -> None:
+    def __init__(self, loop: EventLoopThread, kv: NatsKeyValue, bucket: str,
+                 js: JetStreamContext) -> None:
         self._loop = loop
         self._kv = kv
+        self._js = js
         self.bucket = bucket
 
     def get(self, key: str) -> KvEntry | None:
@@ -96,9 +104,16 @@ class KeyValue:
 
     async def _keys(self) -> list[str]:
         try:
-            return sorted(await self._kv.keys())
+            found = set(await self._kv.keys())
         except nats.js.errors.NoKeysError:
-            return []
+            found = set()
+        prefix = f"$KV.{self.bucket}."
+        info = await self._js.stream_info(f"KV_{self.bucket}", subjects_filter=f"{prefix}>")
+        for subject in info.state.subjects or {}:
+            key = subject[len(prefix):]
+            if key not in found and await self._get(key) is not None:
+                found.add(key)
+        return sorted(found)
 
     def _what(self, verb: str, key: str) -> str:
         return f"{verb} {key!r} in KV {self.bucket}"
