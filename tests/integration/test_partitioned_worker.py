@@ -323,8 +323,9 @@ def test_raw_events_stored_straight_in_the_database_are_accepted_by_one_worker(
                        if name == "w-a" else frozenset(), duties={"duties": (duty(name, hub),)})
             for name, hub in hubs.items())
     a.start()
-    b.start()
     try:
+        _until("w-a holds the duties", lambda: ran["w-a"] > 0)  # b, started with it, may win
+        b.start()
         ingest(hubs["w-a"], [_version("con_d", v) for v in (1, 2)])
         _until("both versions delivered", lambda: len(target.seen) >= 2)
         assert ran["w-b"] == 0  # it never held the lease
