@@ -1063,7 +1063,9 @@ def build_daily(finance: Finance) -> Callable[[date], object]:
             return
         # Checked again when recording: another worker's daily job may have run the day
         # meanwhile (`streaming.singleton`: a holder that lost its lease mid-run).
-        finance.recon.run(day, unless_recorded=True)
+        report = finance.recon.run(day, unless_recorded=True)
+        log.info("daily job: reconciliation as of %s: %d checks, %d unexplained breaks",
+                 day, len(report.checks), len(report.unexplained))
 
     def daily(day: date) -> None:
         failures: list[Exception] = []
