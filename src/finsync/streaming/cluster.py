@@ -138,9 +138,8 @@ def survey(js: JetStream, engine: Engine, settings: TransportSettings,
     for partition in partitions:
         if partition.owner is not None:
             owned.setdefault(partition.owner, []).append(partition.number)
-    names = sorted(nodes_kv.keys())
-    nodes = tuple(_node(name, _value(nodes_kv, name), tuple(owned.get(name, ())))
-                  for name in names)
+    nodes = tuple(_node(entry.key, entry.value, tuple(owned.get(entry.key, ())))
+                  for entry in nodes_kv.entries())
     with reading(engine) as conn:
         behind = relay_log.accepted_behind(conn, ns)
     holders = tuple((key, _text(_value(leases_kv, key))) for key in SINGLETONS)

@@ -9,11 +9,12 @@ Rules:
   sees every write acknowledged before it asked.
 - A bucket made with a TTL forgets a key that long after its last write: a lease that is
   not renewed lapses by itself.
-- `keys` does not trust nats-py's `keys()` alone: its watcher can take a message the
-  server delivered before the watcher read its consumer info, but not yet handled, for an
-  empty bucket, and answer none (seen under load: a key put and acknowledged, then no
-  keys). The subjects the bucket's stream holds are read too, and each one `keys()` left
-  out is looked up: a deleted key's marker holds its subject but no value.
+- `entries` (and `keys`) read the subjects the bucket's stream holds, then each one's last
+  value: a deleted key's marker holds its subject but no value. nats-py's own `keys()` is
+  not used: each call leaves a watcher's consumer on the server for 5 minutes (a worker's
+  every lease round made one, until the stream refused more: "maximum consumers"), and
+  its watcher can answer none for a bucket that has keys (a message delivered before it
+  read its consumer info, not yet handled).
 """
 
 from __future__ import annotations
@@ -71,7 +72,11 @@ class KeyValue:
 
     def keys(self) -> list[str]:
         """The keys that hold a value now, sorted."""
-        return self._loop.run(self._keys(), KV_TIMEOUT_S, f"keys of KV {self.bucket}")
+        return [entry.key for entry in self.entries()]
+
+    def entries(self) -> list[KvEntry]:
+        """The keys that hold a value now, with their values, sorted by key."""
+        return self._loop.run(self._entries(), KV_TIMEOUT_S, f"entries of KV {self.bucket}")
 
     async def _get(self, key: str) -> KvEntry | None:
         try:
@@ -102,18 +107,12 @@ class KeyValue:
             raise WrongRevisionError(
                 f"KV {self.bucket}: {key!r} is no longer at revision {last_revision}") from exc
 
-    async def _keys(self) -> list[str]:
-        try:
-            found = set(await self._kv.keys())
-        except nats.js.errors.NoKeysError:
-            found = set()
+    async def _entries(self) -> list[KvEntry]:
         prefix = f"$KV.{self.bucket}."
         info = await self._js.stream_info(f"KV_{self.bucket}", subjects_filter=f"{prefix}>")
-        for subject in info.state.subjects or {}:
-            key = subject[len(prefix):]
-            if key not in found and await self._get(key) is not None:
-                found.add(key)
-        return sorted(found)
+        found = [await self._get(subject[len(prefix):])
+                 for subject in sorted(info.state.subjects or {})]
+        return [entry for entry in found if entry is not None]
 
     def _what(self, verb: str, key: str) -> str:
         return f"{verb} {key!r} in KV {self.bucket}"
