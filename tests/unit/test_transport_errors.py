@@ -47,6 +47,8 @@ def test_what_a_retry_can_fix_is_transport_unavailable(exc: Exception) -> None:
     nats.js.errors.NotFoundError(code=404, err_code=10059, description="stream not found"),
     nats.js.errors.BadRequestError(code=400, err_code=10058,
                                    description="stream name already in use"),
+    nats.js.errors.KeyNotFoundError(),  # made without an APIError's fields
+    nats.js.errors.KeyDeletedError(),
 ], ids=lambda exc: exc.__class__.__name__)
 def test_what_a_retry_cannot_fix_is_transport_refused(exc: Exception) -> None:
     typed = translate(exc, "stream X")

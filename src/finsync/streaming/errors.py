@@ -100,8 +100,10 @@ def _api_error(exc: nats.js.errors.APIError, what: str) -> FinsyncError:
     # 10005: no suitable peers to place the replicas on; while a node is down (restarting,
     # being replaced) there are too few, and once it is back there are enough. A cluster
     # smaller than `replicas` answers this for ever: the message says which.
-    if isinstance(exc, _SERVER_SIDE) or exc.err_code == NO_SUITABLE_PEERS or (
-            exc.code is not None and (exc.code >= 500 or exc.code == 408)):
+    # nats-py's KV errors (KeyNotFoundError …) are APIErrors made without their fields.
+    err_code, code = getattr(exc, "err_code", None), getattr(exc, "code", None)
+    if isinstance(exc, _SERVER_SIDE) or err_code == NO_SUITABLE_PEERS or (
+            code is not None and (code >= 500 or code == 408)):
         return TransportUnavailableError(f"{what}: {_describe(exc)}")
     return TransportRefusedError(f"{what}: {_describe(exc)}")
 
