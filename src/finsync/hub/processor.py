@@ -106,6 +106,10 @@ class Processor:
 
     def _batch(self, size: int) -> Counter[str]:
         with transaction(self._engine) as conn:
+            # Nothing waiting: the whole lock is not taken. A worker of the cluster polls
+            # this (its duties), and each take would pause every partition's acceptance.
+            if not raw_log.any_pending(conn):
+                return Counter()
             serialize(conn, LOCK)
             now = self._clock()
             pending = {raw.id: raw for raw in raw_log.pending(conn, size)}
