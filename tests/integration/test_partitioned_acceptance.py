@@ -86,6 +86,16 @@ class Acceptor(threading.Thread):
         return self.outcomes
 
 
+def held_open(name: str, hub: Hub, item: Stored, monkeypatch: pytest.MonkeyPatch
+              ) -> tuple[Gate, Acceptor]:
+    """An acceptor of `item`, started and held at its gate (its transaction open)."""
+    gate = Gate(name, monkeypatch)
+    acceptor = Acceptor(name, hub, [item])
+    acceptor.start()
+    assert gate.arrived.wait(WAIT_MAX_S)
+    return gate, acceptor
+
+
 def until(condition: Callable[[], bool]) -> None:
     deadline = time.monotonic() + WAIT_MAX_S
     while not condition():
@@ -121,10 +131,7 @@ def test_batches_of_other_aggregates_are_accepted_while_one_is_open(
     hub, _target = _hub(pg_engine, tmp_path)
     other = _apart("pay_a")
     held, free = _mapped(hub, [_payment("pay_a", "e-a", None), _payment(other, "e-b", None)])
-    gate = Gate("held", monkeypatch)
-    first = Acceptor("held", hub, [held])
-    first.start()
-    assert gate.arrived.wait(WAIT_MAX_S)
+    gate, first = held_open("held", hub, held, monkeypatch)
     second = Acceptor("free", hub, [free])
     second.start()
     until(lambda: not second.is_alive() or "advisory" in lock_waits(pg_engine))
@@ -138,10 +145,7 @@ def test_versions_of_one_aggregate_wait_for_each_other(
         pg_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     hub, target = _hub(pg_engine, tmp_path)
     v1, v2 = _mapped(hub, [_version("con_a", 1), _version("con_a", 2)])
-    gate = Gate("v1", monkeypatch)
-    first = Acceptor("v1", hub, [v1])
-    first.start()
-    assert gate.arrived.wait(WAIT_MAX_S)
+    gate, first = held_open("v1", hub, v1, monkeypatch)
     second = Acceptor("v2", hub, [v2])
     second.start()
     until(lambda: not second.is_alive() or "advisory" in lock_waits(pg_engine))
@@ -174,10 +178,7 @@ def test_the_same_key_in_two_aggregates_at_once_is_stored_once(
                        None if same_id else "bk-same", 2 if alone and pay == other else None)
               for pay in ("pay_a", other)]
     first_item, second_item = _mapped(hub, bodies)
-    gate = Gate("first", monkeypatch)
-    first = Acceptor("first", hub, [first_item])
-    first.start()
-    assert gate.arrived.wait(WAIT_MAX_S)
+    gate, first = held_open("first", hub, first_item, monkeypatch)
     second = Acceptor("second", hub, [second_item])
     second.start()
     if engine.dialect.name == "postgresql":
@@ -200,10 +201,7 @@ def test_the_whole_acceptance_lock_waits_for_a_partitioned_batch(
     partitioned batch under way, which holds it shared."""
     hub, _target = _hub(pg_engine, tmp_path)
     (item,) = _mapped(hub, [_payment("pay_a", "e-a", None)])
-    gate = Gate("held", monkeypatch)
-    first = Acceptor("held", hub, [item])
-    first.start()
-    assert gate.arrived.wait(WAIT_MAX_S)
+    gate, first = held_open("held", hub, item, monkeypatch)
     taken = threading.Event()
 
     def whole() -> None:
@@ -219,3 +217,20 @@ def test_the_whole_acceptance_lock_waits_for_a_partitioned_batch(
     assert first.result()["accepted"] == 1
     second.join(WAIT_MAX_S)
     assert taken.is_set()
+
+
+def test_the_in_process_batch_with_nothing_waiting_does_not_take_the_whole_lock(
+        pg_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's duties poll `process_batch` (raw events stored straight in the database):
+    with none waiting it returns at once, never pausing the partitions' acceptance."""
+    hub, _target = _hub(pg_engine, tmp_path)
+    (item,) = _mapped(hub, [_payment("pay_a", "e-a", None)])
+    gate, first = held_open("held", hub, item, monkeypatch)
+    polled: list[Counter[str]] = []
+    poll = threading.Thread(target=lambda: polled.append(hub.processor.process_batch()),
+                            daemon=True)
+    poll.start()
+    until(lambda: bool(polled) or "advisory" in lock_waits(pg_engine))
+    assert polled == [Counter()], "the poll waited for the partitioned batch"
+    gate.released.set()
+    assert first.result()["accepted"] == 1
