@@ -51,6 +51,7 @@ from finsync.domain.events import (
 from finsync.domain.ids import derive_id
 from finsync.domain.legal_entity import entity_of
 from finsync.domain.money import Money
+from finsync.domain.partition import partition_hash
 from finsync.domain.status import EventStatus
 from finsync.hub import held_invoice, version_check
 from finsync.hub.milestone import Milestone
@@ -65,7 +66,17 @@ CONTRACT_EVENTS = (ContractCreated, ContractAmended, ContractRenewed, ContractCa
 _SOURCE_EVENT_ID_MAX = 255  # the events table's column
 # Held by whoever accepts or supersedes events (`storage.db.serialize`): the sequencer must
 # see every earlier version of an aggregate before it parks or applies the next one.
+# Exclusive for the in-process hub, triage's supersede and quarantines; partitioned
+# acceptance (`Processor.accept_stored`) holds it shared, with the lock of each bucket of
+# the aggregates it decides on (`lock_buckets`), so that batches of other aggregates go on
+# at the same time. What a lock per aggregate does not serialise, the same source event id
+# or business key in two aggregates, the database's unique keys do (`events`): the
+# transaction that inserts second waits for the first to commit, fails, and is done again,
+# and then finds the event stored (`storage.db.conflicted`).
 LOCK = "finsync.acceptance"
+# Aggregates share a bucket lock by `partition_hash % LOCK_BUCKETS`: a power of two, so the
+# aggregates of one partition (a power-of-two count up to it) meet no other partition's.
+LOCK_BUCKETS = 256
 
 
 class Outcome(StrEnum):
@@ -308,6 +319,11 @@ def accepted_milestone(event: AnyEvent) -> Milestone | None:
 def partition_key(aggregate: AggregateRef) -> str:
     """Deliveries of one aggregate go out in order, per target (`storage.outbox`)."""
     return f"{aggregate.type}:{aggregate.id}"
+
+
+def lock_bucket(aggregate: AggregateRef) -> int:
+    """The bucket lock (`LOCK`'s, `storage.db.serialize_each`) of an aggregate's acceptance."""
+    return partition_hash(partition_key(aggregate)) % LOCK_BUCKETS
 
 
 def _gap_fingerprint(env: Envelope) -> str:

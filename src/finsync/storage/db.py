@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -80,15 +80,49 @@ def process_name() -> str:
     return f"finsync-{os.getpid()}"
 
 
-def serialize(conn: Connection, name: str) -> None:
-    """Hold a database-wide lock named `name` until this transaction ends.
+def serialize(conn: Connection, name: str, *, shared: bool = False) -> None:
+    """Hold a database-wide lock named `name` until this transaction ends; `shared`: a
+    shared hold, which only an exclusive one (`shared=False`) waits for.
 
     SQLite already has one writer at a time (`BEGIN IMMEDIATE`); PostgreSQL takes a
     transaction-scoped advisory lock keyed by a stable hash of the name.
     """
     if conn.dialect.name == "postgresql":
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        conn.execute(text(f"SELECT {function}(:key)"), {"key": key})
+
+
+def serialize_each(conn: Connection, name: str, keys: Collection[int]) -> None:
+    """Hold the locks `(name, key)` for each of `keys` (32-bit integers) until this
+    transaction ends: two transactions wait for each other only where their keys meet.
+
+    Taken in ascending order, in one statement, so two transactions holding some and
+    wanting others never deadlock. PostgreSQL's two-integer advisory locks, a key space
+    apart from `serialize`'s; nothing on SQLite (one writer at a time).
+    """
+    if conn.dialect.name != "postgresql" or not keys:
+        return
+    space = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
+    conn.execute(text("SELECT count(pg_advisory_xact_lock(:space, k)) FROM "
+                      "(SELECT unnest(CAST(:keys AS integer[])) AS k ORDER BY 1) AS ordered"),
+                 {"space": space, "keys": sorted(set(keys))})
+
+
+# SQLSTATEs of a transaction that lost to a concurrent one: a unique key it committed first
+# (the loser waited for that commit), a deadlock, a serialization failure.
+_CONFLICTS = frozenset({"23505", "40P01", "40001"})
+
+
+def conflicted(exc: BaseException) -> bool:
+    """Whether `exc` (or what it was raised from) is PostgreSQL saying that a concurrent
+    transaction won: doing the unit of work again sees what that one committed."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DBAPIError):
+            return getattr(seen.orig, "sqlstate", None) in _CONFLICTS
+        seen = seen.__cause__
+    return False
 
 
 @contextmanager

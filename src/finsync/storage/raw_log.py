@@ -158,6 +158,12 @@ def by_transport_ids(conn: Connection,
     return {str(tid): (int(i), RawStatus(status)) for tid, i, status in rows}
 
 
+def any_pending(conn: Connection) -> bool:
+    """Whether a raw event waits to be processed (one index probe, no row read)."""
+    return conn.execute(select(raw_events.c.id).where(
+        raw_events.c.status == RawStatus.RECEIVED).limit(1)).first() is not None
+
+
 def pending(conn: Connection, limit: int) -> list[RawEvent]:
     rows = conn.execute(
         select(raw_events).where(raw_events.c.status == RawStatus.RECEIVED)

@@ -139,8 +139,8 @@ class Archiver:
         except Exception:
             self._hand_back(readable)
             raise
-        for incoming, _read in kept:
-            incoming.ack()
+        # One trip to the client's loop for the batch, not a thread hand-over per message.
+        self.bind().ack_all([incoming for incoming, _read in kept])
         archived.messages = len(messages)
         archived.unreadable = len(messages) - len(readable)
         archived.published = len(outgoing)

@@ -20,7 +20,8 @@ Rules:
 - A batch fetched by a worker that loses the partition meanwhile is handed back at once
   (`nak` without delay), unless it is already in the database's hands: then it finishes.
   Both are safe, because acceptance is idempotent (the tracking rows) and ordered by the
-  database, whichever worker owns what.
+  database, whichever worker owns what: each batch holds the locks of its aggregates, so
+  partitions are accepted at the same time and one aggregate's versions one at a time.
 - Deliveries: the hub's delivery worker and posting buffers claim only the deliveries of
   the owned partitions (`DeliveryWorker.restrict`), in a thread woken after each batch.
 """
