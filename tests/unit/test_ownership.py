@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finsync.domain.partition import partition_hash, partition_of
+from finsync.streaming.errors import TransportUnavailableError
 from finsync.streaming.ownership import (
     DECLINED_MAX,
     REASON_MAX_CHARS,
@@ -270,6 +271,29 @@ def test_a_worker_waits_for_a_live_namesake_then_refuses() -> None:
     assert sum(slept) == 2.0
     nodes.expire("w")  # the namesake was killed: its heartbeat ran out
     second.join(2.0, slept.append)
+
+
+class Electing(Bucket):
+    """A bucket just made: its first `failures` reads find no leader yet."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def get(self, key: str) -> Entry | None:
+        if self.failures:
+            self.failures -= 1
+            raise TransportUnavailableError("no answer within 5.0 s")
+        return super().get(key)
+
+
+def test_a_starting_worker_waits_out_a_transport_that_does_not_answer_yet() -> None:
+    slept: list[float] = []
+    Leases(Node("w", None), 4, Electing(3), Bucket(), LOST).join(2.0, slept.append)
+    assert slept == [0.5, 0.5, 0.5]
+    with pytest.raises(TransportUnavailableError):
+        Leases(Node("w", None), 4, Electing(100), Bucket(), LOST).join(
+            2.0, slept.append, unavailable_s=5.0)
 
 
 reasons = st.text(max_size=REASON_MAX_CHARS)

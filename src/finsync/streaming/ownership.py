@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from finsync.domain.errors import DomainError
+from finsync.domain.errors import DomainError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,9 @@ class Node:
 
 DECLINED_MAX = 16  # duties a heartbeat may name as declined
 REASON_MAX_CHARS = 500
+# How long a starting worker waits out a transport that does not answer (a new namespace's
+# buckets electing their leaders) before it gives up.
+JOIN_UNAVAILABLE_S = 60.0
 
 
 def read_declined(value: object) -> tuple[tuple[str, str], ...]:
@@ -279,13 +282,24 @@ class Leases:
             self._publish()
 
     def join(self, wait_s: float, sleep: Callable[[float], None] = time.sleep,
-             poll_s: float = 0.5) -> None:
+             poll_s: float = 0.5, unavailable_s: float = JOIN_UNAVAILABLE_S) -> None:
         """Before the first round: a live heartbeat under this worker's name means another
         process runs under it (two would share leases they each think their own), or this
         one's predecessor was killed moments ago. Waits `wait_s` at most for it to run
-        out, else `WorkerNameTakenError`."""
-        waited = 0.0
-        while self._nodes.get(self.me.name) is not None:
+        out, else `WorkerNameTakenError`; and `unavailable_s` at most for a transport
+        that does not answer (a transient error: a bucket just made has no leader yet)."""
+        waited = unavailable = 0.0
+        while True:
+            try:
+                if self._nodes.get(self.me.name) is None:
+                    return
+            except TransientError as exc:
+                if unavailable >= unavailable_s:
+                    raise
+                log.info("%s: waiting for the transport: %s", self.me.name, exc)
+                sleep(poll_s)
+                unavailable += poll_s
+                continue
             if waited >= wait_s:
                 raise WorkerNameTakenError(
                     f"a worker named {self.me.name!r} is running (its heartbeat in the "
