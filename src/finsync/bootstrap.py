@@ -1371,6 +1371,7 @@ def build_worker(config: FinsyncConfig, stack: WorkerStack, name: str,
     from finsync.streaming.client import JetStream
     from finsync.streaming.setup import ensure_streams
     from finsync.streaming.singleton import DAILY, DUTIES
+    from finsync.streaming.stranded import refuse_if_stranded
     from finsync.streaming.worker import WorkerNode
 
     hub = stack.hub
@@ -1381,6 +1382,7 @@ def build_worker(config: FinsyncConfig, stack: WorkerStack, name: str,
     js = JetStream(settings, f"finsync-worker-{name}")
     try:
         ensure_streams(js, settings)
+        refuse_if_stranded(js, settings)
         node = WorkerNode(hub, js, settings, name, explicit,
                           archive=build_archiver(config, hub, js).step,
                           relay=build_events_out(config, hub.engine, js, name),

@@ -162,6 +162,19 @@ class JetStream:
         return ConsumerLag(info.num_pending or 0, info.num_ack_pending or 0,
                            info.num_redelivered or 0)
 
+    def consumer_lags(self, stream: str) -> dict[str, ConsumerLag]:
+        """Every durable consumer of the stream, with its lag."""
+        infos = self._loop.run(self._js.consumers_info(stream), API_TIMEOUT_S + GRACE_S,
+                               f"consumers of {stream}")
+        return {info.name: ConsumerLag(info.num_pending or 0, info.num_ack_pending or 0,
+                                       info.num_redelivered or 0) for info in infos}
+
+    def subject_counts(self, stream: str, subjects: str) -> dict[str, int]:
+        """How many messages the stream holds on each subject matching `subjects`."""
+        info = self._loop.run(self._js.stream_info(stream, subjects_filter=subjects),
+                              API_TIMEOUT_S + GRACE_S, f"subjects of {stream}")
+        return dict(info.state.subjects or {})
+
     def kv(self, bucket: str, *, ttl_s: float | None = None) -> KeyValue:
         """The bucket, made with `settings.replicas` (and the TTL) if it does not exist."""
         nats_kv = self._loop.run(self._bucket(bucket, ttl_s), API_TIMEOUT_S + GRACE_S,
