@@ -22,7 +22,8 @@ Rules:
   are recorded (or none is out, or `lane_wait_s` of real time passed: the calls go on and
   a later round counts them); while it waits, it claims for the lanes that have room. A
   round whose caller has raw events to accept returns as soon as its calls are started, so
-  that acceptance runs while they are out.
+  that acceptance runs while they are out (unless the ERP's calls are budgeted: then its
+  calls wait for acceptance, so that each carries a full batch).
 - The budget (calls per minute, concurrency, daily cap: `hub.budget`) is one budget for
   every process, kept in the database; a round takes each call's grant as it starts it, in
   the lanes' turn, so a budget too small for every lane goes round them (a batch call is
@@ -173,8 +174,13 @@ class PostingBuffer:
         """One round; returns how many deliveries it settled (0: nothing due, the budget is
         spent for longer than `wait_max_s`, or the lanes' calls run past `lane_wait_s`).
         `wait_for_calls=False`: the calls are started and the round returns at once (the
-        caller has other work, acceptance, to do meanwhile; a later round counts them)."""
+        caller has other work, acceptance, to do meanwhile; a later round counts them);
+        for an ERP whose calls are budgeted (per minute, per day) none is started then,
+        only what ended is counted: a call started mid-acceptance would carry part of a
+        batch and spend a whole call of the budget on it."""
         if not wait_for_calls:
+            if self._policy.calls_per_minute or self._policy.daily_cap:
+                return self._reap()
             return self._start_between()
         settled = self._reap() + self._start()
         began = claimed_at = time.monotonic()
