@@ -351,7 +351,7 @@ def _instant(value: object) -> datetime:
         if text.isdigit():
             return datetime.fromtimestamp(int(text) / 1000, UTC)
         moment = datetime.fromisoformat(text)
-    except (ValueError, OverflowError) as exc:
+    except (ValueError, OverflowError, OSError) as exc:  # OSError: beyond the C library's time
         raise MappingError(f"{text[:40]!r} is not a HubSpot time", code="invalid_date") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
