@@ -3,7 +3,6 @@ would strand them: a worker refuses to start, naming them (`streaming.stranded`)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -15,26 +14,20 @@ from finsync.streaming.stranded import PartitionsStrandedError, refuse_if_strand
 from finsync.streaming.subjects import event_subject, partition_filter
 
 
-@pytest.fixture
-def eight(transport_settings: TransportSettings) -> TransportSettings:
-    return replace(transport_settings, partitions=8)
-
-
-@pytest.fixture
-def js(eight: TransportSettings) -> Iterator[JetStream]:
-    client = JetStream(eight, "test")
-    ensure_streams(client, eight)
-    yield client
-    client.close()
-
-
 def _publish(js: JetStream, ns: str, partition: int, count: int) -> None:
     js.publish_many([Outgoing(event_subject(ns, "le_us", partition), b"e")
                      for _ in range(count)])
 
 
-def test_events_waiting_above_the_new_count_stop_a_worker(js: JetStream,
-                                                          eight: TransportSettings) -> None:
+def test_events_waiting_above_the_new_count_stop_a_worker(
+        transport_settings: TransportSettings) -> None:
+    eight = replace(transport_settings, partitions=8)
+    with JetStream(eight, "test") as js:
+        ensure_streams(js, eight)
+        _lowered_to_four(js, eight)
+
+
+def _lowered_to_four(js: JetStream, eight: TransportSettings) -> None:
     ns, stream = eight.namespace, eight.stream("events")
     for partition, count in ((1, 2), (5, 3), (6, 1), (7, 4)):
         _publish(js, ns, partition, count)
