@@ -199,18 +199,26 @@ class _UtcFormatter(logging.Formatter):
         return time.gmtime(seconds)
 
 
-def log_as_daemon() -> None:
-    """A command that runs until stopped (`finsync worker`) logs what it does: finsync's
-    INFO records too (a partition taken, a duty run), one plain line each with its UTC time
-    and module (a log collector's input, never wrapped); a one-shot command shows warnings
-    only."""
+@contextmanager
+def daemon_log() -> Iterator[None]:
+    """While a command that runs until stopped (`finsync worker`) runs, it logs what it
+    does: finsync's INFO records too (a partition taken, a duty run), one plain line each
+    with its UTC time and module (a log collector's input, never wrapped); a one-shot
+    command shows warnings only. The logger is as it was afterwards (a process that runs
+    more commands, the tests, gets no INFO lines from the next)."""
     logger = logging.getLogger("finsync")
+    level, handlers = logger.level, list(logger.handlers)
     logger.setLevel(logging.INFO)
-    logger.handlers = [h for h in logger.handlers if not isinstance(h, _Notice)]
+    logger.handlers = [h for h in handlers if not isinstance(h, _Notice)]
     plain = logging.StreamHandler(sys.stderr)
     plain.setFormatter(_UtcFormatter("%(asctime)sZ %(levelname)s %(name)s: %(message)s",
                                      "%Y-%m-%dT%H:%M:%S"))
     logger.addHandler(plain)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        logger.handlers = handlers
 
 
 def _show_notices() -> None:

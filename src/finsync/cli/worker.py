@@ -25,7 +25,7 @@ import typer
 from finsync.auth.principal import ADMIN
 from finsync.bootstrap import approved_config, build_worker, build_worker_stack, worker_name
 from finsync.cli import output
-from finsync.cli.common import ConfigPath, Json, authorised, guarded, log_as_daemon
+from finsync.cli.common import ConfigPath, Json, authorised, daemon_log, guarded
 from finsync.config import load_config
 from finsync.streaming.ownership import format_partitions
 
@@ -49,8 +49,7 @@ def command(partitions: Annotated[str | None, typer.Option(
     """Process the partitions of the NATS transport: archive raw events, accept the owned
     partitions' events, deliver their deliveries, take the cluster's duties in turn; until
     SIGTERM or SIGINT."""
-    with guarded(as_json):
-        log_as_daemon()
+    with guarded(as_json), daemon_log():
         loaded = load_config(config)
         authorised(loaded, ADMIN)
         stack = build_worker_stack(loaded, daily=daily)
