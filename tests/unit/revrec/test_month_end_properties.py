@@ -54,6 +54,7 @@ from finsync.systems.revrec import (
     RevenueContractState,
     RevenueEvent,
     TransactionPriceChanged,
+    UnitsDelivered,
     apply_event,
     balances,
     book_contract,
@@ -139,9 +140,27 @@ def _all_satisfied_after_the_modification() -> tuple[ContractBooked, list[Revenu
     return book, events
 
 
+def _delivered_before_its_service_starts() -> tuple[ContractBooked, list[RevenueEvent]]:
+    """A falsifying history once found (CI): v2 on 1 January adds ln1, per unit, served from
+    1 February; a unit of it is delivered on 2 January. Per-unit progress counts the unit
+    when delivered, so January has revenue: the schedule once started at February and
+    showed January's 1.00 there."""
+    jan1, feb1 = date(2026, 1, 1), date(2026, 2, 1)
+    ssps = tuple(ssp(f"prod_{i}", "400") for i in range(2))
+    patterns = {f"prod_{i}": RecognitionPattern.PER_UNIT for i in range(2)}
+    ln0 = line("ln0", 2, "1.00", "prod_0", jan1, date(2026, 3, 1))
+    ln1 = line("ln1", 2, "1.00", "prod_1", feb1, date(2026, 4, 1))
+    events: list[RevenueEvent] = [
+        modified("evt_m2", jan1, ln0, ln1, version=2, facts=ModificationFacts(False, False),
+                 ssps=ssps),
+        UnitsDelivered("evt_d0", "ln1", date(2026, 1, 2), 1)]
+    return booked(ln0, ssps=ssps, patterns=patterns), events
+
+
 @SETTINGS
 @given(histories().map(in_date_order))
 @example(_all_satisfied_after_the_modification())
+@example(_delivered_before_its_service_starts())
 def test_cumulative_rounding_stays_within_half_a_minor_unit_of_exact(
         history: tuple[ContractBooked, list[RevenueEvent]]) -> None:
     book, events = history

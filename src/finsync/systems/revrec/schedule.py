@@ -99,8 +99,13 @@ def _day(moment: datetime | None, fallback: date) -> date:
 
 
 def obligation_span(ob: ObligationState) -> Period:
-    """First day to the day after the last change of the obligation."""
-    first = min([s.basis.start for s in ob.segments] + [c.span.start for c in ob.components])
+    """First day to the day after the last change of the obligation. A unit delivered or a
+    percent reported before the service starts is revenue when it happens (per-unit and
+    progress measures count it then), so the span starts early enough to show it in its
+    own month rather than in the first month of service."""
+    facts = [day for day, _ in ob.deliveries] + [day for day, _ in ob.progress_reports]
+    first = min([s.basis.start for s in ob.segments] + [c.span.start for c in ob.components]
+                + facts)
     ends = [s.basis.end for s in ob.segments] + [c.span.end for c in ob.components]
     ends += [_day(s.effective, first) for s in ob.segments]
     ends += [_day(c.effective, first) for c in ob.components]
