@@ -125,6 +125,7 @@ class WrongRevisionError(Exception):
 
 @dataclass(frozen=True)
 class Entry:
+    key: str
     value: bytes
     revision: int
 
@@ -133,24 +134,24 @@ class Bucket:
     """A KV bucket with JetStream's compare-and-set rules; `expire(key)` is its TTL."""
 
     def __init__(self) -> None:
-        self.entries: dict[str, Entry] = {}
+        self._items: dict[str, Entry] = {}
         self.revision = 0
 
     def _write(self, key: str, value: bytes) -> int:
         self.revision += 1
-        self.entries[key] = Entry(value, self.revision)
+        self._items[key] = Entry(key, value, self.revision)
         return self.revision
 
     def get(self, key: str) -> Entry | None:
-        return self.entries.get(key)
+        return self._items.get(key)
 
     def create(self, key: str, value: bytes) -> int:
-        if key in self.entries:
+        if key in self._items:
             raise KeyExistsError(key)
         return self._write(key, value)
 
     def update(self, key: str, value: bytes, last_revision: int) -> int:
-        entry = self.entries.get(key)
+        entry = self._items.get(key)
         if entry is None or entry.revision != last_revision:
             raise WrongRevisionError(key)
         return self._write(key, value)
@@ -159,16 +160,16 @@ class Bucket:
         return self._write(key, value)
 
     def delete(self, key: str, last_revision: int | None = None) -> None:
-        entry = self.entries.get(key)
+        entry = self._items.get(key)
         if last_revision is not None and (entry is None or entry.revision != last_revision):
             raise WrongRevisionError(key)
-        self.entries.pop(key, None)
+        self._items.pop(key, None)
 
-    def keys(self) -> list[str]:
-        return sorted(self.entries)
+    def entries(self) -> list[Entry]:
+        return [self._items[key] for key in sorted(self._items)]
 
     def expire(self, key: str) -> None:
-        del self.entries[key]
+        del self._items[key]
 
 
 LOST = (KeyExistsError, WrongRevisionError)

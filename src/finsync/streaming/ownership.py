@@ -38,7 +38,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -131,6 +131,11 @@ class KeyValueEntry(Protocol):
     def revision(self) -> int: ...
 
 
+class NamedEntry(KeyValueEntry, Protocol):
+    @property
+    def key(self) -> str: ...
+
+
 class KeyValueStore(Protocol):
     """What leases need of a KV bucket (`streaming.client.KeyValue`)."""
 
@@ -139,7 +144,7 @@ class KeyValueStore(Protocol):
     def update(self, key: str, value: bytes, last_revision: int) -> int: ...
     def put(self, key: str, value: bytes) -> int: ...
     def delete(self, key: str, last_revision: int | None = None) -> None: ...
-    def keys(self) -> list[str]: ...
+    def entries(self) -> Sequence[NamedEntry]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,12 +321,8 @@ class Leases:
             self._nodes.delete(self.me.name)
 
     def _live(self) -> list[Node]:
-        found: list[Node] = []
-        for name in self._nodes.keys():  # noqa: SIM118 (a KV bucket, not a dict)
-            entry = self._nodes.get(name)
-            if entry is not None and entry.value:
-                found.append(Node.decode(name, entry.value))
-        return found
+        return [Node.decode(entry.key, entry.value) for entry in self._nodes.entries()
+                if entry.value]
 
     def _renew(self, partition: int) -> None:
         try:
