@@ -9,6 +9,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
@@ -289,6 +290,10 @@ def test_the_daily_cap_stops_posting_until_the_next_day_and_waits(engine: Engine
     assert hub.waiting().due == 3 and hub.exceptions() == []  # waiting, not failed
     assert all(b.waiting_for is not None and b.waiting_for.limit is Limit.DAILY_CAP
                for b in buffers)
+    [held] = hub.status_report().as_json()["budget_waits"]  # what `finsync status` shows
+    midnight = datetime.combine(clock().date() + timedelta(days=1), datetime.min.time(), UTC)
+    assert held == {"target": "ledger", "limit": "daily_cap",
+                    "seconds": round((midnight - clock()).total_seconds(), 3)}
     days = [port.calls[-1].at.date()]
     while statuses(hub) != {"done": 5}:
         assert buffers[0].waiting_for is not None

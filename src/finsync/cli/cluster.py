@@ -78,9 +78,7 @@ def _behind(lag: Lag | None) -> list[object]:
 def _age(started_at: datetime | None, now: datetime) -> str:
     if started_at is None:
         return "?"
-    seconds = int((now - started_at).total_seconds())
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+    return output.duration(int((now - started_at).total_seconds()))
 
 
 def _numbers(numbers: tuple[int, ...]) -> str:

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -53,7 +54,13 @@ from finsync.cli.common import hub_for as _hub
 from finsync.config import DEFAULT_CONFIG, load_config
 from finsync.domain.clock import parse_utc
 from finsync.hub.replay import ReplayFilter
-from finsync.hub.status import STATUS_FILTERS, UNRESOLVED_FILTER, HubStatus, Waiting
+from finsync.hub.status import (
+    STATUS_FILTERS,
+    UNRESOLVED_FILTER,
+    BudgetWait,
+    HubStatus,
+    Waiting,
+)
 
 app = typer.Typer(help="finsync: every financial effect of a contract change, once, everywhere.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -258,6 +265,7 @@ def _print_status(status: HubStatus) -> None:
     output.console.print(f"duplicates ignored: {status.duplicates_ignored}")
     _print_unresolved(status)
     _print_waiting(status.waiting)
+    _print_budget_waits(status.budget_waits)
     if status.usage.get("events"):
         output.counts_table("usage (meter events and their totals for billing)", status.usage)
     _print_held(status)
@@ -284,6 +292,18 @@ def _print_unresolved(status: HubStatus) -> None:
                  [[g.status.value, g.exception_class, g.count, output.money(g.amounts)]
                   for g in status.unresolved])
     output.console.print("see them with `finsync exceptions list`")
+
+
+_BUDGET_LIMITS = {"calls_per_minute": "its calls per minute are spent",
+                  "daily_cap": "its daily cap is reached (until the next UTC day)",
+                  "retry_after": "it asked to be called later (retry-after)"}
+
+
+def _print_budget_waits(waits: Sequence[BudgetWait]) -> None:
+    for wait in waits:
+        output.console.print(f"calls to {wait.target} held back: "
+                             f"{_BUDGET_LIMITS.get(wait.limit, wait.limit)}; the next may go "
+                             f"in {output.duration(wait.seconds)}")
 
 
 def _print_waiting(waiting: Waiting) -> None:

@@ -21,6 +21,12 @@ console = Console()
 errors = Console(stderr=True)
 
 
+def duration(seconds: float) -> str:
+    """`1h05m` or `4m07s`: a wait or an age as an operator reads it (whole seconds)."""
+    hours, rest = divmod(max(0, round(seconds)), 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 

@@ -381,10 +381,14 @@ class PostingBuffer:
             return self._planner.plan(items)
         return [Planned(self._posting(i), (i,)) for i in items], []
 
+    def budget_wait(self) -> Wait | None:
+        """What the posting budget holds calls back for now, if anything (a look)."""
+        return self._budget.waiting()
+
     def _ready(self, full: Sequence[Lane]) -> bool:
         """Whether calls may go out now; waits while the minute's budget, the day's cap or
         the ERP's pause holds them and something is due (nothing is leased while waiting)."""
-        waiting = self._budget.waiting()
+        waiting = self.budget_wait()
         if waiting is None:
             self.waiting_for = None
             return True

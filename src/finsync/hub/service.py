@@ -36,6 +36,7 @@ from finsync.hub.settings import HubSettings
 from finsync.hub.status import (
     LISTING_MAX,
     UNRESOLVED_FILTER,
+    BudgetWait,
     ExceptionListing,
     HeldForTax,
     HubStatus,
@@ -256,7 +257,14 @@ class Hub:
                 usage=usage_log.counts(conn),
                 dunning={"threads": threads, "declined_attempts": declined},
                 held_for_tax=_held_for_tax(conn),
+                budget_waits=self._budget_waits(),
             )
+
+    def _budget_waits(self) -> tuple[BudgetWait, ...]:
+        """The ERPs whose posting budget holds their calls back now (a look, nothing
+        taken)."""
+        return tuple(BudgetWait(b.system, wait.limit.value, wait.seconds)
+                     for b in self.buffers if (wait := b.budget_wait()) is not None)
 
     def held_for_tax(self) -> HeldForTax:
         """Invoices held as drafts because their tax could not be computed."""

@@ -117,6 +117,22 @@ class Waiting:
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetWait:
+    """An ERP's calls held back now by its posting budget: `limit` is the minute's budget
+    (`calls_per_minute`), the day's cap (`daily_cap`, until the next UTC day) or the ERP's
+    own pause (`retry_after`); one call may go in `seconds`. Its due deliveries wait,
+    untried, among `Waiting.due`."""
+
+    target: str
+    limit: str
+    seconds: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"target": self.target, "limit": self.limit,
+                "seconds": round(self.seconds, 3)}
+
+
+@dataclass(frozen=True, slots=True)
 class HeldForTax:
     """Invoices billing holds as drafts because their tax could not be computed: how many
     (one unresolved `tax_failure` each) and their subtotals per currency, the money they
@@ -161,6 +177,7 @@ class HubStatus:
     # every declined attempt received (`declined_attempts`).
     dunning: Mapping[str, int] = field(default_factory=dict)
     held_for_tax: HeldForTax = field(default_factory=HeldForTax)
+    budget_waits: tuple[BudgetWait, ...] = ()
 
     @property
     def unresolved_count(self) -> int:
@@ -189,7 +206,8 @@ class HubStatus:
                 "next_retry_at": iso(self.waiting.next_retry_at),
                 "usage": dict(self.usage),
                 "dunning": dict(self.dunning),
-                "held_for_tax": self.held_for_tax.as_json()}
+                "held_for_tax": self.held_for_tax.as_json(),
+                "budget_waits": [w.as_json() for w in self.budget_waits]}
 
 
 @dataclass(frozen=True, slots=True)
