@@ -1330,7 +1330,8 @@ class WorkerStack:
             self.hub.engine.dispose()
 
 
-DAILY_SWITCHED_OFF = "switched off (finsync worker --no-daily): run finsync reconcile daily"
+DAILY_SWITCHED_OFF = ("switched off (finsync worker --no-daily or FINSYNC_DAILY=off): run "
+                      "finsync reconcile daily")
 
 
 def build_worker_stack(config: FinsyncConfig, *, daily: bool = True) -> WorkerStack:

@@ -709,6 +709,15 @@ class ConfigNotFoundError(ConfigError):
     code = "config_not_found"
 
 
+def env_switch(name: str) -> bool:
+    """An on/off environment variable, on when unset (`FINSYNC_DAILY`: `serve` and
+    `finsync worker` take the daily job unless it is `off`)."""
+    mode = os.environ.get(name, "on")
+    if mode not in {"on", "off"}:
+        raise ConfigError(f"{name} must be on or off, not {mode!r}")
+    return mode == "on"
+
+
 def load_config(path: Path | None = None) -> FinsyncConfig:
     """Read the configuration named by `path`, else by `FINSYNC_CONFIG`; a named file that
     does not exist is an error (`config_not_found`), never a reason to fall back. With none

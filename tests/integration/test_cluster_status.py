@@ -18,7 +18,7 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 from sqlalchemy import Engine
 
-from finsync.bootstrap import build_finance, build_metrics
+from finsync.bootstrap import DAILY_SWITCHED_OFF, build_finance, build_metrics
 from finsync.cli.main import app
 from finsync.config import load_config
 from finsync.streaming.client import JetStream
@@ -31,7 +31,7 @@ from tests.clikit import cli_json, runner, with_auth
 from tests.hubkit import ingest, make_hub, settings
 
 STARTED = "2026-12-07T00:00:00+00:00"
-NO_DAILY = "switched off (finsync worker --no-daily)"
+NO_DAILY = DAILY_SWITCHED_OFF
 # What the partitions hold, per partition (4 partitions; the 4th gets nothing).
 BACKLOG = {0: 5, 1: 3, 2: 1}
 

@@ -26,6 +26,7 @@ from sqlalchemy import Engine, func, select
 import finsync
 from finsync.audit.checkpoint import DAILY, every
 from finsync.bootstrap import (
+    DAILY_SWITCHED_OFF,
     WorkerStack,
     build_daily_duty,
     build_finance,
@@ -162,10 +163,11 @@ def test_a_day_is_reconciled_once_when_two_workers_race(
 
 
 # -- `finsync worker` processes ---------------------------------------------------------
-def _process(config: Path, log: Path, db_url: str, *args: str) -> subprocess.Popen[bytes]:
+def _process(config: Path, log: Path, db_url: str, *args: str,
+             **more_env: str) -> subprocess.Popen[bytes]:
     # This checkout's finsync, whatever the working directory (the test runs in tmp_path).
     source = str(Path(finsync.__file__).resolve().parents[1])
-    env = {**os.environ, "FINSYNC_DATABASE_URL": db_url, KEY_ENV: KEY,
+    env = {**os.environ, "FINSYNC_DATABASE_URL": db_url, KEY_ENV: KEY, **more_env,
            "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])}
     with log.open("ab") as out:  # the child holds its own copy
         return subprocess.Popen([sys.executable, "-m", "finsync", "worker", "--config",
@@ -242,27 +244,29 @@ def test_a_worker_without_the_daily_duty_says_so(
     monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
     monkeypatch.chdir(tmp_path)
     ledger_only = _ledger_only(tmp_path, db_url, transport_settings)
-    logs = (tmp_path / "ledger.log", tmp_path / "cron.log")
-    ledger = _process(ledger_only, logs[0], db_url, "--name", "w-ledger")
-    cron = _process(ledger_only, logs[1], db_url, "--name", "w-cron", "--no-daily")
+    logs = (tmp_path / "ledger.log", tmp_path / "cron.log", tmp_path / "env.log")
+    processes = (_process(ledger_only, logs[0], db_url, "--name", "w-ledger"),
+                 _process(ledger_only, logs[1], db_url, "--name", "w-cron", "--no-daily"),
+                 _process(ledger_only, logs[2], db_url, "--name", "w-env",
+                          FINSYNC_DAILY="off"))
     try:
-        def both_up() -> bool:
+        def all_up() -> bool:
             found = cli_json(["cluster", "status", "--config", str(ledger_only)])
-            return sorted(n["name"] for n in found["nodes"]) == ["w-cron", "w-ledger"]
-        _until("both workers heartbeat", both_up, logs)
+            return sorted(n["name"] for n in found["nodes"]) == ["w-cron", "w-env", "w-ledger"]
+        _until("the workers heartbeat", all_up, logs)
         found = cli_json(["cluster", "status", "--config", str(ledger_only)])
         declined = {n["name"]: n["declined"] for n in found["nodes"]}
         assert "no system with role 'revenue'" in declined["w-ledger"]["daily"]
-        assert "--no-daily" in declined["w-cron"]["daily"]
+        assert declined["w-cron"]["daily"] == declined["w-env"]["daily"] == DAILY_SWITCHED_OFF
         assert found["singletons"]["daily"] is None
         assert set(found["singletons"]) == {"relay", "duties", "daily"}
-        assert found["singletons"]["duties"] in {"w-cron", "w-ledger"}
+        assert found["singletons"]["duties"] in {"w-cron", "w-env", "w-ledger"}
         for log in logs:
             assert log.read_text().count("runs without the daily duty") == 1
     finally:
-        for process in (ledger, cron):
+        for process in processes:
             process.send_signal(signal.SIGTERM)
-        for process in (ledger, cron):
+        for process in processes:
             try:
                 process.wait(WAIT_MAX_S)
             finally:

@@ -37,7 +37,7 @@ from finsync.bootstrap import (
     build_usage,
     build_webhooks,
 )
-from finsync.config import load_config
+from finsync.config import env_switch, load_config
 from finsync.hub import logfilter
 from finsync.hub.pipeline import SERVE_PID_ENV
 from finsync.views.services import build_services
@@ -45,14 +45,6 @@ from finsync.views.services import build_services
 
 def _interval_s() -> float:
     return float(os.environ.get("FINSYNC_WORKER_INTERVAL_S", "1"))
-
-
-def _switch(name: str) -> bool:
-    """An on/off environment variable (on by default)."""
-    mode = os.environ.get(name, "on")
-    if mode not in {"on", "off"}:
-        raise ValueError(f"{name} must be on or off, not {mode!r}")
-    return mode == "on"
 
 
 ROLES = ("all", "intake")
@@ -71,7 +63,7 @@ def app_from_environment() -> FastAPI:
     (reconciliation then runs when `finsync reconcile` is run, from cron say), and each
     intake source's input limits (`[limits]`); an intake node when `FINSYNC_ROLE` is
     `intake`."""
-    pipeline, daily = _switch("FINSYNC_PIPELINE"), _switch("FINSYNC_DAILY")
+    pipeline, daily = env_switch("FINSYNC_PIPELINE"), env_switch("FINSYNC_DAILY")
     config = load_config()
     finance = build_finance(config)
     hub = finance.hub
@@ -106,7 +98,7 @@ def run_pipeline() -> None:
     hub = finance.hub
     approved_config(config, hub.engine, hub.clock)
     supervisor = pipeline_supervisor(hub, _interval_s(),
-                                     build_daily(finance) if _switch("FINSYNC_DAILY") else None,
+                                     build_daily(finance) if env_switch("FINSYNC_DAILY") else None,
                                      build_usage(config, hub.engine, hub.clock),
                                      held=build_held_retry(finance))
     stopping = threading.Event()

@@ -26,7 +26,7 @@ from finsync.auth.principal import ADMIN
 from finsync.bootstrap import approved_config, build_worker, build_worker_stack, worker_name
 from finsync.cli import output
 from finsync.cli.common import ConfigPath, Json, authorised, daemon_log, guarded
-from finsync.config import load_config
+from finsync.config import env_switch, load_config
 from finsync.streaming.ownership import format_partitions
 
 if TYPE_CHECKING:  # nats-py loads only when a worker starts (`bootstrap.build_worker`)
@@ -44,7 +44,8 @@ def command(partitions: Annotated[str | None, typer.Option(
             daily: Annotated[bool, typer.Option(
                 help="Take the cluster's daily job (reconciliation, audit checkpoint, call "
                      "log purge) and held-invoice retry in turn with the other workers; "
-                     "--no-daily where a scheduler runs finsync reconcile.")] = True,
+                     "--no-daily (or FINSYNC_DAILY=off, as for serve) where a scheduler "
+                     "runs finsync reconcile.")] = True,
             config: ConfigPath = None, as_json: Json = False) -> None:
     """Process the partitions of the NATS transport: archive raw events, accept the owned
     partitions' events, deliver their deliveries, take the cluster's duties in turn; until
@@ -52,7 +53,7 @@ def command(partitions: Annotated[str | None, typer.Option(
     with guarded(as_json), daemon_log():
         loaded = load_config(config)
         authorised(loaded, ADMIN)
-        stack = build_worker_stack(loaded, daily=daily)
+        stack = build_worker_stack(loaded, daily=daily and env_switch("FINSYNC_DAILY"))
         try:
             approved_config(loaded, stack.hub.engine, stack.hub.clock)
             node, js = build_worker(loaded, stack, name or worker_name(), partitions)
