@@ -24,6 +24,7 @@ from finsync.demo.clock import SimClock
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.money import Money
 from finsync.domain.status import ExceptionStatus
+from finsync.hub.budget import Grant, Limits, PostingBudget
 from finsync.hub.pipeline import PIPELINE
 from finsync.storage import exception_log, recon_log
 from finsync.storage.db import transaction
@@ -210,6 +211,27 @@ def test_the_pipeline_run_by_this_process_reports_its_health(
     assert pipeline["runs_here"] is True
     assert pipeline["status"] == "ok" and pipeline["reasons"] == []
     assert pipeline["workers"][PIPELINE]["alive"] is True
+
+
+def test_an_erp_held_back_by_its_daily_cap_is_shown_with_when_it_may_be_called(
+        tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
+    text = DEFAULT_CONFIG.read_text().replace("# daily_cap = 50000", "daily_cap = 1")
+    config = parse_config(tomllib.loads(text), tmp_path)
+    clock = SimClock(NOW)
+    finance = build_finance(config, clock=clock)
+    try:
+        client = authkit.client(create_app(finance.hub, services=build_services(
+            config, finance)), finance.hub.engine, [FINANCE_READ])
+        assert client.get("/v1/overview").json()["pipeline"]["budget_waits"] == []
+        # Another process spends the day's one call.
+        other = PostingBudget(finance.hub.engine, "ledger", Limits(daily_cap=1), clock,
+                              "other", 30)
+        assert isinstance(other.take(), Grant)
+        held = client.get("/v1/overview").json()["pipeline"]["budget_waits"]
+    finally:
+        finance.dispose()
+    assert held == [{"target": "ledger", "limit": "daily_cap", "seconds": 12 * 3600.0}]
 
 
 def _posted(finance: Finance, n: int, occurred: datetime, completed: datetime) -> None:

@@ -257,10 +257,10 @@ class Hub:
                 usage=usage_log.counts(conn),
                 dunning={"threads": threads, "declined_attempts": declined},
                 held_for_tax=_held_for_tax(conn),
-                budget_waits=self._budget_waits(),
+                budget_waits=self.budget_waits(),
             )
 
-    def _budget_waits(self) -> tuple[BudgetWait, ...]:
+    def budget_waits(self) -> tuple[BudgetWait, ...]:
         """The ERPs whose posting budget holds their calls back now (a look, nothing
         taken)."""
         return tuple(BudgetWait(b.system, wait.limit.value, wait.seconds)

@@ -30,7 +30,7 @@ from finsync.domain.money import Money
 from finsync.hub import cpq_contracts
 from finsync.hub.metrics import AGE_BUCKETS, EntityRecon, Exposure, Metrics
 from finsync.hub.pipeline import Health, Supervisor
-from finsync.hub.status import HeldForTax, Waiting
+from finsync.hub.status import BudgetWait, HeldForTax, Waiting
 from finsync.recon.history import VariancePoint, variance_trend
 from finsync.views.services import Services
 
@@ -90,6 +90,7 @@ class Overview:
     waiting: Waiting
     held_for_tax: HeldForTax = field(default_factory=HeldForTax)
     cpq_not_applied: int = 0  # CPQ orders held, refused, failed or in mismatch
+    budget_waits: tuple[BudgetWait, ...] = ()  # ERPs whose posting budget holds calls now
 
     @property
     def by_class(self) -> list[Stake]:
@@ -125,7 +126,8 @@ class Overview:
             "metrics": self.metrics.as_json(),
             "pipeline": {"runs_here": self.pipeline is not None,
                          **({} if self.pipeline is None else self.pipeline.as_json()),
-                         "waiting": self.waiting.as_json()},
+                         "waiting": self.waiting.as_json(),
+                         "budget_waits": [w.as_json() for w in self.budget_waits]},
         }
 
 
@@ -151,4 +153,5 @@ def overview(services: Services, pipeline: Supervisor | None,
     health = None if pipeline is None else pipeline.health()
     hub = services.finance.hub
     return Overview(measured, entities, since, until, trend, health, hub.waiting(),
-                    hub.held_for_tax(), cpq_contracts.not_applied(hub.engine))
+                    hub.held_for_tax(), cpq_contracts.not_applied(hub.engine),
+                    hub.budget_waits())

@@ -233,20 +233,45 @@ function metrics(data) {
             rowAttrs: (row) => ({ "data-metric": row.id }) }));
 }
 
+const BUDGET_LIMITS = {
+  calls_per_minute: "calls per minute spent",
+  daily_cap: "daily cap reached (until the next UTC day)",
+  retry_after: "the ERP asked to be called later",
+};
+
+function minutes(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  const hours = Math.floor(s / 3600), rest = s % 3600;
+  const pad = (n) => String(n).padStart(2, "0");
+  return hours ? `${hours}h${pad(Math.floor(rest / 60))}m` : `${Math.floor(rest / 60)}m${pad(rest % 60)}s`;
+}
+
+// The ERPs whose posting budget holds their calls back now: their due deliveries wait,
+// untried, among "Due now".
+function budgetWaits(waits) {
+  if (!waits.length) return null;
+  return table({ caption: "ERP calls held back by the posting budget", rows: waits,
+    rowAttrs: (row) => ({ "data-budget-target": row.target }), columns: [
+      { key: "target", label: "ERP" },
+      { key: "limit", label: "Held back because", render: (row) => BUDGET_LIMITS[row.limit] || row.limit },
+      { key: "seconds", label: "Next call in", numeric: true, render: (row) => minutes(row.seconds) },
+    ] });
+}
+
 function pipeline(data) {
   const p = data.pipeline;
   const w = p.waiting;
-  const waiting = table({ caption: "Waiting to be delivered", columns: [
+  const waiting = [table({ caption: "Waiting to be delivered", columns: [
     { key: "due", label: "Due now", numeric: true },
     { key: "retrying", label: "Retrying", numeric: true },
     { key: "in_flight", label: "In flight", numeric: true },
     { key: "next_retry_at", label: "Next retry", render: (row) => iso(row.next_retry_at) || "none" },
-  ], rows: [w] });
+  ], rows: [w] }), budgetWaits(p.budget_waits)];
   if (!p.runs_here) {
     return section("Pipeline",
       h("p", {}, h("span", { class: "badge", "data-testid": "pipeline-badge" }, "not run here"),
         " This server process runs no pipeline; another process (`finsync serve --workers N`, or `finsync run`) delivers."),
-      waiting);
+      ...waiting);
   }
   const workers = Object.entries(p.workers).map(([name, worker]) => ({ name, ...worker }));
   const badge = p.status === "ok" ? "ok" : "bad";
@@ -262,7 +287,7 @@ function pipeline(data) {
       { key: "restarts", label: "Restarts", numeric: true },
       { key: "last_error", label: "Last error", render: (row) => row.last_error || "" },
     ] }),
-    waiting);
+    ...waiting);
 }
 
 register({
