@@ -306,6 +306,31 @@ def test_the_daily_cap_stops_posting_until_the_next_day_and_waits(engine: Engine
     assert list(per_day.values()) == [2, 2, 1]
 
 
+def test_a_task_slower_than_its_lease_keeps_its_deliveries(engine: Engine) -> None:
+    """A task makes its calls one after the other: four calls of 12 s each outlast the
+    30 s lease of the deliveries claimed for the last ones, unless the task keeps them."""
+    clock = Clock()
+    expired: list[int] = []
+
+    class Slow(RecordingLedger):
+        def post_batch(self, postings: Sequence[Posting]) -> Sequence[Receipt | FinsyncError]:
+            clock.advance(12)
+            with reading(engine) as conn:
+                expired.append(conn.execute(select(func.count()).where(
+                    deliveries.c.status == "in_flight",
+                    deliveries.c.lease_expires_at < clock())).scalar_one())
+            return super().post_batch(postings)
+
+    port = Slow(clock, max_batch=1)
+    hub = buffered_hub(engine, {"ledger": (port, BufferPolicy(batch_size=1))}, clock)
+    ingest(hub, _invoices(4, ("le_us",)))
+    hub.run_until_idle()
+    assert len(port.calls) == 4 and expired == [0, 0, 0, 0]
+    assert statuses(hub) == {"done": 4}
+    with reading(engine) as conn:
+        assert {r["lease_expiries"] for r in outbox.all_rows(conn)} == {0}
+
+
 def test_a_backlog_in_one_lane_holds_no_other_back(engine: Engine) -> None:
     clock = Clock()
     port = RecordingLedger(clock, max_batch=1, hold_s=0.1)  # ten calls a second at most

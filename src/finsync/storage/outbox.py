@@ -397,6 +397,19 @@ def release(conn: Connection, delivery_ids: Collection[int], owner: str) -> int:
         status=DeliveryStatus.PENDING, lease_owner=None, lease_expires_at=None)).rowcount)
 
 
+def extend_leases(conn: Connection, delivery_ids: Collection[int], owner: str,
+                  until: datetime) -> int:
+    """Keep leased deliveries `owner`'s until `until` (a posting task whose earlier calls
+    took long); how many it still held (one whose lease ran out and another took is not
+    taken back)."""
+    if not delivery_ids:
+        return 0
+    return int(conn.execute(update(deliveries).where(
+        deliveries.c.id.in_(list(delivery_ids)), deliveries.c.lease_owner == owner,
+        deliveries.c.status == DeliveryStatus.IN_FLIGHT).values(
+        lease_expires_at=until)).rowcount)
+
+
 def requeue(conn: Connection, event_ids: Sequence[str], at: datetime,
             targets: Sequence[str] | None = None) -> int:
     """Send deliveries of these events again (replay); keys stay, so targets dedupe."""
