@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, func, select, update
 
 from finsync.connectors.filedrop.ledger import FileDropLedger
 from finsync.connectors.ports import DeliveryContext, Receipt
@@ -15,7 +15,9 @@ from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 from finsync.domain.events import AnyEvent, EventType
 from finsync.hub.milestone import Milestone
 from finsync.hub.target import Target, ledger_target
-from finsync.storage.schema import events
+from finsync.storage import outbox
+from finsync.storage.db import reading
+from finsync.storage.schema import deliveries, events
 from tests.builders import envelope, invoice_doc
 from tests.hubkit import Clock, ingest, make_hub, settings
 
@@ -147,3 +149,35 @@ def test_a_stored_event_that_no_longer_reads_fails_alone(engine: Engine,
     (error,) = hub.exceptions()
     assert error["class"] == ExceptionClass.MAPPING_ERROR
     assert "does not read" in error["summary"] and error["correlation_id"] == "amd-1"
+
+
+class Slow(Faulty):
+    """Each call lasts 12 s of the hub's clock, and sees which deliveries in flight have
+    a lease that ran out."""
+
+    def __init__(self, exports: Path, engine: Engine, clock: Clock) -> None:
+        super().__init__(exports, [])
+        self.engine, self.clock, self.expired = engine, clock, list[int]()
+
+    def deliver(self, event: AnyEvent, ctx: DeliveryContext) -> Receipt:
+        self.clock.advance(12)
+        with reading(self.engine) as conn:
+            self.expired.append(conn.execute(select(func.count()).where(
+                deliveries.c.status == "in_flight",
+                deliveries.c.lease_expires_at < self.clock())).scalar_one())
+        return super().deliver(event, ctx)
+
+
+def test_a_batch_slower_than_its_lease_keeps_its_deliveries(
+        engine: Engine, tmp_path: Path) -> None:
+    """Outcomes are recorded after a batch's last call: five calls of 12 s each outlast
+    the 30 s lease of the batch, unless the worker keeps it."""
+    clock = Clock()
+    target = Slow(tmp_path, engine, clock)
+    hub = make_hub(engine, tmp_path, targets={"ledger": target}, clock=clock)
+    ingest(hub, [_invoice(n) for n in range(5)])
+    hub.run_until_idle()
+    assert target.calls == 5 and target.expired == [0] * 5
+    assert hub.status()["deliveries"] == {"done": 5}
+    with reading(engine) as conn:
+        assert {r["lease_expiries"] for r in outbox.all_rows(conn)} == {0}

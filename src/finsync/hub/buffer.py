@@ -61,7 +61,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal, cast
 
 from sqlalchemy import Engine
@@ -349,12 +349,13 @@ class PostingBuffer:
         transaction for the task, not one per call), then the grants given back. A defect
         in a call still records what the calls before it answered."""
         attempts: list[Attempt] = []
-        leased_at = self._clock()
+        # Outcomes are recorded after the last call: a slow ERP's calls must not outlast
+        # the task's leases.
+        keep = self._worker.keeper([i for call, _ in task for i in call.delivery_ids()],
+                                   self._lease_s)
         try:
-            for n, (call, _) in enumerate(task):
-                if n and (self._clock() - leased_at).total_seconds() > self._lease_s / 3:
-                    self._extend(task)
-                    leased_at = self._clock()
+            for call, _ in task:
+                keep()
                 attempts += self._make(call)
         finally:
             try:
@@ -364,21 +365,6 @@ class PostingBuffer:
                 for _, grant in task:
                     self._budget.release(grant)
         return len(attempts)
-
-    def _extend(self, task: Sequence[tuple[_Call, Grant]]) -> None:
-        """Keep the task's deliveries for another `lease_s`: its calls go one after the
-        other (several only when the ERP sets no limit, so no concurrency slot is held)
-        and their outcomes are recorded at the end, so a slow ERP's calls could outlast
-        the leases (a delivery whose lease runs out is a suspect another worker may take,
-        and is buried after `lease_expiries_max` of them)."""
-        ids = [i for call, _ in task for i in call.delivery_ids()]
-        with transaction(self._engine) as conn:
-            kept = outbox.extend_leases(conn, ids, self._owner,
-                                        self._clock() + timedelta(seconds=self._lease_s))
-        if kept < len(ids):
-            log.warning("%s: %d delivery lease(s) ran out during a slow task; another "
-                        "worker may send them too (the ERP answers the key once)",
-                        self.system, len(ids) - kept)
 
     def _make(self, call: _Call) -> list[Attempt]:
         """One call's attempts (a pause of the budget when the ERP asks for one)."""
