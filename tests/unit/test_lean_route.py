@@ -84,3 +84,17 @@ def test_a_route_with_what_a_lean_route_cannot_run_is_refused_when_built() -> No
         with pytest.raises(TypeError, match=what):
             FastAPI().router.add_api_route(path, endpoint, methods=["POST"],
                                            route_class_override=LeanRoute)
+
+
+def test_an_overridden_dependency_fails_the_request_instead_of_being_skipped() -> None:
+    calls: list[str] = []
+    app = _app(calls)
+
+    async def let_everyone_in() -> None:
+        calls.append("override")
+
+    app.dependency_overrides[app_wide] = let_everyone_in
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.post("/things/x", content=b"hello")
+    assert answer.status_code == 500
+    assert calls == []

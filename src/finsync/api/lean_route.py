@@ -14,6 +14,8 @@ Rules:
   dependencies that are coroutine functions with nothing below them; the endpoint a plain
   `def` returning a `Response`. Anything else (a query or header parameter, a body model, a
   dependency added later) is refused when the app is built, never skipped.
+- `app.dependency_overrides` would need FastAPI's solving: an override of one of its
+  dependencies fails the request (500) rather than being skipped.
 - Errors propagate as from any route: the app's exception handlers map them.
 """
 
@@ -38,9 +40,14 @@ class LeanRoute(APIRoute):
         steps = [(step.name, step) for step in endpoint.dependencies]
 
         async def handle(request: Request) -> Response:
+            overrides = getattr(self.dependency_overrides_provider, "dependency_overrides",
+                                None)
             results: dict[str, Any] = {}
             for name, step in steps:
                 assert step.call is not None
+                if overrides and step.call in overrides:
+                    raise TypeError(f"{self.path} is a lean route: it cannot run the "
+                                    f"override of {step.call.__name__}")
                 result = await step.call(**_arguments(step, request, {}))
                 if name is not None:
                     results[name] = result
