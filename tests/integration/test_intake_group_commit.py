@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from finsync.api.app import create_app
 from finsync.auth import tokens
@@ -99,8 +99,11 @@ def test_the_app_answers_each_request_and_wakes_after_each_batch(engine: Engine,
     assert sum(woken) == 12
 
 
+@pytest.mark.parametrize("where", ["before the store", "in the store's transaction"])
 def test_an_item_whose_credential_fails_the_recheck_is_answered_with_its_error_alone(
-        engine: Engine, tmp_path: Path) -> None:
+        engine: Engine, tmp_path: Path, where: str) -> None:
+    """An intake node rechecks before it publishes; the raw event log's store rechecks in
+    the transaction that stores the batch. Either way the item is refused alone."""
     hub = make_hub(engine, tmp_path)
     asked: list[set[str]] = []
 
@@ -108,8 +111,16 @@ def test_an_item_whose_credential_fails_the_recheck_is_answered_with_its_error_a
         asked.append(set(ids))
         return {"gone": NotAuthenticatedError("API token gone is no longer active")}
 
-    writer = GroupCommit(hub.intake, stores_raw(hub.intake), batch_max=64, linger_s=0.05,
-                         recheck=recheck)
+    def recheck_in(conn: Connection, ids: Collection[str]) -> dict[str, Exception]:
+        assert conn.in_transaction()
+        return recheck(ids)
+
+    if where == "before the store":
+        writer = GroupCommit(hub.intake, stores_raw(hub.intake), batch_max=64,
+                             linger_s=0.05, recheck=recheck)
+    else:
+        writer = GroupCommit(hub.intake, stores_raw(hub.intake, recheck_in), batch_max=64,
+                             linger_s=0.05)
     named = ["kept", "gone", None]
     with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(writer.receive, "canonical", _payment(n), {}, token=token)
@@ -118,6 +129,7 @@ def test_an_item_whose_credential_fails_the_recheck_is_answered_with_its_error_a
         with pytest.raises(NotAuthenticatedError):
             futures[1].result(30)
     writer.close()
+    assert writer.items == 2  # stored ones only
     assert set().union(*asked) == {"kept", "gone"}  # one look-up per batch, named ones only
     with reading(engine) as conn:
         stored = {r.id: json.loads(r.body)["source_event_id"]

@@ -17,7 +17,9 @@ The one async step is the `_admitted` dependency, which FastAPI awaits before th
 runs: the source's rate limit (429 `rate_limited`, with `Retry-After`), then its body, read
 while counting and no further than the source's `body_max_bytes` (413 `body_too_large`; the
 refusal is recorded by the handler, the body never). Limits are per source (`limits_for`,
-from the configuration).
+from the configuration). Event intake's route, nearly every request, is a `LeanRoute`:
+declared like every route, it runs these dependencies itself instead of through FastAPI's
+per-request solving (`lean_route`).
 
 Every route is authenticated before anything else runs (`security`: a bearer token with the
 route's scope, deny by default). An intake request's path names a source its token may
@@ -58,6 +60,7 @@ from finsync.api.errors import (
     http_error_handler,
     validation_error_handler,
 )
+from finsync.api.lean_route import LeanRoute
 from finsync.api.params import BIGINT_MAX, CorrelationId, ExceptionId
 from finsync.api.recent_tokens import RecentTokens
 from finsync.audit.service import PAGE_MAX, AuditTrail
@@ -289,14 +292,14 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     # Without a caller's `authenticate`, intake's tokens are looked up once a second and
     # again by the group commit for each batch (`recent_tokens`).
     recent = None if authenticate is not None else RecentTokens(hub.engine, utc_now)
-    recheck = None if recent is None else recent.check
     writer: GroupCommit[int] | GroupCommit[Receipt]
-    if publisher is None:
-        writer = GroupCommit(hub.intake, stores_raw(hub.intake), batch_max=batch_max,
-                             linger_s=linger_s, on_commit=_waker(hub, wake), recheck=recheck)
+    if publisher is None:  # the recheck in the transaction that stores the batch
+        store = stores_raw(hub.intake, None if recent is None else recent.check_in)
+        writer = GroupCommit(hub.intake, store, batch_max=batch_max, linger_s=linger_s,
+                             on_commit=_waker(hub, wake))
     else:  # an intake node: nothing in this database to wake a pipeline for
         writer = GroupCommit(hub.intake, publisher, batch_max=batch_max, linger_s=linger_s,
-                             recheck=recheck)
+                             recheck=None if recent is None else recent.check)
 
     def stop_jobs() -> None:
         """The console's running jobs finish before the process lets go of the database."""
@@ -348,7 +351,6 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
     app.state.admission = Admission(limits, lambda s: hub.mappers.knows(s) or s in signed
                                     or (usage is not None and usage.knows(s)))
 
-    @app.post("/v1/sources/{source}/events", status_code=202, openapi_extra=_STORES_AS_SOURCE)
     def receive(source: str, request: Request, body: Body) -> JSONResponse:
         """A source's event(s). A signed source is taken only at its signed endpoint."""
         headers, content_type = _stored_headers(request), request.headers.get("content-type")
@@ -369,6 +371,11 @@ def create_app(hub: Hub, *, worker_interval_s: float | None = None,
             _refuse(hub.intake, Refusal(source, too_large, ExceptionClass.MAPPING_ERROR, None,
                                         headers, content_type))
         return JSONResponse(_receipt(result), status_code=202)
+
+    # Nearly every request: served without FastAPI's per-request dependency solving.
+    app.router.add_api_route("/v1/sources/{source}/events", receive, methods=["POST"],
+                             status_code=202, openapi_extra=_STORES_AS_SOURCE,
+                             route_class_override=LeanRoute)
 
     # After event intake, which is then the first route tried: the router tries every route
     # in order, and intake is nearly every request. An intake node serves no console: its

@@ -3,7 +3,8 @@
 At 1,000 requests a second, a database read per request to authenticate cost more than
 everything else intake does (a pooled connection, three round trips, half a millisecond of
 CPU). Intake may skip it because its group commit looks the tokens up again, one read per
-batch, just before storing (`check`): what is stored was sent under a token active then.
+batch, just before storing (`check`, or `check_in` the transaction that stores the batch):
+what is stored was sent under a token active then.
 
 Rules:
 - Only a token found active is remembered, by its SHA-256 (never the secret), for
@@ -27,7 +28,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from finsync.auth import tokens
 from finsync.auth.local import NotAuthenticatedError
@@ -101,7 +102,15 @@ class RecentTokens:
     def check(self, ids: Collection[str]) -> Mapping[str, Exception]:
         """The error for each of `ids` that is no longer active (one read); those are
         forgotten."""
-        active = tokens.active_ids(self._engine, ids, self._clock())
+        return self._forget_gone(ids, tokens.active_ids(self._engine, ids, self._clock()))
+
+    def check_in(self, conn: Connection, ids: Collection[str]) -> Mapping[str, Exception]:
+        """`check` in the caller's transaction (the group commit's, which stores the batch
+        right after)."""
+        return self._forget_gone(ids, tokens.active_ids_in(conn, ids, self._clock()))
+
+    def _forget_gone(self, ids: Collection[str],
+                     active: set[str]) -> Mapping[str, Exception]:
         gone = set(ids) - active
         if gone:
             with self._lock:

@@ -255,8 +255,15 @@ def active_ids(engine: Engine, ids: Collection[str], now: datetime) -> set[str]:
     if not ids:
         return set()
     with reading(engine) as conn:
-        rows = conn.execute(select(tokens).where(tokens.c.id.in_(sorted(ids)))).mappings()
-        return {t.id for t in map(_token, rows) if t.state(now) == ACTIVE}
+        return active_ids_in(conn, ids, now)
+
+
+def active_ids_in(conn: Connection, ids: Collection[str], now: datetime) -> set[str]:
+    """`active_ids` in the caller's transaction (intake's group commit: the batch's)."""
+    if not ids:
+        return set()
+    rows = conn.execute(select(tokens).where(tokens.c.id.in_(sorted(ids)))).mappings()
+    return {t.id for t in map(_token, rows) if t.state(now) == ACTIVE}
 
 
 def token_of(conn: Connection, key: str, *, by_id: bool = False) -> Token:

@@ -21,7 +21,10 @@ Rules:
 - A request may name the credential it was sent under (`token`): before storing a batch,
   the writer asks `recheck` once for the batch's credentials, and answers each request whose
   credential is no longer good with `recheck`'s error instead of storing it (an API token
-  revoked since the request came in). A recheck that fails fails its batch.
+  revoked since the request came in). A recheck that fails fails its batch. The raw event
+  log's store does the same in the batch's own transaction (`stores_raw(intake,
+  recheck_in)`: one connection and one transaction a batch, not two); a store's result for
+  an item may be the error that refused it.
 - The writer thread starts on the first request and ends after `idle_exit_s` without work
   (or on `close`); a wake-up that fails is logged and never fails the batch (the pipeline
   polls anyway).
@@ -38,6 +41,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
+
+from sqlalchemy import Connection
 
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import TransientError
@@ -66,24 +71,45 @@ class Checked:
     raw: RawIn
     envelopes: list[Envelope] | None
     received_at: datetime
+    token: str | None = None  # the credential it was sent under, rechecked before storing
 
 
-# Durably keeps a batch of checked payloads; each one's result (its raw event id, ...), in
-# order, once the batch is durable.
-Store = Callable[[Sequence[Checked]], Sequence[T]]
+# The same, in the transaction that stores the batch.
+RecheckIn = Callable[[Connection, Collection[str]], Mapping[str, Exception]]
+# Durably keeps a batch of checked payloads; each one's result (its raw event id, ...), or
+# the error that refused it, in order, once the batch is durable.
+Store = Callable[[Sequence[Checked]], Sequence[T | Exception]]
 
 
-def stores_raw(intake: Intake) -> Store[int]:
-    """Batches stored in the hub's raw event log, one transaction each; results: raw ids."""
-    def store(batch: Sequence[Checked]) -> list[int]:
-        return intake.store_mapped([(item.raw, item.envelopes) for item in batch])
+def stores_raw(intake: Intake, recheck_in: RecheckIn | None = None) -> Store[int]:
+    """Batches stored in the hub's raw event log, one transaction each; results: raw ids.
+    With `recheck_in`, the batch's credentials are looked up again in that transaction
+    first, and an item whose credential is no longer good is not stored (its result: the
+    recheck's error)."""
+    def store(batch: Sequence[Checked]) -> list[int | Exception]:
+        refused: Mapping[str, Exception] = {}
+
+        def vet(conn: Connection) -> list[bool]:
+            nonlocal refused
+            named = {item.token for item in batch if item.token is not None}
+            if recheck_in is not None and named:
+                refused = recheck_in(conn, named)
+            return [item.token not in refused for item in batch]
+
+        def result(item: Checked, raw_id: int | None) -> int | Exception:
+            if raw_id is not None:
+                return raw_id
+            assert item.token is not None, "only an item refused by its credential is unstored"
+            return refused[item.token]
+
+        ids = intake.store_mapped([(item.raw, item.envelopes) for item in batch], vet=vet)
+        return [result(item, raw_id) for item, raw_id in zip(batch, ids, strict=True)]
     return store
 
 
 @dataclass(frozen=True, slots=True)
 class _Item(Generic[T]):
     checked: Checked
-    token: str | None = None
     future: Future[T] = field(default_factory=Future)
 
 
@@ -119,7 +145,7 @@ class GroupCommit(Generic[T]):
         envelopes, at = self._intake.check(source, body, headers, content_type, limits,
                                            writes_as=writes_as)
         item: _Item[T] = _Item(Checked(RawIn(source, body, headers, content_type), envelopes,
-                                       at), token)
+                                       at, token))
         with self._lock:
             self._queue.put(item)
             if self._thread is None:
@@ -193,7 +219,7 @@ class GroupCommit(Generic[T]):
     def _rechecked(self, batch: list[_Item[T]]) -> list[_Item[T]]:
         """The items whose credential is still good (or who named none); the others are
         answered with the recheck's error."""
-        named = {item.token for item in batch if item.token is not None}
+        named = {item.checked.token for item in batch if item.checked.token is not None}
         if self._recheck is None or not named:
             return batch
         try:
@@ -204,7 +230,8 @@ class GroupCommit(Generic[T]):
             return []
         kept = []
         for item in batch:
-            error = refused.get(item.token) if item.token is not None else None
+            token = item.checked.token
+            error = refused.get(token) if token is not None else None
             if error is None:
                 kept.append(item)
             else:
@@ -229,11 +256,16 @@ class GroupCommit(Generic[T]):
             for item in batch:
                 self._commit([item])
             return
+        stored = sum(1 for result in results if not isinstance(result, Exception))
         self.batches += 1
-        self.items += len(batch)
-        self._wake(len(batch))
+        self.items += stored
+        if stored:
+            self._wake(stored)
         for item, result in zip(batch, results, strict=True):
-            item.future.set_result(result)
+            if isinstance(result, Exception):
+                item.future.set_exception(result)
+            else:
+                item.future.set_result(result)
 
     def _wake(self, count: int) -> None:
         if self._on_commit is None:

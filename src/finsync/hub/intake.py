@@ -58,6 +58,8 @@ SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # fits raw_events.
 OWNERSHIP_VIOLATION = ExceptionClass.OWNERSHIP_VIOLATION.value  # the refusal's code
 NO_SOURCE = "?"  # what a refusal is filed under when the name it gave cannot be a source
 UNKNOWN_SOURCES = "?unknown"  # the one rate-limit bucket every unknown source shares
+# Which items of a batch may be stored, decided in the batch's own transaction.
+Vet = Callable[[Connection], Sequence[bool]]
 
 
 class BodyTooLargeError(DomainError):
@@ -225,15 +227,21 @@ class Intake:
                 raise forged
         return envelopes, at
 
-    def store_mapped(self, items: Sequence[tuple[RawIn, list[Envelope] | None]]) -> list[int]:
+    def store_mapped(self, items: Sequence[tuple[RawIn, list[Envelope] | None]], *,
+                     vet: Vet | None = None) -> list[int | None]:
         """Store checked payloads in one transaction; their raw event ids, in order, after
-        the commit. What intake mapped is handed to the processor."""
+        the commit. What intake mapped is handed to the processor. `vet(conn)`, run first in
+        the same transaction, says which items may be stored: the others are not (None in
+        their place)."""
         with transaction(self._engine) as conn:
-            ids = raw_log.append_ids(conn, [item for item, _ in items], self._clock())
-        for raw_id, (_, envelopes) in zip(ids, items, strict=True):
-            if envelopes is not None:
+            keep = [True] * len(items) if vet is None else list(vet(conn))
+            kept = [item for item, good in zip(items, keep, strict=True) if good]
+            ids = iter(raw_log.append_ids(conn, [raw for raw, _ in kept], self._clock()))
+        stored = [next(ids) if good else None for good in keep]
+        for raw_id, (_, envelopes) in zip(stored, items, strict=True):
+            if raw_id is not None and envelopes is not None:
                 self.mapped.put(raw_id, envelopes)
-        return ids
+        return stored
 
     def refuse(self, refusal: Refusal) -> int | None:
         """Record a refusal (see `record_refusal`)."""
