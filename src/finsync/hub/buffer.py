@@ -41,16 +41,14 @@ Rules:
   single call whenever the ERP sets a limit, so a grant is given back as soon as its call's
   outcomes are recorded): receipts, cross-references, milestones and exceptions look the
   same either way. One refused document in a batch fails alone.
-- A call of several documents that fails with anything but a transient error (a value the
-  ERP's database refuses in one of them, say) is made again document by document, so only
-  the bad one fails; those calls are counted against the budget afterwards (later calls
-  wait).
+- A call of several documents that fails with anything but a transient error is made again
+  document by document (`hub.ledger_call`), so only the bad one fails; those calls are
+  counted against the budget afterwards (later calls wait).
 - Claims go through the delivery worker (`DeliveryWorker.claim`): a delivery whose lease
   keeps running out is left to the worker, which makes it `dead`.
 - `daily_summary` posting: see `hub.summary_posting`.
-- Each ERP call is made for the deliveries it carries (`connectors.calls.delivering`): their
-  correlation ids and delivery keys (a daily summary's members', not the summary's own key),
-  so that the external-call log lists the call under each of them.
+- A task's outcomes are recorded after its last call, so it keeps its deliveries' leases
+  while its calls go on (`DeliveryWorker.keeper`).
 """
 
 from __future__ import annotations
@@ -60,25 +58,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, cast
+from typing import Literal
 
 from sqlalchemy import Engine
 
-from finsync.connectors.calls import Subject, delivering
-from finsync.connectors.ports import (
-    LEDGER_EVENTS,
-    BatchLedgerPort,
-    LedgerPort,
-    Posting,
-    Receipt,
-)
+from finsync.connectors.ports import LEDGER_EVENTS, LedgerPort, Posting
 from finsync.domain.envelope import Envelope
 from finsync.domain.errors import ExceptionClass, PermanentError, TransientError
 from finsync.hub.budget import Grant, Limits, PostingBudget, Wait
 from finsync.hub.delivery import Attempt, DeliveryWorker, context, unreadable
-from finsync.hub.pipeline import describe
+from finsync.hub.ledger_call import Lane, LedgerCall, LedgerCaller, calls_of
 from finsync.hub.summary_posting import Item, Planned, SummaryPlanner
 from finsync.hub.target import Target
 from finsync.storage import outbox
@@ -88,7 +79,6 @@ from finsync.storage.event_log import UnreadableEvent
 log = logging.getLogger(__name__)
 
 PostingMode = Literal["detail", "daily_summary"]
-Lane = str | None
 # A claim's rows per call it may make: slack for what a round gives back (a second
 # delivery of an aggregate); the claim is trimmed per lane before any event is read.
 _CLAIM_SLACK = 2
@@ -113,26 +103,13 @@ class BufferPolicy:
     lane_wait_s: float = 5.0  # real seconds a round waits for a call to end
 
 
-@dataclass(slots=True)
-class _Call:
-    lane: Lane
-    entity: str
-    planned: list[Planned] = field(default_factory=list)
-    alone: tuple[outbox.Delivery, Envelope] | None = None  # an event that is no posting
-    made: int = 1  # ERP calls it took: more when a failed call was made again one by one
-
-    def delivery_ids(self) -> list[int]:
-        if self.alone is not None:
-            return [self.alone[0].id]
-        return [i.delivery.id for p in self.planned for i in p.members]
-
-
 class PostingBuffer:
     def __init__(self, engine: Engine, target: Target, port: LedgerPort,
                  worker: DeliveryWorker, policy: BufferPolicy, clock: Callable[[], datetime],
                  owner: str, lease_s: float, sleep: Callable[[float], None] = time.sleep) -> None:
         self.system = target.system
-        self._engine, self._target, self._port, self._worker = engine, target, port, worker
+        self._engine, self._target, self._worker = engine, target, worker
+        self._caller = LedgerCaller(target, port, worker)
         self._policy, self._clock, self._owner, self._lease_s = policy, clock, owner, lease_s
         self._sleep = sleep
         self._budget = PostingBudget(
@@ -140,9 +117,8 @@ class PostingBuffer:
             Limits(policy.calls_per_minute, policy.concurrency, policy.daily_cap),
             clock, owner, lease_s)
         self.waiting_for: Wait | None = None  # what the last round waited for, if anything
-        # Decided once: a Protocol check tests every member, too dear for each call.
-        self._batched = isinstance(port, BatchLedgerPort)
-        self._batch = self._batch_size()
+        most = self._caller.max_batch
+        self._batch = max(1, min(policy.batch_size or most, most))
         self._planner: SummaryPlanner | None = None
         if policy.posting == "daily_summary":
             self._planner = SummaryPlanner(engine, port, worker, clock, lease_s)
@@ -163,12 +139,6 @@ class PostingBuffer:
         self._served: set[Lane] = set()  # lanes of the last calls started
         self._rotated_at = time.monotonic()
         self._claimed_at = 0.0  # when a round last claimed (monotonic)
-
-    def _batch_size(self) -> int:
-        if not self._batched:
-            return 1
-        most = cast(BatchLedgerPort, self._port).max_batch
-        return max(1, min(self._policy.batch_size or most, most))
 
     def run_once(self, wait_for_calls: bool = True) -> int:
         """One round; returns how many deliveries it settled (0: nothing due, the budget is
@@ -245,7 +215,8 @@ class PostingBuffer:
         items, alone, settled, held = self._items(claimed)
         held += back
         planned, more = self._plan(items)
-        calls = self._calls(planned) + [_Call(d.lane, "", alone=(d, env)) for d, env in alone]
+        calls = calls_of(planned, self._batch) + [LedgerCall(d.lane, "", alone=(d, env))
+                                                  for d, env in alone]
         chosen = self._granted(self._chosen(calls, room, busy))
         given = {i for task in chosen for call, _ in task for i in call.delivery_ids()}
         held += [i for call in calls for i in call.delivery_ids() if i not in given]
@@ -303,13 +274,13 @@ class PostingBuffer:
                                             thread_name_prefix=f"post-{self.system}")
         return self._pool
 
-    def _chosen(self, calls: Sequence[_Call], room: int,
-                busy: Mapping[Lane, int]) -> list[list[_Call]]:
+    def _chosen(self, calls: Sequence[LedgerCall], room: int,
+                busy: Mapping[Lane, int]) -> list[list[LedgerCall]]:
         """The tasks to start now, one thread each, of one lane each: lanes take turns for
         the `room` threads (the first lane changes every round), a lane has at most
         `_lane_cap` tasks out, a task makes up to `_per_task` calls one after the other.
         The other calls are given back."""
-        by_lane: dict[Lane, list[list[_Call]]] = {}
+        by_lane: dict[Lane, list[list[LedgerCall]]] = {}
         for call in calls:
             tasks = by_lane.setdefault(call.lane, [])
             if not tasks or len(tasks[-1]) >= self._per_task:
@@ -321,18 +292,19 @@ class PostingBuffer:
             lanes = lanes[self._turn:] + lanes[:self._turn]
         for lane in lanes:
             by_lane[lane] = by_lane[lane][:max(0, self._lane_cap - busy.get(lane, 0))]
-        chosen: list[list[_Call]] = []
+        chosen: list[list[LedgerCall]] = []
         for depth in range(max((len(t) for t in by_lane.values()), default=0)):
             chosen += [by_lane[lane][depth] for lane in lanes if depth < len(by_lane[lane])]
         return chosen[:room]
 
-    def _granted(self, tasks: Sequence[Sequence[_Call]]) -> list[list[tuple[_Call, Grant]]]:
+    def _granted(self, tasks: Sequence[Sequence[LedgerCall]]
+                 ) -> list[list[tuple[LedgerCall, Grant]]]:
         """Each task's calls with the grants the budget gives now, taken in the lanes'
         turn (so that a budget too small for every lane goes round them); the calls
         without one are given back."""
-        granted: list[list[tuple[_Call, Grant]]] = []
+        granted: list[list[tuple[LedgerCall, Grant]]] = []
         for task in tasks:
-            mine: list[tuple[_Call, Grant]] = []
+            mine: list[tuple[LedgerCall, Grant]] = []
             for call in task:
                 grant = self._budget.take()
                 if isinstance(grant, Wait):
@@ -344,7 +316,7 @@ class PostingBuffer:
             granted.append(mine)
         return granted
 
-    def _run(self, task: Sequence[tuple[_Call, Grant]]) -> int:
+    def _run(self, task: Sequence[tuple[LedgerCall, Grant]]) -> int:
         """A task's calls one after the other, then their outcomes, recorded together (one
         transaction for the task, not one per call), then the grants given back. A defect
         in a call still records what the calls before it answered."""
@@ -366,18 +338,19 @@ class PostingBuffer:
                     self._budget.release(grant)
         return len(attempts)
 
-    def _make(self, call: _Call) -> list[Attempt]:
+    def _make(self, call: LedgerCall) -> list[Attempt]:
         """One call's attempts (a pause of the budget when the ERP asks for one)."""
         if call.alone is not None:
             delivery, env = call.alone
             return [self._worker.attempt(delivery, env)]
-        outcomes = self._answer(call)
+        outcomes = self._caller.answer(call)
         self._budget.spend(call.made - 1)
         attempts: list[Attempt] = []
         for planned, outcome in zip(call.planned, outcomes, strict=True):
             if isinstance(outcome, TransientError) and outcome.retry_after_s:
                 self._budget.pause(outcome.retry_after_s)
-            attempts += [self._attempt(item, planned, outcome) for item in planned.members]
+            attempts += [self._caller.attempt(item, planned, outcome)
+                         for item in planned.members]
         return attempts
 
     def _plan(self, items: Sequence[Item]) -> tuple[list[Planned], list[Attempt]]:
@@ -446,69 +419,6 @@ class PostingBuffer:
     @staticmethod
     def _posting(item: Item) -> Posting:
         return Posting(item.event, context(item.delivery, item.env))
-
-    def _calls(self, planned: Sequence[Planned]) -> list[_Call]:
-        """Calls of one legal entity each, up to the batch size, in delivery order."""
-        open_calls: dict[str, _Call] = {}
-        calls: list[_Call] = []
-        for p in sorted(planned, key=lambda p: p.members[0].delivery.id):
-            entity = p.posting.event.document.legal_entity
-            call = open_calls.get(entity)
-            if call is None or len(call.planned) >= self._batch:
-                call = open_calls[entity] = _Call(p.members[0].delivery.lane, entity)
-                calls.append(call)
-            call.planned.append(p)
-        return calls
-
-    def _answer(self, call: _Call) -> list[Receipt | Exception]:
-        """One ERP call. A transient error of the call itself is every posting's outcome;
-        any other error of a call of several postings may come from one of them (a value
-        the ERP's database refuses), so each is posted again alone and gets its own."""
-        postings = [p.posting for p in call.planned]
-        try:
-            with delivering(_subjects(call.planned)):
-                outcomes = self._post(postings)
-        except TransientError as exc:
-            return [exc] * len(postings)
-        except Exception as exc:
-            if len(postings) == 1:
-                return [exc]
-            log.warning("%s: a call of %d postings failed (%s); posting them one by one",
-                        self.system, len(postings), describe(exc))
-            call.made += len(postings)
-            return [self._post_alone(p) for p in call.planned]
-        if len(outcomes) != len(postings):
-            error = PermanentError(f"{self.system} answered {len(outcomes)} outcomes for "
-                                   f"{len(postings)} postings",
-                                   exception_class=ExceptionClass.INTERNAL_ERROR)
-            return [error] * len(postings)
-        return outcomes
-
-    def _post(self, postings: Sequence[Posting]) -> list[Receipt | Exception]:
-        if self._batched:
-            return list(cast(BatchLedgerPort, self._port).post_batch(postings))
-        return [self._target.deliver(p.event, p.ctx) for p in postings]
-
-    def _post_alone(self, planned: Planned) -> Receipt | Exception:
-        try:
-            with delivering(_subjects((planned,))):
-                (outcome,) = self._post([planned.posting])
-        except Exception as exc:
-            return exc
-        return outcome
-
-    def _attempt(self, item: Item, planned: Planned, outcome: Receipt | Exception) -> Attempt:
-        if isinstance(outcome, Receipt):
-            return Attempt(item.delivery, item.env, item.event, planned.receipt_for(outcome))
-        return Attempt(item.delivery, item.env, item.event,
-                       self._worker.outcome_of(item.delivery, outcome))
-
-
-def _subjects(planned: Sequence[Planned]) -> list[Subject]:
-    """The deliveries a call carries: each member of each planned posting."""
-    return [Subject(item.env.correlation_id, item.delivery.delivery_key)
-            for p in planned for item in p.members]
-
 
 def buffers_for(engine: Engine, targets: Mapping[str, Target],
                 ledgers: Mapping[str, tuple[LedgerPort, BufferPolicy]], worker: DeliveryWorker,
