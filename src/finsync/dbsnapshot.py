@@ -33,12 +33,12 @@ from sqlalchemy import (
     Engine,
     Executable,
     Integer,
-    Numeric,
     Select,
     String,
     case,
     cast,
     func,
+    literal,
     literal_column,
     select,
 )
@@ -155,14 +155,9 @@ def digests(conn: Connection, rows: Subquery, currency: str) -> list[Digest]:
     bucket: ColumnElement[int]
     fact: ColumnElement[int]
     if conn.dialect.name == "postgresql":
-        # MD5 once per row: OFFSET 0 keeps the planner from inlining it twice.
-        hashed = select(rows, func.md5(rows.c.key).label("md5")).offset(0).subquery()
-        bucket = _hex_slice(hashed.c.md5, 0, BUCKET_HEX, Integer)
-        weight = cast(_hex_slice(hashed.c.md5, BUCKET_HEX, WEIGHT_HEX, BigInteger), Numeric)
-        # PostgreSQL's remainder takes the dividend's sign; Python's (the definition) not.
-        signed = (weight * (hashed.c.amount + 1)) % FACT_MODULUS
-        fact = cast((signed + FACT_MODULUS) % FACT_MODULUS, BigInteger)
-        source = hashed
+        source = _hashed(rows)
+        bucket = source.c.bucket
+        fact = source.c.fact
     else:
         bucket = func.finsync_bucket(rows.c.key, type_=Integer)
         fact = func.finsync_fact(rows.c.key, rows.c.amount, type_=BigInteger)
@@ -176,3 +171,42 @@ def digests(conn: Connection, rows: Subquery, currency: str) -> list[Digest]:
              .group_by(labelled).order_by(labelled))
     return [(int(b), int(n), int(f), int(a or 0), int(h or 0))
             for b, n, f, a, h in conn.execute(query)]
+
+
+HALF_BITS = WEIGHT_HEX * 2  # the weight in two halves, so each product fits an int64
+HALF_MASK = (1 << HALF_BITS) - 1
+
+
+def _hashed(rows: Subquery) -> Subquery:
+    """PostgreSQL: the rows with their bucket and fact hash, in int64 arithmetic rather than
+    numeric (which weight * (amount + 1), up to 2^80, would need), amounts being bigint:
+
+    - the MD5's first 13 hex digits are cast to a bigint once: bucket = its top 12 bits,
+      weight = its low 40;
+    - a = (amount + 1) mod 2^40, by a bitwise AND, which (two's complement) is never
+      negative, as Python's modulo (the definition) is not and PostgreSQL's % can be;
+    - weight * a mod 2^40 = (low * a + ((high * a) mod 2^20) * 2^20) mod 2^40, where
+      weight = high * 2^20 + low: each product is below 2^60.
+    """
+    # Only the columns a digest reads: another (a customer) left unread is never computed.
+    inner = select(rows.c.key, rows.c.currency, rows.c.amount,
+                   func.md5(rows.c.key).label("md5")).offset(0).subquery()
+    head = _hex_slice(inner.c.md5, 0, BUCKET_HEX + WEIGHT_HEX, BigInteger)
+    plus_one = cast(inner.c.amount, BigInteger) + 1
+    # MD5 and the casts once per row: OFFSET 0 keeps the planner from inlining them.
+    split = select(inner.c.amount, inner.c.currency, head.label("head"),
+                   _bits(plus_one, "&", FACT_MODULUS - 1).label("a")).offset(0).subquery()
+    a = split.c.a
+    weight = _bits(split.c.head, "&", FACT_MODULUS - 1)
+    low = _bits(weight, "&", HALF_MASK)
+    high = _bits(weight, ">>", HALF_BITS)
+    wrapped = low * a + _bits(_bits(high * a, "&", HALF_MASK), "<<", HALF_BITS)
+    return select(split.c.amount, split.c.currency,
+                  cast(_bits(split.c.head, ">>", WEIGHT_HEX * 4), Integer).label("bucket"),
+                  _bits(wrapped, "&", FACT_MODULUS - 1).label("fact")).subquery()
+
+
+def _bits(value: ColumnElement[Any], operator: str, operand: int) -> ColumnElement[int]:
+    """A bitwise operator on a bigint (PostgreSQL's &, and >> and << by an integer)."""
+    typed = literal(operand, BigInteger if operator == "&" else Integer)
+    return value.op(operator, return_type=BigInteger)(typed)

@@ -112,3 +112,4 @@ def test_untaxed_documents_are_left_out_and_old_ones_read_whole(engine: Engine) 
         conn.execute(delete(tables.line_taxes))
     assert _tax_amounts(service, "le_eu", date(2026, 12, 31)) == [
         TaxAmount(invoice_id, "", "2026-01", "EUR", 1_045_000)]
+    assert _tax_amounts(service, "le_us", date(2026, 12, 31)) == []  # read whole: tax 0

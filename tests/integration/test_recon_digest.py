@@ -20,7 +20,18 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Connection, delete, insert, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    String,
+    delete,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
 
 from finsync.bootstrap import Finance, build_finance
 from finsync.config import DEFAULT_CONFIG, parse_config
@@ -31,7 +42,7 @@ from finsync.connectors.ports import (
     LedgerDigests,
     LedgerPort,
 )
-from finsync.dbsnapshot import digest_rows
+from finsync.dbsnapshot import digest_rows, digests, read_snapshot
 from finsync.demo.clock import SimClock
 from finsync.recon.model import Report
 from finsync.recon.service import Entity, Reconciliation
@@ -115,6 +126,23 @@ def _digests_are_pythons(finance: Finance) -> None:
             expected = digest_rows(((d.document_id, d.currency, d.amount_minor)
                                     for d in rows("le_us", AS_OF)), "USD")
             assert [_digest(d) for d in digests("le_us", "USD", AS_OF)] == expected
+
+
+# Amounts where the fact hash's int64 arithmetic on PostgreSQL could go wrong: around
+# zero, around the 2^40 modulus and its 2^20 halves, and far beyond any real amount.
+EDGE_AMOUNTS = (0, 1, -1, -2, 2**20 - 1, 2**20, 2**40 - 2, 2**40 - 1, 2**40, -(2**40),
+                -(2**40) - 1, 10**15, -(10**15), 2**62, -(2**62))
+
+
+def test_each_database_hashes_edge_amounts_as_python(engine: Engine) -> None:
+    rows = [(f"doc_{n}_{k}", "USD" if n % 3 else "EUR", amount)
+            for n, amount in enumerate(EDGE_AMOUNTS) for k in range(20)]
+    parts = [select(literal(key, String).label("key"), literal(currency, String)
+                    .label("currency"), literal(amount, BigInteger).label("amount"))
+             for key, currency, amount in rows]
+    with read_snapshot(engine) as conn:
+        found = digests(conn, union_all(*parts).subquery(), "USD")
+    assert found == digest_rows(rows, "USD")
 
 
 def _digest(d: BucketDigest) -> tuple[int, int, int, int, int]:

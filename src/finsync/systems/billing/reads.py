@@ -259,13 +259,17 @@ def tax_amounts(conn: Connection, entity: str, as_of: date) -> Iterator[TaxRow]:
     parts = []
     for doc, sign in ((t.invoices, 1), (t.credit_memos, -1)):
         dated = (doc.c.legal_entity == entity, doc.c.issue_date <= as_of)
+        # Rows of zero tax are left out before the join: they add nothing to any sum, and a
+        # (document, jurisdiction) they alone make sums to zero, which is left out anyway.
         parts.append(select(lt.c.document_id.label("doc"), lt.c.jurisdiction.label("code"),
                             doc.c.issue_date.label("day"), doc.c.currency.label("currency"),
                             (sign * lt.c.amount_minor).label("amount"))
-                     .join(doc, doc.c.id == lt.c.document_id).where(*dated))
+                     .join(doc, doc.c.id == lt.c.document_id)
+                     .where(*dated, lt.c.amount_minor != 0))
         unbroken = ~exists(select(lt.c.document_id).where(lt.c.document_id == doc.c.id))
         parts.append(select(doc.c.id, literal(""), doc.c.issue_date, doc.c.currency,
-                            sign * doc.c.tax_total_minor).where(*dated, unbroken))
+                            sign * doc.c.tax_total_minor)
+                     .where(*dated, doc.c.tax_total_minor != 0, unbroken))
     rows = union_all(*parts).subquery()
     query = (select(rows.c.doc, rows.c.code, func.max(rows.c.day), func.max(rows.c.currency),
                     func.sum(rows.c.amount))
