@@ -96,6 +96,23 @@ def test_a_killed_holders_slot_comes_back_when_its_lease_runs_out(engine: Engine
         assert posting_budget.held_slots(conn, "erp", clock()) == ["worker-1"]
 
 
+def test_a_slow_calls_slot_is_kept_while_it_is_extended(engine: Engine) -> None:
+    clock = Clock()
+    slow, other = _budgets(engine, clock, Limits(concurrency=1))
+    held = slow.take()
+    assert isinstance(held, Grant)
+    clock.advance(LEASE_S - 1)
+    slow.extend([held], clock() + timedelta(seconds=LEASE_S))  # its call goes on
+    clock.advance(2)  # past the first lease
+    refused = other.take()
+    assert isinstance(refused, Wait) and refused.limit is Limit.CONCURRENCY
+    clock.advance(LEASE_S)  # the call never ended and nobody kept it: the slot comes back
+    assert isinstance(other.take(), Grant)
+    slow.extend([held], clock() + timedelta(seconds=LEASE_S))  # too late: taken by other
+    with reading(engine) as conn:
+        assert posting_budget.held_slots(conn, "erp", clock()) == ["worker-1"]
+
+
 def test_the_daily_cap_holds_for_every_process_until_the_next_day(engine: Engine) -> None:
     clock = Clock()
     first, second = _budgets(engine, clock, Limits(daily_cap=3))

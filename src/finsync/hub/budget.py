@@ -17,7 +17,8 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -26,6 +27,8 @@ from sqlalchemy import Connection, Engine
 
 from finsync.storage import posting_budget as shared
 from finsync.storage.db import reading, transaction
+
+log = logging.getLogger(__name__)
 
 
 class Limit(StrEnum):
@@ -128,6 +131,18 @@ class PostingBudget:
             shared.give_back_day(conn, self._target, int(day.timestamp()))
         paused = shared.paused_until(conn, self._target) > now.timestamp()
         return Wait(Limit.RETRY_AFTER if paused else Limit.CALLS_PER_MINUTE, seconds)
+
+    def extend(self, grants: Sequence[Grant], until: datetime) -> None:
+        """Keep the grants' concurrency slots until `until` (their calls go on)."""
+        slots = [g.slot for g in grants if g.slot is not None]
+        if not slots:
+            return
+        with transaction(self._engine) as conn:
+            kept = shared.extend_slots(conn, self._target, slots, self._holder, until)
+        if kept < len(slots):
+            log.warning("%s: %d concurrency slot(s) ran out during a slow call; one more "
+                        "call than the concurrency may be out", self._target,
+                        len(slots) - kept)
 
     def release(self, grant: Grant) -> None:
         """The call's outcome is recorded: its slot is free."""

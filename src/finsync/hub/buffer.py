@@ -48,7 +48,7 @@ Rules:
   keeps running out is left to the worker, which makes it `dead`.
 - `daily_summary` posting: see `hub.summary_posting`.
 - A task's outcomes are recorded after its last call, so it keeps its deliveries' leases
-  while its calls go on (`DeliveryWorker.keeper`).
+  and its concurrency slots while its calls go on (`DeliveryWorker.keeper`).
 """
 
 from __future__ import annotations
@@ -323,12 +323,15 @@ class PostingBuffer:
         attempts: list[Attempt] = []
         # Outcomes are recorded after the last call: a slow ERP's calls must not outlast
         # the task's leases.
+        grants = [grant for _, grant in task]
         keep = self._worker.keeper([i for call, _ in task for i in call.delivery_ids()],
-                                   self._lease_s)
+                                   self._lease_s, lambda until: self._budget.extend(
+                                       grants, until))
         try:
-            for call, _ in task:
-                keep()
-                attempts += self._make(call)
+            with keep.during():
+                for call, _ in task:
+                    keep.tick()
+                    attempts += self._make(call)
         finally:
             try:
                 if attempts:

@@ -22,7 +22,8 @@ Rules:
   claimed again.
 - A batch's calls go one after the other and its outcomes are recorded after the last: once
   a third of the lease has passed, the batch's leases are extended before the next call
-  (`keeper`), so a slow target's batch never lets its own deliveries' leases run out.
+  and while a call is out (`keeper`, `hub.lease_keeper`), so a slow target's batch never
+  lets its own deliveries' leases run out.
 - A failed or dead delivery holds back the later deliveries of its aggregate to that target.
 - Targets given to a posting buffer (`skip_targets`) are left to it; it records its outcomes
   through `outcome_of` and `record_all`, so that both record alike.
@@ -61,6 +62,7 @@ from finsync.domain.refs import ReferenceConflictError
 from finsync.domain.status import DeliveryStatus, ExceptionStatus
 from finsync.hub.backoff import delay_s
 from finsync.hub.handover import Handover
+from finsync.hub.lease_keeper import LeaseKeeper
 from finsync.hub.milestone import Milestone
 from finsync.hub.pipeline import describe, trace
 from finsync.hub.receipt_batch import ReceiptBatch, exception_fingerprint
@@ -146,33 +148,28 @@ class DeliveryWorker:
         envelopes = self.envelopes([d.event_id for d in claimed])
         known = answered(self._targets, claimed, envelopes, context)  # `hub.redelivery`
         attempts = []
-        for delivery in claimed:
-            keep()
-            attempts.append(self.attempt(delivery, envelopes[delivery.event_id],
-                                         known.get(delivery.id)))
+        with keep.during():
+            for delivery in claimed:
+                keep.tick()
+                attempts.append(self.attempt(delivery, envelopes[delivery.event_id],
+                                             known.get(delivery.id)))
         self.record_all(attempts)
         return buried + len(claimed)
 
-    def keeper(self, delivery_ids: Sequence[int], lease_s: float) -> Callable[[], None]:
-        """What to call before each call of a batch just claimed: once a third of
-        `lease_s` has passed since the claim (or the last extension), the batch's leases
-        are extended by `lease_s` (one UPDATE). A delivery whose lease ran out is a suspect
-        another worker may take, and is buried after `lease_expiries_max` of them."""
-        since = [self._clock()]
-
-        def keep() -> None:
-            now = self._clock()
-            if (now - since[0]).total_seconds() <= lease_s / 3:
-                return
-            since[0] = now
+    def keeper(self, delivery_ids: Sequence[int], lease_s: float,
+               also: Callable[[datetime], None] | None = None) -> LeaseKeeper:
+        """What keeps a batch's leases, just claimed for `lease_s`, while its calls go on
+        (`hub.lease_keeper`); `also(until)`: more leases to extend with them."""
+        def extend(until: datetime) -> None:
             with transaction(self._engine) as conn:
-                kept = outbox.extend_leases(conn, delivery_ids, self._owner,
-                                            now + timedelta(seconds=lease_s))
+                kept = outbox.extend_leases(conn, delivery_ids, self._owner, until)
             if kept < len(delivery_ids):
                 log.warning("%d delivery lease(s) ran out during a slow batch; another "
                             "worker may send them too (the target answers the key once)",
                             len(delivery_ids) - kept)
-        return keep
+            if also is not None:
+                also(until)
+        return LeaseKeeper(extend, self._clock, lease_s)
 
     def envelopes(self, event_ids: Sequence[str]) -> dict[str, Envelope | UnreadableEvent]:
         """The events to deliver: handed over by acceptance in this process (a first

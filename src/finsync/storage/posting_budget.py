@@ -21,7 +21,7 @@ Rules:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -195,6 +195,14 @@ def ensure_slots(conn: Connection, target: str, slots: int) -> None:
         conn.execute(postgresql.insert(posting_slots).on_conflict_do_nothing(), rows)
     else:
         conn.execute(sqlite.insert(posting_slots).on_conflict_do_nothing(), rows)
+
+
+def extend_slots(conn: Connection, target: str, slots: Collection[int], holder: str,
+                 expires_at: datetime) -> int:
+    """Keep `holder`'s leases of `slots` until `expires_at`; how many it still held."""
+    return int(conn.execute(update(posting_slots).where(
+        posting_slots.c.target == target, posting_slots.c.slot.in_(list(slots)),
+        posting_slots.c.holder == holder).values(expires_at=expires_at)).rowcount)
 
 
 def release_slot(conn: Connection, target: str, slot: int, holder: str) -> bool:
