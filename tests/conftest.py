@@ -101,7 +101,7 @@ def _unavailable(what: str, exc: Exception) -> None:
     pytest.skip(f"{message}; set FINSYNC_TEST_PG_URL to run the PostgreSQL tests")
 
 
-def _create_database(conn: Connection, name: str, attempts: int = 20) -> None:
+def create_database(conn: Connection, name: str, attempts: int = 20) -> None:
     """CREATE DATABASE copies template1, and refuses while another session (another test
     process creating its own database, a trytond creating one) is in template1: wait and
     try again rather than fail the session."""
@@ -123,7 +123,7 @@ def pg_database() -> Iterator[str]:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            _create_database(conn, name)
+            create_database(conn, name)
             # A commit need not wait for its WAL to reach the disk: what a test sees, and
             # what another connection sees, is the same; only a crash of the PostgreSQL
             # server itself could lose the last commits, and no test crashes it.

@@ -43,6 +43,7 @@ CACHE = ROOT / ".cache"
 MODULES = ("account_invoice", "account_product")
 ADMIN_PASSWORD = "admin"  # a throwaway test database's admin; never a real secret
 START_TIMEOUT_S = 60.0
+CREATE_ATTEMPTS = 20  # some 50 s of waits for a template another session is copying
 
 
 class TrytonUnavailableError(RuntimeError):
@@ -105,10 +106,21 @@ class Postgres:
         except psycopg.OperationalError as exc:
             raise TrytonUnavailableError(f"PostgreSQL is not reachable: {exc}") from exc
 
-    def create(self, name: str, template: str | None = None) -> None:
+    def create(self, name: str, template: str | None = None,
+               attempts: int = CREATE_ATTEMPTS) -> None:
+        """CREATE DATABASE copies its template (template1 by default) and is refused while
+        another session is in it (another test session creating its own database): wait
+        and try again rather than fail."""
         clause = f' TEMPLATE "{template}"' if template else ""
         with self._admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}"{clause}'.encode())
+            for attempt in range(attempts):
+                try:
+                    conn.execute(f'CREATE DATABASE "{name}"{clause}'.encode())
+                    break
+                except psycopg.errors.ObjectInUse:
+                    if attempt == attempts - 1:
+                        raise
+                    time.sleep(0.25 + 0.25 * attempt)
             if not self.synchronous_commit:  # a setting of the database: a clone lacks it
                 conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off'.encode())
 

@@ -16,6 +16,7 @@ from finsync.systems.ledger import records
 from finsync.systems.ledger import tables as t
 from finsync.systems.ledger.chart import DEFAULT_CHART, Role, parse_chart
 from finsync.systems.ledger.migrate import upgrade
+from tests.conftest import create_database
 
 DISPUTE_ROLES = (Role.DISPUTE_RECEIVABLE, Role.DISPUTE_FEES, Role.CHARGEBACK_LOSSES)
 REVENUE_JOURNAL_ROLES = (Role.CONTRA_REVENUE, Role.REFUND_LIABILITY)  # ledger_0005
@@ -52,7 +53,7 @@ def blank(db_url: str, tmp_path: Path) -> Iterator[Engine]:
     name = f"{admin.url.database}_ledger_0004"
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        create_database(conn, name)  # waits while another session is in template1
     engine = make_engine(admin.url.set(database=name).render_as_string(hide_password=False))
     yield engine
     engine.dispose()
