@@ -43,6 +43,7 @@ CACHE = ROOT / ".cache"
 MODULES = ("account_invoice", "account_product")
 ADMIN_PASSWORD = "admin"  # a throwaway test database's admin; never a real secret
 START_TIMEOUT_S = 60.0
+LOAD_TIMEOUT_S = 180.0  # a database's first load (`TrytonServer.load`)
 CREATE_ATTEMPTS = 20  # some 50 s of waits for a template another session is copying
 
 
@@ -197,7 +198,9 @@ class TrytonServer:
         request = urllib.request.Request(f"{self.url}/{database}/r/x",
                                          headers={"Host": f"h{uuid.uuid4().hex}.localhost"})
         try:
-            urllib.request.urlopen(request, timeout=60).close()
+            # A fresh copy's first load reads every module's data: over 60 s on a loaded
+            # 2-core machine (seen timing out in a whole-suite run).
+            urllib.request.urlopen(request, timeout=LOAD_TIMEOUT_S).close()
         except urllib.error.HTTPError as exc:
             if exc.code != 404:
                 raise
