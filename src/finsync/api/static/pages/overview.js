@@ -239,13 +239,6 @@ const BUDGET_LIMITS = {
   retry_after: "the ERP asked to be called later",
 };
 
-function minutes(seconds) {
-  const s = Math.max(0, Math.round(seconds));
-  const hours = Math.floor(s / 3600), rest = s % 3600;
-  const pad = (n) => String(n).padStart(2, "0");
-  return hours ? `${hours}h${pad(Math.floor(rest / 60))}m` : `${Math.floor(rest / 60)}m${pad(rest % 60)}s`;
-}
-
 // The ERPs whose posting budget holds their calls back now: their due deliveries wait,
 // untried, among "Due now".
 function budgetWaits(waits) {
@@ -254,7 +247,7 @@ function budgetWaits(waits) {
     rowAttrs: (row) => ({ "data-budget-target": row.target }), columns: [
       { key: "target", label: "ERP" },
       { key: "limit", label: "Held back because", render: (row) => BUDGET_LIMITS[row.limit] || row.limit },
-      { key: "seconds", label: "Next call in", numeric: true, render: (row) => minutes(row.seconds) },
+      { key: "seconds", label: "Next call in", numeric: true, render: (row) => (row.seconds < 60 ? `${Math.ceil(row.seconds)} s` : age(row.seconds)) },
     ] });
 }
 
