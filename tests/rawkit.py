@@ -4,6 +4,7 @@ a stream holds, checked payloads to publish, and a transport that fails on purpo
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from finsync.streaming.setup import ensure_streams
 from tests.builders import envelope, payment_doc
 
 PEEK_ACK_WAIT_S = 300.0
+PEEK_PATIENCE_S = 60.0  # for the messages the leader counts to reach the peek
 
 
 @contextmanager
@@ -39,13 +41,20 @@ def stream_messages(js: JetStream, settings: TransportSettings, suffix: str,
                     subjects: str) -> list[Incoming]:
     """Every message `suffix`'s stream holds on `subjects`, once each (by stream sequence),
     read by a consumer of its own (acknowledged: the consumer is the test's; a long ack
-    wait, so that a loaded machine's slow acks do not hand messages over twice)."""
-    consumer = js.consumer(settings.stream(suffix), f"peek{uuid.uuid4().hex[:8]}", subjects,
+    wait, so that a loaded machine's slow acks do not hand messages over twice).
+
+    How many there are is asked of the stream's leader first: a new consumer may sit on a
+    replica that is still catching up (a node just restarted), or answer its first fetch
+    late on a loaded machine, so an empty fetch alone does not mean the end."""
+    stream = settings.stream(suffix)
+    held = sum(js.subject_counts(stream, subjects).values())
+    consumer = js.consumer(stream, f"peek{uuid.uuid4().hex[:8]}", subjects,
                            ack_wait_s=PEEK_ACK_WAIT_S)
     seen: dict[int, Incoming] = {}
+    deadline = time.monotonic() + PEEK_PATIENCE_S
     while True:
         batch = consumer.fetch(1000, 1.0)
-        if not batch:
+        if not batch and (len(seen) >= held or time.monotonic() > deadline):
             return [seen[seq] for seq in sorted(seen)]
         for message in batch:
             message.ack()

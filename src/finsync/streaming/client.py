@@ -120,6 +120,7 @@ class JetStream:
         except BaseException:
             self._loop.stop()
             raise
+        self._events.client = self._nc
         self._js: JetStreamContext = self._nc.jetstream(timeout=API_TIMEOUT_S)
         self._publisher = Publisher(self._nc)
 
@@ -272,10 +273,21 @@ class _Events:
     def __init__(self, name: str) -> None:
         self.name = name
         self.closing = False  # a disconnection asked for is no news
+        self.client: NatsClient | None = None
 
     async def error(self, exc: Exception) -> None:
         # A refused connection to a node that is down is the normal course of a reconnect.
         log.info("nats client %s: %s: %s", self.name, exc.__class__.__name__, exc)
+        self._drop_failed_attempt()
+
+    def _drop_failed_attempt(self) -> None:
+        # nats-py's reconnect loop opens each attempt's socket on the same transport object
+        # and, when the handshake fails (a node that accepts but dies or answers late), opens
+        # the next one over it without closing it: the socket leaks until the collector
+        # finds it. Closing it here, between attempts, is what nats-py leaves out.
+        client = self.client
+        if client is not None and client.is_reconnecting and client._transport is not None:
+            client._transport.close()
 
     async def disconnected(self) -> None:
         if not self.closing:
