@@ -287,7 +287,7 @@ class _Events:
         # finds it. Closing it here, between attempts, is what nats-py leaves out.
         client = self.client
         if client is not None and client.is_reconnecting and client._transport is not None:
-            client._transport.close()
+            client._transport.close()  # type: ignore[no-untyped-call]  # nats-py: untyped
 
     async def disconnected(self) -> None:
         if not self.closing:
