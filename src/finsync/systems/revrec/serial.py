@@ -21,6 +21,7 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -36,9 +37,11 @@ Json = Any  # a value json.dumps accepts
 
 
 def encode(value: object) -> Json:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if not (added_later(f) and getattr(value, f.name) == f.default)}
+    kind: Any = type(value)  # a class is hashable; mypy's object.__hash__ says otherwise
+    fields = _encoded_fields(kind)
+    if fields is not None and not isinstance(value, type):
+        return {name: encode(getattr(value, name)) for name, later, default in fields
+                if not (later and getattr(value, name) == default)}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, date):  # datetime included
@@ -57,46 +60,96 @@ def encode(value: object) -> Json:
 
 
 @cache
+def _encoded_fields(cls: Any) -> tuple[tuple[str, bool, Any], ...] | None:
+    """A dataclass's (name, added later, default) per field, None for any other class:
+    worked out once per class, as a state holds thousands of values of a few classes."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    return tuple((f.name, added_later(f), f.default) for f in dataclasses.fields(cls))
+
+
+@cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
 def decode(tp: Any, data: Json) -> Any:
+    return _decoder(tp)(data)
+
+
+Decoder = Callable[[Json], Any]
+
+
+@cache
+def _decoder(tp: Any) -> Decoder:
+    """How to read a value of type `tp`, worked out once per type (the type hints walked
+    once, not for every value of a state)."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (types.UnionType, typing.Union):
-        if data is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return decode(inner, data)
+        return _optional(args)
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(decode(args[0], v) for v in data)
-        return tuple(decode(a, v) for a, v in zip(args, data, strict=True))
+            item = _decoder(args[0])
+            return lambda data: tuple(item(v) for v in data)
+        items = tuple(_decoder(a) for a in args)
+        return lambda data: tuple(d(v) for d, v in zip(items, data, strict=True))
     if origin is frozenset:
-        return frozenset(decode(args[0], v) for v in data)
+        member = _decoder(args[0])
+        return lambda data: frozenset(member(v) for v in data)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        hints = _hints(tp)
+        return _dataclass_decoder(tp)
+    return _scalar(tp)
+
+
+def _optional(args: tuple[Any, ...]) -> Decoder:
+    inner = [a for a in args if a is not type(None)]
+    nullable = type(None) in args
+
+    def read(data: Json) -> Any:
+        if data is None and nullable:
+            return None
+        (one,) = inner
+        return _decoder(one)(data)
+    return read
+
+
+def _dataclass_decoder(cls: type) -> Decoder:
+    """Fields are looked up at the first value read, so a class that (indirectly) holds
+    itself does not recurse here; the list is published whole, so a thread reading at the
+    same moment never sees part of it."""
+    known: list[tuple[str, Decoder]] | None = None
+
+    def read(data: Json) -> Any:
+        nonlocal known
+        fields = known
+        if fields is None:
+            hints = _hints(cls)
+            fields = known = [(f.name, _decoder(hints[f.name]))
+                              for f in dataclasses.fields(cls) if f.init]
         # A field missing from the stored text was added later: it takes its default.
-        return tp(**{f.name: decode(hints[f.name], data[f.name])
-                     for f in dataclasses.fields(tp) if f.init and f.name in data})
-    return _scalar(tp, data)
+        return cls(**{name: field(data[name]) for name, field in fields if name in data})
+    return read
 
 
-
-def _scalar(tp: Any, data: Json) -> Any:
+def _scalar(tp: Any) -> Decoder:
     if isinstance(tp, type) and issubclass(tp, Enum):
-        return tp(data)
+        return tp
     if tp is datetime:
-        return datetime.fromisoformat(data)
+        return datetime.fromisoformat
     if tp is date:
-        return date.fromisoformat(data)
+        return date.fromisoformat
     if tp is Decimal:
-        return Decimal(data)
+        return Decimal
     if tp in (str, int, bool):
-        if not isinstance(data, tp):
-            raise TypeError(f"expected {tp.__name__}, got {data!r}")
-        return data
-    raise TypeError(f"cannot decode {tp!r}")
+        def checked(data: Json) -> Any:
+            if not isinstance(data, tp):
+                raise TypeError(f"expected {tp.__name__}, got {data!r}")
+            return data
+        return checked
+
+    def refused(data: Json) -> Any:
+        raise TypeError(f"cannot decode {tp!r}")
+    return refused
 
 
 def dumps_state(state: RevenueContractState) -> str:
