@@ -15,7 +15,7 @@ from tests.clikit import runner
 from tests.hubkit import run_settled
 
 DONE = 30  # 12 to the ledger, 12 to revrec, the 6 invoices committed to the tax engine
-HEAD = "0014"  # the newest migration of the hub's schema
+HEAD = "0015"  # the newest migration of the hub's schema
 
 
 @pytest.fixture

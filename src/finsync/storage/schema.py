@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from finsync.dbtypes import NAMING_CONVENTION, Serial, UtcDateTime
@@ -96,6 +97,8 @@ duplicates = Table(
     Column("detected_at", UtcDateTime, nullable=False),
 )
 
+_PENDING = text("status = 'pending'")
+
 deliveries = Table(
     "deliveries", metadata,
     Column("id", Serial, primary_key=True, autoincrement=True),
@@ -123,6 +126,9 @@ deliveries = Table(
     Column("partition_hash", BigInteger),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_partition", "target", "partition_key", "id"),
+    # A claim walks the pending deliveries of a target in id order and stops at its limit.
+    Index("ix_deliveries_pending", "target", "id", postgresql_where=_PENDING,
+          sqlite_where=_PENDING),
 )
 
 cross_refs = Table(
