@@ -28,7 +28,7 @@ from pydantic import (
 from finsync.auth.principal import check_scope, normalise
 from finsync.domain.errors import DomainError, FinsyncError
 from finsync.domain.events import CATALOGUE, BusinessDomain, EventType
-from finsync.domain.limits import InputLimits
+from finsync.domain.limits import ID_MAX_CHARS, InputLimits
 from finsync.domain.money import exponent
 from finsync.domain.secret import Secret, looks_secret
 from finsync.hub.settings import DeliveryPolicy, HubSettings
@@ -261,7 +261,7 @@ class LimitsSection(_Strict):
     body_max_bytes: int = Field(1 << 20, ge=1024, le=1 << 30)
     json_depth_max: int = Field(32, ge=2, le=200)  # stored JSON is read at depth 200
     json_items_max: int = Field(20_000, ge=1, le=10_000_000)
-    id_max_chars: int = Field(255, ge=8, le=255)
+    id_max_chars: int = Field(ID_MAX_CHARS, ge=8, le=ID_MAX_CHARS)
     text_max_chars: int = Field(4_000, ge=16, le=1_000_000)
     amount_max: Decimal = Field(Decimal("1000000000000"), gt=0)
     years_back: int = Field(30, ge=0, le=200)

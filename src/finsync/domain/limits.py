@@ -48,13 +48,17 @@ from finsync.domain.events import AnyEvent
 from finsync.domain.money import Money
 from finsync.domain.refs import ExternalRefs
 
+# The hub's id columns hold 255 characters: no source may allow longer ids (config caps
+# `id_max_chars` here), and what the hub itself writes into an id field stays within it.
+ID_MAX_CHARS = 255
+
 
 @dataclass(frozen=True, slots=True)
 class InputLimits:
     body_max_bytes: int = 1 << 20
     json_depth_max: int = 32
     json_items_max: int = 20_000
-    id_max_chars: int = 255  # ids, codes, keys (the hub's columns hold 255)
+    id_max_chars: int = ID_MAX_CHARS  # ids, codes, keys
     text_max_chars: int = 4_000  # names, descriptions, memos, reasons
     amount_max: Decimal = Decimal("1000000000000")  # 1e12 major units
     years_back: int = 30

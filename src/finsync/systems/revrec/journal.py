@@ -22,6 +22,10 @@ Rules:
   (606-10-32-10), credited to its own account out of deferred revenue.
 - Adjustment lines (`ContractMovement.adjusts`) carry the closed period they catch up and
   the events that changed it (dimensions `adjusts_period`, `revenue_change`).
+  `revenue_change` is the event ids space-joined while they fit the hub's id limit
+  (`ID_MAX_CHARS`); beyond it, the ids that fit, in order, then `+N more` for the N left
+  out (`changes_named`), so a close with many late changes still posts. The full list is
+  the contract's change log (engine.md, "Immutable period journals").
 - Account codes come in a small mapping with the keys `revenue`, `deferred_revenue`,
   `contract_asset` and `unbilled_receivable`, and optionally `contra_revenue` and
   `refund_liability`: without them, concessions stay net on the revenue account and a
@@ -37,6 +41,7 @@ from datetime import timedelta
 from finsync.domain.clock import Period
 from finsync.domain.ids import derive_id
 from finsync.domain.journal import JournalEntry, JournalLine, Side
+from finsync.domain.limits import ID_MAX_CHARS
 from finsync.domain.money import Money
 from finsync.systems.revrec.balance import ContractBalances, balances
 from finsync.systems.revrec.contra import contra_to, refund_liability
@@ -139,9 +144,28 @@ def _contract_lines(held: ContractMovement, accounts: AccountMap) -> list[Journa
     dimensions: tuple[tuple[str, str], ...] = (("revenue_contract", held.revenue_contract_id),)
     if held.adjusts is not None:
         dimensions += (("adjusts_period", held.adjusts),
-                       ("revenue_change", " ".join(held.changes)))
+                       ("revenue_change", changes_named(held.changes)))
     return [_line(account, amount, dimensions)
             for account, amount in debits if not amount.is_zero]
+
+
+def changes_named(changes: Sequence[str], chars_max: int = ID_MAX_CHARS) -> str:
+    """The `revenue_change` value: the ids space-joined when that fits `chars_max` (as
+    always); else the longest leading run of ids that fits with the marker `+N more`, N the
+    ids left out (`+N more` alone when not even the first fits). A function of the ids only,
+    so a re-computed journal is the same, byte for byte."""
+    joined = " ".join(changes)
+    if len(joined) <= chars_max:
+        return joined
+    shown: list[str] = []
+    used = 0  # characters of the ids shown so far, with a space after each
+    for event_id in changes:
+        marker = f"+{len(changes) - len(shown) - 1} more"
+        if used + len(event_id) + 1 + len(marker) > chars_max:
+            break
+        shown.append(event_id)
+        used += len(event_id) + 1
+    return " ".join([*shown, f"+{len(changes) - len(shown)} more"])
 
 
 def contract_movement(state: RevenueContractState, period: Period) -> ContractMovement:
