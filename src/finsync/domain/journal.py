@@ -36,13 +36,9 @@ class JournalLine:
     transaction_amount: Money | None = None
 
     def __post_init__(self) -> None:
-        for money in (self.amount, self.transaction_amount):
-            if money is None:
-                continue
-            amount = money.amount
-            if amount <= 0 or amount != amount.quantize(quantum(money.currency)):
-                raise DomainError(f"journal line on {self.account}: {money} must be positive "
-                                  "and in minor units")
+        _check_line_amount(self.account, self.amount)
+        if self.transaction_amount is not None:
+            _check_line_amount(self.account, self.transaction_amount)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +55,8 @@ class JournalEntry:
     def __post_init__(self) -> None:
         if len(self.lines) < 2:
             raise UnbalancedEntryError(f"entry {self.id} needs at least two lines")
+        if _balanced_in_one_currency(self.lines):
+            return  # the common case, decided without a total per currency
         net: dict[str, Decimal] = defaultdict(Decimal)
         for line in self.lines:
             sign = 1 if line.side is Side.DEBIT else -1
@@ -76,6 +74,34 @@ class JournalEntry:
         return JournalEntry(entry_id, self.legal_entity, posting_date, f"Reversal of {self.id}",
                             flipped, self.correlation_id, reverses=self.id,
                             source_refs=self.source_refs)
+
+
+def _check_line_amount(account: str, money: Money) -> None:
+    amount = money.amount
+    if amount <= 0:
+        raise DomainError(f"journal line on {account}: {money} must be positive "
+                          "and in minor units")
+    unit = quantum(money.currency)
+    # Written at the minor unit (the common case) is in minor units; otherwise the amount
+    # must not change when rounded to it ("1.5" USD is, "1.005" is not).
+    if not amount.same_quantum(unit) and amount != amount.quantize(unit):
+        raise DomainError(f"journal line on {account}: {money} must be positive "
+                          "and in minor units")
+
+
+def _balanced_in_one_currency(lines: tuple[JournalLine, ...]) -> bool:
+    """True when every line is in one currency and the debits equal the credits."""
+    currency = lines[0].amount.currency
+    debits = credits = Decimal(0)
+    for line in lines:
+        money = line.amount
+        if money.currency != currency:
+            return False
+        if line.side is Side.DEBIT:
+            debits += money.amount
+        else:
+            credits += money.amount
+    return debits == credits
 
 
 class PeriodStatus(StrEnum):

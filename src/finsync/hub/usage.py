@@ -35,21 +35,20 @@ Rules:
   billing's class, with the quantity and the code; a transient failure leaves it pending
   for the next round. Billing rates the period at its end (one `UsageRated` per line and
   period), which is what revenue receives.
-- Intake reads a batch with the cyclic garbage collector paused (`_collector_paused`).
+- Intake reads a batch with the cyclic garbage collector paused (`finsync.collector`).
 """
 
 from __future__ import annotations
 
-import gc
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine
 
+from finsync import collector
 from finsync.connectors.ports import DeliveryContext, UsagePort
 from finsync.domain import json_limits, meter
 from finsync.domain.clock import Period
@@ -135,7 +134,7 @@ class UsageIntake:
         try:
             self._require_source(source)
             json_limits.check_body(body, limits)
-            with _collector_paused():
+            with collector.paused():
                 batch = meter.parse_batch(_text(body), limits, at.date(),
                                           self._translate(source))
         except MappingError as exc:
@@ -181,7 +180,7 @@ class UsageIntake:
                 checked.append("")  # refused: read nothing of it
                 continue
             checked.append(line)
-        with _collector_paused():
+        with collector.paused():
             batch = meter.read_lines(checked, limits, at.date(), first, translate)
         refused = tuple(sorted((*batch.refused, *too_big), key=lambda r: r.index))
         return self._store(source, MeterBatch(batch.events, refused, batch.indexes), at)
@@ -353,21 +352,6 @@ def _changed(batch: MeterBatch, position: int, first: MeterEvent) -> RefusedItem
         f"this one says {sent.quantity} of {sent.product_id} on {sent.subscription_id} at "
         f"{sent.occurred_at.isoformat()}: the first stands (send a correction under an id "
         "of its own)")
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a batch is read: its tens of thousands of fresh
-    objects hold no cycle (reference counting frees them), yet they set off collection
-    passes that cost as much as reading them. Only a call that found it running restarts
-    it: one that found it paused (another thread reading) leaves it to that one."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
 
 
 def _text(body: bytes) -> str:

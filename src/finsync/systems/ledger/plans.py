@@ -3,7 +3,9 @@ and how its lines are built from them.
 
 Rules:
 - A plan is built before anything is read: it names the items it will need (by id, and the
-  customer whose open credits or debits it may use), so that a batch reads them all at once.
+  customer whose open credits or debits it may use, and which of the two), so that a batch
+  reads them all at once, and only those: a payment reads its customer's debits, never the
+  credits that earlier payments on account left.
 - Building the lines is pure: the items come from an `ItemReader` (the batch's view of the
   subledger), the conversion from the `Books`.
 - A summary posting keeps no items per document (`assumed_items`): the document is
@@ -77,7 +79,8 @@ Build = Callable[[ItemReader, Books], Posting]
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """How one document posts; `item_ids` and `customer` say which AR items it reads."""
+    """How one document posts; `item_ids`, `customer` and `customer_kind` say which AR
+    items it reads."""
 
     kind: str
     document_id: str
@@ -90,6 +93,8 @@ class Plan:
     reverses: str | None = None
     item_ids: tuple[str, ...] = ()
     customer: str | None = None
+    # The kind of the customer's open items it reads (its credits, or its debits).
+    customer_kind: ItemKind | None = None
     opens: tuple[str, ...] = ()  # ids of the items it may open (one document, one item)
     rate_days: tuple[date, ...] = ()  # other days whose rates it books at (besides `on`)
 
@@ -129,7 +134,8 @@ def _invoice_plan(invoice: Invoice, source: Source, assumed_items: bool) -> Plan
     return Plan("invoice", invoice.id, invoice, invoice.legal_entity, invoice.issue_date,
                 f"Invoice {invoice.number}", source, build,
                 opens=(invoice.id, f"{invoice.id}:credit"),
-                customer=invoice.customer_id if uses_credit else None)
+                customer=invoice.customer_id if uses_credit else None,
+                customer_kind=ItemKind.CREDIT if uses_credit else None)
 
 
 def _credit_memo_plan(memo: CreditMemo, source: Source, assumed_items: bool) -> Plan:
@@ -146,7 +152,7 @@ def _credit_memo_plan(memo: CreditMemo, source: Source, assumed_items: bool) -> 
     return Plan("credit_memo", memo.id, memo, memo.legal_entity, memo.issue_date,
                 f"Credit memo {memo.number} ({memo.reason})", source, build,
                 item_ids=(memo.invoice_id,), customer=memo.customer_id,
-                opens=(f"{memo.id}:credit",))
+                customer_kind=ItemKind.DEBIT, opens=(f"{memo.id}:credit",))
 
 
 def _assumed_applications(payment: Payment, books: Books) -> dict[str, OpenItem]:
@@ -172,7 +178,8 @@ def _payment_plan(payment: Payment, source: Source, assumed_items: bool) -> Plan
     return Plan("payment", payment.id, payment, payment.legal_entity, payment.received_on,
                 f"Payment {payment.id}", source, build,
                 item_ids=tuple(a.invoice_id for a in payment.applications),
-                customer=payment.customer_id, opens=(f"{payment.id}:credit",))
+                customer=payment.customer_id, customer_kind=ItemKind.DEBIT,
+                opens=(f"{payment.id}:credit",))
 
 
 def _refund_plan(refund: Refund, source: Source, assumed_items: bool) -> Plan:
@@ -193,7 +200,8 @@ def _refund_plan(refund: Refund, source: Source, assumed_items: bool) -> Plan:
     return Plan("refund", refund.id, refund, refund.legal_entity, refund.issued_on,
                 f"Refund {refund.id}", source, build,
                 item_ids=(refund.reopens_invoice,) if refund.reopens_invoice else (),
-                customer=refund.customer_id, opens=(f"{refund.id}:debit",))
+                customer=refund.customer_id, customer_kind=ItemKind.CREDIT,
+                opens=(f"{refund.id}:debit",))
 
 
 def _dispute_funds_plan(funds: DisputeFunds, source: Source, _assumed_items: bool) -> Plan:

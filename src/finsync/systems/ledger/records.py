@@ -94,23 +94,28 @@ def line_rows(entry: JournalEntry) -> list[tuple[Any, ...]]:
         foreign = line.transaction_amount
         # A side's value by identity: an enum's `.value` is a descriptor call per line.
         side = DEBIT if line.side is Side.DEBIT else CREDIT
+        customer, jurisdiction = _customer_and_jurisdiction(dimensions)
         rows.append((entry_id, n, entity, on, line.account, side, line.amount.to_minor(),
                      line.amount.currency, None if foreign is None else foreign.to_minor(),
                      None if foreign is None else foreign.currency,
-                     _dimension(dimensions, "customer"), pairs_json(dimensions),
-                     _dimension(dimensions, JURISDICTION)))
+                     customer, pairs_json(dimensions), jurisdiction))
     return rows
 
 
 DEBIT, CREDIT = Side.DEBIT.value, Side.CREDIT.value
 
 
-def _dimension(dimensions: tuple[tuple[str, str], ...], name: str) -> str | None:
-    """The value of dimension `name` (the last, as `dict(dimensions)` keeps it)."""
-    for key, value in reversed(dimensions):
-        if key == name:
-            return value
-    return None
+def _customer_and_jurisdiction(dimensions: tuple[tuple[str, str], ...]
+                                ) -> tuple[str | None, str | None]:
+    """The values of dimensions `customer` and `jurisdiction` (the last of each, as
+    `dict(dimensions)` keeps it), in one pass."""
+    customer = jurisdiction = None
+    for key, value in dimensions:
+        if key == "customer":
+            customer = value
+        elif key == JURISDICTION:
+            jurisdiction = value
+    return customer, jurisdiction
 
 
 def pairs_json(pairs: tuple[tuple[str, str], ...]) -> str:

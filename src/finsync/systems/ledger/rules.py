@@ -84,11 +84,21 @@ class AccountMap:
 def _side_functional(legs: Sequence[Leg], functional: str,
                      convert: Converter) -> list[Money]:
     """Booked values of one side: fixed legs keep theirs; the others share one conversion."""
-    if all(leg.functional is not None or leg.amount.currency == functional for leg in legs):
-        # Nothing to convert (the common case): converting the free legs' total and
-        # splitting it back by their own amounts gives each its amount, in minor units.
-        return [leg.functional if leg.functional is not None
-                else _in_minor_units(leg.amount) for leg in legs]
+    values = []
+    for leg in legs:
+        if leg.functional is not None:
+            values.append(leg.functional)
+        elif leg.amount.currency == functional:
+            # Nothing to convert (the common case): converting the free legs' total and
+            # splitting it back by their own amounts gives each its amount, in minor units.
+            values.append(_in_minor_units(leg.amount))
+        else:
+            return _converted(legs, functional, convert)
+    return values
+
+
+def _converted(legs: Sequence[Leg], functional: str, convert: Converter) -> list[Money]:
+    """`_side_functional` of a side with a leg to convert."""
     free = [i for i, leg in enumerate(legs) if leg.functional is None]
     fixed = {i: leg.functional for i, leg in enumerate(legs) if leg.functional is not None}
     free_total = total([legs[i].amount for i in free], legs[free[0]].amount.currency)
