@@ -106,7 +106,7 @@ def test_the_same_request_twice_is_one_message_and_once_archived_one_raw_event(
     assert again.json()["duplicate"] is True
     assert again.json()["transport_id"] == first.json()["transport_id"]
     archiver = Archiver(engine, hub.mappers, node, transport_settings, hub.clock,
-                        fetch_wait_s=0.5)
+                        fetch_wait_s=15.0)  # returns when the message comes: a loaded CI is slow
     assert archiver.archive_batch().stored == 1
     [row] = raw_rows(engine)
     assert row["transport_id"] == first.json()["transport_id"]
