@@ -39,7 +39,7 @@ Json = Any  # a value json.dumps accepts
 def encode(value: object) -> Json:
     kind: Any = type(value)  # a class is hashable; mypy's object.__hash__ says otherwise
     fields = _encoded_fields(kind)
-    if fields is not None and not isinstance(value, type):
+    if fields is not None:  # an instance: a dataclass's class is of type `type`
         return {name: encode(getattr(value, name)) for name, later, default in fields
                 if not (later and getattr(value, name) == default)}
     if isinstance(value, Enum):
