@@ -19,6 +19,7 @@ share one lane, NULL.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,7 +43,8 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from finsync.domain.ids import delivery_key
@@ -56,6 +58,8 @@ T = TypeVar("T")
 
 # The partitions a worker owns: (the number of partitions, the ones it owns).
 Owned = tuple[int, Collection[int]]
+# A time in a test: a value, or the claim statements' bound `b_now`.
+At = datetime | BindParameter[Any]
 
 _KNOWN_KEYS = select(deliveries.c.delivery_key).where(
     deliveries.c.delivery_key.in_(bindparam("b_keys", expanding=True)))
@@ -143,7 +147,7 @@ def known_keys(conn: Connection, keys: Collection[str]) -> set[str]:
     return set(conn.execute(_KNOWN_KEYS, {"b_keys": list(keys)}).scalars())
 
 
-def _expired(now: datetime) -> ColumnElement[bool]:
+def _expired(now: At) -> ColumnElement[bool]:
     return and_(deliveries.c.status == DeliveryStatus.IN_FLIGHT,
                 deliveries.c.lease_expires_at < now)
 
@@ -157,7 +161,7 @@ _LIVE = deliveries.alias("live")
 _PENDING = literal(DeliveryStatus.PENDING.value, literal_execute=True)
 
 
-def _waiting(now: datetime) -> ColumnElement[bool]:
+def _waiting(now: At) -> ColumnElement[bool]:
     """Pending and due: the claim's path is `ix_deliveries_pending`, in id order.
 
     The status is written into the statement, not bound: a partial index serves only a
@@ -253,6 +257,49 @@ def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: in
     suspect is the only delivery out, the suspect is the one to blame. One that would reach
     `lease_expiries_max` is left to `bury_expired` (None: no limit).
     """
+    if partitions is not None and not partitions[1]:
+        return []
+    owned = None if partitions is None else (partitions[0], tuple(sorted(set(partitions[1]))))
+    shape = _Shape(conn.dialect.name, _names(only), _names(skip) or (), _lanes(lanes),
+                   _lanes(skip_lanes) or (), owned, limit, lane_max, lease_expiries_max)
+    due, suspect = _claim_statements(shape)
+    params = {"b_now": now, "b_owner": owner, "b_until": now + timedelta(seconds=lease_s)}
+    return _taken(conn, due, params) or _taken(conn, suspect, params)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What makes one claim statement differ from another; the times and the owner are
+    bound at each claim."""
+    dialect: str
+    only: tuple[str, ...] | None
+    skip: tuple[str, ...]
+    lanes: tuple[str | None, ...] | None
+    skip_lanes: tuple[str | None, ...]
+    partitions: tuple[int, tuple[int, ...]] | None
+    limit: int
+    lane_max: int | None
+    lease_expiries_max: int | None
+
+
+def _names(names: Collection[str] | None) -> tuple[str, ...] | None:
+    return None if names is None else tuple(sorted(set(names)))
+
+
+def _lanes(lanes: Collection[str | None] | None) -> tuple[str | None, ...] | None:
+    return None if lanes is None else tuple(sorted(set(lanes), key=lambda x: (x is not None, x)))
+
+
+_NOW = bindparam("b_now", type_=deliveries.c.next_attempt_at.type)
+
+
+# A worker claims in every round, mostly with the same few shapes, and building the
+# statements (SQLAlchemy's clause objects, then their cache key) cost five times what the
+# database did with them: 1.6 ms of an empty claim's 1.9 ms on SQLite. Each shape's
+# statements are built once.
+@functools.lru_cache(maxsize=256)
+def _claim_statements(shape: _Shape) -> tuple[Update, Update]:
+    """The two UPDATEs of a claim of this shape: the due deliveries, then one suspect."""
     # Each status test is stated once and the targets compared plainly, so that the
     # databases walk the pending deliveries of a target in id order (`ix_deliveries_pending`)
     # and stop at `limit`: with the status tests spelt twice (waiting, or else leased out;
@@ -260,41 +307,38 @@ def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: in
     # rows, read every pending delivery, tested each against its partition and sorted: a
     # claim's cost grew with the backlog.
     chosen = select(deliveries.c.id).where(_first_unfinished())
-    if only is not None:
-        chosen = chosen.where(deliveries.c.target.in_(list(only)))
-    if skip:
-        chosen = chosen.where(deliveries.c.target.not_in(list(skip)))
-    if lanes is not None:
-        chosen = chosen.where(_in_lanes(lanes))
-    if skip_lanes:
-        chosen = chosen.where(_out_of_lanes(skip_lanes))
-    if partitions is not None:
-        if not partitions[1]:
-            return []
-        chosen = chosen.where(in_partitions(deliveries, partitions))
+    if shape.only is not None:
+        chosen = chosen.where(deliveries.c.target.in_(list(shape.only)))
+    if shape.skip:
+        chosen = chosen.where(deliveries.c.target.not_in(list(shape.skip)))
+    if shape.lanes is not None:
+        chosen = chosen.where(_in_lanes(shape.lanes))
+    if shape.skip_lanes:
+        chosen = chosen.where(_out_of_lanes(shape.skip_lanes))
+    if shape.partitions is not None:
+        chosen = chosen.where(in_partitions(deliveries, shape.partitions))
+    postgresql = shape.dialect == "postgresql"
     # The rows chosen are re-tested as they are taken, through expressions no index
     # serves, so that they are taken by id (not by a walk of the pending deliveries).
     still_waiting = and_(_unindexed(deliveries.c.status) == DeliveryStatus.PENDING,
-                         _unindexed(deliveries.c.next_attempt_at) <= now)
-    leased = _lease(conn, chosen.where(_waiting(now)), limit, still_waiting, owner, now,
-                    lease_s, lane_max=lane_max)
-    if leased:
-        return leased
-    expired = _expired(now)
-    if lease_expiries_max is not None:
-        expired = and_(expired, deliveries.c.lease_expiries + 1 < lease_expiries_max)
+                         _unindexed(deliveries.c.next_attempt_at) <= _NOW)
+    due = _lease(postgresql, _chosen(chosen.where(_waiting(_NOW)), shape.limit, shape.lane_max),
+                 still_waiting)
+    expired = _expired(_NOW)
+    if shape.lease_expiries_max is not None:
+        expired = and_(expired, deliveries.c.lease_expiries + 1 < shape.lease_expiries_max)
     live = _LIVE
-    live_lease = and_(live.c.status == DeliveryStatus.IN_FLIGHT, live.c.lease_expires_at >= now)
-    if partitions is not None:  # another worker's partitions never hold back this one's
-        live_lease = and_(live_lease, in_partitions(live, partitions))
+    live_lease = and_(live.c.status == DeliveryStatus.IN_FLIGHT, live.c.lease_expires_at >= _NOW)
+    if shape.partitions is not None:  # another worker's partitions never hold back this one's
+        live_lease = and_(live_lease, in_partitions(live, shape.partitions))
     quiet = ~exists().where(live_lease)
-    return _lease(conn, chosen.where(expired, quiet), 1, expired, owner, now, lease_s,
-                  lease_expiries=deliveries.c.lease_expiries + 1)
+    suspect = _lease(postgresql, _chosen(chosen.where(expired, quiet), 1, None), expired,
+                     lease_expiries=deliveries.c.lease_expiries + 1)
+    return due, suspect
 
 
-def _lease(conn: Connection, due_ids: Select[tuple[int]], limit: int,
-           still_due: ColumnElement[bool], owner: str, now: datetime, lease_s: float,
-           lane_max: int | None = None, **values: Any) -> list[Delivery]:
+def _lease(postgresql: bool, chosen: ScalarSelect[int], still_due: ColumnElement[bool],
+           **values: Any) -> Update:
     """One conditional UPDATE. PostgreSQL re-checks `still_due` on the locked row, so two
     workers racing for the same row cannot both take it; SQLite has a single writer.
 
@@ -303,14 +347,18 @@ def _lease(conn: Connection, due_ids: Select[tuple[int]], limit: int,
     young statistics (a table that has grown since it was last analysed) could plan it as
     a semi-join that runs the look-ahead again for every pending delivery. SQLite computes
     an `IN (SELECT …)` once."""
-    chosen = _chosen(due_ids, limit, lane_max)
-    taken = (deliveries.c.id == any_(func.array(chosen)) if conn.dialect.name == "postgresql"
+    taken = (deliveries.c.id == any_(func.array(chosen)) if postgresql
              else deliveries.c.id.in_(chosen))
-    rows = conn.execute(
-        update(deliveries).where(taken, still_due)
-        .values(status=DeliveryStatus.IN_FLIGHT, lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_s), **values)
-        .returning(*deliveries.c)).mappings().all()
+    return (update(deliveries).where(taken, still_due)
+            .values(status=DeliveryStatus.IN_FLIGHT, lease_owner=bindparam("b_owner"),
+                    lease_expires_at=bindparam("b_until",
+                                               type_=deliveries.c.lease_expires_at.type),
+                    **values)
+            .returning(*deliveries.c))
+
+
+def _taken(conn: Connection, statement: Update, params: Mapping[str, Any]) -> list[Delivery]:
+    rows = conn.execute(statement, params).mappings().all()
     return sorted((_row(r) for r in rows), key=lambda d: d.id)
 
 
