@@ -45,6 +45,19 @@ def test_budget_holds_in_every_minute(engine: Engine) -> None:
     assert (times[-1] - times[0]).total_seconds() > 60  # it waited for the budget
 
 
+def test_a_budgeted_call_is_full_while_its_lane_has_enough_due(engine: Engine) -> None:
+    """Five documents of one entity, then three of another: the second entity's first
+    call carries its three, not the one that a look-ahead of the first six met."""
+    clock = Clock()
+    port = RecordingLedger(clock, max_batch=3)
+    hub = buffered_hub(engine, {"ledger": (port, BufferPolicy(calls_per_minute=10,
+                                                              concurrency=2))}, clock)
+    ingest(hub, _invoices(5, ("le_us",), "us") + _invoices(3, ("le_eu",), "eu"))
+    drain(hub, clock)
+    assert statuses(hub) == {"done": 8}
+    assert sorted(len(c.postings) for c in port.calls) == [2, 3, 3]
+
+
 def test_concurrency_cap_is_respected_and_used(engine: Engine) -> None:
     clock = Clock()
     port = RecordingLedger(clock, max_batch=2, hold_s=0.02,

@@ -129,8 +129,8 @@ class PostingBuffer:
         # Without any limit a task makes a few calls of its lane in a row (no grant to hold
         # idle, and a round's claim is not given back three times in four); with one, a
         # call is a task of its own, so no slot waits held.
-        unlimited = policy.calls_per_minute is None and policy.daily_cap is None and (
-            concurrency is None)
+        self._budgeted = policy.calls_per_minute is not None or policy.daily_cap is not None
+        unlimited = not self._budgeted and concurrency is None
         self._per_task = _CALLS_PER_TASK if unlimited else 1
         self._pool: ThreadPoolExecutor | None = None
         self._running: dict[Future[int], Lane] = {}
@@ -149,7 +149,7 @@ class PostingBuffer:
         only what ended is counted: a call started mid-acceptance would carry part of a
         batch and spend a whole call of the budget on it."""
         if not wait_for_calls:
-            if self._policy.calls_per_minute or self._policy.daily_cap:
+            if self._budgeted:
                 return self._reap()
             return self._start_between()
         settled = self._reap() + self._start()
@@ -199,9 +199,14 @@ class PostingBuffer:
             return 0
         limit = self._policy.claim_max
         lane_max: int | None = None
-        if self._planner is None:  # room for the lanes seen last, and one more
-            wanted = min(room, (self._lanes_seen + 1) * self._lane_cap)
-            limit = min(limit, wanted * self._batch * max(self._per_task, _CLAIM_SLACK))
+        if self._planner is None:
+            if not self._budgeted:  # room for the lanes seen last, and one more
+                wanted = min(room, (self._lanes_seen + 1) * self._lane_cap)
+                limit = min(limit, wanted * self._batch * max(self._per_task, _CLAIM_SLACK))
+            # A budgeted ERP's claim looks as far as `claim_max`, so that a lane's call is full
+            # whenever its lane has that many due: in a narrower look-ahead, a lane behind
+            # another's backlog found one or two of its deliveries and spent a whole call of
+            # the budget on them (its calls are few, so a longer look-ahead costs little).
             # What the calls of one idle lane can carry (`_trimmed`): no more is leased.
             lane_max = min(room, self._lane_cap) * self._per_task * self._batch
         self._claimed_at = time.monotonic()
