@@ -380,14 +380,17 @@ def bury_expired(conn: Connection, now: datetime, lease_expiries_max: int,
                  error: str) -> list[Delivery]:
     """Make `dead` every delivery whose lease ran out for the `lease_expiries_max`-th time,
     with `error`; returns them (the caller opens their exceptions)."""
-    rows = conn.execute(
-        update(deliveries).where(
-            _expired(now), deliveries.c.lease_expiries + 1 >= lease_expiries_max)
-        .values(status=DeliveryStatus.DEAD, lease_expiries=deliveries.c.lease_expiries + 1,
-                lease_owner=None, lease_expires_at=None, last_error=error_text(error),
-                completed_at=now)
-        .returning(*deliveries.c)).mappings().all()
-    return sorted((_row(r) for r in rows), key=lambda d: d.id)
+    return _taken(conn, _BURY, {"b_now": now, "b_max": lease_expiries_max,
+                                "b_error": error_text(error)})
+
+
+# Built once: every round of every worker runs it.
+_BURY = (update(deliveries)
+         .where(_expired(_NOW), deliveries.c.lease_expiries + 1 >= bindparam("b_max"))
+         .values(status=DeliveryStatus.DEAD, lease_expiries=deliveries.c.lease_expiries + 1,
+                 lease_owner=None, lease_expires_at=None, last_error=bindparam("b_error"),
+                 completed_at=_NOW)
+         .returning(*deliveries.c))
 
 
 def _row(r: Any) -> Delivery:
