@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
 from finsync.domain.errors import FinsyncError
 
@@ -68,11 +69,46 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         _sqlite_pragmas(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     # The session's name says which process wrote: the pipeline's wake-up ignores the
     # notifications of its own process, whose writers notify it directly (`hub.wakeup`).
     kwargs.setdefault("connect_args", {}).setdefault("application_name", process_name())
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection idle longer than this is pinged before it is handed out.
+PING_IDLE_S = 5.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before it is handed out only when it sat idle in the pool
+    for `PING_IDLE_S`: a server restarted, or a connection dropped by a proxy, is found
+    before a unit of work meets it. `pool_pre_ping` pings at every checkout, one round trip
+    per transaction: a tenth of a small batch's time in the pipeline. A connection that
+    fails its ping is replaced (`DisconnectionError`: the pool tries a new one); one that
+    breaks within `PING_IDLE_S` of its last use fails its statement, which invalidates the
+    pool, and the unit of work is retried by its caller as any transient error is."""
+    @event.listens_for(engine, "connect")
+    def _connected(dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _returned(dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _handed_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if time.monotonic() - record.info.get(_RETURNED, 0.0) < PING_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"a pooled connection failed its ping: {exc}") from exc
+
+
+_RETURNED = "finsync_returned_at"
 
 
 def process_name() -> str:
