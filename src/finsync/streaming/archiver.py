@@ -197,6 +197,7 @@ class Archiver:
         if self._consumer is None:
             self._consumer = self._js.consumer(self._settings.stream(RAW), DURABLE,
                                                raw_filter(self._settings.namespace),
+                                               ack_wait_s=self._settings.ack_wait_s,
                                                max_ack_pending=4 * self._batch_max)
         return self._consumer
 

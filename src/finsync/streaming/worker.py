@@ -230,7 +230,8 @@ class PartitionedWorker:
     def _start(self, partition: int) -> PipelineWorker:
         ns = self._settings.namespace
         consumer = self._js.consumer(self._settings.stream(EVENTS), durable(partition),
-                                     subjects.partition_filter(ns, partition))
+                                     subjects.partition_filter(ns, partition),
+                                     ack_wait_s=self._settings.ack_wait_s)
         loop = PartitionConsumer(partition, consumer, self._hub, self._leases.owns,
                                  self._wake_delivery)
         thread = self._make_thread(f"finsync-p{partition}", loop.step)
