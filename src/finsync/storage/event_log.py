@@ -334,8 +334,16 @@ def get(conn: Connection, event_id: str) -> Envelope | None:
 def get_many(conn: Connection,
              event_ids: Sequence[str]) -> dict[str, Envelope | UnreadableEvent]:
     """The stored events, each typed, or unreadable on its own."""
-    rows = conn.execute(select(events).where(events.c.event_id.in_(event_ids))).mappings()
+    rows = conn.execute(select(*_ENVELOPE_COLUMNS).where(events.c.event_id.in_(event_ids))
+                        ).mappings()
     return {str(r["event_id"]): _read_row(r) for r in rows}
+
+
+# What `row_to_envelope` reads of a stored event (not its status, hash nor raw event).
+_ENVELOPE_COLUMNS = tuple(events.c[name] for name in (
+    "event_id", "type", "schema_version", "payload", "source", "source_event_id",
+    "occurred_at", "received_at", "correlation_id", "causation_id", "business_key",
+    "aggregate_type", "aggregate_id", "aggregate_version"))
 
 
 def _read_row(row: Any) -> Envelope | UnreadableEvent:
