@@ -198,6 +198,28 @@ def test_keys_written_by_a_concurrent_call_are_found_after_the_conflict(
             ["k1", "k2"]
 
 
+def test_a_batch_sent_again_answers_each_key_without_reading_items(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every key known: each is answered with its first entry, or refused for another body
+    (the plan's hash is still compared), and no item, period or rate is read."""
+    service = ledger_service(engine)
+    requests = [Request("invoice", invoice("inv_1", ["100.00"]), "k1"),
+                Request("payment", payment("pay_1", "100.00", {"inv_1": "100.00"}), "k2"),
+                Request("invoice", invoice("inv_2", ["7.00"]), "k3")]
+    first = service.post_many(requests)
+    books = _books(engine)
+
+    def unread(*args: object) -> None:
+        raise AssertionError("a batch sent again books nothing")
+    monkeypatch.setattr(batch, "_subledger", unread)
+    monkeypatch.setattr(batch, "periods_of", unread)
+    again = service.post_many([*requests, Request("invoice", invoice("inv_1", ["99.00"]), "k1")])
+    assert [(o.entry_id, o.replayed) for o in again[:3] if isinstance(o, Posted)] == \
+        [(o.entry_id, True) for o in first if isinstance(o, Posted)]
+    assert len(first) == 3 and isinstance(again[3], IdempotencyMismatchError)
+    assert _books(engine) == books
+
+
 def test_entries_of_a_batch_keep_its_order(engine: Engine) -> None:
     service = ledger_service(engine)
     service.post_many([Request("invoice", invoice(f"inv_{n}", ["1.00"]), f"k{n}")

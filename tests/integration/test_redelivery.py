@@ -10,9 +10,10 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from finsync.bootstrap import Finance, build_finance, build_revenue_service
 from finsync.config import DEFAULT_CONFIG, FinsyncConfig, parse_config
@@ -20,7 +21,8 @@ from finsync.domain.envelope import Envelope
 from finsync.domain.fingerprint import plain
 from finsync.domain.status import DeliveryStatus
 from finsync.generator.run import Request, generate
-from finsync.hub.delivery import context
+from finsync.hub import delivery as delivery_module
+from finsync.hub.delivery import DeliveryWorker, context
 from finsync.hub.replay import ReplayFilter
 from finsync.storage import event_log, jsonutil
 from finsync.storage.call_log import external_calls
@@ -118,3 +120,70 @@ def test_only_an_ask_made_with_this_very_body_and_linked_is_answered(
     # A document the change links, not linked (a call that died before its link): the call
     # links it, so the store does not answer.
     assert service.answered([Asked(key, contract, ("inv_not_linked",))]) == {}
+
+
+def _claim_limits(worker: DeliveryWorker, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The `limit` of each claim the worker makes from now on."""
+    limits: list[int] = []
+    claim = worker.claim
+
+    def counted(conn: Connection, lease_s: float, limit: int, **kwargs: Any) -> list[Delivery]:
+        limits.append(limit)
+        return claim(conn, lease_s, limit, **kwargs)
+    monkeypatch.setattr(worker, "claim", counted)
+    return limits
+
+
+@pytest.fixture
+def small_batches(db_url: str, tmp_path: Path) -> Iterator[Company]:
+    """The small company, delivered in batches of 3."""
+    data = tomllib.loads(DEFAULT_CONFIG.read_text())
+    data["hub"]["database_url"] = db_url
+    data["delivery"]["batch_size"] = 3
+    config = parse_config(data, tmp_path)
+    generate(config, Request(customers=4, months=2, seed=3))
+    finance = build_finance(config)
+    yield Company(config, finance)
+    finance.dispose()
+
+
+def test_rounds_that_need_no_call_claim_more_each_time(
+        small_batches: Company, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = small_batches.finance.hub
+    replayed = hub.replay(ReplayFilter(everything=True))
+    limits = _claim_limits(hub.worker, monkeypatch)
+    settled = []
+    while sent := hub.worker.run_once():
+        settled.append(sent)
+    # 3, then doubled after every round its targets answered in a set.
+    assert limits[:4] == [3, 6, 12, 24]
+    assert settled[:3] == [3, 6, 12]
+    summary = hub.run_until_idle()  # the ledger's, through its buffer
+    assert sum(settled) + summary.deliveries_attempted == replayed.requeued
+    assert set(hub.status()["deliveries"]) == {"done"}
+
+
+def test_a_round_calls_at_most_a_batch_and_gives_the_rest_back_untried(
+        small_batches: Company, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = small_batches.finance.hub
+    hub.replay(ReplayFilter(everything=True))
+    limits = _claim_limits(hub.worker, monkeypatch)
+    assert hub.worker.run_once() == 3  # answered in a set: the next claim takes 6
+    before = _calls(small_batches.finance)
+    monkeypatch.setattr(delivery_module, "answered", lambda *args: {})  # none answered
+    d = deliveries.c
+    with reading(hub.engine) as conn:
+        attempts = dict(conn.execute(select(d.id, d.attempts)).all())
+    assert hub.worker.run_once() == 3  # of the 6 claimed, 3 called, 3 given back
+    assert limits == [3, 6]
+    made = _calls(small_batches.finance) - before
+    assert sum(n for (_, method), n in made.items() if method != "answered") == 3
+    with reading(hub.engine) as conn:
+        rows = conn.execute(select(d.id, d.status, d.attempts, d.lease_owner)
+                            .where(d.target.in_(ANSWERING))).all()
+    tried = [r for r in rows if r.attempts > attempts[r.id]]
+    assert len(tried) == 3 and all(r.status == DeliveryStatus.DONE for r in tried)
+    assert all(r.lease_owner is None for r in rows)
+    assert {r.status for r in rows} == {DeliveryStatus.DONE, DeliveryStatus.PENDING}
+    hub.worker.run_once()
+    assert limits == [3, 6, 3]  # a round that called brings the claim back to the batch

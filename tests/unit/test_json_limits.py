@@ -128,3 +128,18 @@ def test_a_body_that_is_no_text_is_left_to_the_parser() -> None:
 def test_the_structure_of_any_text_is_what_the_string_pattern_leaves(text: str) -> None:
     # Without a backslash the structure is cut on quotes; it must be the pattern's exactly.
     assert json_limits.structure(text) == json_limits._STRING.sub("0", text)
+
+
+def _walked(text: str, limits: InputLimits) -> str | None:
+    try:
+        json_limits.walk(text, limits)
+    except MappingError as exc:
+        return exc.code
+    return None
+
+
+@given(st.text(alphabet='ab"[]{},: \n\\', max_size=40), st.integers(0, 8), st.integers(1, 45))
+def test_a_text_passed_at_sight_passes_the_walk_too(text: str, depth: int, items: int) -> None:
+    # `check` walks only a text that its counts cannot clear; one they clear never fails.
+    limits = InputLimits(json_depth_max=depth, json_items_max=items)
+    assert _code(text, limits) == _walked(text, limits)

@@ -117,10 +117,14 @@ def decode(tp: type[T], data: object, path: str, currency: str | None = None) ->
 
 def _read(tp: Any, data: object, path: str, currency: str | None,
           price: bool = False) -> object:
+    return _reader_of(tp, price)(data, path, currency)
+
+
+def _reader_of(tp: Any, price: bool = False) -> Reader:
     reader = _READERS.get((tp, price))
     if reader is None:
         reader = _READERS[(tp, price)] = _reader(tp, price)
-    return reader(data, path, currency)
+    return reader
 
 
 Reader = Callable[[object, str, "str | None"], object]
@@ -134,7 +138,7 @@ def _reader(tp: Any, price: bool) -> Reader:
     if origin in (types.UnionType, typing.Union):
         return _optional_reader(args, price)
     if origin is tuple:
-        return lambda data, path, currency: _read_tuple(args, data, path, currency)
+        return _tuple_reader(args)
     if tp is Money:
         return lambda data, path, currency: _read_money(data, path, currency, price)
     if tp is ExternalRefs:
@@ -143,7 +147,17 @@ def _reader(tp: Any, price: bool) -> Reader:
         return lambda data, path, _: _read_journal_line(data, path)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return lambda data, path, currency: _read_object(tp, data, path, currency)
+    if tp is str:
+        return _read_str
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return lambda data, path, _: _read_enum(tp, data, path)
     return lambda data, path, _: _read_scalar(tp, data, path)
+
+
+def _read_str(data: object, path: str, _: str | None) -> object:
+    if not isinstance(data, str) or not data:
+        raise MappingError(f"{path} must be a non-empty string")
+    return data
 
 
 def _optional_reader(args: tuple[Any, ...], price: bool) -> Reader:
@@ -154,29 +168,46 @@ def _optional_reader(args: tuple[Any, ...], price: bool) -> Reader:
         if data is None and nullable:
             return None
         (inner,) = others
-        return _read(inner, data, path, currency, price)
+        return _reader_of(inner, price)(data, path, currency)
     return read
 
 
-def _read_tuple(args: tuple[Any, ...], data: object, path: str,
+def _tuple_reader(args: tuple[Any, ...]) -> Reader:
+    """A tuple's reader; its items' readers are looked up at its first read (a type may
+    hold tuples of itself)."""
+    items: list[Reader] = []
+
+    def read(data: object, path: str, currency: str | None) -> object:
+        if not items:
+            items.extend(_reader_of(a) for a in args if a is not Ellipsis)
+        return _read_tuple(args, items, data, path, currency)
+    return read
+
+
+def _read_tuple(args: tuple[Any, ...], items: list[Reader], data: object, path: str,
                 currency: str | None) -> tuple[object, ...]:
     if not isinstance(data, list):
         raise MappingError(f"{path} must be a list")
     if len(args) == 2 and args[1] is Ellipsis:
-        return tuple(_read(args[0], v, f"{path}[{i}]", currency) for i, v in enumerate(data))
+        read = items[0]
+        return tuple([read(v, f"{path}[{i}]", currency) for i, v in enumerate(data)])
     if len(data) != len(args):
         raise MappingError(f"{path} must be a list of {len(args)} items")
-    return tuple(_read(a, v, f"{path}[{i}]", currency)
-                 for i, (a, v) in enumerate(zip(args, data, strict=True)))
+    return tuple([read(v, f"{path}[{i}]", currency)
+                  for i, (read, v) in enumerate(zip(items, data, strict=True))])
+
+
+def _read_enum(tp: type[Enum], data: object, path: str) -> object:
+    try:
+        return tp(data)
+    except ValueError:
+        known = ", ".join(str(m.value) for m in tp)
+        raise MappingError(f"{path} {data!r} is not known (one of: {known})") from None
 
 
 def _read_scalar(tp: Any, data: object, path: str) -> object:
     if isinstance(tp, type) and issubclass(tp, Enum):
-        try:
-            return tp(data)
-        except ValueError:
-            known = ", ".join(str(m.value) for m in tp)
-            raise MappingError(f"{path} {data!r} is not known (one of: {known})") from None
+        return _read_enum(tp, data, path)
     if tp is bool:
         if not isinstance(data, bool):
             raise MappingError(f"{path} must be true or false")
@@ -262,6 +293,7 @@ class _Slot:
     default: Callable[[], object] | None
     price: bool  # a contract price, finer than minor units (`_PRICES`)
     later: bool  # added later: not written while it holds its default
+    read: Reader  # the reader of `tp` (`_reader_of`)
 
 
 _SLOTS: dict[type, tuple[_Slot, ...]] = {}
@@ -274,7 +306,8 @@ def _slots(cls: type) -> tuple[_Slot, ...]:
         hints = typing.get_type_hints(cls)
         found = _SLOTS[cls] = tuple(
             _Slot(f.name, _REFS_KEY if hints[f.name] is ExternalRefs else f.name,
-                  hints[f.name], _default_of(f), (cls, f.name) in _PRICES, added_later(f))
+                  hints[f.name], _default_of(f), (cls, f.name) in _PRICES, added_later(f),
+                  _reader_of(hints[f.name], (cls, f.name) in _PRICES))
             for f in dataclasses.fields(cls) if f.init)
     return found
 
@@ -347,8 +380,11 @@ def _read_object(cls: type[T], data: object, path: str, currency: str | None) ->
     obj = _object(data, path)
     if _names_currency(cls) or (currency is None and _carries_currency(cls)):
         currency = _field(obj, "currency", str, path, None)
-    values = {s.name: _field(obj, s.key, s.tp, path, currency, s.default, s.price)
-              for s in _slots(cls)}
+    values: dict[str, object] = {}
+    for s in _slots(cls):
+        value = obj.get(s.key)
+        values[s.name] = (_absent(s.key, s.tp, path, s.default) if value is None
+                          else s.read(value, f"{path}.{s.key}", currency))
     return built(path, lambda: cls(**values))
 
 
@@ -358,14 +394,19 @@ def _field(obj: Mapping[str, object], key: str, tp: Any, path: str, currency: st
     allows, and otherwise a mapping error naming it."""
     value = obj.get(key)
     if value is None:
-        if default is not None:
-            return default()
-        if typing.get_origin(tp) is tuple:
-            return ()
-        if type(None) in typing.get_args(tp):
-            return None
-        raise MappingError(f"{path}.{key} is required")
+        return _absent(key, tp, path, default)
     return _read(tp, value, f"{path}.{key}", currency, price)
+
+
+def _absent(key: str, tp: Any, path: str, default: Callable[[], object] | None) -> Any:
+    """An absent or null field's value (`_field`)."""
+    if default is not None:
+        return default()
+    if typing.get_origin(tp) is tuple:
+        return ()
+    if type(None) in typing.get_args(tp):
+        return None
+    raise MappingError(f"{path}.{key} is required")
 
 
 def _object(data: object, path: str) -> Mapping[str, object]:
@@ -412,7 +453,7 @@ def _top(payload: Mapping[str, object], slot: _Slot) -> object:
     """A payload's document, named by its key alone in errors (`invoice.total`)."""
     if payload.get(slot.key) is None:
         raise MappingError(f"payload.{slot.key} is required")
-    return _read(slot.tp, payload[slot.key], slot.key, None)
+    return slot.read(payload[slot.key], slot.key, None)
 
 
 # -- envelopes -----------------------------------------------------------------------------

@@ -6,7 +6,9 @@ Rules:
   elements).
 - One iterative pass, no recursion: string contents and their escapes are skipped (a bracket
   or a comma inside a string is text, not structure), then brackets are followed one by one,
-  stopping as soon as a limit is passed.
+  stopping as soon as a limit is passed. A text with no more opening brackets than the
+  depth limit and fewer characters than the element limit cannot pass either, and is not
+  walked.
 - Elements are the values of the document: the root, every container, every array item and
   every object member's value (`{"a": [1, 2]}` has 4). Counted as 1 + commas + non-empty
   containers, which is exact for valid JSON.
@@ -43,11 +45,27 @@ def decode(body: bytes) -> str:
 def check(text: str, limits: InputLimits = DEFAULT_LIMITS) -> None:
     """Refuse `text` if it nests deeper than `limits.json_depth_max` or holds more than
     `limits.json_items_max` elements; the text itself is not parsed."""
+    if not _within_at_sight(text, limits):
+        walk(text, limits)
+
+
+def walk(text: str, limits: InputLimits) -> None:
+    """`check`, by following the text's structure (strings skipped) bracket by bracket."""
     shape = structure(text)
     opened = _check_depth(shape, limits)
     elements = 1 + shape.count(",") + opened - _EMPTY.subn("", shape)[1]
     if elements > limits.json_items_max:
         raise _too_large(f"JSON of {elements:,} elements", limits)
+
+
+def _within_at_sight(text: str, limits: InputLimits) -> bool:
+    """Whether `text` is within both limits, told from counts alone (most stored events and
+    bodies): it cannot nest deeper than it has opening brackets, strings included, nor hold
+    more elements than one more than its characters (each element after the first takes a
+    comma or an opening bracket, and a whole string counts as one character)."""
+    if len(text) >= limits.json_items_max:
+        return False
+    return text.count("[") + text.count("{") <= limits.json_depth_max
 
 
 def structure(text: str) -> str:

@@ -28,7 +28,10 @@ Rules:
 - Targets given to a posting buffer (`skip_targets`) are left to it; it records its outcomes
   through `outcome_of` and `record_all`, so that both record alike.
 - Before the calls, each target that can tell in a set answers which of the batch's
-  deliveries it applied already (`hub.redelivery`): those are not called again.
+  deliveries it applied already (`hub.redelivery`): those are not called again. A round
+  calls at most `batch_size` deliveries (the others it claimed and no target answered go
+  back untried, due as before); while rounds need no call at all (a replay), claims grow
+  to `_ANSWERED_BATCH_MAX`.
 - Each call to a target is made for its delivery (`connectors.calls.delivering`): the
   connector files every request it makes under the event's correlation id and the
   delivery key, in the external-call log.
@@ -79,6 +82,9 @@ from finsync.storage.text import storable
 log = logging.getLogger(__name__)
 
 _MINOR_MAX = 2**63  # amounts are stored as 64-bit integer minor units
+# A claim's size at most while rounds need no call (`DeliveryWorker._within_batch`): the
+# envelopes of a round are held in memory together.
+_ANSWERED_BATCH_MAX = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +132,7 @@ class DeliveryWorker:
         self._handover = handover or Handover(0)
         self.lease_expiries_max = policy.lease_expiries_max
         self.partitions: Callable[[], outbox.Owned | None] = _every  # `restrict`
+        self._claim_size = policy.batch_size  # `_within_batch`
 
     def restrict(self, partitions: Callable[[], outbox.Owned | None]) -> None:
         """Claim only deliveries of the partitions `partitions()` names at each claim (a
@@ -138,15 +145,18 @@ class DeliveryWorker:
         Outcomes of the batch are recorded in one transaction after the calls: losing them
         to a crash only means the calls are made again under the same keys.
         """
+        since = self._clock()  # at or before the claim's own clock: its leases' start
         with transaction(self._engine) as conn:
             buried = self.bury_expired(conn)
-            claimed = self.claim(conn, self._policy.lease_s, self._policy.batch_size,
+            claimed = self.claim(conn, self._policy.lease_s, self._claim_size,
                                  skip=self._skip)
         if not claimed:
+            self._claim_size = self._policy.batch_size
             return buried
-        keep = self.keeper([d.id for d in claimed], self._policy.lease_s)
         envelopes = self.envelopes([d.event_id for d in claimed])
         known = answered(self._targets, claimed, envelopes, context)  # `hub.redelivery`
+        claimed = self._within_batch(claimed, known)
+        keep = self.keeper([d.id for d in claimed], self._policy.lease_s, since=since)
         attempts = []
         with keep.during():
             for delivery in claimed:
@@ -156,10 +166,33 @@ class DeliveryWorker:
         self.record_all(attempts)
         return buried + len(claimed)
 
+    def _within_batch(self, claimed: Sequence[Delivery],
+                      known: Mapping[int, Receipt]) -> list[Delivery]:
+        """What this round settles: every claimed delivery its target answered already, and
+        of the others the first `batch_size` (a round makes no more calls than that); the
+        rest is given back untried. While rounds need no call (a replay's re-delivery) the
+        next claim doubles, up to `_ANSWERED_BATCH_MAX`, so that a round's fixed costs
+        (claim, reads, commits) are paid once per many deliveries; a round that needs a
+        call brings it back to `batch_size`."""
+        size = self._policy.batch_size
+        calls = [d for d in claimed if d.id not in known]
+        if calls:
+            self._claim_size = size
+        else:
+            self._claim_size = min(self._claim_size * 2, max(size, _ANSWERED_BATCH_MAX))
+        if len(calls) <= size:
+            return list(claimed)
+        back = {d.id for d in calls[size:]}
+        with transaction(self._engine) as conn:
+            outbox.release(conn, back, self._owner)
+        return [d for d in claimed if d.id not in back]
+
     def keeper(self, delivery_ids: Sequence[int], lease_s: float,
-               also: Callable[[datetime], None] | None = None) -> LeaseKeeper:
-        """What keeps a batch's leases, just claimed for `lease_s`, while its calls go on
-        (`hub.lease_keeper`); `also(until)`: more leases to extend with them."""
+               also: Callable[[datetime], None] | None = None, *,
+               since: datetime | None = None) -> LeaseKeeper:
+        """What keeps a batch's leases, claimed for `lease_s` at `since` (None: just now),
+        while its calls go on (`hub.lease_keeper`); `also(until)`: more leases to extend
+        with them."""
         def extend(until: datetime) -> None:
             with transaction(self._engine) as conn:
                 kept = outbox.extend_leases(conn, delivery_ids, self._owner, until)
@@ -169,7 +202,7 @@ class DeliveryWorker:
                             len(delivery_ids) - kept)
             if also is not None:
                 also(until)
-        return LeaseKeeper(extend, self._clock, lease_s)
+        return LeaseKeeper(extend, self._clock, lease_s, since)
 
     def envelopes(self, event_ids: Sequence[str]) -> dict[str, Envelope | UnreadableEvent]:
         """The events to deliver: handed over by acceptance in this process (a first

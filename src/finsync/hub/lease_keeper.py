@@ -30,10 +30,11 @@ log = logging.getLogger(__name__)
 
 class LeaseKeeper:
     def __init__(self, extend: Callable[[datetime], None], clock: Callable[[], datetime],
-                 lease_s: float) -> None:
-        """`extend(until)`: the leases extended to `until`."""
+                 lease_s: float, since: datetime | None = None) -> None:
+        """`extend(until)`: the leases extended to `until`; `since`: when they were taken
+        (None: now)."""
         self._extend, self._clock, self._lease_s = extend, clock, lease_s
-        self._since = clock()
+        self._since = clock() if since is None else since
         self._lock = threading.Lock()
 
     def tick(self) -> None:

@@ -38,20 +38,24 @@ def answered(targets: Mapping[str, Target], claimed: Sequence[Delivery],
              context_of: ContextOf) -> dict[int, Receipt]:
     """Per delivery id, the receipt its target answered already (`context_of`: a
     delivery's context, as its call gets it)."""
+    # A Protocol's isinstance tests each of its members: once per target, not per delivery.
+    answering: dict[str, AnsweringTarget] = {}
+    for name in {d.target for d in claimed}:
+        target = targets.get(name)
+        if isinstance(target, AnsweringTarget):
+            answering[name] = target
     asked: dict[str, list[tuple[Delivery, AnyEvent, DeliveryContext]]] = {}
     for delivery in claimed:
         env = envelopes[delivery.event_id]
-        target = targets.get(delivery.target)
-        if (isinstance(env, Envelope) and isinstance(target, AnsweringTarget)
-                and target.handles(env.type)):
+        found_target = answering.get(delivery.target)
+        if (found_target is not None and isinstance(env, Envelope)
+                and found_target.handles(env.type)):
             asked.setdefault(delivery.target, []).append(
                 (delivery, env.event, context_of(delivery, env)))
     found: dict[int, Receipt] = {}
     for name, items in asked.items():
-        target = targets[name]
-        assert isinstance(target, AnsweringTarget)
         try:
-            receipts = target.answered([(event, ctx) for _, event, ctx in items])
+            receipts = answering[name].answered([(event, ctx) for _, event, ctx in items])
         except Exception as exc:
             log.warning("%s could not tell which deliveries it answered already (%s); each "
                         "is called instead", name, describe(exc))

@@ -39,6 +39,7 @@ from sqlalchemy import (
 
 from finsync.dbtypes import Serial, UtcDateTime
 from finsync.domain.call import Call
+from finsync.storage import arrays
 from finsync.storage.db import reading, transaction
 from finsync.storage.schema import metadata
 from finsync.storage.text import storable, storable_or_none
@@ -125,12 +126,13 @@ def append(conn: Connection, call: Call) -> int:
            "response_excerpt": storable_or_none(call.response_excerpt)}
     call_id = int(conn.execute(insert(external_calls).returning(external_calls.c.id)
                                .values(row)).scalar_one())
-    subjects = [{"call_id": call_id, "correlation_id": _cut(s.correlation_id, 255),
-                 "idempotency_key": None if s.idempotency_key is None
-                 else _cut(s.idempotency_key, 255)}
+    # One statement however many deliveries the call was made for (a batch's look-up names
+    # hundreds): on PostgreSQL an executemany was 26 us a row.
+    subjects = [(_cut(s.correlation_id, 255),
+                 None if s.idempotency_key is None else _cut(s.idempotency_key, 255))
                 for s in dict.fromkeys(call.subjects)]
-    if subjects:
-        conn.execute(insert(external_call_subjects), subjects)
+    arrays.insert_rows(conn, external_call_subjects, ("correlation_id", "idempotency_key"),
+                       subjects, {"call_id": call_id})
     return call_id
 
 

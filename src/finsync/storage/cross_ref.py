@@ -53,7 +53,7 @@ def conflicts(conn: Connection, links: Sequence[Link]) -> tuple[set[int], set[in
         return set(), set()
     known = {(str(c), str(sy)): str(e) for c, sy, e in conn.execute(
         select(cross_refs.c.canonical_id, cross_refs.c.system, cross_refs.c.external_id)
-        .where(cross_refs.c.canonical_id.in_(sorted({ln[0] for ln in links}))))}
+        .where(arrays.one_of(conn, cross_refs.c.canonical_id, sorted({ln[0] for ln in links}))))}
     groups: dict[tuple[str, str], set[str]] = {}
     for _, object_type, system, external_id, _ in links:
         groups.setdefault((system, object_type), set()).add(external_id)
@@ -62,7 +62,7 @@ def conflicts(conn: Connection, links: Sequence[Link]) -> tuple[set[int], set[in
         select(cross_refs.c.canonical_id, cross_refs.c.object_type, cross_refs.c.system,
                cross_refs.c.external_id)
         .where(or_(*(and_(cross_refs.c.system == system, cross_refs.c.object_type == kind,
-                          cross_refs.c.external_id.in_(sorted(ids)))
+                          arrays.one_of(conn, cross_refs.c.external_id, sorted(ids)))
                      for (system, kind), ids in sorted(groups.items())))))}
     by_canonical = Counter((ln[0], ln[2]) for ln in links)
     by_external = Counter((ln[2], ln[1], ln[3]) for ln in links)

@@ -24,7 +24,7 @@ from finsync.domain.envelope import Envelope
 from finsync.domain.errors import DomainError
 from finsync.domain.ids import delivery_key
 from finsync.domain.status import DeliveryStatus, EventStatus
-from finsync.storage import jsonutil
+from finsync.storage import arrays, jsonutil
 from finsync.storage.schema import aggregate_cursors, deliveries, duplicates, events
 
 
@@ -334,8 +334,16 @@ def get(conn: Connection, event_id: str) -> Envelope | None:
 def get_many(conn: Connection,
              event_ids: Sequence[str]) -> dict[str, Envelope | UnreadableEvent]:
     """The stored events, each typed, or unreadable on its own."""
-    rows = conn.execute(select(events).where(events.c.event_id.in_(event_ids))).mappings()
+    rows = conn.execute(select(*_ENVELOPE_COLUMNS).where(
+        arrays.one_of(conn, events.c.event_id, event_ids))).mappings()
     return {str(r["event_id"]): _read_row(r) for r in rows}
+
+
+# What `row_to_envelope` reads of a stored event (not its status, hash nor raw event).
+_ENVELOPE_COLUMNS = tuple(events.c[name] for name in (
+    "event_id", "type", "schema_version", "payload", "source", "source_event_id",
+    "occurred_at", "received_at", "correlation_id", "causation_id", "business_key",
+    "aggregate_type", "aggregate_id", "aggregate_version"))
 
 
 def _read_row(row: Any) -> Envelope | UnreadableEvent:

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from finsync.domain.errors import ExceptionClass
 from finsync.domain.money import CURRENCY_EXPONENTS, Money
 from finsync.domain.status import UNRESOLVED, ExceptionStatus, RawStatus
-from finsync.storage import jsonutil
+from finsync.storage import arrays, jsonutil
 from finsync.storage.schema import events, exceptions, raw_events
 from finsync.storage.text import error_text
 
@@ -146,7 +146,7 @@ def unresolved_among(conn: Connection, fingerprints: Collection[str]) -> set[str
     if not fingerprints:
         return set()
     rows = conn.execute(select(exceptions.c.fingerprint).where(
-        exceptions.c.fingerprint.in_(sorted(fingerprints)),
+        arrays.one_of(conn, exceptions.c.fingerprint, sorted(fingerprints)),
         exceptions.c.status.in_(UNRESOLVED)))
     return {str(f) for (f,) in rows}
 

@@ -291,6 +291,12 @@ def _lanes(lanes: Collection[str | None] | None) -> tuple[str | None, ...] | Non
 
 
 _NOW = bindparam("b_now", type_=deliveries.c.next_attempt_at.type)
+# What a claim returns of each delivery it takes: what `Delivery` holds (`_row`), not the
+# times nor the last result (a replay takes deliveries back with their first receipt).
+_DELIVERY_COLUMNS = (deliveries.c.id, deliveries.c.event_id, deliveries.c.target,
+                     deliveries.c.delivery_key, deliveries.c.partition_key,
+                     deliveries.c.correlation_id, deliveries.c.status, deliveries.c.attempts,
+                     deliveries.c.override, deliveries.c.lease_expiries, deliveries.c.lane)
 
 
 # A worker claims in every round, mostly with the same few shapes, and building the
@@ -354,7 +360,7 @@ def _lease(postgresql: bool, chosen: ScalarSelect[int], still_due: ColumnElement
                     lease_expires_at=bindparam("b_until",
                                                type_=deliveries.c.lease_expires_at.type),
                     **values)
-            .returning(*deliveries.c))
+            .returning(*_DELIVERY_COLUMNS))
 
 
 def _taken(conn: Connection, statement: Update, params: Mapping[str, Any]) -> list[Delivery]:
@@ -390,7 +396,7 @@ _BURY = (update(deliveries)
          .values(status=DeliveryStatus.DEAD, lease_expiries=deliveries.c.lease_expiries + 1,
                  lease_owner=None, lease_expires_at=None, last_error=bindparam("b_error"),
                  completed_at=_NOW)
-         .returning(*deliveries.c))
+         .returning(*_DELIVERY_COLUMNS))
 
 
 def _row(r: Any) -> Delivery:

@@ -11,7 +11,9 @@ Rules:
   may share a batch), exactly as if they had posted one by one.
 - Each document is validated alone: a refused one is answered with its `DomainError`,
   changes nothing in the snapshot, and the others still post. A key seen earlier (in the
-  books or the batch) answers the first entry, or is refused if the body differs.
+  books or the batch) answers the first entry, or is refused if the body differs. A batch
+  whose every key is in the books already (one sent again) books nothing: its keys are
+  read first, and it reads neither items, periods nor rates.
 - The writes are one executemany per table: entries, lines, new items, the items' final
   open amounts, settlements. Entries of one batch keep their order (`posted_at` rises).
 """
@@ -286,11 +288,15 @@ def post_batch(conn: Connection, batch: Sequence[Item], setup: Callable[[str], S
 
 def _post_batch(conn: Connection, batch: Sequence[Item], setup: Callable[[str], Setup],
                 clock: Callable[[], datetime]) -> list[Posted | DomainError]:
+    keys = [item.key for item in batch]
+    known = _known_keys(conn, keys)
+    if all(key in known for key in keys):  # a batch sent again: nothing to book
+        return [_answered_or_refused(item, known) for item in batch]
     plans = [item.plan for item in batch if isinstance(item.plan, Plan)]
     # Items before keys: a concurrent call that commits in between shows its key too, so
     # its document is answered as a replay rather than refused as a duplicate.
     subledger = _subledger(conn, plans)
-    known = _known_keys(conn, [item.key for item in batch])
+    known = _known_keys(conn, keys)
     periods = periods_of(conn, (plan.entity for plan in plans))
     days = [day for plan in plans for day in plan.days] or [date.min]
     rates = Rates(conn, min(days), max(days))
@@ -309,12 +315,12 @@ def _post_batch(conn: Connection, batch: Sequence[Item], setup: Callable[[str], 
 def _post_one(item: Item, known: dict[str, Any], periods: dict[str, list[AccountingPeriod]],
               rates: Rates, subledger: Subledger, writes: Writes,
               setup: Callable[[str], Setup], clock: Callable[[], datetime]) -> Posted:
+    if item.key in known:
+        return _answered(item, known)
     plan = item.plan
     if isinstance(plan, DomainError):
         raise plan
     body_hash = plan.body_hash
-    if item.key in known:
-        return replayed(known[item.key], item.key, body_hash)
     booking = book(plan, item.key, setup(plan.entity), periods.get(plan.entity, ()),
                    subledger, rates.convert)
     subledger.check_new(booking.posting)
@@ -323,6 +329,22 @@ def _post_one(item: Item, known: dict[str, Any], periods: dict[str, list[Account
     known[item.key] = {"id": booking.entry.id, "body_hash": body_hash, "entity": plan.entity,
                        "posting_date": plan.on}
     return Posted(booking.entry.id, plan.entity, plan.on, replayed=False)
+
+
+def _answered(item: Item, known: dict[str, Any]) -> Posted:
+    """The first entry of a key posted already, if this is its very document (the plan's
+    body hash); refused otherwise."""
+    plan = item.plan
+    if isinstance(plan, DomainError):
+        raise plan
+    return replayed(known[item.key], item.key, plan.body_hash)
+
+
+def _answered_or_refused(item: Item, known: dict[str, Any]) -> Posted | DomainError:
+    try:
+        return _answered(item, known)
+    except DomainError as exc:
+        return exc
 
 
 def _write(conn: Connection, writes: Writes, subledger: Subledger) -> None:
