@@ -42,8 +42,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
-    any_,
-    bindparam,
     case,
     delete,
     exists,
@@ -56,11 +54,11 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from finsync.dbtypes import Serial, UtcDateTime
 from finsync.domain.clock import Period
 from finsync.domain.meter import MeterEvent
+from finsync.storage import arrays
 from finsync.storage.db import StorageError
 from finsync.storage.schema import metadata
 from finsync.storage.text import error_text
@@ -190,20 +188,11 @@ def differing(conn: Connection, source: str,
     for start in range(0, len(ids), chunk):
         rows = conn.execute(select(t.c.event_id, t.c.subscription_id, t.c.product_id,
                                    t.c.quantity, t.c.occurred_at).where(
-            t.c.source == source, _one_of(conn, t.c.event_id, ids[start:start + chunk])))
+            t.c.source == source, arrays.one_of(conn, t.c.event_id, ids[start:start + chunk])))
         for row in rows:
             stored = MeterEvent(*row)
             found += [(p, stored) for p in positions[stored.id] if events[p] != stored]
     return sorted(found, key=lambda pair: pair[0])
-
-
-def _one_of(conn: Connection, column: ColumnElement[str],
-            ids: list[str]) -> ColumnElement[bool]:
-    """`column IN ids`; on PostgreSQL `= ANY` of one array: lists of hundreds of values
-    were planned as scans of the table once their statement was prepared."""
-    if conn.dialect.name == "postgresql":
-        return column == any_(bindparam("ids", ids, type_=ARRAY(String)))
-    return column.in_(ids)
 
 
 def _rows(conn: Connection, source: str, events: Sequence[MeterEvent],
