@@ -174,12 +174,13 @@ def _optional_reader(args: tuple[Any, ...], price: bool) -> Reader:
 
 def _tuple_reader(args: tuple[Any, ...]) -> Reader:
     """A tuple's reader; its items' readers are looked up at its first read (a type may
-    hold tuples of itself)."""
+    hold tuples of itself), and published whole: a thread that reads at the same time sees
+    none (and looks them up too) or all of them, never part."""
     items: list[Reader] = []
 
     def read(data: object, path: str, currency: str | None) -> object:
         if not items:
-            items.extend(_reader_of(a) for a in args if a is not Ellipsis)
+            items[:] = [_reader_of(a) for a in args if a is not Ellipsis]
         return _read_tuple(args, items, data, path, currency)
     return read
 
@@ -206,8 +207,7 @@ def _read_enum(tp: type[Enum], data: object, path: str) -> object:
 
 
 def _read_scalar(tp: Any, data: object, path: str) -> object:
-    if isinstance(tp, type) and issubclass(tp, Enum):
-        return _read_enum(tp, data, path)
+    """A scalar other than a string or an enum (`_reader` reads those itself)."""
     if tp is bool:
         if not isinstance(data, bool):
             raise MappingError(f"{path} must be true or false")
@@ -216,17 +216,13 @@ def _read_scalar(tp: Any, data: object, path: str) -> object:
         if not isinstance(data, int) or isinstance(data, bool):
             raise MappingError(f"{path} must be an integer")
         return data
-    if tp is str:
-        if not isinstance(data, str) or not data:
-            raise MappingError(f"{path} must be a non-empty string")
-        return data
     if tp is date:
         try:
-            return parse_date(str(_read_scalar(str, data, path)))
+            return parse_date(str(_read_str(data, path, None)))
         except DomainError as exc:
             raise MappingError(f"{path}: {exc}") from exc
     if tp is Decimal:
-        return Decimal(str(_read_scalar(str, data, path)))
+        return Decimal(str(_read_str(data, path, None)))
     raise TypeError(f"the codec cannot read {tp!r}")
 
 
