@@ -102,6 +102,25 @@ def test_commit_is_idempotent_by_document_and_refuses_another_body(service: TaxS
         service.commit(invoice, "k" * 513)
 
 
+def test_a_kept_key_answers_only_the_document_committed_under_it(service: TaxService) -> None:
+    """Like the ledger and the revenue engine: a known key is no licence for another body."""
+    def invoice(amount: str, document_id: str = "inv_1") -> Invoice:
+        ask = request("US", "NY", line(amount), document_id=document_id)
+        return invoice_of(ask, service.quote(ask))
+
+    first = invoice("1000.00")
+    service.commit(first, "evt_1:tax")
+    kept = service.find("evt_1:tax")
+    for other in (invoice("1000.00", "inv_2"), invoice("999.00")):
+        with pytest.raises(CommitConflictError, match="evt_1:tax"):
+            service.commit(other, "evt_1:tax")
+        assert service.find_many({"evt_1:tax": other}) == {}
+    assert service.find_many({"evt_1:tax": first, "evt_9:tax": first}) == {"evt_1:tax": kept}
+    assert service.commit(first, "evt_1:tax") == kept
+    # The refusals wrote nothing: inv_2 is new to the engine under a key of its own.
+    assert not service.commit(invoice("1000.00", "inv_2"), "evt_2:tax").replayed
+
+
 def test_a_taxed_document_without_jurisdiction_lines_is_refused(service: TaxService) -> None:
     ask = request("US", "NY", line("1000.00"))
     invoice = invoice_of(ask, service.quote(ask))  # 40.00 of New York tax

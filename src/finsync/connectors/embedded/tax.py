@@ -12,8 +12,10 @@ Rules:
   a refusal (another body under a committed id, a line without jurisdiction lines) is a
   `TaxCommitRefusedError`, a `PermanentError` of class `tax_failure` with the rule's code.
 - Each call goes to the call log as a `port` call, like a remote engine's requests would.
-- `answered`: the deliveries whose keys the engine kept already, each with the receipt its
-  commit would answer again, in one read (`connectors.ports.AnsweringPort`).
+- `answered`: the deliveries whose keys the engine kept already for their very documents,
+  each with the receipt its commit would answer again, in one read
+  (`connectors.ports.AnsweringPort`); another document under a kept key is left to its
+  commit, which refuses it.
 """
 
 from __future__ import annotations
@@ -87,10 +89,11 @@ class EmbeddedTax:
     def answered(self, sent: Sequence[Sent]) -> Mapping[str, Receipt]:
         """The documents committed already under these deliveries' keys, in one read: what
         committing each again would answer."""
-        asked = {s.ctx.delivery_key: s.ctx for s in sent
-                 if isinstance(s.document, Invoice | CreditMemo)}
+        documents = {s.ctx.delivery_key: s.document for s in sent
+                     if isinstance(s.document, Invoice | CreditMemo)}
+        asked = {s.ctx.delivery_key: s.ctx for s in sent if s.ctx.delivery_key in documents}
         with _committing():
-            found = self._service.find_many(asked)
+            found = self._service.find_many(documents)
         if not found:
             return {}
         subjects = tuple(Subject(asked[key].correlation_id, key) for key in found)

@@ -6,7 +6,10 @@ Rules:
 - `commit` records a final document's own jurisdiction lines (it does not quote again:
   what billing put on the document is what is owed). Idempotent by document id: the same
   body again answers the first commit (`replayed`); another body under the same id is
-  refused (`tax_commit_conflict`). The answer is also kept under the caller's key.
+  refused (`tax_commit_conflict`). The answer is also kept under the caller's key, and a
+  key answers again only for the document committed under it, with that body: another
+  document or body under a kept key is refused (`tax_commit_conflict`), as the ledger and
+  the revenue engine refuse another body under a known key.
 - A `void` credit memo is how an invoice is voided: the invoice and its credit memos are
   marked voided; the liability report keeps each in its own period (the void memo credits
   what was left). A void of an invoice not committed yet is
@@ -17,7 +20,7 @@ Rules:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from finsync.domain.errors import DomainError
 from finsync.domain.invoice import VOID, CreditMemo, Invoice
 from finsync.domain.tax import TaxRequest, TaxResult
 from finsync.systems.tax import engine as tax_engine
@@ -107,7 +111,8 @@ class TaxService:
     def _commit(self, conn: Connection, body: store.Body, key: str) -> Committed:
         kept = self._kept(conn, key)
         if kept is not None:
-            return kept
+            _same_document(key, kept, body)
+            return kept.answer
         row = conn.execute(select(t.transactions.c.body_hash, t.transactions.c.status)
                            .where(t.transactions.c.document_id == body.document_id)).first()
         if row is not None and row.body_hash != body.hash:
@@ -137,21 +142,26 @@ class TaxService:
 
     def find(self, key: str) -> Committed | None:
         with self.engine.connect() as conn:
-            return self._kept(conn, key)
+            kept = self._kept(conn, key)
+        return None if kept is None else kept.answer
 
-    def find_many(self, keys: Collection[str]) -> dict[str, Committed]:
-        """The answers kept under these keys (those that have one), in one read: what
-        committing under each again would answer."""
-        if not keys:
+    def find_many(self, documents: Mapping[str, Invoice | CreditMemo]) -> dict[str, Committed]:
+        """Per key, the answer kept under it, for the keys whose very document (by id and
+        body) was committed under them, in one read: what committing each again would
+        answer. A document that is not the one kept (or cannot be recorded at all) is left
+        out: committing it says why."""
+        if not documents:
             return {}
         with self.engine.connect() as conn:
-            rows = conn.execute(select(t.receipts).where(t.receipts.c.key.in_(set(keys))))
-            return {row.key: _committed(row) for row in rows}
+            found = {row.key: _kept_of(row) for row in conn.execute(
+                _KEPT.where(t.receipts.c.key.in_(set(documents))))}
+        return {key: kept.answer for key, kept in found.items()
+                if _is_same(kept, documents[key])}
 
     @staticmethod
-    def _kept(conn: Connection, key: str) -> Committed | None:
-        row = conn.execute(select(t.receipts).where(t.receipts.c.key == key)).first()
-        return None if row is None else _committed(row)
+    def _kept(conn: Connection, key: str) -> _Kept | None:
+        row = conn.execute(_KEPT.where(t.receipts.c.key == key)).first()
+        return None if row is None else _kept_of(row)
 
     def _keep(self, conn: Connection, key: str, answer: Committed) -> None:
         detail = {"status": answer.status, "document_id": answer.document_id}
@@ -197,10 +207,43 @@ class TaxService:
         return liability(details)
 
 
-def _committed(row: Row[Any]) -> Committed:
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """The answer kept under a key, with the body hash of the document it answered."""
+
+    answer: Committed
+    body_hash: str
+
+
+# A kept answer with its document's body hash (a kept answer's document is always recorded:
+# both are written in one transaction, and no transaction row is ever deleted).
+_KEPT = (select(t.receipts.c.key, t.receipts.c.document_id, t.receipts.c.detail,
+                t.transactions.c.body_hash)
+         .join(t.transactions, t.transactions.c.document_id == t.receipts.c.document_id))
+
+
+def _kept_of(row: Row[Any, Any, Any, Any]) -> _Kept:
     """A kept answer, as a redelivery gets it."""
     detail = json.loads(row.detail)
-    return Committed(row.document_id, detail["status"], True, detail)
+    return _Kept(Committed(row.document_id, detail["status"], True, detail), row.body_hash)
+
+
+def _answers(kept: _Kept, body: store.Body) -> bool:
+    return (kept.answer.document_id, kept.body_hash) == (body.document_id, body.hash)
+
+
+def _same_document(key: str, kept: _Kept, body: store.Body) -> None:
+    if not _answers(kept, body):
+        raise CommitConflictError(f"key {key!r} was committed for {kept.answer.document_id} "
+                                  "with another body")
+
+
+def _is_same(kept: _Kept, document: Invoice | CreditMemo) -> bool:
+    try:
+        body = store.body_of(document)
+    except DomainError:  # it cannot be recorded at all: its commit says why
+        return False
+    return _answers(kept, body)
 
 
 def _void(conn: Connection, invoice_id: str, voided_by: str) -> None:
