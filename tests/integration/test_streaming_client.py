@@ -221,6 +221,25 @@ def test_a_lease_not_renewed_lapses_by_itself(
     assert leases.create("p.0", b"next-worker") > revision
 
 
+def test_a_lease_taken_over_as_it_lapses_is_taken_without_an_error(
+        js: JetStream, transport_settings: TransportSettings) -> None:
+    """A successor asking for a lapsing lease again and again: each ask is refused
+    (`KeyExistsError`) until the TTL ends the old value, then one takes it, even the ask
+    in flight at that moment (nats-py's create then read a key whose value had just
+    expired and raised "key not found": a relay taking over failed its round)."""
+    leases = js.kv(transport_settings.bucket("leases"), ttl_s=0.2)
+    for _ in range(10):
+        lapsing = leases.create("relay", b"dead-worker")
+        while True:
+            try:
+                taken = leases.create("relay", b"next-worker")
+                break
+            except KeyExistsError:
+                continue
+        assert taken > lapsing
+        leases.delete("relay", last_revision=taken)
+
+
 def test_ack_all_acks_a_whole_batch(js: JetStream,
                                     transport_settings: TransportSettings) -> None:
     ns = transport_settings.namespace

@@ -2,7 +2,8 @@
 
 Rules:
 - Every write returns the key's new revision. `create` succeeds only where the key has no
-  value (never set, deleted, or expired by the bucket's TTL), else `KeyExistsError`;
+  value (never set, deleted, or expired by the bucket's TTL, also when it expires while the
+  create is under way), else `KeyExistsError`;
   `update` and a `delete` given `last_revision` succeed only from the key's last revision,
   else `WrongRevisionError`. Two processes racing for a key: exactly one wins.
 - Reads go to the stream leader (no direct get from a replica that may lag), so a reader
@@ -87,7 +88,14 @@ class KeyValue:
 
     async def _create(self, key: str, value: bytes) -> int:
         try:
-            return await self._kv.create(key, value)
+            try:
+                return await self._kv.create(key, value)
+            except nats.js.errors.KeyNotFoundError:
+                # nats-py's create, refused because the key has a value, reads the key to
+                # tell a deleted one (which it then overwrites) from a live one; when that
+                # value's TTL ran out between the two requests (a lapsed lease taken over),
+                # the read finds nothing and the client raises this. The key is free now.
+                return await self._kv.create(key, value)
         except nats.js.errors.KeyWrongLastSequenceError as exc:
             raise KeyExistsError(f"KV {self.bucket}: {key!r} already has a value") from exc
 
