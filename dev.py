@@ -66,7 +66,7 @@ def main(args: list[str]) -> int:
     if command == "finsync":
         return _run("finsync", *rest)
     for step in (("ruff", "check", "src", "tests", "bench", "dev.py"),
-                 ("mypy",)):
+                 ("mypy",), ("mypy", "bench")):
         if code := _run(*step, cwd=ROOT):
             return code
     # On every core (pytest-xdist; `auto` is one worker more than the cores), shared out

@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -37,7 +38,9 @@ import backends
 from rich.table import Table as RichTable
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, func, insert, select
 
-from finsync.connectors.embedded.billing import billing_service, envelope
+from finsync.bootstrap import build_billing_service
+from finsync.config import DEFAULT_CONFIG, parse_config
+from finsync.connectors.embedded.billing import envelope
 from finsync.domain.catalog import BillingFrequency
 from finsync.domain.contract import ContractLine, SubscriptionContract
 from finsync.domain.invoice import UsageRecord
@@ -47,17 +50,15 @@ from finsync.storage.db import make_engine
 from finsync.systems.billing import store
 from finsync.systems.billing import tables as t
 from finsync.systems.billing.amendment import AmendSubscription
-from finsync.systems.billing.catalog_file import load_billing_config
 from finsync.systems.billing.edit import AddSeats
 from finsync.systems.billing.handler import Command, RecordUsage, RegisterCustomer, handle
-from finsync.systems.billing.migrate import upgrade
 from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.payment import PayInvoice
 from finsync.systems.billing.service import BillingService
 from finsync.systems.billing.state import BillingConfig, BillingState, Numbering
 from finsync.systems.billing.subscription import CreateSubscription
+from finsync.systems.tax.migrate import upgrade as upgrade_tax
 
-CONFIG = load_billing_config()
 START, END, NOW = date(2026, 1, 1), date(2027, 1, 1), datetime(2026, 1, 20, tzinfo=UTC)
 BATCH = 5_000
 COMMANDS = ("RecordUsage", "PayInvoice", "AmendSubscription")
@@ -218,13 +219,21 @@ def counts(engine: Engine) -> dict[str, int]:
                                     ("versions", t.contract_versions))}
 
 
-def measure(url: str, n: int, samples: int, say: Callable[[str], None],
+def billing_of(engine: Engine, url: str, workdir: Path) -> BillingService:
+    """Billing as `finsync` builds it from the packaged configuration: its catalogue, and
+    the embedded tax engine on the same database quoting every invoice."""
+    data = tomllib.loads(DEFAULT_CONFIG.read_text())
+    data["hub"]["database_url"] = url
+    upgrade_tax(engine)  # billing reads the tax engine without taking the write lock
+    return build_billing_service(parse_config(data, workdir), engine, lambda: NOW)
+
+
+def measure(url: str, workdir: Path, n: int, samples: int, say: Callable[[str], None],
             settle: Callable[[], None]) -> dict[str, Any]:
     engine = make_engine(url)
     try:
-        upgrade(engine)
-        seeded = seed(engine, CONFIG, n, say)
-        service = billing_service(engine, CONFIG, lambda: NOW)
+        service = billing_of(engine, url, workdir)
+        seeded = seed(engine, service.config, n, say)
         rng = random.Random(n)
         work = commands(service, n, samples, rng)
         service.execute(RegisterCustomer(CustomerAccount("cus_warm", "Warm", "le_us", "USD",
@@ -243,13 +252,13 @@ def measure(url: str, n: int, samples: int, say: Callable[[str], None],
         engine.dispose()
 
 
-def run_backend(backend: backends.Backend, sizes: Sequence[int], samples: int,
+def run_backend(backend: backends.Backend, workdir: Path, sizes: Sequence[int], samples: int,
                 say: Callable[[str], None]) -> dict[int, dict[str, Any]]:
     results = {}
     for n in sizes:
         say(f"{backend.name}: {n:,} customers")
         with backend.fresh() as url:
-            results[n] = measure(url, n, samples, say, backend.settle)
+            results[n] = measure(url, workdir, n, samples, say, backend.settle)
         say(f"  seeded in {results[n]['seed_s']:.1f} s")
     return results
 
@@ -301,7 +310,7 @@ def main(argv: Sequence[str]) -> int:
         started = time.perf_counter()
 
         def run(backend: backends.Backend) -> dict[int, dict[str, Any]]:
-            return run_backend(backend, args.sizes, args.samples, say)
+            return run_backend(backend, Path(tmp), args.sizes, args.samples, say)
 
         results = backends.run_backends(args.backends, Path(tmp), run, notes, say,
                                         sqlite_prefix="billing", unit="size")

@@ -178,7 +178,7 @@ def settled_rate(bench: Bench, kind: clusterkit.Kind, workers: int, run: str) ->
                 start = time.perf_counter()
                 bench.post(cluster, token, payments(n, f"{run}a{attempt}"))
                 clusterkit.wait_settled(engine, settled(n), SETTLE_MAX_S, cluster)
-                return n / (time.perf_counter() - start)
+                return float(n / (time.perf_counter() - start))
         except AssertionError as exc:
             if attempt == 3 or "exited" not in str(exc):
                 raise

@@ -39,12 +39,12 @@ from rich.table import Table  # noqa: E402
 from finsync.bootstrap import build_finance, build_ledger_service  # noqa: E402
 from finsync.config import load_config  # noqa: E402
 from finsync.connectors.ports import Posting  # noqa: E402
+from finsync.demo.cpq import UPGRADE  # noqa: E402
 from finsync.demo.run import run_demo  # noqa: E402
-from finsync.demo.workflow import UPGRADE  # noqa: E402
 from finsync.domain.events import InvoiceIssued, PaymentApplied  # noqa: E402
-from finsync.systems.ledger.periods import PeriodStatus  # noqa: E402
+from finsync.domain.journal import PeriodStatus  # noqa: E402
 from tests import authkit  # noqa: E402
-from tests.browserkit import CHROMIUM, CHROMIUM_ARGS, ROLES, serve  # noqa: E402
+from tests.browserkit import CHROMIUM, CHROMIUM_ARGS, ROLES, served  # noqa: E402
 
 console = Console()
 PAGES = ("overview", "exceptions", "recon", f"timeline/{UPGRADE}", "revenue", "ar", "close")
@@ -135,12 +135,8 @@ def measure(workdir: Path, browser: Any, repeats: int) -> dict[str, list[Visit]]
     engine = create_engine(database)
     token = authkit.issue(engine, ROLES["controller"] + ROLES["auditor"], principal="bench")
     engine.dispose()
-    url, process = serve(workdir, database)
-    try:
+    with served(workdir, database) as (url, _process):
         return first_render(browser, url, token, repeats)
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ A benchmark, not a test: it prints figures.
     .venv/bin/python bench/exceptions.py [--exceptions 100000] [--repeat 5]
 
 The demo's year is run into a temporary folder (SQLite) and served by `finsync serve`'s app
-in its own process, pipeline running (`tests/browserkit.serve`). The exceptions are
+in its own process, pipeline running (`tests/browserkit.served`). The exceptions are
 bulk-inserted: every class the queue filters on, open or retrying, up to 200 days old, in
 USD, EUR and JPY, half of them reconciliation breaks of either entity (the entity filter
 reads their fingerprint), amounts up to 100,000 in each currency. Figures: **HTTP** (the
@@ -42,7 +42,7 @@ from sqlalchemy import create_engine, insert  # noqa: E402
 from finsync.demo.run import run_demo  # noqa: E402
 from finsync.storage.schema import exceptions  # noqa: E402
 from tests import authkit  # noqa: E402
-from tests.browserkit import CHROMIUM, CHROMIUM_ARGS, ROLES, serve  # noqa: E402
+from tests.browserkit import CHROMIUM, CHROMIUM_ARGS, ROLES, served  # noqa: E402
 
 console = Console()
 BATCH = 5_000
@@ -143,8 +143,7 @@ def measure(workdir: Path, browser: Any, repeat: int) -> dict[str, str]:
     engine = create_engine(database)
     token = authkit.issue(engine, ROLES["controller"] + ROLES["auditor"], principal="bench")
     engine.dispose()
-    url, process = serve(workdir, database)
-    try:
+    with served(workdir, database) as (url, _process):
         figures = {}
         for path in READS:
             ms, size = http_ms(url, token, path, repeat)
@@ -152,9 +151,6 @@ def measure(workdir: Path, browser: Any, repeat: int) -> dict[str, str]:
         for page, ms in first_render(browser, url, token, repeat).items():
             figures[f"first render {page}"] = f"{ms:,.0f} ms"
         return figures
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def main() -> None:

@@ -50,6 +50,7 @@ import backends
 from rich.console import JustifyMethod
 from rich.table import Table as RichTable
 from sqlalchemy import Engine, Table, func, select
+from sqlalchemy.sql.elements import quoted_name
 
 from finsync import dbbulk
 from finsync.connectors.embedded.ledger import EmbeddedLedger
@@ -191,7 +192,7 @@ def plain_lines() -> Table:
     of a name, and the account index names five columns)."""
     copy = backends.plain_copy(lt.lines, "bench_ledger_lines_plain")
     for n, index in enumerate(sorted(copy.indexes, key=lambda i: str(i.name)), start=1):
-        index.name = f"ix_bench_ledger_lines_plain_{n}"
+        index.name = quoted_name(f"ix_bench_ledger_lines_plain_{n}", None)
     return copy
 
 

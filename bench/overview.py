@@ -53,7 +53,7 @@ from finsync.storage.schema import deliveries, events, exceptions  # noqa: E402
 from finsync.views.overview import overview  # noqa: E402
 from finsync.views.services import build_services  # noqa: E402
 from tests import authkit  # noqa: E402
-from tests.browserkit import CHROMIUM, HEIGHT, RENDER_TIMEOUT_MS, serve  # noqa: E402
+from tests.browserkit import CHROMIUM, HEIGHT, RENDER_TIMEOUT_MS, served  # noqa: E402
 
 BATCH = 5000
 DRAWN = "() => [...document.querySelectorAll('.chart')].every(c => c.dataset.drawn === 'true')"
@@ -191,16 +191,12 @@ def main() -> None:
         engine = make_engine(database_url)
         token = authkit.issue(engine, [FINANCE_READ], principal="bench.reader")
         engine.dispose()
-        url, process = serve(workdir, database_url)
-        try:
+        with served(workdir, database_url) as (url, _process):
             before = measure("demo", workdir, url, token, args.repeat)
             invoices(database_url, args.invoices)
             problems(database_url, args.exceptions, datetime.now(UTC))
             after = measure(f"demo + {args.invoices:,} invoices", workdir, url, token,
                             args.repeat)
-        finally:
-            process.terminate()
-            process.wait(10)
     assert after["invoices posted"] == before["invoices posted"] + args.invoices, after
     # The served pipeline's daily reconciliation may open breaks meanwhile: at least.
     assert after["unresolved"] >= before["unresolved"] + args.exceptions, after

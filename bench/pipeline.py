@@ -129,9 +129,9 @@ class Results:
 def drained(finance: Finance, expected: int) -> bool:
     status = finance.hub.status()
     counts = status["deliveries"]
-    return (status["raw_events"].get("received", 0) == 0
-            and counts.get("done", 0) == expected
-            and counts.get("pending", 0) + counts.get("in_flight", 0) == 0)
+    return bool(status["raw_events"].get("received", 0) == 0
+                and counts.get("done", 0) == expected
+                and counts.get("pending", 0) + counts.get("in_flight", 0) == 0)
 
 
 @contextmanager

@@ -65,6 +65,7 @@ from finsync.recon import service
 from finsync.storage.db import normalise_url
 from finsync.systems.billing import store
 from finsync.systems.billing.handler import RegisterCustomer, RunClock, handle
+from finsync.systems.billing.outcome import Outcome
 from finsync.systems.billing.payment import PayInvoice
 from finsync.systems.billing.state import BillingState
 from finsync.systems.billing.subscription import CreateSubscription
@@ -79,7 +80,7 @@ def _config(url: str, workdir: Path) -> Any:
     return parse_config(tomllib.loads(DEFAULT_CONFIG.read_text()), workdir)
 
 
-def _customer_state(config: Any, i: int) -> BillingState:
+def _customer_state(config: Any, i: int) -> Outcome:
     """One customer's year on billing's own core, in a state of its own."""
     base = replace(config, invoice_prefix=f"INV_{i:07d}", credit_memo_prefix=f"CM_{i:07d}")
     customer = CustomerAccount(f"cus_{i:07d}", f"Customer {i}", "le_us", "USD", "US")

@@ -189,7 +189,7 @@ def _measure(url: str, n: int, months: int, repeat: int, states_max: int,
             int(x.recognised.amount * 100) for x in found)
         figures["waterfall"], fall = _timed(lambda: service.revenue_by_month(
             ENTITY, date(2026, 1, 1), add_months(date(2026, 1, 1), months + 12)), repeat)
-        figures["journal"], _entry = _timed(lambda: service.period_journal(ENTITY, JUNE),
+        figures["journal"], _entry = _timed(lambda: service.period_journals(ENTITY, JUNE),
                                             repeat)
         if n <= states_max:
             def from_states() -> object:

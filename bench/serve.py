@@ -96,6 +96,13 @@ def payment(i: int, run: str) -> bytes:
     }).encode()
 
 
+def _pipeline_process_flag(pipeline_process: bool | None) -> list[str]:
+    """`serve`'s flag for where its pipeline runs (None: `serve`'s default)."""
+    if pipeline_process is None:
+        return []
+    return ["--pipeline-process" if pipeline_process else "--pipeline-in-process"]
+
+
 def write_config(directory: Path, url: str) -> Path:
     """The packaged configuration on `url`, with the billing source's rate limit above the
     offered load (the limit is what is measured, not the rate limiter), and every OS login
@@ -275,8 +282,7 @@ def start_server(config: Path, port: int, workers: int, interval_s: float,
     command = [sys.executable, *program, "serve",
                "--config", str(config), "--port", str(port), "--workers", str(workers),
                "--interval-s", str(interval_s), "--pipeline" if pipeline else "--no-pipeline",
-               *({True: ["--pipeline-process"], False: ["--pipeline-in-process"]}
-                 .get(pipeline_process, []))]
+               *_pipeline_process_flag(pipeline_process)]
     server = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                               start_new_session=True)
     deadline = time.monotonic() + 60
