@@ -175,7 +175,7 @@ def test_dev_test_still_runs_in_the_project(empty_dir: Path,
 
     monkeypatch.setattr(dev.subprocess, "run", record)
     assert dev.main(["test", "-k", "nothing"]) == 0
-    assert calls == [("ruff", ROOT), ("mypy", ROOT), ("pytest", ROOT)]
+    assert calls == [("ruff", ROOT), ("mypy", ROOT), ("mypy", ROOT), ("pytest", ROOT)]
     assert dev.main(["demo", "--json"]) == 0
     assert calls[-1] == ("finsync", None)  # the demo needs no folder of its own
 
