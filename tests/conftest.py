@@ -221,6 +221,23 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_db_url(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> str:
+    """`db_url` once per module and backend, for a module whose tests only read what one
+    expensive setup wrote (pytest runs a module's tests of one backend together, and an
+    xdist worker runs a module's tests one after another, so no other test empties the
+    PostgreSQL database in between)."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path_factory.mktemp("module-db") / "finsync.db"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("pg_database")
+    empty_postgres(url)
+    return url
+
+
 _EMPTYING: dict[str, tuple[Engine, bool]] = {}  # per test database: engine, superuser?
 
 
