@@ -298,9 +298,10 @@ def engine(db_url: str) -> Iterator[Engine]:
 # -- pytest-xdist -------------------------------------------------------------------------
 
 # Files whose tests use the session's Tryton template (tests/external/tryton_fixtures.py):
-# one work unit, so one worker builds the template (a minute) and the others never wait for
-# it. A file missing here would build a template of its own on another worker: collection
-# refuses it (`pytest_collection_modifyitems`).
+# one work unit, so one worker builds the template (seconds from the cached activated
+# modules, a minute or more without them) and the others never wait for it. A file missing
+# here would build a template of its own on another worker: collection refuses it
+# (`pytest_collection_modifyitems`).
 TRYTON_FILES = frozenset({
     "tests/contract/test_tryton_ledger_port.py",
     "tests/contract/test_tryton_party_port.py",
