@@ -221,6 +221,23 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_db_url(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> str:
+    """`db_url` once per module and backend, for a module whose tests only read what one
+    expensive setup wrote (pytest runs a module's tests of one backend together, and an
+    xdist worker runs a module's tests one after another, so no other test empties the
+    PostgreSQL database in between)."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path_factory.mktemp("module-db") / "finsync.db"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("pg_database")
+    empty_postgres(url)
+    return url
+
+
 _EMPTYING: dict[str, tuple[Engine, bool]] = {}  # per test database: engine, superuser?
 
 
@@ -281,9 +298,10 @@ def engine(db_url: str) -> Iterator[Engine]:
 # -- pytest-xdist -------------------------------------------------------------------------
 
 # Files whose tests use the session's Tryton template (tests/external/tryton_fixtures.py):
-# one work unit, so one worker builds the template (a minute) and the others never wait for
-# it. A file missing here would build a template of its own on another worker: collection
-# refuses it (`pytest_collection_modifyitems`).
+# one work unit, so one worker builds the template (seconds from the cached activated
+# modules, a minute or more without them) and the others never wait for it. A file missing
+# here would build a template of its own on another worker: collection refuses it
+# (`pytest_collection_modifyitems`).
 TRYTON_FILES = frozenset({
     "tests/contract/test_tryton_ledger_port.py",
     "tests/contract/test_tryton_party_port.py",

@@ -7,6 +7,11 @@ finsync never imports it).
   (modules activated, then `finsync tryton bootstrap` through a short-lived server), and
   each test gets a clone of it (`CREATE DATABASE … TEMPLATE`, well under a second). The
   server that serves the clones never opens the template, else cloning would be refused.
+- The module activation (`trytond-admin`, 40 s on a quiet 2-core machine, 90-180 s in a
+  whole-suite run) depends on nothing but the pinned packages, so its result is kept
+  across sessions as the database `fs_tryton_base_<hash>`, like the virtualenv: a session
+  copies it and bootstraps the copy (a few seconds). The bootstrap, which is finsync's
+  code, still runs in every session. Drop that database to make it again.
 - `FINSYNC_TRYTON_TEMPLATE=<db>` reuses a template made by an earlier session (kept, not
   dropped): for iterating on one test, never in CI.
 - A database is loaded (`GET /<db>/r/x`) before the first login: a failed login to an
@@ -51,9 +56,14 @@ class TrytonUnavailableError(RuntimeError):
     """Tryton cannot run here (no PostgreSQL, install failed, server did not start)."""
 
 
+def _pinned_digest() -> str:
+    """What the cached virtualenv and activated database are made from."""
+    return hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]
+
+
 def tryton_venv() -> Path:
     """The cached virtualenv holding trytond, built on first use (hashes checked)."""
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]
+    digest = _pinned_digest()
     home = CACHE / f"tryton-{digest}"
     ready = home / ".ready"
     if ready.exists():
@@ -128,6 +138,15 @@ class Postgres:
     def drop(self, name: str) -> None:
         with self._admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+    def exists(self, name: str) -> bool:
+        with self._admin() as conn:
+            row = conn.execute(b"SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            return row.fetchone() is not None
+
+    def rename(self, name: str, new_name: str) -> None:
+        with self._admin() as conn:
+            conn.execute(f'ALTER DATABASE "{name}" RENAME TO "{new_name}"'.encode())
 
 
 @dataclass
@@ -251,6 +270,27 @@ class TrytonSite:
                 self.postgres.drop(name)
 
 
+def activated_database(postgres: Postgres, home: Path, workdir: Path) -> str:
+    """The name of a database with finsync's modules activated and nothing else, kept
+    across sessions (see the module's docstring); made here if missing.
+
+    Sessions at once (other checkouts share the PostgreSQL server) each build under a name
+    of their own, and the first to rename it under the shared name wins: a half-built
+    database never carries that name, since trytond-admin must succeed first."""
+    name = f"fs_tryton_base_{_pinned_digest()}"
+    if postgres.exists(name):
+        return name
+    building = f"{name}_{uuid.uuid4().hex[:8]}"
+    postgres.create(building)
+    try:
+        TrytonServer(home, postgres, workdir).admin(building)
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+            postgres.rename(building, name)
+    finally:
+        postgres.drop(building)  # left only when another session renamed its own first
+    return name
+
+
 @contextlib.contextmanager
 def tryton_site(workdir: Path, bootstrap: Callable[[str, str], object],
                 postgres: Postgres | None = None) -> Iterator[TrytonSite]:
@@ -267,8 +307,7 @@ def tryton_site(workdir: Path, bootstrap: Callable[[str, str], object],
     try:
         if not prebuilt:
             postgres.drop(template)
-            postgres.create(template)
-            setup.admin(template)
+            postgres.create(template, template=activated_database(postgres, home, workdir))
             setup.start()
             setup.load(template)
             bootstrap(setup.url, template)

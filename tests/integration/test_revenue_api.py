@@ -39,25 +39,28 @@ def _cli(args: list[str], code: int = 0) -> Any:
     return json.loads(result.stdout)
 
 
-@pytest.fixture
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-           db_url: str) -> Iterator[tuple[TestClient, Services]]:
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory,
+           module_db_url: str) -> Iterator[tuple[TestClient, Services]]:
     """The reference workflow through the hub, and the API over the same books, read by a
-    `finance:read` token."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("FINSYNC_DATABASE_URL", db_url)
-    _cli(["init"])
-    _cli(["ingest", str(EXAMPLE)])
-    run_settled(_cli)
-    config = load_config(tmp_path / "finsync.toml")
-    finance = build_finance(config)
-    services = build_services(config, finance)
-    app = create_app(finance.hub, services=services)
-    try:
-        with authkit.client(app, finance.hub.engine, [FINANCE_READ]) as client:
-            yield client, services
-    finally:
-        finance.hub.engine.dispose()
+    `finance:read` token. Once per backend: every test here only reads these books (the
+    workflow took some 4 s a test, 60 s a run, for the same books each time)."""
+    folder = tmp_path_factory.mktemp("revenue-api")
+    with pytest.MonkeyPatch.context() as env:
+        env.chdir(folder)
+        env.setenv("FINSYNC_DATABASE_URL", module_db_url)
+        _cli(["init"])
+        _cli(["ingest", str(EXAMPLE)])
+        run_settled(_cli)
+        config = load_config(folder / "finsync.toml")
+        finance = build_finance(config)
+        services = build_services(config, finance)
+        app = create_app(finance.hub, services=services)
+        try:
+            with authkit.client(app, finance.hub.engine, [FINANCE_READ]) as client:
+                yield client, services
+        finally:
+            finance.hub.engine.dispose()
 
 
 def _get(client: TestClient, url: str, status: int = 200) -> Any:
