@@ -8,7 +8,8 @@ finsync never imports it).
   each test gets a clone of it (`CREATE DATABASE … TEMPLATE`, well under a second). The
   server that serves the clones never opens the template, else cloning would be refused.
 - The module activation (`trytond-admin`, 40 s on a quiet 2-core machine, 90-180 s in a
-  whole-suite run) depends on nothing but the pinned packages, so its result is kept
+  whole-suite run) depends on nothing but the pinned packages and what it is asked (the
+  modules, the admin's password: the database's name holds their hash), so its result is kept
   across sessions as the database `fs_tryton_base_<hash>`, like the virtualenv: a session
   copies it and bootstraps the copy (a few seconds). The bootstrap, which is finsync's
   code, still runs in every session. Drop that database to make it again.
@@ -59,6 +60,13 @@ class TrytonUnavailableError(RuntimeError):
 def _pinned_digest() -> str:
     """What the cached virtualenv and activated database are made from."""
     return hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]
+
+
+def _activation_digest() -> str:
+    """What the kept activated database is made from: the pinned packages, and what
+    `TrytonServer.admin` asks of them (the modules, the admin's password)."""
+    made_of = (REQUIREMENTS.read_bytes() + repr((MODULES, ADMIN_PASSWORD)).encode())
+    return hashlib.sha256(made_of).hexdigest()[:16]
 
 
 def tryton_venv() -> Path:
@@ -277,7 +285,7 @@ def activated_database(postgres: Postgres, home: Path, workdir: Path) -> str:
     Sessions at once (other checkouts share the PostgreSQL server) each build under a name
     of their own, and the first to rename it under the shared name wins: a half-built
     database never carries that name, since trytond-admin must succeed first."""
-    name = f"fs_tryton_base_{_pinned_digest()}"
+    name = f"fs_tryton_base_{_activation_digest()}"
     if postgres.exists(name):
         return name
     building = f"{name}_{uuid.uuid4().hex[:8]}"
