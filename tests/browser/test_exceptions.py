@@ -22,9 +22,19 @@ from finsync.config import load_config
 from finsync.demo.run import CONSOLE_ROLES
 from finsync.storage.raw_log import RawIn
 from tests import authkit
-from tests.browserkit import RENDER_TIMEOUT_MS, Site, cli_json, logged_in, open_page, shot
+from tests.browserkit import (
+    JOB_TIMEOUT_MS,
+    RENDER_TIMEOUT_MS,
+    Site,
+    cli_json,
+    logged_in,
+    open_page,
+    shot,
+)
 
-WAIT_S = 15.0
+# The served pipeline's work (an event mapped, an exception resolved), waited for as long
+# as a loaded machine needs: each wait ends as soon as it is done.
+WAIT_S = 60.0
 Late = Callable[[str, str], int]
 
 
@@ -167,7 +177,7 @@ def test_a_bulk_replay_shows_its_progress(browser: Any, site: Site, late: Late) 
     open_page(page, "exceptions?class=closed_period")
     _submit(page.locator("[data-testid=replay] form.action"),
             "the ERP period question is settled")
-    page.wait_for_selector(".job[data-finished=done]", timeout=RENDER_TIMEOUT_MS)
+    page.wait_for_selector(".job[data-finished=done]", timeout=JOB_TIMEOUT_MS)
     assert "replayed" in page.inner_text("[data-testid=replay-result]")
     # Below the threshold the clerk resolves it alone.
     _detail(page, exception_id)

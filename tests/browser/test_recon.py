@@ -11,7 +11,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.browserkit import RENDER_TIMEOUT_MS, Site, cli_json, logged_in, open_page, shot
+from tests.browserkit import (
+    JOB_TIMEOUT_MS,
+    RENDER_TIMEOUT_MS,
+    Site,
+    cli_json,
+    logged_in,
+    open_page,
+    shot,
+)
 
 YEAR_END = "2026-12-31"
 # The demo's payment dated in closed March, re-routed to April: as of March 31 its invoice
@@ -80,7 +88,7 @@ def test_run_reconciliation_shows_its_progress(browser: Any, site: Site, shots: 
     page = logged_in(browser, site, "ar.clerk")
     _show(page, YEAR_END)
     page.click("[data-testid=recon-run] button[type=submit]")
-    page.wait_for_selector("[data-testid=recon-run-result]", timeout=RENDER_TIMEOUT_MS)
+    page.wait_for_selector("[data-testid=recon-run-result]", timeout=JOB_TIMEOUT_MS)
     assert page.get_attribute(".job", "data-finished") == "done"
     assert "0 unexplained" in page.inner_text("[data-testid=recon-run-result]")
     assert ("ar.clerk", YEAR_END) in _runs_audited(site)
