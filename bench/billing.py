@@ -57,7 +57,6 @@ from finsync.systems.billing.payment import PayInvoice
 from finsync.systems.billing.service import BillingService
 from finsync.systems.billing.state import BillingConfig, BillingState, Numbering
 from finsync.systems.billing.subscription import CreateSubscription
-from finsync.systems.tax.migrate import upgrade as upgrade_tax
 
 START, END, NOW = date(2026, 1, 1), date(2027, 1, 1), datetime(2026, 1, 20, tzinfo=UTC)
 BATCH = 5_000
@@ -221,10 +220,9 @@ def counts(engine: Engine) -> dict[str, int]:
 
 def billing_of(engine: Engine, url: str, workdir: Path) -> BillingService:
     """Billing as `finsync` builds it from the packaged configuration: its catalogue, and
-    the embedded tax engine on the same database quoting every invoice."""
+    the embedded tax engine on the same database (made there) quoting every invoice."""
     data = tomllib.loads(DEFAULT_CONFIG.read_text())
     data["hub"]["database_url"] = url
-    upgrade_tax(engine)  # billing reads the tax engine without taking the write lock
     return build_billing_service(parse_config(data, workdir), engine, lambda: NOW)
 
 
