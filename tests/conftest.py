@@ -211,14 +211,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database on each backend."""
-    if request.param == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "finsync.db"
-        shutil.copyfile(template, path)
-        return f"sqlite:///{path}"
-    url: str = request.getfixturevalue("pg_database")
-    empty_postgres(url)
-    return url
+    return _empty_database(request, tmp_path)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -228,9 +221,15 @@ def module_db_url(request: pytest.FixtureRequest,
     expensive setup wrote (pytest runs a module's tests of one backend together, and an
     xdist worker runs a module's tests one after another, so no other test empties the
     PostgreSQL database in between)."""
+    return _empty_database(request, tmp_path_factory.mktemp("module-db"))
+
+
+def _empty_database(request: pytest.FixtureRequest, folder: Path) -> str:
+    """A migrated, empty database of the backend `request.param`: SQLite, a copy of the
+    session's template in `folder`; PostgreSQL, the worker's database emptied."""
     if request.param == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path_factory.mktemp("module-db") / "finsync.db"
+        path = folder / "finsync.db"
         shutil.copyfile(template, path)
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("pg_database")
