@@ -51,8 +51,14 @@ class Company:
 @pytest.fixture
 def company(db_url: str, tmp_path: Path) -> Iterator[Company]:
     """A small generated company, every delivery made once."""
+    yield from _generated(db_url, tmp_path, {})
+
+
+def _generated(db_url: str, tmp_path: Path, delivery: dict[str, Any]) -> Iterator[Company]:
+    """The small company, with `delivery` set in its configuration's `[delivery]`."""
     data = tomllib.loads(DEFAULT_CONFIG.read_text())
     data["hub"]["database_url"] = db_url
+    data["delivery"].update(delivery)
     config = parse_config(data, tmp_path)
     generate(config, Request(customers=4, months=2, seed=3))
     finance = build_finance(config)
@@ -137,14 +143,7 @@ def _claim_limits(worker: DeliveryWorker, monkeypatch: pytest.MonkeyPatch) -> li
 @pytest.fixture
 def small_batches(db_url: str, tmp_path: Path) -> Iterator[Company]:
     """The small company, delivered in batches of 3."""
-    data = tomllib.loads(DEFAULT_CONFIG.read_text())
-    data["hub"]["database_url"] = db_url
-    data["delivery"]["batch_size"] = 3
-    config = parse_config(data, tmp_path)
-    generate(config, Request(customers=4, months=2, seed=3))
-    finance = build_finance(config)
-    yield Company(config, finance)
-    finance.dispose()
+    yield from _generated(db_url, tmp_path, {"batch_size": 3})
 
 
 def test_rounds_that_need_no_call_claim_more_each_time(
